@@ -1,0 +1,59 @@
+package io.github.optjava.checkpoint;
+
+/**
+ * IEEE 754 binary16 conversion. Written here because Java 17 has no Float.float16ToFloat (added in 20);
+ * exact for every input, including subnormals, infinities and NaN.
+ */
+public final class Half {
+  private Half() {}
+
+  /** Widens the binary16 value in the low 16 bits of {@code h} to float. */
+  public static float toFloat(short h) {
+    int bits = h & 0xffff;
+    int sign = (bits & 0x8000) << 16;
+    int exp = (bits >>> 10) & 0x1f;
+    int mant = bits & 0x3ff;
+    if (exp == 0x1f) { // inf or NaN
+      return Float.intBitsToFloat(sign | 0x7f800000 | (mant << 13));
+    }
+    if (exp == 0) {
+      if (mant == 0) {
+        return Float.intBitsToFloat(sign);
+      }
+      // subnormal: value = mant × 2^-24
+      float v = mant * 0x1p-24f;
+      return sign != 0 ? -v : v;
+    }
+    return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
+  }
+
+  /** Rounds a float to the nearest binary16 (ties to even), as PyTorch's {@code .half()} does. */
+  public static short fromFloat(float f) {
+    int bits = Float.floatToRawIntBits(f);
+    int sign = (bits >>> 16) & 0x8000;
+    int abs = bits & 0x7fffffff;
+    if (abs >= 0x7f800000) { // inf or NaN
+      return (short) (sign | 0x7c00 | (abs > 0x7f800000 ? 0x200 : 0));
+    }
+    if (abs >= 0x477ff000) { // rounds to >= 65520: overflow to inf
+      return (short) (sign | 0x7c00);
+    }
+    if (abs < 0x38800000) { // below the smallest normal half (2^-14): subnormal or zero
+      float a = Float.intBitsToFloat(abs);
+      int m = Math.round(a * 0x1p24f); // Math.round is half-up; fix ties to even below
+      float exact = a * 0x1p24f;
+      if (exact - Math.floor(exact) == 0.5 && (m & 1) == 1) {
+        m--;
+      }
+      return (short) (sign | m);
+    }
+    int exp = ((abs >>> 23) - 112) << 10;
+    int mant = abs & 0x7fffff;
+    int half = exp | (mant >>> 13);
+    int rest = mant & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (half & 1) == 1)) {
+      half++;
+    }
+    return (short) (sign | half);
+  }
+}

@@ -1,0 +1,40 @@
+package io.github.optjava.checkpoint;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+
+import org.junit.jupiter.api.Test;
+
+class HalfTest {
+
+  @Test
+  void knownValues() {
+    assertEquals(1.0f, Half.toFloat((short) 0x3c00));
+    assertEquals(-2.0f, Half.toFloat((short) 0xc000));
+    assertEquals(65504.0f, Half.toFloat((short) 0x7bff));
+    assertEquals(0x1p-24f, Half.toFloat((short) 0x0001)); // smallest subnormal
+    assertEquals(Float.POSITIVE_INFINITY, Half.toFloat((short) 0x7c00));
+    assertEquals(true, Float.isNaN(Half.toFloat((short) 0x7e00)));
+    assertEquals(-0.0f, Half.toFloat((short) 0x8000));
+  }
+
+  @Test
+  void everyHalfRoundTripsThroughFloat() {
+    for (int h = 0; h < 0x10000; h++) {
+      float f = Half.toFloat((short) h);
+      if (Float.isNaN(f)) {
+        continue;
+      }
+      assertEquals(h, Half.fromFloat(f) & 0xffff, "half 0x" + Integer.toHexString(h));
+    }
+  }
+
+  @Test
+  void roundsToNearestEven() {
+    // 1 + 2^-11 lies halfway between 1 (0x3c00, even) and 1 + 2^-10 (0x3c01): ties go to even.
+    assertEquals(0x3c00, Half.fromFloat(1f + 0x1p-11f) & 0xffff);
+    // 1 + 3 × 2^-11 lies halfway between 0x3c01 (odd) and 0x3c02 (even).
+    assertEquals(0x3c02, Half.fromFloat(1f + 3 * 0x1p-11f) & 0xffff);
+    assertEquals(0x7c00, Half.fromFloat(65520f) & 0xffff); // overflow rounds to inf
+    assertEquals(0x7bff, Half.fromFloat(65519f) & 0xffff);
+  }
+}
