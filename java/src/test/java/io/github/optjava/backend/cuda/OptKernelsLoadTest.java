@@ -1,0 +1,47 @@
+package io.github.optjava.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The whole native pipeline on a machine without a GPU: header → kernel library → JavaCPP JNI glue →
+ * Java class, loaded for real. Needs only the CUDA runtime library (libcudart.so.13, from the toolkit
+ * or a pip package), which the build machine has because nvcc is installed.
+ */
+class OptKernelsLoadTest {
+
+  @Test
+  void libraryLoadsAndReportsItsBuild() {
+    assertEquals("0.1.0", OptKernels.opt_kernels_version().getString());
+    String archs = OptKernels.opt_kernels_archs().getString();
+    assertTrue(archs.matches("\\d+(,\\d+)*"), archs);
+    for (String a : archs.split(",")) {
+      assertTrue(Integer.parseInt(a) >= 80, "compiled for sm_" + a + ", below Ampere");
+    }
+  }
+
+  @Test
+  void launchWithoutDriverReturnsAnErrorStatusInsteadOfCrashing() {
+    assumeFalse(CudaProbe.probe().usable(), "a GPU is present: GpuEmbeddingTest covers this host");
+    // Bogus device pointers are never dereferenced: the launch fails at runtime initialisation.
+    try (FloatPointer out = new FloatPointer(4); FloatPointer table = new FloatPointer(4);
+        IntPointer ids = new IntPointer(1)) {
+      int status = OptKernels.opt_embedding_f32(out, table, ids, 1, 4, 1, null);
+      // 35 = cudaErrorInsufficientDriver (no libcuda), 100 = cudaErrorNoDevice (driver, no device).
+      assertNotEquals(0, status);
+      assertTrue(status == 35 || status == 100 || status == 34, "status " + status);
+    }
+  }
+
+  @Test
+  void invalidSizesAreRejectedBeforeAnyLaunch() {
+    assertEquals(1, OptKernels.opt_embedding_f32(null, null, null, -1, 4, 1, null)); // cudaErrorInvalidValue
+    assertEquals(0, OptKernels.opt_embedding_f32(null, null, null, 0, 4, 1, null)); // nothing to do
+  }
+}
