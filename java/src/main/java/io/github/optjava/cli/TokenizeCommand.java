@@ -1,0 +1,92 @@
+package io.github.optjava.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.io.BufferedInputStream;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.StandardCharsets;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+
+/**
+ * {@code opt tokenize --model MODEL}: JSON Lines {@code {"text": "..."}} on stdin, one
+ * {@code {"ids": [...]}} line per input line on stdout, in order (ids without special tokens). A bad
+ * line gets {@code {"error": "..."}} and processing goes on; the exit status is 1 if any line failed.
+ */
+@Command(name = "tokenize", description = {
+    "Tokenize JSON Lines from stdin: {\"text\": \"...\"} -> {\"ids\": [...]} (no special tokens).",
+    "A malformed line yields {\"error\": \"...\"}; the exit status is non-zero if any line failed."})
+final class TokenizeCommand implements Callable<Integer> {
+
+  @Mixin
+  ModelOption model;
+
+  private static final ObjectMapper JSON =
+      new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+  @Override
+  public Integer call() throws IOException {
+    OptTokenizer tokenizer = OptTokenizer.load(model.resolve());
+    PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false, StandardCharsets.UTF_8);
+    JsonLines lines = new JsonLines(new BufferedInputStream(System.in));
+    int failed = 0;
+    long lineNo = 0;
+    byte[] line;
+    while ((line = lines.next()) != null) {
+      lineNo++;
+      ObjectNode result = JSON.createObjectNode();
+      try {
+        int[] ids = tokenizer.encode(textOf(line));
+        ArrayNode arr = result.putArray("ids");
+        for (int id : ids) {
+          arr.add(id);
+        }
+      } catch (IllegalArgumentException e) {
+        failed++;
+        result.removeAll();
+        result.put("error", "line " + lineNo + ": " + e.getMessage());
+      }
+      out.println(JSON.writeValueAsString(result));
+      out.flush(); // one answer per line as soon as it is known: pipelines may wait for it
+    }
+    out.flush();
+    return failed == 0 ? 0 : 1;
+  }
+
+  /** The "text" string of one input line; IllegalArgumentException says what is wrong with it. */
+  private static String textOf(byte[] line) {
+    String s;
+    try {
+      s = JsonLines.decodeUtf8(line);
+    } catch (CharacterCodingException e) {
+      throw new IllegalArgumentException("not valid UTF-8");
+    }
+    if (s.isBlank()) {
+      throw new IllegalArgumentException("empty line: expected a JSON object {\"text\": \"...\"}");
+    }
+    JsonNode node;
+    try {
+      node = JSON.readTree(s);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage());
+    }
+    if (node == null || !node.isObject()) {
+      throw new IllegalArgumentException("expected a JSON object {\"text\": \"...\"}");
+    }
+    JsonNode text = node.get("text");
+    if (text == null || !text.isTextual()) {
+      throw new IllegalArgumentException("missing string field \"text\"");
+    }
+    return text.asText();
+  }
+}
