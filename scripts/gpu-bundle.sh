@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Builds target/gpu-bundle/: everything scripts/device-check.sh needs on a GPU host that has no
+# internet, no Maven and perhaps no JDK. Carry it to the device with the `carry` argument.
+#   lib/        the library jar and its runtime dependencies (plain, not shaded: the tests are compiled
+#               against the unrelocated Jackson)
+#   tests.jar   the test classes and fixtures
+#   junit.jar   the JUnit console launcher
+#   jre.tgz     a jlink-built Java 17 runtime (used only when the host has no Java 17+)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=target/gpu-bundle
+rm -rf "$out"
+mkdir -p "$out/lib"
+
+mvn -B -q -DskipTests ${OPT_MVN_ARGS:-} package
+version="$(sed -n 's:^  <version>\(.*\)</version>:\1:p' pom.xml | head -1)"
+cp "target/opt-java-$version.jar" "$out/lib/"
+cp "target/opt-java-$version-tests.jar" "$out/tests.jar"
+mvn -B -q dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/lib"
+mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.13.4 \
+    -DoutputDirectory="$out" -Dmdep.stripVersion=true
+mv "$out/junit-platform-console-standalone.jar" "$out/junit.jar"
+
+# A Java runtime: modules of the library (jdeps) plus what the JUnit console needs (logging, xml, sql, zipfs).
+jdk="${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")}"
+rm -rf target/gpu-jre
+"$jdk/bin/jlink" --add-modules java.base,java.management,jdk.unsupported,java.logging,java.xml,java.sql,jdk.zipfs,java.net.http,jdk.httpserver \
+  --strip-debug --no-header-files --no-man-pages --output target/gpu-jre
+tar -C target -czf "$out/jre.tgz" gpu-jre
+du -sh "$out" "$out"/*
