@@ -4,12 +4,16 @@ import io.github.optjava.tokenizer.OptTokenizer;
 import io.github.optjava.tokenizer.TokenizerBenchmark;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code opt bench-tokenizer --model MODEL}: tokenizer throughput on English text (a benchmark, not a test). */
 @Command(name = "bench-tokenizer", description = "Measure tokenizer throughput (MB/s, tokens/s) on English text.")
 final class BenchTokenizerCommand implements Callable<Integer> {
+
+  @ParentCommand
+  Main parent;
 
   @Mixin
   ModelOption model;
@@ -27,7 +31,7 @@ final class BenchTokenizerCommand implements Callable<Integer> {
     }
     OptTokenizer tokenizer = OptTokenizer.load(model.resolve());
     String text = TokenizerBenchmark.sampleEnglishText(megabytes << 20);
-    System.out.println(TokenizerBenchmark.run(tokenizer, text, 2, iterations));
+    parent.out.println(TokenizerBenchmark.run(tokenizer, text, 2, iterations));
     return 0;
   }
 }

@@ -10,15 +10,13 @@ import io.github.optjava.checkpoint.Checkpoints;
 import io.github.optjava.checkpoint.TensorInfo;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptWeights;
-import java.io.FileDescriptor;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Mixin;
 
 /**
@@ -31,6 +29,9 @@ import picocli.CommandLine.Mixin;
 @Command(name = "inspect", description = {
     "Validate a checkpoint completely (without running it) and print its format, config and tensors as JSON."})
 final class InspectCommand implements Callable<Integer> {
+
+  @ParentCommand
+  Main parent;
 
   @Mixin
   ModelOption model;
@@ -60,7 +61,7 @@ final class InspectCommand implements Callable<Integer> {
     } catch (java.io.UncheckedIOException e) {
       throw new CheckpointException("reading " + dir + " failed: " + e.getMessage(), e);
     }
-    PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false, StandardCharsets.UTF_8);
+    PrintStream out = parent.out;
     out.println(json.writerWithDefaultPrettyPrinter().writeValueAsString(result));
     out.flush();
     return 0;

@@ -1,7 +1,13 @@
 package io.github.optjava.cli;
 
 import io.github.optjava.checkpoint.CheckpointException;
+import java.io.FileDescriptor;
+import java.io.FileOutputStream;
+import java.io.InputStream;
+import java.io.OutputStreamWriter;
+import java.io.PrintStream;
 import java.io.PrintWriter;
+import java.nio.charset.StandardCharsets;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -23,21 +29,31 @@ public final class Main {
       description = "Print stack traces of errors.")
   boolean debug;
 
+  /** Standard streams of this run; UTF-8 whatever the platform's locale says. */
+  InputStream in;
+  PrintStream out;
+
   public static void main(String[] args) {
-    System.exit(run(args));
+    PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+    PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true, StandardCharsets.UTF_8);
+    System.exit(run(System.in, out, err, args));
   }
 
-  /** Runs the CLI and returns its exit status (for tests: no System.exit). */
-  public static int run(String... args) {
+  /** Runs the CLI on the given streams and returns its exit status (tests call this: no System.exit). */
+  public static int run(InputStream in, PrintStream out, PrintStream err, String... args) {
     Main main = new Main();
+    main.in = in;
+    main.out = out;
     CommandLine cl = new CommandLine(main);
+    cl.setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true));
+    cl.setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true));
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
-      PrintWriter err = cmd.getErr();
-      err.println("opt: error: " + describe(e));
+      PrintWriter w = cmd.getErr();
+      w.println("opt: error: " + describe(e));
       if (main.debug) {
-        e.printStackTrace(err);
+        e.printStackTrace(w);
       }
-      err.flush();
+      w.flush();
       return 1;
     });
     return cl.execute(args);

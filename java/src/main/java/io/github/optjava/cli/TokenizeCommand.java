@@ -8,14 +8,12 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.io.BufferedInputStream;
-import java.io.FileDescriptor;
-import java.io.FileOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.charset.CharacterCodingException;
-import java.nio.charset.StandardCharsets;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.ParentCommand;
 import picocli.CommandLine.Mixin;
 
 /**
@@ -28,6 +26,9 @@ import picocli.CommandLine.Mixin;
     "A malformed line yields {\"error\": \"...\"}; the exit status is non-zero if any line failed."})
 final class TokenizeCommand implements Callable<Integer> {
 
+  @ParentCommand
+  Main parent;
+
   @Mixin
   ModelOption model;
 
@@ -37,8 +38,8 @@ final class TokenizeCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     OptTokenizer tokenizer = OptTokenizer.load(model.resolve());
-    PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), false, StandardCharsets.UTF_8);
-    JsonLines lines = new JsonLines(new BufferedInputStream(System.in));
+    PrintStream out = parent.out;
+    JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
     int failed = 0;
     long lineNo = 0;
     byte[] line;
