@@ -1,0 +1,124 @@
+package io.github.optjava.checkpoint;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The inert Java values {@link PickleReader} builds for Python containers. Scalars are plain Java values:
+ * {@code str} → {@link String}, {@code int} → {@link Long}, {@code bool} → {@link Boolean}, {@code float} →
+ * {@link Double}, {@code None} → {@code null}.
+ *
+ * <p>These classes use identity equality and never recurse into their elements (no structural
+ * {@code equals}, {@code hashCode} or {@code toString}): a hostile pickle can build cyclic or very deeply
+ * nested structures, and walking them would overflow the stack.
+ */
+final class PickleValue {
+  private PickleValue() {}
+
+  /** A Python tuple: immutable. */
+  static final class Tuple {
+    static final Tuple EMPTY = new Tuple(List.of());
+
+    private final List<Object> items;
+
+    Tuple(List<Object> items) {
+      this.items = items;
+    }
+
+    int size() {
+      return items.size();
+    }
+
+    Object get(int i) {
+      return items.get(i);
+    }
+  }
+
+  /** A Python list: only APPEND and APPENDS modify it. */
+  static final class PyList {
+    private final List<Object> items = new ArrayList<>();
+
+    void add(Object item) {
+      items.add(item);
+    }
+
+    int size() {
+      return items.size();
+    }
+  }
+
+  /** A Python dict or collections.OrderedDict (both keep insertion order here). */
+  static final class Dict {
+    private final boolean ordered;
+    private final Map<Object, Object> map = new LinkedHashMap<>();
+
+    Dict(boolean ordered) {
+      this.ordered = ordered;
+    }
+
+    boolean ordered() {
+      return ordered;
+    }
+
+    /**
+     * Sets one item. Keys are limited to scalars, whose hashing cannot recurse; state dicts only use strings.
+     */
+    void put(Object key, Object value) {
+      if (key != null && !(key instanceof String) && !(key instanceof Long) && !(key instanceof Boolean)
+          && !(key instanceof Double)) {
+        throw new CheckpointException("a dict key is a " + describe(key)
+            + "; only str, int, float, bool or None keys are accepted");
+      }
+      map.put(key, value);
+    }
+
+    int size() {
+      return map.size();
+    }
+
+    /** The items in insertion order (read-only). */
+    Map<Object, Object> items() {
+      return Collections.unmodifiableMap(map);
+    }
+  }
+
+  /**
+   * A string from the file made safe for a message: quoted, cut to 100 characters, control characters
+   * (which could forge log lines) replaced.
+   */
+  static String quote(String s) {
+    String head = s.length() > 100 ? s.substring(0, 100) + "…" : s;
+    return "'" + head.replaceAll("\\p{Cntrl}", "?") + "'";
+  }
+
+  /** A short, non-recursive description of a value's type for error messages. */
+  static String describe(Object v) {
+    if (v == null) {
+      return "None";
+    } else if (v instanceof String s) {
+      return "str " + quote(s);
+    } else if (v instanceof Long) {
+      return "int";
+    } else if (v instanceof Boolean) {
+      return "bool";
+    } else if (v instanceof Double) {
+      return "float";
+    } else if (v instanceof Tuple t) {
+      return "tuple of " + t.size();
+    } else if (v instanceof PyList) {
+      return "list";
+    } else if (v instanceof Dict d) {
+      return d.ordered() ? "OrderedDict" : "dict";
+    } else if (v instanceof PickleGlobal g) {
+      return g.qualifiedName();
+    } else if (v instanceof PytorchStorage s) {
+      return "storage '" + s.key() + "'";
+    } else if (v instanceof PytorchTensorRef) {
+      return "tensor";
+    }
+    return v.getClass().getSimpleName();
+  }
+}
