@@ -66,7 +66,9 @@ public final class Checkpoints {
     for (Candidate c : CANDIDATES) {
       names.append(names.length() == 0 ? "" : ", ").append(c.fileName());
     }
-    String hint = Files.exists(modelDir.resolve("tf_model.h5")) || Files.exists(modelDir.resolve("flax_model.msgpack"))
+    boolean otherFramework =
+        Files.exists(modelDir.resolve("tf_model.h5")) || Files.exists(modelDir.resolve("flax_model.msgpack"));
+    String hint = otherFramework
         ? " (TensorFlow and Flax weights are not supported: convert them to safetensors)"
         : " (an interrupted download leaves only config and tokenizer files: download again)";
     throw new CheckpointException("model directory " + modelDir + " has no weights: looked for " + names + hint);
