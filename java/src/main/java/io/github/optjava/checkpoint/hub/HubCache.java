@@ -166,7 +166,7 @@ final class HubCache {
     }
   }
 
-  private boolean trySymlink(Path pointer, Path blob) throws IOException {
+  private boolean trySymlink(Path pointer, Path blob) {
     Path relative = pointer.getParent().relativize(blob);
     try {
       Files.createSymbolicLink(pointer, relative);
