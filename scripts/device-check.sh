@@ -81,15 +81,20 @@ if command -v nm >/dev/null 2>&1 && [ -d "$bundle/lib" ]; then
 fi
 
 # 4. The JUnit suite with a GPU required: GPU tests fail instead of skipping when CUDA is not usable.
-cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar"
+# The fixtures come from the working tree; re-create the vocab/merges links if the copy dropped them.
+fx=java/src/test/resources/fixtures
+for m in "$fx"/models/*/; do
+  for f in vocab.json merges.txt; do [ -s "$m$f" ] || cp "$fx/tokenizer/$f" "$m$f"; done
+done
+cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
 timeout 300 "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
   --exclude-classname '.*IT$' --details=summary --disable-ansi-colors \
   --reports-dir="$OUT/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
-grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 > "$OUT/probe.txt"
-summary="$(grep -E "tests (successful|failed|skipped)" "$OUT/junit.log" | tr -s ' ' | paste -sd, -)"
+grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed 's/.*CudaProbe - //' > "$OUT/probe.txt"
+summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
 row "junit (GPU required)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "${summary:-see junit.log}"
 row "cuda probe" "info" "$(cut -c1-150 "$OUT/probe.txt")"
 

@@ -3,7 +3,7 @@
 # internet, no Maven and perhaps no JDK. Carry it to the device with the `carry` argument.
 #   lib/        the library jar and its runtime dependencies (plain, not shaded: the tests are compiled
 #               against the unrelocated Jackson)
-#   tests.jar   the test classes and fixtures
+#   tests.jar   the test classes (the fixtures come from the working tree)
 #   junit.jar   the JUnit console launcher
 #   jre.tgz     a jlink-built Java 17 runtime (used only when the host has no Java 17+)
 set -euo pipefail
@@ -15,7 +15,10 @@ mkdir -p "$out/lib"
 mvn -B -q -DskipTests ${OPT_MVN_ARGS:-} package
 version="$(sed -n 's:^  <version>\(.*\)</version>:\1:p' pom.xml | head -1)"
 cp "target/opt-java-$version.jar" "$out/lib/"
-cp "target/opt-java-$version-tests.jar" "$out/tests.jar"
+# Test classes only: the fixtures travel with the working tree (java/src/test/resources) and are put
+# on the class path there, which keeps the bundle + tree under the device's 64 MiB transfer limit.
+"${JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v javac)")")")}/bin/jar" \
+  --create --file "$out/tests.jar" -C target/test-classes io
 mvn -B -q dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$out/lib"
 mvn -B -q dependency:copy -Dartifact=org.junit.platform:junit-platform-console-standalone:1.13.4 \
     -DoutputDirectory="$out" -Dmdep.stripVersion=true

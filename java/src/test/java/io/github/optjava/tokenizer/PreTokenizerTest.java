@@ -4,8 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
@@ -36,8 +34,7 @@ class PreTokenizerTest {
 
   @Test
   void matchesPythonRegexOnRandomText() throws IOException {
-    List<String> lines = Files.readAllLines(TokenizerFixtures.resource("pretokenizer-cases.jsonl"),
-        StandardCharsets.UTF_8);
+    List<String> lines = TokenizerFixtures.resourceLines("pretokenizer-cases.jsonl");
     assertEquals(600, lines.size());
     for (String line : lines) {
       JsonNode c = TokenizerFixtures.JSON.readTree(line);

@@ -45,6 +45,16 @@ final class TokenizerFixtures {
     }
   }
 
+  /** A classpath resource's lines (UTF-8), read as a stream so it also works from a jar. */
+  static List<String> resourceLines(String name) throws java.io.IOException {
+    try (java.io.InputStream in = TokenizerFixtures.class.getResourceAsStream(name)) {
+      if (in == null) {
+        throw new IllegalStateException("test resource " + name + " is missing");
+      }
+      return new String(in.readAllBytes(), StandardCharsets.UTF_8).lines().toList();
+    }
+  }
+
   /** fixtures/tokenizer: vocab.json, merges.txt and cases.jsonl, no tokenizer_config.json. */
   static Path tokenizerDir() {
     return resource("/fixtures/tokenizer/vocab.json").getParent();

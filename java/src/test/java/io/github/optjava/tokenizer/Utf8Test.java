@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.util.Arrays;
 import java.util.HexFormat;
 import java.util.List;
@@ -28,8 +27,7 @@ class Utf8Test {
 
   @Test
   void replacementMatchesPython() throws IOException {
-    List<String> lines = Files.readAllLines(TokenizerFixtures.resource("utf8-replace-cases.txt"),
-        StandardCharsets.US_ASCII);
+    List<String> lines = TokenizerFixtures.resourceLines("utf8-replace-cases.txt"); // ASCII
     assertEquals(1500, lines.size());
     for (String line : lines) {
       String[] parts = line.split(" ");
