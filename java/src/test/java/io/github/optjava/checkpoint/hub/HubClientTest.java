@@ -13,7 +13,7 @@ import org.junit.jupiter.api.Test;
 class HubClientTest {
 
   private final HubSettings settings =
-      HubSettings.of(Path.of("/tmp/unused"), URI.create("https://hub.example:8443/mirror/")).withToken("t");
+      HubSettings.of(Path.of("unused-cache"), URI.create("https://hub.example:8443/mirror/")).withToken("t");
   private final HubClient client = new HubClient(settings);
 
   @Test
@@ -53,7 +53,7 @@ class HubClientTest {
   @Test
   void defaultPortsCompareEqualToExplicitOnes() {
     HubClient defaultPort = new HubClient(
-        HubSettings.of(Path.of("/tmp/unused"), URI.create("https://huggingface.co")).withToken("t"));
+        HubSettings.of(Path.of("unused-cache"), URI.create("https://huggingface.co")).withToken("t"));
 
     assertTrue(defaultPort.sendsTokenTo(URI.create("https://huggingface.co:443/api")));
     assertFalse(defaultPort.sendsTokenTo(URI.create("https://cdn-lfs.huggingface.co/x")));
