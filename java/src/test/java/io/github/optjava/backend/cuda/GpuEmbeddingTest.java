@@ -10,6 +10,7 @@ import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.checkpoint.Half;
 import java.util.Random;
@@ -42,8 +43,12 @@ class GpuEmbeddingTest {
       ids[t] = rnd.nextInt(vocab);
     }
     ids[n - 1] = vocab + 5; // out of range: a zero row, never an out-of-bounds read
-    float[] expected = new float[n * dim];
-    new CpuOps().embedding(expected, roundTo(dtype, table), ids, n, dim, vocab);
+    CpuOps cpu = new CpuOps();
+    Mat cpuTable = cpu.alloc(vocab, dim);
+    cpu.write(cpuTable, roundTo(dtype, table));
+    Mat cpuOut = cpu.alloc(n, dim);
+    cpu.embedding(cpuOut, cpuTable, ids);
+    float[] expected = cpu.read(cpuOut);
 
     int elem = dtype.equals("f32") ? 4 : 2;
     Pointer dTable = new Pointer();

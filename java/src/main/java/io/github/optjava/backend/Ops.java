@@ -1,0 +1,81 @@
+package io.github.optjava.backend;
+
+import io.github.optjava.checkpoint.Tensor;
+
+/**
+ * The op vocabulary the OPT model is written against. Each op has the meaning (and argument order:
+ * outputs first, then inputs, then sizes) of the C launcher of the same name in
+ * {@code native/include/opt_kernels.h}; {@code backend.cpu.CpuOps} is the scalar reference every other
+ * implementation is tested against. Host-side index arrays ({@code int[]}) are small and copied to the
+ * device by GPU implementations.
+ *
+ * <p>Activations are float32 in every CPU implementation; weights stay in their checkpoint dtype (fp16,
+ * bf16, fp32) and are widened on the fly, accumulating in float32.
+ */
+public interface Ops extends AutoCloseable {
+
+  /** Short name for logs, for example {@code cpu-reference}. */
+  String name();
+
+  // ---- memory ----
+
+  /** Copies a checkpoint tensor (1-D becomes 1 × n) into backend memory, keeping its dtype. */
+  Mat weight(Tensor tensor);
+
+  /** A float32 activation matrix; its contents are undefined until written. */
+  Mat alloc(int rows, int cols);
+
+  /** Host → backend: {@code dst} gets {@code src} (rows × cols floats, row-major). */
+  void write(Mat dst, float[] src);
+
+  /** Backend → host: the matrix as float32, row-major. */
+  float[] read(Mat src);
+
+  /** KV-cache memory for {@code layers} layers, each {@code blocks × blockSize} slots of {@code width}. */
+  KvStore kvStore(int layers, int blocks, int blockSize, int width);
+
+  // ---- ops ----
+
+  /** Embedding lookup: {@code out[t, :] = table[ids[t], :]}; an id outside the table gives a zero row. */
+  void embedding(Mat out, Mat table, int[] ids);
+
+  /**
+   * Learned positions, OPT's offset 2 included: {@code x[t, :] += table[positions[t] + 2, :]}, where
+   * {@code positions[t]} is the token's 0-based position in its sequence.
+   */
+  void addPositions(Mat x, Mat table, int[] positions);
+
+  /** Layer norm over each row, statistics in float32: {@code out = (x - mean) / sqrt(var + eps) * gamma + beta}. */
+  void layerNorm(Mat out, Mat x, Mat gamma, Mat beta, float eps);
+
+  /**
+   * {@code out = x · wᵀ (+ bias) (then ReLU if relu)}, with {@code x} (t, in), {@code w} (out, in) as
+   * PyTorch stores Linear weights, {@code bias} (1, out) or null, {@code out} (t, out).
+   */
+  void linear(Mat out, Mat x, Mat w, Mat bias, boolean relu);
+
+  /** Residual add: {@code x += y}. */
+  void addInPlace(Mat x, Mat y);
+
+  /** Writes the key and value rows of this step's tokens into their cache slots: {@code kv[layer][slots[t]] = (k[t], v[t])}. */
+  void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots);
+
+  /**
+   * Causal multi-head attention of this step's queries over the cache (see {@link AttentionBatch}):
+   * per head, {@code softmax(q · Kᵀ · scale) · V} in float32, {@code q} and {@code out} (queries, heads × headDim).
+   * The keys and values of this step's tokens must already be appended.
+   */
+  void attention(Mat out, Mat q, KvStore kv, int layer, AttentionBatch batch, int heads, float scale);
+
+  /**
+   * Copies whole KV-cache blocks, every layer: block {@code src[i]} → block {@code dst[i]}. Beam search
+   * uses it when a beam continues another beam's history.
+   */
+  void kvCopyBlocks(KvStore kv, int[] src, int[] dst);
+
+  /** {@code out[i, :] = x[rows[i], :]}. */
+  void gatherRows(Mat out, Mat x, int[] rows);
+
+  @Override
+  void close();
+}

@@ -1,0 +1,82 @@
+package io.github.optjava.backend.cpu;
+
+import io.github.optjava.backend.Mat;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Half;
+
+/**
+ * A matrix in Java heap memory: float32 ({@link #f32}) or 16-bit words ({@link #bits}, fp16 or bf16,
+ * widened on read). Package-private: only the CPU ops see inside.
+ */
+final class CpuMat implements Mat {
+  /** fp16 bits → float, all 65536 of them: a 256 KiB table that stays in cache and has no branches. */
+  static final float[] HALF_TO_FLOAT = new float[1 << 16];
+
+  static {
+    for (int i = 0; i < HALF_TO_FLOAT.length; i++) {
+      HALF_TO_FLOAT[i] = Half.toFloat((short) i);
+    }
+  }
+
+  final int rows;
+  final int cols;
+  final DType dtype;
+  final float[] f32;
+  final short[] bits;
+  private volatile boolean closed;
+
+  CpuMat(int rows, int cols, DType dtype) {
+    long n = (long) rows * cols;
+    if (rows < 0 || cols < 0 || n > Integer.MAX_VALUE - 8) {
+      throw new IllegalArgumentException("matrix " + rows + " × " + cols + " is too large for the CPU backend");
+    }
+    this.rows = rows;
+    this.cols = cols;
+    this.dtype = dtype;
+    this.f32 = dtype == DType.F32 ? new float[(int) n] : null;
+    this.bits = dtype == DType.F32 ? null : new short[(int) n];
+  }
+
+  /** Element {@code i} (row-major index) widened to float. */
+  float get(int i) {
+    return switch (dtype) {
+      case F32 -> f32[i];
+      case F16 -> HALF_TO_FLOAT[bits[i] & 0xffff];
+      case BF16 -> Float.intBitsToFloat(bits[i] << 16);
+    };
+  }
+
+  @Override
+  public int rows() {
+    return rows;
+  }
+
+  @Override
+  public int cols() {
+    return cols;
+  }
+
+  @Override
+  public void close() {
+    closed = true; // heap memory: the garbage collector frees it; the flag catches use after close
+  }
+
+  CpuMat check() {
+    if (closed) {
+      throw new IllegalStateException("matrix " + rows + " × " + cols + " used after close");
+    }
+    return this;
+  }
+
+  static CpuMat of(Mat m) {
+    if (!(m instanceof CpuMat c)) {
+      throw new IllegalArgumentException("not a CPU matrix: " + m.getClass().getName());
+    }
+    return c.check();
+  }
+
+  @Override
+  public String toString() {
+    return dtype + "[" + rows + " × " + cols + "]";
+  }
+}

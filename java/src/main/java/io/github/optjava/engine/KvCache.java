@@ -1,0 +1,101 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.backend.KvStore;
+import java.util.ArrayDeque;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+
+/**
+ * The paged KV cache's bookkeeping (PagedAttention style): a fixed pool of blocks of
+ * {@code blockSize} token slots in a backend {@link KvStore}, and a block table per sequence that grows
+ * one block at a time. Memory use is proportional to the tokens in flight, not to batch × max length;
+ * sequences of any lengths share the pool without copies. Not thread-safe: the engine's step loop owns it.
+ */
+public final class KvCache implements AutoCloseable {
+  private final KvStore store;
+  private final ArrayDeque<Integer> free = new ArrayDeque<>();
+  private final Map<Long, int[]> tables = new HashMap<>();
+  private final Map<Long, Integer> lengths = new HashMap<>();
+
+  public KvCache(KvStore store) {
+    this.store = store;
+    for (int b = 0; b < store.blocks(); b++) {
+      free.add(b);
+    }
+  }
+
+  public KvStore store() {
+    return store;
+  }
+
+  public int blockSize() {
+    return store.blockSize();
+  }
+
+  /** Blocks not held by any sequence. */
+  public int freeBlocks() {
+    return free.size();
+  }
+
+  /** Blocks needed to hold {@code tokens} tokens. */
+  public int blocksFor(int tokens) {
+    return (tokens + store.blockSize() - 1) / store.blockSize();
+  }
+
+  /** Whether {@code seq} (new or existing) could grow to {@code tokens} tokens now. */
+  public boolean canHold(long seq, int tokens) {
+    int have = tables.getOrDefault(seq, new int[0]).length;
+    return blocksFor(tokens) - have <= free.size();
+  }
+
+  /**
+   * Grows {@code seq}'s block table to hold {@code tokens} tokens and records that length.
+   *
+   * @throws IllegalStateException if the pool has too few free blocks (check {@link #canHold} first)
+   */
+  public int[] reserve(long seq, int tokens) {
+    int[] table = tables.getOrDefault(seq, new int[0]);
+    int need = blocksFor(tokens);
+    if (need > table.length) {
+      if (need - table.length > free.size()) {
+        throw new IllegalStateException("KV cache full: " + (need - table.length) + " blocks needed, "
+            + free.size() + " free of " + store.blocks() + "; raise the KV-cache size or lower the batch");
+      }
+      int old = table.length;
+      table = Arrays.copyOf(table, need);
+      for (int i = old; i < need; i++) {
+        table[i] = free.poll();
+      }
+      tables.put(seq, table);
+    }
+    lengths.put(seq, Math.max(tokens, lengths.getOrDefault(seq, 0)));
+    return table;
+  }
+
+  /** The block table of {@code seq} (empty if it holds nothing). */
+  public int[] table(long seq) {
+    return tables.getOrDefault(seq, new int[0]);
+  }
+
+  /** Tokens currently cached for {@code seq}. */
+  public int length(long seq) {
+    return lengths.getOrDefault(seq, 0);
+  }
+
+  /** Returns {@code seq}'s blocks to the pool. */
+  public void release(long seq) {
+    int[] table = tables.remove(seq);
+    lengths.remove(seq);
+    if (table != null) {
+      for (int b : table) {
+        free.add(b);
+      }
+    }
+  }
+
+  @Override
+  public void close() {
+    store.close();
+  }
+}
