@@ -1,0 +1,17 @@
+package io.github.optjava.api;
+
+import java.util.List;
+
+/**
+ * One completion of a prompt.
+ *
+ * @param index        0-based index among the prompt's {@code n} completions (or beams), best first for beams
+ * @param text         the generated text (with {@code echo}, the prompt's text first); never contains a stop string
+ * @param tokenIds     the generated token ids (with {@code echo}, the prompt's ids first, BOS included)
+ * @param finishReason why it ended
+ * @param logprobs     per token of {@code tokenIds}, when {@code logprobs} or {@code echo} was asked for; else empty
+ * @param score        beam search: HF's length-normalised beam score; otherwise the sum of the generated
+ *                     tokens' log-probs under the distribution they were drawn from
+ */
+public record Choice(int index, String text, List<Integer> tokenIds, FinishReason finishReason,
+    List<TokenLogprob> logprobs, double score) {}

@@ -1,0 +1,197 @@
+package io.github.optjava.api;
+
+import io.github.optjava.backend.Ops;
+import io.github.optjava.backend.cuda.CudaProbe;
+import io.github.optjava.checkpoint.Checkpoint;
+import io.github.optjava.checkpoint.Checkpoints;
+import io.github.optjava.checkpoint.hub.ModelLocator;
+import io.github.optjava.engine.Engine;
+import io.github.optjava.engine.KvCache;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.model.OptWeights;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.function.Consumer;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Text generation with an OPT model: the library's entry point.
+ * <pre>{@code
+ * try (Generator gen = Generator.open("facebook/opt-125m", GeneratorOptions.defaults())) {
+ *   Completion c = gen.generate("The capital of France is", SamplingParams.greedy());
+ *   System.out.println(c.text());
+ * }
+ * }</pre>
+ * One generator is safe to use from many threads at once: concurrent requests are decoded together in
+ * the same batch. Results follow Hugging Face transformers' {@code generate()} semantics (the prompt gets
+ * {@code </s>} prepended; greedy, sampling, beam search and the logits processors as HF defines them).
+ */
+public final class Generator implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Generator.class);
+
+  private final OptConfig config;
+  private final OptTokenizer tokenizer;
+  private final Ops ops;
+  private final OptModel model;
+  private final KvCache cache;
+  private final Engine engine;
+  private final Device device;
+
+  private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, OptModel model, KvCache cache,
+      GeneratorOptions options, Device device) {
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.ops = ops;
+    this.model = model;
+    this.cache = cache;
+    this.device = device;
+    int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
+        : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
+    this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen);
+  }
+
+  /**
+   * Loads a model: a directory shaped like a Hugging Face OPT checkpoint, or a Hub id such as
+   * {@code facebook/opt-125m} (downloaded into the Hugging Face cache when missing).
+   *
+   * @throws io.github.optjava.checkpoint.CheckpointException if the model cannot be found or read
+   * @throws IllegalStateException if {@link Device#CUDA} was asked for and cannot be used
+   */
+  public static Generator open(String modelDirOrId, GeneratorOptions options) {
+    Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
+    OptConfig config = OptConfig.load(dir);
+    OptTokenizer tokenizer = OptTokenizer.load(dir);
+    Device device = chooseDevice(options.device());
+    Ops ops = CpuBackends.create(options.threads());
+    OptModel model;
+    try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+      model = new OptModel(config, new OptWeights(config, checkpoint), ops);
+    }
+    int blocks = options.kvCacheTokens() / options.kvBlockSize();
+    KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(),
+        config.hiddenSize()));
+    LOG.info("loaded {} ({} layers, hidden {}) on {} ({}), KV cache {} tokens", dir.getFileName(),
+        config.numHiddenLayers(), config.hiddenSize(), device, ops.name(), blocks * options.kvBlockSize());
+    return new Generator(config, tokenizer, ops, model, cache, options, device);
+  }
+
+  private static Device chooseDevice(Device wanted) {
+    if (wanted == Device.CPU) {
+      return Device.CPU;
+    }
+    CudaProbe.Result probe = CudaProbe.probe();
+    // The CUDA backend (issue #4) is not written yet: the probe tells users what their machine offers.
+    String why = probe.usable() ? "the CUDA backend is not implemented yet (issue #4)" : probe.reason();
+    if (wanted == Device.CUDA) {
+      throw new IllegalStateException("Device.CUDA was requested but cannot be used: " + why
+          + ". Use Device.CPU or Device.AUTO.");
+    }
+    LOG.info("Device.AUTO: using the CPU ({})", why);
+    return Device.CPU;
+  }
+
+  /** The device the model runs on. */
+  public Device device() {
+    return device;
+  }
+
+  /** The model's configuration. */
+  public OptConfig config() {
+    return config;
+  }
+
+  /** The model's tokenizer. */
+  public OptTokenizer tokenizer() {
+    return tokenizer;
+  }
+
+  /** Generates the completions of one prompt (blocks until done). */
+  public Completion generate(String prompt, SamplingParams params) {
+    return join(generateAsync(prompt, params));
+  }
+
+  /** Generates the completions of several prompts, batched together; results in prompt order. */
+  public List<Completion> generate(List<String> prompts, SamplingParams params) {
+    List<CompletableFuture<Completion>> futures = new ArrayList<>();
+    for (String p : prompts) {
+      futures.add(generateAsync(p, params));
+    }
+    List<Completion> out = new ArrayList<>();
+    for (CompletableFuture<Completion> f : futures) {
+      out.add(join(f));
+    }
+    return out;
+  }
+
+  /** Queues one prompt and returns at once. */
+  public CompletableFuture<Completion> generateAsync(String prompt, SamplingParams params) {
+    return engine.submit(encode(prompt), params, null);
+  }
+
+  /**
+   * Generates with a callback per produced token (called on the generator's thread: return quickly).
+   * Returns the whole completion when done.
+   */
+  public Completion generate(String prompt, SamplingParams params, Consumer<TokenStream.Chunk> onChunk) {
+    return join(engine.submit(encode(prompt), params,
+        (choice, token, text) -> onChunk.accept(new TokenStream.Chunk(choice, token, text))));
+  }
+
+  /** Generates as a pull-style stream; closing the stream cancels generation. */
+  public TokenStream stream(String prompt, SamplingParams params) {
+    TokenStream stream = new TokenStream();
+    stream.attach(engine.submit(encode(prompt), params, new Engine.Listener() {
+      @Override
+      public void onToken(int choice, int tokenId, String text) {
+        stream.push(new TokenStream.Chunk(choice, tokenId, text));
+      }
+
+      @Override
+      public boolean cancelled() {
+        return stream.isCancelled();
+      }
+    }));
+    return stream;
+  }
+
+  /** The log-probability of every token of {@code text} given the tokens before it (perplexity, ranking). */
+  public Score score(String text) {
+    Completion c = join(engine.submit(encode(text),
+        SamplingParams.builder().temperature(0).maxTokens(0).echo(true).build(), null));
+    Choice choice = c.choices().get(0);
+    return new Score(choice.tokenIds(), choice.logprobs());
+  }
+
+  private int[] encode(String prompt) {
+    if (prompt == null) {
+      throw new IllegalArgumentException("prompt must not be null");
+    }
+    return tokenizer.encodeWithBos(prompt);
+  }
+
+  private static Completion join(CompletableFuture<Completion> f) {
+    try {
+      return f.join();
+    } catch (CompletionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      throw e;
+    }
+  }
+
+  /** Stops generation (pending requests fail) and frees the model and the KV cache. */
+  @Override
+  public void close() {
+    engine.close();
+    model.close();
+    cache.close();
+    ops.close();
+  }
+}

@@ -1,0 +1,73 @@
+package io.github.optjava.api;
+
+/**
+ * How a {@link Generator} is set up. Immutable; start from {@link #defaults()} and change what you need:
+ * <pre>{@code
+ * GeneratorOptions opts = GeneratorOptions.defaults().withDevice(Device.CPU).withThreads(4);
+ * }</pre>
+ *
+ * @param device            where to run. Default AUTO: CUDA when usable, else the CPU.
+ * @param maxBatchSize      most sequences decoded together in one step (requests beyond wait). Default 16.
+ * @param maxSequenceLength most tokens (prompt + completion) of one sequence; 0 = the model's
+ *                          max_position_embeddings. Default 0.
+ * @param kvCacheTokens     token slots in the KV-cache pool, shared by all sequences in flight (memory:
+ *                          4 × layers × hidden bytes per slot on the CPU). Default 8192.
+ * @param kvBlockSize       token slots per KV-cache block. Default 16.
+ * @param threads           CPU worker threads; 0 = all available processors. Default 0.
+ * @param revision          Hugging Face Hub revision when the model is named by id. Default "main".
+ */
+public record GeneratorOptions(Device device, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
+    int kvBlockSize, int threads, String revision) {
+
+  public GeneratorOptions {
+    if (device == null) {
+      throw new IllegalArgumentException("device must not be null: use Device.AUTO, CPU or CUDA");
+    }
+    if (maxBatchSize < 1) {
+      throw new IllegalArgumentException("maxBatchSize must be at least 1, got " + maxBatchSize);
+    }
+    if (maxSequenceLength < 0) {
+      throw new IllegalArgumentException("maxSequenceLength must be >= 0 (0 = the model's limit), got "
+          + maxSequenceLength);
+    }
+    if (kvBlockSize < 1 || kvCacheTokens < kvBlockSize) {
+      throw new IllegalArgumentException("kvCacheTokens (" + kvCacheTokens + ") must hold at least one block of "
+          + kvBlockSize + " tokens, and kvBlockSize must be at least 1");
+    }
+    if (threads < 0) {
+      throw new IllegalArgumentException("threads must be >= 0 (0 = all processors), got " + threads);
+    }
+    if (revision == null || revision.isBlank()) {
+      throw new IllegalArgumentException("revision must not be empty: use \"main\" for the default branch");
+    }
+  }
+
+  /** The defaults listed above. */
+  public static GeneratorOptions defaults() {
+    return new GeneratorOptions(Device.AUTO, 16, 0, 8192, 16, 0, "main");
+  }
+
+  public GeneratorOptions withDevice(Device d) {
+    return new GeneratorOptions(d, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+  }
+
+  public GeneratorOptions withMaxBatchSize(int n) {
+    return new GeneratorOptions(device, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+  }
+
+  public GeneratorOptions withMaxSequenceLength(int n) {
+    return new GeneratorOptions(device, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision);
+  }
+
+  public GeneratorOptions withKvCacheTokens(int n) {
+    return new GeneratorOptions(device, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision);
+  }
+
+  public GeneratorOptions withThreads(int n) {
+    return new GeneratorOptions(device, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n, revision);
+  }
+
+  public GeneratorOptions withRevision(String r) {
+    return new GeneratorOptions(device, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, r);
+  }
+}

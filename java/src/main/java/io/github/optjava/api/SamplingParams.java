@@ -1,0 +1,503 @@
+package io.github.optjava.api;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.OptionalInt;
+import java.util.OptionalLong;
+
+/**
+ * How to generate: length, decoding strategy (greedy, sampling or beam search), logits processors and
+ * what to return. Immutable and thread-safe; every instance has been validated.
+ *
+ * <pre>{@code
+ * SamplingParams p = SamplingParams.builder()
+ *     .maxTokens(64)
+ *     .temperature(0.7).topP(0.9)
+ *     .seed(42)
+ *     .stop(List.of("\n\n"))
+ *     .build();
+ * SamplingParams g = SamplingParams.greedy().toBuilder().maxTokens(32).build();
+ * }</pre>
+ *
+ * <p><b>Decoding strategy</b> follows from three fields:
+ *
+ * <ul>
+ *   <li>{@code numBeams > 1}: deterministic Hugging Face beam search ({@code do_sample=False}). Beam
+ *       sampling is not supported, so {@code temperature} must be 0 or 1 (both mean "no warping" here),
+ *       {@code topK}/{@code topP} must be off and no seed may be given.
+ *   <li>{@code temperature == 0}: greedy decoding (argmax). {@code topK}/{@code topP} would have no
+ *       effect and are rejected, as are a seed and {@code n > 1} (every completion would be the same;
+ *       Hugging Face rejects {@code num_return_sequences > 1} for greedy search too).
+ *   <li>otherwise: multinomial sampling from the processed logits, {@code n} independent completions.
+ * </ul>
+ *
+ * <p>Defaults are those of OpenAI's completions API where it has the parameter (note that Hugging
+ * Face's {@code generate()} defaults {@code top_k} to 50; here top-k is off unless set). Hugging Face
+ * names are given with each field. Parameters that need the model (prompt length against the
+ * model's positions) are checked when generating, not here.
+ */
+public final class SamplingParams {
+
+  /** OpenAI's cap on {@code logprobs} for completions. */
+  public static final int MAX_LOGPROBS = 20;
+
+  /** OpenAI's cap on the number of stop sequences. */
+  public static final int MAX_STOP_SEQUENCES = 4;
+
+  /** OpenAI's range for presence and frequency penalties is [-2, 2]. */
+  public static final double MAX_ABS_PENALTY = 2.0;
+
+  private final int maxTokens;
+  private final double temperature;
+  private final int topK;
+  private final double topP;
+  private final Long seed;
+  private final int n;
+  private final int numBeams;
+  private final double lengthPenalty;
+  private final boolean earlyStopping;
+  private final double repetitionPenalty;
+  private final double presencePenalty;
+  private final double frequencyPenalty;
+  private final int noRepeatNgramSize;
+  private final int minTokens;
+  private final List<String> stop;
+  private final Integer logprobs;
+  private final boolean echo;
+
+  private SamplingParams(Builder b) {
+    maxTokens = b.maxTokens;
+    temperature = b.temperature;
+    topK = b.topK;
+    topP = b.topP;
+    seed = b.seed;
+    n = b.n;
+    numBeams = b.numBeams;
+    lengthPenalty = b.lengthPenalty;
+    earlyStopping = b.earlyStopping;
+    repetitionPenalty = b.repetitionPenalty;
+    presencePenalty = b.presencePenalty;
+    frequencyPenalty = b.frequencyPenalty;
+    noRepeatNgramSize = b.noRepeatNgramSize;
+    minTokens = b.minTokens;
+    stop = copyStops(b.stop);
+    logprobs = b.logprobs;
+    echo = b.echo;
+    validate();
+  }
+
+  /** A builder holding every default. */
+  public static Builder builder() {
+    return new Builder();
+  }
+
+  /** OpenAI-style defaults: 16 new tokens, plain sampling at temperature 1.0, random seed. */
+  public static SamplingParams defaults() {
+    return builder().build();
+  }
+
+  /** Greedy decoding (temperature 0), otherwise the defaults; what HF's default generation config does. */
+  public static SamplingParams greedy() {
+    return builder().temperature(0).build();
+  }
+
+  /** A builder starting from this instance's values. */
+  public Builder toBuilder() {
+    Builder b = new Builder();
+    b.maxTokens = maxTokens;
+    b.temperature = temperature;
+    b.topK = topK;
+    b.topP = topP;
+    b.seed = seed;
+    b.n = n;
+    b.numBeams = numBeams;
+    b.lengthPenalty = lengthPenalty;
+    b.earlyStopping = earlyStopping;
+    b.repetitionPenalty = repetitionPenalty;
+    b.presencePenalty = presencePenalty;
+    b.frequencyPenalty = frequencyPenalty;
+    b.noRepeatNgramSize = noRepeatNgramSize;
+    b.minTokens = minTokens;
+    b.stop = stop;
+    b.logprobs = logprobs;
+    b.echo = echo;
+    return b;
+  }
+
+  /** Most new tokens per completion (HF {@code max_new_tokens}); 0 with {@code echo} only scores. */
+  public int maxTokens() {
+    return maxTokens;
+  }
+
+  /** Softmax temperature; 0 means greedy decoding. */
+  public double temperature() {
+    return temperature;
+  }
+
+  /** Keep only the {@code topK} highest-scoring tokens; 0 = off. */
+  public int topK() {
+    return topK;
+  }
+
+  /** Nucleus sampling: keep the smallest top set with probability mass {@code >= topP}; 1.0 = off. */
+  public double topP() {
+    return topP;
+  }
+
+  /** Seed for sampling; empty means a fresh random seed per request. */
+  public OptionalLong seed() {
+    return seed == null ? OptionalLong.empty() : OptionalLong.of(seed);
+  }
+
+  /** Completions per prompt (HF {@code num_return_sequences}). */
+  public int n() {
+    return n;
+  }
+
+  /** Beams of beam search; 1 = no beam search. */
+  public int numBeams() {
+    return numBeams;
+  }
+
+  /** Beam search: a hypothesis scores {@code sum_logprobs / generated_len ** lengthPenalty}. */
+  public double lengthPenalty() {
+    return lengthPenalty;
+  }
+
+  /**
+   * Beam search: stop as soon as {@code numBeams} finished hypotheses exist (HF {@code True}). With
+   * {@code false} HF's heuristic stop applies. HF's third value {@code "never"} is not offered.
+   */
+  public boolean earlyStopping() {
+    return earlyStopping;
+  }
+
+  /** HF/CTRL repetition penalty over every input token (prompt and generated); 1.0 = off. */
+  public double repetitionPenalty() {
+    return repetitionPenalty;
+  }
+
+  /** OpenAI presence penalty: subtracted once from every token already generated; 0 = off. */
+  public double presencePenalty() {
+    return presencePenalty;
+  }
+
+  /** OpenAI frequency penalty: subtracted per earlier generation of the token; 0 = off. */
+  public double frequencyPenalty() {
+    return frequencyPenalty;
+  }
+
+  /** Forbid repeating any n-gram of this size (prompt included, as HF); 0 = off. */
+  public int noRepeatNgramSize() {
+    return noRepeatNgramSize;
+  }
+
+  /** New tokens to generate before EOS is allowed (HF {@code min_new_tokens}). */
+  public int minTokens() {
+    return minTokens;
+  }
+
+  /** Stop sequences: generation ends before the first occurrence of any of them; never null. */
+  public List<String> stop() {
+    return stop;
+  }
+
+  /**
+   * Log-probabilities to return per generated token: the chosen token's plus the top {@code k}
+   * alternatives; empty = none, 0 = the chosen token's only.
+   */
+  public OptionalInt logprobs() {
+    return logprobs == null ? OptionalInt.empty() : OptionalInt.of(logprobs);
+  }
+
+  /** Return the prompt in front of the completion (with its log-probs when {@code logprobs} is set). */
+  public boolean echo() {
+    return echo;
+  }
+
+  /** True when decoding is greedy: temperature 0 and no beam search. */
+  public boolean isGreedy() {
+    return temperature == 0 && numBeams == 1;
+  }
+
+  /** True when tokens are drawn at random: no beam search and temperature above 0. */
+  public boolean isSampling() {
+    return temperature > 0 && numBeams == 1;
+  }
+
+  /** True when beam search decides the tokens. */
+  public boolean isBeamSearch() {
+    return numBeams > 1;
+  }
+
+  /** Checks every field and their combinations; messages name the field and say what to do. */
+  private void validate() {
+    require(maxTokens >= 0, "maxTokens must be >= 0 (got " + maxTokens + ")");
+    require(Double.isFinite(temperature) && temperature >= 0,
+        "temperature must be a finite number >= 0 (got " + temperature + "); use 0 for greedy decoding");
+    require(topK >= 0, "topK must be >= 0 (got " + topK + "); use 0 to turn top-k off");
+    require(topP > 0 && topP <= 1,
+        "topP must be in (0, 1] (got " + topP + "); use 1.0 to turn top-p off");
+    require(n >= 1, "n must be >= 1 (got " + n + ")");
+    require(numBeams >= 1, "numBeams must be >= 1 (got " + numBeams + "); use 1 for no beam search");
+    require(Double.isFinite(lengthPenalty), "lengthPenalty must be finite (got " + lengthPenalty + ")");
+    require(Double.isFinite(repetitionPenalty) && repetitionPenalty > 0,
+        "repetitionPenalty must be a finite number > 0 (got " + repetitionPenalty + "); use 1.0 to turn it off");
+    requirePenalty("presencePenalty", presencePenalty);
+    requirePenalty("frequencyPenalty", frequencyPenalty);
+    require(noRepeatNgramSize >= 0,
+        "noRepeatNgramSize must be >= 0 (got " + noRepeatNgramSize + "); use 0 to turn it off");
+    require(minTokens >= 0, "minTokens must be >= 0 (got " + minTokens + ")");
+    require(minTokens <= maxTokens, "minTokens (" + minTokens + ") must not exceed maxTokens ("
+        + maxTokens + "): EOS could never be generated; lower minTokens or raise maxTokens");
+    require(logprobs == null || (logprobs >= 0 && logprobs <= MAX_LOGPROBS), "logprobs must be in [0, "
+        + MAX_LOGPROBS + "] (got " + logprobs + "; " + MAX_LOGPROBS + " is OpenAI's limit), or unset for none");
+    require(stop.size() <= MAX_STOP_SEQUENCES, "at most " + MAX_STOP_SEQUENCES
+        + " stop sequences are allowed (got " + stop.size() + "; OpenAI's limit)");
+    if (numBeams > 1) {
+      validateBeamSearch();
+    } else {
+      validateWithoutBeams();
+    }
+  }
+
+  private void validateBeamSearch() {
+    String why = " with numBeams=" + numBeams + ": beam search here is Hugging Face's deterministic beam"
+        + " search (no beam sampling)";
+    require(temperature == 0 || temperature == 1,
+        "temperature must be 0 or 1" + why + " (got " + temperature + "); leave it at its default");
+    require(topK == 0, "topK must be 0" + why + " (got " + topK + ")");
+    require(topP == 1, "topP must be 1.0" + why + " (got " + topP + ")");
+    require(seed == null, "a seed has no effect" + why + "; remove it");
+    require(n <= numBeams, "n (" + n + ") must not exceed numBeams (" + numBeams
+        + "): beam search returns at most numBeams hypotheses; raise numBeams or lower n");
+  }
+
+  private void validateWithoutBeams() {
+    String beamOnly = " only applies to beam search; set numBeams > 1 or leave it at its default";
+    require(lengthPenalty == 1.0, "lengthPenalty (" + lengthPenalty + ")" + beamOnly);
+    require(!earlyStopping, "earlyStopping" + beamOnly);
+    if (temperature == 0) {
+      String greedy = " has no effect with temperature 0 (greedy decoding); ";
+      require(topK == 0, "topK=" + topK + greedy + "remove it, or set temperature > 0 to sample");
+      require(topP == 1, "topP=" + topP + greedy + "remove it, or set temperature > 0 to sample");
+      require(seed == null, "a seed" + greedy + "remove it, or set temperature > 0 to sample");
+      require(n == 1, "n=" + n + " with temperature 0 (greedy decoding) would return " + n
+          + " identical completions; set temperature > 0 to sample, or numBeams >= n for beam search");
+    }
+  }
+
+  private static void requirePenalty(String name, double value) {
+    require(Double.isFinite(value) && Math.abs(value) <= MAX_ABS_PENALTY, name + " must be in [-"
+        + MAX_ABS_PENALTY + ", " + MAX_ABS_PENALTY + "] (got " + value + "; OpenAI's range); use 0 to turn it off");
+  }
+
+  private static void require(boolean ok, String message) {
+    if (!ok) {
+      throw new IllegalArgumentException(message);
+    }
+  }
+
+  /** Copies before checking so that a caller's later change cannot slip past validation. */
+  private static List<String> copyStops(List<String> stops) {
+    List<String> copy = new ArrayList<>(stops);
+    for (int i = 0; i < copy.size(); i++) {
+      String s = copy.get(i);
+      require(s != null && !s.isEmpty(), "stop[" + i + "] is " + (s == null ? "null" : "empty")
+          + "; every stop sequence must be a non-empty string");
+    }
+    return List.copyOf(copy);
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    if (this == o) {
+      return true;
+    }
+    if (!(o instanceof SamplingParams p)) {
+      return false;
+    }
+    return maxTokens == p.maxTokens && Double.compare(temperature, p.temperature) == 0 && topK == p.topK
+        && Double.compare(topP, p.topP) == 0 && Objects.equals(seed, p.seed) && n == p.n
+        && numBeams == p.numBeams && Double.compare(lengthPenalty, p.lengthPenalty) == 0
+        && earlyStopping == p.earlyStopping && Double.compare(repetitionPenalty, p.repetitionPenalty) == 0
+        && Double.compare(presencePenalty, p.presencePenalty) == 0
+        && Double.compare(frequencyPenalty, p.frequencyPenalty) == 0
+        && noRepeatNgramSize == p.noRepeatNgramSize && minTokens == p.minTokens && stop.equals(p.stop)
+        && Objects.equals(logprobs, p.logprobs) && echo == p.echo;
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(maxTokens, temperature, topK, topP, seed, n, numBeams, lengthPenalty, earlyStopping,
+        repetitionPenalty, presencePenalty, frequencyPenalty, noRepeatNgramSize, minTokens, stop, logprobs, echo);
+  }
+
+  @Override
+  public String toString() {
+    return "SamplingParams{maxTokens=" + maxTokens + ", temperature=" + temperature + ", topK=" + topK
+        + ", topP=" + topP + ", seed=" + seed + ", n=" + n + ", numBeams=" + numBeams
+        + ", lengthPenalty=" + lengthPenalty + ", earlyStopping=" + earlyStopping
+        + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
+        + ", frequencyPenalty=" + frequencyPenalty + ", noRepeatNgramSize=" + noRepeatNgramSize
+        + ", minTokens=" + minTokens + ", stop=" + stop + ", logprobs=" + logprobs + ", echo=" + echo + "}";
+  }
+
+  /** Mutable builder; {@link #build()} validates. Not thread-safe. */
+  public static final class Builder {
+    /** OpenAI's default completion length. */
+    private int maxTokens = 16;
+    /** 1.0 = sample from the model's distribution unchanged (OpenAI default). */
+    private double temperature = 1.0;
+    /** 0 = top-k off (OpenAI has none; HF's generate() would default to 50). */
+    private int topK = 0;
+    /** 1.0 = nucleus filtering off. */
+    private double topP = 1.0;
+    /** null = random seed. */
+    private Long seed = null;
+    /** One completion per prompt. */
+    private int n = 1;
+    /** 1 = no beam search. */
+    private int numBeams = 1;
+    /** HF default: divide by the generated length. */
+    private double lengthPenalty = 1.0;
+    /** HF default: the heuristic stop. */
+    private boolean earlyStopping = false;
+    /** 1.0 = no repetition penalty. */
+    private double repetitionPenalty = 1.0;
+    /** 0 = off. */
+    private double presencePenalty = 0;
+    /** 0 = off. */
+    private double frequencyPenalty = 0;
+    /** 0 = off. */
+    private int noRepeatNgramSize = 0;
+    /** 0 = EOS allowed from the first new token. */
+    private int minTokens = 0;
+    /** No stop sequences. */
+    private List<String> stop = List.of();
+    /** null = no log-probs. */
+    private Integer logprobs = null;
+    /** Completion text only. */
+    private boolean echo = false;
+
+    private Builder() {}
+
+    /** See {@link SamplingParams#maxTokens()}; default 16. */
+    public Builder maxTokens(int maxTokens) {
+      this.maxTokens = maxTokens;
+      return this;
+    }
+
+    /** See {@link SamplingParams#temperature()}; default 1.0. */
+    public Builder temperature(double temperature) {
+      this.temperature = temperature;
+      return this;
+    }
+
+    /** See {@link SamplingParams#topK()}; default 0 (off). */
+    public Builder topK(int topK) {
+      this.topK = topK;
+      return this;
+    }
+
+    /** See {@link SamplingParams#topP()}; default 1.0 (off). */
+    public Builder topP(double topP) {
+      this.topP = topP;
+      return this;
+    }
+
+    /** See {@link SamplingParams#seed()}; default none (random). */
+    public Builder seed(long seed) {
+      this.seed = seed;
+      return this;
+    }
+
+    /** Sets the seed, or clears it with {@code null} (random seed). */
+    public Builder seed(Long seed) {
+      this.seed = seed;
+      return this;
+    }
+
+    /** See {@link SamplingParams#n()}; default 1. */
+    public Builder n(int n) {
+      this.n = n;
+      return this;
+    }
+
+    /** See {@link SamplingParams#numBeams()}; default 1. */
+    public Builder numBeams(int numBeams) {
+      this.numBeams = numBeams;
+      return this;
+    }
+
+    /** See {@link SamplingParams#lengthPenalty()}; default 1.0. */
+    public Builder lengthPenalty(double lengthPenalty) {
+      this.lengthPenalty = lengthPenalty;
+      return this;
+    }
+
+    /** See {@link SamplingParams#earlyStopping()}; default false. */
+    public Builder earlyStopping(boolean earlyStopping) {
+      this.earlyStopping = earlyStopping;
+      return this;
+    }
+
+    /** See {@link SamplingParams#repetitionPenalty()}; default 1.0 (off). */
+    public Builder repetitionPenalty(double repetitionPenalty) {
+      this.repetitionPenalty = repetitionPenalty;
+      return this;
+    }
+
+    /** See {@link SamplingParams#presencePenalty()}; default 0 (off). */
+    public Builder presencePenalty(double presencePenalty) {
+      this.presencePenalty = presencePenalty;
+      return this;
+    }
+
+    /** See {@link SamplingParams#frequencyPenalty()}; default 0 (off). */
+    public Builder frequencyPenalty(double frequencyPenalty) {
+      this.frequencyPenalty = frequencyPenalty;
+      return this;
+    }
+
+    /** See {@link SamplingParams#noRepeatNgramSize()}; default 0 (off). */
+    public Builder noRepeatNgramSize(int noRepeatNgramSize) {
+      this.noRepeatNgramSize = noRepeatNgramSize;
+      return this;
+    }
+
+    /** See {@link SamplingParams#minTokens()}; default 0. */
+    public Builder minTokens(int minTokens) {
+      this.minTokens = minTokens;
+      return this;
+    }
+
+    /** See {@link SamplingParams#stop()}; default none. The list is copied by {@link #build()}. */
+    public Builder stop(List<String> stop) {
+      this.stop = Objects.requireNonNull(stop, "stop (use an empty list for none)");
+      return this;
+    }
+
+    /** See {@link SamplingParams#logprobs()}; {@code null} (the default) = off. */
+    public Builder logprobs(Integer logprobs) {
+      this.logprobs = logprobs;
+      return this;
+    }
+
+    /** See {@link SamplingParams#echo()}; default false. */
+    public Builder echo(boolean echo) {
+      this.echo = echo;
+      return this;
+    }
+
+    /**
+     * Validates and builds.
+     *
+     * @throws IllegalArgumentException naming the first invalid field or combination
+     */
+    public SamplingParams build() {
+      return new SamplingParams(this);
+    }
+  }
+}

@@ -1,0 +1,97 @@
+package io.github.optjava.api;
+
+import java.util.Iterator;
+import java.util.NoSuchElementException;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+
+/**
+ * A completion as it is generated, pulled chunk by chunk:
+ * <pre>{@code
+ * try (TokenStream stream = generator.stream("Once upon a time", SamplingParams.greedy())) {
+ *   for (TokenStream.Chunk c : stream) {
+ *     System.out.print(c.text());
+ *   }
+ *   Completion done = stream.completion().join();
+ * }
+ * }</pre>
+ * Closing (or {@link #cancel()}) stops generation at the next step; the completion then finishes with
+ * {@link FinishReason#CANCELLED}. Iterate from one thread.
+ */
+public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoCloseable {
+
+  /**
+   * Newly final text of one choice. {@code text} may be empty (a token that completes no character yet,
+   * or text held back because it may begin a stop string); {@code tokenId} is -1 for the final flush.
+   */
+  public record Chunk(int choice, int tokenId, String text) {}
+
+  private static final Object END = new Object();
+  private final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
+  private volatile boolean cancelled;
+  private CompletableFuture<Completion> completion;
+
+  TokenStream() {}
+
+  void push(Chunk c) {
+    queue.add(c);
+  }
+
+  void attach(CompletableFuture<Completion> f) {
+    this.completion = f;
+    f.whenComplete((c, e) -> queue.add(END));
+  }
+
+  boolean isCancelled() {
+    return cancelled;
+  }
+
+  /** Asks the generator to stop this completion; chunks already produced can still be read. */
+  public void cancel() {
+    cancelled = true;
+  }
+
+  /** The whole result, available when the stream has ended (exceptionally if generation failed). */
+  public CompletableFuture<Completion> completion() {
+    return completion;
+  }
+
+  @Override
+  public Iterator<Chunk> iterator() {
+    return new Iterator<>() {
+      private Object next;
+
+      @Override
+      public boolean hasNext() {
+        if (next == null) {
+          try {
+            next = queue.take();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            cancel();
+            return false;
+          }
+          if (next == END) {
+            queue.add(END); // stay ended for later calls
+          }
+        }
+        return next != END;
+      }
+
+      @Override
+      public Chunk next() {
+        if (!hasNext()) {
+          throw new NoSuchElementException("the stream has ended");
+        }
+        Chunk c = (Chunk) next;
+        next = null;
+        return c;
+      }
+    };
+  }
+
+  @Override
+  public void close() {
+    cancel();
+  }
+}

@@ -1,0 +1,247 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.FinishReason;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The generation loop: one thread owns the model and the KV cache and runs steps over every sequence
+ * in flight. Requests from any number of threads queue up and join the running batch at step
+ * boundaries (their prompts are prefilled in the same forward pass that decodes the others), and leave
+ * it when done. A request is admitted only when the cache can hold all of its sequences at full length,
+ * so a running sequence never runs out of cache. Beam-search requests run on their own when admitted.
+ */
+public final class Engine implements AutoCloseable {
+  private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
+
+  /** Receives streamed text. Called on the engine thread: return quickly. */
+  public interface Listener {
+    /** {@code text} is the newly final text of choice {@code choice} (may be empty), after token {@code tokenId}. */
+    void onToken(int choice, int tokenId, String text);
+
+    /** Whether the caller gave up: the request finishes with {@link FinishReason#CANCELLED}. */
+    default boolean cancelled() {
+      return false;
+    }
+  }
+
+  private final OptModel model;
+  private final OptTokenizer tokenizer;
+  private final KvCache cache;
+  private final int maxBatch;
+  private final int maxSequenceLength;
+  private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
+  private final ArrayDeque<Request> waiting = new ArrayDeque<>();
+  private final List<Sequence> active = new ArrayList<>();
+  private final AtomicLong ids = new AtomicLong();
+  private final Thread loop;
+  private volatile boolean closed;
+  private int committedBlocks;
+
+  public Engine(OptModel model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
+    this.model = model;
+    this.tokenizer = tokenizer;
+    this.cache = cache;
+    this.maxBatch = maxBatch;
+    this.maxSequenceLength = maxSequenceLength;
+    this.loop = new Thread(this::run, "opt-engine");
+    loop.setDaemon(true);
+    loop.start();
+  }
+
+  /**
+   * Queues a request. Checks that it can ever run (length, cache size) in the caller's thread.
+   *
+   * @throws IllegalArgumentException if the prompt plus max tokens does not fit the model or the cache
+   */
+  public CompletableFuture<Completion> submit(int[] promptIds, SamplingParams params, Listener listener) {
+    if (closed) {
+      throw new IllegalStateException("the generator is closed");
+    }
+    int total = promptIds.length + params.maxTokens();
+    if (total > maxSequenceLength) {
+      throw new IllegalArgumentException("the prompt has " + promptIds.length + " tokens and max_tokens is "
+          + params.maxTokens() + ": " + total + " tokens exceed the limit of " + maxSequenceLength + " by "
+          + (total - maxSequenceLength) + "; shorten the prompt or lower max_tokens");
+    }
+    int seqs = params.isBeamSearch() ? params.numBeams() : params.n();
+    int blocks = seqs * cache.blocksFor(total);
+    if (blocks > cache.store().blocks()) {
+      throw new IllegalArgumentException("the request needs " + blocks + " KV-cache blocks (" + seqs + " sequences × "
+          + total + " tokens) but the cache has " + cache.store().blocks() + "; raise kvCacheTokens or lower "
+          + "max_tokens / n / num_beams");
+    }
+    Request r = new Request(promptIds, params, listener == null ? (c, t, s) -> { } : listener);
+    incoming.add(r);
+    if (closed && incoming.remove(r)) {
+      throw new IllegalStateException("the generator is closed");
+    }
+    return r.future;
+  }
+
+  private void run() {
+    while (!closed) {
+      try {
+        if (active.isEmpty() && waiting.isEmpty()) {
+          Request r = incoming.poll(100, TimeUnit.MILLISECONDS);
+          if (r != null) {
+            waiting.add(r);
+          }
+        }
+        incoming.drainTo(waiting);
+        admit();
+        if (!active.isEmpty()) {
+          step();
+        }
+      } catch (InterruptedException e) {
+        break;
+      } catch (RuntimeException | Error e) {
+        LOG.error("generation step failed; failing the requests in flight", e);
+        failActive(e);
+      }
+    }
+    RuntimeException closedError = new IllegalStateException("the generator was closed");
+    failActive(closedError);
+    for (Request r : waiting) {
+      r.future.completeExceptionally(closedError);
+    }
+    incoming.forEach(r -> r.future.completeExceptionally(closedError));
+  }
+
+  /** Moves waiting requests into the batch, first come first served, while the batch and cache have room. */
+  private void admit() {
+    while (!waiting.isEmpty()) {
+      Request r = waiting.peek();
+      if (r.params.isBeamSearch()) {
+        if (!active.isEmpty()) {
+          return; // beam search runs alone: let the batch drain first
+        }
+        waiting.poll();
+        runBeamSearch(r);
+        continue;
+      }
+      int n = r.params.n();
+      int need = n * cache.blocksFor(r.promptIds.length + r.params.maxTokens());
+      if (active.size() + n > maxBatch && !active.isEmpty()) {
+        return;
+      }
+      if (committedBlocks + need > cache.store().blocks()) {
+        return;
+      }
+      waiting.poll();
+      committedBlocks += need;
+      for (int i = 0; i < n; i++) {
+        active.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId()));
+      }
+    }
+  }
+
+  private void step() {
+    List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
+    for (Sequence s : active) {
+      steps.add(s.nextStep());
+    }
+    float[][] logits = model.forward(steps, cache);
+    int vocab = model.config().vocabSize();
+    Iterator<Sequence> it = active.iterator();
+    int i = 0;
+    while (it.hasNext()) {
+      Sequence s = it.next();
+      s.accept(logits[i++], vocab);
+      if (s.finished()) {
+        it.remove();
+        cache.release(s.id);
+        committedBlocks -= cache.blocksFor(s.request.promptIds.length + s.request.params.maxTokens());
+        s.request.choiceDone(s);
+      }
+    }
+  }
+
+  private void runBeamSearch(Request r) {
+    try {
+      r.completeWith(BeamRunner.run(model, cache, ids::incrementAndGet, r.promptIds, r.params, tokenizer));
+    } catch (RuntimeException e) {
+      r.future.completeExceptionally(e);
+    }
+  }
+
+  private void failActive(Throwable e) {
+    for (Sequence s : active) {
+      cache.release(s.id);
+      s.request.future.completeExceptionally(e);
+    }
+    active.clear();
+    committedBlocks = 0;
+  }
+
+  /** Stops the loop; requests still queued or running fail with IllegalStateException. */
+  @Override
+  public void close() {
+    closed = true;
+    loop.interrupt();
+    try {
+      loop.join(10_000);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  /** One submitted prompt: its sequences' results are gathered here. */
+  static final class Request {
+    final int[] promptIds;
+    final SamplingParams params;
+    final Listener listener;
+    final CompletableFuture<Completion> future = new CompletableFuture<>();
+    final long submitted = System.nanoTime();
+    long firstToken;
+    private final Choice[] choices;
+    private int done;
+
+    Request(int[] promptIds, SamplingParams params, Listener listener) {
+      this.promptIds = promptIds.clone();
+      this.params = params;
+      this.listener = listener;
+      this.choices = new Choice[params.isBeamSearch() ? 0 : params.n()];
+    }
+
+    void tokenProduced() {
+      if (firstToken == 0) {
+        firstToken = System.nanoTime();
+      }
+    }
+
+    void choiceDone(Sequence s) {
+      choices[s.choice] = s.toChoice();
+      if (++done == choices.length) {
+        completeWith(List.of(choices));
+      }
+    }
+
+    void completeWith(List<Choice> result) {
+      long end = System.nanoTime();
+      int generated = 0;
+      for (Choice c : result) {
+        generated += c.tokenIds().size() - (params.echo() ? promptIds.length : 0);
+      }
+      List<Integer> prompt = new ArrayList<>(promptIds.length);
+      for (int id : promptIds) {
+        prompt.add(id);
+      }
+      future.complete(new Completion(List.copyOf(prompt), List.copyOf(result), generated,
+          firstToken == 0 ? 0 : (firstToken - submitted) / 1e6, (end - submitted) / 1e6));
+    }
+  }
+}

@@ -1,0 +1,186 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.FinishReason;
+import io.github.optjava.api.TokenLogprob;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.tokenizer.IncrementalDecoder;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One completion being generated (greedy or sampled): its tokens, text, log-probs and stop state.
+ * Owned by the engine thread.
+ */
+final class Sequence {
+  final Engine.Request request;
+  final int choice;
+  final long id;
+  private final OptTokenizer tokenizer;
+  private final int eos;
+  private final LogitsPipeline pipeline;
+  private final Sampler sampler;
+  private final StopMatcher stops;
+  private final IncrementalDecoder decoder;
+  private final int topLogprobs;
+  private final boolean wantLogprobs;
+
+  private int[] inputIds;   // HF's input_ids: BOS + prompt + generated so far
+  private int length;
+  private boolean prefilled;
+  private final StringBuilder text = new StringBuilder();
+  private int emitted;      // chars of text already streamed
+  private final List<Integer> generated = new ArrayList<>();
+  private final List<TokenLogprob> logprobs = new ArrayList<>();
+  private double sumLogprob;
+  private FinishReason finish;
+
+  Sequence(Engine.Request request, int choice, long id, OptTokenizer tokenizer, int eos) {
+    this.request = request;
+    this.choice = choice;
+    this.id = id;
+    this.tokenizer = tokenizer;
+    this.eos = eos;
+    this.pipeline = LogitsPipeline.forParams(request.params, eos);
+    this.sampler = Sampler.forParams(request.params, choice);
+    this.stops = new StopMatcher(request.params.stop());
+    this.decoder = tokenizer.incrementalDecoder(true);
+    this.topLogprobs = request.params.logprobs().orElse(0);
+    this.wantLogprobs = request.params.logprobs().isPresent() || request.params.echo();
+    int[] prompt = request.promptIds;
+    this.inputIds = Arrays.copyOf(prompt, prompt.length + request.params.maxTokens());
+    this.length = prompt.length;
+  }
+
+  /** This sequence's share of the next forward pass: the whole prompt first, then its last token. */
+  OptModel.SeqStep nextStep() {
+    if (!prefilled) {
+      return new OptModel.SeqStep(id, request.promptIds, request.params.echo());
+    }
+    return new OptModel.SeqStep(id, new int[] {inputIds[length - 1]}, false);
+  }
+
+  boolean finished() {
+    return finish != null;
+  }
+
+  /** Takes the logits of the step (all prompt rows on an echo prefill, else one row) and picks a token. */
+  void accept(float[] logits, int vocab) {
+    float[] last = logits;
+    if (!prefilled) {
+      prefilled = true;
+      if (request.params.echo()) {
+        scorePrompt(logits, vocab);
+        last = Arrays.copyOfRange(logits, logits.length - vocab, logits.length);
+      }
+    }
+    if (request.listener.cancelled()) {
+      finish = FinishReason.CANCELLED;
+      return;
+    }
+    if (generated.size() >= request.params.maxTokens()) {
+      finish(FinishReason.LENGTH); // max_tokens 0: echo / scoring only
+      return;
+    }
+    int promptLength = request.promptIds.length;
+    pipeline.process(inputIds, length, promptLength, last);
+    int token = sampler.next(last);
+    request.tokenProduced();
+    double lse = LogProbs.logSumExp(last);
+    double lp = LogProbs.logProb(last, token, lse);
+    sumLogprob += lp; // the score includes the EOS token's log-prob when the sequence ends on it
+    inputIds[length++] = token;
+    if (token == eos) {
+      finish(FinishReason.EOS); // EOS is neither in the text nor in the token ids
+      return;
+    }
+    if (wantLogprobs) {
+      logprobs.add(new TokenLogprob(token, tokenizer.decode(new int[] {token}, false, false), lp, top(last, lse)));
+    }
+    generated.add(token);
+    int before = text.length();
+    text.append(decoder.feed(token));
+    if (!stops.isEmpty()) {
+      int at = stops.find(text, before);
+      if (at >= 0) {
+        text.setLength(at);
+        finish(FinishReason.STOP);
+        return;
+      }
+    }
+    if (generated.size() >= request.params.maxTokens()) {
+      finish(FinishReason.LENGTH);
+      return;
+    }
+    int safe = stops.isEmpty() ? text.length() : stops.safeLength(text);
+    emit(token, safe);
+  }
+
+  private void finish(FinishReason reason) {
+    if (reason != FinishReason.STOP) {
+      int before = text.length();
+      text.append(decoder.finish());
+      if (!stops.isEmpty()) {
+        int at = stops.find(text, before);
+        if (at >= 0) {
+          text.setLength(at);
+          reason = FinishReason.STOP;
+        }
+      }
+    }
+    finish = reason;
+    emit(generated.isEmpty() ? -1 : generated.get(generated.size() - 1), text.length());
+  }
+
+  private void emit(int token, int upTo) {
+    if (upTo > emitted || token >= 0) {
+      String delta = upTo > emitted ? text.substring(emitted, upTo) : "";
+      emitted = Math.max(emitted, upTo);
+      request.listener.onToken(choice, token, delta);
+    }
+  }
+
+  /** Echo: log P(prompt[i] | prompt[<i]) from the prefill's rows (the first token has none). */
+  private void scorePrompt(float[] logits, int vocab) {
+    int[] prompt = request.promptIds;
+    logprobs.add(new TokenLogprob(prompt[0], tokenizer.decode(new int[] {prompt[0]}, false, false), null, Map.of()));
+    for (int i = 1; i < prompt.length; i++) {
+      float[] row = Arrays.copyOfRange(logits, (i - 1) * vocab, i * vocab);
+      double lse = LogProbs.logSumExp(row);
+      logprobs.add(new TokenLogprob(prompt[i], tokenizer.decode(new int[] {prompt[i]}, false, false),
+          LogProbs.logProb(row, prompt[i], lse), top(row, lse)));
+    }
+  }
+
+  private Map<String, Double> top(float[] logits, double lse) {
+    if (topLogprobs == 0) {
+      return Map.of();
+    }
+    int[] ids = new int[topLogprobs];
+    double[] lps = new double[topLogprobs];
+    int k = LogProbs.topK(logits, lse, topLogprobs, ids, lps);
+    Map<String, Double> top = new LinkedHashMap<>();
+    for (int i = 0; i < k; i++) {
+      top.putIfAbsent(tokenizer.decode(new int[] {ids[i]}, false, false), lps[i]);
+    }
+    return top;
+  }
+
+  Choice toChoice() {
+    List<Integer> ids = new ArrayList<>();
+    String out = text.toString();
+    if (request.params.echo()) {
+      for (int id : request.promptIds) {
+        ids.add(id);
+      }
+      out = tokenizer.decode(request.promptIds, true, false) + out;
+    }
+    ids.addAll(generated);
+    List<TokenLogprob> lps = wantLogprobs ? List.copyOf(logprobs) : List.of();
+    return new Choice(choice, out, List.copyOf(ids), finish, lps, sumLogprob);
+  }
+}

@@ -1,0 +1,164 @@
+package io.github.optjava.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+/** The public API end to end on the pre-LN fixture model, against Hugging Face's recorded results. */
+class GeneratorTest {
+  private static Generator gen;
+  private static JsonNode ref;
+
+  @BeforeAll
+  static void open() throws IOException, URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    gen = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU).withKvCacheTokens(4096));
+    try (InputStream in = GeneratorTest.class.getResourceAsStream("/fixtures/reference/tiny-opt/reference.json")) {
+      ref = new ObjectMapper().readTree(in);
+    }
+  }
+
+  @AfterAll
+  static void close() {
+    gen.close();
+  }
+
+  private static List<Integer> list(JsonNode array) {
+    List<Integer> out = new ArrayList<>();
+    array.forEach(n -> out.add(n.asInt()));
+    return out;
+  }
+
+  @Test
+  void greedyEqualsHfTokensAndText() {
+    for (JsonNode p : ref.get("prompts")) {
+      JsonNode g = p.get("greedy");
+      Completion c = gen.generate(p.get("text").asText(), SamplingParams.greedy().toBuilder()
+          .maxTokens(g.get("max_new_tokens").asInt()).build());
+      assertEquals(list(p.get("input_ids")), c.promptTokenIds(), p.get("name").asText());
+      assertEquals(list(g.get("new_tokens")), c.choices().get(0).tokenIds(), p.get("name").asText());
+      assertEquals(g.get("text_raw").asText(), c.text(), p.get("name").asText());
+      assertEquals(FinishReason.LENGTH, c.finishReason());
+    }
+  }
+
+  @Test
+  void batchedPromptsEqualOneAtATime() {
+    List<String> prompts = new ArrayList<>();
+    ref.get("prompts").forEach(p -> prompts.add(p.get("text").asText()));
+    SamplingParams params = SamplingParams.greedy().toBuilder().maxTokens(10).build();
+    List<Completion> batched = gen.generate(prompts, params);
+    for (int i = 0; i < prompts.size(); i++) {
+      assertEquals(gen.generate(prompts.get(i), params).choices().get(0).tokenIds(),
+          batched.get(i).choices().get(0).tokenIds(), prompts.get(i));
+    }
+  }
+
+  @Test
+  void manyThreadsShareOneGenerator() throws Exception {
+    List<String> prompts = new ArrayList<>();
+    ref.get("prompts").forEach(p -> prompts.add(p.get("text").asText()));
+    SamplingParams params = SamplingParams.builder().temperature(0.8).topK(50).seed(7L).maxTokens(8).build();
+    ExecutorService pool = Executors.newFixedThreadPool(6);
+    try {
+      List<Future<Completion>> fs = new ArrayList<>();
+      for (String p : prompts) {
+        fs.add(pool.submit(() -> gen.generate(p, params)));
+      }
+      for (int i = 0; i < prompts.size(); i++) {
+        // seeded sampling: the same tokens whatever else shares the batch
+        assertEquals(gen.generate(prompts.get(i), params).choices().get(0).tokenIds(),
+            fs.get(i).get().choices().get(0).tokenIds());
+      }
+    } finally {
+      pool.shutdown();
+    }
+  }
+
+  @Test
+  void nSeededCompletionsDifferFromEachOther() {
+    Completion c = gen.generate("This", SamplingParams.builder().temperature(1.0).seed(3L).n(3).maxTokens(8).build());
+    assertEquals(3, c.choices().size());
+    assertNotEquals(c.choices().get(0).tokenIds(), c.choices().get(1).tokenIds());
+    assertEquals(24, c.completionTokens());
+  }
+
+  @Test
+  void scoreEqualsHfPromptLogProbs() {
+    for (JsonNode p : ref.get("prompts")) {
+      Score s = gen.score(p.get("text").asText());
+      JsonNode expected = p.get("prompt_token_logprobs");
+      assertEquals(expected.size(), s.logprobs().size());
+      assertNull(s.logprobs().get(0).logprob());
+      for (int i = 1; i < expected.size(); i++) {
+        assertEquals(expected.get(i).asDouble(), s.logprobs().get(i).logprob(), 1e-3, p.get("name") + " " + i);
+      }
+    }
+  }
+
+  @Test
+  void stopStringEndsTheTextBeforeIt() {
+    // HF's greedy text for the "english" prompt: " cab definescgi projection projection ..."
+    Completion c = gen.generate("Our team won the championship last year",
+        SamplingParams.greedy().toBuilder().maxTokens(16).stop(List.of("projection projection")).build());
+    assertEquals(FinishReason.STOP, c.finishReason());
+    assertEquals(" cab definescgi ", c.text());
+  }
+
+  @Test
+  void streamingChunksAddUpToTheTextAndCancelStops() {
+    SamplingParams params = SamplingParams.greedy().toBuilder().maxTokens(16).build();
+    StringBuilder sb = new StringBuilder();
+    try (TokenStream stream = gen.stream("This", params)) {
+      for (TokenStream.Chunk ch : stream) {
+        sb.append(ch.text());
+      }
+      assertEquals(stream.completion().join().text(), sb.toString());
+    }
+    StringBuilder cb = new StringBuilder();
+    Completion viaCallback = gen.generate("This", params, ch -> cb.append(ch.text()));
+    assertEquals(viaCallback.text(), cb.toString());
+
+    TokenStream s = gen.stream("This", params.toBuilder().maxTokens(100).build());
+    s.iterator().next();
+    s.cancel();
+    Completion cancelled = s.completion().join();
+    assertEquals(FinishReason.CANCELLED, cancelled.finishReason());
+    assertTrue(cancelled.completionTokens() < 100);
+  }
+
+  @Test
+  void promptPlusMaxTokensBeyondThePositionsIsAClearError() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> gen.generate("This", SamplingParams.greedy().toBuilder().maxTokens(200).build()));
+    assertTrue(e.getMessage().contains("by 74") && e.getMessage().contains("max_tokens"), e.getMessage());
+  }
+
+  @Test
+  void logprobsListTopAlternatives() {
+    Completion c = gen.generate("This", SamplingParams.greedy().toBuilder().maxTokens(3).logprobs(2).build());
+    List<TokenLogprob> lps = c.choices().get(0).logprobs();
+    assertEquals(3, lps.size());
+    for (TokenLogprob t : lps) {
+      assertEquals(2, t.top().size());
+      assertEquals(t.logprob(), t.top().values().iterator().next(), 1e-9); // greedy: the chosen is the best
+    }
+  }
+}
