@@ -21,8 +21,8 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "opt", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Run Meta's OPT language models on the JVM.",
-    subcommands = {TokenizeCommand.class, InspectCommand.class, InfoCommand.class,
-        BenchTokenizerCommand.class, CommandLine.HelpCommand.class})
+    subcommands = {GenerateCommand.class, BatchCommand.class, ScoreCommand.class, TokenizeCommand.class,
+        InspectCommand.class, InfoCommand.class, BenchTokenizerCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
   @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT,
@@ -32,6 +32,7 @@ public final class Main {
   /** Standard streams of this run; UTF-8 whatever the platform's locale says. */
   InputStream in;
   PrintStream out;
+  PrintStream err;
 
   public static void main(String[] args) {
     PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
@@ -44,6 +45,7 @@ public final class Main {
     Main main = new Main();
     main.in = in;
     main.out = out;
+    main.err = err;
     CommandLine cl = new CommandLine(main);
     cl.setOut(new PrintWriter(new OutputStreamWriter(out, StandardCharsets.UTF_8), true));
     cl.setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true));

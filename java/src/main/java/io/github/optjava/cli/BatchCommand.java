@@ -1,0 +1,109 @@
+package io.github.optjava.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.Generator;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.util.ArrayDeque;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CompletionException;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * {@code opt batch --model M}: JSON Lines requests on stdin (OpenAI / metaseq field names), one JSON
+ * line per request on stdout in input order. Requests run batched together; a bad request gets
+ * {@code {"error": "..."}} on its line and the others still run; the exit status is 1 if any failed.
+ */
+@Command(name = "batch", description = {
+    "Run JSON Lines requests from stdin ({\"prompt\": \"...\", \"max_tokens\": 16, ...}), batched; one JSON "
+        + "line per request on stdout, in input order. A bad request yields {\"error\": \"...\"}."})
+final class BatchCommand implements Callable<Integer> {
+  /** Requests in flight at once: enough to fill any batch, bounded so a huge input does not fill memory. */
+  private static final int WINDOW = 256;
+
+  @ParentCommand
+  Main parent;
+
+  @Mixin
+  ModelOption model;
+
+  @Mixin
+  EngineOptions engine;
+
+  private final ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+  private record Pending(long line, boolean logprobs, CompletableFuture<Completion> result, String error) {}
+
+  @Override
+  public Integer call() throws IOException {
+    int failed = 0;
+    try (Generator gen = engine.open(model)) {
+      JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
+      ArrayDeque<Pending> pending = new ArrayDeque<>();
+      long lineNo = 0;
+      byte[] line;
+      while ((line = lines.next()) != null) {
+        lineNo++;
+        pending.add(submit(gen, lineNo, line));
+        while (!pending.isEmpty() && (pending.size() > WINDOW || pending.peek().error != null
+            || pending.peek().result.isDone())) {
+          failed += write(pending.poll());
+        }
+      }
+      while (!pending.isEmpty()) {
+        failed += write(pending.poll());
+      }
+    }
+    return failed == 0 ? 0 : 1;
+  }
+
+  private Pending submit(Generator gen, long lineNo, byte[] line) {
+    try {
+      String text = JsonLines.decodeUtf8(line);
+      if (text.isBlank()) {
+        throw new IllegalArgumentException("empty line: expected a JSON object {\"prompt\": \"...\"}");
+      }
+      BatchRequest r = BatchRequest.parse(json.readTree(text));
+      boolean lp = r.params().logprobs().isPresent() || r.params().echo();
+      return new Pending(lineNo, lp, gen.generateAsync(r.prompt(), r.params()), null);
+    } catch (CharacterCodingException e) {
+      return new Pending(lineNo, false, null, "not valid UTF-8");
+    } catch (JsonProcessingException e) {
+      return new Pending(lineNo, false, null, "not valid JSON: " + e.getOriginalMessage());
+    } catch (IllegalArgumentException e) {
+      return new Pending(lineNo, false, null, e.getMessage());
+    }
+  }
+
+  /** Writes one result line; returns 1 if it is an error line. */
+  private int write(Pending p) throws JsonProcessingException {
+    ObjectNode out;
+    String error = p.error;
+    if (error == null) {
+      try {
+        out = CompletionJson.of(json, p.result.join(), p.logprobs);
+      } catch (CompletionException e) {
+        error = Main.describe(e.getCause() == null ? e : e.getCause());
+        out = null;
+      }
+    } else {
+      out = null;
+    }
+    if (error != null) {
+      out = json.createObjectNode();
+      out.put("error", "line " + p.line + ": " + error);
+    }
+    parent.out.println(json.writeValueAsString(out));
+    parent.out.flush();
+    return error == null ? 0 : 1;
+  }
+}

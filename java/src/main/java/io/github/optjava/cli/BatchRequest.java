@@ -1,0 +1,109 @@
+package io.github.optjava.cli;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import io.github.optjava.api.SamplingParams;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * One request line of {@code opt batch}: OpenAI / metaseq field names, mapped to {@link SamplingParams}.
+ * Every problem is an IllegalArgumentException naming the field.
+ */
+record BatchRequest(String prompt, SamplingParams params) {
+
+  static final Set<String> FIELDS = Set.of("prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "n",
+      "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
+      "frequency_penalty", "no_repeat_ngram_size", "min_tokens", "stop", "logprobs", "echo");
+
+  static BatchRequest parse(JsonNode node) {
+    if (node == null || !node.isObject()) {
+      throw new IllegalArgumentException("expected a JSON object such as {\"prompt\": \"...\"}");
+    }
+    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
+      String f = it.next().getKey();
+      if (!FIELDS.contains(f)) {
+        throw new IllegalArgumentException("unknown field \"" + f + "\"; the fields are " + new java.util.TreeSet<>(FIELDS));
+      }
+    }
+    JsonNode prompt = node.get("prompt");
+    if (prompt == null || !prompt.isTextual()) {
+      throw new IllegalArgumentException("missing string field \"prompt\"");
+    }
+    SamplingParams.Builder b = SamplingParams.builder();
+    if (has(node, "max_tokens")) b.maxTokens(integer(node, "max_tokens"));
+    if (has(node, "temperature")) b.temperature(number(node, "temperature"));
+    if (has(node, "top_k")) b.topK(integer(node, "top_k"));
+    if (has(node, "top_p")) b.topP(number(node, "top_p"));
+    if (has(node, "seed")) b.seed(longValue(node, "seed"));
+    if (has(node, "n")) b.n(integer(node, "n"));
+    if (has(node, "num_beams")) b.numBeams(integer(node, "num_beams"));
+    if (has(node, "length_penalty")) b.lengthPenalty(number(node, "length_penalty"));
+    if (has(node, "early_stopping")) b.earlyStopping(bool(node, "early_stopping"));
+    if (has(node, "repetition_penalty")) b.repetitionPenalty(number(node, "repetition_penalty"));
+    if (has(node, "presence_penalty")) b.presencePenalty(number(node, "presence_penalty"));
+    if (has(node, "frequency_penalty")) b.frequencyPenalty(number(node, "frequency_penalty"));
+    if (has(node, "no_repeat_ngram_size")) b.noRepeatNgramSize(integer(node, "no_repeat_ngram_size"));
+    if (has(node, "min_tokens")) b.minTokens(integer(node, "min_tokens"));
+    if (has(node, "stop")) b.stop(strings(node.get("stop")));
+    if (has(node, "logprobs")) b.logprobs(integer(node, "logprobs"));
+    if (has(node, "echo")) b.echo(bool(node, "echo"));
+    return new BatchRequest(prompt.asText(), b.build());
+  }
+
+  private static boolean has(JsonNode n, String f) {
+    return n.has(f) && !n.get(f).isNull();
+  }
+
+  private static int integer(JsonNode n, String f) {
+    JsonNode v = n.get(f);
+    if (!v.isIntegralNumber() || !v.canConvertToInt()) {
+      throw new IllegalArgumentException("\"" + f + "\" must be an integer, got " + v);
+    }
+    return v.intValue();
+  }
+
+  private static long longValue(JsonNode n, String f) {
+    JsonNode v = n.get(f);
+    if (!v.isIntegralNumber() || !v.canConvertToLong()) {
+      throw new IllegalArgumentException("\"" + f + "\" must be an integer, got " + v);
+    }
+    return v.longValue();
+  }
+
+  private static double number(JsonNode n, String f) {
+    JsonNode v = n.get(f);
+    if (!v.isNumber()) {
+      throw new IllegalArgumentException("\"" + f + "\" must be a number, got " + v);
+    }
+    return v.doubleValue();
+  }
+
+  private static boolean bool(JsonNode n, String f) {
+    JsonNode v = n.get(f);
+    if (!v.isBoolean()) {
+      throw new IllegalArgumentException("\"" + f + "\" must be true or false, got " + v);
+    }
+    return v.booleanValue();
+  }
+
+  /** A string or a list of strings (OpenAI accepts both). */
+  private static List<String> strings(JsonNode v) {
+    List<String> out = new ArrayList<>();
+    if (v.isTextual()) {
+      out.add(v.asText());
+    } else if (v.isArray()) {
+      for (JsonNode s : v) {
+        if (!s.isTextual()) {
+          throw new IllegalArgumentException("\"stop\" must be a string or a list of strings, got " + v);
+        }
+        out.add(s.asText());
+      }
+    } else {
+      throw new IllegalArgumentException("\"stop\" must be a string or a list of strings, got " + v);
+    }
+    return out;
+  }
+}

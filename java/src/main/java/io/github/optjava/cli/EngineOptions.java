@@ -1,0 +1,37 @@
+package io.github.optjava.cli;
+
+import io.github.optjava.api.Device;
+import io.github.optjava.api.Generator;
+import io.github.optjava.api.GeneratorOptions;
+import java.util.Locale;
+import picocli.CommandLine.Option;
+
+/** Options shared by the commands that run the model: which device, how many threads, batch and cache sizes. */
+final class EngineOptions {
+
+  @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
+      description = "Where to run. Default: ${DEFAULT-VALUE} (CUDA when usable, else the CPU).")
+  String device;
+
+  @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0 = all cores). Default: ${DEFAULT-VALUE}.")
+  int threads;
+
+  @Option(names = "--max-batch", defaultValue = "16", description = "Most sequences decoded together. Default: ${DEFAULT-VALUE}.")
+  int maxBatch;
+
+  @Option(names = "--kv-cache-tokens", defaultValue = "8192",
+      description = "Token slots in the KV-cache pool. Default: ${DEFAULT-VALUE}.")
+  int kvCacheTokens;
+
+  Generator open(ModelOption model) {
+    Device d = switch (device.toLowerCase(Locale.ROOT)) {
+      case "cpu" -> Device.CPU;
+      case "cuda" -> Device.CUDA;
+      case "auto" -> Device.AUTO;
+      default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
+    };
+    GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
+        .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision);
+    return Generator.open(model.model, opts);
+  }
+}

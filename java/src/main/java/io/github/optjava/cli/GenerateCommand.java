@@ -1,0 +1,81 @@
+package io.github.optjava.cli;
+
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.Generator;
+import io.github.optjava.api.SamplingParams;
+import java.util.List;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+/** {@code opt generate --model M --prompt TEXT}: streams one completion to the terminal, then its speed. */
+@Command(name = "generate", description = "Generate a completion of --prompt, streamed as it is produced.")
+final class GenerateCommand implements Callable<Integer> {
+
+  @ParentCommand
+  Main parent;
+
+  @Mixin
+  ModelOption model;
+
+  @Mixin
+  EngineOptions engine;
+
+  @Option(names = {"-p", "--prompt"}, required = true, description = "The text to continue.")
+  String prompt;
+
+  @Option(names = "--max-tokens", defaultValue = "16", description = "New tokens at most. Default: ${DEFAULT-VALUE}.")
+  int maxTokens;
+
+  @Option(names = "--temperature", defaultValue = "1.0", description = "0 = greedy. Default: ${DEFAULT-VALUE}.")
+  double temperature;
+
+  @Option(names = "--top-k", defaultValue = "0", description = "Keep the k most likely tokens (0 = off).")
+  int topK;
+
+  @Option(names = "--top-p", defaultValue = "1.0", description = "Nucleus sampling mass (1 = off).")
+  double topP;
+
+  @Option(names = "--seed", description = "Random seed (the same seed gives the same text).")
+  Long seed;
+
+  @Option(names = "--num-beams", defaultValue = "1", description = "Beam search width (1 = off).")
+  int numBeams;
+
+  @Option(names = "--repetition-penalty", defaultValue = "1.0", description = "HF repetition penalty (1 = off).")
+  double repetitionPenalty;
+
+  @Option(names = "--no-repeat-ngram-size", defaultValue = "0", description = "Ban repeated n-grams (0 = off).")
+  int noRepeatNgramSize;
+
+  @Option(names = "--stop", description = "Stop string (repeatable).")
+  List<String> stop;
+
+  @Override
+  public Integer call() {
+    SamplingParams params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
+        .topP(topP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
+        .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop).build();
+    try (Generator gen = engine.open(model)) {
+      Completion c;
+      if (params.isBeamSearch()) {
+        c = gen.generate(prompt, params); // beams are only known at the end
+        parent.out.print(c.text());
+      } else {
+        c = gen.generate(prompt, params, chunk -> {
+          parent.out.print(chunk.text());
+          parent.out.flush();
+        });
+      }
+      parent.out.println();
+      parent.out.flush();
+      double seconds = c.totalMillis() / 1000;
+      parent.err.printf("[%d prompt tokens, %d new tokens in %.2f s: %.1f tokens/s, finish: %s]%n",
+          c.promptTokens(), c.completionTokens(), seconds, c.completionTokens() / Math.max(seconds, 1e-9),
+          c.finishReason().jsonName());
+    }
+    return 0;
+  }
+}

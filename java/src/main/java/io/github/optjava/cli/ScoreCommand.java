@@ -1,0 +1,82 @@
+package io.github.optjava.cli;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.github.optjava.api.Generator;
+import io.github.optjava.api.Score;
+import io.github.optjava.api.TokenLogprob;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
+import java.util.concurrent.Callable;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * {@code opt score --model M}: JSON Lines {@code {"text": "..."}} on stdin; per line the log-probability of
+ * every token given its prefix: {@code {"token_ids", "token_logprobs" (first null), "total_logprob",
+ * "perplexity"}}. Bad lines get {@code {"error"}}; the exit status is 1 if any failed.
+ */
+@Command(name = "score", description = "Score JSON Lines {\"text\": \"...\"}: per-token log-probs, total and perplexity.")
+final class ScoreCommand implements Callable<Integer> {
+
+  @ParentCommand
+  Main parent;
+
+  @Mixin
+  ModelOption model;
+
+  @Mixin
+  EngineOptions engine;
+
+  @Override
+  public Integer call() throws IOException {
+    ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    int failed = 0;
+    try (Generator gen = engine.open(model)) {
+      JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
+      long lineNo = 0;
+      byte[] line;
+      while ((line = lines.next()) != null) {
+        lineNo++;
+        ObjectNode out = json.createObjectNode();
+        try {
+          JsonNode node = json.readTree(JsonLines.decodeUtf8(line));
+          if (node == null || !node.isObject() || !node.path("text").isTextual()) {
+            throw new IllegalArgumentException("expected a JSON object {\"text\": \"...\"}");
+          }
+          Score s = gen.score(node.get("text").asText());
+          ArrayNode ids = out.putArray("token_ids");
+          s.tokenIds().forEach(ids::add);
+          ArrayNode lps = out.putArray("token_logprobs");
+          for (TokenLogprob t : s.logprobs()) {
+            if (t.logprob() == null) {
+              lps.addNull();
+            } else {
+              lps.add(t.logprob());
+            }
+          }
+          out.put("total_logprob", s.totalLogprob());
+          out.put("perplexity", s.perplexity());
+        } catch (CharacterCodingException e) {
+          failed++;
+          out.removeAll().put("error", "line " + lineNo + ": not valid UTF-8");
+        } catch (JsonProcessingException e) {
+          failed++;
+          out.removeAll().put("error", "line " + lineNo + ": not valid JSON: " + e.getOriginalMessage());
+        } catch (IllegalArgumentException e) {
+          failed++;
+          out.removeAll().put("error", "line " + lineNo + ": " + e.getMessage());
+        }
+        parent.out.println(json.writeValueAsString(out));
+        parent.out.flush();
+      }
+    }
+    return failed == 0 ? 0 : 1;
+  }
+}

@@ -1,0 +1,78 @@
+package io.github.optjava.cli;
+
+import static io.github.optjava.cli.CliTest.cli;
+import static io.github.optjava.cli.CliTest.fixture;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/** generate / batch / score on the pre-LN fixture model; expected tokens are Hugging Face's. */
+class CliGenerationTest {
+  private static final ObjectMapper JSON = new ObjectMapper();
+  // HF greedy for this prompt (reference.json, prompt "english")
+  private static final String PROMPT = "Our team won the championship last year";
+  private static final String HF_TEXT = " cab definescgi projection projection projection projection unrelated"
+      + " unrelated unrelated unrelated unrelated 920 920usp peace";
+
+  private static String model() {
+    return fixture("tiny-opt").toString();
+  }
+
+  @Test
+  void generateStreamsTheCompletionAndReportsSpeed() {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "16");
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(HF_TEXT + "\n", r.out());
+    assertTrue(r.err().contains("tokens/s") && r.err().contains("finish: length"), r.err());
+  }
+
+  @Test
+  void batchAnswersEveryLineInOrderAndReportsBadOnes() throws IOException {
+    String in = String.join("\n",
+        "{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0}",
+        "{\"prompt\": \"x\", \"top-k\": 3}",
+        "{\"prompt\": \"x\", \"temperature\": -1}",
+        "{\"prompt\": \"x\", \"max_tokens\": 500}",
+        "{\"prompt\": \"" + PROMPT + "\", \"echo\": true, \"max_tokens\": 0, \"logprobs\": 1}",
+        "{\"prompt\": \"This\", \"temperature\": 0.7, \"seed\": 1, \"n\": 2, \"max_tokens\": 4, \"stop\": \"zz\"}",
+        "") ;
+    CliTest.Run r = cli(in, "batch", "--model", model(), "--device", "cpu");
+    assertEquals(1, r.exit(), r.err());
+    List<JsonNode> out = new ArrayList<>();
+    for (String l : r.out().lines().toList()) {
+      out.add(JSON.readTree(l));
+    }
+    assertEquals(6, out.size(), r.out());
+    JsonNode first = out.get(0).get("choices").get(0);
+    assertEquals(HF_TEXT, first.get("text").asText());
+    assertEquals("length", first.get("finish_reason").asText());
+    assertEquals(16, first.get("token_ids").size());
+    assertTrue(out.get(1).get("error").asText().contains("unknown field \"top-k\""), out.get(1).toString());
+    assertTrue(out.get(2).get("error").asText().startsWith("line 3: "), out.get(2).toString());
+    assertTrue(out.get(3).get("error").asText().contains("max_tokens"), out.get(3).toString());
+    JsonNode echo = out.get(4).get("choices").get(0);
+    assertEquals(PROMPT, echo.get("text").asText());
+    assertTrue(echo.get("logprobs").get("token_logprobs").get(0).isNull());
+    assertEquals(echo.get("token_ids").size(), echo.get("logprobs").get("token_logprobs").size());
+    assertEquals(2, out.get(5).get("choices").size());
+  }
+
+  @Test
+  void scoreGivesPerTokenLogprobs() throws IOException {
+    CliTest.Run r = cli("{\"text\": \"" + PROMPT + "\"}\n{\"txt\": 1}\n", "score", "--model", model(), "--device", "cpu");
+    assertEquals(1, r.exit(), r.err());
+    List<String> lines = r.out().lines().toList();
+    JsonNode s = JSON.readTree(lines.get(0));
+    assertEquals(8, s.get("token_ids").size());
+    assertTrue(s.get("token_logprobs").get(0).isNull());
+    assertTrue(s.get("perplexity").asDouble() > 1);
+    assertTrue(JSON.readTree(lines.get(1)).has("error"));
+  }
+}
