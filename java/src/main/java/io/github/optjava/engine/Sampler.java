@@ -1,0 +1,168 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.api.SamplingParams;
+import java.util.SplittableRandom;
+import java.util.concurrent.ThreadLocalRandom;
+
+/**
+ * Chooses the next token of one sequence from its processed logits: greedy (argmax) or a random draw
+ * from their softmax.
+ *
+ * <p><b>Determinism.</b> Every sampling sequence owns its random stream, seeded from the request's seed
+ * and the completion's index ({@link #streamSeed}). So a seeded request produces the same tokens
+ * whatever else shares its batch, and the {@code n} completions of one request differ from each other.
+ * Token choices cannot match Hugging Face's sampled tokens (torch's generator is a different RNG);
+ * the distribution sampled from does match.
+ *
+ * <p><b>Arithmetic.</b> The softmax is computed in double: {@code exp(logit - max)} summed over the
+ * vocabulary, then one uniform draw in {@code [0, sum)} walked through the cumulative weights in
+ * token-id order. Nothing is allocated per step. An instance is not thread-safe (its RNG is the
+ * sequence's); create one per sequence.
+ */
+public final class Sampler {
+
+  /** Null for greedy decoding. */
+  private final SplittableRandom random;
+
+  private Sampler(SplittableRandom random) {
+    this.random = random;
+  }
+
+  /** A greedy sampler: always the argmax. */
+  public static Sampler greedy() {
+    return new Sampler(null);
+  }
+
+  /** A sampling sampler with the stream of completion {@code completionIndex} of a request seeded {@code seed}. */
+  public static Sampler seeded(long seed, int completionIndex) {
+    return new Sampler(new SplittableRandom(streamSeed(seed, completionIndex)));
+  }
+
+  /**
+   * The sampler for completion {@code completionIndex} (0 .. n-1) of a request: greedy for temperature
+   * 0, otherwise sampling seeded from {@code params.seed()}, or from a fresh random seed when absent.
+   *
+   * @throws IllegalArgumentException for beam search, which chooses tokens itself
+   */
+  public static Sampler forParams(SamplingParams params, int completionIndex) {
+    if (params.isBeamSearch()) {
+      throw new IllegalArgumentException("beam search (numBeams=" + params.numBeams()
+          + ") chooses its own tokens; a Sampler is for greedy decoding and sampling");
+    }
+    if (completionIndex < 0 || completionIndex >= params.n()) {
+      throw new IllegalArgumentException("completionIndex must be in [0, n=" + params.n() + ") (got "
+          + completionIndex + ")");
+    }
+    if (params.isGreedy()) {
+      return greedy();
+    }
+    long seed = params.seed().orElseGet(() -> ThreadLocalRandom.current().nextLong());
+    return seeded(seed, completionIndex);
+  }
+
+  /**
+   * The seed of a completion's stream: both inputs pass through SplitMix64's finaliser, because
+   * {@link SplittableRandom}s seeded with nearby values (s and s + its gamma) would share a shifted
+   * stream.
+   */
+  public static long streamSeed(long seed, int completionIndex) {
+    return mix64(seed ^ mix64(completionIndex + 0x9e3779b97f4a7c15L));
+  }
+
+  /** True when this sampler always takes the argmax. */
+  public boolean isGreedy() {
+    return random == null;
+  }
+
+  /**
+   * The next token.
+   *
+   * @param logits the processed scores of this step (not modified)
+   * @throws IllegalStateException when sampling and no token has a finite score, or a score is NaN
+   */
+  public int next(float[] logits) {
+    return random == null ? argmax(logits) : sample(logits, random);
+  }
+
+  /**
+   * Index of the largest score, the first one on ties, as {@code torch.argmax}; like torch, a NaN
+   * counts as larger than everything (so a broken model shows up rather than hiding).
+   */
+  public static int argmax(float[] logits) {
+    int best = 0;
+    for (int i = 0; i < logits.length; i++) {
+      float v = logits[i];
+      if (v != v) {
+        return i;
+      }
+      if (v > logits[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  /**
+   * Draws a token with probability {@code softmax(logits)}. When some scores are +inf (an overflowed
+   * temperature division) the draw is uniform among them, the limit of the softmax.
+   *
+   * @throws IllegalStateException when every score is -inf (every token banned) or a score is NaN
+   */
+  public static int sample(float[] logits, SplittableRandom random) {
+    float max = Float.NEGATIVE_INFINITY;
+    for (float v : logits) {
+      if (v != v) {
+        throw new IllegalStateException("cannot sample: a logit is NaN (the model produced invalid numbers)");
+      }
+      max = Math.max(max, v);
+    }
+    if (max == Float.NEGATIVE_INFINITY) {
+      throw new IllegalStateException("cannot sample: every token has probability 0 (all logits are -inf);"
+          + " the processors banned every token");
+    }
+    if (max == Float.POSITIVE_INFINITY) {
+      return uniformAmongMax(logits, max, random);
+    }
+    double sum = 0;
+    for (float v : logits) {
+      sum += Math.exp((double) v - max);
+    }
+    double u = random.nextDouble() * sum;
+    double cumulative = 0;
+    int lastPositive = -1;
+    for (int i = 0; i < logits.length; i++) {
+      double w = Math.exp((double) logits[i] - max);
+      if (w > 0) {
+        cumulative += w;
+        lastPositive = i;
+        if (cumulative > u) {
+          return i;
+        }
+      }
+    }
+    return lastPositive; // u fell past the last partial sum through rounding
+  }
+
+  private static int uniformAmongMax(float[] logits, float max, SplittableRandom random) {
+    int count = 0;
+    for (float v : logits) {
+      if (v == max) {
+        count++;
+      }
+    }
+    int pick = random.nextInt(count);
+    for (int i = 0; i < logits.length; i++) {
+      if (logits[i] == max && pick-- == 0) {
+        return i;
+      }
+    }
+    throw new AssertionError("unreachable");
+  }
+
+  /** SplitMix64's finaliser (Stafford's mix 13), the one {@link SplittableRandom} uses. */
+  private static long mix64(long z) {
+    z = (z ^ (z >>> 30)) * 0xbf58476d1ce4e5b9L;
+    z = (z ^ (z >>> 27)) * 0x94d049bb133111ebL;
+    return z ^ (z >>> 31);
+  }
+}
