@@ -71,7 +71,7 @@ public final class Generator implements AutoCloseable {
     Ops ops = CpuBackends.create(options.threads());
     OptModel model;
     try (Checkpoint checkpoint = Checkpoints.open(dir)) {
-      model = new OptModel(config, new OptWeights(config, checkpoint), ops);
+      model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
     }
     int blocks = options.kvCacheTokens() / options.kvBlockSize();
     KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(),

@@ -1,5 +1,7 @@
 package io.github.optjava.api;
 
+import io.github.optjava.checkpoint.DType;
+
 /**
  * How a {@link Generator} is set up. Immutable; start from {@link #defaults()} and change what you need:
  * <pre>{@code
@@ -7,6 +9,8 @@ package io.github.optjava.api;
  * }</pre>
  *
  * @param device            where to run. Default AUTO: CUDA when usable, else the CPU.
+ * @param dtype             storage type of the weights on the device (F16, BF16, F32); null keeps the
+ *                          checkpoint's. Computation accumulates in float32 either way. Default null.
  * @param maxBatchSize      most sequences decoded together in one step (requests beyond wait). Default 16.
  * @param maxSequenceLength most tokens (prompt + completion) of one sequence; 0 = the model's
  *                          max_position_embeddings. Default 0.
@@ -16,7 +20,7 @@ package io.github.optjava.api;
  * @param threads           CPU worker threads; 0 = all available processors. Default 0.
  * @param revision          Hugging Face Hub revision when the model is named by id. Default "main".
  */
-public record GeneratorOptions(Device device, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
+public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision) {
 
   public GeneratorOptions {
@@ -44,30 +48,34 @@ public record GeneratorOptions(Device device, int maxBatchSize, int maxSequenceL
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, 16, 0, 8192, 16, 0, "main");
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 8192, 16, 0, "main");
   }
 
   public GeneratorOptions withDevice(Device d) {
-    return new GeneratorOptions(d, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+  }
+
+  public GeneratorOptions withDtype(DType t) {
+    return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
-    return new GeneratorOptions(device, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
-    return new GeneratorOptions(device, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
-    return new GeneratorOptions(device, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision);
   }
 
   public GeneratorOptions withThreads(int n) {
-    return new GeneratorOptions(device, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n, revision);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n, revision);
   }
 
   public GeneratorOptions withRevision(String r) {
-    return new GeneratorOptions(device, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, r);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, r);
   }
 }

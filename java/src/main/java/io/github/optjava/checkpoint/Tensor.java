@@ -69,6 +69,36 @@ public final class Tensor {
     return out;
   }
 
+  /**
+   * This tensor in another storage dtype (a heap copy; this one if it already is). Narrowing rounds to
+   * nearest even, as PyTorch's {@code .half()} / {@code .bfloat16()} do.
+   */
+  public Tensor to(DType target) {
+    if (target == info.dtype()) {
+      return this;
+    }
+    float[] values = toFloatArray();
+    ByteBuffer out = ByteBuffer.allocate(Math.multiplyExact(values.length, target.bytes())).order(ByteOrder.LITTLE_ENDIAN);
+    for (float v : values) {
+      switch (target) {
+        case F32 -> out.putFloat(v);
+        case F16 -> out.putShort(Half.fromFloat(v));
+        case BF16 -> out.putShort(toBf16(v));
+      }
+    }
+    return new Tensor(new TensorInfo(info.name(), target, info.shape()), out.flip());
+  }
+
+  /** float → bfloat16 bits, round to nearest even (NaN stays NaN). */
+  static short toBf16(float v) {
+    int bits = Float.floatToRawIntBits(v);
+    if (Float.isNaN(v)) {
+      return (short) ((bits >>> 16) | 0x40);
+    }
+    int rounded = bits + 0x7fff + ((bits >>> 16) & 1);
+    return (short) (rounded >>> 16);
+  }
+
   @Override
   public String toString() {
     return info.toString();

@@ -3,6 +3,8 @@ package io.github.optjava.model;
 import io.github.optjava.backend.AttentionBatch;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
 import java.util.List;
@@ -34,6 +36,11 @@ public final class OptModel implements AutoCloseable {
   private final Mat lmHead;          // (vocab, wordEmbedProjDim): embedTokens itself when tied
   private final Layer[] layers;
 
+  /** Where the constructor reads tensors from (by canonical name). */
+  private interface Weights {
+    Tensor get(String canonicalName);
+  }
+
   /** One decoder layer's weights; Linear weights are (out, in), biases and LN parameters (1, n). */
   private record Layer(Mat q, Mat qBias, Mat k, Mat kBias, Mat v, Mat vBias, Mat out, Mat outBias,
       Mat attnNormW, Mat attnNormB, Mat fc1, Mat fc1Bias, Mat fc2, Mat fc2Bias, Mat mlpNormW, Mat mlpNormB) {}
@@ -41,17 +48,29 @@ public final class OptModel implements AutoCloseable {
   /** One sequence's share of a step: its new tokens and whether logits of all of them are wanted. */
   public record SeqStep(long seqId, int[] newTokens, boolean allLogits) {}
 
-  /** Uploads the (already validated) weights to the backend. */
+  /** Uploads the (already validated) weights to the backend in their checkpoint dtype. */
   public OptModel(OptConfig config, OptWeights w, Ops ops) {
+    this(config, w, ops, null);
+  }
+
+  /**
+   * Uploads the (already validated) weights to the backend, converted to {@code weightDtype} (null: as
+   * stored in the checkpoint).
+   */
+  public OptModel(OptConfig config, OptWeights checkpointWeights, Ops ops, DType weightDtype) {
     this.config = config;
     this.ops = ops;
+    Weights w = name -> {
+      Tensor t = checkpointWeights.get(name);
+      return weightDtype == null ? t : t.to(weightDtype);
+    };
     embedTokens = ops.weight(w.get(OptWeights.EMBED_TOKENS));
     embedPositions = ops.weight(w.get(OptWeights.EMBED_POSITIONS));
     projectIn = config.hasProjections() ? ops.weight(w.get(OptWeights.PROJECT_IN)) : null;
     projectOut = config.hasProjections() ? ops.weight(w.get(OptWeights.PROJECT_OUT)) : null;
     finalNormW = config.hasFinalLayerNorm() ? ops.weight(w.get(OptWeights.FINAL_LAYER_NORM_WEIGHT)) : null;
     finalNormB = config.hasFinalLayerNorm() ? ops.weight(w.get(OptWeights.FINAL_LAYER_NORM_BIAS)) : null;
-    lmHead = w.lmHeadTied() ? embedTokens : ops.weight(w.get(OptWeights.LM_HEAD));
+    lmHead = checkpointWeights.lmHeadTied() ? embedTokens : ops.weight(w.get(OptWeights.LM_HEAD));
     layers = new Layer[config.numHiddenLayers()];
     for (int l = 0; l < layers.length; l++) {
       layers[l] = new Layer(

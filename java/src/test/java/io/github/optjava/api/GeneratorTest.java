@@ -60,6 +60,17 @@ class GeneratorTest {
   }
 
   @Test
+  void float32WeightsGiveTheSameGreedyTokens() throws URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    try (Generator g32 = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withDtype(io.github.optjava.checkpoint.DType.F32).withKvCacheTokens(1024))) {
+      JsonNode p = ref.get("prompts").get(0);
+      assertEquals(list(p.get("greedy").get("new_tokens")), g32.generate(p.get("text").asText(),
+          SamplingParams.greedy().toBuilder().maxTokens(16).build()).choices().get(0).tokenIds());
+    }
+  }
+
+  @Test
   void batchedPromptsEqualOneAtATime() {
     List<String> prompts = new ArrayList<>();
     ref.get("prompts").forEach(p -> prompts.add(p.get("text").asText()));
