@@ -8,9 +8,7 @@ import io.github.optjava.tokenizer.IncrementalDecoder;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 
 /**
  * One completion being generated (greedy or sampled): its tokens, text, log-probs and stop state.
@@ -26,7 +24,7 @@ final class Sequence {
   private final Sampler sampler;
   private final StopMatcher stops;
   private final IncrementalDecoder decoder;
-  private final int topLogprobs;
+  private final TokenLogprobs scorer;
   private final boolean wantLogprobs;
 
   private int[] inputIds;   // HF's input_ids: BOS + prompt + generated so far
@@ -49,7 +47,7 @@ final class Sequence {
     this.sampler = Sampler.forParams(request.params, choice);
     this.stops = new StopMatcher(request.params.stop());
     this.decoder = tokenizer.incrementalDecoder(true);
-    this.topLogprobs = request.params.logprobs().orElse(0);
+    this.scorer = new TokenLogprobs(tokenizer, request.params.logprobs().orElse(0));
     this.wantLogprobs = request.params.logprobs().isPresent() || request.params.echo();
     int[] prompt = request.promptIds;
     this.inputIds = Arrays.copyOf(prompt, prompt.length + request.params.maxTokens());
@@ -74,7 +72,7 @@ final class Sequence {
     if (!prefilled) {
       prefilled = true;
       if (request.params.echo()) {
-        scorePrompt(logits, vocab);
+        logprobs.addAll(scorer.prompt(request.promptIds, logits, vocab));
         last = Arrays.copyOfRange(logits, logits.length - vocab, logits.length);
       }
     }
@@ -99,7 +97,7 @@ final class Sequence {
       return;
     }
     if (wantLogprobs) {
-      logprobs.add(new TokenLogprob(token, tokenizer.decode(new int[] {token}, false, false), lp, top(last, lse)));
+      logprobs.add(scorer.of(token, last, lse));
     }
     generated.add(token);
     int before = text.length();
@@ -142,32 +140,6 @@ final class Sequence {
       emitted = Math.max(emitted, upTo);
       request.listener.onToken(choice, token, delta);
     }
-  }
-
-  /** Echo: log P(prompt[i] | prompt[<i]) from the prefill's rows (the first token has none). */
-  private void scorePrompt(float[] logits, int vocab) {
-    int[] prompt = request.promptIds;
-    logprobs.add(new TokenLogprob(prompt[0], tokenizer.decode(new int[] {prompt[0]}, false, false), null, Map.of()));
-    for (int i = 1; i < prompt.length; i++) {
-      float[] row = Arrays.copyOfRange(logits, (i - 1) * vocab, i * vocab);
-      double lse = LogProbs.logSumExp(row);
-      logprobs.add(new TokenLogprob(prompt[i], tokenizer.decode(new int[] {prompt[i]}, false, false),
-          LogProbs.logProb(row, prompt[i], lse), top(row, lse)));
-    }
-  }
-
-  private Map<String, Double> top(float[] logits, double lse) {
-    if (topLogprobs == 0) {
-      return Map.of();
-    }
-    int[] ids = new int[topLogprobs];
-    double[] lps = new double[topLogprobs];
-    int k = LogProbs.topK(logits, lse, topLogprobs, ids, lps);
-    Map<String, Double> top = new LinkedHashMap<>();
-    for (int i = 0; i < k; i++) {
-      top.putIfAbsent(tokenizer.decode(new int[] {ids[i]}, false, false), lps[i]);
-    }
-    return top;
   }
 
   Choice toChoice() {

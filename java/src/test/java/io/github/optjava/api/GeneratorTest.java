@@ -71,6 +71,33 @@ class GeneratorTest {
   }
 
   @Test
+  void beamSearchEqualsHfSequencesAndScores() {
+    for (JsonNode p : ref.get("prompts")) {
+      JsonNode b = p.get("beam");
+      SamplingParams params = SamplingParams.builder().temperature(0).numBeams(b.get("num_beams").asInt())
+          .n(b.get("num_return_sequences").asInt()).maxTokens(b.get("max_new_tokens").asInt())
+          .lengthPenalty(b.get("length_penalty").asDouble()).earlyStopping(b.get("early_stopping").asBoolean())
+          .build();
+      Completion c = gen.generate(p.get("text").asText(), params);
+      for (int i = 0; i < c.choices().size(); i++) {
+        List<Integer> expected = list(b.get("new_tokens").get(i));
+        while (!expected.isEmpty() && (expected.get(expected.size() - 1) == 1 || expected.get(expected.size() - 1) == 2)) {
+          expected.remove(expected.size() - 1); // HF pads finished rows with 1 and ends them with EOS 2
+        }
+        assertEquals(expected, c.choices().get(i).tokenIds(), p.get("name") + " beam " + i);
+        assertEquals(b.get("sequences_scores").get(i).asDouble(), c.choices().get(i).score(), 1e-4);
+      }
+    }
+    // With log-probs, each beam is rescored: the per-token log-probs sum to its unnormalised score.
+    Completion c = gen.generate("This", SamplingParams.builder().temperature(0).numBeams(2).maxTokens(4)
+        .logprobs(1).build());
+    List<TokenLogprob> lps = c.choices().get(0).logprobs();
+    assertEquals(c.choices().get(0).tokenIds().size(), lps.size());
+    double sum = lps.stream().mapToDouble(TokenLogprob::logprob).sum();
+    assertEquals(c.choices().get(0).score() * lps.size(), sum, 1e-3);
+  }
+
+  @Test
   void batchedPromptsEqualOneAtATime() {
     List<String> prompts = new ArrayList<>();
     ref.get("prompts").forEach(p -> prompts.add(p.get("text").asText()));
