@@ -44,6 +44,154 @@ OPT_API int opt_embedding_f16(uint16_t* out, const uint16_t* table, const int32_
 OPT_API int opt_embedding_bf16(uint16_t* out, const uint16_t* table, const int32_t* ids,
                                int n_tokens, int dim, int vocab, cudaStream_t stream);
 
+/*
+ * Layer norm (layernorm.cu), per row, statistics in float32, biased variance (torch.nn.LayerNorm):
+ *   opt_layernorm:     out = (x - mean) / sqrt(var + eps) * gamma + beta
+ *   opt_add_layernorm: x += y (written back to x, rounded to the storage type), then out = LN(x):
+ *                      the residual add of a pre-LN layer fused with the next layer norm; equal to
+ *                      opt_residual_add followed by opt_layernorm.
+ *   out, x, y (rows, cols)   device; out must not alias x or y (nor y alias x)
+ *   gamma, beta (cols)       device, the same storage type
+ */
+OPT_API int opt_layernorm_f32(float* out, const float* x, const float* gamma, const float* beta,
+                              int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_layernorm_f16(uint16_t* out, const uint16_t* x, const uint16_t* gamma, const uint16_t* beta,
+                              int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_layernorm_bf16(uint16_t* out, const uint16_t* x, const uint16_t* gamma, const uint16_t* beta,
+                               int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_add_layernorm_f32(float* x, const float* y, float* out, const float* gamma, const float* beta,
+                                  int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_add_layernorm_f16(uint16_t* x, const uint16_t* y, uint16_t* out, const uint16_t* gamma,
+                                  const uint16_t* beta, int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_add_layernorm_bf16(uint16_t* x, const uint16_t* y, uint16_t* out, const uint16_t* gamma,
+                                   const uint16_t* beta, int rows, int cols, float eps, cudaStream_t stream);
+
+/*
+ * Learned positions (elementwise.cu): x[t, :] += table[positions[t] + 2, :] (OPT's offset 2).
+ *   x (n_tokens, dim)            device, updated in place
+ *   table (table_rows, dim)      device
+ *   positions (n_tokens)         device, int32, 0-based position of each token in its sequence; a row
+ *                                positions[t] + 2 outside [0, table_rows) leaves x[t, :] unchanged (the Java
+ *                                side validates positions first; the kernel never reads out of bounds).
+ */
+OPT_API int opt_add_positions_f32(float* x, const float* table, const int32_t* positions,
+                                  int n_tokens, int dim, int table_rows, cudaStream_t stream);
+OPT_API int opt_add_positions_f16(uint16_t* x, const uint16_t* table, const int32_t* positions,
+                                  int n_tokens, int dim, int table_rows, cudaStream_t stream);
+OPT_API int opt_add_positions_bf16(uint16_t* x, const uint16_t* table, const int32_t* positions,
+                                   int n_tokens, int dim, int table_rows, cudaStream_t stream);
+
+/*
+ * Residual add (elementwise.cu): x[i] += y[i] for i < n; x, y (n) device, not aliasing each other.
+ */
+OPT_API int opt_residual_add_f32(float* x, const float* y, int n, cudaStream_t stream);
+OPT_API int opt_residual_add_f16(uint16_t* x, const uint16_t* y, int n, cudaStream_t stream);
+OPT_API int opt_residual_add_bf16(uint16_t* x, const uint16_t* y, int n, cudaStream_t stream);
+
+/*
+ * GEMM epilogue (elementwise.cu): x[r, c] = act(x[r, c] + bias[c]), act = ReLU when relu != 0, else identity.
+ *   x (rows, cols)   device, updated in place (the output of a cuBLAS GEMM, row-major)
+ *   bias (cols)      device, or NULL for no bias (then relu == 0 makes the call a no-op)
+ * ReLU keeps NaN (as torch.relu).
+ */
+OPT_API int opt_bias_act_f32(float* x, const float* bias, int rows, int cols, int relu, cudaStream_t stream);
+OPT_API int opt_bias_act_f16(uint16_t* x, const uint16_t* bias, int rows, int cols, int relu,
+                             cudaStream_t stream);
+OPT_API int opt_bias_act_bf16(uint16_t* x, const uint16_t* bias, int rows, int cols, int relu,
+                              cudaStream_t stream);
+
+/*
+ * Row gather (elementwise.cu): out[i, :] = x[rows[i], :] for i < n.
+ *   out (n, cols), x (x_rows, cols)   device; out must not alias x
+ *   rows (n)                          device, int32; a row outside [0, x_rows) yields a zero row
+ */
+OPT_API int opt_gather_rows_f32(float* out, const float* x, const int32_t* rows, int n, int cols, int x_rows,
+                                cudaStream_t stream);
+OPT_API int opt_gather_rows_f16(uint16_t* out, const uint16_t* x, const int32_t* rows, int n, int cols,
+                                int x_rows, cudaStream_t stream);
+OPT_API int opt_gather_rows_bf16(uint16_t* out, const uint16_t* x, const int32_t* rows, int n, int cols,
+                                 int x_rows, cudaStream_t stream);
+
+/*
+ * Widening copy (elementwise.cu): out[i] = (float) x[i] for i < n; out (n) float32, x (n) device.
+ * For reading logits and activations back as float32 (the f32 variant is a plain copy).
+ */
+OPT_API int opt_to_f32_f32(float* out, const float* x, int n, cudaStream_t stream);
+OPT_API int opt_to_f32_f16(float* out, const uint16_t* x, int n, cudaStream_t stream);
+OPT_API int opt_to_f32_bf16(float* out, const uint16_t* x, int n, cudaStream_t stream);
+
+/*
+ * Paged KV cache (kv_cache.cu). One layer's keys and values are each a (cache_slots, width) matrix with
+ * cache_slots = num_blocks * block_size and width = heads * head_dim; block b holds slots
+ * [b * block_size, (b + 1) * block_size).
+ *
+ * opt_kv_append: k_cache[slots[t], :] = k[t, :] and v_cache[slots[t], :] = v[t, :] for t < n_tokens.
+ *   k, v (n_tokens, width)   device, contiguous rows
+ *   slots (n_tokens)         device, int32; a slot outside [0, cache_slots) is skipped (so -1 can mark
+ *                            padding); two tokens with the same slot: one of them wins
+ */
+OPT_API int opt_kv_append_f32(float* k_cache, float* v_cache, const float* k, const float* v,
+                              const int32_t* slots, int n_tokens, int width, int cache_slots, cudaStream_t stream);
+OPT_API int opt_kv_append_f16(uint16_t* k_cache, uint16_t* v_cache, const uint16_t* k, const uint16_t* v,
+                              const int32_t* slots, int n_tokens, int width, int cache_slots, cudaStream_t stream);
+OPT_API int opt_kv_append_bf16(uint16_t* k_cache, uint16_t* v_cache, const uint16_t* k, const uint16_t* v,
+                               const int32_t* slots, int n_tokens, int width, int cache_slots,
+                               cudaStream_t stream);
+
+/*
+ * opt_kv_copy_blocks: for i < n_pairs, block src_blocks[i] -> block dst_blocks[i], keys and values, one
+ * layer per call (the caller loops over layers).
+ *   src_blocks, dst_blocks (n_pairs)   device, int32; a pair naming a block outside [0, num_blocks) is skipped.
+ * The pairs are copied concurrently: destination blocks must be distinct and no destination may be the
+ * source of another pair (the beam-search fork copies live blocks into fresh ones). src == dst is harmless.
+ */
+OPT_API int opt_kv_copy_blocks_f32(float* k_cache, float* v_cache, const int32_t* src_blocks,
+                                   const int32_t* dst_blocks, int n_pairs, int block_size, int width,
+                                   int num_blocks, cudaStream_t stream);
+OPT_API int opt_kv_copy_blocks_f16(uint16_t* k_cache, uint16_t* v_cache, const int32_t* src_blocks,
+                                   const int32_t* dst_blocks, int n_pairs, int block_size, int width,
+                                   int num_blocks, cudaStream_t stream);
+OPT_API int opt_kv_copy_blocks_bf16(uint16_t* k_cache, uint16_t* v_cache, const int32_t* src_blocks,
+                                    const int32_t* dst_blocks, int n_pairs, int block_size, int width,
+                                    int num_blocks, cudaStream_t stream);
+
+/*
+ * Causal attention over the paged KV cache (attention.cu), prefill and decode alike; the meaning of
+ * CpuOps.attention with backend/AttentionBatch: per head, out = softmax(q . K^T * scale) . V in float32.
+ *   out, q (total_queries, heads * head_dim)                device; out must not alias q
+ *   k_cache, v_cache (num_blocks * block_size, heads * head_dim)  device, one layer (see kv_cache above);
+ *                                                           this step's keys/values already appended
+ *   block_tables (num_seqs, max_blocks)                     device, int32, row-major block ids per sequence
+ *   query_start, query_count, context_len (num_seqs)        device, int32: sequence s owns query rows
+ *       [query_start[s], query_start[s] + query_count[s]); its query i sits at position
+ *       context_len[s] - query_count[s] + i and attends to positions 0 .. that position; position p is in
+ *       slot block_tables[s][p / block_size] * block_size + p % block_size.
+ * Rows need not be ordered by sequence; a row no sequence owns is not written. A row whose sequence is
+ * inconsistent (query_count > context_len, context_len > max_blocks * block_size) or reaches a block id
+ * outside [0, num_blocks) is written as NaN (the Java side validates first; nothing is read out of bounds).
+ * Limits: 1 <= head_dim <= 256, heads <= 65535, block_size >= 1 (else cudaErrorInvalidValue).
+ */
+OPT_API int opt_attention_f32(float* out, const float* q, const float* k_cache, const float* v_cache,
+                              const int32_t* block_tables, const int32_t* query_start, const int32_t* query_count,
+                              const int32_t* context_len, int num_seqs, int total_queries, int heads, int head_dim,
+                              int block_size, int max_blocks, int num_blocks, float scale, cudaStream_t stream);
+OPT_API int opt_attention_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                              const int32_t* block_tables, const int32_t* query_start, const int32_t* query_count,
+                              const int32_t* context_len, int num_seqs, int total_queries, int heads, int head_dim,
+                              int block_size, int max_blocks, int num_blocks, float scale, cudaStream_t stream);
+OPT_API int opt_attention_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                               const int32_t* block_tables, const int32_t* query_start,
+                               const int32_t* query_count, const int32_t* context_len, int num_seqs,
+                               int total_queries, int heads, int head_dim, int block_size, int max_blocks,
+                               int num_blocks, float scale, cudaStream_t stream);
+
+/*
+ * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax
+ * semantics (a NaN counts as the maximum, the first NaN wins; ties go to the smallest index).
+ *   out_index (rows) device int32; logits (rows, vocab) device float32; vocab >= 1 when rows > 0.
+ */
+OPT_API int opt_argmax_f32(int32_t* out_index, const float* logits, int rows, int vocab, cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

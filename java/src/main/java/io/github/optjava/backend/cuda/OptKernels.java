@@ -51,4 +51,207 @@ public final class OptKernels {
   public static native int opt_embedding_bf16(@Cast("uint16_t*") ShortPointer out,
       @Cast("const uint16_t*") ShortPointer table, @Cast("const int32_t*") IntPointer ids,
       int nTokens, int dim, int vocab, CUstream_st stream);
+
+  // ---- layernorm (layernorm.cu) ----
+
+  /**
+   * out = (x - mean) / sqrt(var + eps) * gamma + beta per row of (rows, cols), statistics in float32; out
+   * must not alias x. float32 storage.
+   */
+  public static native int opt_layernorm_f32(FloatPointer out, @Cast("const float*") FloatPointer x,
+      @Cast("const float*") FloatPointer gamma, @Cast("const float*") FloatPointer beta, int rows, int cols,
+      float eps, CUstream_st stream);
+
+  /** As {@link #opt_layernorm_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_layernorm_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer gamma,
+      @Cast("const uint16_t*") ShortPointer beta, int rows, int cols, float eps, CUstream_st stream);
+
+  /** As {@link #opt_layernorm_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_layernorm_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer gamma,
+      @Cast("const uint16_t*") ShortPointer beta, int rows, int cols, float eps, CUstream_st stream);
+
+  // ---- add_layernorm (layernorm.cu) ----
+
+  /**
+   * x += y (written back), then out = layer norm of x per row; the fused pre-LN residual add + next layer
+   * norm. float32 storage.
+   */
+  public static native int opt_add_layernorm_f32(FloatPointer x, @Cast("const float*") FloatPointer y,
+      FloatPointer out, @Cast("const float*") FloatPointer gamma, @Cast("const float*") FloatPointer beta,
+      int rows, int cols, float eps, CUstream_st stream);
+
+  /** As {@link #opt_add_layernorm_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_add_layernorm_f16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer y, @Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer gamma, @Cast("const uint16_t*") ShortPointer beta, int rows,
+      int cols, float eps, CUstream_st stream);
+
+  /** As {@link #opt_add_layernorm_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_add_layernorm_bf16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer y, @Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer gamma, @Cast("const uint16_t*") ShortPointer beta, int rows,
+      int cols, float eps, CUstream_st stream);
+
+  // ---- add_positions (elementwise.cu) ----
+
+  /**
+   * x[t, :] += table[positions[t] + 2, :] (OPT offset 2); a row outside the table leaves x[t, :] unchanged.
+   * float32 storage.
+   */
+  public static native int opt_add_positions_f32(FloatPointer x, @Cast("const float*") FloatPointer table,
+      @Cast("const int32_t*") IntPointer positions, int nTokens, int dim, int tableRows, CUstream_st stream);
+
+  /** As {@link #opt_add_positions_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_add_positions_f16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer table, @Cast("const int32_t*") IntPointer positions, int nTokens,
+      int dim, int tableRows, CUstream_st stream);
+
+  /** As {@link #opt_add_positions_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_add_positions_bf16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer table, @Cast("const int32_t*") IntPointer positions, int nTokens,
+      int dim, int tableRows, CUstream_st stream);
+
+  // ---- residual_add (elementwise.cu) ----
+
+  /** x[i] += y[i] for i &lt; n. float32 storage. */
+  public static native int opt_residual_add_f32(FloatPointer x, @Cast("const float*") FloatPointer y, int n,
+      CUstream_st stream);
+
+  /** As {@link #opt_residual_add_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_residual_add_f16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer y, int n, CUstream_st stream);
+
+  /** As {@link #opt_residual_add_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_residual_add_bf16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer y, int n, CUstream_st stream);
+
+  // ---- bias_act (elementwise.cu) ----
+
+  /**
+   * GEMM epilogue: x[r, c] = act(x[r, c] + bias[c]); bias may be null; ReLU when relu != 0. float32 storage.
+   */
+  public static native int opt_bias_act_f32(FloatPointer x, @Cast("const float*") FloatPointer bias, int rows,
+      int cols, int relu, CUstream_st stream);
+
+  /** As {@link #opt_bias_act_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_bias_act_f16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer bias, int rows, int cols, int relu, CUstream_st stream);
+
+  /** As {@link #opt_bias_act_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_bias_act_bf16(@Cast("uint16_t*") ShortPointer x,
+      @Cast("const uint16_t*") ShortPointer bias, int rows, int cols, int relu, CUstream_st stream);
+
+  // ---- gather_rows (elementwise.cu) ----
+
+  /** out[i, :] = x[rows[i], :]; a row outside [0, xRows) gives a zero row. float32 storage. */
+  public static native int opt_gather_rows_f32(FloatPointer out, @Cast("const float*") FloatPointer x,
+      @Cast("const int32_t*") IntPointer rows, int n, int cols, int xRows, CUstream_st stream);
+
+  /** As {@link #opt_gather_rows_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_gather_rows_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int32_t*") IntPointer rows, int n, int cols,
+      int xRows, CUstream_st stream);
+
+  /** As {@link #opt_gather_rows_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_gather_rows_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int32_t*") IntPointer rows, int n, int cols,
+      int xRows, CUstream_st stream);
+
+  // ---- to_f32 (elementwise.cu) ----
+
+  /** out[i] = (float) x[i] for i &lt; n (reads activations and logits back as float32). float32 storage. */
+  public static native int opt_to_f32_f32(FloatPointer out, @Cast("const float*") FloatPointer x, int n,
+      CUstream_st stream);
+
+  /** As {@link #opt_to_f32_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_to_f32_f16(FloatPointer out, @Cast("const uint16_t*") ShortPointer x, int n,
+      CUstream_st stream);
+
+  /** As {@link #opt_to_f32_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_to_f32_bf16(FloatPointer out, @Cast("const uint16_t*") ShortPointer x, int n,
+      CUstream_st stream);
+
+  // ---- kv_append (kv_cache.cu) ----
+
+  /**
+   * kCache[slots[t], :] = k[t, :], vCache[slots[t], :] = v[t, :]; a slot outside [0, cacheSlots) is skipped.
+   * float32 storage.
+   */
+  public static native int opt_kv_append_f32(FloatPointer kCache, FloatPointer vCache,
+      @Cast("const float*") FloatPointer k, @Cast("const float*") FloatPointer v,
+      @Cast("const int32_t*") IntPointer slots, int nTokens, int width, int cacheSlots, CUstream_st stream);
+
+  /** As {@link #opt_kv_append_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_kv_append_f16(@Cast("uint16_t*") ShortPointer kCache,
+      @Cast("uint16_t*") ShortPointer vCache, @Cast("const uint16_t*") ShortPointer k,
+      @Cast("const uint16_t*") ShortPointer v, @Cast("const int32_t*") IntPointer slots, int nTokens,
+      int width, int cacheSlots, CUstream_st stream);
+
+  /** As {@link #opt_kv_append_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_kv_append_bf16(@Cast("uint16_t*") ShortPointer kCache,
+      @Cast("uint16_t*") ShortPointer vCache, @Cast("const uint16_t*") ShortPointer k,
+      @Cast("const uint16_t*") ShortPointer v, @Cast("const int32_t*") IntPointer slots, int nTokens,
+      int width, int cacheSlots, CUstream_st stream);
+
+  // ---- kv_copy_blocks (kv_cache.cu) ----
+
+  /**
+   * Copies cache block srcBlocks[i] to dstBlocks[i], keys and values, one layer; destinations distinct and
+   * not sources. float32 storage.
+   */
+  public static native int opt_kv_copy_blocks_f32(FloatPointer kCache, FloatPointer vCache,
+      @Cast("const int32_t*") IntPointer srcBlocks, @Cast("const int32_t*") IntPointer dstBlocks, int nPairs,
+      int blockSize, int width, int numBlocks, CUstream_st stream);
+
+  /** As {@link #opt_kv_copy_blocks_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_kv_copy_blocks_f16(@Cast("uint16_t*") ShortPointer kCache,
+      @Cast("uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer srcBlocks,
+      @Cast("const int32_t*") IntPointer dstBlocks, int nPairs, int blockSize, int width, int numBlocks,
+      CUstream_st stream);
+
+  /** As {@link #opt_kv_copy_blocks_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_kv_copy_blocks_bf16(@Cast("uint16_t*") ShortPointer kCache,
+      @Cast("uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer srcBlocks,
+      @Cast("const int32_t*") IntPointer dstBlocks, int nPairs, int blockSize, int width, int numBlocks,
+      CUstream_st stream);
+
+  // ---- attention (attention.cu) ----
+
+  /**
+   * Causal attention over the paged KV cache (meaning of CpuOps.attention / AttentionBatch); headDim &lt;=
+   * 256. float32 storage.
+   */
+  public static native int opt_attention_f32(FloatPointer out, @Cast("const float*") FloatPointer q,
+      @Cast("const float*") FloatPointer kCache, @Cast("const float*") FloatPointer vCache,
+      @Cast("const int32_t*") IntPointer blockTables, @Cast("const int32_t*") IntPointer queryStart,
+      @Cast("const int32_t*") IntPointer queryCount, @Cast("const int32_t*") IntPointer contextLen,
+      int numSeqs, int totalQueries, int heads, int headDim, int blockSize, int maxBlocks, int numBlocks,
+      float scale, CUstream_st stream);
+
+  /** As {@link #opt_attention_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_attention_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
+  /** As {@link #opt_attention_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_attention_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
+  // ---- argmax (sampling.cu) ----
+
+  /**
+   * outIndex[r] = first index of the maximum of logits[r, :] (torch.argmax: NaN counts as the maximum);
+   * vocab &gt;= 1.
+   */
+  public static native int opt_argmax_f32(@Cast("int32_t*") IntPointer outIndex,
+      @Cast("const float*") FloatPointer logits, int rows, int vocab, CUstream_st stream);
 }

@@ -1,0 +1,647 @@
+// check_ops: runs every launcher of native/include/opt_kernels.h on random inputs and compares it with a
+// straightforward CPU reference written in this file (double precision, the meaning of CpuOps in
+// java/src/main/java/io/github/optjava/backend/cpu/CpuOps.java). Prints the worst error per op × dtype
+// and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
+//
+//   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
+//
+// Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
+// as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
+// and the final rounding. A NaN where the reference has none (or the other way round) is an infinite error.
+// Tolerances: f32 1e-4, f16 1e-2, bf16 4e-2 (those of the op parity tests in design.md, f32 loosened for
+// float32-vs-double reference); index outputs (argmax) must match exactly.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "opt_kernels.h"
+
+namespace {
+
+// ---- plumbing ----------------------------------------------------------------------------------------
+
+#define CHECK_CUDA(call)                                                                              \
+  do {                                                                                                \
+    const cudaError_t err_ = (call);                                                                  \
+    if (err_ != cudaSuccess) {                                                                        \
+      std::fprintf(stderr, "%s:%d: %s failed: %s\n", __FILE__, __LINE__, #call, cudaGetErrorString(err_)); \
+      std::exit(2);                                                                                   \
+    }                                                                                                 \
+  } while (0)
+
+cudaStream_t g_stream = nullptr;
+
+// A launcher's status must be 0, and so must the stream once the kernel has run (catches faults too).
+void expect_ok(int status, const char* what) {
+  if (status != 0) {
+    std::fprintf(stderr, "%s: launcher returned %d (%s)\n", what, status,
+                 cudaGetErrorString(static_cast<cudaError_t>(status)));
+    std::exit(2);
+  }
+  const cudaError_t err = cudaStreamSynchronize(g_stream);
+  if (err != cudaSuccess) {
+    std::fprintf(stderr, "%s: kernel failed: %s\n", what, cudaGetErrorString(err));
+    std::exit(2);
+  }
+}
+
+template <typename T>
+struct DevBuf {
+  T* ptr = nullptr;
+  size_t n = 0;
+  explicit DevBuf(size_t count) : n(count) { CHECK_CUDA(cudaMalloc(&ptr, std::max<size_t>(n, 1) * sizeof(T))); }
+  explicit DevBuf(const std::vector<T>& host) : DevBuf(host.size()) { upload(host); }
+  ~DevBuf() { cudaFree(ptr); }
+  DevBuf(const DevBuf&) = delete;
+  DevBuf& operator=(const DevBuf&) = delete;
+  void upload(const std::vector<T>& host) {
+    CHECK_CUDA(cudaMemcpy(ptr, host.data(), n * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(n);
+    CHECK_CUDA(cudaMemcpy(host.data(), ptr, n * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+};
+
+// ---- storage types -------------------------------------------------------------------------------------
+
+struct F32 {
+  using W = float;
+  static const char* name() { return "f32"; }
+  static constexpr double tol = 1e-4;
+  static float widen(W w) { return w; }
+  static W narrow(float f) { return f; }
+};
+
+struct F16 {
+  using W = uint16_t;
+  static const char* name() { return "f16"; }
+  static constexpr double tol = 1e-2;
+  static float widen(W w) {
+    __half_raw raw;
+    raw.x = w;
+    return __half2float(__half(raw));
+  }
+  static W narrow(float f) { return static_cast<__half_raw>(__float2half_rn(f)).x; }
+};
+
+struct BF16 {
+  using W = uint16_t;
+  static const char* name() { return "bf16"; }
+  static constexpr double tol = 4e-2;
+  static float widen(W w) {
+    __nv_bfloat16_raw raw;
+    raw.x = w;
+    return __bfloat162float(__nv_bfloat16(raw));
+  }
+  static W narrow(float f) { return static_cast<__nv_bfloat16_raw>(__float2bfloat16_rn(f)).x; }
+};
+
+// The launchers of one storage type.
+template <class D>
+struct K;
+template <>
+struct K<F32> {
+  static constexpr auto embedding = opt_embedding_f32;
+  static constexpr auto layernorm = opt_layernorm_f32;
+  static constexpr auto add_layernorm = opt_add_layernorm_f32;
+  static constexpr auto add_positions = opt_add_positions_f32;
+  static constexpr auto residual_add = opt_residual_add_f32;
+  static constexpr auto bias_act = opt_bias_act_f32;
+  static constexpr auto gather_rows = opt_gather_rows_f32;
+  static constexpr auto to_f32 = opt_to_f32_f32;
+  static constexpr auto kv_append = opt_kv_append_f32;
+  static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f32;
+  static constexpr auto attention = opt_attention_f32;
+};
+template <>
+struct K<F16> {
+  static constexpr auto embedding = opt_embedding_f16;
+  static constexpr auto layernorm = opt_layernorm_f16;
+  static constexpr auto add_layernorm = opt_add_layernorm_f16;
+  static constexpr auto add_positions = opt_add_positions_f16;
+  static constexpr auto residual_add = opt_residual_add_f16;
+  static constexpr auto bias_act = opt_bias_act_f16;
+  static constexpr auto gather_rows = opt_gather_rows_f16;
+  static constexpr auto to_f32 = opt_to_f32_f16;
+  static constexpr auto kv_append = opt_kv_append_f16;
+  static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f16;
+  static constexpr auto attention = opt_attention_f16;
+};
+template <>
+struct K<BF16> {
+  static constexpr auto embedding = opt_embedding_bf16;
+  static constexpr auto layernorm = opt_layernorm_bf16;
+  static constexpr auto add_layernorm = opt_add_layernorm_bf16;
+  static constexpr auto add_positions = opt_add_positions_bf16;
+  static constexpr auto residual_add = opt_residual_add_bf16;
+  static constexpr auto bias_act = opt_bias_act_bf16;
+  static constexpr auto gather_rows = opt_gather_rows_bf16;
+  static constexpr auto to_f32 = opt_to_f32_bf16;
+  static constexpr auto kv_append = opt_kv_append_bf16;
+  static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_bf16;
+  static constexpr auto attention = opt_attention_bf16;
+};
+
+// A host tensor of storage type D: the stored words and the float values they hold.
+template <class D>
+struct Host {
+  std::vector<typename D::W> words;
+  std::vector<float> values;
+};
+
+std::mt19937 g_rng(20240611u);
+
+template <class D>
+Host<D> random_tensor(size_t n, float mean, float stddev) {
+  std::normal_distribution<float> dist(mean, stddev);
+  Host<D> h;
+  h.words.resize(n);
+  h.values.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    h.words[i] = D::narrow(dist(g_rng));
+    h.values[i] = D::widen(h.words[i]);
+  }
+  return h;
+}
+
+template <class D>
+std::vector<float> widen_all(const std::vector<typename D::W>& words) {
+  std::vector<float> out(words.size());
+  for (size_t i = 0; i < words.size(); ++i) out[i] = D::widen(words[i]);
+  return out;
+}
+
+// Rounds a float to storage type D and back (what a kernel storing an intermediate in D sees again).
+template <class D>
+float round_to(float f) {
+  return D::widen(D::narrow(f));
+}
+
+double max_error(const std::vector<float>& got, const std::vector<double>& ref) {
+  if (got.size() != ref.size()) return std::numeric_limits<double>::infinity();
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    const bool got_nan = std::isnan(got[i]);
+    const bool ref_nan = std::isnan(ref[i]);
+    if (got_nan || ref_nan) {
+      if (got_nan != ref_nan) return std::numeric_limits<double>::infinity();
+      continue;
+    }
+    worst = std::max(worst, std::fabs(got[i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
+  }
+  return worst;
+}
+
+int g_failures = 0;
+
+void report(const std::string& op, const char* dtype, double err, double tol) {
+  const bool ok = err <= tol;
+  if (!ok) ++g_failures;
+  std::printf("%-34s %-5s max_err %-10.3e tol %-8.1e %s\n", op.c_str(), dtype, err, tol, ok ? "ok" : "FAIL");
+}
+
+std::string shape(const char* op, int a, int b) { return std::string(op) + " " + std::to_string(a) + "x" + std::to_string(b); }
+
+// ---- references (double precision, the meaning of CpuOps) ---------------------------------------------
+
+std::vector<double> ref_layernorm(const std::vector<float>& x, const std::vector<float>& gamma,
+                                  const std::vector<float>& beta, int rows, int cols, double eps) {
+  std::vector<double> out(x.size());
+  for (int r = 0; r < rows; ++r) {
+    const float* row = &x[static_cast<size_t>(r) * cols];
+    double mean = 0;
+    for (int j = 0; j < cols; ++j) mean += row[j];
+    mean /= cols;
+    double var = 0;
+    for (int j = 0; j < cols; ++j) var += (row[j] - mean) * (row[j] - mean);
+    var /= cols;  // biased, as torch.nn.LayerNorm
+    const double inv = 1.0 / std::sqrt(var + eps);
+    for (int j = 0; j < cols; ++j) out[static_cast<size_t>(r) * cols + j] = (row[j] - mean) * inv * gamma[j] + beta[j];
+  }
+  return out;
+}
+
+struct Batch {  // an AttentionBatch plus the cache geometry
+  std::vector<int32_t> query_start, query_count, context_len;
+  std::vector<std::vector<int32_t>> block_tables;
+  int total_queries = 0;
+  int block_size = 0;
+  int num_blocks = 0;
+};
+
+// CpuOps.attention, in double.
+std::vector<double> ref_attention(const std::vector<float>& q, const std::vector<float>& keys,
+                                  const std::vector<float>& values, const Batch& b, int heads, int head_dim,
+                                  double scale) {
+  const int width = heads * head_dim;
+  std::vector<double> out(static_cast<size_t>(b.total_queries) * width, 0.0);
+  for (size_t s = 0; s < b.query_start.size(); ++s) {
+    const int past = b.context_len[s] - b.query_count[s];
+    for (int i = 0; i < b.query_count[s]; ++i) {
+      const int row = b.query_start[s] + i;
+      const int visible = past + i + 1;
+      for (int h = 0; h < heads; ++h) {
+        const size_t q_off = static_cast<size_t>(row) * width + static_cast<size_t>(h) * head_dim;
+        std::vector<double> scores(visible);
+        std::vector<size_t> kv_off(visible);
+        double max = -INFINITY;
+        for (int p = 0; p < visible; ++p) {
+          const size_t slot = static_cast<size_t>(b.block_tables[s][p / b.block_size]) * b.block_size + p % b.block_size;
+          kv_off[p] = slot * width + static_cast<size_t>(h) * head_dim;
+          double dot = 0;
+          for (int d = 0; d < head_dim; ++d) dot += static_cast<double>(q[q_off + d]) * keys[kv_off[p] + d];
+          scores[p] = dot * scale;
+          max = std::max(max, scores[p]);
+        }
+        double sum = 0;
+        for (int p = 0; p < visible; ++p) {
+          scores[p] = std::exp(scores[p] - max);
+          sum += scores[p];
+        }
+        for (int d = 0; d < head_dim; ++d) {
+          double acc = 0;
+          for (int p = 0; p < visible; ++p) acc += scores[p] * values[kv_off[p] + d];
+          out[q_off + d] = acc / sum;
+        }
+      }
+    }
+  }
+  return out;
+}
+
+// engine/Sampler.argmax: first index of the maximum, the first NaN wins.
+int ref_argmax(const float* row, int vocab) {
+  int best = 0;
+  for (int i = 0; i < vocab; ++i) {
+    if (std::isnan(row[i])) return i;
+    if (row[i] > row[best]) best = i;
+  }
+  return best;
+}
+
+// ---- checks, one per op family ------------------------------------------------------------------------
+
+template <class D>
+void check_embedding() {
+  const int vocab = 100, dim = 72;
+  const std::vector<int32_t> ids = {5, 0, 99, 42, -1, 100, 5};  // the last-but-one two are outside the table
+  const int n = static_cast<int>(ids.size());
+  const Host<D> table = random_tensor<D>(static_cast<size_t>(vocab) * dim, 0.f, 1.f);
+  DevBuf<typename D::W> d_table(table.words), d_out(static_cast<size_t>(n) * dim);
+  DevBuf<int32_t> d_ids(ids);
+  expect_ok(K<D>::embedding(d_out.ptr, d_table.ptr, d_ids.ptr, n, dim, vocab, g_stream), "embedding");
+  std::vector<double> ref(static_cast<size_t>(n) * dim, 0.0);
+  for (int t = 0; t < n; ++t) {
+    if (ids[t] < 0 || ids[t] >= vocab) continue;
+    for (int j = 0; j < dim; ++j) ref[static_cast<size_t>(t) * dim + j] = table.values[static_cast<size_t>(ids[t]) * dim + j];
+  }
+  report(shape("embedding", n, dim), D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+}
+
+template <class D>
+void check_layernorm(int rows, int cols) {
+  const float eps = 1e-5f;
+  // A large mean relative to the spread: a one-pass E[x²] - E[x]² variance would lose digits here.
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(rows) * cols, 3.f, 2.f);
+  const Host<D> gamma = random_tensor<D>(cols, 1.f, 0.1f);
+  const Host<D> beta = random_tensor<D>(cols, 0.f, 0.1f);
+  DevBuf<typename D::W> d_x(x.words), d_g(gamma.words), d_b(beta.words), d_out(x.words.size());
+  expect_ok(K<D>::layernorm(d_out.ptr, d_x.ptr, d_g.ptr, d_b.ptr, rows, cols, eps, g_stream), "layernorm");
+  const std::vector<double> ref = ref_layernorm(x.values, gamma.values, beta.values, rows, cols, eps);
+  report(shape("layernorm", rows, cols), D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+}
+
+template <class D>
+void check_add_layernorm(int rows, int cols) {
+  const float eps = 1e-5f;
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(rows) * cols, 1.f, 2.f);
+  const Host<D> y = random_tensor<D>(x.words.size(), 0.f, 1.f);
+  const Host<D> gamma = random_tensor<D>(cols, 1.f, 0.1f);
+  const Host<D> beta = random_tensor<D>(cols, 0.f, 0.1f);
+  DevBuf<typename D::W> d_x(x.words), d_y(y.words), d_g(gamma.words), d_b(beta.words), d_out(x.words.size());
+  expect_ok(K<D>::add_layernorm(d_x.ptr, d_y.ptr, d_out.ptr, d_g.ptr, d_b.ptr, rows, cols, eps, g_stream),
+            "add_layernorm");
+  // The sum is stored in D first; the norm is of the stored sum.
+  std::vector<float> sum(x.values.size());
+  std::vector<double> sum_ref(sum.size());
+  for (size_t i = 0; i < sum.size(); ++i) {
+    sum[i] = round_to<D>(x.values[i] + y.values[i]);
+    sum_ref[i] = sum[i];
+  }
+  report(shape("add_layernorm (x += y)", rows, cols), D::name(), max_error(widen_all<D>(d_x.download()), sum_ref),
+         D::tol);
+  const std::vector<double> ref = ref_layernorm(sum, gamma.values, beta.values, rows, cols, eps);
+  report(shape("add_layernorm (out)", rows, cols), D::name(), max_error(widen_all<D>(d_out.download()), ref),
+         D::tol);
+}
+
+template <class D>
+void check_add_positions() {
+  const int table_rows = 20, dim = 96;  // 18 positions + OPT's offset of 2
+  const std::vector<int32_t> positions = {0, 1, 2, 17, 5, 18, -3};  // 18 and -3 are outside: left unchanged
+  const int n = static_cast<int>(positions.size());
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(n) * dim, 0.f, 1.f);
+  const Host<D> table = random_tensor<D>(static_cast<size_t>(table_rows) * dim, 0.f, 1.f);
+  DevBuf<typename D::W> d_x(x.words), d_table(table.words);
+  DevBuf<int32_t> d_pos(positions);
+  expect_ok(K<D>::add_positions(d_x.ptr, d_table.ptr, d_pos.ptr, n, dim, table_rows, g_stream), "add_positions");
+  std::vector<double> ref(x.values.begin(), x.values.end());
+  for (int t = 0; t < n; ++t) {
+    const int row = positions[t] + 2;
+    if (row < 0 || row >= table_rows) continue;
+    for (int j = 0; j < dim; ++j) ref[static_cast<size_t>(t) * dim + j] += table.values[static_cast<size_t>(row) * dim + j];
+  }
+  report(shape("add_positions", n, dim), D::name(), max_error(widen_all<D>(d_x.download()), ref), D::tol);
+}
+
+template <class D>
+void check_residual_add() {
+  const int n = 1037;
+  const Host<D> x = random_tensor<D>(n, 0.f, 1.f);
+  const Host<D> y = random_tensor<D>(n, 0.f, 1.f);
+  DevBuf<typename D::W> d_x(x.words), d_y(y.words);
+  expect_ok(K<D>::residual_add(d_x.ptr, d_y.ptr, n, g_stream), "residual_add");
+  std::vector<double> ref(n);
+  for (int i = 0; i < n; ++i) ref[i] = static_cast<double>(x.values[i]) + y.values[i];
+  report("residual_add " + std::to_string(n), D::name(), max_error(widen_all<D>(d_x.download()), ref), D::tol);
+}
+
+template <class D>
+void check_bias_act(bool with_bias, bool relu) {
+  const int rows = 6, cols = 300;
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(rows) * cols, 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(cols, 0.f, 1.f);
+  DevBuf<typename D::W> d_x(x.words), d_bias(bias.words);
+  expect_ok(K<D>::bias_act(d_x.ptr, with_bias ? d_bias.ptr : nullptr, rows, cols, relu ? 1 : 0, g_stream),
+            "bias_act");
+  std::vector<double> ref(x.values.size());
+  for (int r = 0; r < rows; ++r) {
+    for (int c = 0; c < cols; ++c) {
+      double v = x.values[static_cast<size_t>(r) * cols + c] + (with_bias ? bias.values[c] : 0.f);
+      ref[static_cast<size_t>(r) * cols + c] = relu ? std::max(v, 0.0) : v;
+    }
+  }
+  const char* op = with_bias ? (relu ? "bias_act (bias, relu)" : "bias_act (bias)") : "bias_act (relu, no bias)";
+  report(shape(op, rows, cols), D::name(), max_error(widen_all<D>(d_x.download()), ref), D::tol);
+}
+
+template <class D>
+void check_gather_rows() {
+  const int x_rows = 10, cols = 130;
+  const std::vector<int32_t> rows = {3, 0, 9, 3, -1, 10};  // the last two are outside x: zero rows
+  const int n = static_cast<int>(rows.size());
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(x_rows) * cols, 0.f, 1.f);
+  DevBuf<typename D::W> d_x(x.words), d_out(static_cast<size_t>(n) * cols);
+  DevBuf<int32_t> d_rows(rows);
+  expect_ok(K<D>::gather_rows(d_out.ptr, d_x.ptr, d_rows.ptr, n, cols, x_rows, g_stream), "gather_rows");
+  std::vector<double> ref(static_cast<size_t>(n) * cols, 0.0);
+  for (int i = 0; i < n; ++i) {
+    if (rows[i] < 0 || rows[i] >= x_rows) continue;
+    for (int c = 0; c < cols; ++c) ref[static_cast<size_t>(i) * cols + c] = x.values[static_cast<size_t>(rows[i]) * cols + c];
+  }
+  report(shape("gather_rows", n, cols), D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+}
+
+template <class D>
+void check_to_f32() {
+  const int n = 777;
+  const Host<D> x = random_tensor<D>(n, 0.f, 10.f);
+  DevBuf<typename D::W> d_x(x.words);
+  DevBuf<float> d_out(n);
+  expect_ok(K<D>::to_f32(d_out.ptr, d_x.ptr, n, g_stream), "to_f32");
+  const std::vector<double> ref(x.values.begin(), x.values.end());
+  report("to_f32 " + std::to_string(n), D::name(), max_error(d_out.download(), ref), 0.0);  // exact
+}
+
+template <class D>
+void check_kv_append() {
+  const int num_blocks = 6, block_size = 4, width = 48, cache_slots = num_blocks * block_size;
+  const std::vector<int32_t> slots = {0, 7, 23, -1, 13, 24};  // -1 and 24 are outside the cache: skipped
+  const int n = static_cast<int>(slots.size());
+  const Host<D> k_cache = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Host<D> v_cache = random_tensor<D>(k_cache.words.size(), 0.f, 1.f);
+  const Host<D> k = random_tensor<D>(static_cast<size_t>(n) * width, 0.f, 1.f);
+  const Host<D> v = random_tensor<D>(k.words.size(), 0.f, 1.f);
+  DevBuf<typename D::W> d_kc(k_cache.words), d_vc(v_cache.words), d_k(k.words), d_v(v.words);
+  DevBuf<int32_t> d_slots(slots);
+  expect_ok(K<D>::kv_append(d_kc.ptr, d_vc.ptr, d_k.ptr, d_v.ptr, d_slots.ptr, n, width, cache_slots, g_stream),
+            "kv_append");
+  std::vector<double> ref_k(k_cache.values.begin(), k_cache.values.end());
+  std::vector<double> ref_v(v_cache.values.begin(), v_cache.values.end());
+  for (int t = 0; t < n; ++t) {
+    if (slots[t] < 0 || slots[t] >= cache_slots) continue;
+    for (int j = 0; j < width; ++j) {
+      ref_k[static_cast<size_t>(slots[t]) * width + j] = k.values[static_cast<size_t>(t) * width + j];
+      ref_v[static_cast<size_t>(slots[t]) * width + j] = v.values[static_cast<size_t>(t) * width + j];
+    }
+  }
+  const double err = std::max(max_error(widen_all<D>(d_kc.download()), ref_k),
+                              max_error(widen_all<D>(d_vc.download()), ref_v));
+  report(shape("kv_append", n, width), D::name(), err, 0.0);  // a copy: exact
+}
+
+template <class D>
+void check_kv_copy_blocks() {
+  const int num_blocks = 8, block_size = 16, width = 200;
+  const std::vector<int32_t> src = {1, 5, 7, 2};
+  const std::vector<int32_t> dst = {3, 6, 8, 2};  // 8 is outside the cache: skipped; 2 → 2 is a no-op
+  const int n = static_cast<int>(src.size());
+  const size_t block_elems = static_cast<size_t>(block_size) * width;
+  const Host<D> k_cache = random_tensor<D>(num_blocks * block_elems, 0.f, 1.f);
+  const Host<D> v_cache = random_tensor<D>(k_cache.words.size(), 0.f, 1.f);
+  DevBuf<typename D::W> d_kc(k_cache.words), d_vc(v_cache.words);
+  DevBuf<int32_t> d_src(src), d_dst(dst);
+  expect_ok(K<D>::kv_copy_blocks(d_kc.ptr, d_vc.ptr, d_src.ptr, d_dst.ptr, n, block_size, width, num_blocks,
+                                 g_stream),
+            "kv_copy_blocks");
+  std::vector<double> ref_k(k_cache.values.begin(), k_cache.values.end());
+  std::vector<double> ref_v(v_cache.values.begin(), v_cache.values.end());
+  for (int i = 0; i < n; ++i) {
+    if (src[i] < 0 || src[i] >= num_blocks || dst[i] < 0 || dst[i] >= num_blocks) continue;
+    for (size_t e = 0; e < block_elems; ++e) {
+      ref_k[dst[i] * block_elems + e] = k_cache.values[src[i] * block_elems + e];
+      ref_v[dst[i] * block_elems + e] = v_cache.values[src[i] * block_elems + e];
+    }
+  }
+  const double err = std::max(max_error(widen_all<D>(d_kc.download()), ref_k),
+                              max_error(widen_all<D>(d_vc.download()), ref_v));
+  report(shape("kv_copy_blocks", n, static_cast<int>(block_elems)), D::name(), err, 0.0);  // a copy: exact
+}
+
+// A ragged batch: a decode sequence with a long context (many tiles), a prefill crossing a tile border,
+// a chunked prefill (5 new tokens on 40 cached), and a sequence with no new tokens. Rows are not in
+// sequence order, and blocks are a random permutation of the pool.
+Batch make_batch() {
+  Batch b;
+  b.block_size = 16;
+  b.query_count = {1, 70, 5, 0};
+  b.context_len = {300, 70, 45, 10};
+  b.query_start = {75, 0, 70, 76};
+  b.total_queries = 76;
+  int needed = 0;
+  for (int ctx : b.context_len) needed += (ctx + b.block_size - 1) / b.block_size;
+  b.num_blocks = needed + 7;  // some blocks belong to nobody
+  std::vector<int32_t> pool(b.num_blocks);
+  for (int i = 0; i < b.num_blocks; ++i) pool[i] = i;
+  std::shuffle(pool.begin(), pool.end(), g_rng);
+  int next = 0;
+  for (int ctx : b.context_len) {
+    std::vector<int32_t> table;
+    for (int i = 0; i < (ctx + b.block_size - 1) / b.block_size; ++i) table.push_back(pool[next++]);
+    b.block_tables.push_back(table);
+  }
+  return b;
+}
+
+template <class D>
+void check_attention(int heads, int head_dim) {
+  const Batch b = make_batch();
+  const int width = heads * head_dim;
+  const int num_seqs = static_cast<int>(b.query_start.size());
+  int max_blocks = 0;
+  for (const auto& t : b.block_tables) max_blocks = std::max(max_blocks, static_cast<int>(t.size()));
+  std::vector<int32_t> tables(static_cast<size_t>(num_seqs) * max_blocks, -1);  // padding: never read
+  for (int s = 0; s < num_seqs; ++s) std::copy(b.block_tables[s].begin(), b.block_tables[s].end(), &tables[static_cast<size_t>(s) * max_blocks]);
+
+  const size_t cache_elems = static_cast<size_t>(b.num_blocks) * b.block_size * width;
+  const Host<D> q = random_tensor<D>(static_cast<size_t>(b.total_queries) * width, 0.f, 2.f);
+  const Host<D> keys = random_tensor<D>(cache_elems, 0.f, 1.f);
+  const Host<D> values = random_tensor<D>(cache_elems, 0.f, 1.f);
+  const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+  DevBuf<typename D::W> d_q(q.words), d_k(keys.words), d_v(values.words), d_out(q.words.size());
+  DevBuf<int32_t> d_tables(tables), d_start(b.query_start), d_count(b.query_count), d_ctx(b.context_len);
+  expect_ok(K<D>::attention(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                            d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size, max_blocks,
+                            b.num_blocks, scale, g_stream),
+            "attention");
+  const std::vector<double> ref = ref_attention(q.values, keys.values, values.values, b, heads, head_dim, scale);
+  report("attention heads " + std::to_string(heads) + " head_dim " + std::to_string(head_dim), D::name(),
+         max_error(widen_all<D>(d_out.download()), ref), D::tol);
+}
+
+void check_argmax() {
+  const int rows = 6, vocab = 50272;
+  std::uniform_real_distribution<float> dist(-10.f, 10.f);
+  std::vector<float> logits(static_cast<size_t>(rows) * vocab);
+  for (float& v : logits) v = dist(g_rng);
+  float* r = logits.data();
+  r[0 * vocab + 100] = 50.f;  // row 0: a tie, the first index wins
+  r[0 * vocab + 4000] = 50.f;
+  r[1 * vocab + 900] = NAN;  // row 1: the first NaN wins over everything
+  r[1 * vocab + 700] = NAN;
+  r[1 * vocab + 5] = INFINITY;
+  std::fill(r + 2 * vocab, r + 3 * vocab, -INFINITY);  // row 2: all -inf: index 0
+  r[3 * vocab + vocab - 1] = 99.f;                     // row 3: the last index
+  r[4 * vocab + 0] = 99.f;                             // row 4: the first index
+  DevBuf<float> d_logits(logits);
+  DevBuf<int32_t> d_out(rows);
+  expect_ok(opt_argmax_f32(d_out.ptr, d_logits.ptr, rows, vocab, g_stream), "argmax");
+  const std::vector<int32_t> got = d_out.download();
+  int wrong = 0;
+  for (int i = 0; i < rows; ++i) wrong += got[i] != ref_argmax(r + static_cast<size_t>(i) * vocab, vocab);
+
+  const int small_vocab = 5;  // fewer elements than threads
+  const std::vector<float> small = {1.f, 3.f, 3.f, -2.f, 0.f};
+  DevBuf<float> d_small(small);
+  expect_ok(opt_argmax_f32(d_out.ptr, d_small.ptr, 1, small_vocab, g_stream), "argmax");
+  wrong += d_out.download()[0] != 1;
+  report("argmax (rows with a wrong index)", "f32", wrong, 0.0);
+}
+
+// Bad sizes give cudaErrorInvalidValue (1) before any launch; empty work gives 0. Null pointers are
+// never dereferenced on these paths.
+void check_size_validation() {
+  int wrong = 0;
+  auto expect = [&](int got, int want, const char* what) {
+    if (got != want) {
+      std::fprintf(stderr, "%s: status %d, expected %d\n", what, got, want);
+      ++wrong;
+    }
+  };
+  expect(opt_layernorm_f32(nullptr, nullptr, nullptr, nullptr, -1, 8, 1e-5f, g_stream), 1, "layernorm rows -1");
+  expect(opt_layernorm_f16(nullptr, nullptr, nullptr, nullptr, 0, 8, 1e-5f, g_stream), 0, "layernorm rows 0");
+  expect(opt_add_layernorm_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, 4, -8, 1e-5f, g_stream), 1,
+         "add_layernorm cols -8");
+  expect(opt_add_positions_f32(nullptr, nullptr, nullptr, 3, -1, 10, g_stream), 1, "add_positions dim -1");
+  expect(opt_residual_add_f16(nullptr, nullptr, 0, g_stream), 0, "residual_add n 0");
+  expect(opt_bias_act_f32(nullptr, nullptr, 4, 4, 0, g_stream), 0, "bias_act no bias, no relu");
+  expect(opt_gather_rows_bf16(nullptr, nullptr, nullptr, -2, 4, 4, g_stream), 1, "gather_rows n -2");
+  expect(opt_to_f32_f16(nullptr, nullptr, -1, g_stream), 1, "to_f32 n -1");
+  expect(opt_kv_append_f32(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 64, 16, g_stream), 0, "kv_append n 0");
+  expect(opt_kv_copy_blocks_f16(nullptr, nullptr, nullptr, nullptr, 2, -16, 64, 4, g_stream), 1,
+         "kv_copy_blocks block_size -16");
+  expect(opt_attention_f32(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 2, 257,
+                           16, 1, 1, 1.f, g_stream),
+         1, "attention head_dim 257");
+  expect(opt_attention_f32(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 2, 64,
+                           0, 1, 1, 1.f, g_stream),
+         1, "attention block_size 0");
+  expect(opt_attention_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 0, 2, 64,
+                            16, 1, 1, 1.f, g_stream),
+         0, "attention no sequences");
+  expect(opt_argmax_f32(nullptr, nullptr, 3, 0, g_stream), 1, "argmax vocab 0");
+  expect(opt_argmax_f32(nullptr, nullptr, 0, 0, g_stream), 0, "argmax rows 0");
+  report("size validation (wrong statuses)", "-", wrong, 0.0);
+}
+
+template <class D>
+void check_all() {
+  check_embedding<D>();
+  check_layernorm<D>(5, 1);
+  check_layernorm<D>(4, 33);
+  check_layernorm<D>(3, 768);
+  check_layernorm<D>(2, 5120);
+  check_add_layernorm<D>(3, 768);
+  check_add_layernorm<D>(2, 2560);
+  check_add_positions<D>();
+  check_residual_add<D>();
+  check_bias_act<D>(true, false);
+  check_bias_act<D>(true, true);
+  check_bias_act<D>(false, true);
+  check_gather_rows<D>();
+  check_to_f32<D>();
+  check_kv_append<D>();
+  check_kv_copy_blocks<D>();
+  check_attention<D>(3, 64);
+  check_attention<D>(2, 80);
+  check_attention<D>(2, 128);
+  check_attention<D>(1, 256);
+  check_attention<D>(4, 17);  // odd head_dim: partial warps in the dot product
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::fprintf(stderr, "check_ops: no CUDA device\n");
+    return 2;
+  }
+  cudaDeviceProp prop;
+  CHECK_CUDA(cudaGetDeviceProperties(&prop, 0));
+  std::printf("device: %s (sm_%d%d), library %s built for %s\n", prop.name, prop.major, prop.minor,
+              opt_kernels_version(), opt_kernels_archs());
+  CHECK_CUDA(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
+
+  check_all<F32>();
+  check_all<F16>();
+  check_all<BF16>();
+  check_argmax();
+  check_size_validation();
+
+  CHECK_CUDA(cudaStreamDestroy(g_stream));
+  std::printf("%s: %d check(s) over tolerance\n", g_failures == 0 ? "PASS" : "FAIL", g_failures);
+  return g_failures == 0 ? 0 : 1;
+}

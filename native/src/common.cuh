@@ -1,0 +1,85 @@
+// Device helpers shared by the kernel files in native/src/ (internal: not part of opt_kernels.h).
+//
+//   storage types   float, __half (fp16), __nv_bfloat16 (bf16). The public header passes 16-bit tensors
+//                   as uint16_t words; launchers reinterpret them with as_f16 / as_bf16 (same size and bit
+//                   layout). Kernels load every element into float (to_float), compute in float and round
+//                   back to nearest even once, when storing (from_float<T>).
+//   reductions      warp_sum and block_sum (warp shuffles, then one float per warp in shared memory).
+//   launch helpers  status codes and the thread count of a one-block-per-row launch.
+#ifndef OPT_COMMON_CUH
+#define OPT_COMMON_CUH
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime_api.h>
+#include <stdint.h>
+
+#include "opt_kernels.h"
+
+namespace opt {
+
+// ---- storage types ---------------------------------------------------------------------------------
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+inline __half* as_f16(uint16_t* p) { return reinterpret_cast<__half*>(p); }
+inline const __half* as_f16(const uint16_t* p) { return reinterpret_cast<const __half*>(p); }
+inline __nv_bfloat16* as_bf16(uint16_t* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
+inline const __nv_bfloat16* as_bf16(const uint16_t* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
+
+// ---- reductions ------------------------------------------------------------------------------------
+
+constexpr int kWarp = 32;
+
+// Sum over the 32 lanes of a warp; every lane gets the total. All 32 lanes must take part.
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum over the whole block; every thread gets the total. blockDim.x must be a multiple of 32 (at most
+// 1024) and every thread of the block must call it (it synchronises). The per-warp partials are added
+// in warp order by every thread, so the result is deterministic and identical across the block.
+// Safe to call several times in a row: the first barrier keeps the previous call's readers ahead of
+// this call's writers.
+__device__ __forceinline__ float block_sum(float v) {
+  __shared__ float partial[kWarp];
+  v = warp_sum(v);
+  const int lane = threadIdx.x % kWarp;
+  const int warp = threadIdx.x / kWarp;
+  __syncthreads();
+  if (lane == 0) partial[warp] = v;
+  __syncthreads();
+  float total = 0.f;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / kWarp; ++w) total += partial[w];
+  return total;
+}
+
+// ---- launch helpers --------------------------------------------------------------------------------
+
+constexpr int kInvalidValue = static_cast<int>(cudaErrorInvalidValue);  // 1: bad sizes, nothing launched
+constexpr int kSuccess = static_cast<int>(cudaSuccess);                 // 0
+
+// The status of the launch just made (and of any earlier unchecked error on this host thread).
+inline int launch_status() { return static_cast<int>(cudaGetLastError()); }
+
+// Threads for a block that strides over n elements: a multiple of 32 in [32, max_threads].
+inline int threads_for(int n, int max_threads) {
+  const long long rounded = (static_cast<long long>(n) + kWarp - 1) / kWarp * kWarp;
+  return rounded < kWarp ? kWarp : (rounded > max_threads ? max_threads : static_cast<int>(rounded));
+}
+
+}  // namespace opt
+
+#endif  // OPT_COMMON_CUH

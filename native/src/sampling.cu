@@ -1,0 +1,86 @@
+// Sampling helpers over float32 logits.
+// Variants:
+//   opt_argmax_f32  out_index[r] = the FIRST index of the maximum of logits[r, :], torch.argmax semantics:
+//                   NaN counts as larger than every number (the first NaN wins), ties go to the
+//                   smallest index, -0.0 and +0.0 tie.
+// CPU twin: engine/Sampler.argmax (the greedy pick; same first-index and NaN rules).
+//
+// One block per row: each thread scans a strided share of the row in index order, then the block
+// reduces (value, index) pairs with warp shuffles and one pair per warp in shared memory. The pair order
+// is total, so the result is the same whatever the thread count.
+#include <limits.h>
+
+#include "common.cuh"
+
+namespace {
+using namespace opt;
+
+constexpr int kMaxThreads = 512;
+
+// Does (v, i) come before (best_v, best_i) in argmax order?
+__device__ __forceinline__ bool beats(float v, int i, float best_v, int best_i) {
+  const bool v_nan = isnan(v);
+  const bool best_nan = isnan(best_v);
+  if (v_nan || best_nan) return v_nan && (!best_nan || i < best_i);
+  return v > best_v || (v == best_v && i < best_i);
+}
+
+// Reduces the pair over the warp's 32 lanes; every lane ends with the warp's best pair.
+__device__ __forceinline__ void warp_argmax(float& v, int& i) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+    const float other_v = __shfl_xor_sync(0xffffffffu, v, offset);
+    const int other_i = __shfl_xor_sync(0xffffffffu, i, offset);
+    if (beats(other_v, other_i, v, i)) {
+      v = other_v;
+      i = other_i;
+    }
+  }
+}
+
+// grid.x = rows; out_index (rows), logits (rows, vocab); blockDim.x a multiple of 32.
+__global__ void argmax_kernel(int32_t* __restrict__ out_index, const float* __restrict__ logits, int vocab) {
+  __shared__ float warp_v[kWarp];
+  __shared__ int warp_i[kWarp];
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
+
+  // Sentinel: loses to every real element (-inf ties with a real -inf and loses on the index).
+  float best_v = -INFINITY;
+  int best_i = INT_MAX;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float v = row[i];
+    if (beats(v, i, best_v, best_i)) {
+      best_v = v;
+      best_i = i;
+    }
+  }
+  warp_argmax(best_v, best_i);
+
+  const int lane = threadIdx.x % kWarp;
+  const int warp = threadIdx.x / kWarp;
+  if (lane == 0) {
+    warp_v[warp] = best_v;
+    warp_i[warp] = best_i;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x / kWarp;
+    best_v = lane < warps ? warp_v[lane] : -INFINITY;
+    best_i = lane < warps ? warp_i[lane] : INT_MAX;
+    warp_argmax(best_v, best_i);
+    if (lane == 0) out_index[blockIdx.x] = best_i;
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+OPT_API int opt_argmax_f32(int32_t* out_index, const float* logits, int rows, int vocab, cudaStream_t stream) {
+  if (rows < 0 || vocab < 0) return kInvalidValue;
+  if (rows == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;  // an empty row has no argmax
+  argmax_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_index, logits, vocab);
+  return launch_status();
+}
+
+}  // extern "C"
