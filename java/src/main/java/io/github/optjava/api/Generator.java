@@ -68,7 +68,7 @@ public final class Generator implements AutoCloseable {
     OptConfig config = OptConfig.load(dir);
     OptTokenizer tokenizer = OptTokenizer.load(dir);
     Device device = chooseDevice(options.device());
-    Ops ops = CpuBackends.create(options.threads());
+    Ops ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
     OptModel model;
     try (Checkpoint checkpoint = Checkpoints.open(dir)) {
       model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
@@ -86,13 +86,15 @@ public final class Generator implements AutoCloseable {
       return Device.CPU;
     }
     CudaProbe.Result probe = CudaProbe.probe();
-    // The CUDA backend (issue #4) is not written yet: the probe tells users what their machine offers.
-    String why = probe.usable() ? "the CUDA backend is not implemented yet (issue #4)" : probe.reason();
-    if (wanted == Device.CUDA) {
-      throw new IllegalStateException("Device.CUDA was requested but cannot be used: " + why
-          + ". Use Device.CPU or Device.AUTO.");
+    if (probe.usable()) {
+      return Device.CUDA;
     }
-    LOG.info("Device.AUTO: using the CPU ({})", why);
+    if (wanted == Device.CUDA) {
+      throw new IllegalStateException("Device.CUDA was requested but CUDA cannot be used here: " + probe.reason()
+          + ". See the README's GPU prerequisites (driver, CUDA 13 libraries, -Dopt.cuda.libpath), "
+          + "or use Device.CPU / Device.AUTO.");
+    }
+    LOG.info("Device.AUTO: using the CPU because CUDA is not usable ({})", probe.reason());
     return Device.CPU;
   }
 

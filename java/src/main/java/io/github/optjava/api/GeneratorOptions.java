@@ -9,8 +9,9 @@ import io.github.optjava.checkpoint.DType;
  * }</pre>
  *
  * @param device            where to run. Default AUTO: CUDA when usable, else the CPU.
- * @param dtype             storage type of the weights on the device (F16, BF16, F32); null keeps the
- *                          checkpoint's. Computation accumulates in float32 either way. Default null.
+ * @param dtype             storage type of the weights (and, on CUDA, activations): F16, BF16 or F32; null
+ *                          keeps the checkpoint's on the CPU and means F16 on CUDA. Accumulation is
+ *                          float32 either way. Default null.
  * @param maxBatchSize      most sequences decoded together in one step (requests beyond wait). Default 16.
  * @param maxSequenceLength most tokens (prompt + completion) of one sequence; 0 = the model's
  *                          max_position_embeddings. Default 0.

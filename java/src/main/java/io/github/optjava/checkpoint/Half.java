@@ -56,4 +56,13 @@ public final class Half {
     }
     return (short) (sign | half);
   }
+
+  /** Rounds a float to the nearest bfloat16 (ties to even), as PyTorch's {@code .bfloat16()} does; NaN stays NaN. */
+  public static short bfloat16FromFloat(float f) {
+    int bits = Float.floatToRawIntBits(f);
+    if (Float.isNaN(f)) {
+      return (short) ((bits >>> 16) | 0x40);
+    }
+    return (short) ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16);
+  }
 }

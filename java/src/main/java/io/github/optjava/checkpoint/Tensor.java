@@ -83,20 +83,10 @@ public final class Tensor {
       switch (target) {
         case F32 -> out.putFloat(v);
         case F16 -> out.putShort(Half.fromFloat(v));
-        case BF16 -> out.putShort(toBf16(v));
+        case BF16 -> out.putShort(Half.bfloat16FromFloat(v));
       }
     }
     return new Tensor(new TensorInfo(info.name(), target, info.shape()), out.flip());
-  }
-
-  /** float → bfloat16 bits, round to nearest even (NaN stays NaN). */
-  static short toBf16(float v) {
-    int bits = Float.floatToRawIntBits(v);
-    if (Float.isNaN(v)) {
-      return (short) ((bits >>> 16) | 0x40);
-    }
-    int rounded = bits + 0x7fff + ((bits >>> 16) & 1);
-    return (short) (rounded >>> 16);
   }
 
   @Override

@@ -1,0 +1,434 @@
+package io.github.optjava.backend.cuda;
+
+import static org.bytedeco.cuda.global.cublas.CUBLAS_COMPUTE_32F;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_GEMM_DEFAULT;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_N;
+import static org.bytedeco.cuda.global.cublas.CUBLAS_OP_T;
+import static org.bytedeco.cuda.global.cublas.cublasCreate_v2;
+import static org.bytedeco.cuda.global.cublas.cublasDestroy_v2;
+import static org.bytedeco.cuda.global.cublas.cublasGemmEx;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
+import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
+import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
+import static org.bytedeco.cuda.global.cudart.cudaFree;
+import static org.bytedeco.cuda.global.cudart.cudaGetErrorString;
+import static org.bytedeco.cuda.global.cudart.cudaMalloc;
+import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpy;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToHost;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
+import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
+
+import io.github.optjava.backend.AttentionBatch;
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.Mat;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Half;
+import io.github.optjava.checkpoint.Tensor;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.cudart.CUstream_st;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.FloatPointer;
+import org.bytedeco.javacpp.IntPointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.javacpp.ShortPointer;
+import org.bytedeco.javacpp.SizeTPointer;
+
+/**
+ * {@link Ops} on one NVIDIA GPU: our kernels ({@link OptKernels}) and cuBLAS GEMMs (fp16/bf16/fp32 in,
+ * fp32 compute). Every matrix on the device has the one storage dtype chosen at construction
+ * (checkpoint weights are converted on upload). Work runs on the legacy default stream for now, so
+ * host↔device copies order themselves with kernels (CUDA graphs and streams come with #5).
+ *
+ * <p>Debugging: {@code -Dopt.cuda.sync=true} synchronises after every op, so an asynchronous kernel
+ * error is reported by the op that caused it.
+ */
+public final class CudaOps implements Ops {
+  private static final CUstream_st STREAM = null; // legacy default stream
+  private static final boolean SYNC = Boolean.getBoolean("opt.cuda.sync");
+
+  private final int device;
+  private final DType dtype;
+  private final cublasContext cublas = new cublasContext();
+  private final IntPointer[] hostInts = new IntPointer[4];
+  private final Pointer[] deviceInts = new Pointer[4];
+  private final long[] deviceIntCapacity = new long[4];
+  private boolean closed;
+
+  /**
+   * @param device index of the GPU ({@code cuda:N})
+   * @param dtype  storage dtype of weights and activations on the device
+   */
+  public CudaOps(int device, DType dtype) {
+    this.device = device;
+    this.dtype = dtype;
+    check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
+    int st = cublasCreate_v2(cublas);
+    if (st != 0) {
+      throw new CudaException("cublasCreate failed with status " + st + " on cuda:" + device);
+    }
+  }
+
+  @Override
+  public String name() {
+    return "cuda:" + device + "-" + dtype.name().toLowerCase(java.util.Locale.ROOT);
+  }
+
+  public DType dtype() {
+    return dtype;
+  }
+
+  // ---- memory ----
+
+  private Pointer malloc(long bytes, String what) {
+    Pointer p = new Pointer();
+    int st = cudaMalloc(p, Math.max(bytes, 1));
+    if (st == 2) { // cudaErrorMemoryAllocation
+      throw new CudaOutOfMemoryException(what, bytes, memoryInfo());
+    }
+    check("cudaMalloc for " + what, st);
+    return p;
+  }
+
+  /** "free X of Y GiB" for error messages. */
+  String memoryInfo() {
+    try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
+      if (cudaMemGetInfo(free, total) != 0) {
+        return "device memory unknown";
+      }
+      return String.format("%.2f GiB free of %.2f GiB", free.get() / 1073741824.0, total.get() / 1073741824.0);
+    }
+  }
+
+  @Override
+  public Mat weight(Tensor tensor) {
+    long[] shape = tensor.shape();
+    if (shape.length < 1 || shape.length > 2) {
+      throw new IllegalArgumentException("tensor " + tensor.name() + " has rank " + shape.length + ": expected 1 or 2");
+    }
+    int rows = shape.length == 1 ? 1 : Math.toIntExact(shape[0]);
+    int cols = Math.toIntExact(shape[shape.length - 1]);
+    Tensor t = tensor.to(dtype);
+    ByteBuffer data = t.data();
+    CudaMat m = new CudaMat(malloc(CudaMat.bytes(rows, cols, dtype), "weight " + tensor.name()), rows, cols, dtype);
+    try (BytePointer host = data.isDirect() ? new BytePointer(data) : copy(data)) {
+      check("upload of " + tensor.name(), cudaMemcpy(m.ptr(), host, m.bytes(), cudaMemcpyHostToDevice));
+    } catch (RuntimeException e) {
+      m.close();
+      throw e;
+    }
+    return m;
+  }
+
+  private static BytePointer copy(ByteBuffer heap) {
+    byte[] bytes = new byte[heap.remaining()];
+    heap.duplicate().get(bytes);
+    return new BytePointer(bytes);
+  }
+
+  @Override
+  public Mat alloc(int rows, int cols) {
+    return new CudaMat(malloc(CudaMat.bytes(rows, cols, dtype), "activations " + rows + " × " + cols), rows, cols, dtype);
+  }
+
+  @Override
+  public void write(Mat dst, float[] src) {
+    CudaMat d = CudaMat.of(dst);
+    if (src.length != d.rows * d.cols) {
+      throw new IllegalArgumentException(src.length + " floats for a " + d);
+    }
+    ByteBuffer b = ByteBuffer.allocateDirect((int) d.bytes()).order(ByteOrder.nativeOrder());
+    for (float v : src) {
+      switch (d.dtype) {
+        case F32 -> b.putFloat(v);
+        case F16 -> b.putShort(Half.fromFloat(v));
+        case BF16 -> b.putShort(Half.bfloat16FromFloat(v));
+      }
+    }
+    b.flip();
+    try (BytePointer host = new BytePointer(b)) {
+      check("write", cudaMemcpy(d.ptr(), host, d.bytes(), cudaMemcpyHostToDevice));
+    }
+  }
+
+  @Override
+  public float[] read(Mat src) {
+    CudaMat s = CudaMat.of(src);
+    int n = s.rows * s.cols;
+    float[] out = new float[n];
+    if (s.dtype == DType.F32) {
+      try (FloatPointer host = new FloatPointer(n)) {
+        check("read", cudaMemcpy(host, s.ptr(), 4L * n, cudaMemcpyDeviceToHost));
+        host.get(out);
+      }
+      return out;
+    }
+    try (ShortPointer host = new ShortPointer(n)) {
+      check("read", cudaMemcpy(host, s.ptr(), 2L * n, cudaMemcpyDeviceToHost));
+      for (int i = 0; i < n; i++) {
+        short b = host.get(i);
+        out[i] = s.dtype == DType.F16 ? Half.toFloat(b) : Float.intBitsToFloat((b & 0xffff) << 16);
+      }
+    }
+    return out;
+  }
+
+  @Override
+  public KvStore kvStore(int layers, int blocks, int blockSize, int width) {
+    long bytes = (long) blocks * blockSize * width * dtype.bytes();
+    Pointer[] keys = new Pointer[layers];
+    Pointer[] values = new Pointer[layers];
+    CudaKvStore kv = new CudaKvStore(layers, blocks, blockSize, width, dtype, keys, values);
+    try {
+      for (int l = 0; l < layers; l++) {
+        keys[l] = malloc(bytes, "KV cache (" + layers + " layers × 2 × " + blocks * blockSize + " tokens)");
+        values[l] = malloc(bytes, "KV cache (" + layers + " layers × 2 × " + blocks * blockSize + " tokens)");
+      }
+    } catch (RuntimeException e) {
+      kv.close();
+      throw e;
+    }
+    return kv;
+  }
+
+  /** Copies host ints to a reusable device scratch buffer (one per {@code slot}, grown as needed). */
+  private IntPointer ints(int slot, int[] values) {
+    long bytes = 4L * Math.max(values.length, 1);
+    if (deviceIntCapacity[slot] < bytes) {
+      if (deviceInts[slot] != null) {
+        cudaFree(deviceInts[slot]);
+      }
+      long cap = Math.max(bytes, 4096);
+      deviceInts[slot] = malloc(cap, "index scratch");
+      deviceIntCapacity[slot] = cap;
+      if (hostInts[slot] != null) {
+        hostInts[slot].close();
+      }
+      hostInts[slot] = new IntPointer(cap / 4);
+    }
+    hostInts[slot].put(values, 0, values.length);
+    if (values.length > 0) {
+      check("index upload", cudaMemcpy(deviceInts[slot], hostInts[slot], 4L * values.length, cudaMemcpyHostToDevice));
+    }
+    return new IntPointer(deviceInts[slot]);
+  }
+
+  // ---- ops ----
+
+  @Override
+  public void embedding(Mat out, Mat table, int[] ids) {
+    CudaMat o = CudaMat.of(out);
+    CudaMat t = CudaMat.of(table);
+    IntPointer d = ints(0, ids);
+    op("embedding", switch (dtype) {
+      case F32 -> OptKernels.opt_embedding_f32(o.f32(), t.f32(), d, ids.length, o.cols, t.rows, STREAM);
+      case F16 -> OptKernels.opt_embedding_f16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, STREAM);
+      case BF16 -> OptKernels.opt_embedding_bf16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, STREAM);
+    });
+  }
+
+  @Override
+  public void addPositions(Mat x, Mat table, int[] positions) {
+    CudaMat o = CudaMat.of(x);
+    CudaMat t = CudaMat.of(table);
+    for (int p : positions) {
+      if (p < 0 || p + 2 >= t.rows) {
+        throw new IllegalArgumentException("position " + p + " is outside the position table (" + (t.rows - 2)
+            + " positions)");
+      }
+    }
+    IntPointer d = ints(0, positions);
+    op("addPositions", switch (dtype) {
+      case F32 -> OptKernels.opt_add_positions_f32(o.f32(), t.f32(), d, positions.length, o.cols, t.rows, STREAM);
+      case F16 -> OptKernels.opt_add_positions_f16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, STREAM);
+      case BF16 -> OptKernels.opt_add_positions_bf16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, STREAM);
+    });
+  }
+
+  @Override
+  public void layerNorm(Mat out, Mat x, Mat gamma, Mat beta, float eps) {
+    CudaMat o = CudaMat.of(out);
+    CudaMat in = CudaMat.of(x);
+    CudaMat g = CudaMat.of(gamma);
+    CudaMat b = CudaMat.of(beta);
+    op("layerNorm", switch (dtype) {
+      case F32 -> OptKernels.opt_layernorm_f32(o.f32(), in.f32(), g.f32(), b.f32(), in.rows, in.cols, eps, STREAM);
+      case F16 -> OptKernels.opt_layernorm_f16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, STREAM);
+      case BF16 -> OptKernels.opt_layernorm_bf16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, STREAM);
+    });
+  }
+
+  @Override
+  public void linear(Mat out, Mat x, Mat w, Mat bias, boolean relu) {
+    CudaMat o = CudaMat.of(out);
+    CudaMat in = CudaMat.of(x);
+    CudaMat wt = CudaMat.of(w);
+    if (wt.cols != in.cols || o.cols != wt.rows || o.rows != in.rows) {
+      throw new IllegalArgumentException("linear: x " + in + ", w " + wt + ", out " + o);
+    }
+    // Row-major out (T×N) = x (T×K) · wᵀ is, column-major, outᵀ (N×T) = W (N×K, stored as K×N: op T) · xᵀ (K×T).
+    int type = cudaType(dtype);
+    try (FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
+      int st = cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, wt.rows, in.rows, in.cols, one,
+          wt.ptr(), type, wt.cols, in.ptr(), type, in.cols, zero, o.ptr(), type, o.cols,
+          CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+      if (st != 0) {
+        throw new CudaException("linear: cublasGemmEx failed with status " + st + " (" + in + " · " + wt + "ᵀ)");
+      }
+    }
+    if (bias != null || relu) {
+      CudaMat b = bias == null ? null : CudaMat.of(bias);
+      int r = relu ? 1 : 0;
+      op("linear bias/relu", switch (dtype) {
+        case F32 -> OptKernels.opt_bias_act_f32(o.f32(), b == null ? null : b.f32(), o.rows, o.cols, r, STREAM);
+        case F16 -> OptKernels.opt_bias_act_f16(o.bits(), b == null ? null : b.bits(), o.rows, o.cols, r, STREAM);
+        case BF16 -> OptKernels.opt_bias_act_bf16(o.bits(), b == null ? null : b.bits(), o.rows, o.cols, r, STREAM);
+      });
+    } else {
+      op("linear", 0);
+    }
+  }
+
+  private static int cudaType(DType t) {
+    return switch (t) {
+      case F32 -> CUDA_R_32F;
+      case F16 -> CUDA_R_16F;
+      case BF16 -> CUDA_R_16BF;
+    };
+  }
+
+  @Override
+  public void addInPlace(Mat x, Mat y) {
+    CudaMat a = CudaMat.of(x);
+    CudaMat b = CudaMat.of(y);
+    int n = a.rows * a.cols;
+    op("addInPlace", switch (dtype) {
+      case F32 -> OptKernels.opt_residual_add_f32(a.f32(), b.f32(), n, STREAM);
+      case F16 -> OptKernels.opt_residual_add_f16(a.bits(), b.bits(), n, STREAM);
+      case BF16 -> OptKernels.opt_residual_add_bf16(a.bits(), b.bits(), n, STREAM);
+    });
+  }
+
+  @Override
+  public void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots) {
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat km = CudaMat.of(k);
+    CudaMat vm = CudaMat.of(v);
+    IntPointer d = ints(0, slots);
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    op("kvAppend", switch (dtype) {
+      case F32 -> OptKernels.opt_kv_append_f32(new FloatPointer(kc), new FloatPointer(vc), km.f32(), vm.f32(), d,
+          slots.length, s.width, s.slots(), STREAM);
+      case F16 -> OptKernels.opt_kv_append_f16(new ShortPointer(kc), new ShortPointer(vc), km.bits(), vm.bits(), d,
+          slots.length, s.width, s.slots(), STREAM);
+      case BF16 -> OptKernels.opt_kv_append_bf16(new ShortPointer(kc), new ShortPointer(vc), km.bits(), vm.bits(), d,
+          slots.length, s.width, s.slots(), STREAM);
+    });
+  }
+
+  @Override
+  public void attention(Mat out, Mat q, KvStore kv, int layer, AttentionBatch batch, int heads, float scale) {
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat o = CudaMat.of(out);
+    CudaMat qm = CudaMat.of(q);
+    int n = batch.sequences();
+    int maxBlocks = 1;
+    for (int[] t : batch.blockTables()) {
+      maxBlocks = Math.max(maxBlocks, t.length);
+    }
+    int[] tables = new int[n * maxBlocks];
+    java.util.Arrays.fill(tables, -1);
+    for (int i = 0; i < n; i++) {
+      System.arraycopy(batch.blockTables()[i], 0, tables, i * maxBlocks, batch.blockTables()[i].length);
+    }
+    IntPointer dt = ints(0, tables);
+    IntPointer ds = ints(1, batch.queryStart());
+    IntPointer dc = ints(2, batch.queryCount());
+    IntPointer dl = ints(3, batch.contextLength());
+    int total = batch.totalQueries();
+    int headDim = s.width / heads;
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    op("attention", switch (dtype) {
+      case F32 -> OptKernels.opt_attention_f32(o.f32(), qm.f32(), new FloatPointer(kc), new FloatPointer(vc), dt, ds,
+          dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, STREAM);
+      case F16 -> OptKernels.opt_attention_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt,
+          ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, STREAM);
+      case BF16 -> OptKernels.opt_attention_bf16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt,
+          ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, STREAM);
+    });
+  }
+
+  @Override
+  public void kvCopyBlocks(KvStore kv, int[] src, int[] dst) {
+    CudaKvStore s = CudaKvStore.of(kv);
+    IntPointer ds = ints(0, src);
+    IntPointer dd = ints(1, dst);
+    for (int l = 0; l < s.layers; l++) {
+      Pointer kc = s.keys[l];
+      Pointer vc = s.values[l];
+      op("kvCopyBlocks", switch (dtype) {
+        case F32 -> OptKernels.opt_kv_copy_blocks_f32(new FloatPointer(kc), new FloatPointer(vc), ds, dd, src.length,
+            s.blockSize, s.width, s.blocks, STREAM);
+        case F16 -> OptKernels.opt_kv_copy_blocks_f16(new ShortPointer(kc), new ShortPointer(vc), ds, dd, src.length,
+            s.blockSize, s.width, s.blocks, STREAM);
+        case BF16 -> OptKernels.opt_kv_copy_blocks_bf16(new ShortPointer(kc), new ShortPointer(vc), ds, dd,
+            src.length, s.blockSize, s.width, s.blocks, STREAM);
+      });
+    }
+  }
+
+  @Override
+  public void gatherRows(Mat out, Mat x, int[] rows) {
+    CudaMat o = CudaMat.of(out);
+    CudaMat in = CudaMat.of(x);
+    IntPointer d = ints(0, rows);
+    op("gatherRows", switch (dtype) {
+      case F32 -> OptKernels.opt_gather_rows_f32(o.f32(), in.f32(), d, rows.length, in.cols, in.rows, STREAM);
+      case F16 -> OptKernels.opt_gather_rows_f16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, STREAM);
+      case BF16 -> OptKernels.opt_gather_rows_bf16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, STREAM);
+    });
+  }
+
+  /** Turns a non-zero launcher status into an exception naming the op; with opt.cuda.sync, waits and checks. */
+  private void op(String name, int status) {
+    if (status != 0) {
+      throw new CudaException(name + " failed on cuda:" + device + ": " + errorString(status));
+    }
+    if (SYNC) {
+      check(name + " (synchronised)", cudaDeviceSynchronize());
+    }
+  }
+
+  private void check(String what, int status) {
+    if (status != 0) {
+      throw new CudaException(what + " failed on cuda:" + device + ": " + errorString(status));
+    }
+  }
+
+  private static String errorString(int status) {
+    return "error " + status + " (" + cudaGetErrorString(status).getString() + ")";
+  }
+
+  @Override
+  public synchronized void close() {
+    if (closed) {
+      return;
+    }
+    closed = true;
+    for (int i = 0; i < deviceInts.length; i++) {
+      if (deviceInts[i] != null) {
+        cudaFree(deviceInts[i]);
+      }
+      if (hostInts[i] != null) {
+        hostInts[i].close();
+      }
+    }
+    cublasDestroy_v2(cublas);
+  }
+}

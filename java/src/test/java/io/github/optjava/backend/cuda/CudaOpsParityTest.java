@@ -1,0 +1,250 @@
+package io.github.optjava.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.backend.AttentionBatch;
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.Mat;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Tensor;
+import io.github.optjava.checkpoint.TensorInfo;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every op of {@link CudaOps} against its CPU twin in {@link CpuOps}, in every storage dtype, on odd
+ * sizes (7, 83, head_dim 80 as in opt-2.7b, 128), fresh random inputs rounded to the dtype on both
+ * sides, outputs poisoned with NaN before each op so unwritten elements fail. Tolerance
+ * |gpu − cpu| ≤ tol · (1 + |cpu|) with tol = 1e-4 (fp32), 1e-2 (fp16), 4e-2 (bf16): the GPU rounds
+ * each stored activation to its dtype, the CPU reference keeps float32.
+ */
+@GpuTest
+class CudaOpsParityTest {
+  private static final CpuOps CPU = new CpuOps();
+  private static CudaOps f32;
+  private static CudaOps f16;
+  private static CudaOps bf16;
+
+  @BeforeAll
+  static void open() {
+    f32 = new CudaOps(0, DType.F32);
+    f16 = new CudaOps(0, DType.F16);
+    bf16 = new CudaOps(0, DType.BF16);
+  }
+
+  @AfterAll
+  static void close() {
+    for (CudaOps o : new CudaOps[] {f32, f16, bf16}) {
+      if (o != null) {
+        o.close();
+      }
+    }
+  }
+
+  static Stream<Arguments> cases() {
+    return Stream.of(DType.F32, DType.F16, DType.BF16)
+        .flatMap(d -> Stream.of(Arguments.of(d, 7, 83), Arguments.of(d, 1, 128), Arguments.of(d, 33, 80)));
+  }
+
+  private static CudaOps gpu(DType d) {
+    return switch (d) {
+      case F32 -> f32;
+      case F16 -> f16;
+      case BF16 -> bf16;
+    };
+  }
+
+  private static double tol(DType d) {
+    return switch (d) {
+      case F32 -> 1e-4;
+      case F16 -> 1e-2;
+      case BF16 -> 4e-2;
+    };
+  }
+
+  /** Random values already representable in {@code d}, so both sides start from the same numbers. */
+  private static float[] random(Random r, int n, double scale, DType d) {
+    float[] v = new float[n];
+    for (int i = 0; i < n; i++) {
+      v[i] = (float) (r.nextGaussian() * scale);
+    }
+    return tensor(v, 1, n).to(d).toFloatArray();
+  }
+
+  private static Tensor tensor(float[] v, int rows, int cols) {
+    ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
+    for (float f : v) {
+      b.putFloat(f);
+    }
+    return new Tensor(new TensorInfo("t", DType.F32, new long[] {rows, cols}), b.flip());
+  }
+
+  private static Mat act(Ops ops, float[] v, int rows, int cols) {
+    Mat m = ops.alloc(rows, cols);
+    ops.write(m, v);
+    return m;
+  }
+
+  private static Mat poisoned(Ops ops, int rows, int cols) {
+    float[] nan = new float[rows * cols];
+    java.util.Arrays.fill(nan, Float.NaN);
+    return act(ops, nan, rows, cols);
+  }
+
+  private static void assertClose(String op, DType d, float[] expected, float[] got) {
+    double t = tol(d);
+    for (int i = 0; i < expected.length; i++) {
+      double err = Math.abs(got[i] - expected[i]);
+      assertTrue(err <= t * (1 + Math.abs(expected[i])), op + " " + d + " element " + i + ": gpu " + got[i]
+          + " vs cpu " + expected[i]);
+    }
+  }
+
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  void elementwiseOpsAndLayerNorm(DType d, int rows, int cols) {
+    Random r = new Random(rows * 1000L + cols);
+    Ops g = gpu(d);
+    float[] x = random(r, rows * cols, 1, d);
+    float[] y = random(r, rows * cols, 1, d);
+    float[] gamma = random(r, cols, 0.1, d);
+    for (int i = 0; i < cols; i++) {
+      gamma[i] += 1f;
+    }
+    gamma = tensor(gamma, 1, cols).to(d).toFloatArray();
+    float[] beta = random(r, cols, 0.1, d);
+
+    // layer norm
+    Mat co = CPU.alloc(rows, cols);
+    CPU.layerNorm(co, act(CPU, x, rows, cols), act(CPU, gamma, 1, cols), act(CPU, beta, 1, cols), 1e-5f);
+    Mat go = poisoned(g, rows, cols);
+    g.layerNorm(go, act(g, x, rows, cols), act(g, gamma, 1, cols), act(g, beta, 1, cols), 1e-5f);
+    assertClose("layerNorm", d, CPU.read(co), g.read(go));
+
+    // residual add
+    Mat cx = act(CPU, x, rows, cols);
+    CPU.addInPlace(cx, act(CPU, y, rows, cols));
+    Mat gx = act(g, x, rows, cols);
+    g.addInPlace(gx, act(g, y, rows, cols));
+    assertClose("addInPlace", d, CPU.read(cx), g.read(gx));
+
+    // gather rows (with a repeated row)
+    int[] pick = {rows - 1, 0, rows - 1};
+    Mat cg = CPU.alloc(pick.length, cols);
+    CPU.gatherRows(cg, act(CPU, x, rows, cols), pick);
+    Mat gg = poisoned(g, pick.length, cols);
+    g.gatherRows(gg, act(g, x, rows, cols), pick);
+    assertClose("gatherRows", d, CPU.read(cg), g.read(gg));
+
+    // embedding + positions (table of rows+2 rows, ids and positions spread over it)
+    int tableRows = rows + 5;
+    float[] table = random(r, tableRows * cols, 0.8, d);
+    int[] ids = new int[rows];
+    int[] positions = new int[rows];
+    for (int t = 0; t < rows; t++) {
+      ids[t] = r.nextInt(tableRows);
+      positions[t] = t;
+    }
+    Mat ctab = CPU.weight(tensor(table, tableRows, cols).to(d));
+    Mat gtab = g.weight(tensor(table, tableRows, cols));
+    Mat ce = CPU.alloc(rows, cols);
+    CPU.embedding(ce, ctab, ids);
+    CPU.addPositions(ce, ctab, positions);
+    Mat ge = poisoned(g, rows, cols);
+    g.embedding(ge, gtab, ids);
+    g.addPositions(ge, gtab, positions);
+    assertClose("embedding+addPositions", d, CPU.read(ce), g.read(ge));
+  }
+
+  @ParameterizedTest(name = "{0} tokens={1} in={2}")
+  @MethodSource("cases")
+  void linearWithBiasAndRelu(DType d, int tokens, int in) {
+    Random r = new Random(tokens * 7L + in);
+    Ops g = gpu(d);
+    int out = in + 13;
+    float[] x = random(r, tokens * in, 1, d);
+    float[] w = random(r, out * in, 0.2, d);
+    float[] b = random(r, out, 0.1, d);
+    for (boolean relu : new boolean[] {false, true}) {
+      Mat co = CPU.alloc(tokens, out);
+      CPU.linear(co, act(CPU, x, tokens, in), CPU.weight(tensor(w, out, in).to(d)), act(CPU, b, 1, out), relu);
+      Mat go = poisoned(g, tokens, out);
+      g.linear(go, act(g, x, tokens, in), g.weight(tensor(w, out, in)), act(g, b, 1, out), relu);
+      assertClose("linear relu=" + relu, d, CPU.read(co), g.read(go));
+    }
+    Mat co = CPU.alloc(tokens, out);
+    CPU.linear(co, act(CPU, x, tokens, in), CPU.weight(tensor(w, out, in).to(d)), null, false);
+    Mat go = poisoned(g, tokens, out);
+    g.linear(go, act(g, x, tokens, in), g.weight(tensor(w, out, in)), null, false);
+    assertClose("linear no bias", d, CPU.read(co), g.read(go));
+  }
+
+  @ParameterizedTest(name = "{0} headDim={1}")
+  @MethodSource("attentionCases")
+  void pagedAttentionPrefillAndDecode(DType d, int headDim) {
+    Random r = new Random(headDim * 31L);
+    Ops g = gpu(d);
+    int heads = 3;
+    int width = heads * headDim;
+    int blockSize = 16;
+    int blocks = 12;
+    // sequence 0: prefill of 37 tokens; sequence 1: 20 cached + 1 decode query; sequence 2: 5 cached + 3 new
+    int[][] tables = {{7, 2, 9}, {0, 11}, {4}};
+    int[] queryCount = {37, 1, 3};
+    int[] contextLength = {37, 21, 8};
+    int[] queryStart = {0, 37, 38};
+    int total = 41;
+    KvStore ckv = CPU.kvStore(1, blocks, blockSize, width);
+    KvStore gkv = g.kvStore(1, blocks, blockSize, width);
+    try {
+      // Fill every cached position of every sequence, then attend with this step's queries.
+      AttentionBatch fill = new AttentionBatch(new int[] {0, 0, 0}, contextLength, contextLength, tables);
+      for (int s = 0; s < 3; s++) {
+        int n = contextLength[s];
+        int[] slots = new int[n];
+        for (int p = 0; p < n; p++) {
+          slots[p] = fill.slot(s, p, blockSize);
+        }
+        float[] k = random(r, n * width, 1, d);
+        float[] v = random(r, n * width, 1, d);
+        CPU.kvAppend(ckv, 0, act(CPU, k, n, width), act(CPU, v, n, width), slots);
+        g.kvAppend(gkv, 0, act(g, k, n, width), act(g, v, n, width), slots);
+      }
+      AttentionBatch batch = new AttentionBatch(queryStart, queryCount, contextLength, tables);
+      float[] q = random(r, total * width, 1, d);
+      float scale = (float) (1 / Math.sqrt(headDim));
+      Mat co = CPU.alloc(total, width);
+      CPU.attention(co, act(CPU, q, total, width), ckv, 0, batch, heads, scale);
+      Mat go = poisoned(g, total, width);
+      g.attention(go, act(g, q, total, width), gkv, 0, batch, heads, scale);
+      assertClose("attention", d, CPU.read(co), g.read(go));
+
+      // Copy sequence 1's blocks into free blocks and attend through the copy: same result.
+      g.kvCopyBlocks(gkv, new int[] {0, 11}, new int[] {5, 6});
+      CPU.kvCopyBlocks(ckv, new int[] {0, 11}, new int[] {5, 6});
+      AttentionBatch copied = new AttentionBatch(new int[] {0}, new int[] {1}, new int[] {21}, new int[][] {{5, 6}});
+      float[] q1 = random(r, width, 1, d);
+      Mat c1 = CPU.alloc(1, width);
+      CPU.attention(c1, act(CPU, q1, 1, width), ckv, 0, copied, heads, scale);
+      Mat g1 = poisoned(g, 1, width);
+      g.attention(g1, act(g, q1, 1, width), gkv, 0, copied, heads, scale);
+      assertClose("attention after kvCopyBlocks", d, CPU.read(c1), g.read(g1));
+    } finally {
+      gkv.close();
+    }
+  }
+
+  static Stream<Arguments> attentionCases() {
+    return Stream.of(DType.F32, DType.F16, DType.BF16)
+        .flatMap(d -> Stream.of(Arguments.of(d, 64), Arguments.of(d, 80), Arguments.of(d, 128)));
+  }
+}
