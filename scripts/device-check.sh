@@ -4,15 +4,23 @@
 #     scripts/gpu-bundle.sh            -> target/gpu-bundle (carry it to the host)
 # then on the host, from the repository root:
 #     bash scripts/device-check.sh     (logs under $OUT, default target/device-out; a table is printed last)
-# Steps: host facts -> Java -> CUDA libraries -> JUnit with a GPU required -> summary table.
-# The HF-transformers comparison joins with the CUDA backend (#4). Budget: under 8 minutes.
+# Steps: host facts -> Java -> CUDA libraries -> JUnit with a GPU required -> native/dev/check_ops ->
+# HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py + devicecheck.CompareMain) -> table.
+# Budget: under 8 minutes; later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s) and are
+# skipped with a row saying so when too little is left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+SECONDS=0
+budget="${DEVICE_CHECK_BUDGET_S:-450}"
 OUT="${OUT:-target/device-out}"
-mkdir -p "$OUT"
+mkdir -p "$OUT" target
 bundle=target/gpu-bundle
 declare -a rows=()
-row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); }
+failed=0
+row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); [ "$2" = FAIL ] && failed=1; return 0; }
+# Seconds a step may take: its own cap, but never past the budget minus what later steps reserve.
+# At least 1 (`timeout 0` would mean no limit at all).
+cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$l; [ "$c" -lt 1 ] && c=1; echo "$c"; }
 
 # 1. Host facts (docs/gpu-host.md is written from these).
 {
@@ -86,8 +94,26 @@ fx=java/src/test/resources/fixtures
 for m in "$fx"/models/*/; do
   for f in vocab.json merges.txt; do [ -s "$m$f" ] || cp "$fx/tokenizer/$f" "$m$f"; done
 done
+# Meanwhile, in the background (nothing of theirs is timed): compile native/dev/check_ops (CPU only) and
+# build the random-weight opt-1.3b for the HF comparison (GPU, ~2.6 GB under target/, not $OUT: $OUT is
+# copied back). Their logs are under $OUT; steps 5 and 6 wait for them.
+nvcc_bin="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)"
+cc="$(timeout 20 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
+case "$cc" in [0-9][0-9]|[0-9][0-9][0-9]) ;; *) cc=90 ;; esac
+pid_nvcc=""
+if [ -n "$nvcc_bin" ]; then
+  rm -f target/check_ops
+  ( echo "## build: $nvcc_bin -O2 -arch=sm_$cc"
+    timeout 240 "$nvcc_bin" -O2 -arch="sm_$cc" -I native/include native/dev/check_ops.cu native/src/*.cu \
+      -o target/check_ops ) > "$OUT/check_ops.log" 2>&1 &
+  pid_nvcc=$!
+fi
+hf_model=target/hf-opt-1.3b
+timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --shape 1.3b --seed 0 \
+  > "$OUT/hf_make.log" 2>&1 &
+pid_make=$!
 cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
-timeout 300 "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
+timeout "$(cap 300)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
   --exclude-classname '.*IT$' --details=summary --disable-ansi-colors \
@@ -98,7 +124,58 @@ summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT
 row "junit (GPU required)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "${summary:-see junit.log}"
 row "cuda probe" "info" "$(cut -c1-150 "$OUT/probe.txt")"
 
+# 5. native/dev/check_ops: every kernel launcher against its CPU reference (f32, f16, bf16), outside Java.
+if [ -z "$pid_nvcc" ]; then
+  row "check_ops (kernels)" "skip" "no nvcc on PATH or in /usr/local/cuda/bin"
+elif ! wait "$pid_nvcc" || [ ! -x target/check_ops ]; then
+  row "check_ops (kernels)" "FAIL" "nvcc build failed: $(grep -m1 -iE 'error|timeout' "$OUT/check_ops.log" | cut -c1-110)"
+elif [ "$(cap 90)" -lt 20 ]; then
+  row "check_ops (kernels)" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+else
+  timeout "$(cap 90)" target/check_ops >> "$OUT/check_ops.log" 2>&1
+  crc=$?
+  row "check_ops (kernels)" "$([ $crc -eq 0 ] && echo ok || echo FAIL)" \
+    "$( (grep -E '^(PASS|FAIL):' "$OUT/check_ops.log" || echo "exit $crc: $(tail -1 "$OUT/check_ops.log")") | tail -1 | cut -c1-110)"
+fi
+
+# 6. HF transformers (cuda fp16, eager) vs ours (CudaOps F16) on the random opt-1.3b: logits, greedy, timings.
+hfc="$OUT/hf-compare"
+rm -rf "$hfc" "$OUT/hf_compare.log"
+mkdir -p "$hfc"
+wait "$pid_make"
+mrc=$?
+if [ $mrc -ne 0 ]; then
+  row "hf model (opt-1.3b random)" "FAIL" "hf_peer.py make exit $mrc: $(tail -1 "$OUT/hf_make.log" | cut -c1-100)"
+elif ! python3 scripts/hf_peer.py prompts --out "$hfc/prompts.jsonl" > "$OUT/hf_prompts.log" 2>&1; then
+  row "hf prompts" "FAIL" "$(tail -1 "$OUT/hf_prompts.log" | cut -c1-110)"
+elif [ "$(cap 180 60)" -lt 45 ]; then
+  row "hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+else
+  row "hf model (opt-1.3b random)" "ok" "$(grep -m1 -oE '(saved|reused).*|already holds.*' "$OUT/hf_make.log" | cut -c1-100)"
+  timeout "$(cap 180 60)" python3 scripts/hf_peer.py run --model "$hf_model" --prompts "$hfc/prompts.jsonl" \
+    --out "$hfc/hf" --new-tokens 32 > "$OUT/hf_run.log" 2>&1
+  hrc=$?
+  [ $hrc -ne 0 ] && row "hf peer (run)" "FAIL" "exit $hrc: $(tail -1 "$OUT/hf_run.log" | cut -c1-100)"
+  timeout "$(cap 180 10)" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
+    --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours" --new-tokens 32 --dtype F16 \
+    --device cuda > "$OUT/ours_run.log" 2>&1
+  orc=$?
+  [ $orc -ne 0 ] && row "ours (CompareMain)" "FAIL" "exit $orc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$OUT/ours_run.log" | cut -c1-100)"
+  if [ $hrc -eq 0 ] && [ $orc -eq 0 ]; then
+    timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours" --out "$hfc" \
+      --rows "$hfc/rows.tsv" > "$OUT/hf_compare.log" 2>&1
+    prc=$?
+    if [ -s "$hfc/rows.tsv" ]; then
+      while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$hfc/rows.tsv"
+    else
+      row "hf vs ours (compare)" "FAIL" "exit $prc: $(tail -1 "$OUT/hf_compare.log" | cut -c1-100)"
+    fi
+  fi
+fi
+
 echo
-echo "== device-check summary ($(date -u +%F), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')) =="
+[ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/hf-compare/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
+echo "== device-check summary ($(date -u +%F), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), ${SECONDS}s) =="
 printf '%s\n' "${rows[@]}"
-[ $rc -eq 0 ]
+[ $rc -eq 0 ] && [ $failed -eq 0 ]
