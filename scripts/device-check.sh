@@ -44,11 +44,14 @@ if command -v java >/dev/null 2>&1; then
   jv="$(java -version 2>&1 | head -1 | sed -E 's/.*version "([0-9]+).*/\1/')"
   [ "${jv:-0}" -ge 17 ] 2>/dev/null && java_bin="$(command -v java)"
 fi
-if [ -z "$java_bin" ] && [ -f "$bundle/jre.tgz" ]; then
-  tar -C target -xzf "$bundle/jre.tgz" && java_bin="$PWD/target/gpu-jre/bin/java"
+if [ -z "$java_bin" ] && [ -f "$bundle/jre.txz" ]; then
+  # tar needs the xz program for -J; Python's tarfile does not.
+  { tar -C target -xJf "$bundle/jre.txz" 2>/dev/null \
+      || python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' "$bundle/jre.txz" target; } \
+    && chmod -R u+x target/gpu-jre/bin && java_bin="$PWD/target/gpu-jre/bin/java"
 fi
 if [ -z "$java_bin" ]; then
-  row "java" "FAIL" "no Java 17+ and no $bundle/jre.tgz (run scripts/gpu-bundle.sh and carry target/gpu-bundle)"
+  row "java" "FAIL" "no Java 17+ and no $bundle/jre.txz (run scripts/gpu-bundle.sh and carry target/gpu-bundle)"
   printf '%s\n' "${rows[@]}"; exit 1
 fi
 row "java" "ok" "$("$java_bin" -version 2>&1 | head -1)"
