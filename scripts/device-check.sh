@@ -116,13 +116,13 @@ timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --sha
   > "$OUT/hf_make.log" 2>&1 &
 pid_make=$!
 cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
-timeout "$(cap 300)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
+timeout "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
   --exclude-classname '.*IT$' --details=summary --disable-ansi-colors \
   --reports-dir="$OUT/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
-grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed 's/.*CudaProbe - //' > "$OUT/probe.txt"
+grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$OUT/probe.txt"
 summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
 row "junit (GPU required)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "${summary:-see junit.log}"
 row "cuda probe" "info" "$(cut -c1-150 "$OUT/probe.txt")"

@@ -59,7 +59,7 @@ public final class CudaProbe {
 
   private CudaProbe() {}
 
-  /** The probe result, computed on first call (thread-safe) and logged once at INFO. */
+  /** The probe result, computed on first call (thread-safe); logged at DEBUG. */
   public static Result probe() {
     Result r = cached;
     if (r == null) {
@@ -67,7 +67,7 @@ public final class CudaProbe {
         r = cached;
         if (r == null) {
           r = run();
-          LOG.info("{}", r);
+          LOG.debug("{}", r); // Generator logs the one user-facing line about the choice
           cached = r;
         }
       }
