@@ -1,7 +1,7 @@
 package io.github.optjava.api;
 
 import io.github.optjava.backend.Ops;
-import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.backend.cpu.FastCpuOps;
 import io.github.optjava.checkpoint.DType;
 
 /**
@@ -11,8 +11,9 @@ import io.github.optjava.checkpoint.DType;
 final class Backends {
   private Backends() {}
 
+  /** The multithreaded CPU ops ({@code threads} 0: one per available processor). */
   static Ops cpu(int threads) {
-    return new CpuOps();
+    return threads == 0 ? new FastCpuOps() : new FastCpuOps(threads);
   }
 
   /** CUDA ops on GPU 0; weights and activations in {@code dtype} (F16 when null). */

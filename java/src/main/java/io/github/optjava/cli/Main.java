@@ -21,7 +21,7 @@ import picocli.CommandLine.Option;
  */
 @Command(name = "opt", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Run Meta's OPT language models on the JVM.",
-    subcommands = {GenerateCommand.class, BatchCommand.class, ScoreCommand.class, TokenizeCommand.class,
+    subcommands = {GenerateCommand.class, BatchCommand.class, ScoreCommand.class, BenchCommand.class, TokenizeCommand.class,
         InspectCommand.class, InfoCommand.class, BenchTokenizerCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 

@@ -1,0 +1,308 @@
+package io.github.optjava.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.backend.cpu.FastCpuOps;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.engine.KvCache;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.model.OptShapes;
+import io.github.optjava.model.OptWeights;
+import io.github.optjava.model.RandomCheckpoint;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import java.util.concurrent.TimeUnit;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.ParentCommand;
+
+/**
+ * {@code opt bench}: prefill and greedy-decode speed of a random-weight model of a real OPT shape (a
+ * benchmark, not a test: nothing is downloaded, the text is gibberish, only the timings matter).
+ *
+ * <p>Per batch size: one prefill step of {@code batch × prompt-len} tokens, then {@code gen-len} decode
+ * steps of one token per sequence, each timed; the median of {@code --repeats} runs is reported.
+ * {@code decode ms/step} is what each sequence waits per new token; {@code tokens/s} counts the tokens of
+ * all sequences. Warm-up runs per batch size first let the JIT compile the kernels.
+ */
+@Command(name = "bench", description = {
+    "Measure prefill and decode speed on a random-weight model of a real OPT shape.",
+    "Prints a table; --json appends one JSON line per batch size."})
+final class BenchCommand implements Callable<Integer> {
+
+  @ParentCommand
+  Main parent;
+
+  @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
+      description = "Where to run. Default: ${DEFAULT-VALUE} (the CPU, for now).")
+  String device;
+
+  @Option(names = "--shape", defaultValue = "125m", paramLabel = "SIZE|CONFIG",
+      description = "An OPT size (125m, 350m, 1.3b, 2.7b, 6.7b, 13b, 30b, 66b, 175b) or a config.json file. "
+          + "Default: ${DEFAULT-VALUE}.")
+  String shape;
+
+  @Option(names = "--dtype", defaultValue = "f16", paramLabel = "f16|bf16|f32",
+      description = "Weight dtype. Default: ${DEFAULT-VALUE}.")
+  String dtype;
+
+  @Option(names = "--threads", paramLabel = "N", description = "CPU threads. Default: all processors.")
+  Integer threads;
+
+  @Option(names = "--prompt-len", defaultValue = "128", paramLabel = "N",
+      description = "Prompt tokens per sequence. Default: ${DEFAULT-VALUE}.")
+  int promptLen;
+
+  @Option(names = "--gen-len", defaultValue = "32", paramLabel = "N",
+      description = "Decode steps (new tokens per sequence). Default: ${DEFAULT-VALUE}.")
+  int genLen;
+
+  @Option(names = "--batch", split = ",", defaultValue = "1", paramLabel = "B[,B...]",
+      description = "Batch sizes (sequences per step), each measured in turn. Default: ${DEFAULT-VALUE}.")
+  List<Integer> batches;
+
+  @Option(names = "--repeats", defaultValue = "3", paramLabel = "N",
+      description = "Timed runs per batch size; the median is reported. Default: ${DEFAULT-VALUE}.")
+  int repeats;
+
+  @Option(names = "--warm-up", defaultValue = "2", paramLabel = "SECONDS",
+      description = "Untimed runs per batch size first, at least one, for this long (the JIT compiles the "
+          + "kernels). Default: ${DEFAULT-VALUE}.")
+  double warmUpSeconds;
+
+  @Option(names = "--reference",
+      description = "Use the scalar single-threaded reference ops (to show the speed-up of the fast ones).")
+  boolean reference;
+
+  @Option(names = "--json", paramLabel = "FILE", description = "Append one JSON line per batch size to FILE.")
+  Path json;
+
+  private static final long SEED = 0;
+  private static final int BLOCK_SIZE = 16;
+
+  /** Timings of one batch size. */
+  private record Result(int batch, double prefillMs, double decodeMs) {}
+
+  @Override
+  public Integer call() throws IOException {
+    PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
+    checkDevice();
+    DType weightType = weightType();
+    int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
+    if (threadCount < 1 || promptLen < 1 || genLen < 1 || repeats < 1 || batches.isEmpty()
+        || batches.stream().anyMatch(b -> b < 1)) {
+      throw new IllegalArgumentException("--threads, --prompt-len, --gen-len, --repeats and every --batch must be at "
+          + "least 1");
+    }
+    OptConfig config = config();
+    if (promptLen + genLen > config.maxPositionEmbeddings()) {
+      throw new IllegalArgumentException("--prompt-len + --gen-len is " + (promptLen + genLen) + ", more than the "
+          + config.maxPositionEmbeddings() + " positions of the model");
+    }
+
+    try (Ops ops = reference ? new CpuOps() : new FastCpuOps(threadCount)) {
+      int usedThreads = reference ? 1 : threadCount;
+      out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%n",
+          modelName(), dtypeName(weightType), OptShapes.parameterCount(config) / 1e6, ops.name(), usedThreads,
+          usedThreads == 1 ? "" : "s");
+      long t0 = System.nanoTime();
+      OptModel model;
+      try (RandomCheckpoint ck = new RandomCheckpoint(config, weightType, SEED)) {
+        model = new OptModel(config, new OptWeights(config, ck), ops);
+      }
+      double buildS = seconds(t0);
+      int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElseThrow();
+      int blocksPerSeq = (promptLen + genLen + BLOCK_SIZE - 1) / BLOCK_SIZE;
+      try (model; KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), maxBatch * blocksPerSeq,
+          BLOCK_SIZE, config.hiddenSize()))) {
+        double warmS = warmUp(model, cache);
+        out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
+        out.println("batch  prompt  new  prefill ms  prefill tok/s  decode ms/step  decode tok/s");
+        for (int b : batches) {
+          Result r = median(model, cache, b);
+          double prefillTps = b * promptLen / (r.prefillMs / 1e3);
+          double decodeTps = b * genLen / (r.decodeMs / 1e3);
+          out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %14.2f  %12.2f%n", b, promptLen, genLen,
+              r.prefillMs, prefillTps, r.decodeMs / genLen, decodeTps);
+          if (json != null) {
+            appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeTps);
+          }
+        }
+      }
+    }
+    return 0;
+  }
+
+  /**
+   * Short runs of each batch size for {@code --warm-up} seconds, so that the JIT has compiled the kernels
+   * the timed runs use (after a single short run, decode was measured 15% slower); returns the seconds spent.
+   */
+  private double warmUp(OptModel model, KvCache cache) {
+    long w0 = System.nanoTime();
+    for (int b : batches) {
+      long b0 = System.nanoTime();
+      do {
+        run(model, cache, b, Math.min(promptLen, Math.max(16, 32 / b)), Math.min(genLen, 8));
+      } while (seconds(b0) < warmUpSeconds);
+    }
+    return seconds(w0);
+  }
+
+  /**
+   * The median prefill and the median decode time of {@code repeats} runs: a run disturbed by another
+   * process or a garbage collection does not move it.
+   */
+  private Result median(OptModel model, KvCache cache, int batch) {
+    double[] prefill = new double[repeats];
+    double[] decode = new double[repeats];
+    for (int i = 0; i < repeats; i++) {
+      System.gc(); // garbage of earlier runs should not be collected inside this one's timings
+      Result r = run(model, cache, batch, promptLen, genLen);
+      prefill[i] = r.prefillMs;
+      decode[i] = r.decodeMs;
+    }
+    java.util.Arrays.sort(prefill);
+    java.util.Arrays.sort(decode);
+    return new Result(batch, prefill[repeats / 2], decode[repeats / 2]);
+  }
+
+  /**
+   * Prefills {@code batch} random prompts of {@code prompt} tokens in one step, then decodes {@code steps}
+   * greedy tokens per sequence one step at a time; releases the sequences' cache blocks.
+   */
+  private Result run(OptModel model, KvCache cache, int batch, int prompt, int steps) {
+    int vocab = model.config().vocabSize();
+    SplittableRandom random = new SplittableRandom(SEED + batch);
+    List<OptModel.SeqStep> step = new ArrayList<>();
+    for (int s = 0; s < batch; s++) {
+      step.add(new OptModel.SeqStep(s, random.ints(prompt, 3, OptConfig.TOKENIZER_VOCAB_SIZE).toArray(), false));
+    }
+    try {
+      long t0 = System.nanoTime();
+      float[][] logits = model.forward(step, cache);
+      long t1 = System.nanoTime();
+      for (int i = 0; i < steps; i++) {
+        List<OptModel.SeqStep> next = new ArrayList<>(batch);
+        for (int s = 0; s < batch; s++) {
+          next.add(new OptModel.SeqStep(s, new int[] {argmax(logits[s], vocab)}, false));
+        }
+        logits = model.forward(next, cache);
+      }
+      long t2 = System.nanoTime();
+      return new Result(batch, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
+    } finally {
+      for (int s = 0; s < batch; s++) {
+        cache.release(s);
+      }
+    }
+  }
+
+  private static int argmax(float[] v, int n) {
+    int best = 0;
+    for (int i = 1; i < n; i++) {
+      if (v[i] > v[best]) {
+        best = i;
+      }
+    }
+    return best;
+  }
+
+  private void checkDevice() {
+    switch (device.toLowerCase(Locale.ROOT)) {
+      case "cpu", "auto" -> { }
+      case "cuda" -> throw new IllegalArgumentException(
+          "--device cuda: the CUDA backend arrives with #4; use --device cpu (or auto) for now");
+      default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, not '" + device + "'");
+    }
+  }
+
+  private DType weightType() {
+    return switch (dtype.toLowerCase(Locale.ROOT)) {
+      case "f16", "fp16", "float16" -> DType.F16;
+      case "bf16", "bfloat16" -> DType.BF16;
+      case "f32", "fp32", "float32" -> DType.F32;
+      default -> throw new IllegalArgumentException("--dtype must be f16, bf16 or f32, not '" + dtype + "'");
+    };
+  }
+
+  private static String dtypeName(DType type) {
+    return type.name().toLowerCase(Locale.ROOT);
+  }
+
+  /** A preset size, or a config.json file for other shapes. */
+  private OptConfig config() {
+    Path file = Path.of(shape);
+    if (Files.isRegularFile(file)) {
+      try {
+        return OptConfig.fromJson(Files.readString(file));
+      } catch (IOException e) {
+        throw new IllegalArgumentException("--shape " + shape + ": cannot read: " + e.getMessage(), e);
+      }
+    }
+    return OptShapes.of(shape);
+  }
+
+  private String modelName() {
+    return Files.isRegularFile(Path.of(shape)) ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
+  }
+
+  private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
+      double decodeTps) throws IOException {
+    ObjectNode line = new ObjectMapper().createObjectNode();
+    line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
+    line.put("commit", gitCommit());
+    line.put("device", "cpu");
+    line.put("model", modelName());
+    line.put("dtype", dtypeName);
+    line.put("threads", usedThreads);
+    line.put("batch", r.batch);
+    line.put("prompt_len", promptLen);
+    line.put("gen_len", genLen);
+    line.put("engine", engine);
+    line.put("prefill_ms", round(r.prefillMs));
+    line.put("prefill_tokens_per_s", round(prefillTps));
+    line.put("decode_ms_per_token", round(r.decodeMs / genLen));
+    line.put("tokens_per_s", round(decodeTps));
+    Files.writeString(json, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
+        StandardOpenOption.APPEND);
+  }
+
+  /** {@code git rev-parse --short HEAD} of the working directory, or "unknown" (no git, not a repository). */
+  static String gitCommit() {
+    try {
+      Process p = new ProcessBuilder("git", "rev-parse", "--short", "HEAD").redirectErrorStream(true).start();
+      String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();
+      if (p.waitFor(5, TimeUnit.SECONDS) && p.exitValue() == 0 && text.matches("[0-9a-f]{4,40}")) {
+        return text;
+      }
+      p.destroy();
+    } catch (IOException e) {
+      // no git on this machine
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    return "unknown";
+  }
+
+  private static double round(double v) {
+    return Math.round(v * 1000) / 1000.0;
+  }
+
+  private static double seconds(long startNanos) {
+    return (System.nanoTime() - startNanos) / 1e9;
+  }
+}

@@ -1,0 +1,351 @@
+package io.github.optjava.backend.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.github.optjava.backend.AttentionBatch;
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.Mat;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Half;
+import io.github.optjava.checkpoint.Tensor;
+import io.github.optjava.checkpoint.TensorInfo;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every op of {@link FastCpuOps} against the reference {@link CpuOps}, on random inputs with fixed seeds,
+ * odd sizes, every weight dtype, 1 and 3 threads (3 is more than this machine's cores: uneven chunks).
+ * Outputs are poisoned with NaN before each op, so an element the fast op forgets to write fails.
+ *
+ * <p>Tolerance: float32 summation order is the only allowed difference, so each element must be within
+ * {@value #REL} of the scale on which rounding acts: for {@code linear} the sum of the absolute terms
+ * {@code Σ|x·w| + |bias|} (computed in double); for attention the largest magnitude of the reference
+ * output row times {@code 1 + max|score|}, because a score {@code s} carries a rounding error proportional
+ * to {@code |s|} and {@code exp} turns it into the same relative error of a softmax weight (large scores,
+ * as in the fixtures' peaked models, make attention that much more sensitive to summation order). Ops
+ * the fast backend inherits must be bit-identical.
+ */
+class FastCpuOpsParityTest {
+  static final double REL = 1e-5;
+
+  private static final CpuOps REF = new CpuOps();
+  private static FastCpuOps one;
+  private static FastCpuOps three;
+
+  @BeforeAll
+  static void start() {
+    one = new FastCpuOps(1);
+    three = new FastCpuOps(3);
+  }
+
+  @AfterAll
+  static void stop() {
+    one.close();
+    three.close();
+  }
+
+  static FastCpuOps fast(int threads) {
+    return threads == 1 ? one : three;
+  }
+
+  // ------------------------------------------------------------------------------------------ linear
+
+  static Stream<Arguments> linearCases() {
+    int[][] shapes = {{1, 1}, {7, 83}, {83, 7}, {128, 128}, {768, 80}, {3072, 17}}; // (in, out)
+    int[] tokens = {1, 3, 4, 7, 16, 17, 129, 260}; // around the 4-token block, the 16-token switch, 128-token blocks
+    List<Arguments> cases = new ArrayList<>();
+    for (DType dtype : DType.values()) {
+      for (int[] s : shapes) {
+        for (int t : tokens) {
+          cases.add(Arguments.of(dtype, s[0], s[1], t, t % 2 == 1, s[0] > s[1], t % 3 == 0 ? 1 : 3));
+        }
+      }
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "{0} in {1} out {2} tokens {3} bias {4} relu {5} threads {6}")
+  @MethodSource("linearCases")
+  void linear(DType dtype, int in, int out, int tokens, boolean withBias, boolean relu, int threads) {
+    Random random = new Random(in * 31L + out * 7L + tokens + dtype.ordinal());
+    Tensor wt = tensor(dtype, out, in, random, 0.5);
+    Tensor bt = withBias ? tensor(dtype, 1, out, random, 1.0) : null;
+    float[] x = gaussian(random, tokens * in, 1.0);
+    float[] expected = linear(REF, wt, bt, x, tokens, in, out, relu);
+    float[] actual = linear(fast(threads), wt, bt, x, tokens, in, out, relu);
+
+    float[] w = wt.toFloatArray();
+    float[] b = bt == null ? null : bt.toFloatArray();
+    double[] scale = new double[tokens * out];
+    for (int t = 0; t < tokens; t++) {
+      for (int o = 0; o < out; o++) {
+        double s = b == null ? 0 : Math.abs(b[o]);
+        for (int i = 0; i < in; i++) {
+          s += Math.abs((double) x[t * in + i] * w[o * in + i]);
+        }
+        scale[t * out + o] = s;
+      }
+    }
+    assertClose("linear", expected, actual, scale);
+  }
+
+  private static float[] linear(Ops ops, Tensor w, Tensor bias, float[] x, int tokens, int in, int out, boolean relu) {
+    Mat wm = ops.weight(w);
+    Mat bm = bias == null ? null : ops.weight(bias);
+    Mat xm = ops.alloc(tokens, in);
+    ops.write(xm, x);
+    Mat om = poisoned(ops, tokens, out);
+    ops.linear(om, xm, wm, bm, relu);
+    return ops.read(om);
+  }
+
+  // --------------------------------------------------------------------------------------- attention
+
+  /**
+   * Ragged batches over scattered block tables: (queries, context) per sequence, including a sequence
+   * with no new tokens, single-token contexts, decode steps and prefills longer than a query block.
+   */
+  static Stream<Arguments> attentionCases() {
+    int[][] ragged = {{1, 1}, {1, 37}, {5, 20}, {0, 10}, {17, 17}, {40, 90}};
+    int[][] decode = {{1, 130}};
+    int[][] prefill = {{83, 83}};
+    List<Arguments> cases = new ArrayList<>();
+    int[][] headShapes = {{12, 64}, {4, 80}, {3, 7}}; // (heads, head_dim): opt-125m, opt-2.7b's head_dim, odd
+    for (int[] h : headShapes) {
+      for (int[][] seqs : new int[][][] {ragged, decode, prefill}) {
+        for (int blockSize : new int[] {16, 5}) {
+          for (int threads : new int[] {1, 3}) {
+            cases.add(Arguments.of(h[0], h[1], seqs, blockSize, 1f, threads));
+          }
+        }
+      }
+      // Large scores: most softmax weights underflow (the flush-to-zero path of the fast kernel).
+      cases.add(Arguments.of(h[0], h[1], ragged, 16, 40f, 3));
+    }
+    return cases.stream();
+  }
+
+  @ParameterizedTest(name = "heads {0} × {1}, block {3}, q × {4}, threads {5}")
+  @MethodSource("attentionCases")
+  void attention(int heads, int headDim, int[][] seqs, int blockSize, float qScale, int threads) {
+    Random random = new Random(heads * 1000L + headDim + blockSize + seqs.length);
+    int width = heads * headDim;
+    int n = seqs.length;
+    int blocksNeeded = 0;
+    for (int[] s : seqs) {
+      blocksNeeded += (s[1] + blockSize - 1) / blockSize;
+    }
+    int blocks = blocksNeeded + 7; // spare blocks stay unused
+    List<Integer> free = new ArrayList<>();
+    for (int b = 0; b < blocks; b++) {
+      free.add(b);
+    }
+    java.util.Collections.shuffle(free, random); // scattered, non-monotonic block tables
+
+    KvStore kv = REF.kvStore(2, blocks, blockSize, width); // one store, read by both implementations
+    int[] queryStart = new int[n];
+    int[] queryCount = new int[n];
+    int[] contextLength = new int[n];
+    int[][] tables = new int[n][];
+    int rows = 0;
+    for (int s = n - 1; s >= 0; s--) { // query rows in reverse sequence order: nothing may assume order
+      queryStart[s] = rows;
+      rows += seqs[s][0];
+    }
+    for (int s = 0; s < n; s++) {
+      queryCount[s] = seqs[s][0];
+      contextLength[s] = seqs[s][1];
+      tables[s] = new int[(seqs[s][1] + blockSize - 1) / blockSize];
+      for (int b = 0; b < tables[s].length; b++) {
+        tables[s][b] = free.remove(free.size() - 1);
+      }
+    }
+    AttentionBatch batch = new AttentionBatch(queryStart, queryCount, contextLength, tables);
+    for (int layer = 0; layer < 2; layer++) { // layer 0 holds other values: the op must read the right layer
+      for (int s = 0; s < n; s++) {
+        int[] slots = new int[contextLength[s]];
+        for (int p = 0; p < slots.length; p++) {
+          slots[p] = batch.slot(s, p, blockSize);
+        }
+        REF.kvAppend(kv, layer, mat(REF, slots.length, width, gaussian(random, slots.length * width, 1.0)),
+            mat(REF, slots.length, width, gaussian(random, slots.length * width, 1.0)), slots);
+      }
+    }
+    float[] q = gaussian(random, rows * width, qScale);
+    float scale = (float) (1 / Math.sqrt(headDim));
+    float[] expected = attention(REF, kv, batch, q, rows, width, heads, scale);
+    float[] actual = attention(fast(threads), kv, batch, q, rows, width, heads, scale);
+
+    double[] rowScale = new double[expected.length];
+    float[] keys = CpuKvStore.of(kv).keys[1];
+    for (int s = 0; s < n; s++) {
+      for (int i = 0; i < queryCount[s]; i++) {
+        int r = queryStart[s] + i;
+        double maxOut = 0;
+        for (int j = 0; j < width; j++) {
+          maxOut = Math.max(maxOut, Math.abs(expected[r * width + j]));
+        }
+        double maxScore = 0;
+        for (int p = 0; p <= contextLength[s] - queryCount[s] + i; p++) {
+          int slot = batch.slot(s, p, blockSize);
+          for (int h = 0; h < heads; h++) {
+            double dot = 0;
+            for (int d = 0; d < headDim; d++) {
+              dot += (double) q[r * width + h * headDim + d] * keys[slot * width + h * headDim + d];
+            }
+            maxScore = Math.max(maxScore, Math.abs(dot * scale));
+          }
+        }
+        Arrays.fill(rowScale, r * width, (r + 1) * width, maxOut * (1 + maxScore));
+      }
+    }
+    assertClose("attention", expected, actual, rowScale);
+  }
+
+  private static float[] attention(Ops ops, KvStore kv, AttentionBatch batch, float[] q, int rows, int width,
+      int heads, float scale) {
+    Mat out = poisoned(ops, rows, width);
+    ops.attention(out, mat(ops, rows, width, q), kv, 1, batch, heads, scale);
+    return ops.read(out);
+  }
+
+  // ------------------------------------------------------------------- inherited ops: bit-identical
+
+  static Stream<Arguments> dtypesAndThreads() {
+    return Stream.of(DType.values()).flatMap(d -> Stream.of(Arguments.of(d, 1), Arguments.of(d, 3)));
+  }
+
+  @ParameterizedTest(name = "{0} threads {1}")
+  @MethodSource("dtypesAndThreads")
+  void elementwiseOpsAreIdentical(DType dtype, int threads) {
+    FastCpuOps fast = fast(threads);
+    Random random = new Random(7 + dtype.ordinal());
+    int rows = 7;
+    int cols = 83;
+    Tensor table = tensor(dtype, 50, cols, random, 0.8);
+    Tensor gamma = tensor(dtype, 1, cols, random, 1.0);
+    Tensor beta = tensor(dtype, 1, cols, random, 0.1);
+    float[] x = gaussian(random, rows * cols, 3.0);
+    float[] y = gaussian(random, rows * cols, 1.0);
+    int[] ids = {0, 49, -1, 50, 1, 17, 1};
+    int[] positions = {0, 47, 3, 3, 1, 2, 10};
+    int[] gather = {6, 0, 0, 3};
+    for (Ops ops : new Ops[] {REF, fast}) {
+      assertArrayEquals(table.toFloatArray(), ops.read(ops.weight(table)), "weight round trip");
+    }
+    assertArrayEquals(embedding(REF, table, ids, rows, cols), embedding(fast, table, ids, rows, cols), "embedding");
+
+    float[][] results = new float[2][];
+    int i = 0;
+    for (Ops ops : new Ops[] {REF, fast}) {
+      Mat xm = mat(ops, rows, cols, x);
+      ops.addPositions(xm, ops.weight(table), positions);
+      Mat normed = poisoned(ops, rows, cols);
+      ops.layerNorm(normed, xm, ops.weight(gamma), ops.weight(beta), 1e-5f);
+      ops.addInPlace(normed, mat(ops, rows, cols, y));
+      Mat g = poisoned(ops, gather.length, cols);
+      ops.gatherRows(g, normed, gather);
+      results[i++] = ops.read(g);
+    }
+    assertArrayEquals(results[0], results[1], "addPositions → layerNorm → addInPlace → gatherRows");
+  }
+
+  private static float[] embedding(Ops ops, Tensor table, int[] ids, int rows, int cols) {
+    Mat out = poisoned(ops, rows, cols);
+    ops.embedding(out, ops.weight(table), ids);
+    return ops.read(out);
+  }
+
+  @ParameterizedTest(name = "threads {0}")
+  @MethodSource("threadCounts")
+  void kvAppendAndCopyBlocksAreIdentical(int threads) {
+    int width = 20;
+    int[] slots = {9, 0, 14, 3, 4};
+    CpuKvStore[] stores = new CpuKvStore[2];
+    int i = 0;
+    for (Ops ops : new Ops[] {REF, fast(threads)}) {
+      Random r = new Random(11);
+      KvStore kv = ops.kvStore(2, 4, 4, width);
+      for (int layer = 0; layer < 2; layer++) {
+        Mat k = mat(ops, 5, width, gaussian(r, 5 * width, 1));
+        ops.kvAppend(kv, layer, k, mat(ops, 5, width, gaussian(r, 5 * width, 1)), slots);
+      }
+      ops.kvCopyBlocks(kv, new int[] {0, 3}, new int[] {1, 2});
+      stores[i++] = CpuKvStore.of(kv);
+    }
+    for (int layer = 0; layer < 2; layer++) {
+      assertArrayEquals(stores[0].keys[layer], stores[1].keys[layer], "keys of layer " + layer);
+      assertArrayEquals(stores[0].values[layer], stores[1].values[layer], "values of layer " + layer);
+    }
+  }
+
+  static Stream<Integer> threadCounts() {
+    return Stream.of(1, 3);
+  }
+
+  // ---------------------------------------------------------------------------------------- helpers
+
+  /** Fails on the first element further than REL × scale from the reference (or NaN: never written). */
+  static void assertClose(String op, float[] expected, float[] actual, double[] scale) {
+    if (expected.length != actual.length) {
+      fail(op + ": " + actual.length + " elements, expected " + expected.length);
+    }
+    for (int i = 0; i < expected.length; i++) {
+      if (Float.isNaN(actual[i])) {
+        fail(op + ": element " + i + " was not written (still the NaN poison)");
+      }
+      double diff = Math.abs((double) actual[i] - expected[i]);
+      if (diff > REL * scale[i]) {
+        fail(op + ": element " + i + " is " + actual[i] + ", reference " + expected[i] + ": difference " + diff
+            + " exceeds " + REL + " × " + scale[i]);
+      }
+    }
+  }
+
+  static Mat poisoned(Ops ops, int rows, int cols) {
+    float[] nan = new float[rows * cols];
+    Arrays.fill(nan, Float.NaN);
+    return mat(ops, rows, cols, nan);
+  }
+
+  static Mat mat(Ops ops, int rows, int cols, float[] values) {
+    Mat m = ops.alloc(rows, cols);
+    ops.write(m, values);
+    return m;
+  }
+
+  static float[] gaussian(Random random, int n, double std) {
+    float[] v = new float[n];
+    for (int i = 0; i < n; i++) {
+      v[i] = (float) (random.nextGaussian() * std);
+    }
+    return v;
+  }
+
+  /** A (rows, cols) checkpoint tensor of N(0, std) values in {@code dtype} (1-D when rows is 1). */
+  static Tensor tensor(DType dtype, int rows, int cols, Random random, double std) {
+    float[] v = gaussian(random, rows * cols, std);
+    ByteBuffer b = ByteBuffer.allocate(v.length * dtype.bytes()).order(ByteOrder.LITTLE_ENDIAN);
+    for (float f : v) {
+      switch (dtype) {
+        case F32 -> b.putFloat(f);
+        case F16 -> b.putShort(Half.fromFloat(f));
+        case BF16 -> b.putShort((short) (Float.floatToRawIntBits(f) >>> 16)); // truncation: any bf16 will do
+      }
+    }
+    long[] shape = rows == 1 ? new long[] {cols} : new long[] {rows, cols};
+    return new Tensor(new TensorInfo("t", dtype, shape), b.flip());
+  }
+}
