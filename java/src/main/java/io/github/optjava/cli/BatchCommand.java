@@ -23,7 +23,7 @@ import picocli.CommandLine.ParentCommand;
  * line per request on stdout in input order. Requests run batched together; a bad request gets
  * {@code {"error": "..."}} on its line and the others still run; the exit status is 1 if any failed.
  */
-@Command(name = "batch", description = {
+@Command(name = "batch", mixinStandardHelpOptions = true, description = {
     "Run JSON Lines requests from stdin ({\"prompt\": \"...\", \"max_tokens\": 16, ...}), batched; one JSON "
         + "line per request on stdout, in input order. A bad request yields {\"error\": \"...\"}."})
 final class BatchCommand implements Callable<Integer> {

@@ -39,7 +39,7 @@ import picocli.CommandLine.ParentCommand;
  * {@code decode ms/step} is what each sequence waits per new token; {@code tokens/s} counts the tokens of
  * all sequences. Warm-up runs per batch size first let the JIT compile the kernels.
  */
-@Command(name = "bench", description = {
+@Command(name = "bench", mixinStandardHelpOptions = true, description = {
     "Measure prefill and decode speed on a random-weight model of a real OPT shape.",
     "Prints a table; --json appends one JSON line per batch size."})
 final class BenchCommand implements Callable<Integer> {

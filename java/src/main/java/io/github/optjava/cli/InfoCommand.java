@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.ParentCommand;
 
 /** {@code opt info}: what this machine offers (Java, CPU cores, whether and why not CUDA). */
-@Command(name = "info", description = "Show the Java runtime, CPU and CUDA status of this machine.")
+@Command(name = "info", mixinStandardHelpOptions = true, description = "Show the Java runtime, CPU and CUDA status of this machine.")
 final class InfoCommand implements Callable<Integer> {
 
   @ParentCommand
