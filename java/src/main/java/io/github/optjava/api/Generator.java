@@ -44,15 +44,13 @@ public final class Generator implements AutoCloseable {
   private final Device device;
 
   private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, OptModel model, KvCache cache,
-      GeneratorOptions options, Device device) {
+      GeneratorOptions options, Device device, int maxLen) {
     this.config = config;
     this.tokenizer = tokenizer;
     this.ops = ops;
     this.model = model;
     this.cache = cache;
     this.device = device;
-    int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
-        : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
     this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen);
   }
 
@@ -69,16 +67,48 @@ public final class Generator implements AutoCloseable {
     OptTokenizer tokenizer = OptTokenizer.load(dir);
     Device device = chooseDevice(options.device());
     Ops ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
-    OptModel model;
-    try (Checkpoint checkpoint = Checkpoints.open(dir)) {
-      model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
+    OptModel model = null;
+    KvCache cache = null;
+    try {
+      try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+        model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
+      }
+      int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
+          : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
+      int blocks = kvBlocks(options, ops, device, config, maxLen);
+      cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(), config.hiddenSize()));
+      LOG.info("loaded {} ({} layers, hidden {}) on {} ({}), KV cache {} tokens", dir.getFileName(),
+          config.numHiddenLayers(), config.hiddenSize(), device, ops.name(), blocks * options.kvBlockSize());
+      return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);
+    } catch (RuntimeException | Error e) {
+      // Whatever was allocated (device memory above all) is freed before the error reaches the caller.
+      if (model != null) {
+        model.close();
+      }
+      ops.close();
+      throw e;
     }
-    int blocks = options.kvCacheTokens() / options.kvBlockSize();
-    KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(),
-        config.hiddenSize()));
-    LOG.info("loaded {} ({} layers, hidden {}) on {} ({}), KV cache {} tokens", dir.getFileName(),
-        config.numHiddenLayers(), config.hiddenSize(), device, ops.name(), blocks * options.kvBlockSize());
-    return new Generator(config, tokenizer, ops, model, cache, options, device);
+  }
+
+  /** KV-cache blocks: as configured, or sized from the memory left after the weights (see GeneratorOptions). */
+  private static int kvBlocks(GeneratorOptions options, Ops ops, Device device, OptConfig config, int maxLen) {
+    if (options.kvCacheTokens() > 0) {
+      return options.kvCacheTokens() / options.kvBlockSize();
+    }
+    long bytesPerToken = 2L * config.numHiddenLayers() * config.hiddenSize() * ops.kvElementBytes();
+    // The GPU holds little else once the weights are in; the heap also holds activations and logits.
+    double share = device == Device.CUDA ? 0.9 : 0.5;
+    long affordable = (long) (ops.freeMemory() * share / bytesPerToken);
+    long wanted = (long) options.maxBatchSize() * maxLen;
+    int blockSize = options.kvBlockSize();
+    long tokens = Math.min(Math.min(affordable, wanted), (Integer.MAX_VALUE - 8L) / config.hiddenSize());
+    long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence
+    if (tokens < minimum) {
+      throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
+          + minimum * bytesPerToken / 1048576 + " MiB, about " + affordable * bytesPerToken / 1048576
+          + " MiB are free after the weights; lower maxSequenceLength, use a 16-bit dtype, or give the JVM / GPU more memory");
+    }
+    return (int) Math.min(Integer.MAX_VALUE / 2, (tokens + blockSize - 1) / blockSize);
   }
 
   private static Device chooseDevice(Device wanted) {

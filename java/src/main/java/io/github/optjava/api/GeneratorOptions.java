@@ -15,8 +15,10 @@ import io.github.optjava.checkpoint.DType;
  * @param maxBatchSize      most sequences decoded together in one step (requests beyond wait). Default 16.
  * @param maxSequenceLength most tokens (prompt + completion) of one sequence; 0 = the model's
  *                          max_position_embeddings. Default 0.
- * @param kvCacheTokens     token slots in the KV-cache pool, shared by all sequences in flight (memory:
- *                          4 × layers × hidden bytes per slot on the CPU). Default 8192.
+ * @param kvCacheTokens     token slots in the KV-cache pool, shared by all sequences in flight (2 × layers ×
+ *                          hidden elements per slot: fp32 on the CPU, the dtype on CUDA); 0 = sized from
+ *                          the memory left after loading the weights (90% of free GPU memory; half of the
+ *                          free Java heap), capped at maxBatchSize × maxSequenceLength. Default 0.
  * @param kvBlockSize       token slots per KV-cache block. Default 16.
  * @param threads           CPU worker threads; 0 = all available processors. Default 0.
  * @param revision          Hugging Face Hub revision when the model is named by id. Default "main".
@@ -35,9 +37,9 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
       throw new IllegalArgumentException("maxSequenceLength must be >= 0 (0 = the model's limit), got "
           + maxSequenceLength);
     }
-    if (kvBlockSize < 1 || kvCacheTokens < kvBlockSize) {
-      throw new IllegalArgumentException("kvCacheTokens (" + kvCacheTokens + ") must hold at least one block of "
-          + kvBlockSize + " tokens, and kvBlockSize must be at least 1");
+    if (kvBlockSize < 1 || kvCacheTokens < 0 || (kvCacheTokens > 0 && kvCacheTokens < kvBlockSize)) {
+      throw new IllegalArgumentException("kvCacheTokens (" + kvCacheTokens + ") must be 0 (auto) or hold at least "
+          + "one block of " + kvBlockSize + " tokens, and kvBlockSize must be at least 1");
     }
     if (threads < 0) {
       throw new IllegalArgumentException("threads must be >= 0 (0 = all processors), got " + threads);
@@ -49,7 +51,7 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 8192, 16, 0, "main");
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main");
   }
 
   public GeneratorOptions withDevice(Device d) {

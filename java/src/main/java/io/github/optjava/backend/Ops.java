@@ -31,6 +31,12 @@ public interface Ops extends AutoCloseable {
   /** Backend → host: the matrix as float32, row-major. */
   float[] read(Mat src);
 
+  /** Memory this backend could still allocate, in bytes (device memory on GPUs, Java heap on the CPU). */
+  long freeMemory();
+
+  /** Bytes of one KV-cache element (the cache's storage dtype). */
+  int kvElementBytes();
+
   /** KV-cache memory for {@code layers} layers, each {@code blocks × blockSize} slots of {@code width}. */
   KvStore kvStore(int layers, int blocks, int blockSize, int width);
 

@@ -19,8 +19,9 @@ final class EngineOptions {
   @Option(names = "--max-batch", defaultValue = "16", description = "Most sequences decoded together. Default: ${DEFAULT-VALUE}.")
   int maxBatch;
 
-  @Option(names = "--kv-cache-tokens", defaultValue = "8192",
-      description = "Token slots in the KV-cache pool. Default: ${DEFAULT-VALUE}.")
+  @Option(names = "--kv-cache-tokens", defaultValue = "0",
+      description = "Token slots in the KV-cache pool (0 = sized from the memory left after the weights). "
+          + "Default: ${DEFAULT-VALUE}.")
   int kvCacheTokens;
 
   Generator open(ModelOption model) {

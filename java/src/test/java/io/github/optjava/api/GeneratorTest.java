@@ -98,6 +98,15 @@ class GeneratorTest {
   }
 
   @Test
+  void defaultOptionsSizeTheKvCacheFromMemory() throws URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    try (Generator g = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU))) {
+      assertEquals(FinishReason.LENGTH, g.generate("This", SamplingParams.greedy()).finishReason());
+    }
+    assertThrows(IllegalArgumentException.class, () -> GeneratorOptions.defaults().withKvCacheTokens(-1));
+  }
+
+  @Test
   void batchedPromptsEqualOneAtATime() {
     List<String> prompts = new ArrayList<>();
     ref.get("prompts").forEach(p -> prompts.add(p.get("text").asText()));

@@ -63,6 +63,17 @@ public class CpuOps implements Ops {
   }
 
   @Override
+  public long freeMemory() {
+    Runtime rt = Runtime.getRuntime();
+    return rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+  }
+
+  @Override
+  public int kvElementBytes() {
+    return 4; // float32 cache on the heap
+  }
+
+  @Override
   public KvStore kvStore(int layers, int blocks, int blockSize, int width) {
     return new CpuKvStore(layers, blocks, blockSize, width);
   }

@@ -178,6 +178,19 @@ public final class CudaOps implements Ops {
   }
 
   @Override
+  public long freeMemory() {
+    try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
+      check("cudaMemGetInfo", cudaMemGetInfo(free, total));
+      return free.get();
+    }
+  }
+
+  @Override
+  public int kvElementBytes() {
+    return dtype.bytes();
+  }
+
+  @Override
   public KvStore kvStore(int layers, int blocks, int blockSize, int width) {
     long bytes = (long) blocks * blockSize * width * dtype.bytes();
     Pointer[] keys = new Pointer[layers];
