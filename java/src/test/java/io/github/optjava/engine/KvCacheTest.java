@@ -1,0 +1,43 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.backend.cpu.CpuOps;
+import org.junit.jupiter.api.Test;
+
+/** Block bookkeeping: tables grow a block at a time, memory follows the tokens in flight, blocks come back. */
+class KvCacheTest {
+
+  @Test
+  void blocksFollowTheTokensInFlight() {
+    KvCache cache = new KvCache(new CpuOps().kvStore(1, 4, 16, 8));
+    assertEquals(4, cache.freeBlocks());
+    int[] a = cache.reserve(1, 5);
+    assertEquals(1, a.length);
+    assertEquals(5, cache.length(1));
+    assertArrayEquals(a, cache.reserve(1, 16)); // still one block
+    assertEquals(2, cache.reserve(1, 17).length);
+    int[] b = cache.reserve(2, 20);
+    assertEquals(2, b.length);
+    assertEquals(0, cache.freeBlocks());
+    assertFalse(cache.canHold(3, 1));
+    assertTrue(cache.canHold(1, 32)); // fits the blocks it already has
+    IllegalStateException e = assertThrows(IllegalStateException.class, () -> cache.reserve(3, 1));
+    assertTrue(e.getMessage().contains("KV cache full"), e.getMessage());
+    cache.release(1);
+    assertEquals(2, cache.freeBlocks());
+    assertEquals(0, cache.length(1));
+    assertEquals(0, cache.table(1).length);
+    int[] c = cache.reserve(3, 32);
+    assertEquals(2, c.length);
+    for (int blk : c) {
+      for (int other : b) {
+        assertTrue(blk != other, "a block is never shared by two sequences");
+      }
+    }
+  }
+}
