@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.backend.cpu.FastCpuOps;
 import io.github.optjava.engine.KvCache;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -18,6 +19,9 @@ import java.util.ArrayList;
 import java.util.List;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -27,13 +31,23 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class OptModelHfTest {
   private static final float TOL = 1e-3f;
-  private final Ops ops = new CpuOps();
 
-  @ParameterizedTest
-  @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
-  void lastLogitsAndPromptLogProbsMatchHf(String name) {
+  /** Every CPU backend × both fixture models. */
+  static Stream<Arguments> backendsAndModels() {
+    return Stream.of("reference", "fast")
+        .flatMap(b -> Stream.of(Arguments.of(b, "tiny-opt"), Arguments.of(b, "tiny-opt-postln")));
+  }
+
+  /** The reference ops, or the fast ones with more threads than cores (uneven chunks). */
+  static Ops backend(String name) {
+    return name.equals("fast") ? new FastCpuOps(3) : new CpuOps();
+  }
+
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("backendsAndModels")
+  void lastLogitsAndPromptLogProbsMatchHf(String backend, String name) {
     HfReference ref = new HfReference(name);
-    try (OptModel model = ref.load(ops, null)) {
+    try (Ops ops = backend(backend); OptModel model = ref.load(ops, null)) {
       int vocab = model.config().vocabSize();
       float[][] expected = ref.rows("last_logits.bin", vocab);
       long seq = 0;
@@ -56,11 +70,11 @@ class OptModelHfTest {
     }
   }
 
-  @ParameterizedTest
-  @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
-  void greedyDecodeWithKvCacheMatchesHf(String name) {
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("backendsAndModels")
+  void greedyDecodeWithKvCacheMatchesHf(String backend, String name) {
     HfReference ref = new HfReference(name);
-    try (OptModel model = ref.load(ops, null); KvCache cache = HfReference.cache(ops, model.config())) {
+    try (Ops ops = backend(backend); OptModel model = ref.load(ops, null); KvCache cache = HfReference.cache(ops, model.config())) {
       long seq = 100;
       for (JsonNode p : ref.json.get("prompts")) {
         int[] expected = ints(p.get("greedy").get("new_tokens"));
@@ -71,11 +85,11 @@ class OptModelHfTest {
     }
   }
 
-  @ParameterizedTest
-  @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
-  void raggedBatchEqualsHfLeftPaddedBatch(String name) {
+  @ParameterizedTest(name = "{0} {1}")
+  @MethodSource("backendsAndModels")
+  void raggedBatchEqualsHfLeftPaddedBatch(String backend, String name) {
     HfReference ref = new HfReference(name);
-    try (OptModel model = ref.load(ops, null); KvCache cache = HfReference.cache(ops, model.config())) {
+    try (Ops ops = backend(backend); OptModel model = ref.load(ops, null); KvCache cache = HfReference.cache(ops, model.config())) {
       int vocab = model.config().vocabSize();
       JsonNode rows = ref.json.get("batch").get("rows");
       float[][] expectedLogits = ref.rows("batch_last_logits.bin", vocab);
@@ -117,6 +131,7 @@ class OptModelHfTest {
   @ParameterizedTest
   @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
   void pytorchBinGivesBitIdenticalLogits(String name, @TempDir Path tmp) throws IOException {
+    Ops ops = new CpuOps();
     HfReference ref = new HfReference(name);
     for (String f : List.of("config.json", "pytorch_model.bin")) {
       Files.copy(ref.modelDir.resolve(f), tmp.resolve(f));
