@@ -76,7 +76,7 @@ public final class Generator implements AutoCloseable {
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
       int blocks = kvBlocks(options, ops, device, config, maxLen);
-      cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(), config.hiddenSize()));
+      cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(), model.kvWidth()));
       LOG.info("loaded {} ({} layers, hidden {}) on {} ({}), KV cache {} tokens", dir.getFileName(),
           config.numHiddenLayers(), config.hiddenSize(), device, ops.name(), blocks * options.kvBlockSize());
       return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);

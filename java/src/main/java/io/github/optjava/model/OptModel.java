@@ -6,8 +6,12 @@ import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.engine.KvCache;
+import io.github.optjava.parallel.Shard;
+import io.github.optjava.parallel.ShardedLinear;
+import io.github.optjava.parallel.TpGroup;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.Function;
 
 /**
  * The OPT decoder (Zhang et al. 2022, as Hugging Face's {@code OPTForCausalLM} computes it), written once
@@ -21,6 +25,14 @@ import java.util.List;
  * </ul>
  * Sequences are batched ragged (no padding): each brings its new tokens, their positions continue from
  * what the {@link KvCache} already holds, which is exactly what HF computes from a left-padded mask.
+ *
+ * <p>Tensor parallelism (Megatron style, see {@link ShardedLinear}): with a {@link TpGroup} of world size
+ * {@code w}, each rank holds q/k/v and fc1 column-parallel (its {@code heads / w} heads, its
+ * {@code ffn / w} hidden units) and out_proj and fc2 row-parallel (all-reduced); its KV cache is
+ * {@code hidden / w} wide ({@link #kvWidth}). Embeddings, positions, layer norms, project_in/out and
+ * lm_head are replicated: a vocab-parallel lm_head would need an all-gather of the logits, and
+ * replicated, every rank computes the same logits. Every rank runs {@link #forward} with the same
+ * sequences, each from its own thread, in the same order.
  */
 public final class OptModel implements AutoCloseable {
   private static final float LN_EPS = 1e-5f;
@@ -35,22 +47,24 @@ public final class OptModel implements AutoCloseable {
   private final Mat finalNormB;      // (1, hidden), or null
   private final Mat lmHead;          // (vocab, wordEmbedProjDim): embedTokens itself when tied
   private final Layer[] layers;
+  private final TpGroup tp;
+  private final int heads;           // attention heads of this rank: numAttentionHeads / world
+  private final int width;           // q/k/v/attention columns of this rank: hidden / world
+  private final int ffn;             // fc1 columns of this rank: ffnDim / world
 
-  /** Where the constructor reads tensors from (by canonical name). */
-  private interface Weights {
-    Tensor get(String canonicalName);
-  }
-
-  /** One decoder layer's weights; Linear weights are (out, in), biases and LN parameters (1, n). */
-  private record Layer(Mat q, Mat qBias, Mat k, Mat kBias, Mat v, Mat vBias, Mat out, Mat outBias,
-      Mat attnNormW, Mat attnNormB, Mat fc1, Mat fc1Bias, Mat fc2, Mat fc2Bias, Mat mlpNormW, Mat mlpNormB) {}
+  /**
+   * One decoder layer's weights on this rank. q/k/v (hidden/w, hidden) and fc1 (ffn/w, hidden) are
+   * column-parallel; out (hidden, hidden/w) and fc2 (hidden, ffn/w) row-parallel; LN parameters (1, hidden).
+   */
+  private record Layer(ShardedLinear q, ShardedLinear k, ShardedLinear v, ShardedLinear out,
+      Mat attnNormW, Mat attnNormB, ShardedLinear fc1, ShardedLinear fc2, Mat mlpNormW, Mat mlpNormB) {}
 
   /** One sequence's share of a step: its new tokens and whether logits of all of them are wanted. */
   public record SeqStep(long seqId, int[] newTokens, boolean allLogits) {}
 
   /** Uploads the (already validated) weights to the backend in their checkpoint dtype. */
   public OptModel(OptConfig config, OptWeights w, Ops ops) {
-    this(config, w, ops, null);
+    this(config, w, ops, null, TpGroup.single());
   }
 
   /**
@@ -58,38 +72,54 @@ public final class OptModel implements AutoCloseable {
    * stored in the checkpoint).
    */
   public OptModel(OptConfig config, OptWeights checkpointWeights, Ops ops, DType weightDtype) {
+    this(config, checkpointWeights, ops, weightDtype, TpGroup.single());
+  }
+
+  /**
+   * This rank's part of the model, for tensor parallelism over {@code tp} (see the class comment): the
+   * sharded weights are sliced from the checkpoint before upload (a rank never reads the other ranks'
+   * slices), then converted to {@code weightDtype} (null: as stored). The caller owns {@code tp}.
+   *
+   * @throws IllegalArgumentException if the world size does not divide the heads and the FFN width
+   */
+  public OptModel(OptConfig config, OptWeights checkpointWeights, Ops ops, DType weightDtype, TpGroup tp) {
+    int world = tp.worldSize();
+    if (config.numAttentionHeads() % world != 0 || config.ffnDim() % world != 0) {
+      throw new IllegalArgumentException("tensor-parallel degree " + world + " does not divide num_attention_heads "
+          + config.numAttentionHeads() + " and ffn_dim " + config.ffnDim() + "; degrees that do: "
+          + Shard.degreesDividing(config.numAttentionHeads(), config.ffnDim()));
+    }
     this.config = config;
     this.ops = ops;
-    Weights w = name -> {
-      Tensor t = checkpointWeights.get(name);
-      return weightDtype == null ? t : t.to(weightDtype);
-    };
-    embedTokens = ops.weight(w.get(OptWeights.EMBED_TOKENS));
-    embedPositions = ops.weight(w.get(OptWeights.EMBED_POSITIONS));
-    projectIn = config.hasProjections() ? ops.weight(w.get(OptWeights.PROJECT_IN)) : null;
-    projectOut = config.hasProjections() ? ops.weight(w.get(OptWeights.PROJECT_OUT)) : null;
-    finalNormW = config.hasFinalLayerNorm() ? ops.weight(w.get(OptWeights.FINAL_LAYER_NORM_WEIGHT)) : null;
-    finalNormB = config.hasFinalLayerNorm() ? ops.weight(w.get(OptWeights.FINAL_LAYER_NORM_BIAS)) : null;
-    lmHead = checkpointWeights.lmHeadTied() ? embedTokens : ops.weight(w.get(OptWeights.LM_HEAD));
+    this.tp = tp;
+    this.heads = config.numAttentionHeads() / world;
+    this.width = config.hiddenSize() / world;
+    this.ffn = config.ffnDim() / world;
+    Function<String, Tensor> w = checkpointWeights::get; // memory-mapped: nothing read until sliced or uploaded
+    Function<Tensor, Mat> upload = t -> ops.weight(weightDtype == null ? t : t.to(weightDtype));
+    Function<String, Mat> replicated = name -> upload.apply(w.apply(name));
+    embedTokens = replicated.apply(OptWeights.EMBED_TOKENS);
+    embedPositions = replicated.apply(OptWeights.EMBED_POSITIONS);
+    projectIn = config.hasProjections() ? replicated.apply(OptWeights.PROJECT_IN) : null;
+    projectOut = config.hasProjections() ? replicated.apply(OptWeights.PROJECT_OUT) : null;
+    finalNormW = config.hasFinalLayerNorm() ? replicated.apply(OptWeights.FINAL_LAYER_NORM_WEIGHT) : null;
+    finalNormB = config.hasFinalLayerNorm() ? replicated.apply(OptWeights.FINAL_LAYER_NORM_BIAS) : null;
+    lmHead = checkpointWeights.lmHeadTied() ? embedTokens : replicated.apply(OptWeights.LM_HEAD);
     layers = new Layer[config.numHiddenLayers()];
     for (int l = 0; l < layers.length; l++) {
+      int layer = l;
+      Function<String, Tensor> p = suffix -> w.apply(OptWeights.layer(layer, suffix));
       layers[l] = new Layer(
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.q_proj.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.q_proj.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.k_proj.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.k_proj.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.v_proj.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.v_proj.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.out_proj.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn.out_proj.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn_layer_norm.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "self_attn_layer_norm.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "fc1.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "fc1.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "fc2.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "fc2.bias"))),
-          ops.weight(w.get(OptWeights.layer(l, "final_layer_norm.weight"))),
-          ops.weight(w.get(OptWeights.layer(l, "final_layer_norm.bias"))));
+          ShardedLinear.column(tp, p.apply("self_attn.q_proj.weight"), p.apply("self_attn.q_proj.bias"), upload),
+          ShardedLinear.column(tp, p.apply("self_attn.k_proj.weight"), p.apply("self_attn.k_proj.bias"), upload),
+          ShardedLinear.column(tp, p.apply("self_attn.v_proj.weight"), p.apply("self_attn.v_proj.bias"), upload),
+          ShardedLinear.row(tp, p.apply("self_attn.out_proj.weight"), p.apply("self_attn.out_proj.bias"), upload),
+          upload.apply(p.apply("self_attn_layer_norm.weight")),
+          upload.apply(p.apply("self_attn_layer_norm.bias")),
+          ShardedLinear.column(tp, p.apply("fc1.weight"), p.apply("fc1.bias"), upload),
+          ShardedLinear.row(tp, p.apply("fc2.weight"), p.apply("fc2.bias"), upload),
+          upload.apply(p.apply("final_layer_norm.weight")),
+          upload.apply(p.apply("final_layer_norm.bias")));
     }
   }
 
@@ -101,6 +131,16 @@ public final class OptModel implements AutoCloseable {
     return ops;
   }
 
+  /** The tensor-parallel group this rank belongs to ({@link TpGroup#single()} when not sharded). */
+  public TpGroup tp() {
+    return tp;
+  }
+
+  /** The width of this rank's KV cache ({@link Ops#kvStore}): hidden / world, the keys of its own heads. */
+  public int kvWidth() {
+    return width;
+  }
+
   /**
    * Runs one step: appends every sequence's new tokens to the KV cache (growing its block table) and
    * returns, per sequence, the logits (vocab floats) after its last new token, or after each of its new
@@ -109,6 +149,10 @@ public final class OptModel implements AutoCloseable {
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
+    if (cache.store().width() != width) {
+      throw new IllegalArgumentException("KV cache of width " + cache.store().width() + " for a model whose rank "
+          + tp.rank() + " of " + tp.worldSize() + " keeps " + width + " (hidden / world): size it with kvWidth()");
+    }
     int[] queryStart = new int[n];
     int[] queryCount = new int[n];
     int[] contextLength = new int[n];
@@ -163,11 +207,11 @@ public final class OptModel implements AutoCloseable {
       boolean preLn = config.doLayerNormBefore();
       float scale = (float) (1.0 / Math.sqrt(config.headDim()));
       Mat h = m.alloc(total, hidden);
-      Mat q = m.alloc(total, hidden);
-      Mat k = m.alloc(total, hidden);
-      Mat v = m.alloc(total, hidden);
-      Mat a = m.alloc(total, hidden);
-      Mat f = m.alloc(total, config.ffnDim());
+      Mat q = m.alloc(total, width); // this rank's heads only
+      Mat k = m.alloc(total, width);
+      Mat v = m.alloc(total, width);
+      Mat a = m.alloc(total, width);
+      Mat f = m.alloc(total, ffn);
       for (int l = 0; l < layers.length; l++) {
         Layer p = layers[l];
         // Self-attention block.
@@ -176,12 +220,12 @@ public final class OptModel implements AutoCloseable {
           ops.layerNorm(h, x, p.attnNormW, p.attnNormB, LN_EPS);
           in = h;
         }
-        ops.linear(q, in, p.q, p.qBias, false);
-        ops.linear(k, in, p.k, p.kBias, false);
-        ops.linear(v, in, p.v, p.vBias, false);
+        p.q.forward(ops, q, in, false); // column-parallel: this rank's heads
+        p.k.forward(ops, k, in, false);
+        p.v.forward(ops, v, in, false);
         ops.kvAppend(cache.store(), l, k, v, slots);
-        ops.attention(a, q, cache.store(), l, batch, config.numAttentionHeads(), scale);
-        ops.linear(h, a, p.out, p.outBias, false);
+        ops.attention(a, q, cache.store(), l, batch, heads, scale);
+        p.out.forward(ops, h, a, false); // row-parallel: all-reduced across ranks
         ops.addInPlace(x, h);
         if (!preLn) { // 350m applies layer norm AFTER the residual add
           ops.layerNorm(h, x, p.attnNormW, p.attnNormB, LN_EPS);
@@ -193,8 +237,8 @@ public final class OptModel implements AutoCloseable {
           ops.layerNorm(h, x, p.mlpNormW, p.mlpNormB, LN_EPS);
           in = h;
         }
-        ops.linear(f, in, p.fc1, p.fc1Bias, true);
-        ops.linear(h, f, p.fc2, p.fc2Bias, false);
+        p.fc1.forward(ops, f, in, true); // column-parallel: this rank's ffn / world units
+        p.fc2.forward(ops, h, f, false); // row-parallel: all-reduced across ranks
         ops.addInPlace(x, h);
         if (!preLn) {
           ops.layerNorm(h, x, p.mlpNormW, p.mlpNormB, LN_EPS);
@@ -239,8 +283,10 @@ public final class OptModel implements AutoCloseable {
       }
     }
     for (Layer p : layers) {
-      all.addAll(List.of(p.q, p.qBias, p.k, p.kBias, p.v, p.vBias, p.out, p.outBias, p.attnNormW,
-          p.attnNormB, p.fc1, p.fc1Bias, p.fc2, p.fc2Bias, p.mlpNormW, p.mlpNormB));
+      all.addAll(List.of(p.attnNormW, p.attnNormB, p.mlpNormW, p.mlpNormB));
+      for (ShardedLinear s : new ShardedLinear[] {p.q, p.k, p.v, p.out, p.fc1, p.fc2}) {
+        s.close();
+      }
     }
     all.forEach(Mat::close); // closing the tied lm_head twice is harmless
   }

@@ -1,0 +1,70 @@
+package io.github.optjava.parallel;
+
+import io.github.optjava.backend.Mat;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.Tensor;
+import java.util.function.Function;
+
+/**
+ * One rank's part of a Linear layer split Megatron style (Shoeybi et al. 2019, section 3; vLLM's
+ * {@code ColumnParallelLinear} / {@code RowParallelLinear}). The loader shards, the layer all-reduces:
+ * <ul>
+ *   <li>{@link #column}: the output features are split; the rank holds rows {@code [rank × out/world, …)}
+ *       of the (out, in) weight and the same slice of the bias, reads the full input and writes its slice
+ *       of the output. No communication.</li>
+ *   <li>{@link #row}: the input features are split; the rank holds the matching columns of the weight,
+ *       reads its slice of the input and writes a partial sum of the full output, which
+ *       {@link TpGroup#allReduce} completes. The bias must be added once: {@code Ops} has no bias-add, so
+ *       rank 0 adds it inside its GEMM, before the reduce (the sum is the same up to float rounding).</li>
+ * </ul>
+ * At world size 1 both are a plain Linear.
+ */
+public final class ShardedLinear implements AutoCloseable {
+  private final TpGroup tp;
+  private final boolean reduce; // row-parallel: the output is a partial sum
+  private final Mat weight;     // (out/world, in) column-parallel; (out, in/world) row-parallel
+  private final Mat bias;       // (1, out/world) column-parallel; (1, out) on rank 0 only, else null, row-parallel
+
+  private ShardedLinear(TpGroup tp, boolean reduce, Mat weight, Mat bias) {
+    this.tp = tp;
+    this.reduce = reduce;
+    this.weight = weight;
+    this.bias = bias;
+  }
+
+  /** The output features split: this rank's rows of {@code w} (out, in) and of {@code b} (out). */
+  public static ShardedLinear column(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> upload) {
+    int rank = tp.rank();
+    int world = tp.worldSize();
+    return new ShardedLinear(tp, false, upload.apply(Shard.rows(w, rank, world)),
+        upload.apply(Shard.rows(b, rank, world)));
+  }
+
+  /** The input features split: this rank's columns of {@code w} (out, in); {@code b} (out) on rank 0 only. */
+  public static ShardedLinear row(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> upload) {
+    return new ShardedLinear(tp, true, upload.apply(Shard.cols(w, tp.rank(), tp.worldSize())),
+        tp.rank() == 0 ? upload.apply(b) : null);
+  }
+
+  /**
+   * {@code out = x · wᵀ + b (then ReLU if relu)} for this rank's share: column-parallel, this rank's
+   * output columns; row-parallel, the full output (all-reduced over the group, so every rank calls it).
+   */
+  public void forward(Ops ops, Mat out, Mat x, boolean relu) {
+    if (reduce && relu) {
+      throw new IllegalArgumentException("a row-parallel Linear cannot apply ReLU before its partial sums are reduced");
+    }
+    ops.linear(out, x, weight, bias, relu);
+    if (reduce) {
+      tp.allReduce(out);
+    }
+  }
+
+  @Override
+  public void close() {
+    weight.close();
+    if (bias != null) {
+      bias.close();
+    }
+  }
+}
