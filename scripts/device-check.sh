@@ -68,9 +68,14 @@ for p in sys.path:
 print(":".join(seen))
 PY
 )"
-if [ -z "$libdirs" ]; then
-  libdirs="$(timeout 60 find / -xdev \( -name 'libcublas.so.13' -o -name 'libnccl.so.2' \) 2>/dev/null \
-             | xargs -r -n1 dirname | sort -u | paste -sd: -)"
+# The disk search also runs when Python found directories but not all three libraries in them (a torch
+# built for CUDA 12 has nvidia/cublas/lib with libcublas.so.12 only; a CUDA 13 toolkit may sit elsewhere),
+# and it looks for libcudart.so.13 too: without it OptKernels cannot load and every GPU test fails.
+has_lib() { local d IFS=:; for d in $libdirs; do [ -e "$d/$1" ] && return 0; done; return 1; }
+if ! has_lib libcudart.so.13 || ! has_lib libcublas.so.13 || ! has_lib libnccl.so.2; then
+  extra="$(timeout 60 find / -xdev \( -name 'libcudart.so.13' -o -name 'libcublas.so.13' -o -name 'libnccl.so.2' \) \
+             2>/dev/null | xargs -r -n1 dirname | sort -u | paste -sd: -)"
+  [ -n "$extra" ] && libdirs="${libdirs:+$libdirs:}$extra"
 fi
 echo "$libdirs" > "$OUT/libdirs.txt"
 for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do

@@ -68,7 +68,9 @@ class GpuModelHfTest {
         }
         step = next;
       }
-      for (int i = 0; i < solo.size(); i++) {
+      // A batch changes the GEMM shapes, so cuBLAS may round differently: with bf16's 8-bit mantissa that
+      // can flip a near-tie greedy pick (the same reason the HF greedy check above skips bf16).
+      for (int i = 0; dtype != DType.BF16 && i < solo.size(); i++) {
         assertArrayEquals(solo.get(i), batched.get(i), "batched vs alone, prompt " + i);
       }
     }

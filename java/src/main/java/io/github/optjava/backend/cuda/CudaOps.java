@@ -85,6 +85,7 @@ public final class CudaOps implements Ops {
   // ---- memory ----
 
   private Pointer malloc(long bytes, String what) {
+    requireOpen();
     Pointer p = new Pointer();
     int st = cudaMalloc(p, Math.max(bytes, 1));
     if (st == 2) { // cudaErrorMemoryAllocation
@@ -210,10 +211,14 @@ public final class CudaOps implements Ops {
 
   /** Copies host ints to a reusable device scratch buffer (one per {@code slot}, grown as needed). */
   private IntPointer ints(int slot, int[] values) {
+    requireOpen(); // close() freed the scratch buffers
     long bytes = 4L * Math.max(values.length, 1);
     if (deviceIntCapacity[slot] < bytes) {
       if (deviceInts[slot] != null) {
         cudaFree(deviceInts[slot]);
+        // Forget it before the malloc below, which may throw: close() must not free it a second time.
+        deviceInts[slot] = null;
+        deviceIntCapacity[slot] = 0;
       }
       long cap = Math.max(bytes, 4096);
       deviceInts[slot] = malloc(cap, "index scratch");
@@ -236,6 +241,8 @@ public final class CudaOps implements Ops {
   public void embedding(Mat out, Mat table, int[] ids) {
     CudaMat o = CudaMat.of(out);
     CudaMat t = CudaMat.of(table);
+    // The kernel trusts these shapes (CpuOps checks them too): a mismatch would read/write out of bounds.
+    require(o.cols == t.cols && ids.length <= o.rows, "embedding: out " + o + ", table " + t + ", " + ids.length + " ids");
     IntPointer d = ints(0, ids);
     op("embedding", switch (dtype) {
       case F32 -> OptKernels.opt_embedding_f32(o.f32(), t.f32(), d, ids.length, o.cols, t.rows, STREAM);
@@ -248,6 +255,8 @@ public final class CudaOps implements Ops {
   public void addPositions(Mat x, Mat table, int[] positions) {
     CudaMat o = CudaMat.of(x);
     CudaMat t = CudaMat.of(table);
+    require(o.cols == t.cols && positions.length <= o.rows,
+        "addPositions: x " + o + ", table " + t + ", " + positions.length + " positions");
     for (int p : positions) {
       if (p < 0 || p + 2 >= t.rows) {
         throw new IllegalArgumentException("position " + p + " is outside the position table (" + (t.rows - 2)
@@ -268,6 +277,8 @@ public final class CudaOps implements Ops {
     CudaMat in = CudaMat.of(x);
     CudaMat g = CudaMat.of(gamma);
     CudaMat b = CudaMat.of(beta);
+    require(o.rows == in.rows && o.cols == in.cols && g.rows * g.cols == in.cols && b.rows * b.cols == in.cols,
+        "layerNorm: out " + o + ", x " + in + ", gamma " + g + ", beta " + b);
     op("layerNorm", switch (dtype) {
       case F32 -> OptKernels.opt_layernorm_f32(o.f32(), in.f32(), g.f32(), b.f32(), in.rows, in.cols, eps, STREAM);
       case F16 -> OptKernels.opt_layernorm_f16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, STREAM);
@@ -284,6 +295,7 @@ public final class CudaOps implements Ops {
       throw new IllegalArgumentException("linear: x " + in + ", w " + wt + ", out " + o);
     }
     // Row-major out (T×N) = x (T×K) · wᵀ is, column-major, outᵀ (N×T) = W (N×K, stored as K×N: op T) · xᵀ (K×T).
+    requireOpen(); // the cuBLAS handle is destroyed by close()
     int type = cudaType(dtype);
     try (FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
       int st = cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, wt.rows, in.rows, in.cols, one,
@@ -295,6 +307,7 @@ public final class CudaOps implements Ops {
     }
     if (bias != null || relu) {
       CudaMat b = bias == null ? null : CudaMat.of(bias);
+      require(b == null || (long) b.rows * b.cols == o.cols, "linear: bias " + b + " for out " + o);
       int r = relu ? 1 : 0;
       op("linear bias/relu", switch (dtype) {
         case F32 -> OptKernels.opt_bias_act_f32(o.f32(), b == null ? null : b.f32(), o.rows, o.cols, r, STREAM);
@@ -318,6 +331,7 @@ public final class CudaOps implements Ops {
   public void addInPlace(Mat x, Mat y) {
     CudaMat a = CudaMat.of(x);
     CudaMat b = CudaMat.of(y);
+    require(a.rows == b.rows && a.cols == b.cols, "addInPlace: x " + a + ", y " + b);
     int n = a.rows * a.cols;
     op("addInPlace", switch (dtype) {
       case F32 -> OptKernels.opt_residual_add_f32(a.f32(), b.f32(), n, STREAM);
@@ -331,6 +345,8 @@ public final class CudaOps implements Ops {
     CudaKvStore s = CudaKvStore.of(kv);
     CudaMat km = CudaMat.of(k);
     CudaMat vm = CudaMat.of(v);
+    require(km.cols == s.width && vm.cols == s.width && slots.length <= km.rows && slots.length <= vm.rows,
+        "kvAppend: k " + km + ", v " + vm + ", " + slots.length + " slots, cache width " + s.width);
     IntPointer d = ints(0, slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
@@ -349,6 +365,11 @@ public final class CudaOps implements Ops {
     CudaKvStore s = CudaKvStore.of(kv);
     CudaMat o = CudaMat.of(out);
     CudaMat qm = CudaMat.of(q);
+    int total = batch.totalQueries();
+    require(heads > 0 && s.width % heads == 0, "attention: cache width " + s.width + " is not a multiple of " + heads
+        + " heads");
+    require(qm.cols == s.width && o.cols == s.width && total <= qm.rows && total <= o.rows,
+        "attention: q " + qm + ", out " + o + ", " + total + " queries, cache width " + s.width);
     int n = batch.sequences();
     int maxBlocks = 1;
     for (int[] t : batch.blockTables()) {
@@ -363,7 +384,6 @@ public final class CudaOps implements Ops {
     IntPointer ds = ints(1, batch.queryStart());
     IntPointer dc = ints(2, batch.queryCount());
     IntPointer dl = ints(3, batch.contextLength());
-    int total = batch.totalQueries();
     int headDim = s.width / heads;
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
@@ -380,6 +400,11 @@ public final class CudaOps implements Ops {
   @Override
   public void kvCopyBlocks(KvStore kv, int[] src, int[] dst) {
     CudaKvStore s = CudaKvStore.of(kv);
+    require(src.length == dst.length, "kvCopyBlocks: " + src.length + " sources, " + dst.length + " destinations");
+    for (int i = 0; i < src.length; i++) { // the kernel skips a bad block silently; CpuOps throws
+      require(src[i] >= 0 && src[i] < s.blocks && dst[i] >= 0 && dst[i] < s.blocks,
+          "kvCopyBlocks: block " + src[i] + " -> " + dst[i] + " outside the cache (" + s.blocks + " blocks)");
+    }
     IntPointer ds = ints(0, src);
     IntPointer dd = ints(1, dst);
     for (int l = 0; l < s.layers; l++) {
@@ -400,6 +425,8 @@ public final class CudaOps implements Ops {
   public void gatherRows(Mat out, Mat x, int[] rows) {
     CudaMat o = CudaMat.of(out);
     CudaMat in = CudaMat.of(x);
+    require(o.cols == in.cols && rows.length <= o.rows, "gatherRows: out " + o + ", x " + in + ", " + rows.length
+        + " rows");
     IntPointer d = ints(0, rows);
     op("gatherRows", switch (dtype) {
       case F32 -> OptKernels.opt_gather_rows_f32(o.f32(), in.f32(), d, rows.length, in.cols, in.rows, STREAM);
@@ -415,6 +442,18 @@ public final class CudaOps implements Ops {
     }
     if (SYNC) {
       check(name + " (synchronised)", cudaDeviceSynchronize());
+    }
+  }
+
+  private static void require(boolean ok, String what) {
+    if (!ok) {
+      throw new IllegalArgumentException(what);
+    }
+  }
+
+  private synchronized void requireOpen() {
+    if (closed) {
+      throw new IllegalStateException(name() + " used after close");
     }
   }
 

@@ -79,7 +79,7 @@ public final class CudaProbe {
     if ("cpu".equalsIgnoreCase(setting("opt.backend", "OPT_BACKEND"))) {
       return no("disabled by opt.backend=cpu / OPT_BACKEND=cpu", 0, 0, "", "");
     }
-    addLibraryPathHint();
+    applyLibraryPathHint();
 
     // 1. Our kernels: needs only libcudart.so.13, so this also works (and is reported) without a driver.
     String kv;
@@ -149,14 +149,29 @@ public final class CudaProbe {
     return new Result(false, why, runtime, driver, List.of(), kv, ka);
   }
 
-  /** Appends opt.cuda.libpath to JavaCPP's preload path (must run before the first Loader call). */
-  private static void addLibraryPathHint() {
-    String hint = setting("opt.cuda.libpath", "OPT_CUDA_LIBPATH");
-    if (hint == null || hint.isBlank()) {
-      return;
+  private static final Object HINT_LOCK = new Object(); // not CudaProbe.class: probe() holds that one while
+                                                         // OptKernels initialises, which calls back in here
+  private static boolean hintApplied;
+
+  /**
+   * Appends opt.cuda.libpath to JavaCPP's preload path (must run before the first Loader call); once per
+   * JVM. Also called from {@link OptKernels}' static initialiser: a test or tool that touches OptKernels
+   * before the probe would otherwise load it without the hint, fail to find libcudart.so.13, and poison
+   * the class for the life of the JVM (every later probe would then say "not usable").
+   */
+  static void applyLibraryPathHint() {
+    synchronized (HINT_LOCK) {
+      if (hintApplied) {
+        return;
+      }
+      hintApplied = true;
+      String hint = setting("opt.cuda.libpath", "OPT_CUDA_LIBPATH");
+      if (hint == null || hint.isBlank()) {
+        return;
+      }
+      String current = System.getProperty(PRELOAD_PATH);
+      System.setProperty(PRELOAD_PATH, current == null || current.isBlank() ? hint : current + ":" + hint);
     }
-    String current = System.getProperty(PRELOAD_PATH);
-    System.setProperty(PRELOAD_PATH, current == null || current.isBlank() ? hint : current + ":" + hint);
   }
 
   static String setting(String property, String env) {

@@ -27,6 +27,7 @@ import org.bytedeco.javacpp.annotation.Properties;
     link = "opt_kernels", preload = "cudart@.13"))
 public final class OptKernels {
   static {
+    CudaProbe.applyLibraryPathHint(); // before Loader.load: the preload path of libcudart.so.13
     Loader.load();
   }
 

@@ -52,7 +52,9 @@ class CudaOpsParityTest {
 
   static Stream<Arguments> cases() {
     return Stream.of(DType.F32, DType.F16, DType.BF16)
-        .flatMap(d -> Stream.of(Arguments.of(d, 7, 83), Arguments.of(d, 1, 128), Arguments.of(d, 33, 80)));
+        .flatMap(d -> Stream.of(Arguments.of(d, 7, 83), Arguments.of(d, 1, 128), Arguments.of(d, 33, 80),
+            // wider than the 512 threads of a layer-norm block: each thread strides over several columns
+            Arguments.of(d, 3, 1100)));
   }
 
   private static CudaOps gpu(DType d) {
@@ -196,19 +198,22 @@ class CudaOpsParityTest {
     int heads = 3;
     int width = heads * headDim;
     int blockSize = 16;
-    int blocks = 12;
-    // sequence 0: prefill of 37 tokens; sequence 1: 20 cached + 1 decode query; sequence 2: 5 cached + 3 new
-    int[][] tables = {{7, 2, 9}, {0, 11}, {4}};
-    int[] queryCount = {37, 1, 3};
-    int[] contextLength = {37, 21, 8};
-    int[] queryStart = {0, 37, 38};
-    int total = 41;
+    int blocks = 24;
+    // sequence 0: prefill of 70 tokens; sequence 1: 20 cached + 1 decode query; sequence 2: 5 cached + 3 new;
+    // sequence 3: 148 cached + 2 new. The kernel's online softmax works in tiles of 64 key positions:
+    // sequences 0 and 3 cross tile borders (rescaling of what earlier tiles accumulated), and their tables
+    // are longer than the others' (the padded block-table rows).
+    int[][] tables = {{7, 2, 9, 22, 23}, {0, 11}, {4}, {12, 17, 13, 20, 15, 14, 19, 16, 21, 18}};
+    int[] queryCount = {70, 1, 3, 2};
+    int[] contextLength = {70, 21, 8, 150};
+    int[] queryStart = {0, 70, 71, 74};
+    int total = 76;
     KvStore ckv = CPU.kvStore(1, blocks, blockSize, width);
     KvStore gkv = g.kvStore(1, blocks, blockSize, width);
     try {
       // Fill every cached position of every sequence, then attend with this step's queries.
-      AttentionBatch fill = new AttentionBatch(new int[] {0, 0, 0}, contextLength, contextLength, tables);
-      for (int s = 0; s < 3; s++) {
+      AttentionBatch fill = new AttentionBatch(new int[tables.length], contextLength, contextLength, tables);
+      for (int s = 0; s < tables.length; s++) {
         int n = contextLength[s];
         int[] slots = new int[n];
         for (int p = 0; p < n; p++) {
