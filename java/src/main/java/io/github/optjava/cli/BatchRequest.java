@@ -3,7 +3,6 @@ package io.github.optjava.cli;
 import com.fasterxml.jackson.databind.JsonNode;
 import io.github.optjava.api.SamplingParams;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
@@ -22,8 +21,8 @@ record BatchRequest(String prompt, SamplingParams params) {
     if (node == null || !node.isObject()) {
       throw new IllegalArgumentException("expected a JSON object such as {\"prompt\": \"...\"}");
     }
-    for (Iterator<Map.Entry<String, JsonNode>> it = node.fields(); it.hasNext(); ) {
-      String f = it.next().getKey();
+    for (Map.Entry<String, JsonNode> field : node.properties()) {
+      String f = field.getKey();
       if (!FIELDS.contains(f)) {
         throw new IllegalArgumentException("unknown field \"" + f + "\"; the fields are " + new java.util.TreeSet<>(FIELDS));
       }

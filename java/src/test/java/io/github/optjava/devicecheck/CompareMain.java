@@ -97,8 +97,10 @@ public final class CompareMain {
         ops = new CpuOps();
         device = "cpu";
       }
-      try (Ops closeOps = ops) {
+      try {
         return compare(o, prompts, ops, device, out);
+      } finally {
+        ops.close();
       }
     } catch (UsageException e) {
       err.println("CompareMain: " + e.getMessage());
