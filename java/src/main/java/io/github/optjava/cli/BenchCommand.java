@@ -100,7 +100,7 @@ final class BenchCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
-    checkDevice();
+    boolean cuda = useCuda();
     DType weightType = weightType();
     int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
     if (threadCount < 1 || promptLen < 1 || genLen < 1 || repeats < 1 || batches.isEmpty()
@@ -114,8 +114,8 @@ final class BenchCommand implements Callable<Integer> {
           + config.maxPositionEmbeddings() + " positions of the model");
     }
 
-    try (Ops ops = reference ? new CpuOps() : new FastCpuOps(threadCount)) {
-      int usedThreads = reference ? 1 : threadCount;
+    try (Ops ops = reference ? new CpuOps() : cuda ? cudaOps(weightType) : new FastCpuOps(threadCount)) {
+      int usedThreads = reference || cuda ? 1 : threadCount;
       out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%n",
           modelName(), dtypeName(weightType), OptShapes.parameterCount(config) / 1e6, ops.name(), usedThreads,
           usedThreads == 1 ? "" : "s");
@@ -221,13 +221,30 @@ final class BenchCommand implements Callable<Integer> {
     return best;
   }
 
-  private void checkDevice() {
+  /** Whether to run on the GPU: cuda (required), auto (when usable), cpu (never). */
+  private boolean useCuda() {
     switch (device.toLowerCase(Locale.ROOT)) {
-      case "cpu", "auto" -> { }
-      case "cuda" -> throw new IllegalArgumentException(
-          "--device cuda: the CUDA backend arrives with #4; use --device cpu (or auto) for now");
+      case "cpu" -> {
+        return false;
+      }
+      case "auto", "cuda" -> {
+        if (reference) {
+          return false; // the reference ops are the CPU oracle
+        }
+        io.github.optjava.backend.cuda.CudaProbe.Result probe = io.github.optjava.backend.cuda.CudaProbe.probe();
+        if (!probe.usable() && device.equalsIgnoreCase("cuda")) {
+          throw new IllegalArgumentException("--device cuda: CUDA is not usable here (" + probe.reason()
+              + "); use --device cpu");
+        }
+        return probe.usable();
+      }
       default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, not '" + device + "'");
     }
+  }
+
+  /** CUDA ops on GPU 0 in the weights' dtype (in its own method: the CPU path never loads CUDA classes). */
+  private static Ops cudaOps(DType dtype) {
+    return new io.github.optjava.backend.cuda.CudaOps(0, dtype);
   }
 
   private DType weightType() {
@@ -265,7 +282,7 @@ final class BenchCommand implements Callable<Integer> {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
     line.put("commit", gitCommit());
-    line.put("device", "cpu");
+    line.put("device", engine.startsWith("cuda") ? "cuda" : "cpu");
     line.put("model", modelName());
     line.put("dtype", dtypeName);
     line.put("threads", usedThreads);
