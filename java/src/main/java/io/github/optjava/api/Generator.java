@@ -8,8 +8,10 @@ import io.github.optjava.checkpoint.hub.ModelLocator;
 import io.github.optjava.engine.Engine;
 import io.github.optjava.engine.KvCache;
 import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.model.OptWeights;
+import io.github.optjava.model.ParallelOptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -37,13 +39,13 @@ public final class Generator implements AutoCloseable {
 
   private final OptConfig config;
   private final OptTokenizer tokenizer;
-  private final Ops ops;
-  private final OptModel model;
+  private final Ops ops; // null with tensor parallelism: every rank owns its ops
+  private final CausalLm model;
   private final KvCache cache;
   private final Engine engine;
   private final Device device;
 
-  private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, OptModel model, KvCache cache,
+  private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, CausalLm model, KvCache cache,
       GeneratorOptions options, Device device, int maxLen) {
     this.config = config;
     this.tokenizer = tokenizer;
@@ -65,27 +67,61 @@ public final class Generator implements AutoCloseable {
     Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
     OptConfig config = OptConfig.load(dir);
     OptTokenizer tokenizer = OptTokenizer.load(dir);
-    Device device = chooseDevice(options.device());
-    Ops ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
-    OptModel model = null;
+    int tp = options.tensorParallel();
+    if (tp > 1) {
+      if (options.device() == Device.CUDA) {
+        throw new IllegalArgumentException("tensor parallelism (degree " + tp + ") runs on the CPU only for now: "
+            + "use Device.CPU (or AUTO), or tensorParallel 1 on CUDA");
+      }
+      // Fails fast, before any weight is read, when the degree does not fit the model.
+      if (config.numAttentionHeads() % tp != 0 || config.ffnDim() % tp != 0) {
+        throw new IllegalArgumentException("tensor-parallel degree " + tp + " does not divide num_attention_heads "
+            + config.numAttentionHeads() + " and ffn_dim " + config.ffnDim() + "; degrees that do: "
+            + io.github.optjava.parallel.Shard.degreesDividing(config.numAttentionHeads(), config.ffnDim()));
+      }
+    }
+    Device device = tp > 1 ? Device.CPU : chooseDevice(options.device());
+    Ops ops = null;
+    CausalLm model = null;
     KvCache cache = null;
     try {
-      try (Checkpoint checkpoint = Checkpoints.open(dir)) {
-        model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
+      Ops accounting; // whose memory sizes the KV cache
+      if (tp > 1) {
+        int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
+        int perRank = Math.max(1, total / tp);
+        ParallelOptModel parallel;
+        try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+          parallel = new ParallelOptModel(config, new OptWeights(config, checkpoint), r -> Backends.cpu(perRank),
+              options.dtype(), tp);
+        }
+        model = parallel;
+        accounting = parallel.rankOps(0);
+      } else {
+        ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
+        try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+          model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
+        }
+        accounting = ops;
       }
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
-      int blocks = kvBlocks(options, ops, device, config, maxLen);
-      cache = new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, options.kvBlockSize(), model.kvWidth()));
-      LOG.info("loaded {} ({} layers, hidden {}) on {} ({}), KV cache {} tokens", dir.getFileName(),
-          config.numHiddenLayers(), config.hiddenSize(), device, ops.name(), blocks * options.kvBlockSize());
+      int blocks = kvBlocks(options, accounting, device, config, maxLen);
+      cache = model.newCache(blocks, options.kvBlockSize());
+      LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), KV cache {} tokens", dir.getFileName(),
+          config.numHiddenLayers(), config.hiddenSize(), device, accounting.name(),
+          tp > 1 ? " × " + tp + " tensor-parallel ranks" : "", blocks * options.kvBlockSize());
       return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);
     } catch (RuntimeException | Error e) {
       // Whatever was allocated (device memory above all) is freed before the error reaches the caller.
+      if (cache != null) {
+        cache.close();
+      }
       if (model != null) {
         model.close();
       }
-      ops.close();
+      if (ops != null) {
+        ops.close();
+      }
       throw e;
     }
   }
@@ -222,8 +258,10 @@ public final class Generator implements AutoCloseable {
   @Override
   public void close() {
     engine.close();
-    model.close();
     cache.close();
-    ops.close();
+    model.close();
+    if (ops != null) {
+      ops.close();
+    }
   }
 }

@@ -22,9 +22,14 @@ import io.github.optjava.checkpoint.DType;
  * @param kvBlockSize       token slots per KV-cache block. Default 16.
  * @param threads           CPU worker threads; 0 = all available processors. Default 0.
  * @param revision          Hugging Face Hub revision when the model is named by id. Default "main".
+ * @param tensorParallel    tensor-parallel degree: the model is sliced over this many ranks (Megatron style),
+ *                          each on its own thread with threads / degree CPU threads and its own share of
+ *                          the KV cache. Must divide the model's attention heads and FFN width (the error
+ *                          lists the degrees that do). CPU only for now (Device.AUTO then means the CPU).
+ *                          Default 1.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
-    int kvBlockSize, int threads, String revision) {
+    int kvBlockSize, int threads, String revision, int tensorParallel) {
 
   public GeneratorOptions {
     if (device == null) {
@@ -47,38 +52,60 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
     if (revision == null || revision.isBlank()) {
       throw new IllegalArgumentException("revision must not be empty: use \"main\" for the default branch");
     }
+    if (tensorParallel < 1) {
+      throw new IllegalArgumentException("tensorParallel must be at least 1 (1 = no tensor parallelism), got "
+          + tensorParallel);
+    }
+  }
+
+  /** The options without tensor parallelism (degree 1), as before {@code tensorParallel} existed. */
+  public GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
+      int kvBlockSize, int threads, String revision) {
+    this(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision, 1);
   }
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main");
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1);
   }
 
   public GeneratorOptions withDevice(Device d) {
-    return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel);
   }
 
   public GeneratorOptions withDtype(DType t) {
-    return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
-    return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision,
+        tensorParallel);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
-    return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision,
+        tensorParallel);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
-    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
+        tensorParallel);
   }
 
   public GeneratorOptions withThreads(int n) {
-    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n, revision);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n,
+        revision, tensorParallel);
   }
 
   public GeneratorOptions withRevision(String r) {
-    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, r);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        r, tensorParallel);
+  }
+
+  public GeneratorOptions withTensorParallel(int n) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, n);
   }
 }

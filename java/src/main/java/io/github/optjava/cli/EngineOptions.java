@@ -24,7 +24,26 @@ final class EngineOptions {
           + "Default: ${DEFAULT-VALUE}.")
   int kvCacheTokens;
 
+  @Option(names = "--tensor-parallel", defaultValue = "1", paramLabel = "N",
+      description = "Tensor-parallel degree: slice the model over N ranks, one thread each, sharing --threads "
+          + "(CPU only for now; N must divide the attention heads and the FFN width). Default: ${DEFAULT-VALUE}.")
+  int tensorParallel;
+
+  @Option(names = "--pipeline-parallel", defaultValue = "1", paramLabel = "M",
+      description = "Pipeline-parallel degree (not implemented yet: only 1 is accepted). Default: ${DEFAULT-VALUE}.")
+  int pipelineParallel;
+
   Generator open(ModelOption model) {
+    if (pipelineParallel < 1) {
+      throw new IllegalArgumentException("--pipeline-parallel must be at least 1, got " + pipelineParallel);
+    }
+    if (pipelineParallel > 1) {
+      throw new IllegalArgumentException("pipeline parallelism is not implemented yet (--pipeline-parallel "
+          + pipelineParallel + "): use --pipeline-parallel 1, and --tensor-parallel N to split the model");
+    }
+    if (tensorParallel < 1) {
+      throw new IllegalArgumentException("--tensor-parallel must be at least 1, got " + tensorParallel);
+    }
     Device d = switch (device.toLowerCase(Locale.ROOT)) {
       case "cpu" -> Device.CPU;
       case "cuda" -> Device.CUDA;
@@ -32,7 +51,8 @@ final class EngineOptions {
       default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
     };
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
-        .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision);
+        .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
+        .withTensorParallel(tensorParallel);
     return Generator.open(model.model, opts);
   }
 }

@@ -4,6 +4,7 @@ import io.github.optjava.api.Choice;
 import io.github.optjava.api.FinishReason;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.api.TokenLogprob;
+import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayList;
@@ -20,7 +21,7 @@ import java.util.function.LongSupplier;
 final class BeamRunner {
   private BeamRunner() {}
 
-  static List<Choice> run(OptModel model, KvCache cache, LongSupplier ids, int[] prompt, SamplingParams params,
+  static List<Choice> run(CausalLm model, KvCache cache, LongSupplier ids, int[] prompt, SamplingParams params,
       OptTokenizer tokenizer) {
     int eos = model.config().eosTokenId();
     List<BeamSearch.Hypothesis> best = BeamSearch.run(model, cache, ids, prompt,
@@ -62,7 +63,7 @@ final class BeamRunner {
   }
 
   /** Log-probs of every token of {@code tokens} given its prefix (the first: null), one prefill. */
-  private static List<TokenLogprob> score(OptModel model, KvCache cache, LongSupplier ids, int[] prompt,
+  private static List<TokenLogprob> score(CausalLm model, KvCache cache, LongSupplier ids, int[] prompt,
       SamplingParams params, OptTokenizer tokenizer) {
     long seq = ids.getAsLong();
     try {

@@ -1,6 +1,7 @@
 package io.github.optjava.engine;
 
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.model.OptModel.SeqStep;
 import java.util.ArrayList;
@@ -105,19 +106,19 @@ public final class BeamSearch {
     }
   }
 
-  /** What the search needs from a model; {@link #of(OptModel)} adapts the real one, tests script one. */
+  /** What the search needs from a model; {@link #of(CausalLm)} adapts the real one, tests script one. */
   interface StepModel {
     /** {@link OptModel#forward}: appends each sequence's tokens to the cache, returns last-token logits. */
     float[][] forward(List<SeqStep> steps, KvCache cache);
 
-    /** {@code Ops.kvCopyBlocks} on the cache's store. */
+    /** {@link CausalLm#copyBlocks}: {@code Ops.kvCopyBlocks} on the cache's store (every rank's). */
     void copyBlocks(KvCache cache, int[] src, int[] dst);
 
     int vocabSize();
 
     int maxPositions();
 
-    static StepModel of(OptModel model) {
+    static StepModel of(CausalLm model) {
       return new StepModel() {
         @Override
         public float[][] forward(List<SeqStep> steps, KvCache cache) {
@@ -126,7 +127,7 @@ public final class BeamSearch {
 
         @Override
         public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-          model.ops().kvCopyBlocks(cache.store(), src, dst);
+          model.copyBlocks(cache, src, dst);
         }
 
         @Override
@@ -157,7 +158,7 @@ public final class BeamSearch {
    * @throws IllegalArgumentException for a prompt or length the model cannot take
    * @throws IllegalStateException    when the KV cache has too few free blocks for all beams
    */
-  public static List<Hypothesis> run(OptModel model, KvCache cache, LongSupplier ids, int[] promptIds,
+  public static List<Hypothesis> run(CausalLm model, KvCache cache, LongSupplier ids, int[] promptIds,
       Config config, List<LogitsProcessor> processors) {
     return run(StepModel.of(model), cache, ids, promptIds, config, processors);
   }

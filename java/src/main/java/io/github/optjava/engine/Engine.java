@@ -4,6 +4,7 @@ import io.github.optjava.api.Choice;
 import io.github.optjava.api.Completion;
 import io.github.optjava.api.FinishReason;
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayDeque;
@@ -38,7 +39,7 @@ public final class Engine implements AutoCloseable {
     }
   }
 
-  private final OptModel model;
+  private final CausalLm model;
   private final OptTokenizer tokenizer;
   private final KvCache cache;
   private final int maxBatch;
@@ -51,7 +52,7 @@ public final class Engine implements AutoCloseable {
   private volatile boolean closed;
   private int committedBlocks;
 
-  public Engine(OptModel model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
+  public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
     this.model = model;
     this.tokenizer = tokenizer;
     this.cache = cache;

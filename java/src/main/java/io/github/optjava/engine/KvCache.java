@@ -17,12 +17,44 @@ public final class KvCache implements AutoCloseable {
   private final ArrayDeque<Integer> free = new ArrayDeque<>();
   private final Map<Long, int[]> tables = new HashMap<>();
   private final Map<Long, Integer> lengths = new HashMap<>();
+  private final boolean ownsStore;
 
   public KvCache(KvStore store) {
     this.store = store;
+    this.ownsStore = true;
     for (int b = 0; b < store.blocks(); b++) {
       free.add(b);
     }
+  }
+
+  private KvCache(KvStore store, boolean ownsStore) {
+    this.store = store;
+    this.ownsStore = ownsStore;
+  }
+
+  /**
+   * A view of this cache's bookkeeping over another store of the same geometry, for one tensor-parallel
+   * rank: it holds the block tables that the sequences in {@code lengths} have now, with the given lengths,
+   * and no free blocks, so reserve in this cache (on the thread that owns it) before handing views to the
+   * ranks. Every rank thus reads and writes its own store through the same block tables. A view is private
+   * to its rank (no state shared with this cache); closing it leaves the store open.
+   */
+  public KvCache rankView(KvStore rankStore, Map<Long, Integer> lengths) {
+    if (rankStore.blocks() != store.blocks() || rankStore.blockSize() != store.blockSize()) {
+      throw new IllegalArgumentException("a rank's KV store of " + rankStore.blocks() + " blocks of "
+          + rankStore.blockSize() + " tokens does not match the cache's " + store.blocks() + " of " + store.blockSize());
+    }
+    KvCache view = new KvCache(rankStore, false);
+    for (Map.Entry<Long, Integer> e : lengths.entrySet()) {
+      int[] table = tables.get(e.getKey());
+      if (table != null) {
+        view.tables.put(e.getKey(), table.clone());
+      }
+      if (e.getValue() > 0) {
+        view.lengths.put(e.getKey(), e.getValue());
+      }
+    }
+    return view;
   }
 
   public KvStore store() {
@@ -96,6 +128,8 @@ public final class KvCache implements AutoCloseable {
 
   @Override
   public void close() {
-    store.close();
+    if (ownsStore) {
+      store.close();
+    }
   }
 }

@@ -34,7 +34,7 @@ import java.util.function.Function;
  * replicated, every rank computes the same logits. Every rank runs {@link #forward} with the same
  * sequences, each from its own thread, in the same order.
  */
-public final class OptModel implements AutoCloseable {
+public final class OptModel implements CausalLm {
   private static final float LN_EPS = 1e-5f;
 
   private final OptConfig config;
@@ -123,6 +123,7 @@ public final class OptModel implements AutoCloseable {
     }
   }
 
+  @Override
   public OptConfig config() {
     return config;
   }
@@ -141,11 +142,24 @@ public final class OptModel implements AutoCloseable {
     return width;
   }
 
+  /** {@link Ops#kvCopyBlocks} on the cache's store. */
+  @Override
+  public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+    ops.kvCopyBlocks(cache.store(), src, dst);
+  }
+
+  /** A cache over {@link Ops#kvStore} of this rank's width ({@link #kvWidth}). */
+  @Override
+  public KvCache newCache(int blocks, int blockSize) {
+    return new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, blockSize, width));
+  }
+
   /**
    * Runs one step: appends every sequence's new tokens to the KV cache (growing its block table) and
    * returns, per sequence, the logits (vocab floats) after its last new token, or after each of its new
    * tokens ({@code n × vocab}, row-major) when {@code allLogits}.
    */
+  @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
     int n = seqs.size();
     int hidden = config.hiddenSize();

@@ -1,0 +1,26 @@
+package io.github.optjava.model;
+
+import io.github.optjava.engine.KvCache;
+import java.util.List;
+
+/**
+ * What the engine needs from a causal language model: {@link OptModel} on one device, or
+ * {@link ParallelOptModel}, one {@link OptModel} per tensor-parallel rank behind the same surface.
+ * Used from one thread at a time (the engine's step loop), like the {@link KvCache} it fills.
+ */
+public interface CausalLm extends AutoCloseable {
+
+  OptConfig config();
+
+  /** See {@link OptModel#forward}: appends every sequence's new tokens to the cache and returns logits. */
+  float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache);
+
+  /** Copies KV blocks {@code src[i]} to {@code dst[i]} in every layer (beam forks), on every rank. */
+  void copyBlocks(KvCache cache, int[] src, int[] dst);
+
+  /** A KV cache of {@code blocks} blocks of {@code blockSize} tokens that {@link #forward} accepts. */
+  KvCache newCache(int blocks, int blockSize);
+
+  @Override
+  void close();
+}

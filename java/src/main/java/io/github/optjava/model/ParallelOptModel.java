@@ -1,0 +1,233 @@
+package io.github.optjava.model;
+
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.engine.KvCache;
+import io.github.optjava.parallel.LocalTpGroup;
+import io.github.optjava.parallel.Shard;
+import io.github.optjava.parallel.TpGroup;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.IdentityHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.function.IntFunction;
+
+/**
+ * Tensor parallelism in one process: {@code world} ranks, each an {@link OptModel} slice with its own
+ * {@link Ops} and KV store, joined by a {@link LocalTpGroup}, each running on its own thread (every call
+ * into a rank's ops comes from that thread). To the engine it is one {@link CausalLm}: the engine keeps one
+ * {@link KvCache} (the block tables and lengths; its store is rank 0's), this class reserves the step's
+ * blocks in it on the calling thread, then hands each rank a {@link KvCache#rankView} over its own store
+ * with the same block tables, so the bookkeeping is identical on every rank and only the calling thread
+ * ever mutates it. Every rank computes the same logits (replicated lm_head after the all-reduces); rank
+ * 0's are returned.
+ */
+public final class ParallelOptModel implements CausalLm {
+  private final OptConfig config;
+  private final List<TpGroup> group;
+  private final List<ExecutorService> threads = new ArrayList<>();
+  private final List<Ops> ops = new ArrayList<>();
+  private final List<OptModel> ranks = new ArrayList<>();
+  /** Per cache made by {@link #newCache} (keyed by its store, rank 0's): every rank's store. */
+  private final Map<KvStore, KvStore[]> stores = new IdentityHashMap<>();
+
+  /**
+   * Slices the model over {@code world} ranks; rank r's ops come from {@code opsForRank} (called on
+   * rank r's thread), weights converted to {@code weightDtype} (null: as stored). The caller keeps
+   * {@code weights}' checkpoint open until this returns.
+   *
+   * @throws IllegalArgumentException if {@code world} does not divide the heads and the FFN width
+   */
+  public ParallelOptModel(OptConfig config, OptWeights weights, IntFunction<Ops> opsForRank, DType weightDtype,
+      int world) {
+    if (world < 1 || config.numAttentionHeads() % world != 0 || config.ffnDim() % world != 0) {
+      throw new IllegalArgumentException("tensor-parallel degree " + world + " does not divide num_attention_heads "
+          + config.numAttentionHeads() + " and ffn_dim " + config.ffnDim() + "; degrees that do: "
+          + Shard.degreesDividing(config.numAttentionHeads(), config.ffnDim()));
+    }
+    this.config = config;
+    this.group = LocalTpGroup.create(world);
+    try {
+      for (int r = 0; r < world; r++) {
+        int rank = r;
+        threads.add(Executors.newSingleThreadExecutor(task -> {
+          Thread t = new Thread(task, "opt-tp-rank-" + rank);
+          t.setDaemon(true);
+          return t;
+        }));
+      }
+      // One rank at a time (each on its own thread): the checkpoint's readers are not shared across threads.
+      for (int r = 0; r < world; r++) {
+        int rank = r;
+        onRank(rank, () -> {
+          Ops o = opsForRank.apply(rank);
+          ops.add(o);
+          ranks.add(new OptModel(config, weights, o, weightDtype, group.get(rank)));
+          return null;
+        });
+      }
+    } catch (RuntimeException | Error e) {
+      close();
+      throw e;
+    }
+  }
+
+  public int worldSize() {
+    return group.size();
+  }
+
+  /** Rank {@code r}'s ops (for memory accounting; call its compute methods only through this model). */
+  public Ops rankOps(int r) {
+    return ops.get(r);
+  }
+
+  @Override
+  public OptConfig config() {
+    return config;
+  }
+
+  /** Every rank's KV store ({@link OptModel#kvWidth} wide); the cache's store is rank 0's. */
+  @Override
+  public KvCache newCache(int blocks, int blockSize) {
+    KvStore[] s = new KvStore[ranks.size()];
+    onEveryRank(r -> {
+      OptModel m = ranks.get(r);
+      s[r] = ops.get(r).kvStore(config.numHiddenLayers(), blocks, blockSize, m.kvWidth());
+      return null;
+    });
+    synchronized (stores) {
+      stores.put(s[0], s);
+    }
+    return new KvCache(s[0]);
+  }
+
+  private KvStore[] storesOf(KvCache cache) {
+    KvStore[] s;
+    synchronized (stores) {
+      s = stores.get(cache.store());
+    }
+    if (s == null) {
+      throw new IllegalArgumentException("a KV cache this tensor-parallel model did not make: use newCache()");
+    }
+    return s;
+  }
+
+  @Override
+  public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+    KvStore[] s = storesOf(cache);
+    Map<Long, Integer> past = new HashMap<>();
+    for (OptModel.SeqStep q : seqs) {
+      int length = cache.length(q.seqId()) + q.newTokens().length;
+      if (length > config.maxPositionEmbeddings()) {
+        throw new IllegalArgumentException("sequence of " + length + " tokens exceeds the model's "
+            + config.maxPositionEmbeddings() + " positions");
+      }
+      past.put(q.seqId(), cache.length(q.seqId()));
+    }
+    for (OptModel.SeqStep q : seqs) { // on this thread, before any rank runs: the ranks never grow a table
+      cache.reserve(q.seqId(), past.get(q.seqId()) + q.newTokens().length);
+    }
+    KvCache[] views = new KvCache[s.length];
+    for (int r = 0; r < s.length; r++) {
+      views[r] = cache.rankView(s[r], past);
+    }
+    List<float[][]> out = onEveryRank(r -> ranks.get(r).forward(seqs, views[r]));
+    return out.get(0);
+  }
+
+  @Override
+  public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+    KvStore[] s = storesOf(cache);
+    onEveryRank(r -> {
+      ops.get(r).kvCopyBlocks(s[r], src, dst);
+      return null;
+    });
+  }
+
+  private interface RankTask<T> {
+    T run(int rank);
+  }
+
+  /** Runs {@code task} on every rank's thread at once (the collectives need them all) and waits. */
+  private <T> List<T> onEveryRank(RankTask<T> task) {
+    List<Future<T>> futures = new ArrayList<>();
+    for (int r = 0; r < ranks.size(); r++) {
+      int rank = r;
+      futures.add(threads.get(r).submit(() -> task.run(rank)));
+    }
+    List<T> out = new ArrayList<>();
+    RuntimeException failure = null;
+    for (Future<T> f : futures) {
+      try {
+        out.add(await(f));
+      } catch (RuntimeException e) {
+        if (failure == null) {
+          failure = e;
+        }
+      }
+    }
+    if (failure != null) {
+      throw failure;
+    }
+    return out;
+  }
+
+  private <T> T onRank(int rank, Callable<T> task) {
+    return await(threads.get(rank).submit(task));
+  }
+
+  private static <T> T await(Future<T> f) {
+    try {
+      return f.get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while waiting for a tensor-parallel rank", e);
+    } catch (ExecutionException e) {
+      Throwable c = e.getCause();
+      if (c instanceof RuntimeException re) {
+        throw re;
+      }
+      if (c instanceof Error err) {
+        throw err;
+      }
+      throw new IllegalStateException(c);
+    }
+  }
+
+  /** Frees every rank's model, its KV stores other than rank 0's (the cache closes that one), ops and thread. */
+  @Override
+  public void close() {
+    for (int r = 0; r < threads.size(); r++) {
+      int rank = r;
+      try {
+        onRank(rank, () -> {
+          if (rank < ranks.size()) {
+            ranks.get(rank).close();
+          }
+          if (rank > 0) {
+            synchronized (stores) {
+              for (KvStore[] s : stores.values()) {
+                s[rank].close();
+              }
+            }
+          }
+          if (rank < ops.size()) {
+            ops.get(rank).close();
+          }
+          return null;
+        });
+      } catch (RuntimeException e) {
+        // keep freeing the other ranks
+      }
+    }
+    threads.forEach(ExecutorService::shutdownNow);
+    group.forEach(TpGroup::close);
+  }
+}
