@@ -4,6 +4,7 @@ import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.cuda.CudaProbe;
 import io.github.optjava.checkpoint.Checkpoint;
 import io.github.optjava.checkpoint.Checkpoints;
+import io.github.optjava.checkpoint.LoadProgress;
 import io.github.optjava.checkpoint.hub.ModelLocator;
 import io.github.optjava.engine.Engine;
 import io.github.optjava.engine.KvCache;
@@ -90,7 +91,8 @@ public final class Generator implements AutoCloseable {
         int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
         int perRank = Math.max(1, total / tp);
         ParallelOptModel parallel;
-        try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(),
+            options.tensorParallel())) {
           parallel = new ParallelOptModel(config, new OptWeights(config, checkpoint), r -> Backends.cpu(perRank),
               options.dtype(), tp);
         }
@@ -98,7 +100,7 @@ public final class Generator implements AutoCloseable {
         accounting = parallel.rankOps(0);
       } else {
         ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
-        try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), 1)) {
           model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
         }
         accounting = ops;
