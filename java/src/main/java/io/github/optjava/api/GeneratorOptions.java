@@ -58,12 +58,6 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
     }
   }
 
-  /** The options without tensor parallelism (degree 1), as before {@code tensorParallel} existed. */
-  public GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
-      int kvBlockSize, int threads, String revision) {
-    this(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision, 1);
-  }
-
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
     return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1);

@@ -1,15 +1,12 @@
 package io.github.optjava.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.github.optjava.api.Completion;
 import io.github.optjava.api.Generator;
 import java.io.BufferedInputStream;
 import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
 import java.util.ArrayDeque;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Callable;
@@ -39,7 +36,7 @@ final class BatchCommand implements Callable<Integer> {
   @Mixin
   EngineOptions engine;
 
-  private final ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  private final ObjectMapper json = JsonLines.JSON;
 
   private record Pending(long line, boolean logprobs, CompletableFuture<Completion> result, String error) {}
 
@@ -68,17 +65,9 @@ final class BatchCommand implements Callable<Integer> {
 
   private Pending submit(Generator gen, long lineNo, byte[] line) {
     try {
-      String text = JsonLines.decodeUtf8(line);
-      if (text.isBlank()) {
-        throw new IllegalArgumentException("empty line: expected a JSON object {\"prompt\": \"...\"}");
-      }
-      BatchRequest r = BatchRequest.parse(json.readTree(text));
+      BatchRequest r = BatchRequest.parse(JsonLines.object(line, "{\"prompt\": \"...\"}"));
       boolean lp = r.params().logprobs().isPresent() || r.params().echo();
       return new Pending(lineNo, lp, gen.generateAsync(r.prompt(), r.params()), null);
-    } catch (CharacterCodingException e) {
-      return new Pending(lineNo, false, null, "not valid UTF-8");
-    } catch (JsonProcessingException e) {
-      return new Pending(lineNo, false, null, "not valid JSON: " + e.getOriginalMessage());
     } catch (IllegalArgumentException e) {
       return new Pending(lineNo, false, null, e.getMessage());
     }

@@ -1,5 +1,9 @@
 package io.github.optjava.cli;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -42,6 +46,44 @@ final class JsonLines {
       return java.util.Arrays.copyOf(bytes, n - 1);
     }
     return bytes;
+  }
+
+  /** Parses with the trailing-token check on: {@code {"a": 1} x} is an error, not {@code {"a": 1}}. */
+  static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+
+  /**
+   * One input line as a JSON object; anything else (not UTF-8, blank, not JSON, not an object) is an
+   * IllegalArgumentException whose message names the problem and shows {@code example}.
+   */
+  static JsonNode object(byte[] line, String example) {
+    String text;
+    try {
+      text = decodeUtf8(line);
+    } catch (CharacterCodingException e) {
+      throw new IllegalArgumentException("not valid UTF-8");
+    }
+    if (text.isBlank()) {
+      throw new IllegalArgumentException("empty line: expected a JSON object " + example);
+    }
+    JsonNode node;
+    try {
+      node = JSON.readTree(text);
+    } catch (JsonProcessingException e) {
+      throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage());
+    }
+    if (node == null || !node.isObject()) {
+      throw new IllegalArgumentException("expected a JSON object " + example);
+    }
+    return node;
+  }
+
+  /** The string field "text" of a {@code {"text": "..."}} line (tokenize, score). */
+  static String text(byte[] line) {
+    JsonNode text = object(line, "{\"text\": \"...\"}").get("text");
+    if (text == null || !text.isTextual()) {
+      throw new IllegalArgumentException("missing string field \"text\"");
+    }
+    return text.asText();
   }
 
   /** Strict UTF-8 decoding: malformed input is an error, never silently replaced. */

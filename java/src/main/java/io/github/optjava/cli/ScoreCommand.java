@@ -1,8 +1,5 @@
 package io.github.optjava.cli;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -11,7 +8,6 @@ import io.github.optjava.api.Score;
 import io.github.optjava.api.TokenLogprob;
 import java.io.BufferedInputStream;
 import java.io.IOException;
-import java.nio.charset.CharacterCodingException;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -36,7 +32,7 @@ final class ScoreCommand implements Callable<Integer> {
 
   @Override
   public Integer call() throws IOException {
-    ObjectMapper json = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    ObjectMapper json = JsonLines.JSON;
     int failed = 0;
     try (Generator gen = engine.open(model)) {
       JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
@@ -46,11 +42,7 @@ final class ScoreCommand implements Callable<Integer> {
         lineNo++;
         ObjectNode out = json.createObjectNode();
         try {
-          JsonNode node = json.readTree(JsonLines.decodeUtf8(line));
-          if (node == null || !node.isObject() || !node.path("text").isTextual()) {
-            throw new IllegalArgumentException("expected a JSON object {\"text\": \"...\"}");
-          }
-          Score s = gen.score(node.get("text").asText());
+          Score s = gen.score(JsonLines.text(line));
           ArrayNode ids = out.putArray("token_ids");
           s.tokenIds().forEach(ids::add);
           ArrayNode lps = out.putArray("token_logprobs");
@@ -63,12 +55,6 @@ final class ScoreCommand implements Callable<Integer> {
           }
           out.put("total_logprob", s.totalLogprob());
           out.put("perplexity", s.perplexity());
-        } catch (CharacterCodingException e) {
-          failed++;
-          out.removeAll().put("error", "line " + lineNo + ": not valid UTF-8");
-        } catch (JsonProcessingException e) {
-          failed++;
-          out.removeAll().put("error", "line " + lineNo + ": not valid JSON: " + e.getOriginalMessage());
         } catch (IllegalArgumentException e) {
           failed++;
           out.removeAll().put("error", "line " + lineNo + ": " + e.getMessage());

@@ -1,8 +1,5 @@
 package io.github.optjava.cli;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -10,7 +7,6 @@ import io.github.optjava.tokenizer.OptTokenizer;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.nio.charset.CharacterCodingException;
 import java.util.concurrent.Callable;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.ParentCommand;
@@ -32,8 +28,7 @@ final class TokenizeCommand implements Callable<Integer> {
   @Mixin
   ModelOption model;
 
-  private static final ObjectMapper JSON =
-      new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  private static final ObjectMapper JSON = JsonLines.JSON;
 
   @Override
   public Integer call() throws IOException {
@@ -47,7 +42,7 @@ final class TokenizeCommand implements Callable<Integer> {
       lineNo++;
       ObjectNode result = JSON.createObjectNode();
       try {
-        int[] ids = tokenizer.encode(textOf(line));
+        int[] ids = tokenizer.encode(JsonLines.text(line));
         ArrayNode arr = result.putArray("ids");
         for (int id : ids) {
           arr.add(id);
@@ -62,32 +57,5 @@ final class TokenizeCommand implements Callable<Integer> {
     }
     out.flush();
     return failed == 0 ? 0 : 1;
-  }
-
-  /** The "text" string of one input line; IllegalArgumentException says what is wrong with it. */
-  private static String textOf(byte[] line) {
-    String s;
-    try {
-      s = JsonLines.decodeUtf8(line);
-    } catch (CharacterCodingException e) {
-      throw new IllegalArgumentException("not valid UTF-8");
-    }
-    if (s.isBlank()) {
-      throw new IllegalArgumentException("empty line: expected a JSON object {\"text\": \"...\"}");
-    }
-    JsonNode node;
-    try {
-      node = JSON.readTree(s);
-    } catch (JsonProcessingException e) {
-      throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage());
-    }
-    if (node == null || !node.isObject()) {
-      throw new IllegalArgumentException("expected a JSON object {\"text\": \"...\"}");
-    }
-    JsonNode text = node.get("text");
-    if (text == null || !text.isTextual()) {
-      throw new IllegalArgumentException("missing string field \"text\"");
-    }
-    return text.asText();
   }
 }

@@ -84,11 +84,7 @@ public final class OptModel implements CausalLm {
    */
   public OptModel(OptConfig config, OptWeights checkpointWeights, Ops ops, DType weightDtype, TpGroup tp) {
     int world = tp.worldSize();
-    if (config.numAttentionHeads() % world != 0 || config.ffnDim() % world != 0) {
-      throw new IllegalArgumentException("tensor-parallel degree " + world + " does not divide num_attention_heads "
-          + config.numAttentionHeads() + " and ffn_dim " + config.ffnDim() + "; degrees that do: "
-          + Shard.degreesDividing(config.numAttentionHeads(), config.ffnDim()));
-    }
+    Shard.requireDegree(world, config.numAttentionHeads(), config.ffnDim());
     this.config = config;
     this.ops = ops;
     this.tp = tp;

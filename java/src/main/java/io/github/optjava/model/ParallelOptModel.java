@@ -47,11 +47,7 @@ public final class ParallelOptModel implements CausalLm {
    */
   public ParallelOptModel(OptConfig config, OptWeights weights, IntFunction<Ops> opsForRank, DType weightDtype,
       int world) {
-    if (world < 1 || config.numAttentionHeads() % world != 0 || config.ffnDim() % world != 0) {
-      throw new IllegalArgumentException("tensor-parallel degree " + world + " does not divide num_attention_heads "
-          + config.numAttentionHeads() + " and ffn_dim " + config.ffnDim() + "; degrees that do: "
-          + Shard.degreesDividing(config.numAttentionHeads(), config.ffnDim()));
-    }
+    Shard.requireDegree(world, config.numAttentionHeads(), config.ffnDim());
     this.config = config;
     this.group = LocalTpGroup.create(world);
     try {

@@ -54,6 +54,17 @@ public final class Shard {
   }
 
   /** The tensor-parallel degrees that split both {@code a} and {@code b} evenly, ascending. */
+  /**
+   * Refuses a tensor-parallel degree that does not split the attention heads and the FFN width evenly,
+   * naming the degrees that do.
+   */
+  public static void requireDegree(int world, int heads, int ffnDim) {
+    if (world < 1 || heads % world != 0 || ffnDim % world != 0) {
+      throw new IllegalArgumentException("tensor-parallel degree " + world + " does not divide num_attention_heads "
+          + heads + " and ffn_dim " + ffnDim + "; degrees that do: " + degreesDividing(heads, ffnDim));
+    }
+  }
+
   public static List<Integer> degreesDividing(int a, int b) {
     List<Integer> out = new ArrayList<>();
     for (int d = 1; d <= Math.min(a, b); d++) {

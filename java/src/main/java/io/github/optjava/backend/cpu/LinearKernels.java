@@ -70,7 +70,7 @@ final class LinearKernels {
       if (f32 != null) {
         return dot(f32, wo, x, xo, cols);
       }
-      return bf16 ? dotBf16(bits, wo, x, xo, cols) : dotF16(bits, wo, x, xo, cols);
+      return dotBits(bits, wo, bf16 ? BF16_TO_FLOAT : CpuMat.HALF_TO_FLOAT, x, xo, cols);
     }
   }
 
@@ -150,27 +150,11 @@ final class LinearKernels {
     return (a0 + a1) + (a2 + a3);
   }
 
-  /** As {@link #dot} with fp16 weights. */
-  static float dotF16(short[] w, int wo, float[] x, int xo, int k) {
-    float[] table = CpuMat.HALF_TO_FLOAT;
-    float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
-    int end = k & ~3;
-    int i = 0;
-    for (; i < end; i += 4) {
-      a0 = Math.fma(table[w[wo + i] & 0xffff], x[xo + i], a0);
-      a1 = Math.fma(table[w[wo + i + 1] & 0xffff], x[xo + i + 1], a1);
-      a2 = Math.fma(table[w[wo + i + 2] & 0xffff], x[xo + i + 2], a2);
-      a3 = Math.fma(table[w[wo + i + 3] & 0xffff], x[xo + i + 3], a3);
-    }
-    for (; i < k; i++) {
-      a0 = Math.fma(table[w[wo + i] & 0xffff], x[xo + i], a0);
-    }
-    return (a0 + a1) + (a2 + a3);
-  }
-
-  /** As {@link #dot} with bf16 weights, widened through {@link #BF16_TO_FLOAT}. */
-  static float dotBf16(short[] w, int wo, float[] x, int xo, int k) {
-    float[] table = BF16_TO_FLOAT;
+  /**
+   * As {@link #dot} with 16-bit weights widened through {@code table} ({@link CpuMat#HALF_TO_FLOAT} for
+   * fp16, {@link #BF16_TO_FLOAT} for bf16).
+   */
+  static float dotBits(short[] w, int wo, float[] table, float[] x, int xo, int k) {
     float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
     int end = k & ~3;
     int i = 0;
