@@ -37,7 +37,12 @@ import picocli.CommandLine.ParentCommand;
  * <p>Per batch size: one prefill step of {@code batch × prompt-len} tokens, then {@code gen-len} decode
  * steps of one token per sequence, each timed; the median of {@code --repeats} runs is reported.
  * {@code decode ms/step} is what each sequence waits per new token; {@code tokens/s} counts the tokens of
- * all sequences. Warm-up runs per batch size first let the JIT compile the kernels.
+ * all sequences. Warm-up runs per batch size first let the JIT compile the kernels. {@code --gen-len 0} times
+ * the prefill alone.
+ *
+ * <p>On CUDA the run also measures the device-to-device copy bandwidth once ({@link CopyBandwidth}) and
+ * reports each decode step against that memory-bandwidth limit: {@code roofline_fraction} = (bytes a step
+ * must read ÷ copy bandwidth) ÷ measured step time, 1 being as fast as memory allows.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = {
     "Measure prefill and decode speed on a random-weight model of a real OPT shape.",
@@ -48,7 +53,7 @@ final class BenchCommand implements Callable<Integer> {
   Main parent;
 
   @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
-      description = "Where to run. Default: ${DEFAULT-VALUE} (the CPU, for now).")
+      description = "Where to run. Default: ${DEFAULT-VALUE} (CUDA when usable, else the CPU).")
   String device;
 
   @Option(names = "--shape", defaultValue = "125m", paramLabel = "SIZE|CONFIG",
@@ -68,7 +73,7 @@ final class BenchCommand implements Callable<Integer> {
   int promptLen;
 
   @Option(names = "--gen-len", defaultValue = "32", paramLabel = "N",
-      description = "Decode steps (new tokens per sequence). Default: ${DEFAULT-VALUE}.")
+      description = "Decode steps (new tokens per sequence); 0 times the prefill alone. Default: ${DEFAULT-VALUE}.")
   int genLen;
 
   @Option(names = "--batch", split = ",", defaultValue = "1", paramLabel = "B[,B...]",
@@ -103,10 +108,10 @@ final class BenchCommand implements Callable<Integer> {
     boolean cuda = useCuda();
     DType weightType = weightType();
     int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
-    if (threadCount < 1 || promptLen < 1 || genLen < 1 || repeats < 1 || batches.isEmpty()
+    if (threadCount < 1 || promptLen < 1 || genLen < 0 || repeats < 1 || batches.isEmpty()
         || batches.stream().anyMatch(b -> b < 1)) {
-      throw new IllegalArgumentException("--threads, --prompt-len, --gen-len, --repeats and every --batch must be at "
-          + "least 1");
+      throw new IllegalArgumentException("--threads, --prompt-len, --repeats and every --batch must be at least 1, "
+          + "--gen-len at least 0");
     }
     OptConfig config = config();
     if (promptLen + genLen > config.maxPositionEmbeddings()) {
@@ -119,6 +124,12 @@ final class BenchCommand implements Callable<Integer> {
       out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%n",
           modelName(), dtypeName(weightType), OptShapes.parameterCount(config) / 1e6, ops.name(), usedThreads,
           usedThreads == 1 ? "" : "s");
+      // Measured before the model takes its memory, once per run: the limit every batch size is compared with.
+      CopyBandwidth.Result bandwidth = cuda ? copyBandwidth() : null;
+      if (bandwidth != null) {
+        out.printf(Locale.ROOT, "%s: device-to-device copy %.1f GB/s (read + written, %d MiB buffers, median)%n",
+            bandwidth.deviceName(), bandwidth.gbps(), CopyBandwidth.BUFFER_BYTES >> 20);
+      }
       long t0 = System.nanoTime();
       OptModel model;
       try (RandomCheckpoint ck = new RandomCheckpoint(config, weightType, SEED)) {
@@ -135,11 +146,17 @@ final class BenchCommand implements Callable<Integer> {
         for (int b : batches) {
           Result r = median(model, cache, b);
           double prefillTps = b * promptLen / (r.prefillMs / 1e3);
-          double decodeTps = b * genLen / (r.decodeMs / 1e3);
-          out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %14.2f  %12.2f%n", b, promptLen, genLen,
-              r.prefillMs, prefillTps, r.decodeMs / genLen, decodeTps);
+          // null without decode steps (--gen-len 0): there is nothing to divide by
+          Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;
+          Double decodeTps = genLen > 0 ? b * genLen / (r.decodeMs / 1e3) : null;
+          out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %14s  %12s%n", b, promptLen, genLen,
+              r.prefillMs, prefillTps, format(decodeMs, "%.2f"), format(decodeTps, "%.2f"));
           if (json != null) {
-            appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeTps);
+            Long bytes = bandwidth != null && genLen > 0
+                ? bytesPerDecodeStep(config, weightType, b, promptLen, genLen) : null;
+            Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
+            appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps, bandwidth,
+                bytes, roofline);
           }
         }
       }
@@ -247,6 +264,35 @@ final class BenchCommand implements Callable<Integer> {
     return new io.github.optjava.backend.cuda.CudaOps(0, dtype);
   }
 
+  /** The copy bandwidth of GPU 0 (in its own method, like {@link #cudaOps}: only the CUDA path loads it). */
+  private static CopyBandwidth.Result copyBandwidth() {
+    return CopyBandwidth.measure(0);
+  }
+
+  /**
+   * The bytes one decode step must read from device memory at least: every weight once plus the KV cache
+   * of every sequence (activations and logits are small next to these and left out).
+   *
+   * <p>Weights: {@link OptShapes#parameterCount} counts the token embedding once (lm_head is tied to it and
+   * reads it whole); of the position table a step reads only {@code batch} rows, so it is left out. KV
+   * cache: decode step {@code i} (from 0) attends over {@code prompt + i + 1} positions, on average
+   * {@code prompt + (gen + 1) / 2} over the run; K and V, each {@code hidden} wide, in every layer. So
+   * {@code batch × (prompt + (gen + 1) / 2) × layers × 2 × hidden × bytes}, written without the half as
+   * {@code batch × (2 prompt + gen + 1) × layers × hidden × bytes}. Both are stored in {@code dtype} on CUDA.
+   */
+  static long bytesPerDecodeStep(OptConfig config, DType dtype, int batch, int promptLen, int genLen) {
+    long weights = OptShapes.parameterCount(config)
+        - (long) config.positionTableRows() * config.hiddenSize();
+    long kv = (long) batch * (2L * promptLen + genLen + 1) * config.numHiddenLayers() * config.hiddenSize();
+    return (weights + kv) * dtype.bytes();
+  }
+
+  /** The memory-bandwidth limit's time for {@code bytes} at {@code copyGbps} over the measured step time. */
+  static double rooflineFraction(long bytes, double copyGbps, double decodeMsPerStep) {
+    double limitMs = bytes / (copyGbps * 1e9) * 1e3;
+    return limitMs / decodeMsPerStep;
+  }
+
   private DType weightType() {
     return switch (dtype.toLowerCase(Locale.ROOT)) {
       case "f16", "fp16", "float16" -> DType.F16;
@@ -277,8 +323,13 @@ final class BenchCommand implements Callable<Integer> {
     return Files.isRegularFile(Path.of(shape)) ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
   }
 
+  /**
+   * One JSON line; every line has the same fields (readers need not guess), null where a value does not
+   * apply: the decode fields with {@code --gen-len 0}, the bandwidth fields off CUDA.
+   */
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
-      double decodeTps) throws IOException {
+      Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline)
+      throws IOException {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
     line.put("commit", gitCommit());
@@ -292,8 +343,14 @@ final class BenchCommand implements Callable<Integer> {
     line.put("engine", engine);
     line.put("prefill_ms", round(r.prefillMs));
     line.put("prefill_tokens_per_s", round(prefillTps));
-    line.put("decode_ms_per_token", round(r.decodeMs / genLen));
+    line.put("decode_ms_per_token", round(decodeMs));
     line.put("tokens_per_s", round(decodeTps));
+    line.put("device_name", bandwidth != null ? bandwidth.deviceName() : null);
+    line.put("copy_gbps", bandwidth != null ? round(bandwidth.gbps()) : null);
+    line.put("bytes_per_step", bytesPerStep);
+    // four significant digits, not three decimals: an untuned GPU path can be far below 0.001
+    line.put("roofline_fraction", roofline != null
+        ? new java.math.BigDecimal(roofline).round(new java.math.MathContext(4)).doubleValue() : null);
     Files.writeString(json, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
         StandardOpenOption.APPEND);
   }
@@ -315,8 +372,14 @@ final class BenchCommand implements Callable<Integer> {
     return "unknown";
   }
 
-  private static double round(double v) {
-    return Math.round(v * 1000) / 1000.0;
+  /** To three decimals; null stays null (a field that does not apply). */
+  private static Double round(Double v) {
+    return v == null ? null : Math.round(v * 1000) / 1000.0;
+  }
+
+  /** A table cell: the value, or "-" where it does not apply. */
+  private static String format(Double v, String pattern) {
+    return v == null ? "-" : String.format(Locale.ROOT, pattern, v);
   }
 
   private static double seconds(long startNanos) {

@@ -6,6 +6,11 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.github.optjava.backend.cuda.CudaProbe;
+import io.github.optjava.backend.cuda.GpuTest;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptShapes;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.PrintStream;
@@ -19,9 +24,17 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-/** {@code opt bench} on a tiny shape: the table and JSON fields are there (the speed is not tested). */
+/**
+ * {@code opt bench} on a tiny shape: the table and JSON fields are there (the speed is not tested). Tests of
+ * the CPU path say {@code --device cpu}: with the default (auto) they would run on CUDA on a GPU host.
+ */
 class BenchCommandTest {
   private static final ObjectMapper JSON = new ObjectMapper();
+  /** Every JSON line has these fields (null where one does not apply). */
+  private static final Set<String> FIELDS = Set.of("date", "commit", "device", "model", "dtype", "threads", "batch",
+      "prompt_len", "gen_len", "engine", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token", "tokens_per_s",
+      "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction");
+  private static final String HEADER = "batch  prompt  new  prefill ms  prefill tok/s  decode ms/step  decode tok/s";
 
   /** Through {@code Main} once it registers the command; until then the command alone, with Main's error handling. */
   static CliTest.Run bench(String... args) {
@@ -60,12 +73,12 @@ class BenchCommandTest {
   void printsATableAndAppendsOneJsonLinePerBatchSize(@TempDir Path tmp) throws IOException {
     Path json = tmp.resolve("bench.jsonl");
     Files.writeString(json, "{\"earlier\": true}\n"); // appended to, never overwritten
-    CliTest.Run r = bench("--shape", tinyConfig(tmp).toString(), "--prompt-len", "20", "--gen-len", "2",
-        "--batch", "1,3", "--threads", "2", "--warm-up", "0", "--json", json.toString());
+    CliTest.Run r = bench("--device", "cpu", "--shape", tinyConfig(tmp).toString(), "--prompt-len", "20",
+        "--gen-len", "2", "--batch", "1,3", "--threads", "2", "--warm-up", "0", "--json", json.toString());
     assertEquals(0, r.exit(), r.err());
     List<String> lines = r.out().lines().toList();
     assertTrue(lines.get(0).contains("cpu-fast on 2 threads") && lines.get(0).contains("random f16 weights"), r.out());
-    int header = lines.indexOf("batch  prompt  new  prefill ms  prefill tok/s  decode ms/step  decode tok/s");
+    int header = lines.indexOf(HEADER);
     assertTrue(header > 0, r.out());
     assertEquals(header + 3, lines.size(), r.out());
     assertTrue(lines.get(header + 1).trim().startsWith("1      20    2"), lines.get(header + 1));
@@ -76,9 +89,7 @@ class BenchCommandTest {
     assertEquals("{\"earlier\": true}", jsonLines.get(0));
     for (int i = 1; i <= 2; i++) {
       JsonNode j = JSON.readTree(jsonLines.get(i));
-      assertEquals(Set.of("date", "commit", "device", "model", "dtype", "threads", "batch", "prompt_len", "gen_len",
-          "engine", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token", "tokens_per_s"),
-          Set.copyOf(iterable(j)));
+      assertEquals(FIELDS, Set.copyOf(iterable(j)));
       assertEquals(i == 1 ? 1 : 3, j.get("batch").asInt());
       assertEquals("cpu", j.get("device").asText());
       assertEquals("cpu-fast", j.get("engine").asText());
@@ -96,6 +107,83 @@ class BenchCommandTest {
       double decodeMs = j.get("decode_ms_per_token").asDouble();
       double tps = j.get("tokens_per_s").asDouble();
       assertEquals(j.get("batch").asInt() / (decodeMs / 1e3), tps, 0.01 * tps + 0.01);
+      // no bandwidth measurement on the CPU
+      for (String f : List.of("device_name", "copy_gbps", "bytes_per_step", "roofline_fraction")) {
+        assertTrue(j.get(f).isNull(), f + " in " + j);
+      }
+    }
+  }
+
+  @Test
+  void genLenZeroTimesThePrefillAlone(@TempDir Path tmp) throws IOException {
+    String config = tinyConfig(tmp).toString();
+    Path json = tmp.resolve("prefill.jsonl");
+    CliTest.Run r = bench("--device", "cpu", "--shape", config, "--prompt-len", "20", "--gen-len", "0",
+        "--batch", "2", "--threads", "2", "--warm-up", "0", "--repeats", "1", "--json", json.toString());
+    assertEquals(0, r.exit(), r.err());
+    List<String> lines = r.out().lines().toList();
+    String row = lines.get(lines.indexOf(HEADER) + 1);
+    assertTrue(row.trim().startsWith("2      20    0"), row);
+    assertTrue(row.matches(".*\\d\\s+-\\s+-"), row); // prefill numbers, then "-" for both decode columns
+    JsonNode j = JSON.readTree(Files.readAllLines(json).get(0));
+    assertEquals(FIELDS, Set.copyOf(iterable(j)));
+    assertEquals(0, j.get("gen_len").asInt());
+    assertTrue(j.get("prefill_ms").asDouble() > 0, j.toString());
+    assertTrue(j.get("decode_ms_per_token").isNull() && j.get("tokens_per_s").isNull()
+        && j.get("roofline_fraction").isNull(), j.toString());
+
+    // the positions check still holds: the prompt alone must fit the 128 positions
+    CliTest.Run tooLong = bench("--device", "cpu", "--shape", config, "--prompt-len", "129", "--gen-len", "0");
+    assertTrue(tooLong.exit() != 0 && tooLong.err().contains("128 positions"), tooLong.err());
+    CliTest.Run negative = bench("--device", "cpu", "--shape", config, "--gen-len", "-1");
+    assertTrue(negative.exit() != 0 && negative.err().contains("--gen-len at least 0"), negative.err());
+  }
+
+  /** The roofline arithmetic, by hand for the tiny shape (2 layers, hidden 64, ffn 256, 130 position rows). */
+  @Test
+  void bytesPerDecodeStepAreWeightsOnceAndTheAverageKvCache(@TempDir Path tmp) throws IOException {
+    OptConfig tiny = OptConfig.fromJson(Files.readString(tinyConfig(tmp)));
+    // token embedding 50272×64 = 3,217,408 (lm_head tied: not again); positions 130×64 = 8,320;
+    // per layer q,k,v,out 4×(64×64+64) = 16,640, fc1 256×64+256 = 16,640, fc2 64×256+64 = 16,448,
+    // two LayerNorms 2×128 = 256: 49,984, ×2 layers = 99,968; final LayerNorm 128
+    assertEquals(3_217_408L + 8_320 + 99_968 + 128, OptShapes.parameterCount(tiny));
+    long weightsRead = 3_217_408L + 99_968 + 128; // the position table is not read whole
+    // batch 3, prompt 20, gen 4: decode steps attend over 21..24 positions, 22.5 on average;
+    // K and V × 2 layers × 64 wide: 3 × 22.5 × 2 × 2 × 64 = 17,280 elements
+    assertEquals((weightsRead + 17_280) * 2, BenchCommand.bytesPerDecodeStep(tiny, DType.F16, 3, 20, 4));
+    // batch 1, prompt 10, gen 1: one step over 11 positions: 11 × 2 × 2 × 64 = 2,816 elements of 4 bytes
+    assertEquals((weightsRead + 2_816) * 4, BenchCommand.bytesPerDecodeStep(tiny, DType.F32, 1, 10, 1));
+    // a real shape: opt-6.7b in f16 is about 13.3 GB of weights per step
+    assertEquals(13.3e9, BenchCommand.bytesPerDecodeStep(OptShapes.of("6.7b"), DType.F16, 1, 1, 0), 0.05e9);
+
+    // 2 GB at 2000 GB/s is 1 ms: a 2 ms step is half the limit, a 1 ms step all of it
+    assertEquals(0.5, BenchCommand.rooflineFraction(2_000_000_000L, 2000, 2.0), 1e-12);
+    assertEquals(1.0, BenchCommand.rooflineFraction(2_000_000_000L, 2000, 1.0), 1e-12);
+  }
+
+  /** On a GPU host: the bandwidth line and the roofline fields are there and consistent (values not judged). */
+  @Test
+  @GpuTest
+  void cudaReportsTheCopyBandwidthAndRooflineFraction(@TempDir Path tmp) throws IOException {
+    Path json = tmp.resolve("gpu.jsonl");
+    CliTest.Run r = bench("--device", "cuda", "--shape", tinyConfig(tmp).toString(), "--prompt-len", "20",
+        "--gen-len", "4", "--batch", "1,2", "--warm-up", "0", "--repeats", "1", "--json", json.toString());
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.out().contains("device-to-device copy"), r.out());
+    List<String> jsonLines = Files.readAllLines(json);
+    assertEquals(2, jsonLines.size());
+    for (String text : jsonLines) {
+      JsonNode j = JSON.readTree(text);
+      assertEquals(FIELDS, Set.copyOf(iterable(j)));
+      assertEquals("cuda", j.get("device").asText());
+      assertNotEquals("", j.get("device_name").asText());
+      double gbps = j.get("copy_gbps").asDouble();
+      assertTrue(gbps > 0, j.toString());
+      long bytes = j.get("bytes_per_step").asLong();
+      assertEquals(BenchCommand.bytesPerDecodeStep(OptConfig.fromJson(Files.readString(tmp.resolve("config.json"))),
+          DType.F16, j.get("batch").asInt(), 20, 4), bytes);
+      double expected = BenchCommand.rooflineFraction(bytes, gbps, j.get("decode_ms_per_token").asDouble());
+      assertEquals(expected, j.get("roofline_fraction").asDouble(), 0.01 * expected);
     }
   }
 
@@ -121,9 +209,11 @@ class BenchCommandTest {
   @Test
   void badOptionsAreOneClearErrorLine(@TempDir Path tmp) throws IOException {
     String config = tinyConfig(tmp).toString();
-    CliTest.Run cuda = bench("--device", "cuda", "--shape", config);
-    assertEquals(1, cuda.exit());
-    assertTrue(cuda.err().contains("CUDA is not usable here"), cuda.err());
+    if (!CudaProbe.probe().usable()) { // on a GPU host --device cuda is accepted
+      CliTest.Run cuda = bench("--device", "cuda", "--shape", config);
+      assertEquals(1, cuda.exit());
+      assertTrue(cuda.err().contains("CUDA is not usable here"), cuda.err());
+    }
     CliTest.Run dtype = bench("--dtype", "int8", "--shape", config);
     assertTrue(dtype.exit() != 0 && dtype.err().contains("--dtype must be f16, bf16 or f32"), dtype.err());
     CliTest.Run size = bench("--shape", "7b");
