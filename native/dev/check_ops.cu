@@ -122,6 +122,7 @@ struct K<F32> {
   static constexpr auto gather_rows = opt_gather_rows_f32;
   static constexpr auto to_f32 = opt_to_f32_f32;
   static constexpr auto kv_append = opt_kv_append_f32;
+  static constexpr auto qkv_append = opt_qkv_append_f32;
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f32;
   static constexpr auto attention = opt_attention_f32;
 };
@@ -136,6 +137,7 @@ struct K<F16> {
   static constexpr auto gather_rows = opt_gather_rows_f16;
   static constexpr auto to_f32 = opt_to_f32_f16;
   static constexpr auto kv_append = opt_kv_append_f16;
+  static constexpr auto qkv_append = opt_qkv_append_f16;
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f16;
   static constexpr auto attention = opt_attention_f16;
 };
@@ -150,6 +152,7 @@ struct K<BF16> {
   static constexpr auto gather_rows = opt_gather_rows_bf16;
   static constexpr auto to_f32 = opt_to_f32_bf16;
   static constexpr auto kv_append = opt_kv_append_bf16;
+  static constexpr auto qkv_append = opt_qkv_append_bf16;
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_bf16;
   static constexpr auto attention = opt_attention_bf16;
 };
@@ -324,27 +327,30 @@ void check_layernorm(int rows, int cols) {
 }
 
 template <class D>
-void check_add_layernorm(int rows, int cols) {
+void check_add_layernorm(int rows, int cols, bool with_bias) {
   const float eps = 1e-5f;
   const Host<D> x = random_tensor<D>(static_cast<size_t>(rows) * cols, 1.f, 2.f);
   const Host<D> y = random_tensor<D>(x.words.size(), 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(cols, 0.f, 0.5f);
   const Host<D> gamma = random_tensor<D>(cols, 1.f, 0.1f);
   const Host<D> beta = random_tensor<D>(cols, 0.f, 0.1f);
-  DevBuf<typename D::W> d_x(x.words), d_y(y.words), d_g(gamma.words), d_b(beta.words), d_out(x.words.size());
-  expect_ok(K<D>::add_layernorm(d_x.ptr, d_y.ptr, d_out.ptr, d_g.ptr, d_b.ptr, rows, cols, eps, g_stream),
+  DevBuf<typename D::W> d_x(x.words), d_y(y.words), d_bias(bias.words), d_g(gamma.words), d_b(beta.words),
+      d_out(x.words.size());
+  expect_ok(K<D>::add_layernorm(d_x.ptr, d_y.ptr, with_bias ? d_bias.ptr : nullptr, d_out.ptr, d_g.ptr, d_b.ptr,
+                                rows, cols, eps, g_stream),
             "add_layernorm");
   // The sum is stored in D first; the norm is of the stored sum.
   std::vector<float> sum(x.values.size());
   std::vector<double> sum_ref(sum.size());
   for (size_t i = 0; i < sum.size(); ++i) {
-    sum[i] = round_to<D>(x.values[i] + y.values[i]);
+    const float b = with_bias ? bias.values[i % cols] : 0.f;
+    sum[i] = round_to<D>(x.values[i] + (y.values[i] + b));
     sum_ref[i] = sum[i];
   }
-  report(shape("add_layernorm (x += y)", rows, cols), D::name(), max_error(widen_all<D>(d_x.download()), sum_ref),
-         D::tol);
+  const std::string name = with_bias ? "add_layernorm+bias" : "add_layernorm";
+  report(shape((name + " (x += y)").c_str(), rows, cols), D::name(), max_error(widen_all<D>(d_x.download()), sum_ref), D::tol);
   const std::vector<double> ref = ref_layernorm(sum, gamma.values, beta.values, rows, cols, eps);
-  report(shape("add_layernorm (out)", rows, cols), D::name(), max_error(widen_all<D>(d_out.download()), ref),
-         D::tol);
+  report(shape((name + " (out)").c_str(), rows, cols), D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
 template <class D>
@@ -450,6 +456,43 @@ void check_kv_append() {
   const double err = std::max(max_error(widen_all<D>(d_kc.download()), ref_k),
                               max_error(widen_all<D>(d_vc.download()), ref_v));
   report(shape("kv_append", n, width), D::name(), err, 0.0);  // a copy: exact
+}
+
+template <class D>
+void check_qkv_append(bool with_bias) {
+  const int num_blocks = 5, block_size = 4, width = 80, cache_slots = num_blocks * block_size;
+  const std::vector<int32_t> slots = {3, 19, -1, 8, 20, 0, 11};  // -1 and 20: q written, cache untouched
+  const int n = static_cast<int>(slots.size());
+  const Host<D> k_cache = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Host<D> v_cache = random_tensor<D>(k_cache.words.size(), 0.f, 1.f);
+  const Host<D> qkv = random_tensor<D>(static_cast<size_t>(n) * 3 * width, 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(3 * width, 0.f, 0.5f);
+  const Host<D> poison = random_tensor<D>(static_cast<size_t>(n) * width, 100.f, 1.f);  // q_out must be overwritten
+  DevBuf<typename D::W> d_kc(k_cache.words), d_vc(v_cache.words), d_qkv(qkv.words), d_bias(bias.words),
+      d_q(poison.words);
+  DevBuf<int32_t> d_slots(slots);
+  expect_ok(K<D>::qkv_append(d_q.ptr, d_kc.ptr, d_vc.ptr, d_qkv.ptr, with_bias ? d_bias.ptr : nullptr, d_slots.ptr,
+                             n, width, cache_slots, g_stream),
+            "qkv_append");
+  std::vector<double> ref_q(static_cast<size_t>(n) * width);
+  std::vector<double> ref_k(k_cache.values.begin(), k_cache.values.end());
+  std::vector<double> ref_v(v_cache.values.begin(), v_cache.values.end());
+  auto biased = [&](int t, int part, int j) {
+    const float b = with_bias ? bias.values[static_cast<size_t>(part) * width + j] : 0.f;
+    return static_cast<double>(round_to<D>(qkv.values[(static_cast<size_t>(t) * 3 + part) * width + j] + b));
+  };
+  for (int t = 0; t < n; ++t) {
+    for (int j = 0; j < width; ++j) {
+      ref_q[static_cast<size_t>(t) * width + j] = biased(t, 0, j);
+      if (slots[t] < 0 || slots[t] >= cache_slots) continue;
+      ref_k[static_cast<size_t>(slots[t]) * width + j] = biased(t, 1, j);
+      ref_v[static_cast<size_t>(slots[t]) * width + j] = biased(t, 2, j);
+    }
+  }
+  const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
+                               max_error(widen_all<D>(d_kc.download()), ref_k),
+                               max_error(widen_all<D>(d_vc.download()), ref_v)});
+  report(shape(with_bias ? "qkv_append+bias" : "qkv_append", n, width), D::name(), err, 0.0);  // one rounding: exact
 }
 
 template <class D>
@@ -572,8 +615,12 @@ void check_size_validation() {
   };
   expect(opt_layernorm_f32(nullptr, nullptr, nullptr, nullptr, -1, 8, 1e-5f, g_stream), 1, "layernorm rows -1");
   expect(opt_layernorm_f16(nullptr, nullptr, nullptr, nullptr, 0, 8, 1e-5f, g_stream), 0, "layernorm rows 0");
-  expect(opt_add_layernorm_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, 4, -8, 1e-5f, g_stream), 1,
+  expect(opt_add_layernorm_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 4, -8, 1e-5f, g_stream), 1,
          "add_layernorm cols -8");
+  expect(opt_qkv_append_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 3, -64, 16, g_stream), 1,
+         "qkv_append width -64");
+  expect(opt_qkv_append_f32(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 0, 64, 16, g_stream), 0,
+         "qkv_append n 0");
   expect(opt_add_positions_f32(nullptr, nullptr, nullptr, 3, -1, 10, g_stream), 1, "add_positions dim -1");
   expect(opt_residual_add_f16(nullptr, nullptr, 0, g_stream), 0, "residual_add n 0");
   expect(opt_bias_act_f32(nullptr, nullptr, 4, 4, 0, g_stream), 0, "bias_act no bias, no relu");
@@ -603,8 +650,10 @@ void check_all() {
   check_layernorm<D>(4, 33);
   check_layernorm<D>(3, 768);
   check_layernorm<D>(2, 5120);
-  check_add_layernorm<D>(3, 768);
-  check_add_layernorm<D>(2, 2560);
+  check_add_layernorm<D>(3, 768, false);
+  check_add_layernorm<D>(2, 2560, false);
+  check_add_layernorm<D>(3, 768, true);
+  check_add_layernorm<D>(7, 83, true);
   check_add_positions<D>();
   check_residual_add<D>();
   check_bias_act<D>(true, false);
@@ -613,6 +662,8 @@ void check_all() {
   check_gather_rows<D>();
   check_to_f32<D>();
   check_kv_append<D>();
+  check_qkv_append<D>(false);
+  check_qkv_append<D>(true);
   check_kv_copy_blocks<D>();
   check_attention<D>(3, 64);
   check_attention<D>(2, 80);

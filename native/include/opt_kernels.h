@@ -47,10 +47,11 @@ OPT_API int opt_embedding_bf16(uint16_t* out, const uint16_t* table, const int32
 /*
  * Layer norm (layernorm.cu), per row, statistics in float32, biased variance (torch.nn.LayerNorm):
  *   opt_layernorm:     out = (x - mean) / sqrt(var + eps) * gamma + beta
- *   opt_add_layernorm: x += y (written back to x, rounded to the storage type), then out = LN(x):
- *                      the residual add of a pre-LN layer fused with the next layer norm; equal to
- *                      opt_residual_add followed by opt_layernorm.
+ *   opt_add_layernorm: x += y + bias (written back to x, rounded to the storage type), then out = LN(x):
+ *                      the bias of the Linear that made y, the residual add and the next layer norm in
+ *                      one pass; with bias = NULL, equal to opt_residual_add followed by opt_layernorm.
  *   out, x, y (rows, cols)   device; out must not alias x or y (nor y alias x)
+ *   bias (cols)              device or NULL
  *   gamma, beta (cols)       device, the same storage type
  */
 OPT_API int opt_layernorm_f32(float* out, const float* x, const float* gamma, const float* beta,
@@ -59,12 +60,14 @@ OPT_API int opt_layernorm_f16(uint16_t* out, const uint16_t* x, const uint16_t* 
                               int rows, int cols, float eps, cudaStream_t stream);
 OPT_API int opt_layernorm_bf16(uint16_t* out, const uint16_t* x, const uint16_t* gamma, const uint16_t* beta,
                                int rows, int cols, float eps, cudaStream_t stream);
-OPT_API int opt_add_layernorm_f32(float* x, const float* y, float* out, const float* gamma, const float* beta,
-                                  int rows, int cols, float eps, cudaStream_t stream);
-OPT_API int opt_add_layernorm_f16(uint16_t* x, const uint16_t* y, uint16_t* out, const uint16_t* gamma,
-                                  const uint16_t* beta, int rows, int cols, float eps, cudaStream_t stream);
-OPT_API int opt_add_layernorm_bf16(uint16_t* x, const uint16_t* y, uint16_t* out, const uint16_t* gamma,
-                                   const uint16_t* beta, int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_add_layernorm_f32(float* x, const float* y, const float* bias, float* out, const float* gamma,
+                                  const float* beta, int rows, int cols, float eps, cudaStream_t stream);
+OPT_API int opt_add_layernorm_f16(uint16_t* x, const uint16_t* y, const uint16_t* bias, uint16_t* out,
+                                  const uint16_t* gamma, const uint16_t* beta, int rows, int cols, float eps,
+                                  cudaStream_t stream);
+OPT_API int opt_add_layernorm_bf16(uint16_t* x, const uint16_t* y, const uint16_t* bias, uint16_t* out,
+                                   const uint16_t* gamma, const uint16_t* beta, int rows, int cols, float eps,
+                                   cudaStream_t stream);
 
 /*
  * Learned positions (elementwise.cu): x[t, :] += table[positions[t] + 2, :] (OPT's offset 2).
@@ -137,6 +140,25 @@ OPT_API int opt_kv_append_f16(uint16_t* k_cache, uint16_t* v_cache, const uint16
 OPT_API int opt_kv_append_bf16(uint16_t* k_cache, uint16_t* v_cache, const uint16_t* k, const uint16_t* v,
                                const int32_t* slots, int n_tokens, int width, int cache_slots,
                                cudaStream_t stream);
+
+/*
+ * opt_qkv_append: the fused q/k/v projection's epilogue. qkv holds x · [Wq; Wk; Wv]ᵀ without bias, row t
+ * = (q | k | v), each width wide. For t < n_tokens and j < width:
+ *   q_out[t, j]            = qkv[t, j]             + bias[j]
+ *   k_cache[slots[t], j]   = qkv[t, width + j]     + bias[width + j]
+ *   v_cache[slots[t], j]   = qkv[t, 2 * width + j] + bias[2 * width + j]
+ *   qkv (n_tokens, 3 * width), q_out (n_tokens, width)   device
+ *   bias (3 * width)                                     device or NULL
+ *   slots (n_tokens)   device, int32; a slot outside [0, cache_slots) writes q only (as opt_kv_append)
+ */
+OPT_API int opt_qkv_append_f32(float* q_out, float* k_cache, float* v_cache, const float* qkv, const float* bias,
+                               const int32_t* slots, int n_tokens, int width, int cache_slots, cudaStream_t stream);
+OPT_API int opt_qkv_append_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* qkv,
+                               const uint16_t* bias, const int32_t* slots, int n_tokens, int width, int cache_slots,
+                               cudaStream_t stream);
+OPT_API int opt_qkv_append_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* qkv,
+                                const uint16_t* bias, const int32_t* slots, int n_tokens, int width, int cache_slots,
+                                cudaStream_t stream);
 
 /*
  * opt_kv_copy_blocks: for i < n_pairs, block src_blocks[i] -> block dst_blocks[i], keys and values, one

@@ -6,6 +6,9 @@
 //                            (CPU twin: CpuOps.kvAppend, one layer)
 //   opt_kv_copy_blocks_<dt>  block src[i] → block dst[i], keys and values (CPU twin: CpuOps.kvCopyBlocks,
 //                            one layer per call: the caller loops over layers)
+//   opt_qkv_append_<dt>      the fused q/k/v projection's epilogue: bias added, q written out, k and v
+//                            appended to the cache (CPU twin: CpuOps.qkvAppend); one launch instead of
+//                            three bias launches and a kv_append
 // A slot or block id outside the cache is skipped (nothing written), so a bad index never corrupts
 // memory; vLLM-style padding tokens may use slot -1 on purpose.
 #include "common.cuh"
@@ -49,6 +52,45 @@ __global__ void kv_copy_blocks_kernel(T* __restrict__ k_cache, T* __restrict__ v
     k_cache[to + i] = k_cache[from + i];
     v_cache[to + i] = v_cache[from + i];
   }
+}
+
+// grid.x = n_tokens; qkv (n_tokens, 3 × width) = (q | k | v) without bias, bias (3 × width) or null,
+// q_out (n_tokens, width), caches (cache_slots, width). The bias is added in float32 and rounded once.
+template <typename T>
+__global__ void qkv_append_kernel(T* __restrict__ q_out, T* __restrict__ k_cache, T* __restrict__ v_cache,
+                                  const T* __restrict__ qkv, const T* __restrict__ bias,
+                                  const int32_t* __restrict__ slots, int width, int cache_slots) {
+  const int t = blockIdx.x;
+  const int slot = slots[t];
+  const bool cached = slot >= 0 && slot < cache_slots;
+  const T* row = qkv + static_cast<size_t>(t) * 3 * width;
+  T* q_row = q_out + static_cast<size_t>(t) * width;
+  const size_t dst = static_cast<size_t>(cached ? slot : 0) * width;
+  for (int i = threadIdx.x; i < width; i += blockDim.x) {
+    float q = to_float(row[i]);
+    float k = to_float(row[width + i]);
+    float v = to_float(row[2 * width + i]);
+    if (bias != nullptr) {
+      q += to_float(bias[i]);
+      k += to_float(bias[width + i]);
+      v += to_float(bias[2 * width + i]);
+    }
+    q_row[i] = from_float<T>(q);
+    if (cached) {
+      k_cache[dst + i] = from_float<T>(k);
+      v_cache[dst + i] = from_float<T>(v);
+    }
+  }
+}
+
+template <typename T>
+int launch_qkv_append(T* q_out, T* k_cache, T* v_cache, const T* qkv, const T* bias, const int32_t* slots,
+                      int n_tokens, int width, int cache_slots, cudaStream_t stream) {
+  if (n_tokens < 0 || width < 0 || cache_slots < 0) return kInvalidValue;
+  if (n_tokens == 0 || width == 0) return kSuccess;
+  qkv_append_kernel<T><<<n_tokens, threads_for(width, kMaxThreads), 0, stream>>>(q_out, k_cache, v_cache, qkv, bias,
+                                                                                 slots, width, cache_slots);
+  return launch_status();
 }
 
 template <typename T>
@@ -97,6 +139,27 @@ OPT_API int opt_kv_append_bf16(uint16_t* k_cache, uint16_t* v_cache, const uint1
                                cudaStream_t stream) {
   return launch_kv_append(as_bf16(k_cache), as_bf16(v_cache), as_bf16(k), as_bf16(v), slots, n_tokens, width,
                           cache_slots, stream);
+}
+
+// ---- qkv_append ----
+
+OPT_API int opt_qkv_append_f32(float* q_out, float* k_cache, float* v_cache, const float* qkv, const float* bias,
+                               const int32_t* slots, int n_tokens, int width, int cache_slots, cudaStream_t stream) {
+  return launch_qkv_append(q_out, k_cache, v_cache, qkv, bias, slots, n_tokens, width, cache_slots, stream);
+}
+
+OPT_API int opt_qkv_append_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* qkv,
+                               const uint16_t* bias, const int32_t* slots, int n_tokens, int width, int cache_slots,
+                               cudaStream_t stream) {
+  return launch_qkv_append(as_f16(q_out), as_f16(k_cache), as_f16(v_cache), as_f16(qkv), as_f16(bias), slots,
+                           n_tokens, width, cache_slots, stream);
+}
+
+OPT_API int opt_qkv_append_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* qkv,
+                                const uint16_t* bias, const int32_t* slots, int n_tokens, int width, int cache_slots,
+                                cudaStream_t stream) {
+  return launch_qkv_append(as_bf16(q_out), as_bf16(k_cache), as_bf16(v_cache), as_bf16(qkv), as_bf16(bias), slots,
+                           n_tokens, width, cache_slots, stream);
 }
 
 // ---- kv_copy_blocks ----

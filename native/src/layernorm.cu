@@ -2,11 +2,11 @@
 // (as torch.nn.LayerNorm) and all statistics in float32.
 // Variants (each for f32, f16, bf16 storage):
 //   opt_layernorm_<dt>      out = LN(x)
-//   opt_add_layernorm_<dt>  x += y (the residual add, written back to x in the storage type), then
-//                           out = LN(x): the pre-LN layer order "residual add, then the next layer norm"
-//                           in one pass over the row. LN sees x as stored, so the fused op gives exactly
-//                           what opt_residual_add followed by opt_layernorm gives.
-// CPU twin: CpuOps.layerNorm (the fused variant: CpuOps.addInPlace, then CpuOps.layerNorm).
+//   opt_add_layernorm_<dt>  x += y + bias (the residual add of a Linear's output whose bias was left out
+//                           of the GEMM; bias may be null), written back to x in the storage type, then
+//                           out = LN(x): "bias, residual add, then the next layer norm" in one pass over
+//                           the row. LN sees x as stored.
+// CPU twin: CpuOps.layerNorm and CpuOps.addBiasLayerNorm.
 //
 // One block per row. Two passes for the statistics (the mean, then the mean of squared deviations:
 // no cancellation as in E[x²] - E[x]², even for rows with a large mean), then one pass that writes.
@@ -49,19 +49,21 @@ __global__ void layernorm_kernel(T* __restrict__ out, const T* __restrict__ x, c
   normalize_row(out + base, row, gamma, beta, cols, eps, sum);
 }
 
-// grid.x = rows; x (rows, cols) in/out, y (rows, cols), out (rows, cols), gamma (cols), beta (cols).
-// Every thread later reads back only the elements it wrote itself, so no barrier is needed between the
-// add and the statistics.
+// grid.x = rows; x (rows, cols) in/out, y (rows, cols), bias (cols) or null, out (rows, cols), gamma (cols),
+// beta (cols). Every thread later reads back only the elements it wrote itself, so no barrier is needed
+// between the add and the statistics.
 template <typename T>
-__global__ void add_layernorm_kernel(T* __restrict__ x, const T* __restrict__ y, T* __restrict__ out,
-                                     const T* __restrict__ gamma, const T* __restrict__ beta, int cols,
-                                     float eps) {
+__global__ void add_layernorm_kernel(T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ bias,
+                                     T* __restrict__ out, const T* __restrict__ gamma, const T* __restrict__ beta,
+                                     int cols, float eps) {
   const size_t base = static_cast<size_t>(blockIdx.x) * cols;
   T* row = x + base;
   const T* y_row = y + base;
   float sum = 0.f;
   for (int i = threadIdx.x; i < cols; i += blockDim.x) {
-    const T stored = from_float<T>(to_float(row[i]) + to_float(y_row[i]));
+    // y + bias first, as the unfused order (Linear with its bias, then the residual add) rounds it.
+    const float y_biased = bias == nullptr ? to_float(y_row[i]) : to_float(y_row[i]) + to_float(bias[i]);
+    const T stored = from_float<T>(to_float(row[i]) + y_biased);
     row[i] = stored;
     sum += to_float(stored);
   }
@@ -78,11 +80,12 @@ int launch_layernorm(T* out, const T* x, const T* gamma, const T* beta, int rows
 }
 
 template <typename T>
-int launch_add_layernorm(T* x, const T* y, T* out, const T* gamma, const T* beta, int rows, int cols, float eps,
-                         cudaStream_t stream) {
+int launch_add_layernorm(T* x, const T* y, const T* bias, T* out, const T* gamma, const T* beta, int rows, int cols,
+                         float eps, cudaStream_t stream) {
   if (rows < 0 || cols < 0) return kInvalidValue;
   if (rows == 0 || cols == 0) return kSuccess;
-  add_layernorm_kernel<T><<<rows, threads_for(cols, kMaxThreads), 0, stream>>>(x, y, out, gamma, beta, cols, eps);
+  add_layernorm_kernel<T><<<rows, threads_for(cols, kMaxThreads), 0, stream>>>(x, y, bias, out, gamma, beta, cols,
+                                                                               eps);
   return launch_status();
 }
 
@@ -105,21 +108,23 @@ OPT_API int opt_layernorm_bf16(uint16_t* out, const uint16_t* x, const uint16_t*
   return launch_layernorm(as_bf16(out), as_bf16(x), as_bf16(gamma), as_bf16(beta), rows, cols, eps, stream);
 }
 
-OPT_API int opt_add_layernorm_f32(float* x, const float* y, float* out, const float* gamma, const float* beta,
-                                  int rows, int cols, float eps, cudaStream_t stream) {
-  return launch_add_layernorm(x, y, out, gamma, beta, rows, cols, eps, stream);
+OPT_API int opt_add_layernorm_f32(float* x, const float* y, const float* bias, float* out, const float* gamma,
+                                  const float* beta, int rows, int cols, float eps, cudaStream_t stream) {
+  return launch_add_layernorm(x, y, bias, out, gamma, beta, rows, cols, eps, stream);
 }
 
-OPT_API int opt_add_layernorm_f16(uint16_t* x, const uint16_t* y, uint16_t* out, const uint16_t* gamma,
-                                  const uint16_t* beta, int rows, int cols, float eps, cudaStream_t stream) {
-  return launch_add_layernorm(as_f16(x), as_f16(y), as_f16(out), as_f16(gamma), as_f16(beta), rows, cols, eps,
-                              stream);
+OPT_API int opt_add_layernorm_f16(uint16_t* x, const uint16_t* y, const uint16_t* bias, uint16_t* out,
+                                  const uint16_t* gamma, const uint16_t* beta, int rows, int cols, float eps,
+                                  cudaStream_t stream) {
+  return launch_add_layernorm(as_f16(x), as_f16(y), as_f16(bias), as_f16(out), as_f16(gamma), as_f16(beta), rows,
+                              cols, eps, stream);
 }
 
-OPT_API int opt_add_layernorm_bf16(uint16_t* x, const uint16_t* y, uint16_t* out, const uint16_t* gamma,
-                                   const uint16_t* beta, int rows, int cols, float eps, cudaStream_t stream) {
-  return launch_add_layernorm(as_bf16(x), as_bf16(y), as_bf16(out), as_bf16(gamma), as_bf16(beta), rows, cols,
-                              eps, stream);
+OPT_API int opt_add_layernorm_bf16(uint16_t* x, const uint16_t* y, const uint16_t* bias, uint16_t* out,
+                                   const uint16_t* gamma, const uint16_t* beta, int rows, int cols, float eps,
+                                   cudaStream_t stream) {
+  return launch_add_layernorm(as_bf16(x), as_bf16(y), as_bf16(bias), as_bf16(out), as_bf16(gamma), as_bf16(beta),
+                              rows, cols, eps, stream);
 }
 
 }  // extern "C"

@@ -63,8 +63,23 @@ public interface Ops extends AutoCloseable {
   /** Residual add: {@code x += y}. */
   void addInPlace(Mat x, Mat y);
 
+  /**
+   * The bias of the Linear that made {@code y} (left out of its GEMM), the residual add and the next layer
+   * norm, in one pass: {@code x += y + bias} (bias (1, cols) or null), then {@code out = layerNorm(x)}.
+   * Equal to {@code linear} with the bias, {@link #addInPlace} and {@link #layerNorm}.
+   */
+  void addBiasLayerNorm(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps);
+
   /** Writes the key and value rows of this step's tokens into their cache slots: {@code kv[layer][slots[t]] = (k[t], v[t])}. */
   void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots);
+
+  /**
+   * The epilogue of the fused q/k/v projection: {@code qkv} (t, 3w) is {@code x · [Wq; Wk; Wv]ᵀ} without
+   * bias, each part {@code w} = the cache width wide; {@code q = qkv[:, 0:w] + bias[0:w]}, and the keys
+   * {@code qkv[:, w:2w] + bias[w:2w]} and values {@code qkv[:, 2w:3w] + bias[2w:3w]} go to their cache slots as
+   * {@link #kvAppend} writes them. {@code bias} (1, 3w) or null.
+   */
+  void qkvAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat bias, int[] slots);
 
   /**
    * Causal multi-head attention of this step's queries over the cache (see {@link AttentionBatch}):

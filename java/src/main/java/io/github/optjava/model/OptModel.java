@@ -53,11 +53,12 @@ public final class OptModel implements CausalLm {
   private final int ffn;             // fc1 columns of this rank: ffnDim / world
 
   /**
-   * One decoder layer's weights on this rank. q/k/v (hidden/w, hidden) and fc1 (ffn/w, hidden) are
-   * column-parallel; out (hidden, hidden/w) and fc2 (hidden, ffn/w) row-parallel; LN parameters (1, hidden).
+   * One decoder layer's weights on this rank. qkv (3 × hidden/w, hidden: this rank's q, k and v rows
+   * stacked, one GEMM) and fc1 (ffn/w, hidden) are column-parallel; out (hidden, hidden/w) and fc2
+   * (hidden, ffn/w) row-parallel; LN parameters (1, hidden).
    */
-  private record Layer(ShardedLinear q, ShardedLinear k, ShardedLinear v, ShardedLinear out,
-      Mat attnNormW, Mat attnNormB, ShardedLinear fc1, ShardedLinear fc2, Mat mlpNormW, Mat mlpNormB) {}
+  private record Layer(ShardedLinear qkv, ShardedLinear out, Mat attnNormW, Mat attnNormB, ShardedLinear fc1,
+      ShardedLinear fc2, Mat mlpNormW, Mat mlpNormB) {}
 
   /** One sequence's share of a step: its new tokens and whether logits of all of them are wanted. */
   public record SeqStep(long seqId, int[] newTokens, boolean allLogits) {}
@@ -106,9 +107,12 @@ public final class OptModel implements CausalLm {
       int layer = l;
       Function<String, Tensor> p = suffix -> w.apply(OptWeights.layer(layer, suffix));
       layers[l] = new Layer(
-          ShardedLinear.column(tp, p.apply("self_attn.q_proj.weight"), p.apply("self_attn.q_proj.bias"), upload),
-          ShardedLinear.column(tp, p.apply("self_attn.k_proj.weight"), p.apply("self_attn.k_proj.bias"), upload),
-          ShardedLinear.column(tp, p.apply("self_attn.v_proj.weight"), p.apply("self_attn.v_proj.bias"), upload),
+          ShardedLinear.columnStacked(tp,
+              List.of(p.apply("self_attn.q_proj.weight"), p.apply("self_attn.k_proj.weight"),
+                  p.apply("self_attn.v_proj.weight")),
+              List.of(p.apply("self_attn.q_proj.bias"), p.apply("self_attn.k_proj.bias"),
+                  p.apply("self_attn.v_proj.bias")),
+              upload),
           ShardedLinear.row(tp, p.apply("self_attn.out_proj.weight"), p.apply("self_attn.out_proj.bias"), upload),
           upload.apply(p.apply("self_attn_layer_norm.weight")),
           upload.apply(p.apply("self_attn_layer_norm.bias")),
@@ -214,56 +218,55 @@ public final class OptModel implements CausalLm {
       }
       ops.addPositions(x, embedPositions, positions);
 
+      // Each Linear that feeds a residual add leaves its bias out of the GEMM; one fused op then adds the
+      // bias and the residual and applies the layer norm that comes next (Ops.addBiasLayerNorm), and q/k/v
+      // are one GEMM whose epilogue appends k and v to the cache (Ops.qkvAppend): 9 ops per layer.
       boolean preLn = config.doLayerNormBefore();
       float scale = (float) (1.0 / Math.sqrt(config.headDim()));
-      Mat h = m.alloc(total, hidden);
-      Mat q = m.alloc(total, width); // this rank's heads only
-      Mat k = m.alloc(total, width);
-      Mat v = m.alloc(total, width);
+      Mat h = m.alloc(total, hidden); // pre-LN: the layer norm of x that the next block reads
+      Mat y = m.alloc(total, hidden); // a row-parallel Linear's output, before its bias and the residual add
+      Mat qkv = m.alloc(total, 3 * width); // this rank's heads only
+      Mat q = m.alloc(total, width);
       Mat a = m.alloc(total, width);
       Mat f = m.alloc(total, ffn);
+      if (preLn) {
+        ops.layerNorm(h, x, layers[0].attnNormW, layers[0].attnNormB, LN_EPS);
+      }
       for (int l = 0; l < layers.length; l++) {
         Layer p = layers[l];
         // Self-attention block.
-        Mat in = x;
-        if (preLn) {
-          ops.layerNorm(h, x, p.attnNormW, p.attnNormB, LN_EPS);
-          in = h;
-        }
-        p.q.forward(ops, q, in, false); // column-parallel: this rank's heads
-        p.k.forward(ops, k, in, false);
-        p.v.forward(ops, v, in, false);
-        ops.kvAppend(cache.store(), l, k, v, slots);
+        p.qkv.project(ops, qkv, preLn ? h : x); // column-parallel: this rank's heads
+        ops.qkvAppend(q, cache.store(), l, qkv, p.qkv.bias(), slots);
         ops.attention(a, q, cache.store(), l, batch, heads, scale);
-        p.out.forward(ops, h, a, false); // row-parallel: all-reduced across ranks
-        ops.addInPlace(x, h);
-        if (!preLn) { // 350m applies layer norm AFTER the residual add
-          ops.layerNorm(h, x, p.attnNormW, p.attnNormB, LN_EPS);
+        p.out.project(ops, y, a); // row-parallel: all-reduced across ranks
+        if (preLn) { // x += attn; h = LN2(x)
+          ops.addBiasLayerNorm(x, y, p.out.bias(), h, p.mlpNormW, p.mlpNormB, LN_EPS);
+        } else { // 350m applies layer norm AFTER the residual add: x = LN1(x + attn)
+          ops.addBiasLayerNorm(x, y, p.out.bias(), h, p.attnNormW, p.attnNormB, LN_EPS);
           Mat t = x; x = h; h = t;
         }
         // Feed-forward block.
-        in = x;
-        if (preLn) {
-          ops.layerNorm(h, x, p.mlpNormW, p.mlpNormB, LN_EPS);
-          in = h;
-        }
-        p.fc1.forward(ops, f, in, true); // column-parallel: this rank's ffn / world units
-        p.fc2.forward(ops, h, f, false); // row-parallel: all-reduced across ranks
-        ops.addInPlace(x, h);
-        if (!preLn) {
-          ops.layerNorm(h, x, p.mlpNormW, p.mlpNormB, LN_EPS);
+        p.fc1.forward(ops, f, preLn ? h : x, true); // column-parallel: this rank's ffn / world units
+        if (!preLn) { // x = LN2(x + mlp)
+          p.fc2.project(ops, y, f);
+          ops.addBiasLayerNorm(x, y, p.fc2.bias(), h, p.mlpNormW, p.mlpNormB, LN_EPS);
           Mat t = x; x = h; h = t;
+        } else if (l + 1 < layers.length || finalNormW != null) { // x += mlp; h = the next layer norm
+          p.fc2.project(ops, y, f);
+          boolean last = l + 1 == layers.length;
+          ops.addBiasLayerNorm(x, y, p.fc2.bias(), h, last ? finalNormW : layers[l + 1].attnNormW,
+              last ? finalNormB : layers[l + 1].attnNormB, LN_EPS);
+        } else { // the last layer of a pre-LN model without a final layer norm
+          p.fc2.forward(ops, y, f, false);
+          ops.addInPlace(x, y);
         }
       }
+      // The final hidden states: after the final layer norm (in h, pre-LN) or x.
+      Mat finalHidden = preLn && finalNormW != null ? h : x;
 
-      // Only the rows whose logits are wanted go through the final norm, project_out and lm_head.
+      // Only the rows whose logits are wanted go through project_out and lm_head.
       Mat last = m.alloc(outRows, hidden);
-      ops.gatherRows(last, x, outputRows);
-      if (finalNormW != null) {
-        Mat normed = m.alloc(outRows, hidden);
-        ops.layerNorm(normed, last, finalNormW, finalNormB, LN_EPS);
-        last = normed;
-      }
+      ops.gatherRows(last, finalHidden, outputRows);
       if (projectOut != null) {
         Mat projected = m.alloc(outRows, config.wordEmbedProjDim());
         ops.linear(projected, last, projectOut, null, false);
@@ -294,7 +297,7 @@ public final class OptModel implements CausalLm {
     }
     for (Layer p : layers) {
       all.addAll(List.of(p.attnNormW, p.attnNormB, p.mlpNormW, p.mlpNormB));
-      for (ShardedLinear s : new ShardedLinear[] {p.q, p.k, p.v, p.out, p.fc1, p.fc2}) {
+      for (ShardedLinear s : new ShardedLinear[] {p.qkv, p.out, p.fc1, p.fc2}) {
         s.close();
       }
     }

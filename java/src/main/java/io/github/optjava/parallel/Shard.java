@@ -34,6 +34,35 @@ public final class Shard {
     return new Tensor(new TensorInfo(t.name(), t.dtype(), sliced), bytes);
   }
 
+  /**
+   * The tensors' rows one after the other (all of one dtype and, for matrices, one width): a copy, named
+   * after the first with {@code +} and the count.
+   */
+  public static Tensor stackRows(List<Tensor> parts) {
+    if (parts.isEmpty()) {
+      throw new IllegalArgumentException("nothing to stack");
+    }
+    Tensor first = parts.get(0);
+    long[] shape = first.shape().clone();
+    long rows = 0;
+    long bytes = 0;
+    for (Tensor t : parts) {
+      long[] s = t.shape();
+      if (t.dtype() != first.dtype() || s.length != shape.length || (s.length == 2 && s[1] != shape[1])) {
+        throw new IllegalArgumentException("cannot stack " + t.name() + " " + t.dtype() + java.util.Arrays.toString(s)
+            + " under " + first.name() + " " + first.dtype() + java.util.Arrays.toString(shape));
+      }
+      rows += s[0];
+      bytes += t.data().remaining();
+    }
+    shape[0] = rows;
+    ByteBuffer out = ByteBuffer.allocate(Math.toIntExact(bytes));
+    for (Tensor t : parts) {
+      out.put(t.data().duplicate());
+    }
+    return new Tensor(new TensorInfo(first.name() + "+" + (parts.size() - 1), first.dtype(), shape), out.flip());
+  }
+
   /** Rank {@code rank}'s columns of the (out, n) matrix {@code t} (dim 1 split {@code world} ways). */
   public static Tensor cols(Tensor t, int rank, int world) {
     long[] shape = t.shape();

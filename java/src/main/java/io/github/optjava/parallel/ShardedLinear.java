@@ -3,6 +3,7 @@ package io.github.optjava.parallel;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.Tensor;
+import java.util.List;
 import java.util.function.Function;
 
 /**
@@ -14,16 +15,18 @@ import java.util.function.Function;
  *       of the output. No communication.</li>
  *   <li>{@link #row}: the input features are split; the rank holds the matching columns of the weight,
  *       reads its slice of the input and writes a partial sum of the full output, which
- *       {@link TpGroup#allReduce} completes. The bias must be added once: {@code Ops} has no bias-add, so
- *       rank 0 adds it inside its GEMM, before the reduce (the sum is the same up to float rounding).</li>
+ *       {@link TpGroup#allReduce} completes. The bias must be added once: {@link #forward} lets rank 0 add
+ *       it inside its GEMM, before the reduce (the sum is the same up to float rounding); {@link #project}
+ *       leaves it out, for a fused op to add after the reduce (every rank holds it).</li>
  * </ul>
- * At world size 1 both are a plain Linear.
+ * {@link #columnStacked} holds several column-parallel layers over the same input as one (q, k and v: one
+ * GEMM instead of three). At world size 1 all of them are plain Linears.
  */
 public final class ShardedLinear implements AutoCloseable {
   private final TpGroup tp;
   private final boolean reduce; // row-parallel: the output is a partial sum
   private final Mat weight;     // (out/world, in) column-parallel; (out, in/world) row-parallel
-  private final Mat bias;       // (1, out/world) column-parallel; (1, out) on rank 0 only, else null, row-parallel
+  private final Mat bias;       // (1, out/world) column-parallel; (1, out) row-parallel (added by rank 0 only)
 
   private ShardedLinear(TpGroup tp, boolean reduce, Mat weight, Mat bias) {
     this.tp = tp;
@@ -40,10 +43,29 @@ public final class ShardedLinear implements AutoCloseable {
         upload.apply(Shard.rows(b, rank, world)));
   }
 
-  /** The input features split: this rank's columns of {@code w} (out, in); {@code b} (out) on rank 0 only. */
+  /**
+   * Several column-parallel layers over the same input as one: this rank's rows of each weight, stacked
+   * ({@code [w0_rank; w1_rank; …]}), and of each bias likewise, so one GEMM writes
+   * {@code (out0_rank | out1_rank | …)} side by side.
+   */
+  public static ShardedLinear columnStacked(TpGroup tp, List<Tensor> ws, List<Tensor> bs,
+      Function<Tensor, Mat> upload) {
+    int rank = tp.rank();
+    int world = tp.worldSize();
+    List<Tensor> wParts = ws.stream().map(w -> Shard.rows(w, rank, world)).toList();
+    List<Tensor> bParts = bs.stream().map(b -> Shard.rows(b, rank, world)).toList();
+    Mat weight = upload.apply(Shard.stackRows(wParts));
+    try {
+      return new ShardedLinear(tp, false, weight, upload.apply(Shard.stackRows(bParts)));
+    } catch (RuntimeException e) {
+      weight.close();
+      throw e;
+    }
+  }
+
+  /** The input features split: this rank's columns of {@code w} (out, in); the whole bias {@code b} (out). */
   public static ShardedLinear row(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> upload) {
-    return new ShardedLinear(tp, true, upload.apply(Shard.cols(w, tp.rank(), tp.worldSize())),
-        tp.rank() == 0 ? upload.apply(b) : null);
+    return new ShardedLinear(tp, true, upload.apply(Shard.cols(w, tp.rank(), tp.worldSize())), upload.apply(b));
   }
 
   /**
@@ -54,10 +76,26 @@ public final class ShardedLinear implements AutoCloseable {
     if (reduce && relu) {
       throw new IllegalArgumentException("a row-parallel Linear cannot apply ReLU before its partial sums are reduced");
     }
-    ops.linear(out, x, weight, bias, relu);
+    ops.linear(out, x, weight, reduce && tp.rank() != 0 ? null : bias, relu);
     if (reduce) {
       tp.allReduce(out);
     }
+  }
+
+  /**
+   * {@code out = x · wᵀ} without the bias (all-reduced when row-parallel), for an op that adds
+   * {@link #bias} fused with what comes next.
+   */
+  public void project(Ops ops, Mat out, Mat x) {
+    ops.linear(out, x, weight, null, false);
+    if (reduce) {
+      tp.allReduce(out);
+    }
+  }
+
+  /** The bias: this rank's slice (column-parallel) or the whole bias (row-parallel). */
+  public Mat bias() {
+    return bias;
   }
 
   @Override

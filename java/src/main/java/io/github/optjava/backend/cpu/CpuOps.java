@@ -169,6 +169,54 @@ public class CpuOps implements Ops {
   }
 
   @Override
+  public void addBiasLayerNorm(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps) {
+    CpuMat a = f32(x);
+    CpuMat b = f32(y);
+    CpuMat bs = bias == null ? null : CpuMat.of(bias);
+    if (a.rows != b.rows || a.cols != b.cols || (bs != null && bs.rows * bs.cols != a.cols)) {
+      throw new IllegalArgumentException("addBiasLayerNorm: x " + a + ", y " + b + ", bias " + bs);
+    }
+    for (int r = 0; r < a.rows; r++) {
+      for (int j = 0; j < a.cols; j++) {
+        int i = r * a.cols + j;
+        // y + bias first: the order of linear (bias added to the dot product) followed by addInPlace.
+        a.f32[i] += bs == null ? b.f32[i] : b.f32[i] + bs.get(j);
+      }
+    }
+    layerNorm(out, x, gamma, beta, eps);
+  }
+
+  @Override
+  public void qkvAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat bias, int[] slots) {
+    CpuKvStore store = CpuKvStore.of(kv);
+    CpuMat qm = f32(q);
+    CpuMat in = f32(qkv);
+    CpuMat bs = bias == null ? null : CpuMat.of(bias);
+    int w = store.width;
+    if (in.cols != 3 * w || qm.cols != w || slots.length > in.rows || slots.length > qm.rows
+        || (bs != null && bs.rows * bs.cols != 3 * w)) {
+      throw new IllegalArgumentException("qkvAppend: q " + qm + ", qkv " + in + ", bias " + bs + ", " + slots.length
+          + " slots, cache width " + w);
+    }
+    for (int t = 0; t < slots.length; t++) {
+      int row = t * 3 * w;
+      for (int j = 0; j < w; j++) {
+        float qv = in.f32[row + j];
+        float kv2 = in.f32[row + w + j];
+        float vv = in.f32[row + 2 * w + j];
+        if (bs != null) {
+          qv += bs.get(j);
+          kv2 += bs.get(w + j);
+          vv += bs.get(2 * w + j);
+        }
+        qm.f32[t * w + j] = qv;
+        store.keys[layer][slots[t] * w + j] = kv2;
+        store.values[layer][slots[t] * w + j] = vv;
+      }
+    }
+  }
+
+  @Override
   public void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots) {
     CpuKvStore store = CpuKvStore.of(kv);
     CpuMat km = f32(k);

@@ -159,6 +159,18 @@ public final class FastCpuOps extends CpuOps {
   }
 
   @Override
+  public void addBiasLayerNorm(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps) {
+    checkOpen();
+    super.addBiasLayerNorm(x, y, bias, out, gamma, beta, eps);
+  }
+
+  @Override
+  public void qkvAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat bias, int[] slots) {
+    checkOpen();
+    super.qkvAppend(q, kv, layer, qkv, bias, slots);
+  }
+
+  @Override
   public void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots) {
     checkOpen();
     super.kvAppend(kv, layer, k, v, slots);

@@ -14,13 +14,27 @@ import org.bytedeco.javacpp.ShortPointer;
  * after close is an IllegalStateException rather than a stale device pointer.
  */
 final class CudaMat implements Mat {
+  /** What closing does with the memory: free it, or give it back to a pool. */
+  interface Release {
+    void release(Pointer devicePtr);
+  }
+
+  private static final Release FREE = p -> cudaFree(p);
+
   private final AtomicReference<Pointer> ptr;
+  private final Release release;
   final int rows;
   final int cols;
   final DType dtype;
 
+  /** A matrix that owns {@code devicePtr} and frees it on close. */
   CudaMat(Pointer devicePtr, int rows, int cols, DType dtype) {
+    this(devicePtr, rows, cols, dtype, FREE);
+  }
+
+  CudaMat(Pointer devicePtr, int rows, int cols, DType dtype, Release release) {
     this.ptr = new AtomicReference<>(devicePtr);
+    this.release = release;
     this.rows = rows;
     this.cols = cols;
     this.dtype = dtype;
@@ -72,7 +86,7 @@ final class CudaMat implements Mat {
   public void close() {
     Pointer p = ptr.getAndSet(null);
     if (p != null && !p.isNull()) {
-      cudaFree(p);
+      release.release(p);
     }
   }
 

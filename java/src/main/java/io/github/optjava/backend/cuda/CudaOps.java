@@ -11,7 +11,8 @@ import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
 import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
-import static org.bytedeco.cuda.global.cudart.cudaFree;
+import static org.bytedeco.cuda.global.cudart.cudaFreeHost;
+import static org.bytedeco.cuda.global.cudart.cudaMallocHost;
 import static org.bytedeco.cuda.global.cudart.cudaGetErrorString;
 import static org.bytedeco.cuda.global.cudart.cudaMalloc;
 import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
@@ -54,10 +55,16 @@ public final class CudaOps implements Ops {
   private final int device;
   private final DType dtype;
   private final cublasContext cublas = new cublasContext();
-  private final IntPointer[] hostInts = new IntPointer[4];
-  private final Pointer[] deviceInts = new Pointer[4];
-  private final long[] deviceIntCapacity = new long[4];
+  private final ActivationPool pool = new ActivationPool();
+  private final IndexUploads uploads;
+  private Pointer readBuffer; // pinned host memory for read(): a faster copy than to pageable memory
+  private long readBufferBytes;
   private boolean closed;
+
+  /** Device memory for helpers of this class: {@link #malloc}, with its out-of-memory handling. */
+  interface Allocator {
+    Pointer malloc(long bytes, String what);
+  }
 
   /**
    * @param device index of the GPU ({@code cuda:N})
@@ -70,6 +77,12 @@ public final class CudaOps implements Ops {
     int st = cublasCreate_v2(cublas);
     if (st != 0) {
       throw new CudaException("cublasCreate failed with status " + st + " on cuda:" + device);
+    }
+    try {
+      uploads = new IndexUploads(this::malloc, 1 << 20);
+    } catch (RuntimeException e) {
+      cublasDestroy_v2(cublas);
+      throw e;
     }
   }
 
@@ -88,7 +101,10 @@ public final class CudaOps implements Ops {
     requireOpen();
     Pointer p = new Pointer();
     int st = cudaMalloc(p, Math.max(bytes, 1));
-    if (st == 2) { // cudaErrorMemoryAllocation
+    if (st == 2 && pool.trim() > 0) { // cudaErrorMemoryAllocation: give back cached activations, try again
+      st = cudaMalloc(p, Math.max(bytes, 1));
+    }
+    if (st == 2) {
       throw new CudaOutOfMemoryException(what, bytes, memoryInfo());
     }
     check("cudaMalloc for " + what, st);
@@ -131,9 +147,15 @@ public final class CudaOps implements Ops {
     return new BytePointer(bytes);
   }
 
+  /** Activation memory comes from the {@link ActivationPool} and goes back to it on close. */
   @Override
   public Mat alloc(int rows, int cols) {
-    return new CudaMat(malloc(CudaMat.bytes(rows, cols, dtype), "activations " + rows + " × " + cols), rows, cols, dtype);
+    long sizeClass = ActivationPool.sizeClass(CudaMat.bytes(rows, cols, dtype));
+    Pointer p = pool.take(sizeClass);
+    if (p == null) {
+      p = malloc(sizeClass, "activations " + rows + " × " + cols);
+    }
+    return new CudaMat(p, rows, cols, dtype, released -> pool.give(released, sizeClass));
   }
 
   @Override
@@ -156,33 +178,60 @@ public final class CudaOps implements Ops {
     }
   }
 
+  /**
+   * Copies into pinned memory, then to the heap in one bulk get (an element-wise {@code get(i)} is a JNI
+   * call per element: a millisecond for one row of logits). The copy waits for all queued work, so the
+   * index arena can start over afterwards.
+   */
   @Override
   public float[] read(Mat src) {
     CudaMat s = CudaMat.of(src);
     int n = s.rows * s.cols;
     float[] out = new float[n];
+    Pointer host = readBuffer(s.bytes());
+    check("read", cudaMemcpy(host, s.ptr(), s.bytes(), cudaMemcpyDeviceToHost));
+    uploads.reset(); // the synchronous copy above waited for every queued index copy
     if (s.dtype == DType.F32) {
-      try (FloatPointer host = new FloatPointer(n)) {
-        check("read", cudaMemcpy(host, s.ptr(), 4L * n, cudaMemcpyDeviceToHost));
-        host.get(out);
-      }
+      new FloatPointer(host).get(out);
       return out;
     }
-    try (ShortPointer host = new ShortPointer(n)) {
-      check("read", cudaMemcpy(host, s.ptr(), 2L * n, cudaMemcpyDeviceToHost));
+    short[] bits = new short[n];
+    new ShortPointer(host).get(bits);
+    if (s.dtype == DType.F16) {
       for (int i = 0; i < n; i++) {
-        short b = host.get(i);
-        out[i] = s.dtype == DType.F16 ? Half.toFloat(b) : Float.intBitsToFloat((b & 0xffff) << 16);
+        out[i] = Half.toFloat(bits[i]);
+      }
+    } else {
+      for (int i = 0; i < n; i++) {
+        out[i] = Float.intBitsToFloat((bits[i] & 0xffff) << 16);
       }
     }
     return out;
+  }
+
+  /** The pinned read buffer, grown to at least {@code bytes}. */
+  private Pointer readBuffer(long bytes) {
+    requireOpen();
+    if (readBufferBytes < bytes) {
+      if (readBuffer != null) {
+        cudaFreeHost(readBuffer);
+        readBuffer = null;
+        readBufferBytes = 0;
+      }
+      long size = Math.max(bytes, 1 << 20);
+      Pointer p = new Pointer();
+      check("cudaMallocHost of " + size + " bytes (read buffer)", cudaMallocHost(p, size));
+      readBuffer = p;
+      readBufferBytes = size;
+    }
+    return readBuffer;
   }
 
   @Override
   public long freeMemory() {
     try (SizeTPointer free = new SizeTPointer(1); SizeTPointer total = new SizeTPointer(1)) {
       check("cudaMemGetInfo", cudaMemGetInfo(free, total));
-      return free.get();
+      return free.get() + pool.cachedBytes();
     }
   }
 
@@ -209,30 +258,10 @@ public final class CudaOps implements Ops {
     return kv;
   }
 
-  /** Copies host ints to a reusable device scratch buffer (one per {@code slot}, grown as needed). */
-  private IntPointer ints(int slot, int[] values) {
-    requireOpen(); // close() freed the scratch buffers
-    long bytes = 4L * Math.max(values.length, 1);
-    if (deviceIntCapacity[slot] < bytes) {
-      if (deviceInts[slot] != null) {
-        cudaFree(deviceInts[slot]);
-        // Forget it before the malloc below, which may throw: close() must not free it a second time.
-        deviceInts[slot] = null;
-        deviceIntCapacity[slot] = 0;
-      }
-      long cap = Math.max(bytes, 4096);
-      deviceInts[slot] = malloc(cap, "index scratch");
-      deviceIntCapacity[slot] = cap;
-      if (hostInts[slot] != null) {
-        hostInts[slot].close();
-      }
-      hostInts[slot] = new IntPointer(cap / 4);
-    }
-    hostInts[slot].put(values, 0, values.length);
-    if (values.length > 0) {
-      check("index upload", cudaMemcpy(deviceInts[slot], hostInts[slot], 4L * values.length, cudaMemcpyHostToDevice));
-    }
-    return new IntPointer(deviceInts[slot]);
+  /** A device copy of host ints for the ops queued next (see {@link IndexUploads}). */
+  private IntPointer ints(int[] values) {
+    requireOpen(); // close() freed the arena
+    return uploads.upload(values);
   }
 
   // ---- ops ----
@@ -243,7 +272,7 @@ public final class CudaOps implements Ops {
     CudaMat t = CudaMat.of(table);
     // The kernel trusts these shapes (CpuOps checks them too): a mismatch would read/write out of bounds.
     require(o.cols == t.cols && ids.length <= o.rows, "embedding: out " + o + ", table " + t + ", " + ids.length + " ids");
-    IntPointer d = ints(0, ids);
+    IntPointer d = ints(ids);
     op("embedding", switch (dtype) {
       case F32 -> OptKernels.opt_embedding_f32(o.f32(), t.f32(), d, ids.length, o.cols, t.rows, STREAM);
       case F16 -> OptKernels.opt_embedding_f16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, STREAM);
@@ -263,7 +292,7 @@ public final class CudaOps implements Ops {
             + " positions)");
       }
     }
-    IntPointer d = ints(0, positions);
+    IntPointer d = ints(positions);
     op("addPositions", switch (dtype) {
       case F32 -> OptKernels.opt_add_positions_f32(o.f32(), t.f32(), d, positions.length, o.cols, t.rows, STREAM);
       case F16 -> OptKernels.opt_add_positions_f16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, STREAM);
@@ -341,13 +370,58 @@ public final class CudaOps implements Ops {
   }
 
   @Override
+  public void addBiasLayerNorm(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps) {
+    CudaMat a = CudaMat.of(x);
+    CudaMat b = CudaMat.of(y);
+    CudaMat bs = bias == null ? null : CudaMat.of(bias);
+    CudaMat o = CudaMat.of(out);
+    CudaMat g = CudaMat.of(gamma);
+    CudaMat be = CudaMat.of(beta);
+    require(a.rows == b.rows && a.cols == b.cols && o.rows == a.rows && o.cols == a.cols
+        && (bs == null || (long) bs.rows * bs.cols == a.cols) && g.rows * g.cols == a.cols
+        && be.rows * be.cols == a.cols,
+        "addBiasLayerNorm: x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g + ", beta " + be);
+    op("addBiasLayerNorm", switch (dtype) {
+      case F32 -> OptKernels.opt_add_layernorm_f32(a.f32(), b.f32(), bs == null ? null : bs.f32(), o.f32(), g.f32(),
+          be.f32(), a.rows, a.cols, eps, STREAM);
+      case F16 -> OptKernels.opt_add_layernorm_f16(a.bits(), b.bits(), bs == null ? null : bs.bits(), o.bits(),
+          g.bits(), be.bits(), a.rows, a.cols, eps, STREAM);
+      case BF16 -> OptKernels.opt_add_layernorm_bf16(a.bits(), b.bits(), bs == null ? null : bs.bits(), o.bits(),
+          g.bits(), be.bits(), a.rows, a.cols, eps, STREAM);
+    });
+  }
+
+  @Override
+  public void qkvAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat bias, int[] slots) {
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat qm = CudaMat.of(q);
+    CudaMat in = CudaMat.of(qkv);
+    CudaMat bs = bias == null ? null : CudaMat.of(bias);
+    int w = s.width;
+    require(in.cols == 3 * w && qm.cols == w && slots.length <= in.rows && slots.length <= qm.rows
+        && (bs == null || (long) bs.rows * bs.cols == 3L * w),
+        "qkvAppend: q " + qm + ", qkv " + in + ", bias " + bs + ", " + slots.length + " slots, cache width " + w);
+    IntPointer d = ints(slots);
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    op("qkvAppend", switch (dtype) {
+      case F32 -> OptKernels.opt_qkv_append_f32(qm.f32(), new FloatPointer(kc), new FloatPointer(vc), in.f32(),
+          bs == null ? null : bs.f32(), d, slots.length, w, s.slots(), STREAM);
+      case F16 -> OptKernels.opt_qkv_append_f16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc), in.bits(),
+          bs == null ? null : bs.bits(), d, slots.length, w, s.slots(), STREAM);
+      case BF16 -> OptKernels.opt_qkv_append_bf16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc), in.bits(),
+          bs == null ? null : bs.bits(), d, slots.length, w, s.slots(), STREAM);
+    });
+  }
+
+  @Override
   public void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots) {
     CudaKvStore s = CudaKvStore.of(kv);
     CudaMat km = CudaMat.of(k);
     CudaMat vm = CudaMat.of(v);
     require(km.cols == s.width && vm.cols == s.width && slots.length <= km.rows && slots.length <= vm.rows,
         "kvAppend: k " + km + ", v " + vm + ", " + slots.length + " slots, cache width " + s.width);
-    IntPointer d = ints(0, slots);
+    IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
     op("kvAppend", switch (dtype) {
@@ -380,10 +454,10 @@ public final class CudaOps implements Ops {
     for (int i = 0; i < n; i++) {
       System.arraycopy(batch.blockTables()[i], 0, tables, i * maxBlocks, batch.blockTables()[i].length);
     }
-    IntPointer dt = ints(0, tables);
-    IntPointer ds = ints(1, batch.queryStart());
-    IntPointer dc = ints(2, batch.queryCount());
-    IntPointer dl = ints(3, batch.contextLength());
+    IntPointer dt = ints(tables);
+    IntPointer ds = ints(batch.queryStart());
+    IntPointer dc = ints(batch.queryCount());
+    IntPointer dl = ints(batch.contextLength());
     int headDim = s.width / heads;
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
@@ -405,8 +479,8 @@ public final class CudaOps implements Ops {
       require(src[i] >= 0 && src[i] < s.blocks && dst[i] >= 0 && dst[i] < s.blocks,
           "kvCopyBlocks: block " + src[i] + " -> " + dst[i] + " outside the cache (" + s.blocks + " blocks)");
     }
-    IntPointer ds = ints(0, src);
-    IntPointer dd = ints(1, dst);
+    IntPointer ds = ints(src);
+    IntPointer dd = ints(dst);
     for (int l = 0; l < s.layers; l++) {
       Pointer kc = s.keys[l];
       Pointer vc = s.values[l];
@@ -427,7 +501,7 @@ public final class CudaOps implements Ops {
     CudaMat in = CudaMat.of(x);
     require(o.cols == in.cols && rows.length <= o.rows, "gatherRows: out " + o + ", x " + in + ", " + rows.length
         + " rows");
-    IntPointer d = ints(0, rows);
+    IntPointer d = ints(rows);
     op("gatherRows", switch (dtype) {
       case F32 -> OptKernels.opt_gather_rows_f32(o.f32(), in.f32(), d, rows.length, in.cols, in.rows, STREAM);
       case F16 -> OptKernels.opt_gather_rows_f16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, STREAM);
@@ -473,13 +547,11 @@ public final class CudaOps implements Ops {
       return;
     }
     closed = true;
-    for (int i = 0; i < deviceInts.length; i++) {
-      if (deviceInts[i] != null) {
-        cudaFree(deviceInts[i]);
-      }
-      if (hostInts[i] != null) {
-        hostInts[i].close();
-      }
+    uploads.close();
+    pool.close();
+    if (readBuffer != null) {
+      cudaFreeHost(readBuffer);
+      readBuffer = null;
     }
     cublasDestroy_v2(cublas);
   }

@@ -76,24 +76,24 @@ public final class OptKernels {
   // ---- add_layernorm (layernorm.cu) ----
 
   /**
-   * x += y (written back), then out = layer norm of x per row; the fused pre-LN residual add + next layer
-   * norm. float32 storage.
+   * x += y + bias (bias may be null; written back), then out = layer norm of x per row: a Linear's bias, the
+   * residual add and the next layer norm in one pass. float32 storage.
    */
   public static native int opt_add_layernorm_f32(FloatPointer x, @Cast("const float*") FloatPointer y,
-      FloatPointer out, @Cast("const float*") FloatPointer gamma, @Cast("const float*") FloatPointer beta,
-      int rows, int cols, float eps, CUstream_st stream);
+      @Cast("const float*") FloatPointer bias, FloatPointer out, @Cast("const float*") FloatPointer gamma,
+      @Cast("const float*") FloatPointer beta, int rows, int cols, float eps, CUstream_st stream);
 
   /** As {@link #opt_add_layernorm_f32}, fp16 storage (raw 16-bit words). */
   public static native int opt_add_layernorm_f16(@Cast("uint16_t*") ShortPointer x,
-      @Cast("const uint16_t*") ShortPointer y, @Cast("uint16_t*") ShortPointer out,
-      @Cast("const uint16_t*") ShortPointer gamma, @Cast("const uint16_t*") ShortPointer beta, int rows,
-      int cols, float eps, CUstream_st stream);
+      @Cast("const uint16_t*") ShortPointer y, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("uint16_t*") ShortPointer out, @Cast("const uint16_t*") ShortPointer gamma,
+      @Cast("const uint16_t*") ShortPointer beta, int rows, int cols, float eps, CUstream_st stream);
 
   /** As {@link #opt_add_layernorm_f32}, bf16 storage (raw 16-bit words). */
   public static native int opt_add_layernorm_bf16(@Cast("uint16_t*") ShortPointer x,
-      @Cast("const uint16_t*") ShortPointer y, @Cast("uint16_t*") ShortPointer out,
-      @Cast("const uint16_t*") ShortPointer gamma, @Cast("const uint16_t*") ShortPointer beta, int rows,
-      int cols, float eps, CUstream_st stream);
+      @Cast("const uint16_t*") ShortPointer y, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("uint16_t*") ShortPointer out, @Cast("const uint16_t*") ShortPointer gamma,
+      @Cast("const uint16_t*") ShortPointer beta, int rows, int cols, float eps, CUstream_st stream);
 
   // ---- add_positions (elementwise.cu) ----
 
@@ -195,6 +195,27 @@ public final class OptKernels {
       @Cast("uint16_t*") ShortPointer vCache, @Cast("const uint16_t*") ShortPointer k,
       @Cast("const uint16_t*") ShortPointer v, @Cast("const int32_t*") IntPointer slots, int nTokens,
       int width, int cacheSlots, CUstream_st stream);
+
+  /**
+   * The fused q/k/v projection's epilogue: qkv (nTokens, 3 × width) holds (q | k | v) without bias; q_out
+   * gets q + bias, the cache slots get k + bias and v + bias (a slot outside the cache: q only). bias
+   * (3 × width) may be null. float32 storage.
+   */
+  public static native int opt_qkv_append_f32(FloatPointer qOut, FloatPointer kCache, FloatPointer vCache,
+      @Cast("const float*") FloatPointer qkv, @Cast("const float*") FloatPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int nTokens, int width, int cacheSlots, CUstream_st stream);
+
+  /** As {@link #opt_qkv_append_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_qkv_append_f16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer qkv, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int nTokens, int width, int cacheSlots, CUstream_st stream);
+
+  /** As {@link #opt_qkv_append_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_qkv_append_bf16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer qkv, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int nTokens, int width, int cacheSlots, CUstream_st stream);
 
   // ---- kv_copy_blocks (kv_cache.cu) ----
 

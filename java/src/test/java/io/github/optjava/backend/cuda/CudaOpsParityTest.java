@@ -132,6 +132,21 @@ class CudaOpsParityTest {
     g.layerNorm(go, act(g, x, rows, cols), act(g, gamma, 1, cols), act(g, beta, 1, cols), 1e-5f);
     assertClose("layerNorm", d, CPU.read(co), g.read(go));
 
+    // bias + residual add + layer norm, fused (x is updated too), with and without a bias
+    float[] bias = random(r, cols, 0.5, d);
+    for (boolean withBias : new boolean[] {true, false}) {
+      Mat cxs = act(CPU, x, rows, cols);
+      Mat cn = CPU.alloc(rows, cols);
+      CPU.addBiasLayerNorm(cxs, act(CPU, y, rows, cols), withBias ? act(CPU, bias, 1, cols) : null, cn,
+          act(CPU, gamma, 1, cols), act(CPU, beta, 1, cols), 1e-5f);
+      Mat gxs = act(g, x, rows, cols);
+      Mat gn = poisoned(g, rows, cols);
+      g.addBiasLayerNorm(gxs, act(g, y, rows, cols), withBias ? act(g, bias, 1, cols) : null, gn,
+          act(g, gamma, 1, cols), act(g, beta, 1, cols), 1e-5f);
+      assertClose("addBiasLayerNorm (x) bias=" + withBias, d, CPU.read(cxs), g.read(gxs));
+      assertClose("addBiasLayerNorm (out) bias=" + withBias, d, CPU.read(cn), g.read(gn));
+    }
+
     // residual add
     Mat cx = act(CPU, x, rows, cols);
     CPU.addInPlace(cx, act(CPU, y, rows, cols));
@@ -245,6 +260,52 @@ class CudaOpsParityTest {
       assertClose("attention after kvCopyBlocks", d, CPU.read(c1), g.read(g1));
     } finally {
       gkv.close();
+    }
+  }
+
+  /**
+   * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
+   * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
+   */
+  @ParameterizedTest(name = "{0} headDim={1}")
+  @MethodSource("attentionCases")
+  void qkvAppendThenAttention(DType d, int headDim) {
+    Random r = new Random(headDim * 17L + 3);
+    Ops g = gpu(d);
+    int heads = 2;
+    int width = heads * headDim;
+    int blockSize = 16;
+    float scale = (float) (1 / Math.sqrt(headDim));
+    int[][] tables = {{3, 1}};
+    for (boolean withBias : new boolean[] {true, false}) {
+      KvStore ckv = CPU.kvStore(1, 4, blockSize, width);
+      KvStore gkv = g.kvStore(1, 4, blockSize, width);
+      try {
+        float[] bias = random(r, 3 * width, 0.5, d);
+        int past = 0;
+        for (int n : new int[] {19, 1}) {
+          AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {n}, new int[] {past + n}, tables);
+          int[] slots = new int[n];
+          for (int i = 0; i < n; i++) {
+            slots[i] = batch.slot(0, past + i, blockSize);
+          }
+          float[] qkv = random(r, n * 3 * width, 1, d);
+          Mat cq = CPU.alloc(n, width);
+          CPU.qkvAppend(cq, ckv, 0, act(CPU, qkv, n, 3 * width), withBias ? act(CPU, bias, 1, 3 * width) : null,
+              slots);
+          Mat gq = poisoned(g, n, width);
+          g.qkvAppend(gq, gkv, 0, act(g, qkv, n, 3 * width), withBias ? act(g, bias, 1, 3 * width) : null, slots);
+          assertClose("qkvAppend (q) bias=" + withBias, d, CPU.read(cq), g.read(gq));
+          Mat co = CPU.alloc(n, width);
+          CPU.attention(co, cq, ckv, 0, batch, heads, scale);
+          Mat go = poisoned(g, n, width);
+          g.attention(go, gq, gkv, 0, batch, heads, scale);
+          assertClose("attention over qkvAppend's cache bias=" + withBias, d, CPU.read(co), g.read(go));
+          past += n;
+        }
+      } finally {
+        gkv.close();
+      }
     }
   }
 
