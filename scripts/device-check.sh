@@ -3,17 +3,26 @@
 # transformers, perhaps no JDK). Build its input first, on the build machine:
 #     scripts/gpu-bundle.sh            -> target/gpu-bundle (carry it to the host)
 # then on the host, from the repository root:
-#     bash scripts/device-check.sh     (logs under $OUT, default target/device-out; a table is printed last)
-# Steps: host facts -> Java -> CUDA libraries -> JUnit with a GPU required -> native/dev/check_ops ->
-# HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py + devicecheck.CompareMain) -> table.
-# Budget: under 8 minutes; later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s) and are
-# skipped with a row saying so when too little is left.
+#     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
+# Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops ->
+# 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py + devicecheck.CompareMain) ->
+# 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, 6.7b, 125m (each only if the time left
+#   covers its estimate; batch 1 alone if it covers only that): `opt bench` on CUDA (batch 1,32,128, 128 prompt +
+#   128 new tokens; then one 2047-token prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl,
+#   `hf_peer.py benchtable` prints ours vs HF (ms, tokens/s, ratios, roofline fraction) -> table.
+# $OUT holds at most 7 files (the device returns 8): host.txt, junit.log, check_ops.log, hf_compare.log,
+# compare.json, bench.jsonl and logs.txt (the small logs concatenated); working files (HF-compare logits and
+# prompts, JUnit XML reports, per-step logs) stay under target/device-work.
+# Budget: under 8 minutes; later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 500)
+# and are skipped with a row saying so when too little is left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 budget="${DEVICE_CHECK_BUDGET_S:-450}"
 OUT="${OUT:-target/device-out}"
-mkdir -p "$OUT" target
+W=target/device-work   # working files and small logs; $OUT gets only the files listed above
+rm -rf "$W"
+mkdir -p "$OUT" target "$W"
 bundle=target/gpu-bundle
 declare -a rows=()
 failed=0
@@ -21,6 +30,21 @@ row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); [ "$2" = FAIL ] && f
 # Seconds a step may take: its own cap, but never past the budget minus what later steps reserve.
 # At least 1 (`timeout 0` would mean no limit at all).
 cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$l; [ "$c" -lt 1 ] && c=1; echo "$c"; }
+# $OUT/logs.txt: the small logs of $W in one file (the device returns at most 8 files); rebuilt at exit.
+collect_logs() {
+  local f g
+  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log \
+           copybw.log copybw.json 'bench_*.log' bench_table.txt; do
+    for g in "$W"/$f; do
+      [ -f "$g" ] || continue
+      echo "===== $(basename "$g") ====="
+      tail -c 1000000 "$g"
+      echo
+    done
+  done > "$OUT/logs.txt" 2>/dev/null
+  return 0
+}
+trap collect_logs EXIT
 
 # 1. Host facts (docs/gpu-host.md is written from these).
 {
@@ -77,7 +101,7 @@ if ! has_lib libcudart.so.13 || ! has_lib libcublas.so.13 || ! has_lib libnccl.s
              2>/dev/null | xargs -r -n1 dirname | sort -u | paste -sd: -)"
   [ -n "$extra" ] && libdirs="${libdirs:+$libdirs:}$extra"
 fi
-echo "$libdirs" > "$OUT/libdirs.txt"
+echo "$libdirs" > "$W/libdirs.txt"
 for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libnccl.so.2; do
   found="$(IFS=:; for d in $libdirs; do ls "$d/$lib" 2>/dev/null; done | head -1)"
   row "$lib" "$([ -n "$found" ] && echo ok || echo MISSING)" "${found:-not in $libdirs}"
@@ -90,8 +114,8 @@ if command -v nm >/dev/null 2>&1 && [ -d "$bundle/lib" ]; then
   if [ -f "$tmp/org/bytedeco/cuda/linux-x86_64/libjnicublas.so" ] && [ -n "$cub" ]; then
     nm -D --undefined-only "$tmp/org/bytedeco/cuda/linux-x86_64/libjnicublas.so" | awk '{print $2}' | grep -i cublas | sort -u > "$tmp/need"
     for f in $cub; do nm -D --defined-only "$f" | awk '{print $3}'; done | sort -u > "$tmp/have"
-    comm -23 "$tmp/need" "$tmp/have" > "$OUT/cublas-missing-symbols.txt"
-    row "cublas symbols" "info" "$(wc -l < "$OUT/cublas-missing-symbols.txt") preset symbols missing (never call those)"
+    comm -23 "$tmp/need" "$tmp/have" > "$W/cublas-missing-symbols.txt"
+    row "cublas symbols" "info" "$(wc -l < "$W/cublas-missing-symbols.txt") preset symbols missing (never call those)"
   fi
   rm -rf "$tmp"
 fi
@@ -104,7 +128,7 @@ for m in "$fx"/models/*/; do
 done
 # Meanwhile, in the background (nothing of theirs is timed): compile native/dev/check_ops (CPU only) and
 # build the random-weight opt-1.3b for the HF comparison (GPU, ~2.6 GB under target/, not $OUT: $OUT is
-# copied back). Their logs are under $OUT; steps 5 and 6 wait for them.
+# copied back). Their logs: $OUT/check_ops.log, $W/hf_make.log; steps 5 and 6 wait for them.
 nvcc_bin="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)"
 cc="$(timeout 20 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
 case "$cc" in [0-9][0-9]|[0-9][0-9][0-9]) ;; *) cc=90 ;; esac
@@ -118,19 +142,19 @@ if [ -n "$nvcc_bin" ]; then
 fi
 hf_model=target/hf-opt-1.3b
 timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --shape 1.3b --seed 0 \
-  > "$OUT/hf_make.log" 2>&1 &
+  > "$W/hf_make.log" 2>&1 &
 pid_make=$!
 cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
 timeout "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
   --exclude-classname '.*IT$' --details=summary --disable-ansi-colors \
-  --reports-dir="$OUT/junit-reports" > "$OUT/junit.log" 2>&1
+  --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
-grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$OUT/probe.txt"
+grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$W/probe.txt"
 summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
 row "junit (GPU required)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "${summary:-see junit.log}"
-row "cuda probe" "info" "$(cut -c1-150 "$OUT/probe.txt")"
+row "cuda probe" "info" "$(cut -c1-150 "$W/probe.txt")"
 
 # 5. native/dev/check_ops: every kernel launcher against its CPU reference (f32, f16, bf16), outside Java.
 if [ -z "$pid_nvcc" ]; then
@@ -147,33 +171,34 @@ else
 fi
 
 # 6. HF transformers (cuda fp16, eager) vs ours (CudaOps F16) on the random opt-1.3b: logits, greedy, timings.
-hfc="$OUT/hf-compare"
-rm -rf "$hfc" "$OUT/hf_compare.log"
+hfc="$W/hf-compare"
+rm -f "$OUT/hf_compare.log"
 mkdir -p "$hfc"
 wait "$pid_make"
 mrc=$?
 if [ $mrc -ne 0 ]; then
-  row "hf model (opt-1.3b random)" "FAIL" "hf_peer.py make exit $mrc: $(tail -1 "$OUT/hf_make.log" | cut -c1-100)"
-elif ! python3 scripts/hf_peer.py prompts --out "$hfc/prompts.jsonl" > "$OUT/hf_prompts.log" 2>&1; then
-  row "hf prompts" "FAIL" "$(tail -1 "$OUT/hf_prompts.log" | cut -c1-110)"
+  row "hf model (opt-1.3b random)" "FAIL" "hf_peer.py make exit $mrc: $(tail -1 "$W/hf_make.log" | cut -c1-100)"
+elif ! python3 scripts/hf_peer.py prompts --out "$hfc/prompts.jsonl" > "$W/hf_prompts.log" 2>&1; then
+  row "hf prompts" "FAIL" "$(tail -1 "$W/hf_prompts.log" | cut -c1-110)"
 elif [ "$(cap 180 60)" -lt 45 ]; then
   row "hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
 else
-  row "hf model (opt-1.3b random)" "ok" "$(grep -m1 -oE '(saved|reused).*|already holds.*' "$OUT/hf_make.log" | cut -c1-100)"
+  row "hf model (opt-1.3b random)" "ok" "$(grep -m1 -oE '(saved|reused).*|already holds.*' "$W/hf_make.log" | cut -c1-100)"
   timeout "$(cap 180 60)" python3 scripts/hf_peer.py run --model "$hf_model" --prompts "$hfc/prompts.jsonl" \
-    --out "$hfc/hf" --new-tokens 32 > "$OUT/hf_run.log" 2>&1
+    --out "$hfc/hf" --new-tokens 32 > "$W/hf_run.log" 2>&1
   hrc=$?
-  [ $hrc -ne 0 ] && row "hf peer (run)" "FAIL" "exit $hrc: $(tail -1 "$OUT/hf_run.log" | cut -c1-100)"
+  [ $hrc -ne 0 ] && row "hf peer (run)" "FAIL" "exit $hrc: $(tail -1 "$W/hf_run.log" | cut -c1-100)"
   timeout "$(cap 180 10)" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
     --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours" --new-tokens 32 --dtype F16 \
-    --device cuda > "$OUT/ours_run.log" 2>&1
+    --device cuda > "$W/ours_run.log" 2>&1
   orc=$?
-  [ $orc -ne 0 ] && row "ours (CompareMain)" "FAIL" "exit $orc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$OUT/ours_run.log" | cut -c1-100)"
+  [ $orc -ne 0 ] && row "ours (CompareMain)" "FAIL" "exit $orc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_run.log" | cut -c1-100)"
   if [ $hrc -eq 0 ] && [ $orc -eq 0 ]; then
     timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours" --out "$hfc" \
       --rows "$hfc/rows.tsv" > "$OUT/hf_compare.log" 2>&1
     prc=$?
+    [ -f "$hfc/compare.json" ] && cp "$hfc/compare.json" "$OUT/compare.json"
     if [ -s "$hfc/rows.tsv" ]; then
       while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$hfc/rows.tsv"
     else
@@ -182,8 +207,91 @@ else
   fi
 fi
 
+collect_logs
+
+# 7. Speed vs HF transformers, fp16, random weights of real shapes, greedy (issue #5's comparison): ours is
+# `opt bench` on CUDA, HF is `hf_peer.py bench` (eager attention, DynamicCache, generate()). Batch 1, 32 and 128
+# with 128 prompt + 128 new tokens, then one 2047-token prefill of a single sequence; all lines in one file,
+# $OUT/bench.jsonl (ours append through --json, HF through --out). Shapes in the order 1.3b, 6.7b, 125m (1.3b is
+# quick and carries a target, 6.7b is the most valuable and longest, 125m matters least); each runs only when the
+# time left covers its estimate, and with batch 1 alone when it covers only that. Estimates (s, H100) are rough:
+# JVM + CUDA start ~5 and random weights ~1 s per 0.5 B parameters on 16 cores per `opt bench` run (two runs per
+# shape: the prefill one builds the model again), python + torch + transformers import ~10 per `hf_peer.py bench`.
+bench="$OUT/bench.jsonl"
+rm -f "$bench"
+tail_s=15   # kept back for the table, logs.txt and the summary
+timeout "$(cap 60 "$tail_s")" python3 scripts/hf_peer.py copybw --out "$W/copybw.json" > "$W/copybw.log" 2>&1
+cbrc=$?
+copy_gbps="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["copy_gbps"])' "$W/copybw.json" 2>/dev/null)"
+copy_arg=()
+if [ -n "$copy_gbps" ]; then
+  row "copy bandwidth (torch)" "info" "$copy_gbps GB/s (1 GiB device-to-device copy, bytes read + written, median of 20)"
+  copy_arg=(--copybw "$W/copybw.json")
+else
+  row "copy bandwidth (torch)" "FAIL" "hf_peer.py copybw exit $cbrc: $(tail -1 "$W/copybw.log" | cut -c1-90)"
+fi
+# A row only for a bench command that did not succeed: a timeout keeps the lines written before it.
+bench_status() {  # NAME EXIT LOG
+  case "$2" in
+    0) ;;
+    124|137) row "$1" "info" "timed out at ${SECONDS}s of ${budget}s; its lines written before that are kept" ;;
+    *) row "$1" "FAIL" "exit $2: $( (grep -E 'opt: error|hf_peer: error|failed:|Exception|Error' "$3" || tail -1 "$3") \
+                                   | tail -1 | cut -c1-100)" ;;
+  esac
+}
+ours_bench() {  # SECONDS LOG ARGS...: `opt bench` on CUDA, lines appended to $bench
+  local t=$1 log=$2
+  shift 2
+  echo "## opt bench $*" >> "$log"
+  timeout -k 10 "$t" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
+    io.github.optjava.cli.Main bench --device cuda "$@" --json "$bench" >> "$log" 2>&1
+}
+# speed_shape SHAPE FULL_S B1_S OURS_CAP HF_CAP PREFILL_CAP: estimated seconds for everything and for batch 1
+# alone, then each command's own timeout (cut further by the budget).
+speed_shape() {
+  local s=$1 full=$2 b1=$3 batches="1,32,128" left
+  local olog="$W/bench_ours_$s.log" hlog="$W/bench_hf_$s.log"
+  left=$(( budget - SECONDS - tail_s ))
+  if [ "$left" -lt "$b1" ]; then
+    row "speed opt-$s" "skip" "time budget spent (${SECONDS}s of ${budget}s; ~${b1}s needed for batch 1)"
+    return 0
+  fi
+  if [ "$left" -lt "$full" ]; then
+    batches=1
+    row "speed opt-$s" "info" "batch 1 only: ${left}s left, ~${full}s needed for batch 1,32,128"
+  fi
+  ours_bench "$(cap "$4" $(( tail_s + 30 )))" "$olog" --shape "$s" --dtype f16 --batch "$batches" --prompt-len 128 \
+    --gen-len 128 --repeats 2 --warm-up 1
+  bench_status "speed opt-$s: ours" $? "$olog"
+  timeout -k 10 "$(cap "$5" $(( tail_s + 15 )))" python3 scripts/hf_peer.py bench --shape "$s" --batch "$batches" \
+    --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 2047 --out "$bench" ${copy_arg[@]+"${copy_arg[@]}"} \
+    > "$hlog" 2>&1
+  bench_status "speed opt-$s: HF" $? "$hlog"
+  ours_bench "$(cap "$6" "$tail_s")" "$olog" --shape "$s" --dtype f16 --batch 1 --prompt-len 2047 --gen-len 0 \
+    --repeats 2 --warm-up 1
+  bench_status "speed opt-$s: ours prefill" $? "$olog"
+  collect_logs
+}
+#           shape  full  b1  ours  HF  prefill
+speed_shape 1.3b     90   55  100  100   50
+speed_shape 6.7b    170  100  200  180   90
+speed_shape 125m     70   45   70   70   40
+if [ -s "$bench" ]; then
+  timeout 30 python3 scripts/hf_peer.py benchtable "$bench" ${copy_arg[@]+"${copy_arg[@]}"} --rows "$W/bench_rows.tsv" \
+    > "$W/bench_table.txt" 2>&1
+  if [ -s "$W/bench_rows.tsv" ]; then
+    while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$W/bench_rows.tsv"
+  else
+    row "speed table" "FAIL" "hf_peer.py benchtable: $(tail -1 "$W/bench_table.txt" | cut -c1-100)"
+  fi
+else
+  row "speed vs HF" "info" "no bench lines (see logs.txt)"
+fi
+collect_logs
+
 echo
-[ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/hf-compare/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
+[ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
+[ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
 echo "== device-check summary ($(date -u +%F), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), ${SECONDS}s) =="
 printf '%s\n' "${rows[@]}"
 [ $rc -eq 0 ] && [ $failed -eq 0 ]

@@ -11,9 +11,35 @@ Sub-commands:
                                       `compare` without torch
   compare  --hf DIR --ours DIR        logits and greedy agreement, timings -> compare.json (+ --rows TSV);
                                       exit 1 on a real mismatch
+  bench    --shape 6.7b --out FILE [--batch 1,32,128 --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 2047]
+                                      speed of HF generate() (cuda fp16, eager attention, DynamicCache, greedy) on a
+                                      random-weight model of that shape built on the GPU (no checkpoint): one JSON line
+                                      per batch size appended to FILE, plus one prefill-only line (gen_len 0) when
+                                      --prefill-len > 0. Per batch: a warm-up (prefill + an 8-token generate), then per
+                                      repeat a prefill forward pass (the whole prompt batch, fresh KV cache,
+                                      last-position logits), generate() of 1 and of gen-len new tokens (min = max
+                                      new tokens: no early EOS; the count is checked); decode ms/token =
+                                      (t(gen-len) - t(1)) / (gen-len - 1); medians over the repeats. --prefill-len runs
+                                      first, batch sizes in the order given; each line is written when measured.
+                                      --compiled: static cache + generate's torch.compile of the decode step (engine
+                                      hf-static-compiled; minutes of compilation; no prefill-only line; a failure is
+                                      printed and ends the run with exit 1). --copybw FILE adds copy_gbps and
+                                      roofline_fraction. Exit 1 if any measurement failed (the others are written).
+  copybw   --out FILE                 device-to-device copy bandwidth through torch: a 1 GiB buffer copied 20 times
+                                      after 3 warm-ups, CUDA events, median; GB/s (1e9) counting bytes read + written
+                                      -> {"copy_gbps": ...}: the roofline denominator
+  benchtable FILE... [--copybw FILE] [--rows TSV]
+                                      ours (`opt bench --json`) vs HF (`bench`) per model, batch and lengths: prefill
+                                      ms, decode ms/token, tokens/s, HF/ours ratios, roofline fraction (the line's own,
+                                      else computed: fp16 weights + KV bytes per step / copy bandwidth / step time)
 
-`prompts`, `fixture` and `compare` need only the standard library. `make` and `run` need torch + transformers
-(4.36 or later; written for 5.x).
+`prompts`, `fixture`, `compare` and `benchtable` need only the standard library. `make`, `run` and `bench` need
+torch + transformers (4.36 or later; written for 5.x); `copybw` needs torch.
+
+Bench line fields (those of `opt bench --json`): date, commit, device, model ("opt-<shape>"), dtype ("f16"), batch,
+prompt_len, gen_len, engine, prefill_ms, prefill_tokens_per_s, decode_ms_per_token, tokens_per_s
+(batch * 1000 / decode_ms_per_token), peer_versions ("torch X transformers Y"); with --copybw copy_gbps and
+roofline_fraction; and attn, repeats, the per-repeat timings (*_runs), new_tokens_checked, peak_gpu_mib.
 
 Result directory format (hf.json written here, ours.json by io.github.optjava.devicecheck.CompareMain):
   {"peer": ..., "vocab_size": V, "new_tokens": N, "prompts": [{"name", "input_ids", "logits_file",
@@ -25,11 +51,14 @@ import array
 import json
 import math
 import os
+import re
 import shutil
 import statistics
 import struct
+import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 # The GPU host has no internet: never let transformers / huggingface_hub try the network.
@@ -52,6 +81,10 @@ SHAPES = {
     "1.3b": (2048, 24, 32, 8192, 2048, True),
     "2.7b": (2560, 32, 32, 10240, 2560, True),
     "6.7b": (4096, 32, 32, 16384, 4096, True),
+    "13b": (5120, 40, 40, 20480, 5120, True),
+    "30b": (7168, 48, 56, 28672, 7168, True),
+    "66b": (9216, 64, 72, 36864, 9216, True),
+    "175b": (12288, 96, 96, 49152, 12288, True),
 }
 VOCAB = 50272
 MAX_POSITIONS = 2048
@@ -169,12 +202,14 @@ def init_rule(name, shape):
     raise ValueError(f"no init rule for parameter {name} {tuple(shape)}")
 
 
-def import_torch():
+def import_torch(with_transformers=True):
     try:
         import torch
-        import transformers  # noqa: F401
+        if with_transformers:
+            import transformers  # noqa: F401
     except ImportError as e:
-        die(f"`{sys.argv[1] if len(sys.argv) > 1 else 'this'}` needs torch and transformers: {e}")
+        what = "torch and transformers" if with_transformers else "torch"
+        die(f"`{sys.argv[1] if len(sys.argv) > 1 else 'this'}` needs {what}: {e}")
     return torch
 
 
@@ -203,6 +238,22 @@ def safetensors_names(model_dir):
     return names
 
 
+def opt_config(shape, attn="eager"):
+    """The OPTConfig of a SHAPES entry (as the released checkpoints' config.json), with `attn` attention."""
+    from transformers import OPTConfig
+    hidden, layers, heads, ffn, proj, pre_ln = SHAPES[shape]
+    cfg = OPTConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                    ffn_dim=ffn, max_position_embeddings=MAX_POSITIONS, word_embed_proj_dim=proj,
+                    do_layer_norm_before=pre_ln, activation_function="relu", enable_bias=True,
+                    layer_norm_elementwise_affine=True, dropout=0.0, attention_dropout=0.0, layerdrop=0.0,
+                    pad_token_id=1, bos_token_id=2, eos_token_id=2, tie_word_embeddings=True, use_cache=True)
+    try:
+        cfg._attn_implementation = attn
+    except Exception:  # noqa: BLE001 - older/newer config classes; eager is the default for OPT anyway
+        pass
+    return cfg
+
+
 def make_info(args):
     return {"shape": args.shape, "seed": args.seed, "format": 1}
 
@@ -219,21 +270,12 @@ def cmd_make(args):
         except (OSError, ValueError, KeyError, struct.error):
             pass
     torch = import_torch()
-    from transformers import OPTConfig, OPTForCausalLM
+    from transformers import OPTForCausalLM
     ver, ver_s = tf_version()
     if not torch.cuda.is_available():
         die("torch.cuda.is_available() is false: `make` builds the model on the GPU")
-    hidden, layers, heads, ffn, proj, pre_ln = SHAPES[args.shape]
     t0 = time.perf_counter()
-    cfg = OPTConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                    ffn_dim=ffn, max_position_embeddings=MAX_POSITIONS, word_embed_proj_dim=proj,
-                    do_layer_norm_before=pre_ln, activation_function="relu", enable_bias=True,
-                    layer_norm_elementwise_affine=True, dropout=0.0, attention_dropout=0.0, layerdrop=0.0,
-                    pad_token_id=1, bos_token_id=2, eos_token_id=2, tie_word_embeddings=True, use_cache=True)
-    try:
-        cfg._attn_implementation = "eager"
-    except Exception:  # noqa: BLE001 - older/newer config classes; eager is the default for OPT anyway
-        pass
+    cfg = opt_config(args.shape)
     with torch.device("cuda"):
         model = OPTForCausalLM(cfg)
     model = model.to(device="cuda", dtype=torch.float32).eval()
@@ -416,6 +458,442 @@ def timing_summary(entries):
         v = [e[key] for e in entries if e.get(key) is not None]
         return statistics.median(v) if v else None
     return {"prefill_ms_median": med("prefill_ms"), "decode_ms_per_token_median": med("decode_ms_per_token")}
+
+
+# ---------------------------------------------------------------- bench / copybw / benchtable: speed vs HF
+
+def param_count(shape):
+    """Parameters of a SHAPES entry, the tied lm_head counted once (= OptShapes.parameterCount in Java)."""
+    hidden, layers, _, ffn, proj, pre_ln = SHAPES[shape]
+    n = VOCAB * proj + (MAX_POSITIONS + 2) * hidden  # token embedding (= lm_head), position table (offset 2)
+    if proj != hidden:
+        n += 2 * proj * hidden  # project_in, project_out (no bias)
+    # q/k/v/out with biases, fc1 and fc2 with biases, two layer norms
+    n += layers * (4 * (hidden * hidden + hidden) + 2 * ffn * hidden + ffn + hidden + 4 * hidden)
+    if pre_ln:
+        n += 2 * hidden  # the final layer norm
+    return n
+
+
+def shape_of(model):
+    """'opt-1.3b' (or 'facebook/opt-1.3b', '1.3b') -> '1.3b'; None for a name not in SHAPES."""
+    name = str(model or "").rsplit("/", 1)[-1].lower()
+    if name.startswith("opt-"):
+        name = name[4:]
+    return name if name in SHAPES else None
+
+
+def decode_step_bytes(shape, batch, prompt_len, gen_len):
+    """Bytes one fp16 decode step must read at least: every weight once (lm_head tied: the embedding counted
+    once) plus the KV cache of every sequence at its average context prompt_len + gen_len / 2."""
+    hidden, layers = SHAPES[shape][0], SHAPES[shape][1]
+    return param_count(shape) * 2 + batch * (prompt_len + gen_len / 2) * layers * 2 * hidden * 2
+
+
+def roofline_fraction(model, batch, prompt_len, gen_len, decode_ms, copy_gbps):
+    """(decode_step_bytes / copy bandwidth) / measured step time: 1.0 = at the memory-bandwidth limit."""
+    shape = shape_of(model)
+    if shape is None or not decode_ms or not copy_gbps or not batch or prompt_len is None or not gen_len:
+        return None
+    ideal_ms = decode_step_bytes(shape, batch, prompt_len, gen_len) / (copy_gbps * 1e9) * 1e3
+    return ideal_ms / decode_ms
+
+
+def utc_now():
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def git_commit():
+    """`git rev-parse --short HEAD` of this repository, or "unknown" (as BenchCommand.gitCommit)."""
+    try:
+        r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                           timeout=5)
+        text = r.stdout.strip()
+        if r.returncode == 0 and re.fullmatch(r"[0-9a-f]{4,40}", text):
+            return text
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def r3(v):
+    return None if v is None else round(float(v), 3)
+
+
+def append_jsonl(path, obj):
+    with open(path, "a") as f:
+        f.write(json.dumps(obj) + "\n")
+        f.flush()
+
+
+def read_copy_gbps(path):
+    try:
+        v = json.loads(Path(path).read_text()).get("copy_gbps")
+        return float(v) if v else None
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        log(f"no copy bandwidth from {path}: {e}")
+        return None
+
+
+def parse_batches(text):
+    try:
+        batches = [int(b) for b in str(text).split(",") if b.strip()]
+    except ValueError:
+        die(f"--batch {text!r}: a comma list of integers, e.g. 1,32,128")
+    if any(b < 1 for b in batches):
+        die(f"--batch {text!r}: every batch size must be at least 1")
+    return batches
+
+
+def cmd_copybw(args):
+    """Device-to-device copy bandwidth through torch: the roofline denominator (bytes read + written)."""
+    torch = import_torch(with_transformers=False)
+    if not torch.cuda.is_available():
+        die("torch.cuda.is_available() is false")
+    n = args.mib << 20
+    src = torch.empty(n, dtype=torch.uint8, device="cuda")
+    src.fill_(1)  # defined contents, pages touched before timing
+    dst = torch.empty_like(src)
+    for _ in range(args.warm_up):
+        dst.copy_(src)
+    torch.cuda.synchronize()
+    ms = []
+    for _ in range(args.trials):
+        a = torch.cuda.Event(enable_timing=True)
+        b = torch.cuda.Event(enable_timing=True)
+        a.record()
+        dst.copy_(src)
+        b.record()
+        b.synchronize()
+        ms.append(a.elapsed_time(b))
+    med = statistics.median(ms)
+    doc = {"date": utc_now(), "device": torch.cuda.get_device_name(0), "copy_gbps": round(2 * n / (med / 1e3) / 1e9, 1),
+           "bytes_per_copy": n, "bytes_counted": "read + written (2 x bytes_per_copy)", "warm_up": args.warm_up,
+           "trials": args.trials, "median_ms": round(med, 4), "min_ms": round(min(ms), 4), "max_ms": round(max(ms), 4),
+           "torch": torch.__version__}
+    del src, dst
+    torch.cuda.empty_cache()
+    if args.out:
+        Path(args.out).write_text(json.dumps(doc, indent=1) + "\n")
+    print(json.dumps(doc), flush=True)
+
+
+def cmd_bench(args):
+    """HF generate() speed on a random-weight model of a real OPT shape, built on the GPU in fp16: one JSON line
+    per batch size (+ one prefill-only line) appended to --out, in the fields of `opt bench --json`."""
+    import gc
+    import inspect
+    torch = import_torch()
+    from transformers import OPTForCausalLM
+    ver, ver_s = tf_version()
+    if not torch.cuda.is_available():
+        die("torch.cuda.is_available() is false: `bench` runs on the GPU")
+    batches = parse_batches(args.batch)
+    if args.prompt_len < 1 or args.repeats < 1:
+        die("--prompt-len and --repeats must be at least 1")
+    if batches and args.gen_len < 2:
+        die("--gen-len must be at least 2 (decode ms/token = (generate(N) - generate(1)) / (N - 1))")
+    if batches and args.prompt_len + args.gen_len > MAX_POSITIONS:
+        die(f"--prompt-len + --gen-len is {args.prompt_len + args.gen_len}, more than {MAX_POSITIONS} positions")
+    if not 0 <= args.prefill_len <= MAX_POSITIONS:
+        die(f"--prefill-len must be 0..{MAX_POSITIONS}")
+    if not batches and not args.prefill_len:
+        die("nothing to measure: give --batch and/or --prefill-len")
+    engine = args.engine_name or ("hf-static-compiled" if args.compiled else "hf-eager")
+    copy_gbps = read_copy_gbps(args.copybw) if args.copybw else None
+    dev = torch.device("cuda")
+    device_name = torch.cuda.get_device_name(0)
+    peer = f"torch {torch.__version__} transformers {ver_s}"
+    commit = git_commit()
+    model_name = f"opt-{args.shape}"
+
+    # The model is built directly on the GPU in fp16 (a 6.7b in seconds); its weights are HF's own random init
+    # (normal, std 0.02): not ours, but any finite random data runs at the same speed (only degenerate data such as
+    # all zeros lets the GPU clock up on compute-bound GEMMs).
+    torch.manual_seed(args.seed)
+    t0 = time.perf_counter()
+    cfg = opt_config(args.shape, args.attn)
+    dtype_kw = "dtype" if ver >= (4, 56) else "torch_dtype"
+    with torch.device("cuda"):
+        try:
+            model = OPTForCausalLM._from_config(cfg, attn_implementation=args.attn, **{dtype_kw: torch.float16})
+        except TypeError:  # a version whose _from_config takes no attn_implementation: the config carries it
+            model = OPTForCausalLM._from_config(cfg, **{dtype_kw: torch.float16})
+    model = model.to(device=dev, dtype=torch.float16).eval()
+    torch.cuda.synchronize()
+    attn = getattr(model.config, "_attn_implementation", "?")
+    n_params = sum(p.numel() for p in model.parameters())  # tied lm_head: one tensor, counted once
+    log(f"built {model_name} ({n_params / 1e9:.3f} B parameters, {param_count(args.shape) / 1e9:.3f} B by SHAPES) "
+        f"on {device_name} in {time.perf_counter() - t0:.1f} s; {peer}; attn {attn}; engine {engine}")
+    params = inspect.signature(model.forward).parameters
+    keep = {"logits_to_keep": 1} if "logits_to_keep" in params else (
+        {"num_logits_to_keep": 1} if "num_logits_to_keep" in params else {})
+    gen_extra = {"cache_implementation": "static"} if args.compiled else {}
+
+    def timed(fn):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        r = fn()
+        torch.cuda.synchronize()
+        return r, (time.perf_counter() - t) * 1000
+
+    def prompt_ids(batch, n):
+        g = torch.Generator(device="cuda")
+        g.manual_seed(args.seed * 1_000_003 + batch * 7919 + n)
+        return torch.randint(3, 50265, (batch, n), device=dev, generator=g)
+
+    def prefill(ids, mask):
+        """One forward pass of the whole prompt batch filling a fresh KV cache; last-position logits only
+        (as generate() does)."""
+        model(input_ids=ids, attention_mask=mask, use_cache=True, **keep)
+
+    def generate(ids, mask, n):
+        """Greedy, exactly n new tokens per sequence: min_new_tokens = max_new_tokens keeps EOS from ending any
+        sequence early (the count is checked on the output)."""
+        return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
+                              do_sample=False, num_beams=1, pad_token_id=1, use_cache=True, **gen_extra)
+
+    def emit(batch, prompt_len, gen_len, prefill_ms, decode_ms, extra):
+        d = {"date": utc_now(), "commit": commit, "device": device_name, "model": model_name, "dtype": "f16",
+             "batch": batch, "prompt_len": prompt_len, "gen_len": gen_len, "engine": engine,
+             "prefill_ms": r3(prefill_ms),
+             "prefill_tokens_per_s": r3(batch * prompt_len * 1000 / prefill_ms) if prefill_ms else None,
+             "decode_ms_per_token": r3(decode_ms),
+             "tokens_per_s": r3(batch * 1000 / decode_ms) if decode_ms else None,
+             "peer_versions": peer}
+        if copy_gbps:
+            rf = roofline_fraction(model_name, batch, prompt_len, gen_len, decode_ms, copy_gbps)
+            d["copy_gbps"] = copy_gbps
+            d["roofline_fraction"] = None if rf is None else round(rf, 4)
+        d.update(attn=attn, repeats=args.repeats, **extra)
+        append_jsonl(args.out, d)
+        log(f"{model_name} batch {batch} prompt {prompt_len} new {gen_len}: prefill {r3(prefill_ms)} ms, decode "
+            f"{r3(decode_ms)} ms/token, {d['tokens_per_s']} tokens/s")
+
+    rc = 0
+    # inference_mode for eager; no_grad (what generate() itself uses) around torch.compile's CUDA graphs
+    with (torch.no_grad() if args.compiled else torch.inference_mode()):
+        if args.prefill_len and args.compiled:
+            log("--prefill-len skipped with --compiled: generate() compiles only the decode step, its prefill is the "
+                "eager one (measure it without --compiled)")
+        elif args.prefill_len:  # first: about a second even for 6.7b, and a point of the comparison of its own
+            try:
+                ids = prompt_ids(1, args.prefill_len)
+                mask = torch.ones_like(ids)
+                torch.cuda.reset_peak_memory_stats()
+                prefill(ids, mask)  # warm-up at this length
+                runs = [timed(lambda: prefill(ids, mask))[1] for _ in range(args.repeats)]
+                emit(1, args.prefill_len, 0, statistics.median(runs), None,
+                     {"prefill_ms_runs": [r3(x) for x in runs],
+                      "peak_gpu_mib": torch.cuda.max_memory_allocated() >> 20})
+            except Exception as e:  # noqa: BLE001 - go on with the batch sizes; the exit status says it
+                traceback.print_exc()
+                log(f"prefill-only {args.prefill_len} failed: {type(e).__name__}: {str(e)[:300]}")
+                rc = 1
+            ids = mask = None
+            torch.cuda.empty_cache()
+        for b in batches:
+            out1 = outn = None
+            try:
+                ids = prompt_ids(b, args.prompt_len)
+                mask = torch.ones_like(ids)
+                torch.cuda.reset_peak_memory_stats()
+                prefill(ids, mask)  # warm-up: cuBLAS handles and algorithms, allocator, kernels of this shape
+                if args.compiled:  # compilation (decode steps, CUDA graphs) happens in these calls
+                    t_c = time.perf_counter()
+                    for _ in range(2):
+                        generate(ids, mask, args.gen_len)
+                    generate(ids, mask, 1)
+                    log(f"batch {b}: compiled warm-up {time.perf_counter() - t_c:.1f} s, compiled call present: "
+                        f"{getattr(model, '_compiled_call', None) is not None}")
+                else:
+                    generate(ids, mask, min(args.gen_len, 8))
+                pre, one, full, dec = [], [], [], []
+                for _ in range(args.repeats):
+                    pre.append(timed(lambda: prefill(ids, mask))[1])
+                    out1, t1 = timed(lambda: generate(ids, mask, 1))
+                    outn, tn = timed(lambda: generate(ids, mask, args.gen_len))
+                    got1, got = out1.shape[1] - args.prompt_len, outn.shape[1] - args.prompt_len
+                    if got1 != 1 or got != args.gen_len or outn.shape[0] != b:
+                        raise RuntimeError(f"generate gave {got1} and {got} new tokens x {outn.shape[0]} sequences, "
+                                           f"asked for 1 and {args.gen_len} x {b}")
+                    out1 = outn = None
+                    one.append(t1)
+                    full.append(tn)
+                    dec.append((tn - t1) / (got - 1))
+                emit(b, args.prompt_len, args.gen_len, statistics.median(pre), statistics.median(dec),
+                     {"new_tokens_checked": args.gen_len, "prefill_ms_runs": [r3(x) for x in pre],
+                      "generate_1_ms_runs": [r3(x) for x in one], "generate_n_ms_runs": [r3(x) for x in full],
+                      "decode_ms_per_token_runs": [r3(x) for x in dec],
+                      "peak_gpu_mib": torch.cuda.max_memory_allocated() >> 20,
+                      **({"compiled_call": getattr(model, "_compiled_call", None) is not None}
+                         if args.compiled else {})})
+            except Exception as e:  # noqa: BLE001 - say why, go on (eager) or stop (compiled)
+                traceback.print_exc()
+                log(f"{engine} batch {b} failed: {type(e).__name__}: {str(e)[:300]}")
+                rc = 1
+                if args.compiled:
+                    log("static cache + torch.compile does not work here as used; no more compiled runs")
+                    break
+            finally:
+                ids = mask = out1 = outn = None
+                torch.cuda.empty_cache()
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+    return rc
+
+
+def read_jsonl(path):
+    """The JSON objects of a JSON Lines file and the count of lines that are not one (a run killed mid-write)."""
+    rows, bad = [], 0
+    with open(path) as f:
+        for text in f:
+            text = text.strip()
+            if not text:
+                continue
+            try:
+                d = json.loads(text)  # accepts NaN / Infinity, as Jackson may write them
+            except ValueError:
+                bad += 1
+                continue
+            if isinstance(d, dict):
+                rows.append(d)
+            else:
+                bad += 1
+    return rows, bad
+
+
+def num(v):
+    """A finite number, else None."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def fms(v):
+    v = num(v)
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if v < 10 else (f"{v:.1f}" if v < 100 else f"{v:.0f}")
+
+
+def cmd_benchtable(args):
+    lines, bad = [], 0
+    for path in args.bench:
+        if Path(path).is_file():
+            got, b = read_jsonl(path)
+            lines += got
+            bad += b
+        else:
+            log(f"{path}: no such file")
+    copy = read_copy_gbps(args.copybw) if args.copybw else None
+    if copy is None:  # ours measures it in the same run on CUDA; else any line that carries it
+        for d in sorted(lines, key=lambda d: str(d.get("engine", "")).startswith("hf")):
+            if num(d.get("copy_gbps")):
+                copy = d["copy_gbps"]
+                break
+
+    def is_hf(d):
+        return str(d.get("engine", "")).startswith("hf")
+
+    ours, hf, devices = {}, {}, []
+    for d in lines:
+        try:
+            key = (str(d["model"]), int(d["prompt_len"]), int(d["gen_len"]), int(d["batch"]))
+        except (KeyError, TypeError, ValueError):
+            bad += 1
+            continue
+        if is_hf(d):
+            hf.setdefault(key, {})[str(d["engine"])] = d  # the last line of a key wins
+            if d.get("device") and d["device"] not in devices:
+                devices.append(d["device"])
+        else:
+            ours[key] = d
+
+    def roof(d):
+        """(fraction, computed here?) of a line: its own roofline_fraction, else computed from copy bandwidth."""
+        if d is None:
+            return None, False
+        if num(d.get("roofline_fraction")) is not None:
+            return d["roofline_fraction"], False
+        rf = roofline_fraction(d.get("model"), d.get("batch"), d.get("prompt_len"), d.get("gen_len"),
+                               num(d.get("decode_ms_per_token")), num(d.get("copy_gbps")) or copy)
+        return rf, rf is not None
+
+    def pct(d):
+        rf, computed = roof(d)
+        return "-" if rf is None else f"{rf * 100:.0f}%{'*' if computed else ''}"
+
+    def ratio_x(h, o):
+        h, o = num(h), num(o)
+        return f"{h / o:.2f}×" if h is not None and o else "-"
+
+    def g(d, field):
+        return None if d is None else d.get(field)
+
+    def model_order(m):
+        s = shape_of(m)
+        return (0, param_count(s)) if s else (1, m)
+
+    keys = sorted(set(ours) | set(hf), key=lambda k: (model_order(k[0]), k[2] == 0, k[1], k[2], k[3]))
+    engines_seen = sorted({e for k in hf for e in hf[k]})
+    show_engine = engines_seen not in ([], ["hf-eager"])
+    ew = max([len(e) for e in engines_seen] + [9]) if show_engine else 0
+    lead = f"{'model':<9} {'batch':>5} {'prompt+new':>10} " + (f"{'HF engine':<{ew}} " if show_engine else "")
+    out = [f"== speed vs HF: fp16, random weights, greedy{' on ' + ', '.join(devices) if devices else ''}; "
+           f"copy bandwidth {fms(copy)} GB/s ==",
+           f"{'':<{len(lead)}}| {'prefill ms':^25} | {'decode ms/token':^25} | {'tokens/s':^17} | roofline",
+           f"{lead}| {'ours':>8} {'HF':>8} {'HF/ours':>7} | {'ours':>8} {'HF':>8} {'HF/ours':>7} | {'ours':>8} "
+           f"{'HF':>8} | {'ours':>6} {'HF':>6}"]
+    for k in keys:
+        o = ours.get(k)
+        engines = hf.get(k) or {"-": None}
+        for name in sorted(engines, key=lambda e: (e != "hf-eager", e)):
+            h = engines[name]
+            out.append(f"{k[0][:9]:<9} {k[3]:>5} {str(k[1]) + '+' + str(k[2]):>10} "
+                       + (f"{name:<{ew}} " if show_engine else "")
+                       + f"| {fms(g(o, 'prefill_ms')):>8} {fms(g(h, 'prefill_ms')):>8} "
+                       f"{ratio_x(g(h, 'prefill_ms'), g(o, 'prefill_ms')):>7} | "
+                       f"{fms(g(o, 'decode_ms_per_token')):>8} {fms(g(h, 'decode_ms_per_token')):>8} "
+                       f"{ratio_x(g(h, 'decode_ms_per_token'), g(o, 'decode_ms_per_token')):>7} | "
+                       f"{fms(g(o, 'tokens_per_s')):>8} {fms(g(h, 'tokens_per_s')):>8} | "
+                       f"{pct(o) if k[2] else '-':>6} {pct(h) if k[2] else '-':>6}")
+    if not keys:
+        out.append("(no bench lines)")
+    out.append("HF/ours > 1: ours is that many times faster. roofline: (fp16 weights, tied lm_head once, + KV cache "
+               "read at the average context) / copy bandwidth / measured decode step; * = computed here"
+               + (f"; {bad} unreadable line(s) skipped" if bad else ""))
+    print("\n".join(out))
+
+    if args.rows:
+        rows = []
+        for m in sorted({k[0] for k in keys}, key=model_order):
+            b1 = [k for k in keys if k[0] == m and k[3] == 1 and k[2] > 0]
+            pf = [k for k in keys if k[0] == m and k[2] == 0]
+            parts = []
+            if b1:
+                k = b1[0]
+                o, h = ours.get(k), (hf.get(k) or {})
+                h = h.get("hf-eager") or next(iter(h.values()), None)
+                od = num(o.get("decode_ms_per_token")) if o else None
+                hd = num(h.get("decode_ms_per_token")) if h else None
+                speed = "-"
+                if od and hd:
+                    speed = f"{hd / od:.2f}× faster" if hd >= od else f"{od / hd:.2f}× slower"
+                parts.append(f"ours {fms(od)} ms/tok, HF {fms(hd)} ms/tok, {speed}, roofline {pct(o)}")
+            if pf:
+                k = pf[-1]
+                o, h = ours.get(k), (hf.get(k) or {})
+                h = h.get("hf-eager") or next(iter(h.values()), None)
+                parts.append(f"prefill {k[1]}: ours {fms(o and o.get('prefill_ms'))} ms, "
+                             f"HF {fms(h and h.get('prefill_ms'))} ms")
+            if parts:
+                rows.append((f"speed {m} b1" if b1 else f"speed {m}", "info", "; ".join(parts)))
+        with open(args.rows, "w") as f:
+            for r in rows:
+                f.write("\t".join(r) + "\n")
+    return 0
 
 
 # ---------------------------------------------------------------- compare
@@ -647,6 +1125,30 @@ def main(argv=None):
     p.add_argument("--prompts", required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--new-tokens", type=int, default=32)
+    p = sub.add_parser("bench", help="HF generate() speed on a random-weight model of a real shape (torch + a GPU)")
+    p.add_argument("--shape", required=True, choices=list(SHAPES))
+    p.add_argument("--batch", default="1,32,128", help="comma list of batch sizes, measured in this order")
+    p.add_argument("--prompt-len", type=int, default=128)
+    p.add_argument("--gen-len", type=int, default=128, help="new tokens per sequence, exactly (at least 2)")
+    p.add_argument("--repeats", type=int, default=2, help="timed runs per batch size; the median is reported")
+    p.add_argument("--prefill-len", type=int, default=0,
+                   help="if > 0: also time one prefill of a single sequence of this many tokens (first)")
+    p.add_argument("--out", required=True, help="JSON Lines file: one line per batch size is appended")
+    p.add_argument("--engine-name", help="the lines' engine field (default hf-eager, or hf-static-compiled)")
+    p.add_argument("--attn", default="eager", choices=["eager", "sdpa"], help="attention implementation")
+    p.add_argument("--compiled", action="store_true",
+                   help="static KV cache + torch.compile of the decode step (generate's own); slow to compile")
+    p.add_argument("--copybw", help="a `copybw` result: adds copy_gbps and roofline_fraction to the lines")
+    p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("copybw", help="device-to-device copy bandwidth through torch (needs a GPU)")
+    p.add_argument("--out", help="JSON file for the result (also printed)")
+    p.add_argument("--mib", type=int, default=1024, help="size of the copied buffer")
+    p.add_argument("--warm-up", type=int, default=3)
+    p.add_argument("--trials", type=int, default=20)
+    p = sub.add_parser("benchtable", help="ours vs HF table from bench JSON Lines (standard library only)")
+    p.add_argument("bench", nargs="+", help="JSON Lines files of `opt bench --json` and `hf_peer.py bench`")
+    p.add_argument("--copybw", help="a `copybw` result, for lines without roofline_fraction or copy_gbps")
+    p.add_argument("--rows", help="also write one summary row per model (name TAB status TAB detail)")
     p = sub.add_parser("compare", help="HF vs ours (standard library only)")
     p.add_argument("--hf", required=True)
     p.add_argument("--ours", required=True)
@@ -664,7 +1166,8 @@ def main(argv=None):
     if getattr(args, "new_tokens", 1) < 1:
         die("--new-tokens must be at least 1")
     rc = {"prompts": cmd_prompts, "fixture": cmd_fixture, "make": cmd_make, "run": cmd_run,
-          "compare": cmd_compare}[args.cmd](args)
+          "compare": cmd_compare, "bench": cmd_bench, "copybw": cmd_copybw,
+          "benchtable": cmd_benchtable}[args.cmd](args)
     return rc or 0
 
 

@@ -192,9 +192,15 @@ final class BenchCommand implements Callable<Integer> {
       prefill[i] = r.prefillMs;
       decode[i] = r.decodeMs;
     }
-    java.util.Arrays.sort(prefill);
-    java.util.Arrays.sort(decode);
-    return new Result(batch, prefill[repeats / 2], decode[repeats / 2]);
+    return new Result(batch, median(prefill), median(decode));
+  }
+
+  /** The median; of an even count, the mean of the middle two (as Python's statistics.median). */
+  static double median(double[] values) {
+    double[] v = values.clone();
+    java.util.Arrays.sort(v);
+    int n = v.length;
+    return n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
   }
 
   /**

@@ -24,8 +24,11 @@ import java.util.stream.IntStream;
  * {@code lm_head.weight}: it is tied to the token embedding, as those checkpoints do) and the shapes of
  * {@link OptWeights#expectedShapes}. Values follow the "peaky" scheme of the test fixtures
  * (docs/fixtures.md), so greedy decisions are not knife-edge: N(0, 0.8) token embeddings with the pad row
- * zero, N(0, 0.5) positions, N(0, 0.2) linear and projection weights, N(0, 0.02) biases, layer-norm weights
- * U(0.9, 1.1) and biases N(0, 0.02); drawn in float32, then rounded to the storage dtype.
+ * zero, N(0, 0.5) positions, N(0, 0.02) biases, layer-norm weights U(0.9, 1.1) and biases N(0, 0.02); drawn
+ * in float32, then rounded to the storage dtype. Linear and projection weights are N(0, 1/sqrt(fan_in)), as
+ * {@code scripts/hf_peer.py make} draws them: the fixtures' N(0, 0.2) is fine at hidden 64, but at real widths
+ * each Linear would multiply the activations' RMS by 0.2·sqrt(fan_in) and fp16 would overflow within a few
+ * layers, leaving a benchmark that runs on inf and NaN.
  *
  * <p>Nothing is stored: {@link #tensor} draws a tensor when asked, from a generator seeded by the
  * checkpoint seed, the tensor name and the position in the tensor, so every call returns the same values
@@ -92,7 +95,8 @@ public final class RandomCheckpoint implements Checkpoint {
           + " bytes, more than one Java buffer holds; use a 16-bit dtype");
     }
     int n = (int) info.numel();
-    Init init = initOf(name);
+    Init named = initOf(name);
+    Init init = named != null ? named : linearInit(info.shape());
     long nameSeed = seed ^ fnv64(name);
     ByteBuffer data = ByteBuffer.allocate((int) bytes).order(ByteOrder.LITTLE_ENDIAN);
     int chunks = (n + CHUNK - 1) / CHUNK;
@@ -125,7 +129,15 @@ public final class RandomCheckpoint implements Checkpoint {
     if (norm && name.endsWith(".weight")) {
       return new Init(1.0, 0.1, true); // U(0.9, 1.1)
     }
-    return new Init(0, name.endsWith(".bias") ? 0.02 : 0.2, false);
+    if (name.endsWith(".bias")) {
+      return new Init(0, 0.02, false);
+    }
+    return null; // a Linear weight: N(0, 1/sqrt(fan_in)), see linearInit
+  }
+
+  /** A Linear (out, in) weight: N(0, 1/sqrt(in)), so that each Linear keeps its input's RMS. */
+  private static Init linearInit(long[] shape) {
+    return new Init(0, 1.0 / Math.sqrt(shape[shape.length - 1]), false);
   }
 
   /** Elements {@code [from, to)}: Marsaglia's polar method gives two normals per accepted pair. */

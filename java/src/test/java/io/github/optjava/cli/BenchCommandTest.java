@@ -223,4 +223,10 @@ class BenchCommandTest {
     CliTest.Run zero = bench("--shape", config, "--batch", "1,0");
     assertTrue(zero.exit() != 0 && zero.err().contains("at least 1"), zero.err());
   }
+
+  @Test
+  void medianOfAnEvenCountIsTheMeanOfTheMiddleTwo() {
+    assertEquals(2.5, BenchCommand.median(new double[] {4, 1, 2, 3}));
+    assertEquals(3.0, BenchCommand.median(new double[] {5, 3, 1}));
+  }
 }

@@ -38,7 +38,7 @@ class RandomCheckpointTest {
   }
 
   @Test
-  void valuesFollowTheFixtureScheme() {
+  void valuesFollowTheDocumentedScheme() {
     OptConfig config = OptShapes.of("125m");
     try (RandomCheckpoint ck = new RandomCheckpoint(config, DType.F32, 5)) {
       float[] embed = ck.tensor(OptWeights.EMBED_TOKENS).toFloatArray();
@@ -48,8 +48,10 @@ class RandomCheckpointTest {
       }
       assertMoments(embed, 0, 0.8);
       assertMoments(ck.tensor(OptWeights.EMBED_POSITIONS).toFloatArray(), 0, 0.5);
-      assertMoments(ck.tensor(OptWeights.layer(3, "fc1.weight")).toFloatArray(), 0, 0.2);
-      assertMoments(ck.tensor(OptWeights.layer(0, "self_attn.q_proj.weight")).toFloatArray(), 0, 0.2);
+      // Linear weights N(0, 1/sqrt(fan_in)): fc1 (3072, 768), fc2 (768, 3072)
+      assertMoments(ck.tensor(OptWeights.layer(3, "fc1.weight")).toFloatArray(), 0, 1 / Math.sqrt(768));
+      assertMoments(ck.tensor(OptWeights.layer(3, "fc2.weight")).toFloatArray(), 0, 1 / Math.sqrt(3072));
+      assertMoments(ck.tensor(OptWeights.layer(0, "self_attn.q_proj.weight")).toFloatArray(), 0, 1 / Math.sqrt(768));
       assertMoments(ck.tensor(OptWeights.layer(11, "fc2.bias")).toFloatArray(), 0, 0.02);
       assertMoments(ck.tensor(OptWeights.layer(5, "final_layer_norm.bias")).toFloatArray(), 0, 0.02);
       float[] gamma = ck.tensor(OptWeights.layer(2, "self_attn_layer_norm.weight")).toFloatArray();
