@@ -13,6 +13,8 @@
 # $OUT holds at most 7 files (the device returns 8): host.txt, junit.log, check_ops.log, hf_compare.log,
 # compare.json, bench.jsonl and logs.txt (the small logs concatenated); working files (HF-compare logits and
 # prompts, JUnit XML reports, per-step logs) stay under target/device-work.
+# DEVICE_CHECK_JUNIT_ARGS adds JUnit console options, e.g. "--include-tag gpu" runs only the GPU tests (a
+# short check after a change; CI runs the rest).
 # Budget: under 8 minutes; later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 500)
 # and are skipped with a row saying so when too little is left.
 set -uo pipefail
@@ -148,7 +150,7 @@ cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/res
 timeout "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
-  --exclude-classname '.*IT$' --details=summary --disable-ansi-colors \
+  --exclude-classname '.*IT$' --details=summary --disable-ansi-colors ${DEVICE_CHECK_JUNIT_ARGS:-} \
   --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
 grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$W/probe.txt"

@@ -117,12 +117,15 @@ final class IndexUploads implements AutoCloseable {
     reset();
   }
 
-  /** An int pointer at {@code base + 4 × offsetInts}, made by address (no JavaCPP position arithmetic). */
-  private static IntPointer at(Pointer base, long offsetInts) {
-    long address = base.address() + 4 * offsetInts;
+  /**
+   * An int pointer at {@code base + 4 × offsetInts}, made by address (no JavaCPP position arithmetic, whose
+   * unit differs between typed pointers and the {@code void*} of {@code cudaMemcpyAsync}).
+   */
+  static IntPointer at(Pointer base, long offsetInts) {
+    long target = base.address() + 4 * offsetInts; // not named "address": that is the field set below
     return new IntPointer((Pointer) null) {
       {
-        this.address = address;
+        address = target;
       }
     };
   }
