@@ -6,7 +6,8 @@
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops ->
 # 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py + devicecheck.CompareMain) ->
-# 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, 6.7b, 125m (each only if the time left
+# 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, 6.7b (8: per-op GPU time profile of
+#   opt-1.3b, eager), then 125m (each only if the time left
 #   covers its estimate; batch 1 alone if it covers only that): `opt bench` on CUDA (batch 1,32,128, 128 prompt +
 #   128 new tokens; then one 2047-token prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl,
 #   `hf_peer.py benchtable` prints ours vs HF (ms, tokens/s, ratios, roofline fraction) -> table.
@@ -26,6 +27,7 @@ W=target/device-work   # working files and small logs; $OUT gets only the files 
 rm -rf "$W"
 mkdir -p "$OUT" target "$W"
 bundle=target/gpu-bundle
+[ -s "$bundle/commit.txt" ] && export OPT_COMMIT="$(cat "$bundle/commit.txt")"
 declare -a rows=()
 failed=0
 row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); [ "$2" = FAIL ] && failed=1; return 0; }
@@ -36,7 +38,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 collect_logs() {
   local f g
   for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log \
-           copybw.log copybw.json 'bench_*.log' bench_table.txt; do
+           copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
       echo "===== $(basename "$g") ====="
@@ -277,6 +279,26 @@ speed_shape() {
 #           shape  full  b1  ours  HF  prefill
 speed_shape 1.3b     90   55  100  100   50
 speed_shape 6.7b    170  100  200  180   90
+
+# 8. Where our GPU time goes (a diagnostic for the next change, not a comparison): opt-1.3b run eagerly with
+# -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
+# run: (a) 64 decode steps at batch 1 after a 128-token prefill, (b) one 2047-token prefill. Printed before the
+# summary and kept in logs.txt.
+profile_run() {  # NAME ARGS...
+  local name=$1 plog="$W/profile_$1.log"
+  shift
+  if [ $(( budget - SECONDS - tail_s )) -lt 30 ]; then
+    row "profile $name" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    return 0
+  fi
+  timeout -k 10 "$(cap 45 "$tail_s")" "$java_bin" -Dopt.cuda.profile=true -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
+    --shape 1.3b --dtype f16 --repeats 1 --warm-up 0 "$@" > "$plog" 2>&1
+  bench_status "profile $name" $? "$plog"
+  grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
+}
+profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 64
+profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 speed_shape 125m     70   45   70   70   40
 if [ -s "$bench" ]; then
   timeout 30 python3 scripts/hf_peer.py benchtable "$bench" ${copy_arg[@]+"${copy_arg[@]}"} --rows "$W/bench_rows.tsv" \
@@ -294,6 +316,9 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
-echo "== device-check summary ($(date -u +%F), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'), ${SECONDS}s) =="
+for f in "$W"/profile_*.txt; do
+  [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
+done
+echo "== device-check summary ($(date -u +%F), commit ${OPT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, ${SECONDS}s) =="
 printf '%s\n' "${rows[@]}"
 [ $rc -eq 0 ] && [ $failed -eq 0 ]

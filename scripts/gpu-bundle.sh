@@ -35,4 +35,7 @@ if command -v strip >/dev/null 2>&1; then
   strip --strip-unneeded target/gpu-jre/lib/server/libjvm.so
 fi
 tar -C target -cJf "$out/jre.txz" gpu-jre
+# The commit the bundle was built from (the device's copy of the tree may carry a stale .git): device-check
+# exports it as OPT_COMMIT, which `opt bench` writes into its JSON lines.
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- java native pom.xml || echo -dirty)" > "$out/commit.txt"
 du -sh "$out" "$out"/*

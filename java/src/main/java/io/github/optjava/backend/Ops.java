@@ -97,6 +97,37 @@ public interface Ops extends AutoCloseable {
   /** {@code out[i, :] = x[rows[i], :]}. */
   void gatherRows(Mat out, Mat x, int[] rows);
 
+  /**
+   * The first index of each row's maximum ({@code torch.argmax}: NaN counts as the largest, ties go to the
+   * smaller index). Ends a step as {@link #read} does; a GPU backend computes it on the device.
+   */
+  default int[] argmaxRows(Mat logits) {
+    float[] v = read(logits);
+    int n = logits.rows();
+    int cols = logits.cols();
+    int[] out = new int[n];
+    for (int r = 0; r < n; r++) {
+      int best = r * cols;
+      for (int i = best + 1; i < (r + 1) * cols; i++) {
+        if (!Float.isNaN(v[best]) && (Float.isNaN(v[i]) || v[i] > v[best])) {
+          best = i;
+        }
+      }
+      out[r] = best - r * cols;
+    }
+    return out;
+  }
+
+  /**
+   * Declares that the ops until the next {@link #read} / {@link #argmaxRows} form a step that the caller
+   * repeats op for op, with the same shapes and buffers sizes, whenever it passes the same
+   * {@code (batch, variant)}; a backend may capture it once and replay it (CUDA graphs). A no-op by default.
+   */
+  default void graphStep(int batch, int variant) {}
+
+  /** Abandons a step begun by {@link #graphStep} that failed before its result was read. A no-op by default. */
+  default void graphAbort() {}
+
   @Override
   void close();
 }

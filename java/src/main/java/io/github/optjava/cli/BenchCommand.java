@@ -165,16 +165,19 @@ final class BenchCommand implements Callable<Integer> {
   }
 
   /**
-   * Short runs of each batch size for {@code --warm-up} seconds, so that the JIT has compiled the kernels
-   * the timed runs use (after a single short run, decode was measured 15% slower); returns the seconds spent.
+   * Per batch size, one run of the full lengths (on CUDA it captures the decode graphs of every block-table
+   * width the timed runs meet, so that no timed run pays for a capture), then short runs for
+   * {@code --warm-up} seconds, so that the JIT has compiled the kernels the timed runs use (after a single
+   * short run, decode was measured 15% slower); returns the seconds spent.
    */
   private double warmUp(OptModel model, KvCache cache) {
     long w0 = System.nanoTime();
     for (int b : batches) {
       long b0 = System.nanoTime();
-      do {
+      run(model, cache, b, promptLen, genLen);
+      while (seconds(b0) < warmUpSeconds) {
         run(model, cache, b, Math.min(promptLen, Math.max(16, 32 / b)), Math.min(genLen, 8));
-      } while (seconds(b0) < warmUpSeconds);
+      }
     }
     return seconds(w0);
   }
@@ -208,22 +211,23 @@ final class BenchCommand implements Callable<Integer> {
    * greedy tokens per sequence one step at a time; releases the sequences' cache blocks.
    */
   private Result run(OptModel model, KvCache cache, int batch, int prompt, int steps) {
-    int vocab = model.config().vocabSize();
     SplittableRandom random = new SplittableRandom(SEED + batch);
     List<OptModel.SeqStep> step = new ArrayList<>();
     for (int s = 0; s < batch; s++) {
       step.add(new OptModel.SeqStep(s, random.ints(prompt, 3, OptConfig.TOKENIZER_VOCAB_SIZE).toArray(), false));
     }
     try {
+      // Greedy on the device (OptModel.greedy): a step copies back one token per sequence, as HF's generate
+      // keeps its argmax on the GPU.
       long t0 = System.nanoTime();
-      float[][] logits = model.forward(step, cache);
+      int[] tokens = model.greedy(step, cache);
       long t1 = System.nanoTime();
       for (int i = 0; i < steps; i++) {
         List<OptModel.SeqStep> next = new ArrayList<>(batch);
         for (int s = 0; s < batch; s++) {
-          next.add(new OptModel.SeqStep(s, new int[] {argmax(logits[s], vocab)}, false));
+          next.add(new OptModel.SeqStep(s, new int[] {tokens[s]}, false));
         }
-        logits = model.forward(next, cache);
+        tokens = model.greedy(next, cache);
       }
       long t2 = System.nanoTime();
       return new Result(batch, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
@@ -232,16 +236,6 @@ final class BenchCommand implements Callable<Integer> {
         cache.release(s);
       }
     }
-  }
-
-  private static int argmax(float[] v, int n) {
-    int best = 0;
-    for (int i = 1; i < n; i++) {
-      if (v[i] > v[best]) {
-        best = i;
-      }
-    }
-    return best;
   }
 
   /** Whether to run on the GPU: cuda (required), auto (when usable), cpu (never). */
@@ -361,8 +355,15 @@ final class BenchCommand implements Callable<Integer> {
         StandardOpenOption.APPEND);
   }
 
-  /** {@code git rev-parse --short HEAD} of the working directory, or "unknown" (no git, not a repository). */
+  /**
+   * {@code OPT_COMMIT} when set (the GPU bundle's commit), else {@code git rev-parse --short HEAD} of the
+   * working directory, or "unknown" (no git, not a repository).
+   */
   static String gitCommit() {
+    String fromEnv = System.getenv("OPT_COMMIT"); // set by scripts/device-check.sh from the bundle
+    if (fromEnv != null && fromEnv.matches("[0-9a-f]{4,40}(-dirty)?")) {
+      return fromEnv;
+    }
     try {
       Process p = new ProcessBuilder("git", "rev-parse", "--short", "HEAD").redirectErrorStream(true).start();
       String text = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8).trim();

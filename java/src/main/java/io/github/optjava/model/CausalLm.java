@@ -15,6 +15,26 @@ public interface CausalLm extends AutoCloseable {
   /** See {@link OptModel#forward}: appends every sequence's new tokens to the cache and returns logits. */
   float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache);
 
+  /**
+   * Each sequence's greedy next token after its new tokens (no {@code allLogits}): the first index of the
+   * maximum logit, as {@code torch.argmax}. A backend may compute it without copying the logits out.
+   */
+  default int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache) {
+    float[][] logits = forward(seqs, cache);
+    int[] out = new int[logits.length];
+    for (int s = 0; s < logits.length; s++) {
+      float[] v = logits[s];
+      int best = 0;
+      for (int i = 1; i < v.length; i++) {
+        if (!Float.isNaN(v[best]) && (Float.isNaN(v[i]) || v[i] > v[best])) {
+          best = i;
+        }
+      }
+      out[s] = best;
+    }
+    return out;
+  }
+
   /** Copies KV blocks {@code src[i]} to {@code dst[i]} in every layer (beam forks), on every rank. */
   void copyBlocks(KvCache cache, int[] src, int[] dst);
 

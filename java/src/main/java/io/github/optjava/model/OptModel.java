@@ -161,6 +161,28 @@ public final class OptModel implements CausalLm {
    */
   @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
+    return step(seqs, cache, false).logits;
+  }
+
+  /**
+   * As {@link #forward} for steps without {@code allLogits}, returning only each sequence's greedy next token
+   * (the first index of the maximum logit), computed where the logits are (a GPU copies back 4 bytes per
+   * sequence instead of a row of the vocabulary).
+   */
+  @Override
+  public int[] greedy(List<SeqStep> seqs, KvCache cache) {
+    for (SeqStep q : seqs) {
+      if (q.allLogits()) {
+        throw new IllegalArgumentException("greedy(): sequence " + q.seqId() + " asks for the logits of all its tokens");
+      }
+    }
+    return step(seqs, cache, true).argmax;
+  }
+
+  /** What a step returns: the logits per sequence, or the argmax per sequence. */
+  private record StepResult(float[][] logits, int[] argmax) {}
+
+  private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
     if (cache.store().width() != width) {
@@ -187,6 +209,23 @@ public final class OptModel implements CausalLm {
       total += queryCount[s];
       outRows += q.allLogits() ? queryCount[s] : 1;
     }
+    // A decode step (one new token per sequence, last logits only) repeats op for op at its batch size, so
+    // the backend may replay it as a CUDA graph; the block tables are padded (-1) to a power of two so that
+    // the attention kernel's table width stays the same for many steps (the graph's variant).
+    boolean decode = tp.worldSize() == 1 && n > 0 && total == n && outRows == n;
+    int tableWidth = 1;
+    if (decode) {
+      for (int[] t : tables) {
+        tableWidth = Math.max(tableWidth, Integer.highestOneBit(Math.max(t.length, 1) * 2 - 1));
+      }
+      for (int s = 0; s < n; s++) {
+        if (tables[s].length < tableWidth) {
+          int[] padded = java.util.Arrays.copyOf(tables[s], tableWidth);
+          java.util.Arrays.fill(padded, tables[s].length, tableWidth, -1);
+          tables[s] = padded;
+        }
+      }
+    }
     AttentionBatch batch = new AttentionBatch(queryStart, queryCount, contextLength, tables);
     int[] ids = new int[total];
     int[] positions = new int[total];
@@ -206,6 +245,9 @@ public final class OptModel implements CausalLm {
       }
     }
 
+    if (decode) {
+      ops.graphStep(n, tableWidth);
+    }
     try (Scratch m = new Scratch(ops)) {
       // Embeddings: tokens (projected up for 350m) plus learned positions.
       Mat x = m.alloc(total, hidden);
@@ -274,6 +316,9 @@ public final class OptModel implements CausalLm {
       }
       Mat logits = m.alloc(outRows, config.vocabSize());
       ops.linear(logits, last, lmHead, null, false);
+      if (argmaxOnly) {
+        return new StepResult(null, ops.argmaxRows(logits));
+      }
       float[] flat = ops.read(logits);
 
       float[][] result = new float[n][];
@@ -283,7 +328,10 @@ public final class OptModel implements CausalLm {
         result[s] = java.util.Arrays.copyOfRange(flat, r * vocab, (r + rows) * vocab);
         r += rows;
       }
-      return result;
+      return new StepResult(result, null);
+    } catch (RuntimeException | Error e) {
+      ops.graphAbort(); // a step that failed half way must not leave the backend capturing
+      throw e;
     }
   }
 

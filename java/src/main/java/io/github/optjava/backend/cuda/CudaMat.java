@@ -56,6 +56,11 @@ final class CudaMat implements Mat {
     return p;
   }
 
+  /** The device address (for graph signatures). */
+  long address() {
+    return ptr().address();
+  }
+
   FloatPointer f32() {
     return new FloatPointer(ptr());
   }

@@ -11,7 +11,20 @@ import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
 import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
+import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
+import static org.bytedeco.cuda.global.cublas.cublasSetWorkspace_v2;
+import static org.bytedeco.cuda.global.cudart.cudaFree;
 import static org.bytedeco.cuda.global.cudart.cudaFreeHost;
+import static org.bytedeco.cuda.global.cudart.cudaGraphDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaGraphInstantiate;
+import static org.bytedeco.cuda.global.cudart.cudaGraphLaunch;
+import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
+import static org.bytedeco.cuda.global.cudart.cudaStreamBeginCapture;
+import static org.bytedeco.cuda.global.cudart.cudaStreamCaptureModeRelaxed;
+import static org.bytedeco.cuda.global.cudart.cudaStreamCreate;
+import static org.bytedeco.cuda.global.cudart.cudaStreamDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaStreamEndCapture;
+import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 import static org.bytedeco.cuda.global.cudart.cudaMallocHost;
 import static org.bytedeco.cuda.global.cudart.cudaGetErrorString;
 import static org.bytedeco.cuda.global.cudart.cudaMalloc;
@@ -31,6 +44,8 @@ import io.github.optjava.checkpoint.Tensor;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import org.bytedeco.cuda.cublas.cublasContext;
+import org.bytedeco.cuda.cudart.CUgraphExec_st;
+import org.bytedeco.cuda.cudart.CUgraph_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.FloatPointer;
@@ -49,12 +64,39 @@ import org.bytedeco.javacpp.SizeTPointer;
  * error is reported by the op that caused it.
  */
 public final class CudaOps implements Ops {
-  private static final CUstream_st STREAM = null; // legacy default stream
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CudaOps.class);
   private static final boolean SYNC = Boolean.getBoolean("opt.cuda.sync");
+  /** {@code -Dopt.cuda.graphs=false} runs every step eagerly (for comparison and as a way out). */
+  /** {@code -Dopt.cuda.profile=true}: GPU time per op ({@link OpProfile}), logged at close; graphs off. */
+  private static final boolean PROFILE = Boolean.getBoolean("opt.cuda.profile");
+  private static final boolean GRAPHS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.graphs")) && !SYNC
+      && !PROFILE;
+  private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
+  /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
+  private static final int MAX_GRAPHS = 64;
 
   private final int device;
   private final DType dtype;
+  private final CUstream_st stream = new CUstream_st(); // every op of this instance, in order
   private final cublasContext cublas = new cublasContext();
+  private Pointer cublasWorkspace;
+
+  // CUDA graphs of decode steps (graphStep): EAGER runs ops as they come; CAPTURE records them into a graph;
+  // REPLAY checks them against the graph and launches it when the step reads its result.
+  private enum Mode { EAGER, CAPTURE, REPLAY }
+
+  private Mode mode = Mode.EAGER;
+  private StepGraph current;
+  private final boolean graphsEnabled;
+  private OpProfile profile; // -Dopt.cuda.profile=true only
+  private boolean graphsBroken; // a capture failed: run eagerly from then on
+  private final java.util.LinkedHashMap<Long, StepGraph> graphs = new java.util.LinkedHashMap<>(16, 0.75f, true);
+  private final java.util.Map<Integer, StepGraph.Workspace> workspaces = new java.util.HashMap<>();
+  private final java.util.Map<Long, Integer> eagerRuns = new java.util.HashMap<>();
+  private AttentionBatch flattenedBatch; // the last attention batch and its padded block-table array, so
+  private int[] flattenedTables;         // every layer of a step uploads the same array object
+  private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
+  private long argmaxScratchBytes;
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
   private Pointer readBuffer; // pinned host memory for read(): a faster copy than to pageable memory
@@ -71,18 +113,47 @@ public final class CudaOps implements Ops {
    * @param dtype  storage dtype of weights and activations on the device
    */
   public CudaOps(int device, DType dtype) {
+    this(device, dtype, GRAPHS);
+  }
+
+  /**
+   * @param device index of the GPU ({@code cuda:N})
+   * @param dtype  storage dtype of weights and activations on the device
+   * @param graphs whether decode steps may be replayed as CUDA graphs ({@link #graphStep})
+   */
+  public CudaOps(int device, DType dtype, boolean graphs) {
     this.device = device;
     this.dtype = dtype;
+    this.graphsEnabled = graphs && !SYNC && !PROFILE;
     check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
+    // A created stream (graphs cannot capture the legacy default stream), blocking: the legacy stream's
+    // synchronous copies and frees and NCCL still order themselves with it.
+    check("cudaStreamCreate", cudaStreamCreate(stream));
     int st = cublasCreate_v2(cublas);
     if (st != 0) {
+      cudaStreamDestroy(stream);
       throw new CudaException("cublasCreate failed with status " + st + " on cuda:" + device);
     }
     try {
-      uploads = new IndexUploads(this::malloc, 1 << 20);
+      checkCublas("cublasSetStream", cublasSetStream_v2(cublas, stream));
+      // Our own workspace: cuBLAS must not allocate while a graph is being captured.
+      cublasWorkspace = malloc(CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
+      checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
+      uploads = new IndexUploads(this::malloc, stream, 1 << 20);
+      profile = PROFILE ? new OpProfile(stream) : null;
     } catch (RuntimeException e) {
       cublasDestroy_v2(cublas);
+      if (cublasWorkspace != null) {
+        cudaFree(cublasWorkspace);
+      }
+      cudaStreamDestroy(stream);
       throw e;
+    }
+  }
+
+  private static void checkCublas(String what, int status) {
+    if (status != 0) {
+      throw new CudaException(what + " failed with cuBLAS status " + status);
     }
   }
 
@@ -151,6 +222,10 @@ public final class CudaOps implements Ops {
   @Override
   public Mat alloc(int rows, int cols) {
     long sizeClass = ActivationPool.sizeClass(CudaMat.bytes(rows, cols, dtype));
+    if (mode != Mode.EAGER) { // the graph's workspace: the same buffers at every replay, kept by the graph
+      Pointer p = mode == Mode.CAPTURE ? current.captureAlloc(sizeClass, this::malloc) : current.replayAlloc(sizeClass);
+      return new CudaMat(p, rows, cols, dtype, released -> { });
+    }
     Pointer p = pool.take(sizeClass);
     if (p == null) {
       p = malloc(sizeClass, "activations " + rows + " × " + cols);
@@ -160,6 +235,7 @@ public final class CudaOps implements Ops {
 
   @Override
   public void write(Mat dst, float[] src) {
+    requireEager("write");
     CudaMat d = CudaMat.of(dst);
     if (src.length != d.rows * d.cols) {
       throw new IllegalArgumentException(src.length + " floats for a " + d);
@@ -186,11 +262,13 @@ public final class CudaOps implements Ops {
   @Override
   public float[] read(Mat src) {
     CudaMat s = CudaMat.of(src);
+    endStep();
     int n = s.rows * s.cols;
     float[] out = new float[n];
     Pointer host = readBuffer(s.bytes());
-    check("read", cudaMemcpy(host, s.ptr(), s.bytes(), cudaMemcpyDeviceToHost));
-    uploads.reset(); // the synchronous copy above waited for every queued index copy
+    check("read", cudaMemcpyAsync(host, s.ptr(), s.bytes(), cudaMemcpyDeviceToHost, stream));
+    check("read (synchronise)", cudaStreamSynchronize(stream));
+    uploads.reset(); // the stream is idle: every queued index copy has run
     if (s.dtype == DType.F32) {
       new FloatPointer(host).get(out);
       return out;
@@ -261,7 +339,11 @@ public final class CudaOps implements Ops {
   /** A device copy of host ints for the ops queued next (see {@link IndexUploads}). */
   private IntPointer ints(int[] values) {
     requireOpen(); // close() freed the arena
-    return uploads.upload(values);
+    return switch (mode) {
+      case EAGER -> uploads.upload(values);
+      case CAPTURE -> current.captureInts(values, stream);
+      case REPLAY -> current.replayInts(values);
+    };
   }
 
   // ---- ops ----
@@ -273,10 +355,13 @@ public final class CudaOps implements Ops {
     // The kernel trusts these shapes (CpuOps checks them too): a mismatch would read/write out of bounds.
     require(o.cols == t.cols && ids.length <= o.rows, "embedding: out " + o + ", table " + t + ", " + ids.length + " ids");
     IntPointer d = ints(ids);
+    if (!launch("embedding", o.address(), t.address(), d.address(), ids.length)) {
+      return;
+    }
     op("embedding", switch (dtype) {
-      case F32 -> OptKernels.opt_embedding_f32(o.f32(), t.f32(), d, ids.length, o.cols, t.rows, STREAM);
-      case F16 -> OptKernels.opt_embedding_f16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, STREAM);
-      case BF16 -> OptKernels.opt_embedding_bf16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, STREAM);
+      case F32 -> OptKernels.opt_embedding_f32(o.f32(), t.f32(), d, ids.length, o.cols, t.rows, stream);
+      case F16 -> OptKernels.opt_embedding_f16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, stream);
+      case BF16 -> OptKernels.opt_embedding_bf16(o.bits(), t.bits(), d, ids.length, o.cols, t.rows, stream);
     });
   }
 
@@ -293,10 +378,13 @@ public final class CudaOps implements Ops {
       }
     }
     IntPointer d = ints(positions);
+    if (!launch("addPositions", o.address(), t.address(), d.address(), positions.length)) {
+      return;
+    }
     op("addPositions", switch (dtype) {
-      case F32 -> OptKernels.opt_add_positions_f32(o.f32(), t.f32(), d, positions.length, o.cols, t.rows, STREAM);
-      case F16 -> OptKernels.opt_add_positions_f16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, STREAM);
-      case BF16 -> OptKernels.opt_add_positions_bf16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, STREAM);
+      case F32 -> OptKernels.opt_add_positions_f32(o.f32(), t.f32(), d, positions.length, o.cols, t.rows, stream);
+      case F16 -> OptKernels.opt_add_positions_f16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, stream);
+      case BF16 -> OptKernels.opt_add_positions_bf16(o.bits(), t.bits(), d, positions.length, o.cols, t.rows, stream);
     });
   }
 
@@ -308,10 +396,14 @@ public final class CudaOps implements Ops {
     CudaMat b = CudaMat.of(beta);
     require(o.rows == in.rows && o.cols == in.cols && g.rows * g.cols == in.cols && b.rows * b.cols == in.cols,
         "layerNorm: out " + o + ", x " + in + ", gamma " + g + ", beta " + b);
+    if (!launch("layerNorm", o.address(), in.address(), g.address(), b.address(), in.rows, in.cols,
+        Float.floatToIntBits(eps))) {
+      return;
+    }
     op("layerNorm", switch (dtype) {
-      case F32 -> OptKernels.opt_layernorm_f32(o.f32(), in.f32(), g.f32(), b.f32(), in.rows, in.cols, eps, STREAM);
-      case F16 -> OptKernels.opt_layernorm_f16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, STREAM);
-      case BF16 -> OptKernels.opt_layernorm_bf16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, STREAM);
+      case F32 -> OptKernels.opt_layernorm_f32(o.f32(), in.f32(), g.f32(), b.f32(), in.rows, in.cols, eps, stream);
+      case F16 -> OptKernels.opt_layernorm_f16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, stream);
+      case BF16 -> OptKernels.opt_layernorm_bf16(o.bits(), in.bits(), g.bits(), b.bits(), in.rows, in.cols, eps, stream);
     });
   }
 
@@ -322,6 +414,10 @@ public final class CudaOps implements Ops {
     CudaMat wt = CudaMat.of(w);
     if (wt.cols != in.cols || o.cols != wt.rows || o.rows != in.rows) {
       throw new IllegalArgumentException("linear: x " + in + ", w " + wt + ", out " + o);
+    }
+    if (!launch("linear", o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
+        relu ? 1 : 0, in.rows, in.cols, o.cols)) {
+      return;
     }
     // Row-major out (T×N) = x (T×K) · wᵀ is, column-major, outᵀ (N×T) = W (N×K, stored as K×N: op T) · xᵀ (K×T).
     requireOpen(); // the cuBLAS handle is destroyed by close()
@@ -339,9 +435,9 @@ public final class CudaOps implements Ops {
       require(b == null || (long) b.rows * b.cols == o.cols, "linear: bias " + b + " for out " + o);
       int r = relu ? 1 : 0;
       op("linear bias/relu", switch (dtype) {
-        case F32 -> OptKernels.opt_bias_act_f32(o.f32(), b == null ? null : b.f32(), o.rows, o.cols, r, STREAM);
-        case F16 -> OptKernels.opt_bias_act_f16(o.bits(), b == null ? null : b.bits(), o.rows, o.cols, r, STREAM);
-        case BF16 -> OptKernels.opt_bias_act_bf16(o.bits(), b == null ? null : b.bits(), o.rows, o.cols, r, STREAM);
+        case F32 -> OptKernels.opt_bias_act_f32(o.f32(), b == null ? null : b.f32(), o.rows, o.cols, r, stream);
+        case F16 -> OptKernels.opt_bias_act_f16(o.bits(), b == null ? null : b.bits(), o.rows, o.cols, r, stream);
+        case BF16 -> OptKernels.opt_bias_act_bf16(o.bits(), b == null ? null : b.bits(), o.rows, o.cols, r, stream);
       });
     } else {
       op("linear", 0);
@@ -362,10 +458,13 @@ public final class CudaOps implements Ops {
     CudaMat b = CudaMat.of(y);
     require(a.rows == b.rows && a.cols == b.cols, "addInPlace: x " + a + ", y " + b);
     int n = a.rows * a.cols;
+    if (!launch("addInPlace", a.address(), b.address(), n)) {
+      return;
+    }
     op("addInPlace", switch (dtype) {
-      case F32 -> OptKernels.opt_residual_add_f32(a.f32(), b.f32(), n, STREAM);
-      case F16 -> OptKernels.opt_residual_add_f16(a.bits(), b.bits(), n, STREAM);
-      case BF16 -> OptKernels.opt_residual_add_bf16(a.bits(), b.bits(), n, STREAM);
+      case F32 -> OptKernels.opt_residual_add_f32(a.f32(), b.f32(), n, stream);
+      case F16 -> OptKernels.opt_residual_add_f16(a.bits(), b.bits(), n, stream);
+      case BF16 -> OptKernels.opt_residual_add_bf16(a.bits(), b.bits(), n, stream);
     });
   }
 
@@ -381,13 +480,17 @@ public final class CudaOps implements Ops {
         && (bs == null || (long) bs.rows * bs.cols == a.cols) && g.rows * g.cols == a.cols
         && be.rows * be.cols == a.cols,
         "addBiasLayerNorm: x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g + ", beta " + be);
+    if (!launch("addBiasLayerNorm", a.address(), b.address(), bs == null ? 0 : bs.address(), o.address(), g.address(),
+        be.address(), a.rows, a.cols, Float.floatToIntBits(eps))) {
+      return;
+    }
     op("addBiasLayerNorm", switch (dtype) {
       case F32 -> OptKernels.opt_add_layernorm_f32(a.f32(), b.f32(), bs == null ? null : bs.f32(), o.f32(), g.f32(),
-          be.f32(), a.rows, a.cols, eps, STREAM);
+          be.f32(), a.rows, a.cols, eps, stream);
       case F16 -> OptKernels.opt_add_layernorm_f16(a.bits(), b.bits(), bs == null ? null : bs.bits(), o.bits(),
-          g.bits(), be.bits(), a.rows, a.cols, eps, STREAM);
+          g.bits(), be.bits(), a.rows, a.cols, eps, stream);
       case BF16 -> OptKernels.opt_add_layernorm_bf16(a.bits(), b.bits(), bs == null ? null : bs.bits(), o.bits(),
-          g.bits(), be.bits(), a.rows, a.cols, eps, STREAM);
+          g.bits(), be.bits(), a.rows, a.cols, eps, stream);
     });
   }
 
@@ -404,13 +507,17 @@ public final class CudaOps implements Ops {
     IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
+    if (!launch("qkvAppend", qm.address(), kc.address(), vc.address(), in.address(), bs == null ? 0 : bs.address(),
+        d.address(), slots.length, w, s.slots())) {
+      return;
+    }
     op("qkvAppend", switch (dtype) {
       case F32 -> OptKernels.opt_qkv_append_f32(qm.f32(), new FloatPointer(kc), new FloatPointer(vc), in.f32(),
-          bs == null ? null : bs.f32(), d, slots.length, w, s.slots(), STREAM);
+          bs == null ? null : bs.f32(), d, slots.length, w, s.slots(), stream);
       case F16 -> OptKernels.opt_qkv_append_f16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc), in.bits(),
-          bs == null ? null : bs.bits(), d, slots.length, w, s.slots(), STREAM);
+          bs == null ? null : bs.bits(), d, slots.length, w, s.slots(), stream);
       case BF16 -> OptKernels.opt_qkv_append_bf16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc), in.bits(),
-          bs == null ? null : bs.bits(), d, slots.length, w, s.slots(), STREAM);
+          bs == null ? null : bs.bits(), d, slots.length, w, s.slots(), stream);
     });
   }
 
@@ -424,13 +531,17 @@ public final class CudaOps implements Ops {
     IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
+    if (!launch("kvAppend", km.address(), vm.address(), kc.address(), vc.address(), d.address(), slots.length,
+        s.width, s.slots())) {
+      return;
+    }
     op("kvAppend", switch (dtype) {
       case F32 -> OptKernels.opt_kv_append_f32(new FloatPointer(kc), new FloatPointer(vc), km.f32(), vm.f32(), d,
-          slots.length, s.width, s.slots(), STREAM);
+          slots.length, s.width, s.slots(), stream);
       case F16 -> OptKernels.opt_kv_append_f16(new ShortPointer(kc), new ShortPointer(vc), km.bits(), vm.bits(), d,
-          slots.length, s.width, s.slots(), STREAM);
+          slots.length, s.width, s.slots(), stream);
       case BF16 -> OptKernels.opt_kv_append_bf16(new ShortPointer(kc), new ShortPointer(vc), km.bits(), vm.bits(), d,
-          slots.length, s.width, s.slots(), STREAM);
+          slots.length, s.width, s.slots(), stream);
     });
   }
 
@@ -445,15 +556,8 @@ public final class CudaOps implements Ops {
     require(qm.cols == s.width && o.cols == s.width && total <= qm.rows && total <= o.rows,
         "attention: q " + qm + ", out " + o + ", " + total + " queries, cache width " + s.width);
     int n = batch.sequences();
-    int maxBlocks = 1;
-    for (int[] t : batch.blockTables()) {
-      maxBlocks = Math.max(maxBlocks, t.length);
-    }
-    int[] tables = new int[n * maxBlocks];
-    java.util.Arrays.fill(tables, -1);
-    for (int i = 0; i < n; i++) {
-      System.arraycopy(batch.blockTables()[i], 0, tables, i * maxBlocks, batch.blockTables()[i].length);
-    }
+    int[] tables = flatTables(batch);
+    int maxBlocks = n == 0 ? 1 : tables.length / n;
     IntPointer dt = ints(tables);
     IntPointer ds = ints(batch.queryStart());
     IntPointer dc = ints(batch.queryCount());
@@ -461,18 +565,46 @@ public final class CudaOps implements Ops {
     int headDim = s.width / heads;
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
+    if (!launch("attention", o.address(), qm.address(), kc.address(), vc.address(), dt.address(), ds.address(),
+        dc.address(), dl.address(), n, total, heads, maxBlocks, Float.floatToIntBits(scale))) {
+      return;
+    }
     op("attention", switch (dtype) {
       case F32 -> OptKernels.opt_attention_f32(o.f32(), qm.f32(), new FloatPointer(kc), new FloatPointer(vc), dt, ds,
-          dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, STREAM);
+          dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream);
       case F16 -> OptKernels.opt_attention_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt,
-          ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, STREAM);
+          ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream);
       case BF16 -> OptKernels.opt_attention_bf16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt,
-          ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, STREAM);
+          ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream);
     });
+  }
+
+  /**
+   * The batch's block tables as one row-major (sequences × widest table) array padded with -1, made once per
+   * batch object: every layer of a step then uploads the same array (one copy per step, and the identity
+   * that graph replays go by). The batch must not change between the layers of a step.
+   */
+  private int[] flatTables(AttentionBatch batch) {
+    if (batch != flattenedBatch) {
+      int n = batch.sequences();
+      int maxBlocks = 1;
+      for (int[] t : batch.blockTables()) {
+        maxBlocks = Math.max(maxBlocks, t.length);
+      }
+      int[] tables = new int[n * maxBlocks];
+      java.util.Arrays.fill(tables, -1);
+      for (int i = 0; i < n; i++) {
+        System.arraycopy(batch.blockTables()[i], 0, tables, i * maxBlocks, batch.blockTables()[i].length);
+      }
+      flattenedBatch = batch;
+      flattenedTables = tables;
+    }
+    return flattenedTables;
   }
 
   @Override
   public void kvCopyBlocks(KvStore kv, int[] src, int[] dst) {
+    requireEager("kvCopyBlocks");
     CudaKvStore s = CudaKvStore.of(kv);
     require(src.length == dst.length, "kvCopyBlocks: " + src.length + " sources, " + dst.length + " destinations");
     for (int i = 0; i < src.length; i++) { // the kernel skips a bad block silently; CpuOps throws
@@ -486,11 +618,11 @@ public final class CudaOps implements Ops {
       Pointer vc = s.values[l];
       op("kvCopyBlocks", switch (dtype) {
         case F32 -> OptKernels.opt_kv_copy_blocks_f32(new FloatPointer(kc), new FloatPointer(vc), ds, dd, src.length,
-            s.blockSize, s.width, s.blocks, STREAM);
+            s.blockSize, s.width, s.blocks, stream);
         case F16 -> OptKernels.opt_kv_copy_blocks_f16(new ShortPointer(kc), new ShortPointer(vc), ds, dd, src.length,
-            s.blockSize, s.width, s.blocks, STREAM);
+            s.blockSize, s.width, s.blocks, stream);
         case BF16 -> OptKernels.opt_kv_copy_blocks_bf16(new ShortPointer(kc), new ShortPointer(vc), ds, dd,
-            src.length, s.blockSize, s.width, s.blocks, STREAM);
+            src.length, s.blockSize, s.width, s.blocks, stream);
       });
     }
   }
@@ -502,11 +634,199 @@ public final class CudaOps implements Ops {
     require(o.cols == in.cols && rows.length <= o.rows, "gatherRows: out " + o + ", x " + in + ", " + rows.length
         + " rows");
     IntPointer d = ints(rows);
+    if (!launch("gatherRows", o.address(), in.address(), d.address(), rows.length, in.cols, in.rows)) {
+      return;
+    }
     op("gatherRows", switch (dtype) {
-      case F32 -> OptKernels.opt_gather_rows_f32(o.f32(), in.f32(), d, rows.length, in.cols, in.rows, STREAM);
-      case F16 -> OptKernels.opt_gather_rows_f16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, STREAM);
-      case BF16 -> OptKernels.opt_gather_rows_bf16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, STREAM);
+      case F32 -> OptKernels.opt_gather_rows_f32(o.f32(), in.f32(), d, rows.length, in.cols, in.rows, stream);
+      case F16 -> OptKernels.opt_gather_rows_f16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, stream);
+      case BF16 -> OptKernels.opt_gather_rows_bf16(o.bits(), in.bits(), d, rows.length, in.cols, in.rows, stream);
     });
+  }
+
+  // ---- CUDA graphs ----
+
+  /**
+   * Starts a step that the model promises to repeat op for op whenever it passes the same
+   * {@code (batch, variant)}: the decode steps of one batch size (variant: the padded width of the block
+   * tables). The first such step runs eagerly (kernels load, cuBLAS chooses its algorithms), the second is
+   * captured into a CUDA graph, later ones only check each op against the capture and write the new index
+   * values; the graph is launched when the step reads its result ({@link #read} or {@link #argmaxRows}). One
+   * launch instead of hundreds: the host no longer paces the GPU. {@code -Dopt.cuda.graphs=false} turns it off.
+   */
+  @Override
+  public void graphStep(int batch, int variant) {
+    requireEager("graphStep");
+    if (!graphsEnabled || graphsBroken) {
+      return;
+    }
+    long key = ((long) variant << 32) | (batch & 0xffffffffL);
+    StepGraph g = graphs.get(key);
+    if (g != null) {
+      g.begin();
+      current = g;
+      mode = Mode.REPLAY;
+      return;
+    }
+    if (eagerRuns.merge(key, 1, Integer::sum) < 2) {
+      return;
+    }
+    g = new StepGraph(key, workspaces.computeIfAbsent(batch, b -> new StepGraph.Workspace()), this::malloc);
+    int st = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
+    if (st != 0) {
+      discard(g);
+      graphsBroken = true;
+      throw new CudaException("cudaStreamBeginCapture failed on cuda:" + device + ": " + errorString(st));
+    }
+    g.begin();
+    current = g;
+    mode = Mode.CAPTURE;
+  }
+
+  /** Ends a step begun by {@link #graphStep} that failed before reading its result: nothing is launched. */
+  @Override
+  public void graphAbort() {
+    Mode m = mode;
+    StepGraph g = current;
+    mode = Mode.EAGER;
+    current = null;
+    if (m == Mode.CAPTURE) {
+      CUgraph_st partial = new CUgraph_st();
+      cudaStreamEndCapture(stream, partial); // ends the capture whatever its state
+      if (!partial.isNull()) {
+        cudaGraphDestroy(partial);
+      }
+      discard(g);
+    }
+  }
+
+  /**
+   * Whether an op should launch now: always when eager; while capturing, after recording its signature; never
+   * during a replay (the graph launches it), after checking it is the op the capture recorded here.
+   */
+  private boolean launch(String name, long... args) {
+    if (mode == Mode.EAGER) {
+      if (profile != null) {
+        profile.before(name);
+      }
+      return true;
+    }
+    long sig = name.hashCode();
+    for (long a : args) {
+      sig = sig * 1_000_003L + a;
+    }
+    if (mode == Mode.CAPTURE) {
+      current.captureOp(sig);
+      return true;
+    }
+    if (!current.replayOpMatches(sig)) {
+      graphAbort();
+      throw new IllegalStateException("CUDA graph replay diverged at op " + name + ": the step differs from the "
+          + "captured one of the same batch size (a bug; -Dopt.cuda.graphs=false runs without graphs)");
+    }
+    return false;
+  }
+
+  /** Finishes a graph step before its result is read: instantiates a capture, then launches the graph. */
+  private void endStep() {
+    if (mode == Mode.EAGER) {
+      if (profile != null) {
+        profile.endStep();
+      }
+      return;
+    }
+    Mode m = mode;
+    StepGraph g = current;
+    mode = Mode.EAGER;
+    current = null;
+    if (m == Mode.CAPTURE) {
+      CUgraph_st graph = new CUgraph_st();
+      int st = cudaStreamEndCapture(stream, graph);
+      CUgraphExec_st exec = new CUgraphExec_st();
+      if (st == 0) {
+        st = cudaGraphInstantiate(exec, graph, 0L);
+      }
+      if (st != 0) {
+        if (!graph.isNull()) {
+          cudaGraphDestroy(graph);
+        }
+        discard(g);
+        graphsBroken = true;
+        throw new CudaException("CUDA graph capture of a decode step failed on cuda:" + device + ": "
+            + errorString(st) + "; later steps run without graphs (-Dopt.cuda.graphs=false skips the attempt)");
+      }
+      g.finishCapture(graph, exec);
+      graphs.put(g.key, g);
+      if (graphs.size() > MAX_GRAPHS) {
+        var eldest = graphs.entrySet().iterator().next();
+        graphs.remove(eldest.getKey());
+        discard(eldest.getValue());
+      }
+    } else if (!g.replayComplete()) {
+      throw new IllegalStateException("CUDA graph replay diverged: the step did less than the captured one");
+    }
+    check("cudaGraphLaunch", cudaGraphLaunch(g.exec(), stream));
+  }
+
+  /** Frees a graph and its index arena (not its workspace: other graphs of its batch size share that). */
+  private void discard(StepGraph g) {
+    g.close();
+    cudaFree(g.deviceArena());
+  }
+
+  /** Decode-step graphs captured and kept (for tests and diagnostics). */
+  public int graphCount() {
+    return graphs.size();
+  }
+
+  private void requireEager(String what) {
+    if (mode != Mode.EAGER) {
+      graphAbort();
+      throw new IllegalStateException(what + " inside a graph step: a step ends with read() or argmaxRows()");
+    }
+  }
+
+  /**
+   * The first index of each row's maximum (NaN counting as the largest), on the device: a decode step copies
+   * back 4 bytes per sequence instead of its whole row of logits.
+   */
+  @Override
+  public int[] argmaxRows(Mat logits) {
+    CudaMat s = CudaMat.of(logits);
+    endStep();
+    int n = s.rows;
+    int vocab = s.cols;
+    long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
+    Pointer scratch = argmaxScratch(f32Bytes + 4L * Math.max(n, 1));
+    FloatPointer values = dtype == DType.F32 ? s.f32() : new FloatPointer(scratch);
+    if (dtype != DType.F32) {
+      op("argmax (to float32)", dtype == DType.F16
+          ? OptKernels.opt_to_f32_f16(values, s.bits(), n * vocab, stream)
+          : OptKernels.opt_to_f32_bf16(values, s.bits(), n * vocab, stream));
+    }
+    IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
+    op("argmax", OptKernels.opt_argmax_f32(index, values, n, vocab, stream));
+    Pointer host = readBuffer(4L * Math.max(n, 1));
+    check("argmax read", cudaMemcpyAsync(host, index, 4L * n, cudaMemcpyDeviceToHost, stream));
+    check("argmax read (synchronise)", cudaStreamSynchronize(stream));
+    uploads.reset();
+    int[] out = new int[n];
+    new IntPointer(host).get(out);
+    return out;
+  }
+
+  private Pointer argmaxScratch(long bytes) {
+    requireOpen();
+    if (argmaxScratchBytes < bytes) {
+      if (argmaxScratch != null) {
+        cudaFree(argmaxScratch);
+        argmaxScratch = null;
+        argmaxScratchBytes = 0;
+      }
+      argmaxScratch = malloc(bytes, "argmax scratch");
+      argmaxScratchBytes = bytes;
+    }
+    return argmaxScratch;
   }
 
   /** Turns a non-zero launcher status into an exception naming the op; with opt.cuda.sync, waits and checks. */
@@ -547,6 +867,24 @@ public final class CudaOps implements Ops {
       return;
     }
     closed = true;
+    if (profile != null) {
+      LOG.info("{}: {}", name(), profile.summary());
+      profile.close();
+    }
+    for (StepGraph g : graphs.values()) {
+      discard(g);
+    }
+    graphs.clear();
+    for (StepGraph.Workspace w : workspaces.values()) {
+      w.buffers.forEach(org.bytedeco.cuda.global.cudart::cudaFree);
+    }
+    workspaces.clear();
+    if (argmaxScratch != null) {
+      cudaFree(argmaxScratch);
+    }
+    if (cublasWorkspace != null) {
+      cudaFree(cublasWorkspace);
+    }
     uploads.close();
     pool.close();
     if (readBuffer != null) {
@@ -554,5 +892,6 @@ public final class CudaOps implements Ops {
       readBuffer = null;
     }
     cublasDestroy_v2(cublas);
+    cudaStreamDestroy(stream);
   }
 }

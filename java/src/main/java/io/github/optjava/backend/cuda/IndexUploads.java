@@ -10,6 +10,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Map;
+import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.javacpp.IntPointer;
 import org.bytedeco.javacpp.Pointer;
 
@@ -30,6 +31,7 @@ final class IndexUploads implements AutoCloseable {
   private static final int ALIGN_INTS = 32; // 128-byte aligned offsets
 
   private final CudaOps.Allocator deviceAlloc;
+  private final CUstream_st stream;
   private Pointer host;    // pinned staging, capacity ints
   private Pointer device;  // device arena, capacity ints
   private long capacity;
@@ -53,8 +55,9 @@ final class IndexUploads implements AutoCloseable {
     }
   }
 
-  IndexUploads(CudaOps.Allocator deviceAlloc, long initialInts) {
+  IndexUploads(CudaOps.Allocator deviceAlloc, CUstream_st stream, long initialInts) {
     this.deviceAlloc = deviceAlloc;
+    this.stream = stream;
     allocate(initialInts);
   }
 
@@ -94,7 +97,8 @@ final class IndexUploads implements AutoCloseable {
     used += (n + ALIGN_INTS - 1) / ALIGN_INTS * ALIGN_INTS;
     if (values.length > 0) {
       at(host, offset).put(values, 0, values.length);
-      int st = cudaMemcpyAsync(at(device, offset), at(host, offset), 4L * values.length, cudaMemcpyHostToDevice);
+      int st = cudaMemcpyAsync(at(device, offset), at(host, offset), 4L * values.length, cudaMemcpyHostToDevice,
+          stream);
       if (st != 0) {
         throw new CudaException("index upload (cudaMemcpyAsync of " + values.length + " ints) failed: error " + st);
       }

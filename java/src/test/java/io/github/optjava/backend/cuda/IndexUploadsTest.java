@@ -20,6 +20,16 @@ class IndexUploadsTest {
       base.get(back);
       assertArrayEquals(new int[] {0, 0, 0, 0, 0, 0, 0, 0, 7, 8, 9, 0}, back);
       assertEquals(base.address(), IndexUploads.at(base, 0).address());
+
+      // CudaOps.read views its pinned buffer (a Pointer with no JavaCPP limit) as floats or shorts and
+      // bulk-gets it: that must read the memory, not stop at the unknown limit.
+      base.put(0, Float.floatToIntBits(1.5f)).put(1, (3 << 16) | 2);
+      float[] f = new float[1];
+      new org.bytedeco.javacpp.FloatPointer(IndexUploads.at(base, 0)).get(f);
+      assertEquals(1.5f, f[0]);
+      short[] h = new short[2];
+      new org.bytedeco.javacpp.ShortPointer(IndexUploads.at(base, 1)).get(h);
+      assertArrayEquals(new short[] {2, 3}, h);
     }
   }
 }
