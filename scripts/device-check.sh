@@ -267,23 +267,26 @@ speed_shape() {
   ours_bench "$(cap "$4" $(( tail_s + 30 )))" "$olog" --shape "$s" --dtype f16 --batch "$batches" --prompt-len 128 \
     --gen-len 128 --repeats 2 --warm-up 1
   bench_status "speed opt-$s: ours" $? "$olog"
+  local prefill_len=2047
+  [ "$6" -eq 0 ] && prefill_len=0 # PREFILL_CAP 0: no 2047-token prefill for this shape (saves a model build)
   timeout -k 10 "$(cap "$5" $(( tail_s + 15 )))" python3 scripts/hf_peer.py bench --shape "$s" --batch "$batches" \
-    --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 2047 --out "$bench" ${copy_arg[@]+"${copy_arg[@]}"} \
-    > "$hlog" 2>&1
+    --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len "$prefill_len" --out "$bench" \
+    ${copy_arg[@]+"${copy_arg[@]}"} > "$hlog" 2>&1
   bench_status "speed opt-$s: HF" $? "$hlog"
-  ours_bench "$(cap "$6" "$tail_s")" "$olog" --shape "$s" --dtype f16 --batch 1 --prompt-len 2047 --gen-len 0 \
-    --repeats 2 --warm-up 1
-  bench_status "speed opt-$s: ours prefill" $? "$olog"
+  if [ "$6" -gt 0 ]; then
+    ours_bench "$(cap "$6" "$tail_s")" "$olog" --shape "$s" --dtype f16 --batch 1 --prompt-len 2047 --gen-len 0 \
+      --repeats 2 --warm-up 1
+    bench_status "speed opt-$s: ours prefill" $? "$olog"
+  fi
   collect_logs
 }
 #           shape  full  b1  ours  HF  prefill
 speed_shape 1.3b     90   55  100  100   50
-speed_shape 6.7b    170  100  200  180   90
 
 # 8. Where our GPU time goes (a diagnostic for the next change, not a comparison): opt-1.3b run eagerly with
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
-# run: (a) 64 decode steps at batch 1 after a 128-token prefill, (b) one 2047-token prefill. Printed before the
-# summary and kept in logs.txt.
+# run: (a) one 2047-token prefill, (b) 32 decode steps at batch 32 after 128-token prefills. Printed before the
+# summary and kept in logs.txt. Then opt-6.7b (without its 2047-token prefill) and opt-125m as time allows.
 profile_run() {  # NAME ARGS...
   local name=$1 plog="$W/profile_$1.log"
   shift
@@ -297,8 +300,9 @@ profile_run() {  # NAME ARGS...
   bench_status "profile $name" $? "$plog"
   grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
 }
-profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 64
 profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
+profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+speed_shape 6.7b    130   80  150  150    0
 speed_shape 125m     70   45   70   70   40
 if [ -s "$bench" ]; then
   timeout 30 python3 scripts/hf_peer.py benchtable "$bench" ${copy_arg[@]+"${copy_arg[@]}"} --rows "$W/bench_rows.tsv" \

@@ -1,6 +1,7 @@
 package io.github.optjava.model;
 
 import io.github.optjava.backend.AttentionBatch;
+import io.github.optjava.backend.GraphStepFailedException;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.DType;
@@ -245,9 +246,35 @@ public final class OptModel implements CausalLm {
       }
     }
 
+    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows);
     if (decode) {
       ops.graphStep(n, tableWidth);
+      try {
+        return runOps(in, cache, argmaxOnly);
+      } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op
+        return runOps(in, cache, argmaxOnly);
+      }
     }
+    return runOps(in, cache, argmaxOnly);
+  }
+
+  /** What the ops of one step read, prepared by {@link #step}. */
+  private record StepInputs(List<SeqStep> seqs, AttentionBatch batch, int[] ids, int[] positions, int[] slots,
+      int[] outputRows, int total, int outRows) {}
+
+  /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
+  private StepResult runOps(StepInputs in, KvCache cache, boolean argmaxOnly) {
+    List<SeqStep> seqs = in.seqs;
+    AttentionBatch batch = in.batch;
+    int[] ids = in.ids;
+    int[] positions = in.positions;
+    int[] slots = in.slots;
+    int[] outputRows = in.outputRows;
+    int total = in.total;
+    int outRows = in.outRows;
+    int n = seqs.size();
+    int hidden = config.hiddenSize();
+    int[] queryCount = batch.queryCount();
     try (Scratch m = new Scratch(ops)) {
       // Embeddings: tokens (projected up for 350m) plus learned positions.
       Mat x = m.alloc(total, hidden);

@@ -57,6 +57,8 @@ class GpuGraphTest {
         step = next;
       }
       assertTrue(graphOps.graphCount() >= 3, "graphs captured: " + graphOps.graphCount());
+      assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
+          + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
 
       // greedy(): the argmax on the device, through the graphs, equals the eager logits' argmax.

@@ -15,6 +15,7 @@ import static org.bytedeco.cuda.global.cublas.cublasSetStream_v2;
 import static org.bytedeco.cuda.global.cublas.cublasSetWorkspace_v2;
 import static org.bytedeco.cuda.global.cudart.cudaFree;
 import static org.bytedeco.cuda.global.cudart.cudaFreeHost;
+import static org.bytedeco.cuda.global.cudart.cudaGetLastError;
 import static org.bytedeco.cuda.global.cudart.cudaGraphDestroy;
 import static org.bytedeco.cuda.global.cudart.cudaGraphInstantiate;
 import static org.bytedeco.cuda.global.cudart.cudaGraphLaunch;
@@ -35,6 +36,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
 import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 
 import io.github.optjava.backend.AttentionBatch;
+import io.github.optjava.backend.GraphStepFailedException;
 import io.github.optjava.backend.KvStore;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
@@ -89,6 +91,8 @@ public final class CudaOps implements Ops {
   private StepGraph current;
   private final boolean graphsEnabled;
   private OpProfile profile; // -Dopt.cuda.profile=true only
+  private long replays;
+  private boolean launchedUnsynchronised; // a graph launched whose step has not been synchronised yet
   private boolean graphsBroken; // a capture failed: run eagerly from then on
   private final java.util.LinkedHashMap<Long, StepGraph> graphs = new java.util.LinkedHashMap<>(16, 0.75f, true);
   private final java.util.Map<Integer, StepGraph.Workspace> workspaces = new java.util.HashMap<>();
@@ -172,8 +176,15 @@ public final class CudaOps implements Ops {
     requireOpen();
     Pointer p = new Pointer();
     int st = cudaMalloc(p, Math.max(bytes, 1));
-    if (st == 2 && pool.trim() > 0) { // cudaErrorMemoryAllocation: give back cached activations, try again
+    // cudaErrorMemoryAllocation: give back cached activations and try again (never while capturing: cudaFree
+    // would break the capture). The failed call left its error as the thread's last error, which the next
+    // kernel launch would report as its own: clear it.
+    if (st == 2 && mode != Mode.CAPTURE && pool.trim() > 0) {
+      cudaGetLastError();
       st = cudaMalloc(p, Math.max(bytes, 1));
+    }
+    if (st != 0) {
+      cudaGetLastError();
     }
     if (st == 2) {
       throw new CudaOutOfMemoryException(what, bytes, memoryInfo());
@@ -194,6 +205,7 @@ public final class CudaOps implements Ops {
 
   @Override
   public Mat weight(Tensor tensor) {
+    requireEager("weight");
     long[] shape = tensor.shape();
     if (shape.length < 1 || shape.length > 2) {
       throw new IllegalArgumentException("tensor " + tensor.name() + " has rank " + shape.length + ": expected 1 or 2");
@@ -223,8 +235,13 @@ public final class CudaOps implements Ops {
   public Mat alloc(int rows, int cols) {
     long sizeClass = ActivationPool.sizeClass(CudaMat.bytes(rows, cols, dtype));
     if (mode != Mode.EAGER) { // the graph's workspace: the same buffers at every replay, kept by the graph
-      Pointer p = mode == Mode.CAPTURE ? current.captureAlloc(sizeClass, this::malloc) : current.replayAlloc(sizeClass);
-      return new CudaMat(p, rows, cols, dtype, released -> { });
+      try {
+        Pointer p = mode == Mode.CAPTURE ? current.captureAlloc(sizeClass, this::malloc)
+            : current.replayAlloc(sizeClass);
+        return new CudaMat(p, rows, cols, dtype, released -> { });
+      } catch (RuntimeException e) {
+        throw graphFailed("allocation of " + rows + " × " + cols, e);
+      }
     }
     Pointer p = pool.take(sizeClass);
     if (p == null) {
@@ -268,6 +285,7 @@ public final class CudaOps implements Ops {
     Pointer host = readBuffer(s.bytes());
     check("read", cudaMemcpyAsync(host, s.ptr(), s.bytes(), cudaMemcpyDeviceToHost, stream));
     check("read (synchronise)", cudaStreamSynchronize(stream));
+    launchedUnsynchronised = false;
     uploads.reset(); // the stream is idle: every queued index copy has run
     if (s.dtype == DType.F32) {
       new FloatPointer(host).get(out);
@@ -320,6 +338,7 @@ public final class CudaOps implements Ops {
 
   @Override
   public KvStore kvStore(int layers, int blocks, int blockSize, int width) {
+    requireEager("kvStore");
     long bytes = (long) blocks * blockSize * width * dtype.bytes();
     Pointer[] keys = new Pointer[layers];
     Pointer[] values = new Pointer[layers];
@@ -339,11 +358,14 @@ public final class CudaOps implements Ops {
   /** A device copy of host ints for the ops queued next (see {@link IndexUploads}). */
   private IntPointer ints(int[] values) {
     requireOpen(); // close() freed the arena
-    return switch (mode) {
-      case EAGER -> uploads.upload(values);
-      case CAPTURE -> current.captureInts(values, stream);
-      case REPLAY -> current.replayInts(values);
-    };
+    if (mode == Mode.EAGER) {
+      return uploads.upload(values);
+    }
+    try {
+      return mode == Mode.CAPTURE ? current.captureInts(values, stream) : current.replayInts(values);
+    } catch (RuntimeException e) {
+      throw graphFailed("index upload of " + values.length + " ints", e);
+    }
   }
 
   // ---- ops ----
@@ -355,7 +377,7 @@ public final class CudaOps implements Ops {
     // The kernel trusts these shapes (CpuOps checks them too): a mismatch would read/write out of bounds.
     require(o.cols == t.cols && ids.length <= o.rows, "embedding: out " + o + ", table " + t + ", " + ids.length + " ids");
     IntPointer d = ints(ids);
-    if (!launch("embedding", o.address(), t.address(), d.address(), ids.length)) {
+    if (!launch("embedding", o.address(), t.address(), d.address(), ids.length, o.cols, t.rows)) {
       return;
     }
     op("embedding", switch (dtype) {
@@ -378,7 +400,7 @@ public final class CudaOps implements Ops {
       }
     }
     IntPointer d = ints(positions);
-    if (!launch("addPositions", o.address(), t.address(), d.address(), positions.length)) {
+    if (!launch("addPositions", o.address(), t.address(), d.address(), positions.length, o.cols, t.rows)) {
       return;
     }
     op("addPositions", switch (dtype) {
@@ -566,7 +588,8 @@ public final class CudaOps implements Ops {
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
     if (!launch("attention", o.address(), qm.address(), kc.address(), vc.address(), dt.address(), ds.address(),
-        dc.address(), dl.address(), n, total, heads, maxBlocks, Float.floatToIntBits(scale))) {
+        dc.address(), dl.address(), n, total, heads, headDim, s.blockSize, s.blocks, maxBlocks,
+        Float.floatToIntBits(scale))) {
       return;
     }
     op("attention", switch (dtype) {
@@ -660,6 +683,10 @@ public final class CudaOps implements Ops {
     if (!graphsEnabled || graphsBroken) {
       return;
     }
+    if (launchedUnsynchronised) { // a read failed after its launch: the graph may still read the staging
+      check("cudaStreamSynchronize", cudaStreamSynchronize(stream));
+      launchedUnsynchronised = false;
+    }
     long key = ((long) variant << 32) | (batch & 0xffffffffL);
     StepGraph g = graphs.get(key);
     if (g != null) {
@@ -673,10 +700,13 @@ public final class CudaOps implements Ops {
     }
     g = new StepGraph(key, workspaces.computeIfAbsent(batch, b -> new StepGraph.Workspace()), this::malloc);
     int st = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
-    if (st != 0) {
+    if (st != 0) { // run this step and the later ones eagerly
+      cudaGetLastError();
       discard(g);
       graphsBroken = true;
-      throw new CudaException("cudaStreamBeginCapture failed on cuda:" + device + ": " + errorString(st));
+      LOG.warn("cudaStreamBeginCapture failed on cuda:{} ({}): decode steps run without CUDA graphs", device,
+          errorString(st));
+      return;
     }
     g.begin();
     current = g;
@@ -696,8 +726,27 @@ public final class CudaOps implements Ops {
       if (!partial.isNull()) {
         cudaGraphDestroy(partial);
       }
+      cudaGetLastError(); // an invalidated capture leaves its error behind: not the next kernel's
       discard(g);
     }
+  }
+
+  /**
+   * A capture or replay went wrong: abandons the step (nothing of it ran), forgets the graph, runs every
+   * later step eagerly, and tells the caller to run this one again op by op.
+   */
+  private GraphStepFailedException graphFailed(String what, RuntimeException cause) {
+    StepGraph g = current;
+    Mode m = mode;
+    graphAbort();
+    if (m == Mode.REPLAY && g != null && graphs.remove(g.key) != null) {
+      discard(g);
+    }
+    graphsBroken = true;
+    LOG.warn("CUDA graph {} failed at {} on cuda:{} ({}): decode steps run without graphs from now on",
+        m == Mode.CAPTURE ? "capture" : "replay", what, device, cause.getMessage());
+    return new GraphStepFailedException("CUDA graph " + (m == Mode.CAPTURE ? "capture" : "replay") + " failed at "
+        + what + ": " + cause.getMessage(), cause);
   }
 
   /**
@@ -720,9 +769,8 @@ public final class CudaOps implements Ops {
       return true;
     }
     if (!current.replayOpMatches(sig)) {
-      graphAbort();
-      throw new IllegalStateException("CUDA graph replay diverged at op " + name + ": the step differs from the "
-          + "captured one of the same batch size (a bug; -Dopt.cuda.graphs=false runs without graphs)");
+      throw graphFailed("op " + name, new IllegalStateException("the step differs from the captured one of the "
+          + "same batch size and table width"));
     }
     return false;
   }
@@ -747,13 +795,15 @@ public final class CudaOps implements Ops {
         st = cudaGraphInstantiate(exec, graph, 0L);
       }
       if (st != 0) {
+        cudaGetLastError();
         if (!graph.isNull()) {
           cudaGraphDestroy(graph);
         }
         discard(g);
         graphsBroken = true;
-        throw new CudaException("CUDA graph capture of a decode step failed on cuda:" + device + ": "
-            + errorString(st) + "; later steps run without graphs (-Dopt.cuda.graphs=false skips the attempt)");
+        LOG.warn("CUDA graph capture of a decode step failed on cuda:{} ({}): steps run without graphs", device,
+            errorString(st));
+        throw new GraphStepFailedException("CUDA graph capture failed: " + errorString(st), null);
       }
       g.finishCapture(graph, exec);
       graphs.put(g.key, g);
@@ -763,9 +813,20 @@ public final class CudaOps implements Ops {
         discard(eldest.getValue());
       }
     } else if (!g.replayComplete()) {
-      throw new IllegalStateException("CUDA graph replay diverged: the step did less than the captured one");
+      current = g;
+      mode = Mode.REPLAY;
+      throw graphFailed("the step's end", new IllegalStateException("the step did less than the captured one"));
     }
-    check("cudaGraphLaunch", cudaGraphLaunch(g.exec(), stream));
+    int st = cudaGraphLaunch(g.exec(), stream);
+    if (st != 0) {
+      cudaGetLastError();
+      graphs.remove(g.key);
+      discard(g);
+      graphsBroken = true;
+      throw new GraphStepFailedException("cudaGraphLaunch failed: " + errorString(st), null);
+    }
+    replays++;
+    launchedUnsynchronised = true;
   }
 
   /** Frees a graph and its index arena (not its workspace: other graphs of its batch size share that). */
@@ -777,6 +838,11 @@ public final class CudaOps implements Ops {
   /** Decode-step graphs captured and kept (for tests and diagnostics). */
   public int graphCount() {
     return graphs.size();
+  }
+
+  /** Graph launches so far, captures included (for tests and diagnostics). */
+  public long graphLaunches() {
+    return replays;
   }
 
   private void requireEager(String what) {
@@ -809,6 +875,7 @@ public final class CudaOps implements Ops {
     Pointer host = readBuffer(4L * Math.max(n, 1));
     check("argmax read", cudaMemcpyAsync(host, index, 4L * n, cudaMemcpyDeviceToHost, stream));
     check("argmax read (synchronise)", cudaStreamSynchronize(stream));
+    launchedUnsynchronised = false;
     uploads.reset();
     int[] out = new int[n];
     new IntPointer(host).get(out);
@@ -867,6 +934,7 @@ public final class CudaOps implements Ops {
       return;
     }
     closed = true;
+    graphAbort(); // a capture left open by a failed step: end it before the stream goes
     if (profile != null) {
       LOG.info("{}: {}", name(), profile.summary());
       profile.close();
@@ -882,9 +950,6 @@ public final class CudaOps implements Ops {
     if (argmaxScratch != null) {
       cudaFree(argmaxScratch);
     }
-    if (cublasWorkspace != null) {
-      cudaFree(cublasWorkspace);
-    }
     uploads.close();
     pool.close();
     if (readBuffer != null) {
@@ -892,6 +957,9 @@ public final class CudaOps implements Ops {
       readBuffer = null;
     }
     cublasDestroy_v2(cublas);
+    if (cublasWorkspace != null) { // after the handle: cuBLAS may use it until then
+      cudaFree(cublasWorkspace);
+    }
     cudaStreamDestroy(stream);
   }
 }

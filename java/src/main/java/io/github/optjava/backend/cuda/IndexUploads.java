@@ -1,11 +1,11 @@
 package io.github.optjava.backend.cuda;
 
-import static org.bytedeco.cuda.global.cudart.cudaDeviceSynchronize;
 import static org.bytedeco.cuda.global.cudart.cudaFree;
 import static org.bytedeco.cuda.global.cudart.cudaFreeHost;
 import static org.bytedeco.cuda.global.cudart.cudaMallocHost;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyAsync;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
+import static org.bytedeco.cuda.global.cudart.cudaStreamSynchronize;
 
 import java.util.Arrays;
 import java.util.HashMap;
@@ -114,9 +114,9 @@ final class IndexUploads implements AutoCloseable {
   }
 
   private void sync() {
-    int st = cudaDeviceSynchronize();
+    int st = cudaStreamSynchronize(stream); // this stream's copies only: other streams may be capturing
     if (st != 0) {
-      throw new CudaException("cudaDeviceSynchronize failed: error " + st);
+      throw new CudaException("cudaStreamSynchronize failed: error " + st);
     }
     reset();
   }
