@@ -287,14 +287,15 @@ speed_shape 1.3b     90   55  100  100   50
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
 # run: (a) one 2047-token prefill, (b) 32 decode steps at batch 32 after 128-token prefills. Printed before the
 # summary and kept in logs.txt. Then opt-6.7b (without its 2047-token prefill) and opt-125m as time allows.
-profile_run() {  # NAME ARGS...
+profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   local name=$1 plog="$W/profile_$1.log"
   shift
   if [ $(( budget - SECONDS - tail_s )) -lt 30 ]; then
     row "profile $name" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
     return 0
   fi
-  timeout -k 10 "$(cap 45 "$tail_s")" "$java_bin" -Dopt.cuda.profile=true -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+  timeout -k 10 "$(cap 45 "$tail_s")" "$java_bin" -Dopt.cuda.profile=true ${PROFILE_JAVA_OPTS:-} -cp "$cp" \
+    "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
     --shape 1.3b --dtype f16 --repeats 1 --warm-up 0 "$@" > "$plog" 2>&1
   bench_status "profile $name" $? "$plog"
@@ -302,6 +303,17 @@ profile_run() {  # NAME ARGS...
 }
 profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+# The split-KV attention kernel (-Dopt.cuda.attention=split, not the default until verified): the same two
+# profiles, and its speed with graphs on (its own table, not in bench.jsonl).
+PROFILE_JAVA_OPTS=-Dopt.cuda.attention=split profile_run split-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
+PROFILE_JAVA_OPTS=-Dopt.cuda.attention=split profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+if [ $(( budget - SECONDS - tail_s )) -ge 40 ]; then
+  timeout -k 10 "$(cap 45 "$tail_s")" "$java_bin" -Dopt.cuda.attention=split -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
+    --shape 1.3b --dtype f16 --batch 1,32 --prompt-len 128 --gen-len 128 --repeats 2 --warm-up 1 \
+    > "$W/bench_split_1.3b.log" 2>&1
+  bench_status "speed opt-1.3b split attention" $? "$W/bench_split_1.3b.log"
+fi
 speed_shape 6.7b    130   80  150  150    0
 speed_shape 125m     70   45   70   70   40
 if [ -s "$bench" ]; then
@@ -320,6 +332,8 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
+[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, split-KV attention (experimental) =="; \
+  grep -E "^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

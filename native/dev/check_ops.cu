@@ -125,6 +125,7 @@ struct K<F32> {
   static constexpr auto qkv_append = opt_qkv_append_f32;
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f32;
   static constexpr auto attention = opt_attention_f32;
+  static constexpr auto attention_split = opt_attention_split_f32;
 };
 template <>
 struct K<F16> {
@@ -140,6 +141,7 @@ struct K<F16> {
   static constexpr auto qkv_append = opt_qkv_append_f16;
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f16;
   static constexpr auto attention = opt_attention_f16;
+  static constexpr auto attention_split = opt_attention_split_f16;
 };
 template <>
 struct K<BF16> {
@@ -155,6 +157,7 @@ struct K<BF16> {
   static constexpr auto qkv_append = opt_qkv_append_bf16;
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_bf16;
   static constexpr auto attention = opt_attention_bf16;
+  static constexpr auto attention_split = opt_attention_split_bf16;
 };
 
 // A host tensor of storage type D: the stored words and the float values they hold.
@@ -549,7 +552,7 @@ Batch make_batch() {
 }
 
 template <class D>
-void check_attention(int heads, int head_dim) {
+void check_attention(int heads, int head_dim, int kernel) {
   const Batch b = make_batch();
   const int width = heads * head_dim;
   const int num_seqs = static_cast<int>(b.query_start.size());
@@ -565,12 +568,27 @@ void check_attention(int heads, int head_dim) {
   const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
   DevBuf<typename D::W> d_q(q.words), d_k(keys.words), d_v(values.words), d_out(q.words.size());
   DevBuf<int32_t> d_tables(tables), d_start(b.query_start), d_count(b.query_count), d_ctx(b.context_len);
-  expect_ok(K<D>::attention(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
-                            d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size, max_blocks,
-                            b.num_blocks, scale, g_stream),
-            "attention");
+  // kernel 0: opt_attention; 1: opt_attention_split without a workspace (one split); 2: with one (the split
+  // count the launcher picks for this small batch: several per row).
+  // Poisoned: an element the kernel leaves unwritten fails the check instead of passing on stale memory.
+  d_out.upload(std::vector<typename D::W>(q.words.size(), D::narrow(std::numeric_limits<float>::quiet_NaN())));
+  DevBuf<float> d_ws(static_cast<size_t>(1) << 20);
+  std::string name = "attention";
+  if (kernel == 0) {
+    expect_ok(K<D>::attention(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                              d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size, max_blocks,
+                              b.num_blocks, scale, g_stream),
+              "attention");
+  } else {
+    name = kernel == 1 ? "attention_split (1 split)" : "attention_split (splits)";
+    expect_ok(K<D>::attention_split(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                    d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size,
+                                    max_blocks, b.num_blocks, scale, kernel == 2 ? d_ws.ptr : nullptr,
+                                    kernel == 2 ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, g_stream),
+              "attention_split");
+  }
   const std::vector<double> ref = ref_attention(q.values, keys.values, values.values, b, heads, head_dim, scale);
-  report("attention heads " + std::to_string(heads) + " head_dim " + std::to_string(head_dim), D::name(),
+  report(name + " heads " + std::to_string(heads) + " head_dim " + std::to_string(head_dim), D::name(),
          max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
@@ -601,6 +619,32 @@ void check_argmax() {
   expect_ok(opt_argmax_f32(d_out.ptr, d_small.ptr, 1, small_vocab, g_stream), "argmax");
   wrong += d_out.download()[0] != 1;
   report("argmax (rows with a wrong index)", "f32", wrong, 0.0);
+
+  // The pick with its log-prob: the same indexes; log_softmax in double as the reference (rows 0, 3, 4, 5
+  // are finite; row 1 holds NaN and row 2 is all -inf: NaN).
+  DevBuf<int32_t> d_idx(rows);
+  DevBuf<float> d_lp(rows);
+  expect_ok(opt_argmax_logprob_f32(d_idx.ptr, d_lp.ptr, d_logits.ptr, rows, vocab, g_stream), "argmax_logprob");
+  const std::vector<int32_t> idx = d_idx.download();
+  const std::vector<float> lp = d_lp.download();
+  int wrong_lp = 0;
+  double err = 0.0;
+  for (int i = 0; i < rows; ++i) {
+    const float* row = r + static_cast<size_t>(i) * vocab;
+    wrong_lp += idx[i] != ref_argmax(row, vocab);
+    if (i == 1 || i == 2) {
+      wrong_lp += !std::isnan(lp[i]);
+      continue;
+    }
+    double m = -INFINITY;
+    for (int j = 0; j < vocab; ++j) m = std::max(m, static_cast<double>(row[j]));
+    double sum = 0.0;
+    for (int j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
+    const double want = static_cast<double>(row[idx[i]]) - (m + std::log(sum));
+    err = std::max(err, std::abs(lp[i] - want));
+  }
+  report("argmax_logprob (wrong indexes or NaN rules)", "f32", wrong_lp, 0.0);
+  report("argmax_logprob (log-prob error)", "f32", err, 1e-4);
 }
 
 // Bad sizes give cudaErrorInvalidValue (1) before any launch; empty work gives 0. Null pointers are
@@ -665,11 +709,13 @@ void check_all() {
   check_qkv_append<D>(false);
   check_qkv_append<D>(true);
   check_kv_copy_blocks<D>();
-  check_attention<D>(3, 64);
-  check_attention<D>(2, 80);
-  check_attention<D>(2, 128);
-  check_attention<D>(1, 256);
-  check_attention<D>(4, 17);  // odd head_dim: partial warps in the dot product
+  for (int kernel = 0; kernel < 3; ++kernel) {
+    check_attention<D>(3, 64, kernel);
+    check_attention<D>(2, 80, kernel);
+    check_attention<D>(2, 128, kernel);
+    check_attention<D>(1, 256, kernel);
+    check_attention<D>(4, 17, kernel);  // odd head_dim: partial warps in the dot product; no 16-byte loads
+  }
 }
 
 }  // namespace

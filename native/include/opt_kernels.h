@@ -208,11 +208,45 @@ OPT_API int opt_attention_bf16(uint16_t* out, const uint16_t* q, const uint16_t*
                                int num_blocks, float scale, cudaStream_t stream);
 
 /*
+ * opt_attention_split (attention_split.cu): the function of opt_attention, split-KV ("flash-decoding"): the
+ * visible keys of each (row, head) are cut into ranges that separate blocks reduce, merged by a second
+ * kernel; one key per thread, 16-byte loads. Same arguments plus:
+ *   workspace (workspace_bytes)   device float32 scratch for the split partials, or NULL (then no split);
+ *                                 (total_queries * heads * splits * (head_dim + 2)) floats are used, and
+ *                                 the split count is cut to what fits. The split count depends only on the
+ *                                 sizes (not on context_len), so a CUDA graph stays valid as sequences grow.
+ * Status: written 2026-11-26 without a GPU; CudaOps uses it only with -Dopt.cuda.attention=split until the
+ * GPU parity tests and check_ops have passed on it.
+ */
+OPT_API int opt_attention_split_f32(float* out, const float* q, const float* k_cache, const float* v_cache,
+                                    const int32_t* block_tables, const int32_t* query_start,
+                                    const int32_t* query_count, const int32_t* context_len, int num_seqs,
+                                    int total_queries, int heads, int head_dim, int block_size, int max_blocks,
+                                    int num_blocks, float scale, float* workspace, size_t workspace_bytes,
+                                    cudaStream_t stream);
+OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                    const uint16_t* v_cache, const int32_t* block_tables,
+                                    const int32_t* query_start, const int32_t* query_count,
+                                    const int32_t* context_len, int num_seqs, int total_queries, int heads,
+                                    int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
+                                    float* workspace, size_t workspace_bytes, cudaStream_t stream);
+OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                     const uint16_t* v_cache, const int32_t* block_tables,
+                                     const int32_t* query_start, const int32_t* query_count,
+                                     const int32_t* context_len, int num_seqs, int total_queries, int heads,
+                                     int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
+                                     float* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+/*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax
  * semantics (a NaN counts as the maximum, the first NaN wins; ties go to the smallest index).
  *   out_index (rows) device int32; logits (rows, vocab) device float32; vocab >= 1 when rows > 0.
  */
 OPT_API int opt_argmax_f32(int32_t* out_index, const float* logits, int rows, int vocab, cudaStream_t stream);
+/* The same pick, and out_logprob[r] = log_softmax(logits[r, :])[out_index[r]] (float32; NaN for a row with a NaN
+ * or all -inf): a greedy step's score without copying the logits out. */
+OPT_API int opt_argmax_logprob_f32(int32_t* out_index, float* out_logprob, const float* logits, int rows, int vocab,
+                                   cudaStream_t stream);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,10 @@
 //   opt_argmax_f32  out_index[r] = the FIRST index of the maximum of logits[r, :], torch.argmax semantics:
 //                   NaN counts as larger than every number (the first NaN wins), ties go to the
 //                   smallest index, -0.0 and +0.0 tie.
-// CPU twin: engine/Sampler.argmax (the greedy pick; same first-index and NaN rules).
+//   opt_argmax_logprob_f32  the same pick, and out_logprob[r] = log_softmax(logits[r, :])[pick] = max - logsumexp
+//                   (float32; NaN when the row holds a NaN or is all -inf): a greedy step's score without
+//                   copying the logits to the host.
+// CPU twin: engine/Sampler.argmax (the greedy pick; same first-index and NaN rules); backend/RowMath.
 //
 // One block per row: each thread scans a strided share of the row in index order, then the block
 // reduces (value, index) pairs with warp shuffles and one pair per warp in shared memory. The pair order
@@ -37,10 +40,12 @@ __device__ __forceinline__ void warp_argmax(float& v, int& i) {
   }
 }
 
-// grid.x = rows; out_index (rows), logits (rows, vocab); blockDim.x a multiple of 32.
-__global__ void argmax_kernel(int32_t* __restrict__ out_index, const float* __restrict__ logits, int vocab) {
+// grid.x = rows; out_index (rows), out_logprob (rows) or null, logits (rows, vocab); blockDim.x a multiple of 32.
+__global__ void argmax_kernel(int32_t* __restrict__ out_index, float* __restrict__ out_logprob,
+                              const float* __restrict__ logits, int vocab) {
   __shared__ float warp_v[kWarp];
   __shared__ int warp_i[kWarp];
+  __shared__ float max_s;
   const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
 
   // Sentinel: loses to every real element (-inf ties with a real -inf and loses on the index).
@@ -67,7 +72,23 @@ __global__ void argmax_kernel(int32_t* __restrict__ out_index, const float* __re
     best_v = lane < warps ? warp_v[lane] : -INFINITY;
     best_i = lane < warps ? warp_i[lane] : INT_MAX;
     warp_argmax(best_v, best_i);
-    if (lane == 0) out_index[blockIdx.x] = best_i;
+    if (lane == 0) {
+      out_index[blockIdx.x] = best_i;
+      max_s = best_v;
+    }
+  }
+  if (out_logprob == nullptr) return;  // uniform across the block
+  __syncthreads();
+  const float m = max_s;
+  // log_softmax(pick) = m - (m + log(sum exp(x - m))) = -log(sum exp(x - m)); every thread sums its share.
+  float sum = 0.f;
+  if (!isnan(m) && m != -INFINITY && m != INFINITY) {
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  }
+  sum = block_sum(sum);
+  if (threadIdx.x == 0) {
+    out_logprob[blockIdx.x] = (isnan(m) || m == -INFINITY) ? __int_as_float(0x7fc00000)
+                              : (m == INFINITY ? 0.f : -logf(sum));
   }
 }
 
@@ -79,7 +100,16 @@ OPT_API int opt_argmax_f32(int32_t* out_index, const float* logits, int rows, in
   if (rows < 0 || vocab < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;  // an empty row has no argmax
-  argmax_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_index, logits, vocab);
+  argmax_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_index, nullptr, logits, vocab);
+  return launch_status();
+}
+
+OPT_API int opt_argmax_logprob_f32(int32_t* out_index, float* out_logprob, const float* logits, int rows, int vocab,
+                                   cudaStream_t stream) {
+  if (rows < 0 || vocab < 0) return kInvalidValue;
+  if (rows == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;
+  argmax_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_index, out_logprob, logits, vocab);
   return launch_status();
 }
 

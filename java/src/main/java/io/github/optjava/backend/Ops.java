@@ -102,18 +102,23 @@ public interface Ops extends AutoCloseable {
    * smaller index). Ends a step as {@link #read} does; a GPU backend computes it on the device.
    */
   default int[] argmaxRows(Mat logits) {
+    return argmaxRows(logits, null);
+  }
+
+  /**
+   * As {@link #argmaxRows(Mat)}, and when {@code logprobs} is not null it receives each picked token's
+   * {@code log_softmax} ({@link RowMath#logSumExp}; a GPU backend computes it on the device in float32).
+   */
+  default int[] argmaxRows(Mat logits, double[] logprobs) {
     float[] v = read(logits);
     int n = logits.rows();
     int cols = logits.cols();
     int[] out = new int[n];
     for (int r = 0; r < n; r++) {
-      int best = r * cols;
-      for (int i = best + 1; i < (r + 1) * cols; i++) {
-        if (!Float.isNaN(v[best]) && (Float.isNaN(v[i]) || v[i] > v[best])) {
-          best = i;
-        }
+      out[r] = RowMath.argmax(v, r * cols, (r + 1) * cols);
+      if (logprobs != null) {
+        logprobs[r] = v[r * cols + out[r]] - RowMath.logSumExp(v, r * cols, (r + 1) * cols);
       }
-      out[r] = best - r * cols;
     }
     return out;
   }

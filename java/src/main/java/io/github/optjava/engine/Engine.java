@@ -155,13 +155,29 @@ public final class Engine implements AutoCloseable {
     for (Sequence s : active) {
       steps.add(s.nextStep());
     }
-    float[][] logits = model.forward(steps, cache);
+    // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
+    // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
+    boolean argmaxOnly = active.stream().allMatch(Sequence::argmaxIsEnough);
+    float[][] logits = null;
+    int[] tokens = null;
+    double[] tokenLogprobs = null;
+    if (argmaxOnly) {
+      tokenLogprobs = new double[steps.size()];
+      tokens = model.greedy(steps, cache, tokenLogprobs);
+    } else {
+      logits = model.forward(steps, cache);
+    }
     int vocab = model.config().vocabSize();
     Iterator<Sequence> it = active.iterator();
     int i = 0;
     while (it.hasNext()) {
       Sequence s = it.next();
-      s.accept(logits[i++], vocab);
+      if (argmaxOnly) {
+        s.acceptGreedy(tokens[i], tokenLogprobs[i]);
+        i++;
+      } else {
+        s.accept(logits[i++], vocab);
+      }
       if (s.finished()) {
         it.remove();
         cache.release(s.id);

@@ -23,21 +23,7 @@ public final class LogProbs {
    * entry makes the result NaN.
    */
   public static double logSumExp(float[] logits) {
-    float max = Float.NEGATIVE_INFINITY;
-    for (float v : logits) {
-      if (v != v) {
-        return Double.NaN;
-      }
-      max = Math.max(max, v);
-    }
-    if (Float.isInfinite(max)) {
-      return max;
-    }
-    double sum = 0;
-    for (float v : logits) {
-      sum += Math.exp((double) v - max);
-    }
-    return max + Math.log(sum);
+    return io.github.optjava.backend.RowMath.logSumExp(logits, 0, logits.length);
   }
 
   /** {@code log_softmax(logits)[token]}, given {@code logSumExp(logits)} (compute it once per step). */

@@ -89,17 +89,7 @@ public final class Sampler {
    * counts as larger than everything (so a broken model shows up rather than hiding).
    */
   public static int argmax(float[] logits) {
-    int best = 0;
-    for (int i = 0; i < logits.length; i++) {
-      float v = logits[i];
-      if (v != v) {
-        return i;
-      }
-      if (v > logits[best]) {
-        best = i;
-      }
-    }
-    return best;
+    return io.github.optjava.backend.RowMath.argmax(logits, 0, logits.length);
   }
 
   /**

@@ -66,6 +66,31 @@ final class Sequence {
     return finish != null;
   }
 
+  /**
+   * Whether this step's token needs nothing but the argmax of the raw logits and its log-prob: greedy, no
+   * logits processor, no log-probs asked for, and not an echo prefill (which scores the prompt). Then the
+   * engine takes {@link #acceptGreedy} from the model instead of copying the logits out.
+   */
+  boolean argmaxIsEnough() {
+    return sampler.isGreedy() && pipeline.processors().isEmpty() && !wantLogprobs
+        && (prefilled || !request.params.echo());
+  }
+
+  /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax. */
+  void acceptGreedy(int token, double logprob) {
+    prefilled = true;
+    if (request.listener.cancelled()) {
+      finish = FinishReason.CANCELLED;
+      return;
+    }
+    if (generated.size() >= request.params.maxTokens()) {
+      finish(FinishReason.LENGTH); // max_tokens 0
+      return;
+    }
+    request.tokenProduced();
+    commit(token, logprob, null, Double.NaN);
+  }
+
   /** Takes the logits of the step (all prompt rows on an echo prefill, else one row) and picks a token. */
   void accept(float[] logits, int vocab) {
     float[] last = logits;
@@ -89,7 +114,14 @@ final class Sequence {
     int token = sampler.next(last);
     request.tokenProduced();
     double lse = LogProbs.logSumExp(last);
-    double lp = LogProbs.logProb(last, token, lse);
+    commit(token, LogProbs.logProb(last, token, lse), last, lse);
+  }
+
+  /**
+   * Appends the chosen token: score, EOS, log-probs (from {@code last} and {@code lse} when asked for), text,
+   * stop strings, length limit, streaming.
+   */
+  private void commit(int token, double lp, float[] last, double lse) {
     sumLogprob += lp; // the score includes the EOS token's log-prob when the sequence ends on it
     inputIds[length++] = token;
     if (token == eos) {

@@ -1,5 +1,6 @@
 package io.github.optjava.model;
 
+import io.github.optjava.backend.RowMath;
 import io.github.optjava.engine.KvCache;
 import java.util.List;
 
@@ -20,17 +21,22 @@ public interface CausalLm extends AutoCloseable {
    * maximum logit, as {@code torch.argmax}. A backend may compute it without copying the logits out.
    */
   default int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache) {
+    return greedy(seqs, cache, null);
+  }
+
+  /**
+   * As {@link #greedy(List, KvCache)}; {@code logprobs}, when not null, receives each picked token's
+   * {@code log_softmax} (the greedy sequence's score without copying its logits out).
+   */
+  default int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
     float[][] logits = forward(seqs, cache);
     int[] out = new int[logits.length];
     for (int s = 0; s < logits.length; s++) {
       float[] v = logits[s];
-      int best = 0;
-      for (int i = 1; i < v.length; i++) {
-        if (!Float.isNaN(v[best]) && (Float.isNaN(v[i]) || v[i] > v[best])) {
-          best = i;
-        }
+      out[s] = RowMath.argmax(v, 0, v.length);
+      if (logprobs != null) {
+        logprobs[s] = v[out[s]] - RowMath.logSumExp(v, 0, v.length);
       }
-      out[s] = best;
     }
     return out;
   }

@@ -162,7 +162,7 @@ public final class OptModel implements CausalLm {
    */
   @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
-    return step(seqs, cache, false).logits;
+    return step(seqs, cache, false, null).logits;
   }
 
   /**
@@ -171,19 +171,19 @@ public final class OptModel implements CausalLm {
    * sequence instead of a row of the vocabulary).
    */
   @Override
-  public int[] greedy(List<SeqStep> seqs, KvCache cache) {
+  public int[] greedy(List<SeqStep> seqs, KvCache cache, double[] logprobs) {
     for (SeqStep q : seqs) {
       if (q.allLogits()) {
         throw new IllegalArgumentException("greedy(): sequence " + q.seqId() + " asks for the logits of all its tokens");
       }
     }
-    return step(seqs, cache, true).argmax;
+    return step(seqs, cache, true, logprobs).argmax;
   }
 
   /** What a step returns: the logits per sequence, or the argmax per sequence. */
   private record StepResult(float[][] logits, int[] argmax) {}
 
-  private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly) {
+  private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly, double[] logprobs) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
     if (cache.store().width() != width) {
@@ -250,12 +250,12 @@ public final class OptModel implements CausalLm {
     if (decode) {
       ops.graphStep(n, tableWidth);
       try {
-        return runOps(in, cache, argmaxOnly);
+        return runOps(in, cache, argmaxOnly, logprobs);
       } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op
-        return runOps(in, cache, argmaxOnly);
+        return runOps(in, cache, argmaxOnly, logprobs);
       }
     }
-    return runOps(in, cache, argmaxOnly);
+    return runOps(in, cache, argmaxOnly, logprobs);
   }
 
   /** What the ops of one step read, prepared by {@link #step}. */
@@ -263,7 +263,7 @@ public final class OptModel implements CausalLm {
       int[] outputRows, int total, int outRows) {}
 
   /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
-  private StepResult runOps(StepInputs in, KvCache cache, boolean argmaxOnly) {
+  private StepResult runOps(StepInputs in, KvCache cache, boolean argmaxOnly, double[] logprobs) {
     List<SeqStep> seqs = in.seqs;
     AttentionBatch batch = in.batch;
     int[] ids = in.ids;
@@ -344,7 +344,7 @@ public final class OptModel implements CausalLm {
       Mat logits = m.alloc(outRows, config.vocabSize());
       ops.linear(logits, last, lmHead, null, false);
       if (argmaxOnly) {
-        return new StepResult(null, ops.argmaxRows(logits));
+        return new StepResult(null, ops.argmaxRows(logits, logprobs));
       }
       float[] flat = ops.read(logits);
 

@@ -74,6 +74,14 @@ public final class CudaOps implements Ops {
   private static final boolean GRAPHS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.graphs")) && !SYNC
       && !PROFILE;
   private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
+  /**
+   * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu),
+   * written without a GPU on 2026-11-26: the default stays the verified kernel until the GPU parity tests
+   * and check_ops have passed on it (then flip this default and record the speed in docs/perf.md).
+   */
+  private static final boolean SPLIT_ATTENTION = "split".equalsIgnoreCase(System.getProperty("opt.cuda.attention"));
+  /** Scratch for the split-KV partials: (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it. */
+  private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
   /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
   private static final int MAX_GRAPHS = 64;
 
@@ -101,6 +109,8 @@ public final class CudaOps implements Ops {
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private long argmaxScratchBytes;
+  private boolean splitAttention = SPLIT_ATTENTION;
+  private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
   private Pointer readBuffer; // pinned host memory for read(): a faster copy than to pageable memory
@@ -587,9 +597,28 @@ public final class CudaOps implements Ops {
     int headDim = s.width / heads;
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
-    if (!launch("attention", o.address(), qm.address(), kc.address(), vc.address(), dt.address(), ds.address(),
+    if (splitAttention && attentionWorkspace == null) {
+      requireEager("the first split-KV attention"); // eager warm-up steps come before any capture
+      attentionWorkspace = malloc(ATTENTION_WORKSPACE_BYTES, "attention workspace");
+    }
+    if (!launch(splitAttention ? "attention-split" : "attention", o.address(), qm.address(), kc.address(),
+        vc.address(), dt.address(), ds.address(),
         dc.address(), dl.address(), n, total, heads, headDim, s.blockSize, s.blocks, maxBlocks,
         Float.floatToIntBits(scale))) {
+      return;
+    }
+    if (splitAttention) {
+      FloatPointer ws = new FloatPointer(attentionWorkspace);
+      long wsBytes = ATTENTION_WORKSPACE_BYTES;
+      op("attention (split)", switch (dtype) {
+        case F32 -> OptKernels.opt_attention_split_f32(o.f32(), qm.f32(), new FloatPointer(kc), new FloatPointer(vc),
+            dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, stream);
+        case F16 -> OptKernels.opt_attention_split_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
+            dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, stream);
+        case BF16 -> OptKernels.opt_attention_split_bf16(o.bits(), qm.bits(), new ShortPointer(kc),
+            new ShortPointer(vc), dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale,
+            ws, wsBytes, stream);
+      });
       return;
     }
     op("attention", switch (dtype) {
@@ -835,6 +864,15 @@ public final class CudaOps implements Ops {
     cudaFree(g.deviceArena());
   }
 
+  /**
+   * Chooses the attention kernel of this instance: split-KV ({@code -Dopt.cuda.attention=split} sets the
+   * default) or the first one. Between steps only.
+   */
+  public void useSplitAttention(boolean split) {
+    requireEager("useSplitAttention");
+    splitAttention = split;
+  }
+
   /** Decode-step graphs captured and kept (for tests and diagnostics). */
   public int graphCount() {
     return graphs.size();
@@ -858,12 +896,18 @@ public final class CudaOps implements Ops {
    */
   @Override
   public int[] argmaxRows(Mat logits) {
+    return argmaxRows(logits, null);
+  }
+
+  /** As {@link #argmaxRows(Mat)}, with each pick's log-softmax computed on the device too (float32). */
+  @Override
+  public int[] argmaxRows(Mat logits, double[] logprobs) {
     CudaMat s = CudaMat.of(logits);
     endStep();
     int n = s.rows;
     int vocab = s.cols;
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
-    Pointer scratch = argmaxScratch(f32Bytes + 4L * Math.max(n, 1));
+    Pointer scratch = argmaxScratch(f32Bytes + 8L * Math.max(n, 1)); // logits as f32, then n ints, n floats
     FloatPointer values = dtype == DType.F32 ? s.f32() : new FloatPointer(scratch);
     if (dtype != DType.F32) {
       op("argmax (to float32)", dtype == DType.F16
@@ -871,14 +915,25 @@ public final class CudaOps implements Ops {
           : OptKernels.opt_to_f32_bf16(values, s.bits(), n * vocab, stream));
     }
     IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
-    op("argmax", OptKernels.opt_argmax_f32(index, values, n, vocab, stream));
-    Pointer host = readBuffer(4L * Math.max(n, 1));
-    check("argmax read", cudaMemcpyAsync(host, index, 4L * n, cudaMemcpyDeviceToHost, stream));
+    FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
+    op("argmax", logprobs == null ? OptKernels.opt_argmax_f32(index, values, n, vocab, stream)
+        : OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
+    Pointer host = readBuffer(8L * Math.max(n, 1));
+    // The n indexes and the n log-probs lie back to back: one copy.
+    check("argmax read", cudaMemcpyAsync(host, index, (logprobs == null ? 4L : 8L) * n, cudaMemcpyDeviceToHost,
+        stream));
     check("argmax read (synchronise)", cudaStreamSynchronize(stream));
     launchedUnsynchronised = false;
     uploads.reset();
     int[] out = new int[n];
     new IntPointer(host).get(out);
+    if (logprobs != null) {
+      float[] f = new float[n];
+      new FloatPointer(IndexUploads.at(host, n)).get(f);
+      for (int i = 0; i < n; i++) {
+        logprobs[i] = f[i];
+      }
+    }
     return out;
   }
 
@@ -949,6 +1004,9 @@ public final class CudaOps implements Ops {
     workspaces.clear();
     if (argmaxScratch != null) {
       cudaFree(argmaxScratch);
+    }
+    if (attentionWorkspace != null) {
+      cudaFree(attentionWorkspace);
     }
     uploads.close();
     pool.close();

@@ -268,6 +268,36 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
       int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
 
+  /**
+   * The function of {@link #opt_attention_f32}, split-KV (native/src/attention_split.cu): each (row, head)'s
+   * keys are cut into ranges reduced by separate blocks and merged; {@code workspace} (float32, {@code
+   * workspaceBytes}) holds the partials, null for no split. float32 storage.
+   */
+  public static native int opt_attention_split_f32(FloatPointer out, @Cast("const float*") FloatPointer q,
+      @Cast("const float*") FloatPointer kCache, @Cast("const float*") FloatPointer vCache,
+      @Cast("const int32_t*") IntPointer blockTables, @Cast("const int32_t*") IntPointer queryStart,
+      @Cast("const int32_t*") IntPointer queryCount, @Cast("const int32_t*") IntPointer contextLen, int numSeqs,
+      int totalQueries, int heads, int headDim, int blockSize, int maxBlocks, int numBlocks, float scale,
+      FloatPointer workspace, @Cast("size_t") long workspaceBytes, CUstream_st stream);
+
+  /** As {@link #opt_attention_split_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_attention_split_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, FloatPointer workspace,
+      @Cast("size_t") long workspaceBytes, CUstream_st stream);
+
+  /** As {@link #opt_attention_split_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_attention_split_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, FloatPointer workspace,
+      @Cast("size_t") long workspaceBytes, CUstream_st stream);
+
   // ---- argmax (sampling.cu) ----
 
   /**
@@ -275,5 +305,9 @@ public final class OptKernels {
    * vocab &gt;= 1.
    */
   public static native int opt_argmax_f32(@Cast("int32_t*") IntPointer outIndex,
+      @Cast("const float*") FloatPointer logits, int rows, int vocab, CUstream_st stream);
+
+  /** As {@link #opt_argmax_f32}, and outLogprob[r] = log_softmax of the picked logit (float32). */
+  public static native int opt_argmax_logprob_f32(@Cast("int32_t*") IntPointer outIndex, FloatPointer outLogprob,
       @Cast("const float*") FloatPointer logits, int rows, int vocab, CUstream_st stream);
 }

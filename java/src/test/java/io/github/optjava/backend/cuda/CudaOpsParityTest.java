@@ -205,11 +205,20 @@ class CudaOpsParityTest {
     assertClose("linear no bias", d, CPU.read(co), g.read(go));
   }
 
-  @ParameterizedTest(name = "{0} headDim={1}")
+  @ParameterizedTest(name = "{0} headDim={1} split={2}")
   @MethodSource("attentionCases")
-  void pagedAttentionPrefillAndDecode(DType d, int headDim) {
+  void pagedAttentionPrefillAndDecode(DType d, int headDim, boolean split) {
+    CudaOps g = gpu(d);
+    g.useSplitAttention(split);
+    try {
+      pagedAttention(d, headDim, g);
+    } finally {
+      g.useSplitAttention(false);
+    }
+  }
+
+  private void pagedAttention(DType d, int headDim, CudaOps g) {
     Random r = new Random(headDim * 31L);
-    Ops g = gpu(d);
     int heads = 3;
     int width = heads * headDim;
     int blockSize = 16;
@@ -267,11 +276,20 @@ class CudaOpsParityTest {
    * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
    * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
    */
-  @ParameterizedTest(name = "{0} headDim={1}")
+  @ParameterizedTest(name = "{0} headDim={1} split={2}")
   @MethodSource("attentionCases")
-  void qkvAppendThenAttention(DType d, int headDim) {
+  void qkvAppendThenAttention(DType d, int headDim, boolean split) {
+    CudaOps g = gpu(d);
+    g.useSplitAttention(split);
+    try {
+      qkvAppendThenAttention(d, headDim, g);
+    } finally {
+      g.useSplitAttention(false);
+    }
+  }
+
+  private void qkvAppendThenAttention(DType d, int headDim, CudaOps g) {
     Random r = new Random(headDim * 17L + 3);
-    Ops g = gpu(d);
     int heads = 2;
     int width = heads * headDim;
     int blockSize = 16;
@@ -309,8 +327,10 @@ class CudaOpsParityTest {
     }
   }
 
+  /** Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × both attention kernels. */
   static Stream<Arguments> attentionCases() {
     return Stream.of(DType.F32, DType.F16, DType.BF16)
-        .flatMap(d -> Stream.of(Arguments.of(d, 64), Arguments.of(d, 80), Arguments.of(d, 128)));
+        .flatMap(d -> Stream.of(64, 80, 128).flatMap(h -> Stream.of(Arguments.of(d, h, false),
+            Arguments.of(d, h, true))));
   }
 }

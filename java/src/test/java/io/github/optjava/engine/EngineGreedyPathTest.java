@@ -1,0 +1,100 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.checkpoint.Checkpoint;
+import io.github.optjava.checkpoint.Checkpoints;
+import io.github.optjava.model.CausalLm;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.model.OptWeights;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Plain greedy requests take the model's argmax path ({@link CausalLm#greedy}: on a GPU no logits are
+ * copied out), and give the same tokens and score as the logits path that log-prob requests take.
+ */
+class EngineGreedyPathTest {
+
+  /** Counts which of the two step methods the engine calls. */
+  private static final class Counting implements CausalLm {
+    final OptModel model;
+    int forwards;
+    int greedies;
+
+    Counting(OptModel model) {
+      this.model = model;
+    }
+
+    @Override
+    public OptConfig config() {
+      return model.config();
+    }
+
+    @Override
+    public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+      forwards++;
+      return model.forward(seqs, cache);
+    }
+
+    @Override
+    public int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+      greedies++;
+      return model.greedy(seqs, cache, logprobs);
+    }
+
+    @Override
+    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+      model.copyBlocks(cache, src, dst);
+    }
+
+    @Override
+    public KvCache newCache(int blocks, int blockSize) {
+      return model.newCache(blocks, blockSize);
+    }
+
+    @Override
+    public void close() {
+      model.close();
+    }
+  }
+
+  @Test
+  void greedyUsesTheArgmaxPathWithTheLogitsPathsTokensAndScore() throws Exception {
+    Path dir = Path.of(getClass().getResource("/fixtures/models/tiny-opt").toURI());
+    OptConfig config = OptConfig.load(dir);
+    CpuOps ops = new CpuOps();
+    OptModel model;
+    try (Checkpoint ck = Checkpoints.open(dir)) {
+      model = new OptModel(config, new OptWeights(config, ck), ops);
+    }
+    Counting counting = new Counting(model);
+    KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), 32, 16, config.hiddenSize()));
+    OptTokenizer tokenizer = OptTokenizer.load(dir);
+    int[] prompt = tokenizer.encode("The capital of France is");
+    try (Engine engine = new Engine(counting, tokenizer, cache, 4, 128)) {
+      Choice greedy = engine.submit(prompt, SamplingParams.greedy().toBuilder().maxTokens(10).build(), null)
+          .join().choices().get(0);
+      assertEquals(0, counting.forwards, "a plain greedy request never needs the logits");
+      assertTrue(counting.greedies >= 10, "greedy steps: " + counting.greedies);
+
+      int greedies = counting.greedies;
+      Choice withLogprobs = engine.submit(prompt,
+          SamplingParams.greedy().toBuilder().maxTokens(10).logprobs(2).build(), null).join().choices().get(0);
+      assertEquals(greedies, counting.greedies, "log-probs need the logits");
+      assertTrue(counting.forwards >= 10);
+      assertEquals(withLogprobs.tokenIds(), greedy.tokenIds());
+      assertEquals(withLogprobs.text(), greedy.text());
+      assertEquals(withLogprobs.score(), greedy.score(), "the same log-softmax, computed the same way");
+      assertEquals(withLogprobs.finishReason(), greedy.finishReason());
+    }
+    assertEquals(cache.store().blocks(), cache.freeBlocks());
+  }
+}

@@ -1,0 +1,369 @@
+// Split-KV causal attention over the paged KV cache ("flash-decoding"): the same function as
+// opt_attention (attention.cu, same arguments plus a float32 workspace), organised for speed.
+// Variants: opt_attention_split_{f32,f16,bf16}. CPU twin: CpuOps.attention.
+//
+// Why: the first kernel gives one thread block of 128 threads to each (query row, head) and walks every
+// visible key one after another (a warp per key, a shuffle reduction per key). The H100 profile of
+// 2026-11-26 (docs/perf.md) put it at 91 % of a 2047-token prefill and 50 % of a batch-32 decode step; at
+// batch 1 a decode step of opt-1.3b keeps 32 of 132 SMs busy.
+//
+// How:
+//   1. Grid (query row, head, split): the keys a row sees are cut into `splits` ranges of split_len keys
+//      (a multiple of the 64-key tile), so short batches still fill the GPU. The launcher picks splits from
+//      the SM count and the table width only (never from the context lengths), so a CUDA graph captured
+//      once stays valid while the sequences grow within that width.
+//   2. A block of 64 threads walks its range in tiles of 64 keys, one key per thread: the thread computes
+//      its key's score with 16-byte loads against the query (pre-scaled, in shared memory), the block
+//      takes the tile's max and sum (two reductions per tile instead of one per key), then every thread
+//      accumulates its own output dimensions over the tile's keys (coalesced reads of V rows), with the
+//      online-softmax rescaling of flash attention.
+//   3. With one split the block writes the normalised output. With more, it writes (max, sum, unnormalised
+//      accumulator) to the workspace and a combine kernel merges the splits of each (row, head).
+// Numerics: float32 throughout, exp via __expf; the same tolerances as opt_attention in the tests.
+// Rows no sequence owns are not written; inconsistent rows and rows reaching a bad block id are NaN (as in
+// opt_attention). Limits: head_dim <= 256.
+#include "common.cuh"
+
+namespace {
+using namespace opt;
+
+constexpr int kMaxHeadDim = 256;
+constexpr int kT = 64;                           // threads per block = keys per tile
+constexpr int kDimsPerThread = kMaxHeadDim / kT;  // output dimensions one thread accumulates
+constexpr float kNotOwned = INFINITY;             // workspace marker: no sequence owns this row
+
+__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
+
+// q · k over 16 bytes of the key (4 floats or 8 halves), q already float.
+__device__ __forceinline__ float dot16(const float* k, const float* q) {
+  const float4 v = *reinterpret_cast<const float4*>(k);
+  return v.x * q[0] + v.y * q[1] + v.z * q[2] + v.w * q[3];
+}
+__device__ __forceinline__ float dot16(const __half* k, const float* q) {
+  const uint4 u = *reinterpret_cast<const uint4*>(k);
+  const __half2* h = reinterpret_cast<const __half2*>(&u);
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(h[i]);
+    s += f.x * q[2 * i] + f.y * q[2 * i + 1];
+  }
+  return s;
+}
+__device__ __forceinline__ float dot16(const __nv_bfloat16* k, const float* q) {
+  const uint4 u = *reinterpret_cast<const uint4*>(k);
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+  float s = 0.f;
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    s += f.x * q[2 * i] + f.y * q[2 * i + 1];
+  }
+  return s;
+}
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
+  return v;
+}
+
+// Max / sum over the kT threads of the block; every thread gets the result. `red` holds one float per
+// warp; the closing barrier lets the next call reuse it.
+__device__ __forceinline__ float tile_max(float v, float* red) {
+  v = warp_max(v);
+  if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = v;
+  __syncthreads();
+  float r = red[0];
+#pragma unroll
+  for (int w = 1; w < kT / kWarp; ++w) r = fmaxf(r, red[w]);
+  __syncthreads();
+  return r;
+}
+__device__ __forceinline__ float tile_sum(float v, float* red) {
+  v = warp_sum(v);
+  if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = v;
+  __syncthreads();
+  float r = red[0];
+#pragma unroll
+  for (int w = 1; w < kT / kWarp; ++w) r += red[w];
+  __syncthreads();
+  return r;
+}
+
+// grid = (total_queries, heads, splits), block = kT. partial: null when splits == 1, else
+// (total_queries, heads, splits, head_dim + 2) floats: max, sum, then the unnormalised accumulator.
+template <typename T>
+__global__ void __launch_bounds__(kT)
+split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T* __restrict__ q,
+                       const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+                       const int32_t* __restrict__ block_tables, const int32_t* __restrict__ query_start,
+                       const int32_t* __restrict__ query_count, const int32_t* __restrict__ context_len,
+                       int num_seqs, int heads, int head_dim, int block_size, int max_blocks, int num_blocks,
+                       float scale, int splits, int split_len) {
+  __shared__ float q_s[kMaxHeadDim];  // this head's query row, times scale
+  __shared__ float p_s[kT];           // the tile's softmax weights (relative to the running max)
+  __shared__ long long slot_s[kT];    // the tile's cache slots, -1 for none
+  __shared__ float red_s[kT / kWarp];
+  __shared__ int seq_s;
+  __shared__ int bad_s;
+
+  const int row = blockIdx.x;
+  const int h = blockIdx.y;
+  const int sp = blockIdx.z;
+  const int tid = threadIdx.x;
+  const int width = heads * head_dim;
+  float* part = partial == nullptr
+      ? nullptr
+      : partial + ((static_cast<size_t>(row) * heads + h) * splits + sp) * static_cast<size_t>(head_dim + 2);
+
+  // 1. The sequence that owns this row.
+  if (tid == 0) {
+    seq_s = -1;
+    bad_s = 0;
+  }
+  __syncthreads();
+  for (int s = tid; s < num_seqs; s += kT) {
+    const long long offset = static_cast<long long>(row) - query_start[s];
+    if (offset >= 0 && offset < query_count[s]) seq_s = s;
+  }
+  __syncthreads();
+  const int s = seq_s;
+  if (s < 0) {  // not written, as opt_attention; tell the combine kernel
+    if (part != nullptr && tid == 0) part[0] = kNotOwned;
+    return;
+  }
+  T* out_row = out + static_cast<size_t>(row) * width + static_cast<size_t>(h) * head_dim;
+  const int count = query_count[s];
+  const int context = context_len[s];
+  if (count > context || static_cast<long long>(context) > static_cast<long long>(max_blocks) * block_size) {
+    if (part != nullptr) {
+      if (tid == 0) part[0] = quiet_nan();
+    } else {
+      for (int d = tid; d < head_dim; d += kT) out_row[d] = from_float<T>(quiet_nan());
+    }
+    return;
+  }
+  const int visible = context - count + (row - query_start[s]) + 1;  // causal: positions 0 .. visible - 1
+  const int begin = sp * split_len;
+  const int end = min(visible, begin + split_len);
+
+  // 2. The query, scaled, as float.
+  const T* q_row = q + static_cast<size_t>(row) * width + static_cast<size_t>(h) * head_dim;
+  for (int d = tid; d < head_dim; d += kT) q_s[d] = to_float(q_row[d]) * scale;
+  __syncthreads();
+
+  const int32_t* table = block_tables + static_cast<size_t>(s) * max_blocks;
+  const size_t head_offset = static_cast<size_t>(h) * head_dim;
+  constexpr int kVec = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte load
+  // Rows start at multiples of head_dim elements from a 256-byte aligned cache: 16-byte loads are aligned
+  // exactly when a head's row is a multiple of 16 bytes.
+  const bool vec = (head_dim % kVec) == 0;
+  float running_max = -INFINITY;
+  float running_sum = 0.f;
+  float acc[kDimsPerThread];
+#pragma unroll
+  for (int k = 0; k < kDimsPerThread; ++k) acc[k] = 0.f;
+
+  for (int tile = begin; tile < end; tile += kT) {  // begin and end are the same for the whole block
+    // 3a. One key per thread: its slot and score.
+    const int key = tile + tid;
+    float score = -INFINITY;
+    long long slot = -1;
+    if (key < end) {
+      const int block = table[key / block_size];
+      if (block >= 0 && block < num_blocks) {
+        slot = static_cast<long long>(block) * block_size + key % block_size;
+        const T* k_row = k_cache + static_cast<size_t>(slot) * width + head_offset;
+        float dot = 0.f;
+        if (vec) {
+          for (int d = 0; d < head_dim; d += kVec) dot += dot16(k_row + d, q_s + d);
+        } else {
+          for (int d = 0; d < head_dim; ++d) dot += to_float(k_row[d]) * q_s[d];
+        }
+        score = dot;
+      } else {
+        bad_s = 1;  // every writer writes 1
+      }
+    }
+    slot_s[tid] = slot;
+
+    // 3b. Online softmax over the tile: two block reductions.
+    const float new_max = fmaxf(running_max, tile_max(score, red_s));
+    const float weight = (slot >= 0 && new_max != -INFINITY) ? __expf(score - new_max) : 0.f;
+    p_s[tid] = weight;
+    const float sum = tile_sum(weight, red_s);  // its barriers also publish p_s and slot_s
+    const float correction = running_max == -INFINITY ? 0.f : __expf(running_max - new_max);
+    running_sum = running_sum * correction + sum;
+#pragma unroll
+    for (int k = 0; k < kDimsPerThread; ++k) acc[k] *= correction;
+
+    // 3c. Values: thread t accumulates dimensions t, t + kT, ... over the tile's keys.
+    const int n_keys = min(kT, end - tile);
+    for (int j = 0; j < n_keys; ++j) {
+      const long long sj = slot_s[j];
+      if (sj < 0) continue;
+      const float pj = p_s[j];
+      const T* v_row = v_cache + static_cast<size_t>(sj) * width + head_offset;
+#pragma unroll
+      for (int k = 0; k < kDimsPerThread; ++k) {
+        const int d = tid + k * kT;
+        if (d < head_dim) acc[k] += pj * to_float(v_row[d]);
+      }
+    }
+    running_max = new_max;
+    __syncthreads();  // the next tile overwrites p_s and slot_s
+  }
+  __syncthreads();
+  const bool bad = bad_s != 0;
+
+  // 4. One split: normalise and store. Several: leave the pieces to the combine kernel.
+  if (part == nullptr) {
+#pragma unroll
+    for (int k = 0; k < kDimsPerThread; ++k) {
+      const int d = tid + k * kT;
+      if (d < head_dim) out_row[d] = from_float<T>(bad ? quiet_nan() : acc[k] / running_sum);
+    }
+  } else {
+    if (tid == 0) {
+      part[0] = bad ? quiet_nan() : running_max;  // -inf for an empty range (keys past the row's end)
+      part[1] = running_sum;
+    }
+#pragma unroll
+    for (int k = 0; k < kDimsPerThread; ++k) {
+      const int d = tid + k * kT;
+      if (d < head_dim) part[2 + d] = acc[k];
+    }
+  }
+}
+
+// grid = (total_queries, heads): merges the splits of one (row, head) as flash-decoding does.
+template <typename T>
+__global__ void split_combine_kernel(T* __restrict__ out, const float* __restrict__ partial, int heads, int head_dim,
+                                     int splits) {
+  const int row = blockIdx.x;
+  const int h = blockIdx.y;
+  const size_t stride = static_cast<size_t>(head_dim) + 2;
+  const float* base = partial + (static_cast<size_t>(row) * heads + h) * splits * stride;
+  if (base[0] == kNotOwned) return;
+  T* out_row = out + static_cast<size_t>(row) * heads * head_dim + static_cast<size_t>(h) * head_dim;
+  float m = -INFINITY;
+  bool nan = false;
+  for (int sp = 0; sp < splits; ++sp) {
+    const float ms = base[sp * stride];
+    if (isnan(ms)) nan = true;
+    else m = fmaxf(m, ms);
+  }
+  if (nan || m == -INFINITY) {
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) out_row[d] = from_float<T>(quiet_nan());
+    return;
+  }
+  float total = 0.f;
+  for (int sp = 0; sp < splits; ++sp) {
+    const float ms = base[sp * stride];
+    if (ms != -INFINITY) total += base[sp * stride + 1] * __expf(ms - m);
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float a = 0.f;
+    for (int sp = 0; sp < splits; ++sp) {
+      const float ms = base[sp * stride];
+      if (ms != -INFINITY) a += base[sp * stride + 2 + d] * __expf(ms - m);
+    }
+    out_row[d] = from_float<T>(a / total);
+  }
+}
+
+// The device's multiprocessor count, read once (the launcher sizes the split count from it).
+int sm_count() {
+  static int cached = 0;
+  if (cached == 0) {
+    int device = 0;
+    int count = 0;
+    if (cudaGetDevice(&device) == cudaSuccess &&
+        cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) == cudaSuccess && count > 0) {
+      cached = count;
+    } else {
+      cudaGetLastError();  // not this launch's error
+      return 132;
+    }
+  }
+  return cached;
+}
+
+template <typename T>
+int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cache, const int32_t* block_tables,
+                           const int32_t* query_start, const int32_t* query_count, const int32_t* context_len,
+                           int num_seqs, int total_queries, int heads, int head_dim, int block_size, int max_blocks,
+                           int num_blocks, float scale, float* workspace, size_t workspace_bytes,
+                           cudaStream_t stream) {
+  if (num_seqs < 0 || total_queries < 0 || heads < 0 || head_dim < 0 || block_size < 0 || max_blocks < 0 ||
+      num_blocks < 0 || head_dim > kMaxHeadDim || heads > 65535) {
+    return kInvalidValue;
+  }
+  if (num_seqs == 0 || total_queries == 0 || heads == 0 || head_dim == 0) return kSuccess;
+  if (block_size == 0) return kInvalidValue;
+  // Splits: enough (row, head, split) blocks for about four per SM, at most one per tile of the widest table,
+  // and as many as the workspace holds. Depends on sizes only, never on the context lengths.
+  const long long max_context = static_cast<long long>(max_blocks) * block_size;
+  const long long tiles = max_context < kT ? 1 : (max_context + kT - 1) / kT;
+  const long long pairs = static_cast<long long>(total_queries) * heads;
+  long long splits = 1;
+  if (workspace != nullptr) {
+    splits = (4LL * sm_count() + pairs - 1) / pairs;
+    if (splits > tiles) splits = tiles;
+    if (splits > 65535) splits = 65535;
+    const size_t per_split = static_cast<size_t>(pairs) * (head_dim + 2) * sizeof(float);
+    while (splits > 1 && per_split * static_cast<size_t>(splits) > workspace_bytes) --splits;
+  }
+  const long long split_len = (tiles + splits - 1) / splits * kT;
+  splits = max_context <= split_len ? 1 : (max_context + split_len - 1) / split_len;
+  const int n_splits = static_cast<int>(splits);
+  const dim3 grid(total_queries, heads, n_splits);
+  split_attention_kernel<T><<<grid, kT, 0, stream>>>(out, n_splits > 1 ? workspace : nullptr, q, k_cache, v_cache,
+                                                      block_tables, query_start, query_count, context_len, num_seqs,
+                                                      heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                                      n_splits, static_cast<int>(split_len));
+  if (n_splits > 1) {
+    split_combine_kernel<T><<<dim3(total_queries, heads), threads_for(head_dim, 256), 0, stream>>>(
+        out, workspace, heads, head_dim, n_splits);
+  }
+  return launch_status();
+}
+
+}  // namespace
+
+extern "C" {
+
+OPT_API int opt_attention_split_f32(float* out, const float* q, const float* k_cache, const float* v_cache,
+                                    const int32_t* block_tables, const int32_t* query_start,
+                                    const int32_t* query_count, const int32_t* context_len, int num_seqs,
+                                    int total_queries, int heads, int head_dim, int block_size, int max_blocks,
+                                    int num_blocks, float scale, float* workspace, size_t workspace_bytes,
+                                    cudaStream_t stream) {
+  return launch_split_attention(out, q, k_cache, v_cache, block_tables, query_start, query_count, context_len,
+                                num_seqs, total_queries, heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                workspace, workspace_bytes, stream);
+}
+
+OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                    const uint16_t* v_cache, const int32_t* block_tables,
+                                    const int32_t* query_start, const int32_t* query_count,
+                                    const int32_t* context_len, int num_seqs, int total_queries, int heads,
+                                    int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
+                                    float* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  return launch_split_attention(as_f16(out), as_f16(q), as_f16(k_cache), as_f16(v_cache), block_tables, query_start,
+                                query_count, context_len, num_seqs, total_queries, heads, head_dim, block_size,
+                                max_blocks, num_blocks, scale, workspace, workspace_bytes, stream);
+}
+
+OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                     const uint16_t* v_cache, const int32_t* block_tables,
+                                     const int32_t* query_start, const int32_t* query_count,
+                                     const int32_t* context_len, int num_seqs, int total_queries, int heads,
+                                     int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
+                                     float* workspace, size_t workspace_bytes, cudaStream_t stream) {
+  return launch_split_attention(as_bf16(out), as_bf16(q), as_bf16(k_cache), as_bf16(v_cache), block_tables,
+                                query_start, query_count, context_len, num_seqs, total_queries, heads, head_dim,
+                                block_size, max_blocks, num_blocks, scale, workspace, workspace_bytes, stream);
+}
+
+}  // extern "C"
