@@ -22,8 +22,15 @@ import org.slf4j.LoggerFactory;
  * The generation loop: one thread owns the model and the KV cache and runs steps over every sequence
  * in flight. Requests from any number of threads queue up and join the running batch at step
  * boundaries (their prompts are prefilled in the same forward pass that decodes the others), and leave
- * it when done. A request is admitted only when the cache can hold all of its sequences at full length,
- * so a running sequence never runs out of cache. Beam-search requests run on their own when admitted.
+ * it when done. Beam-search requests run on their own when admitted.
+ *
+ * <p>KV-cache memory (vLLM's policy): a request is admitted when the cache has room for its prompts now, not
+ * for their full length, so the batch fills the cache. When a step needs more blocks than are free, the
+ * sequences admitted last are preempted: their blocks are freed and they wait at the head of the queue,
+ * keeping everything they generated (tokens, text, sampler state); when room comes back they are
+ * recomputed (one prefill of prompt + generated tokens) and go on as if nothing happened. A request is
+ * accepted only if all its sequences fit the empty cache at full length ({@link #submit}), so the
+ * sequences admitted first always make progress. Never an out-of-memory failure.
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
@@ -46,11 +53,12 @@ public final class Engine implements AutoCloseable {
   private final int maxSequenceLength;
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
-  private final List<Sequence> active = new ArrayList<>();
+  private final List<Sequence> active = new ArrayList<>();     // in admission order
+  private final ArrayDeque<Sequence> preempted = new ArrayDeque<>(); // resumed before any new request
   private final AtomicLong ids = new AtomicLong();
   private final Thread loop;
   private volatile boolean closed;
-  private int committedBlocks;
+  private volatile long preemptions;
 
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
     this.model = model;
@@ -96,7 +104,7 @@ public final class Engine implements AutoCloseable {
   private void run() {
     while (!closed) {
       try {
-        if (active.isEmpty() && waiting.isEmpty()) {
+        if (active.isEmpty() && waiting.isEmpty() && preempted.isEmpty()) {
           Request r = incoming.poll(100, TimeUnit.MILLISECONDS);
           if (r != null) {
             waiting.add(r);
@@ -122,8 +130,31 @@ public final class Engine implements AutoCloseable {
     incoming.forEach(r -> r.future.completeExceptionally(closedError));
   }
 
-  /** Moves waiting requests into the batch, first come first served, while the batch and cache have room. */
+  /** Sequences preempted so far (recomputed later): a measure of KV-cache pressure. */
+  public long preemptions() {
+    return preemptions;
+  }
+
+  /**
+   * Moves preempted sequences back, then waiting requests, into the batch, first come first served, while
+   * the batch has room and the cache can hold what their first step writes (the prompt, or for a preempted
+   * sequence everything it had) besides what the running sequences' next step needs.
+   */
   private void admit() {
+    int planned = 0; // blocks this step already needs for the running sequences and those admitted above
+    for (Sequence s : active) {
+      planned += blocksForNextStep(s);
+    }
+    while (!preempted.isEmpty()) {
+      Sequence s = preempted.peek();
+      int need = blocksForNextStep(s);
+      if (!active.isEmpty() && (active.size() + 1 > maxBatch || planned + need > cache.freeBlocks())) {
+        return; // new requests wait behind the preempted ones
+      }
+      preempted.poll();
+      planned += need;
+      active.add(s);
+    }
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
       if (r.params.isBeamSearch()) {
@@ -135,22 +166,47 @@ public final class Engine implements AutoCloseable {
         continue;
       }
       int n = r.params.n();
-      int need = n * cache.blocksFor(r.promptIds.length + r.params.maxTokens());
-      if (active.size() + n > maxBatch && !active.isEmpty()) {
-        return;
-      }
-      if (committedBlocks + need > cache.store().blocks()) {
+      int need = n * cache.blocksFor(r.promptIds.length);
+      if (!active.isEmpty() && (active.size() + n > maxBatch || planned + need > cache.freeBlocks())) {
         return;
       }
       waiting.poll();
-      committedBlocks += need;
+      planned += need;
       for (int i = 0; i < n; i++) {
         active.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId()));
       }
     }
   }
 
+  /** Blocks {@code s}'s next step adds to what it holds. */
+  private int blocksForNextStep(Sequence s) {
+    return cache.blocksFor(cache.length(s.id) + s.nextStepTokens()) - cache.table(s.id).length;
+  }
+
+  /**
+   * Preempts the sequences admitted last until the next step's blocks fit the free pool: their blocks go
+   * back, and they wait at the head of the queue to be recomputed. The first sequence always fits (submit
+   * checked that a request fits the empty cache), so at least it runs.
+   */
+  private void makeRoom() {
+    int need = 0;
+    for (Sequence s : active) {
+      need += blocksForNextStep(s);
+    }
+    while (need > cache.freeBlocks() && active.size() > 1) {
+      Sequence victim = active.remove(active.size() - 1);
+      need -= blocksForNextStep(victim);
+      cache.release(victim.id);
+      victim.preempt();
+      preempted.addFirst(victim); // the last preempted was admitted first: it resumes first
+      preemptions++;
+      LOG.debug("KV cache full: preempted sequence {} ({} tokens) for recomputation", victim.id,
+          victim.nextStepTokens());
+    }
+  }
+
   private void step() {
+    makeRoom();
     List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
     for (Sequence s : active) {
       steps.add(s.nextStep());
@@ -181,7 +237,6 @@ public final class Engine implements AutoCloseable {
       if (s.finished()) {
         it.remove();
         cache.release(s.id);
-        committedBlocks -= cache.blocksFor(s.request.promptIds.length + s.request.params.maxTokens());
         s.request.choiceDone(s);
       }
     }
@@ -201,7 +256,10 @@ public final class Engine implements AutoCloseable {
       s.request.future.completeExceptionally(e);
     }
     active.clear();
-    committedBlocks = 0;
+    for (Sequence s : preempted) { // they hold no blocks
+      s.request.future.completeExceptionally(e);
+    }
+    preempted.clear();
   }
 
   /** Stops the loop; requests still queued or running fail with IllegalStateException. */

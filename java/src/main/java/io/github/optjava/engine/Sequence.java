@@ -30,6 +30,7 @@ final class Sequence {
   private int[] inputIds;   // HF's input_ids: BOS + prompt + generated so far
   private int length;
   private boolean prefilled;
+  private boolean recompute; // preempted: the next step prefills everything it had (prompt + generated)
   private final StringBuilder text = new StringBuilder();
   private int emitted;      // chars of text already streamed
   private final List<Integer> generated = new ArrayList<>();
@@ -54,12 +55,31 @@ final class Sequence {
     this.length = prompt.length;
   }
 
-  /** This sequence's share of the next forward pass: the whole prompt first, then its last token. */
+  /**
+   * This sequence's share of the next forward pass: the whole prompt first, then its last token; after a
+   * preemption, every token it had, once (the logits of the last one give its next token, as a decode
+   * step's would).
+   */
   OptModel.SeqStep nextStep() {
     if (!prefilled) {
       return new OptModel.SeqStep(id, request.promptIds, request.params.echo());
     }
+    if (recompute) {
+      return new OptModel.SeqStep(id, Arrays.copyOf(inputIds, length), false);
+    }
     return new OptModel.SeqStep(id, new int[] {inputIds[length - 1]}, false);
+  }
+
+  /** The tokens {@link #nextStep} feeds. */
+  int nextStepTokens() {
+    return !prefilled ? request.promptIds.length : recompute ? length : 1;
+  }
+
+  /** Its KV-cache blocks were taken back: the next step recomputes them. */
+  void preempt() {
+    if (prefilled) {
+      recompute = true;
+    }
   }
 
   boolean finished() {
@@ -79,6 +99,7 @@ final class Sequence {
   /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax. */
   void acceptGreedy(int token, double logprob) {
     prefilled = true;
+    recompute = false;
     if (request.listener.cancelled()) {
       finish = FinishReason.CANCELLED;
       return;
@@ -94,6 +115,7 @@ final class Sequence {
   /** Takes the logits of the step (all prompt rows on an echo prefill, else one row) and picks a token. */
   void accept(float[] logits, int vocab) {
     float[] last = logits;
+    recompute = false;
     if (!prefilled) {
       prefilled = true;
       if (request.params.echo()) {
