@@ -4,7 +4,10 @@ import static org.bytedeco.cuda.global.nccl.ncclAllGather;
 import static org.bytedeco.cuda.global.nccl.ncclAllReduce;
 import static org.bytedeco.cuda.global.nccl.ncclBfloat16;
 import static org.bytedeco.cuda.global.nccl.ncclCommDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import static org.bytedeco.cuda.global.nccl.ncclCommInitAll;
+import static org.bytedeco.cuda.global.nccl.ncclCommInitRank;
+import static org.bytedeco.cuda.global.nccl.ncclGetUniqueId;
 import static org.bytedeco.cuda.global.nccl.ncclFloat16;
 import static org.bytedeco.cuda.global.nccl.ncclFloat32;
 import static org.bytedeco.cuda.global.nccl.ncclGetErrorString;
@@ -15,7 +18,10 @@ import io.github.optjava.checkpoint.DType;
 import io.github.optjava.parallel.TpGroup;
 import java.util.ArrayList;
 import java.util.List;
+import io.github.optjava.parallel.Rendezvous;
+import java.time.Duration;
 import org.bytedeco.cuda.nccl.ncclComm;
+import org.bytedeco.cuda.nccl.ncclUniqueId;
 import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.PointerPointer;
 
@@ -43,12 +49,7 @@ public final class NcclTpGroup implements TpGroup {
       out.add(new NcclTpGroup(0, 1, null));
       return out;
     }
-    try {
-      Loader.load(org.bytedeco.cuda.global.nccl.class);
-    } catch (Throwable t) {
-      throw new CudaException("NCCL (libnccl.so.2) could not be loaded: " + CudaProbe.rootMessage(t)
-          + "; install NCCL for CUDA 13 or add its directory to opt.cuda.libpath");
-    }
+    loadNccl();
     PointerPointer<ncclComm> comms = new PointerPointer<>(devices.length);
     int st = ncclCommInitAll(comms, devices.length, devices);
     if (st != 0) {
@@ -59,6 +60,55 @@ public final class NcclTpGroup implements TpGroup {
       out.add(new NcclTpGroup(i, devices.length, new ncclComm(comms.get(i))));
     }
     return out;
+  }
+
+  /**
+   * This process's member of a multi-process group (one GPU per process, any number of machines): rank 0
+   * makes the NCCL unique id and hands it to the others through the TCP {@link Rendezvous} on
+   * {@code MASTER_ADDR:MASTER_PORT}, then every rank joins the communicator on {@code device}. At world size 1
+   * it still makes a real (one-rank) communicator, so the NCCL path can be checked on one GPU.
+   *
+   * @throws io.github.optjava.parallel.Rendezvous.RendezvousException when the processes do not all meet
+   */
+  public static NcclTpGroup forProcess(Rendezvous.Placement p, int device, Duration timeout) {
+    loadNccl();
+    int st = cudaSetDevice(device);
+    if (st != 0) {
+      throw new CudaException("cudaSetDevice(" + device + ") failed for rank " + p.rank() + ": error " + st);
+    }
+    try (ncclUniqueId id = new ncclUniqueId()) {
+      byte[] bytes = new byte[NCCL_UNIQUE_ID_BYTES];
+      if (p.rank() == 0) {
+        st = ncclGetUniqueId(id);
+        if (st != 0) {
+          throw new CudaException("ncclGetUniqueId failed: " + ncclGetErrorString(st).getString());
+        }
+        id.internal().get(bytes);
+      }
+      byte[] shared = Rendezvous.exchange(p, bytes, timeout);
+      if (shared.length != NCCL_UNIQUE_ID_BYTES) {
+        throw new CudaException("rank 0 sent an NCCL id of " + shared.length + " bytes, not " + NCCL_UNIQUE_ID_BYTES);
+      }
+      id.internal().put(shared);
+      ncclComm comm = new ncclComm();
+      st = ncclCommInitRank(comm, p.worldSize(), id, p.rank());
+      if (st != 0) {
+        throw new CudaException("ncclCommInitRank (rank " + p.rank() + " of " + p.worldSize() + " on cuda:" + device
+            + ") failed: " + ncclGetErrorString(st).getString());
+      }
+      return new NcclTpGroup(p.rank(), p.worldSize(), comm);
+    }
+  }
+
+  private static final int NCCL_UNIQUE_ID_BYTES = 128; // NCCL_UNIQUE_ID_BYTES in nccl.h
+
+  private static void loadNccl() {
+    try {
+      Loader.load(org.bytedeco.cuda.global.nccl.class);
+    } catch (Throwable t) {
+      throw new CudaException("NCCL (libnccl.so.2) could not be loaded: " + CudaProbe.rootMessage(t)
+          + "; install NCCL for CUDA 13 or add its directory to opt.cuda.libpath");
+    }
   }
 
   @Override
@@ -73,7 +123,7 @@ public final class NcclTpGroup implements TpGroup {
 
   @Override
   public void allReduce(Mat m) {
-    if (world == 1) {
+    if (comm == null) { // world size 1 without a communicator
       return;
     }
     CudaMat c = CudaMat.of(m);
@@ -83,7 +133,7 @@ public final class NcclTpGroup implements TpGroup {
 
   @Override
   public void allGather(Mat out, Mat in) {
-    if (world == 1) {
+    if (comm == null) {
       if (out != in) {
         throw new IllegalArgumentException("at world size 1, allGather's output is its input: pass the same matrix");
       }

@@ -27,6 +27,20 @@ class GpuNcclTest {
     }
   }
 
+  /** The multi-process path (rendezvous + ncclCommInitRank) at world size 1: a real one-rank communicator. */
+  @Test
+  void processGroupOfOneRunsARealAllReduce() {
+    try (CudaOps ops = new CudaOps(0, DType.F16);
+        NcclTpGroup g = NcclTpGroup.forProcess(io.github.optjava.parallel.Rendezvous.Placement.single(), 0,
+            java.time.Duration.ofSeconds(10))) {
+      Mat m = ops.alloc(2, 3);
+      ops.write(m, new float[] {1, 2, 3, 4, 5, 6});
+      g.allReduce(m);
+      assertArrayEquals(new float[] {1, 2, 3, 4, 5, 6}, ops.read(m));
+      m.close();
+    }
+  }
+
   @Test
   void allReduceSumsAcrossTwoGpus() throws Exception {
     int[] count = new int[1];
