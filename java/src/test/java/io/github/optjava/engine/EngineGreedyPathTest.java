@@ -6,14 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.optjava.api.Choice;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.cpu.CpuOps;
-import io.github.optjava.checkpoint.Checkpoint;
-import io.github.optjava.checkpoint.Checkpoints;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
-import io.github.optjava.model.OptWeights;
 import io.github.optjava.tokenizer.OptTokenizer;
-import java.nio.file.Path;
 import java.util.List;
 import org.junit.jupiter.api.Test;
 
@@ -68,16 +64,12 @@ class EngineGreedyPathTest {
 
   @Test
   void greedyUsesTheArgmaxPathWithTheLogitsPathsTokensAndScore() throws Exception {
-    Path dir = Path.of(getClass().getResource("/fixtures/models/tiny-opt").toURI());
-    OptConfig config = OptConfig.load(dir);
     CpuOps ops = new CpuOps();
-    OptModel model;
-    try (Checkpoint ck = Checkpoints.open(dir)) {
-      model = new OptModel(config, new OptWeights(config, ck), ops);
-    }
+    OptModel model = TinyOpt.model(ops);
+    OptConfig config = model.config();
     Counting counting = new Counting(model);
     KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), 32, 16, config.hiddenSize()));
-    OptTokenizer tokenizer = OptTokenizer.load(dir);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");
     try (Engine engine = new Engine(counting, tokenizer, cache, 4, 128)) {
       Choice greedy = engine.submit(prompt, SamplingParams.greedy().toBuilder().maxTokens(10).build(), null)

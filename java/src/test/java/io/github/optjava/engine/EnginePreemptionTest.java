@@ -7,13 +7,9 @@ import io.github.optjava.api.Choice;
 import io.github.optjava.api.Completion;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.cpu.CpuOps;
-import io.github.optjava.checkpoint.Checkpoint;
-import io.github.optjava.checkpoint.Checkpoints;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
-import io.github.optjava.model.OptWeights;
 import io.github.optjava.tokenizer.OptTokenizer;
-import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -28,14 +24,10 @@ class EnginePreemptionTest {
 
   @Test
   void preemptedSequencesResumeWithTheTokensTheyWouldHaveHadAlone() throws Exception {
-    Path dir = Path.of(getClass().getResource("/fixtures/models/tiny-opt").toURI());
-    OptConfig config = OptConfig.load(dir);
     CpuOps ops = new CpuOps();
-    OptModel model;
-    try (Checkpoint ck = Checkpoints.open(dir)) {
-      model = new OptModel(config, new OptWeights(config, ck), ops);
-    }
-    OptTokenizer tokenizer = OptTokenizer.load(dir);
+    OptModel model = TinyOpt.model(ops);
+    OptConfig config = model.config();
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
     String[] prompts = {"The capital of France is", "Once upon a time", "def add(a, b):", "Hello"};
     List<SamplingParams> params = List.of(
         SamplingParams.greedy().toBuilder().maxTokens(40).build(),

@@ -1,0 +1,35 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.Checkpoint;
+import io.github.optjava.checkpoint.Checkpoints;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.model.OptWeights;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+
+/** The tiny-opt fixture (model + tokenizer) for engine tests. */
+final class TinyOpt {
+  private TinyOpt() {}
+
+  static Path dir() {
+    try {
+      return Path.of(TinyOpt.class.getResource("/fixtures/models/tiny-opt").toURI());
+    } catch (URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  static OptModel model(Ops ops) {
+    OptConfig config = OptConfig.load(dir());
+    try (Checkpoint ck = Checkpoints.open(dir())) {
+      return new OptModel(config, new OptWeights(config, ck), ops);
+    }
+  }
+
+  static OptTokenizer tokenizer() {
+    return OptTokenizer.load(dir());
+  }
+}
