@@ -13,6 +13,7 @@ import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.model.OptWeights;
 import io.github.optjava.model.ParallelOptModel;
+import io.github.optjava.model.PipelineOptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -69,11 +70,12 @@ public final class Generator implements AutoCloseable {
     OptConfig config = OptConfig.load(dir);
     OptTokenizer tokenizer = OptTokenizer.load(dir);
     int tp = options.tensorParallel();
-    if (tp > 1 && options.device() == Device.CUDA) {
-      throw new IllegalArgumentException("tensor parallelism (degree " + tp + ") runs on the CPU only for now: "
-          + "use Device.CPU (or AUTO), or tensorParallel 1 on CUDA");
+    int pp = options.pipelineParallel();
+    if ((tp > 1 || pp > 1) && options.device() == Device.CUDA) {
+      throw new IllegalArgumentException((tp > 1 ? "tensor parallelism (degree " + tp : "pipeline parallelism (degree "
+          + pp) + ") runs on the CPU only for now: use Device.CPU (or AUTO), or degree 1 on CUDA");
     }
-    Device device = tp > 1 ? Device.CPU : chooseDevice(options.device());
+    Device device = tp > 1 || pp > 1 ? Device.CPU : chooseDevice(options.device());
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;
@@ -90,6 +92,16 @@ public final class Generator implements AutoCloseable {
         }
         model = parallel;
         accounting = parallel.rankOps(0);
+      } else if (pp > 1) {
+        int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
+        int perStage = Math.max(1, total / pp);
+        PipelineOptModel pipeline;
+        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), 1)) {
+          pipeline = new PipelineOptModel(config, new OptWeights(config, checkpoint), s -> Backends.cpu(perStage),
+              options.dtype(), pp);
+        }
+        model = pipeline;
+        accounting = pipeline.stageOps(0);
       } else {
         ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
         try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), 1)) {
@@ -103,7 +115,8 @@ public final class Generator implements AutoCloseable {
       cache = model.newCache(blocks, options.kvBlockSize());
       LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), KV cache {} tokens", dir.getFileName(),
           config.numHiddenLayers(), config.hiddenSize(), device, accounting.name(),
-          tp > 1 ? " × " + tp + " tensor-parallel ranks" : "", blocks * options.kvBlockSize());
+          tp > 1 ? " × " + tp + " tensor-parallel ranks" : pp > 1 ? " × " + pp + " pipeline stages" : "",
+          blocks * options.kvBlockSize());
       return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);
     } catch (RuntimeException | Error e) {
       // Whatever was allocated (device memory above all) is freed before the error reaches the caller.

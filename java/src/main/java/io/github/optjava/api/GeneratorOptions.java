@@ -27,9 +27,13 @@ import io.github.optjava.checkpoint.DType;
  *                          the KV cache. Must divide the model's attention heads and FFN width (the error
  *                          lists the degrees that do). CPU only for now (Device.AUTO then means the CPU).
  *                          Default 1.
+ * @param pipelineParallel  pipeline-parallel degree: the layers are split into this many stages, each on its
+ *                          own thread with threads / degree CPU threads and its own share of the KV cache,
+ *                          the batch cut into micro-batches that flow through the stages. At most the number
+ *                          of layers; not combined with tensorParallel yet. CPU only for now. Default 1.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
-    int kvBlockSize, int threads, String revision, int tensorParallel) {
+    int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel) {
 
   public GeneratorOptions {
     if (device == null) {
@@ -56,50 +60,63 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
       throw new IllegalArgumentException("tensorParallel must be at least 1 (1 = no tensor parallelism), got "
           + tensorParallel);
     }
+    if (pipelineParallel < 1) {
+      throw new IllegalArgumentException("pipelineParallel must be at least 1 (1 = no pipeline), got "
+          + pipelineParallel);
+    }
+    if (tensorParallel > 1 && pipelineParallel > 1) {
+      throw new IllegalArgumentException("tensorParallel " + tensorParallel + " with pipelineParallel "
+          + pipelineParallel + " is not supported yet: use one of them");
+    }
   }
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1);
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1);
   }
 
   public GeneratorOptions withDevice(Device d) {
     return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel);
+        revision, tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withDtype(DType t) {
     return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel);
+        revision, tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
     return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel);
+        tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel);
+        tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
-        tensorParallel);
+        tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withThreads(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n,
-        revision, tensorParallel);
+        revision, tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withRevision(String r) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        r, tensorParallel);
+        r, tensorParallel, pipelineParallel);
   }
 
   public GeneratorOptions withTensorParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, n);
+        revision, n, pipelineParallel);
+  }
+
+  public GeneratorOptions withPipelineParallel(int n) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel, n);
   }
 }

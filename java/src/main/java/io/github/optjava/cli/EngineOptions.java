@@ -30,16 +30,14 @@ final class EngineOptions {
   int tensorParallel;
 
   @Option(names = "--pipeline-parallel", defaultValue = "1", paramLabel = "M",
-      description = "Pipeline-parallel degree (not implemented yet: only 1 is accepted). Default: ${DEFAULT-VALUE}.")
+      description = "Pipeline-parallel degree: split the layers into M stages, one thread each, sharing --threads, "
+          + "micro-batches flowing through them (CPU only for now; not with --tensor-parallel > 1). "
+          + "Default: ${DEFAULT-VALUE}.")
   int pipelineParallel;
 
   Generator open(ModelOption model) {
     if (pipelineParallel < 1) {
       throw new IllegalArgumentException("--pipeline-parallel must be at least 1, got " + pipelineParallel);
-    }
-    if (pipelineParallel > 1) {
-      throw new IllegalArgumentException("pipeline parallelism is not implemented yet (--pipeline-parallel "
-          + pipelineParallel + "): use --pipeline-parallel 1, and --tensor-parallel N to split the model");
     }
     if (tensorParallel < 1) {
       throw new IllegalArgumentException("--tensor-parallel must be at least 1, got " + tensorParallel);
@@ -52,7 +50,8 @@ final class EngineOptions {
     };
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
-        .withTensorParallel(tensorParallel);
+        .withTensorParallel(tensorParallel)
+        .withPipelineParallel(pipelineParallel);
     return Generator.open(model.model, opts);
   }
 }

@@ -47,7 +47,8 @@ public final class OptModel implements CausalLm {
   private final Mat finalNormW;      // (1, hidden), or null (post-LN)
   private final Mat finalNormB;      // (1, hidden), or null
   private final Mat lmHead;          // (vocab, wordEmbedProjDim): embedTokens itself when tied
-  private final Layer[] layers;
+  private final Layer[] layers;      // this stage's layers: global index stage.firstLayer() + i
+  private final Stage stage;
   private final TpGroup tp;
   private final int heads;           // attention heads of this rank: numAttentionHeads / world
   private final int width;           // q/k/v/attention columns of this rank: hidden / world
@@ -63,6 +64,41 @@ public final class OptModel implements CausalLm {
 
   /** One sequence's share of a step: its new tokens and whether logits of all of them are wanted. */
   public record SeqStep(long seqId, int[] newTokens, boolean allLogits) {}
+
+  /**
+   * Which layers this model holds, for pipeline parallelism ({@link PipelineOptModel}): stage {@code index}
+   * of {@code count} holds layers {@code [firstLayer, endLayer)}; the first stage also the embeddings, the
+   * last the final layer norm and lm_head. {@link #all} is the whole model.
+   */
+  public record Stage(int index, int count, int firstLayer, int endLayer) {
+    public static Stage all(OptConfig config) {
+      return new Stage(0, 1, 0, config.numHiddenLayers());
+    }
+
+    /** Stage {@code index} of {@code count}, layers split as evenly as they go (earlier stages take the rest). */
+    public static Stage of(int index, int count, OptConfig config) {
+      int layers = config.numHiddenLayers();
+      if (count < 1 || count > layers) {
+        throw new IllegalArgumentException("a pipeline of " + count + " stages for a model of " + layers
+            + " layers: use 1 to " + layers + " stages");
+      }
+      int base = layers / count;
+      int extra = layers % count;
+      int first = index * base + Math.min(index, extra);
+      return new Stage(index, count, first, first + base + (index < extra ? 1 : 0));
+    }
+
+    boolean isFirst() {
+      return index == 0;
+    }
+
+    boolean isLast() {
+      return index == count - 1;
+    }
+  }
+
+  /** What a pipeline stage hands on: the hidden states (total tokens × hidden), or on the last stage the logits. */
+  public record StageOutput(float[] hidden, float[][] logits) {}
 
   /** Uploads the (already validated) weights to the backend in their checkpoint dtype. */
   public OptModel(OptConfig config, OptWeights w, Ops ops) {
@@ -85,27 +121,41 @@ public final class OptModel implements CausalLm {
    * @throws IllegalArgumentException if the world size does not divide the heads and the FFN width
    */
   public OptModel(OptConfig config, OptWeights checkpointWeights, Ops ops, DType weightDtype, TpGroup tp) {
+    this(config, checkpointWeights, ops, weightDtype, tp, Stage.all(config));
+  }
+
+  /**
+   * This rank's part of pipeline stage {@code stage} ({@link Stage}): only that stage's weights are read
+   * from the checkpoint and uploaded.
+   */
+  public OptModel(OptConfig config, OptWeights checkpointWeights, Ops ops, DType weightDtype, TpGroup tp,
+      Stage stage) {
     int world = tp.worldSize();
     Shard.requireDegree(world, config.numAttentionHeads(), config.ffnDim());
     this.config = config;
     this.ops = ops;
     this.tp = tp;
+    this.stage = stage;
     this.heads = config.numAttentionHeads() / world;
     this.width = config.hiddenSize() / world;
     this.ffn = config.ffnDim() / world;
     Function<String, Tensor> w = checkpointWeights::get; // memory-mapped: nothing read until sliced or uploaded
     Function<Tensor, Mat> upload = t -> ops.weight(weightDtype == null ? t : t.to(weightDtype));
     Function<String, Mat> replicated = name -> upload.apply(w.apply(name));
-    embedTokens = replicated.apply(OptWeights.EMBED_TOKENS);
-    embedPositions = replicated.apply(OptWeights.EMBED_POSITIONS);
-    projectIn = config.hasProjections() ? replicated.apply(OptWeights.PROJECT_IN) : null;
-    projectOut = config.hasProjections() ? replicated.apply(OptWeights.PROJECT_OUT) : null;
-    finalNormW = config.hasFinalLayerNorm() ? replicated.apply(OptWeights.FINAL_LAYER_NORM_WEIGHT) : null;
-    finalNormB = config.hasFinalLayerNorm() ? replicated.apply(OptWeights.FINAL_LAYER_NORM_BIAS) : null;
-    lmHead = checkpointWeights.lmHeadTied() ? embedTokens : replicated.apply(OptWeights.LM_HEAD);
-    layers = new Layer[config.numHiddenLayers()];
+    boolean first = stage.isFirst();
+    boolean last = stage.isLast();
+    boolean tied = checkpointWeights.lmHeadTied();
+    // The first stage embeds; the last projects to the vocabulary (with the token embedding when tied).
+    embedTokens = first || (last && tied) ? replicated.apply(OptWeights.EMBED_TOKENS) : null;
+    embedPositions = first ? replicated.apply(OptWeights.EMBED_POSITIONS) : null;
+    projectIn = first && config.hasProjections() ? replicated.apply(OptWeights.PROJECT_IN) : null;
+    projectOut = last && config.hasProjections() ? replicated.apply(OptWeights.PROJECT_OUT) : null;
+    finalNormW = last && config.hasFinalLayerNorm() ? replicated.apply(OptWeights.FINAL_LAYER_NORM_WEIGHT) : null;
+    finalNormB = last && config.hasFinalLayerNorm() ? replicated.apply(OptWeights.FINAL_LAYER_NORM_BIAS) : null;
+    lmHead = !last ? null : tied ? embedTokens : replicated.apply(OptWeights.LM_HEAD);
+    layers = new Layer[stage.endLayer() - stage.firstLayer()];
     for (int l = 0; l < layers.length; l++) {
-      int layer = l;
+      int layer = stage.firstLayer() + l;
       Function<String, Tensor> p = suffix -> w.apply(OptWeights.layer(layer, suffix));
       layers[l] = new Layer(
           ShardedLinear.columnStacked(tp,
@@ -149,10 +199,15 @@ public final class OptModel implements CausalLm {
     ops.kvCopyBlocks(cache.store(), src, dst);
   }
 
-  /** A cache over {@link Ops#kvStore} of this rank's width ({@link #kvWidth}). */
+  /** A cache over {@link Ops#kvStore} of this rank's width ({@link #kvWidth}) and this stage's layers. */
   @Override
   public KvCache newCache(int blocks, int blockSize) {
-    return new KvCache(ops.kvStore(config.numHiddenLayers(), blocks, blockSize, width));
+    return new KvCache(ops.kvStore(layers.length, blocks, blockSize, width));
+  }
+
+  /** The layers this model holds (all of them unless it is a pipeline stage). */
+  public Stage stage() {
+    return stage;
   }
 
   /**
@@ -162,7 +217,29 @@ public final class OptModel implements CausalLm {
    */
   @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
-    return step(seqs, cache, false, null).logits;
+    requireWholeModel();
+    return step(seqs, cache, false, null, null).logits;
+  }
+
+  /**
+   * One pipeline stage's part of a step ({@link PipelineOptModel}): {@code hiddenIn} is the previous stage's
+   * output (null on the first stage, which embeds the tokens); returns the hidden states for the next stage,
+   * or on the last stage the logits as {@link #forward} returns them.
+   */
+  public StageOutput stageForward(List<SeqStep> seqs, KvCache cache, float[] hiddenIn) {
+    if (stage.isFirst() != (hiddenIn == null)) {
+      throw new IllegalArgumentException(stage.isFirst() ? "the first stage embeds the tokens: pass no hidden states"
+          : "stage " + stage.index() + " needs the previous stage's hidden states");
+    }
+    StepResult r = step(seqs, cache, false, null, hiddenIn);
+    return new StageOutput(r.hidden, r.logits);
+  }
+
+  private void requireWholeModel() {
+    if (stage.count() != 1) {
+      throw new IllegalStateException("pipeline stage " + stage.index() + " of " + stage.count()
+          + " holds layers " + stage.firstLayer() + ".." + (stage.endLayer() - 1) + ": run it through PipelineOptModel");
+    }
   }
 
   /**
@@ -177,13 +254,15 @@ public final class OptModel implements CausalLm {
         throw new IllegalArgumentException("greedy(): sequence " + q.seqId() + " asks for the logits of all its tokens");
       }
     }
-    return step(seqs, cache, true, logprobs).argmax;
+    requireWholeModel();
+    return step(seqs, cache, true, logprobs, null).argmax;
   }
 
-  /** What a step returns: the logits per sequence, or the argmax per sequence. */
-  private record StepResult(float[][] logits, int[] argmax) {}
+  /** What a step returns: the logits per sequence, the argmax per sequence, or (mid-pipeline) hidden states. */
+  private record StepResult(float[][] logits, int[] argmax, float[] hidden) {}
 
-  private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly, double[] logprobs) {
+  private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly, double[] logprobs,
+      float[] hiddenIn) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
     if (cache.store().width() != width) {
@@ -213,7 +292,7 @@ public final class OptModel implements CausalLm {
     // A decode step (one new token per sequence, last logits only) repeats op for op at its batch size, so
     // the backend may replay it as a CUDA graph; the block tables are padded (-1) to a power of two so that
     // the attention kernel's table width stays the same for many steps (the graph's variant).
-    boolean decode = tp.worldSize() == 1 && n > 0 && total == n && outRows == n;
+    boolean decode = tp.worldSize() == 1 && stage.count() == 1 && n > 0 && total == n && outRows == n;
     int tableWidth = 1;
     if (decode) {
       for (int[] t : tables) {
@@ -246,7 +325,11 @@ public final class OptModel implements CausalLm {
       }
     }
 
-    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows);
+    if (hiddenIn != null && hiddenIn.length != (long) total * hidden) {
+      throw new IllegalArgumentException("stage " + stage.index() + " got " + hiddenIn.length + " hidden values for "
+          + total + " tokens × " + hidden);
+    }
+    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, hiddenIn);
     if (decode) {
       ops.graphStep(n, tableWidth);
       try {
@@ -260,7 +343,7 @@ public final class OptModel implements CausalLm {
 
   /** What the ops of one step read, prepared by {@link #step}. */
   private record StepInputs(List<SeqStep> seqs, AttentionBatch batch, int[] ids, int[] positions, int[] slots,
-      int[] outputRows, int total, int outRows) {}
+      int[] outputRows, int total, int outRows, float[] hiddenIn) {}
 
   /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
   private StepResult runOps(StepInputs in, KvCache cache, boolean argmaxOnly, double[] logprobs) {
@@ -276,16 +359,20 @@ public final class OptModel implements CausalLm {
     int hidden = config.hiddenSize();
     int[] queryCount = batch.queryCount();
     try (Scratch m = new Scratch(ops)) {
-      // Embeddings: tokens (projected up for 350m) plus learned positions.
+      // Embeddings: tokens (projected up for 350m) plus learned positions; or a later pipeline stage's input.
       Mat x = m.alloc(total, hidden);
-      if (projectIn != null) {
+      if (in.hiddenIn != null) {
+        ops.write(x, in.hiddenIn);
+      } else if (projectIn != null) {
         Mat e = m.alloc(total, config.wordEmbedProjDim());
         ops.embedding(e, embedTokens, ids);
         ops.linear(x, e, projectIn, null, false);
       } else {
         ops.embedding(x, embedTokens, ids);
       }
-      ops.addPositions(x, embedPositions, positions);
+      if (in.hiddenIn == null) {
+        ops.addPositions(x, embedPositions, positions);
+      }
 
       // Each Linear that feeds a residual add leaves its bias out of the GEMM; one fused op then adds the
       // bias and the residual and applies the layer norm that comes next (Ops.addBiasLayerNorm), and q/k/v
@@ -325,10 +412,13 @@ public final class OptModel implements CausalLm {
           boolean last = l + 1 == layers.length;
           ops.addBiasLayerNorm(x, y, p.fc2.bias(), h, last ? finalNormW : layers[l + 1].attnNormW,
               last ? finalNormB : layers[l + 1].attnNormB, LN_EPS);
-        } else { // the last layer of a pre-LN model without a final layer norm
+        } else { // the last layer of a pipeline stage before the last, or of a model without a final norm
           p.fc2.forward(ops, y, f, false);
           ops.addInPlace(x, y);
         }
+      }
+      if (!stage.isLast()) { // the residual stream goes on to the next stage
+        return new StepResult(null, null, ops.read(x));
       }
       // The final hidden states: after the final layer norm (in h, pre-LN) or x.
       Mat finalHidden = preLn && finalNormW != null ? h : x;
@@ -344,7 +434,7 @@ public final class OptModel implements CausalLm {
       Mat logits = m.alloc(outRows, config.vocabSize());
       ops.linear(logits, last, lmHead, null, false);
       if (argmaxOnly) {
-        return new StepResult(null, ops.argmaxRows(logits, logprobs));
+        return new StepResult(null, ops.argmaxRows(logits, logprobs), null);
       }
       float[] flat = ops.read(logits);
 
@@ -355,7 +445,7 @@ public final class OptModel implements CausalLm {
         result[s] = java.util.Arrays.copyOfRange(flat, r * vocab, (r + rows) * vocab);
         r += rows;
       }
-      return new StepResult(result, null);
+      return new StepResult(result, null, null);
     } catch (RuntimeException | Error e) {
       ops.graphAbort(); // a step that failed half way must not leave the backend capturing
       throw e;
@@ -364,8 +454,8 @@ public final class OptModel implements CausalLm {
 
   @Override
   public void close() {
-    List<Mat> all = new ArrayList<>(List.of(embedTokens, embedPositions, lmHead));
-    for (Mat m : new Mat[] {projectIn, projectOut, finalNormW, finalNormB}) {
+    List<Mat> all = new ArrayList<>();
+    for (Mat m : new Mat[] {embedTokens, embedPositions, lmHead, projectIn, projectOut, finalNormW, finalNormB}) {
       if (m != null) {
         all.add(m);
       }

@@ -56,13 +56,19 @@ class CliTensorParallelTest {
   }
 
   @Test
-  void pipelineParallelIsAcceptedButNotImplemented() {
-    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "This",
-        "--pipeline-parallel", "2");
-    assertEquals(1, r.exit(), r.err());
-    assertTrue(r.err().contains("pipeline parallelism is not implemented yet"), r.err());
-    CliTest.Run one = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "This",
-        "--temperature", "0", "--max-tokens", "2", "--pipeline-parallel", "1");
-    assertEquals(0, one.exit(), one.err());
+  void batchWithPipelineParallelTwoEqualsWithoutAndBadDegreesAreClearErrors() {
+    CliTest.Run single = cli(BATCH, "batch", "--model", model(), "--device", "cpu");
+    CliTest.Run pipeline = cli(BATCH, "batch", "--model", model(), "--device", "cpu", "--pipeline-parallel", "2");
+    assertEquals(0, pipeline.exit(), pipeline.err());
+    assertEquals(single.out(), pipeline.out(), "the same arithmetic: identical output, log-probs included");
+
+    CliTest.Run tooMany = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "This",
+        "--pipeline-parallel", "3");
+    assertEquals(1, tooMany.exit(), tooMany.err());
+    assertTrue(tooMany.err().contains("a pipeline of 3 stages for a model of 2 layers"), tooMany.err());
+    CliTest.Run both = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "This",
+        "--pipeline-parallel", "2", "--tensor-parallel", "2");
+    assertEquals(1, both.exit(), both.err());
+    assertTrue(both.err().contains("is not supported yet: use one of them"), both.err());
   }
 }
