@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# A multi-node opt-java job through Open MPI's mpirun (plain SSH between the hosts): one process per GPU.
+#   scripts/launch/mpirun.sh host1:8,host2:8                       # checks that every process meets
+#   scripts/launch/mpirun.sh host1:8,host2:8 scripts/opt <command> # your own opt command line instead
+# Open MPI sets OMPI_COMM_WORLD_RANK/_SIZE/_LOCAL_RANK; this script adds MASTER_ADDR (the first host) and
+# MASTER_PORT for the rendezvous. Multi-GPU generation is not wired into the Generator yet: today this checks
+# the plumbing (network, ports, variables) that it will use.
+set -euo pipefail
+hosts="${1:?usage: $0 host1:slots,host2:slots [command ...]}"
+shift
+first="${hosts%%,*}"
+export MASTER_ADDR="${MASTER_ADDR:-${first%%:*}}"
+export MASTER_PORT="${MASTER_PORT:-29500}"
+slots=0
+IFS=',' read -ra list <<< "$hosts"
+for h in "${list[@]}"; do slots=$(( slots + ${h##*:} )); done
+if [ $# -eq 0 ]; then set -- scripts/opt rendezvous --timeout 120; fi
+exec mpirun -np "$slots" -H "$hosts" -x MASTER_ADDR -x MASTER_PORT -x PATH -x JAVA_HOME "$@"
