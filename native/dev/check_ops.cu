@@ -592,6 +592,57 @@ void check_attention(int heads, int head_dim, int kernel) {
          max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
+// The attention kernels' rules beyond the numbers, in every mode (0: opt_attention; 1, 2: opt_attention_split
+// without / with a workspace): a row no sequence owns keeps what was there; a row that reaches a bad block id,
+// and every row of an inconsistent sequence (more queries than context), is NaN; the others are finite.
+void check_attention_rules(int kernel) {
+  const int heads = 2, head_dim = 64, width = heads * head_dim, block_size = 16, num_blocks = 12, max_blocks = 8;
+  // rows 0-2: sequence 0 (a 3-token prefill); row 3: sequence 1 (decode at 100 tokens, block 99 in its table);
+  // row 4: nobody's; rows 5-6: sequence 2 (2 queries, context 1: inconsistent).
+  const std::vector<int32_t> start = {0, 3, 5}, count = {3, 1, 2}, context = {3, 100, 1};
+  std::vector<int32_t> tables(3 * max_blocks, -1);
+  tables[0] = 0;
+  const int32_t seq1[] = {1, 2, 3, 99, 4, 5, 6};
+  for (int i = 0; i < 7; ++i) tables[max_blocks + i] = seq1[i];
+  tables[2 * max_blocks] = 7;
+  const int total = 7;
+  const size_t cache_elems = static_cast<size_t>(num_blocks) * block_size * width;
+  const Host<F16> q = random_tensor<F16>(static_cast<size_t>(total) * width, 0.f, 1.f);
+  const Host<F16> keys = random_tensor<F16>(cache_elems, 0.f, 1.f);
+  const Host<F16> values = random_tensor<F16>(cache_elems, 0.f, 1.f);
+  const uint16_t poison = F16::narrow(1234.5f);
+  DevBuf<uint16_t> d_q(q.words), d_k(keys.words), d_v(values.words),
+      d_out(std::vector<uint16_t>(static_cast<size_t>(total) * width, poison));
+  DevBuf<int32_t> d_tables(tables), d_start(start), d_count(count), d_ctx(context);
+  DevBuf<float> d_ws(static_cast<size_t>(1) << 20);
+  const float scale = 0.125f;
+  if (kernel == 0) {
+    expect_ok(opt_attention_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                d_ctx.ptr, 3, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                g_stream),
+              "attention (rules)");
+  } else {
+    expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                      d_ctx.ptr, 3, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                      kernel == 2 ? d_ws.ptr : nullptr,
+                                      kernel == 2 ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, g_stream),
+              "attention_split (rules)");
+  }
+  const std::vector<uint16_t> out = d_out.download();
+  int wrong = 0;
+  for (int row = 0; row < total; ++row) {
+    for (int j = 0; j < width; ++j) {
+      const uint16_t w = out[static_cast<size_t>(row) * width + j];
+      const float v = F16::widen(w);
+      if (row <= 2) wrong += !std::isfinite(v);
+      else if (row == 4) wrong += w != poison;
+      else wrong += !std::isnan(v);
+    }
+  }
+  report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)" : "attention_split (splits)")
+             + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
+}
+
 void check_argmax() {
   const int rows = 6, vocab = 50272;
   std::uniform_real_distribution<float> dist(-10.f, 10.f);
@@ -606,6 +657,7 @@ void check_argmax() {
   std::fill(r + 2 * vocab, r + 3 * vocab, -INFINITY);  // row 2: all -inf: index 0
   r[3 * vocab + vocab - 1] = 99.f;                     // row 3: the last index
   r[4 * vocab + 0] = 99.f;                             // row 4: the first index
+  r[5 * vocab + 77] = INFINITY;                        // row 5: +inf, no NaN: index 77, log-prob NaN
   DevBuf<float> d_logits(logits);
   DevBuf<int32_t> d_out(rows);
   expect_ok(opt_argmax_f32(d_out.ptr, d_logits.ptr, rows, vocab, g_stream), "argmax");
@@ -620,8 +672,8 @@ void check_argmax() {
   wrong += d_out.download()[0] != 1;
   report("argmax (rows with a wrong index)", "f32", wrong, 0.0);
 
-  // The pick with its log-prob: the same indexes; log_softmax in double as the reference (rows 0, 3, 4, 5
-  // are finite; row 1 holds NaN and row 2 is all -inf: NaN).
+  // The pick with its log-prob: the same indexes; log_softmax in double as the reference (rows 0, 3, 4 are
+  // finite; row 1 holds NaN, row 2 is all -inf, row 5 holds +inf: NaN).
   DevBuf<int32_t> d_idx(rows);
   DevBuf<float> d_lp(rows);
   expect_ok(opt_argmax_logprob_f32(d_idx.ptr, d_lp.ptr, d_logits.ptr, rows, vocab, g_stream), "argmax_logprob");
@@ -632,7 +684,7 @@ void check_argmax() {
   for (int i = 0; i < rows; ++i) {
     const float* row = r + static_cast<size_t>(i) * vocab;
     wrong_lp += idx[i] != ref_argmax(row, vocab);
-    if (i == 1 || i == 2) {
+    if (i == 1 || i == 2 || i == 5) {  // a NaN, all -inf, a +inf: NaN (inf - logsumexp = inf - inf)
       wrong_lp += !std::isnan(lp[i]);
       continue;
     }
@@ -736,6 +788,7 @@ int main() {
   check_all<F16>();
   check_all<BF16>();
   check_argmax();
+  for (int kernel = 0; kernel < 3; ++kernel) check_attention_rules(kernel);
   check_size_validation();
 
   CHECK_CUDA(cudaStreamDestroy(g_stream));

@@ -30,7 +30,6 @@ using namespace opt;
 constexpr int kMaxHeadDim = 256;
 constexpr int kT = 64;                           // threads per block = keys per tile
 constexpr int kDimsPerThread = kMaxHeadDim / kT;  // output dimensions one thread accumulates
-constexpr float kNotOwned = INFINITY;             // workspace marker: no sequence owns this row
 
 __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
 
@@ -99,13 +98,13 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
                        const int32_t* __restrict__ block_tables, const int32_t* __restrict__ query_start,
                        const int32_t* __restrict__ query_count, const int32_t* __restrict__ context_len,
                        int num_seqs, int heads, int head_dim, int block_size, int max_blocks, int num_blocks,
-                       float scale, int splits, int split_len) {
+                       float scale, int splits, int split_len, bool vec) {
   __shared__ float q_s[kMaxHeadDim];  // this head's query row, times scale
   __shared__ float p_s[kT];           // the tile's softmax weights (relative to the running max)
   __shared__ long long slot_s[kT];    // the tile's cache slots, -1 for none
   __shared__ float red_s[kT / kWarp];
   __shared__ int seq_s;
-  __shared__ int bad_s;
+  __shared__ int bad_s;  // a bad block id, or a NaN score (which a tile max of -inf would otherwise drop)
 
   const int row = blockIdx.x;
   const int h = blockIdx.y;
@@ -128,8 +127,8 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
   }
   __syncthreads();
   const int s = seq_s;
-  if (s < 0) {  // not written, as opt_attention; tell the combine kernel
-    if (part != nullptr && tid == 0) part[0] = kNotOwned;
+  if (s < 0) {  // not written, as opt_attention; tell the combine kernel (a sum is never negative)
+    if (part != nullptr && tid == 0) part[1] = -1.f;
     return;
   }
   T* out_row = out + static_cast<size_t>(row) * width + static_cast<size_t>(h) * head_dim;
@@ -137,7 +136,10 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
   const int context = context_len[s];
   if (count > context || static_cast<long long>(context) > static_cast<long long>(max_blocks) * block_size) {
     if (part != nullptr) {
-      if (tid == 0) part[0] = quiet_nan();
+      if (tid == 0) {
+        part[0] = quiet_nan();
+        part[1] = 0.f;
+      }
     } else {
       for (int d = tid; d < head_dim; d += kT) out_row[d] = from_float<T>(quiet_nan());
     }
@@ -154,10 +156,8 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
 
   const int32_t* table = block_tables + static_cast<size_t>(s) * max_blocks;
   const size_t head_offset = static_cast<size_t>(h) * head_dim;
-  constexpr int kVec = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte load
-  // Rows start at multiples of head_dim elements from a 256-byte aligned cache: 16-byte loads are aligned
-  // exactly when a head's row is a multiple of 16 bytes.
-  const bool vec = (head_dim % kVec) == 0;
+  constexpr int kVec = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte load (vec: the launcher checked
+                                                          // that every key row starts 16-byte aligned)
   float running_max = -INFINITY;
   float running_sum = 0.f;
   float acc[kDimsPerThread];
@@ -181,6 +181,7 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
           for (int d = 0; d < head_dim; ++d) dot += to_float(k_row[d]) * q_s[d];
         }
         score = dot;
+        if (isnan(dot)) bad_s = 1;  // NaN data makes the row NaN, as opt_attention's does
       } else {
         bad_s = 1;  // every writer writes 1
       }
@@ -244,7 +245,7 @@ __global__ void split_combine_kernel(T* __restrict__ out, const float* __restric
   const int h = blockIdx.y;
   const size_t stride = static_cast<size_t>(head_dim) + 2;
   const float* base = partial + (static_cast<size_t>(row) * heads + h) * splits * stride;
-  if (base[0] == kNotOwned) return;
+  if (base[1] < 0.f) return;  // no sequence owns the row: not written
   T* out_row = out + static_cast<size_t>(row) * heads * head_dim + static_cast<size_t>(h) * head_dim;
   float m = -INFINITY;
   bool nan = false;
@@ -301,6 +302,7 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   }
   if (num_seqs == 0 || total_queries == 0 || heads == 0 || head_dim == 0) return kSuccess;
   if (block_size == 0) return kInvalidValue;
+  if (static_cast<long long>(max_blocks) * block_size > (1LL << 30)) return kInvalidValue;  // int key positions
   // Splits: enough (row, head, split) blocks for about four per SM, at most one per tile of the widest table,
   // and as many as the workspace holds. Depends on sizes only, never on the context lengths.
   const long long max_context = static_cast<long long>(max_blocks) * block_size;
@@ -317,11 +319,15 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   const long long split_len = (tiles + splits - 1) / splits * kT;
   splits = max_context <= split_len ? 1 : (max_context + split_len - 1) / split_len;
   const int n_splits = static_cast<int>(splits);
+  // Key rows start at multiples of head_dim elements from k_cache: 16-byte loads are aligned when both are.
+  constexpr size_t kVecBytes = 16;
+  const bool vec = (static_cast<size_t>(head_dim) * sizeof(T)) % kVecBytes == 0 &&
+                   reinterpret_cast<uintptr_t>(k_cache) % kVecBytes == 0;
   const dim3 grid(total_queries, heads, n_splits);
   split_attention_kernel<T><<<grid, kT, 0, stream>>>(out, n_splits > 1 ? workspace : nullptr, q, k_cache, v_cache,
                                                       block_tables, query_start, query_count, context_len, num_seqs,
                                                       heads, head_dim, block_size, max_blocks, num_blocks, scale,
-                                                      n_splits, static_cast<int>(split_len));
+                                                      n_splits, static_cast<int>(split_len), vec);
   if (n_splits > 1) {
     split_combine_kernel<T><<<dim3(total_queries, heads), threads_for(head_dim, 256), 0, stream>>>(
         out, workspace, heads, head_dim, n_splits);

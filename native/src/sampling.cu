@@ -82,13 +82,13 @@ __global__ void argmax_kernel(int32_t* __restrict__ out_index, float* __restrict
   const float m = max_s;
   // log_softmax(pick) = m - (m + log(sum exp(x - m))) = -log(sum exp(x - m)); every thread sums its share.
   float sum = 0.f;
-  if (!isnan(m) && m != -INFINITY && m != INFINITY) {
+  if (isfinite(m)) {
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
   }
   sum = block_sum(sum);
   if (threadIdx.x == 0) {
-    out_logprob[blockIdx.x] = (isnan(m) || m == -INFINITY) ? __int_as_float(0x7fc00000)
-                              : (m == INFINITY ? 0.f : -logf(sum));
+    // A non-finite max gives NaN, as inf - logsumexp = inf - inf does on the CPU (and in torch).
+    out_logprob[blockIdx.x] = isfinite(m) ? -logf(sum) : __int_as_float(0x7fc00000);
   }
 }
 

@@ -147,8 +147,16 @@ public final class Engine implements AutoCloseable {
     }
     while (!preempted.isEmpty()) {
       Sequence s = preempted.peek();
+      if (s.cancelIfAsked()) { // a caller that gave up needs no recomputation
+        preempted.poll();
+        s.request.choiceDone(s);
+        continue;
+      }
+      // Resume only with a block of slack per running sequence: resumed into a cache that is exactly full,
+      // it would be preempted again at the next block boundary and recompute its whole prefix once more.
       int need = blocksForNextStep(s);
-      if (!active.isEmpty() && (active.size() + 1 > maxBatch || planned + need > cache.freeBlocks())) {
+      if (!active.isEmpty()
+          && (active.size() + 1 > maxBatch || planned + need + active.size() > cache.freeBlocks())) {
         return; // new requests wait behind the preempted ones
       }
       preempted.poll();
@@ -213,6 +221,7 @@ public final class Engine implements AutoCloseable {
     }
     // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
+    // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
     boolean argmaxOnly = active.stream().allMatch(Sequence::argmaxIsEnough);
     float[][] logits = null;
     int[] tokens = null;

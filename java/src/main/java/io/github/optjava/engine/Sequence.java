@@ -75,6 +75,15 @@ final class Sequence {
     return !prefilled ? request.promptIds.length : recompute ? length : 1;
   }
 
+  /** Finishes as CANCELLED if the caller gave up (while it waited, preempted); whether it did. */
+  boolean cancelIfAsked() {
+    if (request.listener.cancelled()) {
+      finish = FinishReason.CANCELLED;
+      return true;
+    }
+    return false;
+  }
+
   /** Its KV-cache blocks were taken back: the next step recomputes them. */
   void preempt() {
     if (prefilled) {

@@ -82,6 +82,9 @@ public final class OptModel implements CausalLm {
         throw new IllegalArgumentException("a pipeline of " + count + " stages for a model of " + layers
             + " layers: use 1 to " + layers + " stages");
       }
+      if (index < 0 || index >= count) {
+        throw new IllegalArgumentException("stage " + index + " of a pipeline of " + count + " stages");
+      }
       int base = layers / count;
       int extra = layers % count;
       int first = index * base + Math.min(index, extra);

@@ -92,11 +92,18 @@ public final class PipelineOptModel implements CausalLm {
     KvStore[] s = new KvStore[stages.size()];
     for (int i = 0; i < s.length; i++) {
       int index = i;
-      s[i] = join(CompletableFuture.supplyAsync(() -> {
-        OptModel m = stages.get(index);
-        return ops.get(index).kvStore(m.stage().endLayer() - m.stage().firstLayer(), blocks, blockSize,
-            m.kvWidth());
-      }, threads.get(i)));
+      try {
+        s[i] = join(CompletableFuture.supplyAsync(() -> {
+          OptModel m = stages.get(index);
+          return ops.get(index).kvStore(m.stage().endLayer() - m.stage().firstLayer(), blocks, blockSize,
+              m.kvWidth());
+        }, threads.get(i)));
+      } catch (RuntimeException | Error e) { // the stores already made would leak
+        for (int j = 0; j < i; j++) {
+          s[j].close();
+        }
+        throw e;
+      }
     }
     synchronized (stores) {
       stores.put(s[0], s);
@@ -146,6 +153,13 @@ public final class PipelineOptModel implements CausalLm {
             prev == null ? null : prev.hidden()), threads.get(i));
       }
       results.add(flow.thenApply(OptModel.StageOutput::logits));
+    }
+    // Every micro-batch finishes (or fails) before this returns or throws: none still writes the KV cache
+    // when the next step starts.
+    try {
+      CompletableFuture.allOf(results.toArray(new CompletableFuture<?>[0])).join();
+    } catch (CompletionException e) {
+      // reported below, by the first micro-batch that failed
     }
     List<float[][]> parts = new ArrayList<>();
     for (CompletableFuture<float[][]> r : results) {
