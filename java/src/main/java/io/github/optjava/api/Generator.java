@@ -71,17 +71,26 @@ public final class Generator implements AutoCloseable {
     OptTokenizer tokenizer = OptTokenizer.load(dir);
     int tp = options.tensorParallel();
     int pp = options.pipelineParallel();
-    if ((tp > 1 || pp > 1) && options.device() == Device.CUDA) {
-      throw new IllegalArgumentException((tp > 1 ? "tensor parallelism (degree " + tp : "pipeline parallelism (degree "
-          + pp) + ") runs on the CPU only for now: use Device.CPU (or AUTO), or degree 1 on CUDA");
+    if (pp > 1 && options.device() == Device.CUDA) {
+      throw new IllegalArgumentException("pipeline parallelism (degree " + pp + ") runs on the CPU only for now: "
+          + "use Device.CPU (or AUTO), or degree 1 on CUDA");
     }
-    Device device = tp > 1 || pp > 1 ? Device.CPU : chooseDevice(options.device());
+    // Tensor parallelism runs on CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU.
+    Device device = pp > 1 || (tp > 1 && options.device() != Device.CUDA) ? Device.CPU
+        : chooseDevice(options.device());
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;
     try {
       Ops accounting; // whose memory sizes the KV cache
-      if (tp > 1) {
+      if (tp > 1 && device == Device.CUDA) {
+        ParallelOptModel parallel;
+        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), tp)) {
+          parallel = Backends.cudaTensorParallel(config, new OptWeights(config, checkpoint), options.dtype(), tp);
+        }
+        model = parallel;
+        accounting = parallel.rankOps(0);
+      } else if (tp > 1) {
         int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
         int perRank = Math.max(1, total / tp);
         ParallelOptModel parallel;

@@ -25,8 +25,9 @@ import io.github.optjava.checkpoint.DType;
  * @param tensorParallel    tensor-parallel degree: the model is sliced over this many ranks (Megatron style),
  *                          each on its own thread with threads / degree CPU threads and its own share of
  *                          the KV cache. Must divide the model's attention heads and FFN width (the error
- *                          lists the degrees that do). CPU only for now (Device.AUTO then means the CPU).
- *                          Default 1.
+ *                          lists the degrees that do). With Device.AUTO or CPU: CPU ranks on threads. With
+ *                          Device.CUDA named: one GPU per rank (GPUs 0 .. degree-1) over NCCL; that path has
+ *                          run only at world size 1 (a one-GPU host); more GPUs are untested. Default 1.
  * @param pipelineParallel  pipeline-parallel degree: the layers are split into this many stages, each on its
  *                          own thread with threads / degree CPU threads and its own share of the KV cache,
  *                          the batch cut into micro-batches that flow through the stages. At most the number

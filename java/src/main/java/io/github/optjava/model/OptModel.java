@@ -295,7 +295,7 @@ public final class OptModel implements CausalLm {
     // A decode step (one new token per sequence, last logits only) repeats op for op at its batch size, so
     // the backend may replay it as a CUDA graph; the block tables are padded (-1) to a power of two so that
     // the attention kernel's table width stays the same for many steps (the graph's variant).
-    boolean decode = tp.worldSize() == 1 && stage.count() == 1 && n > 0 && total == n && outRows == n;
+    boolean decode = !tp.communicates() && stage.count() == 1 && n > 0 && total == n && outRows == n;
     int tableWidth = 1;
     if (decode) {
       for (int[] t : tables) {

@@ -47,9 +47,19 @@ public final class ParallelOptModel implements CausalLm {
    */
   public ParallelOptModel(OptConfig config, OptWeights weights, IntFunction<Ops> opsForRank, DType weightDtype,
       int world) {
+    this(config, weights, opsForRank, weightDtype, LocalTpGroup.create(world));
+  }
+
+  /**
+   * As above over a given group, one member per rank in rank order (on GPUs: {@code NcclTpGroup}s, rank r
+   * on device r, with {@code opsForRank} making that device's ops). This model closes the group.
+   */
+  public ParallelOptModel(OptConfig config, OptWeights weights, IntFunction<Ops> opsForRank, DType weightDtype,
+      List<? extends TpGroup> group) {
+    int world = group.size();
     Shard.requireDegree(world, config.numAttentionHeads(), config.ffnDim());
     this.config = config;
-    this.group = LocalTpGroup.create(world);
+    this.group = List.copyOf(group);
     try {
       for (int r = 0; r < world; r++) {
         int rank = r;

@@ -22,6 +22,14 @@ public interface TpGroup extends AutoCloseable {
    */
   void allGather(Mat out, Mat in);
 
+  /**
+   * Whether the collectives do any work (a communicator to call): decode steps are then not replayed as
+   * CUDA graphs, whose capture cannot contain NCCL calls on another stream. Default: above one rank.
+   */
+  default boolean communicates() {
+    return worldSize() > 1;
+  }
+
   @Override
   void close();
 

@@ -111,6 +111,12 @@ public final class NcclTpGroup implements TpGroup {
     }
   }
 
+  /** True when a communicator exists (also a one-rank one, from {@link #forProcess}). */
+  @Override
+  public boolean communicates() {
+    return comm != null;
+  }
+
   @Override
   public int rank() {
     return rank;
