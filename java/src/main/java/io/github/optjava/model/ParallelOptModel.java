@@ -8,10 +8,7 @@ import io.github.optjava.parallel.LocalTpGroup;
 import io.github.optjava.parallel.Shard;
 import io.github.optjava.parallel.TpGroup;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -36,7 +33,7 @@ public final class ParallelOptModel implements CausalLm {
   private final List<Ops> ops = new ArrayList<>();
   private final List<OptModel> ranks = new ArrayList<>();
   /** Per cache made by {@link #newCache} (keyed by its store, rank 0's): every rank's store. */
-  private final Map<KvStore, KvStore[]> stores = new IdentityHashMap<>();
+  private final SplitKvStores stores = new SplitKvStores("tensor-parallel model");
 
   /**
    * Slices the model over {@code world} ranks; rank r's ops come from {@code opsForRank} (called on
@@ -108,49 +105,19 @@ public final class ParallelOptModel implements CausalLm {
       s[r] = ops.get(r).kvStore(config.numHiddenLayers(), blocks, blockSize, m.kvWidth());
       return null;
     });
-    synchronized (stores) {
-      stores.put(s[0], s);
-    }
-    return new KvCache(s[0]);
-  }
-
-  private KvStore[] storesOf(KvCache cache) {
-    KvStore[] s;
-    synchronized (stores) {
-      s = stores.get(cache.store());
-    }
-    if (s == null) {
-      throw new IllegalArgumentException("a KV cache this tensor-parallel model did not make: use newCache()");
-    }
-    return s;
+    return stores.cacheOver(s);
   }
 
   @Override
   public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
-    KvStore[] s = storesOf(cache);
-    Map<Long, Integer> past = new HashMap<>();
-    for (OptModel.SeqStep q : seqs) {
-      int length = cache.length(q.seqId()) + q.newTokens().length;
-      if (length > config.maxPositionEmbeddings()) {
-        throw new IllegalArgumentException("sequence of " + length + " tokens exceeds the model's "
-            + config.maxPositionEmbeddings() + " positions");
-      }
-      past.put(q.seqId(), cache.length(q.seqId()));
-    }
-    for (OptModel.SeqStep q : seqs) { // on this thread, before any rank runs: the ranks never grow a table
-      cache.reserve(q.seqId(), past.get(q.seqId()) + q.newTokens().length);
-    }
-    KvCache[] views = new KvCache[s.length];
-    for (int r = 0; r < s.length; r++) {
-      views[r] = cache.rankView(s[r], past);
-    }
+    KvCache[] views = stores.prepareStep(seqs, cache, config.maxPositionEmbeddings());
     List<float[][]> out = onEveryRank(r -> ranks.get(r).forward(seqs, views[r]));
     return out.get(0);
   }
 
   @Override
   public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-    KvStore[] s = storesOf(cache);
+    KvStore[] s = stores.partsOf(cache);
     onEveryRank(r -> {
       ops.get(r).kvCopyBlocks(s[r], src, dst);
       return null;
@@ -218,10 +185,8 @@ public final class ParallelOptModel implements CausalLm {
             ranks.get(rank).close();
           }
           if (rank > 0) {
-            synchronized (stores) {
-              for (KvStore[] s : stores.values()) {
-                s[rank].close();
-              }
+            for (KvStore[] s : stores.all()) {
+              s[rank].close();
             }
           }
           if (rank < ops.size()) {

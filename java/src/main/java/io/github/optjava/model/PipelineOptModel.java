@@ -5,10 +5,7 @@ import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
-import java.util.HashMap;
-import java.util.IdentityHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutorService;
@@ -36,7 +33,7 @@ public final class PipelineOptModel implements CausalLm {
   private final List<ExecutorService> threads = new ArrayList<>();
   private final List<Ops> ops = new ArrayList<>();
   private final List<OptModel> stages = new ArrayList<>();
-  private final Map<KvStore, KvStore[]> stores = new IdentityHashMap<>();
+  private final SplitKvStores stores = new SplitKvStores("pipeline");
 
   /**
    * Splits the model into {@code count} stages; stage s's ops come from {@code opsForStage} (called on its
@@ -105,42 +102,12 @@ public final class PipelineOptModel implements CausalLm {
         throw e;
       }
     }
-    synchronized (stores) {
-      stores.put(s[0], s);
-    }
-    return new KvCache(s[0]);
-  }
-
-  private KvStore[] storesOf(KvCache cache) {
-    KvStore[] s;
-    synchronized (stores) {
-      s = stores.get(cache.store());
-    }
-    if (s == null) {
-      throw new IllegalArgumentException("a KV cache this pipeline did not make: use newCache()");
-    }
-    return s;
+    return stores.cacheOver(s);
   }
 
   @Override
   public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
-    KvStore[] s = storesOf(cache);
-    Map<Long, Integer> past = new HashMap<>();
-    for (OptModel.SeqStep q : seqs) {
-      int length = cache.length(q.seqId()) + q.newTokens().length;
-      if (length > config.maxPositionEmbeddings()) {
-        throw new IllegalArgumentException("sequence of " + length + " tokens exceeds the model's "
-            + config.maxPositionEmbeddings() + " positions");
-      }
-      past.put(q.seqId(), cache.length(q.seqId()));
-    }
-    for (OptModel.SeqStep q : seqs) { // on this thread, before any stage runs: the stages never grow a table
-      cache.reserve(q.seqId(), past.get(q.seqId()) + q.newTokens().length);
-    }
-    KvCache[] views = new KvCache[s.length];
-    for (int i = 0; i < s.length; i++) {
-      views[i] = cache.rankView(s[i], past);
-    }
+    KvCache[] views = stores.prepareStep(seqs, cache, config.maxPositionEmbeddings());
     // Micro-batches: consecutive groups of sequences, each through every stage in order.
     int groups = Math.min(stages.size(), seqs.size());
     List<CompletableFuture<float[][]>> results = new ArrayList<>();
@@ -177,7 +144,7 @@ public final class PipelineOptModel implements CausalLm {
 
   @Override
   public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-    KvStore[] s = storesOf(cache);
+    KvStore[] s = stores.partsOf(cache);
     List<CompletableFuture<Void>> done = new ArrayList<>();
     for (int i = 0; i < s.length; i++) {
       int index = i;
@@ -211,10 +178,8 @@ public final class PipelineOptModel implements CausalLm {
             stages.get(index).close();
           }
           if (index > 0) { // stage 0's store belongs to the engine's KvCache, which closes it
-            synchronized (stores) {
-              for (KvStore[] s : stores.values()) {
-                s[index].close();
-              }
+            for (KvStore[] s : stores.all()) {
+              s[index].close();
             }
           }
           if (index < ops.size()) {
