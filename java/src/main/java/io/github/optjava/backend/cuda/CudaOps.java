@@ -80,6 +80,13 @@ public final class CudaOps implements Ops {
    * and check_ops have passed on it (then flip this default and record the speed in docs/perf.md).
    */
   private static final boolean SPLIT_ATTENTION = "split".equalsIgnoreCase(System.getProperty("opt.cuda.attention"));
+  /**
+   * {@code -Dopt.cuda.deviceLogprob=true}: greedy steps that want their token's log-prob get it from
+   * {@code opt_argmax_logprob_f32} on the device. Written 2026-11-26 after the last GPU run: until check_ops
+   * and {@code CudaOpsParityTest} have passed on a GPU, the default reads the logits back and computes it on the
+   * host (the verified path; the argmax alone stays on the device).
+   */
+  private static final boolean DEVICE_LOGPROB = Boolean.getBoolean("opt.cuda.deviceLogprob");
   /** Scratch for the split-KV partials: (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it. */
   private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
   /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
@@ -110,6 +117,7 @@ public final class CudaOps implements Ops {
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private long argmaxScratchBytes;
   private boolean splitAttention = SPLIT_ATTENTION;
+  private boolean deviceLogprobs = DEVICE_LOGPROB;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
@@ -873,6 +881,11 @@ public final class CudaOps implements Ops {
     splitAttention = split;
   }
 
+  /** Whether greedy log-probs come from the device kernel (tests run both; see {@code opt.cuda.deviceLogprob}). */
+  void useDeviceLogprobs(boolean onDevice) {
+    deviceLogprobs = onDevice;
+  }
+
   /** Decode-step graphs captured and kept (for tests and diagnostics). */
   public int graphCount() {
     return graphs.size();
@@ -902,6 +915,9 @@ public final class CudaOps implements Ops {
   /** As {@link #argmaxRows(Mat)}, with each pick's log-softmax computed on the device too (float32). */
   @Override
   public int[] argmaxRows(Mat logits, double[] logprobs) {
+    if (logprobs != null && !deviceLogprobs) {
+      return Ops.super.argmaxRows(logits, logprobs); // read() + RowMath on the host
+    }
     CudaMat s = CudaMat.of(logits);
     endStep();
     int n = s.rows;

@@ -273,6 +273,34 @@ class CudaOpsParityTest {
   }
 
   /**
+   * argmaxRows with log-probs, on the device (opt_argmax_logprob_f32) and through the host fallback, against
+   * the CPU reference: the same indexes, log-probs within float32 rounding of the double reference.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  void argmaxWithLogprobs(DType d, int rows, int cols) {
+    Random r = new Random(rows * 13L + cols);
+    CudaOps g = gpu(d);
+    float[] logits = random(r, rows * cols, 3, d);
+    double[] want = new double[rows];
+    int[] wantIdx = CPU.argmaxRows(act(CPU, logits, rows, cols), want);
+    for (boolean onDevice : new boolean[] {true, false}) {
+      g.useDeviceLogprobs(onDevice);
+      try {
+        double[] got = new double[rows];
+        int[] idx = g.argmaxRows(act(g, logits, rows, cols), got);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(wantIdx, idx, d + " device=" + onDevice);
+        for (int i = 0; i < rows; i++) {
+          assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])),
+              d + " device=" + onDevice + " row " + i + ": " + got[i] + " vs " + want[i]);
+        }
+      } finally {
+        g.useDeviceLogprobs(false);
+      }
+    }
+  }
+
+  /**
    * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
    * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
    */
