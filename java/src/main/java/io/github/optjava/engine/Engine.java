@@ -9,8 +9,10 @@ import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.Iterator;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -55,6 +57,11 @@ public final class Engine implements AutoCloseable {
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
   private final ArrayDeque<Sequence> preempted = new ArrayDeque<>(); // resumed before any new request
+  /** The other completions of an n > 1 request, waiting for the first one's prompt prefill to fork from. */
+  private final Map<Sequence, List<Sequence>> forks = new HashMap<>();
+  private volatile long forked;
+  /** Tests turn prompt sharing off to compare with n separate prefills. */
+  boolean sharePrompts = true;
   private final AtomicLong ids = new AtomicLong();
   private final Thread loop;
   private volatile boolean closed;
@@ -130,6 +137,11 @@ public final class Engine implements AutoCloseable {
     incoming.forEach(r -> r.future.completeExceptionally(closedError));
   }
 
+  /** Completions that got their prompt's KV cache by a fork instead of a prefill of their own. */
+  public long forkedPrefills() {
+    return forked;
+  }
+
   /** Sequences preempted so far (recomputed later): a measure of KV-cache pressure. */
   public long preemptions() {
     return preemptions;
@@ -156,7 +168,7 @@ public final class Engine implements AutoCloseable {
       // it would be preempted again at the next block boundary and recompute its whole prefix once more.
       int need = blocksForNextStep(s);
       if (!active.isEmpty()
-          && (active.size() + 1 > maxBatch || planned + need + active.size() > cache.freeBlocks())) {
+          && (batchSize() + 1 > maxBatch || planned + need + active.size() > cache.freeBlocks())) {
         return; // new requests wait behind the preempted ones
       }
       preempted.poll();
@@ -175,15 +187,33 @@ public final class Engine implements AutoCloseable {
       }
       int n = r.params.n();
       int need = n * cache.blocksFor(r.promptIds.length);
-      if (!active.isEmpty() && (active.size() + n > maxBatch || planned + need > cache.freeBlocks())) {
+      if (!active.isEmpty() && (batchSize() + n > maxBatch || planned + need > cache.freeBlocks())) {
         return;
       }
       waiting.poll();
       planned += need;
+      List<Sequence> seqs = new ArrayList<>(n);
       for (int i = 0; i < n; i++) {
-        active.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId()));
+        seqs.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId()));
+      }
+      // n completions of one prompt: the first prefills it, the others fork its KV cache afterwards (an echo
+      // request scores the prompt per completion: those prefill each).
+      if (n > 1 && !r.params.echo() && sharePrompts) {
+        active.add(seqs.get(0));
+        forks.put(seqs.get(0), seqs.subList(1, n));
+      } else {
+        active.addAll(seqs);
       }
     }
+  }
+
+  /** Sequences in the batch: running ones and the completions waiting to fork from one of them. */
+  private int batchSize() {
+    int n = active.size();
+    for (List<Sequence> siblings : forks.values()) {
+      n += siblings.size();
+    }
+    return n;
   }
 
   /** Blocks {@code s}'s next step adds to what it holds. */
@@ -222,7 +252,7 @@ public final class Engine implements AutoCloseable {
     // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
-    boolean argmaxOnly = active.stream().allMatch(Sequence::argmaxIsEnough);
+    boolean argmaxOnly = active.stream().allMatch(s -> s.argmaxIsEnough() && !forks.containsKey(s));
     float[][] logits = null;
     int[] tokens = null;
     double[] tokenLogprobs = null;
@@ -233,6 +263,7 @@ public final class Engine implements AutoCloseable {
       logits = model.forward(steps, cache);
     }
     int vocab = model.config().vocabSize();
+    List<Sequence> joined = argmaxOnly ? List.of() : forkSiblings(logits, vocab);
     Iterator<Sequence> it = active.iterator();
     int i = 0;
     while (it.hasNext()) {
@@ -249,6 +280,46 @@ public final class Engine implements AutoCloseable {
         s.request.choiceDone(s);
       }
     }
+    for (Sequence s : joined) { // forked completions run from the next step on (or are done already)
+      if (s.finished()) {
+        cache.release(s.id);
+        s.request.choiceDone(s);
+      } else {
+        active.add(s);
+      }
+    }
+  }
+
+  /**
+   * After a step in which the first completion of an n > 1 request prefilled its prompt: the others fork its
+   * KV cache (full blocks shared, the partial last one copied) and take their first token from the same
+   * logits, each with its own sampler; before anyone appends. A sibling that cannot fork (no free block for
+   * the copy) prefills the prompt itself in the next step. Returns the siblings, to join the batch.
+   */
+  private List<Sequence> forkSiblings(float[][] logits, int vocab) {
+    if (forks.isEmpty()) {
+      return List.of();
+    }
+    List<Sequence> joined = new ArrayList<>();
+    for (int i = 0; i < active.size(); i++) {
+      List<Sequence> siblings = forks.remove(active.get(i)); // in the step: it prefilled just now
+      if (siblings == null) {
+        continue;
+      }
+      Sequence first = active.get(i);
+      for (Sequence s : siblings) {
+        if (cache.canFork(first.id)) {
+          int[] copy = cache.fork(first.id, s.id);
+          if (copy.length > 0) {
+            model.copyBlocks(cache, new int[] {copy[0]}, new int[] {copy[1]});
+          }
+          s.accept(logits[i].clone(), vocab); // its own copy: processors change the row in place
+          forked++;
+        }
+        joined.add(s);
+      }
+    }
+    return joined;
   }
 
   private void runBeamSearch(Request r) {
@@ -269,6 +340,7 @@ public final class Engine implements AutoCloseable {
       s.request.future.completeExceptionally(e);
     }
     preempted.clear();
+    forks.clear(); // siblings hold no blocks; their request failed with its first completion
   }
 
   /** Stops the loop; requests still queued or running fail with IllegalStateException. */

@@ -17,11 +17,13 @@ public final class KvCache implements AutoCloseable {
   private final ArrayDeque<Integer> free = new ArrayDeque<>();
   private final Map<Long, int[]> tables = new HashMap<>();
   private final Map<Long, Integer> lengths = new HashMap<>();
+  private final int[] refs; // sequences holding each block: full blocks can be shared after a fork
   private final boolean ownsStore;
 
   public KvCache(KvStore store) {
     this.store = store;
     this.ownsStore = true;
+    this.refs = new int[store.blocks()];
     for (int b = 0; b < store.blocks(); b++) {
       free.add(b);
     }
@@ -30,6 +32,7 @@ public final class KvCache implements AutoCloseable {
   private KvCache(KvStore store, boolean ownsStore) {
     this.store = store;
     this.ownsStore = ownsStore;
+    this.refs = new int[store.blocks()];
   }
 
   /**
@@ -98,6 +101,7 @@ public final class KvCache implements AutoCloseable {
       table = Arrays.copyOf(table, need);
       for (int i = old; i < need; i++) {
         table[i] = free.poll();
+        refs[table[i]] = 1;
       }
       tables.put(seq, table);
     }
@@ -115,15 +119,57 @@ public final class KvCache implements AutoCloseable {
     return lengths.getOrDefault(seq, 0);
   }
 
-  /** Returns {@code seq}'s blocks to the pool. */
+  /** Returns {@code seq}'s blocks to the pool (a block shared after a {@link #fork} when its last holder goes). */
   public void release(long seq) {
     int[] table = tables.remove(seq);
     lengths.remove(seq);
     if (table != null) {
       for (int b : table) {
-        free.add(b);
+        if (--refs[b] == 0) {
+          free.add(b);
+        }
       }
     }
+  }
+
+  /** Whether {@link #fork} of {@code src} can get the one block it may need now. */
+  public boolean canFork(long src) {
+    return length(src) % store.blockSize() == 0 || !free.isEmpty();
+  }
+
+  /**
+   * Gives {@code dst} (holding nothing) what {@code src} holds, without recomputing it: {@code dst} shares
+   * src's full blocks (never written again: the cache only appends) and gets a fresh block for src's
+   * partially filled last one, whose contents the caller copies ({@code Ops.kvCopyBlocks}) before either
+   * sequence appends. The prompt of {@code n} completions is thus prefilled once.
+   *
+   * @return {@code {srcBlock, dstBlock}} to copy, or an empty array when src ends on a block boundary
+   * @throws IllegalStateException if dst holds blocks or no block is free for the copy ({@link #canFork})
+   */
+  public int[] fork(long src, long dst) {
+    if (tables.containsKey(dst) || lengths.containsKey(dst)) {
+      throw new IllegalStateException("fork into sequence " + dst + ", which already holds KV blocks");
+    }
+    if (!canFork(src)) {
+      throw new IllegalStateException("KV cache full: no block free for the fork of sequence " + src);
+    }
+    int[] table = tables.getOrDefault(src, new int[0]).clone();
+    int length = length(src);
+    int[] copy = new int[0];
+    for (int i = 0; i < table.length; i++) {
+      boolean partial = i == table.length - 1 && length % store.blockSize() != 0;
+      if (partial) {
+        int fresh = free.poll();
+        refs[fresh] = 1;
+        copy = new int[] {table[i], fresh};
+        table[i] = fresh;
+      } else {
+        refs[table[i]]++;
+      }
+    }
+    tables.put(dst, table);
+    lengths.put(dst, length);
+    return copy;
   }
 
   @Override
