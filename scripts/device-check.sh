@@ -303,16 +303,19 @@ profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
 }
 profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
-# The split-KV attention kernel (-Dopt.cuda.attention=split, not the default until verified): the same two
-# profiles, and its speed with graphs on (its own table, not in bench.jsonl).
-PROFILE_JAVA_OPTS=-Dopt.cuda.attention=split profile_run split-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-PROFILE_JAVA_OPTS=-Dopt.cuda.attention=split profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+# The new attention kernels (not the default until verified): -Dopt.cuda.attention=tiled runs the query-tiled
+# kernel for prefill and the split-KV kernel for decode. The same two profiles, then their speed with graphs on
+# (its own table, not in bench.jsonl): batch 1 and 32 decode, and the 2047-token prefill.
+PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run tiled-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
+PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
 if [ $(( budget - SECONDS - tail_s )) -ge 40 ]; then
-  timeout -k 10 "$(cap 45 "$tail_s")" "$java_bin" -Dopt.cuda.attention=split -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
-    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-    --shape 1.3b --dtype f16 --batch 1,32 --prompt-len 128 --gen-len 128 --repeats 2 --warm-up 1 \
-    > "$W/bench_split_1.3b.log" 2>&1
-  bench_status "speed opt-1.3b split attention" $? "$W/bench_split_1.3b.log"
+  for args in "--batch 1,32 --prompt-len 128 --gen-len 128" "--batch 1 --prompt-len 2047 --gen-len 0"; do
+    # shellcheck disable=SC2086
+    timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" -Dopt.cuda.attention=tiled -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+      -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
+      --shape 1.3b --dtype f16 $args --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
+    bench_status "speed opt-1.3b tiled+split attention" $? "$W/bench_split_1.3b.log"
+  done
 fi
 speed_shape 6.7b    130   80  150  150    0
 speed_shape 125m     70   45   70   70   40
@@ -332,7 +335,7 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
-[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, split-KV attention (experimental) =="; \
+[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, tiled (prefill) + split-KV (decode) attention (experimental) =="; \
   grep -E "^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }

@@ -126,6 +126,7 @@ struct K<F32> {
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f32;
   static constexpr auto attention = opt_attention_f32;
   static constexpr auto attention_split = opt_attention_split_f32;
+  static constexpr auto attention_tiled = opt_attention_tiled_f32;
 };
 template <>
 struct K<F16> {
@@ -142,6 +143,7 @@ struct K<F16> {
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_f16;
   static constexpr auto attention = opt_attention_f16;
   static constexpr auto attention_split = opt_attention_split_f16;
+  static constexpr auto attention_tiled = opt_attention_tiled_f16;
 };
 template <>
 struct K<BF16> {
@@ -158,6 +160,7 @@ struct K<BF16> {
   static constexpr auto kv_copy_blocks = opt_kv_copy_blocks_bf16;
   static constexpr auto attention = opt_attention_bf16;
   static constexpr auto attention_split = opt_attention_split_bf16;
+  static constexpr auto attention_tiled = opt_attention_tiled_bf16;
 };
 
 // A host tensor of storage type D: the stored words and the float values they hold.
@@ -579,6 +582,21 @@ void check_attention(int heads, int head_dim, int kernel) {
                               d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size, max_blocks,
                               b.num_blocks, scale, g_stream),
               "attention");
+  } else if (kernel == 3) {
+    name = "attention_tiled";
+    if (head_dim > 128) return;  // the tiled kernel's limit: CudaOps uses the split kernel there
+    std::vector<int32_t> tile_seq, tile_first;
+    for (int seq = 0; seq < num_seqs; ++seq) {
+      for (int f = 0; f < b.query_count[seq]; f += 16) {
+        tile_seq.push_back(seq);
+        tile_first.push_back(f);
+      }
+    }
+    DevBuf<int32_t> d_ts(tile_seq), d_tf(tile_first);
+    expect_ok(K<D>::attention_tiled(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                    d_ctx.ptr, d_ts.ptr, d_tf.ptr, static_cast<int>(tile_seq.size()), num_seqs,
+                                    heads, head_dim, b.block_size, max_blocks, b.num_blocks, scale, g_stream),
+              "attention_tiled");
   } else {
     name = kernel == 1 ? "attention_split (1 split)" : "attention_split (splits)";
     expect_ok(K<D>::attention_split(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
@@ -621,6 +639,13 @@ void check_attention_rules(int kernel) {
                                 d_ctx.ptr, 3, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
                                 g_stream),
               "attention (rules)");
+  } else if (kernel == 3) {
+    const std::vector<int32_t> tile_seq = {0, 1, 2}, tile_first = {0, 0, 0};  // no tile names row 4
+    DevBuf<int32_t> d_ts(tile_seq), d_tf(tile_first);
+    expect_ok(opt_attention_tiled_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                      d_ctx.ptr, d_ts.ptr, d_tf.ptr, 3, 3, heads, head_dim, block_size, max_blocks,
+                                      num_blocks, scale, g_stream),
+              "attention_tiled (rules)");
   } else {
     expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, 3, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
@@ -639,7 +664,8 @@ void check_attention_rules(int kernel) {
       else wrong += !std::isnan(v);
     }
   }
-  report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)" : "attention_split (splits)")
+  report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)"
+                     : kernel == 2 ? "attention_split (splits)" : "attention_tiled")
              + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
 }
 
@@ -761,7 +787,7 @@ void check_all() {
   check_qkv_append<D>(false);
   check_qkv_append<D>(true);
   check_kv_copy_blocks<D>();
-  for (int kernel = 0; kernel < 3; ++kernel) {
+  for (int kernel = 0; kernel < 4; ++kernel) {
     check_attention<D>(3, 64, kernel);
     check_attention<D>(2, 80, kernel);
     check_attention<D>(2, 128, kernel);
@@ -788,7 +814,7 @@ int main() {
   check_all<F16>();
   check_all<BF16>();
   check_argmax();
-  for (int kernel = 0; kernel < 3; ++kernel) check_attention_rules(kernel);
+  for (int kernel = 0; kernel < 4; ++kernel) check_attention_rules(kernel);
   check_size_validation();
 
   CHECK_CUDA(cudaStreamDestroy(g_stream));

@@ -238,6 +238,35 @@ OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uin
                                      float* workspace, size_t workspace_bytes, cudaStream_t stream);
 
 /*
+ * opt_attention_tiled (attention_tiled.cu): the function of opt_attention for prefill, 16 query rows of one
+ * sequence per thread block sharing each tile of keys and values (read once per 16 rows instead of once per
+ * row). The caller cuts each sequence's rows into tiles: tile t covers query rows first .. first + 15 (at most
+ * the sequence's count) of sequence tile_seq[t], first = tile_first[t]; rows no tile names are not written.
+ *   tile_seq, tile_first (num_tiles)   device, int32
+ * Other arguments as opt_attention. Limits: head_dim <= 128.
+ * Status: written 2026-11-26 without a GPU; CudaOps uses it only with -Dopt.cuda.attention=tiled (prefill
+ * steps; decode steps then use opt_attention_split) until check_ops and the parity tests have passed on a GPU.
+ */
+OPT_API int opt_attention_tiled_f32(float* out, const float* q, const float* k_cache, const float* v_cache,
+                                    const int32_t* block_tables, const int32_t* query_start,
+                                    const int32_t* query_count, const int32_t* context_len, const int32_t* tile_seq,
+                                    const int32_t* tile_first, int num_tiles, int num_seqs, int heads, int head_dim,
+                                    int block_size, int max_blocks, int num_blocks, float scale,
+                                    cudaStream_t stream);
+OPT_API int opt_attention_tiled_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                    const uint16_t* v_cache, const int32_t* block_tables,
+                                    const int32_t* query_start, const int32_t* query_count,
+                                    const int32_t* context_len, const int32_t* tile_seq, const int32_t* tile_first,
+                                    int num_tiles, int num_seqs, int heads, int head_dim, int block_size,
+                                    int max_blocks, int num_blocks, float scale, cudaStream_t stream);
+OPT_API int opt_attention_tiled_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                     const uint16_t* v_cache, const int32_t* block_tables,
+                                     const int32_t* query_start, const int32_t* query_count,
+                                     const int32_t* context_len, const int32_t* tile_seq, const int32_t* tile_first,
+                                     int num_tiles, int num_seqs, int heads, int head_dim, int block_size,
+                                     int max_blocks, int num_blocks, float scale, cudaStream_t stream);
+
+/*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax
  * semantics (a NaN counts as the maximum, the first NaN wins; ties go to the smallest index).
  *   out_index (rows) device int32; logits (rows, vocab) device float32; vocab >= 1 when rows > 0.

@@ -21,21 +21,22 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Decode steps replayed as CUDA graphs give what the same steps give run op by op: the same model on two
  * {@link CudaOps}, graphs on and off, fed the same tokens. Blocks of 4 tokens make the block tables grow
  * through several padded widths (new graph variants), and a sequence leaves half way (a new batch size).
- * With the split-KV attention kernel on the graph side, it also checks that kernel against the first one.
+ * With the split-KV or tiled attention kernels on the graph side, it also checks them against the first one.
  */
 @GpuTest
 class GpuGraphTest {
 
-  @ParameterizedTest(name = "{0} split attention={1}")
-  @CsvSource({"F32, false", "F16, false", "F32, true", "F16, true"})
-  void graphReplayEqualsEagerSteps(DType dtype, boolean splitAttention) {
+  @ParameterizedTest(name = "{0} attention kernel={1}")
+  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled"})
+  void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
+    boolean splitAttention = !kernel.equals("first");
     HfReference ref = new HfReference("tiny-opt");
     try (CudaOps graphOps = new CudaOps(0, dtype, true); CudaOps eagerOps = new CudaOps(0, dtype, false);
         OptModel graphed = ref.load(graphOps, null); OptModel eager = ref.load(eagerOps, null);
         KvCache gc = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
         KvCache ec = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
-      graphOps.useSplitAttention(splitAttention);
-      eagerOps.useSplitAttention(false); // the reference: the first, verified kernel
+      graphOps.useAttentionKernel(kernel);
+      eagerOps.useAttentionKernel("first"); // the reference: the first, verified kernel
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
       for (JsonNode p : ref.json.get("prompts")) {

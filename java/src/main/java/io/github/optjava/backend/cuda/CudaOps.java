@@ -68,18 +68,22 @@ import org.bytedeco.javacpp.SizeTPointer;
 public final class CudaOps implements Ops {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CudaOps.class);
   private static final boolean SYNC = Boolean.getBoolean("opt.cuda.sync");
-  /** {@code -Dopt.cuda.graphs=false} runs every step eagerly (for comparison and as a way out). */
   /** {@code -Dopt.cuda.profile=true}: GPU time per op ({@link OpProfile}), logged at close; graphs off. */
   private static final boolean PROFILE = Boolean.getBoolean("opt.cuda.profile");
+  /** {@code -Dopt.cuda.graphs=false} runs every step eagerly (for comparison and as a way out). */
   private static final boolean GRAPHS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.graphs")) && !SYNC
       && !PROFILE;
   private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
   /**
-   * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu),
-   * written without a GPU on 2026-11-26: the default stays the verified kernel until the GPU parity tests
-   * and check_ops have passed on it (then flip this default and record the speed in docs/perf.md).
+   * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu);
+   * {@code =tiled} the query-tiled kernel (native/src/attention_tiled.cu) for steps with a prompt and the
+   * split kernel for decode steps. Both were written without a GPU on 2026-11-26: the default stays the
+   * verified kernel ({@code first}) until the GPU parity tests and check_ops have passed on them (then change
+   * this default and record the speed in docs/perf.md).
    */
-  private static final boolean SPLIT_ATTENTION = "split".equalsIgnoreCase(System.getProperty("opt.cuda.attention"));
+  private static final String ATTENTION =
+      System.getProperty("opt.cuda.attention", "first").toLowerCase(java.util.Locale.ROOT);
+  private static final java.util.Set<String> ATTENTION_KERNELS = java.util.Set.of("first", "split", "tiled");
   /**
    * {@code -Dopt.cuda.deviceLogprob=true}: greedy steps that want their token's log-prob get it from
    * {@code opt_argmax_logprob_f32} on the device. Written 2026-11-26 after the last GPU run: until check_ops
@@ -116,7 +120,10 @@ public final class CudaOps implements Ops {
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private long argmaxScratchBytes;
-  private boolean splitAttention = SPLIT_ATTENTION;
+  private String attentionKernel = ATTENTION_KERNELS.contains(ATTENTION) ? ATTENTION : "first";
+  private AttentionBatch tiledBatch;  // the last batch's tile map (tiled kernel), made once per batch object
+  private int[] tileSeq;
+  private int[] tileFirst;
   private boolean deviceLogprobs = DEVICE_LOGPROB;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
@@ -605,17 +612,39 @@ public final class CudaOps implements Ops {
     int headDim = s.width / heads;
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
-    if (splitAttention && attentionWorkspace == null) {
+    // tiled: steps with a prompt (some sequence brings several tokens); split: the rest, and head_dim > 128
+    boolean tiled = attentionKernel.equals("tiled") && headDim <= 128 && total > n;
+    boolean split = !tiled && !attentionKernel.equals("first");
+    if (split && attentionWorkspace == null) {
       requireEager("the first split-KV attention"); // eager warm-up steps come before any capture
       attentionWorkspace = malloc(ATTENTION_WORKSPACE_BYTES, "attention workspace");
     }
-    if (!launch(splitAttention ? "attention-split" : "attention", o.address(), qm.address(), kc.address(),
-        vc.address(), dt.address(), ds.address(),
-        dc.address(), dl.address(), n, total, heads, headDim, s.blockSize, s.blocks, maxBlocks,
-        Float.floatToIntBits(scale))) {
+    IntPointer dts = null;
+    IntPointer dtf = null;
+    if (tiled) {
+      tileMap(batch);
+      dts = ints(tileSeq);
+      dtf = ints(tileFirst);
+    }
+    if (!launch(tiled ? "attention-tiled" : split ? "attention-split" : "attention", o.address(), qm.address(),
+        kc.address(), vc.address(), dt.address(), ds.address(), dc.address(), dl.address(), n, total, heads, headDim,
+        s.blockSize, s.blocks, maxBlocks, Float.floatToIntBits(scale), tiled ? dts.address() : 0)) {
       return;
     }
-    if (splitAttention) {
+    if (tiled) {
+      int tiles = tileSeq.length;
+      op("attention (tiled)", switch (dtype) {
+        case F32 -> OptKernels.opt_attention_tiled_f32(o.f32(), qm.f32(), new FloatPointer(kc), new FloatPointer(vc),
+            dt, ds, dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream);
+        case F16 -> OptKernels.opt_attention_tiled_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
+            dt, ds, dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream);
+        case BF16 -> OptKernels.opt_attention_tiled_bf16(o.bits(), qm.bits(), new ShortPointer(kc),
+            new ShortPointer(vc), dt, ds, dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks,
+            scale, stream);
+      });
+      return;
+    }
+    if (split) {
       FloatPointer ws = new FloatPointer(attentionWorkspace);
       long wsBytes = ATTENTION_WORKSPACE_BYTES;
       op("attention (split)", switch (dtype) {
@@ -637,6 +666,26 @@ public final class CudaOps implements Ops {
       case BF16 -> OptKernels.opt_attention_bf16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt,
           ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream);
     });
+  }
+
+  /** The tiled kernel's tile map of the batch: each sequence's query rows in tiles of 16 (attention_tiled.cu). */
+  private void tileMap(AttentionBatch batch) {
+    if (batch == tiledBatch) {
+      return;
+    }
+    int tiles = 0;
+    for (int c : batch.queryCount()) {
+      tiles += (c + 15) / 16;
+    }
+    tileSeq = new int[tiles];
+    tileFirst = new int[tiles];
+    for (int s = 0, t = 0; s < batch.sequences(); s++) {
+      for (int first = 0; first < batch.queryCount()[s]; first += 16, t++) {
+        tileSeq[t] = s;
+        tileFirst[t] = first;
+      }
+    }
+    tiledBatch = batch;
   }
 
   /**
@@ -873,12 +922,15 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Chooses the attention kernel of this instance: split-KV ({@code -Dopt.cuda.attention=split} sets the
-   * default) or the first one. Between steps only.
+   * Chooses the attention kernel of this instance: {@code first} (verified), {@code split} or {@code tiled}
+   * (see {@code -Dopt.cuda.attention}, which sets the default). Between steps only.
    */
-  public void useSplitAttention(boolean split) {
-    requireEager("useSplitAttention");
-    splitAttention = split;
+  public void useAttentionKernel(String name) {
+    requireEager("useAttentionKernel");
+    if (!ATTENTION_KERNELS.contains(name)) {
+      throw new IllegalArgumentException("attention kernel '" + name + "': use one of " + ATTENTION_KERNELS);
+    }
+    attentionKernel = name;
   }
 
   /** Whether greedy log-probs come from the device kernel (tests run both; see {@code opt.cuda.deviceLogprob}). */

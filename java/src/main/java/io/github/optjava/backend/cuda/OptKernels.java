@@ -298,6 +298,37 @@ public final class OptKernels {
       int blockSize, int maxBlocks, int numBlocks, float scale, FloatPointer workspace,
       @Cast("size_t") long workspaceBytes, CUstream_st stream);
 
+  /**
+   * The function of {@link #opt_attention_f32} for the rows of the tile map (native/src/attention_tiled.cu): tile
+   * t = up to 16 query rows of sequence tileSeq[t] from its query tileFirst[t], sharing each key/value tile.
+   * head_dim at most 128. float32 storage.
+   */
+  public static native int opt_attention_tiled_f32(FloatPointer out, @Cast("const float*") FloatPointer q,
+      @Cast("const float*") FloatPointer kCache, @Cast("const float*") FloatPointer vCache,
+      @Cast("const int32_t*") IntPointer blockTables, @Cast("const int32_t*") IntPointer queryStart,
+      @Cast("const int32_t*") IntPointer queryCount, @Cast("const int32_t*") IntPointer contextLen,
+      @Cast("const int32_t*") IntPointer tileSeq, @Cast("const int32_t*") IntPointer tileFirst, int numTiles,
+      int numSeqs, int heads, int headDim, int blockSize, int maxBlocks, int numBlocks, float scale,
+      CUstream_st stream);
+
+  /** As {@link #opt_attention_tiled_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_attention_tiled_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, @Cast("const int32_t*") IntPointer tileSeq,
+      @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
+  /** As {@link #opt_attention_tiled_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_attention_tiled_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, @Cast("const int32_t*") IntPointer tileSeq,
+      @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
   // ---- argmax (sampling.cu) ----
 
   /**

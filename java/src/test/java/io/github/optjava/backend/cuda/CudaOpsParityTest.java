@@ -205,15 +205,15 @@ class CudaOpsParityTest {
     assertClose("linear no bias", d, CPU.read(co), g.read(go));
   }
 
-  @ParameterizedTest(name = "{0} headDim={1} split={2}")
+  @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("attentionCases")
-  void pagedAttentionPrefillAndDecode(DType d, int headDim, boolean split) {
+  void pagedAttentionPrefillAndDecode(DType d, int headDim, String kernel) {
     CudaOps g = gpu(d);
-    g.useSplitAttention(split);
+    g.useAttentionKernel(kernel);
     try {
       pagedAttention(d, headDim, g);
     } finally {
-      g.useSplitAttention(false);
+      g.useAttentionKernel("first");
     }
   }
 
@@ -304,15 +304,15 @@ class CudaOpsParityTest {
    * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
    * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
    */
-  @ParameterizedTest(name = "{0} headDim={1} split={2}")
+  @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("attentionCases")
-  void qkvAppendThenAttention(DType d, int headDim, boolean split) {
+  void qkvAppendThenAttention(DType d, int headDim, String kernel) {
     CudaOps g = gpu(d);
-    g.useSplitAttention(split);
+    g.useAttentionKernel(kernel);
     try {
       qkvAppendThenAttention(d, headDim, g);
     } finally {
-      g.useSplitAttention(false);
+      g.useAttentionKernel("first");
     }
   }
 
@@ -355,10 +355,10 @@ class CudaOpsParityTest {
     }
   }
 
-  /** Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × both attention kernels. */
+  /** Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × every attention kernel. */
   static Stream<Arguments> attentionCases() {
     return Stream.of(DType.F32, DType.F16, DType.BF16)
-        .flatMap(d -> Stream.of(64, 80, 128).flatMap(h -> Stream.of(Arguments.of(d, h, false),
-            Arguments.of(d, h, true))));
+        .flatMap(d -> Stream.of(64, 80, 128).flatMap(h -> Stream.of("first", "split", "tiled")
+            .map(k -> Arguments.of(d, h, k))));
   }
 }
