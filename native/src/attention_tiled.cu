@@ -17,6 +17,8 @@
 // CUDA cores only (no tensor cores yet); float32 throughout. Rows no tile names are not written; rows of an
 // inconsistent sequence, rows that reach a bad block id and rows with NaN scores are NaN (as opt_attention).
 // Limits: head_dim <= 128 (OPT: 64, 80, 128), heads <= 65535.
+#include <limits.h>
+
 #include "common.cuh"
 
 namespace {
@@ -47,7 +49,7 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
   __shared__ float m_s[kQT];           // running max per row
   __shared__ float l_s[kQT];           // running sum per row
   __shared__ float corr_s[kQT];        // this key tile's rescaling per row
-  __shared__ int bad_s;
+  __shared__ int first_bad_s;          // the first key position with a bad block id: rows at or past it are NaN
 
   const int tile = blockIdx.x;
   const int h = blockIdx.y;
@@ -82,7 +84,7 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
     m_s[tid] = -INFINITY;
     l_s[tid] = 0.f;
   }
-  if (tid == 0) bad_s = 0;
+  if (tid == 0) first_bad_s = INT_MAX;
   float acc[kAccPerThread];
 #pragma unroll
   for (int k = 0; k < kAccPerThread; ++k) acc[k] = 0.f;
@@ -99,7 +101,7 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
         if (block >= 0 && block < num_blocks) {
           slot = static_cast<long long>(block) * block_size + key % block_size;
         } else {
-          bad_s = 1;
+          atomicMin(&first_bad_s, key);
         }
       }
       slot_s[tid] = slot;
@@ -129,8 +131,7 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
       if (i < rows && j < nk && slot_s[j] >= 0 && kt + j <= pos0 + i) {
         float dot = 0.f;
         for (int d = 0; d < head_dim; ++d) dot += q_s[i][d] * k_s[j][d];
-        score = dot;
-        if (isnan(dot)) bad_s = 1;
+        score = dot;  // NaN stays NaN: its weight, then the row's sum and output, become NaN (as opt_attention)
       }
       p_s[i][j] = score;
     }
@@ -143,7 +144,7 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
       for (int j = 0; j < nk; ++j) m_new = fmaxf(m_new, p_s[i][j]);
       float sum = 0.f;
       for (int j = 0; j < kKT; ++j) {
-        const float w = (j < nk && m_new != -INFINITY && p_s[i][j] != -INFINITY) ? __expf(p_s[i][j] - m_new) : 0.f;
+        const float w = (j < nk && p_s[i][j] != -INFINITY) ? __expf(p_s[i][j] - m_new) : 0.f;
         p_s[i][j] = w;
         sum += w;
       }
@@ -161,20 +162,23 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
         const int i = e / head_dim;
         const int d = e % head_dim;
         float a = acc[k] * corr_s[i];
-        for (int j = 0; j < nk; ++j) a += p_s[i][j] * v_s[j][d];
+        // Only the keys row i sees: a later key's weight is 0, but 0 · inf in its V row would be NaN.
+        const int visible = min(nk, pos0 + i - kt + 1);
+        for (int j = 0; j < visible; ++j) a += p_s[i][j] * v_s[j][d];
         acc[k] = a;
       }
     }
     __syncthreads();  // the next key tile overwrites slot_s, k_s, v_s and p_s
   }
 
-  const bool bad = bad_s != 0;
+  const int first_bad = first_bad_s;
 #pragma unroll
   for (int k = 0; k < kAccPerThread; ++k) {
     const int e = tid + k * kThreads;
     if (e < rows * head_dim) {
       const int i = e / head_dim;
       const int d = e % head_dim;
+      const bool bad = first_bad <= pos0 + i;  // the row reached a bad block id
       out[static_cast<size_t>(row0 + i) * width + head_offset + d] =
           from_float<T>(bad ? quiet_nan() : acc[k] / l_s[i]);
     }

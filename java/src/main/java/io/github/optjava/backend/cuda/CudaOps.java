@@ -603,6 +603,11 @@ public final class CudaOps implements Ops {
     require(qm.cols == s.width && o.cols == s.width && total <= qm.rows && total <= o.rows,
         "attention: q " + qm + ", out " + o + ", " + total + " queries, cache width " + s.width);
     int n = batch.sequences();
+    for (int i = 0; i < n; i++) { // the tiled kernel addresses rows from query_start: keep them inside the batch
+      require(batch.queryStart()[i] >= 0 && (long) batch.queryStart()[i] + batch.queryCount()[i] <= total,
+          "attention: sequence " + i + " has query rows " + batch.queryStart()[i] + " .. "
+              + (batch.queryStart()[i] + batch.queryCount()[i] - 1) + ", outside the batch's " + total + " rows");
+    }
     int[] tables = flatTables(batch);
     int maxBlocks = n == 0 ? 1 : tables.length / n;
     IntPointer dt = ints(tables);
