@@ -17,7 +17,9 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import org.junit.jupiter.api.Test;
+import io.github.optjava.model.CausalLm;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Many threads, one engine, a KV cache far too small: greedy, sampled n = 2 (prompt forks), log-probs, echo,
@@ -37,8 +39,9 @@ class EngineStressTest {
     };
   }
 
-  @Test
-  void concurrentMixedRequestsUnderCachePressureMatchTheirSoloRuns() throws Exception {
+  @ParameterizedTest(name = "pipeline stages: {0}")
+  @ValueSource(ints = {1, 2})
+  void concurrentMixedRequestsUnderCachePressureMatchTheirSoloRuns(int stages) throws Exception {
     CpuOps ops = new CpuOps();
     OptModel model = TinyOpt.model(ops);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
@@ -54,9 +57,11 @@ class EngineStressTest {
       }
     }
 
-    KvCache small = new KvCache(ops.kvStore(model.config().numHiddenLayers(), 8, 16, model.config().hiddenSize()));
+    // Under pressure, on the whole model or on a two-stage pipeline of it (stage threads, micro-batches).
+    CausalLm under = stages == 1 ? model : TinyOpt.pipeline(stages);
+    KvCache small = under.newCache(8, 16);
     ExecutorService clients = Executors.newFixedThreadPool(8);
-    try (Engine engine = new Engine(model, tokenizer, small, 6, 128)) {
+    try (Engine engine = new Engine(under, tokenizer, small, 6, 128)) {
       List<Future<Completion>> results = new ArrayList<>();
       for (int i = 0; i < requests; i++) {
         int index = i;
@@ -100,5 +105,8 @@ class EngineStressTest {
       clients.shutdownNow();
     }
     assertEquals(small.store().blocks(), small.freeBlocks(), "every block back in the pool");
+    if (under != model) {
+      under.close();
+    }
   }
 }

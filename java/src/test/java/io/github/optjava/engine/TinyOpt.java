@@ -29,6 +29,15 @@ final class TinyOpt {
     }
   }
 
+  /** The model split into {@code stages} pipeline stages, each on its own CpuOps and thread. */
+  static io.github.optjava.model.PipelineOptModel pipeline(int stages) {
+    OptConfig config = OptConfig.load(dir());
+    try (Checkpoint ck = Checkpoints.open(dir())) {
+      return new io.github.optjava.model.PipelineOptModel(config, new OptWeights(config, ck),
+          s -> new io.github.optjava.backend.cpu.CpuOps(), null, stages);
+    }
+  }
+
   static OptTokenizer tokenizer() {
     return OptTokenizer.load(dir());
   }
