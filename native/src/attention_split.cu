@@ -61,30 +61,23 @@ __device__ __forceinline__ float dot16(const __nv_bfloat16* k, const float* q) {
   return s;
 }
 
-__device__ __forceinline__ float warp_max(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
-  return v;
-}
+struct MaxOp {
+  __device__ float operator()(float a, float b) const { return fmaxf(a, b); }
+};
+struct SumOp {
+  __device__ float operator()(float a, float b) const { return a + b; }
+};
 
-// Max / sum over the kT threads of the block; every thread gets the result. `red` holds one float per
-// warp; the closing barrier lets the next call reuse it.
-__device__ __forceinline__ float tile_max(float v, float* red) {
-  v = warp_max(v);
+// Reduces v over the kT threads of the block with op (max or sum); every thread gets the result. `red`
+// holds one float per warp; the closing barrier lets the next call reuse it.
+template <class Op>
+__device__ __forceinline__ float tile_reduce(float v, float* red, Op op) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v = op(v, __shfl_xor_sync(0xffffffffu, v, offset));
   if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = v;
   __syncthreads();
   float r = red[0];
 #pragma unroll
-  for (int w = 1; w < kT / kWarp; ++w) r = fmaxf(r, red[w]);
-  __syncthreads();
-  return r;
-}
-__device__ __forceinline__ float tile_sum(float v, float* red) {
-  v = warp_sum(v);
-  if (threadIdx.x % kWarp == 0) red[threadIdx.x / kWarp] = v;
-  __syncthreads();
-  float r = red[0];
-#pragma unroll
-  for (int w = 1; w < kT / kWarp; ++w) r += red[w];
+  for (int w = 1; w < kT / kWarp; ++w) r = op(r, red[w]);
   __syncthreads();
   return r;
 }
@@ -189,10 +182,10 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
     slot_s[tid] = slot;
 
     // 3b. Online softmax over the tile: two block reductions.
-    const float new_max = fmaxf(running_max, tile_max(score, red_s));
+    const float new_max = fmaxf(running_max, tile_reduce(score, red_s, MaxOp()));
     const float weight = (slot >= 0 && new_max != -INFINITY) ? __expf(score - new_max) : 0.f;
     p_s[tid] = weight;
-    const float sum = tile_sum(weight, red_s);  // its barriers also publish p_s and slot_s
+    const float sum = tile_reduce(weight, red_s, SumOp());  // its barriers also publish p_s and slot_s
     const float correction = running_max == -INFINITY ? 0.f : __expf(running_max - new_max);
     running_sum = running_sum * correction + sum;
 #pragma unroll

@@ -56,6 +56,7 @@ final class StepGraph implements AutoCloseable {
   // Cursors of the capture or replay in progress.
   private int allocCursor;
   private int opCursor;
+  private int countAllocsOfCapture; // allocations the captured step made (a replay must make as many)
   private final Map<int[], Integer> seen = new IdentityHashMap<>();
 
   StepGraph(long key, Workspace workspace, CudaOps.Allocator alloc) {
@@ -167,8 +168,6 @@ final class StepGraph implements AutoCloseable {
   boolean replayComplete() {
     return opCursor == signatures.size() && allocCursor == countAllocsOfCapture && seen.size() == regions.size();
   }
-
-  private int countAllocsOfCapture;
 
   void finishCapture(CUgraph_st graph, CUgraphExec_st exec) {
     this.graph = graph;

@@ -208,10 +208,14 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("attentionCases")
   void pagedAttentionPrefillAndDecode(DType d, int headDim, String kernel) {
-    CudaOps g = gpu(d);
+    withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
+  }
+
+  /** Runs {@code test} with {@code kernel} as g's attention kernel, then puts the verified one back. */
+  private static void withAttentionKernel(CudaOps g, String kernel, java.util.function.Consumer<CudaOps> test) {
     g.useAttentionKernel(kernel);
     try {
-      pagedAttention(d, headDim, g);
+      test.accept(g);
     } finally {
       g.useAttentionKernel("first");
     }
@@ -307,13 +311,7 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("attentionCases")
   void qkvAppendThenAttention(DType d, int headDim, String kernel) {
-    CudaOps g = gpu(d);
-    g.useAttentionKernel(kernel);
-    try {
-      qkvAppendThenAttention(d, headDim, g);
-    } finally {
-      g.useAttentionKernel("first");
-    }
+    withAttentionKernel(gpu(d), kernel, g -> qkvAppendThenAttention(d, headDim, g));
   }
 
   private void qkvAppendThenAttention(DType d, int headDim, CudaOps g) {
