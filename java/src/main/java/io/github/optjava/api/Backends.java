@@ -32,16 +32,37 @@ final class Backends {
    */
   static io.github.optjava.model.ParallelOptModel cudaTensorParallel(io.github.optjava.model.OptConfig config,
       io.github.optjava.model.OptWeights weights, DType dtype, int tp) {
-    int gpus = io.github.optjava.backend.cuda.CudaProbe.probe().devices().size();
-    if (tp > gpus) {
-      throw new IllegalArgumentException("tensor parallelism of degree " + tp + " on CUDA needs " + tp
-          + " GPUs, one per rank; " + gpus + " visible (CUDA_VISIBLE_DEVICES): lower tensorParallel");
-    }
-    int[] devices = new int[tp];
-    for (int i = 0; i < tp; i++) {
-      devices[i] = i;
-    }
+    requireGpus(tp, "tensor parallelism of degree " + tp, "lower tensorParallel");
     return new io.github.optjava.model.ParallelOptModel(config, weights, r -> cuda(r, dtype), dtype,
-        io.github.optjava.backend.cuda.NcclTpGroup.create(devices));
+        io.github.optjava.backend.cuda.NcclTpGroup.create(range(0, tp)));
+  }
+
+  /**
+   * A pipeline of {@code pp} stages of {@code tp} ranks each: stage s's rank r on GPU {@code s * tp + r}, the
+   * ranks of a stage joined by NCCL (no communicator at tp 1), hidden states between stages through the host.
+   */
+  static io.github.optjava.model.PipelineOptModel cudaPipeline(io.github.optjava.model.OptConfig config,
+      io.github.optjava.model.OptWeights weights, DType dtype, int pp, int tp) {
+    requireGpus(pp * tp, pp + " pipeline stages" + (tp > 1 ? " × " + tp + " tensor-parallel ranks" : ""),
+        "lower pipelineParallel or tensorParallel");
+    io.github.optjava.parallel.Shard.requireDegree(tp, config.numAttentionHeads(), config.ffnDim());
+    return new io.github.optjava.model.PipelineOptModel(config, weights, (s, r) -> cuda(s * tp + r, dtype), dtype,
+        pp, s -> io.github.optjava.backend.cuda.NcclTpGroup.create(range(s * tp, tp)));
+  }
+
+  private static void requireGpus(int needed, String what, String remedy) {
+    int gpus = io.github.optjava.backend.cuda.CudaProbe.probe().devices().size();
+    if (needed > gpus) {
+      throw new IllegalArgumentException(what + " on CUDA needs " + needed + " GPUs, one per rank; " + gpus
+          + " visible (CUDA_VISIBLE_DEVICES): " + remedy);
+    }
+  }
+
+  private static int[] range(int first, int count) {
+    int[] out = new int[count];
+    for (int i = 0; i < count; i++) {
+      out[i] = first + i;
+    }
+    return out;
   }
 }

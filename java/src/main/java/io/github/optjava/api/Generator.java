@@ -71,60 +71,52 @@ public final class Generator implements AutoCloseable {
     OptTokenizer tokenizer = OptTokenizer.load(dir);
     int tp = options.tensorParallel();
     int pp = options.pipelineParallel();
-    if (pp > 1 && options.device() == Device.CUDA) {
-      throw new IllegalArgumentException("pipeline parallelism (degree " + pp + ") runs on the CPU only for now: "
-          + "use Device.CPU (or AUTO), or degree 1 on CUDA");
-    }
-    // Tensor parallelism runs on CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU.
-    Device device = pp > 1 || (tp > 1 && options.device() != Device.CUDA) ? Device.CPU
+    // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU.
+    Device device = (tp > 1 || pp > 1) && options.device() != Device.CUDA ? Device.CPU
         : chooseDevice(options.device());
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;
     try {
-      Ops accounting; // whose memory sizes the KV cache
-      if (tp > 1 && device == Device.CUDA) {
-        ParallelOptModel parallel;
-        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), tp)) {
-          parallel = Backends.cudaTensorParallel(config, new OptWeights(config, checkpoint), options.dtype(), tp);
+      List<Ops> devices; // whose memory sizes the KV cache: every GPU's, or the one CPU heap
+      int kvLayers = config.numHiddenLayers(); // per device
+      int kvWidth = config.hiddenSize();
+      int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
+      int perPart = Math.max(1, total / (tp * pp));
+      try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), tp)) {
+        OptWeights weights = new OptWeights(config, checkpoint);
+        if (pp > 1) {
+          PipelineOptModel pipeline = device == Device.CUDA
+              ? Backends.cudaPipeline(config, weights, options.dtype(), pp, tp)
+              : PipelineOptModel.local(config, weights, (s, r) -> Backends.cpu(perPart), options.dtype(), pp, tp);
+          model = pipeline;
+          devices = pipeline.allOps();
+          kvLayers = pipeline.maxStageLayers();
+        } else if (tp > 1) {
+          ParallelOptModel parallel = device == Device.CUDA
+              ? Backends.cudaTensorParallel(config, weights, options.dtype(), tp)
+              : new ParallelOptModel(config, weights, r -> Backends.cpu(perPart), options.dtype(), tp);
+          model = parallel;
+          devices = parallel.allOps();
+        } else {
+          ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
+          model = new OptModel(config, weights, ops, options.dtype());
+          devices = List.of(ops);
         }
-        model = parallel;
-        accounting = parallel.rankOps(0);
-      } else if (tp > 1) {
-        int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
-        int perRank = Math.max(1, total / tp);
-        ParallelOptModel parallel;
-        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(),
-            options.tensorParallel())) {
-          parallel = new ParallelOptModel(config, new OptWeights(config, checkpoint), r -> Backends.cpu(perRank),
-              options.dtype(), tp);
-        }
-        model = parallel;
-        accounting = parallel.rankOps(0);
-      } else if (pp > 1) {
-        int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
-        int perStage = Math.max(1, total / pp);
-        PipelineOptModel pipeline;
-        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), 1)) {
-          pipeline = new PipelineOptModel(config, new OptWeights(config, checkpoint), s -> Backends.cpu(perStage),
-              options.dtype(), pp);
-        }
-        model = pipeline;
-        accounting = pipeline.stageOps(0);
+      }
+      if (device == Device.CUDA) {
+        kvWidth /= tp; // each GPU keeps its ranks' heads of its stage's layers
       } else {
-        ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
-        try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), 1)) {
-          model = new OptModel(config, new OptWeights(config, checkpoint), ops, options.dtype());
-        }
-        accounting = ops;
+        devices = devices.subList(0, 1); // one heap holds every part's share: the whole cache
+        kvLayers = config.numHiddenLayers();
       }
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
-      int blocks = kvBlocks(options, accounting, device, config, maxLen);
+      int blocks = kvBlocks(options, devices, device, kvLayers, kvWidth, maxLen);
       cache = model.newCache(blocks, options.kvBlockSize());
       LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), KV cache {} tokens", dir.getFileName(),
-          config.numHiddenLayers(), config.hiddenSize(), device, accounting.name(),
-          tp > 1 ? " × " + tp + " tensor-parallel ranks" : pp > 1 ? " × " + pp + " pipeline stages" : "",
+          config.numHiddenLayers(), config.hiddenSize(), device, devices.get(0).name(),
+          (pp > 1 ? " × " + pp + " pipeline stages" : "") + (tp > 1 ? " × " + tp + " tensor-parallel ranks" : ""),
           blocks * options.kvBlockSize());
       return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);
     } catch (RuntimeException | Error e) {
@@ -143,22 +135,26 @@ public final class Generator implements AutoCloseable {
   }
 
   /** KV-cache blocks: as configured, or sized from the memory left after the weights (see GeneratorOptions). */
-  private static int kvBlocks(GeneratorOptions options, Ops ops, Device device, OptConfig config, int maxLen) {
+  private static int kvBlocks(GeneratorOptions options, List<Ops> devices, Device device, int layers, int width,
+      int maxLen) {
     if (options.kvCacheTokens() > 0) {
       return options.kvCacheTokens() / options.kvBlockSize();
     }
-    long bytesPerToken = 2L * config.numHiddenLayers() * config.hiddenSize() * ops.kvElementBytes();
+    Ops first = devices.get(0);
+    long bytesPerToken = 2L * layers * width * first.kvElementBytes(); // on each device
+    long free = devices.stream().mapToLong(Ops::freeMemory).min().orElseThrow(); // the fullest device bounds it
     // The GPU holds little else once the weights are in; the heap also holds activations and logits.
     double share = device == Device.CUDA ? 0.9 : 0.5;
-    long affordable = (long) (ops.freeMemory() * share / bytesPerToken);
+    long affordable = (long) (free * share / bytesPerToken);
     long wanted = (long) options.maxBatchSize() * maxLen;
     int blockSize = options.kvBlockSize();
-    long tokens = Math.min(Math.min(affordable, wanted), (Integer.MAX_VALUE - 8L) / config.hiddenSize());
+    long tokens = Math.min(Math.min(affordable, wanted), (Integer.MAX_VALUE - 8L) / width);
     long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence
     if (tokens < minimum) {
       throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
-          + minimum * bytesPerToken / 1048576 + " MiB, about " + affordable * bytesPerToken / 1048576
-          + " MiB are free after the weights; lower maxSequenceLength, use a 16-bit dtype, or give the JVM / GPU more memory");
+          + minimum * bytesPerToken / 1048576 + " MiB" + (devices.size() > 1 ? " per device" : "") + ", about "
+          + affordable * bytesPerToken / 1048576 + " MiB are free after the weights; lower maxSequenceLength, use a "
+          + "16-bit dtype, or give the JVM / GPU more memory");
     }
     return (int) Math.min(Integer.MAX_VALUE / 2, (tokens + blockSize - 1) / blockSize);
   }

@@ -29,9 +29,12 @@ import io.github.optjava.checkpoint.DType;
  *                          Device.CUDA named: one GPU per rank (GPUs 0 .. degree-1) over NCCL; that path has
  *                          run only at world size 1 (a one-GPU host); more GPUs are untested. Default 1.
  * @param pipelineParallel  pipeline-parallel degree: the layers are split into this many stages, each on its
- *                          own thread with threads / degree CPU threads and its own share of the KV cache,
- *                          the batch cut into micro-batches that flow through the stages. At most the number
- *                          of layers; not combined with tensorParallel yet. CPU only for now. Default 1.
+ *                          own thread with threads / (degree × tensorParallel) CPU threads and its own share
+ *                          of the KV cache, the batch cut into micro-batches that flow through the stages. At
+ *                          most the number of layers. Combined with tensorParallel, every stage is sliced
+ *                          over that many ranks. With Device.CUDA named: stage s's rank r on GPU
+ *                          s × tensorParallel + r, hidden states passed through the host; that path has not
+ *                          run on a GPU yet. Default 1.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel) {
@@ -64,10 +67,6 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
     if (pipelineParallel < 1) {
       throw new IllegalArgumentException("pipelineParallel must be at least 1 (1 = no pipeline), got "
           + pipelineParallel);
-    }
-    if (tensorParallel > 1 && pipelineParallel > 1) {
-      throw new IllegalArgumentException("tensorParallel " + tensorParallel + " with pipelineParallel "
-          + pipelineParallel + " is not supported yet: use one of them");
     }
   }
 

@@ -25,14 +25,15 @@ final class EngineOptions {
   int kvCacheTokens;
 
   @Option(names = "--tensor-parallel", defaultValue = "1", paramLabel = "N",
-      description = "Tensor-parallel degree: slice the model over N ranks, one thread each, sharing --threads "
-          + "(CPU only for now; N must divide the attention heads and the FFN width). Default: ${DEFAULT-VALUE}.")
+      description = "Tensor-parallel degree: slice the model (every pipeline stage) over N ranks, one thread each "
+          + "sharing --threads, or with --device cuda one GPU each (NCCL). N must divide the attention heads and "
+          + "the FFN width. Default: ${DEFAULT-VALUE}.")
   int tensorParallel;
 
   @Option(names = "--pipeline-parallel", defaultValue = "1", paramLabel = "M",
-      description = "Pipeline-parallel degree: split the layers into M stages, one thread each, sharing --threads, "
-          + "micro-batches flowing through them (CPU only for now; not with --tensor-parallel > 1). "
-          + "Default: ${DEFAULT-VALUE}.")
+      description = "Pipeline-parallel degree: split the layers into M stages (each of --tensor-parallel ranks), "
+          + "micro-batches flowing through them; one thread per rank sharing --threads, or with --device cuda one "
+          + "GPU per rank (M x N GPUs). Default: ${DEFAULT-VALUE}.")
   int pipelineParallel;
 
   Generator open(ModelOption model) {

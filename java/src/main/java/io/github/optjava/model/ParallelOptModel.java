@@ -91,6 +91,11 @@ public final class ParallelOptModel implements CausalLm {
     return ops.get(r);
   }
 
+  /** Every rank's ops, in rank order (for memory accounting). */
+  public List<Ops> allOps() {
+    return List.copyOf(ops);
+  }
+
   @Override
   public OptConfig config() {
     return config;

@@ -66,9 +66,21 @@ class CliTensorParallelTest {
         "--pipeline-parallel", "3");
     assertEquals(1, tooMany.exit(), tooMany.err());
     assertTrue(tooMany.err().contains("a pipeline of 3 stages for a model of 2 layers"), tooMany.err());
-    CliTest.Run both = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "This",
-        "--pipeline-parallel", "2", "--tensor-parallel", "2");
-    assertEquals(1, both.exit(), both.err());
-    assertTrue(both.err().contains("is not supported yet: use one of them"), both.err());
+    CliTest.Run badTp = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "This",
+        "--pipeline-parallel", "2", "--tensor-parallel", "3");
+    assertEquals(1, badTp.exit(), badTp.err());
+    assertTrue(badTp.err().contains("tensor-parallel degree 3"), badTp.err());
+  }
+
+  @Test
+  void batchWithTensorTimesPipelineParallelEqualsWithout() {
+    CliTest.Run single = cli(BATCH, "batch", "--model", model(), "--device", "cpu");
+    CliTest.Run both = cli(BATCH, "batch", "--model", model(), "--device", "cpu", "--pipeline-parallel", "2",
+        "--tensor-parallel", "2");
+    assertEquals(0, both.exit(), both.err());
+    assertEquals(3, both.out().lines().count(), both.out());
+    // As with tensor parallelism alone: tokens and texts identical, log-probs up to the last float bits.
+    assertEquals(single.out().replaceAll("-?\\d+\\.\\d+(E-?\\d+)?", "#"),
+        both.out().replaceAll("-?\\d+\\.\\d+(E-?\\d+)?", "#"));
   }
 }
