@@ -50,6 +50,33 @@ final class Backends {
         pp, s -> io.github.optjava.backend.cuda.NcclTpGroup.create(range(s * tp, tp)));
   }
 
+  /**
+   * The NCCL group of this process's pipeline stage in a multi-process job: the stage's rank 0 makes the NCCL
+   * id and sends it to the stage's other ranks over the job's links; each joins on {@code device}. No
+   * communicator at one rank per stage.
+   */
+  static io.github.optjava.parallel.TpGroup ncclStageGroup(io.github.optjava.parallel.Mesh mesh,
+      io.github.optjava.model.JobLayout layout, int device) {
+    if (layout.tp() == 1) {
+      return io.github.optjava.parallel.TpGroup.single();
+    }
+    int stage = layout.stageOf(mesh.rank());
+    int rank = layout.rankInStage(mesh.rank());
+    io.github.optjava.parallel.Mesh.Channel ch = io.github.optjava.parallel.Mesh.Channel.COLLECTIVE;
+    byte[] bytes;
+    if (rank == 0) {
+      bytes = io.github.optjava.backend.cuda.NcclTpGroup.newUniqueId();
+      for (int r = 1; r < layout.tp(); r++) {
+        io.github.optjava.parallel.Mesh.Link link = mesh.link(layout.jobRank(stage, r), ch);
+        link.writeBytes(bytes);
+        link.flush();
+      }
+    } else {
+      bytes = mesh.link(layout.jobRank(stage, 0), ch).readBytes();
+    }
+    return io.github.optjava.backend.cuda.NcclTpGroup.join(rank, layout.tp(), bytes, device);
+  }
+
   private static void requireGpus(int needed, String what, String remedy) {
     int gpus = io.github.optjava.backend.cuda.CudaProbe.probe().devices().size();
     if (needed > gpus) {

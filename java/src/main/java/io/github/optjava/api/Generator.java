@@ -15,7 +15,19 @@ import io.github.optjava.model.OptWeights;
 import io.github.optjava.model.ParallelOptModel;
 import io.github.optjava.model.PipelineOptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
+import io.github.optjava.model.JobLayout;
+import io.github.optjava.model.MultiProcessOptModel;
+import io.github.optjava.model.ProcessPart;
+import io.github.optjava.model.StageWorker;
+import io.github.optjava.parallel.Mesh;
+import io.github.optjava.parallel.Rendezvous;
+import io.github.optjava.parallel.Shard;
+import io.github.optjava.parallel.SocketTpGroup;
+import io.github.optjava.parallel.TpGroup;
 import java.nio.file.Path;
+import java.time.Duration;
+import java.util.Optional;
+import java.util.function.Supplier;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
@@ -112,7 +124,9 @@ public final class Generator implements AutoCloseable {
       }
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
-      int blocks = kvBlocks(options, devices, device, kvLayers, kvWidth, maxLen);
+      long free = devices.stream().mapToLong(Ops::freeMemory).min().orElseThrow(); // the fullest device bounds it
+      int blocks = kvBlocks(options, free, devices.get(0).kvElementBytes(), devices.size() > 1, device, kvLayers,
+          kvWidth, maxLen);
       cache = model.newCache(blocks, options.kvBlockSize());
       LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), KV cache {} tokens", dir.getFileName(),
           config.numHiddenLayers(), config.hiddenSize(), device, devices.get(0).name(),
@@ -135,14 +149,89 @@ public final class Generator implements AutoCloseable {
   }
 
   /** KV-cache blocks: as configured, or sized from the memory left after the weights (see GeneratorOptions). */
-  private static int kvBlocks(GeneratorOptions options, List<Ops> devices, Device device, int layers, int width,
-      int maxLen) {
+  /**
+   * Opens a model spread over the processes of a multi-process job, one process per GPU (or per CPU part),
+   * on one or several machines: {@code options.pipelineParallel() × options.tensorParallel()} processes,
+   * started by torchrun, mpirun or srun ({@code scripts/launch/}) and placed by their variables
+   * ({@link Rendezvous.Placement#fromEnvironment}: rank, world size, local rank, {@code MASTER_ADDR} and
+   * {@code MASTER_PORT}). Every process calls this with the same arguments and needs the model's files.
+   * Process rank 0 gets the Generator (the engine runs there); every other process serves its part of the
+   * model until rank 0 closes its Generator, then gets an empty Optional (its caller just exits).
+   *
+   * <p>With {@link Device#CUDA} each process uses the GPU of its local rank and a stage's ranks all-reduce
+   * over NCCL; otherwise CPU ranks all-reduce over TCP. Hidden states pass between stages over TCP.
+   *
+   * @throws IllegalArgumentException if the world size is not the product of the two degrees, or they do
+   *     not fit the model
+   * @throws Rendezvous.RendezvousException if the processes do not all meet within {@code timeout}
+   */
+  public static Optional<Generator> openMultiProcess(String modelDirOrId, GeneratorOptions options) {
+    return openMultiProcess(modelDirOrId, options, Rendezvous.Placement.fromEnvironment(System.getenv()),
+        Duration.ofMinutes(5));
+  }
+
+  /** As {@link #openMultiProcess(String, GeneratorOptions)} at an explicit placement and link timeout. */
+  public static Optional<Generator> openMultiProcess(String modelDirOrId, GeneratorOptions options,
+      Rendezvous.Placement placement, Duration timeout) {
+    JobLayout layout = new JobLayout(options.pipelineParallel(), options.tensorParallel());
+    layout.requireWorld(placement.worldSize());
+    Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
+    OptConfig config = OptConfig.load(dir);
+    // Every process checks the same things before any of them connects: all fail alike, none waits in vain.
+    Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
+    OptModel.Stage.of(0, layout.stages(), config);
+    Device device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
+    int rank = placement.rank();
+    Mesh mesh = Mesh.connect(placement, timeout);
+    Supplier<ProcessPart> loader = () -> {
+      Ops ops = device == Device.CUDA ? Backends.cuda(placement.localRank(), options.dtype())
+          : Backends.cpu(options.threads());
+      try (Checkpoint checkpoint = Checkpoints.open(dir)) {
+        TpGroup group = device == Device.CUDA ? Backends.ncclStageGroup(mesh, layout, placement.localRank())
+            : new SocketTpGroup(mesh, layout.stageMembers(layout.stageOf(rank)));
+        return ProcessPart.load(layout, rank, config, new OptWeights(config, checkpoint), ops, options.dtype(), group);
+      } catch (RuntimeException | Error e) {
+        ops.close();
+        throw e;
+      }
+    };
+    if (rank != 0) {
+      StageWorker.serve(mesh, layout, loader);
+      return Optional.empty();
+    }
+    MultiProcessOptModel model = MultiProcessOptModel.drive(mesh, layout, loader);
+    KvCache cache = null;
+    try {
+      int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
+          : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
+      // Each process keeps its stage's layers and its ranks' heads; the fullest one bounds the cache.
+      int blocks = kvBlocks(options, model.minFreeMemory(), model.ops().kvElementBytes(), true, device,
+          model.maxStageLayers(), config.hiddenSize() / layout.tp(), maxLen);
+      cache = model.newCache(blocks, options.kvBlockSize());
+      LOG.info("loaded {} ({} layers, hidden {}) over {} processes ({} pipeline stages × {} tensor-parallel ranks, "
+          + "{}), KV cache {} tokens", dir.getFileName(), config.numHiddenLayers(), config.hiddenSize(),
+          placement.worldSize(), layout.stages(), layout.tp(), model.ops().name(), blocks * options.kvBlockSize());
+      return Optional.of(new Generator(config, OptTokenizer.load(dir), null, model, cache, options, device, maxLen));
+    } catch (RuntimeException | Error e) {
+      if (cache != null) {
+        cache.close();
+      }
+      model.close();
+      throw e;
+    }
+  }
+
+  /**
+   * KV-cache blocks: as configured, or sized from the memory left after the weights (see GeneratorOptions):
+   * {@code free} bytes on the fullest device, each keeping {@code layers} layers of {@code width} values per
+   * token.
+   */
+  private static int kvBlocks(GeneratorOptions options, long free, int elementBytes, boolean perDevice,
+      Device device, int layers, int width, int maxLen) {
     if (options.kvCacheTokens() > 0) {
       return options.kvCacheTokens() / options.kvBlockSize();
     }
-    Ops first = devices.get(0);
-    long bytesPerToken = 2L * layers * width * first.kvElementBytes(); // on each device
-    long free = devices.stream().mapToLong(Ops::freeMemory).min().orElseThrow(); // the fullest device bounds it
+    long bytesPerToken = 2L * layers * width * elementBytes; // on each device
     // The GPU holds little else once the weights are in; the heap also holds activations and logits.
     double share = device == Device.CUDA ? 0.9 : 0.5;
     long affordable = (long) (free * share / bytesPerToken);
@@ -152,7 +241,7 @@ public final class Generator implements AutoCloseable {
     long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence
     if (tokens < minimum) {
       throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
-          + minimum * bytesPerToken / 1048576 + " MiB" + (devices.size() > 1 ? " per device" : "") + ", about "
+          + minimum * bytesPerToken / 1048576 + " MiB" + (perDevice ? " per device" : "") + ", about "
           + affordable * bytesPerToken / 1048576 + " MiB are free after the weights; lower maxSequenceLength, use a "
           + "16-bit dtype, or give the JVM / GPU more memory");
     }

@@ -43,7 +43,11 @@ final class BatchCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     int failed = 0;
-    try (Generator gen = engine.open(model)) {
+    java.util.Optional<Generator> opened = engine.open(model);
+    if (opened.isEmpty()) {
+      return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
+    }
+    try (Generator gen = opened.get()) {
       JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
       ArrayDeque<Pending> pending = new ArrayDeque<>();
       long lineNo = 0;

@@ -4,6 +4,7 @@ import io.github.optjava.api.Device;
 import io.github.optjava.api.Generator;
 import io.github.optjava.api.GeneratorOptions;
 import java.util.Locale;
+import java.util.Optional;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that run the model: which device, how many threads, batch and cache sizes. */
@@ -36,7 +37,15 @@ final class EngineOptions {
           + "GPU per rank (M x N GPUs). Default: ${DEFAULT-VALUE}.")
   int pipelineParallel;
 
-  Generator open(ModelOption model) {
+  @Option(names = "--multi-process",
+      description = "Run as one process of a multi-process job (torchrun, mpirun or srun: see scripts/launch/): "
+          + "--pipeline-parallel x --tensor-parallel processes, placed by the launcher's variables and "
+          + "MASTER_ADDR/MASTER_PORT. Rank 0 does the command's work; the other ranks serve their part of the "
+          + "model and exit when rank 0 is done.")
+  boolean multiProcess;
+
+  /** The generator, or empty on a multi-process job's worker ranks once the job is over (nothing left to do). */
+  Optional<Generator> open(ModelOption model) {
     if (pipelineParallel < 1) {
       throw new IllegalArgumentException("--pipeline-parallel must be at least 1, got " + pipelineParallel);
     }
@@ -53,6 +62,6 @@ final class EngineOptions {
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
         .withTensorParallel(tensorParallel)
         .withPipelineParallel(pipelineParallel);
-    return Generator.open(model.model, opts);
+    return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
   }
 }

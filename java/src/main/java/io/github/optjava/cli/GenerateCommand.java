@@ -58,7 +58,11 @@ final class GenerateCommand implements Callable<Integer> {
     SamplingParams params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
         .topP(topP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
         .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop).build();
-    try (Generator gen = engine.open(model)) {
+    java.util.Optional<Generator> opened = engine.open(model);
+    if (opened.isEmpty()) {
+      return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
+    }
+    try (Generator gen = opened.get()) {
       Completion c;
       if (params.isBeamSearch()) {
         c = gen.generate(prompt, params); // beams are only known at the end

@@ -34,7 +34,11 @@ final class ScoreCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     ObjectMapper json = JsonLines.JSON;
     int failed = 0;
-    try (Generator gen = engine.open(model)) {
+    java.util.Optional<Generator> opened = engine.open(model);
+    if (opened.isEmpty()) {
+      return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
+    }
+    try (Generator gen = opened.get()) {
       JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
       long lineNo = 0;
       byte[] line;

@@ -60,6 +60,30 @@ public final class KvCache implements AutoCloseable {
     return view;
   }
 
+  /**
+   * A view over {@code rankStore} holding exactly the given block tables and lengths, with no free blocks: what
+   * a worker process of a multi-process model gets from the driver's bookkeeping for one step (as
+   * {@link #rankView}, built from the tables sent over the wire).
+   */
+  public static KvCache viewOf(KvStore rankStore, Map<Long, int[]> tables, Map<Long, Integer> lengths) {
+    KvCache view = new KvCache(rankStore, false);
+    for (Map.Entry<Long, int[]> e : tables.entrySet()) {
+      for (int b : e.getValue()) {
+        if (b < 0 || b >= rankStore.blocks()) {
+          throw new IllegalArgumentException("block " + b + " of sequence " + e.getKey() + " is outside the store's "
+              + rankStore.blocks() + " blocks");
+        }
+      }
+      view.tables.put(e.getKey(), e.getValue().clone());
+    }
+    for (Map.Entry<Long, Integer> e : lengths.entrySet()) {
+      if (e.getValue() > 0) {
+        view.lengths.put(e.getKey(), e.getValue());
+      }
+    }
+    return view;
+  }
+
   public KvStore store() {
     return store;
   }

@@ -16,20 +16,23 @@ import java.util.TreeSet;
 
 /**
  * How the processes of a multi-process job find each other: each learns its {@link Placement} from the
- * environment its launcher set, then rank 0 hands every other rank a small payload over TCP (the NCCL
- * unique id: NCCL does the rest). Nothing else travels this way.
+ * environment its launcher set, then every rank hands rank 0 a small payload over TCP and rank 0 hands
+ * every rank all of them ({@link #allGather}: the address each rank listens on for {@link Mesh}), or only
+ * its own ({@link #exchange}: the NCCL unique id, NCCL does the rest). Nothing else travels this way.
  *
  * <p>Written by hand rather than taken from a library: the whole protocol is "every peer says hello,
- * rank 0 answers each with the payload once all have arrived", about a page, with the checks a user needs
+ * rank 0 answers each with the payloads once all have arrived", about a page, with the checks a user needs
  * when a job is misconfigured (a peer that never arrives, a peer that disagrees on the world size, two
  * peers with one rank), each failing on every side with a message naming the variables to fix.
  *
  * <p>Wire format (big-endian, one connection per peer): the peer sends {@code MAGIC, VERSION, rank,
- * worldSize}; rank 0 answers {@code 0, length, payload} or {@code 1, message} (UTF).
+ * worldSize, length, payload}; rank 0 answers {@code 0} and then per rank {@code host (UTF), length,
+ * payload}, or {@code 1, message} (UTF). The host is the peer's address as rank 0 saw it (rank 0's own:
+ * {@code MASTER_ADDR}): an address the others can reach it at.
  */
 public final class Rendezvous {
   private static final int MAGIC = 0x4f505452; // "OPTR"
-  private static final int VERSION = 1;
+  private static final int VERSION = 2;
   private static final int MAX_PAYLOAD = 1 << 20;
 
   private Rendezvous() {}
@@ -125,6 +128,9 @@ public final class Rendezvous {
     }
   }
 
+  /** One rank's share of an {@link #allGather}: where rank 0 saw it connect from, and its payload. */
+  public record Member(int rank, String host, byte[] payload) {}
+
   /**
    * Rank 0 gives {@code payload} to every other rank and returns it; every other rank returns what rank 0
    * gave. Blocks until all {@code worldSize} processes have joined or {@code timeout} has passed.
@@ -133,20 +139,36 @@ public final class Rendezvous {
    * @throws RendezvousException on every rank that can tell, with what to check
    */
   public static byte[] exchange(Placement p, byte[] payload, Duration timeout) {
+    if (p.rank() == 0 && (payload == null || payload.length > MAX_PAYLOAD)) {
+      throw new IllegalArgumentException("rank 0 needs a payload of at most " + MAX_PAYLOAD + " bytes");
+    }
+    return allGather(p, p.rank() == 0 ? payload : new byte[0], timeout).get(0).payload();
+  }
+
+  /**
+   * Every rank's payload, in rank order, on every rank. Blocks until all {@code worldSize} processes have
+   * joined or {@code timeout} has passed.
+   *
+   * @param payload this rank's bytes (at most 1 MiB)
+   * @throws RendezvousException on every rank that can tell, with what to check
+   */
+  public static List<Member> allGather(Placement p, byte[] payload, Duration timeout) {
+    if (payload == null || payload.length > MAX_PAYLOAD) {
+      throw new IllegalArgumentException("a rendezvous payload of at most " + MAX_PAYLOAD + " bytes is needed");
+    }
     if (p.worldSize() == 1) {
-      return payload;
+      return List.of(new Member(0, "127.0.0.1", payload));
     }
     long deadline = System.nanoTime() + timeout.toNanos();
-    return p.rank() == 0 ? serve(p, payload, timeout, deadline) : join(p, timeout, deadline);
+    return p.rank() == 0 ? serve(p, payload, timeout, deadline) : join(p, payload, timeout, deadline);
   }
 
   private record Peer(Socket socket, int rank) {}
 
-  private static byte[] serve(Placement p, byte[] payload, Duration timeout, long deadline) {
-    if (payload == null || payload.length > MAX_PAYLOAD) {
-      throw new IllegalArgumentException("rank 0 needs a payload of at most " + MAX_PAYLOAD + " bytes");
-    }
+  private static List<Member> serve(Placement p, byte[] payload, Duration timeout, long deadline) {
     List<Peer> peers = new ArrayList<>();
+    Member[] members = new Member[p.worldSize()];
+    members[0] = new Member(0, p.masterAddr(), payload);
     TreeSet<Integer> missing = new TreeSet<>();
     for (int r = 1; r < p.worldSize(); r++) {
       missing.add(r);
@@ -190,6 +212,15 @@ public final class Rendezvous {
             error = "two processes joined as rank " + rank + ": every process needs its own RANK";
             refuse(s, error);
           } else {
+            int n = in.readInt();
+            if (n < 0 || n > MAX_PAYLOAD) {
+              error = "rank " + rank + " sent a payload of " + n + " bytes: not an opt-java rendezvous";
+              refuse(s, error);
+              continue;
+            }
+            byte[] got = new byte[n];
+            in.readFully(got);
+            members[rank] = new Member(rank, s.getInetAddress().getHostAddress(), got);
             peers.add(new Peer(s, rank));
           }
         } catch (IOException e) {
@@ -205,8 +236,11 @@ public final class Rendezvous {
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
         if (error == null) {
           out.writeInt(0);
-          out.writeInt(payload.length);
-          out.write(payload);
+          for (Member m : members) {
+            out.writeUTF(m.host());
+            out.writeInt(m.payload().length);
+            out.write(m.payload());
+          }
         } else {
           out.writeInt(1);
           out.writeUTF(error);
@@ -221,10 +255,10 @@ public final class Rendezvous {
     if (error != null) {
       throw new RendezvousException(error);
     }
-    return payload;
+    return List.of(members);
   }
 
-  private static byte[] join(Placement p, Duration timeout, long deadline) {
+  private static List<Member> join(Placement p, byte[] payload, Duration timeout, long deadline) {
     IOException last = null;
     while (System.nanoTime() < deadline) {
       try (Socket s = new Socket()) {
@@ -236,19 +270,26 @@ public final class Rendezvous {
         out.writeInt(VERSION);
         out.writeInt(p.rank());
         out.writeInt(p.worldSize());
+        out.writeInt(payload.length);
+        out.write(payload);
         out.flush();
         DataInputStream in = new DataInputStream(s.getInputStream());
         int status = in.readInt();
         if (status != 0) {
           throw new RendezvousException("rank 0 refused rank " + p.rank() + ": " + in.readUTF());
         }
-        int n = in.readInt();
-        if (n < 0 || n > MAX_PAYLOAD) {
-          throw new RendezvousException("rank 0 sent a payload of " + n + " bytes: not an opt-java rendezvous");
+        List<Member> members = new ArrayList<>();
+        for (int r = 0; r < p.worldSize(); r++) {
+          String host = in.readUTF();
+          int n = in.readInt();
+          if (n < 0 || n > MAX_PAYLOAD) {
+            throw new RendezvousException("rank 0 sent a payload of " + n + " bytes: not an opt-java rendezvous");
+          }
+          byte[] got = new byte[n];
+          in.readFully(got);
+          members.add(new Member(r, host, got));
         }
-        byte[] got = new byte[n];
-        in.readFully(got);
-        return got;
+        return members;
       } catch (SocketTimeoutException e) {
         throw new RendezvousException("rank " + p.rank() + " reached rank 0 at " + p.masterAddr() + ":"
             + p.masterPort() + " but got no answer within " + seconds(timeout) + ": some other rank did not join");

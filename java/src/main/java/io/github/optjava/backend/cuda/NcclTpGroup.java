@@ -71,32 +71,46 @@ public final class NcclTpGroup implements TpGroup {
    * @throws io.github.optjava.parallel.Rendezvous.RendezvousException when the processes do not all meet
    */
   public static NcclTpGroup forProcess(Rendezvous.Placement p, int device, Duration timeout) {
+    byte[] id = p.rank() == 0 ? newUniqueId() : new byte[0];
+    return join(p.rank(), p.worldSize(), Rendezvous.exchange(p, id, timeout), device);
+  }
+
+  /** A new NCCL unique id: made by one rank of a group and handed to the others (any way: TCP, a file). */
+  public static byte[] newUniqueId() {
     loadNccl();
+    try (ncclUniqueId id = new ncclUniqueId()) {
+      int st = ncclGetUniqueId(id);
+      if (st != 0) {
+        throw new CudaException("ncclGetUniqueId failed: " + ncclGetErrorString(st).getString());
+      }
+      byte[] bytes = new byte[NCCL_UNIQUE_ID_BYTES];
+      id.internal().get(bytes);
+      return bytes;
+    }
+  }
+
+  /**
+   * This process's (or thread's) member of the group of {@code world} ranks that share {@code uniqueId}, on
+   * {@code device}: blocks until every rank has joined (ncclCommInitRank).
+   */
+  public static NcclTpGroup join(int rank, int world, byte[] uniqueId, int device) {
+    loadNccl();
+    if (uniqueId.length != NCCL_UNIQUE_ID_BYTES) {
+      throw new CudaException("an NCCL id of " + uniqueId.length + " bytes, not " + NCCL_UNIQUE_ID_BYTES);
+    }
     int st = cudaSetDevice(device);
     if (st != 0) {
-      throw new CudaException("cudaSetDevice(" + device + ") failed for rank " + p.rank() + ": error " + st);
+      throw new CudaException("cudaSetDevice(" + device + ") failed for rank " + rank + ": error " + st);
     }
     try (ncclUniqueId id = new ncclUniqueId()) {
-      byte[] bytes = new byte[NCCL_UNIQUE_ID_BYTES];
-      if (p.rank() == 0) {
-        st = ncclGetUniqueId(id);
-        if (st != 0) {
-          throw new CudaException("ncclGetUniqueId failed: " + ncclGetErrorString(st).getString());
-        }
-        id.internal().get(bytes);
-      }
-      byte[] shared = Rendezvous.exchange(p, bytes, timeout);
-      if (shared.length != NCCL_UNIQUE_ID_BYTES) {
-        throw new CudaException("rank 0 sent an NCCL id of " + shared.length + " bytes, not " + NCCL_UNIQUE_ID_BYTES);
-      }
-      id.internal().put(shared);
+      id.internal().put(uniqueId);
       ncclComm comm = new ncclComm();
-      st = ncclCommInitRank(comm, p.worldSize(), id, p.rank());
+      st = ncclCommInitRank(comm, world, id, rank);
       if (st != 0) {
-        throw new CudaException("ncclCommInitRank (rank " + p.rank() + " of " + p.worldSize() + " on cuda:" + device
+        throw new CudaException("ncclCommInitRank (rank " + rank + " of " + world + " on cuda:" + device
             + ") failed: " + ncclGetErrorString(st).getString());
       }
-      return new NcclTpGroup(p.rank(), p.worldSize(), comm);
+      return new NcclTpGroup(rank, world, comm);
     }
   }
 

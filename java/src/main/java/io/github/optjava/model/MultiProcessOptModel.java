@@ -1,0 +1,310 @@
+package io.github.optjava.model;
+
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.engine.KvCache;
+import io.github.optjava.parallel.Mesh;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.function.Supplier;
+
+/**
+ * A model spread over the processes of a job (several machines): {@code stages × tp} processes, each a
+ * {@link ProcessPart}, this one (job rank 0) the driver. To the engine it is one {@link CausalLm}: the engine
+ * keeps the KV cache's bookkeeping here; for each step this class reserves the blocks, sends every worker the
+ * step with each sequence's block table ({@link StepWire}), runs its own part (stage 0, rank 0), passes its
+ * hidden states to stage 1, and takes the logits from the last stage. The workers ({@link StageWorker}) answer
+ * every command, so a failure anywhere reaches the caller with the failing rank's message; the job is then
+ * broken (restart every process).
+ *
+ * <p>Pipeline stages run one after another on a step (no micro-batches across processes yet): a multi-process
+ * pipeline spreads the memory of a model too large for one machine; its speed comes from tensor parallelism
+ * inside each stage. Own part calls run on one thread of their own (a GPU's ops belong to the thread that
+ * made them).
+ */
+public final class MultiProcessOptModel implements CausalLm {
+  private final Mesh mesh;
+  private final JobLayout layout;
+  private final ExecutorService partThread;
+  private final ProcessPart part;
+  private final long minFreeMemory;
+  private KvStore store;
+  private boolean broken;
+
+  private MultiProcessOptModel(Mesh mesh, JobLayout layout, ExecutorService partThread, ProcessPart part,
+      long minFreeMemory) {
+    this.mesh = mesh;
+    this.layout = layout;
+    this.partThread = partThread;
+    this.part = part;
+    this.minFreeMemory = minFreeMemory;
+  }
+
+  /**
+   * Loads the driver's part (on its own thread) and waits until every worker has loaded its own.
+   *
+   * @throws IllegalStateException naming the rank that failed, after closing the links (the other workers stop)
+   */
+  public static MultiProcessOptModel drive(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
+    layout.requireWorld(mesh.worldSize());
+    ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
+      Thread t = new Thread(r, "opt-mp-driver-part");
+      t.setDaemon(true);
+      return t;
+    });
+    ProcessPart part = null;
+    try {
+      part = call(thread, loader::get);
+      long free = part.ops().freeMemory();
+      for (int w = 1; w < mesh.worldSize(); w++) {
+        free = Math.min(free, StepWire.readAnswer(mesh.link(w, Mesh.Channel.CONTROL), w));
+      }
+      return new MultiProcessOptModel(mesh, layout, thread, part, free);
+    } catch (RuntimeException | Error e) {
+      if (part != null) {
+        ProcessPart p = part;
+        runQuietly(thread, p::close);
+      }
+      thread.shutdownNow();
+      mesh.close();
+      throw e;
+    }
+  }
+
+  /** The least free memory any process reported after loading (sizes the KV cache for all of them). */
+  public long minFreeMemory() {
+    return minFreeMemory;
+  }
+
+  /** The driver's own part's ops (its name and element sizes; compute only through this model). */
+  public io.github.optjava.backend.Ops ops() {
+    return part.ops();
+  }
+
+  /** The most layers a stage holds: every process's KV store is that deep at most. */
+  public int maxStageLayers() {
+    int layers = part.model().config().numHiddenLayers();
+    return (layers + layout.stages() - 1) / layout.stages();
+  }
+
+  public JobLayout layout() {
+    return layout;
+  }
+
+  @Override
+  public OptConfig config() {
+    return part.model().config();
+  }
+
+  /** The job's one KV cache: every process makes its store of the same geometry; the engine keeps the tables. */
+  @Override
+  public KvCache newCache(int blocks, int blockSize) {
+    requireUsable();
+    if (store != null) {
+      throw new IllegalStateException("a multi-process model keeps one KV cache: close the model to make another");
+    }
+    broadcast(link -> {
+      link.out().writeInt(StepWire.NEW_CACHE);
+      link.out().writeInt(blocks);
+      link.out().writeInt(blockSize);
+    });
+    KvStore own = null;
+    try {
+      own = call(partThread, () -> part.ops().kvStore(part.layers(), blocks, blockSize, part.model().kvWidth()));
+      collectAnswers();
+    } catch (RuntimeException | Error e) {
+      if (own != null) {
+        KvStore s = own;
+        runQuietly(partThread, s::close);
+      }
+      throw fail(e);
+    }
+    store = own;
+    return new KvCache(own);
+  }
+
+  @Override
+  public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+    requireUsable();
+    if (cache.store() != store) {
+      throw new IllegalArgumentException("a KV cache this multi-process model did not make: use newCache()");
+    }
+    Map<Long, Integer> past = new HashMap<>();
+    Map<Long, int[]> tables = new HashMap<>();
+    for (OptModel.SeqStep q : seqs) {
+      int length = cache.length(q.seqId()) + q.newTokens().length;
+      if (length > config().maxPositionEmbeddings()) {
+        throw new IllegalArgumentException("sequence of " + length + " tokens exceeds the model's "
+            + config().maxPositionEmbeddings() + " positions");
+      }
+      past.put(q.seqId(), cache.length(q.seqId()));
+    }
+    for (OptModel.SeqStep q : seqs) {
+      tables.put(q.seqId(), cache.reserve(q.seqId(), past.get(q.seqId()) + q.newTokens().length).clone());
+    }
+    StepWire.Step step = new StepWire.Step(seqs, past, tables);
+    try {
+      for (int w = 1; w < mesh.worldSize(); w++) {
+        StepWire.writeStep(mesh.link(w, Mesh.Channel.CONTROL), step);
+      }
+      KvCache view = cache.rankView(store, past);
+      OptModel.StageOutput out = call(partThread, () -> part.model().stageForward(seqs, view, null));
+      float[][] logits;
+      if (layout.stages() == 1) {
+        logits = out.logits();
+      } else {
+        for (int member : layout.stageMembers(1)) {
+          Mesh.Link next = mesh.link(member, Mesh.Channel.ACTIVATIONS);
+          next.writeFloats(out.hidden());
+          next.flush();
+        }
+        logits = readLogits(mesh.link(layout.lastStageLeader(), Mesh.Channel.ACTIVATIONS));
+      }
+      collectAnswers();
+      return logits;
+    } catch (RuntimeException | Error e) {
+      throw fail(e);
+    }
+  }
+
+  private static float[][] readLogits(Mesh.Link link) {
+    int rows;
+    try {
+      rows = link.in().readInt();
+    } catch (IOException e) {
+      throw link.failure("receive the logits from", e);
+    }
+    float[][] out = new float[rows][];
+    for (int i = 0; i < rows; i++) {
+      out[i] = link.readFloats();
+    }
+    return out;
+  }
+
+  @Override
+  public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+    requireUsable();
+    broadcast(link -> {
+      link.out().writeInt(StepWire.COPY_BLOCKS);
+      StepWire.writeInts(link.out(), src);
+      StepWire.writeInts(link.out(), dst);
+    });
+    try {
+      call(partThread, () -> {
+        part.ops().kvCopyBlocks(store, src, dst);
+        return null;
+      });
+      collectAnswers();
+    } catch (RuntimeException | Error e) {
+      throw fail(e);
+    }
+  }
+
+  private interface Command {
+    void write(Mesh.Link link) throws IOException;
+  }
+
+  private void broadcast(Command c) {
+    for (int w = 1; w < mesh.worldSize(); w++) {
+      Mesh.Link link = mesh.link(w, Mesh.Channel.CONTROL);
+      try {
+        c.write(link);
+      } catch (IOException e) {
+        throw fail(link.failure("send to", e));
+      }
+      link.flush();
+    }
+  }
+
+  private void collectAnswers() {
+    for (int w = 1; w < mesh.worldSize(); w++) {
+      StepWire.readAnswer(mesh.link(w, Mesh.Channel.CONTROL), w);
+    }
+  }
+
+  /**
+   * Marks the job broken and gives the most telling error: a worker's own report when one failed first (its
+   * answer may already be waiting even when this side saw only a closed link).
+   */
+  private RuntimeException fail(Throwable e) {
+    broken = true;
+    if (!(e instanceof StepWire.WorkerFailedException)) {
+      for (int w = 1; w < mesh.worldSize(); w++) {
+        try {
+          if (mesh.link(w, Mesh.Channel.CONTROL).in().available() > 0) {
+            StepWire.readAnswer(mesh.link(w, Mesh.Channel.CONTROL), w);
+          }
+        } catch (StepWire.WorkerFailedException reported) {
+          reported.addSuppressed(e);
+          mesh.close();
+          return reported;
+        } catch (IOException | RuntimeException ignored) {
+          // no report from this one
+        }
+      }
+    }
+    mesh.close(); // the workers see the links close and stop
+    return e instanceof RuntimeException r ? r : new IllegalStateException(e);
+  }
+
+  private void requireUsable() {
+    if (broken) {
+      throw new IllegalStateException("the multi-process job failed earlier (see the first error and the other "
+          + "ranks' logs): restart every process");
+    }
+  }
+
+  private static <T> T call(ExecutorService thread, Callable<T> task) {
+    try {
+      return thread.submit(task).get();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while the driver's part ran", e);
+    } catch (ExecutionException e) {
+      if (e.getCause() instanceof RuntimeException r) {
+        throw r;
+      }
+      if (e.getCause() instanceof Error err) {
+        throw err;
+      }
+      throw new IllegalStateException(e.getCause());
+    }
+  }
+
+  private static void runQuietly(ExecutorService thread, Runnable task) {
+    try {
+      call(thread, () -> {
+        task.run();
+        return null;
+      });
+    } catch (RuntimeException e) {
+      // freeing what can be freed
+    }
+  }
+
+  /** Tells every worker to stop (they free their parts and exit), frees this part and closes the links. */
+  @Override
+  public void close() {
+    if (!broken) {
+      for (int w = 1; w < mesh.worldSize(); w++) {
+        try {
+          Mesh.Link link = mesh.link(w, Mesh.Channel.CONTROL);
+          link.out().writeInt(StepWire.CLOSE);
+          link.flush();
+        } catch (IOException | RuntimeException e) {
+          // that worker is gone already
+        }
+      }
+    }
+    // The engine's KvCache closes the store (it owns it); the part is freed here.
+    runQuietly(partThread, part::close);
+    partThread.shutdownNow();
+    mesh.close();
+  }
+}

@@ -1,0 +1,123 @@
+package io.github.optjava.model;
+
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.engine.KvCache;
+import io.github.optjava.parallel.Mesh;
+import java.io.IOException;
+import java.util.function.Supplier;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A process of a multi-process model other than the driver: loads its part, then runs the driver's commands
+ * ({@link StepWire}) until the driver closes the model. For a step it takes the previous stage's hidden states
+ * (stage 0 embeds the tokens itself), runs its layers with its stage's other ranks, and (as its stage's rank 0)
+ * hands the result on: hidden states to every rank of the next stage, or the logits to the driver. Every
+ * command is answered, failures with their message; after a failure the worker closes its links, so that the
+ * ranks waiting on it fail at once instead of at their timeout, and returns by throwing.
+ */
+public final class StageWorker {
+  private static final Logger LOG = LoggerFactory.getLogger(StageWorker.class);
+
+  private StageWorker() {}
+
+  /**
+   * Serves until the driver closes the model (returns normally) or something fails (throws, after telling
+   * the driver). Closes the part and the mesh either way.
+   */
+  public static void serve(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
+    Mesh.Link control = mesh.link(0, Mesh.Channel.CONTROL);
+    ProcessPart part;
+    try {
+      part = loader.get();
+    } catch (RuntimeException | Error e) {
+      StepWire.answer(control, 0, "loading its part: " + e.getMessage());
+      mesh.close();
+      throw e;
+    }
+    KvStore store = null;
+    try (part) {
+      StepWire.answer(control, part.ops().freeMemory(), null);
+      LOG.info("rank {} (stage {}, tensor-parallel rank {}) ready", mesh.rank(), part.stage(),
+          layout.rankInStage(mesh.rank()));
+      while (true) {
+        int command = control.in().readInt();
+        try {
+          switch (command) {
+            case StepWire.NEW_CACHE -> {
+              int blocks = control.in().readInt();
+              int blockSize = control.in().readInt();
+              if (store != null) {
+                store.close();
+              }
+              store = part.ops().kvStore(part.layers(), blocks, blockSize, part.model().kvWidth());
+              StepWire.answer(control, part.ops().freeMemory(), null);
+            }
+            case StepWire.STEP -> {
+              step(mesh, layout, part, store, StepWire.readStep(control));
+              StepWire.answer(control, 0, null);
+            }
+            case StepWire.COPY_BLOCKS -> {
+              int[] src = StepWire.readInts(control.in());
+              int[] dst = StepWire.readInts(control.in());
+              part.ops().kvCopyBlocks(requireStore(store), src, dst);
+              StepWire.answer(control, 0, null);
+            }
+            case StepWire.CLOSE -> {
+              return;
+            }
+            default -> throw new IllegalStateException("unknown command " + command + " from the driver: "
+                + "every process must run the same opt-java version");
+          }
+        } catch (RuntimeException | Error e) {
+          LOG.error("rank {} failed", mesh.rank(), e);
+          StepWire.answer(control, 0, e.getMessage() == null ? e.toString() : e.getMessage());
+          throw e;
+        }
+      }
+    } catch (IOException e) {
+      throw control.failure("hear from", e);
+    } finally {
+      if (store != null) {
+        store.close();
+      }
+      mesh.close();
+    }
+  }
+
+  private static KvStore requireStore(KvStore store) {
+    if (store == null) {
+      throw new IllegalStateException("the driver sent a step before making the KV cache");
+    }
+    return store;
+  }
+
+  private static void step(Mesh mesh, JobLayout layout, ProcessPart part, KvStore store, StepWire.Step step) {
+    KvCache view = KvCache.viewOf(requireStore(store), step.tables(), step.past());
+    int stage = part.stage();
+    float[] hiddenIn = stage == 0 ? null
+        : mesh.link(layout.jobRank(stage - 1, 0), Mesh.Channel.ACTIVATIONS).readFloats();
+    OptModel.StageOutput out = part.model().stageForward(step.seqs(), view, hiddenIn);
+    if (layout.rankInStage(mesh.rank()) != 0) {
+      return; // the stage's rank 0 hands the (identical) result on
+    }
+    if (stage == layout.stages() - 1) {
+      Mesh.Link driver = mesh.link(0, Mesh.Channel.ACTIVATIONS);
+      try {
+        driver.out().writeInt(out.logits().length);
+      } catch (IOException e) {
+        throw driver.failure("send to", e);
+      }
+      for (float[] row : out.logits()) {
+        driver.writeFloats(row);
+      }
+      driver.flush();
+    } else {
+      for (int member : layout.stageMembers(stage + 1)) {
+        Mesh.Link next = mesh.link(member, Mesh.Channel.ACTIVATIONS);
+        next.writeFloats(out.hidden());
+        next.flush();
+      }
+    }
+  }
+}

@@ -1,0 +1,323 @@
+package io.github.optjava.parallel;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.DataOutputStream;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+
+/**
+ * TCP links between the processes of a multi-process job: every process listens on a port of its own
+ * (announced through the {@link Rendezvous}), and the first use of a link between two ranks connects them
+ * (the higher rank dials the lower). Links are kept per {@link Channel}, so that the driver's commands, the
+ * collectives and the activations between pipeline stages never share a stream: each stream's messages are
+ * read in the order they are written, whatever the other kinds do.
+ *
+ * <p>Written by hand: a job needs a handful of point-to-point streams, not a messaging library. On GPUs the
+ * collectives go through NCCL; these links carry the commands and (as in the one-process pipeline) the
+ * hidden states between stages.
+ */
+public final class Mesh implements AutoCloseable {
+  private static final int MAGIC = 0x4f50544d; // "OPTM"
+
+  /** What a link carries; each has its own stream. */
+  public enum Channel {
+    /** Driver (rank 0) to worker commands and the workers' answers: waits without a timeout when idle. */
+    CONTROL,
+    /** Tensor-parallel collectives inside a pipeline stage. */
+    COLLECTIVE,
+    /** Hidden states from one pipeline stage to the next, logits from the last stage to the driver. */
+    ACTIVATIONS
+  }
+
+  private record Key(int peer, Channel channel) {}
+
+  private final int rank;
+  private final int world;
+  private final List<InetSocketAddress> addresses;
+  private final ServerSocket server;
+  private final Duration timeout;
+  private final Map<Key, Link> links = new ConcurrentHashMap<>();
+  private final Map<Key, CompletableFuture<Socket>> incoming = new ConcurrentHashMap<>();
+  private final Thread acceptor;
+  private volatile boolean closed;
+
+  private Mesh(int rank, List<InetSocketAddress> addresses, ServerSocket server, Duration timeout) {
+    this.rank = rank;
+    this.world = addresses.size();
+    this.addresses = addresses;
+    this.server = server;
+    this.timeout = timeout;
+    this.acceptor = new Thread(this::acceptLoop, "opt-mesh-accept-" + rank);
+    acceptor.setDaemon(true);
+    acceptor.start();
+  }
+
+  /**
+   * Opens this process's port, meets the others through the rendezvous on {@code MASTER_ADDR:MASTER_PORT},
+   * and returns the mesh (no link is connected yet). {@code timeout} bounds the rendezvous, each connection
+   * and every read other than an idle worker's wait for its next command.
+   *
+   * @throws Rendezvous.RendezvousException when the processes do not all meet
+   */
+  public static Mesh connect(Rendezvous.Placement p, Duration timeout) {
+    ServerSocket server;
+    try {
+      server = new ServerSocket();
+      server.bind(new InetSocketAddress(0));
+    } catch (IOException e) {
+      throw new UncheckedIOException("rank " + p.rank() + " could not open a port for the job's links", e);
+    }
+    try {
+      byte[] port = ByteBuffer.allocate(4).putInt(server.getLocalPort()).array();
+      List<Rendezvous.Member> members = Rendezvous.allGather(p, port, timeout);
+      List<InetSocketAddress> addresses = members.stream()
+          .map(m -> new InetSocketAddress(m.host(), ByteBuffer.wrap(m.payload()).getInt())).toList();
+      return new Mesh(p.rank(), addresses, server, timeout);
+    } catch (RuntimeException e) {
+      closeQuietly(server);
+      throw e;
+    }
+  }
+
+  public int rank() {
+    return rank;
+  }
+
+  public int worldSize() {
+    return world;
+  }
+
+  public Duration timeout() {
+    return timeout;
+  }
+
+  /** The link to {@code peer} on {@code channel}, connected on first use (both sides must ask for it). */
+  public Link link(int peer, Channel channel) {
+    if (peer == rank || peer < 0 || peer >= world) {
+      throw new IllegalArgumentException("rank " + rank + " has no link to rank " + peer + " (world " + world + ")");
+    }
+    return links.computeIfAbsent(new Key(peer, channel), this::open);
+  }
+
+  private Link open(Key key) {
+    int readTimeout = key.channel == Channel.CONTROL && rank != 0 ? 0 : (int) Math.min(Integer.MAX_VALUE,
+        timeout.toMillis());
+    try {
+      Socket s;
+      if (key.peer < rank) {
+        s = new Socket();
+        s.connect(addresses.get(key.peer), (int) Math.min(Integer.MAX_VALUE, timeout.toMillis()));
+        DataOutputStream hello = new DataOutputStream(s.getOutputStream());
+        hello.writeInt(MAGIC);
+        hello.writeInt(rank);
+        hello.writeInt(key.channel.ordinal());
+        hello.flush();
+      } else {
+        s = incoming.computeIfAbsent(key, k -> new CompletableFuture<>())
+            .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+      }
+      s.setTcpNoDelay(true); // small command and logit messages: no Nagle delay
+      s.setSoTimeout(readTimeout);
+      return new Link(rank, key.peer, key.channel, s);
+    } catch (TimeoutException e) {
+      throw new IllegalStateException("rank " + rank + ": rank " + key.peer + " did not open its " + key.channel
+          + " link within " + timeout.toSeconds() + " s: it may have failed; see its log");
+    } catch (IOException e) {
+      throw new IllegalStateException("rank " + rank + " could not reach rank " + key.peer + " at "
+          + addresses.get(key.peer) + " (" + e.getMessage() + "): check that the hosts reach each other", e);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new IllegalStateException("interrupted while connecting to rank " + key.peer, e);
+    } catch (ExecutionException e) {
+      throw new IllegalStateException("rank " + rank + ": link from rank " + key.peer + " failed", e.getCause());
+    }
+  }
+
+  private void acceptLoop() {
+    while (!closed) {
+      try {
+        Socket s = server.accept();
+        s.setSoTimeout((int) Math.min(Integer.MAX_VALUE, timeout.toMillis()));
+        DataInputStream in = new DataInputStream(s.getInputStream());
+        int magic = in.readInt();
+        int from = in.readInt();
+        int channel = in.readInt();
+        if (magic != MAGIC || from <= rank || from >= world || channel < 0 || channel >= Channel.values().length) {
+          s.close(); // not one of this job's ranks
+          continue;
+        }
+        incoming.computeIfAbsent(new Key(from, Channel.values()[channel]), k -> new CompletableFuture<>())
+            .complete(s);
+      } catch (IOException e) {
+        if (closed) {
+          return;
+        }
+      }
+    }
+  }
+
+  /** Closes every link and the port: a peer blocked on one of them gets an error instead of waiting. */
+  @Override
+  public void close() {
+    closed = true;
+    closeQuietly(server);
+    for (Link l : links.values()) {
+      l.close();
+    }
+    for (CompletableFuture<Socket> f : incoming.values()) {
+      Socket s = f.getNow(null);
+      if (s != null) {
+        closeQuietly(s);
+      }
+    }
+  }
+
+  private static void closeQuietly(AutoCloseable c) {
+    try {
+      c.close();
+    } catch (Exception e) {
+      // closing anyway
+    }
+  }
+
+  /**
+   * One direction-agnostic stream between two ranks. Writes are buffered until {@link #flush}; reads block
+   * (up to the mesh timeout, except an idle worker's command wait). Used by one thread at a time per side.
+   */
+  public static final class Link implements AutoCloseable {
+    private final int rank;
+    private final int peer;
+    private final Channel channel;
+    private final Socket socket;
+    private final DataInputStream in;
+    private final DataOutputStream out;
+
+    Link(int rank, int peer, Channel channel, Socket socket) throws IOException {
+      this.rank = rank;
+      this.peer = peer;
+      this.channel = channel;
+      this.socket = socket;
+      this.in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
+      this.out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
+    }
+
+    public DataOutputStream out() {
+      return out;
+    }
+
+    public DataInputStream in() {
+      return in;
+    }
+
+    public void flush() {
+      try {
+        out.flush();
+      } catch (IOException e) {
+        throw failure("send to", e);
+      }
+    }
+
+    /** Writes a length-prefixed float array (little-endian bulk copy, not element by element). */
+    public void writeFloats(float[] v) {
+      try {
+        out.writeInt(v.length);
+        ByteBuffer b = ByteBuffer.allocate(4 * Math.min(v.length, 1 << 16)).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < v.length; i += 1 << 16) {
+          int n = Math.min(1 << 16, v.length - i);
+          b.clear();
+          b.asFloatBuffer().put(v, i, n);
+          out.write(b.array(), 0, 4 * n);
+        }
+      } catch (IOException e) {
+        throw failure("send to", e);
+      }
+    }
+
+    /** Reads what {@link #writeFloats} wrote. */
+    public float[] readFloats() {
+      try {
+        int n = in.readInt();
+        if (n < 0) {
+          throw new IllegalStateException("rank " + peer + " sent a float array of " + n + " elements");
+        }
+        float[] v = new float[n];
+        byte[] buf = new byte[4 * Math.min(n, 1 << 16)];
+        for (int i = 0; i < n; i += 1 << 16) {
+          int k = Math.min(1 << 16, n - i);
+          in.readFully(buf, 0, 4 * k);
+          ByteBuffer.wrap(buf, 0, 4 * k).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer().get(v, i, k);
+        }
+        return v;
+      } catch (IOException e) {
+        throw failure("receive from", e);
+      }
+    }
+
+    /** Writes a length-prefixed byte array. */
+    public void writeBytes(byte[] b) {
+      try {
+        out.writeInt(b.length);
+        out.write(b);
+      } catch (IOException e) {
+        throw failure("send to", e);
+      }
+    }
+
+    /** Reads what {@link #writeBytes} wrote (at most 16 MiB). */
+    public byte[] readBytes() {
+      try {
+        int n = in.readInt();
+        if (n < 0 || n > 1 << 24) {
+          throw new IllegalStateException("rank " + peer + " sent a byte array of " + n + " bytes");
+        }
+        byte[] b = new byte[n];
+        in.readFully(b);
+        return b;
+      } catch (IOException e) {
+        throw failure("receive from", e);
+      }
+    }
+
+    public void writeUtf(String s) {
+      writeBytes(s.getBytes(StandardCharsets.UTF_8));
+    }
+
+    public String readUtf() {
+      return new String(readBytes(), StandardCharsets.UTF_8);
+    }
+
+    /** An I/O failure as the job's error: which link, and what it most likely means. */
+    public IllegalStateException failure(String what, IOException e) {
+      String why = e instanceof SocketTimeoutException ? "no data within the timeout (rank " + peer
+          + " is stuck or waits for something else: every rank must run the same steps)"
+          : e instanceof EOFException || e instanceof SocketException ? "rank " + peer
+              + " closed the link: it failed or stopped; see its log" : e.getMessage();
+      return new IllegalStateException("rank " + rank + ": could not " + what + " rank " + peer + " on the "
+          + channel + " link: " + why, e);
+    }
+
+    @Override
+    public void close() {
+      closeQuietly(socket);
+    }
+  }
+}

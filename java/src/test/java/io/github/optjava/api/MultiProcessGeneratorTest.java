@@ -1,0 +1,128 @@
+package io.github.optjava.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.parallel.Rendezvous;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * A model over the processes of a job ({@link Generator#openMultiProcess}), each "process" a thread of this JVM
+ * with its own placement: everything between them goes over loopback TCP exactly as between machines. Rank 0's
+ * generator gives the tokens of the one-process generator; the workers return once it closes.
+ */
+class MultiProcessGeneratorTest {
+  private static final List<String> PROMPTS = List.of("Our team won the championship last year", "This",
+      "Hello, my dog is cute and");
+
+  static String fixture(String model) {
+    try {
+      return Path.of(MultiProcessGeneratorTest.class.getResource("/fixtures/models/" + model).toURI()).toString();
+    } catch (URISyntaxException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static GeneratorOptions options(int pp, int tp) {
+    return GeneratorOptions.defaults().withDevice(Device.CPU).withThreads(1).withKvCacheTokens(1024)
+        .withPipelineParallel(pp).withTensorParallel(tp);
+  }
+
+  /** Greedy with log-probs one by one, the prompts together (a ragged batch), and 2 beams. */
+  private static List<String> run(Generator gen) {
+    List<String> out = new ArrayList<>();
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(10).logprobs(1).build();
+    for (String p : PROMPTS) {
+      Choice c = gen.generate(p, greedy).choices().get(0);
+      out.add(c.tokenIds() + " " + c.text());
+    }
+    List<CompletableFuture<Completion>> together = new ArrayList<>();
+    for (String p : PROMPTS) {
+      together.add(gen.generateAsync(p, greedy));
+    }
+    for (CompletableFuture<Completion> f : together) {
+      out.add(f.join().choices().get(0).tokenIds().toString());
+    }
+    SamplingParams beams = SamplingParams.builder().temperature(0).numBeams(2).n(2).maxTokens(6).build();
+    for (Choice c : gen.generate(PROMPTS.get(1), beams).choices()) {
+      out.add("beam " + c.tokenIds());
+    }
+    return out;
+  }
+
+  private static double firstLogprob(Generator gen) {
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(3).logprobs(1).build();
+    return gen.generate(PROMPTS.get(0), greedy).choices().get(0).logprobs().get(0).logprob();
+  }
+
+  @ParameterizedTest(name = "pipeline {0} x tensor-parallel {1}")
+  @CsvSource({"2, 1", "1, 2", "2, 2"})
+  void rankZeroGivesWhatOneProcessGives(int pp, int tp) throws Exception {
+    String model = fixture("tiny-opt");
+    List<String> expected;
+    double expectedLogprob;
+    try (Generator single = Generator.open(model, options(1, 1))) {
+      expected = run(single);
+      expectedLogprob = firstLogprob(single);
+    }
+    int world = pp * tp;
+    int port = freePort();
+    ExecutorService processes = Executors.newFixedThreadPool(world);
+    try {
+      List<Future<Optional<Generator>>> opened = new ArrayList<>();
+      for (int r = 0; r < world; r++) {
+        Rendezvous.Placement p = new Rendezvous.Placement(r, world, r, "127.0.0.1", port, "test");
+        opened.add(processes.submit(() -> Generator.openMultiProcess(model, options(pp, tp), p,
+            Duration.ofSeconds(30))));
+      }
+      try (Generator gen = opened.get(0).get(60, TimeUnit.SECONDS).orElseThrow()) {
+        assertEquals(expected, run(gen));
+        // pipeline stages alone: the same arithmetic; with tensor parallelism sums run in another order
+        assertEquals(expectedLogprob, firstLogprob(gen), tp == 1 ? 0 : 1e-4);
+      }
+      for (int r = 1; r < world; r++) {
+        assertTrue(opened.get(r).get(30, TimeUnit.SECONDS).isEmpty(), "worker " + r + " returns when rank 0 closes");
+      }
+    } finally {
+      processes.shutdownNow();
+    }
+  }
+
+  @Test
+  void aWorldSizeThatIsNotTheLayoutIsRefusedBeforeConnecting() {
+    Rendezvous.Placement p = new Rendezvous.Placement(0, 3, 0, "127.0.0.1", 1, "test");
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> Generator.openMultiProcess(fixture("tiny-opt"), options(2, 2), p, Duration.ofSeconds(1)));
+    assertTrue(e.getMessage().contains("needs 4 processes, the launcher started 3"), e.getMessage());
+  }
+
+  @Test
+  void aMissingWorkerIsATimeoutNamingIt() throws Exception {
+    Rendezvous.Placement p = new Rendezvous.Placement(0, 2, 0, "127.0.0.1", freePort(), "test");
+    Rendezvous.RendezvousException e = assertThrows(Rendezvous.RendezvousException.class,
+        () -> Generator.openMultiProcess(fixture("tiny-opt"), options(2, 1), p, Duration.ofMillis(800)));
+    assertTrue(e.getMessage().contains("rank 1 of 2 did not join"), e.getMessage());
+  }
+}

@@ -1,0 +1,80 @@
+package io.github.optjava.cli;
+
+import static io.github.optjava.cli.CliTest.cli;
+import static io.github.optjava.cli.CliTest.fixture;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.ServerSocket;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * {@code opt batch --multi-process} as a launcher runs it: separate JVMs, placed by torchrun's variables, the
+ * same command line on each. Rank 0 prints what one process prints; the worker prints nothing and exits 0.
+ */
+class CliMultiProcessTest {
+  private static final String BATCH = String.join("\n",
+      "{\"prompt\": \"Our team won the championship last year\", \"temperature\": 0, \"max_tokens\": 10}",
+      "{\"prompt\": \"This\", \"temperature\": 0, \"num_beams\": 2, \"n\": 2, \"max_tokens\": 5}",
+      "");
+
+  @Test
+  void twoPipelineStagesInTwoJvmsPrintWhatOneProcessPrints() throws Exception {
+    String model = fixture("tiny-opt").toString();
+    CliTest.Run single = cli(BATCH, "batch", "--model", model, "--device", "cpu");
+    assertEquals(0, single.exit(), single.err());
+
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    String java = ProcessHandle.current().info().command().orElse("java");
+    List<Process> procs = new ArrayList<>();
+    for (int r = 0; r < 2; r++) {
+      ProcessBuilder pb = new ProcessBuilder(java, "-cp", System.getProperty("java.class.path"),
+          Main.class.getName(), "batch", "--model", model, "--device", "cpu", "--threads", "1",
+          "--pipeline-parallel", "2", "--multi-process");
+      Map<String, String> env = pb.environment();
+      env.keySet().removeIf(k -> k.startsWith("SLURM_") || k.startsWith("OMPI_"));
+      env.put("RANK", String.valueOf(r));
+      env.put("WORLD_SIZE", "2");
+      env.put("LOCAL_RANK", String.valueOf(r));
+      env.put("MASTER_ADDR", "127.0.0.1");
+      env.put("MASTER_PORT", String.valueOf(port));
+      pb.redirectError(ProcessBuilder.Redirect.DISCARD);
+      Process p = pb.start();
+      try (OutputStream in = p.getOutputStream()) {
+        if (r == 0) {
+          in.write(BATCH.getBytes(StandardCharsets.UTF_8)); // the requests go to rank 0 only
+        }
+      }
+      procs.add(p);
+    }
+    List<String> outs = new ArrayList<>();
+    for (Process p : procs) {
+      assertTrue(p.waitFor(120, TimeUnit.SECONDS), "a rank did not finish");
+      outs.add(new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8));
+      assertEquals(0, p.exitValue(), "rank " + outs.size() + " exit code; its output: " + outs.get(outs.size() - 1));
+    }
+    assertEquals(single.out(), outs.get(0));
+    assertEquals("", outs.get(1));
+  }
+
+  @Test
+  void withoutLauncherVariablesAJobOfOneNeedsDegreeOne() throws IOException {
+    Map<String, String> env = System.getenv();
+    org.junit.jupiter.api.Assumptions.assumeTrue(env.keySet().stream().noneMatch(k -> k.equals("RANK")
+        || k.equals("WORLD_SIZE") || k.startsWith("OMPI_COMM_WORLD_") || k.equals("SLURM_NTASKS")));
+    CliTest.Run r = cli("", "generate", "--model", fixture("tiny-opt").toString(), "--device", "cpu", "--prompt",
+        "This", "--pipeline-parallel", "2", "--multi-process");
+    assertEquals(1, r.exit(), r.err());
+    assertTrue(r.err().contains("needs 2 processes, the launcher started 1"), r.err());
+  }
+}

@@ -1,0 +1,87 @@
+package io.github.optjava.model;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.checkpoint.Checkpoint;
+import io.github.optjava.checkpoint.Checkpoints;
+import io.github.optjava.engine.KvCache;
+import io.github.optjava.parallel.Mesh;
+import io.github.optjava.parallel.Rendezvous;
+import io.github.optjava.parallel.SocketTpGroup;
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.Test;
+
+/**
+ * How a multi-process model fails: a worker that cannot load its part, and a worker that vanishes in the
+ * middle of a job. The driver's caller gets the failing rank's message, the job refuses further work, and no
+ * process is left waiting (threads stand in for processes; the links are real TCP).
+ */
+class MultiProcessFailureTest {
+  private static final JobLayout TWO_STAGES = new JobLayout(2, 1);
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static Supplier<ProcessPart> loader(Mesh mesh) {
+    HfReference ref = new HfReference("tiny-opt");
+    OptConfig config = OptConfig.load(ref.modelDir);
+    return () -> {
+      try (Checkpoint ck = Checkpoints.open(ref.modelDir)) {
+        return ProcessPart.load(TWO_STAGES, mesh.rank(), config, new OptWeights(config, ck), new CpuOps(), null,
+            new SocketTpGroup(mesh, TWO_STAGES.stageMembers(TWO_STAGES.stageOf(mesh.rank()))));
+      }
+    };
+  }
+
+  private static Mesh[] meshes() throws Exception {
+    int port = freePort();
+    List<CompletableFuture<Mesh>> m = List.of(0, 1).stream().map(r -> CompletableFuture.supplyAsync(() ->
+        Mesh.connect(new Rendezvous.Placement(r, 2, r, "127.0.0.1", port, "test"), Duration.ofSeconds(10)))).toList();
+    return new Mesh[] {m.get(0).get(20, TimeUnit.SECONDS), m.get(1).get(20, TimeUnit.SECONDS)};
+  }
+
+  @Test
+  void aWorkerThatCannotLoadItsPartFailsTheDriverWithItsMessage() throws Exception {
+    Mesh[] mesh = meshes();
+    CompletableFuture<Void> worker = CompletableFuture.runAsync(() -> StageWorker.serve(mesh[1], TWO_STAGES, () -> {
+      throw new IllegalStateException("no space left for stage 1");
+    }));
+    IllegalStateException e = assertThrows(IllegalStateException.class,
+        () -> MultiProcessOptModel.drive(mesh[0], TWO_STAGES, loader(mesh[0])));
+    assertTrue(e.getMessage().contains("rank 1 failed: loading its part: no space left for stage 1"), e.getMessage());
+    ExecutionException w = assertThrows(ExecutionException.class, () -> worker.get(10, TimeUnit.SECONDS));
+    assertEquals("no space left for stage 1", w.getCause().getMessage());
+  }
+
+  @Test
+  void aWorkerThatVanishesFailsTheNextStepAndTheJobStaysFailed() throws Exception {
+    Mesh[] mesh = meshes();
+    CompletableFuture<Void> worker = CompletableFuture.runAsync(() -> StageWorker.serve(mesh[1], TWO_STAGES,
+        loader(mesh[1])));
+    try (MultiProcessOptModel model = MultiProcessOptModel.drive(mesh[0], TWO_STAGES, loader(mesh[0]));
+        KvCache cache = model.newCache(16, 16)) {
+      List<OptModel.SeqStep> step = List.of(new OptModel.SeqStep(1, new int[] {2, 100, 200}, false));
+      assertEquals(model.config().vocabSize(), model.forward(step, cache)[0].length, "a step that works");
+      mesh[1].close(); // the worker's machine goes away
+      IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.forward(
+          List.of(new OptModel.SeqStep(1, new int[] {300}, false)), cache));
+      assertTrue(e.getMessage().contains("rank 1"), e.getMessage());
+      IllegalStateException again = assertThrows(IllegalStateException.class, () -> model.forward(step, cache));
+      assertTrue(again.getMessage().contains("restart every process"), again.getMessage());
+    }
+    assertThrows(ExecutionException.class, () -> worker.get(10, TimeUnit.SECONDS), "the worker stops too");
+  }
+}
