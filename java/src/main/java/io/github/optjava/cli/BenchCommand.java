@@ -43,6 +43,10 @@ import picocli.CommandLine.ParentCommand;
  * <p>On CUDA the run also measures the device-to-device copy bandwidth once ({@link CopyBandwidth}) and
  * reports each decode step against that memory-bandwidth limit: {@code roofline_fraction} = (bytes a step
  * must read ÷ copy bandwidth) ÷ measured step time, 1 being as fast as memory allows.
+ *
+ * <p>On every backend, per batch size, it also times the model's largest prefill GEMM at that batch's token
+ * count ({@link GemmRate}) and reports the prefill against it: {@code prefill_gemm_fraction} = (prefill FLOPs
+ * ÷ prefill time) ÷ that GEMM rate, 1 being a prefill as fast as pure GEMM work.
  */
 @Command(name = "bench", mixinStandardHelpOptions = true, description = {
     "Measure prefill and decode speed on a random-weight model of a real OPT shape.",
@@ -142,21 +146,24 @@ final class BenchCommand implements Callable<Integer> {
           BLOCK_SIZE, config.hiddenSize()))) {
         double warmS = warmUp(model, cache);
         out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
-        out.println("batch  prompt  new  prefill ms  prefill tok/s  decode ms/step  decode tok/s");
+        out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s");
         for (int b : batches) {
           Result r = median(model, cache, b);
           double prefillTps = b * promptLen / (r.prefillMs / 1e3);
+          double gemmTflops = GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim());
+          double prefillTflops = GemmRate.prefillFlops(config, b, promptLen) / (r.prefillMs / 1e3) / 1e12;
           // null without decode steps (--gen-len 0): there is nothing to divide by
           Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;
           Double decodeTps = genLen > 0 ? b * genLen / (r.decodeMs / 1e3) : null;
-          out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %14s  %12s%n", b, promptLen, genLen,
-              r.prefillMs, prefillTps, format(decodeMs, "%.2f"), format(decodeTps, "%.2f"));
+          out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%n", b, promptLen, genLen,
+              r.prefillMs, prefillTps, 100 * prefillTflops / gemmTflops, format(decodeMs, "%.2f"),
+              format(decodeTps, "%.2f"));
           if (json != null) {
             Long bytes = bandwidth != null && genLen > 0
                 ? bytesPerDecodeStep(config, weightType, b, promptLen, genLen) : null;
             Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
             appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps, bandwidth,
-                bytes, roofline);
+                bytes, roofline, prefillTflops, gemmTflops);
           }
         }
       }
@@ -328,8 +335,8 @@ final class BenchCommand implements Callable<Integer> {
    * apply: the decode fields with {@code --gen-len 0}, the bandwidth fields off CUDA.
    */
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
-      Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline)
-      throws IOException {
+      Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline,
+      double prefillTflops, double gemmTflops) throws IOException {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
     line.put("commit", gitCommit());
@@ -349,8 +356,10 @@ final class BenchCommand implements Callable<Integer> {
     line.put("copy_gbps", bandwidth != null ? round(bandwidth.gbps()) : null);
     line.put("bytes_per_step", bytesPerStep);
     // four significant digits, not three decimals: an untuned GPU path can be far below 0.001
-    line.put("roofline_fraction", roofline != null
-        ? new java.math.BigDecimal(roofline).round(new java.math.MathContext(4)).doubleValue() : null);
+    line.put("roofline_fraction", roofline != null ? significant(roofline) : null);
+    line.put("prefill_tflops", significant(prefillTflops));
+    line.put("gemm_tflops", significant(gemmTflops));
+    line.put("prefill_gemm_fraction", significant(prefillTflops / gemmTflops));
     Files.writeString(json, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
         StandardOpenOption.APPEND);
   }
@@ -377,6 +386,11 @@ final class BenchCommand implements Callable<Integer> {
       Thread.currentThread().interrupt();
     }
     return "unknown";
+  }
+
+  /** To four significant digits: rates and fractions span many orders of magnitude (a CPU's TFLOP/s). */
+  private static double significant(double v) {
+    return new java.math.BigDecimal(v).round(new java.math.MathContext(4)).doubleValue();
   }
 
   /** To three decimals; null stays null (a field that does not apply). */

@@ -33,8 +33,10 @@ class BenchCommandTest {
   /** Every JSON line has these fields (null where one does not apply). */
   private static final Set<String> FIELDS = Set.of("date", "commit", "device", "model", "dtype", "threads", "batch",
       "prompt_len", "gen_len", "engine", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token", "tokens_per_s",
-      "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction");
-  private static final String HEADER = "batch  prompt  new  prefill ms  prefill tok/s  decode ms/step  decode tok/s";
+      "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
+      "prefill_gemm_fraction");
+  private static final String HEADER =
+      "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
   /** Through {@code Main} once it registers the command; until then the command alone, with Main's error handling. */
   static CliTest.Run bench(String... args) {
@@ -107,6 +109,14 @@ class BenchCommandTest {
       double decodeMs = j.get("decode_ms_per_token").asDouble();
       double tps = j.get("tokens_per_s").asDouble();
       assertEquals(j.get("batch").asInt() / (decodeMs / 1e3), tps, 0.01 * tps + 0.01);
+      // the prefill against the GEMM rate: the fraction is the ratio of the two rates reported
+      double prefillTflops = j.get("prefill_tflops").asDouble();
+      double gemmTflops = j.get("gemm_tflops").asDouble();
+      assertTrue(prefillTflops > 0 && gemmTflops > 0, j.toString());
+      assertEquals(GemmRate.prefillFlops(OptConfig.fromJson(Files.readString(tmp.resolve("config.json"))),
+          j.get("batch").asInt(), 20) / (prefillMs / 1e3) / 1e12, prefillTflops, 0.002 + 0.01 * prefillTflops);
+      assertEquals(prefillTflops / gemmTflops, j.get("prefill_gemm_fraction").asDouble(),
+          0.01 * prefillTflops / gemmTflops + 0.002);
       // no bandwidth measurement on the CPU
       for (String f : List.of("device_name", "copy_gbps", "bytes_per_step", "roofline_fraction")) {
         assertTrue(j.get(f).isNull(), f + " in " + j);
@@ -124,7 +134,7 @@ class BenchCommandTest {
     List<String> lines = r.out().lines().toList();
     String row = lines.get(lines.indexOf(HEADER) + 1);
     assertTrue(row.trim().startsWith("2      20    0"), row);
-    assertTrue(row.matches(".*\\d\\s+-\\s+-"), row); // prefill numbers, then "-" for both decode columns
+    assertTrue(row.matches(".*\\d%\\s+-\\s+-"), row); // prefill numbers, then "-" for both decode columns
     JsonNode j = JSON.readTree(Files.readAllLines(json).get(0));
     assertEquals(FIELDS, Set.copyOf(iterable(j)));
     assertEquals(0, j.get("gen_len").asInt());
@@ -137,6 +147,29 @@ class BenchCommandTest {
     assertTrue(tooLong.exit() != 0 && tooLong.err().contains("128 positions"), tooLong.err());
     CliTest.Run negative = bench("--device", "cpu", "--shape", config, "--gen-len", "-1");
     assertTrue(negative.exit() != 0 && negative.err().contains("--gen-len at least 0"), negative.err());
+  }
+
+  /** The prefill FLOP count, by hand: opt-125m (12 layers, hidden 768, ffn 3072, vocab 50272). */
+  @Test
+  void prefillFlopsAreLinearsPerTokenCausalAttentionAndOneLogitRowPerPrompt() {
+    OptConfig c = OptShapes.of("125m");
+    double linears = 12 * (4.0 * 768 * 768 + 2.0 * 768 * 3072); // per token
+    // 2 prompts of 3 tokens: 6 pairs of (query, visible key) per layer, each 768 wide, for Q·Kᵀ and for P·V
+    double attention = 12 * 2 * 6 * 768.0;
+    double head = 768.0 * 50272; // lm_head for the last token
+    assertEquals(2 * 2 * (3 * linears + attention + head), GemmRate.prefillFlops(c, 2, 3), 1);
+    // opt-350m projects 1024 → 512 for its 512-wide embeddings: project_in per token, project_out once
+    OptConfig m = OptShapes.of("350m");
+    double mLinears = 24 * (4.0 * 1024 * 1024 + 2.0 * 1024 * 4096) + 512.0 * 1024;
+    assertEquals(2 * (mLinears + 24 * 2 * 1 * 1024.0 + 1024.0 * 512 + 512.0 * 50272),
+        GemmRate.prefillFlops(m, 1, 1), 1);
+  }
+
+  /** The GEMM timing reports a rate: 2 m k n per repeat over the time, positive and finite. */
+  @Test
+  void theGemmRateOfTheReferenceOpsIsPositive() {
+    double tflops = GemmRate.tflops(new io.github.optjava.backend.cpu.CpuOps(), 16, 32, 48);
+    assertTrue(tflops > 0 && Double.isFinite(tflops), String.valueOf(tflops));
   }
 
   /** The roofline arithmetic, by hand for the tiny shape (2 layers, hidden 64, ffn 256, 130 position rows). */
