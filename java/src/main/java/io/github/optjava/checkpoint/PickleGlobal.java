@@ -47,10 +47,9 @@ enum PickleGlobal {
 
   /** The allowed global of that module and name; anything else is a {@link CheckpointException}. */
   static PickleGlobal resolve(String module, String name) {
-    for (PickleGlobal g : values()) {
-      if (g.module.equals(module) && g.name.equals(name)) {
-        return g;
-      }
+    PickleGlobal g = find(module, name);
+    if (g != null) {
+      return g;
     }
     String dtype = "torch".equals(module) ? OTHER_STORAGES.get(name) : null;
     if (dtype != null) {
@@ -62,6 +61,21 @@ enum PickleGlobal {
         + "tensors), and it was refused without running anything. Only collections.OrderedDict, "
         + "torch._utils._rebuild_tensor_v2, _rebuild_tensor, _rebuild_parameter and torch.HalfStorage, "
         + "BFloat16Storage, FloatStorage are accepted; convert trusted checkpoints to safetensors");
+  }
+
+  /** The allowed global of that module and name, or null. */
+  static PickleGlobal find(String module, String name) {
+    for (PickleGlobal g : values()) {
+      if (g.module.equals(module) && g.name.equals(name)) {
+        return g;
+      }
+    }
+    return null;
+  }
+
+  /** Whether this is one of torch's {@code _rebuild_tensor} functions (its first argument is a storage). */
+  boolean rebuildsTensor() {
+    return this == REBUILD_TENSOR_V2 || this == REBUILD_TENSOR;
   }
 
   /** What REDUCE builds when it calls this global with {@code args}; the argument shapes are checked. */

@@ -2,9 +2,11 @@ package io.github.optjava.checkpoint;
 
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.EnumSet;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 /**
  * A restricted pickle interpreter for torch.save state dicts. Python's own unpickler can call any importable
@@ -13,8 +15,25 @@ import java.util.Map;
  * read, applies SETITEM/APPEND/BUILD only to the containers they are valid for, and builds inert Java values
  * ({@link PickleValue}). Memo size, stack depth, mark nesting, string lengths and the number of values are
  * bounded, so a hostile file cannot exhaust memory; the running time is linear in the pickle's size.
+ *
+ * <p>{@link Mode#METASEQ} widens this for metaseq training checkpoints, whose tensors sit beside pickled
+ * configuration objects: globals from {@link MetaseqGlobals}' list become {@link PickleValue.Opaque} names,
+ * REDUCE and NEWOBJ on them make more opaque names, and BUILD/SETITEM/APPEND on those are dropped. Still
+ * nothing is ever called, and any other global is refused when it is read.
  */
 final class PickleReader {
+
+  /** Which globals a pickle may name. */
+  enum Mode {
+    /** A plain state dict: only {@link PickleGlobal}'s tensor globals. */
+    STATE_DICT,
+    /** A metaseq checkpoint: also {@link MetaseqGlobals}, as inert opaque values. */
+    METASEQ
+  }
+
+  /** Opcodes only METASEQ mode interprets: Python's pickler emits them for plain objects (NEWOBJ). */
+  private static final Set<PickleOpcode> METASEQ_OPCODES =
+      EnumSet.of(PickleOpcode.NEWOBJ, PickleOpcode.POP, PickleOpcode.POP_MARK);
 
   /** Resolves a BINPERSID persistent id to the object it stands for. */
   interface PersistentLoader {
@@ -31,6 +50,7 @@ final class PickleReader {
 
   private final PickleInput in;
   private final PersistentLoader loader;
+  private final Mode mode;
   private final List<Object> stack = new ArrayList<>();
   private int[] marks = new int[16];
   private int markDepth;
@@ -39,14 +59,20 @@ final class PickleReader {
   private int opStart;
   private PickleOpcode op;
 
-  private PickleReader(byte[] data, PersistentLoader loader) {
+  private PickleReader(byte[] data, PersistentLoader loader, Mode mode) {
     this.in = new PickleInput(data);
     this.loader = loader;
+    this.mode = mode;
   }
 
-  /** Interprets a whole pickle (which must end at its STOP) and returns the object it builds. */
+  /** Interprets a whole state-dict pickle (which must end at its STOP) and returns the object it builds. */
   static Object read(byte[] pickle, PersistentLoader loader) {
-    return new PickleReader(pickle, loader).run();
+    return read(pickle, loader, Mode.STATE_DICT);
+  }
+
+  /** {@link #read(byte[], PersistentLoader)} with the given allow-list mode. */
+  static Object read(byte[] pickle, PersistentLoader loader, Mode mode) {
+    return new PickleReader(pickle, loader, mode).run();
   }
 
   private Object run() {
@@ -62,7 +88,7 @@ final class PickleReader {
         if (op == null) {
           throw new CheckpointException(String.format("unknown pickle opcode 0x%02x: not a valid pickle", code));
         }
-        if (!op.supported()) {
+        if (!op.supported() && !(mode == Mode.METASEQ && METASEQ_OPCODES.contains(op))) {
           throw new CheckpointException("pickle opcode " + op + String.format(" (0x%02x)", code)
               + " is not supported: torch.save state dicts do not use it, so the file is not a plain tensor "
               + "checkpoint");
@@ -114,7 +140,7 @@ final class PickleReader {
       case SHORT_BINUNICODE -> push(in.utf8(in.u8(), MAX_STRING_BYTES));
       case BINUNICODE -> push(in.utf8(in.i32() & 0xffffffffL, MAX_STRING_BYTES));
       case BINUNICODE8 -> push(in.utf8(in.i64(), MAX_STRING_BYTES));
-      case GLOBAL -> push(PickleGlobal.resolve(in.line(MAX_GLOBAL_LINE), in.line(MAX_GLOBAL_LINE)));
+      case GLOBAL -> push(global(in.line(MAX_GLOBAL_LINE), in.line(MAX_GLOBAL_LINE)));
       case STACK_GLOBAL -> {
         Object name = pop();
         Object module = pop();
@@ -122,7 +148,7 @@ final class PickleReader {
           throw new CheckpointException("STACK_GLOBAL needs two strings, got " + PickleValue.describe(module) + " and "
               + PickleValue.describe(name));
         }
-        push(PickleGlobal.resolve(m, n));
+        push(global(m, n));
       }
       case BINPERSID -> {
         Object pid = pop();
@@ -141,12 +167,32 @@ final class PickleReader {
       case NONE -> push(null);
       case BINFLOAT -> push(in.float64BigEndian());
       case REDUCE -> reduce();
+      case NEWOBJ -> {
+        pop(); // the arguments: never looked at, nothing is constructed
+        Object cls = pop();
+        if (!(cls instanceof PickleValue.Opaque o)) {
+          throw new CheckpointException("NEWOBJ of " + PickleValue.describe(cls) + ", which is not an allowed "
+              + "class: not a plain tensor checkpoint");
+        }
+        push(o.called());
+      }
+      case POP -> {
+        // As CPython: at a MARK with nothing above it, POP discards the mark.
+        if (stack.size() == fence() && markDepth > 0) {
+          popMark();
+        } else {
+          pop();
+        }
+      }
+      case POP_MARK -> popMark();
       case BUILD -> build();
       case SETITEM -> {
         Object value = pop();
         Object key = pop();
         PickleValue.Dict d = dictTarget();
-        d.put(key, value);
+        if (d != null) {
+          putItem(d, key, value);
+        }
       }
       case SETITEMS -> {
         List<Object> items = popMark();
@@ -154,19 +200,22 @@ final class PickleReader {
           throw new CheckpointException("SETITEMS with an odd number (" + items.size() + ") of keys and values");
         }
         PickleValue.Dict d = dictTarget();
-        for (int i = 0; i < items.size(); i += 2) {
-          d.put(items.get(i), items.get(i + 1));
+        for (int i = 0; d != null && i < items.size(); i += 2) {
+          putItem(d, items.get(i), items.get(i + 1));
         }
       }
       case APPEND -> {
         Object item = pop();
-        listTarget().add(item);
+        PickleValue.PyList list = listTarget();
+        if (list != null) {
+          list.add(item);
+        }
       }
       case APPENDS -> {
         List<Object> items = popMark();
         PickleValue.PyList list = listTarget();
-        for (Object item : items) {
-          list.add(item);
+        for (int i = 0; list != null && i < items.size(); i++) {
+          list.add(items.get(i));
         }
       }
       default -> throw new IllegalStateException("supported opcode without a case: " + op);
@@ -185,9 +234,37 @@ final class PickleReader {
     return result;
   }
 
+  /** Resolves a GLOBAL / STACK_GLOBAL name against the allow-list of this mode, refusing anything else. */
+  private Object global(String module, String name) {
+    if (mode == Mode.STATE_DICT) {
+      return PickleGlobal.resolve(module, name);
+    }
+    PickleGlobal g = PickleGlobal.find(module, name);
+    if (g != null) {
+      return g;
+    }
+    if (MetaseqGlobals.allows(module, name)) {
+      String q = PickleValue.quote(module + "." + name);
+      return PickleValue.Opaque.global(q.substring(1, q.length() - 1));
+    }
+    throw MetaseqGlobals.refusal(module, name);
+  }
+
   private void reduce() {
     Object args = pop();
     Object callable = pop();
+    if (mode == Mode.METASEQ && callable instanceof PickleValue.Opaque o) {
+      push(o.called());
+      return;
+    }
+    if (mode == Mode.METASEQ && callable instanceof PickleGlobal g
+        && (g.rebuildsTensor() || g == PickleGlobal.REBUILD_PARAMETER) && args instanceof PickleValue.Tuple t
+        && t.size() > 0 && t.get(0) instanceof PickleValue.Opaque storage) {
+      // A tensor (or parameter) on a storage of a dtype weights never use: kept as a name; only an error if
+      // the converter needs it.
+      push(PickleValue.Opaque.object("tensor on " + storage.name() + " (" + g.qualifiedName() + ")"));
+      return;
+    }
     if (!(callable instanceof PickleGlobal g)) {
       throw new CheckpointException("REDUCE applied to " + PickleValue.describe(callable)
           + ", which is not an allowed function: not a plain tensor checkpoint");
@@ -207,27 +284,52 @@ final class PickleReader {
     if (target instanceof PickleValue.Dict d && d.ordered() && state instanceof PickleValue.Dict) {
       return;
     }
+    // An opaque object's state (an omegaconf node's content, a Namespace's attributes) is not kept.
+    if (mode == Mode.METASEQ && target instanceof PickleValue.Opaque o && !o.callable()) {
+      return;
+    }
     throw new CheckpointException("BUILD sets the state of a " + PickleValue.describe(target) + " from a "
         + PickleValue.describe(state) + "; only an OrderedDict's attributes may be set: not a plain tensor "
         + "checkpoint");
   }
 
+  /** The dict SETITEM(S) fill, or null when the items go to an opaque object and are dropped. */
   private PickleValue.Dict dictTarget() {
     Object target = peek();
     if (target instanceof PickleValue.Dict d) {
       return d;
     }
+    if (mode == Mode.METASEQ && target instanceof PickleValue.Opaque o && !o.callable()) {
+      return null;
+    }
     throw new CheckpointException(op + " on a " + PickleValue.describe(target)
         + ", which is not a dict: a corrupt or crafted file");
   }
 
+  /** The list APPEND(S) fill, or null when the items go to an opaque object and are dropped. */
   private PickleValue.PyList listTarget() {
     Object target = peek();
     if (target instanceof PickleValue.PyList l) {
       return l;
     }
+    if (mode == Mode.METASEQ && target instanceof PickleValue.Opaque o && !o.callable()) {
+      return null;
+    }
     throw new CheckpointException(op + " on a " + PickleValue.describe(target)
         + ", which is not a list: a corrupt or crafted file");
+  }
+
+  /**
+   * Sets a dict item. A metaseq checkpoint's configuration may key a dict by an object (an enum, a tuple);
+   * such items cannot be weights, so in METASEQ mode they are dropped rather than refused.
+   */
+  private void putItem(PickleValue.Dict d, Object key, Object value) {
+    boolean scalar = key == null || key instanceof String || key instanceof Long || key instanceof Boolean
+        || key instanceof Double;
+    if (!scalar && mode == Mode.METASEQ) {
+      return;
+    }
+    d.put(key, value);
   }
 
   private PickleValue.Tuple tuple(int n) {

@@ -86,6 +86,50 @@ final class PickleValue {
   }
 
   /**
+   * A Python object that only {@link PickleReader.Mode#METASEQ} builds: a reference to an allow-listed class or
+   * function ({@link MetaseqGlobals}), or what REDUCE/NEWOBJ "made" from one. Nothing is called and no state
+   * is kept (BUILD, SETITEM and APPEND on it are dropped): the value is just a name for messages, so a
+   * checkpoint's training configuration (omegaconf, argparse) can sit beside its tensors without being
+   * interpreted.
+   */
+  static final class Opaque {
+    private final String name;
+    private final boolean callable;
+
+    private Opaque(String name, boolean callable) {
+      this.name = name;
+      this.callable = callable;
+    }
+
+    /** The allow-listed global {@code module.name} itself (a class or function reference). */
+    static Opaque global(String qualifiedName) {
+      return new Opaque(qualifiedName, true);
+    }
+
+    /** An inert stand-in for an object built from {@code what}. */
+    static Opaque object(String what) {
+      return new Opaque(what, false);
+    }
+
+    /** The stand-in for calling this global (REDUCE or NEWOBJ); the arguments are not looked at. */
+    Opaque called() {
+      if (!callable) {
+        throw new CheckpointException("the pickle calls " + name + ", which is an object, not a class or "
+            + "function: a corrupt or crafted file");
+      }
+      return object(name + "(...)");
+    }
+
+    boolean callable() {
+      return callable;
+    }
+
+    String name() {
+      return name;
+    }
+  }
+
+  /**
    * A string from the file made safe for a message: quoted, cut to 100 characters, control characters
    * (which could forge log lines) replaced.
    */
@@ -118,6 +162,8 @@ final class PickleValue {
       return "storage '" + s.key() + "'";
     } else if (v instanceof PytorchTensorRef) {
       return "tensor";
+    } else if (v instanceof Opaque o) {
+      return (o.callable() ? "" : "object ") + o.name();
     }
     return v.getClass().getSimpleName();
   }

@@ -7,6 +7,7 @@ import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.IdentityHashMap;
@@ -15,6 +16,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Function;
 import java.util.zip.CRC32;
 
 /**
@@ -62,6 +64,15 @@ public final class PytorchCheckpoint implements Checkpoint {
    * @throws CheckpointException naming the file and what is wrong with it
    */
   public static Checkpoint open(Path file) {
+    return open(file, PickleReader.Mode.STATE_DICT, PytorchCheckpoint::rootIsStateDict);
+  }
+
+  /**
+   * Opens a file whose state dict sits somewhere inside the pickled object (a metaseq checkpoint's
+   * {@code "model"} entry): {@code stateDictOf} picks it out of the root, or throws a CheckpointException
+   * saying why it cannot. Everything else in the pickle is interpreted under {@code mode} and then dropped.
+   */
+  static PytorchCheckpoint open(Path file, PickleReader.Mode mode, Function<Object, PickleValue.Dict> stateDictOf) {
     FileChannel ch;
     try {
       ch = FileChannel.open(file, StandardOpenOption.READ);
@@ -71,7 +82,7 @@ public final class PytorchCheckpoint implements Checkpoint {
       throw new CheckpointException(file + ": cannot open: " + e.getMessage(), e);
     }
     try {
-      return read(file, ch);
+      return read(file, ch, mode, stateDictOf);
     } catch (CheckpointException e) {
       closeQuietly(ch);
       throw new CheckpointException(file + ": " + e.getMessage(), e);
@@ -84,17 +95,23 @@ public final class PytorchCheckpoint implements Checkpoint {
     }
   }
 
-  private static PytorchCheckpoint read(Path file, FileChannel ch) throws IOException {
+  private static PickleValue.Dict rootIsStateDict(Object root) {
+    if (!(root instanceof PickleValue.Dict dict)) {
+      throw new CheckpointException("the pickle holds a " + PickleValue.describe(root) + ", not a dict of "
+          + "tensors: not a state dict (torch.save(model.state_dict()) writes one)");
+    }
+    return dict;
+  }
+
+  private static PytorchCheckpoint read(Path file, FileChannel ch, PickleReader.Mode mode,
+      Function<Object, PickleValue.Dict> stateDictOf) throws IOException {
     PytorchFormat.checkIsZip(ch);
     ZipDirectory zip = ZipDirectory.read(ch);
     String top = PytorchFormat.topFolder(zip);
     PytorchFormat.checkRecords(ch, zip, top);
     byte[] pickle = PytorchFormat.readRecord(ch, zip.get(top + "data.pkl"), MAX_PICKLE_BYTES);
-    Object root = PickleReader.read(pickle, new PytorchStorageResolver(zip, top + "data/"));
-    if (!(root instanceof PickleValue.Dict dict)) {
-      throw new CheckpointException("the pickle holds a " + PickleValue.describe(root) + ", not a dict of "
-          + "tensors: not a state dict (torch.save(model.state_dict()) writes one)");
-    }
+    Object root = PickleReader.read(pickle, new PytorchStorageResolver(zip, top + "data/"), mode);
+    PickleValue.Dict dict = stateDictOf.apply(root);
     Map<String, PytorchTensorRef> refs = new TreeMap<>();
     Map<String, TensorInfo> infos = new TreeMap<>();
     for (Map.Entry<Object, Object> e : dict.items().entrySet()) {
@@ -195,6 +212,14 @@ public final class PytorchCheckpoint implements Checkpoint {
   PytorchStorage storageOf(String name) {
     PytorchTensorRef ref = refs.get(name);
     return ref == null ? null : ref.storage();
+  }
+
+  /** Whether two tensors are views of the same bytes (tied weights: same storage, offset and shape). */
+  boolean sameView(String a, String b) {
+    PytorchTensorRef x = refs.get(a);
+    PytorchTensorRef y = refs.get(b);
+    return x != null && y != null && x.storage() == y.storage() && x.storageOffset() == y.storageOffset()
+        && Arrays.equals(x.shape(), y.shape());
   }
 
   /** How many storages are mapped so far. */

@@ -30,6 +30,12 @@ final class PytorchStorageResolver implements PickleReader.PersistentLoader {
       throw new CheckpointException("a persistent id is a " + PickleValue.describe(pid) + " rather than "
           + "('storage', class, key, location, numel): not a plain tensor checkpoint");
     }
+    if (t.get(1) instanceof PickleValue.Opaque o && o.callable() && o.name().startsWith("torch.")
+        && o.name().endsWith("Storage")) {
+      // Metaseq mode only: a storage of a dtype weights never use (step counters, RNG state). It stands for
+      // nothing; a tensor on it is an error only if a weight needs it.
+      return PickleValue.Opaque.object("storage " + o.name());
+    }
     if (!(t.get(1) instanceof PickleGlobal cls) || cls.storageDType() == null) {
       throw new CheckpointException("a storage persistent id names " + PickleValue.describe(t.get(1))
           + " where a storage class such as torch.HalfStorage belongs");

@@ -22,7 +22,8 @@ import picocli.CommandLine.Option;
 @Command(name = "opt", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Run Meta's OPT language models on the JVM.",
     subcommands = {GenerateCommand.class, BatchCommand.class, ScoreCommand.class, BenchCommand.class, TokenizeCommand.class,
-        InspectCommand.class, InfoCommand.class, RendezvousCommand.class, BenchTokenizerCommand.class, CommandLine.HelpCommand.class})
+        InspectCommand.class, InfoCommand.class, RendezvousCommand.class, BenchTokenizerCommand.class,
+        ConvertMetaseqCommand.class, CommandLine.HelpCommand.class})
 public final class Main {
 
   @Option(names = "--debug", scope = CommandLine.ScopeType.INHERIT,
