@@ -499,6 +499,16 @@ def roofline_fraction(model, batch, prompt_len, gen_len, decode_ms, copy_gbps):
     return ideal_ms / decode_ms
 
 
+def prefill_flops(shape, batch, prompt_len):
+    """FLOPs of one prefill (= GemmRate.prefillFlops in Java): every Linear for every token, project_in, causal
+    attention (Q.K^T and P.V over the T(T+1)/2 visible pairs), project_out + lm_head for each prompt's last token."""
+    hidden, layers, _, ffn, proj, _ = SHAPES[shape]
+    per_token = layers * (4 * hidden * hidden + 2 * hidden * ffn) + (proj * hidden if proj != hidden else 0)
+    attention = layers * 2 * (prompt_len * (prompt_len + 1) / 2) * hidden
+    head = (hidden * proj if proj != hidden else 0) + proj * VOCAB
+    return 2 * batch * (prompt_len * per_token + attention + head)
+
+
 def utc_now():
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -825,6 +835,13 @@ def cmd_benchtable(args):
         rf, computed = roof(d)
         return "-" if rf is None else f"{rf * 100:.0f}%{'*' if computed else ''}"
 
+    def gemm_pct(d, gemm_tflops):
+        """A prefill's FLOP rate over the GEMM rate ours measured in the same run (its line's gemm_tflops)."""
+        shape, ms = shape_of(g(d, "model")), num(g(d, "prefill_ms"))
+        if shape is None or not ms or not gemm_tflops:
+            return "-"
+        return f"{prefill_flops(shape, d['batch'], d['prompt_len']) / (ms / 1e3) / 1e12 / gemm_tflops * 100:.0f}%"
+
     def ratio_x(h, o):
         h, o = num(h), num(o)
         return f"{h / o:.2f}×" if h is not None and o else "-"
@@ -843,9 +860,10 @@ def cmd_benchtable(args):
     lead = f"{'model':<9} {'batch':>5} {'prompt+new':>10} " + (f"{'HF engine':<{ew}} " if show_engine else "")
     out = [f"== speed vs HF: fp16, random weights, greedy{' on ' + ', '.join(devices) if devices else ''}; "
            f"copy bandwidth {fms(copy)} GB/s ==",
-           f"{'':<{len(lead)}}| {'prefill ms':^25} | {'decode ms/token':^25} | {'tokens/s':^17} | roofline",
+           f"{'':<{len(lead)}}| {'prefill ms':^25} | {'decode ms/token':^25} | {'tokens/s':^17} | roofline"
+           f"      | prefill/GEMM",
            f"{lead}| {'ours':>8} {'HF':>8} {'HF/ours':>7} | {'ours':>8} {'HF':>8} {'HF/ours':>7} | {'ours':>8} "
-           f"{'HF':>8} | {'ours':>6} {'HF':>6}"]
+           f"{'HF':>8} | {'ours':>6} {'HF':>6} | {'ours':>6} {'HF':>6}"]
     for k in keys:
         o = ours.get(k)
         engines = hf.get(k) or {"-": None}
@@ -858,11 +876,13 @@ def cmd_benchtable(args):
                        f"{fms(g(o, 'decode_ms_per_token')):>8} {fms(g(h, 'decode_ms_per_token')):>8} "
                        f"{ratio_x(g(h, 'decode_ms_per_token'), g(o, 'decode_ms_per_token')):>7} | "
                        f"{fms(g(o, 'tokens_per_s')):>8} {fms(g(h, 'tokens_per_s')):>8} | "
-                       f"{pct(o) if k[2] else '-':>6} {pct(h) if k[2] else '-':>6}")
+                       f"{pct(o) if k[2] else '-':>6} {pct(h) if k[2] else '-':>6} | "
+                       f"{gemm_pct(o, num(g(o, 'gemm_tflops'))):>6} {gemm_pct(h, num(g(o, 'gemm_tflops'))):>6}")
     if not keys:
         out.append("(no bench lines)")
     out.append("HF/ours > 1: ours is that many times faster. roofline: (fp16 weights, tied lm_head once, + KV cache "
-               "read at the average context) / copy bandwidth / measured decode step; * = computed here"
+               "read at the average context) / copy bandwidth / measured decode step; * = computed here. "
+               "prefill/GEMM: prefill FLOP/s over the fc1-shaped GEMM rate ours measured in the same run"
                + (f"; {bad} unreadable line(s) skipped" if bad else ""))
     print("\n".join(out))
 
