@@ -308,13 +308,18 @@ profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
 # (its own table, not in bench.jsonl): batch 1 and 32 decode, and the 2047-token prefill.
 PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run tiled-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+# -Dopt.cuda.attention=tc: the tensor-core prefill kernel (attention_tc.cu), split-KV for decode.
+PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tc profile_run tc-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 if [ $(( budget - SECONDS - tail_s )) -ge 40 ]; then
-  for args in "--batch 1,32 --prompt-len 128 --gen-len 128" "--batch 1 --prompt-len 2047 --gen-len 0"; do
+  for run in "tiled --batch 1,32 --prompt-len 128 --gen-len 128" "tiled --batch 1 --prompt-len 2047 --gen-len 0" \
+             "tc --batch 1 --prompt-len 2047 --gen-len 0"; do
+    kernel="${run%% *}"
+    echo "## attention=$kernel" >> "$W/bench_split_1.3b.log"
     # shellcheck disable=SC2086
-    timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" -Dopt.cuda.attention=tiled -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" -Dopt.cuda.attention="$kernel" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
       -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-      --shape 1.3b --dtype f16 $args --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
-    bench_status "speed opt-1.3b tiled+split attention" $? "$W/bench_split_1.3b.log"
+      --shape 1.3b --dtype f16 ${run#* } --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
+    bench_status "speed opt-1.3b $kernel attention" $? "$W/bench_split_1.3b.log"
   done
 fi
 speed_shape 6.7b    130   80  150  150    0
@@ -335,8 +340,8 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
-[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, tiled (prefill) + split-KV (decode) attention (experimental) =="; \
-  grep -E "^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
+[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, tiled or tc (prefill) + split-KV (decode) attention (experimental) =="; \
+  grep -E "^## attention|^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

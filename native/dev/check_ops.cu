@@ -127,6 +127,8 @@ struct K<F32> {
   static constexpr auto attention = opt_attention_f32;
   static constexpr auto attention_split = opt_attention_split_f32;
   static constexpr auto attention_tiled = opt_attention_tiled_f32;
+  static constexpr bool has_tc = false;  // the tensor-core kernel has no float32 variant
+  static constexpr auto attention_tc = opt_attention_tiled_f32;  // never called (has_tc): keeps the calls typed
 };
 template <>
 struct K<F16> {
@@ -144,6 +146,8 @@ struct K<F16> {
   static constexpr auto attention = opt_attention_f16;
   static constexpr auto attention_split = opt_attention_split_f16;
   static constexpr auto attention_tiled = opt_attention_tiled_f16;
+  static constexpr bool has_tc = true;
+  static constexpr auto attention_tc = opt_attention_tc_f16;
 };
 template <>
 struct K<BF16> {
@@ -161,6 +165,8 @@ struct K<BF16> {
   static constexpr auto attention = opt_attention_bf16;
   static constexpr auto attention_split = opt_attention_split_bf16;
   static constexpr auto attention_tiled = opt_attention_tiled_bf16;
+  static constexpr bool has_tc = true;
+  static constexpr auto attention_tc = opt_attention_tc_bf16;
 };
 
 // A host tensor of storage type D: the stored words and the float values they hold.
@@ -571,7 +577,8 @@ void check_attention(int heads, int head_dim, int kernel) {
   const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
   DevBuf<typename D::W> d_q(q.words), d_k(keys.words), d_v(values.words), d_out(q.words.size());
   DevBuf<int32_t> d_tables(tables), d_start(b.query_start), d_count(b.query_count), d_ctx(b.context_len);
-  // kernel 0: opt_attention; 1: opt_attention_split without a workspace (one split); 2: with one (the split
+  // kernel 0: opt_attention; 3: opt_attention_tiled; 4: opt_attention_tc (fp16/bf16, head_dim % 16 == 0);
+  // 1: opt_attention_split without a workspace (one split); 2: with one (the split
   // count the launcher picks for this small batch: several per row).
   // Poisoned: an element the kernel leaves unwritten fails the check instead of passing on stale memory.
   d_out.upload(std::vector<typename D::W>(q.words.size(), D::narrow(std::numeric_limits<float>::quiet_NaN())));
@@ -582,21 +589,24 @@ void check_attention(int heads, int head_dim, int kernel) {
                               d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size, max_blocks,
                               b.num_blocks, scale, g_stream),
               "attention");
-  } else if (kernel == 3) {
-    name = "attention_tiled";
-    if (head_dim > 128) return;  // the tiled kernel's limit: CudaOps uses the split kernel there
+  } else if (kernel == 3 || kernel == 4) {
+    name = kernel == 3 ? "attention_tiled" : "attention_tc";
+    if (head_dim > 128) return;  // the tiled kernels' limit: CudaOps uses the split kernel there
+    if (kernel == 4 && (!K<D>::has_tc || head_dim % 16 != 0)) return;  // CudaOps uses the tiled kernel there
+    const int rows_per_tile = kernel == 3 ? 16 : 64;
     std::vector<int32_t> tile_seq, tile_first;
     for (int seq = 0; seq < num_seqs; ++seq) {
-      for (int f = 0; f < b.query_count[seq]; f += 16) {
+      for (int f = 0; f < b.query_count[seq]; f += rows_per_tile) {
         tile_seq.push_back(seq);
         tile_first.push_back(f);
       }
     }
     DevBuf<int32_t> d_ts(tile_seq), d_tf(tile_first);
-    expect_ok(K<D>::attention_tiled(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
-                                    d_ctx.ptr, d_ts.ptr, d_tf.ptr, static_cast<int>(tile_seq.size()), num_seqs,
-                                    heads, head_dim, b.block_size, max_blocks, b.num_blocks, scale, g_stream),
-              "attention_tiled");
+    const auto launch = kernel == 3 ? K<D>::attention_tiled : K<D>::attention_tc;
+    expect_ok(launch(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr, d_ctx.ptr,
+                     d_ts.ptr, d_tf.ptr, static_cast<int>(tile_seq.size()), num_seqs, heads, head_dim, b.block_size,
+                     max_blocks, b.num_blocks, scale, g_stream),
+              name.c_str());
   } else {
     name = kernel == 1 ? "attention_split (1 split)" : "attention_split (splits)";
     expect_ok(K<D>::attention_split(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
@@ -610,7 +620,7 @@ void check_attention(int heads, int head_dim, int kernel) {
          max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
-// The attention kernels' rules beyond the numbers, in every mode (0: opt_attention; 1, 2: opt_attention_split
+// The attention kernels' rules beyond the numbers, in every mode (0: opt_attention; 3: tiled; 4: tc; 1, 2: opt_attention_split
 // without / with a workspace): a row no sequence owns keeps what was there; a row that reaches a bad block id,
 // and every row of an inconsistent sequence (more queries than context), is NaN; the others are finite.
 void check_attention_rules(int kernel) {
@@ -649,6 +659,13 @@ void check_attention_rules(int kernel) {
                                       d_ctx.ptr, d_ts.ptr, d_tf.ptr, 5, 4, heads, head_dim, block_size, max_blocks,
                                       num_blocks, scale, g_stream),
               "attention_tiled (rules)");
+  } else if (kernel == 4) {
+    const std::vector<int32_t> tile_seq = {0, 1, 2, 3}, tile_first = {0, 0, 0, 0};  // 64-row tiles; none names row 4
+    DevBuf<int32_t> d_ts(tile_seq), d_tf(tile_first);
+    expect_ok(opt_attention_tc_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                   d_ctx.ptr, d_ts.ptr, d_tf.ptr, 4, 4, heads, head_dim, block_size, max_blocks,
+                                   num_blocks, scale, g_stream),
+              "attention_tc (rules)");
   } else {
     expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, 4, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
@@ -668,7 +685,7 @@ void check_attention_rules(int kernel) {
     }
   }
   report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)"
-                     : kernel == 2 ? "attention_split (splits)" : "attention_tiled")
+                     : kernel == 2 ? "attention_split (splits)" : kernel == 3 ? "attention_tiled" : "attention_tc")
              + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
 }
 
@@ -757,6 +774,12 @@ void check_size_validation() {
   expect(opt_attention_f32(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 2, 257,
                            16, 1, 1, 1.f, g_stream),
          1, "attention head_dim 257");
+  expect(opt_attention_tc_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, 1, 1, 2, 72, 16, 1, 1, 1.f, g_stream),
+         1, "attention_tc head_dim 72 (not a multiple of 16)");
+  expect(opt_attention_tc_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                               nullptr, 1, 1, 2, 144, 16, 1, 1, 1.f, g_stream),
+         1, "attention_tc head_dim 144");
   expect(opt_attention_f32(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 1, 2, 64,
                            0, 1, 1, 1.f, g_stream),
          1, "attention block_size 0");
@@ -790,7 +813,7 @@ void check_all() {
   check_qkv_append<D>(false);
   check_qkv_append<D>(true);
   check_kv_copy_blocks<D>();
-  for (int kernel = 0; kernel < 4; ++kernel) {
+  for (int kernel = 0; kernel < 5; ++kernel) {
     check_attention<D>(3, 64, kernel);
     check_attention<D>(2, 80, kernel);
     check_attention<D>(2, 128, kernel);
@@ -817,7 +840,7 @@ int main() {
   check_all<F16>();
   check_all<BF16>();
   check_argmax();
-  for (int kernel = 0; kernel < 4; ++kernel) check_attention_rules(kernel);
+  for (int kernel = 0; kernel < 5; ++kernel) check_attention_rules(kernel);
   check_size_validation();
 
   CHECK_CUDA(cudaStreamDestroy(g_stream));

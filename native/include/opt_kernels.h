@@ -267,6 +267,26 @@ OPT_API int opt_attention_tiled_bf16(uint16_t* out, const uint16_t* q, const uin
                                      int max_blocks, int num_blocks, float scale, cudaStream_t stream);
 
 /*
+ * opt_attention_tc (attention_tc.cu): the function of opt_attention for prefill on tensor cores: 64 query rows of
+ * one sequence per thread block, Q.K^T and P.V as WMMA 16x16x16 products (float32 accumulate), online softmax
+ * in float32, the weights P rounded to the storage type before P.V. Tile map as opt_attention_tiled, with tiles
+ * of up to 64 rows: tile t covers query rows first .. first + 63 of sequence tile_seq[t].
+ * Limits: fp16/bf16, head_dim a multiple of 16 up to 128 (else 1 = invalid value, nothing launched).
+ * Status: written 2026-11-26 without a GPU; CudaOps uses it only with -Dopt.cuda.attention=tc until check_ops
+ * and the parity tests have passed on a GPU.
+ */
+OPT_API int opt_attention_tc_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                                 const int32_t* block_tables, const int32_t* query_start, const int32_t* query_count,
+                                 const int32_t* context_len, const int32_t* tile_seq, const int32_t* tile_first,
+                                 int num_tiles, int num_seqs, int heads, int head_dim, int block_size, int max_blocks,
+                                 int num_blocks, float scale, cudaStream_t stream);
+OPT_API int opt_attention_tc_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                  const uint16_t* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                                  const int32_t* query_count, const int32_t* context_len, const int32_t* tile_seq,
+                                  const int32_t* tile_first, int num_tiles, int num_seqs, int heads, int head_dim,
+                                  int block_size, int max_blocks, int num_blocks, float scale, cudaStream_t stream);
+
+/*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax
  * semantics (a NaN counts as the maximum, the first NaN wins; ties go to the smallest index).
  *   out_index (rows) device int32; logits (rows, vocab) device float32; vocab >= 1 when rows > 0.

@@ -27,7 +27,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 class GpuGraphTest {
 
   @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled"})
+  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc"})
   void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
     boolean splitAttention = !kernel.equals("first");
     HfReference ref = new HfReference("tiny-opt");

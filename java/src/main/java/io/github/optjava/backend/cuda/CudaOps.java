@@ -77,13 +77,15 @@ public final class CudaOps implements Ops {
   /**
    * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu);
    * {@code =tiled} the query-tiled kernel (native/src/attention_tiled.cu) for steps with a prompt and the
-   * split kernel for decode steps. Both were written without a GPU on 2026-11-26: the default stays the
+   * split kernel for decode steps; {@code =tc} as tiled, with the tensor-core prefill kernel
+   * (native/src/attention_tc.cu) where it applies (fp16/bf16, head_dim a multiple of 16 up to 128). All three
+   * were written without a GPU on 2026-11-26: the default stays the
    * verified kernel ({@code first}) until the GPU parity tests and check_ops have passed on them (then change
    * this default and record the speed in docs/perf.md).
    */
   private static final String ATTENTION =
       System.getProperty("opt.cuda.attention", "first").toLowerCase(java.util.Locale.ROOT);
-  private static final java.util.Set<String> ATTENTION_KERNELS = java.util.Set.of("first", "split", "tiled");
+  private static final java.util.Set<String> ATTENTION_KERNELS = java.util.Set.of("first", "split", "tiled", "tc");
   /**
    * {@code -Dopt.cuda.deviceLogprob=true}: greedy steps that want their token's log-prob get it from
    * {@code opt_argmax_logprob_f32} on the device. Written 2026-11-26 after the last GPU run: until check_ops
@@ -121,7 +123,8 @@ public final class CudaOps implements Ops {
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private long argmaxScratchBytes;
   private String attentionKernel = ATTENTION_KERNELS.contains(ATTENTION) ? ATTENTION : "first";
-  private AttentionBatch tiledBatch;  // the last batch's tile map (tiled kernel), made once per batch object
+  private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
+  private int tiledRows;              // the rows per tile of that map: 16 (tiled) or 64 (tc)
   private int[] tileSeq;
   private int[] tileFirst;
   private boolean deviceLogprobs = DEVICE_LOGPROB;
@@ -617,23 +620,35 @@ public final class CudaOps implements Ops {
     int headDim = s.width / heads;
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
-    // tiled: steps with a prompt (some sequence brings several tokens); split: the rest, and head_dim > 128
-    boolean tiled = attentionKernel.equals("tiled") && headDim <= 128 && total > n;
-    boolean split = !tiled && !attentionKernel.equals("first");
+    // tiled / tc: steps with a prompt (some sequence brings several tokens); split: the rest, and head_dim > 128
+    boolean prompt = total > n && headDim <= 128;
+    boolean tc = prompt && attentionKernel.equals("tc") && dtype != DType.F32 && headDim % 16 == 0;
+    boolean tiled = !tc && prompt && (attentionKernel.equals("tiled") || attentionKernel.equals("tc"));
+    boolean split = !tc && !tiled && !attentionKernel.equals("first");
     if (split && attentionWorkspace == null) {
       requireEager("the first split-KV attention"); // eager warm-up steps come before any capture
       attentionWorkspace = malloc(ATTENTION_WORKSPACE_BYTES, "attention workspace");
     }
     IntPointer dts = null;
     IntPointer dtf = null;
-    if (tiled) {
-      tileMap(batch);
+    if (tiled || tc) {
+      tileMap(batch, tc ? 64 : 16);
       dts = ints(tileSeq);
       dtf = ints(tileFirst);
     }
-    if (!launch(tiled ? "attention-tiled" : split ? "attention-split" : "attention", o.address(), qm.address(),
-        kc.address(), vc.address(), dt.address(), ds.address(), dc.address(), dl.address(), n, total, heads, headDim,
-        s.blockSize, s.blocks, maxBlocks, Float.floatToIntBits(scale), tiled ? dts.address() : 0)) {
+    String kernel = tc ? "attention-tc" : tiled ? "attention-tiled" : split ? "attention-split" : "attention";
+    if (!launch(kernel, o.address(), qm.address(), kc.address(), vc.address(), dt.address(), ds.address(),
+        dc.address(), dl.address(), n, total, heads, headDim, s.blockSize, s.blocks, maxBlocks,
+        Float.floatToIntBits(scale), dts == null ? 0 : dts.address())) {
+      return;
+    }
+    if (tc) {
+      int tiles = tileSeq.length;
+      op("attention (tc)", dtype == DType.F16
+          ? OptKernels.opt_attention_tc_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt, ds,
+              dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream)
+          : OptKernels.opt_attention_tc_bf16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt, ds,
+              dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream));
       return;
     }
     if (tiled) {
@@ -673,24 +688,28 @@ public final class CudaOps implements Ops {
     });
   }
 
-  /** The tiled kernel's tile map of the batch: each sequence's query rows in tiles of 16 (attention_tiled.cu). */
-  private void tileMap(AttentionBatch batch) {
-    if (batch == tiledBatch) {
+  /**
+   * The tile map of the batch for the tiled (16 rows per tile, attention_tiled.cu) or tensor-core (64 rows,
+   * attention_tc.cu) kernel: each sequence's query rows cut into tiles of {@code rowsPerTile}.
+   */
+  private void tileMap(AttentionBatch batch, int rowsPerTile) {
+    if (batch == tiledBatch && rowsPerTile == tiledRows) {
       return;
     }
     int tiles = 0;
     for (int c : batch.queryCount()) {
-      tiles += (c + 15) / 16;
+      tiles += (c + rowsPerTile - 1) / rowsPerTile;
     }
     tileSeq = new int[tiles];
     tileFirst = new int[tiles];
     for (int s = 0, t = 0; s < batch.sequences(); s++) {
-      for (int first = 0; first < batch.queryCount()[s]; first += 16, t++) {
+      for (int first = 0; first < batch.queryCount()[s]; first += rowsPerTile, t++) {
         tileSeq[t] = s;
         tileFirst[t] = first;
       }
     }
     tiledBatch = batch;
+    tiledRows = rowsPerTile;
   }
 
   /**
@@ -927,7 +946,7 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Chooses the attention kernel of this instance: {@code first} (verified), {@code split} or {@code tiled}
+   * Chooses the attention kernel of this instance: {@code first} (verified), {@code split}, {@code tiled} or {@code tc}
    * (see {@code -Dopt.cuda.attention}, which sets the default). Between steps only.
    */
   public void useAttentionKernel(String name) {

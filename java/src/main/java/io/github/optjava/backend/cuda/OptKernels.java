@@ -329,6 +329,28 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
       int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
 
+  /**
+   * The function of {@link #opt_attention_f32} for prefill on tensor cores (native/src/attention_tc.cu): tile t =
+   * up to 64 query rows of sequence tileSeq[t] from its query tileFirst[t]. fp16 storage; head_dim a multiple of
+   * 16 up to 128.
+   */
+  public static native int opt_attention_tc_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, @Cast("const int32_t*") IntPointer tileSeq,
+      @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
+  /** As {@link #opt_attention_tc_f16}, bf16 storage. */
+  public static native int opt_attention_tc_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, @Cast("const int32_t*") IntPointer tileSeq,
+      @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
   // ---- argmax (sampling.cu) ----
 
   /**

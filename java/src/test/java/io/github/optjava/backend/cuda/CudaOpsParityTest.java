@@ -353,10 +353,13 @@ class CudaOpsParityTest {
     }
   }
 
-  /** Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × every attention kernel. */
+  /**
+   * Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × every attention kernel (tc falls back
+   * to tiled in f32, so its f32 cases check that fallback).
+   */
   static Stream<Arguments> attentionCases() {
     return Stream.of(DType.F32, DType.F16, DType.BF16)
-        .flatMap(d -> Stream.of(64, 80, 128).flatMap(h -> Stream.of("first", "split", "tiled")
+        .flatMap(d -> Stream.of(64, 80, 128).flatMap(h -> Stream.of("first", "split", "tiled", "tc")
             .map(k -> Arguments.of(d, h, k))));
   }
 }
