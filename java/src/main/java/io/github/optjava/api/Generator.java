@@ -124,7 +124,9 @@ public final class Generator implements AutoCloseable {
       }
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
-      long free = devices.stream().mapToLong(Ops::freeMemory).min().orElseThrow(); // the fullest device bounds it
+      // The fullest device bounds it; each part is asked on its own thread (a GPU answers for its current device).
+      long free = model instanceof PipelineOptModel p ? p.minFreeMemory()
+          : model instanceof ParallelOptModel p ? p.minFreeMemory() : ops.freeMemory();
       int blocks = kvBlocks(options, free, devices.get(0).kvElementBytes(), devices.size() > 1, device, kvLayers,
           kvWidth, maxLen);
       cache = model.newCache(blocks, options.kvBlockSize());
@@ -148,7 +150,6 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  /** KV-cache blocks: as configured, or sized from the memory left after the weights (see GeneratorOptions). */
   /**
    * Opens a model spread over the processes of a multi-process job, one process per GPU (or per CPU part),
    * on one or several machines: {@code options.pipelineParallel() × options.tensorParallel()} processes,
@@ -156,7 +157,8 @@ public final class Generator implements AutoCloseable {
    * ({@link Rendezvous.Placement#fromEnvironment}: rank, world size, local rank, {@code MASTER_ADDR} and
    * {@code MASTER_PORT}). Every process calls this with the same arguments and needs the model's files.
    * Process rank 0 gets the Generator (the engine runs there); every other process serves its part of the
-   * model until rank 0 closes its Generator, then gets an empty Optional (its caller just exits).
+   * model until rank 0 closes its Generator, then gets an empty Optional (its caller just exits); when the job
+   * fails (rank 0 or another worker), a worker throws instead.
    *
    * <p>With {@link Device#CUDA} each process uses the GPU of its local rank and a stage's ranks all-reduce
    * over NCCL; otherwise CPU ranks all-reduce over TCP. Hidden states pass between stages over TCP.
@@ -181,13 +183,17 @@ public final class Generator implements AutoCloseable {
     Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
     OptModel.Stage.of(0, layout.stages(), config);
     Device device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
+    if (options.device() == Device.AUTO && placement.rank() == 0) {
+      LOG.info("multi-process job with Device.AUTO: running on the CPU (name Device.CUDA, --device cuda, for GPUs)");
+    }
+    int gpu = device == Device.CUDA ? gpuOf(placement) : -1;
     int rank = placement.rank();
     Mesh mesh = Mesh.connect(placement, timeout);
     Supplier<ProcessPart> loader = () -> {
-      Ops ops = device == Device.CUDA ? Backends.cuda(placement.localRank(), options.dtype())
+      Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype())
           : Backends.cpu(options.threads());
       try (Checkpoint checkpoint = Checkpoints.open(dir)) {
-        TpGroup group = device == Device.CUDA ? Backends.ncclStageGroup(mesh, layout, placement.localRank())
+        TpGroup group = device == Device.CUDA ? Backends.ncclStageGroup(mesh, layout, gpu)
             : new SocketTpGroup(mesh, layout.stageMembers(layout.stageOf(rank)));
         return ProcessPart.load(layout, rank, config, new OptWeights(config, checkpoint), ops, options.dtype(), group);
       } catch (RuntimeException | Error e) {
@@ -219,6 +225,23 @@ public final class Generator implements AutoCloseable {
       model.close();
       throw e;
     }
+  }
+
+  /**
+   * The GPU of a process: its local rank among the visible GPUs, or GPU 0 when the launcher gives each process
+   * a single GPU of its own ({@code srun --gpus-per-task=1}, a per-rank {@code CUDA_VISIBLE_DEVICES}).
+   */
+  private static int gpuOf(Rendezvous.Placement placement) {
+    int visible = CudaProbe.probe().devices().size();
+    if (visible == 1) {
+      return 0;
+    }
+    if (placement.localRank() >= visible) {
+      throw new IllegalArgumentException("local rank " + placement.localRank() + " but only " + visible + " GPUs "
+          + "are visible on this machine: start at most one process per GPU, or give each process its own GPU "
+          + "(CUDA_VISIBLE_DEVICES)");
+    }
+    return placement.localRank();
   }
 
   /**
@@ -359,6 +382,13 @@ public final class Generator implements AutoCloseable {
   @Override
   public void close() {
     engine.close();
+    if (!engine.stopped()) {
+      // A step still runs on the model (a long prefill, a stuck peer): freeing its memory now could crash the
+      // JVM, so it is left to the process's end.
+      LOG.warn("closing a Generator whose current step has not ended after 10 s: its model and KV cache are not "
+          + "freed");
+      return;
+    }
     cache.close();
     model.close();
     if (ops != null) {

@@ -355,6 +355,11 @@ public final class Engine implements AutoCloseable {
     }
   }
 
+  /** Whether the step loop has ended (after {@link #close}: false only while a step outlasted close's wait). */
+  public boolean stopped() {
+    return !loop.isAlive();
+  }
+
   /** One submitted prompt: its sequences' results are gathered here. */
   static final class Request {
     final int[] promptIds;

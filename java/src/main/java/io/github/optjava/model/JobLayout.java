@@ -42,6 +42,48 @@ public record JobLayout(int stages, int tp) {
     return out;
   }
 
+  /**
+   * Every link job rank {@code jobRank} uses, as {peer, {@link io.github.optjava.parallel.Mesh.Channel} ordinal}:
+   * commands with the driver, collectives with its stage's other ranks, hidden states from the previous stage's
+   * rank 0 and (as a stage's rank 0) to every rank of the next stage, logits from the last stage's rank 0 to
+   * the driver. Opened together at start-up ({@code Mesh.open}).
+   */
+  public java.util.List<int[]> links(int jobRank) {
+    int control = io.github.optjava.parallel.Mesh.Channel.CONTROL.ordinal();
+    int collective = io.github.optjava.parallel.Mesh.Channel.COLLECTIVE.ordinal();
+    int activations = io.github.optjava.parallel.Mesh.Channel.ACTIVATIONS.ordinal();
+    java.util.List<int[]> out = new java.util.ArrayList<>();
+    int stage = stageOf(jobRank);
+    boolean leader = rankInStage(jobRank) == 0;
+    if (jobRank != 0) {
+      out.add(new int[] {0, control});
+    } else {
+      for (int w = 1; w < stages * tp; w++) {
+        out.add(new int[] {w, control});
+      }
+    }
+    for (int peer : stageMembers(stage)) {
+      if (peer != jobRank) {
+        out.add(new int[] {peer, collective});
+      }
+    }
+    if (stage > 0) {
+      out.add(new int[] {jobRank(stage - 1, 0), activations});
+    }
+    if (leader && stage < stages - 1) {
+      for (int peer : stageMembers(stage + 1)) {
+        out.add(new int[] {peer, activations});
+      }
+    }
+    if (stages > 1 && jobRank == lastStageLeader()) {
+      out.add(new int[] {0, activations});
+    }
+    if (stages > 1 && jobRank == 0) {
+      out.add(new int[] {lastStageLeader(), activations});
+    }
+    return out;
+  }
+
   /** The process that sends the logits to the driver: the last stage's rank 0. */
   public int lastStageLeader() {
     return jobRank(stages - 1, 0);

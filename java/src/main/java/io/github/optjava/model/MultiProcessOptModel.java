@@ -20,8 +20,8 @@ import java.util.function.Supplier;
  * keeps the KV cache's bookkeeping here; for each step this class reserves the blocks, sends every worker the
  * step with each sequence's block table ({@link StepWire}), runs its own part (stage 0, rank 0), passes its
  * hidden states to stage 1, and takes the logits from the last stage. The workers ({@link StageWorker}) answer
- * every command, so a failure anywhere reaches the caller with the failing rank's message; the job is then
- * broken (restart every process).
+ * every command; after a failure this class collects the reports that arrive within a few seconds, so the
+ * caller usually gets the failing rank's own message; the job is then broken (restart every process).
  *
  * <p>Pipeline stages run one after another on a step (no micro-batches across processes yet): a multi-process
  * pipeline spreads the memory of a model too large for one machine; its speed comes from tensor parallelism
@@ -34,6 +34,7 @@ public final class MultiProcessOptModel implements CausalLm {
   private final ExecutorService partThread;
   private final ProcessPart part;
   private final long minFreeMemory;
+  private static final int REPORT_WAIT_MS = 3000;
   private KvStore store;
   private boolean broken;
 
@@ -52,7 +53,6 @@ public final class MultiProcessOptModel implements CausalLm {
    * @throws IllegalStateException naming the rank that failed, after closing the links (the other workers stop)
    */
   public static MultiProcessOptModel drive(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
-    layout.requireWorld(mesh.worldSize());
     ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "opt-mp-driver-part");
       t.setDaemon(true);
@@ -60,8 +60,11 @@ public final class MultiProcessOptModel implements CausalLm {
     });
     ProcessPart part = null;
     try {
+      layout.requireWorld(mesh.worldSize());
+      mesh.open(layout.links(0)); // every link now, while all processes are starting
       part = call(thread, loader::get);
-      long free = part.ops().freeMemory();
+      ProcessPart own = part;
+      long free = call(thread, () -> own.ops().freeMemory()); // on its thread: a GPU answers for its current device
       for (int w = 1; w < mesh.worldSize(); w++) {
         free = Math.min(free, StepWire.readAnswer(mesh.link(w, Mesh.Channel.CONTROL), w));
       }
@@ -215,10 +218,12 @@ public final class MultiProcessOptModel implements CausalLm {
       Mesh.Link link = mesh.link(w, Mesh.Channel.CONTROL);
       try {
         c.write(link);
+        link.flush();
       } catch (IOException e) {
         throw fail(link.failure("send to", e));
+      } catch (RuntimeException e) {
+        throw fail(e);
       }
-      link.flush();
     }
   }
 
@@ -229,28 +234,31 @@ public final class MultiProcessOptModel implements CausalLm {
   }
 
   /**
-   * Marks the job broken and gives the most telling error: a worker's own report when one failed first (its
-   * answer may already be waiting even when this side saw only a closed link).
+   * Marks the job broken and gives the most telling error: a worker's own report when one arrives within a few
+   * seconds (a worker that failed answers before closing its links, so this side may have seen only a closed
+   * link or a neighbour's failure), else {@code e}. Then closes the links: the other workers stop.
    */
   private RuntimeException fail(Throwable e) {
     broken = true;
+    RuntimeException result = e instanceof RuntimeException r ? r : new IllegalStateException(e);
     if (!(e instanceof StepWire.WorkerFailedException)) {
+      long deadline = System.nanoTime() + REPORT_WAIT_MS * 1_000_000L; // for all workers together
       for (int w = 1; w < mesh.worldSize(); w++) {
+        Mesh.Link link = mesh.link(w, Mesh.Channel.CONTROL);
+        link.readTimeout((int) Math.max(1, (deadline - System.nanoTime()) / 1_000_000));
         try {
-          if (mesh.link(w, Mesh.Channel.CONTROL).in().available() > 0) {
-            StepWire.readAnswer(mesh.link(w, Mesh.Channel.CONTROL), w);
-          }
+          StepWire.readAnswer(link, w);
         } catch (StepWire.WorkerFailedException reported) {
           reported.addSuppressed(e);
-          mesh.close();
-          return reported;
-        } catch (IOException | RuntimeException ignored) {
-          // no report from this one
+          result = reported;
+          break;
+        } catch (RuntimeException noReport) {
+          // silent, gone, or it had finished its part of the step
         }
       }
     }
     mesh.close(); // the workers see the links close and stop
-    return e instanceof RuntimeException r ? r : new IllegalStateException(e);
+    return result;
   }
 
   private void requireUsable() {
@@ -260,12 +268,21 @@ public final class MultiProcessOptModel implements CausalLm {
     }
   }
 
+  /**
+   * Runs {@code task} on the part's thread and waits for it, through interrupts (returning early would let the
+   * caller free memory the part still uses); the interrupt is kept for the caller.
+   */
   private static <T> T call(ExecutorService thread, Callable<T> task) {
+    java.util.concurrent.Future<T> f = thread.submit(task);
+    boolean interrupted = false;
     try {
-      return thread.submit(task).get();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while the driver's part ran", e);
+      while (true) {
+        try {
+          return f.get();
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
     } catch (ExecutionException e) {
       if (e.getCause() instanceof RuntimeException r) {
         throw r;
@@ -274,6 +291,10 @@ public final class MultiProcessOptModel implements CausalLm {
         throw err;
       }
       throw new IllegalStateException(e.getCause());
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

@@ -34,6 +34,7 @@ public final class ParallelOptModel implements CausalLm {
   private final List<OptModel> ranks = new ArrayList<>();
   /** Per cache made by {@link #newCache} (keyed by its store, rank 0's): every rank's store. */
   private final SplitKvStores stores = new SplitKvStores("tensor-parallel model");
+  private volatile boolean broken; // a rank failed and the group was aborted
 
   /**
    * Slices the model over {@code world} ranks; rank r's ops come from {@code opsForRank} (called on
@@ -91,9 +92,14 @@ public final class ParallelOptModel implements CausalLm {
     return ops.get(r);
   }
 
-  /** Every rank's ops, in rank order (for memory accounting). */
+  /** Every rank's ops, in rank order (their names and element sizes; compute only through this model). */
   public List<Ops> allOps() {
     return List.copyOf(ops);
+  }
+
+  /** The least free memory of any rank, each asked on its own thread (a GPU answers for its current device). */
+  public long minFreeMemory() {
+    return onEveryRank(r -> ops.get(r).freeMemory()).stream().mapToLong(Long::longValue).min().orElseThrow();
   }
 
   @Override
@@ -133,16 +139,29 @@ public final class ParallelOptModel implements CausalLm {
     T run(int rank);
   }
 
-  /** Runs {@code task} on every rank's thread at once (the collectives need them all) and waits. */
+  /**
+   * Runs {@code task} on every rank's thread at once (the collectives need them all) and waits. When a rank
+   * fails, the group is aborted so that the others do not wait for it in a collective, and the model is unusable.
+   */
   private <T> List<T> onEveryRank(RankTask<T> task) {
-    List<Future<T>> futures = new ArrayList<>();
+    if (broken) {
+      throw new IllegalStateException("a rank of this tensor-parallel model failed earlier and its group was aborted "
+          + "(see the first error): close the model and load it again");
+    }
+    List<java.util.concurrent.CompletableFuture<T>> futures = new ArrayList<>();
     for (int r = 0; r < ranks.size(); r++) {
       int rank = r;
-      futures.add(threads.get(r).submit(() -> task.run(rank)));
+      futures.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> task.run(rank), threads.get(r))
+          .whenComplete((v, failure) -> {
+            if (failure != null && group.size() > 1) {
+              broken = true;
+              group.forEach(TpGroup::abort);
+            }
+          }));
     }
     List<T> out = new ArrayList<>();
     RuntimeException failure = null;
-    for (Future<T> f : futures) {
+    for (java.util.concurrent.CompletableFuture<T> f : futures) {
       try {
         out.add(await(f));
       } catch (RuntimeException e) {
@@ -161,12 +180,20 @@ public final class ParallelOptModel implements CausalLm {
     return await(threads.get(rank).submit(task));
   }
 
+  /**
+   * The task's result, waiting through interrupts (the rank's work goes on regardless: returning early would
+   * let the caller free memory the rank still uses); the interrupt is kept for the caller.
+   */
   private static <T> T await(Future<T> f) {
+    boolean interrupted = false;
     try {
-      return f.get();
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      throw new IllegalStateException("interrupted while waiting for a tensor-parallel rank", e);
+      while (true) {
+        try {
+          return f.get();
+        } catch (InterruptedException e) {
+          interrupted = true;
+        }
+      }
     } catch (ExecutionException e) {
       Throwable c = e.getCause();
       if (c instanceof RuntimeException re) {
@@ -176,6 +203,10 @@ public final class ParallelOptModel implements CausalLm {
         throw err;
       }
       throw new IllegalStateException(c);
+    } finally {
+      if (interrupted) {
+        Thread.currentThread().interrupt();
+      }
     }
   }
 

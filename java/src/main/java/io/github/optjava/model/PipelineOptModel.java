@@ -34,7 +34,10 @@ import java.util.function.IntFunction;
  * store is part 0's); this class reserves the step's blocks there, then each part reads and writes its own
  * store (its layers, its heads) through a {@link KvCache#rankView} with the same block tables. Hidden states
  * pass between stages through the host ({@code float[]}, tokens × hidden per step: small next to the weights
- * a stage reads); a pipeline across processes would use NCCL send/recv instead.
+ * a stage reads); across processes ({@link MultiProcessOptModel}) they travel over TCP the same way.
+ *
+ * <p>When a rank fails in a step, its stage's groups are aborted ({@link TpGroup#abort}: peers waiting in a
+ * collective stop at once) and the model refuses further steps.
  */
 public final class PipelineOptModel implements CausalLm {
   /** Makes the ops of one part, called on that part's thread. */
@@ -69,6 +72,7 @@ public final class PipelineOptModel implements CausalLm {
   private final List<TpGroup> groups = new ArrayList<>(); // in the same order
   private final Object[] stageLocks;
   private final SplitKvStores stores = new SplitKvStores("pipeline");
+  private volatile boolean broken; // a rank failed and its stage's groups were aborted: no step can run again
 
   /**
    * Splits the model into {@code count} stages without tensor parallelism; stage s's ops come from
@@ -115,12 +119,12 @@ public final class PipelineOptModel implements CausalLm {
       for (int s = 0; s < stages; s++) {
         stageLocks[s] = new Object();
         List<? extends TpGroup> g = groupForStage.apply(s);
+        groups.addAll(g); // closed by close() even when refused just below
         if (width >= 0 && g.size() != width) {
           throw new IllegalArgumentException("every pipeline stage needs the same tensor-parallel degree: stage " + s
               + " has " + g.size() + ", stage 0 " + width);
         }
         width = g.size();
-        groups.addAll(g);
         for (int r = 0; r < g.size(); r++) {
           parts.add(new Part(s, r));
         }
@@ -158,9 +162,18 @@ public final class PipelineOptModel implements CausalLm {
     return parts.get(s * tp).ops;
   }
 
-  /** Every part's ops, stage-major (for memory accounting). */
+  /** Every part's ops, stage-major (their names and element sizes; compute only through this model). */
   public List<Ops> allOps() {
     return parts.stream().map(p -> p.ops).toList();
+  }
+
+  /** The least free memory of any part, each asked on its own thread (a GPU answers for its current device). */
+  public long minFreeMemory() {
+    long min = Long.MAX_VALUE;
+    for (Part p : parts) {
+      min = Math.min(min, join(CompletableFuture.supplyAsync(p.ops::freeMemory, p.thread)));
+    }
+    return min;
   }
 
   /** The most layers any stage holds (its KV store's depth). */
@@ -195,6 +208,10 @@ public final class PipelineOptModel implements CausalLm {
 
   @Override
   public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+    if (broken) {
+      throw new IllegalStateException("a tensor-parallel rank of this pipeline failed earlier and its group was "
+          + "aborted (see the first error): close the model and load it again");
+    }
     KvCache[] views = stores.prepareStep(seqs, cache, config.maxPositionEmbeddings());
     // Micro-batches: consecutive groups of sequences, each through every stage in order.
     int microBatches = Math.min(stageCount, seqs.size());
@@ -234,7 +251,14 @@ public final class PipelineOptModel implements CausalLm {
       for (int r = 0; r < tp; r++) {
         Part p = parts.get(stage * tp + r);
         ranks.add(CompletableFuture.supplyAsync(() -> p.model.stageForward(seqs, views[index(p)], hiddenIn),
-            p.thread));
+            p.thread).whenComplete((out, failure) -> {
+              if (failure != null && tp > 1) { // its peers may wait for it in a collective: wake them
+                broken = true;
+                for (int r2 = 0; r2 < tp; r2++) {
+                  groups.get(stage * tp + r2).abort();
+                }
+              }
+            }));
       }
     }
     return CompletableFuture.allOf(ranks.toArray(new CompletableFuture<?>[0])).thenApply(v -> ranks.get(0).join());

@@ -11,12 +11,20 @@ import io.github.optjava.parallel.TpGroup;
 public record ProcessPart(JobLayout layout, int jobRank, Ops ops, TpGroup group, OptModel model)
     implements AutoCloseable {
 
-  /** Builds this process's slice: stage {@code layout.stageOf(jobRank)}, sliced over {@code group}. */
+  /**
+   * Builds this process's slice: stage {@code layout.stageOf(jobRank)}, sliced over {@code group}. On failure
+   * the group is closed (the caller closes the ops it made).
+   */
   public static ProcessPart load(JobLayout layout, int jobRank, OptConfig config, OptWeights weights, Ops ops,
       io.github.optjava.checkpoint.DType weightDtype, TpGroup group) {
-    OptModel model = new OptModel(config, weights, ops, weightDtype, group,
-        OptModel.Stage.of(layout.stageOf(jobRank), layout.stages(), config));
-    return new ProcessPart(layout, jobRank, ops, group, model);
+    try {
+      OptModel model = new OptModel(config, weights, ops, weightDtype, group,
+          OptModel.Stage.of(layout.stageOf(jobRank), layout.stages(), config));
+      return new ProcessPart(layout, jobRank, ops, group, model);
+    } catch (RuntimeException | Error e) {
+      group.close();
+      throw e;
+    }
   }
 
   int stage() {

@@ -13,8 +13,10 @@ import org.slf4j.LoggerFactory;
  * ({@link StepWire}) until the driver closes the model. For a step it takes the previous stage's hidden states
  * (stage 0 embeds the tokens itself), runs its layers with its stage's other ranks, and (as its stage's rank 0)
  * hands the result on: hidden states to every rank of the next stage, or the logits to the driver. Every
- * command is answered, failures with their message; after a failure the worker closes its links, so that the
- * ranks waiting on it fail at once instead of at their timeout, and returns by throwing.
+ * command but CLOSE is answered, failures with their message; after a failure the worker aborts its stage's
+ * group (a peer waiting in NCCL would wait forever) and closes its links, so that the ranks waiting on it fail at
+ * once, and returns by throwing. A rank stuck in a collective of another process cannot be woken from here:
+ * launchers end the whole job when one process exits with an error (srun --kill-on-bad-exit, mpirun).
  */
 public final class StageWorker {
   private static final Logger LOG = LoggerFactory.getLogger(StageWorker.class);
@@ -26,7 +28,14 @@ public final class StageWorker {
    * the driver). Closes the part and the mesh either way.
    */
   public static void serve(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
-    Mesh.Link control = mesh.link(0, Mesh.Channel.CONTROL);
+    Mesh.Link control;
+    try {
+      mesh.open(layout.links(mesh.rank())); // every link now, while all processes are starting
+      control = mesh.link(0, Mesh.Channel.CONTROL);
+    } catch (RuntimeException | Error e) {
+      mesh.close();
+      throw e;
+    }
     ProcessPart part;
     try {
       part = loader.get();
@@ -35,11 +44,20 @@ public final class StageWorker {
       mesh.close();
       throw e;
     }
-    KvStore store = null;
     try (part) {
       StepWire.answer(control, part.ops().freeMemory(), null);
       LOG.info("rank {} (stage {}, tensor-parallel rank {}) ready", mesh.rank(), part.stage(),
           layout.rankInStage(mesh.rank()));
+      runCommands(mesh, layout, part, control);
+    } finally {
+      mesh.close();
+    }
+  }
+
+  /** The command loop, until CLOSE; the KV store it makes is freed before the part. */
+  private static void runCommands(Mesh mesh, JobLayout layout, ProcessPart part, Mesh.Link control) {
+    KvStore store = null;
+    try {
       while (true) {
         int command = control.in().readInt();
         try {
@@ -49,6 +67,7 @@ public final class StageWorker {
               int blockSize = control.in().readInt();
               if (store != null) {
                 store.close();
+                store = null;
               }
               store = part.ops().kvStore(part.layers(), blocks, blockSize, part.model().kvWidth());
               StepWire.answer(control, part.ops().freeMemory(), null);
@@ -71,7 +90,12 @@ public final class StageWorker {
           }
         } catch (RuntimeException | Error e) {
           LOG.error("rank {} failed", mesh.rank(), e);
-          StepWire.answer(control, 0, e.getMessage() == null ? e.toString() : e.getMessage());
+          part.group().abort();
+          try {
+            StepWire.answer(control, 0, e.getMessage() == null ? e.toString() : e.getMessage());
+          } catch (RuntimeException unsent) {
+            e.addSuppressed(unsent); // the driver is gone too
+          }
           throw e;
         }
       }
@@ -81,7 +105,6 @@ public final class StageWorker {
       if (store != null) {
         store.close();
       }
-      mesh.close();
     }
   }
 

@@ -85,6 +85,12 @@ public final class LocalTpGroup implements TpGroup {
     HOST.write(out, shared.exchange(rank, Op.ALL_GATHER, HOST.read(in)));
   }
 
+  /** Breaks the group's barrier: ranks waiting in a collective get the "group is broken" error at once. */
+  @Override
+  public void abort() {
+    shared.barrier.reset();
+  }
+
   /** Nothing to free: the group lives as long as its ranks are referenced. */
   @Override
   public void close() {}

@@ -73,8 +73,14 @@ public final class Mesh implements AutoCloseable {
 
   /**
    * Opens this process's port, meets the others through the rendezvous on {@code MASTER_ADDR:MASTER_PORT},
-   * and returns the mesh (no link is connected yet). {@code timeout} bounds the rendezvous, each connection
-   * and every read other than an idle worker's wait for its next command.
+   * and returns the mesh (no link is connected yet: {@link #open} or {@link #link}). {@code timeout} bounds the
+   * rendezvous, each connection and every read on a {@link Channel#COLLECTIVE} link; commands and activations
+   * wait as long as the work before them takes (a failed peer closes its links, or TCP keep-alive notices a
+   * vanished host).
+   *
+   * <p>Each process announces the address it wants to be reached at: {@code OPT_HOST} when set, else its first
+   * non-loopback IPv4 address. Rank 0 uses the address a peer connected from unless that is a loopback address
+   * (a peer on rank 0's own machine reaching it through {@code localhost}, which other machines cannot dial).
    *
    * @throws Rendezvous.RendezvousException when the processes do not all meet
    */
@@ -87,14 +93,70 @@ public final class Mesh implements AutoCloseable {
       throw new UncheckedIOException("rank " + p.rank() + " could not open a port for the job's links", e);
     }
     try {
-      byte[] port = ByteBuffer.allocate(4).putInt(server.getLocalPort()).array();
-      List<Rendezvous.Member> members = Rendezvous.allGather(p, port, timeout);
-      List<InetSocketAddress> addresses = members.stream()
-          .map(m -> new InetSocketAddress(m.host(), ByteBuffer.wrap(m.payload()).getInt())).toList();
+      byte[] host = advertisedHost().getBytes(StandardCharsets.UTF_8);
+      ByteBuffer payload = ByteBuffer.allocate(4 + host.length).putInt(server.getLocalPort()).put(host);
+      List<Rendezvous.Member> members = Rendezvous.allGather(p, payload.array(), timeout);
+      List<InetSocketAddress> addresses = members.stream().map(Mesh::address).toList();
       return new Mesh(p.rank(), addresses, server, timeout);
     } catch (RuntimeException e) {
       closeQuietly(server);
       throw e;
+    }
+  }
+
+  /** Where to dial a member: the address rank 0 saw unless it is a loopback one and the member named another. */
+  static InetSocketAddress address(Rendezvous.Member m) {
+    ByteBuffer b = ByteBuffer.wrap(m.payload());
+    int port = b.getInt();
+    String named = new String(m.payload(), 4, m.payload().length - 4, StandardCharsets.UTF_8);
+    String seen = m.host();
+    boolean loopback;
+    try {
+      loopback = java.net.InetAddress.getByName(seen).isLoopbackAddress();
+    } catch (java.net.UnknownHostException e) {
+      loopback = false;
+    }
+    return new InetSocketAddress(loopback && !named.isEmpty() ? named : seen, port);
+  }
+
+  /** {@code OPT_HOST}, else the first non-loopback IPv4 address of this machine, else "" (none known). */
+  private static String advertisedHost() {
+    String env = System.getenv("OPT_HOST");
+    if (env != null && !env.isBlank()) {
+      return env.trim();
+    }
+    try {
+      for (java.net.NetworkInterface nic : java.util.Collections.list(java.net.NetworkInterface.getNetworkInterfaces())) {
+        if (!nic.isUp() || nic.isLoopback()) {
+          continue;
+        }
+        for (java.net.InetAddress a : java.util.Collections.list(nic.getInetAddresses())) {
+          if (a instanceof java.net.Inet4Address && !a.isLoopbackAddress() && !a.isLinkLocalAddress()) {
+            return a.getHostAddress();
+          }
+        }
+      }
+    } catch (java.net.SocketException e) {
+      // no interfaces to list: rank 0's view of this process is all there is
+    }
+    return "";
+  }
+
+  /**
+   * Connects the given links now, in an order that cannot deadlock (every link to a lower rank is dialled
+   * first; the ones from higher ranks are then waited for), so that later waits never include a peer's
+   * start-up. Every process of the job calls this at the same point with its side of the same links.
+   */
+  public void open(List<int[]> peerAndChannel) {
+    for (int[] pc : peerAndChannel) {
+      if (pc[0] < rank) {
+        link(pc[0], Channel.values()[pc[1]]);
+      }
+    }
+    for (int[] pc : peerAndChannel) {
+      if (pc[0] > rank) {
+        link(pc[0], Channel.values()[pc[1]]);
+      }
     }
   }
 
@@ -119,8 +181,8 @@ public final class Mesh implements AutoCloseable {
   }
 
   private Link open(Key key) {
-    int readTimeout = key.channel == Channel.CONTROL && rank != 0 ? 0 : (int) Math.min(Integer.MAX_VALUE,
-        timeout.toMillis());
+    // Collectives wait for a peer's share of one layer; commands and activations for whole steps of work.
+    int readTimeout = key.channel == Channel.COLLECTIVE ? (int) Math.min(Integer.MAX_VALUE, timeout.toMillis()) : 0;
     try {
       Socket s;
       if (key.peer < rank) {
@@ -136,6 +198,7 @@ public final class Mesh implements AutoCloseable {
             .get(timeout.toMillis(), TimeUnit.MILLISECONDS);
       }
       s.setTcpNoDelay(true); // small command and logit messages: no Nagle delay
+      s.setKeepAlive(true);  // a peer whose host vanished without closing is noticed
       s.setSoTimeout(readTimeout);
       return new Link(rank, key.peer, key.channel, s);
     } catch (TimeoutException e) {
@@ -154,9 +217,18 @@ public final class Mesh implements AutoCloseable {
 
   private void acceptLoop() {
     while (!closed) {
+      Socket s;
       try {
-        Socket s = server.accept();
-        s.setSoTimeout((int) Math.min(Integer.MAX_VALUE, timeout.toMillis()));
+        s = server.accept();
+      } catch (IOException e) {
+        if (closed) {
+          return;
+        }
+        continue;
+      }
+      try {
+        // A short wait for the hello: a stray connection (a port scan) must not hold up the job's links.
+        s.setSoTimeout((int) Math.min(10_000, Math.max(1, timeout.toMillis())));
         DataInputStream in = new DataInputStream(s.getInputStream());
         int magic = in.readInt();
         int from = in.readInt();
@@ -165,12 +237,12 @@ public final class Mesh implements AutoCloseable {
           s.close(); // not one of this job's ranks
           continue;
         }
-        incoming.computeIfAbsent(new Key(from, Channel.values()[channel]), k -> new CompletableFuture<>())
-            .complete(s);
-      } catch (IOException e) {
-        if (closed) {
-          return;
+        if (!incoming.computeIfAbsent(new Key(from, Channel.values()[channel]), k -> new CompletableFuture<>())
+            .complete(s)) {
+          s.close(); // a second connection for a link that has one
         }
+      } catch (IOException e) {
+        closeQuietly(s);
       }
     }
   }
@@ -226,6 +298,15 @@ public final class Mesh implements AutoCloseable {
 
     public DataInputStream in() {
       return in;
+    }
+
+    /** Sets how long a read on this link may wait (0: forever); used after a failure to collect reports. */
+    public void readTimeout(int millis) {
+      try {
+        socket.setSoTimeout(millis);
+      } catch (SocketException e) {
+        // the link is gone: reads fail at once anyway
+      }
     }
 
     public void flush() {

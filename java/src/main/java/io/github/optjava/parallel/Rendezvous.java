@@ -59,7 +59,9 @@ public final class Rendezvous {
      * Open MPI's ({@code OMPI_COMM_WORLD_RANK}, {@code _SIZE}, {@code _LOCAL_RANK}), else Slurm's
      * ({@code SLURM_PROCID}, {@code SLURM_NTASKS}, {@code SLURM_LOCALID}); none of them means a single
      * process. Above one process, {@code MASTER_ADDR} and {@code MASTER_PORT} name rank 0 in every case
-     * (Slurm and mpirun do not set them: the launch scripts in {@code scripts/} do).
+     * (Slurm and mpirun do not set them: the launch scripts in {@code scripts/} do). {@code OPT_RENDEZVOUS_PORT}
+     * overrides the port; under torchrun's own agent store ({@code TORCHELASTIC_USE_AGENT_STORE=True}, which
+     * holds {@code MASTER_PORT}) the default is {@code MASTER_PORT + 1}.
      *
      * @throws IllegalArgumentException naming the variable that is missing or wrong
      */
@@ -85,9 +87,13 @@ public final class Rendezvous {
             throw new IllegalArgumentException(l[0] + " says this is rank " + rank + " of " + world
                 + " but MASTER_ADDR is not set: set it to the host of rank 0 (and MASTER_PORT to a free port there)");
           }
-          int port = nonNegative(env, "MASTER_PORT", l[0]);
+          String portName = env.containsKey("OPT_RENDEZVOUS_PORT") ? "OPT_RENDEZVOUS_PORT" : "MASTER_PORT";
+          int port = nonNegative(env, portName, l[0]);
+          if (portName.equals("MASTER_PORT") && "true".equalsIgnoreCase(env.get("TORCHELASTIC_USE_AGENT_STORE"))) {
+            port++; // torchrun's agent serves its TCPStore on MASTER_PORT itself
+          }
           if (port < 1 || port > 65535) {
-            throw new IllegalArgumentException("MASTER_PORT=" + port + " is not a TCP port (1..65535)");
+            throw new IllegalArgumentException(portName + "=" + port + " is not a TCP port (1..65535)");
           }
           return new Placement(rank, world, local, addr.trim(), port, l[0]);
         }

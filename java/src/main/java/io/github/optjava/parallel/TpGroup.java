@@ -30,6 +30,13 @@ public interface TpGroup extends AutoCloseable {
     return worldSize() > 1;
   }
 
+  /**
+   * Makes every collective of this group that waits on another thread give up with an error, now and later:
+   * called when one rank failed, so that its peers do not wait for it forever (NCCL has no timeout of its own).
+   * The group is unusable afterwards. Default: nothing to wake.
+   */
+  default void abort() {}
+
   @Override
   void close();
 

@@ -84,4 +84,41 @@ class MultiProcessFailureTest {
     }
     assertThrows(ExecutionException.class, () -> worker.get(10, TimeUnit.SECONDS), "the worker stops too");
   }
+
+  /**
+   * In one process: a tensor-parallel rank that fails in the middle of a step aborts its group, so its peer,
+   * waiting for it in an all-reduce, fails at once instead of after the group's timeout; the model then refuses
+   * further steps with a clear message.
+   */
+  @Test
+  void aRankFailingMidStepWakesItsPeerAndTheModelStaysFailed() {
+    HfReference ref = new HfReference("tiny-opt");
+    OptConfig config = OptConfig.load(ref.modelDir);
+    java.util.concurrent.atomic.AtomicBoolean failNow = new java.util.concurrent.atomic.AtomicBoolean();
+    ParallelOptModel model;
+    try (Checkpoint ck = Checkpoints.open(ref.modelDir)) {
+      model = new ParallelOptModel(config, new OptWeights(config, ck), r -> r == 0 ? new CpuOps() : new CpuOps() {
+        @Override
+        public void layerNorm(io.github.optjava.backend.Mat out, io.github.optjava.backend.Mat x,
+            io.github.optjava.backend.Mat gamma, io.github.optjava.backend.Mat beta, float eps) {
+          if (failNow.get()) {
+            throw new IllegalStateException("rank 1's device fell off the bus");
+          }
+          super.layerNorm(out, x, gamma, beta, eps);
+        }
+      }, null, io.github.optjava.parallel.LocalTpGroup.create(2, Duration.ofMinutes(2)));
+    }
+    try (model; KvCache cache = model.newCache(16, 16)) {
+      List<OptModel.SeqStep> step = List.of(new OptModel.SeqStep(1, new int[] {2, 100, 200}, false));
+      assertEquals(config.vocabSize(), model.forward(step, cache)[0].length, "a step that works");
+      failNow.set(true);
+      long t0 = System.nanoTime();
+      IllegalStateException e = assertThrows(IllegalStateException.class,
+          () -> model.forward(List.of(new OptModel.SeqStep(1, new int[] {300}, false)), cache));
+      assertTrue((System.nanoTime() - t0) / 1e9 < 30, "the peer was woken, not timed out");
+      assertTrue(e.getMessage().contains("fell off the bus") || e.getMessage().contains("broken"), e.getMessage());
+      IllegalStateException again = assertThrows(IllegalStateException.class, () -> model.forward(step, cache));
+      assertTrue(again.getMessage().contains("load it again"), again.getMessage());
+    }
+  }
 }

@@ -3,6 +3,7 @@ package io.github.optjava.backend.cuda;
 import static org.bytedeco.cuda.global.nccl.ncclAllGather;
 import static org.bytedeco.cuda.global.nccl.ncclAllReduce;
 import static org.bytedeco.cuda.global.nccl.ncclBfloat16;
+import static org.bytedeco.cuda.global.nccl.ncclCommAbort;
 import static org.bytedeco.cuda.global.nccl.ncclCommDestroy;
 import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import static org.bytedeco.cuda.global.nccl.ncclCommInitAll;
@@ -26,15 +27,19 @@ import org.bytedeco.javacpp.Loader;
 import org.bytedeco.javacpp.PointerPointer;
 
 /**
- * A tensor-parallel group over NCCL for the GPUs of one process ({@code ncclCommInitAll}); one instance
- * per rank, each used from that rank's thread. At world size 1 no communicator is created and every
- * collective is a no-op, so the single-GPU path never depends on NCCL being installed.
+ * A tensor-parallel group over NCCL: for the GPUs of one process ({@link #create}, ncclCommInitAll), or one
+ * member per process ({@link #forProcess}, {@link #join} with an id handed over by the caller, e.g. over the
+ * job's {@code Mesh}); one instance per rank, each used from that rank's thread. At world size 1 {@link #create}
+ * makes no communicator and every collective is a no-op, so the single-GPU path never depends on NCCL being
+ * installed. NCCL has no timeout: a rank that fails calls {@link #abort} on its peers' members (in one process)
+ * so that they stop waiting; across processes the launcher ends the job.
  */
 public final class NcclTpGroup implements TpGroup {
   private final int rank;
   private final int world;
   private final ncclComm comm; // null at world size 1
   private boolean closed;
+  private final java.util.concurrent.atomic.AtomicBoolean aborted = new java.util.concurrent.atomic.AtomicBoolean();
 
   private NcclTpGroup(int rank, int world, ncclComm comm) {
     this.rank = rank;
@@ -146,6 +151,7 @@ public final class NcclTpGroup implements TpGroup {
     if (comm == null) { // world size 1 without a communicator
       return;
     }
+    requireNotAborted("allReduce");
     CudaMat c = CudaMat.of(m);
     check("ncclAllReduce", ncclAllReduce(c.ptr(), c.ptr(), (long) c.rows * c.cols, ncclType(c.dtype), ncclSum, comm,
         null));
@@ -153,6 +159,9 @@ public final class NcclTpGroup implements TpGroup {
 
   @Override
   public void allGather(Mat out, Mat in) {
+    if (comm != null) {
+      requireNotAborted("allGather");
+    }
     if (comm == null) {
       if (out != in) {
         throw new IllegalArgumentException("at world size 1, allGather's output is its input: pass the same matrix");
@@ -183,9 +192,27 @@ public final class NcclTpGroup implements TpGroup {
 
   @Override
   public synchronized void close() {
-    if (!closed && comm != null) {
+    if (!closed && !aborted.get() && comm != null) {
       ncclCommDestroy(comm);
     }
     closed = true;
+  }
+
+  private void requireNotAborted(String what) {
+    if (aborted.get()) {
+      throw new CudaException(what + " on rank " + rank + " of " + world + ": the group was aborted after another "
+          + "rank failed; the model is unusable: close it and load it again");
+    }
+  }
+
+  /**
+   * ncclCommAbort: the NCCL calls of this rank that wait for a failed peer return an error (on their own
+   * threads), and the communicator is freed. Not synchronized: it must run while another thread is inside NCCL.
+   */
+  @Override
+  public void abort() {
+    if (comm != null && aborted.compareAndSet(false, true)) {
+      ncclCommAbort(comm);
+    }
   }
 }
