@@ -77,6 +77,31 @@ final class Backends {
     return io.github.optjava.backend.cuda.NcclTpGroup.join(rank, layout.tp(), bytes, device);
   }
 
+  /**
+   * How this process's pipeline stage hands hidden states to the next one in a multi-process job on GPUs: NCCL
+   * send/recv over one communicator of the whole job (job rank 0 makes its id and sends it to every process
+   * over the command links). A job of one stage has nothing to hand on: the TCP transport, never used.
+   */
+  static io.github.optjava.parallel.StageTransport ncclJobTransport(io.github.optjava.parallel.Mesh mesh,
+      io.github.optjava.model.JobLayout layout, int device) {
+    if (layout.stages() == 1) {
+      return new io.github.optjava.parallel.MeshStageTransport(mesh);
+    }
+    io.github.optjava.parallel.Mesh.Channel control = io.github.optjava.parallel.Mesh.Channel.CONTROL;
+    byte[] id;
+    if (mesh.rank() == 0) {
+      id = io.github.optjava.backend.cuda.NcclTpGroup.newUniqueId();
+      for (int w = 1; w < mesh.worldSize(); w++) {
+        io.github.optjava.parallel.Mesh.Link link = mesh.link(w, control);
+        link.writeBytes(id);
+        link.flush();
+      }
+    } else {
+      id = mesh.link(0, control).readBytes();
+    }
+    return io.github.optjava.backend.cuda.NcclStageTransport.join(mesh.rank(), mesh.worldSize(), id, device);
+  }
+
   private static void requireGpus(int needed, String what, String remedy) {
     int gpus = io.github.optjava.backend.cuda.CudaProbe.probe().devices().size();
     if (needed > gpus) {

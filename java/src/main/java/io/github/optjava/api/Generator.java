@@ -22,7 +22,9 @@ import io.github.optjava.model.StageWorker;
 import io.github.optjava.parallel.Mesh;
 import io.github.optjava.parallel.Rendezvous;
 import io.github.optjava.parallel.Shard;
+import io.github.optjava.parallel.MeshStageTransport;
 import io.github.optjava.parallel.SocketTpGroup;
+import io.github.optjava.parallel.StageTransport;
 import io.github.optjava.parallel.TpGroup;
 import java.nio.file.Path;
 import java.time.Duration;
@@ -160,8 +162,9 @@ public final class Generator implements AutoCloseable {
    * model until rank 0 closes its Generator, then gets an empty Optional (its caller just exits); when the job
    * fails (rank 0 or another worker), a worker throws instead.
    *
-   * <p>With {@link Device#CUDA} each process uses the GPU of its local rank and a stage's ranks all-reduce
-   * over NCCL; otherwise CPU ranks all-reduce over TCP. Hidden states pass between stages over TCP.
+   * <p>With {@link Device#CUDA} each process uses the GPU of its local rank, a stage's ranks all-reduce over NCCL
+   * and hidden states pass between stages by NCCL send/recv; otherwise CPU ranks all-reduce and hand on hidden
+   * states over TCP. A step's sequences go through the stages in micro-batches.
    *
    * @throws IllegalArgumentException if the world size is not the product of the two degrees, or they do
    *     not fit the model
@@ -190,13 +193,23 @@ public final class Generator implements AutoCloseable {
     int rank = placement.rank();
     Mesh mesh = Mesh.connect(placement, timeout);
     Supplier<ProcessPart> loader = () -> {
-      Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype())
-          : Backends.cpu(options.threads());
+      Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype()) : Backends.cpu(options.threads());
+      TpGroup group = null;
       try (Checkpoint checkpoint = Checkpoints.open(dir)) {
-        TpGroup group = device == Device.CUDA ? Backends.ncclStageGroup(mesh, layout, gpu)
+        // The same order on every process: the stage's group, then the job's transport (both may block on peers).
+        group = device == Device.CUDA ? Backends.ncclStageGroup(mesh, layout, gpu)
             : new SocketTpGroup(mesh, layout.stageMembers(layout.stageOf(rank)));
-        return ProcessPart.load(layout, rank, config, new OptWeights(config, checkpoint), ops, options.dtype(), group);
+        // -Dopt.multiprocess.transport=tcp keeps GPU jobs off NCCL send/recv (NCCL refuses two ranks on one GPU,
+        // which is how a one-GPU host tests this path).
+        boolean nccl = device == Device.CUDA
+            && !"tcp".equalsIgnoreCase(System.getProperty("opt.multiprocess.transport", "nccl"));
+        StageTransport transport = nccl ? Backends.ncclJobTransport(mesh, layout, gpu) : new MeshStageTransport(mesh);
+        return ProcessPart.load(layout, rank, config, new OptWeights(config, checkpoint), ops, options.dtype(), group,
+            transport);
       } catch (RuntimeException | Error e) {
+        if (group != null) {
+          group.close(); // closed twice when load() closed it already: harmless
+        }
         ops.close();
         throw e;
       }

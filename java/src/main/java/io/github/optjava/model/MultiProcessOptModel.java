@@ -23,15 +23,21 @@ import java.util.function.Supplier;
  * every command; after a failure this class collects the reports that arrive within a few seconds, so the
  * caller usually gets the failing rank's own message; the job is then broken (restart every process).
  *
- * <p>Pipeline stages run one after another on a step (no micro-batches across processes yet): a multi-process
- * pipeline spreads the memory of a model too large for one machine; its speed comes from tensor parallelism
- * inside each stage. Own part calls run on one thread of their own (a GPU's ops belong to the thread that
- * made them).
+ * <p>A step's sequences are cut into up to {@code stages} micro-batches that follow each other through the
+ * stages (GPipe's schedule, as {@link PipelineOptModel}): while the last stage works on the first, the first
+ * already works on the third. Hidden states travel through the part's {@link io.github.optjava.parallel
+ * .StageTransport} (TCP through the host, or NCCL send/recv between GPUs); the logits come back over TCP.
+ * Own part calls run on one thread of their own (a GPU's ops belong to the thread that made them).
  */
 public final class MultiProcessOptModel implements CausalLm {
   private final Mesh mesh;
   private final JobLayout layout;
   private final ExecutorService partThread;
+  private final ExecutorService logitsReader = Executors.newSingleThreadExecutor(r -> {
+    Thread t = new Thread(r, "opt-mp-logits");
+    t.setDaemon(true);
+    return t;
+  });
   private final ProcessPart part;
   private final long minFreeMemory;
   private static final int REPORT_WAIT_MS = 3000;
@@ -151,25 +157,41 @@ public final class MultiProcessOptModel implements CausalLm {
     for (OptModel.SeqStep q : seqs) {
       tables.put(q.seqId(), cache.reserve(q.seqId(), past.get(q.seqId()) + q.newTokens().length).clone());
     }
-    StepWire.Step step = new StepWire.Step(seqs, past, tables);
+    StepWire.Step step = new StepWire.Step(seqs, past, tables, StepWire.Step.cut(seqs.size(), layout.stages()));
     try {
       for (int w = 1; w < mesh.worldSize(); w++) {
         StepWire.writeStep(mesh.link(w, Mesh.Channel.CONTROL), step);
       }
+      int groups = step.microBatches().length;
+      // The last stage's logits are read on their own thread while this part still works on later micro-batches:
+      // were they read only afterwards, a full socket buffer could stall the whole pipeline behind them.
+      java.util.concurrent.Future<float[][][]> fromLastStage = layout.stages() == 1 ? null
+          : logitsReader.submit(() -> {
+            float[][][] got = new float[groups][][];
+            for (int g = 0; g < groups; g++) {
+              got[g] = readLogits(mesh.link(layout.lastStageLeader(), Mesh.Channel.ACTIVATIONS));
+            }
+            return got;
+          });
       KvCache view = cache.rankView(store, past);
-      OptModel.StageOutput out = call(partThread, () -> part.model().stageForward(seqs, view, null));
-      float[][] logits;
-      if (layout.stages() == 1) {
-        logits = out.logits();
-      } else {
-        for (int member : layout.stageMembers(1)) {
-          Mesh.Link next = mesh.link(member, Mesh.Channel.ACTIVATIONS);
-          next.writeFloats(out.hidden());
-          next.flush();
-        }
-        logits = readLogits(mesh.link(layout.lastStageLeader(), Mesh.Channel.ACTIVATIONS));
+      OptModel.StageIo io = part.io();
+      float[][][] perGroup = new float[groups][][];
+      for (int g = 0; g < groups; g++) {
+        List<OptModel.SeqStep> micro = step.microBatch(g);
+        float[][] own = call(partThread, () -> part.model().stageForward(micro, view, io));
+        perGroup[g] = own; // the logits when this part is also the last stage
+      }
+      if (fromLastStage != null) {
+        perGroup = await(fromLastStage);
       }
       collectAnswers();
+      float[][] logits = new float[seqs.size()][];
+      int k = 0;
+      for (float[][] rows : perGroup) {
+        for (float[] row : rows) {
+          logits[k++] = row;
+        }
+      }
       return logits;
     } catch (RuntimeException | Error e) {
       throw fail(e);
@@ -273,7 +295,11 @@ public final class MultiProcessOptModel implements CausalLm {
    * caller free memory the part still uses); the interrupt is kept for the caller.
    */
   private static <T> T call(ExecutorService thread, Callable<T> task) {
-    java.util.concurrent.Future<T> f = thread.submit(task);
+    return await(thread.submit(task));
+  }
+
+  /** The future's result, waiting through interrupts (kept for the caller); its failure rethrown as it was. */
+  private static <T> T await(java.util.concurrent.Future<T> f) {
     boolean interrupted = false;
     try {
       while (true) {
@@ -326,6 +352,7 @@ public final class MultiProcessOptModel implements CausalLm {
     // The engine's KvCache closes the store (it owns it); the part is freed here.
     runQuietly(partThread, part::close);
     partThread.shutdownNow();
+    logitsReader.shutdownNow();
     mesh.close();
   }
 }

@@ -221,7 +221,7 @@ public final class OptModel implements CausalLm {
   @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
     requireWholeModel();
-    return step(seqs, cache, false, null, null).logits;
+    return step(seqs, cache, false, null, null, null).logits;
   }
 
   /**
@@ -230,12 +230,49 @@ public final class OptModel implements CausalLm {
    * or on the last stage the logits as {@link #forward} returns them.
    */
   public StageOutput stageForward(List<SeqStep> seqs, KvCache cache, float[] hiddenIn) {
+    float[][] out = new float[1][];
+    StageIo host = new StageIo() {
+      @Override
+      public void receive(Ops o, Mat x) {
+        if (hiddenIn.length != (long) x.rows() * x.cols()) {
+          throw new IllegalArgumentException("stage " + stage.index() + " got " + hiddenIn.length
+              + " hidden values for " + x.rows() + " tokens × " + x.cols());
+        }
+        o.write(x, hiddenIn);
+      }
+
+      @Override
+      public void send(Ops o, Mat x) {
+        out[0] = o.read(x);
+      }
+    };
     if (stage.isFirst() != (hiddenIn == null)) {
       throw new IllegalArgumentException(stage.isFirst() ? "the first stage embeds the tokens: pass no hidden states"
           : "stage " + stage.index() + " needs the previous stage's hidden states");
     }
-    StepResult r = step(seqs, cache, false, null, hiddenIn);
-    return new StageOutput(r.hidden, r.logits);
+    float[][] logits = stageForward(seqs, cache, host);
+    return new StageOutput(out[0], logits);
+  }
+
+  /**
+   * Where a pipeline stage's input comes from and where its output goes: host arrays ({@link #stageForward(List,
+   * KvCache, float[])}), or another process over TCP or NCCL ({@link MultiProcessOptModel}).
+   */
+  public interface StageIo {
+    /** Fills {@code x} (the step's tokens × hidden, on this stage's backend) with the previous stage's output. */
+    void receive(Ops ops, Mat x);
+
+    /** Hands on {@code x} (this stage's output, the same shape). */
+    void send(Ops ops, Mat x);
+  }
+
+  /**
+   * One pipeline stage's part of a step with its input and output through {@code io} (the first stage embeds
+   * the tokens instead of receiving; the last computes the logits instead of sending): the logits as
+   * {@link #forward} returns them on the last stage, else null.
+   */
+  public float[][] stageForward(List<SeqStep> seqs, KvCache cache, StageIo io) {
+    return step(seqs, cache, false, null, stage.isFirst() ? null : io, stage.isLast() ? null : io).logits;
   }
 
   private void requireWholeModel() {
@@ -258,14 +295,16 @@ public final class OptModel implements CausalLm {
       }
     }
     requireWholeModel();
-    return step(seqs, cache, true, logprobs, null).argmax;
+    return step(seqs, cache, true, logprobs, null, null).argmax;
   }
 
-  /** What a step returns: the logits per sequence, the argmax per sequence, or (mid-pipeline) hidden states. */
-  private record StepResult(float[][] logits, int[] argmax, float[] hidden) {}
+  /** What a step returns: the logits per sequence, or the argmax per sequence (mid-pipeline: nothing). */
+  private record StepResult(float[][] logits, int[] argmax) {}
 
+  /** {@code input}: where a later stage's hidden states come from (null: embed the tokens); {@code output}: where
+   * a stage before the last sends its own (null: compute the logits). */
   private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly, double[] logprobs,
-      float[] hiddenIn) {
+      StageIo input, StageIo output) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
     if (cache.store().width() != width) {
@@ -328,11 +367,7 @@ public final class OptModel implements CausalLm {
       }
     }
 
-    if (hiddenIn != null && hiddenIn.length != (long) total * hidden) {
-      throw new IllegalArgumentException("stage " + stage.index() + " got " + hiddenIn.length + " hidden values for "
-          + total + " tokens × " + hidden);
-    }
-    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, hiddenIn);
+    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output);
     if (decode) {
       ops.graphStep(n, tableWidth);
       try {
@@ -346,7 +381,7 @@ public final class OptModel implements CausalLm {
 
   /** What the ops of one step read, prepared by {@link #step}. */
   private record StepInputs(List<SeqStep> seqs, AttentionBatch batch, int[] ids, int[] positions, int[] slots,
-      int[] outputRows, int total, int outRows, float[] hiddenIn) {}
+      int[] outputRows, int total, int outRows, StageIo input, StageIo output) {}
 
   /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
   private StepResult runOps(StepInputs in, KvCache cache, boolean argmaxOnly, double[] logprobs) {
@@ -364,8 +399,8 @@ public final class OptModel implements CausalLm {
     try (Scratch m = new Scratch(ops)) {
       // Embeddings: tokens (projected up for 350m) plus learned positions; or a later pipeline stage's input.
       Mat x = m.alloc(total, hidden);
-      if (in.hiddenIn != null) {
-        ops.write(x, in.hiddenIn);
+      if (in.input != null) {
+        in.input.receive(ops, x);
       } else if (projectIn != null) {
         Mat e = m.alloc(total, config.wordEmbedProjDim());
         ops.embedding(e, embedTokens, ids);
@@ -373,7 +408,7 @@ public final class OptModel implements CausalLm {
       } else {
         ops.embedding(x, embedTokens, ids);
       }
-      if (in.hiddenIn == null) {
+      if (in.input == null) {
         ops.addPositions(x, embedPositions, positions);
       }
 
@@ -421,7 +456,8 @@ public final class OptModel implements CausalLm {
         }
       }
       if (!stage.isLast()) { // the residual stream goes on to the next stage
-        return new StepResult(null, null, ops.read(x));
+        in.output.send(ops, x);
+        return new StepResult(null, null);
       }
       // The final hidden states: after the final layer norm (in h, pre-LN) or x.
       Mat finalHidden = preLn && finalNormW != null ? h : x;
@@ -437,7 +473,7 @@ public final class OptModel implements CausalLm {
       Mat logits = m.alloc(outRows, config.vocabSize());
       ops.linear(logits, last, lmHead, null, false);
       if (argmaxOnly) {
-        return new StepResult(null, ops.argmaxRows(logits, logprobs), null);
+        return new StepResult(null, ops.argmaxRows(logits, logprobs));
       }
       float[] flat = ops.read(logits);
 
@@ -448,7 +484,7 @@ public final class OptModel implements CausalLm {
         result[s] = java.util.Arrays.copyOfRange(flat, r * vocab, (r + rows) * vocab);
         r += rows;
       }
-      return new StepResult(result, null, null);
+      return new StepResult(result, null);
     } catch (RuntimeException | Error e) {
       ops.graphAbort(); // a step that failed half way must not leave the backend capturing
       throw e;

@@ -91,6 +91,7 @@ public final class StageWorker {
         } catch (RuntimeException | Error e) {
           LOG.error("rank {} failed", mesh.rank(), e);
           part.group().abort();
+          part.transport().abort();
           try {
             StepWire.answer(control, 0, e.getMessage() == null ? e.toString() : e.getMessage());
           } catch (RuntimeException unsent) {
@@ -115,31 +116,27 @@ public final class StageWorker {
     return store;
   }
 
+  /**
+   * One step, micro-batch by micro-batch: each goes through this part (its input from the previous stage, its
+   * output to the next) as soon as the previous stage has handed it on, so the stages overlap.
+   */
   private static void step(Mesh mesh, JobLayout layout, ProcessPart part, KvStore store, StepWire.Step step) {
     KvCache view = KvCache.viewOf(requireStore(store), step.tables(), step.past());
-    int stage = part.stage();
-    float[] hiddenIn = stage == 0 ? null
-        : mesh.link(layout.jobRank(stage - 1, 0), Mesh.Channel.ACTIVATIONS).readFloats();
-    OptModel.StageOutput out = part.model().stageForward(step.seqs(), view, hiddenIn);
-    if (layout.rankInStage(mesh.rank()) != 0) {
-      return; // the stage's rank 0 hands the (identical) result on
-    }
-    if (stage == layout.stages() - 1) {
-      Mesh.Link driver = mesh.link(0, Mesh.Channel.ACTIVATIONS);
-      try {
-        driver.out().writeInt(out.logits().length);
-      } catch (IOException e) {
-        throw driver.failure("send to", e);
-      }
-      for (float[] row : out.logits()) {
-        driver.writeFloats(row);
-      }
-      driver.flush();
-    } else {
-      for (int member : layout.stageMembers(stage + 1)) {
-        Mesh.Link next = mesh.link(member, Mesh.Channel.ACTIVATIONS);
-        next.writeFloats(out.hidden());
-        next.flush();
+    OptModel.StageIo io = part.io();
+    boolean logitsToDriver = part.stage() == layout.stages() - 1 && layout.rankInStage(mesh.rank()) == 0;
+    for (int g = 0; g < step.microBatches().length; g++) {
+      float[][] logits = part.model().stageForward(step.microBatch(g), view, io);
+      if (logitsToDriver) {
+        Mesh.Link driver = mesh.link(0, Mesh.Channel.ACTIVATIONS);
+        try {
+          driver.out().writeInt(logits.length);
+        } catch (IOException e) {
+          throw driver.failure("send to", e);
+        }
+        for (float[] row : logits) {
+          driver.writeFloats(row);
+        }
+        driver.flush();
       }
     }
   }

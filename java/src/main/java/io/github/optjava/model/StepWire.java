@@ -14,7 +14,8 @@ import java.util.Map;
  * and the workers' answers. Big-endian {@code DataOutput}; a command is an int code and its fields:
  * <ul>
  *   <li>{@code NEW_CACHE blocks blockSize}</li>
- *   <li>{@code STEP n (seqId past tableLength table[] tokenCount tokens[] allLogits)×n}</li>
+ *   <li>{@code STEP n (seqId past tableLength table[] tokenCount tokens[] allLogits)×n groups size[]}: the
+ *       sequences in order, cut into micro-batches of the given sizes</li>
  *   <li>{@code COPY_BLOCKS n src[] dst[]}</li>
  *   <li>{@code CLOSE}</li>
  * </ul>
@@ -30,8 +31,31 @@ final class StepWire {
 
   private StepWire() {}
 
-  /** One step as the workers need it: each sequence's new tokens, its cached length before, its block table. */
-  record Step(List<OptModel.SeqStep> seqs, Map<Long, Integer> past, Map<Long, int[]> tables) {}
+  /**
+   * One step as the workers need it: each sequence's new tokens, its cached length before, its block table, and
+   * the micro-batches (consecutive sequences) it goes through the stages in.
+   */
+  record Step(List<OptModel.SeqStep> seqs, Map<Long, Integer> past, Map<Long, int[]> tables, int[] microBatches) {
+
+    /** Micro-batch {@code g}'s sequences. */
+    List<OptModel.SeqStep> microBatch(int g) {
+      int first = 0;
+      for (int i = 0; i < g; i++) {
+        first += microBatches[i];
+      }
+      return seqs.subList(first, first + microBatches[g]);
+    }
+
+    /** Up to {@code stages} micro-batches of consecutive sequences, as even as they go. */
+    static int[] cut(int sequences, int stages) {
+      int groups = Math.max(1, Math.min(stages, sequences));
+      int[] sizes = new int[groups];
+      for (int g = 0; g < groups; g++) {
+        sizes[g] = (g + 1) * sequences / groups - g * sequences / groups;
+      }
+      return sizes;
+    }
+  }
 
   static void writeStep(Mesh.Link link, Step step) {
     DataOutputStream out = link.out();
@@ -45,6 +69,7 @@ final class StepWire {
         writeInts(out, q.newTokens());
         out.writeBoolean(q.allLogits());
       }
+      writeInts(out, step.microBatches());
     } catch (IOException e) {
       throw link.failure("send to", e);
     }
@@ -64,7 +89,11 @@ final class StepWire {
       tables.put(id, readInts(in));
       seqs.add(new OptModel.SeqStep(id, readInts(in), in.readBoolean()));
     }
-    return new Step(seqs, past, tables);
+    int[] micro = readInts(in);
+    if (java.util.Arrays.stream(micro).anyMatch(m -> m < 0) || java.util.Arrays.stream(micro).sum() != n) {
+      throw new IOException("micro-batches " + java.util.Arrays.toString(micro) + " for " + n + " sequences");
+    }
+    return new Step(seqs, past, tables, micro);
   }
 
   static void writeInts(DataOutputStream out, int[] v) throws IOException {

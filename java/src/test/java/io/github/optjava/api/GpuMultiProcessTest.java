@@ -18,6 +18,8 @@ import org.junit.jupiter.api.Test;
 /**
  * The multi-process path on CUDA as far as one GPU takes it: two pipeline-stage "processes" (threads with
  * their own placements and TCP links) both on GPU 0 give the greedy tokens and beams of one CUDA generator.
+ * Hidden states go over TCP here ({@code opt.multiprocess.transport=tcp}): NCCL refuses two ranks on one GPU,
+ * so its send/recv path needs two GPUs.
  */
 @GpuTest
 class GpuMultiProcessTest {
@@ -46,6 +48,7 @@ class GpuMultiProcessTest {
     }
     int port = MultiProcessGeneratorTest.freePort();
     ExecutorService processes = Executors.newFixedThreadPool(2);
+    System.setProperty("opt.multiprocess.transport", "tcp");
     try {
       List<Future<Optional<Generator>>> opened = new ArrayList<>();
       for (int r = 0; r < 2; r++) {
@@ -60,6 +63,7 @@ class GpuMultiProcessTest {
       }
       assertTrue(opened.get(1).get(60, TimeUnit.SECONDS).isEmpty());
     } finally {
+      System.clearProperty("opt.multiprocess.transport");
       processes.shutdownNow();
     }
   }

@@ -41,7 +41,8 @@ class MultiProcessFailureTest {
     return () -> {
       try (Checkpoint ck = Checkpoints.open(ref.modelDir)) {
         return ProcessPart.load(TWO_STAGES, mesh.rank(), config, new OptWeights(config, ck), new CpuOps(), null,
-            new SocketTpGroup(mesh, TWO_STAGES.stageMembers(TWO_STAGES.stageOf(mesh.rank()))));
+            new SocketTpGroup(mesh, TWO_STAGES.stageMembers(TWO_STAGES.stageOf(mesh.rank()))),
+            new io.github.optjava.parallel.MeshStageTransport(mesh));
       }
     };
   }

@@ -198,6 +198,11 @@ public final class NcclTpGroup implements TpGroup {
     closed = true;
   }
 
+  /** The communicator, handed to {@link NcclStageTransport}, which then owns it (this member is not closed). */
+  ncclComm communicator() {
+    return comm;
+  }
+
   private void requireNotAborted(String what) {
     if (aborted.get()) {
       throw new CudaException(what + " on rank " + rank + " of " + world + ": the group was aborted after another "
