@@ -19,8 +19,10 @@
 // that reach a bad block id and rows with NaN scores are NaN (as opt_attention).
 // Differences from opt_attention, within the fp16/bf16 tolerances: the weights P are rounded to the storage
 // type before P·V (as flash-attention does); and a non-finite value in the V row of a key a row does not see
-// (a later key of the same tile) can still reach that row through 0 · inf, where opt_attention skips the key.
-// Limits: fp16/bf16 only, head_dim a multiple of 16 up to 128 (OPT: 64, 80, 128), heads <= 65535.
+// can still reach that row through 0 · inf when the key lies in the same 16-key block as a key some row of the
+// row's warp sees (opt_attention skips every unseen key; this kernel skips unseen 16-key blocks per warp).
+// Limits: fp16/bf16 only, head_dim a multiple of 16 up to 128 (OPT: 64, 80, 128), heads <= 65535; q, k_cache
+// and v_cache 16-byte aligned (cudaMalloc'd buffers are).
 #include <limits.h>
 #include <mma.h>
 
@@ -36,7 +38,7 @@ constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * kWarp;
 constexpr int kMaxHeadDim = 128;
 constexpr int kHalfPad = 8;    // storage-type elements of padding per row (16 bytes): wmma alignment, fewer conflicts
-constexpr int kFloatPad = 4;   // floats of padding per row (16 bytes)
+constexpr int kFloatPad = 8;   // floats of padding per row (32 bytes): 8 mod 32 banks, no 2-way conflicts
 constexpr int kScoreLd = kKeys + kFloatPad;
 constexpr int kWeightLd = kKeys + kHalfPad;
 
@@ -46,21 +48,22 @@ __host__ __device__ constexpr size_t align128(size_t bytes) { return (bytes + 12
 
 // Where each array lives in the dynamic shared memory, for a head dim d (every offset 128-byte aligned; every
 // row stride a multiple of 16 bytes, every 16-row or 16-column step a multiple of 32 bytes: WMMA's rules).
+// The queries pass through the K array into registers, so head_dim 128 needs 98,688 bytes: under the 99 KB a
+// block may opt into on sm_86/sm_89 (sm_80: 163 KB, sm_90: 227 KB).
 struct Smem {
   int ld;   // row stride of Q, K, V in elements (d + 8)
-  int ldo;  // row stride of O in floats (d + 4)
-  size_t q, k, v, s, p, o, m, l, corr, slot, bad, total;
+  int ldo;  // row stride of O in floats (d + 8)
+  size_t k, v, s, p, o, m, l, corr, slot, bad, total;
 };
 
 __host__ __device__ inline Smem smem_for(int d) {
   Smem m{};
   m.ld = d + kHalfPad;
   m.ldo = d + kFloatPad;
-  const size_t qkv = align128(static_cast<size_t>(kRows) * m.ld * 2);
-  m.q = 0;
-  m.k = m.q + qkv;
-  m.v = m.k + qkv;
-  m.s = m.v + qkv;
+  const size_t kv = align128(static_cast<size_t>(kKeys) * m.ld * 2);  // also holds the 64 query rows at first
+  m.k = 0;
+  m.v = m.k + kv;
+  m.s = m.v + kv;
   m.p = m.s + align128(static_cast<size_t>(kRows) * kScoreLd * sizeof(float));
   m.o = m.p + align128(static_cast<size_t>(kRows) * kWeightLd * 2);
   m.m = m.o + align128(static_cast<size_t>(kRows) * m.ldo * sizeof(float));
@@ -82,7 +85,7 @@ tc_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
                     int max_blocks, int num_blocks, float scale) {
   extern __shared__ __align__(128) unsigned char smem[];
   const Smem L = smem_for(head_dim);
-  T* q_s = reinterpret_cast<T*>(smem + L.q);
+  T* q_s = reinterpret_cast<T*>(smem + L.k);  // staging only: aliases k_s until the queries are in registers
   T* k_s = reinterpret_cast<T*>(smem + L.k);
   T* v_s = reinterpret_cast<T*>(smem + L.v);
   float* s_s = reinterpret_cast<float*>(smem + L.s);
@@ -140,6 +143,16 @@ tc_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
   __syncthreads();
 
   const int my_row0 = warp * 16;  // this warp's first row in the tile
+  // The last position this warp's rows reach: later keys (whole key tiles, or 16-key blocks of one) are skipped,
+  // exactly (their weights are 0 and their rescaling 1), saving the work and never reading their V rows.
+  const int warp_last = pos0 + min(my_row0 + 15, rows - 1);
+  const bool warp_has_rows = my_row0 < rows;
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[kMaxHeadDim / 16];
+#pragma unroll
+  for (int t = 0; t < kMaxHeadDim / 16; ++t) {
+    if (t * 16 < head_dim) wmma::load_matrix_sync(qf[t], q_s + my_row0 * ld + t * 16, ld);
+  }
+  __syncthreads();  // the first key tile overwrites the staging area (k_s)
   for (int kt = 0; kt < key_end; kt += kKeys) {
     const int nk = min(kKeys, key_end - kt);
     // 2. slots of the key tile, then its K and V rows
@@ -173,79 +186,83 @@ tc_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
     }
     __syncthreads();
 
-    // 3. this warp's scores: S (16 × 64) = Q (16 × d) · Kᵀ (d × 64), K read column-major from its rows
-    {
+    if (warp_has_rows && kt <= warp_last) {  // warp-uniform: nothing below synchronises the whole block
+      // 3. this warp's scores: S (16 × 64) = Q (16 × d) · Kᵀ (d × 64), K read column-major from its rows; 16-key
+      // blocks past the warp's last position are left unwritten (the softmax masks those columns)
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[kKeys / 16];
-#pragma unroll
+  #pragma unroll
       for (int n = 0; n < kKeys / 16; ++n) wmma::fill_fragment(acc[n], 0.f);
-      for (int kd = 0; kd < head_dim; kd += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::load_matrix_sync(a, q_s + my_row0 * ld + kd, ld);
-#pragma unroll
+  #pragma unroll
+      for (int t = 0; t < kMaxHeadDim / 16; ++t) {
+        if (t * 16 >= head_dim) break;
+  #pragma unroll
         for (int n = 0; n < kKeys / 16; ++n) {
+          if (kt + n * 16 > warp_last) continue;
           wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> b;
-          wmma::load_matrix_sync(b, k_s + n * 16 * ld + kd, ld);
-          wmma::mma_sync(acc[n], a, b, acc[n]);
+          wmma::load_matrix_sync(b, k_s + n * 16 * ld + t * 16, ld);
+          wmma::mma_sync(acc[n], qf[t], b, acc[n]);
         }
       }
-#pragma unroll
+  #pragma unroll
       for (int n = 0; n < kKeys / 16; ++n) {
+        if (kt + n * 16 > warp_last) continue;
         wmma::store_matrix_sync(s_s + my_row0 * kScoreLd + n * 16, acc[n], kScoreLd, wmma::mem_row_major);
       }
-    }
-    __syncwarp();
-    // Online softmax, one row at a time, lanes over the 64 keys: row i sees key kt + j when kt + j <= pos0 + i.
-    for (int r = 0; r < 16; ++r) {
-      const int i = my_row0 + r;
-      float score[2];
-      float tile_max = -INFINITY;
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int j = lane + c * kWarp;
-        const bool visible = i < rows && j < nk && slot_s[j] >= 0 && kt + j <= pos0 + i;
-        // NaN stays NaN: fmaxf skips it, its weight is NaN, and so become the row's sum and output
-        score[c] = visible ? s_s[i * kScoreLd + j] * scale : -INFINITY;
-        tile_max = fmaxf(tile_max, score[c]);
+      __syncwarp();
+      // Online softmax, one row at a time, lanes over the 64 keys: row i sees key kt + j when kt + j <= pos0 + i.
+      for (int r = 0; r < 16; ++r) {
+        const int i = my_row0 + r;
+        float score[2];
+        float tile_max = -INFINITY;
+  #pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const int j = lane + c * kWarp;
+          const bool visible = i < rows && j < nk && slot_s[j] >= 0 && kt + j <= pos0 + i;
+          // NaN stays NaN: fmaxf skips it, its weight is NaN, and so become the row's sum and output
+          score[c] = visible ? s_s[i * kScoreLd + j] * scale : -INFINITY;
+          tile_max = fmaxf(tile_max, score[c]);
+        }
+        for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+          tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
+        }
+        const float m_old = m_s[i];
+        const float m_new = fmaxf(m_old, tile_max);
+        float sum = 0.f;
+  #pragma unroll
+        for (int c = 0; c < 2; ++c) {
+          const float w = score[c] == -INFINITY ? 0.f : __expf(score[c] - m_new);
+          p_s[i * kWeightLd + lane + c * kWarp] = from_float<T>(w);
+          sum += w;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+          const float corr = m_old == -INFINITY ? 0.f : __expf(m_old - m_new);
+          corr_s[i] = corr;
+          l_s[i] = l_s[i] * corr + sum;
+          m_s[i] = m_new;
+        }
       }
-      for (int offset = kWarp / 2; offset > 0; offset /= 2) {
-        tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, offset));
+      __syncwarp();
+      // 4. O = O · corr + P · V for this warp's rows (O read and written as WMMA accumulators)
+      for (int e = lane; e < 16 * head_dim; e += kWarp) {
+        const int i = my_row0 + e / head_dim;
+        o_s[i * ldo + e % head_dim] *= corr_s[i];
       }
-      const float m_old = m_s[i];
-      const float m_new = fmaxf(m_old, tile_max);
-      float sum = 0.f;
-#pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const float w = score[c] == -INFINITY ? 0.f : __expf(score[c] - m_new);
-        p_s[i * kWeightLd + lane + c * kWarp] = from_float<T>(w);
-        sum += w;
+      __syncwarp();
+      for (int nd = 0; nd < head_dim; nd += 16) {
+        wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
+        wmma::load_matrix_sync(c, o_s + my_row0 * ldo + nd, ldo, wmma::mem_row_major);
+  #pragma unroll
+        for (int kk = 0; kk < kKeys; kk += 16) {
+          if (kt + kk > warp_last) break;  // no row of this warp sees these keys: weight 0, V never read
+          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
+          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
+          wmma::load_matrix_sync(a, p_s + my_row0 * kWeightLd + kk, kWeightLd);
+          wmma::load_matrix_sync(b, v_s + kk * ld + nd, ld);
+          wmma::mma_sync(c, a, b, c);
+        }
+        wmma::store_matrix_sync(o_s + my_row0 * ldo + nd, c, ldo, wmma::mem_row_major);
       }
-      sum = warp_sum(sum);
-      if (lane == 0) {
-        const float corr = m_old == -INFINITY ? 0.f : __expf(m_old - m_new);
-        corr_s[i] = corr;
-        l_s[i] = l_s[i] * corr + sum;
-        m_s[i] = m_new;
-      }
-    }
-    __syncwarp();
-    // 4. O = O · corr + P · V for this warp's rows (O read and written as WMMA accumulators)
-    for (int e = lane; e < 16 * head_dim; e += kWarp) {
-      const int i = my_row0 + e / head_dim;
-      o_s[i * ldo + e % head_dim] *= corr_s[i];
-    }
-    __syncwarp();
-    for (int nd = 0; nd < head_dim; nd += 16) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> c;
-      wmma::load_matrix_sync(c, o_s + my_row0 * ldo + nd, ldo, wmma::mem_row_major);
-#pragma unroll
-      for (int kk = 0; kk < kKeys; kk += 16) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> a;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> b;
-        wmma::load_matrix_sync(a, p_s + my_row0 * kWeightLd + kk, kWeightLd);
-        wmma::load_matrix_sync(b, v_s + kk * ld + nd, ld);
-        wmma::mma_sync(c, a, b, c);
-      }
-      wmma::store_matrix_sync(o_s + my_row0 * ldo + nd, c, ldo, wmma::mem_row_major);
     }
     __syncthreads();  // the next key tile overwrites slot_s, k_s and v_s
   }
@@ -272,12 +289,18 @@ int launch_tc_attention(T* out, const T* q, const T* k_cache, const T* v_cache, 
   }
   if (num_tiles == 0 || num_seqs == 0 || heads == 0 || head_dim == 0) return kSuccess;
   if (block_size == 0) return kInvalidValue;
+  // 16-byte copies of q, K and V rows: a misaligned base would be a sticky fault that ends the CUDA context.
+  const auto unaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
+  if (unaligned(q) || unaligned(k_cache) || unaligned(v_cache)) return kInvalidValue;
   const size_t bytes = smem_for(head_dim).total;
   // Above 48 KB a kernel must opt in, per device: set on every launch (a host-side call of a few
   // microseconds, next to a prefill's milliseconds; prefill steps are never captured in graphs).
   const int opted_in = static_cast<int>(cudaFuncSetAttribute(
       tc_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  if (opted_in != kSuccess) return opted_in;
+  if (opted_in != kSuccess) {
+    cudaGetLastError();  // not a sticky error: do not leave it for the next launcher's launch_status()
+    return opted_in;
+  }
   const dim3 grid(num_tiles, heads);
   tc_attention_kernel<T><<<grid, kThreads, bytes, stream>>>(out, q, k_cache, v_cache, block_tables, query_start,
                                                              query_count, context_len, tile_seq, tile_first,

@@ -10,7 +10,6 @@ import io.github.optjava.parallel.TpGroup;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -180,34 +179,8 @@ public final class ParallelOptModel implements CausalLm {
     return await(threads.get(rank).submit(task));
   }
 
-  /**
-   * The task's result, waiting through interrupts (the rank's work goes on regardless: returning early would
-   * let the caller free memory the rank still uses); the interrupt is kept for the caller.
-   */
   private static <T> T await(Future<T> f) {
-    boolean interrupted = false;
-    try {
-      while (true) {
-        try {
-          return f.get();
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-    } catch (ExecutionException e) {
-      Throwable c = e.getCause();
-      if (c instanceof RuntimeException re) {
-        throw re;
-      }
-      if (c instanceof Error err) {
-        throw err;
-      }
-      throw new IllegalStateException(c);
-    } finally {
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
-    }
+    return Futures.await(f);
   }
 
   /** Frees every rank's model, its KV stores other than rank 0's (the cache closes that one), ops and thread. */

@@ -85,10 +85,24 @@ public final class LocalTpGroup implements TpGroup {
     HOST.write(out, shared.exchange(rank, Op.ALL_GATHER, HOST.read(in)));
   }
 
-  /** Breaks the group's barrier: ranks waiting in a collective get the "group is broken" error at once. */
+  /**
+   * Breaks the group's barrier for good: ranks waiting in a collective, and any that arrive later, get the
+   * "group is broken" error at once. (A reset would not do: it breaks only the ranks already waiting, and a rank
+   * that arrives after it would wait for the failed one until the timeout.)
+   */
   @Override
   public void abort() {
-    shared.barrier.reset();
+    shared.aborted = true;
+    try {
+      // An arrival that cannot wait breaks the barrier (TimeoutException) and it stays broken; should every
+      // other rank be waiting already, this arrival trips it instead, and the failed rank's missing deposit
+      // makes the combine fail, which breaks it as well.
+      shared.barrier.await(0, TimeUnit.NANOSECONDS);
+    } catch (TimeoutException | BrokenBarrierException | RuntimeException e) {
+      // broken, as intended
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
   }
 
   /** Nothing to free: the group lives as long as its ranks are referenced. */
@@ -117,6 +131,7 @@ public final class LocalTpGroup implements TpGroup {
     final Op[] ops;
     float[] result;  // the combined data of the last round, read by every rank after await()
     String mismatch; // why the last round could not be combined, or null
+    volatile boolean aborted; // a rank failed (abort): the barrier is broken for good
 
     Rendezvous(int world, Duration timeout) {
       this.world = world;
@@ -132,6 +147,10 @@ public final class LocalTpGroup implements TpGroup {
      * one) has arrived again, so reading it after {@code await} is safe without a second barrier.
      */
     float[] exchange(int rank, Op op, float[] data) {
+      if (aborted) {
+        throw new IllegalStateException("rank " + rank + " of " + world + ": " + op.label + " on a group that another "
+            + "rank aborted after failing; the group is broken: create a new one");
+      }
       deposits[rank] = data;
       ops[rank] = op;
       try {
@@ -143,7 +162,8 @@ public final class LocalTpGroup implements TpGroup {
             + "is broken: create a new one", e);
       } catch (BrokenBarrierException e) {
         throw new IllegalStateException("rank " + rank + " of " + world + ": " + op.label + " aborted because another "
-            + "rank timed out or was interrupted; the group is broken: create a new one", e);
+            + (aborted ? "rank failed" : "rank timed out or was interrupted") + "; the group is broken: create a new one",
+            e);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IllegalStateException("rank " + rank + " of " + world + ": interrupted while waiting in "
@@ -159,6 +179,11 @@ public final class LocalTpGroup implements TpGroup {
     private void combine() {
       mismatch = null;
       result = null;
+      if (aborted) { // tripped by abort()'s arrival: the failed rank deposited nothing
+        mismatch = "another rank failed and aborted the group; the group is broken: create a new one";
+        clearDeposits();
+        return;
+      }
       Op op = ops[0];
       int n = deposits[0].length;
       for (int r = 1; r < world; r++) {

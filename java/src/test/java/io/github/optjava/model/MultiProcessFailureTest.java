@@ -89,16 +89,31 @@ class MultiProcessFailureTest {
   /**
    * In one process: a tensor-parallel rank that fails in the middle of a step aborts its group, so its peer,
    * waiting for it in an all-reduce, fails at once instead of after the group's timeout; the model then refuses
-   * further steps with a clear message.
+   * further steps with a clear message. Either order: the peer already waiting, or (delayed) arriving only after
+   * the failed rank aborted the group.
    */
-  @Test
-  void aRankFailingMidStepWakesItsPeerAndTheModelStaysFailed() {
+  @org.junit.jupiter.params.ParameterizedTest(name = "rank 0 delayed {0} ms")
+  @org.junit.jupiter.params.provider.ValueSource(ints = {0, 300})
+  void aRankFailingMidStepWakesItsPeerAndTheModelStaysFailed(int rank0DelayMs) {
     HfReference ref = new HfReference("tiny-opt");
     OptConfig config = OptConfig.load(ref.modelDir);
     java.util.concurrent.atomic.AtomicBoolean failNow = new java.util.concurrent.atomic.AtomicBoolean();
     ParallelOptModel model;
     try (Checkpoint ck = Checkpoints.open(ref.modelDir)) {
-      model = new ParallelOptModel(config, new OptWeights(config, ck), r -> r == 0 ? new CpuOps() : new CpuOps() {
+      model = new ParallelOptModel(config, new OptWeights(config, ck), r -> r == 0 ? new CpuOps() {
+        @Override
+        public void layerNorm(io.github.optjava.backend.Mat out, io.github.optjava.backend.Mat x,
+            io.github.optjava.backend.Mat gamma, io.github.optjava.backend.Mat beta, float eps) {
+          if (failNow.get()) {
+            try {
+              Thread.sleep(rank0DelayMs); // let rank 1 fail (and abort) before rank 0 reaches the all-reduce
+            } catch (InterruptedException e) {
+              Thread.currentThread().interrupt();
+            }
+          }
+          super.layerNorm(out, x, gamma, beta, eps);
+        }
+      } : new CpuOps() {
         @Override
         public void layerNorm(io.github.optjava.backend.Mat out, io.github.optjava.backend.Mat x,
             io.github.optjava.backend.Mat gamma, io.github.optjava.backend.Mat beta, float eps) {

@@ -160,4 +160,29 @@ class LocalTpGroupTest {
     assertThrows(IllegalArgumentException.class, () -> LocalTpGroup.create(0));
     assertThrows(IllegalArgumentException.class, () -> LocalTpGroup.create(2, Duration.ZERO));
   }
+
+  /** abort() wakes a rank already waiting, and a rank that arrives only afterwards fails at once too. */
+  @org.junit.jupiter.api.Test
+  void abortBreaksTheGroupForRanksWaitingAndRanksStillToCome() throws Exception {
+    List<TpGroup> g = LocalTpGroup.create(3, java.time.Duration.ofMinutes(2));
+    io.github.optjava.backend.cpu.CpuOps ops = new io.github.optjava.backend.cpu.CpuOps();
+    java.util.concurrent.CompletableFuture<Void> waiting = java.util.concurrent.CompletableFuture.runAsync(() -> {
+      try (io.github.optjava.backend.Mat m = ops.alloc(1, 4)) {
+        g.get(0).allReduce(m);
+      }
+    });
+    Thread.sleep(200); // rank 0 waits in the barrier
+    long t0 = System.nanoTime();
+    g.get(2).abort(); // rank 2 failed
+    java.util.concurrent.ExecutionException woken = org.junit.jupiter.api.Assertions.assertThrows(
+        java.util.concurrent.ExecutionException.class, () -> waiting.get(30, java.util.concurrent.TimeUnit.SECONDS));
+    org.junit.jupiter.api.Assertions.assertTrue(woken.getCause().getMessage().contains("broken"),
+        woken.getCause().getMessage());
+    try (io.github.optjava.backend.Mat m = ops.alloc(1, 4)) { // rank 1 arrives after the abort
+      IllegalStateException late = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+          () -> g.get(1).allReduce(m));
+      org.junit.jupiter.api.Assertions.assertTrue(late.getMessage().contains("aborted"), late.getMessage());
+    }
+    org.junit.jupiter.api.Assertions.assertTrue((System.nanoTime() - t0) / 1e9 < 20, "no timeout was waited for");
+  }
 }
