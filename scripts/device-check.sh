@@ -322,6 +322,16 @@ if [ $(( budget - SECONDS - tail_s )) -ge 40 ]; then
     bench_status "speed opt-1.3b $kernel attention" $? "$W/bench_split_1.3b.log"
   done
 fi
+# HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
+# batch 1 and 32 and the 2047-token prefill, as its own engine (hf-sdpa) in the same table.
+if [ $(( budget - SECONDS - tail_s )) -ge 90 ]; then
+  timeout -k 10 "$(cap 100 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --attn sdpa --engine-name hf-sdpa \
+    --batch 1,32 --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 2047 --out "$bench" \
+    ${copy_arg[@]+"${copy_arg[@]}"} > "$W/bench_hf_sdpa_1.3b.log" 2>&1
+  bench_status "speed opt-1.3b: HF sdpa" $? "$W/bench_hf_sdpa_1.3b.log"
+else
+  row "speed opt-1.3b: HF sdpa" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+fi
 speed_shape 6.7b    130   80  150  150    0
 speed_shape 125m     70   45   70   70   40
 if [ -s "$bench" ]; then
