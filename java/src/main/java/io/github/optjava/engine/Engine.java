@@ -56,6 +56,9 @@ public final class Engine implements AutoCloseable {
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
+  /** {@code -Dopt.engine.parallelPicks=false} processes the step's rows one after another (to compare). */
+  private static final boolean PARALLEL_PICKS =
+      !"false".equalsIgnoreCase(System.getProperty("opt.engine.parallelPicks"));
   private final ArrayDeque<Sequence> preempted = new ArrayDeque<>(); // resumed before any new request
   /** The other completions of an n > 1 request, waiting for the first one's prompt prefill to fork from. */
   private final Map<Sequence, List<Sequence>> forks = new HashMap<>();
@@ -264,16 +267,17 @@ public final class Engine implements AutoCloseable {
     }
     int vocab = model.config().vocabSize();
     List<Sequence> joined = argmaxOnly ? List.of() : forkSiblings(logits, vocab);
+    Sequence.Pick[] picks = argmaxOnly ? null : choose(logits, vocab);
     Iterator<Sequence> it = active.iterator();
     int i = 0;
     while (it.hasNext()) {
       Sequence s = it.next();
       if (argmaxOnly) {
         s.acceptGreedy(tokens[i], tokenLogprobs[i]);
-        i++;
       } else {
-        s.accept(logits[i++], vocab);
+        s.commit(picks[i]);
       }
+      i++;
       if (s.finished()) {
         it.remove();
         cache.release(s.id);
@@ -288,6 +292,25 @@ public final class Engine implements AutoCloseable {
         active.add(s);
       }
     }
+  }
+
+  /**
+   * Every active sequence's processors and sampler over its row of {@code logits}, several sequences at once
+   * (a row is a vocabulary of softmax work: at batch 32 it is the host's longest task of a GPU step). Each
+   * sequence touches only its own state and random stream, so the picks do not depend on the threads; the
+   * engine's thread then commits them in order.
+   */
+  private Sequence.Pick[] choose(float[][] logits, int vocab) {
+    Sequence.Pick[] picks = new Sequence.Pick[active.size()];
+    if (picks.length < 2 || !PARALLEL_PICKS) {
+      for (int i = 0; i < picks.length; i++) {
+        picks[i] = active.get(i).choose(logits[i], vocab);
+      }
+      return picks;
+    }
+    java.util.stream.IntStream.range(0, picks.length).parallel()
+        .forEach(i -> picks[i] = active.get(i).choose(logits[i], vocab));
+    return picks;
   }
 
   /**

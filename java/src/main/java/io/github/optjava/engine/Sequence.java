@@ -123,6 +123,22 @@ final class Sequence {
 
   /** Takes the logits of the step (all prompt rows on an echo prefill, else one row) and picks a token. */
   void accept(float[] logits, int vocab) {
+    commit(choose(logits, vocab));
+  }
+
+  /**
+   * What {@link #choose} decided: the token picked from the processed row {@code last} (whose log-sum-exp is
+   * {@code lse}), or, with {@code finish} set, that the sequence ends without a token.
+   */
+  record Pick(int token, float[] last, double lse, FinishReason finish) {}
+
+  /**
+   * The first half of {@link #accept}: the row's echo scores, the logits processors and the sampler, the
+   * expensive part of a step on the host. It touches only this sequence's own state, so the engine runs it for
+   * all the step's sequences at once on several threads; {@link #commit(Pick)}, which calls the listener, then
+   * runs on the engine's thread in order.
+   */
+  Pick choose(float[] logits, int vocab) {
     float[] last = logits;
     recompute = false;
     if (!prefilled) {
@@ -133,19 +149,29 @@ final class Sequence {
       }
     }
     if (request.listener.cancelled()) {
-      finish = FinishReason.CANCELLED;
-      return;
+      return new Pick(-1, null, 0, FinishReason.CANCELLED);
     }
     if (generated.size() >= request.params.maxTokens()) {
-      finish(FinishReason.LENGTH); // max_tokens 0: echo / scoring only
-      return;
+      return new Pick(-1, null, 0, FinishReason.LENGTH); // max_tokens 0: echo / scoring only
     }
     int promptLength = request.promptIds.length;
     pipeline.process(inputIds, length, promptLength, last);
     int token = sampler.next(last);
+    return new Pick(token, last, LogProbs.logSumExp(last), null);
+  }
+
+  /** The second half of {@link #accept}, on the engine's thread: records {@code pick} (streams, finishes). */
+  void commit(Pick pick) {
+    if (pick.finish() == FinishReason.CANCELLED) {
+      finish = FinishReason.CANCELLED;
+      return;
+    }
+    if (pick.finish() != null) {
+      finish(pick.finish());
+      return;
+    }
     request.tokenProduced();
-    double lse = LogProbs.logSumExp(last);
-    commit(token, LogProbs.logProb(last, token, lse), last, lse);
+    commit(pick.token(), LogProbs.logProb(pick.last(), pick.token(), pick.lse()), pick.last(), pick.lse());
   }
 
   /**
