@@ -311,15 +311,19 @@ PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run split-decode-b32 --batc
 # -Dopt.cuda.attention=tc: the tensor-core prefill kernel (attention_tc.cu), split-KV for decode.
 PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tc profile_run tc-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 if [ $(( budget - SECONDS - tail_s )) -ge 40 ]; then
-  for run in "tiled --batch 1,32 --prompt-len 128 --gen-len 128" "tiled --batch 1 --prompt-len 2047 --gen-len 0" \
-             "tc --batch 1 --prompt-len 2047 --gen-len 0"; do
-    kernel="${run%% *}"
-    echo "## attention=$kernel" >> "$W/bench_split_1.3b.log"
+  # Each run: JVM options | bench arguments. cuBLASLt (-Dopt.cuda.gemm=lt) last: it is a separate question.
+  for run in "-Dopt.cuda.attention=tiled|--batch 1,32 --prompt-len 128 --gen-len 128" \
+             "-Dopt.cuda.attention=tiled|--batch 1 --prompt-len 2047 --gen-len 0" \
+             "-Dopt.cuda.attention=tc|--batch 1 --prompt-len 2047 --gen-len 0" \
+             "-Dopt.cuda.gemm=lt|--batch 1,32 --prompt-len 128 --gen-len 128" \
+             "-Dopt.cuda.gemm=lt|--batch 1 --prompt-len 2047 --gen-len 0"; do
+    jopts="${run%%|*}"
+    echo "## $jopts" >> "$W/bench_split_1.3b.log"
     # shellcheck disable=SC2086
-    timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" -Dopt.cuda.attention="$kernel" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" $jopts -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
       -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-      --shape 1.3b --dtype f16 ${run#* } --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
-    bench_status "speed opt-1.3b $kernel attention" $? "$W/bench_split_1.3b.log"
+      --shape 1.3b --dtype f16 ${run#*|} --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
+    bench_status "speed opt-1.3b $jopts" $? "$W/bench_split_1.3b.log"
   done
 fi
 # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
@@ -350,8 +354,8 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
-[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, tiled or tc (prefill) + split-KV (decode) attention (experimental) =="; \
-  grep -E "^## attention|^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
+[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, experimental: tiled / tc attention (prefill) + split-KV (decode), cuBLASLt GEMMs =="; \
+  grep -E "^## -D|^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

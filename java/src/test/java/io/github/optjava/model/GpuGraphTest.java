@@ -27,7 +27,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 class GpuGraphTest {
 
   @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc"})
+  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt"})
   void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
     boolean splitAttention = !kernel.equals("first");
     HfReference ref = new HfReference("tiny-opt");
@@ -35,7 +35,9 @@ class GpuGraphTest {
         OptModel graphed = ref.load(graphOps, null); OptModel eager = ref.load(eagerOps, null);
         KvCache gc = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
         KvCache ec = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
-      graphOps.useAttentionKernel(kernel);
+      // "lt": the first attention kernel, Linears through cuBLASLt (captured in the graphs too)
+      graphOps.useAttentionKernel(kernel.equals("lt") ? "first" : kernel);
+      graphOps.useLtGemm(kernel.equals("lt"));
       eagerOps.useAttentionKernel("first"); // the reference: the first, verified kernel
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();

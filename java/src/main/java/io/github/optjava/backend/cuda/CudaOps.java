@@ -75,6 +75,12 @@ public final class CudaOps implements Ops {
       && !PROFILE;
   private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
   /**
+   * {@code -Dopt.cuda.gemm=lt}: Linears through cuBLASLt ({@link LtGemm}: heuristic algorithm per shape, bias and
+   * ReLU in the GEMM's epilogue). Written without a GPU on 2026-11-26: the default stays cublasGemmEx plus the
+   * bias kernel (verified) until the parity tests have passed on a GPU and the bench shows a gain.
+   */
+  private static final boolean LT_GEMM = "lt".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
+  /**
    * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu);
    * {@code =tiled} the query-tiled kernel (native/src/attention_tiled.cu) for steps with a prompt and the
    * split kernel for decode steps; {@code =tc} as tiled, with the tensor-core prefill kernel
@@ -103,6 +109,7 @@ public final class CudaOps implements Ops {
   private final CUstream_st stream = new CUstream_st(); // every op of this instance, in order
   private final cublasContext cublas = new cublasContext();
   private Pointer cublasWorkspace;
+  private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
 
   // CUDA graphs of decode steps (graphStep): EAGER runs ops as they come; CAPTURE records them into a graph;
   // REPLAY checks them against the graph and launches it when the step reads its result.
@@ -173,6 +180,7 @@ public final class CudaOps implements Ops {
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
       uploads = new IndexUploads(this::malloc, stream, 1 << 20);
       profile = PROFILE ? new OpProfile(stream) : null;
+      lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
     } catch (RuntimeException e) {
       cublasDestroy_v2(cublas);
       if (cublasWorkspace != null) {
@@ -471,6 +479,11 @@ public final class CudaOps implements Ops {
     }
     // Row-major out (T×N) = x (T×K) · wᵀ is, column-major, outᵀ (N×T) = W (N×K, stored as K×N: op T) · xᵀ (K×T).
     requireOpen(); // the cuBLAS handle is destroyed by close()
+    if (lt != null && lt.matmul(o, in, wt, bias == null ? null : CudaMat.of(bias), relu, dtype, stream,
+        mode == Mode.CAPTURE)) {
+      op("linear (cuBLASLt)", 0);
+      return;
+    }
     int type = cudaType(dtype);
     try (FloatPointer one = new FloatPointer(1f); FloatPointer zero = new FloatPointer(0f)) {
       int st = cublasGemmEx(cublas, CUBLAS_OP_T, CUBLAS_OP_N, wt.rows, in.rows, in.cols, one,
@@ -957,6 +970,17 @@ public final class CudaOps implements Ops {
     attentionKernel = name;
   }
 
+  /** Whether Linears go through cuBLASLt (tests run both; see {@code opt.cuda.gemm}). Between steps only. */
+  public void useLtGemm(boolean on) {
+    requireEager("useLtGemm");
+    if (on && lt == null) {
+      lt = new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES);
+    } else if (!on && lt != null) {
+      lt.close();
+      lt = null;
+    }
+  }
+
   /** Whether greedy log-probs come from the device kernel (tests run both; see {@code opt.cuda.deviceLogprob}). */
   void useDeviceLogprobs(boolean onDevice) {
     deviceLogprobs = onDevice;
@@ -1105,6 +1129,9 @@ public final class CudaOps implements Ops {
     if (readBuffer != null) {
       cudaFreeHost(readBuffer);
       readBuffer = null;
+    }
+    if (lt != null) {
+      lt.close();
     }
     cublasDestroy_v2(cublas);
     if (cublasWorkspace != null) { // after the handle: cuBLAS may use it until then

@@ -185,9 +185,25 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} tokens={1} in={2}")
   @MethodSource("cases")
   void linearWithBiasAndRelu(DType d, int tokens, int in) {
+    linearCase(gpu(d), d, tokens, in, in + 13);
+  }
+
+  /** The same through cuBLASLt (bias and ReLU in the GEMM epilogue; -Dopt.cuda.gemm=lt), and a 1.3b-like shape. */
+  @ParameterizedTest(name = "{0} tokens={1} in={2}")
+  @MethodSource("cases")
+  void linearThroughCublasLt(DType d, int tokens, int in) {
+    CudaOps g = gpu(d);
+    g.useLtGemm(true);
+    try {
+      linearCase(g, d, tokens, in, in + 13);
+      linearCase(g, d, 5, 2048, 2048); // leading dimensions multiples of 8: the tensor-core algorithms
+    } finally {
+      g.useLtGemm(false);
+    }
+  }
+
+  private void linearCase(Ops g, DType d, int tokens, int in, int out) {
     Random r = new Random(tokens * 7L + in);
-    Ops g = gpu(d);
-    int out = in + 13;
     float[] x = random(r, tokens * in, 1, d);
     float[] w = random(r, out * in, 0.2, d);
     float[] b = random(r, out, 0.1, d);
