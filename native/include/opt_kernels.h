@@ -287,6 +287,19 @@ OPT_API int opt_attention_tc_bf16(uint16_t* out, const uint16_t* q, const uint16
                                   int block_size, int max_blocks, int num_blocks, float scale, cudaStream_t stream);
 
 /*
+ * Sampling (sample.cu): per row of float32 logits (rows, vocab), a token drawn from softmax(logits / temperature[r])
+ * after top-k (top_k[r] > 0) and top-p (top_p[r] < 1) filtering, with the uniform number uniform[r] in [0, 1) the
+ * host drew; out_token[r] = the token (-1: every logit -inf; -2: a NaN), out_logprob[r] = its log-probability
+ * under the filtered distribution. The rules are CpuOps.sampleRows' (see sample.cu).
+ *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p (rows) float32, top_k (rows) int32,
+ *   uniform (rows) float64: all device memory.
+ * Status: written 2026-11-26 without a GPU; CudaOps uses it only with -Dopt.cuda.deviceSampling=true.
+ */
+OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
+                                const int32_t* top_k, const float* top_p, const double* uniform, int rows, int vocab,
+                                cudaStream_t stream);
+
+/*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax
  * semantics (a NaN counts as the maximum, the first NaN wins; ties go to the smallest index).
  *   out_index (rows) device int32; logits (rows, vocab) device float32; vocab >= 1 when rows > 0.

@@ -124,6 +124,29 @@ public interface Ops extends AutoCloseable {
   }
 
   /**
+   * One token per row of {@code logits} (rows × vocab) drawn with {@link RowSampling}'s rules: softmax(row /
+   * temperature[r]) after top-k (topK[r] > 0) and top-p (topP[r] < 1), with the uniform number uniform[r] in
+   * [0, 1); {@code logprobs[r]} (when not null) receives the token's log-probability under that distribution.
+   * A row with a NaN gives {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. Default: the logits
+   * read back and drawn on the host; a GPU draws where they are.
+   */
+  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
+      double[] logprobs) {
+    float[] flat = read(logits);
+    int vocab = logits.cols();
+    int[] out = new int[logits.rows()];
+    for (int r = 0; r < out.length; r++) {
+      out[r] = RowSampling.sample(flat, r * vocab, vocab, temperature[r], topK[r], topP[r], uniform[r], logprobs, r);
+    }
+    return out;
+  }
+
+  /** Whether {@link #sampleRows} draws on the device (then the engine lets it; else it samples on the host). */
+  default boolean samplesOnDevice() {
+    return false;
+  }
+
+  /**
    * Declares that the ops until the next {@link #read} / {@link #argmaxRows} form a step that the caller
    * repeats op for op, with the same shapes and buffers sizes, whenever it passes the same
    * {@code (batch, variant)}; a backend may capture it once and replay it (CUDA graphs). A no-op by default.

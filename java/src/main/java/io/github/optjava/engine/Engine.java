@@ -256,24 +256,45 @@ public final class Engine implements AutoCloseable {
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
     boolean argmaxOnly = active.stream().allMatch(s -> s.argmaxIsEnough() && !forks.containsKey(s));
+    // Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are.
+    boolean sampledThere = !argmaxOnly && model.samplesOnDevice()
+        && active.stream().allMatch(s -> s.samplableWhereLogitsAre() && !forks.containsKey(s));
     float[][] logits = null;
     int[] tokens = null;
     double[] tokenLogprobs = null;
     if (argmaxOnly) {
       tokenLogprobs = new double[steps.size()];
       tokens = model.greedy(steps, cache, tokenLogprobs);
+    } else if (sampledThere) {
+      int n = active.size();
+      float[] t = new float[n];
+      int[] k = new int[n];
+      float[] p = new float[n];
+      double[] u = new double[n];
+      for (int j = 0; j < n; j++) {
+        Sequence s = active.get(j);
+        t[j] = s.temperature();
+        k[j] = s.topK();
+        p[j] = s.topP();
+        u[j] = s.nextUniform();
+      }
+      tokenLogprobs = new double[n];
+      tokens = model.sample(steps, cache, new CausalLm.SamplingSpec(t, k, p, u), tokenLogprobs);
     } else {
       logits = model.forward(steps, cache);
     }
     int vocab = model.config().vocabSize();
-    List<Sequence> joined = argmaxOnly ? List.of() : forkSiblings(logits, vocab);
-    Sequence.Pick[] picks = argmaxOnly ? null : choose(logits, vocab);
+    boolean picked = argmaxOnly || sampledThere; // the model picked the tokens
+    List<Sequence> joined = picked ? List.of() : forkSiblings(logits, vocab);
+    Sequence.Pick[] picks = picked ? null : choose(logits, vocab);
     Iterator<Sequence> it = active.iterator();
     int i = 0;
     while (it.hasNext()) {
       Sequence s = it.next();
       if (argmaxOnly) {
         s.acceptGreedy(tokens[i], tokenLogprobs[i]);
+      } else if (sampledThere) {
+        s.acceptSampled(tokens[i], tokenLogprobs[i]);
       } else {
         s.commit(picks[i]);
       }

@@ -69,6 +69,19 @@ public final class Sampler {
     return mix64(seed ^ mix64(completionIndex + 0x9e3779b97f4a7c15L));
   }
 
+  /**
+   * The next uniform number in [0, 1) of this sequence's stream: what {@link #sample} scales by the weights'
+   * sum, handed instead to a sampler elsewhere (the GPU's), so that the stream advances the same way.
+   *
+   * @throws IllegalStateException for a greedy sampler
+   */
+  public double nextUniform() {
+    if (random == null) {
+      throw new IllegalStateException("a greedy sampler draws nothing");
+    }
+    return random.nextDouble();
+  }
+
   /** True when this sampler always takes the argmax. */
   public boolean isGreedy() {
     return random == null;

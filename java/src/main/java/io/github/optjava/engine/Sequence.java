@@ -105,7 +105,8 @@ final class Sequence {
         && (prefilled || !request.params.echo());
   }
 
-  /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax. */
+  /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax (also used
+   * by {@link #acceptSampled}). */
   void acceptGreedy(int token, double logprob) {
     prefilled = true;
     recompute = false;
@@ -119,6 +120,46 @@ final class Sequence {
     }
     request.tokenProduced();
     commit(token, logprob, null, Double.NaN);
+  }
+
+  /**
+   * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
+   * plain sampling (temperature, top-k, top-p and no other processor), no log-probs asked for, not an echo
+   * prefill. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's
+   * (they differ only for a token exactly at a top-p cut).
+   */
+  boolean samplableWhereLogitsAre() {
+    io.github.optjava.api.SamplingParams p = request.params;
+    return !sampler.isGreedy() && !wantLogprobs && (prefilled || !p.echo()) && p.repetitionPenalty() == 1.0
+        && p.presencePenalty() == 0 && p.frequencyPenalty() == 0 && p.noRepeatNgramSize() == 0 && p.minTokens() == 0;
+  }
+
+  float temperature() {
+    return (float) request.params.temperature();
+  }
+
+  int topK() {
+    return request.params.topK();
+  }
+
+  float topP() {
+    return (float) request.params.topP();
+  }
+
+  /** The uniform number this step's draw uses: the sequence's stream advances as the host sampler's would. */
+  double nextUniform() {
+    return sampler.nextUniform();
+  }
+
+  /** The step's token when {@link #samplableWhereLogitsAre}: drawn by the model, with its log-probability. */
+  void acceptSampled(int token, double logprob) {
+    if (token == io.github.optjava.backend.RowSampling.NAN) {
+      throw new IllegalStateException("cannot sample: a logit is NaN (the model produced invalid numbers)");
+    }
+    if (token == io.github.optjava.backend.RowSampling.NONE) {
+      throw new IllegalStateException("cannot sample: every token has probability 0 (all logits are -inf)");
+    }
+    acceptGreedy(token, logprob); // the same bookkeeping: cancellation, length, commit
   }
 
   /** Takes the logits of the step (all prompt rows on an echo prefill, else one row) and picks a token. */

@@ -41,6 +41,30 @@ public interface CausalLm extends AutoCloseable {
     return out;
   }
 
+  /** Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, a uniform number). */
+  record SamplingSpec(float[] temperature, int[] topK, float[] topP, double[] uniform) {}
+
+  /**
+   * Each sequence's next token drawn by {@link io.github.optjava.backend.RowSampling}'s rules from its logits
+   * after its new tokens; {@code logprobs} (when not null) receives each token's log-probability under the
+   * filtered distribution. A backend that {@link #samplesOnDevice} draws without copying the logits out.
+   */
+  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+    float[][] logits = forward(seqs, cache);
+    int[] out = new int[logits.length];
+    for (int s = 0; s < logits.length; s++) {
+      float[] v = logits[s];
+      out[s] = io.github.optjava.backend.RowSampling.sample(v, v.length - config().vocabSize(), config().vocabSize(),
+          spec.temperature()[s], spec.topK()[s], spec.topP()[s], spec.uniform()[s], logprobs, s);
+    }
+    return out;
+  }
+
+  /** Whether {@link #sample} draws where the logits are (the engine then prefers it for plain sampling). */
+  default boolean samplesOnDevice() {
+    return false;
+  }
+
   /** Copies KV blocks {@code src[i]} to {@code dst[i]} in every layer (beam forks), on every rank. */
   void copyBlocks(KvCache cache, int[] src, int[] dst);
 

@@ -221,7 +221,7 @@ public final class OptModel implements CausalLm {
   @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
     requireWholeModel();
-    return step(seqs, cache, false, null, null, null).logits;
+    return step(seqs, cache, null, null, null).logits;
   }
 
   /**
@@ -272,7 +272,7 @@ public final class OptModel implements CausalLm {
    * {@link #forward} returns them on the last stage, else null.
    */
   public float[][] stageForward(List<SeqStep> seqs, KvCache cache, StageIo io) {
-    return step(seqs, cache, false, null, stage.isFirst() ? null : io, stage.isLast() ? null : io).logits;
+    return step(seqs, cache, null, stage.isFirst() ? null : io, stage.isLast() ? null : io).logits;
   }
 
   private void requireWholeModel() {
@@ -295,7 +295,29 @@ public final class OptModel implements CausalLm {
       }
     }
     requireWholeModel();
-    return step(seqs, cache, true, logprobs, null, null).argmax;
+    return step(seqs, cache, logits -> ops.argmaxRows(logits, logprobs), null, null).argmax;
+  }
+
+  /**
+   * As {@link #greedy}, drawing each sequence's token instead ({@link Ops#sampleRows}: temperature, top-k and
+   * top-p with the given uniform numbers), where the logits are: a GPU copies back a token and a log-prob per
+   * sequence.
+   */
+  @Override
+  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+    for (SeqStep q : seqs) {
+      if (q.allLogits()) {
+        throw new IllegalArgumentException("sample(): sequence " + q.seqId() + " asks for the logits of all its tokens");
+      }
+    }
+    requireWholeModel();
+    return step(seqs, cache, logits -> ops.sampleRows(logits, spec.temperature(), spec.topK(), spec.topP(),
+        spec.uniform(), logprobs), null, null).argmax;
+  }
+
+  @Override
+  public boolean samplesOnDevice() {
+    return ops.samplesOnDevice();
   }
 
   /** What a step returns: the logits per sequence, or the argmax per sequence (mid-pipeline: nothing). */
@@ -303,7 +325,7 @@ public final class OptModel implements CausalLm {
 
   /** {@code input}: where a later stage's hidden states come from (null: embed the tokens); {@code output}: where
    * a stage before the last sends its own (null: compute the logits). */
-  private StepResult step(List<SeqStep> seqs, KvCache cache, boolean argmaxOnly, double[] logprobs,
+  private StepResult step(List<SeqStep> seqs, KvCache cache, java.util.function.Function<Mat, int[]> picker,
       StageIo input, StageIo output) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
@@ -371,12 +393,12 @@ public final class OptModel implements CausalLm {
     if (decode) {
       ops.graphStep(n, tableWidth);
       try {
-        return runOps(in, cache, argmaxOnly, logprobs);
+        return runOps(in, cache, picker);
       } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op
-        return runOps(in, cache, argmaxOnly, logprobs);
+        return runOps(in, cache, picker);
       }
     }
-    return runOps(in, cache, argmaxOnly, logprobs);
+    return runOps(in, cache, picker);
   }
 
   /** What the ops of one step read, prepared by {@link #step}. */
@@ -384,7 +406,8 @@ public final class OptModel implements CausalLm {
       int[] outputRows, int total, int outRows, StageIo input, StageIo output) {}
 
   /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
-  private StepResult runOps(StepInputs in, KvCache cache, boolean argmaxOnly, double[] logprobs) {
+  /** {@code picker}: how the tokens are picked where the logits are (argmax, sampling), or null for the logits. */
+  private StepResult runOps(StepInputs in, KvCache cache, java.util.function.Function<Mat, int[]> picker) {
     List<SeqStep> seqs = in.seqs;
     AttentionBatch batch = in.batch;
     int[] ids = in.ids;
@@ -472,8 +495,8 @@ public final class OptModel implements CausalLm {
       }
       Mat logits = m.alloc(outRows, config.vocabSize());
       ops.linear(logits, last, lmHead, null, false);
-      if (argmaxOnly) {
-        return new StepResult(null, ops.argmaxRows(logits, logprobs));
+      if (picker != null) {
+        return new StepResult(null, picker.apply(logits));
       }
       float[] flat = ops.read(logits);
 

@@ -99,6 +99,12 @@ public final class CudaOps implements Ops {
    * host (the verified path; the argmax alone stays on the device).
    */
   private static final boolean DEVICE_LOGPROB = Boolean.getBoolean("opt.cuda.deviceLogprob");
+  /**
+   * {@code -Dopt.cuda.deviceSampling=true}: sampled steps draw their tokens on the device ({@link #sampleRows},
+   * native/src/sample.cu) instead of copying every row of logits to the host. Written 2026-11-26 without a GPU:
+   * off until the parity test ({@code sampleRowsMatchesItsCpuTwin}) has passed on one.
+   */
+  private static final boolean DEVICE_SAMPLING = Boolean.getBoolean("opt.cuda.deviceSampling");
   /** Scratch for the split-KV partials: (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it. */
   private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
   /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
@@ -135,6 +141,7 @@ public final class CudaOps implements Ops {
   private int[] tileSeq;
   private int[] tileFirst;
   private boolean deviceLogprobs = DEVICE_LOGPROB;
+  private boolean deviceSampling = DEVICE_SAMPLING;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
@@ -1051,6 +1058,74 @@ public final class CudaOps implements Ops {
       }
     }
     return out;
+  }
+
+  @Override
+  public boolean samplesOnDevice() {
+    return deviceSampling;
+  }
+
+  /** Whether sampled steps draw on the device (tests run both; see {@code opt.cuda.deviceSampling}). */
+  public void useDeviceSampling(boolean onDevice) {
+    deviceSampling = onDevice;
+  }
+
+  @Override
+  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
+      double[] logprobs) {
+    if (!deviceSampling) {
+      return Ops.super.sampleRows(logits, temperature, topK, topP, uniform, logprobs);
+    }
+    CudaMat s = CudaMat.of(logits);
+    endStep();
+    int n = s.rows;
+    int vocab = s.cols;
+    // Scratch: [logits as f32][n tokens][n log-probs][n temperatures][n top-k][n top-p][pad][n uniforms]
+    long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
+    long paramsAt = f32Bytes + 8L * n;
+    long uniformAt = (paramsAt + 12L * n + 7) / 8 * 8;
+    Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
+    FloatPointer values = dtype == DType.F32 ? s.f32() : new FloatPointer(scratch);
+    if (dtype != DType.F32) {
+      op("sample (to float32)", dtype == DType.F16
+          ? OptKernels.opt_to_f32_f16(values, s.bits(), n * vocab, stream)
+          : OptKernels.opt_to_f32_bf16(values, s.bits(), n * vocab, stream));
+    }
+    try (org.bytedeco.javacpp.BytePointer params = new org.bytedeco.javacpp.BytePointer(uniformAt - paramsAt
+        + 8L * n)) {
+      java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
+      for (int r = 0; r < n; r++) {
+        b.putFloat(4 * r, temperature[r]);
+        b.putInt(4 * (n + r), topK[r]);
+        b.putFloat(4 * (2 * n + r), topP[r]);
+        b.putDouble((int) (uniformAt - paramsAt) + 8 * r, uniform[r]);
+      }
+      check("sample parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt / 4), params,
+          uniformAt - paramsAt + 8L * n, cudaMemcpyHostToDevice, stream));
+      IntPointer tokens = IndexUploads.at(scratch, f32Bytes / 4);
+      FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
+      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values,
+          new FloatPointer(IndexUploads.at(scratch, paramsAt / 4)),
+          IndexUploads.at(scratch, paramsAt / 4 + n),
+          new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
+          new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
+      Pointer host = readBuffer(8L * Math.max(n, 1));
+      check("sample read", cudaMemcpyAsync(host, tokens, 8L * n, cudaMemcpyDeviceToHost, stream));
+      // the parameters' pageable buffer must outlive the copy: synchronised before it is freed
+      check("sample read (synchronise)", cudaStreamSynchronize(stream));
+      launchedUnsynchronised = false;
+      uploads.reset();
+      int[] out = new int[n];
+      new IntPointer(host).get(out);
+      if (logprobs != null) {
+        float[] f = new float[n];
+        new FloatPointer(IndexUploads.at(host, n)).get(f);
+        for (int i = 0; i < n; i++) {
+          logprobs[i] = f[i];
+        }
+      }
+      return out;
+    }
   }
 
   private Pointer argmaxScratch(long bytes) {

@@ -351,6 +351,14 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
       int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
 
+  // ---- sampling (sample.cu) ----
+
+  /** One token per row drawn after temperature, top-k and top-p with the given uniforms (RowSampling's rules). */
+  public static native int opt_sample_rows_f32(@Cast("int32_t*") IntPointer outToken, FloatPointer outLogprob,
+      @Cast("const float*") FloatPointer logits, @Cast("const float*") FloatPointer temperature,
+      @Cast("const int32_t*") IntPointer topK, @Cast("const float*") FloatPointer topP,
+      @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, CUstream_st stream);
+
   // ---- argmax (sampling.cu) ----
 
   /**

@@ -321,6 +321,51 @@ class CudaOpsParityTest {
   }
 
   /**
+   * Sampling on the device (opt_sample_rows_f32) against its host twin (RowSampling, which CpuOps uses): the same
+   * tokens for the same uniforms over rows of the real vocabulary and small ones, with temperature, top-k and
+   * top-p on and off, and the same log-probs; the logits in the GPU's dtype (the twin reads the same values).
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    for (int vocab : new int[] {cols, 50272}) {
+      Random r = new Random(rows * 17L + vocab);
+      float[] logits = random(r, rows * vocab, 4, d);
+      float[] t = new float[rows];
+      int[] k = new int[rows];
+      float[] p = new float[rows];
+      double[] u = new double[rows];
+      for (int i = 0; i < rows; i++) {
+        t[i] = new float[] {1f, 0.7f, 1.3f}[i % 3];
+        k[i] = new int[] {0, 50, 1, vocab}[i % 4];
+        p[i] = new float[] {1f, 0.9f, 0.5f}[(i / 2) % 3];
+        u[i] = r.nextDouble();
+      }
+      // The twin reads the logits as the GPU stores them (rounded to d), like CpuOps would after a read.
+      float[] stored = g.read(act(g, logits, rows, vocab));
+      double[] want = new double[rows];
+      int[] wantTok = new int[rows];
+      for (int i = 0; i < rows; i++) {
+        wantTok[i] = io.github.optjava.backend.RowSampling.sample(stored, i * vocab, vocab, t[i], k[i], p[i], u[i],
+            want, i);
+      }
+      g.useDeviceSampling(true);
+      try {
+        double[] got = new double[rows];
+        int[] tok = g.sampleRows(act(g, logits, rows, vocab), t, k, p, u, got);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, tok, d + " vocab " + vocab);
+        for (int i = 0; i < rows; i++) {
+          assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])),
+              d + " vocab " + vocab + " row " + i + ": " + got[i] + " vs " + want[i]);
+        }
+      } finally {
+        g.useDeviceSampling(false);
+      }
+    }
+  }
+
+  /**
    * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
    * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
    */

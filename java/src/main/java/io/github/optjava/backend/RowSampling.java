@@ -1,0 +1,121 @@
+package io.github.optjava.backend;
+
+/**
+ * The device sampler's rules on the host ({@code native/src/sample.cu}, {@link Ops#sampleRows}): one token from
+ * softmax(row / temperature) after top-k and top-p, with a given uniform number. The twin the GPU kernel is
+ * tested against, and what {@link Ops#sampleRows} does on backends without a kernel. Its rules differ from the
+ * engine's HF-exact host path (engine.Sampler with the Temperature/TopK/TopP processors) only where a token
+ * lies exactly at a cut: top-p's equal weights at the cut go together here, and the masses are plain double
+ * sums. Not thread-safe? Stateless: static methods only.
+ */
+public final class RowSampling {
+  private RowSampling() {}
+
+  /** What {@link #sample} returns for a row with a NaN (the caller reports it). */
+  public static final int NAN = -2;
+  /** What {@link #sample} returns for a row whose every value is -inf (nothing can be drawn). */
+  public static final int NONE = -1;
+
+  /** Order-preserving key of a float, as unsigned (compare with {@link Integer#compareUnsigned}). */
+  static int ordered(float f) {
+    int b = Float.floatToRawIntBits(f);
+    return b < 0 ? ~b : b | 0x80000000;
+  }
+
+  /**
+   * Draws from {@code row[offset, offset + vocab)}.
+   *
+   * @param topK      0 or at least vocab: no top-k
+   * @param topP      1: no top-p
+   * @param uniform   in [0, 1)
+   * @param logprob   receives the token's log-probability under the filtered distribution at {@code at}
+   *                  (NaN or -inf for {@link #NAN} / {@link #NONE}); may be null
+   * @return the token (0-based in the row), or {@link #NONE} / {@link #NAN}
+   */
+  public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, double uniform,
+      double[] logprob, int at) {
+    float[] s = new float[vocab];
+    float m = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < vocab; i++) {
+      s[i] = row[offset + i] / temperature;
+      if (s[i] != s[i]) {
+        return report(logprob, at, Double.NaN, NAN);
+      }
+      m = Math.max(m, s[i]);
+    }
+    if (m == Float.NEGATIVE_INFINITY) {
+      return report(logprob, at, Double.NEGATIVE_INFINITY, NONE);
+    }
+    int kth = 0; // unsigned: every key >= 0
+    if (topK > 0 && topK < vocab) {
+      int prefix = 0;
+      for (int b = 31; b >= 0; b--) {
+        int candidate = prefix | (1 << b);
+        int count = 0;
+        for (float v : s) {
+          count += Integer.compareUnsigned(ordered(v), candidate) >= 0 ? 1 : 0;
+        }
+        if (count >= topK) {
+          prefix = candidate;
+        }
+      }
+      kth = prefix;
+    }
+    double[] w = new double[vocab];
+    double total = 0;
+    for (int i = 0; i < vocab; i++) {
+      if (Integer.compareUnsigned(ordered(s[i]), kth) < 0) {
+        w[i] = 0;
+      } else if (m == Float.POSITIVE_INFINITY) {
+        w[i] = s[i] == Float.POSITIVE_INFINITY ? 1 : 0;
+      } else {
+        w[i] = (float) Math.exp(s[i] - m); // the kernel's expf: a float weight
+      }
+      total += w[i];
+    }
+    double removed = 0;
+    int tau = 0;
+    boolean filterP = topP < 1f;
+    if (filterP) {
+      double limit = (1.0 - topP) * total;
+      int prefix = 0;
+      for (int b = 31; b >= 0; b--) {
+        int candidate = prefix | (1 << b);
+        double mass = 0;
+        for (double x : w) {
+          if (x > 0 && Integer.compareUnsigned(Float.floatToRawIntBits((float) x), candidate) <= 0) {
+            mass += x;
+          }
+        }
+        if (mass <= limit) {
+          prefix = candidate;
+          removed = mass;
+        }
+      }
+      tau = prefix;
+    }
+    double keptMass = total - removed;
+    double target = uniform * keptMass;
+    double cumulative = 0;
+    int last = -1;
+    for (int i = 0; i < vocab; i++) {
+      double x = w[i];
+      if (x <= 0 || (filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) x), tau) <= 0)) {
+        continue;
+      }
+      last = i;
+      cumulative += x;
+      if (cumulative > target) {
+        return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[i] - m) - Math.log(keptMass), i);
+      }
+    }
+    return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[last] - m) - Math.log(keptMass), last);
+  }
+
+  private static int report(double[] logprob, int at, double value, int token) {
+    if (logprob != null) {
+      logprob[at] = value;
+    }
+    return token;
+  }
+}

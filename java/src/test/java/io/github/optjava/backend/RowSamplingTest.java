@@ -1,0 +1,160 @@
+package io.github.optjava.backend;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.List;
+import java.util.Random;
+import org.junit.jupiter.api.Test;
+
+/**
+ * The device sampler's rules on the host, against a plain sort-based statement of them: top-k keeps the k largest
+ * (ties at the k-th kept), top-p drops the lightest tokens while they hold at most 1 - p of the mass (equal weights
+ * together), and the draw walks the kept weights in token order; plus the edge rows and the distribution itself.
+ */
+class RowSamplingTest {
+
+  /** The rules, the obvious way: sort, cut, walk. */
+  private static int reference(float[] row, float t, int k, float p, double u, double[] logprob) {
+    int n = row.length;
+    float[] s = new float[n];
+    float m = Float.NEGATIVE_INFINITY;
+    for (int i = 0; i < n; i++) {
+      s[i] = row[i] / t;
+      m = Math.max(m, s[i]);
+    }
+    List<Integer> order = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      order.add(i);
+    }
+    order.sort(Comparator.comparingDouble((Integer i) -> s[i]).reversed());
+    float kth = k > 0 && k < n ? s[order.get(k - 1)] : Float.NEGATIVE_INFINITY;
+    double[] w = new double[n];
+    double total = 0;
+    for (int i = 0; i < n; i++) {
+      w[i] = s[i] >= kth ? (float) Math.exp(s[i] - m) : 0;
+      total += w[i];
+    }
+    if (p < 1f) {
+      // lightest first; remove whole groups of equal weight while the removed mass stays <= (1 - p) total
+      double limit = (1.0 - p) * total;
+      List<Integer> asc = new ArrayList<>(order);
+      asc.sort(Comparator.comparingDouble((Integer i) -> w[i]));
+      double removed = 0;
+      int j = 0;
+      while (j < asc.size()) {
+        double value = w[asc.get(j)];
+        int end = j;
+        double group = 0;
+        while (end < asc.size() && w[asc.get(end)] == value) {
+          group += w[asc.get(end)];
+          end++;
+        }
+        if (removed + group > limit) {
+          break;
+        }
+        for (int q = j; q < end; q++) {
+          w[asc.get(q)] = 0;
+        }
+        removed += group;
+        j = end;
+      }
+      total -= removed;
+    }
+    double target = u * total;
+    double c = 0;
+    int last = -1;
+    for (int i = 0; i < n; i++) {
+      if (w[i] > 0) {
+        last = i;
+        c += w[i];
+        if (c > target) {
+          logprob[0] = (double) s[i] - m - Math.log(total);
+          return i;
+        }
+      }
+    }
+    logprob[0] = (double) s[last] - m - Math.log(total);
+    return last;
+  }
+
+  @Test
+  void agreesWithTheSortBasedRulesOnRandomRows() {
+    Random r = new Random(42);
+    double[] got = new double[1];
+    double[] want = new double[1];
+    int checked = 0;
+    for (int trial = 0; trial < 400; trial++) {
+      int n = 1 + r.nextInt(300);
+      float[] row = new float[n];
+      for (int i = 0; i < n; i++) {
+        row[i] = r.nextInt(10) == 0 ? Float.NEGATIVE_INFINITY : (float) (r.nextGaussian() * 3);
+      }
+      row[r.nextInt(n)] = 1f; // at least one finite value
+      if (r.nextBoolean() && n > 3) {
+        row[1] = row[2]; // a tie
+      }
+      float t = new float[] {1f, 0.7f, 1.5f}[r.nextInt(3)];
+      int k = new int[] {0, 1, 5, 50, n}[r.nextInt(5)];
+      float p = new float[] {1f, 0.9f, 0.5f, 0.05f}[r.nextInt(4)];
+      double u = r.nextDouble();
+      int token = RowSampling.sample(row, 0, n, t, k, p, u, got, 0);
+      int expected = reference(row, t, k, p, u, want);
+      assertEquals(expected, token, "trial " + trial);
+      assertEquals(want[0], got[0], 1e-9, "log-prob, trial " + trial);
+      checked++;
+    }
+    assertEquals(400, checked);
+  }
+
+  @Test
+  void edgeRows() {
+    double[] lp = new double[1];
+    assertEquals(RowSampling.NAN, RowSampling.sample(new float[] {1f, Float.NaN}, 0, 2, 1f, 0, 1f, 0.5, lp, 0));
+    assertTrue(Double.isNaN(lp[0]));
+    float inf = Float.NEGATIVE_INFINITY;
+    assertEquals(RowSampling.NONE, RowSampling.sample(new float[] {inf, inf}, 0, 2, 1f, 0, 1f, 0.5, lp, 0));
+    // +inf (an overflowed temperature division): uniform among the +inf tokens
+    float[] twoInf = {0f, Float.POSITIVE_INFINITY, 3f, Float.POSITIVE_INFINITY};
+    assertEquals(1, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.25, lp, 0));
+    assertEquals(3, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.75, lp, 0));
+    assertEquals(Math.log(0.5), lp[0], 1e-12);
+    // top-k 1 is the argmax whatever the draw; an offset into a longer array
+    float[] wide = {9f, 9f, 0.1f, 2f, -1f, 0.3f};
+    assertEquals(1, RowSampling.sample(wide, 2, 4, 1f, 1, 1f, 0.99, lp, 0));
+    assertEquals(0, lp[0], 1e-12);
+  }
+
+  @Test
+  void drawsFollowTheFilteredSoftmax() {
+    float[] row = {2f, 1f, 0.5f, -1f, 0f};
+    float t = 0.8f;
+    int k = 4;
+    float p = 0.9f;
+    double[] lp = new double[1];
+    int draws = 200_000;
+    int[] counts = new int[row.length];
+    Random r = new Random(7);
+    for (int d = 0; d < draws; d++) {
+      counts[RowSampling.sample(row, 0, row.length, t, k, p, r.nextDouble(), lp, 0)]++;
+    }
+    // by hand: s = row / 0.8, top-4 drops -1 (index 3); top-p 0.9 then drops the lightest while <= 10 % of mass
+    double[] w = new double[row.length];
+    double total = 0;
+    for (int i = 0; i < row.length; i++) {
+      w[i] = i == 3 ? 0 : Math.exp(row[i] / t - row[0] / t);
+      total += w[i];
+    }
+    // ascending: index 4 (0/0.8) 0.082, index 2 0.154, index 1 0.287, index 0 1: index 4 holds 0.082/1.523 = 5.4 %
+    // and with index 2 15.5 % > 10 %: only index 4 goes
+    double kept = total - w[4];
+    for (int i : new int[] {0, 1, 2}) {
+      double prob = w[i] / kept;
+      assertEquals(prob, counts[i] / (double) draws, 0.005, "token " + i);
+    }
+    assertEquals(0, counts[3]);
+    assertEquals(0, counts[4]);
+  }
+}

@@ -1,0 +1,126 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.model.CausalLm;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Plain sampling on a model that draws where the logits are ({@link CausalLm#samplesOnDevice}: a GPU with
+ * -Dopt.cuda.deviceSampling=true) takes {@link CausalLm#sample}; here a CPU model claims it and draws with the
+ * host twin of the GPU's rules. A seeded request gives the same tokens alone and batched, and sampling with other
+ * processors or log-prob alternatives keeps the logits path.
+ */
+class EngineDeviceSamplingTest {
+
+  /** A model that says it samples on the device and counts which step method the engine calls. */
+  private static final class Drawing implements CausalLm {
+    final OptModel model;
+    int forwards;
+    int samples;
+
+    Drawing(OptModel model) {
+      this.model = model;
+    }
+
+    @Override
+    public OptConfig config() {
+      return model.config();
+    }
+
+    @Override
+    public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+      forwards++;
+      return model.forward(seqs, cache);
+    }
+
+    @Override
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+      samples++;
+      return model.sample(seqs, cache, spec, logprobs); // CpuOps: the host twin of the kernel's rules
+    }
+
+    @Override
+    public boolean samplesOnDevice() {
+      return true;
+    }
+
+    @Override
+    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+      model.copyBlocks(cache, src, dst);
+    }
+
+    @Override
+    public KvCache newCache(int blocks, int blockSize) {
+      return model.newCache(blocks, blockSize);
+    }
+
+    @Override
+    public void close() {
+      model.close();
+    }
+  }
+
+  private static SamplingParams sampled(long seed) {
+    return SamplingParams.builder().temperature(0.8).topK(40).topP(0.9).seed(seed).maxTokens(12).build();
+  }
+
+  @Test
+  void seededSamplingDrawsWhereTheLogitsAreAloneAndBatchedAlike() {
+    CpuOps ops = new CpuOps();
+    OptModel model = TinyOpt.model(ops);
+    OptConfig config = model.config();
+    Drawing drawing = new Drawing(model);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    String[] prompts = {"The capital of France is", "Once upon a time", "def f(x):", "Hello"};
+    List<List<Integer>> solo = new ArrayList<>();
+    try (Engine engine = new Engine(drawing, tokenizer,
+        new KvCache(ops.kvStore(config.numHiddenLayers(), 64, 16, config.hiddenSize())), 8, 128)) {
+      for (int i = 0; i < prompts.length; i++) {
+        Choice c = engine.submit(tokenizer.encode(prompts[i]), sampled(i), null).join().choices().get(0);
+        solo.add(c.tokenIds());
+        assertTrue(c.score() < 0 && Double.isFinite(c.score()), "a sum of log-probs: " + c.score());
+      }
+      assertEquals(0, drawing.forwards, "plain sampling never needs the logits on the host");
+      assertTrue(drawing.samples >= 4 * 12, "sampled steps: " + drawing.samples);
+
+      List<CompletableFuture<io.github.optjava.api.Completion>> together = new ArrayList<>();
+      for (int i = 0; i < prompts.length; i++) {
+        together.add(engine.submit(tokenizer.encode(prompts[i]), sampled(i), null));
+      }
+      for (int i = 0; i < prompts.length; i++) {
+        assertEquals(solo.get(i), together.get(i).join().choices().get(0).tokenIds(), "prompt " + i);
+      }
+      assertNotEquals(solo.get(0), engine.submit(tokenizer.encode(prompts[0]), sampled(99), null).join().choices()
+          .get(0).tokenIds(), "another seed draws other tokens");
+    }
+  }
+
+  @Test
+  void otherProcessorsAndLogprobAlternativesKeepTheLogitsPath() {
+    CpuOps ops = new CpuOps();
+    OptModel model = TinyOpt.model(ops);
+    OptConfig config = model.config();
+    Drawing drawing = new Drawing(model);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("The capital of France is");
+    try (Engine engine = new Engine(drawing, tokenizer,
+        new KvCache(ops.kvStore(config.numHiddenLayers(), 64, 16, config.hiddenSize())), 8, 128)) {
+      engine.submit(prompt, sampled(1).toBuilder().repetitionPenalty(1.3).build(), null).join();
+      engine.submit(prompt, sampled(1).toBuilder().logprobs(2).build(), null).join();
+      assertEquals(0, drawing.samples, "a repetition penalty or log-prob alternatives need the host path");
+      assertTrue(drawing.forwards > 0);
+    }
+  }
+}

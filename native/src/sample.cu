@@ -1,0 +1,209 @@
+// Sampling on the device: one token per row of float32 logits, drawn from softmax(logits / temperature) after
+// top-k and top-p filtering, with the uniform number the host's per-sequence random stream drew. The engine's
+// host path (engine/Sampler + the Temperature/TopK/TopP processors) does the same with HF's exact numerics;
+// this kernel's rules are those of its CPU twin, CpuOps.sampleRows (which the parity test compares it with).
+// Variant: opt_sample_rows_f32.
+//
+// Why: a sampled decode step otherwise copies every row of the vocabulary to the host (200 KB per sequence in
+// float32) and spends a vocabulary of host work per sequence; here 8 bytes per sequence come back.
+//
+// How, one block per row (kThreads threads):
+//   1. s_i = logits_i / temperature; a NaN anywhere: token -2 (the host reports it). The maximum m.
+//   2. top-k (0 < k < vocab): the k-th largest s, found exactly by a radix select over the order-preserving
+//      bit patterns of s (32 counting passes); tokens below it are out. Ties at the k-th value stay (as HF).
+//   3. w_i = expf(s_i - m) for the tokens left (with m = +inf: 1 for the +inf tokens, 0 for the others; with
+//      every token at -inf: token -1, nothing to sample). W = the sum, in double.
+//   4. top-p (p < 1): the largest weight tau whose tokens, with every lighter one, hold at most (1 - p) W of
+//      the mass (a radix select over the weights' bit patterns, masses in double): tokens with w <= tau are out
+//      (HF removes the ascending prefix of cumulative probability <= 1 - p; equal weights at the cut go
+//      together here). The heaviest token always stays.
+//   5. target = u W' (W' the mass kept): the first token, in token-id order, whose inclusive prefix sum of kept
+//      weights exceeds it (the host's walk through the cumulative weights); rounding past the end gives the
+//      last kept token.
+//   6. log-prob = (s_tok - m) - log W' (the processed distribution's, as the host's Sampler reports it).
+#include <cub/block/block_reduce.cuh>
+#include <cub/block/block_scan.cuh>
+#include <limits.h>
+#include <math.h>
+
+#include "common.cuh"
+
+namespace {
+using namespace opt;
+
+constexpr int kThreads = 512;
+
+// Order-preserving key of a float (larger float, larger key); NaN is excluded before.
+__device__ __forceinline__ unsigned int ordered(float f) {
+  const unsigned int b = __float_as_uint(f);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+using Reduce = cub::BlockReduce<double, kThreads>;
+using Scan = cub::BlockScan<double, kThreads>;
+
+__global__ void __launch_bounds__(kThreads)
+sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
+                   const float* __restrict__ temperature, const int32_t* __restrict__ top_k,
+                   const float* __restrict__ top_p, const double* __restrict__ uniform, int vocab) {
+  __shared__ typename Reduce::TempStorage reduce_tmp;
+  __shared__ typename Scan::TempStorage scan_tmp;
+  __shared__ double shared_double;
+  __shared__ unsigned int shared_uint;
+  __shared__ int shared_int;
+  __shared__ int found;
+  __shared__ int last_kept;
+
+  const int row = blockIdx.x;
+  const int tid = threadIdx.x;
+  const float* z = logits + static_cast<size_t>(row) * vocab;
+  const float t = temperature[row];
+  const int k = top_k[row];
+  const float p = top_p[row];
+
+  // 1. NaN and the maximum of s (per thread, then the block).
+  int nan = 0;
+  float thread_max = -INFINITY;
+  for (int i = tid; i < vocab; i += kThreads) {
+    const float s = z[i] / t;
+    if (s != s) nan = 1;
+    thread_max = fmaxf(thread_max, s);
+  }
+  if (tid == 0) {
+    shared_int = 0;
+    shared_uint = 0u;
+  }
+  __syncthreads();
+  if (nan) atomicOr(&shared_int, 1);
+  atomicMax(&shared_uint, ordered(thread_max));
+  __syncthreads();
+  if (shared_int) {
+    if (tid == 0) {
+      out_token[row] = -2;
+      out_logprob[row] = __int_as_float(0x7fc00000);
+    }
+    return;
+  }
+  const unsigned int max_key = shared_uint;
+  const float m = __uint_as_float((max_key & 0x80000000u) ? (max_key & 0x7fffffffu) : ~max_key);
+  if (m == -INFINITY) {
+    if (tid == 0) {
+      out_token[row] = -1;
+      out_logprob[row] = -INFINITY;
+    }
+    return;
+  }
+
+  // 2. top-k: the largest key K with count(key >= K) >= k.
+  unsigned int kth = 0u;  // every key >= 0: nothing is out
+  if (k > 0 && k < vocab) {
+    unsigned int prefix = 0u;
+    for (int b = 31; b >= 0; --b) {
+      const unsigned int candidate = prefix | (1u << b);
+      int count = 0;
+      for (int i = tid; i < vocab; i += kThreads) count += ordered(z[i] / t) >= candidate;
+      __syncthreads();
+      if (tid == 0) shared_int = 0;
+      __syncthreads();
+      atomicAdd(&shared_int, count);
+      __syncthreads();
+      if (shared_int >= k) prefix = candidate;
+    }
+    kth = prefix;
+  }
+
+  // 3. weights of the tokens left, and their mass W.
+  // Weights in float (expf of a value <= 0: no overflow), summed in double; recomputed by every pass rather than
+  // stored (a row is a vocabulary: no room in shared memory), the same value each time.
+  auto weight = [&](int i) -> double {
+    const float s = z[i] / t;
+    if (ordered(s) < kth) return 0.0;
+    if (m == INFINITY) return s == INFINITY ? 1.0 : 0.0;
+    return static_cast<double>(expf(s - m));
+  };
+  double part = 0.0;
+  for (int i = tid; i < vocab; i += kThreads) part += weight(i);
+  double total = Reduce(reduce_tmp).Sum(part);
+  if (tid == 0) shared_double = total;
+  __syncthreads();
+  total = shared_double;
+
+  // 4. top-p: the largest weight key tau with mass(w <= tau) <= (1 - p) W; tokens with w <= tau are out.
+  bool filter_p = p < 1.f;
+  unsigned int tau = 0u;
+  double removed = 0.0;
+  if (filter_p) {
+    const double limit = (1.0 - static_cast<double>(p)) * total;
+    unsigned int prefix = 0u;
+    for (int b = 31; b >= 0; --b) {
+      const unsigned int candidate = prefix | (1u << b);
+      double mass = 0.0;
+      for (int i = tid; i < vocab; i += kThreads) {
+        const double w = weight(i);
+        if (w > 0.0 && __float_as_uint(static_cast<float>(w)) <= candidate) mass += w;
+      }
+      __syncthreads();  // reduce_tmp is reused
+      mass = Reduce(reduce_tmp).Sum(mass);
+      if (tid == 0) shared_double = mass;
+      __syncthreads();
+      if (shared_double <= limit) {
+        prefix = candidate;
+        removed = shared_double;
+      }
+    }
+    tau = prefix;
+    // Nothing at or below the smallest weight fits: tau = 0 removes only zero weights (removed stays 0).
+  }
+  auto kept = [&](int i) -> double {
+    const double w = weight(i);
+    if (w <= 0.0) return 0.0;
+    if (filter_p && __float_as_uint(static_cast<float>(w)) <= tau) return 0.0;
+    return w;
+  };
+  const double kept_mass = total - removed;
+
+  // 5. the first token whose inclusive prefix sum of kept weights exceeds u * W'.
+  const double target = uniform[row] * kept_mass;
+  if (tid == 0) {
+    found = INT_MAX;
+    last_kept = -1;
+  }
+  __syncthreads();
+  double offset = 0.0;
+  for (int base = 0; base < vocab; base += kThreads) {
+    const int i = base + tid;
+    const double w = i < vocab ? kept(i) : 0.0;
+    if (w > 0.0) atomicMax(&last_kept, i);
+    double inclusive;
+    double chunk;
+    Scan(scan_tmp).InclusiveSum(w, inclusive, chunk);
+    if (w > 0.0 && offset + inclusive > target && offset + inclusive - w <= target) atomicMin(&found, i);
+    __syncthreads();
+    if (found != INT_MAX) break;
+    offset += chunk;
+  }
+  if (tid == 0) {
+    const int token = found != INT_MAX ? found : last_kept;
+    out_token[row] = token;
+    const float s = z[token] / t;
+    out_logprob[row] = static_cast<float>(
+        (m == INFINITY ? 0.0 : static_cast<double>(s) - m) - log(kept_mass));
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
+                                const int32_t* top_k, const float* top_p, const double* uniform, int rows, int vocab,
+                                cudaStream_t stream) {
+  if (rows < 0 || vocab < 0) return kInvalidValue;
+  if (rows == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;
+  sample_rows_kernel<<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
+                                                     uniform, vocab);
+  return launch_status();
+}
+
+}  // extern "C"
