@@ -39,6 +39,9 @@ class GpuGraphTest {
       graphOps.useAttentionKernel(kernel.equals("lt") ? "first" : kernel);
       graphOps.useLtGemm(kernel.equals("lt"));
       eagerOps.useAttentionKernel("first"); // the reference: the first, verified kernel
+      // "lt" on both sides: graph capture of cuBLASLt against eager cuBLASLt (its numbers against cublasGemmEx are
+      // CudaOpsParityTest's); its tolerance stays the loose one (another GEMM order than the first case's)
+      eagerOps.useLtGemm(kernel.equals("lt"));
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
       for (JsonNode p : ref.json.get("prompts")) {
@@ -68,6 +71,10 @@ class GpuGraphTest {
       assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
           + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
+      if (kernel.equals("lt")) {
+        assertTrue(graphOps.ltLaunches() > 0 && eagerOps.ltLaunches() > 0, "cuBLASLt ran: graph side "
+            + graphOps.ltLaunches() + ", eager side " + eagerOps.ltLaunches());
+      }
 
       // greedy(): the argmax on the device, through the graphs, equals the eager logits' argmax.
       for (int t = 0; t < 4; t++) {

@@ -486,6 +486,8 @@ public final class CudaOps implements Ops {
     }
     // Row-major out (T×N) = x (T×K) · wᵀ is, column-major, outᵀ (N×T) = W (N×K, stored as K×N: op T) · xᵀ (K×T).
     requireOpen(); // the cuBLAS handle is destroyed by close()
+    require(bias == null || (long) CudaMat.of(bias).rows * CudaMat.of(bias).cols == o.cols,
+        "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
     if (lt != null && lt.matmul(o, in, wt, bias == null ? null : CudaMat.of(bias), relu, dtype, stream,
         mode == Mode.CAPTURE)) {
       op("linear (cuBLASLt)", 0);
@@ -965,6 +967,15 @@ public final class CudaOps implements Ops {
     cudaFree(g.deviceArena());
   }
 
+  /** Frees every captured step graph: after a change of kernels, so that later steps capture the new ones. */
+  private void discardGraphs() {
+    for (StepGraph g : graphs.values()) {
+      discard(g);
+    }
+    graphs.clear();
+    eagerRuns.clear();
+  }
+
   /**
    * Chooses the attention kernel of this instance: {@code first} (verified), {@code split}, {@code tiled} or {@code tc}
    * (see {@code -Dopt.cuda.attention}, which sets the default). Between steps only.
@@ -974,18 +985,31 @@ public final class CudaOps implements Ops {
     if (!ATTENTION_KERNELS.contains(name)) {
       throw new IllegalArgumentException("attention kernel '" + name + "': use one of " + ATTENTION_KERNELS);
     }
+    if (!name.equals(attentionKernel)) {
+      discardGraphs();
+    }
     attentionKernel = name;
   }
 
   /** Whether Linears go through cuBLASLt (tests run both; see {@code opt.cuda.gemm}). Between steps only. */
   public void useLtGemm(boolean on) {
     requireEager("useLtGemm");
-    if (on && lt == null) {
+    if (on == (lt != null)) {
+      return;
+    }
+    discardGraphs(); // captured with the other GEMM path (and, when turning it off, with this handle's kernels)
+    if (on) {
+      check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
       lt = new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES);
-    } else if (!on && lt != null) {
+    } else {
       lt.close();
       lt = null;
     }
+  }
+
+  /** How many Linears went through cuBLASLt so far (tests check that its path really ran). */
+  public long ltLaunches() {
+    return lt == null ? 0 : lt.launches();
   }
 
   /** Whether greedy log-probs come from the device kernel (tests run both; see {@code opt.cuda.deviceLogprob}). */

@@ -63,6 +63,8 @@ final class LtGemm implements AutoCloseable {
   private record Key(int n, int t, int k, int epilogue, DType dtype) {}
 
   private static final int MAX_PLANS = 1024;
+  private static final int STATUS_NOT_SUPPORTED = 15; // CUBLAS_STATUS_NOT_SUPPORTED
+  private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LtGemm.class);
 
   private final cublasLtContext handle = new cublasLtContext();
   private final Pointer workspace;
@@ -72,6 +74,7 @@ final class LtGemm implements AutoCloseable {
   private final FloatPointer one = new FloatPointer(1f);
   private final FloatPointer zero = new FloatPointer(0f);
   private final LongPointer biasAddress = new LongPointer(1);
+  private long launches;
 
   LtGemm(Pointer workspace, long workspaceBytes) {
     this.workspace = workspace;
@@ -104,11 +107,12 @@ final class LtGemm implements AutoCloseable {
       if (capturing) {
         return false;
       }
-      if (plans.size() >= MAX_PLANS) { // prompts of many lengths: start over rather than grow without bound
+      if (plans.size() + unsupported.size() >= MAX_PLANS) { // prompts of many lengths: start over, not grow
         plans.values().forEach(LtGemm::destroy);
         plans.clear();
+        unsupported.clear();
       }
-      plan = plan(key);
+      plan = plan(key, bias == null ? 0 : bias.address());
       if (plan == null) {
         unsupported.add(key);
         return false;
@@ -118,15 +122,25 @@ final class LtGemm implements AutoCloseable {
     if (bias != null) {
       biasAddress.put(0, bias.address());
       check("cublasLtMatmulDescSetAttribute(bias)", cublasLtMatmulDescSetAttribute(plan.desc,
-          CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, Pointer.sizeof(LongPointer.class)));
+          CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, Long.BYTES));
     }
     check("cublasLtMatmul", cublasLtMatmul(handle, plan.desc, one, w.ptr(), plan.a, x.ptr(), plan.b, zero, out.ptr(),
         plan.c, out.ptr(), plan.c, plan.algo.algo(), workspace, workspaceBytes, stream));
+    launches++;
     return true;
   }
 
-  /** The descriptors and cuBLASLt's first-choice algorithm for a shape, or null when it has none. */
-  private Plan plan(Key k) {
+  /** cuBLASLt matmuls launched (or captured) so far. */
+  long launches() {
+    return launches;
+  }
+
+  /**
+   * The descriptors and cuBLASLt's first-choice algorithm for a shape, or null when it has none (status
+   * NOT_SUPPORTED or no algorithm found: logged once); any other failure is an error. {@code biasAddress}: the
+   * heuristic judges the bias pointer's alignment from the descriptor, so it is set before asking.
+   */
+  private Plan plan(Key k, long biasAddress) {
     int type = switch (k.dtype) {
       case F32 -> CUDA_R_32F;
       case F16 -> CUDA_R_16F;
@@ -134,31 +148,46 @@ final class LtGemm implements AutoCloseable {
     };
     PointerPointer<?> pp = new PointerPointer<>(1);
     check("cublasLtMatmulDescCreate", cublasLtMatmulDescCreate(pp, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-    cublasLtMatmulDescOpaque_t desc = new cublasLtMatmulDescOpaque_t(pp.get(0));
-    setInt(desc, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
-    setInt(desc, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
-    setInt(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, k.epilogue);
-    if (k.epilogue == CUBLASLT_EPILOGUE_BIAS || k.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS) {
-      setInt(desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, type);
-    }
-    cublasLtMatrixLayoutOpaque_t a = layout(type, k.k, k.n, k.k); // W: K × N column-major (its rows are ours)
-    cublasLtMatrixLayoutOpaque_t b = layout(type, k.k, k.t, k.k); // xᵀ: K × T
-    cublasLtMatrixLayoutOpaque_t c = layout(type, k.n, k.t, k.n); // outᵀ: N × T
-    check("cublasLtMatmulPreferenceCreate", cublasLtMatmulPreferenceCreate(pp));
-    cublasLtMatmulPreferenceOpaque_t pref = new cublasLtMatmulPreferenceOpaque_t(pp.get(0));
-    try (LongPointer ws = new LongPointer(1).put(workspaceBytes); IntPointer found = new IntPointer(1)) {
-      check("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
-          CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, Pointer.sizeof(LongPointer.class)));
-      cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t(1);
-      int st = cublasLtMatmulAlgoGetHeuristic(handle, desc, a, b, c, c, pref, 1, result, found);
-      if (st != 0 || found.get() < 1) {
-        result.close();
-        destroy(new Plan(desc, a, b, c, null));
-        return null;
+    Plan parts = new Plan(new cublasLtMatmulDescOpaque_t(pp.get(0)), null, null, null, null);
+    try {
+      setInt(parts.desc, CUBLASLT_MATMUL_DESC_TRANSA, CUBLAS_OP_T);
+      setInt(parts.desc, CUBLASLT_MATMUL_DESC_TRANSB, CUBLAS_OP_N);
+      setInt(parts.desc, CUBLASLT_MATMUL_DESC_EPILOGUE, k.epilogue);
+      if (k.epilogue == CUBLASLT_EPILOGUE_BIAS || k.epilogue == CUBLASLT_EPILOGUE_RELU_BIAS) {
+        setInt(parts.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, type);
+        try (LongPointer address = new LongPointer(1).put(biasAddress)) {
+          check("cublasLtMatmulDescSetAttribute(bias)", cublasLtMatmulDescSetAttribute(parts.desc,
+              CUBLASLT_MATMUL_DESC_BIAS_POINTER, address, Long.BYTES));
+        }
       }
-      return new Plan(desc, a, b, c, result);
-    } finally {
-      cublasLtMatmulPreferenceDestroy(pref);
+      parts = new Plan(parts.desc, layout(type, k.k, k.n, k.k), null, null, null); // W: K × N column-major
+      parts = new Plan(parts.desc, parts.a, layout(type, k.k, k.t, k.k), null, null); // xᵀ: K × T
+      parts = new Plan(parts.desc, parts.a, parts.b, layout(type, k.n, k.t, k.n), null); // outᵀ: N × T
+      check("cublasLtMatmulPreferenceCreate", cublasLtMatmulPreferenceCreate(pp));
+      cublasLtMatmulPreferenceOpaque_t pref = new cublasLtMatmulPreferenceOpaque_t(pp.get(0));
+      try (LongPointer ws = new LongPointer(1).put(workspaceBytes); IntPointer found = new IntPointer(1)) {
+        check("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
+            CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, Long.BYTES));
+        cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t(1);
+        int st = cublasLtMatmulAlgoGetHeuristic(handle, parts.desc, parts.a, parts.b, parts.c, parts.c, pref, 1,
+            result, found);
+        if (st == STATUS_NOT_SUPPORTED || (st == 0 && found.get() < 1)) {
+          result.close();
+          destroy(parts);
+          LOG.info("cuBLASLt has no algorithm for {}: that shape uses cublasGemmEx", k);
+          return null;
+        }
+        if (st != 0) {
+          result.close();
+          throw new CudaException("cublasLtMatmulAlgoGetHeuristic failed for " + k + " with cuBLAS status " + st);
+        }
+        return new Plan(parts.desc, parts.a, parts.b, parts.c, result);
+      } finally {
+        cublasLtMatmulPreferenceDestroy(pref);
+      }
+    } catch (RuntimeException | Error e) {
+      destroy(parts);
+      throw e;
     }
   }
 
@@ -176,9 +205,11 @@ final class LtGemm implements AutoCloseable {
   }
 
   private static void destroy(Plan p) {
-    cublasLtMatrixLayoutDestroy(p.a);
-    cublasLtMatrixLayoutDestroy(p.b);
-    cublasLtMatrixLayoutDestroy(p.c);
+    for (cublasLtMatrixLayoutOpaque_t l : new cublasLtMatrixLayoutOpaque_t[] {p.a, p.b, p.c}) {
+      if (l != null) {
+        cublasLtMatrixLayoutDestroy(l);
+      }
+    }
     cublasLtMatmulDescDestroy(p.desc);
     if (p.algo != null) {
       p.algo.close();

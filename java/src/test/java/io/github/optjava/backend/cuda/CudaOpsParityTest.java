@@ -195,8 +195,11 @@ class CudaOpsParityTest {
     CudaOps g = gpu(d);
     g.useLtGemm(true);
     try {
-      linearCase(g, d, tokens, in, in + 13);
+      linearCase(g, d, tokens, in, in + 13); // odd shapes: cuBLASLt or, without an algorithm, cublasGemmEx
+      long before = g.ltLaunches();
       linearCase(g, d, 5, 2048, 2048); // leading dimensions multiples of 8: the tensor-core algorithms
+      assertTrue(g.ltLaunches() >= before + 3, d + ": cuBLASLt must have run the aligned shape's three Linears, "
+          + "not fallen back (" + (g.ltLaunches() - before) + " launches)");
     } finally {
       g.useLtGemm(false);
     }
