@@ -1,7 +1,9 @@
 // Sampling on the device: one token per row of float32 logits, drawn from softmax(logits / temperature) after
 // top-k and top-p filtering, with the uniform number the host's per-sequence random stream drew. The engine's
 // host path (engine/Sampler + the Temperature/TopK/TopP processors) does the same with HF's exact numerics;
-// this kernel's rules are those of its CPU twin, CpuOps.sampleRows (which the parity test compares it with).
+// this kernel's rules are those of its CPU twin, backend/RowSampling (Ops.sampleRows' default, which the parity
+// test compares it with; the engine uses the twin for such sequences whenever the model samples on the device,
+// so a seeded request's tokens never depend on what shares its batch).
 // Variant: opt_sample_rows_f32.
 //
 // Why: a sampled decode step otherwise copies every row of the vocabulary to the host (200 KB per sequence in
@@ -14,9 +16,10 @@
 //   3. w_i = expf(s_i - m) for the tokens left (with m = +inf: 1 for the +inf tokens, 0 for the others; with
 //      every token at -inf: token -1, nothing to sample). W = the sum, in double.
 //   4. top-p (p < 1): the largest weight tau whose tokens, with every lighter one, hold at most (1 - p) W of
-//      the mass (a radix select over the weights' bit patterns, masses in double): tokens with w <= tau are out
-//      (HF removes the ascending prefix of cumulative probability <= 1 - p; equal weights at the cut go
-//      together here). The heaviest token always stays.
+//      the mass, and less than all of it (a radix select over the weights' bit patterns, masses in double):
+//      tokens with w <= tau are out (HF removes the ascending prefix of cumulative probability <= 1 - p; equal
+//      weights at the cut go together here). The heaviest tokens always stay, even for a p so small that
+//      1 - p rounds to 1.
 //   5. target = u W' (W' the mass kept): the first token, in token-id order, whose inclusive prefix sum of kept
 //      weights exceeds it (the host's walk through the cumulative weights); rounding past the end gives the
 //      last kept token.
@@ -65,7 +68,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   int nan = 0;
   float thread_max = -INFINITY;
   for (int i = tid; i < vocab; i += kThreads) {
-    const float s = z[i] / t;
+    const float s = __fdiv_rn(z[i], t);  // IEEE division whatever the compiler flags: the twin divides the same way
     if (s != s) nan = 1;
     thread_max = fmaxf(thread_max, s);
   }
@@ -101,7 +104,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     for (int b = 31; b >= 0; --b) {
       const unsigned int candidate = prefix | (1u << b);
       int count = 0;
-      for (int i = tid; i < vocab; i += kThreads) count += ordered(z[i] / t) >= candidate;
+      for (int i = tid; i < vocab; i += kThreads) count += ordered(__fdiv_rn(z[i], t)) >= candidate;
       __syncthreads();
       if (tid == 0) shared_int = 0;
       __syncthreads();
@@ -116,7 +119,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   // Weights in float (expf of a value <= 0: no overflow), summed in double; recomputed by every pass rather than
   // stored (a row is a vocabulary: no room in shared memory), the same value each time.
   auto weight = [&](int i) -> double {
-    const float s = z[i] / t;
+    const float s = __fdiv_rn(z[i], t);
     if (ordered(s) < kth) return 0.0;
     if (m == INFINITY) return s == INFINITY ? 1.0 : 0.0;
     return static_cast<double>(expf(s - m));
@@ -146,7 +149,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
       mass = Reduce(reduce_tmp).Sum(mass);
       if (tid == 0) shared_double = mass;
       __syncthreads();
-      if (shared_double <= limit) {
+      if (shared_double <= limit && shared_double < total) {  // never every token: the heaviest stay
         prefix = candidate;
         removed = shared_double;
       }
@@ -177,15 +180,15 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     double inclusive;
     double chunk;
     Scan(scan_tmp).InclusiveSum(w, inclusive, chunk);
-    if (w > 0.0 && offset + inclusive > target && offset + inclusive - w <= target) atomicMin(&found, i);
+    if (w > 0.0 && offset + inclusive > target) atomicMin(&found, i);  // the first such token wins
     __syncthreads();
     if (found != INT_MAX) break;
     offset += chunk;
   }
   if (tid == 0) {
-    const int token = found != INT_MAX ? found : last_kept;
+    const int token = found != INT_MAX ? found : last_kept;  // last_kept >= 0: the heaviest tokens stay
     out_token[row] = token;
-    const float s = z[token] / t;
+    const float s = token >= 0 ? __fdiv_rn(z[token], t) : m;
     out_logprob[row] = static_cast<float>(
         (m == INFINITY ? 0.0 : static_cast<double>(s) - m) - log(kept_mass));
   }

@@ -3,10 +3,12 @@ package io.github.optjava.backend;
 /**
  * The device sampler's rules on the host ({@code native/src/sample.cu}, {@link Ops#sampleRows}): one token from
  * softmax(row / temperature) after top-k and top-p, with a given uniform number. The twin the GPU kernel is
- * tested against, and what {@link Ops#sampleRows} does on backends without a kernel. Its rules differ from the
- * engine's HF-exact host path (engine.Sampler with the Temperature/TopK/TopP processors) only where a token
- * lies exactly at a cut: top-p's equal weights at the cut go together here, and the masses are plain double
- * sums. Not thread-safe? Stateless: static methods only.
+ * tested against, what {@link Ops#sampleRows} does on backends without a kernel, and what the engine uses for a
+ * plain sampled sequence on a model that samples on the device even when a step's logits come to the host (so a
+ * seeded request's tokens never depend on its batch). Its rules differ from the engine's HF-exact host path
+ * (engine.Sampler with the Temperature/TopK/TopP processors) where a token lies exactly at a cut: top-p's equal
+ * weights at the cut go together here (with 16-bit logits ties are common), and the masses are plain double
+ * sums. Stateless: static methods, safe from any thread.
  */
 public final class RowSampling {
   private RowSampling() {}
@@ -69,7 +71,7 @@ public final class RowSampling {
       } else if (m == Float.POSITIVE_INFINITY) {
         w[i] = s[i] == Float.POSITIVE_INFINITY ? 1 : 0;
       } else {
-        w[i] = (float) Math.exp(s[i] - m); // the kernel's expf: a float weight
+        w[i] = (float) Math.exp(s[i] - m); // a float weight, as the kernel's expf (which may differ by an ulp)
       }
       total += w[i];
     }
@@ -87,7 +89,7 @@ public final class RowSampling {
             mass += x;
           }
         }
-        if (mass <= limit) {
+        if (mass <= limit && mass < total) { // never every token: the heaviest stay (p so small 1 - p rounds to 1)
           prefix = candidate;
           removed = mass;
         }

@@ -280,13 +280,16 @@ public final class Engine implements AutoCloseable {
       }
       tokenLogprobs = new double[n];
       tokens = model.sample(steps, cache, new CausalLm.SamplingSpec(t, k, p, u), tokenLogprobs);
+      for (int token : tokens) {
+        Sequence.requireDrawn(token); // before any sequence commits: a failed step changes nothing
+      }
     } else {
       logits = model.forward(steps, cache);
     }
     int vocab = model.config().vocabSize();
     boolean picked = argmaxOnly || sampledThere; // the model picked the tokens
     List<Sequence> joined = picked ? List.of() : forkSiblings(logits, vocab);
-    Sequence.Pick[] picks = picked ? null : choose(logits, vocab);
+    Sequence.Pick[] picks = picked ? null : choose(logits, vocab, model.samplesOnDevice());
     Iterator<Sequence> it = active.iterator();
     int i = 0;
     while (it.hasNext()) {
@@ -321,16 +324,16 @@ public final class Engine implements AutoCloseable {
    * sequence touches only its own state and random stream, so the picks do not depend on the threads; the
    * engine's thread then commits them in order.
    */
-  private Sequence.Pick[] choose(float[][] logits, int vocab) {
+  private Sequence.Pick[] choose(float[][] logits, int vocab, boolean deviceRules) {
     Sequence.Pick[] picks = new Sequence.Pick[active.size()];
     if (picks.length < 2 || !PARALLEL_PICKS) {
       for (int i = 0; i < picks.length; i++) {
-        picks[i] = active.get(i).choose(logits[i], vocab);
+        picks[i] = active.get(i).choose(logits[i], vocab, deviceRules);
       }
       return picks;
     }
     java.util.stream.IntStream.range(0, picks.length).parallel()
-        .forEach(i -> picks[i] = active.get(i).choose(logits[i], vocab));
+        .forEach(i -> picks[i] = active.get(i).choose(logits[i], vocab, deviceRules));
     return picks;
   }
 
@@ -357,7 +360,8 @@ public final class Engine implements AutoCloseable {
           if (copy.length > 0) {
             model.copyBlocks(cache, new int[] {copy[0]}, new int[] {copy[1]});
           }
-          s.accept(logits[i].clone(), vocab); // its own copy: processors change the row in place
+          // its own copy: processors change the row in place
+          s.commit(s.choose(logits[i].clone(), vocab, model.samplesOnDevice()));
           forked++;
         }
         joined.add(s);

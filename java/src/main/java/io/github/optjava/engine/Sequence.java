@@ -153,13 +153,18 @@ final class Sequence {
 
   /** The step's token when {@link #samplableWhereLogitsAre}: drawn by the model, with its log-probability. */
   void acceptSampled(int token, double logprob) {
+    requireDrawn(token);
+    acceptGreedy(token, logprob); // the same bookkeeping: cancellation, length, commit
+  }
+
+  /** A token {@link io.github.optjava.backend.RowSampling} could not draw, as the host sampler reports it. */
+  static void requireDrawn(int token) {
     if (token == io.github.optjava.backend.RowSampling.NAN) {
       throw new IllegalStateException("cannot sample: a logit is NaN (the model produced invalid numbers)");
     }
     if (token == io.github.optjava.backend.RowSampling.NONE) {
       throw new IllegalStateException("cannot sample: every token has probability 0 (all logits are -inf)");
     }
-    acceptGreedy(token, logprob); // the same bookkeeping: cancellation, length, commit
   }
 
   /** Takes the logits of the step (all prompt rows on an echo prefill, else one row) and picks a token. */
@@ -171,7 +176,11 @@ final class Sequence {
    * What {@link #choose} decided: the token picked from the processed row {@code last} (whose log-sum-exp is
    * {@code lse}), or, with {@code finish} set, that the sequence ends without a token.
    */
-  record Pick(int token, float[] last, double lse, FinishReason finish) {}
+  record Pick(int token, float[] last, double lse, FinishReason finish, double logprob) {
+    Pick(int token, float[] last, double lse, FinishReason finish) {
+      this(token, last, lse, finish, Double.NaN);
+    }
+  }
 
   /**
    * The first half of {@link #accept}: the row's echo scores, the logits processors and the sampler, the
@@ -180,6 +189,15 @@ final class Sequence {
    * runs on the engine's thread in order.
    */
   Pick choose(float[] logits, int vocab) {
+    return choose(logits, vocab, false);
+  }
+
+  /**
+   * As {@link #choose(float[], int)}; {@code deviceRules}: the model samples on the device, so a plain sampled
+   * sequence draws by {@link io.github.optjava.backend.RowSampling}'s rules here too (the device's), whatever
+   * path this step took: its tokens then do not depend on what shares its batch.
+   */
+  Pick choose(float[] logits, int vocab, boolean deviceRules) {
     float[] last = logits;
     recompute = false;
     if (!prefilled) {
@@ -194,6 +212,13 @@ final class Sequence {
     }
     if (generated.size() >= request.params.maxTokens()) {
       return new Pick(-1, null, 0, FinishReason.LENGTH); // max_tokens 0: echo / scoring only
+    }
+    if (deviceRules && samplableWhereLogitsAre()) {
+      double[] lp = new double[1];
+      int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, temperature(), topK(),
+          topP(), nextUniform(), lp, 0);
+      requireDrawn(token);
+      return new Pick(token, null, Double.NaN, null, lp[0]);
     }
     int promptLength = request.promptIds.length;
     pipeline.process(inputIds, length, promptLength, last);
@@ -212,6 +237,10 @@ final class Sequence {
       return;
     }
     request.tokenProduced();
+    if (pick.last() == null) { // drawn by the device's rules: the log-prob came with it
+      commit(pick.token(), pick.logprob(), null, Double.NaN);
+      return;
+    }
     commit(pick.token(), LogProbs.logProb(pick.last(), pick.token(), pick.lse()), pick.last(), pick.lse());
   }
 

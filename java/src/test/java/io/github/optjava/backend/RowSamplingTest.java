@@ -121,6 +121,11 @@ class RowSamplingTest {
     assertEquals(1, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.25, lp, 0));
     assertEquals(3, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.75, lp, 0));
     assertEquals(Math.log(0.5), lp[0], 1e-12);
+    // a top-p so small that 1 - p rounds to 1: the heaviest token still stays (never an empty set)
+    for (float tiny : new float[] {1e-17f, 1e-30f, Float.MIN_VALUE}) {
+      assertEquals(2, RowSampling.sample(new float[] {0f, 1f, 5f, 2f}, 0, 4, 1f, 0, tiny, 0.999, lp, 0));
+      assertEquals(0, lp[0], 1e-12);
+    }
     // top-k 1 is the argmax whatever the draw; an offset into a longer array
     float[] wide = {9f, 9f, 0.1f, 2f, -1f, 0.3f};
     assertEquals(1, RowSampling.sample(wide, 2, 4, 1f, 1, 1f, 0.99, lp, 0));

@@ -123,4 +123,32 @@ class EngineDeviceSamplingTest {
       assertTrue(drawing.forwards > 0);
     }
   }
+
+  /**
+   * A seeded plain-sampling request draws by the device's rules even on a step whose logits come to the host (here
+   * batched with a greedy request, so the engine cannot use the model's sampler): its tokens are those it gets
+   * alone, when every step used the model's sampler.
+   */
+  @Test
+  void aSampledRequestDrawsTheSameBatchedWithAGreedyOne() {
+    CpuOps ops = new CpuOps();
+    OptModel model = TinyOpt.model(ops);
+    OptConfig config = model.config();
+    Drawing drawing = new Drawing(model);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time");
+    try (Engine engine = new Engine(drawing, tokenizer,
+        new KvCache(ops.kvStore(config.numHiddenLayers(), 64, 16, config.hiddenSize())), 8, 128)) {
+      Choice alone = engine.submit(prompt, sampled(5), null).join().choices().get(0);
+      int forwards = drawing.forwards;
+      CompletableFuture<io.github.optjava.api.Completion> greedy = engine.submit(tokenizer.encode("Hello world"),
+          SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(1).build(), null);
+      CompletableFuture<io.github.optjava.api.Completion> mixed = engine.submit(prompt, sampled(5), null);
+      Choice batched = mixed.join().choices().get(0);
+      greedy.join();
+      assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
+      assertEquals(alone.tokenIds(), batched.tokenIds());
+      assertEquals(alone.score(), batched.score(), 1e-9);
+    }
+  }
 }

@@ -1104,6 +1104,9 @@ public final class CudaOps implements Ops {
     endStep();
     int n = s.rows;
     int vocab = s.cols;
+    if (n == 0) {
+      return new int[0];
+    }
     // Scratch: [logits as f32][n tokens][n log-probs][n temperatures][n top-k][n top-p][pad][n uniforms]
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     long paramsAt = f32Bytes + 8L * n;
