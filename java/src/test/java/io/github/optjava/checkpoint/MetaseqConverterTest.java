@@ -271,12 +271,13 @@ class MetaseqConverterTest {
       Path in = Files.createDirectories(tmp.resolve("in-" + g[1] + g[0]));
       MetaseqTestFiles.Extra extra = new MetaseqTestFiles.Extra();
       extra.hostileGlobal = g;
+      extra.hostileMarker = tmp.resolve("pwned").toString();
       MetaseqTestFiles.writePart(in.resolve("reshard-model_part-0.pt"), MetaseqTestFiles.part(ref, 0, 1, false),
           extra);
       assertContains(refused(in, heads(4)), g[0] + "." + g[1], "not allowed even for a metaseq checkpoint",
           "without running anything");
     }
-    assertFalse(Files.exists(Path.of("/tmp/pwned")), "nothing ran");
+    assertFalse(Files.exists(tmp.resolve("pwned")), "nothing ran");
   }
 
   @Test

@@ -142,6 +142,8 @@ final class MetaseqTestFiles {
 
   /** Variations of the pickle around the weights. */
   static final class Extra {
+    /** The file the hostile payload would create if anything ran it. */
+    String hostileMarker = "pwned-by-pickle";
     boolean tiedOutputProjection = true;
     /** A global named inside cfg, e.g. {"os", "system"}; null for none. */
     String[] hostileGlobal;
@@ -218,7 +220,7 @@ final class MetaseqTestFiles {
         .global("builtins", "object").none().tuple3().reduce().emptyDict().mark().str("_val").integer(4)
         .setitems().build();
     if (extra.hostileGlobal != null) {
-      p.str("payload").global(extra.hostileGlobal[0], extra.hostileGlobal[1]).str("touch /tmp/pwned").tuple1()
+      p.str("payload").global(extra.hostileGlobal[0], extra.hostileGlobal[1]).str("touch " + extra.hostileMarker).tuple1()
           .reduce();
     }
     p.setitems().setitems().build();

@@ -24,54 +24,6 @@ import org.junit.jupiter.api.Test;
  */
 class EngineDeviceSamplingTest {
 
-  /** A model that says it samples on the device and counts which step method the engine calls. */
-  private static final class Drawing implements CausalLm {
-    final OptModel model;
-    int forwards;
-    int samples;
-
-    Drawing(OptModel model) {
-      this.model = model;
-    }
-
-    @Override
-    public OptConfig config() {
-      return model.config();
-    }
-
-    @Override
-    public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
-      forwards++;
-      return model.forward(seqs, cache);
-    }
-
-    @Override
-    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
-      samples++;
-      return model.sample(seqs, cache, spec, logprobs); // CpuOps: the host twin of the kernel's rules
-    }
-
-    @Override
-    public boolean samplesOnDevice() {
-      return true;
-    }
-
-    @Override
-    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-      model.copyBlocks(cache, src, dst);
-    }
-
-    @Override
-    public KvCache newCache(int blocks, int blockSize) {
-      return model.newCache(blocks, blockSize);
-    }
-
-    @Override
-    public void close() {
-      model.close();
-    }
-  }
-
   private static SamplingParams sampled(long seed) {
     return SamplingParams.builder().temperature(0.8).topK(40).topP(0.9).seed(seed).maxTokens(12).build();
   }
@@ -81,7 +33,7 @@ class EngineDeviceSamplingTest {
     CpuOps ops = new CpuOps();
     OptModel model = TinyOpt.model(ops);
     OptConfig config = model.config();
-    Drawing drawing = new Drawing(model);
+    CountingModel drawing = new CountingModel(model, true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     String[] prompts = {"The capital of France is", "Once upon a time", "def f(x):", "Hello"};
     List<List<Integer>> solo = new ArrayList<>();
@@ -112,7 +64,7 @@ class EngineDeviceSamplingTest {
     CpuOps ops = new CpuOps();
     OptModel model = TinyOpt.model(ops);
     OptConfig config = model.config();
-    Drawing drawing = new Drawing(model);
+    CountingModel drawing = new CountingModel(model, true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");
     try (Engine engine = new Engine(drawing, tokenizer,
@@ -134,7 +86,7 @@ class EngineDeviceSamplingTest {
     CpuOps ops = new CpuOps();
     OptModel model = TinyOpt.model(ops);
     OptConfig config = model.config();
-    Drawing drawing = new Drawing(model);
+    CountingModel drawing = new CountingModel(model, true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("Once upon a time");
     try (Engine engine = new Engine(drawing, tokenizer,

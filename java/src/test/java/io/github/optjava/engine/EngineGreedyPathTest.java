@@ -10,7 +10,6 @@ import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
-import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -19,55 +18,12 @@ import org.junit.jupiter.api.Test;
  */
 class EngineGreedyPathTest {
 
-  /** Counts which of the two step methods the engine calls. */
-  private static final class Counting implements CausalLm {
-    final OptModel model;
-    int forwards;
-    int greedies;
-
-    Counting(OptModel model) {
-      this.model = model;
-    }
-
-    @Override
-    public OptConfig config() {
-      return model.config();
-    }
-
-    @Override
-    public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
-      forwards++;
-      return model.forward(seqs, cache);
-    }
-
-    @Override
-    public int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
-      greedies++;
-      return model.greedy(seqs, cache, logprobs);
-    }
-
-    @Override
-    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-      model.copyBlocks(cache, src, dst);
-    }
-
-    @Override
-    public KvCache newCache(int blocks, int blockSize) {
-      return model.newCache(blocks, blockSize);
-    }
-
-    @Override
-    public void close() {
-      model.close();
-    }
-  }
-
   @Test
   void greedyUsesTheArgmaxPathWithTheLogitsPathsTokensAndScore() throws Exception {
     CpuOps ops = new CpuOps();
     OptModel model = TinyOpt.model(ops);
     OptConfig config = model.config();
-    Counting counting = new Counting(model);
+    CountingModel counting = new CountingModel(model, false);
     KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), 32, 16, config.hiddenSize()));
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");

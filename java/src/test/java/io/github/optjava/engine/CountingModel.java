@@ -1,0 +1,67 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.model.CausalLm;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import java.util.List;
+
+/**
+ * A model that counts which step method the engine calls: the logits ({@link #forward}), the argmax where the
+ * logits are ({@link #greedy}), or a draw where they are ({@link #sample}); {@code samplesOnDevice} says whether
+ * it claims to draw on the device (then, on the CPU, it draws with the device's host twin).
+ */
+final class CountingModel implements CausalLm {
+  final OptModel model;
+  final boolean samplesOnDevice;
+  int forwards;
+  int greedies;
+  int samples;
+
+  CountingModel(OptModel model, boolean samplesOnDevice) {
+    this.model = model;
+    this.samplesOnDevice = samplesOnDevice;
+  }
+
+  @Override
+  public OptConfig config() {
+    return model.config();
+  }
+
+  @Override
+  public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+    forwards++;
+    return model.forward(seqs, cache);
+  }
+
+  @Override
+  public int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+    greedies++;
+    return model.greedy(seqs, cache, logprobs);
+  }
+
+  @Override
+  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+    samples++;
+    return model.sample(seqs, cache, spec, logprobs);
+  }
+
+  @Override
+  public boolean samplesOnDevice() {
+    return samplesOnDevice;
+  }
+
+  @Override
+  public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+    model.copyBlocks(cache, src, dst);
+  }
+
+  @Override
+  public KvCache newCache(int blocks, int blockSize) {
+    return model.newCache(blocks, blockSize);
+  }
+
+  @Override
+  public void close() {
+    model.close();
+  }
+}
