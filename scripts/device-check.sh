@@ -6,8 +6,8 @@
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops ->
 # 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py + devicecheck.CompareMain) ->
-# 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, 6.7b (8: per-op GPU time profile of
-#   opt-1.3b, eager), then 125m (each only if the time left
+# 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the flagged new kernels' speed and
+#   profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each only if the time left
 #   covers its estimate; batch 1 alone if it covers only that): `opt bench` on CUDA (batch 1,32,128, 128 prompt +
 #   128 new tokens; then one 2047-token prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl,
 #   `hf_peer.py benchtable` prints ours vs HF (ms, tokens/s, ratios, roofline fraction) -> table.
@@ -283,10 +283,30 @@ speed_shape() {
 #           shape  full  b1  ours  HF  prefill
 speed_shape 1.3b     90   55  100  100   50
 
-# 8. Where our GPU time goes (a diagnostic for the next change, not a comparison): opt-1.3b run eagerly with
+# 8. The code written since the last GPU run, behind flags until verified: its speed first (the data that decides
+# the defaults), then where its GPU time goes. Speed: opt-1.3b with graphs on (its own table, not in bench.jsonl),
+# one run per flag set: tiled prefill + split-KV decode attention, the tensor-core prefill kernel, cuBLASLt GEMMs.
+# Each run's line `## <flags>` heads its rows in the printed table; every run is skipped once the budget is spent.
+for run in "-Dopt.cuda.attention=tiled|--batch 1,32 --prompt-len 128 --gen-len 128" \
+           "-Dopt.cuda.attention=tc|--batch 1 --prompt-len 2047 --gen-len 0" \
+           "-Dopt.cuda.attention=tiled|--batch 1 --prompt-len 2047 --gen-len 0" \
+           "-Dopt.cuda.gemm=lt|--batch 1,32 --prompt-len 128 --gen-len 128" \
+           "-Dopt.cuda.gemm=lt|--batch 1 --prompt-len 2047 --gen-len 0"; do
+  jopts="${run%%|*}"
+  if [ $(( budget - SECONDS - tail_s )) -lt 30 ]; then
+    row "speed opt-1.3b $jopts" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    continue
+  fi
+  echo "## $jopts" >> "$W/bench_split_1.3b.log"
+  # shellcheck disable=SC2086
+  timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" $jopts -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
+    --shape 1.3b --dtype f16 ${run#*|} --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
+  bench_status "speed opt-1.3b $jopts" $? "$W/bench_split_1.3b.log"
+done
+# Where the GPU time goes with the new kernels (a diagnostic, not a comparison): opt-1.3b run eagerly with
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
-# run: (a) one 2047-token prefill, (b) 32 decode steps at batch 32 after 128-token prefills. Printed before the
-# summary and kept in logs.txt. Then opt-6.7b (without its 2047-token prefill) and opt-125m as time allows.
+# run. The default kernels' profiles are in docs/perf.md (3a1d672). Printed before the summary, kept in logs.txt.
 profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   local name=$1 plog="$W/profile_$1.log"
   shift
@@ -301,31 +321,8 @@ profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   bench_status "profile $name" $? "$plog"
   grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
 }
-profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
-# The new attention kernels (not the default until verified): -Dopt.cuda.attention=tiled runs the query-tiled
-# kernel for prefill and the split-KV kernel for decode. The same two profiles, then their speed with graphs on
-# (its own table, not in bench.jsonl): batch 1 and 32 decode, and the 2047-token prefill.
-PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run tiled-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
-# -Dopt.cuda.attention=tc: the tensor-core prefill kernel (attention_tc.cu), split-KV for decode.
 PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tc profile_run tc-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-if [ $(( budget - SECONDS - tail_s )) -ge 40 ]; then
-  # Each run: JVM options | bench arguments. cuBLASLt (-Dopt.cuda.gemm=lt) last: it is a separate question.
-  for run in "-Dopt.cuda.attention=tiled|--batch 1,32 --prompt-len 128 --gen-len 128" \
-             "-Dopt.cuda.attention=tiled|--batch 1 --prompt-len 2047 --gen-len 0" \
-             "-Dopt.cuda.attention=tc|--batch 1 --prompt-len 2047 --gen-len 0" \
-             "-Dopt.cuda.gemm=lt|--batch 1,32 --prompt-len 128 --gen-len 128" \
-             "-Dopt.cuda.gemm=lt|--batch 1 --prompt-len 2047 --gen-len 0"; do
-    jopts="${run%%|*}"
-    echo "## $jopts" >> "$W/bench_split_1.3b.log"
-    # shellcheck disable=SC2086
-    timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" $jopts -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
-      -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-      --shape 1.3b --dtype f16 ${run#*|} --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
-    bench_status "speed opt-1.3b $jopts" $? "$W/bench_split_1.3b.log"
-  done
-fi
+PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
 # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
 # batch 1 and 32 and the 2047-token prefill, as its own engine (hf-sdpa) in the same table.
 if [ $(( budget - SECONDS - tail_s )) -ge 90 ]; then
