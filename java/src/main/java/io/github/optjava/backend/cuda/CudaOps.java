@@ -1055,21 +1055,36 @@ public final class CudaOps implements Ops {
     int vocab = s.cols;
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     Pointer scratch = argmaxScratch(f32Bytes + 8L * Math.max(n, 1)); // logits as f32, then n ints, n floats
-    FloatPointer values = dtype == DType.F32 ? s.f32() : new FloatPointer(scratch);
-    if (dtype != DType.F32) {
-      op("argmax (to float32)", dtype == DType.F16
-          ? OptKernels.opt_to_f32_f16(values, s.bits(), n * vocab, stream)
-          : OptKernels.opt_to_f32_bf16(values, s.bits(), n * vocab, stream));
-    }
+    FloatPointer values = logitsAsFloat32(s, scratch, "argmax");
     IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
     FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
     op("argmax", logprobs == null ? OptKernels.opt_argmax_f32(index, values, n, vocab, stream)
         : OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
+    return readTokens(index, n, logprobs, "argmax");
+  }
+
+  /** The logits as float32 for the picking kernels: themselves in f32, else converted into {@code scratch}. */
+  private FloatPointer logitsAsFloat32(CudaMat s, Pointer scratch, String what) {
+    if (dtype == DType.F32) {
+      return s.f32();
+    }
+    FloatPointer values = new FloatPointer(scratch);
+    int count = Math.multiplyExact(s.rows, s.cols);
+    op(what + " (to float32)", dtype == DType.F16
+        ? OptKernels.opt_to_f32_f16(values, s.bits(), count, stream)
+        : OptKernels.opt_to_f32_bf16(values, s.bits(), count, stream));
+    return values;
+  }
+
+  /**
+   * Ends the step: copies the n tokens at {@code tokens} (and, when {@code logprobs} is not null, the n float
+   * log-probs right after them: one copy) to the host and waits for them.
+   */
+  private int[] readTokens(IntPointer tokens, int n, double[] logprobs, String what) {
     Pointer host = readBuffer(8L * Math.max(n, 1));
-    // The n indexes and the n log-probs lie back to back: one copy.
-    check("argmax read", cudaMemcpyAsync(host, index, (logprobs == null ? 4L : 8L) * n, cudaMemcpyDeviceToHost,
+    check(what + " read", cudaMemcpyAsync(host, tokens, (logprobs == null ? 4L : 8L) * n, cudaMemcpyDeviceToHost,
         stream));
-    check("argmax read (synchronise)", cudaStreamSynchronize(stream));
+    check(what + " read (synchronise)", cudaStreamSynchronize(stream));
     launchedUnsynchronised = false;
     uploads.reset();
     int[] out = new int[n];
@@ -1112,12 +1127,7 @@ public final class CudaOps implements Ops {
     long paramsAt = f32Bytes + 8L * n;
     long uniformAt = (paramsAt + 12L * n + 7) / 8 * 8;
     Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
-    FloatPointer values = dtype == DType.F32 ? s.f32() : new FloatPointer(scratch);
-    if (dtype != DType.F32) {
-      op("sample (to float32)", dtype == DType.F16
-          ? OptKernels.opt_to_f32_f16(values, s.bits(), n * vocab, stream)
-          : OptKernels.opt_to_f32_bf16(values, s.bits(), n * vocab, stream));
-    }
+    FloatPointer values = logitsAsFloat32(s, scratch, "sample");
     try (org.bytedeco.javacpp.BytePointer params = new org.bytedeco.javacpp.BytePointer(uniformAt - paramsAt
         + 8L * n)) {
       java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
@@ -1136,22 +1146,8 @@ public final class CudaOps implements Ops {
           IndexUploads.at(scratch, paramsAt / 4 + n),
           new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
           new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
-      Pointer host = readBuffer(8L * Math.max(n, 1));
-      check("sample read", cudaMemcpyAsync(host, tokens, 8L * n, cudaMemcpyDeviceToHost, stream));
-      // the parameters' pageable buffer must outlive the copy: synchronised before it is freed
-      check("sample read (synchronise)", cudaStreamSynchronize(stream));
-      launchedUnsynchronised = false;
-      uploads.reset();
-      int[] out = new int[n];
-      new IntPointer(host).get(out);
-      if (logprobs != null) {
-        float[] f = new float[n];
-        new FloatPointer(IndexUploads.at(host, n)).get(f);
-        for (int i = 0; i < n; i++) {
-          logprobs[i] = f[i];
-        }
-      }
-      return out;
+      // (the parameters' pageable buffer outlives the copy: readTokens waits for the stream before it is freed)
+      return readTokens(tokens, n, logprobs, "sample");
     }
   }
 
