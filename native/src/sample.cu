@@ -12,7 +12,9 @@
 // How, one block per row (kThreads threads):
 //   1. s_i = logits_i / temperature; a NaN anywhere: token -2 (the host reports it). The maximum m.
 //   2. top-k (0 < k < vocab): the k-th largest s, found exactly by a radix select over the order-preserving
-//      bit patterns of s (32 counting passes); tokens below it are out. Ties at the k-th value stay (as HF).
+//      bit patterns of s (four 8-bit histogram passes); tokens below it are out. Ties at the k-th value stay (as
+//      HF). The tokens left (k plus ties, when at most 2048) are then gathered in token order into shared memory,
+//      and the passes below read only them instead of the whole row.
 //   3. w_i = expf(s_i - m) for the tokens left (with m = +inf: 1 for the +inf tokens, 0 for the others; with
 //      every token at -inf: token -1, nothing to sample). W = the sum, in double.
 //   4. top-p (p < 1): the largest weight tau whose tokens, with every lighter one, hold at most (1 - p) W of
@@ -35,6 +37,7 @@ namespace {
 using namespace opt;
 
 constexpr int kThreads = 512;
+constexpr int kGathered = 2048;  // tokens in play kept in shared memory after a top-k (16 KB)
 
 // Order-preserving key of a float (larger float, larger key); NaN is excluded before.
 __device__ __forceinline__ unsigned int ordered(float f) {
@@ -44,6 +47,7 @@ __device__ __forceinline__ unsigned int ordered(float f) {
 
 using Reduce = cub::BlockReduce<double, kThreads>;
 using Scan = cub::BlockScan<double, kThreads>;
+using IntScan = cub::BlockScan<int, kThreads>;
 
 __global__ void __launch_bounds__(kThreads)
 sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
@@ -56,6 +60,10 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   __shared__ int shared_int;
   __shared__ int found;
   __shared__ int last_kept;
+  __shared__ int hist[256];
+  __shared__ typename IntScan::TempStorage int_scan_tmp;
+  __shared__ int gathered_index[kGathered];
+  __shared__ float gathered_s[kGathered];
 
   const int row = blockIdx.x;
   const int tid = threadIdx.x;
@@ -97,35 +105,88 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     return;
   }
 
-  // 2. top-k: the largest key K with count(key >= K) >= k.
+  // 2. top-k: the key of the k-th largest s, by an 8-bit radix select (4 histogram passes).
   unsigned int kth = 0u;  // every key >= 0: nothing is out
   if (k > 0 && k < vocab) {
     unsigned int prefix = 0u;
-    for (int b = 31; b >= 0; --b) {
-      const unsigned int candidate = prefix | (1u << b);
-      int count = 0;
-      for (int i = tid; i < vocab; i += kThreads) count += ordered(__fdiv_rn(z[i], t)) >= candidate;
+    unsigned int mask = 0u;
+    int remaining = k;  // the rank of the k-th largest among the keys that match prefix
+    for (int shift = 24; shift >= 0; shift -= 8) {
+      for (int d = tid; d < 256; d += kThreads) hist[d] = 0;
       __syncthreads();
-      if (tid == 0) shared_int = 0;
+      for (int i = tid; i < vocab; i += kThreads) {
+        const unsigned int key = ordered(__fdiv_rn(z[i], t));
+        if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffu], 1);
+      }
       __syncthreads();
-      atomicAdd(&shared_int, count);
+      if (tid == 0) {  // the digit, from the largest down, in which the remaining-th key lies
+        int above = 0;
+        int digit = 0;
+        for (int d = 255; d >= 0; --d) {
+          if (above + hist[d] >= remaining) {
+            digit = d;
+            break;
+          }
+          above += hist[d];
+        }
+        shared_uint = static_cast<unsigned int>(digit);
+        shared_int = remaining - above;
+      }
       __syncthreads();
-      if (shared_int >= k) prefix = candidate;
+      prefix |= shared_uint << shift;
+      mask |= 0xffu << shift;
+      remaining = shared_int;
+      __syncthreads();  // shared_uint / shared_int / hist are rewritten by the next digit
     }
     kth = prefix;
   }
 
+  // The tokens still in play, in token order: after a top-k they are usually few (k, plus ties), so they are
+  // gathered into shared memory once and every later pass reads only them; otherwise (no top-k, or more than
+  // kGathered) the passes walk the whole row.
+  int count = vocab;
+  bool gathered = false;
+  if (kth != 0u) {
+    int mine = 0;
+    for (int i = tid; i < vocab; i += kThreads) mine += ordered(__fdiv_rn(z[i], t)) >= kth;
+    if (tid == 0) shared_int = 0;
+    __syncthreads();
+    atomicAdd(&shared_int, mine);
+    __syncthreads();
+    if (shared_int <= kGathered) {
+      gathered = true;
+      count = 0;
+      for (int base = 0; base < vocab; base += kThreads) {
+        const int i = base + tid;
+        const float s = i < vocab ? __fdiv_rn(z[i], t) : -INFINITY;
+        const int in = i < vocab && ordered(s) >= kth;
+        int at;
+        int chunk;
+        IntScan(int_scan_tmp).ExclusiveSum(in, at, chunk);
+        if (in) {
+          gathered_index[count + at] = i;
+          gathered_s[count + at] = s;
+        }
+        count += chunk;
+        __syncthreads();  // int_scan_tmp is reused
+      }
+    }
+  }
+  // Element j of the tokens in play: its token and its s (the whole row: token j, kept when at or above kth).
+  auto token_of = [&](int j) -> int { return gathered ? gathered_index[j] : j; };
+  auto s_of = [&](int j) -> float { return gathered ? gathered_s[j] : __fdiv_rn(z[j], t); };
+
   // 3. weights of the tokens left, and their mass W.
   // Weights in float (expf of a value <= 0: no overflow), summed in double; recomputed by every pass rather than
-  // stored (a row is a vocabulary: no room in shared memory), the same value each time.
-  auto weight = [&](int i) -> double {
-    const float s = __fdiv_rn(z[i], t);
+  // stored, the same value each time.
+  auto weight = [&](int j) -> double {
+    const float s = s_of(j);
     if (ordered(s) < kth) return 0.0;
     if (m == INFINITY) return s == INFINITY ? 1.0 : 0.0;
     return static_cast<double>(expf(s - m));
   };
   double part = 0.0;
-  for (int i = tid; i < vocab; i += kThreads) part += weight(i);
+  for (int j = tid; j < count; j += kThreads) part += weight(j);
   double total = Reduce(reduce_tmp).Sum(part);
   if (tid == 0) shared_double = total;
   __syncthreads();
@@ -141,8 +202,8 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     for (int b = 31; b >= 0; --b) {
       const unsigned int candidate = prefix | (1u << b);
       double mass = 0.0;
-      for (int i = tid; i < vocab; i += kThreads) {
-        const double w = weight(i);
+      for (int j = tid; j < count; j += kThreads) {
+        const double w = weight(j);
         if (w > 0.0 && __float_as_uint(static_cast<float>(w)) <= candidate) mass += w;
       }
       __syncthreads();  // reduce_tmp is reused
@@ -157,8 +218,8 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     tau = prefix;
     // Nothing at or below the smallest weight fits: tau = 0 removes only zero weights (removed stays 0).
   }
-  auto kept = [&](int i) -> double {
-    const double w = weight(i);
+  auto kept = [&](int j) -> double {
+    const double w = weight(j);
     if (w <= 0.0) return 0.0;
     if (filter_p && __float_as_uint(static_cast<float>(w)) <= tau) return 0.0;
     return w;
@@ -173,14 +234,15 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   }
   __syncthreads();
   double offset = 0.0;
-  for (int base = 0; base < vocab; base += kThreads) {
-    const int i = base + tid;
-    const double w = i < vocab ? kept(i) : 0.0;
-    if (w > 0.0) atomicMax(&last_kept, i);
+  for (int base = 0; base < count; base += kThreads) {
+    const int j = base + tid;
+    const double w = j < count ? kept(j) : 0.0;
+    if (w > 0.0) atomicMax(&last_kept, token_of(j));
     double inclusive;
     double chunk;
     Scan(scan_tmp).InclusiveSum(w, inclusive, chunk);
-    if (w > 0.0 && offset + inclusive > target) atomicMin(&found, i);  // the first such token wins
+    // elements are in token order, so the first such element (the smallest j) is the first such token
+    if (w > 0.0 && offset + inclusive > target) atomicMin(&found, token_of(j));
     __syncthreads();
     if (found != INT_MAX) break;
     offset += chunk;
