@@ -136,7 +136,8 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
       prefix |= shared_uint << shift;
       mask |= 0xffu << shift;
       remaining = shared_int;
-      __syncthreads();  // shared_uint / shared_int / hist are rewritten by the next digit
+      __syncthreads();  // every thread has read shared_uint / shared_int before they are written again (after the
+                        // last digit: by the count of the tokens left, just below)
     }
     kth = prefix;
   }
