@@ -163,9 +163,8 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
     float score = -INFINITY;
     long long slot = -1;
     if (key < end) {
-      const int block = table[key / block_size];
-      if (block >= 0 && block < num_blocks) {
-        slot = static_cast<long long>(block) * block_size + key % block_size;
+      slot = kv_slot(table, key, block_size, num_blocks);
+      if (slot >= 0) {
         const T* k_row = k_cache + static_cast<size_t>(slot) * width + head_offset;
         float dot = 0.f;
         if (vec) {

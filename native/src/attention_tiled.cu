@@ -97,10 +97,8 @@ tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __
       long long slot = -1;
       if (tid < nk) {
         const int key = kt + tid;
-        const int block = table[key / block_size];
-        if (block >= 0 && block < num_blocks) {
-          slot = static_cast<long long>(block) * block_size + key % block_size;
-        } else {
+        slot = kv_slot(table, key, block_size, num_blocks);
+        if (slot < 0) {
           atomicMin(&first_bad_s, key);
         }
       }

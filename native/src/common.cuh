@@ -5,6 +5,7 @@
 //                   layout). Kernels load every element into float (to_float), compute in float and round
 //                   back to nearest even once, when storing (from_float<T>).
 //   reductions      warp_sum and block_sum (warp shuffles, then one float per warp in shared memory).
+//   paged KV cache  kv_slot: a position's slot through its block table (-1 for a bad block id).
 //   launch helpers  status codes and the thread count of a one-block-per-row launch.
 #ifndef OPT_COMMON_CUH
 #define OPT_COMMON_CUH
@@ -64,6 +65,15 @@ __device__ __forceinline__ float block_sum(float v) {
   float total = 0.f;
   for (int w = 0; w < static_cast<int>(blockDim.x) / kWarp; ++w) total += partial[w];
   return total;
+}
+
+// ---- paged KV cache ---------------------------------------------------------------------------------
+
+// The cache slot of position `key` of a sequence whose block table is `table`, or -1 when its block id is not
+// one of the pool's `num_blocks` (the caller makes the rows that reach it NaN).
+__device__ __forceinline__ long long kv_slot(const int32_t* table, int key, int block_size, int num_blocks) {
+  const int block = table[key / block_size];
+  return block >= 0 && block < num_blocks ? static_cast<long long>(block) * block_size + key % block_size : -1;
 }
 
 // ---- launch helpers --------------------------------------------------------------------------------

@@ -8,8 +8,6 @@ import io.github.optjava.api.Choice;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.model.CausalLm;
-import io.github.optjava.model.OptConfig;
-import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayList;
 import java.util.List;
@@ -30,15 +28,11 @@ class EngineDeviceSamplingTest {
 
   @Test
   void seededSamplingDrawsWhereTheLogitsAreAloneAndBatchedAlike() {
-    CpuOps ops = new CpuOps();
-    OptModel model = TinyOpt.model(ops);
-    OptConfig config = model.config();
-    CountingModel drawing = new CountingModel(model, true);
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     String[] prompts = {"The capital of France is", "Once upon a time", "def f(x):", "Hello"};
     List<List<Integer>> solo = new ArrayList<>();
-    try (Engine engine = new Engine(drawing, tokenizer,
-        new KvCache(ops.kvStore(config.numHiddenLayers(), 64, 16, config.hiddenSize())), 8, 128)) {
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
       for (int i = 0; i < prompts.length; i++) {
         Choice c = engine.submit(tokenizer.encode(prompts[i]), sampled(i), null).join().choices().get(0);
         solo.add(c.tokenIds());
@@ -61,14 +55,10 @@ class EngineDeviceSamplingTest {
 
   @Test
   void otherProcessorsAndLogprobAlternativesKeepTheLogitsPath() {
-    CpuOps ops = new CpuOps();
-    OptModel model = TinyOpt.model(ops);
-    OptConfig config = model.config();
-    CountingModel drawing = new CountingModel(model, true);
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");
-    try (Engine engine = new Engine(drawing, tokenizer,
-        new KvCache(ops.kvStore(config.numHiddenLayers(), 64, 16, config.hiddenSize())), 8, 128)) {
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
       engine.submit(prompt, sampled(1).toBuilder().repetitionPenalty(1.3).build(), null).join();
       engine.submit(prompt, sampled(1).toBuilder().logprobs(2).build(), null).join();
       assertEquals(0, drawing.samples, "a repetition penalty or log-prob alternatives need the host path");
@@ -83,14 +73,10 @@ class EngineDeviceSamplingTest {
    */
   @Test
   void aSampledRequestDrawsTheSameBatchedWithAGreedyOne() {
-    CpuOps ops = new CpuOps();
-    OptModel model = TinyOpt.model(ops);
-    OptConfig config = model.config();
-    CountingModel drawing = new CountingModel(model, true);
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("Once upon a time");
-    try (Engine engine = new Engine(drawing, tokenizer,
-        new KvCache(ops.kvStore(config.numHiddenLayers(), 64, 16, config.hiddenSize())), 8, 128)) {
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
       Choice alone = engine.submit(prompt, sampled(5), null).join().choices().get(0);
       int forwards = drawing.forwards;
       CompletableFuture<io.github.optjava.api.Completion> greedy = engine.submit(tokenizer.encode("Hello world"),
