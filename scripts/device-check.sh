@@ -284,25 +284,34 @@ speed_shape() {
 speed_shape 1.3b     90   55  100  100   50
 
 # 8. The code written since the last GPU run, behind flags until verified: its speed first (the data that decides
-# the defaults), then where its GPU time goes. Speed: opt-1.3b with graphs on (its own table, not in bench.jsonl),
-# one run per flag set: tiled prefill + split-KV decode attention, the tensor-core prefill kernel, cuBLASLt GEMMs.
+# the defaults), then where its GPU time goes. Speed: opt-1.3b (and 6.7b for the matrix-vector kernel) with graphs
+# on (its own table, not in bench.jsonl), one run per flag set: tiled prefill + split-KV decode attention, that plus
+# the matrix-vector kernel for decode Linears (gemv), the tensor-core prefill kernel, cuBLASLt GEMMs.
 # Each run's line `## <flags>` heads its rows in the printed table; every run is skipped once the budget is spent.
-for run in "-Dopt.cuda.attention=tiled|--batch 1,32 --prompt-len 128 --gen-len 128" \
-           "-Dopt.cuda.attention=tc|--batch 1 --prompt-len 2047 --gen-len 0" \
-           "-Dopt.cuda.attention=tiled|--batch 1 --prompt-len 2047 --gen-len 0" \
-           "-Dopt.cuda.gemm=lt|--batch 1,32 --prompt-len 128 --gen-len 128" \
-           "-Dopt.cuda.gemm=lt|--batch 1 --prompt-len 2047 --gen-len 0"; do
+for run in "-Dopt.cuda.attention=tiled|--shape 1.3b --batch 1,32 --prompt-len 128 --gen-len 128" \
+           "-Dopt.cuda.attention=tiled -Dopt.cuda.gemv=true|--shape 1.3b --batch 1,8 --prompt-len 128 --gen-len 128" \
+           "-Dopt.cuda.attention=tc|--shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0" \
+           "-Dopt.cuda.attention=tiled|--shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0" \
+           "-Dopt.cuda.gemm=lt|--shape 1.3b --batch 1,32 --prompt-len 128 --gen-len 128" \
+           "-Dopt.cuda.gemm=lt|--shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0" \
+           "-Dopt.cuda.attention=tiled -Dopt.cuda.gemv=true|--shape 6.7b --batch 1 --prompt-len 128 --gen-len 128" \
+           "-Dopt.cuda.attention=tiled|--shape 6.7b --batch 1 --prompt-len 128 --gen-len 128"; do
   jopts="${run%%|*}"
+  args="${run#*|}"
+  shape="${args#--shape }"
+  shape="${shape%% *}"
   if [ $(( budget - SECONDS - tail_s )) -lt 30 ]; then
-    row "speed opt-1.3b $jopts" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    row "speed opt-$shape $jopts" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
     continue
   fi
-  echo "## $jopts" >> "$W/bench_split_1.3b.log"
+  echo "## opt-$shape $jopts" >> "$W/bench_flags.log"
+  run_cap=40
+  [ "$shape" = 1.3b ] || run_cap=70 # 6.7b: ~15 s of random weights and 13 GB to upload
   # shellcheck disable=SC2086
-  timeout -k 10 "$(cap 40 "$tail_s")" "$java_bin" $jopts -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+  timeout -k 10 "$(cap "$run_cap" "$tail_s")" "$java_bin" $jopts -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-    --shape 1.3b --dtype f16 ${run#*|} --repeats 2 --warm-up 1 >> "$W/bench_split_1.3b.log" 2>&1
-  bench_status "speed opt-1.3b $jopts" $? "$W/bench_split_1.3b.log"
+    --dtype f16 $args --repeats 2 --warm-up 1 >> "$W/bench_flags.log" 2>&1
+  bench_status "speed opt-$shape $jopts" $? "$W/bench_flags.log"
 done
 # Where the GPU time goes with the new kernels (a diagnostic, not a comparison): opt-1.3b run eagerly with
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
@@ -351,8 +360,8 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
-[ -s "$W/bench_split_1.3b.log" ] && { echo "== opt bench, experimental: tiled / tc attention (prefill) + split-KV (decode), cuBLASLt GEMMs =="; \
-  grep -E "^## -D|^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_split_1.3b.log"; echo; }
+[ -s "$W/bench_flags.log" ] && { echo "== opt bench, experimental: tiled / tc attention (prefill) + split-KV (decode), gemv, cuBLASLt GEMMs =="; \
+  grep -E "^## opt-|^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_flags.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

@@ -119,6 +119,7 @@ struct K<F32> {
   static constexpr auto add_positions = opt_add_positions_f32;
   static constexpr auto residual_add = opt_residual_add_f32;
   static constexpr auto bias_act = opt_bias_act_f32;
+  static constexpr auto linear_small = opt_linear_small_f32;
   static constexpr auto gather_rows = opt_gather_rows_f32;
   static constexpr auto to_f32 = opt_to_f32_f32;
   static constexpr auto kv_append = opt_kv_append_f32;
@@ -138,6 +139,7 @@ struct K<F16> {
   static constexpr auto add_positions = opt_add_positions_f16;
   static constexpr auto residual_add = opt_residual_add_f16;
   static constexpr auto bias_act = opt_bias_act_f16;
+  static constexpr auto linear_small = opt_linear_small_f16;
   static constexpr auto gather_rows = opt_gather_rows_f16;
   static constexpr auto to_f32 = opt_to_f32_f16;
   static constexpr auto kv_append = opt_kv_append_f16;
@@ -157,6 +159,7 @@ struct K<BF16> {
   static constexpr auto add_positions = opt_add_positions_bf16;
   static constexpr auto residual_add = opt_residual_add_bf16;
   static constexpr auto bias_act = opt_bias_act_bf16;
+  static constexpr auto linear_small = opt_linear_small_bf16;
   static constexpr auto gather_rows = opt_gather_rows_bf16;
   static constexpr auto to_f32 = opt_to_f32_bf16;
   static constexpr auto kv_append = opt_kv_append_bf16;
@@ -413,6 +416,34 @@ void check_bias_act(bool with_bias, bool relu) {
   }
   const char* op = with_bias ? (relu ? "bias_act (bias, relu)" : "bias_act (bias)") : "bias_act (relu, no bias)";
   report(shape(op, rows, cols), D::name(), max_error(widen_all<D>(d_x.download()), ref), D::tol);
+}
+
+// opt_linear_small: out = act(x · wᵀ + bias) for 1–8 rows. offset_x shifts x by one element so the kernel
+// must take its one-element path (x no longer 16-byte aligned); an odd k does the same.
+template <class D>
+void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offset_x) {
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k + offset_x, 0.f, 1.f);
+  const Host<D> w = random_tensor<D>(static_cast<size_t>(n) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
+  const Host<D> bias = random_tensor<D>(n, 0.f, 1.f);
+  DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_out(static_cast<size_t>(m) * n);
+  expect_ok(K<D>::linear_small(d_out.ptr, d_x.ptr + offset_x, d_w.ptr, with_bias ? d_bias.ptr : nullptr, m, k, n,
+                               relu ? 1 : 0, g_stream),
+            "linear_small");
+  std::vector<double> ref(static_cast<size_t>(m) * n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double v = with_bias ? bias.values[j] : 0.0;
+      for (int e = 0; e < k; ++e) {
+        v += static_cast<double>(x.values[offset_x + static_cast<size_t>(i) * k + e]) * w.values[static_cast<size_t>(j) * k + e];
+      }
+      ref[static_cast<size_t>(i) * n + j] = relu ? std::max(v, 0.0) : v;
+    }
+  }
+  std::string op = "linear_small " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n);
+  if (with_bias) op += " b";
+  if (relu) op += " relu";
+  if (offset_x) op += " unaligned";
+  report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
 template <class D>
@@ -787,6 +818,9 @@ void check_size_validation() {
                             16, 1, 1, 1.f, g_stream),
          0, "attention no sequences");
   expect(opt_argmax_f32(nullptr, nullptr, 3, 0, g_stream), 1, "argmax vocab 0");
+  expect(opt_linear_small_f16(nullptr, nullptr, nullptr, nullptr, 9, 64, 64, 0, g_stream), 1, "linear_small 9 rows");
+  expect(opt_linear_small_f32(nullptr, nullptr, nullptr, nullptr, 1, 0, 64, 0, g_stream), 1, "linear_small k 0");
+  expect(opt_linear_small_bf16(nullptr, nullptr, nullptr, nullptr, 0, 64, 64, 0, g_stream), 0, "linear_small m 0");
   expect(opt_argmax_f32(nullptr, nullptr, 0, 0, g_stream), 0, "argmax rows 0");
   report("size validation (wrong statuses)", "-", wrong, 0.0);
 }
@@ -808,6 +842,13 @@ void check_all() {
   check_bias_act<D>(true, true);
   check_bias_act<D>(false, true);
   check_gather_rows<D>();
+  check_linear_small<D>(1, 2048, 301, true, false, 0);  // odd n: the last warp's tail outputs
+  check_linear_small<D>(2, 768, 64, true, true, 0);
+  check_linear_small<D>(3, 1024, 130, false, true, 0);   // 4 outputs per warp from 3 rows on
+  check_linear_small<D>(8, 520, 9, true, false, 0);      // k not a multiple of 32 chunks: the loop's tail
+  check_linear_small<D>(1, 8192, 40, true, true, 0);
+  check_linear_small<D>(4, 17, 33, true, true, 0);       // odd k: the one-element path
+  check_linear_small<D>(2, 64, 50, true, false, 1);      // x not 16-byte aligned: the one-element path
   check_to_f32<D>();
   check_kv_append<D>();
   check_qkv_append<D>(false);

@@ -104,6 +104,24 @@ OPT_API int opt_bias_act_bf16(uint16_t* x, const uint16_t* bias, int rows, int c
                               cudaStream_t stream);
 
 /*
+ * Linear for a few rows (linear_small.cu): out[i, j] = act(sum_e x[i, e] * w[j, e] + bias[j]), float32 sums,
+ * act = ReLU when relu != 0 (NaN kept). The matrix-vector product of a decode step at batch <= 8, one launch
+ * with the bias and ReLU applied (instead of a cuBLAS GEMM and opt_bias_act).
+ *   out (m, n)   device, row-major; must not overlap x
+ *   x (m, k)     device, row-major; 1 <= m <= 8 (more rows: cudaErrorInvalidValue, use a GEMM)
+ *   w (n, k)     device, row-major (out_features x in_features, the checkpoint's layout); k >= 1
+ *   bias (n)     device, or NULL
+ * x and w 16-byte aligned with k a multiple of 16 bytes take the fast path (16-byte loads); anything else is
+ * still correct, on a slower one-element-per-lane path. m == 0 or n == 0: nothing to do.
+ */
+OPT_API int opt_linear_small_f32(float* out, const float* x, const float* w, const float* bias, int m, int k, int n,
+                                 int relu, cudaStream_t stream);
+OPT_API int opt_linear_small_f16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
+                                 int k, int n, int relu, cudaStream_t stream);
+OPT_API int opt_linear_small_bf16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
+                                  int k, int n, int relu, cudaStream_t stream);
+
+/*
  * Row gather (elementwise.cu): out[i, :] = x[rows[i], :] for i < n.
  *   out (n, cols), x (x_rows, cols)   device; out must not alias x
  *   rows (n)                          device, int32; a row outside [0, x_rows) yields a zero row

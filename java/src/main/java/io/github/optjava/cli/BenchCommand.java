@@ -144,13 +144,22 @@ final class BenchCommand implements Callable<Integer> {
       int blocksPerSeq = (promptLen + genLen + BLOCK_SIZE - 1) / BLOCK_SIZE;
       try (model; KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), maxBatch * blocksPerSeq,
           BLOCK_SIZE, config.hiddenSize()))) {
+        // The GEMM rate of each batch size's prefill shape, timed before the warm-up so that a per-op profile
+        // (-Dopt.cuda.profile=true), started afresh after the warm-up, holds the timed runs only.
+        java.util.Map<Integer, Double> gemmRate = new java.util.HashMap<>();
+        for (int b : batches) {
+          gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim()));
+        }
         double warmS = warmUp(model, cache);
+        if (ops instanceof io.github.optjava.backend.cuda.CudaOps cudaOps) {
+          cudaOps.resetProfile();
+        }
         out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
         out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s");
         for (int b : batches) {
           Result r = median(model, cache, b);
           double prefillTps = b * promptLen / (r.prefillMs / 1e3);
-          double gemmTflops = GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim());
+          double gemmTflops = gemmRate.get(b);
           double prefillTflops = GemmRate.prefillFlops(config, b, promptLen) / (r.prefillMs / 1e3) / 1e12;
           // null without decode steps (--gen-len 0): there is nothing to divide by
           Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;

@@ -21,13 +21,14 @@ import org.junit.jupiter.params.provider.CsvSource;
  * Decode steps replayed as CUDA graphs give what the same steps give run op by op: the same model on two
  * {@link CudaOps}, graphs on and off, fed the same tokens. Blocks of 4 tokens make the block tables grow
  * through several padded widths (new graph variants), and a sequence leaves half way (a new batch size).
- * With the split-KV or tiled attention kernels on the graph side, it also checks them against the first one.
+ * With the split-KV or tiled attention kernels on the graph side, it also checks them against the first one; with
+ * cuBLASLt or the matrix-vector kernel, those Linears inside graphs.
  */
 @GpuTest
 class GpuGraphTest {
 
   @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt"})
+  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv"})
   void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
     boolean splitAttention = !kernel.equals("first");
     HfReference ref = new HfReference("tiny-opt");
@@ -36,8 +37,11 @@ class GpuGraphTest {
         KvCache gc = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
         KvCache ec = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
       // "lt": the first attention kernel, Linears through cuBLASLt (captured in the graphs too)
-      graphOps.useAttentionKernel(kernel.equals("lt") ? "first" : kernel);
+      // "gemv": the first attention kernel, decode Linears through the matrix-vector kernel (eager side: cuBLAS)
+      boolean linearCase = kernel.equals("lt") || kernel.equals("gemv");
+      graphOps.useAttentionKernel(linearCase ? "first" : kernel);
       graphOps.useLtGemm(kernel.equals("lt"));
+      graphOps.useGemv(kernel.equals("gemv"));
       eagerOps.useAttentionKernel("first"); // the reference: the first, verified kernel
       // "lt" on both sides: graph capture of cuBLASLt against eager cuBLASLt (its numbers against cublasGemmEx are
       // CudaOpsParityTest's); its tolerance stays the loose one (another GEMM order than the first case's)
@@ -71,6 +75,10 @@ class GpuGraphTest {
       assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
           + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
+      if (kernel.equals("gemv")) {
+        assertTrue(graphOps.gemvLaunches() > 0 && eagerOps.gemvLaunches() == 0, "matrix-vector kernel ran: graph "
+            + "side " + graphOps.gemvLaunches() + ", eager side " + eagerOps.gemvLaunches());
+      }
       if (kernel.equals("lt")) {
         assertTrue(graphOps.ltLaunches() > 0 && eagerOps.ltLaunches() > 0, "cuBLASLt ran: graph side "
             + graphOps.ltLaunches() + ", eager side " + eagerOps.ltLaunches());

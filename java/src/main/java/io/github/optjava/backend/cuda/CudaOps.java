@@ -81,6 +81,16 @@ public final class CudaOps implements Ops {
    */
   private static final boolean LT_GEMM = "lt".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
   /**
+   * {@code -Dopt.cuda.gemv=true}: Linears of at most {@link #GEMV_MAX_ROWS} rows (decode at small batch) run our
+   * matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads, bias and ReLU
+   * applied in the same launch) instead of a cuBLAS GEMM plus the bias kernel. Written without a GPU on
+   * 2026-11-26: off until check_ops and the parity test ({@code linearThroughGemv}) have passed on one and the
+   * bench shows the gain.
+   */
+  private static final boolean GEMV = Boolean.getBoolean("opt.cuda.gemv");
+  /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
+  static final int GEMV_MAX_ROWS = 8;
+  /**
    * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu);
    * {@code =tiled} the query-tiled kernel (native/src/attention_tiled.cu) for steps with a prompt and the
    * split kernel for decode steps; {@code =tc} as tiled, with the tensor-core prefill kernel
@@ -116,6 +126,8 @@ public final class CudaOps implements Ops {
   private final cublasContext cublas = new cublasContext();
   private Pointer cublasWorkspace;
   private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
+  private boolean gemv = GEMV; // -Dopt.cuda.gemv=true (or useGemv)
+  private long gemvLaunches;
 
   // CUDA graphs of decode steps (graphStep): EAGER runs ops as they come; CAPTURE records them into a graph;
   // REPLAY checks them against the graph and launches it when the step reads its result.
@@ -480,14 +492,30 @@ public final class CudaOps implements Ops {
     if (wt.cols != in.cols || o.cols != wt.rows || o.rows != in.rows) {
       throw new IllegalArgumentException("linear: x " + in + ", w " + wt + ", out " + o);
     }
-    if (!launch("linear", o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
+    require(bias == null || (long) CudaMat.of(bias).rows * CudaMat.of(bias).cols == o.cols,
+        "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
+    boolean small = gemv && in.rows >= 1 && in.rows <= GEMV_MAX_ROWS;
+    String name = small ? "linear (gemv)" : "linear";
+    if (!launch(name, o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
         relu ? 1 : 0, in.rows, in.cols, o.cols)) {
+      return;
+    }
+    if (small) {
+      CudaMat b = bias == null ? null : CudaMat.of(bias);
+      int r = relu ? 1 : 0;
+      op(name, switch (dtype) {
+        case F32 -> OptKernels.opt_linear_small_f32(o.f32(), in.f32(), wt.f32(), b == null ? null : b.f32(), in.rows,
+            in.cols, o.cols, r, stream);
+        case F16 -> OptKernels.opt_linear_small_f16(o.bits(), in.bits(), wt.bits(), b == null ? null : b.bits(),
+            in.rows, in.cols, o.cols, r, stream);
+        case BF16 -> OptKernels.opt_linear_small_bf16(o.bits(), in.bits(), wt.bits(), b == null ? null : b.bits(),
+            in.rows, in.cols, o.cols, r, stream);
+      });
+      gemvLaunches++;
       return;
     }
     // Row-major out (T×N) = x (T×K) · wᵀ is, column-major, outᵀ (N×T) = W (N×K, stored as K×N: op T) · xᵀ (K×T).
     requireOpen(); // the cuBLAS handle is destroyed by close()
-    require(bias == null || (long) CudaMat.of(bias).rows * CudaMat.of(bias).cols == o.cols,
-        "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
     if (lt != null && lt.matmul(o, in, wt, bias == null ? null : CudaMat.of(bias), relu, dtype, stream,
         mode == Mode.CAPTURE)) {
       op("linear (cuBLASLt)", 0);
@@ -1005,6 +1033,30 @@ public final class CudaOps implements Ops {
       lt.close();
       lt = null;
     }
+  }
+
+  /**
+   * Starts the per-op GPU times of {@code -Dopt.cuda.profile=true} afresh (a no-op without it): {@code opt bench}
+   * calls it after its warm-up, whose first run pays for lazily loaded kernels and cuBLAS's algorithm choice.
+   */
+  public void resetProfile() {
+    if (profile != null) {
+      profile.reset();
+    }
+  }
+
+  /** Whether Linears of at most 8 rows run the matrix-vector kernel (see {@code opt.cuda.gemv}). Between steps only. */
+  public void useGemv(boolean on) {
+    requireEager("useGemv");
+    if (on != gemv) {
+      discardGraphs(); // captured with the other Linear path
+      gemv = on;
+    }
+  }
+
+  /** How many Linears ran the matrix-vector kernel so far (tests check that its path really ran). */
+  public long gemvLaunches() {
+    return gemvLaunches;
   }
 
   /** How many Linears went through cuBLASLt so far (tests check that its path really ran). */

@@ -67,6 +67,14 @@ final class OpProfile implements AutoCloseable {
     cudaEventRecord(pool.get(used++), stream);
   }
 
+  /**
+   * Forgets the totals so far (warm-up runs: cold caches, lazily loaded cuBLAS kernels, algorithm choice). Between
+   * steps only: ops queued outside a step (a GEMM timed on its own) were added to the next step's totals.
+   */
+  void reset() {
+    totals.clear();
+  }
+
   /** One line per op name, the largest total first: total ms, calls, ms per call, share of all. */
   String summary() {
     double all = totals.values().stream().mapToDouble(t -> t[0]).sum();

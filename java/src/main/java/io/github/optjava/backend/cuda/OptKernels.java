@@ -144,6 +144,26 @@ public final class OptKernels {
   public static native int opt_bias_act_bf16(@Cast("uint16_t*") ShortPointer x,
       @Cast("const uint16_t*") ShortPointer bias, int rows, int cols, int relu, CUstream_st stream);
 
+  // ---- linear_small (linear_small.cu) ----
+
+  /**
+   * A Linear for 1–8 rows: out[i, j] = act(Σ x[i, e]·w[j, e] + bias[j]), w row-major (n × k), bias may be null,
+   * ReLU when relu != 0; more than 8 rows is cudaErrorInvalidValue. float32 storage.
+   */
+  public static native int opt_linear_small_f32(FloatPointer out, @Cast("const float*") FloatPointer x,
+      @Cast("const float*") FloatPointer w, @Cast("const float*") FloatPointer bias, int m, int k, int n, int relu,
+      CUstream_st stream);
+
+  /** As {@link #opt_linear_small_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_linear_small_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, CUstream_st stream);
+
+  /** As {@link #opt_linear_small_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_linear_small_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, CUstream_st stream);
+
   // ---- gather_rows (elementwise.cu) ----
 
   /** out[i, :] = x[rows[i], :]; a row outside [0, xRows) gives a zero row. float32 storage. */

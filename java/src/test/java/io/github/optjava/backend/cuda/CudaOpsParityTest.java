@@ -1,5 +1,6 @@
 package io.github.optjava.backend.cuda;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.optjava.backend.AttentionBatch;
@@ -18,6 +19,7 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -202,6 +204,29 @@ class CudaOpsParityTest {
           + "not fallen back (" + (g.ltLaunches() - before) + " launches)");
     } finally {
       g.useLtGemm(false);
+    }
+  }
+
+  /**
+   * The same through the matrix-vector kernel for 1–8 rows (-Dopt.cuda.gemv=true): its 16-byte path (in a multiple
+   * of 8 values), its one-element path (odd widths), a 1.3b-like shape; 9 rows must go to cuBLAS instead.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(DType.class)
+  void linearThroughGemv(DType d) {
+    CudaOps g = gpu(d);
+    g.useGemv(true);
+    try {
+      long before = g.gemvLaunches();
+      linearCase(g, d, 1, 128, 141);
+      linearCase(g, d, 3, 83, 40);
+      linearCase(g, d, 8, 2048, 2048 + 13);
+      linearCase(g, d, 2, 8192, 64);
+      assertEquals(before + 4 * 3, g.gemvLaunches(), d + ": every Linear of 1–8 rows must have run the kernel");
+      linearCase(g, d, 9, 128, 64);
+      assertEquals(before + 4 * 3, g.gemvLaunches(), d + ": 9 rows go to cuBLAS");
+    } finally {
+      g.useGemv(false);
     }
   }
 

@@ -43,5 +43,9 @@ class OptKernelsLoadTest {
   void invalidSizesAreRejectedBeforeAnyLaunch() {
     assertEquals(1, OptKernels.opt_embedding_f32(null, null, null, -1, 4, 1, null)); // cudaErrorInvalidValue
     assertEquals(0, OptKernels.opt_embedding_f32(null, null, null, 0, 4, 1, null)); // nothing to do
+    // the matrix-vector Linear takes 1–8 rows (more: a GEMM's job) and at least one input column
+    assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 9, 64, 64, 0, null));
+    assertEquals(1, OptKernels.opt_linear_small_f32(null, null, null, null, 1, 0, 64, 0, null));
+    assertEquals(0, OptKernels.opt_linear_small_bf16(null, null, null, null, 0, 64, 64, 0, null));
   }
 }

@@ -1,0 +1,225 @@
+// A Linear for a few rows (decode steps at small batch): out = act(x · wᵀ + bias), read straight from the
+// row-major weight (out_features × in_features, the checkpoint's layout).
+//
+// Why our own kernel instead of cuBLAS here: at 1–8 rows a Linear is a matrix-vector product whose time is
+// the time to stream the weight once from memory. cuBLAS's GEMM kernels are built for tiles of many rows and,
+// at one row, leave part of the bandwidth unused (issue #5: batch-1 decode must reach 70–85 % of the
+// memory-bandwidth limit). This kernel keeps many 16-byte weight loads in flight per thread, and it also
+// applies the bias and ReLU while the sums are in registers, so a Linear is one launch instead of two.
+//
+// Variants (f32, f16, bf16 storage): opt_linear_small_<dt>; CPU twin: CpuOps.linear (fp32 sums, rounded once
+// to the storage type after the bias and ReLU).
+//
+// Work split: one warp computes R consecutive outputs (columns of out) for all m rows. Its lanes walk the
+// in_features axis in 16-byte chunks (8 fp16/bf16 or 4 fp32 values), lane l taking chunks l, l + 32, …; each
+// iteration loads U chunks of each of the R weight rows before using them, so 16·U·R bytes per lane are in
+// flight. Each x chunk loaded is used for R outputs: the x reads (L1/L2 hits, x is at most 8 rows) cost m/R
+// of the weight traffic. Sums are float32, reduced across the warp with shuffles.
+#include "common.cuh"
+
+namespace {
+using namespace opt;
+
+constexpr int kMaxRows = 8;       // the launcher refuses more rows: use a GEMM
+constexpr int kWarpsPerBlock = 4; // small blocks: a 2048-output Linear still spreads over every SM
+constexpr int kUnroll = 2;        // chunks per weight row loaded before use (loads in flight per lane)
+
+// Eight (or four, for float) values of one 16-byte chunk, widened to float.
+template <typename T>
+struct Chunk {
+  static constexpr int kSize = 16 / sizeof(T);
+};
+
+__device__ __forceinline__ void widen(const uint4& v, float* out, const float*) {
+  out[0] = __uint_as_float(v.x);
+  out[1] = __uint_as_float(v.y);
+  out[2] = __uint_as_float(v.z);
+  out[3] = __uint_as_float(v.w);
+}
+
+__device__ __forceinline__ void widen(const uint4& v, float* out, const __half*) {
+  const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ void widen(const uint4& v, float* out, const __nv_bfloat16*) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+// acc[i][r] += x[i, chunk c] · w[j0 + r, chunk c] for the chunk's values; wv holds the R weight chunks.
+template <typename T, int R>
+__device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint4 (&wv)[R], const T* __restrict__ x,
+                                           int m, int k, int c) {
+  constexpr int kC = Chunk<T>::kSize;
+  float wf[R][kC];
+#pragma unroll
+  for (int r = 0; r < R; ++r) widen(wv[r], wf[r], static_cast<const T*>(nullptr));
+#pragma unroll
+  for (int i = 0; i < kMaxRows; ++i) {
+    if (i < m) {
+      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(i) * k) + c);
+      float xf[kC];
+      widen(xv, xf, static_cast<const T*>(nullptr));
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+#pragma unroll
+        for (int e = 0; e < kC; ++e) acc[i][r] = fmaf(xf[e], wf[r][e], acc[i][r]);
+      }
+    }
+  }
+}
+
+// The 16-byte path: k a multiple of the chunk size, x and w 16-byte aligned (checked by the launcher).
+// grid.x = ceil(ceil(n / R) / kWarpsPerBlock), blockDim.x = 32 · kWarpsPerBlock.
+template <typename T, int R>
+__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
+    linear_small_vec_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,
+                            const T* __restrict__ bias, int m, int k, int n, int relu) {
+  const int lane = threadIdx.x % kWarp;
+  const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
+  if (j0 >= n) return;  // the whole warp: no block-wide barrier below
+  const int chunks = k / Chunk<T>::kSize;
+  const uint4* wrow[R];
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+    // a row past n (the last warp's tail) re-reads row n - 1: its sums are never stored
+    const long long j = j0 + r < n ? j0 + r : n - 1;
+    wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(j) * k);
+  }
+  float acc[kMaxRows][R];
+#pragma unroll
+  for (int i = 0; i < kMaxRows; ++i) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[i][r] = 0.f;
+  }
+  int c = lane;
+  for (; c + (kUnroll - 1) * kWarp < chunks; c += kUnroll * kWarp) {
+    uint4 wv[kUnroll][R];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+      for (int r = 0; r < R; ++r) wv[u][r] = __ldcs(wrow[r] + c + u * kWarp);  // streamed once: evict first
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) accumulate<T, R>(acc, wv[u], x, m, k, c + u * kWarp);
+  }
+  for (; c < chunks; c += kWarp) {
+    uint4 wv[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wv[r] = __ldcs(wrow[r] + c);
+    accumulate<T, R>(acc, wv, x, m, k, c);
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxRows; ++i) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (i < m) {
+        float v = warp_sum(acc[i][r]);  // every lane gets the sum; one lane per output stores it
+        if (lane == (i * R + r) % kWarp && j0 + r < n) {
+          if (bias != nullptr) v += to_float(bias[j0 + r]);
+          if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as in torch.relu
+          out[static_cast<size_t>(i) * n + j0 + r] = from_float<T>(v);
+        }
+      }
+    }
+  }
+}
+
+// Any k and alignment: one element per lane per step (shapes the 16-byte path refuses; never OPT's own).
+template <typename T, int R>
+__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
+    linear_small_scalar_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,
+                               const T* __restrict__ bias, int m, int k, int n, int relu) {
+  const int lane = threadIdx.x % kWarp;
+  const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
+  if (j0 >= n) return;
+  float acc[kMaxRows][R];
+#pragma unroll
+  for (int i = 0; i < kMaxRows; ++i) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) acc[i][r] = 0.f;
+  }
+  for (int e = lane; e < k; e += kWarp) {
+    float wf[R];
+#pragma unroll
+    for (int r = 0; r < R; ++r) wf[r] = j0 + r < n ? to_float(w[static_cast<size_t>(j0 + r) * k + e]) : 0.f;
+#pragma unroll
+    for (int i = 0; i < kMaxRows; ++i) {
+      if (i < m) {
+        const float xf = to_float(x[static_cast<size_t>(i) * k + e]);
+#pragma unroll
+        for (int r = 0; r < R; ++r) acc[i][r] = fmaf(xf, wf[r], acc[i][r]);
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kMaxRows; ++i) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (i < m) {
+        float v = warp_sum(acc[i][r]);
+        if (lane == (i * R + r) % kWarp && j0 + r < n) {
+          if (bias != nullptr) v += to_float(bias[j0 + r]);
+          if (relu && v < 0.f) v = 0.f;
+          out[static_cast<size_t>(i) * n + j0 + r] = from_float<T>(v);
+        }
+      }
+    }
+  }
+}
+
+template <typename T, int R>
+int launch_r(T* out, const T* x, const T* w, const T* bias, int m, int k, int n, int relu, bool vec,
+             cudaStream_t stream) {
+  const long long warps = (static_cast<long long>(n) + R - 1) / R;
+  const long long blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (blocks > 0x7fffffffLL) return kInvalidValue;
+  if (vec) {
+    linear_small_vec_kernel<T, R><<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(
+        out, x, w, bias, m, k, n, relu);
+  } else {
+    linear_small_scalar_kernel<T, R><<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(
+        out, x, w, bias, m, k, n, relu);
+  }
+  return launch_status();
+}
+
+template <typename T>
+int launch_linear_small(T* out, const T* x, const T* w, const T* bias, int m, int k, int n, int relu,
+                        cudaStream_t stream) {
+  if (m < 0 || m > kMaxRows || k < 1 || n < 0) return kInvalidValue;
+  if (m == 0 || n == 0) return kSuccess;
+  const bool vec = k % Chunk<T>::kSize == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                   reinterpret_cast<uintptr_t>(w) % 16 == 0;
+  // Outputs per warp: with more rows, each x chunk is reused for more outputs (fewer x reads per weight byte).
+  return m <= 2 ? launch_r<T, 2>(out, x, w, bias, m, k, n, relu, vec, stream)
+                : launch_r<T, 4>(out, x, w, bias, m, k, n, relu, vec, stream);
+}
+
+}  // namespace
+
+OPT_API int opt_linear_small_f32(float* out, const float* x, const float* w, const float* bias, int m, int k, int n,
+                                 int relu, cudaStream_t stream) {
+  return launch_linear_small(out, x, w, bias, m, k, n, relu, stream);
+}
+
+OPT_API int opt_linear_small_f16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
+                                 int k, int n, int relu, cudaStream_t stream) {
+  return launch_linear_small(as_f16(out), as_f16(x), as_f16(w), as_f16(bias), m, k, n, relu, stream);
+}
+
+OPT_API int opt_linear_small_bf16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
+                                  int k, int n, int relu, cudaStream_t stream) {
+  return launch_linear_small(as_bf16(out), as_bf16(x), as_bf16(w), as_bf16(bias), m, k, n, relu, stream);
+}
