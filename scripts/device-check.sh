@@ -4,13 +4,15 @@
 #     scripts/gpu-bundle.sh            -> target/gpu-bundle (carry it to the host)
 # then on the host, from the repository root:
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
-# Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops ->
-# 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py + devicecheck.CompareMain) ->
-# 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the flagged new kernels' speed and
-#   profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each only if the time left
-#   covers its estimate; batch 1 alone if it covers only that): `opt bench` on CUDA (batch 1,32,128, 128 prompt +
-#   128 new tokens; then one 2047-token prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl,
-#   `hf_peer.py benchtable` prints ours vs HF (ms, tokens/s, ratios, roofline fraction) -> table.
+# Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
+# process per kernel group -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
+# devicecheck.CompareMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
+#   flagged new kernels against the default in one process each, `opt bench --variants`: 1.3b decode, 1.3b
+#   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
+#   only if the time left covers its estimate; batch 1 alone if it covers only that), and HF's static cache +
+#   torch.compile last: `opt bench` on CUDA (batch 1,32,128, 128 prompt + 128 new tokens; then one 2047-token
+#   prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl, `hf_peer.py benchtable` prints ours
+#   vs HF (ms, tokens/s, ratios, roofline fraction) and the variants' table -> table.
 # $OUT holds at most 7 files (the device returns 8): host.txt, junit.log, check_ops.log, hf_compare.log,
 # compare.json, bench.jsonl and logs.txt (the small logs concatenated); working files (HF-compare logits and
 # prompts, JUnit XML reports, per-step logs) stay under target/device-work.
@@ -168,10 +170,16 @@ elif ! wait "$pid_nvcc" || [ ! -x target/check_ops ]; then
 elif [ "$(cap 90)" -lt 20 ]; then
   row "check_ops (kernels)" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
 else
-  timeout "$(cap 90)" target/check_ops >> "$OUT/check_ops.log" 2>&1
-  crc=$?
-  row "check_ops (kernels)" "$([ $crc -eq 0 ] && echo ok || echo FAIL)" \
-    "$( (grep -E '^(PASS|FAIL):' "$OUT/check_ops.log" || echo "exit $crc: $(tail -1 "$OUT/check_ops.log")") | tail -1 | cut -c1-110)"
+  # One process per group: a kernel that faults poisons its process's CUDA context, and costs only its group.
+  # base = the kernels verified on a GPU before; the others are the newer kernels, behind flags until they pass.
+  for group in base split tiled tc gemv logprob; do
+    echo "## check_ops $group" >> "$OUT/check_ops.log"
+    timeout "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
+    crc=$?
+    row "check_ops $group" "$([ $crc -eq 0 ] && echo ok || echo FAIL)" \
+      "$( (sed -n "/^## check_ops $group\$/,\$p" "$OUT/check_ops.log" | grep -E '^(PASS|FAIL):' \
+           || echo "exit $crc: $(tail -1 "$OUT/check_ops.log")") | head -1 | cut -c1-110)"
+  done
 fi
 
 # 6. HF transformers (cuda fp16, eager) vs ours (CudaOps F16) on the random opt-1.3b: logits, greedy, timings.
@@ -284,35 +292,30 @@ speed_shape() {
 speed_shape 1.3b     90   55  100  100   50
 
 # 8. The code written since the last GPU run, behind flags until verified: its speed first (the data that decides
-# the defaults), then where its GPU time goes. Speed: opt-1.3b (and 6.7b for the matrix-vector kernel) with graphs
-# on (its own table, not in bench.jsonl), one run per flag set: tiled prefill + split-KV decode attention, that plus
-# the matrix-vector kernel for decode Linears (gemv), the tensor-core prefill kernel, cuBLASLt GEMMs.
-# Each run's line `## <flags>` heads its rows in the printed table; every run is skipped once the budget is spent.
-for run in "-Dopt.cuda.attention=tiled|--shape 1.3b --batch 1,32 --prompt-len 128 --gen-len 128" \
-           "-Dopt.cuda.attention=tiled -Dopt.cuda.gemv=true|--shape 1.3b --batch 1,8 --prompt-len 128 --gen-len 128" \
-           "-Dopt.cuda.attention=tc|--shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0" \
-           "-Dopt.cuda.attention=tiled|--shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0" \
-           "-Dopt.cuda.gemm=lt|--shape 1.3b --batch 1,32 --prompt-len 128 --gen-len 128" \
-           "-Dopt.cuda.gemm=lt|--shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0" \
-           "-Dopt.cuda.attention=tiled -Dopt.cuda.gemv=true|--shape 6.7b --batch 1 --prompt-len 128 --gen-len 128" \
-           "-Dopt.cuda.attention=tiled|--shape 6.7b --batch 1 --prompt-len 128 --gen-len 128"; do
-  jopts="${run%%|*}"
-  args="${run#*|}"
-  shape="${args#--shape }"
-  shape="${shape%% *}"
-  if [ $(( budget - SECONDS - tail_s )) -lt 30 ]; then
-    row "speed opt-$shape $jopts" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
-    continue
+# the defaults), then where its GPU time goes. Speed: `opt bench --variants` times several kernel choices one after
+# the other on the same model in one process (no model build per choice), each line marked with its variant and
+# appended to bench.jsonl; `hf_peer.py benchtable` prints them as their own table with the speed-up over the
+# 'default' variant of the same run. Choices: attention=tiled (prefill tiles + split-KV decode), attention=tc
+# (tensor-core prefill + split-KV decode), gemv=on (the matrix-vector kernel for Linears of 1-8 rows), gemm=lt.
+variant_run() {  # NAME CAP ARGS...
+  local name=$1 c=$2
+  shift 2
+  if [ $(( budget - SECONDS - tail_s )) -lt 40 ]; then
+    row "variants $name" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    return 0
   fi
-  echo "## opt-$shape $jopts" >> "$W/bench_flags.log"
-  run_cap=40
-  [ "$shape" = 1.3b ] || run_cap=70 # 6.7b: ~15 s of random weights and 13 GB to upload
-  # shellcheck disable=SC2086
-  timeout -k 10 "$(cap "$run_cap" "$tail_s")" "$java_bin" $jopts -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+  echo "## $name" >> "$W/bench_variants.log"
+  timeout -k 10 "$(cap "$c" "$tail_s")" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-    --dtype f16 $args --repeats 2 --warm-up 1 >> "$W/bench_flags.log" 2>&1
-  bench_status "speed opt-$shape $jopts" $? "$W/bench_flags.log"
-done
+    --dtype f16 "$@" --repeats 2 --warm-up 1 --json "$bench" >> "$W/bench_variants.log" 2>&1
+  bench_status "variants $name" $? "$W/bench_variants.log"
+}
+variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
+  --variants "default;attention=tiled;attention=tc;attention=tc,gemv=on;attention=tc,gemm=lt;attention=tc,gemv=on,gemm=lt"
+variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
+  --variants "default;attention=tiled;attention=tc;attention=tc,gemm=lt"
+variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
+  --variants "default;attention=tc;attention=tc,gemv=on"
 # Where the GPU time goes with the new kernels (a diagnostic, not a comparison): opt-1.3b run eagerly with
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
 # run. The default kernels' profiles are in docs/perf.md (3a1d672). Printed before the summary, kept in logs.txt.
@@ -344,6 +347,17 @@ else
 fi
 speed_shape 6.7b    130   80  150  150    0
 speed_shape 125m     70   45   70   70   40
+# HF's best mode as the last peer (issue #5: "its static-cache + compiled mode if it works there"): generate() with
+# a static cache and its torch.compile of the decode step, opt-1.3b, batch 1 and 32. Compiling takes minutes, so it
+# runs only with what is left; a failure or timeout is a row, the lines measured before it are kept.
+if [ $(( budget - SECONDS - tail_s )) -ge 150 ]; then
+  timeout -k 10 "$(cap 240 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --compiled --batch 1,32 \
+    --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 0 --out "$bench" ${copy_arg[@]+"${copy_arg[@]}"} \
+    > "$W/bench_hf_compiled_1.3b.log" 2>&1
+  bench_status "speed opt-1.3b: HF static+compiled" $? "$W/bench_hf_compiled_1.3b.log"
+else
+  row "speed opt-1.3b: HF static+compiled" "skip" "time budget spent (${SECONDS}s of ${budget}s; ~150s needed)"
+fi
 if [ -s "$bench" ]; then
   timeout 30 python3 scripts/hf_peer.py benchtable "$bench" ${copy_arg[@]+"${copy_arg[@]}"} --rows "$W/bench_rows.tsv" \
     > "$W/bench_table.txt" 2>&1
@@ -360,8 +374,6 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
-[ -s "$W/bench_flags.log" ] && { echo "== opt bench, experimental: tiled / tc attention (prefill) + split-KV (decode), gemv, cuBLASLt GEMMs =="; \
-  grep -E "^## opt-|^opt bench|^ +[0-9]+ +[0-9]+ +[0-9]+ " "$W/bench_flags.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

@@ -808,11 +808,15 @@ def cmd_benchtable(args):
         return str(d.get("engine", "")).startswith("hf")
 
     ours, hf, devices = {}, {}, []
+    variants = {}  # key -> {variant spec: line}: ours under `opt bench --variants` (kernel choices, one process)
     for d in lines:
         try:
             key = (str(d["model"]), int(d["prompt_len"]), int(d["gen_len"]), int(d["batch"]))
         except (KeyError, TypeError, ValueError):
             bad += 1
+            continue
+        if not is_hf(d) and d.get("variant") is not None:
+            variants.setdefault(key, {})[str(d["variant"])] = d
             continue
         if is_hf(d):
             hf.setdefault(key, {})[str(d["engine"])] = d  # the last line of a key wins
@@ -884,6 +888,8 @@ def cmd_benchtable(args):
                "read at the average context) / copy bandwidth / measured decode step; * = computed here. "
                "prefill/GEMM: prefill FLOP/s over the fc1-shaped GEMM rate ours measured in the same run"
                + (f"; {bad} unreadable line(s) skipped" if bad else ""))
+    if variants:
+        out += variant_table(variants, model_order, pct, gemm_pct)
     print("\n".join(out))
 
     if args.rows:
@@ -910,10 +916,42 @@ def cmd_benchtable(args):
                              f"HF {fms(h and h.get('prefill_ms'))} ms")
             if parts:
                 rows.append((f"speed {m} b1" if b1 else f"speed {m}", "info", "; ".join(parts)))
+        for m in sorted({k[0] for k in variants}, key=model_order):
+            best = []
+            for k in sorted(k for k in variants if k[0] == m):
+                vs = variants[k]
+                field = "decode_ms_per_token" if k[2] else "prefill_ms"
+                timed = [(num(d.get(field)), v) for v, d in vs.items() if num(d.get(field))]
+                if timed:
+                    ms, v = min(timed)
+                    base = num((vs.get("default") or {}).get(field))
+                    gain = f" ({base / ms:.2f}× default)" if base else ""
+                    best.append(f"b{k[3]} {k[1]}+{k[2]}: {v} {fms(ms)} ms{'/tok' if k[2] else ''}{gain}")
+            if best:
+                rows.append((f"variants {m}", "info", "; ".join(best)[:300]))
         with open(args.rows, "w") as f:
             for r in rows:
                 f.write("\t".join(r) + "\n")
     return 0
+
+
+def variant_table(variants, model_order, pct, gemm_pct):
+    """Lines of the table of ours under `opt bench --variants`: every kernel choice per model, batch and lengths,
+    and its speed-up over the 'default' variant of the same run (> 1: faster than the default kernels)."""
+    out = ["", "== ours by kernel variant (`opt bench --variants`: one process per model, the same weights) ==",
+           f"{'model':<9} {'batch':>5} {'prompt+new':>10} {'variant':<34} | {'prefill ms':>10} {'x default':>9} | "
+           f"{'decode ms/tok':>13} {'x default':>9} | {'roofline':>8} | {'prefill/GEMM':>12}"]
+    for k in sorted(variants, key=lambda k: (model_order(k[0]), k[2] == 0, k[1], k[2], k[3])):
+        base = variants[k].get("default") or {}
+        for v, d in variants[k].items():
+            def gain(field):
+                b, x = num(base.get(field)), num(d.get(field))
+                return f"{b / x:.2f}×" if b and x else "-"
+            out.append(f"{k[0][:9]:<9} {k[3]:>5} {str(k[1]) + '+' + str(k[2]):>10} {v[:34]:<34} | "
+                       f"{fms(d.get('prefill_ms')):>10} {gain('prefill_ms'):>9} | "
+                       f"{fms(d.get('decode_ms_per_token')):>13} {gain('decode_ms_per_token'):>9} | "
+                       f"{pct(d) if k[2] else '-':>8} | {gemm_pct(d, num(d.get('gemm_tflops'))):>12}")
+    return out
 
 
 # ---------------------------------------------------------------- compare

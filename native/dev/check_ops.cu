@@ -4,6 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
+//   ./check_ops tc gemv      only these groups (base split tiled tc gemv logprob; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -720,8 +721,8 @@ void check_attention_rules(int kernel) {
              + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
 }
 
-void check_argmax() {
-  const int rows = 6, vocab = 50272;
+// Rows of logits with the argmax rules' edge cases (rows 0-5), the rest uniform in [-10, 10).
+std::vector<float> argmax_rows(int rows, int vocab) {
   std::uniform_real_distribution<float> dist(-10.f, 10.f);
   std::vector<float> logits(static_cast<size_t>(rows) * vocab);
   for (float& v : logits) v = dist(g_rng);
@@ -735,6 +736,13 @@ void check_argmax() {
   r[3 * vocab + vocab - 1] = 99.f;                     // row 3: the last index
   r[4 * vocab + 0] = 99.f;                             // row 4: the first index
   r[5 * vocab + 77] = INFINITY;                        // row 5: +inf, no NaN: index 77, log-prob NaN
+  return logits;
+}
+
+void check_argmax() {
+  const int rows = 6, vocab = 50272;
+  std::vector<float> logits = argmax_rows(rows, vocab);
+  float* r = logits.data();
   DevBuf<float> d_logits(logits);
   DevBuf<int32_t> d_out(rows);
   expect_ok(opt_argmax_f32(d_out.ptr, d_logits.ptr, rows, vocab, g_stream), "argmax");
@@ -748,6 +756,14 @@ void check_argmax() {
   expect_ok(opt_argmax_f32(d_out.ptr, d_small.ptr, 1, small_vocab, g_stream), "argmax");
   wrong += d_out.download()[0] != 1;
   report("argmax (rows with a wrong index)", "f32", wrong, 0.0);
+}
+
+// The pick with its log-prob (opt_argmax_logprob_f32), on check_argmax's rows.
+void check_argmax_logprob() {
+  const int rows = 6, vocab = 50272;
+  std::vector<float> logits = argmax_rows(rows, vocab);
+  float* r = logits.data();
+  DevBuf<float> d_logits(logits);
 
   // The pick with its log-prob: the same indexes; log_softmax in double as the reference (rows 0, 3, 4 are
   // finite; row 1 holds NaN, row 2 is all -inf, row 5 holds +inf: NaN).
@@ -825,8 +841,9 @@ void check_size_validation() {
   report("size validation (wrong statuses)", "-", wrong, 0.0);
 }
 
+// The ops verified on a GPU (session 2, docs/perf.md) except attention.
 template <class D>
-void check_all() {
+void check_base() {
   check_embedding<D>();
   check_layernorm<D>(5, 1);
   check_layernorm<D>(4, 33);
@@ -842,6 +859,15 @@ void check_all() {
   check_bias_act<D>(true, true);
   check_bias_act<D>(false, true);
   check_gather_rows<D>();
+  check_to_f32<D>();
+  check_kv_append<D>();
+  check_qkv_append<D>(false);
+  check_qkv_append<D>(true);
+  check_kv_copy_blocks<D>();
+}
+
+template <class D>
+void check_linear_small_all() {
   check_linear_small<D>(1, 2048, 301, true, false, 0);  // odd n: the last warp's tail outputs
   check_linear_small<D>(2, 768, 64, true, true, 0);
   check_linear_small<D>(3, 1024, 130, false, true, 0);   // 4 outputs per warp from 3 rows on
@@ -849,23 +875,66 @@ void check_all() {
   check_linear_small<D>(1, 8192, 40, true, true, 0);
   check_linear_small<D>(4, 17, 33, true, true, 0);       // odd k: the one-element path
   check_linear_small<D>(2, 64, 50, true, false, 1);      // x not 16-byte aligned: the one-element path
-  check_to_f32<D>();
-  check_kv_append<D>();
-  check_qkv_append<D>(false);
-  check_qkv_append<D>(true);
-  check_kv_copy_blocks<D>();
-  for (int kernel = 0; kernel < 5; ++kernel) {
-    check_attention<D>(3, 64, kernel);
-    check_attention<D>(2, 80, kernel);
-    check_attention<D>(2, 128, kernel);
-    check_attention<D>(1, 256, kernel);
-    check_attention<D>(4, 17, kernel);  // odd head_dim: partial warps in the dot product; no 16-byte loads
+}
+
+template <class D>
+void check_attention_kernel(int kernel) {
+  check_attention<D>(3, 64, kernel);
+  check_attention<D>(2, 80, kernel);
+  check_attention<D>(2, 128, kernel);
+  check_attention<D>(1, 256, kernel);
+  check_attention<D>(4, 17, kernel);  // odd head_dim: partial warps in the dot product; no 16-byte loads
+}
+
+// One group of checks, by name (one of kGroups). A group runs in its own process when device-check
+// names them one by one, so that a kernel that faults (which poisons the CUDA context) costs only its group.
+void run_group(const std::string& group) {
+  if (group == "base") {  // verified on a GPU: everything but the newer kernels
+    check_base<F32>();
+    check_base<F16>();
+    check_base<BF16>();
+    check_attention_kernel<F32>(0);
+    check_attention_kernel<F16>(0);
+    check_attention_kernel<BF16>(0);
+    check_attention_rules(0);
+    check_argmax();
+    check_size_validation();
+  } else if (group == "split") {  // opt_attention_split, one split and several
+    for (int kernel : {1, 2}) {
+      check_attention_kernel<F32>(kernel);
+      check_attention_kernel<F16>(kernel);
+      check_attention_kernel<BF16>(kernel);
+      check_attention_rules(kernel);
+    }
+  } else if (group == "tiled" || group == "tc") {
+    const int kernel = group == "tiled" ? 3 : 4;
+    check_attention_kernel<F32>(kernel);
+    check_attention_kernel<F16>(kernel);
+    check_attention_kernel<BF16>(kernel);
+    check_attention_rules(kernel);
+  } else if (group == "gemv") {
+    check_linear_small_all<F32>();
+    check_linear_small_all<F16>();
+    check_linear_small_all<BF16>();
+  } else if (group == "logprob") {
+    check_argmax_logprob();
   }
 }
 
+const char* const kGroups[] = {"base", "split", "tiled", "tc", "gemv", "logprob"};
+
 }  // namespace
 
-int main() {
+// check_ops [GROUP...]: the named groups (base split tiled tc gemv logprob), all of them without arguments.
+int main(int argc, char** argv) {
+  std::vector<std::string> groups(argv + 1, argv + argc);
+  if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
+  for (const std::string& g : groups) {
+    if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc gemv logprob)\n", g.c_str());
+      return 2;
+    }
+  }
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     std::fprintf(stderr, "check_ops: no CUDA device\n");
@@ -877,14 +946,13 @@ int main() {
               opt_kernels_version(), opt_kernels_archs());
   CHECK_CUDA(cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking));
 
-  check_all<F32>();
-  check_all<F16>();
-  check_all<BF16>();
-  check_argmax();
-  for (int kernel = 0; kernel < 5; ++kernel) check_attention_rules(kernel);
-  check_size_validation();
+  std::string ran;
+  for (const std::string& g : groups) {
+    run_group(g);
+    ran += (ran.empty() ? "" : " ") + g;
+  }
 
   CHECK_CUDA(cudaStreamDestroy(g_stream));
-  std::printf("%s: %d check(s) over tolerance\n", g_failures == 0 ? "PASS" : "FAIL", g_failures);
+  std::printf("%s: %d check(s) over tolerance [%s]\n", g_failures == 0 ? "PASS" : "FAIL", g_failures, ran.c_str());
   return g_failures == 0 ? 0 : 1;
 }

@@ -100,6 +100,13 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--json", paramLabel = "FILE", description = "Append one JSON line per batch size to FILE.")
   Path json;
 
+  @Option(names = "--variants", paramLabel = "V[;V...]",
+      description = {"CUDA only: time these kernel choices one after the other on the same model, each with its "
+          + "own warm-up, table and JSON lines (field variant). A variant is 'default' or settings such as "
+          + "attention=tc,gemv=on,gemm=lt (attention=first|split|tiled|tc, gemv=on|off, gemm=cublas|lt).",
+          "Example: --variants 'default;attention=tc;attention=tc,gemv=on'"})
+  String variants;
+
   private static final long SEED = 0;
   private static final int BLOCK_SIZE = 16;
 
@@ -123,6 +130,12 @@ final class BenchCommand implements Callable<Integer> {
           + config.maxPositionEmbeddings() + " positions of the model");
     }
 
+    List<CudaVariant> variantList = variants == null ? java.util.Collections.singletonList(null)
+        : CudaVariant.parseList(variants);
+    if (variants != null && !cuda) {
+      throw new IllegalArgumentException("--variants chooses CUDA kernels: use it with --device cuda");
+    }
+
     try (Ops ops = reference ? new CpuOps() : cuda ? cudaOps(weightType) : new FastCpuOps(threadCount)) {
       int usedThreads = reference || cuda ? 1 : threadCount;
       out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%n",
@@ -144,35 +157,42 @@ final class BenchCommand implements Callable<Integer> {
       int blocksPerSeq = (promptLen + genLen + BLOCK_SIZE - 1) / BLOCK_SIZE;
       try (model; KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), maxBatch * blocksPerSeq,
           BLOCK_SIZE, config.hiddenSize()))) {
-        // The GEMM rate of each batch size's prefill shape, timed before the warm-up so that a per-op profile
-        // (-Dopt.cuda.profile=true), started afresh after the warm-up, holds the timed runs only.
-        java.util.Map<Integer, Double> gemmRate = new java.util.HashMap<>();
-        for (int b : batches) {
-          gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim()));
-        }
-        double warmS = warmUp(model, cache);
-        if (ops instanceof io.github.optjava.backend.cuda.CudaOps cudaOps) {
-          cudaOps.resetProfile();
-        }
-        out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
-        out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s");
-        for (int b : batches) {
-          Result r = median(model, cache, b);
-          double prefillTps = b * promptLen / (r.prefillMs / 1e3);
-          double gemmTflops = gemmRate.get(b);
-          double prefillTflops = GemmRate.prefillFlops(config, b, promptLen) / (r.prefillMs / 1e3) / 1e12;
-          // null without decode steps (--gen-len 0): there is nothing to divide by
-          Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;
-          Double decodeTps = genLen > 0 ? b * genLen / (r.decodeMs / 1e3) : null;
-          out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%n", b, promptLen, genLen,
-              r.prefillMs, prefillTps, 100 * prefillTflops / gemmTflops, format(decodeMs, "%.2f"),
-              format(decodeTps, "%.2f"));
-          if (json != null) {
-            Long bytes = bandwidth != null && genLen > 0
-                ? bytesPerDecodeStep(config, weightType, b, promptLen, genLen) : null;
-            Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
-            appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps, bandwidth,
-                bytes, roofline, prefillTflops, gemmTflops);
+        VariantSwitch defaults = cuda ? VariantSwitch.of(ops) : null;
+        for (CudaVariant variant : variantList) {
+          if (variant != null) {
+            defaults.apply(ops, variant);
+            out.println("variant: " + variant.spec());
+          }
+          // The GEMM rate of each batch size's prefill shape, timed before the warm-up so that a per-op profile
+          // (-Dopt.cuda.profile=true), started afresh after the warm-up, holds the timed runs only.
+          java.util.Map<Integer, Double> gemmRate = new java.util.HashMap<>();
+          for (int b : batches) {
+            gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim()));
+          }
+          double warmS = warmUp(model, cache);
+          if (ops instanceof io.github.optjava.backend.cuda.CudaOps cudaOps) {
+            cudaOps.resetProfile();
+          }
+          out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
+          out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s");
+          for (int b : batches) {
+            Result r = median(model, cache, b);
+            double prefillTps = b * promptLen / (r.prefillMs / 1e3);
+            double gemmTflops = gemmRate.get(b);
+            double prefillTflops = GemmRate.prefillFlops(config, b, promptLen) / (r.prefillMs / 1e3) / 1e12;
+            // null without decode steps (--gen-len 0): there is nothing to divide by
+            Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;
+            Double decodeTps = genLen > 0 ? b * genLen / (r.decodeMs / 1e3) : null;
+            out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%n", b, promptLen, genLen,
+                r.prefillMs, prefillTps, 100 * prefillTflops / gemmTflops, format(decodeMs, "%.2f"),
+                format(decodeTps, "%.2f"));
+            if (json != null) {
+              Long bytes = bandwidth != null && genLen > 0
+                  ? bytesPerDecodeStep(config, weightType, b, promptLen, genLen) : null;
+              Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
+              appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps,
+                  bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec());
+            }
           }
         }
       }
@@ -275,6 +295,25 @@ final class BenchCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * The CUDA ops' kernel choices when the run began (the process's defaults), and how a variant changes them; in a
+   * class of its own so that the CPU path never loads CUDA classes.
+   */
+  private record VariantSwitch(String attention, boolean gemv, boolean ltGemm) {
+    static VariantSwitch of(Ops ops) {
+      io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
+      return new VariantSwitch(c.attentionKernel(), c.usesGemv(), c.usesLtGemm());
+    }
+
+    /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
+    void apply(Ops ops, CudaVariant v) {
+      io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
+      c.useAttentionKernel(v.attention() != null ? v.attention() : attention);
+      c.useGemv(v.gemv() != null ? v.gemv() : gemv);
+      c.useLtGemm(v.ltGemm() != null ? v.ltGemm() : ltGemm);
+    }
+  }
+
   /** CUDA ops on GPU 0 in the weights' dtype (in its own method: the CPU path never loads CUDA classes). */
   private static Ops cudaOps(DType dtype) {
     return new io.github.optjava.backend.cuda.CudaOps(0, dtype);
@@ -345,7 +384,7 @@ final class BenchCommand implements Callable<Integer> {
    */
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
       Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline,
-      double prefillTflops, double gemmTflops) throws IOException {
+      double prefillTflops, double gemmTflops, String variant) throws IOException {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
     line.put("commit", gitCommit());
@@ -369,6 +408,9 @@ final class BenchCommand implements Callable<Integer> {
     line.put("prefill_tflops", significant(prefillTflops));
     line.put("gemm_tflops", significant(gemmTflops));
     line.put("prefill_gemm_fraction", significant(prefillTflops / gemmTflops));
+    if (variant != null) {
+      line.put("variant", variant); // --variants only: lines without it are the process's default kernels
+    }
     Files.writeString(json, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
         StandardOpenOption.APPEND);
   }

@@ -220,6 +220,30 @@ class BenchCommandTest {
     }
   }
 
+  /** On a GPU host: each variant gets its table and JSON lines, marked with its spec, on the same model. */
+  @Test
+  @GpuTest
+  void cudaTimesEachVariantInTurn(@TempDir Path tmp) throws IOException {
+    Path json = tmp.resolve("variants.jsonl");
+    CliTest.Run r = bench("--device", "cuda", "--shape", tinyConfig(tmp).toString(), "--prompt-len", "20",
+        "--gen-len", "4", "--batch", "1,2", "--warm-up", "0", "--repeats", "1", "--json", json.toString(),
+        "--variants", "default;attention=tc,gemv=on;gemm=lt");
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.out().contains("variant: attention=tc,gemv=on"), r.out());
+    List<String> jsonLines = Files.readAllLines(json);
+    assertEquals(3 * 2, jsonLines.size());
+    List<String> variants = new java.util.ArrayList<>();
+    for (String text : jsonLines) {
+      JsonNode j = JSON.readTree(text);
+      Set<String> fields = new java.util.HashSet<>(FIELDS);
+      fields.add("variant");
+      assertEquals(fields, Set.copyOf(iterable(j)));
+      variants.add(j.get("variant").asText());
+    }
+    assertEquals(List.of("default", "default", "attention=tc,gemv=on", "attention=tc,gemv=on", "gemm=lt", "gemm=lt"),
+        variants);
+  }
+
   private static List<String> iterable(JsonNode node) {
     List<String> names = new java.util.ArrayList<>();
     node.fieldNames().forEachRemaining(names::add);
@@ -255,6 +279,11 @@ class BenchCommandTest {
     assertTrue(tooLong.exit() != 0 && tooLong.err().contains("128 positions"), tooLong.err());
     CliTest.Run zero = bench("--shape", config, "--batch", "1,0");
     assertTrue(zero.exit() != 0 && zero.err().contains("at least 1"), zero.err());
+    CliTest.Run cpuVariants = bench("--device", "cpu", "--shape", config, "--prompt-len", "4", "--variants",
+        "default;gemv=on");
+    assertTrue(cpuVariants.exit() != 0 && cpuVariants.err().contains("use it with --device cuda"), cpuVariants.err());
+    CliTest.Run badVariant = bench("--shape", config, "--prompt-len", "4", "--variants", "attention=fast");
+    assertTrue(badVariant.exit() != 0 && badVariant.err().contains("attention must be one of"), badVariant.err());
   }
 
   @Test

@@ -1019,6 +1019,21 @@ public final class CudaOps implements Ops {
     attentionKernel = name;
   }
 
+  /** The attention kernel in use (see {@link #useAttentionKernel}). */
+  public String attentionKernel() {
+    return attentionKernel;
+  }
+
+  /** Whether Linears go through cuBLASLt (see {@link #useLtGemm}). */
+  public boolean usesLtGemm() {
+    return lt != null;
+  }
+
+  /** Whether Linears of 1–8 rows run the matrix-vector kernel (see {@link #useGemv}). */
+  public boolean usesGemv() {
+    return gemv;
+  }
+
   /** Whether Linears go through cuBLASLt (tests run both; see {@code opt.cuda.gemm}). Between steps only. */
   public void useLtGemm(boolean on) {
     requireEager("useLtGemm");

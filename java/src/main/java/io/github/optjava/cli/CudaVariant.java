@@ -1,0 +1,79 @@
+package io.github.optjava.cli;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * One set of CUDA kernel choices for {@code opt bench --variants}: several variants are timed one after the other
+ * on the same model in one process, so that the numbers that decide a default (a new kernel against the verified
+ * one) come from the same run, and a GPU session spends its minutes on timing rather than on building models.
+ *
+ * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
+ * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
+ * {@code gemv=on|off}, {@code gemm=cublas|lt}; for example {@code attention=tc,gemv=on}. The choices mean what
+ * the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv} and {@code -Dopt.cuda.gemm} properties mean (see
+ * {@code CudaOps}).
+ *
+ * @param spec the text as given (the JSON lines' {@code variant} field)
+ * @param attention the attention kernel, or null for the default
+ * @param gemv whether Linears of 1–8 rows use the matrix-vector kernel, or null for the default
+ * @param ltGemm whether Linears go through cuBLASLt, or null for the default
+ */
+record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm) {
+  private static final Set<String> ATTENTION = Set.of("first", "split", "tiled", "tc");
+
+  /** The variants of a {@code ;}-separated list, in order; a clear error for anything else. */
+  static List<CudaVariant> parseList(String text) {
+    List<CudaVariant> out = new ArrayList<>();
+    for (String part : text.split(";", -1)) {
+      out.add(parse(part.trim()));
+    }
+    return out;
+  }
+
+  static CudaVariant parse(String spec) {
+    if (spec.equalsIgnoreCase("default")) {
+      return new CudaVariant("default", null, null, null);
+    }
+    Map<String, String> settings = new LinkedHashMap<>();
+    for (String setting : spec.split(",", -1)) {
+      String[] kv = setting.trim().split("=", -1);
+      if (kv.length != 2 || kv[0].isBlank() || kv[1].isBlank()) {
+        throw bad(spec, "'" + setting.trim() + "' is not KEY=VALUE");
+      }
+      String key = kv[0].trim().toLowerCase(Locale.ROOT);
+      if (settings.put(key, kv[1].trim().toLowerCase(Locale.ROOT)) != null) {
+        throw bad(spec, key + " is given twice");
+      }
+    }
+    String attention = settings.remove("attention");
+    if (attention != null && !ATTENTION.contains(attention)) {
+      throw bad(spec, "attention must be one of first, split, tiled, tc");
+    }
+    Boolean gemv = onOff(spec, "gemv", settings.remove("gemv"), "on", "off");
+    Boolean lt = onOff(spec, "gemm", settings.remove("gemm"), "lt", "cublas");
+    if (!settings.isEmpty()) {
+      throw bad(spec, "unknown setting(s) " + settings.keySet() + " (known: attention, gemv, gemm)");
+    }
+    return new CudaVariant(spec, attention, gemv, lt);
+  }
+
+  private static Boolean onOff(String spec, String key, String value, String yes, String no) {
+    if (value == null) {
+      return null;
+    }
+    if (value.equals(yes) || value.equals(no)) {
+      return value.equals(yes);
+    }
+    throw bad(spec, key + " must be " + yes + " or " + no + ", not '" + value + "'");
+  }
+
+  private static IllegalArgumentException bad(String spec, String why) {
+    return new IllegalArgumentException("--variants: '" + spec + "': " + why + ". A variant is 'default' or "
+        + "settings like attention=tc,gemv=on,gemm=lt; separate variants with ';'");
+  }
+}

@@ -1,0 +1,50 @@
+package io.github.optjava.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+class CudaVariantTest {
+
+  @Test
+  void defaultLeavesEveryChoiceToTheProcess() {
+    assertEquals(new CudaVariant("default", null, null, null), CudaVariant.parse("default"));
+    assertEquals(new CudaVariant("DEFAULT", null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
+  }
+
+  @Test
+  void settingsOverrideOnlyWhatTheyName() {
+    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", true, null), CudaVariant.parse("attention=tc,gemv=on"));
+    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, false, false),
+        CudaVariant.parse("gemm=cublas, gemv=off"));
+    assertEquals(new CudaVariant("GEMM=LT", null, null, true), CudaVariant.parse("GEMM=LT"));
+  }
+
+  @Test
+  void aListKeepsItsOrder() {
+    List<CudaVariant> list = CudaVariant.parseList("default; attention=split ;gemm=lt");
+    assertEquals(List.of("default", "attention=split", "gemm=lt"), list.stream().map(CudaVariant::spec).toList());
+  }
+
+  @Test
+  void mistakesAreClearErrors() {
+    assertMessage("attention=fast", "attention must be one of first, split, tiled, tc");
+    assertMessage("gemv=yes", "gemv must be on or off, not 'yes'");
+    assertMessage("gemm=cutlass", "gemm must be lt or cublas");
+    assertMessage("graphs=off", "unknown setting(s) [graphs]");
+    assertMessage("attention", "'attention' is not KEY=VALUE");
+    assertMessage("gemv=on,gemv=off", "gemv is given twice");
+    assertMessage("", "'' is not KEY=VALUE");
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> CudaVariant.parseList("default;;gemv=on"));
+    assertTrue(e.getMessage().contains("separate variants with ';'"), e.getMessage());
+  }
+
+  private static void assertMessage(String spec, String expected) {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaVariant.parse(spec));
+    assertTrue(e.getMessage().contains(expected), e.getMessage());
+  }
+}
