@@ -22,7 +22,10 @@ using namespace opt;
 
 constexpr int kMaxRows = 8;       // the launcher refuses more rows: use a GEMM
 constexpr int kWarpsPerBlock = 4; // small blocks: a 2048-output Linear still spreads over every SM
-constexpr int kUnroll = 2;        // chunks per weight row loaded before use (loads in flight per lane)
+// Chunks per weight row loaded before use: 16·U·R bytes in flight per lane. With 2 outputs per warp (1–2 rows)
+// a 2048-output Linear has only ~8 warps per SM, so each lane keeps more loads going.
+template <int R>
+__host__ __device__ constexpr int unroll_for() { return R == 2 ? 4 : 2; }
 
 // Eight (or four, for float) values of one 16-byte chunk, widened to float.
 template <typename T>
@@ -103,6 +106,7 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
 #pragma unroll
     for (int r = 0; r < R; ++r) acc[i][r] = 0.f;
   }
+  constexpr int kUnroll = unroll_for<R>();
   int c = lane;
   for (; c + (kUnroll - 1) * kWarp < chunks; c += kUnroll * kWarp) {
     uint4 wv[kUnroll][R];

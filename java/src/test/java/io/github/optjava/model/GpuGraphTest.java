@@ -46,6 +46,7 @@ class GpuGraphTest {
       // "lt" on both sides: graph capture of cuBLASLt against eager cuBLASLt (its numbers against cublasGemmEx are
       // CudaOpsParityTest's); its tolerance stays the loose one (another GEMM order than the first case's)
       eagerOps.useLtGemm(kernel.equals("lt"));
+      eagerOps.useGemv(false); // the reference side stays on cuBLAS whatever -Dopt.cuda.gemv says
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
       for (JsonNode p : ref.json.get("prompts")) {
