@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split tiled tc gemv logprob; see run_group)
+//   ./check_ops tc gemv      only these groups (base split tiled tc gemv logprob sample; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -792,6 +793,139 @@ void check_argmax_logprob() {
   report("argmax_logprob (log-prob error)", "f32", err, 1e-4);
 }
 
+// backend/RowSampling.sample (the sampling kernel's CPU twin), transliterated: the token and its log-prob.
+int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, double uniform, double* lp) {
+  auto ordered = [](float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+  };
+  auto bits = [](float f) {
+    uint32_t b;
+    std::memcpy(&b, &f, 4);
+    return b;
+  };
+  std::vector<float> s(vocab);
+  float m = -INFINITY;
+  for (int i = 0; i < vocab; ++i) {
+    s[i] = row[i] / temperature;
+    if (std::isnan(s[i])) return *lp = NAN, -2;
+    m = std::max(m, s[i]);
+  }
+  if (m == -INFINITY) return *lp = -INFINITY, -1;
+  uint32_t kth = 0;
+  if (top_k > 0 && top_k < vocab) {
+    uint32_t prefix = 0;
+    for (int b = 31; b >= 0; --b) {
+      const uint32_t candidate = prefix | (1u << b);
+      int count = 0;
+      for (float v : s) count += ordered(v) >= candidate;
+      if (count >= top_k) prefix = candidate;
+    }
+    kth = prefix;
+  }
+  std::vector<double> w(vocab);
+  double total = 0;
+  for (int i = 0; i < vocab; ++i) {
+    if (ordered(s[i]) < kth) {
+      w[i] = 0;
+    } else if (m == INFINITY) {
+      w[i] = s[i] == INFINITY ? 1 : 0;
+    } else {
+      w[i] = static_cast<float>(std::exp(static_cast<double>(s[i]) - m));
+    }
+    total += w[i];
+  }
+  double removed = 0;
+  uint32_t tau = 0;
+  const bool filter_p = top_p < 1.f;
+  if (filter_p) {
+    const double limit = (1.0 - top_p) * total;
+    uint32_t prefix = 0;
+    for (int b = 31; b >= 0; --b) {
+      const uint32_t candidate = prefix | (1u << b);
+      double mass = 0;
+      for (double x : w) {
+        if (x > 0 && bits(static_cast<float>(x)) <= candidate) mass += x;
+      }
+      if (mass <= limit && mass < total) {
+        prefix = candidate;
+        removed = mass;
+      }
+    }
+    tau = prefix;
+  }
+  const double kept = total - removed;
+  const double target = uniform * kept;
+  double cumulative = 0;
+  int last = -1;
+  for (int i = 0; i < vocab; ++i) {
+    const double x = w[i];
+    if (x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau)) continue;
+    last = i;
+    cumulative += x;
+    if (cumulative > target) break;
+  }
+  *lp = (m == INFINITY ? 0 : static_cast<double>(s[last]) - m) - std::log(kept);
+  return last;
+}
+
+// opt_sample_rows_f32 against its twin's rules: plain, top-k (gathered and, past 2048 tokens, not), top-p, both,
+// greedy-like limits, uniform 0, and the -inf / NaN rows. Random logits: ties and cut boundaries are improbable,
+// so the tokens must match exactly.
+void check_sample_rows() {
+  const int vocab = 50272;
+  struct Case {
+    float temperature;
+    int top_k;
+    float top_p;
+    double uniform;
+  };
+  const std::vector<Case> cases = {{1.f, 0, 1.f, 0.37}, {0.7f, 50, 1.f, 0.81}, {1.f, 0, 0.9f, 0.52},
+                                   {0.8f, 40, 0.95f, 0.13}, {1.f, 1, 1.f, 0.99}, {1.f, 0, 1e-9f, 0.5},
+                                   {1.3f, 3000, 1.f, 0.66}, {0.9f, 3000, 0.8f, 0.05}, {1.f, 20, 1.f, 0.0},
+                                   {1.f, 0, 1.f, 0.5}, {1.f, 0, 1.f, 0.5}};
+  const int rows = static_cast<int>(cases.size());
+  std::normal_distribution<float> dist(0.f, 3.f);
+  std::vector<float> logits(static_cast<size_t>(rows) * vocab);
+  for (float& v : logits) v = dist(g_rng);
+  std::fill(logits.end() - 2 * static_cast<size_t>(vocab), logits.end() - vocab, -INFINITY);  // all -inf: -1
+  logits[static_cast<size_t>(rows - 1) * vocab + 1234] = NAN;                                  // a NaN: -2
+  std::vector<float> temperature, top_p;
+  std::vector<int32_t> top_k;
+  std::vector<double> uniform;
+  for (const Case& c : cases) {
+    temperature.push_back(c.temperature);
+    top_k.push_back(c.top_k);
+    top_p.push_back(c.top_p);
+    uniform.push_back(c.uniform);
+  }
+  DevBuf<float> d_logits(logits), d_t(temperature), d_p(top_p), d_lp(rows);
+  DevBuf<int32_t> d_k(top_k), d_tok(rows);
+  DevBuf<double> d_u(uniform);
+  expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_u.ptr, rows, vocab,
+                                g_stream),
+            "sample_rows");
+  const std::vector<int32_t> tok = d_tok.download();
+  const std::vector<float> lp = d_lp.download();
+  int wrong = 0;
+  double err = 0;
+  for (int r = 0; r < rows; ++r) {
+    const Case& c = cases[r];
+    double want_lp = 0;
+    const int want = ref_sample(&logits[static_cast<size_t>(r) * vocab], vocab, c.temperature, c.top_k, c.top_p,
+                                c.uniform, &want_lp);
+    if (tok[r] != want) {
+      std::fprintf(stderr, "sample_rows row %d: token %d, expected %d\n", r, tok[r], want);
+      ++wrong;
+    } else if (want >= 0) {
+      err = std::max(err, std::abs(lp[r] - want_lp));
+    }
+  }
+  report("sample_rows (wrong tokens)", "f32", wrong, 0.0);
+  report("sample_rows (log-prob error)", "f32", err, 1e-4);
+}
+
 // Bad sizes give cudaErrorInvalidValue (1) before any launch; empty work gives 0. Null pointers are
 // never dereferenced on these paths.
 void check_size_validation() {
@@ -918,20 +1052,22 @@ void run_group(const std::string& group) {
     check_linear_small_all<BF16>();
   } else if (group == "logprob") {
     check_argmax_logprob();
+  } else if (group == "sample") {
+    check_sample_rows();
   }
 }
 
-const char* const kGroups[] = {"base", "split", "tiled", "tc", "gemv", "logprob"};
+const char* const kGroups[] = {"base", "split", "tiled", "tc", "gemv", "logprob", "sample"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split tiled tc gemv logprob), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split tiled tc gemv logprob sample), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc gemv logprob)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc gemv logprob sample)\n", g.c_str());
       return 2;
     }
   }
