@@ -122,6 +122,7 @@ struct K<F32> {
   static constexpr auto residual_add = opt_residual_add_f32;
   static constexpr auto bias_act = opt_bias_act_f32;
   static constexpr auto linear_small = opt_linear_small_f32;
+  static constexpr auto linear_small_qkv = opt_linear_small_qkv_f32;
   static constexpr auto gather_rows = opt_gather_rows_f32;
   static constexpr auto to_f32 = opt_to_f32_f32;
   static constexpr auto kv_append = opt_kv_append_f32;
@@ -142,6 +143,7 @@ struct K<F16> {
   static constexpr auto residual_add = opt_residual_add_f16;
   static constexpr auto bias_act = opt_bias_act_f16;
   static constexpr auto linear_small = opt_linear_small_f16;
+  static constexpr auto linear_small_qkv = opt_linear_small_qkv_f16;
   static constexpr auto gather_rows = opt_gather_rows_f16;
   static constexpr auto to_f32 = opt_to_f32_f16;
   static constexpr auto kv_append = opt_kv_append_f16;
@@ -162,6 +164,7 @@ struct K<BF16> {
   static constexpr auto residual_add = opt_residual_add_bf16;
   static constexpr auto bias_act = opt_bias_act_bf16;
   static constexpr auto linear_small = opt_linear_small_bf16;
+  static constexpr auto linear_small_qkv = opt_linear_small_qkv_bf16;
   static constexpr auto gather_rows = opt_gather_rows_bf16;
   static constexpr auto to_f32 = opt_to_f32_bf16;
   static constexpr auto kv_append = opt_kv_append_bf16;
@@ -446,6 +449,49 @@ void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offs
   if (relu) op += " relu";
   if (offset_x) op += " unaligned";
   report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+}
+
+// opt_linear_small_qkv: the q/k/v product with opt_qkv_append's epilogue. Row m - 1 has slot -1 (q only); the
+// cache's other rows must keep what they held.
+template <class D>
+void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
+  const int cache_slots = 3 * m + 5;
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k, 0.f, 1.f);
+  const Host<D> w = random_tensor<D>(static_cast<size_t>(3) * width * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
+  const Host<D> bias = random_tensor<D>(static_cast<size_t>(3) * width, 0.f, 1.f);
+  const Host<D> cache_k = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Host<D> cache_v = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  std::vector<int32_t> slots(m);
+  for (int i = 0; i < m; ++i) slots[i] = 3 * i + 1;
+  slots[m - 1] = -1;
+  DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_q(static_cast<size_t>(m) * width),
+      d_k(cache_k.words), d_v(cache_v.words);
+  DevBuf<int32_t> d_slots(slots);
+  expect_ok(K<D>::linear_small_qkv(d_q.ptr, d_k.ptr, d_v.ptr, d_x.ptr, d_w.ptr, with_bias ? d_bias.ptr : nullptr,
+                                   d_slots.ptr, m, k, width, cache_slots, g_stream),
+            "linear_small_qkv");
+  std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
+      ref_v(cache_v.values.begin(), cache_v.values.end());
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < 3 * width; ++j) {
+      double v = with_bias ? bias.values[j] : 0.0;
+      for (int e = 0; e < k; ++e) {
+        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.values[static_cast<size_t>(j) * k + e];
+      }
+      const int part = j / width, col = j % width;
+      if (part == 0) {
+        ref_q[static_cast<size_t>(i) * width + col] = v;
+      } else if (slots[i] >= 0) {
+        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
+      }
+    }
+  }
+  const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
+                               max_error(widen_all<D>(d_k.download()), ref_k),
+                               max_error(widen_all<D>(d_v.download()), ref_v)});
+  report("linear_small_qkv " + std::to_string(m) + "x" + std::to_string(k) + " width " + std::to_string(width) +
+             (with_bias ? " b" : ""),
+         D::name(), err, D::tol);
 }
 
 template <class D>
@@ -971,6 +1017,9 @@ void check_size_validation() {
   expect(opt_linear_small_f16(nullptr, nullptr, nullptr, nullptr, 9, 64, 64, 0, g_stream), 1, "linear_small 9 rows");
   expect(opt_linear_small_f32(nullptr, nullptr, nullptr, nullptr, 1, 0, 64, 0, g_stream), 1, "linear_small k 0");
   expect(opt_linear_small_bf16(nullptr, nullptr, nullptr, nullptr, 0, 64, 64, 0, g_stream), 0, "linear_small m 0");
+  expect(opt_linear_small_qkv_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 64, 0, 4,
+                                   g_stream),
+         1, "linear_small_qkv width 0");
   expect(opt_argmax_f32(nullptr, nullptr, 0, 0, g_stream), 0, "argmax rows 0");
   report("size validation (wrong statuses)", "-", wrong, 0.0);
 }
@@ -1009,6 +1058,10 @@ void check_linear_small_all() {
   check_linear_small<D>(1, 8192, 40, true, true, 0);
   check_linear_small<D>(4, 17, 33, true, true, 0);       // odd k: the one-element path
   check_linear_small<D>(2, 64, 50, true, false, 1);      // x not 16-byte aligned: the one-element path
+  check_linear_small_qkv<D>(1, 256, 64, true);
+  check_linear_small_qkv<D>(3, 128, 40, true);            // 4 outputs per warp straddle the q/k/v borders
+  check_linear_small_qkv<D>(8, 72, 24, false);
+  check_linear_small_qkv<D>(2, 33, 16, true);             // odd k: the one-element path
 }
 
 template <class D>

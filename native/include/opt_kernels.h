@@ -122,6 +122,24 @@ OPT_API int opt_linear_small_bf16(uint16_t* out, const uint16_t* x, const uint16
                                   int k, int n, int relu, cudaStream_t stream);
 
 /*
+ * The fused q/k/v projection for a few rows (linear_small.cu): the product of opt_linear_small over the stacked
+ * weight w (3 * width, k) = [Wq; Wk; Wv], with opt_qkv_append's epilogue (bias added, then):
+ *   q_out[i, j] = (x . w^T)[i, j] + bias[j]                                       (q_out (m, width))
+ *   k_cache[slots[i], j] = (x . w^T)[i, width + j] + bias[width + j], v_cache likewise from 2 * width
+ * a slot outside [0, cache_slots) writes q only. Sizes as opt_linear_small (1 <= m <= 8); width >= 1; bias
+ * (3 * width) or NULL; slots (m) device int32. One launch for a decode step's q/k/v.
+ */
+OPT_API int opt_linear_small_qkv_f32(float* q_out, float* k_cache, float* v_cache, const float* x, const float* w,
+                                     const float* bias, const int32_t* slots, int m, int k, int width,
+                                     int cache_slots, cudaStream_t stream);
+OPT_API int opt_linear_small_qkv_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                     const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
+                                     int width, int cache_slots, cudaStream_t stream);
+OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                      const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
+                                      int width, int cache_slots, cudaStream_t stream);
+
+/*
  * Row gather (elementwise.cu): out[i, :] = x[rows[i], :] for i < n.
  *   out (n, cols), x (x_rows, cols)   device; out must not alias x
  *   rows (n)                          device, int32; a row outside [0, x_rows) yields a zero row

@@ -8,7 +8,9 @@
 // applies the bias and ReLU while the sums are in registers, so a Linear is one launch instead of two.
 //
 // Variants (f32, f16, bf16 storage): opt_linear_small_<dt>; CPU twin: CpuOps.linear (fp32 sums, rounded once
-// to the storage type after the bias and ReLU).
+// to the storage type after the bias and ReLU). opt_linear_small_qkv_<dt>: the same product over the stacked
+// q/k/v weight with opt_qkv_append's epilogue (q out, k and v into the cache; CPU twin: CpuOps.linear then
+// CpuOps.qkvAppend, which round the sums once more before the bias), so a decode step's q/k/v is one launch.
 //
 // Work split: one warp computes R consecutive outputs (columns of out) for all m rows. Its lanes walk the
 // in_features axis in 16-byte chunks (8 fp16/bf16 or 4 fp32 values), lane l taking chunks l, l + 32, …; each
@@ -60,6 +62,46 @@ __device__ __forceinline__ void widen(const uint4& v, float* out, const __nv_bfl
   }
 }
 
+// Where a sum goes (the kernels' epilogue), with the bias added first. Output j of row i:
+// DenseStore: out[i, j] = act(sum + bias[j]), out (m, n) row-major.
+template <typename T>
+struct DenseStore {
+  T* out;
+  const T* bias;
+  int n;
+  int relu;
+  __device__ __forceinline__ void operator()(int i, long long j, float v) const {
+    if (bias != nullptr) v += to_float(bias[j]);
+    if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as in torch.relu
+    out[static_cast<size_t>(i) * n + j] = from_float<T>(v);
+  }
+};
+
+// QkvStore: the fused q/k/v projection (n = 3 · width, outputs q | k | v), opt_qkv_append's epilogue: q to
+// q_out (m, width), k and v to the cache rows slots[i] (a slot outside [0, cache_slots): q only).
+template <typename T>
+struct QkvStore {
+  T* q_out;
+  T* k_cache;
+  T* v_cache;
+  const T* bias;
+  const int32_t* slots;
+  int width;
+  int cache_slots;
+  __device__ __forceinline__ void operator()(int i, long long j, float v) const {
+    if (bias != nullptr) v += to_float(bias[j]);
+    const int part = static_cast<int>(j / width);
+    const long long col = j - static_cast<long long>(part) * width;
+    if (part == 0) {
+      q_out[static_cast<size_t>(i) * width + col] = from_float<T>(v);
+      return;
+    }
+    const int slot = slots[i];
+    if (slot < 0 || slot >= cache_slots) return;
+    (part == 1 ? k_cache : v_cache)[static_cast<size_t>(slot) * width + col] = from_float<T>(v);
+  }
+};
+
 // acc[i][r] += x[i, chunk c] · w[j0 + r, chunk c] for the chunk's values; wv holds the R weight chunks.
 template <typename T, int R>
 __device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint4 (&wv)[R], const T* __restrict__ x,
@@ -85,10 +127,9 @@ __device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint
 
 // The 16-byte path: k a multiple of the chunk size, x and w 16-byte aligned (checked by the launcher).
 // grid.x = ceil(ceil(n / R) / kWarpsPerBlock), blockDim.x = 32 · kWarpsPerBlock.
-template <typename T, int R>
+template <typename T, int R, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    linear_small_vec_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,
-                            const T* __restrict__ bias, int m, int k, int n, int relu) {
+    linear_small_vec_kernel(const T* __restrict__ x, const T* __restrict__ w, int m, int k, int n, Store store) {
   const int lane = threadIdx.x % kWarp;
   const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
   if (j0 >= n) return;  // the whole warp: no block-wide barrier below
@@ -129,22 +170,17 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (i < m) {
-        float v = warp_sum(acc[i][r]);  // every lane gets the sum; one lane per output stores it
-        if (lane == (i * R + r) % kWarp && j0 + r < n) {
-          if (bias != nullptr) v += to_float(bias[j0 + r]);
-          if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as in torch.relu
-          out[static_cast<size_t>(i) * n + j0 + r] = from_float<T>(v);
-        }
+        const float v = warp_sum(acc[i][r]);  // every lane gets the sum; one lane per output stores it
+        if (lane == (i * R + r) % kWarp && j0 + r < n) store(i, j0 + r, v);
       }
     }
   }
 }
 
 // Any k and alignment: one element per lane per step (shapes the 16-byte path refuses; never OPT's own).
-template <typename T, int R>
+template <typename T, int R, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    linear_small_scalar_kernel(T* __restrict__ out, const T* __restrict__ x, const T* __restrict__ w,
-                               const T* __restrict__ bias, int m, int k, int n, int relu) {
+    linear_small_scalar_kernel(const T* __restrict__ x, const T* __restrict__ w, int m, int k, int n, Store store) {
   const int lane = threadIdx.x % kWarp;
   const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
   if (j0 >= n) return;
@@ -172,43 +208,51 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (i < m) {
-        float v = warp_sum(acc[i][r]);
-        if (lane == (i * R + r) % kWarp && j0 + r < n) {
-          if (bias != nullptr) v += to_float(bias[j0 + r]);
-          if (relu && v < 0.f) v = 0.f;
-          out[static_cast<size_t>(i) * n + j0 + r] = from_float<T>(v);
-        }
+        const float v = warp_sum(acc[i][r]);
+        if (lane == (i * R + r) % kWarp && j0 + r < n) store(i, j0 + r, v);
       }
     }
   }
 }
 
-template <typename T, int R>
-int launch_r(T* out, const T* x, const T* w, const T* bias, int m, int k, int n, int relu, bool vec,
-             cudaStream_t stream) {
+template <typename T, int R, class Store>
+int launch_r(const T* x, const T* w, int m, int k, int n, Store store, bool vec, cudaStream_t stream) {
   const long long warps = (static_cast<long long>(n) + R - 1) / R;
   const long long blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
   if (blocks > 0x7fffffffLL) return kInvalidValue;
   if (vec) {
-    linear_small_vec_kernel<T, R><<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(
-        out, x, w, bias, m, k, n, relu);
+    linear_small_vec_kernel<T, R, Store>
+        <<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(x, w, m, k, n, store);
   } else {
-    linear_small_scalar_kernel<T, R><<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(
-        out, x, w, bias, m, k, n, relu);
+    linear_small_scalar_kernel<T, R, Store>
+        <<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(x, w, m, k, n, store);
   }
   return launch_status();
 }
 
-template <typename T>
-int launch_linear_small(T* out, const T* x, const T* w, const T* bias, int m, int k, int n, int relu,
-                        cudaStream_t stream) {
+// Checks the sizes shared by both entry points (m == 0 or n == 0: nothing to do, 0) and launches.
+template <typename T, class Store>
+int launch_small(const T* x, const T* w, int m, int k, int n, Store store, cudaStream_t stream) {
   if (m < 0 || m > kMaxRows || k < 1 || n < 0) return kInvalidValue;
   if (m == 0 || n == 0) return kSuccess;
   const bool vec = k % Chunk<T>::kSize == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
                    reinterpret_cast<uintptr_t>(w) % 16 == 0;
   // Outputs per warp: with more rows, each x chunk is reused for more outputs (fewer x reads per weight byte).
-  return m <= 2 ? launch_r<T, 2>(out, x, w, bias, m, k, n, relu, vec, stream)
-                : launch_r<T, 4>(out, x, w, bias, m, k, n, relu, vec, stream);
+  return m <= 2 ? launch_r<T, 2>(x, w, m, k, n, store, vec, stream) : launch_r<T, 4>(x, w, m, k, n, store, vec, stream);
+}
+
+template <typename T>
+int launch_linear_small(T* out, const T* x, const T* w, const T* bias, int m, int k, int n, int relu,
+                        cudaStream_t stream) {
+  return launch_small(x, w, m, k, n, DenseStore<T>{out, bias, n, relu}, stream);
+}
+
+template <typename T>
+int launch_linear_small_qkv(T* q_out, T* k_cache, T* v_cache, const T* x, const T* w, const T* bias,
+                            const int32_t* slots, int m, int k, int width, int cache_slots, cudaStream_t stream) {
+  if (width < 1 || cache_slots < 0 || static_cast<long long>(width) * 3 > 0x7fffffffLL) return kInvalidValue;
+  return launch_small(x, w, m, k, 3 * width, QkvStore<T>{q_out, k_cache, v_cache, bias, slots, width, cache_slots},
+                      stream);
 }
 
 }  // namespace
@@ -226,4 +270,24 @@ OPT_API int opt_linear_small_f16(uint16_t* out, const uint16_t* x, const uint16_
 OPT_API int opt_linear_small_bf16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
                                   int k, int n, int relu, cudaStream_t stream) {
   return launch_linear_small(as_bf16(out), as_bf16(x), as_bf16(w), as_bf16(bias), m, k, n, relu, stream);
+}
+
+OPT_API int opt_linear_small_qkv_f32(float* q_out, float* k_cache, float* v_cache, const float* x, const float* w,
+                                     const float* bias, const int32_t* slots, int m, int k, int width,
+                                     int cache_slots, cudaStream_t stream) {
+  return launch_linear_small_qkv(q_out, k_cache, v_cache, x, w, bias, slots, m, k, width, cache_slots, stream);
+}
+
+OPT_API int opt_linear_small_qkv_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                     const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
+                                     int width, int cache_slots, cudaStream_t stream) {
+  return launch_linear_small_qkv(as_f16(q_out), as_f16(k_cache), as_f16(v_cache), as_f16(x), as_f16(w),
+                                 as_f16(bias), slots, m, k, width, cache_slots, stream);
+}
+
+OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                      const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
+                                      int width, int cache_slots, cudaStream_t stream) {
+  return launch_linear_small_qkv(as_bf16(q_out), as_bf16(k_cache), as_bf16(v_cache), as_bf16(x), as_bf16(w),
+                                 as_bf16(bias), slots, m, k, width, cache_slots, stream);
 }

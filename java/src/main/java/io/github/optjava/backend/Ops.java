@@ -82,6 +82,16 @@ public interface Ops extends AutoCloseable {
   void qkvAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat bias, int[] slots);
 
   /**
+   * The fused q/k/v projection with its epilogue: {@code linear(qkv, x, w, null, false)} (w the stacked
+   * {@code [Wq; Wk; Wv]}, (3w, in)) then {@link #qkvAppend}. A backend may do both in one pass (CUDA for a few
+   * rows); {@code qkv} (rows, 3w) is then scratch that may be left unwritten.
+   */
+  default void qkvProjectAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat x, Mat w, Mat bias, int[] slots) {
+    linear(qkv, x, w, null, false);
+    qkvAppend(q, kv, layer, qkv, bias, slots);
+  }
+
+  /**
    * Causal multi-head attention of this step's queries over the cache (see {@link AttentionBatch}):
    * per head, {@code softmax(q · Kᵀ · scale) · V} in float32, {@code q} and {@code out} (queries, heads × headDim).
    * The keys and values of this step's tokens must already be appended.

@@ -452,8 +452,8 @@ public final class OptModel implements CausalLm {
       for (int l = 0; l < layers.length; l++) {
         Layer p = layers[l];
         // Self-attention block.
-        p.qkv.project(ops, qkv, preLn ? h : x); // column-parallel: this rank's heads
-        ops.qkvAppend(q, cache.store(), l, qkv, p.qkv.bias(), slots);
+        // column-parallel: this rank's heads; q out, k and v into the cache
+        p.qkv.projectAppend(ops, q, cache.store(), l, qkv, preLn ? h : x, slots);
         ops.attention(a, q, cache.store(), l, batch, heads, scale);
         p.out.project(ops, y, a); // row-parallel: all-reduced across ranks
         if (preLn) { // x += attn; h = LN2(x)

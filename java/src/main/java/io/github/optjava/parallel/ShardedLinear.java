@@ -1,5 +1,6 @@
 package io.github.optjava.parallel;
 
+import io.github.optjava.backend.KvStore;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.Tensor;
@@ -91,6 +92,17 @@ public final class ShardedLinear implements AutoCloseable {
     if (reduce) {
       tp.allReduce(out);
     }
+  }
+
+  /**
+   * The column-parallel q/k/v projection of this rank's heads with its cache append, {@link Ops#qkvProjectAppend}
+   * over this rank's stacked weight and bias.
+   */
+  public void projectAppend(Ops ops, Mat q, KvStore kv, int layer, Mat qkv, Mat x, int[] slots) {
+    if (reduce) {
+      throw new IllegalStateException("the q/k/v projection is column-parallel; this Linear is row-parallel");
+    }
+    ops.qkvProjectAppend(q, kv, layer, qkv, x, weight, bias, slots);
   }
 
   /** The bias: this rank's slice (column-parallel) or the whole bias (row-parallel). */

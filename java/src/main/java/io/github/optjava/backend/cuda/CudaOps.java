@@ -621,6 +621,43 @@ public final class CudaOps implements Ops {
     });
   }
 
+  /**
+   * With the matrix-vector kernel on ({@code opt.cuda.gemv}) and 1–8 rows: the q/k/v product and its epilogue in
+   * one launch ({@code opt_linear_small_qkv}); otherwise the GEMM then {@link #qkvAppend}.
+   */
+  @Override
+  public void qkvProjectAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat x, Mat w, Mat bias, int[] slots) {
+    CudaMat in = CudaMat.of(x);
+    if (!gemv || in.rows < 1 || in.rows > GEMV_MAX_ROWS || slots.length != in.rows) {
+      Ops.super.qkvProjectAppend(q, kv, layer, qkv, x, w, bias, slots);
+      return;
+    }
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat qm = CudaMat.of(q);
+    CudaMat wt = CudaMat.of(w);
+    CudaMat bs = bias == null ? null : CudaMat.of(bias);
+    int width = s.width;
+    require(wt.rows == 3 * width && wt.cols == in.cols && qm.cols == width && qm.rows >= in.rows
+        && (bs == null || (long) bs.rows * bs.cols == 3L * width),
+        "qkvProjectAppend: q " + qm + ", x " + in + ", w " + wt + ", bias " + bs + ", cache width " + width);
+    IntPointer d = ints(slots);
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    if (!launch("qkvProjectAppend (gemv)", qm.address(), kc.address(), vc.address(), in.address(), wt.address(),
+        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots())) {
+      return;
+    }
+    op("qkvProjectAppend (gemv)", switch (dtype) {
+      case F32 -> OptKernels.opt_linear_small_qkv_f32(qm.f32(), new FloatPointer(kc), new FloatPointer(vc), in.f32(),
+          wt.f32(), bs == null ? null : bs.f32(), d, in.rows, in.cols, width, s.slots(), stream);
+      case F16 -> OptKernels.opt_linear_small_qkv_f16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
+          in.bits(), wt.bits(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(), stream);
+      case BF16 -> OptKernels.opt_linear_small_qkv_bf16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
+          in.bits(), wt.bits(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(), stream);
+    });
+    gemvLaunches++;
+  }
+
   @Override
   public void kvAppend(KvStore kv, int layer, Mat k, Mat v, int[] slots) {
     CudaKvStore s = CudaKvStore.of(kv);

@@ -164,6 +164,29 @@ public final class OptKernels {
       @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
       @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, CUstream_st stream);
 
+  /**
+   * The q/k/v projection for 1–8 rows with opt_qkv_append's epilogue: q to qOut, k and v into the cache rows
+   * slots[i] (a slot outside [0, cacheSlots): q only); w is the stacked (3 · width) × k weight. float32 storage.
+   */
+  public static native int opt_linear_small_qkv_f32(FloatPointer qOut, FloatPointer kCache, FloatPointer vCache,
+      @Cast("const float*") FloatPointer x, @Cast("const float*") FloatPointer w,
+      @Cast("const float*") FloatPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
+      int cacheSlots, CUstream_st stream);
+
+  /** As {@link #opt_linear_small_qkv_f32}, fp16 storage (raw 16-bit words). */
+  public static native int opt_linear_small_qkv_f16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
+      int cacheSlots, CUstream_st stream);
+
+  /** As {@link #opt_linear_small_qkv_f32}, bf16 storage (raw 16-bit words). */
+  public static native int opt_linear_small_qkv_bf16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
+      int cacheSlots, CUstream_st stream);
+
   // ---- gather_rows (elementwise.cu) ----
 
   /** out[i, :] = x[rows[i], :]; a row outside [0, xRows) gives a zero row. float32 storage. */

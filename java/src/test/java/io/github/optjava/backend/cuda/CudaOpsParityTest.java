@@ -443,6 +443,60 @@ class CudaOpsParityTest {
   }
 
   /**
+   * The q/k/v projection and its cache append in one launch (-Dopt.cuda.gemv=true, 1–8 rows) against the CPU's
+   * GEMM + qkvAppend: q, and the cache through attention; 19 rows take the unfused path.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(DType.class)
+  void qkvProjectAppendThroughGemv(DType d) {
+    CudaOps g = gpu(d);
+    g.useGemv(true);
+    Random r = new Random(41);
+    int heads = 2;
+    int headDim = 64;
+    int width = heads * headDim;
+    int in = 96;
+    int blockSize = 16;
+    float scale = (float) (1 / Math.sqrt(headDim));
+    int[][] tables = {{3, 1}};
+    KvStore ckv = CPU.kvStore(1, 4, blockSize, width);
+    KvStore gkv = g.kvStore(1, 4, blockSize, width);
+    try {
+      float[] w = random(r, 3 * width * in, 0.1, d);
+      float[] bias = random(r, 3 * width, 0.5, d);
+      Mat cw = CPU.weight(tensor(w, 3 * width, in).to(d));
+      Mat gw = g.weight(tensor(w, 3 * width, in));
+      long before = g.gemvLaunches();
+      int past = 0;
+      for (int n : new int[] {3, 1, 19, 8}) {
+        AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {n}, new int[] {past + n}, tables);
+        int[] slots = new int[n];
+        for (int i = 0; i < n; i++) {
+          slots[i] = batch.slot(0, past + i, blockSize);
+        }
+        float[] x = random(r, n * in, 1, d);
+        Mat cq = CPU.alloc(n, width);
+        CPU.qkvProjectAppend(cq, ckv, 0, CPU.alloc(n, 3 * width), act(CPU, x, n, in), cw,
+            act(CPU, bias, 1, 3 * width), slots);
+        Mat gq = poisoned(g, n, width);
+        g.qkvProjectAppend(gq, gkv, 0, g.alloc(n, 3 * width), act(g, x, n, in), gw, act(g, bias, 1, 3 * width),
+            slots);
+        assertClose("qkvProjectAppend (q) rows=" + n, d, CPU.read(cq), g.read(gq));
+        Mat co = CPU.alloc(n, width);
+        CPU.attention(co, cq, ckv, 0, batch, heads, scale);
+        Mat go = poisoned(g, n, width);
+        g.attention(go, gq, gkv, 0, batch, heads, scale);
+        assertClose("attention over qkvProjectAppend's cache rows=" + n, d, CPU.read(co), g.read(go));
+        past += n;
+      }
+      assertEquals(before + 3, g.gemvLaunches(), d + ": 3, 1 and 8 rows fused, 19 rows through cuBLAS");
+    } finally {
+      gkv.close();
+      g.useGemv(false);
+    }
+  }
+
+  /**
    * Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × every attention kernel (tc falls back
    * to tiled in f32, so its f32 cases check that fallback).
    */
