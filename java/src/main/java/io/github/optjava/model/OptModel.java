@@ -401,6 +401,19 @@ public final class OptModel implements CausalLm {
     return runOps(in, cache, picker);
   }
 
+  /** Whether {@code rows} is 0, 1, …, total - 1: every row, in order. */
+  private static boolean isEveryRow(int[] rows, int total) {
+    if (rows.length != total) {
+      return false;
+    }
+    for (int i = 0; i < total; i++) {
+      if (rows[i] != i) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   /** What the ops of one step read, prepared by {@link #step}. */
   private record StepInputs(List<SeqStep> seqs, AttentionBatch batch, int[] ids, int[] positions, int[] slots,
       int[] outputRows, int total, int outRows, StageIo input, StageIo output) {}
@@ -485,9 +498,13 @@ public final class OptModel implements CausalLm {
       // The final hidden states: after the final layer norm (in h, pre-LN) or x.
       Mat finalHidden = preLn && finalNormW != null ? h : x;
 
-      // Only the rows whose logits are wanted go through project_out and lm_head.
-      Mat last = m.alloc(outRows, hidden);
-      ops.gatherRows(last, finalHidden, outputRows);
+      // Only the rows whose logits are wanted go through project_out and lm_head (a decode step wants every row:
+      // no gather then).
+      Mat last = finalHidden;
+      if (!isEveryRow(outputRows, total)) {
+        last = m.alloc(outRows, hidden);
+        ops.gatherRows(last, finalHidden, outputRows);
+      }
       if (projectOut != null) {
         Mat projected = m.alloc(outRows, config.wordEmbedProjDim());
         ops.linear(projected, last, projectOut, null, false);
