@@ -293,7 +293,8 @@ speed_shape() {
 # --variants` times several kernel choices one after the other on the same model in one process (no model build
 # per choice), each line marked with its variant and appended to bench.jsonl; `hf_peer.py benchtable` prints them as their own table with the speed-up over the
 # 'default' variant of the same run. Choices: attention=tiled (prefill tiles + split-KV decode), attention=tc
-# (tensor-core prefill + split-KV decode), gemv=on (the matrix-vector kernel for Linears of 1-8 rows), gemm=lt.
+# (tensor-core prefill + split-KV decode), gemv=on (the matrix-vector kernel for Linears of 1-8 rows), gemm=lt,
+# chained=on (programmatic dependent launch of the decode kernels).
 variant_run() {  # NAME CAP ARGS...
   local name=$1 c=$2
   shift 2
@@ -308,7 +309,7 @@ variant_run() {  # NAME CAP ARGS...
   bench_status "variants $name" $? "$W/bench_variants.log"
 }
 variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
-  --variants "default;attention=tiled;attention=tc;attention=tc,gemv=on;attention=tc,gemm=lt;attention=tc,gemv=on,gemm=lt"
+  --variants "default;attention=tiled;attention=tc;attention=tc,gemv=on;attention=tc,gemv=on,chained=on;attention=tc,gemm=lt"
 variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
   --variants "default;attention=tiled;attention=tc;attention=tc,gemm=lt"
 
@@ -317,7 +318,7 @@ speed_shape 1.3b     90   55  100  100   50
 
 # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
 variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-  --variants "default;attention=tc;attention=tc,gemv=on"
+  --variants "default;attention=tc;attention=tc,gemv=on;attention=tc,gemv=on,chained=on"
 # Where the GPU time goes with the new kernels (a diagnostic, not a comparison): opt-1.3b run eagerly with
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
 # run. The default kernels' profiles are in docs/perf.md (3a1d672). Printed before the summary, kept in logs.txt.

@@ -31,6 +31,17 @@ OPT_API const char* opt_kernels_version(void);
 OPT_API const char* opt_kernels_archs(void);
 
 /*
+ * Chained launches (launch.cu): with on != 0, the kernels of a decode step (the matrix-vector Linears, split-KV
+ * attention, the fused residual + layer norm) are launched with CUDA's programmatic-stream-serialization
+ * attribute, so each may start while the one before it finishes (sm_90+; a kernel waits for its predecessor's
+ * results before touching them). Process-wide; returns the previous setting. Off by default: written without
+ * a GPU.
+ */
+OPT_API int opt_set_chained_launch(int on);
+/* Whether chained launches are on (1) or off (0). */
+OPT_API int opt_chained_launch(void);
+
+/*
  * Embedding lookup (embedding.cu): out[t, :] = table[ids[t], :]
  *   out   (n_tokens, dim)   device
  *   table (vocab, dim)      device

@@ -98,6 +98,8 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
   __shared__ float red_s[kT / kWarp];
   __shared__ int seq_s;
   __shared__ int bad_s;  // a bad block id, or a NaN score (which a tile max of -inf would otherwise drop)
+  chain_start();  // a chained launch: the next kernel may launch; nothing is read or written before chain_wait
+  chain_wait();
 
   const int row = blockIdx.x;
   const int h = blockIdx.y;
@@ -233,6 +235,8 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
 template <typename T>
 __global__ void split_combine_kernel(T* __restrict__ out, const float* __restrict__ partial, int heads, int head_dim,
                                      int splits) {
+  chain_start();
+  chain_wait();  // the partials of split_attention_kernel
   const int row = blockIdx.x;
   const int h = blockIdx.y;
   const size_t stride = static_cast<size_t>(head_dim) + 2;
@@ -316,15 +320,15 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   const bool vec = (static_cast<size_t>(head_dim) * sizeof(T)) % kVecBytes == 0 &&
                    reinterpret_cast<uintptr_t>(k_cache) % kVecBytes == 0;
   const dim3 grid(total_queries, heads, n_splits);
-  split_attention_kernel<T><<<grid, kT, 0, stream>>>(out, n_splits > 1 ? workspace : nullptr, q, k_cache, v_cache,
-                                                      block_tables, query_start, query_count, context_len, num_seqs,
-                                                      heads, head_dim, block_size, max_blocks, num_blocks, scale,
-                                                      n_splits, static_cast<int>(split_len), vec);
-  if (n_splits > 1) {
-    split_combine_kernel<T><<<dim3(total_queries, heads), threads_for(head_dim, 256), 0, stream>>>(
-        out, workspace, heads, head_dim, n_splits);
+  int st = launch_chained(split_attention_kernel<T>, grid, dim3(kT), 0, stream, out,
+                          n_splits > 1 ? workspace : nullptr, q, k_cache, v_cache, block_tables, query_start,
+                          query_count, context_len, num_seqs, heads, head_dim, block_size, max_blocks, num_blocks,
+                          scale, n_splits, static_cast<int>(split_len), vec);
+  if (st == kSuccess && n_splits > 1) {
+    st = launch_chained(split_combine_kernel<T>, dim3(total_queries, heads), dim3(threads_for(head_dim, 256)), 0,
+                        stream, out, static_cast<const float*>(workspace), heads, head_dim, n_splits);
   }
-  return launch_status();
+  return st;
 }
 
 }  // namespace

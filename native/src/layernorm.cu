@@ -56,6 +56,8 @@ template <typename T>
 __global__ void add_layernorm_kernel(T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ bias,
                                      T* __restrict__ out, const T* __restrict__ gamma, const T* __restrict__ beta,
                                      int cols, float eps) {
+  chain_start();  // a chained launch (decode steps): wait for the Linear that wrote y before touching anything
+  chain_wait();
   const size_t base = static_cast<size_t>(blockIdx.x) * cols;
   T* row = x + base;
   const T* y_row = y + base;
@@ -84,9 +86,8 @@ int launch_add_layernorm(T* x, const T* y, const T* bias, T* out, const T* gamma
                          float eps, cudaStream_t stream) {
   if (rows < 0 || cols < 0) return kInvalidValue;
   if (rows == 0 || cols == 0) return kSuccess;
-  add_layernorm_kernel<T><<<rows, threads_for(cols, kMaxThreads), 0, stream>>>(x, y, bias, out, gamma, beta, cols,
-                                                                               eps);
-  return launch_status();
+  return launch_chained(add_layernorm_kernel<T>, dim3(rows), dim3(threads_for(cols, kMaxThreads)), 0, stream, x, y,
+                        bias, out, gamma, beta, cols, eps);
 }
 
 }  // namespace

@@ -130,10 +130,15 @@ __device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint
 template <typename T, int R, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     linear_small_vec_kernel(const T* __restrict__ x, const T* __restrict__ w, int m, int k, int n, Store store) {
+  chain_start();  // a chained launch (common.cuh): the next kernel may launch now
   const int lane = threadIdx.x % kWarp;
   const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
-  if (j0 >= n) return;  // the whole warp: no block-wide barrier below
+  if (j0 >= n) {
+    chain_wait();  // exits only after the previous kernel, like every block (harmless, keeps the rule simple)
+    return;  // the whole warp: no block-wide barrier below
+  }
   const int chunks = k / Chunk<T>::kSize;
+  constexpr int kUnroll = unroll_for<R>();
   const uint4* wrow[R];
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -141,13 +146,22 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     const long long j = j0 + r < n ? j0 + r : n - 1;
     wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(j) * k);
   }
+  // The weights are constants: while the previous kernel finishes (chained launches), pull this lane's first
+  // chunks into L2. Nothing written by earlier kernels is read before chain_wait, and nothing is written.
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      if (lane + u * kWarp < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[r] + lane + u * kWarp));
+    }
+  }
+  chain_wait();
   float acc[kMaxRows][R];
 #pragma unroll
   for (int i = 0; i < kMaxRows; ++i) {
 #pragma unroll
     for (int r = 0; r < R; ++r) acc[i][r] = 0.f;
   }
-  constexpr int kUnroll = unroll_for<R>();
   int c = lane;
   for (; c + (kUnroll - 1) * kWarp < chunks; c += kUnroll * kWarp) {
     uint4 wv[kUnroll][R];
@@ -181,6 +195,8 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
 template <typename T, int R, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     linear_small_scalar_kernel(const T* __restrict__ x, const T* __restrict__ w, int m, int k, int n, Store store) {
+  chain_start();
+  chain_wait();
   const int lane = threadIdx.x % kWarp;
   const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
   if (j0 >= n) return;
@@ -220,14 +236,10 @@ int launch_r(const T* x, const T* w, int m, int k, int n, Store store, bool vec,
   const long long warps = (static_cast<long long>(n) + R - 1) / R;
   const long long blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
   if (blocks > 0x7fffffffLL) return kInvalidValue;
-  if (vec) {
-    linear_small_vec_kernel<T, R, Store>
-        <<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(x, w, m, k, n, store);
-  } else {
-    linear_small_scalar_kernel<T, R, Store>
-        <<<static_cast<unsigned>(blocks), kWarp * kWarpsPerBlock, 0, stream>>>(x, w, m, k, n, store);
-  }
-  return launch_status();
+  const dim3 grid(static_cast<unsigned>(blocks));
+  const dim3 block(kWarp * kWarpsPerBlock);
+  return vec ? launch_chained(linear_small_vec_kernel<T, R, Store>, grid, block, 0, stream, x, w, m, k, n, store)
+             : launch_chained(linear_small_scalar_kernel<T, R, Store>, grid, block, 0, stream, x, w, m, k, n, store);
 }
 
 // Checks the sizes shared by both entry points (m == 0 or n == 0: nothing to do, 0) and launches.

@@ -103,7 +103,8 @@ final class BenchCommand implements Callable<Integer> {
   @Option(names = "--variants", paramLabel = "V[;V...]",
       description = {"CUDA only: time these kernel choices one after the other on the same model, each with its "
           + "own warm-up, table and JSON lines (field variant). A variant is 'default' or settings such as "
-          + "attention=tc,gemv=on,gemm=lt (attention=first|split|tiled|tc, gemv=on|off, gemm=cublas|lt).",
+          + "attention=tc,gemv=on,gemm=lt (attention=first|split|tiled|tc, gemv=on|off, gemm=cublas|lt, "
+          + "chained=on|off).",
           "Example: --variants 'default;attention=tc;attention=tc,gemv=on'"})
   String variants;
 
@@ -299,10 +300,11 @@ final class BenchCommand implements Callable<Integer> {
    * The CUDA ops' kernel choices when the run began (the process's defaults), and how a variant changes them; in a
    * class of its own so that the CPU path never loads CUDA classes.
    */
-  private record VariantSwitch(String attention, boolean gemv, boolean ltGemm) {
+  private record VariantSwitch(String attention, boolean gemv, boolean ltGemm, boolean chained) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
-      return new VariantSwitch(c.attentionKernel(), c.usesGemv(), c.usesLtGemm());
+      return new VariantSwitch(c.attentionKernel(), c.usesGemv(), c.usesLtGemm(),
+          io.github.optjava.backend.cuda.CudaOps.chainedLaunches());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -311,6 +313,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useAttentionKernel(v.attention() != null ? v.attention() : attention);
       c.useGemv(v.gemv() != null ? v.gemv() : gemv);
       c.useLtGemm(v.ltGemm() != null ? v.ltGemm() : ltGemm);
+      c.useChainedLaunches(v.chained() != null ? v.chained() : chained);
     }
   }
 

@@ -14,16 +14,17 @@ import java.util.Set;
  *
  * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
- * {@code gemv=on|off}, {@code gemm=cublas|lt}; for example {@code attention=tc,gemv=on}. The choices mean what
- * the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv} and {@code -Dopt.cuda.gemm} properties mean (see
- * {@code CudaOps}).
+ * {@code gemv=on|off}, {@code gemm=cublas|lt}, {@code chained=on|off}; for example {@code attention=tc,gemv=on}.
+ * The choices mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm} and
+ * {@code -Dopt.cuda.chained} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
  * @param gemv whether Linears of 1–8 rows use the matrix-vector kernel, or null for the default
  * @param ltGemm whether Linears go through cuBLASLt, or null for the default
+ * @param chained whether decode kernels are chained launches (sm_90+), or null for the default
  */
-record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm) {
+record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm, Boolean chained) {
   private static final Set<String> ATTENTION = Set.of("first", "split", "tiled", "tc");
 
   /** The variants of a {@code ;}-separated list, in order; a clear error for anything else. */
@@ -37,7 +38,7 @@ record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm) 
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null);
+      return new CudaVariant("default", null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -56,10 +57,11 @@ record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm) 
     }
     Boolean gemv = onOff(spec, "gemv", settings.remove("gemv"), "on", "off");
     Boolean lt = onOff(spec, "gemm", settings.remove("gemm"), "lt", "cublas");
+    Boolean chained = onOff(spec, "chained", settings.remove("chained"), "on", "off");
     if (!settings.isEmpty()) {
-      throw bad(spec, "unknown setting(s) " + settings.keySet() + " (known: attention, gemv, gemm)");
+      throw bad(spec, "unknown setting(s) " + settings.keySet() + " (known: attention, gemv, gemm, chained)");
     }
-    return new CudaVariant(spec, attention, gemv, lt);
+    return new CudaVariant(spec, attention, gemv, lt, chained);
   }
 
   private static Boolean onOff(String spec, String key, String value, String yes, String no) {

@@ -11,16 +11,17 @@ class CudaVariantTest {
 
   @Test
   void defaultLeavesEveryChoiceToTheProcess() {
-    assertEquals(new CudaVariant("default", null, null, null), CudaVariant.parse("default"));
-    assertEquals(new CudaVariant("DEFAULT", null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
+    assertEquals(new CudaVariant("default", null, null, null, null), CudaVariant.parse("default"));
+    assertEquals(new CudaVariant("DEFAULT", null, null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
   }
 
   @Test
   void settingsOverrideOnlyWhatTheyName() {
-    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", true, null), CudaVariant.parse("attention=tc,gemv=on"));
-    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, false, false),
+    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", true, null, null), CudaVariant.parse("attention=tc,gemv=on"));
+    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, false, false, null),
         CudaVariant.parse("gemm=cublas, gemv=off"));
-    assertEquals(new CudaVariant("GEMM=LT", null, null, true), CudaVariant.parse("GEMM=LT"));
+    assertEquals(new CudaVariant("GEMM=LT", null, null, true, null), CudaVariant.parse("GEMM=LT"));
+    assertEquals(new CudaVariant("gemv=on,chained=on", null, true, null, true), CudaVariant.parse("gemv=on,chained=on"));
   }
 
   @Test
@@ -35,6 +36,7 @@ class CudaVariantTest {
     assertMessage("gemv=yes", "gemv must be on or off, not 'yes'");
     assertMessage("gemm=cutlass", "gemm must be lt or cublas");
     assertMessage("graphs=off", "unknown setting(s) [graphs]");
+    assertMessage("chained=yes", "chained must be on or off");
     assertMessage("attention", "'attention' is not KEY=VALUE");
     assertMessage("gemv=on,gemv=off", "gemv is given twice");
     assertMessage("", "'' is not KEY=VALUE");

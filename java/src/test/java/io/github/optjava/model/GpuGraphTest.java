@@ -28,20 +28,24 @@ import org.junit.jupiter.params.provider.CsvSource;
 class GpuGraphTest {
 
   @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv"})
+  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv", "F16, chained"})
   void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
     boolean splitAttention = !kernel.equals("first");
+    boolean chained = kernel.equals("chained");
     HfReference ref = new HfReference("tiny-opt");
     try (CudaOps graphOps = new CudaOps(0, dtype, true); CudaOps eagerOps = new CudaOps(0, dtype, false);
         OptModel graphed = ref.load(graphOps, null); OptModel eager = ref.load(eagerOps, null);
         KvCache gc = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
         KvCache ec = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
       // "lt": the first attention kernel, Linears through cuBLASLt (captured in the graphs too)
-      // "gemv": the first attention kernel, decode Linears through the matrix-vector kernel (eager side: cuBLAS)
+      // "gemv": the first attention kernel, decode Linears through the matrix-vector kernel (eager side: cuBLAS);
+      // "chained": split-KV attention and gemv as chained launches (process-wide: the eager side's fused layer
+      // norms are chained too, after cuBLAS GEMMs that never let them start early)
       boolean linearCase = kernel.equals("lt") || kernel.equals("gemv");
-      graphOps.useAttentionKernel(linearCase ? "first" : kernel);
+      graphOps.useAttentionKernel(linearCase ? "first" : chained ? "split" : kernel);
       graphOps.useLtGemm(kernel.equals("lt"));
-      graphOps.useGemv(kernel.equals("gemv"));
+      graphOps.useGemv(kernel.equals("gemv") || chained);
+      graphOps.useChainedLaunches(chained);
       eagerOps.useAttentionKernel("first"); // the reference: the first, verified kernel
       // "lt" on both sides: graph capture of cuBLASLt against eager cuBLASLt (its numbers against cublasGemmEx are
       // CudaOpsParityTest's); its tolerance stays the loose one (another GEMM order than the first case's)
@@ -76,7 +80,7 @@ class GpuGraphTest {
       assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
           + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
-      if (kernel.equals("gemv")) {
+      if (kernel.equals("gemv") || chained) {
         assertTrue(graphOps.gemvLaunches() > 0 && eagerOps.gemvLaunches() == 0, "matrix-vector kernel ran: graph "
             + "side " + graphOps.gemvLaunches() + ", eager side " + eagerOps.gemvLaunches());
       }
@@ -97,6 +101,10 @@ class GpuGraphTest {
         }
         assertArrayEquals(expected, onDevice, "greedy step " + t);
         step = next;
+      }
+    } finally {
+      if (chained) {
+        io.github.optjava.backend.cuda.OptKernels.opt_set_chained_launch(0); // process-wide: other tests run without
       }
     }
   }

@@ -88,6 +88,13 @@ public final class CudaOps implements Ops {
    * bench shows the gain.
    */
   private static final boolean GEMV = Boolean.getBoolean("opt.cuda.gemv");
+  /**
+   * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
+   * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
+   * the one before it ends (native/src/common.cuh, "programmatic dependent launch"). Process-wide (a switch of
+   * the kernel library). Written without a GPU on 2026-11-26: off until the GPU tests have passed with it.
+   */
+  private static final boolean CHAINED = Boolean.getBoolean("opt.cuda.chained");
   /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
   static final int GEMV_MAX_ROWS = 8;
   /**
@@ -200,6 +207,9 @@ public final class CudaOps implements Ops {
       uploads = new IndexUploads(this::malloc, stream, 1 << 20);
       profile = PROFILE ? new OpProfile(stream) : null;
       lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
+      if (CHAINED) {
+        useChainedLaunches(true);
+      }
     } catch (RuntimeException e) {
       cublasDestroy_v2(cublas);
       if (cublasWorkspace != null) {
@@ -1104,6 +1114,33 @@ public final class CudaOps implements Ops {
       discardGraphs(); // captured with the other Linear path
       gemv = on;
     }
+  }
+
+  /**
+   * Turns chained (programmatic dependent) launches of the decode kernels on or off for the whole process (see
+   * {@code opt.cuda.chained}); on needs compute capability 9.0 or newer and is refused below it. Between steps
+   * only; this instance's graphs are discarded (captured with the other launches).
+   *
+   * @return whether they were on before
+   */
+  public boolean useChainedLaunches(boolean on) {
+    requireEager("useChainedLaunches");
+    if (on) {
+      int[] major = new int[1];
+      check("cudaDeviceGetAttribute", org.bytedeco.cuda.global.cudart.cudaDeviceGetAttribute(major,
+          org.bytedeco.cuda.global.cudart.cudaDevAttrComputeCapabilityMajor, device));
+      if (major[0] < 9) {
+        throw new IllegalStateException("chained launches need compute capability 9.0 or newer (cuda:" + device
+            + " is " + major[0] + ".x); leave opt.cuda.chained off here");
+      }
+    }
+    discardGraphs();
+    return OptKernels.opt_set_chained_launch(on ? 1 : 0) != 0;
+  }
+
+  /** Whether chained launches are on in this process (see {@link #useChainedLaunches}). */
+  public static boolean chainedLaunches() {
+    return OptKernels.opt_chained_launch() != 0;
   }
 
   /** How many Linears ran the matrix-vector kernel so far (tests check that its path really ran). */

@@ -144,6 +144,17 @@ public final class OptKernels {
   public static native int opt_bias_act_bf16(@Cast("uint16_t*") ShortPointer x,
       @Cast("const uint16_t*") ShortPointer bias, int rows, int cols, int relu, CUstream_st stream);
 
+  // ---- chained launches (launch.cu) ----
+
+  /**
+   * Process-wide: launch the decode kernels as programmatic dependent launches (sm_90+) when on != 0. Returns the
+   * previous setting.
+   */
+  public static native int opt_set_chained_launch(int on);
+
+  /** Whether chained launches are on (1) or off (0). */
+  public static native int opt_chained_launch();
+
   // ---- linear_small (linear_small.cu) ----
 
   /**

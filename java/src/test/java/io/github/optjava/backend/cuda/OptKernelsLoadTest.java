@@ -43,6 +43,12 @@ class OptKernelsLoadTest {
   void invalidSizesAreRejectedBeforeAnyLaunch() {
     assertEquals(1, OptKernels.opt_embedding_f32(null, null, null, -1, 4, 1, null)); // cudaErrorInvalidValue
     assertEquals(0, OptKernels.opt_embedding_f32(null, null, null, 0, 4, 1, null)); // nothing to do
+    // the chained-launch switch is host state: it answers without a device
+    assertEquals(0, OptKernels.opt_chained_launch(), "off by default");
+    assertEquals(0, OptKernels.opt_set_chained_launch(1));
+    assertEquals(1, OptKernels.opt_chained_launch());
+    assertEquals(1, OptKernels.opt_set_chained_launch(0));
+    assertEquals(0, OptKernels.opt_chained_launch());
     // the matrix-vector Linear takes 1–8 rows (more: a GEMM's job) and at least one input column
     assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 9, 64, 64, 0, null));
     assertEquals(1, OptKernels.opt_linear_small_f32(null, null, null, null, 1, 0, 64, 0, null));
