@@ -451,8 +451,8 @@ void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offs
   report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
-// opt_linear_small_qkv: the q/k/v product with opt_qkv_append's epilogue. Row m - 1 has slot -1 (q only); the
-// cache's other rows must keep what they held.
+// opt_linear_small_qkv: the q/k/v product with opt_qkv_append's epilogue. With m > 1, row m - 1 has slot -1
+// (q only; at m = 1 the row is cached: batch-1 decode); the cache's other rows must keep what they held.
 template <class D>
 void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
   const int cache_slots = 3 * m + 5;
@@ -463,7 +463,7 @@ void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
   const Host<D> cache_v = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
   std::vector<int32_t> slots(m);
   for (int i = 0; i < m; ++i) slots[i] = 3 * i + 1;
-  slots[m - 1] = -1;
+  if (m > 1) slots[m - 1] = -1;
   DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_q(static_cast<size_t>(m) * width),
       d_k(cache_k.words), d_v(cache_v.words);
   DevBuf<int32_t> d_slots(slots);
@@ -1059,7 +1059,7 @@ void check_linear_small_all() {
   check_linear_small<D>(4, 17, 33, true, true, 0);       // odd k: the one-element path
   check_linear_small<D>(2, 64, 50, true, false, 1);      // x not 16-byte aligned: the one-element path
   check_linear_small_qkv<D>(1, 256, 64, true);
-  check_linear_small_qkv<D>(3, 128, 40, true);            // 4 outputs per warp straddle the q/k/v borders
+  check_linear_small_qkv<D>(3, 128, 42, true);            // 4 outputs per warp straddle the q/k/v borders (42 % 4)
   check_linear_small_qkv<D>(8, 72, 24, false);
   check_linear_small_qkv<D>(2, 33, 16, true);             // odd k: the one-element path
 }

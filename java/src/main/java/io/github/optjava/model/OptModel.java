@@ -450,7 +450,7 @@ public final class OptModel implements CausalLm {
 
       // Each Linear that feeds a residual add leaves its bias out of the GEMM; one fused op then adds the
       // bias and the residual and applies the layer norm that comes next (Ops.addBiasLayerNorm), and q/k/v
-      // are one GEMM whose epilogue appends k and v to the cache (Ops.qkvAppend): 9 ops per layer.
+      // are one GEMM whose epilogue appends k and v to the cache (Ops.qkvProjectAppend): 7 ops per layer.
       boolean preLn = config.doLayerNormBefore();
       float scale = (float) (1.0 / Math.sqrt(config.headDim()));
       Mat h = m.alloc(total, hidden); // pre-LN: the layer norm of x that the next block reads
