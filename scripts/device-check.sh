@@ -172,7 +172,7 @@ elif [ "$(cap 90)" -lt 20 ]; then
 else
   # One process per group: a kernel that faults poisons its process's CUDA context, and costs only its group.
   # base = the kernels verified on a GPU before; the others are the newer kernels, behind flags until they pass.
-  for group in base split tiled tc gemv logprob sample; do
+  for group in base split tiled tc gemv logprob sample chained; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
     crc=$?

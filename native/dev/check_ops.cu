@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split tiled tc gemv logprob sample; see run_group)
+//   ./check_ops tc gemv      only these groups (base split tiled tc gemv logprob sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -24,6 +24,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "opt_kernels.h"
@@ -972,6 +973,53 @@ void check_sample_rows() {
   report("sample_rows (log-prob error)", "f32", err, 1e-4);
 }
 
+// Chained launches (programmatic dependent launch, common.cuh): a decode-like chain of kernels, queued without a
+// host wait in between, must give bit for bit what the same chain gives without chaining (the kernels are
+// deterministic). If a kernel touched its predecessor's results before chain_wait, it would read half-written
+// data. Ten runs, the buffers poisoned (NaN) before each.
+void check_chained() {
+  if (!opt_chained_launch_supported()) {
+    std::printf("chained launches: not supported on this device or build (compute capability < 9.0): skipped\n");
+    return;
+  }
+  using W = uint16_t;
+  const int m = 2, hidden = 2048, ffn = 8192;
+  const Host<F16> x = random_tensor<F16>(static_cast<size_t>(m) * hidden, 0.f, 1.f);
+  const Host<F16> resid0 = random_tensor<F16>(static_cast<size_t>(m) * hidden, 0.f, 1.f);
+  const Host<F16> w1 = random_tensor<F16>(static_cast<size_t>(hidden) * hidden, 0.f, 0.02f);
+  const Host<F16> w2 = random_tensor<F16>(static_cast<size_t>(ffn) * hidden, 0.f, 0.02f);
+  const Host<F16> w3 = random_tensor<F16>(static_cast<size_t>(hidden) * ffn, 0.f, 0.02f);
+  const Host<F16> b1 = random_tensor<F16>(hidden, 0.f, 0.1f);
+  const Host<F16> b2 = random_tensor<F16>(ffn, 0.f, 0.1f);
+  const Host<F16> gamma = random_tensor<F16>(hidden, 1.f, 0.1f);
+  const Host<F16> beta = random_tensor<F16>(hidden, 0.f, 0.1f);
+  DevBuf<W> d_x(x.words), d_resid(resid0.words), d_w1(w1.words), d_w2(w2.words), d_w3(w3.words), d_b1(b1.words),
+      d_b2(b2.words), d_gamma(gamma.words), d_beta(beta.words), d_y(static_cast<size_t>(m) * hidden),
+      d_h(static_cast<size_t>(m) * hidden), d_f(static_cast<size_t>(m) * ffn), d_o(static_cast<size_t>(m) * hidden);
+  auto run = [&]() {  // resid restored, intermediates poisoned, then the chain with no host wait inside
+    CHECK_CUDA(cudaMemcpyAsync(d_resid.ptr, resid0.words.data(), resid0.words.size() * sizeof(W),
+                               cudaMemcpyHostToDevice, g_stream));
+    for (DevBuf<W>* b : {&d_y, &d_h, &d_f, &d_o}) CHECK_CUDA(cudaMemsetAsync(b->ptr, 0xff, b->n * sizeof(W), g_stream));
+    int st = opt_linear_small_f16(d_y.ptr, d_x.ptr, d_w1.ptr, nullptr, m, hidden, hidden, 0, g_stream);
+    st = st ? st : opt_add_layernorm_f16(d_resid.ptr, d_y.ptr, d_b1.ptr, d_h.ptr, d_gamma.ptr, d_beta.ptr, m, hidden,
+                                         1e-5f, g_stream);
+    st = st ? st : opt_linear_small_f16(d_f.ptr, d_h.ptr, d_w2.ptr, d_b2.ptr, m, hidden, ffn, 1, g_stream);
+    st = st ? st : opt_linear_small_f16(d_o.ptr, d_f.ptr, d_w3.ptr, nullptr, m, ffn, hidden, 0, g_stream);
+    expect_ok(st, "chained decode-like chain");
+    return std::make_pair(d_o.download(), d_resid.download());
+  };
+  opt_set_chained_launch(0);
+  const auto reference = run();
+  opt_set_chained_launch(1);
+  int differing = 0;
+  for (int i = 0; i < 10; ++i) {
+    const auto got = run();
+    differing += got.first != reference.first || got.second != reference.second;
+  }
+  opt_set_chained_launch(0);
+  report("chained launches (runs differing from unchained)", "f16", differing, 0.0);
+}
+
 // Bad sizes give cudaErrorInvalidValue (1) before any launch; empty work gives 0. Null pointers are
 // never dereferenced on these paths.
 void check_size_validation() {
@@ -1107,20 +1155,22 @@ void run_group(const std::string& group) {
     check_argmax_logprob();
   } else if (group == "sample") {
     check_sample_rows();
+  } else if (group == "chained") {
+    check_chained();
   }
 }
 
-const char* const kGroups[] = {"base", "split", "tiled", "tc", "gemv", "logprob", "sample"};
+const char* const kGroups[] = {"base", "split", "tiled", "tc", "gemv", "logprob", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split tiled tc gemv logprob sample), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split tiled tc gemv logprob sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc gemv logprob sample)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc gemv logprob sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -40,6 +40,9 @@ OPT_API const char* opt_kernels_archs(void);
 OPT_API int opt_set_chained_launch(int on);
 /* Whether chained launches are on (1) or off (0). */
 OPT_API int opt_chained_launch(void);
+/* 1 when chained launches are safe on the current device: compute capability 9.0+ running code compiled for
+ * compute_90+ (else chain_wait would be a no-op); 0 otherwise, and on any error. */
+OPT_API int opt_chained_launch_supported(void);
 
 /*
  * Embedding lookup (embedding.cu): out[t, :] = table[ids[t], :]

@@ -84,10 +84,11 @@ __device__ __forceinline__ float tile_reduce(float v, float* red, Op op) {
 
 // grid = (total_queries, heads, splits), block = kT. partial: null when splits == 1, else
 // (total_queries, heads, splits, head_dim + 2) floats: max, sum, then the unnormalised accumulator.
+// No __restrict__ on out, partial, q and the cache (chained launches, common.cuh): the previous kernels write
+// them; the index arrays are copied in before the launch.
 template <typename T>
 __global__ void __launch_bounds__(kT)
-split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T* __restrict__ q,
-                       const T* __restrict__ k_cache, const T* __restrict__ v_cache,
+split_attention_kernel(T* out, float* partial, const T* q, const T* k_cache, const T* v_cache,
                        const int32_t* __restrict__ block_tables, const int32_t* __restrict__ query_start,
                        const int32_t* __restrict__ query_count, const int32_t* __restrict__ context_len,
                        int num_seqs, int heads, int head_dim, int block_size, int max_blocks, int num_blocks,
@@ -233,8 +234,7 @@ split_attention_kernel(T* __restrict__ out, float* __restrict__ partial, const T
 
 // grid = (total_queries, heads): merges the splits of one (row, head) as flash-decoding does.
 template <typename T>
-__global__ void split_combine_kernel(T* __restrict__ out, const float* __restrict__ partial, int heads, int head_dim,
-                                     int splits) {
+__global__ void split_combine_kernel(T* out, const float* partial, int heads, int head_dim, int splits) {
   chain_start();
   chain_wait();  // the partials of split_attention_kernel
   const int row = blockIdx.x;

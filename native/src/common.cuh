@@ -83,6 +83,11 @@ __device__ __forceinline__ long long kv_slot(const int32_t* table, int key, int 
 // kernel before it in the stream is still running: its blocks run until chain_wait(), which returns once that
 // kernel has finished and its writes are visible. A chained kernel therefore reads nothing the previous kernels
 // write, and writes nothing at all, before chain_wait(); what it may do first is read constants (weights).
+// Nor does it read such data through const __restrict__ pointers or __ldg: those become ld.global.nc (the
+// non-coherent path, outside the PTX memory model that chain_wait's visibility guarantee belongs to), and
+// const + __restrict__ also lets the compiler move the loads above chain_wait (NVIDIA CCCL's review rule
+// "pdl-restrict-aliasing"). __restrict__ stays on constants (weights, gamma/beta) and on index arrays copied in
+// before the launch.
 // chain_start() lets the next chained kernel launch (once every block of this grid has called it or exited).
 // Both are no-ops below sm_90 and in a kernel launched without the attribute, so the kernels of a decode step
 // call them unconditionally; whether launches carry the attribute is a process-wide switch
@@ -105,7 +110,9 @@ __device__ __forceinline__ void chain_wait() {
 bool chained_launch_enabled();
 
 // kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-stream-serialization attribute when
-// chained launches are on. Returns the launch's status.
+// chained launches are on. Returns the launch's status, as launch_status() does: a failed launch's error is
+// also read off the thread's last error (else the next launcher's launch_status() would report it again), and
+// an earlier unchecked error is reported here.
 template <typename... Params, typename... Args>
 int launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                    Args... args) {
@@ -119,7 +126,9 @@ int launch_chained(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
   config.numAttrs = chained_launch_enabled() ? 1 : 0;
-  return static_cast<int>(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...));
+  const cudaError_t launched = cudaLaunchKernelEx(&config, kernel, static_cast<Params>(args)...);
+  const cudaError_t last = cudaGetLastError();
+  return static_cast<int>(launched != cudaSuccess ? launched : last);
 }
 
 // ---- launch helpers --------------------------------------------------------------------------------

@@ -6,6 +6,12 @@
 
 namespace {
 std::atomic<int> g_chained{0};
+
+// Compiled like every kernel of the library: its PTX version says whether chain_wait() is real code here.
+__global__ void chain_probe_kernel() {
+  opt::chain_start();
+  opt::chain_wait();
+}
 }  // namespace
 
 namespace opt {
@@ -15,3 +21,19 @@ bool chained_launch_enabled() { return g_chained.load(std::memory_order_relaxed)
 OPT_API int opt_set_chained_launch(int on) { return g_chained.exchange(on != 0 ? 1 : 0); }
 
 OPT_API int opt_chained_launch(void) { return g_chained.load() != 0 ? 1 : 0; }
+
+// Chained launches are safe only where chain_wait() is real: a device of compute capability 9.0 or newer running
+// code compiled for compute_90 or newer (an sm_90 GPU that JIT-compiles older PTX would get a no-op wait while
+// its launches still overlap). Checked on the current device.
+OPT_API int opt_chained_launch_supported(void) {
+  int device = 0;
+  int major = 0;
+  cudaFuncAttributes attributes;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess ||
+      cudaFuncGetAttributes(&attributes, chain_probe_kernel) != cudaSuccess) {
+    cudaGetLastError();  // not this library's error to keep: answer "no"
+    return 0;
+  }
+  return major >= 9 && attributes.ptxVersion >= 90 ? 1 : 0;
+}

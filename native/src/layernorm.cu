@@ -51,11 +51,11 @@ __global__ void layernorm_kernel(T* __restrict__ out, const T* __restrict__ x, c
 
 // grid.x = rows; x (rows, cols) in/out, y (rows, cols), bias (cols) or null, out (rows, cols), gamma (cols),
 // beta (cols). Every thread later reads back only the elements it wrote itself, so no barrier is needed
-// between the add and the statistics.
+// between the add and the statistics. No __restrict__ on x, y and out (chained launches, common.cuh): earlier
+// kernels write them.
 template <typename T>
-__global__ void add_layernorm_kernel(T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ bias,
-                                     T* __restrict__ out, const T* __restrict__ gamma, const T* __restrict__ beta,
-                                     int cols, float eps) {
+__global__ void add_layernorm_kernel(T* x, const T* y, const T* __restrict__ bias, T* out,
+                                     const T* __restrict__ gamma, const T* __restrict__ beta, int cols, float eps) {
   chain_start();  // a chained launch (decode steps): wait for the Linear that wrote y before touching anything
   chain_wait();
   const size_t base = static_cast<size_t>(blockIdx.x) * cols;

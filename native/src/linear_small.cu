@@ -104,8 +104,8 @@ struct QkvStore {
 
 // acc[i][r] += x[i, chunk c] · w[j0 + r, chunk c] for the chunk's values; wv holds the R weight chunks.
 template <typename T, int R>
-__device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint4 (&wv)[R], const T* __restrict__ x,
-                                           int m, int k, int c) {
+__device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint4 (&wv)[R], const T* x, int m, int k,
+                                           int c) {
   constexpr int kC = Chunk<T>::kSize;
   float wf[R][kC];
 #pragma unroll
@@ -113,7 +113,8 @@ __device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint
 #pragma unroll
   for (int i = 0; i < kMaxRows; ++i) {
     if (i < m) {
-      const uint4 xv = __ldg(reinterpret_cast<const uint4*>(x + static_cast<size_t>(i) * k) + c);
+      // A plain load, not __ldg: x is the previous kernel's output (chained launches, common.cuh)
+      const uint4 xv = reinterpret_cast<const uint4*>(x + static_cast<size_t>(i) * k)[c];
       float xf[kC];
       widen(xv, xf, static_cast<const T*>(nullptr));
 #pragma unroll
@@ -129,7 +130,7 @@ __device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint
 // grid.x = ceil(ceil(n / R) / kWarpsPerBlock), blockDim.x = 32 · kWarpsPerBlock.
 template <typename T, int R, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    linear_small_vec_kernel(const T* __restrict__ x, const T* __restrict__ w, int m, int k, int n, Store store) {
+    linear_small_vec_kernel(const T* x, const T* __restrict__ w, int m, int k, int n, Store store) {
   chain_start();  // a chained launch (common.cuh): the next kernel may launch now
   const int lane = threadIdx.x % kWarp;
   const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
@@ -194,7 +195,7 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
 // Any k and alignment: one element per lane per step (shapes the 16-byte path refuses; never OPT's own).
 template <typename T, int R, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    linear_small_scalar_kernel(const T* __restrict__ x, const T* __restrict__ w, int m, int k, int n, Store store) {
+    linear_small_scalar_kernel(const T* x, const T* __restrict__ w, int m, int k, int n, Store store) {
   chain_start();
   chain_wait();
   const int lane = threadIdx.x % kWarp;

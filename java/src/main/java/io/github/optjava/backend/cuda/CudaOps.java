@@ -191,6 +191,9 @@ public final class CudaOps implements Ops {
     this.dtype = dtype;
     this.graphsEnabled = graphs && !SYNC && !PROFILE;
     check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
+    if (CHAINED) {
+      requireChainedSupported(); // before anything is allocated: a refusal leaks nothing
+    }
     // A created stream (graphs cannot capture the legacy default stream), blocking: the legacy stream's
     // synchronous copies and frees and NCCL still order themselves with it.
     check("cudaStreamCreate", cudaStreamCreate(stream));
@@ -208,7 +211,7 @@ public final class CudaOps implements Ops {
       profile = PROFILE ? new OpProfile(stream) : null;
       lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
       if (CHAINED) {
-        useChainedLaunches(true);
+        OptKernels.opt_set_chained_launch(1); // checked supported before anything was allocated
       }
     } catch (RuntimeException e) {
       cublasDestroy_v2(cublas);
@@ -1126,16 +1129,19 @@ public final class CudaOps implements Ops {
   public boolean useChainedLaunches(boolean on) {
     requireEager("useChainedLaunches");
     if (on) {
-      int[] major = new int[1];
-      check("cudaDeviceGetAttribute", org.bytedeco.cuda.global.cudart.cudaDeviceGetAttribute(major,
-          org.bytedeco.cuda.global.cudart.cudaDevAttrComputeCapabilityMajor, device));
-      if (major[0] < 9) {
-        throw new IllegalStateException("chained launches need compute capability 9.0 or newer (cuda:" + device
-            + " is " + major[0] + ".x); leave opt.cuda.chained off here");
-      }
+      requireChainedSupported();
     }
     discardGraphs();
     return OptKernels.opt_set_chained_launch(on ? 1 : 0) != 0;
+  }
+
+  private void requireChainedSupported() {
+    check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
+    if (OptKernels.opt_chained_launch_supported() == 0) {
+      throw new IllegalStateException("chained launches need a GPU of compute capability 9.0 or newer running "
+          + "kernels compiled for it (cuda:" + device + " is not, or the kernel library was built without sm_90); "
+          + "leave opt.cuda.chained off here");
+    }
   }
 
   /** Whether chained launches are on in this process (see {@link #useChainedLaunches}). */

@@ -155,6 +155,12 @@ public final class OptKernels {
   /** Whether chained launches are on (1) or off (0). */
   public static native int opt_chained_launch();
 
+  /**
+   * 1 when chained launches are safe on the current device (compute capability 9.0+ running code compiled for
+   * compute_90+), else 0.
+   */
+  public static native int opt_chained_launch_supported();
+
   // ---- linear_small (linear_small.cu) ----
 
   /**

@@ -40,6 +40,12 @@ class OptKernelsLoadTest {
   }
 
   @Test
+  void chainedLaunchesAreNotSupportedWithoutADevice() {
+    assumeFalse(CudaProbe.probe().usable(), "a GPU is present: GpuGraphTest covers this host");
+    assertEquals(0, OptKernels.opt_chained_launch_supported(), "no device: answer no, without crashing");
+  }
+
+  @Test
   void invalidSizesAreRejectedBeforeAnyLaunch() {
     assertEquals(1, OptKernels.opt_embedding_f32(null, null, null, -1, 4, 1, null)); // cudaErrorInvalidValue
     assertEquals(0, OptKernels.opt_embedding_f32(null, null, null, 0, 4, 1, null)); // nothing to do
