@@ -5,7 +5,7 @@
 # then on the host, from the repository root:
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
-# process per kernel group -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
+# process per kernel group (5b: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
 # devicecheck.CompareMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
 #   flagged new kernels against the default in one process each, `opt bench --variants`: 1.3b decode, 1.3b
 #   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
@@ -24,6 +24,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 budget="${DEVICE_CHECK_BUDGET_S:-450}"
+chained_ok=0 # set by check_ops' chained group (step 5)
 OUT="${OUT:-target/device-out}"
 W=target/device-work   # working files and small logs; $OUT gets only the files listed above
 rm -rf "$W"
@@ -151,11 +152,12 @@ timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --sha
   > "$W/hf_make.log" 2>&1 &
 pid_make=$!
 cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
-timeout "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
+# The chained-launch test (tag gpu-chained) runs apart, after check_ops' chained group (step 5b).
+timeout -k 10 "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
   --exclude-classname '.*IT$' --details=summary --disable-ansi-colors ${DEVICE_CHECK_JUNIT_ARGS:-} \
-  --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
+  --exclude-tag gpu-chained --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
 grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$W/probe.txt"
 summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
@@ -174,13 +176,37 @@ else
   # base = the kernels verified on a GPU before; the others are the newer kernels, behind flags until they pass.
   for group in base split tiled tc gemv logprob sample chained; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
-    timeout "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
+    timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
     crc=$?
+    if [ "$group" = chained ] && [ $crc -eq 0 ] && ! tail -3 "$OUT/check_ops.log" | grep -q "skipped"; then
+      chained_ok=1
+    fi
     row "check_ops $group" "$([ $crc -eq 0 ] && echo ok || echo FAIL)" \
       "$( (sed -n "/^## check_ops $group\$/,\$p" "$OUT/check_ops.log" | grep -E '^(PASS|FAIL):' \
            || echo "exit $crc: $(tail -1 "$OUT/check_ops.log")") | head -1 | cut -c1-110)"
   done
 fi
+
+# 5b. Chained (programmatic dependent) launches in the model, graphs against eager steps: only after check_ops'
+# chained group passed (a wrong wait could hang the GPU, so it gets its own JVM and a short timeout).
+if [ "$chained_ok" = 1 ] && [ "$(cap 90)" -ge 40 ]; then
+  echo "## JUnit, tag gpu-chained" >> "$OUT/junit.log"
+  timeout -k 10 "$(cap 90)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
+    -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" --include-tag gpu-chained \
+    --details=summary --disable-ansi-colors --reports-dir="$W/junit-reports-chained" >> "$OUT/junit.log" 2>&1
+  jrc=$?
+  [ $jrc -eq 0 ] || chained_ok=0
+  row "junit chained launches" "$([ $jrc -eq 0 ] && echo ok || echo FAIL)" \
+    "$(tail -40 "$OUT/junit.log" | grep -E "tests (successful|failed)" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
+else
+  row "junit chained launches" "skip" "check_ops chained group did not pass (or no time left)"
+fi
+# The bench variants with chained=on run only when both passed.
+chained_variant() {  # VARIANT: prints ";VARIANT" when chained launches passed their checks
+  [ "$chained_ok" = 1 ] && printf ';%s' "$1"
+  return 0
+}
 
 # 6. HF transformers (cuda fp16, eager) vs ours (CudaOps F16) on the random opt-1.3b: logits, greedy, timings.
 hfc="$W/hf-compare"
@@ -309,7 +335,7 @@ variant_run() {  # NAME CAP ARGS...
   bench_status "variants $name" $? "$W/bench_variants.log"
 }
 variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
-  --variants "default;attention=tiled;attention=tc;attention=tc,gemv=on;attention=tc,gemv=on,chained=on;attention=tc,gemm=lt"
+  --variants "default;attention=tiled;attention=tc;attention=tc,gemv=on;attention=tc,gemm=lt$(chained_variant attention=tc,gemv=on,chained=on)"
 variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
   --variants "default;attention=tiled;attention=tc;attention=tc,gemm=lt"
 
@@ -318,7 +344,7 @@ speed_shape 1.3b     90   55  100  100   50
 
 # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
 variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-  --variants "default;attention=tc;attention=tc,gemv=on;attention=tc,gemv=on,chained=on"
+  --variants "default;attention=tc;attention=tc,gemv=on$(chained_variant attention=tc,gemv=on,chained=on)"
 # Where the GPU time goes with the new kernels (a diagnostic, not a comparison): opt-1.3b run eagerly with
 # -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
 # run. The default kernels' profiles are in docs/perf.md (3a1d672). Printed before the summary, kept in logs.txt.
