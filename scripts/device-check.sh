@@ -18,7 +18,7 @@
 # prompts, JUnit XML reports, per-step logs) stay under target/device-work.
 # DEVICE_CHECK_JUNIT_ARGS adds JUnit console options, e.g. "--include-tag gpu" runs only the GPU tests (a
 # short check after a change; CI runs the rest).
-# Budget: under 8 minutes; later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 500)
+# Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
 set -uo pipefail
 cd "$(dirname "$0")/.."
