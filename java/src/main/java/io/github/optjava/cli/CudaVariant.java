@@ -5,7 +5,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * One set of CUDA kernel choices for {@code opt bench --variants}: several variants are timed one after the other
@@ -25,7 +24,8 @@ import java.util.Set;
  * @param chained whether decode kernels are chained launches (sm_90+), or null for the default
  */
 record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm, Boolean chained) {
-  private static final Set<String> ATTENTION = Set.of("first", "split", "tiled", "tc");
+  // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
+  private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
   /** The variants of a {@code ;}-separated list, in order; a clear error for anything else. */
   static List<CudaVariant> parseList(String text) {
@@ -53,7 +53,7 @@ record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm, 
     }
     String attention = settings.remove("attention");
     if (attention != null && !ATTENTION.contains(attention)) {
-      throw bad(spec, "attention must be one of first, split, tiled, tc");
+      throw bad(spec, "attention must be one of " + String.join(", ", ATTENTION));
     }
     Boolean gemv = onOff(spec, "gemv", settings.remove("gemv"), "on", "off");
     Boolean lt = onOff(spec, "gemm", settings.remove("gemm"), "lt", "cublas");

@@ -108,7 +108,8 @@ public final class CudaOps implements Ops {
    */
   private static final String ATTENTION =
       System.getProperty("opt.cuda.attention", "first").toLowerCase(java.util.Locale.ROOT);
-  private static final java.util.Set<String> ATTENTION_KERNELS = java.util.Set.of("first", "split", "tiled", "tc");
+  /** The attention kernels {@link #useAttentionKernel} takes. */
+  public static final java.util.List<String> ATTENTION_KERNELS = java.util.List.of("first", "split", "tiled", "tc");
   /**
    * {@code -Dopt.cuda.deviceLogprob=true}: greedy steps that want their token's log-prob get it from
    * {@code opt_argmax_logprob_f32} on the device. Written 2026-11-26 after the last GPU run: until check_ops
@@ -544,8 +545,7 @@ public final class CudaOps implements Ops {
       }
     }
     if (bias != null || relu) {
-      CudaMat b = bias == null ? null : CudaMat.of(bias);
-      require(b == null || (long) b.rows * b.cols == o.cols, "linear: bias " + b + " for out " + o);
+      CudaMat b = bias == null ? null : CudaMat.of(bias); // its length was checked above
       int r = relu ? 1 : 0;
       op("linear bias/relu", switch (dtype) {
         case F32 -> OptKernels.opt_bias_act_f32(o.f32(), b == null ? null : b.f32(), o.rows, o.cols, r, stream);
@@ -1123,16 +1123,14 @@ public final class CudaOps implements Ops {
    * Turns chained (programmatic dependent) launches of the decode kernels on or off for the whole process (see
    * {@code opt.cuda.chained}); on needs compute capability 9.0 or newer and is refused below it. Between steps
    * only; this instance's graphs are discarded (captured with the other launches).
-   *
-   * @return whether they were on before
    */
-  public boolean useChainedLaunches(boolean on) {
+  public void useChainedLaunches(boolean on) {
     requireEager("useChainedLaunches");
     if (on) {
       requireChainedSupported();
     }
     discardGraphs();
-    return OptKernels.opt_set_chained_launch(on ? 1 : 0) != 0;
+    OptKernels.opt_set_chained_launch(on ? 1 : 0);
   }
 
   private void requireChainedSupported() {

@@ -418,10 +418,7 @@ class CudaOpsParityTest {
         int past = 0;
         for (int n : new int[] {19, 1}) {
           AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {n}, new int[] {past + n}, tables);
-          int[] slots = new int[n];
-          for (int i = 0; i < n; i++) {
-            slots[i] = batch.slot(0, past + i, blockSize);
-          }
+          int[] slots = slotsOf(batch, past, n, blockSize);
           float[] qkv = random(r, n * 3 * width, 1, d);
           Mat cq = CPU.alloc(n, width);
           CPU.qkvAppend(cq, ckv, 0, act(CPU, qkv, n, 3 * width), withBias ? act(CPU, bias, 1, 3 * width) : null,
@@ -429,11 +426,8 @@ class CudaOpsParityTest {
           Mat gq = poisoned(g, n, width);
           g.qkvAppend(gq, gkv, 0, act(g, qkv, n, 3 * width), withBias ? act(g, bias, 1, 3 * width) : null, slots);
           assertClose("qkvAppend (q) bias=" + withBias, d, CPU.read(cq), g.read(gq));
-          Mat co = CPU.alloc(n, width);
-          CPU.attention(co, cq, ckv, 0, batch, heads, scale);
-          Mat go = poisoned(g, n, width);
-          g.attention(go, gq, gkv, 0, batch, heads, scale);
-          assertClose("attention over qkvAppend's cache bias=" + withBias, d, CPU.read(co), g.read(go));
+          assertSameAttention("attention over qkvAppend's cache bias=" + withBias, d, g, cq, ckv, gq, gkv, batch,
+              heads, scale);
           past += n;
         }
       } finally {
@@ -470,10 +464,7 @@ class CudaOpsParityTest {
       int past = 0;
       for (int n : new int[] {3, 1, 19, 8}) {
         AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {n}, new int[] {past + n}, tables);
-        int[] slots = new int[n];
-        for (int i = 0; i < n; i++) {
-          slots[i] = batch.slot(0, past + i, blockSize);
-        }
+        int[] slots = slotsOf(batch, past, n, blockSize);
         float[] x = random(r, n * in, 1, d);
         Mat cq = CPU.alloc(n, width);
         CPU.qkvProjectAppend(cq, ckv, 0, CPU.alloc(n, 3 * width), act(CPU, x, n, in), cw,
@@ -482,11 +473,8 @@ class CudaOpsParityTest {
         g.qkvProjectAppend(gq, gkv, 0, g.alloc(n, 3 * width), act(g, x, n, in), gw, act(g, bias, 1, 3 * width),
             slots);
         assertClose("qkvProjectAppend (q) rows=" + n, d, CPU.read(cq), g.read(gq));
-        Mat co = CPU.alloc(n, width);
-        CPU.attention(co, cq, ckv, 0, batch, heads, scale);
-        Mat go = poisoned(g, n, width);
-        g.attention(go, gq, gkv, 0, batch, heads, scale);
-        assertClose("attention over qkvProjectAppend's cache rows=" + n, d, CPU.read(co), g.read(go));
+        assertSameAttention("attention over qkvProjectAppend's cache rows=" + n, d, g, cq, ckv, gq, gkv, batch, heads,
+            scale);
         past += n;
       }
       assertEquals(before + 3, g.gemvLaunches(), d + ": 3, 1 and 8 rows fused, 19 rows through cuBLAS");
@@ -494,6 +482,27 @@ class CudaOpsParityTest {
       gkv.close();
       g.useGemv(false);
     }
+  }
+
+  /** The cache slots of a sequence's positions past .. past + n - 1 (sequence 0 of the batch). */
+  private static int[] slotsOf(AttentionBatch batch, int past, int n, int blockSize) {
+    int[] slots = new int[n];
+    for (int i = 0; i < n; i++) {
+      slots[i] = batch.slot(0, past + i, blockSize);
+    }
+    return slots;
+  }
+
+  /** The CPU's attention of cq over ckv and the GPU's of gq over gkv agree: the caches hold the same keys/values. */
+  private static void assertSameAttention(String what, DType d, CudaOps g, Mat cq, KvStore ckv, Mat gq, KvStore gkv,
+      AttentionBatch batch, int heads, float scale) {
+    int rows = cq.rows();
+    int width = cq.cols();
+    Mat co = CPU.alloc(rows, width);
+    CPU.attention(co, cq, ckv, 0, batch, heads, scale);
+    Mat go = poisoned(g, rows, width);
+    g.attention(go, gq, gkv, 0, batch, heads, scale);
+    assertClose(what, d, CPU.read(co), g.read(go));
   }
 
   /**
