@@ -316,6 +316,14 @@ public final class Generator implements AutoCloseable {
     return tokenizer;
   }
 
+  /**
+   * What the generator is doing: sequences running and waiting, KV-cache use, preemptions, and counters since it
+   * opened ({@link GeneratorStats}). Safe from any thread and cheap: for a metrics exporter or a health check.
+   */
+  public GeneratorStats stats() {
+    return engine.stats();
+  }
+
   /** Generates the completions of one prompt (blocks until done). */
   public Completion generate(String prompt, SamplingParams params) {
     return join(generateAsync(prompt, params));

@@ -3,6 +3,7 @@ package io.github.optjava.engine;
 import io.github.optjava.api.Choice;
 import io.github.optjava.api.Completion;
 import io.github.optjava.api.FinishReason;
+import io.github.optjava.api.GeneratorStats;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
@@ -16,6 +17,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -69,6 +71,12 @@ public final class Engine implements AutoCloseable {
   private final Thread loop;
   private volatile boolean closed;
   private volatile long preemptions;
+  // Monitoring (stats()): counted on the loop thread, published as one snapshot between steps.
+  private long forwardPasses;
+  private long tokensProcessed;
+  private int beamSearches; // 1 while a beam-search request runs (alone)
+  private final AtomicLong requestsFinished = new AtomicLong();
+  private volatile GeneratorStats published;
 
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
     this.model = model;
@@ -76,6 +84,7 @@ public final class Engine implements AutoCloseable {
     this.cache = cache;
     this.maxBatch = maxBatch;
     this.maxSequenceLength = maxSequenceLength;
+    publish();
     this.loop = new Thread(this::run, "opt-engine");
     loop.setDaemon(true);
     loop.start();
@@ -103,7 +112,7 @@ public final class Engine implements AutoCloseable {
           + total + " tokens) but the cache has " + cache.store().blocks() + "; raise kvCacheTokens or lower "
           + "max_tokens / n / num_beams");
     }
-    Request r = new Request(promptIds, params, listener == null ? (c, t, s) -> { } : listener);
+    Request r = new Request(promptIds, params, listener == null ? (c, t, s) -> { } : listener, requestsFinished);
     incoming.add(r);
     if (closed && incoming.remove(r)) {
       throw new IllegalStateException("the generator is closed");
@@ -122,22 +131,48 @@ public final class Engine implements AutoCloseable {
         }
         incoming.drainTo(waiting);
         admit();
+        publish();
         if (!active.isEmpty()) {
           step();
+          publish();
         }
       } catch (InterruptedException e) {
         break;
       } catch (RuntimeException | Error e) {
         LOG.error("generation step failed; failing the requests in flight", e);
         failActive(e);
+        publish();
       }
     }
     RuntimeException closedError = new IllegalStateException("the generator was closed");
     failActive(closedError);
     for (Request r : waiting) {
-      r.future.completeExceptionally(closedError);
+      r.fail(closedError);
     }
-    incoming.forEach(r -> r.future.completeExceptionally(closedError));
+    waiting.clear();
+    incoming.forEach(r -> r.fail(closedError));
+    publish();
+  }
+
+  /**
+   * A snapshot of the batch, the queue, the KV cache and the counters since the engine started, published by
+   * the loop between steps (see {@link GeneratorStats}). Any thread; cheap.
+   */
+  public GeneratorStats stats() {
+    GeneratorStats s = published;
+    // Two figures are read now rather than at the last step: requests queued since, and requests finished (a
+    // caller whose request just completed sees it counted).
+    return new GeneratorStats(s.running(), s.waiting() + incoming.size(), s.preempted(), s.kvCacheBlocksUsed(),
+        s.kvCacheBlocks(), s.kvCacheBlockSize(), s.steps(), s.tokensProcessed(), requestsFinished.get(),
+        s.preemptions(), s.forkedPrefills());
+  }
+
+  /** Publishes the loop's state for {@link #stats}: on the loop thread (or before it starts). */
+  private void publish() {
+    int blocks = cache.store().blocks();
+    published = new GeneratorStats(batchSize() + beamSearches, waiting.size(), preempted.size(),
+        blocks - cache.freeBlocks(), blocks, cache.blockSize(), forwardPasses, tokensProcessed, requestsFinished.get(),
+        preemptions, forked);
   }
 
   /** Completions that got their prompt's KV cache by a fork instead of a prefill of their own. */
@@ -185,7 +220,13 @@ public final class Engine implements AutoCloseable {
           return; // beam search runs alone: let the batch drain first
         }
         waiting.poll();
-        runBeamSearch(r);
+        beamSearches = 1;
+        publish();
+        try {
+          runBeamSearch(r);
+        } finally {
+          beamSearches = 0;
+        }
         continue;
       }
       int n = r.params.n();
@@ -249,8 +290,11 @@ public final class Engine implements AutoCloseable {
   private void step() {
     makeRoom();
     List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
+    int stepTokens = 0;
     for (Sequence s : active) {
-      steps.add(s.nextStep());
+      OptModel.SeqStep next = s.nextStep();
+      steps.add(next);
+      stepTokens += next.newTokens().length;
     }
     // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
@@ -286,6 +330,8 @@ public final class Engine implements AutoCloseable {
     } else {
       logits = model.forward(steps, cache);
     }
+    forwardPasses++;
+    tokensProcessed += stepTokens;
     int vocab = model.config().vocabSize();
     boolean picked = argmaxOnly || sampledThere; // the model picked the tokens
     List<Sequence> joined = picked ? List.of() : forkSiblings(logits, vocab);
@@ -374,18 +420,18 @@ public final class Engine implements AutoCloseable {
     try {
       r.completeWith(BeamRunner.run(model, cache, ids::incrementAndGet, r.promptIds, r.params, tokenizer));
     } catch (RuntimeException e) {
-      r.future.completeExceptionally(e);
+      r.fail(e);
     }
   }
 
   private void failActive(Throwable e) {
     for (Sequence s : active) {
       cache.release(s.id);
-      s.request.future.completeExceptionally(e);
+      s.request.fail(e);
     }
     active.clear();
     for (Sequence s : preempted) { // they hold no blocks
-      s.request.future.completeExceptionally(e);
+      s.request.fail(e);
     }
     preempted.clear();
     forks.clear(); // siblings hold no blocks; their request failed with its first completion
@@ -418,12 +464,23 @@ public final class Engine implements AutoCloseable {
     long firstToken;
     private final Choice[] choices;
     private int done;
+    private final AtomicLong finishedCounter; // the engine's count, raised before the future completes
+    private final AtomicBoolean ended = new AtomicBoolean();
 
-    Request(int[] promptIds, SamplingParams params, Listener listener) {
+    Request(int[] promptIds, SamplingParams params, Listener listener, AtomicLong finishedCounter) {
       this.promptIds = promptIds.clone();
       this.params = params;
       this.listener = listener;
       this.choices = new Choice[params.isBeamSearch() ? 0 : params.n()];
+      this.finishedCounter = finishedCounter;
+    }
+
+    /** Fails the request, once (its n sequences may each report the same failure). */
+    void fail(Throwable e) {
+      if (ended.compareAndSet(false, true)) {
+        finishedCounter.incrementAndGet(); // first: a caller woken by the future sees itself counted
+        future.completeExceptionally(e);
+      }
     }
 
     void tokenProduced() {
@@ -449,8 +506,12 @@ public final class Engine implements AutoCloseable {
       for (int id : promptIds) {
         prompt.add(id);
       }
-      future.complete(new Completion(List.copyOf(prompt), List.copyOf(result), generated,
-          firstToken == 0 ? 0 : (firstToken - submitted) / 1e6, (end - submitted) / 1e6));
+      Completion c = new Completion(List.copyOf(prompt), List.copyOf(result), generated,
+          firstToken == 0 ? 0 : (firstToken - submitted) / 1e6, (end - submitted) / 1e6);
+      if (ended.compareAndSet(false, true)) {
+        finishedCounter.incrementAndGet();
+        future.complete(c);
+      }
     }
   }
 }

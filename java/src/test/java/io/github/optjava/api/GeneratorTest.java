@@ -47,6 +47,17 @@ class GeneratorTest {
   }
 
   @Test
+  void statsCountEachFinishedRequest() {
+    // The generator is shared by this class's tests: compare counts before and after.
+    GeneratorStats before = gen.stats();
+    assertEquals(4096 / before.kvCacheBlockSize(), before.kvCacheBlocks());
+    gen.generate("Hello", SamplingParams.greedy().toBuilder().maxTokens(3).minTokens(3).build());
+    GeneratorStats after = gen.stats();
+    assertEquals(before.requestsFinished() + 1, after.requestsFinished());
+    assertTrue(after.steps() >= before.steps() + 2, "the snapshot lags by at most the last of the 3 steps");
+  }
+
+  @Test
   void greedyEqualsHfTokensAndText() {
     for (JsonNode p : ref.get("prompts")) {
       JsonNode g = p.get("greedy");
