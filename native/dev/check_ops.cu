@@ -879,7 +879,7 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
     } else if (m == INFINITY) {
       w[i] = s[i] == INFINITY ? 1 : 0;
     } else {
-      w[i] = static_cast<float>(std::exp(static_cast<double>(s[i]) - m));
+      w[i] = static_cast<float>(std::exp(static_cast<double>(s[i] - m)));  // RowSampling: float s - m, then exp
     }
     total += w[i];
   }

@@ -340,7 +340,7 @@ OPT_API int opt_attention_tc_bf16(uint16_t* out, const uint16_t* q, const uint16
  * Sampling (sample.cu): per row of float32 logits (rows, vocab), a token drawn from softmax(logits / temperature[r])
  * after top-k (top_k[r] > 0) and top-p (top_p[r] < 1) filtering, with the uniform number uniform[r] in [0, 1) the
  * host drew; out_token[r] = the token (-1: every logit -inf; -2: a NaN), out_logprob[r] = its log-probability
- * under the filtered distribution. The rules are CpuOps.sampleRows' (see sample.cu).
+ * under the filtered distribution. The rules are those of its CPU twin, backend/RowSampling (see sample.cu).
  *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p (rows) float32, top_k (rows) int32,
  *   uniform (rows) float64: all device memory.
  * Status: written 2026-11-26 without a GPU; CudaOps uses it only with -Dopt.cuda.deviceSampling=true.

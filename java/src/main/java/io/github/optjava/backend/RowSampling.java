@@ -5,7 +5,8 @@ package io.github.optjava.backend;
  * softmax(row / temperature) after top-k and top-p, with a given uniform number. The twin the GPU kernel is
  * tested against, what {@link Ops#sampleRows} does on backends without a kernel, and what the engine uses for a
  * plain sampled sequence on a model that samples on the device even when a step's logits come to the host (so a
- * seeded request's tokens never depend on its batch). Its rules differ from the engine's HF-exact host path
+ * seeded request's tokens do not depend on its batch, up to rounding: the kernel's expf and summation order can
+ * move a draw within ~1e-7 of a cumulative boundary to the next token; see sample.cu). Its rules differ from the engine's HF-exact host path
  * (engine.Sampler with the Temperature/TopK/TopP processors) where a token lies exactly at a cut: top-p's equal
  * weights at the cut go together here (with 16-bit logits ties are common), and the masses are plain double
  * sums. Stateless: static methods, safe from any thread.
