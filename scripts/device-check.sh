@@ -6,7 +6,7 @@
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
 # process per kernel group (5b: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
-# devicecheck.CompareMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
+# devicecheck.CompareMain; 6b: ours again with the flagged kernels whose check_ops groups passed) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
 #   flagged new kernels against the default in one process each, `opt bench --variants`: 1.3b decode, 1.3b
 #   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
 #   only if the time left covers its estimate; batch 1 alone if it covers only that), and HF's static cache +
@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 SECONDS=0
 budget="${DEVICE_CHECK_BUDGET_S:-450}"
 chained_ok=0 # set by check_ops' chained group (step 5)
+passed_groups=" " # check_ops groups that passed (step 5), e.g. " base split tc "
 OUT="${OUT:-target/device-out}"
 W=target/device-work   # working files and small logs; $OUT gets only the files listed above
 rm -rf "$W"
@@ -40,7 +41,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 # $OUT/logs.txt: the small logs of $W in one file (the device returns at most 8 files); rebuilt at exit.
 collect_logs() {
   local f g
-  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log \
+  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log \
            copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
@@ -178,6 +179,7 @@ else
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
     crc=$?
+    [ $crc -eq 0 ] && passed_groups+="$group "
     if [ "$group" = chained ] && [ $crc -eq 0 ] && ! tail -3 "$OUT/check_ops.log" | grep -q "skipped"; then
       chained_ok=1
     fi
@@ -241,6 +243,40 @@ else
       while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$hfc/rows.tsv"
     else
       row "hf vs ours (compare)" "FAIL" "exit $prc: $(tail -1 "$OUT/hf_compare.log" | cut -c1-100)"
+    fi
+    # 6b. The same comparison with the flagged kernels whose check_ops groups passed: evidence at the level of
+    # the whole model (logits vs HF, greedy tokens, batched == alone) before any of them becomes a default.
+    cand=()
+    case "$passed_groups" in *" split "*) case "$passed_groups" in *" tc "*) cand+=(-Dopt.cuda.attention=tc) ;;
+      *) case "$passed_groups" in *" tiled "*) cand+=(-Dopt.cuda.attention=tiled) ;; esac ;; esac ;; esac
+    case "$passed_groups" in *" gemv "*) cand+=(-Dopt.cuda.gemv=true) ;; esac
+    case "$passed_groups" in *" logprob "*) cand+=(-Dopt.cuda.deviceLogprob=true) ;; esac
+    [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
+    label="$(printf '%s\n' "${cand[@]+"${cand[@]}"}" | sed -E 's/^-Dopt\.cuda\.//' | paste -sd, -)"
+    if [ ${#cand[@]} -eq 0 ]; then
+      row "hf vs ours, new kernels" "skip" "no flagged kernel passed check_ops"
+    elif [ "$(cap 90 60)" -lt 40 ]; then
+      row "hf vs ours, new kernels" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    else
+      timeout "$(cap 90 60)" "$java_bin" "${cand[@]}" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+        -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
+        --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours-new" --new-tokens 32 --dtype F16 \
+        --device cuda > "$W/ours_new_run.log" 2>&1
+      nrc=$?
+      if [ $nrc -ne 0 ]; then
+        row "ours, new kernels" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run.log" | cut -c1-80)"
+      else
+        { echo; echo "== the same with the new kernels: $label =="; } >> "$OUT/hf_compare.log"
+        timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-new" \
+          --out "$hfc/new" --rows "$hfc/rows-new.tsv" >> "$OUT/hf_compare.log" 2>&1
+        if [ -s "$hfc/rows-new.tsv" ]; then
+          while IFS=$'\t' read -r name status detail; do
+            row "$name [new]" "$status" "$label: $detail"
+          done < "$hfc/rows-new.tsv"
+        else
+          row "hf vs ours, new kernels" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
+        fi
+      fi
     fi
   fi
 fi
