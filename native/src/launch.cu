@@ -18,6 +18,7 @@ namespace opt {
 bool chained_launch_enabled() { return g_chained.load(std::memory_order_relaxed) != 0; }
 }  // namespace opt
 
+extern "C" {  // a definition that drifted from opt_kernels.h would be a compile error, not a new overload
 OPT_API int opt_set_chained_launch(int on) { return g_chained.exchange(on != 0 ? 1 : 0); }
 
 OPT_API int opt_chained_launch(void) { return g_chained.load() != 0 ? 1 : 0; }
@@ -37,3 +38,4 @@ OPT_API int opt_chained_launch_supported(void) {
   }
   return major >= 9 && attributes.ptxVersion >= 90 ? 1 : 0;
 }
+}  // extern "C"

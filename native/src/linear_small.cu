@@ -270,6 +270,7 @@ int launch_linear_small_qkv(T* q_out, T* k_cache, T* v_cache, const T* x, const 
 
 }  // namespace
 
+extern "C" {  // a definition that drifted from opt_kernels.h would be a compile error, not a new overload
 OPT_API int opt_linear_small_f32(float* out, const float* x, const float* w, const float* bias, int m, int k, int n,
                                  int relu, cudaStream_t stream) {
   return launch_linear_small(out, x, w, bias, m, k, n, relu, stream);
@@ -304,3 +305,4 @@ OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16
   return launch_linear_small_qkv(as_bf16(q_out), as_bf16(k_cache), as_bf16(v_cache), as_bf16(x), as_bf16(w),
                                  as_bf16(bias), slots, m, k, width, cache_slots, stream);
 }
+}  // extern "C"
