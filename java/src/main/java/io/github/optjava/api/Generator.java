@@ -69,7 +69,7 @@ public final class Generator implements AutoCloseable {
     this.model = model;
     this.cache = cache;
     this.device = device;
-    this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen);
+    this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen, options.maxStepTokens());
   }
 
   /**

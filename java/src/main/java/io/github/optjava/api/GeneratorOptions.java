@@ -35,9 +35,15 @@ import io.github.optjava.checkpoint.DType;
  *                          over that many ranks. With Device.CUDA named: stage s's rank r on GPU
  *                          s × tensorParallel + r, hidden states passed through the host; that path has not
  *                          run on a GPU yet. Default 1.
+ * @param maxStepTokens     the most tokens one forward pass feeds; 0 = no limit. With a limit, a prompt longer
+ *                          than what the running sequences' decode tokens leave of it is prefilled in chunks over
+ *                          several steps (chunked prefill), so the others keep getting tokens while it is read:
+ *                          steadier streaming under load, for a little more time to the long prompt's first
+ *                          token. Results are the same either way (up to float rounding on the GPU). Echo
+ *                          prompts are never split. 0 or at least maxBatchSize. Default 0.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
-    int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel) {
+    int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens) {
 
   public GeneratorOptions {
     if (device == null) {
@@ -68,55 +74,64 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
       throw new IllegalArgumentException("pipelineParallel must be at least 1 (1 = no pipeline), got "
           + pipelineParallel);
     }
+    if (maxStepTokens != 0 && maxStepTokens < maxBatchSize) {
+      throw new IllegalArgumentException("maxStepTokens must be 0 (no limit) or at least maxBatchSize ("
+          + maxBatchSize + ") so that every running sequence's next token fits a step, got " + maxStepTokens);
+    }
   }
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1);
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0);
   }
 
   public GeneratorOptions withDevice(Device d) {
     return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel);
+        revision, tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withDtype(DType t) {
     return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel);
+        revision, tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
     return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel);
+        tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel);
+        tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel);
+        tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withThreads(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n,
-        revision, tensorParallel, pipelineParallel);
+        revision, tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withRevision(String r) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        r, tensorParallel, pipelineParallel);
+        r, tensorParallel, pipelineParallel, maxStepTokens);
   }
 
   public GeneratorOptions withTensorParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, n, pipelineParallel);
+        revision, n, pipelineParallel, maxStepTokens);
+  }
+
+  public GeneratorOptions withMaxStepTokens(int n) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel, pipelineParallel, n);
   }
 
   public GeneratorOptions withPipelineParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, n);
+        revision, tensorParallel, n, maxStepTokens);
   }
 }

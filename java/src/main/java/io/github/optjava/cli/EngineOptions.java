@@ -25,6 +25,12 @@ final class EngineOptions {
           + "Default: ${DEFAULT-VALUE}.")
   int kvCacheTokens;
 
+  @Option(names = "--max-step-tokens", defaultValue = "0", paramLabel = "T",
+      description = "Most tokens one forward pass feeds (0 = no limit). With a limit, long prompts are prefilled in "
+          + "chunks beside the running sequences' decode steps, which keep streaming meanwhile. 0 or at least "
+          + "--max-batch. Default: ${DEFAULT-VALUE}.")
+  int maxStepTokens;
+
   @Option(names = "--tensor-parallel", defaultValue = "1", paramLabel = "N",
       description = "Tensor-parallel degree: slice the model (every pipeline stage) over N ranks, one thread each "
           + "sharing --threads, or with --device cuda one GPU each (NCCL). N must divide the attention heads and "
@@ -61,7 +67,7 @@ final class EngineOptions {
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
         .withTensorParallel(tensorParallel)
-        .withPipelineParallel(pipelineParallel);
+        .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens);
     return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
   }
 }

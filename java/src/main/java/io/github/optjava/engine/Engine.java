@@ -55,6 +55,7 @@ public final class Engine implements AutoCloseable {
   private final KvCache cache;
   private final int maxBatch;
   private final int maxSequenceLength;
+  private final int maxStepTokens; // 0: no limit; else prefills are chunked to fit (see the constructor)
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -79,6 +80,22 @@ public final class Engine implements AutoCloseable {
   private volatile GeneratorStats published;
 
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
+    this(model, tokenizer, cache, maxBatch, maxSequenceLength, 0);
+  }
+
+  /**
+   * @param maxStepTokens the most tokens one forward pass feeds (0: no limit). Prompts longer than what is left
+   *                      of it after the running sequences' decode tokens are prefilled in chunks over several
+   *                      steps, so a long prompt does not hold up the others' next tokens for its whole prefill
+   *                      (chunked prefill). At least {@code maxBatch}, so that decode steps always fit.
+   */
+  public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength,
+      int maxStepTokens) {
+    if (maxStepTokens != 0 && maxStepTokens < maxBatch) {
+      throw new IllegalArgumentException("maxStepTokens " + maxStepTokens + " is below the batch size " + maxBatch
+          + ": use 0 (no limit) or at least " + maxBatch + " so that every running sequence's decode token fits");
+    }
+    this.maxStepTokens = maxStepTokens;
     this.model = model;
     this.tokenizer = tokenizer;
     this.cache = cache;
@@ -266,18 +283,49 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Preempts the sequences admitted last until the next step's blocks fit the free pool: their blocks go
-   * back, and they wait at the head of the queue to be recomputed. The first sequence always fits (submit
-   * checked that a request fits the empty cache), so at least it runs.
+   * Tokens each active sequence feeds in the next step (0: it sits this step out). Decode steps first, one token
+   * each: they never wait. Then the prefills in admission order, each a chunk of what is left of the step's
+   * token budget ({@code maxStepTokens}; echo prompts go whole). With no budget, every prefill goes whole.
    */
-  private void makeRoom() {
+  private int[] planStep() {
+    int[] plan = new int[active.size()];
+    long left = maxStepTokens > 0 ? maxStepTokens : Long.MAX_VALUE;
+    for (int i = 0; i < plan.length; i++) {
+      if (!active.get(i).prefilling()) {
+        plan[i] = 1;
+        left--;
+      }
+    }
+    for (int i = 0; i < plan.length; i++) {
+      Sequence s = active.get(i);
+      if (s.prefilling()) {
+        int rest = s.nextStepTokens();
+        plan[i] = s.chunkable() ? (int) Math.min(rest, Math.max(left, 0)) : rest;
+        left -= plan[i];
+      }
+    }
+    return plan;
+  }
+
+  /** KV-cache blocks that feeding {@code tokens} more tokens of {@code s} adds to what it holds. */
+  private int blocksFor(Sequence s, int tokens) {
+    return Math.max(0, cache.blocksFor(cache.length(s.id) + tokens) - cache.table(s.id).length);
+  }
+
+  /**
+   * Preempts the sequences admitted last until the blocks of the step planned in {@code plan} fit the free
+   * pool: their blocks go back, and they wait at the head of the queue to be recomputed. The first sequence
+   * always fits (submit checked that a request fits the empty cache), so at least it runs. Returns the plan of
+   * the sequences left.
+   */
+  private int[] makeRoom(int[] plan) {
     int need = 0;
-    for (Sequence s : active) {
-      need += blocksForNextStep(s);
+    for (int i = 0; i < active.size(); i++) {
+      need += blocksFor(active.get(i), plan[i]);
     }
     while (need > cache.freeBlocks() && active.size() > 1) {
       Sequence victim = active.remove(active.size() - 1);
-      need -= blocksForNextStep(victim);
+      need -= blocksFor(victim, plan[active.size()]);
       cache.release(victim.id);
       victim.preempt();
       preempted.addFirst(victim); // the last preempted was admitted first: it resumes first
@@ -285,71 +333,88 @@ public final class Engine implements AutoCloseable {
       LOG.debug("KV cache full: preempted sequence {} ({} tokens) for recomputation", victim.id,
           victim.nextStepTokens());
     }
+    return java.util.Arrays.copyOf(plan, active.size());
   }
 
   private void step() {
-    makeRoom();
+    int[] plan = makeRoom(planStep());
+    // The sequences in this step, their inputs, and whether the step gives each its next token (a decode step or
+    // the last chunk of a prefill; an earlier chunk only fills the KV cache, and its logits are not used).
+    List<Sequence> stepping = new ArrayList<>(active.size());
     List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
+    List<Boolean> gives = new ArrayList<>(active.size());
+    List<Integer> fed = new ArrayList<>(active.size());
     int stepTokens = 0;
-    for (Sequence s : active) {
-      OptModel.SeqStep next = s.nextStep();
-      steps.add(next);
-      stepTokens += next.newTokens().length;
+    for (int i = 0; i < plan.length; i++) {
+      if (plan[i] == 0) {
+        continue;
+      }
+      Sequence s = active.get(i);
+      stepping.add(s);
+      steps.add(s.nextStep(plan[i]));
+      gives.add(!s.prefilling() || plan[i] == s.nextStepTokens());
+      fed.add(plan[i]);
+      stepTokens += plan[i];
     }
     // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
-    boolean argmaxOnly = active.stream().allMatch(s -> s.argmaxIsEnough() && !forks.containsKey(s));
+    boolean argmaxOnly = stepping.stream().allMatch(s -> s.argmaxIsEnough() && !forks.containsKey(s));
     // Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are.
     boolean sampledThere = !argmaxOnly && model.samplesOnDevice()
-        && active.stream().allMatch(s -> s.samplableWhereLogitsAre() && !forks.containsKey(s));
+        && stepping.stream().allMatch(s -> s.samplableWhereLogitsAre() && !forks.containsKey(s));
+    int n = stepping.size();
     float[][] logits = null;
     int[] tokens = null;
     double[] tokenLogprobs = null;
     if (argmaxOnly) {
-      tokenLogprobs = new double[steps.size()];
+      tokenLogprobs = new double[n];
       tokens = model.greedy(steps, cache, tokenLogprobs);
     } else if (sampledThere) {
-      int n = active.size();
       float[] t = new float[n];
       int[] k = new int[n];
       float[] p = new float[n];
       double[] u = new double[n];
       for (int j = 0; j < n; j++) {
-        Sequence s = active.get(j);
+        Sequence s = stepping.get(j);
         t[j] = s.temperature();
         k[j] = s.topK();
         p[j] = s.topP();
-        u[j] = s.nextUniform();
+        u[j] = gives.get(j) ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
       }
       tokenLogprobs = new double[n];
       tokens = model.sample(steps, cache, new CausalLm.SamplingSpec(t, k, p, u), tokenLogprobs);
-      for (int token : tokens) {
-        Sequence.requireDrawn(token); // before any sequence commits: a failed step changes nothing
+      for (int j = 0; j < n; j++) {
+        if (gives.get(j)) {
+          Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
+        }
       }
     } else {
       logits = model.forward(steps, cache);
     }
     forwardPasses++;
     tokensProcessed += stepTokens;
+    for (int j = 0; j < n; j++) {
+      stepping.get(j).advance(fed.get(j));
+    }
     int vocab = model.config().vocabSize();
     boolean picked = argmaxOnly || sampledThere; // the model picked the tokens
-    List<Sequence> joined = picked ? List.of() : forkSiblings(logits, vocab);
-    Sequence.Pick[] picks = picked ? null : choose(logits, vocab, model.samplesOnDevice());
-    Iterator<Sequence> it = active.iterator();
-    int i = 0;
-    while (it.hasNext()) {
-      Sequence s = it.next();
-      if (argmaxOnly) {
-        s.acceptGreedy(tokens[i], tokenLogprobs[i]);
-      } else if (sampledThere) {
-        s.acceptSampled(tokens[i], tokenLogprobs[i]);
-      } else {
-        s.commit(picks[i]);
+    List<Sequence> joined = picked ? List.of() : forkSiblings(stepping, gives, logits, vocab);
+    Sequence.Pick[] picks = picked ? null : choose(stepping, gives, logits, vocab, model.samplesOnDevice());
+    for (int j = 0; j < n; j++) {
+      if (!gives.get(j)) {
+        continue;
       }
-      i++;
+      Sequence s = stepping.get(j);
+      if (argmaxOnly) {
+        s.acceptGreedy(tokens[j], tokenLogprobs[j]);
+      } else if (sampledThere) {
+        s.acceptSampled(tokens[j], tokenLogprobs[j]);
+      } else {
+        s.commit(picks[j]);
+      }
       if (s.finished()) {
-        it.remove();
+        active.remove(s);
         cache.release(s.id);
         s.request.choiceDone(s);
       }
@@ -365,21 +430,19 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Every active sequence's processors and sampler over its row of {@code logits}, several sequences at once
-   * (a row is a vocabulary of softmax work: at batch 32 it is the host's longest task of a GPU step). Each
-   * sequence touches only its own state and random stream, so the picks do not depend on the threads; the
-   * engine's thread then commits them in order.
+   * The processors and sampler of every sequence the step gives a token ({@code gives}) over its row of
+   * {@code logits}, several sequences at once (a row is a vocabulary of softmax work: at batch 32 it is the
+   * host's longest task of a GPU step). Each sequence touches only its own state and random stream, so the picks
+   * do not depend on the threads; the engine's thread then commits them in order. Null for the others.
    */
-  private Sequence.Pick[] choose(float[][] logits, int vocab, boolean deviceRules) {
-    Sequence.Pick[] picks = new Sequence.Pick[active.size()];
-    if (picks.length < 2 || !PARALLEL_PICKS) {
-      for (int i = 0; i < picks.length; i++) {
-        picks[i] = active.get(i).choose(logits[i], vocab, deviceRules);
-      }
-      return picks;
+  private Sequence.Pick[] choose(List<Sequence> stepping, List<Boolean> gives, float[][] logits, int vocab,
+      boolean deviceRules) {
+    Sequence.Pick[] picks = new Sequence.Pick[stepping.size()];
+    java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, picks.length).filter(gives::get);
+    if (picks.length > 1 && PARALLEL_PICKS) {
+      rows = rows.parallel();
     }
-    java.util.stream.IntStream.range(0, picks.length).parallel()
-        .forEach(i -> picks[i] = active.get(i).choose(logits[i], vocab, deviceRules));
+    rows.forEach(j -> picks[j] = stepping.get(j).choose(logits[j], vocab, deviceRules));
     return picks;
   }
 
@@ -389,17 +452,18 @@ public final class Engine implements AutoCloseable {
    * logits, each with its own sampler; before anyone appends. A sibling that cannot fork (no free block for
    * the copy) prefills the prompt itself in the next step. Returns the siblings, to join the batch.
    */
-  private List<Sequence> forkSiblings(float[][] logits, int vocab) {
+  private List<Sequence> forkSiblings(List<Sequence> stepping, List<Boolean> gives, float[][] logits, int vocab) {
     if (forks.isEmpty()) {
       return List.of();
     }
     List<Sequence> joined = new ArrayList<>();
-    for (int i = 0; i < active.size(); i++) {
-      List<Sequence> siblings = forks.remove(active.get(i)); // in the step: it prefilled just now
+    for (int i = 0; i < stepping.size(); i++) {
+      // Only once the first completion's prefill is complete (its last chunk was in this step).
+      List<Sequence> siblings = gives.get(i) ? forks.remove(stepping.get(i)) : null;
       if (siblings == null) {
         continue;
       }
-      Sequence first = active.get(i);
+      Sequence first = stepping.get(i);
       for (Sequence s : siblings) {
         if (cache.canFork(first.id)) {
           int[] copy = cache.fork(first.id, s.id);

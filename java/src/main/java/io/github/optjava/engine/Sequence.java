@@ -31,6 +31,7 @@ final class Sequence {
   private int length;
   private boolean prefilled;
   private boolean recompute; // preempted: the next step prefills everything it had (prompt + generated)
+  private int chunked;       // tokens of the prefill in progress already in the KV cache (earlier chunks of it)
   private final StringBuilder text = new StringBuilder();
   private int emitted;      // chars of text already streamed
   private final List<Integer> generated = new ArrayList<>();
@@ -56,23 +57,56 @@ final class Sequence {
   }
 
   /**
-   * This sequence's share of the next forward pass: the whole prompt first, then its last token; after a
-   * preemption, every token it had, once (the logits of the last one give its next token, as a decode
-   * step's would).
+   * This sequence's share of the next forward pass: the prompt first, then its last token; after a preemption,
+   * every token it had (the logits of the last one give its next token, as a decode step's would). A prefill
+   * longer than {@code maxTokens} is fed in chunks of at most that many tokens over several steps (chunked
+   * prefill: the other sequences' decode steps need not wait for a long prompt), except an echo prompt, whose
+   * every row is scored in one step.
    */
-  OptModel.SeqStep nextStep() {
-    if (!prefilled) {
-      return new OptModel.SeqStep(id, request.promptIds, request.params.echo());
-    }
-    if (recompute) {
-      return new OptModel.SeqStep(id, Arrays.copyOf(inputIds, length), false);
+  OptModel.SeqStep nextStep(int maxTokens) {
+    if (prefilling()) {
+      int rest = prefillLength() - chunked;
+      int n = chunkable() ? Math.min(rest, maxTokens) : rest;
+      return new OptModel.SeqStep(id, Arrays.copyOfRange(inputIds, chunked, chunked + n),
+          !prefilled && request.params.echo());
     }
     return new OptModel.SeqStep(id, new int[] {inputIds[length - 1]}, false);
   }
 
-  /** The tokens {@link #nextStep} feeds. */
+  /** Whether the prefill in progress may be fed in chunks: all but an echo prompt's (scored in one step). */
+  boolean chunkable() {
+    return prefilled || !request.params.echo();
+  }
+
+  /** Whether the next step is (part of) a prefill: of the prompt, or of everything it had after a preemption. */
+  boolean prefilling() {
+    return !prefilled || recompute;
+  }
+
+  private int prefillLength() {
+    return prefilled ? length : request.promptIds.length;
+  }
+
+  /** The most tokens {@link #nextStep} feeds: the rest of the prefill in progress, else 1. */
   int nextStepTokens() {
-    return !prefilled ? request.promptIds.length : recompute ? length : 1;
+    return prefilling() ? prefillLength() - chunked : 1;
+  }
+
+  /**
+   * After a step that fed {@code tokens} of this sequence: whether the step gave its next token (a decode step,
+   * or the last chunk of a prefill). Otherwise the chunk is now in the KV cache and the step's logits for this
+   * sequence are not used: nothing else changes (no token, no random number drawn).
+   */
+  boolean advance(int tokens) {
+    if (!prefilling()) {
+      return true;
+    }
+    chunked += tokens;
+    if (chunked < prefillLength()) {
+      return false;
+    }
+    chunked = 0;
+    return true;
   }
 
   /** Finishes as CANCELLED if the caller gave up (while it waited, preempted); whether it did. */
@@ -86,6 +120,7 @@ final class Sequence {
 
   /** Its KV-cache blocks were taken back: the next step recomputes them. */
   void preempt() {
+    chunked = 0; // its blocks, and the chunks in them, are gone
     if (prefilled) {
       recompute = true;
     }

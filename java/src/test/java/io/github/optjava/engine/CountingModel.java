@@ -16,6 +16,7 @@ final class CountingModel implements CausalLm {
   int forwards;
   int greedies;
   int samples;
+  int maxStepTokens; // the most tokens one step fed
 
   CountingModel(OptModel model, boolean samplesOnDevice) {
     this.model = model;
@@ -30,19 +31,26 @@ final class CountingModel implements CausalLm {
   @Override
   public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
     forwards++;
+    count(seqs);
     return model.forward(seqs, cache);
   }
 
   @Override
   public int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
     greedies++;
+    count(seqs);
     return model.greedy(seqs, cache, logprobs);
   }
 
   @Override
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
     samples++;
+    count(seqs);
     return model.sample(seqs, cache, spec, logprobs);
+  }
+
+  private void count(List<OptModel.SeqStep> seqs) {
+    maxStepTokens = Math.max(maxStepTokens, seqs.stream().mapToInt(s -> s.newTokens().length).sum());
   }
 
   @Override

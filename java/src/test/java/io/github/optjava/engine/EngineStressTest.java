@@ -19,7 +19,7 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import io.github.optjava.model.CausalLm;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
+import org.junit.jupiter.params.provider.CsvSource;
 
 /**
  * Many threads, one engine, a KV cache far too small: greedy, sampled n = 2 (prompt forks), log-probs, echo,
@@ -39,9 +39,9 @@ class EngineStressTest {
     };
   }
 
-  @ParameterizedTest(name = "pipeline stages: {0}")
-  @ValueSource(ints = {1, 2})
-  void concurrentMixedRequestsUnderCachePressureMatchTheirSoloRuns(int stages) throws Exception {
+  @ParameterizedTest(name = "pipeline stages: {0}, step token budget: {1}")
+  @CsvSource({"1, 0", "2, 0", "1, 6", "2, 6"}) // budget 6: prefills chunked beside the decodes (chunked prefill)
+  void concurrentMixedRequestsUnderCachePressureMatchTheirSoloRuns(int stages, int maxStepTokens) throws Exception {
     CpuOps ops = new CpuOps();
     OptModel model = TinyOpt.model(ops);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
@@ -61,7 +61,7 @@ class EngineStressTest {
     CausalLm under = stages == 1 ? model : TinyOpt.pipeline(stages);
     KvCache small = under.newCache(8, 16);
     ExecutorService clients = Executors.newFixedThreadPool(8);
-    try (Engine engine = new Engine(under, tokenizer, small, 6, 128)) {
+    try (Engine engine = new Engine(under, tokenizer, small, 6, 128, maxStepTokens)) {
       List<Future<Completion>> results = new ArrayList<>();
       for (int i = 0; i < requests; i++) {
         int index = i;
