@@ -116,6 +116,9 @@ public final class Engine implements AutoCloseable {
     if (closed) {
       throw new IllegalStateException("the generator is closed");
     }
+    if (promptIds.length == 0) {
+      throw new IllegalArgumentException("the prompt is empty: it needs at least one token (BOS, id 2)");
+    }
     int total = promptIds.length + params.maxTokens();
     if (total > maxSequenceLength) {
       throw new IllegalArgumentException("the prompt has " + promptIds.length + " tokens and max_tokens is "
@@ -167,7 +170,10 @@ public final class Engine implements AutoCloseable {
       r.fail(closedError);
     }
     waiting.clear();
-    incoming.forEach(r -> r.fail(closedError));
+    // Taken out as they are failed: stats() counts what is left in the queue as waiting.
+    for (Request r = incoming.poll(); r != null; r = incoming.poll()) {
+      r.fail(closedError);
+    }
     publish();
   }
 
@@ -217,6 +223,15 @@ public final class Engine implements AutoCloseable {
       if (s.cancelIfAsked()) { // a caller that gave up needs no recomputation
         preempted.poll();
         s.request.choiceDone(s);
+        // The first completion of an n > 1 request, preempted before its (chunked) prefill was done: its
+        // siblings never forked, and end with it.
+        List<Sequence> siblings = forks.remove(s);
+        if (siblings != null) {
+          for (Sequence sibling : siblings) {
+            sibling.cancelIfAsked(); // the same request's listener: CANCELLED
+            s.request.choiceDone(sibling);
+          }
+        }
         continue;
       }
       // Resume only with a block of slack per running sequence: resumed into a cache that is exactly full,
@@ -284,13 +299,15 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Tokens each active sequence feeds in the next step (0: it sits this step out). Decode steps first, one token
-   * each: they never wait. Then the prefills in admission order, each a chunk of what is left of the step's
-   * token budget ({@code maxStepTokens}; echo prompts go whole). With no budget, every prefill goes whole.
+   * each: they never wait (but for more of them than the budget: n > maxBatch completions of one request). Then
+   * the prefills in admission order, each a chunk of what is left of the step's token budget
+   * ({@code maxStepTokens}; echo prompts go whole). With no budget, every prefill goes whole.
    */
   private int[] planStep() {
     int[] plan = new int[active.size()];
     long left = maxStepTokens > 0 ? maxStepTokens : Long.MAX_VALUE;
-    for (int i = 0; i < plan.length; i++) {
+    for (int i = 0; i < plan.length && left > 0; i++) {
+      // More sequences than the budget (n > maxBatch completions of one request): the later ones sit a step out.
       if (!active.get(i).prefilling()) {
         plan[i] = 1;
         left--;

@@ -115,6 +115,155 @@ class EngineChunkedPrefillTest {
     }
   }
 
+  /**
+   * The first completion of an n = 2 request is preempted in the middle of its chunked prefill (six decoding
+   * requests grow into its blocks faster than its 2-token chunks fill them). Resumed, it forks its sibling as usual: both complete as they do alone.
+   * Cancelled meanwhile, both end CANCELLED (the sibling, which never forked, used to be left behind and the
+   * request never completed).
+   */
+  @Test
+  void aFirstCompletionPreemptedMidPrefillEndsWithItsSiblings() throws Exception {
+    SamplingParams decoding = SamplingParams.greedy().toBuilder().maxTokens(60).minTokens(60).build();
+    SamplingParams pair = SamplingParams.builder().temperature(0.9).seed(5L).n(2).maxTokens(3).build();
+    int[] longPrompt = TOKENIZER.encode(LONG);
+    assertTrue(longPrompt.length >= 40, "a 40-token prompt: " + longPrompt.length);
+    List<Choice> alone;
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 4), 8, 128, 8)) {
+      alone = engine.submit(longPrompt, pair, null).join().choices();
+    }
+    for (boolean cancel : new boolean[] {false, true}) {
+      // The first step waits until the n = 2 request is queued: it is admitted after the decoders, so it is the
+      // one preempted when they grow.
+      java.util.concurrent.CountDownLatch inFirstStep = new java.util.concurrent.CountDownLatch(1);
+      java.util.concurrent.CountDownLatch queued = new java.util.concurrent.CountDownLatch(1);
+      GatedModel gated = new GatedModel(model, inFirstStep, queued);
+      try (Engine engine = new Engine(gated, TOKENIZER, model.newCache(36, 4), 8, 128, 8)) {
+        List<CompletableFuture<Completion>> decoders = new ArrayList<>();
+        for (String prompt : new String[] {"Hello", "Once upon", "def f", "A B", "Why", "In 1999"}) {
+          decoders.add(engine.submit(TOKENIZER.encode(prompt), decoding, null));
+        }
+        assertTrue(inFirstStep.await(10, java.util.concurrent.TimeUnit.SECONDS));
+        CompletableFuture<Completion> b = engine.submit(longPrompt, pair, new Engine.Listener() {
+          @Override
+          public void onToken(int choice, int tokenId, String text) {}
+
+          @Override
+          public boolean cancelled() {
+            return cancel;
+          }
+        });
+        queued.countDown();
+        List<Choice> got = b.get(30, java.util.concurrent.TimeUnit.SECONDS).choices();
+        for (CompletableFuture<Completion> d : decoders) {
+          d.join();
+        }
+        assertTrue(engine.stats().preemptions() > 0, "the decoders' growth preempts the chunked prefill");
+        assertEquals(2, got.size());
+        if (cancel) {
+          for (Choice c : got) {
+            assertEquals(io.github.optjava.api.FinishReason.CANCELLED, c.finishReason());
+          }
+        } else {
+          assertSame(List.of(alone), List.of(got), "resumed after a preemption mid-prefill");
+        }
+      }
+    }
+  }
+
+  /** A model whose first step waits for a signal (after saying it has started). */
+  private static final class GatedModel implements io.github.optjava.model.CausalLm {
+    private final CountingModel inner;
+    private final java.util.concurrent.CountDownLatch entered;
+    private final java.util.concurrent.CountDownLatch release;
+
+    GatedModel(CountingModel inner, java.util.concurrent.CountDownLatch entered,
+        java.util.concurrent.CountDownLatch release) {
+      this.inner = inner;
+      this.entered = entered;
+      this.release = release;
+    }
+
+    private void gate() {
+      entered.countDown();
+      try {
+        assertTrue(release.await(10, java.util.concurrent.TimeUnit.SECONDS));
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
+
+    @Override
+    public io.github.optjava.model.OptConfig config() {
+      return inner.config();
+    }
+
+    @Override
+    public float[][] forward(List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache cache) {
+      gate();
+      return inner.forward(seqs, cache);
+    }
+
+    @Override
+    public int[] greedy(List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+      gate();
+      return inner.greedy(seqs, cache, logprobs);
+    }
+
+    @Override
+    public int[] sample(List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec,
+        double[] logprobs) {
+      gate();
+      return inner.sample(seqs, cache, spec, logprobs);
+    }
+
+    @Override
+    public boolean samplesOnDevice() {
+      return inner.samplesOnDevice();
+    }
+
+    @Override
+    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+      inner.copyBlocks(cache, src, dst);
+    }
+
+    @Override
+    public KvCache newCache(int blocks, int blockSize) {
+      return inner.newCache(blocks, blockSize);
+    }
+
+    @Override
+    public void close() {
+      inner.close();
+    }
+  }
+
+  @Test
+  void moreCompletionsThanTheBudgetTakeTurns() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    SamplingParams six = SamplingParams.builder().temperature(0.9).seed(2L).n(6).maxTokens(5).build();
+    int[] prompt = TOKENIZER.encode("Once upon a time");
+    List<Choice> unlimited;
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 16), 4, 128)) {
+      unlimited = engine.submit(prompt, six, null).join().choices();
+    }
+    model.maxStepTokens = 0;
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 16), 4, 128, 4)) {
+      assertSame(List.of(unlimited), List.of(engine.submit(prompt, six, null).join().choices()), "n = 6, budget 4");
+    }
+    assertTrue(model.maxStepTokens <= 4, "no step fed more than the budget: " + model.maxStepTokens);
+  }
+
+  @Test
+  void anEmptyPromptIsRefused() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(8, 16), 4, 128)) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+          () -> engine.submit(new int[0], SamplingParams.greedy(), null));
+      assertTrue(e.getMessage().contains("empty"), e.getMessage());
+    }
+  }
+
   @Test
   void theBudgetMustHoldEveryDecodeToken() {
     CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);

@@ -104,6 +104,23 @@ class EngineStatsTest {
   }
 
   @Test
+  void requestsFailedByCloseAreNotWaiting() {
+    Engine engine = new Engine(model, tokenizer, cache(32), 2, 128);
+    List<CompletableFuture<Completion>> futures = new ArrayList<>();
+    for (int i = 0; i < 20; i++) {
+      futures.add(engine.submit(tokenizer.encode("Hello"), SamplingParams.greedy().toBuilder().maxTokens(20).build(),
+          null));
+    }
+    engine.close();
+    for (CompletableFuture<Completion> f : futures) {
+      assertTrue(f.isDone(), "every request ends: with its result or the close");
+    }
+    GeneratorStats s = engine.stats();
+    assertEquals(0, s.waiting(), "failed requests are not waiting: " + s);
+    assertEquals(20, s.requestsFinished());
+  }
+
+  @Test
   void preemptionsAndSharedPromptsShowInTheCounters() throws Exception {
     // The preemption test's setting: a 6-block cache far too small for the batch.
     String[] prompts = {"The capital of France is", "Once upon a time", "def add(a, b):", "Hello"};
