@@ -14,11 +14,21 @@ import java.util.List;
  *       row is read as one contiguous run. In decode the cache does not stay in CPU caches between
  *       steps (the weights stream through them); contiguous runs made decode attention 15–20% faster;</li>
  *   <li>weights that would be subnormal floats are flushed to zero (see {@link #run}).</li>
+ *   <li>a block of at least {@link #BLOCK_MIN_QUERIES} queries (prefill) computes its scores as one small GEMM
+ *       per head through {@link LinearKernels#vectorRows} (positions as the vectorised dimension) and adds up
+ *       its value rows with vectorised loops over the head dimension ({@link #runBlock}): C2 on Java 17
+ *       vectorises neither a float dot product nor a loop over offset arrays.</li>
  * </ul>
  */
 final class AttentionKernel {
   /** Queries per work item: enough work to amortise the slot table, small enough to balance threads. */
   static final int QUERY_BLOCK = 32;
+
+  /** From this many queries in an item on, {@link #runBlock} (vectorised) instead of the per-query loops. */
+  static final int BLOCK_MIN_QUERIES = 8;
+
+  /** {@code -Dopt.cpu.blockAttention=false}: always the per-query loops (to compare). */
+  static final boolean BLOCK_ATTENTION = !"false".equalsIgnoreCase(System.getProperty("opt.cpu.blockAttention"));
 
   private AttentionKernel() {}
 
@@ -56,6 +66,16 @@ final class AttentionKernel {
    * @param values one layer's value slots
    */
   static void run(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
+      int blockSize, int width, int headDim, float scale) {
+    if (BLOCK_ATTENTION && item.qTo() - item.qFrom() >= BLOCK_MIN_QUERIES) {
+      runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+    } else {
+      runPerQuery(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+    }
+  }
+
+  /** {@link #run} one query at a time (decode, and small blocks). */
+  static void runPerQuery(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
       int blockSize, int width, int headDim, float scale) {
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
@@ -108,6 +128,97 @@ final class AttentionKernel {
   }
 
   /**
+   * {@link #run} for a block of queries, one head at a time: the scores {@code q_b · k_p} of every query b and
+   * position p as a GEMM with the positions as the vector dimension (the head's key rows transposed into
+   * {@link LinearKernels#transposedBlocks}), softmax per query as in {@link #run}, then each value row added to
+   * every query's accumulator that sees it, a loop over the head dimension with bare indexes. Same arithmetic
+   * as {@link #run} up to the order of the sums.
+   */
+  static void runBlock(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
+      int blockSize, int width, int headDim, float scale) {
+    int s = item.seq();
+    int past = batch.contextLength()[s] - batch.queryCount()[s];
+    int positions = past + item.qTo();
+    int queries = item.qTo() - item.qFrom();
+    int[] table = batch.blockTables()[s];
+    int[] slotRow = new int[positions]; // where each position's row starts
+    for (int p = 0; p < positions; p++) {
+      slotRow[p] = (table[p / blockSize] * blockSize + p % blockSize) * width;
+    }
+    float[][][] kt = LinearKernels.transposedBlocks(positions, headDim); // [block][d][position in block]
+    float[] qh = new float[queries * headDim];
+    float[] scoresT = new float[positions * queries]; // (position, query), as vectorRows writes them
+    float[][] acc = new float[queries][headDim];
+    float[] vRow = new float[headDim];
+    float[] sum = new float[queries];
+    int firstRow = batch.queryStart()[s] + item.qFrom();
+    for (int h = item.hFrom(); h < item.hTo(); h++) {
+      int off = h * headDim;
+      for (int b = 0; b < kt.length; b++) {
+        int p0 = b * LinearKernels.TOKEN_BLOCK;
+        float[][] block = kt[b];
+        int count = block[0].length;
+        for (int t = 0; t < count; t++) {
+          int k0 = slotRow[p0 + t] + off;
+          for (int d = 0; d < headDim; d++) {
+            block[d][t] = keys[k0 + d];
+          }
+        }
+      }
+      for (int i = 0; i < queries; i++) {
+        System.arraycopy(q, (firstRow + i) * width + off, qh, i * headDim, headDim);
+      }
+      LinearKernels.vectorRows(scoresT, kt, positions, new LinearKernels.Weights(qh, null, false, queries, headDim),
+          null, false, 0, queries);
+      for (int i = 0; i < queries; i++) {
+        int visible = past + item.qFrom() + i + 1; // causal: positions 0 .. past + i
+        float m = Float.NEGATIVE_INFINITY;
+        for (int p = 0; p < visible; p++) {
+          float sc = scoresT[p * queries + i] * scale;
+          scoresT[p * queries + i] = sc;
+          m = Math.max(m, sc);
+        }
+        float total = 0f;
+        for (int p = 0; p < visible; p++) {
+          total += scoresT[p * queries + i] = weight(scoresT[p * queries + i], m);
+        }
+        sum[i] = total;
+        java.util.Arrays.fill(acc[i], 0f);
+      }
+      for (int p = 0; p < positions; p++) {
+        System.arraycopy(values, slotRow[p] + off, vRow, 0, headDim);
+        int firstSeeing = Math.max(0, p - past - item.qFrom()); // query i sees p when p <= past + qFrom + i
+        for (int i = firstSeeing; i < queries; i++) {
+          float w = scoresT[p * queries + i];
+          if (w != 0f) { // a flushed weight: its value row cannot contribute
+            addScaled(acc[i], vRow, w, headDim);
+          }
+        }
+      }
+      for (int i = 0; i < queries; i++) {
+        int o = (firstRow + i) * width + off;
+        for (int d = 0; d < headDim; d++) {
+          out[o + d] = acc[i][d] / sum[i];
+        }
+      }
+    }
+  }
+
+  /** {@code acc[d] += w · v[d]}: every array indexed by the bare loop variable, which C2 vectorises. */
+  private static void addScaled(float[] acc, float[] v, float w, int n) {
+    for (int d = 0; d < n; d++) {
+      acc[d] = Math.fma(w, v[d], acc[d]);
+    }
+  }
+
+  /** A softmax numerator {@code exp(score - max)}, flushed to zero where it would be subnormal (see below). */
+  private static float weight(float score, float max) {
+    float d = score - max;
+    float e = d > -88f ? (float) Math.exp(d) : 0f;
+    return e < Float.MIN_NORMAL ? 0f : e;
+  }
+
+  /**
    * Replaces {@code scores[from .. from + n)} by {@code exp(score - max)} and returns their sum (≥ 1: the
    * maximum contributes exp(0)). Weights below 2^-126 (scores 87 below the max, common with peaked
    * attention) would be subnormal floats, and every x86 FMA touching one takes a microcode assist of about
@@ -117,9 +228,7 @@ final class AttentionKernel {
   private static float softmaxNumerators(float[] scores, int from, int n, float max) {
     float sum = 0f;
     for (int p = from; p < from + n; p++) {
-      float d = scores[p] - max;
-      float e = d > -88f ? (float) Math.exp(d) : 0f;
-      e = e < Float.MIN_NORMAL ? 0f : e;
+      float e = weight(scores[p], max);
       scores[p] = e;
       sum += e;
     }
