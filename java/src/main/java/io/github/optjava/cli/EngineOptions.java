@@ -58,6 +58,10 @@ final class EngineOptions {
     if (tensorParallel < 1) {
       throw new IllegalArgumentException("--tensor-parallel must be at least 1, got " + tensorParallel);
     }
+    if (maxStepTokens != 0 && maxStepTokens < maxBatch) {
+      throw new IllegalArgumentException("--max-step-tokens must be 0 (no limit) or at least --max-batch (" + maxBatch
+          + "), got " + maxStepTokens);
+    }
     Device d = switch (device.toLowerCase(Locale.ROOT)) {
       case "cpu" -> Device.CPU;
       case "cuda" -> Device.CUDA;

@@ -34,6 +34,17 @@ class CliGenerationTest {
   }
 
   @Test
+  void aStepTokenBudgetGivesTheSameTextAndIsChecked() {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "16", "--max-batch", "2", "--max-step-tokens", "2");
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(HF_TEXT + "\n", r.out(), "the prompt prefilled 2 tokens at a time");
+    CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--max-step-tokens", "8");
+    assertEquals(1, bad.exit(), bad.err());
+    assertTrue(bad.err().contains("--max-step-tokens must be 0 (no limit) or at least --max-batch (16)"), bad.err());
+  }
+
+  @Test
   void batchAnswersEveryLineInOrderAndReportsBadOnes() throws IOException {
     String in = String.join("\n",
         "{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0}",
