@@ -247,16 +247,21 @@ else
     # 6b. The same comparison with the flagged kernels whose check_ops groups passed: evidence at the level of
     # the whole model (logits vs HF, greedy tokens, batched == alone) before any of them becomes a default.
     cand=()
-    case "$passed_groups" in *" split "*) case "$passed_groups" in *" tc "*) cand+=(-Dopt.cuda.attention=tc) ;;
-      *) case "$passed_groups" in *" tiled "*) cand+=(-Dopt.cuda.attention=tiled) ;; esac ;; esac ;; esac
+    case "$passed_groups" in *" split "*)  # the prefill kernels come with split-KV decode
+      case "$passed_groups" in
+        *" tc "*) cand+=(-Dopt.cuda.attention=tc) ;;
+        *" tiled "*) cand+=(-Dopt.cuda.attention=tiled) ;;
+        *) cand+=(-Dopt.cuda.attention=split) ;;
+      esac ;;
+    esac
     case "$passed_groups" in *" gemv "*) cand+=(-Dopt.cuda.gemv=true) ;; esac
-    case "$passed_groups" in *" logprob "*) cand+=(-Dopt.cuda.deviceLogprob=true) ;; esac
+    # No deviceLogprob: CompareMain reads logits through forward() and never reaches the device argmax.
     [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
     label="$(printf '%s\n' "${cand[@]+"${cand[@]}"}" | sed -E 's/^-Dopt\.cuda\.//' | paste -sd, -)"
     if [ ${#cand[@]} -eq 0 ]; then
-      row "hf vs ours, new kernels" "skip" "no flagged kernel passed check_ops"
+      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     elif [ "$(cap 90 60)" -lt 40 ]; then
-      row "hf vs ours, new kernels" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+      row "new: hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
     else
       timeout "$(cap 90 60)" "$java_bin" "${cand[@]}" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
         -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
@@ -264,17 +269,17 @@ else
         --device cuda > "$W/ours_new_run.log" 2>&1
       nrc=$?
       if [ $nrc -ne 0 ]; then
-        row "ours, new kernels" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run.log" | cut -c1-80)"
+        row "new: ours (CompareMain)" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run.log" | cut -c1-80)"
       else
         { echo; echo "== the same with the new kernels: $label =="; } >> "$OUT/hf_compare.log"
         timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-new" \
           --out "$hfc/new" --rows "$hfc/rows-new.tsv" >> "$OUT/hf_compare.log" 2>&1
         if [ -s "$hfc/rows-new.tsv" ]; then
           while IFS=$'\t' read -r name status detail; do
-            row "$name [new]" "$status" "$label: $detail"
+            row "new: ${name#hf vs ours: }" "$status" "$label: $detail"
           done < "$hfc/rows-new.tsv"
         else
-          row "hf vs ours, new kernels" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
+          row "new: hf vs ours" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
         fi
       fi
     fi

@@ -39,8 +39,9 @@ import io.github.optjava.checkpoint.DType;
  *                          than what the running sequences' decode tokens leave of it is prefilled in chunks over
  *                          several steps (chunked prefill), so the others keep getting tokens while it is read:
  *                          steadier streaming under load, for a little more time to the long prompt's first
- *                          token. Results are the same either way (up to float rounding on the GPU). Echo
- *                          prompts are never split. 0 or at least maxBatchSize. Default 0.
+ *                          token. The tokens are the same either way up to float rounding (bit for bit on the
+ *                          scalar reference backend; elsewhere a step's token count changes the order of sums, as
+ *                          batching does). Echo prompts are never split. 0 or at least maxBatchSize. Default 0.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens) {

@@ -5,7 +5,8 @@ package io.github.optjava.api;
  * balancer that wants the least busy replica). The engine publishes a snapshot between its steps, so most
  * figures may lag it by one step ({@code requestsFinished} is current: a caller whose request just completed
  * sees it counted), and {@code waiting} may miss a request for the moment the engine spends moving it from the
- * queue into the batch.
+ * queue into the batch. While a beam search runs (alone), the snapshot is the one taken as it started: its
+ * KV-cache blocks are not shown.
  *
  * <pre>{@code
  * GeneratorStats s = generator.stats();

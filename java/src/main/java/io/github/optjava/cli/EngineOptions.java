@@ -27,8 +27,8 @@ final class EngineOptions {
 
   @Option(names = "--max-step-tokens", defaultValue = "0", paramLabel = "T",
       description = "Most tokens one forward pass feeds (0 = no limit). With a limit, long prompts are prefilled in "
-          + "chunks beside the running sequences' decode steps, which keep streaming meanwhile. 0 or at least "
-          + "--max-batch. Default: ${DEFAULT-VALUE}.")
+          + "chunks beside the running sequences' decode steps, which keep streaming meanwhile (echo prompts, as "
+          + "score reads them, are never split). 0 or at least --max-batch. Default: ${DEFAULT-VALUE}.")
   int maxStepTokens;
 
   @Option(names = "--tensor-parallel", defaultValue = "1", paramLabel = "N",

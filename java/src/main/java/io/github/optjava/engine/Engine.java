@@ -87,7 +87,8 @@ public final class Engine implements AutoCloseable {
    * @param maxStepTokens the most tokens one forward pass feeds (0: no limit). Prompts longer than what is left
    *                      of it after the running sequences' decode tokens are prefilled in chunks over several
    *                      steps, so a long prompt does not hold up the others' next tokens for its whole prefill
-   *                      (chunked prefill). At least {@code maxBatch}, so that decode steps always fit.
+   *                      (chunked prefill). At least {@code maxBatch}, so that the decode steps of a full batch
+   *                      fit (n > maxBatch completions of one request take turns). Echo prompts are never split.
    */
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength,
       int maxStepTokens) {
@@ -299,15 +300,17 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Tokens each active sequence feeds in the next step (0: it sits this step out). Decode steps first, one token
-   * each: they never wait (but for more of them than the budget: n > maxBatch completions of one request). Then
-   * the prefills in admission order, each a chunk of what is left of the step's token budget
-   * ({@code maxStepTokens}; echo prompts go whole). With no budget, every prefill goes whole.
+   * each: they never wait, unless there are more of them than the budget (n > maxBatch completions of one
+   * request); then they take turns, from a start that moves every step. Then the prefills in admission order,
+   * each a chunk of what is left of the step's token budget ({@code maxStepTokens}; echo prompts go whole). With
+   * no budget, every prefill goes whole.
    */
   private int[] planStep() {
     int[] plan = new int[active.size()];
     long left = maxStepTokens > 0 ? maxStepTokens : Long.MAX_VALUE;
-    for (int i = 0; i < plan.length && left > 0; i++) {
-      // More sequences than the budget (n > maxBatch completions of one request): the later ones sit a step out.
+    int start = plan.length == 0 ? 0 : (int) (forwardPasses % plan.length); // turns, when decodes exceed the budget
+    for (int j = 0; j < plan.length && left > 0; j++) {
+      int i = (start + j) % plan.length;
       if (!active.get(i).prefilling()) {
         plan[i] = 1;
         left--;
@@ -376,10 +379,15 @@ public final class Engine implements AutoCloseable {
     // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
-    boolean argmaxOnly = stepping.stream().allMatch(s -> s.argmaxIsEnough() && !forks.containsKey(s));
+    // A first completion whose siblings fork in this step (its last prefill chunk) needs its logits on the host;
+    // its earlier chunks' logits are not used.
+    java.util.function.IntPredicate forksNow = j -> gives.get(j) && forks.containsKey(stepping.get(j));
+    boolean argmaxOnly = java.util.stream.IntStream.range(0, stepping.size())
+        .allMatch(j -> stepping.get(j).argmaxIsEnough() && !forksNow.test(j));
     // Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are.
     boolean sampledThere = !argmaxOnly && model.samplesOnDevice()
-        && stepping.stream().allMatch(s -> s.samplableWhereLogitsAre() && !forks.containsKey(s));
+        && java.util.stream.IntStream.range(0, stepping.size())
+            .allMatch(j -> stepping.get(j).samplableWhereLogitsAre() && !forksNow.test(j));
     int n = stepping.size();
     float[][] logits = null;
     int[] tokens = null;

@@ -121,10 +121,11 @@ class FastCpuOpsParityTest {
     int[][] ragged = {{1, 1}, {1, 37}, {5, 20}, {0, 10}, {17, 17}, {40, 90}};
     int[][] decode = {{1, 130}};
     int[][] prefill = {{83, 83}};
+    int[][] long_ = {{40, 300}, {200, 200}}; // more than one 128-position block of keys in the prefill path
     List<Arguments> cases = new ArrayList<>();
     int[][] headShapes = {{12, 64}, {4, 80}, {3, 7}}; // (heads, head_dim): opt-125m, opt-2.7b's head_dim, odd
     for (int[] h : headShapes) {
-      for (int[][] seqs : new int[][][] {ragged, decode, prefill}) {
+      for (int[][] seqs : new int[][][] {ragged, decode, prefill, long_}) {
         for (int blockSize : new int[] {16, 5}) {
           for (int threads : new int[] {1, 3}) {
             cases.add(Arguments.of(h[0], h[1], seqs, blockSize, 1f, threads));
