@@ -17,6 +17,7 @@ final class CountingModel implements CausalLm {
   int greedies;
   int samples;
   int maxStepTokens; // the most tokens one step fed
+  volatile Runnable beforeStep = () -> { }; // tests hold a step with it
 
   CountingModel(OptModel model, boolean samplesOnDevice) {
     this.model = model;
@@ -50,6 +51,7 @@ final class CountingModel implements CausalLm {
   }
 
   private void count(List<OptModel.SeqStep> seqs) {
+    beforeStep.run();
     maxStepTokens = Math.max(maxStepTokens, seqs.stream().mapToInt(s -> s.newTokens().length).sum());
   }
 

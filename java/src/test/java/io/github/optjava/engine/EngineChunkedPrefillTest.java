@@ -137,8 +137,15 @@ class EngineChunkedPrefillTest {
       // one preempted when they grow.
       java.util.concurrent.CountDownLatch inFirstStep = new java.util.concurrent.CountDownLatch(1);
       java.util.concurrent.CountDownLatch queued = new java.util.concurrent.CountDownLatch(1);
-      GatedModel gated = new GatedModel(model, inFirstStep, queued);
-      try (Engine engine = new Engine(gated, TOKENIZER, model.newCache(36, 4), 8, 128, 8)) {
+      model.beforeStep = () -> {
+        inFirstStep.countDown();
+        try {
+          assertTrue(queued.await(10, java.util.concurrent.TimeUnit.SECONDS));
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      };
+      try (Engine engine = new Engine(model, TOKENIZER, model.newCache(36, 4), 8, 128, 8)) {
         List<CompletableFuture<Completion>> decoders = new ArrayList<>();
         for (String prompt : new String[] {"Hello", "Once upon", "def f", "A B", "Why", "In 1999"}) {
           decoders.add(engine.submit(TOKENIZER.encode(prompt), decoding, null));
@@ -154,6 +161,7 @@ class EngineChunkedPrefillTest {
           }
         });
         queued.countDown();
+        model.beforeStep = () -> { };
         List<Choice> got = b.get(30, java.util.concurrent.TimeUnit.SECONDS).choices();
         for (CompletableFuture<Completion> d : decoders) {
           d.join();
@@ -168,73 +176,6 @@ class EngineChunkedPrefillTest {
           assertSame(List.of(alone), List.of(got), "resumed after a preemption mid-prefill");
         }
       }
-    }
-  }
-
-  /** A model whose first step waits for a signal (after saying it has started). */
-  private static final class GatedModel implements io.github.optjava.model.CausalLm {
-    private final CountingModel inner;
-    private final java.util.concurrent.CountDownLatch entered;
-    private final java.util.concurrent.CountDownLatch release;
-
-    GatedModel(CountingModel inner, java.util.concurrent.CountDownLatch entered,
-        java.util.concurrent.CountDownLatch release) {
-      this.inner = inner;
-      this.entered = entered;
-      this.release = release;
-    }
-
-    private void gate() {
-      entered.countDown();
-      try {
-        assertTrue(release.await(10, java.util.concurrent.TimeUnit.SECONDS));
-      } catch (InterruptedException e) {
-        Thread.currentThread().interrupt();
-      }
-    }
-
-    @Override
-    public io.github.optjava.model.OptConfig config() {
-      return inner.config();
-    }
-
-    @Override
-    public float[][] forward(List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache cache) {
-      gate();
-      return inner.forward(seqs, cache);
-    }
-
-    @Override
-    public int[] greedy(List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
-      gate();
-      return inner.greedy(seqs, cache, logprobs);
-    }
-
-    @Override
-    public int[] sample(List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec,
-        double[] logprobs) {
-      gate();
-      return inner.sample(seqs, cache, spec, logprobs);
-    }
-
-    @Override
-    public boolean samplesOnDevice() {
-      return inner.samplesOnDevice();
-    }
-
-    @Override
-    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-      inner.copyBlocks(cache, src, dst);
-    }
-
-    @Override
-    public KvCache newCache(int blocks, int blockSize) {
-      return inner.newCache(blocks, blockSize);
-    }
-
-    @Override
-    public void close() {
-      inner.close();
     }
   }
 

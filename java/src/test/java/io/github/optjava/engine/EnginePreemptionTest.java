@@ -21,6 +21,13 @@ import org.junit.jupiter.api.Test;
  * (greedy, and seeded sampling with n = 2), with every block back in the pool at the end.
  */
 class EnginePreemptionTest {
+  /** Four requests (five sequences: one has n = 2) of up to ~50 tokens each, for a 6-block cache of 16 tokens. */
+  static final String[] PROMPTS = {"The capital of France is", "Once upon a time", "def add(a, b):", "Hello"};
+  static final List<SamplingParams> PARAMS = List.of(
+      SamplingParams.greedy().toBuilder().maxTokens(40).build(),
+      SamplingParams.greedy().toBuilder().maxTokens(36).build(),
+      SamplingParams.builder().temperature(0.8).seed(7L).n(2).maxTokens(30).build(),
+      SamplingParams.greedy().toBuilder().maxTokens(44).build());
 
   @Test
   void preemptedSequencesResumeWithTheTokensTheyWouldHaveHadAlone() throws Exception {
@@ -28,12 +35,8 @@ class EnginePreemptionTest {
     OptModel model = TinyOpt.model(ops);
     OptConfig config = model.config();
     OptTokenizer tokenizer = TinyOpt.tokenizer();
-    String[] prompts = {"The capital of France is", "Once upon a time", "def add(a, b):", "Hello"};
-    List<SamplingParams> params = List.of(
-        SamplingParams.greedy().toBuilder().maxTokens(40).build(),
-        SamplingParams.greedy().toBuilder().maxTokens(36).build(),
-        SamplingParams.builder().temperature(0.8).seed(7L).n(2).maxTokens(30).build(),
-        SamplingParams.greedy().toBuilder().maxTokens(44).build());
+    String[] prompts = PROMPTS;
+    List<SamplingParams> params = PARAMS;
 
     // Alone: a cache with room for everything, one request at a time.
     List<List<Choice>> alone = new ArrayList<>();

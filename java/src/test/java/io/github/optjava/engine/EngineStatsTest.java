@@ -123,12 +123,8 @@ class EngineStatsTest {
   @Test
   void preemptionsAndSharedPromptsShowInTheCounters() throws Exception {
     // The preemption test's setting: a 6-block cache far too small for the batch.
-    String[] prompts = {"The capital of France is", "Once upon a time", "def add(a, b):", "Hello"};
-    List<SamplingParams> params = List.of(
-        SamplingParams.greedy().toBuilder().maxTokens(40).build(),
-        SamplingParams.greedy().toBuilder().maxTokens(36).build(),
-        SamplingParams.builder().temperature(0.8).seed(7L).n(2).maxTokens(30).build(),
-        SamplingParams.greedy().toBuilder().maxTokens(44).build());
+    String[] prompts = EnginePreemptionTest.PROMPTS;
+    List<SamplingParams> params = EnginePreemptionTest.PARAMS;
     try (Engine engine = new Engine(model, tokenizer, cache(6), 8, 128)) {
       List<CompletableFuture<Completion>> futures = new ArrayList<>();
       int promptTokens = 0;
