@@ -5,7 +5,8 @@
 # then on the host, from the repository root:
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
-# process per kernel group (5b: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
+# process per kernel group (5b: the JUnit tests of the kernels not yet verified, tag gpu-new, in their own JVM;
+# 5c: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
 # devicecheck.CompareMain; 6b: ours again with the flagged kernels whose check_ops groups passed) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
 #   flagged new kernels against the default in one process each, `opt bench --variants`: 1.3b decode, 1.3b
 #   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
@@ -153,12 +154,14 @@ timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --sha
   > "$W/hf_make.log" 2>&1 &
 pid_make=$!
 cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
-# The chained-launch test (tag gpu-chained) runs apart, after check_ops' chained group (step 5b).
+# The chained-launch test (tag gpu-chained) runs apart, after check_ops' chained group (step 5c); the tests of
+# kernels not yet verified on a GPU (tag gpu-new) run apart too (step 5b): a kernel that faults leaves its JVM's
+# CUDA context unusable and would fail every verified test after it.
 timeout -k 10 "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
   -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
   --exclude-classname '.*IT$' --details=summary --disable-ansi-colors ${DEVICE_CHECK_JUNIT_ARGS:-} \
-  --exclude-tag gpu-chained --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
+  --exclude-tag gpu-chained --exclude-tag gpu-new --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
 grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$W/probe.txt"
 summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
@@ -189,7 +192,25 @@ else
   done
 fi
 
-# 5b. Chained (programmatic dependent) launches in the model, graphs against eager steps: only after check_ops'
+# 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new: split/tiled/tc attention, gemv,
+# cuBLASLt, device log-prob and sampling, graphs with them), in a JVM of their own.
+if [ "$(cap 150 200)" -ge 60 ]; then
+  echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
+  timeout -k 10 "$(cap 150 200)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
+    -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" --include-tag gpu-new \
+    --details=summary --disable-ansi-colors --reports-dir="$W/junit-reports-new" > "$W/junit_new.log" 2>&1
+  nrc=$?
+  cat "$W/junit_new.log" >> "$OUT/junit.log"
+  row "junit new kernels" "$([ $nrc -eq 0 ] && echo ok || echo FAIL)" \
+    "$(grep -E "tests (successful|failed)" "$W/junit_new.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)$( [ $nrc -ne 0 ] \
+      && printf '; failed: %s' "$(grep -oE 'JUnit Jupiter:[A-Za-z]+:[A-Za-z]+' "$W/junit_new.log" | sort -u \
+      | sed 's/JUnit Jupiter://' | head -4 | paste -sd, -)")"
+else
+  row "junit new kernels" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+fi
+
+# 5c. Chained (programmatic dependent) launches in the model, graphs against eager steps: only after check_ops'
 # chained group passed (a wrong wait could hang the GPU, so it gets its own JVM and a short timeout).
 if [ "$chained_ok" = 1 ] && [ "$(cap 90)" -ge 40 ]; then
   echo "## JUnit, tag gpu-chained" >> "$OUT/junit.log"

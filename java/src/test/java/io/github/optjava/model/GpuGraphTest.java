@@ -29,8 +29,16 @@ import org.junit.jupiter.params.provider.CsvSource;
 class GpuGraphTest {
 
   @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv"})
+  @CsvSource({"F32, first", "F16, first"})
   void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
+    replayEqualsEager(dtype, kernel);
+  }
+
+  /** The same with kernels not yet verified on a GPU (run apart by scripts/device-check.sh: see CudaOpsParityTest). */
+  @ParameterizedTest(name = "{0} attention kernel={1}")
+  @CsvSource({"F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  void graphReplayWithNewKernelsEqualsEagerSteps(DType dtype, String kernel) {
     replayEqualsEager(dtype, kernel);
   }
 
