@@ -5,8 +5,7 @@ package io.github.optjava.api;
  * balancer that wants the least busy replica). The engine publishes a snapshot between its steps, so most
  * figures may lag it by one step ({@code requestsFinished} is current: a caller whose request just completed
  * sees it counted), and {@code waiting} may miss a request for the moment the engine spends moving it from the
- * queue into the batch. While a beam search runs (alone), the snapshot is the one taken as it started: its
- * KV-cache blocks are not shown.
+ * queue into the batch.
  *
  * <pre>{@code
  * GeneratorStats s = generator.stats();
@@ -22,8 +21,8 @@ package io.github.optjava.api;
  * @param kvCacheBlocksUsed KV-cache blocks held by sequences now
  * @param kvCacheBlocks     KV-cache blocks in all
  * @param kvCacheBlockSize  tokens per block
- * @param steps             forward passes over the running batch since the generator opened (beam search's
- *                          own steps are not counted)
+ * @param steps             forward passes since the generator opened (of the running batch, or of a beam
+ *                          search, which runs alone)
  * @param tokensProcessed   tokens run through the model in those steps: prompts, recomputed prefixes, and one
  *                          per sequence per decode step
  * @param requestsFinished  requests that ended since the generator opened, with a result or an exception

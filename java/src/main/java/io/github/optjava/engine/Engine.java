@@ -507,10 +507,43 @@ public final class Engine implements AutoCloseable {
 
   private void runBeamSearch(Request r) {
     try {
-      r.completeWith(BeamRunner.run(model, cache, ids::incrementAndGet, r.promptIds, r.params, tokenizer));
+      r.completeWith(BeamRunner.run(new CountedSteps(), cache, ids::incrementAndGet, r.promptIds, r.params,
+          tokenizer));
     } catch (RuntimeException e) {
       r.fail(e);
     }
+  }
+
+  /** The model as beam search sees it: its steps are counted and published like the batch's. */
+  private final class CountedSteps implements CausalLm {
+    @Override
+    public io.github.optjava.model.OptConfig config() {
+      return model.config();
+    }
+
+    @Override
+    public float[][] forward(List<OptModel.SeqStep> seqs, KvCache kv) {
+      float[][] logits = model.forward(seqs, kv);
+      forwardPasses++;
+      for (OptModel.SeqStep s : seqs) {
+        tokensProcessed += s.newTokens().length;
+      }
+      publish();
+      return logits;
+    }
+
+    @Override
+    public void copyBlocks(KvCache kv, int[] src, int[] dst) {
+      model.copyBlocks(kv, src, dst);
+    }
+
+    @Override
+    public KvCache newCache(int blocks, int blockSize) {
+      return model.newCache(blocks, blockSize);
+    }
+
+    @Override
+    public void close() {} // the engine's model stays open
   }
 
   private void failActive(Throwable e) {

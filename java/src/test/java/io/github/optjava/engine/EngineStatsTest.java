@@ -104,6 +104,21 @@ class EngineStatsTest {
   }
 
   @Test
+  void beamSearchStepsAreCountedAndItsCacheShown() throws Exception {
+    try (Engine engine = new Engine(model, tokenizer, cache(32), 8, 128)) {
+      int[] prompt = tokenizer.encode("The capital of France is");
+      SamplingParams beams = SamplingParams.greedy().toBuilder().numBeams(3).maxTokens(6).minTokens(6).build();
+      engine.submit(prompt, beams, null).join();
+      GeneratorStats s = settled(engine);
+      assertEquals(1, s.requestsFinished());
+      // The prompt once, then one step per token for the three beams (the last token needs no step of its own).
+      assertEquals(6, s.steps());
+      assertEquals(prompt.length + 5 * 3, s.tokensProcessed());
+      assertEquals(0, s.kvCacheBlocksUsed());
+    }
+  }
+
+  @Test
   void requestsFailedByCloseAreNotWaiting() {
     Engine engine = new Engine(model, tokenizer, cache(32), 2, 128);
     List<CompletableFuture<Completion>> futures = new ArrayList<>();
