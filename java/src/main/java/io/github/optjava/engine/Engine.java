@@ -376,6 +376,9 @@ public final class Engine implements AutoCloseable {
       fed.add(plan[i]);
       stepTokens += plan[i];
     }
+    if (stepping.isEmpty()) {
+      return; // the sequences planned in were preempted: plan again with the room they left
+    }
     // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
     // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
