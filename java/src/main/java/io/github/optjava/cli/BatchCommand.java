@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.github.optjava.api.Completion;
 import io.github.optjava.api.Generator;
+import io.github.optjava.api.GeneratorStats;
 import java.io.BufferedInputStream;
 import java.io.IOException;
 import java.util.ArrayDeque;
@@ -48,6 +49,7 @@ final class BatchCommand implements Callable<Integer> {
       return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
     }
     try (Generator gen = opened.get()) {
+      long start = System.nanoTime();
       JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
       ArrayDeque<Pending> pending = new ArrayDeque<>();
       long lineNo = 0;
@@ -63,6 +65,12 @@ final class BatchCommand implements Callable<Integer> {
       while (!pending.isEmpty()) {
         failed += write(pending.poll());
       }
+      double seconds = (System.nanoTime() - start) / 1e9;
+      GeneratorStats s = gen.stats();
+      parent.err.printf(java.util.Locale.ROOT,
+          "[%d line%s (%d failed) in %.2f s: %d model steps, %d tokens processed (%.1f tokens/s), %d preemptions]%n",
+          lineNo, lineNo == 1 ? "" : "s", failed, seconds, s.steps(), s.tokensProcessed(), s.tokensProcessed() / Math.max(seconds, 1e-9),
+          s.preemptions());
     }
     return failed == 0 ? 0 : 1;
   }

@@ -73,6 +73,7 @@ class CliGenerationTest {
     assertTrue(echo.get("logprobs").get("token_logprobs").get(0).isNull());
     assertEquals(echo.get("token_ids").size(), echo.get("logprobs").get("token_logprobs").size());
     assertEquals(2, out.get(5).get("choices").size());
+    assertTrue(r.err().contains("[6 lines (3 failed) in ") && r.err().contains(" model steps, "), r.err());
   }
 
   @Test
