@@ -11,7 +11,6 @@ import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.Iterator;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -217,7 +216,7 @@ public final class Engine implements AutoCloseable {
   private void admit() {
     int planned = 0; // blocks this step already needs for the running sequences and those admitted above
     for (Sequence s : active) {
-      planned += blocksForNextStep(s);
+      planned += blocksFor(s, s.nextStepTokens());
     }
     while (!preempted.isEmpty()) {
       Sequence s = preempted.peek();
@@ -237,7 +236,7 @@ public final class Engine implements AutoCloseable {
       }
       // Resume only with a block of slack per running sequence: resumed into a cache that is exactly full,
       // it would be preempted again at the next block boundary and recompute its whole prefix once more.
-      int need = blocksForNextStep(s);
+      int need = blocksFor(s, s.nextStepTokens());
       if (!active.isEmpty()
           && (batchSize() + 1 > maxBatch || planned + need + active.size() > cache.freeBlocks())) {
         return; // new requests wait behind the preempted ones
@@ -291,11 +290,6 @@ public final class Engine implements AutoCloseable {
       n += siblings.size();
     }
     return n;
-  }
-
-  /** Blocks {@code s}'s next step adds to what it holds. */
-  private int blocksForNextStep(Sequence s) {
-    return cache.blocksFor(cache.length(s.id) + s.nextStepTokens()) - cache.table(s.id).length;
   }
 
   /**
@@ -363,7 +357,6 @@ public final class Engine implements AutoCloseable {
     List<Sequence> stepping = new ArrayList<>(active.size());
     List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
     List<Boolean> gives = new ArrayList<>(active.size());
-    List<Integer> fed = new ArrayList<>(active.size());
     int stepTokens = 0;
     for (int i = 0; i < plan.length; i++) {
       if (plan[i] == 0) {
@@ -373,7 +366,6 @@ public final class Engine implements AutoCloseable {
       stepping.add(s);
       steps.add(s.nextStep(plan[i]));
       gives.add(!s.prefilling() || plan[i] == s.nextStepTokens());
-      fed.add(plan[i]);
       stepTokens += plan[i];
     }
     if (stepping.isEmpty()) {
@@ -423,7 +415,7 @@ public final class Engine implements AutoCloseable {
     forwardPasses++;
     tokensProcessed += stepTokens;
     for (int j = 0; j < n; j++) {
-      stepping.get(j).advance(fed.get(j));
+      stepping.get(j).advance(steps.get(j).newTokens().length);
     }
     int vocab = model.config().vocabSize();
     boolean picked = argmaxOnly || sampledThere; // the model picked the tokens

@@ -93,20 +93,17 @@ final class Sequence {
   }
 
   /**
-   * After a step that fed {@code tokens} of this sequence: whether the step gave its next token (a decode step,
-   * or the last chunk of a prefill). Otherwise the chunk is now in the KV cache and the step's logits for this
-   * sequence are not used: nothing else changes (no token, no random number drawn).
+   * After a step that fed {@code tokens} of this sequence: a chunk of a prefill that is not its last is now in
+   * the KV cache, and nothing else changes (no token, no random number drawn; the engine knows such a step gives
+   * no token because it fed fewer than {@link #nextStepTokens}).
    */
-  boolean advance(int tokens) {
-    if (!prefilling()) {
-      return true;
+  void advance(int tokens) {
+    if (prefilling()) {
+      chunked += tokens;
+      if (chunked >= prefillLength()) {
+        chunked = 0; // the prefill is done: the step gave its token, which its caller accepts next
+      }
     }
-    chunked += tokens;
-    if (chunked < prefillLength()) {
-      return false;
-    }
-    chunked = 0;
-    return true;
   }
 
   /** Finishes as CANCELLED if the caller gave up (while it waited, preempted); whether it did. */

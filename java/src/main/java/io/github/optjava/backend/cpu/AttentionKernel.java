@@ -75,7 +75,7 @@ final class AttentionKernel {
   }
 
   /** {@link #run} one query at a time (decode, and small blocks). */
-  static void runPerQuery(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
+  private static void runPerQuery(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
       int blockSize, int width, int headDim, float scale) {
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
@@ -134,7 +134,7 @@ final class AttentionKernel {
    * every query's accumulator that sees it, a loop over the head dimension with bare indexes. Same arithmetic
    * as {@link #run} up to the order of the sums.
    */
-  static void runBlock(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
+  private static void runBlock(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
       int blockSize, int width, int headDim, float scale) {
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
