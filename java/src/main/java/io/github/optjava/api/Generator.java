@@ -69,7 +69,8 @@ public final class Generator implements AutoCloseable {
     this.model = model;
     this.cache = cache;
     this.device = device;
-    this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen, options.maxStepTokens());
+    this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen, options.maxStepTokens(),
+        options.prefixCaching());
   }
 
   /**

@@ -42,9 +42,18 @@ import io.github.optjava.checkpoint.DType;
  *                          token. The tokens are the same either way up to float rounding (bit for bit on the
  *                          scalar reference backend; elsewhere a step's token count changes the order of sums, as
  *                          batching does). Echo prompts are never split. 0 or at least maxBatchSize. Default 0.
+ * @param prefixCaching     whether KV-cache blocks computed for one request are kept, indexed by their tokens, and
+ *                          reused by later requests whose prompts start with the same tokens (a shared system
+ *                          prompt or few-shot examples, the previous turns of a chat): those tokens are not
+ *                          computed again, which cuts prefill time and time to first token. Kept blocks are given
+ *                          up, least recently used first, whenever the cache needs room, so they never cost a
+ *                          request its place. Tokens are the same as without it up to float rounding (bit for bit
+ *                          on the scalar reference backend). Echo prompts and beam search do not use it.
+ *                          Default false.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
-    int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens) {
+    int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens,
+    boolean prefixCaching) {
 
   public GeneratorOptions {
     if (device == null) {
@@ -83,56 +92,61 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0);
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0, false);
   }
 
   public GeneratorOptions withDevice(Device d) {
     return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withDtype(DType t) {
     return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
     return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withThreads(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n,
-        revision, tensorParallel, pipelineParallel, maxStepTokens);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withRevision(String r) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        r, tensorParallel, pipelineParallel, maxStepTokens);
+        r, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withTensorParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, n, pipelineParallel, maxStepTokens);
+        revision, n, pipelineParallel, maxStepTokens, prefixCaching);
   }
 
   public GeneratorOptions withMaxStepTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, n);
+        revision, tensorParallel, pipelineParallel, n, prefixCaching);
+  }
+
+  public GeneratorOptions withPrefixCaching(boolean on) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel, pipelineParallel, maxStepTokens, on);
   }
 
   public GeneratorOptions withPipelineParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, n, maxStepTokens);
+        revision, tensorParallel, n, maxStepTokens, prefixCaching);
   }
 }

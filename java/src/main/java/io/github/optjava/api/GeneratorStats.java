@@ -19,19 +19,24 @@ package io.github.optjava.api;
  * @param waiting           requests submitted and not yet admitted
  * @param preempted         sequences that gave back their KV-cache blocks and wait to be recomputed
  * @param kvCacheBlocksUsed KV-cache blocks held by sequences now
+ * @param kvCacheBlocksCached KV-cache blocks held by no sequence that keep a cached prefix for reuse (prefix
+ *                          caching); they count as free: the pool takes them, least recently used first, when
+ *                          it needs room
  * @param kvCacheBlocks     KV-cache blocks in all
  * @param kvCacheBlockSize  tokens per block
  * @param steps             forward passes since the generator opened (of the running batch, or of a beam
  *                          search, which runs alone)
  * @param tokensProcessed   tokens run through the model in those steps: prompts, recomputed prefixes, and one
  *                          per sequence per decode step
+ * @param prefixCachedTokens prompt (or recomputed) tokens not run through the model because cached KV blocks
+ *                          held them (prefix caching)
  * @param requestsFinished  requests that ended since the generator opened, with a result or an exception
  * @param preemptions       sequences preempted so far (see {@link #preempted})
  * @param forkedPrefills    completions that shared their prompt's prefill with a sibling ({@code n > 1})
  */
-public record GeneratorStats(int running, int waiting, int preempted, int kvCacheBlocksUsed, int kvCacheBlocks,
-    int kvCacheBlockSize, long steps, long tokensProcessed, long requestsFinished, long preemptions,
-    long forkedPrefills) {
+public record GeneratorStats(int running, int waiting, int preempted, int kvCacheBlocksUsed,
+    int kvCacheBlocksCached, int kvCacheBlocks, int kvCacheBlockSize, long steps, long tokensProcessed,
+    long prefixCachedTokens, long requestsFinished, long preemptions, long forkedPrefills) {
 
   /** The fraction of KV-cache blocks in use, 0 to 1. */
   public double kvCacheUsage() {

@@ -68,9 +68,9 @@ final class BatchCommand implements Callable<Integer> {
       double seconds = (System.nanoTime() - start) / 1e9;
       GeneratorStats s = gen.stats();
       parent.err.printf(java.util.Locale.ROOT,
-          "[%d line%s (%d failed) in %.2f s: %d model steps, %d tokens processed (%.1f tokens/s), %d preemptions]%n",
+          "[%d line%s (%d failed) in %.2f s: %d model steps, %d tokens processed (%.1f tokens/s), %d preemptions%s]%n",
           lineNo, lineNo == 1 ? "" : "s", failed, seconds, s.steps(), s.tokensProcessed(), s.tokensProcessed() / Math.max(seconds, 1e-9),
-          s.preemptions());
+          s.preemptions(), s.prefixCachedTokens() > 0 ? ", " + s.prefixCachedTokens() + " prompt tokens from cached prefixes" : "");
     }
     return failed == 0 ? 0 : 1;
   }

@@ -31,6 +31,12 @@ final class EngineOptions {
           + "score reads them, are never split). 0 or at least --max-batch. Default: ${DEFAULT-VALUE}.")
   int maxStepTokens;
 
+  @Option(names = "--prefix-caching",
+      description = "Keep the KV cache of earlier prompts and reuse it for later prompts that start with the same "
+          + "tokens (a shared system prompt, few-shot examples): those tokens are not computed again. Kept blocks "
+          + "give way whenever the cache needs room.")
+  boolean prefixCaching;
+
   @Option(names = "--tensor-parallel", defaultValue = "1", paramLabel = "N",
       description = "Tensor-parallel degree: slice the model (every pipeline stage) over N ranks, one thread each "
           + "sharing --threads, or with --device cuda one GPU each (NCCL). N must divide the attention heads and "
@@ -71,7 +77,8 @@ final class EngineOptions {
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
         .withTensorParallel(tensorParallel)
-        .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens);
+        .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens)
+        .withPrefixCaching(prefixCaching);
     return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
   }
 }

@@ -34,6 +34,12 @@ import org.slf4j.LoggerFactory;
  * recomputed (one prefill of prompt + generated tokens) and go on as if nothing happened. A request is
  * accepted only if all its sequences fit the empty cache at full length ({@link #submit}), so the
  * sequences admitted first always make progress. Never an out-of-memory failure.
+ *
+ * <p>With prefix caching on, every full KV-cache block a sequence computes is indexed by its tokens (and all
+ * before them) and stays cached after the sequence ends, until the pool needs the room ({@link KvCache}). A
+ * sequence whose prompt starts with cached blocks (a shared system prompt, few-shot examples, the previous turn
+ * of a chat, its own blocks after a preemption) takes them and prefills only the rest, like the last chunk of a
+ * chunked prefill; at least its last token is always computed, for the logits of its next token.
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
@@ -55,6 +61,7 @@ public final class Engine implements AutoCloseable {
   private final int maxBatch;
   private final int maxSequenceLength;
   private final int maxStepTokens; // 0: no limit; else prefills are chunked to fit (see the constructor)
+  private final boolean prefixCaching;
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -74,12 +81,18 @@ public final class Engine implements AutoCloseable {
   // Monitoring (stats()): counted on the loop thread, published as one snapshot between steps.
   private long forwardPasses;
   private long tokensProcessed;
+  private long prefixCachedTokens; // prefill tokens not computed: taken from cached blocks
   private int beamSearches; // 1 while a beam-search request runs (alone)
   private final AtomicLong requestsFinished = new AtomicLong();
   private volatile GeneratorStats published;
 
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
-    this(model, tokenizer, cache, maxBatch, maxSequenceLength, 0);
+    this(model, tokenizer, cache, maxBatch, maxSequenceLength, 0, false);
+  }
+
+  public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength,
+      int maxStepTokens) {
+    this(model, tokenizer, cache, maxBatch, maxSequenceLength, maxStepTokens, false);
   }
 
   /**
@@ -88,14 +101,20 @@ public final class Engine implements AutoCloseable {
    *                      steps, so a long prompt does not hold up the others' next tokens for its whole prefill
    *                      (chunked prefill). At least {@code maxBatch}, so that the decode steps of a full batch
    *                      fit (n > maxBatch completions of one request take turns). Echo prompts are never split.
+   * @param prefixCaching whether sequences reuse the cached KV blocks of earlier ones with the same leading tokens
+   *                      (see the class comment). Results are the same either way up to float rounding: bit for
+   *                      bit where a row does not depend on the other rows of its step ({@code CpuOps}); elsewhere
+   *                      a prefill of fewer tokens sums in another order, as chunked prefill does. Echo prompts,
+   *                      whose every row is scored, and beam search do not use it.
    */
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength,
-      int maxStepTokens) {
+      int maxStepTokens, boolean prefixCaching) {
     if (maxStepTokens != 0 && maxStepTokens < maxBatch) {
       throw new IllegalArgumentException("maxStepTokens " + maxStepTokens + " is below the batch size " + maxBatch
           + ": use 0 (no limit) or at least " + maxBatch + " so that every running sequence's decode token fits");
     }
     this.maxStepTokens = maxStepTokens;
+    this.prefixCaching = prefixCaching;
     this.model = model;
     this.tokenizer = tokenizer;
     this.cache = cache;
@@ -186,16 +205,16 @@ public final class Engine implements AutoCloseable {
     // Two figures are read now rather than at the last step: requests queued since, and requests finished (a
     // caller whose request just completed sees it counted).
     return new GeneratorStats(s.running(), s.waiting() + incoming.size(), s.preempted(), s.kvCacheBlocksUsed(),
-        s.kvCacheBlocks(), s.kvCacheBlockSize(), s.steps(), s.tokensProcessed(), requestsFinished.get(),
-        s.preemptions(), s.forkedPrefills());
+        s.kvCacheBlocksCached(), s.kvCacheBlocks(), s.kvCacheBlockSize(), s.steps(), s.tokensProcessed(),
+        s.prefixCachedTokens(), requestsFinished.get(), s.preemptions(), s.forkedPrefills());
   }
 
   /** Publishes the loop's state for {@link #stats}: on the loop thread (or before it starts). */
   private void publish() {
     int blocks = cache.store().blocks();
     published = new GeneratorStats(batchSize() + beamSearches, waiting.size(), preempted.size(),
-        blocks - cache.freeBlocks(), blocks, cache.blockSize(), forwardPasses, tokensProcessed, requestsFinished.get(),
-        preemptions, forked);
+        blocks - cache.freeBlocks(), cache.cachedBlocks(), blocks, cache.blockSize(), forwardPasses, tokensProcessed,
+        prefixCachedTokens, requestsFinished.get(), preemptions, forked);
   }
 
   /** Completions that got their prompt's KV cache by a fork instead of a prefill of their own. */
@@ -244,6 +263,7 @@ public final class Engine implements AutoCloseable {
       preempted.poll();
       planned += need;
       active.add(s);
+      attachCachedPrefix(s);
     }
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
@@ -276,10 +296,27 @@ public final class Engine implements AutoCloseable {
       // request scores the prompt per completion: those prefill each).
       if (n > 1 && !r.params.echo() && sharePrompts) {
         active.add(seqs.get(0));
+        attachCachedPrefix(seqs.get(0));
         forks.put(seqs.get(0), seqs.subList(1, n));
       } else {
-        active.addAll(seqs);
+        for (Sequence s : seqs) {
+          active.add(s);
+          attachCachedPrefix(s);
+        }
       }
+    }
+  }
+
+  /**
+   * With prefix caching, when {@code s} starts a prefill (of its prompt, or of all it had after a preemption)
+   * holding no blocks: it takes the cached blocks of its leading tokens, all but its last token at most, and
+   * prefills only the rest. Its admission counted blocks for the whole prefill, so this only leaves more room.
+   */
+  private void attachCachedPrefix(Sequence s) {
+    if (prefixCaching && s.prefilling() && s.chunkable() && cache.table(s.id).length == 0) {
+      int reused = cache.attachPrefix(s.id, s.tokens(), s.nextStepTokens() - 1);
+      s.skipCachedPrefix(reused);
+      prefixCachedTokens += reused;
     }
   }
 
@@ -415,7 +452,11 @@ public final class Engine implements AutoCloseable {
     forwardPasses++;
     tokensProcessed += stepTokens;
     for (int j = 0; j < n; j++) {
-      stepping.get(j).advance(steps.get(j).newTokens().length);
+      Sequence s = stepping.get(j);
+      s.advance(steps.get(j).newTokens().length);
+      if (prefixCaching) {
+        cache.publish(s.id, s.tokens()); // the blocks this step filled, for later sequences to reuse
+      }
     }
     int vocab = model.config().vocabSize();
     boolean picked = argmaxOnly || sampledThere; // the model picked the tokens

@@ -4,6 +4,8 @@ import io.github.optjava.backend.KvStore;
 import java.util.ArrayDeque;
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.Iterator;
+import java.util.LinkedHashSet;
 import java.util.Map;
 
 /**
@@ -11,6 +13,13 @@ import java.util.Map;
  * {@code blockSize} token slots in a backend {@link KvStore}, and a block table per sequence that grows
  * one block at a time. Memory use is proportional to the tokens in flight, not to batch × max length;
  * sequences of any lengths share the pool without copies. Not thread-safe: the engine's step loop owns it.
+ *
+ * <p>Prefix caching (vLLM's automatic prefix caching): full blocks whose tokens the engine {@link #publish}es are
+ * indexed by their content, the tokens of the block and of every block before it. When such a block's last holder
+ * releases it, it stays indexed, unused but not yet free, until the pool needs it (least recently released first,
+ * and within one release the later blocks of a sequence first: a block is useless once the one before it is
+ * gone). A new sequence with the same leading tokens {@link #attachPrefix attaches} those blocks instead of
+ * computing them again. The cache only appends, so a full block is never written again, whoever holds it.
  */
 public final class KvCache implements AutoCloseable {
   private final KvStore store;
@@ -19,11 +28,32 @@ public final class KvCache implements AutoCloseable {
   private final Map<Long, Integer> lengths = new HashMap<>();
   private final int[] refs; // sequences holding each block: full blocks can be shared after a fork
   private final boolean ownsStore;
+  // Prefix caching. A content id names one token prefix (a block's tokens and all before them), never reused.
+  private final long[] contentOf; // per block: the content id of the prefix it ends, 0 when not known
+  private final BlockKey[] keyOf;  // per block: its key in the index, null unless the index points to it
+  private final Map<BlockKey, Integer> index = new HashMap<>(); // (content before, block tokens) -> block
+  private final LinkedHashSet<Integer> cached = new LinkedHashSet<>(); // indexed, no holder: evictable, LRU first
+  private long contents;
+
+  /** A block's content: the content id of the prefix before it (0 at the start) and its own tokens. */
+  private record BlockKey(long before, int[] tokens) {
+    @Override
+    public boolean equals(Object o) {
+      return o instanceof BlockKey k && k.before == before && Arrays.equals(k.tokens, tokens);
+    }
+
+    @Override
+    public int hashCode() {
+      return 31 * Long.hashCode(before) + Arrays.hashCode(tokens);
+    }
+  }
 
   public KvCache(KvStore store) {
     this.store = store;
     this.ownsStore = true;
     this.refs = new int[store.blocks()];
+    this.contentOf = new long[store.blocks()];
+    this.keyOf = new BlockKey[store.blocks()];
     for (int b = 0; b < store.blocks(); b++) {
       free.add(b);
     }
@@ -33,6 +63,8 @@ public final class KvCache implements AutoCloseable {
     this.store = store;
     this.ownsStore = ownsStore;
     this.refs = new int[store.blocks()];
+    this.contentOf = new long[store.blocks()];
+    this.keyOf = new BlockKey[store.blocks()];
   }
 
   /**
@@ -92,9 +124,36 @@ public final class KvCache implements AutoCloseable {
     return store.blockSize();
   }
 
-  /** Blocks not held by any sequence. */
+  /** Blocks not held by any sequence (among them the cached prefixes no sequence holds, taken when needed). */
   public int freeBlocks() {
-    return free.size();
+    return free.size() + cached.size();
+  }
+
+  /** Blocks that hold a cached prefix and no sequence: free for use, and reusable until used. */
+  public int cachedBlocks() {
+    return cached.size();
+  }
+
+  /** A block for a sequence to write: a never-indexed one first, else the least recently released cached one. */
+  private int allocate() {
+    Integer b = free.poll();
+    if (b == null) {
+      Iterator<Integer> lru = cached.iterator();
+      b = lru.next(); // callers check freeBlocks() first
+      lru.remove();
+      forget(b);
+    }
+    refs[b] = 1;
+    return b;
+  }
+
+  /** Drops {@code block} from the prefix index (it is about to be rewritten or freed). */
+  private void forget(int block) {
+    if (keyOf[block] != null) {
+      index.remove(keyOf[block]);
+      keyOf[block] = null;
+    }
+    contentOf[block] = 0;
   }
 
   /** Blocks needed to hold {@code tokens} tokens. */
@@ -105,7 +164,7 @@ public final class KvCache implements AutoCloseable {
   /** Whether {@code seq} (new or existing) could grow to {@code tokens} tokens now. */
   public boolean canHold(long seq, int tokens) {
     int have = tables.getOrDefault(seq, new int[0]).length;
-    return blocksFor(tokens) - have <= free.size();
+    return blocksFor(tokens) - have <= freeBlocks();
   }
 
   /**
@@ -117,15 +176,14 @@ public final class KvCache implements AutoCloseable {
     int[] table = tables.getOrDefault(seq, new int[0]);
     int need = blocksFor(tokens);
     if (need > table.length) {
-      if (need - table.length > free.size()) {
+      if (need - table.length > freeBlocks()) {
         throw new IllegalStateException("KV cache full: " + (need - table.length) + " blocks needed, "
-            + free.size() + " free of " + store.blocks() + "; raise the KV-cache size or lower the batch");
+            + freeBlocks() + " free of " + store.blocks() + "; raise the KV-cache size or lower the batch");
       }
       int old = table.length;
       table = Arrays.copyOf(table, need);
       for (int i = old; i < need; i++) {
-        table[i] = free.poll();
-        refs[table[i]] = 1;
+        table[i] = allocate();
       }
       tables.put(seq, table);
     }
@@ -143,22 +201,97 @@ public final class KvCache implements AutoCloseable {
     return lengths.getOrDefault(seq, 0);
   }
 
-  /** Returns {@code seq}'s blocks to the pool (a block shared after a {@link #fork} when its last holder goes). */
+  /**
+   * Returns {@code seq}'s blocks to the pool (a shared block when its last holder goes). An indexed block stays
+   * cached for {@link #attachPrefix} until the pool needs it.
+   */
   public void release(long seq) {
     int[] table = tables.remove(seq);
     lengths.remove(seq);
     if (table != null) {
-      for (int b : table) {
+      for (int i = table.length - 1; i >= 0; i--) { // the last block first: it is evicted first
+        int b = table[i];
         if (--refs[b] == 0) {
-          free.add(b);
+          if (keyOf[b] != null) {
+            cached.add(b);
+          } else {
+            contentOf[b] = 0; // never indexed, or a copy of an indexed block's content
+            free.add(b);
+          }
         }
       }
     }
   }
 
+  /**
+   * Indexes the full blocks of {@code seq} not yet indexed, whose tokens are {@code tokens[0 .. length(seq))}
+   * (the tokens the sequence fed so far: its KV cache holds exactly those). Call after every step; a block whose
+   * content another block already holds (two sequences computed the same prefix at once) stays unindexed.
+   */
+  public void publish(long seq, int[] tokens) {
+    int[] table = tables.get(seq);
+    if (table == null) {
+      return;
+    }
+    int size = store.blockSize();
+    int full = length(seq) / size;
+    if (tokens.length < full * size) {
+      throw new IllegalArgumentException("sequence " + seq + " holds " + length(seq) + " tokens but " + tokens.length
+          + " were given");
+    }
+    long before = 0;
+    for (int i = 0; i < full; i++) {
+      int b = table[i];
+      if (contentOf[b] == 0) {
+        BlockKey key = new BlockKey(before, Arrays.copyOfRange(tokens, i * size, (i + 1) * size));
+        Integer holder = index.get(key);
+        if (holder == null) {
+          index.put(key, b);
+          keyOf[b] = key;
+          contentOf[b] = ++contents;
+        } else {
+          contentOf[b] = contentOf[holder]; // the same content: what follows chains on it
+        }
+      }
+      before = contentOf[b];
+    }
+  }
+
+  /**
+   * Gives {@code seq} (holding nothing) the cached blocks that hold the longest prefix of {@code tokens} within
+   * its first {@code maxTokens} tokens, whole blocks only, and records that length: those tokens need no
+   * computing. Returns how many tokens it attached (a multiple of the block size, possibly 0).
+   */
+  public int attachPrefix(long seq, int[] tokens, int maxTokens) {
+    if (tables.containsKey(seq) || lengths.containsKey(seq)) {
+      throw new IllegalStateException("attach a prefix to sequence " + seq + ", which already holds KV blocks");
+    }
+    int size = store.blockSize();
+    int blocks = Math.min(maxTokens, tokens.length) / size;
+    int[] table = new int[blocks];
+    int found = 0;
+    long before = 0;
+    while (found < blocks) {
+      Integer b = index.get(new BlockKey(before, Arrays.copyOfRange(tokens, found * size, (found + 1) * size)));
+      if (b == null) {
+        break;
+      }
+      if (refs[b]++ == 0) {
+        cached.remove(b);
+      }
+      table[found++] = b;
+      before = contentOf[b];
+    }
+    if (found > 0) {
+      tables.put(seq, Arrays.copyOf(table, found));
+      lengths.put(seq, found * size);
+    }
+    return found * size;
+  }
+
   /** Whether {@link #fork} of {@code src} can get the one block it may need now. */
   public boolean canFork(long src) {
-    return length(src) % store.blockSize() == 0 || !free.isEmpty();
+    return length(src) % store.blockSize() == 0 || freeBlocks() > 0;
   }
 
   /**
@@ -183,8 +316,7 @@ public final class KvCache implements AutoCloseable {
     for (int i = 0; i < table.length; i++) {
       boolean partial = i == table.length - 1 && length % store.blockSize() != 0;
       if (partial) {
-        int fresh = free.poll();
-        refs[fresh] = 1;
+        int fresh = allocate();
         copy = new int[] {table[i], fresh};
         table[i] = fresh;
       } else {

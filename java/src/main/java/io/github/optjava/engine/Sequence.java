@@ -73,6 +73,29 @@ final class Sequence {
     return new OptModel.SeqStep(id, new int[] {inputIds[length - 1]}, false);
   }
 
+  /**
+   * Its prefill starts {@code tokens} in: the KV cache already holds them (cached blocks of another sequence with
+   * the same leading tokens). Only before the prefill's first step, and leaving at least one token to feed.
+   */
+  void skipCachedPrefix(int tokens) {
+    if (tokens == 0) {
+      return;
+    }
+    if (!prefilling() || !chunkable() || chunked != 0 || tokens >= prefillLength()) {
+      throw new IllegalStateException("sequence " + id + " cannot skip " + tokens + " tokens of a prefill of "
+          + prefillLength() + " (" + chunked + " done)");
+    }
+    chunked = tokens;
+  }
+
+  /**
+   * The tokens it has fed or will feed, first to last: BOS + prompt + generated (the array itself, longer than
+   * that; the engine's own reads only).
+   */
+  int[] tokens() {
+    return inputIds;
+  }
+
   /** Whether the prefill in progress may be fed in chunks: all but an echo prompt's (scored in one step). */
   boolean chunkable() {
     return prefilled || !request.params.echo();

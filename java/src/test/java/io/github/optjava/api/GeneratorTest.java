@@ -58,6 +58,29 @@ class GeneratorTest {
   }
 
   @Test
+  void prefixCachingGivesHfTokensAndSkipsTheCachedPrompt() throws URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    try (Generator cached = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withKvCacheTokens(4096).withPrefixCaching(true))) {
+      for (int round = 0; round < 2; round++) { // the second round finds every prompt's whole blocks cached
+        for (JsonNode p : ref.get("prompts")) {
+          JsonNode g = p.get("greedy");
+          Completion c = cached.generate(p.get("text").asText(), SamplingParams.greedy().toBuilder()
+              .maxTokens(g.get("max_new_tokens").asInt()).build());
+          assertEquals(list(g.get("new_tokens")), c.choices().get(0).tokenIds(), p.get("name").asText());
+        }
+      }
+      long expected = 0;
+      for (JsonNode p : ref.get("prompts")) {
+        int promptTokens = p.get("input_ids").size();
+        expected += (promptTokens - 1) / 16 * 16; // whole blocks, the last prompt token always computed
+      }
+      assertTrue(expected > 0, "the fixture has a prompt of more than one block");
+      assertTrue(cached.stats().prefixCachedTokens() >= expected, cached.stats().toString());
+    }
+  }
+
+  @Test
   void greedyEqualsHfTokensAndText() {
     for (JsonNode p : ref.get("prompts")) {
       JsonNode g = p.get("greedy");

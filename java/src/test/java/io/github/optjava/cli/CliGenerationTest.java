@@ -77,6 +77,33 @@ class CliGenerationTest {
   }
 
   @Test
+  void prefixCachingReusesAnEarlierPromptAndGivesTheSameLines() throws IOException {
+    String longPrompt = (PROMPT + " ").repeat(6).trim(); // several 16-token blocks
+    String line = "{\"prompt\": \"" + longPrompt + "\", \"temperature\": 0, \"max_tokens\": 8}";
+    String in = line + "\n" + line + "\n";
+    // --max-batch 1: the second line runs after the first, whose blocks are then cached.
+    CliTest.Run plain = cli(in, "batch", "--model", model(), "--device", "cpu", "--max-batch", "1");
+    CliTest.Run cached = cli(in, "batch", "--model", model(), "--device", "cpu", "--max-batch", "1",
+        "--prefix-caching");
+    assertEquals(0, plain.exit(), plain.err());
+    assertEquals(0, cached.exit(), cached.err());
+    List<String> expected = plain.out().lines().toList();
+    List<String> got = cached.out().lines().toList();
+    assertEquals(2, got.size(), cached.out());
+    for (int i = 0; i < 2; i++) {
+      // The same tokens and text; the score up to float rounding (the CPU backend sums the uncached rest of a
+      // prompt in another order than the whole prompt).
+      JsonNode e = JSON.readTree(expected.get(i)).get("choices").get(0);
+      JsonNode a = JSON.readTree(got.get(i)).get("choices").get(0);
+      assertEquals(e.get("token_ids"), a.get("token_ids"), "line " + (i + 1));
+      assertEquals(e.get("text"), a.get("text"), "line " + (i + 1));
+      assertEquals(e.get("score").asDouble(), a.get("score").asDouble(), 1e-4, "line " + (i + 1));
+    }
+    assertTrue(cached.err().contains(" prompt tokens from cached prefixes]"), cached.err());
+    assertTrue(!plain.err().contains("cached prefixes"), plain.err());
+  }
+
+  @Test
   void scoreGivesPerTokenLogprobs() throws IOException {
     CliTest.Run r = cli("{\"text\": \"" + PROMPT + "\"}\n{\"txt\": 1}\n", "score", "--model", model(), "--device", "cpu");
     assertEquals(1, r.exit(), r.err());
