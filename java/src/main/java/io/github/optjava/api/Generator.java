@@ -70,7 +70,7 @@ public final class Generator implements AutoCloseable {
     this.cache = cache;
     this.device = device;
     this.engine = new Engine(model, tokenizer, cache, options.maxBatchSize(), maxLen, options.maxStepTokens(),
-        options.prefixCaching());
+        options.prefixCaching(), options.promptLookup());
   }
 
   /**

@@ -50,10 +50,18 @@ import io.github.optjava.checkpoint.DType;
  *                          request its place. Tokens are the same as without it up to float rounding (bit for bit
  *                          on the scalar reference backend). Echo prompts and beam search do not use it.
  *                          Default false.
+ * @param promptLookup      the most draft tokens a decoding sequence feeds per step (prompt lookup decoding, as
+ *                          Hugging Face's {@code prompt_lookup_num_tokens}): when its last tokens occurred earlier in
+ *                          the prompt or the output, the tokens that followed them there are checked by the model in
+ *                          the same step, and every one it agrees with is a token gained without a step of its own.
+ *                          Pays off where the output repeats the input (summaries, extraction, code edits) and in
+ *                          greedy loops; costs little where it does not, most on a GPU, where a decode step's time
+ *                          is reading the weights. The tokens are the same as without it up to float rounding.
+ *                          0 = off. Default 0.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens,
-    boolean prefixCaching) {
+    boolean prefixCaching, int promptLookup) {
 
   public GeneratorOptions {
     if (device == null) {
@@ -84,6 +92,9 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
       throw new IllegalArgumentException("pipelineParallel must be at least 1 (1 = no pipeline), got "
           + pipelineParallel);
     }
+    if (promptLookup < 0) {
+      throw new IllegalArgumentException("promptLookup must be >= 0 (0 = off), got " + promptLookup);
+    }
     if (maxStepTokens != 0 && maxStepTokens < maxBatchSize) {
       throw new IllegalArgumentException("maxStepTokens must be 0 (no limit) or at least maxBatchSize ("
           + maxBatchSize + ") so that every running sequence's next token fits a step, got " + maxStepTokens);
@@ -92,61 +103,66 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0, false);
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0, false, 0);
   }
 
   public GeneratorOptions withDevice(Device d) {
     return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withDtype(DType t) {
     return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
     return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withThreads(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withRevision(String r) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        r, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching);
+        r, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withTensorParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, n, pipelineParallel, maxStepTokens, prefixCaching);
+        revision, n, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withMaxStepTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, n, prefixCaching);
+        revision, tensorParallel, pipelineParallel, n, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withPrefixCaching(boolean on) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, on);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, on, promptLookup);
+  }
+
+  public GeneratorOptions withPromptLookup(int tokens) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, tokens);
   }
 
   public GeneratorOptions withPipelineParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, n, maxStepTokens, prefixCaching);
+        revision, tensorParallel, n, maxStepTokens, prefixCaching, promptLookup);
   }
 }

@@ -30,13 +30,16 @@ package io.github.optjava.api;
  *                          per sequence per decode step
  * @param prefixCachedTokens prompt (or recomputed) tokens not run through the model because cached KV blocks
  *                          held them (prefix caching)
+ * @param draftTokens       draft tokens fed to be checked (prompt lookup decoding)
+ * @param acceptedDraftTokens draft tokens the model's picks agreed with: each saved a step
  * @param requestsFinished  requests that ended since the generator opened, with a result or an exception
  * @param preemptions       sequences preempted so far (see {@link #preempted})
  * @param forkedPrefills    completions that shared their prompt's prefill with a sibling ({@code n > 1})
  */
 public record GeneratorStats(int running, int waiting, int preempted, int kvCacheBlocksUsed,
     int kvCacheBlocksCached, int kvCacheBlocks, int kvCacheBlockSize, long steps, long tokensProcessed,
-    long prefixCachedTokens, long requestsFinished, long preemptions, long forkedPrefills) {
+    long prefixCachedTokens, long draftTokens, long acceptedDraftTokens, long requestsFinished, long preemptions,
+    long forkedPrefills) {
 
   /** The fraction of KV-cache blocks in use, 0 to 1. */
   public double kvCacheUsage() {

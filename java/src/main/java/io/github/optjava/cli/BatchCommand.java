@@ -67,10 +67,13 @@ final class BatchCommand implements Callable<Integer> {
       }
       double seconds = (System.nanoTime() - start) / 1e9;
       GeneratorStats s = gen.stats();
+      String extras = (s.prefixCachedTokens() > 0 ? ", " + s.prefixCachedTokens() + " prompt tokens from cached prefixes"
+          : "") + (s.draftTokens() > 0 ? ", " + s.acceptedDraftTokens() + " of " + s.draftTokens()
+          + " draft tokens accepted" : "");
       parent.err.printf(java.util.Locale.ROOT,
           "[%d line%s (%d failed) in %.2f s: %d model steps, %d tokens processed (%.1f tokens/s), %d preemptions%s]%n",
-          lineNo, lineNo == 1 ? "" : "s", failed, seconds, s.steps(), s.tokensProcessed(), s.tokensProcessed() / Math.max(seconds, 1e-9),
-          s.preemptions(), s.prefixCachedTokens() > 0 ? ", " + s.prefixCachedTokens() + " prompt tokens from cached prefixes" : "");
+          lineNo, lineNo == 1 ? "" : "s", failed, seconds, s.steps(), s.tokensProcessed(),
+          s.tokensProcessed() / Math.max(seconds, 1e-9), s.preemptions(), extras);
     }
     return failed == 0 ? 0 : 1;
   }

@@ -37,6 +37,13 @@ final class EngineOptions {
           + "give way whenever the cache needs room.")
   boolean prefixCaching;
 
+  @Option(names = "--prompt-lookup", defaultValue = "0", paramLabel = "K",
+      description = "Speculative decoding without a draft model: when a sequence's last tokens occurred earlier in "
+          + "it, check up to K tokens that followed them there in the same step (as Hugging Face's "
+          + "prompt_lookup_num_tokens). The same tokens, more per step where the output repeats the input. "
+          + "0 = off. Default: ${DEFAULT-VALUE}.")
+  int promptLookup;
+
   @Option(names = "--tensor-parallel", defaultValue = "1", paramLabel = "N",
       description = "Tensor-parallel degree: slice the model (every pipeline stage) over N ranks, one thread each "
           + "sharing --threads, or with --device cuda one GPU each (NCCL). N must divide the attention heads and "
@@ -78,7 +85,7 @@ final class EngineOptions {
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
         .withTensorParallel(tensorParallel)
         .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens)
-        .withPrefixCaching(prefixCaching);
+        .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup);
     return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
   }
 }

@@ -40,6 +40,13 @@ import org.slf4j.LoggerFactory;
  * sequence whose prompt starts with cached blocks (a shared system prompt, few-shot examples, the previous turn
  * of a chat, its own blocks after a preemption) takes them and prefills only the rest, like the last chunk of a
  * chunked prefill; at least its last token is always computed, for the logits of its next token.
+ *
+ * <p>With prompt lookup on (speculative decoding without a draft model), a decoding sequence whose last tokens
+ * occurred earlier in it feeds, besides its last token, up to {@code promptLookup} tokens that followed them there
+ * ({@link PromptLookup}). The step's logits for every fed row are then picked from in order, as that many decode
+ * steps would, while each pick equals the draft its next row was computed with; the rows of rejected drafts are
+ * dropped from the KV cache. The tokens are the same as without it (up to float rounding: a step of several rows
+ * sums in another order, as batching does); what changes is how many come per step.
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
@@ -62,6 +69,7 @@ public final class Engine implements AutoCloseable {
   private final int maxSequenceLength;
   private final int maxStepTokens; // 0: no limit; else prefills are chunked to fit (see the constructor)
   private final boolean prefixCaching;
+  private final int promptLookup; // most draft tokens a decoding sequence feeds per step; 0: none
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -82,17 +90,19 @@ public final class Engine implements AutoCloseable {
   private long forwardPasses;
   private long tokensProcessed;
   private long prefixCachedTokens; // prefill tokens not computed: taken from cached blocks
+  private long draftTokens;        // draft tokens fed (prompt lookup)
+  private long acceptedDraftTokens; // of which the model's picks agreed with
   private int beamSearches; // 1 while a beam-search request runs (alone)
   private final AtomicLong requestsFinished = new AtomicLong();
   private volatile GeneratorStats published;
 
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength) {
-    this(model, tokenizer, cache, maxBatch, maxSequenceLength, 0, false);
+    this(model, tokenizer, cache, maxBatch, maxSequenceLength, 0, false, 0);
   }
 
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength,
       int maxStepTokens) {
-    this(model, tokenizer, cache, maxBatch, maxSequenceLength, maxStepTokens, false);
+    this(model, tokenizer, cache, maxBatch, maxSequenceLength, maxStepTokens, false, 0);
   }
 
   /**
@@ -106,15 +116,22 @@ public final class Engine implements AutoCloseable {
    *                      bit where a row does not depend on the other rows of its step ({@code CpuOps}); elsewhere
    *                      a prefill of fewer tokens sums in another order, as chunked prefill does. Echo prompts,
    *                      whose every row is scored, and beam search do not use it.
+   * @param promptLookup  the most draft tokens a decoding sequence feeds per step (prompt lookup decoding, see the
+   *                      class comment); 0: none. Drafts use what the step token budget leaves after the decode
+   *                      tokens and prefills, and are dropped before anything is preempted for them.
    */
   public Engine(CausalLm model, OptTokenizer tokenizer, KvCache cache, int maxBatch, int maxSequenceLength,
-      int maxStepTokens, boolean prefixCaching) {
+      int maxStepTokens, boolean prefixCaching, int promptLookup) {
+    if (promptLookup < 0) {
+      throw new IllegalArgumentException("promptLookup must be >= 0 (0 = no draft tokens), got " + promptLookup);
+    }
     if (maxStepTokens != 0 && maxStepTokens < maxBatch) {
       throw new IllegalArgumentException("maxStepTokens " + maxStepTokens + " is below the batch size " + maxBatch
           + ": use 0 (no limit) or at least " + maxBatch + " so that every running sequence's decode token fits");
     }
     this.maxStepTokens = maxStepTokens;
     this.prefixCaching = prefixCaching;
+    this.promptLookup = promptLookup;
     this.model = model;
     this.tokenizer = tokenizer;
     this.cache = cache;
@@ -206,7 +223,8 @@ public final class Engine implements AutoCloseable {
     // caller whose request just completed sees it counted).
     return new GeneratorStats(s.running(), s.waiting() + incoming.size(), s.preempted(), s.kvCacheBlocksUsed(),
         s.kvCacheBlocksCached(), s.kvCacheBlocks(), s.kvCacheBlockSize(), s.steps(), s.tokensProcessed(),
-        s.prefixCachedTokens(), requestsFinished.get(), s.preemptions(), s.forkedPrefills());
+        s.prefixCachedTokens(), s.draftTokens(), s.acceptedDraftTokens(), requestsFinished.get(), s.preemptions(),
+        s.forkedPrefills());
   }
 
   /** Publishes the loop's state for {@link #stats}: on the loop thread (or before it starts). */
@@ -214,7 +232,7 @@ public final class Engine implements AutoCloseable {
     int blocks = cache.store().blocks();
     published = new GeneratorStats(batchSize() + beamSearches, waiting.size(), preempted.size(),
         blocks - cache.freeBlocks(), cache.cachedBlocks(), blocks, cache.blockSize(), forwardPasses, tokensProcessed,
-        prefixCachedTokens, requestsFinished.get(), preemptions, forked);
+        prefixCachedTokens, draftTokens, acceptedDraftTokens, requestsFinished.get(), preemptions, forked);
   }
 
   /** Completions that got their prompt's KV cache by a fork instead of a prefill of their own. */
@@ -334,15 +352,18 @@ public final class Engine implements AutoCloseable {
    * each: they never wait, unless there are more of them than the budget (n > maxBatch completions of one
    * request); then they take turns, from a start that moves every step. Then the prefills in admission order,
    * each a chunk of what is left of the step's token budget ({@code maxStepTokens}; echo prompts go whole). With
-   * no budget, every prefill goes whole.
+   * no budget, every prefill goes whole. Last, with prompt lookup, the decoding sequences' draft tokens, from what
+   * is left.
    */
   private int[] planStep() {
     int[] plan = new int[active.size()];
     long left = maxStepTokens > 0 ? maxStepTokens : Long.MAX_VALUE;
     int start = plan.length == 0 ? 0 : (int) (forwardPasses % plan.length); // turns, when decodes exceed the budget
-    for (int j = 0; j < plan.length && left > 0; j++) {
+    for (int j = 0; j < plan.length; j++) {
       int i = (start + j) % plan.length;
-      if (!active.get(i).prefilling()) {
+      Sequence s = active.get(i);
+      s.dropDrafts();
+      if (!s.prefilling() && left > 0) {
         plan[i] = 1;
         left--;
       }
@@ -353,6 +374,14 @@ public final class Engine implements AutoCloseable {
         int rest = s.nextStepTokens();
         plan[i] = s.chunkable() ? (int) Math.min(rest, Math.max(left, 0)) : rest;
         left -= plan[i];
+      }
+    }
+    for (int i = 0; i < plan.length && promptLookup > 0 && left > 0; i++) {
+      Sequence s = active.get(i);
+      if (plan[i] == 1 && !s.prefilling()) {
+        int d = s.proposeDrafts((int) Math.min(promptLookup, left));
+        plan[i] += d;
+        left -= d;
       }
     }
     return plan;
@@ -374,6 +403,17 @@ public final class Engine implements AutoCloseable {
     for (int i = 0; i < active.size(); i++) {
       need += blocksFor(active.get(i), plan[i]);
     }
+    if (need > cache.freeBlocks()) { // draft tokens first: they are never worth a preemption
+      need = 0;
+      for (int i = 0; i < active.size(); i++) {
+        Sequence s = active.get(i);
+        if (!s.prefilling() && plan[i] > 1) {
+          s.dropDrafts();
+          plan[i] = 1;
+        }
+        need += blocksFor(s, plan[i]);
+      }
+    }
     while (need > cache.freeBlocks() && active.size() > 1) {
       Sequence victim = active.remove(active.size() - 1);
       need -= blocksFor(victim, plan[active.size()]);
@@ -394,6 +434,7 @@ public final class Engine implements AutoCloseable {
     List<Sequence> stepping = new ArrayList<>(active.size());
     List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
     List<Boolean> gives = new ArrayList<>(active.size());
+    List<Integer> drafted = new ArrayList<>(active.size()); // draft tokens a decoding sequence feeds to be checked
     int stepTokens = 0;
     for (int i = 0; i < plan.length; i++) {
       if (plan[i] == 0) {
@@ -403,6 +444,7 @@ public final class Engine implements AutoCloseable {
       stepping.add(s);
       steps.add(s.nextStep(plan[i]));
       gives.add(!s.prefilling() || plan[i] == s.nextStepTokens());
+      drafted.add(s.prefilling() ? 0 : plan[i] - 1);
       stepTokens += plan[i];
     }
     if (stepping.isEmpty()) {
@@ -413,13 +455,14 @@ public final class Engine implements AutoCloseable {
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
     // A first completion whose siblings fork in this step (its last prefill chunk) needs its logits on the host;
     // its earlier chunks' logits are not used.
+    // A sequence with draft tokens needs every row's logits on the host too.
     java.util.function.IntPredicate forksNow = j -> gives.get(j) && forks.containsKey(stepping.get(j));
     boolean argmaxOnly = java.util.stream.IntStream.range(0, stepping.size())
-        .allMatch(j -> stepping.get(j).argmaxIsEnough() && !forksNow.test(j));
+        .allMatch(j -> stepping.get(j).argmaxIsEnough() && !forksNow.test(j) && drafted.get(j) == 0);
     // Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are.
     boolean sampledThere = !argmaxOnly && model.samplesOnDevice()
         && java.util.stream.IntStream.range(0, stepping.size())
-            .allMatch(j -> stepping.get(j).samplableWhereLogitsAre() && !forksNow.test(j));
+            .allMatch(j -> stepping.get(j).samplableWhereLogitsAre() && !forksNow.test(j) && drafted.get(j) == 0);
     int n = stepping.size();
     float[][] logits = null;
     int[] tokens = null;
@@ -452,27 +495,30 @@ public final class Engine implements AutoCloseable {
     forwardPasses++;
     tokensProcessed += stepTokens;
     for (int j = 0; j < n; j++) {
-      Sequence s = stepping.get(j);
-      s.advance(steps.get(j).newTokens().length);
-      if (prefixCaching) {
-        cache.publish(s.id, s.tokens()); // the blocks this step filled, for later sequences to reuse
-      }
+      stepping.get(j).advance(steps.get(j).newTokens().length);
     }
     int vocab = model.config().vocabSize();
     boolean picked = argmaxOnly || sampledThere; // the model picked the tokens
     List<Sequence> joined = picked ? List.of() : forkSiblings(stepping, gives, logits, vocab);
-    Sequence.Pick[] picks = picked ? null : choose(stepping, gives, logits, vocab, model.samplesOnDevice());
+    Sequence.Pick[] picks = picked ? null
+        : choose(stepping, j -> gives.get(j) && drafted.get(j) == 0, logits, vocab, model.samplesOnDevice());
     for (int j = 0; j < n; j++) {
-      if (!gives.get(j)) {
-        continue;
-      }
       Sequence s = stepping.get(j);
-      if (argmaxOnly) {
+      if (drafted.get(j) > 0) {
+        draftTokens += drafted.get(j);
+        acceptedDraftTokens += s.acceptDrafts(logits[j], vocab, model.samplesOnDevice());
+        cache.truncate(s.id, s.length() - 1); // the rows of rejected drafts; the newest token is fed next step
+      } else if (!gives.get(j)) {
+        // an earlier chunk of a prefill: no token
+      } else if (argmaxOnly) {
         s.acceptGreedy(tokens[j], tokenLogprobs[j]);
       } else if (sampledThere) {
         s.acceptSampled(tokens[j], tokenLogprobs[j]);
       } else {
         s.commit(picks[j]);
+      }
+      if (prefixCaching) {
+        cache.publish(s.id, s.tokens()); // the blocks this step filled, for later sequences to reuse
       }
       if (s.finished()) {
         active.remove(s);
@@ -491,15 +537,15 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * The processors and sampler of every sequence the step gives a token ({@code gives}) over its row of
-   * {@code logits}, several sequences at once (a row is a vocabulary of softmax work: at batch 32 it is the
+   * The processors and sampler of every sequence {@code gives} selects (those the step gives one token) over its
+   * row of {@code logits}, several sequences at once (a row is a vocabulary of softmax work: at batch 32 it is the
    * host's longest task of a GPU step). Each sequence touches only its own state and random stream, so the picks
    * do not depend on the threads; the engine's thread then commits them in order. Null for the others.
    */
-  private Sequence.Pick[] choose(List<Sequence> stepping, List<Boolean> gives, float[][] logits, int vocab,
-      boolean deviceRules) {
+  private Sequence.Pick[] choose(List<Sequence> stepping, java.util.function.IntPredicate gives, float[][] logits,
+      int vocab, boolean deviceRules) {
     Sequence.Pick[] picks = new Sequence.Pick[stepping.size()];
-    java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, picks.length).filter(gives::get);
+    java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, picks.length).filter(gives);
     if (picks.length > 1 && PARALLEL_PICKS) {
       rows = rows.parallel();
     }

@@ -210,17 +210,47 @@ public final class KvCache implements AutoCloseable {
     lengths.remove(seq);
     if (table != null) {
       for (int i = table.length - 1; i >= 0; i--) { // the last block first: it is evicted first
-        int b = table[i];
-        if (--refs[b] == 0) {
-          if (keyOf[b] != null) {
-            cached.add(b);
-          } else {
-            contentOf[b] = 0; // never indexed, or a copy of an indexed block's content
-            free.add(b);
-          }
-        }
+        drop(table[i]);
       }
     }
+  }
+
+  /** One holder fewer for block {@code b}: with none left it is cached (if indexed) or free. */
+  private void drop(int b) {
+    if (--refs[b] == 0) {
+      if (keyOf[b] != null) {
+        cached.add(b);
+      } else {
+        contentOf[b] = 0; // never indexed, or a copy of an indexed block's content
+        free.add(b);
+      }
+    }
+  }
+
+  /**
+   * Shortens {@code seq} to its first {@code tokens} tokens, giving back the blocks past them: what speculative
+   * decoding does with the rows of rejected draft tokens. The slots past {@code tokens} in its last block are
+   * written again by its next step (the cache appends at the length).
+   */
+  public void truncate(long seq, int tokens) {
+    int length = length(seq);
+    if (tokens < 0 || tokens > length) {
+      throw new IllegalArgumentException("cannot truncate sequence " + seq + " of " + length + " tokens to " + tokens);
+    }
+    int[] table = tables.get(seq);
+    int keep = blocksFor(tokens);
+    if (tokens % store.blockSize() != 0 && (refs[table[keep - 1]] > 1 || keyOf[table[keep - 1]] != null)) {
+      // its slots past tokens would be written again while another sequence or the index relies on them
+      throw new IllegalStateException("cannot truncate sequence " + seq + " to " + tokens
+          + " tokens: its block there is shared");
+    }
+    if (keep < table.length) {
+      for (int i = table.length - 1; i >= keep; i--) {
+        drop(table[i]);
+      }
+      tables.put(seq, Arrays.copyOf(table, keep));
+    }
+    lengths.put(seq, tokens);
   }
 
   /**

@@ -32,6 +32,8 @@ final class Sequence {
   private boolean prefilled;
   private boolean recompute; // preempted: the next step prefills everything it had (prompt + generated)
   private int chunked;       // tokens of the prefill in progress already in the KV cache (earlier chunks of it)
+  private int[] drafts = NO_DRAFTS; // proposed next tokens the next decode step checks (prompt lookup)
+  private static final int[] NO_DRAFTS = new int[0];
   private final StringBuilder text = new StringBuilder();
   private int emitted;      // chars of text already streamed
   private final List<Integer> generated = new ArrayList<>();
@@ -70,7 +72,50 @@ final class Sequence {
       return new OptModel.SeqStep(id, Arrays.copyOfRange(inputIds, chunked, chunked + n),
           !prefilled && request.params.echo());
     }
-    return new OptModel.SeqStep(id, new int[] {inputIds[length - 1]}, false);
+    int d = Math.min(drafts.length, Math.max(0, maxTokens - 1));
+    int[] tokens = new int[1 + d];
+    tokens[0] = inputIds[length - 1];
+    System.arraycopy(drafts, 0, tokens, 1, d);
+    return new OptModel.SeqStep(id, tokens, d > 0); // with drafts, every row's logits: one per draft checked
+  }
+
+  /**
+   * Proposes up to {@code maxDrafts} tokens to follow its last one ({@link PromptLookup}), for the next decode step
+   * to check, never more than its max_tokens leave room for; returns how many. Replaces earlier drafts.
+   */
+  int proposeDrafts(int maxDrafts) {
+    int room = request.params.maxTokens() - generated.size() - 1; // the step gives one token more than it checks
+    drafts = prefilling() ? NO_DRAFTS : PromptLookup.propose(inputIds, length, Math.min(maxDrafts, room));
+    return drafts.length;
+  }
+
+  /** Forgets the drafts: the next decode step feeds only its last token. */
+  void dropDrafts() {
+    drafts = NO_DRAFTS;
+  }
+
+  /** Tokens it holds: BOS + prompt + generated (including an EOS it ended on). */
+  int length() {
+    return length;
+  }
+
+  /**
+   * After a decode step that fed its last token and drafts d1..dk ({@link #nextStep}, every row's logits in
+   * {@code rows}): picks a token from each row in order, exactly as k + 1 plain decode steps would (the same
+   * processors, draws of its random stream, log-probs, stop checks and streaming), as long as each pick equals the
+   * draft the next row was computed with. The first pick that differs, or that ends the sequence, is the step's
+   * last. Returns how many drafts were accepted; the KV cache then holds rows for the rejected ones, which the
+   * caller truncates (to {@link #length()} - 1).
+   */
+  int acceptDrafts(float[] rows, int vocab, boolean deviceRules) {
+    int[] checked = drafts;
+    drafts = NO_DRAFTS;
+    for (int r = 0; ; r++) {
+      commit(choose(Arrays.copyOfRange(rows, r * vocab, (r + 1) * vocab), vocab, deviceRules));
+      if (finished() || r == checked.length || inputIds[length - 1] != checked[r]) {
+        return r;
+      }
+    }
   }
 
   /**
@@ -141,6 +186,7 @@ final class Sequence {
   /** Its KV-cache blocks were taken back: the next step recomputes them. */
   void preempt() {
     chunked = 0; // its blocks, and the chunks in them, are gone
+    drafts = NO_DRAFTS;
     if (prefilled) {
       recompute = true;
     }

@@ -81,6 +81,25 @@ class GeneratorTest {
   }
 
   @Test
+  void promptLookupGivesHfGreedyTokensInFewerSteps() throws URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    try (Generator drafting = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withKvCacheTokens(4096).withPromptLookup(4))) {
+      int tokens = 0;
+      for (JsonNode p : ref.get("prompts")) {
+        JsonNode g = p.get("greedy");
+        Completion c = drafting.generate(p.get("text").asText(), SamplingParams.greedy().toBuilder()
+            .maxTokens(g.get("max_new_tokens").asInt()).build());
+        assertEquals(list(g.get("new_tokens")), c.choices().get(0).tokenIds(), p.get("name").asText());
+        tokens += c.choices().get(0).tokenIds().size();
+      }
+      GeneratorStats s = drafting.stats();
+      assertTrue(s.acceptedDraftTokens() > 0, s.toString());
+      assertTrue(s.steps() < tokens, "fewer steps than tokens: " + s);
+    }
+  }
+
+  @Test
   void greedyEqualsHfTokensAndText() {
     for (JsonNode p : ref.get("prompts")) {
       JsonNode g = p.get("greedy");

@@ -45,6 +45,17 @@ class CliGenerationTest {
   }
 
   @Test
+  void promptLookupGivesTheSameTextAndIsChecked() {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "16", "--prompt-lookup", "4");
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(HF_TEXT + "\n", r.out(), "draft tokens checked by the model");
+    CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--prompt-lookup", "-1");
+    assertEquals(1, bad.exit(), bad.err());
+    assertTrue(bad.err().contains("promptLookup must be >= 0"), bad.err());
+  }
+
+  @Test
   void batchAnswersEveryLineInOrderAndReportsBadOnes() throws IOException {
     String in = String.join("\n",
         "{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0}",

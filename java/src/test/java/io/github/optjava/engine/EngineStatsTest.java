@@ -45,7 +45,7 @@ class EngineStatsTest {
   void countsStepsAndTokensOfAGreedyRequest() throws Exception {
     try (Engine engine = new Engine(model, tokenizer, cache(32), 8, 128)) {
       GeneratorStats fresh = engine.stats();
-      assertEquals(new GeneratorStats(0, 0, 0, 0, 0, 32, 16, 0, 0, 0, 0, 0, 0), fresh);
+      assertEquals(new GeneratorStats(0, 0, 0, 0, 0, 32, 16, 0, 0, 0, 0, 0, 0, 0, 0), fresh);
       assertEquals(0.0, fresh.kvCacheUsage());
 
       int[] prompt = tokenizer.encode("The capital of France is");

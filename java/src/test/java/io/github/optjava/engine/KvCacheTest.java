@@ -13,6 +13,24 @@ import org.junit.jupiter.api.Test;
 class KvCacheTest {
 
   @Test
+  void truncateGivesBackTheBlocksPastTheNewLength() {
+    KvCache cache = new KvCache(new CpuOps().kvStore(1, 6, 4, 8));
+    int[] table = cache.reserve(1, 13).clone(); // 4 blocks, the last holding one token
+    cache.truncate(1, 9);
+    assertEquals(9, cache.length(1));
+    assertArrayEquals(java.util.Arrays.copyOf(table, 3), cache.table(1));
+    assertEquals(3, cache.freeBlocks());
+    cache.truncate(1, 8);
+    assertEquals(2, cache.table(1).length, "8 tokens fill 2 blocks");
+    assertThrows(IllegalArgumentException.class, () -> cache.truncate(1, 9), "only shorter");
+    // A block another sequence holds is never written again: truncating into it is refused.
+    cache.reserve(1, 10);
+    cache.fork(1, 2); // shares blocks 0 and 1 and copies the third
+    cache.truncate(2, 8);
+    assertThrows(IllegalStateException.class, () -> cache.truncate(2, 6));
+  }
+
+  @Test
   void blocksFollowTheTokensInFlight() {
     KvCache cache = new KvCache(new CpuOps().kvStore(1, 4, 16, 8));
     assertEquals(4, cache.freeBlocks());

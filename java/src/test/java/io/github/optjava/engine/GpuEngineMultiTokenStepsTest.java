@@ -19,23 +19,24 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The engine's prefills that start from a filled KV cache, on the GPU: prefix caching (a prompt's leading blocks
- * taken from an earlier request) and chunked prefill (a prompt fed over several steps). Greedy tokens must be
- * Hugging Face's, as without either.
+ * The engine's steps that feed several tokens after a filled KV cache, on the GPU: prefix caching (a prompt's
+ * leading blocks taken from an earlier request), chunked prefill (a prompt fed over several steps) and prompt lookup
+ * decoding (draft tokens checked in a decode step, the rejected ones' rows truncated). Greedy tokens must be
+ * Hugging Face's, as without them.
  */
 @GpuTest
-class GpuEnginePrefixTest {
+class GpuEngineMultiTokenStepsTest {
 
-  @ParameterizedTest(name = "{0}, budget {1}")
-  @CsvSource({"F16, 0", "F32, 0", "F16, 8"})
-  void cachedAndChunkedPrefillsGiveHfGreedyTokens(DType dtype, int maxStepTokens) throws IOException {
+  @ParameterizedTest(name = "{0}, budget {1}, {2} drafts")
+  @CsvSource({"F16, 0, 0", "F32, 0, 0", "F16, 8, 0", "F16, 0, 4", "F32, 12, 3"})
+  void cachedChunkedAndDraftedStepsGiveHfGreedyTokens(DType dtype, int maxStepTokens, int drafts) throws IOException {
     JsonNode ref;
     try (InputStream in = getClass().getResourceAsStream("/fixtures/reference/tiny-opt/reference.json")) {
       ref = new ObjectMapper().readTree(in);
     }
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     try (CudaOps ops = new CudaOps(0, dtype); OptModel model = TinyOpt.model(ops);
-        Engine engine = new Engine(model, tokenizer, model.newCache(64, 4), 4, 128, maxStepTokens, true)) {
+        Engine engine = new Engine(model, tokenizer, model.newCache(64, 4), 4, 128, maxStepTokens, true, drafts)) {
       for (int round = 0; round < 2; round++) { // the second round takes every prompt's whole blocks from the cache
         for (JsonNode p : ref.get("prompts")) {
           JsonNode g = p.get("greedy");
@@ -52,6 +53,7 @@ class GpuEnginePrefixTest {
         }
       }
       assertTrue(engine.stats().prefixCachedTokens() > 0, engine.stats().toString());
+      assertTrue(drafts == 0 || engine.stats().acceptedDraftTokens() > 0, engine.stats().toString());
     }
   }
 }

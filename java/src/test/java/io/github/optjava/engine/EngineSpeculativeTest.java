@@ -1,0 +1,113 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.GeneratorStats;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Prompt lookup decoding: decoding sequences feed draft tokens found earlier in themselves and the step checks
+ * them. Every request must get exactly what it gets without drafts (on {@link CpuOps}, whose rows do not depend
+ * on the other rows of a step: bit for bit), whatever its sampling, processors, log-probs and stop rules, in fewer
+ * steps where drafts are accepted.
+ */
+class EngineSpeculativeTest {
+  private static final OptTokenizer TOKENIZER = TinyOpt.tokenizer();
+  private static final String[] PROMPTS = {
+      "the cat sat on the mat. the cat sat on the mat. the cat sat on the",
+      "1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2,",
+      "Once upon a time",
+      "def add(a, b): return a + b\ndef sub(a, b): return a - b\ndef mul(a, b):",
+      "It was the best of times, it was the worst of times, it was"};
+
+  /** One request per prompt and setting: what the drafts must not change. */
+  private static List<SamplingParams> params() {
+    return List.of(
+        SamplingParams.greedy().toBuilder().maxTokens(40).minTokens(40).build(),
+        SamplingParams.builder().temperature(0.8).topK(40).topP(0.9).seed(3L).maxTokens(24).build(),
+        SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(2).build(),
+        SamplingParams.greedy().toBuilder().maxTokens(30).repetitionPenalty(1.3).noRepeatNgramSize(4).build(),
+        SamplingParams.greedy().toBuilder().maxTokens(30).stop(List.of("mat", "3")).build(),
+        SamplingParams.greedy().toBuilder().maxTokens(12).echo(true).logprobs(1).build(),
+        SamplingParams.builder().temperature(0.9).seed(11L).n(2).maxTokens(20).build());
+  }
+
+  private record Run(List<List<Choice>> choices, GeneratorStats stats) {}
+
+  private static final java.util.Map<Boolean, Run> PLAIN = new java.util.concurrent.ConcurrentHashMap<>();
+
+  /** Without drafts (what the drafted runs must equal), computed once per sampling path. */
+  private static Run plain(boolean samplesOnDevice) {
+    return PLAIN.computeIfAbsent(samplesOnDevice, d -> run(d, 512, 0, false, 0));
+  }
+
+  private static Run run(boolean samplesOnDevice, int blocks, int maxStepTokens, boolean prefixCaching,
+      int promptLookup) {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), samplesOnDevice);
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(blocks, 4), 6, 128, maxStepTokens,
+        prefixCaching, promptLookup)) {
+      List<CompletableFuture<Completion>> futures = new ArrayList<>();
+      for (String prompt : PROMPTS) {
+        for (SamplingParams p : params()) {
+          futures.add(engine.submit(TOKENIZER.encode(prompt), p, null));
+        }
+      }
+      List<List<Choice>> out = new ArrayList<>();
+      for (CompletableFuture<Completion> f : futures) {
+        out.add(f.join().choices());
+      }
+      engine.close(); // the loop publishes its last step's figures as it ends
+      return new Run(out, engine.stats());
+    }
+  }
+
+  private static void assertSame(List<List<Choice>> expected, List<List<Choice>> actual, String what) {
+    for (int i = 0; i < expected.size(); i++) {
+      assertEquals(expected.get(i).size(), actual.get(i).size(), what + ", request " + i);
+      for (int c = 0; c < expected.get(i).size(); c++) {
+        Choice e = expected.get(i).get(c);
+        Choice a = actual.get(i).get(c);
+        String where = what + ", request " + i + " choice " + c;
+        assertEquals(e.tokenIds(), a.tokenIds(), where);
+        assertEquals(e.text(), a.text(), where);
+        assertEquals(e.finishReason(), a.finishReason(), where);
+        assertEquals(e.logprobs(), a.logprobs(), where);
+        assertEquals(e.score(), a.score(), where);
+      }
+    }
+  }
+
+  @Test
+  void draftsChangeHowManyStepsNeverWhichTokens() {
+    for (boolean samplesOnDevice : new boolean[] {false, true}) {
+      String what = samplesOnDevice ? "a model that samples where the logits are" : "host sampling";
+      Run plain = plain(samplesOnDevice);
+      assertEquals(0, plain.stats().draftTokens());
+      Run drafted = run(samplesOnDevice, 512, 0, false, 4);
+      assertSame(plain.choices(), drafted.choices(), what + ", 4 drafts");
+      GeneratorStats s = drafted.stats();
+      assertTrue(s.acceptedDraftTokens() > 0 && s.acceptedDraftTokens() <= s.draftTokens(), s.toString());
+      assertTrue(s.steps() < plain.stats().steps(), "accepted drafts save steps: " + s.steps() + " vs "
+          + plain.stats().steps());
+    }
+  }
+
+  @Test
+  void draftsWithABudgetPrefixCachingAndPreemption() {
+    Run plain = plain(false);
+    // a budget leaves drafts what decodes and prefills do not use; 32 blocks of 4 preempt (and drop drafts)
+    Run busy = run(false, 32, 12, true, 3);
+    assertSame(plain.choices(), busy.choices(), "budget 12, 32 blocks, prefix caching, 3 drafts");
+    assertTrue(busy.stats().preemptions() > 0, "32 blocks cannot hold the batch");
+    assertTrue(busy.stats().acceptedDraftTokens() > 0, busy.stats().toString());
+  }
+}
