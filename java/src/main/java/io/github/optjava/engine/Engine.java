@@ -279,9 +279,8 @@ public final class Engine implements AutoCloseable {
         return; // new requests wait behind the preempted ones
       }
       preempted.poll();
-      planned += need;
       active.add(s);
-      attachCachedPrefix(s);
+      planned += need - attachCachedPrefix(s); // the cached blocks it took are not allocated
     }
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
@@ -314,12 +313,12 @@ public final class Engine implements AutoCloseable {
       // request scores the prompt per completion: those prefill each).
       if (n > 1 && !r.params.echo() && sharePrompts) {
         active.add(seqs.get(0));
-        attachCachedPrefix(seqs.get(0));
+        planned -= attachCachedPrefix(seqs.get(0));
         forks.put(seqs.get(0), seqs.subList(1, n));
       } else {
         for (Sequence s : seqs) {
           active.add(s);
-          attachCachedPrefix(s);
+          planned -= attachCachedPrefix(s);
         }
       }
     }
@@ -328,14 +327,15 @@ public final class Engine implements AutoCloseable {
   /**
    * With prefix caching, when {@code s} starts a prefill (of its prompt, or of all it had after a preemption)
    * holding no blocks: it takes the cached blocks of its leading tokens, all but its last token at most, and
-   * prefills only the rest. Its admission counted blocks for the whole prefill, so this only leaves more room.
+   * prefills only the rest. Returns the blocks it took (which its step then need not allocate).
    */
-  private void attachCachedPrefix(Sequence s) {
+  private int attachCachedPrefix(Sequence s) {
     if (prefixCaching && s.prefilling() && s.chunkable() && cache.table(s.id).length == 0) {
       int reused = cache.attachPrefix(s.id, s.tokens(), s.nextStepTokens() - 1);
       s.skipCachedPrefix(reused);
-      prefixCachedTokens += reused;
+      return reused / cache.blockSize();
     }
+    return 0;
   }
 
   /** Sequences in the batch: running ones and the completions waiting to fork from one of them. */
@@ -446,6 +446,7 @@ public final class Engine implements AutoCloseable {
       gives.add(!s.prefilling() || plan[i] == s.nextStepTokens());
       drafted.add(s.prefilling() ? 0 : plan[i] - 1);
       stepTokens += plan[i];
+      prefixCachedTokens += s.takeCachedPrefix();
     }
     if (stepping.isEmpty()) {
       return; // the sequences planned in were preempted: plan again with the room they left
@@ -528,10 +529,11 @@ public final class Engine implements AutoCloseable {
     }
     for (Sequence s : joined) { // forked completions run from the next step on (or are done already)
       if (s.finished()) {
+        active.remove(s);
         cache.release(s.id);
         s.request.choiceDone(s);
       } else {
-        active.add(s);
+        attachCachedPrefix(s); // one that could not fork prefills the prompt: from the cache, where it can
       }
     }
   }
@@ -557,7 +559,8 @@ public final class Engine implements AutoCloseable {
    * After a step in which the first completion of an n > 1 request prefilled its prompt: the others fork its
    * KV cache (full blocks shared, the partial last one copied) and take their first token from the same
    * logits, each with its own sampler; before anyone appends. A sibling that cannot fork (no free block for
-   * the copy) prefills the prompt itself in the next step. Returns the siblings, to join the batch.
+   * the copy) prefills the prompt itself in the next step. Returns the siblings, which join the batch at once
+   * (so that a failure from here on releases their blocks with the others').
    */
   private List<Sequence> forkSiblings(List<Sequence> stepping, List<Boolean> gives, float[][] logits, int vocab) {
     if (forks.isEmpty()) {
@@ -572,6 +575,7 @@ public final class Engine implements AutoCloseable {
       }
       Sequence first = stepping.get(i);
       for (Sequence s : siblings) {
+        active.add(s);
         if (cache.canFork(first.id)) {
           int[] copy = cache.fork(first.id, s.id);
           if (copy.length > 0) {
@@ -677,6 +681,39 @@ public final class Engine implements AutoCloseable {
       this.listener = listener;
       this.choices = new Choice[params.isBeamSearch() ? 0 : params.n()];
       this.finishedCounter = finishedCounter;
+    }
+
+    /** Whether the caller gave up, or the request already ended (its listener failed: see {@link #onToken}). */
+    boolean cancelled() {
+      if (ended.get()) {
+        return true;
+      }
+      try {
+        return listener.cancelled();
+      } catch (RuntimeException e) {
+        listenerFailed(e);
+        return true;
+      }
+    }
+
+    /**
+     * Streams to the listener. A listener that throws fails its own request with that exception (its sequences
+     * then end as cancelled, their blocks freed), never the others in the batch.
+     */
+    void onToken(int choice, int tokenId, String text) {
+      if (ended.get()) {
+        return;
+      }
+      try {
+        listener.onToken(choice, tokenId, text);
+      } catch (RuntimeException e) {
+        listenerFailed(e);
+      }
+    }
+
+    private void listenerFailed(RuntimeException e) {
+      LOG.warn("a request's listener threw; failing that request", e);
+      fail(e);
     }
 
     /** Fails the request, once (its n sequences may each report the same failure). */

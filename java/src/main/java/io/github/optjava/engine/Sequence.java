@@ -33,6 +33,7 @@ final class Sequence {
   private boolean recompute; // preempted: the next step prefills everything it had (prompt + generated)
   private int chunked;       // tokens of the prefill in progress already in the KV cache (earlier chunks of it)
   private int[] drafts = NO_DRAFTS; // proposed next tokens the next decode step checks (prompt lookup)
+  private int cachedPrefix;  // tokens of the prefill in progress taken from cached blocks, not yet counted
   private static final int[] NO_DRAFTS = new int[0];
   private final StringBuilder text = new StringBuilder();
   private int emitted;      // chars of text already streamed
@@ -131,6 +132,14 @@ final class Sequence {
           + prefillLength() + " (" + chunked + " done)");
     }
     chunked = tokens;
+    cachedPrefix = tokens;
+  }
+
+  /** The tokens its prefill took from cached blocks, once (at its first step): for the engine's count. */
+  int takeCachedPrefix() {
+    int t = cachedPrefix;
+    cachedPrefix = 0;
+    return t;
   }
 
   /**
@@ -176,7 +185,7 @@ final class Sequence {
 
   /** Finishes as CANCELLED if the caller gave up (while it waited, preempted); whether it did. */
   boolean cancelIfAsked() {
-    if (request.listener.cancelled()) {
+    if (request.cancelled()) {
       finish = FinishReason.CANCELLED;
       return true;
     }
@@ -187,6 +196,7 @@ final class Sequence {
   void preempt() {
     chunked = 0; // its blocks, and the chunks in them, are gone
     drafts = NO_DRAFTS;
+    cachedPrefix = 0; // preempted before the step that used them: they were never saved
     if (prefilled) {
       recompute = true;
     }
@@ -211,7 +221,7 @@ final class Sequence {
   void acceptGreedy(int token, double logprob) {
     prefilled = true;
     recompute = false;
-    if (request.listener.cancelled()) {
+    if (request.cancelled()) {
       finish = FinishReason.CANCELLED;
       return;
     }
@@ -308,7 +318,7 @@ final class Sequence {
         last = Arrays.copyOfRange(logits, logits.length - vocab, logits.length);
       }
     }
-    if (request.listener.cancelled()) {
+    if (request.cancelled()) {
       return new Pick(-1, null, 0, FinishReason.CANCELLED);
     }
     if (generated.size() >= request.params.maxTokens()) {
@@ -398,7 +408,7 @@ final class Sequence {
     if (upTo > emitted || token >= 0) {
       String delta = upTo > emitted ? text.substring(emitted, upTo) : "";
       emitted = Math.max(emitted, upTo);
-      request.listener.onToken(choice, token, delta);
+      request.onToken(choice, token, delta);
     }
   }
 
