@@ -7,7 +7,8 @@
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
 # process per kernel group (5b: the JUnit tests of the kernels not yet verified, tag gpu-new, in their own JVM;
 # 5c: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
-# devicecheck.CompareMain; 6b: ours again with the flagged kernels whose check_ops groups passed) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
+# devicecheck.CompareMain; 6b: ours again with the flagged kernels whose check_ops groups passed; 6c: prefix caching
+# and prompt lookup decoding each timed against itself off, devicecheck.EngineFeaturesMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
 #   flagged new kernels against the default in one process each, `opt bench --variants`: 1.3b decode, 1.3b
 #   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
 #   only if the time left covers its estimate; batch 1 alone if it covers only that), and HF's static cache +
@@ -42,7 +43,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 # $OUT/logs.txt: the small logs of $W in one file (the device returns at most 8 files); rebuilt at exit.
 collect_logs() {
   local f g
-  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log \
+  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log engine_features.log \
            copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
@@ -304,6 +305,26 @@ else
         fi
       fi
     fi
+  fi
+fi
+
+# 6c. Engine features that change speed, not tokens: prefix caching (16 requests sharing a 512-token prefix) and
+# prompt lookup decoding (batch 1, 64 greedy tokens), each against itself off on the random opt-1.3b in one JVM
+# (devicecheck.EngineFeaturesMain). Rows "engine: ..."; FAIL when a feature changed a greedy token.
+if [ "${mrc:-1}" -ne 0 ]; then
+  row "engine features" "skip" "no random opt-1.3b (hf_peer.py make failed)"
+elif [ "$(cap 60 120)" -lt 40 ]; then
+  row "engine features" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+else
+  rm -f "$W/engine_rows.tsv"
+  timeout "$(cap 60 120)" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.EngineFeaturesMain \
+    --model "$hf_model" --rows "$W/engine_rows.tsv" --device cuda --dtype F16 > "$W/engine_features.log" 2>&1
+  erc=$?
+  if [ -s "$W/engine_rows.tsv" ]; then
+    while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$W/engine_rows.tsv"
+  else
+    row "engine features" "FAIL" "exit $erc: $(grep -m1 -E 'Exception|Error' "$W/engine_features.log" | cut -c1-100)"
   fi
 fi
 

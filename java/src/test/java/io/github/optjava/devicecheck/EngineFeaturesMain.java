@@ -1,0 +1,212 @@
+package io.github.optjava.devicecheck;
+
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.GeneratorStats;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.Ops;
+import io.github.optjava.backend.cpu.FastCpuOps;
+import io.github.optjava.checkpoint.Checkpoint;
+import io.github.optjava.checkpoint.Checkpoints;
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.engine.Engine;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import io.github.optjava.model.OptWeights;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+
+/**
+ * The engine features that change speed but not tokens, timed on one model in one process, each against itself
+ * off (scripts/device-check.sh step 6c; runs on the CPU too):
+ * <ul>
+ *   <li>prefix caching: requests sharing a long prefix (random token ids), first one after another, then all at
+ *       once, with and without it: time, mean time to first token, tokens equal;</li>
+ *   <li>prompt lookup decoding: one greedy request, with and without draft tokens: decode ms/token, steps,
+ *       drafts accepted, tokens equal (a random-weight model repeats itself, the case drafts are for).</li>
+ * </ul>
+ * Writes one tab-separated row per result (name, ok|FAIL|info, detail) to {@code --rows}: "FAIL" when a feature
+ * changed a greedy token, which it must not do beyond float rounding.
+ *
+ * <pre>
+ * java -cp ... io.github.optjava.devicecheck.EngineFeaturesMain --model DIR --rows FILE [--device cuda|cpu]
+ *     [--dtype F16] [--prefix 512] [--requests 8] [--new-tokens 64] [--lookup 4]
+ * </pre>
+ */
+public final class EngineFeaturesMain {
+  private record Options(Path model, Path rows, String device, DType dtype, int prefix, int requests, int newTokens,
+      int lookup) {}
+
+  /** One configuration's run: the tokens of every request and what it took. */
+  private record Result(List<List<Integer>> tokens, double sequentialMs, double sequentialTtft, double burstMs,
+      double burstTtft, GeneratorStats stats) {}
+
+  private EngineFeaturesMain() {}
+
+  public static void main(String[] args) throws IOException {
+    System.exit(run(args, System.out));
+  }
+
+  static int run(String[] args, PrintStream out) throws IOException {
+    Options o = parse(args);
+    Ops ops = o.device.equals("cuda") ? new io.github.optjava.backend.cuda.CudaOps(0, o.dtype) : new FastCpuOps();
+    OptConfig config = OptConfig.load(o.model);
+    OptTokenizer tokenizer = OptTokenizer.load(o.model);
+    List<String> rows = new ArrayList<>();
+    try (Checkpoint ck = Checkpoints.open(o.model);
+        OptModel model = new OptModel(config, new OptWeights(config, ck), ops)) {
+      Random rnd = new Random(1);
+      int[] shared = randomIds(rnd, o.prefix, config.vocabSize());
+      shared[0] = 2; // BOS
+      List<int[]> prompts = new ArrayList<>();
+      for (int r = 0; r < 2 * o.requests; r++) {
+        int[] p = Arrays.copyOf(shared, o.prefix + 32);
+        System.arraycopy(randomIds(rnd, 32, config.vocabSize()), 0, p, o.prefix, 32);
+        prompts.add(p);
+      }
+      SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(16).minTokens(16).build();
+      int blocks = 2 * o.requests * ((o.prefix + 32 + 16) / 16 + 1);
+      prefixRun(model, tokenizer, blocks, prompts.subList(0, 2), greedy, false, 0, 1); // warm-up, not timed
+      Result off = prefixRun(model, tokenizer, blocks, prompts, greedy, false, 0, o.requests);
+      Result on = prefixRun(model, tokenizer, blocks, prompts, greedy, true, 0, o.requests);
+      int same = countSame(off.tokens, on.tokens);
+      String detail = String.format(Locale.ROOT, "%d requests one by one: %.0f -> %.0f ms (TTFT %.1f -> %.1f ms); "
+          + "%d at once: %.0f -> %.0f ms (TTFT %.1f -> %.1f); %d of %d token lists equal", o.requests, off.sequentialMs,
+          on.sequentialMs, off.sequentialTtft, on.sequentialTtft, o.requests, off.burstMs, on.burstMs, off.burstTtft,
+          on.burstTtft, same, off.tokens.size());
+      out.println("EngineFeaturesMain: prefix caching (" + o.prefix + "-token shared prefix): " + detail);
+      rows.add(row("engine: prefix caching", same == off.tokens.size() ? "ok" : "FAIL", detail));
+
+      int[] prompt = randomIds(rnd, Math.min(128, config.maxPositionEmbeddings() / 4), config.vocabSize());
+      prompt[0] = 2;
+      SamplingParams longGreedy = SamplingParams.greedy().toBuilder().maxTokens(o.newTokens).minTokens(o.newTokens)
+          .build();
+      lookupRun(model, tokenizer, prompt, SamplingParams.greedy().toBuilder().maxTokens(8).build(), o.lookup);
+      Result plain = lookupRun(model, tokenizer, prompt, longGreedy, 0);
+      Result drafted = lookupRun(model, tokenizer, prompt, longGreedy, o.lookup);
+      boolean equal = plain.tokens.equals(drafted.tokens);
+      detail = String.format(Locale.ROOT, "batch 1, %d tokens: %.3f -> %.3f ms/token (%.2fx), steps %d -> %d, "
+          + "drafts %d accepted %d, tokens %s", o.newTokens, plain.sequentialMs, drafted.sequentialMs,
+          plain.sequentialMs / drafted.sequentialMs, plain.stats.steps(), drafted.stats.steps(),
+          drafted.stats.draftTokens(), drafted.stats.acceptedDraftTokens(), equal ? "equal" : "DIFFER");
+      out.println("EngineFeaturesMain: prompt lookup " + o.lookup + ": " + detail);
+      rows.add(row("engine: prompt lookup " + o.lookup, equal ? "ok" : "FAIL", detail));
+    } finally {
+      ops.close();
+    }
+    Files.write(o.rows, rows);
+    return 0;
+  }
+
+  private static Result prefixRun(OptModel model, OptTokenizer tokenizer, int blocks, List<int[]> prompts,
+      SamplingParams params, boolean prefixCaching, int lookup, int requests) {
+    Engine engine = new Engine(model, tokenizer, model.newCache(blocks, 16), requests, model.config()
+        .maxPositionEmbeddings(), 0, prefixCaching, lookup);
+    List<List<Integer>> tokens = new ArrayList<>();
+    double seqTtft = 0;
+    double burstTtft = 0;
+    long t0 = System.nanoTime();
+    try {
+      for (int r = 0; r < requests; r++) {
+        Completion c = engine.submit(prompts.get(r), params, null).join();
+        seqTtft += c.timeToFirstTokenMillis();
+        tokens.add(c.choices().get(0).tokenIds());
+      }
+      double sequential = (System.nanoTime() - t0) / 1e6;
+      long t1 = System.nanoTime();
+      List<CompletableFuture<Completion>> burst = new ArrayList<>();
+      for (int r = requests; r < Math.min(2 * requests, prompts.size()); r++) {
+        burst.add(engine.submit(prompts.get(r), params, null));
+      }
+      for (CompletableFuture<Completion> f : burst) {
+        Completion c = f.join();
+        burstTtft += c.timeToFirstTokenMillis();
+        tokens.add(c.choices().get(0).tokenIds());
+      }
+      double burstMs = (System.nanoTime() - t1) / 1e6;
+      engine.close();
+      return new Result(tokens, sequential, seqTtft / requests, burstMs, burstTtft / Math.max(1, burst.size()),
+          engine.stats());
+    } finally {
+      engine.close();
+    }
+  }
+
+  /** One request alone; sequentialMs is its decode time per token (after the first token). */
+  private static Result lookupRun(OptModel model, OptTokenizer tokenizer, int[] prompt, SamplingParams params,
+      int lookup) {
+    int blocks = (prompt.length + params.maxTokens() + lookup) / 16 + 2;
+    Engine engine = new Engine(model, tokenizer, model.newCache(blocks, 16), 1, model.config()
+        .maxPositionEmbeddings(), 0, false, lookup);
+    try {
+      Completion c = engine.submit(prompt, params, null).join();
+      engine.close();
+      int n = c.choices().get(0).tokenIds().size();
+      double perToken = (c.totalMillis() - c.timeToFirstTokenMillis()) / Math.max(1, n - 1);
+      return new Result(List.of(c.choices().get(0).tokenIds()), perToken, c.timeToFirstTokenMillis(), 0, 0,
+          engine.stats());
+    } finally {
+      engine.close();
+    }
+  }
+
+  private static int countSame(List<List<Integer>> a, List<List<Integer>> b) {
+    int same = 0;
+    for (int i = 0; i < a.size(); i++) {
+      same += a.get(i).equals(b.get(i)) ? 1 : 0;
+    }
+    return same;
+  }
+
+  private static int[] randomIds(Random rnd, int n, int vocab) {
+    int[] ids = new int[n];
+    for (int i = 0; i < n; i++) {
+      ids[i] = 4 + rnd.nextInt(Math.min(vocab, 50_000) - 4); // no BOS/EOS/pad
+    }
+    return ids;
+  }
+
+  private static String row(String name, String status, String detail) {
+    return name + "\t" + status + "\t" + detail;
+  }
+
+  private static Options parse(String[] args) {
+    Path model = null;
+    Path rows = null;
+    String device = "cuda";
+    DType dtype = DType.F16;
+    int prefix = 512;
+    int requests = 8;
+    int newTokens = 64;
+    int lookup = 4;
+    for (int i = 0; i < args.length; i++) {
+      String v = i + 1 < args.length ? args[i + 1] : null;
+      if (v == null) {
+        throw new IllegalArgumentException("option " + args[i] + " needs a value");
+      }
+      switch (args[i++]) {
+        case "--model" -> model = Path.of(v);
+        case "--rows" -> rows = Path.of(v);
+        case "--device" -> device = v;
+        case "--dtype" -> dtype = DType.valueOf(v);
+        case "--prefix" -> prefix = Integer.parseInt(v);
+        case "--requests" -> requests = Integer.parseInt(v);
+        case "--new-tokens" -> newTokens = Integer.parseInt(v);
+        case "--lookup" -> lookup = Integer.parseInt(v);
+        default -> throw new IllegalArgumentException("unknown option " + args[i - 1]);
+      }
+    }
+    if (model == null || rows == null) {
+      throw new IllegalArgumentException("--model DIR and --rows FILE are required");
+    }
+    return new Options(model, rows, device, dtype, prefix, requests, newTokens, lookup);
+  }
+}

@@ -1,0 +1,34 @@
+package io.github.optjava.devicecheck;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/** Step 6c of the device check, dry-run on the CPU with the tiny fixture model: its rows are written and pass. */
+class EngineFeaturesMainTest {
+
+  @Test
+  void cpuDryRunWritesPassingRows(@TempDir Path tmp) throws Exception {
+    Path model = Path.of(EngineFeaturesMainTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    Path rows = tmp.resolve("rows.tsv");
+    ByteArrayOutputStream buf = new ByteArrayOutputStream();
+    int rc = EngineFeaturesMain.run(new String[] {"--model", model.toString(), "--rows", rows.toString(),
+        "--device", "cpu", "--prefix", "64", "--requests", "3", "--new-tokens", "24", "--lookup", "3"},
+        new PrintStream(buf, true, StandardCharsets.UTF_8));
+    System.out.print(buf.toString(StandardCharsets.UTF_8));
+    assertEquals(0, rc, buf.toString(StandardCharsets.UTF_8));
+    List<String> lines = Files.readAllLines(rows);
+    assertEquals(2, lines.size(), lines.toString());
+    assertTrue(lines.get(0).startsWith("engine: prefix caching\tok\t"), lines.get(0));
+    assertTrue(lines.get(0).contains("6 of 6 token lists equal"), lines.get(0));
+    assertTrue(lines.get(1).startsWith("engine: prompt lookup 3\tok\t"), lines.get(1));
+  }
+}
