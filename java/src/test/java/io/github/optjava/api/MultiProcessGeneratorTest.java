@@ -69,6 +69,12 @@ class MultiProcessGeneratorTest {
     for (Choice c : gen.generate(PROMPTS.get(1), beams).choices()) {
       out.add("beam " + c.tokenIds());
     }
+    // Twice: with prefix caching the second prefill starts from the first one's cached blocks.
+    String longPrompt = "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age"
+        + " of foolishness";
+    for (int i = 0; i < 2; i++) {
+      out.add("long " + gen.generate(longPrompt, greedy).choices().get(0).tokenIds());
+    }
     return out;
   }
 
@@ -77,9 +83,10 @@ class MultiProcessGeneratorTest {
     return gen.generate(PROMPTS.get(0), greedy).choices().get(0).logprobs().get(0).logprob();
   }
 
-  @ParameterizedTest(name = "pipeline {0} x tensor-parallel {1}")
-  @CsvSource({"2, 1", "1, 2", "2, 2"})
-  void rankZeroGivesWhatOneProcessGives(int pp, int tp) throws Exception {
+  /** With {@code features}: prefix caching and prompt lookup decoding on (the workers see only the block tables). */
+  @ParameterizedTest(name = "pipeline {0} x tensor-parallel {1}, features {2}")
+  @CsvSource({"2, 1, false", "1, 2, false", "2, 2, false", "2, 2, true"})
+  void rankZeroGivesWhatOneProcessGives(int pp, int tp, boolean features) throws Exception {
     String model = fixture("tiny-opt");
     List<String> expected;
     double expectedLogprob;
@@ -94,11 +101,14 @@ class MultiProcessGeneratorTest {
       List<Future<Optional<Generator>>> opened = new ArrayList<>();
       for (int r = 0; r < world; r++) {
         Rendezvous.Placement p = new Rendezvous.Placement(r, world, r, "127.0.0.1", port, "test");
-        opened.add(processes.submit(() -> Generator.openMultiProcess(model, options(pp, tp), p,
-            Duration.ofSeconds(30))));
+        GeneratorOptions o = features ? options(pp, tp).withPrefixCaching(true).withPromptLookup(3) : options(pp, tp);
+        opened.add(processes.submit(() -> Generator.openMultiProcess(model, o, p, Duration.ofSeconds(30))));
       }
       try (Generator gen = opened.get(0).get(60, TimeUnit.SECONDS).orElseThrow()) {
         assertEquals(expected, run(gen));
+        if (features) {
+          assertTrue(gen.stats().prefixCachedTokens() > 0 && gen.stats().draftTokens() > 0, gen.stats().toString());
+        }
         // pipeline stages alone: the same arithmetic; with tensor parallelism sums run in another order
         assertEquals(expectedLogprob, firstLogprob(gen), tp == 1 ? 0 : 1e-4);
       }

@@ -53,6 +53,34 @@ class TensorParallelGeneratorTest {
     return out;
   }
 
+  /**
+   * Prefix caching (a long prompt run twice: the second time from cached blocks, which every rank's store holds
+   * under the one block table) and prompt lookup (draft rows truncated on every rank) at degree 2.
+   */
+  @org.junit.jupiter.api.Test
+  void prefixCachingAndPromptLookupGiveTheSameTokensAtDegreeTwo() throws URISyntaxException {
+    Path dir = Path.of(TensorParallelGeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    GeneratorOptions tp2 = GeneratorOptions.defaults().withDevice(Device.CPU).withThreads(4).withKvCacheTokens(2048)
+        .withTensorParallel(2);
+    String longPrompt = "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age"
+        + " of foolishness, it was the epoch of belief"; // more than two 16-token blocks
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(12).build();
+    List<List<Integer>> expected;
+    try (Generator plain = Generator.open(dir.toString(), tp2)) {
+      expected = run(plain);
+      expected.add(plain.generate(longPrompt, greedy).choices().get(0).tokenIds());
+      expected.add(plain.generate(longPrompt, greedy).choices().get(0).tokenIds());
+    }
+    try (Generator both = Generator.open(dir.toString(), tp2.withPrefixCaching(true).withPromptLookup(3))) {
+      List<List<Integer>> got = run(both);
+      got.add(both.generate(longPrompt, greedy).choices().get(0).tokenIds());
+      got.add(both.generate(longPrompt, greedy).choices().get(0).tokenIds());
+      assertEquals(expected, got);
+      assertTrue(both.stats().prefixCachedTokens() > 0, both.stats().toString());
+      assertTrue(both.stats().draftTokens() > 0, both.stats().toString());
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
   void degreesTwoAndFourGiveTheTokensOfDegreeOne(String model) {
