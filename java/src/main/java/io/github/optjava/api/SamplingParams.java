@@ -26,8 +26,8 @@ import java.util.OptionalLong;
  *   <li>{@code numBeams > 1}: deterministic Hugging Face beam search ({@code do_sample=False}). Beam
  *       sampling is not supported, so {@code temperature} must be 0 or 1 (both mean "no warping" here),
  *       {@code topK}/{@code topP} must be off and no seed may be given.
- *   <li>{@code temperature == 0}: greedy decoding (argmax). {@code topK}/{@code topP} would have no
- *       effect and are rejected, as are a seed and {@code n > 1} (every completion would be the same;
+ *   <li>{@code temperature == 0}: greedy decoding (argmax). {@code topK}/{@code topP}/{@code minP}/{@code typicalP}
+ *       would have no effect and are rejected, as are a seed and {@code n > 1} (every completion would be the same;
  *       Hugging Face rejects {@code num_return_sequences > 1} for greedy search too).
  *   <li>otherwise: multinomial sampling from the processed logits, {@code n} independent completions.
  * </ul>
@@ -52,6 +52,8 @@ public final class SamplingParams {
   private final double temperature;
   private final int topK;
   private final double topP;
+  private final double minP;
+  private final double typicalP;
   private final Long seed;
   private final int n;
   private final int numBeams;
@@ -71,6 +73,8 @@ public final class SamplingParams {
     temperature = b.temperature;
     topK = b.topK;
     topP = b.topP;
+    minP = b.minP;
+    typicalP = b.typicalP;
     seed = b.seed;
     n = b.n;
     numBeams = b.numBeams;
@@ -109,6 +113,8 @@ public final class SamplingParams {
     b.temperature = temperature;
     b.topK = topK;
     b.topP = topP;
+    b.minP = minP;
+    b.typicalP = typicalP;
     b.seed = seed;
     b.n = n;
     b.numBeams = numBeams;
@@ -143,6 +149,22 @@ public final class SamplingParams {
   /** Nucleus sampling: keep the smallest top set with probability mass {@code >= topP}; 1.0 = off. */
   public double topP() {
     return topP;
+  }
+
+  /**
+   * Min-p sampling (HF {@code min_p}): drop every token whose probability is below {@code minP} times the most
+   * likely token's, after temperature, top-k and top-p; 0 = off. Typical values 0.01 to 0.2.
+   */
+  public double minP() {
+    return minP;
+  }
+
+  /**
+   * Locally typical sampling (HF {@code typical_p}): keep the tokens whose surprise is closest to the
+   * distribution's entropy until they hold {@code typicalP} of the mass, after min-p; 1.0 = off.
+   */
+  public double typicalP() {
+    return typicalP;
   }
 
   /** Seed for sampling; empty means a fresh random seed per request. */
@@ -239,6 +261,9 @@ public final class SamplingParams {
     require(topK >= 0, "topK must be >= 0 (got " + topK + "); use 0 to turn top-k off");
     require(topP > 0 && topP <= 1,
         "topP must be in (0, 1] (got " + topP + "); use 1.0 to turn top-p off");
+    require(minP >= 0 && minP <= 1, "minP must be in [0, 1] (got " + minP + "); use 0 to turn min-p off");
+    require(typicalP > 0 && typicalP <= 1,
+        "typicalP must be in (0, 1] (got " + typicalP + "); use 1.0 to turn typical sampling off");
     require(n >= 1, "n must be >= 1 (got " + n + ")");
     require(numBeams >= 1, "numBeams must be >= 1 (got " + numBeams + "); use 1 for no beam search");
     require(Double.isFinite(lengthPenalty), "lengthPenalty must be finite (got " + lengthPenalty + ")");
@@ -269,6 +294,8 @@ public final class SamplingParams {
         "temperature must be 0 or 1" + why + " (got " + temperature + "); leave it at its default");
     require(topK == 0, "topK must be 0" + why + " (got " + topK + ")");
     require(topP == 1, "topP must be 1.0" + why + " (got " + topP + ")");
+    require(minP == 0, "minP must be 0" + why + " (got " + minP + ")");
+    require(typicalP == 1, "typicalP must be 1.0" + why + " (got " + typicalP + ")");
     require(seed == null, "a seed has no effect" + why + "; remove it");
     require(n <= numBeams, "n (" + n + ") must not exceed numBeams (" + numBeams
         + "): beam search returns at most numBeams hypotheses; raise numBeams or lower n");
@@ -282,6 +309,8 @@ public final class SamplingParams {
       String greedy = " has no effect with temperature 0 (greedy decoding); ";
       require(topK == 0, "topK=" + topK + greedy + "remove it, or set temperature > 0 to sample");
       require(topP == 1, "topP=" + topP + greedy + "remove it, or set temperature > 0 to sample");
+      require(minP == 0, "minP=" + minP + greedy + "remove it, or set temperature > 0 to sample");
+      require(typicalP == 1, "typicalP=" + typicalP + greedy + "remove it, or set temperature > 0 to sample");
       require(seed == null, "a seed" + greedy + "remove it, or set temperature > 0 to sample");
       require(n == 1, "n=" + n + " with temperature 0 (greedy decoding) would return " + n
           + " identical completions; set temperature > 0 to sample, or numBeams >= n for beam search");
@@ -319,7 +348,8 @@ public final class SamplingParams {
       return false;
     }
     return maxTokens == p.maxTokens && Double.compare(temperature, p.temperature) == 0 && topK == p.topK
-        && Double.compare(topP, p.topP) == 0 && Objects.equals(seed, p.seed) && n == p.n
+        && Double.compare(topP, p.topP) == 0 && Double.compare(minP, p.minP) == 0
+        && Double.compare(typicalP, p.typicalP) == 0 && Objects.equals(seed, p.seed) && n == p.n
         && numBeams == p.numBeams && Double.compare(lengthPenalty, p.lengthPenalty) == 0
         && earlyStopping == p.earlyStopping && Double.compare(repetitionPenalty, p.repetitionPenalty) == 0
         && Double.compare(presencePenalty, p.presencePenalty) == 0
@@ -330,14 +360,14 @@ public final class SamplingParams {
 
   @Override
   public int hashCode() {
-    return Objects.hash(maxTokens, temperature, topK, topP, seed, n, numBeams, lengthPenalty, earlyStopping,
+    return Objects.hash(maxTokens, temperature, topK, topP, minP, typicalP, seed, n, numBeams, lengthPenalty, earlyStopping,
         repetitionPenalty, presencePenalty, frequencyPenalty, noRepeatNgramSize, minTokens, stop, logprobs, echo);
   }
 
   @Override
   public String toString() {
     return "SamplingParams{maxTokens=" + maxTokens + ", temperature=" + temperature + ", topK=" + topK
-        + ", topP=" + topP + ", seed=" + seed + ", n=" + n + ", numBeams=" + numBeams
+        + ", topP=" + topP + ", minP=" + minP + ", typicalP=" + typicalP + ", seed=" + seed + ", n=" + n + ", numBeams=" + numBeams
         + ", lengthPenalty=" + lengthPenalty + ", earlyStopping=" + earlyStopping
         + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
         + ", frequencyPenalty=" + frequencyPenalty + ", noRepeatNgramSize=" + noRepeatNgramSize
@@ -354,6 +384,10 @@ public final class SamplingParams {
     private int topK = 0;
     /** 1.0 = nucleus filtering off. */
     private double topP = 1.0;
+    /** 0 = min-p off. */
+    private double minP = 0;
+    /** 1.0 = typical sampling off. */
+    private double typicalP = 1.0;
     /** null = random seed. */
     private Long seed = null;
     /** One completion per prompt. */
@@ -404,6 +438,18 @@ public final class SamplingParams {
     /** See {@link SamplingParams#topP()}; default 1.0 (off). */
     public Builder topP(double topP) {
       this.topP = topP;
+      return this;
+    }
+
+    /** See {@link SamplingParams#minP()}; default 0 (off). */
+    public Builder minP(double minP) {
+      this.minP = minP;
+      return this;
+    }
+
+    /** See {@link SamplingParams#typicalP()}; default 1.0 (off). */
+    public Builder typicalP(double typicalP) {
+      this.typicalP = typicalP;
       return this;
     }
 

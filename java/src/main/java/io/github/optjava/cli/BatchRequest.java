@@ -13,8 +13,8 @@ import java.util.Set;
  */
 record BatchRequest(String prompt, SamplingParams params) {
 
-  static final Set<String> FIELDS = Set.of("prompt", "max_tokens", "temperature", "top_k", "top_p", "seed", "n",
-      "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
+  static final Set<String> FIELDS = Set.of("prompt", "max_tokens", "temperature", "top_k", "top_p", "min_p",
+      "typical_p", "seed", "n", "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
       "frequency_penalty", "no_repeat_ngram_size", "min_tokens", "stop", "logprobs", "echo");
 
   static BatchRequest parse(JsonNode node) {
@@ -36,6 +36,8 @@ record BatchRequest(String prompt, SamplingParams params) {
     if (has(node, "temperature")) b.temperature(number(node, "temperature"));
     if (has(node, "top_k")) b.topK(integer(node, "top_k"));
     if (has(node, "top_p")) b.topP(number(node, "top_p"));
+    if (has(node, "min_p")) b.minP(number(node, "min_p"));
+    if (has(node, "typical_p")) b.typicalP(number(node, "typical_p"));
     if (has(node, "seed")) b.seed(longValue(node, "seed"));
     if (has(node, "n")) b.n(integer(node, "n"));
     if (has(node, "num_beams")) b.numBeams(integer(node, "num_beams"));

@@ -38,6 +38,13 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--top-p", defaultValue = "1.0", description = "Nucleus sampling mass (1 = off).")
   double topP;
 
+  @Option(names = "--min-p", defaultValue = "0", description = "Min-p: drop tokens below this fraction of the most "
+      + "likely token's probability (0 = off).")
+  double minP;
+
+  @Option(names = "--typical-p", defaultValue = "1.0", description = "Locally typical sampling mass (1 = off).")
+  double typicalP;
+
   @Option(names = "--seed", description = "Random seed (the same seed gives the same text).")
   Long seed;
 
@@ -56,7 +63,7 @@ final class GenerateCommand implements Callable<Integer> {
   @Override
   public Integer call() {
     SamplingParams params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
-        .topP(topP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
+        .topP(topP).minP(minP).typicalP(typicalP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
         .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop).build();
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {

@@ -21,7 +21,9 @@ import java.util.List;
  *   <li>{@link MinNewTokensProcessor} ({@code minTokens > 0}); HF's min-length slot
  *   <li>only when sampling ({@code temperature > 0}, no beam search), the warpers:
  *       {@link TemperatureProcessor} ({@code temperature != 1}), {@link TopKProcessor}
- *       ({@code topK > 0}), {@link TopPProcessor} ({@code topP < 1})
+ *       ({@code topK > 0}), {@link TopPProcessor} ({@code topP < 1}), {@link MinPProcessor} ({@code minP > 0}),
+ *       {@link TypicalProcessor} ({@code typicalP < 1}): HF's order (its epsilon and eta cutoffs, which would
+ *       follow, are not offered)
  * </ol>
  *
  * <p>Greedy and beam search use no warpers, as in HF (SamplingParams rejects top-k/top-p there).
@@ -67,6 +69,12 @@ public final class LogitsPipeline implements LogitsProcessor {
       }
       if (params.topP() < 1.0) {
         list.add(new TopPProcessor(params.topP()));
+      }
+      if (params.minP() > 0) {
+        list.add(new MinPProcessor(params.minP()));
+      }
+      if (params.typicalP() < 1.0) {
+        list.add(new TypicalProcessor(params.typicalP()));
       }
     }
     return new LogitsPipeline(list);

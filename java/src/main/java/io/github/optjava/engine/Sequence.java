@@ -235,13 +235,14 @@ final class Sequence {
 
   /**
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
-   * plain sampling (temperature, top-k, top-p and no other processor), no log-probs asked for, not an echo
-   * prefill. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's
+   * plain sampling (temperature, top-k, top-p and no other processor or warper), no log-probs asked for, not an
+   * echo prefill. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's
    * (they differ only for a token exactly at a top-p cut).
    */
   boolean samplableWhereLogitsAre() {
     io.github.optjava.api.SamplingParams p = request.params;
     return !sampler.isGreedy() && !wantLogprobs && (prefilled || !p.echo()) && p.repetitionPenalty() == 1.0
+        && p.minP() == 0 && p.typicalP() == 1.0
         && p.presencePenalty() == 0 && p.frequencyPenalty() == 0 && p.noRepeatNgramSize() == 0 && p.minTokens() == 0;
   }
 
