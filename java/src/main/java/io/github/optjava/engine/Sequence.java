@@ -15,7 +15,7 @@ import java.util.List;
  * Owned by the engine thread.
  */
 final class Sequence {
-  final Engine.Request request;
+  final Request request;
   final int choice;
   final long id;
   private final OptTokenizer tokenizer;
@@ -42,7 +42,7 @@ final class Sequence {
   private double sumLogprob;
   private FinishReason finish;
 
-  Sequence(Engine.Request request, int choice, long id, OptTokenizer tokenizer, int eos) {
+  Sequence(Request request, int choice, long id, OptTokenizer tokenizer, int eos) {
     this.request = request;
     this.choice = choice;
     this.id = id;
