@@ -454,10 +454,10 @@ public final class Engine implements AutoCloseable {
     // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
     // A first completion whose siblings fork in this step (its last prefill chunk) needs its logits on the host;
     // its earlier chunks' logits are not used.
-    // A sequence with draft tokens needs every row's logits on the host too.
+    // A sequence with draft tokens needs every row's argmax then (greedyRows), or every row's logits on the host.
     java.util.function.IntPredicate forksNow = j -> gives.get(j) && forks.containsKey(stepping.get(j));
     boolean argmaxOnly = java.util.stream.IntStream.range(0, stepping.size())
-        .allMatch(j -> stepping.get(j).argmaxIsEnough() && !forksNow.test(j) && drafted.get(j) == 0);
+        .allMatch(j -> stepping.get(j).argmaxIsEnough() && !forksNow.test(j));
     // Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are.
     boolean sampledThere = !argmaxOnly && model.samplesOnDevice()
         && java.util.stream.IntStream.range(0, stepping.size())
@@ -466,9 +466,15 @@ public final class Engine implements AutoCloseable {
     float[][] logits = null;
     int[] tokens = null;
     double[] tokenLogprobs = null;
+    int[] firstRow = new int[n]; // each sequence's first output row: a sequence with drafts has one per fed token
+    int rows = 0;
+    for (int j = 0; j < n; j++) {
+      firstRow[j] = rows;
+      rows += 1 + drafted.get(j);
+    }
     if (argmaxOnly) {
-      tokenLogprobs = new double[n];
-      tokens = model.greedy(steps, cache, tokenLogprobs);
+      tokenLogprobs = new double[rows];
+      tokens = rows > n ? model.greedyRows(steps, cache, tokenLogprobs) : model.greedy(steps, cache, tokenLogprobs);
     } else if (sampledThere) {
       float[] t = new float[n];
       int[] k = new int[n];
@@ -505,12 +511,13 @@ public final class Engine implements AutoCloseable {
       Sequence s = stepping.get(j);
       if (drafted.get(j) > 0) {
         draftTokens += drafted.get(j);
-        acceptedDraftTokens += s.acceptDrafts(logits[j], vocab, model.samplesOnDevice());
+        acceptedDraftTokens += argmaxOnly ? s.acceptGreedyDrafts(tokens, tokenLogprobs, firstRow[j])
+            : s.acceptDrafts(logits[j], vocab, model.samplesOnDevice());
         cache.truncate(s.id, s.length() - 1); // the rows of rejected drafts; the newest token is fed next step
       } else if (!gives.get(j)) {
         // an earlier chunk of a prefill: no token
       } else if (argmaxOnly) {
-        s.acceptGreedy(tokens[j], tokenLogprobs[j]);
+        s.acceptGreedy(tokens[firstRow[j]], tokenLogprobs[firstRow[j]]);
       } else if (sampledThere) {
         s.acceptSampled(tokens[j], tokenLogprobs[j]);
       } else {

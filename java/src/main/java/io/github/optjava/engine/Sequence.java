@@ -101,6 +101,21 @@ final class Sequence {
   }
 
   /**
+   * As {@link #acceptDrafts} when {@link #argmaxIsEnough}: the model took the argmax of every row already
+   * ({@code tokens} and their log-probs from {@code from} on, one per fed token). Returns the drafts accepted.
+   */
+  int acceptGreedyDrafts(int[] tokens, double[] logprobs, int from) {
+    int[] checked = drafts;
+    drafts = NO_DRAFTS;
+    for (int r = 0; ; r++) {
+      acceptGreedy(tokens[from + r], logprobs[from + r]);
+      if (finished() || r == checked.length || inputIds[length - 1] != checked[r]) {
+        return r;
+      }
+    }
+  }
+
+  /**
    * After a decode step that fed its last token and drafts d1..dk ({@link #nextStep}, every row's logits in
    * {@code rows}): picks a token from each row in order, exactly as k + 1 plain decode steps would (the same
    * processors, draws of its random stream, log-probs, stop checks and streaming), as long as each pick equals the

@@ -41,6 +41,32 @@ public interface CausalLm extends AutoCloseable {
     return out;
   }
 
+  /**
+   * The greedy token after every output row of the step: one per sequence, and for a sequence with
+   * {@code allLogits} one per new token, row-major in the order of {@code seqs}; {@code logprobs} (when not null,
+   * as long as the result) receives each one's {@code log_softmax}. What checking draft tokens needs
+   * (speculative decoding); a backend may compute it without copying the logits out.
+   */
+  default int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+    float[][] logits = forward(seqs, cache);
+    int vocab = config().vocabSize();
+    int rows = 0;
+    for (float[] v : logits) {
+      rows += v.length / vocab;
+    }
+    int[] out = new int[rows];
+    int k = 0;
+    for (float[] v : logits) {
+      for (int from = 0; from < v.length; from += vocab, k++) {
+        out[k] = RowMath.argmax(v, from, from + vocab);
+        if (logprobs != null) {
+          logprobs[k] = v[from + out[k]] - RowMath.logSumExp(v, from, from + vocab);
+        }
+      }
+    }
+    return out;
+  }
+
   /** Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, a uniform number). */
   record SamplingSpec(float[] temperature, int[] topK, float[] topP, double[] uniform) {}
 

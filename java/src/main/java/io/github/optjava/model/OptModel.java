@@ -294,6 +294,12 @@ public final class OptModel implements CausalLm {
         throw new IllegalArgumentException("greedy(): sequence " + q.seqId() + " asks for the logits of all its tokens");
       }
     }
+    return greedyRows(seqs, cache, logprobs);
+  }
+
+  /** As {@link #greedy}, one token per output row (every row of an {@code allLogits} sequence), on the device. */
+  @Override
+  public int[] greedyRows(List<SeqStep> seqs, KvCache cache, double[] logprobs) {
     requireWholeModel();
     return step(seqs, cache, logits -> ops.argmaxRows(logits, logprobs), null, null).argmax;
   }

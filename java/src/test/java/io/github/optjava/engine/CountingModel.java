@@ -44,6 +44,13 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
+  public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+    greedies++;
+    count(seqs);
+    return model.greedyRows(seqs, cache, logprobs);
+  }
+
+  @Override
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
     samples++;
     count(seqs);

@@ -45,4 +45,25 @@ class EngineGreedyPathTest {
     }
     assertEquals(cache.store().blocks(), cache.freeBlocks());
   }
+
+  /** Greedy draft tokens are checked by the argmax of every row where the logits are (greedyRows), not on the host. */
+  @Test
+  void greedyDraftsAreCheckedWithoutTheLogits() {
+    CountingModel counting = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("the cat sat on the mat. the cat sat on the mat. the cat sat on the");
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(30).build(); // no processor: argmax only
+    Choice plain;
+    try (Engine engine = new Engine(counting, tokenizer, counting.newCache(32, 16), 4, 128)) {
+      plain = engine.submit(prompt, greedy, null).join().choices().get(0);
+    }
+    try (Engine engine = new Engine(counting, tokenizer, counting.newCache(32, 16), 4, 128, 0, false, 4)) {
+      Choice drafted = engine.submit(prompt, greedy, null).join().choices().get(0);
+      engine.close();
+      assertTrue(engine.stats().acceptedDraftTokens() > 0, engine.stats().toString());
+      assertEquals(plain.tokenIds(), drafted.tokenIds());
+      assertEquals(plain.score(), drafted.score());
+    }
+    assertEquals(0, counting.forwards, "neither run copied logits out");
+  }
 }
