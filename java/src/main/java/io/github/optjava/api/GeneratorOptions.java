@@ -57,7 +57,7 @@ import io.github.optjava.checkpoint.DType;
  *                          Pays off where the output repeats the input (summaries, extraction, code edits) and in
  *                          greedy loops; costs little where it does not, most on a GPU, where a decode step's time
  *                          is reading the weights. The tokens are the same as without it up to float rounding.
- *                          0 = off. Default 0.
+ *                          Sequences sampled on the GPU (device sampling) get no drafts. 0 = off. Default 0.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens,

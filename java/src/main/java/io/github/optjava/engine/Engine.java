@@ -44,7 +44,9 @@ import org.slf4j.LoggerFactory;
  * ({@link PromptLookup}). The step's logits for every fed row are then picked from in order, as that many decode
  * steps would, while each pick equals the draft its next row was computed with; the rows of rejected drafts are
  * dropped from the KV cache. The tokens are the same as without it (up to float rounding: a step of several rows
- * sums in another order, as batching does); what changes is how many come per step.
+ * sums in another order, as batching does); what changes is how many come per step. (So where a request with
+ * n > 1 completions is cancelled by its listener, its completions may stop at other lengths: cancellation is
+ * seen per token, and drafts change which tokens of the different completions come in the same step.)
  */
 public final class Engine implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Engine.class);
@@ -376,7 +378,9 @@ public final class Engine implements AutoCloseable {
     }
     for (int i = 0; i < plan.length && promptLookup > 0 && left > 0; i++) {
       Sequence s = active.get(i);
-      if (plan[i] == 1 && !s.prefilling()) {
+      // Not for a sequence the model would sample where the logits are: its drafts would need every row's logits on
+      // the host, and so take the whole step off the device-sampling path.
+      if (plan[i] == 1 && !s.prefilling() && !(model.samplesOnDevice() && s.samplableWhereLogitsAre())) {
         int d = s.proposeDrafts((int) Math.min(promptLookup, left));
         plan[i] += d;
         left -= d;

@@ -101,6 +101,20 @@ class EngineSpeculativeTest {
     }
   }
 
+  /** On a model that samples where the logits are, plain sampled sequences get no drafts: they keep that path. */
+  @Test
+  void sequencesSampledOnTheDeviceGetNoDrafts() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), true);
+    SamplingParams sampled = SamplingParams.builder().temperature(0.8).seed(1L).maxTokens(20).build();
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 4), 4, 128, 0, false, 4)) {
+      engine.submit(TOKENIZER.encode(PROMPTS[0]), sampled, null).join();
+      engine.close();
+      assertEquals(0, engine.stats().draftTokens());
+      assertEquals(0, model.forwards, "every step sampled where the logits are");
+      assertTrue(model.samples >= 19, "sampled steps: " + model.samples);
+    }
+  }
+
   @Test
   void draftsWithABudgetPrefixCachingAndPreemption() {
     Run plain = plain(false);
