@@ -43,7 +43,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 # $OUT/logs.txt: the small logs of $W in one file (the device returns at most 8 files); rebuilt at exit.
 collect_logs() {
   local f g
-  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log engine_features.log \
+  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log engine_features.log hf_warpers.log \
            copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
@@ -154,6 +154,10 @@ hf_model=target/hf-opt-1.3b
 timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --shape 1.3b --seed 0 \
   > "$W/hf_make.log" 2>&1 &
 pid_make=$!
+# transformers' own min-p / typical warpers on the rows our processors are tested against (CPU torch, seconds).
+rm -f "$W/warper_rows.tsv"
+timeout 120 python3 scripts/hf_peer.py warpers --rows "$W/warper_rows.tsv" > "$W/hf_warpers.log" 2>&1 &
+pid_warpers=$!
 cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
 # The chained-launch test (tag gpu-chained) runs apart, after check_ops' chained group (step 5c); the tests of
 # kernels not yet verified on a GPU (tag gpu-new) run apart too (step 5b): a kernel that faults leaves its JVM's
@@ -168,6 +172,12 @@ grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe
 summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
 row "junit (GPU required)" "$([ $rc -eq 0 ] && echo ok || echo FAIL)" "${summary:-see junit.log}"
 row "cuda probe" "info" "$(cut -c1-150 "$W/probe.txt")"
+wait "$pid_warpers"
+if [ -s "$W/warper_rows.tsv" ]; then
+  while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$W/warper_rows.tsv"
+else
+  row "hf warpers (min-p, typical)" "info" "could not run: $(tail -1 "$W/hf_warpers.log" | cut -c1-100)"
+fi
 
 # 5. native/dev/check_ops: every kernel launcher against its CPU reference (f32, f16, bf16), outside Java.
 if [ -z "$pid_nvcc" ]; then

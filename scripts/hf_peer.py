@@ -555,6 +555,33 @@ def parse_batches(text):
     return batches
 
 
+def cmd_warpers(args):
+    """Runs transformers' own MinPLogitsWarper / TypicalLogitsWarper (CPU, float32) on the rows of the cases file
+    that MinPTypicalProcessorTest checks our processors against (its expected rows come from a plain-Python
+    transliteration, scripts/dev/warper_cases.py): does the transliteration say what HF does?"""
+    import_torch(with_transformers=False)
+    import torch
+    from transformers.generation.logits_process import MinPLogitsWarper, TypicalLogitsWarper
+    cases = json.loads(Path(args.cases).read_text())["cases"]
+    bad = []
+    for i, c in enumerate(cases):
+        row = torch.tensor([[float("-inf") if x is None else x for x in c["logits"]]], dtype=torch.float32)
+        warper = MinPLogitsWarper(c["p"]) if c["kind"] == "min_p" else TypicalLogitsWarper(c["p"])
+        got = warper(torch.zeros((1, 1), dtype=torch.long), row)[0].tolist()
+        want = [float("-inf") if x is None else x for x in c["expected"]]
+        if got != want:
+            bad.append(f"case {i} ({c['kind']} {c['p']}): {sum(a != b for a, b in zip(got, want))} entries differ")
+    status = "ok" if not bad else "FAIL"
+    detail = f"{len(cases) - len(bad)}/{len(cases)} rows equal to transformers' warpers" + (
+        f"; {bad[0]}" if bad else "")
+    print(f"warpers: {status}: {detail}", flush=True)
+    for b in bad:
+        print("  " + b)
+    if args.rows:
+        Path(args.rows).write_text(f"hf warpers (min-p, typical)\t{status}\t{detail}\n")
+    return 0 if not bad else 1
+
+
 def cmd_copybw(args):
     """Device-to-device copy bandwidth through torch: the roofline denominator (bytes read + written)."""
     torch = import_torch(with_transformers=False)
@@ -1198,6 +1225,9 @@ def main(argv=None):
                    help="static KV cache + torch.compile of the decode step (generate's own); slow to compile")
     p.add_argument("--copybw", help="a `copybw` result: adds copy_gbps and roofline_fraction to the lines")
     p.add_argument("--seed", type=int, default=0)
+    p = sub.add_parser("warpers", help="transformers' min-p / typical warpers on our test rows (torch, no GPU)")
+    p.add_argument("--cases", default=str(REPO / "java/src/test/resources/warpers/warper_cases.json"))
+    p.add_argument("--rows", help="also write a summary row (name TAB status TAB detail) for device-check.sh")
     p = sub.add_parser("copybw", help="device-to-device copy bandwidth through torch (needs a GPU)")
     p.add_argument("--out", help="JSON file for the result (also printed)")
     p.add_argument("--mib", type=int, default=1024, help="size of the copied buffer")
@@ -1225,7 +1255,7 @@ def main(argv=None):
         die("--new-tokens must be at least 1")
     rc = {"prompts": cmd_prompts, "fixture": cmd_fixture, "make": cmd_make, "run": cmd_run,
           "compare": cmd_compare, "bench": cmd_bench, "copybw": cmd_copybw,
-          "benchtable": cmd_benchtable}[args.cmd](args)
+          "benchtable": cmd_benchtable, "warpers": cmd_warpers}[args.cmd](args)
     return rc or 0
 
 

@@ -14,7 +14,7 @@ import org.junit.jupiter.api.Test;
 
 /**
  * Min-p and typical sampling against a transliteration of Hugging Face's warpers ({@code scripts/dev/warper_cases.py}:
- * 40 random rows, -inf entries among them, cuts at least 1e-6 away from any token) and a hand-worked row each.
+ * 40 random rows, -inf entries among them, cuts at least 1e-4 away from any token) and a hand-worked row each.
  */
 class MinPTypicalProcessorTest {
 
