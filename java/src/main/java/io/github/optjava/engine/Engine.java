@@ -429,101 +429,142 @@ public final class Engine implements AutoCloseable {
     return java.util.Arrays.copyOf(plan, active.size());
   }
 
+  /**
+   * One step's inputs: the sequences in it, what each feeds, whether the step gives each its next token (a decode
+   * step or the last chunk of a prefill; an earlier chunk only fills the KV cache, and its logits are not used),
+   * the draft tokens each decoding sequence feeds to be checked, and each one's first output row (a sequence with
+   * drafts has one per fed token).
+   */
+  private record Batch(List<Sequence> seqs, List<OptModel.SeqStep> steps, boolean[] gives, int[] drafted,
+      int[] firstRow, int rows, int tokens) {
+    int size() {
+      return seqs.size();
+    }
+  }
+
+  /**
+   * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
+   * or one draw per sequence) with their log-probs, or else every sequence's logits.
+   */
+  private record Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs,
+      float[][] logits) {
+    boolean picked() {
+      return argmaxOnly || sampledThere;
+    }
+  }
+
   private void step() {
-    int[] plan = makeRoom(planStep());
-    // The sequences in this step, their inputs, and whether the step gives each its next token (a decode step or
-    // the last chunk of a prefill; an earlier chunk only fills the KV cache, and its logits are not used).
-    List<Sequence> stepping = new ArrayList<>(active.size());
-    List<OptModel.SeqStep> steps = new ArrayList<>(active.size());
-    List<Boolean> gives = new ArrayList<>(active.size());
-    List<Integer> drafted = new ArrayList<>(active.size()); // draft tokens a decoding sequence feeds to be checked
-    int stepTokens = 0;
+    Batch b = batch(makeRoom(planStep()));
+    if (b.size() == 0) {
+      return; // the sequences planned in were preempted: plan again with the room they left
+    }
+    Output out = runModel(b);
+    forwardPasses++;
+    tokensProcessed += b.tokens();
+    for (int j = 0; j < b.size(); j++) {
+      b.seqs().get(j).advance(b.steps().get(j).newTokens().length);
+    }
+    commit(b, out);
+  }
+
+  /** The step that {@code plan} (tokens per active sequence, 0: sits it out) describes. */
+  private Batch batch(int[] plan) {
+    List<Sequence> seqs = new ArrayList<>(plan.length);
+    List<OptModel.SeqStep> steps = new ArrayList<>(plan.length);
+    boolean[] gives = new boolean[plan.length];
+    int[] drafted = new int[plan.length];
+    int[] firstRow = new int[plan.length];
+    int n = 0;
+    int rows = 0;
+    int tokens = 0;
     for (int i = 0; i < plan.length; i++) {
       if (plan[i] == 0) {
         continue;
       }
       Sequence s = active.get(i);
-      stepping.add(s);
+      seqs.add(s);
       steps.add(s.nextStep(plan[i]));
-      gives.add(!s.prefilling() || plan[i] == s.nextStepTokens());
-      drafted.add(s.prefilling() ? 0 : plan[i] - 1);
-      stepTokens += plan[i];
+      gives[n] = !s.prefilling() || plan[i] == s.nextStepTokens();
+      drafted[n] = s.prefilling() ? 0 : plan[i] - 1;
+      firstRow[n] = rows;
+      rows += 1 + drafted[n];
+      tokens += plan[i];
       prefixCachedTokens += s.takeCachedPrefix();
+      n++;
     }
-    if (stepping.isEmpty()) {
-      return; // the sequences planned in were preempted: plan again with the room they left
-    }
-    // When every sequence only needs the argmax (greedy, no processors, no log-probs), the model picks the
-    // tokens where the logits are: a GPU copies back a token and a log-prob per sequence, not the vocabulary.
-    // (On a GPU that log-prob is float32, so a choice's score can differ in its last bits from the logits path.)
-    // A first completion whose siblings fork in this step (its last prefill chunk) needs its logits on the host;
-    // its earlier chunks' logits are not used.
-    // A sequence with draft tokens needs every row's argmax then (greedyRows), or every row's logits on the host.
-    java.util.function.IntPredicate forksNow = j -> gives.get(j) && forks.containsKey(stepping.get(j));
-    boolean argmaxOnly = java.util.stream.IntStream.range(0, stepping.size())
-        .allMatch(j -> stepping.get(j).argmaxIsEnough() && !forksNow.test(j));
-    // Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are.
-    boolean sampledThere = !argmaxOnly && model.samplesOnDevice()
-        && java.util.stream.IntStream.range(0, stepping.size())
-            .allMatch(j -> stepping.get(j).samplableWhereLogitsAre() && !forksNow.test(j) && drafted.get(j) == 0);
-    int n = stepping.size();
-    float[][] logits = null;
-    int[] tokens = null;
-    double[] tokenLogprobs = null;
-    int[] firstRow = new int[n]; // each sequence's first output row: a sequence with drafts has one per fed token
-    int rows = 0;
-    for (int j = 0; j < n; j++) {
-      firstRow[j] = rows;
-      rows += 1 + drafted.get(j);
-    }
+    return new Batch(seqs, steps, java.util.Arrays.copyOf(gives, n), java.util.Arrays.copyOf(drafted, n),
+        java.util.Arrays.copyOf(firstRow, n), rows, tokens);
+  }
+
+  /**
+   * Runs the model over the step. When every sequence only needs the argmax (greedy, no processors, no log-probs),
+   * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
+   * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
+   * logits path). Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are,
+   * for sequences without drafts. A first completion whose siblings fork in this step (its last prefill chunk)
+   * needs its logits on the host.
+   */
+  private Output runModel(Batch b) {
+    int n = b.size();
+    java.util.function.IntPredicate forksNow = j -> b.gives()[j] && forks.containsKey(b.seqs().get(j));
+    boolean argmaxOnly = java.util.stream.IntStream.range(0, n)
+        .allMatch(j -> b.seqs().get(j).argmaxIsEnough() && !forksNow.test(j));
     if (argmaxOnly) {
-      tokenLogprobs = new double[rows];
-      tokens = rows > n ? model.greedyRows(steps, cache, tokenLogprobs) : model.greedy(steps, cache, tokenLogprobs);
-    } else if (sampledThere) {
-      float[] t = new float[n];
-      int[] k = new int[n];
-      float[] p = new float[n];
-      double[] u = new double[n];
-      for (int j = 0; j < n; j++) {
-        Sequence s = stepping.get(j);
-        t[j] = s.temperature();
-        k[j] = s.topK();
-        p[j] = s.topP();
-        u[j] = gives.get(j) ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
-      }
-      tokenLogprobs = new double[n];
-      tokens = model.sample(steps, cache, new CausalLm.SamplingSpec(t, k, p, u), tokenLogprobs);
-      for (int j = 0; j < n; j++) {
-        if (gives.get(j)) {
-          Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
-        }
-      }
-    } else {
-      logits = model.forward(steps, cache);
+      double[] logprobs = new double[b.rows()];
+      int[] tokens = b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs)
+          : model.greedy(b.steps(), cache, logprobs);
+      return new Output(true, false, tokens, logprobs, null);
     }
-    forwardPasses++;
-    tokensProcessed += stepTokens;
+    boolean sampledThere = model.samplesOnDevice() && java.util.stream.IntStream.range(0, n)
+        .allMatch(j -> b.seqs().get(j).samplableWhereLogitsAre() && !forksNow.test(j) && b.drafted()[j] == 0);
+    if (!sampledThere) {
+      return new Output(false, false, null, null, model.forward(b.steps(), cache));
+    }
+    float[] t = new float[n];
+    int[] k = new int[n];
+    float[] p = new float[n];
+    double[] u = new double[n];
     for (int j = 0; j < n; j++) {
-      stepping.get(j).advance(steps.get(j).newTokens().length);
+      Sequence s = b.seqs().get(j);
+      t[j] = s.temperature();
+      k[j] = s.topK();
+      p[j] = s.topP();
+      u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
     }
+    double[] logprobs = new double[n];
+    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, u), logprobs);
+    for (int j = 0; j < n; j++) {
+      if (b.gives()[j]) {
+        Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
+      }
+    }
+    return new Output(false, true, tokens, logprobs, null);
+  }
+
+  /**
+   * Gives every sequence of the step its token(s): forks the siblings of a first completion whose prompt is done,
+   * checks draft tokens (truncating the rows of rejected ones), publishes the filled blocks for prefix caching, and
+   * retires the sequences that finished.
+   */
+  private void commit(Batch b, Output out) {
     int vocab = model.config().vocabSize();
-    boolean picked = argmaxOnly || sampledThere; // the model picked the tokens
-    List<Sequence> joined = picked ? List.of() : forkSiblings(stepping, gives, logits, vocab);
-    Sequence.Pick[] picks = picked ? null
-        : choose(stepping, j -> gives.get(j) && drafted.get(j) == 0, logits, vocab, model.samplesOnDevice());
-    for (int j = 0; j < n; j++) {
-      Sequence s = stepping.get(j);
-      if (drafted.get(j) > 0) {
-        draftTokens += drafted.get(j);
-        acceptedDraftTokens += argmaxOnly ? s.acceptGreedyDrafts(tokens, tokenLogprobs, firstRow[j])
-            : s.acceptDrafts(logits[j], vocab, model.samplesOnDevice());
+    List<Sequence> joined = out.picked() ? List.of() : forkSiblings(b.seqs(), b.gives(), out.logits(), vocab);
+    Sequence.Pick[] picks = out.picked() ? null
+        : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0, out.logits(), vocab, model.samplesOnDevice());
+    for (int j = 0; j < b.size(); j++) {
+      Sequence s = b.seqs().get(j);
+      int row = b.firstRow()[j];
+      if (b.drafted()[j] > 0) {
+        draftTokens += b.drafted()[j];
+        acceptedDraftTokens += out.argmaxOnly() ? s.acceptGreedyDrafts(out.tokens(), out.logprobs(), row)
+            : s.acceptDrafts(out.logits()[j], vocab, model.samplesOnDevice());
         cache.truncate(s.id, s.length() - 1); // the rows of rejected drafts; the newest token is fed next step
-      } else if (!gives.get(j)) {
+      } else if (!b.gives()[j]) {
         // an earlier chunk of a prefill: no token
-      } else if (argmaxOnly) {
-        s.acceptGreedy(tokens[firstRow[j]], tokenLogprobs[firstRow[j]]);
-      } else if (sampledThere) {
-        s.acceptSampled(tokens[j], tokenLogprobs[j]);
+      } else if (out.argmaxOnly()) {
+        s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
+      } else if (out.sampledThere()) {
+        s.acceptSampled(out.tokens()[j], out.logprobs()[j]);
       } else {
         s.commit(picks[j]);
       }
@@ -571,14 +612,14 @@ public final class Engine implements AutoCloseable {
    * the copy) prefills the prompt itself in the next step. Returns the siblings, which join the batch at once
    * (so that a failure from here on releases their blocks with the others').
    */
-  private List<Sequence> forkSiblings(List<Sequence> stepping, List<Boolean> gives, float[][] logits, int vocab) {
+  private List<Sequence> forkSiblings(List<Sequence> stepping, boolean[] gives, float[][] logits, int vocab) {
     if (forks.isEmpty()) {
       return List.of();
     }
     List<Sequence> joined = new ArrayList<>();
     for (int i = 0; i < stepping.size(); i++) {
       // Only once the first completion's prefill is complete (its last chunk was in this step).
-      List<Sequence> siblings = gives.get(i) ? forks.remove(stepping.get(i)) : null;
+      List<Sequence> siblings = gives[i] ? forks.remove(stepping.get(i)) : null;
       if (siblings == null) {
         continue;
       }
