@@ -343,7 +343,11 @@ public final class Generator implements AutoCloseable {
     return out;
   }
 
-  /** Queues one prompt and returns at once. */
+  /**
+   * Queues one prompt and returns at once. Completing the returned future yourself ({@code cancel(true)}, or a
+   * timeout through {@code orTimeout}) stops the request: before it starts it never runs, and while it runs it ends
+   * at the next step and frees its batch slot and KV cache.
+   */
   public CompletableFuture<Completion> generateAsync(String prompt, SamplingParams params) {
     return engine.submit(encode(prompt), params, null);
   }

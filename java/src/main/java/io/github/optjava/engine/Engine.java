@@ -284,6 +284,11 @@ public final class Engine implements AutoCloseable {
     }
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
+      if (r.future.isDone()) { // the caller cancelled it (or timed it out) while it waited: it never runs
+        waiting.poll();
+        r.fail(new java.util.concurrent.CancellationException("cancelled before it started"));
+        continue;
+      }
       if (r.params.isBeamSearch()) {
         if (!active.isEmpty()) {
           return; // beam search runs alone: let the batch drain first

@@ -34,9 +34,12 @@ final class Request {
     this.finishedCounter = finishedCounter;
   }
 
-  /** Whether the caller gave up, or the request already ended (its listener failed: see {@link #onToken}). */
+  /**
+   * Whether the caller gave up: through its listener, or by completing the future it holds ({@code cancel},
+   * {@code orTimeout}, ...); or the request already ended (its listener failed: see {@link #onToken}).
+   */
   boolean cancelled() {
-    if (ended.get()) {
+    if (ended.get() || future.isDone()) {
       return true;
     }
     try {
