@@ -48,6 +48,9 @@ public final class SamplingParams {
   /** OpenAI's range for presence and frequency penalties is [-2, 2]. */
   public static final double MAX_ABS_PENALTY = 2.0;
 
+  /** OpenAI's range for a logit bias is [-100, 100]. */
+  public static final double MAX_ABS_LOGIT_BIAS = 100.0;
+
   private final int maxTokens;
   private final double temperature;
   private final int topK;
@@ -65,6 +68,7 @@ public final class SamplingParams {
   private final int noRepeatNgramSize;
   private final int minTokens;
   private final List<String> stop;
+  private final java.util.Map<Integer, Double> logitBias;
   private final Integer logprobs;
   private final boolean echo;
 
@@ -86,6 +90,7 @@ public final class SamplingParams {
     noRepeatNgramSize = b.noRepeatNgramSize;
     minTokens = b.minTokens;
     stop = copyStops(b.stop);
+    logitBias = copyLogitBias(b.logitBias);
     logprobs = b.logprobs;
     echo = b.echo;
     validate();
@@ -126,6 +131,7 @@ public final class SamplingParams {
     b.noRepeatNgramSize = noRepeatNgramSize;
     b.minTokens = minTokens;
     b.stop = stop;
+    b.logitBias = logitBias;
     b.logprobs = logprobs;
     b.echo = echo;
     return b;
@@ -223,6 +229,15 @@ public final class SamplingParams {
   /** Stop sequences: generation ends before the first occurrence of any of them; never null. */
   public List<String> stop() {
     return stop;
+  }
+
+  /**
+   * OpenAI {@code logit_bias}: token id to an amount in [-100, 100] added to its logit before sampling or the
+   * argmax (after the repetition, presence and frequency penalties); never null, empty = none. Token ids must be
+   * within the model's vocabulary (checked when generating).
+   */
+  public java.util.Map<Integer, Double> logitBias() {
+    return logitBias;
   }
 
   /**
@@ -328,6 +343,20 @@ public final class SamplingParams {
     }
   }
 
+  /** Copies (sorted by token id) before checking, as {@link #copyStops}. */
+  private static java.util.Map<Integer, Double> copyLogitBias(java.util.Map<Integer, Double> bias) {
+    java.util.TreeMap<Integer, Double> copy = new java.util.TreeMap<>();
+    for (java.util.Map.Entry<Integer, Double> e : bias.entrySet()) {
+      Integer token = e.getKey();
+      Double value = e.getValue();
+      require(token != null && token >= 0, "logitBias has token id " + token + "; token ids are >= 0");
+      require(value != null && Math.abs(value) <= MAX_ABS_LOGIT_BIAS, "logitBias[" + token + "] must be in [-"
+          + MAX_ABS_LOGIT_BIAS + ", " + MAX_ABS_LOGIT_BIAS + "] (got " + value + "; OpenAI's range)");
+      copy.put(token, value);
+    }
+    return java.util.Collections.unmodifiableMap(copy);
+  }
+
   /** Copies before checking so that a caller's later change cannot slip past validation. */
   private static List<String> copyStops(List<String> stops) {
     List<String> copy = new ArrayList<>(stops);
@@ -355,13 +384,15 @@ public final class SamplingParams {
         && Double.compare(presencePenalty, p.presencePenalty) == 0
         && Double.compare(frequencyPenalty, p.frequencyPenalty) == 0
         && noRepeatNgramSize == p.noRepeatNgramSize && minTokens == p.minTokens && stop.equals(p.stop)
+        && logitBias.equals(p.logitBias)
         && Objects.equals(logprobs, p.logprobs) && echo == p.echo;
   }
 
   @Override
   public int hashCode() {
     return Objects.hash(maxTokens, temperature, topK, topP, minP, typicalP, seed, n, numBeams, lengthPenalty, earlyStopping,
-        repetitionPenalty, presencePenalty, frequencyPenalty, noRepeatNgramSize, minTokens, stop, logprobs, echo);
+        repetitionPenalty, presencePenalty, frequencyPenalty, noRepeatNgramSize, minTokens, stop, logitBias, logprobs,
+        echo);
   }
 
   @Override
@@ -371,7 +402,7 @@ public final class SamplingParams {
         + ", lengthPenalty=" + lengthPenalty + ", earlyStopping=" + earlyStopping
         + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
         + ", frequencyPenalty=" + frequencyPenalty + ", noRepeatNgramSize=" + noRepeatNgramSize
-        + ", minTokens=" + minTokens + ", stop=" + stop + ", logprobs=" + logprobs + ", echo=" + echo + "}";
+        + ", minTokens=" + minTokens + ", stop=" + stop + ", logitBias=" + logitBias + ", logprobs=" + logprobs + ", echo=" + echo + "}";
   }
 
   /** Mutable builder; {@link #build()} validates. Not thread-safe. */
@@ -410,6 +441,8 @@ public final class SamplingParams {
     private int minTokens = 0;
     /** No stop sequences. */
     private List<String> stop = List.of();
+    /** No logit bias. */
+    private java.util.Map<Integer, Double> logitBias = java.util.Map.of();
     /** null = no log-probs. */
     private Integer logprobs = null;
     /** Completion text only. */
@@ -522,6 +555,12 @@ public final class SamplingParams {
     /** See {@link SamplingParams#stop()}; default none. The list is copied by {@link #build()}. */
     public Builder stop(List<String> stop) {
       this.stop = Objects.requireNonNull(stop, "stop (use an empty list for none)");
+      return this;
+    }
+
+    /** See {@link SamplingParams#logitBias()}; default none. The map is copied by {@link #build()}. */
+    public Builder logitBias(java.util.Map<Integer, Double> logitBias) {
+      this.logitBias = Objects.requireNonNull(logitBias, "logitBias (use an empty map for none)");
       return this;
     }
 

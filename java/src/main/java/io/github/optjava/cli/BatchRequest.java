@@ -14,7 +14,7 @@ import java.util.Set;
 record BatchRequest(String prompt, SamplingParams params) {
 
   static final Set<String> FIELDS = Set.of("prompt", "max_tokens", "temperature", "top_k", "top_p", "min_p",
-      "typical_p", "seed", "n", "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
+      "typical_p", "logit_bias", "seed", "n", "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
       "frequency_penalty", "no_repeat_ngram_size", "min_tokens", "stop", "logprobs", "echo");
 
   static BatchRequest parse(JsonNode node) {
@@ -49,6 +49,7 @@ record BatchRequest(String prompt, SamplingParams params) {
     if (has(node, "no_repeat_ngram_size")) b.noRepeatNgramSize(integer(node, "no_repeat_ngram_size"));
     if (has(node, "min_tokens")) b.minTokens(integer(node, "min_tokens"));
     if (has(node, "stop")) b.stop(strings(node.get("stop")));
+    if (has(node, "logit_bias")) b.logitBias(logitBias(node.get("logit_bias")));
     if (has(node, "logprobs")) b.logprobs(integer(node, "logprobs"));
     if (has(node, "echo")) b.echo(bool(node, "echo"));
     return new BatchRequest(prompt.asText(), b.build());
@@ -88,6 +89,28 @@ record BatchRequest(String prompt, SamplingParams params) {
       throw new IllegalArgumentException("\"" + f + "\" must be true or false, got " + v);
     }
     return v.booleanValue();
+  }
+
+  /** OpenAI's form: an object from token ids (as strings) to numbers, {@code {"50256": -100}}. */
+  private static java.util.Map<Integer, Double> logitBias(JsonNode v) {
+    if (!v.isObject()) {
+      throw new IllegalArgumentException("\"logit_bias\" must be an object of token id to number, got " + v);
+    }
+    java.util.Map<Integer, Double> out = new java.util.HashMap<>();
+    for (java.util.Iterator<java.util.Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
+      java.util.Map.Entry<String, JsonNode> e = it.next();
+      int token;
+      try {
+        token = Integer.parseInt(e.getKey());
+      } catch (NumberFormatException x) {
+        throw new IllegalArgumentException("\"logit_bias\" keys must be token ids, got \"" + e.getKey() + "\"");
+      }
+      if (!e.getValue().isNumber()) {
+        throw new IllegalArgumentException("\"logit_bias\" values must be numbers, got " + e.getValue());
+      }
+      out.put(token, e.getValue().doubleValue());
+    }
+    return out;
   }
 
   /** A string or a list of strings (OpenAI accepts both). */

@@ -60,11 +60,16 @@ final class GenerateCommand implements Callable<Integer> {
   @Option(names = "--stop", description = "Stop string (repeatable).")
   List<String> stop;
 
+  @Option(names = "--logit-bias", paramLabel = "ID=BIAS", description = "Add BIAS (-100..100) to token ID's logit "
+      + "(repeatable; -100 bans the token, 100 forces it).")
+  java.util.Map<Integer, Double> logitBias;
+
   @Override
   public Integer call() {
     SamplingParams params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
         .topP(topP).minP(minP).typicalP(typicalP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
-        .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop).build();
+        .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop)
+        .logitBias(logitBias == null ? java.util.Map.of() : logitBias).build();
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {
       return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results

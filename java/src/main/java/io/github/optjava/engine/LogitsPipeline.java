@@ -17,6 +17,8 @@ import java.util.List;
  *       right after the repetition penalty, as vLLM applies its three penalties together (repetition
  *       first, then frequency and presence). It only subtracts finite amounts, so its position relative
  *       to the -inf bans below does not change any result.
+ *   <li>{@link LogitBiasProcessor} ({@code logitBias} not empty). Not in HF either (OpenAI's); after the penalties,
+ *       as vLLM adds it, and finite, so its place among the -inf bans below changes nothing.
  *   <li>{@link NoRepeatNgramProcessor} ({@code noRepeatNgramSize > 0})
  *   <li>{@link MinNewTokensProcessor} ({@code minTokens > 0}); HF's min-length slot
  *   <li>only when sampling ({@code temperature > 0}, no beam search), the warpers:
@@ -53,6 +55,9 @@ public final class LogitsPipeline implements LogitsProcessor {
     }
     if (params.presencePenalty() != 0 || params.frequencyPenalty() != 0) {
       list.add(new PresenceFrequencyPenaltyProcessor(params.presencePenalty(), params.frequencyPenalty()));
+    }
+    if (!params.logitBias().isEmpty()) {
+      list.add(new LogitBiasProcessor(params.logitBias()));
     }
     if (params.noRepeatNgramSize() > 0) {
       list.add(new NoRepeatNgramProcessor(params.noRepeatNgramSize()));

@@ -45,6 +45,21 @@ class CliGenerationTest {
   }
 
   @Test
+  void logitBiasFromTheCommandLineAndFromBatchJson() throws IOException {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "3", "--logit-bias", "1000=100");
+    assertEquals(0, r.exit(), r.err());
+    String forced = io.github.optjava.tokenizer.OptTokenizer.load(java.nio.file.Path.of(model()))
+        .decode(new int[] {1000, 1000, 1000}, true, false);
+    assertEquals(forced + "\n", r.out());
+    CliTest.Run b = cli("{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0, \"max_tokens\": 2, \"logit_bias\": {\"1000\": 100}}\n"
+        + "{\"prompt\": \"x\", \"logit_bias\": {\"a\": 1}}\n", "batch", "--model", model(), "--device", "cpu");
+    List<String> lines = b.out().lines().toList();
+    assertEquals("[1000,1000]", JSON.readTree(lines.get(0)).get("choices").get(0).get("token_ids").toString());
+    assertTrue(JSON.readTree(lines.get(1)).get("error").asText().contains("keys must be token ids"), lines.get(1));
+  }
+
+  @Test
   void promptLookupGivesTheSameTextAndIsChecked() {
     CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
         "--temperature", "0", "--max-tokens", "16", "--prompt-lookup", "4");
