@@ -93,6 +93,7 @@ public final class Engine implements AutoCloseable {
   private long draftTokens;        // draft tokens fed (prompt lookup)
   private long acceptedDraftTokens; // of which the model's picks agreed with
   private int beamSearches; // 1 while a beam-search request runs (alone)
+  private Request beamRequest; // that request: its steps stop when it is cancelled
   private final AtomicLong requestsFinished = new AtomicLong();
   private volatile GeneratorStats published;
 
@@ -653,11 +654,14 @@ public final class Engine implements AutoCloseable {
   }
 
   private void runBeamSearch(Request r) {
+    beamRequest = r;
     try {
       r.completeWith(BeamRunner.run(new CountedSteps(), cache, ids::incrementAndGet, r.promptIds, r.params,
           tokenizer));
     } catch (RuntimeException e) {
       r.fail(e);
+    } finally {
+      beamRequest = null;
     }
   }
 
@@ -670,6 +674,9 @@ public final class Engine implements AutoCloseable {
 
     @Override
     public float[][] forward(List<OptModel.SeqStep> seqs, KvCache kv) {
+      if (beamRequest != null && beamRequest.cancelled()) { // the search releases its sequences as this unwinds
+        throw new java.util.concurrent.CancellationException("the beam-search request was cancelled");
+      }
       float[][] logits = model.forward(seqs, kv);
       forwardPasses++;
       for (OptModel.SeqStep s : seqs) {

@@ -50,6 +50,38 @@ class EngineFutureCancellationTest {
     assertTrue(s.steps() < 150, "steps: " + s.steps());
   }
 
+  /** Beam search runs alone: a cancelled one must not hold the engine until its last step. */
+  @Test
+  void aCancelledBeamSearchStopsAndFreesTheEngine() throws Exception {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    CountDownLatch firstStep = new CountDownLatch(1);
+    CountDownLatch cancelled = new CountDownLatch(1);
+    model.beforeStep = () -> {
+      firstStep.countDown();
+      try {
+        cancelled.await(10, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    };
+    SamplingParams beams = SamplingParams.builder().temperature(0).numBeams(3).maxTokens(100).build();
+    Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 16), 4, 128);
+    try {
+      CompletableFuture<Completion> search = engine.submit(TOKENIZER.encode("Once upon a time"), beams, null);
+      assertTrue(firstStep.await(10, TimeUnit.SECONDS));
+      search.cancel(true);
+      cancelled.countDown();
+      Completion next = engine.submit(TOKENIZER.encode("Hello"), SamplingParams.greedy().toBuilder().maxTokens(3)
+          .build(), null).get(30, TimeUnit.SECONDS);
+      assertEquals(3, next.choices().get(0).tokenIds().size());
+    } finally {
+      cancelled.countDown();
+      engine.close();
+    }
+    assertTrue(engine.stats().steps() < 20, "the search stopped after its cancel: " + engine.stats());
+    assertEquals(0, engine.stats().kvCacheBlocksUsed(), "the beams' blocks came back");
+  }
+
   @Test
   void aTimedOutFutureStopsItsRequest() throws Exception {
     CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
