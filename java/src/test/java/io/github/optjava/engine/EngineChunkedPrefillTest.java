@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import static io.github.optjava.engine.SameChoices.assertSameChoices;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -55,22 +56,6 @@ class EngineChunkedPrefillTest {
     }
   }
 
-  private static void assertSame(List<List<Choice>> expected, List<List<Choice>> actual, String what) {
-    for (int i = 0; i < expected.size(); i++) {
-      assertEquals(expected.get(i).size(), actual.get(i).size(), what + ", request " + i);
-      for (int c = 0; c < expected.get(i).size(); c++) {
-        Choice e = expected.get(i).get(c);
-        Choice a = actual.get(i).get(c);
-        String where = what + ", request " + i + " choice " + c;
-        assertEquals(e.tokenIds(), a.tokenIds(), where);
-        assertEquals(e.text(), a.text(), where);
-        assertEquals(e.finishReason(), a.finishReason(), where);
-        assertEquals(e.logprobs(), a.logprobs(), where);
-        assertEquals(e.score(), a.score(), where);
-      }
-    }
-  }
-
   @Test
   void chunkedPrefillsGiveWhatWholeOnesGive() {
     int longest = TOKENIZER.encode(PROMPTS[4]).length;
@@ -81,12 +66,12 @@ class EngineChunkedPrefillTest {
       assertEquals(0, whole.stats().preemptions());
       for (int budget : new int[] {4, 8, 13}) {
         Run chunked = run(new CountingModel(TinyOpt.model(new CpuOps()), samplesOnDevice), 64, budget);
-        assertSame(whole.choices(), chunked.choices(), what + ", budget " + budget);
+        assertSameChoices(whole.choices(), chunked.choices(), what + ", budget " + budget);
         assertTrue(chunked.stats().steps() > whole.stats().steps(), "chunks take more steps");
       }
       // A cache too small for the batch: chunks, preemption and recomputation (itself chunked) together.
       Run small = run(new CountingModel(TinyOpt.model(new CpuOps()), samplesOnDevice), 8, 8);
-      assertSame(whole.choices(), small.choices(), what + ", 8 blocks, budget 8");
+      assertSameChoices(whole.choices(), small.choices(), what + ", 8 blocks, budget 8");
       assertTrue(small.stats().preemptions() > 0, "8 blocks cannot hold the batch");
     }
   }
@@ -173,7 +158,7 @@ class EngineChunkedPrefillTest {
             assertEquals(io.github.optjava.api.FinishReason.CANCELLED, c.finishReason());
           }
         } else {
-          assertSame(List.of(alone), List.of(got), "resumed after a preemption mid-prefill");
+          assertSameChoices(List.of(alone), List.of(got), "resumed after a preemption mid-prefill");
         }
       }
     }
@@ -190,7 +175,7 @@ class EngineChunkedPrefillTest {
     }
     model.maxStepTokens = 0;
     try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 16), 4, 128, 4)) {
-      assertSame(List.of(unlimited), List.of(engine.submit(prompt, six, null).join().choices()), "n = 6, budget 4");
+      assertSameChoices(List.of(unlimited), List.of(engine.submit(prompt, six, null).join().choices()), "n = 6, budget 4");
     }
     assertTrue(model.maxStepTokens <= 4, "no step fed more than the budget: " + model.maxStepTokens);
   }

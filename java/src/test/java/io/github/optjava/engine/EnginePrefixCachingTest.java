@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import static io.github.optjava.engine.SameChoices.assertSameChoices;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -64,29 +65,13 @@ class EnginePrefixCachingTest {
     }
   }
 
-  private static void assertSame(List<List<Choice>> expected, List<List<Choice>> actual, String what) {
-    for (int i = 0; i < expected.size(); i++) {
-      assertEquals(expected.get(i).size(), actual.get(i).size(), what + ", request " + i);
-      for (int c = 0; c < expected.get(i).size(); c++) {
-        Choice e = expected.get(i).get(c);
-        Choice a = actual.get(i).get(c);
-        String where = what + ", request " + i + " choice " + c;
-        assertEquals(e.tokenIds(), a.tokenIds(), where);
-        assertEquals(e.text(), a.text(), where);
-        assertEquals(e.finishReason(), a.finishReason(), where);
-        assertEquals(e.logprobs(), a.logprobs(), where);
-        assertEquals(e.score(), a.score(), where);
-      }
-    }
-  }
-
   @Test
   void cachedPrefixesGiveWhatComputedOnesGiveAndSkipTheirTokens() {
     int system = TOKENIZER.encode(SYSTEM).length;
     assertTrue(system >= 32, "a system prompt of several 8-token blocks: " + system);
     Run plain = run(64, 8, 0, false, true);
     Run cached = run(64, 8, 0, true, true);
-    assertSame(plain.choices(), cached.choices(), "one request after another");
+    assertSameChoices(plain.choices(), cached.choices(), "one request after another");
     assertEquals(0, plain.stats().prefixCachedTokens());
     assertEquals(0, plain.stats().kvCacheBlocksCached(), "without prefix caching no block is kept");
     // Every non-echo request after the first reuses at least the system prompt's whole blocks.
@@ -106,7 +91,7 @@ class EnginePrefixCachingTest {
       // 32 blocks of 4 tokens: cached blocks are taken back while others run, sequences are preempted and take
       // their own cached blocks back when they resume; with a budget, prefills are chunked as well.
       Run cached = run(32, 4, maxStepTokens, true, false);
-      assertSame(plain.choices(), cached.choices(), "all at once, 32 blocks, budget " + maxStepTokens);
+      assertSameChoices(plain.choices(), cached.choices(), "all at once, 32 blocks, budget " + maxStepTokens);
       assertTrue(cached.stats().preemptions() > 0, "32 blocks cannot hold the batch");
       assertTrue(cached.stats().prefixCachedTokens() > 0, "some prefixes were still cached when needed");
     }

@@ -183,18 +183,7 @@ class EngineRandomRequestsTest {
         Run d = run(requests, samplesOnDevice, c[0], c[1], c[2] == 1, c[3]);
         String what = "samplesOnDevice " + samplesOnDevice + ", " + c[0] + " blocks, budget " + c[1]
             + ", prefix caching " + (c[2] == 1) + ", " + c[3] + " drafts";
-        for (int i = 0; i < requests.size(); i++) {
-          for (int k = 0; k < plain.choices().get(i).size(); k++) {
-            Choice e = plain.choices().get(i).get(k);
-            Choice a = d.choices().get(i).get(k);
-            String where = what + ": request " + i + " " + requests.get(i).params() + " choice " + k;
-            assertEquals(e.tokenIds(), a.tokenIds(), where);
-            assertEquals(e.text(), a.text(), where);
-            assertEquals(e.finishReason(), a.finishReason(), where);
-            assertEquals(e.logprobs(), a.logprobs(), where);
-            assertEquals(e.score(), a.score(), where);
-          }
-        }
+        SameChoices.assertSameChoices(plain.choices(), d.choices(), what);
         assertEquals(0, d.stats().kvCacheBlocksUsed(), what + ": blocks still held: " + d.stats());
         accepted += d.stats().acceptedDraftTokens();
       }

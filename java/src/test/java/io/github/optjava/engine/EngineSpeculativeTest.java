@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import static io.github.optjava.engine.SameChoices.assertSameChoices;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -70,22 +71,6 @@ class EngineSpeculativeTest {
     }
   }
 
-  private static void assertSame(List<List<Choice>> expected, List<List<Choice>> actual, String what) {
-    for (int i = 0; i < expected.size(); i++) {
-      assertEquals(expected.get(i).size(), actual.get(i).size(), what + ", request " + i);
-      for (int c = 0; c < expected.get(i).size(); c++) {
-        Choice e = expected.get(i).get(c);
-        Choice a = actual.get(i).get(c);
-        String where = what + ", request " + i + " choice " + c;
-        assertEquals(e.tokenIds(), a.tokenIds(), where);
-        assertEquals(e.text(), a.text(), where);
-        assertEquals(e.finishReason(), a.finishReason(), where);
-        assertEquals(e.logprobs(), a.logprobs(), where);
-        assertEquals(e.score(), a.score(), where);
-      }
-    }
-  }
-
   @Test
   void draftsChangeHowManyStepsNeverWhichTokens() {
     for (boolean samplesOnDevice : new boolean[] {false, true}) {
@@ -93,7 +78,7 @@ class EngineSpeculativeTest {
       Run plain = plain(samplesOnDevice);
       assertEquals(0, plain.stats().draftTokens());
       Run drafted = run(samplesOnDevice, 512, 0, false, 4);
-      assertSame(plain.choices(), drafted.choices(), what + ", 4 drafts");
+      assertSameChoices(plain.choices(), drafted.choices(), what + ", 4 drafts");
       GeneratorStats s = drafted.stats();
       assertTrue(s.acceptedDraftTokens() > 0 && s.acceptedDraftTokens() <= s.draftTokens(), s.toString());
       assertTrue(s.steps() < plain.stats().steps(), "accepted drafts save steps: " + s.steps() + " vs "
@@ -120,7 +105,7 @@ class EngineSpeculativeTest {
     Run plain = plain(false);
     // a budget leaves drafts what decodes and prefills do not use; 32 blocks of 4 preempt (and drop drafts)
     Run busy = run(false, 32, 12, true, 3);
-    assertSame(plain.choices(), busy.choices(), "budget 12, 32 blocks, prefix caching, 3 drafts");
+    assertSameChoices(plain.choices(), busy.choices(), "budget 12, 32 blocks, prefix caching, 3 drafts");
     assertTrue(busy.stats().preemptions() > 0, "32 blocks cannot hold the batch");
     assertTrue(busy.stats().acceptedDraftTokens() > 0, busy.stats().toString());
   }
