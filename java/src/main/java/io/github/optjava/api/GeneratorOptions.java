@@ -19,7 +19,8 @@ import io.github.optjava.checkpoint.DType;
  *                          hidden elements per slot: fp32 on the CPU, the dtype on CUDA); 0 = sized from
  *                          the memory left after loading the weights (90% of free GPU memory; half of the
  *                          free Java heap), capped at maxBatchSize × maxSequenceLength. Default 0.
- * @param kvBlockSize       token slots per KV-cache block. Default 16.
+ * @param kvBlockSize       token slots per KV-cache block: the unit of allocation, and of reuse with prefix caching
+ *                          (only whole blocks of a shared prefix are reused). Default 16.
  * @param threads           CPU worker threads; 0 = all available processors. Default 0.
  * @param revision          Hugging Face Hub revision when the model is named by id. Default "main".
  * @param tensorParallel    tensor-parallel degree: the model is sliced over this many ranks (Megatron style),
@@ -129,6 +130,11 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
   public GeneratorOptions withKvCacheTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
         tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
+  }
+
+  public GeneratorOptions withKvBlockSize(int tokens) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, tokens, threads,
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup);
   }
 
   public GeneratorOptions withThreads(int n) {

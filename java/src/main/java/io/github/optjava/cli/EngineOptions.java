@@ -25,6 +25,11 @@ final class EngineOptions {
           + "Default: ${DEFAULT-VALUE}.")
   int kvCacheTokens;
 
+  @Option(names = "--kv-block-size", defaultValue = "16", paramLabel = "T",
+      description = "Token slots per KV-cache block: the unit of allocation, and of reuse with --prefix-caching. "
+          + "Default: ${DEFAULT-VALUE}.")
+  int kvBlockSize;
+
   @Option(names = "--max-step-tokens", defaultValue = "0", paramLabel = "T",
       description = "Most tokens one forward pass feeds (0 = no limit). With a limit, long prompts are prefilled in "
           + "chunks beside the running sequences' decode steps, which keep streaming meanwhile (echo prompts, as "
@@ -82,7 +87,8 @@ final class EngineOptions {
       default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
     };
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
-        .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withRevision(model.revision)
+        .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withKvBlockSize(kvBlockSize)
+        .withRevision(model.revision)
         .withTensorParallel(tensorParallel)
         .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens)
         .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup);

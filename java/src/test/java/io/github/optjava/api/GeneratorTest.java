@@ -61,7 +61,7 @@ class GeneratorTest {
   void prefixCachingGivesHfTokensAndSkipsTheCachedPrompt() throws URISyntaxException {
     Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
     try (Generator cached = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
-        .withKvCacheTokens(4096).withPrefixCaching(true))) {
+        .withKvCacheTokens(4096).withKvBlockSize(4).withPrefixCaching(true))) {
       for (int round = 0; round < 2; round++) { // the second round finds every prompt's whole blocks cached
         for (JsonNode p : ref.get("prompts")) {
           JsonNode g = p.get("greedy");
@@ -73,10 +73,11 @@ class GeneratorTest {
       long expected = 0;
       for (JsonNode p : ref.get("prompts")) {
         int promptTokens = p.get("input_ids").size();
-        expected += (promptTokens - 1) / 16 * 16; // whole blocks, the last prompt token always computed
+        expected += (promptTokens - 1) / 4 * 4; // whole blocks of 4, the last prompt token always computed
       }
       assertTrue(expected > 0, "the fixture has a prompt of more than one block");
       assertTrue(cached.stats().prefixCachedTokens() >= expected, cached.stats().toString());
+      assertEquals(4, cached.stats().kvCacheBlockSize());
     }
   }
 
