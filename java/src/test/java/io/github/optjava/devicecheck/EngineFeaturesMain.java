@@ -9,6 +9,7 @@ import io.github.optjava.checkpoint.Checkpoint;
 import io.github.optjava.checkpoint.Checkpoints;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.engine.Engine;
+import io.github.optjava.engine.KvCache;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.model.OptWeights;
@@ -108,8 +109,9 @@ public final class EngineFeaturesMain {
 
   private static Result prefixRun(OptModel model, OptTokenizer tokenizer, int blocks, List<int[]> prompts,
       SamplingParams params, boolean prefixCaching, int lookup, int requests) {
-    Engine engine = new Engine(model, tokenizer, model.newCache(blocks, 16), requests, model.config()
-        .maxPositionEmbeddings(), 0, prefixCaching, lookup);
+    KvCache cache = model.newCache(blocks, 16);
+    Engine engine = new Engine(model, tokenizer, cache, requests, model.config().maxPositionEmbeddings(), 0,
+        prefixCaching, lookup);
     List<List<Integer>> tokens = new ArrayList<>();
     double seqTtft = 0;
     double burstTtft = 0;
@@ -137,6 +139,7 @@ public final class EngineFeaturesMain {
           engine.stats());
     } finally {
       engine.close();
+      cache.close(); // its device memory: the engine does not own the cache
     }
   }
 
@@ -144,8 +147,8 @@ public final class EngineFeaturesMain {
   private static Result lookupRun(OptModel model, OptTokenizer tokenizer, int[] prompt, SamplingParams params,
       int lookup) {
     int blocks = (prompt.length + params.maxTokens() + lookup) / 16 + 2;
-    Engine engine = new Engine(model, tokenizer, model.newCache(blocks, 16), 1, model.config()
-        .maxPositionEmbeddings(), 0, false, lookup);
+    KvCache cache = model.newCache(blocks, 16);
+    Engine engine = new Engine(model, tokenizer, cache, 1, model.config().maxPositionEmbeddings(), 0, false, lookup);
     try {
       Completion c = engine.submit(prompt, params, null).join();
       engine.close();
@@ -155,6 +158,7 @@ public final class EngineFeaturesMain {
           engine.stats());
     } finally {
       engine.close();
+      cache.close();
     }
   }
 

@@ -35,8 +35,8 @@ class GpuEngineMultiTokenStepsTest {
       ref = new ObjectMapper().readTree(in);
     }
     OptTokenizer tokenizer = TinyOpt.tokenizer();
-    try (CudaOps ops = new CudaOps(0, dtype); OptModel model = TinyOpt.model(ops);
-        Engine engine = new Engine(model, tokenizer, model.newCache(64, 4), 4, 128, maxStepTokens, true, drafts)) {
+    try (CudaOps ops = new CudaOps(0, dtype); OptModel model = TinyOpt.model(ops); KvCache cache = model.newCache(64, 4);
+        Engine engine = new Engine(model, tokenizer, cache, 4, 128, maxStepTokens, true, drafts)) {
       for (int round = 0; round < 2; round++) { // the second round takes every prompt's whole blocks from the cache
         for (JsonNode p : ref.get("prompts")) {
           JsonNode g = p.get("greedy");
