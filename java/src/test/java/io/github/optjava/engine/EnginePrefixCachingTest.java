@@ -98,18 +98,22 @@ class EnginePrefixCachingTest {
   }
 
   @Test
-  void aPipelineOfTwoStagesReusesTheBlocksOfBothStages() {
+  void aPipelineOfTwoStagesReusesTheBlocksOfBothStagesAndChecksDrafts() {
     SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(12).minTokens(12).build();
     List<List<Integer>> got = new ArrayList<>();
     for (boolean prefixCaching : new boolean[] {false, true}) {
+      // with prefix caching, drafts too (prompt lookup): their rows go through both stages and are truncated in both
       try (io.github.optjava.model.PipelineOptModel pipe = TinyOpt.pipeline(2);
-          Engine engine = new Engine(pipe, TOKENIZER, pipe.newCache(64, 8), 4, 128, 0, prefixCaching, 0)) {
+          Engine engine = new Engine(pipe, TOKENIZER, pipe.newCache(64, 8), 4, 128, 0, prefixCaching,
+              prefixCaching ? 3 : 0)) {
         List<Integer> tokens = new ArrayList<>();
         for (String q : QUESTIONS) {
           tokens.addAll(engine.submit(TOKENIZER.encode(SYSTEM + q), greedy, null).join().choices().get(0).tokenIds());
         }
         got.add(tokens);
+        engine.close();
         assertEquals(prefixCaching, engine.stats().prefixCachedTokens() > 0);
+        assertEquals(prefixCaching, engine.stats().draftTokens() > 0);
       }
     }
     assertEquals(got.get(0), got.get(1));
