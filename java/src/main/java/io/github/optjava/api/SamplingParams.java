@@ -69,6 +69,7 @@ public final class SamplingParams {
   private final int minTokens;
   private final List<String> stop;
   private final java.util.Map<Integer, Double> logitBias;
+  private final List<List<Integer>> badWordsIds;
   private final Integer logprobs;
   private final boolean echo;
 
@@ -91,6 +92,7 @@ public final class SamplingParams {
     minTokens = b.minTokens;
     stop = copyStops(b.stop);
     logitBias = copyLogitBias(b.logitBias);
+    badWordsIds = copyBadWords(b.badWordsIds);
     logprobs = b.logprobs;
     echo = b.echo;
     validate();
@@ -132,6 +134,7 @@ public final class SamplingParams {
     b.minTokens = minTokens;
     b.stop = stop;
     b.logitBias = logitBias;
+    b.badWordsIds = badWordsIds;
     b.logprobs = logprobs;
     b.echo = echo;
     return b;
@@ -238,6 +241,15 @@ public final class SamplingParams {
    */
   public java.util.Map<Integer, Double> logitBias() {
     return logitBias;
+  }
+
+  /**
+   * HF {@code bad_words_ids}: token sequences never generated (a one-token one is banned outright, a longer one
+   * bans its last token after the rest; the EOS token alone is ignored, as HF does); never null, empty = none.
+   * Token ids must be within the model's vocabulary (checked when generating).
+   */
+  public List<List<Integer>> badWordsIds() {
+    return badWordsIds;
   }
 
   /**
@@ -357,6 +369,21 @@ public final class SamplingParams {
     return java.util.Collections.unmodifiableMap(copy);
   }
 
+  /** Copies (deeply) before checking, as {@link #copyStops}. */
+  private static List<List<Integer>> copyBadWords(List<List<Integer>> words) {
+    List<List<Integer>> copy = new ArrayList<>();
+    for (List<Integer> word : words) {
+      require(word != null && !word.isEmpty(), "badWordsIds has an empty or null entry; each is a non-empty list of "
+          + "token ids");
+      List<Integer> w = new ArrayList<>(word);
+      for (Integer token : w) {
+        require(token != null && token >= 0, "badWordsIds has token id " + token + "; token ids are >= 0");
+      }
+      copy.add(List.copyOf(w));
+    }
+    return List.copyOf(copy);
+  }
+
   /** Copies before checking so that a caller's later change cannot slip past validation. */
   private static List<String> copyStops(List<String> stops) {
     List<String> copy = new ArrayList<>(stops);
@@ -384,15 +411,15 @@ public final class SamplingParams {
         && Double.compare(presencePenalty, p.presencePenalty) == 0
         && Double.compare(frequencyPenalty, p.frequencyPenalty) == 0
         && noRepeatNgramSize == p.noRepeatNgramSize && minTokens == p.minTokens && stop.equals(p.stop)
-        && logitBias.equals(p.logitBias)
+        && logitBias.equals(p.logitBias) && badWordsIds.equals(p.badWordsIds)
         && Objects.equals(logprobs, p.logprobs) && echo == p.echo;
   }
 
   @Override
   public int hashCode() {
     return Objects.hash(maxTokens, temperature, topK, topP, minP, typicalP, seed, n, numBeams, lengthPenalty, earlyStopping,
-        repetitionPenalty, presencePenalty, frequencyPenalty, noRepeatNgramSize, minTokens, stop, logitBias, logprobs,
-        echo);
+        repetitionPenalty, presencePenalty, frequencyPenalty, noRepeatNgramSize, minTokens, stop, logitBias, badWordsIds,
+        logprobs, echo);
   }
 
   @Override
@@ -402,7 +429,8 @@ public final class SamplingParams {
         + ", lengthPenalty=" + lengthPenalty + ", earlyStopping=" + earlyStopping
         + ", repetitionPenalty=" + repetitionPenalty + ", presencePenalty=" + presencePenalty
         + ", frequencyPenalty=" + frequencyPenalty + ", noRepeatNgramSize=" + noRepeatNgramSize
-        + ", minTokens=" + minTokens + ", stop=" + stop + ", logitBias=" + logitBias + ", logprobs=" + logprobs + ", echo=" + echo + "}";
+        + ", minTokens=" + minTokens + ", stop=" + stop + ", logitBias=" + logitBias + ", badWordsIds=" + badWordsIds
+        + ", logprobs=" + logprobs + ", echo=" + echo + "}";
   }
 
   /** Mutable builder; {@link #build()} validates. Not thread-safe. */
@@ -443,6 +471,8 @@ public final class SamplingParams {
     private List<String> stop = List.of();
     /** No logit bias. */
     private java.util.Map<Integer, Double> logitBias = java.util.Map.of();
+    /** No bad words. */
+    private List<List<Integer>> badWordsIds = List.of();
     /** null = no log-probs. */
     private Integer logprobs = null;
     /** Completion text only. */
@@ -561,6 +591,12 @@ public final class SamplingParams {
     /** See {@link SamplingParams#logitBias()}; default none. The map is copied by {@link #build()}. */
     public Builder logitBias(java.util.Map<Integer, Double> logitBias) {
       this.logitBias = Objects.requireNonNull(logitBias, "logitBias (use an empty map for none)");
+      return this;
+    }
+
+    /** See {@link SamplingParams#badWordsIds()}; default none. The lists are copied by {@link #build()}. */
+    public Builder badWordsIds(List<List<Integer>> badWordsIds) {
+      this.badWordsIds = Objects.requireNonNull(badWordsIds, "badWordsIds (use an empty list for none)");
       return this;
     }
 

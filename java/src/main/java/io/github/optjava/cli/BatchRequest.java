@@ -14,7 +14,7 @@ import java.util.Set;
 record BatchRequest(String prompt, SamplingParams params) {
 
   static final Set<String> FIELDS = Set.of("prompt", "max_tokens", "temperature", "top_k", "top_p", "min_p",
-      "typical_p", "logit_bias", "seed", "n", "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
+      "typical_p", "logit_bias", "bad_words_ids", "seed", "n", "num_beams", "length_penalty", "early_stopping", "repetition_penalty", "presence_penalty",
       "frequency_penalty", "no_repeat_ngram_size", "min_tokens", "stop", "logprobs", "echo");
 
   static BatchRequest parse(JsonNode node) {
@@ -50,6 +50,7 @@ record BatchRequest(String prompt, SamplingParams params) {
     if (has(node, "min_tokens")) b.minTokens(integer(node, "min_tokens"));
     if (has(node, "stop")) b.stop(strings(node.get("stop")));
     if (has(node, "logit_bias")) b.logitBias(logitBias(node.get("logit_bias")));
+    if (has(node, "bad_words_ids")) b.badWordsIds(badWords(node.get("bad_words_ids")));
     if (has(node, "logprobs")) b.logprobs(integer(node, "logprobs"));
     if (has(node, "echo")) b.echo(bool(node, "echo"));
     return new BatchRequest(prompt.asText(), b.build());
@@ -109,6 +110,29 @@ record BatchRequest(String prompt, SamplingParams params) {
         throw new IllegalArgumentException("\"logit_bias\" values must be numbers, got " + e.getValue());
       }
       out.put(token, e.getValue().doubleValue());
+    }
+    return out;
+  }
+
+  /** HF's form: a list of lists of token ids, {@code [[1, 2], [3]]}. */
+  private static List<List<Integer>> badWords(JsonNode v) {
+    String form = "\"bad_words_ids\" must be a list of lists of token ids, got ";
+    if (!v.isArray()) {
+      throw new IllegalArgumentException(form + v);
+    }
+    List<List<Integer>> out = new ArrayList<>();
+    for (JsonNode word : v) {
+      if (!word.isArray()) {
+        throw new IllegalArgumentException(form + v);
+      }
+      List<Integer> ids = new ArrayList<>();
+      for (JsonNode id : word) {
+        if (!id.isIntegralNumber() || !id.canConvertToInt()) {
+          throw new IllegalArgumentException(form + v);
+        }
+        ids.add(id.intValue());
+      }
+      out.add(ids);
     }
     return out;
   }

@@ -64,12 +64,32 @@ final class GenerateCommand implements Callable<Integer> {
       + "(repeatable; -100 bans the token, 100 forces it).")
   java.util.Map<Integer, Double> logitBias;
 
+  @Option(names = "--bad-word-ids", paramLabel = "ID[,ID...]", split = ";",
+      description = "A token sequence never to generate, as comma-separated ids (repeatable; HF bad_words_ids).")
+  List<String> badWordIds;
+
+  private List<List<Integer>> badWords() {
+    List<List<Integer>> out = new java.util.ArrayList<>();
+    for (String word : badWordIds == null ? List.<String>of() : badWordIds) {
+      List<Integer> ids = new java.util.ArrayList<>();
+      for (String id : word.split(",")) {
+        try {
+          ids.add(Integer.parseInt(id.trim()));
+        } catch (NumberFormatException e) {
+          throw new IllegalArgumentException("--bad-word-ids takes comma-separated token ids, got '" + word + "'");
+        }
+      }
+      out.add(ids);
+    }
+    return out;
+  }
+
   @Override
   public Integer call() {
     SamplingParams params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
         .topP(topP).minP(minP).typicalP(typicalP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
         .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop)
-        .logitBias(logitBias == null ? java.util.Map.of() : logitBias).build();
+        .logitBias(logitBias == null ? java.util.Map.of() : logitBias).badWordsIds(badWords()).build();
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {
       return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results

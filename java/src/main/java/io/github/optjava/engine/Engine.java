@@ -162,12 +162,13 @@ public final class Engine implements AutoCloseable {
           + params.maxTokens() + ": " + total + " tokens exceed the limit of " + maxSequenceLength + " by "
           + (total - maxSequenceLength) + "; shorten the prompt or lower max_tokens");
     }
-    for (int token : params.logitBias().keySet()) {
-      if (token >= model.config().vocabSize()) {
-        throw new IllegalArgumentException("logitBias names token " + token + " but the vocabulary has "
-            + model.config().vocabSize() + " tokens (ids 0.." + (model.config().vocabSize() - 1) + ")");
-      }
-    }
+    int vocab = model.config().vocabSize();
+    java.util.stream.Stream.concat(params.logitBias().keySet().stream(),
+        params.badWordsIds().stream().flatMap(List::stream)).filter(token -> token >= vocab).findFirst()
+        .ifPresent(token -> {
+          throw new IllegalArgumentException("token " + token + " (in logitBias or badWordsIds) is outside the "
+              + "vocabulary of " + vocab + " tokens (ids 0.." + (vocab - 1) + ")");
+        });
     int seqs = params.isBeamSearch() ? params.numBeams() : params.n();
     int blocks = seqs * cache.blocksFor(total);
     if (blocks > cache.store().blocks()) {

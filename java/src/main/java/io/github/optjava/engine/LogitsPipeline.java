@@ -20,6 +20,7 @@ import java.util.List;
  *   <li>{@link LogitBiasProcessor} ({@code logitBias} not empty). Not in HF either (OpenAI's); after the penalties,
  *       as vLLM adds it, and finite, so its place among the -inf bans below changes nothing.
  *   <li>{@link NoRepeatNgramProcessor} ({@code noRepeatNgramSize > 0})
+ *   <li>{@link BadWordsProcessor} ({@code badWordsIds} not empty)
  *   <li>{@link MinNewTokensProcessor} ({@code minTokens > 0}); HF's min-length slot
  *   <li>only when sampling ({@code temperature > 0}, no beam search), the warpers:
  *       {@link TemperatureProcessor} ({@code temperature != 1}), {@link TopKProcessor}
@@ -61,6 +62,9 @@ public final class LogitsPipeline implements LogitsProcessor {
     }
     if (params.noRepeatNgramSize() > 0) {
       list.add(new NoRepeatNgramProcessor(params.noRepeatNgramSize()));
+    }
+    if (!params.badWordsIds().isEmpty()) {
+      list.add(new BadWordsProcessor(params.badWordsIds(), eosTokenId));
     }
     if (params.minTokens() > 0) {
       list.add(new MinNewTokensProcessor(params.minTokens(), eosTokenId));

@@ -257,7 +257,7 @@ final class Sequence {
   boolean samplableWhereLogitsAre() {
     io.github.optjava.api.SamplingParams p = request.params;
     return !sampler.isGreedy() && !wantLogprobs && (prefilled || !p.echo()) && p.repetitionPenalty() == 1.0
-        && p.minP() == 0 && p.typicalP() == 1.0 && p.logitBias().isEmpty()
+        && p.minP() == 0 && p.typicalP() == 1.0 && p.logitBias().isEmpty() && p.badWordsIds().isEmpty()
         && p.presencePenalty() == 0 && p.frequencyPenalty() == 0 && p.noRepeatNgramSize() == 0 && p.minTokens() == 0;
   }
 

@@ -57,6 +57,18 @@ class CliGenerationTest {
     List<String> lines = b.out().lines().toList();
     assertEquals("[1000,1000]", JSON.readTree(lines.get(0)).get("choices").get(0).get("token_ids").toString());
     assertTrue(JSON.readTree(lines.get(1)).get("error").asText().contains("keys must be token ids"), lines.get(1));
+    // bad words from both: token 1000 forced, and banned after itself, so the second token is another one
+    CliTest.Run g = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT, "--temperature",
+        "0", "--max-tokens", "2", "--logit-bias", "1000=100", "--bad-word-ids", "1000,1000");
+    assertEquals(0, g.exit(), g.err());
+    String once = io.github.optjava.tokenizer.OptTokenizer.load(java.nio.file.Path.of(model()))
+        .decode(new int[] {1000}, true, false);
+    assertTrue(g.out().startsWith(once) && !g.out().equals(once + once + "\n"), g.out());
+    CliTest.Run j = cli("{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0, \"max_tokens\": 2, \"logit_bias\": {\"1000\": 100}, "
+        + "\"bad_words_ids\": [[1000, 1000]]}\n", "batch", "--model", model(), "--device", "cpu");
+    JsonNode ids = JSON.readTree(j.out().lines().findFirst().orElseThrow()).get("choices").get(0).get("token_ids");
+    assertEquals(1000, ids.get(0).asInt());
+    assertTrue(ids.get(1).asInt() != 1000, ids.toString());
   }
 
   @Test
