@@ -42,7 +42,7 @@ class LogitBiasTest {
       assertNotEquals(plain, banned);
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(prompt,
           greedy.toBuilder().logitBias(Map.of(model.config().vocabSize(), 1.0)).build(), null));
-      assertTrue(e.getMessage().contains("vocabulary has " + model.config().vocabSize()), e.getMessage());
+      assertTrue(e.getMessage().contains("outside the vocabulary of " + model.config().vocabSize()), e.getMessage());
     }
   }
 
