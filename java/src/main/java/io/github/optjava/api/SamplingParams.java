@@ -236,7 +236,7 @@ public final class SamplingParams {
 
   /**
    * OpenAI {@code logit_bias}: token id to an amount in [-100, 100] added to its logit before sampling or the
-   * argmax (after the repetition, presence and frequency penalties); never null, empty = none. Token ids must be
+   * argmax (before every other processor, as vLLM and HF's {@code sequence_bias} do); never null, empty = none. Token ids must be
    * within the model's vocabulary (checked when generating).
    */
   public java.util.Map<Integer, Double> logitBias() {

@@ -290,13 +290,16 @@ public final class Engine implements AutoCloseable {
       active.add(s);
       planned += need - attachCachedPrefix(s); // the cached blocks it took are not allocated
     }
+    // Requests whose callers cancelled (or timed out) their futures while they waited never run.
+    waiting.removeIf(r -> {
+      if (r.future.isDone()) {
+        r.fail(new java.util.concurrent.CancellationException("cancelled before it started"));
+        return true;
+      }
+      return false;
+    });
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
-      if (r.future.isDone()) { // the caller cancelled it (or timed it out) while it waited: it never runs
-        waiting.poll();
-        r.fail(new java.util.concurrent.CancellationException("cancelled before it started"));
-        continue;
-      }
       if (r.params.isBeamSearch()) {
         if (!active.isEmpty()) {
           return; // beam search runs alone: let the batch drain first
@@ -349,6 +352,28 @@ public final class Engine implements AutoCloseable {
       return reused / cache.blockSize();
     }
     return 0;
+  }
+
+  /**
+   * Ends the running sequences whose callers gave up (listener or future) or whose requests failed, before they feed
+   * another step: a chunked prefill, or a sequence sitting a step out, would otherwise go on until its next token.
+   * The siblings still waiting to fork from a first completion end with it.
+   */
+  private void retireCancelled() {
+    for (java.util.Iterator<Sequence> it = active.iterator(); it.hasNext(); ) {
+      Sequence s = it.next();
+      if (!s.cancelIfAsked()) {
+        continue;
+      }
+      it.remove();
+      cache.release(s.id);
+      s.request.choiceDone(s);
+      List<Sequence> siblings = forks.remove(s);
+      for (Sequence sibling : siblings == null ? List.<Sequence>of() : siblings) {
+        sibling.cancelIfAsked();
+        s.request.choiceDone(sibling);
+      }
+    }
   }
 
   /** Sequences in the batch: running ones and the completions waiting to fork from one of them. */
@@ -467,6 +492,10 @@ public final class Engine implements AutoCloseable {
   }
 
   private void step() {
+    retireCancelled();
+    if (active.isEmpty()) {
+      return;
+    }
     Batch b = batch(makeRoom(planStep()));
     if (b.size() == 0) {
       return; // the sequences planned in were preempted: plan again with the room they left
@@ -562,15 +591,22 @@ public final class Engine implements AutoCloseable {
   private void commit(Batch b, Output out) {
     int vocab = model.config().vocabSize();
     List<Sequence> joined = out.picked() ? List.of() : forkSiblings(b.seqs(), b.gives(), out.logits(), vocab);
-    Sequence.Pick[] picks = out.picked() ? null
-        : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0, out.logits(), vocab, model.samplesOnDevice());
+    RuntimeException[] failures = new RuntimeException[b.size()];
+    Sequence.Pick[] picks = out.picked() ? null : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0,
+        out.logits(), vocab, model.samplesOnDevice(), failures);
     for (int j = 0; j < b.size(); j++) {
       Sequence s = b.seqs().get(j);
       int row = b.firstRow()[j];
-      if (b.drafted()[j] > 0) {
+      if (failures[j] != null) {
+        s.fail(failures[j]);
+      } else if (b.drafted()[j] > 0) {
         draftTokens += b.drafted()[j];
-        acceptedDraftTokens += out.argmaxOnly() ? s.acceptGreedyDrafts(out.tokens(), out.logprobs(), row)
-            : s.acceptDrafts(out.logits()[j], vocab, model.samplesOnDevice());
+        try {
+          acceptedDraftTokens += out.argmaxOnly() ? s.acceptGreedyDrafts(out.tokens(), out.logprobs(), row)
+              : s.acceptDrafts(out.logits()[j], vocab, model.samplesOnDevice());
+        } catch (RuntimeException e) { // a pick of its own that cannot be made: this request fails, not the batch
+          s.fail(e);
+        }
         cache.truncate(s.id, s.length() - 1); // the rows of rejected drafts; the newest token is fed next step
       } else if (!b.gives()[j]) {
         // an earlier chunk of a prefill: no token
@@ -605,16 +641,24 @@ public final class Engine implements AutoCloseable {
    * The processors and sampler of every sequence {@code gives} selects (those the step gives one token) over its
    * row of {@code logits}, several sequences at once (a row is a vocabulary of softmax work: at batch 32 it is the
    * host's longest task of a GPU step). Each sequence touches only its own state and random stream, so the picks
-   * do not depend on the threads; the engine's thread then commits them in order. Null for the others.
+   * do not depend on the threads; the engine's thread then commits them in order. Null for the others. A pick that
+   * cannot be made (every token banned by the request's own processors) goes to {@code failures}: it fails that
+   * request only.
    */
   private Sequence.Pick[] choose(List<Sequence> stepping, java.util.function.IntPredicate gives, float[][] logits,
-      int vocab, boolean deviceRules) {
+      int vocab, boolean deviceRules, RuntimeException[] failures) {
     Sequence.Pick[] picks = new Sequence.Pick[stepping.size()];
     java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, picks.length).filter(gives);
     if (picks.length > 1 && PARALLEL_PICKS) {
       rows = rows.parallel();
     }
-    rows.forEach(j -> picks[j] = stepping.get(j).choose(logits[j], vocab, deviceRules));
+    rows.forEach(j -> {
+      try {
+        picks[j] = stepping.get(j).choose(logits[j], vocab, deviceRules);
+      } catch (RuntimeException e) {
+        failures[j] = e;
+      }
+    });
     return picks;
   }
 
@@ -644,8 +688,11 @@ public final class Engine implements AutoCloseable {
           if (copy.length > 0) {
             model.copyBlocks(cache, new int[] {copy[0]}, new int[] {copy[1]});
           }
-          // its own copy: processors change the row in place
-          s.commit(s.choose(logits[i].clone(), vocab, model.samplesOnDevice()));
+          try { // its own copy: processors change the row in place
+            s.commit(s.choose(logits[i].clone(), vocab, model.samplesOnDevice()));
+          } catch (RuntimeException e) {
+            s.fail(e); // its own pick failed: its request fails, the batch goes on
+          }
           forked++;
         }
         joined.add(s);

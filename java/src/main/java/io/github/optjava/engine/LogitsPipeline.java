@@ -12,13 +12,13 @@ import java.util.List;
  * The parts this library supports, in that order, each added only when it is on:
  *
  * <ol>
+ *   <li>{@link LogitBiasProcessor} ({@code logitBias} not empty): OpenAI's; first, where HF puts its nearest
+ *       equivalent ({@code sequence_bias}) and vLLM applies it (before its penalties)
  *   <li>{@link RepetitionPenaltyProcessor} ({@code repetitionPenalty != 1})
  *   <li>{@link PresenceFrequencyPenaltyProcessor} (either penalty {@code != 0}). Not in HF; placed
  *       right after the repetition penalty, as vLLM applies its three penalties together (repetition
  *       first, then frequency and presence). It only subtracts finite amounts, so its position relative
  *       to the -inf bans below does not change any result.
- *   <li>{@link LogitBiasProcessor} ({@code logitBias} not empty). Not in HF either (OpenAI's); after the penalties,
- *       as vLLM adds it, and finite, so its place among the -inf bans below changes nothing.
  *   <li>{@link NoRepeatNgramProcessor} ({@code noRepeatNgramSize > 0})
  *   <li>{@link BadWordsProcessor} ({@code badWordsIds} not empty)
  *   <li>{@link MinNewTokensProcessor} ({@code minTokens > 0}); HF's min-length slot
@@ -51,14 +51,14 @@ public final class LogitsPipeline implements LogitsProcessor {
    */
   public static LogitsPipeline forParams(SamplingParams params, int eosTokenId) {
     List<LogitsProcessor> list = new ArrayList<>();
+    if (!params.logitBias().isEmpty()) {
+      list.add(new LogitBiasProcessor(params.logitBias()));
+    }
     if (params.repetitionPenalty() != 1.0) {
       list.add(new RepetitionPenaltyProcessor(params.repetitionPenalty()));
     }
     if (params.presencePenalty() != 0 || params.frequencyPenalty() != 0) {
       list.add(new PresenceFrequencyPenaltyProcessor(params.presencePenalty(), params.frequencyPenalty()));
-    }
-    if (!params.logitBias().isEmpty()) {
-      list.add(new LogitBiasProcessor(params.logitBias()));
     }
     if (params.noRepeatNgramSize() > 0) {
       list.add(new NoRepeatNgramProcessor(params.noRepeatNgramSize()));

@@ -55,7 +55,7 @@ final class Request {
    * then end as cancelled, their blocks freed), never the others in the batch.
    */
   void onToken(int choice, int tokenId, String text) {
-    if (ended.get()) {
+    if (ended.get() || future.isDone()) { // nothing after the caller gave up on the future
       return;
     }
     try {

@@ -207,6 +207,16 @@ final class Sequence {
     return false;
   }
 
+  /**
+   * Its request fails with {@code e}, a reason of its own (a pick that cannot be made, such as every token banned):
+   * the sequence ends, as cancelled, and the request's future carries {@code e}; the rest of the batch goes on.
+   */
+  void fail(RuntimeException e) {
+    request.fail(e);
+    finish = FinishReason.CANCELLED;
+    drafts = NO_DRAFTS;
+  }
+
   /** Its KV-cache blocks were taken back: the next step recomputes them. */
   void preempt() {
     chunked = 0; // its blocks, and the chunks in them, are gone

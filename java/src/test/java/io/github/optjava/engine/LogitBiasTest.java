@@ -25,6 +25,15 @@ class LogitBiasTest {
     assertArrayEquals(new float[] {3.5f, 2f, 3f, 0.1f + (float) -0.3}, row);
   }
 
+  /** First in the pipeline, as vLLM applies it and HF places sequence_bias: the repetition penalty sees the bias. */
+  @Test
+  void comesBeforeTheRepetitionPenalty() {
+    SamplingParams p = SamplingParams.greedy().toBuilder().repetitionPenalty(2.0).logitBias(Map.of(5, -5.0)).build();
+    float[] row = {0, 0, 0, 0, 0, 2f};
+    LogitsPipeline.forParams(p, 2).process(new int[] {2, 5}, 2, 2, row); // token 5 is in the input
+    assertEquals(-6f, row[5], "(2 - 5) * 2; penalty first would give 2 / 2 - 5 = -4");
+  }
+
   @Test
   void aForcedTokenIsPickedAndABannedOneNever() {
     CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
