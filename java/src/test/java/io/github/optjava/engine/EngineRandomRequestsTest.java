@@ -19,9 +19,9 @@ import java.util.concurrent.CompletableFuture;
 import org.junit.jupiter.api.Test;
 
 /**
- * Random requests (greedy, sampling on both paths, processors, min-p / typical-p, stop strings, EOS in the middle of
- * accepted drafts, echo, n = 2, a listener that cancels after K tokens) through engines with prompt lookup, caches
- * that force preemption, step budgets and prefix caching, against the same engine with none of them: bit for bit
+ * Random requests (greedy, sampling on both paths, processors, min-p / typical-p, logit bias, bad words, stop strings,
+ * EOS in the middle of accepted drafts, echo, n = 2, a listener that cancels after K tokens) through engines with
+ * prompt lookup, caches that force preemption, step budgets and prefix caching, against the same engine with none of them: bit for bit
  * on {@link CpuOps}, and no block left held. (A reduced form of a second session's review stress test.)
  */
 class EngineRandomRequestsTest {
@@ -108,7 +108,7 @@ class EngineRandomRequestsTest {
       }
       int[] prompt = TOKENIZER.encode(text.toString());
       int maxTokens = 1 + r.nextInt(Math.max(1, Math.min(40, 120 - prompt.length)));
-      SamplingParams.Builder b = switch (r.nextInt(11)) {
+      SamplingParams.Builder b = switch (r.nextInt(13)) {
         case 0 -> SamplingParams.greedy().toBuilder();
         case 1 -> SamplingParams.greedy().toBuilder().logprobs(r.nextInt(3));
         case 2 -> SamplingParams.greedy().toBuilder().repetitionPenalty(1.2).noRepeatNgramSize(3);
@@ -120,6 +120,10 @@ class EngineRandomRequestsTest {
         case 8 -> SamplingParams.greedy().toBuilder().echo(true).logprobs(1);
         case 9 -> SamplingParams.builder().temperature(0.6).presencePenalty(0.5).frequencyPenalty(0.3)
             .seed(r.nextLong()).stop(List.of("o"));
+        case 11 -> SamplingParams.greedy().toBuilder().logitBias(java.util.Map.of(prompt[prompt.length - 1], 2.0))
+            .badWordsIds(List.of(List.of(prompt[1], prompt[prompt.length - 1])));
+        case 12 -> SamplingParams.builder().temperature(0.9).seed(r.nextLong())
+            .badWordsIds(List.of(List.of(prompt[prompt.length - 1])));
         default -> SamplingParams.builder().temperature(0.3).seed(r.nextLong()).minTokens(2);
       };
       SamplingParams p = b.maxTokens(maxTokens).build();
@@ -166,7 +170,10 @@ class EngineRandomRequestsTest {
 
   @Test
   void randomRequestsGiveTheSameWithDraftsPreemptionBudgetsAndPrefixCaching() {
-    List<Request> requests = requests(1, 16);
+    List<Request> requests = requests(1, 20);
+    assertTrue(requests.stream().anyMatch(q -> !q.params().logitBias().isEmpty())
+        && requests.stream().anyMatch(q -> q.params().isSampling() && !q.params().badWordsIds().isEmpty()),
+        "the mix has logit bias and bad words (greedy and sampled)");
     int need = 0; // the largest request, which the smallest cache must hold
     for (Request q : requests) {
       need = Math.max(need, q.params().n() * ((q.prompt().length + q.params().maxTokens() + 3) / 4));
