@@ -29,16 +29,7 @@ public interface CausalLm extends AutoCloseable {
    * {@code log_softmax} (the greedy sequence's score without copying its logits out).
    */
   default int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
-    float[][] logits = forward(seqs, cache);
-    int[] out = new int[logits.length];
-    for (int s = 0; s < logits.length; s++) {
-      float[] v = logits[s];
-      out[s] = RowMath.argmax(v, 0, v.length);
-      if (logprobs != null) {
-        logprobs[s] = v[out[s]] - RowMath.logSumExp(v, 0, v.length);
-      }
-    }
-    return out;
+    return greedyRows(seqs, cache, logprobs); // one row per sequence without allLogits
   }
 
   /**
