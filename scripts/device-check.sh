@@ -22,10 +22,15 @@
 # short check after a change; CI runs the rest).
 # Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
+# DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
+# tests, check_ops' chained group only (the other kernels passed in the full run: rerun the full check after a
+# kernel change), the chained-launch test, the HF comparison, the engine features, then short `opt bench`
+# variants (1.3b batch 1,2,8; 6.7b batch 1), the 1.3b speed against HF and a batch-1 decode profile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 budget="${DEVICE_CHECK_BUDGET_S:-450}"
+quick="${DEVICE_CHECK_QUICK:-0}"
 chained_ok=0 # set by check_ops' chained group (step 5)
 passed_groups=" " # check_ops groups that passed (step 5), e.g. " base split tc "
 OUT="${OUT:-target/device-out}"
@@ -189,7 +194,9 @@ elif [ "$(cap 90)" -lt 20 ]; then
 else
   # One process per group: a kernel that faults poisons its process's CUDA context, and costs only its group.
   # base = the kernels verified on a GPU before; the others are the newer kernels, behind flags until they pass.
-  for group in base split tiled tc gemv logprob sample chained; do
+  groups="base split tiled tc gemv logprob sample chained"
+  [ "$quick" = 1 ] && groups="chained"
+  for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
     crc=$?
@@ -205,7 +212,9 @@ fi
 
 # 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new: split/tiled/tc attention, gemv,
 # cuBLASLt, device log-prob and sampling, graphs with them), in a JVM of their own.
-if [ "$(cap 150 200)" -ge 60 ]; then
+if [ "$quick" = 1 ]; then
+  row "junit new kernels" "skip" "a quick re-check (none carries the tag gpu-new since 2026-11-26)"
+elif [ "$(cap 150 200)" -ge 60 ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap 150 200)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
@@ -276,22 +285,14 @@ else
     else
       row "hf vs ours (compare)" "FAIL" "exit $prc: $(tail -1 "$OUT/hf_compare.log" | cut -c1-100)"
     fi
-    # 6b. The same comparison with the flagged kernels whose check_ops groups passed: evidence at the level of
-    # the whole model (logits vs HF, greedy tokens, batched == alone) before any of them becomes a default.
+    # 6b. The same comparison with the kernels still behind flags (today: chained launches, once their check_ops
+    # group passed): evidence at the level of the whole model (logits vs HF, greedy tokens, batched == alone)
+    # before any of them becomes a default. (tc attention and gemv became defaults after this step passed.)
     cand=()
-    case "$passed_groups" in *" split "*)  # the prefill kernels come with split-KV decode
-      case "$passed_groups" in
-        *" tc "*) cand+=(-Dopt.cuda.attention=tc) ;;
-        *" tiled "*) cand+=(-Dopt.cuda.attention=tiled) ;;
-        *) cand+=(-Dopt.cuda.attention=split) ;;
-      esac ;;
-    esac
-    case "$passed_groups" in *" gemv "*) cand+=(-Dopt.cuda.gemv=true) ;; esac
-    # No deviceLogprob: CompareMain reads logits through forward() and never reaches the device argmax.
-    [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
+    [ "$chained_ok" = 1 ] && [ "$quick" != 1 ] && cand+=(-Dopt.cuda.chained=true)
     label="$(printf '%s\n' "${cand[@]+"${cand[@]}"}" | sed -E 's/^-Dopt\.cuda\.//' | paste -sd, -)"
     if [ ${#cand[@]} -eq 0 ]; then
-      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
+      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops (or a quick re-check)"
     elif [ "$(cap 90 60)" -lt 40 ]; then
       row "new: hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
     else
@@ -407,13 +408,14 @@ speed_shape() {
   fi
   collect_logs
 }
-# 8. (Before the 1.3b comparison with HF: GPU time is scarce and this decides the defaults.) The code written since
-# the last GPU run, behind flags until verified: its speed first, then where its GPU time goes. Speed: `opt bench
-# --variants` times several kernel choices one after the other on the same model in one process (no model build
-# per choice), each line marked with its variant and appended to bench.jsonl; `hf_peer.py benchtable` prints them as their own table with the speed-up over the
-# 'default' variant of the same run. Choices: attention=tiled (prefill tiles + split-KV decode), attention=tc
-# (tensor-core prefill + split-KV decode), gemv=on (the matrix-vector kernel for Linears of 1-8 rows), gemm=lt,
-# chained=on (programmatic dependent launch of the decode kernels).
+# 8. Kernel choices against the defaults, then where the GPU time goes. Speed: `opt bench --variants` times several
+# kernel choices one after the other on the same model in one process (no model build per choice), each line
+# marked with its variant and appended to bench.jsonl; `hf_peer.py benchtable` prints them as their own table with
+# the speed-up over the 'default' variant of the same run, and each decode step's GPU time (graph launch to tokens
+# read: the rest of a step is the host's). Choices (defaults since 2026-11-26: attention=tc, gemm=lt, gemv=1):
+# gemv=N (the matrix-vector kernel for Linears of 1..N rows: where it stops paying), chained=on (programmatic
+# dependent launch of the decode kernels, once it passed its checks), attention=first,gemm=cublas,gemv=0 (the
+# first verified kernels: the baseline of earlier runs).
 variant_run() {  # NAME CAP ARGS...
   local name=$1 c=$2
   shift 2
@@ -427,20 +429,9 @@ variant_run() {  # NAME CAP ARGS...
     --dtype f16 "$@" --repeats 2 --warm-up 1 --json "$bench" >> "$W/bench_variants.log" 2>&1
   bench_status "variants $name" $? "$W/bench_variants.log"
 }
-variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
-  --variants "default;attention=tiled;attention=tc;attention=tc,gemv=on;attention=tc,gemm=lt$(chained_variant attention=tc,gemv=on,chained=on)"
-variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-  --variants "default;attention=tiled;attention=tc;attention=tc,gemm=lt"
-
-#           shape  full  b1  ours  HF  prefill
-speed_shape 1.3b     90   55  100  100   50
-
-# The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
-variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-  --variants "default;attention=tc;attention=tc,gemv=on$(chained_variant attention=tc,gemv=on,chained=on)"
-# Where the GPU time goes with the new kernels (a diagnostic, not a comparison): opt-1.3b run eagerly with
-# -Dopt.cuda.profile=true, which times every op with CUDA events and logs a table per op name at the end of the
-# run. The default kernels' profiles are in docs/perf.md (3a1d672). Printed before the summary, kept in logs.txt.
+# Where the GPU time goes (a diagnostic, not a comparison): opt-1.3b run eagerly with -Dopt.cuda.profile=true,
+# which times every op with CUDA events and logs a table per op name at the end of the run. Printed before the
+# summary, kept in logs.txt.
 profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   local name=$1 plog="$W/profile_$1.log"
   shift
@@ -455,24 +446,46 @@ profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   bench_status "profile $name" $? "$plog"
   grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
 }
-PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tc profile_run tc-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-PROFILE_JAVA_OPTS=-Dopt.cuda.attention=tiled profile_run split-decode-b32 --batch 32 --prompt-len 128 --gen-len 32
-# HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
-# batch 1 and 32 and the 2047-token prefill, as its own engine (hf-sdpa) in the same table.
-if [ $(( budget - SECONDS - tail_s )) -ge 90 ]; then
-  timeout -k 10 "$(cap 100 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --attn sdpa --engine-name hf-sdpa \
-    --batch 1,32 --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 2047 --out "$bench" \
-    ${copy_arg[@]+"${copy_arg[@]}"} > "$W/bench_hf_sdpa_1.3b.log" 2>&1
-  bench_status "speed opt-1.3b: HF sdpa" $? "$W/bench_hf_sdpa_1.3b.log"
+if [ "$quick" = 1 ]; then
+  variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0;gemv=2;gemv=8$(chained_variant chained=on)"
+  variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0$(chained_variant chained=on)"
+  #           shape  full  b1  ours  HF  prefill
+  speed_shape 1.3b     90   55  100  100   50
+  profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
-  row "speed opt-1.3b: HF sdpa" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+  variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,2,4,8,32 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0;gemv=4;gemv=8$(chained_variant chained=on)"
+  variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
+    --variants "default;gemm=cublas"
+
+  #           shape  full  b1  ours  HF  prefill
+  speed_shape 1.3b     90   55  100  100   50
+
+  # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
+  variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0$(chained_variant chained=on)"
+  profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
+  profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
+  profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+  # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
+  # batch 1 and 32 and the 2047-token prefill, as its own engine (hf-sdpa) in the same table.
+  if [ $(( budget - SECONDS - tail_s )) -ge 90 ]; then
+    timeout -k 10 "$(cap 100 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --attn sdpa --engine-name hf-sdpa \
+      --batch 1,32 --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 2047 --out "$bench" \
+      ${copy_arg[@]+"${copy_arg[@]}"} > "$W/bench_hf_sdpa_1.3b.log" 2>&1
+    bench_status "speed opt-1.3b: HF sdpa" $? "$W/bench_hf_sdpa_1.3b.log"
+  else
+    row "speed opt-1.3b: HF sdpa" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+  fi
+  speed_shape 6.7b    130   80  150  150    0
+  speed_shape 125m     70   45   70   70   40
 fi
-speed_shape 6.7b    130   80  150  150    0
-speed_shape 125m     70   45   70   70   40
 # HF's best mode as the last peer (issue #5: "its static-cache + compiled mode if it works there"): generate() with
 # a static cache and its torch.compile of the decode step, opt-1.3b, batch 1 and 32. Compiling takes minutes, so it
 # runs only with what is left; a failure or timeout is a row, the lines measured before it are kept.
-if [ $(( budget - SECONDS - tail_s )) -ge 150 ]; then
+if [ "$quick" != 1 ] && [ $(( budget - SECONDS - tail_s )) -ge 150 ]; then
   timeout -k 10 "$(cap 240 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --compiled --batch 1,32 \
     --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 0 --out "$bench" ${copy_arg[@]+"${copy_arg[@]}"} \
     > "$W/bench_hf_compiled_1.3b.log" 2>&1

@@ -159,9 +159,11 @@ public interface Ops extends AutoCloseable {
   /**
    * Declares that the ops until the next {@link #read} / {@link #argmaxRows} form a step that the caller
    * repeats op for op, with the same shapes and buffers sizes, whenever it passes the same
-   * {@code (batch, variant)}; a backend may capture it once and replay it (CUDA graphs). A no-op by default.
+   * {@code (kv, batch, variant)}; a backend may capture it once and replay it (CUDA graphs). The KV store is part
+   * of the key because a step reads and writes its buffers: one model serving two caches repeats its steps per
+   * cache. A no-op by default.
    */
-  default void graphStep(int batch, int variant) {}
+  default void graphStep(KvStore kv, int batch, int variant) {}
 
   /** Abandons a step begun by {@link #graphStep} that failed before its result was read. A no-op by default. */
   default void graphAbort() {}

@@ -171,28 +171,40 @@ final class BenchCommand implements Callable<Integer> {
             gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim()));
           }
           double warmS = warmUp(model, cache);
-          if (ops instanceof io.github.optjava.backend.cuda.CudaOps cudaOps) {
+          io.github.optjava.backend.cuda.CudaOps cudaOps =
+              cuda ? (io.github.optjava.backend.cuda.CudaOps) ops : null;
+          if (cudaOps != null) {
             cudaOps.resetProfile();
+            cudaOps.timeGraphSteps(true); // GPU time of the replayed decode steps, next to their wall time
           }
           out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
-          out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s");
+          out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s"
+              + (cudaOps != null ? "  GPU ms/step" : ""));
           for (int b : batches) {
+            if (cudaOps != null) {
+              cudaOps.resetGraphStepTimes();
+            }
             Result r = median(model, cache, b);
+            // The GPU's share of a replayed decode step (mean over the timed runs); the rest of the wall time is
+            // the host's: preparing the step, the launch, the wait for the tokens.
+            Double gpuMs = cudaOps != null && genLen > 0 && !Double.isNaN(cudaOps.graphStepGpuMillis())
+                ? cudaOps.graphStepGpuMillis() : null;
             double prefillTps = b * promptLen / (r.prefillMs / 1e3);
             double gemmTflops = gemmRate.get(b);
             double prefillTflops = GemmRate.prefillFlops(config, b, promptLen) / (r.prefillMs / 1e3) / 1e12;
             // null without decode steps (--gen-len 0): there is nothing to divide by
             Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;
             Double decodeTps = genLen > 0 ? b * genLen / (r.decodeMs / 1e3) : null;
-            out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%n", b, promptLen, genLen,
+            out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%s%n", b, promptLen, genLen,
                 r.prefillMs, prefillTps, 100 * prefillTflops / gemmTflops, format(decodeMs, "%.2f"),
-                format(decodeTps, "%.2f"));
+                format(decodeTps, "%.2f"), cudaOps != null ? String.format(Locale.ROOT, "  %11s",
+                    format(gpuMs, "%.3f")) : "");
             if (json != null) {
               Long bytes = bandwidth != null && genLen > 0
                   ? bytesPerDecodeStep(config, weightType, b, promptLen, genLen) : null;
               Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
               appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps,
-                  bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec());
+                  bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec(), gpuMs);
             }
           }
         }
@@ -300,10 +312,10 @@ final class BenchCommand implements Callable<Integer> {
    * The CUDA ops' kernel choices when the run began (the process's defaults), and how a variant changes them; in a
    * class of its own so that the CPU path never loads CUDA classes.
    */
-  private record VariantSwitch(String attention, boolean gemv, boolean ltGemm, boolean chained) {
+  private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
-      return new VariantSwitch(c.attentionKernel(), c.usesGemv(), c.usesLtGemm(),
+      return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
           io.github.optjava.backend.cuda.CudaOps.chainedLaunches());
     }
 
@@ -311,7 +323,7 @@ final class BenchCommand implements Callable<Integer> {
     void apply(Ops ops, CudaVariant v) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       c.useAttentionKernel(v.attention() != null ? v.attention() : attention);
-      c.useGemv(v.gemv() != null ? v.gemv() : gemv);
+      c.useGemv(v.gemvRows() != null ? v.gemvRows() : gemvRows);
       c.useLtGemm(v.ltGemm() != null ? v.ltGemm() : ltGemm);
       c.useChainedLaunches(v.chained() != null ? v.chained() : chained);
     }
@@ -387,7 +399,7 @@ final class BenchCommand implements Callable<Integer> {
    */
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
       Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline,
-      double prefillTflops, double gemmTflops, String variant) throws IOException {
+      double prefillTflops, double gemmTflops, String variant, Double decodeGpuMs) throws IOException {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
     line.put("commit", gitCommit());
@@ -411,6 +423,8 @@ final class BenchCommand implements Callable<Integer> {
     line.put("prefill_tflops", significant(prefillTflops));
     line.put("gemm_tflops", significant(gemmTflops));
     line.put("prefill_gemm_fraction", significant(prefillTflops / gemmTflops));
+    // CUDA: the GPU time of a replayed decode step (graph launch to tokens read), for the host/GPU split
+    line.put("decode_gpu_ms_per_step", decodeGpuMs != null ? round(decodeGpuMs) : null);
     if (variant != null) {
       line.put("variant", variant); // --variants only: lines without it are the process's default kernels
     }

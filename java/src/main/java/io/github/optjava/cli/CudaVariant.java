@@ -13,17 +13,18 @@ import java.util.Map;
  *
  * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
- * {@code gemv=on|off}, {@code gemm=cublas|lt}, {@code chained=on|off}; for example {@code attention=tc,gemv=on}.
+ * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
+ * {@code gemm=cublas|lt}, {@code chained=on|off}; for example {@code attention=first,gemv=off}.
  * The choices mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm} and
  * {@code -Dopt.cuda.chained} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
- * @param gemv whether Linears of 1–8 rows use the matrix-vector kernel, or null for the default
+ * @param gemvRows Linears of 1 to this many rows use the matrix-vector kernel (0: none), or null for the default
  * @param ltGemm whether Linears go through cuBLASLt, or null for the default
  * @param chained whether decode kernels are chained launches (sm_90+), or null for the default
  */
-record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm, Boolean chained) {
+record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained) {
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
@@ -55,13 +56,35 @@ record CudaVariant(String spec, String attention, Boolean gemv, Boolean ltGemm, 
     if (attention != null && !ATTENTION.contains(attention)) {
       throw bad(spec, "attention must be one of " + String.join(", ", ATTENTION));
     }
-    Boolean gemv = onOff(spec, "gemv", settings.remove("gemv"), "on", "off");
+    Integer gemv = gemvRows(spec, settings.remove("gemv"));
     Boolean lt = onOff(spec, "gemm", settings.remove("gemm"), "lt", "cublas");
     Boolean chained = onOff(spec, "chained", settings.remove("chained"), "on", "off");
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet() + " (known: attention, gemv, gemm, chained)");
     }
     return new CudaVariant(spec, attention, gemv, lt, chained);
+  }
+
+  private static Integer gemvRows(String spec, String value) {
+    if (value == null) {
+      return null;
+    }
+    int most = 8; // CudaOps.GEMV_MAX_ROWS (package-private there)
+    switch (value) {
+      case "on" -> { return most; }
+      case "off" -> { return 0; }
+      default -> {
+        try {
+          int n = Integer.parseInt(value);
+          if (n >= 0 && n <= most) {
+            return n;
+          }
+        } catch (NumberFormatException e) {
+          // the message below
+        }
+        throw bad(spec, "gemv must be on, off or the most rows (0 to " + most + "), not '" + value + "'");
+      }
+    }
   }
 
   private static Boolean onOff(String spec, String key, String value, String yes, String no) {

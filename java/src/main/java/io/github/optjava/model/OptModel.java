@@ -397,7 +397,7 @@ public final class OptModel implements CausalLm {
 
     StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output);
     if (decode) {
-      ops.graphStep(n, tableWidth);
+      ops.graphStep(cache.store(), n, tableWidth);
       try {
         return runOps(in, cache, picker);
       } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op

@@ -34,7 +34,7 @@ class BenchCommandTest {
   private static final Set<String> FIELDS = Set.of("date", "commit", "device", "model", "dtype", "threads", "batch",
       "prompt_len", "gen_len", "engine", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token", "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
-      "prefill_gemm_fraction");
+      "prefill_gemm_fraction", "decode_gpu_ms_per_step");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -118,7 +118,8 @@ class BenchCommandTest {
       assertEquals(prefillTflops / gemmTflops, j.get("prefill_gemm_fraction").asDouble(),
           0.01 * prefillTflops / gemmTflops + 0.002);
       // no bandwidth measurement on the CPU
-      for (String f : List.of("device_name", "copy_gbps", "bytes_per_step", "roofline_fraction")) {
+      for (String f : List.of("device_name", "copy_gbps", "bytes_per_step", "roofline_fraction",
+          "decode_gpu_ms_per_step")) {
         assertTrue(j.get(f).isNull(), f + " in " + j);
       }
     }

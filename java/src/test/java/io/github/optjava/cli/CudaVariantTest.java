@@ -17,11 +17,13 @@ class CudaVariantTest {
 
   @Test
   void settingsOverrideOnlyWhatTheyName() {
-    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", true, null, null), CudaVariant.parse("attention=tc,gemv=on"));
-    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, false, false, null),
+    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", 8, null, null), CudaVariant.parse("attention=tc,gemv=on"));
+    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, 0, false, null),
         CudaVariant.parse("gemm=cublas, gemv=off"));
     assertEquals(new CudaVariant("GEMM=LT", null, null, true, null), CudaVariant.parse("GEMM=LT"));
-    assertEquals(new CudaVariant("gemv=on,chained=on", null, true, null, true), CudaVariant.parse("gemv=on,chained=on"));
+    assertEquals(new CudaVariant("gemv=on,chained=on", null, 8, null, true), CudaVariant.parse("gemv=on,chained=on"));
+    assertEquals(new CudaVariant("gemv=2", null, 2, null, null), CudaVariant.parse("gemv=2"));
+    assertEquals(new CudaVariant("gemv=0", null, 0, null, null), CudaVariant.parse("gemv=0"));
   }
 
   @Test
@@ -33,7 +35,8 @@ class CudaVariantTest {
   @Test
   void mistakesAreClearErrors() {
     assertMessage("attention=fast", "attention must be one of first, split, tiled, tc");
-    assertMessage("gemv=yes", "gemv must be on or off, not 'yes'");
+    assertMessage("gemv=yes", "gemv must be on, off or the most rows (0 to 8), not 'yes'");
+    assertMessage("gemv=9", "gemv must be on, off or the most rows (0 to 8), not '9'");
     assertMessage("gemm=cutlass", "gemm must be lt or cublas");
     assertMessage("graphs=off", "unknown setting(s) [graphs]");
     assertMessage("chained=yes", "chained must be on or off");

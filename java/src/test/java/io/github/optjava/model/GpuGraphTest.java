@@ -23,22 +23,17 @@ import org.junit.jupiter.params.provider.CsvSource;
  * {@link CudaOps}, graphs on and off, fed the same tokens. Blocks of 4 tokens make the block tables grow
  * through several padded widths (new graph variants), and a sequence leaves half way (a new batch size).
  * With the split-KV or tiled attention kernels on the graph side, it also checks them against the first one; with
- * cuBLASLt or the matrix-vector kernel, those Linears inside graphs.
+ * cuBLASLt or the matrix-vector kernel, those Linears inside graphs; "default" is the process's own choices
+ * against the plainest path (first attention kernel, cublasGemmEx). Also: one model stepping two KV caches in turn
+ * keeps replaying graphs for each.
  */
 @GpuTest
 class GpuGraphTest {
 
-  @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, first", "F16, first"})
+  @ParameterizedTest(name = "{0} kernels={1}")
+  @CsvSource({"F32, first", "F16, first", "F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv",
+      "F32, default", "F16, default"})
   void graphReplayEqualsEagerSteps(DType dtype, String kernel) {
-    replayEqualsEager(dtype, kernel);
-  }
-
-  /** The same with kernels not yet verified on a GPU (run apart by scripts/device-check.sh: see CudaOpsParityTest). */
-  @ParameterizedTest(name = "{0} attention kernel={1}")
-  @CsvSource({"F32, split", "F16, split", "F16, tiled", "F16, tc", "F16, lt", "F16, gemv"})
-  @org.junit.jupiter.api.Tag("gpu-new")
-  void graphReplayWithNewKernelsEqualsEagerSteps(DType dtype, String kernel) {
     replayEqualsEager(dtype, kernel);
   }
 
@@ -54,8 +49,8 @@ class GpuGraphTest {
   }
 
   private static void replayEqualsEager(DType dtype, String kernel) {
-    boolean splitAttention = !kernel.equals("first");
     boolean chained = kernel.equals("chained");
+    boolean processDefault = kernel.equals("default");
     boolean chainedBefore = chained && io.github.optjava.backend.cuda.OptKernels.opt_chained_launch() != 0;
     HfReference ref = new HfReference("tiny-opt");
     try (CudaOps graphOps = new CudaOps(0, dtype, true); CudaOps eagerOps = new CudaOps(0, dtype, false);
@@ -67,9 +62,11 @@ class GpuGraphTest {
       // "chained": split-KV attention and gemv as chained launches (process-wide: the eager side's fused layer
       // norms are chained too, after cuBLAS GEMMs that never let them start early)
       boolean linearCase = kernel.equals("lt") || kernel.equals("gemv");
-      graphOps.useAttentionKernel(linearCase ? "first" : chained ? "split" : kernel);
-      graphOps.useLtGemm(kernel.equals("lt"));
-      graphOps.useGemv(kernel.equals("gemv") || chained);
+      if (!processDefault) {
+        graphOps.useAttentionKernel(linearCase ? "first" : chained ? "split" : kernel);
+        graphOps.useLtGemm(kernel.equals("lt"));
+        graphOps.useGemv(kernel.equals("gemv") || chained);
+      }
       boolean refused = false;
       try {
         graphOps.useChainedLaunches(chained);
@@ -82,6 +79,8 @@ class GpuGraphTest {
       // CudaOpsParityTest's); its tolerance stays the loose one (another GEMM order than the first case's)
       eagerOps.useLtGemm(kernel.equals("lt"));
       eagerOps.useGemv(false); // the reference side stays on cuBLAS whatever -Dopt.cuda.gemv says
+      boolean sameAttention = graphOps.attentionKernel().equals("first");
+      boolean sameLinears = graphOps.usesLtGemm() == eagerOps.usesLtGemm() && graphOps.gemvMaxRows() == 0;
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
       for (JsonNode p : ref.json.get("prompts")) {
@@ -89,18 +88,20 @@ class GpuGraphTest {
           step.add(new OptModel.SeqStep(step.size(), ints(p.get("input_ids")), false));
         }
       }
-      // Graph vs eager with the same kernels is the same arithmetic; the split kernel (pre-scaled query,
-      // __expf, split sums) differs from the first one in rounding only.
-      float tol = dtype == DType.F32 ? (splitAttention ? 1e-3f : 1e-4f) : (splitAttention ? 5e-2f : 1e-2f);
       for (int t = 0; t < 24; t++) {
         float[][] g = graphed.forward(step, gc);
         float[][] e = eager.forward(step, ec);
         List<OptModel.SeqStep> next = new ArrayList<>();
         for (int i = 0; i < g.length; i++) {
           float diff = maxAbsDiff(g[i], e[i]);
-          assertTrue(diff <= tol, dtype + " step " + t + " sequence " + i + ": max |graph - eager| " + diff);
+          float tol = tolerance(dtype, sameAttention, sameLinears, e[i]);
+          assertTrue(diff <= tol, dtype + " step " + t + " sequence " + i + ": max |graph - eager| " + diff
+              + " over " + tol);
           int token = argmax(e[i], 0, vocab);
-          assertEquals(token, argmax(g[i], 0, vocab), dtype + " step " + t + " sequence " + i);
+          int got = argmax(g[i], 0, vocab);
+          // Other arithmetic may flip a near tie, never a clear winner; both sides go on with the eager token.
+          assertTrue(got == token || e[i][token] - e[i][got] <= 2 * diff, dtype + " step " + t + " sequence " + i
+              + ": graph picks " + got + ", eager " + token + " by a margin of " + (e[i][token] - e[i][got]));
           if (!(t == 12 && i == 1)) { // sequence 1 leaves: the batch shrinks from 3 to 2
             next.add(new OptModel.SeqStep(step.get(i).seqId(), new int[] {token}, false));
           }
@@ -111,7 +112,7 @@ class GpuGraphTest {
       assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
           + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
-      if (kernel.equals("gemv") || chained) {
+      if (kernel.equals("gemv") || chained || (processDefault && graphOps.gemvMaxRows() > 0)) {
         assertTrue(graphOps.gemvLaunches() > 0 && eagerOps.gemvLaunches() == 0, "matrix-vector kernel ran: graph "
             + "side " + graphOps.gemvLaunches() + ", eager side " + eagerOps.gemvLaunches());
       }
@@ -130,7 +131,15 @@ class GpuGraphTest {
           expected[i] = argmax(e[i], 0, vocab);
           next.add(new OptModel.SeqStep(step.get(i).seqId(), new int[] {expected[i]}, false));
         }
-        assertArrayEquals(expected, onDevice, "greedy step " + t);
+        if (sameLinears && sameAttention) {
+          assertArrayEquals(expected, onDevice, "greedy step " + t);
+        } else {
+          for (int i = 0; i < e.length; i++) { // near ties may flip (see above); the eager token goes on
+            float margin = e[i][expected[i]] - e[i][onDevice[i]];
+            assertTrue(margin <= tolerance(dtype, sameAttention, sameLinears, e[i]), "greedy step " + t + " row " + i
+                + ": " + onDevice[i] + " instead of " + expected[i] + " by a margin of " + margin);
+          }
+        }
         step = next;
       }
     } finally {
@@ -138,5 +147,71 @@ class GpuGraphTest {
         io.github.optjava.backend.cuda.OptKernels.opt_set_chained_launch(chainedBefore ? 1 : 0);
       }
     }
+  }
+
+  /**
+   * How far graph and eager logits may differ. The same kernels on both sides: the same arithmetic. Another
+   * attention kernel (pre-scaled query, __expf, split sums): rounding only. Other Linears (cuBLASLt against
+   * cublasGemmEx, the matrix-vector kernel): each Linear's fp16 output rounded from another float32 sum order, which
+   * the two layers and lm_head carry to a few fp16 ulps at the tiny model's logits of up to ~27 (ulp 0.0156); seen
+   * on an H100: 0.057 for gemv. So 0.5 % of the row's largest |logit| there, half the whole-model tolerance that
+   * device-check's comparison with HF transformers uses.
+   */
+  private static float tolerance(DType dtype, boolean sameAttention, boolean sameLinears, float[] eagerRow) {
+    if (dtype == DType.F32) {
+      return sameAttention && sameLinears ? 1e-4f : 1e-3f;
+    }
+    if (!sameLinears) {
+      float max = 0;
+      for (float v : eagerRow) {
+        max = Math.max(max, Math.abs(v));
+      }
+      return Math.max(5e-2f, 5e-3f * max);
+    }
+    return sameAttention ? 1e-2f : 5e-2f;
+  }
+
+  /**
+   * One model stepping two KV caches in turn (two generators over one model, or a benchmark that builds a cache
+   * per run): each cache gets graphs of its own, replayed, and its logits equal those of an eager model with a
+   * cache of its own. Before graphs were keyed by the cache, the second cache's first replay failed its check
+   * (other buffers) and turned graphs off for good (seen on an H100, 2026-11-26).
+   */
+  @org.junit.jupiter.api.Test
+  void twoCachesOnOneModelEachReplayTheirOwnGraphs() {
+    HfReference ref = new HfReference("tiny-opt");
+    DType dtype = DType.F16;
+    try (CudaOps graphOps = new CudaOps(0, dtype, true); CudaOps eagerOps = new CudaOps(0, dtype, false);
+        OptModel graphed = ref.load(graphOps, null); OptModel eager = ref.load(eagerOps, null);
+        KvCache a = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
+        KvCache b = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
+        KvCache ea = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64));
+        KvCache eb = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
+      eagerOps.useAttentionKernel(graphOps.attentionKernel()); // the same kernels: only the graphs differ
+      eagerOps.useLtGemm(graphOps.usesLtGemm());
+      eagerOps.useGemv(graphOps.gemvMaxRows());
+      int vocab = graphed.config().vocabSize();
+      JsonNode prompts = ref.json.get("prompts");
+      List<OptModel.SeqStep> stepA = List.of(new OptModel.SeqStep(0, ints(prompts.get(0).get("input_ids")), false));
+      List<OptModel.SeqStep> stepB = List.of(new OptModel.SeqStep(0, ints(prompts.get(1).get("input_ids")), false));
+      for (int t = 0; t < 10; t++) {
+        stepA = stepBoth(graphed, a, eager, ea, stepA, vocab, dtype, "cache A step " + t);
+        stepB = stepBoth(graphed, b, eager, eb, stepB, vocab, dtype, "cache B step " + t);
+      }
+      assertTrue(graphOps.graphCount() >= 2, "graphs kept: " + graphOps.graphCount() + " (one per cache at least)");
+      assertTrue(graphOps.graphLaunches() >= graphOps.graphCount() + 8, "graph launches (replays): "
+          + graphOps.graphLaunches());
+    }
+  }
+
+  /** One step of the same sequence on both models; the graph side's logits must equal the eager side's. */
+  private static List<OptModel.SeqStep> stepBoth(OptModel graphed, KvCache gc, OptModel eager, KvCache ec,
+      List<OptModel.SeqStep> step, int vocab, DType dtype, String what) {
+    float[][] g = graphed.forward(step, gc);
+    float[][] e = eager.forward(step, ec);
+    float diff = maxAbsDiff(g[0], e[0]);
+    assertTrue(diff <= tolerance(dtype, true, true, e[0]), what + ": max |graph - eager| " + diff);
+    int token = argmax(e[0], 0, vocab);
+    return List.of(new OptModel.SeqStep(0, new int[] {token}, false));
   }
 }

@@ -27,7 +27,7 @@ class GraphStepFallbackTest {
     int lastBatch;
 
     @Override
-    public void graphStep(int batch, int variant) {
+    public void graphStep(io.github.optjava.backend.KvStore kv, int batch, int variant) {
       graphSteps++;
       inGraphStep = true;
       lastBatch = batch;

@@ -27,6 +27,10 @@ final class CudaKvStore implements KvStore {
     this.values = values;
   }
 
+  boolean isClosed() {
+    return closed;
+  }
+
   int slots() {
     return blocks * blockSize;
   }

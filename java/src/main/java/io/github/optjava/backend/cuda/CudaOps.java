@@ -75,19 +75,21 @@ public final class CudaOps implements Ops {
       && !PROFILE;
   private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
   /**
-   * {@code -Dopt.cuda.gemm=lt}: Linears through cuBLASLt ({@link LtGemm}: heuristic algorithm per shape, bias and
-   * ReLU in the GEMM's epilogue). Written without a GPU on 2026-11-26: the default stays cublasGemmEx plus the
-   * bias kernel (verified) until the parity tests have passed on a GPU and the bench shows a gain.
+   * Linears go through cuBLASLt ({@link LtGemm}: heuristic algorithm per shape, bias and ReLU in the GEMM's
+   * epilogue) unless {@code -Dopt.cuda.gemm=cublas} (cublasGemmEx plus the bias kernel). cuBLASLt became the
+   * default after its parity and graph tests passed on an H100 (2026-11-26, c57d4f3) and it was faster at every
+   * batch size measured there (opt-1.3b decode 2.69 against 3.03 ms/step at batch 1, 4.20 against 4.48 at 32;
+   * docs/perf.md). A shape without a heuristic answer falls back to cublasGemmEx.
    */
-  private static final boolean LT_GEMM = "lt".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
+  private static final boolean LT_GEMM = !"cublas".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
   /**
-   * {@code -Dopt.cuda.gemv=true}: Linears of at most {@link #GEMV_MAX_ROWS} rows (decode at small batch) run our
-   * matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads, bias and ReLU
-   * applied in the same launch) instead of a cuBLAS GEMM plus the bias kernel. Written without a GPU on
-   * 2026-11-26: off until check_ops and the parity test ({@code linearThroughGemv}) have passed on one and the
-   * bench shows the gain.
+   * {@code -Dopt.cuda.gemv=N} (0–8; {@code off} = 0, {@code on} = 8): Linears of at most N rows (decode at small
+   * batch) run our matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads,
+   * bias and ReLU applied in the same launch) instead of a GEMM. Default 1: on an H100 (2026-11-26, c57d4f3) it
+   * beat cuBLAS at one row (opt-6.7b decode 7.20 against 8.28 ms/step) and lost badly at eight (opt-1.3b 5.83
+   * against 3.67); rows in between were not measured.
    */
-  private static final boolean GEMV = Boolean.getBoolean("opt.cuda.gemv");
+  private static final String GEMV = System.getProperty("opt.cuda.gemv", "1");
   /**
    * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
    * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
@@ -98,31 +100,29 @@ public final class CudaOps implements Ops {
   /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
   static final int GEMV_MAX_ROWS = 8;
   /**
-   * {@code -Dopt.cuda.attention=split} uses the split-KV attention kernel (native/src/attention_split.cu);
-   * {@code =tiled} the query-tiled kernel (native/src/attention_tiled.cu) for steps with a prompt and the
-   * split kernel for decode steps; {@code =tc} as tiled, with the tensor-core prefill kernel
-   * (native/src/attention_tc.cu) where it applies (fp16/bf16, head_dim a multiple of 16 up to 128). All three
-   * were written without a GPU on 2026-11-26: the default stays the
-   * verified kernel ({@code first}) until the GPU parity tests and check_ops have passed on them (then change
-   * this default and record the speed in docs/perf.md).
+   * The attention kernel, {@code -Dopt.cuda.attention=first|split|tiled|tc}. {@code tc} (the default): decode steps
+   * run the split-KV kernel (native/src/attention_split.cu), steps with a prompt the tensor-core kernel
+   * (native/src/attention_tc.cu) where it applies (fp16/bf16, head_dim a multiple of 16 up to 128), else the
+   * query-tiled one (native/src/attention_tiled.cu). {@code tiled}: the tiled kernel for prompts, split for decode;
+   * {@code split}: split for everything; {@code first}: the first kernel (one block per query row and head), kept as
+   * the plain reference. tc became the default after check_ops, the parity tests and the comparison with HF
+   * transformers passed on an H100 (2026-11-26, c57d4f3): opt-1.3b batch-1 decode 3.03 against 5.47 ms/step,
+   * 2047-token prefill 31 against 500 ms (docs/perf.md).
    */
   private static final String ATTENTION =
-      System.getProperty("opt.cuda.attention", "first").toLowerCase(java.util.Locale.ROOT);
+      System.getProperty("opt.cuda.attention", "tc").toLowerCase(java.util.Locale.ROOT);
   /** The attention kernels {@link #useAttentionKernel} takes. */
   public static final java.util.List<String> ATTENTION_KERNELS = java.util.List.of("first", "split", "tiled", "tc");
   /**
-   * {@code -Dopt.cuda.deviceLogprob=true}: greedy steps that want their token's log-prob get it from
-   * {@code opt_argmax_logprob_f32} on the device. Written 2026-11-26 after the last GPU run: until check_ops
-   * and {@code CudaOpsParityTest} have passed on a GPU, the default reads the logits back and computes it on the
-   * host (the verified path; the argmax alone stays on the device).
+   * Greedy steps that want their token's log-prob get it from {@code opt_argmax_logprob_f32} on the device, and
+   * sampled steps draw their tokens on the device ({@link #sampleRows}, native/src/sample.cu), so that a step
+   * copies back 8 bytes per sequence instead of a row of logits. {@code -Dopt.cuda.deviceLogprob=false} and
+   * {@code -Dopt.cuda.deviceSampling=false} read the logits back and do it on the host instead. Both became the
+   * default after check_ops and their parity tests passed on an H100 (2026-11-26, c57d4f3).
    */
-  private static final boolean DEVICE_LOGPROB = Boolean.getBoolean("opt.cuda.deviceLogprob");
-  /**
-   * {@code -Dopt.cuda.deviceSampling=true}: sampled steps draw their tokens on the device ({@link #sampleRows},
-   * native/src/sample.cu) instead of copying every row of logits to the host. Written 2026-11-26 without a GPU:
-   * off until the parity test ({@code sampleRowsMatchesItsCpuTwin}) has passed on one.
-   */
-  private static final boolean DEVICE_SAMPLING = Boolean.getBoolean("opt.cuda.deviceSampling");
+  private static final boolean DEVICE_LOGPROB = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceLogprob"));
+  private static final boolean DEVICE_SAMPLING =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceSampling"));
   /** Scratch for the split-KV partials: (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it. */
   private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
   /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
@@ -134,7 +134,7 @@ public final class CudaOps implements Ops {
   private final cublasContext cublas = new cublasContext();
   private Pointer cublasWorkspace;
   private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
-  private boolean gemv = GEMV; // -Dopt.cuda.gemv=true (or useGemv)
+  private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
   private long gemvLaunches;
 
   // CUDA graphs of decode steps (graphStep): EAGER runs ops as they come; CAPTURE records them into a graph;
@@ -145,12 +145,14 @@ public final class CudaOps implements Ops {
   private StepGraph current;
   private final boolean graphsEnabled;
   private OpProfile profile; // -Dopt.cuda.profile=true only
+  private GraphStepTimer stepTimer; // timeGraphSteps(true) only
   private long replays;
   private boolean launchedUnsynchronised; // a graph launched whose step has not been synchronised yet
   private boolean graphsBroken; // a capture failed: run eagerly from then on
-  private final java.util.LinkedHashMap<Long, StepGraph> graphs = new java.util.LinkedHashMap<>(16, 0.75f, true);
+  private final java.util.LinkedHashMap<StepGraph.Key, StepGraph> graphs =
+      new java.util.LinkedHashMap<>(16, 0.75f, true);
   private final java.util.Map<Integer, StepGraph.Workspace> workspaces = new java.util.HashMap<>();
-  private final java.util.Map<Long, Integer> eagerRuns = new java.util.HashMap<>();
+  private final java.util.Map<StepGraph.Key, Integer> eagerRuns = new java.util.HashMap<>();
   private AttentionBatch flattenedBatch; // the last attention batch and its padded block-table array, so
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
@@ -191,6 +193,7 @@ public final class CudaOps implements Ops {
     this.device = device;
     this.dtype = dtype;
     this.graphsEnabled = graphs && !SYNC && !PROFILE;
+    this.gemvMaxRows = gemvRows(GEMV); // a bad setting fails before anything is allocated
     check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
     if (CHAINED) {
       requireChainedSupported(); // before anything is allocated: a refusal leaks nothing
@@ -353,7 +356,9 @@ public final class CudaOps implements Ops {
     float[] out = new float[n];
     Pointer host = readBuffer(s.bytes());
     check("read", cudaMemcpyAsync(host, s.ptr(), s.bytes(), cudaMemcpyDeviceToHost, stream));
+    stepTimerStop();
     check("read (synchronise)", cudaStreamSynchronize(stream));
+    stepTimerCollect();
     launchedUnsynchronised = false;
     uploads.reset(); // the stream is idle: every queued index copy has run
     if (s.dtype == DType.F32) {
@@ -508,7 +513,7 @@ public final class CudaOps implements Ops {
     }
     require(bias == null || (long) CudaMat.of(bias).rows * CudaMat.of(bias).cols == o.cols,
         "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
-    boolean small = gemv && in.rows >= 1 && in.rows <= GEMV_MAX_ROWS;
+    boolean small = in.rows >= 1 && in.rows <= gemvMaxRows;
     String name = small ? "linear (gemv)" : "linear";
     if (!launch(name, o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
         relu ? 1 : 0, in.rows, in.cols, o.cols)) {
@@ -641,7 +646,7 @@ public final class CudaOps implements Ops {
   @Override
   public void qkvProjectAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat x, Mat w, Mat bias, int[] slots) {
     CudaMat in = CudaMat.of(x);
-    if (!gemv || in.rows < 1 || in.rows > GEMV_MAX_ROWS || slots.length != in.rows) {
+    if (in.rows < 1 || in.rows > gemvMaxRows || slots.length != in.rows) {
       Ops.super.qkvProjectAppend(q, kv, layer, qkv, x, w, bias, slots);
       return;
     }
@@ -888,7 +893,7 @@ public final class CudaOps implements Ops {
    * launch instead of hundreds: the host no longer paces the GPU. {@code -Dopt.cuda.graphs=false} turns it off.
    */
   @Override
-  public void graphStep(int batch, int variant) {
+  public void graphStep(KvStore kv, int batch, int variant) {
     requireEager("graphStep");
     if (!graphsEnabled || graphsBroken) {
       return;
@@ -897,7 +902,7 @@ public final class CudaOps implements Ops {
       check("cudaStreamSynchronize", cudaStreamSynchronize(stream));
       launchedUnsynchronised = false;
     }
-    long key = ((long) variant << 32) | (batch & 0xffffffffL);
+    StepGraph.Key key = new StepGraph.Key(CudaKvStore.of(kv), batch, variant);
     StepGraph g = graphs.get(key);
     if (g != null) {
       g.begin();
@@ -1016,6 +1021,7 @@ public final class CudaOps implements Ops {
         throw new GraphStepFailedException("CUDA graph capture failed: " + errorString(st), null);
       }
       g.finishCapture(graph, exec);
+      forgetClosedStores();
       graphs.put(g.key, g);
       if (graphs.size() > MAX_GRAPHS) {
         var eldest = graphs.entrySet().iterator().next();
@@ -1027,8 +1033,14 @@ public final class CudaOps implements Ops {
       mode = Mode.REPLAY;
       throw graphFailed("the step's end", new IllegalStateException("the step did less than the captured one"));
     }
+    if (stepTimer != null) {
+      stepTimer.start(stream);
+    }
     int st = cudaGraphLaunch(g.exec(), stream);
     if (st != 0) {
+      if (stepTimer != null) {
+        stepTimer.abandon();
+      }
       cudaGetLastError();
       graphs.remove(g.key);
       discard(g);
@@ -1046,6 +1058,18 @@ public final class CudaOps implements Ops {
   }
 
   /** Frees every captured step graph: after a change of kernels, so that later steps capture the new ones. */
+  /** Drops the graphs (and eager-run counts) of KV stores closed since: they can never be replayed again. */
+  private void forgetClosedStores() {
+    eagerRuns.keySet().removeIf(k -> k.store().isClosed());
+    for (var it = graphs.entrySet().iterator(); it.hasNext(); ) {
+      var e = it.next();
+      if (e.getKey().store().isClosed()) {
+        it.remove();
+        discard(e.getValue());
+      }
+    }
+  }
+
   private void discardGraphs() {
     for (StepGraph g : graphs.values()) {
       discard(g);
@@ -1055,7 +1079,7 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Chooses the attention kernel of this instance: {@code first} (verified), {@code split}, {@code tiled} or {@code tc}
+   * Chooses the attention kernel of this instance: {@code first}, {@code split}, {@code tiled} or {@code tc}
    * (see {@code -Dopt.cuda.attention}, which sets the default). Between steps only.
    */
   public void useAttentionKernel(String name) {
@@ -1079,9 +1103,9 @@ public final class CudaOps implements Ops {
     return lt != null;
   }
 
-  /** Whether Linears of 1–8 rows run the matrix-vector kernel (see {@link #useGemv}). */
-  public boolean usesGemv() {
-    return gemv;
+  /** Linears of 1 to this many rows run the matrix-vector kernel; 0: none (see {@link #useGemv}). */
+  public int gemvMaxRows() {
+    return gemvMaxRows;
   }
 
   /** Whether Linears go through cuBLASLt (tests run both; see {@code opt.cuda.gemm}). Between steps only. */
@@ -1110,12 +1134,48 @@ public final class CudaOps implements Ops {
     }
   }
 
-  /** Whether Linears of at most 8 rows run the matrix-vector kernel (see {@code opt.cuda.gemv}). Between steps only. */
+  /** {@link #useGemv(int)} with 8 rows (on) or 0 (off). */
   public void useGemv(boolean on) {
+    useGemv(on ? GEMV_MAX_ROWS : 0);
+  }
+
+  /**
+   * Linears of 1 to {@code maxRows} rows run the matrix-vector kernel, 0 to 8 (0: none; see {@code opt.cuda.gemv}).
+   * Between steps only.
+   */
+  public void useGemv(int maxRows) {
     requireEager("useGemv");
-    if (on != gemv) {
+    if (maxRows < 0 || maxRows > GEMV_MAX_ROWS) {
+      throw new IllegalArgumentException("matrix-vector Linears take 0 to " + GEMV_MAX_ROWS + " rows, not " + maxRows);
+    }
+    if (maxRows != gemvMaxRows) {
       discardGraphs(); // captured with the other Linear path
-      gemv = on;
+      gemvMaxRows = maxRows;
+    }
+  }
+
+  /**
+   * The rows setting of {@code -Dopt.cuda.gemv}: a number from 0 to 8, or on (8) / off (0).
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static int gemvRows(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    switch (t) {
+      case "on", "true" -> { return GEMV_MAX_ROWS; }
+      case "off", "false" -> { return 0; }
+      default -> {
+        try {
+          int n = Integer.parseInt(t);
+          if (n >= 0 && n <= GEMV_MAX_ROWS) {
+            return n;
+          }
+        } catch (NumberFormatException e) {
+          // the message below
+        }
+        throw new IllegalArgumentException("opt.cuda.gemv='" + text + "': give the most rows (0 to " + GEMV_MAX_ROWS
+            + ") whose Linears run the matrix-vector kernel, or on (" + GEMV_MAX_ROWS + ") / off (0)");
+      }
     }
   }
 
@@ -1157,9 +1217,53 @@ public final class CudaOps implements Ops {
     return lt == null ? 0 : lt.launches();
   }
 
+  /** Whether greedy log-probs come from the device kernel (see {@code opt.cuda.deviceLogprob}). */
+  boolean usesDeviceLogprobs() {
+    return deviceLogprobs;
+  }
+
   /** Whether greedy log-probs come from the device kernel (tests run both; see {@code opt.cuda.deviceLogprob}). */
   void useDeviceLogprobs(boolean onDevice) {
     deviceLogprobs = onDevice;
+  }
+
+  /**
+   * Times every replayed decode step on the GPU from now on (on) or stops (off); see {@link GraphStepTimer}. For
+   * {@code opt bench}: set next to a step's wall time, it tells GPU work from what the host adds.
+   */
+  public void timeGraphSteps(boolean on) {
+    requireEager("timeGraphSteps");
+    if (on && stepTimer == null) {
+      check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
+      stepTimer = new GraphStepTimer();
+    } else if (!on && stepTimer != null) {
+      stepTimer.close();
+      stepTimer = null;
+    }
+  }
+
+  /** GPU milliseconds per replayed decode step since the timer was reset, or NaN without any ({@link #timeGraphSteps}). */
+  public double graphStepGpuMillis() {
+    return stepTimer == null || stepTimer.steps() == 0 ? Double.NaN : stepTimer.totalMs() / stepTimer.steps();
+  }
+
+  /** Starts the timed steps afresh (after a warm-up). */
+  public void resetGraphStepTimes() {
+    if (stepTimer != null) {
+      stepTimer.reset();
+    }
+  }
+
+  private void stepTimerStop() {
+    if (stepTimer != null) {
+      stepTimer.stop(stream);
+    }
+  }
+
+  private void stepTimerCollect() {
+    if (stepTimer != null) {
+      stepTimer.collect();
+    }
   }
 
   /** Decode-step graphs captured and kept (for tests and diagnostics). */
@@ -1229,7 +1333,9 @@ public final class CudaOps implements Ops {
     Pointer host = readBuffer(8L * Math.max(n, 1));
     check(what + " read", cudaMemcpyAsync(host, tokens, (logprobs == null ? 4L : 8L) * n, cudaMemcpyDeviceToHost,
         stream));
+    stepTimerStop();
     check(what + " read (synchronise)", cudaStreamSynchronize(stream));
+    stepTimerCollect();
     launchedUnsynchronised = false;
     uploads.reset();
     int[] out = new int[n];
@@ -1352,6 +1458,9 @@ public final class CudaOps implements Ops {
     if (profile != null) {
       LOG.info("{}: {}", name(), profile.summary());
       profile.close();
+    }
+    if (stepTimer != null) {
+      stepTimer.close();
     }
     for (StepGraph g : graphs.values()) {
       discard(g);

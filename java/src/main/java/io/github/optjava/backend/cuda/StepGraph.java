@@ -43,7 +43,13 @@ final class StepGraph implements AutoCloseable {
 
   private static final long ARENA_INTS = 1 << 16;
 
-  final long key;
+  /**
+   * What a graph is replayed for: the KV store it reads and writes (compared by identity), the batch size and the
+   * padded block-table width.
+   */
+  record Key(CudaKvStore store, int batch, int variant) {}
+
+  final Key key;
   final Workspace workspace;
   private final List<Long> signatures = new ArrayList<>();
   private final List<long[]> regions = new ArrayList<>(); // distinct index arrays: {offset, length}
@@ -59,7 +65,7 @@ final class StepGraph implements AutoCloseable {
   private int countAllocsOfCapture; // allocations the captured step made (a replay must make as many)
   private final Map<int[], Integer> seen = new IdentityHashMap<>();
 
-  StepGraph(long key, Workspace workspace, CudaOps.Allocator alloc) {
+  StepGraph(Key key, Workspace workspace, CudaOps.Allocator alloc) {
     this.key = key;
     this.workspace = workspace;
     int st = cudaMallocHost(host, 4 * ARENA_INTS);

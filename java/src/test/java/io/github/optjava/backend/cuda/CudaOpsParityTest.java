@@ -34,7 +34,8 @@ class CudaOpsParityTest {
   /**
    * The tag of the tests of kernels not yet verified on a GPU: scripts/device-check.sh runs them in a JVM of their
    * own after check_ops, so that a kernel that faults (a CUDA context is unusable after that) cannot fail the
-   * verified tests beside it. Move a test out of it once its kernel has passed on a GPU.
+   * verified tests beside it. Move a test out of it once its kernel has passed on a GPU. (None carries it since
+   * 2026-11-26, when the split/tiled/tc attention, gemv, cuBLASLt, device log-prob and sampling tests passed.)
    */
   static final String NEW_KERNEL = "gpu-new";
   private static final CpuOps CPU = new CpuOps();
@@ -193,25 +194,36 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} tokens={1} in={2}")
   @MethodSource("cases")
   void linearWithBiasAndRelu(DType d, int tokens, int in) {
-    linearCase(gpu(d), d, tokens, in, in + 13);
+    CudaOps g = gpu(d);
+    withLinearPath(g, false, 0, () -> linearCase(g, d, tokens, in, in + 13)); // cublasGemmEx + the bias kernel
+  }
+
+  /** Runs {@code test} with g's Linears through cuBLASLt or not and gemv for up to that many rows, then puts g's back. */
+  private static void withLinearPath(CudaOps g, boolean lt, int gemvRows, Runnable test) {
+    boolean ltBefore = g.usesLtGemm();
+    int gemvBefore = g.gemvMaxRows();
+    g.useLtGemm(lt);
+    g.useGemv(gemvRows);
+    try {
+      test.run();
+    } finally {
+      g.useLtGemm(ltBefore);
+      g.useGemv(gemvBefore);
+    }
   }
 
   /** The same through cuBLASLt (bias and ReLU in the GEMM epilogue; -Dopt.cuda.gemm=lt), and a 1.3b-like shape. */
   @ParameterizedTest(name = "{0} tokens={1} in={2}")
   @MethodSource("cases")
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
   void linearThroughCublasLt(DType d, int tokens, int in) {
     CudaOps g = gpu(d);
-    g.useLtGemm(true);
-    try {
+    withLinearPath(g, true, 0, () -> {
       linearCase(g, d, tokens, in, in + 13); // odd shapes: cuBLASLt or, without an algorithm, cublasGemmEx
       long before = g.ltLaunches();
       linearCase(g, d, 5, 2048, 2048); // leading dimensions multiples of 8: the tensor-core algorithms
       assertTrue(g.ltLaunches() >= before + 3, d + ": cuBLASLt must have run the aligned shape's three Linears, "
           + "not fallen back (" + (g.ltLaunches() - before) + " launches)");
-    } finally {
-      g.useLtGemm(false);
-    }
+    });
   }
 
   /**
@@ -220,11 +232,9 @@ class CudaOpsParityTest {
    */
   @ParameterizedTest(name = "{0}")
   @EnumSource(DType.class)
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
   void linearThroughGemv(DType d) {
     CudaOps g = gpu(d);
-    g.useGemv(true);
-    try {
+    withLinearPath(g, g.usesLtGemm(), 8, () -> {
       long before = g.gemvLaunches();
       linearCase(g, d, 1, 128, 141);
       linearCase(g, d, 3, 83, 40);
@@ -233,9 +243,7 @@ class CudaOpsParityTest {
       assertEquals(before + 4 * 3, g.gemvLaunches(), d + ": every Linear of 1–8 rows must have run the kernel");
       linearCase(g, d, 9, 128, 64);
       assertEquals(before + 4 * 3, g.gemvLaunches(), d + ": 9 rows go to cuBLAS");
-    } finally {
-      g.useGemv(false);
-    }
+    });
   }
 
   private void linearCase(Ops g, DType d, int tokens, int in, int out) {
@@ -263,20 +271,14 @@ class CudaOpsParityTest {
     withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
   }
 
-  @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
-  @MethodSource("newAttentionCases")
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
-  void pagedAttentionPrefillAndDecodeWithNewKernels(DType d, int headDim, String kernel) {
-    withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
-  }
-
-  /** Runs {@code test} with {@code kernel} as g's attention kernel, then puts the verified one back. */
+  /** Runs {@code test} with {@code kernel} as g's attention kernel, then puts g's own back. */
   private static void withAttentionKernel(CudaOps g, String kernel, java.util.function.Consumer<CudaOps> test) {
+    String before = g.attentionKernel();
     g.useAttentionKernel(kernel);
     try {
       test.accept(g);
     } finally {
-      g.useAttentionKernel("first");
+      g.useAttentionKernel(before);
     }
   }
 
@@ -341,13 +343,13 @@ class CudaOpsParityTest {
    */
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
   void argmaxWithLogprobs(DType d, int rows, int cols) {
     Random r = new Random(rows * 13L + cols);
     CudaOps g = gpu(d);
     float[] logits = random(r, rows * cols, 3, d);
     double[] want = new double[rows];
     int[] wantIdx = CPU.argmaxRows(act(CPU, logits, rows, cols), want);
+    boolean before = g.usesDeviceLogprobs();
     for (boolean onDevice : new boolean[] {true, false}) {
       g.useDeviceLogprobs(onDevice);
       try {
@@ -359,7 +361,7 @@ class CudaOpsParityTest {
               d + " device=" + onDevice + " row " + i + ": " + got[i] + " vs " + want[i]);
         }
       } finally {
-        g.useDeviceLogprobs(false);
+        g.useDeviceLogprobs(before);
       }
     }
   }
@@ -371,9 +373,9 @@ class CudaOpsParityTest {
    */
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
   void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols) {
     CudaOps g = gpu(d);
+    boolean before = g.samplesOnDevice();
     for (int vocab : new int[] {cols, 50272}) {
       Random r = new Random(rows * 17L + vocab);
       float[] logits = random(r, rows * vocab, 4, d);
@@ -405,7 +407,7 @@ class CudaOpsParityTest {
               d + " vocab " + vocab + " row " + i + ": " + got[i] + " vs " + want[i]);
         }
       } finally {
-        g.useDeviceSampling(false);
+        g.useDeviceSampling(before);
       }
     }
   }
@@ -417,13 +419,6 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("attentionCases")
   void qkvAppendThenAttention(DType d, int headDim, String kernel) {
-    withAttentionKernel(gpu(d), kernel, g -> qkvAppendThenAttention(d, headDim, g));
-  }
-
-  @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
-  @MethodSource("newAttentionCases")
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
-  void qkvAppendThenAttentionWithNewKernels(DType d, int headDim, String kernel) {
     withAttentionKernel(gpu(d), kernel, g -> qkvAppendThenAttention(d, headDim, g));
   }
 
@@ -466,10 +461,10 @@ class CudaOpsParityTest {
    */
   @ParameterizedTest(name = "{0}")
   @EnumSource(DType.class)
-  @org.junit.jupiter.api.Tag(NEW_KERNEL)
   void qkvProjectAppendThroughGemv(DType d) {
     CudaOps g = gpu(d);
-    g.useGemv(true);
+    int gemvBefore = g.gemvMaxRows();
+    g.useGemv(8);
     Random r = new Random(41);
     int heads = 2;
     int headDim = 64;
@@ -505,7 +500,7 @@ class CudaOpsParityTest {
       assertEquals(before + 3, g.gemvLaunches(), d + ": 3, 1 and 8 rows fused, 19 rows through cuBLAS");
     } finally {
       gkv.close();
-      g.useGemv(false);
+      g.useGemv(gemvBefore);
     }
   }
 
@@ -534,14 +529,8 @@ class CudaOpsParityTest {
    * Every dtype × head_dim 64 (125m … 175b except 2.7b), 80 (2.7b), 128 × every attention kernel (tc falls back
    * to tiled in f32, so its f32 cases check that fallback).
    */
-  /** The verified attention kernel, every dtype and OPT head size. */
   static Stream<Arguments> attentionCases() {
-    return attentionCases("first");
-  }
-
-  /** The attention kernels not yet verified on a GPU (tag {@link #NEW_KERNEL}). */
-  static Stream<Arguments> newAttentionCases() {
-    return attentionCases("split", "tiled", "tc");
+    return attentionCases(CudaOps.ATTENTION_KERNELS.toArray(String[]::new));
   }
 
   private static Stream<Arguments> attentionCases(String... kernels) {
