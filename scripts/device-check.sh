@@ -7,14 +7,15 @@
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
 # process per kernel group (5b: the JUnit tests of the kernels not yet verified, tag gpu-new, in their own JVM;
 # 5c: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
-# devicecheck.CompareMain; 6b: ours again with the flagged kernels whose check_ops groups passed; 6c: prefix caching
+# devicecheck.CompareMain; 6b: ours again with the kernels still behind flags (chained launches); 6c: prefix caching
 # and prompt lookup decoding each timed against itself off, devicecheck.EngineFeaturesMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
-#   flagged new kernels against the default in one process each, `opt bench --variants`: 1.3b decode, 1.3b
+#   kernel choices against the defaults in one process each, `opt bench --variants`: 1.3b decode, 1.3b
 #   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
 #   only if the time left covers its estimate; batch 1 alone if it covers only that), and HF's static cache +
 #   torch.compile last: `opt bench` on CUDA (batch 1,32,128, 128 prompt + 128 new tokens; then one 2047-token
 #   prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl, `hf_peer.py benchtable` prints ours
-#   vs HF (ms, tokens/s, ratios, roofline fraction) and the variants' table -> table.
+#   vs HF (ms, tokens/s, ratios, roofline fraction) and the variants' table -> 9 ncu: every kernel of three replayed
+#   batch-1 decode steps of opt-1.3b timed on its own (scripts/dev/ncu_summary.py) -> table.
 # $OUT holds at most 7 files (the device returns 8): host.txt, junit.log, check_ops.log, hf_compare.log,
 # compare.json, bench.jsonl and logs.txt (the small logs concatenated); working files (HF-compare logits and
 # prompts, JUnit XML reports, per-step logs) stay under target/device-work.
@@ -49,7 +50,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 collect_logs() {
   local f g
   for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log engine_features.log hf_warpers.log \
-           copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log'; do
+           copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log' 'ncu_*.log' 'ncu_summary_*.txt' 'ncu_*.csv'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
       echo "===== $(basename "$g") ====="
@@ -446,9 +447,41 @@ profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   bench_status "profile $name" $? "$plog"
   grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
 }
+# 9. Each kernel of the replayed decode graphs timed on its own (Nsight Compute, graph nodes one by one): where a
+# batch-1 step's GPU time goes, which the eager profile cannot show (there every op takes the host's ~20 µs launch
+# rate). `opt bench -Dopt.cuda.profilerRange=true` makes the timed run's decode steps (3 of them) the only range ncu
+# records; scripts/dev/ncu_summary.py prints calls, µs and DRAM GB/s per kernel name. The summary is a diagnostic.
+ncu_run() {  # NAME SHAPE BATCH
+  local name=$1 ncu_bin
+  ncu_bin="$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
+  if [ -z "$ncu_bin" ]; then
+    row "ncu $name" "skip" "no ncu on PATH, in /usr/local/cuda/bin or /opt/nvidia/nsight-compute"
+    return 0
+  fi
+  if [ $(( budget - SECONDS - tail_s )) -lt 45 ]; then
+    row "ncu $name" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    return 0
+  fi
+  rm -f "$W/ncu_$name.csv"
+  timeout -k 10 "$(cap 90 "$tail_s")" "$ncu_bin" --profile-from-start off --clock-control none \
+    --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum --csv --page raw \
+    --log-file "$W/ncu_$name.csv" "$java_bin" -Dopt.cuda.profilerRange=true -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
+    --shape "$2" --dtype f16 --batch "$3" --prompt-len 128 --gen-len 3 --repeats 1 --warm-up 0 \
+    > "$W/ncu_$name.log" 2>&1
+  local nrc=$?
+  python3 scripts/dev/ncu_summary.py "$W/ncu_$name.csv" --steps 3 ${copy_gbps:+--copy-gbps "$copy_gbps"} \
+    > "$W/ncu_summary_$name.txt" 2>&1
+  if [ $nrc -eq 0 ] && grep -q "all kernels" "$W/ncu_summary_$name.txt"; then
+    row "ncu $name" "info" "$(grep 'all kernels' "$W/ncu_summary_$name.txt" | awk '{print $3 " kernels, " $4 " µs per step (sum of kernel times)"}')"
+  else
+    row "ncu $name" "info" "exit $nrc: $( (grep -m1 -E '==ERROR==|==WARNING==|Exception' "$W/ncu_$name.csv" "$W/ncu_$name.log" 2>/dev/null || tail -1 "$W/ncu_$name.log") | cut -c1-100)"
+  fi
+}
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0;gemv=2;gemv=8$(chained_variant chained=on)"
+  ncu_run decode-b1 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(chained_variant chained=on)"
   #           shape  full  b1  ours  HF  prefill
@@ -466,6 +499,7 @@ else
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(chained_variant chained=on)"
+  ncu_run decode-b1 1.3b 1
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
@@ -509,6 +543,9 @@ collect_logs
 echo
 [ -s "$OUT/hf_compare.log" ] && { echo "== HF vs ours, opt-1.3b random weights, fp16 ($OUT/compare.json) =="; cat "$OUT/hf_compare.log"; echo; }
 [ -s "$W/bench_table.txt" ] && { cat "$W/bench_table.txt"; echo; }
+for f in "$W"/ncu_summary_*.txt; do
+  [ -s "$f" ] && { echo "== ncu $(basename "$f" .txt | sed 's/^ncu_summary_//'), opt-1.3b f16, kernels of replayed decode graphs =="; cat "$f"; echo; }
+done
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

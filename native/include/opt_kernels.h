@@ -43,6 +43,9 @@ OPT_API int opt_chained_launch(void);
 /* 1 when chained launches are safe on the current device: compute capability 9.0+ running code compiled for
  * compute_90+ (else chain_wait would be a no-op); 0 otherwise, and on any error. */
 OPT_API int opt_chained_launch_supported(void);
+/* cudaProfilerStart (on != 0) or cudaProfilerStop: the range a profiler started with --profile-from-start off
+ * (ncu, nsys) records; returns the cudaError_t. */
+OPT_API int opt_profiler_range(int on);
 
 /*
  * Embedding lookup (embedding.cu): out[t, :] = table[ids[t], :]
@@ -331,6 +334,27 @@ OPT_API int opt_attention_tc_f16(uint16_t* out, const uint16_t* q, const uint16_
                                  int num_tiles, int num_seqs, int heads, int head_dim, int block_size, int max_blocks,
                                  int num_blocks, float scale, cudaStream_t stream);
 OPT_API int opt_attention_tc_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
+                                  const uint16_t* v_cache, const int32_t* block_tables, const int32_t* query_start,
+                                  const int32_t* query_count, const int32_t* context_len, const int32_t* tile_seq,
+                                  const int32_t* tile_first, int num_tiles, int num_seqs, int heads, int head_dim,
+                                  int block_size, int max_blocks, int num_blocks, float scale, cudaStream_t stream);
+
+/*
+ * opt_attention_fa (attention_fa.cu): the function of opt_attention_tc, flash-attention-2 style: same arguments,
+ * tile map (tiles of up to 64 rows) and NaN rules; Q, the scores, the online softmax and the float32 accumulator
+ * in registers (mma.sync m16n8k16, float32 accumulate), K/V tiles of 64 keys double-buffered in shared memory
+ * with cp.async, the weights P rounded to the storage type before P.V.
+ * Limits: fp16/bf16, head_dim 64, 80 or 128 (OPT's; else 1 = invalid value, nothing launched), num_tiles * heads
+ * < 2^31, out 4-byte aligned (and q, k_cache, v_cache 16-byte aligned, as for opt_attention_tc). Needs sm_80+.
+ * Status: written 2026-11-27 without a GPU (emulated on the CPU: native/dev/emu_fa/); CudaOps does not use it
+ * until check_ops group fa and the parity tests have passed on a GPU.
+ */
+OPT_API int opt_attention_fa_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
+                                 const int32_t* block_tables, const int32_t* query_start, const int32_t* query_count,
+                                 const int32_t* context_len, const int32_t* tile_seq, const int32_t* tile_first,
+                                 int num_tiles, int num_seqs, int heads, int head_dim, int block_size, int max_blocks,
+                                 int num_blocks, float scale, cudaStream_t stream);
+OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
                                   const uint16_t* v_cache, const int32_t* block_tables, const int32_t* query_start,
                                   const int32_t* query_count, const int32_t* context_len, const int32_t* tile_seq,
                                   const int32_t* tile_first, int num_tiles, int num_seqs, int heads, int head_dim,

@@ -1,5 +1,7 @@
 // The process-wide switch of chained (programmatic dependent) launches: see common.cuh, "programmatic dependent
 // launch". Off by default; CudaOps turns it on with -Dopt.cuda.chained=true on sm_90+ devices.
+#include <cuda_profiler_api.h>
+
 #include <atomic>
 
 #include "common.cuh"
@@ -22,6 +24,12 @@ extern "C" {  // a definition that drifted from opt_kernels.h would be a compile
 OPT_API int opt_set_chained_launch(int on) { return g_chained.exchange(on != 0 ? 1 : 0); }
 
 OPT_API int opt_chained_launch(void) { return g_chained.load() != 0 ? 1 : 0; }
+
+// cudaProfilerStart/Stop through our own library: the JavaCPP cudart preset maps them only in its CUPTI class,
+// whose native library a GPU host may lack.
+OPT_API int opt_profiler_range(int on) {
+  return static_cast<int>(on != 0 ? cudaProfilerStart() : cudaProfilerStop());
+}
 
 // Chained launches are safe only where chain_wait() is real: a device of compute capability 9.0 or newer running
 // code compiled for compute_90 or newer (an sm_90 GPU that JIT-compiles older PTX would get a no-op wait while

@@ -110,6 +110,11 @@ final class BenchCommand implements Callable<Integer> {
 
   private static final long SEED = 0;
   private static final int BLOCK_SIZE = 16;
+  /**
+   * {@code -Dopt.cuda.profilerRange=true}: the decode steps of the first timed run of each batch size are the range
+   * an attached profiler records (cudaProfilerStart/Stop; {@code ncu --profile-from-start off}). CUDA only.
+   */
+  private static final boolean PROFILER_RANGE = Boolean.getBoolean("opt.cuda.profilerRange");
 
   /** Timings of one batch size. */
   private record Result(int batch, double prefillMs, double decodeMs) {}
@@ -240,7 +245,7 @@ final class BenchCommand implements Callable<Integer> {
     double[] decode = new double[repeats];
     for (int i = 0; i < repeats; i++) {
       System.gc(); // garbage of earlier runs should not be collected inside this one's timings
-      Result r = run(model, cache, batch, promptLen, genLen);
+      Result r = run(model, cache, batch, promptLen, genLen, i == 0 && PROFILER_RANGE);
       prefill[i] = r.prefillMs;
       decode[i] = r.decodeMs;
     }
@@ -260,6 +265,11 @@ final class BenchCommand implements Callable<Integer> {
    * greedy tokens per sequence one step at a time; releases the sequences' cache blocks.
    */
   private Result run(OptModel model, KvCache cache, int batch, int prompt, int steps) {
+    return run(model, cache, batch, prompt, steps, false);
+  }
+
+  /** As above; {@code profilerRange}: the decode steps are the range an attached profiler records. */
+  private Result run(OptModel model, KvCache cache, int batch, int prompt, int steps, boolean profilerRange) {
     SplittableRandom random = new SplittableRandom(SEED + batch);
     List<OptModel.SeqStep> step = new ArrayList<>();
     for (int s = 0; s < batch; s++) {
@@ -270,6 +280,9 @@ final class BenchCommand implements Callable<Integer> {
       // keeps its argmax on the GPU.
       long t0 = System.nanoTime();
       int[] tokens = model.greedy(step, cache);
+      if (profilerRange && model.ops() instanceof io.github.optjava.backend.cuda.CudaOps c) {
+        c.profilerRange(true);
+      }
       long t1 = System.nanoTime();
       for (int i = 0; i < steps; i++) {
         List<OptModel.SeqStep> next = new ArrayList<>(batch);
@@ -279,6 +292,9 @@ final class BenchCommand implements Callable<Integer> {
         tokens = model.greedy(next, cache);
       }
       long t2 = System.nanoTime();
+      if (profilerRange && model.ops() instanceof io.github.optjava.backend.cuda.CudaOps c) {
+        c.profilerRange(false);
+      }
       return new Result(batch, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
     } finally {
       for (int s = 0; s < batch; s++) {

@@ -36,10 +36,10 @@ final class EngineOptions {
           + "score reads them, are never split). 0 or at least --max-batch. Default: ${DEFAULT-VALUE}.")
   int maxStepTokens;
 
-  @Option(names = "--prefix-caching",
+  @Option(names = "--prefix-caching", negatable = true, defaultValue = "true", fallbackValue = "true",
       description = "Keep the KV cache of earlier prompts and reuse it for later prompts that start with the same "
           + "tokens (a shared system prompt, few-shot examples): those tokens are not computed again. Kept blocks "
-          + "give way whenever the cache needs room.")
+          + "give way whenever the cache needs room. On by default; --no-prefix-caching turns it off.")
   boolean prefixCaching;
 
   @Option(names = "--prompt-lookup", defaultValue = "0", paramLabel = "K",

@@ -120,9 +120,9 @@ class CliGenerationTest {
     String line = "{\"prompt\": \"" + longPrompt + "\", \"temperature\": 0, \"max_tokens\": 8}";
     String in = line + "\n" + line + "\n";
     // --max-batch 1: the second line runs after the first, whose blocks are then cached.
-    CliTest.Run plain = cli(in, "batch", "--model", model(), "--device", "cpu", "--max-batch", "1");
-    CliTest.Run cached = cli(in, "batch", "--model", model(), "--device", "cpu", "--max-batch", "1",
-        "--prefix-caching");
+    CliTest.Run plain = cli(in, "batch", "--model", model(), "--device", "cpu", "--max-batch", "1",
+        "--no-prefix-caching");
+    CliTest.Run cached = cli(in, "batch", "--model", model(), "--device", "cpu", "--max-batch", "1");
     assertEquals(0, plain.exit(), plain.err());
     assertEquals(0, cached.exit(), cached.err());
     List<String> expected = plain.out().lines().toList();

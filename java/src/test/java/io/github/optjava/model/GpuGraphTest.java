@@ -112,7 +112,7 @@ class GpuGraphTest {
       assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
           + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
-      if (kernel.equals("gemv") || chained || (processDefault && graphOps.gemvMaxRows() > 0)) {
+      if (kernel.equals("gemv") || chained) { // (the default's gemv takes 1 row: never here, at batch 3 and 2)
         assertTrue(graphOps.gemvLaunches() > 0 && eagerOps.gemvLaunches() == 0, "matrix-vector kernel ran: graph "
             + "side " + graphOps.gemvLaunches() + ", eager side " + eagerOps.gemvLaunches());
       }

@@ -1247,6 +1247,16 @@ public final class CudaOps implements Ops {
     return stepTimer == null || stepTimer.steps() == 0 ? Double.NaN : stepTimer.totalMs() / stepTimer.steps();
   }
 
+  /**
+   * Starts (on) or stops the range a profiler started with {@code --profile-from-start off} records (ncu, nsys):
+   * {@code opt bench} marks a decode run with it under {@code -Dopt.cuda.profilerRange=true}, so that
+   * scripts/device-check.sh times each kernel of the replayed decode graphs and nothing else.
+   */
+  public void profilerRange(boolean on) {
+    check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
+    check(on ? "cudaProfilerStart" : "cudaProfilerStop", OptKernels.opt_profiler_range(on ? 1 : 0));
+  }
+
   /** Starts the timed steps afresh (after a warm-up). */
   public void resetGraphStepTimes() {
     if (stepTimer != null) {

@@ -161,6 +161,12 @@ public final class OptKernels {
    */
   public static native int opt_chained_launch_supported();
 
+  /**
+   * cudaProfilerStart (on != 0) or cudaProfilerStop: the range a profiler started with
+   * {@code --profile-from-start off} records ({@code ncu}, {@code nsys}); returns the cudaError_t.
+   */
+  public static native int opt_profiler_range(int on);
+
   // ---- linear_small (linear_small.cu) ----
 
   /**
