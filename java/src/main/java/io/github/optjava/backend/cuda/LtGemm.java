@@ -53,7 +53,7 @@ import org.bytedeco.javacpp.PointerPointer;
  *
  * <p>The problem, column-major as cuBLAS sees it: outᵀ (N × T) = W (stored K × N, op T) · xᵀ (K × T), with the
  * bias (N) broadcast along the T columns, which is what CUBLASLT_EPILOGUE_BIAS does with a vector of the rows.
- * Written 2026-11-26 without a GPU: GPU-unverified; the parity tests run both paths.
+ * Passed its parity and graph tests on an H100 (2026-11-26, session 7): the default Linear path.
  */
 final class LtGemm implements AutoCloseable {
   /** One shape's descriptors and algorithm; the bias pointer is set per call (layers share a plan). */
