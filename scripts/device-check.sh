@@ -447,6 +447,20 @@ profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS)
   bench_status "profile $name" $? "$plog"
   grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
 }
+# HF's static cache + torch.compile of the decode step (issue #5's "best mode" peer), opt-1.3b batch 1 and 32.
+hf_compiled() {
+  timeout -k 10 "$(cap 240 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --compiled --batch 1,32 \
+    --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 0 --out "$bench" ${copy_arg[@]+"${copy_arg[@]}"} \
+    > "$W/bench_hf_compiled_1.3b.log" 2>&1
+  bench_status "speed opt-1.3b: HF static+compiled" $? "$W/bench_hf_compiled_1.3b.log"
+}
+# DEVICE_CHECK_HF_COMPILED=1: it runs first, ours beside it (at the end of a full check it never had the time).
+if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ]; then
+  hf_compiled
+  ours_bench "$(cap 100 "$tail_s")" "$W/bench_ours_1.3b.log" --shape 1.3b --dtype f16 --batch 1,32 --prompt-len 128 \
+    --gen-len 128 --repeats 2 --warm-up 1
+  bench_status "speed opt-1.3b: ours" $? "$W/bench_ours_1.3b.log"
+fi
 # 9. Each kernel of the replayed decode graphs timed on its own (Nsight Compute, graph nodes one by one): where a
 # batch-1 step's GPU time goes, which the eager profile cannot show (there every op takes the host's ~20 µs launch
 # rate). `opt bench -Dopt.cuda.profilerRange=true` makes the timed run's decode steps (3 of them) the only range ncu
@@ -519,11 +533,11 @@ fi
 # HF's best mode as the last peer (issue #5: "its static-cache + compiled mode if it works there"): generate() with
 # a static cache and its torch.compile of the decode step, opt-1.3b, batch 1 and 32. Compiling takes minutes, so it
 # runs only with what is left; a failure or timeout is a row, the lines measured before it are kept.
-if [ "$quick" != 1 ] && [ $(( budget - SECONDS - tail_s )) -ge 150 ]; then
-  timeout -k 10 "$(cap 240 "$tail_s")" python3 scripts/hf_peer.py bench --shape 1.3b --compiled --batch 1,32 \
-    --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len 0 --out "$bench" ${copy_arg[@]+"${copy_arg[@]}"} \
-    > "$W/bench_hf_compiled_1.3b.log" 2>&1
-  bench_status "speed opt-1.3b: HF static+compiled" $? "$W/bench_hf_compiled_1.3b.log"
+# (DEVICE_CHECK_HF_COMPILED=1 ran it before the variants instead.)
+if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ]; then
+  : # ran first
+elif [ "$quick" != 1 ] && [ $(( budget - SECONDS - tail_s )) -ge 150 ]; then
+  hf_compiled
 else
   row "speed opt-1.3b: HF static+compiled" "skip" "time budget spent (${SECONDS}s of ${budget}s; ~150s needed)"
 fi
