@@ -194,7 +194,8 @@ elif [ "$(cap 90)" -lt 20 ]; then
   row "check_ops (kernels)" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
 else
   # One process per group: a kernel that faults poisons its process's CUDA context, and costs only its group.
-  # base = the kernels verified on a GPU before; the others are the newer kernels, behind flags until they pass.
+  # base = the first kernels; split/tiled/tc/gemv/logprob/sample became defaults after passing on an H100 (session
+  # 7); chained launches and fa (FlashAttention-2-style prefill) are behind flags until they pass.
   groups="base split tiled tc gemv logprob sample chained"
   [ "$quick" = 1 ] && groups="chained"
   for group in $groups; do
@@ -211,8 +212,8 @@ else
   done
 fi
 
-# 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new: split/tiled/tc attention, gemv,
-# cuBLASLt, device log-prob and sampling, graphs with them), in a JVM of their own.
+# 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new; session 7: the fa attention kernel),
+# in a JVM of their own.
 if [ "$quick" = 1 ]; then
   row "junit new kernels" "skip" "a quick re-check (none carries the tag gpu-new since 2026-11-26)"
 elif [ "$(cap 150 200)" -ge 60 ]; then
@@ -454,12 +455,9 @@ hf_compiled() {
     > "$W/bench_hf_compiled_1.3b.log" 2>&1
   bench_status "speed opt-1.3b: HF static+compiled" $? "$W/bench_hf_compiled_1.3b.log"
 }
-# DEVICE_CHECK_HF_COMPILED=1: it runs first, ours beside it (at the end of a full check it never had the time).
+# DEVICE_CHECK_HF_COMPILED=1: it runs first (at the end of a full check it never had the time).
 if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ]; then
-  hf_compiled
-  ours_bench "$(cap 100 "$tail_s")" "$W/bench_ours_1.3b.log" --shape 1.3b --dtype f16 --batch 1,32 --prompt-len 128 \
-    --gen-len 128 --repeats 2 --warm-up 1
-  bench_status "speed opt-1.3b: ours" $? "$W/bench_ours_1.3b.log"
+  hf_compiled # ours at the same shape and batches: `speed_shape 1.3b` below
 fi
 # 9. Each kernel of the replayed decode graphs timed on its own (Nsight Compute, graph nodes one by one): where a
 # batch-1 step's GPU time goes, which the eager profile cannot show (there every op takes the host's ~20 µs launch

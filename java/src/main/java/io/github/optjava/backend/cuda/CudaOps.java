@@ -87,7 +87,7 @@ public final class CudaOps implements Ops {
    * batch) run our matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads,
    * bias and ReLU applied in the same launch) instead of a GEMM. Default 1: on an H100 (2026-11-26, c57d4f3) it
    * beat cuBLAS at one row (opt-6.7b decode 7.20 against 8.28 ms/step) and lost badly at eight (opt-1.3b 5.83
-   * against 3.67); rows in between were not measured.
+   * against 3.67), and at two rows it was 15 % slower than cuBLASLt (session 7, docs/perf.md).
    */
   private static final String GEMV = System.getProperty("opt.cuda.gemv", "1");
   /**
@@ -158,7 +158,7 @@ public final class CudaOps implements Ops {
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private long argmaxScratchBytes;
-  private String attentionKernel = ATTENTION_KERNELS.contains(ATTENTION) ? ATTENTION : "first";
+  private String attentionKernel = ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
   private int tiledRows;              // the rows per tile of that map: 16 (tiled) or 64 (tc)
   private int[] tileSeq;
@@ -194,7 +194,10 @@ public final class CudaOps implements Ops {
     this.device = device;
     this.dtype = dtype;
     this.graphsEnabled = graphs && !SYNC && !PROFILE;
-    this.gemvMaxRows = gemvRows(GEMV); // a bad setting fails before anything is allocated
+    this.gemvMaxRows = gemvRows(GEMV); // bad settings fail before anything is allocated
+    if (!ATTENTION_KERNELS.contains(ATTENTION)) {
+      throw new IllegalArgumentException("opt.cuda.attention='" + ATTENTION + "': use one of " + ATTENTION_KERNELS);
+    }
     check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
     if (CHAINED) {
       requireChainedSupported(); // before anything is allocated: a refusal leaks nothing
@@ -212,13 +215,16 @@ public final class CudaOps implements Ops {
       // Our own workspace: cuBLAS must not allocate while a graph is being captured.
       cublasWorkspace = malloc(CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
-      uploads = new IndexUploads(this::malloc, stream, 1 << 20);
-      profile = PROFILE ? new OpProfile(stream) : null;
       lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
+      uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
+      profile = PROFILE ? new OpProfile(stream) : null;
       if (CHAINED) {
         OptKernels.opt_set_chained_launch(1); // checked supported before anything was allocated
       }
-    } catch (RuntimeException e) {
+    } catch (RuntimeException | LinkageError e) { // LinkageError: a cuBLASLt symbol missing from this runtime
+      if (lt != null) {
+        lt.close();
+      }
       cublasDestroy_v2(cublas);
       if (cublasWorkspace != null) {
         cudaFree(cublasWorkspace);
@@ -887,8 +893,8 @@ public final class CudaOps implements Ops {
 
   /**
    * Starts a step that the model promises to repeat op for op whenever it passes the same
-   * {@code (batch, variant)}: the decode steps of one batch size (variant: the padded width of the block
-   * tables). The first such step runs eagerly (kernels load, cuBLAS chooses its algorithms), the second is
+   * {@code (kv, batch, variant)}: the decode steps of one batch size over one KV store (variant: the padded width
+   * of the block tables). The first such step runs eagerly (kernels load, cuBLAS chooses its algorithms), the second is
    * captured into a CUDA graph, later ones only check each op against the capture and write the new index
    * values; the graph is launched when the step reads its result ({@link #read} or {@link #argmaxRows}). One
    * launch instead of hundreds: the host no longer paces the GPU. {@code -Dopt.cuda.graphs=false} turns it off.
@@ -912,6 +918,7 @@ public final class CudaOps implements Ops {
       return;
     }
     if (eagerRuns.merge(key, 1, Integer::sum) < 2) {
+      forgetClosedStores(); // a new key: perhaps a new cache, after others were closed
       return;
     }
     g = new StepGraph(key, workspaces.computeIfAbsent(batch, b -> new StepGraph.Workspace()), this::malloc);
@@ -986,7 +993,7 @@ public final class CudaOps implements Ops {
     }
     if (!current.replayOpMatches(sig)) {
       throw graphFailed("op " + name, new IllegalStateException("the step differs from the captured one of the "
-          + "same batch size and table width"));
+          + "same KV store, batch size and table width"));
     }
     return false;
   }
@@ -994,6 +1001,9 @@ public final class CudaOps implements Ops {
   /** Finishes a graph step before its result is read: instantiates a capture, then launches the graph. */
   private void endStep() {
     if (mode == Mode.EAGER) {
+      if (stepTimer != null) {
+        stepTimer.abandon(); // no graph launched in this step (a failed read may have left one started)
+      }
       if (profile != null) {
         profile.endStep();
       }
@@ -1058,7 +1068,6 @@ public final class CudaOps implements Ops {
     cudaFree(g.deviceArena());
   }
 
-  /** Frees every captured step graph: after a change of kernels, so that later steps capture the new ones. */
   /** Drops the graphs (and eager-run counts) of KV stores closed since: they can never be replayed again. */
   private void forgetClosedStores() {
     eagerRuns.keySet().removeIf(k -> k.store().isClosed());
@@ -1071,6 +1080,7 @@ public final class CudaOps implements Ops {
     }
   }
 
+  /** Frees every captured step graph: after a change of kernels, so that later steps capture the new ones. */
   private void discardGraphs() {
     for (StepGraph g : graphs.values()) {
       discard(g);
