@@ -24,9 +24,10 @@
 # Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
 # DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
-# tests, check_ops' chained group only (the other kernels passed in the full run: rerun the full check after a
-# kernel change), the chained-launch test, the HF comparison, the engine features, then short `opt bench`
-# variants (1.3b batch 1,2,8; 6.7b batch 1), the 1.3b speed against HF and a batch-1 decode profile.
+# tests (and tag gpu-new), check_ops' chained and fa groups only (the other kernels passed in the full run: rerun
+# the full check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features,
+# then short `opt bench` variants (1.3b batch 1,2,8 and its 2047-token prefill; 6.7b batch 1), ncu on a batch-1
+# decode, the 1.3b speed against HF and a batch-1 decode profile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -196,8 +197,8 @@ else
   # One process per group: a kernel that faults poisons its process's CUDA context, and costs only its group.
   # base = the first kernels; split/tiled/tc/gemv/logprob/sample became defaults after passing on an H100 (session
   # 7); chained launches and fa (FlashAttention-2-style prefill) are behind flags until they pass.
-  groups="base split tiled tc gemv logprob sample chained"
-  [ "$quick" = 1 ] && groups="chained"
+  groups="base split tiled tc gemv logprob sample chained fa"
+  [ "$quick" = 1 ] && groups="chained fa"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -214,9 +215,7 @@ fi
 
 # 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new; session 7: the fa attention kernel),
 # in a JVM of their own.
-if [ "$quick" = 1 ]; then
-  row "junit new kernels" "skip" "a quick re-check (none carries the tag gpu-new since 2026-11-26)"
-elif [ "$(cap 150 200)" -ge 60 ]; then
+if [ "$(cap 150 200)" -ge 60 ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap 150 200)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
@@ -250,6 +249,11 @@ fi
 # The bench variants with chained=on run only when both passed.
 chained_variant() {  # VARIANT: prints ";VARIANT" when chained launches passed their checks
   [ "$chained_ok" = 1 ] && printf ';%s' "$1"
+  return 0
+}
+# The bench variants with attention=fa run only when check_ops' fa group passed.
+fa_variant() {  # VARIANT: prints ";VARIANT" when check_ops fa passed
+  case "$passed_groups" in *" fa "*) printf ';%s' "$1" ;; esac
   return 0
 }
 
@@ -287,14 +291,15 @@ else
     else
       row "hf vs ours (compare)" "FAIL" "exit $prc: $(tail -1 "$OUT/hf_compare.log" | cut -c1-100)"
     fi
-    # 6b. The same comparison with the kernels still behind flags (today: chained launches, once their check_ops
-    # group passed): evidence at the level of the whole model (logits vs HF, greedy tokens, batched == alone)
-    # before any of them becomes a default. (tc attention and gemv became defaults after this step passed.)
+    # 6b. The same comparison with the kernels still behind flags whose check_ops groups passed (today: fa
+    # attention, chained launches): evidence at the level of the whole model (logits vs HF, greedy tokens,
+    # batched == alone) before any of them becomes a default. (tc attention and gemv became defaults this way.)
     cand=()
-    [ "$chained_ok" = 1 ] && [ "$quick" != 1 ] && cand+=(-Dopt.cuda.chained=true)
+    case "$passed_groups" in *" fa "*) cand+=(-Dopt.cuda.attention=fa) ;; esac
+    [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
     label="$(printf '%s\n' "${cand[@]+"${cand[@]}"}" | sed -E 's/^-Dopt\.cuda\.//' | paste -sd, -)"
     if [ ${#cand[@]} -eq 0 ]; then
-      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops (or a quick re-check)"
+      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     elif [ "$(cap 90 60)" -lt 40 ]; then
       row "new: hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
     else
@@ -493,6 +498,8 @@ ncu_run() {  # NAME SHAPE BATCH
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0;gemv=2;gemv=8$(chained_variant chained=on)"
+  variant_run "opt-1.3b prefill 2047" 40 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
+    --variants "default$(fa_variant attention=fa)"
   ncu_run decode-b1 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(chained_variant chained=on)"
@@ -501,9 +508,9 @@ if [ "$quick" = 1 ]; then
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
   variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,2,4,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;gemv=4;gemv=8$(chained_variant chained=on)"
+    --variants "default;gemv=0;gemv=4;gemv=8$(chained_variant chained=on)$(fa_variant attention=fa)"
   variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-    --variants "default;gemm=cublas"
+    --variants "default;gemm=cublas$(fa_variant attention=fa)"
 
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
@@ -513,6 +520,9 @@ else
     --variants "default;gemv=0$(chained_variant chained=on)"
   ncu_run decode-b1 1.3b 1
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
+  case "$passed_groups" in *" fa "*)
+    PROFILE_JAVA_OPTS=-Dopt.cuda.attention=fa profile_run fa-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0 ;;
+  esac
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
   # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,

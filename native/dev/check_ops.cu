@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split tiled tc gemv logprob sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split tiled tc fa gemv logprob sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -134,6 +134,7 @@ struct K<F32> {
   static constexpr auto attention_tiled = opt_attention_tiled_f32;
   static constexpr bool has_tc = false;  // the tensor-core kernel has no float32 variant
   static constexpr auto attention_tc = opt_attention_tiled_f32;  // never called (has_tc): keeps the calls typed
+  static constexpr auto attention_fa = opt_attention_tiled_f32;  // never called (has_tc): keeps the calls typed
 };
 template <>
 struct K<F16> {
@@ -155,6 +156,7 @@ struct K<F16> {
   static constexpr auto attention_tiled = opt_attention_tiled_f16;
   static constexpr bool has_tc = true;
   static constexpr auto attention_tc = opt_attention_tc_f16;
+  static constexpr auto attention_fa = opt_attention_fa_f16;
 };
 template <>
 struct K<BF16> {
@@ -176,6 +178,7 @@ struct K<BF16> {
   static constexpr auto attention_tiled = opt_attention_tiled_bf16;
   static constexpr bool has_tc = true;
   static constexpr auto attention_tc = opt_attention_tc_bf16;
+  static constexpr auto attention_fa = opt_attention_fa_bf16;
 };
 
 // A host tensor of storage type D: the stored words and the float values they hold.
@@ -658,6 +661,7 @@ void check_attention(int heads, int head_dim, int kernel) {
   DevBuf<typename D::W> d_q(q.words), d_k(keys.words), d_v(values.words), d_out(q.words.size());
   DevBuf<int32_t> d_tables(tables), d_start(b.query_start), d_count(b.query_count), d_ctx(b.context_len);
   // kernel 0: opt_attention; 3: opt_attention_tiled; 4: opt_attention_tc (fp16/bf16, head_dim % 16 == 0);
+  // 5: opt_attention_fa (fp16/bf16, head_dim 64, 80, 128; the tc kernel's 64-row tile map);
   // 1: opt_attention_split without a workspace (one split); 2: with one (the split
   // count the launcher picks for this small batch: several per row).
   // Poisoned: an element the kernel leaves unwritten fails the check instead of passing on stale memory.
@@ -669,10 +673,11 @@ void check_attention(int heads, int head_dim, int kernel) {
                               d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size, max_blocks,
                               b.num_blocks, scale, g_stream),
               "attention");
-  } else if (kernel == 3 || kernel == 4) {
-    name = kernel == 3 ? "attention_tiled" : "attention_tc";
+  } else if (kernel == 3 || kernel == 4 || kernel == 5) {
+    name = kernel == 3 ? "attention_tiled" : kernel == 4 ? "attention_tc" : "attention_fa";
     if (head_dim > 128) return;  // the tiled kernels' limit: CudaOps uses the split kernel there
     if (kernel == 4 && (!K<D>::has_tc || head_dim % 16 != 0)) return;  // CudaOps uses the tiled kernel there
+    if (kernel == 5 && (!K<D>::has_tc || (head_dim != 64 && head_dim != 80 && head_dim != 128))) return;  // OPT's
     const int rows_per_tile = kernel == 3 ? 16 : 64;
     std::vector<int32_t> tile_seq, tile_first;
     for (int seq = 0; seq < num_seqs; ++seq) {
@@ -682,7 +687,7 @@ void check_attention(int heads, int head_dim, int kernel) {
       }
     }
     DevBuf<int32_t> d_ts(tile_seq), d_tf(tile_first);
-    const auto launch = kernel == 3 ? K<D>::attention_tiled : K<D>::attention_tc;
+    const auto launch = kernel == 3 ? K<D>::attention_tiled : kernel == 4 ? K<D>::attention_tc : K<D>::attention_fa;
     expect_ok(launch(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr, d_ctx.ptr,
                      d_ts.ptr, d_tf.ptr, static_cast<int>(tile_seq.size()), num_seqs, heads, head_dim, b.block_size,
                      max_blocks, b.num_blocks, scale, g_stream),
@@ -746,6 +751,13 @@ void check_attention_rules(int kernel) {
                                    d_ctx.ptr, d_ts.ptr, d_tf.ptr, 4, 4, heads, head_dim, block_size, max_blocks,
                                    num_blocks, scale, g_stream),
               "attention_tc (rules)");
+  } else if (kernel == 5) {
+    const std::vector<int32_t> tile_seq = {0, 1, 2, 3}, tile_first = {0, 0, 0, 0};  // 64-row tiles; none names row 4
+    DevBuf<int32_t> d_ts(tile_seq), d_tf(tile_first);
+    expect_ok(opt_attention_fa_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                   d_ctx.ptr, d_ts.ptr, d_tf.ptr, 4, 4, heads, head_dim, block_size, max_blocks,
+                                   num_blocks, scale, g_stream),
+              "attention_fa (rules)");
   } else {
     expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, 4, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
@@ -765,7 +777,8 @@ void check_attention_rules(int kernel) {
     }
   }
   report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)"
-                     : kernel == 2 ? "attention_split (splits)" : kernel == 3 ? "attention_tiled" : "attention_tc")
+                     : kernel == 2 ? "attention_split (splits)" : kernel == 3 ? "attention_tiled"
+                     : kernel == 4 ? "attention_tc" : "attention_fa")
              + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
 }
 
@@ -1072,6 +1085,33 @@ void check_size_validation() {
   report("size validation (wrong statuses)", "-", wrong, 0.0);
 }
 
+// opt_attention_fa's size checks (group fa): head dims other than 64, 80, 128 are refused, nothing launched.
+void check_fa_validation() {
+  int wrong = 0;
+  const auto expect = [&](int got, int want, const char* what) {
+    if (got != want) {
+      std::fprintf(stderr, "%s: status %d, expected %d\n", what, got, want);
+      ++wrong;
+    }
+  };
+  expect(opt_attention_fa_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, 1, 1, 2, 96, 16, 1, 1, 1.f, g_stream),
+         1, "attention_fa head_dim 96");
+  expect(opt_attention_fa_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                               nullptr, 1, 1, 2, 72, 16, 1, 1, 1.f, g_stream),
+         1, "attention_fa head_dim 72");
+  expect(opt_attention_fa_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, 1, 1, 2, 256, 16, 1, 1, 1.f, g_stream),
+         1, "attention_fa head_dim 256");
+  expect(opt_attention_fa_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                              nullptr, 0, 1, 2, 64, 16, 1, 1, 1.f, g_stream),
+         0, "attention_fa no tiles");
+  expect(opt_attention_fa_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr,
+                               nullptr, 1, 1, 2, 128, 0, 1, 1, 1.f, g_stream),
+         1, "attention_fa block_size 0");
+  report("attention_fa size validation (wrong statuses)", "-", wrong, 0.0);
+}
+
 // The ops verified on a GPU (session 2, docs/perf.md) except attention.
 template <class D>
 void check_base() {
@@ -1141,12 +1181,13 @@ void run_group(const std::string& group) {
       check_attention_kernel<BF16>(kernel);
       check_attention_rules(kernel);
     }
-  } else if (group == "tiled" || group == "tc") {
-    const int kernel = group == "tiled" ? 3 : 4;
+  } else if (group == "tiled" || group == "tc" || group == "fa") {
+    const int kernel = group == "tiled" ? 3 : group == "tc" ? 4 : 5;
     check_attention_kernel<F32>(kernel);
     check_attention_kernel<F16>(kernel);
     check_attention_kernel<BF16>(kernel);
     check_attention_rules(kernel);
+    if (kernel == 5) check_fa_validation();
   } else if (group == "gemv") {
     check_linear_small_all<F32>();
     check_linear_small_all<F16>();
@@ -1160,17 +1201,17 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "tiled", "tc", "gemv", "logprob", "sample", "chained"};
+const char* const kGroups[] = {"base", "split", "tiled", "tc", "fa", "gemv", "logprob", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split tiled tc gemv logprob sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split tiled tc fa gemv logprob sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc gemv logprob sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc fa gemv logprob sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -346,8 +346,8 @@ OPT_API int opt_attention_tc_bf16(uint16_t* out, const uint16_t* q, const uint16
  * with cp.async, the weights P rounded to the storage type before P.V.
  * Limits: fp16/bf16, head_dim 64, 80 or 128 (OPT's; else 1 = invalid value, nothing launched), num_tiles * heads
  * < 2^31, out 4-byte aligned (and q, k_cache, v_cache 16-byte aligned, as for opt_attention_tc). Needs sm_80+.
- * Status: written 2026-11-27 without a GPU (emulated on the CPU: native/dev/emu_fa/); CudaOps does not use it
- * until check_ops group fa and the parity tests have passed on a GPU.
+ * Status: written 2026-11-26 without a GPU (emulated on the CPU: native/dev/emu_fa/); CudaOps uses it only with
+ * -Dopt.cuda.attention=fa until check_ops group fa and the parity tests have passed on a GPU.
  */
 OPT_API int opt_attention_fa_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache, const uint16_t* v_cache,
                                  const int32_t* block_tables, const int32_t* query_start, const int32_t* query_count,

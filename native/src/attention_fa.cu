@@ -13,8 +13,9 @@
 //   1. the tile's queries are copied (cp.async) to shared memory and each warp loads its 16 rows once into
 //      registers as mma A fragments (ldmatrix); rows past the sequence's are zero;
 //   2. the keys 0 .. (position of the tile's last row) are walked in tiles of 64 keys. Each K/V tile is
-//      copied with 16-byte cp.async through the block table into one of two shared-memory stages: tile j+1
-//      is in flight while tile j is computed (one __syncthreads per key tile);
+//      copied with 16-byte cp.async into one of two shared-memory stages: tile j+1 is in flight while tile j
+//      is computed (one __syncthreads per key tile). Its 64 cache slots (block table) were looked up, one key
+//      per thread, into a small shared array during tile j-2, so no copy waits for a table load;
 //   3. each warp computes its 16 × 64 scores S = Q·Kᵀ with mma.sync m16n8k16 (K fragments by ldmatrix),
 //      in registers; scales them (into log2 units, for ex2), masks them causally, and updates its rows'
 //      running max m and sum l (online softmax; a row's 64 scores sit in the 4 lanes of a quad, so the row
@@ -153,8 +154,103 @@ __device__ __forceinline__ float ex2(float x) {
 
 // ---- the kernel -------------------------------------------------------------------------------------------
 
+// One warp's work on one key tile (keys kt .. kt + 63, K and V rows in k_s, v_s): S = Q·Kᵀ, the online-softmax
+// update of m, l and O, and O += P·V, all in registers. Rows of the warp: my_row0 + g and my_row0 + g + 8 of the
+// tile, at positions pos0 + that; warp_last = the last position they reach.
 template <typename T, int D>
-__global__ void __launch_bounds__(kThreads)
+__device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], float (&o)[D / 8][4], float (&m)[2],
+                                            float (&l)[2], const T* k_s, const T* v_s, int kt, int pos0,
+                                            int my_row0, int warp_last, int lane, float scale_log2) {
+  using S = FaShape<D>;
+  const int g = lane / 4;  // the fragment row (and row + 8) this lane holds
+  const int t = lane % 4;  // its column pair within each 8-column block
+  // 1. S (16 × 64) = Q · Kᵀ: B = Kᵀ is K's rows read as columns, so plain ldmatrix on K rows gives it. One x4
+  // covers keys 16kb .. 16kb+15 × dims 16ks .. 16ks+15: lane l addresses key (l % 8) + 8·(l / 16), dim
+  // 8·((l / 8) % 2); registers 0, 1 are b0, b1 of keys 16kb .. +7, registers 2, 3 those of keys +8 .. +15.
+  float sc[kKeys / 8][4];
+#pragma unroll
+  for (int nb = 0; nb < kKeys / 8; ++nb) sc[nb][0] = sc[nb][1] = sc[nb][2] = sc[nb][3] = 0.f;
+#pragma unroll
+  for (int ks = 0; ks < S::kSteps; ++ks) {
+#pragma unroll
+    for (int kb = 0; kb < kKeys / 16; ++kb) {
+      if (kt + 16 * kb > warp_last) continue;  // unseen by every row of the warp: stays 0, masked below
+      uint32_t b[4];
+      ldmatrix_x4(b, smem_addr(k_s + (16 * kb + (lane % 8) + 8 * (lane / 16)) * S::kLd + ks * 16 +
+                               8 * ((lane / 8) % 2)));
+      mma16816<T>(sc[2 * kb], qf[ks], b[0], b[1]);
+      mma16816<T>(sc[2 * kb + 1], qf[ks], b[2], b[3]);
+    }
+  }
+  // 2. scale to log2 units and mask: row my_row0 + g + 8·(j / 2) sees key kt + 8nb + 2t + j % 2 when that key is
+  // at or before its position; only a tile that crosses the warp's diagonal needs the comparison. A NaN score
+  // of a visible key stays NaN (fmaxf skips it, ex2 keeps it): the row's sum, and so its output, become NaN.
+  const bool diagonal = kt + kKeys - 1 > pos0 + my_row0;
+  float mx[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int nb = 0; nb < kKeys / 8; ++nb) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int key = kt + 8 * nb + 2 * t + j % 2;
+      const int pos = pos0 + my_row0 + g + 8 * (j / 2);
+      sc[nb][j] = diagonal && key > pos ? -INFINITY : sc[nb][j] * scale_log2;
+      mx[j / 2] = fmaxf(mx[j / 2], sc[nb][j]);
+    }
+  }
+  // 3. online softmax: a row's 64 scores lie in the quad of lanes 4g .. 4g+3, so two shuffles give its max
+  float base[2];  // the max the weights are taken against (0 while a row has seen nothing: no -inf - -inf)
+  float corr[2];  // the rescaling of the row's earlier sum and accumulator
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));
+    mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
+    const float m_new = fmaxf(m[r], mx[r]);
+    base[r] = m_new == -INFINITY ? 0.f : m_new;
+    corr[r] = ex2(m[r] - base[r]);
+    m[r] = m_new;
+    l[r] *= corr[r];
+  }
+#pragma unroll
+  for (int nb = 0; nb < kKeys / 8; ++nb) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      sc[nb][j] = ex2(sc[nb][j] - base[j / 2]);
+      l[j / 2] += sc[nb][j];  // this lane's columns only; the quad's partial sums are added at the end
+    }
+  }
+#pragma unroll
+  for (int nb = 0; nb < S::kDimBlocks; ++nb) {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) o[nb][j] *= corr[j / 2];
+  }
+  // 4. O += P · V. The A fragment of keys 16kb .. 16kb+15 is S's blocks 2kb and 2kb+1 as they lie in the
+  // registers, rounded to T. B = V (keys × dims) is column-major for the mma, so ldmatrix.trans: one x4 covers
+  // keys 16kb .. +15 × dims 16dp .. +15, lane l addresses key (l % 8) + 8·((l / 8) % 2), dim 8·(l / 16);
+  // registers 0, 1 are b0, b1 of dims 16dp .. +7, registers 2, 3 those of dims +8 .. +15.
+#pragma unroll
+  for (int kb = 0; kb < kKeys / 16; ++kb) {
+    if (kt + 16 * kb > warp_last) continue;  // weights 0 for every row of the warp: V never read
+    const uint32_t a[4] = {pack2<T>(sc[2 * kb][0], sc[2 * kb][1]), pack2<T>(sc[2 * kb][2], sc[2 * kb][3]),
+                           pack2<T>(sc[2 * kb + 1][0], sc[2 * kb + 1][1]),
+                           pack2<T>(sc[2 * kb + 1][2], sc[2 * kb + 1][3])};
+#pragma unroll
+    for (int dp = 0; dp < S::kSteps; ++dp) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, smem_addr(v_s + (16 * kb + (lane % 8) + 8 * ((lane / 8) % 2)) * S::kLd + 16 * dp +
+                                     8 * (lane / 16)));
+      mma16816<T>(o[2 * dp], a, b[0], b[1]);
+      mma16816<T>(o[2 * dp + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+// Blocks resident per SM the register budget should allow (65,536 registers / 128 threads / this): 4 at
+// head_dim 64 (≤ 128 registers), 3 at 80, 2 at 128 (the O accumulator alone is head_dim / 2 registers).
+template <int D>
+constexpr int kMinBlocks = D <= 64 ? 4 : (D <= 80 ? 3 : 2);
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kThreads, kMinBlocks<D>)
 fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __restrict__ k_cache,
                     const T* __restrict__ v_cache, const int32_t* __restrict__ block_tables,
                     const int32_t* __restrict__ query_start, const int32_t* __restrict__ query_count,
@@ -166,14 +262,13 @@ fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
 #else
   using S = FaShape<D>;
   extern __shared__ __align__(128) unsigned char smem_raw[];
-  T* const smem = reinterpret_cast<T*>(smem_raw);  // stage st: K at smem + 2·st·kTile, V right after it
-  __shared__ int bad_s[kWarps];                     // per warp: the first key position with a bad block id
+  T* const smem = reinterpret_cast<T*>(smem_raw);  // stage st: K tile at smem + 2·st·kTile, V tile right after
+  __shared__ long long slot_s[2][kKeys];           // cache slots of key tiles it + 1 and it + 2 (see below)
+  __shared__ int bad_s[kWarps];                    // per warp: the first key position with a bad block id
 
   const int tid = threadIdx.x;
   const int warp = tid / kWarp;
   const int lane = tid % kWarp;
-  const int g = lane / 4;  // the fragment row (and row + 8) this lane holds
-  const int t = lane % 4;  // its column pair within each 8-column block
   // Heavy-first: block b is head b % heads of tile (num_tiles - 1 - b / heads).
   const int h = static_cast<int>(blockIdx.x % heads);
   const int tile = num_tiles - 1 - static_cast<int>(blockIdx.x / heads);
@@ -203,12 +298,27 @@ fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
   // The last key position this warp's rows see: later key tiles, and later 16-key blocks of a tile, are
   // skipped by the warp (exactly: their weights would be 0 and their rescaling 1).
   const int warp_last = pos0 + min(my_row0 + 15, rows - 1);
-  int my_bad = INT_MAX;  // the first bad key position among this thread's copies
+  int my_bad = INT_MAX;  // the first bad key position among the slots this thread looked up
 
-  // Issues this thread's copies of key tile kt (keys kt .. kt + 63) into stage st: piece e = tid + i·128 is
-  // row e / kChunks, 16-byte chunk e % kChunks (consecutive threads read consecutive chunks of a row). Keys
-  // past key_end and keys with a bad block id are zero-filled (their weights are 0, or the row is NaN).
-  auto load_kv = [&](int kt, int st) {
+  // Slots: key tile j's 64 cache slots are looked up (block table, one division per key) by threads 0 .. 63
+  // during key tile j - 2 and kept in slot_s[j % 2], so that the copies need no division per 16-byte piece and
+  // the table load's latency hides behind a tile's compute. Slot -1: a key past key_end or with a bad block id,
+  // zero-filled (its weight is 0, or its rows are NaN).
+  const auto slot_of = [&](int key, int block, int in_block) -> long long {
+    if (key >= key_end) return -1;
+    if (block < 0 || block >= num_blocks) {
+      my_bad = min(my_bad, key);
+      return -1;
+    }
+    return static_cast<long long>(block) * block_size + in_block;
+  };
+  const auto lookup = [&](int key) -> long long {
+    return key < key_end ? slot_of(key, table[key / block_size], key % block_size) : -1;
+  };
+
+  // Issues this thread's copies of a key tile whose slots are `slots` into stage st: piece e = tid + i·128 is
+  // row e / kChunks, 16-byte chunk e % kChunks (consecutive threads read consecutive chunks of a row).
+  const auto load_kv = [&](const long long* slots, int st) {
     T* const k_s = smem + 2 * st * S::kTile;
     T* const v_s = k_s + S::kTile;
 #pragma unroll
@@ -216,46 +326,44 @@ fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
       const int e = tid + i * kThreads;
       const int r = e / S::kChunks;
       const int c = e % S::kChunks;
-      const int key = kt + r;
-      long long slot = -1;
-      if (key < key_end) {
-        slot = kv_slot(table, key, block_size, num_blocks);
-        if (slot < 0) my_bad = min(my_bad, key);
-      }
+      const long long slot = slots[r];
       const size_t at = slot >= 0 ? static_cast<size_t>(slot) * width + head_offset + c * 8 : 0;
       cp_async16(smem_addr(k_s + r * S::kLd + c * 8), k_cache + at, slot >= 0);
       cp_async16(smem_addr(v_s + r * S::kLd + c * 8), v_cache + at, slot >= 0);
     }
   };
 
-  // 1. queries into stage 1's K area (free until key tile 1 is issued, after the first barrier of the loop),
-  // key tile 0 into stage 0; then each warp's Q fragments: for k-step ks, matrices (rows 0-7 | 8-15) ×
-  // (dims 0-7 | 8-15) of its 16 rows, i.e. lane l addresses row (l % 8) + 8·((l / 8) % 2), dim 8·(l / 16).
-  {
-    T* const q_s = smem + 2 * S::kTile;
+  // Prologue. The queries go to stage 1's K area (free until key tile 1 is issued, after the loop's first
+  // barrier), key tile 0 to stage 0; threads 0 .. 63 look up key tile 0's slots, threads 64 .. 127 tile 1's.
+  T* const q_s = smem + 2 * S::kTile;
 #pragma unroll
-    for (int i = 0; i < S::kCopies; ++i) {
-      const int e = tid + i * kThreads;
-      const int r = e / S::kChunks;
-      const int c = e % S::kChunks;
-      const bool valid = r < rows;
-      const size_t at = valid ? static_cast<size_t>(row0 + r) * width + head_offset + c * 8 : 0;
-      cp_async16(smem_addr(q_s + r * S::kLd + c * 8), q + at, valid);
-    }
+  for (int i = 0; i < S::kCopies; ++i) {
+    const int e = tid + i * kThreads;
+    const int r = e / S::kChunks;
+    const int c = e % S::kChunks;
+    const bool valid = r < rows;  // rows past the sequence's: zero
+    const size_t at = valid ? static_cast<size_t>(row0 + r) * width + head_offset + c * 8 : 0;
+    cp_async16(smem_addr(q_s + r * S::kLd + c * 8), q + at, valid);
   }
-  load_kv(0, 0);
+  slot_s[tid / kKeys][tid % kKeys] = lookup(tid);  // key tid: tile 0 for tid < 64, tile 1 for the others
+  __syncthreads();                                 // tile 0's slots are in slot_s[0]
+  load_kv(slot_s[0], 0);
   cp_async_commit();
   cp_async_wait_all();
-  __syncthreads();  // every thread's copies of Q (and tile 0) have landed
+  __syncthreads();  // every thread's copies of Q (and of tile 0) have landed
+  // Each warp's Q fragments, once: for k-step ks the x4 covers (rows 0-7 | 8-15) × (dims 0-7 | 8-15) of its 16
+  // rows (registers a[0] .. a[3] in that order), i.e. lane l addresses row (l % 8) + 8·((l / 8) % 2), dim
+  // 8·(l / 16) of the step.
   uint32_t qf[S::kSteps][4];
   {
-    const T* const q_s = smem + 2 * S::kTile;
     const int r = my_row0 + (lane % 8) + 8 * ((lane / 8) % 2);
 #pragma unroll
-    for (int ks = 0; ks < S::kSteps; ++ks) ldmatrix_x4(qf[ks], smem_addr(q_s + r * S::kLd + ks * 16 + 8 * (lane / 16)));
+    for (int ks = 0; ks < S::kSteps; ++ks) {
+      ldmatrix_x4(qf[ks], smem_addr(q_s + r * S::kLd + ks * 16 + 8 * (lane / 16)));
+    }
   }
 
-  float o[S::kDimBlocks][4];  // O rows g and g+8 of this warp, columns 8·nb + 2t, +1
+  float o[S::kDimBlocks][4];  // O rows g and g+8 of this warp (g = lane / 4), columns 8·nb + 2·(lane % 4), +1
 #pragma unroll
   for (int nb = 0; nb < S::kDimBlocks; ++nb) o[nb][0] = o[nb][1] = o[nb][2] = o[nb][3] = 0.f;
   float m[2] = {-INFINITY, -INFINITY};  // running max of rows g, g+8 (log2 units)
@@ -263,96 +371,29 @@ fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
 
   for (int it = 0; it < key_tiles; ++it) {
     const int kt = it * kKeys;
+    // Key tile it + 2's table entry (threads 0 .. 63): loaded now, used after this tile's compute.
+    const int ahead = kt + 2 * kKeys + tid;
+    const bool looks_up = tid < kKeys && ahead < key_end;
+    int block = -1;
+    int in_block = 0;
+    if (looks_up) {
+      block = table[ahead / block_size];
+      in_block = ahead % block_size;
+    }
     cp_async_wait_all();
-    // Key tile it has landed for every thread; every warp is done with stage (it + 1) % 2 (key tile it - 1,
-    // or the queries when it = 0), which the next copies overwrite.
+    // Key tile it has landed for every thread, and its slots were used; every warp is done with stage
+    // (it + 1) % 2 (key tile it - 1, or the queries when it = 0), which the next copies overwrite.
     __syncthreads();
-    if (it + 1 < key_tiles) load_kv(kt + kKeys, (it + 1) % 2);
+    if (it + 1 < key_tiles) load_kv(slot_s[(it + 1) % 2], (it + 1) % 2);
     cp_async_commit();
-    if (!warp_has_rows || kt > warp_last) continue;  // warp-uniform; the loop's barrier is still reached
-
-    const T* const k_s = smem + 2 * (it % 2) * S::kTile;
-    const T* const v_s = k_s + S::kTile;
-    // 2. S (16 × 64) = Q · Kᵀ: B = Kᵀ is K's rows read as columns, so plain ldmatrix on K rows gives it. One x4
-    // covers keys 16kb .. 16kb+15 × dims 16ks .. 16ks+15: lane l addresses key (l % 8) + 8·(l / 16), dim
-    // 8·((l / 8) % 2); registers 0, 1 are b0, b1 of keys 16kb .. +7, registers 2, 3 those of keys +8 .. +15.
-    float sc[kKeys / 8][4];
-#pragma unroll
-    for (int nb = 0; nb < kKeys / 8; ++nb) sc[nb][0] = sc[nb][1] = sc[nb][2] = sc[nb][3] = 0.f;
-#pragma unroll
-    for (int ks = 0; ks < S::kSteps; ++ks) {
-#pragma unroll
-      for (int kb = 0; kb < kKeys / 16; ++kb) {
-        if (kt + 16 * kb > warp_last) continue;  // unseen by every row of the warp: stays 0, masked below
-        uint32_t b[4];
-        ldmatrix_x4(b, smem_addr(k_s + (16 * kb + (lane % 8) + 8 * (lane / 16)) * S::kLd + ks * 16 +
-                                 8 * ((lane / 8) % 2)));
-        mma16816<T>(sc[2 * kb], qf[ks], b[0], b[1]);
-        mma16816<T>(sc[2 * kb + 1], qf[ks], b[2], b[3]);
-      }
+    if (warp_has_rows && kt <= warp_last) {  // warp-uniform
+      const T* const k_s = smem + 2 * (it % 2) * S::kTile;
+      attend_tile<T, D>(qf, o, m, l, k_s, k_s + S::kTile, kt, pos0, my_row0, warp_last, lane, scale_log2);
     }
-    // 3. scale to log2 units and mask: row (my_row0 + g + 8·(j / 2)) sees key kt + 8nb + 2t + j % 2 when that key
-    // is at or before its position. Only a tile that crosses the warp's diagonal needs the comparison. NaN
-    // scores of visible keys stay NaN (fmaxf skips them, ex2 keeps them: the row becomes NaN).
-    const bool diagonal = kt + kKeys - 1 > pos0 + my_row0;
-    float mx[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int nb = 0; nb < kKeys / 8; ++nb) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const int key = kt + 8 * nb + 2 * t + j % 2;
-        const int pos = pos0 + my_row0 + g + 8 * (j / 2);
-        sc[nb][j] = diagonal && key > pos ? -INFINITY : sc[nb][j] * scale_log2;
-        mx[j / 2] = fmaxf(mx[j / 2], sc[nb][j]);
-      }
-    }
-    float base[2];  // the max the weights are taken against (0 while a row has seen nothing: no -inf - -inf)
-    float corr[2];  // the rescaling of the row's earlier sum and accumulator
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 1));  // the quad 4g .. 4g+3 holds the row
-      mx[r] = fmaxf(mx[r], __shfl_xor_sync(0xffffffffu, mx[r], 2));
-      const float m_new = fmaxf(m[r], mx[r]);
-      base[r] = m_new == -INFINITY ? 0.f : m_new;
-      corr[r] = ex2(m[r] - base[r]);
-      m[r] = m_new;
-      l[r] *= corr[r];
-    }
-#pragma unroll
-    for (int nb = 0; nb < kKeys / 8; ++nb) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        sc[nb][j] = ex2(sc[nb][j] - base[j / 2]);
-        l[j / 2] += sc[nb][j];
-      }
-    }
-#pragma unroll
-    for (int nb = 0; nb < S::kDimBlocks; ++nb) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j) o[nb][j] *= corr[j / 2];
-    }
-    // 4. O += P · V. The A fragment of keys 16kb .. 16kb+15 is S's blocks 2kb and 2kb+1 as they lie in the
-    // registers, rounded to T. B = V (keys × dims) is column-major for the mma, so ldmatrix.trans: one x4 covers
-    // keys 16kb .. +15 × dims 16dp .. +15, lane l addresses key (l % 8) + 8·((l / 8) % 2), dim 8·(l / 16);
-    // registers 0, 1 are b0, b1 of dims 16dp .. +7, registers 2, 3 those of dims +8 .. +15.
-#pragma unroll
-    for (int kb = 0; kb < kKeys / 16; ++kb) {
-      if (kt + 16 * kb > warp_last) continue;  // weights 0 for every row of the warp: V never read
-      const uint32_t a[4] = {pack2<T>(sc[2 * kb][0], sc[2 * kb][1]), pack2<T>(sc[2 * kb][2], sc[2 * kb][3]),
-                             pack2<T>(sc[2 * kb + 1][0], sc[2 * kb + 1][1]),
-                             pack2<T>(sc[2 * kb + 1][2], sc[2 * kb + 1][3])};
-#pragma unroll
-      for (int dp = 0; dp < S::kSteps; ++dp) {
-        uint32_t b[4];
-        ldmatrix_x4_trans(b, smem_addr(v_s + (16 * kb + (lane % 8) + 8 * ((lane / 8) % 2)) * S::kLd + 16 * dp +
-                                       8 * (lane / 16)));
-        mma16816<T>(o[2 * dp], a, b[0], b[1]);
-        mma16816<T>(o[2 * dp + 1], a, b[2], b[3]);
-      }
-    }
+    if (tid < kKeys) slot_s[it % 2][tid] = looks_up ? slot_of(ahead, block, in_block) : -1;
   }
 
-  // 5. the first bad key position of the block (rows at or past it are NaN), then O / l for the tile's rows
+  // The first bad key position of the block (rows at or past it are NaN), then O / l for the tile's rows.
 #pragma unroll
   for (int offset = kWarp / 2; offset > 0; offset /= 2) {
     my_bad = min(my_bad, __shfl_xor_sync(0xffffffffu, my_bad, offset));
@@ -362,6 +403,8 @@ fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
   int first_bad = bad_s[0];
 #pragma unroll
   for (int w = 1; w < kWarps; ++w) first_bad = min(first_bad, bad_s[w]);
+  const int g = lane / 4;
+  const int t = lane % 4;
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
@@ -373,8 +416,8 @@ fa_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __res
     T* const dst = out + static_cast<size_t>(row0 + i) * width + head_offset + 2 * t;
 #pragma unroll
     for (int nb = 0; nb < S::kDimBlocks; ++nb) {
-      const uint32_t v = bad ? pack2<T>(quiet_nan(), quiet_nan()) : pack2<T>(o[nb][2 * r] * inv, o[nb][2 * r + 1] * inv);
-      *reinterpret_cast<uint32_t*>(dst + 8 * nb) = v;
+      *reinterpret_cast<uint32_t*>(dst + 8 * nb) =
+          bad ? pack2<T>(quiet_nan(), quiet_nan()) : pack2<T>(o[nb][2 * r] * inv, o[nb][2 * r + 1] * inv);
     }
   }
 #endif

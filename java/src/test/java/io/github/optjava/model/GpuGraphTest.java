@@ -42,6 +42,17 @@ class GpuGraphTest {
    * Linears, in graphs against eager cuBLAS steps. Tagged apart: scripts/device-check.sh runs it on its own, with
    * a timeout, after check_ops' chained group has passed (a wrong wait could hang the GPU for the whole JVM).
    */
+  /**
+   * The same with the FlashAttention-2-style prefill kernel (not yet run on a GPU: tag gpu-new, run apart by
+   * scripts/device-check.sh): its prefill fills the cache the graphs' decode steps (split-KV) then read.
+   */
+  @ParameterizedTest(name = "{0} kernels={1}")
+  @CsvSource({"F16, fa"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  void graphReplayWithNewKernelsEqualsEagerSteps(DType dtype, String kernel) {
+    replayEqualsEager(dtype, kernel);
+  }
+
   @org.junit.jupiter.api.Test
   @org.junit.jupiter.api.Tag("gpu-chained")
   void chainedLaunchesReplayEqualEagerSteps() {

@@ -108,12 +108,15 @@ public final class CudaOps implements Ops {
    * {@code split}: split for everything; {@code first}: the first kernel (one block per query row and head), kept as
    * the plain reference. tc became the default after check_ops, the parity tests and the comparison with HF
    * transformers passed on an H100 (2026-11-26, c57d4f3): opt-1.3b batch-1 decode 3.03 against 5.47 ms/step,
-   * 2047-token prefill 31 against 500 ms (docs/perf.md).
+   * 2047-token prefill 31 against 500 ms (docs/perf.md). {@code fa}: as tc with the FlashAttention-2-style prefill
+   * kernel (native/src/attention_fa.cu; head_dim 64, 80 or 128, else tc's rules), written in session 7 without a
+   * GPU and emulated on the CPU (native/dev/emu_fa/): not the default until it has passed on one.
    */
   private static final String ATTENTION =
       System.getProperty("opt.cuda.attention", "tc").toLowerCase(java.util.Locale.ROOT);
   /** The attention kernels {@link #useAttentionKernel} takes. */
-  public static final java.util.List<String> ATTENTION_KERNELS = java.util.List.of("first", "split", "tiled", "tc");
+  public static final java.util.List<String> ATTENTION_KERNELS =
+      java.util.List.of("first", "split", "tiled", "tc", "fa");
   /**
    * Greedy steps that want their token's log-prob get it from {@code opt_argmax_logprob_f32} on the device, and
    * sampled steps draw their tokens on the device ({@link #sampleRows}, native/src/sample.cu), so that a step
@@ -734,24 +737,37 @@ public final class CudaOps implements Ops {
     Pointer vc = s.values[layer];
     // tiled / tc: steps with a prompt (some sequence brings several tokens); split: the rest, and head_dim > 128
     boolean prompt = total > n && headDim <= 128;
-    boolean tc = prompt && attentionKernel.equals("tc") && dtype != DType.F32 && headDim % 16 == 0;
-    boolean tiled = !tc && prompt && (attentionKernel.equals("tiled") || attentionKernel.equals("tc"));
-    boolean split = !tc && !tiled && !attentionKernel.equals("first");
+    boolean wantsTc = attentionKernel.equals("tc") || attentionKernel.equals("fa");
+    boolean fa = prompt && attentionKernel.equals("fa") && dtype != DType.F32
+        && (headDim == 64 || headDim == 80 || headDim == 128);
+    boolean tc = !fa && prompt && wantsTc && dtype != DType.F32 && headDim % 16 == 0;
+    boolean tiled = !fa && !tc && prompt && (attentionKernel.equals("tiled") || wantsTc);
+    boolean split = !fa && !tc && !tiled && !attentionKernel.equals("first");
     if (split && attentionWorkspace == null) {
       requireEager("the first split-KV attention"); // eager warm-up steps come before any capture
       attentionWorkspace = malloc(ATTENTION_WORKSPACE_BYTES, "attention workspace");
     }
     IntPointer dts = null;
     IntPointer dtf = null;
-    if (tiled || tc) {
-      tileMap(batch, tc ? 64 : 16);
+    if (tiled || tc || fa) {
+      tileMap(batch, tc || fa ? 64 : 16);
       dts = ints(tileSeq);
       dtf = ints(tileFirst);
     }
-    String kernel = tc ? "attention-tc" : tiled ? "attention-tiled" : split ? "attention-split" : "attention";
+    String kernel = fa ? "attention-fa" : tc ? "attention-tc" : tiled ? "attention-tiled" : split ? "attention-split"
+        : "attention";
     if (!launch(kernel, o.address(), qm.address(), kc.address(), vc.address(), dt.address(), ds.address(),
         dc.address(), dl.address(), n, total, heads, headDim, s.blockSize, s.blocks, maxBlocks,
         Float.floatToIntBits(scale), dts == null ? 0 : dts.address())) {
+      return;
+    }
+    if (fa) {
+      int tiles = tileSeq.length;
+      op("attention (fa)", dtype == DType.F16
+          ? OptKernels.opt_attention_fa_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt, ds,
+              dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream)
+          : OptKernels.opt_attention_fa_bf16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc), dt, ds,
+              dc, dl, dts, dtf, tiles, n, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, stream));
       return;
     }
     if (tc) {

@@ -417,6 +417,28 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
       int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
 
+  /**
+   * The function of {@link #opt_attention_tc_f16} FlashAttention-2 style (native/src/attention_fa.cu): the same
+   * arguments and tile map; scores, softmax and accumulator in registers (mma.sync), K/V tiles double-buffered with
+   * cp.async. fp16 storage; head_dim 64, 80 or 128.
+   */
+  public static native int opt_attention_fa_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, @Cast("const int32_t*") IntPointer tileSeq,
+      @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
+  /** As {@link #opt_attention_fa_f16}, bf16 storage. */
+  public static native int opt_attention_fa_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer q, @Cast("const uint16_t*") ShortPointer kCache,
+      @Cast("const uint16_t*") ShortPointer vCache, @Cast("const int32_t*") IntPointer blockTables,
+      @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
+      @Cast("const int32_t*") IntPointer contextLen, @Cast("const int32_t*") IntPointer tileSeq,
+      @Cast("const int32_t*") IntPointer tileFirst, int numTiles, int numSeqs, int heads, int headDim,
+      int blockSize, int maxBlocks, int numBlocks, float scale, CUstream_st stream);
+
   // ---- sampling (sample.cu) ----
 
   /** One token per row drawn after temperature, top-k and top-p with the given uniforms (RowSampling's rules). */

@@ -34,10 +34,12 @@ class CudaOpsParityTest {
   /**
    * The tag of the tests of kernels not yet verified on a GPU: scripts/device-check.sh runs them in a JVM of their
    * own after check_ops, so that a kernel that faults (a CUDA context is unusable after that) cannot fail the
-   * verified tests beside it. Move a test out of it once its kernel has passed on a GPU. (None carries it since
-   * 2026-11-26, when the split/tiled/tc attention, gemv, cuBLASLt, device log-prob and sampling tests passed.)
+   * verified tests beside it. Move a test out of it once its kernel has passed on a GPU. (The split/tiled/tc
+   * attention, gemv, cuBLASLt, device log-prob and sampling tests left it on 2026-11-26, after passing on an H100.)
    */
   static final String NEW_KERNEL = "gpu-new";
+  /** Attention kernels whose tests carry {@link #NEW_KERNEL}: fa (session 7, emulated on the CPU only). */
+  static final java.util.List<String> NEW_ATTENTION = java.util.List.of("fa");
   private static final CpuOps CPU = new CpuOps();
   private static CudaOps f32;
   private static CudaOps f16;
@@ -271,6 +273,13 @@ class CudaOpsParityTest {
     withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
   }
 
+  @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
+  @MethodSource("newAttentionCases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  void pagedAttentionPrefillAndDecodeWithNewKernels(DType d, int headDim, String kernel) {
+    withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
+  }
+
   /** Runs {@code test} with {@code kernel} as g's attention kernel, then puts g's own back. */
   private static void withAttentionKernel(CudaOps g, String kernel, java.util.function.Consumer<CudaOps> test) {
     String before = g.attentionKernel();
@@ -422,6 +431,13 @@ class CudaOpsParityTest {
     withAttentionKernel(gpu(d), kernel, g -> qkvAppendThenAttention(d, headDim, g));
   }
 
+  @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
+  @MethodSource("newAttentionCases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  void qkvAppendThenAttentionWithNewKernels(DType d, int headDim, String kernel) {
+    withAttentionKernel(gpu(d), kernel, g -> qkvAppendThenAttention(d, headDim, g));
+  }
+
   private void qkvAppendThenAttention(DType d, int headDim, CudaOps g) {
     Random r = new Random(headDim * 17L + 3);
     int heads = 2;
@@ -530,7 +546,13 @@ class CudaOpsParityTest {
    * to tiled in f32, so its f32 cases check that fallback).
    */
   static Stream<Arguments> attentionCases() {
-    return attentionCases(CudaOps.ATTENTION_KERNELS.toArray(String[]::new));
+    return attentionCases(CudaOps.ATTENTION_KERNELS.stream().filter(k -> !NEW_ATTENTION.contains(k))
+        .toArray(String[]::new));
+  }
+
+  /** The attention kernels not yet verified on a GPU (tag {@link #NEW_KERNEL}); fa falls back to tiled in f32. */
+  static Stream<Arguments> newAttentionCases() {
+    return attentionCases(NEW_ATTENTION.toArray(String[]::new));
   }
 
   private static Stream<Arguments> attentionCases(String... kernels) {
