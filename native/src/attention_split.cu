@@ -15,8 +15,8 @@
 //   2. A block of 64 threads walks its range in tiles of 64 keys, one key per thread: the thread computes
 //      its key's score with 16-byte loads against the query (pre-scaled, in shared memory), the block
 //      takes the tile's max and sum (two reductions per tile instead of one per key), then every thread
-//      accumulates its own output dimensions over the tile's keys (coalesced reads of V rows), with the
-//      online-softmax rescaling of flash attention.
+//      accumulates its own output dimensions over the tile's keys (coalesced reads of V rows; eight keys' loads
+//      in flight at a time, accumulate_values), with the online-softmax rescaling of flash attention.
 //   3. With one split the block writes the normalised output. With more, it writes (max, sum, unnormalised
 //      accumulator) to the workspace and a combine kernel merges the splits of each (row, head).
 // Numerics: float32 throughout, exp via __expf; the same tolerances as opt_attention in the tests.
@@ -81,6 +81,46 @@ __device__ __forceinline__ float tile_reduce(float v, float* red, Op op) {
   for (int w = 1; w < kT / kWarp; ++w) r = op(r, red[w]);
   __syncthreads();
   return r;
+}
+
+// Step 3c of the kernel: thread tid adds, for each of the tile's first n_keys keys j in order whose slot is not
+// -1, p_s[j] times dimension tid + k * kT of key j's value row to acc[k]. Keys go in rounds of kValueRound whose
+// loads are all issued before the first is used: waiting for one key's value row before loading the next cost a
+// global-load latency per key, 64 per tile (an opt-1.3b decode step at batch 1 on an H100 spent ~38 µs per layer
+// in this kernel, more than any other op; docs/perf.md, session 7). The sums are the same, in the same order, as
+// one key at a time. Host and device: native/dev/split_values_test.cu checks it on the CPU against that loop.
+constexpr int kValueRound = 8;
+
+template <typename T>
+__host__ __device__ __forceinline__ void accumulate_values(float (&acc)[kDimsPerThread], const long long* slot_s,
+                                                           const float* p_s, int n_keys, const T* v_cache,
+                                                           size_t width, size_t head_offset, int tid,
+                                                           int head_dim) {
+  for (int j0 = 0; j0 < n_keys; j0 += kValueRound) {
+    float v[kValueRound][kDimsPerThread];
+    float p[kValueRound];
+#pragma unroll
+    for (int u = 0; u < kValueRound; ++u) {
+      const int j = j0 + u;
+      const long long sj = j < n_keys ? slot_s[j] : -1;
+      p[u] = sj >= 0 ? p_s[j] : 0.f;
+      const T* v_row = v_cache + static_cast<size_t>(sj >= 0 ? sj : 0) * width + head_offset;
+#pragma unroll
+      for (int k = 0; k < kDimsPerThread; ++k) {
+        const int d = tid + k * kT;
+        v[u][k] = sj >= 0 && d < head_dim ? to_float(v_row[d]) : 0.f;
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kValueRound; ++u) {
+      if (j0 + u < n_keys && slot_s[j0 + u] >= 0) {  // skipped keys add nothing, as before (not even 0 * inf)
+#pragma unroll
+        for (int k = 0; k < kDimsPerThread; ++k) {
+          if (tid + k * kT < head_dim) acc[k] += p[u] * v[u][k];
+        }
+      }
+    }
+  }
 }
 
 // grid = (total_queries, heads, splits), block = kT. partial: null when splits == 1, else
@@ -172,6 +212,7 @@ split_attention_kernel(T* out, float* partial, const T* q, const T* k_cache, con
         const T* k_row = k_cache + static_cast<size_t>(slot) * width + head_offset;
         float dot = 0.f;
         if (vec) {
+#pragma unroll 4  // several 16-byte loads in flight (the sum order stays d ascending)
           for (int d = 0; d < head_dim; d += kVec) dot += dot16(k_row + d, q_s + d);
         } else {
           for (int d = 0; d < head_dim; ++d) dot += to_float(k_row[d]) * q_s[d];
@@ -195,18 +236,7 @@ split_attention_kernel(T* out, float* partial, const T* q, const T* k_cache, con
     for (int k = 0; k < kDimsPerThread; ++k) acc[k] *= correction;
 
     // 3c. Values: thread t accumulates dimensions t, t + kT, ... over the tile's keys.
-    const int n_keys = min(kT, end - tile);
-    for (int j = 0; j < n_keys; ++j) {
-      const long long sj = slot_s[j];
-      if (sj < 0) continue;
-      const float pj = p_s[j];
-      const T* v_row = v_cache + static_cast<size_t>(sj) * width + head_offset;
-#pragma unroll
-      for (int k = 0; k < kDimsPerThread; ++k) {
-        const int d = tid + k * kT;
-        if (d < head_dim) acc[k] += pj * to_float(v_row[d]);
-      }
-    }
+    accumulate_values(acc, slot_s, p_s, min(kT, end - tile), v_cache, width, head_offset, tid, head_dim);
     running_max = new_max;
     __syncthreads();  // the next tile overwrites p_s and slot_s
   }

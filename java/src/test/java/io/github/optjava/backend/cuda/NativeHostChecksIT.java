@@ -1,0 +1,76 @@
+package io.github.optjava.backend.cuda;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
+ * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
+ * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa} is the thread-by-thread emulation
+ * of the FlashAttention-2-style kernel (a copy of its code, with race and bounds checks). Run by failsafe
+ * ({@code mvn verify}); skipped where nvcc or g++ is missing.
+ */
+class NativeHostChecksIT {
+
+  @TempDir
+  Path work;
+
+  @Test
+  void splitAttentionValueLoopEqualsTheOneKeyLoop() throws Exception {
+    String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
+    assumeTrue(nvcc != null, "no nvcc here");
+    Path exe = work.resolve("split_values_test");
+    Result build = run(600, nvcc, "-std=c++17", "-I", "native/include", "-I", "native/src",
+        "native/dev/split_values_test.cu", "native/src/launch.cu", "-o", exe.toString());
+    assertEquals(0, build.exit, build.output);
+    Result r = run(120, exe.toString());
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("PASS"), r.output);
+  }
+
+  @Test
+  void flashAttentionEmulationPassesItsCases() throws Exception {
+    String gpp = find("g++", "/usr/bin/g++");
+    assumeTrue(gpp != null, "no g++ here");
+    Path exe = work.resolve("emu_fa");
+    Result build = run(600, gpp, "-O2", "-std=c++17", "native/dev/emu_fa/emu_fa.cpp", "-o", exe.toString());
+    assertEquals(0, build.exit, build.output);
+    Result r = run(300, exe.toString(), "150", "5");
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+  }
+
+  /** The program on the PATH, else the fallback path if it is executable, else null. */
+  private static String find(String name, String fallback) {
+    for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+      if (!dir.isEmpty() && Files.isExecutable(Path.of(dir, name))) {
+        return Path.of(dir, name).toString();
+      }
+    }
+    return Files.isExecutable(Path.of(fallback)) ? fallback : null;
+  }
+
+  private record Result(int exit, String output) {}
+
+  private Result run(long timeoutSeconds, String... command) throws IOException, InterruptedException {
+    List<String> cmd = new ArrayList<>(List.of(command));
+    Path log = Files.createTempFile(work, "out", ".txt"); // a file, so that a hung program cannot block a read
+    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+    if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+      p.destroyForcibly();
+      return new Result(-1, "timed out after " + timeoutSeconds + " s: " + String.join(" ", cmd));
+    }
+    return new Result(p.exitValue(), Files.readString(log, StandardCharsets.UTF_8));
+  }
+}
