@@ -8,41 +8,60 @@ import io.github.optjava.model.OptConfig;
  * The GEMM rate a backend reaches on a model's largest prefill GEMM, and the FLOPs a prefill needs: together
  * they say how close a prefill comes to the machine's practical compute limit ({@code opt bench}'s
  * {@code prefill_gemm_fraction}, issue #5's "prefill at ≥ 60 % of the cuBLAS GEMM rate measured in the same
- * run"). The GEMM is the backend's own {@link Ops#linear} without bias (on CUDA: cublasGemmEx, nothing else),
- * shaped as fc1 over every prompt token of the batch: (batch × prompt) × hidden times hidden × ffn.
+ * run"). The GEMM is the backend's own {@link Ops#linear} without bias (on CUDA: cuBLASLt by default, or
+ * cublasGemmEx), shaped as fc1 over every prompt token of the batch: (batch × prompt) × hidden times hidden × ffn.
  */
 final class GemmRate {
   private static final int WARM_UP = 2;
   private static final double MIN_SECONDS = 0.3;
-  private static final int MAX_REPEATS = 50;
+  private static final int MAX_REPEATS = 400;
 
   private GemmRate() {}
 
   /**
-   * TFLOP/s (1e12 multiply-adds × 2 per second) of {@code out (m × n) = x (m × k) · w (n × k)ᵀ}, timed on the
-   * host around at least 3 repeats and at least 0.3 s; a one-element read after the repeats waits for the
-   * device. The operands' contents are whatever {@link Ops#alloc} gives (zeros on the CPU): a GEMM's speed
-   * does not depend on the values on tensor cores, and zeros avoid the CPU's slow subnormals.
+   * TFLOP/s (1e12 multiply-adds × 2 per second) of {@code out (m × n) = x (m × k) · w (n × k)ᵀ}: rounds of
+   * back-to-back GEMMs, each round timed on the host from its first launch to a one-element read after its last
+   * (which waits for the device), doubling the round until it lasts 0.3 s or holds 400 GEMMs. One wait per round,
+   * not per GEMM: a small GEMM takes microseconds, about what a wait costs (session 7 measured 62 TFLOP/s for a
+   * 128-row fc1 GEMM that way, under the prefill's own rate). The operands are random, not zeros: tensor cores run
+   * faster on zeros (METHOD.md: 13 % on an H200).
    */
   static double tflops(Ops ops, int m, int k, int n) {
     try (Mat x = ops.alloc(m, k); Mat w = ops.alloc(n, k); Mat out = ops.alloc(m, n); Mat probe = ops.alloc(1, 1)) {
+      java.util.SplittableRandom random = new java.util.SplittableRandom(m * 31L + n);
+      ops.write(x, randomValues(random, (long) m * k, 1.0));
+      ops.write(w, randomValues(random, (long) n * k, 0.02));
       for (int i = 0; i < WARM_UP; i++) {
         ops.linear(out, x, w, null, false);
       }
       ops.read(probe);
-      int repeats = 0;
-      long t0 = System.nanoTime();
-      double seconds;
-      do {
-        ops.linear(out, x, w, null, false);
-        repeats++;
-        if (repeats >= 3) {
-          ops.read(probe); // waits for the queued GEMMs (CUDA ops run on one stream, in order)
+      int repeats = 3;
+      while (true) {
+        long t0 = System.nanoTime();
+        for (int i = 0; i < repeats; i++) {
+          ops.linear(out, x, w, null, false);
         }
-        seconds = (System.nanoTime() - t0) / 1e9;
-      } while (repeats < 3 || (seconds < MIN_SECONDS && repeats < MAX_REPEATS));
-      return 2.0 * m * k * n * repeats / seconds / 1e12;
+        ops.read(probe); // waits for the queued GEMMs (CUDA ops run on one stream, in order)
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        if (seconds >= MIN_SECONDS || repeats >= MAX_REPEATS) {
+          return 2.0 * m * k * n * repeats / seconds / 1e12;
+        }
+        repeats = Math.min(MAX_REPEATS, repeats * 2);
+      }
     }
+  }
+
+  /** {@code count} values uniform in [-scale, scale): a random block of 65,521 (a prime) repeated, which is quick. */
+  private static float[] randomValues(java.util.SplittableRandom random, long count, double scale) {
+    float[] block = new float[65_521];
+    for (int i = 0; i < block.length; i++) {
+      block[i] = (float) ((random.nextDouble() * 2 - 1) * scale);
+    }
+    float[] v = new float[Math.toIntExact(count)];
+    for (int i = 0; i < v.length; i += block.length) {
+      System.arraycopy(block, 0, v, i, Math.min(block.length, v.length - i));
+    }
+    return v;
   }
 
   /**
