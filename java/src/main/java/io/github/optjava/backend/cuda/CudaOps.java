@@ -459,7 +459,8 @@ public final class CudaOps implements Ops {
     CudaMat o = CudaMat.of(out);
     CudaMat t = CudaMat.of(table);
     // The kernel trusts these shapes (CpuOps checks them too): a mismatch would read/write out of bounds.
-    require(o.cols == t.cols && ids.length <= o.rows, "embedding: out " + o + ", table " + t + ", " + ids.length + " ids");
+    require(o.cols == t.cols && ids.length <= o.rows,
+        () -> "embedding: out " + o + ", table " + t + ", " + ids.length + " ids");
     IntPointer d = ints(ids);
     if (!launch("embedding", o.address(), t.address(), d.address(), ids.length, o.cols, t.rows)) {
       return;
@@ -476,7 +477,7 @@ public final class CudaOps implements Ops {
     CudaMat o = CudaMat.of(x);
     CudaMat t = CudaMat.of(table);
     require(o.cols == t.cols && positions.length <= o.rows,
-        "addPositions: x " + o + ", table " + t + ", " + positions.length + " positions");
+        () -> "addPositions: x " + o + ", table " + t + ", " + positions.length + " positions");
     for (int p : positions) {
       if (p < 0 || p + 2 >= t.rows) {
         throw new IllegalArgumentException("position " + p + " is outside the position table (" + (t.rows - 2)
@@ -501,7 +502,7 @@ public final class CudaOps implements Ops {
     CudaMat g = CudaMat.of(gamma);
     CudaMat b = CudaMat.of(beta);
     require(o.rows == in.rows && o.cols == in.cols && g.rows * g.cols == in.cols && b.rows * b.cols == in.cols,
-        "layerNorm: out " + o + ", x " + in + ", gamma " + g + ", beta " + b);
+        () -> "layerNorm: out " + o + ", x " + in + ", gamma " + g + ", beta " + b);
     if (!launch("layerNorm", o.address(), in.address(), g.address(), b.address(), in.rows, in.cols,
         Float.floatToIntBits(eps))) {
       return;
@@ -522,7 +523,7 @@ public final class CudaOps implements Ops {
       throw new IllegalArgumentException("linear: x " + in + ", w " + wt + ", out " + o);
     }
     require(bias == null || (long) CudaMat.of(bias).rows * CudaMat.of(bias).cols == o.cols,
-        "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
+        () -> "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
     boolean small = in.rows >= 1 && in.rows <= gemvMaxRows;
     String name = small ? "linear (gemv)" : "linear";
     if (!launch(name, o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
@@ -584,7 +585,7 @@ public final class CudaOps implements Ops {
   public void addInPlace(Mat x, Mat y) {
     CudaMat a = CudaMat.of(x);
     CudaMat b = CudaMat.of(y);
-    require(a.rows == b.rows && a.cols == b.cols, "addInPlace: x " + a + ", y " + b);
+    require(a.rows == b.rows && a.cols == b.cols, () -> "addInPlace: x " + a + ", y " + b);
     int n = a.rows * a.cols;
     if (!launch("addInPlace", a.address(), b.address(), n)) {
       return;
@@ -607,7 +608,7 @@ public final class CudaOps implements Ops {
     require(a.rows == b.rows && a.cols == b.cols && o.rows == a.rows && o.cols == a.cols
         && (bs == null || (long) bs.rows * bs.cols == a.cols) && g.rows * g.cols == a.cols
         && be.rows * be.cols == a.cols,
-        "addBiasLayerNorm: x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g + ", beta " + be);
+        () -> "addBiasLayerNorm: x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g + ", beta " + be);
     if (!launch("addBiasLayerNorm", a.address(), b.address(), bs == null ? 0 : bs.address(), o.address(), g.address(),
         be.address(), a.rows, a.cols, Float.floatToIntBits(eps))) {
       return;
@@ -631,7 +632,7 @@ public final class CudaOps implements Ops {
     int w = s.width;
     require(in.cols == 3 * w && qm.cols == w && slots.length <= in.rows && slots.length <= qm.rows
         && (bs == null || (long) bs.rows * bs.cols == 3L * w),
-        "qkvAppend: q " + qm + ", qkv " + in + ", bias " + bs + ", " + slots.length + " slots, cache width " + w);
+        () -> "qkvAppend: q " + qm + ", qkv " + in + ", bias " + bs + ", " + slots.length + " slots, cache width " + w);
     IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
@@ -667,7 +668,7 @@ public final class CudaOps implements Ops {
     int width = s.width;
     require(wt.rows == 3 * width && wt.cols == in.cols && qm.cols == width && qm.rows >= in.rows
         && (bs == null || (long) bs.rows * bs.cols == 3L * width),
-        "qkvProjectAppend: q " + qm + ", x " + in + ", w " + wt + ", bias " + bs + ", cache width " + width);
+        () -> "qkvProjectAppend: q " + qm + ", x " + in + ", w " + wt + ", bias " + bs + ", cache width " + width);
     IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
@@ -692,7 +693,7 @@ public final class CudaOps implements Ops {
     CudaMat km = CudaMat.of(k);
     CudaMat vm = CudaMat.of(v);
     require(km.cols == s.width && vm.cols == s.width && slots.length <= km.rows && slots.length <= vm.rows,
-        "kvAppend: k " + km + ", v " + vm + ", " + slots.length + " slots, cache width " + s.width);
+        () -> "kvAppend: k " + km + ", v " + vm + ", " + slots.length + " slots, cache width " + s.width);
     IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
@@ -716,15 +717,16 @@ public final class CudaOps implements Ops {
     CudaMat o = CudaMat.of(out);
     CudaMat qm = CudaMat.of(q);
     int total = batch.totalQueries();
-    require(heads > 0 && s.width % heads == 0, "attention: cache width " + s.width + " is not a multiple of " + heads
-        + " heads");
+    require(heads > 0 && s.width % heads == 0,
+        () -> "attention: cache width " + s.width + " is not a multiple of " + heads + " heads");
     require(qm.cols == s.width && o.cols == s.width && total <= qm.rows && total <= o.rows,
-        "attention: q " + qm + ", out " + o + ", " + total + " queries, cache width " + s.width);
+        () -> "attention: q " + qm + ", out " + o + ", " + total + " queries, cache width " + s.width);
     int n = batch.sequences();
     for (int i = 0; i < n; i++) { // the tiled kernel addresses rows from query_start: keep them inside the batch
+      int seq = i;
       require(batch.queryStart()[i] >= 0 && (long) batch.queryStart()[i] + batch.queryCount()[i] <= total,
-          "attention: sequence " + i + " has query rows " + batch.queryStart()[i] + " .. "
-              + (batch.queryStart()[i] + batch.queryCount()[i] - 1) + ", outside the batch's " + total + " rows");
+          () -> "attention: sequence " + seq + " has query rows " + batch.queryStart()[seq] + " .. "
+              + (batch.queryStart()[seq] + batch.queryCount()[seq] - 1) + ", outside the batch's " + total + " rows");
     }
     int[] tables = flatTables(batch);
     int maxBlocks = n == 0 ? 1 : tables.length / n;
@@ -867,10 +869,13 @@ public final class CudaOps implements Ops {
   public void kvCopyBlocks(KvStore kv, int[] src, int[] dst) {
     requireEager("kvCopyBlocks");
     CudaKvStore s = CudaKvStore.of(kv);
-    require(src.length == dst.length, "kvCopyBlocks: " + src.length + " sources, " + dst.length + " destinations");
+    require(src.length == dst.length,
+        () -> "kvCopyBlocks: " + src.length + " sources, " + dst.length + " destinations");
     for (int i = 0; i < src.length; i++) { // the kernel skips a bad block silently; CpuOps throws
-      require(src[i] >= 0 && src[i] < s.blocks && dst[i] >= 0 && dst[i] < s.blocks,
-          "kvCopyBlocks: block " + src[i] + " -> " + dst[i] + " outside the cache (" + s.blocks + " blocks)");
+      int from = src[i];
+      int to = dst[i];
+      require(from >= 0 && from < s.blocks && to >= 0 && to < s.blocks,
+          () -> "kvCopyBlocks: block " + from + " -> " + to + " outside the cache (" + s.blocks + " blocks)");
     }
     IntPointer ds = ints(src);
     IntPointer dd = ints(dst);
@@ -892,7 +897,7 @@ public final class CudaOps implements Ops {
   public void gatherRows(Mat out, Mat x, int[] rows) {
     CudaMat o = CudaMat.of(out);
     CudaMat in = CudaMat.of(x);
-    require(o.cols == in.cols && rows.length <= o.rows, "gatherRows: out " + o + ", x " + in + ", " + rows.length
+    require(o.cols == in.cols && rows.length <= o.rows, () -> "gatherRows: out " + o + ", x " + in + ", " + rows.length
         + " rows");
     IntPointer d = ints(rows);
     if (!launch("gatherRows", o.address(), in.address(), d.address(), rows.length, in.cols, in.rows)) {
@@ -1463,9 +1468,10 @@ public final class CudaOps implements Ops {
     }
   }
 
-  private static void require(boolean ok, String what) {
+  /** The message is built only on failure: these checks run for every op of every step, replays included. */
+  private static void require(boolean ok, java.util.function.Supplier<String> what) {
     if (!ok) {
-      throw new IllegalArgumentException(what);
+      throw new IllegalArgumentException(what.get());
     }
   }
 
