@@ -344,8 +344,8 @@ OPT_API int opt_attention_tc_bf16(uint16_t* out, const uint16_t* q, const uint16
  * tile map (tiles of up to 64 rows) and NaN rules; Q, the scores, the online softmax and the float32 accumulator
  * in registers (mma.sync m16n8k16, float32 accumulate), K/V tiles of 64 keys double-buffered in shared memory
  * with cp.async, the weights P rounded to the storage type before P.V.
- * Limits: fp16/bf16, head_dim 64, 80 or 128 (OPT's; else 1 = invalid value, nothing launched), num_tiles * heads
- * < 2^31, out 4-byte aligned (and q, k_cache, v_cache 16-byte aligned, as for opt_attention_tc). Needs sm_80+.
+ * Limits: fp16/bf16, head_dim 64, 80 or 128 (OPT's; else 1 = invalid value, nothing launched), heads <= 65535,
+ * num_tiles * heads < 2^31, out 4-byte aligned (and q, k_cache, v_cache 16-byte aligned, as for opt_attention_tc). Needs sm_80+.
  * Status: written 2026-11-26 without a GPU (emulated on the CPU: native/dev/emu_fa/); CudaOps uses it only with
  * -Dopt.cuda.attention=fa until check_ops group fa and the parity tests have passed on a GPU.
  */

@@ -245,9 +245,16 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&qf)[D / 16][4], flo
 }
 
 // Blocks resident per SM the register budget should allow (65,536 registers / 128 threads / this): 4 at
-// head_dim 64 (≤ 128 registers), 3 at 80, 2 at 128 (the O accumulator alone is head_dim / 2 registers).
+// head_dim 64 (≤ 128 registers), 3 at 80, 2 at 128 (the O accumulator alone is head_dim / 2 registers). On
+// sm_86/sm_89 shared memory (100 KB per SM) holds only 2 blocks anyway, and the cap of 4 made head_dim 64 spill a
+// little there: 2 (a review, session 7; sm_90 and sm_80 keep 4).
+#if defined(__CUDA_ARCH__) && (__CUDA_ARCH__ == 860 || __CUDA_ARCH__ == 870 || __CUDA_ARCH__ == 890)
+constexpr int kSmemLimitedBlocks = 2;
+#else
+constexpr int kSmemLimitedBlocks = 4;
+#endif
 template <int D>
-constexpr int kMinBlocks = D <= 64 ? 4 : (D <= 80 ? 3 : 2);
+constexpr int kMinBlocks = D <= 64 ? kSmemLimitedBlocks : (D <= 80 ? (kSmemLimitedBlocks < 3 ? 2 : 3) : 2);
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads, kMinBlocks<D>)
