@@ -99,22 +99,22 @@ __host__ __device__ __forceinline__ void accumulate_values(float (&acc)[kDimsPer
   for (int j0 = 0; j0 < n_keys; j0 += kValueRound) {
     float v[kValueRound][kDimsPerThread];
     float p[kValueRound];
-#pragma unroll
+OPT_UNROLL
     for (int u = 0; u < kValueRound; ++u) {
       const int j = j0 + u;
       const long long sj = j < n_keys ? slot_s[j] : -1;
       p[u] = sj >= 0 ? p_s[j] : 0.f;
       const T* v_row = v_cache + static_cast<size_t>(sj >= 0 ? sj : 0) * width + head_offset;
-#pragma unroll
+OPT_UNROLL
       for (int k = 0; k < kDimsPerThread; ++k) {
         const int d = tid + k * kT;
         v[u][k] = sj >= 0 && d < head_dim ? to_float(v_row[d]) : 0.f;
       }
     }
-#pragma unroll
+OPT_UNROLL
     for (int u = 0; u < kValueRound; ++u) {
       if (j0 + u < n_keys && slot_s[j0 + u] >= 0) {  // skipped keys add nothing, as before (not even 0 * inf)
-#pragma unroll
+OPT_UNROLL
         for (int k = 0; k < kDimsPerThread; ++k) {
           if (tid + k * kT < head_dim) acc[k] += p[u] * v[u][k];
         }

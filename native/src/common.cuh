@@ -22,6 +22,13 @@ namespace opt {
 
 // ---- storage types ---------------------------------------------------------------------------------
 
+// `#pragma unroll` in __host__ __device__ code: the host compiler warns on it (an error under -Werror).
+#if defined(__CUDA_ARCH__)
+#define OPT_UNROLL _Pragma("unroll")
+#else
+#define OPT_UNROLL
+#endif
+
 // (__host__ too: native/dev/split_values_test.cu runs a kernel's helper on the CPU.)
 __host__ __device__ __forceinline__ float to_float(float v) { return v; }
 __host__ __device__ __forceinline__ float to_float(__half v) { return __half2float(v); }

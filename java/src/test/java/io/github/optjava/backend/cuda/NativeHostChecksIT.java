@@ -31,7 +31,9 @@ class NativeHostChecksIT {
     String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
     assumeTrue(nvcc != null, "no nvcc here");
     Path exe = work.resolve("split_values_test");
-    Result build = run(600, nvcc, "-std=c++17", "-I", "native/include", "-I", "native/src",
+    // The project's warning flags (cmake/OptCuda.cmake): host-side code of the kernel file must pass them too.
+    Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
+        "-I", "native/include", "-I", "native/src",
         "native/dev/split_values_test.cu", "native/src/launch.cu", "-o", exe.toString());
     assertEquals(0, build.exit, build.output);
     Result r = run(120, exe.toString());
