@@ -215,9 +215,12 @@ fi
 
 # 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new; session 7: the fa attention kernel),
 # in a JVM of their own.
-if [ "$(cap 150 200)" -ge 60 ]; then
+# (Quick mode keeps back less for the later steps: these are the tests of what changed since the full check.)
+new_cap=150 new_keep=200 new_min=60
+[ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
+if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
-  timeout -k 10 "$(cap 150 200)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
+  timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
     -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" --include-tag gpu-new \
     --details=summary --disable-ansi-colors --reports-dir="$W/junit-reports-new" > "$W/junit_new.log" 2>&1
