@@ -89,7 +89,7 @@ __device__ __forceinline__ float tile_reduce(float v, float* red, Op op) {
 // global-load latency per key, 64 per tile (an opt-1.3b decode step at batch 1 on an H100 spent ~38 µs per layer
 // in this kernel, more than any other op; docs/perf.md, session 7). The sums are the same, in the same order, as
 // one key at a time. Host and device: native/dev/split_values_test.cu checks it on the CPU against that loop.
-constexpr int kValueRound = 8;
+constexpr int kValueRound = 8;  // 64 registers per thread on sm_90; 16 took 127 (half the resident blocks)
 
 template <typename T>
 __host__ __device__ __forceinline__ void accumulate_values(float (&acc)[kDimsPerThread], const long long* slot_s,
