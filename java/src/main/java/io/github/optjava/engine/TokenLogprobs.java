@@ -2,7 +2,6 @@ package io.github.optjava.engine;
 
 import io.github.optjava.api.TokenLogprob;
 import io.github.optjava.tokenizer.OptTokenizer;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -26,16 +25,33 @@ final class TokenLogprobs {
 
   /**
    * Echo / scoring: log P(prompt[i] | prompt[&lt;i]) from the prefill's raw logits ({@code prompt.length × vocab},
-   * row i-1 predicts token i); the first token has no context, so its log-prob is null.
+   * row i-1 predicts token i); the first token has no context, so its log-prob is null. The rows are independent
+   * and each is a vocabulary of exponentials, so a long prompt's rows are scored on several threads (a 2,047-token
+   * prompt is about 10⁸ of them: most of a GPU {@code score} call's time when done on one thread); the result does
+   * not depend on the threads.
    */
   List<TokenLogprob> prompt(int[] prompt, float[] logits, int vocab) {
-    List<TokenLogprob> out = new ArrayList<>(prompt.length);
-    out.add(new TokenLogprob(prompt[0], text(prompt[0]), null, Map.of()));
-    for (int i = 1; i < prompt.length; i++) {
-      float[] row = Arrays.copyOfRange(logits, (i - 1) * vocab, i * vocab);
-      out.add(of(prompt[i], row, LogProbs.logSumExp(row)));
+    TokenLogprob[] out = new TokenLogprob[prompt.length];
+    out[0] = new TokenLogprob(prompt[0], text(prompt[0]), null, Map.of());
+    java.util.stream.IntStream rows = java.util.stream.IntStream.range(1, prompt.length);
+    if (prompt.length > PARALLEL_ROWS) {
+      rows = rows.parallel();
     }
-    return out;
+    rows.forEach(i -> out[i] = promptRow(prompt[i], logits, (i - 1) * vocab, vocab));
+    return Arrays.asList(out);
+  }
+
+  /** Prompts longer than this are scored on several threads. */
+  private static final int PARALLEL_ROWS = 16;
+
+  /** The entry of {@code token} scored by the row of {@code logits} at {@code from} (copied only for top-k). */
+  private TokenLogprob promptRow(int token, float[] logits, int from, int vocab) {
+    double lse = io.github.optjava.backend.RowMath.logSumExp(logits, from, from + vocab);
+    if (top == 0) {
+      return new TokenLogprob(token, text(token), logits[from + token] - lse, Map.of());
+    }
+    float[] row = Arrays.copyOfRange(logits, from, from + vocab);
+    return new TokenLogprob(token, text(token), LogProbs.logProb(row, token, lse), alternatives(row, lse));
   }
 
   private String text(int token) {
