@@ -27,6 +27,35 @@ public final class Half {
     return Float.intBitsToFloat(sign | ((exp + 112) << 23) | (mant << 13));
   }
 
+  /**
+   * Widens {@code bits} (binary16, or bfloat16 when {@code bf16}) into {@code out}, element by element as
+   * {@link #toFloat} and {@code bits << 16} do; large arrays in parallel chunks (a GPU's 2,047 rows of logits are 10⁸
+   * values: about 0.1 s on one thread). The result does not depend on the threads.
+   */
+  public static void toFloats(short[] bits, float[] out, boolean bf16) {
+    if (out.length < bits.length) {
+      throw new IllegalArgumentException("out holds " + out.length + " floats for " + bits.length + " values");
+    }
+    int chunk = 1 << 16;
+    int chunks = (bits.length + chunk - 1) / chunk;
+    java.util.stream.IntStream range = java.util.stream.IntStream.range(0, chunks);
+    if (chunks >= 16) { // below a million values the threads cost more than they save
+      range = range.parallel();
+    }
+    range.forEach(c -> {
+      int end = Math.min(bits.length, (c + 1) * chunk);
+      if (bf16) {
+        for (int i = c * chunk; i < end; i++) {
+          out[i] = Float.intBitsToFloat((bits[i] & 0xffff) << 16);
+        }
+      } else {
+        for (int i = c * chunk; i < end; i++) {
+          out[i] = toFloat(bits[i]);
+        }
+      }
+    });
+  }
+
   /** Rounds a float to the nearest binary16 (ties to even), as PyTorch's {@code .half()} does. */
   public static short fromFloat(float f) {
     int bits = Float.floatToRawIntBits(f);

@@ -37,4 +37,26 @@ class HalfTest {
     assertEquals(0x7c00, Half.fromFloat(65520f) & 0xffff); // overflow rounds to inf
     assertEquals(0x7bff, Half.fromFloat(65519f) & 0xffff);
   }
+
+  @Test
+  void arraysWidenEveryValueAsOneAtATimeInParallelChunks() {
+    short[] bits = new short[(1 << 16) * 20 + 123]; // 21 chunks: the parallel path, with a partial last chunk
+    java.util.SplittableRandom r = new java.util.SplittableRandom(9);
+    for (int i = 0; i < bits.length; i++) {
+      bits[i] = (short) r.nextInt(0x10000);
+    }
+    for (boolean bf16 : new boolean[] {false, true}) {
+      float[] out = new float[bits.length];
+      Half.toFloats(bits, out, bf16);
+      for (int i = 0; i < bits.length; i++) {
+        float want = bf16 ? Float.intBitsToFloat((bits[i] & 0xffff) << 16) : Half.toFloat(bits[i]);
+        assertEquals(Float.floatToRawIntBits(want), Float.floatToRawIntBits(out[i]), "value " + i + " bf16=" + bf16);
+      }
+    }
+    float[] small = new float[3];
+    Half.toFloats(new short[] {0x3c00, (short) 0xc000, 0x7bff}, small, false); // the sequential path
+    assertEquals(1.0f, small[0]);
+    assertEquals(-2.0f, small[1]);
+    assertEquals(65504.0f, small[2]);
+  }
 }

@@ -377,15 +377,7 @@ public final class CudaOps implements Ops {
     }
     short[] bits = new short[n];
     new ShortPointer(host).get(bits);
-    if (s.dtype == DType.F16) {
-      for (int i = 0; i < n; i++) {
-        out[i] = Half.toFloat(bits[i]);
-      }
-    } else {
-      for (int i = 0; i < n; i++) {
-        out[i] = Float.intBitsToFloat((bits[i] & 0xffff) << 16);
-      }
-    }
+    Half.toFloats(bits, out, s.dtype == DType.BF16);
     return out;
   }
 
