@@ -50,7 +50,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 # $OUT/logs.txt: the small logs of $W in one file (the device returns at most 8 files); rebuilt at exit.
 collect_logs() {
   local f g
-  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log ours_new_run.log engine_features.log hf_warpers.log \
+  for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log 'ours_new_run*.log' engine_features.log hf_warpers.log \
            copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log' 'ncu_*.log' 'ncu_summary_*.txt' 'ncu_*.csv'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
@@ -218,7 +218,10 @@ fi
 # (Quick mode keeps back less for the later steps: these are the tests of what changed since the full check.)
 new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
-if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
+case "$passed_groups" in *" fa "*) new_ok=1 ;; *) new_ok=0 ;; esac # gpu-new holds the fa kernel's tests
+if [ "$new_ok" = 0 ]; then
+  row "junit new kernels" "skip" "check_ops fa did not pass (its tests are the gpu-new ones)"
+elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
@@ -297,35 +300,38 @@ else
     # 6b. The same comparison with the kernels still behind flags whose check_ops groups passed (today: fa
     # attention, chained launches): evidence at the level of the whole model (logits vs HF, greedy tokens,
     # batched == alone) before any of them becomes a default. (tc attention and gemv became defaults this way.)
+    # One CompareMain per candidate, so that a failure names its kernel.
     cand=()
     case "$passed_groups" in *" fa "*) cand+=(-Dopt.cuda.attention=fa) ;; esac
     [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
-    label="$(printf '%s\n' "${cand[@]+"${cand[@]}"}" | sed -E 's/^-Dopt\.cuda\.//' | paste -sd, -)"
-    if [ ${#cand[@]} -eq 0 ]; then
-      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
-    elif [ "$(cap 90 60)" -lt 40 ]; then
-      row "new: hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
-    else
-      timeout "$(cap 90 60)" "$java_bin" "${cand[@]}" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    [ ${#cand[@]} -eq 0 ] && row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
+    for flag in ${cand[@]+"${cand[@]}"}; do
+      label="${flag#-Dopt.cuda.}"
+      tag="$(echo "$label" | tr -c 'a-z0-9\n' '_')"
+      if [ "$(cap 90 60)" -lt 40 ]; then
+        row "new: hf vs ours" "skip" "[$label] time budget spent (${SECONDS}s of ${budget}s)"
+        continue
+      fi
+      timeout "$(cap 90 60)" "$java_bin" "$flag" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
         -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
-        --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours-new" --new-tokens 32 --dtype F16 \
-        --device cuda > "$W/ours_new_run.log" 2>&1
+        --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours-$tag" --new-tokens 32 --dtype F16 \
+        --device cuda > "$W/ours_new_run_$tag.log" 2>&1
       nrc=$?
       if [ $nrc -ne 0 ]; then
-        row "new: ours (CompareMain)" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run.log" | cut -c1-80)"
-      else
-        { echo; echo "== the same with the new kernels: $label =="; } >> "$OUT/hf_compare.log"
-        timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-new" \
-          --out "$hfc/new" --rows "$hfc/rows-new.tsv" >> "$OUT/hf_compare.log" 2>&1
-        if [ -s "$hfc/rows-new.tsv" ]; then
-          while IFS=$'\t' read -r name status detail; do
-            row "new: ${name#hf vs ours: }" "$status" "$label: $detail"
-          done < "$hfc/rows-new.tsv"
-        else
-          row "new: hf vs ours" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
-        fi
+        row "new: ours (CompareMain)" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run_$tag.log" | cut -c1-80)"
+        continue
       fi
-    fi
+      { echo; echo "== the same with a kernel still behind a flag: $label =="; } >> "$OUT/hf_compare.log"
+      timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-$tag" \
+        --out "$hfc/new-$tag" --rows "$hfc/rows-new-$tag.tsv" >> "$OUT/hf_compare.log" 2>&1
+      if [ -s "$hfc/rows-new-$tag.tsv" ]; then
+        while IFS=$'\t' read -r name status detail; do
+          row "new: ${name#hf vs ours: }" "$status" "$label: $detail"
+        done < "$hfc/rows-new-$tag.tsv"
+      else
+        row "new: hf vs ours" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
+      fi
+    done
   fi
 fi
 
@@ -501,8 +507,10 @@ ncu_run() {  # NAME SHAPE BATCH
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0;gemv=2;gemv=8$(chained_variant chained=on)"
-  variant_run "opt-1.3b prefill 2047" 40 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-    --variants "default$(fa_variant attention=fa)"
+  case "$passed_groups" in *" fa "*)
+    variant_run "opt-1.3b prefill 2047" 40 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
+      --variants "default$(fa_variant attention=fa)" ;;
+  esac
   ncu_run decode-b1 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(chained_variant chained=on)"

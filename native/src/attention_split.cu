@@ -113,7 +113,7 @@ OPT_UNROLL
     }
 OPT_UNROLL
     for (int u = 0; u < kValueRound; ++u) {
-      if (j0 + u < n_keys && slot_s[j0 + u] >= 0) {  // skipped keys add nothing, as before (not even 0 * inf)
+      if (j0 + u < n_keys && slot_s[j0 + u] >= 0) {  // skipped keys add nothing, as before (not even a +0 to a -0)
 OPT_UNROLL
         for (int k = 0; k < kDimsPerThread; ++k) {
           if (tid + k * kT < head_dim) acc[k] += p[u] * v[u][k];

@@ -37,19 +37,20 @@ public final class Half {
       throw new IllegalArgumentException("out holds " + out.length + " floats for " + bits.length + " values");
     }
     int chunk = 1 << 16;
-    int chunks = (bits.length + chunk - 1) / chunk;
+    int chunks = (int) ((bits.length + (long) chunk - 1) / chunk);
     java.util.stream.IntStream range = java.util.stream.IntStream.range(0, chunks);
     if (chunks >= 16) { // below a million values the threads cost more than they save
       range = range.parallel();
     }
     range.forEach(c -> {
-      int end = Math.min(bits.length, (c + 1) * chunk);
+      int start = c * chunk; // below 2^31: c < chunks
+      int end = (int) Math.min(bits.length, (c + 1L) * chunk);
       if (bf16) {
-        for (int i = c * chunk; i < end; i++) {
+        for (int i = start; i < end; i++) {
           out[i] = Float.intBitsToFloat((bits[i] & 0xffff) << 16);
         }
       } else {
-        for (int i = c * chunk; i < end; i++) {
+        for (int i = start; i < end; i++) {
           out[i] = toFloat(bits[i]);
         }
       }

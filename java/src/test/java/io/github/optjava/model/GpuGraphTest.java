@@ -38,11 +38,6 @@ class GpuGraphTest {
   }
 
   /**
-   * Chained (programmatic dependent) launches of the decode kernels, split-KV attention and the matrix-vector
-   * Linears, in graphs against eager cuBLAS steps. Tagged apart: scripts/device-check.sh runs it on its own, with
-   * a timeout, after check_ops' chained group has passed (a wrong wait could hang the GPU for the whole JVM).
-   */
-  /**
    * The same with the FlashAttention-2-style prefill kernel (not yet run on a GPU: tag gpu-new, run apart by
    * scripts/device-check.sh): its prefill fills the cache the graphs' decode steps (split-KV) then read.
    */
@@ -53,6 +48,11 @@ class GpuGraphTest {
     replayEqualsEager(dtype, kernel);
   }
 
+  /**
+   * Chained (programmatic dependent) launches of the decode kernels, split-KV attention and the matrix-vector
+   * Linears, in graphs against eager cuBLAS steps. Tagged apart: scripts/device-check.sh runs it on its own, with
+   * a timeout, after check_ops' chained group has passed (a wrong wait could hang the GPU for the whole JVM).
+   */
   @org.junit.jupiter.api.Test
   @org.junit.jupiter.api.Tag("gpu-chained")
   void chainedLaunchesReplayEqualEagerSteps() {
