@@ -197,8 +197,8 @@ else
   # One process per group: a kernel that faults poisons its process's CUDA context, and costs only its group.
   # base = the first kernels; split/tiled/tc/gemv/logprob/sample became defaults after passing on an H100 (session
   # 7); chained launches and fa (FlashAttention-2-style prefill) are behind flags until they pass.
-  groups="base split tiled tc gemv logprob sample chained fa"
-  [ "$quick" = 1 ] && groups="chained fa"
+  groups="base split tiled tc gemv logprob sample chained fa score"
+  [ "$quick" = 1 ] && groups="chained fa score"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -218,9 +218,9 @@ fi
 # (Quick mode keeps back less for the later steps: these are the tests of what changed since the full check.)
 new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
-case "$passed_groups" in *" fa "*) new_ok=1 ;; *) new_ok=0 ;; esac # gpu-new holds the fa kernel's tests
+case "$passed_groups" in *" fa "*|*" score "*) new_ok=1 ;; *) new_ok=0 ;; esac # gpu-new: fa's and score's tests
 if [ "$new_ok" = 0 ]; then
-  row "junit new kernels" "skip" "check_ops fa did not pass (its tests are the gpu-new ones)"
+  row "junit new kernels" "skip" "check_ops fa and score did not pass (their tests are the gpu-new ones)"
 elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \

@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split tiled tc fa gemv logprob sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split tiled tc fa gemv logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -853,6 +853,41 @@ void check_argmax_logprob() {
   report("argmax_logprob (log-prob error)", "f32", err, 1e-4);
 }
 
+// Given tokens' log-probs (opt_token_logprob_f32), on check_argmax's rows plus one with an out-of-range token:
+// log_softmax in double as the reference; NaN where a row holds a NaN, is all -inf, or the token is out of range,
+// and inf - inf (the +inf token of row 5) NaN too, while row 5's finite token gets -inf, as on the CPU.
+void check_token_logprob() {
+  const int rows = 7, vocab = 50272;
+  std::vector<float> logits = argmax_rows(rows, vocab);
+  const std::vector<int32_t> tokens = {100, 3, 0, 12345, 0, 3, vocab};  // row 5: a finite token next to +inf
+  DevBuf<float> d_logits(logits);
+  DevBuf<int32_t> d_tokens(tokens);
+  DevBuf<float> d_lp(rows);
+  expect_ok(opt_token_logprob_f32(d_lp.ptr, d_logits.ptr, d_tokens.ptr, rows, vocab, g_stream), "token_logprob");
+  const std::vector<float> lp = d_lp.download();
+  int wrong = 0;
+  double err = 0.0;
+  for (int i = 0; i < rows; ++i) {
+    const float* row = logits.data() + static_cast<size_t>(i) * vocab;
+    if (i == 1 || i == 2 || i == 6) {  // a NaN in the row, all -inf (-inf - -inf), a token out of range
+      wrong += !std::isnan(lp[i]);
+      continue;
+    }
+    if (i == 5) {  // +inf in the row: the finite token's log-prob is -inf
+      wrong += !(std::isinf(lp[i]) && lp[i] < 0);
+      continue;
+    }
+    double m = -INFINITY;
+    for (int j = 0; j < vocab; ++j) m = std::max(m, static_cast<double>(row[j]));
+    double sum = 0.0;
+    for (int j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
+    const double want = static_cast<double>(row[tokens[i]]) - (m + std::log(sum));
+    err = std::max(err, std::abs(lp[i] - want));
+  }
+  report("token_logprob (NaN / -inf rules)", "f32", wrong, 0.0);
+  report("token_logprob (log-prob error)", "f32", err, 1e-4);
+}
+
 // backend/RowSampling.sample (the sampling kernel's CPU twin), transliterated: the token and its log-prob.
 int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, double uniform, double* lp) {
   auto ordered = [](float f) {
@@ -1194,6 +1229,8 @@ void run_group(const std::string& group) {
     check_linear_small_all<BF16>();
   } else if (group == "logprob") {
     check_argmax_logprob();
+  } else if (group == "score") {
+    check_token_logprob();
   } else if (group == "sample") {
     check_sample_rows();
   } else if (group == "chained") {
@@ -1201,17 +1238,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "tiled", "tc", "fa", "gemv", "logprob", "sample", "chained"};
+const char* const kGroups[] = {"base", "split", "tiled", "tc", "fa", "gemv", "logprob", "score", "sample",
+                               "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split tiled tc fa gemv logprob sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split tiled tc fa gemv logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc fa gemv logprob sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc fa gemv logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -6,6 +6,10 @@
 //   opt_argmax_logprob_f32  the same pick, and out_logprob[r] = log_softmax(logits[r, :])[pick] = max - logsumexp
 //                   (float32; NaN when the row holds a NaN or is all -inf): a greedy step's score without
 //                   copying the logits to the host.
+//   opt_token_logprob_f32  out_logprob[r] = log_softmax(logits[r, :])[tokens[r]] (float32) for given tokens: an
+//                   echoed prompt's scores (row i - 1 scores token i) without copying its rows of logits to the
+//                   host. log-sum-exp as RowMath.logSumExp: NaN when the row holds a NaN, -inf when every entry
+//                   is -inf, +inf when one is +inf; a token outside [0, vocab) gives NaN.
 // CPU twin: engine/Sampler.argmax (the greedy pick; same first-index and NaN rules); backend/RowMath.
 //
 // One block per row: each thread scans a strided share of the row in index order, then the block
@@ -92,6 +96,43 @@ __global__ void argmax_kernel(int32_t* __restrict__ out_index, float* __restrict
   }
 }
 
+// grid.x = rows; out_logprob (rows), logits (rows, vocab), tokens (rows); blockDim.x a multiple of 32.
+__global__ void token_logprob_kernel(float* __restrict__ out_logprob, const float* __restrict__ logits,
+                                     const int32_t* __restrict__ tokens, int vocab) {
+  __shared__ float max_s;
+  __shared__ int nan_s;
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
+  if (threadIdx.x == 0) nan_s = 0;
+  __syncthreads();
+  float m = -INFINITY;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
+    const float v = row[i];
+    if (isnan(v)) nan_s = 1;  // every writer writes 1
+    m = fmaxf(m, v);
+  }
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
+  __shared__ float warp_m[kWarp];
+  if (threadIdx.x % kWarp == 0) warp_m[threadIdx.x / kWarp] = m;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float all = -INFINITY;
+    for (int w = 0; w < static_cast<int>(blockDim.x) / kWarp; ++w) all = fmaxf(all, warp_m[w]);
+    max_s = all;
+  }
+  __syncthreads();
+  m = max_s;
+  float sum = 0.f;
+  if (isfinite(m)) {
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  }
+  sum = block_sum(sum);
+  if (threadIdx.x == 0) {
+    const int t = tokens[blockIdx.x];
+    const float lse = isfinite(m) ? m + logf(sum) : m;  // -inf: every entry -inf; +inf: one is +inf
+    out_logprob[blockIdx.x] = nan_s != 0 || t < 0 || t >= vocab ? __int_as_float(0x7fc00000) : row[t] - lse;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -110,6 +151,15 @@ OPT_API int opt_argmax_logprob_f32(int32_t* out_index, float* out_logprob, const
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   argmax_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_index, out_logprob, logits, vocab);
+  return launch_status();
+}
+
+OPT_API int opt_token_logprob_f32(float* out_logprob, const float* logits, const int32_t* tokens, int rows, int vocab,
+                                  cudaStream_t stream) {
+  if (rows < 0 || vocab < 0) return kInvalidValue;
+  if (rows == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;
+  token_logprob_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_logprob, logits, tokens, vocab);
   return launch_status();
 }
 

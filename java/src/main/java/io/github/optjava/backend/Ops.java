@@ -151,6 +151,27 @@ public interface Ops extends AutoCloseable {
     return out;
   }
 
+  /**
+   * {@code log_softmax(logits[r, :])[tokens[r]]} for every row ({@code tokens.length == logits.rows()}): an echoed
+   * prompt's scores, row i scoring token i + 1. The default reads the rows and computes on the host (several rows
+   * at a time; the result does not depend on the threads); a backend may compute them where the logits are.
+   */
+  default double[] tokenLogprobs(Mat logits, int[] tokens) {
+    int rows = logits.rows();
+    int vocab = logits.cols();
+    if (tokens.length != rows) {
+      throw new IllegalArgumentException("tokenLogprobs: " + tokens.length + " tokens for " + rows + " rows");
+    }
+    float[] v = read(logits);
+    double[] out = new double[rows];
+    java.util.stream.IntStream range = java.util.stream.IntStream.range(0, rows);
+    (rows > 16 ? range.parallel() : range).forEach(r -> {
+      int t = tokens[r];
+      out[r] = t < 0 || t >= vocab ? Double.NaN : v[r * vocab + t] - RowMath.logSumExp(v, r * vocab, (r + 1) * vocab);
+    });
+    return out;
+  }
+
   /** Whether {@link #sampleRows} draws on the device (then the engine lets it; else it samples on the host). */
   default boolean samplesOnDevice() {
     return false;

@@ -484,8 +484,9 @@ public final class Engine implements AutoCloseable {
    * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
    * or one draw per sequence) with their log-probs, or else every sequence's logits.
    */
+  /** {@code scores}: per sequence, its echoed prompt's scores when the model computed them (else null). */
   private record Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs,
-      float[][] logits) {
+      float[][] logits, double[][] scores) {
     boolean picked() {
       return argmaxOnly || sampledThere;
     }
@@ -555,12 +556,26 @@ public final class Engine implements AutoCloseable {
       double[] logprobs = new double[b.rows()];
       int[] tokens = b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs)
           : model.greedy(b.steps(), cache, logprobs);
-      return new Output(true, false, tokens, logprobs, null);
+      return new Output(true, false, tokens, logprobs, null, null);
     }
     boolean sampledThere = model.samplesOnDevice() && java.util.stream.IntStream.range(0, n)
         .allMatch(j -> b.seqs().get(j).samplableWhereLogitsAre() && !forksNow.test(j) && b.drafted()[j] == 0);
     if (!sampledThere) {
-      return new Output(false, false, null, null, model.forward(b.steps(), cache));
+      // An echo prefill without alternatives wants one log-prob per prompt row, not the rows: let the model score
+      // them where the logits are (a GPU then copies back 8 bytes a row and the last row).
+      int[][] scoreTokens = null;
+      for (int j = 0; j < n; j++) {
+        Sequence s = b.seqs().get(j);
+        if (b.gives()[j] && s.scoresPromptWhereLogitsAre()) {
+          scoreTokens = scoreTokens == null ? new int[n][] : scoreTokens;
+          scoreTokens[j] = s.promptScoreTokens();
+        }
+      }
+      if (scoreTokens != null) {
+        CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens);
+        return new Output(false, false, null, null, scored.logits(), scored.scores());
+      }
+      return new Output(false, false, null, null, model.forward(b.steps(), cache), null);
     }
     float[] t = new float[n];
     int[] k = new int[n];
@@ -580,7 +595,7 @@ public final class Engine implements AutoCloseable {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
       }
     }
-    return new Output(false, true, tokens, logprobs, null);
+    return new Output(false, true, tokens, logprobs, null, null);
   }
 
   /**
@@ -593,7 +608,7 @@ public final class Engine implements AutoCloseable {
     List<Sequence> joined = out.picked() ? List.of() : forkSiblings(b.seqs(), b.gives(), out.logits(), vocab);
     RuntimeException[] failures = new RuntimeException[b.size()];
     Sequence.Pick[] picks = out.picked() ? null : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0,
-        out.logits(), vocab, model.samplesOnDevice(), failures);
+        out.logits(), out.scores(), vocab, model.samplesOnDevice(), failures);
     for (int j = 0; j < b.size(); j++) {
       Sequence s = b.seqs().get(j);
       int row = b.firstRow()[j];
@@ -646,7 +661,7 @@ public final class Engine implements AutoCloseable {
    * request only.
    */
   private Sequence.Pick[] choose(List<Sequence> stepping, java.util.function.IntPredicate gives, float[][] logits,
-      int vocab, boolean deviceRules, RuntimeException[] failures) {
+      double[][] scores, int vocab, boolean deviceRules, RuntimeException[] failures) {
     Sequence.Pick[] picks = new Sequence.Pick[stepping.size()];
     java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, picks.length).filter(gives);
     if (picks.length > 1 && PARALLEL_PICKS) {
@@ -654,7 +669,7 @@ public final class Engine implements AutoCloseable {
     }
     rows.forEach(j -> {
       try {
-        picks[j] = stepping.get(j).choose(logits[j], vocab, deviceRules);
+        picks[j] = stepping.get(j).choose(logits[j], vocab, deviceRules, scores == null ? null : scores[j]);
       } catch (RuntimeException e) {
         failures[j] = e;
       }

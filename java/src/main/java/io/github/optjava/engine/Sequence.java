@@ -165,6 +165,19 @@ final class Sequence {
     return inputIds;
   }
 
+  /**
+   * Whether this step's rows are an echo prefill that needs only each prompt token's log-prob (no top
+   * alternatives): the model may then score the rows where the logits are ({@link #promptScoreTokens}).
+   */
+  boolean scoresPromptWhereLogitsAre() {
+    return !prefilled && request.params.echo() && !scorer.listsAlternatives();
+  }
+
+  /** The token each prompt row is scored at: row i scores prompt token i + 1 (the last row scores none). */
+  int[] promptScoreTokens() {
+    return Arrays.copyOfRange(request.promptIds, 1, request.promptIds.length);
+  }
+
   /** Whether the prefill in progress may be fed in chunks: all but an echo prompt's (scored in one step). */
   boolean chunkable() {
     return prefilled || !request.params.echo();
@@ -335,13 +348,25 @@ final class Sequence {
    * path this step took: its tokens then do not depend on what shares its batch.
    */
   Pick choose(float[] logits, int vocab, boolean deviceRules) {
+    return choose(logits, vocab, deviceRules, null);
+  }
+
+  /**
+   * As {@link #choose(float[], int, boolean)}; {@code promptScores}: an echo prefill's prompt scores as the model
+   * computed them ({@link #promptScoreTokens}), {@code logits} then being only the last row; null: from the rows.
+   */
+  Pick choose(float[] logits, int vocab, boolean deviceRules, double[] promptScores) {
     float[] last = logits;
     recompute = false;
     if (!prefilled) {
       prefilled = true;
       if (request.params.echo()) {
-        logprobs.addAll(scorer.prompt(request.promptIds, logits, vocab));
-        last = Arrays.copyOfRange(logits, logits.length - vocab, logits.length);
+        if (promptScores != null) {
+          logprobs.addAll(scorer.prompt(request.promptIds, promptScores));
+        } else {
+          logprobs.addAll(scorer.prompt(request.promptIds, logits, vocab));
+          last = Arrays.copyOfRange(logits, logits.length - vocab, logits.length);
+        }
       }
     }
     if (request.cancelled()) {

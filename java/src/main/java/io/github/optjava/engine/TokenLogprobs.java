@@ -41,6 +41,28 @@ final class TokenLogprobs {
     return Arrays.asList(out);
   }
 
+  /**
+   * Echo / scoring from scores the model computed ({@code scores[i - 1]} = log P(prompt[i] | prompt[&lt;i])), as
+   * {@link #prompt(int[], float[], int)} gives them without alternatives.
+   */
+  List<TokenLogprob> prompt(int[] prompt, double[] scores) {
+    if (top != 0 || scores.length != prompt.length - 1) {
+      throw new IllegalArgumentException("prompt scores: " + scores.length + " for a prompt of " + prompt.length
+          + " tokens" + (top != 0 ? " with " + top + " alternatives asked (they need the rows)" : ""));
+    }
+    TokenLogprob[] out = new TokenLogprob[prompt.length];
+    out[0] = new TokenLogprob(prompt[0], text(prompt[0]), null, Map.of());
+    for (int i = 1; i < prompt.length; i++) {
+      out[i] = new TokenLogprob(prompt[i], text(prompt[i]), scores[i - 1], Map.of());
+    }
+    return Arrays.asList(out);
+  }
+
+  /** Whether entries list top alternatives (which need the logit rows, not only a token's score). */
+  boolean listsAlternatives() {
+    return top != 0;
+  }
+
   /** Prompts longer than this are scored on several threads. */
   private static final int PARALLEL_ROWS = 16;
 

@@ -58,6 +58,40 @@ public interface CausalLm extends AutoCloseable {
     return out;
   }
 
+  /**
+   * What {@link #forwardScored} returns: per sequence its logits as {@link #forward} gives them, except that a
+   * scored sequence gets only its last row; and per scored sequence {@code scores[s][i]} =
+   * {@code log_softmax(row i)[scoreTokens[s][i]]} (null for the others).
+   */
+  record Scored(float[][] logits, double[][] scores) {}
+
+  /**
+   * As {@link #forward}, for steps where some sequences ({@code scoreTokens[s]} not null, with {@code allLogits})
+   * want the log-prob of a given token at each of their rows: an echoed prompt's scores, row i scoring token i + 1.
+   * A backend may compute them where the logits are and copy back only those sequences' last rows. The default
+   * computes them on the host from {@link #forward}'s rows, several rows at a time (the result does not depend on
+   * the threads).
+   */
+  default Scored forwardScored(List<OptModel.SeqStep> seqs, KvCache cache, int[][] scoreTokens) {
+    float[][] logits = forward(seqs, cache);
+    int vocab = config().vocabSize();
+    double[][] scores = new double[logits.length][];
+    for (int s = 0; s < logits.length; s++) {
+      int[] tokens = scoreTokens[s];
+      if (tokens == null) {
+        continue;
+      }
+      float[] v = logits[s];
+      double[] out = new double[tokens.length];
+      java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, tokens.length);
+      (tokens.length > 16 ? rows.parallel() : rows).forEach(i ->
+          out[i] = v[i * vocab + tokens[i]] - RowMath.logSumExp(v, i * vocab, (i + 1) * vocab));
+      scores[s] = out;
+      logits[s] = java.util.Arrays.copyOfRange(v, v.length - vocab, v.length);
+    }
+    return new Scored(logits, scores);
+  }
+
   /** Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, a uniform number). */
   record SamplingSpec(float[] temperature, int[] topK, float[] topP, double[] uniform) {}
 

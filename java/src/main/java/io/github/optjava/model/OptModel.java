@@ -221,7 +221,18 @@ public final class OptModel implements CausalLm {
   @Override
   public float[][] forward(List<SeqStep> seqs, KvCache cache) {
     requireWholeModel();
-    return step(seqs, cache, null, null, null).logits;
+    return step(seqs, cache, null, null, null, null).logits;
+  }
+
+  /**
+   * {@link CausalLm#forwardScored}: the scored sequences' log-probs come from {@link Ops#tokenLogprobs} where the
+   * logits are, and only their last rows are read back (on a GPU, 8 bytes per prompt row instead of a vocabulary).
+   */
+  @Override
+  public Scored forwardScored(List<SeqStep> seqs, KvCache cache, int[][] scoreTokens) {
+    requireWholeModel();
+    StepResult r = step(seqs, cache, null, null, null, scoreTokens);
+    return new Scored(r.logits, r.scores);
   }
 
   /**
@@ -272,7 +283,7 @@ public final class OptModel implements CausalLm {
    * {@link #forward} returns them on the last stage, else null.
    */
   public float[][] stageForward(List<SeqStep> seqs, KvCache cache, StageIo io) {
-    return step(seqs, cache, null, stage.isFirst() ? null : io, stage.isLast() ? null : io).logits;
+    return step(seqs, cache, null, stage.isFirst() ? null : io, stage.isLast() ? null : io, null).logits;
   }
 
   private void requireWholeModel() {
@@ -301,7 +312,7 @@ public final class OptModel implements CausalLm {
   @Override
   public int[] greedyRows(List<SeqStep> seqs, KvCache cache, double[] logprobs) {
     requireWholeModel();
-    return step(seqs, cache, logits -> ops.argmaxRows(logits, logprobs), null, null).argmax;
+    return step(seqs, cache, logits -> ops.argmaxRows(logits, logprobs), null, null, null).argmax;
   }
 
   /**
@@ -318,7 +329,7 @@ public final class OptModel implements CausalLm {
     }
     requireWholeModel();
     return step(seqs, cache, logits -> ops.sampleRows(logits, spec.temperature(), spec.topK(), spec.topP(),
-        spec.uniform(), logprobs), null, null).argmax;
+        spec.uniform(), logprobs), null, null, null).argmax;
   }
 
   @Override
@@ -327,12 +338,16 @@ public final class OptModel implements CausalLm {
   }
 
   /** What a step returns: the logits per sequence, or the argmax per sequence (mid-pipeline: nothing). */
-  private record StepResult(float[][] logits, int[] argmax) {}
+  private record StepResult(float[][] logits, int[] argmax, double[][] scores) {
+    StepResult(float[][] logits, int[] argmax) {
+      this(logits, argmax, null);
+    }
+  }
 
   /** {@code input}: where a later stage's hidden states come from (null: embed the tokens); {@code output}: where
    * a stage before the last sends its own (null: compute the logits). */
   private StepResult step(List<SeqStep> seqs, KvCache cache, java.util.function.Function<Mat, int[]> picker,
-      StageIo input, StageIo output) {
+      StageIo input, StageIo output, int[][] scoreTokens) {
     int n = seqs.size();
     int hidden = config.hiddenSize();
     if (cache.store().width() != width) {
@@ -395,7 +410,8 @@ public final class OptModel implements CausalLm {
       }
     }
 
-    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output);
+    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output,
+        scoreTokens);
     if (decode) {
       ops.graphStep(cache.store(), n, tableWidth);
       try {
@@ -405,6 +421,56 @@ public final class OptModel implements CausalLm {
       }
     }
     return runOps(in, cache, picker);
+  }
+
+  /**
+   * The end of a {@link #forwardScored} step: every output row's log-prob at its sequence's score token (0 for rows
+   * nobody scores) where the logits are, then only the rows the engine still needs (a scored sequence's last, the
+   * others' all) gathered and read.
+   */
+  private StepResult scored(Mat logits, List<SeqStep> seqs, int[] queryCount, int[][] scoreTokens, Scratch m) {
+    int n = seqs.size();
+    int vocab = config.vocabSize();
+    int[] rowTokens = new int[logits.rows()];
+    List<Integer> keep = new ArrayList<>();
+    int[] first = new int[n];
+    for (int s = 0, r = 0; s < n; s++) {
+      int rows = seqs.get(s).allLogits() ? queryCount[s] : 1;
+      first[s] = r;
+      int[] t = scoreTokens[s];
+      if (t != null) {
+        if (!seqs.get(s).allLogits() || t.length > rows) {
+          throw new IllegalArgumentException("sequence " + s + ": " + t.length + " score tokens for " + rows
+              + " rows (scoring needs allLogits)");
+        }
+        System.arraycopy(t, 0, rowTokens, r, t.length);
+        keep.add(r + rows - 1);
+      } else {
+        for (int i = 0; i < rows; i++) {
+          keep.add(r + i);
+        }
+      }
+      r += rows;
+    }
+    double[] lp = ops.tokenLogprobs(logits, rowTokens);
+    int[] keepRows = keep.stream().mapToInt(Integer::intValue).toArray();
+    Mat kept = logits;
+    if (!isEveryRow(keepRows, logits.rows())) {
+      kept = m.alloc(keepRows.length, vocab);
+      ops.gatherRows(kept, logits, keepRows);
+    }
+    float[] flat = ops.read(kept);
+    float[][] result = new float[n][];
+    double[][] scores = new double[n][];
+    for (int s = 0, k = 0; s < n; s++) {
+      int rows = scoreTokens[s] != null ? 1 : seqs.get(s).allLogits() ? queryCount[s] : 1;
+      result[s] = java.util.Arrays.copyOfRange(flat, k * vocab, (k + rows) * vocab);
+      k += rows;
+      if (scoreTokens[s] != null) {
+        scores[s] = java.util.Arrays.copyOfRange(lp, first[s], first[s] + scoreTokens[s].length);
+      }
+    }
+    return new StepResult(result, null, scores);
   }
 
   /** Whether {@code rows} is 0, 1, …, total - 1: every row, in order. */
@@ -422,7 +488,7 @@ public final class OptModel implements CausalLm {
 
   /** What the ops of one step read, prepared by {@link #step}. */
   private record StepInputs(List<SeqStep> seqs, AttentionBatch batch, int[] ids, int[] positions, int[] slots,
-      int[] outputRows, int total, int outRows, StageIo input, StageIo output) {}
+      int[] outputRows, int total, int outRows, StageIo input, StageIo output, int[][] scoreTokens) {}
 
   /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
   /** {@code picker}: how the tokens are picked where the logits are (argmax, sampling), or null for the logits. */
@@ -520,6 +586,9 @@ public final class OptModel implements CausalLm {
       ops.linear(logits, last, lmHead, null, false);
       if (picker != null) {
         return new StepResult(null, picker.apply(logits));
+      }
+      if (in.scoreTokens != null) {
+        return scored(logits, seqs, queryCount, in.scoreTokens, m);
       }
       float[] flat = ops.read(logits);
 

@@ -127,6 +127,12 @@ public final class CudaOps implements Ops {
   private static final boolean DEVICE_LOGPROB = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceLogprob"));
   private static final boolean DEVICE_SAMPLING =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceSampling"));
+  /**
+   * {@code -Dopt.cuda.deviceScores=true}: an echoed prompt's scores ({@link #tokenLogprobs}) come from
+   * {@code opt_token_logprob_f32} on the device, 4 bytes per row back instead of the rows. Written in session 7
+   * after the last GPU run: off until check_ops group score and its parity test have passed on a GPU.
+   */
+  private static final boolean DEVICE_SCORES = Boolean.getBoolean("opt.cuda.deviceScores");
   /** Scratch for the split-KV partials: (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it. */
   private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
   /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
@@ -168,6 +174,7 @@ public final class CudaOps implements Ops {
   private int[] tileFirst;
   private boolean deviceLogprobs = DEVICE_LOGPROB;
   private boolean deviceSampling = DEVICE_SAMPLING;
+  private boolean deviceScores = DEVICE_SCORES;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
@@ -1388,6 +1395,78 @@ public final class CudaOps implements Ops {
   public boolean samplesOnDevice() {
     return deviceSampling;
   }
+
+  /** Whether echo scores come from the device kernel (tests run both; see {@code opt.cuda.deviceScores}). */
+  public void useDeviceScores(boolean onDevice) {
+    deviceScores = onDevice;
+  }
+
+  /** Whether echo scores come from the device kernel. */
+  public boolean usesDeviceScores() {
+    return deviceScores;
+  }
+
+  @Override
+  public double[] tokenLogprobs(Mat logits, int[] tokens) {
+    if (!deviceScores) {
+      return Ops.super.tokenLogprobs(logits, tokens);
+    }
+    CudaMat s = CudaMat.of(logits);
+    require(tokens.length == s.rows, () -> "tokenLogprobs: " + tokens.length + " tokens for " + s.rows + " rows");
+    endStep();
+    int n = s.rows;
+    int cols = s.cols;
+    if (n == 0) {
+      return new double[0];
+    }
+    // In chunks of rows, so that the float32 copy of fp16/bf16 logits stays small (a 2,047-row prompt's would be
+    // 412 MB: more than a device whose KV cache took the free memory has left).
+    int chunkRows = (int) Math.max(1, Math.min(n, (16L << 20) / (4L * cols)));
+    long f32Bytes = dtype == DType.F32 ? 0 : 4L * chunkRows * cols;
+    Pointer scratch = argmaxScratch(f32Bytes + 4L * n); // one chunk's logits as f32, then n float log-probs
+    FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4));
+    long elementBytes = dtype == DType.F32 ? 4 : 2;
+    for (int r0 = 0; r0 < n; r0 += chunkRows) {
+      int rows = Math.min(chunkRows, n - r0);
+      Pointer src = byteOffset(s.ptr(), (long) r0 * cols * elementBytes);
+      FloatPointer values;
+      if (dtype == DType.F32) {
+        values = new FloatPointer(src);
+      } else {
+        values = new FloatPointer(scratch);
+        int count = Math.multiplyExact(rows, cols);
+        op("tokenLogprobs (to float32)", dtype == DType.F16
+            ? OptKernels.opt_to_f32_f16(values, new ShortPointer(src), count, stream)
+            : OptKernels.opt_to_f32_bf16(values, new ShortPointer(src), count, stream));
+      }
+      IntPointer d = ints(java.util.Arrays.copyOfRange(tokens, r0, r0 + rows));
+      op("tokenLogprobs", OptKernels.opt_token_logprob_f32(new FloatPointer(IndexUploads.at(lp, r0)), values, d, rows,
+          cols, stream));
+    }
+    Pointer host = readBuffer(4L * n);
+    check("tokenLogprobs read", cudaMemcpyAsync(host, lp, 4L * n, cudaMemcpyDeviceToHost, stream));
+    check("tokenLogprobs read (synchronise)", cudaStreamSynchronize(stream));
+    launchedUnsynchronised = false;
+    uploads.reset();
+    float[] f = new float[n];
+    new FloatPointer(host).get(f);
+    double[] out = new double[n];
+    for (int i = 0; i < n; i++) {
+      out[i] = f[i];
+    }
+    return out;
+  }
+
+  /** A pointer {@code bytes} past {@code base} (for a row range of a device matrix). */
+  private static Pointer byteOffset(Pointer base, long bytes) {
+    long target = base.address() + bytes; // not named "address": that is the field set below
+    return new Pointer((Pointer) null) {
+      {
+        address = target;
+      }
+    };
+  }
+
 
   /** Whether sampled steps draw on the device (tests run both; see {@code opt.cuda.deviceSampling}). */
   public void useDeviceSampling(boolean onDevice) {

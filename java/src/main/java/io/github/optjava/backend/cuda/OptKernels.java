@@ -459,4 +459,8 @@ public final class OptKernels {
   /** As {@link #opt_argmax_f32}, and outLogprob[r] = log_softmax of the picked logit (float32). */
   public static native int opt_argmax_logprob_f32(@Cast("int32_t*") IntPointer outIndex, FloatPointer outLogprob,
       @Cast("const float*") FloatPointer logits, int rows, int vocab, CUstream_st stream);
+
+  /** outLogprob[r] = log_softmax(logits[r, :])[tokens[r]] (float32): echo scores without reading the rows back. */
+  public static native int opt_token_logprob_f32(FloatPointer outLogprob, @Cast("const float*") FloatPointer logits,
+      @Cast("const int32_t*") IntPointer tokens, int rows, int vocab, CUstream_st stream);
 }

@@ -376,6 +376,51 @@ class CudaOpsParityTest {
   }
 
   /**
+   * An echoed prompt's scores on the device (opt_token_logprob_f32, -Dopt.cuda.deviceScores) against the host
+   * computation (Ops' default): every row's log-prob at its token, in chunks of rows at OPT's vocabulary (100 rows
+   * cross a chunk boundary), with a NaN row, an all -inf row and a token out of range (NaN), within float32.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  void tokenLogprobsMatchTheHost(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    boolean before = g.usesDeviceScores();
+    for (int[] shape : new int[][] {{rows, cols}, {100, 50272}}) {
+      int n = shape[0];
+      int vocab = shape[1];
+      Random r = new Random(n * 29L + vocab);
+      float[] logits = random(r, n * vocab, 4, d);
+      int[] tokens = new int[n];
+      for (int i = 0; i < n; i++) {
+        tokens[i] = r.nextInt(vocab);
+      }
+      if (n > 3) {
+        logits[vocab + 1] = Float.NaN;                                  // row 1: NaN
+        java.util.Arrays.fill(logits, 2 * vocab, 3 * vocab, Float.NEGATIVE_INFINITY); // row 2: all -inf
+        tokens[3] = vocab;                                              // row 3: out of range
+      }
+      Mat m = act(g, logits, n, vocab);
+      g.useDeviceScores(false);
+      double[] want = g.tokenLogprobs(m, tokens);
+      g.useDeviceScores(true);
+      try {
+        double[] got = g.tokenLogprobs(m, tokens);
+        for (int i = 0; i < n; i++) {
+          if (Double.isNaN(want[i]) || n > 3 && i >= 1 && i <= 3) {
+            assertTrue(Double.isNaN(got[i]), d + " row " + i + ": " + got[i] + ", want NaN");
+            continue;
+          }
+          assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])),
+              d + " " + n + "x" + vocab + " row " + i + ": " + got[i] + " vs " + want[i]);
+        }
+      } finally {
+        g.useDeviceScores(before);
+      }
+    }
+  }
+
+  /**
    * Sampling on the device (opt_sample_rows_f32) against its host twin (RowSampling, which CpuOps uses): the same
    * tokens for the same uniforms over rows of the real vocabulary and small ones, with temperature, top-k and
    * top-p on and off, and the same log-probs; the logits in the GPU's dtype (the twin reads the same values).
