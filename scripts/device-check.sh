@@ -218,7 +218,13 @@ fi
 # (Quick mode keeps back less for the later steps: these are the tests of what changed since the full check.)
 new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
-case "$passed_groups" in *" fa "*|*" score "*) new_ok=1 ;; *) new_ok=0 ;; esac # gpu-new: fa's and score's tests
+# Each kernel's tests carry a second tag (gpu-new-fa, gpu-new-score): those of a kernel whose check_ops group
+# failed are left out, so that one faulting kernel does not muddle the other's results.
+new_ok=0
+new_excl=()
+for k in fa score; do
+  case "$passed_groups" in *" $k "*) new_ok=1 ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
+done
 if [ "$new_ok" = 0 ]; then
   row "junit new kernels" "skip" "check_ops fa and score did not pass (their tests are the gpu-new ones)"
 elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -226,6 +232,7 @@ elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
     -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" --include-tag gpu-new \
+    ${new_excl[@]+"${new_excl[@]}"} \
     --details=summary --disable-ansi-colors --reports-dir="$W/junit-reports-new" > "$W/junit_new.log" 2>&1
   nrc=$?
   cat "$W/junit_new.log" >> "$OUT/junit.log"

@@ -387,8 +387,8 @@ OPT_API int opt_argmax_logprob_f32(int32_t* out_index, float* out_logprob, const
 /* out_logprob[r] = log_softmax(logits[r, :])[tokens[r]] (float32) for given tokens (sampling.cu): an echoed
  * prompt's scores without copying its rows out. NaN for a row with a NaN or a token outside [0, vocab); -inf
  * minus a log-sum-exp of -inf (every entry -inf) is NaN, as on the CPU. tokens (rows) device int32.
- * Status: written 2026-11-26 (session 7) without a GPU; CudaOps uses it for echo scores unless
- * -Dopt.cuda.deviceScores=false (its parity test carries the tag gpu-new). */
+ * Status: written 2026-11-26 (session 7) without a GPU; CudaOps uses it for echo scores only with
+ * -Dopt.cuda.deviceScores=true until check_ops group score and its parity test (tag gpu-new) pass on a GPU. */
 OPT_API int opt_token_logprob_f32(float* out_logprob, const float* logits, const int32_t* tokens, int rows,
                                   int vocab, cudaStream_t stream);
 

@@ -102,6 +102,11 @@ __global__ void token_logprob_kernel(float* __restrict__ out_logprob, const floa
   __shared__ float max_s;
   __shared__ int nan_s;
   const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
+  const int t = tokens[blockIdx.x];
+  if (t < 0 || t >= vocab) {  // a row nobody scores (-1) or a bad token: the same for the whole block
+    if (threadIdx.x == 0) out_logprob[blockIdx.x] = __int_as_float(0x7fc00000);
+    return;
+  }
   if (threadIdx.x == 0) nan_s = 0;
   __syncthreads();
   float m = -INFINITY;
@@ -127,9 +132,8 @@ __global__ void token_logprob_kernel(float* __restrict__ out_logprob, const floa
   }
   sum = block_sum(sum);
   if (threadIdx.x == 0) {
-    const int t = tokens[blockIdx.x];
     const float lse = isfinite(m) ? m + logf(sum) : m;  // -inf: every entry -inf; +inf: one is +inf
-    out_logprob[blockIdx.x] = nan_s != 0 || t < 0 || t >= vocab ? __int_as_float(0x7fc00000) : row[t] - lse;
+    out_logprob[blockIdx.x] = nan_s != 0 ? __int_as_float(0x7fc00000) : row[t] - lse;
   }
 }
 

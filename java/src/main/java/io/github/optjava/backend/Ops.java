@@ -133,6 +133,11 @@ public interface Ops extends AutoCloseable {
     return out;
   }
 
+  /** Whether {@link #tokenLogprobs} computes where the logits are (else a caller that also needs rows reads once). */
+  default boolean scoresOnDevice() {
+    return false;
+  }
+
   /**
    * One token per row of {@code logits} (rows × vocab) drawn with {@link RowSampling}'s rules: softmax(row /
    * temperature[r]) after top-k (topK[r] > 0) and top-p (topP[r] < 1), with the uniform number uniform[r] in
@@ -153,8 +158,9 @@ public interface Ops extends AutoCloseable {
 
   /**
    * {@code log_softmax(logits[r, :])[tokens[r]]} for every row ({@code tokens.length == logits.rows()}): an echoed
-   * prompt's scores, row i scoring token i + 1. The default reads the rows and computes on the host (several rows
-   * at a time; the result does not depend on the threads); a backend may compute them where the logits are.
+   * prompt's scores, row i scoring token i + 1; NaN for a token outside {@code [0, vocab)} (-1: a row nobody
+   * scores, skipped). The default reads the rows and computes on the host (several rows at a time; the result does
+   * not depend on the threads); a backend may compute them where the logits are ({@link #scoresOnDevice}).
    */
   default double[] tokenLogprobs(Mat logits, int[] tokens) {
     int rows = logits.rows();

@@ -424,14 +424,16 @@ public final class OptModel implements CausalLm {
   }
 
   /**
-   * The end of a {@link #forwardScored} step: every output row's log-prob at its sequence's score token (0 for rows
-   * nobody scores) where the logits are, then only the rows the engine still needs (a scored sequence's last, the
-   * others' all) gathered and read.
+   * The end of a {@link #forwardScored} step: each scored sequence's rows' log-probs at its score tokens, and the rows
+   * the engine still needs (a scored sequence's last, the others' all). Where the ops score on the device, the
+   * scores come from {@link Ops#tokenLogprobs} and only the needed rows are gathered and read; else the rows are
+   * read once and scored on the host.
    */
   private StepResult scored(Mat logits, List<SeqStep> seqs, int[] queryCount, int[][] scoreTokens, Scratch m) {
     int n = seqs.size();
     int vocab = config.vocabSize();
     int[] rowTokens = new int[logits.rows()];
+    java.util.Arrays.fill(rowTokens, -1); // rows nobody scores
     List<Integer> keep = new ArrayList<>();
     int[] first = new int[n];
     for (int s = 0, r = 0; s < n; s++) {
@@ -452,6 +454,28 @@ public final class OptModel implements CausalLm {
       }
       r += rows;
     }
+    float[][] result = new float[n][];
+    double[][] scores = new double[n][];
+    if (!ops.scoresOnDevice()) { // one read of every row, then the host
+      float[] flat = ops.read(logits);
+      double[] lp = new double[rowTokens.length];
+      java.util.stream.IntStream range = java.util.stream.IntStream.range(0, rowTokens.length);
+      (rowTokens.length > 16 ? range.parallel() : range).forEach(i -> {
+        int t = rowTokens[i];
+        lp[i] = t < 0 ? Double.NaN
+            : flat[i * vocab + t] - io.github.optjava.backend.RowMath.logSumExp(flat, i * vocab, (i + 1) * vocab);
+      });
+      for (int s = 0; s < n; s++) {
+        int rows = seqs.get(s).allLogits() ? queryCount[s] : 1;
+        int from = scoreTokens[s] != null ? first[s] + rows - 1 : first[s];
+        int count = scoreTokens[s] != null ? 1 : rows;
+        result[s] = java.util.Arrays.copyOfRange(flat, from * vocab, (from + count) * vocab);
+        if (scoreTokens[s] != null) {
+          scores[s] = java.util.Arrays.copyOfRange(lp, first[s], first[s] + scoreTokens[s].length);
+        }
+      }
+      return new StepResult(result, null, scores);
+    }
     double[] lp = ops.tokenLogprobs(logits, rowTokens);
     int[] keepRows = keep.stream().mapToInt(Integer::intValue).toArray();
     Mat kept = logits;
@@ -460,8 +484,6 @@ public final class OptModel implements CausalLm {
       ops.gatherRows(kept, logits, keepRows);
     }
     float[] flat = ops.read(kept);
-    float[][] result = new float[n][];
-    double[][] scores = new double[n][];
     for (int s = 0, k = 0; s < n; s++) {
       int rows = scoreTokens[s] != null ? 1 : seqs.get(s).allLogits() ? queryCount[s] : 1;
       result[s] = java.util.Arrays.copyOfRange(flat, k * vocab, (k + rows) * vocab);

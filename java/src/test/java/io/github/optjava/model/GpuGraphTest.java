@@ -44,6 +44,7 @@ class GpuGraphTest {
   @ParameterizedTest(name = "{0} kernels={1}")
   @CsvSource({"F16, fa"})
   @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-fa")
   void graphReplayWithNewKernelsEqualsEagerSteps(DType dtype, String kernel) {
     replayEqualsEager(dtype, kernel);
   }

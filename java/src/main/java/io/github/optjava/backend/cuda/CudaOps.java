@@ -1407,6 +1407,11 @@ public final class CudaOps implements Ops {
   }
 
   @Override
+  public boolean scoresOnDevice() {
+    return deviceScores;
+  }
+
+  @Override
   public double[] tokenLogprobs(Mat logits, int[] tokens) {
     if (!deviceScores) {
       return Ops.super.tokenLogprobs(logits, tokens);
@@ -1445,7 +1450,9 @@ public final class CudaOps implements Ops {
     }
     Pointer host = readBuffer(4L * n);
     check("tokenLogprobs read", cudaMemcpyAsync(host, lp, 4L * n, cudaMemcpyDeviceToHost, stream));
+    stepTimerStop();
     check("tokenLogprobs read (synchronise)", cudaStreamSynchronize(stream));
+    stepTimerCollect();
     launchedUnsynchronised = false;
     uploads.reset();
     float[] f = new float[n];

@@ -34,7 +34,9 @@ class CudaOpsParityTest {
   /**
    * The tag of the tests of kernels not yet verified on a GPU: scripts/device-check.sh runs them in a JVM of their
    * own after check_ops, so that a kernel that faults (a CUDA context is unusable after that) cannot fail the
-   * verified tests beside it. Move a test out of it once its kernel has passed on a GPU. (The split/tiled/tc
+   * verified tests beside it; a second tag names the kernel (gpu-new-fa, gpu-new-score), so that device-check runs
+   * only the tests of kernels whose check_ops group passed. Move a test out of it once its kernel has passed on a
+   * GPU. (The split/tiled/tc
    * attention, gemv, cuBLASLt, device log-prob and sampling tests left it on 2026-11-26, after passing on an H100.)
    */
   static final String NEW_KERNEL = "gpu-new";
@@ -276,6 +278,7 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("newAttentionCases")
   @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-fa")
   void pagedAttentionPrefillAndDecodeWithNewKernels(DType d, int headDim, String kernel) {
     withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
   }
@@ -383,6 +386,7 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
   @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-score")
   void tokenLogprobsMatchTheHost(DType d, int rows, int cols) {
     CudaOps g = gpu(d);
     boolean before = g.usesDeviceScores();
@@ -479,6 +483,7 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} headDim={1} kernel={2}")
   @MethodSource("newAttentionCases")
   @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-fa")
   void qkvAppendThenAttentionWithNewKernels(DType d, int headDim, String kernel) {
     withAttentionKernel(gpu(d), kernel, g -> qkvAppendThenAttention(d, headDim, g));
   }
