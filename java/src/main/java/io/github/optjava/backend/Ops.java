@@ -168,14 +168,7 @@ public interface Ops extends AutoCloseable {
     if (tokens.length != rows) {
       throw new IllegalArgumentException("tokenLogprobs: " + tokens.length + " tokens for " + rows + " rows");
     }
-    float[] v = read(logits);
-    double[] out = new double[rows];
-    java.util.stream.IntStream range = java.util.stream.IntStream.range(0, rows);
-    (rows > 16 ? range.parallel() : range).forEach(r -> {
-      int t = tokens[r];
-      out[r] = t < 0 || t >= vocab ? Double.NaN : v[r * vocab + t] - RowMath.logSumExp(v, r * vocab, (r + 1) * vocab);
-    });
-    return out;
+    return RowMath.tokenLogprobs(read(logits), vocab, tokens);
   }
 
   /** Whether {@link #sampleRows} draws on the device (then the engine lets it; else it samples on the host). */

@@ -47,4 +47,19 @@ public final class RowMath {
     }
     return max + Math.log(sum);
   }
+
+  /**
+   * {@code log_softmax(row r)[tokens[r]]} for the rows r &lt; tokens.length of {@code v} (row-major, {@code vocab}
+   * wide): an echoed prompt's scores. NaN for a token outside {@code [0, vocab)} (-1: a row nobody scores, skipped).
+   * Many rows go several at a time (each is a vocabulary of exponentials); the result does not depend on the threads.
+   */
+  public static double[] tokenLogprobs(float[] v, int vocab, int[] tokens) {
+    double[] out = new double[tokens.length];
+    java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, tokens.length);
+    (tokens.length > 16 ? rows.parallel() : rows).forEach(r -> {
+      int t = tokens[r];
+      out[r] = t < 0 || t >= vocab ? Double.NaN : v[r * vocab + t] - logSumExp(v, r * vocab, (r + 1) * vocab);
+    });
+    return out;
+  }
 }

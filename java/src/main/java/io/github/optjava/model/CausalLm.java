@@ -82,11 +82,7 @@ public interface CausalLm extends AutoCloseable {
         continue;
       }
       float[] v = logits[s];
-      double[] out = new double[tokens.length];
-      java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, tokens.length);
-      (tokens.length > 16 ? rows.parallel() : rows).forEach(i ->
-          out[i] = v[i * vocab + tokens[i]] - RowMath.logSumExp(v, i * vocab, (i + 1) * vocab));
-      scores[s] = out;
+      scores[s] = RowMath.tokenLogprobs(v, vocab, tokens);
       logits[s] = java.util.Arrays.copyOfRange(v, v.length - vocab, v.length);
     }
     return new Scored(logits, scores);

@@ -458,13 +458,7 @@ public final class OptModel implements CausalLm {
     double[][] scores = new double[n][];
     if (!ops.scoresOnDevice()) { // one read of every row, then the host
       float[] flat = ops.read(logits);
-      double[] lp = new double[rowTokens.length];
-      java.util.stream.IntStream range = java.util.stream.IntStream.range(0, rowTokens.length);
-      (rowTokens.length > 16 ? range.parallel() : range).forEach(i -> {
-        int t = rowTokens[i];
-        lp[i] = t < 0 ? Double.NaN
-            : flat[i * vocab + t] - io.github.optjava.backend.RowMath.logSumExp(flat, i * vocab, (i + 1) * vocab);
-      });
+      double[] lp = io.github.optjava.backend.RowMath.tokenLogprobs(flat, vocab, rowTokens);
       for (int s = 0; s < n; s++) {
         int rows = seqs.get(s).allLogits() ? queryCount[s] : 1;
         int from = scoreTokens[s] != null ? first[s] + rows - 1 : first[s];
