@@ -342,9 +342,10 @@ else
   fi
 fi
 
-# 6c. Engine features that change speed, not tokens: prefix caching (16 requests sharing a 512-token prefix) and
-# prompt lookup decoding (batch 1, 64 greedy tokens), each against itself off on the random opt-1.3b in one JVM
-# (devicecheck.EngineFeaturesMain). Rows "engine: ..."; FAIL when a feature changed a greedy token.
+# 6c. Engine features that change speed, not tokens: prefix caching (16 requests sharing a 512-token prefix),
+# prompt lookup decoding (batch 1, 64 greedy tokens) and echo scores on the device (a 2040-token prompt scored on
+# the host and on the GPU), each against itself off on the random opt-1.3b in one JVM
+# (devicecheck.EngineFeaturesMain). Rows "engine: ..."; FAIL when a feature changed a greedy token (or a score).
 if [ "${mrc:-1}" -ne 0 ]; then
   row "engine features" "skip" "no random opt-1.3b (hf_peer.py make failed)"
 elif [ "$(cap 60 120)" -lt 40 ]; then

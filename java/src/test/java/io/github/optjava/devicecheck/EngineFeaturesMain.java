@@ -32,7 +32,10 @@ import java.util.concurrent.CompletableFuture;
  *   <li>prefix caching: requests sharing a long prefix (random token ids), first one after another, then all at
  *       once, with and without it: time, mean time to first token, tokens equal;</li>
  *   <li>prompt lookup decoding: one greedy request, with and without draft tokens: decode ms/token, steps,
- *       drafts accepted, tokens equal (a random-weight model repeats itself, the case drafts are for).</li>
+ *       drafts accepted, tokens equal (a random-weight model repeats itself, the case drafts are for);</li>
+ *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
+ *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
+ *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
  * </ul>
  * Writes one tab-separated row per result (name, ok|FAIL|info, detail) to {@code --rows}: "FAIL" when a feature
  * changed a greedy token, which it must not do beyond float rounding.
@@ -100,6 +103,42 @@ public final class EngineFeaturesMain {
           drafted.stats.draftTokens(), drafted.stats.acceptedDraftTokens(), equal ? "equal" : "DIFFER");
       out.println("EngineFeaturesMain: prompt lookup " + o.lookup + ": " + detail);
       rows.add(row("engine: prompt lookup " + o.lookup, equal ? "ok" : "FAIL", detail));
+
+      if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
+        int[] text = randomIds(rnd, config.maxPositionEmbeddings() - 8, config.vocabSize());
+        text[0] = 2;
+        SamplingParams score = SamplingParams.greedy().toBuilder().echo(true).maxTokens(0).build();
+        boolean before = cuda.usesDeviceScores();
+        double[] hostMs = new double[1];
+        double[] deviceMs = new double[1];
+        List<io.github.optjava.api.TokenLogprob> host;
+        List<io.github.optjava.api.TokenLogprob> device;
+        try {
+          cuda.useDeviceScores(false);
+          scoreRun(model, tokenizer, text, score, hostMs); // warm-up
+          host = scoreRun(model, tokenizer, text, score, hostMs);
+          cuda.useDeviceScores(true);
+          scoreRun(model, tokenizer, text, score, deviceMs);
+          device = scoreRun(model, tokenizer, text, score, deviceMs);
+        } finally {
+          cuda.useDeviceScores(before);
+        }
+        double worst = 0;
+        boolean nanMismatch = false;
+        for (int i = 1; i < host.size(); i++) {
+          double h = host.get(i).logprob();
+          double d = device.get(i).logprob();
+          nanMismatch |= Double.isNaN(h) != Double.isNaN(d);
+          if (!Double.isNaN(h) && !Double.isNaN(d)) {
+            worst = Math.max(worst, Math.abs(h - d) / (1 + Math.abs(h)));
+          }
+        }
+        detail = String.format(Locale.ROOT, "%d-token prompt scored: host %.1f ms, device %.1f ms (%.2fx); largest "
+            + "difference %.2g of the log-prob%s", text.length, hostMs[0], deviceMs[0], hostMs[0] / deviceMs[0], worst,
+            nanMismatch ? "; NaN on one side only" : "");
+        out.println("EngineFeaturesMain: echo scores: " + detail);
+        rows.add(row("engine: echo scores on device", worst <= 1e-3 && !nanMismatch ? "ok" : "FAIL", detail));
+      }
     } finally {
       ops.close();
     }
@@ -156,6 +195,22 @@ public final class EngineFeaturesMain {
       double perToken = (c.totalMillis() - c.timeToFirstTokenMillis()) / Math.max(1, n - 1);
       return new Result(List.of(c.choices().get(0).tokenIds()), perToken, c.timeToFirstTokenMillis(), 0, 0,
           engine.stats());
+    } finally {
+      engine.close();
+      cache.close();
+    }
+  }
+
+  /** One echo request (its prompt's log-probs, no new token); {@code ms[0]} receives its time. */
+  private static List<io.github.optjava.api.TokenLogprob> scoreRun(OptModel model, OptTokenizer tokenizer,
+      int[] prompt, SamplingParams params, double[] ms) {
+    KvCache cache = model.newCache(prompt.length / 16 + 2, 16);
+    Engine engine = new Engine(model, tokenizer, cache, 1, model.config().maxPositionEmbeddings(), 0, false, 0);
+    try {
+      long t0 = System.nanoTime();
+      Completion c = engine.submit(prompt, params, null).join();
+      ms[0] = (System.nanoTime() - t0) / 1e6;
+      return c.choices().get(0).logprobs();
     } finally {
       engine.close();
       cache.close();
