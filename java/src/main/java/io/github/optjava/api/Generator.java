@@ -296,7 +296,7 @@ public final class Generator implements AutoCloseable {
     if (wanted == Device.CUDA) {
       throw new IllegalStateException("Device.CUDA was requested but CUDA cannot be used here: " + probe.reason()
           + ". See the README's GPU prerequisites (driver, CUDA 13 libraries, -Dopt.cuda.libpath), "
-          + "or use Device.CPU / Device.AUTO.");
+          + "or use Device.CPU / Device.AUTO (--device cpu|auto on the command line).");
     }
     LOG.info("Device.AUTO: using the CPU because CUDA is not usable ({})", probe.reason());
     return Device.CPU;
