@@ -108,9 +108,12 @@ final class GenerateCommand implements Callable<Integer> {
       parent.out.println();
       parent.out.flush();
       double seconds = c.totalMillis() / 1000;
-      parent.err.printf("[%d prompt tokens, %d new tokens in %.2f s: %.1f tokens/s, finish: %s]%n",
-          c.promptTokens(), c.completionTokens(), seconds, c.completionTokens() / Math.max(seconds, 1e-9),
-          c.finishReason().jsonName());
+      io.github.optjava.api.GeneratorStats s = gen.stats(); // published between steps: the last one may lag
+      String drafts = s.draftTokens() > 0 ? ", " + s.acceptedDraftTokens() + " of " + s.draftTokens()
+          + " draft tokens accepted" : "";
+      parent.err.printf(java.util.Locale.ROOT, "[%d prompt tokens, %d new tokens in %.2f s: %.1f tokens/s, finish: "
+          + "%s%s]%n", c.promptTokens(), c.completionTokens(), seconds, c.completionTokens() / Math.max(seconds, 1e-9),
+          c.finishReason().jsonName(), drafts);
     }
     return 0;
   }

@@ -34,6 +34,15 @@ class CliGenerationTest {
   }
 
   @Test
+  void promptLookupGivesTheSameTextAndSaysHowManyDraftsWereAccepted() {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "16", "--prompt-lookup", "3");
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(HF_TEXT + "\n", r.out(), "drafts change the steps, not the text");
+    assertTrue(r.err().matches("(?s).*\\[.*finish: length, \\d+ of \\d+ draft tokens accepted\\].*"), r.err());
+  }
+
+  @Test
   void aStepTokenBudgetGivesTheSameTextAndIsChecked() {
     CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
         "--temperature", "0", "--max-tokens", "16", "--max-batch", "2", "--max-step-tokens", "2");
