@@ -819,6 +819,15 @@ void check_argmax() {
   report("argmax (rows with a wrong index)", "f32", wrong, 0.0);
 }
 
+// log_softmax(row)[token] in double, for a row of finite values: the reference of the log-prob kernels.
+double ref_log_softmax_at(const float* row, int vocab, int token) {
+  double m = -INFINITY;
+  for (int j = 0; j < vocab; ++j) m = std::max(m, static_cast<double>(row[j]));
+  double sum = 0.0;
+  for (int j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
+  return static_cast<double>(row[token]) - (m + std::log(sum));
+}
+
 // The pick with its log-prob (opt_argmax_logprob_f32), on check_argmax's rows.
 void check_argmax_logprob() {
   const int rows = 6, vocab = 50272;
@@ -842,11 +851,7 @@ void check_argmax_logprob() {
       wrong_lp += !std::isnan(lp[i]);
       continue;
     }
-    double m = -INFINITY;
-    for (int j = 0; j < vocab; ++j) m = std::max(m, static_cast<double>(row[j]));
-    double sum = 0.0;
-    for (int j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
-    const double want = static_cast<double>(row[idx[i]]) - (m + std::log(sum));
+    const double want = ref_log_softmax_at(row, vocab, idx[i]);
     err = std::max(err, std::abs(lp[i] - want));
   }
   report("argmax_logprob (wrong indexes or NaN rules)", "f32", wrong_lp, 0.0);
@@ -877,11 +882,7 @@ void check_token_logprob() {
       wrong += !(std::isinf(lp[i]) && lp[i] < 0);
       continue;
     }
-    double m = -INFINITY;
-    for (int j = 0; j < vocab; ++j) m = std::max(m, static_cast<double>(row[j]));
-    double sum = 0.0;
-    for (int j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j]) - m);
-    const double want = static_cast<double>(row[tokens[i]]) - (m + std::log(sum));
+    const double want = ref_log_softmax_at(row, vocab, tokens[i]);
     err = std::max(err, std::abs(lp[i] - want));
   }
   report("token_logprob (NaN / -inf rules)", "f32", wrong, 0.0);

@@ -31,6 +31,10 @@ final class TokenLogprobs {
    * not depend on the threads.
    */
   List<TokenLogprob> prompt(int[] prompt, float[] logits, int vocab) {
+    if (top == 0) { // the scores alone: RowMath's row scorer
+      return prompt(prompt, io.github.optjava.backend.RowMath.tokenLogprobs(logits, vocab,
+          Arrays.copyOfRange(prompt, 1, prompt.length)));
+    }
     TokenLogprob[] out = new TokenLogprob[prompt.length];
     out[0] = new TokenLogprob(prompt[0], text(prompt[0]), null, Map.of());
     java.util.stream.IntStream rows = java.util.stream.IntStream.range(1, prompt.length);
@@ -66,12 +70,9 @@ final class TokenLogprobs {
   /** Prompts longer than this are scored on several threads. */
   private static final int PARALLEL_ROWS = 16;
 
-  /** The entry of {@code token} scored by the row of {@code logits} at {@code from} (copied only for top-k). */
+  /** The entry of {@code token}, with its alternatives, scored by the row of {@code logits} at {@code from}. */
   private TokenLogprob promptRow(int token, float[] logits, int from, int vocab) {
     double lse = io.github.optjava.backend.RowMath.logSumExp(logits, from, from + vocab);
-    if (top == 0) {
-      return new TokenLogprob(token, text(token), logits[from + token] - lse, Map.of());
-    }
     float[] row = Arrays.copyOfRange(logits, from, from + vocab);
     return new TokenLogprob(token, text(token), LogProbs.logProb(row, token, lse), alternatives(row, lse));
   }
