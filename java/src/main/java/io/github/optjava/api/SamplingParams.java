@@ -260,7 +260,11 @@ public final class SamplingParams {
     return logprobs == null ? OptionalInt.empty() : OptionalInt.of(logprobs);
   }
 
-  /** Return the prompt in front of the completion (with its log-probs when {@code logprobs} is set). */
+  /**
+   * Return the prompt in front of the completion. {@link Choice#logprobs()} then scores every token, the prompt's
+   * included, whether or not {@code logprobs} is set (which adds alternatives); {@code opt batch} shows them only
+   * when the request sets it, as OpenAI does.
+   */
   public boolean echo() {
     return echo;
   }

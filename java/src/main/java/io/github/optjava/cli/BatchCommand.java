@@ -81,7 +81,9 @@ final class BatchCommand implements Callable<Integer> {
   private Pending submit(Generator gen, long lineNo, byte[] line) {
     try {
       BatchRequest r = BatchRequest.parse(JsonLines.object(line, "{\"prompt\": \"...\"}"));
-      boolean lp = r.params().logprobs().isPresent() || r.params().echo();
+      // OpenAI's legacy completions (and vLLM): "logprobs" is null unless asked for, echo or not. The Generator
+      // scores an echoed prompt either way (Choice.logprobs); only the JSON leaves it out.
+      boolean lp = r.params().logprobs().isPresent();
       return new Pending(lineNo, lp, gen.generateAsync(r.prompt(), r.params()), null);
     } catch (IllegalArgumentException e) {
       return new Pending(lineNo, false, null, e.getMessage());

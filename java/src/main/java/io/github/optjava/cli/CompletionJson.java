@@ -13,6 +13,10 @@ import java.util.Map;
 final class CompletionJson {
   private CompletionJson() {}
 
+  /**
+   * {@code withLogprobs}: whether the request gave {@code "logprobs"} (OpenAI: else {@code "logprobs": null}, even
+   * with echo). With 0 each token's {@code top_logprobs} entry is an empty object, the first prompt token's null.
+   */
   static ObjectNode of(ObjectMapper json, Completion c, boolean withLogprobs) {
     ObjectNode root = json.createObjectNode();
     ArrayNode prompt = root.putArray("prompt_token_ids");

@@ -124,6 +124,60 @@ class CliGenerationTest {
   }
 
   @Test
+  void echoAloneGivesNullLogprobsAndLogprobsZeroGivesScoresWithoutAlternatives() throws IOException {
+    // OpenAI's legacy completions (and vLLM): "logprobs" is null unless the request gives "logprobs", echo or not.
+    String echo = "{\"prompt\": \"" + PROMPT + "\", \"echo\": true, \"temperature\": 0, \"max_tokens\": 2";
+    String in = String.join("\n", echo + "}", echo + ", \"logprobs\": 0}",
+        "{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0, \"max_tokens\": 2, \"logprobs\": 0}", "");
+    CliTest.Run r = cli(in, "batch", "--model", model(), "--device", "cpu");
+    assertEquals(0, r.exit(), r.err());
+    List<String> lines = r.out().lines().toList();
+    assertEquals(3, lines.size(), r.out());
+    JsonNode alone = JSON.readTree(lines.get(0)).get("choices").get(0);
+    assertTrue(alone.get("logprobs").isNull(), alone.toString());
+    assertTrue(alone.get("text").asText().startsWith(PROMPT), alone.toString());
+
+    JsonNode zero = JSON.readTree(lines.get(1)).get("choices").get(0);
+    assertEquals(alone.get("token_ids"), zero.get("token_ids"), "logprobs changes the JSON, not the tokens");
+    assertEquals(alone.get("text"), zero.get("text"));
+    JsonNode tokenLogprobs = zero.get("logprobs").get("token_logprobs");
+    JsonNode top = zero.get("logprobs").get("top_logprobs");
+    int n = zero.get("token_ids").size();
+    assertEquals(n, tokenLogprobs.size(), zero.toString());
+    assertEquals(n, top.size(), zero.toString());
+    assertTrue(tokenLogprobs.get(0).isNull() && top.get(0).isNull(), "the first prompt token has no context");
+    for (int i = 1; i < n; i++) {
+      assertTrue(tokenLogprobs.get(i).isNumber(), zero.toString());
+      assertTrue(top.get(i).isObject() && top.get(i).isEmpty(), "no alternatives with logprobs 0: " + zero);
+    }
+
+    JsonNode generatedOnly = JSON.readTree(lines.get(2)).get("choices").get(0);
+    assertEquals(2, generatedOnly.get("logprobs").get("token_logprobs").size(), generatedOnly.toString());
+    assertEquals("[{},{}]", generatedOnly.get("logprobs").get("top_logprobs").toString(), generatedOnly.toString());
+  }
+
+  @Test
+  void batchAndScoreExitWithOneWhenOneLineFails() throws IOException {
+    String good = "{\"prompt\": \"" + PROMPT + "\", \"temperature\": 0, \"max_tokens\": 1}";
+    CliTest.Run ok = cli(good + "\n", "batch", "--model", model(), "--device", "cpu");
+    assertEquals(0, ok.exit(), ok.err());
+    CliTest.Run oneBad = cli(good + "\n{\"prompt\": 5}\n" + good + "\n", "batch", "--model", model(), "--device", "cpu");
+    assertEquals(1, oneBad.exit(), oneBad.err());
+    assertEquals(3, oneBad.out().lines().count(), oneBad.out());
+    assertTrue(oneBad.err().contains("[3 lines (1 failed) in "), oneBad.err());
+
+    String text = "{\"text\": \"" + PROMPT + "\"}\n";
+    CliTest.Run scored = cli(text, "score", "--model", model(), "--device", "cpu");
+    assertEquals(0, scored.exit(), scored.err());
+    CliTest.Run scoredOneBad = cli(text + "not json\n" + text, "score", "--model", model(), "--device", "cpu");
+    assertEquals(1, scoredOneBad.exit(), scoredOneBad.err());
+    List<String> lines = scoredOneBad.out().lines().toList();
+    assertEquals(3, lines.size(), scoredOneBad.out());
+    assertTrue(JSON.readTree(lines.get(1)).get("error").asText().startsWith("line 2: "), lines.get(1));
+    assertEquals(lines.get(0), lines.get(2), "the lines after a bad one still run");
+  }
+
+  @Test
   void prefixCachingReusesAnEarlierPromptAndGivesTheSameLines() throws IOException {
     String longPrompt = (PROMPT + " ").repeat(6).trim(); // several 16-token blocks
     String line = "{\"prompt\": \"" + longPrompt + "\", \"temperature\": 0, \"max_tokens\": 8}";
