@@ -298,7 +298,9 @@ public final class Generator implements AutoCloseable {
           + ". See the README's GPU prerequisites (driver, CUDA 13 libraries, -Dopt.cuda.libpath), "
           + "or use Device.CPU / Device.AUTO (--device cpu|auto on the command line).");
     }
-    LOG.info("Device.AUTO: using the CPU because CUDA is not usable ({})", probe.reason());
+    // A few words: on a machine without a GPU this is expected, and the whole reason (a long linker message) is
+    // CudaProbe's DEBUG line, `opt info`'s, and Device.CUDA's error.
+    LOG.info("Device.AUTO: CUDA not usable here ({}); using the CPU backend", probe.summary());
     return Device.CPU;
   }
 

@@ -38,14 +38,16 @@ public final class CudaProbe {
    * What the probe found.
    *
    * @param usable          whether the CUDA backend can be used
-   * @param reason          why not, in one line (empty when usable)
+   * @param summary         why not, in a few words for a log line (e.g. "no NVIDIA driver: libcuda.so.1 not found");
+   *                        empty when usable
+   * @param reason          why not, in one line with every detail (empty when usable)
    * @param runtimeVersion  CUDA runtime version (e.g. 13000), 0 if unknown
    * @param driverVersion   highest CUDA version the driver supports, 0 if unknown
    * @param devices         one line per visible device: index, name-free capability and memory
    * @param kernelsVersion  our native library's version, empty if it did not load
    * @param kernelsArchs    the architectures it was compiled for, empty if it did not load
    */
-  public record Result(boolean usable, String reason, int runtimeVersion, int driverVersion,
+  public record Result(boolean usable, String summary, String reason, int runtimeVersion, int driverVersion,
       List<String> devices, String kernelsVersion, String kernelsArchs) {
     @Override
     public String toString() {
@@ -77,7 +79,7 @@ public final class CudaProbe {
 
   private static Result run() {
     if ("cpu".equalsIgnoreCase(setting("opt.backend", "OPT_BACKEND"))) {
-      return no("disabled by opt.backend=cpu / OPT_BACKEND=cpu", 0, 0, "", "");
+      return no("disabled by opt.backend=cpu", "disabled by opt.backend=cpu / OPT_BACKEND=cpu", 0, 0, "", "");
     }
     applyLibraryPathHint();
 
@@ -88,13 +90,16 @@ public final class CudaProbe {
       kv = OptKernels.opt_kernels_version().getString();
       ka = OptKernels.opt_kernels_archs().getString();
     } catch (Throwable t) {
-      return no("opt_kernels: " + rootMessage(t), 0, 0, "", "");
+      return no(notLoaded("CUDA kernels", t), "opt_kernels: " + rootMessage(t), 0, 0, "", "");
     }
     // 2. The preset's CUDA runtime binding, whose JNI library also needs the driver (libcuda.so.1).
     try {
       Loader.load(org.bytedeco.cuda.global.cudart.class);
     } catch (Throwable t) {
-      return no("cudart: " + rootMessage(t), 0, 0, kv, ka);
+      // The usual failure on a machine without a GPU: no driver, so no libcuda.so.1.
+      String summary = "libcuda.so.1".equals(missingLibrary(t)) ? "no NVIDIA driver: libcuda.so.1 not found"
+          : notLoaded("CUDA runtime", t);
+      return no(summary, "cudart: " + rootMessage(t), 0, 0, kv, ka);
     }
     return probeDevices(kv, ka);
   }
@@ -106,19 +111,22 @@ public final class CudaProbe {
     err = org.bytedeco.cuda.global.cudart.cudaDriverGetVersion(v);
     int driver = err == 0 ? v[0] : 0;
     if (runtime < MIN_RUNTIME_VERSION) {
-      return no("CUDA runtime " + version(runtime) + " is older than 13.0", runtime, driver, kv, ka);
+      return no("CUDA runtime " + version(runtime) + ", 13.0+ needed", "CUDA runtime " + version(runtime)
+          + " is older than 13.0", runtime, driver, kv, ka);
     }
     if (driver < MIN_RUNTIME_VERSION) {
-      return no("the NVIDIA driver supports CUDA " + version(driver)
+      return no("NVIDIA driver for CUDA " + version(driver) + ", 13.0+ needed", "the NVIDIA driver supports CUDA "
+          + version(driver)
           + "; a driver for CUDA 13.0 or newer is needed (R580+)", runtime, driver, kv, ka);
     }
     int[] count = new int[1];
     err = org.bytedeco.cuda.global.cudart.cudaGetDeviceCount(count);
     if (err != 0) {
-      return no("cudaGetDeviceCount: " + errorString(err), runtime, driver, kv, ka);
+      String why = "cudaGetDeviceCount: " + errorString(err);
+      return no(why, why, runtime, driver, kv, ka);
     }
     if (count[0] == 0) {
-      return no("no CUDA device visible", runtime, driver, kv, ka);
+      return no("no CUDA device visible", "no CUDA device visible", runtime, driver, kv, ka);
     }
     List<String> devices = new ArrayList<>();
     boolean anyCapable = false;
@@ -134,19 +142,20 @@ public final class CudaProbe {
       devices.add("cuda:" + d + " sm_" + cc);
     }
     if (!anyCapable) {
-      return no("no device of compute capability 8.0 or newer (found " + devices + ")", runtime, driver, kv, ka);
+      return no("no GPU of compute capability 8.0+", "no device of compute capability 8.0 or newer (found " + devices
+          + ")", runtime, driver, kv, ka);
     }
     // 3. cuBLAS (and its Lt), needed by every GEMM.
     try {
       Loader.load(org.bytedeco.cuda.global.cublas.class);
     } catch (Throwable t) {
-      return no("cuBLAS: " + rootMessage(t), runtime, driver, kv, ka);
+      return no(notLoaded("cuBLAS", t), "cuBLAS: " + rootMessage(t), runtime, driver, kv, ka);
     }
-    return new Result(true, "", runtime, driver, List.copyOf(devices), kv, ka);
+    return new Result(true, "", "", runtime, driver, List.copyOf(devices), kv, ka);
   }
 
-  private static Result no(String why, int runtime, int driver, String kv, String ka) {
-    return new Result(false, why, runtime, driver, List.of(), kv, ka);
+  private static Result no(String summary, String why, int runtime, int driver, String kv, String ka) {
+    return new Result(false, summary, why, runtime, driver, List.of(), kv, ka);
   }
 
   private static final Object HINT_LOCK = new Object(); // not CudaProbe.class: probe() holds that one while
@@ -189,6 +198,32 @@ public final class CudaProbe {
 
   private static String version(int v) {
     return v <= 0 ? "unknown" : (v / 1000) + "." + (v % 1000) / 10;
+  }
+
+  /** "{@code what} not loaded", with the library that was not found when the error names one. */
+  private static String notLoaded(String what, Throwable t) {
+    String lib = missingLibrary(t);
+    return what + " not loaded" + (lib == null ? "" : ": " + lib + " not found");
+  }
+
+  private static final java.util.regex.Pattern DLOPEN_MISSING =
+      java.util.regex.Pattern.compile("(lib[\\w.+-]+\\.so[\\w.]*): cannot open shared object file");
+  private static final java.util.regex.Pattern JAVACPP_MISSING =
+      java.util.regex.Pattern.compile("Could not find (\\S+) in class, module, and library paths");
+
+  /**
+   * The library whose absence {@code t} reports, or null: the dynamic linker's "libcuda.so.1: cannot open shared
+   * object file" (a dependency of a library found), or JavaCPP's "Could not find jniOptKernels in class, module,
+   * and library paths" (the library itself).
+   */
+  static String missingLibrary(Throwable t) {
+    String m = rootMessage(t);
+    java.util.regex.Matcher dl = DLOPEN_MISSING.matcher(m);
+    if (dl.find()) {
+      return dl.group(1);
+    }
+    java.util.regex.Matcher jc = JAVACPP_MISSING.matcher(m);
+    return jc.find() ? jc.group(1) : null;
   }
 
   /** The innermost cause's class and message, on one line (no stack trace). */
