@@ -130,13 +130,12 @@ public final class Generator implements AutoCloseable {
       // The fullest device bounds it; each part is asked on its own thread (a GPU answers for its current device).
       long free = model instanceof PipelineOptModel p ? p.minFreeMemory()
           : model instanceof ParallelOptModel p ? p.minFreeMemory() : ops.freeMemory();
-      int blocks = kvBlocks(options, free, devices.get(0).kvElementBytes(), devices.size() > 1, device, kvLayers,
-          kvWidth, maxLen);
-      cache = model.newCache(blocks, options.kvBlockSize());
-      LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), KV cache {} tokens", dir.getFileName(),
+      KvCacheSize kv = KvCacheSize.choose(options, free, devices.get(0).kvElementBytes(), devices.size() > 1, device,
+          kvLayers, kvWidth, maxLen);
+      cache = model.newCache(kv.blocks(), kv.blockSize());
+      LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), {}", dir.getFileName(),
           config.numHiddenLayers(), config.hiddenSize(), device, devices.get(0).name(),
-          (pp > 1 ? " × " + pp + " pipeline stages" : "") + (tp > 1 ? " × " + tp + " tensor-parallel ranks" : ""),
-          blocks * options.kvBlockSize());
+          (pp > 1 ? " × " + pp + " pipeline stages" : "") + (tp > 1 ? " × " + tp + " tensor-parallel ranks" : ""), kv);
       return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);
     } catch (RuntimeException | Error e) {
       // Whatever was allocated (device memory above all) is freed before the error reaches the caller.
@@ -225,12 +224,12 @@ public final class Generator implements AutoCloseable {
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
       // Each process keeps its stage's layers and its ranks' heads; the fullest one bounds the cache.
-      int blocks = kvBlocks(options, model.minFreeMemory(), model.ops().kvElementBytes(), true, device,
+      KvCacheSize kv = KvCacheSize.choose(options, model.minFreeMemory(), model.ops().kvElementBytes(), true, device,
           model.maxStageLayers(), config.hiddenSize() / layout.tp(), maxLen);
-      cache = model.newCache(blocks, options.kvBlockSize());
+      cache = model.newCache(kv.blocks(), kv.blockSize());
       LOG.info("loaded {} ({} layers, hidden {}) over {} processes ({} pipeline stages × {} tensor-parallel ranks, "
-          + "{}), KV cache {} tokens", dir.getFileName(), config.numHiddenLayers(), config.hiddenSize(),
-          placement.worldSize(), layout.stages(), layout.tp(), model.ops().name(), blocks * options.kvBlockSize());
+          + "{}), {}", dir.getFileName(), config.numHiddenLayers(), config.hiddenSize(),
+          placement.worldSize(), layout.stages(), layout.tp(), model.ops().name(), kv);
       return Optional.of(new Generator(config, OptTokenizer.load(dir), null, model, cache, options, device, maxLen));
     } catch (RuntimeException | Error e) {
       if (cache != null) {
@@ -256,33 +255,6 @@ public final class Generator implements AutoCloseable {
           + "(CUDA_VISIBLE_DEVICES)");
     }
     return placement.localRank();
-  }
-
-  /**
-   * KV-cache blocks: as configured, or sized from the memory left after the weights (see GeneratorOptions):
-   * {@code free} bytes on the fullest device, each keeping {@code layers} layers of {@code width} values per
-   * token.
-   */
-  private static int kvBlocks(GeneratorOptions options, long free, int elementBytes, boolean perDevice,
-      Device device, int layers, int width, int maxLen) {
-    if (options.kvCacheTokens() > 0) {
-      return options.kvCacheTokens() / options.kvBlockSize();
-    }
-    long bytesPerToken = 2L * layers * width * elementBytes; // on each device
-    // The GPU holds little else once the weights are in; the heap also holds activations and logits.
-    double share = device == Device.CUDA ? 0.9 : 0.5;
-    long affordable = (long) (free * share / bytesPerToken);
-    long wanted = (long) options.maxBatchSize() * maxLen;
-    int blockSize = options.kvBlockSize();
-    long tokens = Math.min(Math.min(affordable, wanted), (Integer.MAX_VALUE - 8L) / width);
-    long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence
-    if (tokens < minimum) {
-      throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
-          + minimum * bytesPerToken / 1048576 + " MiB" + (perDevice ? " per device" : "") + ", about "
-          + affordable * bytesPerToken / 1048576 + " MiB are free after the weights; lower maxSequenceLength, use a "
-          + "16-bit dtype, or give the JVM / GPU more memory");
-    }
-    return (int) Math.min(Integer.MAX_VALUE / 2, (tokens + blockSize - 1) / blockSize);
   }
 
   private static Device chooseDevice(Device wanted) {

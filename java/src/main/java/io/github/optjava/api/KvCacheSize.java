@@ -1,0 +1,66 @@
+package io.github.optjava.api;
+
+import java.util.Locale;
+
+/**
+ * How many KV-cache blocks a generator gets, and why: the load log says which bound chose the size, since with the
+ * defaults it follows {@code maxBatchSize} (room for that many full-length sequences) rather than the memory.
+ *
+ * @param blocks    blocks in the pool
+ * @param blockSize token slots per block
+ * @param why       what chose the size, for the load log
+ */
+record KvCacheSize(int blocks, int blockSize, String why) {
+
+  private static final String OPTION = "kvCacheTokens (--kv-cache-tokens)";
+
+  /**
+   * As configured, or sized from the memory left after the weights (see GeneratorOptions): {@code free} bytes on
+   * the fullest device, each keeping {@code layers} layers of {@code width} values per token.
+   */
+  static KvCacheSize choose(GeneratorOptions options, long free, int elementBytes, boolean perDevice, Device device,
+      int layers, int width, int maxLen) {
+    int blockSize = options.kvBlockSize();
+    if (options.kvCacheTokens() > 0) {
+      return new KvCacheSize(options.kvCacheTokens() / blockSize, blockSize, "as set by " + OPTION);
+    }
+    long bytesPerToken = 2L * layers * width * elementBytes; // on each device
+    // The GPU holds little else once the weights are in; the heap also holds activations and logits.
+    double share = device == Device.CUDA ? 0.9 : 0.5;
+    long affordable = (long) (free * share / bytesPerToken);
+    long wanted = (long) options.maxBatchSize() * maxLen;
+    long arrayCap = (Integer.MAX_VALUE - 8L) / width;
+    long tokens = Math.min(Math.min(affordable, wanted), arrayCap);
+    long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence
+    if (tokens < minimum) {
+      throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
+          + minimum * bytesPerToken / 1048576 + " MiB" + (perDevice ? " per device" : "") + ", about "
+          + affordable * bytesPerToken / 1048576 + " MiB are free after the weights; lower maxSequenceLength, use a "
+          + "16-bit dtype, or give the JVM / GPU more memory");
+    }
+    String batch = "max batch " + options.maxBatchSize() + " × " + maxLen + " positions";
+    String why;
+    if (tokens == wanted) {
+      why = "for " + batch;
+    } else if (tokens == affordable) {
+      why = String.format(Locale.ROOT, "fitted to %d %% of the %s free after the weights (%s would need %d MiB)",
+          Math.round(share * 100), device == Device.CUDA ? "GPU memory" : "Java heap", batch,
+          wanted * bytesPerToken / 1048576);
+    } else {
+      why = "capped so that one layer's keys fit one Java array (CpuKvStore)";
+    }
+    int blocks = (int) Math.min(Integer.MAX_VALUE / 2, (tokens + blockSize - 1) / blockSize);
+    return new KvCacheSize(blocks, blockSize, why + "; " + OPTION + " sets it");
+  }
+
+  /** Token slots in the pool. */
+  int tokens() {
+    return blocks * blockSize;
+  }
+
+  /** For the load log: "KV cache 2048 tokens (128 blocks of 16) for max batch 16 × 128 positions; ...". */
+  @Override
+  public String toString() {
+    return "KV cache " + tokens() + " tokens (" + blocks + " blocks of " + blockSize + ") " + why;
+  }
+}

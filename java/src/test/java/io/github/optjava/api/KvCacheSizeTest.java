@@ -1,0 +1,53 @@
+package io.github.optjava.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import org.junit.jupiter.api.Test;
+
+/** The KV-cache size and the reason the load log gives for it: each bound in turn. */
+class KvCacheSizeTest {
+  private static final long GIB = 1L << 30;
+  // opt-125m's shape: 12 layers, hidden 768, 2048 positions; fp16 values.
+  private static final int LAYERS = 12;
+  private static final int WIDTH = 768;
+  private static final int POSITIONS = 2048;
+
+  private static KvCacheSize size(GeneratorOptions o, long free, Device device) {
+    return KvCacheSize.choose(o, free, 2, false, device, LAYERS, WIDTH, POSITIONS);
+  }
+
+  @Test
+  void plentyOfMemoryGivesRoomForMaxBatchFullLengthSequences() {
+    KvCacheSize kv = size(GeneratorOptions.defaults().withMaxBatchSize(8), 64 * GIB, Device.CPU);
+    assertEquals(8 * 2048, kv.tokens());
+    assertEquals("KV cache 16384 tokens (1024 blocks of 16) for max batch 8 × 2048 positions; "
+        + "kvCacheTokens (--kv-cache-tokens) sets it", kv.toString());
+  }
+
+  @Test
+  void aSetSizeIsTakenAsSet() {
+    KvCacheSize kv = size(GeneratorOptions.defaults().withKvCacheTokens(4096), 64 * GIB, Device.CPU);
+    assertEquals(256, kv.blocks());
+    assertEquals("KV cache 4096 tokens (256 blocks of 16) as set by kvCacheTokens (--kv-cache-tokens)", kv.toString());
+  }
+
+  @Test
+  void littleMemoryGivesWhatItsShareHoldsAndSaysWhatTheBatchWouldNeed() {
+    // 36 KiB per token (2 × 12 × 768 × 2 bytes); half of 1 GiB holds 14563 tokens, 910 blocks of 16 (+ a partial one).
+    KvCacheSize kv = size(GeneratorOptions.defaults(), GIB, Device.CPU);
+    assertEquals(911, kv.blocks());
+    assertTrue(kv.toString().startsWith("KV cache 14576 tokens (911 blocks of 16) fitted to 50 % of the Java heap "
+        + "free after the weights (max batch 16 × 2048 positions would need 1152 MiB); kvCacheTokens "), kv.toString());
+    assertTrue(size(GeneratorOptions.defaults(), GIB, Device.CUDA).toString().contains("90 % of the GPU memory"));
+  }
+
+  @Test
+  void tooLittleMemoryForOneSequenceFails() {
+    IllegalStateException e = assertThrows(IllegalStateException.class,
+        () -> size(GeneratorOptions.defaults(), 64L << 20, Device.CPU));
+    assertTrue(e.getMessage().startsWith("not enough memory for the KV cache: one sequence of 2048 tokens needs 72 MiB"),
+        e.getMessage());
+  }
+}
