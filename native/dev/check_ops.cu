@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split tiled tc fa gemv logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -663,7 +663,7 @@ void check_attention(int heads, int head_dim, int kernel) {
   // kernel 0: opt_attention; 3: opt_attention_tiled; 4: opt_attention_tc (fp16/bf16, head_dim % 16 == 0);
   // 5: opt_attention_fa (fp16/bf16, head_dim 64, 80, 128; the tc kernel's 64-row tile map);
   // 1: opt_attention_split without a workspace (one split); 2: with one (the split
-  // count the launcher picks for this small batch: several per row).
+  // count the launcher picks for this small batch: several per row); 6: 2 with the inline combine.
   // Poisoned: an element the kernel leaves unwritten fails the check instead of passing on stale memory.
   d_out.upload(std::vector<typename D::W>(q.words.size(), D::narrow(std::numeric_limits<float>::quiet_NaN())));
   DevBuf<float> d_ws(static_cast<size_t>(1) << 20);
@@ -693,21 +693,48 @@ void check_attention(int heads, int head_dim, int kernel) {
                      max_blocks, b.num_blocks, scale, g_stream),
               name.c_str());
   } else {
-    name = kernel == 1 ? "attention_split (1 split)" : "attention_split (splits)";
-    expect_ok(K<D>::attention_split(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
-                                    d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size,
-                                    max_blocks, b.num_blocks, scale, kernel == 2 ? d_ws.ptr : nullptr,
-                                    kernel == 2 ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, g_stream),
-              "attention_split");
+    name = kernel == 1 ? "attention_split (1 split)" : kernel == 2 ? "attention_split (splits)"
+                                                                   : "attention_split (inline combine)";
+    const size_t ws_bytes = (static_cast<size_t>(1) << 20) * sizeof(float);
+    CHECK_CUDA(cudaMemset(d_ws.ptr, 0, ws_bytes));  // the contract: zeroed once before the first use
+    auto run_split = [&](int inline_combine, typename D::W* out) {
+      expect_ok(K<D>::attention_split(out, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                      d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size,
+                                      max_blocks, b.num_blocks, scale, kernel >= 2 ? d_ws.ptr : nullptr,
+                                      kernel >= 2 ? ws_bytes : 0, inline_combine, g_stream),
+                "attention_split");
+    };
+    run_split(kernel == 6, d_out.ptr);
+    if (kernel == 6) {
+      // The inline combine: three launches on one workspace (each must leave its counters at zero for the next),
+      // bit for bit the combine kernel's output, and the counters zero at the end.
+      const std::vector<typename D::W> first = d_out.download();
+      run_split(1, d_out.ptr);
+      run_split(1, d_out.ptr);
+      DevBuf<typename D::W> d_other(q.words.size());
+      run_split(0, d_other.ptr);
+      const std::vector<typename D::W> last = d_out.download(), other = d_other.download();
+      size_t differ = 0;  // every row of make_batch's batch has an owner, so every word is written
+      for (size_t i = 0; i < first.size(); ++i) {
+        differ += first[i] != last[i] || (first[i] != other[i] && !(std::isnan(D::widen(first[i])) &&
+                                                                     std::isnan(D::widen(other[i]))));
+      }
+      std::vector<int32_t> counters(16384);
+      CHECK_CUDA(cudaMemcpy(counters.data(), d_ws.ptr, counters.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
+      size_t nonzero = 0;
+      for (int32_t c : counters) nonzero += c != 0;
+      report(name + " = combine kernel, 3 launches, heads " + std::to_string(heads) + " head_dim " +
+                 std::to_string(head_dim), D::name(), static_cast<double>(differ + nonzero), 0.0);
+    }
   }
   const std::vector<double> ref = ref_attention(q.values, keys.values, values.values, b, heads, head_dim, scale);
   report(name + " heads " + std::to_string(heads) + " head_dim " + std::to_string(head_dim), D::name(),
          max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
-// The attention kernels' rules beyond the numbers, in every mode (0: opt_attention; 3: tiled; 4: tc; 1, 2: opt_attention_split
-// without / with a workspace): a row no sequence owns keeps what was there; a row that reaches a bad block id,
-// and every row of an inconsistent sequence (more queries than context), is NaN; the others are finite.
+// The attention kernels' rules beyond the numbers, in every mode (0: opt_attention; 3: tiled; 4: tc; 5: fa;
+// 1, 2, 6: opt_attention_split without / with a workspace / with the inline combine): a row no sequence owns
+// keeps what was there; a row that reaches a bad block id, and every row of an inconsistent sequence (more queries than context), is NaN; the others are finite.
 void check_attention_rules(int kernel) {
   const int heads = 2, head_dim = 64, width = heads * head_dim, block_size = 16, num_blocks = 12, max_blocks = 8;
   // rows 0-2: sequence 0 (a 3-token prefill); row 3: sequence 1 (decode at 100 tokens, block 99 in its table);
@@ -759,10 +786,12 @@ void check_attention_rules(int kernel) {
                                    num_blocks, scale, g_stream),
               "attention_fa (rules)");
   } else {
+    CHECK_CUDA(cudaMemset(d_ws.ptr, 0, (static_cast<size_t>(1) << 20) * sizeof(float)));
     expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, 4, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
-                                      kernel == 2 ? d_ws.ptr : nullptr,
-                                      kernel == 2 ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, g_stream),
+                                      kernel >= 2 ? d_ws.ptr : nullptr,
+                                      kernel >= 2 ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, kernel == 6,
+                                      g_stream),
               "attention_split (rules)");
   }
   const std::vector<uint16_t> out = d_out.download();
@@ -778,7 +807,7 @@ void check_attention_rules(int kernel) {
   }
   report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)"
                      : kernel == 2 ? "attention_split (splits)" : kernel == 3 ? "attention_tiled"
-                     : kernel == 4 ? "attention_tc" : "attention_fa")
+                     : kernel == 4 ? "attention_tc" : kernel == 5 ? "attention_fa" : "attention_split (inline combine)")
              + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
 }
 
@@ -1217,6 +1246,13 @@ void run_group(const std::string& group) {
       check_attention_kernel<BF16>(kernel);
       check_attention_rules(kernel);
     }
+  } else if (group == "combine") {  // opt_attention_split with inline_combine (session 8; not yet run on a GPU)
+    for (int kernel : {6}) {
+      check_attention_kernel<F32>(kernel);
+      check_attention_kernel<F16>(kernel);
+      check_attention_kernel<BF16>(kernel);
+      check_attention_rules(kernel);
+    }
   } else if (group == "tiled" || group == "tc" || group == "fa") {
     const int kernel = group == "tiled" ? 3 : group == "tc" ? 4 : 5;
     check_attention_kernel<F32>(kernel);
@@ -1239,18 +1275,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "tiled", "tc", "fa", "gemv", "logprob", "score", "sample",
-                               "chained"};
+const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "logprob", "score",
+                               "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split tiled tc fa gemv logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split tiled tc fa gemv logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine tiled tc fa gemv logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -264,31 +264,39 @@ OPT_API int opt_attention_bf16(uint16_t* out, const uint16_t* q, const uint16_t*
  * opt_attention_split (attention_split.cu): the function of opt_attention, split-KV ("flash-decoding"): the
  * visible keys of each (row, head) are cut into ranges that separate blocks reduce, merged by a second
  * kernel; one key per thread, 16-byte loads. Same arguments plus:
- *   workspace (workspace_bytes)   device float32 scratch for the split partials, or NULL (then no split);
- *                                 (total_queries * heads * splits * (head_dim + 2)) floats are used, and
- *                                 the split count is cut to what fits. The split count depends only on the
- *                                 sizes (not on context_len), so a CUDA graph stays valid as sequences grow.
+ *   workspace (workspace_bytes)   device scratch, or NULL (then no split). Zero it once before its first use:
+ *                                 its first 64 KiB hold the inline combine's counters, which every launch
+ *                                 leaves at zero; after them, (total_queries * heads * splits * (head_dim + 2))
+ *                                 floats of split partials, the split count cut to what fits. The split count
+ *                                 depends only on the sizes (not on context_len), so a CUDA graph stays valid
+ *                                 as sequences grow.
+ *   inline_combine                0: a second kernel merges the splits; != 0: the last split block of each
+ *                                 (row, head) merges them (one launch instead of two; batches of more than
+ *                                 16384 (row, head) pairs still use the second kernel). Same results, bit for bit.
  * Status: passed check_ops and the parity tests on an H100 (2026-11-26, session 7); CudaOps' default decode
- * attention kernel (-Dopt.cuda.attention=tc, tiled or split).
+ * attention kernel (-Dopt.cuda.attention=tc, tiled or split). inline_combine (session 8) has not run on a GPU
+ * (-Dopt.cuda.inlineCombine=true).
  */
 OPT_API int opt_attention_split_f32(float* out, const float* q, const float* k_cache, const float* v_cache,
                                     const int32_t* block_tables, const int32_t* query_start,
                                     const int32_t* query_count, const int32_t* context_len, int num_seqs,
                                     int total_queries, int heads, int head_dim, int block_size, int max_blocks,
                                     int num_blocks, float scale, float* workspace, size_t workspace_bytes,
-                                    cudaStream_t stream);
+                                    int inline_combine, cudaStream_t stream);
 OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
                                     const uint16_t* v_cache, const int32_t* block_tables,
                                     const int32_t* query_start, const int32_t* query_count,
                                     const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                     int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                    float* workspace, size_t workspace_bytes, cudaStream_t stream);
+                                    float* workspace, size_t workspace_bytes, int inline_combine,
+                                    cudaStream_t stream);
 OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
                                      const uint16_t* v_cache, const int32_t* block_tables,
                                      const int32_t* query_start, const int32_t* query_count,
                                      const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                      int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                     float* workspace, size_t workspace_bytes, cudaStream_t stream);
+                                     float* workspace, size_t workspace_bytes, int inline_combine,
+                                     cudaStream_t stream);
 
 /*
  * opt_attention_tiled (attention_tiled.cu): the function of opt_attention for prefill, 16 query rows of one

@@ -18,7 +18,10 @@
 //      accumulates its own output dimensions over the tile's keys (coalesced reads of V rows; eight keys' loads
 //      in flight at a time, accumulate_values), with the online-softmax rescaling of flash attention.
 //   3. With one split the block writes the normalised output. With more, it writes (max, sum, unnormalised
-//      accumulator) to the workspace and a combine kernel merges the splits of each (row, head).
+//      accumulator) to the workspace and a combine kernel merges the splits of each (row, head); or, with
+//      inline_combine, the last of a (row, head)'s split blocks to finish merges them itself (a counter per
+//      (row, head) in the workspace's first kCounterBytes), so a decode step has one attention kernel per layer
+//      instead of two. Same merge code, so both ways give the same bits.
 // Numerics: float32 throughout, exp via __expf; the same tolerances as opt_attention in the tests.
 // Rows no sequence owns are not written; inconsistent rows and rows reaching a bad block id are NaN (as in
 // opt_attention). Limits: head_dim <= 256.
@@ -31,6 +34,10 @@ using namespace opt;
 constexpr int kMaxHeadDim = 256;
 constexpr int kT = 64;                           // threads per block = keys per tile
 constexpr int kDimsPerThread = kMaxHeadDim / kT;  // output dimensions one thread accumulates
+// The workspace's first bytes: one int counter per (row, head) for the inline combine (zero between launches).
+// Batches of more (row, head) pairs than it holds use the combine kernel.
+constexpr size_t kCounterBytes = 64 * 1024;
+constexpr long long kCounters = static_cast<long long>(kCounterBytes / sizeof(int));
 
 __device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
 
@@ -123,13 +130,48 @@ OPT_UNROLL
   }
 }
 
+// Merges the splits of one (row, head) as flash-decoding does: base holds `splits` records of (max, sum,
+// unnormalised accumulator), stride head_dim + 2 floats apart. Every thread of the block takes dimensions
+// threadIdx.x, + blockDim.x, ...; each dimension's arithmetic is the same for any block size. Loads through L2
+// (ld.global.cg): in the inline combine other blocks wrote the records during this kernel, and L1 is not coherent.
+template <typename T>
+__device__ void combine_splits(T* out_row, const float* base, int head_dim, int splits) {
+  const size_t stride = static_cast<size_t>(head_dim) + 2;
+  float m = -INFINITY;
+  bool nan = false;
+  for (int sp = 0; sp < splits; ++sp) {
+    const float ms = __ldcg(base + sp * stride);
+    if (isnan(ms)) nan = true;
+    else m = fmaxf(m, ms);
+  }
+  if (nan || m == -INFINITY) {
+    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) out_row[d] = from_float<T>(quiet_nan());
+    return;
+  }
+  float total = 0.f;
+  for (int sp = 0; sp < splits; ++sp) {
+    const float ms = __ldcg(base + sp * stride);
+    if (ms != -INFINITY) total += __ldcg(base + sp * stride + 1) * __expf(ms - m);
+  }
+  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
+    float a = 0.f;
+    for (int sp = 0; sp < splits; ++sp) {
+      const float ms = __ldcg(base + sp * stride);
+      if (ms != -INFINITY) a += __ldcg(base + sp * stride + 2 + d) * __expf(ms - m);
+    }
+    out_row[d] = from_float<T>(a / total);
+  }
+}
+
 // grid = (total_queries, heads, splits), block = kT. partial: null when splits == 1, else
 // (total_queries, heads, splits, head_dim + 2) floats: max, sum, then the unnormalised accumulator.
+// counters: null (split_combine_kernel merges the partials), else one int per (row, head), zero on entry and
+// left zero: the inline combine (the block that finishes a (row, head) last merges its splits).
 // No __restrict__ on out, partial, q and the cache (chained launches, common.cuh): the previous kernels write
 // them; the index arrays are copied in before the launch.
 template <typename T>
 __global__ void __launch_bounds__(kT)
-split_attention_kernel(T* out, float* partial, const T* q, const T* k_cache, const T* v_cache,
+split_attention_kernel(T* out, float* partial, int* counters, const T* q, const T* k_cache, const T* v_cache,
                        const int32_t* __restrict__ block_tables, const int32_t* __restrict__ query_start,
                        const int32_t* __restrict__ query_count, const int32_t* __restrict__ context_len,
                        int num_seqs, int heads, int head_dim, int block_size, int max_blocks, int num_blocks,
@@ -172,13 +214,13 @@ split_attention_kernel(T* out, float* partial, const T* q, const T* k_cache, con
   const int count = query_count[s];
   const int context = context_len[s];
   if (count > context || static_cast<long long>(context) > static_cast<long long>(max_blocks) * block_size) {
-    if (part != nullptr) {
+    if (part != nullptr && counters == nullptr) {  // the combine kernel writes the NaN row
       if (tid == 0) {
         part[0] = quiet_nan();
         part[1] = 0.f;
       }
-    } else {
-      for (int d = tid; d < head_dim; d += kT) out_row[d] = from_float<T>(quiet_nan());
+    } else if (part == nullptr || sp == 0) {  // inline: every split of the row comes here and none counts, so
+      for (int d = tid; d < head_dim; d += kT) out_row[d] = from_float<T>(quiet_nan());  // split 0 writes it
     }
     return;
   }
@@ -260,44 +302,38 @@ split_attention_kernel(T* out, float* partial, const T* q, const T* k_cache, con
       const int d = tid + k * kT;
       if (d < head_dim) part[2 + d] = acc[k];
     }
+    if (counters != nullptr) {
+      // 5. Inline combine, the CUDA programming guide's "last block" pattern (memory fence functions): every
+      // thread's partials are made visible device-wide before thread 0 counts this split; the block whose count
+      // completes the (row, head) merges every split's partials (through L2) and resets the counter for the next
+      // launch (a graph replays with the same workspace).
+      __shared__ bool last_s;
+      __threadfence();
+      __syncthreads();
+      int* counter = counters + static_cast<size_t>(row) * heads + h;
+      if (tid == 0) last_s = atomicAdd(counter, 1) == splits - 1;
+      __syncthreads();
+      if (last_s) {
+        __threadfence();
+        const float* base = partial + (static_cast<size_t>(row) * heads + h) * splits * static_cast<size_t>(head_dim + 2);
+        combine_splits(out_row, base, head_dim, splits);
+        if (tid == 0) *counter = 0;
+      }
+    }
   }
 }
 
-// grid = (total_queries, heads): merges the splits of one (row, head) as flash-decoding does.
+// grid = (total_queries, heads): merges the splits of one (row, head) (combine_splits).
 template <typename T>
 __global__ void split_combine_kernel(T* out, const float* partial, int heads, int head_dim, int splits) {
   chain_start();
   chain_wait();  // the partials of split_attention_kernel
   const int row = blockIdx.x;
   const int h = blockIdx.y;
-  const size_t stride = static_cast<size_t>(head_dim) + 2;
-  const float* base = partial + (static_cast<size_t>(row) * heads + h) * splits * stride;
-  if (base[1] < 0.f) return;  // no sequence owns the row: not written
+  const float* base = partial + (static_cast<size_t>(row) * heads + h) * splits * (static_cast<size_t>(head_dim) + 2);
+  if (__ldcg(base + 1) < 0.f) return;  // no sequence owns the row: not written
   T* out_row = out + static_cast<size_t>(row) * heads * head_dim + static_cast<size_t>(h) * head_dim;
-  float m = -INFINITY;
-  bool nan = false;
-  for (int sp = 0; sp < splits; ++sp) {
-    const float ms = base[sp * stride];
-    if (isnan(ms)) nan = true;
-    else m = fmaxf(m, ms);
-  }
-  if (nan || m == -INFINITY) {
-    for (int d = threadIdx.x; d < head_dim; d += blockDim.x) out_row[d] = from_float<T>(quiet_nan());
-    return;
-  }
-  float total = 0.f;
-  for (int sp = 0; sp < splits; ++sp) {
-    const float ms = base[sp * stride];
-    if (ms != -INFINITY) total += base[sp * stride + 1] * __expf(ms - m);
-  }
-  for (int d = threadIdx.x; d < head_dim; d += blockDim.x) {
-    float a = 0.f;
-    for (int sp = 0; sp < splits; ++sp) {
-      const float ms = base[sp * stride];
-      if (ms != -INFINITY) a += base[sp * stride + 2 + d] * __expf(ms - m);
-    }
-    out_row[d] = from_float<T>(a / total);
-  }
+  combine_splits(out_row, base, head_dim, splits);
 }
 
 // The current device's multiprocessor count (the launcher sizes the split count from it), read once per device.
@@ -329,7 +365,7 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
                            const int32_t* query_start, const int32_t* query_count, const int32_t* context_len,
                            int num_seqs, int total_queries, int heads, int head_dim, int block_size, int max_blocks,
                            int num_blocks, float scale, float* workspace, size_t workspace_bytes,
-                           cudaStream_t stream) {
+                           int inline_combine, cudaStream_t stream) {
   if (num_seqs < 0 || total_queries < 0 || heads < 0 || head_dim < 0 || block_size < 0 || max_blocks < 0 ||
       num_blocks < 0 || head_dim > kMaxHeadDim || heads > 65535) {
     return kInvalidValue;
@@ -342,13 +378,15 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   const long long max_context = static_cast<long long>(max_blocks) * block_size;
   const long long tiles = max_context < kT ? 1 : (max_context + kT - 1) / kT;
   const long long pairs = static_cast<long long>(total_queries) * heads;
+  // Workspace: kCounterBytes of inline-combine counters, then the partials (the same layout either way, so a
+  // caller may switch between the two ways on one workspace without disturbing the counters).
   long long splits = 1;
-  if (workspace != nullptr) {
+  if (workspace != nullptr && workspace_bytes > kCounterBytes) {
     splits = (4LL * sm_count() + pairs - 1) / pairs;
     if (splits > tiles) splits = tiles;
     if (splits > 65535) splits = 65535;
     const size_t per_split = static_cast<size_t>(pairs) * (head_dim + 2) * sizeof(float);
-    while (splits > 1 && per_split * static_cast<size_t>(splits) > workspace_bytes) --splits;
+    while (splits > 1 && per_split * static_cast<size_t>(splits) > workspace_bytes - kCounterBytes) --splits;
   }
   const long long split_len = (tiles + splits - 1) / splits * kT;
   splits = max_context <= split_len ? 1 : (max_context + split_len - 1) / split_len;
@@ -357,14 +395,16 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   constexpr size_t kVecBytes = 16;
   const bool vec = (static_cast<size_t>(head_dim) * sizeof(T)) % kVecBytes == 0 &&
                    reinterpret_cast<uintptr_t>(k_cache) % kVecBytes == 0;
+  float* partial = n_splits > 1 ? workspace + kCounterBytes / sizeof(float) : nullptr;
+  const bool inline_merge = partial != nullptr && inline_combine != 0 && pairs <= kCounters;
+  int* counters = inline_merge ? reinterpret_cast<int*>(workspace) : nullptr;
   const dim3 grid(total_queries, heads, n_splits);
-  int st = launch_chained(split_attention_kernel<T>, grid, dim3(kT), 0, stream, out,
-                          n_splits > 1 ? workspace : nullptr, q, k_cache, v_cache, block_tables, query_start,
-                          query_count, context_len, num_seqs, heads, head_dim, block_size, max_blocks, num_blocks,
-                          scale, n_splits, static_cast<int>(split_len), vec);
-  if (st == kSuccess && n_splits > 1) {
+  int st = launch_chained(split_attention_kernel<T>, grid, dim3(kT), 0, stream, out, partial, counters, q, k_cache,
+                          v_cache, block_tables, query_start, query_count, context_len, num_seqs, heads, head_dim,
+                          block_size, max_blocks, num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
+  if (st == kSuccess && partial != nullptr && !inline_merge) {
     st = launch_chained(split_combine_kernel<T>, dim3(total_queries, heads), dim3(threads_for(head_dim, 256)), 0,
-                        stream, out, static_cast<const float*>(workspace), heads, head_dim, n_splits);
+                        stream, out, static_cast<const float*>(partial), heads, head_dim, n_splits);
   }
   return st;
 }
@@ -378,10 +418,10 @@ OPT_API int opt_attention_split_f32(float* out, const float* q, const float* k_c
                                     const int32_t* query_count, const int32_t* context_len, int num_seqs,
                                     int total_queries, int heads, int head_dim, int block_size, int max_blocks,
                                     int num_blocks, float scale, float* workspace, size_t workspace_bytes,
-                                    cudaStream_t stream) {
+                                    int inline_combine, cudaStream_t stream) {
   return launch_split_attention(out, q, k_cache, v_cache, block_tables, query_start, query_count, context_len,
                                 num_seqs, total_queries, heads, head_dim, block_size, max_blocks, num_blocks, scale,
-                                workspace, workspace_bytes, stream);
+                                workspace, workspace_bytes, inline_combine, stream);
 }
 
 OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
@@ -389,10 +429,11 @@ OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint
                                     const int32_t* query_start, const int32_t* query_count,
                                     const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                     int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                    float* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                    float* workspace, size_t workspace_bytes, int inline_combine,
+                                    cudaStream_t stream) {
   return launch_split_attention(as_f16(out), as_f16(q), as_f16(k_cache), as_f16(v_cache), block_tables, query_start,
                                 query_count, context_len, num_seqs, total_queries, heads, head_dim, block_size,
-                                max_blocks, num_blocks, scale, workspace, workspace_bytes, stream);
+                                max_blocks, num_blocks, scale, workspace, workspace_bytes, inline_combine, stream);
 }
 
 OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
@@ -400,10 +441,12 @@ OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uin
                                      const int32_t* query_start, const int32_t* query_count,
                                      const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                      int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                     float* workspace, size_t workspace_bytes, cudaStream_t stream) {
+                                     float* workspace, size_t workspace_bytes, int inline_combine,
+                                     cudaStream_t stream) {
   return launch_split_attention(as_bf16(out), as_bf16(q), as_bf16(k_cache), as_bf16(v_cache), block_tables,
                                 query_start, query_count, context_len, num_seqs, total_queries, heads, head_dim,
-                                block_size, max_blocks, num_blocks, scale, workspace, workspace_bytes, stream);
+                                block_size, max_blocks, num_blocks, scale, workspace, workspace_bytes, inline_combine,
+                                stream);
 }
 
 }  // extern "C"

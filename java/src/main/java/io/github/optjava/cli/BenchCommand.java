@@ -328,11 +328,12 @@ final class BenchCommand implements Callable<Integer> {
    * The CUDA ops' kernel choices when the run began (the process's defaults), and how a variant changes them; in a
    * class of its own so that the CPU path never loads CUDA classes.
    */
-  private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained) {
+  private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
+      boolean inlineCombine) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
-          io.github.optjava.backend.cuda.CudaOps.chainedLaunches());
+          io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -342,6 +343,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useGemv(v.gemvRows() != null ? v.gemvRows() : gemvRows);
       c.useLtGemm(v.ltGemm() != null ? v.ltGemm() : ltGemm);
       c.useChainedLaunches(v.chained() != null ? v.chained() : chained);
+      c.useInlineCombine(v.inlineCombine() != null ? v.inlineCombine() : inlineCombine);
     }
   }
 

@@ -50,6 +50,19 @@ class GpuGraphTest {
   }
 
   /**
+   * The split-KV attention's inline combine (session 8, not yet run on a GPU) replayed in graphs against eager
+   * steps of the same kernel with the combine kernel: the same arithmetic, so the same tokens. The counters the
+   * kernel leaves at zero between launches are what a replayed graph relies on.
+   */
+  @ParameterizedTest(name = "{0} kernels={1}")
+  @CsvSource({"F32, combine", "F16, combine"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-combine")
+  void graphReplayWithTheInlineCombineEqualsEagerSteps(DType dtype, String kernel) {
+    replayEqualsEager(dtype, kernel);
+  }
+
+  /**
    * Chained (programmatic dependent) launches of the decode kernels, split-KV attention and the matrix-vector
    * Linears, in graphs against eager cuBLAS steps. Tagged apart: scripts/device-check.sh runs it on its own, with
    * a timeout, after check_ops' chained group has passed (a wrong wait could hang the GPU for the whole JVM).
@@ -73,9 +86,12 @@ class GpuGraphTest {
       // "gemv": the first attention kernel, decode Linears through the matrix-vector kernel (eager side: cuBLAS);
       // "chained": split-KV attention and gemv as chained launches (process-wide: the eager side's fused layer
       // norms are chained too, after cuBLAS GEMMs that never let them start early)
+      // "combine": split-KV attention with the inline combine against eager split-KV with the combine kernel
       boolean linearCase = kernel.equals("lt") || kernel.equals("gemv");
+      boolean combine = kernel.equals("combine");
       if (!processDefault) {
-        graphOps.useAttentionKernel(linearCase ? "first" : chained ? "split" : kernel);
+        graphOps.useAttentionKernel(linearCase ? "first" : chained || combine ? "split" : kernel);
+        graphOps.useInlineCombine(combine);
         graphOps.useLtGemm(kernel.equals("lt"));
         graphOps.useGemv(kernel.equals("gemv") || chained);
       }
@@ -86,12 +102,13 @@ class GpuGraphTest {
         refused = true;
       }
       assumeTrue(!refused, "chained launches need compute capability 9.0 or newer");
-      eagerOps.useAttentionKernel("first"); // the reference: the first, verified kernel
+      eagerOps.useAttentionKernel(combine ? "split" : "first"); // the reference: the first, verified kernel
+      eagerOps.useInlineCombine(false);
       // "lt" on both sides: graph capture of cuBLASLt against eager cuBLASLt (its numbers against cublasGemmEx are
       // CudaOpsParityTest's): the same arithmetic, so the tight tolerance
       eagerOps.useLtGemm(kernel.equals("lt"));
       eagerOps.useGemv(false); // the reference side stays on cuBLAS whatever -Dopt.cuda.gemv says
-      boolean sameAttention = graphOps.attentionKernel().equals("first");
+      boolean sameAttention = graphOps.attentionKernel().equals(eagerOps.attentionKernel());
       boolean sameLinears = graphOps.usesLtGemm() == eagerOps.usesLtGemm() && graphOps.gemvMaxRows() == 0;
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();

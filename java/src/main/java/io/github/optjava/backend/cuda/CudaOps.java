@@ -33,6 +33,7 @@ import static org.bytedeco.cuda.global.cudart.cudaMemGetInfo;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpy;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyDeviceToHost;
 import static org.bytedeco.cuda.global.cudart.cudaMemcpyHostToDevice;
+import static org.bytedeco.cuda.global.cudart.cudaMemset;
 import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 
 import io.github.optjava.backend.AttentionBatch;
@@ -133,7 +134,17 @@ public final class CudaOps implements Ops {
    * after the last GPU run: off until check_ops group score and its parity test have passed on a GPU.
    */
   private static final boolean DEVICE_SCORES = Boolean.getBoolean("opt.cuda.deviceScores");
-  /** Scratch for the split-KV partials: (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it. */
+  /**
+   * {@code -Dopt.cuda.inlineCombine=true}: the split-KV decode attention merges its splits in the kernel itself (the
+   * last block of each row and head to finish does it) instead of in a second kernel, so a decode step launches one
+   * attention kernel per layer instead of two; the same bits (native/src/attention_split.cu). Written in session 8
+   * without a GPU: off until check_ops group combine and the GPU tests have passed on one.
+   */
+  private static final boolean INLINE_COMBINE = Boolean.getBoolean("opt.cuda.inlineCombine");
+  /**
+   * Scratch for the split-KV attention: 64 KiB of inline-combine counters (zeroed at allocation, left zero by every
+   * launch), then the partials, (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it.
+   */
   private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
   /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
   private static final int MAX_GRAPHS = 64;
@@ -175,6 +186,7 @@ public final class CudaOps implements Ops {
   private boolean deviceLogprobs = DEVICE_LOGPROB;
   private boolean deviceSampling = DEVICE_SAMPLING;
   private boolean deviceScores = DEVICE_SCORES;
+  private boolean inlineCombine = INLINE_COMBINE;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
@@ -747,6 +759,8 @@ public final class CudaOps implements Ops {
     if (split && attentionWorkspace == null) {
       requireEager("the first split-KV attention"); // eager warm-up steps come before any capture
       attentionWorkspace = malloc(ATTENTION_WORKSPACE_BYTES, "attention workspace");
+      // the kernel's contract: zero before the first use (its counters); the launches keep them zero
+      check("cudaMemset(attention workspace)", cudaMemset(attentionWorkspace, 0, ATTENTION_WORKSPACE_BYTES));
     }
     IntPointer dts = null;
     IntPointer dtf = null;
@@ -796,14 +810,17 @@ public final class CudaOps implements Ops {
     if (split) {
       FloatPointer ws = new FloatPointer(attentionWorkspace);
       long wsBytes = ATTENTION_WORKSPACE_BYTES;
+      int merge = inlineCombine ? 1 : 0;
       op("attention (split)", switch (dtype) {
         case F32 -> OptKernels.opt_attention_split_f32(o.f32(), qm.f32(), new FloatPointer(kc), new FloatPointer(vc),
-            dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, stream);
+            dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, merge,
+            stream);
         case F16 -> OptKernels.opt_attention_split_f16(o.bits(), qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
-            dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, stream);
+            dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, merge,
+            stream);
         case BF16 -> OptKernels.opt_attention_split_bf16(o.bits(), qm.bits(), new ShortPointer(kc),
             new ShortPointer(vc), dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale,
-            ws, wsBytes, stream);
+            ws, wsBytes, merge, stream);
       });
       return;
     }
@@ -1394,6 +1411,23 @@ public final class CudaOps implements Ops {
   @Override
   public boolean samplesOnDevice() {
     return deviceSampling;
+  }
+
+  /**
+   * Whether the split-KV decode attention merges its splits in the kernel itself (see {@code opt.cuda.inlineCombine})
+   * instead of in a second kernel. Between steps only; this instance's graphs are discarded (captured the other way).
+   */
+  public void useInlineCombine(boolean on) {
+    requireEager("useInlineCombine");
+    if (on != inlineCombine) {
+      discardGraphs();
+      inlineCombine = on;
+    }
+  }
+
+  /** Whether the split-KV attention merges its splits in the kernel (see {@link #useInlineCombine}). */
+  public boolean usesInlineCombine() {
+    return inlineCombine;
   }
 
   /** Whether echo scores come from the device kernel (tests run both; see {@code opt.cuda.deviceScores}). */

@@ -283,6 +283,29 @@ class CudaOpsParityTest {
     withAttentionKernel(gpu(d), kernel, g -> pagedAttention(d, headDim, g));
   }
 
+  /**
+   * The split-KV kernel with the inline combine (-Dopt.cuda.inlineCombine=true, session 8: the last split block of
+   * each row and head merges the splits instead of a second kernel) against the CPU, every dtype and head size.
+   */
+  @ParameterizedTest(name = "{0} headDim={1}")
+  @MethodSource("inlineCombineCases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-combine")
+  void pagedAttentionWithTheInlineCombine(DType d, int headDim) {
+    CudaOps g = gpu(d);
+    boolean before = g.usesInlineCombine();
+    g.useInlineCombine(true);
+    try {
+      withAttentionKernel(g, "split", x -> pagedAttention(d, headDim, x));
+    } finally {
+      g.useInlineCombine(before);
+    }
+  }
+
+  static Stream<Arguments> inlineCombineCases() {
+    return attentionCases("split").map(a -> Arguments.of(a.get()[0], a.get()[1]));
+  }
+
   /** Runs {@code test} with {@code kernel} as g's attention kernel, then puts g's own back. */
   private static void withAttentionKernel(CudaOps g, String kernel, java.util.function.Consumer<CudaOps> test) {
     String before = g.attentionKernel();
