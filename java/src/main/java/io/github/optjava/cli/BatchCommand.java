@@ -23,7 +23,8 @@ import picocli.CommandLine.ParentCommand;
  */
 @Command(name = "batch", mixinStandardHelpOptions = true, description = {
     "Run JSON Lines requests from stdin ({\"prompt\": \"...\", \"max_tokens\": 16, ...}), batched; one JSON "
-        + "line per request on stdout, in input order. A bad request yields {\"error\": \"...\"}."})
+        + "line per request on stdout, in input order. A bad request yields {\"error\": \"...\"}; the exit status "
+        + "is 1 if any failed."})
 final class BatchCommand implements Callable<Integer> {
   /** Requests in flight at once: enough to fill any batch, bounded so a huge input does not fill memory. */
   private static final int WINDOW = 256;

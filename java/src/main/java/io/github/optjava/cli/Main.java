@@ -16,8 +16,8 @@ import picocli.CommandLine.Option;
  * The {@code opt} command-line program (run through {@code scripts/opt}). Its sub-commands and their
  * JSON formats are a stable contract: research batch jobs and automated checks depend on them.
  *
- * <p>Every failure prints one clear line to stderr and exits non-zero; {@code --debug} adds the stack
- * trace.
+ * <p>Every failure prints one clear line to stderr and exits 1 ({@code --debug} adds the stack trace); a command
+ * line that does not parse exits 2 (picocli's usage error). The README's "Exit status" lists them all.
  */
 @Command(name = "opt", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
     description = "Run Meta's OPT language models on the JVM.",

@@ -19,7 +19,7 @@ import picocli.CommandLine.Mixin;
  */
 @Command(name = "tokenize", mixinStandardHelpOptions = true, description = {
     "Tokenize JSON Lines from stdin: {\"text\": \"...\"} -> {\"ids\": [...]} (no special tokens).",
-    "A malformed line yields {\"error\": \"...\"}; the exit status is non-zero if any line failed."})
+    "A malformed line yields {\"error\": \"...\"}; the exit status is 1 if any line failed."})
 final class TokenizeCommand implements Callable<Integer> {
 
   @ParentCommand
