@@ -1,6 +1,7 @@
 // CPU check of attention_split.cu's accumulate_values (the value loop of the split-KV decode kernel, which issues
-// the loads of kValueRound keys before using them) against the loop it replaced (one key at a time): the same
-// float sums in the same order, so the results must be equal bit for bit (NaN as NaN). Runs on the host; no GPU.
+// the loads of kValueRound keys before using them; for head_dim 64 and 128, the kernels compiled for them, of 32
+// and 16 keys) against the loop it replaced (one key at a time): the same float sums in the same order, so the
+// results must be equal bit for bit (NaN as NaN). Runs on the host; no GPU.
 //   nvcc -std=c++17 -Xcompiler=-Wall,-Wextra --Werror=all-warnings -I native/include -I native/src
 //     native/dev/split_values_test.cu native/src/launch.cu -o target/split_values_test
 // (the project's warning flags, cmake/OptCuda.cmake: the kernel file must pass them on the host side too)
@@ -65,12 +66,22 @@ int run(const char* name, std::mt19937& rng) {
       for (int tid = 0; tid < kT; ++tid) {
         float want[kDimsPerThread], got[kDimsPerThread];
         for (int k = 0; k < kDimsPerThread; ++k) want[k] = got[k] = u(rng);
+        // The kernel compiled for head_dim 64 / 128 holds only its 1 / 2 dimensions and goes in rounds of 32 / 16.
+        float fixed[2] = {got[0], got[1]};
         one_key_at_a_time(want, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
         accumulate_values(got, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
-        bool same = true;  // bit for bit, except that any NaN equals any NaN (x86 keeps an operand's NaN sign)
-        for (int k = 0; k < kDimsPerThread; ++k) {
-          same &= std::memcmp(&want[k], &got[k], sizeof(float)) == 0 || (std::isnan(want[k]) && std::isnan(got[k]));
+        if (head_dim == 64) {
+          float one[1] = {fixed[0]};
+          accumulate_values<T, 1, 32>(one, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
+          fixed[0] = one[0];
+        } else if (head_dim == 128) {
+          accumulate_values<T, 2, 16>(fixed, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
         }
+        auto equal = [](float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0 || (std::isnan(a) && std::isnan(b)); };
+        bool same = true;  // bit for bit, except that any NaN equals any NaN (x86 keeps an operand's NaN sign)
+        for (int k = 0; k < kDimsPerThread; ++k) same &= equal(want[k], got[k]);
+        const int fixed_dims = head_dim == 64 ? 1 : head_dim == 128 ? 2 : 0;
+        for (int k = 0; k < fixed_dims; ++k) same &= equal(want[k], fixed[k]);
         if (!same) {
           if (failures++ < 5) {
             std::printf("%s head_dim %d trial %d tid %d: %g vs %g\n", name, head_dim, trial, tid, want[0], got[0]);

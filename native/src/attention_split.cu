@@ -96,33 +96,35 @@ __device__ __forceinline__ float tile_reduce(float v, float* red, Op op) {
 // global-load latency per key, 64 per tile (an opt-1.3b decode step at batch 1 on an H100 spent ~38 µs per layer
 // in this kernel, more than any other op; docs/perf.md, session 7). The sums are the same, in the same order, as
 // one key at a time. Host and device: native/dev/split_values_test.cu checks it on the CPU against that loop.
+// kDims: the output dimensions a thread holds (kDimsPerThread for any head_dim; head_dim / kT where the kernel knows
+// head_dim at compile time). kRound: keys per round; v takes kRound * kDims registers.
 constexpr int kValueRound = 8;  // 64 registers per thread on sm_90; 16 took 127 (half the resident blocks)
 
-template <typename T>
-__host__ __device__ __forceinline__ void accumulate_values(float (&acc)[kDimsPerThread], const long long* slot_s,
+template <typename T, int kDims, int kRound = kValueRound>
+__host__ __device__ __forceinline__ void accumulate_values(float (&acc)[kDims], const long long* slot_s,
                                                            const float* p_s, int n_keys, const T* v_cache,
                                                            size_t width, size_t head_offset, int tid,
                                                            int head_dim) {
-  for (int j0 = 0; j0 < n_keys; j0 += kValueRound) {
-    float v[kValueRound][kDimsPerThread];
-    float p[kValueRound];
+  for (int j0 = 0; j0 < n_keys; j0 += kRound) {
+    float v[kRound][kDims];
+    float p[kRound];
 OPT_UNROLL
-    for (int u = 0; u < kValueRound; ++u) {
+    for (int u = 0; u < kRound; ++u) {
       const int j = j0 + u;
       const long long sj = j < n_keys ? slot_s[j] : -1;
       p[u] = sj >= 0 ? p_s[j] : 0.f;
       const T* v_row = v_cache + static_cast<size_t>(sj >= 0 ? sj : 0) * width + head_offset;
 OPT_UNROLL
-      for (int k = 0; k < kDimsPerThread; ++k) {
+      for (int k = 0; k < kDims; ++k) {
         const int d = tid + k * kT;
         v[u][k] = sj >= 0 && d < head_dim ? to_float(v_row[d]) : 0.f;
       }
     }
 OPT_UNROLL
-    for (int u = 0; u < kValueRound; ++u) {
+    for (int u = 0; u < kRound; ++u) {
       if (j0 + u < n_keys && slot_s[j0 + u] >= 0) {  // skipped keys add nothing, as before (not even a +0 to a -0)
 OPT_UNROLL
-        for (int k = 0; k < kDimsPerThread; ++k) {
+        for (int k = 0; k < kDims; ++k) {
           if (tid + k * kT < head_dim) acc[k] += p[u] * v[u][k];
         }
       }
@@ -169,13 +171,22 @@ __device__ void combine_splits(T* out_row, const float* base, int head_dim, int 
 // left zero: the inline combine (the block that finishes a (row, head) last merges its splits).
 // No __restrict__ on out, partial, q and the cache (chained launches, common.cuh): the previous kernels write
 // them; the index arrays are copied in before the launch.
-template <typename T>
+// kHeadDim: 0 for any head_dim (head_dim_arg), else the head_dim it was compiled for (64 or 128, OPT's; the
+// launcher picks it with 16-byte key loads): a thread then holds only the dimensions it has, 8 of a key's 16-byte
+// loads are in flight at once instead of 4, and a value round covers 32 (64) or 16 (128) keys instead of 8 (a
+// 64-key tile in 2 or 4 rounds of load latency instead of 8). The same sums in the same order, so the same bits as kHeadDim = 0
+// (native/dev/split_values_test.cu checks the value loop).
+template <typename T, int kHeadDim>
 __global__ void __launch_bounds__(kT)
 split_attention_kernel(T* out, float* partial, int* counters, const T* q, const T* k_cache, const T* v_cache,
                        const int32_t* __restrict__ block_tables, const int32_t* __restrict__ query_start,
                        const int32_t* __restrict__ query_count, const int32_t* __restrict__ context_len,
-                       int num_seqs, int heads, int head_dim, int block_size, int max_blocks, int num_blocks,
+                       int num_seqs, int heads, int head_dim_arg, int block_size, int max_blocks, int num_blocks,
                        float scale, int splits, int split_len, bool vec) {
+  static_assert(kHeadDim == 0 || (kHeadDim % kT == 0 && kHeadDim <= kMaxHeadDim), "whole dimensions per thread");
+  constexpr int kDims = kHeadDim > 0 ? kHeadDim / kT : kDimsPerThread;  // output dimensions this thread holds
+  constexpr int kRound = kHeadDim > 0 ? 32 / kDims : kValueRound;       // keys per value round (32 registers)
+  const int head_dim = kHeadDim > 0 ? kHeadDim : head_dim_arg;
   __shared__ float q_s[kMaxHeadDim];  // this head's query row, times scale
   __shared__ float p_s[kT];           // the tile's softmax weights (relative to the running max)
   __shared__ long long slot_s[kT];    // the tile's cache slots, -1 for none
@@ -239,9 +250,9 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
                                                           // that every key row starts 16-byte aligned)
   float running_max = -INFINITY;
   float running_sum = 0.f;
-  float acc[kDimsPerThread];
+  float acc[kDims];
 #pragma unroll
-  for (int k = 0; k < kDimsPerThread; ++k) acc[k] = 0.f;
+  for (int k = 0; k < kDims; ++k) acc[k] = 0.f;
 
   for (int tile = begin; tile < end; tile += kT) {  // begin and end are the same for the whole block
     // 3a. One key per thread: its slot and score.
@@ -253,7 +264,10 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
       if (slot >= 0) {
         const T* k_row = k_cache + static_cast<size_t>(slot) * width + head_offset;
         float dot = 0.f;
-        if (vec) {
+        if (kHeadDim > 0) {  // the launcher checked vec; 8 loads in flight (a 64-dim fp16 row: all; the order stays)
+#pragma unroll 8
+          for (int d = 0; d < kHeadDim; d += kVec) dot += dot16(k_row + d, q_s + d);
+        } else if (vec) {
 #pragma unroll 4  // several 16-byte loads in flight (the sum order stays d ascending)
           for (int d = 0; d < head_dim; d += kVec) dot += dot16(k_row + d, q_s + d);
         } else {
@@ -275,10 +289,11 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
     const float correction = running_max == -INFINITY ? 0.f : __expf(running_max - new_max);
     running_sum = running_sum * correction + sum;
 #pragma unroll
-    for (int k = 0; k < kDimsPerThread; ++k) acc[k] *= correction;
+    for (int k = 0; k < kDims; ++k) acc[k] *= correction;
 
     // 3c. Values: thread t accumulates dimensions t, t + kT, ... over the tile's keys.
-    accumulate_values(acc, slot_s, p_s, min(kT, end - tile), v_cache, width, head_offset, tid, head_dim);
+    accumulate_values<T, kDims, kRound>(acc, slot_s, p_s, min(kT, end - tile), v_cache, width, head_offset, tid,
+                                        head_dim);
     running_max = new_max;
     __syncthreads();  // the next tile overwrites p_s and slot_s
   }
@@ -288,7 +303,7 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
   // 4. One split: normalise and store. Several: leave the pieces to the combine kernel.
   if (part == nullptr) {
 #pragma unroll
-    for (int k = 0; k < kDimsPerThread; ++k) {
+    for (int k = 0; k < kDims; ++k) {
       const int d = tid + k * kT;
       if (d < head_dim) out_row[d] = from_float<T>(bad ? quiet_nan() : acc[k] / running_sum);
     }
@@ -298,7 +313,7 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
       part[1] = running_sum;
     }
 #pragma unroll
-    for (int k = 0; k < kDimsPerThread; ++k) {
+    for (int k = 0; k < kDims; ++k) {
       const int d = tid + k * kT;
       if (d < head_dim) part[2 + d] = acc[k];
     }
@@ -399,9 +414,13 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   const bool inline_merge = partial != nullptr && inline_combine != 0 && pairs <= kCounters;
   int* counters = inline_merge ? reinterpret_cast<int*>(workspace) : nullptr;
   const dim3 grid(total_queries, heads, n_splits);
-  int st = launch_chained(split_attention_kernel<T>, grid, dim3(kT), 0, stream, out, partial, counters, q, k_cache,
-                          v_cache, block_tables, query_start, query_count, context_len, num_seqs, heads, head_dim,
-                          block_size, max_blocks, num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
+  // OPT's head sizes (64: 125m-2.7b, 128: 6.7b-175b) get the kernel compiled for them.
+  auto kernel = !vec ? split_attention_kernel<T, 0>
+              : head_dim == 64 ? split_attention_kernel<T, 64>
+              : head_dim == 128 ? split_attention_kernel<T, 128> : split_attention_kernel<T, 0>;
+  int st = launch_chained(kernel, grid, dim3(kT), 0, stream, out, partial, counters, q, k_cache, v_cache,
+                          block_tables, query_start, query_count, context_len, num_seqs, heads, head_dim, block_size,
+                          max_blocks, num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
   if (st == kSuccess && partial != nullptr && !inline_merge) {
     st = launch_chained(split_combine_kernel<T>, dim3(total_queries, heads), dim3(threads_for(head_dim, 256)), 0,
                         stream, out, static_cast<const float*>(partial), heads, head_dim, n_splits);
