@@ -1,6 +1,6 @@
 // CPU check of attention_split.cu's accumulate_values (the value loop of the split-KV decode kernel, which issues
-// the loads of kValueRound keys before using them; for head_dim 64 and 128, the kernels compiled for them, of 32
-// and 16 keys) against the loop it replaced (one key at a time): the same float sums in the same order, so the
+// the loads of kValueRound keys before using them; for head_dim 64 and 128, the kernels compiled for them, of 16
+// keys) against the loop it replaced (one key at a time): the same float sums in the same order, so the
 // results must be equal bit for bit (NaN as NaN). Runs on the host; no GPU.
 //   nvcc -std=c++17 -Xcompiler=-Wall,-Wextra --Werror=all-warnings -I native/include -I native/src
 //     native/dev/split_values_test.cu native/src/launch.cu -o target/split_values_test
@@ -27,7 +27,7 @@ void one_key_at_a_time(float (&acc)[kDimsPerThread], const long long* slot_s, co
     const T* v_row = v_cache + static_cast<size_t>(sj) * width + head_offset;
     for (int k = 0; k < kDimsPerThread; ++k) {
       const int d = tid + k * kT;
-      if (d < head_dim) acc[k] += pj * opt::to_float(v_row[d]);
+      if (d < head_dim) acc[k] = fmaf(pj, opt::to_float(v_row[d]), acc[k]);
     }
   }
 }
@@ -66,13 +66,13 @@ int run(const char* name, std::mt19937& rng) {
       for (int tid = 0; tid < kT; ++tid) {
         float want[kDimsPerThread], got[kDimsPerThread];
         for (int k = 0; k < kDimsPerThread; ++k) want[k] = got[k] = u(rng);
-        // The kernel compiled for head_dim 64 / 128 holds only its 1 / 2 dimensions and goes in rounds of 32 / 16.
+        // The kernel compiled for head_dim 64 / 128 holds only its 1 / 2 dimensions and goes in rounds of 16 keys.
         float fixed[2] = {got[0], got[1]};
         one_key_at_a_time(want, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
         accumulate_values(got, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
         if (head_dim == 64) {
           float one[1] = {fixed[0]};
-          accumulate_values<T, 1, 32>(one, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
+          accumulate_values<T, 1, 16>(one, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);
           fixed[0] = one[0];
         } else if (head_dim == 128) {
           accumulate_values<T, 2, 16>(fixed, slot_s, p_s, n_keys, v.data(), width, head_offset, tid, head_dim);

@@ -125,7 +125,7 @@ OPT_UNROLL
       if (j0 + u < n_keys && slot_s[j0 + u] >= 0) {  // skipped keys add nothing, as before (not even a +0 to a -0)
 OPT_UNROLL
         for (int k = 0; k < kDims; ++k) {
-          if (tid + k * kT < head_dim) acc[k] += p[u] * v[u][k];
+          if (tid + k * kT < head_dim) acc[k] = fmaf(p[u], v[u][k], acc[k]);  // fmaf: the same on host and GPU
         }
       }
     }
@@ -173,11 +173,12 @@ __device__ void combine_splits(T* out_row, const float* base, int head_dim, int 
 // them; the index arrays are copied in before the launch.
 // kHeadDim: 0 for any head_dim (head_dim_arg), else the head_dim it was compiled for (64 or 128, OPT's; the
 // launcher picks it with 16-byte key loads): a thread then holds only the dimensions it has, 8 of a key's 16-byte
-// loads are in flight at once instead of 4, and a value round covers 32 (64) or 16 (128) keys instead of 8 (a
-// 64-key tile in 2 or 4 rounds of load latency instead of 8). The same sums in the same order, so the same bits as kHeadDim = 0
+// loads are in flight at once instead of 4, and a value round covers 16 keys instead of 8 (a 64-key tile in 4
+// rounds of load latency instead of 8) in the generic kernel's 64 registers (more would cut the blocks resident
+// per SM, which large-batch decode needs). The same sums in the same order, so the same bits as kHeadDim = 0
 // (native/dev/split_values_test.cu checks the value loop).
 template <typename T, int kHeadDim>
-__global__ void __launch_bounds__(kT)
+__global__ void __launch_bounds__(kT, 16)  // 16 blocks per SM, as the generic kernel's 64 registers allow
 split_attention_kernel(T* out, float* partial, int* counters, const T* q, const T* k_cache, const T* v_cache,
                        const int32_t* __restrict__ block_tables, const int32_t* __restrict__ query_start,
                        const int32_t* __restrict__ query_count, const int32_t* __restrict__ context_len,
@@ -185,7 +186,7 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
                        float scale, int splits, int split_len, bool vec) {
   static_assert(kHeadDim == 0 || (kHeadDim % kT == 0 && kHeadDim <= kMaxHeadDim), "whole dimensions per thread");
   constexpr int kDims = kHeadDim > 0 ? kHeadDim / kT : kDimsPerThread;  // output dimensions this thread holds
-  constexpr int kRound = kHeadDim > 0 ? 32 / kDims : kValueRound;       // keys per value round (32 registers)
+  constexpr int kRound = kHeadDim > 0 ? 16 : kValueRound;               // keys per value round
   const int head_dim = kHeadDim > 0 ? kHeadDim : head_dim_arg;
   __shared__ float q_s[kMaxHeadDim];  // this head's query row, times scale
   __shared__ float p_s[kT];           // the tile's softmax weights (relative to the running max)
@@ -213,7 +214,9 @@ split_attention_kernel(T* out, float* partial, int* counters, const T* q, const 
   __syncthreads();
   for (int s = tid; s < num_seqs; s += kT) {
     const long long offset = static_cast<long long>(row) - query_start[s];
-    if (offset >= 0 && offset < query_count[s]) seq_s = s;
+    // atomicMax: if ranges overlap (bad input), every split block of the row picks the same owner, so all of them
+    // count for the inline combine or none does
+    if (offset >= 0 && offset < query_count[s]) atomicMax(&seq_s, s);
   }
   __syncthreads();
   const int s = seq_s;
@@ -414,10 +417,13 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   const bool inline_merge = partial != nullptr && inline_combine != 0 && pairs <= kCounters;
   int* counters = inline_merge ? reinterpret_cast<int*>(workspace) : nullptr;
   const dim3 grid(total_queries, heads, n_splits);
-  // OPT's head sizes (64: 125m-2.7b, 128: 6.7b-175b) get the kernel compiled for them.
-  auto kernel = !vec ? split_attention_kernel<T, 0>
-              : head_dim == 64 ? split_attention_kernel<T, 64>
-              : head_dim == 128 ? split_attention_kernel<T, 128> : split_attention_kernel<T, 0>;
+  // OPT's head sizes (64: 125m-2.7b, 128: 6.7b-175b) get the kernel compiled for them, in fp16/bf16 (float32's
+  // twice as many key loads would spill at 64 registers; it is not a speed path).
+  auto kernel = split_attention_kernel<T, 0>;
+  if constexpr (sizeof(T) == 2) {
+    if (vec && head_dim == 64) kernel = split_attention_kernel<T, 64>;
+    if (vec && head_dim == 128) kernel = split_attention_kernel<T, 128>;
+  }
   int st = launch_chained(kernel, grid, dim3(kT), 0, stream, out, partial, counters, q, k_cache, v_cache,
                           block_tables, query_start, query_count, context_len, num_seqs, heads, head_dim, block_size,
                           max_blocks, num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
