@@ -198,8 +198,8 @@ else
   # base = the first kernels; split/tiled/tc/gemv/logprob/sample became defaults after passing on an H100 (session
   # 7); chained launches, fa (FlashAttention-2-style prefill), score (echo log-probs) and combine (the split
   # kernel's inline combine, session 8) are behind flags until they pass.
-  groups="base split tiled tc gemv logprob sample chained fa score combine"
-  [ "$quick" = 1 ] && groups="split chained fa score combine"
+  groups="base split tiled tc gemv logprob sample chained fa score combine fold"
+  [ "$quick" = 1 ] && groups="split chained fa score combine fold"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -223,11 +223,11 @@ new_cap=150 new_keep=200 new_min=60
 # failed are left out, so that one faulting kernel does not muddle the other's results.
 new_ok=0
 new_excl=()
-for k in fa score combine; do
+for k in fa score combine fold; do
   case "$passed_groups" in *" $k "*) new_ok=1 ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$new_ok" = 0 ]; then
-  row "junit new kernels" "skip" "check_ops fa, score and combine did not pass (their tests are the gpu-new ones)"
+  row "junit new kernels" "skip" "check_ops fa, score, combine and fold did not pass (their tests: gpu-new)"
 elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
@@ -270,9 +270,18 @@ fa_variant() {  # VARIANT: prints ";VARIANT" when check_ops fa passed
   case "$passed_groups" in *" fa "*) printf ';%s' "$1" ;; esac
   return 0
 }
-# The bench variants with combine=inline (session 8) run only when check_ops' combine group passed.
+# The bench variants of session 8's kernels run only when their check_ops group passed: combine=inline (group
+# combine), norm=fold (group fold).
 combine_variant() {  # VARIANT: prints ";VARIANT" when check_ops combine passed
   case "$passed_groups" in *" combine "*) printf ';%s' "$1" ;; esac
+  return 0
+}
+fold_variant() {  # VARIANT: prints ";VARIANT" when check_ops fold passed
+  case "$passed_groups" in *" fold "*) printf ';%s' "$1" ;; esac
+  return 0
+}
+both_variant() {  # VARIANT: prints ";VARIANT" when check_ops combine and fold both passed
+  case "$passed_groups" in *" combine "*) case "$passed_groups" in *" fold "*) printf ';%s' "$1" ;; esac ;; esac
   return 0
 }
 
@@ -318,6 +327,7 @@ else
     case "$passed_groups" in *" fa "*) cand+=(-Dopt.cuda.attention=fa) ;; esac
     [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
     case "$passed_groups" in *" combine "*) cand+=(-Dopt.cuda.inlineCombine=true) ;; esac
+    case "$passed_groups" in *" fold "*) cand+=(-Dopt.cuda.foldNorm=true) ;; esac
     [ ${#cand[@]} -eq 0 ] && row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     for flag in ${cand[@]+"${cand[@]}"}; do
       label="${flag#-Dopt.cuda.}"
@@ -521,20 +531,20 @@ ncu_run() {  # NAME SHAPE BATCH
 }
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;gemv=2;gemv=8$(chained_variant chained=on)$(combine_variant combine=inline)"
+    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
   case "$passed_groups" in *" fa "*)
     variant_run "opt-1.3b prefill 2047" 40 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
       --variants "default$(fa_variant attention=fa)" ;;
   esac
   ncu_run decode-b1 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)"
+    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
   variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,2,4,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;gemv=4;gemv=8$(chained_variant chained=on)$(fa_variant attention=fa)$(combine_variant combine=inline)"
+    --variants "default;gemv=0;gemv=8$(chained_variant chained=on)$(fa_variant attention=fa)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
   variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
     --variants "default;gemm=cublas$(fa_variant attention=fa)"
 
@@ -543,7 +553,7 @@ else
 
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)"
+    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
   ncu_run decode-b1 1.3b 1
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
   case "$passed_groups" in *" fa "*)

@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv fold logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -124,6 +124,8 @@ struct K<F32> {
   static constexpr auto bias_act = opt_bias_act_f32;
   static constexpr auto linear_small = opt_linear_small_f32;
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_f32;
+  static constexpr auto norm_linear_small = opt_norm_linear_small_f32;
+  static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_f32;
   static constexpr auto gather_rows = opt_gather_rows_f32;
   static constexpr auto to_f32 = opt_to_f32_f32;
   static constexpr auto kv_append = opt_kv_append_f32;
@@ -146,6 +148,8 @@ struct K<F16> {
   static constexpr auto bias_act = opt_bias_act_f16;
   static constexpr auto linear_small = opt_linear_small_f16;
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_f16;
+  static constexpr auto norm_linear_small = opt_norm_linear_small_f16;
+  static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_f16;
   static constexpr auto gather_rows = opt_gather_rows_f16;
   static constexpr auto to_f32 = opt_to_f32_f16;
   static constexpr auto kv_append = opt_kv_append_f16;
@@ -168,6 +172,8 @@ struct K<BF16> {
   static constexpr auto bias_act = opt_bias_act_bf16;
   static constexpr auto linear_small = opt_linear_small_bf16;
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_bf16;
+  static constexpr auto norm_linear_small = opt_norm_linear_small_bf16;
+  static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_bf16;
   static constexpr auto gather_rows = opt_gather_rows_bf16;
   static constexpr auto to_f32 = opt_to_f32_bf16;
   static constexpr auto kv_append = opt_kv_append_bf16;
@@ -498,6 +504,85 @@ void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
          D::name(), err, D::tol);
 }
 
+// opt_norm_linear_small(_qkv): the residual add + layer norm done inside a one-row product, against the same
+// two steps unfused (opt_add_layernorm, then opt_linear_small(_qkv), both verified on an H100). The new residual
+// must be the same bits (the same formula); the norm and the product within the dtype's tolerance (the
+// statistics' sum order differs). Two launches on one counter, which must be zero after each (the second with
+// another grid size: a count left over would make no block, or the wrong one, the last).
+template <class D>
+void check_norm_linear(int k, int n, bool qkv, bool relu, bool with_y_bias) {
+  using W = typename D::W;
+  const float eps = 1e-5f;
+  const int width = n;  // qkv: n is the width, the product has 3 * width outputs
+  const int outputs = qkv ? 3 * width : n;
+  const int cache_slots = 4;
+  const Host<D> x = random_tensor<D>(k, 0.5f, 1.f);
+  const Host<D> y = random_tensor<D>(k, 0.f, 1.f);
+  const Host<D> y_bias = random_tensor<D>(k, 0.f, 0.3f);
+  const Host<D> gamma = random_tensor<D>(k, 1.f, 0.2f);
+  const Host<D> beta = random_tensor<D>(k, 0.f, 0.2f);
+  const Host<D> w = random_tensor<D>(static_cast<size_t>(outputs) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
+  const Host<D> bias = random_tensor<D>(outputs, 0.f, 0.5f);
+  const Host<D> cache = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const std::vector<int32_t> slots = {2};
+  DevBuf<int32_t> d_slots(slots), d_counter(std::vector<int32_t>{0});
+  DevBuf<W> d_y(y.words), d_yb(y_bias.words), d_g(gamma.words), d_be(beta.words), d_w(w.words), d_b(bias.words);
+  const W* yb = with_y_bias ? d_yb.ptr : nullptr;
+  std::string name = std::string(qkv ? "norm_linear_small_qkv " : "norm_linear_small ") + std::to_string(k) + "x" +
+                     std::to_string(outputs) + (relu ? " relu" : "") + (with_y_bias ? "" : " no y_bias");
+  for (int launch = 0; launch < 2; ++launch) {
+    // Unfused: the reference.
+    DevBuf<W> r_x(x.words), r_h(static_cast<size_t>(k)), r_out(static_cast<size_t>(qkv ? width : n)), r_k(cache.words),
+        r_v(cache.words);
+    expect_ok(K<D>::add_layernorm(r_x.ptr, d_y.ptr, yb, r_h.ptr, d_g.ptr, d_be.ptr, 1, k, eps, g_stream),
+              "add_layernorm (reference)");
+    if (qkv) {
+      expect_ok(K<D>::linear_small_qkv(r_out.ptr, r_k.ptr, r_v.ptr, r_h.ptr, d_w.ptr, d_b.ptr, d_slots.ptr, 1, k, width,
+                                       cache_slots, g_stream),
+                "linear_small_qkv (reference)");
+    } else {
+      expect_ok(K<D>::linear_small(r_out.ptr, r_h.ptr, d_w.ptr, d_b.ptr, 1, k, n, relu ? 1 : 0, g_stream),
+                "linear_small (reference)");
+    }
+    // Fused.
+    DevBuf<W> f_x(x.words), f_h(static_cast<size_t>(k)), f_out(static_cast<size_t>(qkv ? width : n)), f_k(cache.words),
+        f_v(cache.words);
+    if (qkv) {
+      expect_ok(K<D>::norm_linear_small_qkv(f_x.ptr, d_y.ptr, yb, f_h.ptr, d_g.ptr, d_be.ptr, eps, d_counter.ptr,
+                                            f_out.ptr, f_k.ptr, f_v.ptr, d_w.ptr, d_b.ptr, d_slots.ptr, k, width,
+                                            cache_slots, g_stream),
+                "norm_linear_small_qkv");
+    } else {
+      expect_ok(K<D>::norm_linear_small(f_x.ptr, d_y.ptr, yb, f_h.ptr, d_g.ptr, d_be.ptr, eps, d_counter.ptr,
+                                        f_out.ptr, d_w.ptr, d_b.ptr, k, n, relu ? 1 : 0, g_stream),
+                "norm_linear_small");
+    }
+    const std::vector<W> rx = r_x.download(), fx = f_x.download();
+    size_t x_differ = 0;
+    for (size_t i = 0; i < rx.size(); ++i) x_differ += rx[i] != fx[i];
+    const std::vector<int32_t> counter = d_counter.download();
+    auto as_double = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
+    double err = std::max(max_error(widen_all<D>(f_h.download()), as_double(widen_all<D>(r_h.download()))),
+                          max_error(widen_all<D>(f_out.download()), as_double(widen_all<D>(r_out.download()))));
+    if (qkv) {
+      err = std::max({err, max_error(widen_all<D>(f_k.download()), as_double(widen_all<D>(r_k.download()))),
+                      max_error(widen_all<D>(f_v.download()), as_double(widen_all<D>(r_v.download())))});
+    }
+    report(name + (launch == 0 ? "" : " (2nd)"), D::name(), err, D::tol);
+    report(name + " x bits, counter", D::name(), static_cast<double>(x_differ + (counter[0] != 0)), 0.0);
+  }
+}
+
+template <class D>
+void check_norm_linear_all() {
+  check_norm_linear<D>(2048, 8192, false, true, true);   // opt-1.3b fc1 after the attention block's residual
+  check_norm_linear<D>(2048, 2048, true, false, true);   // opt-1.3b q/k/v after the MLP's residual
+  check_norm_linear<D>(4096, 4096, true, false, false);  // opt-6.7b q/k/v, no bias on y
+  check_norm_linear<D>(64, 8, false, false, true);       // one block: it is also the last
+  check_norm_linear<D>(768, 3072, false, true, true);    // opt-125m
+  check_norm_linear<D>(12288 / (sizeof(typename D::W) == 4 ? 2 : 1), 64, false, false, true);  // 24 KiB of norm
+}
+
 template <class D>
 void check_gather_rows() {
   const int x_rows = 10, cols = 130;
@@ -696,31 +781,49 @@ void check_attention(int heads, int head_dim, int kernel) {
     name = kernel == 1 ? "attention_split (1 split)" : kernel == 2 ? "attention_split (splits)"
                                                                    : "attention_split (inline combine)";
     const size_t ws_bytes = (static_cast<size_t>(1) << 20) * sizeof(float);
-    CHECK_CUDA(cudaMemset(d_ws.ptr, 0, ws_bytes));  // the contract: zeroed once before the first use
-    auto run_split = [&](int inline_combine, typename D::W* out) {
-      expect_ok(K<D>::attention_split(out, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+    // the contract: zeroed once before the first use. On g_stream: cudaMemset runs on the legacy default stream,
+    // which a cudaStreamNonBlocking stream does not wait for (and it may return before the memset is done)
+    CHECK_CUDA(cudaMemsetAsync(d_ws.ptr, 0, ws_bytes, g_stream));
+    auto run_split = [&](int inline_combine, typename D::W* out, const typename D::W* q_ptr) {
+      expect_ok(K<D>::attention_split(out, q_ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size,
                                       max_blocks, b.num_blocks, scale, kernel >= 2 ? d_ws.ptr : nullptr,
                                       kernel >= 2 ? ws_bytes : 0, inline_combine, g_stream),
                 "attention_split");
     };
-    run_split(kernel == 6, d_out.ptr);
+    run_split(kernel == 6, d_out.ptr, d_q.ptr);
     if (kernel == 6) {
-      // The inline combine: three launches on one workspace (each must leave its counters at zero for the next),
-      // bit for bit the combine kernel's output, and the counters zero at the end.
-      const std::vector<typename D::W> first = d_out.download();
-      run_split(1, d_out.ptr);
-      run_split(1, d_out.ptr);
-      DevBuf<typename D::W> d_other(q.words.size());
-      run_split(0, d_other.ptr);
-      const std::vector<typename D::W> last = d_out.download(), other = d_other.download();
-      size_t differ = 0;  // every row of make_batch's batch has an owner, so every word is written
+      // The inline combine: launches back to back on one workspace, each after the partials (everything past the
+      // 64 KiB of counters) and the output were poisoned with NaN, so that a merge that reads a split's record
+      // before it is written, or a (row, head) that nobody merges (a counter not back at zero), shows as NaN; the
+      // second launch has other queries, so records left from the first cannot pass for its own. Each launch bit
+      // for bit the combine kernel's output for the same queries, and the counters zero at the end. Every row of
+      // make_batch's batch has an owner and reaches no bad block: no NaN is right anywhere.
+      using W = typename D::W;
+      const size_t counter_bytes = static_cast<size_t>(64) * 1024;
+      auto poison = [&](W* out) {
+        CHECK_CUDA(cudaMemsetAsync(reinterpret_cast<char*>(d_ws.ptr) + counter_bytes, 0xff, ws_bytes - counter_bytes,
+                                   g_stream));
+        CHECK_CUDA(cudaMemsetAsync(out, 0xff, q.words.size() * sizeof(W), g_stream));
+      };
+      const std::vector<W> first = d_out.download();
+      const Host<D> q2 = random_tensor<D>(q.words.size(), 0.f, 2.f);
+      DevBuf<W> d_q2(q2.words), d_other(q.words.size()), d_other2(q.words.size());
+      poison(d_out.ptr);
+      run_split(1, d_out.ptr, d_q2.ptr);
+      const std::vector<W> second = d_out.download();
+      poison(d_out.ptr);
+      run_split(1, d_out.ptr, d_q.ptr);
+      run_split(0, d_other.ptr, d_q.ptr);
+      run_split(0, d_other2.ptr, d_q2.ptr);
+      const std::vector<W> last = d_out.download(), other = d_other.download(), other2 = d_other2.download();
+      size_t differ = 0;
       for (size_t i = 0; i < first.size(); ++i) {
-        differ += first[i] != last[i] || (first[i] != other[i] && !(std::isnan(D::widen(first[i])) &&
-                                                                     std::isnan(D::widen(other[i]))));
+        differ += first[i] != other[i] || last[i] != other[i] || second[i] != other2[i] ||
+                  std::isnan(D::widen(first[i])) || std::isnan(D::widen(second[i])) || std::isnan(D::widen(last[i]));
       }
-      std::vector<int32_t> counters(16384);
-      CHECK_CUDA(cudaMemcpy(counters.data(), d_ws.ptr, counters.size() * sizeof(int32_t), cudaMemcpyDeviceToHost));
+      std::vector<int32_t> counters(counter_bytes / sizeof(int32_t));
+      CHECK_CUDA(cudaMemcpy(counters.data(), d_ws.ptr, counter_bytes, cudaMemcpyDeviceToHost));
       size_t nonzero = 0;
       for (int32_t c : counters) nonzero += c != 0;
       report(name + " = combine kernel, 3 launches, heads " + std::to_string(heads) + " head_dim " +
@@ -786,7 +889,8 @@ void check_attention_rules(int kernel) {
                                    num_blocks, scale, g_stream),
               "attention_fa (rules)");
   } else {
-    CHECK_CUDA(cudaMemset(d_ws.ptr, 0, (static_cast<size_t>(1) << 20) * sizeof(float)));
+    CHECK_CUDA(cudaMemsetAsync(d_ws.ptr, 0, (static_cast<size_t>(1) << 20) * sizeof(float), g_stream));
+    // g_stream: see check_attention
     expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, 4, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
                                       kernel >= 2 ? d_ws.ptr : nullptr,
@@ -796,6 +900,26 @@ void check_attention_rules(int kernel) {
   }
   const std::vector<uint16_t> out = d_out.download();
   int wrong = 0;
+  if (kernel == 6) {
+    // The early returns (row 4: nobody's; rows 5-6: inconsistent) must leave every counter at zero, so a second
+    // launch, with the partials and the output poisoned first, gives the same words.
+    const size_t ws_bytes = (static_cast<size_t>(1) << 20) * sizeof(float), counter_bytes = 64 * 1024;
+    CHECK_CUDA(cudaMemsetAsync(reinterpret_cast<char*>(d_ws.ptr) + counter_bytes, 0xff, ws_bytes - counter_bytes,
+                               g_stream));
+    CHECK_CUDA(cudaStreamSynchronize(g_stream));
+    d_out.upload(std::vector<uint16_t>(static_cast<size_t>(total) * width, poison));
+    expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                      d_ctx.ptr, 4, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                      d_ws.ptr, ws_bytes, 1, g_stream),
+              "attention_split (rules, second launch)");
+    const std::vector<uint16_t> again = d_out.download();
+    for (size_t i = 0; i < out.size(); ++i) {
+      wrong += out[i] != again[i] && !(std::isnan(F16::widen(out[i])) && std::isnan(F16::widen(again[i])));
+    }
+    std::vector<int32_t> counters(counter_bytes / sizeof(int32_t));
+    CHECK_CUDA(cudaMemcpy(counters.data(), d_ws.ptr, counter_bytes, cudaMemcpyDeviceToHost));
+    for (int32_t c : counters) wrong += c != 0;
+  }
   for (int row = 0; row < total; ++row) {
     for (int j = 0; j < width; ++j) {
       const uint16_t w = out[static_cast<size_t>(row) * width + j];
@@ -1264,6 +1388,10 @@ void run_group(const std::string& group) {
     check_linear_small_all<F32>();
     check_linear_small_all<F16>();
     check_linear_small_all<BF16>();
+  } else if (group == "fold") {  // opt_norm_linear_small(_qkv) (session 8; not yet run on a GPU)
+    check_norm_linear_all<F32>();
+    check_norm_linear_all<F16>();
+    check_norm_linear_all<BF16>();
   } else if (group == "logprob") {
     check_argmax_logprob();
   } else if (group == "score") {
@@ -1275,18 +1403,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "logprob", "score",
-                               "sample", "chained"};
+const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "fold", "logprob",
+                               "score", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv fold logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine tiled tc fa gemv logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine tiled tc fa gemv fold logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -14,10 +14,10 @@ import java.util.Map;
  * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
- * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}; for example
- * {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv},
- * {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained} and {@code -Dopt.cuda.inlineCombine} properties mean (see
- * {@code CudaOps}).
+ * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel}; for
+ * example {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention},
+ * {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine}
+ * and {@code -Dopt.cuda.foldNorm} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -25,9 +25,10 @@ import java.util.Map;
  * @param ltGemm whether Linears go through cuBLASLt, or null for the default
  * @param chained whether decode kernels are chained launches (sm_90+), or null for the default
  * @param inlineCombine whether the split-KV attention merges its splits in the kernel, or null for the default
+ * @param foldNorm whether one-row layer norms run inside the next Linear, or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
-    Boolean inlineCombine) {
+    Boolean inlineCombine, Boolean foldNorm) {
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
@@ -42,7 +43,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -63,10 +64,12 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Boolean lt = onOff(spec, "gemm", settings.remove("gemm"), "lt", "cublas");
     Boolean chained = onOff(spec, "chained", settings.remove("chained"), "on", "off");
     Boolean inlineCombine = onOff(spec, "combine", settings.remove("combine"), "inline", "kernel");
+    Boolean foldNorm = onOff(spec, "norm", settings.remove("norm"), "fold", "kernel");
     if (!settings.isEmpty()) {
-      throw bad(spec, "unknown setting(s) " + settings.keySet() + " (known: attention, gemv, gemm, chained, combine)");
+      throw bad(spec, "unknown setting(s) " + settings.keySet()
+          + " (known: attention, gemv, gemm, chained, combine, norm)");
     }
-    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine);
+    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm);
   }
 
   private static Integer gemvRows(String spec, String value) {

@@ -63,6 +63,18 @@ class GpuGraphTest {
   }
 
   /**
+   * The layer norms folded into the next one-row Linear (session 8, not yet run on a GPU) replayed in graphs against
+   * eager steps of the plain path, with one sequence (the fold applies at one row only).
+   */
+  @ParameterizedTest(name = "{0} kernels={1}")
+  @CsvSource({"F32, fold", "F16, fold"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-fold")
+  void graphReplayWithFoldedLayerNormsEqualsEagerSteps(DType dtype, String kernel) {
+    replayEqualsEager(dtype, kernel);
+  }
+
+  /**
    * Chained (programmatic dependent) launches of the decode kernels, split-KV attention and the matrix-vector
    * Linears, in graphs against eager cuBLAS steps. Tagged apart: scripts/device-check.sh runs it on its own, with
    * a timeout, after check_ops' chained group has passed (a wrong wait could hang the GPU for the whole JVM).
@@ -89,11 +101,13 @@ class GpuGraphTest {
       // "combine": split-KV attention with the inline combine against eager split-KV with the combine kernel
       boolean linearCase = kernel.equals("lt") || kernel.equals("gemv");
       boolean combine = kernel.equals("combine");
+      boolean fold = kernel.equals("fold"); // "fold": one sequence, gemv at one row with the layer norms inside
       if (!processDefault) {
-        graphOps.useAttentionKernel(linearCase ? "first" : chained || combine ? "split" : kernel);
+        graphOps.useAttentionKernel(linearCase ? "first" : chained || combine || fold ? "split" : kernel);
         graphOps.useInlineCombine(combine);
+        graphOps.useFoldNorm(fold);
         graphOps.useLtGemm(kernel.equals("lt"));
-        graphOps.useGemv(kernel.equals("gemv") || chained);
+        graphOps.useGemv(fold ? 1 : kernel.equals("gemv") || chained ? 8 : 0);
       }
       boolean refused = false;
       try {
@@ -102,18 +116,21 @@ class GpuGraphTest {
         refused = true;
       }
       assumeTrue(!refused, "chained launches need compute capability 9.0 or newer");
-      eagerOps.useAttentionKernel(combine ? "split" : "first"); // the reference: the first, verified kernel
+      // the reference: the first, verified kernel (split where the graph side's attention is not what is tested)
+      eagerOps.useAttentionKernel(combine || fold ? "split" : "first");
       eagerOps.useInlineCombine(false);
       // "lt" on both sides: graph capture of cuBLASLt against eager cuBLASLt (its numbers against cublasGemmEx are
       // CudaOpsParityTest's): the same arithmetic, so the tight tolerance
       eagerOps.useLtGemm(kernel.equals("lt"));
       eagerOps.useGemv(false); // the reference side stays on cuBLAS whatever -Dopt.cuda.gemv says
+      eagerOps.useFoldNorm(false);
       boolean sameAttention = graphOps.attentionKernel().equals(eagerOps.attentionKernel());
       boolean sameLinears = graphOps.usesLtGemm() == eagerOps.usesLtGemm() && graphOps.gemvMaxRows() == 0;
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
+      int sequences = fold ? 1 : 3;
       for (JsonNode p : ref.json.get("prompts")) {
-        if (step.size() < 3) {
+        if (step.size() < sequences) {
           step.add(new OptModel.SeqStep(step.size(), ints(p.get("input_ids")), false));
         }
       }
@@ -144,6 +161,10 @@ class GpuGraphTest {
       assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "graph launches (replays): "
           + graphOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
+      if (fold) {
+        assertTrue(graphOps.foldLaunches() > 0 && eagerOps.foldLaunches() == 0, "folded layer norms ran: graph side "
+            + graphOps.foldLaunches() + ", eager side " + eagerOps.foldLaunches());
+      }
       if (kernel.equals("gemv") || chained) { // (the default's gemv takes 1 row: never here, at batch 3 and 2)
         assertTrue(graphOps.gemvLaunches() > 0 && eagerOps.gemvLaunches() == 0, "matrix-vector kernel ran: graph "
             + "side " + graphOps.gemvLaunches() + ", eager side " + eagerOps.gemvLaunches());

@@ -142,6 +142,13 @@ public final class CudaOps implements Ops {
    */
   private static final boolean INLINE_COMBINE = Boolean.getBoolean("opt.cuda.inlineCombine");
   /**
+   * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
+   * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
+   * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
+   * layer fewer. Written in session 8 without a GPU: off until check_ops group fold and the GPU tests have passed.
+   */
+  private static final boolean FOLD_NORM = Boolean.getBoolean("opt.cuda.foldNorm");
+  /**
    * Scratch for the split-KV attention: 64 KiB of inline-combine counters (zeroed at allocation, left zero by every
    * launch), then the partials, (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it.
    */
@@ -187,6 +194,9 @@ public final class CudaOps implements Ops {
   private boolean deviceSampling = DEVICE_SAMPLING;
   private boolean deviceScores = DEVICE_SCORES;
   private boolean inlineCombine = INLINE_COMBINE;
+  private boolean foldNorm = FOLD_NORM;
+  private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches (allocated eagerly, zeroed)
+  private long foldLaunches;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
@@ -632,6 +642,131 @@ public final class CudaOps implements Ops {
       case BF16 -> OptKernels.opt_add_layernorm_bf16(a.bits(), b.bits(), bs == null ? null : bs.bits(), o.bits(),
           g.bits(), be.bits(), a.rows, a.cols, eps, stream);
     });
+  }
+
+  /**
+   * With {@code opt.cuda.foldNorm} at one row through the matrix-vector kernel: the norm inside the product
+   * ({@code opt_norm_linear_small}); otherwise the two ops.
+   */
+  @Override
+  public void addBiasLayerNormLinear(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps, Mat linOut,
+      Mat w, Mat wBias, boolean relu) {
+    if (!foldsNorm(x, w)) {
+      Ops.super.addBiasLayerNormLinear(x, y, bias, out, gamma, beta, eps, linOut, w, wBias, relu);
+      return;
+    }
+    Norm nm = norm("addBiasLayerNormLinear", x, y, bias, out, gamma, beta);
+    CudaMat o = CudaMat.of(linOut);
+    CudaMat wt = CudaMat.of(w);
+    CudaMat wb = wBias == null ? null : CudaMat.of(wBias);
+    require(o.rows == 1 && o.cols == wt.rows && (wb == null || (long) wb.rows * wb.cols == wt.rows),
+        () -> "addBiasLayerNormLinear: out " + o + ", w " + wt + ", bias " + wb);
+    if (!launch("addBiasLayerNormLinear (fold)", nm.x.address(), nm.y.address(), nm.bias, nm.out.address(),
+        nm.gamma.address(), nm.beta.address(), Float.floatToIntBits(eps), o.address(), wt.address(),
+        wb == null ? 0 : wb.address(), relu ? 1 : 0, wt.cols, wt.rows)) {
+      return;
+    }
+    IntPointer counter = new IntPointer(foldCounter);
+    int r = relu ? 1 : 0;
+    op("addBiasLayerNormLinear (fold)", switch (dtype) {
+      case F32 -> OptKernels.opt_norm_linear_small_f32(nm.x.f32(), nm.y.f32(), nm.biasMat == null ? null
+          : nm.biasMat.f32(), nm.out.f32(), nm.gamma.f32(), nm.beta.f32(), eps, counter, o.f32(), wt.f32(),
+          wb == null ? null : wb.f32(), wt.cols, wt.rows, r, stream);
+      case F16 -> OptKernels.opt_norm_linear_small_f16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
+          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, o.bits(), wt.bits(),
+          wb == null ? null : wb.bits(), wt.cols, wt.rows, r, stream);
+      case BF16 -> OptKernels.opt_norm_linear_small_bf16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
+          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, o.bits(), wt.bits(),
+          wb == null ? null : wb.bits(), wt.cols, wt.rows, r, stream);
+    });
+    gemvLaunches++;
+    foldLaunches++;
+  }
+
+  /** As {@link #addBiasLayerNormLinear}, with the q/k/v product and its cache append. */
+  @Override
+  public void addBiasLayerNormQkvProjectAppend(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps,
+      Mat q, KvStore kv, int layer, Mat qkv, Mat w, Mat wBias, int[] slots) {
+    if (!foldsNorm(x, w) || slots.length != 1) {
+      Ops.super.addBiasLayerNormQkvProjectAppend(x, y, bias, out, gamma, beta, eps, q, kv, layer, qkv, w, wBias,
+          slots);
+      return;
+    }
+    Norm nm = norm("addBiasLayerNormQkvProjectAppend", x, y, bias, out, gamma, beta);
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat qm = CudaMat.of(q);
+    CudaMat wt = CudaMat.of(w);
+    CudaMat wb = wBias == null ? null : CudaMat.of(wBias);
+    int width = s.width;
+    require(wt.rows == 3 * width && qm.cols == width && qm.rows >= 1
+        && (wb == null || (long) wb.rows * wb.cols == 3L * width),
+        () -> "addBiasLayerNormQkvProjectAppend: q " + qm + ", w " + wt + ", bias " + wb + ", cache width " + width);
+    IntPointer d = ints(slots);
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    if (!launch("addBiasLayerNormQkvProjectAppend (fold)", nm.x.address(), nm.y.address(), nm.bias,
+        nm.out.address(), nm.gamma.address(), nm.beta.address(), Float.floatToIntBits(eps), qm.address(),
+        kc.address(), vc.address(), wt.address(), wb == null ? 0 : wb.address(), d.address(), wt.cols, width,
+        s.slots())) {
+      return;
+    }
+    IntPointer counter = new IntPointer(foldCounter);
+    op("addBiasLayerNormQkvProjectAppend (fold)", switch (dtype) {
+      case F32 -> OptKernels.opt_norm_linear_small_qkv_f32(nm.x.f32(), nm.y.f32(), nm.biasMat == null ? null
+          : nm.biasMat.f32(), nm.out.f32(), nm.gamma.f32(), nm.beta.f32(), eps, counter, qm.f32(),
+          new FloatPointer(kc), new FloatPointer(vc), wt.f32(), wb == null ? null : wb.f32(), d, wt.cols, width,
+          s.slots(), stream);
+      case F16 -> OptKernels.opt_norm_linear_small_qkv_f16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
+          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, qm.bits(),
+          new ShortPointer(kc), new ShortPointer(vc), wt.bits(), wb == null ? null : wb.bits(), d, wt.cols, width,
+          s.slots(), stream);
+      case BF16 -> OptKernels.opt_norm_linear_small_qkv_bf16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
+          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, qm.bits(),
+          new ShortPointer(kc), new ShortPointer(vc), wt.bits(), wb == null ? null : wb.bits(), d, wt.cols, width,
+          s.slots(), stream);
+    });
+    gemvLaunches++;
+    foldLaunches++;
+  }
+
+  /**
+   * Whether a norm in front of a Linear over weight w runs inside it: the flag, one row of x, the matrix-vector
+   * kernel on for one row, and a row the kernel's 16-byte path and shared-memory copy take (48 KiB). Allocates the
+   * kernel's counter the first time (eagerly: never during a capture, where the first step of a key is eager).
+   */
+  private boolean foldsNorm(Mat x, Mat w) {
+    CudaMat in = CudaMat.of(x);
+    CudaMat wt = CudaMat.of(w);
+    int elem = dtype == DType.F32 ? 4 : 2;
+    boolean applies = foldNorm && in.rows == 1 && gemvMaxRows >= 1 && wt.cols == in.cols
+        && in.cols % (16 / elem) == 0 && (long) in.cols * elem <= 48 * 1024;
+    if (applies && foldCounter == null) {
+      if (mode != Mode.EAGER) {
+        return false; // (not reached: the eager first step of every graph key allocates it)
+      }
+      foldCounter = malloc(16, "layer-norm fold counter");
+      check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
+    }
+    return applies;
+  }
+
+  /** The arguments of the norm part, checked as {@link #addBiasLayerNorm} checks them (one row). */
+  private record Norm(CudaMat x, CudaMat y, CudaMat biasMat, long bias, CudaMat out, CudaMat gamma, CudaMat beta) {}
+
+  private static Norm norm(String op, Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta) {
+    CudaMat a = CudaMat.of(x);
+    CudaMat b = CudaMat.of(y);
+    CudaMat bs = bias == null ? null : CudaMat.of(bias);
+    CudaMat o = CudaMat.of(out);
+    CudaMat g = CudaMat.of(gamma);
+    CudaMat be = CudaMat.of(beta);
+    if (!(a.rows == 1 && b.rows == 1 && b.cols == a.cols && o.rows == 1 && o.cols == a.cols
+        && (bs == null || (long) bs.rows * bs.cols == a.cols) && g.rows * g.cols == a.cols
+        && be.rows * be.cols == a.cols)) {
+      throw new IllegalArgumentException(op + ": x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g
+          + ", beta " + be);
+    }
+    return new Norm(a, b, bs, bs == null ? 0 : bs.address(), o, g, be);
   }
 
   @Override
@@ -1425,6 +1560,28 @@ public final class CudaOps implements Ops {
     }
   }
 
+  /**
+   * Whether a one-row residual add + layer norm runs inside the matrix-vector Linear that reads it (see
+   * {@code opt.cuda.foldNorm}). Between steps only; this instance's graphs are discarded (captured the other way).
+   */
+  public void useFoldNorm(boolean on) {
+    requireEager("useFoldNorm");
+    if (on != foldNorm) {
+      discardGraphs();
+      foldNorm = on;
+    }
+  }
+
+  /** Whether one-row layer norms run inside the next Linear (see {@link #useFoldNorm}). */
+  public boolean usesFoldNorm() {
+    return foldNorm;
+  }
+
+  /** How many Linears ran with the layer norm inside them so far (tests check that its path really ran). */
+  public long foldLaunches() {
+    return foldLaunches;
+  }
+
   /** Whether the split-KV attention merges its splits in the kernel (see {@link #useInlineCombine}). */
   public boolean usesInlineCombine() {
     return inlineCombine;
@@ -1630,6 +1787,9 @@ public final class CudaOps implements Ops {
     }
     if (attentionWorkspace != null) {
       cudaFree(attentionWorkspace);
+    }
+    if (foldCounter != null) {
+      cudaFree(foldCounter);
     }
     uploads.close();
     pool.close();

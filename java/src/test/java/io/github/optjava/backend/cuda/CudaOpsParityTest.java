@@ -593,6 +593,106 @@ class CudaOpsParityTest {
     }
   }
 
+  /**
+   * The residual add + layer norm inside the next one-row Linear (-Dopt.cuda.foldNorm, session 8: every block of the
+   * matrix-vector kernel computes the norm; the last to read the residual writes the new one) against the CPU's
+   * two ops: the new residual, the norm's output and the product; then the q/k/v form with its cache append. Two
+   * rows are not folded.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(DType.class)
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-fold")
+  void layerNormFoldedIntoTheNextLinear(DType d) {
+    CudaOps g = gpu(d);
+    boolean foldBefore = g.usesFoldNorm();
+    g.useFoldNorm(true);
+    try {
+      withLinearPath(g, g.usesLtGemm(), 1, () -> {
+        long before = g.foldLaunches();
+        foldCase(g, d, 1, 2048, 8192, true, true); // opt-1.3b fc1
+        foldCase(g, d, 1, 768, 3072, true, false); // opt-125m fc1, no bias on the residual's Linear
+        foldCase(g, d, 1, 64, 8, false, true); // one block
+        assertEquals(before + 3, g.foldLaunches(), d + ": every one-row case must have run the folded kernel");
+        foldCase(g, d, 2, 256, 64, true, true);
+        assertEquals(before + 3, g.foldLaunches(), d + ": two rows run the two ops");
+        foldQkvCase(g, d);
+        assertEquals(before + 4, g.foldLaunches(), d + ": the q/k/v form must have run the folded kernel");
+      });
+    } finally {
+      g.useFoldNorm(foldBefore);
+    }
+  }
+
+  private void foldCase(CudaOps g, DType d, int rows, int hidden, int out, boolean relu, boolean yBias) {
+    Random r = new Random(hidden * 13L + out);
+    float[] x = random(r, rows * hidden, 1, d);
+    float[] y = random(r, rows * hidden, 1, d);
+    float[] b = random(r, hidden, 0.3, d);
+    float[] gamma = random(r, hidden, 1, d);
+    float[] beta = random(r, hidden, 0.2, d);
+    float[] w = random(r, out * hidden, 1 / Math.sqrt(hidden), d);
+    float[] wb = random(r, out, 0.5, d);
+    Mat cx = act(CPU, x, rows, hidden);
+    Mat ch = CPU.alloc(rows, hidden);
+    Mat co = CPU.alloc(rows, out);
+    CPU.addBiasLayerNorm(cx, act(CPU, y, rows, hidden), yBias ? act(CPU, b, 1, hidden) : null, ch,
+        act(CPU, gamma, 1, hidden), act(CPU, beta, 1, hidden), 1e-5f);
+    CPU.linear(co, ch, CPU.weight(tensor(w, out, hidden).to(d)), act(CPU, wb, 1, out), relu);
+    Mat gx = act(g, x, rows, hidden);
+    Mat gh = poisoned(g, rows, hidden);
+    Mat go = poisoned(g, rows, out);
+    g.addBiasLayerNormLinear(gx, act(g, y, rows, hidden), yBias ? act(g, b, 1, hidden) : null, gh,
+        act(g, gamma, 1, hidden), act(g, beta, 1, hidden), 1e-5f, go, g.weight(tensor(w, out, hidden)),
+        act(g, wb, 1, out), relu);
+    String what = "fold " + rows + "x" + hidden + "->" + out;
+    assertClose(what + " (residual)", d, CPU.read(cx), g.read(gx));
+    assertClose(what + " (norm)", d, CPU.read(ch), g.read(gh));
+    assertClose(what + " (product)", d, CPU.read(co), g.read(go));
+  }
+
+  private void foldQkvCase(CudaOps g, DType d) {
+    Random r = new Random(43);
+    int heads = 2;
+    int headDim = 64;
+    int width = heads * headDim;
+    int hidden = 96;
+    int blockSize = 16;
+    int[][] tables = {{3, 1}};
+    KvStore ckv = CPU.kvStore(1, 4, blockSize, width);
+    KvStore gkv = g.kvStore(1, 4, blockSize, width);
+    try {
+      float[] w = random(r, 3 * width * hidden, 0.1, d);
+      float[] wb = random(r, 3 * width, 0.5, d);
+      float[] x = random(r, hidden, 1, d);
+      float[] y = random(r, hidden, 1, d);
+      float[] b = random(r, hidden, 0.3, d);
+      float[] gamma = random(r, hidden, 1, d);
+      float[] beta = random(r, hidden, 0.2, d);
+      AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {1}, new int[] {1}, tables);
+      int[] slots = slotsOf(batch, 0, 1, blockSize);
+      Mat cx = act(CPU, x, 1, hidden);
+      Mat ch = CPU.alloc(1, hidden);
+      Mat cq = CPU.alloc(1, width);
+      CPU.addBiasLayerNormQkvProjectAppend(cx, act(CPU, y, 1, hidden), act(CPU, b, 1, hidden), ch,
+          act(CPU, gamma, 1, hidden), act(CPU, beta, 1, hidden), 1e-5f, cq, ckv, 0, CPU.alloc(1, 3 * width),
+          CPU.weight(tensor(w, 3 * width, hidden).to(d)), act(CPU, wb, 1, 3 * width), slots);
+      Mat gx = act(g, x, 1, hidden);
+      Mat gh = poisoned(g, 1, hidden);
+      Mat gq = poisoned(g, 1, width);
+      g.addBiasLayerNormQkvProjectAppend(gx, act(g, y, 1, hidden), act(g, b, 1, hidden), gh, act(g, gamma, 1, hidden),
+          act(g, beta, 1, hidden), 1e-5f, gq, gkv, 0, g.alloc(1, 3 * width), g.weight(tensor(w, 3 * width, hidden)),
+          act(g, wb, 1, 3 * width), slots);
+      assertClose("fold qkv (residual)", d, CPU.read(cx), g.read(gx));
+      assertClose("fold qkv (norm)", d, CPU.read(ch), g.read(gh));
+      assertClose("fold qkv (q)", d, CPU.read(cq), g.read(gq));
+      assertSameAttention("attention over the folded q/k/v's cache rows", d, g, cq, ckv, gq, gkv, batch, heads,
+          (float) (1 / Math.sqrt(headDim)));
+    } finally {
+      gkv.close();
+    }
+  }
+
   /** The cache slots of a sequence's positions past .. past + n - 1 (sequence 0 of the batch). */
   private static int[] slotsOf(AttentionBatch batch, int past, int n, int blockSize) {
     int[] slots = new int[n];
