@@ -12,7 +12,7 @@ class CudaProbeTest {
   @Test
   void findsTheLibraryTheLinkerOrJavaCppCouldNotFind() {
     // A machine without a GPU: the bundled runtime's JNI library loads, its dependency libcuda.so.1 does not.
-    assertEquals("libcuda.so.1", CudaProbe.missingLibrary(new UnsatisfiedLinkError("/tmp/cache/opt-java-cli.jar/org/"
+    assertEquals("libcuda.so.1", CudaProbe.missingLibrary(new UnsatisfiedLinkError("javacpp-cache/opt-java-cli.jar/org/"
         + "bytedeco/cuda/linux-x86_64/libjnicudart.so: libcuda.so.1: cannot open shared object file: No such file or "
         + "directory")));
     // Wrapped: the innermost cause counts.
