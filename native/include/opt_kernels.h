@@ -162,9 +162,11 @@ OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16
  * opt_add_layernorm with rows = 1, cols = k (x, y, y_bias (or NULL), norm_out, gamma, beta: k values each), then
  * the product of opt_linear_small / opt_linear_small_qkv with m = 1 over that norm. counter: a device int that is
  * zero before the launch and is left zero (the last block to read x writes it). k must be a multiple of 16 bytes
- * with w 16-byte aligned, and k values must fit 48 KiB of shared memory; else cudaErrorInvalidValue and nothing
- * is launched. The norm's statistics are summed in another order than opt_add_layernorm's (an ulp of difference in
- * the storage type is possible).
+ * with w 16-byte aligned, k values must fit 48 KiB - 256 bytes of shared memory, and n >= 1; else
+ * cudaErrorInvalidValue and nothing is launched. out, q_out and the caches must not overlap x, y, y_bias, norm_out,
+ * gamma or beta (blocks store products while others still read the norm's inputs). The new x is the same bits as
+ * opt_add_layernorm's; the norm's statistics are summed in another order (an ulp or two of difference in the
+ * storage type).
  */
 OPT_API int opt_norm_linear_small_f32(float* x, const float* y, const float* y_bias, float* norm_out,
                                       const float* gamma, const float* beta, float eps, int* counter, float* out,

@@ -19,7 +19,8 @@
 // none may overwrite it before all have read it: the last block to finish reading (an atomic count, the CUDA
 // guide's last-block pattern) writes the new x and the norm's output, and resets the count to zero.
 // CPU twin: CpuOps.addBiasLayerNorm then CpuOps.linear (or the q/k/v op); the statistics' sum order differs from
-// the layer-norm kernel's, so the norm may differ from the unfused op's by an ulp in its storage type.
+// the layer-norm kernel's, so the norm may differ from the unfused op's by an ulp or two in its storage type (a
+// review's emulation: f16 1 ulp, bf16 2 near zero); the new residual is the same bits.
 //
 // Work split: one warp computes R consecutive outputs (columns of out) for all m rows. Its lanes walk the
 // in_features axis in 16-byte chunks (8 fp16/bf16 or 4 fp32 values), lane l taking chunks l, l + 32, …; each
@@ -254,16 +255,20 @@ struct NormIn {
   int* counter;             // zero before the launch; the last block leaves it zero
 };
 
-// One row (m = 1), the 16-byte path; grid and block as linear_small_vec_kernel; k values of T of dynamic shared
-// memory. No __restrict__ on what earlier kernels write (x, y: chained launches, common.cuh).
+// One row (m = 1), the 16-byte path; as linear_small_vec_kernel but with kNormWarps warps per block: every block
+// reads the 5 rows of k values of the norm again, so fewer, larger blocks read less (at k = 2048 and 4 warps that
+// would be ~60 % of the weight bytes in L2 reads) and each thread walks fewer elements. k values of T of dynamic
+// shared memory. No __restrict__ on what earlier kernels write (x, y: chained launches, common.cuh).
+constexpr int kNormWarps = 8;
+
 template <typename T, int R, class Store>
-__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
+__global__ void __launch_bounds__(kWarp* kNormWarps)
     linear_small_norm_kernel(NormIn<T> norm, const T* __restrict__ w, int k, int n, Store store) {
   extern __shared__ uint4 xs_words[];  // the normed row, 16-byte aligned for the chunk loads of accumulate
   T* xs = reinterpret_cast<T*>(xs_words);
   chain_start();
   const int lane = threadIdx.x % kWarp;
-  const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
+  const long long j0 = (static_cast<long long>(blockIdx.x) * kNormWarps + threadIdx.x / kWarp) * R;
   const int chunks = k / Chunk<T>::kSize;
   constexpr int kUnroll = unroll_for<R>();
   const uint4* wrow[R];
@@ -287,6 +292,7 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   // 1. x + (y + bias), stored as T (as add_layernorm_kernel: the norm sees x as stored), then the statistics in two
   // passes. Each thread keeps to its own elements (i = threadIdx.x + t * blockDim.x) in every pass.
   float sum = 0.f;
+#pragma unroll 4  // several elements' loads in flight (the sum order stays i ascending)
   for (int i = threadIdx.x; i < k; i += blockDim.x) {
     const float y_biased = norm.bias == nullptr ? to_float(norm.y[i]) : to_float(norm.y[i]) + to_float(norm.bias[i]);
     const T stored = from_float<T>(to_float(norm.x[i]) + y_biased);
@@ -303,16 +309,18 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   const float inv_std = 1.f / sqrtf(var + norm.eps);
 
   // 2. Count this block's reads of x as done; the last block writes the new x (and the norm's output). Thread 0's
-  // fence orders the block's reads (completed before the barrier) before its count; the last block fences again
-  // before its writes.
+  // fences (__threadfence: fence.sc.gpu) order the block's reads (completed before the barriers of block_sum)
+  // before its count, and, in the last block, every other block's count before the block's writes.
   __shared__ bool last_s;
   if (threadIdx.x == 0) {
     __threadfence();
-    last_s = atomicAdd(norm.counter, 1) == static_cast<int>(gridDim.x) - 1;
+    const bool l = atomicAdd(norm.counter, 1) == static_cast<int>(gridDim.x) - 1;
+    if (l) __threadfence();
+    last_s = l;
   }
   __syncthreads();
   const bool last = last_s;
-  if (last) __threadfence();
+#pragma unroll 4
   for (int i = threadIdx.x; i < k; i += blockDim.x) {
     const T r = xs[i];
     const float normed = (to_float(r) - mean) * inv_std;
@@ -396,23 +404,25 @@ int launch_linear_small_qkv(T* q_out, T* k_cache, T* v_cache, const T* x, const 
 
 // The one-row product with the residual add and layer norm in front (linear_small_norm_kernel): 2 outputs per
 // warp as launch_small picks for one row. Refuses what the 16-byte path cannot take (k not a multiple of the chunk,
-// misaligned rows) and rows too long for the shared-memory copy (48 KiB).
+// misaligned rows), rows too long for the shared-memory copy (kNormSmemMax) and n == 0 (which the unfused ops would
+// still have to norm).
+constexpr size_t kNormSmemMax = 48 * 1024 - 256;  // the default 48 KiB a block may use, less the static shared memory
+
 template <typename T, class Store>
 int launch_norm_small(NormIn<T> norm, const T* w, int k, int n, Store store, cudaStream_t stream) {
   constexpr int R = 2;
-  if (k < 1 || n < 0 || norm.x == nullptr || norm.y == nullptr || norm.out == nullptr || norm.gamma == nullptr ||
+  if (k < 1 || n < 1 || norm.x == nullptr || norm.y == nullptr || norm.out == nullptr || norm.gamma == nullptr ||
       norm.beta == nullptr || norm.counter == nullptr) {
     return kInvalidValue;
   }
   const size_t smem = static_cast<size_t>(k) * sizeof(T);
   const bool vec = k % Chunk<T>::kSize == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (!vec || smem > 48 * 1024) return kInvalidValue;
-  if (n == 0) return kSuccess;
+  if (!vec || smem > kNormSmemMax) return kInvalidValue;
   const long long warps = (static_cast<long long>(n) + R - 1) / R;
-  const long long blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  const long long blocks = (warps + kNormWarps - 1) / kNormWarps;
   if (blocks > 0x7fffffffLL) return kInvalidValue;
   return launch_chained(linear_small_norm_kernel<T, R, Store>, dim3(static_cast<unsigned>(blocks)),
-                        dim3(kWarp * kWarpsPerBlock), smem, stream, norm, w, k, n, store);
+                        dim3(kWarp * kNormWarps), smem, stream, norm, w, k, n, store);
 }
 
 template <typename T>

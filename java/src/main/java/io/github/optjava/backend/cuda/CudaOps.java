@@ -195,7 +195,7 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = DEVICE_SCORES;
   private boolean inlineCombine = INLINE_COMBINE;
   private boolean foldNorm = FOLD_NORM;
-  private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches (allocated eagerly, zeroed)
+  private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
   private long foldLaunches;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
@@ -246,6 +246,9 @@ public final class CudaOps implements Ops {
       checkCublas("cublasSetStream", cublasSetStream_v2(cublas, stream));
       // Our own workspace: cuBLAS must not allocate while a graph is being captured.
       cublasWorkspace = malloc(CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
+      // opt_norm_linear_small's count (-Dopt.cuda.foldNorm): zero between launches, which leave it zero
+      foldCounter = malloc(16, "layer-norm fold counter");
+      check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
       lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
       uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
@@ -260,6 +263,9 @@ public final class CudaOps implements Ops {
       cublasDestroy_v2(cublas);
       if (cublasWorkspace != null) {
         cudaFree(cublasWorkspace);
+      }
+      if (foldCounter != null) {
+        cudaFree(foldCounter);
       }
       cudaStreamDestroy(stream);
       throw e;
@@ -731,23 +737,15 @@ public final class CudaOps implements Ops {
 
   /**
    * Whether a norm in front of a Linear over weight w runs inside it: the flag, one row of x, the matrix-vector
-   * kernel on for one row, and a row the kernel's 16-byte path and shared-memory copy take (48 KiB). Allocates the
-   * kernel's counter the first time (eagerly: never during a capture, where the first step of a key is eager).
+   * kernel on for one row, and a row the kernel's 16-byte path and shared-memory copy take (48 KiB less the
+   * kernel's static 256 bytes; opt_norm_linear_small refuses more).
    */
   private boolean foldsNorm(Mat x, Mat w) {
     CudaMat in = CudaMat.of(x);
     CudaMat wt = CudaMat.of(w);
     int elem = dtype == DType.F32 ? 4 : 2;
-    boolean applies = foldNorm && in.rows == 1 && gemvMaxRows >= 1 && wt.cols == in.cols
-        && in.cols % (16 / elem) == 0 && (long) in.cols * elem <= 48 * 1024;
-    if (applies && foldCounter == null) {
-      if (mode != Mode.EAGER) {
-        return false; // (not reached: the eager first step of every graph key allocates it)
-      }
-      foldCounter = malloc(16, "layer-norm fold counter");
-      check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
-    }
-    return applies;
+    return foldNorm && in.rows == 1 && gemvMaxRows >= 1 && wt.cols == in.cols && wt.rows >= 1
+        && in.cols % (16 / elem) == 0 && (long) in.cols * elem <= 48 * 1024 - 256;
   }
 
   /** The arguments of the norm part, checked as {@link #addBiasLayerNorm} checks them (one row). */

@@ -647,6 +647,14 @@ class CudaOpsParityTest {
         act(g, wb, 1, out), relu);
     String what = "fold " + rows + "x" + hidden + "->" + out;
     assertClose(what + " (residual)", d, CPU.read(cx), g.read(gx));
+    // the unfused GPU ops on the same inputs: the new residual is the same formula, so the same bits
+    g.useFoldNorm(false);
+    Mat ux = act(g, x, rows, hidden);
+    g.addBiasLayerNormLinear(ux, act(g, y, rows, hidden), yBias ? act(g, b, 1, hidden) : null, g.alloc(rows, hidden),
+        act(g, gamma, 1, hidden), act(g, beta, 1, hidden), 1e-5f, g.alloc(rows, out), g.weight(tensor(w, out, hidden)),
+        act(g, wb, 1, out), relu);
+    g.useFoldNorm(true);
+    org.junit.jupiter.api.Assertions.assertArrayEquals(g.read(ux), g.read(gx), what + ": residual bits, folded vs not");
     assertClose(what + " (norm)", d, CPU.read(ch), g.read(gh));
     assertClose(what + " (product)", d, CPU.read(co), g.read(go));
   }
