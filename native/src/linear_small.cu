@@ -136,38 +136,36 @@ __device__ __forceinline__ void accumulate(float (&acc)[kMaxRows][R], const uint
   }
 }
 
-// The 16-byte path: k a multiple of the chunk size, x and w 16-byte aligned (checked by the launcher).
-// grid.x = ceil(ceil(n / R) / kWarpsPerBlock), blockDim.x = 32 · kWarpsPerBlock.
-template <typename T, int R, class Store>
-__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
-    linear_small_vec_kernel(const T* x, const T* __restrict__ w, int m, int k, int n, Store store) {
-  chain_start();  // a chained launch (common.cuh): the next kernel may launch now
-  const int lane = threadIdx.x % kWarp;
-  const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
-  if (j0 >= n) {
-    chain_wait();  // exits only after the previous kernel, like every block (harmless, keeps the rule simple)
-    return;  // the whole warp: no block-wide barrier below
-  }
-  const int chunks = k / Chunk<T>::kSize;
-  constexpr int kUnroll = unroll_for<R>();
-  const uint4* wrow[R];
+// The R weight rows of a warp's outputs j0 .. j0 + R - 1 as 16-byte chunks; a row past n (the last warp's tail)
+// re-reads row n - 1: its sums are never stored.
+template <typename T, int R>
+__device__ __forceinline__ void weight_rows(const uint4* (&wrow)[R], const T* w, long long j0, int n, int k) {
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    // a row past n (the last warp's tail) re-reads row n - 1: its sums are never stored
     const long long j = j0 + r < n ? j0 + r : n - 1;
     wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(j) * k);
   }
-  // The weights are constants: while the previous kernel finishes (chained launches), pull this lane's first
-  // chunks into L2. Nothing written by earlier kernels is read before chain_wait, and nothing is written.
+}
+
+// Pulls this lane's first chunks of the rows into L2. The weights are constants, so a kernel may do it before
+// chain_wait (while the previous kernel finishes) or while it computes something else.
+template <int R>
+__device__ __forceinline__ void prefetch_first_chunks(const uint4* const (&wrow)[R], int lane, int chunks) {
 #pragma unroll
-  for (int u = 0; u < kUnroll; ++u) {
+  for (int u = 0; u < unroll_for<R>(); ++u) {
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       if (lane + u * kWarp < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[r] + lane + u * kWarp));
     }
   }
-  chain_wait();
-  float acc[kMaxRows][R];
+}
+
+// acc[i][r] = sum over this lane's chunks (c = lane, lane + 32, ...) of x[i, chunk c] . wrow[r][c], for rows i < m;
+// each round loads kUnroll chunks of every weight row before using them.
+template <typename T, int R>
+__device__ __forceinline__ void product_chunks(float (&acc)[kMaxRows][R], const uint4* const (&wrow)[R], const T* x,
+                                               int m, int k, int chunks, int lane) {
+  constexpr int kUnroll = unroll_for<R>();
 #pragma unroll
   for (int i = 0; i < kMaxRows; ++i) {
 #pragma unroll
@@ -190,6 +188,29 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     for (int r = 0; r < R; ++r) wv[r] = __ldcs(wrow[r] + c);
     accumulate<T, R>(acc, wv, x, m, k, c);
   }
+}
+
+// The 16-byte path: k a multiple of the chunk size, x and w 16-byte aligned (checked by the launcher).
+// grid.x = ceil(ceil(n / R) / kWarpsPerBlock), blockDim.x = 32 · kWarpsPerBlock.
+template <typename T, int R, class Store>
+__global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
+    linear_small_vec_kernel(const T* x, const T* __restrict__ w, int m, int k, int n, Store store) {
+  chain_start();  // a chained launch (common.cuh): the next kernel may launch now
+  const int lane = threadIdx.x % kWarp;
+  const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
+  if (j0 >= n) {
+    chain_wait();  // exits only after the previous kernel, like every block (harmless, keeps the rule simple)
+    return;  // the whole warp: no block-wide barrier below
+  }
+  const int chunks = k / Chunk<T>::kSize;
+  const uint4* wrow[R];
+  weight_rows<T, R>(wrow, w, j0, n, k);
+  // While the previous kernel finishes (chained launches): nothing written by earlier kernels is read before
+  // chain_wait, and nothing is written.
+  prefetch_first_chunks<R>(wrow, lane, chunks);
+  chain_wait();
+  float acc[kMaxRows][R];
+  product_chunks<T, R>(acc, wrow, x, m, k, chunks, lane);
 #pragma unroll
   for (int i = 0; i < kMaxRows; ++i) {
 #pragma unroll
@@ -270,23 +291,9 @@ __global__ void __launch_bounds__(kWarp* kNormWarps)
   const int lane = threadIdx.x % kWarp;
   const long long j0 = (static_cast<long long>(blockIdx.x) * kNormWarps + threadIdx.x / kWarp) * R;
   const int chunks = k / Chunk<T>::kSize;
-  constexpr int kUnroll = unroll_for<R>();
   const uint4* wrow[R];
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const long long j = j0 + r < n ? j0 + r : n - 1;
-    wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(j) * k);
-  }
-  // The weights do not depend on the norm: pull this lane's first chunks into L2 while the block computes it.
-  if (j0 < n) {
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        if (lane + u * kWarp < chunks) asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[r] + lane + u * kWarp));
-      }
-    }
-  }
+  weight_rows<T, R>(wrow, w, j0, n, k);
+  if (j0 < n) prefetch_first_chunks<R>(wrow, lane, chunks);  // the weights do not depend on the norm
   chain_wait();
 
   // 1. x + (y + bias), stored as T (as add_layernorm_kernel: the norm sees x as stored), then the statistics in two
@@ -337,28 +344,7 @@ __global__ void __launch_bounds__(kWarp* kNormWarps)
 
   // 3. The product of one row, as linear_small_vec_kernel with x = xs.
   float acc[kMaxRows][R];
-#pragma unroll
-  for (int i = 0; i < kMaxRows; ++i) {
-#pragma unroll
-    for (int r = 0; r < R; ++r) acc[i][r] = 0.f;
-  }
-  int c = lane;
-  for (; c + (kUnroll - 1) * kWarp < chunks; c += kUnroll * kWarp) {
-    uint4 wv[kUnroll][R];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-#pragma unroll
-      for (int r = 0; r < R; ++r) wv[u][r] = __ldcs(wrow[r] + c + u * kWarp);
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) accumulate<T, R>(acc, wv[u], xs, 1, k, c + u * kWarp);
-  }
-  for (; c < chunks; c += kWarp) {
-    uint4 wv[R];
-#pragma unroll
-    for (int r = 0; r < R; ++r) wv[r] = __ldcs(wrow[r] + c);
-    accumulate<T, R>(acc, wv, xs, 1, k, c);
-  }
+  product_chunks<T, R>(acc, wrow, xs, 1, k, chunks, lane);
 #pragma unroll
   for (int r = 0; r < R; ++r) {
     const float v = warp_sum(acc[0][r]);
