@@ -214,21 +214,19 @@ else
   done
 fi
 
-# 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new; session 7: the fa attention kernel),
-# in a JVM of their own.
+# 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new; session 7: fa attention, echo scores;
+# session 8: inline combine, folded norms, draft graphs), in a JVM of their own.
 # (Quick mode keeps back less for the later steps: these are the tests of what changed since the full check.)
 new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
-# Each kernel's tests carry a second tag (gpu-new-fa, gpu-new-score): those of a kernel whose check_ops group
-# failed are left out, so that one faulting kernel does not muddle the other's results.
-new_ok=0
+# Each kernel's tests carry a second tag (gpu-new-fa, -score, -combine, -fold): those of a kernel whose check_ops
+# group failed are left out, so that one faulting kernel does not muddle the other's results.
+# gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
 new_excl=()
 for k in fa score combine fold; do
-  case "$passed_groups" in *" $k "*) new_ok=1 ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
+  case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
-if [ "$new_ok" = 0 ]; then
-  row "junit new kernels" "skip" "check_ops fa, score, combine and fold did not pass (their tests: gpu-new)"
-elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
+if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \

@@ -200,11 +200,12 @@ public interface Ops extends AutoCloseable {
   /**
    * Declares that the ops until the next {@link #read} / {@link #argmaxRows} form a step that the caller
    * repeats op for op, with the same shapes and buffers sizes, whenever it passes the same
-   * {@code (kv, batch, variant)}; a backend may capture it once and replay it (CUDA graphs). The KV store is part
+   * {@code (kv, batch, tokensPerSequence, variant)}; a backend may capture it once and replay it (CUDA graphs).
+   * {@code tokensPerSequence}: 1 for a decode step, more for a step that checks draft tokens. The KV store is part
    * of the key because a step reads and writes its buffers: one model serving two caches repeats its steps per
    * cache. A no-op by default.
    */
-  default void graphStep(KvStore kv, int batch, int variant) {}
+  default void graphStep(KvStore kv, int batch, int tokensPerSequence, int variant) {}
 
   /** Abandons a step begun by {@link #graphStep} that failed before its result was read. A no-op by default. */
   default void graphAbort() {}

@@ -37,6 +37,11 @@ import java.util.function.Function;
  */
 public final class OptModel implements CausalLm {
   private static final float LN_EPS = 1e-5f;
+  /**
+   * The most tokens per sequence a step of drafts may have to be declared a graph step: prompt lookup's K + 1 at
+   * the sizes it is used with; each count is a graph of its own.
+   */
+  static final int MAX_GRAPH_TOKENS = 16;
 
   private final OptConfig config;
   private final Ops ops;
@@ -375,9 +380,17 @@ public final class OptModel implements CausalLm {
       outRows += q.allLogits() ? queryCount[s] : 1;
     }
     // A decode step (one new token per sequence, last logits only) repeats op for op at its batch size, so
-    // the backend may replay it as a CUDA graph; the block tables are padded (-1) to a power of two so that
-    // the attention kernel's table width stays the same for many steps (the graph's variant).
-    boolean decode = !tp.communicates() && stage.count() == 1 && n > 0 && total == n && outRows == n;
+    // the backend may replay it as a CUDA graph; so does a step of drafts (every sequence the same number of new
+    // tokens, up to MAX_GRAPH_TOKENS, every row's logits, as prompt lookup feeds them), at its batch size and
+    // tokens per sequence. The block tables are padded (-1) to a power of two so that the attention kernel's
+    // table width stays the same for many steps (the graph's variant).
+    int perSeq = n > 0 ? queryCount[0] : 0;
+    for (int c : queryCount) {
+      perSeq = c == perSeq ? perSeq : -1;
+    }
+    boolean drafts = perSeq > 1 && perSeq <= MAX_GRAPH_TOKENS && outRows == total && scoreTokens == null;
+    boolean decode = !tp.communicates() && stage.count() == 1 && n > 0
+        && ((total == n && outRows == n) || drafts);
     int tableWidth = 1;
     if (decode) {
       for (int[] t : tables) {
@@ -413,7 +426,7 @@ public final class OptModel implements CausalLm {
     StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output,
         scoreTokens);
     if (decode) {
-      ops.graphStep(cache.store(), n, tableWidth);
+      ops.graphStep(cache.store(), n, perSeq, tableWidth);
       try {
         return runOps(in, cache, picker);
       } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op

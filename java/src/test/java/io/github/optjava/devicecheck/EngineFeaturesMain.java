@@ -103,6 +103,23 @@ public final class EngineFeaturesMain {
           drafted.stats.draftTokens(), drafted.stats.acceptedDraftTokens(), equal ? "equal" : "DIFFER");
       out.println("EngineFeaturesMain: prompt lookup " + o.lookup + ": " + detail);
       rows.add(row("engine: prompt lookup " + o.lookup, equal ? "ok" : "FAIL", detail));
+      if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda && !cuda.usesDraftGraphs()) {
+        // the same with the steps of drafts replayed as CUDA graphs (-Dopt.cuda.draftGraphs, session 8)
+        cuda.useDraftGraphs(true);
+        try {
+          lookupRun(model, tokenizer, prompt, SamplingParams.greedy().toBuilder().maxTokens(8).build(), o.lookup);
+          Result graphed = lookupRun(model, tokenizer, prompt, longGreedy, o.lookup);
+          boolean graphedEqual = plain.tokens.equals(graphed.tokens);
+          detail = String.format(Locale.ROOT, "batch 1, %d tokens: %.3f -> %.3f ms/token (%.2fx; eager drafts "
+              + "%.3f), steps %d, graphs %d, tokens %s", o.newTokens, plain.sequentialMs, graphed.sequentialMs,
+              plain.sequentialMs / graphed.sequentialMs, drafted.sequentialMs, graphed.stats.steps(),
+              cuda.graphCount(), graphedEqual ? "equal" : "DIFFER");
+          out.println("EngineFeaturesMain: prompt lookup " + o.lookup + " with draft graphs: " + detail);
+          rows.add(row("engine: prompt lookup, draft graphs", graphedEqual ? "ok" : "FAIL", detail));
+        } finally {
+          cuda.useDraftGraphs(false);
+        }
+      }
 
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
         int[] text = randomIds(rnd, config.maxPositionEmbeddings() - 8, config.vocabSize());

@@ -75,6 +75,53 @@ class GpuGraphTest {
   }
 
   /**
+   * Steps of drafts (prompt lookup: every sequence the same number of new tokens, every row's logits) replayed as
+   * CUDA graphs ({@code -Dopt.cuda.draftGraphs}, session 8, not yet run on a GPU) against the same steps op by op
+   * with the same kernels: two sequences, 3 tokens each per step, through three table widths.
+   */
+  @org.junit.jupiter.api.Test
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-drafts")
+  void draftStepsReplayEqualEagerSteps() {
+    HfReference ref = new HfReference("tiny-opt");
+    DType dtype = DType.F16;
+    try (CudaOps graphOps = new CudaOps(0, dtype, true); CudaOps eagerOps = new CudaOps(0, dtype, false);
+        OptModel graphed = ref.load(graphOps, null); OptModel eager = ref.load(eagerOps, null);
+        KvCache gc = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
+        KvCache ec = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
+      graphOps.useDraftGraphs(true);
+      eagerOps.useAttentionKernel(graphOps.attentionKernel()); // the same kernels: only the graphs differ
+      eagerOps.useLtGemm(graphOps.usesLtGemm());
+      eagerOps.useGemv(graphOps.gemvMaxRows());
+      JsonNode prompts = ref.json.get("prompts");
+      List<OptModel.SeqStep> prefill = List.of(
+          new OptModel.SeqStep(0, ints(prompts.get(0).get("input_ids")), false),
+          new OptModel.SeqStep(1, ints(prompts.get(1).get("input_ids")), false));
+      graphed.forward(prefill, gc);
+      eager.forward(prefill, ec);
+      java.util.Random r = new java.util.Random(5);
+      int vocab = graphed.config().vocabSize();
+      for (int t = 0; t < 12; t++) {
+        List<OptModel.SeqStep> drafts = new ArrayList<>();
+        for (int s = 0; s < 2; s++) {
+          drafts.add(new OptModel.SeqStep(s, new int[] {4 + r.nextInt(vocab - 4), 4 + r.nextInt(vocab - 4),
+              4 + r.nextInt(vocab - 4)}, true));
+        }
+        float[][] g = graphed.forward(drafts, gc);
+        float[][] e = eager.forward(drafts, ec);
+        assertEquals(6, g.length, "every row's logits");
+        for (int i = 0; i < g.length; i++) {
+          float diff = maxAbsDiff(g[i], e[i]);
+          assertTrue(diff <= 1e-2f, "step " + t + " row " + i + ": max |graph - eager| " + diff);
+        }
+      }
+      assertTrue(graphOps.graphCount() >= 2, "graphs captured: " + graphOps.graphCount());
+      assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 4, "graph launches (replays): "
+          + graphOps.graphLaunches());
+    }
+  }
+
+  /**
    * Chained (programmatic dependent) launches of the decode kernels, split-KV attention and the matrix-vector
    * Linears, in graphs against eager cuBLAS steps. Tagged apart: scripts/device-check.sh runs it on its own, with
    * a timeout, after check_ops' chained group has passed (a wrong wait could hang the GPU for the whole JVM).

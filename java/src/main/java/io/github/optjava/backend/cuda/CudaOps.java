@@ -149,11 +149,19 @@ public final class CudaOps implements Ops {
    */
   private static final boolean FOLD_NORM = Boolean.getBoolean("opt.cuda.foldNorm");
   /**
+   * {@code -Dopt.cuda.draftGraphs=true}: steps of drafts (prompt lookup: every sequence the same number of new
+   * tokens, every row's logits; {@code OptModel} declares them) are captured and replayed as CUDA graphs too, keyed
+   * by their tokens per sequence, instead of running op by op. Session 8, not yet run on a GPU: off until the graph
+   * test and the engine's prompt-lookup check have passed with it (a capture that fails turns this instance's
+   * graphs off for good, decode included).
+   */
+  private static final boolean DRAFT_GRAPHS = Boolean.getBoolean("opt.cuda.draftGraphs");
+  /**
    * Scratch for the split-KV attention: 64 KiB of inline-combine counters (zeroed at allocation, left zero by every
    * launch), then the partials, (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it.
    */
   private static final long ATTENTION_WORKSPACE_BYTES = 8L << 20;
-  /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size). */
+  /** Graphs kept at most (each holds its index arena; workspaces are shared per batch size and tokens per step). */
   private static final int MAX_GRAPHS = 64;
 
   private final int device;
@@ -179,7 +187,8 @@ public final class CudaOps implements Ops {
   private boolean graphsBroken; // a capture failed: run eagerly from then on
   private final java.util.LinkedHashMap<StepGraph.Key, StepGraph> graphs =
       new java.util.LinkedHashMap<>(16, 0.75f, true);
-  private final java.util.Map<Integer, StepGraph.Workspace> workspaces = new java.util.HashMap<>();
+  // (batch, tokens per sequence) -> the activation buffers its graphs share
+  private final java.util.Map<java.util.List<Integer>, StepGraph.Workspace> workspaces = new java.util.HashMap<>();
   private final java.util.Map<StepGraph.Key, Integer> eagerRuns = new java.util.HashMap<>();
   private AttentionBatch flattenedBatch; // the last attention batch and its padded block-table array, so
   private int[] flattenedTables;         // every layer of a step uploads the same array object
@@ -195,6 +204,7 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = DEVICE_SCORES;
   private boolean inlineCombine = INLINE_COMBINE;
   private boolean foldNorm = FOLD_NORM;
+  private boolean draftGraphs = DRAFT_GRAPHS;
   private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
   private long foldLaunches;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
@@ -1063,23 +1073,24 @@ public final class CudaOps implements Ops {
 
   /**
    * Starts a step that the model promises to repeat op for op whenever it passes the same
-   * {@code (kv, batch, variant)}: the decode steps of one batch size over one KV store (variant: the padded width
-   * of the block tables). The first such step runs eagerly (kernels load, cuBLAS chooses its algorithms), the second is
+   * {@code (kv, batch, tokensPerSequence, variant)}: the decode steps of one batch size over one KV store, or its
+   * steps of drafts with as many tokens per sequence (variant: the padded width of the block tables). The first
+   * such step runs eagerly (kernels load, cuBLAS chooses its algorithms), the second is
    * captured into a CUDA graph, later ones only check each op against the capture and write the new index
    * values; the graph is launched when the step reads its result ({@link #read} or {@link #argmaxRows}). One
    * launch instead of hundreds: the host no longer paces the GPU. {@code -Dopt.cuda.graphs=false} turns it off.
    */
   @Override
-  public void graphStep(KvStore kv, int batch, int variant) {
+  public void graphStep(KvStore kv, int batch, int tokensPerSequence, int variant) {
     requireEager("graphStep");
-    if (!graphsEnabled || graphsBroken) {
+    if (!graphsEnabled || graphsBroken || (tokensPerSequence > 1 && !draftGraphs)) {
       return;
     }
     if (launchedUnsynchronised) { // a read failed after its launch: the graph may still read the staging
       check("cudaStreamSynchronize", cudaStreamSynchronize(stream));
       launchedUnsynchronised = false;
     }
-    StepGraph.Key key = new StepGraph.Key(CudaKvStore.of(kv), batch, variant);
+    StepGraph.Key key = new StepGraph.Key(CudaKvStore.of(kv), batch, tokensPerSequence, variant);
     StepGraph g = graphs.get(key);
     if (g != null) {
       g.begin();
@@ -1091,7 +1102,9 @@ public final class CudaOps implements Ops {
       forgetClosedStores(); // a new key: perhaps a new cache, after others were closed
       return;
     }
-    g = new StepGraph(key, workspaces.computeIfAbsent(batch, b -> new StepGraph.Workspace()), this::malloc);
+    // one workspace per shape: steps of another row count allocate other sizes
+    g = new StepGraph(key, workspaces.computeIfAbsent(java.util.List.of(batch, tokensPerSequence),
+        b -> new StepGraph.Workspace()), this::malloc);
     int st = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
     if (st != 0) { // run this step and the later ones eagerly
       cudaGetLastError();
@@ -1163,7 +1176,7 @@ public final class CudaOps implements Ops {
     }
     if (!current.replayOpMatches(sig)) {
       throw graphFailed("op " + name, new IllegalStateException("the step differs from the captured one of the "
-          + "same KV store, batch size and table width"));
+          + "same KV store, batch size, tokens per sequence and table width"));
     }
     return false;
   }
@@ -1232,7 +1245,7 @@ public final class CudaOps implements Ops {
     launchedUnsynchronised = true;
   }
 
-  /** Frees a graph and its index arena (not its workspace: other graphs of its batch size share that). */
+  /** Frees a graph and its index arena (not its workspace: other graphs of its shape share that). */
   private void discard(StepGraph g) {
     g.close();
     cudaFree(g.deviceArena());
@@ -1568,6 +1581,19 @@ public final class CudaOps implements Ops {
       discardGraphs();
       foldNorm = on;
     }
+  }
+
+  /**
+   * Whether steps of drafts are replayed as CUDA graphs too (see {@code opt.cuda.draftGraphs}). Between steps only.
+   */
+  public void useDraftGraphs(boolean on) {
+    requireEager("useDraftGraphs");
+    draftGraphs = on;
+  }
+
+  /** Whether steps of drafts are replayed as CUDA graphs (see {@link #useDraftGraphs}). */
+  public boolean usesDraftGraphs() {
+    return draftGraphs;
   }
 
   /** Whether one-row layer norms run inside the next Linear (see {@link #useFoldNorm}). */

@@ -23,8 +23,8 @@ import org.bytedeco.javacpp.Pointer;
  *
  * <ul>
  *   <li>Activations: the step's {@code alloc} calls, in order, get the buffers of a {@link Workspace}
- *       shared by the graphs of one batch size (they never run at the same time: one stream, one step at a
- *       time), so a replay writes where the capture wrote.</li>
+ *       shared by the graphs of one batch size and tokens per sequence (they never run at the same time: one
+ *       stream, one step at a time), so a replay writes where the capture wrote.</li>
  *   <li>Index arrays: each distinct Java array of the step (by identity: the model passes one {@code slots}
  *       array to every layer) gets a region of this graph's pinned staging and device arena; the capture
  *       records its copy as a graph node, which reads the staging again at every launch. A replay only
@@ -34,7 +34,7 @@ import org.bytedeco.javacpp.Pointer;
  * </ul>
  */
 final class StepGraph implements AutoCloseable {
-  /** Activation buffers of one batch size, in the order the step allocates them. */
+  /** Activation buffers of one step shape (batch size, tokens per sequence), in the order the step allocates them. */
   static final class Workspace {
     final List<Pointer> buffers = new ArrayList<>();
     final List<Long> sizes = new ArrayList<>();
@@ -44,10 +44,10 @@ final class StepGraph implements AutoCloseable {
   private static final long ARENA_INTS = 1 << 16;
 
   /**
-   * What a graph is replayed for: the KV store it reads and writes (compared by identity), the batch size and the
-   * padded block-table width.
+   * What a graph is replayed for: the KV store it reads and writes (compared by identity), the batch size, the new
+   * tokens per sequence (1 for decode, more for a step of drafts) and the padded block-table width.
    */
-  record Key(CudaKvStore store, int batch, int variant) {}
+  record Key(CudaKvStore store, int batch, int tokensPerSequence, int variant) {}
 
   final Key key;
   final Workspace workspace;
@@ -96,7 +96,7 @@ final class StepGraph implements AutoCloseable {
     if (i < workspace.buffers.size()) {
       if (workspace.sizes.get(i) != sizeClass) {
         throw new IllegalStateException("graph workspace buffer " + i + " is " + workspace.sizes.get(i)
-            + " bytes, the step asked for " + sizeClass + ": steps of one batch size must allocate alike");
+            + " bytes, the step asked for " + sizeClass + ": steps of one shape must allocate alike");
       }
       return workspace.buffers.get(i);
     }
