@@ -43,7 +43,8 @@ bundle=target/gpu-bundle
 [ -s "$bundle/commit.txt" ] && export OPT_COMMIT="$(cat "$bundle/commit.txt")"
 declare -a rows=()
 failed=0
-row() { rows+=("$(printf '%-28s %-8s %s' "$1" "$2" "$3")"); [ "$2" = FAIL ] && failed=1; return 0; }
+# Each row starts with the seconds since the start when it was recorded (where a run's time went).
+row() { rows+=("$(printf '%4ss %-28s %-8s %s' "$SECONDS" "$1" "$2" "$3")"); [ "$2" = FAIL ] && failed=1; return 0; }
 # Seconds a step may take: its own cap, but never past the budget minus what later steps reserve.
 # At least 1 (`timeout 0` would mean no limit at all).
 cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$l; [ "$c" -lt 1 ] && c=1; echo "$c"; }
