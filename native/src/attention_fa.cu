@@ -437,7 +437,8 @@ int launch_fa(T* out, const T* q, const T* k_cache, const T* v_cache, const int3
               int block_size, int max_blocks, int num_blocks, float scale, cudaStream_t stream) {
   const size_t bytes = FaShape<D>::kSmemBytes;  // 36,864 (64), 45,056 (80), 69,632 (128)
   // Above 48 KB a kernel must opt in, per device (a host-side call of a few microseconds, next to a prefill's
-  // milliseconds; prefill steps are never captured in graphs).
+  // milliseconds). Steps of drafts (-Dopt.cuda.draftGraphs) run this kernel inside a CUDA graph capture: not a
+  // stream operation, the call is allowed in CudaOps' relaxed-mode capture.
   if (bytes > 48 * 1024) {
     const int opted_in = static_cast<int>(cudaFuncSetAttribute(
         fa_attention_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));

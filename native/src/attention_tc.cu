@@ -292,7 +292,8 @@ int launch_tc_attention(T* out, const T* q, const T* k_cache, const T* v_cache, 
   if (unaligned(q) || unaligned(k_cache) || unaligned(v_cache)) return kInvalidValue;
   const size_t bytes = smem_for(head_dim).total;
   // Above 48 KB a kernel must opt in, per device: set on every launch (a host-side call of a few
-  // microseconds, next to a prefill's milliseconds; prefill steps are never captured in graphs).
+  // microseconds, next to a prefill's milliseconds). Steps of drafts (-Dopt.cuda.draftGraphs) run this kernel
+  // inside a CUDA graph capture: not a stream operation, the call is allowed in CudaOps' relaxed-mode capture.
   const int opted_in = static_cast<int>(cudaFuncSetAttribute(
       tc_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
   if (opted_in != kSuccess) {

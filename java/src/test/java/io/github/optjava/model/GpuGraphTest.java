@@ -77,7 +77,9 @@ class GpuGraphTest {
   /**
    * Steps of drafts (prompt lookup: every sequence the same number of new tokens, every row's logits) replayed as
    * CUDA graphs ({@code -Dopt.cuda.draftGraphs}, session 8, not yet run on a GPU) against the same steps op by op
-   * with the same kernels: two sequences, 3 tokens each per step, through three table widths.
+   * with the same kernels, as prompt lookup runs them at batch 1: the count per step cycles (1 = a plain decode
+   * step, up to 5), rejected drafts are truncated from the cache after each step, and the greedy tokens of every
+   * row come from the device ({@link OptModel#greedyRows}). Then two sequences of 3 tokens each through forward.
    */
   @org.junit.jupiter.api.Test
   @org.junit.jupiter.api.Tag("gpu-new")
@@ -94,30 +96,62 @@ class GpuGraphTest {
       eagerOps.useLtGemm(graphOps.usesLtGemm());
       eagerOps.useGemv(graphOps.gemvMaxRows());
       JsonNode prompts = ref.json.get("prompts");
-      List<OptModel.SeqStep> prefill = List.of(
-          new OptModel.SeqStep(0, ints(prompts.get(0).get("input_ids")), false),
-          new OptModel.SeqStep(1, ints(prompts.get(1).get("input_ids")), false));
-      graphed.forward(prefill, gc);
-      eager.forward(prefill, ec);
       java.util.Random r = new java.util.Random(5);
       int vocab = graphed.config().vocabSize();
-      for (int t = 0; t < 12; t++) {
+
+      // Batch 1, greedy rows on the device, counts cycling, truncation of the rejected rows.
+      List<OptModel.SeqStep> prefill = List.of(new OptModel.SeqStep(0, ints(prompts.get(0).get("input_ids")), false));
+      int last = argmax(eager.forward(prefill, ec)[0], 0, vocab);
+      graphed.forward(prefill, gc);
+      int[] counts = {5, 1, 5, 2, 5, 5, 1, 3, 5, 5, 2, 5, 5, 5, 1, 5};
+      for (int t = 0; t < counts.length; t++) {
+        int[] tokens = new int[counts[t]];
+        tokens[0] = last;
+        for (int i = 1; i < tokens.length; i++) {
+          tokens[i] = 4 + r.nextInt(vocab - 4); // drafts
+        }
+        List<OptModel.SeqStep> step = List.of(new OptModel.SeqStep(0, tokens, true));
+        double[] gl = new double[tokens.length];
+        double[] el = new double[tokens.length];
+        int[] g = graphed.greedyRows(step, gc, gl);
+        int[] e = eager.greedyRows(step, ec, el);
+        assertArrayEquals(e, g, "step " + t + " (" + tokens.length + " tokens): greedy rows");
+        for (int i = 0; i < el.length; i++) {
+          assertTrue(Math.abs(el[i] - gl[i]) <= 1e-2, "step " + t + " row " + i + ": log-prob " + gl[i] + " vs "
+              + el[i]);
+        }
+        // keep the first row and a random number of the drafts, as if those had been accepted
+        int keep = 1 + r.nextInt(tokens.length);
+        int length = gc.length(0) - tokens.length + keep;
+        gc.truncate(0, length);
+        ec.truncate(0, length);
+        last = e[keep - 1];
+      }
+      long replays = graphOps.graphLaunches();
+      assertTrue(graphOps.graphCount() >= 2 && replays > graphOps.graphCount() + 4, "graphs captured "
+          + graphOps.graphCount() + ", launches " + replays);
+
+      // Two sequences of 3 tokens each, every row's logits through forward (one array per sequence).
+      List<OptModel.SeqStep> two = List.of(new OptModel.SeqStep(1, ints(prompts.get(1).get("input_ids")), false),
+          new OptModel.SeqStep(2, ints(prompts.get(2).get("input_ids")), false));
+      graphed.forward(two, gc);
+      eager.forward(two, ec);
+      for (int t = 0; t < 8; t++) {
         List<OptModel.SeqStep> drafts = new ArrayList<>();
-        for (int s = 0; s < 2; s++) {
+        for (int s = 1; s <= 2; s++) {
           drafts.add(new OptModel.SeqStep(s, new int[] {4 + r.nextInt(vocab - 4), 4 + r.nextInt(vocab - 4),
               4 + r.nextInt(vocab - 4)}, true));
         }
         float[][] g = graphed.forward(drafts, gc);
         float[][] e = eager.forward(drafts, ec);
-        assertEquals(6, g.length, "every row's logits");
+        assertEquals(2, g.length, "one array per sequence");
         for (int i = 0; i < g.length; i++) {
+          assertEquals(3 * vocab, g[i].length, "every row's logits");
           float diff = maxAbsDiff(g[i], e[i]);
-          assertTrue(diff <= 1e-2f, "step " + t + " row " + i + ": max |graph - eager| " + diff);
+          assertTrue(diff <= 1e-2f, "two sequences, step " + t + " sequence " + i + ": max |graph - eager| " + diff);
         }
       }
-      assertTrue(graphOps.graphCount() >= 2, "graphs captured: " + graphOps.graphCount());
-      assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 4, "graph launches (replays): "
-          + graphOps.graphLaunches());
+      assertTrue(graphOps.graphLaunches() > replays + 2, "batch-2 draft steps replayed: " + graphOps.graphLaunches());
     }
   }
 

@@ -14,7 +14,7 @@ import java.util.List;
 import org.junit.jupiter.api.Test;
 
 /**
- * The model's side of graph steps, on the CPU: decode steps (and only they) are declared with
+ * The model's side of graph steps, on the CPU: decode steps and steps of drafts (and only they) are declared with
  * {@code graphStep}, and a step whose graph fails half way is run again op by op with the same result.
  */
 class GraphStepFallbackTest {
@@ -105,22 +105,34 @@ class GraphStepFallbackTest {
       assertEquals(1, flaky.graphSteps);
       assertEquals(2, flaky.lastBatch);
       assertEquals(4, flaky.lastTokensPerSequence);
+      // the next one fails half way (FlakyGraphOps: every second graph step) and runs again op by op
+      List<OptModel.SeqStep> drafts2 = List.of(new OptModel.SeqStep(1, new int[] {21, 22, 23, 24}, true),
+          new OptModel.SeqStep(2, new int[] {25, 26, 27, 28}, true));
+      assertStepsEqual(a.forward(drafts2, ca), b.forward(drafts2, cb), "drafts after a failed graph step");
+      assertEquals(2, flaky.graphSteps);
+      assertEquals(1, flaky.failures);
+      // an echo's scored prompt rows, the same count per sequence: not a graph step
+      List<OptModel.SeqStep> scored = List.of(new OptModel.SeqStep(1, new int[] {29, 30}, true),
+          new OptModel.SeqStep(2, new int[] {31, 32}, true));
+      a.forwardScored(scored, ca, new int[][] {{30, 33}, {32, 34}});
+      b.forwardScored(scored, cb, new int[][] {{30, 33}, {32, 34}});
+      assertEquals(2, flaky.graphSteps);
       // different counts per sequence: not a graph step
       List<OptModel.SeqStep> mixed = List.of(new OptModel.SeqStep(1, new int[] {13, 14}, true),
           new OptModel.SeqStep(2, new int[] {15}, true));
       assertStepsEqual(a.forward(mixed, ca), b.forward(mixed, cb), "mixed");
-      assertEquals(1, flaky.graphSteps);
+      assertEquals(2, flaky.graphSteps);
       // the same count but only the last logits (a chunk of prompt): not a graph step
       List<OptModel.SeqStep> chunk = List.of(new OptModel.SeqStep(1, new int[] {16, 17}, false),
           new OptModel.SeqStep(2, new int[] {18, 19}, false));
       assertStepsEqual(a.forward(chunk, ca), b.forward(chunk, cb), "chunk");
-      assertEquals(1, flaky.graphSteps);
+      assertEquals(2, flaky.graphSteps);
       // more tokens than a graph step takes
       int[] many = new int[OptModel.MAX_GRAPH_TOKENS + 1];
       java.util.Arrays.fill(many, 20);
       List<OptModel.SeqStep> big = List.of(new OptModel.SeqStep(1, many, true));
       assertStepsEqual(a.forward(big, ca), b.forward(big, cb), "more than MAX_GRAPH_TOKENS");
-      assertEquals(1, flaky.graphSteps);
+      assertEquals(2, flaky.graphSteps);
     }
   }
 

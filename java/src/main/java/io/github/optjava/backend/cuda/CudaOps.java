@@ -173,8 +173,8 @@ public final class CudaOps implements Ops {
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
   private long gemvLaunches;
 
-  // CUDA graphs of decode steps (graphStep): EAGER runs ops as they come; CAPTURE records them into a graph;
-  // REPLAY checks them against the graph and launches it when the step reads its result.
+  // CUDA graphs of decode steps and steps of drafts (graphStep): EAGER runs ops as they come; CAPTURE records them
+  // into a graph; REPLAY checks them against the graph and launches it when the step reads its result.
   private enum Mode { EAGER, CAPTURE, REPLAY }
 
   private Mode mode = Mode.EAGER;
@@ -230,7 +230,8 @@ public final class CudaOps implements Ops {
   /**
    * @param device index of the GPU ({@code cuda:N})
    * @param dtype  storage dtype of weights and activations on the device
-   * @param graphs whether decode steps may be replayed as CUDA graphs ({@link #graphStep})
+   * @param graphs whether decode steps (and steps of drafts, with {@link #useDraftGraphs}) may be replayed as CUDA
+   *     graphs ({@link #graphStep})
    */
   public CudaOps(int device, DType dtype, boolean graphs) {
     this.device = device;
@@ -1103,15 +1104,18 @@ public final class CudaOps implements Ops {
       return;
     }
     // one workspace per shape: steps of another row count allocate other sizes
-    g = new StepGraph(key, workspaces.computeIfAbsent(java.util.List.of(batch, tokensPerSequence),
-        b -> new StepGraph.Workspace()), this::malloc);
+    StepGraph.Workspace ws = workspaces.computeIfAbsent(java.util.List.of(batch, tokensPerSequence),
+        b -> new StepGraph.Workspace());
+    if (ws.buffers.isEmpty()) {
+      pool.trim(); // the capture allocates its workspace and cannot give cached activations back meanwhile
+    }
+    g = new StepGraph(key, ws, this::malloc);
     int st = cudaStreamBeginCapture(stream, cudaStreamCaptureModeRelaxed);
     if (st != 0) { // run this step and the later ones eagerly
       cudaGetLastError();
       discard(g);
-      graphsBroken = true;
-      LOG.warn("cudaStreamBeginCapture failed on cuda:{} ({}): decode steps run without CUDA graphs", device,
-          errorString(st));
+      LOG.warn("cudaStreamBeginCapture failed on cuda:{} ({}): {} run without CUDA graphs", device,
+          errorString(st), stopGraphs(key));
       return;
     }
     g.begin();
@@ -1148,11 +1152,25 @@ public final class CudaOps implements Ops {
     if (m == Mode.REPLAY && g != null && graphs.remove(g.key) != null) {
       discard(g);
     }
-    graphsBroken = true;
-    LOG.warn("CUDA graph {} failed at {} on cuda:{} ({}): decode steps run without graphs from now on",
-        m == Mode.CAPTURE ? "capture" : "replay", what, device, cause.getMessage());
+    String off = stopGraphs(g == null ? null : g.key);
+    LOG.warn("CUDA graph {} failed at {} on cuda:{} ({}): {} run without graphs from now on",
+        m == Mode.CAPTURE ? "capture" : "replay", what, device, cause.getMessage(), off);
     return new GraphStepFailedException("CUDA graph " + (m == Mode.CAPTURE ? "capture" : "replay") + " failed at "
         + what + ": " + cause.getMessage(), cause);
+  }
+
+  /**
+   * After a graph of {@code key} failed: no more graphs of its kind. A step of drafts (more than one token per
+   * sequence, {@link #useDraftGraphs}) only turns off draft graphs, so that decode keeps its graphs; anything else
+   * turns graphs off for this instance. Returns what now runs without graphs, for the log.
+   */
+  private String stopGraphs(StepGraph.Key key) {
+    if (key != null && key.tokensPerSequence() > 1) {
+      draftGraphs = false;
+      return "steps of drafts";
+    }
+    graphsBroken = true;
+    return "all steps";
   }
 
   /**
@@ -1209,9 +1227,8 @@ public final class CudaOps implements Ops {
           cudaGraphDestroy(graph);
         }
         discard(g);
-        graphsBroken = true;
-        LOG.warn("CUDA graph capture of a decode step failed on cuda:{} ({}): steps run without graphs", device,
-            errorString(st));
+        LOG.warn("CUDA graph capture failed on cuda:{} ({}): {} run without graphs", device, errorString(st),
+            stopGraphs(g.key));
         throw new GraphStepFailedException("CUDA graph capture failed: " + errorString(st), null);
       }
       g.finishCapture(graph, exec);
@@ -1238,7 +1255,8 @@ public final class CudaOps implements Ops {
       cudaGetLastError();
       graphs.remove(g.key);
       discard(g);
-      graphsBroken = true;
+      LOG.warn("cudaGraphLaunch failed on cuda:{} ({}): {} run without graphs", device, errorString(st),
+          stopGraphs(g.key));
       throw new GraphStepFailedException("cudaGraphLaunch failed: " + errorString(st), null);
     }
     replays++;
@@ -1422,8 +1440,9 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Times every replayed decode step on the GPU from now on (on) or stops (off); see {@link GraphStepTimer}. For
-   * {@code opt bench}: set next to a step's wall time, it tells GPU work from what the host adds.
+   * Times every replayed graph step (decode; drafts too, with {@link #useDraftGraphs}) on the GPU from now on (on) or
+   * stops (off); see {@link GraphStepTimer}. For {@code opt bench}: set next to a step's wall time, it tells GPU work
+   * from what the host adds.
    */
   public void timeGraphSteps(boolean on) {
     requireEager("timeGraphSteps");
@@ -1436,7 +1455,7 @@ public final class CudaOps implements Ops {
     }
   }
 
-  /** GPU milliseconds per replayed decode step since the timer was reset, or NaN without any ({@link #timeGraphSteps}). */
+  /** GPU milliseconds per replayed graph step since the timer was reset, or NaN without any (see timeGraphSteps). */
   public double graphStepGpuMillis() {
     return stepTimer == null || stepTimer.steps() == 0 ? Double.NaN : stepTimer.totalMs() / stepTimer.steps();
   }
