@@ -555,10 +555,11 @@ else
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
 
+  # ncu before the 6.7b model build (session 8: the per-kernel times are what the next kernel work needs most).
+  ncu_run decode-b1 1.3b 1
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
-  ncu_run decode-b1 1.3b 1
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
   case "$passed_groups" in *" fa "*)
     PROFILE_JAVA_OPTS=-Dopt.cuda.attention=fa profile_run fa-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0 ;;
