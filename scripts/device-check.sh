@@ -506,7 +506,7 @@ fi
 # batch-1 step's GPU time goes, which the eager profile cannot show (there every op takes the host's ~20 µs launch
 # rate). `opt bench -Dopt.cuda.profilerRange=true` makes the timed run's decode steps (3 of them) the only range ncu
 # records; scripts/dev/ncu_summary.py prints calls, µs and DRAM GB/s per kernel name. The summary is a diagnostic.
-ncu_run() {  # NAME SHAPE BATCH
+ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged kernels)
   local name=$1 ncu_bin
   ncu_bin="$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
   if [ -z "$ncu_bin" ]; then
@@ -520,7 +520,8 @@ ncu_run() {  # NAME SHAPE BATCH
   rm -f "$W/ncu_$name.csv"
   timeout -k 10 "$(cap 90 "$tail_s")" "$ncu_bin" --profile-from-start off --clock-control none \
     --metrics gpu__time_duration.sum,dram__bytes_read.sum,dram__bytes_write.sum --csv --page raw \
-    --log-file "$W/ncu_$name.csv" "$java_bin" -Dopt.cuda.profilerRange=true -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    --log-file "$W/ncu_$name.csv" "$java_bin" ${NCU_JAVA_OPTS:-} -Dopt.cuda.profilerRange=true -cp "$cp" \
+    "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
     --shape "$2" --dtype f16 --batch "$3" --prompt-len 128 --gen-len 3 --repeats 1 --warm-up 0 \
     > "$W/ncu_$name.log" 2>&1
@@ -541,6 +542,10 @@ if [ "$quick" = 1 ]; then
       --variants "default$(fa_variant attention=fa)" ;;
   esac
   ncu_run decode-b1 1.3b 1
+  # the same with session 8's decode flags, when both passed their checks: what the kernels per layer become
+  case "$passed_groups" in *" combine "*) case "$passed_groups" in *" fold "*)
+    NCU_JAVA_OPTS="-Dopt.cuda.inlineCombine=true -Dopt.cuda.foldNorm=true" ncu_run decode-b1-s8flags 1.3b 1 ;;
+  esac ;; esac
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
   #           shape  full  b1  ours  HF  prefill
