@@ -17,8 +17,9 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
- * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa} is the thread-by-thread emulation
- * of the FlashAttention-2-style kernel (a copy of its code, with race and bounds checks). Run by failsafe
+ * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa} and {@code native/dev/emu_split} are
+ * thread-by-thread emulations of the FlashAttention-2-style kernel and of the split-KV decode kernel with its inline
+ * combine (copies of their code, with race, bounds and visibility checks). Run by failsafe
  * ({@code mvn verify}); skipped where nvcc or g++ is missing.
  */
 class NativeHostChecksIT {
@@ -49,6 +50,20 @@ class NativeHostChecksIT {
     Result build = run(600, gpp, "-O2", "-std=c++17", "native/dev/emu_fa/emu_fa.cpp", "-o", exe.toString());
     assertEquals(0, build.exit, build.output);
     Result r = run(300, exe.toString(), "150", "5");
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+  }
+
+  @Test
+  void splitAttentionEmulationPassesItsCases() throws Exception {
+    String gpp = find("g++", "/usr/bin/g++");
+    assumeTrue(gpp != null, "no g++ here");
+    Path exe = work.resolve("emu_split");
+    // -ffp-contract=off: the emulation's bit-for-bit comparisons assume the host fuses no multiply-adds of its own
+    Result build = run(600, gpp, "-O2", "-std=c++17", "-ffp-contract=off", "native/dev/emu_split/emu_split.cpp",
+        "-o", exe.toString());
+    assertEquals(0, build.exit, build.output);
+    Result r = run(300, exe.toString(), "60", "3");
     assertEquals(0, r.exit, r.output);
     assertTrue(r.output.contains("PASS: 0 of"), r.output);
   }
