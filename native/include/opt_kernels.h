@@ -166,7 +166,7 @@ OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16
  * cudaErrorInvalidValue and nothing is launched. out, q_out and the caches must not overlap x, y, y_bias, norm_out,
  * gamma or beta (blocks store products while others still read the norm's inputs). The new x is the same bits as
  * opt_add_layernorm's; the norm's statistics are summed in another order (an ulp or two of difference in the
- * storage type).
+ * storage type; more ulps only for values within ~1e-5 of zero).
  */
 OPT_API int opt_norm_linear_small_f32(float* x, const float* y, const float* y_bias, float* norm_out,
                                       const float* gamma, const float* beta, float eps, int* counter, float* out,

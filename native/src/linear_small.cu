@@ -19,8 +19,8 @@
 // none may overwrite it before all have read it: the last block to finish reading (an atomic count, the CUDA
 // guide's last-block pattern) writes the new x and the norm's output, and resets the count to zero.
 // CPU twin: CpuOps.addBiasLayerNorm then CpuOps.linear (or the q/k/v op); the statistics' sum order differs from
-// the layer-norm kernel's, so the norm may differ from the unfused op's by an ulp or two in its storage type (a
-// review's emulation: f16 1 ulp, bf16 2 near zero); the new residual is the same bits.
+// the layer-norm kernel's, so the norm may differ from the unfused op's by an ulp or two in its storage type (more
+// ulps only for values within ~1e-5 of zero: native/dev/emu_fold); the new residual is the same bits.
 //
 // Work split: one warp computes R consecutive outputs (columns of out) for all m rows. Its lanes walk the
 // in_features axis in 16-byte chunks (8 fp16/bf16 or 4 fp32 values), lane l taking chunks l, l + 32, …; each

@@ -17,9 +17,10 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
- * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa} and {@code native/dev/emu_split} are
- * thread-by-thread emulations of the FlashAttention-2-style kernel and of the split-KV decode kernel with its inline
- * combine (copies of their code, with race, bounds and visibility checks). Run by failsafe
+ * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa}, {@code emu_split} and
+ * {@code emu_fold} are thread-by-thread emulations of the FlashAttention-2-style kernel, the split-KV decode kernel
+ * with its inline combine, and the layer norm folded into the one-row Linear (copies of their code, with race,
+ * bounds and visibility checks). Run by failsafe
  * ({@code mvn verify}); skipped where nvcc or g++ is missing.
  */
 class NativeHostChecksIT {
@@ -64,6 +65,19 @@ class NativeHostChecksIT {
         "-o", exe.toString());
     assertEquals(0, build.exit, build.output);
     Result r = run(300, exe.toString(), "60", "3");
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+  }
+
+  @Test
+  void foldedLayerNormEmulationPassesItsCases() throws Exception {
+    String gpp = find("g++", "/usr/bin/g++");
+    assumeTrue(gpp != null, "no g++ here");
+    Path exe = work.resolve("emu_fold");
+    Result build = run(600, gpp, "-O2", "-std=c++17", "-ffp-contract=off", "native/dev/emu_fold/emu_fold.cpp",
+        "-o", exe.toString());
+    assertEquals(0, build.exit, build.output);
+    Result r = run(300, exe.toString(), "0", "3"); // its fixed cases only (about 45 s on 2 cores)
     assertEquals(0, r.exit, r.output);
     assertTrue(r.output.contains("PASS: 0 of"), r.output);
   }
