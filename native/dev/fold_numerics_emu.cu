@@ -2,7 +2,7 @@
 // norm part of linear_small_norm_kernel (linear_small.cu, 32 * kNormWarps = 256 threads), in their exact operation
 // order (review of 35b283a; not built by Maven). Host code only, no GPU:
 //
-//   nvcc -std=c++17 -Xcompiler=-ffp-contract=off -I native/include native/dev/fold_numerics_emu.cu -o /tmp/fold_num
+//   nvcc -std=c++17 -Xcompiler=-ffp-contract=off -I native/include native/dev/fold_numerics_emu.cu -o target/fold_num && target/fold_num
 //
 // The PTX of both kernels (nvcc -O3 -arch=sm_90 -ptx) has: add.f32 for y + bias and x + that, cvt.rn to T, the
 // per-thread add.f32 sums, a warp butterfly (shfl.xor) then the warps' partials added in order, div.rn by k,

@@ -1,6 +1,6 @@
 // CPU emulation of linear_small_norm_kernel's last-block protocol (review of 35b283a; not built by Maven).
 //
-//   g++ -O2 -std=c++17 native/dev/fold_protocol_emu.cpp -o /tmp/fold_protocol_emu && /tmp/fold_protocol_emu
+//   g++ -O2 -std=c++17 native/dev/fold_protocol_emu.cpp -o target/fold_protocol_emu && target/fold_protocol_emu
 //
 // Each block is a little program (the kernel's steps that touch global state):
 //   PRE    before chain_wait: weight prefetch only (may run while the previous launch is still running: PDL)

@@ -45,39 +45,38 @@ class NativeHostChecksIT {
 
   @Test
   void flashAttentionEmulationPassesItsCases() throws Exception {
-    String gpp = find("g++", "/usr/bin/g++");
-    assumeTrue(gpp != null, "no g++ here");
-    Path exe = work.resolve("emu_fa");
-    Result build = run(600, gpp, "-O2", "-std=c++17", "native/dev/emu_fa/emu_fa.cpp", "-o", exe.toString());
-    assertEquals(0, build.exit, build.output);
-    Result r = run(300, exe.toString(), "150", "5");
-    assertEquals(0, r.exit, r.output);
-    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+    emulationPasses("emu_fa", false, "150", "5");
   }
 
   @Test
   void splitAttentionEmulationPassesItsCases() throws Exception {
-    String gpp = find("g++", "/usr/bin/g++");
-    assumeTrue(gpp != null, "no g++ here");
-    Path exe = work.resolve("emu_split");
-    // -ffp-contract=off: the emulation's bit-for-bit comparisons assume the host fuses no multiply-adds of its own
-    Result build = run(600, gpp, "-O2", "-std=c++17", "-ffp-contract=off", "native/dev/emu_split/emu_split.cpp",
-        "-o", exe.toString());
-    assertEquals(0, build.exit, build.output);
-    Result r = run(300, exe.toString(), "60", "3");
-    assertEquals(0, r.exit, r.output);
-    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+    emulationPasses("emu_split", true, "60", "3");
   }
 
   @Test
   void foldedLayerNormEmulationPassesItsCases() throws Exception {
+    emulationPasses("emu_fold", true, "0", "3"); // its fixed cases only (about 45 s on 2 cores)
+  }
+
+  /**
+   * Builds native/dev/NAME/NAME.cpp with g++ and runs it with {@code args}: exit 0 and "PASS: 0 of" expected.
+   * {@code noContract}: -ffp-contract=off, for the emulations whose bit-for-bit comparisons assume the host fuses no
+   * multiply-adds of its own.
+   */
+  private void emulationPasses(String name, boolean noContract, String... args) throws Exception {
     String gpp = find("g++", "/usr/bin/g++");
     assumeTrue(gpp != null, "no g++ here");
-    Path exe = work.resolve("emu_fold");
-    Result build = run(600, gpp, "-O2", "-std=c++17", "-ffp-contract=off", "native/dev/emu_fold/emu_fold.cpp",
-        "-o", exe.toString());
-    assertEquals(0, build.exit, build.output);
-    Result r = run(300, exe.toString(), "0", "3"); // its fixed cases only (about 45 s on 2 cores)
+    Path exe = work.resolve(name);
+    List<String> build = new ArrayList<>(List.of(gpp, "-O2", "-std=c++17"));
+    if (noContract) {
+      build.add("-ffp-contract=off");
+    }
+    build.addAll(List.of("native/dev/" + name + "/" + name + ".cpp", "-o", exe.toString()));
+    Result built = run(600, build.toArray(String[]::new));
+    assertEquals(0, built.exit, built.output);
+    List<String> command = new ArrayList<>(List.of(exe.toString()));
+    command.addAll(List.of(args));
+    Result r = run(300, command.toArray(String[]::new));
     assertEquals(0, r.exit, r.output);
     assertTrue(r.output.contains("PASS: 0 of"), r.output);
   }
