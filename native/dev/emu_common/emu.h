@@ -32,6 +32,8 @@
 #error "the emulation's context switch is written for x86-64"
 #endif
 
+#include "storage.h"
+
 namespace emu {
 
 // ---- errors ------------------------------------------------------------------------------------------------
@@ -54,102 +56,9 @@ Log g_log;  // checker errors (races, bounds, visibility, ...), not numeric diff
 std::mt19937* g_rng = nullptr;
 unsigned rnd(unsigned n) { return static_cast<unsigned>((*g_rng)() % n); }
 
-// ---- storage types: our own round-to-nearest-even conversions (as emu_fa) ----------------------------------
-
-uint32_t fbits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-float bitsf(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
-
-uint16_t float_to_half(float f) {
-  const uint32_t x = fbits(f);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  const uint32_t a = x & 0x7fffffffu;
-  if (a > 0x7f800000u) return 0x7fff;
-  if (a == 0x7f800000u) return static_cast<uint16_t>(sign | 0x7c00u);
-  const int e = static_cast<int>(a >> 23) - 127;
-  if (e >= 16) return static_cast<uint16_t>(sign | 0x7c00u);
-  if (e < -25) return static_cast<uint16_t>(sign);
-  uint32_t mant = (a & 0x7fffffu) | 0x800000u;
-  const int shift = e >= -14 ? 13 : 13 + (-14 - e);
-  uint32_t kept = mant >> shift;
-  const uint32_t rest = mant & ((1u << shift) - 1);
-  const uint32_t half_ulp = 1u << (shift - 1);
-  if (rest > half_ulp || (rest == half_ulp && (kept & 1u))) ++kept;
-  uint32_t out;
-  if (e >= -14) {
-    uint32_t exp = static_cast<uint32_t>(e + 15);
-    if (kept >= 0x800u) { kept >>= 1; ++exp; }
-    if (exp >= 31) return static_cast<uint16_t>(sign | 0x7c00u);
-    out = (exp << 10) | (kept & 0x3ffu);
-  } else {
-    out = kept;
-  }
-  return static_cast<uint16_t>(sign | out);
-}
-float half_to_float(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16;
-  const uint32_t exp = (h >> 10) & 0x1fu;
-  const uint32_t man = h & 0x3ffu;
-  if (exp == 31) return bitsf(sign | 0x7f800000u | (man << 13));
-  if (exp == 0) {
-    const float v = std::ldexp(static_cast<float>(man), -24);
-    return sign ? -v : v;
-  }
-  return bitsf(sign | ((exp + 112) << 23) | (man << 13));
-}
-uint16_t float_to_bf16(float f) {
-  const uint32_t x = fbits(f);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return 0x7fff;
-  const uint32_t rest = x & 0xffffu;
-  uint32_t kept = x >> 16;
-  if (rest > 0x8000u || (rest == 0x8000u && (kept & 1u))) ++kept;
-  return static_cast<uint16_t>(kept);
-}
-float bf16_to_float(uint16_t b) { return bitsf(static_cast<uint32_t>(b) << 16); }
-
+// ---- storage types: the conversions are storage.h's ------------------------------------------------------
 struct Half { uint16_t x; };  // __half
 struct BF16 { uint16_t x; };  // __nv_bfloat16
-
-#ifdef CUDA_HOST_CONVERSIONS
-bool check_conversions() {
-  long long bad = 0, n = 0;
-  auto one = [&](uint32_t u) {
-    const float f = bitsf(u);
-    const __half h = __float2half_rn(f);
-    const __nv_bfloat16 b = __float2bfloat16_rn(f);
-    uint16_t hu, bu;
-    std::memcpy(&hu, &h, 2);
-    std::memcpy(&bu, &b, 2);
-    ++n;
-    if (hu != float_to_half(f) || bu != float_to_bf16(f)) {
-      if (bad++ < 5) std::printf("conversion mismatch: %08x: half %04x vs %04x, bf16 %04x vs %04x\n", u, hu,
-                                 float_to_half(f), bu, float_to_bf16(f));
-    }
-  };
-  for (uint64_t u = 0; u <= 0xffffffffull; u += 7) one(static_cast<uint32_t>(u));
-  for (uint32_t u = 0; u < 0x10000u; ++u) {
-    one(fbits(half_to_float(static_cast<uint16_t>(u))));
-    one(fbits(bf16_to_float(static_cast<uint16_t>(u))));
-    one(static_cast<uint32_t>(u) << 16 | 0x8000u);
-    for (int d = -1; d <= 1; ++d) one(fbits(half_to_float(static_cast<uint16_t>(u))) + 0x1000u + d);
-  }
-  bool back_ok = true;
-  for (uint32_t u = 0; u < 0x10000u; ++u) {
-    const uint16_t s = static_cast<uint16_t>(u);
-    __half_raw hr;
-    hr.x = s;
-    __nv_bfloat16_raw br;
-    br.x = s;
-    const __half h(hr);
-    const __nv_bfloat16 b(br);
-    const float a1 = __half2float(h), a2 = half_to_float(s), b1 = __bfloat162float(b), b2 = bf16_to_float(s);
-    if (!(fbits(a1) == fbits(a2) || (std::isnan(a1) && std::isnan(a2)))) back_ok = false;
-    if (!(fbits(b1) == fbits(b2) || (std::isnan(b1) && std::isnan(b2)))) back_ok = false;
-  }
-  std::printf("conversions vs CUDA host: %lld floats, %lld mismatches; widening %s\n", n, bad,
-              back_ok ? "identical" : "DIFFERS");
-  return bad == 0 && back_ok;
-}
-#endif
 
 // ---- coroutines: one per emulated thread ------------------------------------------------------------------
 

@@ -968,7 +968,7 @@ int main(int argc, char** argv) {
               kPlant ? (", PLANTED BUG " + std::to_string(kPlant)).c_str() : "", kContract ? "" : ", CONTRACT=0");
   bool conv_ok = true;
 #ifdef CUDA_HOST_CONVERSIONS
-  conv_ok = emu::check_conversions();
+  conv_ok = emu::check_conversions(7);
 #endif
   g_counter.init("counter", 4, kBase, true, 4);
   g_counter.atomic_end = 4;

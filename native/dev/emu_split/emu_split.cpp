@@ -1107,7 +1107,7 @@ int main(int argc, char** argv) {
               kPlant ? (", PLANTED BUG " + std::to_string(kPlant)).c_str() : "");
   bool conv_ok = true;
 #ifdef CUDA_HOST_CONVERSIONS
-  conv_ok = emu::check_conversions();
+  conv_ok = emu::check_conversions(7);
 #endif
   g_ws.init("workspace", kWsBytes, 0xa0000000, true, 4);  // zeroed once, as the contract asks
   g_ws.fresh_from = kCounterBytes;
