@@ -72,41 +72,9 @@ constexpr bool kContract = CONTRACT != 0;
 // The kernel files, as common.cuh, layernorm.cu and linear_small.cu write them. T* → GPtr<T> (ld / st), const uint4*
 // → GPtr<V16>, __shared__ arrays → SArr (ld / st), extern __shared__ → emu::dyn_shared. kPlant marks planted bugs.
 // ============================================================================================================
-namespace opt {
-using emu::BF16;
-using emu::blockDim;
-using emu::blockIdx;
-using emu::Dim3;
-using emu::GPtr;
-using emu::gridDim;
-using emu::Half;
-using emu::SArr;
-using emu::SPtr;
-using emu::threadIdx;
-using emu::V16;
+#include "../emu_common/common_cuh.h"
 
-// ---- common.cuh ----
-inline float to_float(float v) { return v; }
-inline float to_float(Half v) { return emu::half_to_float(v.x); }
-inline float to_float(BF16 v) { return emu::bf16_to_float(v.x); }
-template <typename T>
-T from_float(float v);
-template <>
-float from_float<float>(float v) { return v; }
-template <>
-Half from_float<Half>(float v) { return Half{emu::float_to_half(v)}; }
-template <>
-BF16 from_float<BF16>(float v) { return BF16{emu::float_to_bf16(v)}; }
-constexpr int kWarp = 32;
-inline void chain_start() {}
-inline void chain_wait() {}
-constexpr int kInvalidValue = 1;
-constexpr int kSuccess = 0;
-inline int threads_for(int n, int max_threads) {
-  const long long rounded = (static_cast<long long>(n) + kWarp - 1) / kWarp * kWarp;
-  return rounded < kWarp ? kWarp : (rounded > max_threads ? max_threads : static_cast<int>(rounded));
-}
-using std::fmaf;
+namespace opt {
 inline float sqrtf(float v) { return std::sqrt(v); }  // sqrt.rn (no fast math)
 // a * b + c where nvcc contracts the kernel's plain expression into fma.rn (the norm's two; fold_numerics_emu.cu)
 inline float mad(float a, float b, float c) { return kContract ? fmaf(a, b, c) : a * b + c; }

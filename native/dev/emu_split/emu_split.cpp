@@ -90,44 +90,14 @@ constexpr int kPlant = PLANT;
 // ============================================================================================================
 // The kernel file, as attention_split.cu writes it. T* → GPtr<T>, __shared__ arrays → SArr (ld / st).
 // ============================================================================================================
-namespace opt {
-using emu::BF16;
-using emu::blockDim;
-using emu::blockIdx;
-using emu::Dim3;
-using emu::GPtr;
-using emu::Half;
-using emu::SArr;
-using emu::SPtr;
-using emu::threadIdx;
-using emu::V16;
+#include "../emu_common/common_cuh.h"
 
-// common.cuh
-inline float to_float(float v) { return v; }
-inline float to_float(Half v) { return emu::half_to_float(v.x); }
-inline float to_float(BF16 v) { return emu::bf16_to_float(v.x); }
-template <typename T>
-T from_float(float v);
-template <>
-float from_float<float>(float v) { return v; }
-template <>
-Half from_float<Half>(float v) { return Half{emu::float_to_half(v)}; }
-template <>
-BF16 from_float<BF16>(float v) { return BF16{emu::float_to_bf16(v)}; }
-constexpr int kWarp = 32;
+namespace opt {
+// common.cuh (the rest: ../emu_common/common_cuh.h)
 long long kv_slot(GPtr<int32_t> table, int key, int block_size, int num_blocks) {
   const int block = table.ld(key / block_size, "block_tables");
   return block >= 0 && block < num_blocks ? static_cast<long long>(block) * block_size + key % block_size : -1;
 }
-inline void chain_start() {}
-inline void chain_wait() {}
-constexpr int kInvalidValue = 1;
-constexpr int kSuccess = 0;
-inline int threads_for(int n, int max_threads) {
-  const long long rounded = (static_cast<long long>(n) + kWarp - 1) / kWarp * kWarp;
-  return rounded < kWarp ? kWarp : (rounded > max_threads ? max_threads : static_cast<int>(rounded));
-}
-using std::fmaf;
 using std::isnan;
 using std::min;
 float fmaxf(float a, float b) { return std::fmax(a, b); }  // NaN loses, as CUDA's
