@@ -678,7 +678,7 @@ public final class CudaOps implements Ops {
     CudaMat wb = wBias == null ? null : CudaMat.of(wBias);
     require(o.rows == 1 && o.cols == wt.rows && (wb == null || (long) wb.rows * wb.cols == wt.rows),
         () -> "addBiasLayerNormLinear: out " + o + ", w " + wt + ", bias " + wb);
-    if (!launch("addBiasLayerNormLinear (fold)", nm.x.address(), nm.y.address(), nm.bias, nm.out.address(),
+    if (!launch("addBiasLayerNormLinear (fold)", nm.x.address(), nm.y.address(), nm.bias(), nm.out.address(),
         nm.gamma.address(), nm.beta.address(), Float.floatToIntBits(eps), o.address(), wt.address(),
         wb == null ? 0 : wb.address(), relu ? 1 : 0, wt.cols, wt.rows)) {
       return;
@@ -721,7 +721,7 @@ public final class CudaOps implements Ops {
     IntPointer d = ints(slots);
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
-    if (!launch("addBiasLayerNormQkvProjectAppend (fold)", nm.x.address(), nm.y.address(), nm.bias,
+    if (!launch("addBiasLayerNormQkvProjectAppend (fold)", nm.x.address(), nm.y.address(), nm.bias(),
         nm.out.address(), nm.gamma.address(), nm.beta.address(), Float.floatToIntBits(eps), qm.address(),
         kc.address(), vc.address(), wt.address(), wb == null ? 0 : wb.address(), d.address(), wt.cols, width,
         s.slots())) {
@@ -760,7 +760,12 @@ public final class CudaOps implements Ops {
   }
 
   /** The arguments of the norm part, checked as {@link #addBiasLayerNorm} checks them (one row). */
-  private record Norm(CudaMat x, CudaMat y, CudaMat biasMat, long bias, CudaMat out, CudaMat gamma, CudaMat beta) {}
+  private record Norm(CudaMat x, CudaMat y, CudaMat biasMat, CudaMat out, CudaMat gamma, CudaMat beta) {
+    /** The bias's device address for an op signature, 0 without one. */
+    long bias() {
+      return biasMat == null ? 0 : biasMat.address();
+    }
+  }
 
   private static Norm norm(String op, Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta) {
     CudaMat a = CudaMat.of(x);
@@ -775,7 +780,7 @@ public final class CudaOps implements Ops {
       throw new IllegalArgumentException(op + ": x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g
           + ", beta " + be);
     }
-    return new Norm(a, b, bs, bs == null ? 0 : bs.address(), o, g, be);
+    return new Norm(a, b, bs, o, g, be);
   }
 
   @Override
