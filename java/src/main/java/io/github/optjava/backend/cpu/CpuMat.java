@@ -24,6 +24,8 @@ final class CpuMat implements Mat {
   final float[] f32;
   final short[] bits;
   private volatile boolean closed;
+  /** 0: not known yet, 1: every fp16 element finite, 2: some are inf or NaN (see {@link #hasHalfSpecials}). */
+  private byte halfSpecials;
 
   CpuMat(int rows, int cols, DType dtype) {
     long n = (long) rows * cols;
@@ -35,6 +37,29 @@ final class CpuMat implements Mat {
     this.dtype = dtype;
     this.f32 = dtype == DType.F32 ? new float[(int) n] : null;
     this.bits = dtype == DType.F32 ? null : new short[(int) n];
+  }
+
+  /**
+   * Whether this fp16 matrix holds an infinity or a NaN (exponent bits all ones), which the fast widening of
+   * {@link VectorLinearKernels} does not handle. Scanned once, on first use: 16-bit matrices are weights,
+   * written once by {@link CpuOps#weight} before any op reads them. (A race only repeats the scan.)
+   */
+  boolean hasHalfSpecials() {
+    if (dtype != DType.F16) {
+      return false;
+    }
+    byte known = halfSpecials;
+    if (known == 0) {
+      known = 1;
+      for (short b : bits) {
+        if ((b & 0x7c00) == 0x7c00) {
+          known = 2;
+          break;
+        }
+      }
+      halfSpecials = known;
+    }
+    return known == 2;
   }
 
   /** Element {@code i} (row-major index) widened to float. */

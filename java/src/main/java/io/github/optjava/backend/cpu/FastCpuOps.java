@@ -12,8 +12,9 @@ import java.util.List;
  * multithreaded and written for what the JIT compiles well.
  *
  * <ul>
- *   <li>{@link #linear}: output rows split across threads; see {@link LinearKernels} for the decode
- *       (memory-bound dot products) and prefill (vectorized loops over tokens) kernels;</li>
+ *   <li>{@link #linear}: output rows split across threads; with the JDK's Vector API when the JVM has its
+ *       incubator module ({@link VectorLinearKernels}, {@link VectorSupport}), else {@link LinearKernels} for the
+ *       decode (memory-bound dot products) and prefill (vectorized loops over tokens) kernels;</li>
  *   <li>{@link #attention}: split over sequences × blocks of queries × groups of heads;</li>
  *   <li>everything else (embedding, positions, layer norm, residual add, KV copies) is inherited: a few
  *       passes over the activations, about 1% of a step.</li>
@@ -32,6 +33,7 @@ import java.util.List;
  */
 public final class FastCpuOps extends CpuOps {
   private final CpuPool pool;
+  private final boolean vectorKernels;
 
   /** One thread per available processor. */
   public FastCpuOps() {
@@ -40,7 +42,18 @@ public final class FastCpuOps extends CpuOps {
 
   /** {@code threads} threads in all: the calling thread and {@code threads - 1} daemon workers. */
   public FastCpuOps(int threads) {
+    this(threads, VectorSupport.AVAILABLE);
+  }
+
+  /** As {@link #FastCpuOps(int)}, choosing the Linear kernels: the Vector API ones need the incubator module. */
+  FastCpuOps(int threads, boolean vectorKernels) {
+    if (vectorKernels && !VectorSupport.AVAILABLE) {
+      throw new IllegalStateException("the Vector API kernels need --add-modules " + VectorSupport.MODULE
+          + " (and not -Dopt.cpu.vector=false)");
+    }
     this.pool = new CpuPool(threads);
+    this.vectorKernels = vectorKernels;
+    VectorSupport.logChoice(vectorKernels);
   }
 
   @Override
@@ -69,7 +82,10 @@ public final class FastCpuOps extends CpuOps {
     int tokens = in.rows;
     int k = in.cols;
     int rowGrain = grain(wt.rows, LinearKernels.ROW_BLOCK);
-    if (tokens >= LinearKernels.VECTOR_MIN_TOKENS) {
+    if (vectorKernels) {
+      pool.forRange(wt.rows, rowGrain,
+          (from, to) -> VectorLinearKernels.rows(o.f32, in.f32, tokens, weights, biasValues, relu, from, to));
+    } else if (tokens >= LinearKernels.VECTOR_MIN_TOKENS) {
       float[][][] xt = LinearKernels.transposedBlocks(tokens, k);
       pool.forRange(k, grain(k, 64), (from, to) -> LinearKernels.transpose(xt, in.f32, tokens, k, from, to));
       pool.forRange(wt.rows, rowGrain,

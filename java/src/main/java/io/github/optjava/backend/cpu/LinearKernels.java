@@ -44,10 +44,13 @@ final class LinearKernels {
 
   private LinearKernels() {}
 
-  /** A weight matrix as the kernels see it: float32 values, or fp16/bf16 bits. */
-  record Weights(float[] f32, short[] bits, boolean bf16, int rows, int cols) {
+  /**
+   * A weight matrix as the kernels see it: float32 values, or fp16/bf16 bits; {@code halfSpecials}: fp16 with an
+   * infinity or NaN somewhere ({@link CpuMat#hasHalfSpecials}).
+   */
+  record Weights(float[] f32, short[] bits, boolean bf16, boolean halfSpecials, int rows, int cols) {
     static Weights of(CpuMat m) {
-      return new Weights(m.f32, m.bits, m.dtype == DType.BF16, m.rows, m.cols);
+      return new Weights(m.f32, m.bits, m.dtype == DType.BF16, m.hasHalfSpecials(), m.rows, m.cols);
     }
 
     /** Row {@code r} as float32 in {@code dst} (which is returned). */

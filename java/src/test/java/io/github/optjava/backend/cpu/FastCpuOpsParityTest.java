@@ -2,6 +2,7 @@ package io.github.optjava.backend.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import io.github.optjava.backend.AttentionBatch;
 import io.github.optjava.backend.KvStore;
@@ -43,21 +44,39 @@ class FastCpuOpsParityTest {
   private static final CpuOps REF = new CpuOps();
   private static FastCpuOps one;
   private static FastCpuOps three;
+  private static FastCpuOps scalarOne;
+  private static FastCpuOps scalarThree;
 
   @BeforeAll
   static void start() {
     one = new FastCpuOps(1);
     three = new FastCpuOps(3);
+    scalarOne = new FastCpuOps(1, false);
+    scalarThree = new FastCpuOps(3, false);
   }
 
   @AfterAll
   static void stop() {
     one.close();
     three.close();
+    scalarOne.close();
+    scalarThree.close();
   }
 
+  /** The default kernels (the Vector API ones when the JVM has the module, as under Maven). */
   static FastCpuOps fast(int threads) {
     return threads == 1 ? one : three;
+  }
+
+  /** The Linear kernels to test: the scalar ones, and the Vector API ones where this JVM has them. */
+  enum Kernels { SCALAR, VECTOR }
+
+  static FastCpuOps fast(int threads, Kernels kernels) {
+    if (kernels == Kernels.SCALAR) {
+      return threads == 1 ? scalarOne : scalarThree;
+    }
+    assumeTrue(VectorSupport.AVAILABLE, "the Vector API kernels need --add-modules jdk.incubator.vector");
+    return fast(threads);
   }
 
   // ------------------------------------------------------------------------------------------ linear
@@ -69,22 +88,24 @@ class FastCpuOpsParityTest {
     for (DType dtype : DType.values()) {
       for (int[] s : shapes) {
         for (int t : tokens) {
-          cases.add(Arguments.of(dtype, s[0], s[1], t, t % 2 == 1, s[0] > s[1], t % 3 == 0 ? 1 : 3));
+          for (Kernels kernels : Kernels.values()) {
+            cases.add(Arguments.of(dtype, s[0], s[1], t, t % 2 == 1, s[0] > s[1], t % 3 == 0 ? 1 : 3, kernels));
+          }
         }
       }
     }
     return cases.stream();
   }
 
-  @ParameterizedTest(name = "{0} in {1} out {2} tokens {3} bias {4} relu {5} threads {6}")
+  @ParameterizedTest(name = "{0} in {1} out {2} tokens {3} bias {4} relu {5} threads {6} {7}")
   @MethodSource("linearCases")
-  void linear(DType dtype, int in, int out, int tokens, boolean withBias, boolean relu, int threads) {
+  void linear(DType dtype, int in, int out, int tokens, boolean withBias, boolean relu, int threads, Kernels kernels) {
     Random random = new Random(in * 31L + out * 7L + tokens + dtype.ordinal());
     Tensor wt = tensor(dtype, out, in, random, 0.5);
     Tensor bt = withBias ? tensor(dtype, 1, out, random, 1.0) : null;
     float[] x = gaussian(random, tokens * in, 1.0);
     float[] expected = linear(REF, wt, bt, x, tokens, in, out, relu);
-    float[] actual = linear(fast(threads), wt, bt, x, tokens, in, out, relu);
+    float[] actual = linear(fast(threads, kernels), wt, bt, x, tokens, in, out, relu);
 
     float[] w = wt.toFloatArray();
     float[] b = bt == null ? null : bt.toFloatArray();

@@ -1,0 +1,136 @@
+package io.github.optjava.backend.cpu;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Half;
+import java.util.Arrays;
+import java.util.Random;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The Vector API kernels' exact properties; {@code FastCpuOpsParityTest} checks their values against
+ * {@link CpuOps}. Needs {@code --add-modules jdk.incubator.vector} (set for Maven's test runs).
+ */
+class VectorLinearKernelsTest {
+  @BeforeEach
+  void needsTheModule() {
+    assumeTrue(VectorSupport.AVAILABLE, "the Vector API kernels need --add-modules jdk.incubator.vector");
+  }
+
+  @Test
+  void everyHalfWidensAsHalfToFloat() {
+    int lanes = VectorLinearKernels.FLOATS.length();
+    short[] bits = new short[1 << 16];
+    for (int i = 0; i < bits.length; i++) {
+      bits[i] = (short) i;
+    }
+    float[] widened = new float[lanes];
+    float[] finite = new float[lanes];
+    for (int i = 0; i < bits.length; i += lanes) {
+      VectorLinearKernels.widen(bits, i, VectorLinearKernels.HALF).intoArray(widened, 0);
+      VectorLinearKernels.widen(bits, i, VectorLinearKernels.FINITE_HALF).intoArray(finite, 0);
+      for (int j = 0; j < lanes; j++) {
+        int pattern = i + j;
+        int expected = Float.floatToRawIntBits(Half.toFloat((short) pattern));
+        assertEquals(expected, Float.floatToRawIntBits(widened[j]),
+            () -> "fp16 bits 0x" + Integer.toHexString(pattern)); // NaN payloads, infinities and -0 included
+        if ((pattern & 0x7c00) != 0x7c00) {
+          assertEquals(expected, Float.floatToRawIntBits(finite[j]), () -> "finite fp16 0x" + Integer.toHexString(pattern));
+        }
+      }
+      VectorLinearKernels.widen(bits, i, VectorLinearKernels.BF16).intoArray(widened, 0);
+      for (int j = 0; j < lanes; j++) {
+        assertEquals((i + j) << 16, Float.floatToRawIntBits(widened[j]));
+      }
+    }
+  }
+
+  /**
+   * A token's outputs are the same bits whether it is computed alone (the decode kernel), among 3, or in a
+   * prefill of 4 to 300 tokens (the tiles, with token blocks at in = 3072), whatever the split of the rows.
+   */
+  @ParameterizedTest
+  @EnumSource(DType.class)
+  void aTokensOutputsDoNotDependOnTheOtherTokens(DType dtype) {
+    Random random = new Random(7 + dtype.ordinal());
+    for (int[] shape : new int[][] {{83, 21}, {768, 9}, {3072, 6}, {5, 13}}) { // (in, out)
+      int in = shape[0];
+      int out = shape[1];
+      LinearKernels.Weights w = LinearKernels.Weights.of(weights(dtype, out, in, random));
+      float[] bias = gaussian(random, out);
+      int tokens = 300;
+      float[] x = gaussian(random, tokens * in);
+      float[] all = new float[tokens * out];
+      VectorLinearKernels.rows(all, x, tokens, w, bias, true, 0, 7 % out); // an uneven split of the rows
+      VectorLinearKernels.rows(all, x, tokens, w, bias, true, 7 % out, out);
+      for (int count : new int[] {1, 3, 4, 5, 17}) {
+        for (int t0 : new int[] {0, 130, tokens - count}) {
+          float[] part = new float[count * out];
+          VectorLinearKernels.rows(part, Arrays.copyOfRange(x, t0 * in, (t0 + count) * in), count, w, bias, true,
+              0, out);
+          for (int i = 0; i < part.length; i++) {
+            int at = i;
+            assertEquals(Float.floatToRawIntBits(all[t0 * out + i]), Float.floatToRawIntBits(part[i]),
+                () -> dtype + " in " + in + ": token " + (t0 + at / out) + " row " + at % out + " among " + count);
+          }
+        }
+      }
+    }
+  }
+
+  /** fp16 weights with an infinity or a NaN take the exact widening: the outputs they touch match the scalar kernels'. */
+  @Test
+  void halfInfinitiesAndNansReachTheOutputs() {
+    Random random = new Random(3);
+    int in = 40;
+    int out = 6;
+    CpuMat m = weights(DType.F16, out, in, random);
+    m.bits[1 * in + 3] = (short) 0x7c00; // +inf in a vector part
+    m.bits[2 * in + 37] = (short) 0xfc00; // -inf in the scalar tail (40 = 2 × 16 + 8)
+    m.bits[4 * in + 20] = (short) 0x7e01; // NaN
+    LinearKernels.Weights w = LinearKernels.Weights.of(m);
+    assertTrue(w.halfSpecials());
+    for (int tokens : new int[] {1, 5}) {
+      float[] x = gaussian(random, tokens * in);
+      float[] vector = new float[tokens * out];
+      float[] scalar = new float[tokens * out];
+      VectorLinearKernels.rows(vector, x, tokens, w, null, false, 0, out);
+      LinearKernels.dotRows(scalar, x, tokens, w, null, false, 0, out);
+      for (int i = 0; i < vector.length; i++) {
+        if (Float.isFinite(scalar[i])) {
+          assertEquals(scalar[i], vector[i], 1e-4f * in, "element " + i);
+        } else {
+          assertEquals(scalar[i], vector[i], "element " + i); // the same infinity, or NaN for NaN
+        }
+      }
+      assertTrue(Float.isInfinite(vector[1]) && Float.isInfinite(vector[2]) && Float.isNaN(vector[4]));
+    }
+  }
+
+  private static CpuMat weights(DType dtype, int rows, int cols, Random random) {
+    CpuMat m = new CpuMat(rows, cols, dtype);
+    for (int i = 0; i < rows * cols; i++) {
+      float v = (float) random.nextGaussian();
+      switch (dtype) {
+        case F32 -> m.f32[i] = v;
+        case F16 -> m.bits[i] = Half.fromFloat(v);
+        case BF16 -> m.bits[i] = (short) (Float.floatToRawIntBits(v) >>> 16);
+      }
+    }
+    return m;
+  }
+
+  private static float[] gaussian(Random random, int n) {
+    float[] v = new float[n];
+    for (int i = 0; i < n; i++) {
+      v[i] = (float) random.nextGaussian();
+    }
+    return v;
+  }
+}
