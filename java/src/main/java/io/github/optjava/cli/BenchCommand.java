@@ -69,6 +69,9 @@ final class BenchCommand implements Callable<Integer> {
       description = "Weight dtype. Default: ${DEFAULT-VALUE}.")
   String dtype;
 
+  /** {@link FastCpuOps#kernels} of this run, or null (the reference ops, CUDA): a field of the JSON lines. */
+  private String cpuKernels;
+
   @Option(names = "--threads", paramLabel = "N", description = "CPU threads. Default: all processors.")
   Integer threads;
 
@@ -144,9 +147,10 @@ final class BenchCommand implements Callable<Integer> {
 
     try (Ops ops = reference ? new CpuOps() : cuda ? cudaOps(weightType) : new FastCpuOps(threadCount)) {
       int usedThreads = reference || cuda ? 1 : threadCount;
-      out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%n",
+      cpuKernels = ops instanceof FastCpuOps fast ? fast.kernels() : null;
+      out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%s%n",
           modelName(), dtypeName(weightType), OptShapes.parameterCount(config) / 1e6, ops.name(), usedThreads,
-          usedThreads == 1 ? "" : "s");
+          usedThreads == 1 ? "" : "s", cpuKernels == null ? "" : ", " + cpuKernels + " kernels");
       // Measured before the model takes its memory, once per run: the limit every batch size is compared with.
       CopyBandwidth.Result bandwidth = cuda ? copyBandwidth() : null;
       if (bandwidth != null) {
@@ -430,6 +434,7 @@ final class BenchCommand implements Callable<Integer> {
     line.put("prompt_len", promptLen);
     line.put("gen_len", genLen);
     line.put("engine", engine);
+    line.put("cpu_kernels", cpuKernels);
     line.put("prefill_ms", round(r.prefillMs));
     line.put("prefill_tokens_per_s", round(prefillTps));
     line.put("decode_ms_per_token", round(decodeMs));

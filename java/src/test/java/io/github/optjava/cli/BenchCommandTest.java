@@ -32,7 +32,8 @@ class BenchCommandTest {
   private static final ObjectMapper JSON = new ObjectMapper();
   /** Every JSON line has these fields (null where one does not apply). */
   private static final Set<String> FIELDS = Set.of("date", "commit", "device", "model", "dtype", "threads", "batch",
-      "prompt_len", "gen_len", "engine", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token", "tokens_per_s",
+      "prompt_len", "gen_len", "engine", "cpu_kernels", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token",
+      "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
       "prefill_gemm_fraction", "decode_gpu_ms_per_step");
   private static final String HEADER =
@@ -95,6 +96,7 @@ class BenchCommandTest {
       assertEquals(i == 1 ? 1 : 3, j.get("batch").asInt());
       assertEquals("cpu", j.get("device").asText());
       assertEquals("cpu-fast", j.get("engine").asText());
+      assertTrue(j.get("cpu_kernels").asText().matches("vector \\d+-bit|scalar"), j.toString());
       assertEquals("f16", j.get("dtype").asText());
       assertEquals(2, j.get("threads").asInt());
       assertEquals(20, j.get("prompt_len").asInt());

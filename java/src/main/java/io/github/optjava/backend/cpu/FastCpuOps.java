@@ -61,6 +61,14 @@ public final class FastCpuOps extends CpuOps {
     return "cpu-fast";
   }
 
+  /**
+   * Which Linear kernels run: {@code "vector 512-bit"} (the Vector API ones, with the vector width) or
+   * {@code "scalar"} (without the {@code jdk.incubator.vector} module, or with {@code -Dopt.cpu.vector=false}).
+   */
+  public String kernels() {
+    return vectorKernels ? "vector " + VectorLinearKernels.FLOATS.vectorBitSize() + "-bit" : "scalar";
+  }
+
   /** Threads in all, the calling thread included. */
   public int threads() {
     return pool.threads();
