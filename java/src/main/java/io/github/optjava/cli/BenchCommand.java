@@ -6,6 +6,7 @@ import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.backend.cpu.FastCpuOps;
 import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.engine.KvCache;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
@@ -176,8 +177,14 @@ final class BenchCommand implements Callable<Integer> {
           // The GEMM rate of each batch size's prefill shape, timed before the warm-up so that a per-op profile
           // (-Dopt.cuda.profile=true), started afresh after the warm-up, holds the timed runs only.
           java.util.Map<Integer, Double> gemmRate = new java.util.HashMap<>();
+          Tensor fc1 = null;
+          if (cpuKernels != null) { // FastCpuOps: its rate depends on the weights' dtype (GemmRate.tflops)
+            try (RandomCheckpoint ck = new RandomCheckpoint(config, weightType, SEED)) {
+              fc1 = ck.tensor("decoder.layers.0.fc1.weight");
+            }
+          }
           for (int b : batches) {
-            gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim()));
+            gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim(), fc1));
           }
           double warmS = warmUp(model, cache);
           io.github.optjava.backend.cuda.CudaOps cudaOps =

@@ -2,6 +2,7 @@ package io.github.optjava.cli;
 
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
+import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.model.OptConfig;
 
 /**
@@ -13,6 +14,11 @@ import io.github.optjava.model.OptConfig;
  */
 final class GemmRate {
   private static final int WARM_UP = 2;
+  /**
+   * On the CPU the JIT must compile the kernels first: the Vector API ones run tens of times slower until C2 has
+   * compiled them, and two warm-up GEMMs left the rate 20 % under the prefill's own (opt-125m, 128 tokens).
+   */
+  private static final double CPU_WARM_UP_SECONDS = 1.0;
   private static final double MIN_SECONDS = 0.3;
   private static final int MAX_REPEATS = 400;
 
@@ -27,11 +33,29 @@ final class GemmRate {
    * faster on zeros (METHOD.md: 13 % on an H200).
    */
   static double tflops(Ops ops, int m, int k, int n) {
-    try (Mat x = ops.alloc(m, k); Mat w = ops.alloc(n, k); Mat out = ops.alloc(m, n); Mat probe = ops.alloc(1, 1)) {
+    return tflops(ops, m, k, n, null);
+  }
+
+  /**
+   * As {@link #tflops(Ops, int, int, int)} with {@code weight} (n × k) as the weights when not null. The CPU
+   * backend keeps weights in the checkpoint's dtype and widens fp16/bf16 as it reads them, so its rate depends on
+   * the dtype: there the bench passes the model's own fc1 weights (with float32 weights instead, an fp16 prefill
+   * came out at 108 % of "the GEMM rate").
+   */
+  static double tflops(Ops ops, int m, int k, int n, Tensor weight) {
+    try (Mat x = ops.alloc(m, k); Mat w = weight == null ? ops.alloc(n, k) : ops.weight(weight);
+        Mat out = ops.alloc(m, n); Mat probe = ops.alloc(1, 1)) {
+      if (w.rows() != n || w.cols() != k) {
+        throw new IllegalArgumentException("GEMM weights " + w.rows() + " × " + w.cols() + ", expected " + n + " × " + k);
+      }
       java.util.SplittableRandom random = new java.util.SplittableRandom(m * 31L + n);
       ops.write(x, randomValues(random, (long) m * k, 1.0));
-      ops.write(w, randomValues(random, (long) n * k, 0.02));
-      for (int i = 0; i < WARM_UP; i++) {
+      if (weight == null) {
+        ops.write(w, randomValues(random, (long) n * k, 0.02));
+      }
+      long warmUpStart = System.nanoTime();
+      boolean cpu = ops.name().startsWith("cpu");
+      for (int i = 0; i < WARM_UP || cpu && (System.nanoTime() - warmUpStart) / 1e9 < CPU_WARM_UP_SECONDS; i++) {
         ops.linear(out, x, w, null, false);
       }
       ops.read(probe);
