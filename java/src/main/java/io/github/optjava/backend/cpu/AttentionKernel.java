@@ -64,11 +64,16 @@ final class AttentionKernel {
    * @param q      (queries, width) this step's queries
    * @param keys   one layer's key slots, {@code width} floats each
    * @param values one layer's value slots
+   * @param vector whether {@link VectorAttentionKernel} may run (the JVM has the Vector API)
    */
   static void run(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
-      int blockSize, int width, int headDim, float scale) {
+      int blockSize, int width, int headDim, float scale, boolean vector) {
     if (BLOCK_ATTENTION && item.qTo() - item.qFrom() >= BLOCK_MIN_QUERIES) {
-      runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+      if (vector && VectorAttentionKernel.supports(headDim)) {
+        VectorAttentionKernel.runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+      } else {
+        runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+      }
     } else {
       runPerQuery(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
     }

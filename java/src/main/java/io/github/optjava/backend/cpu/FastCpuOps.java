@@ -121,7 +121,8 @@ public final class FastCpuOps extends CpuOps {
     List<AttentionKernel.Item> items = AttentionKernel.items(batch, heads, pool.threads());
     pool.forRange(items.size(), 1, (from, to) -> {
       for (int i = from; i < to; i++) {
-        AttentionKernel.run(items.get(i), o.f32, qm.f32, keys, values, batch, store.blockSize, width, headDim, scale);
+        AttentionKernel.run(items.get(i), o.f32, qm.f32, keys, values, batch, store.blockSize, width, headDim, scale,
+            vectorKernels);
       }
     });
   }

@@ -143,25 +143,31 @@ class FastCpuOpsParityTest {
     int[][] decode = {{1, 130}};
     int[][] prefill = {{83, 83}};
     int[][] long_ = {{40, 300}, {200, 200}}; // more than one 128-position block of keys in the prefill path
+    // 29 positions cached: the first 4-query tile's last query sees 33 positions, one past a 32-position boundary
+    // of the vector kernel's score tiles (as do 17 positions at 256-bit width).
+    int[][] oddPast = {{8, 37}, {13, 42}};
     List<Arguments> cases = new ArrayList<>();
-    int[][] headShapes = {{12, 64}, {4, 80}, {3, 7}}; // (heads, head_dim): opt-125m, opt-2.7b's head_dim, odd
+    // (heads, head_dim): opt-125m, opt-2.7b's head_dim (5 vectors of 16: a partial tile), opt-6.7b's, odd
+    int[][] headShapes = {{12, 64}, {4, 80}, {2, 128}, {3, 7}};
     for (int[] h : headShapes) {
-      for (int[][] seqs : new int[][][] {ragged, decode, prefill, long_}) {
-        for (int blockSize : new int[] {16, 5}) {
-          for (int threads : new int[] {1, 3}) {
-            cases.add(Arguments.of(h[0], h[1], seqs, blockSize, 1f, threads));
+      for (Kernels kernels : Kernels.values()) {
+        for (int[][] seqs : new int[][][] {ragged, decode, prefill, long_, oddPast}) {
+          for (int blockSize : new int[] {16, 5}) {
+            for (int threads : new int[] {1, 3}) {
+              cases.add(Arguments.of(h[0], h[1], seqs, blockSize, 1f, threads, kernels));
+            }
           }
         }
+        // Large scores: most softmax weights underflow (the flush-to-zero path of the fast kernels).
+        cases.add(Arguments.of(h[0], h[1], ragged, 16, 40f, 3, kernels));
       }
-      // Large scores: most softmax weights underflow (the flush-to-zero path of the fast kernel).
-      cases.add(Arguments.of(h[0], h[1], ragged, 16, 40f, 3));
     }
     return cases.stream();
   }
 
-  @ParameterizedTest(name = "heads {0} × {1}, block {3}, q × {4}, threads {5}")
+  @ParameterizedTest(name = "heads {0} × {1}, block {3}, q × {4}, threads {5} {6}")
   @MethodSource("attentionCases")
-  void attention(int heads, int headDim, int[][] seqs, int blockSize, float qScale, int threads) {
+  void attention(int heads, int headDim, int[][] seqs, int blockSize, float qScale, int threads, Kernels kernels) {
     Random random = new Random(heads * 1000L + headDim + blockSize + seqs.length);
     int width = heads * headDim;
     int n = seqs.length;
@@ -208,7 +214,7 @@ class FastCpuOpsParityTest {
     float[] q = gaussian(random, rows * width, qScale);
     float scale = (float) (1 / Math.sqrt(headDim));
     float[] expected = attention(REF, kv, batch, q, rows, width, heads, scale);
-    float[] actual = attention(fast(threads), kv, batch, q, rows, width, heads, scale);
+    float[] actual = attention(fast(threads, kernels), kv, batch, q, rows, width, heads, scale);
 
     double[] rowScale = new double[expected.length];
     float[] keys = CpuKvStore.of(kv).keys[1];
