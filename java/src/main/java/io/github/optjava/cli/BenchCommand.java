@@ -180,7 +180,7 @@ final class BenchCommand implements Callable<Integer> {
           Tensor fc1 = null;
           if (cpuKernels != null) { // FastCpuOps: its rate depends on the weights' dtype (GemmRate.tflops)
             try (RandomCheckpoint ck = new RandomCheckpoint(config, weightType, SEED)) {
-              fc1 = ck.tensor("decoder.layers.0.fc1.weight");
+              fc1 = ck.tensor(OptWeights.layer(0, "fc1.weight"));
             }
           }
           for (int b : batches) {

@@ -85,7 +85,8 @@ public final class FastCpuOps extends CpuOps {
         || (b != null && b.rows * b.cols != wt.rows)) {
       throw new IllegalArgumentException("linear: x " + in + ", w " + wt + ", bias " + b + ", out " + o);
     }
-    LinearKernels.Weights weights = LinearKernels.Weights.of(wt);
+    LinearKernels.Weights weights =
+        vectorKernels ? LinearKernels.Weights.forVectorKernels(wt) : LinearKernels.Weights.of(wt);
     float[] biasValues = LinearKernels.widen(b);
     int tokens = in.rows;
     int k = in.cols;

@@ -49,7 +49,13 @@ final class LinearKernels {
    * infinity or NaN somewhere ({@link CpuMat#hasHalfSpecials}).
    */
   record Weights(float[] f32, short[] bits, boolean bf16, boolean halfSpecials, int rows, int cols) {
+    /** The scalar kernels' view: they widen through tables, so infinities and NaNs need no care. */
     static Weights of(CpuMat m) {
+      return new Weights(m.f32, m.bits, m.dtype == DType.BF16, false, m.rows, m.cols);
+    }
+
+    /** The Vector API kernels' view: whether fp16 weights hold an infinity or NaN is looked up (once per matrix). */
+    static Weights forVectorKernels(CpuMat m) {
       return new Weights(m.f32, m.bits, m.dtype == DType.BF16, m.hasHalfSpecials(), m.rows, m.cols);
     }
 

@@ -1,6 +1,8 @@
 package io.github.optjava.backend.cpu;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -62,13 +64,14 @@ class VectorLinearKernelsTest {
     for (int[] shape : new int[][] {{83, 21}, {768, 9}, {3072, 6}, {5, 13}}) { // (in, out)
       int in = shape[0];
       int out = shape[1];
-      LinearKernels.Weights w = LinearKernels.Weights.of(weights(dtype, out, in, random));
+      LinearKernels.Weights w = LinearKernels.Weights.forVectorKernels(weights(dtype, out, in, random));
       float[] bias = gaussian(random, out);
       int tokens = 300;
       float[] x = gaussian(random, tokens * in);
       float[] all = new float[tokens * out];
-      VectorLinearKernels.rows(all, x, tokens, w, bias, true, 0, 7 % out); // an uneven split of the rows
-      VectorLinearKernels.rows(all, x, tokens, w, bias, true, 7 % out, out);
+      Arrays.fill(all, Float.NaN); // a write past a range's end would be caught below, not overwritten
+      VectorLinearKernels.rows(all, x, tokens, w, bias, true, 7 % out, out); // an uneven split of the rows
+      VectorLinearKernels.rows(all, x, tokens, w, bias, true, 0, 7 % out);
       for (int count : new int[] {1, 3, 4, 5, 17}) {
         for (int t0 : new int[] {0, 130, tokens - count}) {
           float[] part = new float[count * out];
@@ -88,13 +91,13 @@ class VectorLinearKernelsTest {
   @Test
   void halfInfinitiesAndNansReachTheOutputs() {
     Random random = new Random(3);
-    int in = 40;
+    int in = 43; // a scalar tail of 11 or 3 features at 512, 256 and 128 bits
     int out = 6;
     CpuMat m = weights(DType.F16, out, in, random);
     m.bits[1 * in + 3] = (short) 0x7c00; // +inf in a vector part
-    m.bits[2 * in + 37] = (short) 0xfc00; // -inf in the scalar tail (40 = 2 × 16 + 8)
+    m.bits[2 * in + 42] = (short) 0xfc00; // -inf in the scalar tail
     m.bits[4 * in + 20] = (short) 0x7e01; // NaN
-    LinearKernels.Weights w = LinearKernels.Weights.of(m);
+    LinearKernels.Weights w = LinearKernels.Weights.forVectorKernels(m);
     assertTrue(w.halfSpecials());
     for (int tokens : new int[] {1, 5}) {
       float[] x = gaussian(random, tokens * in);
@@ -110,6 +113,43 @@ class VectorLinearKernelsTest {
         }
       }
       assertTrue(Float.isInfinite(vector[1]) && Float.isInfinite(vector[2]) && Float.isNaN(vector[4]));
+    }
+  }
+
+  /** No tokens, no output rows, or no input features (the sums are then the bias alone). */
+  @Test
+  void emptySizes() {
+    Random random = new Random(5);
+    for (DType dtype : DType.values()) {
+      LinearKernels.Weights w = LinearKernels.Weights.forVectorKernels(weights(dtype, 5, 0, random));
+      float[] bias = gaussian(random, 5);
+      for (int tokens : new int[] {1, 6}) {
+        float[] out = new float[tokens * 5];
+        VectorLinearKernels.rows(out, new float[0], tokens, w, bias, false, 0, 5);
+        for (int t = 0; t < tokens; t++) {
+          assertArrayEquals(bias, Arrays.copyOfRange(out, t * 5, t * 5 + 5), dtype + ", in 0");
+        }
+      }
+      LinearKernels.Weights some = LinearKernels.Weights.forVectorKernels(weights(dtype, 3, 20, random));
+      VectorLinearKernels.rows(new float[0], new float[0], 0, some, null, false, 0, 3); // no tokens
+      float[] untouched = {7f};
+      VectorLinearKernels.rows(untouched, gaussian(random, 20), 1, some, null, false, 2, 2); // no rows
+      assertEquals(7f, untouched[0]);
+    }
+  }
+
+  /** The scan for infinities and NaNs finds one wherever it is, across its 65,536-element chunks. */
+  @Test
+  void halfSpecialsAreFoundAnywhere() {
+    short[] bits = new short[3 * 65_536 + 5];
+    assertFalse(CpuMat.scanForHalfSpecials(bits));
+    for (int at : new int[] {0, 65_535, 65_536, bits.length - 1}) {
+      for (short special : new short[] {(short) 0x7c00, (short) 0xfc00, (short) 0x7e01, (short) 0xffff}) {
+        bits[at] = special;
+        assertTrue(CpuMat.scanForHalfSpecials(bits), () -> "0x" + Integer.toHexString(special & 0xffff) + " at " + at);
+      }
+      bits[at] = (short) 0x7bff; // the largest finite half
+      assertFalse(CpuMat.scanForHalfSpecials(bits));
     }
   }
 
