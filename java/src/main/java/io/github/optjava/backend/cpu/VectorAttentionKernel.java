@@ -84,11 +84,10 @@ final class VectorAttentionKernel {
       }
       for (int i0 = 0; i0 < queries; i0 += 4) {
         int n = Math.min(4, queries - i0);
-        int visibleEnd = firstVisible + i0 + n - 1; // what the tile's last query sees (weights beyond a query's own are 0)
         for (int c = 0; c < headDim; c += 4 * LANES) {
           if (n == 4 && c + 4 * LANES <= headDim) {
-            valueTile4x4(out, (firstRow + i0) * width + off + c, width, scores, i0 * padded, padded, visibleEnd,
-                values, slotRow, off + c, sums, i0);
+            valueTile4x4(out, (firstRow + i0) * width + off + c, width, scores, i0 * padded, padded,
+                firstVisible + i0, values, slotRow, off + c, sums, i0);
           } else {
             for (int b = 0; b < n; b++) {
               for (int v = c; v < Math.min(headDim, c + 4 * LANES); v += LANES) {
@@ -200,7 +199,8 @@ final class VectorAttentionKernel {
   private static final float FLUSH_BELOW = -88f;
 
   /**
-   * {@code e^x} for {@code x ≤ 0} (a score minus the row's maximum), to about 1 ulp: {@code x = n·ln 2 + r},
+   * {@code e^x} for {@code x ≤ 0} (a score minus the row's maximum; larger x would overflow or wrap), to about 1 ulp
+   * (a review checked every float in [-88, 0]: at most 0.98 ulp): {@code x = n·ln 2 + r},
    * Cephes' degree-6 polynomial for {@code e^r} on {@code |r| ≤ ln 2 / 2}, times {@code 2^n} built from its exponent
    * bits. Results below the smallest normal float (and NaN-free inputs below {@link #FLUSH_BELOW}) are 0.
    */
@@ -228,15 +228,17 @@ final class VectorAttentionKernel {
 
   /**
    * Outputs of queries {@code i0 .. i0+3} (rows {@code width} apart from {@code o0}), head dimensions {@code [v0,
-   * v0 + 4 vectors)} of the cache rows: {@code Σ_p w[i][p] · value[p]}, divided by the weights' sum.
+   * v0 + 4 vectors)} of the cache rows: {@code Σ_p w[i][p] · value[p]}, divided by the weights' sum. The first
+   * query sees {@code visible} positions, each next one a position more; a query never reads a value row it does
+   * not see (a weight of 0 would not do: 0 × inf is NaN, and the reference never reads that row).
    */
-  private static void valueTile4x4(float[] out, int o0, int width, float[] weights, int w0, int padded, int visibleEnd,
+  private static void valueTile4x4(float[] out, int o0, int width, float[] weights, int w0, int padded, int visible,
       float[] values, int[] slotRow, int v0, float[] sums, int i0) {
     FloatVector c00 = FloatVector.zero(FLOATS), c01 = c00, c02 = c00, c03 = c00;
     FloatVector c10 = c00, c11 = c00, c12 = c00, c13 = c00;
     FloatVector c20 = c00, c21 = c00, c22 = c00, c23 = c00;
     FloatVector c30 = c00, c31 = c00, c32 = c00, c33 = c00;
-    for (int p = 0; p < visibleEnd; p++) {
+    for (int p = 0; p < visible; p++) {
       int row = slotRow[p] + v0;
       FloatVector v0v = FloatVector.fromArray(FLOATS, values, row);
       FloatVector v1v = FloatVector.fromArray(FLOATS, values, row + LANES);
@@ -263,6 +265,51 @@ final class VectorAttentionKernel {
       c32 = v2v.fma(w, c32);
       c33 = v3v.fma(w, c33);
     }
+    // The three positions only the later queries see: p = visible (queries 1-3), visible + 1 (2-3), visible + 2 (3).
+    int p = visible;
+    int row = slotRow[p] + v0;
+    FloatVector v0v = FloatVector.fromArray(FLOATS, values, row);
+    FloatVector v1v = FloatVector.fromArray(FLOATS, values, row + LANES);
+    FloatVector v2v = FloatVector.fromArray(FLOATS, values, row + 2 * LANES);
+    FloatVector v3v = FloatVector.fromArray(FLOATS, values, row + 3 * LANES);
+    FloatVector w = FloatVector.broadcast(FLOATS, weights[w0 + padded + p]);
+    c10 = v0v.fma(w, c10);
+    c11 = v1v.fma(w, c11);
+    c12 = v2v.fma(w, c12);
+    c13 = v3v.fma(w, c13);
+    w = FloatVector.broadcast(FLOATS, weights[w0 + 2 * padded + p]);
+    c20 = v0v.fma(w, c20);
+    c21 = v1v.fma(w, c21);
+    c22 = v2v.fma(w, c22);
+    c23 = v3v.fma(w, c23);
+    w = FloatVector.broadcast(FLOATS, weights[w0 + 3 * padded + p]);
+    c30 = v0v.fma(w, c30);
+    c31 = v1v.fma(w, c31);
+    c32 = v2v.fma(w, c32);
+    c33 = v3v.fma(w, c33);
+    p++;
+    row = slotRow[p] + v0;
+    v0v = FloatVector.fromArray(FLOATS, values, row);
+    v1v = FloatVector.fromArray(FLOATS, values, row + LANES);
+    v2v = FloatVector.fromArray(FLOATS, values, row + 2 * LANES);
+    v3v = FloatVector.fromArray(FLOATS, values, row + 3 * LANES);
+    w = FloatVector.broadcast(FLOATS, weights[w0 + 2 * padded + p]);
+    c20 = v0v.fma(w, c20);
+    c21 = v1v.fma(w, c21);
+    c22 = v2v.fma(w, c22);
+    c23 = v3v.fma(w, c23);
+    w = FloatVector.broadcast(FLOATS, weights[w0 + 3 * padded + p]);
+    c30 = v0v.fma(w, c30);
+    c31 = v1v.fma(w, c31);
+    c32 = v2v.fma(w, c32);
+    c33 = v3v.fma(w, c33);
+    p++;
+    row = slotRow[p] + v0;
+    w = FloatVector.broadcast(FLOATS, weights[w0 + 3 * padded + p]);
+    c30 = FloatVector.fromArray(FLOATS, values, row).fma(w, c30);
+    c31 = FloatVector.fromArray(FLOATS, values, row + LANES).fma(w, c31);
+    c32 = FloatVector.fromArray(FLOATS, values, row + 2 * LANES).fma(w, c32);
+    c33 = FloatVector.fromArray(FLOATS, values, row + 3 * LANES).fma(w, c33);
     int o1 = o0 + width;
     int o2 = o1 + width;
     int o3 = o2 + width;
