@@ -15,7 +15,8 @@ import java.util.List;
  *   <li>{@link #linear}: output rows split across threads; with the JDK's Vector API when the JVM has its
  *       incubator module ({@link VectorLinearKernels}, {@link VectorSupport}), else {@link LinearKernels} for the
  *       decode (memory-bound dot products) and prefill (vectorized loops over tokens) kernels;</li>
- *   <li>{@link #attention}: split over sequences × blocks of queries × groups of heads;</li>
+ *   <li>{@link #attention}: split over sequences × blocks of queries × groups of heads; prefill blocks through
+ *       {@link VectorAttentionKernel} when the Vector API kernels run;</li>
  *   <li>everything else (embedding, positions, layer norm, residual add, KV copies) is inherited: a few
  *       passes over the activations, about 1% of a step.</li>
  * </ul>
@@ -45,11 +46,10 @@ public final class FastCpuOps extends CpuOps {
     this(threads, VectorSupport.AVAILABLE);
   }
 
-  /** As {@link #FastCpuOps(int)}, choosing the Linear kernels: the Vector API ones need the incubator module. */
+  /** As {@link #FastCpuOps(int)}, choosing the kernels: the Vector API ones need the incubator module and C2. */
   FastCpuOps(int threads, boolean vectorKernels) {
     if (vectorKernels && !VectorSupport.AVAILABLE) {
-      throw new IllegalStateException("the Vector API kernels need --add-modules " + VectorSupport.MODULE
-          + " (and not -Dopt.cpu.vector=false)");
+      throw new IllegalStateException("the Vector API kernels cannot run here: " + VectorSupport.whyNot());
     }
     this.pool = new CpuPool(threads);
     this.vectorKernels = vectorKernels;
@@ -62,8 +62,9 @@ public final class FastCpuOps extends CpuOps {
   }
 
   /**
-   * Which Linear kernels run: {@code "vector 512-bit"} (the Vector API ones, with the vector width) or
-   * {@code "scalar"} (without the {@code jdk.incubator.vector} module, or with {@code -Dopt.cpu.vector=false}).
+   * Which kernels run the Linears and attention: {@code "vector 512-bit"} (the Vector API ones, with the vector
+   * width) or {@code "scalar"} (without the {@code jdk.incubator.vector} module, without C2, or with
+   * {@code -Dopt.cpu.vector=false}).
    */
   public String kernels() {
     return vectorKernels ? "vector " + VectorLinearKernels.FLOATS.vectorBitSize() + "-bit" : "scalar";

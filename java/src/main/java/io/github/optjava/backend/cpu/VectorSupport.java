@@ -26,14 +26,19 @@ final class VectorSupport {
   private static final AtomicBoolean LOGGED = new AtomicBoolean();
 
   /** Why the Vector API kernels do not run by default, or null when they do. */
-  private static final String WHY_NOT = whyNot();
+  private static final String WHY_NOT = detect();
 
   /** Whether the Vector API kernels run by default. */
   static final boolean AVAILABLE = WHY_NOT == null;
 
   private VectorSupport() {}
 
-  private static String whyNot() {
+  /** Why the Vector API kernels do not run by default (a sentence for logs and errors), or null when they do. */
+  static String whyNot() {
+    return WHY_NOT;
+  }
+
+  private static String detect() {
     if ("false".equalsIgnoreCase(System.getProperty("opt.cpu.vector", "true"))) {
       return "-Dopt.cpu.vector=false";
     }
