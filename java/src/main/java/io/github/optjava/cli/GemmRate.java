@@ -46,7 +46,8 @@ final class GemmRate {
     try (Mat x = ops.alloc(m, k); Mat w = weight == null ? ops.alloc(n, k) : ops.weight(weight);
         Mat out = ops.alloc(m, n); Mat probe = ops.alloc(1, 1)) {
       if (w.rows() != n || w.cols() != k) {
-        throw new IllegalArgumentException("GEMM weights " + w.rows() + " × " + w.cols() + ", expected " + n + " × " + k);
+        throw new IllegalArgumentException(
+            "GEMM weights " + w.rows() + " × " + w.cols() + ", expected " + n + " × " + k);
       }
       java.util.SplittableRandom random = new java.util.SplittableRandom(m * 31L + n);
       ops.write(x, randomValues(random, (long) m * k, 1.0));

@@ -107,7 +107,10 @@ final class VectorAttentionKernel {
 
   // ------------------------------------------------------------------ scores
 
-  /** Scores of queries {@code i0 .. i0+3} (rows of {@code q} from {@code q0}, {@code width} apart) at positions {@code p0 ..} two vectors. */
+  /**
+   * Scores of queries {@code i0 .. i0+3} (rows of {@code q} from {@code q0}, {@code width} apart) at the two vectors
+   * of positions from {@code p0}.
+   */
   private static void scoreTile4(float[] scores, int padded, int i0, int p0, float[] kt, float[] q, int q0, int width,
       int headDim, float scale) {
     int q1 = q0 + width;

@@ -33,7 +33,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * <p>Tolerance: float32 summation order is the only allowed difference, so each element must be within
  * {@value #REL} of the scale on which rounding acts: for {@code linear} the sum of the absolute terms
  * {@code Σ|x·w| + |bias|} (computed in double); for attention the largest magnitude of the reference
- * output row times {@code 1 + max|score|} (with the tighter {@value #ATTENTION_REL} instead), because a score {@code s} carries a rounding error proportional
+ * output row times {@code 1 + max|score|} (with the tighter {@value #ATTENTION_REL} instead), because a score
+ * {@code s} carries a rounding error proportional
  * to {@code |s|} and {@code exp} turns it into the same relative error of a softmax weight (large scores,
  * as in the fixtures' peaked models, make attention that much more sensitive to summation order). Ops
  * the fast backend inherits must be bit-identical.
@@ -273,7 +274,8 @@ class FastCpuOpsParityTest {
     Arrays.fill(values, (queries - 1) * width, queries * width, Float.NaN);
     REF.kvAppend(kv, 1, mat(REF, queries, width, gaussian(random, queries * width, 1.0)),
         mat(REF, queries, width, values), slots);
-    AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {queries}, new int[] {queries}, new int[][] {{0}});
+    AttentionBatch batch =
+        new AttentionBatch(new int[] {0}, new int[] {queries}, new int[] {queries}, new int[][] {{0}});
     float[] q = gaussian(random, queries * width, 1.0);
     float scale = (float) (1 / Math.sqrt(headDim));
     float[] expected = attention(REF, kv, batch, q, queries, width, heads, scale);

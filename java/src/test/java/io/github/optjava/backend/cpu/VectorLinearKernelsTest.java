@@ -43,7 +43,8 @@ class VectorLinearKernelsTest {
         assertEquals(expected, Float.floatToRawIntBits(widened[j]),
             () -> "fp16 bits 0x" + Integer.toHexString(pattern)); // NaN payloads, infinities and -0 included
         if ((pattern & 0x7c00) != 0x7c00) {
-          assertEquals(expected, Float.floatToRawIntBits(finite[j]), () -> "finite fp16 0x" + Integer.toHexString(pattern));
+          assertEquals(expected, Float.floatToRawIntBits(finite[j]),
+              () -> "finite fp16 0x" + Integer.toHexString(pattern));
         }
       }
       VectorLinearKernels.widen(bits, i, VectorLinearKernels.BF16).intoArray(widened, 0);
@@ -87,7 +88,9 @@ class VectorLinearKernelsTest {
     }
   }
 
-  /** fp16 weights with an infinity or a NaN take the exact widening: the outputs they touch match the scalar kernels'. */
+  /**
+   * fp16 weights with an infinity or a NaN take the exact widening: the outputs they touch match the scalar kernels'.
+   */
   @Test
   void halfInfinitiesAndNansReachTheOutputs() {
     Random random = new Random(3);
