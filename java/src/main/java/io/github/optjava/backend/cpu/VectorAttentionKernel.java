@@ -268,74 +268,41 @@ final class VectorAttentionKernel {
       c32 = v2v.fma(w, c32);
       c33 = v3v.fma(w, c33);
     }
-    // The three positions only the later queries see: p = visible (queries 1-3), visible + 1 (2-3), visible + 2 (3).
-    int p = visible;
-    int row = slotRow[p] + v0;
-    FloatVector v0v = FloatVector.fromArray(FLOATS, values, row);
-    FloatVector v1v = FloatVector.fromArray(FLOATS, values, row + LANES);
-    FloatVector v2v = FloatVector.fromArray(FLOATS, values, row + 2 * LANES);
-    FloatVector v3v = FloatVector.fromArray(FLOATS, values, row + 3 * LANES);
-    FloatVector w = FloatVector.broadcast(FLOATS, weights[w0 + padded + p]);
-    c10 = v0v.fma(w, c10);
-    c11 = v1v.fma(w, c11);
-    c12 = v2v.fma(w, c12);
-    c13 = v3v.fma(w, c13);
-    w = FloatVector.broadcast(FLOATS, weights[w0 + 2 * padded + p]);
-    c20 = v0v.fma(w, c20);
-    c21 = v1v.fma(w, c21);
-    c22 = v2v.fma(w, c22);
-    c23 = v3v.fma(w, c23);
-    w = FloatVector.broadcast(FLOATS, weights[w0 + 3 * padded + p]);
-    c30 = v0v.fma(w, c30);
-    c31 = v1v.fma(w, c31);
-    c32 = v2v.fma(w, c32);
-    c33 = v3v.fma(w, c33);
-    p++;
-    row = slotRow[p] + v0;
-    v0v = FloatVector.fromArray(FLOATS, values, row);
-    v1v = FloatVector.fromArray(FLOATS, values, row + LANES);
-    v2v = FloatVector.fromArray(FLOATS, values, row + 2 * LANES);
-    v3v = FloatVector.fromArray(FLOATS, values, row + 3 * LANES);
-    w = FloatVector.broadcast(FLOATS, weights[w0 + 2 * padded + p]);
-    c20 = v0v.fma(w, c20);
-    c21 = v1v.fma(w, c21);
-    c22 = v2v.fma(w, c22);
-    c23 = v3v.fma(w, c23);
-    w = FloatVector.broadcast(FLOATS, weights[w0 + 3 * padded + p]);
-    c30 = v0v.fma(w, c30);
-    c31 = v1v.fma(w, c31);
-    c32 = v2v.fma(w, c32);
-    c33 = v3v.fma(w, c33);
-    p++;
-    row = slotRow[p] + v0;
-    w = FloatVector.broadcast(FLOATS, weights[w0 + 3 * padded + p]);
-    c30 = FloatVector.fromArray(FLOATS, values, row).fma(w, c30);
-    c31 = FloatVector.fromArray(FLOATS, values, row + LANES).fma(w, c31);
-    c32 = FloatVector.fromArray(FLOATS, values, row + 2 * LANES).fma(w, c32);
-    c33 = FloatVector.fromArray(FLOATS, values, row + 3 * LANES).fma(w, c33);
     int o1 = o0 + width;
     int o2 = o1 + width;
     int o3 = o2 + width;
-    float s0 = sums[i0];
-    float s1 = sums[i0 + 1];
-    float s2 = sums[i0 + 2];
-    float s3 = sums[i0 + 3];
-    c00.div(s0).intoArray(out, o0);
-    c01.div(s0).intoArray(out, o0 + LANES);
-    c02.div(s0).intoArray(out, o0 + 2 * LANES);
-    c03.div(s0).intoArray(out, o0 + 3 * LANES);
-    c10.div(s1).intoArray(out, o1);
-    c11.div(s1).intoArray(out, o1 + LANES);
-    c12.div(s1).intoArray(out, o1 + 2 * LANES);
-    c13.div(s1).intoArray(out, o1 + 3 * LANES);
-    c20.div(s2).intoArray(out, o2);
-    c21.div(s2).intoArray(out, o2 + LANES);
-    c22.div(s2).intoArray(out, o2 + 2 * LANES);
-    c23.div(s2).intoArray(out, o2 + 3 * LANES);
-    c30.div(s3).intoArray(out, o3);
-    c31.div(s3).intoArray(out, o3 + LANES);
-    c32.div(s3).intoArray(out, o3 + 2 * LANES);
-    c33.div(s3).intoArray(out, o3 + 3 * LANES);
+    c00.intoArray(out, o0);
+    c01.intoArray(out, o0 + LANES);
+    c02.intoArray(out, o0 + 2 * LANES);
+    c03.intoArray(out, o0 + 3 * LANES);
+    c10.intoArray(out, o1);
+    c11.intoArray(out, o1 + LANES);
+    c12.intoArray(out, o1 + 2 * LANES);
+    c13.intoArray(out, o1 + 3 * LANES);
+    c20.intoArray(out, o2);
+    c21.intoArray(out, o2 + LANES);
+    c22.intoArray(out, o2 + 2 * LANES);
+    c23.intoArray(out, o2 + 3 * LANES);
+    c30.intoArray(out, o3);
+    c31.intoArray(out, o3 + LANES);
+    c32.intoArray(out, o3 + 2 * LANES);
+    c33.intoArray(out, o3 + 3 * LANES);
+    // The positions only the later queries see (query b also sees visible .. visible + b - 1), added to the stored
+    // sums in the same order, then every row divided by its weights' sum.
+    for (int b = 0; b < 4; b++) {
+      int ob = o0 + b * width;
+      for (int p = visible; p < visible + b; p++) {
+        FloatVector w = FloatVector.broadcast(FLOATS, weights[w0 + b * padded + p]);
+        int row = slotRow[p] + v0;
+        for (int j = 0; j < 4 * LANES; j += LANES) {
+          FloatVector.fromArray(FLOATS, values, row + j).fma(w, FloatVector.fromArray(FLOATS, out, ob + j))
+              .intoArray(out, ob + j);
+        }
+      }
+      for (int j = 0; j < 4 * LANES; j += LANES) {
+        FloatVector.fromArray(FLOATS, out, ob + j).div(sums[i0 + b]).intoArray(out, ob + j);
+      }
+    }
   }
 
   /** One query's output, one vector of the head dimension (the tails of {@link #valueTile4x4}). */
