@@ -25,7 +25,8 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>Kernels (measured on the build machine's AVX-512 Xeon, Java 17, one thread; see {@code docs/perf.md}):
  * <ul>
  *   <li>Up to three tokens (decode): each fp16/bf16 weight vector is widened in registers and dotted at once;
- *       memory-bound (6.8 GB/s of fp16 weights from memory against 4.4 for the table lookups).</li>
+ *       memory-bound (one thread, a prototype of this loop: 7.8 GB/s of fp16 weights from memory against 4.4
+ *       for the table lookups).</li>
  *   <li>More tokens: four weight rows are widened once into a float buffer, then tiles of 4 tokens × 4 rows
  *       keep 16 accumulators in registers (each loaded weight and activation vector feeds four FMAs):
  *       ≈ 30 GMAC/s per core against 7–16 for the transposed scalar kernel.</li>
