@@ -11,9 +11,22 @@ import io.github.optjava.checkpoint.DType;
 final class Backends {
   private Backends() {}
 
-  /** The multithreaded CPU ops ({@code threads} 0: one per available processor). */
-  static Ops cpu(int threads) {
-    return threads == 0 ? new FastCpuOps() : new FastCpuOps(threads);
+  /** The multithreaded CPU ops ({@code threads} 0: one per available processor), quantizing as asked. */
+  static Ops cpu(int threads, Quantization quantization) {
+    int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
+    return FastCpuOps.create(n, quantization == Quantization.INT8);
+  }
+
+  /**
+   * Refuses a quantization the chosen device cannot run (int8 runs on the CPU backend only), before anything is
+   * loaded.
+   */
+  static void requireSupported(Quantization quantization, Device device, Device asked) {
+    if (quantization != Quantization.NONE && device == Device.CUDA) {
+      throw new IllegalArgumentException("Quantization." + quantization + " runs on the CPU backend only so far, and"
+          + (asked == Device.AUTO ? " Device.AUTO chose CUDA here" : " Device.CUDA was asked for")
+          + ": use Device.CPU (--device cpu) to run int8 weights on the CPU, or Quantization.NONE for the GPU");
+    }
   }
 
   /** CUDA ops on GPU 0; weights and activations in {@code dtype} (F16 when null). */

@@ -89,6 +89,7 @@ public final class Generator implements AutoCloseable {
     // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU.
     Device device = (tp > 1 || pp > 1) && options.device() != Device.CUDA ? Device.CPU
         : chooseDevice(options.device());
+    Backends.requireSupported(options.quantization(), device, options.device());
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;
@@ -103,18 +104,21 @@ public final class Generator implements AutoCloseable {
         if (pp > 1) {
           PipelineOptModel pipeline = device == Device.CUDA
               ? Backends.cudaPipeline(config, weights, options.dtype(), pp, tp)
-              : PipelineOptModel.local(config, weights, (s, r) -> Backends.cpu(perPart), options.dtype(), pp, tp);
+              : PipelineOptModel.local(config, weights, (s, r) -> Backends.cpu(perPart, options.quantization()),
+                  options.dtype(), pp, tp);
           model = pipeline;
           devices = pipeline.allOps();
           kvLayers = pipeline.maxStageLayers();
         } else if (tp > 1) {
           ParallelOptModel parallel = device == Device.CUDA
               ? Backends.cudaTensorParallel(config, weights, options.dtype(), tp)
-              : new ParallelOptModel(config, weights, r -> Backends.cpu(perPart), options.dtype(), tp);
+              : new ParallelOptModel(config, weights, r -> Backends.cpu(perPart, options.quantization()),
+                  options.dtype(), tp);
           model = parallel;
           devices = parallel.allOps();
         } else {
-          ops = device == Device.CUDA ? Backends.cuda(options.dtype()) : Backends.cpu(options.threads());
+          ops = device == Device.CUDA ? Backends.cuda(options.dtype())
+              : Backends.cpu(options.threads(), options.quantization());
           model = new OptModel(config, weights, ops, options.dtype());
           devices = List.of(ops);
         }
@@ -186,6 +190,7 @@ public final class Generator implements AutoCloseable {
     Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
     OptModel.Stage.of(0, layout.stages(), config);
     Device device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
+    Backends.requireSupported(options.quantization(), device, options.device());
     if (options.device() == Device.AUTO && placement.rank() == 0) {
       LOG.info("multi-process job with Device.AUTO: running on the CPU (name Device.CUDA, --device cuda, for GPUs)");
     }
@@ -193,7 +198,8 @@ public final class Generator implements AutoCloseable {
     int rank = placement.rank();
     Mesh mesh = Mesh.connect(placement, timeout);
     Supplier<ProcessPart> loader = () -> {
-      Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype()) : Backends.cpu(options.threads());
+      Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype())
+          : Backends.cpu(options.threads(), options.quantization());
       TpGroup group = null;
       try (Checkpoint checkpoint = Checkpoints.open(dir)) {
         // The same order on every process: the stage's group, then the job's transport (both may block on peers).

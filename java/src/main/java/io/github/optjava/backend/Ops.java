@@ -22,6 +22,15 @@ public interface Ops extends AutoCloseable {
   /** Copies a checkpoint tensor (1-D becomes 1 × n) into backend memory, keeping its dtype. */
   Mat weight(Tensor tensor);
 
+  /**
+   * A Linear layer's (out, in) weight as this backend stores Linear weights, for {@link #linear}: by default as
+   * {@link #weight}; a backend made to quantize (the CPU ops' {@code int8Linears}) stores it as {@link Int8Rows},
+   * and {@link #linear} then computes {@code scale[o] × Σ_i q[o, i] × x[t, i] (+ bias[o])}.
+   */
+  default Mat linearWeight(Tensor tensor) {
+    return weight(tensor);
+  }
+
   /** A float32 activation matrix; its contents are undefined until written. */
   Mat alloc(int rows, int cols);
 
@@ -56,7 +65,9 @@ public interface Ops extends AutoCloseable {
 
   /**
    * {@code out = x · wᵀ (+ bias) (then ReLU if relu)}, with {@code x} (t, in), {@code w} (out, in) as
-   * PyTorch stores Linear weights, {@code bias} (1, out) or null, {@code out} (t, out).
+   * PyTorch stores Linear weights, {@code bias} (1, out) or null, {@code out} (t, out). An int8 {@code w}
+   * ({@link #linearWeight}) stands for its integers times its row scales: each sum is taken over the integers and
+   * then multiplied by the row's scale, before the bias.
    */
   void linear(Mat out, Mat x, Mat w, Mat bias, boolean relu);
 

@@ -70,6 +70,11 @@ final class BenchCommand implements Callable<Integer> {
       description = "Weight dtype. Default: ${DEFAULT-VALUE}.")
   String dtype;
 
+  @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
+      description = "CPU only: store the decoder layers' Linear weights as int8 per output row (the embeddings and "
+          + "LM head stay in --dtype). Default: ${DEFAULT-VALUE}.")
+  String quantize;
+
   /** {@link FastCpuOps#kernels} of this run, or null (the reference ops, CUDA): a field of the JSON lines. */
   private String cpuKernels;
 
@@ -128,6 +133,10 @@ final class BenchCommand implements Callable<Integer> {
     PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
     boolean cuda = useCuda();
     DType weightType = weightType();
+    boolean int8 = EngineOptions.parseQuantization(quantize) == io.github.optjava.api.Quantization.INT8;
+    if (int8 && cuda) {
+      throw new IllegalArgumentException("--quantize int8 runs on the CPU backend only so far: add --device cpu");
+    }
     int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
     if (threadCount < 1 || promptLen < 1 || genLen < 0 || repeats < 1 || batches.isEmpty()
         || batches.stream().anyMatch(b -> b < 1)) {
@@ -146,11 +155,12 @@ final class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--variants chooses CUDA kernels: use it with --device cuda");
     }
 
-    try (Ops ops = reference ? new CpuOps() : cuda ? cudaOps(weightType) : new FastCpuOps(threadCount)) {
+    try (Ops ops = reference ? new CpuOps(int8) : cuda ? cudaOps(weightType) : FastCpuOps.create(threadCount, int8)) {
       int usedThreads = reference || cuda ? 1 : threadCount;
       cpuKernels = ops instanceof FastCpuOps fast ? fast.kernels() : null;
-      out.printf(Locale.ROOT, "opt bench: %s, random %s weights (%.1fM parameters), %s on %d thread%s%s%n",
-          modelName(), dtypeName(weightType), OptShapes.parameterCount(config) / 1e6, ops.name(), usedThreads,
+      out.printf(Locale.ROOT, "opt bench: %s, random %s weights%s (%.1fM parameters), %s on %d thread%s%s%n",
+          modelName(), dtypeName(weightType), int8 ? " (Linears int8)" : "",
+          OptShapes.parameterCount(config) / 1e6, ops.name(), usedThreads,
           usedThreads == 1 ? "" : "s", cpuKernels == null ? "" : ", " + cpuKernels + " kernels");
       // Measured before the model takes its memory, once per run: the limit every batch size is compared with.
       CopyBandwidth.Result bandwidth = cuda ? copyBandwidth() : null;
@@ -398,7 +408,8 @@ final class BenchCommand implements Callable<Integer> {
       case "f16", "fp16", "float16" -> DType.F16;
       case "bf16", "bfloat16" -> DType.BF16;
       case "f32", "fp32", "float32" -> DType.F32;
-      default -> throw new IllegalArgumentException("--dtype must be f16, bf16 or f32, not '" + dtype + "'");
+      default -> throw new IllegalArgumentException("--dtype must be f16, bf16 or f32, not '" + dtype + "'"
+          + (dtype.equalsIgnoreCase("int8") ? " (for int8 Linear weights: --quantize int8)" : ""));
     };
   }
 
@@ -442,6 +453,7 @@ final class BenchCommand implements Callable<Integer> {
     line.put("gen_len", genLen);
     line.put("engine", engine);
     line.put("cpu_kernels", cpuKernels);
+    line.put("quantization", quantize.toLowerCase(Locale.ROOT)); // "int8": the decoder layers' Linears
     line.put("prefill_ms", round(r.prefillMs));
     line.put("prefill_tokens_per_s", round(prefillTps));
     line.put("decode_ms_per_token", round(decodeMs));

@@ -3,6 +3,7 @@ package io.github.optjava.cli;
 import io.github.optjava.api.Device;
 import io.github.optjava.api.Generator;
 import io.github.optjava.api.GeneratorOptions;
+import io.github.optjava.api.Quantization;
 import java.util.Locale;
 import java.util.Optional;
 import picocli.CommandLine.Option;
@@ -61,6 +62,12 @@ final class EngineOptions {
           + "GPU per rank (M x N GPUs). Default: ${DEFAULT-VALUE}.")
   int pipelineParallel;
 
+  @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
+      description = "Store the decoder layers' Linear weights as int8 per output row (int8), or as loaded (none): "
+          + "half the memory of fp16 and faster CPU decoding, for a small change in the logits. CPU only so far "
+          + "(with --device cpu, or auto on a machine without a GPU). Default: ${DEFAULT-VALUE}.")
+  String quantize;
+
   @Option(names = "--multi-process",
       description = "Run as one process of a multi-process job (torchrun, mpirun or srun: see scripts/launch/): "
           + "--pipeline-parallel x --tensor-parallel processes, placed by the launcher's variables and "
@@ -86,12 +93,22 @@ final class EngineOptions {
       case "auto" -> Device.AUTO;
       default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
     };
+    Quantization q = parseQuantization(quantize);
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withKvBlockSize(kvBlockSize)
         .withRevision(model.revision)
         .withTensorParallel(tensorParallel)
         .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens)
-        .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup);
+        .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup).withQuantization(q);
     return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
+  }
+
+  /** {@code none} or {@code int8} (any case). */
+  static Quantization parseQuantization(String s) {
+    return switch (s.toLowerCase(Locale.ROOT)) {
+      case "none" -> Quantization.NONE;
+      case "int8" -> Quantization.INT8;
+      default -> throw new IllegalArgumentException("--quantize must be none or int8, got '" + s + "'");
+    };
   }
 }

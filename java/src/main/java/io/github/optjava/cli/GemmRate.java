@@ -40,10 +40,11 @@ final class GemmRate {
    * As {@link #tflops(Ops, int, int, int)} with {@code weight} (n × k) as the weights when not null. The CPU
    * backend keeps weights in the checkpoint's dtype and widens fp16/bf16 as it reads them, so its rate depends on
    * the dtype: there the bench passes the model's own fc1 weights (with float32 weights instead, an fp16 prefill
-   * came out at 108 % of "the GEMM rate").
+   * came out at 108 % of "the GEMM rate"), stored as the model stores Linears ({@link Ops#linearWeight}: int8 when
+   * the ops quantize).
    */
   static double tflops(Ops ops, int m, int k, int n, Tensor weight) {
-    try (Mat x = ops.alloc(m, k); Mat w = weight == null ? ops.alloc(n, k) : ops.weight(weight);
+    try (Mat x = ops.alloc(m, k); Mat w = weight == null ? ops.alloc(n, k) : ops.linearWeight(weight);
         Mat out = ops.alloc(m, n); Mat probe = ops.alloc(1, 1)) {
       if (w.rows() != n || w.cols() != k) {
         throw new IllegalArgumentException(

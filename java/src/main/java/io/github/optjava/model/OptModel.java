@@ -34,6 +34,10 @@ import java.util.function.Function;
  * lm_head are replicated: a vocab-parallel lm_head would need an all-gather of the logits, and
  * replicated, every rank computes the same logits. Every rank runs {@link #forward} with the same
  * sequences, each from its own thread, in the same order.
+ *
+ * <p>The decoder layers' Linear weights (q/k/v, out_proj, fc1, fc2) are stored through {@link Ops#linearWeight},
+ * which quantizes them to int8 on a backend made to (the CPU ops' {@code int8Linears}); embeddings, lm_head,
+ * project_in/out, layer norms and biases stay in their dtype.
  */
 public final class OptModel implements CausalLm {
   private static final float LN_EPS = 1e-5f;
@@ -149,6 +153,8 @@ public final class OptModel implements CausalLm {
     this.ffn = config.ffnDim() / world;
     Function<String, Tensor> w = checkpointWeights::get; // memory-mapped: nothing read until sliced or uploaded
     Function<Tensor, Mat> upload = t -> ops.weight(weightDtype == null ? t : t.to(weightDtype));
+    // The decoder layers' Linears go through linearWeight: a backend made to quantize stores them as int8.
+    Function<Tensor, Mat> uploadLinear = t -> ops.linearWeight(weightDtype == null ? t : t.to(weightDtype));
     Function<String, Mat> replicated = name -> upload.apply(w.apply(name));
     boolean first = stage.isFirst();
     boolean last = stage.isLast();
@@ -171,12 +177,13 @@ public final class OptModel implements CausalLm {
                   p.apply("self_attn.v_proj.weight")),
               List.of(p.apply("self_attn.q_proj.bias"), p.apply("self_attn.k_proj.bias"),
                   p.apply("self_attn.v_proj.bias")),
-              upload),
-          ShardedLinear.row(tp, p.apply("self_attn.out_proj.weight"), p.apply("self_attn.out_proj.bias"), upload),
+              uploadLinear, upload),
+          ShardedLinear.row(tp, p.apply("self_attn.out_proj.weight"), p.apply("self_attn.out_proj.bias"),
+              uploadLinear, upload),
           upload.apply(p.apply("self_attn_layer_norm.weight")),
           upload.apply(p.apply("self_attn_layer_norm.bias")),
-          ShardedLinear.column(tp, p.apply("fc1.weight"), p.apply("fc1.bias"), upload),
-          ShardedLinear.row(tp, p.apply("fc2.weight"), p.apply("fc2.bias"), upload),
+          ShardedLinear.column(tp, p.apply("fc1.weight"), p.apply("fc1.bias"), uploadLinear, upload),
+          ShardedLinear.row(tp, p.apply("fc2.weight"), p.apply("fc2.bias"), uploadLinear, upload),
           upload.apply(p.apply("final_layer_norm.weight")),
           upload.apply(p.apply("final_layer_norm.bias")));
     }

@@ -36,12 +36,16 @@ public final class ShardedLinear implements AutoCloseable {
     this.bias = bias;
   }
 
-  /** The output features split: this rank's rows of {@code w} (out, in) and of {@code b} (out). */
-  public static ShardedLinear column(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> upload) {
+  /**
+   * The output features split: this rank's rows of {@code w} (out, in) and of {@code b} (out). {@code uploadWeight}
+   * stores the weight ({@link Ops#linearWeight}: it may quantize), {@code upload} the bias.
+   */
+  public static ShardedLinear column(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> uploadWeight,
+      Function<Tensor, Mat> upload) {
     int rank = tp.rank();
     int world = tp.worldSize();
-    return new ShardedLinear(tp, false, upload.apply(Shard.rows(w, rank, world)),
-        upload.apply(Shard.rows(b, rank, world)));
+    Mat weight = uploadWeight.apply(Shard.rows(w, rank, world));
+    return withBias(tp, false, weight, () -> upload.apply(Shard.rows(b, rank, world)));
   }
 
   /**
@@ -50,23 +54,34 @@ public final class ShardedLinear implements AutoCloseable {
    * {@code (out0_rank | out1_rank | …)} side by side.
    */
   public static ShardedLinear columnStacked(TpGroup tp, List<Tensor> ws, List<Tensor> bs,
-      Function<Tensor, Mat> upload) {
+      Function<Tensor, Mat> uploadWeight, Function<Tensor, Mat> upload) {
     int rank = tp.rank();
     int world = tp.worldSize();
     List<Tensor> wParts = ws.stream().map(w -> Shard.rows(w, rank, world)).toList();
     List<Tensor> bParts = bs.stream().map(b -> Shard.rows(b, rank, world)).toList();
-    Mat weight = upload.apply(Shard.stackRows(wParts));
+    Mat weight = uploadWeight.apply(Shard.stackRows(wParts));
+    return withBias(tp, false, weight, () -> upload.apply(Shard.stackRows(bParts)));
+  }
+
+  /**
+   * The input features split: this rank's columns of {@code w} (out, in); the whole bias {@code b} (out). A
+   * quantizing {@code uploadWeight} gives each rank's row its own scale, over that rank's columns.
+   */
+  public static ShardedLinear row(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> uploadWeight,
+      Function<Tensor, Mat> upload) {
+    Mat weight = uploadWeight.apply(Shard.cols(w, tp.rank(), tp.worldSize()));
+    return withBias(tp, true, weight, () -> upload.apply(b));
+  }
+
+  /** The layer over an uploaded weight; the weight is closed if the bias's upload fails. */
+  private static ShardedLinear withBias(TpGroup tp, boolean reduce, Mat weight,
+      java.util.function.Supplier<Mat> bias) {
     try {
-      return new ShardedLinear(tp, false, weight, upload.apply(Shard.stackRows(bParts)));
+      return new ShardedLinear(tp, reduce, weight, bias.get());
     } catch (RuntimeException e) {
       weight.close();
       throw e;
     }
-  }
-
-  /** The input features split: this rank's columns of {@code w} (out, in); the whole bias {@code b} (out). */
-  public static ShardedLinear row(TpGroup tp, Tensor w, Tensor b, Function<Tensor, Mat> upload) {
-    return new ShardedLinear(tp, true, upload.apply(Shard.cols(w, tp.rank(), tp.worldSize())), upload.apply(b));
   }
 
   /**

@@ -46,6 +46,49 @@ class GeneratorTest {
     return out;
   }
 
+  /**
+   * int8 Linear weights through the public API: the text's log-probabilities move (the weights really are
+   * quantized) but stay within 0.3 of the float32 model's (measured: 0.116 at most, on this random model of hidden
+   * size 64); a GPU device is refused before anything loads.
+   */
+  @Test
+  void int8WeightsScoreCloseToFloat32() throws URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    String text = ref.get("prompts").get(0).get("text").asText();
+    Score exact = gen.score(text);
+    try (Generator int8 = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withKvCacheTokens(4096).withQuantization(Quantization.INT8))) {
+      Score quantized = int8.score(text);
+      assertEquals(exact.tokenIds(), quantized.tokenIds());
+      double worst = 0;
+      for (int i = 1; i < exact.logprobs().size(); i++) {
+        worst = Math.max(worst, Math.abs(exact.logprobs().get(i).logprob() - quantized.logprobs().get(i).logprob()));
+      }
+      assertTrue(worst > 1e-4 && worst < 0.3, "largest log-prob change " + worst);
+      assertEquals(12, int8.generate("Hello", SamplingParams.greedy().toBuilder().maxTokens(12).minTokens(12).build())
+          .choices().get(0).tokenIds().size());
+      // Two tensor-parallel ranks, each quantizing its own slices (row-parallel rows get per-rank scales).
+      try (Generator sliced = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+          .withKvCacheTokens(4096).withQuantization(Quantization.INT8).withTensorParallel(2).withThreads(2))) {
+        Score ranks = sliced.score(text);
+        double moved = 0;
+        for (int i = 1; i < exact.logprobs().size(); i++) {
+          double a = ranks.logprobs().get(i).logprob();
+          assertEquals(quantized.logprobs().get(i).logprob(), a, 0.3, "token " + i);
+          moved = Math.max(moved, Math.abs(a - exact.logprobs().get(i).logprob()));
+        }
+        assertTrue(moved > 1e-4 && moved < 0.3, "largest log-prob change with 2 ranks " + moved);
+      }
+    }
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> Backends.requireSupported(Quantization.INT8, Device.CUDA, Device.AUTO));
+    assertTrue(e.getMessage().contains("Device.AUTO chose CUDA") && e.getMessage().contains("Device.CPU"),
+        e.getMessage());
+    Backends.requireSupported(Quantization.INT8, Device.CPU, Device.AUTO);
+    Backends.requireSupported(Quantization.NONE, Device.CUDA, Device.CUDA);
+    assertThrows(IllegalArgumentException.class, () -> GeneratorOptions.defaults().withQuantization(null));
+  }
+
   @Test
   void statsCountEachFinishedRequest() {
     // The generator is shared by this class's tests: compare counts before and after.

@@ -35,7 +35,7 @@ class BenchCommandTest {
       "prompt_len", "gen_len", "engine", "cpu_kernels", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token",
       "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
-      "prefill_gemm_fraction", "decode_gpu_ms_per_step");
+      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -98,6 +98,7 @@ class BenchCommandTest {
       assertEquals("cpu-fast", j.get("engine").asText());
       assertTrue(j.get("cpu_kernels").asText().matches("vector \\d+-bit|scalar"), j.toString());
       assertEquals("f16", j.get("dtype").asText());
+      assertEquals("none", j.get("quantization").asText());
       assertEquals(2, j.get("threads").asInt());
       assertEquals(20, j.get("prompt_len").asInt());
       assertEquals(2, j.get("gen_len").asInt());
@@ -264,6 +265,22 @@ class BenchCommandTest {
     assertEquals("cpu-reference", j.get("engine").asText());
     assertEquals(1, j.get("threads").asInt());
     assertEquals("bf16", j.get("dtype").asText());
+  }
+
+  @Test
+  void int8LinearsAreNamedInTheHeaderAndTheJson(@TempDir Path tmp) throws IOException {
+    Path json = tmp.resolve("b.jsonl");
+    CliTest.Run r = bench("--device", "cpu", "--shape", tinyConfig(tmp).toString(), "--prompt-len", "5",
+        "--gen-len", "2", "--threads", "2", "--quantize", "int8", "--warm-up", "0", "--repeats", "1",
+        "--json", json.toString());
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.out().contains("random f16 weights (Linears int8)") && r.out().contains("cpu-fast-int8"), r.out());
+    JsonNode j = JSON.readTree(Files.readAllLines(json).get(0));
+    assertEquals("cpu-fast-int8", j.get("engine").asText());
+    assertEquals("int8", j.get("quantization").asText());
+    assertTrue(j.get("decode_ms_per_token").asDouble() > 0, j.toString());
+    CliTest.Run bad = bench("--device", "cpu", "--shape", tinyConfig(tmp).toString(), "--quantize", "int4");
+    assertTrue(bad.exit() != 0 && bad.err().contains("--quantize must be none or int8"), bad.err());
   }
 
   @Test

@@ -54,6 +54,17 @@ class CliGenerationTest {
   }
 
   @Test
+  void int8WeightsGenerateAndTheOptionIsChecked() {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "16", "--quantize", "int8");
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.err().contains("finish: length"), r.err());
+    CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--quantize", "fp8");
+    assertEquals(1, bad.exit(), bad.err());
+    assertTrue(bad.err().contains("--quantize must be none or int8, got 'fp8'"), bad.err());
+  }
+
+  @Test
   void logitBiasFromTheCommandLineAndFromBatchJson() throws IOException {
     CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
         "--temperature", "0", "--max-tokens", "3", "--logit-bias", "1000=100");

@@ -180,7 +180,7 @@ final class AttentionKernel {
         System.arraycopy(q, (firstRow + i) * width + off, qh, i * headDim, headDim);
       }
       LinearKernels.vectorRows(scoresT, kt, positions,
-          new LinearKernels.Weights(qh, null, false, false, queries, headDim),
+          LinearKernels.Weights.ofFloats(qh, queries, headDim),
           null, false, 0, queries);
       for (int i = 0; i < queries; i++) {
         int visible = past + item.qFrom() + i + 1; // causal: positions 0 .. past + i

@@ -1,12 +1,14 @@
 package io.github.optjava.backend.cpu;
 
+import io.github.optjava.backend.Int8Rows;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Half;
 
 /**
- * A matrix in Java heap memory: float32 ({@link #f32}) or 16-bit words ({@link #bits}, fp16 or bf16,
- * widened on read). Package-private: only the CPU ops see inside.
+ * A matrix in Java heap memory: float32 ({@link #f32}), 16-bit words ({@link #bits}, fp16 or bf16, widened on
+ * read), or a Linear weight quantized to int8 per row ({@link #int8}: {@link #dtype} is null then). Package-private:
+ * only the CPU ops see inside.
  */
 final class CpuMat implements Mat {
   /** fp16 bits → float, all 65536 of them: a 256 KiB table that stays in cache and has no branches. */
@@ -20,9 +22,12 @@ final class CpuMat implements Mat {
 
   final int rows;
   final int cols;
+  /** F32, F16 or BF16; null for an int8 matrix. */
   final DType dtype;
   final float[] f32;
   final short[] bits;
+  /** The integers and per-row scales of an int8 matrix ({@link Int8Rows}); null otherwise. */
+  final Int8Rows int8;
   private volatile boolean closed;
   /** 0: not known yet, 1: every fp16 element finite, 2: some are inf or NaN (see {@link #hasHalfSpecials}). */
   private byte halfSpecials;
@@ -37,6 +42,17 @@ final class CpuMat implements Mat {
     this.dtype = dtype;
     this.f32 = dtype == DType.F32 ? new float[(int) n] : null;
     this.bits = dtype == DType.F32 ? null : new short[(int) n];
+    this.int8 = null;
+  }
+
+  /** An int8 matrix over {@code q} (not copied). */
+  CpuMat(Int8Rows q) {
+    this.rows = q.rows();
+    this.cols = q.cols();
+    this.dtype = null;
+    this.f32 = null;
+    this.bits = null;
+    this.int8 = q;
   }
 
   /**
@@ -76,6 +92,9 @@ final class CpuMat implements Mat {
 
   /** Element {@code i} (row-major index) widened to float. */
   float get(int i) {
+    if (int8 != null) {
+      return int8.get(i);
+    }
     return switch (dtype) {
       case F32 -> f32[i];
       case F16 -> HALF_TO_FLOAT[bits[i] & 0xffff];
@@ -114,6 +133,6 @@ final class CpuMat implements Mat {
 
   @Override
   public String toString() {
-    return dtype + "[" + rows + " × " + cols + "]";
+    return (int8 != null ? "INT8" : dtype) + "[" + rows + " × " + cols + "]";
   }
 }

@@ -43,11 +43,24 @@ public final class FastCpuOps extends CpuOps {
 
   /** {@code threads} threads in all: the calling thread and {@code threads - 1} daemon workers. */
   public FastCpuOps(int threads) {
-    this(threads, VectorSupport.AVAILABLE);
+    this(threads, VectorSupport.AVAILABLE, false);
+  }
+
+  /**
+   * As {@link #FastCpuOps(int)}, with Linear weights quantized to int8 per output row when {@code int8Linears}
+   * ({@link CpuOps#CpuOps(boolean)}).
+   */
+  public static FastCpuOps create(int threads, boolean int8Linears) {
+    return new FastCpuOps(threads, VectorSupport.AVAILABLE, int8Linears);
   }
 
   /** As {@link #FastCpuOps(int)}, choosing the kernels: the Vector API ones need the incubator module and C2. */
   FastCpuOps(int threads, boolean vectorKernels) {
+    this(threads, vectorKernels, false);
+  }
+
+  FastCpuOps(int threads, boolean vectorKernels, boolean int8Linears) {
+    super(int8Linears);
     if (vectorKernels && !VectorSupport.AVAILABLE) {
       throw new IllegalStateException("the Vector API kernels cannot run here: " + VectorSupport.whyNot());
     }
@@ -58,7 +71,7 @@ public final class FastCpuOps extends CpuOps {
 
   @Override
   public String name() {
-    return "cpu-fast";
+    return int8Linears() ? "cpu-fast-int8" : "cpu-fast";
   }
 
   /**
@@ -89,20 +102,38 @@ public final class FastCpuOps extends CpuOps {
     LinearKernels.Weights weights =
         vectorKernels ? LinearKernels.Weights.forVectorKernels(wt) : LinearKernels.Weights.of(wt);
     float[] biasValues = LinearKernels.widen(b);
+    // int8: the kernels sum over the integers without bias and ReLU; each chunk of rows then gets its scales.
+    float[] scales = wt.int8 == null ? null : wt.int8.scales();
+    float[] kernelBias = scales == null ? biasValues : null;
+    boolean kernelRelu = scales == null && relu;
     int tokens = in.rows;
     int k = in.cols;
-    int rowGrain = grain(wt.rows, LinearKernels.ROW_BLOCK);
+    int n = wt.rows;
+    int rowGrain = grain(n, LinearKernels.ROW_BLOCK);
     if (vectorKernels) {
-      pool.forRange(wt.rows, rowGrain,
-          (from, to) -> VectorLinearKernels.rows(o.f32, in.f32, tokens, weights, biasValues, relu, from, to));
+      pool.forRange(n, rowGrain, (from, to) -> {
+        VectorLinearKernels.rows(o.f32, in.f32, tokens, weights, kernelBias, kernelRelu, from, to);
+        scale(o.f32, n, tokens, scales, biasValues, relu, from, to);
+      });
     } else if (tokens >= LinearKernels.VECTOR_MIN_TOKENS) {
       float[][][] xt = LinearKernels.transposedBlocks(tokens, k);
       pool.forRange(k, grain(k, 64), (from, to) -> LinearKernels.transpose(xt, in.f32, tokens, k, from, to));
-      pool.forRange(wt.rows, rowGrain,
-          (from, to) -> LinearKernels.vectorRows(o.f32, xt, tokens, weights, biasValues, relu, from, to));
+      pool.forRange(n, rowGrain, (from, to) -> {
+        LinearKernels.vectorRows(o.f32, xt, tokens, weights, kernelBias, kernelRelu, from, to);
+        scale(o.f32, n, tokens, scales, biasValues, relu, from, to);
+      });
     } else {
-      pool.forRange(wt.rows, rowGrain,
-          (from, to) -> LinearKernels.dotRows(o.f32, in.f32, tokens, weights, biasValues, relu, from, to));
+      pool.forRange(n, rowGrain, (from, to) -> {
+        LinearKernels.dotRows(o.f32, in.f32, tokens, weights, kernelBias, kernelRelu, from, to);
+        scale(o.f32, n, tokens, scales, biasValues, relu, from, to);
+      });
+    }
+  }
+
+  private static void scale(float[] out, int n, int tokens, float[] scales, float[] bias, boolean relu, int from,
+      int to) {
+    if (scales != null) {
+      LinearKernels.scaleRows(out, n, tokens, scales, bias, relu, from, to);
     }
   }
 
@@ -135,6 +166,12 @@ public final class FastCpuOps extends CpuOps {
   public Mat weight(Tensor tensor) {
     checkOpen();
     return super.weight(tensor);
+  }
+
+  @Override
+  public Mat linearWeight(Tensor tensor) {
+    checkOpen();
+    return super.linearWeight(tensor);
   }
 
   @Override

@@ -45,18 +45,28 @@ final class LinearKernels {
   private LinearKernels() {}
 
   /**
-   * A weight matrix as the kernels see it: float32 values, or fp16/bf16 bits; {@code halfSpecials}: fp16 with an
-   * infinity or NaN somewhere ({@link CpuMat#hasHalfSpecials}).
+   * A weight matrix as the kernels see it: float32 values, fp16/bf16 bits, or int8 integers ({@code int8}: the
+   * kernels compute the sums over the integers; {@link FastCpuOps#linear} applies the row scales after them);
+   * {@code halfSpecials}: fp16 with an infinity or NaN somewhere ({@link CpuMat#hasHalfSpecials}).
    */
-  record Weights(float[] f32, short[] bits, boolean bf16, boolean halfSpecials, int rows, int cols) {
+  record Weights(float[] f32, short[] bits, byte[] int8, boolean bf16, boolean halfSpecials, int rows, int cols) {
     /** The scalar kernels' view: they widen through tables, so infinities and NaNs need no care. */
     static Weights of(CpuMat m) {
-      return new Weights(m.f32, m.bits, m.dtype == DType.BF16, false, m.rows, m.cols);
+      return new Weights(m.f32, m.bits, int8Values(m), m.dtype == DType.BF16, false, m.rows, m.cols);
     }
 
     /** The Vector API kernels' view: whether fp16 weights hold an infinity or NaN is looked up (once per matrix). */
     static Weights forVectorKernels(CpuMat m) {
-      return new Weights(m.f32, m.bits, m.dtype == DType.BF16, m.hasHalfSpecials(), m.rows, m.cols);
+      return new Weights(m.f32, m.bits, int8Values(m), m.dtype == DType.BF16, m.hasHalfSpecials(), m.rows, m.cols);
+    }
+
+    /** A float32 matrix held in {@code values} (rows × cols, row-major). */
+    static Weights ofFloats(float[] values, int rows, int cols) {
+      return new Weights(values, null, null, false, false, rows, cols);
+    }
+
+    private static byte[] int8Values(CpuMat m) {
+      return m.int8 == null ? null : m.int8.values();
     }
 
     /** Row {@code r} as float32 in {@code dst} (which is returned). */
@@ -64,6 +74,10 @@ final class LinearKernels {
       int base = r * cols;
       if (f32 != null) {
         System.arraycopy(f32, base, dst, 0, cols);
+      } else if (int8 != null) {
+        for (int i = 0; i < cols; i++) {
+          dst[i] = int8[base + i];
+        }
       } else {
         float[] table = bf16 ? BF16_TO_FLOAT : CpuMat.HALF_TO_FLOAT;
         for (int i = 0; i < cols; i++) {
@@ -79,7 +93,28 @@ final class LinearKernels {
       if (f32 != null) {
         return dot(f32, wo, x, xo, cols);
       }
+      if (int8 != null) {
+        return dotBytes(int8, wo, x, xo, cols);
+      }
       return dotBits(bits, wo, bf16 ? BF16_TO_FLOAT : CpuMat.HALF_TO_FLOAT, x, xo, cols);
+    }
+  }
+
+  /**
+   * {@code out[t, o] = out[t, o] × scales[o] + bias[o]} (then ReLU if asked) for rows {@code [from, to)} of every
+   * token: the int8 Linears' scales, applied after kernels that ran without bias and ReLU.
+   */
+  static void scaleRows(float[] out, int n, int tokens, float[] scales, float[] bias, boolean relu, int from,
+      int to) {
+    for (int t = 0; t < tokens; t++) {
+      int base = t * n;
+      for (int o = from; o < to; o++) {
+        float v = out[base + o] * scales[o];
+        if (bias != null) {
+          v += bias[o];
+        }
+        out[base + o] = finish(v, relu);
+      }
     }
   }
 
@@ -175,6 +210,23 @@ final class LinearKernels {
     }
     for (; i < k; i++) {
       a0 = Math.fma(table[w[wo + i] & 0xffff], x[xo + i], a0);
+    }
+    return (a0 + a1) + (a2 + a3);
+  }
+
+  /** As {@link #dot} with int8 weights (each exact as a float). */
+  static float dotBytes(byte[] w, int wo, float[] x, int xo, int k) {
+    float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
+    int end = k & ~3;
+    int i = 0;
+    for (; i < end; i += 4) {
+      a0 = Math.fma(w[wo + i], x[xo + i], a0);
+      a1 = Math.fma(w[wo + i + 1], x[xo + i + 1], a1);
+      a2 = Math.fma(w[wo + i + 2], x[xo + i + 2], a2);
+      a3 = Math.fma(w[wo + i + 3], x[xo + i + 3], a3);
+    }
+    for (; i < k; i++) {
+      a0 = Math.fma(w[wo + i], x[xo + i], a0);
     }
     return (a0 + a1) + (a2 + a3);
   }

@@ -1,8 +1,10 @@
 package io.github.optjava.backend.cpu;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -17,7 +19,9 @@ import jdk.incubator.vector.VectorSpecies;
  * <p>One rounding order for every (token, output row) pair, whatever the kernel, the tile or the thread split:
  * one vector accumulator over the input features ({@code acc = w·x + acc} per lane, features {@code i ≡ j} mod
  * the lane count in lane {@code j}), its lanes added in lane order, the features past the last whole
- * vector added one by one with {@code Math.fma}, then the bias. So a token's outputs do not depend on how many
+ * vector added one by one with {@code Math.fma}, then the bias. int8 weights ({@link LinearKernels.Weights#int8})
+ * are summed as their integers, in the same order; their row scales come after these kernels
+ * ({@link LinearKernels#scaleRows}). So a token's outputs do not depend on how many
  * tokens share the call (a decode step and a prefill of the same token give the same bits), unlike the scalar
  * kernels. The lanes are summed through an array rather than {@code reduceLanes}, whose order the API leaves
  * open (it may differ between interpreted and compiled code).
@@ -39,6 +43,13 @@ final class VectorLinearKernels {
   private static final VectorSpecies<Short> SHORTS =
       VectorSpecies.of(short.class, VectorShape.forBitSize(Math.max(64, FLOATS.vectorBitSize() / 2)));
   private static final int LANES = FLOATS.length();
+  /**
+   * Bytes for int8 weights: a quarter of {@link #FLOATS}'s width, but at least 64 bits (the smallest shape), so
+   * with 128-bit floats it has twice their lanes and {@link #FIRST_LANES} masks the load to the ones used.
+   */
+  private static final VectorSpecies<Byte> BYTES =
+      VectorSpecies.of(byte.class, VectorShape.forBitSize(Math.max(64, FLOATS.vectorBitSize() / 4)));
+  private static final VectorMask<Byte> FIRST_LANES = BYTES.indexInRange(0, LANES);
 
   /** From this many tokens on, weights are widened once into a buffer and multiplied in tiles. */
   static final int TILE_MIN_TOKENS = 4;
@@ -65,6 +76,15 @@ final class VectorLinearKernels {
   static void rows(float[] out, float[] x, int tokens, LinearKernels.Weights w, float[] bias, boolean relu,
       int from, int to) {
     float[] lanes = new float[LANES];
+    if (w.int8() != null && tokens < TILE_MIN_TOKENS) {
+      for (int o = from; o < to; o++) {
+        for (int t = 0; t < tokens; t++) {
+          float s = dot8(w.int8(), o * w.cols(), x, t * w.cols(), w.cols(), lanes);
+          out[t * w.rows() + o] = finish(s, bias, o, relu);
+        }
+      }
+      return;
+    }
     if (w.f32() == null && tokens < TILE_MIN_TOKENS) {
       int kind = kind(w);
       for (int o = from; o < to; o++) {
@@ -162,13 +182,33 @@ final class VectorLinearKernels {
     return kind == BF16 ? Float.intBitsToFloat(bits << 16) : CpuMat.HALF_TO_FLOAT[bits & 0xffff];
   }
 
+  /**
+   * {@code LANES} int8 weights from {@code values[offset ..)} as float32 (exact: sign-extended, then converted).
+   * With 128-bit floats the byte vector is wider than needed, and its load is masked so as not to read past
+   * the array.
+   */
+  static FloatVector widen8(byte[] values, int offset) {
+    ByteVector b = BYTES.length() == LANES ? ByteVector.fromArray(BYTES, values, offset)
+        : ByteVector.fromArray(BYTES, values, offset, FIRST_LANES);
+    return (FloatVector) b.convertShape(VectorOperators.B2F, FLOATS, 0);
+  }
+
   /** Row {@code r} of {@code w} as float32 into {@code dst[off .. off + cols)}. */
   static void widenRow(LinearKernels.Weights w, int r, float[] dst, int off) {
     int k = w.cols();
     int base = r * k;
-    int kind = kind(w);
     int end = FLOATS.loopBound(k);
     int i = 0;
+    if (w.int8() != null) {
+      for (; i < end; i += LANES) {
+        widen8(w.int8(), base + i).intoArray(dst, off + i);
+      }
+      for (; i < k; i++) {
+        dst[off + i] = w.int8()[base + i];
+      }
+      return;
+    }
+    int kind = kind(w);
     for (; i < end; i += LANES) {
       widen(w.bits(), base + i, kind).intoArray(dst, off + i);
     }
@@ -216,6 +256,20 @@ final class VectorLinearKernels {
     float s = sum(acc, lanes);
     for (int i = end; i < k; i++) {
       s = Math.fma(widen(w[wo + i], kind), x[xo + i], s);
+    }
+    return s;
+  }
+
+  /** As {@link #dot} with int8 weights widened in registers: the same floats, so the same sum. */
+  static float dot8(byte[] w, int wo, float[] x, int xo, int k, float[] lanes) {
+    FloatVector acc = FloatVector.zero(FLOATS);
+    int end = FLOATS.loopBound(k);
+    for (int i = 0; i < end; i += LANES) {
+      acc = widen8(w, wo + i).fma(FloatVector.fromArray(FLOATS, x, xo + i), acc);
+    }
+    float s = sum(acc, lanes);
+    for (int i = end; i < k; i++) {
+      s = Math.fma(w[wo + i], x[xo + i], s);
     }
     return s;
   }

@@ -48,6 +48,8 @@ class FastCpuOpsParityTest {
   static final double ATTENTION_REL = 2e-6;
 
   private static final CpuOps REF = new CpuOps();
+  /** Quantizes Linear weights to int8: its matrices serve every CPU implementation. */
+  private static final CpuOps INT8_REF = new CpuOps(true);
   private static FastCpuOps one;
   private static FastCpuOps three;
   private static FastCpuOps scalarOne;
@@ -91,11 +93,13 @@ class FastCpuOpsParityTest {
     int[][] shapes = {{1, 1}, {7, 83}, {83, 7}, {128, 128}, {768, 80}, {3072, 17}}; // (in, out)
     int[] tokens = {1, 3, 4, 7, 16, 17, 129, 260}; // around the 4-token block, the 16-token switch, 128-token blocks
     List<Arguments> cases = new ArrayList<>();
-    for (DType dtype : DType.values()) {
+    for (String format : new String[] {"F32", "F16", "BF16", "INT8"}) { // INT8: fp16 weights quantized
+      DType dtype = format.equals("INT8") ? DType.F16 : DType.valueOf(format);
       for (int[] s : shapes) {
         for (int t : tokens) {
           for (Kernels kernels : Kernels.values()) {
-            cases.add(Arguments.of(dtype, s[0], s[1], t, t % 2 == 1, s[0] > s[1], t % 3 == 0 ? 1 : 3, kernels));
+            cases.add(Arguments.of(format, dtype, s[0], s[1], t, t % 2 == 1, s[0] > s[1], t % 3 == 0 ? 1 : 3,
+                kernels));
           }
         }
       }
@@ -103,17 +107,20 @@ class FastCpuOpsParityTest {
     return cases.stream();
   }
 
-  @ParameterizedTest(name = "{0} in {1} out {2} tokens {3} bias {4} relu {5} threads {6} {7}")
+  @ParameterizedTest(name = "{0} in {2} out {3} tokens {4} bias {5} relu {6} threads {7} {8}")
   @MethodSource("linearCases")
-  void linear(DType dtype, int in, int out, int tokens, boolean withBias, boolean relu, int threads, Kernels kernels) {
+  void linear(String format, DType dtype, int in, int out, int tokens, boolean withBias, boolean relu, int threads,
+      Kernels kernels) {
     Random random = new Random(in * 31L + out * 7L + tokens + dtype.ordinal());
     Tensor wt = tensor(dtype, out, in, random, 0.5);
     Tensor bt = withBias ? tensor(dtype, 1, out, random, 1.0) : null;
     float[] x = gaussian(random, tokens * in, 1.0);
-    float[] expected = linear(REF, wt, bt, x, tokens, in, out, relu);
-    float[] actual = linear(fast(threads, kernels), wt, bt, x, tokens, in, out, relu);
+    boolean int8 = format.equals("INT8");
+    float[] expected = linear(REF, wt, bt, x, tokens, in, out, relu, int8);
+    float[] actual = linear(fast(threads, kernels), wt, bt, x, tokens, in, out, relu, int8);
 
-    float[] w = wt.toFloatArray();
+    // The weights the sums run over: for int8, the integers times the row scales (what the reference reads).
+    float[] w = int8 ? REF.read(INT8_REF.linearWeight(wt)) : wt.toFloatArray();
     float[] b = bt == null ? null : bt.toFloatArray();
     double[] scale = new double[tokens * out];
     for (int t = 0; t < tokens; t++) {
@@ -128,8 +135,9 @@ class FastCpuOpsParityTest {
     assertClose("linear", expected, actual, scale);
   }
 
-  private static float[] linear(Ops ops, Tensor w, Tensor bias, float[] x, int tokens, int in, int out, boolean relu) {
-    Mat wm = ops.weight(w);
+  private static float[] linear(Ops ops, Tensor w, Tensor bias, float[] x, int tokens, int in, int out, boolean relu,
+      boolean int8) {
+    Mat wm = int8 ? INT8_REF.linearWeight(w) : ops.weight(w);
     Mat bm = bias == null ? null : ops.weight(bias);
     Mat xm = ops.alloc(tokens, in);
     ops.write(xm, x);

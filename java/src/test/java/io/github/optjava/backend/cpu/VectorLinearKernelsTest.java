@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import io.github.optjava.backend.Int8Rows;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Half;
 import java.util.Arrays;
@@ -13,7 +14,7 @@ import java.util.Random;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * The Vector API kernels' exact properties; {@code FastCpuOpsParityTest} checks their values against
@@ -59,13 +60,14 @@ class VectorLinearKernelsTest {
    * prefill of 4 to 300 tokens (the tiles, with token blocks at in = 3072), whatever the split of the rows.
    */
   @ParameterizedTest
-  @EnumSource(DType.class)
-  void aTokensOutputsDoNotDependOnTheOtherTokens(DType dtype) {
-    Random random = new Random(7 + dtype.ordinal());
+  @ValueSource(strings = {"F32", "F16", "BF16", "INT8"})
+  void aTokensOutputsDoNotDependOnTheOtherTokens(String dtype) {
+    Random random = new Random(7 + dtype.hashCode());
     for (int[] shape : new int[][] {{83, 21}, {768, 9}, {3072, 6}, {5, 13}}) { // (in, out)
       int in = shape[0];
       int out = shape[1];
-      LinearKernels.Weights w = LinearKernels.Weights.forVectorKernels(weights(dtype, out, in, random));
+      LinearKernels.Weights w = LinearKernels.Weights.forVectorKernels(dtype.equals("INT8")
+          ? int8Weights(out, in, random) : weights(DType.valueOf(dtype), out, in, random));
       float[] bias = gaussian(random, out);
       int tokens = 300;
       float[] x = gaussian(random, tokens * in);
@@ -83,6 +85,49 @@ class VectorLinearKernelsTest {
             assertEquals(Float.floatToRawIntBits(all[t0 * out + i]), Float.floatToRawIntBits(part[i]),
                 () -> dtype + " in " + in + ": token " + (t0 + at / out) + " row " + at % out + " among " + count);
           }
+        }
+      }
+    }
+  }
+
+  /**
+   * Every int8 value widens to itself, at every lane, up to the array's last element (with 128-bit floats the
+   * byte load is wider than the floats and must be masked there).
+   */
+  @Test
+  void everyInt8WidensToItself() {
+    int lanes = VectorLinearKernels.FLOATS.length();
+    byte[] values = new byte[256 + lanes]; // ends exactly at a whole vector, so the last load touches the end
+    for (int i = 0; i < values.length; i++) {
+      values[i] = (byte) (i - 128);
+    }
+    float[] widened = new float[lanes];
+    for (int i = 0; i + lanes <= values.length; i++) {
+      VectorLinearKernels.widen8(values, i).intoArray(widened, 0);
+      for (int j = 0; j < lanes; j++) {
+        assertEquals(values[i + j], widened[j], "byte at " + (i + j));
+      }
+    }
+  }
+
+  /** The int8 decode dot product sums over the integers exactly as the tiles do over their widened rows. */
+  @Test
+  void int8DecodeAndTilesAgreeOnEveryRow() {
+    Random random = new Random(11);
+    for (int in : new int[] {1, 15, 16, 17, 300}) {
+      LinearKernels.Weights w = LinearKernels.Weights.forVectorKernels(int8Weights(5, in, random));
+      float[] x = gaussian(random, 4 * in);
+      float[] tiles = new float[4 * 5];
+      VectorLinearKernels.rows(tiles, x, 4, w, null, false, 0, 5);
+      for (int t = 0; t < 4; t++) {
+        float[] alone = new float[5];
+        VectorLinearKernels.rows(alone, Arrays.copyOfRange(x, t * in, (t + 1) * in), 1, w, null, false, 0, 5);
+        float[] scalar = new float[5];
+        LinearKernels.dotRows(scalar, Arrays.copyOfRange(x, t * in, (t + 1) * in), 1, w, null, false, 0, 5);
+        for (int o = 0; o < 5; o++) {
+          assertEquals(Float.floatToRawIntBits(tiles[t * 5 + o]), Float.floatToRawIntBits(alone[o]),
+              "in " + in + " token " + t + " row " + o);
+          assertEquals(scalar[o], alone[o], 1e-4f * in, "scalar kernel, in " + in);
         }
       }
     }
@@ -154,6 +199,17 @@ class VectorLinearKernelsTest {
       bits[at] = (short) 0x7bff; // the largest finite half
       assertFalse(CpuMat.scanForHalfSpecials(bits));
     }
+  }
+
+  /** Random integers in [-127, 127] (scales 1: the kernels never read them). */
+  private static CpuMat int8Weights(int rows, int cols, Random random) {
+    byte[] values = new byte[rows * cols];
+    for (int i = 0; i < values.length; i++) {
+      values[i] = (byte) (random.nextInt(255) - 127);
+    }
+    float[] scales = new float[rows];
+    Arrays.fill(scales, 1f);
+    return new CpuMat(new Int8Rows(rows, cols, values, scales));
   }
 
   private static CpuMat weights(DType dtype, int rows, int cols, Random random) {

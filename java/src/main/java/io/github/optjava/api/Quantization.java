@@ -1,0 +1,17 @@
+package io.github.optjava.api;
+
+/**
+ * How a {@link Generator} stores the weights of the decoder layers' Linears (q/k/v, out_proj, fc1, fc2: almost all
+ * of a model's parameters). Embeddings, the LM head, layer norms and biases keep their dtype either way.
+ */
+public enum Quantization {
+  /** The weights as loaded (the checkpoint's dtype, or {@link GeneratorOptions#dtype()}). */
+  NONE,
+  /**
+   * int8 per output row ("weight-only" int8, absmax scaling, round to nearest): half the memory of fp16 and half
+   * the bytes a decode step reads, for a small change in the logits (each weight moves by at most half of its
+   * row's step, {@code max|row| / 254}); activations, sums and the KV cache stay float32. CPU backend only so far:
+   * with a GPU, {@link Device#CUDA} (or {@link Device#AUTO} choosing it) is refused with a message.
+   */
+  INT8
+}
