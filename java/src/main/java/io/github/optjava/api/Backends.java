@@ -18,14 +18,15 @@ final class Backends {
   }
 
   /**
-   * Refuses a quantization the chosen device cannot run (int8 runs on the CPU backend only), before anything is
-   * loaded.
+   * Refuses a quantization the chosen device cannot run (int8 runs on the CPU backend only; {@link Device#AUTO}
+   * picks the CPU for it), before anything is loaded.
    */
-  static void requireSupported(Quantization quantization, Device device, Device asked) {
+  static void requireSupported(Quantization quantization, Device device) {
     if (quantization != Quantization.NONE && device == Device.CUDA) {
-      throw new IllegalArgumentException("Quantization." + quantization + " runs on the CPU backend only so far, and"
-          + (asked == Device.AUTO ? " Device.AUTO chose CUDA here" : " Device.CUDA was asked for")
-          + ": use Device.CPU (--device cpu) to run int8 weights on the CPU, or Quantization.NONE for the GPU");
+      throw new IllegalArgumentException("int8 weights (Quantization." + quantization + ", --quantize "
+          + quantization.name().toLowerCase(java.util.Locale.ROOT) + ") run on the CPU backend only so far, and "
+          + "the CUDA device was asked for: use Device.CPU or AUTO (--device cpu|auto) for int8 on the CPU, or "
+          + "Quantization.NONE (--quantize none) on the GPU");
     }
   }
 

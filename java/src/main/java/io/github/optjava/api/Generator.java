@@ -86,10 +86,15 @@ public final class Generator implements AutoCloseable {
     OptTokenizer tokenizer = OptTokenizer.load(dir);
     int tp = options.tensorParallel();
     int pp = options.pipelineParallel();
-    // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU.
-    Device device = (tp > 1 || pp > 1) && options.device() != Device.CUDA ? Device.CPU
+    // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU. So do
+    // int8 weights, which only the CPU backend runs so far.
+    boolean int8 = options.quantization() != Quantization.NONE;
+    if (int8 && options.device() == Device.AUTO) {
+      LOG.info("int8 weights (Quantization.INT8, --quantize int8) run on the CPU backend only so far: using the CPU");
+    }
+    Device device = (tp > 1 || pp > 1 || int8) && options.device() != Device.CUDA ? Device.CPU
         : chooseDevice(options.device());
-    Backends.requireSupported(options.quantization(), device, options.device());
+    Backends.requireSupported(options.quantization(), device);
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;
@@ -190,7 +195,7 @@ public final class Generator implements AutoCloseable {
     Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
     OptModel.Stage.of(0, layout.stages(), config);
     Device device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
-    Backends.requireSupported(options.quantization(), device, options.device());
+    Backends.requireSupported(options.quantization(), device);
     if (options.device() == Device.AUTO && placement.rank() == 0) {
       LOG.info("multi-process job with Device.AUTO: running on the CPU (name Device.CUDA, --device cuda, for GPUs)");
     }

@@ -64,9 +64,11 @@ import io.github.optjava.checkpoint.DType;
  *                          is reading the weights. The tokens are the same as without it up to float rounding.
  *                          Sequences sampled on the GPU (device sampling) get no drafts. 0 = off. Default 0.
  * @param quantization      how the decoder layers' Linear weights are stored ({@link Quantization}): NONE as loaded,
- *                          or INT8 per output row, which halves the memory of fp16 weights and, on the CPU, makes
- *                          batch-1 decode up to twice as fast (it reads the weights once per token), for a small
- *                          change in the logits. CPU backend only so far. Default NONE.
+ *                          or INT8 per output row: those weights take half the memory of fp16 (a quarter of fp32),
+ *                          for a small change in the logits. With the Vector API kernels batch-1 decode reads them
+ *                          once per token and runs faster (opt-1.3b on 2 cores: 1.7×; docs/perf.md); the scalar
+ *                          kernels gain memory only. CPU backend only so far: Device.AUTO then picks the CPU, and
+ *                          Device.CUDA is refused. Default NONE.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens,

@@ -8,10 +8,11 @@ public enum Quantization {
   /** The weights as loaded (the checkpoint's dtype, or {@link GeneratorOptions#dtype()}). */
   NONE,
   /**
-   * int8 per output row ("weight-only" int8, absmax scaling, round to nearest): half the memory of fp16 and half
-   * the bytes a decode step reads, for a small change in the logits (each weight moves by at most half of its
-   * row's step, {@code max|row| / 254}); activations, sums and the KV cache stay float32. CPU backend only so far:
-   * with a GPU, {@link Device#CUDA} (or {@link Device#AUTO} choosing it) is refused with a message.
+   * int8 per output row ("weight-only" int8, absmax scaling, round to nearest): those weights take half the memory
+   * of fp16, and a decode step reads half their bytes, for a small change in the logits (each weight moves by at
+   * most half of its row's step, {@code max|row| / 254}); activations, sums and the KV cache stay float32. CPU
+   * backend only so far: {@link Device#AUTO} then picks the CPU, and {@link Device#CUDA} is refused with a
+   * message.
    */
   INT8
 }

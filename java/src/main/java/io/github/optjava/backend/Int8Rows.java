@@ -4,6 +4,7 @@ import io.github.optjava.checkpoint.Half;
 import io.github.optjava.checkpoint.Tensor;
 import java.nio.ByteBuffer;
 import java.nio.ShortBuffer;
+import java.util.stream.IntStream;
 
 /**
  * A Linear layer's (out, in) weight quantized to int8 per output row ("weight-only" int8, round to nearest): row
@@ -16,9 +17,13 @@ import java.nio.ShortBuffer;
  * (2022, section 3.1, "vector-wise quantization" of the weights), without its mixed-precision activation part: the
  * activations stay float32, so the outlier features that paper is about (activations of OPT ≥ 6.7B) are not
  * quantized. {@code scales[r] = max_c |w[r, c]| / 127}, {@code values[r, c] = rint(w[r, c] / scales[r])} (ties to
- * even), so every weight is off by at most half a step, {@code scales[r] / 2}. A row of zeros has scale 0.
+ * even), so every weight is off by at most half a step, {@code scales[r] / 2}, from the weight it was given (after
+ * any dtype conversion of {@code GeneratorOptions.dtype}). A row whose largest magnitude is below {@link #TINY_ROW}
+ * (127 × the smallest normal float, 1.5e-36) becomes zeros with scale 0: its scale would be a subnormal float too
+ * coarse to keep that bound.
  *
- * <p>Every backend quantizes through this class, so the same checkpoint gives the same integers everywhere.
+ * <p>A backend that quantizes does it through this class (today the CPU backend), so that the same checkpoint
+ * gives the same integers on every backend that will.
  *
  * @param rows   output features
  * @param cols   input features
@@ -28,6 +33,11 @@ import java.nio.ShortBuffer;
 public record Int8Rows(int rows, int cols, byte[] values, float[] scales) {
   /** The largest magnitude stored: symmetric, so -128 is never used and negation is exact. */
   public static final int MAX = 127;
+  /** Rows whose largest magnitude is below this become zeros (see the class comment). */
+  public static final float TINY_ROW = MAX * Float.MIN_NORMAL;
+  private static final int ROWS_PER_TASK = 64;
+  /** Below this many weights one thread is quicker than handing out tasks. */
+  private static final long PARALLEL_FROM = 1 << 20;
 
   public Int8Rows {
     if (values.length != (long) rows * cols || scales.length != rows) {
@@ -56,17 +66,27 @@ public record Int8Rows(int rows, int cols, byte[] values, float[] scales) {
     }
     byte[] values = new byte[rows * cols];
     float[] scales = new float[rows];
-    float[] row = new float[cols];
-    short[] bits = tensor.dtype().bytes() == 2 ? new short[cols] : null;
-    ByteBuffer data = tensor.data();
-    for (int r = 0; r < rows; r++) {
-      readRow(tensor, data, bits, r, row);
-      try {
-        scales[r] = quantizeRow(row, values, r * cols);
-      } catch (IllegalArgumentException e) {
-        throw new IllegalArgumentException(tensor.name() + " row " + r + ": " + e.getMessage(), e);
-      }
+    // Blocks of rows on the common pool: one thread of the build machine quantizes ≈ 5.3 ns per fp16 weight (6 s
+    // for opt-1.3b's Linears), its two cores 2.9 ns. Each row is quantized alone: the result does not depend on the
+    // threads.
+    int blocks = (rows + ROWS_PER_TASK - 1) / ROWS_PER_TASK;
+    IntStream tasks = IntStream.range(0, blocks);
+    if ((long) rows * cols >= PARALLEL_FROM) {
+      tasks = tasks.parallel();
     }
+    tasks.forEach(b -> {
+      float[] row = new float[cols];
+      short[] bits = tensor.dtype().bytes() == 2 ? new short[cols] : null;
+      ByteBuffer data = tensor.data();
+      for (int r = b * ROWS_PER_TASK; r < Math.min(rows, (b + 1) * ROWS_PER_TASK); r++) {
+        readRow(tensor, data, bits, r, row);
+        try {
+          scales[r] = quantizeRow(row, values, r * cols);
+        } catch (IllegalArgumentException e) {
+          throw new IllegalArgumentException(tensor.name() + " row " + r + ": " + e.getMessage(), e);
+        }
+      }
+    });
     return new Int8Rows(rows, cols, values, scales);
   }
 
@@ -84,10 +104,13 @@ public record Int8Rows(int rows, int cols, byte[] values, float[] scales) {
       }
       absMax = Math.max(absMax, Math.abs(v));
     }
+    if (absMax < TINY_ROW) { // a zero row, or one too small for a normal scale: zeros
+      java.util.Arrays.fill(out, offset, offset + row.length, (byte) 0);
+      return 0f;
+    }
     float scale = absMax / MAX;
     for (int c = 0; c < row.length; c++) {
-      // scale 0 (a zero row, or a maximum below 127 × the smallest float): every weight is 0 at this precision.
-      float q = scale == 0f ? 0f : (float) Math.rint(row[c] / scale);
+      float q = (float) Math.rint(row[c] / scale);
       out[offset + c] = (byte) Math.max(-MAX, Math.min(MAX, q));
     }
     return scale;

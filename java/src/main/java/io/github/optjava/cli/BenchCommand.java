@@ -71,8 +71,8 @@ final class BenchCommand implements Callable<Integer> {
   String dtype;
 
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
-      description = "CPU only: store the decoder layers' Linear weights as int8 per output row (the embeddings and "
-          + "LM head stay in --dtype). Default: ${DEFAULT-VALUE}.")
+      description = "CPU only (--device auto then picks the CPU): store the decoder layers' Linear weights as int8 "
+          + "per output row (the embeddings and LM head stay in --dtype). Default: ${DEFAULT-VALUE}.")
   String quantize;
 
   /** {@link FastCpuOps#kernels} of this run, or null (the reference ops, CUDA): a field of the JSON lines. */
@@ -131,12 +131,13 @@ final class BenchCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
-    boolean cuda = useCuda();
-    DType weightType = weightType();
     boolean int8 = EngineOptions.parseQuantization(quantize) == io.github.optjava.api.Quantization.INT8;
-    if (int8 && cuda) {
-      throw new IllegalArgumentException("--quantize int8 runs on the CPU backend only so far: add --device cpu");
+    if (int8 && device.equalsIgnoreCase("cuda")) {
+      throw new IllegalArgumentException("--quantize int8 runs on the CPU backend only so far: use --device cpu "
+          + "(or auto, which then picks the CPU)");
     }
+    boolean cuda = !int8 && useCuda(); // int8: the CPU, as generate's --device auto does
+    DType weightType = weightType();
     int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
     if (threadCount < 1 || promptLen < 1 || genLen < 0 || repeats < 1 || batches.isEmpty()
         || batches.stream().anyMatch(b -> b < 1)) {

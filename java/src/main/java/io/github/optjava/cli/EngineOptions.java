@@ -64,8 +64,8 @@ final class EngineOptions {
 
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
       description = "Store the decoder layers' Linear weights as int8 per output row (int8), or as loaded (none): "
-          + "half the memory of fp16 and faster CPU decoding, for a small change in the logits. CPU only so far "
-          + "(with --device cpu, or auto on a machine without a GPU). Default: ${DEFAULT-VALUE}.")
+          + "half the memory of fp16 weights and faster decoding with the Vector API kernels, for a small change in "
+          + "the logits. CPU only so far (--device auto then runs on the CPU). Default: ${DEFAULT-VALUE}.")
   String quantize;
 
   @Option(names = "--multi-process",

@@ -66,10 +66,17 @@ class Int8RowsTest {
     byte[] out = {5, 5, 5};
     assertEquals(0f, Int8Rows.quantizeRow(new float[] {0f, -0f, 0f}, out, 0));
     assertArrayEquals(new byte[] {0, 0, 0}, out);
-    // A maximum so small that its scale underflows to 0: the row becomes zeros, not ±127 over a zero scale.
-    out = new byte[] {5, 5, 5};
-    assertEquals(0f, Int8Rows.quantizeRow(new float[] {Float.MIN_VALUE, -Float.MIN_VALUE}, out, 1));
-    assertArrayEquals(new byte[] {5, 0, 0}, out);
+    // Maxima too small for a normal scale: the row becomes zeros, not ±127 over a coarse subnormal scale.
+    for (float tiny : new float[] {Float.MIN_VALUE, 190 * Float.MIN_VALUE, Math.nextDown(Int8Rows.TINY_ROW)}) {
+      out = new byte[] {5, 5, 5};
+      assertEquals(0f, Int8Rows.quantizeRow(new float[] {tiny, -tiny / 3}, out, 1));
+      assertArrayEquals(new byte[] {5, 0, 0}, out, "max " + tiny);
+    }
+    // From there on the scale is a normal float and the half-step bound holds.
+    float[] row = {Int8Rows.TINY_ROW, -0.3f * Int8Rows.TINY_ROW};
+    float scale = Int8Rows.quantizeRow(row, out, 0);
+    assertEquals(Float.MIN_NORMAL, scale);
+    assertArrayEquals(new byte[] {127, -38}, java.util.Arrays.copyOf(out, 2));
   }
 
   @Test

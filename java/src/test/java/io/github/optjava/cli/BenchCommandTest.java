@@ -281,6 +281,8 @@ class BenchCommandTest {
     assertTrue(j.get("decode_ms_per_token").asDouble() > 0, j.toString());
     CliTest.Run bad = bench("--device", "cpu", "--shape", tinyConfig(tmp).toString(), "--quantize", "int4");
     assertTrue(bad.exit() != 0 && bad.err().contains("--quantize must be none or int8"), bad.err());
+    CliTest.Run cuda = bench("--device", "cuda", "--shape", tinyConfig(tmp).toString(), "--quantize", "int8");
+    assertTrue(cuda.exit() != 0 && cuda.err().contains("CPU backend only so far"), cuda.err());
   }
 
   @Test

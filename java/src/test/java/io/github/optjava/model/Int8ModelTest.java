@@ -7,10 +7,12 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
+import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.backend.cpu.FastCpuOps;
 import io.github.optjava.checkpoint.DType;
+import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
 import java.util.List;
@@ -24,6 +26,42 @@ import org.junit.jupiter.params.provider.ValueSource;
  * float32 numbers (the quantization's own error, which must be there and must stay small).
  */
 class Int8ModelTest {
+
+  /**
+   * Exactly the decoder layers' four Linear weights go through {@link Ops#linearWeight} (q/k/v stacked as one),
+   * everything else (embeddings, project_in/out, norms, biases) through {@link Ops#weight}.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
+  void exactlyTheLayersLinearWeightsAreQuantized(String name) {
+    List<String> quantized = new ArrayList<>();
+    List<String> kept = new ArrayList<>();
+    CpuOps recording = new CpuOps(true) {
+      @Override
+      public Mat linearWeight(Tensor t) {
+        quantized.add(t.name());
+        return super.linearWeight(t);
+      }
+
+      @Override
+      public Mat weight(Tensor t) {
+        kept.add(t.name());
+        return super.weight(t);
+      }
+    };
+    HfReference ref = new HfReference(name);
+    try (OptModel model = ref.load(recording, null)) {
+      List<String> expected = new ArrayList<>();
+      for (int l = 0; l < model.config().numHiddenLayers(); l++) {
+        String p = "model.decoder.layers." + l + ".";
+        expected.addAll(List.of(p + "self_attn.q_proj.weight+2", p + "self_attn.out_proj.weight", p + "fc1.weight",
+            p + "fc2.weight"));
+      }
+      assertEquals(expected, quantized.stream().map(n -> n.replaceFirst("^decoder\\.", "model.decoder.")).toList());
+      assertTrue(kept.stream().noneMatch(n -> n.matches(".*(proj|fc\\d)\\.weight.*") && n.contains("layers.")), kept.toString());
+      assertTrue(kept.stream().anyMatch(n -> n.endsWith("embed_tokens.weight")), kept.toString());
+    }
+  }
 
   /** As {@code FastCpuOpsModelTest} at opt-125m's widths, both backends quantizing. */
   @Test

@@ -37,7 +37,7 @@ public class CpuOps implements Ops {
 
   @Override
   public String name() {
-    return "cpu-reference";
+    return int8Linears ? "cpu-reference-int8" : "cpu-reference";
   }
 
   @Override

@@ -310,8 +310,8 @@ final class LinearKernels {
       }
       for (int b = 0; b < xt.length; b++) {
         float[][] block = xt[b];
-        int count = block[0].length;
         int t0 = b * TOKEN_BLOCK;
+        int count = Math.min(TOKEN_BLOCK, tokens - t0); // not block[0].length: no input features, no rows
         for (int o = o0; o < o1; o++) {
           java.util.Arrays.fill(y, 0, count, 0f);
           accumulateRow(y, block, count, rows[o - o0]);

@@ -135,6 +135,23 @@ class FastCpuOpsParityTest {
     assertClose("linear", expected, actual, scale);
   }
 
+  /** No input features: every output is its bias, on every kernel (the scalar prefill kernel once indexed past). */
+  @ParameterizedTest(name = "{0}")
+  @org.junit.jupiter.params.provider.EnumSource(Kernels.class)
+  void noInputFeaturesGiveTheBias(Kernels kernels) {
+    Random random = new Random(19);
+    for (String format : new String[] {"F16", "INT8"}) {
+      Tensor wt = new Tensor(new TensorInfo("w", DType.F16, new long[] {5, 0}), ByteBuffer.allocate(0));
+      Tensor bt = tensor(DType.F16, 1, 5, random, 1.0);
+      for (int tokens : new int[] {1, 6, 20}) {
+        float[] expected = linear(REF, wt, bt, new float[0], tokens, 0, 5, false, format.equals("INT8"));
+        float[] actual = linear(fast(3, kernels), wt, bt, new float[0], tokens, 0, 5, false, format.equals("INT8"));
+        assertArrayEquals(expected, actual, format + ", " + tokens + " tokens");
+        assertArrayEquals(Arrays.copyOf(bt.toFloatArray(), 5), Arrays.copyOf(actual, 5));
+      }
+    }
+  }
+
   private static float[] linear(Ops ops, Tensor w, Tensor bias, float[] x, int tokens, int in, int out, boolean relu,
       boolean int8) {
     Mat wm = int8 ? INT8_REF.linearWeight(w) : ops.weight(w);
