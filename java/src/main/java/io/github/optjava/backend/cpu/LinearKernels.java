@@ -42,6 +42,15 @@ final class LinearKernels {
     }
   }
 
+  /** int8 bits → float, by the unsigned byte: {@code INT8_TO_FLOAT[b & 0xff] == (float) b}. */
+  static final float[] INT8_TO_FLOAT = new float[256];
+
+  static {
+    for (int i = 0; i < 256; i++) {
+      INT8_TO_FLOAT[i] = (byte) i;
+    }
+  }
+
   private LinearKernels() {}
 
   /**
@@ -214,19 +223,19 @@ final class LinearKernels {
     return (a0 + a1) + (a2 + a3);
   }
 
-  /** As {@link #dot} with int8 weights (each exact as a float). */
+  /** As {@link #dot} with int8 weights (each exact as a float), widened through {@link #INT8_TO_FLOAT}. */
   static float dotBytes(byte[] w, int wo, float[] x, int xo, int k) {
     float a0 = 0f, a1 = 0f, a2 = 0f, a3 = 0f;
     int end = k & ~3;
     int i = 0;
     for (; i < end; i += 4) {
-      a0 = Math.fma(w[wo + i], x[xo + i], a0);
-      a1 = Math.fma(w[wo + i + 1], x[xo + i + 1], a1);
-      a2 = Math.fma(w[wo + i + 2], x[xo + i + 2], a2);
-      a3 = Math.fma(w[wo + i + 3], x[xo + i + 3], a3);
+      a0 = Math.fma(INT8_TO_FLOAT[w[wo + i] & 0xff], x[xo + i], a0);
+      a1 = Math.fma(INT8_TO_FLOAT[w[wo + i + 1] & 0xff], x[xo + i + 1], a1);
+      a2 = Math.fma(INT8_TO_FLOAT[w[wo + i + 2] & 0xff], x[xo + i + 2], a2);
+      a3 = Math.fma(INT8_TO_FLOAT[w[wo + i + 3] & 0xff], x[xo + i + 3], a3);
     }
     for (; i < k; i++) {
-      a0 = Math.fma(w[wo + i], x[xo + i], a0);
+      a0 = Math.fma(INT8_TO_FLOAT[w[wo + i] & 0xff], x[xo + i], a0);
     }
     return (a0 + a1) + (a2 + a3);
   }
