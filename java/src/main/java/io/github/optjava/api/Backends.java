@@ -11,22 +11,55 @@ import io.github.optjava.checkpoint.DType;
 final class Backends {
   private Backends() {}
 
-  /** The multithreaded CPU ops ({@code threads} 0: one per available processor), quantizing as asked. */
-  static Ops cpu(int threads, Quantization quantization) {
+  /**
+   * The multithreaded CPU ops ({@code threads} 0: one per available processor), quantizing and keeping the KV cache
+   * as {@code options} ask.
+   */
+  static Ops cpu(int threads, GeneratorOptions options) {
     int n = threads == 0 ? Runtime.getRuntime().availableProcessors() : threads;
-    return FastCpuOps.create(n, quantization == Quantization.INT8);
+    return FastCpuOps.create(n, options.quantization() == Quantization.INT8, halfKvCacheOnCpu(options.kvCacheDtype()));
   }
 
   /**
-   * Refuses a quantization the chosen device cannot run (int8 runs on the CPU backend only; {@link Device#AUTO}
-   * picks the CPU for it), before anything is loaded.
+   * Refuses what {@code device} cannot run: int8 weights on CUDA (only the CPU backend has them; {@link Device#AUTO}
+   * picks the CPU for them), a BF16 KV cache on the CPU, a KV-cache dtype other than the activations' on CUDA.
+   * Called with the device asked for (before anything is downloaded: AUTO checks nothing yet) and again with the
+   * device chosen.
    */
-  static void requireSupported(Quantization quantization, Device device) {
+  static void requireSupported(GeneratorOptions options, Device device) {
+    Quantization quantization = options.quantization();
     if (quantization != Quantization.NONE && device == Device.CUDA) {
       throw new IllegalArgumentException("int8 weights (Quantization." + quantization + ", --quantize "
           + quantization.name().toLowerCase(java.util.Locale.ROOT) + ") run on the CPU backend only so far, and "
           + "the CUDA device was asked for: use Device.CPU or AUTO (--device cpu|auto) for int8 on the CPU, or "
           + "Quantization.NONE (--quantize none) on the GPU");
+    }
+    if (device == Device.CUDA) {
+      requireCudaKvCacheDtype(options.kvCacheDtype(), options.dtype());
+    } else if (device == Device.CPU) {
+      halfKvCacheOnCpu(options.kvCacheDtype());
+    }
+  }
+
+  /** Whether the CPU keeps an fp16 KV cache: F16 yes, null or F32 no (float32); BF16 is refused. */
+  static boolean halfKvCacheOnCpu(DType kvCacheDtype) {
+    if (kvCacheDtype == DType.BF16) {
+      throw new IllegalArgumentException("the CPU backend keeps its KV cache in F32 or F16, not BF16: use "
+          + "withKvCacheDtype(DType.F16) (--kv-cache-dtype f16) for half the memory");
+    }
+    return kvCacheDtype == DType.F16;
+  }
+
+  /**
+   * On CUDA the KV cache is in the activations' dtype ({@code dtype}, F16 when null): a different kvCacheDtype is
+   * refused.
+   */
+  static void requireCudaKvCacheDtype(DType kvCacheDtype, DType dtype) {
+    DType activations = dtype == null ? DType.F16 : dtype;
+    if (kvCacheDtype != null && kvCacheDtype != activations) {
+      throw new IllegalArgumentException("on CUDA the KV cache is kept in the activations' dtype (" + activations
+          + "), not " + kvCacheDtype + ": leave kvCacheDtype unset (--kv-cache-dtype auto) or set it to "
+          + activations);
     }
   }
 

@@ -79,8 +79,11 @@ public final class Generator implements AutoCloseable {
    *
    * @throws io.github.optjava.checkpoint.CheckpointException if the model cannot be found or read
    * @throws IllegalStateException if {@link Device#CUDA} was asked for and cannot be used
+   * @throws IllegalArgumentException if the options ask for what the device cannot do (int8 weights or a
+   *     KV-cache dtype it does not keep), before anything is downloaded or loaded
    */
   public static Generator open(String modelDirOrId, GeneratorOptions options) {
+    Backends.requireSupported(options, options.device()); // the choices the device asked for by name cannot run
     Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
     OptConfig config = OptConfig.load(dir);
     OptTokenizer tokenizer = OptTokenizer.load(dir);
@@ -94,7 +97,7 @@ public final class Generator implements AutoCloseable {
     }
     Device device = (tp > 1 || pp > 1 || int8) && options.device() != Device.CUDA ? Device.CPU
         : chooseDevice(options.device());
-    Backends.requireSupported(options.quantization(), device);
+    Backends.requireSupported(options, device); // AUTO resolved
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;
@@ -109,7 +112,7 @@ public final class Generator implements AutoCloseable {
         if (pp > 1) {
           PipelineOptModel pipeline = device == Device.CUDA
               ? Backends.cudaPipeline(config, weights, options.dtype(), pp, tp)
-              : PipelineOptModel.local(config, weights, (s, r) -> Backends.cpu(perPart, options.quantization()),
+              : PipelineOptModel.local(config, weights, (s, r) -> Backends.cpu(perPart, options),
                   options.dtype(), pp, tp);
           model = pipeline;
           devices = pipeline.allOps();
@@ -117,13 +120,13 @@ public final class Generator implements AutoCloseable {
         } else if (tp > 1) {
           ParallelOptModel parallel = device == Device.CUDA
               ? Backends.cudaTensorParallel(config, weights, options.dtype(), tp)
-              : new ParallelOptModel(config, weights, r -> Backends.cpu(perPart, options.quantization()),
+              : new ParallelOptModel(config, weights, r -> Backends.cpu(perPart, options),
                   options.dtype(), tp);
           model = parallel;
           devices = parallel.allOps();
         } else {
           ops = device == Device.CUDA ? Backends.cuda(options.dtype())
-              : Backends.cpu(options.threads(), options.quantization());
+              : Backends.cpu(options.threads(), options);
           model = new OptModel(config, weights, ops, options.dtype());
           devices = List.of(ops);
         }
@@ -145,6 +148,9 @@ public final class Generator implements AutoCloseable {
       LOG.info("loaded {} ({} layers, hidden {}) on {} ({}{}), {}", dir.getFileName(),
           config.numHiddenLayers(), config.hiddenSize(), device, devices.get(0).name(),
           (pp > 1 ? " × " + pp + " pipeline stages" : "") + (tp > 1 ? " × " + tp + " tensor-parallel ranks" : ""), kv);
+      if (options.quantization() == Quantization.INT8) {
+        LOG.info("{}", int8Summary(config));
+      }
       return new Generator(config, tokenizer, ops, model, cache, options, device, maxLen);
     } catch (RuntimeException | Error e) {
       // Whatever was allocated (device memory above all) is freed before the error reaches the caller.
@@ -189,13 +195,14 @@ public final class Generator implements AutoCloseable {
       Rendezvous.Placement placement, Duration timeout) {
     JobLayout layout = new JobLayout(options.pipelineParallel(), options.tensorParallel());
     layout.requireWorld(placement.worldSize());
+    Backends.requireSupported(options, options.device());
     Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
     OptConfig config = OptConfig.load(dir);
     // Every process checks the same things before any of them connects: all fail alike, none waits in vain.
     Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
     OptModel.Stage.of(0, layout.stages(), config);
     Device device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
-    Backends.requireSupported(options.quantization(), device);
+    Backends.requireSupported(options, device);
     if (options.device() == Device.AUTO && placement.rank() == 0) {
       LOG.info("multi-process job with Device.AUTO: running on the CPU (name Device.CUDA, --device cuda, for GPUs)");
     }
@@ -204,7 +211,7 @@ public final class Generator implements AutoCloseable {
     Mesh mesh = Mesh.connect(placement, timeout);
     Supplier<ProcessPart> loader = () -> {
       Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype())
-          : Backends.cpu(options.threads(), options.quantization());
+          : Backends.cpu(options.threads(), options);
       TpGroup group = null;
       try (Checkpoint checkpoint = Checkpoints.open(dir)) {
         // The same order on every process: the stage's group, then the job's transport (both may block on peers).
@@ -266,6 +273,17 @@ public final class Generator implements AutoCloseable {
           + "(CUDA_VISIBLE_DEVICES)");
     }
     return placement.localRank();
+  }
+
+  /** One log line on int8 weights: what they take, against fp16 (q/k/v, out_proj, fc1, fc2 of every layer). */
+  static String int8Summary(OptConfig config) {
+    long h = config.hiddenSize();
+    long perLayerWeights = 4 * h * h + 2 * h * config.ffnDim();
+    long perLayerRows = 4 * h + config.ffnDim() + h; // one float32 scale per output row
+    long weights = perLayerWeights * config.numHiddenLayers();
+    long int8Bytes = weights + 4 * perLayerRows * config.numHiddenLayers();
+    return String.format(java.util.Locale.ROOT, "decoder Linear weights stored as int8 with a scale per row: %.1f MB "
+        + "(%.1f MB as fp16); embeddings, LM head, norms and biases as loaded", int8Bytes / 1e6, 2 * weights / 1e6);
   }
 
   private static Device chooseDevice(Device wanted) {

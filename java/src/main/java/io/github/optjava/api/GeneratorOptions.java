@@ -16,9 +16,10 @@ import io.github.optjava.checkpoint.DType;
  * @param maxSequenceLength most tokens (prompt + completion) of one sequence; 0 = the model's
  *                          max_position_embeddings. Default 0.
  * @param kvCacheTokens     token slots in the KV-cache pool, shared by all sequences in flight (2 × layers ×
- *                          hidden elements per slot: fp32 on the CPU, the dtype on CUDA); 0 = sized from
- *                          the memory left after loading the weights (90% of free GPU memory; half of the
- *                          free Java heap), capped at maxBatchSize × maxSequenceLength. Default 0.
+ *                          hidden elements per slot, in kvCacheDtype: fp32 by default on the CPU, the dtype on
+ *                          CUDA); 0 = sized from the memory left after loading the weights (90% of free GPU
+ *                          memory; half of the free Java heap), capped at maxBatchSize × maxSequenceLength.
+ *                          Default 0.
  * @param kvBlockSize       token slots per KV-cache block: the unit of allocation, and of reuse with prefix caching
  *                          (only whole blocks of a shared prefix are reused). Default 16.
  * @param threads           CPU worker threads; 0 = all available processors. Default 0. The CPU kernels are
@@ -69,10 +70,14 @@ import io.github.optjava.checkpoint.DType;
  *                          once per token and runs faster (opt-1.3b on 2 cores: 1.7×; docs/perf.md); the scalar
  *                          kernels gain memory only. CPU backend only so far: Device.AUTO then picks the CPU, and
  *                          Device.CUDA is refused. Default NONE.
+ * @param kvCacheDtype      the KV cache's storage type; null (the default) = float32 on the CPU, the activations'
+ *                          dtype on CUDA. On the CPU, F16 halves the cache's memory (twice the tokens in the same
+ *                          heap) and the bytes decode attention reads, for keys and values rounded to fp16 as a GPU
+ *                          keeps them; F32 and F16 only. On CUDA it must be unset or the activations' dtype.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens,
-    boolean prefixCaching, int promptLookup, Quantization quantization) {
+    boolean prefixCaching, int promptLookup, Quantization quantization, DType kvCacheDtype) {
 
   public GeneratorOptions {
     if (quantization == null) {
@@ -117,76 +122,84 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {
-    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0, true, 0, Quantization.NONE);
+    return new GeneratorOptions(Device.AUTO, null, 16, 0, 0, 16, 0, "main", 1, 1, 0, true, 0, Quantization.NONE, null);
   }
 
   public GeneratorOptions withDevice(Device d) {
     return new GeneratorOptions(d, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization,
+        kvCacheDtype);
   }
 
   public GeneratorOptions withDtype(DType t) {
     return new GeneratorOptions(device, t, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization,
+        kvCacheDtype);
   }
 
   public GeneratorOptions withMaxBatchSize(int n) {
     return new GeneratorOptions(device, dtype, n, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withMaxSequenceLength(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, n, kvCacheTokens, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withKvCacheTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, n, kvBlockSize, threads, revision,
-        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withKvBlockSize(int tokens) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, tokens, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization,
+        kvCacheDtype);
   }
 
   public GeneratorOptions withThreads(int n) {
-    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, n, revision,
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withRevision(String r) {
-    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        r, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads, r,
+        tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withTensorParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, n, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization);
+        revision, n, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withMaxStepTokens(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, n, prefixCaching, promptLookup, quantization);
+        revision, tensorParallel, pipelineParallel, n, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withPrefixCaching(boolean on) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, on, promptLookup, quantization);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, on, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withPromptLookup(int tokens) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, tokens, quantization);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, tokens, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withPipelineParallel(int n) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, n, maxStepTokens, prefixCaching, promptLookup, quantization);
+        revision, tensorParallel, n, maxStepTokens, prefixCaching, promptLookup, quantization, kvCacheDtype);
   }
 
   public GeneratorOptions withQuantization(Quantization q) {
     return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
-        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, q);
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, q, kvCacheDtype);
+  }
+
+  public GeneratorOptions withKvCacheDtype(DType t) {
+    return new GeneratorOptions(device, dtype, maxBatchSize, maxSequenceLength, kvCacheTokens, kvBlockSize, threads,
+        revision, tensorParallel, pipelineParallel, maxStepTokens, prefixCaching, promptLookup, quantization, t);
   }
 }

@@ -9,9 +9,10 @@ import java.util.stream.IntStream;
 /**
  * A Linear layer's (out, in) weight quantized to int8 per output row ("weight-only" int8, round to nearest): row
  * {@code r} is stored as {@code values[r, :]} in [-127, 127] and one float32 {@code scales[r]}, and stands for the
- * weights {@code values[r, c] × scales[r]}. A Linear over it computes {@code out[t, r] = scales[r] × Σ_c values[r, c]
- * × x[t, c] (+ bias[r])}: the sum over the integers in float32 (each is exact as a float), then one multiply by
- * the scale, so the weights are read as one byte each instead of two.
+ * weights {@code values[r, c] × scales[r]}. A Linear over it computes
+ * {@code out[t, r] = scales[r] × Σ_c values[r, c] × x[t, c] (+ bias[r])}: the sum over the integers in float32
+ * (each is exact as a float), then one multiply by the scale, so the weights are read as one byte each instead of
+ * two.
  *
  * <p>The scheme is the absmax ("symmetric", zero point 0) per-channel quantization of Dettmers et al., LLM.int8()
  * (2022, section 3.1, "vector-wise quantization" of the weights), without its mixed-precision activation part: the

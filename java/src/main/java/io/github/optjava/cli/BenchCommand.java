@@ -71,9 +71,15 @@ final class BenchCommand implements Callable<Integer> {
   String dtype;
 
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
+      converter = EngineOptions.QuantizationValue.class,
       description = "CPU only (--device auto then picks the CPU): store the decoder layers' Linear weights as int8 "
           + "per output row (the embeddings and LM head stay in --dtype). Default: ${DEFAULT-VALUE}.")
-  String quantize;
+  io.github.optjava.api.Quantization quantize;
+
+  @Option(names = "--kv-cache-dtype", defaultValue = "auto", paramLabel = "auto|f32|f16",
+      converter = EngineOptions.KvCacheDtypeValue.class,
+      description = "CPU only: the KV cache's storage type, f32 (auto) or f16. Default: ${DEFAULT-VALUE}.")
+  EngineOptions.KvCacheDtype kvCacheDtype;
 
   /** {@link FastCpuOps#kernels} of this run, or null (the reference ops, CUDA): a field of the JSON lines. */
   private String cpuKernels;
@@ -131,12 +137,17 @@ final class BenchCommand implements Callable<Integer> {
   @Override
   public Integer call() throws IOException {
     PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
-    boolean int8 = EngineOptions.parseQuantization(quantize) == io.github.optjava.api.Quantization.INT8;
+    boolean int8 = quantize == io.github.optjava.api.Quantization.INT8;
     if (int8 && device.equalsIgnoreCase("cuda")) {
       throw new IllegalArgumentException("--quantize int8 runs on the CPU backend only so far: use --device cpu "
           + "(or auto, which then picks the CPU)");
     }
+    DType kvType = kvCacheDtype.dtype();
     boolean cuda = !int8 && useCuda(); // int8: the CPU, as generate's --device auto does
+    if (cuda && kvType != null) {
+      throw new IllegalArgumentException("--kv-cache-dtype chooses the CPU's KV cache; on CUDA it is the --dtype");
+    }
+    boolean halfKv = kvType == DType.F16;
     DType weightType = weightType();
     int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
     if (threadCount < 1 || promptLen < 1 || genLen < 0 || repeats < 1 || batches.isEmpty()
@@ -156,7 +167,8 @@ final class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--variants chooses CUDA kernels: use it with --device cuda");
     }
 
-    try (Ops ops = reference ? new CpuOps(int8) : cuda ? cudaOps(weightType) : FastCpuOps.create(threadCount, int8)) {
+    try (Ops ops = reference ? new CpuOps(int8, halfKv) : cuda ? cudaOps(weightType)
+        : FastCpuOps.create(threadCount, int8, halfKv)) {
       int usedThreads = reference || cuda ? 1 : threadCount;
       cpuKernels = ops instanceof FastCpuOps fast ? fast.kernels() : null;
       out.printf(Locale.ROOT, "opt bench: %s, random %s weights%s (%.1fM parameters), %s on %d thread%s%s%n",
@@ -454,7 +466,8 @@ final class BenchCommand implements Callable<Integer> {
     line.put("gen_len", genLen);
     line.put("engine", engine);
     line.put("cpu_kernels", cpuKernels);
-    line.put("quantization", quantize.toLowerCase(Locale.ROOT)); // "int8": the decoder layers' Linears
+    line.put("quantization", quantize.name().toLowerCase(Locale.ROOT)); // "int8": the decoder layers' Linears
+    line.put("kv_cache_dtype", engine.startsWith("cuda") ? dtypeName : kvCacheDtype.jsonName());
     line.put("prefill_ms", round(r.prefillMs));
     line.put("prefill_tokens_per_s", round(prefillTps));
     line.put("decode_ms_per_token", round(decodeMs));

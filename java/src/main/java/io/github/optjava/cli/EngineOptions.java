@@ -4,8 +4,10 @@ import io.github.optjava.api.Device;
 import io.github.optjava.api.Generator;
 import io.github.optjava.api.GeneratorOptions;
 import io.github.optjava.api.Quantization;
+import io.github.optjava.checkpoint.DType;
 import java.util.Locale;
 import java.util.Optional;
+import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
 /** Options shared by the commands that run the model: which device, how many threads, batch and cache sizes. */
@@ -62,11 +64,18 @@ final class EngineOptions {
           + "GPU per rank (M x N GPUs). Default: ${DEFAULT-VALUE}.")
   int pipelineParallel;
 
-  @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
+  @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8", converter = QuantizationValue.class,
       description = "Store the decoder layers' Linear weights as int8 per output row (int8), or as loaded (none): "
           + "half the memory of fp16 weights and faster decoding with the Vector API kernels, for a small change in "
           + "the logits. CPU only so far (--device auto then runs on the CPU). Default: ${DEFAULT-VALUE}.")
-  String quantize;
+  Quantization quantize;
+
+  @Option(names = "--kv-cache-dtype", defaultValue = "auto", paramLabel = "auto|f32|f16",
+      converter = KvCacheDtypeValue.class,
+      description = "The KV cache's storage type: auto (float32 on the CPU, the activations' dtype on CUDA), or on "
+          + "the CPU f16: half the cache's memory, so twice the tokens fit, for keys and values rounded to fp16 as "
+          + "a GPU keeps them. Default: ${DEFAULT-VALUE}.")
+  KvCacheDtype kvCacheDtype;
 
   @Option(names = "--multi-process",
       description = "Run as one process of a multi-process job (torchrun, mpirun or srun: see scripts/launch/): "
@@ -93,13 +102,14 @@ final class EngineOptions {
       case "auto" -> Device.AUTO;
       default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
     };
-    Quantization q = parseQuantization(quantize);
+
     GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withKvBlockSize(kvBlockSize)
         .withRevision(model.revision)
         .withTensorParallel(tensorParallel)
         .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens)
-        .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup).withQuantization(q);
+        .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup).withQuantization(quantize)
+        .withKvCacheDtype(kvCacheDtype.dtype());
     return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
   }
 
@@ -108,7 +118,42 @@ final class EngineOptions {
     return switch (s.toLowerCase(Locale.ROOT)) {
       case "none" -> Quantization.NONE;
       case "int8" -> Quantization.INT8;
-      default -> throw new IllegalArgumentException("--quantize must be none or int8, got '" + s + "'");
+      default -> throw new CommandLine.TypeConversionException("--quantize must be none or int8, got '" + s + "'");
     };
+  }
+
+  /** The KV-cache dtype asked for on the command line: {@code auto} (the backend's default), f32 or f16. */
+  record KvCacheDtype(DType dtype) {
+    /** {@code auto}, {@code f32} or {@code f16} (any case). */
+    static KvCacheDtype parse(String s) {
+      return new KvCacheDtype(switch (s.toLowerCase(Locale.ROOT)) {
+        case "auto" -> null;
+        case "f32" -> DType.F32;
+        case "f16" -> DType.F16;
+        default -> throw new CommandLine.TypeConversionException(
+            "--kv-cache-dtype must be auto, f32 or f16, got '" + s + "'");
+      });
+    }
+
+    /** As the bench's JSON names it: {@code f16}, else {@code f32} (the CPU's default). */
+    String jsonName() {
+      return dtype == DType.F16 ? "f16" : "f32";
+    }
+  }
+
+  /** picocli's converter of --quantize: a bad value is a command-line error (exit 2, usage). */
+  static final class QuantizationValue implements CommandLine.ITypeConverter<Quantization> {
+    @Override
+    public Quantization convert(String value) {
+      return parseQuantization(value);
+    }
+  }
+
+  /** picocli's converter of --kv-cache-dtype. */
+  static final class KvCacheDtypeValue implements CommandLine.ITypeConverter<KvCacheDtype> {
+    @Override
+    public KvCacheDtype convert(String value) {
+      return KvCacheDtype.parse(value);
+    }
   }
 }

@@ -81,13 +81,52 @@ class GeneratorTest {
         assertTrue(moved > 1e-4 && moved < 0.3, "largest log-prob change with 2 ranks " + moved);
       }
     }
+    GeneratorOptions int8Options = GeneratorOptions.defaults().withQuantization(Quantization.INT8);
+    // Refused before the model is looked for: a Hub id that is nowhere would otherwise fail first.
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> Backends.requireSupported(Quantization.INT8, Device.CUDA));
+        () -> Generator.open("nobody/no-such-model", int8Options.withDevice(Device.CUDA)));
     assertTrue(e.getMessage().contains("--quantize int8") && e.getMessage().contains("--device cpu|auto"),
         e.getMessage());
-    Backends.requireSupported(Quantization.INT8, Device.CPU);
-    Backends.requireSupported(Quantization.NONE, Device.CUDA);
+    Backends.requireSupported(int8Options, Device.CPU);
+    Backends.requireSupported(int8Options, Device.AUTO);
+    Backends.requireSupported(GeneratorOptions.defaults(), Device.CUDA);
+    // The load log's line: opt-1.3b's 24 × (4 × 2048² + 2 × 2048 × 8192) Linear weights and their row scales.
+    assertTrue(Generator.int8Summary(io.github.optjava.model.OptShapes.of("1.3b"))
+        .startsWith("decoder Linear weights stored as int8 with a scale per row: 1209.7 MB (2415.9 MB as fp16)"));
     assertThrows(IllegalArgumentException.class, () -> GeneratorOptions.defaults().withQuantization(null));
+  }
+
+  /**
+   * An fp16 KV cache: HF's greedy tokens on the fixture prompts, log-probs within 0.01 of the float32 cache's; BF16
+   * is refused on the CPU, and on CUDA a dtype other than the activations'.
+   */
+  @Test
+  void anFp16KvCacheKeepsHfGreedyTokens() throws URISyntaxException {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    try (Generator half = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withKvCacheTokens(4096).withKvCacheDtype(io.github.optjava.checkpoint.DType.F16))) {
+      for (JsonNode p : ref.get("prompts")) {
+        JsonNode g = p.get("greedy");
+        Completion c = half.generate(p.get("text").asText(), SamplingParams.greedy().toBuilder()
+            .maxTokens(g.get("max_new_tokens").asInt()).build());
+        assertEquals(list(g.get("new_tokens")), c.choices().get(0).tokenIds(), p.get("name").asText());
+      }
+      String text = ref.get("prompts").get(0).get("text").asText();
+      Score exact = gen.score(text);
+      Score rounded = half.score(text);
+      double worst = 0;
+      for (int i = 1; i < exact.logprobs().size(); i++) {
+        worst = Math.max(worst, Math.abs(exact.logprobs().get(i).logprob() - rounded.logprobs().get(i).logprob()));
+      }
+      assertTrue(worst > 0 && worst < 0.01, "largest log-prob change " + worst);
+    }
+    IllegalArgumentException bf16 = assertThrows(IllegalArgumentException.class, () -> Generator.open(dir.toString(),
+        GeneratorOptions.defaults().withDevice(Device.CPU).withKvCacheDtype(io.github.optjava.checkpoint.DType.BF16)));
+    assertTrue(bf16.getMessage().contains("F32 or F16, not BF16"), bf16.getMessage());
+    IllegalArgumentException cuda = assertThrows(IllegalArgumentException.class,
+        () -> Backends.requireCudaKvCacheDtype(io.github.optjava.checkpoint.DType.F32, null));
+    assertTrue(cuda.getMessage().contains("activations' dtype (F16)"), cuda.getMessage());
+    Backends.requireCudaKvCacheDtype(io.github.optjava.checkpoint.DType.BF16, io.github.optjava.checkpoint.DType.BF16);
   }
 
   @Test

@@ -35,7 +35,7 @@ class BenchCommandTest {
       "prompt_len", "gen_len", "engine", "cpu_kernels", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token",
       "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
-      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization");
+      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -99,6 +99,7 @@ class BenchCommandTest {
       assertTrue(j.get("cpu_kernels").asText().matches("vector \\d+-bit|scalar"), j.toString());
       assertEquals("f16", j.get("dtype").asText());
       assertEquals("none", j.get("quantization").asText());
+      assertEquals("f32", j.get("kv_cache_dtype").asText());
       assertEquals(2, j.get("threads").asInt());
       assertEquals(20, j.get("prompt_len").asInt());
       assertEquals(2, j.get("gen_len").asInt());
@@ -279,6 +280,13 @@ class BenchCommandTest {
     assertEquals("cpu-fast-int8", j.get("engine").asText());
     assertEquals("int8", j.get("quantization").asText());
     assertTrue(j.get("decode_ms_per_token").asDouble() > 0, j.toString());
+    CliTest.Run kv16 = bench("--device", "cpu", "--shape", tinyConfig(tmp).toString(), "--prompt-len", "5",
+        "--gen-len", "2", "--threads", "2", "--kv-cache-dtype", "f16", "--warm-up", "0", "--repeats", "1",
+        "--json", json.toString());
+    assertEquals(0, kv16.exit(), kv16.err());
+    JsonNode k = JSON.readTree(Files.readAllLines(json).get(1));
+    assertEquals("cpu-fast-kv16", k.get("engine").asText());
+    assertEquals("f16", k.get("kv_cache_dtype").asText());
     CliTest.Run bad = bench("--device", "cpu", "--shape", tinyConfig(tmp).toString(), "--quantize", "int4");
     assertTrue(bad.exit() != 0 && bad.err().contains("--quantize must be none or int8"), bad.err());
     CliTest.Run cuda = bench("--device", "cuda", "--shape", tinyConfig(tmp).toString(), "--quantize", "int8");

@@ -60,8 +60,20 @@ class CliGenerationTest {
     assertEquals(0, r.exit(), r.err());
     assertTrue(r.err().contains("finish: length"), r.err());
     CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--quantize", "fp8");
-    assertEquals(1, bad.exit(), bad.err());
-    assertTrue(bad.err().contains("--quantize must be none or int8, got 'fp8'"), bad.err());
+    assertEquals(2, bad.exit(), "a malformed value is a command-line error: " + bad.err());
+    assertTrue(bad.err().contains("--quantize must be none or int8, got 'fp8'") && bad.err().contains("Usage"),
+        bad.err());
+  }
+
+  @Test
+  void anFp16KvCacheGivesHfTextAndTheOptionIsChecked() {
+    CliTest.Run r = cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", PROMPT,
+        "--temperature", "0", "--max-tokens", "16", "--kv-cache-dtype", "f16");
+    assertEquals(0, r.exit(), r.err());
+    assertEquals(HF_TEXT + "\n", r.out(), "keys and values rounded to fp16: the same greedy text on this model");
+    CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--kv-cache-dtype", "bf16");
+    assertEquals(2, bad.exit(), bad.err());
+    assertTrue(bad.err().contains("--kv-cache-dtype must be auto, f32 or f16, got 'bf16'"), bad.err());
   }
 
   @Test

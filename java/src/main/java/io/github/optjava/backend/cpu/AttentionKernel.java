@@ -65,26 +65,46 @@ final class AttentionKernel {
    * Computes the {@code out} rows of one item.
    *
    * @param q      (queries, width) this step's queries
-   * @param keys   one layer's key slots, {@code width} floats each
-   * @param values one layer's value slots
+   * @param store  the cache: layer {@code layer}'s key and value slots, {@code width} elements each, float32 or
+   *               fp16 (widened exactly as they are read, so an fp16 cache gives the float32 arithmetic on its
+   *               rounded values)
    * @param vector whether {@link VectorAttentionKernel} may run (the JVM has the Vector API)
    */
-  static void run(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
-      int blockSize, int width, int headDim, float scale, boolean vector) {
+  static void run(Item item, float[] out, float[] q, CpuKvStore store, int layer, AttentionBatch batch,
+      int headDim, float scale, boolean vector) {
     if (BLOCK_ATTENTION && item.qTo() - item.qFrom() >= BLOCK_MIN_QUERIES) {
       if (vector && VectorAttentionKernel.supports(headDim)) {
-        VectorAttentionKernel.runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+        VectorAttentionKernel.runBlock(item, out, q, store, layer, batch, headDim, scale);
       } else {
-        runBlock(item, out, q, keys, values, batch, blockSize, width, headDim, scale);
+        runBlock(item, out, q, store, layer, batch, headDim, scale);
       }
     } else {
-      runPerQuery(item, out, q, keys, values, batch, blockSize, width, headDim, scale, vector);
+      runPerQuery(item, out, q, store, layer, batch, headDim, scale, vector);
+    }
+  }
+
+  /**
+   * {@code n} fp16 values from {@code src[off ..)} into {@code dst[dstOff ..)} as float32, exactly (infinities and
+   * NaNs too).
+   */
+  static void widenHalves(short[] src, int off, float[] dst, int dstOff, int n, boolean vector) {
+    if (vector) {
+      VectorLinearKernels.widenHalves(src, off, dst, dstOff, n);
+      return;
+    }
+    for (int i = 0; i < n; i++) {
+      dst[dstOff + i] = CpuMat.HALF_TO_FLOAT[src[off + i] & 0xffff];
     }
   }
 
   /** {@link #run} one query at a time (decode, and small blocks). */
-  private static void runPerQuery(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
-      int blockSize, int width, int headDim, float scale, boolean vector) {
+  private static void runPerQuery(Item item, float[] out, float[] q, CpuKvStore store, int layer,
+      AttentionBatch batch, int headDim, float scale, boolean vector) {
+    int blockSize = store.blockSize;
+    int width = store.width;
+    boolean half = store.half();
+    float[] keys = half ? null : store.keys[layer];
+    float[] values = half ? null : store.values[layer];
     float[] lanes = vector ? new float[VectorLinearKernels.FLOATS.length()] : null;
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
@@ -98,6 +118,8 @@ final class AttentionKernel {
     }
     float[] scores = new float[group * positions]; // (head in group, position)
     float[] acc = new float[group * headDim];
+    // fp16 cache: each position's row of the group, widened into L1 just before use (the cache's bytes stay half)
+    float[] row = half ? new float[group * headDim] : null;
     float[] max = new float[group];
     float[] sum = new float[group];
     for (int i = item.qFrom(); i < item.qTo(); i++) {
@@ -105,10 +127,17 @@ final class AttentionKernel {
       int visible = past + i + 1; // causal: positions 0 .. past + i
       java.util.Arrays.fill(max, Float.NEGATIVE_INFINITY);
       for (int p = 0; p < visible; p++) {
+        float[] k = keys;
+        int kBase = slotOff[p];
+        if (half) {
+          widenHalves(store.halfKeys[layer], slotOff[p], row, 0, row.length, vector);
+          k = row;
+          kBase = 0;
+        }
         for (int h = 0; h < group; h++) {
           float sc = (vector
-              ? VectorLinearKernels.dot(keys, slotOff[p] + h * headDim, q, qOff + h * headDim, headDim, lanes)
-              : LinearKernels.dot(keys, slotOff[p] + h * headDim, q, qOff + h * headDim, headDim)) * scale;
+              ? VectorLinearKernels.dot(k, kBase + h * headDim, q, qOff + h * headDim, headDim, lanes)
+              : LinearKernels.dot(k, kBase + h * headDim, q, qOff + h * headDim, headDim)) * scale;
           scores[h * positions + p] = sc;
           max[h] = Math.max(max[h], sc);
         }
@@ -118,15 +147,22 @@ final class AttentionKernel {
       }
       java.util.Arrays.fill(acc, 0f);
       for (int p = 0; p < visible; p++) {
+        float[] v = values;
+        int vBase = slotOff[p];
+        if (half) {
+          widenHalves(store.halfValues[layer], slotOff[p], row, 0, row.length, vector);
+          v = row;
+          vBase = 0;
+        }
         for (int h = 0; h < group; h++) {
           float sc = scores[h * positions + p];
           if (sc == 0f) {
             continue; // a flushed weight: its value row cannot contribute
           }
-          int vo = slotOff[p] + h * headDim;
+          int vo = vBase + h * headDim;
           int ao = h * headDim;
           for (int d = 0; d < headDim; d++) {
-            acc[ao + d] = Math.fma(sc, values[vo + d], acc[ao + d]);
+            acc[ao + d] = Math.fma(sc, v[vo + d], acc[ao + d]);
           }
         }
       }
@@ -145,8 +181,11 @@ final class AttentionKernel {
    * every query's accumulator that sees it, a loop over the head dimension with bare indexes. Same arithmetic
    * as {@link #run} up to the order of the sums.
    */
-  private static void runBlock(Item item, float[] out, float[] q, float[] keys, float[] values, AttentionBatch batch,
-      int blockSize, int width, int headDim, float scale) {
+  private static void runBlock(Item item, float[] out, float[] q, CpuKvStore store, int layer,
+      AttentionBatch batch, int headDim, float scale) {
+    int blockSize = store.blockSize;
+    int width = store.width;
+    boolean half = store.half();
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
     int positions = past + item.qTo();
@@ -171,8 +210,16 @@ final class AttentionKernel {
         int count = block[0].length;
         for (int t = 0; t < count; t++) {
           int k0 = slotRow[p0 + t] + off;
-          for (int d = 0; d < headDim; d++) {
-            block[d][t] = keys[k0 + d];
+          if (half) {
+            short[] keys = store.halfKeys[layer];
+            for (int d = 0; d < headDim; d++) {
+              block[d][t] = CpuMat.HALF_TO_FLOAT[keys[k0 + d] & 0xffff];
+            }
+          } else {
+            float[] keys = store.keys[layer];
+            for (int d = 0; d < headDim; d++) {
+              block[d][t] = keys[k0 + d];
+            }
           }
         }
       }
@@ -198,7 +245,11 @@ final class AttentionKernel {
         java.util.Arrays.fill(acc[i], 0f);
       }
       for (int p = 0; p < positions; p++) {
-        System.arraycopy(values, slotRow[p] + off, vRow, 0, headDim);
+        if (half) {
+          widenHalves(store.halfValues[layer], slotRow[p] + off, vRow, 0, headDim, false);
+        } else {
+          System.arraycopy(store.values[layer], slotRow[p] + off, vRow, 0, headDim);
+        }
         int firstSeeing = Math.max(0, p - past - item.qFrom()); // query i sees p when p <= past + qFrom + i
         for (int i = firstSeeing; i < queries; i++) {
           float w = scoresT[p * queries + i];

@@ -16,6 +16,7 @@ import java.nio.ByteBuffer;
  */
 public class CpuOps implements Ops {
   private final boolean int8Linears;
+  private final boolean halfKvCache;
 
   /** Linear weights kept in their checkpoint dtype. */
   public CpuOps() {
@@ -27,7 +28,17 @@ public class CpuOps implements Ops {
    *                    ({@link Int8Rows}): half the memory of fp16, and decode reads half the bytes
    */
   public CpuOps(boolean int8Linears) {
+    this(int8Linears, false);
+  }
+
+  /**
+   * @param int8Linears as {@link #CpuOps(boolean)}
+   * @param halfKvCache whether {@link #kvStore} keeps keys and values as fp16 (half the memory of float32; each
+   *                    rounded to the nearest fp16 when appended) instead of float32
+   */
+  public CpuOps(boolean int8Linears, boolean halfKvCache) {
     this.int8Linears = int8Linears;
+    this.halfKvCache = halfKvCache;
   }
 
   /** Whether Linear weights are quantized to int8 ({@link #linearWeight}). */
@@ -37,7 +48,7 @@ public class CpuOps implements Ops {
 
   @Override
   public String name() {
-    return int8Linears ? "cpu-reference-int8" : "cpu-reference";
+    return "cpu-reference" + (int8Linears ? "-int8" : "") + (halfKvCache ? "-kv16" : "");
   }
 
   @Override
@@ -95,12 +106,12 @@ public class CpuOps implements Ops {
 
   @Override
   public int kvElementBytes() {
-    return 4; // float32 cache on the heap
+    return halfKvCache ? 2 : 4; // fp16 or float32 cache on the heap
   }
 
   @Override
   public KvStore kvStore(int layers, int blocks, int blockSize, int width) {
-    return new CpuKvStore(layers, blocks, blockSize, width);
+    return new CpuKvStore(layers, blocks, blockSize, width, halfKvCache);
   }
 
   @Override
@@ -243,8 +254,7 @@ public class CpuOps implements Ops {
           vv += bs.get(2 * w + j);
         }
         qm.f32[t * w + j] = qv;
-        store.keys[layer][slots[t] * w + j] = kv2;
-        store.values[layer][slots[t] * w + j] = vv;
+        store.put(layer, slots[t] * w + j, kv2, vv);
       }
     }
   }
@@ -256,8 +266,14 @@ public class CpuOps implements Ops {
     CpuMat vm = f32(v);
     int w = store.width;
     for (int t = 0; t < slots.length; t++) {
-      System.arraycopy(km.f32, t * w, store.keys[layer], slots[t] * w, w);
-      System.arraycopy(vm.f32, t * w, store.values[layer], slots[t] * w, w);
+      if (!store.half()) {
+        System.arraycopy(km.f32, t * w, store.keys[layer], slots[t] * w, w);
+        System.arraycopy(vm.f32, t * w, store.values[layer], slots[t] * w, w);
+        continue;
+      }
+      for (int j = 0; j < w; j++) {
+        store.put(layer, slots[t] * w + j, km.f32[t * w + j], vm.f32[t * w + j]);
+      }
     }
   }
 
@@ -268,8 +284,6 @@ public class CpuOps implements Ops {
     CpuMat qm = f32(q);
     int width = store.width;
     int headDim = width / heads;
-    float[] keys = store.keys[layer];
-    float[] values = store.values[layer];
     for (int s = 0; s < batch.sequences(); s++) {
       int ctx = batch.contextLength()[s];
       int past = ctx - batch.queryCount()[s];
@@ -284,7 +298,7 @@ public class CpuOps implements Ops {
             int kOff = batch.slot(s, p, store.blockSize) * width + h * headDim;
             float dot = 0f;
             for (int d = 0; d < headDim; d++) {
-              dot += qm.f32[qOff + d] * keys[kOff + d];
+              dot += qm.f32[qOff + d] * store.key(layer, kOff + d);
             }
             scores[p] = dot * scale;
             max = Math.max(max, scores[p]);
@@ -297,7 +311,7 @@ public class CpuOps implements Ops {
           for (int d = 0; d < headDim; d++) {
             float acc = 0f;
             for (int p = 0; p < visible; p++) {
-              acc += scores[p] * values[batch.slot(s, p, store.blockSize) * width + h * headDim + d];
+              acc += scores[p] * store.value(layer, batch.slot(s, p, store.blockSize) * width + h * headDim + d);
             }
             o.f32[qOff + d] = acc / sum;
           }
@@ -309,12 +323,9 @@ public class CpuOps implements Ops {
   @Override
   public void kvCopyBlocks(KvStore kv, int[] src, int[] dst) {
     CpuKvStore store = CpuKvStore.of(kv);
-    int blockFloats = store.blockSize * store.width;
-    for (int l = 0; l < store.layers; l++) {
-      for (int i = 0; i < src.length; i++) {
-        System.arraycopy(store.keys[l], src[i] * blockFloats, store.keys[l], dst[i] * blockFloats, blockFloats);
-        System.arraycopy(store.values[l], src[i] * blockFloats, store.values[l], dst[i] * blockFloats, blockFloats);
-      }
+    int blockElements = store.blockSize * store.width;
+    for (int i = 0; i < src.length; i++) {
+      store.copy(src[i] * blockElements, dst[i] * blockElements, blockElements);
     }
   }
 

@@ -43,7 +43,7 @@ public final class FastCpuOps extends CpuOps {
 
   /** {@code threads} threads in all: the calling thread and {@code threads - 1} daemon workers. */
   public FastCpuOps(int threads) {
-    this(threads, VectorSupport.AVAILABLE, false);
+    this(threads, VectorSupport.AVAILABLE, false, false);
   }
 
   /**
@@ -51,16 +51,24 @@ public final class FastCpuOps extends CpuOps {
    * ({@link CpuOps#CpuOps(boolean)}).
    */
   public static FastCpuOps create(int threads, boolean int8Linears) {
-    return new FastCpuOps(threads, VectorSupport.AVAILABLE, int8Linears);
+    return create(threads, int8Linears, false);
+  }
+
+  /**
+   * As {@link #create(int, boolean)}, with an fp16 KV cache when {@code halfKvCache} ({@link CpuOps#CpuOps(boolean,
+   * boolean)}).
+   */
+  public static FastCpuOps create(int threads, boolean int8Linears, boolean halfKvCache) {
+    return new FastCpuOps(threads, VectorSupport.AVAILABLE, int8Linears, halfKvCache);
   }
 
   /** As {@link #FastCpuOps(int)}, choosing the kernels: the Vector API ones need the incubator module and C2. */
   FastCpuOps(int threads, boolean vectorKernels) {
-    this(threads, vectorKernels, false);
+    this(threads, vectorKernels, false, false);
   }
 
-  FastCpuOps(int threads, boolean vectorKernels, boolean int8Linears) {
-    super(int8Linears);
+  FastCpuOps(int threads, boolean vectorKernels, boolean int8Linears, boolean halfKvCache) {
+    super(int8Linears, halfKvCache);
     if (vectorKernels && !VectorSupport.AVAILABLE) {
       throw new IllegalStateException("the Vector API kernels cannot run here: " + VectorSupport.whyNot());
     }
@@ -71,7 +79,7 @@ public final class FastCpuOps extends CpuOps {
 
   @Override
   public String name() {
-    return int8Linears() ? "cpu-fast-int8" : "cpu-fast";
+    return "cpu-fast" + (int8Linears() ? "-int8" : "") + (kvElementBytes() == 2 ? "-kv16" : "");
   }
 
   /**
@@ -149,13 +157,10 @@ public final class FastCpuOps extends CpuOps {
           + " heads over a cache of width " + width);
     }
     int headDim = width / heads;
-    float[] keys = store.keys[layer];
-    float[] values = store.values[layer];
     List<AttentionKernel.Item> items = AttentionKernel.items(batch, heads, pool.threads());
     pool.forRange(items.size(), 1, (from, to) -> {
       for (int i = from; i < to; i++) {
-        AttentionKernel.run(items.get(i), o.f32, qm.f32, keys, values, batch, store.blockSize, width, headDim, scale,
-            vectorKernels);
+        AttentionKernel.run(items.get(i), o.f32, qm.f32, store, layer, batch, headDim, scale, vectorKernels);
       }
     });
   }

@@ -193,6 +193,18 @@ final class VectorLinearKernels {
     return (FloatVector) b.convertShape(VectorOperators.B2F, FLOATS, 0);
   }
 
+  /** {@code n} fp16 values from {@code src[off ..)} into {@code dst[dstOff ..)}, exactly (the {@link #HALF} way). */
+  static void widenHalves(short[] src, int off, float[] dst, int dstOff, int n) {
+    int end = FLOATS.loopBound(n);
+    int i = 0;
+    for (; i < end; i += LANES) {
+      widen(src, off + i, HALF).intoArray(dst, dstOff + i);
+    }
+    for (; i < n; i++) {
+      dst[dstOff + i] = CpuMat.HALF_TO_FLOAT[src[off + i] & 0xffff];
+    }
+  }
+
   /** Row {@code r} of {@code w} as float32 into {@code dst[off .. off + cols)}. */
   static void widenRow(LinearKernels.Weights w, int r, float[] dst, int off) {
     int k = w.cols();

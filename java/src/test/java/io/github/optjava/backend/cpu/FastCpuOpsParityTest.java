@@ -1,6 +1,8 @@
 package io.github.optjava.backend.cpu;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -50,6 +52,8 @@ class FastCpuOpsParityTest {
   private static final CpuOps REF = new CpuOps();
   /** Quantizes Linear weights to int8: its matrices serve every CPU implementation. */
   private static final CpuOps INT8_REF = new CpuOps(true);
+  /** Makes fp16 KV stores ({@link CpuKvStore#half}): every implementation reads a store in its own format. */
+  private static final CpuOps HALF_KV_REF = new CpuOps(false, true);
   private static FastCpuOps one;
   private static FastCpuOps three;
   private static FastCpuOps scalarOne;
@@ -186,22 +190,25 @@ class FastCpuOpsParityTest {
         for (int[][] seqs : new int[][][] {ragged, decode, prefill, long_, oddPast}) {
           for (int blockSize : new int[] {16, 5}) {
             for (int threads : new int[] {1, 3}) {
-              cases.add(Arguments.of(h[0], h[1], seqs, blockSize, 1f, threads, kernels));
+              cases.add(Arguments.of(h[0], h[1], seqs, blockSize, 1f, threads, kernels, false));
             }
           }
+          cases.add(Arguments.of(h[0], h[1], seqs, 5, 1f, 3, kernels, true)); // an fp16 cache
         }
         // Large scores: most softmax weights underflow (the flush-to-zero path of the fast kernels).
-        cases.add(Arguments.of(h[0], h[1], ragged, 16, 40f, 3, kernels));
+        cases.add(Arguments.of(h[0], h[1], ragged, 16, 40f, 3, kernels, false));
+        cases.add(Arguments.of(h[0], h[1], ragged, 16, 40f, 3, kernels, true));
         // Scores of a few tens: many small weights that still count (a softmax dropping them must fail).
-        cases.add(Arguments.of(h[0], h[1], prefill, 16, 6f, 3, kernels));
+        cases.add(Arguments.of(h[0], h[1], prefill, 16, 6f, 3, kernels, false));
       }
     }
     return cases.stream();
   }
 
-  @ParameterizedTest(name = "heads {0} × {1}, block {3}, q × {4}, threads {5} {6}")
+  @ParameterizedTest(name = "heads {0} × {1}, block {3}, q × {4}, threads {5} {6}, fp16 cache {7}")
   @MethodSource("attentionCases")
-  void attention(int heads, int headDim, int[][] seqs, int blockSize, float qScale, int threads, Kernels kernels) {
+  void attention(int heads, int headDim, int[][] seqs, int blockSize, float qScale, int threads, Kernels kernels,
+      boolean halfKv) {
     Random random = new Random(heads * 1000L + headDim + blockSize + seqs.length);
     int width = heads * headDim;
     int n = seqs.length;
@@ -216,7 +223,8 @@ class FastCpuOpsParityTest {
     }
     java.util.Collections.shuffle(free, random); // scattered, non-monotonic block tables
 
-    KvStore kv = REF.kvStore(2, blocks, blockSize, width); // one store, read by both implementations
+    // one store, read by both implementations
+    KvStore kv = (halfKv ? HALF_KV_REF : REF).kvStore(2, blocks, blockSize, width);
     int[] queryStart = new int[n];
     int[] queryCount = new int[n];
     int[] contextLength = new int[n];
@@ -251,7 +259,7 @@ class FastCpuOpsParityTest {
     float[] actual = attention(fast(threads, kernels), kv, batch, q, rows, width, heads, scale);
 
     double[] rowScale = new double[expected.length];
-    float[] keys = CpuKvStore.of(kv).keys[1];
+    CpuKvStore store = CpuKvStore.of(kv);
     for (int s = 0; s < n; s++) {
       for (int i = 0; i < queryCount[s]; i++) {
         int r = queryStart[s] + i;
@@ -265,7 +273,7 @@ class FastCpuOpsParityTest {
           for (int h = 0; h < heads; h++) {
             double dot = 0;
             for (int d = 0; d < headDim; d++) {
-              dot += (double) q[r * width + h * headDim + d] * keys[slot * width + h * headDim + d];
+              dot += (double) q[r * width + h * headDim + d] * store.key(1, slot * width + h * headDim + d);
             }
             maxScore = Math.max(maxScore, Math.abs(dot * scale));
           }
@@ -281,16 +289,16 @@ class FastCpuOpsParityTest {
    * position, as in {@link CpuOps} (a kernel that multiplied the row by a weight of 0 for the earlier queries of its
    * tile would spread the NaN: 0 × NaN is NaN).
    */
-  @ParameterizedTest
-  @org.junit.jupiter.params.provider.EnumSource(Kernels.class)
-  void aNanValueReachesOnlyTheQueriesThatSeeIt(Kernels kernels) {
+  @ParameterizedTest(name = "{0}, fp16 cache {1}")
+  @org.junit.jupiter.params.provider.CsvSource({"SCALAR, false", "VECTOR, false", "SCALAR, true", "VECTOR, true"})
+  void aNanValueReachesOnlyTheQueriesThatSeeIt(Kernels kernels, boolean halfKv) {
     Random random = new Random(11);
     int heads = 2;
     int headDim = 64;
     int width = heads * headDim;
     int queries = 16;
     int blockSize = 16;
-    KvStore kv = REF.kvStore(2, 1, blockSize, width);
+    KvStore kv = (halfKv ? HALF_KV_REF : REF).kvStore(2, 1, blockSize, width);
     int[] slots = new int[queries];
     for (int p = 0; p < queries; p++) {
       slots[p] = p;
@@ -377,21 +385,30 @@ class FastCpuOpsParityTest {
   void kvAppendAndCopyBlocksAreIdentical(int threads) {
     int width = 20;
     int[] slots = {9, 0, 14, 3, 4};
-    CpuKvStore[] stores = new CpuKvStore[2];
+    CpuKvStore[] stores = new CpuKvStore[4];
     int i = 0;
-    for (Ops ops : new Ops[] {REF, fast(threads)}) {
-      Random r = new Random(11);
-      KvStore kv = ops.kvStore(2, 4, 4, width);
-      for (int layer = 0; layer < 2; layer++) {
-        Mat k = mat(ops, 5, width, gaussian(r, 5 * width, 1));
-        ops.kvAppend(kv, layer, k, mat(ops, 5, width, gaussian(r, 5 * width, 1)), slots);
+    try (FastCpuOps halfFast = new FastCpuOps(threads, VectorSupport.AVAILABLE, false, true)) {
+      for (Ops ops : new Ops[] {REF, fast(threads), HALF_KV_REF, halfFast}) {
+        Random r = new Random(11);
+        KvStore kv = ops.kvStore(2, 4, 4, width);
+        for (int layer = 0; layer < 2; layer++) {
+          Mat k = mat(ops, 5, width, gaussian(r, 5 * width, 1));
+          ops.kvAppend(kv, layer, k, mat(ops, 5, width, gaussian(r, 5 * width, 1)), slots);
+        }
+        ops.kvCopyBlocks(kv, new int[] {0, 3}, new int[] {1, 2});
+        stores[i++] = CpuKvStore.of(kv);
       }
-      ops.kvCopyBlocks(kv, new int[] {0, 3}, new int[] {1, 2});
-      stores[i++] = CpuKvStore.of(kv);
     }
+    assertTrue(stores[2].half() && stores[3].half() && !stores[0].half());
     for (int layer = 0; layer < 2; layer++) {
       assertArrayEquals(stores[0].keys[layer], stores[1].keys[layer], "keys of layer " + layer);
       assertArrayEquals(stores[0].values[layer], stores[1].values[layer], "values of layer " + layer);
+      assertArrayEquals(stores[2].halfKeys[layer], stores[3].halfKeys[layer], "fp16 keys of layer " + layer);
+      assertArrayEquals(stores[2].halfValues[layer], stores[3].halfValues[layer], "fp16 values of layer " + layer);
+      for (int e = 0; e < stores[0].keys[layer].length; e++) { // the fp16 store holds the float32 one, rounded
+        assertEquals(Half.fromFloat(stores[0].keys[layer][e]), stores[2].halfKeys[layer][e]);
+        assertEquals(Half.fromFloat(stores[0].values[layer][e]), stores[2].halfValues[layer][e]);
+      }
     }
   }
 
