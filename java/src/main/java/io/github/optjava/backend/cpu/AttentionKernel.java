@@ -118,8 +118,10 @@ final class AttentionKernel {
     }
     float[] scores = new float[group * positions]; // (head in group, position)
     float[] acc = new float[group * headDim];
-    // fp16 cache: each position's row of the group, widened into L1 just before use (the cache's bytes stay half)
-    float[] row = half ? new float[group * headDim] : null;
+    // fp16 cache: with the Vector API its rows are widened in registers (dot16, addScaledHalves: the same floats,
+    // so the same sums as float32 rows); the scalar loops widen each position's row of the group into L1 first.
+    boolean halfInRegisters = half && vector;
+    float[] row = half && !vector ? new float[group * headDim] : null;
     float[] max = new float[group];
     float[] sum = new float[group];
     for (int i = item.qFrom(); i < item.qTo(); i++) {
@@ -129,13 +131,16 @@ final class AttentionKernel {
       for (int p = 0; p < visible; p++) {
         float[] k = keys;
         int kBase = slotOff[p];
-        if (half) {
-          widenHalves(store.halfKeys[layer], slotOff[p], row, 0, row.length, vector);
+        if (row != null) {
+          widenHalves(store.halfKeys[layer], slotOff[p], row, 0, row.length, false);
           k = row;
           kBase = 0;
         }
         for (int h = 0; h < group; h++) {
-          float sc = (vector
+          float sc = (halfInRegisters
+              ? VectorLinearKernels.dot16(store.halfKeys[layer], kBase + h * headDim, VectorLinearKernels.HALF, q,
+                  qOff + h * headDim, headDim, lanes)
+              : vector
               ? VectorLinearKernels.dot(k, kBase + h * headDim, q, qOff + h * headDim, headDim, lanes)
               : LinearKernels.dot(k, kBase + h * headDim, q, qOff + h * headDim, headDim)) * scale;
           scores[h * positions + p] = sc;
@@ -149,8 +154,8 @@ final class AttentionKernel {
       for (int p = 0; p < visible; p++) {
         float[] v = values;
         int vBase = slotOff[p];
-        if (half) {
-          widenHalves(store.halfValues[layer], slotOff[p], row, 0, row.length, vector);
+        if (row != null) {
+          widenHalves(store.halfValues[layer], slotOff[p], row, 0, row.length, false);
           v = row;
           vBase = 0;
         }
@@ -161,6 +166,10 @@ final class AttentionKernel {
           }
           int vo = vBase + h * headDim;
           int ao = h * headDim;
+          if (halfInRegisters) {
+            VectorLinearKernels.addScaledHalves(acc, ao, sc, store.halfValues[layer], vo, headDim);
+            continue;
+          }
           for (int d = 0; d < headDim; d++) {
             acc[ao + d] = Math.fma(sc, v[vo + d], acc[ao + d]);
           }

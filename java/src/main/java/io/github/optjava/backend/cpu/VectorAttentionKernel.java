@@ -63,6 +63,7 @@ final class VectorAttentionKernel {
     // fp16 cache: each head's value rows widened into one float array first (the tiles read floats), rows headDim
     // apart; its keys are widened as they are transposed.
     float[] values = half ? new float[positions * headDim] : store.values[layer];
+    float[] keyRow = half ? new float[headDim] : null;
     int[] valueRow = half ? new int[positions] : slotRow;
     for (int p = 0; half && p < positions; p++) {
       valueRow[p] = p * headDim;
@@ -77,10 +78,10 @@ final class VectorAttentionKernel {
       }
       for (int p = 0; p < positions; p++) {
         int k0 = slotRow[p] + off;
-        if (half) {
-          short[] keys = store.halfKeys[layer];
+        if (half) { // the head's row widened by vectors, then scattered as the float32 loop below does
+          AttentionKernel.widenHalves(store.halfKeys[layer], k0, keyRow, 0, headDim, true);
           for (int d = 0; d < headDim; d++) {
-            kt[d * padded + p] = CpuMat.HALF_TO_FLOAT[keys[k0 + d] & 0xffff];
+            kt[d * padded + p] = keyRow[d];
           }
         } else {
           float[] keys = store.keys[layer];

@@ -205,6 +205,22 @@ final class VectorLinearKernels {
     }
   }
 
+  /**
+   * {@code acc[ao + d] = fma(w, v[vo + d], acc[ao + d])} for {@code d < n}, the fp16 {@code v} widened in registers
+   * (exactly, the {@link #HALF} way): element by element the same result as the float32 loop over widened values.
+   */
+  static void addScaledHalves(float[] acc, int ao, float w, short[] v, int vo, int n) {
+    FloatVector wv = FloatVector.broadcast(FLOATS, w);
+    int end = FLOATS.loopBound(n);
+    int d = 0;
+    for (; d < end; d += LANES) {
+      wv.fma(widen(v, vo + d, HALF), FloatVector.fromArray(FLOATS, acc, ao + d)).intoArray(acc, ao + d);
+    }
+    for (; d < n; d++) {
+      acc[ao + d] = Math.fma(w, CpuMat.HALF_TO_FLOAT[v[vo + d] & 0xffff], acc[ao + d]);
+    }
+  }
+
   /** Row {@code r} of {@code w} as float32 into {@code dst[off .. off + cols)}. */
   static void widenRow(LinearKernels.Weights w, int r, float[] dst, int off) {
     int k = w.cols();
