@@ -158,9 +158,19 @@ public final class FastCpuOps extends CpuOps {
     }
     int headDim = width / heads;
     List<AttentionKernel.Item> items = AttentionKernel.items(batch, heads, pool.threads());
+    // fp16 cache: sequences with blocks of queries (prefill) read a float32 copy of their rows of this layer;
+    // decode steps read the fp16 rows themselves.
+    AttentionKernel.Widened widened = store.half()
+        ? AttentionKernel.widenedForBlocks(store, layer, batch, vectorKernels) : null;
     pool.forRange(items.size(), 1, (from, to) -> {
       for (int i = from; i < to; i++) {
-        AttentionKernel.run(items.get(i), o.f32, qm.f32, store, layer, batch, headDim, scale, vectorKernels);
+        AttentionKernel.Item item = items.get(i);
+        if (widened != null && widened.sequences()[item.seq()]) {
+          AttentionKernel.run(item, o.f32, qm.f32, widened.store(), 0, widened.batch(), headDim, scale,
+              vectorKernels);
+        } else {
+          AttentionKernel.run(item, o.f32, qm.f32, store, layer, batch, headDim, scale, vectorKernels);
+        }
       }
     });
   }

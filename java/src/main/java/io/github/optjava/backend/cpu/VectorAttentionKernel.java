@@ -43,7 +43,8 @@ final class VectorAttentionKernel {
       AttentionBatch batch, int headDim, float scale) {
     int blockSize = store.blockSize;
     int width = store.width;
-    boolean half = store.half();
+    float[] keys = store.keys[layer]; // float32: FastCpuOps widens an fp16 cache's prefill rows first
+    float[] values = store.values[layer];
     int s = item.seq();
     int past = batch.contextLength()[s] - batch.queryCount()[s];
     int queries = item.qTo() - item.qFrom();
@@ -60,34 +61,12 @@ final class VectorAttentionKernel {
     float[] lanes = new float[LANES];
     int firstRow = batch.queryStart()[s] + item.qFrom();
     int firstVisible = past + item.qFrom() + 1; // positions the block's first query sees
-    // fp16 cache: each head's value rows widened into one float array first (the tiles read floats), rows headDim
-    // apart; its keys are widened as they are transposed.
-    float[] values = half ? new float[positions * headDim] : store.values[layer];
-    float[] keyRow = half ? new float[headDim] : null;
-    int[] valueRow = half ? new int[positions] : slotRow;
-    for (int p = 0; half && p < positions; p++) {
-      valueRow[p] = p * headDim;
-    }
     for (int h = item.hFrom(); h < item.hTo(); h++) {
       int off = h * headDim;
-      int valueOff = half ? 0 : off; // where the head's part of a value row starts
-      if (half) {
-        for (int p = 0; p < positions; p++) {
-          AttentionKernel.widenHalves(store.halfValues[layer], slotRow[p] + off, values, p * headDim, headDim, true);
-        }
-      }
       for (int p = 0; p < positions; p++) {
         int k0 = slotRow[p] + off;
-        if (half) { // the head's row widened by vectors, then scattered as the float32 loop below does
-          AttentionKernel.widenHalves(store.halfKeys[layer], k0, keyRow, 0, headDim, true);
-          for (int d = 0; d < headDim; d++) {
-            kt[d * padded + p] = keyRow[d];
-          }
-        } else {
-          float[] keys = store.keys[layer];
-          for (int d = 0; d < headDim; d++) {
-            kt[d * padded + p] = keys[k0 + d];
-          }
+        for (int d = 0; d < headDim; d++) {
+          kt[d * padded + p] = keys[k0 + d];
         }
       }
       for (int i0 = 0; i0 < queries; i0 += 4) {
@@ -112,12 +91,12 @@ final class VectorAttentionKernel {
         for (int c = 0; c < headDim; c += 4 * LANES) {
           if (n == 4 && c + 4 * LANES <= headDim) {
             valueTile4x4(out, (firstRow + i0) * width + off + c, width, scores, i0 * padded, padded,
-                firstVisible + i0, values, valueRow, valueOff + c, sums, i0);
+                firstVisible + i0, values, slotRow, off + c, sums, i0);
           } else {
             for (int b = 0; b < n; b++) {
               for (int v = c; v < Math.min(headDim, c + 4 * LANES); v += LANES) {
                 valueTile1(out, (firstRow + i0 + b) * width + off + v, scores, (i0 + b) * padded,
-                    firstVisible + i0 + b, values, valueRow, valueOff + v, sums[i0 + b]);
+                    firstVisible + i0 + b, values, slotRow, off + v, sums[i0 + b]);
               }
             }
           }
