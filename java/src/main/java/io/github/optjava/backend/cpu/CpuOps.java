@@ -242,21 +242,31 @@ public class CpuOps implements Ops {
       throw new IllegalArgumentException("qkvAppend: q " + qm + ", qkv " + in + ", bias " + bs + ", " + slots.length
           + " slots, cache width " + w);
     }
-    for (int t = 0; t < slots.length; t++) {
-      int row = t * 3 * w;
-      for (int j = 0; j < w; j++) {
-        float qv = in.f32[row + j];
-        float kv2 = in.f32[row + w + j];
-        float vv = in.f32[row + 2 * w + j];
-        if (bs != null) {
-          qv += bs.get(j);
-          kv2 += bs.get(w + j);
-          vv += bs.get(2 * w + j);
+    forTokens(slots.length, (from, to) -> {
+      for (int t = from; t < to; t++) {
+        int row = t * 3 * w;
+        for (int j = 0; j < w; j++) {
+          float qv = in.f32[row + j];
+          float kv2 = in.f32[row + w + j];
+          float vv = in.f32[row + 2 * w + j];
+          if (bs != null) {
+            qv += bs.get(j);
+            kv2 += bs.get(w + j);
+            vv += bs.get(2 * w + j);
+          }
+          qm.f32[t * w + j] = qv;
+          store.put(layer, slots[t] * w + j, kv2, vv);
         }
-        qm.f32[t * w + j] = qv;
-        store.put(layer, slots[t] * w + j, kv2, vv);
       }
-    }
+    });
+  }
+
+  /**
+   * Runs {@code body} over tokens {@code [0, n)}: here in one piece; {@link FastCpuOps} splits it over its threads
+   * (an fp16 cache rounds every key and value it appends). Tokens are independent: each writes its own slots.
+   */
+  void forTokens(int n, CpuPool.Range body) {
+    body.run(0, n);
   }
 
   @Override
@@ -265,16 +275,18 @@ public class CpuOps implements Ops {
     CpuMat km = f32(k);
     CpuMat vm = f32(v);
     int w = store.width;
-    for (int t = 0; t < slots.length; t++) {
-      if (!store.half()) {
-        System.arraycopy(km.f32, t * w, store.keys[layer], slots[t] * w, w);
-        System.arraycopy(vm.f32, t * w, store.values[layer], slots[t] * w, w);
-        continue;
+    forTokens(slots.length, (from, to) -> {
+      for (int t = from; t < to; t++) {
+        if (!store.half()) {
+          System.arraycopy(km.f32, t * w, store.keys[layer], slots[t] * w, w);
+          System.arraycopy(vm.f32, t * w, store.values[layer], slots[t] * w, w);
+          continue;
+        }
+        for (int j = 0; j < w; j++) {
+          store.put(layer, slots[t] * w + j, km.f32[t * w + j], vm.f32[t * w + j]);
+        }
       }
-      for (int j = 0; j < w; j++) {
-        store.put(layer, slots[t] * w + j, km.f32[t * w + j], vm.f32[t * w + j]);
-      }
-    }
+    });
   }
 
   @Override

@@ -267,6 +267,12 @@ public final class FastCpuOps extends CpuOps {
     super.gatherRows(out, x, rows);
   }
 
+  /** The KV appends' tokens split over the threads (64 at least per chunk: a decode step's few stay on one). */
+  @Override
+  void forTokens(int n, CpuPool.Range body) {
+    pool.forRange(n, Math.max(64, grain(n, 1)), body);
+  }
+
   /** Stops the worker threads; every later op is an IllegalStateException. Closing twice is harmless. */
   @Override
   public void close() {

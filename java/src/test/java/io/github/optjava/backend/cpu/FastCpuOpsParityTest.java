@@ -412,6 +412,46 @@ class FastCpuOpsParityTest {
     }
   }
 
+  /** Appends of a prefill's many tokens (split over the threads by FastCpuOps) write what the reference writes. */
+  @ParameterizedTest(name = "fp16 cache {0}")
+  @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
+  void appendsOfManyTokensAreIdentical(boolean halfKv) {
+    int width = 24;
+    int tokens = 200;
+    List<Integer> order = new ArrayList<>();
+    for (int i = 0; i < 256; i++) {
+      order.add(i);
+    }
+    java.util.Collections.shuffle(order, new Random(5));
+    int[] slots = order.subList(0, tokens).stream().mapToInt(Integer::intValue).toArray();
+    Random r = new Random(8);
+    float[] qkv = gaussian(r, tokens * 3 * width, 1);
+    float[] k = gaussian(r, tokens * width, 1);
+    float[] v = gaussian(r, tokens * width, 1);
+    Tensor bias = tensor(DType.F16, 1, 3 * width, r, 1.0);
+    CpuKvStore[] stores = new CpuKvStore[2];
+    float[][] qs = new float[2][];
+    try (FastCpuOps fast = new FastCpuOps(3, VectorSupport.AVAILABLE, false, halfKv)) {
+      Ops[] both = {new CpuOps(false, halfKv), fast};
+      for (int i = 0; i < 2; i++) {
+        Ops ops = both[i];
+        KvStore kv = ops.kvStore(2, 16, 16, width);
+        Mat q = poisoned(ops, tokens, width);
+        ops.qkvAppend(q, kv, 1, mat(ops, tokens, 3 * width, qkv), ops.weight(bias), slots);
+        ops.kvAppend(kv, 0, mat(ops, tokens, width, k), mat(ops, tokens, width, v), slots);
+        qs[i] = ops.read(q);
+        stores[i] = CpuKvStore.of(kv);
+      }
+    }
+    assertArrayEquals(qs[0], qs[1], "q");
+    for (int layer = 0; layer < 2; layer++) {
+      for (int e = 0; e < 256 * width; e++) {
+        assertEquals(stores[0].key(layer, e), stores[1].key(layer, e), "key " + e + " of layer " + layer);
+        assertEquals(stores[0].value(layer, e), stores[1].value(layer, e), "value " + e + " of layer " + layer);
+      }
+    }
+  }
+
   static Stream<Integer> threadCounts() {
     return Stream.of(1, 3);
   }
