@@ -84,9 +84,6 @@ public final class Generator implements AutoCloseable {
    */
   public static Generator open(String modelDirOrId, GeneratorOptions options) {
     Backends.requireSupported(options, options.device()); // the choices the device asked for by name cannot run
-    Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
-    OptConfig config = OptConfig.load(dir);
-    OptTokenizer tokenizer = OptTokenizer.load(dir);
     int tp = options.tensorParallel();
     int pp = options.pipelineParallel();
     // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU. So do
@@ -97,7 +94,10 @@ public final class Generator implements AutoCloseable {
     }
     Device device = (tp > 1 || pp > 1 || int8) && options.device() != Device.CUDA ? Device.CPU
         : chooseDevice(options.device());
-    Backends.requireSupported(options, device); // AUTO resolved
+    Backends.requireSupported(options, device); // AUTO resolved, still before the model is looked for
+    Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
+    OptConfig config = OptConfig.load(dir);
+    OptTokenizer tokenizer = OptTokenizer.load(dir);
     Ops ops = null;
     CausalLm model = null;
     KvCache cache = null;

@@ -71,9 +71,10 @@ import io.github.optjava.checkpoint.DType;
  *                          kernels gain memory only. CPU backend only so far: Device.AUTO then picks the CPU, and
  *                          Device.CUDA is refused. Default NONE.
  * @param kvCacheDtype      the KV cache's storage type; null (the default) = float32 on the CPU, the activations'
- *                          dtype on CUDA. On the CPU, F16 halves the cache's memory (twice the tokens in the same
- *                          heap) and the bytes decode attention reads, for keys and values rounded to fp16 as a GPU
- *                          keeps them; F32 and F16 only. On CUDA it must be unset or the activations' dtype.
+ *                          dtype on CUDA. On the CPU, F16 halves the cache's memory per token (where memory sets
+ *                          the cache's size, twice the tokens fit) and the bytes decode attention reads, for keys
+ *                          and values rounded to fp16 as a GPU keeps them; F32 and F16 only. On CUDA it must be
+ *                          unset or the activations' dtype.
  */
 public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int maxSequenceLength, int kvCacheTokens,
     int kvBlockSize, int threads, String revision, int tensorParallel, int pipelineParallel, int maxStepTokens,

@@ -36,7 +36,8 @@ record KvCacheSize(int blocks, int blockSize, String why) {
       throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
           + minimum * bytesPerToken / 1048576 + " MiB" + (perDevice ? " per device" : "") + ", about "
           + affordable * bytesPerToken / 1048576 + " MiB are free after the weights; lower maxSequenceLength, use a "
-          + "16-bit dtype, or give the JVM / GPU more memory");
+          + "16-bit dtype (on the CPU also for the cache: kvCacheDtype F16, --kv-cache-dtype f16), or give the JVM / "
+          + "GPU more memory");
     }
     String batch = "max batch " + options.maxBatchSize() + " × " + maxLen + " positions";
     String why;

@@ -144,11 +144,12 @@ final class BenchCommand implements Callable<Integer> {
     }
     DType kvType = kvCacheDtype.dtype();
     boolean cuda = !int8 && useCuda(); // int8: the CPU, as generate's --device auto does
-    if (cuda && kvType != null) {
-      throw new IllegalArgumentException("--kv-cache-dtype chooses the CPU's KV cache; on CUDA it is the --dtype");
+    DType weightType = weightType();
+    if (cuda && kvType != null && kvType != weightType) {
+      throw new IllegalArgumentException("on CUDA the KV cache is kept in the --dtype (" + dtypeName(weightType)
+          + "): leave out --kv-cache-dtype or give it the same");
     }
     boolean halfKv = kvType == DType.F16;
-    DType weightType = weightType();
     int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
     if (threadCount < 1 || promptLen < 1 || genLen < 0 || repeats < 1 || batches.isEmpty()
         || batches.stream().anyMatch(b -> b < 1)) {

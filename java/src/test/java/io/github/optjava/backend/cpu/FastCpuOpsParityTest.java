@@ -326,6 +326,44 @@ class FastCpuOpsParityTest {
     }
   }
 
+  /**
+   * A key that overflows fp16 (stored as an infinity) in a decode step: the fp16 rows must be widened exactly (inf
+   * stays inf; the fast widening for finite halves would turn it into a large finite number), so every output of a
+   * head that sees it is NaN, as in the reference.
+   */
+  @ParameterizedTest
+  @org.junit.jupiter.params.provider.EnumSource(Kernels.class)
+  void anOverflowingKeyInAnFp16CacheReachesDecodeAsInTheReference(Kernels kernels) {
+    Random random = new Random(13);
+    int heads = 2;
+    int headDim = 64;
+    int width = heads * headDim;
+    int positions = 20;
+    KvStore kv = HALF_KV_REF.kvStore(2, 2, 16, width);
+    int[] slots = new int[positions];
+    for (int p = 0; p < positions; p++) {
+      slots[p] = p;
+    }
+    float[] keys = gaussian(random, positions * width, 1.0);
+    keys[3 * width + 5] = 1e6f; // head 0 of position 3: rounds to +inf in fp16
+    REF.kvAppend(kv, 1, mat(REF, positions, width, keys), mat(REF, positions, width,
+        gaussian(random, positions * width, 1.0)), slots);
+    AttentionBatch batch =
+        new AttentionBatch(new int[] {0}, new int[] {1}, new int[] {positions}, new int[][] {{0, 1}});
+    float[] q = gaussian(random, width, 1.0);
+    float scale = (float) (1 / Math.sqrt(headDim));
+    float[] expected = attention(REF, kv, batch, q, 1, width, heads, scale);
+    float[] actual = attention(fast(1, kernels), kv, batch, q, 1, width, heads, scale);
+    for (int i = 0; i < width; i++) {
+      if (Float.isNaN(expected[i])) {
+        assertTrue(Float.isNaN(actual[i]), "element " + i + ": " + actual[i] + ", the reference NaN");
+      } else {
+        assertEquals(expected[i], actual[i], 1e-5f * (1 + Math.abs(expected[i])), "element " + i);
+      }
+    }
+    assertTrue(Float.isNaN(expected[0]) && !Float.isNaN(expected[width - 1]), "head 0 sees the infinity, head 1 not");
+  }
+
   private static float[] attention(Ops ops, KvStore kv, AttentionBatch batch, float[] q, int rows, int width,
       int heads, float scale) {
     Mat out = poisoned(ops, rows, width);
