@@ -17,9 +17,13 @@ import java.util.List;
  *       decode (memory-bound dot products) and prefill (vectorized loops over tokens) kernels;</li>
  *   <li>{@link #attention}: split over sequences × blocks of queries × groups of heads; prefill blocks through
  *       {@link VectorAttentionKernel} when the Vector API kernels run;</li>
+ *   <li>the KV appends: tokens split across threads ({@link #forTokens}; an fp16 cache rounds each value);</li>
  *   <li>everything else (embedding, positions, layer norm, residual add, KV copies) is inherited: a few
  *       passes over the activations, about 1% of a step.</li>
  * </ul>
+ *
+ * <p>Options of {@link #create(int, boolean, boolean)}, both off by default: int8 Linear weights (sums over the
+ * integers, then the row scales: {@link LinearKernels#scaleRows}) and an fp16 KV cache ({@link CpuKvStore#half}).
  *
  * <p>Results equal {@link CpuOps}'s up to float32 summation order (fused multiply-adds, several partial
  * sums): within 1e-5 relative, see {@code FastCpuOpsParityTest}.
