@@ -45,17 +45,26 @@ class FastCpuOpsModelTest {
   @org.junit.jupiter.params.provider.ValueSource(booleans = {false, true})
   void randomOpt125mAgreesWithTheReferenceOps(boolean halfKv) {
     OptConfig config = OptShapes.of("125m");
-    List<List<OptModel.SeqStep>> steps = List.of(
+    List<List<OptModel.SeqStep>> steps = threeSteps();
+    try (FastCpuOps half = FastCpuOps.create(3, false, true)) {
+      // fp16 cache: a float32 difference in a key or value can round it to the neighbouring fp16 (a step of
+      // 2^-11 relative) in one implementation and not the other; the ops test compares attention over one store.
+      assertAgree(run(new CpuOps(false, halfKv), config, steps), run(halfKv ? half : ops, config, steps),
+          halfKv ? 5e-4f : 1e-4f);
+    }
+  }
+
+  /** A ragged prefill of 17 + 5 tokens, a decode step of both sequences, one of the first alone. */
+  static List<List<OptModel.SeqStep>> threeSteps() {
+    return List.of(
         List.of(new OptModel.SeqStep(0, tokens(17, 5), false), new OptModel.SeqStep(1, tokens(5, 900), false)),
         List.of(new OptModel.SeqStep(0, new int[] {42}, false), new OptModel.SeqStep(1, new int[] {7}, false)),
         List.of(new OptModel.SeqStep(0, new int[] {1234}, false)));
-    List<float[][]> expected;
-    List<float[][]> actual;
-    try (FastCpuOps half = FastCpuOps.create(3, false, true)) {
-      expected = run(new CpuOps(false, halfKv), config, steps);
-      actual = run(halfKv ? half : ops, config, steps);
-    }
-    for (int s = 0; s < steps.size(); s++) {
+  }
+
+  /** Every step's logits within {@code rel} of their largest magnitude, and the same argmax. */
+  static void assertAgree(List<float[][]> expected, List<float[][]> actual, float rel) {
+    for (int s = 0; s < expected.size(); s++) {
       for (int q = 0; q < expected.get(s).length; q++) {
         float[] e = expected.get(s)[q];
         float[] a = actual.get(s)[q];
@@ -64,9 +73,6 @@ class FastCpuOpsModelTest {
           scale = Math.max(scale, Math.abs(v));
         }
         float diff = maxAbsDiff(e, a);
-        // fp16 cache: a float32 difference in a key or value can round it to the neighbouring fp16 (a step of
-        // 2^-11 relative) in one implementation and not the other; the ops test compares attention over one store.
-        float rel = halfKv ? 5e-4f : 1e-4f;
         assertTrue(diff <= rel * scale, "step " + s + " sequence " + q + ": max |logit diff| " + diff
             + " for logits up to " + scale);
         assertEquals(argmax(e, 0, e.length), argmax(a, 0, a.length), "step " + s + " sequence " + q);
@@ -74,7 +80,8 @@ class FastCpuOpsModelTest {
     }
   }
 
-  private static List<float[][]> run(Ops backend, OptConfig config, List<List<OptModel.SeqStep>> steps) {
+  /** The steps on a random model of {@code config}'s shape (fp16 weights, seed 3) over {@code backend}. */
+  static List<float[][]> run(Ops backend, OptConfig config, List<List<OptModel.SeqStep>> steps) {
     List<float[][]> out = new ArrayList<>();
     try (RandomCheckpoint ck = new RandomCheckpoint(config, DType.F16, 3);
         OptModel model = new OptModel(config, new OptWeights(config, ck), backend);
@@ -86,7 +93,7 @@ class FastCpuOpsModelTest {
     return out;
   }
 
-  private static int[] tokens(int n, int first) {
+  static int[] tokens(int n, int first) {
     int[] ids = new int[n];
     for (int i = 0; i < n; i++) {
       ids[i] = first + 97 * i;

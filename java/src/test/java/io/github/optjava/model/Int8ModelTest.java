@@ -1,6 +1,5 @@
 package io.github.optjava.model;
 
-import static io.github.optjava.model.HfReference.argmax;
 import static io.github.optjava.model.HfReference.ints;
 import static io.github.optjava.model.HfReference.maxAbsDiff;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -11,7 +10,6 @@ import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.backend.cpu.FastCpuOps;
-import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
@@ -67,26 +65,10 @@ class Int8ModelTest {
   @Test
   void fastOpsAgreeWithTheReferenceOpsOverTheSameIntegers() {
     OptConfig config = OptShapes.of("125m");
-    List<List<OptModel.SeqStep>> steps = List.of(
-        List.of(new OptModel.SeqStep(0, tokens(17, 5), false), new OptModel.SeqStep(1, tokens(5, 900), false)),
-        List.of(new OptModel.SeqStep(0, new int[] {42}, false), new OptModel.SeqStep(1, new int[] {7}, false)),
-        List.of(new OptModel.SeqStep(0, new int[] {1234}, false)));
-    List<float[][]> expected;
-    List<float[][]> actual;
+    List<List<OptModel.SeqStep>> steps = FastCpuOpsModelTest.threeSteps();
     try (CpuOps ref = new CpuOps(true); FastCpuOps fast = FastCpuOps.create(3, true)) {
-      expected = run(ref, config, steps);
-      actual = run(fast, config, steps);
-    }
-    for (int s = 0; s < steps.size(); s++) {
-      for (int q = 0; q < expected.get(s).length; q++) {
-        float[] e = expected.get(s)[q];
-        float[] a = actual.get(s)[q];
-        float scale = maxAbs(e);
-        float diff = maxAbsDiff(e, a);
-        assertTrue(diff <= 1e-4f * scale, "step " + s + " sequence " + q + ": max |logit diff| " + diff
-            + " for logits up to " + scale);
-        assertEquals(argmax(e, 0, e.length), argmax(a, 0, a.length), "step " + s + " sequence " + q);
-      }
+      FastCpuOpsModelTest.assertAgree(FastCpuOpsModelTest.run(ref, config, steps),
+          FastCpuOpsModelTest.run(fast, config, steps), 1e-4f);
     }
   }
 
@@ -122,31 +104,11 @@ class Int8ModelTest {
   /** The quantized model's largest logit error allowed, relative to the largest logit. */
   static final float INT8_LOGIT_REL = 0.08f;
 
-  private static List<float[][]> run(Ops backend, OptConfig config, List<List<OptModel.SeqStep>> steps) {
-    List<float[][]> out = new ArrayList<>();
-    try (RandomCheckpoint ck = new RandomCheckpoint(config, DType.F16, 3);
-        OptModel model = new OptModel(config, new OptWeights(config, ck), backend);
-        KvCache cache = new KvCache(backend.kvStore(config.numHiddenLayers(), 4, 16, config.hiddenSize()))) {
-      for (List<OptModel.SeqStep> step : steps) {
-        out.add(model.forward(step, cache));
-      }
-    }
-    return out;
-  }
-
   private static float maxAbs(float[] v) {
     float m = 0f;
     for (float x : v) {
       m = Math.max(m, Math.abs(x));
     }
     return m;
-  }
-
-  private static int[] tokens(int n, int first) {
-    int[] ids = new int[n];
-    for (int i = 0; i < n; i++) {
-      ids[i] = first + 97 * i;
-    }
-    return ids;
   }
 }
