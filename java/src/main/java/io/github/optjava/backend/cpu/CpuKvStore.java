@@ -48,11 +48,6 @@ final class CpuKvStore implements KvStore {
     return halfKeys != null;
   }
 
-  /** Bytes per element: 4 or 2. */
-  int elementBytes() {
-    return half() ? 2 : 4;
-  }
-
   /** Writes element {@code i} of layer {@code layer}'s key and value slots (rounded to fp16 in an fp16 store). */
   void put(int layer, int i, float key, float value) {
     if (half()) {
