@@ -102,19 +102,21 @@ public final class CudaOps implements Ops {
   /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
   static final int GEMV_MAX_ROWS = 8;
   /**
-   * The attention kernel, {@code -Dopt.cuda.attention=first|split|tiled|tc}. {@code tc} (the default): decode steps
+   * The attention kernel, {@code -Dopt.cuda.attention=first|split|tiled|tc|fa}. {@code tc}: decode steps
    * run the split-KV kernel (native/src/attention_split.cu), steps with a prompt the tensor-core kernel
    * (native/src/attention_tc.cu) where it applies (fp16/bf16, head_dim a multiple of 16 up to 128), else the
    * query-tiled one (native/src/attention_tiled.cu). {@code tiled}: the tiled kernel for prompts, split for decode;
    * {@code split}: split for everything; {@code first}: the first kernel (one block per query row and head), kept as
    * the plain reference. tc became the default after check_ops, the parity tests and the comparison with HF
    * transformers passed on an H100 (2026-11-26, c57d4f3): opt-1.3b batch-1 decode 3.03 against 5.47 ms/step,
-   * 2047-token prefill 31 against 500 ms (docs/perf.md). {@code fa}: as tc with the FlashAttention-2-style prefill
-   * kernel (native/src/attention_fa.cu; head_dim 64, 80 or 128, else tc's rules), written in session 7 without a
-   * GPU and emulated on the CPU (native/dev/emu_fa/): not the default until it has passed on one.
+   * 2047-token prefill 31 against 500 ms (docs/perf.md). {@code fa} (the default): as tc with the
+   * FlashAttention-2-style prefill kernel (native/src/attention_fa.cu; head_dim 64, 80 or 128, fp16/bf16, else tc's
+   * rules). It became the default after check_ops group fa, the parity tests and the comparison with HF transformers
+   * passed on an H100 (2026-11-27, 4d4ebc1): opt-1.3b 2047-token prefill 11.2 against tc's 30.2 ms, 128-token
+   * prefill 1.2-1.3x at batch 1, 2 and 8, 0.94x at batch 4 (docs/perf.md); decode steps are the same kernels.
    */
   private static final String ATTENTION =
-      System.getProperty("opt.cuda.attention", "tc").toLowerCase(java.util.Locale.ROOT);
+      System.getProperty("opt.cuda.attention", "fa").toLowerCase(java.util.Locale.ROOT);
   /** The attention kernels {@link #useAttentionKernel} takes. */
   public static final java.util.List<String> ATTENTION_KERNELS =
       java.util.List.of("first", "split", "tiled", "tc", "fa");
@@ -129,11 +131,13 @@ public final class CudaOps implements Ops {
   private static final boolean DEVICE_SAMPLING =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceSampling"));
   /**
-   * {@code -Dopt.cuda.deviceScores=true}: an echoed prompt's scores ({@link #tokenLogprobs}) come from
-   * {@code opt_token_logprob_f32} on the device, 4 bytes per row back instead of the rows. Written in session 7
-   * after the last GPU run: off until check_ops group score and its parity test have passed on a GPU.
+   * An echoed prompt's scores ({@link #tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
+   * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
+   * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):
+   * a 2040-token opt-1.3b prompt scored in 36.8 instead of 242.5 ms, log-probs within 2.1e-8 of the host's.
    */
-  private static final boolean DEVICE_SCORES = Boolean.getBoolean("opt.cuda.deviceScores");
+  private static final boolean DEVICE_SCORES =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceScores"));
   /**
    * {@code -Dopt.cuda.inlineCombine=true}: the split-KV decode attention merges its splits in the kernel itself (the
    * last block of each row and head to finish does it) instead of in a second kernel, so a decode step launches one
