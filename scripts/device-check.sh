@@ -7,7 +7,7 @@
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
 # process per kernel group (5b: the JUnit tests of the kernels not yet verified, tag gpu-new, in their own JVM;
 # 5c: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
-# devicecheck.CompareMain; 6b: ours again with the kernels still behind flags (chained launches); 6c: prefix caching
+# devicecheck.CompareMain; 6b: ours again with the kernels still behind flags (the split gemv); 6c: prefix caching
 # and prompt lookup decoding each timed against itself off, devicecheck.EngineFeaturesMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
 #   kernel choices against the defaults in one process each, `opt bench --variants`: 1.3b decode, 1.3b
 #   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
@@ -24,10 +24,11 @@
 # Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
 # DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
-# tests (and tag gpu-new), check_ops' split, chained, fa, score and combine groups only (the kernels changed or
-# added since session 7's runs; the others passed there: rerun the full check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features,
-# then short `opt bench` variants (1.3b batch 1,2,8 and its 2047-token prefill; 6.7b batch 1), ncu on a batch-1
-# decode, the 1.3b speed against HF and a batch-1 decode profile.
+# tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, fold and split
+# groups only (what changed since session 11's runs; the others passed there: rerun the full check after changing
+# them), the chained-launch test, the HF comparison (and 6b), the engine features, then short `opt bench` variants
+# (1.3b batch 1,2,8; 6.7b batch 1), ncu on a batch-1 decode (and with the split gemv), the 1.3b speed against HF
+# and a batch-1 decode profile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -199,8 +200,10 @@ else
   # base = the first kernels; split/tiled/tc/gemv/logprob/sample became defaults after passing on an H100 (session
   # 7); chained launches, fa (FlashAttention-2-style prefill), score (echo log-probs) and combine (the split
   # kernel's inline combine, session 8) are behind flags until they pass.
-  groups="base split tiled tc gemv logprob sample chained fa score combine fold"
-  [ "$quick" = 1 ] && groups="split chained fa score combine fold"
+  # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
+  groups="base split tiled tc gemv gemvsplit logprob sample chained fa score combine fold"
+  # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised)
+  [ "$quick" = 1 ] && groups="gemv gemvsplit fold split"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -224,7 +227,7 @@ new_cap=150 new_keep=200 new_min=60
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
 # gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
 new_excl=()
-for k in fa score combine fold; do
+for k in fa score combine fold gemvsplit; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -264,23 +267,15 @@ chained_variant() {  # VARIANT: prints ";VARIANT" when chained launches passed t
   [ "$chained_ok" = 1 ] && printf ';%s' "$1"
   return 0
 }
-# The bench variants with attention=fa run only when check_ops' fa group passed.
-fa_variant() {  # VARIANT: prints ";VARIANT" when check_ops fa passed
-  case "$passed_groups" in *" fa "*) printf ';%s' "$1" ;; esac
-  return 0
-}
-# The bench variants of session 8's kernels run only when their check_ops group passed: combine=inline (group
-# combine), norm=fold (group fold).
+# The bench variants of flagged kernels run only when their check_ops group passed: combine=inline (group
+# combine), the gemvsplit=... variants (group gemvsplit).
 combine_variant() {  # VARIANT: prints ";VARIANT" when check_ops combine passed
   case "$passed_groups" in *" combine "*) printf ';%s' "$1" ;; esac
   return 0
 }
-fold_variant() {  # VARIANT: prints ";VARIANT" when check_ops fold passed
-  case "$passed_groups" in *" fold "*) printf ';%s' "$1" ;; esac
-  return 0
-}
-both_variant() {  # VARIANT: prints ";VARIANT" when check_ops combine and fold both passed
-  case "$passed_groups" in *" combine "*) case "$passed_groups" in *" fold "*) printf ';%s' "$1" ;; esac ;; esac
+gemvsplit_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops gemvsplit passed
+  local v
+  case "$passed_groups" in *" gemvsplit "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
   return 0
 }
 
@@ -322,15 +317,10 @@ else
     # attention, chained launches, session 8's inline combine and folded norms): evidence at the level of the whole model (logits vs HF, greedy tokens,
     # batched == alone) before any of them becomes a default. (tc attention and gemv became defaults this way.)
     # One CompareMain per candidate, so that a failure names its kernel.
+    # Session 11: fa, chained, inline combine and folded norms passed this comparison (docs/perf.md); the
+    # candidate now is the split matrix-vector kernel (each run costs ~40 s of the budget).
     cand=()
-    case "$passed_groups" in *" fa "*) cand+=(-Dopt.cuda.attention=fa) ;; esac
-    [ "$chained_ok" = 1 ] && cand+=(-Dopt.cuda.chained=true)
-    # Session 8's two decode flags in one run when both passed (each run costs ~40 s of the budget; their own JUnit
-    # tests name the culprit if it fails), else whichever passed.
-    s8=""
-    case "$passed_groups" in *" combine "*) s8="-Dopt.cuda.inlineCombine=true" ;; esac
-    case "$passed_groups" in *" fold "*) s8="${s8:+$s8 }-Dopt.cuda.foldNorm=true" ;; esac
-    [ -n "$s8" ] && cand+=("$s8")
+    case "$passed_groups" in *" gemvsplit "*) cand+=(-Dopt.cuda.gemvSplit=auto) ;; esac
     [ ${#cand[@]} -eq 0 ] && row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     for flag in ${cand[@]+"${cand[@]}"}; do  # a candidate may hold several -D flags, separated by spaces
       label="$(echo "$flag" | sed 's/-Dopt\.cuda\.//g')"
@@ -536,39 +526,35 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
 }
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
-  case "$passed_groups" in *" fa "*)
-    variant_run "opt-1.3b prefill 2047" 40 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-      --variants "default$(fa_variant attention=fa)" ;;
-  esac
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
   ncu_run decode-b1 1.3b 1
-  # the same with session 8's decode flags, when both passed their checks: what the kernels per layer become
-  case "$passed_groups" in *" combine "*) case "$passed_groups" in *" fold "*)
-    NCU_JAVA_OPTS="-Dopt.cuda.inlineCombine=true -Dopt.cuda.foldNorm=true" ncu_run decode-b1-s8flags 1.3b 1 ;;
-  esac ;; esac
+  # the same with the split matrix-vector kernel (session 11), when it passed its checks: its µs per Linear
+  case "$passed_groups" in *" gemvsplit "*)
+    NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
+  esac
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)"
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
   variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,2,4,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;gemv=8$(chained_variant chained=on)$(fa_variant attention=fa)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
+    --variants "default;gemv=0;gemv=8$(chained_variant chained=on)$(combine_variant combine=inline)$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
   variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-    --variants "default;gemm=cublas$(fa_variant attention=fa)"
+    --variants "default;attention=tc;gemm=cublas"
 
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
 
   # ncu before the 6.7b model build (session 8: the per-kernel times are what the next kernel work needs most).
   ncu_run decode-b1 1.3b 1
+  case "$passed_groups" in *" gemvsplit "*)
+    NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
+  esac
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(chained_variant chained=on)$(combine_variant combine=inline)$(fold_variant norm=fold)$(both_variant combine=inline,norm=fold)"
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)"
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-  case "$passed_groups" in *" fa "*)
-    PROFILE_JAVA_OPTS=-Dopt.cuda.attention=fa profile_run fa-prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0 ;;
-  esac
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
   # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,

@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv fold logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv gemvsplit fold logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -435,16 +435,28 @@ void check_bias_act(bool with_bias, bool relu) {
 }
 
 // opt_linear_small: out = act(x · wᵀ + bias) for 1–8 rows. offset_x shifts x by one element so the kernel
-// must take its one-element path (x no longer 16-byte aligned); an odd k does the same.
+// must take its one-element path (x no longer 16-byte aligned); an odd k does the same. split: warps per group of
+// outputs (1, 2, 4; 0 = auto). The output is poisoned (NaN) before the launch, so an output nobody stores fails;
+// with split != 1 a second launch must give the same bits (a fixed sum order; a race would move them).
 template <class D>
-void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offset_x) {
+void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offset_x, int split = 1) {
   const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k + offset_x, 0.f, 1.f);
   const Host<D> w = random_tensor<D>(static_cast<size_t>(n) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
   const Host<D> bias = random_tensor<D>(n, 0.f, 1.f);
   DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_out(static_cast<size_t>(m) * n);
+  CHECK_CUDA(cudaMemsetAsync(d_out.ptr, 0xff, d_out.n * sizeof(typename D::W), g_stream));
   expect_ok(K<D>::linear_small(d_out.ptr, d_x.ptr + offset_x, d_w.ptr, with_bias ? d_bias.ptr : nullptr, m, k, n,
-                               relu ? 1 : 0, g_stream),
+                               relu ? 1 : 0, split, g_stream),
             "linear_small");
+  if (split != 1) {
+    DevBuf<typename D::W> d_again(static_cast<size_t>(m) * n);
+    expect_ok(K<D>::linear_small(d_again.ptr, d_x.ptr + offset_x, d_w.ptr, with_bias ? d_bias.ptr : nullptr, m, k, n,
+                                 relu ? 1 : 0, split, g_stream),
+              "linear_small (again)");
+    if (d_again.download() != d_out.download()) {
+      report("linear_small split " + std::to_string(split) + ": two launches differ", D::name(), 1.0, 0.0);
+    }
+  }
   std::vector<double> ref(static_cast<size_t>(m) * n);
   for (int i = 0; i < m; ++i) {
     for (int j = 0; j < n; ++j) {
@@ -459,13 +471,14 @@ void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offs
   if (with_bias) op += " b";
   if (relu) op += " relu";
   if (offset_x) op += " unaligned";
+  if (split != 1) op += " split " + std::to_string(split);
   report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
 // opt_linear_small_qkv: the q/k/v product with opt_qkv_append's epilogue. With m > 1, row m - 1 has slot -1
 // (q only; at m = 1 the row is cached: batch-1 decode); the cache's other rows must keep what they held.
 template <class D>
-void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
+void check_linear_small_qkv(int m, int k, int width, bool with_bias, int split = 1) {
   const int cache_slots = 3 * m + 5;
   const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k, 0.f, 1.f);
   const Host<D> w = random_tensor<D>(static_cast<size_t>(3) * width * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
@@ -478,8 +491,9 @@ void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
   DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_q(static_cast<size_t>(m) * width),
       d_k(cache_k.words), d_v(cache_v.words);
   DevBuf<int32_t> d_slots(slots);
+  CHECK_CUDA(cudaMemsetAsync(d_q.ptr, 0xff, d_q.n * sizeof(typename D::W), g_stream));
   expect_ok(K<D>::linear_small_qkv(d_q.ptr, d_k.ptr, d_v.ptr, d_x.ptr, d_w.ptr, with_bias ? d_bias.ptr : nullptr,
-                                   d_slots.ptr, m, k, width, cache_slots, g_stream),
+                                   d_slots.ptr, m, k, width, cache_slots, split, g_stream),
             "linear_small_qkv");
   std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
       ref_v(cache_v.values.begin(), cache_v.values.end());
@@ -501,7 +515,7 @@ void check_linear_small_qkv(int m, int k, int width, bool with_bias) {
                                max_error(widen_all<D>(d_k.download()), ref_k),
                                max_error(widen_all<D>(d_v.download()), ref_v)});
   report("linear_small_qkv " + std::to_string(m) + "x" + std::to_string(k) + " width " + std::to_string(width) +
-             (with_bias ? " b" : ""),
+             (with_bias ? " b" : "") + (split != 1 ? " split " + std::to_string(split) : ""),
          D::name(), err, D::tol);
 }
 
@@ -540,10 +554,10 @@ void check_norm_linear(int k, int n, bool qkv, bool relu, bool with_y_bias, DevB
               "add_layernorm (reference)");
     if (qkv) {
       expect_ok(K<D>::linear_small_qkv(r_out.ptr, r_k.ptr, r_v.ptr, r_h.ptr, d_w.ptr, d_b.ptr, d_slots.ptr, 1, k, width,
-                                       cache_slots, g_stream),
+                                       cache_slots, 1, g_stream),
                 "linear_small_qkv (reference)");
     } else {
-      expect_ok(K<D>::linear_small(r_out.ptr, r_h.ptr, d_w.ptr, d_b.ptr, 1, k, n, relu ? 1 : 0, g_stream),
+      expect_ok(K<D>::linear_small(r_out.ptr, r_h.ptr, d_w.ptr, d_b.ptr, 1, k, n, relu ? 1 : 0, 1, g_stream),
                 "linear_small (reference)");
     }
     // Fused.
@@ -621,10 +635,10 @@ void check_chained_fold() {
     for (DevBuf<W>* p : {&d_y, &d_h, &d_f, &d_q, &d_kc, &d_vc}) {
       CHECK_CUDA(cudaMemsetAsync(p->ptr, 0xff, p->n * sizeof(W), g_stream));
     }
-    int st = opt_linear_small_f16(d_y.ptr, d_a.ptr, d_wo.ptr, nullptr, 1, hidden, hidden, 0, g_stream);
+    int st = opt_linear_small_f16(d_y.ptr, d_a.ptr, d_wo.ptr, nullptr, 1, hidden, hidden, 0, 1, g_stream);
     st = st ? st : opt_norm_linear_small_f16(d_resid.ptr, d_y.ptr, d_b.ptr, d_h.ptr, d_gamma.ptr, d_beta.ptr, 1e-5f,
                                              d_counter.ptr, d_f.ptr, d_w1.ptr, d_b.ptr, hidden, ffn, 1, g_stream);
-    st = st ? st : opt_linear_small_f16(d_y.ptr, d_f.ptr, d_w2.ptr, nullptr, 1, ffn, hidden, 0, g_stream);
+    st = st ? st : opt_linear_small_f16(d_y.ptr, d_f.ptr, d_w2.ptr, nullptr, 1, ffn, hidden, 0, 1, g_stream);
     st = st ? st : opt_norm_linear_small_qkv_f16(d_resid.ptr, d_y.ptr, d_b.ptr, d_h.ptr, d_gamma.ptr, d_beta.ptr,
                                                  1e-5f, d_counter.ptr, d_q.ptr, d_kc.ptr, d_vc.ptr, d_wqkv.ptr,
                                                  d_b.ptr, d_slots.ptr, hidden, width, cache_slots, g_stream);
@@ -1260,11 +1274,11 @@ void check_chained() {
     CHECK_CUDA(cudaMemcpyAsync(d_resid.ptr, resid0.words.data(), resid0.words.size() * sizeof(W),
                                cudaMemcpyHostToDevice, g_stream));
     for (DevBuf<W>* b : {&d_y, &d_h, &d_f, &d_o}) CHECK_CUDA(cudaMemsetAsync(b->ptr, 0xff, b->n * sizeof(W), g_stream));
-    int st = opt_linear_small_f16(d_y.ptr, d_x.ptr, d_w1.ptr, nullptr, m, hidden, hidden, 0, g_stream);
+    int st = opt_linear_small_f16(d_y.ptr, d_x.ptr, d_w1.ptr, nullptr, m, hidden, hidden, 0, 1, g_stream);
     st = st ? st : opt_add_layernorm_f16(d_resid.ptr, d_y.ptr, d_b1.ptr, d_h.ptr, d_gamma.ptr, d_beta.ptr, m, hidden,
                                          1e-5f, g_stream);
-    st = st ? st : opt_linear_small_f16(d_f.ptr, d_h.ptr, d_w2.ptr, d_b2.ptr, m, hidden, ffn, 1, g_stream);
-    st = st ? st : opt_linear_small_f16(d_o.ptr, d_f.ptr, d_w3.ptr, nullptr, m, ffn, hidden, 0, g_stream);
+    st = st ? st : opt_linear_small_f16(d_f.ptr, d_h.ptr, d_w2.ptr, d_b2.ptr, m, hidden, ffn, 1, 1, g_stream);
+    st = st ? st : opt_linear_small_f16(d_o.ptr, d_f.ptr, d_w3.ptr, nullptr, m, ffn, hidden, 0, 1, g_stream);
     expect_ok(st, "chained decode-like chain");
     return std::make_pair(d_o.download(), d_resid.download());
   };
@@ -1322,10 +1336,13 @@ void check_size_validation() {
                             16, 1, 1, 1.f, g_stream),
          0, "attention no sequences");
   expect(opt_argmax_f32(nullptr, nullptr, 3, 0, g_stream), 1, "argmax vocab 0");
-  expect(opt_linear_small_f16(nullptr, nullptr, nullptr, nullptr, 9, 64, 64, 0, g_stream), 1, "linear_small 9 rows");
-  expect(opt_linear_small_f32(nullptr, nullptr, nullptr, nullptr, 1, 0, 64, 0, g_stream), 1, "linear_small k 0");
-  expect(opt_linear_small_bf16(nullptr, nullptr, nullptr, nullptr, 0, 64, 64, 0, g_stream), 0, "linear_small m 0");
-  expect(opt_linear_small_qkv_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 64, 0, 4,
+  expect(opt_linear_small_f16(nullptr, nullptr, nullptr, nullptr, 9, 64, 64, 0, 1, g_stream), 1, "linear_small 9 rows");
+  expect(opt_linear_small_f32(nullptr, nullptr, nullptr, nullptr, 1, 0, 64, 0, 1, g_stream), 1, "linear_small k 0");
+  expect(opt_linear_small_bf16(nullptr, nullptr, nullptr, nullptr, 0, 64, 64, 0, 1, g_stream), 0, "linear_small m 0");
+  expect(opt_linear_small_f16(nullptr, nullptr, nullptr, nullptr, 1, 64, 64, 0, 3, g_stream), 1, "linear_small split 3");
+  expect(opt_linear_small_f32(nullptr, nullptr, nullptr, nullptr, 1, 64, 64, 0, -1, g_stream), 1,
+         "linear_small split -1");
+  expect(opt_linear_small_qkv_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 64, 0, 4, 1,
                                    g_stream),
          1, "linear_small_qkv width 0");
   expect(opt_argmax_f32(nullptr, nullptr, 0, 0, g_stream), 0, "argmax rows 0");
@@ -1399,6 +1416,23 @@ void check_linear_small_all() {
   check_linear_small_qkv<D>(2, 33, 16, true);             // odd k: the one-element path
 }
 
+// The split rows of the fast path (session 11; not yet run on a GPU): S = 2 and 4 warps per group, and auto (0).
+template <class D>
+void check_linear_small_split_all() {
+  for (int split : {2, 4, 0}) {
+    check_linear_small<D>(1, 2048, 2048, true, false, 0, split);  // opt-1.3b's out_proj
+    check_linear_small<D>(1, 8192, 256, true, true, 0, split);    // fc2-like: long rows, few outputs
+    check_linear_small<D>(2, 768, 64, true, true, 0, split);      // 96 chunks (fp16): split 4 leaves a warp empty
+    check_linear_small<D>(3, 1024, 130, false, true, 0, split);   // R = 4; the last group's tail outputs
+    check_linear_small<D>(8, 520, 9, true, false, 0, split);      // one group, 8 rows, the round loop's tail
+    check_linear_small<D>(1, 64, 301, true, false, 0, split);     // 4–8 chunks: only the first warp has any
+    check_linear_small<D>(1, 2048, 301, false, false, 0, split);  // groups not a multiple of the block's
+    check_linear_small<D>(2, 64, 50, true, false, 1, split);      // unaligned: the one-element path ignores split
+    check_linear_small_qkv<D>(1, 2048, 256, true, split);
+    check_linear_small_qkv<D>(3, 128, 42, true, split);           // R = 4 groups straddle the q/k/v borders
+  }
+}
+
 template <class D>
 void check_attention_kernel(int kernel) {
   check_attention<D>(3, 64, kernel);
@@ -1446,6 +1480,10 @@ void run_group(const std::string& group) {
     check_linear_small_all<F32>();
     check_linear_small_all<F16>();
     check_linear_small_all<BF16>();
+  } else if (group == "gemvsplit") {  // opt_linear_small(_qkv) with split rows (session 11; not yet run on a GPU)
+    check_linear_small_split_all<F32>();
+    check_linear_small_split_all<F16>();
+    check_linear_small_split_all<BF16>();
   } else if (group == "fold") {  // opt_norm_linear_small(_qkv) (session 8; not yet run on a GPU)
     check_norm_linear_all<F32>();
     check_norm_linear_all<F16>();
@@ -1462,12 +1500,12 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "fold", "logprob",
+const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "gemvsplit", "fold", "logprob",
                                "score", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv fold logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv gemvsplit fold logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));

@@ -130,13 +130,17 @@ OPT_API int opt_bias_act_bf16(uint16_t* x, const uint16_t* bias, int rows, int c
  *   bias (n)     device, or NULL
  * x and w 16-byte aligned with k a multiple of 16 bytes take the fast path (16-byte loads); anything else is
  * still correct, on a slower one-element-per-lane path. m == 0 or n == 0: nothing to do.
+ *   split        warps per group of outputs on the fast path: 1 (one warp reads a whole weight row; verified on an
+ *                H100), 2 or 4 (that many warps share each row and add their sums in a fixed order: more warps for
+ *                Linears with few outputs; session 11, not yet run on a GPU), 0 = chosen from the shape and the
+ *                multiprocessor count. Anything else: cudaErrorInvalidValue.
  */
 OPT_API int opt_linear_small_f32(float* out, const float* x, const float* w, const float* bias, int m, int k, int n,
-                                 int relu, cudaStream_t stream);
+                                 int relu, int split, cudaStream_t stream);
 OPT_API int opt_linear_small_f16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
-                                 int k, int n, int relu, cudaStream_t stream);
+                                 int k, int n, int relu, int split, cudaStream_t stream);
 OPT_API int opt_linear_small_bf16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
-                                  int k, int n, int relu, cudaStream_t stream);
+                                  int k, int n, int relu, int split, cudaStream_t stream);
 
 /*
  * The fused q/k/v projection for a few rows (linear_small.cu): the product of opt_linear_small over the stacked
@@ -144,17 +148,17 @@ OPT_API int opt_linear_small_bf16(uint16_t* out, const uint16_t* x, const uint16
  *   q_out[i, j] = (x . w^T)[i, j] + bias[j]                                       (q_out (m, width))
  *   k_cache[slots[i], j] = (x . w^T)[i, width + j] + bias[width + j], v_cache likewise from 2 * width
  * a slot outside [0, cache_slots) writes q only. Sizes as opt_linear_small (1 <= m <= 8); width >= 1; bias
- * (3 * width) or NULL; slots (m) device int32. One launch for a decode step's q/k/v.
+ * (3 * width) or NULL; slots (m) device int32; split as opt_linear_small. One launch for a decode step's q/k/v.
  */
 OPT_API int opt_linear_small_qkv_f32(float* q_out, float* k_cache, float* v_cache, const float* x, const float* w,
                                      const float* bias, const int32_t* slots, int m, int k, int width,
-                                     int cache_slots, cudaStream_t stream);
+                                     int cache_slots, int split, cudaStream_t stream);
 OPT_API int opt_linear_small_qkv_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
                                      const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
-                                     int width, int cache_slots, cudaStream_t stream);
+                                     int width, int cache_slots, int split, cudaStream_t stream);
 OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
                                       const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
-                                      int width, int cache_slots, cudaStream_t stream);
+                                      int width, int cache_slots, int split, cudaStream_t stream);
 
 /*
  * The one-row products above with opt_add_layernorm in front, done inside the product's blocks (linear_small.cu;

@@ -25,7 +25,6 @@
 // Numerics: float32 throughout, exp via __expf; the same tolerances as opt_attention in the tests.
 // Rows no sequence owns are not written; inconsistent rows and rows reaching a bad block id are NaN (as in
 // opt_attention). Limits: head_dim <= 256.
-#include <atomic>
 #include "common.cuh"
 
 namespace {
@@ -354,29 +353,6 @@ __global__ void split_combine_kernel(T* out, const float* partial, int heads, in
   combine_splits(out_row, base, head_dim, splits);
 }
 
-// The current device's multiprocessor count (the launcher sizes the split count from it), read once per device.
-// Atomic: a process with one host thread per GPU (tensor parallelism) launches on several devices at once.
-int sm_count() {
-  constexpr int kMaxDevices = 64;
-  static std::atomic<int> cached[kMaxDevices];  // 0: not read yet
-  int device = 0;
-  if (cudaGetDevice(&device) != cudaSuccess) {
-    cudaGetLastError();  // not this launch's error
-    return 132;
-  }
-  int count = device >= 0 && device < kMaxDevices ? cached[device].load(std::memory_order_relaxed) : 0;
-  if (count > 0) {
-    return count;
-  }
-  if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count <= 0) {
-    cudaGetLastError();
-    return 132;
-  }
-  if (device >= 0 && device < kMaxDevices) {
-    cached[device].store(count, std::memory_order_relaxed);
-  }
-  return count;
-}
 
 template <typename T>
 int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cache, const int32_t* block_tables,

@@ -16,6 +16,8 @@
 #include <cuda_runtime_api.h>
 #include <stdint.h>
 
+#include <atomic>
+
 #include "opt_kernels.h"
 
 namespace opt {
@@ -151,6 +153,31 @@ inline int launch_status() { return static_cast<int>(cudaGetLastError()); }
 inline int threads_for(int n, int max_threads) {
   const long long rounded = (static_cast<long long>(n) + kWarp - 1) / kWarp * kWarp;
   return rounded < kWarp ? kWarp : (rounded > max_threads ? max_threads : static_cast<int>(rounded));
+}
+
+// The current device's multiprocessor count (launchers size their grids from it: the split-KV
+// attention's split count, the matrix-vector Linear's warps per output), read once per device.
+// Atomic: a process with one host thread per GPU (tensor parallelism) launches on several devices at once.
+inline int sm_count() {
+  constexpr int kMaxDevices = 64;
+  static std::atomic<int> cached[kMaxDevices];  // 0: not read yet
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();  // not this launch's error
+    return 132;
+  }
+  int count = device >= 0 && device < kMaxDevices ? cached[device].load(std::memory_order_relaxed) : 0;
+  if (count > 0) {
+    return count;
+  }
+  if (cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device) != cudaSuccess || count <= 0) {
+    cudaGetLastError();
+    return 132;
+  }
+  if (device >= 0 && device < kMaxDevices) {
+    cached[device].store(count, std::memory_order_relaxed);
+  }
+  return count;
 }
 
 }  // namespace opt

@@ -364,11 +364,12 @@ final class BenchCommand implements Callable<Integer> {
    * class of its own so that the CPU path never loads CUDA classes.
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
-      boolean inlineCombine, boolean foldNorm) {
+      boolean inlineCombine, boolean foldNorm, int gemvSplit) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
-          io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.usesFoldNorm());
+          io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.usesFoldNorm(),
+          c.gemvSplit());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -380,6 +381,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useChainedLaunches(v.chained() != null ? v.chained() : chained);
       c.useInlineCombine(v.inlineCombine() != null ? v.inlineCombine() : inlineCombine);
       c.useFoldNorm(v.foldNorm() != null ? v.foldNorm() : foldNorm);
+      c.useGemvSplit(v.gemvSplit() != null ? v.gemvSplit() : gemvSplit);
     }
   }
 

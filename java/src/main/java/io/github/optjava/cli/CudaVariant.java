@@ -14,10 +14,10 @@ import java.util.Map;
  * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
- * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel}; for
- * example {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention},
- * {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine}
- * and {@code -Dopt.cuda.foldNorm} properties mean (see {@code CudaOps}).
+ * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel},
+ * {@code gemvsplit=1|2|4|auto}; for example {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention},
+ * {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine},
+ * {@code -Dopt.cuda.foldNorm} and {@code -Dopt.cuda.gemvSplit} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -26,9 +26,10 @@ import java.util.Map;
  * @param chained whether decode kernels are chained launches (sm_90+), or null for the default
  * @param inlineCombine whether the split-KV attention merges its splits in the kernel, or null for the default
  * @param foldNorm whether one-row layer norms run inside the next Linear, or null for the default
+ * @param gemvSplit warps per output group of the matrix-vector kernel (1, 2, 4; 0 = auto), or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
-    Boolean inlineCombine, Boolean foldNorm) {
+    Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit) {
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
@@ -43,7 +44,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -65,11 +66,12 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Boolean chained = onOff(spec, "chained", settings.remove("chained"), "on", "off");
     Boolean inlineCombine = onOff(spec, "combine", settings.remove("combine"), "inline", "kernel");
     Boolean foldNorm = onOff(spec, "norm", settings.remove("norm"), "fold", "kernel");
+    Integer gemvSplit = gemvSplit(spec, settings.remove("gemvsplit"));
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet()
-          + " (known: attention, gemv, gemm, chained, combine, norm)");
+          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit)");
     }
-    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm);
+    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm, gemvSplit);
   }
 
   private static Integer gemvRows(String spec, String value) {
@@ -92,6 +94,17 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
         throw bad(spec, "gemv must be on, off or the most rows (0 to " + most + "), not '" + value + "'");
       }
     }
+  }
+
+  private static Integer gemvSplit(String spec, String value) {
+    if (value == null) {
+      return null;
+    }
+    return switch (value) {
+      case "1", "2", "4" -> Integer.parseInt(value);
+      case "auto" -> 0;
+      default -> throw bad(spec, "gemvsplit must be 1, 2, 4 or auto, not '" + value + "'");
+    };
   }
 
   private static Boolean onOff(String spec, String key, String value, String yes, String no) {

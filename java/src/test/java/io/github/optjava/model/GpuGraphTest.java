@@ -74,6 +74,15 @@ class GpuGraphTest {
     replayEqualsEager(dtype, kernel);
   }
 
+  /** The matrix-vector kernel with 4 warps per output group (session 11, not yet run on a GPU) in graphs. */
+  @ParameterizedTest(name = "{0} kernels={1}")
+  @CsvSource({"F32, gemvsplit", "F16, gemvsplit"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
+  void graphReplayWithSplitGemvEqualsEagerSteps(DType dtype, String kernel) {
+    replayEqualsEager(dtype, kernel);
+  }
+
   /**
    * Steps of drafts (prompt lookup: every sequence the same number of new tokens, every row's logits) replayed as
    * CUDA graphs ({@code -Dopt.cuda.draftGraphs}, session 8, not yet run on a GPU) against the same steps op by op
@@ -182,7 +191,9 @@ class GpuGraphTest {
       // "chained": split-KV attention and gemv as chained launches (process-wide: the eager side's fused layer
       // norms are chained too, after cuBLAS GEMMs that never let them start early)
       // "combine": split-KV attention with the inline combine against eager split-KV with the combine kernel
-      boolean linearCase = kernel.equals("lt") || kernel.equals("gemv");
+      // "gemvsplit": as gemv with 4 warps per output group (session 11, not yet run on a GPU)
+      boolean gemvSplit = kernel.equals("gemvsplit");
+      boolean linearCase = kernel.equals("lt") || kernel.equals("gemv") || gemvSplit;
       boolean combine = kernel.equals("combine");
       boolean fold = kernel.equals("fold"); // "fold": one sequence, gemv at one row with the layer norms inside
       if (!processDefault) {
@@ -190,7 +201,8 @@ class GpuGraphTest {
         graphOps.useInlineCombine(combine);
         graphOps.useFoldNorm(fold);
         graphOps.useLtGemm(kernel.equals("lt"));
-        graphOps.useGemv(fold ? 1 : kernel.equals("gemv") || chained ? 8 : 0);
+        graphOps.useGemv(fold ? 1 : kernel.equals("gemv") || gemvSplit || chained ? 8 : 0);
+        graphOps.useGemvSplit(gemvSplit ? 4 : 1);
       }
       boolean refused = false;
       try {
@@ -250,7 +262,7 @@ class GpuGraphTest {
         assertTrue(graphOps.foldLaunches() > 0 && eagerOps.foldLaunches() == 0, "folded layer norms ran: graph side "
             + graphOps.foldLaunches() + ", eager side " + eagerOps.foldLaunches());
       }
-      if (kernel.equals("gemv") || chained) { // (the default's gemv takes 1 row: never here, at batch 3 and 2)
+      if (kernel.equals("gemv") || gemvSplit || chained) { // (the default's gemv takes 1 row: never at batch 3, 2)
         assertTrue(graphOps.gemvLaunches() > 0 && eagerOps.gemvLaunches() == 0, "matrix-vector kernel ran: graph "
             + "side " + graphOps.gemvLaunches() + ", eager side " + eagerOps.gemvLaunches());
       }

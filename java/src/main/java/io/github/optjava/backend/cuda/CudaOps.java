@@ -92,6 +92,15 @@ public final class CudaOps implements Ops {
    */
   private static final String GEMV = System.getProperty("opt.cuda.gemv", "1");
   /**
+   * {@code -Dopt.cuda.gemvSplit=1|2|4|auto}: warps per group of outputs in the matrix-vector kernel. 1 (the default,
+   * verified on an H100): one warp streams a whole weight row. 2 or 4: that many warps share each row and add their
+   * sums in a fixed order, so Linears with few outputs (opt-1.3b's out_proj and fc2: 1024 warps on 132 SMs, 1.1 TB/s
+   * under ncu in session 11) keep more loads in flight; auto picks per shape from the SM count
+   * (native/src/linear_small.cu, {@code auto_split}). Written in session 11 after its GPU runs: 1 until check_ops
+   * group gemvsplit and the parity tests have passed on a GPU and a variant ({@code gemvsplit=auto}) was faster.
+   */
+  private static final String GEMV_SPLIT = System.getProperty("opt.cuda.gemvSplit", "1");
+  /**
    * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
    * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
    * the one before it ends (native/src/common.cuh, "programmatic dependent launch"). Process-wide (a switch of
@@ -175,6 +184,7 @@ public final class CudaOps implements Ops {
   private Pointer cublasWorkspace;
   private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
+  private int gemvSplit; // -Dopt.cuda.gemvSplit (or useGemvSplit): warps per output group, 0 = auto
   private long gemvLaunches;
 
   // CUDA graphs of decode steps and steps of drafts (graphStep): EAGER runs ops as they come; CAPTURE records them
@@ -242,6 +252,7 @@ public final class CudaOps implements Ops {
     this.dtype = dtype;
     this.graphsEnabled = graphs && !SYNC && !PROFILE;
     this.gemvMaxRows = gemvRows(GEMV); // bad settings fail before anything is allocated
+    this.gemvSplit = gemvSplit(GEMV_SPLIT);
     if (!ATTENTION_KERNELS.contains(ATTENTION)) {
       throw new IllegalArgumentException("opt.cuda.attention='" + ATTENTION + "': use one of " + ATTENTION_KERNELS);
     }
@@ -569,7 +580,7 @@ public final class CudaOps implements Ops {
     boolean small = in.rows >= 1 && in.rows <= gemvMaxRows;
     String name = small ? "linear (gemv)" : "linear";
     if (!launch(name, o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
-        relu ? 1 : 0, in.rows, in.cols, o.cols)) {
+        relu ? 1 : 0, in.rows, in.cols, o.cols, small ? gemvSplit : 1)) {
       return;
     }
     if (small) {
@@ -577,11 +588,11 @@ public final class CudaOps implements Ops {
       int r = relu ? 1 : 0;
       op(name, switch (dtype) {
         case F32 -> OptKernels.opt_linear_small_f32(o.f32(), in.f32(), wt.f32(), b == null ? null : b.f32(), in.rows,
-            in.cols, o.cols, r, stream);
+            in.cols, o.cols, r, gemvSplit, stream);
         case F16 -> OptKernels.opt_linear_small_f16(o.bits(), in.bits(), wt.bits(), b == null ? null : b.bits(),
-            in.rows, in.cols, o.cols, r, stream);
+            in.rows, in.cols, o.cols, r, gemvSplit, stream);
         case BF16 -> OptKernels.opt_linear_small_bf16(o.bits(), in.bits(), wt.bits(), b == null ? null : b.bits(),
-            in.rows, in.cols, o.cols, r, stream);
+            in.rows, in.cols, o.cols, r, gemvSplit, stream);
       });
       gemvLaunches++;
       return;
@@ -837,16 +848,16 @@ public final class CudaOps implements Ops {
     Pointer kc = s.keys[layer];
     Pointer vc = s.values[layer];
     if (!launch("qkvProjectAppend (gemv)", qm.address(), kc.address(), vc.address(), in.address(), wt.address(),
-        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots())) {
+        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots(), gemvSplit)) {
       return;
     }
     op("qkvProjectAppend (gemv)", switch (dtype) {
       case F32 -> OptKernels.opt_linear_small_qkv_f32(qm.f32(), new FloatPointer(kc), new FloatPointer(vc), in.f32(),
-          wt.f32(), bs == null ? null : bs.f32(), d, in.rows, in.cols, width, s.slots(), stream);
+          wt.f32(), bs == null ? null : bs.f32(), d, in.rows, in.cols, width, s.slots(), gemvSplit, stream);
       case F16 -> OptKernels.opt_linear_small_qkv_f16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
-          in.bits(), wt.bits(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(), stream);
+          in.bits(), wt.bits(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(), gemvSplit, stream);
       case BF16 -> OptKernels.opt_linear_small_qkv_bf16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
-          in.bits(), wt.bits(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(), stream);
+          in.bits(), wt.bits(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(), gemvSplit, stream);
     });
     gemvLaunches++;
   }
@@ -1352,6 +1363,41 @@ public final class CudaOps implements Ops {
   public void resetProfile() {
     if (profile != null) {
       profile.reset();
+    }
+  }
+
+  /** Warps per output group of the matrix-vector kernel, 1, 2 or 4; 0 = auto (see {@link #useGemvSplit}). */
+  public int gemvSplit() {
+    return gemvSplit;
+  }
+
+  /**
+   * Warps per output group of the matrix-vector kernel: 1, 2, 4, or 0 for a choice per shape (see
+   * {@code opt.cuda.gemvSplit}). Between steps only.
+   */
+  public void useGemvSplit(int split) {
+    requireEager("useGemvSplit");
+    if (split != 0 && split != 1 && split != 2 && split != 4) {
+      throw new IllegalArgumentException("the matrix-vector kernel's split is 1, 2, 4 or 0 (auto), not " + split);
+    }
+    if (split != gemvSplit) {
+      discardGraphs(); // captured with the other kernel
+      gemvSplit = split;
+    }
+  }
+
+  /**
+   * The setting of {@code -Dopt.cuda.gemvSplit}: 1, 2, 4 or auto (0).
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static int gemvSplit(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    switch (t) {
+      case "1", "2", "4" -> { return Integer.parseInt(t); }
+      case "auto", "0" -> { return 0; }
+      default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
+          + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
     }
   }
 

@@ -171,21 +171,23 @@ public final class OptKernels {
 
   /**
    * A Linear for 1–8 rows: out[i, j] = act(Σ x[i, e]·w[j, e] + bias[j]), w row-major (n × k), bias may be null,
-   * ReLU when relu != 0; more than 8 rows is cudaErrorInvalidValue. float32 storage.
+   * ReLU when relu != 0; more than 8 rows is cudaErrorInvalidValue. {@code split}: warps per group of outputs, 1
+   * (one warp per weight row), 2 or 4 (warps share each row; a fixed sum order), 0 = from the shape and the SM
+   * count. float32 storage.
    */
   public static native int opt_linear_small_f32(FloatPointer out, @Cast("const float*") FloatPointer x,
       @Cast("const float*") FloatPointer w, @Cast("const float*") FloatPointer bias, int m, int k, int n, int relu,
-      CUstream_st stream);
+      int split, CUstream_st stream);
 
   /** As {@link #opt_linear_small_f32}, fp16 storage (raw 16-bit words). */
   public static native int opt_linear_small_f16(@Cast("uint16_t*") ShortPointer out,
       @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
-      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, CUstream_st stream);
+      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, int split, CUstream_st stream);
 
   /** As {@link #opt_linear_small_f32}, bf16 storage (raw 16-bit words). */
   public static native int opt_linear_small_bf16(@Cast("uint16_t*") ShortPointer out,
       @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
-      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, CUstream_st stream);
+      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, int split, CUstream_st stream);
 
   /**
    * The q/k/v projection for 1–8 rows with opt_qkv_append's epilogue: q to qOut, k and v into the cache rows
@@ -194,21 +196,21 @@ public final class OptKernels {
   public static native int opt_linear_small_qkv_f32(FloatPointer qOut, FloatPointer kCache, FloatPointer vCache,
       @Cast("const float*") FloatPointer x, @Cast("const float*") FloatPointer w,
       @Cast("const float*") FloatPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
-      int cacheSlots, CUstream_st stream);
+      int cacheSlots, int split, CUstream_st stream);
 
   /** As {@link #opt_linear_small_qkv_f32}, fp16 storage (raw 16-bit words). */
   public static native int opt_linear_small_qkv_f16(@Cast("uint16_t*") ShortPointer qOut,
       @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
       @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
       @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
-      int cacheSlots, CUstream_st stream);
+      int cacheSlots, int split, CUstream_st stream);
 
   /** As {@link #opt_linear_small_qkv_f32}, bf16 storage (raw 16-bit words). */
   public static native int opt_linear_small_qkv_bf16(@Cast("uint16_t*") ShortPointer qOut,
       @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
       @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
       @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
-      int cacheSlots, CUstream_st stream);
+      int cacheSlots, int split, CUstream_st stream);
 
   /**
    * The residual add and layer norm in front of a one-row product, done inside it (native/src/linear_small.cu,

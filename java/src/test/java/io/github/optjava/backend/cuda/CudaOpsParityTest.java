@@ -250,6 +250,35 @@ class CudaOpsParityTest {
     });
   }
 
+  /**
+   * The matrix-vector kernel with split rows (-Dopt.cuda.gemvSplit, session 11, not yet run on a GPU): 2 and 4
+   * warps per output group and auto, on the shapes of {@link #linearThroughGemv}, a 1.3b out_proj and an fc2-like
+   * one, then the fused q/k/v projection with its cache append.
+   */
+  @ParameterizedTest(name = "{0} split={1}")
+  @org.junit.jupiter.params.provider.CsvSource({"F32, 2", "F16, 2", "BF16, 2", "F16, 4", "BF16, 4", "F32, 0",
+      "F16, 0"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
+  void linearThroughSplitGemv(DType d, int split) {
+    CudaOps g = gpu(d);
+    int splitBefore = g.gemvSplit();
+    g.useGemvSplit(split);
+    try {
+      withLinearPath(g, g.usesLtGemm(), 8, () -> {
+        long before = g.gemvLaunches();
+        linearCase(g, d, 1, 128, 141);
+        linearCase(g, d, 3, 83, 40); // odd width: the one-element path, which ignores the split
+        linearCase(g, d, 8, 2048, 2048 + 13);
+        linearCase(g, d, 1, 2048, 2048);
+        linearCase(g, d, 1, 8192, 256);
+        assertEquals(before + 5 * 3, g.gemvLaunches(), d + ": every Linear of 1–8 rows must have run the kernel");
+      });
+    } finally {
+      g.useGemvSplit(splitBefore);
+    }
+  }
+
   private void linearCase(Ops g, DType d, int tokens, int in, int out) {
     Random r = new Random(tokens * 7L + in);
     float[] x = random(r, tokens * in, 1, d);
@@ -551,9 +580,24 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0}")
   @EnumSource(DType.class)
   void qkvProjectAppendThroughGemv(DType d) {
+    qkvProjectAppendThroughGemv(d, 1);
+  }
+
+  /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, not yet on a GPU). */
+  @ParameterizedTest(name = "{0} split={1}")
+  @org.junit.jupiter.params.provider.CsvSource({"F16, 2", "F16, 4", "BF16, 4", "F32, 0"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
+  void qkvProjectAppendThroughSplitGemv(DType d, int split) {
+    qkvProjectAppendThroughGemv(d, split);
+  }
+
+  private void qkvProjectAppendThroughGemv(DType d, int split) {
     CudaOps g = gpu(d);
     int gemvBefore = g.gemvMaxRows();
+    int splitBefore = g.gemvSplit();
     g.useGemv(8);
+    g.useGemvSplit(split);
     Random r = new Random(41);
     int heads = 2;
     int headDim = 64;
@@ -590,6 +634,7 @@ class CudaOpsParityTest {
     } finally {
       gkv.close();
       g.useGemv(gemvBefore);
+      g.useGemvSplit(splitBefore);
     }
   }
 

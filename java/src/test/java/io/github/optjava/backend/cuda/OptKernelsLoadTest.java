@@ -56,8 +56,13 @@ class OptKernelsLoadTest {
     assertEquals(1, OptKernels.opt_set_chained_launch(0));
     assertEquals(0, OptKernels.opt_chained_launch());
     // the matrix-vector Linear takes 1–8 rows (more: a GEMM's job) and at least one input column
-    assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 9, 64, 64, 0, null));
-    assertEquals(1, OptKernels.opt_linear_small_f32(null, null, null, null, 1, 0, 64, 0, null));
-    assertEquals(0, OptKernels.opt_linear_small_bf16(null, null, null, null, 0, 64, 64, 0, null));
+    assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 9, 64, 64, 0, 1, null));
+    assertEquals(1, OptKernels.opt_linear_small_f32(null, null, null, null, 1, 0, 64, 0, 1, null));
+    assertEquals(0, OptKernels.opt_linear_small_bf16(null, null, null, null, 0, 64, 64, 0, 1, null));
+    // and 1, 2 or 4 warps per output group, or 0 (auto): anything else is refused before the sizes matter
+    assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 0, 64, 64, 0, 3, null));
+    assertEquals(1, OptKernels.opt_linear_small_qkv_f16(null, null, null, null, null, null, null, 0, 64, 8, 4, -1,
+        null));
+    assertEquals(0, OptKernels.opt_linear_small_f16(null, null, null, null, 0, 64, 64, 0, 4, null));
   }
 }
