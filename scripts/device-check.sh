@@ -548,12 +548,13 @@ else
 
   # ncu before the 6.7b model build (session 8: the per-kernel times are what the next kernel work needs most).
   ncu_run decode-b1 1.3b 1
-  case "$passed_groups" in *" gemvsplit "*)
-    NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
-  esac
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)"
+  # the split gemv's kernels one by one (≤ 90 s; after the 6.7b variants, which decide more)
+  case "$passed_groups" in *" gemvsplit "*)
+    NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
+  esac
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
