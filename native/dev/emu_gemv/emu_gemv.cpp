@@ -1,0 +1,1099 @@
+// emu_gemv: a CPU emulation of the split-row matrix-vector kernel of native/src/linear_small.cu
+// (linear_small_split_kernel<T, R, S, M, DenseStore|QkvStore> with its launcher: launch_small, launch_r,
+// launch_split, auto_split, split_span; opt_linear_small_{f32,f16,bf16} and opt_linear_small_qkv_*), thread by thread
+// and block by block on the emulated GPU of ../emu_common/emu.h, against a double-precision reference written from
+// opt_kernels.h and against the kernel's sum order written from its description. See README.md beside this file.
+//
+// Build and run (from the repository root; x86-64 only, a hand-written context switch):
+//   g++ -O2 -std=c++17 -ffp-contract=off native/dev/emu_gemv/emu_gemv.cpp -o target/emu_gemv
+//   target/emu_gemv [random cases=120] [seed]
+// Planted bugs (each must end in FAIL): add -DPLANT=N, N = 1 .. 14 (listed below):
+//   for N in $(seq 1 14); do g++ -O2 -std=c++17 -ffp-contract=off -DPLANT=$N
+//       native/dev/emu_gemv/emu_gemv.cpp -o target/emu_gemv_p$N && target/emu_gemv_p$N 30; done     (one line)
+// -ffp-contract=off: the kernel's plain float expressions (the partial sums' `v += ...`, the bias add) stay unfused
+// on the host, as the bit-for-bit comparisons assume.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#ifndef PLANT
+#define PLANT 0
+#endif
+// Planted bugs (0: none); each must make the run FAIL:
+//   1: split_span not rounded up to a multiple of 32 (an equal share only)
+//   2: a warp's range ends one chunk early (end = begin + span - 1)
+//   3: the partial sums indexed by group (warp / S) instead of by warp
+//   4: the partial sums added in reverse order (part S-1 + ... + part 0)
+//   5: no __syncthreads between the partial sums' writes and the first warp's reads
+//   6: a group past n returns before the barrier (as linear_small_vec_kernel does)
+//   7: the group's last warp (part S - 1) adds the partials and stores, instead of part 0
+//   8: j0 from kWarpsPerBlock groups per block instead of kWarpsPerBlock / S
+//   9: auto_split without its chunk condition (splits rows too short for a round per warp)
+//  10: QkvStore skips the cache only for slot > cache_slots (slot == cache_slots written)
+//  11: launch_r takes the one-row kernel (M = 1) for m <= 2
+//  12: launch_split sizes the grid with kWarpsPerBlock groups per block, whatever S
+//  13: weight_rows does not clamp the rows past n to n - 1
+//  14: the first warp stores without the j0 + r < n test (S > 1)
+constexpr int kPlant = PLANT;
+
+#include "../emu_common/emu.h"
+#define __syncthreads() emu::syncthreads(__LINE__)
+#define __shfl_xor_sync(mask, v, off) emu::shfl_xor(mask, v, off, __LINE__)
+
+// ============================================================================================================
+// The kernel file, as common.cuh and linear_small.cu write it. T* → GPtr<T> (ld / st), const uint4* → GPtr<V16>,
+// __shared__ arrays → SArr (ld / st), __ldcs / prefetch → ldcs / prefetch_l2 (bounds-checked). kPlant marks the
+// planted bugs.
+// ============================================================================================================
+#include "../emu_common/common_cuh.h"
+
+namespace opt {
+
+// ---- common.cuh ----
+float warp_sum(float v) {
+  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+int g_sm_count = 132;  // emulation argument: sm_count() (cudaDevAttrMultiProcessorCount)
+int sm_count() { return g_sm_count; }
+
+// launch_chained: records the launch (the checks compare the kernel, grid and block with what they expect) and runs
+// the grid, unless g_dry (the launcher-only checks).
+struct LaunchRecord {
+  const void* kernel;
+  unsigned grid[3];
+  unsigned block;
+  size_t smem;
+};
+std::vector<LaunchRecord> g_launches;
+bool g_dry = false;
+
+template <typename... Params, typename... Args>
+int launch_chained(void (*kernel)(Params...), Dim3 grid, Dim3 block, size_t smem, int, Args... args) {
+  g_launches.push_back(LaunchRecord{reinterpret_cast<const void*>(kernel), {grid.x, grid.y, grid.z}, block.x, smem});
+  if (g_dry) return kSuccess;
+  ++emu::g_op;  // one operation per grid: outputs written at most once in it
+  emu::run_grid(grid, block.x, smem, [=] { kernel(static_cast<Params>(args)...); });
+  return kSuccess;
+}
+
+// Emulation only (no statement of the kernel): the float sum each call of the epilogue receives, before the bias, so
+// that the sum order is compared bit for bit in fp16 / bf16 too (their stored values hide most float-order changes).
+struct SumTap {
+  std::vector<float> sum;  // [i * n + j]
+  std::vector<int> calls;
+  long long n = 0;
+};
+SumTap* g_tap = nullptr;
+void tap(int i, long long j, float v) {
+  if (g_tap == nullptr) return;
+  const long long at = static_cast<long long>(i) * g_tap->n + j;
+  if (i < 0 || j < 0 || j >= g_tap->n || at >= static_cast<long long>(g_tap->sum.size())) {
+    emu::g_log.add("epilogue called for output (%d, %lld), outside the %lld x %lld outputs", i, j,
+                   static_cast<long long>(g_tap->sum.size()) / std::max(1LL, g_tap->n), g_tap->n);
+    return;
+  }
+  g_tap->sum[at] = v;
+  ++g_tap->calls[at];
+}
+
+// ---- linear_small.cu ----
+constexpr int kMaxRows = 8;
+constexpr int kWarpsPerBlock = 4;
+template <int R>
+constexpr int unroll_for() { return R == 2 ? 4 : 2; }
+
+template <typename T>
+struct Chunk {
+  static constexpr int kSize = 16 / sizeof(T);
+};
+
+struct float2_ { float x, y; };
+
+void widen(const V16& v, float* out, const float*) { std::memcpy(out, v.b, 16); }  // __uint_as_float of .x .y .z .w
+void widen(const V16& v, float* out, const Half*) {
+  uint16_t h[8];
+  std::memcpy(h, v.b, 16);
+  for (int i = 0; i < 4; ++i) {
+    const float2_ f{emu::half_to_float(h[2 * i]), emu::half_to_float(h[2 * i + 1])};  // __half22float2(h[i])
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+void widen(const V16& v, float* out, const BF16*) {
+  uint16_t h[8];
+  std::memcpy(h, v.b, 16);
+  for (int i = 0; i < 4; ++i) {
+    const float2_ f{emu::bf16_to_float(h[2 * i]), emu::bf16_to_float(h[2 * i + 1])};  // __bfloat1622float2(h[i])
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+template <typename T>
+struct DenseStore {
+  GPtr<T> out;
+  GPtr<T> bias;
+  int n;
+  int relu;
+  void operator()(int i, long long j, float v) const {
+    tap(i, j, v);  // (emulation only)
+    if (!bias.null()) v += to_float(bias.ld(j, "bias"));
+    if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as in torch.relu
+    out.st(static_cast<size_t>(i) * n + j, from_float<T>(v), "out");
+  }
+};
+
+template <typename T>
+struct QkvStore {
+  GPtr<T> q_out;
+  GPtr<T> k_cache;
+  GPtr<T> v_cache;
+  GPtr<T> bias;
+  GPtr<int32_t> slots;
+  int width;
+  int cache_slots;
+  void operator()(int i, long long j, float v) const {
+    tap(i, j, v);  // (emulation only)
+    if (!bias.null()) v += to_float(bias.ld(j, "bias"));
+    const int part = static_cast<int>(j / width);
+    const long long col = j - static_cast<long long>(part) * width;
+    if (part == 0) {
+      q_out.st(static_cast<size_t>(i) * width + col, from_float<T>(v), "q_out");
+      return;
+    }
+    const int slot = slots.ld(i, "slots");
+    if (slot < 0 || (kPlant == 10 ? slot > cache_slots : slot >= cache_slots)) return;
+    (part == 1 ? k_cache : v_cache).st(static_cast<size_t>(slot) * width + col, from_float<T>(v), "k/v cache");
+  }
+};
+
+V16 ldcs(GPtr<V16> p) { return p.ld(0, "__ldcs (weight)"); }
+void prefetch_l2(GPtr<V16> p) {  // asm volatile("prefetch.global.L2 [%0];" ...): only its address is checked
+  if (p.null()) emu::g_log.add("prefetch of a null pointer");
+  else p.m->in(p.off, 16, 16, "prefetch.global.L2");
+}
+
+template <typename T, int R, int M>
+void accumulate(float (&acc)[M][R], const V16 (&wv)[R], GPtr<T> x, int m, int k, int c) {
+  constexpr int kC = Chunk<T>::kSize;
+  float wf[R][kC];
+  for (int r = 0; r < R; ++r) widen(wv[r], wf[r], static_cast<const T*>(nullptr));
+  for (int i = 0; i < M; ++i) {
+    if (i < m) {
+      const V16 xv = (x + static_cast<size_t>(i) * k).template as<V16>().ld(c, "x chunk");
+      float xf[kC];
+      widen(xv, xf, static_cast<const T*>(nullptr));
+      for (int r = 0; r < R; ++r) {
+        for (int e = 0; e < kC; ++e) acc[i][r] = fmaf(xf[e], wf[r][e], acc[i][r]);
+      }
+    }
+  }
+}
+
+template <typename T, int R>
+void weight_rows(GPtr<V16> (&wrow)[R], GPtr<T> w, long long j0, int n, int k) {
+  for (int r = 0; r < R; ++r) {
+    const long long j = kPlant == 13 ? j0 + r : j0 + r < n ? j0 + r : n - 1;
+    wrow[r] = (w + static_cast<size_t>(j) * k).template as<V16>();
+  }
+}
+
+template <int R>
+void prefetch_first_chunks(const GPtr<V16> (&wrow)[R], int first, int end) {
+  for (int u = 0; u < unroll_for<R>(); ++u) {
+    for (int r = 0; r < R; ++r) {
+      if (first + u * kWarp < end) prefetch_l2(wrow[r] + first + u * kWarp);
+    }
+  }
+}
+
+template <typename T, int R, int M>
+void product_chunks(float (&acc)[M][R], const GPtr<V16> (&wrow)[R], GPtr<T> x, int m, int k, int begin, int end,
+                    int lane) {
+  constexpr int kUnroll = unroll_for<R>();
+  for (int i = 0; i < M; ++i) {
+    for (int r = 0; r < R; ++r) acc[i][r] = 0.f;
+  }
+  int c = begin + lane;
+  for (; c + (kUnroll - 1) * kWarp < end; c += kUnroll * kWarp) {
+    V16 wv[kUnroll][R];
+    for (int u = 0; u < kUnroll; ++u) {
+      for (int r = 0; r < R; ++r) wv[u][r] = ldcs(wrow[r] + c + u * kWarp);  // streamed once: evict first
+    }
+    for (int u = 0; u < kUnroll; ++u) accumulate<T, R, M>(acc, wv[u], x, m, k, c + u * kWarp);
+  }
+  for (; c < end; c += kWarp) {
+    V16 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = ldcs(wrow[r] + c);
+    accumulate<T, R, M>(acc, wv, x, m, k, c);
+  }
+}
+
+// (verified on an H100; here as the split = 1 path of launch_r, whose bits the model's S = 1 must equal)
+template <typename T, int R, class Store>
+void linear_small_vec_kernel(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store store) {
+  chain_start();
+  const int lane = threadIdx.x % kWarp;
+  const long long j0 = (static_cast<long long>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarp) * R;
+  if (j0 >= n) {
+    chain_wait();
+    return;
+  }
+  const int chunks = k / Chunk<T>::kSize;
+  GPtr<V16> wrow[R];
+  weight_rows<T, R>(wrow, w, j0, n, k);
+  prefetch_first_chunks<R>(wrow, lane, chunks);
+  chain_wait();
+  float acc[kMaxRows][R];
+  product_chunks<T, R>(acc, wrow, x, m, k, 0, chunks, lane);
+  for (int i = 0; i < kMaxRows; ++i) {
+    for (int r = 0; r < R; ++r) {
+      if (i < m) {
+        const float v = warp_sum(acc[i][r]);
+        if (lane == (i * R + r) % kWarp && j0 + r < n) store(i, j0 + r, v);
+      }
+    }
+  }
+}
+
+constexpr int split_span(int chunks, int s) {
+  return kPlant == 1 ? (chunks + s - 1) / s : ((chunks + s - 1) / s + kWarp - 1) / kWarp * kWarp;
+}
+
+template <typename T, int R, int S, int M, class Store>
+void linear_small_split_kernel(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store store) {
+  static_assert(S >= 1 && kWarpsPerBlock % S == 0, "S warps per group, whole groups per block");
+  static_assert(M == 1 || M == kMaxRows, "one row, or up to kMaxRows");
+  SHARED(float, partial, kWarpsPerBlock * M * R);  // __shared__ float partial[kWarpsPerBlock][M][R]
+  auto at = [](int wp, int i, int r) { return (static_cast<long long>(wp) * M + i) * R + r; };  // [wp][i][r]
+  chain_start();
+  const int lane = threadIdx.x % kWarp;
+  const int warp = threadIdx.x / kWarp;
+  const int part = warp % S;
+  const long long j0 =
+      (static_cast<long long>(blockIdx.x) * (kPlant == 8 ? kWarpsPerBlock : kWarpsPerBlock / S) + warp / S) * R;
+  if (kPlant == 6 && j0 >= n) return;
+  const int chunks = k / Chunk<T>::kSize;
+  const int span = split_span(chunks, S);
+  const int begin = part * span < chunks ? part * span : chunks;
+  const int end = chunks - begin < span ? chunks : begin + span - (kPlant == 2 ? 1 : 0);
+  GPtr<V16> wrow[R];
+  weight_rows<T, R>(wrow, w, j0, n, k);
+  if (j0 < n) prefetch_first_chunks<R>(wrow, begin + lane, end);
+  chain_wait();
+  float acc[M][R];
+  product_chunks<T, R, M>(acc, wrow, x, m, k, begin, end, lane);
+  for (int i = 0; i < M; ++i) {
+    for (int r = 0; r < R; ++r) {
+      if (i < m) {
+        const float v = warp_sum(acc[i][r]);  // warp-uniform condition: every lane takes part in the shuffles
+        if (S == 1) {
+          if (lane == (i * R + r) % kWarp && j0 + r < n) store(i, j0 + r, v);
+        } else if (lane == 0) {
+          partial.st(at(kPlant == 3 ? warp / S : warp, i, r), v);
+        }
+      }
+    }
+  }
+  if (S == 1) return;
+  if (kPlant != 5) __syncthreads();
+  if ((kPlant == 7 ? part != S - 1 : part != 0) || j0 >= n) return;
+  for (int i = 0; i < M; ++i) {
+    for (int r = 0; r < R; ++r) {
+      if (i < m && lane == (i * R + r) % kWarp && (kPlant == 14 || j0 + r < n)) {
+        float v;
+        if (kPlant == 4) {
+          v = partial.ld(at(warp + S - 1, i, r));
+          for (int p = S - 2; p >= 0; --p) v += partial.ld(at(warp + p, i, r));
+        } else {
+          v = partial.ld(at(warp, i, r));
+          for (int p = 1; p < S; ++p) v += partial.ld(at(warp + p, i, r));
+        }
+        store(i, j0 + r, v);
+      }
+    }
+  }
+}
+
+// The one-element path: not emulated (no case here takes it; the launcher checks only see that it is picked).
+template <typename T, int R, class Store>
+void linear_small_scalar_kernel(GPtr<T>, GPtr<T>, int, int, int, Store) {
+  if (threadIdx.x == 0 && blockIdx.x == 0) emu::g_log.add("emulation: linear_small_scalar_kernel is not emulated");
+}
+
+// CUDA: cudaOccupancyMaxActiveBlocksPerMultiprocessor for the kernel, cached per kernel. Here an emulation argument.
+int g_resident_blocks = 10;
+template <class Kernel>
+int resident_blocks(Kernel) { return g_resident_blocks; }
+
+template <typename T, int R, int M, class Store>
+int auto_split(long long groups, int chunks) {
+  const long long wave = static_cast<long long>(resident_blocks(linear_small_split_kernel<T, R, 1, M, Store>)) *
+                         sm_count() * kWarpsPerBlock;  // warps
+  int s = 1;
+  while (s < 4 && groups * s < wave && (kPlant == 9 || chunks >= 2LL * s * kWarp * unroll_for<R>())) s *= 2;
+  return s;
+}
+
+template <typename T, int R, int M, class Store>
+int launch_split(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store store, int split, int stream) {
+  const long long groups = (static_cast<long long>(n) + R - 1) / R;
+  const int s = split == 0 ? auto_split<T, R, M, Store>(groups, k / Chunk<T>::kSize) : split;
+  const long long per_block = kPlant == 12 ? kWarpsPerBlock : kWarpsPerBlock / s;
+  const long long blocks = (groups + per_block - 1) / per_block;
+  if (blocks > 0x7fffffffLL) return kInvalidValue;
+  const Dim3 grid(static_cast<unsigned>(blocks));
+  const Dim3 block(kWarp * kWarpsPerBlock);
+  switch (s) {
+    case 1: return launch_chained(linear_small_split_kernel<T, R, 1, M, Store>, grid, block, 0, stream, x, w, m, k, n, store);
+    case 2: return launch_chained(linear_small_split_kernel<T, R, 2, M, Store>, grid, block, 0, stream, x, w, m, k, n, store);
+    default: return launch_chained(linear_small_split_kernel<T, R, 4, M, Store>, grid, block, 0, stream, x, w, m, k, n, store);
+  }
+}
+
+template <typename T, int R, class Store>
+int launch_r(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store store, bool vec, int split, int stream) {
+  if (vec && split != 1) {
+    if constexpr (R == 2) {  // (m <= 2: R = 4 never sees one row)
+      if (kPlant == 11 ? m <= 2 : m == 1) return launch_split<T, R, 1, Store>(x, w, m, k, n, store, split, stream);
+    }
+    return launch_split<T, R, kMaxRows, Store>(x, w, m, k, n, store, split, stream);
+  }
+  const long long warps = (static_cast<long long>(n) + R - 1) / R;
+  const long long blocks = (warps + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  if (blocks > 0x7fffffffLL) return kInvalidValue;
+  const Dim3 grid(static_cast<unsigned>(blocks));
+  const Dim3 block(kWarp * kWarpsPerBlock);
+  return vec ? launch_chained(linear_small_vec_kernel<T, R, Store>, grid, block, 0, stream, x, w, m, k, n, store)
+             : launch_chained(linear_small_scalar_kernel<T, R, Store>, grid, block, 0, stream, x, w, m, k, n, store);
+}
+
+template <typename T, class Store>
+int launch_small(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store store, int split, int stream) {
+  if (m < 0 || m > kMaxRows || k < 1 || n < 0 || !(split == 0 || split == 1 || split == 2 || split == 4)) {
+    return kInvalidValue;
+  }
+  if (m == 0 || n == 0) return kSuccess;
+  const bool vec = k % Chunk<T>::kSize == 0 && x.addr() % 16 == 0 && w.addr() % 16 == 0;
+  return m <= 2 ? launch_r<T, 2>(x, w, m, k, n, store, vec, split, stream)
+                : launch_r<T, 4>(x, w, m, k, n, store, vec, split, stream);
+}
+
+template <typename T>
+int launch_linear_small(GPtr<T> out, GPtr<T> x, GPtr<T> w, GPtr<T> bias, int m, int k, int n, int relu, int split,
+                        int stream) {
+  return launch_small(x, w, m, k, n, DenseStore<T>{out, bias, n, relu}, split, stream);
+}
+
+template <typename T>
+int launch_linear_small_qkv(GPtr<T> q_out, GPtr<T> k_cache, GPtr<T> v_cache, GPtr<T> x, GPtr<T> w, GPtr<T> bias,
+                            GPtr<int32_t> slots, int m, int k, int width, int cache_slots, int split, int stream) {
+  if (width < 1 || cache_slots < 0 || static_cast<long long>(width) * 3 > 0x7fffffffLL) return kInvalidValue;
+  return launch_small(x, w, m, k, 3 * width, QkvStore<T>{q_out, k_cache, v_cache, bias, slots, width, cache_slots},
+                      split, stream);
+}
+
+}  // namespace opt
+
+// ============================================================================================================
+// Reference, sum-order model, cases, checks
+// ============================================================================================================
+namespace {
+using emu::g_log;
+using opt::GPtr;
+
+template <class T> struct Ty;
+template <> struct Ty<float> {
+  static float widen(float v) { return v; }
+  static float narrow(float v) { return v; }
+  static const char* name() { return "f32"; }
+  static constexpr double tol = 1e-4;
+  static constexpr int idx = 0;
+};
+template <> struct Ty<emu::Half> {
+  static float widen(emu::Half v) { return emu::half_to_float(v.x); }
+  static emu::Half narrow(float v) { return emu::Half{emu::float_to_half(v)}; }
+  static const char* name() { return "f16"; }
+  static constexpr double tol = 1e-2;
+  static constexpr int idx = 1;
+};
+template <> struct Ty<emu::BF16> {
+  static float widen(emu::BF16 v) { return emu::bf16_to_float(v.x); }
+  static emu::BF16 narrow(float v) { return emu::BF16{emu::float_to_bf16(v)}; }
+  static const char* name() { return "bf16"; }
+  static constexpr double tol = 4e-2;
+  static constexpr int idx = 2;
+};
+
+constexpr uintptr_t kBase = 0x10000000;  // every buffer's emulated address (16-byte aligned; offsets misalign)
+constexpr int kGuard = 16;               // poisoned elements on either side of out / q_out
+
+template <class T>
+void put(emu::GMem& m, const char* name, const std::vector<T>& v, bool writable) {
+  m.init(name, v.size() * sizeof(T), kBase, writable, sizeof(T));
+  if (!v.empty()) std::memcpy(m.bytes.data(), v.data(), v.size() * sizeof(T));
+  if (writable) m.once_from = 0;  // every element written at most once per grid
+}
+template <class T>
+std::vector<T> get(const emu::GMem& m) {
+  std::vector<T> v(m.bytes.size() / sizeof(T));
+  if (!v.empty()) std::memcpy(v.data(), m.bytes.data(), v.size() * sizeof(T));
+  return v;
+}
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+template <class T>
+size_t first_diff(const std::vector<T>& a, const std::vector<T>& b) {
+  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
+    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return i;
+  return a.size() == b.size() ? SIZE_MAX : std::min(a.size(), b.size());
+}
+long long written(const emu::GMem& m, size_t from, size_t n, uint32_t op) {
+  long long c = 0;
+  for (size_t e = from; e < from + n; ++e) c += m.meta[e].w_op == op;
+  return c;
+}
+template <class T>
+std::vector<T> random_tensor(std::mt19937& rng, size_t n, float mean, float stddev) {
+  std::normal_distribution<float> d(mean, stddev);
+  std::vector<T> v(n);
+  for (auto& e : v) e = Ty<T>::narrow(d(rng));
+  return v;
+}
+template <class T>
+T poison() {
+  T p;
+  std::memset(&p, 0xff, sizeof p);  // NaN in f32, f16 and bf16
+  return p;
+}
+
+// The kernel's sum order, written from its description (the comments of linear_small.cu, not its statements): S warps
+// share a row, warp `part` taking chunks [part * span, (part + 1) * span) ∩ [0, chunks) with span the equal share
+// rounded up to 32 chunks; its lane l adds, over chunks c = begin + l, begin + l + 32, ... and their values in
+// order, fmaf(x, w, acc) from 0; the 32 lanes are added by warp_sum's butterfly (xor 16, 8, 4, 2, 1); the parts in
+// order part 0 + part 1 + ... (S = 1: the one warp's sum, linear_small_vec_kernel's order).
+float model_sum(const float* xr, const float* wr, int chunks, int kC, int S) {
+  const int span = ((chunks + S - 1) / S + 31) / 32 * 32;
+  float total = 0.f;
+  for (int p = 0; p < S; ++p) {
+    const int b = std::min(p * span, chunks), e = std::min(b + span, chunks);
+    float lane[32];
+    for (int l = 0; l < 32; ++l) {
+      float acc = 0.f;
+      for (int c = b + l; c < e; c += 32)
+        for (int q = 0; q < kC; ++q) acc = std::fmaf(xr[c * kC + q], wr[c * kC + q], acc);
+      lane[l] = acc;
+    }
+    for (int off = 16; off > 0; off /= 2) {
+      float next[32];
+      for (int l = 0; l < 32; ++l) next[l] = lane[l] + lane[l ^ off];
+      std::memcpy(lane, next, sizeof lane);
+    }
+    total = p == 0 ? lane[0] : total + lane[0];
+  }
+  return total;
+}
+
+struct Stats {
+  long long cases = 0, launches = 0, blocks = 0, outputs = 0, s_hist[5] = {}, auto_cases = 0, m1_kernel = 0;
+  long long model_bits = 0, rerun_bits = 0, vec_bits = 0, idle_groups = 0, empty_ranges = 0;
+  double max_err = 0;
+};
+Stats g_stats[3];
+long long g_failed_cases = 0;
+
+struct Case {
+  int m = 1, k = 64, n = 8;  // qkv: n is the width (3n outputs)
+  int split = 0;
+  bool qkv = false, relu = false, bias = true, vec_too = false;
+  int cache_slots = 4;
+  std::vector<int32_t> slots;  // qkv: one per row
+  int sms = 132, resident = 10;
+  std::string label;
+};
+
+std::string describe(const Case& c) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%s m=%d k=%d %s=%d split=%d%s%s sms=%d resident=%d", c.qkv ? "qkv" : "dense", c.m,
+                c.k, c.qkv ? "width" : "n", c.n, c.split, c.bias ? " bias" : "", c.relu ? " relu" : "", c.sms,
+                c.resident);
+  std::string s = buf;
+  if (c.qkv) {
+    s += " cache_slots=" + std::to_string(c.cache_slots) + " slots={";
+    for (size_t i = 0; i < c.slots.size(); ++i) s += (i ? "," : "") + std::to_string(c.slots[i]);
+    s += "}";
+  }
+  return s;
+}
+
+// The kernel a launch must use, stated independently of launch_r: R = 2 for m <= 2 else 4; the one-row kernel
+// (M = 1) exactly when m == 1; split 1: linear_small_vec_kernel; 2 / 4: the split kernel with that S; 0: a split
+// kernel whose S auto_properties accepts.
+template <class T, class Store, int R, int M>
+int split_kernel_s(const void* p) {
+  if (p == reinterpret_cast<const void*>(&opt::linear_small_split_kernel<T, R, 1, M, Store>)) return 1;
+  if (p == reinterpret_cast<const void*>(&opt::linear_small_split_kernel<T, R, 2, M, Store>)) return 2;
+  if (p == reinterpret_cast<const void*>(&opt::linear_small_split_kernel<T, R, 4, M, Store>)) return 4;
+  return 0;
+}
+template <class T, class Store>
+const void* vec_kernel(int R) {
+  return R == 2 ? reinterpret_cast<const void*>(&opt::linear_small_vec_kernel<T, 2, Store>)
+                : reinterpret_cast<const void*>(&opt::linear_small_vec_kernel<T, 4, Store>);
+}
+template <class T, class Store>
+const void* scalar_kernel(int R) {
+  return R == 2 ? reinterpret_cast<const void*>(&opt::linear_small_scalar_kernel<T, 2, Store>)
+                : reinterpret_cast<const void*>(&opt::linear_small_scalar_kernel<T, 4, Store>);
+}
+
+// auto_split's contract (its comment): the smallest S of 1, 2, 4 whose grid fills one wave of warps
+// (resident blocks × SMs × 4), as long as each warp's share of the row (chunks / S) is at least one full round
+// (32 lanes × U chunks), else the largest S allowed. As properties: S > 1 only if S / 2 did not fill the wave and the
+// share at S is a full round; S < 4 only if S fills the wave or the share at 2S would not be a full round.
+std::string auto_properties(int S, long long groups, int chunks, int U, long long sms, long long resident) {
+  const long long wave = resident * sms * 4;
+  const long long round = 32LL * U;
+  if (S != 1 && S != 2 && S != 4) return "S " + std::to_string(S) + " not 1, 2 or 4";
+  if (S > 1 && groups * (S / 2) >= wave) return "S " + std::to_string(S) + " although S/2 already fills the wave";
+  if (S > 1 && chunks < S * round) return "S " + std::to_string(S) + ": a warp's share below one round";
+  if (S < 4 && groups * S < wave && chunks >= 2 * S * round)
+    return "S " + std::to_string(S) + " although 2S fits (short of a wave, share a full round)";
+  return "";
+}
+
+// The ranges split_span gives (the copied function): S ranges covering [0, chunks) in order, each starting at a
+// multiple of 32 (a lane-0 chunk), part 0 not empty. Returns the number of empty ranges through *empty.
+std::string range_properties(int chunks, int S, int* empty) {
+  const int span = opt::split_span(chunks, S);
+  *empty = 0;
+  if (span % 32 != 0) return "span " + std::to_string(span) + " not a multiple of 32";
+  int at = 0;
+  for (int p = 0; p < S; ++p) {
+    const int begin = p * span < chunks ? p * span : chunks;
+    const int end = chunks - begin < span ? chunks : begin + span;
+    if (begin != at) return "range " + std::to_string(p) + " does not start where the previous ended";
+    if (begin % 32 != 0 && begin != chunks) return "range start not a multiple of 32";
+    if (end < begin) return "range ends before it starts";
+    *empty += end == begin;
+    at = end;
+  }
+  if (at != chunks) return "ranges do not cover the row";
+  const int share = (chunks + S - 1) / S;
+  if (span < share || span >= share + 32) return "span " + std::to_string(span) + " not the share rounded up to 32";
+  return "";
+}
+
+template <class T>
+bool run_case(const Case& c, std::mt19937& rng) {
+  const int m = c.m, k = c.k, width = c.n, n = c.qkv ? 3 * c.n : c.n;
+  constexpr int kC = 16 / sizeof(T);
+  const int chunks = k / kC;
+  const int R = m <= 2 ? 2 : 4, M = R == 2 && m == 1 ? 1 : 8, U = R == 2 ? 4 : 2;
+  const long long groups = (n + R - 1) / R;
+  const long long errors_before = g_log.errors;
+  std::vector<std::string> why;
+  auto fail = [&](const std::string& s) { why.push_back(s); };
+  opt::g_sm_count = c.sms;
+  opt::g_resident_blocks = c.resident;
+
+  const auto x = random_tensor<T>(rng, static_cast<size_t>(m) * k, 0.f, 1.f);
+  const auto w = random_tensor<T>(rng, static_cast<size_t>(n) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
+  const auto b = random_tensor<T>(rng, n, 0.f, 0.5f);
+  const int out_len = c.qkv ? m * width : m * n;
+  const size_t cache_len = c.qkv ? static_cast<size_t>(c.cache_slots) * width : 0;
+  const auto cache = random_tensor<T>(rng, cache_len, 0.f, 1.f);
+  emu::GMem m_x, m_w, m_b, m_slots;
+  put(m_x, "x", x, false);
+  put(m_w, "w", w, false);
+  put(m_b, "bias", b, false);
+  put(m_slots, "slots", c.slots, false);
+  const GPtr<T> X{&m_x, 0}, W{&m_w, 0}, B = c.bias ? GPtr<T>{&m_b, 0} : GPtr<T>{};
+  const GPtr<int32_t> SL{&m_slots, 0};
+  std::vector<T> out_init(out_len + 2 * kGuard, poison<T>());
+
+  // expected bits: the model's sum order, the epilogue, the storage rounding; guards and other rows unchanged
+  std::vector<float> xf(x.size()), wf(w.size());
+  for (size_t i = 0; i < x.size(); ++i) xf[i] = Ty<T>::widen(x[i]);
+  for (size_t i = 0; i < w.size(); ++i) wf[i] = Ty<T>::widen(w[i]);
+  auto expected = [&](int S, std::vector<T>& out, std::vector<T>& kc, std::vector<T>& vc, std::vector<float>& sums) {
+    out = out_init;
+    kc = cache;
+    vc = cache;
+    sums.assign(static_cast<size_t>(m) * n, 0.f);
+    for (int i = 0; i < m; ++i) {
+      for (int j = 0; j < n; ++j) {
+        float v = model_sum(&xf[static_cast<size_t>(i) * k], &wf[static_cast<size_t>(j) * k], chunks, kC, S);
+        sums[static_cast<size_t>(i) * n + j] = v;
+        if (c.bias) v += Ty<T>::widen(b[j]);
+        if (!c.qkv) {
+          if (c.relu && v < 0.f) v = 0.f;
+          out[kGuard + static_cast<size_t>(i) * n + j] = Ty<T>::narrow(v);
+        } else {
+          const int part = j / width, col = j % width;
+          if (part == 0) out[kGuard + static_cast<size_t>(i) * width + col] = Ty<T>::narrow(v);
+          else if (c.slots[i] >= 0 && c.slots[i] < c.cache_slots)
+            (part == 1 ? kc : vc)[static_cast<size_t>(c.slots[i]) * width + col] = Ty<T>::narrow(v);
+        }
+      }
+    }
+  };
+  // the double reference from opt_kernels.h, on the written elements
+  std::vector<double> ref(static_cast<size_t>(m) * n);
+  for (int i = 0; i < m; ++i)
+    for (int j = 0; j < n; ++j) {
+      double v = c.bias ? Ty<T>::widen(b[j]) : 0.0;
+      for (int e = 0; e < k; ++e)
+        v += static_cast<double>(xf[static_cast<size_t>(i) * k + e]) * wf[static_cast<size_t>(j) * k + e];
+      if (!c.qkv && c.relu) v = std::max(v, 0.0);
+      ref[static_cast<size_t>(i) * n + j] = v;
+    }
+
+  struct Run {
+    std::vector<T> out, kc, vc;
+    std::vector<float> sums;  // the epilogue's float inputs (SumTap)
+    int S = 0;
+  };
+  Stats& s = g_stats[Ty<T>::idx];
+  // One launcher call on fresh output buffers, with every check of the launch; split as given.
+  auto launch = [&](int split, Run& run) -> bool {
+    emu::GMem m_out, m_k, m_v;
+    put(m_out, c.qkv ? "q_out" : "out", out_init, true);
+    put(m_k, "k_cache", cache, true);
+    put(m_v, "v_cache", cache, true);
+    const GPtr<T> OUT{&m_out, static_cast<long long>(kGuard * sizeof(T))};
+    opt::g_launches.clear();
+    opt::SumTap sums;
+    sums.n = n;
+    sums.sum.assign(static_cast<size_t>(m) * n, std::nanf(""));
+    sums.calls.assign(static_cast<size_t>(m) * n, 0);
+    opt::g_tap = &sums;
+    const uint32_t op_before = emu::g_op;
+    const int st = c.qkv ? opt::launch_linear_small_qkv<T>(OUT, GPtr<T>{&m_k, 0}, GPtr<T>{&m_v, 0}, X, W, B, SL, m, k,
+                                                           width, c.cache_slots, split, 0)
+                         : opt::launch_linear_small<T>(OUT, X, W, B, m, k, n, c.relu ? 1 : 0, split, 0);
+    const uint32_t op = emu::g_op;
+    opt::g_tap = nullptr;
+    if (st != 0) fail("status " + std::to_string(st));
+    long long not_once = 0;
+    for (int calls : sums.calls) not_once += calls != 1;
+    if (not_once) fail(std::to_string(not_once) + " outputs' epilogue not called exactly once");
+    run.sums = sums.sum;
+    if (opt::g_launches.size() != 1 || op != op_before + 1) {
+      fail(std::to_string(opt::g_launches.size()) + " launches");
+      return false;
+    }
+    const opt::LaunchRecord& L = opt::g_launches[0];
+    ++s.launches;
+    s.blocks += L.grid[0];
+    // the kernel
+    int S = 0;
+    if (c.qkv) {
+      using St = opt::QkvStore<T>;
+      S = R == 2 ? (M == 1 ? split_kernel_s<T, St, 2, 1>(L.kernel) : split_kernel_s<T, St, 2, 8>(L.kernel))
+                 : split_kernel_s<T, St, 4, 8>(L.kernel);
+      if (split == 1 && L.kernel == vec_kernel<T, St>(R)) S = -1;
+    } else {
+      using St = opt::DenseStore<T>;
+      S = R == 2 ? (M == 1 ? split_kernel_s<T, St, 2, 1>(L.kernel) : split_kernel_s<T, St, 2, 8>(L.kernel))
+                 : split_kernel_s<T, St, 4, 8>(L.kernel);
+      if (split == 1 && L.kernel == vec_kernel<T, St>(R)) S = -1;
+    }
+    if (S == 0) fail("not the kernel expected for m=" + std::to_string(m) + " split=" + std::to_string(split) +
+                     " (R=" + std::to_string(R) + ", M=" + std::to_string(M) + ")");
+    if (split == 1 && S != -1) fail("split 1 did not launch linear_small_vec_kernel");
+    if ((split == 2 || split == 4) && S != split) fail("split " + std::to_string(split) + " launched S " + std::to_string(S));
+    const int S_eff = S == -1 ? 1 : S;
+    const long long per_block = S == -1 ? 4 : 4 / std::max(S, 1);
+    const long long want_grid = (groups + per_block - 1) / per_block;
+    if (L.grid[0] != want_grid || L.grid[1] != 1 || L.grid[2] != 1 || L.block != 128 || L.smem != 0)
+      fail("grid " + std::to_string(L.grid[0]) + " x " + std::to_string(L.block) + " threads, want " +
+           std::to_string(want_grid) + " x 128");
+    if (S > 0) {
+      int empty = 0;
+      const std::string rp = range_properties(chunks, S, &empty);
+      if (!rp.empty()) fail("ranges: " + rp);
+      s.empty_ranges += empty;
+      if (split == 0) {
+        const std::string ap = auto_properties(S, groups, chunks, U, c.sms, c.resident);
+        if (!ap.empty()) fail("auto_split: " + ap);
+      }
+      if (S > 1 && groups % per_block != 0) ++s.idle_groups;
+    }
+    if (S == 0) return false;
+    run.S = S_eff;
+    // written exactly once (twice: GMem's checker), nothing else
+    const long long wo = written(m_out, kGuard, out_len, op), all = written(m_out, 0, out_len + 2 * kGuard, op);
+    if (wo != out_len) fail(std::to_string(out_len - wo) + " of " + std::to_string(out_len) + " outputs not written");
+    if (all != wo) fail(std::to_string(all - wo) + " guard elements written");
+    if (c.qkv) {
+      for (emu::GMem* g : {&m_k, &m_v}) {
+        for (int slot = 0; slot < c.cache_slots; ++slot) {
+          const bool mine = std::find(c.slots.begin(), c.slots.end(), slot) != c.slots.end();
+          const long long wr = written(*g, static_cast<size_t>(slot) * width, width, op);
+          if (wr != (mine ? width : 0))
+            fail(g->name + " row " + std::to_string(slot) + ": " + std::to_string(wr) + " elements written, want " +
+                 std::to_string(mine ? width : 0));
+        }
+      }
+    }
+    run.out = get<T>(m_out);
+    run.kc = get<T>(m_k);
+    run.vc = get<T>(m_v);
+    return true;
+  };
+  auto compare = [&](const Run& a, const std::vector<T>& out, const std::vector<T>& kc, const std::vector<T>& vc,
+                     const std::vector<float>& sums, const std::string& what) {
+    if (!same_bits(a.sums, sums)) {
+      const size_t d = first_diff(a.sums, sums);
+      fail(what + ": float sums differ (first at output " + std::to_string(d) + ")");
+      return false;
+    }
+    if (!same_bits(a.out, out)) {
+      const size_t d = first_diff(a.out, out);
+      fail(what + ": out differs (first at element " + std::to_string(static_cast<long long>(d) - kGuard) + ")");
+      return false;
+    }
+    if (!same_bits(a.kc, kc) || !same_bits(a.vc, vc)) {
+      fail(what + ": k/v cache differs");
+      return false;
+    }
+    return true;
+  };
+
+  Run r1, r2;
+  ++s.cases;
+  if (launch(c.split, r1)) {
+    ++s.s_hist[std::min(r1.S, 4)];
+    if (c.split == 0) ++s.auto_cases;
+    if (M == 1) ++s.m1_kernel;
+    s.outputs += static_cast<long long>(m) * n;
+    std::vector<T> eo, ek, ev;
+    std::vector<float> es;
+    expected(r1.S, eo, ek, ev, es);
+    s.model_bits += compare(r1, eo, ek, ev, es, "sum order (S=" + std::to_string(r1.S) + ") vs model");
+    // numbers against the double reference (check_ops' measure)
+    double worst = 0;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double got;
+        if (!c.qkv) {
+          got = Ty<T>::widen(r1.out[kGuard + static_cast<size_t>(i) * n + j]);
+        } else {
+          const int part = j / width, col = j % width;
+          if (part == 0) got = Ty<T>::widen(r1.out[kGuard + static_cast<size_t>(i) * width + col]);
+          else if (c.slots[i] >= 0 && c.slots[i] < c.cache_slots)
+            got = Ty<T>::widen((part == 1 ? r1.kc : r1.vc)[static_cast<size_t>(c.slots[i]) * width + col]);
+          else continue;
+        }
+        const double rf = ref[static_cast<size_t>(i) * n + j];
+        const double e = std::isnan(got) ? INFINITY : std::fabs(got - rf) / std::max(1.0, std::fabs(rf));
+        worst = std::max(worst, e);
+      }
+    if (std::isfinite(worst)) s.max_err = std::max(s.max_err, worst);
+    if (!(worst <= Ty<T>::tol)) fail("error vs reference " + std::to_string(worst));
+    // a second launch, another block / thread schedule: the same bits (a fixed sum order)
+    if (launch(c.split, r2)) s.rerun_bits += compare(r2, r1.out, r1.kc, r1.vc, r1.sums, "second launch");
+    // linear_small_vec_kernel (split 1, verified on a GPU) against the model's S = 1 order
+    if (c.vec_too && c.split != 1) {
+      Run r3;
+      if (launch(1, r3)) {
+        expected(1, eo, ek, ev, es);
+        s.vec_bits += compare(r3, eo, ek, ev, es, "linear_small_vec_kernel vs model S=1");
+        if (r1.S == 1 && !same_bits(r1.out, r3.out)) fail("S = 1 split kernel differs from linear_small_vec_kernel");
+      }
+    }
+  }
+  if (g_log.errors != errors_before) fail(std::to_string(g_log.errors - errors_before) + " checker errors");
+  if (!why.empty()) {
+    if (++g_failed_cases <= 10) {
+      std::string all;
+      for (const auto& e : why) all += (all.empty() ? "" : "; ") + e;
+      std::printf("  FAIL %s %s: %s\n", Ty<T>::name(), c.label.c_str(), all.c_str());
+    }
+    return false;
+  }
+  return true;
+}
+
+bool run_any(int dtype, const Case& c, std::mt19937& rng) {
+  return dtype == 0 ? run_case<float>(c, rng) : dtype == 1 ? run_case<emu::Half>(c, rng) : run_case<emu::BF16>(c, rng);
+}
+
+// The launcher alone (nothing runs): refusals, the kernel each shape takes, and auto_split's choice over a sweep
+// of shapes, SM counts and resident-block counts.
+long long g_sweep_s[5] = {}, g_sweep_empty = 0, g_sweep_short = 0, g_sweep_launches = 0;
+std::string g_sweep_example;
+template <class T>
+bool launcher_checks(std::mt19937& rng) {
+  constexpr int kC = 16 / sizeof(T);
+  int wrong = 0;
+  emu::GMem d;
+  d.init("dummy", 64, kBase, true, 4);
+  const GPtr<T> P{&d, 0}, Mis{&d, static_cast<long long>(sizeof(T))};
+  const GPtr<int32_t> SL{&d, 0};
+  using Dn = opt::DenseStore<T>;
+  auto dense = [&](GPtr<T> x, GPtr<T> w, int m, int k, int n, int split) {
+    opt::g_dry = true;
+    opt::g_launches.clear();
+    const int st = opt::launch_linear_small<T>(P, x, w, P, m, k, n, 0, split, 0);
+    opt::g_dry = false;
+    return st;
+  };
+  auto expect = [&](bool ok, const std::string& what) {
+    if (!ok) {
+      ++wrong;
+      if (wrong <= 10) std::printf("  launcher %s: %s\n", Ty<T>::name(), what.c_str());
+    }
+  };
+  auto none = [&] { return opt::g_launches.empty(); };
+  expect(dense(P, P, 9, 64, 8, 0) == 1 && none(), "m 9 refused");
+  expect(dense(P, P, -1, 64, 8, 0) == 1 && none(), "m -1 refused");
+  expect(dense(P, P, 1, 0, 8, 0) == 1 && none(), "k 0 refused");
+  expect(dense(P, P, 1, 64, -1, 0) == 1 && none(), "n -1 refused");
+  for (int split : {3, -1, 8, 5}) expect(dense(P, P, 1, 64, 8, split) == 1 && none(), "split " + std::to_string(split) + " refused");
+  expect(dense(P, P, 0, 64, 8, 0) == 0 && none(), "m 0: nothing launched");
+  expect(dense(P, P, 1, 64, 0, 4) == 0 && none(), "n 0: nothing launched");
+  {
+    opt::g_dry = true;
+    opt::g_launches.clear();
+    int st = opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, 0, 4, 0, 0);
+    expect(st == 1 && none(), "qkv width 0 refused");
+    st = opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, 8, -1, 0, 0);
+    expect(st == 1 && none(), "qkv cache_slots -1 refused");
+    st = opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, 0x2aaaaaab, 4, 0, 0);
+    expect(st == 1 && none(), "qkv 3 * width past int refused");
+    opt::g_dry = false;
+  }
+  for (int split : {0, 2, 4, 1}) {
+    expect(dense(Mis, P, 1, 64, 8, split) == 0 && opt::g_launches.size() == 1 &&
+               opt::g_launches[0].kernel == scalar_kernel<T, Dn>(2), "x misaligned: the one-element kernel, split " + std::to_string(split));
+    expect(dense(P, Mis, 3, 64, 8, split) == 0 && opt::g_launches.size() == 1 &&
+               opt::g_launches[0].kernel == scalar_kernel<T, Dn>(4), "w misaligned: the one-element kernel");
+    if (kC > 1)
+      expect(dense(P, P, 2, kC + 1, 8, split) == 0 && opt::g_launches.size() == 1 &&
+                 opt::g_launches[0].kernel == scalar_kernel<T, Dn>(2), "k not a multiple of the chunk: the one-element kernel");
+    expect(dense(P, P, 5, 64, 8, 1) == 0 && opt::g_launches.size() == 1 &&
+               opt::g_launches[0].kernel == vec_kernel<T, Dn>(4), "split 1: linear_small_vec_kernel");
+  }
+  // the sweep: every m, n and k from small to large, SM and resident counts
+  static const int kSms[] = {1, 2, 3, 8, 16, 46, 78, 108, 132, 144, 1024};
+  static const int kRes[] = {1, 2, 3, 4, 8, 10, 16, 32};
+  for (int t = 0; t < 4000; ++t) {
+    const int m = 1 + static_cast<int>(rng() % 8);
+    const int n = rng() % 3 == 0 ? 1 + static_cast<int>(rng() % 64)
+                                 : 1 + static_cast<int>(rng() % (rng() % 2 ? 5000 : 1 << 20));
+    const int chunks = rng() % 3 == 0 ? 1 + static_cast<int>(rng() % 600) : 1 + static_cast<int>(rng() % 16384);
+    const int k = chunks * kC;
+    const int split = rng() % 4 == 0 ? 2 * (1 + static_cast<int>(rng() % 2)) : 0;
+    opt::g_sm_count = kSms[rng() % (sizeof kSms / sizeof kSms[0])];
+    opt::g_resident_blocks = kRes[rng() % (sizeof kRes / sizeof kRes[0])];
+    const int R = m <= 2 ? 2 : 4, M = R == 2 && m == 1 ? 1 : 8, U = R == 2 ? 4 : 2;
+    const long long groups = (n + R - 1) / R;
+    const int st = dense(P, P, m, k, n, split);
+    if (st != 0 || opt::g_launches.size() != 1) {
+      expect(false, "sweep: status " + std::to_string(st));
+      continue;
+    }
+    const opt::LaunchRecord& L = opt::g_launches[0];
+    const int S = R == 2 ? (M == 1 ? split_kernel_s<T, Dn, 2, 1>(L.kernel) : split_kernel_s<T, Dn, 2, 8>(L.kernel))
+                         : split_kernel_s<T, Dn, 4, 8>(L.kernel);
+    char what[160];
+    std::snprintf(what, sizeof what, "sweep m=%d k=%d n=%d split=%d sms=%d resident=%d", m, k, n, split,
+                  opt::g_sm_count, opt::g_resident_blocks);
+    if (S == 0) {
+      expect(false, std::string(what) + ": not the expected kernel");
+      continue;
+    }
+    ++g_sweep_launches;
+    if (split) expect(S == split, std::string(what) + ": S " + std::to_string(S));
+    else {
+      ++g_sweep_s[S];
+      const std::string ap = auto_properties(S, groups, chunks, U, opt::g_sm_count, opt::g_resident_blocks);
+      expect(ap.empty(), std::string(what) + ": " + ap);
+    }
+    const long long per_block = 4 / S;
+    expect(L.grid[0] == (groups + per_block - 1) / per_block && L.block == 128, std::string(what) + ": grid");
+    int empty = 0;
+    const std::string rp = range_properties(chunks, S, &empty);
+    expect(rp.empty(), std::string(what) + ": " + rp);
+    if (split == 0 && S > 1) {
+      const int span = opt::split_span(chunks, S);
+      const int last_begin = std::min((S - 1) * span, chunks);
+      const int last = std::min(last_begin + span, chunks) - last_begin;
+      if (empty) {
+        if (g_sweep_empty++ == 0) g_sweep_example = what;
+      } else if (last < 32 * U) {
+        ++g_sweep_short;
+      }
+    }
+  }
+  opt::g_sm_count = 132;
+  opt::g_resident_blocks = 10;
+  std::printf("launcher %-4s: refusals, kernel choice, auto_split sweep: %s\n", Ty<T>::name(), wrong ? "FAIL" : "ok");
+  return wrong == 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int cases = argc > 1 ? std::atoi(argv[1]) : 120;
+  const unsigned seed = argc > 2 ? static_cast<unsigned>(std::atoi(argv[2])) : 20261127u;
+  std::mt19937 rng(seed);
+  emu::g_rng = &rng;
+  emu::g_resident_choices = {1, 2, 3, 8, 32, 64};
+  const auto t0 = std::chrono::steady_clock::now();
+  std::printf("emu_gemv: linear_small_split_kernel emulated, fixed cases + %d random, seed %u%s\n", cases, seed,
+              kPlant ? (", PLANTED BUG " + std::to_string(kPlant)).c_str() : "");
+  bool ok = launcher_checks<float>(rng);
+  ok &= launcher_checks<emu::Half>(rng);
+  ok &= launcher_checks<emu::BF16>(rng);
+  int ran = 0, failed = 0;
+  auto one = [&](int dtype, Case c) {
+    if (c.qkv && c.slots.empty()) c.slots.assign(c.m, -1);
+    c.label = describe(c);
+    ++ran;
+    failed += !run_any(dtype, c, rng);
+  };
+  auto mk = [](int m, int k, int n, int split, bool bias, bool relu, int sms = 132, int resident = 10) {
+    Case c;
+    c.m = m;
+    c.k = k;
+    c.n = n;
+    c.split = split;
+    c.bias = bias;
+    c.relu = relu;
+    c.sms = sms;
+    c.resident = resident;
+    return c;
+  };
+  auto qkv = [](int m, int k, int width, int split, int cache_slots, std::vector<int32_t> slots, int sms = 132,
+                int resident = 10) {
+    Case c;
+    c.m = m;
+    c.k = k;
+    c.n = width;
+    c.split = split;
+    c.qkv = true;
+    c.cache_slots = cache_slots;
+    c.slots = std::move(slots);
+    c.sms = sms;
+    c.resident = resident;
+    return c;
+  };
+  // check_ops' gemvsplit shapes (f16; the largest only at split 0: the emulation's time), then shapes in every dtype
+  // that pin auto_split's choices and the edges: one group, idle groups in the last block, empty warp ranges.
+  {
+    Case big = mk(1, 2048, 2048, 0, true, false);  // opt-1.3b out_proj at 132 SMs x 10: S = 2
+    one(1, big);
+    for (int split : {2, 4, 0}) {
+      one(1, mk(1, 8192, 256, split, true, true));    // fc2-like: long rows, few outputs
+      one(1, mk(2, 768, 64, split, true, true));      // 96 chunks: split 4 leaves a warp empty
+      one(1, mk(3, 1024, 130, split, false, true));   // R = 4; the last group's tail outputs
+      one(1, mk(8, 520, 9, split, true, false));      // one group, 8 rows, the round loop's tail
+      one(1, mk(1, 64, 301, split, true, false));     // 8 chunks: only the first warp has any
+      one(1, mk(1, 2048, 301, split, false, false));  // groups not a multiple of the block's
+      one(1, qkv(1, 2048, 256, split, 4, {2}));
+      one(1, qkv(3, 128, 42, split, 5, {4, -1, 5}));  // R = 4 groups straddle the q/k/v borders; slot == cache_slots
+    }
+  }
+  for (int dtype : {0, 1, 2}) {
+    const int kC = dtype == 0 ? 4 : 8;
+    // auto_split: S = 4 (few groups, long rows), 2 (the chunk condition stops it), 1 (the grid fills a wave)
+    one(dtype, mk(1, 1024 * kC, 7, 0, true, true));                       // S 4, 2 groups: idle groups, one block
+    one(dtype, mk(1, 256 * kC, 50, 0, true, false));                      // R 2, U 4: 256 chunks → S 2
+    one(dtype, mk(2, 512 * kC, 40, 0, false, true, 1, 1));                // wave 4 warps: S 1 (20 groups)
+    one(dtype, mk(1, 512 * kC, 3, 0, true, false, 1, 1));                 // 2 groups, wave 4: S 2
+    one(dtype, mk(4, 257 * kC, 21, 0, true, true, 3, 8));                 // R 4, U 2: 257 chunks → S 4, last range empty
+    one(dtype, mk(5, 130 * kC, 37, 0, true, false, 8, 3));                // S 2
+    one(dtype, mk(1, 40 * kC, 400, 0, true, true, 1, 3));                 // S 1, M = 1
+    // forced S with empty warp ranges and a single chunk
+    one(dtype, mk(1, kC, 5, 4, true, true));                              // one chunk: warps 1-3 empty
+    one(dtype, mk(7, kC, 13, 2, false, false));
+    one(dtype, mk(2, 33 * kC, 1, 2, true, false));                        // n 1: one group, an idle group beside it
+    one(dtype, mk(6, 64 * kC, 10, 2, true, true));                        // R 4: n not a multiple of R
+    one(dtype, mk(8, 96 * kC, 11, 4, true, false));
+    one(dtype, qkv(2, 64 * kC, 7, 2, 3, {3, 1}));                         // slot == cache_slots, R 2 M 8
+    one(dtype, qkv(6, 32 * kC, 5, 4, 6, {0, 9, -1, 5, 2, 6}));            // out-of-range and -1 slots
+    one(dtype, qkv(1, 300 * kC, 11, 0, 2, {1}, 8, 1));
+  }
+  // random cases
+  static const int kChunks[] = {1, 2, 3, 5, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 255, 256, 257, 300,
+                                511, 512, 513, 1000, 1024, 2047, 2048};
+  static const int kNs[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 100, 101, 127, 129};
+  static const int kSms[] = {132, 132, 1, 3, 8, 16, 78, 108};
+  static const int kRes[] = {10, 10, 1, 2, 3, 4, 8, 16};
+  constexpr long long kBudget = 1LL << 20;  // weights per case (the emulation's time)
+  for (int i = 0; i < cases; ++i) {
+    const int dtype = static_cast<int>(rng() % 3);
+    const int kC = dtype == 0 ? 4 : 8;
+    Case c;
+    c.m = rng() % 3 == 0 ? 1 : 1 + static_cast<int>(rng() % 8);
+    const int chunks = rng() % 2 ? kChunks[rng() % (sizeof kChunks / sizeof kChunks[0])]
+                                 : 1 + static_cast<int>(rng() % (8192 / kC));
+    c.k = chunks * kC;
+    c.qkv = rng() % 4 == 0;
+    int n = rng() % 2 ? kNs[rng() % (sizeof kNs / sizeof kNs[0])] : 1 + static_cast<int>(rng() % 3000);
+    if (c.qkv) n = std::max(1, n / 3);
+    const long long outputs = c.qkv ? 3LL * n : n;
+    if (outputs * c.k > kBudget) n = std::max(1, static_cast<int>(kBudget / c.k / (c.qkv ? 3 : 1)));
+    c.n = n;
+    static const int kSplits[] = {0, 0, 2, 4};
+    c.split = kSplits[rng() % 4];
+    c.bias = rng() % 5 != 0;
+    c.relu = !c.qkv && rng() % 2;
+    c.sms = kSms[rng() % (sizeof kSms / sizeof kSms[0])];
+    c.resident = kRes[rng() % (sizeof kRes / sizeof kRes[0])];
+    c.vec_too = rng() % 4 == 0;
+    if (c.qkv) {
+      c.cache_slots = c.m + static_cast<int>(rng() % 4);
+      std::vector<int32_t> perm(c.cache_slots);
+      for (int s = 0; s < c.cache_slots; ++s) perm[s] = s;
+      std::shuffle(perm.begin(), perm.end(), rng);
+      for (int r = 0; r < c.m; ++r) {
+        const unsigned pick = rng() % 6;
+        c.slots.push_back(pick == 0 ? -1 : pick == 1 ? c.cache_slots : pick == 2 ? 1000 + r : perm[r]);
+      }
+    }
+    one(dtype, c);
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("\n%-5s %5s %8s %8s %9s %6s %6s %6s %6s %8s %6s %6s %6s %6s %10s\n", "dtype", "cases", "launches",
+              "blocks", "outputs", "S=1", "S=2", "S=4", "auto", "one-row", "model", "rerun", "vec", "empty",
+              "max err");
+  for (int i = 0; i < 3; ++i) {
+    const Stats& s = g_stats[i];
+    std::printf("%-5s %5lld %8lld %8lld %9lld %6lld %6lld %6lld %6lld %8lld %6lld %6lld %6lld %6lld %10.2e\n",
+                i == 0 ? "f32" : i == 1 ? "f16" : "bf16", s.cases, s.launches, s.blocks, s.outputs, s.s_hist[1],
+                s.s_hist[2], s.s_hist[4], s.auto_cases, s.m1_kernel, s.model_bits, s.rerun_bits, s.vec_bits,
+                s.empty_ranges, s.max_err);
+  }
+  std::printf("(model / rerun / vec: bit-for-bit equalities (the epilogue's float sums and the stored outputs) with the "
+              "model's sum order, with a second launch, and of linear_small_vec_kernel with the model's S = 1; empty: "
+              "warp ranges with no chunk)\n");
+  std::printf("auto_split sweep (launcher only, 3 dtypes): %lld launches, S = 1 / 2 / 4: %lld / %lld / %lld; with S > 1, "
+              "%lld had an empty last warp range (first: %s), %lld a last range shorter than one round\n",
+              g_sweep_launches, g_sweep_s[1], g_sweep_s[2], g_sweep_s[4], g_sweep_empty,
+              g_sweep_example.empty() ? "none" : g_sweep_example.c_str(), g_sweep_short);
+  long long seen[5] = {};
+  for (const Stats& s : g_stats)
+    for (int j = 0; j < 5; ++j) seen[j] += s.s_hist[j];
+  bool all_s = seen[1] > 0 && seen[2] > 0 && seen[4] > 0;
+  if (!all_s) std::printf("FAIL: not every S (1, 2, 4) ran\n");
+  std::printf("checker errors (races, uninitialised reads, bounds, writes twice, barriers, ...): %lld\n", g_log.errors);
+  for (const std::string& e : g_log.first) std::printf("  %s\n", e.c_str());
+  const bool pass = ok && all_s && failed == 0 && g_log.errors == 0;
+  std::printf("%s: %d of %d cases failed (%.1f s)\n", pass ? "PASS" : "FAIL", failed, ran, secs);
+  return pass ? 0 : 1;
+}
