@@ -439,8 +439,11 @@ int resident_blocks(Kernel kernel) {
 }
 
 // Warps per output group for split = 0 (auto): the smallest S (1, 2, 4) whose grid fills every multiprocessor
-// with as many blocks as fit at once (one full wave), as long as every warp keeps at least one full round
-// (32 lanes × U chunks) of its share of the row; else the largest S allowed.
+// with as many blocks as fit at once (one full wave), as long as the warps' average share of the row (chunks / S)
+// is at least one full round (32 lanes × U chunks); else the largest S allowed. split_span rounds each share up to
+// 32 chunks, so the last warp's share can be shorter than a round, or empty (e.g. 257 chunks at S = 4: 96, 96, 65,
+// 0; native/dev/emu_gemv/README.md): correct, and the slowest lane does the same number of chunks as with an even
+// split.
 template <typename T, int R, int M, class Store>
 int auto_split(long long groups, int chunks) {
   const long long wave = static_cast<long long>(resident_blocks(linear_small_split_kernel<T, R, 1, M, Store>)) *
