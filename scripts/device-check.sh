@@ -57,7 +57,10 @@ collect_logs() {
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
       echo "===== $(basename "$g") ====="
-      tail -c 1000000 "$g"
+      case "$g" in  # a CSV keeps its header (its start), a log its end
+        *.csv) head -c 1000000 "$g" ;;
+        *) tail -c 1000000 "$g" ;;
+      esac
       echo
     done
   done > "$OUT/logs.txt" 2>/dev/null
