@@ -265,17 +265,7 @@ if [ "$chained_ok" = 1 ] && [ "$(cap 90)" -ge 40 ]; then
 else
   row "junit chained launches" "skip" "check_ops chained group did not pass (or no time left)"
 fi
-# The bench variants with chained=on run only when both passed.
-chained_variant() {  # VARIANT: prints ";VARIANT" when chained launches passed their checks
-  [ "$chained_ok" = 1 ] && printf ';%s' "$1"
-  return 0
-}
-# The bench variants of flagged kernels run only when their check_ops group passed: combine=inline (group
-# combine), the gemvsplit=... variants (group gemvsplit).
-combine_variant() {  # VARIANT: prints ";VARIANT" when check_ops combine passed
-  case "$passed_groups" in *" combine "*) printf ';%s' "$1" ;; esac
-  return 0
-}
+# The bench variants of a flagged kernel run only when its check_ops group passed (gemvsplit=...: group gemvsplit).
 gemvsplit_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops gemvsplit passed
   local v
   case "$passed_groups" in *" gemvsplit "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
@@ -543,10 +533,12 @@ if [ "$quick" = 1 ]; then
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
-  variant_run "opt-1.3b decode" 110 --shape 1.3b --batch 1,2,4,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;gemv=8$(chained_variant chained=on)$(combine_variant combine=inline)$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
-  variant_run "opt-1.3b prefill 2047" 60 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-    --variants "default;attention=tc;gemm=cublas"
+  # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
+  # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
+  variant_run "opt-1.3b decode" 100 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
+  variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
+    --variants "default;attention=tc"
 
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
@@ -560,9 +552,12 @@ else
   case "$passed_groups" in *" gemvsplit "*)
     NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
   esac
-  profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
-  profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
+  # batch 32 (issue #5: ≥ 1.5× HF's best mode there): 3.4 ms per step against a 1.3 ms byte floor in session 11,
+  # and no profile of it since session 7
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
+  # The issue's comparison table: 6.7b and 125m against HF (session 11's budget ended before them).
+  speed_shape 6.7b    130   80  150  150    0
+  speed_shape 125m     70   45   70   70   40
   # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
   # batch 1 and 32 and the 2047-token prefill, as its own engine (hf-sdpa) in the same table.
   if [ $(( budget - SECONDS - tail_s )) -ge 90 ]; then
@@ -573,8 +568,8 @@ else
   else
     row "speed opt-1.3b: HF sdpa" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
   fi
-  speed_shape 6.7b    130   80  150  150    0
-  speed_shape 125m     70   45   70   70   40
+  profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
+  profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
 fi
 # HF's best mode as the last peer (issue #5: "its static-cache + compiled mode if it works there"): generate() with
 # a static cache and its torch.compile of the decode step, opt-1.3b, batch 1 and 32. Compiling takes minutes, so it
