@@ -204,9 +204,10 @@ else
   # 7); chained launches, fa (FlashAttention-2-style prefill), score (echo log-probs) and combine (the split
   # kernel's inline combine, session 8) are behind flags until they pass.
   # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
-  groups="base split tiled tc gemv gemvsplit logprob sample chained fa score combine fold"
+  # int8 (session 11): Linears over int8 weights and their dequantization, behind -Dopt.cuda.int8.
+  groups="base split tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
   # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit fold split"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -230,7 +231,7 @@ new_cap=150 new_keep=200 new_min=60
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
 # gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
 new_excl=()
-for k in fa score combine fold gemvsplit; do
+for k in fa score combine fold gemvsplit int8; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -266,6 +267,19 @@ else
   row "junit chained launches" "skip" "check_ops chained group did not pass (or no time left)"
 fi
 # The bench variants of a flagged kernel run only when its check_ops group passed (gemvsplit=...: group gemvsplit).
+# int8 Linear weights on CUDA (-Dopt.cuda.int8, session 11), when check_ops int8 passed: opt-1.3b decode at batch
+# 1 and 8 (the int8 kernel at one row, the dequantized GEMM at eight; gemv=8 puts eight rows on the int8 kernel)
+# and a 2047-token prefill, engine cuda:0-f16-int8 in the variants table.
+int8_run() {
+  case "$passed_groups" in *" int8 "*)
+    VARIANT_JAVA_OPTS="-Dopt.cuda.int8=true" variant_run "opt-1.3b int8" 70 --shape 1.3b --quantize int8 \
+      --batch 1,8 --prompt-len 128 --gen-len 128 --variants "default;gemvsplit=auto;gemv=8"
+    VARIANT_JAVA_OPTS="-Dopt.cuda.int8=true" variant_run "opt-1.3b int8 prefill" 40 --shape 1.3b --quantize int8 \
+      --batch 1 --prompt-len 2047 --gen-len 0 --variants default ;;
+  *) row "variants opt-1.3b int8" "skip" "check_ops int8 did not pass" ;;
+  esac
+  return 0
+}
 gemvsplit_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops gemvsplit passed
   local v
   case "$passed_groups" in *" gemvsplit "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
@@ -452,7 +466,8 @@ variant_run() {  # NAME CAP ARGS...
     return 0
   fi
   echo "## $name" >> "$W/bench_variants.log"
-  timeout -k 10 "$(cap "$c" "$tail_s")" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+  # shellcheck disable=SC2086 # VARIANT_JAVA_OPTS: zero or more -D options
+  timeout -k 10 "$(cap "$c" "$tail_s")" "$java_bin" ${VARIANT_JAVA_OPTS:-} -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
     --dtype f16 "$@" --repeats 2 --warm-up 1 --json "$bench" >> "$W/bench_variants.log" 2>&1
   bench_status "variants $name" $? "$W/bench_variants.log"
@@ -522,6 +537,7 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
+  int8_run
   ncu_run decode-b1 1.3b 1
   # the same with the split matrix-vector kernel (session 11), when it passed its checks: its µs per Linear
   case "$passed_groups" in *" gemvsplit "*)
@@ -537,6 +553,7 @@ else
   # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
   variant_run "opt-1.3b decode" 100 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
+  int8_run
   variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
     --variants "default;attention=tc"
 

@@ -843,7 +843,9 @@ def cmd_benchtable(args):
             bad += 1
             continue
         if not is_hf(d) and d.get("variant") is not None:
-            variants.setdefault(key, {})[str(d["variant"])] = d
+            q = d.get("quantization")  # int8 weights: their own rows, against the same key's fp16 default
+            spec = str(d["variant"]) + ("" if q in (None, "none") else f" [{q}]")
+            variants.setdefault(key, {})[spec] = d
             continue
         if is_hf(d):
             hf.setdefault(key, {})[str(d["engine"])] = d  # the last line of a key wins

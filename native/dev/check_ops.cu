@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv gemvsplit fold logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -125,6 +125,9 @@ struct K<F32> {
   static constexpr auto bias_act = opt_bias_act_f32;
   static constexpr auto linear_small = opt_linear_small_f32;
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_f32;
+  static constexpr auto linear_int8_small = opt_linear_int8_small_f32;
+  static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_f32;
+  static constexpr auto dequant_int8 = opt_dequant_int8_f32;
   static constexpr auto norm_linear_small = opt_norm_linear_small_f32;
   static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_f32;
   static constexpr auto gather_rows = opt_gather_rows_f32;
@@ -149,6 +152,9 @@ struct K<F16> {
   static constexpr auto bias_act = opt_bias_act_f16;
   static constexpr auto linear_small = opt_linear_small_f16;
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_f16;
+  static constexpr auto linear_int8_small = opt_linear_int8_small_f16;
+  static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_f16;
+  static constexpr auto dequant_int8 = opt_dequant_int8_f16;
   static constexpr auto norm_linear_small = opt_norm_linear_small_f16;
   static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_f16;
   static constexpr auto gather_rows = opt_gather_rows_f16;
@@ -173,6 +179,9 @@ struct K<BF16> {
   static constexpr auto bias_act = opt_bias_act_bf16;
   static constexpr auto linear_small = opt_linear_small_bf16;
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_bf16;
+  static constexpr auto linear_int8_small = opt_linear_int8_small_bf16;
+  static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_bf16;
+  static constexpr auto dequant_int8 = opt_dequant_int8_bf16;
   static constexpr auto norm_linear_small = opt_norm_linear_small_bf16;
   static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_bf16;
   static constexpr auto gather_rows = opt_gather_rows_bf16;
@@ -517,6 +526,132 @@ void check_linear_small_qkv(int m, int k, int width, bool with_bias, int split =
   report("linear_small_qkv " + std::to_string(m) + "x" + std::to_string(k) + " width " + std::to_string(width) +
              (with_bias ? " b" : "") + (split != 1 ? " split " + std::to_string(split) : ""),
          D::name(), err, D::tol);
+}
+
+// Random int8 weight rows as Int8Rows makes them (values in [-127, 127]) and positive row scales.
+struct Int8Weights {
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+};
+Int8Weights random_int8(int n, int k) {
+  std::uniform_int_distribution<int> value(-127, 127);
+  std::uniform_real_distribution<float> scale(0.5f, 1.5f);
+  Int8Weights w{std::vector<int8_t>(static_cast<size_t>(n) * k), std::vector<float>(n)};
+  for (auto& v : w.q) v = static_cast<int8_t>(value(g_rng));
+  for (auto& s : w.scales) s = scale(g_rng) / (127.f * std::sqrt(static_cast<float>(k)));
+  return w;
+}
+
+// opt_linear_int8_small (session 11, not yet run on a GPU): out = act(s ⊙ (x · qᵀ) + bias) against a double
+// reference; the output poisoned first, a second launch the same bits; then the q/k/v form and opt_dequant_int8.
+template <class D>
+void check_linear_int8(int m, int k, int n, bool with_bias, bool relu, int split) {
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k, 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(n, 0.f, 1.f);
+  const Int8Weights w = random_int8(n, k);
+  DevBuf<typename D::W> d_x(x.words), d_bias(bias.words), d_out(static_cast<size_t>(m) * n),
+      d_again(static_cast<size_t>(m) * n);
+  DevBuf<int8_t> d_q(w.q);
+  DevBuf<float> d_s(w.scales);
+  CHECK_CUDA(cudaMemsetAsync(d_out.ptr, 0xff, d_out.n * sizeof(typename D::W), g_stream));
+  for (DevBuf<typename D::W>* o : {&d_out, &d_again}) {
+    expect_ok(K<D>::linear_int8_small(o->ptr, d_x.ptr, d_q.ptr, d_s.ptr, with_bias ? d_bias.ptr : nullptr, m, k, n,
+                                      relu ? 1 : 0, split, g_stream),
+              "linear_int8_small");
+  }
+  std::vector<double> ref(static_cast<size_t>(m) * n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double v = 0.0;
+      for (int e = 0; e < k; ++e) {
+        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.q[static_cast<size_t>(j) * k + e];
+      }
+      v = v * w.scales[j] + (with_bias ? bias.values[j] : 0.0);
+      ref[static_cast<size_t>(i) * n + j] = relu ? std::max(v, 0.0) : v;
+    }
+  }
+  std::string op = "linear_int8_small " + std::to_string(m) + "x" + std::to_string(k) + "x" + std::to_string(n) +
+                   (with_bias ? " b" : "") + (relu ? " relu" : "") + " split " + std::to_string(split);
+  report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+  if (d_again.download() != d_out.download()) report(op + ": two launches differ", D::name(), 1.0, 0.0);
+}
+
+template <class D>
+void check_linear_int8_qkv(int m, int k, int width, int split) {
+  const int cache_slots = 3 * m + 5;
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k, 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(static_cast<size_t>(3) * width, 0.f, 1.f);
+  const Host<D> cache_k = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Host<D> cache_v = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Int8Weights w = random_int8(3 * width, k);
+  std::vector<int32_t> slots(m);
+  for (int i = 0; i < m; ++i) slots[i] = 3 * i + 1;
+  if (m > 1) slots[m - 1] = -1;
+  DevBuf<typename D::W> d_x(x.words), d_bias(bias.words), d_q(static_cast<size_t>(m) * width), d_k(cache_k.words),
+      d_v(cache_v.words);
+  DevBuf<int8_t> d_w(w.q);
+  DevBuf<float> d_s(w.scales);
+  DevBuf<int32_t> d_slots(slots);
+  CHECK_CUDA(cudaMemsetAsync(d_q.ptr, 0xff, d_q.n * sizeof(typename D::W), g_stream));
+  expect_ok(K<D>::linear_int8_small_qkv(d_q.ptr, d_k.ptr, d_v.ptr, d_x.ptr, d_w.ptr, d_s.ptr, d_bias.ptr, d_slots.ptr,
+                                        m, k, width, cache_slots, split, g_stream),
+            "linear_int8_small_qkv");
+  std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
+      ref_v(cache_v.values.begin(), cache_v.values.end());
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < 3 * width; ++j) {
+      double v = 0.0;
+      for (int e = 0; e < k; ++e) {
+        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.q[static_cast<size_t>(j) * k + e];
+      }
+      v = v * w.scales[j] + bias.values[j];
+      const int part = j / width, col = j % width;
+      if (part == 0) {
+        ref_q[static_cast<size_t>(i) * width + col] = v;
+      } else if (slots[i] >= 0) {
+        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
+      }
+    }
+  }
+  const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
+                               max_error(widen_all<D>(d_k.download()), ref_k),
+                               max_error(widen_all<D>(d_v.download()), ref_v)});
+  report("linear_int8_small_qkv " + std::to_string(m) + "x" + std::to_string(k) + " width " + std::to_string(width) +
+             " split " + std::to_string(split),
+         D::name(), err, D::tol);
+}
+
+template <class D>
+void check_dequant_int8(int rows, int cols) {
+  const Int8Weights w = random_int8(rows, cols);
+  DevBuf<int8_t> d_q(w.q);
+  DevBuf<float> d_s(w.scales);
+  DevBuf<typename D::W> d_out(static_cast<size_t>(rows) * cols);
+  CHECK_CUDA(cudaMemsetAsync(d_out.ptr, 0xff, d_out.n * sizeof(typename D::W), g_stream));
+  expect_ok(K<D>::dequant_int8(d_out.ptr, d_q.ptr, d_s.ptr, rows, cols, g_stream), "dequant_int8");
+  const std::vector<typename D::W> got = d_out.download();
+  double wrong = 0;  // the float product rounded once to the dtype: exactly what the host rounding gives
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] != D::narrow(static_cast<float>(w.q[i]) * w.scales[i / cols])) ++wrong;
+  }
+  report("dequant_int8 " + std::to_string(rows) + "x" + std::to_string(cols) + " (elements not bit-equal)",
+         D::name(), wrong, 0.0);
+}
+
+template <class D>
+void check_int8_all() {
+  for (int split : {1, 2, 4, 0}) {
+    check_linear_int8<D>(1, 2048, 2048, true, false, split);  // opt-1.3b's out_proj
+    check_linear_int8<D>(1, 8192, 256, true, true, split);    // fc2-like: long rows, few outputs
+    check_linear_int8<D>(2, 768, 64, false, true, split);
+    check_linear_int8<D>(3, 1024, 130, true, true, split);    // R = 4; the last group's tail outputs
+    check_linear_int8<D>(8, 528, 9, true, false, split);      // 33 chunks: the round loop's tail
+    check_linear_int8<D>(1, 16, 301, true, false, split);     // one chunk: only the first warp has any
+    check_linear_int8_qkv<D>(1, 2048, 256, split);
+    check_linear_int8_qkv<D>(3, 128, 42, split);
+  }
+  check_dequant_int8<D>(301, 528);
+  check_dequant_int8<D>(1, 16);
 }
 
 // opt_norm_linear_small(_qkv): the residual add + layer norm done inside a one-row product, against the same
@@ -1342,6 +1477,13 @@ void check_size_validation() {
   expect(opt_linear_small_f16(nullptr, nullptr, nullptr, nullptr, 1, 64, 64, 0, 3, g_stream), 1, "linear_small split 3");
   expect(opt_linear_small_f32(nullptr, nullptr, nullptr, nullptr, 1, 64, 64, 0, -1, g_stream), 1,
          "linear_small split -1");
+  expect(opt_linear_int8_small_f16(nullptr, nullptr, nullptr, nullptr, nullptr, 1, 24, 64, 0, 1, g_stream), 1,
+         "linear_int8_small k not a multiple of 16");
+  expect(opt_linear_int8_small_f32(nullptr, nullptr, nullptr, nullptr, nullptr, 9, 64, 64, 0, 1, g_stream), 1,
+         "linear_int8_small 9 rows");
+  expect(opt_linear_int8_small_bf16(nullptr, nullptr, nullptr, nullptr, nullptr, 0, 64, 64, 0, 1, g_stream), 0,
+         "linear_int8_small m 0");
+  expect(opt_dequant_int8_f16(nullptr, nullptr, nullptr, -1, 4, g_stream), 1, "dequant_int8 rows -1");
   expect(opt_linear_small_qkv_f16(nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, 1, 64, 0, 4, 1,
                                    g_stream),
          1, "linear_small_qkv width 0");
@@ -1480,6 +1622,10 @@ void run_group(const std::string& group) {
     check_linear_small_all<F32>();
     check_linear_small_all<F16>();
     check_linear_small_all<BF16>();
+  } else if (group == "int8") {  // opt_linear_int8_small(_qkv), opt_dequant_int8 (session 11; not yet run on a GPU)
+    check_int8_all<F32>();
+    check_int8_all<F16>();
+    check_int8_all<BF16>();
   } else if (group == "gemvsplit") {  // opt_linear_small(_qkv) with split rows (session 11; not yet run on a GPU)
     check_linear_small_split_all<F32>();
     check_linear_small_split_all<F16>();
@@ -1500,12 +1646,12 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "gemvsplit", "fold", "logprob",
+const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
                                "score", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv gemvsplit fold logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));

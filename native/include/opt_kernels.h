@@ -161,6 +161,42 @@ OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16
                                       int width, int cache_slots, int split, cudaStream_t stream);
 
 /*
+ * Linears with int8 weights (linear_int8.cu; weight-only quantization, session 11, not yet run on a GPU): w (n, k)
+ * int8 row-major and scales (n) float32 stand for scales[j] * w[j, e]. For 1 <= m <= 8 rows:
+ *   out[i, j] = act(scales[j] * sum_e x[i, e] * w[j, e] + bias[j])     (float32 sums; act = ReLU when relu != 0)
+ * and the q/k/v form with opt_linear_small_qkv's epilogue. split as opt_linear_small. k must be a multiple of 16 and
+ * x, w 16-byte aligned (cudaErrorInvalidValue otherwise: dequantize and use a GEMM instead).
+ * opt_dequant_int8: out (rows, cols) = scales[j] * w[j, e] rounded to the storage dtype, for the GEMM path.
+ */
+OPT_API int opt_linear_int8_small_f32(float* out, const float* x, const int8_t* w, const float* scales,
+                                      const float* bias, int m, int k, int n, int relu, int split,
+                                      cudaStream_t stream);
+OPT_API int opt_linear_int8_small_f16(uint16_t* out, const uint16_t* x, const int8_t* w, const float* scales,
+                                      const uint16_t* bias, int m, int k, int n, int relu, int split,
+                                      cudaStream_t stream);
+OPT_API int opt_linear_int8_small_bf16(uint16_t* out, const uint16_t* x, const int8_t* w, const float* scales,
+                                       const uint16_t* bias, int m, int k, int n, int relu, int split,
+                                       cudaStream_t stream);
+OPT_API int opt_linear_int8_small_qkv_f32(float* q_out, float* k_cache, float* v_cache, const float* x,
+                                          const int8_t* w, const float* scales, const float* bias,
+                                          const int32_t* slots, int m, int k, int width, int cache_slots, int split,
+                                          cudaStream_t stream);
+OPT_API int opt_linear_int8_small_qkv_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                          const int8_t* w, const float* scales, const uint16_t* bias,
+                                          const int32_t* slots, int m, int k, int width, int cache_slots, int split,
+                                          cudaStream_t stream);
+OPT_API int opt_linear_int8_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache,
+                                           const uint16_t* x, const int8_t* w, const float* scales,
+                                           const uint16_t* bias, const int32_t* slots, int m, int k, int width,
+                                           int cache_slots, int split, cudaStream_t stream);
+OPT_API int opt_dequant_int8_f32(float* out, const int8_t* w, const float* scales, int rows, int cols,
+                                 cudaStream_t stream);
+OPT_API int opt_dequant_int8_f16(uint16_t* out, const int8_t* w, const float* scales, int rows, int cols,
+                                 cudaStream_t stream);
+OPT_API int opt_dequant_int8_bf16(uint16_t* out, const int8_t* w, const float* scales, int rows, int cols,
+                                  cudaStream_t stream);
+
+/*
  * The one-row products above with opt_add_layernorm in front, done inside the product's blocks (linear_small.cu;
  * -Dopt.cuda.foldNorm, session 8, not yet run on a GPU): first x += y + y_bias and norm_out = LN(x) as
  * opt_add_layernorm with rows = 1, cols = k (x, y, y_bias (or NULL), norm_out, gamma, beta: k values each), then

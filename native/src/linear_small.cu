@@ -27,90 +27,11 @@
 // iteration loads U chunks of each of the R weight rows before using them, so 16·U·R bytes per lane are in
 // flight. Each x chunk loaded is used for R outputs: the x reads (L1/L2 hits, x is at most 8 rows) cost m/R
 // of the weight traffic. Sums are float32, reduced across the warp with shuffles.
-#include "common.cuh"
+#include "linear_small.cuh"
 
 namespace {
 using namespace opt;
-
-constexpr int kMaxRows = 8;       // the launcher refuses more rows: use a GEMM
-constexpr int kWarpsPerBlock = 4; // small blocks: a 2048-output Linear still spreads over every SM
-// Chunks per weight row loaded before use: 16·U·R bytes in flight per lane. With 2 outputs per warp (1–2 rows)
-// a 2048-output Linear has only ~8 warps per SM, so each lane keeps more loads going.
-template <int R>
-__host__ __device__ constexpr int unroll_for() { return R == 2 ? 4 : 2; }
-
-// Eight (or four, for float) values of one 16-byte chunk, widened to float.
-template <typename T>
-struct Chunk {
-  static constexpr int kSize = 16 / sizeof(T);
-};
-
-__device__ __forceinline__ void widen(const uint4& v, float* out, const float*) {
-  out[0] = __uint_as_float(v.x);
-  out[1] = __uint_as_float(v.y);
-  out[2] = __uint_as_float(v.z);
-  out[3] = __uint_as_float(v.w);
-}
-
-__device__ __forceinline__ void widen(const uint4& v, float* out, const __half*) {
-  const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
-__device__ __forceinline__ void widen(const uint4& v, float* out, const __nv_bfloat16*) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
-// Where a sum goes (the kernels' epilogue), with the bias added first. Output j of row i:
-// DenseStore: out[i, j] = act(sum + bias[j]), out (m, n) row-major.
-template <typename T>
-struct DenseStore {
-  T* out;
-  const T* bias;
-  int n;
-  int relu;
-  __device__ __forceinline__ void operator()(int i, long long j, float v) const {
-    if (bias != nullptr) v += to_float(bias[j]);
-    if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as in torch.relu
-    out[static_cast<size_t>(i) * n + j] = from_float<T>(v);
-  }
-};
-
-// QkvStore: the fused q/k/v projection (n = 3 · width, outputs q | k | v), opt_qkv_append's epilogue: q to
-// q_out (m, width), k and v to the cache rows slots[i] (a slot outside [0, cache_slots): q only).
-template <typename T>
-struct QkvStore {
-  T* q_out;
-  T* k_cache;
-  T* v_cache;
-  const T* bias;
-  const int32_t* slots;
-  int width;
-  int cache_slots;
-  __device__ __forceinline__ void operator()(int i, long long j, float v) const {
-    if (bias != nullptr) v += to_float(bias[j]);
-    const int part = static_cast<int>(j / width);
-    const long long col = j - static_cast<long long>(part) * width;
-    if (part == 0) {
-      q_out[static_cast<size_t>(i) * width + col] = from_float<T>(v);
-      return;
-    }
-    const int slot = slots[i];
-    if (slot < 0 || slot >= cache_slots) return;
-    (part == 1 ? k_cache : v_cache)[static_cast<size_t>(slot) * width + col] = from_float<T>(v);
-  }
-};
+using namespace opt::gemv;
 
 // acc[i][r] += x[i, chunk c] · w[j0 + r, chunk c] for the chunk's values; wv holds the R weight chunks.
 // M: the most rows the caller's accumulators hold (kMaxRows, or 1 for the one-row kernels: fewer registers).
@@ -133,31 +54,6 @@ __device__ __forceinline__ void accumulate(float (&acc)[M][R], const uint4 (&wv)
 #pragma unroll
         for (int e = 0; e < kC; ++e) acc[i][r] = fmaf(xf[e], wf[r][e], acc[i][r]);
       }
-    }
-  }
-}
-
-// The R weight rows of a warp's outputs j0 .. j0 + R - 1 as 16-byte chunks; a row past n (the last warp's tail)
-// re-reads row n - 1: its sums are never stored.
-template <typename T, int R>
-__device__ __forceinline__ void weight_rows(const uint4* (&wrow)[R], const T* w, long long j0, int n, int k) {
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const long long j = j0 + r < n ? j0 + r : n - 1;
-    wrow[r] = reinterpret_cast<const uint4*>(w + static_cast<size_t>(j) * k);
-  }
-}
-
-// Pulls this lane's first chunks of the rows into L2. The weights are constants, so a kernel may do it before
-// chain_wait (while the previous kernel finishes) or while it computes something else.
-// first: this lane's first chunk (its lane, plus the start of its warp's range when warps split the row).
-template <int R>
-__device__ __forceinline__ void prefetch_first_chunks(const uint4* const (&wrow)[R], int first, int end) {
-#pragma unroll
-  for (int u = 0; u < unroll_for<R>(); ++u) {
-#pragma unroll
-    for (int r = 0; r < R; ++r) {
-      if (first + u * kWarp < end) asm volatile("prefetch.global.L2 [%0];" ::"l"(wrow[r] + first + u * kWarp));
     }
   }
 }
@@ -223,12 +119,6 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
       }
     }
   }
-}
-
-// The chunks per warp when S warps share one row of 16-byte chunks: an equal share, rounded up to a multiple of
-// 32 so that every warp's range starts at a lane-0 chunk. The last warps' ranges may be short or empty.
-__host__ __device__ constexpr int split_span(int chunks, int s) {
-  return ((chunks + s - 1) / s + kWarp - 1) / kWarp * kWarp;
 }
 
 // The 16-byte path with split rows (session 11, not yet run on a GPU; -Dopt.cuda.gemvSplit): S consecutive warps
@@ -420,22 +310,6 @@ __global__ void __launch_bounds__(kWarp* kNormWarps)
     const float v = warp_sum(acc[0][r]);
     if (lane == r % kWarp && j0 + r < n) store(0, j0 + r, v);
   }
-}
-
-// The blocks of a kernel that fit on one multiprocessor at once (its registers and shared memory decide), read
-// once per kernel: one GPU model per process is assumed (the sizes only tune the split).
-template <class Kernel>
-int resident_blocks(Kernel kernel) {
-  static std::atomic<int> cached{0};
-  int blocks = cached.load(std::memory_order_relaxed);
-  if (blocks > 0) return blocks;
-  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kWarp * kWarpsPerBlock, 0) != cudaSuccess ||
-      blocks <= 0) {
-    cudaGetLastError();  // not this launch's error
-    return 4;
-  }
-  cached.store(blocks, std::memory_order_relaxed);
-  return blocks;
 }
 
 // Warps per output group for split = 0 (auto): the smallest S (1, 2, 4) whose grid fills every multiprocessor

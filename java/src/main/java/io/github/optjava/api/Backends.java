@@ -21,18 +21,28 @@ final class Backends {
   }
 
   /**
-   * Refuses what {@code device} cannot run: int8 weights on CUDA (only the CPU backend has them; {@link Device#AUTO}
-   * picks the CPU for them), a BF16 KV cache on the CPU, a KV-cache dtype other than the activations' on CUDA.
+   * {@code -Dopt.cuda.int8=true}: int8 Linear weights on CUDA, one GPU (native/src/linear_int8.cu; written in session
+   * 11, not yet run on a GPU, so off until check_ops group int8 and its parity tests have passed on one).
+   */
+  static final boolean CUDA_INT8 = Boolean.getBoolean("opt.cuda.int8");
+
+  /**
+   * Refuses what {@code device} cannot run: int8 weights on CUDA (only the CPU backend has verified ones;
+   * {@link Device#AUTO} picks the CPU for them; {@code -Dopt.cuda.int8=true} allows one GPU), a BF16 KV cache on the
+   * CPU, a KV-cache dtype other than the activations' on CUDA.
    * Called with the device asked for (before anything is downloaded: AUTO checks nothing yet) and again with the
    * device chosen.
    */
   static void requireSupported(GeneratorOptions options, Device device) {
     Quantization quantization = options.quantization();
-    if (quantization != Quantization.NONE && device == Device.CUDA) {
-      throw new IllegalArgumentException("int8 weights (Quantization." + quantization + ", --quantize "
+    boolean oneGpu = options.tensorParallel() == 1 && options.pipelineParallel() == 1;
+    if (quantization != Quantization.NONE && device == Device.CUDA && !(CUDA_INT8 && oneGpu)) {
+      throw new IllegalArgumentException(CUDA_INT8 ? "int8 weights on CUDA run on one GPU only so far (tensor and "
+          + "pipeline parallel 1): use Quantization.NONE (--quantize none) for a model over several GPUs" : "int8 weights (Quantization." + quantization + ", --quantize "
           + quantization.name().toLowerCase(java.util.Locale.ROOT) + ") run on the CPU backend only so far, and "
           + "the CUDA device was asked for: use Device.CPU or AUTO (--device cpu|auto) for int8 on the CPU, or "
-          + "Quantization.NONE (--quantize none) on the GPU");
+          + "Quantization.NONE (--quantize none) on the GPU (-Dopt.cuda.int8=true tries the GPU-unverified CUDA "
+          + "int8 kernels on one GPU)");
     }
     if (device == Device.CUDA) {
       requireCudaKvCacheDtype(options.kvCacheDtype(), options.dtype());
@@ -66,6 +76,14 @@ final class Backends {
   /** CUDA ops on GPU 0; weights and activations in {@code dtype} (F16 when null). */
   static Ops cuda(DType dtype) {
     return cuda(0, dtype);
+  }
+
+  /** CUDA ops on GPU 0 as {@link #cuda(DType)}, storing the decoder layers' Linear weights as int8 when asked. */
+  static Ops cuda(DType dtype, boolean int8) {
+    io.github.optjava.backend.cuda.CudaOps ops = new io.github.optjava.backend.cuda.CudaOps(0,
+        dtype == null ? DType.F16 : dtype);
+    ops.useInt8Linears(int8);
+    return ops;
   }
 
   /** CUDA ops on GPU {@code device}. */

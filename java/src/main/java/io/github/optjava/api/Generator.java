@@ -125,7 +125,7 @@ public final class Generator implements AutoCloseable {
           model = parallel;
           devices = parallel.allOps();
         } else {
-          ops = device == Device.CUDA ? Backends.cuda(options.dtype())
+          ops = device == Device.CUDA ? Backends.cuda(options.dtype(), int8)
               : Backends.cpu(options.threads(), options);
           model = new OptModel(config, weights, ops, options.dtype());
           devices = List.of(ops);

@@ -72,8 +72,9 @@ final class BenchCommand implements Callable<Integer> {
 
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
       converter = EngineOptions.QuantizationValue.class,
-      description = "CPU only (--device auto then picks the CPU): store the decoder layers' Linear weights as int8 "
-          + "per output row (the embeddings and LM head stay in --dtype). Default: ${DEFAULT-VALUE}.")
+      description = "Store the decoder layers' Linear weights as int8 per output row (the embeddings and LM head "
+          + "stay in --dtype). The CPU (--device auto then picks the CPU); --device cuda with -Dopt.cuda.int8=true "
+          + "(GPU-unverified kernels). Default: ${DEFAULT-VALUE}.")
   io.github.optjava.api.Quantization quantize;
 
   @Option(names = "--kv-cache-dtype", defaultValue = "auto", paramLabel = "auto|f32|f16",
@@ -138,12 +139,13 @@ final class BenchCommand implements Callable<Integer> {
   public Integer call() throws IOException {
     PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
     boolean int8 = quantize == io.github.optjava.api.Quantization.INT8;
-    if (int8 && device.equalsIgnoreCase("cuda")) {
+    boolean cudaInt8 = int8 && device.equalsIgnoreCase("cuda");
+    if (cudaInt8 && !Boolean.getBoolean("opt.cuda.int8")) {
       throw new IllegalArgumentException("--quantize int8 runs on the CPU backend only so far: use --device cpu "
-          + "(or auto, which then picks the CPU)");
+          + "(or auto, which then picks the CPU); -Dopt.cuda.int8=true tries the GPU-unverified CUDA int8 kernels");
     }
     DType kvType = kvCacheDtype.dtype();
-    boolean cuda = !int8 && useCuda(); // int8: the CPU, as generate's --device auto does
+    boolean cuda = (!int8 || cudaInt8) && useCuda(); // int8 with auto: the CPU, as generate's --device auto does
     DType weightType = weightType();
     if (cuda && kvType != null && kvType != weightType) {
       throw new IllegalArgumentException("on CUDA the KV cache is kept in the --dtype (" + dtypeName(weightType)
@@ -168,7 +170,7 @@ final class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--variants chooses CUDA kernels: use it with --device cuda");
     }
 
-    try (Ops ops = reference ? new CpuOps(int8, halfKv) : cuda ? cudaOps(weightType)
+    try (Ops ops = reference ? new CpuOps(int8, halfKv) : cuda ? cudaOps(weightType, int8)
         : FastCpuOps.create(threadCount, int8, halfKv)) {
       int usedThreads = reference || cuda ? 1 : threadCount;
       cpuKernels = ops instanceof FastCpuOps fast ? fast.kernels() : null;
@@ -241,7 +243,7 @@ final class BenchCommand implements Callable<Integer> {
                     format(gpuMs, "%.3f")) : "");
             if (json != null) {
               Long bytes = bandwidth != null && genLen > 0
-                  ? bytesPerDecodeStep(config, weightType, b, promptLen, genLen) : null;
+                  ? bytesPerDecodeStep(config, weightType, int8, b, promptLen, genLen) : null;
               Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
               appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps,
                   bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec(), gpuMs);
@@ -386,8 +388,10 @@ final class BenchCommand implements Callable<Integer> {
   }
 
   /** CUDA ops on GPU 0 in the weights' dtype (in its own method: the CPU path never loads CUDA classes). */
-  private static Ops cudaOps(DType dtype) {
-    return new io.github.optjava.backend.cuda.CudaOps(0, dtype);
+  private static Ops cudaOps(DType dtype, boolean int8) {
+    io.github.optjava.backend.cuda.CudaOps ops = new io.github.optjava.backend.cuda.CudaOps(0, dtype);
+    ops.useInt8Linears(int8);
+    return ops;
   }
 
   /** The copy bandwidth of GPU 0 (in its own method, like {@link #cudaOps}: only the CUDA path loads it). */
@@ -405,12 +409,21 @@ final class BenchCommand implements Callable<Integer> {
    * {@code prompt + (gen + 1) / 2} over the run; K and V, each {@code hidden} wide, in every layer. So
    * {@code batch × (prompt + (gen + 1) / 2) × layers × 2 × hidden × bytes}, written without the half as
    * {@code batch × (2 prompt + gen + 1) × layers × hidden × bytes}. Both are stored in {@code dtype} on CUDA.
+   * With {@code int8} the decoder layers' Linear weights ({@code layers × (4 hidden² + 2 hidden × ffn)}) are one
+   * byte each plus a float32 scale per output row ({@code layers × (5 hidden + ffn)} rows).
    */
-  static long bytesPerDecodeStep(OptConfig config, DType dtype, int batch, int promptLen, int genLen) {
+  static long bytesPerDecodeStep(OptConfig config, DType dtype, boolean int8, int batch, int promptLen, int genLen) {
     long weights = OptShapes.parameterCount(config)
         - (long) config.positionTableRows() * config.hiddenSize();
     long kv = (long) batch * (2L * promptLen + genLen + 1) * config.numHiddenLayers() * config.hiddenSize();
-    return (weights + kv) * dtype.bytes();
+    if (!int8) {
+      return (weights + kv) * dtype.bytes();
+    }
+    long h = config.hiddenSize();
+    long layers = config.numHiddenLayers();
+    long linear = layers * (4 * h * h + 2 * h * config.ffnDim());
+    long scaleRows = layers * (5 * h + config.ffnDim());
+    return (weights - linear + kv) * dtype.bytes() + linear + 4 * scaleRows;
   }
 
   /** The memory-bandwidth limit's time for {@code bytes} at {@code copyGbps} over the measured step time. */

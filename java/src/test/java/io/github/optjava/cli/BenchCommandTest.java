@@ -188,11 +188,17 @@ class BenchCommandTest {
     long weightsRead = 3_217_408L + 99_968 + 128; // the position table is not read whole
     // batch 3, prompt 20, gen 4: decode steps attend over 21..24 positions, 22.5 on average;
     // K and V × 2 layers × 64 wide: 3 × 22.5 × 2 × 2 × 64 = 17,280 elements
-    assertEquals((weightsRead + 17_280) * 2, BenchCommand.bytesPerDecodeStep(tiny, DType.F16, 3, 20, 4));
+    assertEquals((weightsRead + 17_280) * 2, BenchCommand.bytesPerDecodeStep(tiny, DType.F16, false, 3, 20, 4));
     // batch 1, prompt 10, gen 1: one step over 11 positions: 11 × 2 × 2 × 64 = 2,816 elements of 4 bytes
-    assertEquals((weightsRead + 2_816) * 4, BenchCommand.bytesPerDecodeStep(tiny, DType.F32, 1, 10, 1));
+    assertEquals((weightsRead + 2_816) * 4, BenchCommand.bytesPerDecodeStep(tiny, DType.F32, false, 1, 10, 1));
     // a real shape: opt-6.7b in f16 is about 13.3 GB of weights per step
-    assertEquals(13.3e9, BenchCommand.bytesPerDecodeStep(OptShapes.of("6.7b"), DType.F16, 1, 1, 0), 0.05e9);
+    assertEquals(13.3e9, BenchCommand.bytesPerDecodeStep(OptShapes.of("6.7b"), DType.F16, false, 1, 1, 0), 0.05e9);
+    // int8 Linears: opt-1.3b's 24 × (4 × 2048² + 2 × 2048 × 8192) Linear weights at one byte (plus their row scales)
+    // instead of two
+    OptConfig b13 = OptShapes.of("1.3b");
+    long linear = 24L * (4L * 2048 * 2048 + 2L * 2048 * 8192);
+    assertEquals(BenchCommand.bytesPerDecodeStep(b13, DType.F16, false, 1, 1, 0) - linear + 4L * 24 * (5 * 2048 + 8192),
+        BenchCommand.bytesPerDecodeStep(b13, DType.F16, true, 1, 1, 0));
 
     // 2 GB at 2000 GB/s is 1 ms: a 2 ms step is half the limit, a 1 ms step all of it
     assertEquals(0.5, BenchCommand.rooflineFraction(2_000_000_000L, 2000, 2.0), 1e-12);
@@ -219,7 +225,7 @@ class BenchCommandTest {
       assertTrue(gbps > 0, j.toString());
       long bytes = j.get("bytes_per_step").asLong();
       assertEquals(BenchCommand.bytesPerDecodeStep(OptConfig.fromJson(Files.readString(tmp.resolve("config.json"))),
-          DType.F16, j.get("batch").asInt(), 20, 4), bytes);
+          DType.F16, false, j.get("batch").asInt(), 20, 4), bytes);
       double expected = BenchCommand.rooflineFraction(bytes, gbps, j.get("decode_ms_per_token").asDouble());
       assertEquals(expected, j.get("roofline_fraction").asDouble(), 0.01 * expected);
     }

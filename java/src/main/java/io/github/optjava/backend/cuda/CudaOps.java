@@ -185,6 +185,9 @@ public final class CudaOps implements Ops {
   private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
   private int gemvSplit; // -Dopt.cuda.gemvSplit (or useGemvSplit): warps per output group, 0 = auto
+  private boolean int8Linears; // useInt8Linears: linearWeight quantizes to int8 (CudaInt8Mat)
+  private long int8ScratchElements; // the largest int8 Linear weight: the dequantized copy's size for GEMMs
+  private CudaMat int8Scratch; // that copy, allocated at the first dequantization; freed on close
   private long gemvLaunches;
 
   // CUDA graphs of decode steps and steps of drafts (graphStep): EAGER runs ops as they come; CAPTURE records them
@@ -306,7 +309,7 @@ public final class CudaOps implements Ops {
 
   @Override
   public String name() {
-    return "cuda:" + device + "-" + dtype.name().toLowerCase(java.util.Locale.ROOT);
+    return "cuda:" + device + "-" + dtype.name().toLowerCase(java.util.Locale.ROOT) + (int8Linears ? "-int8" : "");
   }
 
   public DType dtype() {
@@ -365,6 +368,52 @@ public final class CudaOps implements Ops {
       throw e;
     }
     return m;
+  }
+
+  /**
+   * A Linear weight: as {@link #weight}, or with {@link #useInt8Linears} quantized on the host
+   * ({@link io.github.optjava.backend.Int8Rows}: the CPU ops' integers and scales) and uploaded as int8 values and
+   * float32 row scales.
+   */
+  @Override
+  public Mat linearWeight(Tensor tensor) {
+    if (!int8Linears) {
+      return weight(tensor);
+    }
+    requireEager("linearWeight");
+    io.github.optjava.backend.Int8Rows q = io.github.optjava.backend.Int8Rows.quantize(tensor);
+    Pointer values = malloc(Math.max(1L, (long) q.rows() * q.cols()), "int8 weight " + tensor.name());
+    Pointer scales = null;
+    try {
+      scales = malloc(4L * Math.max(1, q.rows()), "int8 scales " + tensor.name());
+      try (BytePointer hv = new BytePointer(q.values()); FloatPointer hs = new FloatPointer(q.scales())) {
+        check("upload of " + tensor.name(), cudaMemcpy(values, hv, (long) q.rows() * q.cols(), cudaMemcpyHostToDevice));
+        check("upload of " + tensor.name() + " scales", cudaMemcpy(scales, hs, 4L * q.rows(), cudaMemcpyHostToDevice));
+      }
+    } catch (RuntimeException e) {
+      cudaFree(values);
+      if (scales != null) {
+        cudaFree(scales);
+      }
+      throw e;
+    }
+    int8ScratchElements = Math.max(int8ScratchElements, (long) q.rows() * q.cols());
+    return new CudaInt8Mat(values, scales, q.rows(), q.cols());
+  }
+
+  /**
+   * Whether {@link #linearWeight} stores Linear weights as int8 (weight-only quantization; session 11, not yet run on
+   * a GPU): decode steps of up to {@link #gemvMaxRows} rows read the int8 weights directly
+   * (native/src/linear_int8.cu), larger steps dequantize each weight into a scratch matrix for the GEMM. Set before
+   * the model's weights are loaded.
+   */
+  public void useInt8Linears(boolean on) {
+    int8Linears = on;
+  }
+
+  /** Whether Linear weights are quantized to int8 (see {@link #useInt8Linears}). */
+  public boolean int8Linears() {
+    return int8Linears;
   }
 
   private static BytePointer copy(ByteBuffer heap) {
@@ -569,6 +618,10 @@ public final class CudaOps implements Ops {
 
   @Override
   public void linear(Mat out, Mat x, Mat w, Mat bias, boolean relu) {
+    if (w instanceof CudaInt8Mat q) {
+      linearInt8(out, x, q, bias, relu);
+      return;
+    }
     CudaMat o = CudaMat.of(out);
     CudaMat in = CudaMat.of(x);
     CudaMat wt = CudaMat.of(w);
@@ -761,12 +814,114 @@ public final class CudaOps implements Ops {
     foldLaunches++;
   }
 
+  /** Whether a Linear of x over the int8 weight w reads the int8 values directly (rows and the 16-value chunks). */
+  private boolean int8Gemv(CudaMat in, CudaInt8Mat w) {
+    return in.rows >= 1 && in.rows <= gemvMaxRows && w.cols % 16 == 0;
+  }
+
+  /**
+   * {@link #linear} over an int8 weight: the int8 matrix-vector kernel for the few rows of a decode step, else the
+   * weight dequantized into {@link #int8Scratch} (rounded to the activations' dtype) and the usual GEMM path.
+   */
+  private void linearInt8(Mat out, Mat x, CudaInt8Mat w, Mat bias, boolean relu) {
+    CudaMat o = CudaMat.of(out);
+    CudaMat in = CudaMat.of(x);
+    CudaMat b = bias == null ? null : CudaMat.of(bias);
+    require(w.cols == in.cols && o.cols == w.rows && o.rows == in.rows
+        && (b == null || (long) b.rows * b.cols == o.cols),
+        () -> "linear (int8): x " + in + ", w " + w + ", out " + o + ", bias " + b);
+    if (!int8Gemv(in, w)) {
+      linear(out, x, dequantized(w), bias, relu);
+      return;
+    }
+    String name = "linear (int8 gemv)";
+    if (!launch(name, o.address(), in.address(), w.address(), b == null ? 0 : b.address(), relu ? 1 : 0, in.rows,
+        in.cols, o.cols, gemvSplit)) {
+      return;
+    }
+    int r = relu ? 1 : 0;
+    op(name, switch (dtype) {
+      case F32 -> OptKernels.opt_linear_int8_small_f32(o.f32(), in.f32(), w.values(), w.scales(),
+          b == null ? null : b.f32(), in.rows, in.cols, o.cols, r, gemvSplit, stream);
+      case F16 -> OptKernels.opt_linear_int8_small_f16(o.bits(), in.bits(), w.values(), w.scales(),
+          b == null ? null : b.bits(), in.rows, in.cols, o.cols, r, gemvSplit, stream);
+      case BF16 -> OptKernels.opt_linear_int8_small_bf16(o.bits(), in.bits(), w.values(), w.scales(),
+          b == null ? null : b.bits(), in.rows, in.cols, o.cols, r, gemvSplit, stream);
+    });
+    gemvLaunches++;
+  }
+
+  /** {@link #qkvProjectAppend} through the int8 q/k/v kernel (its rows and chunks checked by the caller). */
+  private void qkvProjectAppendInt8(Mat q, KvStore kv, int layer, CudaMat in, CudaInt8Mat w, Mat bias,
+      int[] slots) {
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat qm = CudaMat.of(q);
+    CudaMat bs = bias == null ? null : CudaMat.of(bias);
+    int width = s.width;
+    require(w.rows == 3 * width && w.cols == in.cols && qm.cols == width && qm.rows >= in.rows
+        && (bs == null || (long) bs.rows * bs.cols == 3L * width),
+        () -> "qkvProjectAppend (int8): q " + qm + ", x " + in + ", w " + w + ", bias " + bs + ", width " + width);
+    IntPointer d = ints(slots);
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    String name = "qkvProjectAppend (int8 gemv)";
+    if (!launch(name, qm.address(), kc.address(), vc.address(), in.address(), w.address(),
+        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots(), gemvSplit)) {
+      return;
+    }
+    op(name, switch (dtype) {
+      case F32 -> OptKernels.opt_linear_int8_small_qkv_f32(qm.f32(), new FloatPointer(kc), new FloatPointer(vc),
+          in.f32(), w.values(), w.scales(), bs == null ? null : bs.f32(), d, in.rows, in.cols, width, s.slots(),
+          gemvSplit, stream);
+      case F16 -> OptKernels.opt_linear_int8_small_qkv_f16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
+          in.bits(), w.values(), w.scales(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(),
+          gemvSplit, stream);
+      case BF16 -> OptKernels.opt_linear_int8_small_qkv_bf16(qm.bits(), new ShortPointer(kc), new ShortPointer(vc),
+          in.bits(), w.values(), w.scales(), bs == null ? null : bs.bits(), d, in.rows, in.cols, width, s.slots(),
+          gemvSplit, stream);
+    });
+    gemvLaunches++;
+  }
+
+  /**
+   * w dequantized into the scratch matrix (one per instance, as large as the largest int8 weight loaded: allocated
+   * at the first use, which is an eager step, so that graphs capture a fixed address; a larger weight loaded later
+   * grows it in an eager step and drops the graphs that wrote the old one), viewed as w's shape.
+   */
+  private Mat dequantized(CudaInt8Mat w) {
+    long needed = (long) w.rows * w.cols;
+    if (int8Scratch == null || needed > (long) int8Scratch.rows * int8Scratch.cols) {
+      requireEager("allocating the int8 dequantization scratch");
+      if (int8Scratch != null) {
+        discardGraphs(); // they write the old scratch
+        int8Scratch.close();
+        int8Scratch = null;
+      }
+      long elements = Math.max(int8ScratchElements, needed);
+      int8Scratch = new CudaMat(malloc(elements * dtype.bytes(), "int8 dequantization scratch"),
+          1, Math.toIntExact(elements), dtype);
+    }
+    CudaMat view = new CudaMat(int8Scratch.ptr(), w.rows, w.cols, dtype, released -> { });
+    if (!launch("dequantInt8", view.address(), w.address(), w.rows, w.cols)) {
+      return view;
+    }
+    op("dequantInt8", switch (dtype) {
+      case F32 -> OptKernels.opt_dequant_int8_f32(view.f32(), w.values(), w.scales(), w.rows, w.cols, stream);
+      case F16 -> OptKernels.opt_dequant_int8_f16(view.bits(), w.values(), w.scales(), w.rows, w.cols, stream);
+      case BF16 -> OptKernels.opt_dequant_int8_bf16(view.bits(), w.values(), w.scales(), w.rows, w.cols, stream);
+    });
+    return view;
+  }
+
   /**
    * Whether a norm in front of a Linear over weight w runs inside it: the flag, one row of x, the matrix-vector
    * kernel on for one row, and a row the kernel's 16-byte path and shared-memory copy take (48 KiB less the
    * kernel's static 256 bytes; opt_norm_linear_small refuses more).
    */
   private boolean foldsNorm(Mat x, Mat w) {
+    if (w instanceof CudaInt8Mat) {
+      return false; // the fold's kernel reads weights in the activations' dtype
+    }
     CudaMat in = CudaMat.of(x);
     CudaMat wt = CudaMat.of(w);
     int elem = dtype == DType.F32 ? 4 : 2;
@@ -832,6 +987,14 @@ public final class CudaOps implements Ops {
   @Override
   public void qkvProjectAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat x, Mat w, Mat bias, int[] slots) {
     CudaMat in = CudaMat.of(x);
+    if (w instanceof CudaInt8Mat q8) {
+      if (!int8Gemv(in, q8) || slots.length != in.rows) { // through linear (int8 kernel or dequantized GEMM)
+        Ops.super.qkvProjectAppend(q, kv, layer, qkv, x, w, bias, slots);
+      } else {
+        qkvProjectAppendInt8(q, kv, layer, in, q8, bias, slots);
+      }
+      return;
+    }
     if (in.rows < 1 || in.rows > gemvMaxRows || slots.length != in.rows) {
       Ops.super.qkvProjectAppend(q, kv, layer, qkv, x, w, bias, slots);
       return;
@@ -1888,6 +2051,9 @@ public final class CudaOps implements Ops {
     }
     if (foldCounter != null) {
       cudaFree(foldCounter);
+    }
+    if (int8Scratch != null) {
+      int8Scratch.close();
     }
     uploads.close();
     pool.close();

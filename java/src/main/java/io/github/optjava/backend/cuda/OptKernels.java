@@ -213,6 +213,64 @@ public final class OptKernels {
       int cacheSlots, int split, CUstream_st stream);
 
   /**
+   * A Linear with int8 weights for 1–8 rows: out[i, j] = act(scales[j]·Σ x[i, e]·w[j, e] + bias[j]), w int8 (n × k),
+   * scales float32 (n); {@code split} as {@link #opt_linear_small_f32}. k must be a multiple of 16 and x, w 16-byte
+   * aligned (else cudaErrorInvalidValue: dequantize instead). float32 activations. Session 11, not yet run on a GPU.
+   */
+  public static native int opt_linear_int8_small_f32(FloatPointer out, @Cast("const float*") FloatPointer x,
+      @Cast("const int8_t*") BytePointer w, @Cast("const float*") FloatPointer scales,
+      @Cast("const float*") FloatPointer bias, int m, int k, int n, int relu, int split, CUstream_st stream);
+
+  /** As {@link #opt_linear_int8_small_f32}, fp16 activations (raw 16-bit words). */
+  public static native int opt_linear_int8_small_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n,
+      int relu, int split, CUstream_st stream);
+
+  /** As {@link #opt_linear_int8_small_f32}, bf16 activations (raw 16-bit words). */
+  public static native int opt_linear_int8_small_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n,
+      int relu, int split, CUstream_st stream);
+
+  /** {@link #opt_linear_small_qkv_f32} over an int8 stacked q/k/v weight with its row scales. */
+  public static native int opt_linear_int8_small_qkv_f32(FloatPointer qOut, FloatPointer kCache, FloatPointer vCache,
+      @Cast("const float*") FloatPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const float*") FloatPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int m, int k, int width, int cacheSlots, int split,
+      CUstream_st stream);
+
+  /** As {@link #opt_linear_int8_small_qkv_f32}, fp16 activations (raw 16-bit words). */
+  public static native int opt_linear_int8_small_qkv_f16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int m, int k, int width, int cacheSlots, int split,
+      CUstream_st stream);
+
+  /** As {@link #opt_linear_int8_small_qkv_f32}, bf16 activations (raw 16-bit words). */
+  public static native int opt_linear_int8_small_qkv_bf16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int m, int k, int width, int cacheSlots, int split,
+      CUstream_st stream);
+
+  /** out (rows × cols) = scales[j]·w[j, e] rounded to float32: an int8 weight for the GEMM path. */
+  public static native int opt_dequant_int8_f32(FloatPointer out, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, int rows, int cols, CUstream_st stream);
+
+  /** As {@link #opt_dequant_int8_f32}, rounded to fp16 (raw 16-bit words). */
+  public static native int opt_dequant_int8_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const int8_t*") BytePointer w, @Cast("const float*") FloatPointer scales, int rows, int cols,
+      CUstream_st stream);
+
+  /** As {@link #opt_dequant_int8_f32}, rounded to bf16 (raw 16-bit words). */
+  public static native int opt_dequant_int8_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const int8_t*") BytePointer w, @Cast("const float*") FloatPointer scales, int rows, int cols,
+      CUstream_st stream);
+
+  /**
    * The residual add and layer norm in front of a one-row product, done inside it (native/src/linear_small.cu,
    * {@code -Dopt.cuda.foldNorm}): {@code x += y + yBias}, {@code normOut = LN(x)} as {@link #opt_add_layernorm_f32}
    * with one row of k, then {@link #opt_linear_small_f32} with m = 1 over that norm. {@code counter}: a device int,

@@ -43,6 +43,7 @@ class CudaOpsParityTest {
   /** Attention kernels whose tests carry {@link #NEW_KERNEL}: fa (session 7, emulated on the CPU only). */
   static final java.util.List<String> NEW_ATTENTION = java.util.List.of("fa");
   private static final CpuOps CPU = new CpuOps();
+  private static final CpuOps CPU_INT8 = new CpuOps(true); // int8 Linear weights (linearWeight)
   private static CudaOps f32;
   private static CudaOps f16;
   private static CudaOps bf16;
@@ -580,7 +581,7 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0}")
   @EnumSource(DType.class)
   void qkvProjectAppendThroughGemv(DType d) {
-    qkvProjectAppendThroughGemv(d, 1);
+    qkvProjectAppendThroughGemv(d, 1, false);
   }
 
   /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, not yet on a GPU). */
@@ -589,11 +590,85 @@ class CudaOpsParityTest {
   @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
   void qkvProjectAppendThroughSplitGemv(DType d, int split) {
-    qkvProjectAppendThroughGemv(d, split);
+    qkvProjectAppendThroughGemv(d, split, false);
   }
 
-  private void qkvProjectAppendThroughGemv(DType d, int split) {
+  /**
+   * The same with int8 weights (session 11, not yet run on a GPU; -Dopt.cuda.int8): the int8 q/k/v kernel for 1–8
+   * rows, the dequantized GEMM + qkvAppend for 19, against the CPU ops' int8 path.
+   */
+  @ParameterizedTest(name = "{0} split={1}")
+  @org.junit.jupiter.params.provider.CsvSource({"F32, 1", "F16, 1", "BF16, 1", "F16, 0"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-int8")
+  void qkvProjectAppendThroughInt8(DType d, int split) {
+    qkvProjectAppendThroughGemv(d, split, true);
+  }
+
+  /**
+   * Linears over int8 weights (-Dopt.cuda.int8) against the CPU ops' int8 path (sums over the integers, times the
+   * row scale): the int8 matrix-vector kernel for 1–8 rows (in a multiple of 16), the dequantized weight through
+   * the GEMM for more rows and for widths that are not.
+   */
+  @ParameterizedTest(name = "{0} split={1}")
+  @org.junit.jupiter.params.provider.CsvSource({"F32, 1", "F16, 1", "BF16, 1", "F16, 2", "BF16, 0"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-int8")
+  void linearThroughInt8(DType d, int split) {
     CudaOps g = gpu(d);
+    int splitBefore = g.gemvSplit();
+    g.useGemvSplit(split);
+    try {
+      withLinearPath(g, g.usesLtGemm(), 8, () -> {
+        long before = g.gemvLaunches();
+        int8Case(g, d, 1, 128, 141);
+        int8Case(g, d, 3, 2048, 2048 + 13);
+        int8Case(g, d, 8, 256, 40);
+        assertEquals(before + 3 * 2, g.gemvLaunches(), d + ": 1–8 rows in a multiple of 16 run the int8 kernel");
+        int8Case(g, d, 33, 128, 64); // more rows: dequantized, then the GEMM
+        int8Case(g, d, 1, 83, 40); // a width not a multiple of 16: dequantized too
+        assertEquals(before + 3 * 2, g.gemvLaunches(), d + ": the rest through the dequantized weight");
+      });
+    } finally {
+      g.useGemvSplit(splitBefore);
+    }
+  }
+
+  private void int8Case(CudaOps g, DType d, int tokens, int in, int out) {
+    Random r = new Random(tokens * 7L + in + 5);
+    float[] x = random(r, tokens * in, 1, d);
+    float[] w = random(r, out * in, 0.2, d);
+    float[] b = random(r, out, 0.1, d);
+    Mat cw = CPU_INT8.linearWeight(tensor(w, out, in).to(d));
+    Mat gw = int8Weight(g, tensor(w, out, in).to(d));
+    try {
+      for (boolean relu : new boolean[] {false, true}) {
+        Mat co = CPU_INT8.alloc(tokens, out);
+        CPU_INT8.linear(co, act(CPU_INT8, x, tokens, in), cw, act(CPU_INT8, b, 1, out), relu);
+        Mat go = poisoned(g, tokens, out);
+        g.linear(go, act(g, x, tokens, in), gw, act(g, b, 1, out), relu);
+        assertClose("linear int8 " + tokens + "x" + in + "x" + out + " relu=" + relu, d, CPU_INT8.read(co),
+            g.read(go));
+      }
+    } finally {
+      gw.close();
+    }
+  }
+
+  /** t stored by g as an int8 Linear weight (g's int8 switch on for this upload only). */
+  private static Mat int8Weight(CudaOps g, Tensor t) {
+    boolean before = g.int8Linears();
+    g.useInt8Linears(true);
+    try {
+      return g.linearWeight(t);
+    } finally {
+      g.useInt8Linears(before);
+    }
+  }
+
+  private void qkvProjectAppendThroughGemv(DType d, int split, boolean int8) {
+    CudaOps g = gpu(d);
+    CpuOps cpu = int8 ? CPU_INT8 : CPU;
     int gemvBefore = g.gemvMaxRows();
     int splitBefore = g.gemvSplit();
     g.useGemv(8);
@@ -606,26 +681,26 @@ class CudaOpsParityTest {
     int blockSize = 16;
     float scale = (float) (1 / Math.sqrt(headDim));
     int[][] tables = {{3, 1}};
-    KvStore ckv = CPU.kvStore(1, 4, blockSize, width);
+    KvStore ckv = cpu.kvStore(1, 4, blockSize, width);
     KvStore gkv = g.kvStore(1, 4, blockSize, width);
     try {
       float[] w = random(r, 3 * width * in, 0.1, d);
       float[] bias = random(r, 3 * width, 0.5, d);
-      Mat cw = CPU.weight(tensor(w, 3 * width, in).to(d));
-      Mat gw = g.weight(tensor(w, 3 * width, in));
+      Mat cw = int8 ? cpu.linearWeight(tensor(w, 3 * width, in).to(d)) : cpu.weight(tensor(w, 3 * width, in).to(d));
+      Mat gw = int8 ? int8Weight(g, tensor(w, 3 * width, in).to(d)) : g.weight(tensor(w, 3 * width, in));
       long before = g.gemvLaunches();
       int past = 0;
       for (int n : new int[] {3, 1, 19, 8}) {
         AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {n}, new int[] {past + n}, tables);
         int[] slots = slotsOf(batch, past, n, blockSize);
         float[] x = random(r, n * in, 1, d);
-        Mat cq = CPU.alloc(n, width);
-        CPU.qkvProjectAppend(cq, ckv, 0, CPU.alloc(n, 3 * width), act(CPU, x, n, in), cw,
+        Mat cq = cpu.alloc(n, width);
+        cpu.qkvProjectAppend(cq, ckv, 0, cpu.alloc(n, 3 * width), act(CPU, x, n, in), cw,
             act(CPU, bias, 1, 3 * width), slots);
         Mat gq = poisoned(g, n, width);
         g.qkvProjectAppend(gq, gkv, 0, g.alloc(n, 3 * width), act(g, x, n, in), gw, act(g, bias, 1, 3 * width),
             slots);
-        assertClose("qkvProjectAppend (q) rows=" + n, d, CPU.read(cq), g.read(gq));
+        assertClose("qkvProjectAppend (q) rows=" + n, d, cpu.read(cq), g.read(gq));
         assertSameAttention("attention over qkvProjectAppend's cache rows=" + n, d, g, cq, ckv, gq, gkv, batch, heads,
             scale);
         past += n;

@@ -64,5 +64,11 @@ class OptKernelsLoadTest {
     assertEquals(1, OptKernels.opt_linear_small_qkv_f16(null, null, null, null, null, null, null, 0, 64, 8, 4, -1,
         null));
     assertEquals(0, OptKernels.opt_linear_small_f16(null, null, null, null, 0, 64, 64, 0, 4, null));
+    // int8 weights: k a multiple of 16 (else the caller dequantizes), 1–8 rows
+    assertEquals(1, OptKernels.opt_linear_int8_small_f16(null, null, null, null, null, 1, 24, 64, 0, 1, null));
+    assertEquals(1, OptKernels.opt_linear_int8_small_f32(null, null, null, null, null, 9, 64, 64, 0, 1, null));
+    assertEquals(0, OptKernels.opt_linear_int8_small_bf16(null, null, null, null, null, 0, 64, 64, 0, 1, null));
+    assertEquals(1, OptKernels.opt_dequant_int8_f16(null, null, null, -1, 4, null));
+    assertEquals(0, OptKernels.opt_dequant_int8_f32(null, null, null, 0, 4, null));
   }
 }
