@@ -814,9 +814,12 @@ public final class CudaOps implements Ops {
     foldLaunches++;
   }
 
-  /** Whether a Linear of x over the int8 weight w reads the int8 values directly (rows and the 16-value chunks). */
+  /**
+   * Whether a Linear of x over the int8 weight w reads the int8 values directly: few rows, whole 16-value chunks and
+   * a 16-byte aligned x (the kernel refuses anything else; such Linears dequantize instead).
+   */
   private boolean int8Gemv(CudaMat in, CudaInt8Mat w) {
-    return in.rows >= 1 && in.rows <= gemvMaxRows && w.cols % 16 == 0;
+    return in.rows >= 1 && in.rows <= gemvMaxRows && w.cols % 16 == 0 && in.address() % 16 == 0;
   }
 
   /**
