@@ -42,6 +42,10 @@
 //  13: weight_rows does not clamp the rows past n to n - 1
 //  14: the first warp stores without the j0 + r < n test (S > 1)
 constexpr int kPlant = PLANT;
+// the planted bugs inside the shared code of linear_small_cuh.h
+constexpr bool kPlantSpanShare = kPlant == 1;
+constexpr bool kPlantSlotEq = kPlant == 10;
+constexpr bool kPlantRowsUnclamped = kPlant == 13;
 
 #include "../emu_common/emu.h"
 #define __syncthreads() emu::syncthreads(__LINE__)
@@ -54,134 +58,11 @@ constexpr int kPlant = PLANT;
 // ============================================================================================================
 #include "../emu_common/common_cuh.h"
 
+#include "linear_small_cuh.h"  // common.cuh and linear_small.cuh: the parts shared with emu_int8.cpp
+
 namespace opt {
 
-// ---- common.cuh ----
-float warp_sum(float v) {
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-int g_sm_count = 132;  // emulation argument: sm_count() (cudaDevAttrMultiProcessorCount)
-int sm_count() { return g_sm_count; }
-
-// launch_chained: records the launch (the checks compare the kernel, grid and block with what they expect) and runs
-// the grid, unless g_dry (the launcher-only checks).
-struct LaunchRecord {
-  const void* kernel;
-  unsigned grid[3];
-  unsigned block;
-  size_t smem;
-};
-std::vector<LaunchRecord> g_launches;
-bool g_dry = false;
-
-template <typename... Params, typename... Args>
-int launch_chained(void (*kernel)(Params...), Dim3 grid, Dim3 block, size_t smem, int, Args... args) {
-  g_launches.push_back(LaunchRecord{reinterpret_cast<const void*>(kernel), {grid.x, grid.y, grid.z}, block.x, smem});
-  if (g_dry) return kSuccess;
-  ++emu::g_op;  // one operation per grid: outputs written at most once in it
-  emu::run_grid(grid, block.x, smem, [=] { kernel(static_cast<Params>(args)...); });
-  return kSuccess;
-}
-
-// Emulation only (no statement of the kernel): the float sum each call of the epilogue receives, before the bias, so
-// that the sum order is compared bit for bit in fp16 / bf16 too (their stored values hide most float-order changes).
-struct SumTap {
-  std::vector<float> sum;  // [i * n + j]
-  std::vector<int> calls;
-  long long n = 0;
-};
-SumTap* g_tap = nullptr;
-void tap(int i, long long j, float v) {
-  if (g_tap == nullptr) return;
-  const long long at = static_cast<long long>(i) * g_tap->n + j;
-  if (i < 0 || j < 0 || j >= g_tap->n || at >= static_cast<long long>(g_tap->sum.size())) {
-    emu::g_log.add("epilogue called for output (%d, %lld), outside the %lld x %lld outputs", i, j,
-                   static_cast<long long>(g_tap->sum.size()) / std::max(1LL, g_tap->n), g_tap->n);
-    return;
-  }
-  g_tap->sum[at] = v;
-  ++g_tap->calls[at];
-}
-
 // ---- linear_small.cu ----
-constexpr int kMaxRows = 8;
-constexpr int kWarpsPerBlock = 4;
-template <int R>
-constexpr int unroll_for() { return R == 2 ? 4 : 2; }
-
-template <typename T>
-struct Chunk {
-  static constexpr int kSize = 16 / sizeof(T);
-};
-
-struct float2_ { float x, y; };
-
-void widen(const V16& v, float* out, const float*) { std::memcpy(out, v.b, 16); }  // __uint_as_float of .x .y .z .w
-void widen(const V16& v, float* out, const Half*) {
-  uint16_t h[8];
-  std::memcpy(h, v.b, 16);
-  for (int i = 0; i < 4; ++i) {
-    const float2_ f{emu::half_to_float(h[2 * i]), emu::half_to_float(h[2 * i + 1])};  // __half22float2(h[i])
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-void widen(const V16& v, float* out, const BF16*) {
-  uint16_t h[8];
-  std::memcpy(h, v.b, 16);
-  for (int i = 0; i < 4; ++i) {
-    const float2_ f{emu::bf16_to_float(h[2 * i]), emu::bf16_to_float(h[2 * i + 1])};  // __bfloat1622float2(h[i])
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
-template <typename T>
-struct DenseStore {
-  GPtr<T> out;
-  GPtr<T> bias;
-  int n;
-  int relu;
-  void operator()(int i, long long j, float v) const {
-    tap(i, j, v);  // (emulation only)
-    if (!bias.null()) v += to_float(bias.ld(j, "bias"));
-    if (relu && v < 0.f) v = 0.f;  // NaN stays NaN, as in torch.relu
-    out.st(static_cast<size_t>(i) * n + j, from_float<T>(v), "out");
-  }
-};
-
-template <typename T>
-struct QkvStore {
-  GPtr<T> q_out;
-  GPtr<T> k_cache;
-  GPtr<T> v_cache;
-  GPtr<T> bias;
-  GPtr<int32_t> slots;
-  int width;
-  int cache_slots;
-  void operator()(int i, long long j, float v) const {
-    tap(i, j, v);  // (emulation only)
-    if (!bias.null()) v += to_float(bias.ld(j, "bias"));
-    const int part = static_cast<int>(j / width);
-    const long long col = j - static_cast<long long>(part) * width;
-    if (part == 0) {
-      q_out.st(static_cast<size_t>(i) * width + col, from_float<T>(v), "q_out");
-      return;
-    }
-    const int slot = slots.ld(i, "slots");
-    if (slot < 0 || (kPlant == 10 ? slot > cache_slots : slot >= cache_slots)) return;
-    (part == 1 ? k_cache : v_cache).st(static_cast<size_t>(slot) * width + col, from_float<T>(v), "k/v cache");
-  }
-};
-
-V16 ldcs(GPtr<V16> p) { return p.ld(0, "__ldcs (weight)"); }
-void prefetch_l2(GPtr<V16> p) {  // asm volatile("prefetch.global.L2 [%0];" ...): only its address is checked
-  if (p.null()) emu::g_log.add("prefetch of a null pointer");
-  else p.m->in(p.off, 16, 16, "prefetch.global.L2");
-}
-
 template <typename T, int R, int M>
 void accumulate(float (&acc)[M][R], const V16 (&wv)[R], GPtr<T> x, int m, int k, int c) {
   constexpr int kC = Chunk<T>::kSize;
@@ -195,23 +76,6 @@ void accumulate(float (&acc)[M][R], const V16 (&wv)[R], GPtr<T> x, int m, int k,
       for (int r = 0; r < R; ++r) {
         for (int e = 0; e < kC; ++e) acc[i][r] = fmaf(xf[e], wf[r][e], acc[i][r]);
       }
-    }
-  }
-}
-
-template <typename T, int R>
-void weight_rows(GPtr<V16> (&wrow)[R], GPtr<T> w, long long j0, int n, int k) {
-  for (int r = 0; r < R; ++r) {
-    const long long j = kPlant == 13 ? j0 + r : j0 + r < n ? j0 + r : n - 1;
-    wrow[r] = (w + static_cast<size_t>(j) * k).template as<V16>();
-  }
-}
-
-template <int R>
-void prefetch_first_chunks(const GPtr<V16> (&wrow)[R], int first, int end) {
-  for (int u = 0; u < unroll_for<R>(); ++u) {
-    for (int r = 0; r < R; ++r) {
-      if (first + u * kWarp < end) prefetch_l2(wrow[r] + first + u * kWarp);
     }
   }
 }
@@ -264,11 +128,6 @@ void linear_small_vec_kernel(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store st
     }
   }
 }
-
-constexpr int split_span(int chunks, int s) {
-  return kPlant == 1 ? (chunks + s - 1) / s : ((chunks + s - 1) / s + kWarp - 1) / kWarp * kWarp;
-}
-
 template <typename T, int R, int S, int M, class Store>
 void linear_small_split_kernel(GPtr<T> x, GPtr<T> w, int m, int k, int n, Store store) {
   static_assert(S >= 1 && kWarpsPerBlock % S == 0, "S warps per group, whole groups per block");
@@ -329,12 +188,6 @@ template <typename T, int R, class Store>
 void linear_small_scalar_kernel(GPtr<T>, GPtr<T>, int, int, int, Store) {
   if (threadIdx.x == 0 && blockIdx.x == 0) emu::g_log.add("emulation: linear_small_scalar_kernel is not emulated");
 }
-
-// CUDA: cudaOccupancyMaxActiveBlocksPerMultiprocessor for the kernel, cached per kernel. Here an emulation argument.
-int g_resident_blocks = 10;
-template <class Kernel>
-int resident_blocks(Kernel) { return g_resident_blocks; }
-
 template <typename T, int R, int M, class Store>
 int auto_split(long long groups, int chunks) {
   const long long wave = static_cast<long long>(resident_blocks(linear_small_split_kernel<T, R, 1, M, Store>)) *
@@ -407,104 +260,9 @@ int launch_linear_small_qkv(GPtr<T> q_out, GPtr<T> k_cache, GPtr<T> v_cache, GPt
 // ============================================================================================================
 // Reference, sum-order model, cases, checks
 // ============================================================================================================
+#include "harness.h"  // Ty, put / get, same_bits, model_sum, Case, auto_properties, range_properties, ...
+
 namespace {
-using emu::g_log;
-using opt::GPtr;
-
-template <class T> struct Ty;
-template <> struct Ty<float> {
-  static float widen(float v) { return v; }
-  static float narrow(float v) { return v; }
-  static const char* name() { return "f32"; }
-  static constexpr double tol = 1e-4;
-  static constexpr int idx = 0;
-};
-template <> struct Ty<emu::Half> {
-  static float widen(emu::Half v) { return emu::half_to_float(v.x); }
-  static emu::Half narrow(float v) { return emu::Half{emu::float_to_half(v)}; }
-  static const char* name() { return "f16"; }
-  static constexpr double tol = 1e-2;
-  static constexpr int idx = 1;
-};
-template <> struct Ty<emu::BF16> {
-  static float widen(emu::BF16 v) { return emu::bf16_to_float(v.x); }
-  static emu::BF16 narrow(float v) { return emu::BF16{emu::float_to_bf16(v)}; }
-  static const char* name() { return "bf16"; }
-  static constexpr double tol = 4e-2;
-  static constexpr int idx = 2;
-};
-
-constexpr uintptr_t kBase = 0x10000000;  // every buffer's emulated address (16-byte aligned; offsets misalign)
-constexpr int kGuard = 16;               // poisoned elements on either side of out / q_out
-
-template <class T>
-void put(emu::GMem& m, const char* name, const std::vector<T>& v, bool writable) {
-  m.init(name, v.size() * sizeof(T), kBase, writable, sizeof(T));
-  if (!v.empty()) std::memcpy(m.bytes.data(), v.data(), v.size() * sizeof(T));
-  if (writable) m.once_from = 0;  // every element written at most once per grid
-}
-template <class T>
-std::vector<T> get(const emu::GMem& m) {
-  std::vector<T> v(m.bytes.size() / sizeof(T));
-  if (!v.empty()) std::memcpy(v.data(), m.bytes.data(), v.size() * sizeof(T));
-  return v;
-}
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
-template <class T>
-size_t first_diff(const std::vector<T>& a, const std::vector<T>& b) {
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
-    if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return i;
-  return a.size() == b.size() ? SIZE_MAX : std::min(a.size(), b.size());
-}
-long long written(const emu::GMem& m, size_t from, size_t n, uint32_t op) {
-  long long c = 0;
-  for (size_t e = from; e < from + n; ++e) c += m.meta[e].w_op == op;
-  return c;
-}
-template <class T>
-std::vector<T> random_tensor(std::mt19937& rng, size_t n, float mean, float stddev) {
-  std::normal_distribution<float> d(mean, stddev);
-  std::vector<T> v(n);
-  for (auto& e : v) e = Ty<T>::narrow(d(rng));
-  return v;
-}
-template <class T>
-T poison() {
-  T p;
-  std::memset(&p, 0xff, sizeof p);  // NaN in f32, f16 and bf16
-  return p;
-}
-
-// The kernel's sum order, written from its description (the comments of linear_small.cu, not its statements): S warps
-// share a row, warp `part` taking chunks [part * span, (part + 1) * span) ∩ [0, chunks) with span the equal share
-// rounded up to 32 chunks; its lane l adds, over chunks c = begin + l, begin + l + 32, ... and their values in
-// order, fmaf(x, w, acc) from 0; the 32 lanes are added by warp_sum's butterfly (xor 16, 8, 4, 2, 1); the parts in
-// order part 0 + part 1 + ... (S = 1: the one warp's sum, linear_small_vec_kernel's order).
-float model_sum(const float* xr, const float* wr, int chunks, int kC, int S) {
-  const int span = ((chunks + S - 1) / S + 31) / 32 * 32;
-  float total = 0.f;
-  for (int p = 0; p < S; ++p) {
-    const int b = std::min(p * span, chunks), e = std::min(b + span, chunks);
-    float lane[32];
-    for (int l = 0; l < 32; ++l) {
-      float acc = 0.f;
-      for (int c = b + l; c < e; c += 32)
-        for (int q = 0; q < kC; ++q) acc = std::fmaf(xr[c * kC + q], wr[c * kC + q], acc);
-      lane[l] = acc;
-    }
-    for (int off = 16; off > 0; off /= 2) {
-      float next[32];
-      for (int l = 0; l < 32; ++l) next[l] = lane[l] + lane[l ^ off];
-      std::memcpy(lane, next, sizeof lane);
-    }
-    total = p == 0 ? lane[0] : total + lane[0];
-  }
-  return total;
-}
-
 struct Stats {
   long long cases = 0, launches = 0, blocks = 0, outputs = 0, s_hist[5] = {}, auto_cases = 0, m1_kernel = 0;
   long long model_bits = 0, rerun_bits = 0, vec_bits = 0, idle_groups = 0, empty_ranges = 0;
@@ -512,30 +270,6 @@ struct Stats {
 };
 Stats g_stats[3];
 long long g_failed_cases = 0;
-
-struct Case {
-  int m = 1, k = 64, n = 8;  // qkv: n is the width (3n outputs)
-  int split = 0;
-  bool qkv = false, relu = false, bias = true, vec_too = false;
-  int cache_slots = 4;
-  std::vector<int32_t> slots;  // qkv: one per row
-  int sms = 132, resident = 10;
-  std::string label;
-};
-
-std::string describe(const Case& c) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%s m=%d k=%d %s=%d split=%d%s%s sms=%d resident=%d", c.qkv ? "qkv" : "dense", c.m,
-                c.k, c.qkv ? "width" : "n", c.n, c.split, c.bias ? " bias" : "", c.relu ? " relu" : "", c.sms,
-                c.resident);
-  std::string s = buf;
-  if (c.qkv) {
-    s += " cache_slots=" + std::to_string(c.cache_slots) + " slots={";
-    for (size_t i = 0; i < c.slots.size(); ++i) s += (i ? "," : "") + std::to_string(c.slots[i]);
-    s += "}";
-  }
-  return s;
-}
 
 // The kernel a launch must use, stated independently of launch_r: R = 2 for m <= 2 else 4; the one-row kernel
 // (M = 1) exactly when m == 1; split 1: linear_small_vec_kernel; 2 / 4: the split kernel with that S; 0: a split
@@ -557,44 +291,6 @@ const void* scalar_kernel(int R) {
   return R == 2 ? reinterpret_cast<const void*>(&opt::linear_small_scalar_kernel<T, 2, Store>)
                 : reinterpret_cast<const void*>(&opt::linear_small_scalar_kernel<T, 4, Store>);
 }
-
-// auto_split's contract (its comment): the smallest S of 1, 2, 4 whose grid fills one wave of warps
-// (resident blocks × SMs × 4), as long as each warp's share of the row (chunks / S) is at least one full round
-// (32 lanes × U chunks), else the largest S allowed. As properties: S > 1 only if S / 2 did not fill the wave and the
-// share at S is a full round; S < 4 only if S fills the wave or the share at 2S would not be a full round.
-std::string auto_properties(int S, long long groups, int chunks, int U, long long sms, long long resident) {
-  const long long wave = resident * sms * 4;
-  const long long round = 32LL * U;
-  if (S != 1 && S != 2 && S != 4) return "S " + std::to_string(S) + " not 1, 2 or 4";
-  if (S > 1 && groups * (S / 2) >= wave) return "S " + std::to_string(S) + " although S/2 already fills the wave";
-  if (S > 1 && chunks < S * round) return "S " + std::to_string(S) + ": a warp's share below one round";
-  if (S < 4 && groups * S < wave && chunks >= 2 * S * round)
-    return "S " + std::to_string(S) + " although 2S fits (short of a wave, share a full round)";
-  return "";
-}
-
-// The ranges split_span gives (the copied function): S ranges covering [0, chunks) in order, each starting at a
-// multiple of 32 (a lane-0 chunk), part 0 not empty. Returns the number of empty ranges through *empty.
-std::string range_properties(int chunks, int S, int* empty) {
-  const int span = opt::split_span(chunks, S);
-  *empty = 0;
-  if (span % 32 != 0) return "span " + std::to_string(span) + " not a multiple of 32";
-  int at = 0;
-  for (int p = 0; p < S; ++p) {
-    const int begin = p * span < chunks ? p * span : chunks;
-    const int end = chunks - begin < span ? chunks : begin + span;
-    if (begin != at) return "range " + std::to_string(p) + " does not start where the previous ended";
-    if (begin % 32 != 0 && begin != chunks) return "range start not a multiple of 32";
-    if (end < begin) return "range ends before it starts";
-    *empty += end == begin;
-    at = end;
-  }
-  if (at != chunks) return "ranges do not cover the row";
-  const int share = (chunks + S - 1) / S;
-  if (span < share || span >= share + 32) return "span " + std::to_string(span) + " not the share rounded up to 32";
-  return "";
-}
-
 template <class T>
 bool run_case(const Case& c, std::mt19937& rng) {
   const int m = c.m, k = c.k, width = c.n, n = c.qkv ? 3 * c.n : c.n;

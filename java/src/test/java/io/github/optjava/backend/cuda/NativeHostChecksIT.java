@@ -63,12 +63,22 @@ class NativeHostChecksIT {
     emulationPasses("emu_gemv", true, "60", "3"); // fixed cases + 60 random (about 15 s on 2 cores)
   }
 
+  @Test
+  void int8LinearEmulationPassesItsCases() throws Exception {
+    emulationPasses("emu_gemv", "emu_int8", true, "60", "3"); // fixed cases + 60 random (about 15 s on 2 cores)
+  }
+
   /**
    * Builds native/dev/NAME/NAME.cpp with g++ and runs it with {@code args}: exit 0 and "PASS: 0 of" expected.
    * {@code noContract}: -ffp-contract=off, for the emulations whose bit-for-bit comparisons assume the host fuses no
    * multiply-adds of its own.
    */
   private void emulationPasses(String name, boolean noContract, String... args) throws Exception {
+    emulationPasses(name, name, noContract, args);
+  }
+
+  /** As above, for native/dev/DIR/NAME.cpp (a second emulation beside another in its folder). */
+  private void emulationPasses(String dir, String name, boolean noContract, String... args) throws Exception {
     String gpp = find("g++", "/usr/bin/g++");
     assumeTrue(gpp != null, "no g++ here");
     Path exe = work.resolve(name);
@@ -76,7 +86,7 @@ class NativeHostChecksIT {
     if (noContract) {
       build.add("-ffp-contract=off");
     }
-    build.addAll(List.of("native/dev/" + name + "/" + name + ".cpp", "-o", exe.toString()));
+    build.addAll(List.of("native/dev/" + dir + "/" + name + ".cpp", "-o", exe.toString()));
     Result built = run(600, build.toArray(String[]::new));
     assertEquals(0, built.exit, built.output);
     List<String> command = new ArrayList<>(List.of(exe.toString()));
