@@ -69,7 +69,8 @@ import io.github.optjava.checkpoint.DType;
  *                          for a small change in the logits. With the Vector API kernels batch-1 decode reads them
  *                          once per token and runs faster (opt-1.3b on 2 cores: 1.7×; docs/perf.md); the scalar
  *                          kernels gain memory only. CPU backend only so far: Device.AUTO then picks the CPU, and
- *                          Device.CUDA is refused. Default NONE.
+ *                          Device.CUDA is refused unless {@code -Dopt.cuda.int8=true} (one GPU; kernels written
+ *                          but not yet run on a GPU). Default NONE.
  * @param kvCacheDtype      the KV cache's storage type; null (the default) = float32 on the CPU, the activations'
  *                          dtype on CUDA. On the CPU, F16 halves the cache's memory per token (where memory sets
  *                          the cache's size, twice the tokens fit) and the bytes decode attention reads, for keys
