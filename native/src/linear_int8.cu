@@ -14,6 +14,9 @@
 //                                   dtype's tolerance of the CPU twin, not its bits).
 // The fast path only: k a multiple of 16, x and q 16-byte aligned; anything else is cudaErrorInvalidValue and the
 // caller dequantizes instead (OPT's widths are all multiples of 16).
+// The kernel and its product loop repeat linear_small.cu's split kernel with int8 chunks (a separate copy, so that
+// the source of the kernels verified on an H100 stays as it ran): once both have run on a GPU, one kernel with a
+// weight-format policy (chunk width, widening, row scale) can serve both.
 #include "linear_small.cuh"
 
 namespace {
