@@ -73,16 +73,10 @@ final class Backends {
     }
   }
 
-  /** CUDA ops on GPU 0; weights and activations in {@code dtype} (F16 when null). */
-  static Ops cuda(DType dtype) {
-    return cuda(0, dtype);
-  }
-
-  /** CUDA ops on GPU 0 as {@link #cuda(DType)}, storing the decoder layers' Linear weights as int8 when asked. */
+  /** CUDA ops on GPU 0; weights and activations in {@code dtype} (F16 when null), Linear weights int8 if asked. */
   static Ops cuda(DType dtype, boolean int8) {
-    io.github.optjava.backend.cuda.CudaOps ops = new io.github.optjava.backend.cuda.CudaOps(0,
-        dtype == null ? DType.F16 : dtype);
-    ops.useInt8Linears(int8);
+    io.github.optjava.backend.cuda.CudaOps ops = (io.github.optjava.backend.cuda.CudaOps) cuda(0, dtype);
+    ops.useInt8Linears(int8); // the decoder layers' Linear weights as int8 (-Dopt.cuda.int8)
     return ops;
   }
 
