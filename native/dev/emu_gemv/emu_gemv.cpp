@@ -269,7 +269,6 @@ struct Stats {
   double max_err = 0;
 };
 Stats g_stats[3];
-long long g_failed_cases = 0;
 
 // The kernel a launch must use, stated independently of launch_r: R = 2 for m <= 2 else 4; the one-row kernel
 // (M = 1) exactly when m == 1; split 1: linear_small_vec_kernel; 2 / 4: the split kernel with that S; 0: a split
@@ -280,6 +279,11 @@ int split_kernel_s(const void* p) {
   if (p == reinterpret_cast<const void*>(&opt::linear_small_split_kernel<T, R, 2, M, Store>)) return 2;
   if (p == reinterpret_cast<const void*>(&opt::linear_small_split_kernel<T, R, 4, M, Store>)) return 4;
   return 0;
+}
+template <class T, class Store>
+int split_kernel_s_for(const void* p, int m) {
+  return m == 1 ? split_kernel_s<T, Store, 2, 1>(p) : m <= 2 ? split_kernel_s<T, Store, 2, 8>(p)
+                                                             : split_kernel_s<T, Store, 4, 8>(p);
 }
 template <class T, class Store>
 const void* vec_kernel(int R) {
@@ -298,18 +302,15 @@ bool run_case(const Case& c, std::mt19937& rng) {
   const int chunks = k / kC;
   const int R = m <= 2 ? 2 : 4, M = R == 2 && m == 1 ? 1 : 8, U = R == 2 ? 4 : 2;
   const long long groups = (n + R - 1) / R;
-  const long long errors_before = g_log.errors;
-  std::vector<std::string> why;
-  auto fail = [&](const std::string& s) { why.push_back(s); };
   opt::g_sm_count = c.sms;
   opt::g_resident_blocks = c.resident;
 
   const auto x = random_tensor<T>(rng, static_cast<size_t>(m) * k, 0.f, 1.f);
   const auto w = random_tensor<T>(rng, static_cast<size_t>(n) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
   const auto b = random_tensor<T>(rng, n, 0.f, 0.5f);
-  const int out_len = c.qkv ? m * width : m * n;
   const size_t cache_len = c.qkv ? static_cast<size_t>(c.cache_slots) * width : 0;
-  const auto cache = random_tensor<T>(rng, cache_len, 0.f, 1.f);
+  CaseIO<T> io(c, random_tensor<T>(rng, cache_len, 0.f, 1.f));
+  auto fail = [&](const std::string& s) { io.fail(s); };
   emu::GMem m_x, m_w, m_b, m_slots;
   put(m_x, "x", x, false);
   put(m_w, "w", w, false);
@@ -317,33 +318,15 @@ bool run_case(const Case& c, std::mt19937& rng) {
   put(m_slots, "slots", c.slots, false);
   const GPtr<T> X{&m_x, 0}, W{&m_w, 0}, B = c.bias ? GPtr<T>{&m_b, 0} : GPtr<T>{};
   const GPtr<int32_t> SL{&m_slots, 0};
-  std::vector<T> out_init(out_len + 2 * kGuard, poison<T>());
 
-  // expected bits: the model's sum order, the epilogue, the storage rounding; guards and other rows unchanged
+  // expected bits: the model's sum order, then expected_outputs' epilogue and rounding
   std::vector<float> xf(x.size()), wf(w.size());
   for (size_t i = 0; i < x.size(); ++i) xf[i] = Ty<T>::widen(x[i]);
   for (size_t i = 0; i < w.size(); ++i) wf[i] = Ty<T>::widen(w[i]);
-  auto expected = [&](int S, std::vector<T>& out, std::vector<T>& kc, std::vector<T>& vc, std::vector<float>& sums) {
-    out = out_init;
-    kc = cache;
-    vc = cache;
-    sums.assign(static_cast<size_t>(m) * n, 0.f);
-    for (int i = 0; i < m; ++i) {
-      for (int j = 0; j < n; ++j) {
-        float v = model_sum(&xf[static_cast<size_t>(i) * k], &wf[static_cast<size_t>(j) * k], chunks, kC, S);
-        sums[static_cast<size_t>(i) * n + j] = v;
-        if (c.bias) v += Ty<T>::widen(b[j]);
-        if (!c.qkv) {
-          if (c.relu && v < 0.f) v = 0.f;
-          out[kGuard + static_cast<size_t>(i) * n + j] = Ty<T>::narrow(v);
-        } else {
-          const int part = j / width, col = j % width;
-          if (part == 0) out[kGuard + static_cast<size_t>(i) * width + col] = Ty<T>::narrow(v);
-          else if (c.slots[i] >= 0 && c.slots[i] < c.cache_slots)
-            (part == 1 ? kc : vc)[static_cast<size_t>(c.slots[i]) * width + col] = Ty<T>::narrow(v);
-        }
-      }
-    }
+  auto expected = [&](int S) {
+    return expected_outputs(io, b, [&](int i, int j) {
+      return model_sum(&xf[static_cast<size_t>(i) * k], &wf[static_cast<size_t>(j) * k], chunks, kC, S);
+    });
   };
   // the double reference from opt_kernels.h, on the written elements
   std::vector<double> ref(static_cast<size_t>(m) * n);
@@ -356,171 +339,75 @@ bool run_case(const Case& c, std::mt19937& rng) {
       ref[static_cast<size_t>(i) * n + j] = v;
     }
 
-  struct Run {
-    std::vector<T> out, kc, vc;
-    std::vector<float> sums;  // the epilogue's float inputs (SumTap)
-    int S = 0;
-  };
   Stats& s = g_stats[Ty<T>::idx];
   // One launcher call on fresh output buffers, with every check of the launch; split as given.
-  auto launch = [&](int split, Run& run) -> bool {
-    emu::GMem m_out, m_k, m_v;
-    put(m_out, c.qkv ? "q_out" : "out", out_init, true);
-    put(m_k, "k_cache", cache, true);
-    put(m_v, "v_cache", cache, true);
-    const GPtr<T> OUT{&m_out, static_cast<long long>(kGuard * sizeof(T))};
-    opt::g_launches.clear();
-    opt::SumTap sums;
-    sums.n = n;
-    sums.sum.assign(static_cast<size_t>(m) * n, std::nanf(""));
-    sums.calls.assign(static_cast<size_t>(m) * n, 0);
-    opt::g_tap = &sums;
-    const uint32_t op_before = emu::g_op;
-    const int st = c.qkv ? opt::launch_linear_small_qkv<T>(OUT, GPtr<T>{&m_k, 0}, GPtr<T>{&m_v, 0}, X, W, B, SL, m, k,
-                                                           width, c.cache_slots, split, 0)
-                         : opt::launch_linear_small<T>(OUT, X, W, B, m, k, n, c.relu ? 1 : 0, split, 0);
-    const uint32_t op = emu::g_op;
-    opt::g_tap = nullptr;
-    if (st != 0) fail("status " + std::to_string(st));
-    long long not_once = 0;
-    for (int calls : sums.calls) not_once += calls != 1;
-    if (not_once) fail(std::to_string(not_once) + " outputs' epilogue not called exactly once");
-    run.sums = sums.sum;
-    if (opt::g_launches.size() != 1 || op != op_before + 1) {
-      fail(std::to_string(opt::g_launches.size()) + " launches");
-      return false;
-    }
-    const opt::LaunchRecord& L = opt::g_launches[0];
-    ++s.launches;
-    s.blocks += L.grid[0];
-    // the kernel
-    int S = 0;
-    if (c.qkv) {
-      using St = opt::QkvStore<T>;
-      S = R == 2 ? (M == 1 ? split_kernel_s<T, St, 2, 1>(L.kernel) : split_kernel_s<T, St, 2, 8>(L.kernel))
-                 : split_kernel_s<T, St, 4, 8>(L.kernel);
-      if (split == 1 && L.kernel == vec_kernel<T, St>(R)) S = -1;
-    } else {
-      using St = opt::DenseStore<T>;
-      S = R == 2 ? (M == 1 ? split_kernel_s<T, St, 2, 1>(L.kernel) : split_kernel_s<T, St, 2, 8>(L.kernel))
-                 : split_kernel_s<T, St, 4, 8>(L.kernel);
-      if (split == 1 && L.kernel == vec_kernel<T, St>(R)) S = -1;
-    }
-    if (S == 0) fail("not the kernel expected for m=" + std::to_string(m) + " split=" + std::to_string(split) +
-                     " (R=" + std::to_string(R) + ", M=" + std::to_string(M) + ")");
-    if (split == 1 && S != -1) fail("split 1 did not launch linear_small_vec_kernel");
-    if ((split == 2 || split == 4) && S != split) fail("split " + std::to_string(split) + " launched S " + std::to_string(S));
-    const int S_eff = S == -1 ? 1 : S;
-    const long long per_block = S == -1 ? 4 : 4 / std::max(S, 1);
-    const long long want_grid = (groups + per_block - 1) / per_block;
-    if (L.grid[0] != want_grid || L.grid[1] != 1 || L.grid[2] != 1 || L.block != 128 || L.smem != 0)
-      fail("grid " + std::to_string(L.grid[0]) + " x " + std::to_string(L.block) + " threads, want " +
-           std::to_string(want_grid) + " x 128");
-    if (S > 0) {
-      int empty = 0;
-      const std::string rp = range_properties(chunks, S, &empty);
-      if (!rp.empty()) fail("ranges: " + rp);
-      s.empty_ranges += empty;
-      if (split == 0) {
-        const std::string ap = auto_properties(S, groups, chunks, U, c.sms, c.resident);
-        if (!ap.empty()) fail("auto_split: " + ap);
+  auto launch = [&](int split, Run<T>& run) -> bool {
+    auto launcher = [&](GPtr<T> out, GPtr<T> kc, GPtr<T> vc) {
+      return c.qkv ? opt::launch_linear_small_qkv<T>(out, kc, vc, X, W, B, SL, m, k, width, c.cache_slots, split, 0)
+                   : opt::launch_linear_small<T>(out, X, W, B, m, k, n, c.relu ? 1 : 0, split, 0);
+    };
+    auto kernel = [&](const opt::LaunchRecord& L) {
+      ++s.launches;
+      s.blocks += L.grid[0];
+      // the kernel
+      int S = 0;
+      if (c.qkv) {
+        using St = opt::QkvStore<T>;
+        S = split_kernel_s_for<T, St>(L.kernel, m);
+        if (split == 1 && L.kernel == vec_kernel<T, St>(R)) S = -1;
+      } else {
+        using St = opt::DenseStore<T>;
+        S = split_kernel_s_for<T, St>(L.kernel, m);
+        if (split == 1 && L.kernel == vec_kernel<T, St>(R)) S = -1;
       }
-      if (S > 1 && groups % per_block != 0) ++s.idle_groups;
-    }
-    if (S == 0) return false;
-    run.S = S_eff;
-    // written exactly once (twice: GMem's checker), nothing else
-    const long long wo = written(m_out, kGuard, out_len, op), all = written(m_out, 0, out_len + 2 * kGuard, op);
-    if (wo != out_len) fail(std::to_string(out_len - wo) + " of " + std::to_string(out_len) + " outputs not written");
-    if (all != wo) fail(std::to_string(all - wo) + " guard elements written");
-    if (c.qkv) {
-      for (emu::GMem* g : {&m_k, &m_v}) {
-        for (int slot = 0; slot < c.cache_slots; ++slot) {
-          const bool mine = std::find(c.slots.begin(), c.slots.end(), slot) != c.slots.end();
-          const long long wr = written(*g, static_cast<size_t>(slot) * width, width, op);
-          if (wr != (mine ? width : 0))
-            fail(g->name + " row " + std::to_string(slot) + ": " + std::to_string(wr) + " elements written, want " +
-                 std::to_string(mine ? width : 0));
+      if (S == 0) fail("not the kernel expected for m=" + std::to_string(m) + " split=" + std::to_string(split) +
+                       " (R=" + std::to_string(R) + ", M=" + std::to_string(M) + ")");
+      if (split == 1 && S != -1) fail("split 1 did not launch linear_small_vec_kernel");
+      if ((split == 2 || split == 4) && S != split) fail("split " + std::to_string(split) + " launched S " + std::to_string(S));
+      const int S_eff = S == -1 ? 1 : S;
+      const long long per_block = S == -1 ? 4 : 4 / std::max(S, 1);
+      const long long want_grid = (groups + per_block - 1) / per_block;
+      if (L.grid[0] != want_grid || L.grid[1] != 1 || L.grid[2] != 1 || L.block != 128 || L.smem != 0)
+        fail("grid " + std::to_string(L.grid[0]) + " x " + std::to_string(L.block) + " threads, want " +
+             std::to_string(want_grid) + " x 128");
+      if (S > 0) {
+        int empty = 0;
+        const std::string rp = range_properties(chunks, S, &empty);
+        if (!rp.empty()) fail("ranges: " + rp);
+        s.empty_ranges += empty;
+        if (split == 0) {
+          const std::string ap = auto_properties(S, groups, chunks, U, c.sms, c.resident);
+          if (!ap.empty()) fail("auto_split: " + ap);
         }
+        if (S > 1 && groups % per_block != 0) ++s.idle_groups;
       }
-    }
-    run.out = get<T>(m_out);
-    run.kc = get<T>(m_k);
-    run.vc = get<T>(m_v);
-    return true;
-  };
-  auto compare = [&](const Run& a, const std::vector<T>& out, const std::vector<T>& kc, const std::vector<T>& vc,
-                     const std::vector<float>& sums, const std::string& what) {
-    if (!same_bits(a.sums, sums)) {
-      const size_t d = first_diff(a.sums, sums);
-      fail(what + ": float sums differ (first at output " + std::to_string(d) + ")");
-      return false;
-    }
-    if (!same_bits(a.out, out)) {
-      const size_t d = first_diff(a.out, out);
-      fail(what + ": out differs (first at element " + std::to_string(static_cast<long long>(d) - kGuard) + ")");
-      return false;
-    }
-    if (!same_bits(a.kc, kc) || !same_bits(a.vc, vc)) {
-      fail(what + ": k/v cache differs");
-      return false;
-    }
-    return true;
+      return S == 0 ? 0 : S_eff;
+    };
+    return launch_checked(io, run, launcher, kernel);
   };
 
-  Run r1, r2;
+  Run<T> r1, r2;
   ++s.cases;
   if (launch(c.split, r1)) {
     ++s.s_hist[std::min(r1.S, 4)];
     if (c.split == 0) ++s.auto_cases;
     if (M == 1) ++s.m1_kernel;
     s.outputs += static_cast<long long>(m) * n;
-    std::vector<T> eo, ek, ev;
-    std::vector<float> es;
-    expected(r1.S, eo, ek, ev, es);
-    s.model_bits += compare(r1, eo, ek, ev, es, "sum order (S=" + std::to_string(r1.S) + ") vs model");
+    s.model_bits += compare(io, r1, expected(r1.S), "sum order (S=" + std::to_string(r1.S) + ") vs model");
     // numbers against the double reference (check_ops' measure)
-    double worst = 0;
-    for (int i = 0; i < m; ++i)
-      for (int j = 0; j < n; ++j) {
-        double got;
-        if (!c.qkv) {
-          got = Ty<T>::widen(r1.out[kGuard + static_cast<size_t>(i) * n + j]);
-        } else {
-          const int part = j / width, col = j % width;
-          if (part == 0) got = Ty<T>::widen(r1.out[kGuard + static_cast<size_t>(i) * width + col]);
-          else if (c.slots[i] >= 0 && c.slots[i] < c.cache_slots)
-            got = Ty<T>::widen((part == 1 ? r1.kc : r1.vc)[static_cast<size_t>(c.slots[i]) * width + col]);
-          else continue;
-        }
-        const double rf = ref[static_cast<size_t>(i) * n + j];
-        const double e = std::isnan(got) ? INFINITY : std::fabs(got - rf) / std::max(1.0, std::fabs(rf));
-        worst = std::max(worst, e);
-      }
-    if (std::isfinite(worst)) s.max_err = std::max(s.max_err, worst);
-    if (!(worst <= Ty<T>::tol)) fail("error vs reference " + std::to_string(worst));
+    check_error(io, r1, ref, &s.max_err);
     // a second launch, another block / thread schedule: the same bits (a fixed sum order)
-    if (launch(c.split, r2)) s.rerun_bits += compare(r2, r1.out, r1.kc, r1.vc, r1.sums, "second launch");
+    if (launch(c.split, r2)) s.rerun_bits += compare(io, r2, r1, "second launch");
     // linear_small_vec_kernel (split 1, verified on a GPU) against the model's S = 1 order
     if (c.vec_too && c.split != 1) {
-      Run r3;
+      Run<T> r3;
       if (launch(1, r3)) {
-        expected(1, eo, ek, ev, es);
-        s.vec_bits += compare(r3, eo, ek, ev, es, "linear_small_vec_kernel vs model S=1");
+        s.vec_bits += compare(io, r3, expected(1), "linear_small_vec_kernel vs model S=1");
         if (r1.S == 1 && !same_bits(r1.out, r3.out)) fail("S = 1 split kernel differs from linear_small_vec_kernel");
       }
     }
   }
-  if (g_log.errors != errors_before) fail(std::to_string(g_log.errors - errors_before) + " checker errors");
-  if (!why.empty()) {
-    if (++g_failed_cases <= 10) {
-      std::string all;
-      for (const auto& e : why) all += (all.empty() ? "" : "; ") + e;
-      std::printf("  FAIL %s %s: %s\n", Ty<T>::name(), c.label.c_str(), all.c_str());
-    }
-    return false;
-  }
-  return true;
+  return verdict(io.why, io.errors_before, Ty<T>::name(), c.label);
 }
 
 bool run_any(int dtype, const Case& c, std::mt19937& rng) {
@@ -528,13 +415,14 @@ bool run_any(int dtype, const Case& c, std::mt19937& rng) {
 }
 
 // The launcher alone (nothing runs): refusals, the kernel each shape takes, and auto_split's choice over a sweep
-// of shapes, SM counts and resident-block counts.
-long long g_sweep_s[5] = {}, g_sweep_empty = 0, g_sweep_short = 0, g_sweep_launches = 0;
+// of shapes, SM counts and resident-block counts (launcher_sweep); the sweep's auto choices with S > 1 whose last
+// warp range is empty or shorter than one round.
+long long g_sweep_empty = 0, g_sweep_short = 0;
 std::string g_sweep_example;
 template <class T>
 bool launcher_checks(std::mt19937& rng) {
   constexpr int kC = 16 / sizeof(T);
-  int wrong = 0;
+  Expect expect{Ty<T>::name()};
   emu::GMem d;
   d.init("dummy", 64, kBase, true, 4);
   const GPtr<T> P{&d, 0}, Mis{&d, static_cast<long long>(sizeof(T))};
@@ -547,31 +435,14 @@ bool launcher_checks(std::mt19937& rng) {
     opt::g_dry = false;
     return st;
   };
-  auto expect = [&](bool ok, const std::string& what) {
-    if (!ok) {
-      ++wrong;
-      if (wrong <= 10) std::printf("  launcher %s: %s\n", Ty<T>::name(), what.c_str());
-    }
-  };
-  auto none = [&] { return opt::g_launches.empty(); };
-  expect(dense(P, P, 9, 64, 8, 0) == 1 && none(), "m 9 refused");
-  expect(dense(P, P, -1, 64, 8, 0) == 1 && none(), "m -1 refused");
-  expect(dense(P, P, 1, 0, 8, 0) == 1 && none(), "k 0 refused");
-  expect(dense(P, P, 1, 64, -1, 0) == 1 && none(), "n -1 refused");
-  for (int split : {3, -1, 8, 5}) expect(dense(P, P, 1, 64, 8, split) == 1 && none(), "split " + std::to_string(split) + " refused");
-  expect(dense(P, P, 0, 64, 8, 0) == 0 && none(), "m 0: nothing launched");
-  expect(dense(P, P, 1, 64, 0, 4) == 0 && none(), "n 0: nothing launched");
-  {
-    opt::g_dry = true;
-    opt::g_launches.clear();
-    int st = opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, 0, 4, 0, 0);
-    expect(st == 1 && none(), "qkv width 0 refused");
-    st = opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, 8, -1, 0, 0);
-    expect(st == 1 && none(), "qkv cache_slots -1 refused");
-    st = opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, 0x2aaaaaab, 4, 0, 0);
-    expect(st == 1 && none(), "qkv 3 * width past int refused");
-    opt::g_dry = false;
-  }
+  auto aligned = [&](int m, int k, int n, int split) { return dense(P, P, m, k, n, split); };
+  dense_refusals(expect, aligned);
+  opt::g_dry = true;
+  opt::g_launches.clear();
+  qkv_refusals(expect, [&](int width, int cache_slots) {
+    return opt::launch_linear_small_qkv<T>(P, P, P, P, P, P, SL, 1, 64, width, cache_slots, 0, 0);
+  });
+  opt::g_dry = false;
   for (int split : {0, 2, 4, 1}) {
     expect(dense(Mis, P, 1, 64, 8, split) == 0 && opt::g_launches.size() == 1 &&
                opt::g_launches[0].kernel == scalar_kernel<T, Dn>(2), "x misaligned: the one-element kernel, split " + std::to_string(split));
@@ -584,61 +455,22 @@ bool launcher_checks(std::mt19937& rng) {
                opt::g_launches[0].kernel == vec_kernel<T, Dn>(4), "split 1: linear_small_vec_kernel");
   }
   // the sweep: every m, n and k from small to large, SM and resident counts
-  static const int kSms[] = {1, 2, 3, 8, 16, 46, 78, 108, 132, 144, 1024};
-  static const int kRes[] = {1, 2, 3, 4, 8, 10, 16, 32};
-  for (int t = 0; t < 4000; ++t) {
-    const int m = 1 + static_cast<int>(rng() % 8);
-    const int n = rng() % 3 == 0 ? 1 + static_cast<int>(rng() % 64)
-                                 : 1 + static_cast<int>(rng() % (rng() % 2 ? 5000 : 1 << 20));
-    const int chunks = rng() % 3 == 0 ? 1 + static_cast<int>(rng() % 600) : 1 + static_cast<int>(rng() % 16384);
-    const int k = chunks * kC;
-    const int split = rng() % 4 == 0 ? 2 * (1 + static_cast<int>(rng() % 2)) : 0;
-    opt::g_sm_count = kSms[rng() % (sizeof kSms / sizeof kSms[0])];
-    opt::g_resident_blocks = kRes[rng() % (sizeof kRes / sizeof kRes[0])];
-    const int R = m <= 2 ? 2 : 4, M = R == 2 && m == 1 ? 1 : 8, U = R == 2 ? 4 : 2;
-    const long long groups = (n + R - 1) / R;
-    const int st = dense(P, P, m, k, n, split);
-    if (st != 0 || opt::g_launches.size() != 1) {
-      expect(false, "sweep: status " + std::to_string(st));
-      continue;
-    }
-    const opt::LaunchRecord& L = opt::g_launches[0];
-    const int S = R == 2 ? (M == 1 ? split_kernel_s<T, Dn, 2, 1>(L.kernel) : split_kernel_s<T, Dn, 2, 8>(L.kernel))
-                         : split_kernel_s<T, Dn, 4, 8>(L.kernel);
-    char what[160];
-    std::snprintf(what, sizeof what, "sweep m=%d k=%d n=%d split=%d sms=%d resident=%d", m, k, n, split,
-                  opt::g_sm_count, opt::g_resident_blocks);
-    if (S == 0) {
-      expect(false, std::string(what) + ": not the expected kernel");
-      continue;
-    }
-    ++g_sweep_launches;
-    if (split) expect(S == split, std::string(what) + ": S " + std::to_string(S));
-    else {
-      ++g_sweep_s[S];
-      const std::string ap = auto_properties(S, groups, chunks, U, opt::g_sm_count, opt::g_resident_blocks);
-      expect(ap.empty(), std::string(what) + ": " + ap);
-    }
-    const long long per_block = 4 / S;
-    expect(L.grid[0] == (groups + per_block - 1) / per_block && L.block == 128, std::string(what) + ": grid");
-    int empty = 0;
-    const std::string rp = range_properties(chunks, S, &empty);
-    expect(rp.empty(), std::string(what) + ": " + rp);
-    if (split == 0 && S > 1) {
-      const int span = opt::split_span(chunks, S);
-      const int last_begin = std::min((S - 1) * span, chunks);
-      const int last = std::min(last_begin + span, chunks) - last_begin;
-      if (empty) {
-        if (g_sweep_empty++ == 0) g_sweep_example = what;
-      } else if (last < 32 * U) {
-        ++g_sweep_short;
-      }
-    }
-  }
-  opt::g_sm_count = 132;
-  opt::g_resident_blocks = 10;
-  std::printf("launcher %-4s: refusals, kernel choice, auto_split sweep: %s\n", Ty<T>::name(), wrong ? "FAIL" : "ok");
-  return wrong == 0;
+  launcher_sweep(
+      rng, kC, expect, aligned, [](const opt::LaunchRecord& L, int m) { return split_kernel_s_for<T, Dn>(L.kernel, m); },
+      [&](const SweepShape& sh, int S, int empty) {
+        if (sh.split == 0 && S > 1) {
+          const int span = opt::split_span(sh.chunks, S);
+          const int last_begin = std::min((S - 1) * span, sh.chunks);
+          const int last = std::min(last_begin + span, sh.chunks) - last_begin;
+          if (empty) {
+            if (g_sweep_empty++ == 0) g_sweep_example = sh.what;
+          } else if (last < 32 * sh.U) {
+            ++g_sweep_short;
+          }
+        }
+      });
+  std::printf("launcher %-4s: refusals, kernel choice, auto_split sweep: %s\n", Ty<T>::name(), expect.wrong ? "FAIL" : "ok");
+  return expect.wrong == 0;
 }
 
 }  // namespace
@@ -657,36 +489,9 @@ int main(int argc, char** argv) {
   ok &= launcher_checks<emu::BF16>(rng);
   int ran = 0, failed = 0;
   auto one = [&](int dtype, Case c) {
-    if (c.qkv && c.slots.empty()) c.slots.assign(c.m, -1);
-    c.label = describe(c);
+    label_case(c);
     ++ran;
     failed += !run_any(dtype, c, rng);
-  };
-  auto mk = [](int m, int k, int n, int split, bool bias, bool relu, int sms = 132, int resident = 10) {
-    Case c;
-    c.m = m;
-    c.k = k;
-    c.n = n;
-    c.split = split;
-    c.bias = bias;
-    c.relu = relu;
-    c.sms = sms;
-    c.resident = resident;
-    return c;
-  };
-  auto qkv = [](int m, int k, int width, int split, int cache_slots, std::vector<int32_t> slots, int sms = 132,
-                int resident = 10) {
-    Case c;
-    c.m = m;
-    c.k = k;
-    c.n = width;
-    c.split = split;
-    c.qkv = true;
-    c.cache_slots = cache_slots;
-    c.slots = std::move(slots);
-    c.sms = sms;
-    c.resident = resident;
-    return c;
   };
   // check_ops' gemvsplit shapes (f16; the largest only at split 0: the emulation's time), then shapes in every dtype
   // that pin auto_split's choices and the edges: one group, idle groups in the last block, empty warp ranges.
@@ -725,44 +530,11 @@ int main(int argc, char** argv) {
     one(dtype, qkv(1, 300 * kC, 11, 0, 2, {1}, 8, 1));
   }
   // random cases
-  static const int kChunks[] = {1, 2, 3, 5, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 255, 256, 257, 300,
-                                511, 512, 513, 1000, 1024, 2047, 2048};
-  static const int kNs[] = {1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 100, 101, 127, 129};
-  static const int kSms[] = {132, 132, 1, 3, 8, 16, 78, 108};
-  static const int kRes[] = {10, 10, 1, 2, 3, 4, 8, 16};
-  constexpr long long kBudget = 1LL << 20;  // weights per case (the emulation's time)
+  const std::vector<int> kChunks = {1, 2, 3, 5, 8, 31, 32, 33, 63, 64, 65, 96, 127, 128, 129, 255, 256, 257, 300,
+                                    511, 512, 513, 1000, 1024, 2047, 2048};
   for (int i = 0; i < cases; ++i) {
     const int dtype = static_cast<int>(rng() % 3);
-    const int kC = dtype == 0 ? 4 : 8;
-    Case c;
-    c.m = rng() % 3 == 0 ? 1 : 1 + static_cast<int>(rng() % 8);
-    const int chunks = rng() % 2 ? kChunks[rng() % (sizeof kChunks / sizeof kChunks[0])]
-                                 : 1 + static_cast<int>(rng() % (8192 / kC));
-    c.k = chunks * kC;
-    c.qkv = rng() % 4 == 0;
-    int n = rng() % 2 ? kNs[rng() % (sizeof kNs / sizeof kNs[0])] : 1 + static_cast<int>(rng() % 3000);
-    if (c.qkv) n = std::max(1, n / 3);
-    const long long outputs = c.qkv ? 3LL * n : n;
-    if (outputs * c.k > kBudget) n = std::max(1, static_cast<int>(kBudget / c.k / (c.qkv ? 3 : 1)));
-    c.n = n;
-    static const int kSplits[] = {0, 0, 2, 4};
-    c.split = kSplits[rng() % 4];
-    c.bias = rng() % 5 != 0;
-    c.relu = !c.qkv && rng() % 2;
-    c.sms = kSms[rng() % (sizeof kSms / sizeof kSms[0])];
-    c.resident = kRes[rng() % (sizeof kRes / sizeof kRes[0])];
-    c.vec_too = rng() % 4 == 0;
-    if (c.qkv) {
-      c.cache_slots = c.m + static_cast<int>(rng() % 4);
-      std::vector<int32_t> perm(c.cache_slots);
-      for (int s = 0; s < c.cache_slots; ++s) perm[s] = s;
-      std::shuffle(perm.begin(), perm.end(), rng);
-      for (int r = 0; r < c.m; ++r) {
-        const unsigned pick = rng() % 6;
-        c.slots.push_back(pick == 0 ? -1 : pick == 1 ? c.cache_slots : pick == 2 ? 1000 + r : perm[r]);
-      }
-    }
-    one(dtype, c);
+    one(dtype, random_case(rng, dtype == 0 ? 4 : 8, kChunks, {0, 0, 2, 4}, true));
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::printf("\n%-5s %5s %8s %8s %9s %6s %6s %6s %6s %8s %6s %6s %6s %6s %10s\n", "dtype", "cases", "launches",
@@ -787,9 +559,5 @@ int main(int argc, char** argv) {
     for (int j = 0; j < 5; ++j) seen[j] += s.s_hist[j];
   bool all_s = seen[1] > 0 && seen[2] > 0 && seen[4] > 0;
   if (!all_s) std::printf("FAIL: not every S (1, 2, 4) ran\n");
-  std::printf("checker errors (races, uninitialised reads, bounds, writes twice, barriers, ...): %lld\n", g_log.errors);
-  for (const std::string& e : g_log.first) std::printf("  %s\n", e.c_str());
-  const bool pass = ok && all_s && failed == 0 && g_log.errors == 0;
-  std::printf("%s: %d of %d cases failed (%.1f s)\n", pass ? "PASS" : "FAIL", failed, ran, secs);
-  return pass ? 0 : 1;
+  return final_verdict(ok && all_s, failed, ran, secs);
 }
