@@ -270,6 +270,9 @@ public final class Rendezvous {
       try (Socket s = new Socket()) {
         long left = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
         s.connect(new InetSocketAddress(p.masterAddr(), p.masterPort()), (int) Math.min(left, 5_000));
+        if (selfConnected(s)) { // holds the master port while rank 0 is not listening yet: give it back
+          throw new java.net.ConnectException("connected to itself (rank 0 not listening yet)");
+        }
         s.setSoTimeout((int) Math.min(Integer.MAX_VALUE, Math.max(1, (deadline - System.nanoTime()) / 1_000_000)));
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
         out.writeInt(MAGIC);
@@ -315,6 +318,15 @@ public final class Rendezvous {
     throw new RendezvousException("rank " + p.rank() + " could not reach rank 0 at " + p.masterAddr() + ":"
         + p.masterPort() + " within " + seconds(timeout) + (last == null ? "" : " (" + last.getMessage() + ")")
         + ": check MASTER_ADDR and MASTER_PORT and that rank 0 started");
+  }
+
+  /**
+   * Whether s is connected to itself: on one host, a connect to a port nobody listens on yet can pick that very
+   * port as its own ephemeral port and complete (TCP's simultaneous open), and would then hold rank 0's port, so
+   * that rank 0 fails to listen with "Address already in use" (seen once in CI, 2026-11-27).
+   */
+  static boolean selfConnected(Socket s) {
+    return s.isConnected() && s.getLocalPort() == s.getPort() && s.getLocalAddress().equals(s.getInetAddress());
   }
 
   private static void refuse(Socket s, String message) {

@@ -147,4 +147,23 @@ class RendezvousTest {
       assertTrue(out.endsWith("OK payload-from-rank-0"), out);
     }
   }
+
+  /**
+   * A socket connected to itself (bound to a port, then connected to that port on the same host: TCP's simultaneous
+   * open, which a retried connect to a port nobody listens on can also hit) is recognised, so that a joining rank
+   * lets the master port go instead of holding it; a connection to a listener is not.
+   */
+  @Test
+  void aSocketConnectedToItselfIsRecognised() throws IOException {
+    try (java.net.Socket self = new java.net.Socket()) {
+      self.bind(new java.net.InetSocketAddress("127.0.0.1", 0));
+      self.connect(new java.net.InetSocketAddress("127.0.0.1", self.getLocalPort()), 2_000);
+      assertTrue(Rendezvous.selfConnected(self), self.toString());
+    }
+    try (ServerSocket server = new ServerSocket(0, 1, java.net.InetAddress.getLoopbackAddress());
+        java.net.Socket client = new java.net.Socket(java.net.InetAddress.getLoopbackAddress(), server.getLocalPort());
+        java.net.Socket accepted = server.accept()) {
+      assertTrue(!Rendezvous.selfConnected(client) && !Rendezvous.selfConnected(accepted));
+    }
+  }
 }
