@@ -24,11 +24,11 @@
 # Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
 # DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
-# tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, fold and split
-# groups only (what changed since session 11's runs; the others passed there: rerun the full check after changing
-# them), the chained-launch test, the HF comparison (and 6b), the engine features, then short `opt bench` variants
-# (1.3b batch 1,2,8; 6.7b batch 1), ncu on a batch-1 decode (and with the split gemv), the 1.3b speed against HF
-# and a batch-1 decode profile.
+# tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, int8, fold, split,
+# grouped and combine groups only (what changed since session 11's runs; the others passed there: rerun the full
+# check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features, then short
+# `opt bench` variants (1.3b batch 1,2,8,32; 6.7b batch 1), ncu on a batch-1 decode (and with the flagged decode
+# kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -205,9 +205,11 @@ else
   # kernel's inline combine, session 8) are behind flags until they pass.
   # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
   # int8 (session 11): Linears over int8 weights and their dequantization, behind -Dopt.cuda.int8.
-  groups="base split tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
-  # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split"
+  # grouped (session 12): the split-KV decode attention with a group of threads per key row, -Dopt.cuda.groupedSplit.
+  groups="base split grouped tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
+  # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised;
+  # split and combine share the launcher that picks the grouped kernel)
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -231,7 +233,7 @@ new_cap=150 new_keep=200 new_min=60
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
 # gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
 new_excl=()
-for k in fa score combine fold gemvsplit int8; do
+for k in fa score combine fold gemvsplit int8 grouped; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -285,6 +287,18 @@ gemvsplit_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops g
   case "$passed_groups" in *" gemvsplit "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
   return 0
 }
+grouped_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops grouped passed
+  local v
+  case "$passed_groups" in *" grouped "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
+  return 0
+}
+# The kernels of the second ncu table: those of the flagged ones that passed check_ops (empty: no second table).
+new_decode_flags() {
+  local f=""
+  case "$passed_groups" in *" gemvsplit "*) f+=" -Dopt.cuda.gemvSplit=auto" ;; esac
+  case "$passed_groups" in *" grouped "*) f+=" -Dopt.cuda.groupedSplit=true" ;; esac
+  echo "${f# }"
+}
 
 # 6. HF transformers (cuda fp16, eager) vs ours (CudaOps F16) on the random opt-1.3b: logits, greedy, timings.
 hfc="$W/hf-compare"
@@ -328,6 +342,7 @@ else
     # candidate now is the split matrix-vector kernel (each run costs ~40 s of the budget).
     cand=()
     case "$passed_groups" in *" gemvsplit "*) cand+=(-Dopt.cuda.gemvSplit=auto) ;; esac
+    case "$passed_groups" in *" grouped "*) cand+=(-Dopt.cuda.groupedSplit=true) ;; esac
     [ ${#cand[@]} -eq 0 ] && row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     for flag in ${cand[@]+"${cand[@]}"}; do  # a candidate may hold several -D flags, separated by spaces
       label="$(echo "$flag" | sed 's/-Dopt\.cuda\.//g')"
@@ -535,16 +550,15 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
   fi
 }
 if [ "$quick" = 1 ]; then
-  variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
+  variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(grouped_variant splitkernel=grouped)"
   int8_run
   ncu_run decode-b1 1.3b 1
-  # the same with the split matrix-vector kernel (session 11), when it passed its checks: its µs per Linear
-  case "$passed_groups" in *" gemvsplit "*)
-    NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
-  esac
+  # the same with the flagged decode kernels that passed their checks (the split gemv, session 11; the grouped
+  # split-KV attention, session 12): their µs per call
+  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)"
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)$(grouped_variant splitkernel=grouped)"
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
@@ -552,7 +566,7 @@ else
   # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
   # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
   variant_run "opt-1.3b decode" 100 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)"
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(grouped_variant splitkernel=grouped)"
   int8_run
   variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
     --variants "default;attention=tc"
@@ -564,11 +578,10 @@ else
   ncu_run decode-b1 1.3b 1
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)"
-  # the split gemv's kernels one by one (≤ 90 s; after the 6.7b variants, which decide more)
-  case "$passed_groups" in *" gemvsplit "*)
-    NCU_JAVA_OPTS="-Dopt.cuda.gemvSplit=auto" ncu_run decode-b1-gemvsplit 1.3b 1 ;;
-  esac
+    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)$(grouped_variant splitkernel=grouped)"
+  # the flagged decode kernels one by one (the split gemv, the grouped attention; ≤ 90 s; after the 6.7b variants,
+  # which decide more)
+  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   # batch 32 (issue #5: ≥ 1.5× HF's best mode there): 3.4 ms per step against a 1.3 ms byte floor in session 11,
   # and no profile of it since session 7
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32

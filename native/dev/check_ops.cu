@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -955,7 +955,8 @@ void check_attention(int heads, int head_dim, int kernel) {
   // kernel 0: opt_attention; 3: opt_attention_tiled; 4: opt_attention_tc (fp16/bf16, head_dim % 16 == 0);
   // 5: opt_attention_fa (fp16/bf16, head_dim 64, 80, 128; the tc kernel's 64-row tile map);
   // 1: opt_attention_split without a workspace (one split); 2: with one (the split
-  // count the launcher picks for this small batch: several per row); 6: 2 with the inline combine.
+  // count the launcher picks for this small batch: several per row); 6: 2 with the inline combine; 7 and 8: 1 and 2
+  // with OPT_ATTENTION_GROUPED (session 12: fp16/bf16 at head_dim 64 and 128; the per-key kernel elsewhere).
   // Poisoned: an element the kernel leaves unwritten fails the check instead of passing on stale memory.
   d_out.upload(std::vector<typename D::W>(q.words.size(), D::narrow(std::numeric_limits<float>::quiet_NaN())));
   DevBuf<float> d_ws(static_cast<size_t>(1) << 20);
@@ -986,19 +987,34 @@ void check_attention(int heads, int head_dim, int kernel) {
               name.c_str());
   } else {
     name = kernel == 1 ? "attention_split (1 split)" : kernel == 2 ? "attention_split (splits)"
-                                                                   : "attention_split (inline combine)";
+         : kernel == 6 ? "attention_split (inline combine)" : kernel == 7 ? "attention_split grouped (1 split)"
+                                                                          : "attention_split grouped (splits)";
+    const bool with_ws = kernel == 2 || kernel == 6 || kernel == 8;
+    const int options = kernel == 6 ? OPT_ATTENTION_INLINE_COMBINE : kernel >= 7 ? OPT_ATTENTION_GROUPED : 0;
     const size_t ws_bytes = (static_cast<size_t>(1) << 20) * sizeof(float);
     // the contract: zeroed once before the first use. On g_stream: cudaMemset runs on the legacy default stream,
     // which a cudaStreamNonBlocking stream does not wait for (and it may return before the memset is done)
     CHECK_CUDA(cudaMemsetAsync(d_ws.ptr, 0, ws_bytes, g_stream));
-    auto run_split = [&](int inline_combine, typename D::W* out, const typename D::W* q_ptr) {
+    auto run_split = [&](int opts, typename D::W* out, const typename D::W* q_ptr) {
       expect_ok(K<D>::attention_split(out, q_ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, num_seqs, b.total_queries, heads, head_dim, b.block_size,
-                                      max_blocks, b.num_blocks, scale, kernel >= 2 ? d_ws.ptr : nullptr,
-                                      kernel >= 2 ? ws_bytes : 0, inline_combine, g_stream),
+                                      max_blocks, b.num_blocks, scale, with_ws ? d_ws.ptr : nullptr,
+                                      with_ws ? ws_bytes : 0, opts, g_stream),
                 "attention_split");
     };
-    run_split(kernel == 6, d_out.ptr, d_q.ptr);
+    run_split(options, d_out.ptr, d_q.ptr);
+    if (kernel == 8) {
+      // The grouped kernel's sums have a fixed order: a second launch into a poisoned output gives the same words.
+      using W = typename D::W;
+      const std::vector<W> first = d_out.download();
+      DevBuf<W> d_again(std::vector<W>(q.words.size(), D::narrow(std::numeric_limits<float>::quiet_NaN())));
+      run_split(options, d_again.ptr, d_q.ptr);
+      const std::vector<W> again = d_again.download();
+      size_t differ = 0;
+      for (size_t i = 0; i < first.size(); ++i) differ += first[i] != again[i];
+      report(name + " two launches equal, heads " + std::to_string(heads) + " head_dim " + std::to_string(head_dim),
+             D::name(), static_cast<double>(differ), 0.0);
+    }
     if (kernel == 6) {
       // The inline combine: launches back to back on one workspace, each after the partials (everything past the
       // 64 KiB of counters) and the output were poisoned with NaN, so that a merge that reads a split's record
@@ -1042,8 +1058,67 @@ void check_attention(int heads, int head_dim, int kernel) {
          max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
+// Decode batches of OPT's shapes (one query per sequence, the launcher's split count from the real SM count, a
+// table width padded as CudaOps pads it) through opt_attention_split with and without OPT_ATTENTION_GROUPED:
+// batch 1 over 192 positions of a 256-wide table (several splits of one round each), batch 32 with contexts 1 to
+// 300 (one split, several rounds), head_dim 128 at batch 4; each against the reference.
+template <class D>
+void check_grouped_decode() {
+  struct Case {
+    int seqs, heads, head_dim, max_context, table_blocks;
+  };
+  for (const Case c : {Case{1, 32, 64, 192, 16}, Case{32, 32, 64, 300, 20}, Case{4, 32, 128, 130, 16},
+                       Case{3, 4, 64, 1000, 64}}) {
+    Batch b;
+    b.block_size = 16;
+    std::uniform_int_distribution<int> len(1, c.max_context);
+    for (int s = 0; s < c.seqs; ++s) {
+      b.query_start.push_back(s);
+      b.query_count.push_back(1);
+      b.context_len.push_back(s == 0 ? c.max_context : len(g_rng));
+    }
+    b.total_queries = c.seqs;
+    b.num_blocks = c.seqs * c.table_blocks + 5;
+    std::vector<int32_t> pool(b.num_blocks);
+    for (int i = 0; i < b.num_blocks; ++i) pool[i] = i;
+    std::shuffle(pool.begin(), pool.end(), g_rng);
+    std::vector<int32_t> tables(static_cast<size_t>(c.seqs) * c.table_blocks, -1);  // padding past a context
+    int next = 0;
+    for (int s = 0; s < c.seqs; ++s) {
+      std::vector<int32_t> table;
+      for (int i = 0; i < (b.context_len[s] + b.block_size - 1) / b.block_size; ++i) table.push_back(pool[next++]);
+      std::copy(table.begin(), table.end(), &tables[static_cast<size_t>(s) * c.table_blocks]);
+      b.block_tables.push_back(table);
+    }
+    const int width = c.heads * c.head_dim;
+    const size_t cache_elems = static_cast<size_t>(b.num_blocks) * b.block_size * width;
+    const Host<D> q = random_tensor<D>(static_cast<size_t>(c.seqs) * width, 0.f, 2.f);
+    const Host<D> keys = random_tensor<D>(cache_elems, 0.f, 1.f);
+    const Host<D> values = random_tensor<D>(cache_elems, 0.f, 1.f);
+    const float scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
+    DevBuf<typename D::W> d_q(q.words), d_k(keys.words), d_v(values.words);
+    DevBuf<int32_t> d_tables(tables), d_start(b.query_start), d_count(b.query_count), d_ctx(b.context_len);
+    const size_t ws_bytes = (static_cast<size_t>(4) << 20) * sizeof(float);
+    DevBuf<float> d_ws(static_cast<size_t>(4) << 20);
+    CHECK_CUDA(cudaMemsetAsync(d_ws.ptr, 0, ws_bytes, g_stream));
+    const std::vector<double> ref = ref_attention(q.values, keys.values, values.values, b, c.heads, c.head_dim, scale);
+    for (int options : {0, OPT_ATTENTION_GROUPED}) {
+      DevBuf<typename D::W> d_out(std::vector<typename D::W>(q.words.size(),
+                                                             D::narrow(std::numeric_limits<float>::quiet_NaN())));
+      expect_ok(K<D>::attention_split(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
+                                      d_ctx.ptr, c.seqs, c.seqs, c.heads, c.head_dim, b.block_size, c.table_blocks,
+                                      b.num_blocks, scale, d_ws.ptr, ws_bytes, options, g_stream),
+                "attention_split (decode)");
+      report(std::string(options != 0 ? "attention_split grouped" : "attention_split") + " decode batch " +
+                 std::to_string(c.seqs) + " heads " + std::to_string(c.heads) + " head_dim " +
+                 std::to_string(c.head_dim) + " context <= " + std::to_string(c.max_context),
+             D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+    }
+  }
+}
+
 // The attention kernels' rules beyond the numbers, in every mode (0: opt_attention; 3: tiled; 4: tc; 5: fa;
-// 1, 2, 6: opt_attention_split without / with a workspace / with the inline combine): a row no sequence owns
+// 1, 2, 6: opt_attention_split without / with a workspace / with the inline combine; 7, 8: 1 and 2 grouped): a row no sequence owns
 // keeps what was there; a row that reaches a bad block id, and every row of an inconsistent sequence (more queries than context), is NaN; the others are finite.
 void check_attention_rules(int kernel) {
   const int heads = 2, head_dim = 64, width = heads * head_dim, block_size = 16, num_blocks = 12, max_blocks = 8;
@@ -1098,10 +1173,12 @@ void check_attention_rules(int kernel) {
   } else {
     CHECK_CUDA(cudaMemsetAsync(d_ws.ptr, 0, (static_cast<size_t>(1) << 20) * sizeof(float), g_stream));
     // g_stream: see check_attention
+    const bool with_ws = kernel == 2 || kernel == 6 || kernel == 8;
+    const int options = kernel == 6 ? OPT_ATTENTION_INLINE_COMBINE : kernel >= 7 ? OPT_ATTENTION_GROUPED : 0;
     expect_ok(opt_attention_split_f16(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, 4, total, heads, head_dim, block_size, max_blocks, num_blocks, scale,
-                                      kernel >= 2 ? d_ws.ptr : nullptr,
-                                      kernel >= 2 ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, kernel == 6,
+                                      with_ws ? d_ws.ptr : nullptr,
+                                      with_ws ? (static_cast<size_t>(1) << 20) * sizeof(float) : 0, options,
                                       g_stream),
               "attention_split (rules)");
   }
@@ -1138,7 +1215,9 @@ void check_attention_rules(int kernel) {
   }
   report(std::string(kernel == 0 ? "attention" : kernel == 1 ? "attention_split (1 split)"
                      : kernel == 2 ? "attention_split (splits)" : kernel == 3 ? "attention_tiled"
-                     : kernel == 4 ? "attention_tc" : kernel == 5 ? "attention_fa" : "attention_split (inline combine)")
+                     : kernel == 4 ? "attention_tc" : kernel == 5 ? "attention_fa"
+                     : kernel == 6 ? "attention_split (inline combine)" : kernel == 7 ? "attention_split grouped (1 split)"
+                     : "attention_split grouped (splits)")
              + " rules (unowned kept, bad block / inconsistent NaN)", "f16", wrong, 0.0);
 }
 
@@ -1611,6 +1690,15 @@ void run_group(const std::string& group) {
       check_attention_kernel<BF16>(kernel);
       check_attention_rules(kernel);
     }
+  } else if (group == "grouped") {  // opt_attention_split with OPT_ATTENTION_GROUPED (session 12; not yet run on a GPU)
+    for (int kernel : {7, 8}) {
+      check_attention_kernel<F32>(kernel);  // not taken: the per-key kernel (the launcher's fallback)
+      check_attention_kernel<F16>(kernel);
+      check_attention_kernel<BF16>(kernel);
+      check_attention_rules(kernel);
+    }
+    check_grouped_decode<F16>();
+    check_grouped_decode<BF16>();
   } else if (group == "tiled" || group == "tc" || group == "fa") {
     const int kernel = group == "tiled" ? 3 : group == "tc" ? 4 : 5;
     check_attention_kernel<F32>(kernel);
@@ -1646,18 +1734,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
+const char* const kGroups[] = {"base", "split", "combine", "grouped", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
                                "score", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine tiled tc fa gemv fold logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped tiled tc fa gemv gemvsplit int8 fold logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -349,32 +349,39 @@ OPT_API int opt_attention_bf16(uint16_t* out, const uint16_t* q, const uint16_t*
  *                                 floats of split partials, the split count cut to what fits. The split count
  *                                 depends only on the sizes (not on context_len), so a CUDA graph stays valid
  *                                 as sequences grow.
- *   inline_combine                0: a second kernel merges the splits; != 0: the last split block of each
- *                                 (row, head) merges them (one launch instead of two; batches of more than
- *                                 16384 (row, head) pairs still use the second kernel). Same results, bit for bit.
+ *   options                       0, or a sum of these bits (others: invalid value):
+ *     OPT_ATTENTION_INLINE_COMBINE  the last split block of each (row, head) merges the splits instead of a second
+ *                                   kernel (one launch instead of two; batches of more than 16384 (row, head) pairs
+ *                                   still use the second kernel). Same results, bit for bit.
+ *     OPT_ATTENTION_GROUPED         a group of threads reads each key and value row (attention_grouped.cu): fp16/bf16,
+ *                                   head_dim 64 or 128, q and caches 16-byte aligned, else ignored. Same splits and
+ *                                   tolerances, another order of sums; the splits always merge in the second kernel.
  * Status: passed check_ops and the parity tests on an H100 (2026-11-26, session 7); CudaOps' default decode
- * attention kernel (-Dopt.cuda.attention=tc, tiled or split). inline_combine (session 8) has not run on a GPU
- * (-Dopt.cuda.inlineCombine=true).
+ * attention kernel (-Dopt.cuda.attention=tc, tiled or split). OPT_ATTENTION_INLINE_COMBINE passed on an H100 in
+ * session 11 (-Dopt.cuda.inlineCombine=true); OPT_ATTENTION_GROUPED (session 12) has not run on a GPU
+ * (-Dopt.cuda.groupedSplit=true).
  */
+#define OPT_ATTENTION_INLINE_COMBINE 1
+#define OPT_ATTENTION_GROUPED 2
 OPT_API int opt_attention_split_f32(float* out, const float* q, const float* k_cache, const float* v_cache,
                                     const int32_t* block_tables, const int32_t* query_start,
                                     const int32_t* query_count, const int32_t* context_len, int num_seqs,
                                     int total_queries, int heads, int head_dim, int block_size, int max_blocks,
                                     int num_blocks, float scale, float* workspace, size_t workspace_bytes,
-                                    int inline_combine, cudaStream_t stream);
+                                    int options, cudaStream_t stream);
 OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
                                     const uint16_t* v_cache, const int32_t* block_tables,
                                     const int32_t* query_start, const int32_t* query_count,
                                     const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                     int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                    float* workspace, size_t workspace_bytes, int inline_combine,
+                                    float* workspace, size_t workspace_bytes, int options,
                                     cudaStream_t stream);
 OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
                                      const uint16_t* v_cache, const int32_t* block_tables,
                                      const int32_t* query_start, const int32_t* query_count,
                                      const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                      int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                     float* workspace, size_t workspace_bytes, int inline_combine,
+                                     float* workspace, size_t workspace_bytes, int options,
                                      cudaStream_t stream);
 
 /*

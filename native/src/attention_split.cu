@@ -25,6 +25,7 @@
 // Numerics: float32 throughout, exp via __expf; the same tolerances as opt_attention in the tests.
 // Rows no sequence owns are not written; inconsistent rows and rows reaching a bad block id are NaN (as in
 // opt_attention). Limits: head_dim <= 256.
+#include "attention_grouped.cuh"
 #include "common.cuh"
 
 namespace {
@@ -358,10 +359,11 @@ template <typename T>
 int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cache, const int32_t* block_tables,
                            const int32_t* query_start, const int32_t* query_count, const int32_t* context_len,
                            int num_seqs, int total_queries, int heads, int head_dim, int block_size, int max_blocks,
-                           int num_blocks, float scale, float* workspace, size_t workspace_bytes,
-                           int inline_combine, cudaStream_t stream) {
+                           int num_blocks, float scale, float* workspace, size_t workspace_bytes, int options,
+                           cudaStream_t stream) {
   if (num_seqs < 0 || total_queries < 0 || heads < 0 || head_dim < 0 || block_size < 0 || max_blocks < 0 ||
-      num_blocks < 0 || head_dim > kMaxHeadDim || heads > 65535) {
+      num_blocks < 0 || head_dim > kMaxHeadDim || heads > 65535 ||
+      (options & ~(OPT_ATTENTION_INLINE_COMBINE | OPT_ATTENTION_GROUPED)) != 0) {
     return kInvalidValue;
   }
   if (num_seqs == 0 || total_queries == 0 || heads == 0 || head_dim == 0) return kSuccess;
@@ -390,7 +392,13 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   const bool vec = (static_cast<size_t>(head_dim) * sizeof(T)) % kVecBytes == 0 &&
                    reinterpret_cast<uintptr_t>(k_cache) % kVecBytes == 0;
   float* partial = n_splits > 1 ? workspace + kCounterBytes / sizeof(float) : nullptr;
-  const bool inline_merge = partial != nullptr && inline_combine != 0 && pairs <= kCounters;
+  // The grouped kernel (attention_grouped.cu, session 12) where it applies; it leaves the merge to the combine kernel.
+  bool grouped = false;
+  if constexpr (sizeof(T) == 2) {
+    grouped = (options & OPT_ATTENTION_GROUPED) != 0 && grouped_split_applies(head_dim, sizeof(T), q, k_cache, v_cache);
+  }
+  const bool inline_merge =
+      !grouped && partial != nullptr && (options & OPT_ATTENTION_INLINE_COMBINE) != 0 && pairs <= kCounters;
   int* counters = inline_merge ? reinterpret_cast<int*>(workspace) : nullptr;
   const dim3 grid(total_queries, heads, n_splits);
   // OPT's head sizes (64: 125m-2.7b, 128: 6.7b-175b) get the kernel compiled for them, in fp16/bf16 (float32's
@@ -400,9 +408,19 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
     if (vec && head_dim == 64) kernel = split_attention_kernel<T, 64>;
     if (vec && head_dim == 128) kernel = split_attention_kernel<T, 128>;
   }
-  int st = launch_chained(kernel, grid, dim3(kT), 0, stream, out, partial, counters, q, k_cache, v_cache,
-                          block_tables, query_start, query_count, context_len, num_seqs, heads, head_dim, block_size,
-                          max_blocks, num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
+  int st = kSuccess;
+  if constexpr (sizeof(T) == 2) {
+    if (grouped) {
+      st = launch_grouped_split(out, partial, q, k_cache, v_cache, block_tables, query_start, query_count, context_len,
+                                num_seqs, total_queries, heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                n_splits, static_cast<int>(split_len), stream);
+    }
+  }
+  if (!grouped) {
+    st = launch_chained(kernel, grid, dim3(kT), 0, stream, out, partial, counters, q, k_cache, v_cache, block_tables,
+                        query_start, query_count, context_len, num_seqs, heads, head_dim, block_size, max_blocks,
+                        num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
+  }
   if (st == kSuccess && partial != nullptr && !inline_merge) {
     st = launch_chained(split_combine_kernel<T>, dim3(total_queries, heads), dim3(threads_for(head_dim, 256)), 0,
                         stream, out, static_cast<const float*>(partial), heads, head_dim, n_splits);
@@ -419,10 +437,10 @@ OPT_API int opt_attention_split_f32(float* out, const float* q, const float* k_c
                                     const int32_t* query_count, const int32_t* context_len, int num_seqs,
                                     int total_queries, int heads, int head_dim, int block_size, int max_blocks,
                                     int num_blocks, float scale, float* workspace, size_t workspace_bytes,
-                                    int inline_combine, cudaStream_t stream) {
+                                    int options, cudaStream_t stream) {
   return launch_split_attention(out, q, k_cache, v_cache, block_tables, query_start, query_count, context_len,
                                 num_seqs, total_queries, heads, head_dim, block_size, max_blocks, num_blocks, scale,
-                                workspace, workspace_bytes, inline_combine, stream);
+                                workspace, workspace_bytes, options, stream);
 }
 
 OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
@@ -430,11 +448,11 @@ OPT_API int opt_attention_split_f16(uint16_t* out, const uint16_t* q, const uint
                                     const int32_t* query_start, const int32_t* query_count,
                                     const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                     int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                    float* workspace, size_t workspace_bytes, int inline_combine,
+                                    float* workspace, size_t workspace_bytes, int options,
                                     cudaStream_t stream) {
   return launch_split_attention(as_f16(out), as_f16(q), as_f16(k_cache), as_f16(v_cache), block_tables, query_start,
                                 query_count, context_len, num_seqs, total_queries, heads, head_dim, block_size,
-                                max_blocks, num_blocks, scale, workspace, workspace_bytes, inline_combine, stream);
+                                max_blocks, num_blocks, scale, workspace, workspace_bytes, options, stream);
 }
 
 OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k_cache,
@@ -442,11 +460,11 @@ OPT_API int opt_attention_split_bf16(uint16_t* out, const uint16_t* q, const uin
                                      const int32_t* query_start, const int32_t* query_count,
                                      const int32_t* context_len, int num_seqs, int total_queries, int heads,
                                      int head_dim, int block_size, int max_blocks, int num_blocks, float scale,
-                                     float* workspace, size_t workspace_bytes, int inline_combine,
+                                     float* workspace, size_t workspace_bytes, int options,
                                      cudaStream_t stream) {
   return launch_split_attention(as_bf16(out), as_bf16(q), as_bf16(k_cache), as_bf16(v_cache), block_tables,
                                 query_start, query_count, context_len, num_seqs, total_queries, heads, head_dim,
-                                block_size, max_blocks, num_blocks, scale, workspace, workspace_bytes, inline_combine,
+                                block_size, max_blocks, num_blocks, scale, workspace, workspace_bytes, options,
                                 stream);
 }
 

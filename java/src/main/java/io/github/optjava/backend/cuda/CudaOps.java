@@ -155,6 +155,14 @@ public final class CudaOps implements Ops {
    */
   private static final boolean INLINE_COMBINE = Boolean.getBoolean("opt.cuda.inlineCombine");
   /**
+   * {@code -Dopt.cuda.groupedSplit=true}: the split-KV decode attention reads each key and value row with a group of
+   * threads (16-byte loads of both in one round, an online softmax per group; native/src/attention_grouped.cu) instead
+   * of one key per thread, for fp16/bf16 and head_dim 64 or 128 (other shapes keep the per-key kernel); its splits
+   * always merge in the combine kernel. Written in session 12 without a GPU: off until check_ops group grouped and
+   * the GPU tests (tag gpu-new-grouped) have passed on one and the variant {@code splitkernel=grouped} was faster.
+   */
+  private static final boolean GROUPED_SPLIT = Boolean.getBoolean("opt.cuda.groupedSplit");
+  /**
    * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
    * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
    * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
@@ -220,6 +228,7 @@ public final class CudaOps implements Ops {
   private boolean deviceSampling = DEVICE_SAMPLING;
   private boolean deviceScores = DEVICE_SCORES;
   private boolean inlineCombine = INLINE_COMBINE;
+  private boolean groupedSplit = GROUPED_SPLIT;
   private boolean foldNorm = FOLD_NORM;
   private boolean draftGraphs = DRAFT_GRAPHS;
   private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
@@ -1140,7 +1149,8 @@ public final class CudaOps implements Ops {
     if (split) {
       FloatPointer ws = new FloatPointer(attentionWorkspace);
       long wsBytes = ATTENTION_WORKSPACE_BYTES;
-      int merge = inlineCombine ? 1 : 0;
+      // opt_kernels.h: OPT_ATTENTION_INLINE_COMBINE = 1, OPT_ATTENTION_GROUPED = 2
+      int merge = (inlineCombine ? 1 : 0) | (groupedSplit ? 2 : 0);
       op("attention (split)", switch (dtype) {
         case F32 -> OptKernels.opt_attention_split_f32(o.f32(), qm.f32(), new FloatPointer(kc), new FloatPointer(vc),
             dt, ds, dc, dl, n, total, heads, headDim, s.blockSize, maxBlocks, s.blocks, scale, ws, wsBytes, merge,
@@ -1849,6 +1859,23 @@ public final class CudaOps implements Ops {
   /** Whether the split-KV attention merges its splits in the kernel (see {@link #useInlineCombine}). */
   public boolean usesInlineCombine() {
     return inlineCombine;
+  }
+
+  /**
+   * Whether the split-KV decode attention reads each key row with a group of threads (see
+   * {@code opt.cuda.groupedSplit}). Between steps only; this instance's graphs are discarded (captured the other way).
+   */
+  public void useGroupedSplit(boolean on) {
+    requireEager("useGroupedSplit");
+    if (on != groupedSplit) {
+      discardGraphs();
+      groupedSplit = on;
+    }
+  }
+
+  /** Whether the split-KV attention reads key rows with a group of threads (see {@link #useGroupedSplit}). */
+  public boolean usesGroupedSplit() {
+    return groupedSplit;
   }
 
   /** Whether echo scores come from the device kernel (tests run both; see {@code opt.cuda.deviceScores}). */

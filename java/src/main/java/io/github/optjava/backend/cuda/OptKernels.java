@@ -456,15 +456,17 @@ public final class OptKernels {
    * The function of {@link #opt_attention_f32}, split-KV (native/src/attention_split.cu): each (row, head)'s
    * keys are cut into ranges reduced by separate blocks and merged; {@code workspace} ({@code workspaceBytes},
    * zeroed once before its first use: it starts with the inline combine's counters, which every launch leaves at
-   * zero) holds the partials, null for no split; {@code inlineCombine} != 0: the last split block of each (row,
-   * head) merges them instead of a second kernel (the same bits). float32 storage.
+   * zero) holds the partials, null for no split; {@code options}: 0 or a sum of OPT_ATTENTION_INLINE_COMBINE (1: the
+   * last split block of each (row, head) merges them instead of a second kernel, the same bits) and
+   * OPT_ATTENTION_GROUPED (2: a group of threads reads each key row, native/src/attention_grouped.cu; fp16/bf16 with
+   * head_dim 64 or 128 only, else ignored). float32 storage.
    */
   public static native int opt_attention_split_f32(FloatPointer out, @Cast("const float*") FloatPointer q,
       @Cast("const float*") FloatPointer kCache, @Cast("const float*") FloatPointer vCache,
       @Cast("const int32_t*") IntPointer blockTables, @Cast("const int32_t*") IntPointer queryStart,
       @Cast("const int32_t*") IntPointer queryCount, @Cast("const int32_t*") IntPointer contextLen, int numSeqs,
       int totalQueries, int heads, int headDim, int blockSize, int maxBlocks, int numBlocks, float scale,
-      FloatPointer workspace, @Cast("size_t") long workspaceBytes, int inlineCombine, CUstream_st stream);
+      FloatPointer workspace, @Cast("size_t") long workspaceBytes, int options, CUstream_st stream);
 
   /** As {@link #opt_attention_split_f32}, fp16 storage (raw 16-bit words). */
   public static native int opt_attention_split_f16(@Cast("uint16_t*") ShortPointer out,
@@ -473,7 +475,7 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
       @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
       int blockSize, int maxBlocks, int numBlocks, float scale, FloatPointer workspace,
-      @Cast("size_t") long workspaceBytes, int inlineCombine, CUstream_st stream);
+      @Cast("size_t") long workspaceBytes, int options, CUstream_st stream);
 
   /** As {@link #opt_attention_split_f32}, bf16 storage (raw 16-bit words). */
   public static native int opt_attention_split_bf16(@Cast("uint16_t*") ShortPointer out,
@@ -482,7 +484,7 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer queryStart, @Cast("const int32_t*") IntPointer queryCount,
       @Cast("const int32_t*") IntPointer contextLen, int numSeqs, int totalQueries, int heads, int headDim,
       int blockSize, int maxBlocks, int numBlocks, float scale, FloatPointer workspace,
-      @Cast("size_t") long workspaceBytes, int inlineCombine, CUstream_st stream);
+      @Cast("size_t") long workspaceBytes, int options, CUstream_st stream);
 
   /**
    * The function of {@link #opt_attention_f32} for the rows of the tile map (native/src/attention_tiled.cu): tile

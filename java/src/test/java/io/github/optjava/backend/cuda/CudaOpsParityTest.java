@@ -336,6 +336,32 @@ class CudaOpsParityTest {
     return attentionCases("split").map(a -> Arguments.of(a.get()[0], a.get()[1]));
   }
 
+  /**
+   * The split-KV kernel with a group of threads per key row (-Dopt.cuda.groupedSplit=true, session 12,
+   * native/src/attention_grouped.cu: fp16/bf16 at head_dim 64 and 128; f32 and head_dim 80 keep the per-key kernel)
+   * against the CPU, every dtype and head size, with the combine kernel and with the inline combine asked for too
+   * (which the grouped kernel leaves to the combine kernel).
+   */
+  @ParameterizedTest(name = "{0} headDim={1}")
+  @MethodSource("inlineCombineCases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-grouped")
+  void pagedAttentionWithTheGroupedSplit(DType d, int headDim) {
+    CudaOps g = gpu(d);
+    boolean grouped = g.usesGroupedSplit();
+    boolean combine = g.usesInlineCombine();
+    try {
+      g.useGroupedSplit(true);
+      for (boolean inline : new boolean[] {false, true}) {
+        g.useInlineCombine(inline);
+        withAttentionKernel(g, "split", x -> pagedAttention(d, headDim, x));
+      }
+    } finally {
+      g.useGroupedSplit(grouped);
+      g.useInlineCombine(combine);
+    }
+  }
+
   /** Runs {@code test} with {@code kernel} as g's attention kernel, then puts g's own back. */
   private static void withAttentionKernel(CudaOps g, String kernel, java.util.function.Consumer<CudaOps> test) {
     String before = g.attentionKernel();
