@@ -25,7 +25,7 @@
 # and are skipped with a row saying so when too little is left.
 # DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
 # tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, int8, fold, split,
-# grouped and combine groups only (what changed since session 11's runs; the others passed there: rerun the full
+# grouped, combine and vecnorm groups only (what changed since session 11's runs; the others passed there: rerun the full
 # check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features, then short
 # `opt bench` variants (1.3b batch 1,2,8,32; 6.7b batch 1), ncu on a batch-1 decode (and with the flagged decode
 # kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
@@ -206,10 +206,11 @@ else
   # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
   # int8 (session 11): Linears over int8 weights and their dequantization, behind -Dopt.cuda.int8.
   # grouped (session 12): the split-KV decode attention with a group of threads per key row, -Dopt.cuda.groupedSplit.
-  groups="base split grouped tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
+  # vecnorm (session 12): the layer norms' vector kernel, -Dopt.cuda.vecNorm.
+  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
   # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine vecnorm"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -233,7 +234,7 @@ new_cap=150 new_keep=200 new_min=60
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
 # gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
 new_excl=()
-for k in fa score combine fold gemvsplit int8 grouped; do
+for k in fa score combine fold gemvsplit int8 grouped vecnorm; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -282,21 +283,27 @@ int8_run() {
   esac
   return 0
 }
-gemvsplit_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops gemvsplit passed
-  local v
-  case "$passed_groups" in *" gemvsplit "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
+passed_variant() {  # GROUP VARIANT...: prints ";VARIANT" for each when check_ops GROUP passed
+  local group=$1 v
+  shift
+  case "$passed_groups" in *" $group "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
   return 0
 }
-grouped_variant() {  # VARIANT...: prints ";VARIANT" for each when check_ops grouped passed
-  local v
-  case "$passed_groups" in *" grouped "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
+# Every flagged decode kernel that passed check_ops together, as one more variant when there are two or more.
+all_new_variant() {
+  local v=()
+  case "$passed_groups" in *" gemvsplit "*) v+=(gemvsplit=auto) ;; esac
+  case "$passed_groups" in *" grouped "*) v+=(splitkernel=grouped) ;; esac
+  case "$passed_groups" in *" vecnorm "*) v+=(lnvec=on) ;; esac
+  [ ${#v[@]} -ge 2 ] && printf ';%s' "$(IFS=,; echo "${v[*]}")"
   return 0
 }
-# The kernels of the second ncu table: those of the flagged ones that passed check_ops (empty: no second table).
+# The flagged decode kernels that passed check_ops, as -D options (empty: none). The second ncu table runs with them.
 new_decode_flags() {
   local f=""
   case "$passed_groups" in *" gemvsplit "*) f+=" -Dopt.cuda.gemvSplit=auto" ;; esac
   case "$passed_groups" in *" grouped "*) f+=" -Dopt.cuda.groupedSplit=true" ;; esac
+  case "$passed_groups" in *" vecnorm "*) f+=" -Dopt.cuda.vecNorm=true" ;; esac
   echo "${f# }"
 }
 
@@ -343,6 +350,7 @@ else
     cand=()
     case "$passed_groups" in *" gemvsplit "*) cand+=(-Dopt.cuda.gemvSplit=auto) ;; esac
     case "$passed_groups" in *" grouped "*) cand+=(-Dopt.cuda.groupedSplit=true) ;; esac
+    case "$passed_groups" in *" vecnorm "*) cand+=(-Dopt.cuda.vecNorm=true) ;; esac
     [ ${#cand[@]} -eq 0 ] && row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     for flag in ${cand[@]+"${cand[@]}"}; do  # a candidate may hold several -D flags, separated by spaces
       label="$(echo "$flag" | sed 's/-Dopt\.cuda\.//g')"
@@ -551,14 +559,14 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
 }
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(grouped_variant splitkernel=grouped)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
   # the same with the flagged decode kernels that passed their checks (the split gemv, session 11; the grouped
   # split-KV attention, session 12): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)$(grouped_variant splitkernel=grouped)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
@@ -566,7 +574,7 @@ else
   # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
   # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
   variant_run "opt-1.3b decode" 100 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(grouped_variant splitkernel=grouped)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   int8_run
   variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
     --variants "default;attention=tc"
@@ -578,7 +586,7 @@ else
   ncu_run decode-b1 1.3b 1
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(gemvsplit_variant gemvsplit=auto gemvsplit=4)$(grouped_variant splitkernel=grouped)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   # the flagged decode kernels one by one (the split gemv, the grouped attention; ≤ 90 s; after the 6.7b variants,
   # which decide more)
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1

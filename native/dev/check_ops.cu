@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine grouped tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -910,6 +910,48 @@ void check_kv_copy_blocks() {
   report(shape("kv_copy_blocks", n, static_cast<int>(block_elems)), D::name(), err, 0.0);  // a copy: exact
 }
 
+// The vector layer norm (session 12, not yet run on a GPU; opt_set_vector_layernorm): both layer norms against the
+// reference with the switch on, at OPT's widths (one to three 16-byte chunks per thread) and at widths it leaves to
+// the scalar kernel (33, 83: not whole chunks; 16384 in f32: more than four chunks per thread); then the fused op
+// with the switch off and on over the same inputs: the residual x the same words, the norm within tolerance.
+template <class D>
+void check_vector_norm_all() {
+  const int previous = opt_set_vector_layernorm(1);
+  for (int cols : {768, 2048, 4096, 5120, 12288, 16384, 33, 83}) {
+    check_layernorm<D>(3, cols);
+    check_add_layernorm<D>(2, cols, true);
+    check_add_layernorm<D>(1, cols, false);
+  }
+  for (int cols : {2048, 4096, 12288}) {
+    const int rows = 3;
+    const Host<D> x = random_tensor<D>(static_cast<size_t>(rows) * cols, 1.f, 2.f);
+    const Host<D> y = random_tensor<D>(x.words.size(), 0.f, 1.f);
+    const Host<D> bias = random_tensor<D>(cols, 0.f, 0.5f);
+    const Host<D> gamma = random_tensor<D>(cols, 1.f, 0.1f);
+    const Host<D> beta = random_tensor<D>(cols, 0.f, 0.1f);
+    DevBuf<typename D::W> d_y(y.words), d_bias(bias.words), d_g(gamma.words), d_b(beta.words);
+    std::vector<typename D::W> xs[2], outs[2];
+    for (int vec : {0, 1}) {
+      opt_set_vector_layernorm(vec);
+      DevBuf<typename D::W> d_x(x.words), d_out(x.words.size());
+      expect_ok(K<D>::add_layernorm(d_x.ptr, d_y.ptr, d_bias.ptr, d_out.ptr, d_g.ptr, d_b.ptr, rows, cols, 1e-5f,
+                                    g_stream),
+                "add_layernorm");
+      xs[vec] = d_x.download();
+      outs[vec] = d_out.download();
+    }
+    size_t differ = 0;
+    for (size_t i = 0; i < xs[0].size(); ++i) differ += xs[0][i] != xs[1][i];
+    report(shape("add_layernorm vector = scalar (x words)", rows, cols), D::name(), static_cast<double>(differ), 0.0);
+    std::vector<double> scalar_out(outs[0].size());
+    const std::vector<float> widened = widen_all<D>(outs[0]);
+    for (size_t i = 0; i < widened.size(); ++i) scalar_out[i] = widened[i];
+    report(shape("add_layernorm vector ~ scalar (out)", rows, cols), D::name(),
+           max_error(widen_all<D>(outs[1]), scalar_out), D::tol);
+  }
+  opt_set_vector_layernorm(previous);
+}
+
 // A ragged batch: a decode sequence with a long context (many tiles), a prefill crossing a tile border,
 // a chunked prefill (5 new tokens on 40 cached), and a sequence with no new tokens. Rows are not in
 // sequence order, and blocks are a random permutation of the pool.
@@ -1690,6 +1732,10 @@ void run_group(const std::string& group) {
       check_attention_kernel<BF16>(kernel);
       check_attention_rules(kernel);
     }
+  } else if (group == "vecnorm") {  // opt_set_vector_layernorm (session 12; not yet run on a GPU)
+    check_vector_norm_all<F32>();
+    check_vector_norm_all<F16>();
+    check_vector_norm_all<BF16>();
   } else if (group == "grouped") {  // opt_attention_split with OPT_ATTENTION_GROUPED (session 12; not yet run on a GPU)
     for (int kernel : {7, 8}) {
       check_attention_kernel<F32>(kernel);  // not taken: the per-key kernel (the launcher's fallback)
@@ -1734,18 +1780,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "grouped", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
+const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
                                "score", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped tiled tc fa gemv gemvsplit int8 fold logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

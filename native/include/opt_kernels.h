@@ -43,6 +43,17 @@ OPT_API int opt_chained_launch(void);
 /* 1 when chained launches are safe on the current device: compute capability 9.0+ running code compiled for
  * compute_90+ (else chain_wait would be a no-op); 0 otherwise, and on any error. */
 OPT_API int opt_chained_launch_supported(void);
+/*
+ * The vector layer norm (layernorm.cu, session 12, not yet run on a GPU): with on != 0, opt_layernorm_* and
+ * opt_add_layernorm_* take rows whose width is a multiple of 16 bytes (and at most 2048 16-byte chunks), with every
+ * pointer 16-byte aligned, through a kernel that loads each thread's chunks at once and keeps the row in registers
+ * (one round of memory latency per row instead of about nine); other rows keep the scalar kernel. The same stored
+ * residual bits; LN's output may differ by a rounding (another order of the statistics' sums). Process-wide;
+ * returns the previous setting. Off by default (-Dopt.cuda.vecNorm=true).
+ */
+OPT_API int opt_set_vector_layernorm(int on);
+/* Whether the vector layer norm is on (1) or off (0). */
+OPT_API int opt_vector_layernorm(void);
 /* cudaProfilerStart (on != 0) or cudaProfilerStop: the range a profiler started with --profile-from-start off
  * (ncu, nsys) records; returns the cudaError_t. */
 OPT_API int opt_profiler_range(int on);

@@ -12,12 +12,29 @@
 // no cancellation as in E[x²] - E[x]², even for rows with a large mean), then one pass that writes.
 // Each thread re-reads its own elements in every pass (cache hits), so rows of any width work without
 // staging them in shared memory.
+//
+// The vector path (session 12, not yet run on a GPU; process-wide switch opt_set_vector_layernorm, off by default,
+// -Dopt.cuda.vecNorm=true): the same arithmetic, element by element, for rows whose width is a multiple of a
+// 16-byte chunk and at most kMaxChunksPerThread chunks per thread. Why: at batch 1 a decode step's layer norms are
+// one block each (one row), and the kernel above is a chain of memory latencies: its loops run up to four
+// iterations per thread whose loads cannot move past the previous iteration's store (x, y and out may alias),
+// then re-read the row twice (H100, session 11: 7.3 µs per call under ncu, 11.5 % of an opt-1.3b batch-1 step,
+// for 4 KB of data). Here each thread loads its chunks of x, y, bias, gamma and beta with 16-byte loads all at
+// once, keeps the row in registers through both statistics, and stores 16 bytes at a time: one round of memory
+// latency instead of about nine. The stored residual is the same bits as the kernel above (the same expression per
+// element); the statistics sum in another order (each thread's chunks, then block_sum), so LN's output may differ
+// from the scalar kernel's by a rounding.
+#include <atomic>
+
 #include "common.cuh"
 
 namespace {
 using namespace opt;
 
 constexpr int kMaxThreads = 512;
+constexpr int kMaxChunksPerThread = 4;  // rows up to 4 · 512 chunks: 16384 fp16 values (opt-175b: 12288)
+
+std::atomic<int> g_vector_norm{0};
 
 // Finishes one row given each thread's partial sum of the row's (stored) values: the block-wide mean,
 // the variance, then out = normalised row * gamma + beta.
@@ -72,11 +89,139 @@ __global__ void add_layernorm_kernel(T* x, const T* y, const T* __restrict__ bia
   normalize_row(out + base, row, gamma, beta, cols, eps, sum);
 }
 
+// The 8 (fp16/bf16) or 4 (f32) values of a 16-byte chunk, as float, and back with from_float's rounding.
+template <typename T>
+struct Vec {
+  static constexpr int kSize = 16 / static_cast<int>(sizeof(T));
+  __device__ static void widen(const uint4& u, float (&f)[kSize]) {
+    const T* e = reinterpret_cast<const T*>(&u);
+#pragma unroll
+    for (int i = 0; i < kSize; ++i) f[i] = to_float(e[i]);
+  }
+  __device__ static uint4 narrow(const float (&f)[kSize]) {
+    uint4 u;
+    T* e = reinterpret_cast<T*>(&u);
+#pragma unroll
+    for (int i = 0; i < kSize; ++i) e[i] = from_float<T>(f[i]);
+    return u;
+  }
+};
+
+// grid.x = rows, blockDim.x threads; thread t takes chunks t, t + blockDim.x, ... (at most C of them) of its row.
+// kAdd: add_layernorm_kernel's function (x += y + bias, bias may be null, then out = LN(x)); else
+// layernorm_kernel's (out = LN(x)). No __restrict__ on x, y and out (chained launches, common.cuh).
+template <typename T, int C, bool kAdd>
+__global__ void __launch_bounds__(kMaxThreads)
+    layernorm_vec_kernel(T* x, const T* y, const T* __restrict__ bias, T* out, const T* __restrict__ gamma,
+                         const T* __restrict__ beta, int cols, float eps) {
+  constexpr int kV = Vec<T>::kSize;
+  chain_start();
+  const int chunks = cols / kV;
+  const size_t base = static_cast<size_t>(blockIdx.x) * chunks;
+  uint4 g_raw[C], b_raw[C];
+#pragma unroll
+  for (int j = 0; j < C; ++j) {  // constants: loaded while a chained predecessor finishes
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c < chunks) {
+      g_raw[j] = reinterpret_cast<const uint4*>(gamma)[c];
+      b_raw[j] = reinterpret_cast<const uint4*>(beta)[c];
+    }
+  }
+  chain_wait();
+  float v[C][kV];
+  float sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c < chunks) {
+      Vec<T>::widen(reinterpret_cast<const uint4*>(x)[base + c], v[j]);
+      if (kAdd) {
+        float yf[kV];
+        Vec<T>::widen(reinterpret_cast<const uint4*>(y)[base + c], yf);
+        float bf[kV];
+        if (bias != nullptr) Vec<T>::widen(reinterpret_cast<const uint4*>(bias)[c], bf);
+#pragma unroll
+        for (int e = 0; e < kV; ++e) {
+          // add_layernorm_kernel's expression: y + bias first, then the residual add, rounded to T
+          const float y_biased = bias == nullptr ? yf[e] : yf[e] + bf[e];
+          v[j][e] = to_float(from_float<T>(v[j][e] + y_biased));
+        }
+      }
+#pragma unroll
+      for (int e = 0; e < kV; ++e) sum += v[j][e];
+    }
+  }
+  const float mean = block_sum(sum) / cols;
+  float sq = 0.f;
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    if (threadIdx.x + j * blockDim.x < chunks) {
+#pragma unroll
+      for (int e = 0; e < kV; ++e) {
+        const float d = v[j][e] - mean;
+        sq += d * d;
+      }
+    }
+  }
+  const float var = block_sum(sq) / cols;
+  const float inv_std = 1.f / sqrtf(var + eps);
+#pragma unroll
+  for (int j = 0; j < C; ++j) {
+    const int c = threadIdx.x + j * blockDim.x;
+    if (c < chunks) {
+      if (kAdd) reinterpret_cast<uint4*>(x)[base + c] = Vec<T>::narrow(v[j]);
+      float gf[kV], bf[kV], o[kV];
+      Vec<T>::widen(g_raw[j], gf);
+      Vec<T>::widen(b_raw[j], bf);
+#pragma unroll
+      for (int e = 0; e < kV; ++e) o[e] = (v[j][e] - mean) * inv_std * gf[e] + bf[e];
+      reinterpret_cast<uint4*>(out)[base + c] = Vec<T>::narrow(o);
+    }
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// The vector path when it is on and applies (width a multiple of the chunk, every pointer 16-byte aligned, at most
+// kMaxChunksPerThread chunks per thread); returns false (nothing launched) otherwise, and *status the launch's.
+template <typename T, bool kAdd>
+bool launch_vec(T* x, const T* y, const T* bias, T* out, const T* gamma, const T* beta, int rows, int cols,
+                float eps, cudaStream_t stream, int* status) {
+  constexpr int kV = Vec<T>::kSize;
+  if (g_vector_norm.load(std::memory_order_relaxed) == 0 || cols % kV != 0 || !aligned16(x) || !aligned16(out) ||
+      !aligned16(gamma) || !aligned16(beta) || (kAdd && (!aligned16(y) || (bias != nullptr && !aligned16(bias))))) {
+    return false;
+  }
+  const int chunks = cols / kV;
+  const int per_thread = (chunks + kMaxThreads - 1) / kMaxThreads;
+  if (per_thread > kMaxChunksPerThread) return false;
+  const int threads = threads_for((chunks + per_thread - 1) / per_thread, kMaxThreads);
+  switch (per_thread) {
+    case 1:
+      *status = launch_chained(layernorm_vec_kernel<T, 1, kAdd>, dim3(rows), dim3(threads), 0, stream, x, y, bias,
+                               out, gamma, beta, cols, eps);
+      break;
+    case 2:
+      *status = launch_chained(layernorm_vec_kernel<T, 2, kAdd>, dim3(rows), dim3(threads), 0, stream, x, y, bias,
+                               out, gamma, beta, cols, eps);
+      break;
+    default:
+      *status = launch_chained(layernorm_vec_kernel<T, kMaxChunksPerThread, kAdd>, dim3(rows), dim3(threads), 0,
+                               stream, x, y, bias, out, gamma, beta, cols, eps);
+  }
+  return true;
+}
+
 template <typename T>
 int launch_layernorm(T* out, const T* x, const T* gamma, const T* beta, int rows, int cols, float eps,
                      cudaStream_t stream) {
   if (rows < 0 || cols < 0) return kInvalidValue;
   if (rows == 0 || cols == 0) return kSuccess;
+  int status = kSuccess;
+  // (x is only read: the kernel's x pointer is not const because the add variant writes it)
+  if (launch_vec<T, false>(const_cast<T*>(x), nullptr, nullptr, out, gamma, beta, rows, cols, eps, stream, &status)) {
+    return status;
+  }
   layernorm_kernel<T><<<rows, threads_for(cols, kMaxThreads), 0, stream>>>(out, x, gamma, beta, cols, eps);
   return launch_status();
 }
@@ -86,6 +231,8 @@ int launch_add_layernorm(T* x, const T* y, const T* bias, T* out, const T* gamma
                          float eps, cudaStream_t stream) {
   if (rows < 0 || cols < 0) return kInvalidValue;
   if (rows == 0 || cols == 0) return kSuccess;
+  int status = kSuccess;
+  if (launch_vec<T, true>(x, y, bias, out, gamma, beta, rows, cols, eps, stream, &status)) return status;
   return launch_chained(add_layernorm_kernel<T>, dim3(rows), dim3(threads_for(cols, kMaxThreads)), 0, stream, x, y,
                         bias, out, gamma, beta, cols, eps);
 }
@@ -93,6 +240,10 @@ int launch_add_layernorm(T* x, const T* y, const T* bias, T* out, const T* gamma
 }  // namespace
 
 extern "C" {
+
+OPT_API int opt_set_vector_layernorm(int on) { return g_vector_norm.exchange(on != 0 ? 1 : 0); }
+
+OPT_API int opt_vector_layernorm(void) { return g_vector_norm.load() != 0 ? 1 : 0; }
 
 OPT_API int opt_layernorm_f32(float* out, const float* x, const float* gamma, const float* beta, int rows,
                               int cols, float eps, cudaStream_t stream) {

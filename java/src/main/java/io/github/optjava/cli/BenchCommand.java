@@ -366,12 +366,12 @@ final class BenchCommand implements Callable<Integer> {
    * class of its own so that the CPU path never loads CUDA classes.
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
-      boolean inlineCombine, boolean foldNorm, int gemvSplit, boolean groupedSplit) {
+      boolean inlineCombine, boolean foldNorm, int gemvSplit, boolean groupedSplit, boolean vectorNorm) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
           io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.usesFoldNorm(),
-          c.gemvSplit(), c.usesGroupedSplit());
+          c.gemvSplit(), c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -385,6 +385,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useFoldNorm(v.foldNorm() != null ? v.foldNorm() : foldNorm);
       c.useGemvSplit(v.gemvSplit() != null ? v.gemvSplit() : gemvSplit);
       c.useGroupedSplit(v.groupedSplit() != null ? v.groupedSplit() : groupedSplit);
+      c.useVectorNorm(v.vectorNorm() != null ? v.vectorNorm() : vectorNorm);
     }
   }
 

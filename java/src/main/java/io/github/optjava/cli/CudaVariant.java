@@ -15,10 +15,11 @@ import java.util.Map;
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
  * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel},
- * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}; for example {@code attention=first,gemv=off}. The
- * choices mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm},
- * {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine}, {@code -Dopt.cuda.foldNorm},
- * {@code -Dopt.cuda.gemvSplit} and {@code -Dopt.cuda.groupedSplit} properties mean (see {@code CudaOps}).
+ * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}, {@code lnvec=on|off}; for example
+ * {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv},
+ * {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine}, {@code -Dopt.cuda.foldNorm},
+ * {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit} and {@code -Dopt.cuda.vecNorm} properties mean (see
+ * {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -30,9 +31,10 @@ import java.util.Map;
  * @param gemvSplit warps per output group of the matrix-vector kernel (1, 2, 4; 0 = auto), or null for the default
  * @param groupedSplit whether the split-KV attention reads each key row with a group of threads, or null for the
  *     default
+ * @param vectorNorm whether layer norms run the vector kernel (process-wide), or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
-    Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit, Boolean groupedSplit) {
+    Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm) {
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
@@ -47,7 +49,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -71,11 +73,13 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Boolean foldNorm = onOff(spec, "norm", settings.remove("norm"), "fold", "kernel");
     Integer gemvSplit = gemvSplit(spec, settings.remove("gemvsplit"));
     Boolean groupedSplit = onOff(spec, "splitkernel", settings.remove("splitkernel"), "grouped", "perkey");
+    Boolean vectorNorm = onOff(spec, "lnvec", settings.remove("lnvec"), "on", "off");
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet()
-          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel)");
+          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel, lnvec)");
     }
-    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm, gemvSplit, groupedSplit);
+    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm, gemvSplit, groupedSplit,
+        vectorNorm);
   }
 
   private static Integer gemvRows(String spec, String value) {

@@ -163,6 +163,15 @@ public final class CudaOps implements Ops {
    */
   private static final boolean GROUPED_SPLIT = Boolean.getBoolean("opt.cuda.groupedSplit");
   /**
+   * {@code -Dopt.cuda.vecNorm=true}: layer norms (and the fused bias + residual add + layer norm) of rows of whole
+   * 16-byte chunks run the vector kernel (native/src/layernorm.cu: each thread loads its chunks at once and keeps the
+   * row in registers, one round of memory latency instead of about nine; the same residual bits). Process-wide, like
+   * chained launches (a switch of the kernel library). Written in session 12 without a GPU: off until check_ops
+   * group vecnorm and the GPU tests (tag gpu-new-vecnorm) have passed on one and the variant {@code lnvec=on} was
+   * faster.
+   */
+  private static final boolean VECTOR_NORM = Boolean.getBoolean("opt.cuda.vecNorm");
+  /**
    * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
    * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
    * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
@@ -293,6 +302,9 @@ public final class CudaOps implements Ops {
       profile = PROFILE ? new OpProfile(stream) : null;
       if (CHAINED) {
         OptKernels.opt_set_chained_launch(1); // checked supported before anything was allocated
+      }
+      if (VECTOR_NORM) {
+        OptKernels.opt_set_vector_layernorm(1);
       }
     } catch (RuntimeException | LinkageError e) { // LinkageError: a cuBLASLt symbol missing from this runtime
       if (lt != null) {
@@ -1648,6 +1660,22 @@ public final class CudaOps implements Ops {
   /** Whether chained launches are on in this process (see {@link #useChainedLaunches}). */
   public static boolean chainedLaunches() {
     return OptKernels.opt_chained_launch() != 0;
+  }
+
+  /**
+   * Process-wide: whether layer norms of rows of whole 16-byte chunks run the vector kernel (see
+   * {@code opt.cuda.vecNorm}). Between steps only; this instance's graphs are discarded (another instance's keep the
+   * kernel they captured, which computes the same function).
+   */
+  public void useVectorNorm(boolean on) {
+    requireEager("useVectorNorm");
+    discardGraphs();
+    OptKernels.opt_set_vector_layernorm(on ? 1 : 0);
+  }
+
+  /** Whether the vector layer norm is on in this process (see {@link #useVectorNorm}). */
+  public static boolean vectorNorm() {
+    return OptKernels.opt_vector_layernorm() != 0;
   }
 
   /** How many Linears ran the matrix-vector kernel so far (tests check that its path really ran). */

@@ -161,6 +161,18 @@ public final class OptKernels {
    */
   public static native int opt_chained_launch_supported();
 
+  // ---- the vector layer norm (layernorm.cu) ----
+
+  /**
+   * Process-wide: opt_layernorm_* and opt_add_layernorm_* take rows of whole 16-byte chunks (16-byte aligned, at most
+   * 2048 chunks) through the vector kernel when on != 0 (session 12, not yet run on a GPU). Returns the previous
+   * setting.
+   */
+  public static native int opt_set_vector_layernorm(int on);
+
+  /** Whether the vector layer norm is on (1) or off (0). */
+  public static native int opt_vector_layernorm();
+
   /**
    * cudaProfilerStart (on != 0) or cudaProfilerStop: the range a profiler started with
    * {@code --profile-from-start off} records ({@code ncu}, {@code nsys}); returns the cudaError_t.

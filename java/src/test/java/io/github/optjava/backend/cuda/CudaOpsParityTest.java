@@ -125,6 +125,63 @@ class CudaOpsParityTest {
     }
   }
 
+  /**
+   * The vector layer norm (-Dopt.cuda.vecNorm, session 12, not yet run on a GPU; native/src/layernorm.cu): both layer
+   * norms against the CPU, and the residual the fused one writes bit for bit equal to the scalar kernel's, at OPT's
+   * widths (768 to 12288: one to three 16-byte chunks per thread) and at widths the vector kernel leaves to the scalar
+   * one (83: not whole chunks; 16384 in f32: more than four chunks per thread).
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("vectorNormCases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-vecnorm")
+  void layerNormsThroughTheVectorKernel(DType d, int rows, int cols) {
+    Random r = new Random(rows * 7919L + cols);
+    CudaOps g = gpu(d);
+    float[] x = random(r, rows * cols, 1, d);
+    float[] y = random(r, rows * cols, 1, d);
+    float[] bias = random(r, cols, 0.5, d);
+    float[] gamma = random(r, cols, 0.1, d);
+    for (int i = 0; i < cols; i++) {
+      gamma[i] += 1f;
+    }
+    gamma = tensor(gamma, 1, cols).to(d).toFloatArray();
+    float[] beta = random(r, cols, 0.1, d);
+    boolean before = CudaOps.vectorNorm();
+    try {
+      float[][] residual = new float[2][];
+      for (boolean vector : new boolean[] {false, true}) {
+        g.useVectorNorm(vector);
+        Mat co = CPU.alloc(rows, cols);
+        CPU.layerNorm(co, act(CPU, x, rows, cols), act(CPU, gamma, 1, cols), act(CPU, beta, 1, cols), 1e-5f);
+        Mat go = poisoned(g, rows, cols);
+        g.layerNorm(go, act(g, x, rows, cols), act(g, gamma, 1, cols), act(g, beta, 1, cols), 1e-5f);
+        assertClose("layerNorm vector=" + vector, d, CPU.read(co), g.read(go));
+        Mat cx = act(CPU, x, rows, cols);
+        Mat cn = CPU.alloc(rows, cols);
+        CPU.addBiasLayerNorm(cx, act(CPU, y, rows, cols), act(CPU, bias, 1, cols), cn, act(CPU, gamma, 1, cols),
+            act(CPU, beta, 1, cols), 1e-5f);
+        Mat gx = act(g, x, rows, cols);
+        Mat gn = poisoned(g, rows, cols);
+        g.addBiasLayerNorm(gx, act(g, y, rows, cols), act(g, bias, 1, cols), gn, act(g, gamma, 1, cols),
+            act(g, beta, 1, cols), 1e-5f);
+        residual[vector ? 1 : 0] = g.read(gx);
+        assertClose("addBiasLayerNorm (x) vector=" + vector, d, CPU.read(cx), residual[vector ? 1 : 0]);
+        assertClose("addBiasLayerNorm (out) vector=" + vector, d, CPU.read(cn), g.read(gn));
+      }
+      org.junit.jupiter.api.Assertions.assertArrayEquals(residual[0], residual[1],
+          "the residual x += y + bias: the vector kernel's bits differ from the scalar kernel's");
+    } finally {
+      g.useVectorNorm(before);
+    }
+  }
+
+  static Stream<Arguments> vectorNormCases() {
+    return Stream.of(DType.F32, DType.F16, DType.BF16)
+        .flatMap(d -> Stream.of(Arguments.of(d, 1, 2048), Arguments.of(d, 2, 4096), Arguments.of(d, 3, 768),
+            Arguments.of(d, 1, 12288), Arguments.of(d, 5, 80), Arguments.of(d, 2, 83), Arguments.of(d, 1, 16384)));
+  }
+
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
   void elementwiseOpsAndLayerNorm(DType d, int rows, int cols) {
