@@ -16,33 +16,57 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * The split-KV decode attention with a group of threads per key row (-Dopt.cuda.groupedSplit, session 12, not yet run
- * on a GPU; native/src/attention_grouped.cu) in a model whose heads it serves: two layers of random weights at
- * opt-1.3b's widths (head_dim 64) and at opt-6.7b's (head_dim 128), fp16, decode steps replayed as CUDA graphs,
- * against eager steps with the per-key kernel. Three sequences with prompts of 100, 37 and 5 tokens, then 40 greedy
- * steps, so contexts cross the grouped kernel's rounds (64 keys at head_dim 64, 32 at 128) and the batch shrinks.
- * The fixture models (head_dim 16) never take the grouped kernel: hence these shapes.
+ * Session 12's decode kernels (not yet run on a GPU) in models whose shapes they serve: two layers of random weights
+ * at opt-1.3b's widths (hidden 2048, head_dim 64) and at opt-6.7b's (4096, head_dim 128), fp16, decode steps replayed
+ * as CUDA graphs, against eager steps of the verified kernels. Three sequences with prompts of 100, 37 and 5 tokens,
+ * then 40 greedy steps, so contexts cross the grouped attention's rounds (64 keys at head_dim 64, 32 at 128) and
+ * the batch shrinks. The fixture models (head_dim 16, hidden 64) never take these kernels: hence these shapes.
  */
 @GpuTest
-class GpuGroupedSplitTest {
+class GpuNewDecodeKernelsTest {
   private static final int STEPS = 40;
 
+  /** The split-KV attention with a group of threads per key row (-Dopt.cuda.groupedSplit) against the per-key one. */
   @ParameterizedTest(name = "{0}")
   @CsvSource({"1.3b", "6.7b"})
   @Tag("gpu-new")
   @Tag("gpu-new-grouped")
   void graphReplayWithTheGroupedSplitEqualsEagerPerKeySteps(String shape) {
+    replayEqualsEager(shape, ops -> ops.useGroupedSplit(true), () -> { }, () -> { });
+  }
+
+  /**
+   * The vector layer norm (-Dopt.cuda.vecNorm) against the scalar one. The switch is process-wide: it is on while the
+   * graph side steps (its first steps run and are captured with it; replays keep the captured kernels) and off while
+   * the eager side does.
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"1.3b", "6.7b"})
+  @Tag("gpu-new")
+  @Tag("gpu-new-vecnorm")
+  void graphReplayWithTheVectorLayerNormEqualsEagerScalarSteps(String shape) {
+    boolean before = CudaOps.vectorNorm();
+    try {
+      replayEqualsEager(shape, ops -> { }, () -> io.github.optjava.backend.cuda.OptKernels.opt_set_vector_layernorm(1),
+          () -> io.github.optjava.backend.cuda.OptKernels.opt_set_vector_layernorm(0));
+    } finally {
+      io.github.optjava.backend.cuda.OptKernels.opt_set_vector_layernorm(before ? 1 : 0);
+    }
+  }
+
+  private static void replayEqualsEager(String shape, java.util.function.Consumer<CudaOps> newKernels,
+      Runnable beforeNewStep, Runnable beforeEagerStep) {
     OptConfig c = OptShapes.of(shape);
     OptConfig config = new OptConfig(c.vocabSize(), c.hiddenSize(), 2, c.numAttentionHeads(), c.ffnDim(),
         c.maxPositionEmbeddings(), c.wordEmbedProjDim(), c.doLayerNormBefore(), c.removeFinalLayerNorm(),
         c.layerNormElementwiseAffine(), c.enableBias(), c.activationFunction(), c.bosTokenId(), c.eosTokenId(),
         c.padTokenId(), c.torchDtype());
     RandomCheckpoint weights = new RandomCheckpoint(config, DType.F16, 12);
-    try (CudaOps groupedOps = new CudaOps(0, DType.F16, true); CudaOps eagerOps = new CudaOps(0, DType.F16, false);
-        OptModel grouped = new OptModel(config, new OptWeights(config, weights), groupedOps, DType.F16);
+    try (CudaOps newOps = new CudaOps(0, DType.F16, true); CudaOps eagerOps = new CudaOps(0, DType.F16, false);
+        OptModel graphed = new OptModel(config, new OptWeights(config, weights), newOps, DType.F16);
         OptModel eager = new OptModel(config, new OptWeights(config, weights), eagerOps, DType.F16);
-        KvCache gc = grouped.newCache(64, 16); KvCache ec = eager.newCache(64, 16)) {
-      groupedOps.useGroupedSplit(true);
+        KvCache gc = graphed.newCache(64, 16); KvCache ec = eager.newCache(64, 16)) {
+      newKernels.accept(newOps);
       eagerOps.useGroupedSplit(false);
       List<OptModel.SeqStep> step = new ArrayList<>();
       java.util.Random r = new java.util.Random(5);
@@ -54,7 +78,9 @@ class GpuGroupedSplitTest {
         step.add(new OptModel.SeqStep(step.size(), prompt, false));
       }
       for (int t = 0; t < STEPS; t++) {
-        float[][] g = grouped.forward(step, gc);
+        beforeNewStep.run();
+        float[][] g = graphed.forward(step, gc);
+        beforeEagerStep.run();
         float[][] e = eager.forward(step, ec);
         List<OptModel.SeqStep> next = new ArrayList<>();
         for (int i = 0; i < g.length; i++) {
@@ -65,21 +91,21 @@ class GpuGroupedSplitTest {
           // fp16 activations: another order of the attention's sums moves a rounding here and there
           float tol = Math.max(2e-2f, 5e-3f * max);
           float diff = maxAbsDiff(g[i], e[i]);
-          assertTrue(diff <= tol, shape + " step " + t + " sequence " + i + ": max |grouped - per key| " + diff
+          assertTrue(diff <= tol, shape + " step " + t + " sequence " + i + ": max |new kernels - verified| " + diff
               + " over " + tol);
           int token = argmax(e[i], 0, config.vocabSize());
           int got = argmax(g[i], 0, config.vocabSize());
           assertTrue(got == token || e[i][token] - e[i][got] <= tol, shape + " step " + t + " sequence " + i
-              + ": grouped picks " + got + ", per key " + token);
+              + ": the new kernels pick " + got + ", the verified ones " + token);
           if (!(t == 20 && i == 1)) { // sequence 1 leaves: the batch shrinks from 3 to 2
             next.add(new OptModel.SeqStep(step.get(i).seqId(), new int[] {token}, false));
           }
         }
         step = next;
       }
-      assertTrue(groupedOps.graphCount() >= 2, "graphs captured: " + groupedOps.graphCount());
-      assertTrue(groupedOps.graphLaunches() > groupedOps.graphCount() + 10, "graph replays: "
-          + groupedOps.graphLaunches());
+      assertTrue(newOps.graphCount() >= 2, "graphs captured: " + newOps.graphCount());
+      assertTrue(newOps.graphLaunches() > newOps.graphCount() + 10, "graph replays: "
+          + newOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
     }
   }
