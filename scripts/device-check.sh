@@ -307,6 +307,41 @@ new_decode_flags() {
   echo "${f# }"
 }
 
+# 6b's comparison of ours with FLAGS (one or more -D options, separated by spaces) against HF's run of step 6; rows
+# "new: ..."; returns 1 when it failed or found a difference over tolerance.
+compare_new() {  # FLAGS
+  local flag=$1 label tag nrc bad=0
+  label="$(echo "$flag" | sed 's/-Dopt\.cuda\.//g')"
+  tag="$(echo "$label" | tr -c 'a-z0-9\n' '_')"
+  if [ "$(cap 90 60)" -lt 40 ]; then
+    row "new: hf vs ours" "skip" "[$label] time budget spent (${SECONDS}s of ${budget}s)"
+    return 0
+  fi
+  # shellcheck disable=SC2086 # $flag: one or more -D options
+  timeout "$(cap 90 60)" "$java_bin" $flag -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
+    --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours-$tag" --new-tokens 32 --dtype F16 \
+    --device cuda > "$W/ours_new_run_$tag.log" 2>&1
+  nrc=$?
+  if [ $nrc -ne 0 ]; then
+    row "new: ours (CompareMain)" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run_$tag.log" | cut -c1-80)"
+    return 1
+  fi
+  { echo; echo "== the same with kernels still behind flags: $label =="; } >> "$OUT/hf_compare.log"
+  timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-$tag" \
+    --out "$hfc/new-$tag" --rows "$hfc/rows-new-$tag.tsv" >> "$OUT/hf_compare.log" 2>&1
+  if [ -s "$hfc/rows-new-$tag.tsv" ]; then
+    while IFS=$'\t' read -r name status detail; do
+      row "new: ${name#hf vs ours: }" "$status" "$label: $detail"
+      [ "$status" = FAIL ] && bad=1
+    done < "$hfc/rows-new-$tag.tsv"
+  else
+    row "new: hf vs ours" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
+    bad=1
+  fi
+  return $bad
+}
+
 # 6. HF transformers (cuda fp16, eager) vs ours (CudaOps F16) on the random opt-1.3b: logits, greedy, timings.
 hfc="$W/hf-compare"
 rm -f "$OUT/hf_compare.log"
@@ -341,45 +376,19 @@ else
     else
       row "hf vs ours (compare)" "FAIL" "exit $prc: $(tail -1 "$OUT/hf_compare.log" | cut -c1-100)"
     fi
-    # 6b. The same comparison with the kernels still behind flags whose check_ops groups passed (today: fa
-    # attention, chained launches, session 8's inline combine and folded norms): evidence at the level of the whole model (logits vs HF, greedy tokens,
-    # batched == alone) before any of them becomes a default. (tc attention and gemv became defaults this way.)
-    # One CompareMain per candidate, so that a failure names its kernel.
+    # 6b. The same comparison with the kernels still behind flags whose check_ops groups passed: evidence at the
+    # level of the whole model (logits vs HF, greedy tokens, batched == alone) before any of them becomes a default.
+    # (tc, fa attention and gemv became defaults this way.)
+    # All of them in one CompareMain (each run costs ~40 s of the budget), then, only if that failed, one per kernel
+    # so that the failure names its kernel.
     # Session 11: fa, chained, inline combine and folded norms passed this comparison (docs/perf.md); the
-    # candidate now is the split matrix-vector kernel (each run costs ~40 s of the budget).
-    cand=()
-    case "$passed_groups" in *" gemvsplit "*) cand+=(-Dopt.cuda.gemvSplit=auto) ;; esac
-    case "$passed_groups" in *" grouped "*) cand+=(-Dopt.cuda.groupedSplit=true) ;; esac
-    case "$passed_groups" in *" vecnorm "*) cand+=(-Dopt.cuda.vecNorm=true) ;; esac
-    [ ${#cand[@]} -eq 0 ] && row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
-    for flag in ${cand[@]+"${cand[@]}"}; do  # a candidate may hold several -D flags, separated by spaces
-      label="$(echo "$flag" | sed 's/-Dopt\.cuda\.//g')"
-      tag="$(echo "$label" | tr -c 'a-z0-9\n' '_')"
-      if [ "$(cap 90 60)" -lt 40 ]; then
-        row "new: hf vs ours" "skip" "[$label] time budget spent (${SECONDS}s of ${budget}s)"
-        continue
-      fi
-      # shellcheck disable=SC2086 # $flag: one or more -D options
-      timeout "$(cap 90 60)" "$java_bin" $flag -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
-        -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.CompareMain \
-        --model "$hf_model" --prompts "$hfc/prompts.jsonl" --out "$hfc/ours-$tag" --new-tokens 32 --dtype F16 \
-        --device cuda > "$W/ours_new_run_$tag.log" 2>&1
-      nrc=$?
-      if [ $nrc -ne 0 ]; then
-        row "new: ours (CompareMain)" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run_$tag.log" | cut -c1-80)"
-        continue
-      fi
-      { echo; echo "== the same with a kernel still behind a flag: $label =="; } >> "$OUT/hf_compare.log"
-      timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-$tag" \
-        --out "$hfc/new-$tag" --rows "$hfc/rows-new-$tag.tsv" >> "$OUT/hf_compare.log" 2>&1
-      if [ -s "$hfc/rows-new-$tag.tsv" ]; then
-        while IFS=$'\t' read -r name status detail; do
-          row "new: ${name#hf vs ours: }" "$status" "$label: $detail"
-        done < "$hfc/rows-new-$tag.tsv"
-      else
-        row "new: hf vs ours" "FAIL" "[$label] compare: $(tail -1 "$OUT/hf_compare.log" | cut -c1-90)"
-      fi
-    done
+    # candidates now are the split matrix-vector kernel, the grouped split-KV attention and the vector layer norm.
+    new_flags="$(new_decode_flags)"
+    if [ -z "$new_flags" ]; then
+      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
+    elif ! compare_new "$new_flags" && [ "$(echo "$new_flags" | wc -w)" -gt 1 ]; then
+      for flag in $new_flags; do compare_new "$flag"; done
+    fi
   fi
 fi
 

@@ -41,7 +41,7 @@ class GpuNewDecodeKernelsTest {
    * the eager side does.
    */
   @ParameterizedTest(name = "{0}")
-  @CsvSource({"1.3b", "6.7b"})
+  @CsvSource({"1.3b"}) // (4096-wide rows: CudaOpsParityTest.layerNormsThroughTheVectorKernel)
   @Tag("gpu-new")
   @Tag("gpu-new-vecnorm")
   void graphReplayWithTheVectorLayerNormEqualsEagerScalarSteps(String shape) {
