@@ -4,7 +4,8 @@
 //
 // What is modelled, as the kernel file is written (same names, same statements, in the same order):
 //   - the launcher (launch_split_attention): split count from the SM count and the table width, split_len, the
-//     workspace layout (64 KiB of counters, then the partials), inline_combine, the kernel template it picks, the
+//     workspace layout (64 KiB of counters, then the partials), the options (inline combine; the grouped kernel is
+//     ../emu_grouped's: its launch is an error here), the kernel template it picks, the
 //     second launch of split_combine_kernel with threads_for(head_dim, 256) threads;
 //   - every thread a coroutine with its own registers (a hand-written x86-64 context switch); __syncthreads a
 //     barrier of the block; __shfl_xor_sync a collective of the 32 lanes of a warp; threads switch in a random
@@ -91,6 +92,9 @@ constexpr int kPlant = PLANT;
 // The kernel file, as attention_split.cu writes it. T* → GPtr<T>, __shared__ arrays → SArr (ld / st).
 // ============================================================================================================
 #include "../emu_common/common_cuh.h"
+
+#define OPT_ATTENTION_INLINE_COMBINE 1  // opt_kernels.h
+#define OPT_ATTENTION_GROUPED 2
 
 namespace opt {
 // common.cuh (the rest: ../emu_common/common_cuh.h)
@@ -409,15 +413,34 @@ int launch_chained(void (*kernel)(Params...), Dim3 grid, Dim3 block, size_t, int
   return kSuccess;
 }
 
+// attention_grouped.cu's side of the launcher. The grouped kernel is ../emu_grouped's scope: here the launcher's
+// choice of it is copied, and a launch of it is an error (emu_split passes options 0 and 1 only).
+bool grouped_split_applies(int head_dim, size_t element_bytes, uintptr_t q, uintptr_t k_cache, uintptr_t v_cache) {
+  constexpr uintptr_t kAlign = 16;
+  return element_bytes == 2 && (head_dim == 64 || head_dim == 128) && q % kAlign == 0 && k_cache % kAlign == 0 &&
+         v_cache % kAlign == 0;
+}
+template <typename T>
+bool grouped_split_applies(int head_dim, size_t element_bytes, GPtr<T> q, GPtr<T> k_cache, GPtr<T> v_cache) {
+  return grouped_split_applies(head_dim, element_bytes, q.addr(), k_cache.addr(), v_cache.addr());
+}
+template <typename T>
+int launch_grouped_split(GPtr<T>, GPtr<float>, GPtr<T>, GPtr<T>, GPtr<T>, GPtr<int32_t>, GPtr<int32_t>,
+                         GPtr<int32_t>, GPtr<int32_t>, int, int, int, int, int, int, int, float, int, int, int) {
+  emu::g_log.add("launch_split_attention took the grouped kernel (OPT_ATTENTION_GROUPED: emu_grouped's scope)");
+  return kSuccess;
+}
+
 template <typename T>
 int launch_split_attention(GPtr<T> out, GPtr<T> q, GPtr<T> k_cache, GPtr<T> v_cache, GPtr<int32_t> block_tables,
                            GPtr<int32_t> query_start, GPtr<int32_t> query_count, GPtr<int32_t> context_len,
                            int num_seqs, int total_queries, int heads, int head_dim, int block_size, int max_blocks,
                            int num_blocks, float scale, GPtr<float> workspace, size_t workspace_bytes,
-                           int inline_combine, int stream) {
+                           int options, int stream) {
   g_choice = Choice();
   if (num_seqs < 0 || total_queries < 0 || heads < 0 || head_dim < 0 || block_size < 0 || max_blocks < 0 ||
-      num_blocks < 0 || head_dim > kMaxHeadDim || heads > 65535) {
+      num_blocks < 0 || head_dim > kMaxHeadDim || heads > 65535 ||
+      (options & ~(OPT_ATTENTION_INLINE_COMBINE | OPT_ATTENTION_GROUPED)) != 0) {
     return kInvalidValue;
   }
   if (num_seqs == 0 || total_queries == 0 || heads == 0 || head_dim == 0) return kSuccess;
@@ -441,7 +464,12 @@ int launch_split_attention(GPtr<T> out, GPtr<T> q, GPtr<T> k_cache, GPtr<T> v_ca
   constexpr size_t kVecBytes = 16;
   const bool vec = (static_cast<size_t>(head_dim) * sizeof(T)) % kVecBytes == 0 && k_cache.addr() % kVecBytes == 0;
   GPtr<float> partial = n_splits > 1 ? workspace + static_cast<long long>(kCounterBytes / sizeof(float)) : GPtr<float>();
-  const bool inline_merge = !partial.null() && inline_combine != 0 && (kPlant == 11 || pairs <= kCounters);
+  bool grouped = false;
+  if constexpr (sizeof(T) == 2) {
+    grouped = (options & OPT_ATTENTION_GROUPED) != 0 && grouped_split_applies(head_dim, sizeof(T), q, k_cache, v_cache);
+  }
+  const bool inline_merge = !grouped && !partial.null() && (options & OPT_ATTENTION_INLINE_COMBINE) != 0 &&
+                            (kPlant == 11 || pairs <= kCounters);
   GPtr<int> counters = inline_merge ? workspace.template as<int>() : GPtr<int>();
   const Dim3 grid(total_queries, heads, n_splits);
   auto kernel = split_attention_kernel<T, 0>;
@@ -459,9 +487,19 @@ int launch_split_attention(GPtr<T> out, GPtr<T> q, GPtr<T> k_cache, GPtr<T> v_ca
   g_choice.partial = !partial.null();
   if (g_dry_run) return kSuccess;  // (emulation only)
   ++emu::g_op;
-  int st = launch_chained(kernel, grid, Dim3(kT), 0, stream, out, partial, counters, q, k_cache, v_cache,
-                          block_tables, query_start, query_count, context_len, num_seqs, heads, head_dim, block_size,
-                          max_blocks, num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
+  int st = kSuccess;
+  if constexpr (sizeof(T) == 2) {
+    if (grouped) {
+      st = launch_grouped_split(out, partial, q, k_cache, v_cache, block_tables, query_start, query_count, context_len,
+                                num_seqs, total_queries, heads, head_dim, block_size, max_blocks, num_blocks, scale,
+                                n_splits, static_cast<int>(split_len), stream);
+    }
+  }
+  if (!grouped) {
+    st = launch_chained(kernel, grid, Dim3(kT), 0, stream, out, partial, counters, q, k_cache, v_cache, block_tables,
+                        query_start, query_count, context_len, num_seqs, heads, head_dim, block_size, max_blocks,
+                        num_blocks, scale, n_splits, static_cast<int>(split_len), vec);
+  }
   if (st == kSuccess && !partial.null() && !inline_merge) {
     g_choice.combine_threads = threads_for(head_dim, 256);
     st = launch_chained(split_combine_kernel<T>, Dim3(total_queries, heads), Dim3(threads_for(head_dim, 256)), 0,
@@ -473,102 +511,12 @@ int launch_split_attention(GPtr<T> out, GPtr<T> q, GPtr<T> k_cache, GPtr<T> v_ca
 }  // namespace opt
 
 // ============================================================================================================
-// Reference, cases, checks
+// Reference, cases, checks (Ty, Batch, the reference, fill_tables, check_ops' batches: ../emu_common/attention_ref.h)
 // ============================================================================================================
+#include "../emu_common/attention_ref.h"
+
 namespace {
 using emu::g_log;
-
-template <class T> struct Ty;
-template <> struct Ty<float> {
-  static float widen(float v) { return v; }
-  static float narrow(float v) { return v; }
-  static const char* name() { return "f32"; }
-  static constexpr double tol = 1e-4;
-  static constexpr int idx = 0;
-};
-template <> struct Ty<emu::Half> {
-  static float widen(emu::Half v) { return emu::half_to_float(v.x); }
-  static emu::Half narrow(float v) { return emu::Half{emu::float_to_half(v)}; }
-  static const char* name() { return "f16"; }
-  static constexpr double tol = 1e-2;
-  static constexpr int idx = 1;
-};
-template <> struct Ty<emu::BF16> {
-  static float widen(emu::BF16 v) { return emu::bf16_to_float(v.x); }
-  static emu::BF16 narrow(float v) { return emu::BF16{emu::float_to_bf16(v)}; }
-  static const char* name() { return "bf16"; }
-  static constexpr double tol = 4e-2;
-  static constexpr int idx = 2;
-};
-
-struct Batch {
-  int heads = 1, head_dim = 64, block_size = 16, num_blocks = 0, max_blocks = 0, total_rows = 0;
-  std::vector<int32_t> query_start, query_count, context_len, tables;
-  float scale = 0.125f;
-  std::string kind;
-};
-
-enum class Want { Unwritten, NaN, Values };
-
-// From the contract (opt_kernels.h): per row, unwritten / NaN / values; per (row, head) NaN when a visible key's
-// score is NaN. Overlapping sequences (bad input, outside the contract) follow the kernel's documented rule: the
-// highest sequence index owns the row.
-void reference(const Batch& b, const std::vector<float>& q, const std::vector<float>& k, const std::vector<float>& v,
-               std::vector<Want>& want, std::vector<double>& ref) {
-  const int D = b.head_dim, width = b.heads * D;
-  const int num_seqs = static_cast<int>(b.query_count.size());
-  want.assign(b.total_rows, Want::Unwritten);
-  ref.assign(static_cast<size_t>(b.total_rows) * width, 0.0);
-  std::vector<int> owner(b.total_rows, -1);
-  for (int s = 0; s < num_seqs; ++s)
-    for (int i = 0; i < b.query_count[s]; ++i) {
-      const long long row = static_cast<long long>(b.query_start[s]) + i;
-      if (row >= 0 && row < b.total_rows) owner[row] = std::max(owner[row], s);
-    }
-  for (int row = 0; row < b.total_rows; ++row) {
-    const int s = owner[row];
-    if (s < 0) continue;
-    const int count = b.query_count[s], context = b.context_len[s];
-    if (count > context || static_cast<long long>(context) > static_cast<long long>(b.max_blocks) * b.block_size) {
-      want[row] = Want::NaN;
-      continue;
-    }
-    const int pos = context - count + (row - b.query_start[s]);
-    std::vector<long long> slots(pos + 1);
-    bool bad = false;
-    for (int p = 0; p <= pos; ++p) {
-      const int blk = b.tables[static_cast<size_t>(s) * b.max_blocks + p / b.block_size];
-      if (blk < 0 || blk >= b.num_blocks) bad = true;
-      slots[p] = static_cast<long long>(blk) * b.block_size + p % b.block_size;
-    }
-    if (bad) {
-      want[row] = Want::NaN;
-      continue;
-    }
-    want[row] = Want::Values;
-    for (int h = 0; h < b.heads; ++h) {
-      std::vector<double> sc(pos + 1);
-      double mx = -INFINITY;
-      bool nan = false;
-      for (int p = 0; p <= pos; ++p) {
-        double dot = 0;
-        for (int d = 0; d < D; ++d)
-          dot += static_cast<double>(q[static_cast<size_t>(row) * width + h * D + d]) *
-                 k[static_cast<size_t>(slots[p]) * width + h * D + d];
-        sc[p] = dot * b.scale;
-        if (std::isnan(sc[p])) nan = true;
-        else mx = std::max(mx, sc[p]);
-      }
-      double sum = 0;
-      for (int p = 0; p <= pos; ++p) sum += (sc[p] = std::exp(sc[p] - mx));
-      for (int d = 0; d < D; ++d) {
-        double acc = 0;
-        for (int p = 0; p <= pos; ++p) acc += sc[p] * v[static_cast<size_t>(slots[p]) * width + h * D + d];
-        ref[static_cast<size_t>(row) * width + h * D + d] = nan ? NAN : acc / sum;
-      }
-    }
-  }
-}
 
 // ---- the device memory of a case ---------------------------------------------------------------------------
 
@@ -814,74 +762,6 @@ bool run_case(const Batch& b, std::mt19937& rng, const CaseOpts& o, const std::s
 
 // ---- batches ------------------------------------------------------------------------------------------------
 
-void fill_tables(Batch& b, std::mt19937& rng, int extra_blocks) {
-  const int num_seqs = static_cast<int>(b.query_count.size());
-  int needed = 0;
-  int widest = 0;
-  for (int s = 0; s < num_seqs; ++s) {
-    const int n = (std::max(b.context_len[s], 0) + b.block_size - 1) / b.block_size;
-    needed += n;
-    widest = std::max(widest, n);
-  }
-  if (b.max_blocks < widest) b.max_blocks = widest;
-  b.num_blocks = needed + extra_blocks;
-  std::vector<int32_t> pool(b.num_blocks);
-  for (int i = 0; i < b.num_blocks; ++i) pool[i] = i;
-  std::shuffle(pool.begin(), pool.end(), rng);
-  b.tables.assign(static_cast<size_t>(num_seqs) * std::max(b.max_blocks, 1), -7);  // padding: never read
-  int next = 0;
-  for (int s = 0; s < num_seqs; ++s)
-    for (int i = 0; i < (std::max(b.context_len[s], 0) + b.block_size - 1) / b.block_size; ++i)
-      b.tables[static_cast<size_t>(s) * b.max_blocks + i] = pool[next++];
-}
-
-// check_ops' make_batch: a decode row at 300 tokens, a 70-token prefill, 5 new on 40 cached, a sequence with no
-// new rows; rows out of sequence order.
-Batch check_ops_batch(std::mt19937& rng, int heads, int head_dim) {
-  Batch b;
-  b.kind = "check_ops make_batch";
-  b.heads = heads;
-  b.head_dim = head_dim;
-  b.block_size = 16;
-  b.query_count = {1, 70, 5, 0};
-  b.context_len = {300, 70, 45, 10};
-  b.query_start = {75, 0, 70, 76};
-  b.total_rows = 76;
-  b.max_blocks = 0;
-  fill_tables(b, rng, 7);
-  b.scale = 1.f / std::sqrt(static_cast<float>(head_dim));
-  return b;
-}
-
-// check_ops' check_attention_rules batch.
-Batch rules_batch() {
-  Batch b;
-  b.kind = "check_ops rules";
-  b.heads = 2;
-  b.head_dim = 64;
-  b.block_size = 16;
-  b.num_blocks = 12;
-  b.max_blocks = 8;
-  b.query_start = {0, 3, 5, 7};
-  b.query_count = {3, 1, 2, 20};
-  b.context_len = {3, 100, 1, 20};
-  b.tables.assign(4 * 8, -1);
-  b.tables[0] = 0;
-  const int32_t seq1[] = {1, 2, 3, 99, 4, 5, 6};
-  for (int i = 0; i < 7; ++i) b.tables[8 + i] = seq1[i];
-  b.tables[16] = 7;
-  b.tables[24] = 8;
-  b.tables[25] = 99;
-  b.total_rows = 27;
-  b.scale = 0.125f;
-  return b;
-}
-
-int pick_context(std::mt19937& rng) {
-  static const int kEdges[] = {1, 2, 63, 64, 65, 127, 128, 129, 191, 192, 193, 255, 256, 257, 300, 511, 700};
-  return rng() % 3 == 0 ? kEdges[rng() % (sizeof kEdges / sizeof kEdges[0])] : 1 + static_cast<int>(rng() % 700);
-}
-
 // Random batches: decode at batch 1, decode at batch 32, mixed prefill + decode rows; a table sometimes much
 // wider than the contexts (a graph captured for a longer width); rule cases now and then.
 Batch random_batch(std::mt19937& rng, int head_dim, int family) {
@@ -1016,16 +896,20 @@ bool validation() {
   emu::GMem dummy;
   dummy.init("dummy", 64, 0x90000000, false, 4);
   using opt::GPtr;
-  auto call = [&](int num_seqs, int total, int heads, int head_dim, int bs, int max_blocks, int num_blocks) {
+  auto call = [&](int num_seqs, int total, int heads, int head_dim, int bs, int max_blocks, int num_blocks,
+                  int options = 1) {
     const uint32_t launches = emu::g_launch;
     const int st = opt::launch_split_attention<emu::Half>(
         GPtr<emu::Half>{&dummy, 0}, GPtr<emu::Half>{&dummy, 0}, GPtr<emu::Half>{&dummy, 0}, GPtr<emu::Half>{&dummy, 0},
         GPtr<int32_t>{&dummy, 0}, GPtr<int32_t>{&dummy, 0}, GPtr<int32_t>{&dummy, 0}, GPtr<int32_t>{&dummy, 0},
-        num_seqs, total, heads, head_dim, bs, max_blocks, num_blocks, 0.125f, GPtr<float>{&g_ws, 0}, kWsBytes, 1, 0);
+        num_seqs, total, heads, head_dim, bs, max_blocks, num_blocks, 0.125f, GPtr<float>{&g_ws, 0}, kWsBytes,
+        options, 0);
     if (emu::g_launch != launches) ++wrong;  // none of these may launch
     return st;
   };
   wrong += call(1, 1, 1, 257, 16, 1, 1) != 1;
+  wrong += call(1, 1, 1, 64, 16, 1, 1, 4) != 1;   // options: bits other than inline combine and grouped
+  wrong += call(1, 1, 1, 64, 16, 1, 1, -1) != 1;
   wrong += call(1, 1, 65536, 64, 16, 1, 1) != 1;
   wrong += call(1, 1, 1, 64, 0, 1, 1) != 1;
   wrong += call(1, 1, 1, 64, 1 << 16, (1 << 14) + 1, 1) != 1;
