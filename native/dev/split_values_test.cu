@@ -3,7 +3,7 @@
 // keys) against the loop it replaced (one key at a time): the same float sums in the same order, so the
 // results must be equal bit for bit (NaN as NaN). Runs on the host; no GPU.
 //   nvcc -std=c++17 -Xcompiler=-Wall,-Wextra --Werror=all-warnings -I native/include -I native/src
-//     native/dev/split_values_test.cu native/src/launch.cu -o target/split_values_test
+//     native/dev/split_values_test.cu native/src/launch.cu native/src/attention_grouped.cu -o target/split_values_test
 // (the project's warning flags, cmake/OptCuda.cmake: the kernel file must pass them on the host side too)
 //   target/split_values_test          (exit 0 and "PASS" when every case matches)
 #include <cmath>
