@@ -1669,8 +1669,10 @@ public final class CudaOps implements Ops {
    */
   public void useVectorNorm(boolean on) {
     requireEager("useVectorNorm");
-    discardGraphs();
-    OptKernels.opt_set_vector_layernorm(on ? 1 : 0);
+    if (on != vectorNorm()) {
+      discardGraphs();
+      OptKernels.opt_set_vector_layernorm(on ? 1 : 0);
+    }
   }
 
   /** Whether the vector layer norm is on in this process (see {@link #useVectorNorm}). */
