@@ -155,12 +155,18 @@ nvcc_bin="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)"
 cc="$(timeout 20 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
 case "$cc" in [0-9][0-9]|[0-9][0-9][0-9]) ;; *) cc=90 ;; esac
 pid_nvcc=""
+pid_l2=""
 if [ -n "$nvcc_bin" ]; then
   rm -f target/check_ops
   ( echo "## build: $nvcc_bin -O2 -arch=sm_$cc"
     timeout 240 "$nvcc_bin" -O2 -arch="sm_$cc" -I native/include native/dev/check_ops.cu native/src/*.cu \
       -o target/check_ops ) > "$OUT/check_ops.log" 2>&1 &
   pid_nvcc=$!
+  # native/dev/l2_prefetch.cu (session 12): does streaming a Linear's weight into L2 beside latency-bound kernels pay?
+  rm -f target/l2_prefetch
+  timeout 240 "$nvcc_bin" -O3 -arch="sm_$cc" -I native/include native/dev/l2_prefetch.cu native/src/linear_small.cu \
+    native/src/launch.cu -o target/l2_prefetch > "$W/l2_build.log" 2>&1 &
+  pid_l2=$!
 fi
 hf_model=target/hf-opt-1.3b
 timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --shape 1.3b --seed 0 \
@@ -297,6 +303,22 @@ all_new_variant() {
   case "$passed_groups" in *" vecnorm "*) v+=(lnvec=on) ;; esac
   [ ${#v[@]} -ge 2 ] && printf ';%s' "$(IFS=,; echo "${v[*]}")"
   return 0
+}
+# native/dev/l2_prefetch (a diagnostic, ≈ 10 s): the one-row Linear from a flushed L2, after its weight was loaded
+# into L2, and after a latency-bound stand-in overlapped with that load on a second stream. Row "l2 prefetch".
+l2_run() {
+  if [ -z "$pid_l2" ] || ! wait "$pid_l2" || [ ! -x target/l2_prefetch ]; then
+    row "l2 prefetch" "skip" "not built: $(tail -1 "$W/l2_build.log" 2>/dev/null | cut -c1-90)"
+    return 0
+  fi
+  if [ $(( budget - SECONDS - tail_s )) -lt 25 ]; then
+    row "l2 prefetch" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    return 0
+  fi
+  local lrc
+  timeout "$(cap 30 "$tail_s")" target/l2_prefetch > "$W/bench_l2_prefetch.log" 2>&1
+  lrc=$?
+  row "l2 prefetch" "info" "exit $lrc: $(grep -m1 '1.3b fc1' "$W/bench_l2_prefetch.log" | tr -s ' ' | cut -c1-100)"
 }
 # The flagged decode kernels that passed check_ops, as -D options (empty: none). The second ncu table runs with them.
 new_decode_flags() {
@@ -595,6 +617,7 @@ else
 
   # ncu before the 6.7b model build (session 8: the per-kernel times are what the next kernel work needs most).
   ncu_run decode-b1 1.3b 1
+  l2_run
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
@@ -650,6 +673,7 @@ echo
 for f in "$W"/ncu_summary_*.txt; do
   [ -s "$f" ] && { echo "== ncu $(basename "$f" .txt | sed 's/^ncu_summary_//'), opt-1.3b f16, kernels of replayed decode graphs =="; cat "$f"; echo; }
 done
+[ -s "$W/bench_l2_prefetch.log" ] && { echo "== L2 prefetch (native/dev/l2_prefetch.cu), one-row Linears, µs =="; cat "$W/bench_l2_prefetch.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done
