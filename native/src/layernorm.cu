@@ -93,7 +93,10 @@ __global__ void add_layernorm_kernel(T* x, const T* y, const T* __restrict__ bia
 template <typename T>
 struct Vec {
   static constexpr int kSize = 16 / static_cast<int>(sizeof(T));
-  __device__ static void widen(const uint4& u, float (&f)[kSize]) {
+  // u by value: given a reference to the global word itself (reinterpret_cast<const uint4*>(x)[c]), nvcc loaded
+  // only the elements, one ld.global.u16 / .f32 each (PTX of 8cd9d1a: 8 or 4 loads per chunk of x, y and bias); a
+  // copy is one ld.global.v4
+  __device__ static void widen(const uint4 u, float (&f)[kSize]) {
     const T* e = reinterpret_cast<const T*>(&u);
 #pragma unroll
     for (int i = 0; i < kSize; ++i) f[i] = to_float(e[i]);
@@ -111,7 +114,9 @@ struct Vec {
 // kAdd: add_layernorm_kernel's function (x += y + bias, bias may be null, then out = LN(x)); else
 // layernorm_kernel's (out = LN(x)). No __restrict__ on x, y and out (chained launches, common.cuh).
 template <typename T, int C, bool kAdd>
-__global__ void __launch_bounds__(kMaxThreads)
+// (minBlocks 1 spelled out: with the loads above as v4, ptxas gave <bf16, 2, true> 64 registers and an 8-byte stack
+// frame with spills under __launch_bounds__(kMaxThreads) alone; with it, every variant has none)
+__global__ void __launch_bounds__(kMaxThreads, 1)
     layernorm_vec_kernel(T* x, const T* y, const T* __restrict__ bias, T* out, const T* __restrict__ gamma,
                          const T* __restrict__ beta, int cols, float eps) {
   constexpr int kV = Vec<T>::kSize;
