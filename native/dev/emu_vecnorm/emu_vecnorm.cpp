@@ -153,7 +153,7 @@ void add_layernorm_kernel(GPtr<T> x, GPtr<T> y, GPtr<T> bias, GPtr<T> out, GPtr<
 template <typename T>
 struct Vec {
   static constexpr int kSize = 16 / static_cast<int>(sizeof(T));
-  static void widen(const V16& u, float (&f)[kSize]) {
+  static void widen(const V16 u, float (&f)[kSize]) {  // (u by value, as the source)
     for (int i = 0; i < kSize; ++i) {
       T e;
       std::memcpy(&e, u.b + i * sizeof(T), sizeof(T));  // reinterpret_cast<const T*>(&u)[i]
