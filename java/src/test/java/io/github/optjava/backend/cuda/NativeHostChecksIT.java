@@ -18,10 +18,10 @@ import org.junit.jupiter.api.io.TempDir;
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
  * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa}, {@code emu_split},
- * {@code emu_grouped}, {@code emu_fold} and {@code emu_gemv} are thread-by-thread emulations of the
- * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
- * kernel (a thread group per key row), the layer norm folded into the one-row Linear, and the matrix-vector Linear
- * with split rows (copies of their code, with race, bounds and visibility checks). Run by failsafe
+ * {@code emu_grouped}, {@code emu_fold}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of
+ * the FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
+ * kernel (a thread group per key row), the layer norm folded into the one-row Linear, the vector layer norm, and the
+ * matrix-vector Linear with split rows (copies of their code, with race, bounds and visibility checks). Run by failsafe
  * ({@code mvn verify}); skipped where nvcc or g++ is missing.
  */
 class NativeHostChecksIT {
@@ -64,6 +64,11 @@ class NativeHostChecksIT {
   @Test
   void foldedLayerNormEmulationPassesItsCases() throws Exception {
     emulationPasses("emu_fold", true, "0", "3"); // its fixed cases only (about 45 s on 2 cores)
+  }
+
+  @Test
+  void vectorLayerNormEmulationPassesItsCases() throws Exception {
+    emulationPasses("emu_vecnorm", true, "600", "3"); // fixed cases + 600 random (about 10 s on 2 cores)
   }
 
   @Test
