@@ -12,30 +12,9 @@
 #include <vector>
 
 #include "emu.h"
+#include "ty.h"  // Ty<T>: the storage types' traits
 
 namespace {
-template <class T> struct Ty;
-template <> struct Ty<float> {
-  static float widen(float v) { return v; }
-  static float narrow(float v) { return v; }
-  static const char* name() { return "f32"; }
-  static constexpr double tol = 1e-4;
-  static constexpr int idx = 0;
-};
-template <> struct Ty<emu::Half> {
-  static float widen(emu::Half v) { return emu::half_to_float(v.x); }
-  static emu::Half narrow(float v) { return emu::Half{emu::float_to_half(v)}; }
-  static const char* name() { return "f16"; }
-  static constexpr double tol = 1e-2;
-  static constexpr int idx = 1;
-};
-template <> struct Ty<emu::BF16> {
-  static float widen(emu::BF16 v) { return emu::bf16_to_float(v.x); }
-  static emu::BF16 narrow(float v) { return emu::BF16{emu::float_to_bf16(v)}; }
-  static const char* name() { return "bf16"; }
-  static constexpr double tol = 4e-2;
-  static constexpr int idx = 2;
-};
 
 struct Batch {
   int heads = 1, head_dim = 64, block_size = 16, num_blocks = 0, max_blocks = 0, total_rows = 0;

@@ -6,32 +6,12 @@
 #ifndef OPT_EMU_GEMV_HARNESS_H
 #define OPT_EMU_GEMV_HARNESS_H
 
+#include "../emu_common/ty.h"  // Ty<T>: the storage types' traits
+
 namespace {
 using emu::g_log;
 using opt::GPtr;
 
-template <class T> struct Ty;
-template <> struct Ty<float> {
-  static float widen(float v) { return v; }
-  static float narrow(float v) { return v; }
-  static const char* name() { return "f32"; }
-  static constexpr double tol = 1e-4;
-  static constexpr int idx = 0;
-};
-template <> struct Ty<emu::Half> {
-  static float widen(emu::Half v) { return emu::half_to_float(v.x); }
-  static emu::Half narrow(float v) { return emu::Half{emu::float_to_half(v)}; }
-  static const char* name() { return "f16"; }
-  static constexpr double tol = 1e-2;
-  static constexpr int idx = 1;
-};
-template <> struct Ty<emu::BF16> {
-  static float widen(emu::BF16 v) { return emu::bf16_to_float(v.x); }
-  static emu::BF16 narrow(float v) { return emu::BF16{emu::float_to_bf16(v)}; }
-  static const char* name() { return "bf16"; }
-  static constexpr double tol = 4e-2;
-  static constexpr int idx = 2;
-};
 
 constexpr uintptr_t kBase = 0x10000000;  // every buffer's emulated address (16-byte aligned; offsets misalign)
 constexpr int kGuard = 16;               // poisoned elements on either side of out / q_out
