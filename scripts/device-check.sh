@@ -212,11 +212,12 @@ else
   # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
   # int8 (session 11): Linears over int8 weights and their dequantization, behind -Dopt.cuda.int8.
   # grouped (session 12): the split-KV decode attention with a group of threads per key row, -Dopt.cuda.groupedSplit.
-  # vecnorm (session 12): the layer norms' vector kernel, -Dopt.cuda.vecNorm.
-  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
+  # vecnorm (session 12): the layer norms' vector kernel, -Dopt.cuda.vecNorm; prefetch (session 12): opt_prefetch_l2,
+  # -Dopt.cuda.prefetch=load|hint.
+  groups="base split grouped vecnorm prefetch tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
   # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine vecnorm"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine vecnorm prefetch"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -240,7 +241,7 @@ new_cap=150 new_keep=200 new_min=60
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
 # gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
 new_excl=()
-for k in fa score combine fold gemvsplit int8 grouped vecnorm; do
+for k in fa score combine fold gemvsplit int8 grouped vecnorm prefetch; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -301,6 +302,7 @@ all_new_variant() {
   case "$passed_groups" in *" gemvsplit "*) v+=(gemvsplit=auto) ;; esac
   case "$passed_groups" in *" grouped "*) v+=(splitkernel=grouped) ;; esac
   case "$passed_groups" in *" vecnorm "*) v+=(lnvec=on) ;; esac
+  case "$passed_groups" in *" prefetch "*) v+=(prefetch=load) ;; esac
   [ ${#v[@]} -ge 2 ] && printf ';%s' "$(IFS=,; echo "${v[*]}")"
   return 0
 }
@@ -404,8 +406,11 @@ else
     # All of them in one CompareMain (each run costs ~40 s of the budget), then, only if that failed, one per kernel
     # so that the failure names its kernel.
     # Session 11: fa, chained, inline combine and folded norms passed this comparison (docs/perf.md); the
-    # candidates now are the split matrix-vector kernel, the grouped split-KV attention and the vector layer norm.
+    # candidates now are the split matrix-vector kernel, the grouped split-KV attention, the vector layer norm and
+    # the L2 prefetch branch.
     new_flags="$(new_decode_flags)"
+    # the L2 prefetch changes no number, but its graph branch runs through the whole engine here
+    case "$passed_groups" in *" prefetch "*) new_flags="${new_flags:+$new_flags }-Dopt.cuda.prefetch=load" ;; esac
     if [ -z "$new_flags" ]; then
       row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     elif ! compare_new "$new_flags" && [ "$(echo "$new_flags" | wc -w)" -gt 1 ]; then
@@ -592,14 +597,14 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
 }
 if [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
   # the same with the flagged decode kernels that passed their checks (the split gemv, session 11; the grouped
   # split-KV attention, session 12): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
@@ -607,7 +612,7 @@ else
   # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
   # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
   variant_run "opt-1.3b decode" 100 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
   variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
     --variants "default;attention=tc"
@@ -620,7 +625,7 @@ else
   l2_run
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
   variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   # the flagged decode kernels one by one (the split gemv, the grouped attention; ≤ 90 s; after the 6.7b variants,
   # which decide more)
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1

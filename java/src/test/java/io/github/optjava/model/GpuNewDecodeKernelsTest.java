@@ -54,6 +54,18 @@ class GpuNewDecodeKernelsTest {
     }
   }
 
+  /**
+   * Weights streamed towards L2 on a second stream beside attention (-Dopt.cuda.prefetch=load|hint): a branch of the
+   * captured graph that computes nothing, so the logits are those of eager steps without it.
+   */
+  @ParameterizedTest(name = "{0} {1}")
+  @CsvSource({"1.3b, load", "1.3b, hint"})
+  @Tag("gpu-new")
+  @Tag("gpu-new-prefetch")
+  void graphReplayWithL2PrefetchEqualsEagerSteps(String shape, String mode) {
+    replayEqualsEager(shape, ops -> ops.usePrefetch(mode), () -> { }, () -> { });
+  }
+
   private static void replayEqualsEager(String shape, java.util.function.Consumer<CudaOps> newKernels,
       Runnable beforeNewStep, Runnable beforeEagerStep) {
     OptConfig c = OptShapes.of(shape);
@@ -68,6 +80,7 @@ class GpuNewDecodeKernelsTest {
         KvCache gc = graphed.newCache(64, 16); KvCache ec = eager.newCache(64, 16)) {
       newKernels.accept(newOps);
       eagerOps.useGroupedSplit(false);
+      eagerOps.usePrefetch("off");
       List<OptModel.SeqStep> step = new ArrayList<>();
       java.util.Random r = new java.util.Random(5);
       for (int len : new int[] {100, 37, 5}) {

@@ -172,6 +172,13 @@ public final class CudaOps implements Ops {
    */
   private static final boolean VECTOR_NORM = Boolean.getBoolean("opt.cuda.vecNorm");
   /**
+   * {@code -Dopt.cuda.prefetch=off|load|hint}: {@link #prefetch} streams the weights a layer's next Linears read
+   * towards L2 on a second stream while attention runs (native/src/prefetch.cu: 16-byte loads, or prefetch.global.L2
+   * hints; {@link L2Prefetcher}). Written in session 12 without a GPU: off until native/dev/l2_prefetch.cu's
+   * measurement and the variant {@code prefetch=load} (or {@code hint}) show it pays; no result depends on it.
+   */
+  private static final String PREFETCH = System.getProperty("opt.cuda.prefetch", "off");
+  /**
    * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
    * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
    * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
@@ -238,6 +245,8 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = DEVICE_SCORES;
   private boolean inlineCombine = INLINE_COMBINE;
   private boolean groupedSplit = GROUPED_SPLIT;
+  private String prefetchMode; // off, load or hint (-Dopt.cuda.prefetch or usePrefetch)
+  private L2Prefetcher prefetcher; // null when off
   private boolean foldNorm = FOLD_NORM;
   private boolean draftGraphs = DRAFT_GRAPHS;
   private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
@@ -274,6 +283,7 @@ public final class CudaOps implements Ops {
     this.graphsEnabled = graphs && !SYNC && !PROFILE;
     this.gemvMaxRows = gemvRows(GEMV); // bad settings fail before anything is allocated
     this.gemvSplit = gemvSplit(GEMV_SPLIT);
+    this.prefetchMode = prefetchMode(PREFETCH);
     if (!ATTENTION_KERNELS.contains(ATTENTION)) {
       throw new IllegalArgumentException("opt.cuda.attention='" + ATTENTION + "': use one of " + ATTENTION_KERNELS);
     }
@@ -298,6 +308,7 @@ public final class CudaOps implements Ops {
       check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
       lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
+      prefetcher = prefetchMode.equals("off") ? null : new L2Prefetcher(prefetchMode.equals("hint"));
       uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
       profile = PROFILE ? new OpProfile(stream) : null;
       if (CHAINED) {
@@ -307,6 +318,9 @@ public final class CudaOps implements Ops {
         OptKernels.opt_set_vector_layernorm(1);
       }
     } catch (RuntimeException | LinkageError e) { // LinkageError: a cuBLASLt symbol missing from this runtime
+      if (prefetcher != null) {
+        prefetcher.close();
+      }
       if (lt != null) {
         lt.close();
       }
@@ -1334,6 +1348,13 @@ public final class CudaOps implements Ops {
   /** Ends a step begun by {@link #graphStep} that failed before reading its result: nothing is launched. */
   @Override
   public void graphAbort() {
+    if (prefetcher != null && prefetcher.pending()) {
+      try {
+        prefetcher.join(stream); // joined, the capture below ends cleanly
+      } catch (RuntimeException e) {
+        LOG.debug("joining the L2 prefetch branch while abandoning a step failed: {}", e.getMessage());
+      }
+    }
     Mode m = mode;
     StepGraph g = current;
     mode = Mode.EAGER;
@@ -1386,6 +1407,9 @@ public final class CudaOps implements Ops {
    * during a replay (the graph launches it), after checking it is the op the capture recorded here.
    */
   private boolean launch(String name, long... args) {
+    if (prefetcher != null && prefetcher.pending() && !name.startsWith("attention")) {
+      prefetcher.join(stream); // the Linears after attention read what the branch streamed (eager or captured)
+    }
     if (mode == Mode.EAGER) {
       if (profile != null) {
         profile.before(name);
@@ -1409,6 +1433,9 @@ public final class CudaOps implements Ops {
 
   /** Finishes a graph step before its result is read: instantiates a capture, then launches the graph. */
   private void endStep() {
+    if (prefetcher != null) {
+      prefetcher.join(stream); // a capture must not end with the branch unjoined
+    }
     if (mode == Mode.EAGER) {
       if (stepTimer != null) {
         stepTimer.abandon(); // no graph launched in this step (a failed read may have left one started)
@@ -1587,6 +1614,71 @@ public final class CudaOps implements Ops {
       default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
           + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
     }
+  }
+
+  /**
+   * The setting of {@code -Dopt.cuda.prefetch}: off, load or hint.
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static String prefetchMode(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    return switch (t) {
+      case "off", "load", "hint" -> t;
+      default -> throw new IllegalArgumentException("opt.cuda.prefetch='" + text + "': give off, load (16-byte "
+          + "loads on a second stream) or hint (prefetch.global.L2 hints)");
+    };
+  }
+
+  /**
+   * Streams {@code weights} (this layer's next Linears') towards L2 on a second stream while the ops up to the next
+   * non-attention op run (see {@code opt.cuda.prefetch}); a no-op when off, for weights other than plain device
+   * matrices, and when a replayed graph already holds the branch.
+   */
+  @Override
+  public void prefetch(Mat... weights) {
+    if (prefetcher == null) {
+      return;
+    }
+    java.util.List<CudaMat> mats = new java.util.ArrayList<>(weights.length);
+    for (Mat w : weights) {
+      if (w instanceof CudaMat m) {
+        mats.add(m);
+      }
+    }
+    long[] sig = new long[2 * mats.size()];
+    Pointer[] ptrs = new Pointer[mats.size()];
+    long[] bytes = new long[mats.size()];
+    for (int i = 0; i < mats.size(); i++) {
+      ptrs[i] = mats.get(i).ptr();
+      bytes[i] = mats.get(i).bytes();
+      sig[2 * i] = mats.get(i).address();
+      sig[2 * i + 1] = bytes[i];
+    }
+    if (mats.isEmpty() || !launch("prefetch", sig)) {
+      return;
+    }
+    prefetcher.start(stream, ptrs, bytes);
+  }
+
+  /** Sets {@code opt.cuda.prefetch}'s choice (off, load, hint) for this instance. Between steps only. */
+  public void usePrefetch(String mode) {
+    requireEager("usePrefetch");
+    String m = prefetchMode(mode);
+    if (!m.equals(prefetchMode)) {
+      discardGraphs();
+      if (prefetcher != null) {
+        prefetcher.close();
+        prefetcher = null;
+      }
+      prefetchMode = m;
+      prefetcher = m.equals("off") ? null : new L2Prefetcher(m.equals("hint"));
+    }
+  }
+
+  /** {@code opt.cuda.prefetch}'s choice for this instance: off, load or hint (see {@link #usePrefetch}). */
+  public String prefetchMode() {
+    return prefetchMode;
   }
 
   /** {@link #useGemv(int)} with 8 rows (on) or 0 (off). */
@@ -2114,6 +2206,9 @@ public final class CudaOps implements Ops {
     }
     if (int8Scratch != null) {
       int8Scratch.close();
+    }
+    if (prefetcher != null) {
+      prefetcher.close();
     }
     uploads.close();
     pool.close();

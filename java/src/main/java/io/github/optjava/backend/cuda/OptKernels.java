@@ -161,6 +161,15 @@ public final class OptKernels {
    */
   public static native int opt_chained_launch_supported();
 
+  // ---- L2 prefetch (prefetch.cu) ----
+
+  /**
+   * Reads [p, p + bytes) towards L2 on {@code stream} (hint 0: 16-byte loads, p 16-byte aligned; hint 1:
+   * prefetch.global.L2 hints); writes nothing (session 12, not yet run on a GPU).
+   */
+  public static native int opt_prefetch_l2(@Cast("const void*") org.bytedeco.javacpp.Pointer p,
+      @Cast("size_t") long bytes, int hint, CUstream_st stream);
+
   // ---- the vector layer norm (layernorm.cu) ----
 
   /**

@@ -35,4 +35,16 @@ class CudaOpsSettingsTest {
           e.getMessage());
     }
   }
+
+  @Test
+  void prefetchTakesOffLoadOrHint() {
+    assertEquals("off", CudaOps.prefetchMode("off"));
+    assertEquals("load", CudaOps.prefetchMode(" LOAD "));
+    assertEquals("hint", CudaOps.prefetchMode("hint"));
+    for (String bad : new String[] {"on", "true", ""}) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaOps.prefetchMode(bad));
+      assertTrue(e.getMessage().contains("opt.cuda.prefetch='" + bad + "'") && e.getMessage().contains("off, load"),
+          e.getMessage());
+    }
+  }
 }
