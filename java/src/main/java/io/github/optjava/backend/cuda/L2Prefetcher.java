@@ -47,13 +47,24 @@ final class L2Prefetcher implements AutoCloseable {
     check("cudaEventRecord (fork)", cudaEventRecord(fork, main));
     check("cudaStreamWaitEvent (fork)", cudaStreamWaitEvent(side, fork, 0));
     pending = true; // from here a join is owed, whatever fails below
-    for (int i = 0; i < weights.length; i++) {
-      int st = OptKernels.opt_prefetch_l2(weights[i], bytes[i], hint, side);
-      if (st != 0) {
-        throw new CudaException("opt_prefetch_l2 failed: " + cudaGetErrorString(st).getString());
+    RuntimeException failed = null;
+    try {
+      for (int i = 0; i < weights.length; i++) {
+        int st = OptKernels.opt_prefetch_l2(weights[i], bytes[i], hint, side);
+        if (st != 0) {
+          throw new CudaException("opt_prefetch_l2 failed: " + cudaGetErrorString(st).getString());
+        }
       }
+    } catch (RuntimeException e) {
+      failed = e;
     }
-    check("cudaEventRecord (join)", cudaEventRecord(join, side));
+    // Recorded even after a failed launch: the join event must mark this fork's branch, or the owed join would wait
+    // on an older record (inside a capture: an event of no capture or of another one, which is invalid).
+    int st = cudaEventRecord(join, side);
+    if (failed != null) {
+      throw failed;
+    }
+    check("cudaEventRecord (join)", st);
   }
 
   /** Makes {@code main} wait for the pending branch, if any. */
