@@ -1325,6 +1325,9 @@ public final class CudaOps implements Ops {
       forgetClosedStores(); // a new key: perhaps a new cache, after others were closed
       return;
     }
+    if (prefetcher != null) {
+      prefetcher.join(stream); // eagerly: inside the capture, waiting on an uncaptured event would invalidate it
+    }
     // one workspace per shape: steps of another row count allocate other sizes
     StepGraph.Workspace ws = workspaces.computeIfAbsent(java.util.List.of(batch, tokensPerSequence),
         b -> new StepGraph.Workspace());
