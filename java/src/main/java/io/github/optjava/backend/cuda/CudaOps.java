@@ -1667,6 +1667,7 @@ public final class CudaOps implements Ops {
   /** Sets {@code opt.cuda.prefetch}'s choice (off, load, hint) for this instance. Between steps only. */
   public void usePrefetch(String mode) {
     requireEager("usePrefetch");
+    requireOpen(); // a prefetcher made after close() would never be closed
     String m = prefetchMode(mode);
     if (!m.equals(prefetchMode)) {
       discardGraphs();
@@ -2212,6 +2213,7 @@ public final class CudaOps implements Ops {
     }
     if (prefetcher != null) {
       prefetcher.close();
+      prefetcher = null; // prefetch() and usePrefetch() after close touch no destroyed handle
     }
     uploads.close();
     pool.close();

@@ -80,15 +80,19 @@ final class L2Prefetcher implements AutoCloseable {
   }
 
   @Override
-  public void close() {
+  public void close() { // idempotent: a handle destroyed twice may be another object's by then
+    pending = false;
     if (!join.isNull()) {
       cudaEventDestroy(join);
+      join.setNull();
     }
     if (!fork.isNull()) {
       cudaEventDestroy(fork);
+      fork.setNull();
     }
     if (!side.isNull()) {
       cudaStreamDestroy(side);
+      side.setNull();
     }
   }
 
