@@ -952,7 +952,7 @@ void check_vector_norm_all() {
   opt_set_vector_layernorm(previous);
 }
 
-// opt_prefetch_l2 (session 12, not yet run on a GPU): both kinds run on a second stream beside a kernel of the first
+// opt_prefetch_l2 (session 12, not yet run on a GPU): both kinds run on a stream of their own
 // and leave the buffer as it was; a bad hint and a misaligned buffer (loads) are invalid values; an empty one is ok.
 void check_prefetch() {
   const size_t words = (static_cast<size_t>(40) << 20) / sizeof(uint16_t);  // 40 MB: an opt-1.3b fc1 and more
