@@ -29,11 +29,16 @@
 # check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features, then short
 # `opt bench` variants (1.3b batch 1,2,8; 6.7b batch 1), ncu on a batch-1 decode (and with the flagged decode
 # kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
+# DEVICE_CHECK_PEER_ONLY=1 (session 12): only the speed comparison that decides #5's batch-32 target, for a second
+# call after a full check: host facts, Java, libraries, copy bandwidth, HF's static cache + torch.compile at batch 32
+# (first), then opt-1.3b ours vs HF eager (batch 1, 32, 128 and the 2047-token prefill) and the table; no JUnit,
+# check_ops, HF logit comparison, variants or ncu. About 330 s with the compilation.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 budget="${DEVICE_CHECK_BUDGET_S:-450}"
 quick="${DEVICE_CHECK_QUICK:-0}"
+peer_only="${DEVICE_CHECK_PEER_ONLY:-0}"
 chained_ok=0 # set by check_ops' chained group (step 5)
 passed_groups=" " # check_ops groups that passed (step 5), e.g. " base split tc "
 OUT="${OUT:-target/device-out}"
@@ -148,6 +153,13 @@ fx=java/src/test/resources/fixtures
 for m in "$fx"/models/*/; do
   for f in vocab.json merges.txt; do [ -s "$m$f" ] || cp "$fx/tokenizer/$f" "$m$f"; done
 done
+cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
+rc=0
+# Steps 4 to 6c (JUnit, check_ops, the HF logit comparison, the engine features) are left out in peer-only mode: the
+# `if` below closes after 6c (not indented, to keep those steps' history readable).
+if [ "$peer_only" = 1 ]; then
+  row "steps 4-6c" "skip" "DEVICE_CHECK_PEER_ONLY=1: the speed comparison only"
+else
 # Meanwhile, in the background (nothing of theirs is timed): compile native/dev/check_ops (CPU only) and
 # build the random-weight opt-1.3b for the HF comparison (GPU, ~2.6 GB under target/, not $OUT: $OUT is
 # copied back). Their logs: $OUT/check_ops.log, $W/hf_make.log; steps 5 and 6 wait for them.
@@ -176,7 +188,6 @@ pid_make=$!
 rm -f "$W/warper_rows.tsv"
 timeout 120 python3 scripts/hf_peer.py warpers --rows "$W/warper_rows.tsv" > "$W/hf_warpers.log" 2>&1 &
 pid_warpers=$!
-cp="$(ls "$bundle"/lib/*.jar | paste -sd: -):$bundle/tests.jar:java/src/test/resources"
 # The chained-launch test (tag gpu-chained) runs apart, after check_ops' chained group (step 5c); the tests of
 # kernels not yet verified on a GPU (tag gpu-new) run apart too (step 5b): a kernel that faults leaves its JVM's
 # CUDA context unusable and would fail every verified test after it.
@@ -439,6 +450,7 @@ else
     row "engine features" "FAIL" "exit $erc: $(grep -m1 -E 'Exception|Error' "$W/engine_features.log" | cut -c1-100)"
   fi
 fi
+fi  # peer-only mode: steps 4 to 6c
 
 collect_logs
 
@@ -558,7 +570,7 @@ hf_compiled() {
   bench_status "speed opt-1.3b: HF static+compiled" $? "$W/bench_hf_compiled_1.3b.log"
 }
 # DEVICE_CHECK_HF_COMPILED=1: it runs first (at the end of a full check it never had the time).
-if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ]; then
+if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ] || [ "$peer_only" = 1 ]; then
   hf_compiled # ours at the same shape and batches: `speed_shape 1.3b` below
 fi
 # 9. Each kernel of the replayed decode graphs timed on its own (Nsight Compute, graph nodes one by one): where a
@@ -595,7 +607,10 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
     row "ncu $name" "info" "exit $nrc: $( (grep -m1 -E '==ERROR==|==WARNING==|Exception' "$W/ncu_$name.csv" "$W/ncu_$name.log" 2>/dev/null || tail -1 "$W/ncu_$name.log") | cut -c1-100)"
   fi
 }
-if [ "$quick" = 1 ]; then
+if [ "$peer_only" = 1 ]; then
+  #           shape  full  b1  ours  HF  prefill
+  speed_shape 1.3b     90   55  100  100   50
+elif [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
@@ -652,7 +667,7 @@ fi
 # a static cache and its torch.compile of the decode step, opt-1.3b, batch 32. Compiling takes minutes, so it
 # runs only with what is left; a failure or timeout is a row, the lines measured before it are kept.
 # (DEVICE_CHECK_HF_COMPILED=1 ran it before the variants instead.)
-if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ]; then
+if [ "${DEVICE_CHECK_HF_COMPILED:-0}" = 1 ] || [ "$peer_only" = 1 ]; then
   : # ran first
 elif [ "$quick" != 1 ] && [ $(( budget - SECONDS - tail_s )) -ge 150 ]; then
   hf_compiled
