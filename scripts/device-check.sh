@@ -31,8 +31,8 @@
 # kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
 # DEVICE_CHECK_PEER_ONLY=1 (session 12): only the speed comparison that decides #5's batch-32 target, for a second
 # call after a full check: host facts, Java, libraries, copy bandwidth, HF's static cache + torch.compile at batch 32
-# (first), then opt-1.3b ours vs HF eager (batch 1, 32, 128 and the 2047-token prefill) and the table; no JUnit,
-# check_ops, HF logit comparison, variants or ncu. About 330 s with the compilation.
+# (first), then opt-1.3b ours vs HF eager (batch 1, 32, 128 and the 2047-token prefill), an ncu table of a batch-32
+# decode step if time is left, and the table; no JUnit, check_ops, HF logit comparison or variants. About 330 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -610,6 +610,8 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
 if [ "$peer_only" = 1 ]; then
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
+  # where a batch-32 step's GPU time goes (the target's batch; no ncu table of it so far), if time is left
+  ncu_run decode-b32 1.3b 32
 elif [ "$quick" = 1 ]; then
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
