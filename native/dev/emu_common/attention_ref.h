@@ -153,6 +153,100 @@ Batch rules_batch() {
   return rng() % 3 == 0 ? kEdges[rng() % (sizeof kEdges / sizeof kEdges[0])] : 1 + static_cast<int>(rng() % 700);
 }
 
+// What a random batch draws from; each emulation picks its own (the draws come in a fixed order, so one seed gives
+// one sequence of batches).
+struct BatchMix {
+  int (*context)(std::mt19937&);  // a context near the kernel's tile or round edges
+  int decode_min, decode_max;     // sequences of a decode batch (family 1); equal: a fixed size, nothing drawn
+  int decode_edge_one_in;         // 1 in N decode sequences takes context(), the others 1..300
+  int mixed_counts[10];           // query counts of the mixed family (one in ten sequences gets none)
+  int mixed_spread;               // cached positions before a mixed sequence's queries: 0 or 0..spread-1
+  int graph_width[2];             // a graph's table width (positions), one of two, in a quarter of the batches
+  int special_one_in;             // a rule case (bad block, inconsistent, too long, overlap) in 4 of N batches
+};
+
+// Random ragged batches: family 0 decode at batch 1, 1 decode at batch decode_min..decode_max, else prefill and
+// decode rows mixed with unowned rows between; tables as wide as the contexts or a graph's width; sometimes a bad
+// block id, an inconsistent sequence, a too-long context, overlapping rows (bad input: the highest sequence owns
+// the row).
+[[maybe_unused]] Batch random_batch(std::mt19937& rng, int head_dim, int family, const BatchMix& mix) {
+  Batch b;
+  b.head_dim = head_dim;
+  static const int kBs[] = {16, 16, 16, 32, 1, 7};
+  b.block_size = kBs[rng() % 6];
+  std::vector<int> counts, ctx;
+  if (family == 0) {
+    b.kind = "decode b1";
+    b.heads = 1 + static_cast<int>(rng() % 4);
+    counts = {1};
+    ctx = {mix.context(rng)};
+  } else if (family == 1) {
+    b.heads = 1 + static_cast<int>(rng() % 2);
+    const int n = mix.decode_min == mix.decode_max
+        ? mix.decode_min
+        : mix.decode_min + static_cast<int>(rng() % (mix.decode_max - mix.decode_min + 1));
+    b.kind = mix.decode_min == mix.decode_max ? "decode b" + std::to_string(n) : "decode";
+    for (int s = 0; s < n; ++s) {
+      counts.push_back(1);
+      ctx.push_back(rng() % mix.decode_edge_one_in == 0 ? mix.context(rng) : 1 + static_cast<int>(rng() % 300));
+    }
+  } else {
+    b.kind = "mixed";
+    b.heads = 1 + static_cast<int>(rng() % 2);
+    const int n = 1 + static_cast<int>(rng() % 4);
+    for (int s = 0; s < n; ++s) {
+      int c = mix.mixed_counts[rng() % 10];
+      if (rng() % 10 == 0) c = 0;
+      counts.push_back(c);
+      ctx.push_back(c + (rng() % 3 == 0 ? 0 : static_cast<int>(rng() % mix.mixed_spread)));
+    }
+  }
+  const int num_seqs = static_cast<int>(counts.size());
+  std::vector<int> order(num_seqs);
+  for (int s = 0; s < num_seqs; ++s) order[s] = s;
+  std::shuffle(order.begin(), order.end(), rng);
+  b.query_start.assign(num_seqs, 0);
+  b.query_count = counts;
+  b.context_len = ctx;
+  int row = family == 1 ? 0 : static_cast<int>(rng() % 3);
+  for (int s : order) {
+    b.query_start[s] = row;
+    row += counts[s] + (family == 1 ? 0 : static_cast<int>(rng() % 3));  // unowned rows between
+  }
+  b.total_rows = row;
+  int widest = 0;
+  for (int c : ctx) widest = std::max(widest, (c + b.block_size - 1) / b.block_size);
+  b.max_blocks = widest + static_cast<int>(rng() % 2);
+  if (rng() % 4 == 0) {  // a graph's width
+    b.max_blocks = std::max(b.max_blocks, (rng() % 2 ? mix.graph_width[0] : mix.graph_width[1]) / b.block_size);
+  }
+  fill_tables(b, rng, static_cast<int>(rng() % 6));
+  const int special = static_cast<int>(rng() % mix.special_one_in);
+  const int s = static_cast<int>(rng() % num_seqs);
+  if (special == 0) {  // a bad block id
+    const int n = (b.context_len[s] + b.block_size - 1) / b.block_size;
+    if (n > 0) {
+      b.tables[static_cast<size_t>(s) * b.max_blocks + rng() % n] = rng() % 2 ? -1 : b.num_blocks + 3;
+      b.kind += " bad-block";
+    }
+  } else if (special == 1 && b.query_count[s] > 0) {  // more queries than context
+    b.context_len[s] = b.query_count[s] - 1;
+    b.kind += " inconsistent";
+  } else if (special == 2) {  // a context longer than the table holds
+    b.context_len[s] = b.max_blocks * b.block_size + 1;
+    b.kind += " too-long";
+  } else if (special == 3 && num_seqs > 1 && b.query_count[s] > 0) {  // overlapping rows (bad input)
+    const int o = (s + 1) % num_seqs;
+    if (b.query_count[o] > 0) {
+      b.query_start[o] = b.query_start[s];
+      b.kind += " overlap";
+    }
+  }
+  b.scale = rng() % 4 == 0 ? 0.05f + 0.5f * static_cast<float>(rng() % 1000) / 1000.f
+                           : 1.f / std::sqrt(static_cast<float>(head_dim));
+  return b;
+}
+
 }  // namespace
 
 #endif  // OPT_EMU_COMMON_ATTENTION_REF_H

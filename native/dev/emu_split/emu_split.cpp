@@ -762,80 +762,11 @@ bool run_case(const Batch& b, std::mt19937& rng, const CaseOpts& o, const std::s
 
 // ---- batches ------------------------------------------------------------------------------------------------
 
-// Random batches: decode at batch 1, decode at batch 32, mixed prefill + decode rows; a table sometimes much
-// wider than the contexts (a graph captured for a longer width); rule cases now and then.
+// Random batches (attention_ref.h's random_batch): decode at batch 1 and 32, mixed prefill + decode rows; a table
+// sometimes much wider than the contexts (a graph captured for a longer width); rule cases now and then.
 Batch random_batch(std::mt19937& rng, int head_dim, int family) {
-  Batch b;
-  b.head_dim = head_dim;
-  static const int kBs[] = {16, 16, 16, 32, 1, 7};
-  b.block_size = kBs[rng() % 6];
-  std::vector<int> counts, ctx;
-  if (family == 0) {  // decode, batch 1
-    b.kind = "decode b1";
-    b.heads = 1 + static_cast<int>(rng() % 4);
-    counts = {1};
-    ctx = {pick_context(rng)};
-  } else if (family == 1) {  // decode, batch 32
-    b.kind = "decode b32";
-    b.heads = 1 + static_cast<int>(rng() % 2);
-    for (int s = 0; s < 32; ++s) {
-      counts.push_back(1);
-      ctx.push_back(rng() % 4 == 0 ? pick_context(rng) : 1 + static_cast<int>(rng() % 300));
-    }
-  } else {  // mixed prefill + decode
-    b.kind = "mixed";
-    b.heads = 1 + static_cast<int>(rng() % 2);
-    static const int kCounts[] = {1, 1, 2, 5, 15, 16, 63, 64, 65, 130};
-    const int n = 1 + static_cast<int>(rng() % 4);
-    for (int s = 0; s < n; ++s) {
-      int c = kCounts[rng() % 10];
-      if (rng() % 10 == 0) c = 0;
-      counts.push_back(c);
-      ctx.push_back(c + (rng() % 3 == 0 ? 0 : static_cast<int>(rng() % 300)));
-    }
-  }
-  const int num_seqs = static_cast<int>(counts.size());
-  std::vector<int> order(num_seqs);
-  for (int s = 0; s < num_seqs; ++s) order[s] = s;
-  std::shuffle(order.begin(), order.end(), rng);
-  b.query_start.assign(num_seqs, 0);
-  b.query_count = counts;
-  b.context_len = ctx;
-  int row = family == 1 ? 0 : static_cast<int>(rng() % 3);
-  for (int s : order) {
-    b.query_start[s] = row;
-    row += counts[s] + (family == 1 ? 0 : static_cast<int>(rng() % 3));  // unowned rows between
-  }
-  b.total_rows = row;
-  int widest = 0;
-  for (int c : ctx) widest = std::max(widest, (c + b.block_size - 1) / b.block_size);
-  b.max_blocks = widest + static_cast<int>(rng() % 2);
-  if (rng() % 4 == 0) b.max_blocks = std::max(b.max_blocks, (rng() % 2 ? 1024 : 2048) / b.block_size);  // a graph's width
-  fill_tables(b, rng, static_cast<int>(rng() % 6));
-  const int special = static_cast<int>(rng() % 12);
-  const int s = static_cast<int>(rng() % num_seqs);
-  if (special == 0) {  // a bad block id
-    const int n = (b.context_len[s] + b.block_size - 1) / b.block_size;
-    if (n > 0) {
-      b.tables[static_cast<size_t>(s) * b.max_blocks + rng() % n] = rng() % 2 ? -1 : b.num_blocks + 3;
-      b.kind += " bad-block";
-    }
-  } else if (special == 1 && b.query_count[s] > 0) {  // more queries than context
-    b.context_len[s] = b.query_count[s] - 1;
-    b.kind += " inconsistent";
-  } else if (special == 2) {  // a context longer than the table holds
-    b.context_len[s] = b.max_blocks * b.block_size + 1;
-    b.kind += " too-long";
-  } else if (special == 3 && num_seqs > 1 && b.query_count[s] > 0) {  // overlapping rows (bad input)
-    const int o = (s + 1) % num_seqs;
-    if (b.query_count[o] > 0) {
-      b.query_start[o] = b.query_start[s];
-      b.kind += " overlap";
-    }
-  }
-  b.scale = rng() % 4 == 0 ? 0.05f + 0.5f * static_cast<float>(rng() % 1000) / 1000.f
-                           : 1.f / std::sqrt(static_cast<float>(head_dim));
-  return b;
+  static const BatchMix kMix = {pick_context, 32, 32, 4, {1, 1, 2, 5, 15, 16, 63, 64, 65, 130}, 300, {1024, 2048}, 12};
+  return random_batch(rng, head_dim, family, kMix);
 }
 
 template <class T>
