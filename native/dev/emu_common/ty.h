@@ -1,11 +1,16 @@
 // The storage types' traits shared by the CPU emulations (float, emu::Half, emu::BF16): widening and rounding,
 // an ordered integer key (ulp distance = |key(a) - key(b)|), the name, the mantissa bits, check_ops' tolerance and
-// an index for per-type tables. Header-only; include after emu.h (its declarations are file-local, in an unnamed
-// namespace).
+// an index for per-type tables; and the small helpers every emulation's checks use over them (check_ops' error
+// measure, widening a tensor, bit equality, random tensors). Header-only; include after emu.h (its declarations are
+// file-local, in an unnamed namespace).
 #ifndef OPT_EMU_COMMON_TY_H
 #define OPT_EMU_COMMON_TY_H
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <random>
+#include <vector>
 
 #include "emu.h"
 
@@ -42,6 +47,37 @@ template <> struct Ty<emu::BF16> {
   static constexpr double tol = 4e-2;
   static constexpr int idx = 2;
 };
+
+// check_ops' measure: max |got - ref| / max(1, |ref|); a NaN on one side only is infinite
+[[maybe_unused]] double max_error(const std::vector<double>& got, const std::vector<double>& ref) {
+  if (got.size() != ref.size()) return INFINITY;
+  double worst = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (std::isnan(got[i]) || std::isnan(ref[i])) {
+      if (std::isnan(got[i]) != std::isnan(ref[i])) return INFINITY;
+      continue;
+    }
+    worst = std::max(worst, std::fabs(got[i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
+  }
+  return worst;
+}
+template <class T>
+std::vector<double> wide(const std::vector<T>& v) {
+  std::vector<double> d(v.size());
+  for (size_t i = 0; i < v.size(); ++i) d[i] = Ty<T>::widen(v[i]);
+  return d;
+}
+template <class T>
+bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
+  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
+}
+template <class T>
+std::vector<T> random_tensor(std::mt19937& rng, size_t n, float mean, float stddev) {
+  std::normal_distribution<float> d(mean, stddev);
+  std::vector<T> v(n);
+  for (auto& e : v) e = Ty<T>::narrow(d(rng));
+  return v;
+}
 }  // namespace
 
 #endif  // OPT_EMU_COMMON_TY_H

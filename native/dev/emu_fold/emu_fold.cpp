@@ -497,19 +497,6 @@ using emu::g_log;
 using opt::GPtr;
 
 
-// check_ops' measure: max |got - ref| / max(1, |ref|); a NaN on one side only is infinite
-double max_error(const std::vector<double>& got, const std::vector<double>& ref) {
-  if (got.size() != ref.size()) return INFINITY;
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(got[i]) || std::isnan(ref[i])) {
-      if (std::isnan(got[i]) != std::isnan(ref[i])) return INFINITY;
-      continue;
-    }
-    worst = std::max(worst, std::fabs(got[i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
-  }
-  return worst;
-}
 
 constexpr uintptr_t kBase = 0x10000000;  // every buffer's emulated address (16-byte aligned; offsets misalign)
 
@@ -527,28 +514,11 @@ std::vector<T> get(const emu::GMem& m, size_t from = 0, size_t n = SIZE_MAX) {
   if (n) std::memcpy(v.data(), m.bytes.data() + from * sizeof(T), n * sizeof(T));
   return v;
 }
-template <class T>
-std::vector<double> wide(const std::vector<T>& v) {
-  std::vector<double> d(v.size());
-  for (size_t i = 0; i < v.size(); ++i) d[i] = Ty<T>::widen(v[i]);
-  return d;
-}
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
 // elements [from, from + n) of m written by operation op (each at most once: GMem's once_from check)
 long long written(const emu::GMem& m, size_t from, size_t n, uint32_t op) {
   long long c = 0;
   for (size_t e = from; e < from + n; ++e) c += m.meta[e].w_op == op;
   return c;
-}
-template <class T>
-std::vector<T> random_tensor(std::mt19937& rng, size_t n, float mean, float stddev) {
-  std::normal_distribution<float> d(mean, stddev);
-  std::vector<T> v(n);
-  for (auto& e : v) e = Ty<T>::narrow(d(rng));
-  return v;
 }
 
 emu::GMem g_counter;  // one device int for the whole run, zeroed once (as CudaOps keeps one)

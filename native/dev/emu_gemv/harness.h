@@ -29,10 +29,6 @@ std::vector<T> get(const emu::GMem& m) {
   return v;
 }
 template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
-template <class T>
 size_t first_diff(const std::vector<T>& a, const std::vector<T>& b) {
   for (size_t i = 0; i < std::min(a.size(), b.size()); ++i)
     if (std::memcmp(&a[i], &b[i], sizeof(T)) != 0) return i;
@@ -42,13 +38,6 @@ long long written(const emu::GMem& m, size_t from, size_t n, uint32_t op) {
   long long c = 0;
   for (size_t e = from; e < from + n; ++e) c += m.meta[e].w_op == op;
   return c;
-}
-template <class T>
-std::vector<T> random_tensor(std::mt19937& rng, size_t n, float mean, float stddev) {
-  std::normal_distribution<float> d(mean, stddev);
-  std::vector<T> v(n);
-  for (auto& e : v) e = Ty<T>::narrow(d(rng));
-  return v;
 }
 template <class T>
 T poison() {

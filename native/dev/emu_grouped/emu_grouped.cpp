@@ -533,11 +533,6 @@ std::vector<T> launch_once(const Batch& b, Dev<T>& dv, size_t ws_bytes, bool ws_
   return got;
 }
 
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
-
 // The launcher's choices, checked against what they must be (stated independently of how it computes them).
 template <class T>
 bool check_choice(const Batch& b, size_t ws_bytes, bool ws_null, int options, int misalign, int status,

@@ -616,11 +616,6 @@ std::vector<T> launch_once(const Batch& b, Dev<T>& dv, bool misalign_k, float ws
   return got;
 }
 
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
-
 // The launcher's choices, checked against what they must be (independently of how it computes them).
 bool check_choice(const Batch& b, size_t ws_bytes, bool ws_null, int inline_combine, const char* label) {
   const opt::Choice& c = opt::g_choice;

@@ -307,19 +307,6 @@ using emu::g_log;
 using opt::GPtr;
 
 
-// check_ops' measure: max |got - ref| / max(1, |ref|); a NaN on one side only is infinite
-double max_error(const std::vector<double>& got, const std::vector<double>& ref) {
-  if (got.size() != ref.size()) return INFINITY;
-  double worst = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    if (std::isnan(got[i]) || std::isnan(ref[i])) {
-      if (std::isnan(got[i]) != std::isnan(ref[i])) return INFINITY;
-      continue;
-    }
-    worst = std::max(worst, std::fabs(got[i] - ref[i]) / std::max(1.0, std::fabs(ref[i])));
-  }
-  return worst;
-}
 
 constexpr uintptr_t kBase = 0x10000000;  // every buffer's emulated address (16-byte aligned; offsets misalign)
 
@@ -363,23 +350,6 @@ struct Buf {
   bool outside_written(uint32_t op) const { return first == 1 && m.meta[0].w_op == op; }
 };
 
-template <class T>
-std::vector<T> random_tensor(std::mt19937& rng, size_t n, float mean, float stddev) {
-  std::normal_distribution<float> d(mean, stddev);
-  std::vector<T> v(n);
-  for (auto& e : v) e = Ty<T>::narrow(d(rng));
-  return v;
-}
-template <class T>
-std::vector<double> wide(const std::vector<T>& v) {
-  std::vector<double> d(v.size());
-  for (size_t i = 0; i < v.size(); ++i) d[i] = Ty<T>::widen(v[i]);
-  return d;
-}
-template <class T>
-bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(T)) == 0);
-}
 
 // The kernel the launcher must pick, stated from the rule in the brief: the vector kernel when the switch is on,
 // cols is whole chunks, every pointer it touches is 16-byte aligned and the row needs at most 4 chunks per thread
