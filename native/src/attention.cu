@@ -30,8 +30,6 @@ constexpr int kWarps = kThreads / kWarp;
 constexpr int kDimsPerThread = kMaxHeadDim / kThreads;  // output dimensions one thread accumulates
 constexpr int kTile = 64;                               // key positions per online-softmax step
 
-__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
-
 // grid = (total_queries, heads), block = kThreads.
 //   out, q            (total_queries, heads × head_dim)
 //   k_cache, v_cache  (num_blocks × block_size, heads × head_dim)

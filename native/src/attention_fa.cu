@@ -68,8 +68,6 @@ struct FaShape {
   static_assert(kKeys * kChunks % kThreads == 0, "each thread copies the same number of pieces");
 };
 
-__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
-
 // ---- PTX wrappers (sm_80+) ------------------------------------------------------------------------------
 
 __device__ __forceinline__ uint32_t smem_addr(const void* p) {

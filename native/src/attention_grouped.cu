@@ -33,28 +33,6 @@ using namespace opt;
 constexpr int kThreads = 128;  // per block: 4 warps
 constexpr int kKeys = 4;       // keys per group per round (their key and value loads are all in flight together)
 
-__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
-
-// The 8 values of a 16-byte chunk as float (fp16 or bf16).
-__device__ __forceinline__ void widen8(const uint4& u, float (&f)[8], const __half*) {
-  const __half2* h = reinterpret_cast<const __half2*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 p = __half22float2(h[i]);
-    f[2 * i] = p.x;
-    f[2 * i + 1] = p.y;
-  }
-}
-__device__ __forceinline__ void widen8(const uint4& u, float (&f)[8], const __nv_bfloat16*) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 p = __bfloat1622float2(h[i]);
-    f[2 * i] = p.x;
-    f[2 * i + 1] = p.y;
-  }
-}
-
 // grid = (total_queries, heads, splits), block = kThreads. Arguments as split_attention_kernel's (partial: null for
 // one split, else the records the combine kernel reads). No __restrict__ on what earlier kernels write (chained
 // launches, common.cuh).
@@ -127,7 +105,7 @@ grouped_split_kernel(T* out, float* partial, const T* q, const T* k_cache, const
   const int end = min(visible, begin + split_len);
 
   float qf[kVec];
-  widen8(q_raw, qf, static_cast<const T*>(nullptr));
+  widen(q_raw, qf, static_cast<const T*>(nullptr));
 #pragma unroll
   for (int e = 0; e < kVec; ++e) qf[e] *= scale;
 
@@ -166,7 +144,7 @@ grouped_split_kernel(T* out, float* partial, const T* q, const T* k_cache, const
 #pragma unroll
     for (int i = 0; i < kKeys; ++i) {
       float kf[kVec];
-      widen8(kr[i], kf, static_cast<const T*>(nullptr));
+      widen(kr[i], kf, static_cast<const T*>(nullptr));
       float dot = 0.f;
 #pragma unroll
       for (int e = 0; e < kVec; ++e) dot += kf[e] * qf[e];
@@ -188,7 +166,7 @@ grouped_split_kernel(T* out, float* partial, const T* q, const T* k_cache, const
         const float p = new_max == -INFINITY ? 0.f : __expf(score[i] - new_max);
         running_sum += p;
         float vf[kVec];
-        widen8(vr[i], vf, static_cast<const T*>(nullptr));
+        widen(vr[i], vf, static_cast<const T*>(nullptr));
 #pragma unroll
         for (int e = 0; e < kVec; ++e) acc[e] = fmaf(p, vf[e], acc[e]);
       }

@@ -39,8 +39,6 @@ constexpr int kDimsPerThread = kMaxHeadDim / kT;  // output dimensions one threa
 constexpr size_t kCounterBytes = 64 * 1024;
 constexpr long long kCounters = static_cast<long long>(kCounterBytes / sizeof(int));
 
-__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
-
 // q · k over 16 bytes of the key (4 floats or 8 halves), q already float.
 __device__ __forceinline__ float dot16(const float* k, const float* q) {
   const float4 v = *reinterpret_cast<const float4*>(k);
@@ -353,7 +351,6 @@ __global__ void split_combine_kernel(T* out, const float* partial, int heads, in
   T* out_row = out + static_cast<size_t>(row) * heads * head_dim + static_cast<size_t>(h) * head_dim;
   combine_splits(out_row, base, head_dim, splits);
 }
-
 
 template <typename T>
 int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cache, const int32_t* block_tables,

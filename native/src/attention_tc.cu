@@ -42,8 +42,6 @@ constexpr int kFloatPad = 8;   // floats of padding per row (32 bytes): 8 mod 32
 constexpr int kScoreLd = kKeys + kFloatPad;
 constexpr int kWeightLd = kKeys + kHalfPad;
 
-__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
-
 __host__ __device__ constexpr size_t align128(size_t bytes) { return (bytes + 127) / 128 * 128; }
 
 // Where each array lives in the dynamic shared memory, for a head dim d (every offset 128-byte aligned; every

@@ -31,8 +31,6 @@ constexpr int kMaxHeadDim = 128;
 constexpr int kAccPerThread = kQT * kMaxHeadDim / kThreads;  // 16 accumulator elements per thread
 constexpr int kPad = kMaxHeadDim + 1;                        // row stride in shared memory: no bank conflicts
 
-__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
-
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
 tiled_attention_kernel(T* __restrict__ out, const T* __restrict__ q, const T* __restrict__ k_cache,

@@ -50,6 +50,39 @@ inline const __half* as_f16(const uint16_t* p) { return reinterpret_cast<const _
 inline __nv_bfloat16* as_bf16(uint16_t* p) { return reinterpret_cast<__nv_bfloat16*>(p); }
 inline const __nv_bfloat16* as_bf16(const uint16_t* p) { return reinterpret_cast<const __nv_bfloat16*>(p); }
 
+// The NaN the kernels write for rows that must come out NaN (bad input, a NaN score).
+__device__ __forceinline__ float quiet_nan() { return __int_as_float(0x7fc00000); }
+
+// The 4 (float) or 8 (fp16, bf16) values of a 16-byte chunk, widened to float. v is a register copy (a local or a
+// by-value parameter): given a reference into global memory instead, nvcc loads only the elements, one at a time
+// (layernorm.cu's first vector kernel did, session 12).
+__device__ __forceinline__ void widen(const uint4& v, float* out, const float*) {
+  out[0] = __uint_as_float(v.x);
+  out[1] = __uint_as_float(v.y);
+  out[2] = __uint_as_float(v.z);
+  out[3] = __uint_as_float(v.w);
+}
+
+__device__ __forceinline__ void widen(const uint4& v, float* out, const __half*) {
+  const __half2* h = reinterpret_cast<const __half2*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __half22float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
+__device__ __forceinline__ void widen(const uint4& v, float* out, const __nv_bfloat16*) {
+  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const float2 f = __bfloat1622float2(h[i]);
+    out[2 * i] = f.x;
+    out[2 * i + 1] = f.y;
+  }
+}
+
 // ---- reductions ------------------------------------------------------------------------------------
 
 constexpr int kWarp = 32;

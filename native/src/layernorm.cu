@@ -97,9 +97,7 @@ struct Vec {
   // only the elements, one ld.global.u16 / .f32 each (PTX of 8cd9d1a: 8 or 4 loads per chunk of x, y and bias); a
   // copy is one ld.global.v4
   __device__ static void widen(const uint4 u, float (&f)[kSize]) {
-    const T* e = reinterpret_cast<const T*>(&u);
-#pragma unroll
-    for (int i = 0; i < kSize; ++i) f[i] = to_float(e[i]);
+    opt::widen(u, f, static_cast<const T*>(nullptr));
   }
   __device__ static uint4 narrow(const float (&f)[kSize]) {
     uint4 u;

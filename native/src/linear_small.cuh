@@ -18,38 +18,11 @@ constexpr int kWarpsPerBlock = 4; // small blocks: a 2048-output Linear still sp
 template <int R>
 __host__ __device__ constexpr int unroll_for() { return R == 2 ? 4 : 2; }
 
-// Eight (or four, for float) values of one 16-byte chunk, widened to float.
+// Eight (or four, for float) values of one 16-byte chunk (widened to float by common.cuh's widen).
 template <typename T>
 struct Chunk {
   static constexpr int kSize = 16 / sizeof(T);
 };
-
-__device__ __forceinline__ void widen(const uint4& v, float* out, const float*) {
-  out[0] = __uint_as_float(v.x);
-  out[1] = __uint_as_float(v.y);
-  out[2] = __uint_as_float(v.z);
-  out[3] = __uint_as_float(v.w);
-}
-
-__device__ __forceinline__ void widen(const uint4& v, float* out, const __half*) {
-  const __half2* h = reinterpret_cast<const __half2*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __half22float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
-
-__device__ __forceinline__ void widen(const uint4& v, float* out, const __nv_bfloat16*) {
-  const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&v);
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float2 f = __bfloat1622float2(h[i]);
-    out[2 * i] = f.x;
-    out[2 * i + 1] = f.y;
-  }
-}
 
 // Where a sum goes (the kernels' epilogue), with the bias added first. Output j of row i:
 // DenseStore: out[i, j] = act(sum + bias[j]), out (m, n) row-major.

@@ -154,7 +154,9 @@ void add_layernorm_kernel(GPtr<T> x, GPtr<T> y, GPtr<T> bias, GPtr<T> out, GPtr<
 template <typename T>
 struct Vec {
   static constexpr int kSize = 16 / static_cast<int>(sizeof(T));
-  static void widen(const V16 u, float (&f)[kSize]) {  // (u by value, as the source)
+  // (u by value, as the source; the source calls common.cuh's widen, which converts pairs with __half22float2 /
+  // __bfloat1622float2: the same exact conversions as one element at a time)
+  static void widen(const V16 u, float (&f)[kSize]) {
     for (int i = 0; i < kSize; ++i) {
       T e;
       std::memcpy(&e, u.b + i * sizeof(T), sizeof(T));  // reinterpret_cast<const T*>(&u)[i]
