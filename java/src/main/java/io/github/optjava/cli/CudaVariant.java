@@ -93,7 +93,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     if (value == null) {
       return null;
     }
-    int most = 8; // CudaOps.GEMV_MAX_ROWS (package-private there)
+    int most = 8; // CudaSwitches.GEMV_MAX_ROWS (package-private there)
     switch (value) {
       case "on" -> { return most; }
       case "off" -> { return 0; }

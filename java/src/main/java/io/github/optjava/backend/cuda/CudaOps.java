@@ -59,140 +59,19 @@ import org.bytedeco.javacpp.SizeTPointer;
 
 /**
  * {@link Ops} on one NVIDIA GPU: our kernels ({@link OptKernels}) and cuBLAS GEMMs (fp16/bf16/fp32 in,
- * fp32 compute). Every matrix on the device has the one storage dtype chosen at construction
- * (checkpoint weights are converted on upload). Work runs on the legacy default stream for now, so
- * host↔device copies order themselves with kernels (CUDA graphs and streams come with #5).
+ * fp32 compute; Linears through cuBLASLt). Every matrix on the device has the one storage dtype chosen at
+ * construction (checkpoint weights are converted on upload). Every op of an instance runs in order on its own
+ * blocking stream (capturable, unlike the legacy one), and decode steps are captured once and replayed as CUDA
+ * graphs ({@link #graphStep}). The {@code -Dopt.cuda.*} switches, their defaults and why: {@link CudaSwitches}.
  *
  * <p>Debugging: {@code -Dopt.cuda.sync=true} synchronises after every op, so an asynchronous kernel
  * error is reported by the op that caused it.
  */
 public final class CudaOps implements Ops {
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(CudaOps.class);
-  private static final boolean SYNC = Boolean.getBoolean("opt.cuda.sync");
-  /** {@code -Dopt.cuda.profile=true}: GPU time per op ({@link OpProfile}), logged at close; graphs off. */
-  private static final boolean PROFILE = Boolean.getBoolean("opt.cuda.profile");
-  /** {@code -Dopt.cuda.graphs=false} runs every step eagerly (for comparison and as a way out). */
-  private static final boolean GRAPHS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.graphs")) && !SYNC
-      && !PROFILE;
+  /** The attention kernels {@link #useAttentionKernel} takes (see {@code opt.cuda.attention}). */
+  public static final java.util.List<String> ATTENTION_KERNELS = CudaSwitches.ATTENTION_KERNELS;
   private static final long CUBLAS_WORKSPACE_BYTES = 32L << 20;
-  /**
-   * Linears go through cuBLASLt ({@link LtGemm}: heuristic algorithm per shape, bias and ReLU in the GEMM's
-   * epilogue) unless {@code -Dopt.cuda.gemm=cublas} (cublasGemmEx plus the bias kernel). cuBLASLt became the
-   * default after its parity and graph tests passed on an H100 (2026-11-26, c57d4f3) and it was faster at every
-   * batch size measured there (opt-1.3b decode 2.69 against 3.03 ms/step at batch 1, 4.20 against 4.48 at 32;
-   * docs/perf.md). A shape without a heuristic answer falls back to cublasGemmEx.
-   */
-  private static final boolean LT_GEMM = !"cublas".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
-  /**
-   * {@code -Dopt.cuda.gemv=N} (0–8; {@code off} = 0, {@code on} = 8): Linears of at most N rows (decode at small
-   * batch) run our matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads,
-   * bias and ReLU applied in the same launch) instead of a GEMM. Default 1: on an H100 (2026-11-26, c57d4f3) it
-   * beat cuBLAS at one row (opt-6.7b decode 7.20 against 8.28 ms/step) and lost badly at eight (opt-1.3b 5.83
-   * against 3.67), and at two rows it was 15 % slower than cuBLASLt (session 7, docs/perf.md).
-   */
-  private static final String GEMV = System.getProperty("opt.cuda.gemv", "1");
-  /**
-   * {@code -Dopt.cuda.gemvSplit=1|2|4|auto}: warps per group of outputs in the matrix-vector kernel. 1 (the default,
-   * verified on an H100): one warp streams a whole weight row. 2 or 4: that many warps share each row and add their
-   * sums in a fixed order, so Linears with few outputs (opt-1.3b's out_proj and fc2: 1024 warps on 132 SMs, 1.1 TB/s
-   * under ncu in session 11) keep more loads in flight; auto picks per shape from the SM count
-   * (native/src/linear_small.cu, {@code auto_split}). Written in session 11 after its GPU runs: 1 until check_ops
-   * group gemvsplit and the parity tests have passed on a GPU and a variant ({@code gemvsplit=auto}) was faster.
-   */
-  private static final String GEMV_SPLIT = System.getProperty("opt.cuda.gemvSplit", "1");
-  /**
-   * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
-   * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
-   * the one before it ends (native/src/common.cuh, "programmatic dependent launch"). Process-wide (a switch of
-   * the kernel library). Passed check_ops and GpuGraphTest on an H100 (2026-11-26) and gained 1–4 % there; off
-   * until the whole model has been compared with HF transformers with it.
-   */
-  private static final boolean CHAINED = Boolean.getBoolean("opt.cuda.chained");
-  /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
-  static final int GEMV_MAX_ROWS = 8;
-  /**
-   * The attention kernel, {@code -Dopt.cuda.attention=first|split|tiled|tc|fa}. {@code tc}: decode steps
-   * run the split-KV kernel (native/src/attention_split.cu), steps with a prompt the tensor-core kernel
-   * (native/src/attention_tc.cu) where it applies (fp16/bf16, head_dim a multiple of 16 up to 128), else the
-   * query-tiled one (native/src/attention_tiled.cu). {@code tiled}: the tiled kernel for prompts, split for decode;
-   * {@code split}: split for everything; {@code first}: the first kernel (one block per query row and head), kept as
-   * the plain reference. tc became the default after check_ops, the parity tests and the comparison with HF
-   * transformers passed on an H100 (2026-11-26, c57d4f3): opt-1.3b batch-1 decode 3.03 against 5.47 ms/step,
-   * 2047-token prefill 31 against 500 ms (docs/perf.md). {@code fa} (the default): as tc with the
-   * FlashAttention-2-style prefill kernel (native/src/attention_fa.cu; head_dim 64, 80 or 128, fp16/bf16, else tc's
-   * rules). It became the default after check_ops group fa, the parity tests and the comparison with HF transformers
-   * passed on an H100 (2026-11-27, 4d4ebc1): opt-1.3b 2047-token prefill 11.2 against tc's 30.2 ms, 128-token
-   * prefill 1.2-1.3x at batch 1, 2 and 8, 0.94x at batch 4 (docs/perf.md); decode steps are the same kernels.
-   */
-  private static final String ATTENTION =
-      System.getProperty("opt.cuda.attention", "fa").toLowerCase(java.util.Locale.ROOT);
-  /** The attention kernels {@link #useAttentionKernel} takes. */
-  public static final java.util.List<String> ATTENTION_KERNELS =
-      java.util.List.of("first", "split", "tiled", "tc", "fa");
-  /**
-   * Greedy steps that want their token's log-prob get it from {@code opt_argmax_logprob_f32} on the device, and
-   * sampled steps draw their tokens on the device ({@link #sampleRows}, native/src/sample.cu), so that a step
-   * copies back 8 bytes per sequence instead of a row of logits. {@code -Dopt.cuda.deviceLogprob=false} and
-   * {@code -Dopt.cuda.deviceSampling=false} read the logits back and do it on the host instead. Both became the
-   * default after check_ops and their parity tests passed on an H100 (2026-11-26, c57d4f3).
-   */
-  private static final boolean DEVICE_LOGPROB = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceLogprob"));
-  private static final boolean DEVICE_SAMPLING =
-      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceSampling"));
-  /**
-   * An echoed prompt's scores ({@link #tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
-   * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
-   * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):
-   * a 2040-token opt-1.3b prompt scored in 36.8 instead of 242.5 ms, log-probs within 2.1e-8 of the host's.
-   */
-  private static final boolean DEVICE_SCORES =
-      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceScores"));
-  /**
-   * {@code -Dopt.cuda.inlineCombine=true}: the split-KV decode attention merges its splits in the kernel itself (the
-   * last block of each row and head to finish does it) instead of in a second kernel, so a decode step launches one
-   * attention kernel per layer instead of two; the same bits (native/src/attention_split.cu). Written in session 8
-   * without a GPU: off until check_ops group combine and the GPU tests have passed on one.
-   */
-  private static final boolean INLINE_COMBINE = Boolean.getBoolean("opt.cuda.inlineCombine");
-  /**
-   * {@code -Dopt.cuda.groupedSplit=true}: the split-KV decode attention reads each key and value row with a group of
-   * threads (16-byte loads of both in one round, an online softmax per group; native/src/attention_grouped.cu) instead
-   * of one key per thread, for fp16/bf16 and head_dim 64 or 128 (other shapes keep the per-key kernel); its splits
-   * always merge in the combine kernel. Written in session 12 without a GPU: off until check_ops group grouped and
-   * the GPU tests (tag gpu-new-grouped) have passed on one and the variant {@code splitkernel=grouped} was faster.
-   */
-  private static final boolean GROUPED_SPLIT = Boolean.getBoolean("opt.cuda.groupedSplit");
-  /**
-   * {@code -Dopt.cuda.vecNorm=true}: layer norms (and the fused bias + residual add + layer norm) of rows of whole
-   * 16-byte chunks run the vector kernel (native/src/layernorm.cu: each thread loads its chunks at once and keeps the
-   * row in registers, one round of memory latency instead of about nine; the same residual bits). Process-wide, like
-   * chained launches (a switch of the kernel library). Written in session 12 without a GPU: off until check_ops
-   * group vecnorm and the GPU tests (tag gpu-new-vecnorm) have passed on one and the variant {@code lnvec=on} was
-   * faster.
-   */
-  private static final boolean VECTOR_NORM = Boolean.getBoolean("opt.cuda.vecNorm");
-  /**
-   * {@code -Dopt.cuda.prefetch=off|load|hint}: {@link #prefetch} streams the weights a layer's next Linears read
-   * towards L2 on a second stream while attention runs (native/src/prefetch.cu: 16-byte loads, or prefetch.global.L2
-   * hints; {@link L2Prefetcher}). Written in session 12 without a GPU: off until native/dev/l2_prefetch.cu's
-   * measurement and the variant {@code prefetch=load} (or {@code hint}) show it pays; no result depends on it.
-   */
-  private static final String PREFETCH = System.getProperty("opt.cuda.prefetch", "off");
-  /**
-   * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
-   * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
-   * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
-   * layer fewer. Written in session 8 without a GPU: off until check_ops group fold and the GPU tests have passed.
-   */
-  private static final boolean FOLD_NORM = Boolean.getBoolean("opt.cuda.foldNorm");
-  /**
-   * {@code -Dopt.cuda.draftGraphs=true}: steps of drafts (prompt lookup: every sequence the same number of new
-   * tokens, every row's logits; {@code OptModel} declares them) are captured and replayed as CUDA graphs too, keyed
-   * by their tokens per sequence, instead of running op by op. Session 8, not yet run on a GPU: off until the graph
-   * test and the engine's prompt-lookup check have passed with it (a capture that fails turns this instance's
-   * graphs off for good, decode included).
-   */
-  private static final boolean DRAFT_GRAPHS = Boolean.getBoolean("opt.cuda.draftGraphs");
   /**
    * Scratch for the split-KV attention: 64 KiB of inline-combine counters (zeroed at allocation, left zero by every
    * launch), then the partials, (rows × heads × splits × (headDim + 2)) floats; the launcher fits to it.
@@ -235,20 +114,20 @@ public final class CudaOps implements Ops {
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private long argmaxScratchBytes;
-  private String attentionKernel = ATTENTION; // checked in the constructor
+  private String attentionKernel = CudaSwitches.ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
   private int tiledRows;              // the rows per tile of that map: 16 (tiled) or 64 (tc)
   private int[] tileSeq;
   private int[] tileFirst;
-  private boolean deviceLogprobs = DEVICE_LOGPROB;
-  private boolean deviceSampling = DEVICE_SAMPLING;
-  private boolean deviceScores = DEVICE_SCORES;
-  private boolean inlineCombine = INLINE_COMBINE;
-  private boolean groupedSplit = GROUPED_SPLIT;
+  private boolean deviceLogprobs = CudaSwitches.DEVICE_LOGPROB;
+  private boolean deviceSampling = CudaSwitches.DEVICE_SAMPLING;
+  private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
+  private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
+  private boolean groupedSplit = CudaSwitches.GROUPED_SPLIT;
   private String prefetchMode; // off, load or hint (-Dopt.cuda.prefetch or usePrefetch)
   private L2Prefetcher prefetcher; // null when off
-  private boolean foldNorm = FOLD_NORM;
-  private boolean draftGraphs = DRAFT_GRAPHS;
+  private boolean foldNorm = CudaSwitches.FOLD_NORM;
+  private boolean draftGraphs = CudaSwitches.DRAFT_GRAPHS;
   private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
   private long foldLaunches;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
@@ -268,7 +147,7 @@ public final class CudaOps implements Ops {
    * @param dtype  storage dtype of weights and activations on the device
    */
   public CudaOps(int device, DType dtype) {
-    this(device, dtype, GRAPHS);
+    this(device, dtype, CudaSwitches.GRAPHS);
   }
 
   /**
@@ -280,15 +159,16 @@ public final class CudaOps implements Ops {
   public CudaOps(int device, DType dtype, boolean graphs) {
     this.device = device;
     this.dtype = dtype;
-    this.graphsEnabled = graphs && !SYNC && !PROFILE;
-    this.gemvMaxRows = gemvRows(GEMV); // bad settings fail before anything is allocated
-    this.gemvSplit = gemvSplit(GEMV_SPLIT);
-    this.prefetchMode = prefetchMode(PREFETCH);
-    if (!ATTENTION_KERNELS.contains(ATTENTION)) {
-      throw new IllegalArgumentException("opt.cuda.attention='" + ATTENTION + "': use one of " + ATTENTION_KERNELS);
+    this.graphsEnabled = graphs && !CudaSwitches.SYNC && !CudaSwitches.PROFILE;
+    this.gemvMaxRows = CudaSwitches.gemvRows(CudaSwitches.GEMV); // bad settings fail before anything is allocated
+    this.gemvSplit = CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT);
+    this.prefetchMode = CudaSwitches.prefetchMode(CudaSwitches.PREFETCH);
+    if (!ATTENTION_KERNELS.contains(CudaSwitches.ATTENTION)) {
+      throw new IllegalArgumentException("opt.cuda.attention='" + CudaSwitches.ATTENTION + "': use one of "
+          + ATTENTION_KERNELS);
     }
     check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
-    if (CHAINED) {
+    if (CudaSwitches.CHAINED) {
       requireChainedSupported(); // before anything is allocated: a refusal leaks nothing
     }
     // A created stream (graphs cannot capture the legacy default stream), blocking: the legacy stream's
@@ -307,14 +187,14 @@ public final class CudaOps implements Ops {
       foldCounter = malloc(16, "layer-norm fold counter");
       check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
-      lt = LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
+      lt = CudaSwitches.LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
       prefetcher = prefetchMode.equals("off") ? null : new L2Prefetcher(prefetchMode.equals("hint"));
       uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
-      profile = PROFILE ? new OpProfile(stream) : null;
-      if (CHAINED) {
+      profile = CudaSwitches.PROFILE ? new OpProfile(stream) : null;
+      if (CudaSwitches.CHAINED) {
         OptKernels.opt_set_chained_launch(1); // checked supported before anything was allocated
       }
-      if (VECTOR_NORM) {
+      if (CudaSwitches.VECTOR_NORM) {
         OptKernels.opt_set_vector_layernorm(1);
       }
     } catch (RuntimeException | LinkageError e) { // LinkageError: a cuBLASLt symbol missing from this runtime
@@ -1605,35 +1485,6 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * The setting of {@code -Dopt.cuda.gemvSplit}: 1, 2, 4 or auto (0).
-   *
-   * @throws IllegalArgumentException for anything else, saying what it takes
-   */
-  static int gemvSplit(String text) {
-    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
-    switch (t) {
-      case "1", "2", "4" -> { return Integer.parseInt(t); }
-      case "auto", "0" -> { return 0; }
-      default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
-          + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
-    }
-  }
-
-  /**
-   * The setting of {@code -Dopt.cuda.prefetch}: off, load or hint.
-   *
-   * @throws IllegalArgumentException for anything else, saying what it takes
-   */
-  static String prefetchMode(String text) {
-    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
-    return switch (t) {
-      case "off", "load", "hint" -> t;
-      default -> throw new IllegalArgumentException("opt.cuda.prefetch='" + text + "': give off, load (16-byte "
-          + "loads on a second stream) or hint (prefetch.global.L2 hints)");
-    };
-  }
-
-  /**
    * Streams {@code weights} (this layer's next Linears') towards L2 on a second stream while the ops up to the next
    * non-attention op run (see {@code opt.cuda.prefetch}); a no-op when off, for weights other than plain device
    * matrices, and when a replayed graph already holds the branch.
@@ -1668,7 +1519,7 @@ public final class CudaOps implements Ops {
   public void usePrefetch(String mode) {
     requireEager("usePrefetch");
     requireOpen(); // a prefetcher made after close() would never be closed
-    String m = prefetchMode(mode);
+    String m = CudaSwitches.prefetchMode(mode);
     if (!m.equals(prefetchMode)) {
       discardGraphs();
       if (prefetcher != null) {
@@ -1687,7 +1538,7 @@ public final class CudaOps implements Ops {
 
   /** {@link #useGemv(int)} with 8 rows (on) or 0 (off). */
   public void useGemv(boolean on) {
-    useGemv(on ? GEMV_MAX_ROWS : 0);
+    useGemv(on ? CudaSwitches.GEMV_MAX_ROWS : 0);
   }
 
   /**
@@ -1696,37 +1547,13 @@ public final class CudaOps implements Ops {
    */
   public void useGemv(int maxRows) {
     requireEager("useGemv");
-    if (maxRows < 0 || maxRows > GEMV_MAX_ROWS) {
-      throw new IllegalArgumentException("matrix-vector Linears take 0 to " + GEMV_MAX_ROWS + " rows, not " + maxRows);
+    if (maxRows < 0 || maxRows > CudaSwitches.GEMV_MAX_ROWS) {
+      throw new IllegalArgumentException("matrix-vector Linears take 0 to " + CudaSwitches.GEMV_MAX_ROWS
+          + " rows, not " + maxRows);
     }
     if (maxRows != gemvMaxRows) {
       discardGraphs(); // captured with the other Linear path
       gemvMaxRows = maxRows;
-    }
-  }
-
-  /**
-   * The rows setting of {@code -Dopt.cuda.gemv}: a number from 0 to 8, or on (8) / off (0).
-   *
-   * @throws IllegalArgumentException for anything else, saying what it takes
-   */
-  static int gemvRows(String text) {
-    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
-    switch (t) {
-      case "on", "true" -> { return GEMV_MAX_ROWS; }
-      case "off", "false" -> { return 0; }
-      default -> {
-        try {
-          int n = Integer.parseInt(t);
-          if (n >= 0 && n <= GEMV_MAX_ROWS) {
-            return n;
-          }
-        } catch (NumberFormatException e) {
-          // the message below
-        }
-        throw new IllegalArgumentException("opt.cuda.gemv='" + text + "': give the most rows (0 to " + GEMV_MAX_ROWS
-            + ") whose Linears run the matrix-vector kernel, or on (" + GEMV_MAX_ROWS + ") / off (0)");
-      }
     }
   }
 
@@ -2082,7 +1909,6 @@ public final class CudaOps implements Ops {
     };
   }
 
-
   /** Whether sampled steps draw on the device (tests run both; see {@code opt.cuda.deviceSampling}). */
   public void useDeviceSampling(boolean onDevice) {
     deviceSampling = onDevice;
@@ -2149,7 +1975,7 @@ public final class CudaOps implements Ops {
     if (status != 0) {
       throw new CudaException(name + " failed on cuda:" + device + ": " + errorString(status));
     }
-    if (SYNC) {
+    if (CudaSwitches.SYNC) {
       check(name + " (synchronised)", cudaDeviceSynchronize());
     }
   }

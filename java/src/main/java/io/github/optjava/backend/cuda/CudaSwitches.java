@@ -1,0 +1,195 @@
+package io.github.optjava.backend.cuda;
+
+/**
+ * The {@code -Dopt.cuda.*} switches of the CUDA backend, read once when the class loads: each one's default and the
+ * GPU run that decided it, or why it is still off. {@link CudaOps} copies them into each instance, whose
+ * {@code useX} methods change them for that instance (tests and {@code opt bench}'s variants run both ways).
+ * Flags written without a GPU stay off until their checks have passed on one (docs/handoff.md, "What is verified
+ * where").
+ */
+final class CudaSwitches {
+  private CudaSwitches() {
+  }
+
+  /** {@code -Dopt.cuda.sync=true}: synchronise after every op, so an asynchronous kernel error names its op. */
+  static final boolean SYNC = Boolean.getBoolean("opt.cuda.sync");
+  /** {@code -Dopt.cuda.profile=true}: GPU time per op ({@link OpProfile}), logged at close; graphs off. */
+  static final boolean PROFILE = Boolean.getBoolean("opt.cuda.profile");
+  /** {@code -Dopt.cuda.graphs=false} runs every step eagerly (for comparison and as a way out). */
+  static final boolean GRAPHS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.graphs")) && !SYNC
+      && !PROFILE;
+  /**
+   * Linears go through cuBLASLt ({@link LtGemm}: heuristic algorithm per shape, bias and ReLU in the GEMM's
+   * epilogue) unless {@code -Dopt.cuda.gemm=cublas} (cublasGemmEx plus the bias kernel). cuBLASLt became the
+   * default after its parity and graph tests passed on an H100 (2026-11-26, c57d4f3) and it was faster at every
+   * batch size measured there (opt-1.3b decode 2.69 against 3.03 ms/step at batch 1, 4.20 against 4.48 at 32;
+   * docs/perf.md). A shape without a heuristic answer falls back to cublasGemmEx.
+   */
+  static final boolean LT_GEMM = !"cublas".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
+  /**
+   * {@code -Dopt.cuda.gemv=N} (0–8; {@code off} = 0, {@code on} = 8): Linears of at most N rows (decode at small
+   * batch) run our matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads,
+   * bias and ReLU applied in the same launch) instead of a GEMM. Default 1: on an H100 (2026-11-26, c57d4f3) it
+   * beat cuBLAS at one row (opt-6.7b decode 7.20 against 8.28 ms/step) and lost badly at eight (opt-1.3b 5.83
+   * against 3.67), and at two rows it was 15 % slower than cuBLASLt (session 7, docs/perf.md).
+   */
+  static final String GEMV = System.getProperty("opt.cuda.gemv", "1");
+  /**
+   * {@code -Dopt.cuda.gemvSplit=1|2|4|auto}: warps per group of outputs in the matrix-vector kernel. 1 (the default,
+   * verified on an H100): one warp streams a whole weight row. 2 or 4: that many warps share each row and add their
+   * sums in a fixed order, so Linears with few outputs (opt-1.3b's out_proj and fc2: 1024 warps on 132 SMs, 1.1 TB/s
+   * under ncu in session 11) keep more loads in flight; auto picks per shape from the SM count
+   * (native/src/linear_small.cu, {@code auto_split}). Written in session 11 after its GPU runs: 1 until check_ops
+   * group gemvsplit and the parity tests have passed on a GPU and a variant ({@code gemvsplit=auto}) was faster.
+   */
+  static final String GEMV_SPLIT = System.getProperty("opt.cuda.gemvSplit", "1");
+  /**
+   * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
+   * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
+   * the one before it ends (native/src/common.cuh, "programmatic dependent launch"). Process-wide (a switch of
+   * the kernel library). Passed check_ops, GpuGraphTest and the comparison with HF transformers on an H100 (sessions 7
+   * and 11): at most 1 % faster at opt-1.3b, slower at opt-6.7b (docs/perf.md), so off.
+   */
+  static final boolean CHAINED = Boolean.getBoolean("opt.cuda.chained");
+  /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
+  static final int GEMV_MAX_ROWS = 8;
+  /**
+   * The attention kernel, {@code -Dopt.cuda.attention=first|split|tiled|tc|fa}. {@code tc}: decode steps
+   * run the split-KV kernel (native/src/attention_split.cu), steps with a prompt the tensor-core kernel
+   * (native/src/attention_tc.cu) where it applies (fp16/bf16, head_dim a multiple of 16 up to 128), else the
+   * query-tiled one (native/src/attention_tiled.cu). {@code tiled}: the tiled kernel for prompts, split for decode;
+   * {@code split}: split for everything; {@code first}: the first kernel (one block per query row and head), kept as
+   * the plain reference. tc became the default after check_ops, the parity tests and the comparison with HF
+   * transformers passed on an H100 (2026-11-26, c57d4f3): opt-1.3b batch-1 decode 3.03 against 5.47 ms/step,
+   * 2047-token prefill 31 against 500 ms (docs/perf.md). {@code fa} (the default): as tc with the
+   * FlashAttention-2-style prefill kernel (native/src/attention_fa.cu; head_dim 64, 80 or 128, fp16/bf16, else tc's
+   * rules). It became the default after check_ops group fa, the parity tests and the comparison with HF transformers
+   * passed on an H100 (2026-11-27, 4d4ebc1): opt-1.3b 2047-token prefill 11.2 against tc's 30.2 ms, 128-token
+   * prefill 1.2-1.3x at batch 1, 2 and 8, 0.94x at batch 4 (docs/perf.md); decode steps are the same kernels.
+   */
+  static final String ATTENTION =
+      System.getProperty("opt.cuda.attention", "fa").toLowerCase(java.util.Locale.ROOT);
+  /** The attention kernels {@link CudaOps#useAttentionKernel} takes. */
+  static final java.util.List<String> ATTENTION_KERNELS =
+      java.util.List.of("first", "split", "tiled", "tc", "fa");
+  /**
+   * Greedy steps that want their token's log-prob get it from {@code opt_argmax_logprob_f32} on the device, and
+   * sampled steps draw their tokens on the device ({@link CudaOps#sampleRows}, native/src/sample.cu), so that a step
+   * copies back 8 bytes per sequence instead of a row of logits. {@code -Dopt.cuda.deviceLogprob=false} and
+   * {@code -Dopt.cuda.deviceSampling=false} read the logits back and do it on the host instead. Both became the
+   * default after check_ops and their parity tests passed on an H100 (2026-11-26, c57d4f3).
+   */
+  static final boolean DEVICE_LOGPROB = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceLogprob"));
+  static final boolean DEVICE_SAMPLING =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceSampling"));
+  /**
+   * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
+   * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
+   * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):
+   * a 2040-token opt-1.3b prompt scored in 36.8 instead of 242.5 ms, log-probs within 2.1e-8 of the host's.
+   */
+  static final boolean DEVICE_SCORES =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceScores"));
+  /**
+   * {@code -Dopt.cuda.inlineCombine=true}: the split-KV decode attention merges its splits in the kernel itself (the
+   * last block of each row and head to finish does it) instead of in a second kernel, so a decode step launches one
+   * attention kernel per layer instead of two; the same bits (native/src/attention_split.cu). Verified on an H100 in
+   * session 11 (check_ops group combine, the GPU tests, the HF comparison) but only ≈ 1 % faster at opt-1.3b and
+   * equal at opt-6.7b, so off.
+   */
+  static final boolean INLINE_COMBINE = Boolean.getBoolean("opt.cuda.inlineCombine");
+  /**
+   * {@code -Dopt.cuda.groupedSplit=true}: the split-KV decode attention reads each key and value row with a group of
+   * threads (16-byte loads of both in one round, an online softmax per group; native/src/attention_grouped.cu) instead
+   * of one key per thread, for fp16/bf16 and head_dim 64 or 128 (other shapes keep the per-key kernel); its splits
+   * always merge in the combine kernel. Written in session 12 without a GPU: off until check_ops group grouped and
+   * the GPU tests (tag gpu-new-grouped) have passed on one and the variant {@code splitkernel=grouped} was faster.
+   */
+  static final boolean GROUPED_SPLIT = Boolean.getBoolean("opt.cuda.groupedSplit");
+  /**
+   * {@code -Dopt.cuda.vecNorm=true}: layer norms (and the fused bias + residual add + layer norm) of rows of whole
+   * 16-byte chunks run the vector kernel (native/src/layernorm.cu: each thread loads its chunks at once and keeps the
+   * row in registers, one round of memory latency instead of about nine; the same residual bits). Process-wide, like
+   * chained launches (a switch of the kernel library). Written in session 12 without a GPU: off until check_ops
+   * group vecnorm and the GPU tests (tag gpu-new-vecnorm) have passed on one and the variant {@code lnvec=on} was
+   * faster.
+   */
+  static final boolean VECTOR_NORM = Boolean.getBoolean("opt.cuda.vecNorm");
+  /**
+   * {@code -Dopt.cuda.prefetch=off|load|hint}: {@link CudaOps#prefetch} streams the weights a layer's next Linears read
+   * towards L2 on a second stream while attention runs (native/src/prefetch.cu: 16-byte loads, or prefetch.global.L2
+   * hints; {@link L2Prefetcher}). Written in session 12 without a GPU: off until native/dev/l2_prefetch.cu's
+   * measurement and the variant {@code prefetch=load} (or {@code hint}) show it pays; no result depends on it.
+   */
+  static final String PREFETCH = System.getProperty("opt.cuda.prefetch", "off");
+  /**
+   * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
+   * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
+   * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
+   * layer fewer. Verified on an H100 in session 11, but no faster at opt-1.3b and 10 % slower at opt-6.7b (every block
+   * recomputes a 4096-wide norm), so off.
+   */
+  static final boolean FOLD_NORM = Boolean.getBoolean("opt.cuda.foldNorm");
+  /**
+   * {@code -Dopt.cuda.draftGraphs=true}: steps of drafts (prompt lookup: every sequence the same number of new
+   * tokens, every row's logits; {@code OptModel} declares them) are captured and replayed as CUDA graphs too, keyed
+   * by their tokens per sequence, instead of running op by op (a capture that fails turns off draft graphs only).
+   * Verified on an H100 in session 11 (graph test, prompt lookup's tokens unchanged) but only 1.5 % faster: the eager
+   * draft steps were no longer host-bound, so off.
+   */
+  static final boolean DRAFT_GRAPHS = Boolean.getBoolean("opt.cuda.draftGraphs");
+
+  /**
+   * The setting of {@code -Dopt.cuda.gemvSplit}: 1, 2, 4 or auto (0).
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static int gemvSplit(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    switch (t) {
+      case "1", "2", "4" -> { return Integer.parseInt(t); }
+      case "auto", "0" -> { return 0; }
+      default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
+          + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
+    }
+  }
+
+  /**
+   * The setting of {@code -Dopt.cuda.prefetch}: off, load or hint.
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static String prefetchMode(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    return switch (t) {
+      case "off", "load", "hint" -> t;
+      default -> throw new IllegalArgumentException("opt.cuda.prefetch='" + text + "': give off, load (16-byte "
+          + "loads on a second stream) or hint (prefetch.global.L2 hints)");
+    };
+  }
+
+  /**
+   * The rows setting of {@code -Dopt.cuda.gemv}: a number from 0 to 8, or on (8) / off (0).
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static int gemvRows(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    switch (t) {
+      case "on", "true" -> { return GEMV_MAX_ROWS; }
+      case "off", "false" -> { return 0; }
+      default -> {
+        try {
+          int n = Integer.parseInt(t);
+          if (n >= 0 && n <= GEMV_MAX_ROWS) {
+            return n;
+          }
+        } catch (NumberFormatException e) {
+          // the message below
+        }
+        throw new IllegalArgumentException("opt.cuda.gemv='" + text + "': give the most rows (0 to " + GEMV_MAX_ROWS
+            + ") whose Linears run the matrix-vector kernel, or on (" + GEMV_MAX_ROWS + ") / off (0)");
+      }
+    }
+  }
+}
