@@ -39,7 +39,9 @@ torch + transformers (4.36 or later; written for 5.x); `copybw` needs torch.
 Bench line fields (those of `opt bench --json`): date, commit, device, model ("opt-<shape>"), dtype ("f16"), batch,
 prompt_len, gen_len, engine, prefill_ms, prefill_tokens_per_s, decode_ms_per_token, tokens_per_s
 (batch * 1000 / decode_ms_per_token), peer_versions ("torch X transformers Y"); with --copybw copy_gbps and
-roofline_fraction; and attn, repeats, the per-repeat timings (*_runs), new_tokens_checked, peak_gpu_mib.
+roofline_fraction; and attn, repeats, the per-repeat timings (*_runs), new_tokens_checked, peak_gpu_mib; with
+--compiled compiled_call and compile_counts_timed (Dynamo graphs compiled, CUDA graphs skipped and re-recorded
+inside the timed calls: all 0 when the timings are those of the replayed compiled decode).
 
 Result directory format (hf.json written here, ours.json by io.github.optjava.devicecheck.CompareMain):
   {"peer": ..., "vocab_size": V, "new_tokens": N, "prompts": [{"name", "input_ids", "logits_file",
@@ -690,6 +692,26 @@ def cmd_bench(args):
         return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
                               do_sample=False, num_beams=1, pad_token_id=1, use_cache=True, **gen_extra)
 
+    def compile_counts():
+        """This process's torch.compile counters so far (None where this torch lacks one): graphs Dynamo compiled,
+        CUDA graphs skipped (Inductor then runs without them), and CUDA graphs re-recorded because a static input
+        moved. generate() allocates a new StaticCache every call; torch >= 2.10 no longer guards
+        mark_static_address'ed tensors (no recompile), so a cache at a new address costs a re-recording instead."""
+        c = {"dynamo_graphs": None, "cudagraph_skips": None, "cudagraph_rerecords": None}
+        try:
+            from torch._dynamo.utils import counters
+            c["dynamo_graphs"] = int(counters["stats"]["unique_graphs"])
+            c["cudagraph_skips"] = int(counters["inductor"]["cudagraph_skips"])
+        except Exception:  # noqa: BLE001 - internal counters: report None, measure anyway
+            pass
+        try:
+            from torch._inductor import cudagraph_trees
+            mgr = cudagraph_trees.get_manager(torch.cuda.current_device(), create_if_none_exists=False)
+            c["cudagraph_rerecords"] = 0 if mgr is None else sum(sum(d.values()) for d in mgr.num_rerecord.values())
+        except Exception:  # noqa: BLE001
+            pass
+        return c
+
     def emit(batch, prompt_len, gen_len, prefill_ms, decode_ms, extra):
         d = {"date": utc_now(), "commit": commit, "device": device_name, "model": model_name, "dtype": "f16",
              "batch": batch, "prompt_len": prompt_len, "gen_len": gen_len, "engine": engine,
@@ -741,8 +763,16 @@ def cmd_bench(args):
                     for _ in range(2):
                         generate(ids, mask, args.gen_len)
                     generate(ids, mask, 1)
+                    cc0 = compile_counts()
                     log(f"batch {b}: compiled warm-up {time.perf_counter() - t_c:.1f} s, compiled call present: "
-                        f"{getattr(model, '_compiled_call', None) is not None}")
+                        f"{getattr(model, '_compiled_call', None) is not None}, {cc0}")
+                    # generate() sets model._compiled_call (PreTrainedModel.get_compiled_call) only when its
+                    # _valid_auto_compile_criteria hold; without it (or without any Dynamo graph) the decode is eager
+                    if getattr(model, "_compiled_call", None) is None:
+                        raise RuntimeError("generate() did not compile its decode step (no model._compiled_call): "
+                                           "the timings would be eager ones")
+                    if cc0["dynamo_graphs"] == 0:
+                        raise RuntimeError("model._compiled_call is set but torch.compile compiled no graph")
                 else:
                     generate(ids, mask, min(args.gen_len, 8))
                 pre, one, full, dec = [], [], [], []
@@ -758,13 +788,20 @@ def cmd_bench(args):
                     one.append(t1)
                     full.append(tn)
                     dec.append((tn - t1) / (got - 1))
+                timed_cc = {}
+                if args.compiled:  # what compiling / re-recording happened inside the timed calls (should be none)
+                    cc1 = compile_counts()
+                    timed_cc = {k: None if cc0[k] is None or cc1[k] is None else cc1[k] - cc0[k] for k in cc1}
+                    if any(v for v in timed_cc.values()):
+                        log(f"batch {b}: WARNING the timed calls compiled or (re-)recorded CUDA graphs, decode ms "
+                            f"include it: {timed_cc}")
                 emit(b, args.prompt_len, args.gen_len, statistics.median(pre), statistics.median(dec),
                      {"new_tokens_checked": args.gen_len, "prefill_ms_runs": [r3(x) for x in pre],
                       "generate_1_ms_runs": [r3(x) for x in one], "generate_n_ms_runs": [r3(x) for x in full],
                       "decode_ms_per_token_runs": [r3(x) for x in dec],
                       "peak_gpu_mib": torch.cuda.max_memory_allocated() >> 20,
-                      **({"compiled_call": getattr(model, "_compiled_call", None) is not None}
-                         if args.compiled else {})})
+                      **({"compiled_call": getattr(model, "_compiled_call", None) is not None,
+                          "compile_counts_timed": timed_cc} if args.compiled else {})})
             except Exception as e:  # noqa: BLE001 - say why, go on (eager) or stop (compiled)
                 traceback.print_exc()
                 log(f"{engine} batch {b} failed: {type(e).__name__}: {str(e)[:300]}")
