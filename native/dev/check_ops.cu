@@ -931,12 +931,21 @@ void check_vector_norm_all() {
     const Host<D> beta = random_tensor<D>(cols, 0.f, 0.1f);
     DevBuf<typename D::W> d_y(y.words), d_bias(bias.words), d_g(gamma.words), d_b(beta.words);
     std::vector<typename D::W> xs[2], outs[2];
+    // the launcher's rule (layernorm.cu): whole 16-byte chunks, at most 4 per thread of 512
+    const int chunk = 16 / static_cast<int>(sizeof(typename D::W));
+    const bool applies = cols % chunk == 0 && (cols / chunk + 511) / 512 <= 4;
     for (int vec : {0, 1}) {
       opt_set_vector_layernorm(vec);
       DevBuf<typename D::W> d_x(x.words), d_out(x.words.size());
+      const long long launched = opt_launch_count(OPT_COUNT_VECTOR_LAYERNORM);
       expect_ok(K<D>::add_layernorm(d_x.ptr, d_y.ptr, d_bias.ptr, d_out.ptr, d_g.ptr, d_b.ptr, rows, cols, 1e-5f,
                                     g_stream),
                 "add_layernorm");
+      report(shape(vec != 0 ? "add_layernorm: vector launches (on)" : "add_layernorm: vector launches (off)", rows, cols),
+             D::name(),
+             std::fabs(static_cast<double>(opt_launch_count(OPT_COUNT_VECTOR_LAYERNORM) - launched -
+                                           (vec != 0 && applies))),
+             0.0);
       xs[vec] = d_x.download();
       outs[vec] = d_out.download();
     }
@@ -1172,10 +1181,15 @@ void check_grouped_decode() {
     for (int options : {0, OPT_ATTENTION_GROUPED}) {
       DevBuf<typename D::W> d_out(std::vector<typename D::W>(q.words.size(),
                                                              D::narrow(std::numeric_limits<float>::quiet_NaN())));
+      const long long launched = opt_launch_count(OPT_COUNT_GROUPED_SPLIT);
       expect_ok(K<D>::attention_split(d_out.ptr, d_q.ptr, d_k.ptr, d_v.ptr, d_tables.ptr, d_start.ptr, d_count.ptr,
                                       d_ctx.ptr, c.seqs, c.seqs, c.heads, c.head_dim, b.block_size, c.table_blocks,
                                       b.num_blocks, scale, d_ws.ptr, ws_bytes, options, g_stream),
                 "attention_split (decode)");
+      // every case here is one the grouped kernel takes: it must have been chosen exactly when asked for
+      report("attention_split: grouped kernel launches (options " + std::to_string(options) + ")", D::name(),
+             std::fabs(static_cast<double>(opt_launch_count(OPT_COUNT_GROUPED_SPLIT) - launched - (options != 0))),
+             0.0);
       report(std::string(options != 0 ? "attention_split grouped" : "attention_split") + " decode batch " +
                  std::to_string(c.seqs) + " heads " + std::to_string(c.heads) + " head_dim " +
                  std::to_string(c.head_dim) + " context <= " + std::to_string(c.max_context),

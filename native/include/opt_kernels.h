@@ -68,6 +68,18 @@ OPT_API int opt_prefetch_l2(const void* p, size_t bytes, int hint, cudaStream_t 
 OPT_API int opt_profiler_range(int on);
 
 /*
+ * How many times, in this process, a launcher chose one of the kernels written without a GPU (session 11 and 12):
+ * counted on the host when the launcher picks the kernel, so a test of a switch can show that the path it means to
+ * test ran (a launcher falls back to the verified kernel where the new one does not apply). A CUDA graph's replays
+ * are not counted (no launcher runs); its capture is. Returns -1 for an unknown `which`.
+ */
+#define OPT_COUNT_GROUPED_SPLIT 0   /* the grouped split-KV attention kernel (attention_grouped.cu) */
+#define OPT_COUNT_VECTOR_LAYERNORM 1 /* the vector layer norm (layernorm.cu, layernorm_vec_kernel) */
+#define OPT_COUNT_PREFETCH_L2 2     /* opt_prefetch_l2's kernels (prefetch.cu) */
+#define OPT_COUNT_SPLIT_GEMV 3      /* linear_small_split_kernel (linear_small.cu; -Dopt.cuda.gemvSplit other than 1) */
+OPT_API long long opt_launch_count(int which);
+
+/*
  * Embedding lookup (embedding.cu): out[t, :] = table[ids[t], :]
  *   out   (n_tokens, dim)   device
  *   table (vocab, dim)      device

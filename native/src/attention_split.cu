@@ -408,6 +408,7 @@ int launch_split_attention(T* out, const T* q, const T* k_cache, const T* v_cach
   int st = kSuccess;
   if constexpr (sizeof(T) == 2) {
     if (grouped) {
+      count_launch(OPT_COUNT_GROUPED_SPLIT);
       st = launch_grouped_split(out, partial, q, k_cache, v_cache, block_tables, query_start, query_count, context_len,
                                 num_seqs, total_queries, heads, head_dim, block_size, max_blocks, num_blocks, scale,
                                 n_splits, static_cast<int>(split_len), stream);

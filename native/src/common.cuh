@@ -152,6 +152,10 @@ __device__ __forceinline__ void chain_wait() {
 // Whether launch_chained adds the attribute (launch.cu: opt_set_chained_launch).
 bool chained_launch_enabled();
 
+// Counts a launcher's choice of a kernel not yet verified on a GPU (which: an OPT_COUNT_* of opt_kernels.h; launch.cu,
+// read back with opt_launch_count).
+void count_launch(int which);
+
 // kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-stream-serialization attribute when
 // chained launches are on. Returns the launch's status, as launch_status() does: a failed launch's error is
 // also read off the thread's last error (else the next launcher's launch_status() would report it again), and

@@ -8,6 +8,8 @@
 
 namespace {
 std::atomic<int> g_chained{0};
+constexpr int kLaunchCounters = 4;  // OPT_COUNT_GROUPED_SPLIT .. OPT_COUNT_SPLIT_GEMV
+std::atomic<long long> g_launch_counts[kLaunchCounters];  // zero-initialised (static storage)
 
 // Compiled like every kernel of the library: its PTX version says whether chain_wait() is real code here.
 __global__ void chain_probe_kernel() {
@@ -18,12 +20,20 @@ __global__ void chain_probe_kernel() {
 
 namespace opt {
 bool chained_launch_enabled() { return g_chained.load(std::memory_order_relaxed) != 0; }
+
+void count_launch(int which) {
+  if (which >= 0 && which < kLaunchCounters) g_launch_counts[which].fetch_add(1, std::memory_order_relaxed);
+}
 }  // namespace opt
 
 extern "C" {  // a definition that drifted from opt_kernels.h would be a compile error, not a new overload
 OPT_API int opt_set_chained_launch(int on) { return g_chained.exchange(on != 0 ? 1 : 0); }
 
 OPT_API int opt_chained_launch(void) { return g_chained.load() != 0 ? 1 : 0; }
+
+OPT_API long long opt_launch_count(int which) {
+  return which >= 0 && which < kLaunchCounters ? g_launch_counts[which].load() : -1;
+}
 
 // cudaProfilerStart/Stop through our own library: the JavaCPP cudart preset maps them only in its CUPTI class,
 // whose native library a GPU host may lack.

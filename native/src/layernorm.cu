@@ -199,6 +199,7 @@ bool launch_vec(T* x, const T* y, const T* bias, T* out, const T* gamma, const T
   const int per_thread = (chunks + kMaxThreads - 1) / kMaxThreads;
   if (per_thread > kMaxChunksPerThread) return false;
   const int threads = threads_for((chunks + per_thread - 1) / per_thread, kMaxThreads);
+  count_launch(OPT_COUNT_VECTOR_LAYERNORM);
   switch (per_thread) {
     case 1:
       *status = launch_chained(layernorm_vec_kernel<T, 1, kAdd>, dim3(rows), dim3(threads), 0, stream, x, y, bias,

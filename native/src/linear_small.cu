@@ -336,6 +336,7 @@ int launch_split(const T* x, const T* w, int m, int k, int n, Store store, int s
   if (blocks > 0x7fffffffLL) return kInvalidValue;
   const dim3 grid(static_cast<unsigned>(blocks));
   const dim3 block(kWarp * kWarpsPerBlock);
+  count_launch(OPT_COUNT_SPLIT_GEMV);
   switch (s) {
     case 1: return launch_chained(linear_small_split_kernel<T, R, 1, M, Store>, grid, block, 0, stream, x, w, m, k, n, store);
     case 2: return launch_chained(linear_small_split_kernel<T, R, 2, M, Store>, grid, block, 0, stream, x, w, m, k, n, store);

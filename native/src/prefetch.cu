@@ -48,12 +48,13 @@ OPT_API int opt_prefetch_l2(const void* p, size_t bytes, int hint, cudaStream_t 
   if (hint != 0 && hint != 1) return kInvalidValue;
   if (p == nullptr || bytes == 0) return kSuccess;
   const dim3 grid(static_cast<unsigned>(sm_count()));
+  if (hint == 0 && reinterpret_cast<uintptr_t>(p) % 16 != 0) return kInvalidValue;
+  count_launch(OPT_COUNT_PREFETCH_L2);
   if (hint != 0) {
     prefetch_hint_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const char*>(p), bytes);
   } else {
     // whole 16-byte chunks only (a hint: a ragged tail is left to the Linear); p is a cudaMalloc address or a
-    // 16-byte-aligned offset of one (a weight matrix)
-    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return kInvalidValue;
+    // 16-byte-aligned offset of one (a weight matrix; checked above)
     prefetch_load_kernel<<<grid, kThreads, 0, stream>>>(static_cast<const uint4*>(p), bytes / 16, nullptr);
   }
   return launch_status();

@@ -80,7 +80,11 @@ class GpuGraphTest {
   @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
   void graphReplayWithSplitGemvEqualsEagerSteps(DType dtype, String kernel) {
+    long before = io.github.optjava.backend.cuda.OptKernels.opt_launch_count(
+        io.github.optjava.backend.cuda.OptKernels.COUNT_SPLIT_GEMV);
     replayEqualsEager(dtype, kernel);
+    assertTrue(io.github.optjava.backend.cuda.OptKernels.opt_launch_count(
+        io.github.optjava.backend.cuda.OptKernels.COUNT_SPLIT_GEMV) > before, "the split-row kernel never ran");
   }
 
   /**

@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.optjava.backend.cuda.CudaOps;
 import io.github.optjava.backend.cuda.GpuTest;
+import io.github.optjava.backend.cuda.OptKernels;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
@@ -32,7 +33,7 @@ class GpuNewDecodeKernelsTest {
   @Tag("gpu-new")
   @Tag("gpu-new-grouped")
   void graphReplayWithTheGroupedSplitEqualsEagerPerKeySteps(String shape) {
-    replayEqualsEager(shape, ops -> ops.useGroupedSplit(true), () -> { }, () -> { });
+    replayEqualsEager(shape, OptKernels.COUNT_GROUPED_SPLIT, ops -> ops.useGroupedSplit(true), () -> { }, () -> { });
   }
 
   /**
@@ -47,10 +48,10 @@ class GpuNewDecodeKernelsTest {
   void graphReplayWithTheVectorLayerNormEqualsEagerScalarSteps(String shape) {
     boolean before = CudaOps.vectorNorm();
     try {
-      replayEqualsEager(shape, ops -> { }, () -> io.github.optjava.backend.cuda.OptKernels.opt_set_vector_layernorm(1),
-          () -> io.github.optjava.backend.cuda.OptKernels.opt_set_vector_layernorm(0));
+      replayEqualsEager(shape, OptKernels.COUNT_VECTOR_LAYERNORM, ops -> { },
+          () -> OptKernels.opt_set_vector_layernorm(1), () -> OptKernels.opt_set_vector_layernorm(0));
     } finally {
-      io.github.optjava.backend.cuda.OptKernels.opt_set_vector_layernorm(before ? 1 : 0);
+      OptKernels.opt_set_vector_layernorm(before ? 1 : 0);
     }
   }
 
@@ -63,11 +64,17 @@ class GpuNewDecodeKernelsTest {
   @Tag("gpu-new")
   @Tag("gpu-new-prefetch")
   void graphReplayWithL2PrefetchEqualsEagerSteps(String shape, String mode) {
-    replayEqualsEager(shape, ops -> ops.usePrefetch(mode), () -> { }, () -> { });
+    replayEqualsEager(shape, OptKernels.COUNT_PREFETCH_L2, ops -> ops.usePrefetch(mode), () -> { }, () -> { });
   }
 
-  private static void replayEqualsEager(String shape, java.util.function.Consumer<CudaOps> newKernels,
+  /**
+   * Steps the graphed model (new kernels on) and the eager one (verified kernels) side by side; {@code counter} (an
+   * {@link OptKernels} COUNT_*) must show that the new kernel really ran, since launchers fall back where it does not
+   * apply.
+   */
+  private static void replayEqualsEager(String shape, int counter, java.util.function.Consumer<CudaOps> newKernels,
       Runnable beforeNewStep, Runnable beforeEagerStep) {
+    long launchesBefore = OptKernels.opt_launch_count(counter);
     OptConfig c = OptShapes.of(shape);
     OptConfig config = new OptConfig(c.vocabSize(), c.hiddenSize(), 2, c.numAttentionHeads(), c.ffnDim(),
         c.maxPositionEmbeddings(), c.wordEmbedProjDim(), c.doLayerNormBefore(), c.removeFinalLayerNorm(),
@@ -120,6 +127,7 @@ class GpuNewDecodeKernelsTest {
       assertTrue(newOps.graphLaunches() > newOps.graphCount() + 10, "graph replays: "
           + newOps.graphLaunches());
       assertEquals(0, eagerOps.graphCount());
+      assertTrue(OptKernels.opt_launch_count(counter) > launchesBefore, shape + ": the new kernel never ran");
     }
   }
 }

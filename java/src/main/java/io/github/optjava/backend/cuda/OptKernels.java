@@ -188,6 +188,24 @@ public final class OptKernels {
    */
   public static native int opt_profiler_range(int on);
 
+  // ---- launch counts of the kernels not yet verified on a GPU (launch.cu) ----
+
+  /** {@link #opt_launch_count}: the grouped split-KV attention kernel (OPT_COUNT_GROUPED_SPLIT). */
+  public static final int COUNT_GROUPED_SPLIT = 0;
+  /** {@link #opt_launch_count}: the vector layer norm kernel (OPT_COUNT_VECTOR_LAYERNORM). */
+  public static final int COUNT_VECTOR_LAYERNORM = 1;
+  /** {@link #opt_launch_count}: opt_prefetch_l2's kernels (OPT_COUNT_PREFETCH_L2). */
+  public static final int COUNT_PREFETCH_L2 = 2;
+  /** {@link #opt_launch_count}: the matrix-vector kernel with split rows (OPT_COUNT_SPLIT_GEMV). */
+  public static final int COUNT_SPLIT_GEMV = 3;
+
+  /**
+   * How many times in this process a launcher chose the kernel {@code which} (a {@code COUNT_*} constant), counted on
+   * the host (a graph's capture counts, its replays do not); -1 for an unknown {@code which}. Tests of a switch use
+   * it to show that the kernel they mean to test ran, since launchers fall back where it does not apply.
+   */
+  public static native long opt_launch_count(int which);
+
   // ---- linear_small (linear_small.cu) ----
 
   /**

@@ -148,10 +148,14 @@ class CudaOpsParityTest {
     gamma = tensor(gamma, 1, cols).to(d).toFloatArray();
     float[] beta = random(r, cols, 0.1, d);
     boolean before = CudaOps.vectorNorm();
+    // the launcher's rule (native/src/layernorm.cu): whole 16-byte chunks, at most 4 per thread of 512
+    int chunk = 16 / d.bytes();
+    boolean applies = cols % chunk == 0 && (cols / chunk + 511) / 512 <= 4;
     try {
       float[][] residual = new float[2][];
       for (boolean vector : new boolean[] {false, true}) {
         g.useVectorNorm(vector);
+        long launches = OptKernels.opt_launch_count(OptKernels.COUNT_VECTOR_LAYERNORM);
         Mat co = CPU.alloc(rows, cols);
         CPU.layerNorm(co, act(CPU, x, rows, cols), act(CPU, gamma, 1, cols), act(CPU, beta, 1, cols), 1e-5f);
         Mat go = poisoned(g, rows, cols);
@@ -168,6 +172,9 @@ class CudaOpsParityTest {
         residual[vector ? 1 : 0] = g.read(gx);
         assertClose("addBiasLayerNorm (x) vector=" + vector, d, CPU.read(cx), residual[vector ? 1 : 0]);
         assertClose("addBiasLayerNorm (out) vector=" + vector, d, CPU.read(cn), g.read(gn));
+        assertEquals(launches + (vector && applies ? 2 : 0),
+            OptKernels.opt_launch_count(OptKernels.COUNT_VECTOR_LAYERNORM),
+            "vector layer norm launches (vector=" + vector + ", the rule says " + applies + ")");
       }
       org.junit.jupiter.api.Assertions.assertArrayEquals(residual[0], residual[1],
           "the residual x += y + bias: the vector kernel's bits differ from the scalar kernel's");
@@ -325,12 +332,16 @@ class CudaOpsParityTest {
     try {
       withLinearPath(g, g.usesLtGemm(), 8, () -> {
         long before = g.gemvLaunches();
+        long splitLaunches = OptKernels.opt_launch_count(OptKernels.COUNT_SPLIT_GEMV);
         linearCase(g, d, 1, 128, 141);
         linearCase(g, d, 3, 83, 40); // odd width: the one-element path, which ignores the split
         linearCase(g, d, 8, 2048, 2048 + 13);
         linearCase(g, d, 1, 2048, 2048);
         linearCase(g, d, 1, 8192, 256);
         assertEquals(before + 5 * 3, g.gemvLaunches(), d + ": every Linear of 1–8 rows must have run the kernel");
+        // the split kernel: every 16-byte case (4 of 5, 3 Linears each; the one-element path ignores the split)
+        assertEquals(splitLaunches + 4 * 3, OptKernels.opt_launch_count(OptKernels.COUNT_SPLIT_GEMV),
+            d + ": launches of the split-row kernel");
       });
     } finally {
       g.useGemvSplit(splitBefore);
@@ -411,7 +422,14 @@ class CudaOpsParityTest {
       g.useGroupedSplit(true);
       for (boolean inline : new boolean[] {false, true}) {
         g.useInlineCombine(inline);
+        long launches = OptKernels.opt_launch_count(OptKernels.COUNT_GROUPED_SPLIT);
         withAttentionKernel(g, "split", x -> pagedAttention(d, headDim, x));
+        long ran = OptKernels.opt_launch_count(OptKernels.COUNT_GROUPED_SPLIT) - launches;
+        if (d != DType.F32 && (headDim == 64 || headDim == 128)) { // where the launcher takes it (16-byte aligned)
+          assertTrue(ran > 0, d + " headDim " + headDim + ": the grouped kernel never ran");
+        } else {
+          assertEquals(0, ran, d + " headDim " + headDim + ": the grouped kernel ran where it does not apply");
+        }
       }
     } finally {
       g.useGroupedSplit(grouped);
