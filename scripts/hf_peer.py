@@ -1002,20 +1002,37 @@ def cmd_benchtable(args):
     return 0
 
 
+NEW_KERNEL_LETTERS = {"grouped_split": "g", "vector_layernorm": "n", "prefetch_l2": "p", "split_gemv": "s"}
+
+
+def new_kernels(d):
+    """The letters of the GPU-unverified kernels a line's run launched (opt bench's new_kernel_launches: g grouped
+    split-KV attention, n vector layer norm, p L2 prefetch, s split gemv), '.' for none, '?' without the field."""
+    launches = d.get("new_kernel_launches")
+    if not isinstance(launches, dict):
+        return "?"
+    ran = "".join(letter for name, letter in NEW_KERNEL_LETTERS.items() if num(launches.get(name)))
+    return ran or "."
+
+
 def variant_table(variants, model_order, pct, gemm_pct):
     """Lines of the table of ours under `opt bench --variants`: every kernel choice per model, batch and lengths,
     and its speed-up over the 'default' variant of the same run (> 1: faster than the default kernels). GPU ms: the
-    GPU time of a replayed decode step (graph launch to tokens read); the rest of the decode time is the host's."""
+    GPU time of a replayed decode step (graph launch to tokens read); the rest of the decode time is the host's.
+    new: the GPU-unverified kernels the run launched (new_kernels): a variant that asks for one and shows '.'
+    measured the fallback kernel."""
     out = ["", "== ours by kernel variant (`opt bench --variants`: one process per model, the same weights) ==",
-           f"{'model':<9} {'batch':>5} {'prompt+new':>10} {'variant':<34} | {'prefill ms':>10} {'x default':>9} | "
-           f"{'decode ms/tok':>13} {'x default':>9} {'GPU ms':>7} | {'roofline':>8} | {'prefill/GEMM':>12}"]
+           f"{'model':<9} {'batch':>5} {'prompt+new':>10} {'variant':<34} {'new':>4} | {'prefill ms':>10} "
+           f"{'x default':>9} | {'decode ms/tok':>13} {'x default':>9} {'GPU ms':>7} | {'roofline':>8} | "
+           f"{'prefill/GEMM':>12}"]
     for k in sorted(variants, key=lambda k: (model_order(k[0]), k[2] == 0, k[1], k[2], k[3])):
         base = variants[k].get("default") or {}
         for v, d in variants[k].items():
             def gain(field):
                 b, x = num(base.get(field)), num(d.get(field))
                 return f"{b / x:.2f}×" if b and x else "-"
-            out.append(f"{k[0][:9]:<9} {k[3]:>5} {str(k[1]) + '+' + str(k[2]):>10} {v[:34]:<34} | "
+            out.append(f"{k[0][:9]:<9} {k[3]:>5} {str(k[1]) + '+' + str(k[2]):>10} {v[:34]:<34} "
+                       f"{new_kernels(d):>4} | "
                        f"{fms(d.get('prefill_ms')):>10} {gain('prefill_ms'):>9} | "
                        f"{fms(d.get('decode_ms_per_token')):>13} {gain('decode_ms_per_token'):>9} "
                        f"{fms(d.get('decode_gpu_ms_per_step')):>7} | "

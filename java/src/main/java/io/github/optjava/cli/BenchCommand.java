@@ -212,6 +212,8 @@ final class BenchCommand implements Callable<Integer> {
           for (int b : batches) {
             gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim(), fc1));
           }
+          java.util.Map<String, Long> launchesAtStart =
+              cuda ? io.github.optjava.backend.cuda.CudaOps.newKernelLaunches() : null;
           double warmS = warmUp(model, cache);
           io.github.optjava.backend.cuda.CudaOps cudaOps =
               cuda ? (io.github.optjava.backend.cuda.CudaOps) ops : null;
@@ -246,7 +248,15 @@ final class BenchCommand implements Callable<Integer> {
                   ? bytesPerDecodeStep(config, weightType, int8, b, promptLen, genLen) : null;
               Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
               appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps,
-                  bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec(), gpuMs);
+                  bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec(), gpuMs,
+                  launchesAtStart == null ? null : launchesSince(launchesAtStart));
+            }
+          }
+          if (launchesAtStart != null) {
+            java.util.Map<String, Long> ran = launchesSince(launchesAtStart);
+            ran.values().removeIf(n -> n == 0);
+            if (!ran.isEmpty()) {
+              out.println("kernels not yet verified on a GPU that ran (eager steps and graph captures): " + ran);
             }
           }
         }
@@ -467,13 +477,21 @@ final class BenchCommand implements Callable<Integer> {
     return Files.isRegularFile(Path.of(shape)) ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
   }
 
+  /** The launches of each unverified kernel since {@code start} ({@link io.github.optjava.backend.cuda.CudaOps}). */
+  private static java.util.Map<String, Long> launchesSince(java.util.Map<String, Long> start) {
+    java.util.Map<String, Long> now = io.github.optjava.backend.cuda.CudaOps.newKernelLaunches();
+    now.replaceAll((k, v) -> v - start.getOrDefault(k, 0L));
+    return now;
+  }
+
   /**
    * One JSON line; every line has the same fields (readers need not guess), null where a value does not
    * apply: the decode fields with {@code --gen-len 0}, the bandwidth fields off CUDA.
    */
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
       Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline,
-      double prefillTflops, double gemmTflops, String variant, Double decodeGpuMs) throws IOException {
+      double prefillTflops, double gemmTflops, String variant, Double decodeGpuMs,
+      java.util.Map<String, Long> newKernelLaunches) throws IOException {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
     line.put("commit", gitCommit());
@@ -502,6 +520,14 @@ final class BenchCommand implements Callable<Integer> {
     line.put("prefill_gemm_fraction", significant(prefillTflops / gemmTflops));
     // CUDA: the GPU time of a replayed decode step (graph launch to tokens read), for the host/GPU split
     line.put("decode_gpu_ms_per_step", decodeGpuMs != null ? round(decodeGpuMs) : null);
+    // CUDA: launches of the kernels not yet verified on a GPU since this variant's warm-up began (eager steps and
+    // captures; a replay launches none): a variant that asks for one and shows 0 measured the fallback kernel
+    if (newKernelLaunches != null) {
+      ObjectNode launches = line.putObject("new_kernel_launches");
+      newKernelLaunches.forEach(launches::put);
+    } else {
+      line.putNull("new_kernel_launches");
+    }
     if (variant != null) {
       line.put("variant", variant); // --variants only: lines without it are the process's default kernels
     }

@@ -35,7 +35,7 @@ class BenchCommandTest {
       "prompt_len", "gen_len", "engine", "cpu_kernels", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token",
       "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
-      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype");
+      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype", "new_kernel_launches");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -123,7 +123,7 @@ class BenchCommandTest {
           0.01 * prefillTflops / gemmTflops + 0.002);
       // no bandwidth measurement on the CPU
       for (String f : List.of("device_name", "copy_gbps", "bytes_per_step", "roofline_fraction",
-          "decode_gpu_ms_per_step")) {
+          "decode_gpu_ms_per_step", "new_kernel_launches")) {
         assertTrue(j.get(f).isNull(), f + " in " + j);
       }
     }
@@ -253,6 +253,30 @@ class BenchCommandTest {
     }
     assertEquals(List.of("default", "default", "attention=tc,gemv=on", "attention=tc,gemv=on", "gemm=lt", "gemm=lt"),
         variants);
+  }
+
+  /**
+   * On a GPU host: a variant's lines say which kernels not yet verified on a GPU it launched (session 13), so that a
+   * variant whose kernel never ran is not read as that kernel's speed. The split gemv (session 11) as the example.
+   */
+  @Test
+  @GpuTest
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
+  void cudaVariantsReportTheNewKernelsTheyLaunched(@TempDir Path tmp) throws IOException {
+    Path json = tmp.resolve("variants.jsonl");
+    CliTest.Run r = bench("--device", "cuda", "--shape", tinyConfig(tmp).toString(), "--prompt-len", "20",
+        "--gen-len", "4", "--batch", "1", "--warm-up", "0", "--repeats", "1", "--json", json.toString(),
+        "--variants", "default;gemvsplit=2");
+    assertEquals(0, r.exit(), r.err());
+    assertTrue(r.out().contains("that ran (eager steps and graph captures): {split_gemv="), r.out());
+    List<String> jsonLines = Files.readAllLines(json);
+    assertEquals(2, jsonLines.size());
+    JsonNode byDefault = JSON.readTree(jsonLines.get(0)).get("new_kernel_launches");
+    JsonNode split = JSON.readTree(jsonLines.get(1)).get("new_kernel_launches");
+    assertEquals(0, byDefault.get("split_gemv").asLong(), byDefault.toString());
+    assertTrue(split.get("split_gemv").asLong() > 0, split.toString());
+    assertEquals(0, split.get("grouped_split").asLong(), split.toString());
   }
 
   private static List<String> iterable(JsonNode node) {

@@ -1603,6 +1603,21 @@ public final class CudaOps implements Ops {
     return OptKernels.opt_vector_layernorm() != 0;
   }
 
+  /**
+   * How many times in this process the launchers chose each kernel not yet verified on a GPU ({@link
+   * OptKernels#opt_launch_count}; eager steps and graph captures, not replays), by name: grouped_split,
+   * vector_layernorm, prefetch_l2, split_gemv. {@code opt bench} reports the difference over a run, so that a variant
+   * whose kernel never ran (a launcher's fallback) is not read as that kernel's speed.
+   */
+  public static java.util.Map<String, Long> newKernelLaunches() {
+    java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
+    m.put("grouped_split", OptKernels.opt_launch_count(OptKernels.COUNT_GROUPED_SPLIT));
+    m.put("vector_layernorm", OptKernels.opt_launch_count(OptKernels.COUNT_VECTOR_LAYERNORM));
+    m.put("prefetch_l2", OptKernels.opt_launch_count(OptKernels.COUNT_PREFETCH_L2));
+    m.put("split_gemv", OptKernels.opt_launch_count(OptKernels.COUNT_SPLIT_GEMV));
+    return m;
+  }
+
   /** How many Linears ran the matrix-vector kernel so far (tests check that its path really ran). */
   public long gemvLaunches() {
     return gemvLaunches;
