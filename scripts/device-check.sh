@@ -362,6 +362,9 @@ compare_new() {  # FLAGS
     row "new: ours (CompareMain)" "FAIL" "[$label] exit $nrc: $(grep -m1 -E 'CompareMain: (failed|CUDA)|Exception' "$W/ours_new_run_$tag.log" | cut -c1-80)"
     return 1
   fi
+  # which GPU-unverified kernels this run launched (CompareMain's line; a flag whose kernel shows 0 tested nothing)
+  row "new: kernels launched" "info" "[$label] $(grep -m1 -o 'new kernel launches.*' "$W/ours_new_run_$tag.log" \
+    | sed 's/^new kernel launches (eager steps and graph captures): //' | cut -c1-90)"
   { echo; echo "== the same with kernels still behind flags: $label =="; } >> "$OUT/hf_compare.log"
   timeout "$(cap 60)" python3 scripts/hf_peer.py compare --hf "$hfc/hf" --ours "$hfc/ours-$tag" \
     --out "$hfc/new-$tag" --rows "$hfc/rows-new-$tag.tsv" >> "$OUT/hf_compare.log" 2>&1

@@ -225,6 +225,12 @@ public final class CompareMain {
         out.printf(Locale.ROOT, "CompareMain: batched == one at a time for %d/%d prompts (%.3f ms per batched step)%n",
             batchedEqual, prompts.size(), batchedMsPerStep);
       }
+      if (ops instanceof io.github.optjava.backend.cuda.CudaOps) { // did the flagged kernels run? (session 13)
+        java.util.Map<String, Long> ran = io.github.optjava.backend.cuda.CudaOps.newKernelLaunches();
+        out.println("CompareMain: new kernel launches (eager steps and graph captures): " + ran);
+        ObjectNode launches = doc.putObject("new_kernel_launches");
+        ran.forEach(launches::put);
+      }
     }
     JSON.writeValue(o.out.resolve("ours.json").toFile(), doc);
     out.println("CompareMain: wrote " + o.out.resolve("ours.json"));
