@@ -250,7 +250,8 @@ new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
 # Each kernel's tests carry a second tag (gpu-new-fa, -score, -combine, -fold): those of a kernel whose check_ops
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
-# gpu-new-drafts (CUDA graphs of draft steps, session 8) has no kernel of its own: it always runs.
+# gpu-new-drafts (CUDA graphs of draft steps, session 8) and gpu-new-buckets (decode steps padded to batch buckets,
+# session 13) have no kernel of their own: they always run.
 new_excl=()
 for k in fa score combine fold gemvsplit int8 grouped vecnorm prefetch; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
@@ -436,7 +437,8 @@ fi
 # 6c. Engine features that change speed, not tokens: prefix caching (16 requests sharing a 512-token prefix),
 # prompt lookup decoding (batch 1, 64 greedy tokens) and echo scores on the device (a 2040-token prompt scored on
 # the host and on the GPU), each against itself off on the random opt-1.3b in one JVM
-# (devicecheck.EngineFeaturesMain). Rows "engine: ..."; FAIL when a feature changed a greedy token (or a score).
+# (devicecheck.EngineFeaturesMain), then continuous batching with and without batch buckets (session 13). Rows
+# "engine: ..."; FAIL when a feature changed a greedy token (or a score).
 if [ "${mrc:-1}" -ne 0 ]; then
   row "engine features" "skip" "no random opt-1.3b (hf_peer.py make failed)"
 elif [ "$(cap 60 120)" -lt 40 ]; then

@@ -225,6 +225,16 @@ public interface Ops extends AutoCloseable {
    */
   default void graphStep(KvStore kv, int batch, int tokensPerSequence, int variant) {}
 
+  /**
+   * The batch size a decode step of {@code n} sequences should run at: {@code n} (the default), or more where the
+   * backend replays decode steps as graphs and pads them to a few sizes ({@link BatchBuckets}); the model then adds
+   * padding rows that read and write only a block of their own ({@code KvCache.paddingBlock}) and drops their
+   * results. Only for decode steps (one new token per sequence, last logits only).
+   */
+  default int decodeBatchBucket(int n) {
+    return n;
+  }
+
   /** Abandons a step begun by {@link #graphStep} that failed before its result was read. A no-op by default. */
   default void graphAbort() {}
 

@@ -34,6 +34,7 @@ public final class KvCache implements AutoCloseable {
   private final Map<BlockKey, Integer> index = new HashMap<>(); // (content before, block tokens) -> block
   private final LinkedHashSet<Integer> cached = new LinkedHashSet<>(); // indexed, no holder: evictable, LRU first
   private long contents;
+  private int paddingBlock = -1; // paddingBlock(): taken at the first padded decode step, held until close
 
   /** A block's content: the content id of the prefix before it (0 at the start) and its own tokens. */
   private record BlockKey(long before, int[] tokens) {
@@ -154,6 +155,19 @@ public final class KvCache implements AutoCloseable {
       keyOf[block] = null;
     }
     contentOf[block] = 0;
+  }
+
+  /**
+   * A block that belongs to no sequence, for the padding rows of a decode step padded to a bucket size ({@code
+   * Ops.decodeBatchBucket}): they write their key and value there and read nothing else. Taken from the pool at the
+   * first call and kept until the cache closes (one block less for sequences from then on); -1 when no block is free
+   * (the step then runs unpadded).
+   */
+  public int paddingBlock() {
+    if (paddingBlock < 0 && freeBlocks() > 0) {
+      paddingBlock = allocate();
+    }
+    return paddingBlock;
   }
 
   /** Blocks needed to hold {@code tokens} tokens. */

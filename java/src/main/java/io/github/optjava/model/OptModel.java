@@ -324,7 +324,8 @@ public final class OptModel implements CausalLm {
   @Override
   public int[] greedyRows(List<SeqStep> seqs, KvCache cache, double[] logprobs) {
     requireWholeModel();
-    return step(seqs, cache, logits -> ops.argmaxRows(logits, logprobs), null, null, null).argmax;
+    return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> ops.argmaxRows(logits, lp)), null,
+        null, null).argmax;
   }
 
   /**
@@ -340,8 +341,40 @@ public final class OptModel implements CausalLm {
       }
     }
     requireWholeModel();
-    return step(seqs, cache, logits -> ops.sampleRows(logits, spec.temperature(), spec.topK(), spec.topP(),
-        spec.uniform(), logprobs), null, null, null).argmax;
+    return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> {
+      SamplingSpec p = paddedTo(spec, logits.rows());
+      return ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.uniform(), lp);
+    }), null, null, null).argmax;
+  }
+
+  /**
+   * {@code pick} over every row of a step's logits, which a padded decode step has more of than its caller's
+   * {@code logprobs}: then the pick fills a longer array and the caller's gets its first rows.
+   */
+  private static int[] pickRows(int rows, double[] logprobs, java.util.function.Function<double[], int[]> pick) {
+    if (logprobs == null || logprobs.length >= rows) {
+      return pick.apply(logprobs);
+    }
+    double[] all = new double[rows];
+    int[] tokens = pick.apply(all);
+    System.arraycopy(all, 0, logprobs, 0, logprobs.length);
+    return tokens;
+  }
+
+  /** {@code spec} for {@code rows} rows: a padded decode step's padding rows draw at temperature 1 (and are dropped). */
+  private static SamplingSpec paddedTo(SamplingSpec spec, int rows) {
+    int n = spec.temperature().length;
+    if (n >= rows) {
+      return spec;
+    }
+    float[] temperature = java.util.Arrays.copyOf(spec.temperature(), rows);
+    int[] topK = java.util.Arrays.copyOf(spec.topK(), rows); // 0: no top-k
+    float[] topP = java.util.Arrays.copyOf(spec.topP(), rows);
+    double[] uniform = java.util.Arrays.copyOf(spec.uniform(), rows);
+    java.util.Arrays.fill(temperature, n, rows, 1f);
+    java.util.Arrays.fill(topP, n, rows, 1f);
+    java.util.Arrays.fill(uniform, n, rows, 0.5);
+    return new SamplingSpec(temperature, topK, topP, uniform);
   }
 
   @Override
@@ -411,6 +444,32 @@ public final class OptModel implements CausalLm {
         }
       }
     }
+    // A decode step padded to the batch size the backend's graphs are captured for (Ops.decodeBatchBucket): rows
+    // n.. are padding, each a one-token sequence (the pad token at position 0) whose key and value go to the cache's
+    // padding block, the only block it reads; their logits are computed and dropped.
+    int rows = n;
+    int paddingBlock = -1;
+    if (decode && perSeq == 1 && scoreTokens == null) {
+      int bucket = ops.decodeBatchBucket(n);
+      paddingBlock = bucket > n ? cache.paddingBlock() : -1;
+      if (paddingBlock >= 0) {
+        rows = bucket;
+        queryStart = java.util.Arrays.copyOf(queryStart, rows);
+        queryCount = java.util.Arrays.copyOf(queryCount, rows);
+        contextLength = java.util.Arrays.copyOf(contextLength, rows);
+        tables = java.util.Arrays.copyOf(tables, rows);
+        int[] padTable = new int[tableWidth];
+        java.util.Arrays.fill(padTable, -1);
+        padTable[0] = paddingBlock;
+        for (int s = n; s < rows; s++) {
+          queryStart[s] = total++;
+          queryCount[s] = 1;
+          contextLength[s] = 1;
+          tables[s] = padTable;
+          outRows++;
+        }
+      }
+    }
     AttentionBatch batch = new AttentionBatch(queryStart, queryCount, contextLength, tables);
     int[] ids = new int[total];
     int[] positions = new int[total];
@@ -429,16 +488,26 @@ public final class OptModel implements CausalLm {
         }
       }
     }
+    for (int s = n; s < rows; s++) { // padding rows (a decode step: one row each, every row's logits)
+      int t = queryStart[s];
+      ids[t] = config.padTokenId();
+      positions[t] = 0;
+      slots[t] = paddingBlock * cache.blockSize();
+      outputRows[t] = t;
+    }
 
     StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output,
         scoreTokens);
     if (decode) {
-      ops.graphStep(cache.store(), n, perSeq, tableWidth);
+      ops.graphStep(cache.store(), rows, perSeq, tableWidth);
+      StepResult r;
       try {
-        return runOps(in, cache, picker);
+        r = runOps(in, cache, picker);
       } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op
-        return runOps(in, cache, picker);
+        r = runOps(in, cache, picker);
       }
+      // the padding rows' tokens are dropped (their logits: runOps returns the first n sequences' only)
+      return rows > n && r.argmax != null ? new StepResult(r.logits, java.util.Arrays.copyOf(r.argmax, n)) : r;
     }
     return runOps(in, cache, picker);
   }

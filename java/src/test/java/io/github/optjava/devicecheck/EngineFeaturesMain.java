@@ -157,6 +157,47 @@ public final class EngineFeaturesMain {
             nanMismatch ? "; NaN on one side only" : "");
         out.println("EngineFeaturesMain: echo scores: " + detail);
         rows.add(row("engine: echo scores on device", worst <= 1e-3 && !nanMismatch ? "ok" : "FAIL", detail));
+        Files.write(o.rows, rows); // kept if the step's time limit ends the run below
+
+        // Continuous batching with requests of different lengths, decode steps padded to batch buckets or not
+        // (-Dopt.cuda.batchBuckets, session 13): the batch size changes as requests finish and waiting ones join;
+        // each run on a cache of its own, so each captures its own graphs (the cost buckets save).
+        List<int[]> mixed = new ArrayList<>();
+        List<SamplingParams> mixedParams = new ArrayList<>();
+        for (int r = 0; r < 3 * o.requests; r++) {
+          int[] p = randomIds(rnd, 16 + rnd.nextInt(64), config.vocabSize());
+          p[0] = 2;
+          mixed.add(p);
+          int n = 8 + rnd.nextInt(57);
+          mixedParams.add(SamplingParams.greedy().toBuilder().maxTokens(n).minTokens(n).build());
+        }
+        boolean bucketsBefore = cuda.usesBatchBuckets();
+        Result unpadded;
+        Result padded;
+        int graphsUnpadded;
+        int graphsPadded;
+        try {
+          cuda.useBatchBuckets(false);
+          batchRun(model, tokenizer, mixed.subList(0, 4), mixedParams.subList(0, 4), 4); // warm-up (JIT)
+          int g0 = cuda.graphCount();
+          unpadded = batchRun(model, tokenizer, mixed, mixedParams, o.requests);
+          graphsUnpadded = cuda.graphCount() - g0;
+          cuda.useBatchBuckets(true);
+          g0 = cuda.graphCount();
+          padded = batchRun(model, tokenizer, mixed, mixedParams, o.requests);
+          graphsPadded = cuda.graphCount() - g0;
+        } finally {
+          cuda.useBatchBuckets(bucketsBefore);
+        }
+        int sameLists = countSame(unpadded.tokens, padded.tokens);
+        detail = String.format(Locale.ROOT, "%d requests (8-64 new tokens), at most %d at once: %.0f -> %.0f ms "
+            + "(%.2fx), graphs captured %d -> %d, %d of %d token lists equal", mixed.size(), o.requests,
+            unpadded.burstMs, padded.burstMs, unpadded.burstMs / padded.burstMs, graphsUnpadded, graphsPadded,
+            sameLists, mixed.size());
+        out.println("EngineFeaturesMain: batch buckets: " + detail);
+        // the GEMMs see more rows when padded, so cuBLASLt may sum in another order and flip a near tie (the
+        // logits are GpuGraphTest.paddedDecodeBatchesReplayEqualEagerSteps's): "info" then, not a failure
+        rows.add(row("engine: batch buckets", sameLists == mixed.size() ? "ok" : "info", detail));
       }
     } finally {
       ops.close();
@@ -198,6 +239,37 @@ public final class EngineFeaturesMain {
     } finally {
       engine.close();
       cache.close(); // its device memory: the engine does not own the cache
+    }
+  }
+
+  /**
+   * {@code prompts} submitted at once to an engine of at most {@code maxBatch} running sequences, on a cache of its
+   * own; burstMs is the time until the last completes.
+   */
+  private static Result batchRun(OptModel model, OptTokenizer tokenizer, List<int[]> prompts,
+      List<SamplingParams> params, int maxBatch) {
+    int blocks = 0;
+    for (int r = 0; r < prompts.size(); r++) {
+      blocks += (prompts.get(r).length + params.get(r).maxTokens()) / 16 + 2;
+    }
+    KvCache cache = model.newCache(blocks + 1, 16); // + 1: the padding block
+    Engine engine = new Engine(model, tokenizer, cache, maxBatch, model.config().maxPositionEmbeddings(), 0, false, 0);
+    try {
+      long t0 = System.nanoTime();
+      List<CompletableFuture<Completion>> futures = new ArrayList<>();
+      for (int r = 0; r < prompts.size(); r++) {
+        futures.add(engine.submit(prompts.get(r), params.get(r), null));
+      }
+      List<List<Integer>> tokens = new ArrayList<>();
+      for (CompletableFuture<Completion> f : futures) {
+        tokens.add(f.join().choices().get(0).tokenIds());
+      }
+      double ms = (System.nanoTime() - t0) / 1e6;
+      engine.close();
+      return new Result(tokens, 0, 0, ms, 0, engine.stats());
+    } finally {
+      engine.close();
+      cache.close();
     }
   }
 

@@ -88,6 +88,76 @@ class GpuGraphTest {
   }
 
   /**
+   * Decode steps padded to bucket sizes ({@code -Dopt.cuda.batchBuckets}, session 13, not yet run on a GPU): 3
+   * sequences run in graphs of 4 rows, then 2, then 1, against eager unpadded steps with the same kernels; greedy
+   * tokens and log-probs from the device ({@link OptModel#greedyRows}) every other step, logits otherwise. The padding
+   * rows write only the cache's padding block, so the real rows match the eager ones (the GEMMs see more rows, so
+   * cuBLASLt may sum in another order: the tolerance of other Linears).
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"F32", "F16"})
+  @org.junit.jupiter.api.Tag("gpu-new")
+  @org.junit.jupiter.api.Tag("gpu-new-buckets")
+  void paddedDecodeBatchesReplayEqualEagerSteps(DType dtype) {
+    HfReference ref = new HfReference("tiny-opt");
+    try (CudaOps graphOps = new CudaOps(0, dtype, true); CudaOps eagerOps = new CudaOps(0, dtype, false);
+        OptModel graphed = ref.load(graphOps, null); OptModel eager = ref.load(eagerOps, null);
+        KvCache gc = new KvCache(graphOps.kvStore(graphed.config().numHiddenLayers(), 96, 4, 64));
+        KvCache ec = new KvCache(eagerOps.kvStore(eager.config().numHiddenLayers(), 96, 4, 64))) {
+      graphOps.useBatchBuckets(true);
+      eagerOps.useBatchBuckets(false);
+      assertEquals(4, graphOps.decodeBatchBucket(3));
+      assertEquals(3, eagerOps.decodeBatchBucket(3));
+      int vocab = graphed.config().vocabSize();
+      List<OptModel.SeqStep> step = new ArrayList<>();
+      for (JsonNode p : ref.json.get("prompts")) {
+        if (step.size() < 3) {
+          step.add(new OptModel.SeqStep(step.size(), ints(p.get("input_ids")), false));
+        }
+      }
+      for (int t = 0; t < 30; t++) {
+        int n = step.size();
+        int[] tokens = new int[n];
+        if (t % 2 == 0) { // logits (the prefill, at t = 0, too)
+          float[][] g = graphed.forward(step, gc);
+          float[][] e = eager.forward(step, ec);
+          assertEquals(n, g.length);
+          for (int i = 0; i < n; i++) {
+            float tol = tolerance(dtype, true, false, e[i]);
+            float diff = maxAbsDiff(g[i], e[i]);
+            assertTrue(diff <= tol, dtype + " step " + t + " sequence " + i + ": max |padded - eager| " + diff);
+            tokens[i] = argmax(e[i], 0, vocab);
+            int got = argmax(g[i], 0, vocab);
+            assertTrue(got == tokens[i] || e[i][tokens[i]] - e[i][got] <= tol, dtype + " step " + t + " sequence "
+                + i + ": padded picks " + got + ", eager " + tokens[i]);
+          }
+        } else { // greedy tokens and log-probs on the device, over the padded rows
+          double[] gl = new double[n];
+          double[] el = new double[n];
+          int[] g = graphed.greedyRows(step, gc, gl);
+          tokens = eager.greedyRows(step, ec, el);
+          assertEquals(n, g.length);
+          for (int i = 0; i < n; i++) {
+            assertTrue(Math.abs(gl[i] - el[i]) <= 5e-2, dtype + " step " + t + " sequence " + i + ": log-prob "
+                + gl[i] + " vs " + el[i]);
+          }
+        }
+        List<OptModel.SeqStep> next = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+          boolean leaves = (t == 12 && i == 1) || (t == 22 && i == 0); // batches 3, then 2, then 1
+          if (!leaves) {
+            next.add(new OptModel.SeqStep(step.get(i).seqId(), new int[] {tokens[i]}, false));
+          }
+        }
+        step = next;
+      }
+      assertTrue(gc.paddingBlock() >= 0, "the padded steps took the padding block");
+      assertTrue(graphOps.graphCount() >= 3, "graphs of 4, 2 and 1 rows: " + graphOps.graphCount());
+      assertTrue(graphOps.graphLaunches() > graphOps.graphCount() + 10, "replays: " + graphOps.graphLaunches());
+    }
+  }
+
+  /**
    * Steps of drafts (prompt lookup: every sequence the same number of new tokens, every row's logits) replayed as
    * CUDA graphs ({@code -Dopt.cuda.draftGraphs}, session 8, not yet run on a GPU) against the same steps op by op
    * with the same kernels, as prompt lookup runs them at batch 1: the count per step cycles (1 = a plain decode

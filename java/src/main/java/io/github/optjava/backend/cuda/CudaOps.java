@@ -128,6 +128,7 @@ public final class CudaOps implements Ops {
   private L2Prefetcher prefetcher; // null when off
   private boolean foldNorm = CudaSwitches.FOLD_NORM;
   private boolean draftGraphs = CudaSwitches.DRAFT_GRAPHS;
+  private boolean batchBuckets = CudaSwitches.BATCH_BUCKETS;
   private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
   private long foldLaunches;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
@@ -1807,6 +1808,26 @@ public final class CudaOps implements Ops {
   public void useDraftGraphs(boolean on) {
     requireEager("useDraftGraphs");
     draftGraphs = on;
+  }
+
+  /**
+   * Whether decode steps are padded to a few batch sizes when graphs are on (see {@code opt.cuda.batchBuckets}).
+   * Between steps only.
+   */
+  public void useBatchBuckets(boolean on) {
+    requireEager("useBatchBuckets");
+    batchBuckets = on;
+  }
+
+  /** Whether decode steps are padded to bucket sizes (see {@link #useBatchBuckets}). */
+  public boolean usesBatchBuckets() {
+    return batchBuckets;
+  }
+
+  /** With graphs and {@link #useBatchBuckets} on: {@link io.github.optjava.backend.BatchBuckets#of}; else n. */
+  @Override
+  public int decodeBatchBucket(int n) {
+    return batchBuckets && graphsEnabled && !graphsBroken && n > 0 ? io.github.optjava.backend.BatchBuckets.of(n) : n;
   }
 
   /** Whether steps of drafts are replayed as CUDA graphs (see {@link #useDraftGraphs}). */

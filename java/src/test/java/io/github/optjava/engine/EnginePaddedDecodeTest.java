@@ -1,0 +1,85 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.BatchBuckets;
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.model.OptModel;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Continuous batching over decode steps padded to bucket sizes (what {@code -Dopt.cuda.batchBuckets} does for CUDA
+ * graphs; {@code Ops.decodeBatchBucket}): requests of different lengths join and leave, so the batch size changes
+ * from step to step, and every request gets the tokens (and log-probs) it gets without padding, greedy and sampled.
+ */
+class EnginePaddedDecodeTest {
+
+  /** CpuOps padding decode steps to buckets, recording the sizes graph steps are declared at. */
+  private static final class BucketedOps extends CpuOps {
+    final java.util.Set<Integer> graphBatches = java.util.Collections.synchronizedSet(new java.util.TreeSet<>());
+    final java.util.concurrent.atomic.AtomicInteger paddedSteps = new java.util.concurrent.atomic.AtomicInteger();
+
+    @Override
+    public int decodeBatchBucket(int n) {
+      if (BatchBuckets.of(n) > n) {
+        paddedSteps.incrementAndGet();
+      }
+      return BatchBuckets.of(n);
+    }
+
+    @Override
+    public void graphStep(KvStore kv, int batch, int tokensPerSequence, int variant) {
+      graphBatches.add(batch);
+    }
+  }
+
+  private static List<List<Choice>> run(CpuOps ops, List<int[]> prompts, List<SamplingParams> params) {
+    OptModel model = TinyOpt.model(ops);
+    try (model; Engine engine = new Engine(model, TinyOpt.tokenizer(), model.newCache(256, 4), 6, 128)) {
+      List<CompletableFuture<Completion>> futures = new ArrayList<>();
+      for (int i = 0; i < prompts.size(); i++) {
+        futures.add(engine.submit(prompts.get(i), params.get(i), null));
+      }
+      List<List<Choice>> out = new ArrayList<>();
+      for (CompletableFuture<Completion> f : futures) {
+        out.add(f.join().choices());
+      }
+      return out;
+    }
+  }
+
+  @Test
+  void requestsGetTheirUnpaddedTokensWhileTheBatchSizeChanges() {
+    Random r = new Random(11);
+    List<int[]> prompts = new ArrayList<>();
+    List<SamplingParams> params = new ArrayList<>();
+    for (int i = 0; i < 14; i++) {
+      int[] prompt = new int[3 + r.nextInt(20)];
+      for (int j = 0; j < prompt.length; j++) {
+        prompt[j] = 4 + r.nextInt(1000);
+      }
+      prompts.add(prompt);
+      SamplingParams.Builder b = i % 3 == 0 ? SamplingParams.greedy().toBuilder().logprobs(1)
+          : SamplingParams.builder().temperature(0.8).topK(i % 2 == 0 ? 40 : 0).seed(100 + i).logprobs(1);
+      params.add(b.maxTokens(2 + r.nextInt(30)).minTokens(2).build());
+    }
+    BucketedOps bucketed = new BucketedOps();
+    List<List<Choice>> plain = run(new CpuOps(), prompts, params);
+    List<List<Choice>> padded = run(bucketed, prompts, params);
+    SameChoices.assertSameChoices(plain, padded, "decode steps padded to buckets");
+    for (int b : bucketed.graphBatches) {
+      assertEquals(BatchBuckets.of(b), b, "graph steps at bucket sizes only: " + bucketed.graphBatches);
+    }
+    assertTrue(bucketed.graphBatches.size() >= 2, "the batch size changed: " + bucketed.graphBatches);
+    assertTrue(bucketed.paddedSteps.get() >= 5, "steps padded: " + bucketed.paddedSteps.get());
+  }
+}

@@ -1,0 +1,152 @@
+package io.github.optjava.model;
+
+import static io.github.optjava.model.HfReference.ints;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.backend.BatchBuckets;
+import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.engine.KvCache;
+import java.util.ArrayList;
+import java.util.List;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Decode steps padded to a bucket size ({@code Ops.decodeBatchBucket}, what {@code -Dopt.cuda.batchBuckets} turns on
+ * for CUDA graphs), on the CPU: the real sequences' logits, greedy tokens, log-probs and sampled tokens are those of
+ * the unpadded steps, bit for bit ({@link CpuOps} computes every row on its own), while the graph steps are declared
+ * at the bucket sizes and the padding rows write only the cache's padding block.
+ */
+class PaddedDecodeStepsTest {
+
+  /** CpuOps that pads decode steps as CudaOps does with batch buckets on, and records the graph steps' sizes. */
+  static final class BucketedOps extends CpuOps {
+    final List<Integer> graphBatches = new ArrayList<>();
+
+    @Override
+    public int decodeBatchBucket(int n) {
+      return BatchBuckets.of(n);
+    }
+
+    @Override
+    public void graphStep(KvStore kv, int batch, int tokensPerSequence, int variant) {
+      graphBatches.add(batch);
+    }
+  }
+
+  @Test
+  void paddedDecodeStepsGiveTheUnpaddedResults() {
+    HfReference ref = new HfReference("tiny-opt");
+    BucketedOps bucketed = new BucketedOps();
+    CpuOps plain = new CpuOps();
+    try (OptModel a = ref.load(bucketed, null); OptModel b = ref.load(plain, null);
+        KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
+      int vocab = a.config().vocabSize();
+      // three prompts (one prefill step: not padded), then decode steps at 3, then 2 sequences, then 3 again
+      List<OptModel.SeqStep> prefill = new ArrayList<>();
+      for (int s = 0; s < 3; s++) {
+        prefill.add(new OptModel.SeqStep(s, ints(ref.json.get("prompts").get(s).get("input_ids")), false));
+      }
+      float[][] pa = a.forward(prefill, ca);
+      float[][] pb = b.forward(prefill, cb);
+      int[] last = new int[3];
+      for (int s = 0; s < 3; s++) {
+        assertArrayEquals(pb[s], pa[s], "prefill sequence " + s);
+        last[s] = HfReference.argmax(pb[s], 0, vocab);
+      }
+      int freeAfterPrefill = ca.freeBlocks();
+      java.util.Random r = new java.util.Random(3);
+      for (int t = 0; t < 12; t++) {
+        List<OptModel.SeqStep> step = new ArrayList<>();
+        for (int s = 0; s < 3; s++) {
+          if (t < 4 || t >= 8 || s != 1) { // sequence 1 sits out steps 4..7: batches 3, 2, 3 (buckets 4, 2, 4)
+            step.add(new OptModel.SeqStep(s, new int[] {last[s]}, false));
+          }
+        }
+        int n = step.size();
+        switch (t % 3) {
+          case 0 -> { // logits
+            float[][] x = a.forward(step, ca);
+            float[][] y = b.forward(step, cb);
+            assertEquals(n, x.length);
+            for (int i = 0; i < n; i++) {
+              assertArrayEquals(y[i], x[i], "step " + t + " sequence " + i);
+            }
+            for (int i = 0; i < n; i++) {
+              last[(int) step.get(i).seqId()] = HfReference.argmax(y[i], 0, vocab);
+            }
+          }
+          case 1 -> { // greedy with log-probs, picked by the ops
+            double[] la = new double[n];
+            double[] lb = new double[n];
+            int[] x = a.greedyRows(step, ca, la);
+            int[] y = b.greedyRows(step, cb, lb);
+            assertArrayEquals(y, x, "step " + t + ": greedy tokens");
+            assertArrayEquals(lb, la, "step " + t + ": log-probs");
+            for (int i = 0; i < n; i++) {
+              last[(int) step.get(i).seqId()] = y[i];
+            }
+          }
+          default -> { // sampled, with log-probs
+            float[] temperature = new float[n];
+            int[] topK = new int[n];
+            float[] topP = new float[n];
+            double[] uniform = new double[n];
+            for (int i = 0; i < n; i++) {
+              temperature[i] = 0.7f + 0.2f * i;
+              topK[i] = i == 0 ? 0 : 50;
+              topP[i] = i == 1 ? 0.9f : 1f;
+              uniform[i] = r.nextDouble();
+            }
+            CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(temperature, topK, topP, uniform);
+            double[] la = new double[n];
+            double[] lb = new double[n];
+            int[] x = a.sample(step, ca, spec, la);
+            int[] y = b.sample(step, cb, spec, lb);
+            assertArrayEquals(y, x, "step " + t + ": sampled tokens");
+            assertArrayEquals(lb, la, "step " + t + ": log-probs");
+            for (int i = 0; i < n; i++) {
+              last[(int) step.get(i).seqId()] = y[i];
+            }
+          }
+        }
+      }
+      // graph steps at the bucket sizes: 4 for 3 sequences, 2 for 2
+      assertEquals(List.of(4, 4, 4, 4, 2, 2, 2, 2, 4, 4, 4, 4), bucketed.graphBatches);
+      // the padding rows took one block, once, and wrote nothing into the real sequences' blocks (checked above)
+      int padding = ca.paddingBlock();
+      assertTrue(padding >= 0);
+      for (int s = 0; s < 3; s++) {
+        for (int block : ca.table(s)) {
+          assertTrue(block != padding, "sequence " + s + " holds the padding block");
+        }
+      }
+      assertEquals(cb.freeBlocks() - 1, ca.freeBlocks(), "one block more in use: the padding block");
+      assertTrue(freeAfterPrefill >= ca.freeBlocks());
+    }
+  }
+
+  @Test
+  void aCacheWithNoFreeBlockRunsTheStepUnpadded() {
+    HfReference ref = new HfReference("tiny-opt");
+    BucketedOps bucketed = new BucketedOps();
+    int[] prompt = ints(ref.json.get("prompts").get(0).get("input_ids"));
+    try (OptModel a = ref.load(bucketed, null);
+        KvCache cache = a.newCache(3 * ((prompt.length + 1 + 3) / 4), 4)) { // exactly three sequences' blocks
+      List<OptModel.SeqStep> prefill = new ArrayList<>();
+      for (int s = 0; s < 3; s++) {
+        prefill.add(new OptModel.SeqStep(s, prompt, false));
+      }
+      a.forward(prefill, cache);
+      List<OptModel.SeqStep> step = new ArrayList<>();
+      for (int s = 0; s < 3; s++) {
+        step.add(new OptModel.SeqStep(s, new int[] {5}, false));
+      }
+      assertEquals(3, a.greedyRows(step, cache, null).length);
+      assertEquals(-1, cache.paddingBlock(), "no free block for padding");
+      assertEquals(List.of(3), bucketed.graphBatches, "the step ran at its own size");
+    }
+  }
+}
