@@ -34,7 +34,7 @@ public final class KvCache implements AutoCloseable {
   private final Map<BlockKey, Integer> index = new HashMap<>(); // (content before, block tokens) -> block
   private final LinkedHashSet<Integer> cached = new LinkedHashSet<>(); // indexed, no holder: evictable, LRU first
   private long contents;
-  private int paddingBlock = -1; // paddingBlock(): taken at the first padded decode step, held until close
+  private int paddingBlock = -1; // paddingBlock(): taken by a padded decode step, free for sequences (taken last)
 
   /** A block's content: the content id of the prefix before it (0 at the start) and its own tokens. */
   private record BlockKey(long before, int[] tokens) {
@@ -125,9 +125,12 @@ public final class KvCache implements AutoCloseable {
     return store.blockSize();
   }
 
-  /** Blocks not held by any sequence (among them the cached prefixes no sequence holds, taken when needed). */
+  /**
+   * Blocks not held by any sequence (among them the cached prefixes no sequence holds, and the padding block, taken
+   * when needed).
+   */
   public int freeBlocks() {
-    return free.size() + cached.size();
+    return free.size() + cached.size() + (paddingBlock >= 0 ? 1 : 0);
   }
 
   /** Blocks that hold a cached prefix and no sequence: free for use, and reusable until used. */
@@ -135,10 +138,16 @@ public final class KvCache implements AutoCloseable {
     return cached.size();
   }
 
-  /** A block for a sequence to write: a never-indexed one first, else the least recently released cached one. */
+  /**
+   * A block for a sequence to write: a never-indexed one first, else the least recently released cached one, else
+   * the padding block (it holds nothing between steps; the next padded step takes another or runs unpadded).
+   */
   private int allocate() {
     Integer b = free.poll();
-    if (b == null) {
+    if (b == null && cached.isEmpty() && paddingBlock >= 0) {
+      b = paddingBlock;
+      paddingBlock = -1;
+    } else if (b == null) {
       Iterator<Integer> lru = cached.iterator();
       b = lru.next(); // callers check freeBlocks() first
       lru.remove();
@@ -159,12 +168,14 @@ public final class KvCache implements AutoCloseable {
 
   /**
    * A block that belongs to no sequence, for the padding rows of a decode step padded to a bucket size ({@code
-   * Ops.decodeBatchBucket}): they write their key and value there and read nothing else. Taken from the pool at the
-   * first call and kept until the cache closes (one block less for sequences from then on); -1 when no block is free
+   * Ops.decodeBatchBucket}): they write their key and value there and read nothing else. Call it after the step's
+   * reservations: what it holds is worth nothing once the step is done, so it still counts as free ({@link
+   * #freeBlocks}) and a sequence gets it when no other block is left, instead of being preempted or failing (a
+   * request that fits the empty cache must run). Taken from the pool when needed; -1 when no other block is free
    * (the step then runs unpadded).
    */
   public int paddingBlock() {
-    if (paddingBlock < 0 && freeBlocks() > 0) {
+    if (paddingBlock < 0 && free.size() + cached.size() > 0) {
       paddingBlock = allocate();
     }
     return paddingBlock;

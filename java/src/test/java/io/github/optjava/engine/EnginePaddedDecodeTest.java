@@ -82,4 +82,29 @@ class EnginePaddedDecodeTest {
     assertTrue(bucketed.graphBatches.size() >= 2, "the batch size changed: " + bucketed.graphBatches);
     assertTrue(bucketed.paddedSteps.get() >= 5, "steps padded: " + bucketed.paddedSteps.get());
   }
+
+  /**
+   * The padding block holds nothing between steps, so it must not cost the sequences a block: a request that
+   * needs every block of the cache (what {@code submit} accepts: it fits the empty cache) still runs after
+   * padded steps took the padding block, and every block is back in the pool at the end.
+   */
+  @Test
+  void aRequestThatFillsTheCacheRunsAfterPaddedSteps() {
+    BucketedOps bucketed = new BucketedOps();
+    OptModel model = TinyOpt.model(bucketed);
+    try (model; KvCache cache = model.newCache(8, 4)) {
+      try (Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, 6, 128)) {
+        // three completions of one prompt decode together: batches of 3, padded to 4
+        engine.submit(new int[] {2, 10, 20}, SamplingParams.builder().temperature(0.8).seed(5L).n(3).maxTokens(5)
+            .minTokens(5).build(), null).join();
+        assertTrue(bucketed.paddedSteps.get() > 0, "no step was padded");
+        int[] prompt = {2, 31, 41, 59, 26, 53};
+        int max = 8 * 4 - prompt.length; // prompt + max_tokens: all 8 blocks of 4 tokens
+        List<Choice> choices = engine.submit(prompt, SamplingParams.greedy().toBuilder().maxTokens(max)
+            .minTokens(max).build(), null).join().choices();
+        assertEquals(max, choices.get(0).tokenIds().size());
+      }
+      assertEquals(cache.store().blocks(), cache.freeBlocks(), "every block back in the pool");
+    }
+  }
 }

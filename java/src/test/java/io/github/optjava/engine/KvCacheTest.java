@@ -58,4 +58,22 @@ class KvCacheTest {
       }
     }
   }
+
+  @Test
+  void thePaddingBlockIsTheLastBlockASequenceGets() {
+    KvCache cache = new KvCache(new CpuOps().kvStore(1, 3, 4, 8));
+    cache.reserve(1, 4);
+    int padding = cache.paddingBlock();
+    assertTrue(padding >= 0);
+    assertEquals(padding, cache.paddingBlock(), "the same block until a sequence needs it");
+    assertEquals(2, cache.freeBlocks(), "the padding block counts as free");
+    assertTrue(cache.canHold(2, 8));
+    int[] table = cache.reserve(2, 8); // the last free block, then the padding block
+    assertEquals(padding, table[1]);
+    assertEquals(0, cache.freeBlocks());
+    assertEquals(-1, cache.paddingBlock(), "no block left for padding: the step runs unpadded");
+    cache.release(2);
+    assertEquals(2, cache.freeBlocks());
+    assertTrue(cache.paddingBlock() >= 0);
+  }
 }

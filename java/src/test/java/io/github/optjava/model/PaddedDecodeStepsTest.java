@@ -123,7 +123,8 @@ class PaddedDecodeStepsTest {
           assertTrue(block != padding, "sequence " + s + " holds the padding block");
         }
       }
-      assertEquals(cb.freeBlocks() - 1, ca.freeBlocks(), "one block more in use: the padding block");
+      // the padding block holds nothing between steps: it counts as free (a sequence gets it when none other is)
+      assertEquals(cb.freeBlocks(), ca.freeBlocks(), "the padding block counts as free");
       assertTrue(freeAfterPrefill >= ca.freeBlocks());
     }
   }
