@@ -88,8 +88,9 @@ class GpuGraphTest {
   }
 
   /**
-   * Decode steps padded to bucket sizes ({@code -Dopt.cuda.batchBuckets}, session 13, not yet run on a GPU): 3
-   * sequences run in graphs of 4 rows, then 2, then 1, against eager unpadded steps with the same kernels; greedy
+   * Decode steps padded to bucket sizes ({@code -Dopt.cuda.batchBuckets}, session 13, not yet run on a GPU): 4
+   * sequences, then 3 (one graph of 4 rows: captured with 4 real rows, replayed with 3 and a padding row), then 2,
+   * then 1, against eager unpadded steps with the same kernels; greedy
    * tokens and log-probs from the device ({@link OptModel#greedyRows}) every other step, logits otherwise. The padding
    * rows write only the cache's padding block, so the real rows match the eager ones (the GEMMs see more rows, so
    * cuBLASLt may sum in another order: the tolerance of other Linears).
@@ -111,7 +112,7 @@ class GpuGraphTest {
       int vocab = graphed.config().vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
       for (JsonNode p : ref.json.get("prompts")) {
-        if (step.size() < 3) {
+        if (step.size() < 4) {
           step.add(new OptModel.SeqStep(step.size(), ints(p.get("input_ids")), false));
         }
       }
@@ -144,7 +145,8 @@ class GpuGraphTest {
         }
         List<OptModel.SeqStep> next = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-          boolean leaves = (t == 12 && i == 1) || (t == 22 && i == 0); // batches 3, then 2, then 1
+          // batches 4, then 3 (the longest prompt leaves: the table width stays), then 2, then 1
+          boolean leaves = (t == 6 && i == 3) || (t == 12 && i == 1) || (t == 22 && i == 0);
           if (!leaves) {
             next.add(new OptModel.SeqStep(step.get(i).seqId(), new int[] {tokens[i]}, false));
           }

@@ -150,4 +150,106 @@ class PaddedDecodeStepsTest {
       assertEquals(List.of(3), bucketed.graphBatches, "the step ran at its own size");
     }
   }
+
+  /**
+   * Steps of drafts (several tokens per sequence, every row's logits) and scored steps are declared as graph steps
+   * at their own size, never padded: a padded step of drafts would change its row count with the real sequences
+   * within one graph key (the replay would not match the capture), and the scored path reads only the real rows.
+   */
+  @Test
+  void stepsOfDraftsAndScoredStepsAreNotPadded() {
+    HfReference ref = new HfReference("tiny-opt");
+    BucketedOps bucketed = new BucketedOps();
+    CpuOps plain = new CpuOps();
+    try (OptModel a = ref.load(bucketed, null); OptModel b = ref.load(plain, null);
+        KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
+      List<OptModel.SeqStep> prefill = new ArrayList<>();
+      for (int s = 0; s < 3; s++) {
+        prefill.add(new OptModel.SeqStep(s, ints(ref.json.get("prompts").get(s).get("input_ids")), false));
+      }
+      a.forward(prefill, ca);
+      b.forward(prefill, cb);
+      List<OptModel.SeqStep> drafts = new ArrayList<>();
+      List<OptModel.SeqStep> scored = new ArrayList<>();
+      int[][] scoreTokens = new int[3][];
+      for (int s = 0; s < 3; s++) {
+        drafts.add(new OptModel.SeqStep(s, new int[] {5 + s, 9}, true));
+        scored.add(new OptModel.SeqStep(s, new int[] {7 + s}, true));
+        scoreTokens[s] = new int[] {11};
+      }
+      float[][] x = a.forward(drafts, ca);
+      float[][] y = b.forward(drafts, cb);
+      for (int s = 0; s < 3; s++) {
+        assertArrayEquals(y[s], x[s], "drafts of sequence " + s);
+      }
+      CausalLm.Scored sx = a.forwardScored(scored, ca, scoreTokens);
+      CausalLm.Scored sy = b.forwardScored(scored, cb, scoreTokens);
+      for (int s = 0; s < 3; s++) {
+        assertArrayEquals(sy.logits()[s], sx.logits()[s], "scored sequence " + s);
+        assertArrayEquals(sy.scores()[s], sx.scores()[s], "scores of sequence " + s);
+      }
+      assertEquals(List.of(3, 3), bucketed.graphBatches, "a step of drafts, a scored step: 3 rows each");
+    }
+  }
+
+  /**
+   * The fast CPU backend (several threads: the padding rows' keys and values land in one slot from several threads)
+   * padding decode steps as CudaOps does: the same tokens and log-probs as unpadded, bit for bit (it rounds each row
+   * on its own, whatever the batch). FastCpuOps is final: a proxy adds the buckets.
+   */
+  @Test
+  void fastCpuOpsPaddedGiveTheUnpaddedTokens() {
+    HfReference ref = new HfReference("tiny-opt");
+    io.github.optjava.backend.cpu.FastCpuOps fast = new io.github.optjava.backend.cpu.FastCpuOps(3);
+    List<Integer> graphBatches = new ArrayList<>();
+    io.github.optjava.backend.Ops bucketed = (io.github.optjava.backend.Ops) java.lang.reflect.Proxy.newProxyInstance(
+        io.github.optjava.backend.Ops.class.getClassLoader(), new Class<?>[] {io.github.optjava.backend.Ops.class},
+        (proxy, method, args) -> {
+          if (method.getName().equals("decodeBatchBucket")) {
+            return BatchBuckets.of((Integer) args[0]);
+          }
+          if (method.getName().equals("graphStep")) {
+            graphBatches.add((Integer) args[1]);
+          }
+          try {
+            return method.invoke(fast, args);
+          } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause();
+          }
+        });
+    io.github.optjava.backend.cpu.FastCpuOps plain = new io.github.optjava.backend.cpu.FastCpuOps(3);
+    try (OptModel a = ref.load(bucketed, null); OptModel b = ref.load(plain, null);
+        KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
+      int vocab = a.config().vocabSize();
+      List<OptModel.SeqStep> step = new ArrayList<>();
+      for (int s = 0; s < 3; s++) {
+        step.add(new OptModel.SeqStep(s, ints(ref.json.get("prompts").get(s).get("input_ids")), false));
+      }
+      float[][] pa = a.forward(step, ca);
+      float[][] pb = b.forward(step, cb);
+      int[] last = new int[3];
+      for (int s = 0; s < 3; s++) {
+        assertArrayEquals(pb[s], pa[s], "prefill sequence " + s);
+        last[s] = HfReference.argmax(pb[s], 0, vocab);
+      }
+      for (int t = 0; t < 8; t++) { // 3 sequences (padded to 4), then 2 (unpadded) from step 4 on
+        int n = t < 4 ? 3 : 2;
+        step = new ArrayList<>();
+        for (int s = 0; s < n; s++) {
+          step.add(new OptModel.SeqStep(s, new int[] {last[s]}, false));
+        }
+        double[] la = new double[n];
+        double[] lb = new double[n];
+        int[] x = a.greedyRows(step, ca, la);
+        int[] y = b.greedyRows(step, cb, lb);
+        assertArrayEquals(y, x, "step " + t + ": greedy tokens");
+        assertArrayEquals(lb, la, "step " + t + ": log-probs");
+        last = java.util.Arrays.copyOf(y, 3);
+      }
+      assertEquals(List.of(4, 4, 4, 4, 2, 2, 2, 2), graphBatches);
+    } finally {
+      fast.close();
+      plain.close();
+    }
+  }
 }
