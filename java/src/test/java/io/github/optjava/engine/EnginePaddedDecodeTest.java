@@ -43,16 +43,26 @@ class EnginePaddedDecodeTest {
   }
 
   private static List<List<Choice>> run(CpuOps ops, List<int[]> prompts, List<SamplingParams> params) {
+    return run(ops, prompts, params, 256, new long[1]);
+  }
+
+  /** {@code prompts} on a cache of {@code blocks} blocks of 4 tokens; {@code preemptions[0]}: the engine's count. */
+  private static List<List<Choice>> run(CpuOps ops, List<int[]> prompts, List<SamplingParams> params, int blocks,
+      long[] preemptions) {
     OptModel model = TinyOpt.model(ops);
-    try (model; Engine engine = new Engine(model, TinyOpt.tokenizer(), model.newCache(256, 4), 6, 128)) {
-      List<CompletableFuture<Completion>> futures = new ArrayList<>();
-      for (int i = 0; i < prompts.size(); i++) {
-        futures.add(engine.submit(prompts.get(i), params.get(i), null));
-      }
+    try (model; KvCache cache = model.newCache(blocks, 4)) {
       List<List<Choice>> out = new ArrayList<>();
-      for (CompletableFuture<Completion> f : futures) {
-        out.add(f.join().choices());
+      try (Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, 6, 128)) {
+        List<CompletableFuture<Completion>> futures = new ArrayList<>();
+        for (int i = 0; i < prompts.size(); i++) {
+          futures.add(engine.submit(prompts.get(i), params.get(i), null));
+        }
+        for (CompletableFuture<Completion> f : futures) {
+          out.add(f.join().choices());
+        }
+        preemptions[0] = engine.preemptions();
       }
+      assertEquals(cache.store().blocks(), cache.freeBlocks(), "every block back in the pool");
       return out;
     }
   }
@@ -81,6 +91,17 @@ class EnginePaddedDecodeTest {
     }
     assertTrue(bucketed.graphBatches.size() >= 2, "the batch size changed: " + bucketed.graphBatches);
     assertTrue(bucketed.paddedSteps.get() >= 5, "steps padded: " + bucketed.paddedSteps.get());
+
+    // A cache far too small: sequences are preempted and recomputed, and the padding block (a sequence's last
+    // resort) changes no token (how many are preempted depends on when the engine's thread sees the requests)
+    long[] plainPreemptions = new long[1];
+    long[] paddedPreemptions = new long[1];
+    BucketedOps tight = new BucketedOps();
+    plain = run(new CpuOps(), prompts, params, 24, plainPreemptions);
+    padded = run(tight, prompts, params, 24, paddedPreemptions);
+    SameChoices.assertSameChoices(plain, padded, "decode steps padded to buckets, a small cache");
+    assertTrue(paddedPreemptions[0] > 0, "the cache was too small: something must have been preempted");
+    assertTrue(tight.paddedSteps.get() >= 5, "steps padded: " + tight.paddedSteps.get());
   }
 
   /**
