@@ -18,8 +18,7 @@ package io.github.optjava.api;
  *                          beam search, which runs alone, counts its request as 1)
  * @param waiting           requests submitted and not yet admitted
  * @param preempted         sequences that gave back their KV-cache blocks and wait to be recomputed
- * @param kvCacheBlocksUsed KV-cache blocks held by sequences now (and, with CUDA batch buckets, the one block that
- *                          padding rows write to, held from the first padded step on)
+ * @param kvCacheBlocksUsed KV-cache blocks held by sequences now
  * @param kvCacheBlocksCached KV-cache blocks held by no sequence that keep a cached prefix for reuse (prefix
  *                          caching); they count as free: the pool takes them, least recently used first, when
  *                          it needs room
