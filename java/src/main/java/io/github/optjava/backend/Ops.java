@@ -180,9 +180,9 @@ public interface Ops extends AutoCloseable {
   /**
    * One token per row of {@code logits} (rows × vocab) drawn with {@link RowSampling}'s rules: softmax(row /
    * temperature[r]) after top-k ({@code topK[r] > 0}) and top-p ({@code topP[r] < 1}), with the uniform number
-   * uniform[r] in [0, 1); {@code logprobs[r]} (when not null) receives the token's log-probability under that distribution.
-   * A row with a NaN gives {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. Default: the logits
-   * read back and drawn on the host; a GPU draws where they are.
+   * uniform[r] in [0, 1); {@code logprobs[r]} (when not null) receives the token's log-probability under that
+   * distribution. A row with a NaN gives {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. Default:
+   * the logits read back and drawn on the host; a GPU draws where they are.
    */
   default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
       double[] logprobs) {

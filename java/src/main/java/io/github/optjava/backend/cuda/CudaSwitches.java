@@ -143,8 +143,9 @@ final class CudaSwitches {
    * 8, then multiples of 8), so that under continuous batching, where the batch size changes whenever a request joins
    * or leaves, a few graphs serve every size instead of one graph (and one step run op by op, one captured) per size.
    * A model of a busy server's batch sizes (scripts/dev/batch_buckets_sim.py, session 13) moved the replayed share of
-   * decode steps from 95–96 to 98.7 % and the graph keys from 35–39 to 10–11. Written in session 13 without a GPU; the padding itself is
-   * tested on the CPU (the same tokens as unpadded): off until the GPU tests (tag gpu-new-buckets) have passed.
+   * decode steps from 95–96 to 98.7 % and the graph keys from 35–39 to 10–11. Written in session 13 without a GPU;
+   * the padding itself is tested on the CPU (the same tokens as unpadded): off until the GPU tests (tag
+   * gpu-new-buckets) and device-check's row "engine: batch buckets" have passed.
    */
   static final boolean BATCH_BUCKETS = Boolean.getBoolean("opt.cuda.batchBuckets");
 
