@@ -174,25 +174,25 @@ public final class EngineFeaturesMain {
         boolean bucketsBefore = cuda.usesBatchBuckets();
         Result unpadded;
         Result padded;
-        int graphsUnpadded;
-        int graphsPadded;
+        long capturesUnpadded;
+        long capturesPadded;
         try {
           cuda.useBatchBuckets(false);
           batchRun(model, tokenizer, mixed.subList(0, 4), mixedParams.subList(0, 4), 4); // warm-up (JIT)
-          int g0 = cuda.graphCount();
+          long c0 = cuda.graphCaptures();
           unpadded = batchRun(model, tokenizer, mixed, mixedParams, o.requests);
-          graphsUnpadded = cuda.graphCount() - g0;
+          capturesUnpadded = cuda.graphCaptures() - c0;
           cuda.useBatchBuckets(true);
-          g0 = cuda.graphCount();
+          c0 = cuda.graphCaptures();
           padded = batchRun(model, tokenizer, mixed, mixedParams, o.requests);
-          graphsPadded = cuda.graphCount() - g0;
+          capturesPadded = cuda.graphCaptures() - c0;
         } finally {
           cuda.useBatchBuckets(bucketsBefore);
         }
         int sameLists = countSame(unpadded.tokens, padded.tokens);
         detail = String.format(Locale.ROOT, "%d requests (8-64 new tokens), at most %d at once: %.0f -> %.0f ms "
             + "(%.2fx), graphs captured %d -> %d, %d of %d token lists equal", mixed.size(), o.requests,
-            unpadded.burstMs, padded.burstMs, unpadded.burstMs / padded.burstMs, graphsUnpadded, graphsPadded,
+            unpadded.burstMs, padded.burstMs, unpadded.burstMs / padded.burstMs, capturesUnpadded, capturesPadded,
             sameLists, mixed.size());
         out.println("EngineFeaturesMain: batch buckets: " + detail);
         // the GEMMs see more rows when padded, so cuBLASLt may sum in another order and flip a near tie (the

@@ -103,6 +103,7 @@ public final class CudaOps implements Ops {
   private OpProfile profile; // -Dopt.cuda.profile=true only
   private GraphStepTimer stepTimer; // timeGraphSteps(true) only
   private long replays;
+  private long captures;
   private boolean launchedUnsynchronised; // a graph launched whose step has not been synchronised yet
   private boolean graphsBroken; // a capture failed: run eagerly from then on
   private final java.util.LinkedHashMap<StepGraph.Key, StepGraph> graphs =
@@ -1351,6 +1352,7 @@ public final class CudaOps implements Ops {
         throw new GraphStepFailedException("CUDA graph capture failed: " + errorString(st), null);
       }
       g.finishCapture(graph, exec);
+      captures++;
       forgetClosedStores();
       graphs.put(g.key, g);
       if (graphs.size() > MAX_GRAPHS) {
@@ -1692,6 +1694,11 @@ public final class CudaOps implements Ops {
   /** Decode-step graphs captured and kept (for tests and diagnostics). */
   public int graphCount() {
     return graphs.size();
+  }
+
+  /** Step graphs captured so far, including those dropped since (for tests and diagnostics). */
+  public long graphCaptures() {
+    return captures;
   }
 
   /** Graph launches so far, captures included (for tests and diagnostics). */
