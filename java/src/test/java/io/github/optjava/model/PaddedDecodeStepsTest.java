@@ -45,17 +45,7 @@ class PaddedDecodeStepsTest {
         KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
       int vocab = a.config().vocabSize();
       // three prompts (one prefill step: not padded), then decode steps at 3, then 2 sequences, then 3 again
-      List<OptModel.SeqStep> prefill = new ArrayList<>();
-      for (int s = 0; s < 3; s++) {
-        prefill.add(new OptModel.SeqStep(s, ints(ref.json.get("prompts").get(s).get("input_ids")), false));
-      }
-      float[][] pa = a.forward(prefill, ca);
-      float[][] pb = b.forward(prefill, cb);
-      int[] last = new int[3];
-      for (int s = 0; s < 3; s++) {
-        assertArrayEquals(pb[s], pa[s], "prefill sequence " + s);
-        last[s] = HfReference.argmax(pb[s], 0, vocab);
-      }
+      int[] last = prefillThree(ref, a, ca, b, cb);
       int freeAfterPrefill = ca.freeBlocks();
       java.util.Random r = new java.util.Random(3);
       for (int t = 0; t < 12; t++) {
@@ -221,17 +211,8 @@ class PaddedDecodeStepsTest {
     try (OptModel a = ref.load(bucketed, null); OptModel b = ref.load(plain, null);
         KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
       int vocab = a.config().vocabSize();
-      List<OptModel.SeqStep> step = new ArrayList<>();
-      for (int s = 0; s < 3; s++) {
-        step.add(new OptModel.SeqStep(s, ints(ref.json.get("prompts").get(s).get("input_ids")), false));
-      }
-      float[][] pa = a.forward(step, ca);
-      float[][] pb = b.forward(step, cb);
-      int[] last = new int[3];
-      for (int s = 0; s < 3; s++) {
-        assertArrayEquals(pb[s], pa[s], "prefill sequence " + s);
-        last[s] = HfReference.argmax(pb[s], 0, vocab);
-      }
+      int[] last = prefillThree(ref, a, ca, b, cb);
+      List<OptModel.SeqStep> step;
       for (int t = 0; t < 8; t++) { // 3 sequences (padded to 4), then 2 (unpadded) from step 4 on
         int n = t < 4 ? 3 : 2;
         step = new ArrayList<>();
@@ -251,5 +232,21 @@ class PaddedDecodeStepsTest {
       fast.close();
       plain.close();
     }
+  }
+
+  /** The fixture's first three prompts as one prefill step on both models (equal logits); their greedy next tokens. */
+  private static int[] prefillThree(HfReference ref, OptModel a, KvCache ca, OptModel b, KvCache cb) {
+    List<OptModel.SeqStep> prefill = new ArrayList<>();
+    for (int s = 0; s < 3; s++) {
+      prefill.add(new OptModel.SeqStep(s, ints(ref.json.get("prompts").get(s).get("input_ids")), false));
+    }
+    float[][] pa = a.forward(prefill, ca);
+    float[][] pb = b.forward(prefill, cb);
+    int[] last = new int[3];
+    for (int s = 0; s < 3; s++) {
+      assertArrayEquals(pb[s], pa[s], "prefill sequence " + s);
+      last[s] = HfReference.argmax(pb[s], 0, a.config().vocabSize());
+    }
+    return last;
   }
 }
