@@ -252,7 +252,7 @@ public final class EngineFeaturesMain {
     for (int r = 0; r < prompts.size(); r++) {
       blocks += (prompts.get(r).length + params.get(r).maxTokens()) / 16 + 2;
     }
-    KvCache cache = model.newCache(blocks + 1, 16); // + 1: the padding block
+    KvCache cache = model.newCache(blocks, 16);
     Engine engine = new Engine(model, tokenizer, cache, maxBatch, model.config().maxPositionEmbeddings(), 0, false, 0);
     try {
       long t0 = System.nanoTime();

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.optjava.backend.BatchBuckets;
-import io.github.optjava.backend.KvStore;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
@@ -21,25 +20,10 @@ import org.junit.jupiter.api.Test;
  */
 class PaddedDecodeStepsTest {
 
-  /** CpuOps that pads decode steps as CudaOps does with batch buckets on, and records the graph steps' sizes. */
-  static final class BucketedOps extends CpuOps {
-    final List<Integer> graphBatches = new ArrayList<>();
-
-    @Override
-    public int decodeBatchBucket(int n) {
-      return BatchBuckets.of(n);
-    }
-
-    @Override
-    public void graphStep(KvStore kv, int batch, int tokensPerSequence, int variant) {
-      graphBatches.add(batch);
-    }
-  }
-
   @Test
   void paddedDecodeStepsGiveTheUnpaddedResults() {
     HfReference ref = new HfReference("tiny-opt");
-    BucketedOps bucketed = new BucketedOps();
+    BucketedCpuOps bucketed = new BucketedCpuOps();
     CpuOps plain = new CpuOps();
     try (OptModel a = ref.load(bucketed, null); OptModel b = ref.load(plain, null);
         KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
@@ -122,7 +106,7 @@ class PaddedDecodeStepsTest {
   @Test
   void aCacheWithNoFreeBlockRunsTheStepUnpadded() {
     HfReference ref = new HfReference("tiny-opt");
-    BucketedOps bucketed = new BucketedOps();
+    BucketedCpuOps bucketed = new BucketedCpuOps();
     int[] prompt = ints(ref.json.get("prompts").get(0).get("input_ids"));
     try (OptModel a = ref.load(bucketed, null);
         KvCache cache = a.newCache(3 * ((prompt.length + 1 + 3) / 4), 4)) { // exactly three sequences' blocks
@@ -149,7 +133,7 @@ class PaddedDecodeStepsTest {
   @Test
   void stepsOfDraftsAndScoredStepsAreNotPadded() {
     HfReference ref = new HfReference("tiny-opt");
-    BucketedOps bucketed = new BucketedOps();
+    BucketedCpuOps bucketed = new BucketedCpuOps();
     CpuOps plain = new CpuOps();
     try (OptModel a = ref.load(bucketed, null); OptModel b = ref.load(plain, null);
         KvCache ca = HfReference.cache(bucketed, a.config()); KvCache cb = HfReference.cache(plain, b.config())) {
