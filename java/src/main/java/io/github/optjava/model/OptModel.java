@@ -389,127 +389,33 @@ public final class OptModel implements CausalLm {
     }
   }
 
-  /** {@code input}: where a later stage's hidden states come from (null: embed the tokens); {@code output}: where
-   * a stage before the last sends its own (null: compute the logits). */
+  /**
+   * One step: lays it out ({@link StepLayout}: rows, slots, block tables, graph step or not, padding rows), then runs
+   * the ops. {@code input}: where a later stage's hidden states come from (null: embed the tokens); {@code output}:
+   * where a stage before the last sends its own (null: compute the logits).
+   */
   private StepResult step(List<SeqStep> seqs, KvCache cache, java.util.function.Function<Mat, int[]> picker,
       StageIo input, StageIo output, int[][] scoreTokens) {
-    int n = seqs.size();
-    int hidden = config.hiddenSize();
     if (cache.store().width() != width) {
       throw new IllegalArgumentException("KV cache of width " + cache.store().width() + " for a model whose rank "
           + tp.rank() + " of " + tp.worldSize() + " keeps " + width + " (hidden / world): size it with kvWidth()");
     }
-    int[] queryStart = new int[n];
-    int[] queryCount = new int[n];
-    int[] contextLength = new int[n];
-    int[][] tables = new int[n][];
-    int total = 0;
-    int outRows = 0;
-    for (int s = 0; s < n; s++) {
-      SeqStep q = seqs.get(s);
-      int past = cache.length(q.seqId());
-      queryStart[s] = total;
-      queryCount[s] = q.newTokens().length;
-      contextLength[s] = past + queryCount[s];
-      if (contextLength[s] > config.maxPositionEmbeddings()) {
-        throw new IllegalArgumentException("sequence of " + contextLength[s] + " tokens exceeds the model's "
-            + config.maxPositionEmbeddings() + " positions");
-      }
-      tables[s] = cache.reserve(q.seqId(), contextLength[s]);
-      total += queryCount[s];
-      outRows += q.allLogits() ? queryCount[s] : 1;
+    boolean graphable = !tp.communicates() && stage.count() == 1;
+    StepLayout layout = StepLayout.plan(seqs, cache, config, ops, graphable, scoreTokens != null);
+    StepInputs in = new StepInputs(seqs, layout, input, output, scoreTokens);
+    if (!layout.graphStep()) {
+      return runOps(in, cache, picker);
     }
-    // A decode step (one new token per sequence, last logits only) repeats op for op at its batch size, so
-    // the backend may replay it as a CUDA graph; so does a step of drafts (every sequence the same number of new
-    // tokens, up to MAX_GRAPH_TOKENS, every row's logits, as prompt lookup feeds them), at its batch size and
-    // tokens per sequence. The block tables are padded (-1) to a power of two so that the attention kernel's
-    // table width stays the same for many steps (the graph's variant).
-    int perSeq = n > 0 ? queryCount[0] : 0;
-    for (int c : queryCount) {
-      perSeq = c == perSeq ? perSeq : -1;
+    ops.graphStep(cache.store(), layout.rows(), layout.tokensPerSequence(), layout.tableWidth());
+    StepResult r;
+    try {
+      r = runOps(in, cache, picker);
+    } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op
+      r = runOps(in, cache, picker);
     }
-    boolean drafts = perSeq > 1 && perSeq <= MAX_GRAPH_TOKENS && outRows == total && scoreTokens == null;
-    boolean decode = !tp.communicates() && stage.count() == 1 && n > 0
-        && ((total == n && outRows == n) || drafts);
-    int tableWidth = 1;
-    if (decode) {
-      for (int[] t : tables) {
-        tableWidth = Math.max(tableWidth, Integer.highestOneBit(Math.max(t.length, 1) * 2 - 1));
-      }
-      for (int s = 0; s < n; s++) {
-        if (tables[s].length < tableWidth) {
-          int[] padded = java.util.Arrays.copyOf(tables[s], tableWidth);
-          java.util.Arrays.fill(padded, tables[s].length, tableWidth, -1);
-          tables[s] = padded;
-        }
-      }
-    }
-    // A decode step padded to the batch size the backend's graphs are captured for (Ops.decodeBatchBucket): rows
-    // n.. are padding, each a one-token sequence (the pad token at position 0) whose key and value go to the cache's
-    // padding block, the only block it reads; their logits are computed and dropped.
-    int rows = n;
-    int paddingBlock = -1;
-    if (decode && perSeq == 1 && scoreTokens == null) {
-      int bucket = ops.decodeBatchBucket(n);
-      paddingBlock = bucket > n ? cache.paddingBlock() : -1;
-      if (paddingBlock >= 0) {
-        rows = bucket;
-        queryStart = java.util.Arrays.copyOf(queryStart, rows);
-        queryCount = java.util.Arrays.copyOf(queryCount, rows);
-        contextLength = java.util.Arrays.copyOf(contextLength, rows);
-        tables = java.util.Arrays.copyOf(tables, rows);
-        int[] padTable = new int[tableWidth];
-        java.util.Arrays.fill(padTable, -1);
-        padTable[0] = paddingBlock;
-        for (int s = n; s < rows; s++) {
-          queryStart[s] = total++;
-          queryCount[s] = 1;
-          contextLength[s] = 1;
-          tables[s] = padTable;
-          outRows++;
-        }
-      }
-    }
-    AttentionBatch batch = new AttentionBatch(queryStart, queryCount, contextLength, tables);
-    int[] ids = new int[total];
-    int[] positions = new int[total];
-    int[] slots = new int[total];
-    int[] outputRows = new int[outRows];
-    for (int s = 0, r = 0; s < n; s++) {
-      SeqStep q = seqs.get(s);
-      int past = contextLength[s] - queryCount[s];
-      for (int i = 0; i < queryCount[s]; i++) {
-        int t = queryStart[s] + i;
-        ids[t] = q.newTokens()[i];
-        positions[t] = past + i;
-        slots[t] = batch.slot(s, past + i, cache.blockSize());
-        if (q.allLogits() || i == queryCount[s] - 1) {
-          outputRows[r++] = t;
-        }
-      }
-    }
-    for (int s = n; s < rows; s++) { // padding rows (a decode step: one row each, every row's logits)
-      int t = queryStart[s];
-      ids[t] = config.padTokenId();
-      positions[t] = 0;
-      slots[t] = paddingBlock * cache.blockSize();
-      outputRows[t] = t;
-    }
-
-    StepInputs in = new StepInputs(seqs, batch, ids, positions, slots, outputRows, total, outRows, input, output,
-        scoreTokens);
-    if (decode) {
-      ops.graphStep(cache.store(), rows, perSeq, tableWidth);
-      StepResult r;
-      try {
-        r = runOps(in, cache, picker);
-      } catch (GraphStepFailedException e) { // nothing of the step ran: run it again, op by op
-        r = runOps(in, cache, picker);
-      }
-      // the padding rows' tokens are dropped (their logits: runOps returns the first n sequences' only)
-      return rows > n && r.argmax != null ? new StepResult(r.logits, java.util.Arrays.copyOf(r.argmax, n)) : r;
-    }
-    return runOps(in, cache, picker);
+    // the padding rows' tokens are dropped (their logits: runOps returns the first n sequences' only)
+    return layout.padded() && r.argmax != null
+        ? new StepResult(r.logits, java.util.Arrays.copyOf(r.argmax, seqs.size())) : r;
   }
 
   /**
@@ -592,20 +498,22 @@ public final class OptModel implements CausalLm {
   }
 
   /** What the ops of one step read, prepared by {@link #step}. */
-  private record StepInputs(List<SeqStep> seqs, AttentionBatch batch, int[] ids, int[] positions, int[] slots,
-      int[] outputRows, int total, int outRows, StageIo input, StageIo output, int[][] scoreTokens) {}
+  private record StepInputs(List<SeqStep> seqs, StepLayout layout, StageIo input, StageIo output,
+      int[][] scoreTokens) {}
 
-  /** The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax. */
-  /** {@code picker}: how the tokens are picked where the logits are (argmax, sampling), or null for the logits. */
+  /**
+   * The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax.
+   * {@code picker}: how the tokens are picked where the logits are (argmax, sampling), or null for the logits.
+   */
   private StepResult runOps(StepInputs in, KvCache cache, java.util.function.Function<Mat, int[]> picker) {
     List<SeqStep> seqs = in.seqs;
-    AttentionBatch batch = in.batch;
-    int[] ids = in.ids;
-    int[] positions = in.positions;
-    int[] slots = in.slots;
-    int[] outputRows = in.outputRows;
-    int total = in.total;
-    int outRows = in.outRows;
+    AttentionBatch batch = in.layout.batch();
+    int[] ids = in.layout.ids();
+    int[] positions = in.layout.positions();
+    int[] slots = in.layout.slots();
+    int[] outputRows = in.layout.outputRows();
+    int total = in.layout.total();
+    int outRows = in.layout.outRows();
     int n = seqs.size();
     int hidden = config.hiddenSize();
     int[] queryCount = batch.queryCount();
