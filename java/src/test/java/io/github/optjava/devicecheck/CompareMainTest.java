@@ -10,16 +10,13 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayOutputStream;
-import java.io.IOException;
 import java.io.InputStream;
 import java.io.PrintStream;
 import java.net.URISyntaxException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -128,35 +125,15 @@ class CompareMainTest {
   // ---- end to end with scripts/hf_peer.py (standard-library parts only) ----
 
   private static Path script() {
-    for (Path d = Path.of("").toAbsolutePath(); d != null; d = d.getParent()) {
-      Path s = d.resolve("scripts/hf_peer.py");
-      if (Files.isRegularFile(s)) {
-        return s;
-      }
-    }
-    return null;
+    return HfPeerScript.find();
   }
 
   private static boolean python3() {
-    try {
-      Process p = new ProcessBuilder("python3", "--version").redirectErrorStream(true).start();
-      return p.waitFor(20, TimeUnit.SECONDS) && p.exitValue() == 0;
-    } catch (IOException e) {
-      return false;
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-      return false;
-    }
+    return HfPeerScript.python3();
   }
 
   private static int python(Path script, String... args) throws Exception {
-    List<String> cmd = new ArrayList<>(List.of("python3", script.toString()));
-    cmd.addAll(List.of(args));
-    Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
-    byte[] output = p.getInputStream().readAllBytes();
-    assertTrue(p.waitFor(60, TimeUnit.SECONDS), "hf_peer.py timed out");
-    System.out.print(new String(output, StandardCharsets.UTF_8));
-    return p.exitValue();
+    return HfPeerScript.run(script, args);
   }
 
   @Test
