@@ -22,9 +22,10 @@ Sub-commands:
                                       (t(gen-len) - t(1)) / (gen-len - 1); medians over the repeats. --prefill-len runs
                                       first, batch sizes in the order given; each line is written when measured.
                                       --compiled: static cache + generate's torch.compile of the decode step (engine
-                                      hf-static-compiled; minutes of compilation; no prefill-only line; a failure is
-                                      printed and ends the run with exit 1). --copybw FILE adds copy_gbps and
-                                      roofline_fraction. Exit 1 if any measurement failed (the others are written).
+                                      hf-static-compiled; one StaticCache per batch size, reset before every call;
+                                      minutes of compilation; no prefill-only line; a failure is printed and ends the
+                                      run with exit 1). --copybw FILE adds copy_gbps and roofline_fraction. Exit 1 if
+                                      any measurement failed (the others are written).
   copybw   --out FILE                 device-to-device copy bandwidth through torch: a 1 GiB buffer copied 20 times
                                       after 3 warm-ups, CUDA events, median; GB/s (1e9) counting bytes read + written
                                       -> {"copy_gbps": ...}: the roofline denominator
@@ -42,8 +43,10 @@ Bench line fields (those of `opt bench --json`): date, commit, device, model ("o
 prompt_len, gen_len, engine, prefill_ms, prefill_tokens_per_s, decode_ms_per_token, tokens_per_s
 (batch * 1000 / decode_ms_per_token), peer_versions ("torch X transformers Y"); with --copybw copy_gbps and
 roofline_fraction; and attn, repeats, the per-repeat timings (*_runs), new_tokens_checked, peak_gpu_mib; with
---compiled compiled_call and compile_counts_timed (Dynamo graphs compiled, CUDA graphs skipped and re-recorded
-inside the timed calls: all 0 when the timings are those of the replayed compiled decode).
+--compiled compiled_call, static_cache_reused (one StaticCache passed to every generate() of the batch size, false
+where this transformers refused it and generate() made its own per call) and compile_counts_timed (Dynamo graphs
+compiled, CUDA graphs skipped and re-recorded inside the timed calls: all 0 when the timings are those of the
+replayed compiled decode).
 
 Result directory format (hf.json written here, ours.json by io.github.optjava.devicecheck.CompareMain):
   {"peer": ..., "vocab_size": V, "new_tokens": N, "prompts": [{"name", "input_ids", "logits_file",
@@ -669,7 +672,23 @@ def cmd_bench(args):
     params = inspect.signature(model.forward).parameters
     keep = {"logits_to_keep": 1} if "logits_to_keep" in params else (
         {"num_logits_to_keep": 1} if "num_logits_to_keep" in params else {})
-    gen_extra = {"cache_implementation": "static"} if args.compiled else {}
+    # --compiled: with cache_implementation="static", transformers 5.x's generate() allocates a new StaticCache in
+    # every call (PR #47731 stopped keeping it in model._cache), so the cache tensors move and torch >= 2.10's
+    # cudagraph trees re-record the decode graph inside the timed call (mark_static_address no longer guards the
+    # address: no recompile, a re-recording instead). One StaticCache per batch size, passed as past_key_values and
+    # reset in place before every call, keeps its tensors at one address from the warm-up to the last timed call.
+    # generate() takes a user cache as is (no cache_implementation with it: that is a ValueError) and compiles the
+    # decode step for any compileable cache that is not a DynamicCache (_valid_auto_compile_criteria).
+    static_cache = None  # the batch size's reused cache; None: generate() makes its own (eager, or the fallback)
+
+    def new_static_cache(batch):
+        """A StaticCache for prompt-len + gen-len positions: generate(N) needs prompt + N - 1 (its own cache's size),
+        one spare slot costs a masked attention column and keeps an off-by-one in any version from overflowing it.
+        max_batch_size / device / dtype are what transformers < 4.56 required; later versions size the layers from
+        the first (eager) prefill and take them as ignored **kwargs."""
+        from transformers import StaticCache
+        return StaticCache(config=model.config, max_cache_len=args.prompt_len + args.gen_len, max_batch_size=batch,
+                           device=dev, dtype=torch.float16)
 
     def timed(fn):
         torch.cuda.synchronize()
@@ -690,15 +709,23 @@ def cmd_bench(args):
 
     def generate(ids, mask, n):
         """Greedy, exactly n new tokens per sequence: min_new_tokens = max_new_tokens keeps EOS from ending any
-        sequence early (the count is checked on the output)."""
+        sequence early (the count is checked on the output). The reused cache is emptied first (reset() zeroes the
+        keys, values and write position in place; generate() reads the past length from it, so a stale one would
+        skip the prompt): a per-call constant, as generate's own zeroed cache is, that cancels in t(N) - t(1)."""
+        if static_cache is not None:
+            static_cache.reset()
+            cache = {"past_key_values": static_cache}
+        else:
+            cache = {"cache_implementation": "static"} if args.compiled else {}
         return model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=n, min_new_tokens=n,
-                              do_sample=False, num_beams=1, pad_token_id=1, use_cache=True, **gen_extra)
+                              do_sample=False, num_beams=1, pad_token_id=1, use_cache=True, **cache)
 
     def compile_counts():
         """This process's torch.compile counters so far (None where this torch lacks one): graphs Dynamo compiled,
         CUDA graphs skipped (Inductor then runs without them), and CUDA graphs re-recorded because a static input
-        moved. generate() allocates a new StaticCache every call; torch >= 2.10 no longer guards
-        mark_static_address'ed tensors (no recompile), so a cache at a new address costs a re-recording instead."""
+        moved. generate()'s own StaticCache is a new one every call; torch >= 2.10 no longer guards
+        mark_static_address'ed tensors (no recompile), so a cache at a new address costs a re-recording instead
+        (hence the reused cache: the re-recordings counted here should be those of the warm-up only)."""
         c = {"dynamo_graphs": None, "cudagraph_skips": None, "cudagraph_rerecords": None}
         try:
             from torch._dynamo.utils import counters
@@ -762,12 +789,34 @@ def cmd_bench(args):
                 prefill(ids, mask)  # warm-up: cuBLAS handles and algorithms, allocator, kernels of this shape
                 if args.compiled:  # compilation (decode steps, CUDA graphs) happens in these calls
                     t_c = time.perf_counter()
-                    for _ in range(2):
+                    try:
+                        static_cache = new_static_cache(b)
+                    except (TypeError, ValueError) as e:  # this StaticCache's constructor differs
+                        log(f"batch {b}: no reusable StaticCache ({type(e).__name__}: {str(e)[:200]}); generate() "
+                            "makes its own per call (the timed calls may re-record their CUDA graphs)")
+                    try:
+                        generate(ids, mask, args.gen_len)  # the first call that hands generate() the cache
+                    except (TypeError, ValueError) as e:
+                        if static_cache is None:
+                            raise
+                        static_cache = None
+                        log(f"batch {b}: generate() refused the reused StaticCache ({type(e).__name__}: "
+                            f"{str(e)[:200]}); generate() makes its own per call (the timed calls may re-record "
+                            "their CUDA graphs)")
                         generate(ids, mask, args.gen_len)
+                    # The decode step runs only in generate(N): generate(1) is the prefill and one token, eager.
+                    # Its first steps compile, warm up and record the CUDA graph; the second call replays it.
+                    generate(ids, mask, args.gen_len)
                     generate(ids, mask, 1)
+                    if static_cache is not None and getattr(static_cache, "is_initialized", True) is False:
+                        # generate() ran without writing to it: it did not use the cache it was given
+                        log(f"batch {b}: WARNING generate() left the passed StaticCache empty; it is not counted "
+                            "as reused")
+                        static_cache = None
                     cc0 = compile_counts()
                     log(f"batch {b}: compiled warm-up {time.perf_counter() - t_c:.1f} s, compiled call present: "
-                        f"{getattr(model, '_compiled_call', None) is not None}, {cc0}")
+                        f"{getattr(model, '_compiled_call', None) is not None}, StaticCache reused: "
+                        f"{static_cache is not None}, {cc0}")
                     # generate() sets model._compiled_call (PreTrainedModel.get_compiled_call) only when its
                     # _valid_auto_compile_criteria hold; without it (or without any Dynamo graph) the decode is eager
                     if getattr(model, "_compiled_call", None) is None:
@@ -804,6 +853,7 @@ def cmd_bench(args):
                       "decode_ms_per_token_runs": [r3(x) for x in dec],
                       "peak_gpu_mib": torch.cuda.max_memory_allocated() >> 20,
                       **({"compiled_call": getattr(model, "_compiled_call", None) is not None,
+                          "static_cache_reused": static_cache is not None,
                           "compile_counts_timed": timed_cc} if args.compiled else {})})
             except Exception as e:  # noqa: BLE001 - say why, go on (eager) or stop (compiled)
                 traceback.print_exc()
@@ -813,7 +863,7 @@ def cmd_bench(args):
                     log("static cache + torch.compile does not work here as used; no more compiled runs")
                     break
             finally:
-                ids = mask = out1 = outn = None
+                ids = mask = out1 = outn = static_cache = None  # this batch size's cache is not the next one's
                 torch.cuda.empty_cache()
     del model
     gc.collect()
