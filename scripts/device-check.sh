@@ -51,6 +51,7 @@ declare -a rows=()
 failed=0
 # Each row starts with the seconds since the start when it was recorded (where a run's time went).
 row() { rows+=("$(printf '%4ss %-28s %-8s %s' "$SECONDS" "$1" "$2" "$3")"); [ "$2" = FAIL ] && failed=1; return 0; }
+summary_printed=0 # set just before the summary is printed; the EXIT trap prints the rows when a signal came first
 # Seconds a step may take: its own cap, but never past the budget minus what later steps reserve.
 # At least 1 (`timeout 0` would mean no limit at all).
 cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$l; [ "$c" -lt 1 ] && c=1; echo "$c"; }
@@ -69,9 +70,22 @@ collect_logs() {
       echo
     done
   done > "$OUT/logs.txt" 2>/dev/null
+  # the rows so far, last: kept even when the call's time limit kills the script before its summary
+  { echo "===== summary rows so far (${SECONDS}s) ====="; printf '%s\n' ${rows[@]+"${rows[@]}"}; } >> "$OUT/logs.txt"
   return 0
 }
-trap collect_logs EXIT
+# A run cut short by the device's time limit (SIGTERM: bash still runs this trap) would otherwise print no summary,
+# and the rows (what passed, where the time went) would be lost; logs.txt keeps them too.
+on_exit() {
+  collect_logs
+  if [ "$summary_printed" != 1 ]; then
+    echo
+    echo "== device-check summary: CUT SHORT at ${SECONDS}s of ${budget}s (a signal or an early exit; the step running then has no row) =="
+    printf '%s\n' ${rows[@]+"${rows[@]}"}
+  fi
+  return 0
+}
+trap on_exit EXIT
 
 # 1. Host facts (docs/gpu-host.md is written from these).
 {
@@ -103,7 +117,7 @@ if [ -z "$java_bin" ] && [ -f "$bundle/jre.txz" ]; then
 fi
 if [ -z "$java_bin" ]; then
   row "java" "FAIL" "no Java 17+ and no $bundle/jre.txz (run scripts/gpu-bundle.sh and carry target/gpu-bundle)"
-  printf '%s\n' "${rows[@]}"; exit 1
+  summary_printed=1; printf '%s\n' "${rows[@]}"; exit 1
 fi
 row "java" "ok" "$("$java_bin" -version 2>&1 | head -1)"
 
@@ -704,6 +718,7 @@ done
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done
+summary_printed=1
 echo "== device-check summary ($(date -u +%F), commit ${OPT_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo '?')}, ${SECONDS}s) =="
 printf '%s\n' "${rows[@]}"
 [ $rc -eq 0 ] && [ $failed -eq 0 ]
