@@ -150,11 +150,17 @@ done
 # Symbols the preset's JNI cuBLAS needs that this cuBLAS lacks (the 13.3 preset vs a 13.0 runtime).
 if command -v nm >/dev/null 2>&1 && [ -d "$bundle/lib" ]; then
   tmp="$(mktemp -d)"
-  unzip -q -o "$bundle"/lib/cuda-*-linux-x86_64.jar 'org/bytedeco/cuda/linux-x86_64/libjnicublas.so' -d "$tmp" 2>/dev/null
+  # (session 11's host printed no row here: it may lack unzip; Python's zipfile does the same)
+  unzip -q -o "$bundle"/lib/cuda-*-linux-x86_64.jar 'org/bytedeco/cuda/linux-x86_64/libjnicublas.so' -d "$tmp" 2>/dev/null \
+    || python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract(sys.argv[2], sys.argv[3])' \
+         "$(ls "$bundle"/lib/cuda-*-linux-x86_64.jar | head -1)" org/bytedeco/cuda/linux-x86_64/libjnicublas.so "$tmp" 2>/dev/null
   cub="$(IFS=:; for d in $libdirs; do ls "$d"/libcublas.so.13 "$d"/libcublasLt.so.13 2>/dev/null; done)"
   if [ -f "$tmp/org/bytedeco/cuda/linux-x86_64/libjnicublas.so" ] && [ -n "$cub" ]; then
-    nm -D --undefined-only "$tmp/org/bytedeco/cuda/linux-x86_64/libjnicublas.so" | awk '{print $2}' | grep -i cublas | sort -u > "$tmp/need"
-    for f in $cub; do nm -D --defined-only "$f" | awk '{print $3}'; done | sort -u > "$tmp/have"
+    # nm (binutils >= 2.35) prints version suffixes: "X@libcublas.so.13" where needed, "X@@libcublas.so.13" where
+    # defined; compared with them, every symbol would count as missing
+    nm -D --undefined-only "$tmp/org/bytedeco/cuda/linux-x86_64/libjnicublas.so" | awk '{print $2}' | grep -i cublas \
+      | sed 's/@.*//' | sort -u > "$tmp/need"
+    for f in $cub; do nm -D --defined-only "$f" | awk '{print $3}'; done | sed 's/@.*//' | sort -u > "$tmp/have"
     comm -23 "$tmp/need" "$tmp/have" > "$W/cublas-missing-symbols.txt"
     row "cublas symbols" "info" "$(wc -l < "$W/cublas-missing-symbols.txt") preset symbols missing (never call those)"
   fi
