@@ -471,6 +471,13 @@ else
   erc=$?
   if [ -s "$W/engine_rows.tsv" ]; then
     while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$W/engine_rows.tsv"
+    # EngineFeaturesMain writes its rows before the batch-bucket run too: a time limit there would leave that row
+    # out with nothing saying so
+    case "$erc" in
+      0) ;;
+      124|137) row "engine features" "info" "timed out at ${SECONDS}s: the features after the last row did not finish" ;;
+      *) row "engine features" "FAIL" "exit $erc after its rows above: $(grep -m1 -E 'Exception|Error' "$W/engine_features.log" | cut -c1-80)" ;;
+    esac
   else
     row "engine features" "FAIL" "exit $erc: $(grep -m1 -E 'Exception|Error' "$W/engine_features.log" | cut -c1-100)"
   fi
