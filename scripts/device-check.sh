@@ -648,7 +648,8 @@ if [ "$peer_only" = 1 ]; then
   # where a batch-32 step's GPU time goes (the target's batch; no ncu table of it so far), if time is left
   ncu_run decode-b32 1.3b 32
 elif [ "$quick" = 1 ]; then
-  variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
+  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 11)
+  variant_run "opt-1.3b decode" 80 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
@@ -663,7 +664,9 @@ elif [ "$quick" = 1 ]; then
 else
   # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
   # hold what is still open, so that the budget reaches the comparison table (6.7b and 125m against HF).
-  variant_run "opt-1.3b decode" 100 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
+  # Cap: up to 11 variants (6 when the cap of 100 was set; session 12 added 5) at ~8.5 s each for 4 batch sizes (session
+  # 11: ~10 s at 5) + ~5 s to start: ~100 s, so 100 would cut the last, all-new-kernels variant.
+  variant_run "opt-1.3b decode" 125 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
   variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
@@ -676,7 +679,9 @@ else
   ncu_run decode-b1 1.3b 1
   l2_run
   # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
-  variant_run "opt-6.7b decode" 100 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
+  # Cap: up to 9 variants (4 when the cap of 100 was set) at ~9.5 s each for batch 1 and 32 (session 11) + the 13 GB
+  # build: ~105 s.
+  variant_run "opt-6.7b decode" 125 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   # the flagged decode kernels one by one (the split gemv, the grouped attention; ≤ 90 s; after the 6.7b variants,
   # which decide more)
