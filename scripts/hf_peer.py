@@ -1047,6 +1047,20 @@ def cmd_benchtable(args):
                              f"HF {fms(h and h.get('prefill_ms'))} ms")
             if parts:
                 rows.append((f"speed {m} b1" if b1 else f"speed {m}", "info", "; ".join(parts)))
+            # HF's static cache + torch.compile (#5's batch-32 target is against it): ours against it per batch, and
+            # whether its timed calls compiled or re-recorded CUDA graphs (then its decode ms include that)
+            for k in [k for k in keys if k[0] == m and k[2] > 0 and "hf-static-compiled" in (hf.get(k) or {})]:
+                o, h = ours.get(k), hf[k]["hf-static-compiled"]
+                od, hd = (num(o.get("decode_ms_per_token")) if o else None), num(h.get("decode_ms_per_token"))
+                speed = "-"
+                if od and hd:
+                    speed = f"{hd / od:.2f}× faster" if hd >= od else f"{od / hd:.2f}× slower"
+                cc = h.get("compile_counts_timed")
+                dirty = {n: v for n, v in cc.items() if v} if isinstance(cc, dict) else None
+                note = ("compiled/re-recorded in its timed calls: " + (
+                    "nothing" if dirty == {} else f"{dirty} (its decode ms include that)" if dirty else "not recorded"))
+                rows.append((f"speed {m} b{k[3]} vs HF compiled", "info",
+                             f"ours {fms(od)} ms/tok, HF static+compiled {fms(hd)} ms/tok, {speed}; {note}"))
         for m in sorted({k[0] for k in variants}, key=model_order):
             best = []
             for k in sorted(k for k in variants if k[0] == m):
