@@ -1056,9 +1056,14 @@ def cmd_benchtable(args):
                 if od and hd:
                     speed = f"{hd / od:.2f}× faster" if hd >= od else f"{od / hd:.2f}× slower"
                 cc = h.get("compile_counts_timed")
-                dirty = {n: v for n, v in cc.items() if v} if isinstance(cc, dict) else None
-                note = ("compiled/re-recorded in its timed calls: " + (
-                    "nothing" if dirty == {} else f"{dirty} (its decode ms include that)" if dirty else "not recorded"))
+                if isinstance(cc, dict) and cc:
+                    dirty = {n: v for n, v in cc.items() if v}  # a counter this torch lacks is None: unknown
+                    unknown = sorted(n for n, v in cc.items() if v is None)
+                    note = "compiled/re-recorded in its timed calls: " + (
+                        f"{dirty} (its decode ms include that)" if dirty else "nothing") + (
+                        f"; not counted: {', '.join(unknown)}" if unknown else "")
+                else:
+                    note = "compile counts of its timed calls not recorded"
                 rows.append((f"speed {m} b{k[3]} vs HF compiled", "info",
                              f"ours {fms(od)} ms/tok, HF static+compiled {fms(hd)} ms/tok, {speed}; {note}"))
         for m in sorted({k[0] for k in variants}, key=model_order):
