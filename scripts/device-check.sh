@@ -232,7 +232,7 @@ fi
 if [ -z "$pid_nvcc" ]; then
   row "check_ops (kernels)" "skip" "no nvcc on PATH or in /usr/local/cuda/bin"
 elif ! wait "$pid_nvcc" || [ ! -x target/check_ops ]; then
-  row "check_ops (kernels)" "FAIL" "nvcc build failed: $(grep -m1 -iE 'error|timeout' "$OUT/check_ops.log" | cut -c1-110)"
+  row "check_ops (kernels)" "FAIL" "nvcc build failed: $(grep -m1 -iE 'error|timeout|terminated|killed' "$OUT/check_ops.log" | cut -c1-110)"
 elif [ "$(cap 90)" -lt 20 ]; then
   row "check_ops (kernels)" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
 else
