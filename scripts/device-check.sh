@@ -668,24 +668,24 @@ else
   # 11: ~10 s at 5) + ~5 s to start: ~100 s, so 100 would cut the last, all-new-kernels variant.
   variant_run "opt-1.3b decode" 125 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
-  int8_run
-  variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-    --variants "default;attention=tc"
-
-  #           shape  full  b1  ours  HF  prefill
-  speed_shape 1.3b     90   55  100  100   50
-
-  # ncu before the 6.7b model build (session 8: the per-kernel times are what the next kernel work needs most).
-  ncu_run decode-b1 1.3b 1
-  l2_run
-  # The 6.7b variants after the 1.3b comparison with HF (a 13 GB model build each).
+  # Proposal (pre-mortem review, session 14): the plan's first item is the split gemv at 1.3b AND 6.7b batch 1, so
+  # the 6.7b variants come next, then int8 (item 2) and the ncu tables; the 1.3b comparison with HF and the prefill
+  # variants (both measured in session 11, and the second planned call, peer-only or quick, runs the 1.3b comparison
+  # again) come after them. At budget 500 with ~200 s spent before step 8, the old order ran out before the 6.7b
+  # variants and both ncu tables.
   # Cap: up to 9 variants (4 when the cap of 100 was set) at ~9.5 s each for batch 1 and 32 (session 11) + the 13 GB
   # build: ~105 s.
   variant_run "opt-6.7b decode" 125 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
-  # the flagged decode kernels one by one (the split gemv, the grouped attention; ≤ 90 s; after the 6.7b variants,
-  # which decide more)
+  int8_run
+  ncu_run decode-b1 1.3b 1
+  # the flagged decode kernels together (the split gemv, the grouped attention, the vector norm): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
+  l2_run
+  #           shape  full  b1  ours  HF  prefill
+  speed_shape 1.3b     90   55  100  100   50
+  variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
+    --variants "default;attention=tc"
   # batch 32 (issue #5: ≥ 1.5× HF's best mode there): 3.4 ms per step against a 1.3 ms byte floor in session 11,
   # and no profile of it since session 7
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
