@@ -680,7 +680,7 @@ else
   # 11: ~10 s at 5) + ~5 s to start: ~100 s, so 100 would cut the last, all-new-kernels variant.
   variant_run "opt-1.3b decode" 125 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
     --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
-  # Proposal (pre-mortem review, session 14): the plan's first item is the split gemv at 1.3b AND 6.7b batch 1, so
+  # Order (session 14's pre-mortem review): the plan's first item is the split gemv at 1.3b AND 6.7b batch 1, so
   # the 6.7b variants come next, then int8 (item 2) and the ncu tables; the 1.3b comparison with HF and the prefill
   # variants (both measured in session 11, and the second planned call, peer-only or quick, runs the 1.3b comparison
   # again) come after them. At budget 500 with ~200 s spent before step 8, the old order ran out before the 6.7b

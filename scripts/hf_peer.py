@@ -1064,6 +1064,9 @@ def cmd_benchtable(args):
                         f"; not counted: {', '.join(unknown)}" if unknown else "")
                 else:
                     note = "compile counts of its timed calls not recorded"
+                reused = h.get("static_cache_reused")  # one StaticCache for all its calls (session 14)
+                if reused is not None:
+                    note += f"; StaticCache reused: {'yes' if reused else 'no (generate made its own per call)'}"
                 rows.append((f"speed {m} b{k[3]} vs HF compiled", "info",
                              f"ours {fms(od)} ms/tok, HF static+compiled {fms(hd)} ms/tok, {speed}; {note}"))
         for m in sorted({k[0] for k in variants}, key=model_order):

@@ -42,7 +42,7 @@ class BenchTableTest {
   private static String compiledB32(double decodeMs, int rerecords) {
     return "{\"model\":\"opt-1.3b\",\"batch\":32,\"prompt_len\":128,\"gen_len\":128,\"engine\":\"hf-static-compiled\","
         + "\"prefill_ms\":26.0,\"decode_ms_per_token\":" + decodeMs + ",\"compile_counts_timed\":{\"dynamo_graphs\":0,"
-        + "\"cudagraph_skips\":0,\"cudagraph_rerecords\":" + rerecords + "}}";
+        + "\"cudagraph_skips\":0,\"cudagraph_rerecords\":" + rerecords + "},\"static_cache_reused\":true}";
   }
 
   /** benchtable over these lines: the summary rows by name (their detail), after checking the exit status. */
@@ -76,6 +76,8 @@ class BenchTableTest {
     String prefill = rows.get("target prefill/GEMM opt-1.3b");
     assertTrue(prefill.startsWith("info\tmet: 2047 tokens: "), prefill);
     assertTrue(rows.get("speed opt-1.3b b1").contains("8.76× faster"), rows.toString());
+    String compiled = rows.get("speed opt-1.3b b32 vs HF compiled");
+    assertTrue(compiled.contains("re-recorded in its timed calls: nothing; StaticCache reused: yes"), compiled);
 
     String t = table.toString();
     assertTrue(t.contains("== issue #5's targets"), t);
