@@ -250,15 +250,26 @@ public record OptConfig(
     }
   }
 
-  /** Names the head counts next to a rejected one that do divide the hidden size. */
+  /**
+   * Names the head counts next to a rejected one that do divide the hidden size. Divisors come in pairs
+   * (d, hidden / d) with d <= sqrt(hidden), so this takes at most ~46k steps: a linear scan from the head
+   * count took billions for a hostile config (a prime hidden_size, or num_attention_heads 2147483647, where
+   * heads + 1 overflowed and the scan ran up from Integer.MIN_VALUE).
+   */
   private static String nearestDivisors(int hidden, int heads) {
-    int below = 0;
-    for (int d = Math.min(heads, hidden); d >= 1 && below == 0; d--) {
-      below = hidden % d == 0 ? d : 0;
-    }
+    int below = 1;
     int above = 0;
-    for (int d = heads + 1; d <= hidden && above == 0; d++) {
-      above = hidden % d == 0 ? d : 0;
+    for (int d = 1; (long) d * d <= hidden; d++) {
+      if (hidden % d == 0) {
+        for (int c : new int[] {d, hidden / d}) {
+          if (c <= heads && c > below) {
+            below = c;
+          }
+          if (c > heads && (above == 0 || c < above)) {
+            above = c;
+          }
+        }
+      }
     }
     return above == 0
         ? "the largest head count that divides it is " + below

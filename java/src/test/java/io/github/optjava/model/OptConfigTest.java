@@ -3,6 +3,7 @@ package io.github.optjava.model;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -12,6 +13,7 @@ import io.github.optjava.checkpoint.SafetensorsTestFiles;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.util.Optional;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -130,6 +132,18 @@ class OptConfigTest {
     rejected(minimal().put("num_attention_heads", 5), "num_attention_heads 5 does not divide hidden_size 64",
         "4 and 8");
     rejected(minimal().put("num_attention_heads", 100), "largest head count that divides it is 64");
+  }
+
+  @Test
+  void hostileHeadCountsAreRejectedQuickly() throws IOException {
+    // Found by fuzzing: the divisor hint scanned linearly from heads + 1, which overflowed for the largest int
+    // (billions of steps, then "-64" as a suggestion), and took billions of steps for a prime hidden_size too.
+    assertTimeoutPreemptively(Duration.ofSeconds(5), () -> {
+      rejected(minimal().put("num_attention_heads", Integer.MAX_VALUE),
+          "num_attention_heads 2147483647 does not divide hidden_size 64", "largest head count that divides it is 64");
+      rejected(minimal().put("hidden_size", Integer.MAX_VALUE).put("num_attention_heads", 2),
+          "the nearest head counts that divide it are 1 and 2147483647");
+    });
   }
 
   @Test
