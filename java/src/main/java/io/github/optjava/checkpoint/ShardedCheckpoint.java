@@ -3,6 +3,7 @@ package io.github.optjava.checkpoint;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.NoSuchFileException;
@@ -92,6 +93,10 @@ public final class ShardedCheckpoint implements Checkpoint {
       throw new CheckpointException(indexJson + ": file does not exist", e);
     } catch (JsonProcessingException e) {
       throw new CheckpointException(indexJson + ": not valid JSON (" + e.getOriginalMessage() + ")", e);
+    } catch (CharacterCodingException e) {
+      // Files.readString's MalformedInputException would otherwise read as an I/O failure ("cannot read").
+      throw new CheckpointException(indexJson + ": not valid UTF-8 text: not a sharded-checkpoint index, or a "
+          + "corrupted one (download it again)", e);
     } catch (IOException e) {
       throw new CheckpointException(indexJson + ": cannot read: " + e, e);
     }

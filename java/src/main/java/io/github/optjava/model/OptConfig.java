@@ -7,6 +7,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
 import java.io.IOException;
+import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -153,6 +154,10 @@ public record OptConfig(
     String text;
     try {
       text = Files.readString(file);
+    } catch (CharacterCodingException e) {
+      // Files.readString's MalformedInputException would otherwise read as an I/O failure ("cannot read").
+      throw new CheckpointException(file + ": not valid UTF-8 text: not a config.json, or a corrupted one "
+          + "(download it again)", e);
     } catch (IOException e) {
       throw new CheckpointException(file + ": cannot read: " + e, e);
     }

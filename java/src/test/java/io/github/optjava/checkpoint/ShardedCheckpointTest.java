@@ -124,6 +124,9 @@ class ShardedCheckpointTest {
     assertRejected(file, "tensor 'x'", "must be a shard file name");
     Files.writeString(file, "not json");
     assertRejected(file, "not valid JSON");
+    // Found by fuzzing: invalid UTF-8 read as "cannot read: java.nio.charset.MalformedInputException: ...".
+    Files.write(file, new byte[] {'{', '"', (byte) 0xff, '"', ':', '1', '}'});
+    assertRejected(file, "not valid UTF-8 text", "not a sharded-checkpoint index");
     assertRejected(tmp.resolve("absent.index.json"), "does not exist");
   }
 

@@ -135,6 +135,15 @@ class OptConfigTest {
   }
 
   @Test
+  void invalidUtf8IsNamedAsSuch() throws IOException {
+    // Found by fuzzing: this read as "cannot read: java.nio.charset.MalformedInputException: Input length = 1".
+    Files.write(tmp.resolve("config.json"), new byte[] {'{', '"', (byte) 0xc3, '"', ':', '1', '}'});
+    CheckpointException e = assertThrows(CheckpointException.class, () -> OptConfig.load(tmp));
+    assertTrue(e.getMessage().contains("config.json: not valid UTF-8 text"), e.getMessage());
+    assertFalse(e.getMessage().contains("Exception"), e.getMessage());
+  }
+
+  @Test
   void hostileHeadCountsAreRejectedQuickly() throws IOException {
     // Found by fuzzing: the divisor hint scanned linearly from heads + 1, which overflowed for the largest int
     // (billions of steps, then "-64" as a suggestion), and took billions of steps for a prime hidden_size too.
