@@ -121,14 +121,15 @@ final class SafetensorsHeader {
     }
     for (Map.Entry<String, JsonNode> e : node.properties()) {
       if (!e.getValue().isTextual()) {
-        throw fail(file, "__metadata__ entry '" + e.getKey() + "' must be a string, found " + e.getValue());
+        throw fail(file, "__metadata__ entry " + PickleValue.quote(e.getKey()) + " must be a string, found "
+            + shown(e.getValue()));
       }
       out.put(e.getKey(), e.getValue().textValue());
     }
   }
 
   private static Entry readEntry(String file, String name, JsonNode node, long dataSize) {
-    String where = file + ": tensor '" + name + "'";
+    String where = file + ": tensor " + PickleValue.quote(name);
     if (name.isEmpty()) {
       throw new CheckpointException(file + ": a tensor has an empty name");
     }
@@ -139,7 +140,7 @@ final class SafetensorsHeader {
     for (Map.Entry<String, JsonNode> field : node.properties()) {
       String f = field.getKey();
       if (!ENTRY_FIELDS.contains(f)) {
-        throw new CheckpointException(where + ": unknown field '" + f
+        throw new CheckpointException(where + ": unknown field " + PickleValue.quote(f)
             + "' (a safetensors tensor has only dtype, shape and data_offsets)");
       }
     }
@@ -173,7 +174,7 @@ final class SafetensorsHeader {
 
   private static DType readDtype(String where, JsonNode node) {
     if (node == null || !node.isTextual()) {
-      throw new CheckpointException(where + ": dtype is " + (node == null ? "missing" : "not a string: " + node));
+      throw new CheckpointException(where + ": dtype is " + (node == null ? "missing" : "not a string: " + shown(node)));
     }
     try {
       return DType.fromSafetensors(node.textValue());
@@ -189,13 +190,18 @@ final class SafetensorsHeader {
     }
     if (!node.isArray() || (length >= 0 && node.size() != length)) {
       throw new CheckpointException(where + ": " + field + " must be an array of "
-          + (length >= 0 ? length + " " : "") + "non-negative integers, found " + node);
+          + (length >= 0 ? length + " " : "") + "non-negative integers, found " + shown(node));
+    }
+    if (node.size() > PytorchTensorRef.MAX_DIMS) {
+      throw new CheckpointException(where + ": " + field + " has " + node.size() + " entries; a tensor has at most "
+          + PytorchTensorRef.MAX_DIMS + " dimensions: the header is corrupted");
     }
     long[] out = new long[node.size()];
     for (int i = 0; i < out.length; i++) {
       JsonNode v = node.get(i);
       if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < 0) {
-        throw new CheckpointException(where + ": " + field + " must hold non-negative integers, found " + node);
+        throw new CheckpointException(where + ": " + field + " must hold non-negative integers, found "
+            + shown(node));
       }
       out[i] = v.longValue();
     }
@@ -210,12 +216,21 @@ final class SafetensorsHeader {
         continue;
       }
       if (previous != null && e.begin() < previous.end()) {
-        throw new CheckpointException(file + ": tensor '" + e.info().name() + "' data_offsets [" + e.begin() + ", "
-            + e.end() + "] overlap tensor '" + previous.info().name() + "' [" + previous.begin() + ", "
-            + previous.end() + "]: the header is corrupted");
+        throw new CheckpointException(file + ": tensor " + PickleValue.quote(e.info().name()) + " data_offsets ["
+            + e.begin() + ", " + e.end() + "] overlap tensor " + PickleValue.quote(previous.info().name()) + " ["
+            + previous.begin() + ", " + previous.end() + "]: the header is corrupted");
       }
       previous = e;
     }
+  }
+
+  /**
+   * A JSON value from the header for a message, cut to 100 characters: a hostile header of up to 100 MB could
+   * otherwise put megabytes into one message (JSON escaping already keeps control characters out).
+   */
+  private static String shown(JsonNode node) {
+    String s = node.toString();
+    return s.length() > 100 ? s.substring(0, 100) + "…" : s;
   }
 
   private static CheckpointException fail(String file, String what) {

@@ -251,6 +251,21 @@ class SafetensorsCheckpointTest {
   }
 
   @Test
+  void hostileNamesAndValuesStayOutOfMessages() {
+    // Found by fuzzing: names went into messages raw (a newline could forge a log line), JSON values whole (a
+    // 100 MB header could make a 100 MB message), and a shape could have any number of dimensions.
+    assertRejected(rawFile("{\"w\\nERROR forged\": {\"dtype\": \"F32\", \"shape\": [-1], \"data_offsets\": [0, 0]}}",
+        0), "tensor 'w?ERROR forged'", "shape must hold non-negative integers");
+    Path big = rawFile("{\"w\": {\"dtype\": [" + "1,".repeat(100_000) + "1], \"shape\": [1], \"data_offsets\": [0, 4]}}",
+        4);
+    CheckpointException e = assertThrows(CheckpointException.class, () -> SafetensorsCheckpoint.open(big));
+    assertTrue(e.getMessage().contains("dtype is not a string: [1,1,") && e.getMessage().length() < 300 + big.toString()
+        .length(), e.getMessage().length() + " characters: " + e.getMessage().substring(0, Math.min(300, e.getMessage().length())));
+    assertRejected(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [" + "1, ".repeat(64) + "1], \"data_offsets\": [0, 4]}}",
+        4), "tensor 'w'", "shape has 65 entries", "at most 64 dimensions");
+  }
+
+  @Test
   void rejectsDuplicateTensorNames() {
     assertRejected(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
         + " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8), "Duplicate", "'w'");
