@@ -155,7 +155,9 @@ public final class MetaseqConverter {
     String projection = MetaseqLayout.OUTPUT_PROJECTION;
     for (int k = 0; k < parts.size(); k++) {
       PytorchCheckpoint p = parts.get(k);
-      if (!p.contains(projection) || p.sameView(embed, projection)) {
+      // Without embed_tokens there is nothing to compare with; MetaseqConfig then names the missing weight
+      // (fetching it here failed with a bare "no tensor named 'decoder.embed_tokens.weight'").
+      if (!p.contains(projection) || !p.contains(embed) || p.sameView(embed, projection)) {
         continue;
       }
       Tensor a = p.tensor(embed);

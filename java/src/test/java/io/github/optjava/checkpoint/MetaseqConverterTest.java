@@ -264,6 +264,24 @@ class MetaseqConverterTest {
   }
 
   @Test
+  void outputProjectionWithoutTokenEmbeddingNamesTheMissingWeight() throws IOException {
+    // Found by fuzzing: the tie check fetched the absent embedding and failed with "no tensor named ...".
+    Map<String, Ref> ref = MetaseqTestFiles.reference(MetaseqTestFiles.TINY, 1);
+    Path in = Files.createDirectories(tmp.resolve("in"));
+    List<Stored> weights = new ArrayList<>(MetaseqTestFiles.part(ref, 0, 1, false));
+    Stored embed = weights.stream().filter(w -> w.name().equals("decoder.embed_tokens.weight")).findFirst()
+        .orElseThrow();
+    weights.remove(embed);
+    weights.add(new Stored("decoder.output_projection.weight", DType.F16, embed.shape(), embed.data()));
+    MetaseqTestFiles.Extra extra = new MetaseqTestFiles.Extra();
+    extra.tiedOutputProjection = false;
+    MetaseqTestFiles.writePart(in.resolve("reshard-model_part-0.pt"), weights, extra);
+    String message = refused(in, heads(4));
+    assertContains(message, "the checkpoint has no 2-D decoder.embed_tokens.weight: not an OPT checkpoint");
+    assertFalse(message.contains("no tensor named"), message);
+  }
+
+  @Test
   void hostileGlobalInTheConfigIsRefusedAndNothingRuns() throws IOException {
     Map<String, Ref> ref = MetaseqTestFiles.reference(MetaseqTestFiles.TINY, 1);
     for (String[] g : new String[][] {{"os", "system"}, {"builtins", "eval"}, {"builtins", "getattr"},
