@@ -131,11 +131,10 @@ final class PickleValue {
 
   /**
    * A string from the file made safe for a message: quoted, cut to 100 characters, control characters
-   * (which could forge log lines) replaced.
+   * (which could forge log lines) replaced ({@link Untrusted#quote}, shared with the other readers).
    */
   static String quote(String s) {
-    String head = s.length() > 100 ? s.substring(0, 100) + "…" : s;
-    return "'" + head.replaceAll("\\p{Cntrl}", "?") + "'";
+    return Untrusted.quote(s);
   }
 
   /** A short, non-recursive description of a value's type for error messages. */

@@ -185,12 +185,13 @@ public final class PytorchCheckpoint implements Checkpoint {
         }
       } catch (InternalError err) {
         // What the JVM throws when a mapped page cannot be read (the file shrank, or an I/O error).
-        throw new CheckpointException(file + ": cannot read storage " + e.name() + " (" + err.getMessage()
-            + "); was the file truncated or changed while open?", err);
+        throw new CheckpointException(file + ": cannot read storage " + Untrusted.quote(e.name()) + " ("
+            + err.getMessage() + "); was the file truncated or changed while open?", err);
       }
       if (e.crc32() != 0 && (int) crc.getValue() != e.crc32()) {
         throw new CheckpointException(String.format("%s: storage %s is corrupt: its CRC-32 is %08x but the zip "
-            + "directory records %08x; download the file again", file, e.name(), crc.getValue(), e.crc32()));
+            + "directory records %08x; download the file again", file, Untrusted.quote(e.name()), crc.getValue(),
+            e.crc32()));
       }
     }
   }

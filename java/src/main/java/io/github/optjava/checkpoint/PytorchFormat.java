@@ -68,7 +68,10 @@ final class PytorchFormat {
       throw new CheckpointException("the zip archive has no <folder>/data.pkl record: not a torch.save checkpoint");
     }
     if (tops.size() > 1) {
-      throw new CheckpointException("the zip archive has several data.pkl records " + tops + ": ambiguous");
+      // Only two are shown: an archive can hold thousands of names of up to 64 KiB each.
+      throw new CheckpointException("the zip archive has " + tops.size() + " data.pkl records, in "
+          + Untrusted.quote(tops.get(0)) + " and " + Untrusted.quote(tops.get(1))
+          + (tops.size() > 2 ? " and others" : "") + ": ambiguous");
     }
     return tops.get(0);
   }
@@ -80,12 +83,13 @@ final class PytorchFormat {
       version = zip.get(top + "version");
     }
     if (version == null) {
-      throw new CheckpointException("the archive has no " + top + "version record: not a torch.save checkpoint");
+      throw new CheckpointException("the archive has no " + Untrusted.quote(top + "version")
+          + " record: not a torch.save checkpoint");
     }
     String v = text(ch, version);
     if (!v.matches("[0-9]{1,9}") || Integer.parseInt(v) == 0) {
-      throw new CheckpointException("the format version record " + version.name() + " holds '" + v
-          + "', not a positive number");
+      throw new CheckpointException("the format version record " + Untrusted.quote(version.name()) + " holds "
+          + Untrusted.quote(v) + ", not a positive number");
     }
     ZipEntryRef order = zip.get(top + "byteorder");
     if (order != null) {
@@ -96,7 +100,7 @@ final class PytorchFormat {
             + "safetensors");
       }
       if (!o.equals("little")) {
-        throw new CheckpointException("the byteorder record holds '" + o + "', not 'little' or 'big'");
+        throw new CheckpointException("the byteorder record holds " + Untrusted.quote(o) + ", not 'little' or 'big'");
       }
     }
   }
@@ -107,15 +111,16 @@ final class PytorchFormat {
    */
   static byte[] readRecord(FileChannel ch, ZipEntryRef e, int max) throws IOException {
     if (e.size() > max) {
-      throw new CheckpointException("record " + e.name() + " has " + e.size() + " bytes, more than the " + max
-          + " accepted");
+      throw new CheckpointException("record " + Untrusted.quote(e.name()) + " has " + e.size()
+          + " bytes, more than the " + max + " accepted");
     }
     byte[] out = new byte[(int) e.size()];
     ZipDirectory.readAt(ch, e.dataOffset(), out.length).get(out);
     CRC32 crc = new CRC32();
     crc.update(out);
     if (e.crc32() != 0 && (int) crc.getValue() != e.crc32()) {
-      throw new CheckpointException("record " + e.name() + " is corrupt (CRC-32 mismatch): download the file again");
+      throw new CheckpointException("record " + Untrusted.quote(e.name())
+          + " is corrupt (CRC-32 mismatch): download the file again");
     }
     return out;
   }

@@ -110,7 +110,7 @@ final class SafetensorsHeader {
       }
       return root;
     } catch (JsonProcessingException e) {
-      throw new CheckpointException(file + ": the header is not valid JSON (" + e.getOriginalMessage()
+      throw new CheckpointException(file + ": the header is not valid JSON (" + Untrusted.parserMessage(e)
           + "): not a safetensors file, or it is corrupted", e);
     }
   }
@@ -141,7 +141,7 @@ final class SafetensorsHeader {
       String f = field.getKey();
       if (!ENTRY_FIELDS.contains(f)) {
         throw new CheckpointException(where + ": unknown field " + PickleValue.quote(f)
-            + "' (a safetensors tensor has only dtype, shape and data_offsets)");
+            + " (a safetensors tensor has only dtype, shape and data_offsets)");
       }
     }
     DType dtype = readDtype(where, node.get("dtype"));
@@ -229,8 +229,7 @@ final class SafetensorsHeader {
    * otherwise put megabytes into one message (JSON escaping already keeps control characters out).
    */
   private static String shown(JsonNode node) {
-    String s = node.toString();
-    return s.length() > 100 ? s.substring(0, 100) + "…" : s;
+    return Untrusted.json(node);
   }
 
   private static CheckpointException fail(String file, String what) {

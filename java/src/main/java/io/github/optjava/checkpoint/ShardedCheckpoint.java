@@ -92,7 +92,7 @@ public final class ShardedCheckpoint implements Checkpoint {
     } catch (NoSuchFileException e) {
       throw new CheckpointException(indexJson + ": file does not exist", e);
     } catch (JsonProcessingException e) {
-      throw new CheckpointException(indexJson + ": not valid JSON (" + e.getOriginalMessage() + ")", e);
+      throw new CheckpointException(indexJson + ": not valid JSON (" + Untrusted.parserMessage(e) + ")", e);
     } catch (CharacterCodingException e) {
       // Files.readString's MalformedInputException would otherwise read as an I/O failure ("cannot read").
       throw new CheckpointException(indexJson + ": not valid UTF-8 text: not a sharded-checkpoint index, or a "
@@ -111,8 +111,8 @@ public final class ShardedCheckpoint implements Checkpoint {
     Map<String, String> weightMap = new LinkedHashMap<>();
     for (Map.Entry<String, JsonNode> e : map.properties()) {
       if (!e.getValue().isTextual() || e.getValue().textValue().isEmpty()) {
-        throw new CheckpointException(indexJson + ": weight_map entry for tensor '" + e.getKey()
-            + "' must be a shard file name, found " + e.getValue());
+        throw new CheckpointException(indexJson + ": weight_map entry for tensor " + Untrusted.quote(e.getKey())
+            + " must be a shard file name, found " + Untrusted.json(e.getValue()));
       }
       weightMap.put(e.getKey(), e.getValue().textValue());
     }
@@ -125,25 +125,27 @@ public final class ShardedCheckpoint implements Checkpoint {
     try {
       relative = Path.of(name);
     } catch (InvalidPathException e) {
-      throw new CheckpointException(indexJson + ": shard name '" + name + "' is not a valid file name", e);
+      throw new CheckpointException(indexJson + ": shard name " + Untrusted.quote(name) + " is not a valid file name",
+          e);
     }
     if (relative.isAbsolute()) {
-      throw new CheckpointException(indexJson + ": shard name '" + name
-          + "' is an absolute path; shards must be files next to the index");
+      throw new CheckpointException(indexJson + ": shard name " + Untrusted.quote(name)
+          + " is an absolute path; shards must be files next to the index");
     }
     for (Path part : relative) {
       if (part.toString().equals("..")) {
-        throw new CheckpointException(indexJson + ": shard name '" + name
-            + "' contains '..' (path traversal); shards must be files next to the index");
+        throw new CheckpointException(indexJson + ": shard name " + Untrusted.quote(name)
+            + " contains '..' (path traversal); shards must be files next to the index");
       }
     }
     Path resolved = dir.resolve(relative).normalize();
     if (!resolved.startsWith(dir) || resolved.equals(dir)) {
-      throw new CheckpointException(indexJson + ": shard name '" + name + "' does not name a file inside " + dir);
+      throw new CheckpointException(indexJson + ": shard name " + Untrusted.quote(name)
+          + " does not name a file inside " + dir);
     }
     if (!Files.isRegularFile(resolved)) {
-      throw new CheckpointException(indexJson + ": shard '" + name + "' listed in weight_map does not exist ("
-          + resolved + "): the download is incomplete");
+      throw new CheckpointException(indexJson + ": shard " + Untrusted.quote(name) + " listed in weight_map does not "
+          + "exist in " + dir + ": the download is incomplete");
     }
     return resolved;
   }
@@ -167,15 +169,15 @@ public final class ShardedCheckpoint implements Checkpoint {
     for (Map.Entry<String, Checkpoint> shard : shards.entrySet()) {
       Checkpoint c = shard.getValue();
       if (format != null && !format.equals(c.format())) {
-        throw new CheckpointException(indexJson + ": shard " + shard.getKey() + " is " + c.format()
+        throw new CheckpointException(indexJson + ": shard " + Untrusted.quote(shard.getKey()) + " is " + c.format()
             + " but earlier shards are " + format + "; all shards must have the same format");
       }
       format = c.format();
       for (TensorInfo t : c.tensors()) {
         String other = actual.putIfAbsent(t.name(), shard.getKey());
         if (other != null) {
-          throw new CheckpointException(indexJson + ": tensor '" + t.name() + "' is in two shards, " + other
-              + " and " + shard.getKey());
+          throw new CheckpointException(indexJson + ": tensor " + Untrusted.quote(t.name()) + " is in two shards, "
+              + Untrusted.quote(other) + " and " + Untrusted.quote(shard.getKey()));
         }
         owners.put(t.name(), c);
       }
@@ -183,15 +185,17 @@ public final class ShardedCheckpoint implements Checkpoint {
     for (Map.Entry<String, String> e : weightMap.entrySet()) {
       String where = actual.get(e.getKey());
       if (!e.getValue().equals(where)) {
-        throw new CheckpointException(indexJson + ": weight_map puts tensor '" + e.getKey() + "' in shard "
-            + e.getValue() + " but " + (where == null ? "no shard holds it" : "it is in shard " + where)
+        throw new CheckpointException(indexJson + ": weight_map puts tensor " + Untrusted.quote(e.getKey())
+            + " in shard " + Untrusted.quote(e.getValue()) + " but "
+            + (where == null ? "no shard holds it" : "it is in shard " + Untrusted.quote(where))
             + ": index and shards do not match");
       }
     }
     for (Map.Entry<String, String> e : new TreeMap<>(actual).entrySet()) {
       if (!weightMap.containsKey(e.getKey())) {
-        throw new CheckpointException(indexJson + ": shard " + e.getValue() + " holds tensor '" + e.getKey()
-            + "' which weight_map does not list: index and shards come from different saves");
+        throw new CheckpointException(indexJson + ": shard " + Untrusted.quote(e.getValue()) + " holds tensor "
+            + Untrusted.quote(e.getKey()) + " which weight_map does not list: index and shards come from different "
+            + "saves");
       }
     }
     return owners;
@@ -239,7 +243,7 @@ public final class ShardedCheckpoint implements Checkpoint {
     }
     Checkpoint shard = owners.get(name);
     if (shard == null) {
-      throw new CheckpointException(index + ": no tensor named '" + name + "'");
+      throw new CheckpointException(index + ": no tensor named " + Untrusted.quote(name));
     }
     return shard.tensor(name);
   }

@@ -87,8 +87,8 @@ final class ZipDirectory {
     for (Central c : centrals) {
       ZipEntryRef ref = checkLocal(ch, c, end.cdOffset());
       if (byName.put(ref.name(), ref) != null) {
-        throw new CheckpointException("zip archive has two entries named '" + ref.name()
-            + "': ambiguous, refusing it");
+        throw new CheckpointException("zip archive has two entries named " + Untrusted.quote(ref.name())
+            + ": ambiguous, refusing it");
       }
     }
     checkNoOverlap(centrals, byName);
@@ -142,10 +142,10 @@ final class ZipDirectory {
       disk = disk == U16_MAX ? (int) z[3] : disk;
     }
     if ((flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) != 0) {
-      throw new CheckpointException("zip entry '" + name + "' is encrypted: not a torch.save archive");
+      throw new CheckpointException("zip entry " + Untrusted.quote(name) + " is encrypted: not a torch.save archive");
     }
     if (method != 0) {
-      throw new CheckpointException("zip entry '" + name + "' is compressed (method " + method
+      throw new CheckpointException("zip entry " + Untrusted.quote(name) + " is compressed (method " + method
           + (method == 8 ? ", deflate" : "") + "); torch.save writes uncompressed (stored) entries, which can be "
           + "memory-mapped. Re-save the checkpoint with torch.save, or convert it to safetensors");
     }
@@ -153,7 +153,7 @@ final class ZipDirectory {
       throw new CheckpointException("multi-volume (split) zip archives are not supported");
     }
     if (compressed != size || size < 0 || localOffset < 0) {
-      throw new CheckpointException("corrupt zip archive: entry '" + name + "' has inconsistent sizes ("
+      throw new CheckpointException("corrupt zip archive: entry " + Untrusted.quote(name) + " has inconsistent sizes ("
           + compressed + " stored, " + size + " uncompressed) or offset " + localOffset);
     }
     return new Central(name, rawName, method, crc, size, localOffset, next);
@@ -199,15 +199,15 @@ final class ZipDirectory {
       }
       q = dataStart + dataLen;
     }
-    throw new CheckpointException("corrupt zip64 archive: entry '" + name
-        + "' lacks the zip64 extra field its saturated sizes or offset need");
+    throw new CheckpointException("corrupt zip64 archive: entry " + Untrusted.quote(name)
+        + " lacks the zip64 extra field its saturated sizes or offset need");
   }
 
   /** Checks an entry's local header against its central record; returns the entry with its data offset. */
   private static ZipEntryRef checkLocal(FileChannel ch, Central c, long cdOffset) throws IOException {
     if (c.localOffset > cdOffset - LOC_SIZE) {
-      throw new CheckpointException("corrupt zip archive: local header of '" + c.name + "' at " + c.localOffset
-          + " is not before the central directory");
+      throw new CheckpointException("corrupt zip archive: local header of " + Untrusted.quote(c.name) + " at "
+          + c.localOffset + " is not before the central directory");
     }
     ByteBuffer h = readAt(ch, c.localOffset, LOC_SIZE);
     int nameLen = u16(h, 26);
@@ -219,7 +219,7 @@ final class ZipDirectory {
     if (h.getInt(0) != LOC_SIG || !Arrays.equals(localName, c.rawName) || u16(h, 8) != c.method
         || (flags & (FLAG_ENCRYPTED | FLAG_STRONG_ENCRYPTION)) != 0) {
       throw new CheckpointException("corrupt zip archive: the local header at " + c.localOffset + " does not match"
-          + " the central directory entry '" + c.name + "'");
+          + " the central directory entry " + Untrusted.quote(c.name));
     }
     // With a data descriptor (torch.save sets that flag) the local CRC and sizes are zero placeholders and the
     // central directory is authoritative; otherwise they must agree.
@@ -233,13 +233,13 @@ final class ZipDirectory {
         compressed = z[1];
       }
       if (h.getInt(14) != c.crc || size != c.size || compressed != c.size) {
-        throw new CheckpointException("corrupt zip archive: the local header of '" + c.name
-            + "' disagrees with the central directory on its size or CRC");
+        throw new CheckpointException("corrupt zip archive: the local header of " + Untrusted.quote(c.name)
+            + " disagrees with the central directory on its size or CRC");
       }
     }
     long dataOffset = c.localOffset + LOC_SIZE + nameLen + extraLen;
     if (dataOffset > cdOffset || c.size > cdOffset - dataOffset) {
-      throw new CheckpointException("corrupt zip archive: the data of '" + c.name + "' (" + c.size
+      throw new CheckpointException("corrupt zip archive: the data of " + Untrusted.quote(c.name) + " (" + c.size
           + " bytes at " + dataOffset + ") runs into the central directory at " + cdOffset);
     }
     return new ZipEntryRef(c.name, dataOffset, c.size, c.crc);
@@ -253,8 +253,8 @@ final class ZipDirectory {
       ZipEntryRef prev = byName.get(sorted.get(i - 1).name);
       Central next = sorted.get(i);
       if (prev.dataEnd() > next.localOffset) {
-        throw new CheckpointException("corrupt zip archive: entries '" + prev.name() + "' and '" + next.name
-            + "' overlap");
+        throw new CheckpointException("corrupt zip archive: entries " + Untrusted.quote(prev.name()) + " and "
+            + Untrusted.quote(next.name) + " overlap");
       }
     }
   }

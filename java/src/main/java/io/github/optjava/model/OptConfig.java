@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
 import java.nio.charset.CharacterCodingException;
 import java.nio.file.Files;
@@ -204,7 +205,7 @@ public record OptConfig(
     try {
       return JSON.readTree(text);
     } catch (JsonProcessingException e) {
-      throw new CheckpointException(source + ": not valid JSON (" + e.getOriginalMessage() + ")", e);
+      throw new CheckpointException(source + ": not valid JSON (" + Untrusted.parserMessage(e) + ")", e);
     }
   }
 

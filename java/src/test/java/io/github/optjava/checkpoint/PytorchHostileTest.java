@@ -251,6 +251,21 @@ class PytorchHostileTest {
     assertContains(refused(PytorchTestFiles.zip(tmp.resolve("nov.bin"), noVersion, Set.of())), "version");
   }
 
+  // Found by fuzzing: the list of every data.pkl folder (thousands of names of up to 64 KiB) went into the
+  // message raw; now the first two are shown, quoted and cut.
+  @Test
+  void severalDataPklRecordsAreNamedQuotedAndCut() throws IOException {
+    byte[] pickle = PickleBuilder.stateDict(new String[] {"w"}, new long[][] {V4});
+    Map<String, byte[]> entries = new java.util.LinkedHashMap<>();
+    for (int i = 0; i < 3; i++) {
+      entries.put("a\n[INFO] forged" + i + "x".repeat(30_000) + "/data.pkl", pickle);
+    }
+    String m = refused(PytorchTestFiles.zip(tmp.resolve("several.bin"), entries, Set.of()));
+    assertContains(m, "3 data.pkl records", "'a?[INFO] forged0xxx", "and others", "ambiguous");
+    assertFalse(m.contains("\n"), m);
+    assertTrue(m.length() < 500, "a cut message, not " + m.length() + " characters");
+  }
+
   @Test
   void theTopFolderNameIsNotAssumed() throws IOException {
     byte[] pickle = PickleBuilder.stateDict(new String[] {"w"}, new long[][] {V4});

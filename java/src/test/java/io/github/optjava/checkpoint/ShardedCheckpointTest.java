@@ -1,6 +1,7 @@
 package io.github.optjava.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -93,7 +94,7 @@ class ShardedCheckpointTest {
   void rejectsTensorNotInTheShardTheIndexNames() {
     writeSmallShards();
     assertRejected(index("x", "a.safetensors", "y", "b.safetensors", "z", "b.safetensors"),
-        "tensor 'y'", "in shard b.safetensors", "it is in shard a.safetensors");
+        "tensor 'y'", "in shard 'b.safetensors'", "it is in shard 'a.safetensors'");
     assertRejected(index("x", "a.safetensors", "y", "a.safetensors", "z", "b.safetensors", "w", "b.safetensors"),
         "tensor 'w'", "no shard holds it");
   }
@@ -128,6 +129,40 @@ class ShardedCheckpointTest {
     Files.write(file, new byte[] {'{', '"', (byte) 0xff, '"', ':', '1', '}'});
     assertRejected(file, "not valid UTF-8 text", "not a sharded-checkpoint index");
     assertRejected(tmp.resolve("absent.index.json"), "does not exist");
+  }
+
+  // Found by fuzzing: tensor and shard names went into messages raw, a newline included, and whole.
+  @Test
+  void namesFromTheIndexAreQuotedAndCutInMessages() throws IOException {
+    Path file = tmp.resolve("model.safetensors.index.json");
+    String longName = "x".repeat(40_000); // Jackson allows names of up to 50000 characters
+    Files.writeString(file, "{\"weight_map\": {\"w\\n[INFO] forged" + longName + "\": [\"" + longName + "\"]}}");
+    String message = assertThrows(CheckpointException.class, () -> openIndex(file)).getMessage();
+    assertTrue(message.contains("tensor 'w?[INFO] forgedxxx"), message);
+    assertTrue(message.contains("must be a shard file name"), message);
+    assertFalse(message.contains("\n"), message);
+    assertTrue(message.length() < 1000, "a cut message, not " + message.length() + " characters");
+
+    writeSmallShards();
+    String shard = "c\n" + longName + ".safetensors";
+    CheckpointException missing = assertThrows(CheckpointException.class,
+        () -> openIndex(index("x", "a.safetensors", "y", "a.safetensors", "z", shard)));
+    assertTrue(missing.getMessage().contains("shard 'c?xxx"), missing.getMessage());
+    assertFalse(missing.getMessage().contains("\n"), missing.getMessage());
+    assertTrue(missing.getMessage().length() < 1000, missing.getMessage());
+  }
+
+  // The index's JSON mapper rejects duplicate keys; Jackson's message holds the key whole and unescaped.
+  @Test
+  void aDuplicateKeyIsNamedQuotedAndCut() throws IOException {
+    Path file = tmp.resolve("model.safetensors.index.json");
+    String key = "w\\n" + "k".repeat(10_000);
+    Files.writeString(file, "{\"weight_map\": {\"" + key + "\": \"a.safetensors\", \"" + key
+        + "\": \"b.safetensors\"}}");
+    String message = assertThrows(CheckpointException.class, () -> openIndex(file)).getMessage();
+    assertTrue(message.contains("Duplicate field 'w?kkk"), message);
+    assertFalse(message.contains("\n"), message);
+    assertTrue(message.length() < 1000, message);
   }
 
   /** Wraps a real checkpoint and records whether it was closed. */

@@ -2,6 +2,7 @@ package io.github.optjava.checkpoint;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -130,6 +131,17 @@ class ZipDirectoryTest {
     byte[] zip = new ZipTestWriter().add("t/x", new byte[1]).add("t/x", new byte[2]).toBytes();
     String m = refused(Files.write(tmp.resolve("dup.zip"), zip));
     assertTrue(m.contains("two entries named 't/x'"), m);
+  }
+
+  // Found by fuzzing: entry names (up to 64 KiB, any characters) went into messages raw and whole.
+  @Test
+  void entryNamesAreQuotedAndCutInMessages() throws IOException {
+    String name = "t/x\n[INFO] forged" + "y".repeat(60_000);
+    byte[] zip = new ZipTestWriter().add(name, new byte[1]).add(name, new byte[2]).toBytes();
+    String m = refused(Files.write(tmp.resolve("dup-long.zip"), zip));
+    assertTrue(m.contains("two entries named 't/x?[INFO] forgedyyy"), m);
+    assertFalse(m.contains("\n"), m);
+    assertTrue(m.length() < 300, "a cut message, not " + m.length() + " characters");
   }
 
   @Test
