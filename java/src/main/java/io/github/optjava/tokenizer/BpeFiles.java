@@ -1,9 +1,12 @@
 package io.github.optjava.tokenizer;
 
 import com.fasterxml.jackson.core.JsonParseException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
@@ -22,7 +25,12 @@ import java.util.Map;
  */
 final class BpeFiles {
 
-  static final ObjectMapper JSON = new ObjectMapper();
+  /**
+   * Duplicate keys are an error, as in config.json: with the last one winning, a token given twice in vocab.json
+   * read as "token has id N but the ids must be 0..N-1", and which of two settings counts is not obvious.
+   */
+  static final ObjectMapper JSON =
+      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
   private BpeFiles() {}
 
@@ -36,7 +44,8 @@ final class BpeFiles {
     for (Map.Entry<String, JsonNode> entry : root.properties()) {
       JsonNode id = entry.getValue();
       if (!id.isIntegralNumber() || !id.canConvertToInt()) {
-        throw corrupt(vocabJson, "the id of token " + quote(entry.getKey()) + " is " + id + ", not an integer");
+        throw corrupt(vocabJson, "the id of token " + quote(entry.getKey()) + " is " + Untrusted.json(id)
+            + ", not an integer");
       }
       int value = id.intValue();
       if (value < 0 || value >= tokens.length) {
@@ -115,7 +124,7 @@ final class BpeFiles {
       }
       return node;
     } catch (JsonParseException e) {
-      throw corrupt(file, "it is not valid JSON (" + e.getOriginalMessage() + ")");
+      throw corrupt(file, "it is not valid JSON (" + Untrusted.parserMessage(e) + ")");
     } catch (IOException e) {
       throw corrupt(file, "it cannot be parsed (" + e.getMessage() + ")");
     }
@@ -157,7 +166,8 @@ final class BpeFiles {
         + ". Replace it with the original from the model's Hugging Face repository.");
   }
 
+  /** A token or line as a JSON string, cut to 100 characters: the files may hold megabytes without a newline. */
   static String quote(String token) {
-    return "\"" + token + "\"";
+    return Untrusted.jsonString(token);
   }
 }

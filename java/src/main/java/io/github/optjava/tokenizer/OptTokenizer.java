@@ -2,6 +2,7 @@ package io.github.optjava.tokenizer;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -123,7 +124,7 @@ public final class OptTokenizer {
       return defaultIdLimit(vocabSize);
     }
     if (!size.isIntegralNumber() || !size.canConvertToInt() || size.intValue() <= 0) {
-      throw BpeFiles.corrupt(configJson, "\"vocab_size\" is " + size + ", expected a positive integer");
+      throw BpeFiles.corrupt(configJson, "\"vocab_size\" is " + Untrusted.json(size) + ", expected a positive integer");
     }
     return Math.max(vocabSize, size.intValue());
   }

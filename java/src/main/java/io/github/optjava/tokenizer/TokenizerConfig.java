@@ -2,6 +2,7 @@ package io.github.optjava.tokenizer;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -50,7 +51,8 @@ record TokenizerConfig(String bos, String eos, String pad, List<String> special,
     }
     String errors = root.path("errors").asText("replace");
     if (!errors.equals("replace")) {
-      throw unsupported(file, "\"errors\": \"" + errors + "\" (only \"replace\" is implemented)");
+      throw unsupported(file, "\"errors\": " + Untrusted.jsonString(errors)
+          + " (only \"replace\" is implemented)");
     }
     String bos = tokenField(root, "bos_token", OPT_BOS, file);
     String eos = tokenField(root, "eos_token", OPT_EOS, file);
@@ -90,7 +92,8 @@ record TokenizerConfig(String bos, String eos, String pad, List<String> special,
     }
     JsonNode content = node.path("content");
     if (!node.isObject() || !content.isTextual()) {
-      throw BpeFiles.corrupt(file, field + " holds " + node + ", expected a string or {\"content\": ...}");
+      throw BpeFiles.corrupt(file, field + " holds " + Untrusted.json(node)
+          + ", expected a string or {\"content\": ...}");
     }
     // These flags make Hugging Face strip spaces around, or refuse mid-word, matches of the token.
     // OPT never sets them; tokenizing differently from the reference would be worse than refusing.
@@ -109,7 +112,7 @@ record TokenizerConfig(String bos, String eos, String pad, List<String> special,
       return absent;
     }
     if (!node.isBoolean()) {
-      throw BpeFiles.corrupt(file, "\"" + name + "\" is " + node + ", expected true or false");
+      throw BpeFiles.corrupt(file, "\"" + name + "\" is " + Untrusted.json(node) + ", expected true or false");
     }
     return node.booleanValue();
   }

@@ -2,6 +2,7 @@ package io.github.optjava.tokenizer;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -108,6 +109,45 @@ class OptTokenizerLoadTest {
     assertMentions(loadFails(), "not valid UTF-8");
   }
 
+  // Found by fuzzing: a token given twice was accepted, the last id winning, so that vocab.json read as
+  // "token ... has id N but the ids must be 0..N-1" instead of naming the duplicate.
+  @Test
+  void aTokenGivenTwiceIsNamed() throws IOException {
+    writeTinyTokenizer("Ġ a\n");
+    Files.writeString(dir.resolve("vocab.json"), "{\"a\": 0, \"b\": 1, \"a\": 2}");
+    assertMentions(loadFails(), "vocab.json", "Duplicate field 'a'", "Replace it");
+  }
+
+  // Found by fuzzing: tokens, merges lines and JSON values went into messages raw, a newline included, and whole.
+  @Test
+  void textFromTheFilesIsEscapedAndCutInMessages() throws IOException {
+    String longText = "x".repeat(1_000_000);
+    writeTinyTokenizer("Ġ a\n");
+    Files.writeString(dir.resolve("vocab.json"), "{\"a\\n[INFO] forged\": [\"" + longText + "\"]}");
+    CheckpointException e = loadFails();
+    assertMentions(e, "\"a\\n[INFO] forged\"", "is [\"xxx", "not an integer");
+    assertShort(e);
+    writeTinyTokenizer("Ġ a\n" + longText + "\n");
+    e = loadFails();
+    assertMentions(e, "line 3 is \"xxx", "expected two tokens");
+    assertShort(e);
+    writeTinyTokenizer("Ġ a\n");
+    writeConfig("{\"errors\": \"strict\\n" + longText + "\"}");
+    e = loadFails();
+    assertMentions(e, "\"errors\": \"strict\\nxxx");
+    assertShort(e);
+    writeConfig("{\"pad_token\": [\"" + longText + "\"]}");
+    assertShort(loadFails());
+    writeConfig("{\"add_bos_token\": \"" + longText + "\"}");
+    assertShort(loadFails());
+  }
+
+  /** No raw newline, and no megabyte of the file, in the message. */
+  private static void assertShort(Exception e) {
+    assertFalse(e.getMessage().contains("\n"), e.getMessage());
+    assertTrue(e.getMessage().length() < 600, "a cut message, not " + e.getMessage().length() + " characters");
+  }
+
   @Test
   void malformedMerges() throws IOException {
     writeTinyTokenizer("Ġ a\nx y z\n");
@@ -116,6 +156,13 @@ class OptTokenizerLoadTest {
     assertMentions(loadFails(), "line 3", "\"bc\"", "not in vocab.json");
     writeTinyTokenizer("");
     assertMentions(loadFails(), "no merges");
+  }
+
+  @Test
+  void aSettingGivenTwiceIsNamed() throws IOException {
+    copyOptFiles();
+    writeConfig("{\"add_bos_token\": true, \"add_bos_token\": false}");
+    assertMentions(loadFails(), "tokenizer_config.json", "Duplicate field 'add_bos_token'");
   }
 
   @Test
