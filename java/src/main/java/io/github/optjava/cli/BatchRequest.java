@@ -2,6 +2,7 @@ package io.github.optjava.cli;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.checkpoint.Untrusted;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -9,7 +10,8 @@ import java.util.Set;
 
 /**
  * One request line of {@code opt batch}: OpenAI / metaseq field names, mapped to {@link SamplingParams}.
- * Every problem is an IllegalArgumentException naming the field.
+ * Every problem is an IllegalArgumentException naming the field. Keys and values from the line are shown escaped
+ * and cut ({@link Untrusted}): a line can be megabytes long.
  */
 record BatchRequest(String prompt, SamplingParams params) {
 
@@ -24,7 +26,8 @@ record BatchRequest(String prompt, SamplingParams params) {
     for (Map.Entry<String, JsonNode> field : node.properties()) {
       String f = field.getKey();
       if (!FIELDS.contains(f)) {
-        throw new IllegalArgumentException("unknown field \"" + f + "\"; the fields are " + new java.util.TreeSet<>(FIELDS));
+        throw new IllegalArgumentException("unknown field " + Untrusted.jsonString(f) + "; the fields are "
+            + new java.util.TreeSet<>(FIELDS));
       }
     }
     JsonNode prompt = node.get("prompt");
@@ -63,7 +66,7 @@ record BatchRequest(String prompt, SamplingParams params) {
   private static int integer(JsonNode n, String f) {
     JsonNode v = n.get(f);
     if (!v.isIntegralNumber() || !v.canConvertToInt()) {
-      throw new IllegalArgumentException("\"" + f + "\" must be an integer, got " + v);
+      throw new IllegalArgumentException("\"" + f + "\" must be an integer, got " + Untrusted.json(v));
     }
     return v.intValue();
   }
@@ -71,7 +74,7 @@ record BatchRequest(String prompt, SamplingParams params) {
   private static long longValue(JsonNode n, String f) {
     JsonNode v = n.get(f);
     if (!v.isIntegralNumber() || !v.canConvertToLong()) {
-      throw new IllegalArgumentException("\"" + f + "\" must be an integer, got " + v);
+      throw new IllegalArgumentException("\"" + f + "\" must be an integer, got " + Untrusted.json(v));
     }
     return v.longValue();
   }
@@ -79,7 +82,7 @@ record BatchRequest(String prompt, SamplingParams params) {
   private static double number(JsonNode n, String f) {
     JsonNode v = n.get(f);
     if (!v.isNumber()) {
-      throw new IllegalArgumentException("\"" + f + "\" must be a number, got " + v);
+      throw new IllegalArgumentException("\"" + f + "\" must be a number, got " + Untrusted.json(v));
     }
     return v.doubleValue();
   }
@@ -87,7 +90,7 @@ record BatchRequest(String prompt, SamplingParams params) {
   private static boolean bool(JsonNode n, String f) {
     JsonNode v = n.get(f);
     if (!v.isBoolean()) {
-      throw new IllegalArgumentException("\"" + f + "\" must be true or false, got " + v);
+      throw new IllegalArgumentException("\"" + f + "\" must be true or false, got " + Untrusted.json(v));
     }
     return v.booleanValue();
   }
@@ -95,7 +98,8 @@ record BatchRequest(String prompt, SamplingParams params) {
   /** OpenAI's form: an object from token ids (as strings) to numbers, {@code {"50256": -100}}. */
   private static java.util.Map<Integer, Double> logitBias(JsonNode v) {
     if (!v.isObject()) {
-      throw new IllegalArgumentException("\"logit_bias\" must be an object of token id to number, got " + v);
+      throw new IllegalArgumentException("\"logit_bias\" must be an object of token id to number, got "
+          + Untrusted.json(v));
     }
     java.util.Map<Integer, Double> out = new java.util.HashMap<>();
     for (java.util.Iterator<java.util.Map.Entry<String, JsonNode>> it = v.fields(); it.hasNext(); ) {
@@ -104,10 +108,12 @@ record BatchRequest(String prompt, SamplingParams params) {
       try {
         token = Integer.parseInt(e.getKey());
       } catch (NumberFormatException x) {
-        throw new IllegalArgumentException("\"logit_bias\" keys must be token ids, got \"" + e.getKey() + "\"");
+        throw new IllegalArgumentException("\"logit_bias\" keys must be token ids, got "
+            + Untrusted.jsonString(e.getKey()));
       }
       if (!e.getValue().isNumber()) {
-        throw new IllegalArgumentException("\"logit_bias\" values must be numbers, got " + e.getValue());
+        throw new IllegalArgumentException("\"logit_bias\" values must be numbers, got "
+            + Untrusted.json(e.getValue()));
       }
       out.put(token, e.getValue().doubleValue());
     }
@@ -118,17 +124,17 @@ record BatchRequest(String prompt, SamplingParams params) {
   private static List<List<Integer>> badWords(JsonNode v) {
     String form = "\"bad_words_ids\" must be a list of lists of token ids, got ";
     if (!v.isArray()) {
-      throw new IllegalArgumentException(form + v);
+      throw new IllegalArgumentException(form + Untrusted.json(v));
     }
     List<List<Integer>> out = new ArrayList<>();
     for (JsonNode word : v) {
       if (!word.isArray()) {
-        throw new IllegalArgumentException(form + v);
+        throw new IllegalArgumentException(form + Untrusted.json(v));
       }
       List<Integer> ids = new ArrayList<>();
       for (JsonNode id : word) {
         if (!id.isIntegralNumber() || !id.canConvertToInt()) {
-          throw new IllegalArgumentException(form + v);
+          throw new IllegalArgumentException(form + Untrusted.json(v));
         }
         ids.add(id.intValue());
       }
@@ -145,12 +151,13 @@ record BatchRequest(String prompt, SamplingParams params) {
     } else if (v.isArray()) {
       for (JsonNode s : v) {
         if (!s.isTextual()) {
-          throw new IllegalArgumentException("\"stop\" must be a string or a list of strings, got " + v);
+          throw new IllegalArgumentException("\"stop\" must be a string or a list of strings, got "
+              + Untrusted.json(v));
         }
         out.add(s.asText());
       }
     } else {
-      throw new IllegalArgumentException("\"stop\" must be a string or a list of strings, got " + v);
+      throw new IllegalArgumentException("\"stop\" must be a string or a list of strings, got " + Untrusted.json(v));
     }
     return out;
   }

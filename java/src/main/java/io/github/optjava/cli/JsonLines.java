@@ -1,9 +1,12 @@
 package io.github.optjava.cli;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
@@ -48,8 +51,13 @@ final class JsonLines {
     return bytes;
   }
 
-  /** Parses with the trailing-token check on: {@code {"a": 1} x} is an error, not {@code {"a": 1}}. */
-  static final ObjectMapper JSON = new ObjectMapper().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+  /**
+   * Parses with the trailing-token check on: {@code {"a": 1} x} is an error, not {@code {"a": 1}}. A key given
+   * twice is an error too, as in config.json: with the last one winning, {@code {"max_tokens": 5, ...,
+   * "max_tokens": 500}} would silently do what its first field does not say.
+   */
+  static final ObjectMapper JSON = JsonMapper.builder().enable(DeserializationFeature.FAIL_ON_TRAILING_TOKENS)
+      .enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
   /**
    * One input line as a JSON object; anything else (not UTF-8, blank, not JSON, not an object) is an
@@ -69,7 +77,7 @@ final class JsonLines {
     try {
       node = JSON.readTree(text);
     } catch (JsonProcessingException e) {
-      throw new IllegalArgumentException("not valid JSON: " + e.getOriginalMessage());
+      throw new IllegalArgumentException("not valid JSON: " + Untrusted.parserMessage(e));
     }
     if (node == null || !node.isObject()) {
       throw new IllegalArgumentException("expected a JSON object " + example);
