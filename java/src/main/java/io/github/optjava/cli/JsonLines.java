@@ -21,6 +21,21 @@ import java.nio.charset.StandardCharsets;
  * whole stream).
  */
 final class JsonLines {
+  /**
+   * The longest line kept, 64 MiB. Without a limit, input without a newline grows the line until the JVM runs
+   * out of memory. A real request is far shorter: a prompt or a text to score holds at most 2048 tokens of
+   * context (some 10 KiB of text; the model refuses longer ones anyway), and the longest fields, a logit_bias or
+   * bad_words_ids over the whole 50272-token vocabulary, take 1-2 MiB. 64 MiB leaves room for anything real
+   * while the buffer (64 MiB, kept for the next lines, and 96 MiB while it grows) stays small beside a model.
+   */
+  static final int MAX_LINE_BYTES = 64 << 20;
+
+  /**
+   * What {@link #next} returns for a line longer than {@link #MAX_LINE_BYTES}, whose bytes it skips: that line
+   * alone is an error ({@link #object}), like a line that is not UTF-8, and the lines after it are read as usual.
+   */
+  private static final byte[] TOO_LONG = new byte[0];
+
   private final InputStream in;
   private final ByteArrayOutputStream line = new ByteArrayOutputStream();
 
@@ -28,20 +43,31 @@ final class JsonLines {
     this.in = in;
   }
 
-  /** The next line without its terminator ("\n" or "\r\n"), or null at end of input. */
+  /**
+   * The next line without its terminator ("\n" or "\r\n"), or null at end of input; a line over the limit is
+   * skipped, and {@link #object} refuses what is returned for it.
+   */
   byte[] next() throws IOException {
     line.reset();
     int b;
     boolean any = false;
+    boolean tooLong = false;
     while ((b = in.read()) != -1) {
       any = true;
       if (b == '\n') {
         break;
       }
-      line.write(b);
+      if (line.size() < MAX_LINE_BYTES) {
+        line.write(b);
+      } else {
+        tooLong = true; // the rest of the line is read and dropped, so that the next line starts right
+      }
     }
     if (!any) {
       return null;
+    }
+    if (tooLong) {
+      return TOO_LONG;
     }
     byte[] bytes = line.toByteArray();
     int n = bytes.length;
@@ -64,6 +90,10 @@ final class JsonLines {
    * IllegalArgumentException whose message names the problem and shows {@code example}.
    */
   static JsonNode object(byte[] line, String example) {
+    if (line == TOO_LONG) {
+      throw new IllegalArgumentException("longer than " + (MAX_LINE_BYTES >> 20) + " MiB, the limit for one line"
+          + " (skipped): is the input JSON Lines, one request per line?");
+    }
     String text;
     try {
       text = decodeUtf8(line);

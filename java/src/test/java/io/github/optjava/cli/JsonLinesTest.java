@@ -1,11 +1,18 @@
 package io.github.optjava.cli;
 
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.SequenceInputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.Vector;
 import org.junit.jupiter.api.Test;
 
 /** Hostile request lines: each is an IllegalArgumentException for that line that says what is wrong. */
@@ -51,5 +58,45 @@ class JsonLinesTest {
     e = refused("{\"prompt\": \"a\", \"b\": 1, \"b\\n" + "z".repeat(40_000) + "\": 2, \"b\\n" + "z".repeat(40_000)
         + "\": 3}");
     assertShort(e);
+  }
+
+  /** {@code n} bytes {@code b} (not a newline), made as they are read. */
+  private static InputStream repeated(char b, long n) {
+    return new InputStream() {
+      long left = n;
+
+      @Override
+      public int read() {
+        return left-- > 0 ? b : -1;
+      }
+    };
+  }
+
+  // Found by fuzzing: input without a newline grew the line until the JVM ran out of memory.
+  @Test
+  void aLineOverTheLimitIsAnErrorForThatLineAlone() throws IOException {
+    Vector<InputStream> parts = new Vector<>(List.of(
+        new ByteArrayInputStream("{\"text\": \"a\"}\n".getBytes(StandardCharsets.UTF_8)),
+        repeated('x', JsonLines.MAX_LINE_BYTES + 1000L),
+        new ByteArrayInputStream("\n{\"text\": \"b\"}\n".getBytes(StandardCharsets.UTF_8))));
+    JsonLines lines = new JsonLines(new SequenceInputStream(parts.elements()));
+    assertEquals("a", JsonLines.text(lines.next()));
+    byte[] tooLong = lines.next();
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> JsonLines.text(tooLong));
+    assertTrue(e.getMessage().contains("longer than 64 MiB"), e.getMessage());
+    assertEquals("b", JsonLines.text(lines.next()), "the line after it is read as usual");
+    assertNull(lines.next());
+  }
+
+  @Test
+  void aLineOfExactlyTheLimitIsRead() throws IOException {
+    // {"text": "a"   <spaces>   }: MAX_LINE_BYTES bytes in all.
+    Vector<InputStream> parts = new Vector<>(List.of(
+        new ByteArrayInputStream("{\"text\": \"a\"".getBytes(StandardCharsets.UTF_8)),
+        repeated(' ', JsonLines.MAX_LINE_BYTES - 13L),
+        new ByteArrayInputStream("}\n".getBytes(StandardCharsets.UTF_8))));
+    JsonLines lines = new JsonLines(new SequenceInputStream(parts.elements()));
+    assertEquals("a", JsonLines.text(lines.next()));
+    assertNull(lines.next());
   }
 }
