@@ -15,6 +15,7 @@ import io.github.optjava.model.OptWeights;
 import io.github.optjava.model.RandomCheckpoint;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -466,6 +467,10 @@ final class BenchCommand implements Callable<Integer> {
     if (Files.isRegularFile(file)) {
       try {
         return OptConfig.fromJson(Files.readString(file));
+      } catch (CharacterCodingException e) {
+        // Files.readString's MalformedInputException would otherwise read as "cannot read: Input length = 1".
+        throw new IllegalArgumentException("--shape " + shape + ": not valid UTF-8 text: not a config.json, or a "
+            + "corrupted one", e);
       } catch (IOException e) {
         throw new IllegalArgumentException("--shape " + shape + ": cannot read: " + e.getMessage(), e);
       }

@@ -154,6 +154,15 @@ class BenchCommandTest {
     assertTrue(negative.exit() != 0 && negative.err().contains("--gen-len at least 0"), negative.err());
   }
 
+  // Found by fuzzing: it read "--shape ...: cannot read: Input length = 1".
+  @Test
+  void aShapeFileThatIsNotUtf8IsNamedSo(@TempDir Path tmp) throws IOException {
+    Path file = Files.write(tmp.resolve("config.json"), new byte[] {'{', '"', (byte) 0xff, '"', ':', '1', '}'});
+    CliTest.Run r = bench("--device", "cpu", "--shape", file.toString());
+    assertNotEquals(0, r.exit());
+    assertTrue(r.err().contains("--shape " + file + ": not valid UTF-8 text"), r.err());
+  }
+
   /** The prefill FLOP count, by hand: opt-125m (12 layers, hidden 768, ffn 3072, vocab 50272). */
   @Test
   void prefillFlopsAreLinearsPerTokenCausalAttentionAndOneLogitRowPerPrompt() {
