@@ -25,7 +25,7 @@ record PytorchTensorRef(PytorchStorage storage, long storageOffset, long[] shape
           + ", not a storage: not a plain tensor checkpoint");
     }
     if (!(args.get(1) instanceof Long offset) || offset < 0) {
-      throw new CheckpointException(what + ": storage_offset is " + PickleValue.describe(args.get(1))
+      throw new CheckpointException(what + ": storage_offset is " + describeInt(args.get(1))
           + ", not a non-negative int");
     }
     long[] shape = longs(args.get(2), "size", what);
@@ -109,11 +109,19 @@ record PytorchTensorRef(PytorchStorage storage, long storageOffset, long[] shape
     long[] out = new long[t.size()];
     for (int i = 0; i < out.length; i++) {
       if (!(t.get(i) instanceof Long x) || x < 0) {
-        throw new CheckpointException(fn + ": " + what + " holds " + PickleValue.describe(t.get(i))
+        throw new CheckpointException(fn + ": " + what + " holds " + describeInt(t.get(i))
             + ", not a non-negative int");
       }
       out[i] = x;
     }
     return out;
+  }
+
+  /**
+   * An int with its value ("int -1"), anything else by its type: PickleValue.describe names only the type, so a
+   * negative stride read "holds int, not a non-negative int".
+   */
+  private static String describeInt(Object v) {
+    return v instanceof Long x ? "int " + x : PickleValue.describe(v);
   }
 }

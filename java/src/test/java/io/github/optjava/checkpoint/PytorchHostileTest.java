@@ -160,6 +160,17 @@ class PytorchHostileTest {
 
   // --- storages and tensor layouts ----------------------------------------------------------------------
 
+  // Found by fuzzing: these read "stride holds int, not a non-negative int", without the value.
+  @Test
+  void aNegativeStrideOrOffsetIsShown() throws IOException {
+    byte[] stride = new PickleBuilder().proto(2).orderedDict().str("w")
+        .tensor("HalfStorage", "0", 4, 0, V4, new long[] {-3}).setitem().stop().bytes();
+    assertContains(refused(stride, Map.of("0", new byte[8])), "stride holds int -3, not a non-negative int");
+    byte[] offset = new PickleBuilder().proto(2).orderedDict().str("w")
+        .tensor("HalfStorage", "0", 4, -70000, V4, new long[] {1}).setitem().stop().bytes();
+    assertContains(refused(offset, Map.of("0", new byte[8])), "storage_offset is int -70000, not a non-negative int");
+  }
+
   @Test
   void storageShorterOrLongerThanItsElementsIsRefused() throws IOException {
     byte[] pickle = new PickleBuilder().proto(2).orderedDict().str("w")
