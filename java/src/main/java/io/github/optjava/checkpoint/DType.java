@@ -32,7 +32,8 @@ public enum DType {
         default: break;
       }
     }
-    throw new CheckpointException("unsupported tensor dtype '" + name
-        + "': OPT checkpoints are read as F16, BF16 or F32; convert the checkpoint to one of these");
+    // The name comes from the file: quoted and cut (Untrusted), as any text from a file in a message.
+    throw new CheckpointException("unsupported tensor dtype " + (name == null ? "null" : Untrusted.quote(name))
+        + ": OPT checkpoints are read as F16, BF16 or F32; convert the checkpoint to one of these");
   }
 }

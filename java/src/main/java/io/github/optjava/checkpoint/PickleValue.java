@@ -158,7 +158,7 @@ final class PickleValue {
     } else if (v instanceof PickleGlobal g) {
       return g.qualifiedName();
     } else if (v instanceof PytorchStorage s) {
-      return "storage '" + s.key() + "'";
+      return "storage " + quote(s.key());
     } else if (v instanceof PytorchTensorRef) {
       return "tensor";
     } else if (v instanceof Opaque o) {

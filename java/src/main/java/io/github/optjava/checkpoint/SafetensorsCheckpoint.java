@@ -127,7 +127,7 @@ public final class SafetensorsCheckpoint implements Checkpoint {
         continue;
       }
       if (e.length() > maxWindowBytes) {
-        throw new CheckpointException(file + ": tensor '" + e.info().name() + "' is " + e.length()
+        throw new CheckpointException(file + ": tensor " + Untrusted.quote(e.info().name()) + " is " + e.length()
             + " bytes; tensors over " + maxWindowBytes + " bytes cannot be mapped as one Java buffer");
       }
       if (!window.isEmpty() && e.end() - window.get(0).begin() > maxWindowBytes) {
@@ -184,7 +184,7 @@ public final class SafetensorsCheckpoint implements Checkpoint {
     }
     TensorInfo info = infos.get(name);
     if (info == null) {
-      throw new CheckpointException(file + ": no tensor named '" + name + "'");
+      throw new CheckpointException(file + ": no tensor named " + Untrusted.quote(name));
     }
     return new Tensor(info, data.get(name));
   }

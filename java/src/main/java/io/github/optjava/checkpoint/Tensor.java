@@ -17,7 +17,7 @@ public final class Tensor {
    */
   public Tensor(TensorInfo info, ByteBuffer data) {
     if (data.remaining() != info.byteSize()) {
-      throw new CheckpointException("tensor " + info.name() + ": " + data.remaining()
+      throw new CheckpointException("tensor " + Untrusted.quote(info.name()) + ": " + data.remaining()
           + " bytes of data for " + info + " which needs " + info.byteSize());
     }
     this.info = info;
@@ -49,7 +49,8 @@ public final class Tensor {
   public float[] toFloatArray() {
     long n = info.numel();
     if (n > Integer.MAX_VALUE - 8) {
-      throw new CheckpointException("tensor " + info.name() + " has " + n + " elements: too many for one Java array");
+      throw new CheckpointException("tensor " + Untrusted.quote(info.name()) + " has " + n
+          + " elements: too many for one Java array");
     }
     float[] out = new float[(int) n];
     ByteBuffer b = data();

@@ -266,6 +266,16 @@ class SafetensorsCheckpointTest {
   }
 
   @Test
+  void aHostileDtypeNameIsQuotedAndCut() {
+    Path file = rawFile("{\"w\": {\"dtype\": \"X\\nERROR forged" + "y".repeat(100_000)
+        + "\", \"shape\": [1], \"data_offsets\": [0, 4]}}", 4);
+    CheckpointException e = assertThrows(CheckpointException.class, () -> SafetensorsCheckpoint.open(file));
+    assertTrue(e.getMessage().contains("unsupported tensor dtype 'X?ERROR forgedyyy"), e.getMessage());
+    assertFalse(e.getMessage().contains("\n"), e.getMessage());
+    assertTrue(e.getMessage().length() < 500 + file.toString().length(), e.getMessage().length() + " characters");
+  }
+
+  @Test
   void rejectsDuplicateTensorNames() {
     assertRejected(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]},"
         + " \"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [4, 8]}}", 8), "Duplicate", "'w'");
