@@ -31,8 +31,9 @@
 # kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
 # DEVICE_CHECK_PEER_ONLY=1 (session 12): only the speed comparison that decides #5's batch-32 target, for a second
 # call after a full check: host facts, Java, libraries, copy bandwidth, HF's static cache + torch.compile at batch 32
-# (first), then opt-1.3b ours vs HF eager (batch 1, 32, 128 and the 2047-token prefill), an ncu table of a batch-32
-# decode step if time is left, and the table; no JUnit, check_ops, HF logit comparison or variants. About 330 s.
+# (first), then opt-1.3b ours vs HF eager at batch 32, an ncu table of a batch-32 decode step, then (time left)
+# batch 1, 128 and the 2047-token prefill against HF eager, and the table; no JUnit, check_ops, HF logit comparison
+# or variants. About 330 s.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -536,29 +537,29 @@ ours_bench() {  # SECONDS LOG ARGS...: `opt bench` on CUDA, lines appended to $b
     io.github.optjava.cli.Main bench --device cuda "$@" --json "$bench" >> "$log" 2>&1
 }
 # speed_shape SHAPE FULL_S B1_S OURS_CAP HF_CAP PREFILL_CAP: estimated seconds for everything and for batch 1
-# alone, then each command's own timeout (cut further by the budget). SPEED_ONE_BATCH: the batch size run alone
-# when the time left covers only one (default 1).
+# alone, then each command's own timeout (cut further by the budget). SPEED_BATCHES: the batch sizes (default
+# 1,32,128); SPEED_ONE_BATCH: the batch size run alone when the time left covers only one (default 1).
 speed_shape() {
-  local s=$1 full=$2 b1=$3 batches="1,32,128" left one="${SPEED_ONE_BATCH:-1}"
-  local olog="$W/bench_ours_$s.log" hlog="$W/bench_hf_$s.log"
+  local s=$1 full=$2 b1=$3 batches="${SPEED_BATCHES:-1,32,128}" left one="${SPEED_ONE_BATCH:-1}"
+  local olog="$W/bench_ours_$s.log" hlog="$W/bench_hf_$s.log" tag="opt-$s${SPEED_BATCHES:+ b$SPEED_BATCHES}"
   left=$(( budget - SECONDS - tail_s ))
   if [ "$left" -lt "$b1" ]; then
-    row "speed opt-$s" "skip" "time budget spent (${SECONDS}s of ${budget}s; ~${b1}s needed for batch $one)"
+    row "speed $tag" "skip" "time budget spent (${SECONDS}s of ${budget}s; ~${b1}s needed for batch $one)"
     return 0
   fi
   if [ "$left" -lt "$full" ]; then
     batches=$one
-    row "speed opt-$s" "info" "batch $one only: ${left}s left, ~${full}s needed for batch 1,32,128"
+    row "speed $tag" "info" "batch $one only: ${left}s left, ~${full}s needed for batch $batches"
   fi
   ours_bench "$(cap "$4" $(( tail_s + 30 )))" "$olog" --shape "$s" --dtype f16 --batch "$batches" --prompt-len 128 \
     --gen-len 128 --repeats 2 --warm-up 1
-  bench_status "speed opt-$s: ours" $? "$olog"
+  bench_status "speed $tag: ours" $? "$olog"
   local prefill_len=2047
   [ "$6" -eq 0 ] && prefill_len=0 # PREFILL_CAP 0: no 2047-token prefill for this shape (saves a model build)
   timeout -k 10 "$(cap "$5" $(( tail_s + 15 )))" python3 scripts/hf_peer.py bench --shape "$s" --batch "$batches" \
     --prompt-len 128 --gen-len 128 --repeats 2 --prefill-len "$prefill_len" --out "$bench" \
-    ${copy_arg[@]+"${copy_arg[@]}"} > "$hlog" 2>&1
-  bench_status "speed opt-$s: HF" $? "$hlog"
+    ${copy_arg[@]+"${copy_arg[@]}"} >> "$hlog" 2>&1
+  bench_status "speed $tag: HF" $? "$hlog"
   if [ "$6" -gt 0 ]; then
     ours_bench "$(cap "$6" "$tail_s")" "$olog" --shape "$s" --dtype f16 --batch 1 --prompt-len 2047 --gen-len 0 \
       --repeats 2 --warm-up 1
@@ -653,12 +654,13 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
   fi
 }
 if [ "$peer_only" = 1 ]; then
-  # Short of time (the compiled run took most of it), the one batch size kept is 32: the batch of #5's target, the
-  # one HF's compiled line above is at (batch 1 alone, the full check's fallback, would leave it unanswered).
-  #                            shape  full  b1  ours  HF  prefill
-  SPEED_ONE_BATCH=32 speed_shape 1.3b     90   55  100  100   50
-  # where a batch-32 step's GPU time goes (the target's batch; no ncu table of it so far), if time is left
+  # Batch 32 first, the batch of #5's target and of HF's compiled line above: ours and HF eager (no prefill line);
+  # then where a batch-32 step's GPU time goes (session 14's prediction: docs/perf.md; no ncu table of it so far);
+  # then, with the time left, batch 1 and 128 and the 2047-token prefill against HF eager (measured in session 11).
+  #                                            shape  full  b1  ours  HF  prefill
+  SPEED_BATCHES=32 SPEED_ONE_BATCH=32 speed_shape 1.3b    40   40   60   60    0
   ncu_run decode-b32 1.3b 32
+  SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   50
 elif [ "$quick" = 1 ]; then
   # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 11)
   variant_run "opt-1.3b decode" 80 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \

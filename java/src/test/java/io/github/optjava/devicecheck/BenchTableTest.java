@@ -87,6 +87,22 @@ class BenchTableTest {
   }
 
   @Test
+  void targetsFallBackToTheDefaultVariantWhenThePlainBenchDidNotRun(@TempDir Path tmp) throws Exception {
+    // a full check short of time: `opt bench --variants` ran (its 'default' variant is our default kernels), the
+    // plain speed comparison did not; the peer-only call added HF's lines
+    String variantB32 = OURS_B32.replace("\"engine\":\"cuda:0-f16\"", "\"engine\":\"cuda:0-f16\",\"variant\":\"default\"");
+    String variantPrefill = OURS_PREFILL.replace("\"engine\":\"cuda:0-f16\"",
+        "\"engine\":\"cuda:0-f16\",\"variant\":\"default\"");
+    StringBuilder table = new StringBuilder();
+    Map<String, String> rows = rows(tmp, List.of(VARIANT_DEFAULT, VARIANT_SPLIT, variantB32, variantPrefill,
+        HF_EAGER_B1, HF_EAGER_B32, compiledB32(4.1, 0)), table);
+    assertTrue(rows.get("target b1 roofline opt-1.3b").startsWith("info\tmissed: 128+128: 37%"), rows.toString());
+    assertTrue(rows.get("target b1 vs HF eager opt-1.3b").startsWith("info\tmet: 8.76x"), rows.toString());
+    assertTrue(rows.get("target b32 vs HF best opt-1.3b").startsWith("info\tmissed: 1.15x"), rows.toString());
+    assertTrue(rows.get("target prefill/GEMM opt-1.3b").startsWith("info\tmet: 2047 tokens"), rows.toString());
+  }
+
+  @Test
   void batch32TargetStaysOpenWithoutAUsableCompiledLine(@TempDir Path tmp) throws Exception {
     StringBuilder table = new StringBuilder();
     Map<String, String> eagerOnly = rows(tmp, List.of(OURS_B32, HF_EAGER_B32), table);
