@@ -283,8 +283,9 @@ new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
 # Each kernel's tests carry a second tag (gpu-new-fa, -score, -combine, -fold): those of a kernel whose check_ops
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
-# gpu-new-drafts (CUDA graphs of draft steps, session 8) and gpu-new-buckets (decode steps padded to batch buckets,
-# session 13) have no kernel of their own: they always run.
+# gpu-new-drafts (CUDA graphs of draft steps, session 8), gpu-new-buckets (decode steps padded to batch buckets,
+# session 13) and gpu-new-lttune (cuBLASLt's algorithms chosen by timing, session 14) have no kernel of their own:
+# they always run.
 new_excl=()
 for k in fa score combine fold gemvsplit int8 grouped vecnorm prefetch; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
@@ -662,9 +663,9 @@ if [ "$peer_only" = 1 ]; then
   ncu_run decode-b32 1.3b 32
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   50
 elif [ "$quick" = 1 ]; then
-  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 11)
-  variant_run "opt-1.3b decode" 80 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 12)
+  variant_run "opt-1.3b decode" 90 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
+    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
   # the same with the flagged decode kernels that passed their checks (the split gemv, session 11; the grouped
@@ -681,7 +682,7 @@ else
   # Cap: up to 11 variants (6 when the cap of 100 was set; session 12 added 5) at ~8.5 s each for 4 batch sizes (session
   # 11: ~10 s at 5) + ~5 s to start: ~100 s, so 100 would cut the last, all-new-kernels variant.
   variant_run "opt-1.3b decode" 125 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   # Order (session 14's pre-mortem review): the plan's first item is the split gemv at 1.3b AND 6.7b batch 1, so
   # the 6.7b variants come next, then int8 (item 2) and the ncu tables; the 1.3b comparison with HF and the prefill
   # variants (both measured in session 11, and the second planned call, peer-only or quick, runs the 1.3b comparison
@@ -690,7 +691,7 @@ else
   # Cap: up to 9 variants (4 when the cap of 100 was set) at ~9.5 s each for batch 1 and 32 (session 11) + the 13 GB
   # build: ~105 s.
   variant_run "opt-6.7b decode" 125 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
   # the flagged decode kernels together (the split gemv, the grouped attention, the vector norm): their µs per call

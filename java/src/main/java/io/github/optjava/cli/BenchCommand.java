@@ -378,12 +378,13 @@ final class BenchCommand implements Callable<Integer> {
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
       boolean inlineCombine, boolean foldNorm, int gemvSplit, boolean groupedSplit, boolean vectorNorm,
-      String prefetch) {
+      String prefetch, boolean ltTune) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
           io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.usesFoldNorm(),
-          c.gemvSplit(), c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(), c.prefetchMode());
+          c.gemvSplit(), c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(), c.prefetchMode(),
+          c.usesLtTuning());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -399,6 +400,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useGroupedSplit(v.groupedSplit() != null ? v.groupedSplit() : groupedSplit);
       c.useVectorNorm(v.vectorNorm() != null ? v.vectorNorm() : vectorNorm);
       c.usePrefetch(v.prefetch() != null ? v.prefetch() : prefetch);
+      c.useLtTuning(v.ltTune() != null ? v.ltTune() : ltTune);
     }
   }
 

@@ -16,11 +16,11 @@ import java.util.Map;
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
  * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel},
  * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}, {@code lnvec=on|off},
- * {@code prefetch=off|load|hint}; for example {@code attention=first,gemv=off}. The choices mean what the
- * {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained},
- * {@code -Dopt.cuda.inlineCombine}, {@code -Dopt.cuda.foldNorm}, {@code -Dopt.cuda.gemvSplit},
- * {@code -Dopt.cuda.groupedSplit}, {@code -Dopt.cuda.vecNorm} and {@code -Dopt.cuda.prefetch} properties mean (see
- * {@code CudaOps}).
+ * {@code prefetch=off|load|hint}, {@code lttune=on|off}; for example {@code attention=first,gemv=off}. The choices
+ * mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm},
+ * {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine}, {@code -Dopt.cuda.foldNorm},
+ * {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit}, {@code -Dopt.cuda.vecNorm},
+ * {@code -Dopt.cuda.prefetch} and {@code -Dopt.cuda.ltTune} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -34,10 +34,11 @@ import java.util.Map;
  *     default
  * @param vectorNorm whether layer norms run the vector kernel (process-wide), or null for the default
  * @param prefetch how weights are streamed towards L2 beside attention (off, load, hint), or null for the default
+ * @param ltTune whether cuBLASLt picks the algorithms of decode-sized Linears by timing them, or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
     Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm,
-    String prefetch) {
+    String prefetch, Boolean ltTune) {
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
@@ -52,7 +53,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -78,15 +79,16 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Boolean groupedSplit = onOff(spec, "splitkernel", settings.remove("splitkernel"), "grouped", "perkey");
     Boolean vectorNorm = onOff(spec, "lnvec", settings.remove("lnvec"), "on", "off");
     String prefetch = settings.remove("prefetch");
+    Boolean ltTune = onOff(spec, "lttune", settings.remove("lttune"), "on", "off");
     if (prefetch != null && !List.of("off", "load", "hint").contains(prefetch)) {
       throw bad(spec, "prefetch must be off, load or hint, not '" + prefetch + "'");
     }
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet()
-          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel, lnvec, prefetch)");
+          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel, lnvec, prefetch, lttune)");
     }
     return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm, gemvSplit, groupedSplit,
-        vectorNorm, prefetch);
+        vectorNorm, prefetch, ltTune);
   }
 
   private static Integer gemvRows(String spec, String value) {

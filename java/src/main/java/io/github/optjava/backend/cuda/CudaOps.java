@@ -86,6 +86,7 @@ public final class CudaOps implements Ops {
   private final cublasContext cublas = new cublasContext();
   private Pointer cublasWorkspace;
   private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
+  private boolean ltTuning = CudaSwitches.LT_TUNE; // -Dopt.cuda.ltTune (or useLtTuning): LtGemm.useTuning
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
   private int gemvSplit; // -Dopt.cuda.gemvSplit (or useGemvSplit): warps per output group, 0 = auto
   private boolean int8Linears; // useInt8Linears: linearWeight quantizes to int8 (CudaInt8Mat)
@@ -1436,6 +1437,32 @@ public final class CudaOps implements Ops {
     return lt != null;
   }
 
+  /**
+   * Whether cuBLASLt chooses the algorithm of each Linear shape of up to 64 rows by timing its heuristic's first
+   * candidates (see {@code opt.cuda.ltTune}; session 14, not yet run on a GPU). Between steps only; this instance's
+   * graphs are discarded and its cuBLASLt plans made again.
+   */
+  public void useLtTuning(boolean on) {
+    requireEager("useLtTuning");
+    if (on != ltTuning) {
+      discardGraphs();
+      ltTuning = on;
+      if (lt != null) {
+        lt.useTuning(on);
+      }
+    }
+  }
+
+  /** Whether cuBLASLt's algorithms are chosen by timing (see {@link #useLtTuning}). */
+  public boolean usesLtTuning() {
+    return ltTuning;
+  }
+
+  /** cuBLASLt shapes whose algorithm was chosen by timing so far (tests check that tuning really ran). */
+  public long ltTunedShapes() {
+    return lt == null ? 0 : lt.tunedShapes();
+  }
+
   /** Linears of 1 to this many rows run the matrix-vector kernel; 0: none (see {@link #useGemv}). */
   public int gemvMaxRows() {
     return gemvMaxRows;
@@ -1451,6 +1478,7 @@ public final class CudaOps implements Ops {
     if (on) {
       check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
       lt = new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES);
+      lt.useTuning(ltTuning);
     } else {
       lt.close();
       lt = null;

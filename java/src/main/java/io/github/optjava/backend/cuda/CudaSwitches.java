@@ -27,6 +27,15 @@ final class CudaSwitches {
    */
   static final boolean LT_GEMM = !"cublas".equalsIgnoreCase(System.getProperty("opt.cuda.gemm"));
   /**
+   * {@code -Dopt.cuda.ltTune=true}: a cuBLASLt Linear shape of at most 64 rows (decode batches) takes the fastest of
+   * the heuristic's first 8 algorithms, timed once when the shape is first planned ({@code LtGemm}), instead of the
+   * heuristic's first choice. Written in session 14 without a GPU, aimed at batch-32 decode (docs/perf.md, "written
+   * in session 14": the Linears at 32 rows may be most of its step): off until the variant {@code lttune=on} was
+   * faster on one and its test (tag gpu-new-lttune) passed. Timed choices may differ between processes, so a tuned
+   * run's numbers are reproducible within a process only.
+   */
+  static final boolean LT_TUNE = Boolean.getBoolean("opt.cuda.ltTune");
+  /**
    * {@code -Dopt.cuda.gemv=N} (0–8; {@code off} = 0, {@code on} = 8): Linears of at most N rows (decode at small
    * batch) run our matrix-vector kernel (native/src/linear_small.cu: the weight streamed once with 16-byte loads,
    * bias and ReLU applied in the same launch) instead of a GEMM. Default 1: on an H100 (2026-11-26, c57d4f3) it

@@ -28,6 +28,12 @@ import static org.bytedeco.cuda.global.cublas.cublasLtMatrixLayoutDestroy;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16BF;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_16F;
 import static org.bytedeco.cuda.global.cudart.CUDA_R_32F;
+import static org.bytedeco.cuda.global.cudart.cudaEventCreate;
+import static org.bytedeco.cuda.global.cudart.cudaEventDestroy;
+import static org.bytedeco.cuda.global.cudart.cudaEventElapsedTime;
+import static org.bytedeco.cuda.global.cudart.cudaEventRecord;
+import static org.bytedeco.cuda.global.cudart.cudaEventSynchronize;
+import static org.bytedeco.cuda.global.cudart.cudaGetLastError;
 
 import io.github.optjava.checkpoint.DType;
 import java.util.HashMap;
@@ -37,6 +43,7 @@ import org.bytedeco.cuda.cublas.cublasLtMatmulDescOpaque_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulHeuristicResult_t;
 import org.bytedeco.cuda.cublas.cublasLtMatmulPreferenceOpaque_t;
 import org.bytedeco.cuda.cublas.cublasLtMatrixLayoutOpaque_t;
+import org.bytedeco.cuda.cudart.CUevent_st;
 import org.bytedeco.cuda.cudart.CUstream_st;
 import org.bytedeco.javacpp.FloatPointer;
 import org.bytedeco.javacpp.IntPointer;
@@ -54,6 +61,14 @@ import org.bytedeco.javacpp.PointerPointer;
  * <p>The problem, column-major as cuBLAS sees it: outᵀ (N × T) = W (stored K × N, op T) · xᵀ (K × T), with the
  * bias (N) broadcast along the T columns, which is what CUBLASLT_EPILOGUE_BIAS does with a vector of the rows.
  * Passed its parity and graph tests on an H100 (2026-11-26, session 7): the default Linear path.
+ *
+ * <p>Tuning ({@link #useTuning}, {@code -Dopt.cuda.ltTune}; session 14, not yet run on a GPU): a shape of at most
+ * {@link #TUNE_MAX_ROWS} rows (decode batches: few shapes, each run thousands of times) takes the fastest of the
+ * heuristic's first {@value #TUNE_CANDIDATES} algorithms, timed on the operands of the call that plans it. Skinny
+ * GEMMs are where the heuristic's first choice is most often not the fastest (TensorRT-LLM profiles cuBLASLt's
+ * algorithms per batch size for the same reason). The choice is fixed for the plan's life, but it comes from timings:
+ * two processes may choose differently, and algorithms that sum in another order (split-K) round differently, so a
+ * tuned run is reproducible within a process, not bit for bit across processes.
  */
 final class LtGemm implements AutoCloseable {
   /** One shape's descriptors and algorithm; the bias pointer is set per call (layers share a plan). */
@@ -63,6 +78,12 @@ final class LtGemm implements AutoCloseable {
   private record Key(int n, int t, int k, int epilogue, DType dtype) {}
 
   private static final int MAX_PLANS = 1024;
+  /** Shapes of at most this many rows are tuned ({@link #useTuning}); longer ones (prefill) are not. */
+  static final int TUNE_MAX_ROWS = 64;
+  /** Algorithms asked of the heuristic and timed for a tuned shape. */
+  static final int TUNE_CANDIDATES = 8;
+  /** Timed launches per candidate, after one untimed. */
+  private static final int TUNE_RUNS = 5;
   private static final int STATUS_NOT_SUPPORTED = 15; // CUBLAS_STATUS_NOT_SUPPORTED
   private static final org.slf4j.Logger LOG = org.slf4j.LoggerFactory.getLogger(LtGemm.class);
 
@@ -75,6 +96,8 @@ final class LtGemm implements AutoCloseable {
   private final FloatPointer zero = new FloatPointer(0f);
   private final LongPointer biasAddress = new LongPointer(1);
   private long launches;
+  private boolean tune = CudaSwitches.LT_TUNE;
+  private long tunedShapes;
 
   LtGemm(Pointer workspace, long workspaceBytes) {
     this.workspace = workspace;
@@ -112,7 +135,7 @@ final class LtGemm implements AutoCloseable {
         plans.clear();
         unsupported.clear();
       }
-      plan = plan(key, bias == null ? 0 : bias.address());
+      plan = plan(key, bias == null ? 0 : bias.address(), out, x, w, stream);
       if (plan == null) {
         unsupported.add(key);
         return false;
@@ -124,10 +147,16 @@ final class LtGemm implements AutoCloseable {
       check("cublasLtMatmulDescSetAttribute(bias)", cublasLtMatmulDescSetAttribute(plan.desc,
           CUBLASLT_MATMUL_DESC_BIAS_POINTER, biasAddress, Long.BYTES));
     }
-    check("cublasLtMatmul", cublasLtMatmul(handle, plan.desc, one, w.ptr(), plan.a, x.ptr(), plan.b, zero, out.ptr(),
-        plan.c, out.ptr(), plan.c, plan.algo.algo(), workspace, workspaceBytes, stream));
+    check("cublasLtMatmul", launch(plan, plan.algo, out, x, w, stream));
     launches++;
     return true;
+  }
+
+  /** One cublasLtMatmul of a plan's shape with the given algorithm; its cuBLAS status. */
+  private int launch(Plan p, cublasLtMatmulHeuristicResult_t algo, CudaMat out, CudaMat x, CudaMat w,
+      CUstream_st stream) {
+    return cublasLtMatmul(handle, p.desc, one, w.ptr(), p.a, x.ptr(), p.b, zero, out.ptr(), p.c, out.ptr(), p.c,
+        algo.algo(), workspace, workspaceBytes, stream);
   }
 
   /** cuBLASLt matmuls launched (or captured) so far. */
@@ -136,11 +165,35 @@ final class LtGemm implements AutoCloseable {
   }
 
   /**
-   * The descriptors and cuBLASLt's first-choice algorithm for a shape, or null when it has none (status
-   * NOT_SUPPORTED or no algorithm found: logged once); any other failure is an error. {@code biasAddress}: the
-   * heuristic judges the bias pointer's alignment from the descriptor, so it is set before asking.
+   * Whether shapes planned from now on are tuned (see the class comment); the plans made so far are dropped, so
+   * every shape is planned again the new way. The caller discards its graphs (they hold the old algorithms).
    */
-  private Plan plan(Key k, long biasAddress) {
+  void useTuning(boolean on) {
+    if (on != tune) {
+      tune = on;
+      plans.values().forEach(LtGemm::destroy);
+      plans.clear();
+      unsupported.clear();
+    }
+  }
+
+  /** Whether shapes are tuned ({@link #useTuning}). */
+  boolean tuning() {
+    return tune;
+  }
+
+  /** Shapes whose algorithm was chosen by timing so far (tests check that tuning really ran). */
+  long tunedShapes() {
+    return tunedShapes;
+  }
+
+  /**
+   * The descriptors and cuBLASLt's first-choice algorithm for a shape (tuned: the fastest of its first choices on
+   * the given operands), or null when it has none (status NOT_SUPPORTED or no algorithm found: logged once); any other
+   * failure is an error. {@code biasAddress}: the heuristic judges the bias pointer's alignment from the descriptor,
+   * so it is set before asking.
+   */
+  private Plan plan(Key k, long biasAddress, CudaMat out, CudaMat x, CudaMat w, CUstream_st stream) {
     int type = switch (k.dtype) {
       case F32 -> CUDA_R_32F;
       case F16 -> CUDA_R_16F;
@@ -168,8 +221,9 @@ final class LtGemm implements AutoCloseable {
       try (LongPointer ws = new LongPointer(1).put(workspaceBytes); IntPointer found = new IntPointer(1)) {
         check("cublasLtMatmulPreferenceSetAttribute", cublasLtMatmulPreferenceSetAttribute(pref,
             CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, ws, Long.BYTES));
-        cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t(1);
-        int st = cublasLtMatmulAlgoGetHeuristic(handle, parts.desc, parts.a, parts.b, parts.c, parts.c, pref, 1,
+        int wanted = tune && k.t <= TUNE_MAX_ROWS ? TUNE_CANDIDATES : 1;
+        cublasLtMatmulHeuristicResult_t result = new cublasLtMatmulHeuristicResult_t(wanted);
+        int st = cublasLtMatmulAlgoGetHeuristic(handle, parts.desc, parts.a, parts.b, parts.c, parts.c, pref, wanted,
             result, found);
         if (st == STATUS_NOT_SUPPORTED || (st == 0 && found.get() < 1)) {
           result.close();
@@ -181,7 +235,13 @@ final class LtGemm implements AutoCloseable {
           result.close();
           throw new CudaException("cublasLtMatmulAlgoGetHeuristic failed for " + k + " with cuBLAS status " + st);
         }
-        return new Plan(parts.desc, parts.a, parts.b, parts.c, result);
+        Plan plan = new Plan(parts.desc, parts.a, parts.b, parts.c, result);
+        if (found.get() > 1) {
+          int best = fastest(plan, result, found.get(), out, x, w, stream, k);
+          result.position(best); // the plan's algo(): the chosen element (close() frees the whole array)
+          tunedShapes++;
+        }
+        return plan;
       } finally {
         cublasLtMatmulPreferenceDestroy(pref);
       }
@@ -189,6 +249,61 @@ final class LtGemm implements AutoCloseable {
       destroy(parts);
       throw e;
     }
+  }
+
+  /**
+   * The index of the fastest of the heuristic's first {@code n} algorithms for a plan's shape, timed on the operands
+   * of the call that needs the plan (an eager step: a plan is never made during a graph capture): each launched once
+   * untimed, then {@value #TUNE_RUNS} times between two events. A candidate that reports a failed state, needs more
+   * workspace than there is, or fails to launch is skipped; the heuristic's first choice (index 0) stands when every
+   * other one is skipped, and wins ties. The launches write {@code out}, which the call itself writes again next.
+   */
+  private int fastest(Plan p, cublasLtMatmulHeuristicResult_t results, int n, CudaMat out, CudaMat x, CudaMat w,
+      CUstream_st stream, Key k) {
+    CUevent_st start = new CUevent_st();
+    CUevent_st end = new CUevent_st();
+    if (cudaEventCreate(start) != 0 || cudaEventCreate(end) != 0) {
+      cudaGetLastError();
+      if (!start.isNull()) {
+        cudaEventDestroy(start);
+      }
+      return 0; // untuned: the heuristic's choice
+    }
+    int best = 0;
+    float bestMs = Float.MAX_VALUE;
+    StringBuilder timings = new StringBuilder();
+    try (FloatPointer ms = new FloatPointer(1)) {
+      for (int i = 0; i < n; i++) {
+        cublasLtMatmulHeuristicResult_t candidate = results.getPointer(i);
+        if (candidate.state() != 0 || candidate.workspaceSize() > workspaceBytes) {
+          continue;
+        }
+        boolean ok = launch(p, candidate, out, x, w, stream) == 0;
+        ok = ok && cudaEventRecord(start, stream) == 0;
+        for (int run = 0; ok && run < TUNE_RUNS; run++) {
+          ok = launch(p, candidate, out, x, w, stream) == 0;
+        }
+        ok = ok && cudaEventRecord(end, stream) == 0 && cudaEventSynchronize(end) == 0
+            && cudaEventElapsedTime(ms, start, end) == 0;
+        if (!ok) {
+          cudaGetLastError(); // a refused launch leaves its error behind: not the next kernel's
+          timings.append(' ').append(i).append(":-");
+          continue;
+        }
+        float t = ms.get() / TUNE_RUNS;
+        timings.append(' ').append(i).append(':').append(String.format(java.util.Locale.ROOT, "%.1fus", 1000 * t));
+        if (t < bestMs) {
+          bestMs = t;
+          best = i;
+        }
+      }
+    } finally {
+      cudaEventDestroy(start);
+      cudaEventDestroy(end);
+    }
+    // info, not debug: an experimental switch, and the GPU run's logs are where its choices get read
+    LOG.info("cuBLASLt tuning {}: chose {} of {} ({})", k, best, n, timings.toString().trim());
+    return best;
   }
 
   private static cublasLtMatrixLayoutOpaque_t layout(int type, long rows, long cols, long ld) {

@@ -296,6 +296,38 @@ class CudaOpsParityTest {
   }
 
   /**
+   * The same through cuBLASLt with tuned algorithms (-Dopt.cuda.ltTune, session 14, not yet run on a GPU): decode
+   * batch sizes of 1.3b-like shapes, each planned by timing the heuristic's candidates; every algorithm cuBLASLt offers
+   * must give the CPU's numbers, and a shape past 64 rows is not tuned.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(value = DType.class, names = {"F16", "BF16"})
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-lttune")
+  void linearThroughTunedCublasLt(DType d) {
+    CudaOps g = gpu(d);
+    boolean tuningBefore = g.usesLtTuning();
+    g.useLtTuning(false); // off, then on: every shape is planned again (LtGemm.useTuning drops the plans)
+    g.useLtTuning(true);
+    try {
+      withLinearPath(g, true, 0, () -> {
+        long launches = g.ltLaunches();
+        long tuned = g.ltTunedShapes();
+        linearCase(g, d, 32, 2048, 2048); // batch 32: out_proj-like, 3 epilogues (bias, bias + ReLU, none)
+        linearCase(g, d, 8, 2048, 8192); // fc1-like at batch 8
+        assertTrue(g.ltLaunches() >= launches + 6, d + ": cuBLASLt must have run the aligned shapes");
+        assertTrue(g.ltTunedShapes() > tuned, d + ": at least one shape must have been planned by timing (the "
+            + "heuristic offered one algorithm for each?)");
+        long tunedBefore65 = g.ltTunedShapes();
+        linearCase(g, d, 65, 256, 256); // past TUNE_MAX_ROWS: the heuristic's first choice
+        assertEquals(tunedBefore65, g.ltTunedShapes(), d + ": 65 rows are not tuned");
+      });
+    } finally {
+      g.useLtTuning(tuningBefore);
+    }
+  }
+
+  /**
    * The same through the matrix-vector kernel for 1–8 rows (-Dopt.cuda.gemv=true): its 16-byte path (in a multiple
    * of 8 values), its one-element path (odd widths), a 1.3b-like shape; 9 rows must go to cuBLAS instead.
    */
