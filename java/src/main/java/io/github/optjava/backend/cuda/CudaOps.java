@@ -1463,6 +1463,23 @@ public final class CudaOps implements Ops {
     return lt == null ? 0 : lt.tunedShapes();
   }
 
+  /**
+   * Tests only ({@link LtGemm#forceChoice}): tuned cuBLASLt plans made from now on take the heuristic's candidate
+   * {@code index} when it ran, not the fastest; -1 restores the fastest. Graphs are discarded and plans made again.
+   */
+  void forceLtChoice(int index) {
+    requireEager("forceLtChoice");
+    discardGraphs();
+    if (lt != null) {
+      lt.forceChoice(index);
+    }
+  }
+
+  /** The candidate index the last tuned cuBLASLt plan took (-1 before any, or without cuBLASLt; tests). */
+  int ltLastChoice() {
+    return lt == null ? -1 : lt.lastChoice();
+  }
+
   /** Linears of 1 to this many rows run the matrix-vector kernel; 0: none (see {@link #useGemv}). */
   public int gemvMaxRows() {
     return gemvMaxRows;

@@ -98,6 +98,8 @@ final class LtGemm implements AutoCloseable {
   private long launches;
   private boolean tune = CudaSwitches.LT_TUNE;
   private long tunedShapes;
+  private int forcedChoice = -1; // tests: the candidate a tuned plan takes when it timed it (-1: the fastest)
+  private int lastChoice = -1; // the candidate the last tuned plan took (tests)
 
   LtGemm(Pointer workspace, long workspaceBytes) {
     this.workspace = workspace;
@@ -188,6 +190,24 @@ final class LtGemm implements AutoCloseable {
   }
 
   /**
+   * Tests only: tuned plans made from now on take candidate {@code index} of the heuristic's list whenever it was
+   * timed without failing (its timing still runs), instead of the fastest; -1 restores the fastest. The plans made so
+   * far are dropped. Lets a test run every candidate the tuner may choose, and an index past 0 through
+   * {@code position}, whatever the timings say.
+   */
+  void forceChoice(int index) {
+    forcedChoice = index;
+    plans.values().forEach(LtGemm::destroy);
+    plans.clear();
+    unsupported.clear();
+  }
+
+  /** The candidate index the last tuned plan took (-1 before any; tests). */
+  int lastChoice() {
+    return lastChoice;
+  }
+
+  /**
    * The descriptors and cuBLASLt's first-choice algorithm for a shape (tuned: the fastest of its first choices on
    * the given operands), or null when it has none (status NOT_SUPPORTED or no algorithm found: logged once); any other
    * failure is an error. {@code biasAddress}: the heuristic judges the bias pointer's alignment from the descriptor,
@@ -240,6 +260,7 @@ final class LtGemm implements AutoCloseable {
           int best = fastest(plan, result, found.get(), out, x, w, stream, k);
           result.position(best); // the plan's algo(): the chosen element (close() frees the whole array)
           tunedShapes++;
+          lastChoice = best;
         }
         return plan;
       } finally {
@@ -271,6 +292,7 @@ final class LtGemm implements AutoCloseable {
     }
     int best = 0;
     float bestMs = Float.MAX_VALUE;
+    boolean forced = false;
     StringBuilder timings = new StringBuilder();
     try (FloatPointer ms = new FloatPointer(1)) {
       for (int i = 0; i < n; i++) {
@@ -292,7 +314,10 @@ final class LtGemm implements AutoCloseable {
         }
         float t = ms.get() / TUNE_RUNS;
         timings.append(' ').append(i).append(':').append(String.format(java.util.Locale.ROOT, "%.1fus", 1000 * t));
-        if (t < bestMs) {
+        if (i == forcedChoice) {
+          forced = true;
+          best = i;
+        } else if (!forced && t < bestMs) {
           bestMs = t;
           best = i;
         }
@@ -302,7 +327,8 @@ final class LtGemm implements AutoCloseable {
       cudaEventDestroy(end);
     }
     // info, not debug: an experimental switch, and the GPU run's logs are where its choices get read
-    LOG.info("cuBLASLt tuning {}: chose {} of {} ({})", k, best, n, timings.toString().trim());
+    LOG.info("cuBLASLt tuning {}: chose {} of {} ({}){}", k, best, n, timings.toString().trim(),
+        forced ? " (forced by a test)" : "");
     return best;
   }
 

@@ -328,6 +328,42 @@ class CudaOpsParityTest {
   }
 
   /**
+   * Every candidate the tuner may take gives the CPU's numbers: each of the heuristic's first
+   * {@value LtGemm#TUNE_CANDIDATES} forced in turn ({@link LtGemm#forceChoice}; the timing still runs), so that a plan
+   * holding a candidate past the first (Pointer.position on the heuristic's array) is launched and checked whatever
+   * the timings would pick.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(value = DType.class, names = {"F16", "BF16"})
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-lttune")
+  void linearThroughEachTunedCandidate(DType d) {
+    CudaOps g = gpu(d);
+    boolean tuningBefore = g.usesLtTuning();
+    g.useLtTuning(true);
+    try {
+      withLinearPath(g, true, 0, () -> {
+        int highest = -1;
+        try {
+          for (int i = 0; i < LtGemm.TUNE_CANDIDATES; i++) {
+            g.forceLtChoice(i); // drops the plans: each shape is planned (and timed) again
+            long launches = g.ltLaunches();
+            linearCase(g, d, 32, 2048, 2048);
+            assertTrue(g.ltLaunches() >= launches + 3, d + ": cuBLASLt must have run candidate " + i);
+            highest = Math.max(highest, g.ltLastChoice());
+          }
+        } finally {
+          g.forceLtChoice(-1);
+        }
+        assertTrue(highest > 0, d + ": no plan took a candidate past the heuristic's first (highest " + highest
+            + "; did the heuristic offer one algorithm for each epilogue?)");
+      });
+    } finally {
+      g.useLtTuning(tuningBefore);
+    }
+  }
+
+  /**
    * The same through the matrix-vector kernel for 1–8 rows (-Dopt.cuda.gemv=true): its 16-byte path (in a multiple
    * of 8 values), its one-element path (odd widths), a 1.3b-like shape; 9 rows must go to cuBLAS instead.
    */
