@@ -1,6 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.Console;
 import java.io.IOException;
 import java.net.URI;
@@ -157,6 +158,7 @@ public record HubSettings(
     return value != null && TRUE_VALUES.contains(value.trim().toUpperCase(Locale.ROOT));
   }
 
+  // A rejected value is shown quoted and cut: an environment variable may hold a newline or kilobytes.
   private static URI normaliseEndpoint(String text, String what) {
     String trimmed = text.trim();
     while (trimmed.endsWith("/")) {
@@ -166,13 +168,13 @@ public record HubSettings(
     try {
       uri = new URI(trimmed);
     } catch (java.net.URISyntaxException e) {
-      throw new CheckpointException(what + " is not a valid URL: '" + text + "'", e);
+      throw new CheckpointException(what + " is not a valid URL: " + Untrusted.quote(text), e);
     }
     String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
     if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null
         || uri.getRawQuery() != null || uri.getRawFragment() != null) {
       throw new CheckpointException(
-          what + " must be an http(s) base URL such as https://huggingface.co, got '" + text + "'");
+          what + " must be an http(s) base URL such as https://huggingface.co, got " + Untrusted.quote(text));
     }
     return uri;
   }
@@ -208,10 +210,11 @@ public record HubSettings(
     try {
       seconds = Double.parseDouble(text);
     } catch (NumberFormatException e) {
-      throw new CheckpointException(variable + " must be a number of seconds, got '" + value + "'");
+      throw new CheckpointException(variable + " must be a number of seconds, got " + Untrusted.quote(value));
     }
     if (!(seconds > 0) || Double.isInfinite(seconds)) {
-      throw new CheckpointException(variable + " must be a positive number of seconds, got '" + value + "'");
+      throw new CheckpointException(
+          variable + " must be a positive number of seconds, got " + Untrusted.quote(value));
     }
     return Duration.ofMillis(Math.max(1, Math.round(seconds * 1000)));
   }

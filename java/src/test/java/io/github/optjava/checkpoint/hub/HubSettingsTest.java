@@ -12,6 +12,7 @@ import java.net.URI;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -90,6 +91,21 @@ class HubSettingsTest {
     CheckpointException e = assertThrows(CheckpointException.class,
         () -> fromEnv(Map.of("HF_ENDPOINT", "ftp://x")));
     assertTrue(e.getMessage().contains("HF_ENDPOINT"), e.getMessage());
+  }
+
+  @Test
+  void aRejectedVariableIsQuotedAndCut() {
+    String hostile = "x\nERROR forged" + "y".repeat(10_000);
+
+    for (String variable : List.of("HF_ENDPOINT", "HF_HUB_DOWNLOAD_TIMEOUT")) {
+      CheckpointException e = assertThrows(CheckpointException.class, () -> fromEnv(Map.of(variable, hostile)));
+
+      assertTrue(e.getMessage().startsWith(variable + " "), e.getMessage());
+      assertTrue(e.getMessage().contains("'x?ERROR forgedyyy"), e.getMessage());
+      assertTrue(e.getMessage().endsWith("y…'"), e.getMessage());
+      assertFalse(e.getMessage().contains("\n"), e.getMessage());
+      assertTrue(e.getMessage().length() < 1_000, e.getMessage().length() + " characters");
+    }
   }
 
   @Test
