@@ -1,8 +1,12 @@
 package io.github.optjava.checkpoint.hub;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -11,6 +15,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Set;
 import java.util.TreeSet;
+import java.util.regex.Pattern;
 
 /**
  * Which files of a transformers-format OPT repository opt-java needs: the config, the tokenizer, and
@@ -33,7 +38,12 @@ final class ModelFiles {
 
   private static final String WEIGHTS_DESCRIPTION =
       "model.safetensors, pytorch_model.bin, or one of their .index.json files with its shards";
-  private static final ObjectMapper JSON = new ObjectMapper();
+  // An index with "weight_map" twice would otherwise let the last one win silently.
+  private static final ObjectMapper JSON =
+      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
+  /** The longest file name a file system holds. */
+  private static final int MAX_FILE_NAME = 255;
+  private static final Pattern CONTROL = Pattern.compile("\\p{Cntrl}");
 
   private ModelFiles() {}
 
@@ -79,6 +89,10 @@ final class ModelFiles {
     try {
       JsonNode root = JSON.readTree(index.toFile());
       weightMap = root == null ? null : root.get("weight_map");
+    } catch (JsonProcessingException e) {
+      // The parser's message quotes the file's text (a duplicate key whole): cut and cleaned.
+      throw new CheckpointException("The weights index " + index + " is not valid JSON ("
+          + Untrusted.parserMessage(e) + ").", e);
     } catch (IOException e) {
       throw new CheckpointException("Cannot read the weights index " + index + ": " + e.getMessage(), e);
     }
@@ -89,14 +103,15 @@ final class ModelFiles {
     for (Iterator<JsonNode> it = weightMap.elements(); it.hasNext(); ) {
       JsonNode value = it.next();
       String shard = value.isTextual() ? value.asText() : null;
+      // Shard names come from the network: quoted and cut in messages.
       if (!isPlainFileName(shard)) {
         throw new CheckpointException("The weights index " + index + " names an invalid shard "
-            + (shard == null ? value.toString() : "'" + shard + "'") + ": shards must be file names "
-            + "next to the index.");
+            + (shard == null ? Untrusted.json(value) : Untrusted.quote(shard)) + ": shards must be file "
+            + "names next to the index.");
       }
       if (listing != null && !listing.contains(shard)) {
-        throw new CheckpointException("The weights index " + index + " names the shard '" + shard
-            + "', which the repository does not contain.");
+        throw new CheckpointException("The weights index " + index + " names the shard " + Untrusted.quote(shard)
+            + ", which the repository does not contain.");
       }
       shards.add(shard);
     }
@@ -128,9 +143,15 @@ final class ModelFiles {
     return missing;
   }
 
+  /**
+   * Also refuses control characters and names longer than a file name can be: a shard name goes on into
+   * paths, URLs and messages after this check, unquoted.
+   */
   static boolean isPlainFileName(String name) {
     return name != null
         && !name.isEmpty()
+        && name.length() <= MAX_FILE_NAME
+        && !CONTROL.matcher(name).find()
         && !name.equals(".")
         && !name.equals("..")
         && name.indexOf('/') < 0

@@ -84,6 +84,49 @@ class HubWeightSelectionTest extends FakeHubTestBase {
   }
 
   @Test
+  void aShardNameWithAControlCharacterIsRefusedQuotedAndCut() {
+    hub.setListing(TOKENIZER_AND_CONFIG);
+    // The JSON escape \n arrives as a newline, which could forge a log line; the name runs 10,000 characters.
+    hub.serve("model.safetensors.index.json",
+        index("\"a\": \"model\\nERROR forged" + "y".repeat(10_000) + ".safetensors\""));
+
+    CheckpointException e = assertThrows(CheckpointException.class, () -> resolve(settings()));
+
+    assertTrue(e.getMessage().contains("names an invalid shard 'model?ERROR forgedyyy"), e.getMessage());
+    assertTrue(e.getMessage().contains("y…': shards must be file names next to the index."), e.getMessage());
+    assertFalse(e.getMessage().contains("\n"), e.getMessage());
+    assertTrue(e.getMessage().length() < 1_000, e.getMessage().length() + " characters");
+    assertTrue(hub.requests().stream().noneMatch(r -> r.path().contains("forged")));
+  }
+
+  @Test
+  void aShardNameLongerThanAFileNameIsRefused() {
+    hub.setListing(TOKENIZER_AND_CONFIG);
+    String shard = "m".repeat(300) + ".safetensors";
+    hub.serve("model.safetensors.index.json", index("\"a\": \"" + shard + "\""));
+    hub.serve(shard, new byte[10]); // listed, so only the name check stops it
+
+    CheckpointException e = assertThrows(CheckpointException.class, () -> resolve(settings()));
+
+    assertTrue(e.getMessage().contains("names an invalid shard 'mmm"), e.getMessage());
+    assertTrue(e.getMessage().length() < 1_000, e.getMessage().length() + " characters");
+  }
+
+  @Test
+  void anIndexWithAKeyGivenTwiceIsRefusedNamingTheKey() {
+    hub.setListing(TOKENIZER_AND_CONFIG);
+    hub.serve("model-00001-of-00001.safetensors", new byte[10]);
+    // The second weight_map would otherwise win silently.
+    hub.serve("model.safetensors.index.json", ("{\"weight_map\": {\"a\": \"model-00001-of-00001.safetensors\"},"
+        + " \"weight_map\": {}}").getBytes(StandardCharsets.UTF_8));
+
+    CheckpointException e = assertThrows(CheckpointException.class, () -> resolve(settings()));
+
+    assertTrue(e.getMessage().contains("is not valid JSON (Duplicate field 'weight_map')"), e.getMessage());
+    assertTrue(e.getMessage().contains("model.safetensors.index.json"), e.getMessage());
+  }
+
+  @Test
   void anIndexNamingAnUnlistedShardIsAnError() {
     hub.setListing(TOKENIZER_AND_CONFIG);
     hub.serve("model.safetensors.index.json", index("\"a\": \"model-00001-of-00002.safetensors\""));
