@@ -1,6 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -34,8 +35,9 @@ final class HubCache {
   /** Suffix of in-progress downloads; huggingface_hub uses the same one. */
   static final String INCOMPLETE_SUFFIX = ".incomplete";
   private static final Pattern COMMIT_SHA = Pattern.compile("[0-9a-f]{40}");
-  // Etags and commit shas become file names: allow nothing that could escape the folder.
-  private static final Pattern SAFE_NAME = Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9._-]*");
+  // Etags and commit shas become file names: allow nothing that could escape the folder, and no
+  // more than a file name can hold (255), which also keeps them short in URLs and messages.
+  private static final Pattern SAFE_NAME = Pattern.compile("[A-Za-z0-9_-][A-Za-z0-9._-]{0,254}");
 
   private final Path repoDir;
   private final boolean symlinks;
@@ -204,8 +206,8 @@ final class HubCache {
   private static String requireSafeName(String name, String what) {
     if (name == null || !SAFE_NAME.matcher(name).matches()) {
       throw new CheckpointException(
-          "The hub returned an unusable " + what + " '" + name + "' (expected letters, digits, '.', "
-              + "'_' or '-'); is HF_ENDPOINT a Hugging Face Hub?");
+          "The hub returned an unusable " + what + " " + (name == null ? "(none)" : Untrusted.quote(name))
+              + " (expected up to 255 letters, digits, '.', '_' or '-'); is HF_ENDPOINT a Hugging Face Hub?");
     }
     return name;
   }

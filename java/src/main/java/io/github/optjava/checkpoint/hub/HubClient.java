@@ -1,8 +1,12 @@
 package io.github.optjava.checkpoint.hub;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -51,7 +55,9 @@ final class HubClient {
   }
 
   private static final int MAX_REDIRECTS = 10;
-  private static final ObjectMapper JSON = new ObjectMapper();
+  // A listing with "sha" twice would otherwise let the last one win silently.
+  private static final ObjectMapper JSON =
+      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
   private static final String USER_AGENT =
       "opt-java; java/" + Runtime.version().feature();
 
@@ -78,7 +84,9 @@ final class HubClient {
     try {
       root = JSON.readTree(response.body());
     } catch (IOException e) {
-      throw notAHub(uri, "its answer is not JSON", e);
+      // The parser's message quotes the server's text (a duplicate key whole): cut and cleaned.
+      throw notAHub(uri, "its answer is not valid JSON"
+          + (e instanceof JsonProcessingException j ? " (" + Untrusted.parserMessage(j) + ")" : ""), e);
     }
     JsonNode sha = root == null ? null : root.get("sha");
     JsonNode siblings = root == null ? null : root.get("siblings");
@@ -119,7 +127,7 @@ final class HubClient {
     try {
       size = Long.parseLong(sizeText.trim());
     } catch (NumberFormatException e) {
-      throw notAHub(uri, "its size header is not a number: '" + sizeText + "'", e);
+      throw notAHub(uri, "its size header is not a number: " + Untrusted.quote(sizeText), e);
     }
     if (size < 0) {
       throw notAHub(uri, "its size header is negative: " + size, null);
@@ -208,15 +216,17 @@ final class HubClient {
       throw new CheckpointException("Interrupted while " + (watch.answered() ? "receiving " : "requesting ")
           + url + ".", e);
     } catch (IOException e) {
+      // The JDK's message may hold the server's own text (an invalid status line, whole): quoted.
       if (watch.answered()) {
         throw new HubUnavailableException(e instanceof HttpTimeoutException
             ? "The connection stalled while receiving " + url + ": " + e.getMessage() + "."
-            : "The connection broke while receiving " + url + " (" + e.getMessage() + ").", e);
+            : "The connection broke while receiving " + url + " ("
+                + Untrusted.quote(String.valueOf(e.getMessage())) + ").", e);
       }
       throw new HubUnavailableException(
-          "Cannot reach " + origin(request.uri()) + " for " + c.repo() + " (" + e + "). Check the "
-              + "network connection (and HF_ENDPOINT, proxies), or set HF_HUB_OFFLINE=1 to use "
-              + "models already in the cache.", e);
+          "Cannot reach " + origin(request.uri()) + " for " + c.repo() + " ("
+              + Untrusted.quote(e.toString()) + "). Check the network connection (and HF_ENDPOINT, "
+              + "proxies), or set HF_HUB_OFFLINE=1 to use models already in the cache.", e);
     }
   }
 
@@ -246,7 +256,7 @@ final class HubClient {
     URI target = base.resolve(parseLocation(base, location));
     String scheme = Objects.toString(target.getScheme(), "").toLowerCase(Locale.ROOT);
     if (!(scheme.equals("http") || scheme.equals("https")) || target.getHost() == null) {
-      throw notAHub(base, "it redirects to '" + location + "', which is not an http(s) URL", null);
+      throw notAHub(base, "it redirects to " + Untrusted.quote(location) + ", which is not an http(s) URL", null);
     }
     return target;
   }
@@ -255,7 +265,7 @@ final class HubClient {
     try {
       return new URI(location.trim());
     } catch (URISyntaxException e) {
-      throw notAHub(base, "it redirects to a malformed location '" + location + "'", e);
+      throw notAHub(base, "it redirects to a malformed location " + Untrusted.quote(location), e);
     }
   }
 

@@ -1,6 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.net.URI;
 import java.net.http.HttpResponse;
 
@@ -10,6 +11,9 @@ import java.net.http.HttpResponse;
  * is used when present, as huggingface_hub does; the status code decides otherwise.
  */
 final class HubHttpErrors {
+
+  /** The most characters of a URL a message shows: a redirect's target is the server's choice. */
+  private static final int MAX_URL_SHOWN = 300;
 
   private HubHttpErrors() {}
 
@@ -24,8 +28,9 @@ final class HubHttpErrors {
   static CheckpointException forStatus(HttpResponse<?> response, Context c) {
     int status = response.statusCode();
     String code = response.headers().firstValue("X-Error-Code").orElse("");
-    String serverMessage =
-        response.headers().firstValue("X-Error-Message").map(m -> " Hub message: " + m).orElse("");
+    // The server's own words, quoted and cut: a header may hold a forged log line or kilobytes of text.
+    String serverMessage = response.headers().firstValue("X-Error-Message")
+        .map(m -> " Hub message: " + Untrusted.quote(m) + ".").orElse("");
     String where = c.repo() + " (revision " + c.revision() + ") on " + c.endpoint();
     String modelPage = c.endpoint() + "/" + c.repo();
 
@@ -71,17 +76,21 @@ final class HubHttpErrors {
           + "model id (for example " + RepoId.EXAMPLE + ").";
     }
     if (c.file() != null) {
-      return "File '" + c.file() + "' not found in " + where + " (HTTP 404).";
+      return "File " + Untrusted.quote(c.file()) + " not found in " + where + " (HTTP 404).";
     }
     return "Repository " + c.repo() + " or its revision '" + c.revision() + "' not found on "
         + c.endpoint() + " (HTTP 404): check the model id (for example " + RepoId.EXAMPLE
         + ") and the revision.";
   }
 
-  /** The URL without its query, which for CDN links holds a long signature of no use to a reader. */
+  /**
+   * The URL without its query, which for CDN links holds a long signature of no use to a reader, and cut
+   * to 300 characters: after a redirect the server chose it (a URI holds no control characters).
+   */
   static String withoutQuery(URI uri) {
     String text = uri.toString();
     int query = text.indexOf('?');
-    return query < 0 ? text : text.substring(0, query);
+    String shown = query < 0 ? text : text.substring(0, query);
+    return shown.length() > MAX_URL_SHOWN ? shown.substring(0, MAX_URL_SHOWN) + "…" : shown;
   }
 }

@@ -1,6 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
@@ -73,9 +74,10 @@ final class SnapshotResolver {
     }
     HubClient.FileMetadata meta = client.fileMetadata(repo, sha, file);
     if (!meta.commit().equals(sha)) {
-      throw new CheckpointException("The hub answered for commit " + meta.commit() + " when asked for '"
-          + file + "' at commit " + sha + " of " + repo + "; the repository may have been rewritten. "
-          + "Run again.");
+      // The answered commit is a header's text, unchecked: quoted and cut.
+      throw new CheckpointException("The hub answered for commit " + Untrusted.quote(meta.commit())
+          + " when asked for '" + file + "' at commit " + sha + " of " + repo + "; the repository may have "
+          + "been rewritten. Run again.");
     }
     Path blob = downloader.fetch(cache, repo, file, meta);
     cache.link(sha, file, blob);
