@@ -306,22 +306,30 @@ class CudaOpsParityTest {
   @org.junit.jupiter.api.Tag("gpu-new-lttune")
   void linearThroughTunedCublasLt(DType d) {
     CudaOps g = gpu(d);
+    withTunedLt(g, () -> {
+      long launches = g.ltLaunches();
+      long tuned = g.ltTunedShapes();
+      linearCase(g, d, 32, 2048, 2048); // batch 32: out_proj-like, 3 epilogues (bias, bias + ReLU, none)
+      linearCase(g, d, 8, 2048, 8192); // fc1-like at batch 8
+      assertTrue(g.ltLaunches() >= launches + 6, d + ": cuBLASLt must have run the aligned shapes");
+      assertTrue(g.ltTunedShapes() > tuned, d + ": at least one shape must have been planned by timing (the "
+          + "heuristic offered one algorithm for each?)");
+      long tunedBefore65 = g.ltTunedShapes();
+      linearCase(g, d, 65, 256, 256); // past TUNE_MAX_ROWS: the heuristic's first choice
+      assertEquals(tunedBefore65, g.ltTunedShapes(), d + ": 65 rows are not tuned");
+    });
+  }
+
+  /**
+   * Runs {@code test} with g's Linears through cuBLASLt with tuning on, every shape planned afresh (tuning off, then
+   * on: LtGemm.useTuning drops the plans), then puts g's tuning back.
+   */
+  private static void withTunedLt(CudaOps g, Runnable test) {
     boolean tuningBefore = g.usesLtTuning();
-    g.useLtTuning(false); // off, then on: every shape is planned again (LtGemm.useTuning drops the plans)
+    g.useLtTuning(false);
     g.useLtTuning(true);
     try {
-      withLinearPath(g, true, 0, () -> {
-        long launches = g.ltLaunches();
-        long tuned = g.ltTunedShapes();
-        linearCase(g, d, 32, 2048, 2048); // batch 32: out_proj-like, 3 epilogues (bias, bias + ReLU, none)
-        linearCase(g, d, 8, 2048, 8192); // fc1-like at batch 8
-        assertTrue(g.ltLaunches() >= launches + 6, d + ": cuBLASLt must have run the aligned shapes");
-        assertTrue(g.ltTunedShapes() > tuned, d + ": at least one shape must have been planned by timing (the "
-            + "heuristic offered one algorithm for each?)");
-        long tunedBefore65 = g.ltTunedShapes();
-        linearCase(g, d, 65, 256, 256); // past TUNE_MAX_ROWS: the heuristic's first choice
-        assertEquals(tunedBefore65, g.ltTunedShapes(), d + ": 65 rows are not tuned");
-      });
+      withLinearPath(g, true, 0, test);
     } finally {
       g.useLtTuning(tuningBefore);
     }
@@ -339,28 +347,22 @@ class CudaOpsParityTest {
   @org.junit.jupiter.api.Tag("gpu-new-lttune")
   void linearThroughEachTunedCandidate(DType d) {
     CudaOps g = gpu(d);
-    boolean tuningBefore = g.usesLtTuning();
-    g.useLtTuning(true);
-    try {
-      withLinearPath(g, true, 0, () -> {
-        int highest = -1;
-        try {
-          for (int i = 0; i < LtGemm.TUNE_CANDIDATES; i++) {
-            g.forceLtChoice(i); // drops the plans: each shape is planned (and timed) again
-            long launches = g.ltLaunches();
-            linearCase(g, d, 32, 2048, 2048);
-            assertTrue(g.ltLaunches() >= launches + 3, d + ": cuBLASLt must have run candidate " + i);
-            highest = Math.max(highest, g.ltLastChoice());
-          }
-        } finally {
-          g.forceLtChoice(-1);
+    withTunedLt(g, () -> {
+      int highest = -1;
+      try {
+        for (int i = 0; i < LtGemm.TUNE_CANDIDATES; i++) {
+          g.forceLtChoice(i); // drops the plans: each shape is planned (and timed) again
+          long launches = g.ltLaunches();
+          linearCase(g, d, 32, 2048, 2048);
+          assertTrue(g.ltLaunches() >= launches + 3, d + ": cuBLASLt must have run candidate " + i);
+          highest = Math.max(highest, g.ltLastChoice());
         }
-        assertTrue(highest > 0, d + ": no plan took a candidate past the heuristic's first (highest " + highest
-            + "; did the heuristic offer one algorithm for each epilogue?)");
-      });
-    } finally {
-      g.useLtTuning(tuningBefore);
-    }
+      } finally {
+        g.forceLtChoice(-1);
+      }
+      assertTrue(highest > 0, d + ": no plan took a candidate past the heuristic's first (highest " + highest
+          + "; did the heuristic offer one algorithm for each epilogue?)");
+    });
   }
 
   /**
