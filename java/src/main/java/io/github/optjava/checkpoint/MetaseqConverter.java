@@ -137,7 +137,7 @@ public final class MetaseqConverter {
       for (TensorInfo t : first.values()) {
         long[] s = other.get(t.name()).shape();
         if (!Arrays.equals(s, t.shape())) {
-          throw new CheckpointException(files.get(k) + ": weight " + PickleValue.quote(t.name()) + " has shape "
+          throw new CheckpointException(files.get(k) + ": weight " + Untrusted.quote(t.name()) + " has shape "
               + Arrays.toString(s) + " but " + Arrays.toString(t.shape()) + " in part 0; every model-parallel "
               + "part holds an equal slice: the parts come from different checkpoints or parallel sizes");
         }
@@ -173,7 +173,7 @@ public final class MetaseqConverter {
   /** The full shape of a planned tensor from one part's slice (all parts have equal slices). */
   static long[] mergedShape(MetaseqLayout.Planned p, TensorInfo slice, int parts) {
     long[] s = slice.shape();
-    String what = "weight " + PickleValue.quote(slice.name()) + " of shape " + Arrays.toString(s);
+    String what = "weight " + Untrusted.quote(slice.name()) + " of shape " + Arrays.toString(s);
     switch (p.merge()) {
       case REPLICATED -> {
         return s;

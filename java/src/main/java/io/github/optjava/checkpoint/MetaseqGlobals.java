@@ -60,7 +60,7 @@ final class MetaseqGlobals {
 
   /** The refusal for a global outside both allow-lists: nothing was run. */
   static CheckpointException refusal(String module, String name) {
-    String q = PickleValue.quote(module + "." + name);
+    String q = Untrusted.quote(module + "." + name);
     return new CheckpointException("the pickle references the Python global " + q.substring(1, q.length() - 1)
         + ", which is not allowed even for a metaseq checkpoint: a training checkpoint names only torch's "
         + "tensor globals and inert configuration classes (omegaconf.*, metaseq.*, fairseq.*, "

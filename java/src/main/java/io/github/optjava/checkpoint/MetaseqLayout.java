@@ -88,7 +88,7 @@ final class MetaseqLayout {
     for (String stored : storedNames) {
       String n = normalize(stored);
       if (n.contains("flat_param")) {
-        throw new CheckpointException("the parts hold FSDP-flattened parameters (" + PickleValue.quote(stored)
+        throw new CheckpointException("the parts hold FSDP-flattened parameters (" + Untrusted.quote(stored)
             + "), which are one vector per wrapped module rather than named weights: "
             + MetaseqParts.consolidateHint());
       }
@@ -195,7 +195,7 @@ final class MetaseqLayout {
   static String list(List<String> names) {
     List<String> quoted = new ArrayList<>();
     for (String n : names.subList(0, Math.min(8, names.size()))) {
-      quoted.add(PickleValue.quote(n));
+      quoted.add(Untrusted.quote(n));
     }
     return String.join(", ", quoted) + (names.size() > 8 ? " and " + (names.size() - 8) + " more" : "");
   }

@@ -100,7 +100,7 @@ final class MetaseqParts {
     }
     for (var e : weights.items().entrySet()) {
       if (e.getValue() instanceof PickleValue.Opaque o) {
-        throw new CheckpointException("weight " + PickleValue.quote(String.valueOf(e.getKey())) + " is a "
+        throw new CheckpointException("weight " + Untrusted.quote(String.valueOf(e.getKey())) + " is a "
             + PickleValue.describe(o) + ": OPT weights are read as F16, BF16 or F32");
       }
     }

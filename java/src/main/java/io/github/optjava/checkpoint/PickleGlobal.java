@@ -120,7 +120,7 @@ enum PickleGlobal {
 
   /** Keeps hostile multi-kilobyte names and control characters out of messages. */
   private static String shorten(String s) {
-    String q = PickleValue.quote(s);
+    String q = Untrusted.quote(s);
     return q.substring(1, q.length() - 1);
   }
 }

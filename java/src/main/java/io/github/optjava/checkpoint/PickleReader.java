@@ -244,7 +244,7 @@ final class PickleReader {
       return g;
     }
     if (MetaseqGlobals.allows(module, name)) {
-      String q = PickleValue.quote(module + "." + name);
+      String q = Untrusted.quote(module + "." + name);
       return PickleValue.Opaque.global(q.substring(1, q.length() - 1));
     }
     throw MetaseqGlobals.refusal(module, name);

@@ -129,20 +129,12 @@ final class PickleValue {
     }
   }
 
-  /**
-   * A string from the file made safe for a message: quoted, cut to 100 characters, control characters
-   * (which could forge log lines) replaced ({@link Untrusted#quote}, shared with the other readers).
-   */
-  static String quote(String s) {
-    return Untrusted.quote(s);
-  }
-
   /** A short, non-recursive description of a value's type for error messages. */
   static String describe(Object v) {
     if (v == null) {
       return "None";
     } else if (v instanceof String s) {
-      return "str " + quote(s);
+      return "str " + Untrusted.quote(s);
     } else if (v instanceof Long) {
       return "int";
     } else if (v instanceof Boolean) {
@@ -158,7 +150,7 @@ final class PickleValue {
     } else if (v instanceof PickleGlobal g) {
       return g.qualifiedName();
     } else if (v instanceof PytorchStorage s) {
-      return "storage " + quote(s.key());
+      return "storage " + Untrusted.quote(s.key());
     } else if (v instanceof PytorchTensorRef) {
       return "tensor";
     } else if (v instanceof Opaque o) {

@@ -120,7 +120,7 @@ public final class PytorchCheckpoint implements Checkpoint {
             + "; tensor names are strings");
       }
       if (!(e.getValue() instanceof PytorchTensorRef ref)) {
-        throw new CheckpointException("state dict entry " + PickleValue.quote(name) + " is a "
+        throw new CheckpointException("state dict entry " + Untrusted.quote(name) + " is a "
             + PickleValue.describe(e.getValue()) + ", not a tensor: this is not a plain state dict (a training "
             + "checkpoint?); save the model's state_dict() alone, or convert it to safetensors");
       }
@@ -149,7 +149,7 @@ public final class PytorchCheckpoint implements Checkpoint {
   public Tensor tensor(String name) {
     PytorchTensorRef ref = refs.get(name);
     if (ref == null) {
-      throw new CheckpointException(file + ": no tensor named " + PickleValue.quote(name));
+      throw new CheckpointException(file + ": no tensor named " + Untrusted.quote(name));
     }
     TensorInfo info = infoByName.get(name);
     int bytes = (int) info.byteSize(); // validate() checked it fits an int

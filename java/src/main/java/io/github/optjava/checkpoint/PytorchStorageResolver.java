@@ -50,7 +50,7 @@ final class PytorchStorageResolver implements PickleReader.PersistentLoader {
     PytorchStorage seen = byKey.get(key);
     if (seen != null) {
       if (seen.dtype() != dtype || seen.numel() != numel) {
-        throw new CheckpointException("storage " + PickleValue.quote(key) + " is declared twice, as "
+        throw new CheckpointException("storage " + Untrusted.quote(key) + " is declared twice, as "
             + seen.numel() + " × " + seen.dtype() + " and as " + numel + " × " + dtype
             + ": a crafted or corrupt file");
       }
@@ -59,18 +59,18 @@ final class PytorchStorageResolver implements PickleReader.PersistentLoader {
     String entryName = dataPrefix + key;
     ZipEntryRef entry = zip.get(entryName);
     if (entry == null) {
-      throw new CheckpointException("storage " + PickleValue.quote(key) + " has no zip entry "
-          + PickleValue.quote(entryName));
+      throw new CheckpointException("storage " + Untrusted.quote(key) + " has no zip entry "
+          + Untrusted.quote(entryName));
     }
     long expected;
     try {
       expected = Math.multiplyExact(numel, dtype.bytes());
     } catch (ArithmeticException e) {
-      throw new CheckpointException("storage " + PickleValue.quote(key) + " claims " + numel
+      throw new CheckpointException("storage " + Untrusted.quote(key) + " claims " + numel
           + " elements: too many", e);
     }
     if (entry.size() != expected) {
-      throw new CheckpointException("storage " + PickleValue.quote(key) + " holds " + entry.size() + " bytes, "
+      throw new CheckpointException("storage " + Untrusted.quote(key) + " holds " + entry.size() + " bytes, "
           + (entry.size() < expected ? "shorter" : "longer") + " than the " + expected + " bytes (" + numel
           + " × " + dtype + ") the tensors claim: a truncated, corrupt or crafted file");
     }

@@ -72,7 +72,7 @@ record PytorchTensorRef(PytorchStorage storage, long storageOffset, long[] shape
       long expected = 1;
       for (int d = shape.length - 1; d >= 0 && numel != 0; d--) {
         if (shape[d] != 1 && stride[d] != expected) {
-          throw new CheckpointException("tensor " + PickleValue.quote(name) + " has strides "
+          throw new CheckpointException("tensor " + Untrusted.quote(name) + " has strides "
               + Arrays.toString(stride) + " for size " + Arrays.toString(shape) + ": not row-major contiguous, "
               + "which is not supported (save tensor.contiguous(), or convert the checkpoint to safetensors)");
         }
@@ -80,18 +80,18 @@ record PytorchTensorRef(PytorchStorage storage, long storageOffset, long[] shape
       }
       long end = Math.addExact(storageOffset, numel);
       if (end > storage.numel()) {
-        throw new CheckpointException("tensor " + PickleValue.quote(name) + " covers elements " + storageOffset
-            + " to " + end + " but its storage " + PickleValue.quote(storage.key()) + " holds only "
+        throw new CheckpointException("tensor " + Untrusted.quote(name) + " covers elements " + storageOffset
+            + " to " + end + " but its storage " + Untrusted.quote(storage.key()) + " holds only "
             + storage.numel() + " elements");
       }
       long bytes = Math.multiplyExact(numel, storage.dtype().bytes());
       if (bytes > Integer.MAX_VALUE) {
-        throw new CheckpointException("tensor " + PickleValue.quote(name) + " has " + bytes
+        throw new CheckpointException("tensor " + Untrusted.quote(name) + " has " + bytes
             + " bytes: more than one Java buffer can address (2 GiB)");
       }
       return new TensorInfo(name, storage.dtype(), shape);
     } catch (ArithmeticException e) {
-      throw new CheckpointException("tensor " + PickleValue.quote(name) + ": size " + Arrays.toString(shape)
+      throw new CheckpointException("tensor " + Untrusted.quote(name) + ": size " + Arrays.toString(shape)
           + " or storage offset " + storageOffset + " overflows 64-bit arithmetic", e);
     }
   }

@@ -121,15 +121,15 @@ final class SafetensorsHeader {
     }
     for (Map.Entry<String, JsonNode> e : node.properties()) {
       if (!e.getValue().isTextual()) {
-        throw fail(file, "__metadata__ entry " + PickleValue.quote(e.getKey()) + " must be a string, found "
-            + shown(e.getValue()));
+        throw fail(file, "__metadata__ entry " + Untrusted.quote(e.getKey()) + " must be a string, found "
+            + Untrusted.json(e.getValue()));
       }
       out.put(e.getKey(), e.getValue().textValue());
     }
   }
 
   private static Entry readEntry(String file, String name, JsonNode node, long dataSize) {
-    String where = file + ": tensor " + PickleValue.quote(name);
+    String where = file + ": tensor " + Untrusted.quote(name);
     if (name.isEmpty()) {
       throw new CheckpointException(file + ": a tensor has an empty name");
     }
@@ -140,7 +140,7 @@ final class SafetensorsHeader {
     for (Map.Entry<String, JsonNode> field : node.properties()) {
       String f = field.getKey();
       if (!ENTRY_FIELDS.contains(f)) {
-        throw new CheckpointException(where + ": unknown field " + PickleValue.quote(f)
+        throw new CheckpointException(where + ": unknown field " + Untrusted.quote(f)
             + " (a safetensors tensor has only dtype, shape and data_offsets)");
       }
     }
@@ -174,7 +174,8 @@ final class SafetensorsHeader {
 
   private static DType readDtype(String where, JsonNode node) {
     if (node == null || !node.isTextual()) {
-      throw new CheckpointException(where + ": dtype is " + (node == null ? "missing" : "not a string: " + shown(node)));
+      throw new CheckpointException(where + ": dtype is "
+          + (node == null ? "missing" : "not a string: " + Untrusted.json(node)));
     }
     try {
       return DType.fromSafetensors(node.textValue());
@@ -190,7 +191,7 @@ final class SafetensorsHeader {
     }
     if (!node.isArray() || (length >= 0 && node.size() != length)) {
       throw new CheckpointException(where + ": " + field + " must be an array of "
-          + (length >= 0 ? length + " " : "") + "non-negative integers, found " + shown(node));
+          + (length >= 0 ? length + " " : "") + "non-negative integers, found " + Untrusted.json(node));
     }
     if (node.size() > PytorchTensorRef.MAX_DIMS) {
       throw new CheckpointException(where + ": " + field + " has " + node.size() + " entries; a tensor has at most "
@@ -201,7 +202,7 @@ final class SafetensorsHeader {
       JsonNode v = node.get(i);
       if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < 0) {
         throw new CheckpointException(where + ": " + field + " must hold non-negative integers, found "
-            + shown(node));
+            + Untrusted.json(node));
       }
       out[i] = v.longValue();
     }
@@ -216,20 +217,12 @@ final class SafetensorsHeader {
         continue;
       }
       if (previous != null && e.begin() < previous.end()) {
-        throw new CheckpointException(file + ": tensor " + PickleValue.quote(e.info().name()) + " data_offsets ["
-            + e.begin() + ", " + e.end() + "] overlap tensor " + PickleValue.quote(previous.info().name()) + " ["
+        throw new CheckpointException(file + ": tensor " + Untrusted.quote(e.info().name()) + " data_offsets ["
+            + e.begin() + ", " + e.end() + "] overlap tensor " + Untrusted.quote(previous.info().name()) + " ["
             + previous.begin() + ", " + previous.end() + "]: the header is corrupted");
       }
       previous = e;
     }
-  }
-
-  /**
-   * A JSON value from the header for a message, cut to 100 characters: a hostile header of up to 100 MB could
-   * otherwise put megabytes into one message (JSON escaping already keeps control characters out).
-   */
-  private static String shown(JsonNode node) {
-    return Untrusted.json(node);
   }
 
   private static CheckpointException fail(String file, String what) {

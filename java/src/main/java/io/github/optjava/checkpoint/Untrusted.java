@@ -1,7 +1,10 @@
 package io.github.optjava.checkpoint;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.TextNode;
 
 /**
@@ -17,6 +20,14 @@ public final class Untrusted {
 
   /** The most characters of a JSON parser's message shown (its own text is longer than a name). */
   static final int MAX_PARSER_MESSAGE = 300;
+
+  /**
+   * The parser for JSON from a file or a server (config.json, vocab.json, tokenizer_config.json, a weights index, the
+   * hub's listing): a key given twice is an error, since with the last one winning which value counts is not what
+   * the file seems to say.
+   */
+  public static final ObjectMapper JSON =
+      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
   private Untrusted() {}
 

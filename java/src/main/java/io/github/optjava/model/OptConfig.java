@@ -1,10 +1,7 @@
 package io.github.optjava.model;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
 import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
@@ -71,10 +68,6 @@ public record OptConfig(
 
   /** Rows before position 0 in the learned position table (fairseq's padding offset, kept by HF). */
   public static final int POSITION_OFFSET = 2;
-
-  /** Duplicate keys are an error: which of two values Hugging Face would use is not obvious to a reader. */
-  private static final ObjectMapper JSON =
-      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
 
   /** Validates the configuration; messages name the {@code config.json} field. */
   public OptConfig {
@@ -203,7 +196,7 @@ public record OptConfig(
 
   private static JsonNode readTree(String text, String source) {
     try {
-      return JSON.readTree(text);
+      return Untrusted.JSON.readTree(text);
     } catch (JsonProcessingException e) {
       throw new CheckpointException(source + ": not valid JSON (" + Untrusted.parserMessage(e) + ")", e);
     }

@@ -1,10 +1,7 @@
 package io.github.optjava.tokenizer;
 
 import com.fasterxml.jackson.core.JsonParseException;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
 import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
@@ -25,14 +22,7 @@ import java.util.Map;
  */
 final class BpeFiles {
 
-  /**
-   * Duplicate keys are an error, as in config.json: with the last one winning, a token given twice in vocab.json
-   * read as "token has id N but the ids must be 0..N-1", and which of two settings counts is not obvious.
-   */
-  static final ObjectMapper JSON =
-      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
-
-  private BpeFiles() {}
+    private BpeFiles() {}
 
   /** The tokens of vocab.json indexed by id; ids must be exactly 0..N-1. */
   static String[] readVocab(Path vocabJson) {
@@ -118,7 +108,7 @@ final class BpeFiles {
   static JsonNode readJson(Path file, String what) {
     String text = readUtf8(file, what);
     try {
-      JsonNode node = JSON.readTree(text);
+      JsonNode node = Untrusted.JSON.readTree(text);
       if (node == null || node.isMissingNode()) {
         throw corrupt(file, "it is empty");
       }

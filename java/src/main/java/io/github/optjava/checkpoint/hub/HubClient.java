@@ -1,10 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
 import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
@@ -55,9 +52,6 @@ final class HubClient {
   }
 
   private static final int MAX_REDIRECTS = 10;
-  // A listing with "sha" twice would otherwise let the last one win silently.
-  private static final ObjectMapper JSON =
-      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
   private static final String USER_AGENT =
       "opt-java; java/" + Runtime.version().feature();
 
@@ -82,7 +76,7 @@ final class HubClient {
     requireSuccess(response, context);
     JsonNode root;
     try {
-      root = JSON.readTree(response.body());
+      root = Untrusted.JSON.readTree(response.body());
     } catch (IOException e) {
       // The parser's message quotes the server's text (a duplicate key whole): cut and cleaned.
       throw notAHub(uri, "its answer is not valid JSON"

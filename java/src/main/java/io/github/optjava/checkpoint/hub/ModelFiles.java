@@ -1,10 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.json.JsonMapper;
 import io.github.optjava.checkpoint.CheckpointException;
 import io.github.optjava.checkpoint.Untrusted;
 import java.io.IOException;
@@ -38,9 +35,6 @@ final class ModelFiles {
 
   private static final String WEIGHTS_DESCRIPTION =
       "model.safetensors, pytorch_model.bin, or one of their .index.json files with its shards";
-  // An index with "weight_map" twice would otherwise let the last one win silently.
-  private static final ObjectMapper JSON =
-      JsonMapper.builder().enable(StreamReadFeature.STRICT_DUPLICATE_DETECTION).build();
   /** The longest file name a file system holds. */
   private static final int MAX_FILE_NAME = 255;
   private static final Pattern CONTROL = Pattern.compile("\\p{Cntrl}");
@@ -87,7 +81,7 @@ final class ModelFiles {
   static List<String> shards(Path index, Set<String> listing) {
     JsonNode weightMap;
     try {
-      JsonNode root = JSON.readTree(index.toFile());
+      JsonNode root = Untrusted.JSON.readTree(index.toFile());
       weightMap = root == null ? null : root.get("weight_map");
     } catch (JsonProcessingException e) {
       // The parser's message quotes the file's text (a duplicate key whole): cut and cleaned.
