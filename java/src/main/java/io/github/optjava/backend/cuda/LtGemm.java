@@ -136,9 +136,7 @@ final class LtGemm implements AutoCloseable {
         return false;
       }
       if (plans.size() + unsupported.size() >= MAX_PLANS) { // prompts of many lengths: start over, not grow
-        plans.values().forEach(LtGemm::destroy);
-        plans.clear();
-        unsupported.clear();
+        dropPlans();
       }
       plan = plan(key, bias == null ? 0 : bias.address(), out, x, w, stream);
       if (plan == null) {
@@ -176,15 +174,15 @@ final class LtGemm implements AutoCloseable {
   void useTuning(boolean on) {
     if (on != tune) {
       tune = on;
-      plans.values().forEach(LtGemm::destroy);
-      plans.clear();
-      unsupported.clear();
+      dropPlans();
     }
   }
 
-  /** Whether shapes are tuned ({@link #useTuning}). */
-  boolean tuning() {
-    return tune;
+  /** Frees every plan: each shape is planned again at its next call. */
+  private void dropPlans() {
+    plans.values().forEach(LtGemm::destroy);
+    plans.clear();
+    unsupported.clear();
   }
 
   /** Shapes whose algorithm was chosen by timing so far (tests check that tuning really ran). */
@@ -200,9 +198,7 @@ final class LtGemm implements AutoCloseable {
    */
   void forceChoice(int index) {
     forcedChoice = index;
-    plans.values().forEach(LtGemm::destroy);
-    plans.clear();
-    unsupported.clear();
+    dropPlans();
   }
 
   /** The candidate index the last tuned plan took (-1 before any; tests). */
@@ -380,8 +376,7 @@ final class LtGemm implements AutoCloseable {
   /** Frees the plans and the handle (the workspace belongs to the caller). */
   @Override
   public void close() {
-    plans.values().forEach(LtGemm::destroy);
-    plans.clear();
+    dropPlans();
     cublasLtDestroy(handle);
     one.close();
     zero.close();
