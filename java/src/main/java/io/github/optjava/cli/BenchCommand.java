@@ -119,9 +119,8 @@ final class BenchCommand implements Callable<Integer> {
 
   @Option(names = "--variants", paramLabel = "V[;V...]",
       description = {"CUDA only: time these kernel choices one after the other on the same model, each with its "
-          + "own warm-up, table and JSON lines (field variant). A variant is 'default' or settings such as "
-          + "attention=fa,gemv=0 (attention=first|split|tiled|tc|fa, gemv=on|off|N rows, gemm=cublas|lt, "
-          + "chained=on|off); unset settings keep the process's defaults (-Dopt.cuda.*).",
+          + "own warm-up, table and JSON lines (field variant). A variant is 'default' or comma-separated "
+          + "settings (" + CudaVariant.SETTINGS + "); unset settings keep the process's defaults (-Dopt.cuda.*).",
           "Example: --variants 'default;attention=first,gemm=cublas,gemv=0;chained=on'"})
   String variants;
 

@@ -12,7 +12,7 @@ import java.util.Map;
  * one) come from the same run, and a GPU session spends its minutes on timing rather than on building models.
  *
  * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
- * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc},
+ * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc|fa},
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
  * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel},
  * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}, {@code lnvec=on|off},
@@ -39,6 +39,14 @@ import java.util.Map;
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
     Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm,
     String prefetch, Boolean ltTune) {
+  /**
+   * Every setting a variant may give, for the help text and the error message (a compile-time constant, so that
+   * picocli's annotation can use it; {@code CudaVariantTest} checks it names every key the parser reads).
+   */
+  static final String SETTINGS = "attention=first|split|tiled|tc|fa, gemv=on|off|N rows, gemm=cublas|lt, "
+      + "chained=on|off, combine=inline|kernel, norm=fold|kernel, gemvsplit=1|2|4|auto, splitkernel=grouped|perkey, "
+      + "lnvec=on|off, prefetch=off|load|hint, lttune=on|off";
+
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
 
@@ -136,6 +144,6 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   private static IllegalArgumentException bad(String spec, String why) {
     return new IllegalArgumentException("--variants: '" + spec + "': " + why + ". A variant is 'default' or "
-        + "settings like attention=tc,gemv=on,gemm=lt; separate variants with ';'");
+        + "comma-separated settings (" + SETTINGS + "); separate variants with ';'");
   }
 }

@@ -45,6 +45,24 @@ class CudaVariantTest {
     assertEquals(false, CudaVariant.parse("gemm=lt,lttune=off").ltTune());
   }
 
+  /** The help text's list of settings and the parser must not drift apart: every listed value parses. */
+  @Test
+  void everySettingTheHelpListsParses() {
+    int values = 0;
+    for (String setting : CudaVariant.SETTINGS.split(", ")) {
+      String[] kv = setting.split("=", 2);
+      for (String value : kv[1].split("\\|")) {
+        String v = value.equals("N rows") ? "3" : value;
+        CudaVariant parsed = CudaVariant.parse(kv[0] + "=" + v);
+        CudaVariant unchanged = new CudaVariant(parsed.spec(), null, null, null, null, null, null, null, null, null,
+            null, null);
+        assertTrue(!parsed.equals(unchanged), setting + ": " + v + " changed nothing");
+        values++;
+      }
+    }
+    assertEquals(29, values, "settings listed in CudaVariant.SETTINGS");
+  }
+
   @Test
   void aListKeepsItsOrder() {
     List<CudaVariant> list = CudaVariant.parseList("default; attention=split ;gemm=lt");
