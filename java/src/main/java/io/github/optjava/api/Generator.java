@@ -81,6 +81,8 @@ public final class Generator implements AutoCloseable {
    * @throws IllegalStateException if {@link Device#CUDA} was asked for and cannot be used
    * @throws IllegalArgumentException if the options ask for what the device cannot do (int8 weights or a
    *     KV-cache dtype it does not keep), before anything is downloaded or loaded
+   * @throws IllegalStateException if the weights or the KV cache do not fit in the device's memory (on the CPU the
+   *     Java heap: the message names the {@code -Xmx} to use; the weights are counted before they load)
    */
   public static Generator open(String modelDirOrId, GeneratorOptions options) {
     Backends.requireSupported(options, options.device()); // the choices the device asked for by name cannot run
@@ -162,6 +164,13 @@ public final class Generator implements AutoCloseable {
       }
       if (ops != null) {
         ops.close();
+      }
+      if (e instanceof OutOfMemoryError && device == Device.CPU) {
+        // The weights' own count passed (Ops.requireRoomForWeights), so the rest did not fit: the KV cache's
+        // minimum, the tokenizer, a conversion's temporary copy. What was loaded is unreachable now.
+        throw new IllegalStateException("ran out of Java heap while loading " + dir.getFileName() + " on the CPU ("
+            + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB at most): start Java with a larger heap (-Xmx; "
+            + "scripts/opt: OPT_JAVA_OPTS=-Xmx...), or lower maxSequenceLength / kvCacheTokens", e);
       }
       throw e;
     }

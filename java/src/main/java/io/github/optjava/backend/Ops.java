@@ -43,6 +43,18 @@ public interface Ops extends AutoCloseable {
   /** Memory this backend could still allocate, in bytes (device memory on GPUs, Java heap on the CPU). */
   long freeMemory();
 
+  /**
+   * Refuses, before a model part loads, weights that cannot fit in this backend's memory: {@code linearElements}
+   * elements of Linear weights (stored as {@link #linearWeight} stores them) and {@code otherElements} of
+   * everything else, {@code elementBytes} bytes each as loaded. The CPU backends check the Java heap, so that a
+   * model too large for it fails at once with the heap it would need, not with an {@link OutOfMemoryError}
+   * after a long load. By default nothing is checked: a GPU allocation that does not fit fails on its own, clearly.
+   *
+   * @param what the part, for the message (for example "opt-1.3b's weights")
+   * @throws IllegalStateException if the weights cannot fit, saying what to change
+   */
+  default void requireRoomForWeights(String what, long linearElements, long otherElements, int elementBytes) {}
+
   /** Bytes of one KV-cache element (the cache's storage dtype). */
   int kvElementBytes();
 

@@ -152,6 +152,7 @@ public final class OptModel implements CausalLm {
     this.width = config.hiddenSize() / world;
     this.ffn = config.ffnDim() / world;
     Function<String, Tensor> w = checkpointWeights::get; // memory-mapped: nothing read until sliced or uploaded
+    WeightFootprint.requireRoom(config, checkpointWeights, ops, weightDtype, tp, stage);
     Function<Tensor, Mat> upload = t -> ops.weight(weightDtype == null ? t : t.to(weightDtype));
     // The decoder layers' Linears go through linearWeight: a backend made to quantize stores them as int8.
     Function<Tensor, Mat> uploadLinear = t -> ops.linearWeight(weightDtype == null ? t : t.to(weightDtype));

@@ -100,8 +100,14 @@ public class CpuOps implements Ops {
 
   @Override
   public long freeMemory() {
-    Runtime rt = Runtime.getRuntime();
-    return rt.maxMemory() - (rt.totalMemory() - rt.freeMemory());
+    return JavaHeap.free();
+  }
+
+  @Override
+  public void requireRoomForWeights(String what, long linearElements, long otherElements, int elementBytes) {
+    // int8 rows: one byte per weight plus a float scale per row, a few per mille at OPT's widths (not counted)
+    long bytes = linearElements * (int8Linears ? 1 : elementBytes) + otherElements * elementBytes;
+    JavaHeap.requireRoom(what, bytes, int8Linears);
   }
 
   @Override
