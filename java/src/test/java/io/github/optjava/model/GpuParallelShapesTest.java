@@ -33,6 +33,25 @@ class GpuParallelShapesTest {
         c.padTokenId(), c.torchDtype());
   }
 
+  /**
+   * opt-175b's weights (≈ 324 GiB in fp16) on one GPU: refused before any tensor is made or uploaded, naming the
+   * way out (more GPUs), and the GPU's free memory is the same afterwards (session 15, GPU-unverified until run).
+   */
+  @Test
+  void aModelLargerThanTheGpuIsRefusedBeforeLoading() {
+    OptConfig config = OptShapes.of("175b");
+    try (CudaOps ops = new CudaOps(0, DType.F16); RandomCheckpoint ck = new RandomCheckpoint(config, DType.F16, 3)) {
+      long free = ops.freeMemory();
+      IllegalStateException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalStateException.class,
+          () -> new OptModel(config, new OptWeights(config, ck), ops));
+      assertTrue(e.getMessage().startsWith("not enough GPU memory for the weights of an OPT of 96 layers"),
+          e.getMessage());
+      assertTrue(e.getMessage().contains("--tensor-parallel"), e.getMessage());
+      // The first tensor would be the 1.2 GB token embedding: a drop far past the driver's own fluctuations.
+      assertTrue(Math.abs(free - ops.freeMemory()) < (256L << 20), "nothing may be allocated before the check");
+    }
+  }
+
   /** Runs plain and other side by side for a prompt and greedy steps; logits within {@code tol} of the row max. */
   private static void assertSameSteps(CausalLm plain, KvCache pc, CausalLm other, KvCache oc) {
     int[] prompt = {2, 133, 812, 9, 1470, 16, 10, 7281, 6, 8, 24, 34, 41, 1086, 12, 5};

@@ -435,6 +435,24 @@ public final class CudaOps implements Ops {
     }
   }
 
+  /**
+   * Refuses, before any is uploaded, weights larger than this GPU's free memory (cached activations included):
+   * without it a model too large for one GPU loaded until some tensor's allocation failed, and that error's advice
+   * (lower the KV cache) did not fit. Weights are stored in this backend's dtype ({@link #weight} converts), or as
+   * int8 values plus a float scale per row, so {@code elementBytes} (the loaded dtype) is not used.
+   */
+  @Override
+  public void requireRoomForWeights(String what, long linearElements, long otherElements, int elementBytes) {
+    long bytes = linearElements * (int8Linears ? 1 : dtype.bytes()) + otherElements * dtype.bytes();
+    if (bytes > freeMemory()) {
+      throw new IllegalStateException(String.format(java.util.Locale.ROOT, "not enough GPU memory for %s: they need "
+          + "about %.2f GiB in %s, and %s (%s); spread the model over more GPUs (--tensor-parallel, "
+          + "--pipeline-parallel; GeneratorOptions.withTensorParallel), or use a GPU with more memory", what,
+          bytes / 1073741824.0, int8Linears ? "int8 Linears" : dtype.name().toLowerCase(java.util.Locale.ROOT),
+          memoryInfo(), name()));
+    }
+  }
+
   @Override
   public int kvElementBytes() {
     return dtype.bytes();
