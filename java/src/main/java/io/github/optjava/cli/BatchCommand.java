@@ -8,7 +8,8 @@ import io.github.optjava.api.Generator;
 import io.github.optjava.api.GeneratorStats;
 import java.io.BufferedInputStream;
 import java.io.IOException;
-import java.util.ArrayDeque;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletionException;
@@ -43,8 +44,7 @@ final class BatchCommand implements Callable<Integer> {
   private record Pending(long line, boolean logprobs, CompletableFuture<Completion> result, String error) {}
 
   @Override
-  public Integer call() throws IOException {
-    int failed = 0;
+  public Integer call() throws IOException, InterruptedException {
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {
       return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
@@ -52,19 +52,28 @@ final class BatchCommand implements Callable<Integer> {
     try (Generator gen = opened.get()) {
       long start = System.nanoTime();
       JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
-      ArrayDeque<Pending> pending = new ArrayDeque<>();
+      // Answers are written by their own thread as soon as each is done, in input order, so a client that writes
+      // one request and waits for its answer gets it (the reading thread is blocked on stdin meanwhile). The queue
+      // bounds the requests in flight: a huge input does not fill memory.
+      BlockingQueue<Pending> pending = new ArrayBlockingQueue<>(WINDOW);
+      AnswerWriter writer = new AnswerWriter(pending);
+      writer.start();
       long lineNo = 0;
-      byte[] line;
-      while ((line = lines.next()) != null) {
-        lineNo++;
-        pending.add(submit(gen, lineNo, line));
-        while (!pending.isEmpty() && (pending.size() > WINDOW || pending.peek().error != null
-            || pending.peek().result.isDone())) {
-          failed += write(pending.poll());
+      try {
+        byte[] line;
+        while (!writer.outputClosed && (line = lines.next()) != null) {
+          lineNo++;
+          pending.put(submit(gen, lineNo, line));
         }
+      } finally {
+        pending.put(END); // the writer takes every entry, so this cannot wait for ever
+        writer.join();
       }
-      while (!pending.isEmpty()) {
-        failed += write(pending.poll());
+      if (writer.failure != null) {
+        throw new IllegalStateException("writing the answers failed: " + writer.failure, writer.failure);
+      }
+      if (writer.outputClosed && Main.outputClosed(parent.out, parent.err, writer.written)) {
+        return 1; // the requests still pending were cancelled
       }
       double seconds = (System.nanoTime() - start) / 1e9;
       GeneratorStats s = gen.stats();
@@ -73,10 +82,63 @@ final class BatchCommand implements Callable<Integer> {
           + " draft tokens accepted" : "");
       parent.err.printf(java.util.Locale.ROOT,
           "[%d line%s (%d failed) in %.2f s: %d model steps, %d tokens processed (%.1f tokens/s), %d preemptions%s]%n",
-          lineNo, lineNo == 1 ? "" : "s", failed, seconds, s.steps(), s.tokensProcessed(),
+          lineNo, lineNo == 1 ? "" : "s", writer.failed, seconds, s.steps(), s.tokensProcessed(),
           s.tokensProcessed() / Math.max(seconds, 1e-9), s.preemptions(), extras);
+      return writer.failed == 0 ? 0 : 1;
     }
-    return failed == 0 ? 0 : 1;
+  }
+
+  /** The end of the input, for {@link AnswerWriter}. */
+  private static final Pending END = new Pending(-1, false, null, null);
+
+  /**
+   * Writes each request's answer line in input order as soon as it is done. When standard output is closed (a
+   * reader such as {@code head} went away: PrintStream swallows the broken pipe, {@code checkError} says so), the
+   * requests still pending are cancelled instead, which frees their batch slots.
+   */
+  private final class AnswerWriter extends Thread {
+    private final BlockingQueue<Pending> queue;
+    volatile boolean outputClosed;
+    volatile int failed;
+    volatile int written;
+    volatile Exception failure;
+
+    AnswerWriter(BlockingQueue<Pending> queue) {
+      super("opt-batch-writer");
+      setDaemon(true);
+      this.queue = queue;
+    }
+
+    @Override
+    public void run() {
+      while (true) {
+        Pending p;
+        try {
+          p = queue.take();
+        } catch (InterruptedException e) {
+          return; // nothing interrupts this thread
+        }
+        if (p == END) {
+          return;
+        }
+        if (outputClosed) {
+          if (p.result != null) {
+            p.result.cancel(false);
+          }
+          continue;
+        }
+        try {
+          failed += write(p);
+          written++;
+          if (parent.out.checkError()) {
+            outputClosed = true;
+          }
+        } catch (JsonProcessingException | RuntimeException e) {
+          failure = e; // stop reading and drain: the reading thread waits for this one
+          outputClosed = true;
+        }
+      }
+    }
   }
 
   private Pending submit(Generator gen, long lineNo, byte[] line) {

@@ -62,6 +62,22 @@ public final class Main {
     return cl.execute(args);
   }
 
+  /**
+   * Whether standard output was closed under a JSON Lines command (a reader such as {@code head} went away:
+   * PrintStream swallows the broken pipe, {@code checkError} reports it); if so, says so on {@code err}, so the
+   * command can stop instead of computing answers nobody reads, and exit 1.
+   *
+   * @param answer the number of the answer just written (1 for the first), which may be the first to fail
+   */
+  static boolean outputClosed(PrintStream out, PrintStream err, long answer) {
+    if (!out.checkError()) {
+      return false;
+    }
+    err.printf(java.util.Locale.ROOT, "opt: error: standard output closed (at answer %d); stopped without reading the "
+        + "rest of the input%n", answer);
+    return true;
+  }
+
   /** One line for the user: our own exceptions carry a complete message; others get their type too. */
   static String describe(Throwable e) {
     if (e instanceof CheckpointException || e instanceof IllegalArgumentException

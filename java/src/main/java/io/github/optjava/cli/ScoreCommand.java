@@ -60,13 +60,21 @@ final class ScoreCommand implements Callable<Integer> {
             }
           }
           out.put("total_logprob", s.totalLogprob());
-          out.put("perplexity", s.perplexity());
+          // No token scored (an empty text): NaN, which JSON has no number for; null, not Jackson's "NaN" string.
+          if (Double.isNaN(s.perplexity())) {
+            out.putNull("perplexity");
+          } else {
+            out.put("perplexity", s.perplexity());
+          }
         } catch (IllegalArgumentException e) {
           failed++;
           out.removeAll().put("error", "line " + lineNo + ": " + e.getMessage());
         }
         parent.out.println(json.writeValueAsString(out));
         parent.out.flush();
+        if (Main.outputClosed(parent.out, parent.err, lineNo)) {
+          return 1;
+        }
       }
     }
     return failed == 0 ? 0 : 1;

@@ -54,6 +54,9 @@ final class TokenizeCommand implements Callable<Integer> {
       }
       out.println(JSON.writeValueAsString(result));
       out.flush(); // one answer per line as soon as it is known: pipelines may wait for it
+      if (Main.outputClosed(out, parent.err, lineNo)) {
+        return 1;
+      }
     }
     out.flush();
     return failed == 0 ? 0 : 1;
