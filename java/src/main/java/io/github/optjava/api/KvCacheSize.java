@@ -28,16 +28,21 @@ record KvCacheSize(int blocks, int blockSize, String why) {
     // The GPU holds little else once the weights are in; the heap also holds activations and logits.
     double share = device == Device.CUDA ? 0.9 : 0.5;
     long affordable = (long) (free * share / bytesPerToken);
-    long wanted = (long) options.maxBatchSize() * maxLen;
+    long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence, whole blocks
+    long wanted = options.maxBatchSize() * minimum; // a sequence holds whole blocks: never less than the minimum
     long arrayCap = (Integer.MAX_VALUE - 8L) / width;
     long tokens = Math.min(Math.min(affordable, wanted), arrayCap);
-    long minimum = ((long) maxLen + blockSize - 1) / blockSize * blockSize; // one full-length sequence
-    if (tokens < minimum) {
-      throw new IllegalStateException("not enough memory for the KV cache: one sequence of " + maxLen + " tokens needs "
-          + minimum * bytesPerToken / 1048576 + " MiB" + (perDevice ? " per device" : "") + ", about "
-          + affordable * bytesPerToken / 1048576 + " MiB are free after the weights; lower maxSequenceLength, use a "
+    if (affordable < minimum) {
+      throw new IllegalStateException(String.format(Locale.ROOT, "not enough memory for the KV cache: one sequence "
+          + "of %d tokens needs %.1f MiB%s, about %.1f MiB are free after the weights; lower maxSequenceLength, use a "
           + "16-bit dtype (on the CPU also for the cache: kvCacheDtype F16, --kv-cache-dtype f16), or give the JVM / "
-          + "GPU more memory");
+          + "GPU more memory", maxLen, minimum * bytesPerToken / 1048576.0, perDevice ? " per device" : "",
+          affordable * bytesPerToken / 1048576.0));
+    }
+    if (arrayCap < minimum) {
+      throw new IllegalStateException("one sequence of " + maxLen + " tokens in blocks of " + blockSize + " needs "
+          + minimum + " KV-cache slots, more than one Java array holds at width " + width + " (" + arrayCap + "); "
+          + "lower maxSequenceLength or kvBlockSize");
     }
     String batch = "max batch " + options.maxBatchSize() + " × " + maxLen + " positions";
     String why;

@@ -43,11 +43,26 @@ class KvCacheSizeTest {
     assertTrue(size(GeneratorOptions.defaults(), GIB, Device.CUDA).toString().contains("90 % of the GPU memory"));
   }
 
+  /**
+   * A batch × length that is not a whole number of blocks per sequence: each sequence takes whole blocks, so the
+   * pool holds that many (it once asked for batch × length slots, fewer than one sequence's blocks, and failed
+   * with "not enough memory" while gigabytes were free).
+   */
+  @Test
+  void sequencesTakeWholeBlocks() {
+    GeneratorOptions one = GeneratorOptions.defaults().withMaxBatchSize(1);
+    assertEquals(112, KvCacheSize.choose(one, 64 * GIB, 2, false, Device.CPU, LAYERS, WIDTH, 100).tokens());
+    assertEquals(4096, KvCacheSize.choose(one.withKvBlockSize(4096), 64 * GIB, 2, false, Device.CPU, LAYERS, WIDTH,
+        128).tokens());
+    assertEquals(3 * 144, KvCacheSize.choose(one.withMaxBatchSize(3).withKvBlockSize(48), 64 * GIB, 2, false,
+        Device.CPU, LAYERS, WIDTH, 128).tokens());
+  }
+
   @Test
   void tooLittleMemoryForOneSequenceFails() {
     IllegalStateException e = assertThrows(IllegalStateException.class,
         () -> size(GeneratorOptions.defaults(), 64L << 20, Device.CPU));
-    assertTrue(e.getMessage().startsWith("not enough memory for the KV cache: one sequence of 2048 tokens needs 72 MiB"),
+    assertTrue(e.getMessage().startsWith("not enough memory for the KV cache: one sequence of 2048 tokens needs 72.0 MiB"),
         e.getMessage());
   }
 }
