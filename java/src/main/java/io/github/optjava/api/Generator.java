@@ -33,7 +33,9 @@ import java.util.function.Supplier;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CancellationException;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
 import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -85,6 +87,10 @@ public final class Generator implements AutoCloseable {
    *     Java heap: the message names the {@code -Xmx} to use; the weights are counted before they load)
    */
   public static Generator open(String modelDirOrId, GeneratorOptions options) {
+    if (modelDirOrId == null || options == null) {
+      throw new IllegalArgumentException((modelDirOrId == null ? "the model" : "options") + " must not be null"
+          + (options == null ? ": GeneratorOptions.defaults()" : ": a model directory or a Hub id"));
+    }
     Backends.requireSupported(options, options.device()); // the choices the device asked for by name cannot run
     int tp = options.tensorParallel();
     int pp = options.pipelineParallel();
@@ -337,22 +343,31 @@ public final class Generator implements AutoCloseable {
     return engine.stats();
   }
 
-  /** Generates the completions of one prompt (blocks until done). */
+  /**
+   * Generates the completions of one prompt (blocks until done). Interrupting the calling thread stops the request
+   * (see {@link #generate(List, SamplingParams)}).
+   */
   public Completion generate(String prompt, SamplingParams params) {
-    return join(generateAsync(prompt, params));
+    return await(List.of(generateAsync(prompt, params))).get(0);
   }
 
-  /** Generates the completions of several prompts, batched together; results in prompt order. */
+  /**
+   * Generates the completions of several prompts, batched together; results in prompt order. A prompt that cannot
+   * run (too long, say) fails the call before any other runs; a request that fails while running cancels the
+   * others. Interrupting the calling thread cancels them all (they stop at the next step and free their slots),
+   * keeps the thread's interrupt status set, and ends the call with a {@link CancellationException}.
+   */
   public List<Completion> generate(List<String> prompts, SamplingParams params) {
     List<CompletableFuture<Completion>> futures = new ArrayList<>();
-    for (String p : prompts) {
-      futures.add(generateAsync(p, params));
+    try {
+      for (String p : prompts) {
+        futures.add(generateAsync(p, params));
+      }
+    } catch (RuntimeException e) {
+      futures.forEach(f -> f.cancel(false)); // nobody could get their results: free their slots
+      throw e;
     }
-    List<Completion> out = new ArrayList<>();
-    for (CompletableFuture<Completion> f : futures) {
-      out.add(join(f));
-    }
-    return out;
+    return await(futures);
   }
 
   /**
@@ -361,7 +376,7 @@ public final class Generator implements AutoCloseable {
    * at the next step and frees its batch slot and KV cache.
    */
   public CompletableFuture<Completion> generateAsync(String prompt, SamplingParams params) {
-    return engine.submit(encode(prompt), params, null);
+    return engine.submit(encode(prompt), checked(params), null);
   }
 
   /**
@@ -369,14 +384,21 @@ public final class Generator implements AutoCloseable {
    * Returns the whole completion when done.
    */
   public Completion generate(String prompt, SamplingParams params, Consumer<TokenStream.Chunk> onChunk) {
-    return join(engine.submit(encode(prompt), params,
-        (choice, token, text) -> onChunk.accept(new TokenStream.Chunk(choice, token, text))));
+    if (onChunk == null) {
+      throw new IllegalArgumentException("onChunk must not be null: use generate(prompt, params) without a callback");
+    }
+    Completion c = await(List.of(engine.submit(encode(prompt), checked(params),
+        (choice, token, text) -> onChunk.accept(new TokenStream.Chunk(choice, token, text))))).get(0);
+    if (params.isBeamSearch()) { // beams are known only at the end: each one's text as one chunk (on this thread)
+      c.choices().forEach(choice -> onChunk.accept(new TokenStream.Chunk(choice.index(), -1, choice.text())));
+    }
+    return c;
   }
 
   /** Generates as a pull-style stream; closing the stream cancels generation. */
   public TokenStream stream(String prompt, SamplingParams params) {
     TokenStream stream = new TokenStream();
-    stream.attach(engine.submit(encode(prompt), params, new Engine.Listener() {
+    stream.attach(engine.submit(encode(prompt), checked(params), new Engine.Listener() {
       @Override
       public void onToken(int choice, int tokenId, String text) {
         stream.push(new TokenStream.Chunk(choice, tokenId, text));
@@ -386,16 +408,24 @@ public final class Generator implements AutoCloseable {
       public boolean cancelled() {
         return stream.isCancelled();
       }
-    }));
+    }), params.isBeamSearch());
     return stream;
   }
 
   /** The log-probability of every token of {@code text} given the tokens before it (perplexity, ranking). */
   public Score score(String text) {
-    Completion c = join(engine.submit(encode(text),
-        SamplingParams.builder().temperature(0).maxTokens(0).echo(true).build(), null));
+    Completion c = await(List.of(engine.submit(encode(text),
+        SamplingParams.builder().temperature(0).maxTokens(0).echo(true).build(), null))).get(0);
     Choice choice = c.choices().get(0);
     return new Score(choice.tokenIds(), choice.logprobs());
+  }
+
+  private static SamplingParams checked(SamplingParams params) {
+    if (params == null) {
+      throw new IllegalArgumentException("params must not be null: SamplingParams.greedy(), or "
+          + "SamplingParams.builder()...build()");
+    }
+    return params;
   }
 
   private int[] encode(String prompt) {
@@ -405,14 +435,34 @@ public final class Generator implements AutoCloseable {
     return tokenizer.encodeWithBos(prompt);
   }
 
-  private static Completion join(CompletableFuture<Completion> f) {
+  /**
+   * The results in order. An interrupt of the waiting thread, or a request that fails, cancels the ones still
+   * running: their results could not be had, so they should not hold batch slots. {@code CompletableFuture.join}
+   * would ignore the interrupt, and a pool's {@code shutdownNow} would wait for every queued generation.
+   */
+  private static List<Completion> await(List<CompletableFuture<Completion>> futures) {
+    List<Completion> out = new ArrayList<>(futures.size());
     try {
-      return f.join();
-    } catch (CompletionException e) {
+      for (CompletableFuture<Completion> f : futures) {
+        out.add(f.get());
+      }
+      return out;
+    } catch (InterruptedException e) {
+      futures.forEach(f -> f.cancel(false));
+      Thread.currentThread().interrupt();
+      CancellationException c = new CancellationException("interrupted while waiting for generation; the "
+          + futures.size() + " request(s) were cancelled");
+      c.initCause(e);
+      throw c;
+    } catch (ExecutionException e) {
+      futures.forEach(f -> f.cancel(false));
       if (e.getCause() instanceof RuntimeException r) {
         throw r;
       }
-      throw e;
+      if (e.getCause() instanceof Error err) {
+        throw err;
+      }
+      throw new CompletionException(e.getCause());
     }
   }
 

@@ -22,7 +22,10 @@ public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoClose
 
   /**
    * Newly final text of one choice. {@code text} may be empty (a token that completes no character yet,
-   * or text held back because it may begin a stop string); {@code tokenId} is -1 for the final flush.
+   * or text held back because it may begin a stop string); {@code tokenId} is -1 for the final flush. With
+   * {@code echo} the prompt's text is not streamed (it is in {@link Choice#text}). With beam search
+   * ({@code numBeams > 1}) the beams are known only when generation ends: each choice's whole
+   * {@link Choice#text} then comes as one chunk with {@code tokenId} -1.
    */
   public record Chunk(int choice, int tokenId, String text) {}
 
@@ -37,9 +40,15 @@ public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoClose
     queue.add(c);
   }
 
-  void attach(CompletableFuture<Completion> f) {
+  /** @param finalChoices beam search: the beams are known only at the end, each one's text comes as one chunk */
+  void attach(CompletableFuture<Completion> f, boolean finalChoices) {
     this.completion = f;
-    f.whenComplete((c, e) -> queue.add(END));
+    f.whenComplete((c, e) -> {
+      if (finalChoices && c != null) {
+        c.choices().forEach(choice -> queue.add(new Chunk(choice.index(), -1, choice.text())));
+      }
+      queue.add(END);
+    });
   }
 
   boolean isCancelled() {

@@ -157,6 +157,11 @@ public final class Engine implements AutoCloseable {
       throw new IllegalArgumentException("the prompt is empty: it needs at least one token (BOS, id 2)");
     }
     int total = promptIds.length + params.maxTokens();
+    if (total > maxSequenceLength && params.maxTokens() == 0 && params.echo()) { // score(): nothing generated
+      throw new IllegalArgumentException("the text has " + promptIds.length + " tokens (with BOS), more than the "
+          + maxSequenceLength + " this model reads at once; score it in parts of at most " + maxSequenceLength
+          + " tokens");
+    }
     if (total > maxSequenceLength) {
       throw new IllegalArgumentException("the prompt has " + promptIds.length + " tokens and max_tokens is "
           + params.maxTokens() + ": " + total + " tokens exceed the limit of " + maxSequenceLength + " by "

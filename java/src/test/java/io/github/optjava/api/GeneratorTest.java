@@ -1,6 +1,7 @@
 package io.github.optjava.api;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -14,6 +15,7 @@ import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -326,6 +328,97 @@ class GeneratorTest {
     Completion cancelled = s.completion().join();
     assertEquals(FinishReason.CANCELLED, cancelled.finishReason());
     assertTrue(cancelled.completionTokens() < 100);
+  }
+
+  /** Beam search streams nothing while it runs (the beams are known at the end): each choice comes as one chunk. */
+  @Test
+  void beamSearchStreamsEachChoiceWhenItEnds() {
+    SamplingParams params = SamplingParams.builder().temperature(0).numBeams(3).n(2).maxTokens(6).build();
+    List<TokenStream.Chunk> chunks = new ArrayList<>();
+    try (TokenStream stream = gen.stream("This", params)) {
+      stream.forEach(chunks::add);
+      Completion c = stream.completion().join();
+      assertEquals(List.of(new TokenStream.Chunk(0, -1, c.choices().get(0).text()),
+          new TokenStream.Chunk(1, -1, c.choices().get(1).text())), chunks);
+    }
+    List<TokenStream.Chunk> called = new ArrayList<>();
+    Completion c = gen.generate("This", params, called::add);
+    assertEquals(List.of(new TokenStream.Chunk(0, -1, c.choices().get(0).text()),
+        new TokenStream.Chunk(1, -1, c.choices().get(1).text())), called);
+  }
+
+  /**
+   * A thread waiting in generate() is interrupted: its request is cancelled (it frees its slot at the next step),
+   * the call ends with CancellationException and the interrupt stays set; queued requests of other threads run on.
+   */
+  @Test
+  void interruptingAWaitingCallCancelsItsRequest() throws Exception {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    try (Generator one = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withMaxBatchSize(1).withKvCacheTokens(512))) {
+      SamplingParams longRun = SamplingParams.greedy().toBuilder().maxTokens(120).build();
+      CompletableFuture<Completion> first = one.generateAsync("This", longRun); // holds the only batch slot
+      java.util.concurrent.atomic.AtomicReference<Throwable> thrown = new java.util.concurrent.atomic.AtomicReference<>();
+      java.util.concurrent.atomic.AtomicBoolean stillInterrupted = new java.util.concurrent.atomic.AtomicBoolean();
+      Thread waiter = new Thread(() -> {
+        try {
+          one.generate("That", longRun);
+        } catch (RuntimeException e) {
+          thrown.set(e);
+          stillInterrupted.set(Thread.currentThread().isInterrupted());
+        }
+      });
+      waiter.start();
+      Thread.sleep(50);
+      waiter.interrupt();
+      waiter.join(10_000);
+      assertFalse(waiter.isAlive(), "the interrupted call must return at once, not after its generation");
+      assertTrue(thrown.get() instanceof java.util.concurrent.CancellationException, String.valueOf(thrown.get()));
+      assertTrue(stillInterrupted.get());
+      assertEquals(FinishReason.LENGTH, first.join().finishReason(), "the other request runs on");
+      long deadline = System.nanoTime() + 10_000_000_000L;
+      while (one.stats().running() + one.stats().waiting() > 0 && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      assertEquals(0, one.stats().running() + one.stats().waiting(), "the cancelled request left the queue");
+    }
+  }
+
+  /** One prompt of a list that cannot run fails the call before the others take any batch slot. */
+  @Test
+  void aBadPromptInAListStopsTheOthers() {
+    long steps = gen.stats().steps();
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gen.generate(
+        List.of("a", "b", "word ".repeat(300)), SamplingParams.greedy().toBuilder().maxTokens(50).build()));
+    assertTrue(e.getMessage().contains("max_tokens"), e.getMessage());
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (gen.stats().running() + gen.stats().waiting() > 0 && System.nanoTime() < deadline) {
+      Thread.onSpinWait();
+    }
+    assertEquals(0, gen.stats().running() + gen.stats().waiting());
+    // Left running, "a" and "b" would take 50 steps; cancelled, they stop at the next one (a step may have begun).
+    assertTrue(gen.stats().steps() - steps < 10, (gen.stats().steps() - steps) + " steps");
+  }
+
+  @Test
+  void nullArgumentsAreNamed() {
+    assertTrue(assertThrows(IllegalArgumentException.class, () -> gen.generate("hi", (SamplingParams) null))
+        .getMessage().startsWith("params must not be null"));
+    assertTrue(assertThrows(IllegalArgumentException.class, () -> gen.stream("hi", null))
+        .getMessage().startsWith("params must not be null"));
+    assertTrue(assertThrows(IllegalArgumentException.class,
+        () -> gen.generate("hi", SamplingParams.greedy(), null)).getMessage().startsWith("onChunk must not be null"));
+    assertTrue(assertThrows(IllegalArgumentException.class, () -> Generator.open("x", null))
+        .getMessage().startsWith("options must not be null"));
+    assertTrue(assertThrows(IllegalArgumentException.class, () -> Generator.open(null, GeneratorOptions.defaults()))
+        .getMessage().startsWith("the model must not be null"));
+  }
+
+  @Test
+  void aTextTooLongToScoreSaysSoInScoringTerms() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> gen.score("word ".repeat(130)));
+    assertTrue(e.getMessage().startsWith("the text has 132 tokens (with BOS), more than the 128 this model reads"),
+        e.getMessage());
   }
 
   @Test
