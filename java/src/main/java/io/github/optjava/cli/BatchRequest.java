@@ -32,7 +32,8 @@ record BatchRequest(String prompt, SamplingParams params) {
     }
     JsonNode prompt = node.get("prompt");
     if (prompt == null || !prompt.isTextual()) {
-      throw new IllegalArgumentException("missing string field \"prompt\"");
+      throw new IllegalArgumentException(prompt == null ? "missing string field \"prompt\""
+          : "field \"prompt\" must be a string, not " + JsonLines.kind(prompt) + " (one prompt per line)");
     }
     SamplingParams.Builder b = SamplingParams.builder();
     if (has(node, "max_tokens")) b.maxTokens(integer(node, "max_tokens"));

@@ -86,7 +86,8 @@ final class BenchCommand implements Callable<Integer> {
   /** {@link FastCpuOps#kernels} of this run, or null (the reference ops, CUDA): a field of the JSON lines. */
   private String cpuKernels;
 
-  @Option(names = "--threads", paramLabel = "N", description = "CPU threads. Default: all processors.")
+  @Option(names = "--threads", paramLabel = "N", description = "CPU threads (0 = all processors, as elsewhere). "
+      + "Default: all processors.")
   Integer threads;
 
   @Option(names = "--prompt-len", defaultValue = "128", paramLabel = "N",
@@ -152,11 +153,20 @@ final class BenchCommand implements Callable<Integer> {
           + "): leave out --kv-cache-dtype or give it the same");
     }
     boolean halfKv = kvType == DType.F16;
-    int threadCount = threads != null ? threads : Runtime.getRuntime().availableProcessors();
-    if (threadCount < 1 || promptLen < 1 || genLen < 0 || repeats < 1 || batches.isEmpty()
-        || batches.stream().anyMatch(b -> b < 1)) {
-      throw new IllegalArgumentException("--threads, --prompt-len, --repeats and every --batch must be at least 1, "
-          + "--gen-len at least 0");
+    int threadCount = threads != null && threads != 0 ? threads : Runtime.getRuntime().availableProcessors();
+    requireAtLeast("--threads", threadCount, 1);
+    requireAtLeast("--prompt-len", promptLen, 1);
+    requireAtLeast("--gen-len", genLen, 0);
+    requireAtLeast("--repeats", repeats, 1);
+    if (batches.isEmpty()) {
+      throw new IllegalArgumentException("--batch: give at least one batch size");
+    }
+    for (int b : batches) {
+      requireAtLeast("--batch", b, 1);
+    }
+    if (!(warmUpSeconds >= 0) || Double.isInfinite(warmUpSeconds)) { // NaN fails >= too
+      throw new IllegalArgumentException("--warm-up must be a number of seconds, 0 or more (one untimed run is made "
+          + "either way), not " + warmUpSeconds);
     }
     OptConfig config = config();
     if (promptLen + genLen > config.maxPositionEmbeddings()) {
@@ -462,9 +472,21 @@ final class BenchCommand implements Callable<Integer> {
     return type.name().toLowerCase(Locale.ROOT);
   }
 
-  /** A preset size, or a config.json file for other shapes. */
+  private static void requireAtLeast(String option, int value, int least) {
+    if (value < least) {
+      throw new IllegalArgumentException(option + " must be at least " + least + ", not " + value);
+    }
+  }
+
+  /** A preset size, or a config.json file (or a model directory holding one) for other shapes. */
   private OptConfig config() {
     Path file = Path.of(shape);
+    if (Files.isDirectory(file)) {
+      file = file.resolve("config.json");
+      if (!Files.isRegularFile(file)) {
+        throw new IllegalArgumentException("--shape " + shape + ": a directory without config.json");
+      }
+    }
     if (Files.isRegularFile(file)) {
       try {
         return OptConfig.fromJson(Files.readString(file));
@@ -476,11 +498,15 @@ final class BenchCommand implements Callable<Integer> {
         throw new IllegalArgumentException("--shape " + shape + ": cannot read: " + e.getMessage(), e);
       }
     }
+    if (shape.contains("/") && !shape.toLowerCase(Locale.ROOT).startsWith("facebook/") || shape.endsWith(".json")) {
+      throw new IllegalArgumentException("--shape " + shape + ": no such file (give an OPT size such as 1.3b, a "
+          + "config.json file or a model directory)");
+    }
     return OptShapes.of(shape);
   }
 
   private String modelName() {
-    return Files.isRegularFile(Path.of(shape)) ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
+    return Files.exists(Path.of(shape)) ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
   }
 
   /** The launches of each unverified kernel since {@code start} ({@link io.github.optjava.backend.cuda.CudaOps}). */

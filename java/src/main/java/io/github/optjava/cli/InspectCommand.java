@@ -10,6 +10,7 @@ import io.github.optjava.checkpoint.Checkpoints;
 import io.github.optjava.checkpoint.TensorInfo;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptWeights;
+import io.github.optjava.tokenizer.OptTokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -46,6 +47,7 @@ final class InspectCommand implements Callable<Integer> {
     try (Checkpoint checkpoint = Checkpoints.open(dir)) {
       checkpoint.validateData();
       new OptWeights(config, checkpoint); // every expected tensor present, shapes as the config implies
+      OptTokenizer.load(dir); // vocab.json and merges.txt: generate and score need them too
       result.put("format", checkpoint.format());
       result.set("config", configAsRead);
       ArrayNode tensors = result.putArray("tensors");

@@ -70,12 +70,20 @@ final class JsonLines {
       return TOO_LONG;
     }
     byte[] bytes = line.toByteArray();
-    int n = bytes.length;
-    if (n > 0 && bytes[n - 1] == '\r') {
-      return java.util.Arrays.copyOf(bytes, n - 1);
+    int from = 0;
+    if (first && bytes.length >= 3 && (bytes[0] & 0xff) == 0xef && (bytes[1] & 0xff) == 0xbb
+        && (bytes[2] & 0xff) == 0xbf) {
+      from = 3; // a UTF-8 byte order mark (Windows editors write one): not part of the first request
     }
-    return bytes;
+    first = false;
+    int n = bytes.length;
+    if (n > from && bytes[n - 1] == '\r') {
+      n--;
+    }
+    return from == 0 && n == bytes.length ? bytes : java.util.Arrays.copyOfRange(bytes, from, n);
   }
+
+  private boolean first = true;
 
   /**
    * Parses with the trailing-token check on: {@code {"a": 1} x} is an error, not {@code {"a": 1}}. A key given
@@ -119,9 +127,22 @@ final class JsonLines {
   static String text(byte[] line) {
     JsonNode text = object(line, "{\"text\": \"...\"}").get("text");
     if (text == null || !text.isTextual()) {
-      throw new IllegalArgumentException("missing string field \"text\"");
+      throw new IllegalArgumentException(text == null ? "missing string field \"text\""
+          : "field \"text\" must be a string, not " + kind(text) + " (one text per line)");
     }
     return text.asText();
+  }
+
+  /** What a JSON value is, for messages: "an array", "a number", ... */
+  static String kind(JsonNode value) {
+    return switch (value.getNodeType()) {
+      case ARRAY -> "an array";
+      case OBJECT, POJO -> "an object";
+      case NUMBER -> "a number";
+      case BOOLEAN -> "a boolean";
+      case NULL, MISSING -> "null";
+      default -> "a " + value.getNodeType().name().toLowerCase(java.util.Locale.ROOT);
+    };
   }
 
   /** Strict UTF-8 decoding: malformed input is an error, never silently replaced. */

@@ -151,7 +151,7 @@ class BenchCommandTest {
     CliTest.Run tooLong = bench("--device", "cpu", "--shape", config, "--prompt-len", "129", "--gen-len", "0");
     assertTrue(tooLong.exit() != 0 && tooLong.err().contains("128 positions"), tooLong.err());
     CliTest.Run negative = bench("--device", "cpu", "--shape", config, "--gen-len", "-1");
-    assertTrue(negative.exit() != 0 && negative.err().contains("--gen-len at least 0"), negative.err());
+    assertTrue(negative.exit() != 0 && negative.err().contains("--gen-len must be at least 0, not -1"), negative.err());
   }
 
   // Found by fuzzing: it read "--shape ...: cannot read: Input length = 1".
@@ -347,7 +347,18 @@ class BenchCommandTest {
     CliTest.Run tooLong = bench("--shape", config, "--prompt-len", "120", "--gen-len", "9");
     assertTrue(tooLong.exit() != 0 && tooLong.err().contains("128 positions"), tooLong.err());
     CliTest.Run zero = bench("--shape", config, "--batch", "1,0");
-    assertTrue(zero.exit() != 0 && zero.err().contains("at least 1"), zero.err());
+    assertTrue(zero.exit() != 0 && zero.err().contains("--batch must be at least 1, not 0"), zero.err());
+    CliTest.Run repeats = bench("--shape", config, "--repeats", "0");
+    assertTrue(repeats.exit() != 0 && repeats.err().contains("--repeats must be at least 1, not 0"), repeats.err());
+    for (String warmUp : new String[] {"-1", "NaN", "Infinity"}) {
+      CliTest.Run w = bench("--shape", config, "--warm-up", warmUp);
+      assertTrue(w.exit() != 0 && w.err().contains("--warm-up must be a number of seconds, 0 or more"), w.err());
+    }
+    CliTest.Run missing = bench("--shape", tmp.resolve("nope/config.json").toString());
+    assertTrue(missing.exit() != 0 && missing.err().contains("no such file"), missing.err());
+    Path empty = Files.createDirectories(tmp.resolve("empty"));
+    CliTest.Run emptyDir = bench("--shape", empty.toString());
+    assertTrue(emptyDir.exit() != 0 && emptyDir.err().contains("a directory without config.json"), emptyDir.err());
     CliTest.Run cpuVariants = bench("--device", "cpu", "--shape", config, "--prompt-len", "4", "--variants",
         "default;gemv=on");
     assertTrue(cpuVariants.exit() != 0 && cpuVariants.err().contains("use it with --device cuda"), cpuVariants.err());

@@ -75,7 +75,9 @@ class CliTest {
       assertTrue(lines.get(i).get("error").asText().startsWith("line " + (i + 1) + ": "), lines.get(i).toString());
     }
     assertTrue(lines.get(1).get("error").asText().contains("not valid JSON"));
-    assertTrue(lines.get(2).get("error").asText().contains("\"text\""));
+    assertTrue(lines.get(2).get("error").asText().contains("missing string field \"text\""));
+    assertTrue(lines.get(5).get("error").asText().endsWith("field \"text\" must be a string, not a number (one text "
+        + "per line)"), lines.get(5).toString());
     assertTrue(lines.get(7).get("error").asText().contains("UTF-8"));
     assertEquals("[428]", lines.get(8).get("ids").toString());
   }
@@ -133,6 +135,23 @@ class CliTest {
     JsonNode b = JSON.readTree(cli("", "inspect", "--model", src.toString()).out);
     assertEquals("pytorch", a.get("format").asText());
     assertEquals(b.get("tensors"), a.get("tensors"));
+  }
+
+  /** generate and score need the tokenizer: a model without a usable one does not pass inspection. */
+  @Test
+  void inspectChecksTheTokenizerFiles(@TempDir Path tmp) throws IOException {
+    Path src = fixture("tiny-opt");
+    for (String f : List.of("config.json", "model.safetensors", "merges.txt")) {
+      Files.copy(src.resolve(f), tmp.resolve(f));
+    }
+    Run missing = cli("", "inspect", "--model", tmp.toString());
+    assertEquals(1, missing.exit, missing.out);
+    assertTrue(missing.err.startsWith("opt: error: ") && missing.err.contains("vocab.json"), missing.err);
+    Files.copy(src.resolve("vocab.json"), tmp.resolve("vocab.json"));
+    Files.writeString(tmp.resolve("merges.txt"), "garbage without a pair\n\u0000\n");
+    Run broken = cli("", "inspect", "--model", tmp.toString());
+    assertEquals(1, broken.exit, broken.out);
+    assertTrue(broken.err.contains("merges.txt"), broken.err);
   }
 
   @Test

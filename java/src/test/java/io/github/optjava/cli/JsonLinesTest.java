@@ -29,6 +29,22 @@ class JsonLinesTest {
     assertTrue(e.getMessage().length() < 600, "a cut message, not " + e.getMessage().length() + " characters");
   }
 
+  /** A UTF-8 byte order mark before the first line (Windows editors write one) is not part of the request. */
+  @Test
+  void aByteOrderMarkBeforeTheFirstLineIsSkipped() throws IOException {
+    byte[] bom = {(byte) 0xef, (byte) 0xbb, (byte) 0xbf};
+    byte[] text = "{\"prompt\": \"a\"}\r\n\ufeff{\"prompt\": \"b\"}\n".getBytes(StandardCharsets.UTF_8);
+    byte[] all = new byte[bom.length + text.length];
+    System.arraycopy(bom, 0, all, 0, 3);
+    System.arraycopy(text, 0, all, 3, text.length);
+    JsonLines lines = new JsonLines(new ByteArrayInputStream(all));
+    assertEquals("a", BatchRequest.parse(JsonLines.object(lines.next(), "{}")).prompt());
+    // Only the first line's: a later one is the line's own first character, refused as not JSON.
+    byte[] second = lines.next();
+    assertThrows(IllegalArgumentException.class, () -> JsonLines.object(second, "{}"));
+    assertNull(lines.next());
+  }
+
   // Found by fuzzing: the last of two equal keys won silently.
   @Test
   void aKeyGivenTwiceIsNamed() {
