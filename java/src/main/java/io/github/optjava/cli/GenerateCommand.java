@@ -100,13 +100,27 @@ final class GenerateCommand implements Callable<Integer> {
         c = gen.generate(prompt, params); // beams are only known at the end
         parent.out.print(c.text());
       } else {
-        c = gen.generate(prompt, params, chunk -> {
-          parent.out.print(chunk.text());
-          parent.out.flush();
-        });
+        try (io.github.optjava.api.TokenStream stream = gen.stream(prompt, params)) {
+          for (io.github.optjava.api.TokenStream.Chunk chunk : stream) {
+            parent.out.print(chunk.text());
+            parent.out.flush();
+            if (parent.out.checkError()) {
+              stream.cancel(); // stdout closed (| head -c N): stop generating for nobody
+            }
+          }
+          try {
+            c = stream.completion().join();
+          } catch (java.util.concurrent.CompletionException e) {
+            throw e.getCause() instanceof RuntimeException r ? r : e; // the generation's own error, as generate() gives it
+          }
+        }
       }
       parent.out.println();
       parent.out.flush();
+      if (parent.out.checkError()) {
+        parent.err.println("opt: error: standard output closed; generation stopped");
+        return 1;
+      }
       double seconds = c.totalMillis() / 1000;
       io.github.optjava.api.GeneratorStats s = gen.stats(); // published between steps: the last one may lag
       String drafts = s.draftTokens() > 0 ? ", " + s.acceptedDraftTokens() + " of " + s.draftTokens()

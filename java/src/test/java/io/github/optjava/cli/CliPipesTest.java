@@ -121,6 +121,27 @@ class CliPipesTest {
   }
 
   @Test
+  void generateStopsWhenItsOutputIsClosed() {
+    ByteArrayOutputStream err = new ByteArrayOutputStream();
+    OutputStream closesAfterThreeBytes = new OutputStream() {
+      private int taken;
+
+      @Override
+      public void write(int b) throws IOException {
+        if (++taken > 3) {
+          throw new IOException("Broken pipe");
+        }
+      }
+    };
+    int exit = Main.run(new ByteArrayInputStream(new byte[0]), new PrintStream(closesAfterThreeBytes, true,
+        StandardCharsets.UTF_8), new PrintStream(err, true, StandardCharsets.UTF_8), "generate", "--model", model(),
+        "--device", "cpu", "--prompt", "Hello\nworld", "--temperature", "0", "--max-tokens", "100");
+    String e = err.toString(StandardCharsets.UTF_8);
+    assertEquals(1, exit, e);
+    assertTrue(e.contains("standard output closed; generation stopped"), e);
+  }
+
+  @Test
   void anEmptyTextScoresWithANullPerplexity() throws IOException {
     CliTest.Run r = cli("{\"text\": \"\"}\n", "score", "--model", model(), "--device", "cpu");
     assertEquals(0, r.exit(), r.err());
