@@ -1,6 +1,7 @@
 package io.github.optjava.checkpoint.hub;
 
 import io.github.optjava.checkpoint.CheckpointException;
+import io.github.optjava.checkpoint.Untrusted;
 import java.nio.file.Files;
 import java.nio.file.InvalidPathException;
 import java.nio.file.Path;
@@ -58,6 +59,10 @@ public final class ModelLocator {
   public static Path resolve(String modelDirOrId, String revision) {
     Optional<Path> dir = existingDirectory(modelDirOrId);
     if (dir.isPresent()) {
+      if (revision != null && !revision.equals(DEFAULT_REVISION)) {
+        org.slf4j.LoggerFactory.getLogger(ModelLocator.class).warn("revision {} ignored: {} is a local directory, "
+            + "used as it is", Untrusted.quote(revision), dir.get());
+      }
       return dir.get(); // read no environment: a bad HF_* variable must not break local models
     }
     return resolve(modelDirOrId, HubSettings.fromEnvironment(), revision);
