@@ -57,7 +57,11 @@ record BatchRequest(String prompt, SamplingParams params) {
     if (has(node, "bad_words_ids")) b.badWordsIds(badWords(node.get("bad_words_ids")));
     if (has(node, "logprobs")) b.logprobs(integer(node, "logprobs"));
     if (has(node, "echo")) b.echo(bool(node, "echo"));
-    return new BatchRequest(prompt.asText(), b.build());
+    try {
+      return new BatchRequest(prompt.asText(), b.build());
+    } catch (IllegalArgumentException e) {
+      throw ParamNames.renamed(e, ParamNames::json); // SamplingParams says topP, this request top_p
+    }
   }
 
   private static boolean has(JsonNode n, String f) {

@@ -86,10 +86,15 @@ final class GenerateCommand implements Callable<Integer> {
 
   @Override
   public Integer call() {
-    SamplingParams params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
-        .topP(topP).minP(minP).typicalP(typicalP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
-        .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop)
-        .logitBias(logitBias == null ? java.util.Map.of() : logitBias).badWordsIds(badWords()).build();
+    SamplingParams params;
+    try {
+      params = SamplingParams.builder().maxTokens(maxTokens).temperature(temperature).topK(topK)
+          .topP(topP).minP(minP).typicalP(typicalP).seed(seed).numBeams(numBeams).repetitionPenalty(repetitionPenalty)
+          .noRepeatNgramSize(noRepeatNgramSize).stop(stop == null ? List.of() : stop)
+          .logitBias(logitBias == null ? java.util.Map.of() : logitBias).badWordsIds(badWords()).build();
+    } catch (IllegalArgumentException e) {
+      throw ParamNames.renamed(e, ParamNames::cli); // SamplingParams says topP, this command --top-p
+    }
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {
       return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
