@@ -23,6 +23,9 @@ final class GenerateCommand implements Callable<Integer> {
   @Mixin
   EngineOptions engine;
 
+  @picocli.CommandLine.Spec
+  picocli.CommandLine.Model.CommandSpec spec;
+
   @Option(names = {"-p", "--prompt"}, required = true, description = "The text to continue.")
   String prompt;
 
@@ -94,6 +97,12 @@ final class GenerateCommand implements Callable<Integer> {
           .logitBias(logitBias == null ? java.util.Map.of() : logitBias).badWordsIds(badWords()).build();
     } catch (IllegalArgumentException e) {
       throw ParamNames.renamed(e, ParamNames::cli); // SamplingParams says topP, this command --top-p
+    }
+    if (!spec.commandLine().getParseResult().hasMatchedOption("--max-batch")) {
+      // One prompt: its sequences (the beams) are the whole batch. The KV cache is sized for max batch × the
+      // positions, so the shared default (16) would allocate 16 full-length sequences (2.4 GB of float32 cache
+      // for opt-125m on the CPU) for this one request.
+      engine.maxBatch = Math.max(1, numBeams);
     }
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {

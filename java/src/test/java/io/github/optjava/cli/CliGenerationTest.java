@@ -48,9 +48,13 @@ class CliGenerationTest {
         "--temperature", "0", "--max-tokens", "16", "--max-batch", "2", "--max-step-tokens", "2");
     assertEquals(0, r.exit(), r.err());
     assertEquals(HF_TEXT + "\n", r.out(), "the prompt prefilled 2 tokens at a time");
-    CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--max-step-tokens", "8");
+    CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--max-step-tokens", "8",
+        "--max-batch", "9");
     assertEquals(1, bad.exit(), bad.err());
-    assertTrue(bad.err().contains("--max-step-tokens must be 0 (no limit) or at least --max-batch (16)"), bad.err());
+    assertTrue(bad.err().contains("--max-step-tokens must be 0 (no limit) or at least --max-batch (9)"), bad.err());
+    CliTest.Run batch = cli("", "batch", "--model", model(), "--max-step-tokens", "8");
+    assertEquals(1, batch.exit(), batch.err());
+    assertTrue(batch.err().contains("at least --max-batch (16)"), batch.err());
   }
 
   @Test

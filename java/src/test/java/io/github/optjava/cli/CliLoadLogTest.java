@@ -44,6 +44,22 @@ class CliLoadLogTest {
     return fixture("tiny-opt").toString();
   }
 
+  /** generate runs one prompt: its KV cache holds its sequences (the beams), not the shared default of 16. */
+  @Test
+  void generateSizesTheKvCacheForItsOwnSequences() {
+    Logged one = logged(() -> cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "Hello",
+        "--max-tokens", "1"));
+    assertEquals(0, one.run().exit(), one.run().err());
+    assertTrue(line(one, "KV cache").contains("for max batch 1 × 128 positions"), line(one, "KV cache"));
+    Logged beams = logged(() -> cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "Hello",
+        "--max-tokens", "2", "--temperature", "0", "--num-beams", "3"));
+    assertEquals(0, beams.run().exit(), beams.run().err());
+    assertTrue(line(beams, "KV cache").contains("for max batch 3 × 128 positions"), line(beams, "KV cache"));
+    Logged set = logged(() -> cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "Hello",
+        "--max-tokens", "1", "--max-batch", "5"));
+    assertTrue(line(set, "KV cache").contains("for max batch 5 × 128 positions"), line(set, "KV cache"));
+  }
+
   @Test
   void autoWithoutCudaSaysSoInOneShortLineAndCudaFailsWithTheWholeReason() {
     CudaProbe.Result probe = CudaProbe.probe();
