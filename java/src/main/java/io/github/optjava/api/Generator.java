@@ -14,6 +14,7 @@ import io.github.optjava.model.OptModel;
 import io.github.optjava.model.OptWeights;
 import io.github.optjava.model.ParallelOptModel;
 import io.github.optjava.model.PipelineOptModel;
+import io.github.optjava.model.WeightFootprint;
 import io.github.optjava.tokenizer.OptTokenizer;
 import io.github.optjava.model.JobLayout;
 import io.github.optjava.model.MultiProcessOptModel;
@@ -117,6 +118,11 @@ public final class Generator implements AutoCloseable {
       int perPart = Math.max(1, total / (tp * pp));
       try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), tp)) {
         OptWeights weights = new OptWeights(config, checkpoint);
+        if (device != Device.CUDA && (pp > 1 || tp > 1)) { // the parts share one heap: check them all first
+          try (Ops probe = new io.github.optjava.backend.cpu.CpuOps(options.quantization() == Quantization.INT8)) {
+            WeightFootprint.requireRoomForAllParts(config, weights, probe, options.dtype(), pp, tp);
+          }
+        }
         if (pp > 1) {
           PipelineOptModel pipeline = device == Device.CUDA
               ? Backends.cudaPipeline(config, weights, options.dtype(), pp, tp)
@@ -171,7 +177,8 @@ public final class Generator implements AutoCloseable {
       if (ops != null) {
         ops.close();
       }
-      if (e instanceof OutOfMemoryError && device == Device.CPU) {
+      if (e instanceof OutOfMemoryError && device == Device.CPU && e.getMessage() != null
+          && (e.getMessage().contains("Java heap space") || e.getMessage().contains("GC overhead"))) {
         // The weights' own count passed (Ops.requireRoomForWeights), so the rest did not fit: the KV cache's
         // minimum, the tokenizer, a conversion's temporary copy. What was loaded is unreachable now.
         throw new IllegalStateException("ran out of Java heap while loading " + dir.getFileName() + " on the CPU ("
@@ -353,8 +360,8 @@ public final class Generator implements AutoCloseable {
 
   /**
    * Generates the completions of several prompts, batched together; results in prompt order. A prompt that cannot
-   * run (too long, say) fails the call before any other runs; a request that fails while running cancels the
-   * others. Interrupting the calling thread cancels them all (they stop at the next step and free their slots),
+   * run (too long, say) fails the call before any other runs; when the call reaches a request that failed (it
+   * waits for them in prompt order), it ends with that error and cancels the others. Interrupting the calling thread cancels them all (they stop at the next step and free their slots),
    * keeps the thread's interrupt status set, and ends the call with a {@link CancellationException}.
    */
   public List<Completion> generate(List<String> prompts, SamplingParams params) {

@@ -55,7 +55,8 @@ record KvCacheSize(int blocks, int blockSize, String why) {
     } else {
       why = "capped so that one layer's keys fit one Java array (CpuKvStore)";
     }
-    int blocks = (int) Math.min(Integer.MAX_VALUE / 2, (tokens + blockSize - 1) / blockSize);
+    // Rounded down: never past the memory share or one Java array (tokens >= minimum, a whole number of blocks).
+    int blocks = (int) Math.min(Integer.MAX_VALUE / 2, tokens / blockSize);
     return new KvCacheSize(blocks, blockSize, why + "; " + OPTION + " sets it");
   }
 

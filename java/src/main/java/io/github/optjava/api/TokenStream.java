@@ -25,7 +25,8 @@ public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoClose
    * or text held back because it may begin a stop string); {@code tokenId} is -1 for the final flush. With
    * {@code echo} the prompt's text is not streamed (it is in {@link Choice#text}). With beam search
    * ({@code numBeams > 1}) the beams are known only when generation ends: each choice's whole
-   * {@link Choice#text} then comes as one chunk with {@code tokenId} -1.
+   * {@link Choice#text} then comes as one chunk with {@code tokenId} -1 (with {@code echo}, the prompt's text
+   * first, as in that field).
    */
   public record Chunk(int choice, int tokenId, String text) {}
 

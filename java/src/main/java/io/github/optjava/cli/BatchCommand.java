@@ -63,11 +63,14 @@ final class BatchCommand implements Callable<Integer> {
         byte[] line;
         while (!writer.outputClosed && (line = lines.next()) != null) {
           lineNo++;
-          pending.put(submit(gen, lineNo, line));
+          hand(pending, submit(gen, lineNo, line), writer);
         }
       } finally {
-        pending.put(END); // the writer takes every entry, so this cannot wait for ever
+        hand(pending, END, writer);
         writer.join();
+      }
+      if (writer.failure instanceof Error e) {
+        throw e;
       }
       if (writer.failure != null) {
         throw new IllegalStateException("writing the answers failed: " + writer.failure, writer.failure);
@@ -88,6 +91,21 @@ final class BatchCommand implements Callable<Integer> {
     }
   }
 
+  /**
+   * Queues {@code p} for the writer; if the writer has ended (it drains every entry while it runs, so only a
+   * failure that escaped it could end it early), {@code p}'s request is cancelled instead of waiting for ever.
+   */
+  private static void hand(BlockingQueue<Pending> queue, Pending p, AnswerWriter writer) throws InterruptedException {
+    while (!queue.offer(p, 100, java.util.concurrent.TimeUnit.MILLISECONDS)) {
+      if (!writer.isAlive()) {
+        if (p.result != null) {
+          p.result.cancel(false);
+        }
+        return;
+      }
+    }
+  }
+
   /** The end of the input, for {@link AnswerWriter}. */
   private static final Pending END = new Pending(-1, false, null, null);
 
@@ -101,7 +119,7 @@ final class BatchCommand implements Callable<Integer> {
     volatile boolean outputClosed;
     volatile int failed;
     volatile int written;
-    volatile Exception failure;
+    volatile Throwable failure;
 
     AnswerWriter(BlockingQueue<Pending> queue) {
       super("opt-batch-writer");
@@ -133,8 +151,8 @@ final class BatchCommand implements Callable<Integer> {
           if (parent.out.checkError()) {
             outputClosed = true;
           }
-        } catch (JsonProcessingException | RuntimeException e) {
-          failure = e; // stop reading and drain: the reading thread waits for this one
+        } catch (JsonProcessingException | RuntimeException | Error e) { // an OutOfMemoryError building a reply
+          failure = e; // stop reading and drain (cancelling): the reading thread waits for this one
           outputClosed = true;
         }
       }

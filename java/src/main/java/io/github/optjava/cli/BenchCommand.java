@@ -153,8 +153,10 @@ final class BenchCommand implements Callable<Integer> {
           + "): leave out --kv-cache-dtype or give it the same");
     }
     boolean halfKv = kvType == DType.F16;
+    if (threads != null && threads < 0) {
+      throw new IllegalArgumentException("--threads must be 0 (all processors) or more, not " + threads);
+    }
     int threadCount = threads != null && threads != 0 ? threads : Runtime.getRuntime().availableProcessors();
-    requireAtLeast("--threads", threadCount, 1);
     requireAtLeast("--prompt-len", promptLen, 1);
     requireAtLeast("--gen-len", genLen, 0);
     requireAtLeast("--repeats", repeats, 1);
@@ -482,8 +484,9 @@ final class BenchCommand implements Callable<Integer> {
   private OptConfig config() {
     Path file = Path.of(shape);
     if (Files.isDirectory(file)) {
-      file = file.resolve("config.json");
-      if (!Files.isRegularFile(file)) {
+      if (Files.isRegularFile(file.resolve("config.json"))) {
+        file = file.resolve("config.json");
+      } else if (!OptShapes.isKnown(shape)) { // a directory named like a size (1.3b) does not hide the size
         throw new IllegalArgumentException("--shape " + shape + ": a directory without config.json");
       }
     }
@@ -506,7 +509,8 @@ final class BenchCommand implements Callable<Integer> {
   }
 
   private String modelName() {
-    return Files.exists(Path.of(shape)) ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
+    boolean fromFile = Files.isRegularFile(Path.of(shape)) || Files.isRegularFile(Path.of(shape, "config.json"));
+    return fromFile ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
   }
 
   /** The launches of each unverified kernel since {@code start} ({@link io.github.optjava.backend.cuda.CudaOps}). */

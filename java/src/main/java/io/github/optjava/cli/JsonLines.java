@@ -67,6 +67,7 @@ final class JsonLines {
       return null;
     }
     if (tooLong) {
+      first = false;
       return TOO_LONG;
     }
     byte[] bytes = line.toByteArray();

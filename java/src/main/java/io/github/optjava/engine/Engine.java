@@ -786,9 +786,22 @@ public final class Engine implements AutoCloseable {
   public void close() {
     closed = true;
     loop.interrupt();
-    try {
-      loop.join(10_000);
-    } catch (InterruptedException e) {
+    // Wait up to 10 s even if this thread is interrupted (an interrupted generate() leaves its flag set, and then
+    // close() would return at once, before the loop ended, and the model's memory would never be freed).
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    boolean interrupted = false;
+    while (loop.isAlive()) {
+      long left = deadline - System.nanoTime();
+      if (left <= 0) {
+        break;
+      }
+      try {
+        loop.join(Math.max(1, left / 1_000_000));
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
       Thread.currentThread().interrupt();
     }
   }

@@ -30,6 +30,17 @@ public final class OptShapes {
 
   private OptShapes() {}
 
+  /** Whether {@link #of} knows {@code size} ({@code 1.3b}, {@code opt-1.3b}, {@code facebook/opt-1.3b}, any case). */
+  public static boolean isKnown(String size) {
+    return SIZES.containsKey(key(size));
+  }
+
+  private static String key(String size) {
+    String key = size.toLowerCase(Locale.ROOT);
+    key = key.startsWith("facebook/") ? key.substring("facebook/".length()) : key;
+    return key.startsWith("opt-") ? key.substring("opt-".length()) : key;
+  }
+
   /** The size names, smallest first: {@code 125m, 350m, 1.3b, 2.7b, 6.7b, 13b, 30b, 66b, 175b}. */
   public static List<String> names() {
     return List.copyOf(SIZES.keySet());
@@ -42,10 +53,7 @@ public final class OptShapes {
    * @throws IllegalArgumentException naming the known sizes if {@code size} is not one of them
    */
   public static OptConfig of(String size) {
-    String key = size.toLowerCase(Locale.ROOT);
-    key = key.startsWith("facebook/") ? key.substring("facebook/".length()) : key;
-    key = key.startsWith("opt-") ? key.substring("opt-".length()) : key;
-    int[] s = SIZES.get(key);
+    int[] s = SIZES.get(key(size));
     if (s == null) {
       throw new IllegalArgumentException("unknown OPT size '" + size + "': choose one of "
           + String.join(", ", names()));

@@ -7,8 +7,31 @@ import java.util.Arrays;
 import java.util.function.Function;
 
 /** How much a part of the model holds, asked of the backend before {@link OptModel} loads anything. */
-final class WeightFootprint {
+public final class WeightFootprint {
   private WeightFootprint() {}
+
+  /**
+   * For parts that share one memory (CPU pipeline stages and tensor-parallel ranks share the Java heap): asks
+   * {@code ops} (the first part's) for room for all {@code stages × tp} parts at once, before any loads; each part's
+   * own check would let the first ones load and then refuse a later one, naming too small a heap.
+   */
+  public static void requireRoomForAllParts(OptConfig config, OptWeights w, Ops ops, DType weightDtype, int stages,
+      int tp) {
+    long linear = 0;
+    long other = 0;
+    for (int s = 0; s < stages; s++) {
+      long[] part = weightElements(config, w, OptModel.Stage.of(s, stages, config), tp);
+      linear += part[0] * tp;
+      other += part[1] * tp;
+    }
+    ops.requireRoomForWeights("the weights of an OPT of " + config.numHiddenLayers() + " layers, hidden "
+        + config.hiddenSize() + " (" + stages + " pipeline stage(s) × " + tp + " tensor-parallel rank(s), one heap)",
+        linear, other, elementBytes(w, weightDtype, 0));
+  }
+
+  private static int elementBytes(OptWeights w, DType weightDtype, int layer) {
+    return weightDtype != null ? weightDtype.bytes() : storedDtype(w, OptWeights.layer(layer, "fc1.weight")).bytes();
+  }
 
   /**
    * Asks the backend whether this part's weights fit ({@link Ops#requireRoomForWeights}) before any is loaded:
@@ -18,8 +41,7 @@ final class WeightFootprint {
   static void requireRoom(OptConfig config, OptWeights w, Ops ops, DType weightDtype, TpGroup tp,
       OptModel.Stage stage) {
     long[] elements = weightElements(config, w, stage, tp.worldSize());
-    int bytes = weightDtype != null ? weightDtype.bytes() : storedDtype(w, OptWeights.layer(stage.firstLayer(),
-        "fc1.weight")).bytes();
+    int bytes = elementBytes(w, weightDtype, stage.firstLayer());
     int layers = config.numHiddenLayers();
     String what = "the weights of " + (stage.count() > 1 ? "layers " + stage.firstLayer() + "-"
         + (stage.endLayer() - 1) + " of " : "") + "an OPT of " + layers + " layers, hidden " + config.hiddenSize()

@@ -369,7 +369,9 @@ class GeneratorTest {
         }
       });
       waiter.start();
-      Thread.sleep(50);
+      while (waiter.getState() != Thread.State.WAITING) { // blocked in generate(), behind the first request
+        Thread.onSpinWait();
+      }
       waiter.interrupt();
       waiter.join(10_000);
       assertFalse(waiter.isAlive(), "the interrupted call must return at once, not after its generation");
@@ -382,6 +384,36 @@ class GeneratorTest {
       }
       assertEquals(0, one.stats().running() + one.stats().waiting(), "the cancelled request left the queue");
     }
+  }
+
+  /**
+   * Closing a generator from a thread whose interrupt flag is set (as an interrupted generate() leaves it) still
+   * waits for the step loop and frees everything: its CPU pool threads end.
+   */
+  @Test
+  void closeFromAnInterruptedThreadStillFreesTheModel() throws Exception {
+    Path dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI());
+    java.util.Set<Thread> existing = Thread.getAllStackTraces().keySet();
+    Generator g = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.CPU)
+        .withKvCacheTokens(512).withThreads(2));
+    g.generate("This", SamplingParams.greedy().toBuilder().maxTokens(4).build());
+    List<Thread> before = Thread.getAllStackTraces().keySet().stream().filter(t -> !existing.contains(t))
+        .filter(t -> t.getName().startsWith("opt-cpu") || t.getName().startsWith("opt-engine")).toList();
+    assertTrue(before.size() >= 2, "its engine loop and CPU worker: " + before);
+    Thread.currentThread().interrupt();
+    try {
+      g.close();
+      assertTrue(Thread.interrupted(), "the flag is kept (and cleared here)");
+    } finally {
+      Thread.interrupted();
+    }
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    java.util.List<String> alive;
+    do {
+      alive = before.stream().filter(Thread::isAlive).map(Thread::getName).toList();
+      Thread.sleep(10);
+    } while (!alive.isEmpty() && System.nanoTime() < deadline);
+    assertEquals(List.of(), alive, "the generator's threads end");
   }
 
   /** One prompt of a list that cannot run fails the call before the others take any batch slot. */

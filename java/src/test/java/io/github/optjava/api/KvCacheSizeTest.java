@@ -35,10 +35,10 @@ class KvCacheSizeTest {
 
   @Test
   void littleMemoryGivesWhatItsShareHoldsAndSaysWhatTheBatchWouldNeed() {
-    // 36 KiB per token (2 × 12 × 768 × 2 bytes); half of 1 GiB holds 14563 tokens, 910 blocks of 16 (+ a partial one).
+    // 36 KiB per token (2 × 12 × 768 × 2 bytes); half of 1 GiB holds 14563 tokens: 910 whole blocks of 16.
     KvCacheSize kv = size(GeneratorOptions.defaults(), GIB, Device.CPU);
-    assertEquals(911, kv.blocks());
-    assertTrue(kv.toString().startsWith("KV cache 14576 tokens (911 blocks of 16) fitted to 50 % of the Java heap "
+    assertEquals(910, kv.blocks());
+    assertTrue(kv.toString().startsWith("KV cache 14560 tokens (910 blocks of 16) fitted to 50 % of the Java heap "
         + "free after the weights (max batch 16 × 2048 positions would need 1152 MiB); kvCacheTokens "), kv.toString());
     assertTrue(size(GeneratorOptions.defaults(), GIB, Device.CUDA).toString().contains("90 % of the GPU memory"));
   }
@@ -56,6 +56,16 @@ class KvCacheSizeTest {
         128).tokens());
     assertEquals(3 * 144, KvCacheSize.choose(one.withMaxBatchSize(3).withKvBlockSize(48), 64 * GIB, 2, false,
         Device.CPU, LAYERS, WIDTH, 128).tokens());
+  }
+
+  /** opt-175b's width with a large batch: capped by one Java array, and the blocks stay under that cap. */
+  @Test
+  void theArrayCapIsNotExceededByRounding() {
+    int width = 12288;
+    KvCacheSize kv = KvCacheSize.choose(GeneratorOptions.defaults().withMaxBatchSize(100), 1L << 50, 2, false,
+        Device.CPU, 96, width, 2048);
+    assertTrue((long) kv.tokens() * width <= Integer.MAX_VALUE - 8L, kv.tokens() + " tokens");
+    assertTrue(kv.toString().contains("capped so that one layer's keys fit one Java array"), kv.toString());
   }
 
   @Test

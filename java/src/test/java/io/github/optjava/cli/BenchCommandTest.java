@@ -356,6 +356,9 @@ class BenchCommandTest {
     }
     CliTest.Run missing = bench("--shape", tmp.resolve("nope/config.json").toString());
     assertTrue(missing.exit() != 0 && missing.err().contains("no such file"), missing.err());
+    CliTest.Run negativeThreads = bench("--shape", config, "--threads", "-1");
+    assertTrue(negativeThreads.exit() != 0 && negativeThreads.err().contains("--threads must be 0 (all processors) or "
+        + "more, not -1"), negativeThreads.err());
     Path empty = Files.createDirectories(tmp.resolve("empty"));
     CliTest.Run emptyDir = bench("--shape", empty.toString());
     assertTrue(emptyDir.exit() != 0 && emptyDir.err().contains("a directory without config.json"), emptyDir.err());

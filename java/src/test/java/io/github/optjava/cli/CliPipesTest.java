@@ -104,6 +104,41 @@ class CliPipesTest {
     assertTrue(stdin.read.get() < input.length, "read " + stdin.read.get() + " of " + input.length + " bytes");
   }
 
+  /**
+   * An Error while writing an answer (an OutOfMemoryError building a large reply, say) ends the command with that
+   * error: it neither exits 0 with answers missing nor hangs once the queue of pending requests is full.
+   */
+  @Test
+  void anErrorWhileWritingEndsTheCommandWithoutHanging() {
+    class Boom extends Error {
+      Boom() {
+        super("boom");
+      }
+    }
+    for (int requests : new int[] {5, 600}) {
+      OutputStream failsOnSecondLine = new OutputStream() {
+        private int lines;
+
+        @Override
+        public void write(int b) {
+          if (lines == 1) {
+            throw new Boom();
+          }
+          if (b == '\n') {
+            lines++;
+          }
+        }
+      };
+      Boom thrown = org.junit.jupiter.api.Assertions.assertTimeoutPreemptively(java.time.Duration.ofSeconds(120),
+          () -> org.junit.jupiter.api.Assertions.assertThrows(Boom.class, () -> Main.run(
+              new ByteArrayInputStream(REQUEST.repeat(requests).getBytes(StandardCharsets.UTF_8)),
+              new PrintStream(failsOnSecondLine, true, StandardCharsets.UTF_8),
+              new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8), "batch", "--model", model(),
+              "--device", "cpu")));
+      assertEquals("boom", thrown.getMessage(), requests + " requests");
+    }
+  }
+
   @Test
   void tokenizeAndScoreStopWhenTheirOutputIsClosed() {
     for (String command : new String[] {"tokenize", "score"}) {

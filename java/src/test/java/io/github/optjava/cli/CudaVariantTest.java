@@ -61,6 +61,8 @@ class CudaVariantTest {
       }
     }
     assertEquals(29, values, "settings listed in CudaVariant.SETTINGS");
+    // and every setting the record holds is listed: one key per component besides spec
+    assertEquals(CudaVariant.class.getRecordComponents().length - 1, CudaVariant.SETTINGS.split(", ").length);
   }
 
   @Test

@@ -131,6 +131,36 @@ class WeightFootprintTest {
     }
   }
 
+  /** Parts on one heap are checked together: the sum of every part's own declaration, before any part loads. */
+  @Test
+  void allPartsTogetherAreTheSumOfTheParts() {
+    Path dir = SafetensorsTestFiles.fixtureModel("tiny-opt-postln");
+    OptConfig config = OptConfig.load(dir);
+    List<CountingOps> parts = new ArrayList<>();
+    CountingOps all = new CountingOps();
+    try (Checkpoint ck = Checkpoints.open(dir)) {
+      OptWeights weights = new OptWeights(config, ck);
+      WeightFootprint.requireRoomForAllParts(config, weights, all, null, 2, 2);
+      try (PipelineOptModel model = PipelineOptModel.local(config, weights, (s, r) -> {
+        CountingOps ops = new CountingOps();
+        synchronized (parts) {
+          parts.add(ops);
+        }
+        return ops;
+      }, null, 2, 2)) {
+        assertEquals(parts.stream().mapToLong(p -> p.declaredLinear).sum(), all.declaredLinear);
+        assertEquals(parts.stream().mapToLong(p -> p.declaredOther).sum(), all.declaredOther);
+      }
+    }
+    OptConfig big = OptShapes.of("66b");
+    try (RandomCheckpoint ck = new RandomCheckpoint(big, DType.F16, 1)) {
+      IllegalStateException e = assertThrows(IllegalStateException.class, () -> WeightFootprint
+          .requireRoomForAllParts(big, new OptWeights(big, ck), new CpuOps(), null, 2, 2));
+      assertTrue(e.getMessage().contains("(2 pipeline stage(s) × 2 tensor-parallel rank(s), one heap): they need about "
+          + "12"), e.getMessage()); // ≈ 122 GiB in fp16: the whole model, not one part
+    }
+  }
+
   @Test
   void thePartIsNamedInTheMessage() {
     OptConfig config = OptShapes.of("66b");
