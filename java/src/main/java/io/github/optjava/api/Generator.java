@@ -153,6 +153,11 @@ public final class Generator implements AutoCloseable {
       }
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()
           : Math.min(options.maxSequenceLength(), config.maxPositionEmbeddings());
+      if (device != Device.CUDA && options.kvCacheTokens() == 0) {
+        // The heap's free figure counts the load's garbage (a dtype conversion's copies, the checkpoint's buffers)
+        // as used until it is collected: collect once, so that the cache is sized from what is really free.
+        System.gc();
+      }
       // The fullest device bounds it; each part is asked on its own thread (a GPU answers for its current device).
       long free = model instanceof PipelineOptModel p ? p.minFreeMemory()
           : model instanceof ParallelOptModel p ? p.minFreeMemory() : ops.freeMemory();
