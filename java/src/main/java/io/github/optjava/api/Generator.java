@@ -235,7 +235,8 @@ public final class Generator implements AutoCloseable {
     }
     int gpu = device == Device.CUDA ? gpuOf(placement) : -1;
     int rank = placement.rank();
-    Mesh mesh = Mesh.connect(placement, timeout);
+    // Every process must run the same job: one started with another model, dtype or layout is refused at once.
+    Mesh mesh = Mesh.connect(placement, timeout, JobDescription.of(dir, options, layout, device));
     Supplier<ProcessPart> loader = () -> {
       Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype())
           : Backends.cpu(options.threads(), options);

@@ -85,6 +85,19 @@ public final class Mesh implements AutoCloseable {
    * @throws Rendezvous.RendezvousException when the processes do not all meet
    */
   public static Mesh connect(Rendezvous.Placement p, Duration timeout) {
+    return connect(p, timeout, "");
+  }
+
+  /**
+   * As {@link #connect(Rendezvous.Placement, Duration)}, and every process must bring the same {@code job}: a
+   * description of what it will run ({@code key=value} pairs separated by {@code ;}: the model, the layout, the
+   * dtypes). A process that brings another is refused on every rank, naming the rank and the first pair that
+   * differs: without it a rank started with another model or dtype ran the job to its end with wrong tokens, and
+   * one with another layout hung until the link timeout.
+   *
+   * @throws Rendezvous.RendezvousException when the processes do not all meet, or do not agree on {@code job}
+   */
+  public static Mesh connect(Rendezvous.Placement p, Duration timeout, String job) {
     ServerSocket server;
     try {
       server = new ServerSocket();
@@ -94,8 +107,17 @@ public final class Mesh implements AutoCloseable {
     }
     try {
       byte[] host = advertisedHost().getBytes(StandardCharsets.UTF_8);
-      ByteBuffer payload = ByteBuffer.allocate(4 + host.length).putInt(server.getLocalPort()).put(host);
+      byte[] jobBytes = job.getBytes(StandardCharsets.UTF_8);
+      ByteBuffer payload = ByteBuffer.allocate(8 + jobBytes.length + host.length).putInt(server.getLocalPort())
+          .putInt(jobBytes.length).put(jobBytes).put(host);
       List<Rendezvous.Member> members = Rendezvous.allGather(p, payload.array(), timeout);
+      for (Rendezvous.Member m : members) {
+        String theirs = job(m);
+        if (!theirs.equals(job)) {
+          throw new Rendezvous.RendezvousException("rank " + m.rank() + " runs another job than rank " + p.rank()
+              + ": " + firstDifference(job, theirs) + "; start every process with the same model and options");
+        }
+      }
       List<InetSocketAddress> addresses = members.stream().map(Mesh::address).toList();
       return new Mesh(p.rank(), addresses, server, timeout);
     } catch (RuntimeException e) {
@@ -104,11 +126,45 @@ public final class Mesh implements AutoCloseable {
     }
   }
 
+  /** The job description a member brought (see {@link #connect(Rendezvous.Placement, Duration, String)}). */
+  static String job(Rendezvous.Member m) {
+    ByteBuffer b = ByteBuffer.wrap(m.payload());
+    b.getInt();
+    int length = b.getInt();
+    return new String(m.payload(), 8, length, StandardCharsets.UTF_8);
+  }
+
+  /** "model_config=ab12 here, cd34 there" for the first key whose value differs (or the whole texts). */
+  static String firstDifference(String mine, String theirs) {
+    java.util.Map<String, String> a = pairs(mine);
+    java.util.Map<String, String> b = pairs(theirs);
+    java.util.Set<String> keys = new java.util.TreeSet<>(a.keySet());
+    keys.addAll(b.keySet());
+    for (String k : keys) {
+      if (!java.util.Objects.equals(a.get(k), b.get(k))) {
+        return k + " is " + a.get(k) + " here but " + b.get(k) + " there";
+      }
+    }
+    return "'" + mine + "' here but '" + theirs + "' there";
+  }
+
+  private static java.util.Map<String, String> pairs(String job) {
+    java.util.Map<String, String> out = new java.util.LinkedHashMap<>();
+    for (String pair : job.split(";")) {
+      int eq = pair.indexOf('=');
+      if (eq > 0) {
+        out.put(pair.substring(0, eq), pair.substring(eq + 1));
+      }
+    }
+    return out;
+  }
+
   /** Where to dial a member: the address rank 0 saw unless it is a loopback one and the member named another. */
   static InetSocketAddress address(Rendezvous.Member m) {
     ByteBuffer b = ByteBuffer.wrap(m.payload());
     int port = b.getInt();
-    String named = new String(m.payload(), 4, m.payload().length - 4, StandardCharsets.UTF_8);
+    int jobLength = b.getInt();
+    String named = new String(m.payload(), 8 + jobLength, m.payload().length - 8 - jobLength, StandardCharsets.UTF_8);
     String seen = m.host();
     boolean loopback;
     try {

@@ -129,6 +129,42 @@ class MultiProcessGeneratorTest {
     assertTrue(e.getMessage().contains("needs 4 processes, the launcher started 3"), e.getMessage());
   }
 
+  /**
+   * Ranks that do not run the same job (another model, dtype or layout) are refused on every rank at the
+   * rendezvous, naming what differs: before, a rank with another model ran the job to its end with wrong tokens, and
+   * one with another layout hung until the 5-minute link timeout.
+   */
+  @Test
+  void ranksThatDisagreeOnTheJobAreRefusedAtOnce() throws Exception {
+    record Case(String model1, GeneratorOptions options1, String differs) {}
+    List<Case> cases = List.of(
+        new Case("tiny-opt-postln", options(2, 1), "config.json is "),
+        new Case("tiny-opt", options(2, 1).withDtype(io.github.optjava.checkpoint.DType.F32), "dtype is as stored here "
+            + "but F32 there"),
+        new Case("tiny-opt", options(2, 1).withQuantization(Quantization.INT8), "quantization is NONE here but INT8"),
+        new Case("tiny-opt", options(1, 2), "pipeline_stages is 2 here but 1 there"));
+    for (Case c : cases) {
+      int port = freePort();
+      ExecutorService processes = Executors.newFixedThreadPool(2);
+      try {
+        Future<Optional<Generator>> rank0 = processes.submit(() -> Generator.openMultiProcess(fixture("tiny-opt"),
+            options(2, 1), new Rendezvous.Placement(0, 2, 0, "127.0.0.1", port, "test"), Duration.ofSeconds(30)));
+        Future<Optional<Generator>> rank1 = processes.submit(() -> Generator.openMultiProcess(fixture(c.model1()),
+            c.options1(), new Rendezvous.Placement(1, 2, 1, "127.0.0.1", port, "test"), Duration.ofSeconds(30)));
+        for (Future<Optional<Generator>> f : List.of(rank0, rank1)) {
+          java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class,
+              () -> f.get(20, TimeUnit.SECONDS));
+          assertTrue(e.getCause() instanceof Rendezvous.RendezvousException, String.valueOf(e.getCause()));
+          assertTrue(e.getCause().getMessage().contains("runs another job than rank"), e.getCause().getMessage());
+        }
+        String m = assertThrows(java.util.concurrent.ExecutionException.class, rank0::get).getCause().getMessage();
+        assertTrue(m.contains("rank 1 runs another job than rank 0: " + c.differs()), m);
+      } finally {
+        processes.shutdownNow();
+      }
+    }
+  }
+
   @Test
   void aMissingWorkerIsATimeoutNamingIt() throws Exception {
     Rendezvous.Placement p = new Rendezvous.Placement(0, 2, 0, "127.0.0.1", freePort(), "test");

@@ -20,7 +20,8 @@ class MeshTest {
 
   private static Rendezvous.Member member(String seen, int port, String named) {
     byte[] host = named.getBytes(StandardCharsets.UTF_8);
-    return new Rendezvous.Member(1, seen, ByteBuffer.allocate(4 + host.length).putInt(port).put(host).array());
+    return new Rendezvous.Member(1, seen, ByteBuffer.allocate(8 + host.length).putInt(port).putInt(0).put(host)
+        .array());
   }
 
   @Test
