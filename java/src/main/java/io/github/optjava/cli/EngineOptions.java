@@ -111,7 +111,39 @@ final class EngineOptions {
         .withPipelineParallel(pipelineParallel).withMaxStepTokens(maxStepTokens)
         .withPrefixCaching(prefixCaching).withPromptLookup(promptLookup).withQuantization(quantize)
         .withKvCacheDtype(kvCacheDtype.dtype());
-    return multiProcess ? Generator.openMultiProcess(model.model, opts) : Optional.of(Generator.open(model.model, opts));
+    if (!multiProcess) {
+      warnIfLaunchedAsAJob(System.getenv());
+      return Optional.of(Generator.open(model.model, opts));
+    }
+    if (rendezvousTimeout < 1) {
+      throw new IllegalArgumentException("--rendezvous-timeout must be at least 1 second, got " + rendezvousTimeout);
+    }
+    return Generator.openMultiProcess(model.model, opts,
+        io.github.optjava.parallel.Rendezvous.Placement.fromEnvironment(System.getenv()),
+        java.time.Duration.ofSeconds(rendezvousTimeout));
+  }
+
+  @Option(names = "--rendezvous-timeout", defaultValue = "300", paramLabel = "SECONDS",
+      description = "With --multi-process: how long a process waits for the others to join and for each link. "
+          + "Default: ${DEFAULT-VALUE}.")
+  int rendezvousTimeout;
+
+  /**
+   * Under torchrun or mpirun with several processes but without {@code --multi-process}, every process would run
+   * the whole job on its own (N copies of the output): say so. (Slurm's variables are also set in a batch script
+   * that runs one process, so they are not taken as a sign.)
+   */
+  static String warnIfLaunchedAsAJob(java.util.Map<String, String> env) {
+    for (String var : new String[] {"WORLD_SIZE", "OMPI_COMM_WORLD_SIZE"}) {
+      String v = env.get(var);
+      if (v != null && v.trim().matches("\\d{1,6}") && Integer.parseInt(v.trim()) > 1) {
+        String message = var + "=" + v.trim() + ": a launcher started several processes, and without "
+            + "--multi-process each one runs the whole model on its own; add --multi-process to split it over them";
+        org.slf4j.LoggerFactory.getLogger(EngineOptions.class).warn(message);
+        return message;
+      }
+    }
+    return null;
   }
 
   /** {@code none} or {@code int8} (any case). */

@@ -81,7 +81,7 @@ public final class Main {
   /** One line for the user: our own exceptions carry a complete message; others get their type too. */
   static String describe(Throwable e) {
     if (e instanceof CheckpointException || e instanceof IllegalArgumentException
-        || e instanceof IllegalStateException) {
+        || e instanceof IllegalStateException || e instanceof io.github.optjava.parallel.Rendezvous.RendezvousException) {
       return e.getMessage();
     }
     if (e instanceof java.io.UncheckedIOException || e instanceof java.io.IOException) {

@@ -82,6 +82,21 @@ class CliTest {
     assertEquals("[428]", lines.get(8).get("ids").toString());
   }
 
+  /** Under torchrun or mpirun without --multi-process every process would run the whole job: it is said. */
+  @Test
+  void aLaunchedJobWithoutMultiProcessIsWarnedAbout() {
+    assertTrue(EngineOptions.warnIfLaunchedAsAJob(java.util.Map.of("WORLD_SIZE", "4", "RANK", "1"))
+        .startsWith("WORLD_SIZE=4: a launcher started several processes, and without --multi-process"));
+    assertTrue(EngineOptions.warnIfLaunchedAsAJob(java.util.Map.of("OMPI_COMM_WORLD_SIZE", "2")) != null);
+    assertEquals(null, EngineOptions.warnIfLaunchedAsAJob(java.util.Map.of("WORLD_SIZE", "1")));
+    assertEquals(null, EngineOptions.warnIfLaunchedAsAJob(java.util.Map.of("SLURM_NTASKS", "8")));
+    assertEquals(null, EngineOptions.warnIfLaunchedAsAJob(java.util.Map.of("WORLD_SIZE", "many")));
+    Run bad = cli("", "generate", "--model", fixture("tiny-opt").toString(), "--prompt", "a", "--multi-process",
+        "--rendezvous-timeout", "0");
+    assertEquals(1, bad.exit, bad.err);
+    assertTrue(bad.err.contains("--rendezvous-timeout must be at least 1 second, got 0"), bad.err);
+  }
+
   @Test
   void errorsAreOneLineWithoutStackTraceUnlessDebug() {
     Run r = cli("", "tokenize", "--model", "no/such/dir/anywhere");
