@@ -343,6 +343,14 @@ public final class Generator implements AutoCloseable {
     return config;
   }
 
+  /**
+   * Whether this generator can no longer generate: its multi-process job failed (a process died or a link broke),
+   * so every request fails until all the job's processes are restarted. A server or a batch loop should stop then.
+   */
+  public boolean broken() {
+    return model.broken();
+  }
+
   /** The model's tokenizer. */
   public OptTokenizer tokenizer() {
     return tokenizer;

@@ -56,7 +56,7 @@ final class BatchCommand implements Callable<Integer> {
       // one request and waits for its answer gets it (the reading thread is blocked on stdin meanwhile). The queue
       // bounds the requests in flight: a huge input does not fill memory.
       BlockingQueue<Pending> pending = new ArrayBlockingQueue<>(WINDOW);
-      AnswerWriter writer = new AnswerWriter(pending);
+      AnswerWriter writer = new AnswerWriter(pending, gen);
       writer.start();
       long lineNo = 0;
       try {
@@ -74,6 +74,12 @@ final class BatchCommand implements Callable<Integer> {
       }
       if (writer.failure != null) {
         throw new IllegalStateException("writing the answers failed: " + writer.failure, writer.failure);
+      }
+      if (writer.jobBroken) {
+        parent.err.printf(java.util.Locale.ROOT, "opt: error: the multi-process job failed (see the error of answer "
+            + "%d and the other ranks' logs); stopped without reading the rest of the input: restart every process%n",
+            writer.written);
+        return 1;
       }
       if (writer.outputClosed && Main.outputClosed(parent.out, parent.err, writer.written)) {
         return 1; // the requests still pending were cancelled
@@ -120,11 +126,14 @@ final class BatchCommand implements Callable<Integer> {
     volatile int failed;
     volatile int written;
     volatile Throwable failure;
+    volatile boolean jobBroken;
+    private final Generator gen;
 
-    AnswerWriter(BlockingQueue<Pending> queue) {
+    AnswerWriter(BlockingQueue<Pending> queue, Generator gen) {
       super("opt-batch-writer");
       setDaemon(true);
       this.queue = queue;
+      this.gen = gen;
     }
 
     @Override
@@ -146,10 +155,15 @@ final class BatchCommand implements Callable<Integer> {
           continue;
         }
         try {
-          failed += write(p);
+          int bad = write(p);
+          failed += bad;
           written++;
           if (parent.out.checkError()) {
             outputClosed = true;
+          }
+          if (bad > 0 && gen.broken()) {
+            jobBroken = true; // a multi-process job lost a process: every later request would fail too
+            outputClosed = true; // stop reading; what is pending is cancelled
           }
         } catch (JsonProcessingException | RuntimeException | Error e) { // an OutOfMemoryError building a reply
           failure = e; // stop reading and drain (cancelling): the reading thread waits for this one

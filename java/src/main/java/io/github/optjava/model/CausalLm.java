@@ -13,6 +13,14 @@ public interface CausalLm extends AutoCloseable {
 
   OptConfig config();
 
+  /**
+   * Whether the model can no longer run: a multi-process job whose peer failed (every later step fails until all
+   * processes restart). A single process's model never breaks: a failed step fails only its requests.
+   */
+  default boolean broken() {
+    return false;
+  }
+
   /** See {@link OptModel#forward}: appends every sequence's new tokens to the cache and returns logits. */
   float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache);
 

@@ -41,7 +41,7 @@ public final class MultiProcessOptModel implements CausalLm {
   private final long minFreeMemory;
   private static final int REPORT_WAIT_MS = 3000;
   private KvStore store;
-  private boolean broken;
+  private volatile boolean broken;
 
   private MultiProcessOptModel(Mesh mesh, JobLayout layout, ExecutorService partThread, ProcessPart part,
       long minFreeMemory) {
@@ -280,6 +280,12 @@ public final class MultiProcessOptModel implements CausalLm {
     }
     mesh.close(); // the workers see the links close and stop
     return result;
+  }
+
+  /** Whether a failure (a worker gone, a link closed) broke the job: every later step fails. */
+  @Override
+  public boolean broken() {
+    return broken;
   }
 
   private void requireUsable() {

@@ -1,6 +1,7 @@
 package io.github.optjava.model;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -76,12 +77,14 @@ class MultiProcessFailureTest {
         KvCache cache = model.newCache(16, 16)) {
       List<OptModel.SeqStep> step = List.of(new OptModel.SeqStep(1, new int[] {2, 100, 200}, false));
       assertEquals(model.config().vocabSize(), model.forward(step, cache)[0].length, "a step that works");
+      assertFalse(model.broken());
       mesh[1].close(); // the worker's machine goes away
       IllegalStateException e = assertThrows(IllegalStateException.class, () -> model.forward(
           List.of(new OptModel.SeqStep(1, new int[] {300}, false)), cache));
       assertTrue(e.getMessage().contains("rank 1"), e.getMessage());
       IllegalStateException again = assertThrows(IllegalStateException.class, () -> model.forward(step, cache));
       assertTrue(again.getMessage().contains("restart every process"), again.getMessage());
+      assertTrue(model.broken(), "what Generator.broken() reports, and opt batch stops on");
     }
     assertThrows(ExecutionException.class, () -> worker.get(10, TimeUnit.SECONDS), "the worker stops too");
   }
