@@ -85,6 +85,11 @@ final class EngineOptions {
           + "model and exit when rank 0 is done.")
   boolean multiProcess;
 
+  @Option(names = "--rendezvous-timeout", defaultValue = "300", paramLabel = "SECONDS",
+      description = "With --multi-process: how long a process waits for the others to join and for each link. "
+          + "Default: ${DEFAULT-VALUE}.")
+  int rendezvousTimeout;
+
   /** The generator, or empty on a multi-process job's worker ranks once the job is over (nothing left to do). */
   Optional<Generator> open(ModelOption model) {
     if (pipelineParallel < 1) {
@@ -122,11 +127,6 @@ final class EngineOptions {
         io.github.optjava.parallel.Rendezvous.Placement.fromEnvironment(System.getenv()),
         java.time.Duration.ofSeconds(rendezvousTimeout));
   }
-
-  @Option(names = "--rendezvous-timeout", defaultValue = "300", paramLabel = "SECONDS",
-      description = "With --multi-process: how long a process waits for the others to join and for each link. "
-          + "Default: ${DEFAULT-VALUE}.")
-  int rendezvousTimeout;
 
   /**
    * Under torchrun or mpirun with several processes but without {@code --multi-process}, every process would run
