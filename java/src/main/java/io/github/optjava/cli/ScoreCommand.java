@@ -75,12 +75,6 @@ final class ScoreCommand implements Callable<Integer> {
         if (Main.outputClosed(parent.out, parent.err, lineNo)) {
           return 1;
         }
-        if (out.has("error") && gen.broken()) {
-          parent.err.printf(java.util.Locale.ROOT, "opt: error: the multi-process job failed (see the error of line %d "
-              + "and the other ranks' logs); stopped without reading the rest of the input: restart every process%n",
-              lineNo);
-          return 1;
-        }
       }
     }
     return failed == 0 ? 0 : 1;
