@@ -375,8 +375,9 @@ public final class Generator implements AutoCloseable {
   /**
    * Generates the completions of several prompts, batched together; results in prompt order. A prompt that cannot
    * run (too long, say) fails the call before any other runs; when the call reaches a request that failed (it
-   * waits for them in prompt order), it ends with that error and cancels the others. Interrupting the calling thread cancels them all (they stop at the next step and free their slots),
-   * keeps the thread's interrupt status set, and ends the call with a {@link CancellationException}.
+   * waits for them in prompt order), it ends with that error and cancels the others. Interrupting the calling
+   * thread cancels them all (they stop at the next step and free their slots), keeps the thread's interrupt status
+   * set, and ends the call with a {@link CancellationException}.
    */
   public List<Completion> generate(List<String> prompts, SamplingParams params) {
     List<CompletableFuture<Completion>> futures = new ArrayList<>();
