@@ -210,7 +210,9 @@ public final class Generator implements AutoCloseable {
    *
    * @throws IllegalArgumentException if the world size is not the product of the two degrees, or they do
    *     not fit the model
-   * @throws Rendezvous.RendezvousException if the processes do not all meet within {@code timeout}
+   * @throws Rendezvous.RendezvousException if the processes do not all meet within {@code timeout}, or another
+   *     process failed before it joined (its message: a process that fails its own checks, such as a model missing
+   *     on its machine, tells the others through the rendezvous instead of leaving them to time out)
    */
   public static Optional<Generator> openMultiProcess(String modelDirOrId, GeneratorOptions options) {
     return openMultiProcess(modelDirOrId, options, Rendezvous.Placement.fromEnvironment(System.getenv()),
@@ -220,23 +222,36 @@ public final class Generator implements AutoCloseable {
   /** As {@link #openMultiProcess(String, GeneratorOptions)} at an explicit placement and link timeout. */
   public static Optional<Generator> openMultiProcess(String modelDirOrId, GeneratorOptions options,
       Rendezvous.Placement placement, Duration timeout) {
-    JobLayout layout = new JobLayout(options.pipelineParallel(), options.tensorParallel());
-    layout.requireWorld(placement.worldSize());
-    Backends.requireSupported(options, options.device());
-    Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
-    OptConfig config = OptConfig.load(dir);
-    // Every process checks the same things before any of them connects: all fail alike, none waits in vain.
-    Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
-    OptModel.Stage.of(0, layout.stages(), config);
-    Device device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
-    Backends.requireSupported(options, device);
+    JobLayout layout;
+    Path dir;
+    OptConfig config;
+    Device device;
+    int gpu;
+    String job;
+    try {
+      // Every process checks the same things before any of them connects: all fail alike, none waits in vain; one
+      // that fails alone (a missing file, no GPU on its machine) tells the others through the rendezvous.
+      layout = new JobLayout(options.pipelineParallel(), options.tensorParallel());
+      layout.requireWorld(placement.worldSize());
+      Backends.requireSupported(options, options.device());
+      dir = ModelLocator.resolve(modelDirOrId, options.revision());
+      config = OptConfig.load(dir);
+      Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
+      OptModel.Stage.of(0, layout.stages(), config);
+      device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
+      Backends.requireSupported(options, device);
+      gpu = device == Device.CUDA ? gpuOf(placement) : -1;
+      job = JobDescription.of(dir, options, layout, device);
+    } catch (RuntimeException e) {
+      Rendezvous.abandon(placement, e.getMessage() == null ? e.toString() : e.getMessage(), timeout);
+      throw e;
+    }
     if (options.device() == Device.AUTO && placement.rank() == 0) {
       LOG.info("multi-process job with Device.AUTO: running on the CPU (name Device.CUDA, --device cuda, for GPUs)");
     }
-    int gpu = device == Device.CUDA ? gpuOf(placement) : -1;
     int rank = placement.rank();
     // Every process must run the same job: one started with another model, dtype or layout is refused at once.
-    Mesh mesh = Mesh.connect(placement, timeout, JobDescription.of(dir, options, layout, device));
+    Mesh mesh = Mesh.connect(placement, timeout, job);
     Supplier<ProcessPart> loader = () -> {
       Ops ops = device == Device.CUDA ? Backends.cuda(gpu, options.dtype())
           : Backends.cpu(options.threads(), options);

@@ -13,6 +13,8 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeSet;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
 
 /**
  * How the processes of a multi-process job find each other: each learns its {@link Placement} from the
@@ -23,17 +25,32 @@ import java.util.TreeSet;
  * <p>Written by hand rather than taken from a library: the whole protocol is "every peer says hello,
  * rank 0 answers each with the payloads once all have arrived", about a page, with the checks a user needs
  * when a job is misconfigured (a peer that never arrives, a peer that disagrees on the world size, two
- * peers with one rank), each failing on every side with a message naming the variables to fix.
+ * peers with one rank, a process that failed before it could join, another program on the port), each failing
+ * on every side with a message naming the variables to fix. Once rank 0 knows the job failed, it keeps answering
+ * the ranks that have not arrived yet with the reason (until all have, or the timeout), so that none of them waits
+ * for its timeout in vain.
  *
- * <p>Wire format (big-endian, one connection per peer): the peer sends {@code MAGIC, VERSION, rank,
- * worldSize, length, payload}; rank 0 answers {@code 0} and then per rank {@code host (UTF), length,
- * payload}, or {@code 1, message} (UTF). The host is the peer's address as rank 0 saw it (rank 0's own:
- * {@code MASTER_ADDR}): an address the others can reach it at.
+ * <p>Wire format (big-endian, one connection per peer): rank 0 greets each connection with {@code MAGIC,
+ * VERSION} (a peer that reached another program on the port learns so in seconds, not at the timeout); the peer
+ * sends {@code MAGIC, VERSION, rank, worldSize, kind, length, payload}, where kind 0 joins with its payload and
+ * kind 1 reports that the peer failed before it could join (the payload: its message in UTF-8); rank 0 answers
+ * {@code 0} and then per rank {@code host (UTF), length, payload}, or {@code 1, message} (UTF). The host is the
+ * peer's address as rank 0 saw it (rank 0's own: {@code MASTER_ADDR}): an address the others can reach it at.
  */
 public final class Rendezvous {
+  private static final Logger LOG = LoggerFactory.getLogger(Rendezvous.class);
   private static final int MAGIC = 0x4f505452; // "OPTR"
-  private static final int VERSION = 2;
+  private static final int VERSION = 3;
   private static final int MAX_PAYLOAD = 1 << 20;
+  private static final int JOIN = 0;
+  private static final int FAILED = 1;
+  /** Longest failure message passed on (a stack of causes can be long; the failing process logs it whole). */
+  private static final int MAX_MESSAGE = 2000;
+  /**
+   * How long a peer waits for rank 0's greeting. Rank 0 greets as it accepts, and reads each hello for at most
+   * 10 s, so a legitimate wait is short unless several stray connections came first.
+   */
+  static final int GREETING_MS = 30_000;
 
   private Rendezvous() {}
 
@@ -165,13 +182,60 @@ public final class Rendezvous {
     if (p.worldSize() == 1) {
       return List.of(new Member(0, "127.0.0.1", payload));
     }
+    return allGather(p, payload, timeout, GREETING_MS);
+  }
+
+  /** As {@link #allGather(Placement, byte[], Duration)}, waiting {@code greetingMs} for rank 0's greeting. */
+  static List<Member> allGather(Placement p, byte[] payload, Duration timeout, int greetingMs) {
     long deadline = System.nanoTime() + timeout.toNanos();
-    return p.rank() == 0 ? serve(p, payload, timeout, deadline) : join(p, payload, timeout, deadline);
+    return p.rank() == 0 ? serve(p, payload, timeout, deadline, null)
+        : join(p, JOIN, payload, timeout, deadline, greetingMs);
+  }
+
+  /**
+   * Tells the job that this process failed before it could join (a missing model, no GPU, a wrong option), so
+   * that the others stop at once with {@code why} instead of waiting for the rendezvous timeout: another rank
+   * tells rank 0, which tells everyone; rank 0 answers every rank that joins with its failure, waiting for them
+   * at most {@code timeout}. Best effort: returns (never throws) once told, or at the timeout. Every process
+   * calls it, or {@link #allGather}, once.
+   */
+  public static void abandon(Placement p, String why, Duration timeout) {
+    if (p.worldSize() == 1) {
+      return;
+    }
+    String message = printable(why == null ? "(no message)" : why);
+    LOG.error("rank {} failed before joining the job: {}; telling the other processes (for up to {})", p.rank(),
+        message, seconds(timeout));
+    long deadline = System.nanoTime() + timeout.toNanos();
+    try {
+      if (p.rank() == 0) {
+        serve(p, new byte[0], timeout, deadline, message);
+      } else {
+        join(p, FAILED, message.getBytes(java.nio.charset.StandardCharsets.UTF_8), timeout, deadline, GREETING_MS);
+      }
+    } catch (RendezvousException | IllegalArgumentException e) {
+      LOG.debug("rank {} reporting its failure: {}", p.rank(), e.getMessage()); // the expected end: refused
+    }
+  }
+
+  /** A peer's message as one bounded line: no control characters (it goes into logs and error messages). */
+  static String printable(String s) {
+    StringBuilder b = new StringBuilder(Math.min(s.length(), MAX_MESSAGE + 3));
+    for (int i = 0; i < s.length() && b.length() < MAX_MESSAGE; i++) {
+      char c = s.charAt(i);
+      b.append(Character.isISOControl(c) ? ' ' : c);
+    }
+    return s.length() > MAX_MESSAGE ? b + "..." : b.toString();
   }
 
   private record Peer(Socket socket, int rank) {}
 
-  private static List<Member> serve(Placement p, byte[] payload, Duration timeout, long deadline) {
+  /**
+   * Rank 0's side: greets and hears every connection until all ranks are accounted for or the deadline. Once the
+   * job failed ({@code ownFailure}, or a rank's report or misconfiguration), the ranks waiting are told at once and
+   * later ones as they arrive.
+   */
+  private static List<Member> serve(Placement p, byte[] payload, Duration timeout, long deadline, String ownFailure) {
     List<Peer> peers = new ArrayList<>();
     Member[] members = new Member[p.worldSize()];
     members[0] = new Member(0, p.masterAddr(), payload);
@@ -179,16 +243,18 @@ public final class Rendezvous {
     for (int r = 1; r < p.worldSize(); r++) {
       missing.add(r);
     }
-    String error = null;
+    String error = ownFailure == null ? null : "rank 0 failed before joining: " + ownFailure;
     try (ServerSocket server = new ServerSocket()) {
       server.setReuseAddress(true);
       server.bind(new InetSocketAddress(p.masterPort()));
-      while (!missing.isEmpty() && error == null) {
+      while (!missing.isEmpty()) {
         long left = deadline - System.nanoTime();
         if (left <= 0) {
-          error = "rank" + (missing.size() == 1 ? " " : "s ") + join(missing) + " of " + p.worldSize()
-              + " did not join within " + seconds(timeout) + ": check that every process started and that "
-              + "MASTER_ADDR=" + p.masterAddr() + " and MASTER_PORT=" + p.masterPort() + " reach rank 0 from them";
+          if (error == null) {
+            error = "rank" + (missing.size() == 1 ? " " : "s ") + join(missing) + " of " + p.worldSize()
+                + " did not join within " + seconds(timeout) + ": check that every process started and that "
+                + "MASTER_ADDR=" + p.masterAddr() + " and MASTER_PORT=" + p.masterPort() + " reach rank 0 from them";
+          }
           break;
         }
         server.setSoTimeout((int) Math.max(1, Math.min(Integer.MAX_VALUE, left / 1_000_000)));
@@ -198,45 +264,91 @@ public final class Rendezvous {
         } catch (SocketTimeoutException e) {
           continue;
         }
+        String before = error;
         try {
-          s.setSoTimeout((int) Math.max(1000, Math.min(10_000, left / 1_000_000)));
-          DataInputStream in = new DataInputStream(s.getInputStream());
-          if (in.readInt() != MAGIC || in.readInt() != VERSION) {
-            refuse(s, "not an opt-java rendezvous of version " + VERSION);
-            continue; // a stray connection (a port scanner, another program): not one of ours
-          }
-          int rank = in.readInt();
-          int world = in.readInt();
-          if (world != p.worldSize()) {
-            error = "rank " + rank + " joined with a world size of " + world + " but rank 0 has " + p.worldSize()
-                + ": every process must see the same WORLD_SIZE (" + p.source() + " variables)";
-            refuse(s, error);
-          } else if (rank < 1 || rank >= world) {
-            error = "a process joined as rank " + rank + ", outside 1.." + (world - 1);
-            refuse(s, error);
-          } else if (!missing.remove(rank)) {
-            error = "two processes joined as rank " + rank + ": every process needs its own RANK";
-            refuse(s, error);
-          } else {
-            int n = in.readInt();
-            if (n < 0 || n > MAX_PAYLOAD) {
-              error = "rank " + rank + " sent a payload of " + n + " bytes: not an opt-java rendezvous";
-              refuse(s, error);
-              continue;
-            }
-            byte[] got = new byte[n];
-            in.readFully(got);
-            members[rank] = new Member(rank, s.getInetAddress().getHostAddress(), got);
-            peers.add(new Peer(s, rank));
-          }
+          error = hear(s, left / 1_000_000, p, error, missing, members, peers);
         } catch (IOException e) {
           s.close(); // a peer that hung up half way: it retries, or times out on its side
         }
+        if (before == null && error != null) {
+          tell(peers, null, error); // the ranks already waiting stop now, not at their timeout
+          if (!missing.isEmpty()) {
+            LOG.error("{}; telling {} {} {} (for up to {})", error, missing.size() == 1 ? "rank" : "ranks",
+                join(missing), missing.size() == 1 ? "when it joins" : "as they join",
+                seconds(Duration.ofSeconds(Math.max(0, (deadline - System.nanoTime()) / 1_000_000_000))));
+          }
+        }
       }
     } catch (IOException e) {
-      error = "rank 0 could not listen on port " + p.masterPort() + " (" + e.getMessage() + "): choose a free "
-          + "MASTER_PORT";
+      if (error == null) {
+        error = "rank 0 could not listen on port " + p.masterPort() + " (" + e.getMessage() + "): choose a free "
+            + "MASTER_PORT";
+      }
     }
+    error = tell(peers, error == null ? members : null, error);
+    if (error != null) {
+      throw new RendezvousException(error);
+    }
+    return List.of(members);
+  }
+
+  /**
+   * Greets one connection and reads its hello: a joining rank is added to {@code peers} (or, once the job failed,
+   * refused with the reason); anything else is refused. Returns the job's error, the given one or a new one.
+   */
+  private static String hear(Socket s, long leftMs, Placement p, String error, TreeSet<Integer> missing,
+      Member[] members, List<Peer> peers) throws IOException {
+    // A short wait for the hello: a stray connection must not hold up the others.
+    s.setSoTimeout((int) Math.max(1000, Math.min(10_000, leftMs)));
+    DataOutputStream greeting = new DataOutputStream(s.getOutputStream());
+    greeting.writeInt(MAGIC);
+    greeting.writeInt(VERSION);
+    greeting.flush();
+    DataInputStream in = new DataInputStream(s.getInputStream());
+    if (in.readInt() != MAGIC || in.readInt() != VERSION) {
+      refuse(s, "not an opt-java rendezvous of version " + VERSION);
+      return error; // a stray connection (a port scanner, another program): not one of ours
+    }
+    int rank = in.readInt();
+    int world = in.readInt();
+    int kind = in.readInt();
+    int n = in.readInt();
+    if (n < 0 || n > MAX_PAYLOAD || (kind != JOIN && kind != FAILED)) {
+      refuse(s, "not an opt-java rendezvous of version " + VERSION);
+      return error;
+    }
+    byte[] got = new byte[n];
+    in.readFully(got);
+    boolean inRange = rank >= 1 && rank < p.worldSize();
+    boolean first = inRange && missing.remove(rank); // a rank told of any problem is not waited for again
+    String problem;
+    if (world != p.worldSize()) {
+      problem = "rank " + rank + " joined with a world size of " + world + " but rank 0 has " + p.worldSize()
+          + ": every process must see the same WORLD_SIZE (" + p.source() + " variables)";
+    } else if (!inRange) {
+      problem = "a process joined as rank " + rank + ", outside 1.." + (world - 1);
+    } else if (!first) {
+      problem = "two processes joined as rank " + rank + ": every process needs its own RANK";
+    } else if (kind == FAILED) {
+      problem = "rank " + rank + " failed before joining: "
+          + printable(new String(got, java.nio.charset.StandardCharsets.UTF_8));
+    } else if (error == null) {
+      members[rank] = new Member(rank, s.getInetAddress().getHostAddress(), got);
+      peers.add(new Peer(s, rank));
+      return null;
+    } else {
+      problem = null; // a rank arriving after the job failed: told why
+    }
+    String result = error != null ? error : problem;
+    refuse(s, result);
+    return result;
+  }
+
+  /**
+   * Answers every waiting peer: the members, or the error. Returns the error, or a new one when a peer hung up
+   * before it got the members.
+   */
+  private static String tell(List<Peer> peers, Member[] members, String error) {
     for (Peer peer : peers) {
       try (Socket s = peer.socket) {
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
@@ -258,20 +370,60 @@ public final class Rendezvous {
         }
       }
     }
-    if (error != null) {
-      throw new RendezvousException(error);
-    }
-    return List.of(members);
+    peers.clear();
+    return error;
   }
 
-  private static List<Member> join(Placement p, byte[] payload, Duration timeout, long deadline) {
+  /** A peer's side: reaches rank 0 (retrying until it listens), checks its greeting, says hello, awaits the answer. */
+  private static List<Member> join(Placement p, int kind, byte[] payload, Duration timeout, long deadline,
+      int greetingMs) {
+    String where = p.masterAddr() + ":" + p.masterPort();
     IOException last = null;
+    boolean unresolvedLogged = false;
     while (System.nanoTime() < deadline) {
+      InetSocketAddress master = new InetSocketAddress(p.masterAddr(), p.masterPort());
+      if (master.isUnresolved()) {
+        // Not fatal: on a cluster rank 0's name may be published only once its container starts.
+        last = new java.net.UnknownHostException("MASTER_ADDR=" + p.masterAddr() + " does not resolve");
+        if (!unresolvedLogged) {
+          LOG.warn("rank {}: {} yet; retrying until the rendezvous timeout ({})", p.rank(), last.getMessage(),
+              seconds(timeout));
+          unresolvedLogged = true;
+        }
+        pause();
+        continue;
+      }
       try (Socket s = new Socket()) {
         long left = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
-        s.connect(new InetSocketAddress(p.masterAddr(), p.masterPort()), (int) Math.min(left, 5_000));
+        s.connect(master, (int) Math.min(left, 5_000));
         if (selfConnected(s)) { // holds the master port while rank 0 is not listening yet: give it back
           throw new java.net.ConnectException("connected to itself (rank 0 not listening yet)");
+        }
+        DataInputStream in = new DataInputStream(s.getInputStream());
+        long leftMs = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
+        s.setSoTimeout((int) Math.min(greetingMs, leftMs));
+        int magic;
+        int version;
+        try {
+          magic = in.readInt();
+          version = in.readInt();
+        } catch (SocketTimeoutException e) {
+          if (leftMs < greetingMs) {
+            throw e; // the rendezvous's own timeout, reported as such below
+          }
+          throw new RendezvousException("rank " + p.rank() + " reached " + where + " but what listens there did "
+              + "not greet it as an opt-java rank 0 within " + seconds(Duration.ofMillis(greetingMs))
+              + ": another program may use that port (torchrun's store listens on MASTER_PORT; see "
+              + "OPT_RENDEZVOUS_PORT): choose a free MASTER_PORT for rank 0");
+        }
+        if (magic != MAGIC) {
+          throw new RendezvousException("rank " + p.rank() + " reached " + where + " but another program answered "
+              + "there (it sent 0x" + Integer.toHexString(magic) + ", not an opt-java greeting): choose a free "
+              + "MASTER_PORT for rank 0");
+        }
+        if (version != VERSION) {
+          throw new RendezvousException("rank 0 at " + where + " speaks rendezvous version " + version + ", rank "
+              + p.rank() + " version " + VERSION + ": start every process with the same opt-java version");
         }
         s.setSoTimeout((int) Math.min(Integer.MAX_VALUE, Math.max(1, (deadline - System.nanoTime()) / 1_000_000)));
         DataOutputStream out = new DataOutputStream(s.getOutputStream());
@@ -279,13 +431,15 @@ public final class Rendezvous {
         out.writeInt(VERSION);
         out.writeInt(p.rank());
         out.writeInt(p.worldSize());
+        out.writeInt(kind);
         out.writeInt(payload.length);
         out.write(payload);
         out.flush();
-        DataInputStream in = new DataInputStream(s.getInputStream());
         int status = in.readInt();
         if (status != 0) {
-          throw new RendezvousException("rank 0 refused rank " + p.rank() + ": " + in.readUTF());
+          String why = in.readUTF();
+          throw new RendezvousException(why.startsWith("rank " + p.rank() + " failed before joining") ? why
+              : "rank 0 refused rank " + p.rank() + ": " + why);
         }
         List<Member> members = new ArrayList<>();
         for (int r = 0; r < p.worldSize(); r++) {
@@ -300,24 +454,28 @@ public final class Rendezvous {
         }
         return members;
       } catch (SocketTimeoutException e) {
-        throw new RendezvousException("rank " + p.rank() + " reached rank 0 at " + p.masterAddr() + ":"
-            + p.masterPort() + " but got no answer within " + seconds(timeout) + ": some other rank did not join");
+        throw new RendezvousException("rank " + p.rank() + " reached rank 0 at " + where + " but got no answer within "
+            + seconds(timeout) + ": some other rank did not join");
       } catch (EOFException e) {
-        throw new RendezvousException("rank 0 at " + p.masterAddr() + ":" + p.masterPort() + " closed the "
-            + "connection without an answer: it may have failed; see its log");
+        throw new RendezvousException("rank 0 at " + where + " closed the connection without an answer: it may have "
+            + "failed; see its log");
       } catch (IOException e) {
         last = e; // rank 0 not listening yet: try again shortly
-        try {
-          Thread.sleep(100);
-        } catch (InterruptedException ie) {
-          Thread.currentThread().interrupt();
-          throw new RendezvousException("interrupted while waiting for rank 0");
-        }
+        pause();
       }
     }
-    throw new RendezvousException("rank " + p.rank() + " could not reach rank 0 at " + p.masterAddr() + ":"
-        + p.masterPort() + " within " + seconds(timeout) + (last == null ? "" : " (" + last.getMessage() + ")")
+    throw new RendezvousException("rank " + p.rank() + " could not reach rank 0 at " + where + " within "
+        + seconds(timeout) + (last == null ? "" : " (" + last.getMessage() + ")")
         + ": check MASTER_ADDR and MASTER_PORT and that rank 0 started");
+  }
+
+  private static void pause() {
+    try {
+      Thread.sleep(100);
+    } catch (InterruptedException ie) {
+      Thread.currentThread().interrupt();
+      throw new RendezvousException("interrupted while waiting for rank 0");
+    }
   }
 
   /**

@@ -165,6 +165,35 @@ class MultiProcessGeneratorTest {
     }
   }
 
+  /**
+   * A worker that fails its own checks before the rendezvous (here: its machine lacks the model) stops rank 0 at once
+   * with the worker's reason; before, rank 0 waited for the whole timeout and then said the worker did not join.
+   */
+  @Test
+  void aWorkerFailingBeforeTheRendezvousStopsRankZeroWithItsReason() throws Exception {
+    int port = freePort();
+    ExecutorService processes = Executors.newFixedThreadPool(2);
+    try {
+      long t0 = System.nanoTime();
+      Future<Optional<Generator>> rank0 = processes.submit(() -> Generator.openMultiProcess(fixture("tiny-opt"),
+          options(2, 1), new Rendezvous.Placement(0, 2, 0, "127.0.0.1", port, "test"), Duration.ofSeconds(60)));
+      String missing = Path.of(fixture("tiny-opt")).resolveSibling("not-copied-to-this-machine").toString();
+      Future<Optional<Generator>> rank1 = processes.submit(() -> Generator.openMultiProcess(missing, options(2, 1),
+          new Rendezvous.Placement(1, 2, 1, "127.0.0.1", port, "test"), Duration.ofSeconds(60)));
+      Throwable own = assertThrows(java.util.concurrent.ExecutionException.class,
+          () -> rank1.get(30, TimeUnit.SECONDS)).getCause();
+      Throwable told = assertThrows(java.util.concurrent.ExecutionException.class,
+          () -> rank0.get(30, TimeUnit.SECONDS)).getCause();
+      assertTrue(told instanceof Rendezvous.RendezvousException, String.valueOf(told));
+      assertTrue(own.getMessage().contains("not-copied-to-this-machine"), own.getMessage());
+      String reason = own.getMessage().lines().findFirst().orElseThrow();
+      assertTrue(told.getMessage().startsWith("rank 1 failed before joining: " + reason), told.getMessage());
+      assertTrue((System.nanoTime() - t0) / 1e9 < 30, "at once, not at the 60 s timeout");
+    } finally {
+      processes.shutdownNow();
+    }
+  }
+
   @Test
   void aMissingWorkerIsATimeoutNamingIt() throws Exception {
     Rendezvous.Placement p = new Rendezvous.Placement(0, 2, 0, "127.0.0.1", freePort(), "test");

@@ -120,6 +120,102 @@ class RendezvousTest {
         e.getMessage());
   }
 
+  /**
+   * A rank that fails before it can join (its model missing, no GPU on its machine) tells rank 0, which tells every
+   * rank at once: the one already waiting, and the one that arrives afterwards. Before, they all waited for the
+   * rendezvous timeout and then blamed the failed rank for not joining.
+   */
+  @Test
+  void aRankThatFailsBeforeJoiningStopsEveryRankAtOnce() throws Exception {
+    int port = freePort();
+    Duration timeout = Duration.ofSeconds(60);
+    ExecutorService pool = Executors.newFixedThreadPool(4);
+    try {
+      long t0 = System.nanoTime();
+      Future<?> rank0 = pool.submit(() -> Rendezvous.exchange(rank(0, 4, port), new byte[] {1}, timeout));
+      Future<?> early = pool.submit(() -> Rendezvous.exchange(rank(1, 4, port), null, timeout));
+      Thread.sleep(300);
+      Future<?> failed = pool.submit(() -> Rendezvous.abandon(rank(2, 4, port), "no model at /models/opt-66b\n"
+          + "(a second line)", timeout));
+      failed.get(20, TimeUnit.SECONDS); // returns once told, long before the timeout
+      Thread.sleep(300);
+      Future<?> late = pool.submit(() -> Rendezvous.exchange(rank(3, 4, port), null, timeout));
+      String expected = "rank 2 failed before joining: no model at /models/opt-66b (a second line)";
+      for (Future<?> f : List.of(rank0, early, late)) {
+        Exception e = assertThrows(Exception.class, () -> f.get(20, TimeUnit.SECONDS));
+        assertTrue(e.getCause() instanceof Rendezvous.RendezvousException, String.valueOf(e.getCause()));
+        assertTrue(e.getCause().getMessage().contains(expected), e.getCause().getMessage());
+      }
+      assertTrue((System.nanoTime() - t0) / 1e9 < 20, "told at once, not at the 60 s timeout");
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  /** Rank 0 failing before it joins answers every rank that arrives with its reason, then returns. */
+  @Test
+  void rankZeroFailingBeforeJoiningTellsEveryRank() throws Exception {
+    int port = freePort();
+    Duration timeout = Duration.ofSeconds(60);
+    ExecutorService pool = Executors.newFixedThreadPool(3);
+    try {
+      Future<?> rank0 = pool.submit(() -> Rendezvous.abandon(rank(0, 3, port), "CUDA cannot be used here", timeout));
+      List<Future<?>> workers = new ArrayList<>();
+      for (int r = 1; r < 3; r++) {
+        int rank = r;
+        workers.add(pool.submit(() -> Rendezvous.exchange(rank(rank, 3, port), null, timeout)));
+      }
+      for (Future<?> f : workers) {
+        Exception e = assertThrows(Exception.class, () -> f.get(20, TimeUnit.SECONDS));
+        assertTrue(e.getCause().getMessage().matches("rank 0 refused rank \\d: rank 0 failed before joining: CUDA "
+            + "cannot be used here"), e.getCause().getMessage());
+      }
+      rank0.get(20, TimeUnit.SECONDS); // every rank told: rank 0 stops waiting
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  /**
+   * Another program on the master port (torchrun's store, a web server) is named within the greeting's wait, whether
+   * it answers something else or nothing; before, a joining rank waited for the whole timeout and then blamed the
+   * other ranks. A MASTER_ADDR that does not resolve is retried (on a cluster the name may appear late) and named.
+   */
+  @Test
+  void anotherProgramOnTheMasterPortOrAnUnknownHostIsNamed() throws Exception {
+    try (ServerSocket other = new ServerSocket(0)) {
+      ExecutorService pool = Executors.newSingleThreadExecutor();
+      try {
+        pool.submit(() -> {
+          List<java.net.Socket> held = new ArrayList<>();
+          while (!other.isClosed()) {
+            java.net.Socket s = other.accept();
+            held.add(s);
+            if (held.size() == 1) {
+              s.getOutputStream().write("SSH-2.0-OpenSSH_9.6\r\n".getBytes(StandardCharsets.US_ASCII));
+            } // later ones: accepted and left silent, as a store that waits for its clients' requests
+          }
+          return null;
+        });
+        long t0 = System.nanoTime();
+        String talks = assertThrows(Rendezvous.RendezvousException.class, () -> Rendezvous.allGather(
+            rank(1, 2, other.getLocalPort()), new byte[0], Duration.ofSeconds(60), 1500)).getMessage();
+        assertTrue(talks.contains("another program answered there (it sent 0x5353482d"), talks);
+        String silent = assertThrows(Rendezvous.RendezvousException.class, () -> Rendezvous.allGather(
+            rank(1, 2, other.getLocalPort()), new byte[0], Duration.ofSeconds(60), 1500)).getMessage();
+        assertTrue(silent.contains("did not greet it as an opt-java rank 0 within 1500 ms"), silent);
+        assertTrue((System.nanoTime() - t0) / 1e9 < 20, "named in seconds, not at the 60 s timeout");
+      } finally {
+        pool.shutdownNow();
+      }
+    }
+    Rendezvous.Placement unknown = new Rendezvous.Placement(1, 2, 1, "no-such-host.invalid", 29500, "test");
+    String e = assertThrows(Rendezvous.RendezvousException.class,
+        () -> Rendezvous.exchange(unknown, null, Duration.ofMillis(800))).getMessage();
+    assertTrue(e.contains("could not reach rank 0 at no-such-host.invalid:29500 within 800 ms (MASTER_ADDR="
+        + "no-such-host.invalid does not resolve)"), e);
+  }
+
   /** Separate JVMs on loopback, placed through torchrun's variables as a launcher would. */
   @Test
   void separateProcessesJoinThroughTheirEnvironment() throws Exception {
