@@ -59,13 +59,19 @@ final class BatchCommand implements Callable<Integer> {
       AnswerWriter writer = new AnswerWriter(pending, gen);
       writer.start();
       long lineNo = 0;
+      java.util.concurrent.ExecutorService reader = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "opt-batch-reader");
+        t.setDaemon(true); // may stay blocked on an open stdin after the command gave up reading
+        return t;
+      });
       try {
         byte[] line;
-        while (!writer.outputClosed && (line = lines.next()) != null) {
+        while (!writer.outputClosed && (line = nextLine(reader, lines, writer)) != null) {
           lineNo++;
           hand(pending, submit(gen, lineNo, line), writer);
         }
       } finally {
+        reader.shutdownNow();
         hand(pending, END, writer);
         writer.join();
       }
@@ -94,6 +100,30 @@ final class BatchCommand implements Callable<Integer> {
           lineNo, lineNo == 1 ? "" : "s", writer.failed, seconds, s.steps(), s.tokensProcessed(),
           s.tokensProcessed() / Math.max(seconds, 1e-9), s.preemptions(), extras);
       return writer.failed == 0 ? 0 : 1;
+    }
+  }
+
+  /**
+   * The next input line, or null at the end of the input or once the writer stopped taking answers (a broken job,
+   * a closed stdout): the line is read on {@code reader}'s thread, so that a client that keeps stdin open without
+   * writing does not keep the command waiting after that.
+   */
+  private static byte[] nextLine(java.util.concurrent.ExecutorService reader, JsonLines lines, AnswerWriter writer)
+      throws IOException, InterruptedException {
+    java.util.concurrent.Future<byte[]> next = reader.submit(lines::next);
+    while (true) {
+      try {
+        return next.get(100, java.util.concurrent.TimeUnit.MILLISECONDS);
+      } catch (java.util.concurrent.TimeoutException e) {
+        if (writer.outputClosed) {
+          return null;
+        }
+      } catch (java.util.concurrent.ExecutionException e) {
+        if (e.getCause() instanceof IOException io) {
+          throw io;
+        }
+        throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
+      }
     }
   }
 

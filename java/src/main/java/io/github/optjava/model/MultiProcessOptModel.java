@@ -67,6 +67,9 @@ public final class MultiProcessOptModel implements CausalLm {
     try {
       layout.requireWorld(mesh.worldSize());
       mesh.open(layout.links(0)); // every link now, while all processes are starting
+      // A worker that stops or whose machine vanishes (no closed link to notice) ends the job within the silence.
+      List<Integer> workers = java.util.stream.IntStream.range(1, mesh.worldSize()).boxed().toList();
+      Mesh.heartbeatSilence().ifPresent(silence -> mesh.watch(workers, silence));
       part = call(thread, loader::get);
       ProcessPart own = part;
       long free = call(thread, () -> own.ops().freeMemory()); // on its thread: a GPU answers for its current device
@@ -285,13 +288,13 @@ public final class MultiProcessOptModel implements CausalLm {
   /** Whether a failure (a worker gone, a link closed) broke the job: every later step fails. */
   @Override
   public boolean broken() {
-    return broken;
+    return broken || mesh.lost() != null;
   }
 
   private void requireUsable() {
-    if (broken) {
-      throw new IllegalStateException("the multi-process job failed earlier (see the first error and the other "
-          + "ranks' logs): restart every process");
+    if (broken || mesh.lost() != null) {
+      throw new IllegalStateException("the multi-process job failed earlier (" + (mesh.lost() != null ? mesh.lost()
+          : "see the first error and the other ranks' logs") + "): restart every process");
     }
   }
 
@@ -321,6 +324,7 @@ public final class MultiProcessOptModel implements CausalLm {
   /** Tells every worker to stop (they free their parts and exit), frees this part and closes the links. */
   @Override
   public void close() {
+    mesh.stopWatching(); // the workers stop hearing from this process now: that is the job's end, not a failure
     if (!broken) {
       for (int w = 1; w < mesh.worldSize(); w++) {
         try {

@@ -4,6 +4,7 @@ import io.github.optjava.backend.KvStore;
 import io.github.optjava.engine.KvCache;
 import io.github.optjava.parallel.Mesh;
 import java.io.IOException;
+import java.util.List;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -31,6 +32,7 @@ public final class StageWorker {
     Mesh.Link control;
     try {
       mesh.open(layout.links(mesh.rank())); // every link now, while all processes are starting
+      Mesh.heartbeatSilence().ifPresent(silence -> mesh.watch(List.of(0), silence)); // a stopped driver ends this
       control = mesh.link(0, Mesh.Channel.CONTROL);
     } catch (RuntimeException | Error e) {
       mesh.close();
@@ -83,6 +85,7 @@ public final class StageWorker {
               StepWire.answer(control, 0, null);
             }
             case StepWire.CLOSE -> {
+              mesh.stopWatching();
               return;
             }
             default -> throw new IllegalStateException("unknown command " + command + " from the driver: "

@@ -38,6 +38,9 @@ import java.util.concurrent.TimeoutException;
 public final class Mesh implements AutoCloseable {
   private static final int MAGIC = 0x4f50544d; // "OPTM"
 
+  /** The system property that sets how long a silent peer is waited for ({@link #watch}); 0 turns heartbeats off. */
+  public static final String HEARTBEAT_PROPERTY = "opt.multiprocess.heartbeatSeconds";
+
   /** What a link carries; each has its own stream. */
   public enum Channel {
     /** Driver (rank 0) to worker commands and the workers' answers: waits without a timeout when idle. */
@@ -45,7 +48,9 @@ public final class Mesh implements AutoCloseable {
     /** Tensor-parallel collectives inside a pipeline stage. */
     COLLECTIVE,
     /** Hidden states from one pipeline stage to the next, logits from the last stage to the driver. */
-    ACTIVATIONS
+    ACTIVATIONS,
+    /** A byte a second each way between the driver and each worker ({@link #watch}). */
+    HEARTBEAT
   }
 
   private record Key(int peer, Channel channel) {}
@@ -59,6 +64,9 @@ public final class Mesh implements AutoCloseable {
   private final Map<Key, CompletableFuture<Socket>> incoming = new ConcurrentHashMap<>();
   private final Thread acceptor;
   private volatile boolean closed;
+  /** Why this process gave up on the job (a peer fell silent), or null: the links' errors say it. */
+  private volatile String lost;
+  private volatile boolean watching;
 
   private Mesh(int rank, List<InetSocketAddress> addresses, ServerSocket server, Duration timeout) {
     this.rank = rank;
@@ -256,7 +264,7 @@ public final class Mesh implements AutoCloseable {
       s.setTcpNoDelay(true); // small command and logit messages: no Nagle delay
       s.setKeepAlive(true);  // a peer whose host vanished without closing is noticed
       s.setSoTimeout(readTimeout);
-      return new Link(rank, key.peer, key.channel, s);
+      return new Link(rank, key.peer, key.channel, s, () -> lost);
     } catch (TimeoutException e) {
       throw new IllegalStateException("rank " + rank + ": rank " + key.peer + " did not open its " + key.channel
           + " link within " + timeout.toSeconds() + " s: it may have failed; see its log");
@@ -303,6 +311,114 @@ public final class Mesh implements AutoCloseable {
     }
   }
 
+  /**
+   * Exchanges heartbeats with {@code peers} (the driver with every worker, a worker with the driver) until
+   * {@link #stopWatching} or {@link #close}: a byte every second each way on a link of its own. A peer silent for
+   * {@code silence} (its process stopped or hung in native code, its machine powered off or cut off) makes this
+   * process close all its links, so that whatever waits on that peer fails at once, naming it ({@link #lost}):
+   * without this a vanished machine held the job until TCP gave up (hours), and a stopped process forever. A
+   * worker also closes its links a few seconds after the driver closed its heartbeat link without first saying
+   * CLOSE, since it may be waiting on a third process that the driver gave up on. A peer that exits is noticed
+   * through its closed links as before.
+   *
+   * <p>Every process calls it at the same point, after {@link #open}: it opens the HEARTBEAT links.
+   */
+  public void watch(List<Integer> peers, Duration silence) {
+    open(peers.stream().map(p -> new int[] {p, Channel.HEARTBEAT.ordinal()}).toList());
+    watching = true;
+    long intervalMs = Math.max(10, Math.min(1000, silence.toMillis() / 4));
+    Thread sender = new Thread(() -> {
+      while (watching && !closed) {
+        for (int p : peers) {
+          Link l = links.get(new Key(p, Channel.HEARTBEAT));
+          try {
+            l.out().write(0);
+            l.out().flush();
+          } catch (IOException e) {
+            // that peer is gone: its own links say so
+          }
+        }
+        try {
+          Thread.sleep(intervalMs);
+        } catch (InterruptedException e) {
+          return;
+        }
+      }
+    }, "opt-mesh-heartbeat-" + rank);
+    sender.setDaemon(true);
+    sender.start();
+    for (int p : peers) {
+      Link l = links.get(new Key(p, Channel.HEARTBEAT));
+      l.readTimeout((int) Math.min(Integer.MAX_VALUE, silence.toMillis()));
+      Thread reader = new Thread(() -> listen(l, p, silence), "opt-mesh-heartbeat-" + rank + "-from-" + p);
+      reader.setDaemon(true);
+      reader.start();
+    }
+  }
+
+  private void listen(Link l, int peer, Duration silence) {
+    try {
+      while (l.in().read() >= 0) {
+        if (!watching || closed) {
+          return;
+        }
+      }
+      // The peer closed its heartbeat link: it is exiting, or (the driver) gave up on the job.
+      if (peer == 0 && rank != 0) {
+        Thread.sleep(2000); // time to read a CLOSE sent just before (stopWatching then ends this quietly)
+        giveUp("rank 0 closed its links without ending the job: it failed or gave up on another rank; see its log");
+      }
+    } catch (SocketTimeoutException e) {
+      giveUp("rank " + peer + " sent no heartbeat for " + (silence.toMillis() % 1000 == 0 ? silence.toSeconds() + " s"
+          : silence.toMillis() + " ms") + ": its process is stopped or hung, or its machine is unreachable ("
+          + "-D" + HEARTBEAT_PROPERTY + " sets this wait)");
+    } catch (IOException | InterruptedException e) {
+      // closed here: the job ended or failed already
+    }
+  }
+
+  private void giveUp(String why) {
+    if (!watching || closed) {
+      return;
+    }
+    lost = why;
+    org.slf4j.LoggerFactory.getLogger(Mesh.class).error("rank {} gives up on the job: {}; closing its links", rank,
+        why);
+    close();
+  }
+
+  /**
+   * How long a silent peer is waited for: {@value #HEARTBEAT_PROPERTY} in seconds (decimals allowed), 60 by
+   * default (a long full GC must not end a job); empty when set to 0 (no heartbeats).
+   *
+   * @throws IllegalArgumentException when the property is not a non-negative number
+   */
+  public static java.util.Optional<Duration> heartbeatSilence() {
+    String v = System.getProperty(HEARTBEAT_PROPERTY, "60");
+    double seconds;
+    try {
+      seconds = Double.parseDouble(v.trim());
+    } catch (NumberFormatException e) {
+      seconds = -1;
+    }
+    if (!(seconds >= 0) || seconds > 86_400) {
+      throw new IllegalArgumentException("-D" + HEARTBEAT_PROPERTY + "=" + v + " is not a number of seconds from 0 "
+          + "(no heartbeats) to 86400");
+    }
+    return seconds == 0 ? java.util.Optional.empty() : java.util.Optional.of(Duration.ofMillis(Math.max(1,
+        Math.round(seconds * 1000))));
+  }
+
+  /** Ends the heartbeats quietly: the job ends normally (the driver is about to say CLOSE, or a worker heard it). */
+  public void stopWatching() {
+    watching = false;
+  }
+
+  /** Why this process gave up on the job ({@link #watch}), or null. */
+  public String lost() {
+    return lost;
+  }
+
   /** Closes every link and the port: a peer blocked on one of them gets an error instead of waiting. */
   @Override
   public void close() {
@@ -338,12 +454,15 @@ public final class Mesh implements AutoCloseable {
     private final Socket socket;
     private final DataInputStream in;
     private final DataOutputStream out;
+    private final java.util.function.Supplier<String> lost;
 
-    Link(int rank, int peer, Channel channel, Socket socket) throws IOException {
+    Link(int rank, int peer, Channel channel, Socket socket, java.util.function.Supplier<String> lost)
+        throws IOException {
       this.rank = rank;
       this.peer = peer;
       this.channel = channel;
       this.socket = socket;
+      this.lost = lost;
       this.in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
       this.out = new DataOutputStream(new BufferedOutputStream(socket.getOutputStream(), 1 << 16));
     }
@@ -444,8 +563,10 @@ public final class Mesh implements AutoCloseable {
 
     /** An I/O failure as the job's error: which link, and what it most likely means. */
     public IllegalStateException failure(String what, IOException e) {
-      String why = e instanceof SocketTimeoutException ? "no data within the timeout (rank " + peer
-          + " is stuck or waits for something else: every rank must run the same steps)"
+      String gaveUp = lost.get(); // this process closed the link itself: say why
+      String why = gaveUp != null ? gaveUp
+          : e instanceof SocketTimeoutException ? "no data within the timeout (rank " + peer + " is stuck or waits "
+              + "for something else: every rank must run the same steps)"
           : e instanceof EOFException || e instanceof SocketException ? "rank " + peer
               + " closed the link: it failed or stopped; see its log" : e.getMessage();
       return new IllegalStateException("rank " + rank + ": could not " + what + " rank " + peer + " on the "

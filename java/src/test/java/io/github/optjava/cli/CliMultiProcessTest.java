@@ -87,6 +87,96 @@ class CliMultiProcessTest {
     }
   }
 
+  /** Two JVMs of a tensor-parallel job ({@code opt batch}), heartbeats every second, a peer given up after 2 s. */
+  private static List<Process> startPair(Path tmp, String model) throws IOException {
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    String java = ProcessHandle.current().info().command().orElse("java");
+    List<Process> procs = new ArrayList<>();
+    for (int r = 0; r < 2; r++) {
+      ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-D" + io.github.optjava.parallel.Mesh.HEARTBEAT_PROPERTY
+          + "=2", "-cp", System.getProperty("java.class.path"), Main.class.getName(), "batch", "--model", model,
+          "--device", "cpu", "--threads", "1", "--tensor-parallel", "2", "--multi-process");
+      Map<String, String> env = pb.environment();
+      env.keySet().removeIf(k -> k.startsWith("SLURM_") || k.startsWith("OMPI_") || k.startsWith("TORCHELASTIC"));
+      env.put("RANK", String.valueOf(r));
+      env.put("WORLD_SIZE", "2");
+      env.put("LOCAL_RANK", String.valueOf(r));
+      env.put("MASTER_ADDR", "127.0.0.1");
+      env.put("MASTER_PORT", String.valueOf(port));
+      pb.redirectError(tmp.resolve("err-" + r).toFile());
+      if (r == 1) {
+        pb.redirectOutput(tmp.resolve("out-1").toFile());
+      }
+      procs.add(pb.start());
+    }
+    return procs;
+  }
+
+  private static String read(Path p) {
+    try {
+      return Files.readString(p);
+    } catch (IOException e) {
+      return e.toString();
+    }
+  }
+
+  private static void signal(Process p, String sig) throws Exception {
+    assertEquals(0, new ProcessBuilder("kill", "-" + sig, String.valueOf(p.pid())).start().waitFor());
+  }
+
+  /**
+   * A process that stops (SIGSTOP: its links stay open, as with a hung process or a machine cut off) ends the job
+   * within the heartbeat's silence, on either side: a stopped worker makes rank 0's {@code batch} answer the pending
+   * request with an error naming it and exit 1; a stopped rank 0 makes the worker exit 1 naming rank 0. Before,
+   * both waited forever (commands have no timeout; collectives waited 5 minutes).
+   */
+  @Test
+  void aStoppedProcessEndsTheJobWithinTheHeartbeatSilence(@TempDir Path tmp) throws Exception {
+    org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/kill"))
+        || Files.isExecutable(Path.of("/bin/kill")), "needs kill(1) to stop a process");
+    String model = fixture("tiny-opt").toString();
+    String request = "{\"prompt\": \"This\", \"temperature\": 0, \"max_tokens\": 4}\n";
+    for (int s = 1; s >= 0; s--) {
+      int stopped = s;
+      Path dir = Files.createDirectories(tmp.resolve("stop-" + stopped));
+      List<Process> procs = startPair(dir, model);
+      try {
+        Process rank0 = procs.get(0);
+        java.io.BufferedReader answers = new java.io.BufferedReader(new java.io.InputStreamReader(
+            rank0.getInputStream(), StandardCharsets.UTF_8));
+        OutputStream requests = rank0.getOutputStream();
+        requests.write(request.getBytes(StandardCharsets.UTF_8));
+        requests.flush();
+        String first = answers.readLine();
+        assertTrue(first != null && first.contains("\"text\""), first + " / " + Files.readString(dir.resolve("err-0")));
+        long t0 = System.nanoTime();
+        Process victim = procs.get(stopped);
+        Process survivor = procs.get(1 - stopped);
+        signal(victim, "STOP");
+        if (stopped == 1) {
+          requests.write(request.getBytes(StandardCharsets.UTF_8)); // waits in an all-reduce for the stopped rank
+          requests.flush();
+          String second = answers.readLine();
+          assertTrue(second != null && second.contains("rank 1 sent no heartbeat for 2 s"), second);
+        }
+        assertTrue(survivor.waitFor(30, TimeUnit.SECONDS), () -> "rank " + (1 - stopped) + " did not end: "
+            + read(dir.resolve("err-" + (1 - stopped))));
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        String err = Files.readString(dir.resolve("err-" + (1 - stopped)));
+        assertEquals(1, survivor.exitValue(), err);
+        assertTrue(err.contains("rank " + stopped + " sent no heartbeat for 2 s"), err);
+        assertTrue(seconds < 20, seconds + " s");
+      } finally {
+        for (Process p : procs) {
+          p.destroyForcibly(); // SIGKILL ends a stopped process too
+        }
+      }
+    }
+  }
+
   @Test
   void withoutLauncherVariablesAJobOfOneNeedsDegreeOne() throws IOException {
     Map<String, String> env = System.getenv();

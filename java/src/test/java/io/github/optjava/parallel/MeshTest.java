@@ -93,6 +93,129 @@ class MeshTest {
     }
   }
 
+  private static Mesh[] meshes(int world) throws Exception {
+    int port;
+    try (ServerSocket s = new ServerSocket(0)) {
+      port = s.getLocalPort();
+    }
+    List<CompletableFuture<Mesh>> made = new ArrayList<>();
+    for (int r = 0; r < world; r++) {
+      Rendezvous.Placement p = new Rendezvous.Placement(r, world, r, "127.0.0.1", port, "test");
+      made.add(CompletableFuture.supplyAsync(() -> Mesh.connect(p, Duration.ofSeconds(10))));
+    }
+    Mesh[] mesh = new Mesh[world];
+    for (int r = 0; r < world; r++) {
+      mesh[r] = made.get(r).get(20, TimeUnit.SECONDS);
+    }
+    return mesh;
+  }
+
+  /** The driver with every worker, each worker with the driver, as MultiProcessOptModel and StageWorker do. */
+  private static void watchAll(Mesh[] mesh, Duration silence) throws Exception {
+    List<CompletableFuture<Void>> watching = new ArrayList<>();
+    for (int r = 0; r < mesh.length; r++) {
+      int me = r;
+      List<Integer> peers = me == 0 ? java.util.stream.IntStream.range(1, mesh.length).boxed().toList() : List.of(0);
+      watching.add(CompletableFuture.runAsync(() -> mesh[me].watch(peers, silence)));
+    }
+    for (CompletableFuture<Void> f : watching) {
+      f.get(20, TimeUnit.SECONDS);
+    }
+  }
+
+  /**
+   * Rank 1 stops sending heartbeats but keeps its links open, as a stopped process or a vanished machine does. The
+   * driver gives up within the silence and its blocked read fails naming rank 1; rank 2, blocked on rank 1's
+   * activations (a pipeline), gives up once the driver closed its heartbeat link. Before, both waited forever.
+   */
+  @Test
+  void aSilentPeerIsGivenUpOnAndEveryWaitEnds() throws Exception {
+    Mesh[] mesh = meshes(3);
+    try {
+      List<CompletableFuture<Void>> opened = new ArrayList<>();
+      opened.add(CompletableFuture.runAsync(() -> mesh[0].open(List.of(new int[] {2, 0}))));
+      opened.add(CompletableFuture.runAsync(() -> mesh[1].open(List.of(new int[] {2, 2}))));
+      opened.add(CompletableFuture.runAsync(() -> mesh[2].open(List.of(new int[] {0, 0}, new int[] {1, 2}))));
+      for (CompletableFuture<Void> f : opened) {
+        f.get(20, TimeUnit.SECONDS);
+      }
+      watchAll(mesh, Duration.ofMillis(400));
+      Thread.sleep(1500); // several silences long: healthy peers are never given up on
+      for (Mesh m : mesh) {
+        org.junit.jupiter.api.Assertions.assertNull(m.lost());
+      }
+      long t0 = System.nanoTime();
+      CompletableFuture<String> driverWait = CompletableFuture.supplyAsync(() -> org.junit.jupiter.api.Assertions
+          .assertThrows(IllegalStateException.class, () -> mesh[0].link(2, Mesh.Channel.CONTROL).readBytes())
+          .getMessage());
+      CompletableFuture<String> stage2Wait = CompletableFuture.supplyAsync(() -> org.junit.jupiter.api.Assertions
+          .assertThrows(IllegalStateException.class, () -> mesh[2].link(1, Mesh.Channel.ACTIVATIONS).readFloats())
+          .getMessage());
+      mesh[1].stopWatching(); // rank 1 falls silent
+      String driver = driverWait.get(10, TimeUnit.SECONDS);
+      org.junit.jupiter.api.Assertions.assertTrue(driver.contains("rank 1 sent no heartbeat for 400 ms"), driver);
+      String stage2 = stage2Wait.get(10, TimeUnit.SECONDS);
+      org.junit.jupiter.api.Assertions.assertTrue(stage2.contains("rank 0 closed its links without ending the job"),
+          stage2);
+      org.junit.jupiter.api.Assertions.assertTrue((System.nanoTime() - t0) / 1e9 < 10);
+      org.junit.jupiter.api.Assertions.assertNull(mesh[1].lost(), "rank 1 itself gave up on nobody");
+    } finally {
+      for (Mesh m : mesh) {
+        m.close();
+      }
+    }
+  }
+
+  /** A job that ends normally (stopWatching, a last message, close) leaves no side giving up. */
+  @Test
+  void aJobThatEndsNormallyGivesUpOnNobody() throws Exception {
+    Mesh[] mesh = meshes(2);
+    try {
+      CompletableFuture<Void> a = CompletableFuture.runAsync(() -> mesh[0].open(List.of(new int[] {1, 0})));
+      mesh[1].open(List.of(new int[] {0, 0}));
+      a.get(20, TimeUnit.SECONDS);
+      watchAll(mesh, Duration.ofMillis(300));
+      mesh[0].stopWatching();
+      mesh[0].link(1, Mesh.Channel.CONTROL).writeUtf("CLOSE");
+      mesh[0].link(1, Mesh.Channel.CONTROL).flush();
+      mesh[0].close();
+      assertEquals("CLOSE", mesh[1].link(0, Mesh.Channel.CONTROL).readUtf());
+      mesh[1].stopWatching();
+      Thread.sleep(2600); // past the worker's wait after the driver's heartbeat link closed
+      org.junit.jupiter.api.Assertions.assertNull(mesh[1].lost());
+      org.junit.jupiter.api.Assertions.assertNull(mesh[0].lost());
+    } finally {
+      for (Mesh m : mesh) {
+        m.close();
+      }
+    }
+  }
+
+  @Test
+  void theHeartbeatPropertyIsReadAndChecked() {
+    String before = System.getProperty(Mesh.HEARTBEAT_PROPERTY);
+    try {
+      System.clearProperty(Mesh.HEARTBEAT_PROPERTY);
+      assertEquals(java.util.Optional.of(Duration.ofSeconds(60)), Mesh.heartbeatSilence());
+      System.setProperty(Mesh.HEARTBEAT_PROPERTY, "0.5");
+      assertEquals(java.util.Optional.of(Duration.ofMillis(500)), Mesh.heartbeatSilence());
+      System.setProperty(Mesh.HEARTBEAT_PROPERTY, "0");
+      assertEquals(java.util.Optional.empty(), Mesh.heartbeatSilence());
+      for (String bad : List.of("-1", "soon", "NaN", "1e9")) {
+        System.setProperty(Mesh.HEARTBEAT_PROPERTY, bad);
+        String m = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+            Mesh::heartbeatSilence).getMessage();
+        org.junit.jupiter.api.Assertions.assertTrue(m.contains("-Dopt.multiprocess.heartbeatSeconds=" + bad), m);
+      }
+    } finally {
+      if (before == null) {
+        System.clearProperty(Mesh.HEARTBEAT_PROPERTY);
+      } else {
+        System.setProperty(Mesh.HEARTBEAT_PROPERTY, before);
+      }
+    }
+  }
+
   @Test
   void torchrunsAgentStoreMovesTheRendezvousPortAndOptRendezvousPortWins() throws IOException {
     Map<String, String> torchrun = Map.of("RANK", "1", "WORLD_SIZE", "2", "MASTER_ADDR", "n0", "MASTER_PORT", "29500",
