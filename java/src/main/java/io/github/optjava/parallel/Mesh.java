@@ -83,8 +83,8 @@ public final class Mesh implements AutoCloseable {
    * Opens this process's port, meets the others through the rendezvous on {@code MASTER_ADDR:MASTER_PORT},
    * and returns the mesh (no link is connected yet: {@link #open} or {@link #link}). {@code timeout} bounds the
    * rendezvous, each connection and every read on a {@link Channel#COLLECTIVE} link; commands and activations
-   * wait as long as the work before them takes (a failed peer closes its links, or TCP keep-alive notices a
-   * vanished host).
+   * wait as long as the work before them takes (a failed peer closes its links; {@link #watch}'s heartbeats notice a
+   * stopped process or a vanished host).
    *
    * <p>Each process announces the address it wants to be reached at: {@code OPT_HOST} when set, else its first
    * non-loopback IPv4 address. Rank 0 uses the address a peer connected from unless that is a loopback address
