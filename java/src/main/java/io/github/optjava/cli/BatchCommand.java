@@ -66,7 +66,7 @@ final class BatchCommand implements Callable<Integer> {
       });
       try {
         byte[] line;
-        while (!writer.outputClosed && (line = nextLine(reader, lines, writer)) != null) {
+        while (!writer.outputClosed && (line = nextLine(reader, lines, writer, gen)) != null) {
           lineNo++;
           hand(pending, submit(gen, lineNo, line), writer);
         }
@@ -85,6 +85,12 @@ final class BatchCommand implements Callable<Integer> {
         parent.err.printf(java.util.Locale.ROOT, "opt: error: the multi-process job failed (see the error of answer "
             + "%d and the other ranks' logs); stopped without reading the rest of the input: restart every process%n",
             writer.written);
+        return 1;
+      }
+      if (writer.idleBroken) {
+        parent.err.printf(java.util.Locale.ROOT, "opt: error: the multi-process job failed while waiting for input (see "
+            + "this process's log and the other ranks' logs); stopped without reading the rest of the input: restart "
+            + "every process%n");
         return 1;
       }
       if (writer.outputClosed && Main.outputClosed(parent.out, parent.err, writer.written)) {
@@ -108,14 +114,18 @@ final class BatchCommand implements Callable<Integer> {
    * a closed stdout): the line is read on {@code reader}'s thread, so that a client that keeps stdin open without
    * writing does not keep the command waiting after that.
    */
-  private static byte[] nextLine(java.util.concurrent.ExecutorService reader, JsonLines lines, AnswerWriter writer)
-      throws IOException, InterruptedException {
+  private static byte[] nextLine(java.util.concurrent.ExecutorService reader, JsonLines lines, AnswerWriter writer,
+      Generator gen) throws IOException, InterruptedException {
     java.util.concurrent.Future<byte[]> next = reader.submit(lines::next);
     while (true) {
       try {
         return next.get(100, java.util.concurrent.TimeUnit.MILLISECONDS);
       } catch (java.util.concurrent.TimeoutException e) {
         if (writer.outputClosed) {
+          return null;
+        }
+        if (gen.broken()) { // the job was lost while no request was in flight (a heartbeat gave up): nothing can run
+          writer.idleBroken = true;
           return null;
         }
       } catch (java.util.concurrent.ExecutionException e) {
@@ -157,6 +167,7 @@ final class BatchCommand implements Callable<Integer> {
     volatile int written;
     volatile Throwable failure;
     volatile boolean jobBroken;
+    volatile boolean idleBroken;
     private final Generator gen;
 
     AnswerWriter(BlockingQueue<Pending> queue, Generator gen) {
