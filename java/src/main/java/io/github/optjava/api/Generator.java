@@ -228,6 +228,7 @@ public final class Generator implements AutoCloseable {
     Device device;
     int gpu;
     String job;
+    Duration heartbeat;
     try {
       // Every process checks the same things before any of them connects: all fail alike, none waits in vain; one
       // that fails alone (a missing file, no GPU on its machine) tells the others through the rendezvous.
@@ -241,7 +242,8 @@ public final class Generator implements AutoCloseable {
       device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
       Backends.requireSupported(options, device);
       gpu = device == Device.CUDA ? gpuOf(placement) : -1;
-      job = JobDescription.of(dir, options, layout, device);
+      heartbeat = Mesh.heartbeatSilence();
+      job = JobDescription.of(dir, options, layout, device, heartbeat);
     } catch (RuntimeException e) {
       Rendezvous.abandon(placement, e.getMessage() == null ? e.toString() : e.getMessage(), timeout);
       throw e;
@@ -276,10 +278,10 @@ public final class Generator implements AutoCloseable {
       }
     };
     if (rank != 0) {
-      StageWorker.serve(mesh, layout, loader);
+      StageWorker.serve(mesh, layout, loader, heartbeat);
       return Optional.empty();
     }
-    MultiProcessOptModel model = MultiProcessOptModel.drive(mesh, layout, loader);
+    MultiProcessOptModel model = MultiProcessOptModel.drive(mesh, layout, loader, heartbeat);
     KvCache cache = null;
     try {
       int maxLen = options.maxSequenceLength() == 0 ? config.maxPositionEmbeddings()

@@ -27,7 +27,8 @@ final class JobDescription {
 
   private JobDescription() {}
 
-  static String of(Path modelDir, GeneratorOptions options, JobLayout layout, Device device) {
+  static String of(Path modelDir, GeneratorOptions options, JobLayout layout, Device device,
+      java.time.Duration heartbeatSilence) {
     String version = Generator.class.getPackage().getImplementationVersion();
     List<String> weights = new ArrayList<>();
     try (DirectoryStream<Path> files = Files.newDirectoryStream(modelDir,
@@ -45,7 +46,9 @@ final class JobDescription {
         + ";quantization=" + options.quantization() + ";kv_cache_dtype=" + (options.kvCacheDtype() == null ? "auto"
             : options.kvCacheDtype())
         + ";config.json=" + digest(modelDir.resolve("config.json"), Integer.MAX_VALUE)
-        + ";weight_files=" + digestOf(String.join(",", weights));
+        + ";weight_files=" + digestOf(String.join(",", weights))
+        // Processes that wait for each other's heartbeats differently would give up on a healthy peer.
+        + ";heartbeat_silence_ms=" + heartbeatSilence.toMillis();
   }
 
   private static String digest(Path file, int limit) {

@@ -132,6 +132,9 @@ final class BatchCommand implements Callable<Integer> {
         if (e.getCause() instanceof IOException io) {
           throw io;
         }
+        if (e.getCause() instanceof Error err) {
+          throw err; // an OutOfMemoryError reading a huge line stays what it is
+        }
         throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
       }
     }

@@ -58,6 +58,15 @@ public final class MultiProcessOptModel implements CausalLm {
    * @throws IllegalStateException naming the rank that failed, after closing the links (the other workers stop)
    */
   public static MultiProcessOptModel drive(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
+    return drive(mesh, layout, loader, java.time.Duration.ofSeconds(60));
+  }
+
+  /**
+   * As {@link #drive(Mesh, JobLayout, Supplier)}, giving up on a worker silent for {@code heartbeatSilence}
+   * ({@link Mesh#watch}; the same on every process).
+   */
+  public static MultiProcessOptModel drive(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader,
+      java.time.Duration heartbeatSilence) {
     ExecutorService thread = Executors.newSingleThreadExecutor(r -> {
       Thread t = new Thread(r, "opt-mp-driver-part");
       t.setDaemon(true);
@@ -69,7 +78,7 @@ public final class MultiProcessOptModel implements CausalLm {
       mesh.open(layout.links(0)); // every link now, while all processes are starting
       // A worker that stops or whose machine vanishes (no closed link to notice) ends the job within the silence.
       List<Integer> workers = java.util.stream.IntStream.range(1, mesh.worldSize()).boxed().toList();
-      Mesh.heartbeatSilence().ifPresent(silence -> mesh.watch(workers, silence));
+      mesh.watch(workers, heartbeatSilence);
       part = call(thread, loader::get);
       ProcessPart own = part;
       long free = call(thread, () -> own.ops().freeMemory()); // on its thread: a GPU answers for its current device

@@ -4,6 +4,7 @@ import io.github.optjava.backend.KvStore;
 import io.github.optjava.engine.KvCache;
 import io.github.optjava.parallel.Mesh;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.List;
 import java.util.function.Supplier;
 import org.slf4j.Logger;
@@ -29,10 +30,18 @@ public final class StageWorker {
    * the driver). Closes the part and the mesh either way.
    */
   public static void serve(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
+    serve(mesh, layout, loader, Duration.ofSeconds(60));
+  }
+
+  /**
+   * As {@link #serve(Mesh, JobLayout, Supplier)}, giving up on a driver silent for {@code heartbeatSilence}
+   * ({@link Mesh#watch}; the same on every process).
+   */
+  public static void serve(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader, Duration heartbeatSilence) {
     Mesh.Link control;
     try {
       mesh.open(layout.links(mesh.rank())); // every link now, while all processes are starting
-      Mesh.heartbeatSilence().ifPresent(silence -> mesh.watch(List.of(0), silence)); // a stopped driver ends this
+      mesh.watch(List.of(0), heartbeatSilence); // a stopped or vanished driver ends this process too
       control = mesh.link(0, Mesh.Channel.CONTROL);
     } catch (RuntimeException | Error e) {
       mesh.close();

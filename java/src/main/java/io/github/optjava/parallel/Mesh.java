@@ -38,7 +38,7 @@ import java.util.concurrent.TimeoutException;
 public final class Mesh implements AutoCloseable {
   private static final int MAGIC = 0x4f50544d; // "OPTM"
 
-  /** The system property that sets how long a silent peer is waited for ({@link #watch}); 0 turns heartbeats off. */
+  /** The system property that sets how long a silent peer is waited for ({@link #watch}); 0: for ever. */
   public static final String HEARTBEAT_PROPERTY = "opt.multiprocess.heartbeatSeconds";
 
   /** What a link carries; each has its own stream. */
@@ -66,7 +66,12 @@ public final class Mesh implements AutoCloseable {
   private volatile boolean closed;
   /** Why this process gave up on the job (a peer fell silent), or null: the links' errors say it. */
   private volatile String lost;
-  private volatile boolean watching;
+  private static final int IDLE = 0;
+  private static final int WATCHING = 1;
+  private static final int STOPPED = 2;
+  private static final int LOST = 3;
+  /** The heartbeats: IDLE until {@link #watch}, then WATCHING until the job ends (STOPPED) or a peer is lost (LOST). */
+  private final java.util.concurrent.atomic.AtomicInteger state = new java.util.concurrent.atomic.AtomicInteger();
 
   private Mesh(int rank, List<InetSocketAddress> addresses, ServerSocket server, Duration timeout) {
     this.rank = rank;
@@ -314,21 +319,23 @@ public final class Mesh implements AutoCloseable {
   /**
    * Exchanges heartbeats with {@code peers} (the driver with every worker, a worker with the driver) until
    * {@link #stopWatching} or {@link #close}: a byte every second each way on a link of its own. A peer silent for
-   * {@code silence} (its process stopped or hung in native code, its machine powered off or cut off) makes this
-   * process close all its links, so that whatever waits on that peer fails at once, naming it ({@link #lost}):
-   * without this a vanished machine held the job until TCP gave up (hours), and a stopped process forever. A
-   * worker also closes its links a few seconds after the driver closed its heartbeat link without first saying
-   * CLOSE, since it may be waiting on a third process that the driver gave up on. A peer that exits is noticed
-   * through its closed links as before.
+   * {@code silence} after its first heartbeat (its process stopped or hung in native code, its machine powered off or
+   * cut off) makes this process close all its links, so that whatever waits on that peer fails at once, naming it
+   * ({@link #lost}): without this a vanished machine held the job until TCP gave up (hours), and a stopped process
+   * forever. {@link Duration#ZERO} sends heartbeats but never gives up on silence. A worker also closes its links
+   * shortly after the driver closed its heartbeat link without first saying CLOSE, since it may be waiting on a third
+   * process that the driver gave up on. A peer that exits is noticed through its closed links as before.
    *
-   * <p>Every process calls it at the same point, after {@link #open}: it opens the HEARTBEAT links.
+   * <p>Every process calls it at the same point, after {@link #open}, with the same silence (the job description
+   * says so): it opens the HEARTBEAT links. A peer's silence is counted from its first heartbeat, since the driver
+   * starts sending only once every worker's link is open (a late worker must not make an early one give up).
    */
   public void watch(List<Integer> peers, Duration silence) {
     open(peers.stream().map(p -> new int[] {p, Channel.HEARTBEAT.ordinal()}).toList());
-    watching = true;
-    long intervalMs = Math.max(10, Math.min(1000, silence.toMillis() / 4));
+    state.compareAndSet(IDLE, WATCHING);
+    long intervalMs = silence.isZero() ? 1000 : Math.max(10, Math.min(1000, silence.toMillis() / 4));
     Thread sender = new Thread(() -> {
-      while (watching && !closed) {
+      while (state.get() == WATCHING && !closed) {
         for (int p : peers) {
           Link l = links.get(new Key(p, Channel.HEARTBEAT));
           try {
@@ -349,7 +356,6 @@ public final class Mesh implements AutoCloseable {
     sender.start();
     for (int p : peers) {
       Link l = links.get(new Key(p, Channel.HEARTBEAT));
-      l.readTimeout((int) Math.min(Integer.MAX_VALUE, silence.toMillis()));
       Thread reader = new Thread(() -> listen(l, p, silence), "opt-mesh-heartbeat-" + rank + "-from-" + p);
       reader.setDaemon(true);
       reader.start();
@@ -358,14 +364,20 @@ public final class Mesh implements AutoCloseable {
 
   private void listen(Link l, int peer, Duration silence) {
     try {
-      while (l.in().read() >= 0) {
-        if (!watching || closed) {
+      // The first heartbeat may take as long as the slowest process takes to reach watch(); then the silence counts.
+      l.readTimeout((int) Math.min(Integer.MAX_VALUE, timeout.toMillis()));
+      int got = l.in().read();
+      l.readTimeout((int) Math.min(Integer.MAX_VALUE, silence.toMillis()));
+      while (got >= 0) {
+        if (state.get() != WATCHING || closed) {
           return;
         }
+        got = l.in().read();
       }
       // The peer closed its heartbeat link: it is exiting, or (the driver) gave up on the job.
       if (peer == 0 && rank != 0) {
-        Thread.sleep(2000); // time to read a CLOSE sent just before (stopWatching then ends this quietly)
+        // Time to read a CLOSE sent just before (the command thread then stops watching and this ends quietly).
+        Thread.sleep(silence.isZero() ? 10_000 : Math.min(10_000, silence.toMillis()));
         giveUp("rank 0 closed its links without ending the job: it failed or gave up on another rank; see its log");
       }
     } catch (SocketTimeoutException e) {
@@ -378,8 +390,8 @@ public final class Mesh implements AutoCloseable {
   }
 
   private void giveUp(String why) {
-    if (!watching || closed) {
-      return;
+    if (closed || !state.compareAndSet(WATCHING, LOST)) {
+      return; // the job ended normally (stopWatching) or this process gave up already
     }
     lost = why;
     org.slf4j.LoggerFactory.getLogger(Mesh.class).error("rank {} gives up on the job: {}; closing its links", rank,
@@ -389,11 +401,12 @@ public final class Mesh implements AutoCloseable {
 
   /**
    * How long a silent peer is waited for: {@value #HEARTBEAT_PROPERTY} in seconds (decimals allowed), 60 by
-   * default (a long full GC must not end a job); empty when set to 0 (no heartbeats).
+   * default (a long full GC must not end a job); {@link Duration#ZERO} when set to 0 (heartbeats are still sent, a
+   * silent peer is never given up on).
    *
-   * @throws IllegalArgumentException when the property is not a non-negative number
+   * @throws IllegalArgumentException when the property is not a number of seconds from 0 to 86400
    */
-  public static java.util.Optional<Duration> heartbeatSilence() {
+  public static Duration heartbeatSilence() {
     String v = System.getProperty(HEARTBEAT_PROPERTY, "60");
     double seconds;
     try {
@@ -403,15 +416,16 @@ public final class Mesh implements AutoCloseable {
     }
     if (!(seconds >= 0) || seconds > 86_400) {
       throw new IllegalArgumentException("-D" + HEARTBEAT_PROPERTY + "=" + v + " is not a number of seconds from 0 "
-          + "(no heartbeats) to 86400");
+          + "(never give up on a silent process) to 86400");
     }
-    return seconds == 0 ? java.util.Optional.empty() : java.util.Optional.of(Duration.ofMillis(Math.max(1,
-        Math.round(seconds * 1000))));
+    return Duration.ofMillis(seconds == 0 ? 0 : Math.max(1, Math.round(seconds * 1000)));
   }
 
   /** Ends the heartbeats quietly: the job ends normally (the driver is about to say CLOSE, or a worker heard it). */
   public void stopWatching() {
-    watching = false;
+    if (!state.compareAndSet(WATCHING, STOPPED)) {
+      state.compareAndSet(IDLE, STOPPED); // (LOST stays LOST: lost() keeps saying why)
+    }
   }
 
   /** Why this process gave up on the job ({@link #watch}), or null. */

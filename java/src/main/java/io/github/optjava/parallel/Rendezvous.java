@@ -32,7 +32,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Wire format (big-endian, one connection per peer): rank 0 greets each connection with {@code MAGIC,
  * VERSION} (a peer that reached another program on the port learns so in seconds, not at the timeout); the peer
- * sends {@code MAGIC, VERSION, rank, worldSize, kind, length, payload}, where kind 0 joins with its payload and
+ * sends {@code MAGIC, VERSION, rank, worldSize, kind, length, payload} (the first four in every version, so that
+ * rank 0 can name a process of another version and stop waiting for it), where kind 0 joins with its payload and
  * kind 1 reports that the peer failed before it could join (the payload: its message in UTF-8); rank 0 answers
  * {@code 0} and then per rank {@code host (UTF), length, payload}, or {@code 1, message} (UTF). The host is the
  * peer's address as rank 0 saw it (rank 0's own: {@code MASTER_ADDR}): an address the others can reach it at.
@@ -51,6 +52,8 @@ public final class Rendezvous {
    * 10 s, so a legitimate wait is short unless several stray connections came first.
    */
   static final int GREETING_MS = 30_000;
+  /** How long a process that failed before joining spends telling the others ({@link #abandon}). */
+  private static final Duration ABANDON_WAIT = Duration.ofSeconds(30);
 
   private Rendezvous() {}
 
@@ -195,23 +198,25 @@ public final class Rendezvous {
   /**
    * Tells the job that this process failed before it could join (a missing model, no GPU, a wrong option), so
    * that the others stop at once with {@code why} instead of waiting for the rendezvous timeout: another rank
-   * tells rank 0, which tells everyone; rank 0 answers every rank that joins with its failure, waiting for them
-   * at most {@code timeout}. Best effort: returns (never throws) once told, or at the timeout. Every process
-   * calls it, or {@link #allGather}, once.
+   * tells rank 0, which tells everyone; rank 0 answers every rank that joins with its failure. Best effort: returns
+   * (never throws) once told, or after {@code timeout} or 30 s, whichever is shorter (a rank that starts later waits
+   * for its own timeout, as before). Every process calls it, or {@link #allGather}, once.
    */
   public static void abandon(Placement p, String why, Duration timeout) {
     if (p.worldSize() == 1) {
       return;
     }
     String message = printable(why == null ? "(no message)" : why);
+    // Bounded below the rendezvous timeout: this process has failed, and its caller waits for the exception.
+    Duration wait = timeout.compareTo(ABANDON_WAIT) < 0 ? timeout : ABANDON_WAIT;
     LOG.error("rank {} failed before joining the job: {}; telling the other processes (for up to {})", p.rank(),
-        message, seconds(timeout));
-    long deadline = System.nanoTime() + timeout.toNanos();
+        message, seconds(wait));
+    long deadline = System.nanoTime() + wait.toNanos();
     try {
       if (p.rank() == 0) {
-        serve(p, new byte[0], timeout, deadline, message);
+        serve(p, new byte[0], wait, deadline, message);
       } else {
-        join(p, FAILED, message.getBytes(java.nio.charset.StandardCharsets.UTF_8), timeout, deadline, GREETING_MS);
+        join(p, FAILED, message.getBytes(java.nio.charset.StandardCharsets.UTF_8), wait, deadline, GREETING_MS);
       }
     } catch (RendezvousException | IllegalArgumentException e) {
       LOG.debug("rank {} reporting its failure: {}", p.rank(), e.getMessage()); // the expected end: refused
@@ -230,10 +235,14 @@ public final class Rendezvous {
 
   private record Peer(Socket socket, int rank) {}
 
+  /** A connection's hello, read on a greeter thread; {@code version} other than VERSION: only rank and world read. */
+  private record Hello(Socket socket, int version, int rank, int world, int kind, byte[] payload) {}
+
   /**
-   * Rank 0's side: greets and hears every connection until all ranks are accounted for or the deadline. Once the
-   * job failed ({@code ownFailure}, or a rank's report or misconfiguration), the ranks waiting are told at once and
-   * later ones as they arrive.
+   * Rank 0's side: greets and hears every connection until all ranks are accounted for or the deadline. Each
+   * connection is greeted and heard on a thread of its own, so that silent stray connections (a port scan, a health
+   * check) never delay a rank's greeting; this thread keeps the books. Once the job failed ({@code ownFailure}, or a
+   * rank's report or misconfiguration), the ranks waiting are told at once and later ones as they arrive.
    */
   private static List<Member> serve(Placement p, byte[] payload, Duration timeout, long deadline, String ownFailure) {
     List<Peer> peers = new ArrayList<>();
@@ -244,6 +253,13 @@ public final class Rendezvous {
       missing.add(r);
     }
     String error = ownFailure == null ? null : "rank 0 failed before joining: " + ownFailure;
+    java.util.concurrent.BlockingQueue<Hello> hellos = new java.util.concurrent.LinkedBlockingQueue<>();
+    java.util.Set<Socket> unheard = java.util.concurrent.ConcurrentHashMap.newKeySet(); // closed at the end
+    java.util.concurrent.ExecutorService greeters = java.util.concurrent.Executors.newCachedThreadPool(r -> {
+      Thread t = new Thread(r, "opt-rendezvous-greeter");
+      t.setDaemon(true);
+      return t;
+    });
     try (ServerSocket server = new ServerSocket()) {
       server.setReuseAddress(true);
       server.bind(new InetSocketAddress(p.masterPort()));
@@ -257,33 +273,40 @@ public final class Rendezvous {
           }
           break;
         }
-        server.setSoTimeout((int) Math.max(1, Math.min(Integer.MAX_VALUE, left / 1_000_000)));
+        Hello h = hellos.poll();
+        if (h != null) {
+          unheard.remove(h.socket());
+          String before = error;
+          error = admit(h, p, error, missing, members, peers);
+          if (before == null && error != null) {
+            tell(peers, null, error); // the ranks already waiting stop now, not at their timeout
+            if (!missing.isEmpty()) {
+              LOG.error("{}; telling {} {} {} (for up to {})", error, missing.size() == 1 ? "rank" : "ranks",
+                  join(missing), missing.size() == 1 ? "when it joins" : "as they join",
+                  seconds(Duration.ofSeconds(Math.max(0, (deadline - System.nanoTime()) / 1_000_000_000))));
+            }
+          }
+          continue;
+        }
+        server.setSoTimeout((int) Math.max(1, Math.min(100, left / 1_000_000)));
         Socket s;
         try {
           s = server.accept();
         } catch (SocketTimeoutException e) {
           continue;
         }
-        String before = error;
-        try {
-          error = hear(s, left / 1_000_000, p, error, missing, members, peers);
-        } catch (IOException e) {
-          s.close(); // a peer that hung up half way: it retries, or times out on its side
-        }
-        if (before == null && error != null) {
-          tell(peers, null, error); // the ranks already waiting stop now, not at their timeout
-          if (!missing.isEmpty()) {
-            LOG.error("{}; telling {} {} {} (for up to {})", error, missing.size() == 1 ? "rank" : "ranks",
-                join(missing), missing.size() == 1 ? "when it joins" : "as they join",
-                seconds(Duration.ofSeconds(Math.max(0, (deadline - System.nanoTime()) / 1_000_000_000))));
-          }
-        }
+        unheard.add(s);
+        long leftMs = left / 1_000_000;
+        greeters.execute(() -> greetAndHear(s, leftMs, hellos, unheard));
       }
     } catch (IOException e) {
       if (error == null) {
         error = "rank 0 could not listen on port " + p.masterPort() + " (" + e.getMessage() + "): choose a free "
             + "MASTER_PORT";
       }
+    } finally {
+      greeters.shutdownNow();
+      unheard.forEach(Rendezvous::closeQuietly); // connections still greeting: a rank among them retries or times out
     }
     error = tell(peers, error == null ? members : null, error);
     if (error != null) {
@@ -293,47 +316,74 @@ public final class Rendezvous {
   }
 
   /**
-   * Greets one connection and reads its hello: a joining rank is added to {@code peers} (or, once the job failed,
-   * refused with the reason); anything else is refused. Returns the job's error, the given one or a new one.
+   * On a greeter thread: greets one connection and reads its hello (waiting at most 10 s: a stray connection holds
+   * up only its own thread) into {@code hellos}; a connection that is not an opt-java rendezvous is refused here.
    */
-  private static String hear(Socket s, long leftMs, Placement p, String error, TreeSet<Integer> missing,
-      Member[] members, List<Peer> peers) throws IOException {
-    // A short wait for the hello: a stray connection must not hold up the others.
-    s.setSoTimeout((int) Math.max(1000, Math.min(10_000, leftMs)));
-    DataOutputStream greeting = new DataOutputStream(s.getOutputStream());
-    greeting.writeInt(MAGIC);
-    greeting.writeInt(VERSION);
-    greeting.flush();
-    DataInputStream in = new DataInputStream(s.getInputStream());
-    if (in.readInt() != MAGIC || in.readInt() != VERSION) {
-      refuse(s, "not an opt-java rendezvous of version " + VERSION);
-      return error; // a stray connection (a port scanner, another program): not one of ours
+  private static void greetAndHear(Socket s, long leftMs, java.util.concurrent.BlockingQueue<Hello> hellos,
+      java.util.Set<Socket> unheard) {
+    try {
+      s.setSoTimeout((int) Math.max(1000, Math.min(10_000, leftMs)));
+      DataOutputStream greeting = new DataOutputStream(s.getOutputStream());
+      greeting.writeInt(MAGIC);
+      greeting.writeInt(VERSION);
+      greeting.flush();
+      DataInputStream in = new DataInputStream(s.getInputStream());
+      int magic = in.readInt();
+      int version = in.readInt();
+      if (magic != MAGIC) {
+        unheard.remove(s);
+        refuse(s, "not an opt-java rendezvous"); // a stray connection (a port scanner, another program)
+        return;
+      }
+      int rank = in.readInt(); // magic, version, rank and world size begin the hello in every version
+      int world = in.readInt();
+      if (version != VERSION) {
+        hellos.add(new Hello(s, version, rank, world, -1, null)); // one of ours, of another version: cannot run
+        return;
+      }
+      int kind = in.readInt();
+      int n = in.readInt();
+      if (n < 0 || n > MAX_PAYLOAD || (kind != JOIN && kind != FAILED)) {
+        unheard.remove(s);
+        refuse(s, "not an opt-java rendezvous of version " + VERSION);
+        return;
+      }
+      byte[] got = new byte[n];
+      in.readFully(got);
+      hellos.add(new Hello(s, VERSION, rank, world, kind, got));
+    } catch (IOException e) {
+      unheard.remove(s);
+      closeQuietly(s); // a peer that hung up half way: it retries, or times out on its side
     }
-    int rank = in.readInt();
-    int world = in.readInt();
-    int kind = in.readInt();
-    int n = in.readInt();
-    if (n < 0 || n > MAX_PAYLOAD || (kind != JOIN && kind != FAILED)) {
-      refuse(s, "not an opt-java rendezvous of version " + VERSION);
-      return error;
-    }
-    byte[] got = new byte[n];
-    in.readFully(got);
+  }
+
+  /**
+   * Rank 0's books for one hello: a joining rank is added to {@code peers} (or, once the job failed, refused with
+   * the reason); anything else is refused. Returns the job's error, the given one or a new one.
+   */
+  private static String admit(Hello h, Placement p, String error, TreeSet<Integer> missing, Member[] members,
+      List<Peer> peers) {
+    Socket s = h.socket();
+    int rank = h.rank();
+    int world = h.world();
     boolean inRange = rank >= 1 && rank < p.worldSize();
     boolean first = inRange && missing.remove(rank); // a rank told of any problem is not waited for again
     String problem;
-    if (world != p.worldSize()) {
+    if (h.version() != VERSION) {
+      problem = "a process of another opt-java version joined (rendezvous version " + h.version() + ", rank 0 has "
+          + VERSION + "): start every process with the same version";
+    } else if (world != p.worldSize()) {
       problem = "rank " + rank + " joined with a world size of " + world + " but rank 0 has " + p.worldSize()
           + ": every process must see the same WORLD_SIZE (" + p.source() + " variables)";
     } else if (!inRange) {
       problem = "a process joined as rank " + rank + ", outside 1.." + (world - 1);
     } else if (!first) {
       problem = "two processes joined as rank " + rank + ": every process needs its own RANK";
-    } else if (kind == FAILED) {
+    } else if (h.kind() == FAILED) {
       problem = "rank " + rank + " failed before joining: "
-          + printable(new String(got, java.nio.charset.StandardCharsets.UTF_8));
+          + printable(new String(h.payload(), java.nio.charset.StandardCharsets.UTF_8));
     } else if (error == null) {
-      members[rank] = new Member(rank, s.getInetAddress().getHostAddress(), got);
+      members[rank] = new Member(rank, s.getInetAddress().getHostAddress(), h.payload());
       peers.add(new Peer(s, rank));
       return null;
     } else {
@@ -395,7 +445,11 @@ public final class Rendezvous {
       }
       try (Socket s = new Socket()) {
         long left = Math.max(1, (deadline - System.nanoTime()) / 1_000_000);
-        s.connect(master, (int) Math.min(left, 5_000));
+        try {
+          s.connect(master, (int) Math.min(left, 5_000));
+        } catch (SocketTimeoutException e) { // no answer to the SYN (rank 0's host not up yet): not rank 0's silence
+          throw new java.net.ConnectException("connect timed out");
+        }
         if (selfConnected(s)) { // holds the master port while rank 0 is not listening yet: give it back
           throw new java.net.ConnectException("connected to itself (rank 0 not listening yet)");
         }
@@ -485,6 +539,14 @@ public final class Rendezvous {
    */
   static boolean selfConnected(Socket s) {
     return s.isConnected() && s.getLocalPort() == s.getPort() && s.getLocalAddress().equals(s.getInetAddress());
+  }
+
+  private static void closeQuietly(Socket s) {
+    try {
+      s.close();
+    } catch (IOException e) {
+      // closing anyway
+    }
   }
 
   private static void refuse(Socket s, String message) {

@@ -16,6 +16,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.api.io.TempDir;
 
 /**
@@ -129,50 +131,50 @@ class CliMultiProcessTest {
 
   /**
    * A process that stops (SIGSTOP: its links stay open, as with a hung process or a machine cut off) ends the job
-   * within the heartbeat's silence, on either side: a stopped worker makes rank 0's {@code batch} answer the pending
-   * request with an error naming it and exit 1; a stopped rank 0 makes the worker exit 1 naming rank 0. Before,
-   * both waited forever (commands have no timeout; collectives waited 5 minutes).
+   * within the heartbeat's silence, on either side, stdin staying open: a stopped worker makes rank 0's {@code batch}
+   * answer the pending request with an error naming it and exit 1, or, with no request pending, exit 1 all the same
+   * (review, session 16: it waited for the next input line); a stopped rank 0 makes the worker exit 1 naming rank 0.
+   * Before, both waited forever (commands have no timeout; collectives waited 5 minutes).
    */
-  @Test
-  void aStoppedProcessEndsTheJobWithinTheHeartbeatSilence(@TempDir Path tmp) throws Exception {
+  @ParameterizedTest(name = "rank {0} stopped, a request pending: {1}")
+  @CsvSource({"1, true", "1, false", "0, false"})
+  void aStoppedProcessEndsTheJobWithinTheHeartbeatSilence(int stopped, boolean pendingRequest, @TempDir Path dir)
+      throws Exception {
     org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/kill"))
         || Files.isExecutable(Path.of("/bin/kill")), "needs kill(1) to stop a process");
-    String model = fixture("tiny-opt").toString();
     String request = "{\"prompt\": \"This\", \"temperature\": 0, \"max_tokens\": 4}\n";
-    for (int s = 1; s >= 0; s--) {
-      int stopped = s;
-      Path dir = Files.createDirectories(tmp.resolve("stop-" + stopped));
-      List<Process> procs = startPair(dir, model);
-      try {
-        Process rank0 = procs.get(0);
-        java.io.BufferedReader answers = new java.io.BufferedReader(new java.io.InputStreamReader(
-            rank0.getInputStream(), StandardCharsets.UTF_8));
-        OutputStream requests = rank0.getOutputStream();
-        requests.write(request.getBytes(StandardCharsets.UTF_8));
+    List<Process> procs = startPair(dir, fixture("tiny-opt").toString());
+    try {
+      Process rank0 = procs.get(0);
+      java.io.BufferedReader answers = new java.io.BufferedReader(new java.io.InputStreamReader(
+          rank0.getInputStream(), StandardCharsets.UTF_8));
+      OutputStream requests = rank0.getOutputStream();
+      requests.write(request.getBytes(StandardCharsets.UTF_8));
+      requests.flush();
+      String first = answers.readLine();
+      assertTrue(first != null && first.contains("\"text\""), first + " / " + read(dir.resolve("err-0")));
+      long t0 = System.nanoTime();
+      Process survivor = procs.get(1 - stopped);
+      signal(procs.get(stopped), "STOP");
+      if (pendingRequest) {
+        requests.write(request.getBytes(StandardCharsets.UTF_8)); // waits in an all-reduce for the stopped rank
         requests.flush();
-        String first = answers.readLine();
-        assertTrue(first != null && first.contains("\"text\""), first + " / " + Files.readString(dir.resolve("err-0")));
-        long t0 = System.nanoTime();
-        Process victim = procs.get(stopped);
-        Process survivor = procs.get(1 - stopped);
-        signal(victim, "STOP");
-        if (stopped == 1) {
-          requests.write(request.getBytes(StandardCharsets.UTF_8)); // waits in an all-reduce for the stopped rank
-          requests.flush();
-          String second = answers.readLine();
-          assertTrue(second != null && second.contains("rank 1 sent no heartbeat for 2 s"), second);
-        }
-        assertTrue(survivor.waitFor(30, TimeUnit.SECONDS), () -> "rank " + (1 - stopped) + " did not end: "
-            + read(dir.resolve("err-" + (1 - stopped))));
-        double seconds = (System.nanoTime() - t0) / 1e9;
-        String err = Files.readString(dir.resolve("err-" + (1 - stopped)));
-        assertEquals(1, survivor.exitValue(), err);
-        assertTrue(err.contains("rank " + stopped + " sent no heartbeat for 2 s"), err);
-        assertTrue(seconds < 20, seconds + " s");
-      } finally {
-        for (Process p : procs) {
-          p.destroyForcibly(); // SIGKILL ends a stopped process too
-        }
+        String second = answers.readLine();
+        assertTrue(second != null && second.contains("rank 1 sent no heartbeat for 2 s"), second);
+      }
+      assertTrue(survivor.waitFor(30, TimeUnit.SECONDS), () -> "rank " + (1 - stopped) + " did not end: "
+          + read(dir.resolve("err-" + (1 - stopped))));
+      double seconds = (System.nanoTime() - t0) / 1e9;
+      String err = read(dir.resolve("err-" + (1 - stopped)));
+      assertEquals(1, survivor.exitValue(), err);
+      assertTrue(err.contains("rank " + stopped + " sent no heartbeat for 2 s"), err);
+      if (stopped == 1 && !pendingRequest) {
+        assertTrue(err.contains("the multi-process job failed while waiting for input"), err);
+      }
+      assertTrue(seconds < 20, seconds + " s");
+    } finally {
+      for (Process p : procs) {
+        p.destroyForcibly(); // SIGKILL ends a stopped process too
       }
     }
   }

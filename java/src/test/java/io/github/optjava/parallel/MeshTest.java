@@ -191,16 +191,68 @@ class MeshTest {
     }
   }
 
+  /**
+   * A peer's silence counts from its first heartbeat: the driver sends only once every worker reached watch(), so a
+   * worker arriving later than the silence must not make an early one give up on a healthy driver (review, session
+   * 16: it did, when the clock started at the link's opening).
+   */
+  @Test
+  void aLateWorkerDoesNotMakeAnEarlyOneGiveUpOnTheDriver() throws Exception {
+    Mesh[] mesh = meshes(3);
+    Duration silence = Duration.ofMillis(500);
+    try {
+      CompletableFuture<Void> driver = CompletableFuture.runAsync(() -> mesh[0].watch(List.of(1, 2), silence));
+      mesh[1].watch(List.of(0), silence);
+      Thread.sleep(1500); // worker 2 arrives late
+      mesh[2].watch(List.of(0), silence);
+      driver.get(10, TimeUnit.SECONDS);
+      Thread.sleep(1000);
+      for (Mesh m : mesh) {
+        org.junit.jupiter.api.Assertions.assertNull(m.lost());
+      }
+    } finally {
+      for (Mesh m : mesh) {
+        m.close();
+      }
+    }
+  }
+
+  /** With a silence of zero the heartbeats flow but a silent peer is never given up on; every thread ends on close. */
+  @Test
+  void aZeroSilenceNeverGivesUpAndEveryHeartbeatThreadEndsOnClose() throws Exception {
+    Mesh[] mesh = meshes(3);
+    CompletableFuture<Void> driver = CompletableFuture.runAsync(() -> mesh[0].watch(List.of(1, 2), Duration.ZERO));
+    CompletableFuture<Void> w1 = CompletableFuture.runAsync(() -> mesh[1].watch(List.of(0), Duration.ZERO));
+    mesh[2].watch(List.of(0), Duration.ZERO);
+    driver.get(10, TimeUnit.SECONDS);
+    w1.get(10, TimeUnit.SECONDS);
+    mesh[1].stopWatching(); // falls silent
+    Thread.sleep(1500);
+    org.junit.jupiter.api.Assertions.assertNull(mesh[0].lost());
+    for (Mesh m : mesh) {
+      m.stopWatching();
+      m.close();
+    }
+    long deadline = System.nanoTime() + 5_000_000_000L;
+    List<String> alive;
+    do {
+      Thread.sleep(100);
+      alive = Thread.getAllStackTraces().keySet().stream().filter(Thread::isAlive).map(Thread::getName)
+          .filter(n -> n.startsWith("opt-mesh-heartbeat")).toList();
+    } while (!alive.isEmpty() && System.nanoTime() < deadline);
+    org.junit.jupiter.api.Assertions.assertTrue(alive.isEmpty(), "still alive 5 s after close: " + alive);
+  }
+
   @Test
   void theHeartbeatPropertyIsReadAndChecked() {
     String before = System.getProperty(Mesh.HEARTBEAT_PROPERTY);
     try {
       System.clearProperty(Mesh.HEARTBEAT_PROPERTY);
-      assertEquals(java.util.Optional.of(Duration.ofSeconds(60)), Mesh.heartbeatSilence());
+      assertEquals(Duration.ofSeconds(60), Mesh.heartbeatSilence());
       System.setProperty(Mesh.HEARTBEAT_PROPERTY, "0.5");
-      assertEquals(java.util.Optional.of(Duration.ofMillis(500)), Mesh.heartbeatSilence());
+      assertEquals(Duration.ofMillis(500), Mesh.heartbeatSilence());
       System.setProperty(Mesh.HEARTBEAT_PROPERTY, "0");
-      assertEquals(java.util.Optional.empty(), Mesh.heartbeatSilence());
+      assertEquals(Duration.ZERO, Mesh.heartbeatSilence());
       for (String bad : List.of("-1", "soon", "NaN", "1e9")) {
         System.setProperty(Mesh.HEARTBEAT_PROPERTY, bad);
         String m = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,

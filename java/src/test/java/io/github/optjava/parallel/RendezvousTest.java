@@ -216,6 +216,81 @@ class RendezvousTest {
         + "no-such-host.invalid does not resolve)"), e);
   }
 
+  private static java.net.Socket connectWhenListening(int port) throws InterruptedException {
+    for (int tries = 0; tries < 200; tries++) {
+      try {
+        return new java.net.Socket("127.0.0.1", port);
+      } catch (IOException e) {
+        Thread.sleep(50);
+      }
+    }
+    throw new AssertionError("rank 0 never listened on " + port);
+  }
+
+  /**
+   * Silent connections queued ahead of a rank (a port scan, a health check) do not delay its greeting: each
+   * connection is heard on its own thread (review, session 16: three of them, heard one by one for 10 s each, made
+   * a healthy rank fail after the 30 s greeting wait, saying another program used the port).
+   */
+  @Test
+  void silentStrayConnectionsDoNotDelayARank() throws Exception {
+    int port = freePort();
+    Duration timeout = Duration.ofSeconds(60);
+    ExecutorService pool = Executors.newFixedThreadPool(2);
+    List<java.net.Socket> strays = new ArrayList<>();
+    try {
+      Future<?> rank0 = pool.submit(() -> Rendezvous.exchange(rank(0, 2, port), new byte[] {7}, timeout));
+      for (int i = 0; i < 3; i++) {
+        strays.add(connectWhenListening(port)); // connected, says nothing
+      }
+      long t0 = System.nanoTime();
+      byte[] got = Rendezvous.allGather(rank(1, 2, port), new byte[0], timeout, 2000).get(0).payload();
+      assertArrayEquals(new byte[] {7}, got);
+      rank0.get(10, TimeUnit.SECONDS);
+      assertTrue((System.nanoTime() - t0) / 1e9 < 5, "greeted at once");
+    } finally {
+      for (java.net.Socket s : strays) {
+        s.close();
+      }
+      pool.shutdownNow();
+    }
+  }
+
+  /** A process of another rendezvous version fails the job, named as such (before: taken for a stray, a timeout). */
+  @Test
+  void aProcessOfAnotherVersionFailsTheJobNamingIt() throws Exception {
+    int port = freePort();
+    ExecutorService pool = Executors.newSingleThreadExecutor();
+    try {
+      Future<?> rank0 = pool.submit(() -> Rendezvous.exchange(rank(0, 2, port), new byte[] {7},
+          Duration.ofSeconds(60)));
+      try (java.net.Socket v2 = connectWhenListening(port)) {
+        java.io.DataOutputStream out = new java.io.DataOutputStream(v2.getOutputStream());
+        out.writeInt(0x4f505452); // version 2's hello: magic, version, rank, world, length, payload
+        out.writeInt(2);
+        out.writeInt(1);
+        out.writeInt(2);
+        out.writeInt(0);
+        out.flush();
+        Exception e = assertThrows(Exception.class, () -> rank0.get(20, TimeUnit.SECONDS));
+        assertTrue(e.getCause().getMessage().contains("a process of another opt-java version joined (rendezvous "
+            + "version 2, rank 0 has 3)"), e.getCause().getMessage());
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
+  /** A process that failed before joining spends at most the timeout (30 s at most) telling absent ranks. */
+  @Test
+  void abandoningWithNobodyToTellEndsAtTheTimeout() {
+    long t0 = System.nanoTime();
+    Rendezvous.abandon(rank(0, 2, 0), "no such model", Duration.ofMillis(1500));
+    Rendezvous.abandon(rank(1, 2, 1), "no such model", Duration.ofMillis(1500)); // nobody listens on port 1
+    double s = (System.nanoTime() - t0) / 1e9;
+    assertTrue(s >= 2.5 && s < 10, s + " s");
+  }
+
   /** Separate JVMs on loopback, placed through torchrun's variables as a launcher would. */
   @Test
   void separateProcessesJoinThroughTheirEnvironment() throws Exception {
