@@ -377,7 +377,13 @@ public final class Mesh implements AutoCloseable {
       // The peer closed its heartbeat link: it is exiting, or (the driver) gave up on the job.
       if (peer == 0 && rank != 0) {
         // Time to read a CLOSE sent just before (the command thread then stops watching and this ends quietly).
-        Thread.sleep(silence.isZero() ? 10_000 : Math.min(10_000, silence.toMillis()));
+        long until = System.nanoTime() + (silence.isZero() ? 10_000 : Math.min(10_000, silence.toMillis())) * 1_000_000;
+        while (System.nanoTime() < until) {
+          if (state.get() != WATCHING || closed) {
+            return;
+          }
+          Thread.sleep(50);
+        }
         giveUp("rank 0 closed its links without ending the job: it failed or gave up on another rank; see its log");
       }
     } catch (SocketTimeoutException e) {
