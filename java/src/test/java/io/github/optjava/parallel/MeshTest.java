@@ -38,19 +38,7 @@ class MeshTest {
 
   @Test
   void linksCarryFloatsAndStringsBothWaysPerChannel() throws Exception {
-    int port;
-    try (ServerSocket s = new ServerSocket(0)) {
-      port = s.getLocalPort();
-    }
-    List<CompletableFuture<Mesh>> made = new ArrayList<>();
-    for (int r = 0; r < 3; r++) {
-      Rendezvous.Placement p = new Rendezvous.Placement(r, 3, r, "127.0.0.1", port, "test");
-      made.add(CompletableFuture.supplyAsync(() -> Mesh.connect(p, Duration.ofSeconds(10))));
-    }
-    Mesh[] mesh = new Mesh[3];
-    for (int r = 0; r < 3; r++) {
-      mesh[r] = made.get(r).get(20, TimeUnit.SECONDS);
-    }
+    Mesh[] mesh = meshes(3);
     try {
       // every pair on two channels, opened as JobLayout would: each side lists its links
       List<CompletableFuture<Void>> opened = new ArrayList<>();
@@ -87,9 +75,13 @@ class MeshTest {
       back.flush();
       assertArrayEquals(new byte[] {1, 2, 3}, mesh[0].link(1, Mesh.Channel.CONTROL).readBytes());
     } finally {
-      for (Mesh m : mesh) {
-        m.close();
-      }
+      closeAll(mesh);
+    }
+  }
+
+  private static void closeAll(Mesh[] mesh) {
+    for (Mesh m : mesh) {
+      m.close();
     }
   }
 
@@ -160,9 +152,7 @@ class MeshTest {
       org.junit.jupiter.api.Assertions.assertTrue((System.nanoTime() - t0) / 1e9 < 10);
       org.junit.jupiter.api.Assertions.assertNull(mesh[1].lost(), "rank 1 itself gave up on nobody");
     } finally {
-      for (Mesh m : mesh) {
-        m.close();
-      }
+      closeAll(mesh);
     }
   }
 
@@ -185,9 +175,7 @@ class MeshTest {
       org.junit.jupiter.api.Assertions.assertNull(mesh[1].lost());
       org.junit.jupiter.api.Assertions.assertNull(mesh[0].lost());
     } finally {
-      for (Mesh m : mesh) {
-        m.close();
-      }
+      closeAll(mesh);
     }
   }
 
@@ -211,9 +199,7 @@ class MeshTest {
         org.junit.jupiter.api.Assertions.assertNull(m.lost());
       }
     } finally {
-      for (Mesh m : mesh) {
-        m.close();
-      }
+      closeAll(mesh);
     }
   }
 
