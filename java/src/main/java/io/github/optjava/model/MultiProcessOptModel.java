@@ -42,9 +42,11 @@ public final class MultiProcessOptModel implements CausalLm {
   private static final int REPORT_WAIT_MS = 3000;
   private KvStore store;
   private volatile boolean broken;
+  private final StageWorker.AbortOnGiveUp aborter;
 
   private MultiProcessOptModel(Mesh mesh, JobLayout layout, ExecutorService partThread, ProcessPart part,
-      long minFreeMemory) {
+      long minFreeMemory, StageWorker.AbortOnGiveUp aborter) {
+    this.aborter = aborter;
     this.mesh = mesh;
     this.layout = layout;
     this.partThread = partThread;
@@ -73,6 +75,7 @@ public final class MultiProcessOptModel implements CausalLm {
       return t;
     });
     ProcessPart part = null;
+    StageWorker.AbortOnGiveUp aborter = null;
     try {
       layout.requireWorld(mesh.worldSize());
       mesh.open(layout.links(0)); // every link now, while all processes are starting
@@ -81,14 +84,19 @@ public final class MultiProcessOptModel implements CausalLm {
       mesh.watch(workers, heartbeatSilence);
       part = call(thread, loader::get);
       ProcessPart own = part;
+      aborter = new StageWorker.AbortOnGiveUp(own); // a silent worker: end this part's NCCL waits too
+      mesh.onGiveUp(aborter::giveUp);
       long free = call(thread, () -> own.ops().freeMemory()); // on its thread: a GPU answers for its current device
       for (int w = 1; w < mesh.worldSize(); w++) {
         free = Math.min(free, StepWire.readAnswer(mesh.link(w, Mesh.Channel.CONTROL), w));
       }
-      return new MultiProcessOptModel(mesh, layout, thread, part, free);
+      return new MultiProcessOptModel(mesh, layout, thread, part, free, aborter);
     } catch (RuntimeException | Error e) {
       if (part != null) {
         ProcessPart p = part;
+        if (aborter != null) {
+          aborter.closing();
+        }
         runQuietly(thread, p::close);
       }
       thread.shutdownNow();
@@ -346,6 +354,7 @@ public final class MultiProcessOptModel implements CausalLm {
       }
     }
     // The engine's KvCache closes the store (it owns it); the part is freed here.
+    aborter.closing();
     runQuietly(partThread, part::close);
     partThread.shutdownNow();
     logitsReader.shutdownNow();

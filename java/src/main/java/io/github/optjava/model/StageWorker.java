@@ -55,13 +55,44 @@ public final class StageWorker {
       mesh.close();
       throw e;
     }
+    AbortOnGiveUp aborter = new AbortOnGiveUp(part);
+    mesh.onGiveUp(aborter::giveUp);
     try (part) {
-      StepWire.answer(control, part.ops().freeMemory(), null);
-      LOG.info("rank {} (stage {}, tensor-parallel rank {}) ready", mesh.rank(), part.stage(),
-          layout.rankInStage(mesh.rank()));
-      runCommands(mesh, layout, part, control);
+      try {
+        StepWire.answer(control, part.ops().freeMemory(), null);
+        LOG.info("rank {} (stage {}, tensor-parallel rank {}) ready", mesh.rank(), part.stage(),
+            layout.rankInStage(mesh.rank()));
+        runCommands(mesh, layout, part, control);
+      } finally {
+        aborter.closing(); // before the part closes
+      }
     } finally {
       mesh.close();
+    }
+  }
+
+  /**
+   * Ends a part's NCCL waits when this process gives up on the job ({@link Mesh#onGiveUp}): closing sockets does not
+   * end them. Never after the part began to close (an abort of a destroyed communicator would touch freed memory).
+   * GPU-unverified: the aborts are those a failing rank calls, but nothing has run on two GPUs.
+   */
+  static final class AbortOnGiveUp {
+    private final ProcessPart part;
+    private boolean closing;
+
+    AbortOnGiveUp(ProcessPart part) {
+      this.part = part;
+    }
+
+    synchronized void giveUp() {
+      if (!closing) {
+        part.group().abort();
+        part.transport().abort();
+      }
+    }
+
+    synchronized void closing() {
+      closing = true;
     }
   }
 

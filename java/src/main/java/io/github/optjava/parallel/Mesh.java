@@ -72,6 +72,7 @@ public final class Mesh implements AutoCloseable {
   private static final int LOST = 3;
   /** The heartbeats: IDLE until {@link #watch}, then WATCHING until the job ends (STOPPED) or a peer is lost (LOST). */
   private final java.util.concurrent.atomic.AtomicInteger state = new java.util.concurrent.atomic.AtomicInteger();
+  private final List<Runnable> onGiveUp = new java.util.concurrent.CopyOnWriteArrayList<>();
 
   private Mesh(int rank, List<InetSocketAddress> addresses, ServerSocket server, Duration timeout) {
     this.rank = rank;
@@ -402,7 +403,23 @@ public final class Mesh implements AutoCloseable {
     lost = why;
     org.slf4j.LoggerFactory.getLogger(Mesh.class).error("rank {} gives up on the job: {}; closing its links", rank,
         why);
+    for (Runnable r : onGiveUp) {
+      try {
+        r.run();
+      } catch (RuntimeException | Error e) {
+        org.slf4j.LoggerFactory.getLogger(Mesh.class).warn("rank {}: while giving up: {}", rank, e.toString());
+      }
+    }
     close();
+  }
+
+  /**
+   * Runs {@code r} when this process gives up on the job ({@link #watch}), before the links close: waits that no
+   * closed socket ends (an NCCL collective: {@code TpGroup.abort}) must be ended there. It runs on the heartbeat
+   * thread, while other threads may be inside those waits.
+   */
+  public void onGiveUp(Runnable r) {
+    onGiveUp.add(r);
   }
 
   /**

@@ -55,6 +55,62 @@ class MultiProcessFailureTest {
     return new Mesh[] {m.get(0).get(20, TimeUnit.SECONDS), m.get(1).get(20, TimeUnit.SECONDS)};
   }
 
+  /**
+   * When the heartbeats give up, a part's group and transport are aborted (NCCL waits end only so), but never once the
+   * part began to close: aborting a destroyed NCCL communicator would touch freed memory.
+   */
+  @Test
+  void aGiveUpAbortsThePartsWaitsUnlessThePartIsClosing() {
+    java.util.concurrent.atomic.AtomicInteger aborts = new java.util.concurrent.atomic.AtomicInteger();
+    io.github.optjava.parallel.TpGroup group = new io.github.optjava.parallel.TpGroup() {
+      @Override
+      public int rank() {
+        return 0;
+      }
+
+      @Override
+      public int worldSize() {
+        return 2;
+      }
+
+      @Override
+      public void allReduce(io.github.optjava.backend.Mat m) {}
+
+      @Override
+      public void allGather(io.github.optjava.backend.Mat out, io.github.optjava.backend.Mat in) {}
+
+      @Override
+      public void abort() {
+        aborts.incrementAndGet();
+      }
+
+      @Override
+      public void close() {}
+    };
+    io.github.optjava.parallel.StageTransport transport = new io.github.optjava.parallel.StageTransport() {
+      @Override
+      public void receive(io.github.optjava.backend.Ops ops, io.github.optjava.backend.Mat x, int from) {}
+
+      @Override
+      public void send(io.github.optjava.backend.Ops ops, io.github.optjava.backend.Mat x, int[] to) {}
+
+      @Override
+      public void abort() {
+        aborts.addAndGet(10);
+      }
+
+      @Override
+      public void close() {}
+    };
+    ProcessPart part = new ProcessPart(TWO_STAGES, 1, null, group, transport, null);
+    StageWorker.AbortOnGiveUp aborter = new StageWorker.AbortOnGiveUp(part);
+    aborter.giveUp();
+    assertEquals(11, aborts.get(), "the group and the transport");
+    aborter.closing();
+    aborter.giveUp();
+    assertEquals(11, aborts.get(), "nothing once the part is closing");
+  }
+
   @Test
   void aWorkerThatCannotLoadItsPartFailsTheDriverWithItsMessage() throws Exception {
     Mesh[] mesh = meshes();

@@ -131,6 +131,13 @@ class MeshTest {
       for (CompletableFuture<Void> f : opened) {
         f.get(20, TimeUnit.SECONDS);
       }
+      java.util.concurrent.atomic.AtomicReference<String> lostWhenCalled =
+          new java.util.concurrent.atomic.AtomicReference<>();
+      java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+      mesh[0].onGiveUp(() -> { // where an NCCL group is aborted: the reason known, once
+        calls.incrementAndGet();
+        lostWhenCalled.set(mesh[0].lost());
+      });
       watchAll(mesh, Duration.ofMillis(1000)); // long enough for a loaded 2-core CI machine's scheduling
       Thread.sleep(2500); // several silences long: healthy peers are never given up on
       for (Mesh m : mesh) {
@@ -151,6 +158,8 @@ class MeshTest {
           stage2);
       org.junit.jupiter.api.Assertions.assertTrue((System.nanoTime() - t0) / 1e9 < 10);
       org.junit.jupiter.api.Assertions.assertNull(mesh[1].lost(), "rank 1 itself gave up on nobody");
+      assertEquals(1, calls.get());
+      assertEquals(mesh[0].lost(), lostWhenCalled.get());
     } finally {
       closeAll(mesh);
     }
@@ -164,6 +173,10 @@ class MeshTest {
       CompletableFuture<Void> a = CompletableFuture.runAsync(() -> mesh[0].open(List.of(new int[] {1, 0})));
       mesh[1].open(List.of(new int[] {0, 0}));
       a.get(20, TimeUnit.SECONDS);
+      java.util.concurrent.atomic.AtomicInteger calls = new java.util.concurrent.atomic.AtomicInteger();
+      for (Mesh m : mesh) {
+        m.onGiveUp(calls::incrementAndGet);
+      }
       watchAll(mesh, Duration.ofMillis(1000));
       mesh[0].stopWatching();
       mesh[0].link(1, Mesh.Channel.CONTROL).writeUtf("CLOSE");
@@ -174,6 +187,7 @@ class MeshTest {
       Thread.sleep(2500); // past the worker's wait (the silence) after the driver's heartbeat link closed
       org.junit.jupiter.api.Assertions.assertNull(mesh[1].lost());
       org.junit.jupiter.api.Assertions.assertNull(mesh[0].lost());
+      assertEquals(0, calls.get(), "no give-up hook on a normal end");
     } finally {
       closeAll(mesh);
     }
