@@ -46,7 +46,7 @@ class StressReviewTest {
 
   enum Mode { SYNC, ASYNC, STREAM, CALLBACK }
 
-  enum Cancel { NONE, FUTURE, STREAM_CLOSE, INTERRUPT, TIMEOUT }
+  enum Cancel { NONE, FUTURE, STREAM_CLOSE, INTERRUPT, TIMEOUT, THROW }
 
   record Spec(int id, Kind kind, String prompt, SamplingParams params, Mode mode, Cancel cancel, int cancelMs,
       int cancelChunks, int startDelayMs, boolean tooBig) {
@@ -66,6 +66,12 @@ class StressReviewTest {
     volatile boolean cancelIssued;
     volatile long endedNanos;
     volatile long cancelNanos;
+  }
+
+  static final class ListenerBoom extends RuntimeException {
+    ListenerBoom() {
+      super("the listener threw on purpose");
+    }
   }
 
   static Path dir(String model) {
@@ -164,8 +170,11 @@ class StressReviewTest {
         if (r.nextInt(6) == 0) {
           b.stop(List.of(" a"));
         }
-        seqs = 1 + r.nextInt(3);
+        seqs = r.nextInt(6) == 0 ? 4 + r.nextInt(3) : 1 + r.nextInt(3);
         b.n(seqs);
+        if (r.nextInt(8) == 0) {
+          b.echo(true);
+        }
         b.seed(r.nextLong());
       }
       case ECHO -> {
@@ -208,7 +217,8 @@ class StressReviewTest {
     Cancel cancel = Cancel.NONE;
     if (r.nextInt(4) == 0 && !tooBig) {
       cancel = switch (mode) {
-        case SYNC, CALLBACK -> Cancel.INTERRUPT;
+        case SYNC -> Cancel.INTERRUPT;
+        case CALLBACK -> r.nextBoolean() ? Cancel.INTERRUPT : Cancel.THROW;
         case ASYNC -> r.nextBoolean() ? Cancel.FUTURE : Cancel.TIMEOUT;
         case STREAM -> Cancel.STREAM_CLOSE;
       };
@@ -239,7 +249,13 @@ class StressReviewTest {
       }
       switch (s.mode()) {
         case SYNC -> o.completion = g.generate(s.prompt(), s.params());
-        case CALLBACK -> o.completion = g.generate(s.prompt(), s.params(), o.chunks::add);
+        case CALLBACK -> o.completion = g.generate(s.prompt(), s.params(), ch -> {
+          o.chunks.add(ch);
+          if (s.cancel() == Cancel.THROW && o.chunks.size() > s.cancelChunks()) {
+            o.cancelIssued = true;
+            throw new ListenerBoom();
+          }
+        });
         case ASYNC -> {
           CompletableFuture<Completion> f = g.generateAsync(s.prompt(), s.params());
           if (s.cancel() == Cancel.TIMEOUT) {
@@ -367,6 +383,7 @@ class StressReviewTest {
         Object expected = ref.get(s.id());
         if (o.error != null) {
           boolean documented = s.cancels() && (o.error instanceof CancellationException
+              || (s.cancel() == Cancel.THROW && o.error instanceof ListenerBoom)
               || (s.cancel() == Cancel.TIMEOUT && o.error instanceof TimeoutException)
               || (s.kind() == Kind.BEAM && s.cancel() == Cancel.STREAM_CLOSE && o.error instanceof CancellationException));
           if (!documented) {
