@@ -52,4 +52,50 @@ class StressReviewReproTest {
     assertTrue(completedNormally <= 2, completedNormally + " beam searches still ran after close() (close took "
         + closeSecs + " s)");
   }
+
+  /**
+   * A TokenStream closed while its request waits in the queue (the batch is full) does not end until the request is
+   * admitted, which needs a free batch slot and KV room for a prompt it will never run: Engine.admit drops only the
+   * waiting requests whose future is done (r.future.isDone()), not those whose listener says cancelled. A future
+   * cancelled the same way ends at once.
+   */
+  @Test
+  void aStreamClosedWhileQueuedEndsWithoutWaitingForABatchSlot() throws Exception {
+    try (Generator g = Generator.open(StressReviewTest.dir("tiny-opt").toString(), small().withMaxBatchSize(1))) {
+      CompletableFuture<Completion> running = g.generateAsync("Hold the only slot", SamplingParams.greedy()
+          .toBuilder().maxTokens(110).build());
+      while (g.stats().running() == 0) {
+        Thread.sleep(1);
+      }
+      TokenStream queued = g.stream("Queued behind it", SamplingParams.greedy().toBuilder().maxTokens(5).build());
+      Thread.sleep(20);
+      long t0 = System.nanoTime();
+      queued.close();
+      Completion c = queued.completion().get(60, TimeUnit.SECONDS);
+      double waited = (System.nanoTime() - t0) / 1e9;
+      boolean runningDoneFirst = running.isDone();
+      System.out.printf("[repro] closed queued stream ended after %.3f s (%s); the running request was done first: %s%n",
+          waited, c.finishReason(), runningDoneFirst);
+      assertEquals(FinishReason.CANCELLED, c.finishReason());
+      assertTrue(!runningDoneFirst, "the closed stream waited for the running request to finish (" + waited + " s)");
+    }
+  }
+
+  /**
+   * TokenStream.Chunk's Javadoc: tokenId is -1 for the final flush. A sequence that ends on EOS sends a last chunk
+   * that repeats the previous token's id (Sequence.commit -> finish(EOS) -> emit(generated.last)), so a consumer
+   * counting tokens from chunks counts one token twice.
+   */
+  @Test
+  void theFinalFlushAfterEosHasTokenIdMinusOne() throws Exception {
+    try (Generator g = Generator.open(StressReviewTest.dir("tiny-opt").toString(), small())) {
+      SamplingParams eosAfter3 = SamplingParams.greedy().toBuilder().maxTokens(10).minTokens(3)
+          .logitBias(java.util.Map.of(2, 100.0)).build();
+      List<TokenStream.Chunk> chunks = new ArrayList<>();
+      Completion c = g.generate("Hello", eosAfter3, chunks::add);
+      assertEquals(FinishReason.EOS, c.finishReason());
+      List<Integer> streamedIds = chunks.stream().map(TokenStream.Chunk::tokenId).filter(t -> t >= 0).toList();
+      assertEquals(c.choices().get(0).tokenIds(), streamedIds, "chunks: " + chunks);
+    }
+  }
 }
