@@ -306,8 +306,8 @@ public final class Engine implements AutoCloseable {
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
       if (r.params.isBeamSearch()) {
-        if (!active.isEmpty()) {
-          return; // beam search runs alone: let the batch drain first
+        if (!active.isEmpty() || closed) {
+          return; // beam search runs alone: let the batch drain first (after close(): the loop fails the queue)
         }
         waiting.poll();
         beamSearches = 1;
@@ -744,6 +744,9 @@ public final class Engine implements AutoCloseable {
     public float[][] forward(List<OptModel.SeqStep> seqs, KvCache kv) {
       if (beamRequest != null && beamRequest.cancelled()) { // the search releases its sequences as this unwinds
         throw new java.util.concurrent.CancellationException("the beam-search request was cancelled");
+      }
+      if (closed) { // close() waits for the loop: a search in flight stops at its next step
+        throw new IllegalStateException("the generator was closed");
       }
       float[][] logits = model.forward(seqs, kv);
       forwardPasses++;
