@@ -440,6 +440,8 @@ final class Sequence {
   }
 
   private void finish(FinishReason reason) {
+    // On EOS the last generated token was streamed with its own step: what is left is the final flush (token -1).
+    boolean lastTokenStreamed = reason == FinishReason.EOS;
     if (reason != FinishReason.STOP) {
       int before = text.length();
       text.append(decoder.finish());
@@ -452,7 +454,7 @@ final class Sequence {
       }
     }
     finish = reason;
-    emit(generated.isEmpty() ? -1 : generated.get(generated.size() - 1), text.length());
+    emit(lastTokenStreamed || generated.isEmpty() ? -1 : generated.get(generated.size() - 1), text.length());
   }
 
   private void emit(int token, int upTo) {
