@@ -423,7 +423,8 @@ class StressReviewTest {
           }
         } else {
           String d = compare(want, got, s);
-          if (d != null && s.kind() == Kind.SAMPLED && c.prefixCaching() && d.contains("tokens differ")) {
+          if (d != null && s.kind() == Kind.SAMPLED && c.prefixCaching() && (d.contains("tokens differ")
+              || d.contains("logprob"))) {
             // documented: prefix caching changes a prefill's sums (up to float rounding), so a draw near a
             // boundary of the cumulative walk may move
             System.out.println("[stress] note (rounding, prefix caching): " + tag + ": " + d);
