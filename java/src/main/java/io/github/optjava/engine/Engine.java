@@ -264,6 +264,28 @@ public final class Engine implements AutoCloseable {
    * sequence everything it had) besides what the running sequences' next step needs.
    */
   private void admit() {
+    // Requests whose callers gave up while they waited never run: a cancelled (or timed out) future, or a listener
+    // that says cancelled (a closed TokenStream), which ends now with its choices CANCELLED rather than when a batch
+    // slot and KV room for its prompt come free. First: preempted sequences may hold the queue up.
+    waiting.removeIf(r -> {
+      if (r.future.isDone()) {
+        r.fail(new java.util.concurrent.CancellationException("cancelled before it started"));
+        return true;
+      }
+      if (!r.cancelled()) {
+        return false;
+      }
+      if (r.params.isBeamSearch()) { // as a beam search cancelled while it runs
+        r.fail(new java.util.concurrent.CancellationException("the beam-search request was cancelled"));
+        return true;
+      }
+      for (int i = 0; i < r.params.n(); i++) {
+        Sequence s = new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId());
+        s.cancelIfAsked();
+        r.choiceDone(s);
+      }
+      return true;
+    });
     int planned = 0; // blocks this step already needs for the running sequences and those admitted above
     for (Sequence s : active) {
       planned += blocksFor(s, s.nextStepTokens());
@@ -295,14 +317,6 @@ public final class Engine implements AutoCloseable {
       active.add(s);
       planned += need - attachCachedPrefix(s); // the cached blocks it took are not allocated
     }
-    // Requests whose callers cancelled (or timed out) their futures while they waited never run.
-    waiting.removeIf(r -> {
-      if (r.future.isDone()) {
-        r.fail(new java.util.concurrent.CancellationException("cancelled before it started"));
-        return true;
-      }
-      return false;
-    });
     while (!waiting.isEmpty()) {
       Request r = waiting.peek();
       if (r.params.isBeamSearch()) {
