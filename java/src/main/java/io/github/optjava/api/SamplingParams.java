@@ -328,6 +328,8 @@ public final class SamplingParams {
     require(minP == 0, "minP must be 0" + why + " (got " + minP + ")");
     require(typicalP == 1, "typicalP must be 1.0" + why + " (got " + typicalP + ")");
     require(seed == null, "a seed has no effect" + why + "; remove it");
+    require(maxTokens >= 1, "maxTokens must be >= 1" + why + " (got 0): a search needs a token to rank; for the "
+        + "prompt's log-probs alone use score (or echo without beams)");
     require(n <= numBeams, "n (" + n + ") must not exceed numBeams (" + numBeams
         + "): beam search returns at most numBeams hypotheses; raise numBeams or lower n");
   }

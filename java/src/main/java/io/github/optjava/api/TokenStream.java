@@ -16,7 +16,9 @@ import java.util.concurrent.LinkedBlockingQueue;
  * }
  * }</pre>
  * Closing (or {@link #cancel()}) stops generation at the next step; the completion then finishes with
- * {@link FinishReason#CANCELLED}. Iterate from one thread.
+ * {@link FinishReason#CANCELLED} (a request still waiting for a batch slot ends at once). A beam search has no
+ * partial result to give: its completion then fails with a {@link java.util.concurrent.CancellationException}.
+ * Iterate from one thread.
  */
 public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoCloseable {
 

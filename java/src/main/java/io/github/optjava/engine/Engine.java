@@ -56,7 +56,11 @@ public final class Engine implements AutoCloseable {
     /** {@code text} is the newly final text of choice {@code choice} (may be empty), after token {@code tokenId}. */
     void onToken(int choice, int tokenId, String text);
 
-    /** Whether the caller gave up: the request finishes with {@link FinishReason#CANCELLED}. */
+    /**
+     * Whether the caller gave up: the request finishes with {@link FinishReason#CANCELLED}. Unlike
+     * {@link #onToken}, it may be called from the engine's worker threads (the parallel pick of a step's tokens):
+     * read a volatile flag, nothing else.
+     */
     default boolean cancelled() {
       return false;
     }

@@ -9,8 +9,11 @@ import java.util.concurrent.ThreadLocalRandom;
  * from their softmax.
  *
  * <p><b>Determinism.</b> Every sampling sequence owns its random stream, seeded from the request's seed
- * and the completion's index ({@link #streamSeed}). So a seeded request produces the same tokens
- * whatever else shares its batch, and the {@code n} completions of one request differ from each other.
+ * and the completion's index ({@link #streamSeed}). So a seeded request draws the same random numbers
+ * whatever else shares its batch, and the {@code n} completions of one request differ from each other. The
+ * logits it draws from are the same up to float rounding: with prefix caching (on by default) a prompt read from
+ * cached blocks gives log-probs a few 1e-6 apart from one computed afresh (session 16's GeneratorStressTest), which can
+ * change a draw at a high temperature among very unlikely tokens; without prefix caching the tokens repeat exactly.
  * Token choices cannot match Hugging Face's sampled tokens (torch's generator is a different RNG);
  * the distribution sampled from does match.
  *

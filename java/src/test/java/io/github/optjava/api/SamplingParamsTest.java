@@ -134,6 +134,8 @@ class SamplingParamsTest {
     assertRejected(b -> b.numBeams(4).topP(0.9), "topP must be 1.0 with numBeams=4");
     assertRejected(b -> b.numBeams(4).seed(1), "a seed has no effect with numBeams=4");
     assertRejected(b -> b.numBeams(2).n(3), "n (3) must not exceed numBeams (2)");
+    // Refused here, not later on the engine thread (found by GeneratorStressTest, session 16)
+    assertRejected(b -> b.numBeams(2).maxTokens(0), "maxTokens must be >= 1 with numBeams=2");
   }
 
   @Test

@@ -32,13 +32,13 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
- * Randomised stress review of the engine through the public API: many client threads, one generator with a tiny
+ * Randomised stress test of the engine through the public API: many client threads, one generator with a tiny
  * KV cache (preemption), prefix caching, chunked prefill, prompt lookup, cancellation of every kind, beam search,
  * n > 1 seeded sampling, log-probs, echo and score. Every request that was not cancelled must equal the same
  * request run alone on a fresh, roomy generator; every cancelled one must end promptly; afterwards the KV pool is
  * whole and consistent. Seeds: -Dstress.seeds=1,2,3 (default a few); requests per seed: -Dstress.requests.
  */
-class StressReviewTest {
+class GeneratorStressTest {
 
   static final double LP_TOL = 1e-4;
 
@@ -76,7 +76,7 @@ class StressReviewTest {
 
   static Path dir(String model) {
     try {
-      return Path.of(StressReviewTest.class.getResource("/fixtures/models/" + model).toURI());
+      return Path.of(GeneratorStressTest.class.getResource("/fixtures/models/" + model).toURI());
     } catch (URISyntaxException e) {
       throw new IllegalStateException(e);
     }
@@ -309,7 +309,8 @@ class StressReviewTest {
   }
 
   static GeneratorOptions referenceOptions(Config c) {
-    return GeneratorOptions.defaults().withTensorParallel(c.tp()).withPipelineParallel(c.pp()).withDevice(Device.CPU).withThreads(2).withMaxSequenceLength(128)
+    return GeneratorOptions.defaults().withTensorParallel(c.tp()).withPipelineParallel(c.pp()).withDevice(Device.CPU)
+        .withThreads(2).withMaxSequenceLength(128)
         .withKvCacheTokens(4096).withMaxBatchSize(8).withPrefixCaching(false);
   }
 

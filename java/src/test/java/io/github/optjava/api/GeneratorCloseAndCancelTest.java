@@ -9,8 +9,8 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 
-/** Minimal reproductions of what StressReviewTest's review found. */
-class StressReviewReproTest {
+/** close() and cancellation while requests wait: the defects GeneratorStressTest found in session 16, each reduced. */
+class GeneratorCloseAndCancelTest {
 
   static GeneratorOptions small() {
     return GeneratorOptions.defaults().withDevice(Device.CPU).withThreads(2).withKvCacheTokens(512);
@@ -23,7 +23,7 @@ class StressReviewReproTest {
    */
   @Test
   void closeFailsQueuedBeamSearchesInsteadOfRunningThemAll() throws Exception {
-    Generator g = Generator.open(StressReviewTest.dir("tiny-opt").toString(), small());
+    Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(), small());
     SamplingParams beam = SamplingParams.builder().numBeams(4).maxTokens(60).build();
     List<CompletableFuture<Completion>> queued = new ArrayList<>();
     // A short greedy request holds the batch, so the beam requests queue behind it in the engine's waiting list;
@@ -61,7 +61,7 @@ class StressReviewReproTest {
    */
   @Test
   void aStreamClosedWhileQueuedEndsWithoutWaitingForABatchSlot() throws Exception {
-    try (Generator g = Generator.open(StressReviewTest.dir("tiny-opt").toString(), small().withMaxBatchSize(1))) {
+    try (Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(), small().withMaxBatchSize(1))) {
       CompletableFuture<Completion> running = g.generateAsync("Hold the only slot", SamplingParams.greedy()
           .toBuilder().maxTokens(110).build());
       while (g.stats().running() == 0) {
@@ -88,7 +88,7 @@ class StressReviewReproTest {
    */
   @Test
   void theFinalFlushAfterEosHasTokenIdMinusOne() throws Exception {
-    try (Generator g = Generator.open(StressReviewTest.dir("tiny-opt").toString(), small())) {
+    try (Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(), small())) {
       SamplingParams eosAfter3 = SamplingParams.greedy().toBuilder().maxTokens(10).minTokens(3)
           .logitBias(java.util.Map.of(2, 100.0)).build();
       List<TokenStream.Chunk> chunks = new ArrayList<>();
