@@ -505,21 +505,28 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  /** Stops generation (pending requests fail) and frees the model and the KV cache. */
+  /**
+   * Stops generation (pending requests fail) and frees the model and the KV cache. Waits up to 10 s for a step in
+   * progress; one that runs longer (a long prefill on the CPU, a stuck peer) is left to end, and frees them then.
+   */
   @Override
   public void close() {
     engine.close();
-    if (!engine.stopped()) {
-      // A step still runs on the model (a long prefill, a stuck peer): freeing its memory now could crash the
-      // JVM, so it is left to the process's end.
-      LOG.warn("closing a Generator whose current step has not ended after 10 s: its model and KV cache are not "
-          + "freed");
+    Runnable free = () -> {
+      cache.close();
+      model.close();
+      if (ops != null) {
+        ops.close();
+      }
+    };
+    if (engine.stopped()) {
+      free.run();
       return;
     }
-    cache.close();
-    model.close();
-    if (ops != null) {
-      ops.close();
-    }
+    // A step still runs on the model (a long prefill, a stuck peer): freeing its memory now could crash the JVM, so
+    // the engine's thread frees it as it ends (before session 16 it was never freed).
+    LOG.warn("closing a Generator whose current step has not ended after 10 s: its model and KV cache are freed when "
+        + "that step ends");
+    engine.whenStopped(free);
   }
 }

@@ -88,6 +88,8 @@ public final class Engine implements AutoCloseable {
   boolean sharePrompts = true;
   private final AtomicLong ids = new AtomicLong();
   private final Thread loop;
+  /** Completed as the loop's last act: what is freed after it (the model) is no longer in use. */
+  private final CompletableFuture<Void> ended = new CompletableFuture<>();
   private volatile boolean closed;
   private volatile long preemptions;
   // Monitoring (stats()): counted on the loop thread, published as one snapshot between steps.
@@ -194,6 +196,14 @@ public final class Engine implements AutoCloseable {
   }
 
   private void run() {
+    try {
+      loop();
+    } finally {
+      ended.complete(null);
+    }
+  }
+
+  private void loop() {
     while (!closed) {
       try {
         if (active.isEmpty() && waiting.isEmpty() && preempted.isEmpty()) {
@@ -802,14 +812,22 @@ public final class Engine implements AutoCloseable {
     forks.clear(); // siblings hold no blocks; their request failed with its first completion
   }
 
-  /** Stops the loop; requests still queued or running fail with IllegalStateException. */
+  /**
+   * Stops the loop; requests still queued or running fail with IllegalStateException. Waits up to 10 s for a step
+   * in progress ({@link #stopped} says whether it ended).
+   */
   @Override
   public void close() {
+    close(10_000_000_000L);
+  }
+
+  /** As {@link #close()}, waiting at most {@code waitNanos} for the step in progress. */
+  void close(long waitNanos) {
     closed = true;
     loop.interrupt();
-    // Wait up to 10 s even if this thread is interrupted (an interrupted generate() leaves its flag set, and then
-    // close() would return at once, before the loop ended, and the model's memory would never be freed).
-    long deadline = System.nanoTime() + 10_000_000_000L;
+    // Wait even if this thread is interrupted (an interrupted generate() leaves its flag set, and then close()
+    // would return at once, before the loop ended, and the model's memory would not be freed until it does).
+    long deadline = System.nanoTime() + waitNanos;
     boolean interrupted = false;
     while (loop.isAlive()) {
       long left = deadline - System.nanoTime();
@@ -829,6 +847,20 @@ public final class Engine implements AutoCloseable {
 
   /** Whether the step loop has ended (after {@link #close}: false only while a step outlasted close's wait). */
   public boolean stopped() {
-    return !loop.isAlive();
+    return ended.isDone();
+  }
+
+  /**
+   * Runs {@code r} once the step loop has ended: at once (on this thread) if it has, else on the loop's thread as
+   * it ends. A failure of {@code r} is logged. For what may be freed only after the last step, such as the model.
+   */
+  public void whenStopped(Runnable r) {
+    ended.whenComplete((v, e) -> {
+      try {
+        r.run();
+      } catch (RuntimeException | Error x) {
+        LOG.error("freeing what the generation loop used failed", x);
+      }
+    });
   }
 }
