@@ -59,19 +59,16 @@ final class BatchCommand implements Callable<Integer> {
       AnswerWriter writer = new AnswerWriter(pending, gen);
       writer.start();
       long lineNo = 0;
-      java.util.concurrent.ExecutorService reader = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
-        Thread t = new Thread(r, "opt-batch-reader");
-        t.setDaemon(true); // may stay blocked on an open stdin after the command gave up reading
-        return t;
-      });
-      try {
+      boolean idleBroken = false;
+      try (AbandonableLines input = new AbandonableLines(lines)) {
         byte[] line;
-        while (!writer.outputClosed && (line = nextLine(reader, lines, writer, gen)) != null) {
+        // A job lost with no request in flight (a heartbeat gave up) fails no answer: gen.broken() says so.
+        while (!writer.outputClosed && (line = input.next(() -> writer.outputClosed || gen.broken())) != null) {
           lineNo++;
           hand(pending, submit(gen, lineNo, line), writer);
         }
+        idleBroken = !writer.outputClosed && gen.broken();
       } finally {
-        reader.shutdownNow();
         hand(pending, END, writer);
         writer.join();
       }
@@ -87,7 +84,7 @@ final class BatchCommand implements Callable<Integer> {
             writer.written);
         return 1;
       }
-      if (writer.idleBroken) {
+      if (idleBroken) {
         parent.err.printf(java.util.Locale.ROOT, "opt: error: the multi-process job failed while waiting for input (see "
             + "this process's log and the other ranks' logs); stopped without reading the rest of the input: restart "
             + "every process%n");
@@ -106,37 +103,6 @@ final class BatchCommand implements Callable<Integer> {
           lineNo, lineNo == 1 ? "" : "s", writer.failed, seconds, s.steps(), s.tokensProcessed(),
           s.tokensProcessed() / Math.max(seconds, 1e-9), s.preemptions(), extras);
       return writer.failed == 0 ? 0 : 1;
-    }
-  }
-
-  /**
-   * The next input line, or null at the end of the input or once the writer stopped taking answers (a broken job,
-   * a closed stdout): the line is read on {@code reader}'s thread, so that a client that keeps stdin open without
-   * writing does not keep the command waiting after that.
-   */
-  private static byte[] nextLine(java.util.concurrent.ExecutorService reader, JsonLines lines, AnswerWriter writer,
-      Generator gen) throws IOException, InterruptedException {
-    java.util.concurrent.Future<byte[]> next = reader.submit(lines::next);
-    while (true) {
-      try {
-        return next.get(100, java.util.concurrent.TimeUnit.MILLISECONDS);
-      } catch (java.util.concurrent.TimeoutException e) {
-        if (writer.outputClosed) {
-          return null;
-        }
-        if (gen.broken()) { // the job was lost while no request was in flight (a heartbeat gave up): nothing can run
-          writer.idleBroken = true;
-          return null;
-        }
-      } catch (java.util.concurrent.ExecutionException e) {
-        if (e.getCause() instanceof IOException io) {
-          throw io;
-        }
-        if (e.getCause() instanceof Error err) {
-          throw err; // an OutOfMemoryError reading a huge line stays what it is
-        }
-        throw e.getCause() instanceof RuntimeException r ? r : new IllegalStateException(e.getCause());
-      }
     }
   }
 
@@ -170,7 +136,6 @@ final class BatchCommand implements Callable<Integer> {
     volatile int written;
     volatile Throwable failure;
     volatile boolean jobBroken;
-    volatile boolean idleBroken;
     private final Generator gen;
 
     AnswerWriter(BlockingQueue<Pending> queue, Generator gen) {

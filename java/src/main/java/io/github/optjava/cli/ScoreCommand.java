@@ -33,18 +33,18 @@ final class ScoreCommand implements Callable<Integer> {
   EngineOptions engine;
 
   @Override
-  public Integer call() throws IOException {
+  public Integer call() throws IOException, InterruptedException {
     ObjectMapper json = JsonLines.JSON;
     int failed = 0;
     java.util.Optional<Generator> opened = engine.open(model);
     if (opened.isEmpty()) {
       return 0; // a worker rank of a multi-process job: its part is served, rank 0 wrote the results
     }
-    try (Generator gen = opened.get()) {
-      JsonLines lines = new JsonLines(new BufferedInputStream(parent.in));
+    try (Generator gen = opened.get();
+        AbandonableLines input = new AbandonableLines(new JsonLines(new BufferedInputStream(parent.in)))) {
       long lineNo = 0;
       byte[] line;
-      while ((line = lines.next()) != null) {
+      while ((line = input.next(gen::broken)) != null) {
         lineNo++;
         ObjectNode out = json.createObjectNode();
         try {
@@ -75,6 +75,11 @@ final class ScoreCommand implements Callable<Integer> {
         if (Main.outputClosed(parent.out, parent.err, lineNo)) {
           return 1;
         }
+      }
+      if (gen.broken()) { // lost while waiting for input (a heartbeat gave up): nothing more can be scored
+        parent.err.println("opt: error: the multi-process job failed while waiting for input (see this process's log "
+            + "and the other ranks' logs): restart every process");
+        return 1;
       }
     }
     return failed == 0 ? 0 : 1;

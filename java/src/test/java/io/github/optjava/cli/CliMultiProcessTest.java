@@ -90,7 +90,7 @@ class CliMultiProcessTest {
   }
 
   /** Two JVMs of a tensor-parallel job ({@code opt batch}), heartbeats every second, a peer given up after 2 s. */
-  private static List<Process> startPair(Path tmp, String model) throws IOException {
+  private static List<Process> startPair(Path tmp, String model, String command) throws IOException {
     int port;
     try (ServerSocket s = new ServerSocket(0)) {
       port = s.getLocalPort();
@@ -99,7 +99,7 @@ class CliMultiProcessTest {
     List<Process> procs = new ArrayList<>();
     for (int r = 0; r < 2; r++) {
       ProcessBuilder pb = new ProcessBuilder(java, "-Xmx256m", "-D" + io.github.optjava.parallel.Mesh.HEARTBEAT_PROPERTY
-          + "=2", "-cp", System.getProperty("java.class.path"), Main.class.getName(), "batch", "--model", model,
+          + "=2", "-cp", System.getProperty("java.class.path"), Main.class.getName(), command, "--model", model,
           "--device", "cpu", "--threads", "1", "--tensor-parallel", "2", "--multi-process");
       Map<String, String> env = pb.environment();
       env.keySet().removeIf(k -> k.startsWith("SLURM_") || k.startsWith("OMPI_") || k.startsWith("TORCHELASTIC"));
@@ -133,17 +133,19 @@ class CliMultiProcessTest {
    * A process that stops (SIGSTOP: its links stay open, as with a hung process or a machine cut off) ends the job
    * within the heartbeat's silence, on either side, stdin staying open: a stopped worker makes rank 0's {@code batch}
    * answer the pending request with an error naming it and exit 1, or, with no request pending, exit 1 all the same
-   * (review, session 16: it waited for the next input line); a stopped rank 0 makes the worker exit 1 naming rank 0.
+   * (review, session 16: it waited for the next input line; {@code score} too); a stopped rank 0 makes the worker
+   * exit 1 naming rank 0.
    * Before, both waited forever (commands have no timeout; collectives waited 5 minutes).
    */
-  @ParameterizedTest(name = "rank {0} stopped, a request pending: {1}")
-  @CsvSource({"1, true", "1, false", "0, false"})
-  void aStoppedProcessEndsTheJobWithinTheHeartbeatSilence(int stopped, boolean pendingRequest, @TempDir Path dir)
-      throws Exception {
+  @ParameterizedTest(name = "{2}: rank {0} stopped, a request pending: {1}")
+  @CsvSource({"1, true, batch", "1, false, batch", "0, false, batch", "1, false, score"})
+  void aStoppedProcessEndsTheJobWithinTheHeartbeatSilence(int stopped, boolean pendingRequest, String command,
+      @TempDir Path dir) throws Exception {
     org.junit.jupiter.api.Assumptions.assumeTrue(Files.isExecutable(Path.of("/usr/bin/kill"))
         || Files.isExecutable(Path.of("/bin/kill")), "needs kill(1) to stop a process");
-    String request = "{\"prompt\": \"This\", \"temperature\": 0, \"max_tokens\": 4}\n";
-    List<Process> procs = startPair(dir, fixture("tiny-opt").toString());
+    String request = command.equals("score") ? "{\"text\": \"This is\"}\n"
+        : "{\"prompt\": \"This\", \"temperature\": 0, \"max_tokens\": 4}\n";
+    List<Process> procs = startPair(dir, fixture("tiny-opt").toString(), command);
     try {
       Process rank0 = procs.get(0);
       java.io.BufferedReader answers = new java.io.BufferedReader(new java.io.InputStreamReader(
@@ -152,7 +154,8 @@ class CliMultiProcessTest {
       requests.write(request.getBytes(StandardCharsets.UTF_8));
       requests.flush();
       String first = answers.readLine();
-      assertTrue(first != null && first.contains("\"text\""), first + " / " + read(dir.resolve("err-0")));
+      assertTrue(first != null && first.contains(command.equals("score") ? "\"total_logprob\"" : "\"text\""),
+          first + " / " + read(dir.resolve("err-0")));
       long t0 = System.nanoTime();
       Process survivor = procs.get(1 - stopped);
       signal(procs.get(stopped), "STOP");
