@@ -1,0 +1,89 @@
+package io.github.optjava.api;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.model.CausalLm;
+import java.lang.reflect.Field;
+import java.lang.reflect.Proxy;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
+import org.junit.jupiter.api.Test;
+
+/** Review of session 16's engine changes (helper engrev16), through the public API. */
+class GeneratorReviewEr16Test {
+
+  /**
+   * Choice's Javadoc: logprobs are "per token of tokenIds, when logprobs or echo was asked for". An echo stream
+   * closed while it waits in the queue now ends at once with CANCELLED, tokenIds = the prompt's ids, and no
+   * log-probs at all (its prompt was never scored).
+   */
+  @Test
+  void anEchoStreamClosedWhileQueuedHasALogprobPerToken() throws Exception {
+    try (Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(),
+        GeneratorCloseAndCancelTest.small().withMaxBatchSize(1))) {
+      CompletableFuture<Completion> running = g.generateAsync("Hold the only slot", SamplingParams.greedy()
+          .toBuilder().maxTokens(110).build());
+      while (g.stats().running() == 0) {
+        Thread.sleep(1);
+      }
+      TokenStream queued = g.stream("Queued behind it", SamplingParams.greedy().toBuilder().maxTokens(5)
+          .echo(true).build());
+      Thread.sleep(20);
+      queued.close();
+      Completion c = queued.completion().get(60, TimeUnit.SECONDS);
+      Choice choice = c.choices().get(0);
+      System.out.println("[er16] echo stream closed while queued: " + choice);
+      assertEquals(FinishReason.CANCELLED, choice.finishReason());
+      assertEquals(choice.tokenIds().size(), choice.logprobs().size(), "a log-prob per token id: " + choice);
+      running.cancel(false);
+    }
+  }
+
+  /** Generator.close() twice frees the model twice (with a step that outlasted the wait: on two threads). */
+  @Test
+  void closingTwiceFreesOnce() throws Exception {
+    Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(), GeneratorCloseAndCancelTest.small());
+    Field f = Generator.class.getDeclaredField("model");
+    f.setAccessible(true);
+    CausalLm real = (CausalLm) f.get(g);
+    AtomicInteger closes = new AtomicInteger();
+    CausalLm counting = (CausalLm) Proxy.newProxyInstance(CausalLm.class.getClassLoader(),
+        new Class<?>[] {CausalLm.class}, (proxy, m, args) -> {
+          if (m.getName().equals("close") && m.getParameterCount() == 0) {
+            closes.incrementAndGet();
+          }
+          try {
+            return m.invoke(real, args);
+          } catch (java.lang.reflect.InvocationTargetException e) {
+            throw e.getCause();
+          }
+        });
+    f.set(g, counting);
+    g.close();
+    g.close();
+    assertEquals(1, closes.get(), "model.close() calls");
+  }
+
+  /**
+   * A natural pattern, closing the generator when the last request is done ({@code f.thenRun(g::close)}), runs
+   * close() on the engine's thread: it blocks that thread for 10 s and warns that a step outlasted its wait.
+   */
+  @Test
+  void closingFromACompletionCallbackReturnsPromptly() throws Exception {
+    Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(), GeneratorCloseAndCancelTest.small());
+    AtomicLong nanos = new AtomicLong();
+    CountDownLatch done = new CountDownLatch(1);
+    g.generateAsync("Hello", SamplingParams.greedy().toBuilder().maxTokens(3).build()).thenRun(() -> {
+      long t0 = System.nanoTime();
+      g.close();
+      nanos.set(System.nanoTime() - t0);
+      done.countDown();
+    });
+    assertTrue(done.await(30, TimeUnit.SECONDS));
+    assertTrue(nanos.get() < 1_000_000_000L, "close() in a completion callback took " + nanos.get() / 1e9 + " s");
+  }
+}
