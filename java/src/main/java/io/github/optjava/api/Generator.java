@@ -63,6 +63,7 @@ public final class Generator implements AutoCloseable {
   private final KvCache cache;
   private final Engine engine;
   private final Device device;
+  private final java.util.concurrent.atomic.AtomicBoolean freed = new java.util.concurrent.atomic.AtomicBoolean();
 
   private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, CausalLm model, KvCache cache,
       GeneratorOptions options, Device device, int maxLen) {
@@ -508,11 +509,16 @@ public final class Generator implements AutoCloseable {
   /**
    * Stops generation (pending requests fail) and frees the model and the KV cache. Waits up to 10 s for a step in
    * progress; one that runs longer (a long prefill on the CPU, a stuck peer) is left to end, and frees them then.
+   * Called from a callback on the generator's thread (a chunk callback, a dependent of a completion's future), it
+   * returns at once and they are freed as that step ends. Closing again does nothing.
    */
   @Override
   public void close() {
     engine.close();
     Runnable free = () -> {
+      if (!freed.compareAndSet(false, true)) {
+        return; // closed twice (or from two threads): freed once
+      }
       cache.close();
       model.close();
       if (ops != null) {
@@ -525,8 +531,10 @@ public final class Generator implements AutoCloseable {
     }
     // A step still runs on the model (a long prefill, a stuck peer): freeing its memory now could crash the JVM, so
     // the engine's thread frees it as it ends (before session 16 it was never freed).
-    LOG.warn("closing a Generator whose current step has not ended after 10 s: its model and KV cache are freed when "
-        + "that step ends");
+    if (!engine.onLoopThread()) { // closed from a listener or a completion callback: the loop ends as it returns
+      LOG.warn("closing a Generator whose current step has not ended after 10 s: its model and KV cache are freed "
+          + "when that step ends");
+    }
     engine.whenStopped(free);
   }
 }

@@ -273,14 +273,11 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * Moves preempted sequences back, then waiting requests, into the batch, first come first served, while
-   * the batch has room and the cache can hold what their first step writes (the prompt, or for a preempted
-   * sequence everything it had) besides what the running sequences' next step needs.
+   * Requests whose callers gave up while they waited never run: a cancelled (or timed out) future, or a listener
+   * that says cancelled (a closed TokenStream), which ends now with its choices CANCELLED rather than when a batch
+   * slot and KV room for its prompt come free (or a beam search running alone ends).
    */
-  private void admit() {
-    // Requests whose callers gave up while they waited never run: a cancelled (or timed out) future, or a listener
-    // that says cancelled (a closed TokenStream), which ends now with its choices CANCELLED rather than when a batch
-    // slot and KV room for its prompt come free. First: preempted sequences may hold the queue up.
+  private void dropGivenUp() {
     waiting.removeIf(r -> {
       if (r.future.isDone()) {
         r.fail(new java.util.concurrent.CancellationException("cancelled before it started"));
@@ -295,11 +292,20 @@ public final class Engine implements AutoCloseable {
       }
       for (int i = 0; i < r.params.n(); i++) {
         Sequence s = new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId());
-        s.cancelIfAsked();
+        s.cancel(); // not cancelIfAsked(): a listener asked again need not say the same
         r.choiceDone(s);
       }
       return true;
     });
+  }
+
+  /**
+   * Moves preempted sequences back, then waiting requests, into the batch, first come first served, while
+   * the batch has room and the cache can hold what their first step writes (the prompt, or for a preempted
+   * sequence everything it had) besides what the running sequences' next step needs.
+   */
+  private void admit() {
+    dropGivenUp(); // first: preempted sequences may hold the queue up
     int planned = 0; // blocks this step already needs for the running sequences and those admitted above
     for (Sequence s : active) {
       planned += blocksFor(s, s.nextStepTokens());
@@ -314,7 +320,7 @@ public final class Engine implements AutoCloseable {
         List<Sequence> siblings = forks.remove(s);
         if (siblings != null) {
           for (Sequence sibling : siblings) {
-            sibling.cancelIfAsked(); // the same request's listener: CANCELLED
+            sibling.cancel(); // the same request: CANCELLED
             s.request.choiceDone(sibling);
           }
         }
@@ -331,11 +337,11 @@ public final class Engine implements AutoCloseable {
       active.add(s);
       planned += need - attachCachedPrefix(s); // the cached blocks it took are not allocated
     }
-    while (!waiting.isEmpty()) {
+    while (!waiting.isEmpty() && !closed) { // after close() (during a beam search, say) the loop fails the queue
       Request r = waiting.peek();
       if (r.params.isBeamSearch()) {
-        if (!active.isEmpty() || closed) {
-          return; // beam search runs alone: let the batch drain first (after close(): the loop fails the queue)
+        if (!active.isEmpty()) {
+          return; // beam search runs alone: let the batch drain first
         }
         waiting.poll();
         beamSearches = 1;
@@ -403,7 +409,7 @@ public final class Engine implements AutoCloseable {
       s.request.choiceDone(s);
       List<Sequence> siblings = forks.remove(s);
       for (Sequence sibling : siblings == null ? List.<Sequence>of() : siblings) {
-        sibling.cancelIfAsked();
+        sibling.cancel();
         s.request.choiceDone(sibling);
       }
     }
@@ -776,6 +782,8 @@ public final class Engine implements AutoCloseable {
       if (closed) { // close() waits for the loop: a search in flight stops at its next step
         throw new IllegalStateException("the generator was closed");
       }
+      incoming.drainTo(waiting); // the requests queued behind the search that their callers gave up end now
+      dropGivenUp();
       float[][] logits = model.forward(seqs, kv);
       forwardPasses++;
       for (OptModel.SeqStep s : seqs) {
@@ -814,7 +822,8 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Stops the loop; requests still queued or running fail with IllegalStateException. Waits up to 10 s for a step
-   * in progress ({@link #stopped} says whether it ended).
+   * in progress ({@link #stopped} says whether it ended); called on the loop's own thread (from a listener or a
+   * future's callback) it does not wait: the loop ends as that step returns to it.
    */
   @Override
   public void close() {
@@ -824,6 +833,11 @@ public final class Engine implements AutoCloseable {
   /** As {@link #close()}, waiting at most {@code waitNanos} for the step in progress. */
   void close(long waitNanos) {
     closed = true;
+    if (Thread.currentThread() == loop) {
+      // Called from a listener or a future's callback on the loop itself: the loop ends when this step returns to it
+      // (joining itself would only time out, holding the step 10 s).
+      return;
+    }
     loop.interrupt();
     // Wait even if this thread is interrupted (an interrupted generate() leaves its flag set, and then close()
     // would return at once, before the loop ended, and the model's memory would not be freed until it does).
@@ -843,6 +857,11 @@ public final class Engine implements AutoCloseable {
     if (interrupted) {
       Thread.currentThread().interrupt();
     }
+  }
+
+  /** Whether the caller runs on the engine's own thread (a listener, a callback of a future it completes). */
+  public boolean onLoopThread() {
+    return Thread.currentThread() == loop;
   }
 
   /** Whether the step loop has ended (after {@link #close}: false only while a step outlasted close's wait). */

@@ -220,6 +220,11 @@ final class Sequence {
     return false;
   }
 
+  /** Finishes as CANCELLED: its request was found cancelled (another completion of it, or the queue, saw it). */
+  void cancel() {
+    finish = FinishReason.CANCELLED;
+  }
+
   /**
    * Its request fails with {@code e}, a reason of its own (a pick that cannot be made, such as every token banned):
    * the sequence ends, as cancelled, and the request's future carries {@code e}; the rest of the batch goes on.
