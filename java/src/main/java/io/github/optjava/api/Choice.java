@@ -10,6 +10,8 @@ import java.util.List;
  * @param tokenIds     the generated token ids (with {@code echo}, the prompt's ids first, BOS included)
  * @param finishReason why it ended
  * @param logprobs     per token of {@code tokenIds}, when {@code logprobs} or {@code echo} was asked for; else empty
+ *                     (a prompt token's log-prob is null where there is none: the first token, or every token of an
+ *                     echo prompt that was never read because its request was cancelled while it waited)
  * @param score        beam search: HF's length-normalised beam score; otherwise the sum of the generated
  *                     tokens' log-probs under the distribution they were drawn from
  */

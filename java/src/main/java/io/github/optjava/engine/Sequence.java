@@ -480,7 +480,9 @@ final class Sequence {
       out = tokenizer.decode(request.promptIds, true, false) + out;
     }
     ids.addAll(generated);
-    List<TokenLogprob> lps = wantLogprobs ? List.copyOf(logprobs) : List.of();
+    // An echo prompt is scored when it is read; one never read (cancelled while queued) still gets an entry per token.
+    List<TokenLogprob> lps = !wantLogprobs ? List.of() : request.params.echo() && logprobs.isEmpty()
+        ? List.copyOf(scorer.unscored(request.promptIds)) : List.copyOf(logprobs);
     return new Choice(choice, out, List.copyOf(ids), finish, lps, sumLogprob);
   }
 }

@@ -45,6 +45,15 @@ final class TokenLogprobs {
     return Arrays.asList(out);
   }
 
+  /** The prompt's tokens without scores: an echo prompt never read (its request was cancelled before its turn). */
+  List<TokenLogprob> unscored(int[] prompt) {
+    List<TokenLogprob> out = new java.util.ArrayList<>(prompt.length);
+    for (int id : prompt) {
+      out.add(new TokenLogprob(id, text(id), null, Map.of()));
+    }
+    return out;
+  }
+
   /**
    * Echo / scoring from scores the model computed ({@code scores[i - 1]} = log P(prompt[i] | prompt[&lt;i])), as
    * {@link #prompt(int[], float[], int)} gives them without alternatives.

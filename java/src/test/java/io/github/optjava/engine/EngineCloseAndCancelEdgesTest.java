@@ -18,8 +18,11 @@ import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import org.junit.jupiter.api.Test;
 
-/** Review of session 16's engine changes (helper engrev16): each test proves one suspected defect. */
-class EngineReviewEr16Test {
+/**
+ * Closing and cancelling at the edges (on the engine's own thread, behind a beam search, with a listener whose flag
+ * flips): the defects a review of session 16's engine changes found, one test each.
+ */
+class EngineCloseAndCancelEdgesTest {
   private static final OptTokenizer TOKENIZER = TinyOpt.tokenizer();
 
   /**
@@ -194,8 +197,6 @@ class EngineReviewEr16Test {
       Completion c = queued.get(60, TimeUnit.SECONDS);
       double secs = (System.nanoTime() - t0) / 1e9;
       boolean beamDoneFirst = beam.isDone();
-      System.out.printf("[er16] cancelled behind a beam search: ended after %.2f s; beam done first: %s%n", secs,
-          beamDoneFirst);
       assertEquals(FinishReason.CANCELLED, c.choices().get(0).finishReason());
       assertTrue(!beamDoneFirst, "the cancelled request waited " + secs + " s for the beam search to end");
     } finally {
