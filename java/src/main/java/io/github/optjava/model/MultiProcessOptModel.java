@@ -55,17 +55,10 @@ public final class MultiProcessOptModel implements CausalLm {
   }
 
   /**
-   * Loads the driver's part (on its own thread) and waits until every worker has loaded its own.
+   * Loads the driver's part (on its own thread) and waits until every worker has loaded its own; gives up on a
+   * worker silent for {@code heartbeatSilence} ({@link Mesh#watch}; the same on every process).
    *
    * @throws IllegalStateException naming the rank that failed, after closing the links (the other workers stop)
-   */
-  public static MultiProcessOptModel drive(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
-    return drive(mesh, layout, loader, java.time.Duration.ofSeconds(60));
-  }
-
-  /**
-   * As {@link #drive(Mesh, JobLayout, Supplier)}, giving up on a worker silent for {@code heartbeatSilence}
-   * ({@link Mesh#watch}; the same on every process).
    */
   public static MultiProcessOptModel drive(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader,
       java.time.Duration heartbeatSilence) {

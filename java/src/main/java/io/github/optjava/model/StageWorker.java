@@ -27,15 +27,8 @@ public final class StageWorker {
 
   /**
    * Serves until the driver closes the model (returns normally) or something fails (throws, after telling
-   * the driver). Closes the part and the mesh either way.
-   */
-  public static void serve(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader) {
-    serve(mesh, layout, loader, Duration.ofSeconds(60));
-  }
-
-  /**
-   * As {@link #serve(Mesh, JobLayout, Supplier)}, giving up on a driver silent for {@code heartbeatSilence}
-   * ({@link Mesh#watch}; the same on every process).
+   * the driver), giving up on a driver silent for {@code heartbeatSilence} ({@link Mesh#watch}; the same on every
+   * process). Closes the part and the mesh either way.
    */
   public static void serve(Mesh mesh, JobLayout layout, Supplier<ProcessPart> loader, Duration heartbeatSilence) {
     Mesh.Link control;

@@ -29,6 +29,7 @@ import org.junit.jupiter.api.Test;
  */
 class MultiProcessFailureTest {
   private static final JobLayout TWO_STAGES = new JobLayout(2, 1);
+  private static final Duration HEARTBEAT = Duration.ofSeconds(60);
 
   private static int freePort() throws IOException {
     try (ServerSocket s = new ServerSocket(0)) {
@@ -116,9 +117,9 @@ class MultiProcessFailureTest {
     Mesh[] mesh = meshes();
     CompletableFuture<Void> worker = CompletableFuture.runAsync(() -> StageWorker.serve(mesh[1], TWO_STAGES, () -> {
       throw new IllegalStateException("no space left for stage 1");
-    }));
+    }, HEARTBEAT));
     IllegalStateException e = assertThrows(IllegalStateException.class,
-        () -> MultiProcessOptModel.drive(mesh[0], TWO_STAGES, loader(mesh[0])));
+        () -> MultiProcessOptModel.drive(mesh[0], TWO_STAGES, loader(mesh[0]), HEARTBEAT));
     assertTrue(e.getMessage().contains("rank 1 failed: loading its part: no space left for stage 1"), e.getMessage());
     ExecutionException w = assertThrows(ExecutionException.class, () -> worker.get(10, TimeUnit.SECONDS));
     assertEquals("no space left for stage 1", w.getCause().getMessage());
@@ -128,8 +129,8 @@ class MultiProcessFailureTest {
   void aWorkerThatVanishesFailsTheNextStepAndTheJobStaysFailed() throws Exception {
     Mesh[] mesh = meshes();
     CompletableFuture<Void> worker = CompletableFuture.runAsync(() -> StageWorker.serve(mesh[1], TWO_STAGES,
-        loader(mesh[1])));
-    try (MultiProcessOptModel model = MultiProcessOptModel.drive(mesh[0], TWO_STAGES, loader(mesh[0]));
+        loader(mesh[1]), HEARTBEAT));
+    try (MultiProcessOptModel model = MultiProcessOptModel.drive(mesh[0], TWO_STAGES, loader(mesh[0]), HEARTBEAT);
         KvCache cache = model.newCache(16, 16)) {
       List<OptModel.SeqStep> step = List.of(new OptModel.SeqStep(1, new int[] {2, 100, 200}, false));
       assertEquals(model.config().vocabSize(), model.forward(step, cache)[0].length, "a step that works");

@@ -29,6 +29,7 @@ import org.junit.jupiter.api.Test;
  */
 class MultiProcessStepTest {
   private static final JobLayout TWO_STAGES = new JobLayout(2, 1);
+  private static final java.time.Duration HEARTBEAT = java.time.Duration.ofSeconds(60);
 
   @Test
   void microBatchesAreConsecutiveAndAsEvenAsTheyGo() {
@@ -61,10 +62,10 @@ class MultiProcessStepTest {
       }
     };
     CompletableFuture<Void> worker = CompletableFuture.runAsync(
-        () -> StageWorker.serve(workerMesh, TWO_STAGES, loader.apply(workerMesh)));
+        () -> StageWorker.serve(workerMesh, TWO_STAGES, loader.apply(workerMesh), HEARTBEAT));
     CpuOps ops = new CpuOps();
     try (OptModel whole = ref.load(ops, null); KvCache wc = HfReference.cache(ops, whole.config());
-        MultiProcessOptModel job = MultiProcessOptModel.drive(driverMesh, TWO_STAGES, loader.apply(driverMesh));
+        MultiProcessOptModel job = MultiProcessOptModel.drive(driverMesh, TWO_STAGES, loader.apply(driverMesh), HEARTBEAT);
         KvCache jc = job.newCache(64, 16)) {
       int vocab = config.vocabSize();
       List<OptModel.SeqStep> step = new ArrayList<>();
