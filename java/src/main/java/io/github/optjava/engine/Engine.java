@@ -833,7 +833,7 @@ public final class Engine implements AutoCloseable {
   /** As {@link #close()}, waiting at most {@code waitNanos} for the step in progress. */
   void close(long waitNanos) {
     closed = true;
-    if (Thread.currentThread() == loop) {
+    if (onLoopThread()) {
       // Called from a listener or a future's callback on the loop itself: the loop ends when this step returns to it
       // (joining itself would only time out, holding the step 10 s).
       return;

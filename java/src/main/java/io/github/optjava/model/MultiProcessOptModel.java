@@ -302,7 +302,7 @@ public final class MultiProcessOptModel implements CausalLm {
   }
 
   private void requireUsable() {
-    if (broken || mesh.lost() != null) {
+    if (broken()) {
       throw new IllegalStateException("the multi-process job failed earlier (" + (mesh.lost() != null ? mesh.lost()
           : "see the first error and the other ranks' logs") + "): restart every process");
     }
