@@ -21,28 +21,21 @@ final class Backends {
   }
 
   /**
-   * {@code -Dopt.cuda.int8=true}: int8 Linear weights on CUDA, one GPU (native/src/linear_int8.cu; written in session
-   * 11, not yet run on a GPU, so off until check_ops group int8 and its parity tests have passed on one).
-   */
-  static final boolean CUDA_INT8 = Boolean.getBoolean("opt.cuda.int8");
-
-  /**
-   * Refuses what {@code device} cannot run: int8 weights on CUDA (only the CPU backend has verified ones;
-   * {@link Device#AUTO} picks the CPU for them; {@code -Dopt.cuda.int8=true} allows one GPU), a BF16 KV cache on the
-   * CPU, a KV-cache dtype other than the activations' on CUDA.
+   * Refuses what {@code device} cannot run: int8 weights on several GPUs (CUDA runs them on one GPU:
+   * native/src/linear_int8.cu, verified on an H100 on 2026-11-27), a BF16 KV cache on the CPU, a KV-cache dtype
+   * other than the activations' on CUDA.
    * Called with the device asked for (before anything is downloaded: AUTO checks nothing yet) and again with the
    * device chosen.
    */
   static void requireSupported(GeneratorOptions options, Device device) {
     Quantization quantization = options.quantization();
     boolean oneGpu = options.tensorParallel() == 1 && options.pipelineParallel() == 1;
-    if (quantization != Quantization.NONE && device == Device.CUDA && !(CUDA_INT8 && oneGpu)) {
-      throw new IllegalArgumentException(CUDA_INT8 ? "int8 weights on CUDA run on one GPU only so far (tensor and "
-          + "pipeline parallel 1): use Quantization.NONE (--quantize none) for a model over several GPUs" : "int8 weights (Quantization." + quantization + ", --quantize "
-          + quantization.name().toLowerCase(java.util.Locale.ROOT) + ") run on the CPU backend only so far, and "
-          + "the CUDA device was asked for: use Device.CPU or AUTO (--device cpu|auto) for int8 on the CPU, or "
-          + "Quantization.NONE (--quantize none) on the GPU (-Dopt.cuda.int8=true tries the GPU-unverified CUDA "
-          + "int8 kernels on one GPU)");
+    if (quantization != Quantization.NONE && device == Device.CUDA && !oneGpu) {
+      throw new IllegalArgumentException("int8 weights (Quantization." + quantization + ", --quantize "
+          + quantization.name().toLowerCase(java.util.Locale.ROOT) + ") run on one GPU only so far, and tensor "
+          + "parallel " + options.tensorParallel() + " × pipeline parallel " + options.pipelineParallel()
+          + " was asked for: use Quantization.NONE (--quantize none) for a model over several GPUs, or Device.CPU "
+          + "(--device cpu) for int8 over several CPU ranks");
     }
     if (device == Device.CUDA) {
       requireCudaKvCacheDtype(options.kvCacheDtype(), options.dtype());
@@ -76,7 +69,7 @@ final class Backends {
   /** CUDA ops on GPU 0; weights and activations in {@code dtype} (F16 when null), Linear weights int8 if asked. */
   static Ops cuda(DType dtype, boolean int8) {
     io.github.optjava.backend.cuda.CudaOps ops = (io.github.optjava.backend.cuda.CudaOps) cuda(0, dtype);
-    ops.useInt8Linears(int8); // the decoder layers' Linear weights as int8 (-Dopt.cuda.int8)
+    ops.useInt8Linears(int8); // the decoder layers' Linear weights as int8 (Quantization.INT8)
     return ops;
   }
 

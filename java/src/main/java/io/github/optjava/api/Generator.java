@@ -96,13 +96,8 @@ public final class Generator implements AutoCloseable {
     Backends.requireSupported(options, options.device()); // the choices the device asked for by name cannot run
     int tp = options.tensorParallel();
     int pp = options.pipelineParallel();
-    // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU. So do
-    // int8 weights, which only the CPU backend runs so far.
-    boolean int8 = options.quantization() != Quantization.NONE;
-    if (int8 && options.device() == Device.AUTO) {
-      LOG.info("int8 weights (Quantization.INT8, --quantize int8) run on the CPU backend only so far: using the CPU");
-    }
-    Device device = (tp > 1 || pp > 1 || int8) && options.device() != Device.CUDA ? Device.CPU
+    // Parallel runs go to CUDA only when asked for by name (one GPU per rank, NCCL); AUTO means the CPU.
+    Device device = (tp > 1 || pp > 1) && options.device() != Device.CUDA ? Device.CPU
         : chooseDevice(options.device());
     Backends.requireSupported(options, device); // AUTO resolved, still before the model is looked for
     Path dir = ModelLocator.resolve(modelDirOrId, options.revision());
@@ -140,7 +135,7 @@ public final class Generator implements AutoCloseable {
           model = parallel;
           devices = parallel.allOps();
         } else {
-          ops = device == Device.CUDA ? Backends.cuda(options.dtype(), int8)
+          ops = device == Device.CUDA ? Backends.cuda(options.dtype(), options.quantization() == Quantization.INT8)
               : Backends.cpu(options.threads(), options);
           model = new OptModel(config, weights, ops, options.dtype());
           devices = List.of(ops);
@@ -242,6 +237,10 @@ public final class Generator implements AutoCloseable {
       OptModel.Stage.of(0, layout.stages(), config);
       device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
       Backends.requireSupported(options, device);
+      if (device == Device.CUDA && options.quantization() != Quantization.NONE) {
+        throw new IllegalArgumentException("int8 weights (--quantize int8) run on CUDA in one process only so far: "
+            + "use --quantize none for a multi-process GPU job, or Device.CPU (--device cpu)");
+      }
       gpu = device == Device.CUDA ? gpuOf(placement) : -1;
       heartbeat = Mesh.heartbeatSilence();
       job = JobDescription.of(dir, options, layout, device, heartbeat);

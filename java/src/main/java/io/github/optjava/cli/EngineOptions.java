@@ -67,8 +67,8 @@ final class EngineOptions {
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8", converter = QuantizationValue.class,
       description = "Store the decoder layers' Linear weights as int8 per output row (int8), or as loaded (none): "
           + "half the memory of fp16 weights and faster decoding with the Vector API kernels, for a small change in "
-          + "the logits. CPU only so far (--device auto then runs on the CPU; --device cuda with "
-          + "-Dopt.cuda.int8=true tries the GPU-unverified CUDA kernels on one GPU). Default: ${DEFAULT-VALUE}.")
+          + "the logits. On CUDA one GPU only; there batch-1 decode gains, larger batches run slower than fp16. "
+          + "Default: ${DEFAULT-VALUE}.")
   Quantization quantize;
 
   @Option(names = "--kv-cache-dtype", defaultValue = "auto", paramLabel = "auto|f32|f16",

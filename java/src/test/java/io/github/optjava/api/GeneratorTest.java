@@ -51,7 +51,8 @@ class GeneratorTest {
   /**
    * int8 Linear weights through the public API: the text's log-probabilities move (the weights really are
    * quantized) but stay within 0.3 of the float32 model's (measured: 0.116 at most, on this random model of hidden
-   * size 64); Device.CUDA is refused before anything loads (AUTO picks the CPU for int8).
+   * size 64); int8 over several GPUs is refused before anything loads (one GPU runs it; AUTO picks CUDA where it is
+   * usable, as without int8).
    */
   @Test
   void int8WeightsScoreCloseToFloat32() throws URISyntaxException {
@@ -60,7 +61,8 @@ class GeneratorTest {
     Score exact = gen.score(text);
     try (Generator int8 = Generator.open(dir.toString(), GeneratorOptions.defaults().withDevice(Device.AUTO)
         .withKvCacheTokens(4096).withQuantization(Quantization.INT8))) {
-      assertEquals(Device.CPU, int8.device(), "AUTO runs int8 on the CPU, GPU or not");
+      assertEquals(io.github.optjava.backend.cuda.CudaProbe.probe().usable() ? Device.CUDA : Device.CPU,
+          int8.device(), "AUTO runs int8 where it runs the model without int8");
       Score quantized = int8.score(text);
       assertEquals(exact.tokenIds(), quantized.tokenIds());
       double worst = 0;
@@ -86,11 +88,15 @@ class GeneratorTest {
     GeneratorOptions int8Options = GeneratorOptions.defaults().withQuantization(Quantization.INT8);
     // Refused before the model is looked for: a Hub id that is nowhere would otherwise fail first.
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-        () -> Generator.open("nobody/no-such-model", int8Options.withDevice(Device.CUDA)));
-    assertTrue(e.getMessage().contains("--quantize int8") && e.getMessage().contains("--device cpu|auto"),
-        e.getMessage());
+        () -> Generator.open("nobody/no-such-model", int8Options.withDevice(Device.CUDA).withTensorParallel(2)));
+    assertTrue(e.getMessage().contains("--quantize int8") && e.getMessage().contains("one GPU only")
+        && e.getMessage().contains("tensor parallel 2 × pipeline parallel 1"), e.getMessage());
+    assertThrows(IllegalArgumentException.class, () -> Backends.requireSupported(int8Options.withPipelineParallel(2),
+        Device.CUDA));
+    Backends.requireSupported(int8Options, Device.CUDA); // one GPU
     Backends.requireSupported(int8Options, Device.CPU);
     Backends.requireSupported(int8Options, Device.AUTO);
+    Backends.requireSupported(int8Options.withTensorParallel(2), Device.CPU);
     Backends.requireSupported(GeneratorOptions.defaults(), Device.CUDA);
     // The load log's line: opt-1.3b's 24 × (4 × 2048² + 2 × 2048 × 8192) Linear weights and their row scales.
     assertTrue(Generator.int8Summary(io.github.optjava.model.OptShapes.of("1.3b"))

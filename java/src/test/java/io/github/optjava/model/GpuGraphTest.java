@@ -77,7 +77,6 @@ class GpuGraphTest {
   /** The matrix-vector kernel with 4 warps per output group (session 11, not yet run on a GPU) in graphs. */
   @ParameterizedTest(name = "{0} kernels={1}")
   @CsvSource({"F32, gemvsplit", "F16, gemvsplit"})
-  @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
   void graphReplayWithSplitGemvEqualsEagerSteps(DType dtype, String kernel) {
     long before = io.github.optjava.backend.cuda.OptKernels.opt_launch_count(

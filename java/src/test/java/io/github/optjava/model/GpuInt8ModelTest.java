@@ -17,7 +17,6 @@ import org.junit.jupiter.api.Test;
  * as {@link FastCpuOpsModelTest} runs them. float32 activations, so the only differences are the sums' order.
  */
 @GpuTest
-@Tag("gpu-new")
 @Tag("gpu-new-int8")
 class GpuInt8ModelTest {
 

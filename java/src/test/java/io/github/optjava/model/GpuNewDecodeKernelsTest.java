@@ -30,7 +30,6 @@ class GpuNewDecodeKernelsTest {
   /** The split-KV attention with a group of threads per key row (-Dopt.cuda.groupedSplit) against the per-key one. */
   @ParameterizedTest(name = "{0}")
   @CsvSource({"1.3b", "6.7b"})
-  @Tag("gpu-new")
   @Tag("gpu-new-grouped")
   void graphReplayWithTheGroupedSplitEqualsEagerPerKeySteps(String shape) {
     replayEqualsEager(shape, OptKernels.COUNT_GROUPED_SPLIT, ops -> ops.useGroupedSplit(true), () -> { }, () -> { });
@@ -43,7 +42,6 @@ class GpuNewDecodeKernelsTest {
    */
   @ParameterizedTest(name = "{0}")
   @CsvSource({"1.3b"}) // (4096-wide rows: CudaOpsParityTest.layerNormsThroughTheVectorKernel)
-  @Tag("gpu-new")
   @Tag("gpu-new-vecnorm")
   void graphReplayWithTheVectorLayerNormEqualsEagerScalarSteps(String shape) {
     boolean before = CudaOps.vectorNorm();

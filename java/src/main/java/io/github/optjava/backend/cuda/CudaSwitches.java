@@ -44,14 +44,16 @@ final class CudaSwitches {
    */
   static final String GEMV = System.getProperty("opt.cuda.gemv", "1");
   /**
-   * {@code -Dopt.cuda.gemvSplit=1|2|4|auto}: warps per group of outputs in the matrix-vector kernel. 1 (the default,
-   * verified on an H100): one warp streams a whole weight row. 2 or 4: that many warps share each row and add their
-   * sums in a fixed order, so Linears with few outputs (opt-1.3b's out_proj and fc2: 1024 warps on 132 SMs, 1.1 TB/s
-   * under ncu in session 11) keep more loads in flight; auto picks per shape from the SM count
-   * (native/src/linear_small.cu, {@code auto_split}). Written in session 11 after its GPU runs: 1 until check_ops
-   * group gemvsplit and the parity tests have passed on a GPU and a variant ({@code gemvsplit=auto}) was faster.
+   * {@code -Dopt.cuda.gemvSplit=1|2|4|auto}: warps per group of outputs in the matrix-vector kernel. 1: one warp
+   * streams a whole weight row. 2 or 4: that many warps share each row and add their sums in a fixed order, so
+   * Linears with few outputs (opt-1.3b's out_proj and fc2: 1024 warps on 132 SMs, 1.1 TB/s under ncu in session 11)
+   * keep more loads in flight; auto (the default) picks per shape from the SM count (native/src/linear_small.cu,
+   * {@code auto_split}). Written in session 11; auto became the default after check_ops group gemvsplit, its
+   * parity and graph tests and the comparison with HF transformers passed on an H100 (2026-11-27, 700d8c7) and it
+   * was faster at batch 1: opt-1.3b 2.18 against 2.51 ms/token, opt-6.7b 6.96 against 7.34; equal at 2 to 32 rows
+   * (docs/perf.md).
    */
-  static final String GEMV_SPLIT = System.getProperty("opt.cuda.gemvSplit", "1");
+  static final String GEMV_SPLIT = System.getProperty("opt.cuda.gemvSplit", "auto");
   /**
    * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
    * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
@@ -111,19 +113,23 @@ final class CudaSwitches {
    * {@code -Dopt.cuda.groupedSplit=true}: the split-KV decode attention reads each key and value row with a group of
    * threads (16-byte loads of both in one round, an online softmax per group; native/src/attention_grouped.cu) instead
    * of one key per thread, for fp16/bf16 and head_dim 64 or 128 (other shapes keep the per-key kernel); its splits
-   * always merge in the combine kernel. Written in session 12 without a GPU: off until check_ops group grouped and
-   * the GPU tests (tag gpu-new-grouped) have passed on one and the variant {@code splitkernel=grouped} was faster.
+   * always merge in the combine kernel. {@code -Dopt.cuda.groupedSplit=false} runs the per-key kernel. Written in
+   * session 12 without a GPU; the default since check_ops group grouped, its GPU tests (tag gpu-new-grouped) and the
+   * comparison with HF transformers passed on an H100 (2026-11-27, 700d8c7) and it was the fastest variant at every
+   * size: opt-1.3b decode 1.20× at batch 1, 1.36× at 8, 1.41× at 32 (3.42 to 2.43 ms/token); opt-6.7b 1.15× at 1,
+   * 1.36× at 32 (docs/perf.md).
    */
-  static final boolean GROUPED_SPLIT = Boolean.getBoolean("opt.cuda.groupedSplit");
+  static final boolean GROUPED_SPLIT = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.groupedSplit"));
   /**
    * {@code -Dopt.cuda.vecNorm=true}: layer norms (and the fused bias + residual add + layer norm) of rows of whole
    * 16-byte chunks run the vector kernel (native/src/layernorm.cu: each thread loads its chunks at once and keeps the
    * row in registers, one round of memory latency instead of about nine; the same residual bits). Process-wide, like
-   * chained launches (a switch of the kernel library). Written in session 12 without a GPU: off until check_ops
-   * group vecnorm and the GPU tests (tag gpu-new-vecnorm) have passed on one and the variant {@code lnvec=on} was
-   * faster.
+   * chained launches (a switch of the kernel library); {@code -Dopt.cuda.vecNorm=false} keeps the scalar kernel.
+   * Written in session 12 without a GPU; the default since check_ops group vecnorm, its GPU tests (tag
+   * gpu-new-vecnorm) and the comparison with HF transformers passed on an H100 (2026-11-27, 700d8c7) and the variant
+   * {@code lnvec=on} was faster at every size: 1.02–1.07× decode, 1.3b and 6.7b, batch 1 to 32 (docs/perf.md).
    */
-  static final boolean VECTOR_NORM = Boolean.getBoolean("opt.cuda.vecNorm");
+  static final boolean VECTOR_NORM = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.vecNorm"));
   /**
    * {@code -Dopt.cuda.prefetch=off|load|hint}: {@link CudaOps#prefetch} streams the weights a layer's next Linears read
    * towards L2 on a second stream while attention runs (native/src/prefetch.cu: 16-byte loads, or prefetch.global.L2

@@ -393,7 +393,6 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} split={1}")
   @org.junit.jupiter.params.provider.CsvSource({"F32, 2", "F16, 2", "BF16, 2", "F16, 4", "BF16, 4", "F32, 0",
       "F16, 0"})
-  @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
   void linearThroughSplitGemv(DType d, int split) {
     CudaOps g = gpu(d);
@@ -758,7 +757,6 @@ class CudaOpsParityTest {
   /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, not yet on a GPU). */
   @ParameterizedTest(name = "{0} split={1}")
   @org.junit.jupiter.params.provider.CsvSource({"F16, 2", "F16, 4", "BF16, 4", "F32, 0"})
-  @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
   void qkvProjectAppendThroughSplitGemv(DType d, int split) {
     qkvProjectAppendThroughGemv(d, split, false);
@@ -770,7 +768,6 @@ class CudaOpsParityTest {
    */
   @ParameterizedTest(name = "{0} split={1}")
   @org.junit.jupiter.params.provider.CsvSource({"F32, 1", "F16, 1", "BF16, 1", "F16, 0"})
-  @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-int8")
   void qkvProjectAppendThroughInt8(DType d, int split) {
     qkvProjectAppendThroughGemv(d, split, true);
@@ -783,7 +780,6 @@ class CudaOpsParityTest {
    */
   @ParameterizedTest(name = "{0} split={1}")
   @org.junit.jupiter.params.provider.CsvSource({"F32, 1", "F16, 1", "BF16, 1", "F16, 2", "BF16, 0"})
-  @org.junit.jupiter.api.Tag("gpu-new")
   @org.junit.jupiter.api.Tag("gpu-new-int8")
   void linearThroughInt8(DType d, int split) {
     CudaOps g = gpu(d);
@@ -797,8 +793,11 @@ class CudaOpsParityTest {
         int8Case(g, d, 8, 256, 40);
         assertEquals(before + 3 * 2, g.gemvLaunches(), d + ": 1–8 rows in a multiple of 16 run the int8 kernel");
         int8Case(g, d, 33, 128, 64); // more rows: dequantized, then the GEMM
-        int8Case(g, d, 1, 83, 40); // a width not a multiple of 16: dequantized too
-        assertEquals(before + 3 * 2, g.gemvLaunches(), d + ": the rest through the dequantized weight");
+        assertEquals(before + 3 * 2, g.gemvLaunches(), d + ": 33 rows through the dequantized weight and the GEMM");
+        // A width not a multiple of 16: dequantized too; its one row then takes the fp16 matrix-vector kernel (one
+        // launch per relu case), which the H100 run of 2026-11-27 counted (the test expected none).
+        int8Case(g, d, 1, 83, 40);
+        assertEquals(before + 3 * 2 + 2, g.gemvLaunches(), d + ": one row over the dequantized weight");
       });
     } finally {
       g.useGemvSplit(splitBefore);
