@@ -188,7 +188,6 @@ nvcc_bin="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)"
 cc="$(timeout 20 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
 case "$cc" in [0-9][0-9]|[0-9][0-9][0-9]) ;; *) cc=90 ;; esac
 pid_nvcc=""
-pid_l2=""
 if [ -n "$nvcc_bin" ]; then
   rm -f target/check_ops
   # One nvcc per source file, in parallel, then a link: one nvcc over all of them compiles them one after the other
@@ -207,11 +206,6 @@ if [ -n "$nvcc_bin" ]; then
     for p in "${pids[@]}"; do wait "$p" || brc=1; done
     [ $brc -eq 0 ] && timeout 60 "$nvcc_bin" -arch="sm_$cc" "${objs[@]}" -o target/check_ops ) > "$OUT/check_ops.log" 2>&1 &
   pid_nvcc=$!
-  # native/dev/l2_prefetch.cu (session 12): does streaming a Linear's weight into L2 beside latency-bound kernels pay?
-  rm -f target/l2_prefetch
-  timeout 240 "$nvcc_bin" -O3 -arch="sm_$cc" -I native/include native/dev/l2_prefetch.cu native/src/linear_small.cu \
-    native/src/launch.cu -o target/l2_prefetch > "$W/l2_build.log" 2>&1 &
-  pid_l2=$!
 fi
 hf_model=target/hf-opt-1.3b
 timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --shape 1.3b --seed 0 \
@@ -256,12 +250,11 @@ else
   # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
   # int8 (session 11): Linears over int8 weights and their dequantization, behind -Dopt.cuda.int8.
   # grouped (session 12): the split-KV decode attention with a group of threads per key row, -Dopt.cuda.groupedSplit.
-  # vecnorm (session 12): the layer norms' vector kernel, -Dopt.cuda.vecNorm; prefetch (session 12): opt_prefetch_l2,
-  # -Dopt.cuda.prefetch=load|hint.
-  groups="base split grouped vecnorm prefetch tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
+  # vecnorm (session 12): the layer norms' vector kernel, -Dopt.cuda.vecNorm.
+  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
   # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine vecnorm prefetch"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine vecnorm"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -287,7 +280,7 @@ new_cap=150 new_keep=200 new_min=60
 # session 13) and gpu-new-lttune (cuBLASLt's algorithms chosen by timing, session 14) have no kernel of their own:
 # they always run.
 new_excl=()
-for k in fa score combine fold gemvsplit int8 grouped vecnorm prefetch; do
+for k in fa score combine fold gemvsplit int8 grouped vecnorm; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
@@ -348,25 +341,8 @@ all_new_variant() {
   case "$passed_groups" in *" gemvsplit "*) v+=(gemvsplit=auto) ;; esac
   case "$passed_groups" in *" grouped "*) v+=(splitkernel=grouped) ;; esac
   case "$passed_groups" in *" vecnorm "*) v+=(lnvec=on) ;; esac
-  case "$passed_groups" in *" prefetch "*) v+=(prefetch=load) ;; esac
   [ ${#v[@]} -ge 2 ] && printf ';%s' "$(IFS=,; echo "${v[*]}")"
   return 0
-}
-# native/dev/l2_prefetch (a diagnostic, ≈ 10 s): the one-row Linear from a flushed L2, after its weight was loaded
-# into L2, and after a latency-bound stand-in overlapped with that load on a second stream. Row "l2 prefetch".
-l2_run() {
-  if [ -z "$pid_l2" ] || ! wait "$pid_l2" || [ ! -x target/l2_prefetch ]; then
-    row "l2 prefetch" "skip" "not built: $(tail -1 "$W/l2_build.log" 2>/dev/null | cut -c1-90)"
-    return 0
-  fi
-  if [ $(( budget - SECONDS - tail_s )) -lt 25 ]; then
-    row "l2 prefetch" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
-    return 0
-  fi
-  local lrc
-  timeout "$(cap 30 "$tail_s")" target/l2_prefetch > "$W/bench_l2_prefetch.log" 2>&1
-  lrc=$?
-  row "l2 prefetch" "info" "exit $lrc: $(grep -m1 '1.3b fc1' "$W/bench_l2_prefetch.log" | tr -s ' ' | cut -c1-100)"
 }
 # The flagged decode kernels that passed check_ops, as -D options (empty: none). The second ncu table runs with them.
 new_decode_flags() {
@@ -455,11 +431,8 @@ else
     # All of them in one CompareMain (each run costs ~40 s of the budget), then, only if that failed, one per kernel
     # so that the failure names its kernel.
     # Session 11: fa, chained, inline combine and folded norms passed this comparison (docs/perf.md); the
-    # candidates now are the split matrix-vector kernel, the grouped split-KV attention, the vector layer norm and
-    # the L2 prefetch branch.
+    # candidates now are the split matrix-vector kernel, the grouped split-KV attention and the vector layer norm.
     new_flags="$(new_decode_flags)"
-    # the L2 prefetch changes no number, but its graph branch runs through the whole engine here
-    case "$passed_groups" in *" prefetch "*) new_flags="${new_flags:+$new_flags }-Dopt.cuda.prefetch=load" ;; esac
     if [ -z "$new_flags" ]; then
       row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
     elif ! compare_new "$new_flags" && [ "$(echo "$new_flags" | wc -w)" -gt 1 ]; then
@@ -663,40 +636,39 @@ if [ "$peer_only" = 1 ]; then
   ncu_run decode-b32 1.3b 32
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   50
 elif [ "$quick" = 1 ]; then
-  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 12)
+  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 10)
   variant_run "opt-1.3b decode" 90 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
   # the same with the flagged decode kernels that passed their checks (the split gemv, session 11; the grouped
   # split-KV attention, session 12): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
   # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
   # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
-  # Cap: up to 11 variants (6 when the cap of 100 was set; session 12 added 5) at ~8.5 s each for 4 batch sizes (session
-  # 11: ~10 s at 5) + ~5 s to start: ~100 s, so 100 would cut the last, all-new-kernels variant.
+  # Cap: up to 10 variants (6 when the cap of 100 was set) at ~8.5 s each for 4 batch sizes (session 11: ~10 s at 5)
+  # + ~5 s to start: ~90 s, so 100 would leave little room for the last, all-new-kernels variant.
   variant_run "opt-1.3b decode" 125 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   # Order (session 14's pre-mortem review): the plan's first item is the split gemv at 1.3b AND 6.7b batch 1, so
   # the 6.7b variants come next, then int8 (item 2) and the ncu tables; the 1.3b comparison with HF and the prefill
   # variants (both measured in session 11, and the second planned call, peer-only or quick, runs the 1.3b comparison
   # again) come after them. At budget 500 with ~200 s spent before step 8, the old order ran out before the 6.7b
   # variants and both ncu tables.
-  # Cap: up to 9 variants (4 when the cap of 100 was set) at ~9.5 s each for batch 1 and 32 (session 11) + the 13 GB
-  # build: ~105 s.
+  # Cap: up to 8 variants (4 when the cap of 100 was set) at ~9.5 s each for batch 1 and 32 (session 11) + the 13 GB
+  # build: ~95 s.
   variant_run "opt-6.7b decode" 125 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(passed_variant prefetch prefetch=load prefetch=hint)$(all_new_variant)"
+    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
   int8_run
   ncu_run decode-b1 1.3b 1
   # the flagged decode kernels together (the split gemv, the grouped attention, the vector norm): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
-  l2_run
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
@@ -750,7 +722,6 @@ echo
 for f in "$W"/ncu_summary_*.txt; do
   [ -s "$f" ] && { echo "== ncu $(basename "$f" .txt | sed 's/^ncu_summary_//'), opt-1.3b f16, kernels of replayed decode graphs =="; cat "$f"; echo; }
 done
-[ -s "$W/bench_l2_prefetch.log" ] && { echo "== L2 prefetch (native/dev/l2_prefetch.cu), one-row Linears, µs =="; cat "$W/bench_l2_prefetch.log"; echo; }
 for f in "$W"/profile_*.txt; do
   [ -s "$f" ] && { echo "== profile $(basename "$f" .txt | sed 's/^profile_//'), opt-1.3b f16, eager =="; cat "$f"; echo; }
 done

@@ -1175,12 +1175,12 @@ def issue5_targets(ours, hf, variants, roof, gemm_frac):
     return out
 
 
-NEW_KERNEL_LETTERS = {"grouped_split": "g", "vector_layernorm": "n", "prefetch_l2": "p", "split_gemv": "s"}
+NEW_KERNEL_LETTERS = {"grouped_split": "g", "vector_layernorm": "n", "split_gemv": "s"}
 
 
 def new_kernels(d):
     """The letters of the GPU-unverified kernels a line's run launched (opt bench's new_kernel_launches: g grouped
-    split-KV attention, n vector layer norm, p L2 prefetch, s split gemv), '.' for none, '?' without the field."""
+    split-KV attention, n vector layer norm, s split gemv), '.' for none, '?' without the field."""
     launches = d.get("new_kernel_launches")
     if not isinstance(launches, dict):
         return "?"

@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm prefetch tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -961,31 +961,6 @@ void check_vector_norm_all() {
   opt_set_vector_layernorm(previous);
 }
 
-// opt_prefetch_l2 (session 12, not yet run on a GPU): both kinds run on a stream of their own
-// and leave the buffer as it was; a bad hint and a misaligned buffer (loads) are invalid values; an empty one is ok.
-void check_prefetch() {
-  const size_t words = (static_cast<size_t>(40) << 20) / sizeof(uint16_t);  // 40 MB: an opt-1.3b fc1 and more
-  std::vector<uint16_t> host(words);
-  for (size_t i = 0; i < words; ++i) host[i] = static_cast<uint16_t>(i * 2654435761u >> 16);
-  DevBuf<uint16_t> d(host);
-  cudaStream_t side;
-  CHECK_CUDA(cudaStreamCreateWithFlags(&side, cudaStreamNonBlocking));
-  int wrong = 0;
-  for (int hint : {0, 1}) {
-    wrong += opt_prefetch_l2(d.ptr, words * sizeof(uint16_t), hint, side) != 0;
-    wrong += opt_prefetch_l2(d.ptr + 8, 1000, hint, side) != 0;  // 16-byte aligned, ragged tail
-  }
-  wrong += opt_prefetch_l2(d.ptr, 0, 0, side) != 0;
-  wrong += opt_prefetch_l2(nullptr, 64, 1, side) != 0;
-  wrong += opt_prefetch_l2(d.ptr, 64, 2, side) != 1;  // cudaErrorInvalidValue
-  wrong += opt_prefetch_l2(d.ptr + 1, 64, 0, side) != 1;  // 2 bytes off: loads need 16-byte alignment
-  CHECK_CUDA(cudaStreamSynchronize(side));
-  CHECK_CUDA(cudaStreamDestroy(side));
-  const std::vector<uint16_t> after = d.download();
-  for (size_t i = 0; i < words; ++i) wrong += after[i] != host[i];
-  report("prefetch_l2 (statuses, buffer unchanged)", "u16", wrong, 0.0);
-}
-
 // A ragged batch: a decode sequence with a long context (many tiles), a prefill crossing a tile border,
 // a chunked prefill (5 new tokens on 40 cached), and a sequence with no new tokens. Rows are not in
 // sequence order, and blocks are a random permutation of the pool.
@@ -1771,8 +1746,6 @@ void run_group(const std::string& group) {
       check_attention_kernel<BF16>(kernel);
       check_attention_rules(kernel);
     }
-  } else if (group == "prefetch") {  // opt_prefetch_l2 (session 12; not yet run on a GPU)
-    check_prefetch();
   } else if (group == "vecnorm") {  // opt_set_vector_layernorm (session 12; not yet run on a GPU)
     check_vector_norm_all<F32>();
     check_vector_norm_all<F16>();
@@ -1821,18 +1794,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "prefetch", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
+const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
                                "score", "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm prefetch tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm prefetch tiled tc fa gemv gemvsplit int8 fold logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -54,14 +54,6 @@ OPT_API int opt_chained_launch_supported(void);
 OPT_API int opt_set_vector_layernorm(int on);
 /* Whether the vector layer norm is on (1) or off (0). */
 OPT_API int opt_vector_layernorm(void);
-/*
- * opt_prefetch_l2 (prefetch.cu, session 12, not yet run on a GPU): reads [p, p + bytes) towards L2 on `stream`
- * (one 128-thread block per SM), so that a kernel reading it soon after finds it there; writes nothing, so no result
- * depends on it. hint 0: 16-byte loads through L2 (p 16-byte aligned; a ragged tail is skipped); hint 1:
- * prefetch.global.L2 hints per 128-byte line. Other hints: invalid value. CudaOps runs it on a second stream beside
- * a decode step's attention (-Dopt.cuda.prefetch=load|hint).
- */
-OPT_API int opt_prefetch_l2(const void* p, size_t bytes, int hint, cudaStream_t stream);
 
 /* cudaProfilerStart (on != 0) or cudaProfilerStop: the range a profiler started with --profile-from-start off
  * (ncu, nsys) records; returns the cudaError_t. */
@@ -75,8 +67,7 @@ OPT_API int opt_profiler_range(int on);
  */
 #define OPT_COUNT_GROUPED_SPLIT 0   /* the grouped split-KV attention kernel (attention_grouped.cu) */
 #define OPT_COUNT_VECTOR_LAYERNORM 1 /* the vector layer norm (layernorm.cu, layernorm_vec_kernel) */
-#define OPT_COUNT_PREFETCH_L2 2     /* opt_prefetch_l2's kernels (prefetch.cu) */
-#define OPT_COUNT_SPLIT_GEMV 3      /* linear_small_split_kernel (linear_small.cu; -Dopt.cuda.gemvSplit other than 1) */
+#define OPT_COUNT_SPLIT_GEMV 2      /* linear_small_split_kernel (linear_small.cu; -Dopt.cuda.gemvSplit other than 1) */
 OPT_API long long opt_launch_count(int which);
 
 /*

@@ -136,13 +136,6 @@ public interface Ops extends AutoCloseable {
   }
 
   /**
-   * A hint: {@code weights} are read by Linears that come soon in this step, after ops that move few bytes (a
-   * decode step's attention); a backend may start streaming them towards a cache meanwhile. No result depends on
-   * it. A no-op by default.
-   */
-  default void prefetch(Mat... weights) {}
-
-  /**
    * Causal multi-head attention of this step's queries over the cache (see {@link AttentionBatch}):
    * per head, {@code softmax(q · Kᵀ · scale) · V} in float32, {@code q} and {@code out} (queries, heads × headDim).
    * The keys and values of this step's tokens must already be appended.

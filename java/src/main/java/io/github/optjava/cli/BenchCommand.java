@@ -385,12 +385,12 @@ final class BenchCommand implements Callable<Integer> {
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
       boolean inlineCombine, boolean foldNorm, int gemvSplit, boolean groupedSplit, boolean vectorNorm,
-      String prefetch, boolean ltTune) {
+      boolean ltTune) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
           io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.usesFoldNorm(),
-          c.gemvSplit(), c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(), c.prefetchMode(),
+          c.gemvSplit(), c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(),
           c.usesLtTuning());
     }
 
@@ -406,7 +406,6 @@ final class BenchCommand implements Callable<Integer> {
       c.useGemvSplit(v.gemvSplit() != null ? v.gemvSplit() : gemvSplit);
       c.useGroupedSplit(v.groupedSplit() != null ? v.groupedSplit() : groupedSplit);
       c.useVectorNorm(v.vectorNorm() != null ? v.vectorNorm() : vectorNorm);
-      c.usePrefetch(v.prefetch() != null ? v.prefetch() : prefetch);
       c.useLtTuning(v.ltTune() != null ? v.ltTune() : ltTune);
     }
   }

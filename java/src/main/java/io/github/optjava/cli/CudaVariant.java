@@ -15,12 +15,11 @@ import java.util.Map;
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc|fa},
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
  * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel},
- * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}, {@code lnvec=on|off},
- * {@code prefetch=off|load|hint}, {@code lttune=on|off}; for example {@code attention=first,gemv=off}. The choices
- * mean what the {@code -Dopt.cuda.attention}, {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm},
- * {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine}, {@code -Dopt.cuda.foldNorm},
- * {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit}, {@code -Dopt.cuda.vecNorm},
- * {@code -Dopt.cuda.prefetch} and {@code -Dopt.cuda.ltTune} properties mean (see {@code CudaOps}).
+ * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}, {@code lnvec=on|off}, {@code lttune=on|off};
+ * for example {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention},
+ * {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine},
+ * {@code -Dopt.cuda.foldNorm}, {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit},
+ * {@code -Dopt.cuda.vecNorm} and {@code -Dopt.cuda.ltTune} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -33,19 +32,18 @@ import java.util.Map;
  * @param groupedSplit whether the split-KV attention reads each key row with a group of threads, or null for the
  *     default
  * @param vectorNorm whether layer norms run the vector kernel (process-wide), or null for the default
- * @param prefetch how weights are streamed towards L2 beside attention (off, load, hint), or null for the default
  * @param ltTune whether cuBLASLt picks the algorithms of decode-sized Linears by timing them, or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
     Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm,
-    String prefetch, Boolean ltTune) {
+    Boolean ltTune) {
   /**
    * Every setting a variant may give, for the help text and the error message (a compile-time constant, so that
    * picocli's annotation can use it; {@code CudaVariantTest} checks it names every key the parser reads).
    */
   static final String SETTINGS = "attention=first|split|tiled|tc|fa, gemv=on|off|N rows, gemm=cublas|lt, "
       + "chained=on|off, combine=inline|kernel, norm=fold|kernel, gemvsplit=1|2|4|auto, splitkernel=grouped|perkey, "
-      + "lnvec=on|off, prefetch=off|load|hint, lttune=on|off";
+      + "lnvec=on|off, lttune=on|off";
 
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
@@ -61,7 +59,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -86,17 +84,13 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Integer gemvSplit = gemvSplit(spec, settings.remove("gemvsplit"));
     Boolean groupedSplit = onOff(spec, "splitkernel", settings.remove("splitkernel"), "grouped", "perkey");
     Boolean vectorNorm = onOff(spec, "lnvec", settings.remove("lnvec"), "on", "off");
-    String prefetch = settings.remove("prefetch");
     Boolean ltTune = onOff(spec, "lttune", settings.remove("lttune"), "on", "off");
-    if (prefetch != null && !List.of("off", "load", "hint").contains(prefetch)) {
-      throw bad(spec, "prefetch must be off, load or hint, not '" + prefetch + "'");
-    }
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet()
-          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel, lnvec, prefetch, lttune)");
+          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel, lnvec, lttune)");
     }
     return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm, gemvSplit, groupedSplit,
-        vectorNorm, prefetch, ltTune);
+        vectorNorm, ltTune);
   }
 
   private static Integer gemvRows(String spec, String value) {

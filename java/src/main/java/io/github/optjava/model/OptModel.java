@@ -559,8 +559,6 @@ public final class OptModel implements CausalLm {
           p.qkv.projectAppend(ops, q, cache.store(), l, qkv, preLn ? h : x, slots);
         }
         qkvDone = false;
-        // attention moves few bytes: a backend may stream the next two Linears' weights meanwhile (a hint)
-        ops.prefetch(p.out.weight(), p.fc1.weight());
         ops.attention(a, q, cache.store(), l, batch, heads, scale);
         p.out.project(ops, y, a); // row-parallel: all-reduced across ranks
         // Feed-forward block: fc1 is column-parallel (this rank's ffn / world units).

@@ -146,11 +146,6 @@ public final class ShardedLinear implements AutoCloseable {
         slots);
   }
 
-  /** This rank's weight (for {@link Ops#prefetch}: nothing may write it). */
-  public Mat weight() {
-    return weight;
-  }
-
   /** The bias: this rank's slice (column-parallel) or the whole bias (row-parallel). */
   public Mat bias() {
     return bias;

@@ -54,18 +54,6 @@ class GpuNewDecodeKernelsTest {
   }
 
   /**
-   * Weights streamed towards L2 on a second stream beside attention (-Dopt.cuda.prefetch=load|hint): a branch of the
-   * captured graph that computes nothing, so the logits are those of eager steps without it.
-   */
-  @ParameterizedTest(name = "{0} {1}")
-  @CsvSource({"1.3b, load", "1.3b, hint"})
-  @Tag("gpu-new")
-  @Tag("gpu-new-prefetch")
-  void graphReplayWithL2PrefetchEqualsEagerSteps(String shape, String mode) {
-    replayEqualsEager(shape, OptKernels.COUNT_PREFETCH_L2, ops -> ops.usePrefetch(mode), () -> { }, () -> { });
-  }
-
-  /**
    * Steps the graphed model (new kernels on) and the eager one (verified kernels) side by side; {@code counter} (an
    * {@link OptKernels} COUNT_*) must show that the new kernel really ran, since launchers fall back where it does not
    * apply.
@@ -85,7 +73,6 @@ class GpuNewDecodeKernelsTest {
         KvCache gc = graphed.newCache(64, 16); KvCache ec = eager.newCache(64, 16)) {
       newKernels.accept(newOps);
       eagerOps.useGroupedSplit(false);
-      eagerOps.usePrefetch("off");
       List<OptModel.SeqStep> step = new ArrayList<>();
       java.util.Random r = new java.util.Random(5);
       for (int len : new int[] {100, 37, 5}) {

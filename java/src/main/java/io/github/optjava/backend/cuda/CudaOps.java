@@ -126,8 +126,6 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit = CudaSwitches.GROUPED_SPLIT;
-  private String prefetchMode; // off, load or hint (-Dopt.cuda.prefetch or usePrefetch)
-  private L2Prefetcher prefetcher; // null when off
   private boolean foldNorm = CudaSwitches.FOLD_NORM;
   private boolean draftGraphs = CudaSwitches.DRAFT_GRAPHS;
   private boolean batchBuckets = CudaSwitches.BATCH_BUCKETS;
@@ -165,7 +163,6 @@ public final class CudaOps implements Ops {
     this.graphsEnabled = graphs && !CudaSwitches.SYNC && !CudaSwitches.PROFILE;
     this.gemvMaxRows = CudaSwitches.gemvRows(CudaSwitches.GEMV); // bad settings fail before anything is allocated
     this.gemvSplit = CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT);
-    this.prefetchMode = CudaSwitches.prefetchMode(CudaSwitches.PREFETCH);
     if (!ATTENTION_KERNELS.contains(CudaSwitches.ATTENTION)) {
       throw new IllegalArgumentException("opt.cuda.attention='" + CudaSwitches.ATTENTION + "': use one of "
           + ATTENTION_KERNELS);
@@ -191,7 +188,6 @@ public final class CudaOps implements Ops {
       check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
       lt = CudaSwitches.LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
-      prefetcher = prefetchMode.equals("off") ? null : new L2Prefetcher(prefetchMode.equals("hint"));
       uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
       profile = CudaSwitches.PROFILE ? new OpProfile(stream) : null;
       if (CudaSwitches.CHAINED) {
@@ -201,9 +197,6 @@ public final class CudaOps implements Ops {
         OptKernels.opt_set_vector_layernorm(1);
       }
     } catch (RuntimeException | LinkageError e) { // LinkageError: a cuBLASLt symbol missing from this runtime
-      if (prefetcher != null) {
-        prefetcher.close();
-      }
       if (lt != null) {
         lt.close();
       }
@@ -1226,9 +1219,6 @@ public final class CudaOps implements Ops {
       forgetClosedStores(); // a new key: perhaps a new cache, after others were closed
       return;
     }
-    if (prefetcher != null) {
-      prefetcher.join(stream); // eagerly: inside the capture, waiting on an uncaptured event would invalidate it
-    }
     // one workspace per shape: steps of another row count allocate other sizes
     StepGraph.Workspace ws = workspaces.computeIfAbsent(java.util.List.of(batch, tokensPerSequence),
         b -> new StepGraph.Workspace());
@@ -1252,13 +1242,6 @@ public final class CudaOps implements Ops {
   /** Ends a step begun by {@link #graphStep} that failed before reading its result: nothing is launched. */
   @Override
   public void graphAbort() {
-    if (prefetcher != null && prefetcher.pending()) {
-      try {
-        prefetcher.join(stream); // joined, the capture below ends cleanly
-      } catch (RuntimeException e) {
-        LOG.debug("joining the L2 prefetch branch while abandoning a step failed: {}", e.getMessage());
-      }
-    }
     Mode m = mode;
     StepGraph g = current;
     mode = Mode.EAGER;
@@ -1311,9 +1294,6 @@ public final class CudaOps implements Ops {
    * during a replay (the graph launches it), after checking it is the op the capture recorded here.
    */
   private boolean launch(String name, long... args) {
-    if (prefetcher != null && prefetcher.pending() && !name.startsWith("attention")) {
-      prefetcher.join(stream); // the Linears after attention read what the branch streamed (eager or captured)
-    }
     if (mode == Mode.EAGER) {
       if (profile != null) {
         profile.before(name);
@@ -1337,9 +1317,6 @@ public final class CudaOps implements Ops {
 
   /** Finishes a graph step before its result is read: instantiates a capture, then launches the graph. */
   private void endStep() {
-    if (prefetcher != null) {
-      prefetcher.join(stream); // a capture must not end with the branch unjoined
-    }
     if (mode == Mode.EAGER) {
       if (stepTimer != null) {
         stepTimer.abandon(); // no graph launched in this step (a failed read may have left one started)
@@ -1550,58 +1527,6 @@ public final class CudaOps implements Ops {
     }
   }
 
-  /**
-   * Streams {@code weights} (this layer's next Linears') towards L2 on a second stream while the ops up to the next
-   * non-attention op run (see {@code opt.cuda.prefetch}); a no-op when off, for weights other than plain device
-   * matrices, and when a replayed graph already holds the branch.
-   */
-  @Override
-  public void prefetch(Mat... weights) {
-    if (prefetcher == null) {
-      return;
-    }
-    java.util.List<CudaMat> mats = new java.util.ArrayList<>(weights.length);
-    for (Mat w : weights) {
-      if (w instanceof CudaMat m) {
-        mats.add(m);
-      }
-    }
-    long[] sig = new long[2 * mats.size()];
-    Pointer[] ptrs = new Pointer[mats.size()];
-    long[] bytes = new long[mats.size()];
-    for (int i = 0; i < mats.size(); i++) {
-      ptrs[i] = mats.get(i).ptr();
-      bytes[i] = mats.get(i).bytes();
-      sig[2 * i] = mats.get(i).address();
-      sig[2 * i + 1] = bytes[i];
-    }
-    if (mats.isEmpty() || !launch("prefetch", sig)) {
-      return;
-    }
-    prefetcher.start(stream, ptrs, bytes);
-  }
-
-  /** Sets {@code opt.cuda.prefetch}'s choice (off, load, hint) for this instance. Between steps only. */
-  public void usePrefetch(String mode) {
-    requireEager("usePrefetch");
-    requireOpen(); // a prefetcher made after close() would never be closed
-    String m = CudaSwitches.prefetchMode(mode);
-    if (!m.equals(prefetchMode)) {
-      discardGraphs();
-      if (prefetcher != null) {
-        prefetcher.close();
-        prefetcher = null;
-      }
-      prefetchMode = m;
-      prefetcher = m.equals("off") ? null : new L2Prefetcher(m.equals("hint"));
-    }
-  }
-
-  /** {@code opt.cuda.prefetch}'s choice for this instance: off, load or hint (see {@link #usePrefetch}). */
-  public String prefetchMode() {
-    return prefetchMode;
-  }
-
   /** {@link #useGemv(int)} with 8 rows (on) or 0 (off). */
   public void useGemv(boolean on) {
     useGemv(on ? CudaSwitches.GEMV_MAX_ROWS : 0);
@@ -1672,14 +1597,13 @@ public final class CudaOps implements Ops {
   /**
    * How many times in this process the launchers chose each kernel not yet verified on a GPU ({@link
    * OptKernels#opt_launch_count}; eager steps and graph captures, not replays), by name: grouped_split,
-   * vector_layernorm, prefetch_l2, split_gemv. {@code opt bench} reports the difference over a run, so that a variant
+   * vector_layernorm, split_gemv. {@code opt bench} reports the difference over a run, so that a variant
    * whose kernel never ran (a launcher's fallback) is not read as that kernel's speed.
    */
   public static java.util.Map<String, Long> newKernelLaunches() {
     java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();
     m.put("grouped_split", OptKernels.opt_launch_count(OptKernels.COUNT_GROUPED_SPLIT));
     m.put("vector_layernorm", OptKernels.opt_launch_count(OptKernels.COUNT_VECTOR_LAYERNORM));
-    m.put("prefetch_l2", OptKernels.opt_launch_count(OptKernels.COUNT_PREFETCH_L2));
     m.put("split_gemv", OptKernels.opt_launch_count(OptKernels.COUNT_SPLIT_GEMV));
     return m;
   }
@@ -2142,10 +2066,6 @@ public final class CudaOps implements Ops {
     }
     if (int8Scratch != null) {
       int8Scratch.close();
-    }
-    if (prefetcher != null) {
-      prefetcher.close();
-      prefetcher = null; // prefetch() and usePrefetch() after close touch no destroyed handle
     }
     uploads.close();
     pool.close();

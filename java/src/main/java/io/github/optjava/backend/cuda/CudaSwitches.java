@@ -131,13 +131,6 @@ final class CudaSwitches {
    */
   static final boolean VECTOR_NORM = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.vecNorm"));
   /**
-   * {@code -Dopt.cuda.prefetch=off|load|hint}: {@link CudaOps#prefetch} streams the weights a layer's next Linears read
-   * towards L2 on a second stream while attention runs (native/src/prefetch.cu: 16-byte loads, or prefetch.global.L2
-   * hints; {@link L2Prefetcher}). Written in session 12 without a GPU: off until native/dev/l2_prefetch.cu's
-   * measurement and the variant {@code prefetch=load} (or {@code hint}) show it pays; no result depends on it.
-   */
-  static final String PREFETCH = System.getProperty("opt.cuda.prefetch", "off");
-  /**
    * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
    * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
    * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
@@ -177,20 +170,6 @@ final class CudaSwitches {
       default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
           + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
     }
-  }
-
-  /**
-   * The setting of {@code -Dopt.cuda.prefetch}: off, load or hint.
-   *
-   * @throws IllegalArgumentException for anything else, saying what it takes
-   */
-  static String prefetchMode(String text) {
-    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
-    return switch (t) {
-      case "off", "load", "hint" -> t;
-      default -> throw new IllegalArgumentException("opt.cuda.prefetch='" + text + "': give off, load (16-byte "
-          + "loads on a second stream) or hint (prefetch.global.L2 hints)");
-    };
   }
 
   /**

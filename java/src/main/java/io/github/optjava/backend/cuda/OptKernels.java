@@ -161,15 +161,6 @@ public final class OptKernels {
    */
   public static native int opt_chained_launch_supported();
 
-  // ---- L2 prefetch (prefetch.cu) ----
-
-  /**
-   * Reads [p, p + bytes) towards L2 on {@code stream} (hint 0: 16-byte loads, p 16-byte aligned; hint 1:
-   * prefetch.global.L2 hints); writes nothing (session 12, not yet run on a GPU).
-   */
-  public static native int opt_prefetch_l2(@Cast("const void*") org.bytedeco.javacpp.Pointer p,
-      @Cast("size_t") long bytes, int hint, CUstream_st stream);
-
   // ---- the vector layer norm (layernorm.cu) ----
 
   /**
@@ -194,10 +185,8 @@ public final class OptKernels {
   public static final int COUNT_GROUPED_SPLIT = 0;
   /** {@link #opt_launch_count}: the vector layer norm kernel (OPT_COUNT_VECTOR_LAYERNORM). */
   public static final int COUNT_VECTOR_LAYERNORM = 1;
-  /** {@link #opt_launch_count}: opt_prefetch_l2's kernels (OPT_COUNT_PREFETCH_L2). */
-  public static final int COUNT_PREFETCH_L2 = 2;
   /** {@link #opt_launch_count}: the matrix-vector kernel with split rows (OPT_COUNT_SPLIT_GEMV). */
-  public static final int COUNT_SPLIT_GEMV = 3;
+  public static final int COUNT_SPLIT_GEMV = 2;
 
   /**
    * How many times in this process a launcher chose the kernel {@code which} (a {@code COUNT_*} constant), counted on

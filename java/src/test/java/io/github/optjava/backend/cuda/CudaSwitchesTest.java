@@ -35,16 +35,4 @@ class CudaSwitchesTest {
           e.getMessage());
     }
   }
-
-  @Test
-  void prefetchTakesOffLoadOrHint() {
-    assertEquals("off", CudaSwitches.prefetchMode("off"));
-    assertEquals("load", CudaSwitches.prefetchMode(" LOAD "));
-    assertEquals("hint", CudaSwitches.prefetchMode("hint"));
-    for (String bad : new String[] {"on", "true", ""}) {
-      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaSwitches.prefetchMode(bad));
-      assertTrue(e.getMessage().contains("opt.cuda.prefetch='" + bad + "'") && e.getMessage().contains("off, load"),
-          e.getMessage());
-    }
-  }
 }
