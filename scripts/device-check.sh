@@ -7,10 +7,11 @@
 # Steps: 1 host facts -> 2 Java -> 3 CUDA libraries -> 4 JUnit with a GPU required -> 5 native/dev/check_ops, one
 # process per kernel group (5b: the JUnit tests of the kernels not yet verified, tag gpu-new, in their own JVM;
 # 5c: the chained-launch JUnit test, once check_ops' chained group passed) -> 6 HF transformers vs ours on a random-weight opt-1.3b (scripts/hf_peer.py +
-# devicecheck.CompareMain; 6b: ours again with the kernels still behind flags (the split gemv); 6c: prefix caching
+# devicecheck.CompareMain; 6b: ours again with any kernels still behind flags (none since session 17); 6c: prefix caching
 # and prompt lookup decoding each timed against itself off, devicecheck.EngineFeaturesMain) -> 7 speed vs HF: copy bandwidth (hf_peer.py copybw), then per shape 1.3b, (8: the
-#   kernel choices against the defaults in one process each, `opt bench --variants`: 1.3b decode, 1.3b
-#   2047-token prefill, 6.7b decode; per-op profiles on opt-1.3b; HF with sdpa attention), 6.7b, then 125m (each
+#   session 17's new default kernels against the ones they replaced, in one process each, `opt bench --variants`:
+#   1.3b and 6.7b decode; an ncu table of a batch-1 step; int8; per-op profiles on opt-1.3b; HF with sdpa
+#   attention), 6.7b, then 125m (each
 #   only if the time left covers its estimate; batch 1 alone if it covers only that), and HF's static cache +
 #   torch.compile last: `opt bench` on CUDA (batch 1,32,128, 128 prompt + 128 new tokens; then one 2047-token
 #   prefill) and `hf_peer.py bench` (HF eager, the same) -> $OUT/bench.jsonl, `hf_peer.py benchtable` prints ours
@@ -247,10 +248,10 @@ else
   # base = the first kernels; split/tiled/tc/gemv/logprob/sample became defaults after passing on an H100 (session
   # 7); chained launches, fa (FlashAttention-2-style prefill), score (echo log-probs) and combine (the split
   # kernel's inline combine, session 8) are behind flags until they pass.
-  # gemvsplit (session 11): the matrix-vector kernel with split rows, behind -Dopt.cuda.gemvSplit until it passes.
-  # int8 (session 11): Linears over int8 weights and their dequantization, behind -Dopt.cuda.int8.
-  # grouped (session 12): the split-KV decode attention with a group of threads per key row, -Dopt.cuda.groupedSplit.
-  # vecnorm (session 12): the layer norms' vector kernel, -Dopt.cuda.vecNorm.
+  # gemvsplit (session 11): the matrix-vector kernel with split rows; int8 (session 11): Linears over int8 weights
+  # and their dequantization; grouped (session 12): the split-KV decode attention with a group of threads per key
+  # row; vecnorm (session 12): the layer norms' vector kernel. All four passed on an H100 in session 17; gemvsplit
+  # (auto), grouped and vecnorm became defaults, int8 runs with --quantize int8.
   groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
   # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
@@ -316,14 +317,14 @@ else
   row "junit chained launches" "skip" "check_ops chained group did not pass (or no time left)"
 fi
 # The bench variants of a flagged kernel run only when its check_ops group passed (gemvsplit=...: group gemvsplit).
-# int8 Linear weights on CUDA (-Dopt.cuda.int8, session 11), when check_ops int8 passed: opt-1.3b decode at batch
-# 1 and 8 (the int8 kernel at one row, the dequantized GEMM at eight; gemv=8 puts eight rows on the int8 kernel)
-# and a 2047-token prefill, engine cuda:0-f16-int8 in the variants table.
+# int8 Linear weights on CUDA (--quantize int8; verified in session 17: batch-1 decode 1.27x fp16, batch 8 0.54x),
+# when check_ops int8 passed: opt-1.3b decode at batch 1 and 8 and the 2047-token prefill (never measured: session
+# 17's budget ended before it), engine cuda:0-f16-int8 in the variants table.
 int8_run() {
   case "$passed_groups" in *" int8 "*)
-    VARIANT_JAVA_OPTS="-Dopt.cuda.int8=true" variant_run "opt-1.3b int8" 70 --shape 1.3b --quantize int8 \
-      --batch 1,8 --prompt-len 128 --gen-len 128 --variants "default;gemvsplit=auto;gemv=8"
-    VARIANT_JAVA_OPTS="-Dopt.cuda.int8=true" variant_run "opt-1.3b int8 prefill" 40 --shape 1.3b --quantize int8 \
+    variant_run "opt-1.3b int8" 50 --shape 1.3b --quantize int8 \
+      --batch 1,8 --prompt-len 128 --gen-len 128 --variants "default"
+    variant_run "opt-1.3b int8 prefill" 40 --shape 1.3b --quantize int8 \
       --batch 1 --prompt-len 2047 --gen-len 0 --variants default ;;
   *) row "variants opt-1.3b int8" "skip" "check_ops int8 did not pass" ;;
   esac
@@ -335,23 +336,18 @@ passed_variant() {  # GROUP VARIANT...: prints ";VARIANT" for each when check_op
   case "$passed_groups" in *" $group "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
   return 0
 }
-# Every flagged decode kernel that passed check_ops together, as one more variant when there are two or more.
-all_new_variant() {
-  local v=()
-  case "$passed_groups" in *" gemvsplit "*) v+=(gemvsplit=auto) ;; esac
-  case "$passed_groups" in *" grouped "*) v+=(splitkernel=grouped) ;; esac
-  case "$passed_groups" in *" vecnorm "*) v+=(lnvec=on) ;; esac
-  [ ${#v[@]} -ge 2 ] && printf ';%s' "$(IFS=,; echo "${v[*]}")"
-  return 0
-}
-# The flagged decode kernels that passed check_ops, as -D options (empty: none). The second ncu table runs with them.
+# The flagged decode kernels that passed check_ops, as -D options (empty: none): step 6b compares ours with them
+# against HF, and a second ncu table runs with them. Session 17 made the last ones (the split gemv, the grouped
+# split-KV attention, the vector layer norm) defaults, so none is flagged now. A new kernel written behind a flag
+# adds its line here, e.g.:
+#   case "$passed_groups" in *" mygroup "*) f+=" -Dopt.cuda.myKernel=true" ;; esac
 new_decode_flags() {
   local f=""
-  case "$passed_groups" in *" gemvsplit "*) f+=" -Dopt.cuda.gemvSplit=auto" ;; esac
-  case "$passed_groups" in *" grouped "*) f+=" -Dopt.cuda.groupedSplit=true" ;; esac
-  case "$passed_groups" in *" vecnorm "*) f+=" -Dopt.cuda.vecNorm=true" ;; esac
   echo "${f# }"
 }
+# Session 17's new defaults against the kernels they replaced, in one process: the per-key split-KV attention, the
+# one-warp-per-row matrix-vector kernel and the scalar layer norm (each "x default" below 1 confirms its default).
+old_kernel_variants=";splitkernel=perkey;gemvsplit=1;lnvec=off"
 
 # 6b's comparison of ours with FLAGS (one or more -D options, separated by spaces) against HF's run of step 6; rows
 # "new: ..."; returns 1 when it failed or found a difference over tolerance.
@@ -637,48 +633,38 @@ if [ "$peer_only" = 1 ]; then
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   50
 elif [ "$quick" = 1 ]; then
   # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 10)
-  variant_run "opt-1.3b decode" 90 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
-  int8_run
+  variant_run "opt-1.3b decode" 70 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
+    --variants "default$old_kernel_variants"
   ncu_run decode-b1 1.3b 1
-  # the same with the flagged decode kernels that passed their checks (the split gemv, session 11; the grouped
-  # split-KV attention, session 12): their µs per call
+  # the same with the flagged decode kernels that passed their checks (none since session 17): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
-  variant_run "opt-6.7b decode" 80 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
+  variant_run "opt-6.7b decode" 70 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
+    --variants "default$old_kernel_variants"
+  int8_run
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
   profile_run decode-b1 --batch 1 --prompt-len 128 --gen-len 32
 else
-  # Session 11 decided chained=on, combine=inline, norm=fold and gemv=8 (flags, ≤ 1.5 %: docs/perf.md); the lists
-  # hold what is still open, so that the budget reaches the issue's comparison table (6.7b and 125m against HF).
-  # Cap: up to 10 variants (6 when the cap of 100 was set) at ~8.5 s each for 4 batch sizes (session 11: ~10 s at 5)
-  # + ~5 s to start: ~90 s, so 100 would leave little room for the last, all-new-kernels variant.
-  variant_run "opt-1.3b decode" 125 --shape 1.3b --batch 1,2,8,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=2 gemvsplit=4 gemv=8,gemvsplit=auto)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
-  # Order (session 14's pre-mortem review): the plan's first item is the split gemv at 1.3b AND 6.7b batch 1, so
-  # the 6.7b variants come next, then int8 (item 2) and the ncu tables; the 1.3b comparison with HF and the prefill
-  # variants (both measured in session 11, and the second planned call, peer-only or quick, runs the 1.3b comparison
-  # again) come after them. At budget 500 with ~200 s spent before step 8, the old order ran out before the 6.7b
-  # variants and both ncu tables.
-  # Cap: up to 8 variants (4 when the cap of 100 was set) at ~9.5 s each for batch 1 and 32 (session 11) + the 13 GB
-  # build: ~95 s.
-  variant_run "opt-6.7b decode" 125 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-    --variants "default;gemv=0;lttune=on$(passed_variant gemvsplit gemvsplit=auto gemvsplit=4)$(passed_variant grouped splitkernel=grouped)$(passed_variant vecnorm lnvec=on)$(all_new_variant)"
-  int8_run
+  # Session 17 measured every flagged kernel (docs/perf.md) and made three of them defaults; the variants now only
+  # confirm those defaults against the kernels they replaced, in one process, so that the budget reaches what #5
+  # still needs from one run: the ncu table of a batch-1 step with the new defaults (what bounds the batch-1
+  # roofline targets) and the issue's comparison table (1.3b, 6.7b, 125m against HF).
+  # Caps: ~8 s per variant at 3 batch sizes (session 17: 11 variants x 4 batch sizes in ~120 s) + ~5 s to start.
+  variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
+    --variants "default$old_kernel_variants"
+  # Cap: ~9.5 s per variant at batch 1 and 32 (session 11) + the 13 GB build.
+  variant_run "opt-6.7b decode" 75 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
+    --variants "default$old_kernel_variants"
   ncu_run decode-b1 1.3b 1
-  # the flagged decode kernels together (the split gemv, the grouped attention, the vector norm): their µs per call
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   50
-  variant_run "opt-1.3b prefill 2047" 50 --shape 1.3b --batch 1 --prompt-len 2047 --gen-len 0 \
-    --variants "default;attention=tc"
-  # batch 32 (issue #5: ≥ 1.5× HF's best mode there): 3.4 ms per step against a 1.3 ms byte floor in session 11,
-  # and no profile of it since session 7
-  profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
-  # The issue's comparison table: 6.7b and 125m against HF (session 11's budget ended before them).
+  # The issue's comparison table: 6.7b and 125m against HF (the budgets of sessions 11 and 17 ended before them).
   speed_shape 6.7b    130   80  150  150    0
   speed_shape 125m     70   45   70   70   40
+  int8_run
+  # batch 32 (issue #5: ≥ 1.5× HF's best mode there); the peer-only call's ncu table covers its kernels
+  profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
   # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
   # batch 1 and 32 and the 2047-token prefill, as its own engine (hf-sdpa) in the same table.
   if [ $(( budget - SECONDS - tail_s )) -ge 90 ]; then
