@@ -152,8 +152,8 @@ __device__ __forceinline__ void chain_wait() {
 // Whether launch_chained adds the attribute (launch.cu: opt_set_chained_launch).
 bool chained_launch_enabled();
 
-// Counts a launcher's choice of a kernel not yet verified on a GPU (which: an OPT_COUNT_* of opt_kernels.h; launch.cu,
-// read back with opt_launch_count).
+// Counts a launcher's choice of a counted kernel (which: an OPT_COUNT_* of opt_kernels.h; launch.cu, read back with
+// opt_launch_count), so that a variant or test shows that the kernel it asks for really ran, not a fallback.
 void count_launch(int which);
 
 // kernel<<<grid, block, smem, stream>>>(args...), with the programmatic-stream-serialization attribute when

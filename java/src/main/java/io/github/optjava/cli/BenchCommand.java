@@ -262,7 +262,7 @@ final class BenchCommand implements Callable<Integer> {
             java.util.Map<String, Long> ran = launchesSince(launchesAtStart);
             ran.values().removeIf(n -> n == 0);
             if (!ran.isEmpty()) {
-              out.println("kernels not yet verified on a GPU that ran (eager steps and graph captures): " + ran);
+              out.println("counted kernels that ran (eager steps and graph captures): " + ran);
             }
           }
         }
@@ -551,8 +551,8 @@ final class BenchCommand implements Callable<Integer> {
     line.put("prefill_gemm_fraction", significant(prefillTflops / gemmTflops));
     // CUDA: the GPU time of a replayed decode step (graph launch to tokens read), for the host/GPU split
     line.put("decode_gpu_ms_per_step", decodeGpuMs != null ? round(decodeGpuMs) : null);
-    // CUDA: launches of the kernels not yet verified on a GPU since this variant's warm-up began (eager steps and
-    // captures; a replay launches none): a variant that asks for one and shows 0 measured the fallback kernel
+    // CUDA: launches of the counted kernels (CudaOps.newKernelLaunches) since this variant's warm-up began (eager
+    // steps and captures; a replay launches none): a variant that asks for one and shows 0 measured the fallback
     if (newKernelLaunches != null) {
       ObjectNode launches = line.putObject("new_kernel_launches");
       newKernelLaunches.forEach(launches::put);

@@ -1595,10 +1595,11 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * How many times in this process the launchers chose each kernel not yet verified on a GPU ({@link
-   * OptKernels#opt_launch_count}; eager steps and graph captures, not replays), by name: grouped_split,
-   * vector_layernorm, split_gemv. {@code opt bench} reports the difference over a run, so that a variant
-   * whose kernel never ran (a launcher's fallback) is not read as that kernel's speed.
+   * How many times in this process the launchers chose each counted kernel ({@link OptKernels#opt_launch_count};
+   * eager steps and graph captures, not replays), by name: grouped_split, vector_layernorm, split_gemv (written
+   * behind flags in sessions 11 and 12, defaults since session 17; a kernel still behind a flag gets a counter too).
+   * {@code opt bench} reports the difference over a run, so that a variant whose kernel never ran (a launcher's
+   * fallback for a shape it does not serve) is not read as that kernel's speed.
    */
   public static java.util.Map<String, Long> newKernelLaunches() {
     java.util.Map<String, Long> m = new java.util.LinkedHashMap<>();

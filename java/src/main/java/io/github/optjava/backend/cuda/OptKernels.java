@@ -179,7 +179,7 @@ public final class OptKernels {
    */
   public static native int opt_profiler_range(int on);
 
-  // ---- launch counts of the kernels not yet verified on a GPU (launch.cu) ----
+  // ---- launch counts of the kernels that have a fallback for shapes they do not serve (launch.cu) ----
 
   /** {@link #opt_launch_count}: the grouped split-KV attention kernel (OPT_COUNT_GROUPED_SPLIT). */
   public static final int COUNT_GROUPED_SPLIT = 0;
