@@ -593,7 +593,7 @@ fi
 # batch-1 step's GPU time goes, which the eager profile cannot show (there every op takes the host's ~20 µs launch
 # rate). `opt bench -Dopt.cuda.profilerRange=true` makes the timed run's decode steps (3 of them) the only range ncu
 # records; scripts/dev/ncu_summary.py prints calls, µs and DRAM GB/s per kernel name. The summary is a diagnostic.
-ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged kernels)
+ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged kernels; NCU_BENCH_ARGS: extra bench options)
   local name=$1 ncu_bin
   ncu_bin="$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)"
   if [ -z "$ncu_bin" ]; then
@@ -612,7 +612,7 @@ ncu_run() {  # NAME SHAPE BATCH (NCU_JAVA_OPTS: extra -D options, e.g. flagged k
     --log-file "$W/ncu_$name.csv" "$java_bin" ${NCU_JAVA_OPTS:-} -Dopt.cuda.profilerRange=true -cp "$cp" \
     "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.cli.Main bench --device cuda \
-    --shape "$2" --dtype f16 --batch "$3" --prompt-len 128 --gen-len 3 --repeats 1 --warm-up 0 \
+    --shape "$2" --dtype f16 --batch "$3" --prompt-len 128 --gen-len 3 --repeats 1 --warm-up 0 ${NCU_BENCH_ARGS:-} \
     > "$W/ncu_$name.log" 2>&1
   local nrc=$?
   python3 scripts/dev/ncu_summary.py "$W/ncu_$name.csv" --steps 3 ${copy_gbps:+--copy-gbps "$copy_gbps"} \
@@ -663,6 +663,8 @@ else
   speed_shape 6.7b    130   80  150  150    0
   speed_shape 125m     70   45   70   70   40
   int8_run
+  # the int8 matrix-vector kernel streamed at 0.74 TB/s in session 17 (fp16's ≈ 1.5): its µs and GB/s per Linear
+  case "$passed_groups" in *" int8 "*) NCU_BENCH_ARGS="--quantize int8" ncu_run decode-b1-int8 1.3b 1 ;; esac
   # batch 32 (issue #5: ≥ 1.5× HF's best mode there); the peer-only call's ncu table covers its kernels
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
   # HF's default attention (sdpa: PyTorch's fused kernels) is a stronger peer than its eager attention: opt-1.3b,
