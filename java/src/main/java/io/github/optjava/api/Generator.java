@@ -231,16 +231,16 @@ public final class Generator implements AutoCloseable {
       layout = new JobLayout(options.pipelineParallel(), options.tensorParallel());
       layout.requireWorld(placement.worldSize());
       Backends.requireSupported(options, options.device());
+      if (options.device() == Device.CUDA && options.quantization() != Quantization.NONE) {
+        throw new IllegalArgumentException("int8 weights (--quantize int8) run on CUDA in one process only so far: "
+            + "use --quantize none for a multi-process GPU job, or Device.CPU (--device cpu)");
+      }
       dir = ModelLocator.resolve(modelDirOrId, options.revision());
       config = OptConfig.load(dir);
       Shard.requireDegree(layout.tp(), config.numAttentionHeads(), config.ffnDim());
       OptModel.Stage.of(0, layout.stages(), config);
       device = options.device() == Device.CUDA ? chooseDevice(Device.CUDA) : Device.CPU;
       Backends.requireSupported(options, device);
-      if (device == Device.CUDA && options.quantization() != Quantization.NONE) {
-        throw new IllegalArgumentException("int8 weights (--quantize int8) run on CUDA in one process only so far: "
-            + "use --quantize none for a multi-process GPU job, or Device.CPU (--device cpu)");
-      }
       gpu = device == Device.CUDA ? gpuOf(placement) : -1;
       heartbeat = Mesh.heartbeatSilence();
       job = JobDescription.of(dir, options, layout, device, heartbeat);

@@ -129,6 +129,16 @@ class MultiProcessGeneratorTest {
     assertTrue(e.getMessage().contains("needs 4 processes, the launcher started 3"), e.getMessage());
   }
 
+  /** int8 weights on CUDA run in one process only: refused before the model is looked for (a Hub id is not fetched). */
+  @Test
+  void int8OnCudaIsRefusedBeforeTheModelIsLookedFor() {
+    Rendezvous.Placement p = new Rendezvous.Placement(0, 1, 0, "127.0.0.1", 1, "test");
+    GeneratorOptions int8 = GeneratorOptions.defaults().withDevice(Device.CUDA).withQuantization(Quantization.INT8);
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> Generator.openMultiProcess("nobody/no-such-model", int8, p, Duration.ofSeconds(1)));
+    assertTrue(e.getMessage().contains("run on CUDA in one process only"), e.getMessage());
+  }
+
   /**
    * Ranks that do not run the same job (another model, dtype or layout) are refused on every rank at the
    * rendezvous, naming what differs: before, a rank with another model ran the job to its end with wrong tokens, and

@@ -125,7 +125,7 @@ public final class CudaOps implements Ops {
   private boolean deviceSampling = CudaSwitches.DEVICE_SAMPLING;
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
-  private boolean groupedSplit = CudaSwitches.GROUPED_SPLIT;
+  private boolean groupedSplit;
   private boolean foldNorm = CudaSwitches.FOLD_NORM;
   private boolean draftGraphs = CudaSwitches.DRAFT_GRAPHS;
   private boolean batchBuckets = CudaSwitches.BATCH_BUCKETS;
@@ -163,6 +163,8 @@ public final class CudaOps implements Ops {
     this.graphsEnabled = graphs && !CudaSwitches.SYNC && !CudaSwitches.PROFILE;
     this.gemvMaxRows = CudaSwitches.gemvRows(CudaSwitches.GEMV); // bad settings fail before anything is allocated
     this.gemvSplit = CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT);
+    this.groupedSplit = CudaSwitches.groupedSplit();
+    boolean vectorNorm = CudaSwitches.vectorNorm();
     if (!ATTENTION_KERNELS.contains(CudaSwitches.ATTENTION)) {
       throw new IllegalArgumentException("opt.cuda.attention='" + CudaSwitches.ATTENTION + "': use one of "
           + ATTENTION_KERNELS);
@@ -193,7 +195,7 @@ public final class CudaOps implements Ops {
       if (CudaSwitches.CHAINED) {
         OptKernels.opt_set_chained_launch(1); // checked supported before anything was allocated
       }
-      if (CudaSwitches.VECTOR_NORM) {
+      if (vectorNorm) {
         OptKernels.opt_set_vector_layernorm(1);
       }
     } catch (RuntimeException | LinkageError e) { // LinkageError: a cuBLASLt symbol missing from this runtime
@@ -439,10 +441,14 @@ public final class CudaOps implements Ops {
     long bytes = linearElements * (int8Linears ? 1 : dtype.bytes()) + otherElements * dtype.bytes();
     if (bytes > freeMemory()) {
       throw new IllegalStateException(String.format(java.util.Locale.ROOT, "not enough GPU memory for %s: they need "
-          + "about %.2f GiB in %s, and %s (%s); spread the model over more GPUs (--tensor-parallel, "
-          + "--pipeline-parallel; GeneratorOptions.withTensorParallel), or use a GPU with more memory", what,
+          + "about %.2f GiB in %s, and %s (%s); %s", what,
           bytes / 1073741824.0, int8Linears ? "int8 Linears" : dtype.name().toLowerCase(java.util.Locale.ROOT),
-          memoryInfo(), name()));
+          memoryInfo(), name(), int8Linears
+              ? "int8 weights run on one GPU only so far: use a GPU with more memory, or --quantize none over more "
+                  + "GPUs (--tensor-parallel, --pipeline-parallel)"
+              : "spread the model over more GPUs (--tensor-parallel, --pipeline-parallel; "
+                  + "GeneratorOptions.withTensorParallel), --quantize int8 on one GPU (half the Linears' bytes), or "
+                  + "use a GPU with more memory"));
     }
   }
 
@@ -1434,7 +1440,7 @@ public final class CudaOps implements Ops {
 
   /**
    * Whether cuBLASLt chooses the algorithm of each Linear shape of up to 64 rows by timing its heuristic's first
-   * candidates (see {@code opt.cuda.ltTune}; session 14, not yet run on a GPU). Between steps only; this instance's
+   * candidates (see {@code opt.cuda.ltTune}; session 14, verified on an H100 in session 17: no faster, so off). Between steps only; this instance's
    * graphs are discarded and its cuBLASLt plans made again.
    */
   public void useLtTuning(boolean on) {

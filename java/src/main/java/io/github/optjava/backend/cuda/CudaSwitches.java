@@ -1,7 +1,8 @@
 package io.github.optjava.backend.cuda;
 
 /**
- * The {@code -Dopt.cuda.*} switches of the CUDA backend, read once when the class loads: each one's default and the
+ * The {@code -Dopt.cuda.*} switches of the CUDA backend, read once when the class loads (the methods: when a
+ * {@link CudaOps} is made, so that a bad value is a clear exception there): each one's default and the
  * GPU run that decided it, or why it is still off. {@link CudaOps} copies them into each instance, whose
  * {@code useX} methods change them for that instance (tests and {@code opt bench}'s variants run both ways).
  * Flags written without a GPU stay off until their checks have passed on one (docs/handoff.md, "What is verified
@@ -119,7 +120,9 @@ final class CudaSwitches {
    * size: opt-1.3b decode 1.20× at batch 1, 1.36× at 8, 1.41× at 32 (3.42 to 2.43 ms/token); opt-6.7b 1.15× at 1,
    * 1.36× at 32 (docs/perf.md).
    */
-  static final boolean GROUPED_SPLIT = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.groupedSplit"));
+  static boolean groupedSplit() {
+    return flag("opt.cuda.groupedSplit", true);
+  }
   /**
    * {@code -Dopt.cuda.vecNorm=true}: layer norms (and the fused bias + residual add + layer norm) of rows of whole
    * 16-byte chunks run the vector kernel (native/src/layernorm.cu: each thread loads its chunks at once and keeps the
@@ -129,7 +132,27 @@ final class CudaSwitches {
    * gpu-new-vecnorm) and the comparison with HF transformers passed on an H100 (2026-11-27, 700d8c7) and the variant
    * {@code lnvec=on} was faster at every size: 1.02–1.07× decode, 1.3b and 6.7b, batch 1 to 32 (docs/perf.md).
    */
-  static final boolean VECTOR_NORM = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.vecNorm"));
+  static boolean vectorNorm() {
+    return flag("opt.cuda.vecNorm", true);
+  }
+
+  /**
+   * A true/false property: unset gives {@code byDefault}; anything but true or false (any case) is refused, so that
+   * {@code =0} or {@code =off} does not silently keep a default on. Read when a {@link CudaOps} is made (its
+   * constructor then fails with this message), not when this class loads.
+   */
+  static boolean flag(String property, boolean byDefault) {
+    String v = System.getProperty(property);
+    if (v == null) {
+      return byDefault;
+    }
+    String t = v.trim();
+    if (t.equalsIgnoreCase("true") || t.equalsIgnoreCase("false")) {
+      return t.equalsIgnoreCase("true");
+    }
+    throw new IllegalArgumentException("-D" + property + "='" + v + "': give true or false (default " + byDefault
+        + ")");
+  }
   /**
    * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
    * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the

@@ -7,8 +7,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.junit.jupiter.api.Test;
 
 /**
- * The text settings of the matrix-vector kernel ({@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemvSplit}) as
- * {@link CudaOps} reads them: no GPU needed (the parsers touch no native code), so a typo is caught on any machine.
+ * The text settings of the matrix-vector kernel ({@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemvSplit}) and the
+ * true/false switches as {@link CudaOps} reads them: no GPU needed (the parsers touch no native code), so a typo is caught on any machine.
  */
 class CudaSwitchesTest {
 
@@ -20,6 +20,37 @@ class CudaSwitchesTest {
     assertEquals(0, CudaSwitches.gemvRows("OFF"));
     IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaSwitches.gemvRows("9"));
     assertTrue(e.getMessage().contains("opt.cuda.gemv='9'") && e.getMessage().contains("0 to 8"), e.getMessage());
+  }
+
+  /** Session 17's defaults (H100, 2026-11-27): the grouped split-KV attention, the vector norm, split gemv auto. */
+  @Test
+  void sessionSeventeensKernelsAreTheDefaults() {
+    org.junit.jupiter.api.Assumptions.assumeTrue(System.getProperty("opt.cuda.groupedSplit") == null
+        && System.getProperty("opt.cuda.vecNorm") == null && System.getProperty("opt.cuda.gemvSplit") == null,
+        "a -Dopt.cuda.* setting of this JVM decides instead");
+    assertTrue(CudaSwitches.groupedSplit());
+    assertTrue(CudaSwitches.vectorNorm());
+    assertEquals(0, CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT), "auto");
+  }
+
+  @Test
+  void onOffSwitchesTakeTrueOrFalseOnly() {
+    String p = "opt.test.someSwitch";
+    try {
+      assertTrue(CudaSwitches.flag(p, true));
+      System.setProperty(p, " FALSE ");
+      assertEquals(false, CudaSwitches.flag(p, true));
+      System.setProperty(p, "True");
+      assertTrue(CudaSwitches.flag(p, false));
+      for (String bad : new String[] {"0", "off", "no", ""}) {
+        System.setProperty(p, bad);
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaSwitches.flag(p, true));
+        assertTrue(e.getMessage().contains("-D" + p + "='" + bad + "'") && e.getMessage().contains("true or false"),
+            e.getMessage());
+      }
+    } finally {
+      System.clearProperty(p);
+    }
   }
 
   @Test
