@@ -430,7 +430,7 @@ else
     # candidates now are the split matrix-vector kernel, the grouped split-KV attention and the vector layer norm.
     new_flags="$(new_decode_flags)"
     if [ -z "$new_flags" ]; then
-      row "new: hf vs ours" "skip" "no flagged kernel passed check_ops"
+      row "new: hf vs ours" "skip" "no kernel is behind a flag (new_decode_flags is empty since session 17), or none passed check_ops"
     elif ! compare_new "$new_flags" && [ "$(echo "$new_flags" | wc -w)" -gt 1 ]; then
       for flag in $new_flags; do compare_new "$flag"; done
     fi
@@ -632,7 +632,7 @@ if [ "$peer_only" = 1 ]; then
   ncu_run decode-b32 1.3b 32
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   50
 elif [ "$quick" = 1 ]; then
-  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold up to 10)
+  # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold 4)
   variant_run "opt-1.3b decode" 70 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
     --variants "default$old_kernel_variants"
   ncu_run decode-b1 1.3b 1
@@ -649,7 +649,7 @@ else
   # confirm those defaults against the kernels they replaced, in one process, so that the budget reaches what #5
   # still needs from one run: the ncu table of a batch-1 step with the new defaults (what bounds the batch-1
   # roofline targets) and the issue's comparison table (1.3b, 6.7b, 125m against HF).
-  # Caps: ~8 s per variant at 3 batch sizes (session 17: 11 variants x 4 batch sizes in ~120 s) + ~5 s to start.
+  # Caps: ~8 s per variant at 3 batch sizes (session 17: 12 variants x 4 batch sizes in ~120 s) + ~5 s to start.
   variant_run "opt-1.3b decode" 60 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
     --variants "default$old_kernel_variants"
   # Cap: ~9.5 s per variant at batch 1 and 32 (session 11) + the 13 GB build.
@@ -663,7 +663,7 @@ else
   speed_shape 6.7b    130   80  150  150    0
   speed_shape 125m     70   45   70   70   40
   int8_run
-  # the int8 matrix-vector kernel streamed at 0.74 TB/s in session 17 (fp16's ≈ 1.5): its µs and GB/s per Linear
+  # the int8 batch-1 step averaged 0.74 TB/s in session 17 (the fp16 step 1.06): the int8 kernel's own µs and GB/s
   case "$passed_groups" in *" int8 "*) NCU_BENCH_ARGS="--quantize int8" ncu_run decode-b1-int8 1.3b 1 ;; esac
   # batch 32 (issue #5: ≥ 1.5× HF's best mode there); the peer-only call's ncu table covers its kernels
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32

@@ -1179,7 +1179,7 @@ NEW_KERNEL_LETTERS = {"grouped_split": "g", "vector_layernorm": "n", "split_gemv
 
 
 def new_kernels(d):
-    """The letters of the GPU-unverified kernels a line's run launched (opt bench's new_kernel_launches: g grouped
+    """The letters of the counted kernels a line's run launched (opt bench's new_kernel_launches: g grouped
     split-KV attention, n vector layer norm, s split gemv), '.' for none, '?' without the field."""
     launches = d.get("new_kernel_launches")
     if not isinstance(launches, dict):
@@ -1192,7 +1192,7 @@ def variant_table(variants, model_order, pct, gemm_pct):
     """Lines of the table of ours under `opt bench --variants`: every kernel choice per model, batch and lengths,
     and its speed-up over the 'default' variant of the same run (> 1: faster than the default kernels). GPU ms: the
     GPU time of a replayed decode step (graph launch to tokens read); the rest of the decode time is the host's.
-    new: the GPU-unverified kernels the run launched (new_kernels): a variant that asks for one and shows '.'
+    new: the counted kernels the run launched (new_kernels): a variant that asks for one and shows '.'
     measured the fallback kernel."""
     out = ["", "== ours by kernel variant (`opt bench --variants`: one process per model, the same weights) ==",
            f"{'model':<9} {'batch':>5} {'prompt+new':>10} {'variant':<34} {'new':>4} | {'prefill ms':>10} "

@@ -44,12 +44,12 @@ OPT_API int opt_chained_launch(void);
  * compute_90+ (else chain_wait would be a no-op); 0 otherwise, and on any error. */
 OPT_API int opt_chained_launch_supported(void);
 /*
- * The vector layer norm (layernorm.cu, session 12, not yet run on a GPU): with on != 0, opt_layernorm_* and
- * opt_add_layernorm_* take rows whose width is a multiple of 16 bytes (and at most 2048 16-byte chunks), with every
- * pointer 16-byte aligned, through a kernel that loads each thread's chunks at once and keeps the row in registers
- * (one round of memory latency per row instead of about nine); other rows keep the scalar kernel. The same stored
- * residual bits; LN's output may differ by a rounding (another order of the statistics' sums). Process-wide;
- * returns the previous setting. Off by default (-Dopt.cuda.vecNorm=true).
+ * The vector layer norm (layernorm.cu, session 12, verified on an H100 in session 17): with on != 0, opt_layernorm_*
+ * and opt_add_layernorm_* take rows whose width is a multiple of 16 bytes (and at most 2048 16-byte chunks), with every
+ * pointer 16-byte aligned, through a kernel that loads each thread's chunks at once and keeps the row in registers (one
+ * round of memory latency per row instead of about nine); other rows keep the scalar kernel. The same stored residual
+ * bits; LN's output may differ by a rounding (another order of the statistics' sums). Process-wide; returns the
+ * previous setting. Off in the library; CudaOps turns it on unless -Dopt.cuda.vecNorm=false.
  */
 OPT_API int opt_set_vector_layernorm(int on);
 /* Whether the vector layer norm is on (1) or off (0). */
@@ -155,8 +155,8 @@ OPT_API int opt_bias_act_bf16(uint16_t* x, const uint16_t* bias, int rows, int c
  * still correct, on a slower one-element-per-lane path. m == 0 or n == 0: nothing to do.
  *   split        warps per group of outputs on the fast path: 1 (one warp reads a whole weight row; verified on an
  *                H100), 2 or 4 (that many warps share each row and add their sums in a fixed order: more warps for
- *                Linears with few outputs; session 11, not yet run on a GPU), 0 = chosen from the shape and the
- *                multiprocessor count. Anything else: cudaErrorInvalidValue.
+ *                Linears with few outputs; session 11, verified on an H100 in session 17), 0 = chosen from
+ *                the shape and the multiprocessor count. Anything else: cudaErrorInvalidValue.
  */
 OPT_API int opt_linear_small_f32(float* out, const float* x, const float* w, const float* bias, int m, int k, int n,
                                  int relu, int split, cudaStream_t stream);
@@ -184,8 +184,8 @@ OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16
                                       int width, int cache_slots, int split, cudaStream_t stream);
 
 /*
- * Linears with int8 weights (linear_int8.cu; weight-only quantization, session 11, not yet run on a GPU): w (n, k)
- * int8 row-major and scales (n) float32 stand for scales[j] * w[j, e]. For 1 <= m <= 8 rows:
+ * Linears with int8 weights (linear_int8.cu; weight-only quantization, session 11, verified on an H100 in session
+ * 17): w (n, k) int8 row-major and scales (n) float32 stand for scales[j] * w[j, e]. For 1 <= m <= 8 rows:
  *   out[i, j] = act(scales[j] * sum_e x[i, e] * w[j, e] + bias[j])     (float32 sums; act = ReLU when relu != 0)
  * and the q/k/v form with opt_linear_small_qkv's epilogue. split as opt_linear_small. k must be a multiple of 16 and
  * x, w 16-byte aligned (cudaErrorInvalidValue otherwise: dequantize and use a GEMM instead).
@@ -221,7 +221,7 @@ OPT_API int opt_dequant_int8_bf16(uint16_t* out, const int8_t* w, const float* s
 
 /*
  * The one-row products above with opt_add_layernorm in front, done inside the product's blocks (linear_small.cu;
- * -Dopt.cuda.foldNorm, session 8, not yet run on a GPU): first x += y + y_bias and norm_out = LN(x) as
+ * -Dopt.cuda.foldNorm, session 8, verified on an H100 in session 11): first x += y + y_bias and norm_out = LN(x) as
  * opt_add_layernorm with rows = 1, cols = k (x, y, y_bias (or NULL), norm_out, gamma, beta: k values each), then
  * the product of opt_linear_small / opt_linear_small_qkv with m = 1 over that norm. counter: a device int that is
  * zero before the launch and is left zero (the last block to read x writes it). k must be a multiple of 16 bytes

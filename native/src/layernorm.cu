@@ -13,17 +13,17 @@
 // Each thread re-reads its own elements in every pass (cache hits), so rows of any width work without
 // staging them in shared memory.
 //
-// The vector path (session 12, not yet run on a GPU; process-wide switch opt_set_vector_layernorm, off by default,
-// -Dopt.cuda.vecNorm=true): the same arithmetic, element by element, for rows whose width is a multiple of a
-// 16-byte chunk and at most kMaxChunksPerThread chunks per thread. Why: at batch 1 a decode step's layer norms are
-// one block each (one row), and the kernel above is a chain of memory latencies: its loops run up to four
-// iterations per thread whose loads cannot move past the previous iteration's store (x, y and out may alias),
-// then re-read the row twice (H100, session 11: 7.3 µs per call under ncu, 11.5 % of an opt-1.3b batch-1 step,
-// for 4 KB of data). Here each thread loads its chunks of x, y, bias, gamma and beta with 16-byte loads all at
-// once, keeps the row in registers through both statistics, and stores 16 bytes at a time: one round of memory
-// latency instead of about nine. The stored residual is the same bits as the kernel above (the same expression per
-// element); the statistics sum in another order (each thread's chunks, then block_sum), so LN's output may differ
-// from the scalar kernel's by a rounding.
+// The vector path (session 12, verified on an H100 in session 17; process-wide switch opt_set_vector_layernorm: off in
+// the library, turned on by CudaOps unless -Dopt.cuda.vecNorm=false): the same arithmetic, element by element, for rows
+// whose width is a multiple of a 16-byte chunk and at most kMaxChunksPerThread chunks per thread. Why: at batch 1 a
+// decode step's layer norms are one block each (one row), and the kernel above is a chain of memory latencies: its
+// loops run up to four iterations per thread whose loads cannot move past the previous iteration's store (x, y and out
+// may alias), then re-read the row twice (H100, session 11: 7.3 µs per call under ncu, 11.5 % of an opt-1.3b batch-1
+// step, for 4 KB of data). Here each thread loads its chunks of x, y, bias, gamma and beta with 16-byte loads all at
+// once, keeps the row in registers through both statistics, and stores 16 bytes at a time: one round of memory latency
+// instead of about nine. The stored residual is the same bits as the kernel above (the same expression per element);
+// the statistics sum in another order (each thread's chunks, then block_sum), so LN's output may differ from the scalar
+// kernel's by a rounding.
 #include <atomic>
 
 #include "common.cuh"

@@ -1,7 +1,7 @@
-// Linears with int8 weights (weight-only quantization; session 11, not yet run on a GPU): each weight row j holds
-// int8 values q[j, e] and one float scale s[j], standing for s[j] · q[j, e] (backend/Int8Rows on the host makes
-// them: absmax / 127 per row, round to nearest even). CPU twin: CpuOps.linear over an int8 weight, which sums
-// x · q in float32 and multiplies the sum by the row's scale before the bias; these kernels do the same.
+// Linears with int8 weights (weight-only quantization; session 11, verified on an H100 in session 17): each weight row
+// j holds int8 values q[j, e] and one float scale s[j], standing for s[j] · q[j, e] (backend/Int8Rows on the host makes
+// them: absmax / 127 per row, round to nearest even). CPU twin: CpuOps.linear over an int8 weight, which sums x · q in
+// float32 and multiplies the sum by the row's scale before the bias; these kernels do the same.
 //
 //   opt_linear_int8_small_<dt>      out = act(s ⊙ (x · qᵀ) + bias) for 1–8 rows: the few-row kernel of
 //                                   linear_small.cu (warps per group of R outputs, rows split over S warps, one-row

@@ -121,16 +121,16 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   }
 }
 
-// The 16-byte path with split rows (session 11, not yet run on a GPU; -Dopt.cuda.gemvSplit): S consecutive warps
-// of a block share one group of R outputs, warp `part` taking chunks [part · span, (part + 1) · span) of every
-// row, so a Linear with few outputs (out_proj, fc2: 2048 outputs at opt-1.3b, 1024 warps of R = 2) still has
-// S times as many warps streaming its weight. Each warp reduces its sums with shuffles, writes them to shared
-// memory, and the group's first warp adds the S partial sums in a fixed order (part 0 + part 1 + ...) before the
-// epilogue: the same result on every run, though not the same bits as linear_small_vec_kernel (another sum order)
-// when S > 1. M = 1 compiles the one-row case with one row of accumulators: fewer registers than the vec kernel's
-// kMaxRows rows, so more blocks fit on a multiprocessor (ptxas: see docs/perf.md, session 11).
-// No warp returns early (the block barrier): a group past n re-reads row n - 1 (weight_rows) and stores nothing.
-// grid.x = ceil(ceil(n / R) / (kWarpsPerBlock / S)), blockDim.x = 32 · kWarpsPerBlock.
+// The 16-byte path with split rows (session 11, verified on an H100 in session 17; -Dopt.cuda.gemvSplit, auto by
+// default): S consecutive warps of a block share one group of R outputs, warp `part` taking chunks [part · span, (part
+// + 1) · span) of every row, so a Linear with few outputs (out_proj, fc2: 2048 outputs at opt-1.3b, 1024 warps of R =
+// 2) still has S times as many warps streaming its weight. Each warp reduces its sums with shuffles, writes them to
+// shared memory, and the group's first warp adds the S partial sums in a fixed order (part 0 + part 1 + ...) before the
+// epilogue: the same result on every run, though not the same bits as linear_small_vec_kernel (another sum order) when
+// S > 1. M = 1 compiles the one-row case with one row of accumulators: fewer registers than the vec kernel's kMaxRows
+// rows, so more blocks fit on a multiprocessor (ptxas: see docs/perf.md, session 11). No warp returns early (the block
+// barrier): a group past n re-reads row n - 1 (weight_rows) and stores nothing. grid.x = ceil(ceil(n / R) /
+// (kWarpsPerBlock / S)), blockDim.x = 32 · kWarpsPerBlock.
 template <typename T, int R, int S, int M, class Store>
 __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
     linear_small_split_kernel(const T* x, const T* __restrict__ w, int m, int k, int n, Store store) {

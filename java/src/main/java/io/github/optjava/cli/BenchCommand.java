@@ -508,7 +508,7 @@ final class BenchCommand implements Callable<Integer> {
     return fromFile ? shape : "opt-" + shape.toLowerCase(Locale.ROOT);
   }
 
-  /** The launches of each unverified kernel since {@code start} ({@link io.github.optjava.backend.cuda.CudaOps}). */
+  /** The launches of each counted kernel since {@code start} ({@link io.github.optjava.backend.cuda.CudaOps}). */
   private static java.util.Map<String, Long> launchesSince(java.util.Map<String, Long> start) {
     java.util.Map<String, Long> now = io.github.optjava.backend.cuda.CudaOps.newKernelLaunches();
     now.replaceAll((k, v) -> v - start.getOrDefault(k, 0L));

@@ -754,7 +754,7 @@ class CudaOpsParityTest {
     qkvProjectAppendThroughGemv(d, 1, false);
   }
 
-  /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, not yet on a GPU). */
+  /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, verified in session 17). */
   @ParameterizedTest(name = "{0} split={1}")
   @org.junit.jupiter.params.provider.CsvSource({"F16, 2", "F16, 4", "BF16, 4", "F32, 0"})
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
