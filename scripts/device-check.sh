@@ -33,8 +33,9 @@
 # DEVICE_CHECK_PEER_ONLY=1 (session 12): only the speed comparison that decides #5's batch-32 target, for a second
 # call after a full check: host facts, Java, libraries, copy bandwidth, HF's static cache + torch.compile at batch 32
 # (first), then opt-1.3b ours vs HF eager at batch 32, an ncu table of a batch-32 decode step, then (time left)
-# batch 1, 128 and the 2047-token prefill against HF eager, and the table; no JUnit, check_ops, HF logit comparison
-# or variants. About 330 s.
+# batch 1, 128 and the 2047-token prefill against HF eager, then 6.7b and 125m against HF eager (session 17), and
+# the table; no JUnit, check_ops, HF logit comparison or variants. About 150 s for the 1.3b part (session 17), up to
+# ≈ 450 s with 6.7b and 125m.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -631,6 +632,10 @@ if [ "$peer_only" = 1 ]; then
   SPEED_BATCHES=32 SPEED_ONE_BATCH=32 speed_shape 1.3b    40   40   60   60    0
   ncu_run decode-b32 1.3b 32
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   50
+  # Then, with what is left (session 17's peer-only call ended at 152 s of a 287 s limit): the issue's comparison
+  # table for 6.7b and 125m, which the full check reaches only late.
+  speed_shape 6.7b                                        130   80  150  150    0
+  speed_shape 125m                                         70   45   70   70   40
 elif [ "$quick" = 1 ]; then
   # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold 4)
   variant_run "opt-1.3b decode" 70 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
