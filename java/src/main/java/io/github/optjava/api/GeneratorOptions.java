@@ -69,9 +69,9 @@ import io.github.optjava.checkpoint.DType;
  *                          for a small change in the logits. With the Vector API kernels batch-1 decode reads them
  *                          once per token and runs faster (opt-1.3b on 2 cores: 1.7×; docs/perf.md); the scalar
  *                          kernels gain memory only. On CUDA (one GPU; several are refused) batch-1 decode reads
- *                          the int8 weights directly (opt-1.3b on an H100: 1.27× the fp16 kernels of that run), while steps of
- *                          more rows dequantize each weight first and run slower than fp16 (0.54× at batch 8).
- *                          Default NONE.
+ *                          the int8 weights directly (opt-1.3b on an H100: 1.27× the fp16 kernels of that run),
+ *                          while steps of more rows dequantize each weight first and run slower than fp16 (0.54× at
+ *                          batch 8). Default NONE.
  * @param kvCacheDtype      the KV cache's storage type; null (the default) = float32 on the CPU, the activations'
  *                          dtype on CUDA. On the CPU, F16 halves the cache's memory per token (where memory sets
  *                          the cache's size, twice the tokens fit) and the bytes decode attention reads, for keys

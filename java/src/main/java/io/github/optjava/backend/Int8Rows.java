@@ -23,8 +23,8 @@ import java.util.stream.IntStream;
  * (127 × the smallest normal float, 1.5e-36) becomes zeros with scale 0: its scale would be a subnormal float too
  * coarse to keep that bound.
  *
- * <p>A backend that quantizes does it through this class (the CPU backend and, on one GPU, the CUDA backend), so that the same checkpoint
- * gives the same integers on every backend that will.
+ * <p>A backend that quantizes does it through this class (the CPU backend and, on one GPU, the CUDA backend), so that
+ * the same checkpoint gives the same integers on every backend that will.
  *
  * @param rows   output features
  * @param cols   input features

@@ -38,8 +38,8 @@ class GpuGraphTest {
   }
 
   /**
-   * The same with the FlashAttention-2-style prefill kernel (verified on an H100 in session 11; tag gpu-new, run apart by
-   * scripts/device-check.sh): its prefill fills the cache the graphs' decode steps (split-KV) then read.
+   * The same with the FlashAttention-2-style prefill kernel (verified on an H100 in session 11; tag gpu-new, run apart
+   * by scripts/device-check.sh): its prefill fills the cache the graphs' decode steps (split-KV) then read.
    */
   @ParameterizedTest(name = "{0} kernels={1}")
   @CsvSource({"F16, fa"})
@@ -50,8 +50,8 @@ class GpuGraphTest {
   }
 
   /**
-   * The split-KV attention's inline combine (session 8, verified on an H100 in session 11) replayed in graphs against eager
-   * steps of the same kernel with the combine kernel: the same arithmetic, so the same tokens. The counters the
+   * The split-KV attention's inline combine (session 8, verified on an H100 in session 11) replayed in graphs against
+   * eager steps of the same kernel with the combine kernel: the same arithmetic, so the same tokens. The counters the
    * kernel leaves at zero between launches are what a replayed graph relies on.
    */
   @ParameterizedTest(name = "{0} kernels={1}")
@@ -63,8 +63,8 @@ class GpuGraphTest {
   }
 
   /**
-   * The layer norms folded into the next one-row Linear (session 8, verified on an H100 in session 11) replayed in graphs against
-   * eager steps of the plain path, with one sequence (the fold applies at one row only).
+   * The layer norms folded into the next one-row Linear (session 8, verified on an H100 in session 11) replayed in
+   * graphs against eager steps of the plain path, with one sequence (the fold applies at one row only).
    */
   @ParameterizedTest(name = "{0} kernels={1}")
   @CsvSource({"F32, fold", "F16, fold"})
@@ -74,7 +74,7 @@ class GpuGraphTest {
     replayEqualsEager(dtype, kernel);
   }
 
-  /** The matrix-vector kernel with 4 warps per output group (session 11, verified on an H100 in session 17) in graphs. */
+  /** The matrix-vector kernel with 4 warps per output group (session 11, verified on an H100 in session 17), graphs. */
   @ParameterizedTest(name = "{0} kernels={1}")
   @CsvSource({"F32, gemvsplit", "F16, gemvsplit"})
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
@@ -87,12 +87,12 @@ class GpuGraphTest {
   }
 
   /**
-   * Decode steps padded to bucket sizes ({@code -Dopt.cuda.batchBuckets}, session 13, verified on an H100 in session 17): 4
-   * sequences, then 3 (one graph of 4 rows: captured with 4 real rows, replayed with 3 and a padding row), then 2,
-   * then 1, against eager unpadded steps with the same kernels; greedy
-   * tokens and log-probs from the device ({@link OptModel#greedyRows}) every other step, logits otherwise. The padding
-   * rows write only the cache's padding block, so the real rows match the eager ones (the GEMMs see more rows, so
-   * cuBLASLt may sum in another order: the tolerance of other Linears).
+   * Decode steps padded to bucket sizes ({@code -Dopt.cuda.batchBuckets}, session 13, verified on an H100 in session
+   * 17): 4 sequences, then 3 (one graph of 4 rows: captured with 4 real rows, replayed with 3 and a padding row), then
+   * 2, then 1, against eager unpadded steps with the same kernels; greedy tokens and log-probs from the device ({@link
+   * OptModel#greedyRows}) every other step, logits otherwise. The padding rows write only the cache's padding block, so
+   * the real rows match the eager ones (the GEMMs see more rows, so cuBLASLt may sum in another order: the tolerance of
+   * other Linears).
    */
   @ParameterizedTest(name = "{0}")
   @CsvSource({"F32", "F16"})
@@ -162,11 +162,11 @@ class GpuGraphTest {
   }
 
   /**
-   * Steps of drafts (prompt lookup: every sequence the same number of new tokens, every row's logits) replayed as
-   * CUDA graphs ({@code -Dopt.cuda.draftGraphs}, session 8, verified on an H100 in session 11) against the same steps op by op
-   * with the same kernels, as prompt lookup runs them at batch 1: the count per step cycles (1 = a plain decode
-   * step, up to 5), rejected drafts are truncated from the cache after each step, and the greedy tokens of every
-   * row come from the device ({@link OptModel#greedyRows}). Then two sequences of 3 tokens each through forward.
+   * Steps of drafts (prompt lookup: every sequence the same number of new tokens, every row's logits) replayed as CUDA
+   * graphs ({@code -Dopt.cuda.draftGraphs}, session 8, verified on an H100 in session 11) against the same steps op by
+   * op with the same kernels, as prompt lookup runs them at batch 1: the count per step cycles (1 = a plain decode
+   * step, up to 5), rejected drafts are truncated from the cache after each step, and the greedy tokens of every row
+   * come from the device ({@link OptModel#greedyRows}). Then two sequences of 3 tokens each through forward.
    */
   @org.junit.jupiter.api.Test
   @org.junit.jupiter.api.Tag("gpu-new")

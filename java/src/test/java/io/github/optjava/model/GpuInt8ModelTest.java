@@ -11,9 +11,9 @@ import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
- * The model with int8 Linear weights on CUDA (--quantize int8, session 11, verified on an H100 in session 17) against the CPU
- * reference ops over the same integers, at opt-125m's widths with random weights: a prefill of two sequences and
- * a two-row step (the dequantized weights through the GEMM), then a one-row step (the int8 matrix-vector kernel),
+ * The model with int8 Linear weights on CUDA (--quantize int8, session 11, verified on an H100 in session 17) against
+ * the CPU reference ops over the same integers, at opt-125m's widths with random weights: a prefill of two sequences
+ * and a two-row step (the dequantized weights through the GEMM), then a one-row step (the int8 matrix-vector kernel),
  * as {@link FastCpuOpsModelTest} runs them. float32 activations, so the only differences are the sums' order.
  */
 @GpuTest

@@ -17,11 +17,12 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * Session 12's decode kernels (verified on an H100 in session 17; defaults since) in models whose shapes they serve: two layers of random weights
- * at opt-1.3b's widths (hidden 2048, head_dim 64) and at opt-6.7b's (4096, head_dim 128), fp16, decode steps replayed
- * as CUDA graphs, against eager steps of the verified kernels. Three sequences with prompts of 100, 37 and 5 tokens,
- * then 40 greedy steps, so contexts cross the grouped attention's rounds (64 keys at head_dim 64, 32 at 128) and
- * the batch shrinks. The fixture models (head_dim 16, hidden 64) never take these kernels: hence these shapes.
+ * Session 12's decode kernels (verified on an H100 in session 17; defaults since) in models whose shapes they serve:
+ * two layers of random weights at opt-1.3b's widths (hidden 2048, head_dim 64) and at opt-6.7b's (4096, head_dim 128),
+ * fp16, decode steps replayed as CUDA graphs, against eager steps of the verified kernels. Three sequences with prompts
+ * of 100, 37 and 5 tokens, then 40 greedy steps, so contexts cross the grouped attention's rounds (64 keys at head_dim
+ * 64, 32 at 128) and the batch shrinks. The fixture models (head_dim 16, hidden 64) never take these kernels: hence
+ * these shapes.
  */
 @GpuTest
 class GpuNewDecodeKernelsTest {

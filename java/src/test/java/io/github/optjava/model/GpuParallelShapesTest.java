@@ -34,8 +34,8 @@ class GpuParallelShapesTest {
   }
 
   /**
-   * opt-175b's weights (≈ 324 GiB in fp16) on one GPU: refused before any tensor is made or uploaded, naming the
-   * way out (more GPUs), and the GPU's free memory is the same afterwards (session 15, verified on an H100 in session 17).
+   * opt-175b's weights (≈ 324 GiB in fp16) on one GPU: refused before any tensor is made or uploaded, naming the way
+   * out (more GPUs), and the GPU's free memory is the same afterwards (session 15, verified on an H100 in session 17).
    */
   @Test
   void aModelLargerThanTheGpuIsRefusedBeforeLoading() {

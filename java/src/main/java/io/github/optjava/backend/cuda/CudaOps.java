@@ -1440,8 +1440,8 @@ public final class CudaOps implements Ops {
 
   /**
    * Whether cuBLASLt chooses the algorithm of each Linear shape of up to 64 rows by timing its heuristic's first
-   * candidates (see {@code opt.cuda.ltTune}; session 14, verified on an H100 in session 17: no faster, so off). Between steps only; this instance's
-   * graphs are discarded and its cuBLASLt plans made again.
+   * candidates (see {@code opt.cuda.ltTune}; session 14, verified on an H100 in session 17: no faster, so off). Between
+   * steps only; this instance's graphs are discarded and its cuBLASLt plans made again.
    */
   public void useLtTuning(boolean on) {
     requireEager("useLtTuning");

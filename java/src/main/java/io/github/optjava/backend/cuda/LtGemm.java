@@ -63,13 +63,13 @@ import org.bytedeco.javacpp.PointerPointer;
  * bias (N) broadcast along the T columns, which is what CUBLASLT_EPILOGUE_BIAS does with a vector of the rows.
  * Passed its parity and graph tests on an H100 (2026-11-26, session 7): the default Linear path.
  *
- * <p>Tuning ({@link #useTuning}, {@code -Dopt.cuda.ltTune}; session 14, verified on an H100 in session 17: no faster, so off): a shape of at most
- * {@link #TUNE_MAX_ROWS} rows (decode batches: few shapes, each run thousands of times) takes the fastest of the
- * heuristic's first {@value #TUNE_CANDIDATES} algorithms, timed on the operands of the call that plans it. Skinny
- * GEMMs are where the heuristic's first choice is most often not the fastest (TensorRT-LLM profiles cuBLASLt's
- * algorithms per batch size for the same reason). The choice is fixed for the plan's life, but it comes from timings:
- * two processes may choose differently, and algorithms that sum in another order (split-K) round differently, so a
- * tuned run is reproducible within a process, not bit for bit across processes.
+ * <p>Tuning ({@link #useTuning}, {@code -Dopt.cuda.ltTune}; session 14, verified on an H100 in session 17: no faster,
+ * so off): a shape of at most {@link #TUNE_MAX_ROWS} rows (decode batches: few shapes, each run thousands of times)
+ * takes the fastest of the heuristic's first {@value #TUNE_CANDIDATES} algorithms, timed on the operands of the call
+ * that plans it. Skinny GEMMs are where the heuristic's first choice is most often not the fastest (TensorRT-LLM
+ * profiles cuBLASLt's algorithms per batch size for the same reason). The choice is fixed for the plan's life, but it
+ * comes from timings: two processes may choose differently, and algorithms that sum in another order (split-K) round
+ * differently, so a tuned run is reproducible within a process, not bit for bit across processes.
  */
 final class LtGemm implements AutoCloseable {
   /** One shape's descriptors and algorithm; the bias pointer is set per call (layers share a plan). */

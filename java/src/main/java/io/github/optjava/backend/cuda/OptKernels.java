@@ -165,8 +165,8 @@ public final class OptKernels {
 
   /**
    * Process-wide: opt_layernorm_* and opt_add_layernorm_* take rows of whole 16-byte chunks (16-byte aligned, at most
-   * 2048 chunks) through the vector kernel when on != 0 (session 12, verified on an H100 in session 17). Returns the previous
-   * setting.
+   * 2048 chunks) through the vector kernel when on != 0 (session 12, verified on an H100 in session 17). Returns the
+   * previous setting.
    */
   public static native int opt_set_vector_layernorm(int on);
 
@@ -243,7 +243,8 @@ public final class OptKernels {
   /**
    * A Linear with int8 weights for 1–8 rows: out[i, j] = act(scales[j]·Σ x[i, e]·w[j, e] + bias[j]), w int8 (n × k),
    * scales float32 (n); {@code split} as {@link #opt_linear_small_f32}. k must be a multiple of 16 and x, w 16-byte
-   * aligned (else cudaErrorInvalidValue: dequantize instead). float32 activations. Session 11, verified on an H100 in session 17.
+   * aligned (else cudaErrorInvalidValue: dequantize instead). float32 activations. Session 11, verified on an H100 in
+   * session 17.
    */
   public static native int opt_linear_int8_small_f32(FloatPointer out, @Cast("const float*") FloatPointer x,
       @Cast("const int8_t*") BytePointer w, @Cast("const float*") FloatPointer scales,

@@ -126,10 +126,10 @@ class CudaOpsParityTest {
   }
 
   /**
-   * The vector layer norm (-Dopt.cuda.vecNorm, session 12, verified on an H100 in session 17; native/src/layernorm.cu): both layer
-   * norms against the CPU, and the residual the fused one writes bit for bit equal to the scalar kernel's, at OPT's
-   * widths (768 to 12288: one to three 16-byte chunks per thread) and at widths the vector kernel leaves to the scalar
-   * one (83: not whole chunks; 16384 in f32: more than four chunks per thread).
+   * The vector layer norm (-Dopt.cuda.vecNorm, session 12, verified on an H100 in session 17; native/src/layernorm.cu):
+   * both layer norms against the CPU, and the residual the fused one writes bit for bit equal to the scalar kernel's,
+   * at OPT's widths (768 to 12288: one to three 16-byte chunks per thread) and at widths the vector kernel leaves to
+   * the scalar one (83: not whole chunks; 16384 in f32: more than four chunks per thread).
    */
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("vectorNormCases")
@@ -296,9 +296,9 @@ class CudaOpsParityTest {
   }
 
   /**
-   * The same through cuBLASLt with tuned algorithms (-Dopt.cuda.ltTune, session 14, verified on an H100 in session 17): decode
-   * batch sizes of 1.3b-like shapes, each planned by timing the heuristic's candidates; every algorithm cuBLASLt offers
-   * must give the CPU's numbers, and a shape past 64 rows is not tuned.
+   * The same through cuBLASLt with tuned algorithms (-Dopt.cuda.ltTune, session 14, verified on an H100 in session 17):
+   * decode batch sizes of 1.3b-like shapes, each planned by timing the heuristic's candidates; every algorithm cuBLASLt
+   * offers must give the CPU's numbers, and a shape past 64 rows is not tuned.
    */
   @ParameterizedTest(name = "{0}")
   @EnumSource(value = DType.class, names = {"F16", "BF16"})
@@ -386,8 +386,8 @@ class CudaOpsParityTest {
   }
 
   /**
-   * The matrix-vector kernel with split rows (-Dopt.cuda.gemvSplit, session 11, verified on an H100 in session 17): 2 and 4
-   * warps per output group and auto, on the shapes of {@link #linearThroughGemv}, a 1.3b out_proj and an fc2-like
+   * The matrix-vector kernel with split rows (-Dopt.cuda.gemvSplit, session 11, verified on an H100 in session 17): 2
+   * and 4 warps per output group and auto, on the shapes of {@link #linearThroughGemv}, a 1.3b out_proj and an fc2-like
    * one, then the fused q/k/v projection with its cache append.
    */
   @ParameterizedTest(name = "{0} split={1}")
@@ -754,7 +754,7 @@ class CudaOpsParityTest {
     qkvProjectAppendThroughGemv(d, 1, false);
   }
 
-  /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, verified in session 17). */
+  /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, verified in s17). */
   @ParameterizedTest(name = "{0} split={1}")
   @org.junit.jupiter.params.provider.CsvSource({"F16, 2", "F16, 4", "BF16, 4", "F32, 0"})
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")

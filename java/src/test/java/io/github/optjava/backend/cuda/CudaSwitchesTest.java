@@ -8,7 +8,8 @@ import org.junit.jupiter.api.Test;
 
 /**
  * The text settings of the matrix-vector kernel ({@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemvSplit}) and the
- * true/false switches as {@link CudaOps} reads them: no GPU needed (the parsers touch no native code), so a typo is caught on any machine.
+ * true/false switches as {@link CudaOps} reads them: no GPU needed (the parsers touch no native code), so a typo is
+ * caught on any machine.
  */
 class CudaSwitchesTest {
 
