@@ -25,8 +25,8 @@
 # Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
 # DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
-# tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, int8, fold, split,
-# grouped, combine and vecnorm groups only (what changed since session 11's runs; the others passed there: rerun the full
+# tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, int8, split, grouped,
+# combine and vecnorm groups only (what changed since session 11's runs; the others passed there: rerun the full
 # check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features, then short
 # `opt bench` variants (1.3b batch 1,2,8; 6.7b batch 1), ncu on a batch-1 decode (and with the flagged decode
 # kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
@@ -253,10 +253,10 @@ else
   # and their dequantization; grouped (session 12): the split-KV decode attention with a group of threads per key
   # row; vecnorm (session 12): the layer norms' vector kernel. All four passed on an H100 in session 17; gemvsplit
   # (auto), grouped and vecnorm became defaults, int8 runs with --quantize int8.
-  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample chained fa score combine fold"
-  # quick: what changed since session 11's runs (gemv and fold share the product loop that gemvsplit generalised;
+  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample chained fa score combine"
+  # quick: what changed since session 11's runs (gemv shares the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 fold split grouped combine vecnorm"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 split grouped combine vecnorm"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -272,17 +272,17 @@ else
 fi
 
 # 5b. The JUnit tests of the kernels not yet verified on a GPU (tag gpu-new; session 7: fa attention, echo scores;
-# session 8: inline combine, folded norms, draft graphs), in a JVM of their own.
+# session 8: inline combine, draft graphs), in a JVM of their own.
 # (Quick mode keeps back less for the later steps: these are the tests of what changed since the full check.)
 new_cap=150 new_keep=200 new_min=60
 [ "$quick" = 1 ] && new_cap=60 new_keep=120 new_min=30
-# Each kernel's tests carry a second tag (gpu-new-fa, -score, -combine, -fold): those of a kernel whose check_ops
+# Each kernel's tests carry a second tag (gpu-new-fa, -score, -combine, ...): those of a kernel whose check_ops
 # group failed are left out, so that one faulting kernel does not muddle the other's results.
 # gpu-new-drafts (CUDA graphs of draft steps, session 8), gpu-new-buckets (decode steps padded to batch buckets,
 # session 13) and gpu-new-lttune (cuBLASLt's algorithms chosen by timing, session 14) have no kernel of their own:
 # they always run.
 new_excl=()
-for k in fa score combine fold gemvsplit int8 grouped vecnorm; do
+for k in fa score combine gemvsplit int8 grouped vecnorm; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then

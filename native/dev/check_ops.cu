@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -24,7 +24,6 @@
 #include <limits>
 #include <random>
 #include <string>
-#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -128,8 +127,6 @@ struct K<F32> {
   static constexpr auto linear_int8_small = opt_linear_int8_small_f32;
   static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_f32;
   static constexpr auto dequant_int8 = opt_dequant_int8_f32;
-  static constexpr auto norm_linear_small = opt_norm_linear_small_f32;
-  static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_f32;
   static constexpr auto gather_rows = opt_gather_rows_f32;
   static constexpr auto to_f32 = opt_to_f32_f32;
   static constexpr auto kv_append = opt_kv_append_f32;
@@ -155,8 +152,6 @@ struct K<F16> {
   static constexpr auto linear_int8_small = opt_linear_int8_small_f16;
   static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_f16;
   static constexpr auto dequant_int8 = opt_dequant_int8_f16;
-  static constexpr auto norm_linear_small = opt_norm_linear_small_f16;
-  static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_f16;
   static constexpr auto gather_rows = opt_gather_rows_f16;
   static constexpr auto to_f32 = opt_to_f32_f16;
   static constexpr auto kv_append = opt_kv_append_f16;
@@ -182,8 +177,6 @@ struct K<BF16> {
   static constexpr auto linear_int8_small = opt_linear_int8_small_bf16;
   static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_bf16;
   static constexpr auto dequant_int8 = opt_dequant_int8_bf16;
-  static constexpr auto norm_linear_small = opt_norm_linear_small_bf16;
-  static constexpr auto norm_linear_small_qkv = opt_norm_linear_small_qkv_bf16;
   static constexpr auto gather_rows = opt_gather_rows_bf16;
   static constexpr auto to_f32 = opt_to_f32_bf16;
   static constexpr auto kv_append = opt_kv_append_bf16;
@@ -652,142 +645,6 @@ void check_int8_all() {
   }
   check_dequant_int8<D>(301, 528);
   check_dequant_int8<D>(1, 16);
-}
-
-// opt_norm_linear_small(_qkv): the residual add + layer norm done inside a one-row product, against the same
-// two steps unfused (opt_add_layernorm, then opt_linear_small(_qkv), both verified on an H100). The new residual
-// must be the same bits (the same formula); the norm and the product within the dtype's tolerance (the
-// statistics' sum order differs). One counter for every call (check_norm_linear_all: grids of other sizes one
-// after the other, so a count left over would make no block, or the wrong one, the last), zero after each launch;
-// the norm's output and the product poisoned before each fused launch.
-template <class D>
-void check_norm_linear(int k, int n, bool qkv, bool relu, bool with_y_bias, DevBuf<int32_t>& d_counter) {
-  using W = typename D::W;
-  const float eps = 1e-5f;
-  const int width = n;  // qkv: n is the width, the product has 3 * width outputs
-  const int outputs = qkv ? 3 * width : n;
-  const int cache_slots = 4;
-  const Host<D> x = random_tensor<D>(k, 0.5f, 1.f);
-  const Host<D> y = random_tensor<D>(k, 0.f, 1.f);
-  const Host<D> y_bias = random_tensor<D>(k, 0.f, 0.3f);
-  const Host<D> gamma = random_tensor<D>(k, 1.f, 0.2f);
-  const Host<D> beta = random_tensor<D>(k, 0.f, 0.2f);
-  const Host<D> w = random_tensor<D>(static_cast<size_t>(outputs) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
-  const Host<D> bias = random_tensor<D>(outputs, 0.f, 0.5f);
-  const Host<D> cache = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
-  const std::vector<int32_t> slots = {2};
-  DevBuf<int32_t> d_slots(slots);
-  DevBuf<W> d_y(y.words), d_yb(y_bias.words), d_g(gamma.words), d_be(beta.words), d_w(w.words), d_b(bias.words);
-  const W* yb = with_y_bias ? d_yb.ptr : nullptr;
-  std::string name = std::string(qkv ? "norm_linear_small_qkv " : "norm_linear_small ") + std::to_string(k) + "x" +
-                     std::to_string(outputs) + (relu ? " relu" : "") + (with_y_bias ? "" : " no y_bias");
-  for (int launch = 0; launch < 2; ++launch) {
-    // Unfused: the reference.
-    DevBuf<W> r_x(x.words), r_h(static_cast<size_t>(k)), r_out(static_cast<size_t>(qkv ? width : n)), r_k(cache.words),
-        r_v(cache.words);
-    expect_ok(K<D>::add_layernorm(r_x.ptr, d_y.ptr, yb, r_h.ptr, d_g.ptr, d_be.ptr, 1, k, eps, g_stream),
-              "add_layernorm (reference)");
-    if (qkv) {
-      expect_ok(K<D>::linear_small_qkv(r_out.ptr, r_k.ptr, r_v.ptr, r_h.ptr, d_w.ptr, d_b.ptr, d_slots.ptr, 1, k, width,
-                                       cache_slots, 1, g_stream),
-                "linear_small_qkv (reference)");
-    } else {
-      expect_ok(K<D>::linear_small(r_out.ptr, r_h.ptr, d_w.ptr, d_b.ptr, 1, k, n, relu ? 1 : 0, 1, g_stream),
-                "linear_small (reference)");
-    }
-    // Fused.
-    DevBuf<W> f_x(x.words), f_h(static_cast<size_t>(k)), f_out(static_cast<size_t>(qkv ? width : n)), f_k(cache.words),
-        f_v(cache.words);
-    CHECK_CUDA(cudaMemsetAsync(f_h.ptr, 0xff, f_h.n * sizeof(W), g_stream));
-    CHECK_CUDA(cudaMemsetAsync(f_out.ptr, 0xff, f_out.n * sizeof(W), g_stream));
-    if (qkv) {
-      expect_ok(K<D>::norm_linear_small_qkv(f_x.ptr, d_y.ptr, yb, f_h.ptr, d_g.ptr, d_be.ptr, eps, d_counter.ptr,
-                                            f_out.ptr, f_k.ptr, f_v.ptr, d_w.ptr, d_b.ptr, d_slots.ptr, k, width,
-                                            cache_slots, g_stream),
-                "norm_linear_small_qkv");
-    } else {
-      expect_ok(K<D>::norm_linear_small(f_x.ptr, d_y.ptr, yb, f_h.ptr, d_g.ptr, d_be.ptr, eps, d_counter.ptr,
-                                        f_out.ptr, d_w.ptr, d_b.ptr, k, n, relu ? 1 : 0, g_stream),
-                "norm_linear_small");
-    }
-    const std::vector<W> rx = r_x.download(), fx = f_x.download();
-    size_t x_differ = 0;
-    for (size_t i = 0; i < rx.size(); ++i) x_differ += rx[i] != fx[i];
-    const std::vector<int32_t> counter = d_counter.download();
-    auto as_double = [](const std::vector<float>& v) { return std::vector<double>(v.begin(), v.end()); };
-    double err = std::max(max_error(widen_all<D>(f_h.download()), as_double(widen_all<D>(r_h.download()))),
-                          max_error(widen_all<D>(f_out.download()), as_double(widen_all<D>(r_out.download()))));
-    if (qkv) {
-      err = std::max({err, max_error(widen_all<D>(f_k.download()), as_double(widen_all<D>(r_k.download()))),
-                      max_error(widen_all<D>(f_v.download()), as_double(widen_all<D>(r_v.download())))});
-    }
-    report(name + (launch == 0 ? "" : " (2nd)"), D::name(), err, D::tol);
-    report(name + " x bits, counter", D::name(), static_cast<double>(x_differ + (counter[0] != 0)), 0.0);
-  }
-}
-
-template <class D>
-void check_norm_linear_all() {
-  DevBuf<int32_t> counter(std::vector<int32_t>{0});
-  check_norm_linear<D>(2048, 8192, false, true, true, counter);   // opt-1.3b fc1 after the attention residual
-  check_norm_linear<D>(2048, 2048, true, false, true, counter);   // opt-1.3b q/k/v after the MLP's residual
-  check_norm_linear<D>(4096, 4096, true, false, false, counter);  // opt-6.7b q/k/v, no bias on y
-  check_norm_linear<D>(64, 8, false, false, true, counter);       // one block: it is also the last
-  check_norm_linear<D>(768, 3072, false, true, true, counter);    // opt-125m
-  check_norm_linear<D>(256, 101, false, true, true, counter);     // idle warps in the last block (51 of 56)
-  check_norm_linear<D>(128, 100, true, false, true, counter);     // q/k/v of 300 outputs: idle warps
-  // the largest row the kernel takes: 48 KiB less its static shared memory (24,448 fp16 values)
-  check_norm_linear<D>(static_cast<int>((48 * 1024 - 256) / sizeof(typename D::W)) / 8 * 8, 40, false, false, true,
-                       counter);
-}
-
-// The folded kernel in a decode-like chain (gemv, fold into fc1, gemv, fold into q/k/v) launched back to back
-// with no host wait, chained launches on against off: the same bits, ten times.
-void check_chained_fold() {
-  if (!opt_chained_launch_supported()) {
-    std::printf("chained fold: not supported on this device or build (compute capability < 9.0): skipped\n");
-    return;
-  }
-  using W = uint16_t;
-  const int hidden = 2048, ffn = 8192, width = 2048, cache_slots = 8;
-  const Host<F16> a = random_tensor<F16>(hidden, 0.f, 1.f);
-  const Host<F16> resid0 = random_tensor<F16>(hidden, 0.f, 1.f);
-  const Host<F16> w_out = random_tensor<F16>(static_cast<size_t>(hidden) * hidden, 0.f, 0.02f);
-  const Host<F16> w1 = random_tensor<F16>(static_cast<size_t>(ffn) * hidden, 0.f, 0.02f);
-  const Host<F16> w2 = random_tensor<F16>(static_cast<size_t>(hidden) * ffn, 0.f, 0.02f);
-  const Host<F16> w_qkv = random_tensor<F16>(static_cast<size_t>(3) * width * hidden, 0.f, 0.02f);
-  const Host<F16> b = random_tensor<F16>(ffn, 0.f, 0.1f);
-  const Host<F16> gamma = random_tensor<F16>(hidden, 1.f, 0.1f);
-  const Host<F16> beta = random_tensor<F16>(hidden, 0.f, 0.1f);
-  DevBuf<W> d_a(a.words), d_resid(resid0.words), d_wo(w_out.words), d_w1(w1.words), d_w2(w2.words),
-      d_wqkv(w_qkv.words), d_b(b.words), d_gamma(gamma.words), d_beta(beta.words), d_y(static_cast<size_t>(hidden)),
-      d_h(static_cast<size_t>(hidden)), d_f(static_cast<size_t>(ffn)), d_q(static_cast<size_t>(width)),
-      d_kc(static_cast<size_t>(cache_slots) * width), d_vc(static_cast<size_t>(cache_slots) * width);
-  DevBuf<int32_t> d_slots(std::vector<int32_t>{3}), d_counter(std::vector<int32_t>{0});
-  auto run = [&]() {  // resid restored, intermediates poisoned, then the chain with no host wait inside
-    CHECK_CUDA(cudaMemcpyAsync(d_resid.ptr, resid0.words.data(), resid0.words.size() * sizeof(W),
-                               cudaMemcpyHostToDevice, g_stream));
-    for (DevBuf<W>* p : {&d_y, &d_h, &d_f, &d_q, &d_kc, &d_vc}) {
-      CHECK_CUDA(cudaMemsetAsync(p->ptr, 0xff, p->n * sizeof(W), g_stream));
-    }
-    int st = opt_linear_small_f16(d_y.ptr, d_a.ptr, d_wo.ptr, nullptr, 1, hidden, hidden, 0, 1, g_stream);
-    st = st ? st : opt_norm_linear_small_f16(d_resid.ptr, d_y.ptr, d_b.ptr, d_h.ptr, d_gamma.ptr, d_beta.ptr, 1e-5f,
-                                             d_counter.ptr, d_f.ptr, d_w1.ptr, d_b.ptr, hidden, ffn, 1, g_stream);
-    st = st ? st : opt_linear_small_f16(d_y.ptr, d_f.ptr, d_w2.ptr, nullptr, 1, ffn, hidden, 0, 1, g_stream);
-    st = st ? st : opt_norm_linear_small_qkv_f16(d_resid.ptr, d_y.ptr, d_b.ptr, d_h.ptr, d_gamma.ptr, d_beta.ptr,
-                                                 1e-5f, d_counter.ptr, d_q.ptr, d_kc.ptr, d_vc.ptr, d_wqkv.ptr,
-                                                 d_b.ptr, d_slots.ptr, hidden, width, cache_slots, g_stream);
-    expect_ok(st, "chained fold chain");
-    return std::make_tuple(d_q.download(), d_kc.download(), d_resid.download(), d_counter.download());
-  };
-  opt_set_chained_launch(0);
-  const auto reference = run();
-  opt_set_chained_launch(1);
-  int differing = 0;
-  for (int i = 0; i < 10; ++i) differing += run() != reference;
-  opt_set_chained_launch(0);
-  differing += std::get<3>(reference)[0] != 0;
-  report("chained fold (runs differing from unchained)", "f16", differing, 0.0);
 }
 
 template <class D>
@@ -1778,11 +1635,6 @@ void run_group(const std::string& group) {
     check_linear_small_split_all<F32>();
     check_linear_small_split_all<F16>();
     check_linear_small_split_all<BF16>();
-  } else if (group == "fold") {  // opt_norm_linear_small(_qkv) (session 8; not yet run on a GPU)
-    check_norm_linear_all<F32>();
-    check_norm_linear_all<F16>();
-    check_norm_linear_all<BF16>();
-    check_chained_fold();
   } else if (group == "logprob") {
     check_argmax_logprob();
   } else if (group == "score") {
@@ -1794,18 +1646,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "fold", "logprob",
-                               "score", "sample", "chained"};
+const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
+                               "sample", "chained"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 fold logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained)\n", g.c_str());
       return 2;
     }
   }

@@ -220,45 +220,6 @@ OPT_API int opt_dequant_int8_bf16(uint16_t* out, const int8_t* w, const float* s
                                   cudaStream_t stream);
 
 /*
- * The one-row products above with opt_add_layernorm in front, done inside the product's blocks (linear_small.cu;
- * -Dopt.cuda.foldNorm, session 8, verified on an H100 in session 11): first x += y + y_bias and norm_out = LN(x) as
- * opt_add_layernorm with rows = 1, cols = k (x, y, y_bias (or NULL), norm_out, gamma, beta: k values each), then
- * the product of opt_linear_small / opt_linear_small_qkv with m = 1 over that norm. counter: a device int that is
- * zero before the launch and is left zero (the last block to read x writes it). k must be a multiple of 16 bytes
- * with w 16-byte aligned, k values must fit 48 KiB - 256 bytes of shared memory, and n >= 1; else
- * cudaErrorInvalidValue and nothing is launched. out, q_out and the caches must not overlap x, y, y_bias, norm_out,
- * gamma or beta (blocks store products while others still read the norm's inputs). The new x is the same bits as
- * opt_add_layernorm's; the norm's statistics are summed in another order (an ulp or two of difference in the
- * storage type; more ulps only for values within ~1e-5 of zero).
- */
-OPT_API int opt_norm_linear_small_f32(float* x, const float* y, const float* y_bias, float* norm_out,
-                                      const float* gamma, const float* beta, float eps, int* counter, float* out,
-                                      const float* w, const float* bias, int k, int n, int relu, cudaStream_t stream);
-OPT_API int opt_norm_linear_small_qkv_f32(float* x, const float* y, const float* y_bias, float* norm_out,
-                                          const float* gamma, const float* beta, float eps, int* counter,
-                                          float* q_out, float* k_cache, float* v_cache, const float* w,
-                                          const float* bias, const int32_t* slots, int k, int width, int cache_slots,
-                                          cudaStream_t stream);
-OPT_API int opt_norm_linear_small_f16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                      const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                      uint16_t* out, const uint16_t* w, const uint16_t* bias, int k, int n, int relu,
-                                      cudaStream_t stream);
-OPT_API int opt_norm_linear_small_qkv_f16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                          const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                          uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* w,
-                                          const uint16_t* bias, const int32_t* slots, int k, int width,
-                                          int cache_slots, cudaStream_t stream);
-OPT_API int opt_norm_linear_small_bf16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                       const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                       uint16_t* out, const uint16_t* w, const uint16_t* bias, int k, int n, int relu,
-                                       cudaStream_t stream);
-OPT_API int opt_norm_linear_small_qkv_bf16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                           const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                           uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* w,
-                                           const uint16_t* bias, const int32_t* slots, int k, int width,
-                                           int cache_slots, cudaStream_t stream);
-
-/*
  * Row gather (elementwise.cu): out[i, :] = x[rows[i], :] for i < n.
  *   out (n, cols), x (x_rows, cols)   device; out must not alias x
  *   rows (n)                          device, int32; a row outside [0, x_rows) yields a zero row

@@ -12,16 +12,6 @@
 // q/k/v weight with opt_qkv_append's epilogue (q out, k and v into the cache; CPU twin: CpuOps.linear then
 // CpuOps.qkvAppend, which round the sums once more before the bias), so a decode step's q/k/v is one launch.
 //
-// opt_norm_linear_small_<dt> / opt_norm_linear_small_qkv_<dt> (one row; -Dopt.cuda.foldNorm, session 8): the same
-// products with opt_add_layernorm in front, done by every block: x += y + bias (the residual add), then LN(x) into
-// shared memory, which the product reads instead of a row the layer-norm kernel wrote. A decode step at batch 1 then
-// has no layer-norm kernels inside its layers (two per layer fewer). Every block reads the old residual x, so
-// none may overwrite it before all have read it: the last block to finish reading (an atomic count, the CUDA
-// guide's last-block pattern) writes the new x and the norm's output, and resets the count to zero.
-// CPU twin: CpuOps.addBiasLayerNorm then CpuOps.linear (or the q/k/v op); the statistics' sum order differs from
-// the layer-norm kernel's, so the norm may differ from the unfused op's by an ulp or two in its storage type (more
-// ulps only for values within ~1e-5 of zero: native/dev/emu_fold); the new residual is the same bits.
-//
 // Work split: one warp computes R consecutive outputs (columns of out) for all m rows. Its lanes walk the
 // in_features axis in 16-byte chunks (8 fp16/bf16 or 4 fp32 values), lane l taking chunks l, l + 32, …; each
 // iteration loads U chunks of each of the R weight rows before using them, so 16·U·R bytes per lane are in
@@ -223,95 +213,6 @@ __global__ void __launch_bounds__(kWarp* kWarpsPerBlock)
   }
 }
 
-// The residual add and layer norm in front of a one-row product (opt_norm_linear_small*).
-template <typename T>
-struct NormIn {
-  T* x;                     // the residual row (k values): x += y + bias, written by the last block
-  const T* y;               // the output of the Linear whose bias and residual add were left to this op
-  const T* bias;            // that Linear's bias (k values) or null
-  T* out;                   // LN(x) as the unfused op stores it (nothing in this kernel reads it)
-  const T* gamma;
-  const T* beta;
-  float eps;
-  int* counter;             // zero before the launch; the last block leaves it zero
-};
-
-// One row (m = 1), the 16-byte path; as linear_small_vec_kernel but with kNormWarps warps per block: every block
-// reads the 5 rows of k values of the norm again, so fewer, larger blocks read less (at k = 2048 and 4 warps that
-// would be ~60 % of the weight bytes in L2 reads) and each thread walks fewer elements. k values of T of dynamic
-// shared memory. No __restrict__ on what earlier kernels write (x, y: chained launches, common.cuh).
-constexpr int kNormWarps = 8;
-
-template <typename T, int R, class Store>
-__global__ void __launch_bounds__(kWarp* kNormWarps)
-    linear_small_norm_kernel(NormIn<T> norm, const T* __restrict__ w, int k, int n, Store store) {
-  extern __shared__ uint4 xs_words[];  // the normed row, 16-byte aligned for the chunk loads of accumulate
-  T* xs = reinterpret_cast<T*>(xs_words);
-  chain_start();
-  const int lane = threadIdx.x % kWarp;
-  const long long j0 = (static_cast<long long>(blockIdx.x) * kNormWarps + threadIdx.x / kWarp) * R;
-  const int chunks = k / Chunk<T>::kSize;
-  const uint4* wrow[R];
-  weight_rows<T, R>(wrow, w, j0, n, k);
-  if (j0 < n) prefetch_first_chunks<R>(wrow, lane, chunks);  // the weights do not depend on the norm
-  chain_wait();
-
-  // 1. x + (y + bias), stored as T (as add_layernorm_kernel: the norm sees x as stored), then the statistics in two
-  // passes. Each thread keeps to its own elements (i = threadIdx.x + t * blockDim.x) in every pass.
-  float sum = 0.f;
-#pragma unroll 4  // several elements' loads in flight (the sum order stays i ascending)
-  for (int i = threadIdx.x; i < k; i += blockDim.x) {
-    const float y_biased = norm.bias == nullptr ? to_float(norm.y[i]) : to_float(norm.y[i]) + to_float(norm.bias[i]);
-    const T stored = from_float<T>(to_float(norm.x[i]) + y_biased);
-    xs[i] = stored;
-    sum += to_float(stored);
-  }
-  const float mean = block_sum(sum) / k;  // its barriers: every read of x in this block is done
-  float sq = 0.f;
-  for (int i = threadIdx.x; i < k; i += blockDim.x) {
-    const float d = to_float(xs[i]) - mean;
-    sq += d * d;
-  }
-  const float var = block_sum(sq) / k;
-  const float inv_std = 1.f / sqrtf(var + norm.eps);
-
-  // 2. Count this block's reads of x as done; the last block writes the new x (and the norm's output). Thread 0's
-  // fences (__threadfence: fence.sc.gpu) order the block's reads (completed before the barriers of block_sum)
-  // before its count, and, in the last block, every other block's count before the block's writes.
-  __shared__ bool last_s;
-  if (threadIdx.x == 0) {
-    __threadfence();
-    const bool l = atomicAdd(norm.counter, 1) == static_cast<int>(gridDim.x) - 1;
-    if (l) __threadfence();
-    last_s = l;
-  }
-  __syncthreads();
-  const bool last = last_s;
-#pragma unroll 4
-  for (int i = threadIdx.x; i < k; i += blockDim.x) {
-    const T r = xs[i];
-    const float normed = (to_float(r) - mean) * inv_std;
-    const T y_norm = from_float<T>(normed * to_float(norm.gamma[i]) + to_float(norm.beta[i]));
-    if (last) {
-      norm.x[i] = r;
-      norm.out[i] = y_norm;
-    }
-    xs[i] = y_norm;
-  }
-  if (last && threadIdx.x == 0) *norm.counter = 0;  // the next launch (after this kernel) finds it zero
-  __syncthreads();  // xs complete for every warp
-  if (j0 >= n) return;
-
-  // 3. The product of one row, as linear_small_vec_kernel with x = xs.
-  float acc[kMaxRows][R];
-  product_chunks<T, R>(acc, wrow, xs, 1, k, 0, chunks, lane);
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-    const float v = warp_sum(acc[0][r]);
-    if (lane == r % kWarp && j0 + r < n) store(0, j0 + r, v);
-  }
-}
-
 // Warps per output group for split = 0 (auto): the smallest S (1, 2, 4) whose grid fills every multiprocessor
 // with as many blocks as fit at once (one full wave), as long as the warps' average share of the row (chunks / S)
 // is at least one full round (32 lanes × U chunks); else the largest S allowed. split_span rounds each share up to
@@ -391,47 +292,6 @@ int launch_linear_small_qkv(T* q_out, T* k_cache, T* v_cache, const T* x, const 
                       split, stream);
 }
 
-// The one-row product with the residual add and layer norm in front (linear_small_norm_kernel): 2 outputs per
-// warp as launch_small picks for one row. Refuses what the 16-byte path cannot take (k not a multiple of the chunk,
-// misaligned rows), rows too long for the shared-memory copy (kNormSmemMax) and n == 0 (which the unfused ops would
-// still have to norm).
-constexpr size_t kNormSmemMax = 48 * 1024 - 256;  // the default 48 KiB a block may use, less the static shared memory
-
-template <typename T, class Store>
-int launch_norm_small(NormIn<T> norm, const T* w, int k, int n, Store store, cudaStream_t stream) {
-  constexpr int R = 2;
-  if (k < 1 || n < 1 || norm.x == nullptr || norm.y == nullptr || norm.out == nullptr || norm.gamma == nullptr ||
-      norm.beta == nullptr || norm.counter == nullptr) {
-    return kInvalidValue;
-  }
-  const size_t smem = static_cast<size_t>(k) * sizeof(T);
-  const bool vec = k % Chunk<T>::kSize == 0 && reinterpret_cast<uintptr_t>(w) % 16 == 0;
-  if (!vec || smem > kNormSmemMax) return kInvalidValue;
-  const long long warps = (static_cast<long long>(n) + R - 1) / R;
-  const long long blocks = (warps + kNormWarps - 1) / kNormWarps;
-  if (blocks > 0x7fffffffLL) return kInvalidValue;
-  return launch_chained(linear_small_norm_kernel<T, R, Store>, dim3(static_cast<unsigned>(blocks)),
-                        dim3(kWarp * kNormWarps), smem, stream, norm, w, k, n, store);
-}
-
-template <typename T>
-int launch_norm_linear_small(T* x, const T* y, const T* y_bias, T* norm_out, const T* gamma, const T* beta,
-                             float eps, int* counter, T* out, const T* w, const T* bias, int k, int n, int relu,
-                             cudaStream_t stream) {
-  return launch_norm_small(NormIn<T>{x, y, y_bias, norm_out, gamma, beta, eps, counter}, w, k, n,
-                           DenseStore<T>{out, bias, n, relu}, stream);
-}
-
-template <typename T>
-int launch_norm_linear_small_qkv(T* x, const T* y, const T* y_bias, T* norm_out, const T* gamma, const T* beta,
-                                 float eps, int* counter, T* q_out, T* k_cache, T* v_cache, const T* w,
-                                 const T* bias, const int32_t* slots, int k, int width, int cache_slots,
-                                 cudaStream_t stream) {
-  if (width < 1 || cache_slots < 0 || static_cast<long long>(width) * 3 > 0x7fffffffLL) return kInvalidValue;
-  return launch_norm_small(NormIn<T>{x, y, y_bias, norm_out, gamma, beta, eps, counter}, w, k, 3 * width,
-                           QkvStore<T>{q_out, k_cache, v_cache, bias, slots, width, cache_slots}, stream);
-}
-
 }  // namespace
 
 extern "C" {  // a definition that drifted from opt_kernels.h would be a compile error, not a new overload
@@ -468,58 +328,6 @@ OPT_API int opt_linear_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16
                                       int width, int cache_slots, int split, cudaStream_t stream) {
   return launch_linear_small_qkv(as_bf16(q_out), as_bf16(k_cache), as_bf16(v_cache), as_bf16(x), as_bf16(w),
                                  as_bf16(bias), slots, m, k, width, cache_slots, split, stream);
-}
-
-OPT_API int opt_norm_linear_small_f32(float* x, const float* y, const float* y_bias, float* norm_out,
-                                      const float* gamma, const float* beta, float eps, int* counter, float* out,
-                                      const float* w, const float* bias, int k, int n, int relu, cudaStream_t stream) {
-  return launch_norm_linear_small(x, y, y_bias, norm_out, gamma, beta, eps, counter, out, w, bias, k, n, relu, stream);
-}
-
-OPT_API int opt_norm_linear_small_qkv_f32(float* x, const float* y, const float* y_bias, float* norm_out,
-                                          const float* gamma, const float* beta, float eps, int* counter,
-                                          float* q_out, float* k_cache, float* v_cache, const float* w,
-                                          const float* bias, const int32_t* slots, int k, int width, int cache_slots,
-                                          cudaStream_t stream) {
-  return launch_norm_linear_small_qkv(x, y, y_bias, norm_out, gamma, beta, eps, counter, q_out, k_cache, v_cache, w,
-                                      bias, slots, k, width, cache_slots, stream);
-}
-
-OPT_API int opt_norm_linear_small_f16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                      const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                      uint16_t* out, const uint16_t* w, const uint16_t* bias, int k, int n, int relu,
-                                      cudaStream_t stream) {
-  return launch_norm_linear_small(as_f16(x), as_f16(y), as_f16(y_bias), as_f16(norm_out), as_f16(gamma), as_f16(beta),
-                                  eps, counter, as_f16(out), as_f16(w), as_f16(bias), k, n, relu, stream);
-}
-
-OPT_API int opt_norm_linear_small_qkv_f16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                          const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                          uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* w,
-                                          const uint16_t* bias, const int32_t* slots, int k, int width,
-                                          int cache_slots, cudaStream_t stream) {
-  return launch_norm_linear_small_qkv(as_f16(x), as_f16(y), as_f16(y_bias), as_f16(norm_out), as_f16(gamma),
-                                      as_f16(beta), eps, counter, as_f16(q_out), as_f16(k_cache), as_f16(v_cache),
-                                      as_f16(w), as_f16(bias), slots, k, width, cache_slots, stream);
-}
-
-OPT_API int opt_norm_linear_small_bf16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                       const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                       uint16_t* out, const uint16_t* w, const uint16_t* bias, int k, int n, int relu,
-                                       cudaStream_t stream) {
-  return launch_norm_linear_small(as_bf16(x), as_bf16(y), as_bf16(y_bias), as_bf16(norm_out), as_bf16(gamma),
-                                  as_bf16(beta), eps, counter, as_bf16(out), as_bf16(w), as_bf16(bias), k, n, relu,
-                                  stream);
-}
-
-OPT_API int opt_norm_linear_small_qkv_bf16(uint16_t* x, const uint16_t* y, const uint16_t* y_bias, uint16_t* norm_out,
-                                           const uint16_t* gamma, const uint16_t* beta, float eps, int* counter,
-                                           uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* w,
-                                           const uint16_t* bias, const int32_t* slots, int k, int width,
-                                           int cache_slots, cudaStream_t stream) {
-  return launch_norm_linear_small_qkv(as_bf16(x), as_bf16(y), as_bf16(y_bias), as_bf16(norm_out), as_bf16(gamma),
-                                      as_bf16(beta), eps, counter, as_bf16(q_out), as_bf16(k_cache), as_bf16(v_cache),
-                                      as_bf16(w), as_bf16(bias), slots, k, width, cache_slots, stream);
 }
 
 }  // extern "C"

@@ -1,4 +1,4 @@
-// The part of native/src/common.cuh that the emulated kernels (native/dev/emu_split, emu_fold) use, over the
+// The part of native/src/common.cuh that the emulated kernels (native/dev/emu_*) use, over the
 // emulated GPU of emu.h: storage conversions, the launch helpers' constants, and chained launches as no-ops (the
 // emulation runs one grid at a time). Include after emu.h, at namespace scope.
 #ifndef OPT_EMU_COMMON_COMMON_CUH_H

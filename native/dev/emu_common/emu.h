@@ -1,4 +1,4 @@
-// The emulated GPU shared by native/dev/emu_split and native/dev/emu_fold (CPU copies of our kernels run thread by
+// The emulated GPU shared by the emulations under native/dev (CPU copies of our kernels run thread by
 // thread): threads as coroutines (a hand-written x86-64 context switch), block barriers released in random order,
 // warp shuffles, several blocks resident at once in random dispatch orders, shared memory with a race /
 // uninitialised-read / bounds checker, global memory with per-thread store buffers made visible at __threadfence,
@@ -155,8 +155,8 @@ uint32_t g_launch = 0;          // grid serial
 uint32_t g_op = 0;              // launcher call serial (the attention kernel and its combine kernel share one)
 unsigned g_grid_dim[3];
 size_t g_dyn_smem = 0;       // the launch's dynamic shared memory (bytes)
-long long g_step = 0;        // scheduler steps (emu_fold: the clock of frozen threads)
-bool g_skew_allowed = false; // option: skewed schedules (slow blocks and threads, stalled loads); emu_fold sets it
+long long g_step = 0;        // scheduler steps (the clock of frozen threads)
+bool g_skew_allowed = false; // option: skewed schedules (slow blocks and threads, stalled loads); none sets it now
 std::vector<int> g_resident_choices = {1, 2, 3, 8, 32, 128};  // option: how many blocks run at once, drawn per grid
 bool g_skew = false;         // the running grid's schedule is skewed
 long long g_frozen_picks = 0;
@@ -247,7 +247,7 @@ void run_grid(Dim3 grid, unsigned threads, size_t dyn_smem, const std::function<
   const long n = static_cast<long>(grid.x) * grid.y * grid.z;
   std::vector<long> order(n);
   const unsigned mode = rnd(4);
-  // With g_skew_allowed (emu_fold), half of the grids run skewed: a quarter of the blocks slow (1 in 32), and in two
+  // With g_skew_allowed, half of the grids run skewed: a quarter of the blocks slow (1 in 32), and in two
   // blocks of three an eighth of the threads (or one whole warp) slow (1 in 64), so a thread can fall far behind its
   // block and a block far behind the grid (what a race between one block's late reader and another block's writes
   // needs). Also: 1 load in 2^3..2^12 (per grid) of a writable buffer stalls its thread (frozen) for 1,000-31,000

@@ -1,4 +1,4 @@
-// fp16 / bf16 storage for the CPU emulations of our kernels (native/dev/emu_fa, emu_split, emu_fold): our own
+// fp16 / bf16 storage for the CPU emulations of our kernels (native/dev/emu_fa and those over emu.h): our own
 // round-to-nearest-even conversions (the host has no __half arithmetic), checked against CUDA's host implementations
 // with -DCUDA_HOST_CONVERSIONS (check_conversions). Header-only.
 #ifndef OPT_EMU_COMMON_STORAGE_H

@@ -115,27 +115,6 @@ public interface Ops extends AutoCloseable {
   }
 
   /**
-   * {@link #addBiasLayerNorm} then {@code linear(linOut, out, w, wBias, relu)} on its output: one call, so that a
-   * backend may do the norm inside the product (CUDA for one row, {@code -Dopt.cuda.foldNorm}). {@code out} is
-   * written either way.
-   */
-  default void addBiasLayerNormLinear(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps, Mat linOut,
-      Mat w, Mat wBias, boolean relu) {
-    addBiasLayerNorm(x, y, bias, out, gamma, beta, eps);
-    linear(linOut, out, w, wBias, relu);
-  }
-
-  /**
-   * {@link #addBiasLayerNorm} then {@link #qkvProjectAppend} on its output: one call, so that a backend may do the
-   * norm inside the product (as {@link #addBiasLayerNormLinear}). {@code out} is written either way.
-   */
-  default void addBiasLayerNormQkvProjectAppend(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps,
-      Mat q, KvStore kv, int layer, Mat qkv, Mat w, Mat wBias, int[] slots) {
-    addBiasLayerNorm(x, y, bias, out, gamma, beta, eps);
-    qkvProjectAppend(q, kv, layer, qkv, out, w, wBias, slots);
-  }
-
-  /**
    * Causal multi-head attention of this step's queries over the cache (see {@link AttentionBatch}):
    * per head, {@code softmax(q · Kᵀ · scale) · V} in float32, {@code q} and {@code out} (queries, heads × headDim).
    * The keys and values of this step's tokens must already be appended.

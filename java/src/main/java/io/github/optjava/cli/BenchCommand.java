@@ -384,14 +384,12 @@ final class BenchCommand implements Callable<Integer> {
    * class of its own so that the CPU path never loads CUDA classes.
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
-      boolean inlineCombine, boolean foldNorm, int gemvSplit, boolean groupedSplit, boolean vectorNorm,
-      boolean ltTune) {
+      boolean inlineCombine, int gemvSplit, boolean groupedSplit, boolean vectorNorm, boolean ltTune) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
-          io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.usesFoldNorm(),
-          c.gemvSplit(), c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(),
-          c.usesLtTuning());
+          io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.gemvSplit(),
+          c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(), c.usesLtTuning());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -402,7 +400,6 @@ final class BenchCommand implements Callable<Integer> {
       c.useLtGemm(v.ltGemm() != null ? v.ltGemm() : ltGemm);
       c.useChainedLaunches(v.chained() != null ? v.chained() : chained);
       c.useInlineCombine(v.inlineCombine() != null ? v.inlineCombine() : inlineCombine);
-      c.useFoldNorm(v.foldNorm() != null ? v.foldNorm() : foldNorm);
       c.useGemvSplit(v.gemvSplit() != null ? v.gemvSplit() : gemvSplit);
       c.useGroupedSplit(v.groupedSplit() != null ? v.groupedSplit() : groupedSplit);
       c.useVectorNorm(v.vectorNorm() != null ? v.vectorNorm() : vectorNorm);

@@ -14,12 +14,12 @@ import java.util.Map;
  * <p>Written as {@code default} (the process's choices: {@code -Dopt.cuda.*} properties, else the verified
  * kernels) or as comma-separated settings, each overriding the default: {@code attention=first|split|tiled|tc|fa},
  * {@code gemv=on|off|N} (the most rows whose Linears run the matrix-vector kernel: on = 8, off = 0),
- * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code norm=fold|kernel},
- * {@code gemvsplit=1|2|4|auto}, {@code splitkernel=grouped|perkey}, {@code lnvec=on|off}, {@code lttune=on|off};
+ * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code gemvsplit=1|2|4|auto},
+ * {@code splitkernel=grouped|perkey}, {@code lnvec=on|off}, {@code lttune=on|off};
  * for example {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention},
  * {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine},
- * {@code -Dopt.cuda.foldNorm}, {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit},
- * {@code -Dopt.cuda.vecNorm} and {@code -Dopt.cuda.ltTune} properties mean (see {@code CudaOps}).
+ * {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit}, {@code -Dopt.cuda.vecNorm} and
+ * {@code -Dopt.cuda.ltTune} properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -27,7 +27,6 @@ import java.util.Map;
  * @param ltGemm whether Linears go through cuBLASLt, or null for the default
  * @param chained whether decode kernels are chained launches (sm_90+), or null for the default
  * @param inlineCombine whether the split-KV attention merges its splits in the kernel, or null for the default
- * @param foldNorm whether one-row layer norms run inside the next Linear, or null for the default
  * @param gemvSplit warps per output group of the matrix-vector kernel (1, 2, 4; 0 = auto), or null for the default
  * @param groupedSplit whether the split-KV attention reads each key row with a group of threads, or null for the
  *     default
@@ -35,15 +34,14 @@ import java.util.Map;
  * @param ltTune whether cuBLASLt picks the algorithms of decode-sized Linears by timing them, or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
-    Boolean inlineCombine, Boolean foldNorm, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm,
-    Boolean ltTune) {
+    Boolean inlineCombine, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm, Boolean ltTune) {
   /**
    * Every setting a variant may give, for the help text and the error message (a compile-time constant, so that
    * picocli's annotation can use it; {@code CudaVariantTest} checks it names every key the parser reads).
    */
   static final String SETTINGS = "attention=first|split|tiled|tc|fa, gemv=on|off|N rows, gemm=cublas|lt, "
-      + "chained=on|off, combine=inline|kernel, norm=fold|kernel, gemvsplit=1|2|4|auto, splitkernel=grouped|perkey, "
-      + "lnvec=on|off, lttune=on|off";
+      + "chained=on|off, combine=inline|kernel, gemvsplit=1|2|4|auto, splitkernel=grouped|perkey, lnvec=on|off, "
+      + "lttune=on|off";
 
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
@@ -59,7 +57,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -80,17 +78,16 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Boolean lt = onOff(spec, "gemm", settings.remove("gemm"), "lt", "cublas");
     Boolean chained = onOff(spec, "chained", settings.remove("chained"), "on", "off");
     Boolean inlineCombine = onOff(spec, "combine", settings.remove("combine"), "inline", "kernel");
-    Boolean foldNorm = onOff(spec, "norm", settings.remove("norm"), "fold", "kernel");
     Integer gemvSplit = gemvSplit(spec, settings.remove("gemvsplit"));
     Boolean groupedSplit = onOff(spec, "splitkernel", settings.remove("splitkernel"), "grouped", "perkey");
     Boolean vectorNorm = onOff(spec, "lnvec", settings.remove("lnvec"), "on", "off");
     Boolean ltTune = onOff(spec, "lttune", settings.remove("lttune"), "on", "off");
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet()
-          + " (known: attention, gemv, gemm, chained, combine, norm, gemvsplit, splitkernel, lnvec, lttune)");
+          + " (known: attention, gemv, gemm, chained, combine, gemvsplit, splitkernel, lnvec, lttune)");
     }
-    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, foldNorm, gemvSplit, groupedSplit,
-        vectorNorm, ltTune);
+    return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, gemvSplit, groupedSplit, vectorNorm,
+        ltTune);
   }
 
   private static Integer gemvRows(String spec, String value) {

@@ -537,8 +537,6 @@ public final class OptModel implements CausalLm {
       // Each Linear that feeds a residual add leaves its bias out of the GEMM; one fused op then adds the
       // bias and the residual and applies the layer norm that comes next (Ops.addBiasLayerNorm), and q/k/v
       // are one GEMM whose epilogue appends k and v to the cache (Ops.qkvProjectAppend): 7 ops per layer.
-      // Pre-LN, each such norm is called together with the Linear that reads it (fc1, the next layer's q/k/v:
-      // Ops.addBiasLayerNormLinear / addBiasLayerNormQkvProjectAppend), so that a backend may fuse them.
       boolean preLn = config.doLayerNormBefore();
       float scale = (float) (1.0 / Math.sqrt(config.headDim()));
       Mat h = m.alloc(total, hidden); // pre-LN: the layer norm of x that the next block reads
@@ -550,38 +548,30 @@ public final class OptModel implements CausalLm {
       if (preLn) {
         ops.layerNorm(h, x, layers[0].attnNormW, layers[0].attnNormB, LN_EPS);
       }
-      boolean qkvDone = false; // the layer before ran this layer's q/k/v, together with its layer norm
       for (int l = 0; l < layers.length; l++) {
         Layer p = layers[l];
         // Self-attention block.
         // column-parallel: this rank's heads; q out, k and v into the cache
-        if (!qkvDone) {
-          p.qkv.projectAppend(ops, q, cache.store(), l, qkv, preLn ? h : x, slots);
-        }
-        qkvDone = false;
+        p.qkv.projectAppend(ops, q, cache.store(), l, qkv, preLn ? h : x, slots);
         ops.attention(a, q, cache.store(), l, batch, heads, scale);
         p.out.project(ops, y, a); // row-parallel: all-reduced across ranks
-        // Feed-forward block: fc1 is column-parallel (this rank's ffn / world units).
-        if (preLn) { // x += attn; h = LN2(x); f = relu(fc1(h))
-          p.fc1.forwardAfterNorm(ops, f, x, y, p.out.bias(), h, p.mlpNormW, p.mlpNormB, LN_EPS, true);
+        if (preLn) { // x += attn; h = LN2(x)
+          ops.addBiasLayerNorm(x, y, p.out.bias(), h, p.mlpNormW, p.mlpNormB, LN_EPS);
         } else { // 350m applies layer norm AFTER the residual add: x = LN1(x + attn)
           ops.addBiasLayerNorm(x, y, p.out.bias(), h, p.attnNormW, p.attnNormB, LN_EPS);
           Mat t = x; x = h; h = t;
-          p.fc1.forward(ops, f, x, true);
         }
+        // Feed-forward block.
+        p.fc1.forward(ops, f, preLn ? h : x, true); // column-parallel: this rank's ffn / world units
         if (!preLn) { // x = LN2(x + mlp)
           p.fc2.project(ops, y, f);
           ops.addBiasLayerNorm(x, y, p.fc2.bias(), h, p.mlpNormW, p.mlpNormB, LN_EPS);
           Mat t = x; x = h; h = t;
-        } else if (l + 1 < layers.length) { // x += mlp; h = the next layer's LN1(x); its q/k/v from h
+        } else if (l + 1 < layers.length || finalNormW != null) { // x += mlp; h = the next layer norm
           p.fc2.project(ops, y, f);
-          Layer next = layers[l + 1];
-          next.qkv.projectAppendAfterNorm(ops, x, y, p.fc2.bias(), h, next.attnNormW, next.attnNormB, LN_EPS, q,
-              cache.store(), l + 1, qkv, slots);
-          qkvDone = true;
-        } else if (finalNormW != null) { // x += mlp; h = the final layer norm
-          p.fc2.project(ops, y, f);
-          ops.addBiasLayerNorm(x, y, p.fc2.bias(), h, finalNormW, finalNormB, LN_EPS);
+          boolean last = l + 1 == layers.length;
+          ops.addBiasLayerNorm(x, y, p.fc2.bias(), h, last ? finalNormW : layers[l + 1].attnNormW,
+              last ? finalNormB : layers[l + 1].attnNormB, LN_EPS);
         } else { // the last layer of a pipeline stage before the last, or of a model without a final norm
           p.fc2.forward(ops, y, f, false);
           ops.addInPlace(x, y);

@@ -120,32 +120,6 @@ public final class ShardedLinear implements AutoCloseable {
     ops.qkvProjectAppend(q, kv, layer, qkv, x, weight, bias, slots);
   }
 
-  /**
-   * {@link Ops#addBiasLayerNorm} (the residual add and the layer norm before this Linear: {@code x += y + yBias},
-   * {@code normed = LN(x)}) then {@link #forward} of {@code normed}, in one {@link Ops#addBiasLayerNormLinear}
-   * call (a backend may fuse them). Column-parallel only: the norm's input is the same on every rank.
-   */
-  public void forwardAfterNorm(Ops ops, Mat out, Mat x, Mat y, Mat yBias, Mat normed, Mat gamma, Mat beta, float eps,
-      boolean relu) {
-    if (reduce) {
-      throw new IllegalStateException("the norm is fused in front of column-parallel Linears; this one is row-parallel");
-    }
-    ops.addBiasLayerNormLinear(x, y, yBias, normed, gamma, beta, eps, out, weight, bias, relu);
-  }
-
-  /**
-   * {@link Ops#addBiasLayerNorm} then {@link #projectAppend} of its output, in one
-   * {@link Ops#addBiasLayerNormQkvProjectAppend} call (as {@link #forwardAfterNorm}).
-   */
-  public void projectAppendAfterNorm(Ops ops, Mat x, Mat y, Mat yBias, Mat normed, Mat gamma, Mat beta, float eps,
-      Mat q, KvStore kv, int layer, Mat qkv, int[] slots) {
-    if (reduce) {
-      throw new IllegalStateException("the q/k/v projection is column-parallel; this Linear is row-parallel");
-    }
-    ops.addBiasLayerNormQkvProjectAppend(x, y, yBias, normed, gamma, beta, eps, q, kv, layer, qkv, weight, bias,
-        slots);
-  }
-
   /** The bias: this rank's slice (column-parallel) or the whole bias (row-parallel). */
   public Mat bias() {
     return bias;

@@ -11,34 +11,33 @@ class CudaVariantTest {
 
   @Test
   void defaultLeavesEveryChoiceToTheProcess() {
-    assertEquals(new CudaVariant("default", null, null, null, null, null, null, null, null, null, null), CudaVariant.parse("default"));
-    assertEquals(new CudaVariant("DEFAULT", null, null, null, null, null, null, null, null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
+    assertEquals(new CudaVariant("default", null, null, null, null, null, null, null, null, null), CudaVariant.parse("default"));
+    assertEquals(new CudaVariant("DEFAULT", null, null, null, null, null, null, null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
   }
 
   @Test
   void settingsOverrideOnlyWhatTheyName() {
-    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", 8, null, null, null, null, null, null, null, null), CudaVariant.parse("attention=tc,gemv=on"));
-    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, 0, false, null, null, null, null, null, null, null),
+    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", 8, null, null, null, null, null, null, null), CudaVariant.parse("attention=tc,gemv=on"));
+    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, 0, false, null, null, null, null, null, null),
         CudaVariant.parse("gemm=cublas, gemv=off"));
-    assertEquals(new CudaVariant("GEMM=LT", null, null, true, null, null, null, null, null, null, null), CudaVariant.parse("GEMM=LT"));
-    assertEquals(new CudaVariant("gemv=on,chained=on", null, 8, null, true, null, null, null, null, null, null), CudaVariant.parse("gemv=on,chained=on"));
-    assertEquals(new CudaVariant("gemv=2", null, 2, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=2"));
-    assertEquals(new CudaVariant("gemv=0", null, 0, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=0"));
-    assertEquals(new CudaVariant("combine=inline", null, null, null, null, true, null, null, null, null, null), CudaVariant.parse("combine=inline"));
-    assertEquals(new CudaVariant("norm=fold", null, null, null, null, null, true, null, null, null, null), CudaVariant.parse("norm=fold"));
-    assertEquals(new CudaVariant("combine=kernel,chained=on", null, null, null, true, false, null, null, null, null, null),
+    assertEquals(new CudaVariant("GEMM=LT", null, null, true, null, null, null, null, null, null), CudaVariant.parse("GEMM=LT"));
+    assertEquals(new CudaVariant("gemv=on,chained=on", null, 8, null, true, null, null, null, null, null), CudaVariant.parse("gemv=on,chained=on"));
+    assertEquals(new CudaVariant("gemv=2", null, 2, null, null, null, null, null, null, null), CudaVariant.parse("gemv=2"));
+    assertEquals(new CudaVariant("gemv=0", null, 0, null, null, null, null, null, null, null), CudaVariant.parse("gemv=0"));
+    assertEquals(new CudaVariant("combine=inline", null, null, null, null, true, null, null, null, null), CudaVariant.parse("combine=inline"));
+    assertEquals(new CudaVariant("combine=kernel,chained=on", null, null, null, true, false, null, null, null, null),
         CudaVariant.parse("combine=kernel,chained=on"));
-    assertEquals(new CudaVariant("gemvsplit=auto", null, null, null, null, null, null, 0, null, null, null),
+    assertEquals(new CudaVariant("gemvsplit=auto", null, null, null, null, null, 0, null, null, null),
         CudaVariant.parse("gemvsplit=auto"));
-    assertEquals(new CudaVariant("gemvsplit=4,gemv=1", null, 1, null, null, null, null, 4, null, null, null),
+    assertEquals(new CudaVariant("gemvsplit=4,gemv=1", null, 1, null, null, null, 4, null, null, null),
         CudaVariant.parse("gemvsplit=4,gemv=1"));
-    assertEquals(new CudaVariant("splitkernel=grouped", null, null, null, null, null, null, null, true, null, null),
+    assertEquals(new CudaVariant("splitkernel=grouped", null, null, null, null, null, null, true, null, null),
         CudaVariant.parse("splitkernel=grouped"));
-    assertEquals(new CudaVariant("splitkernel=perkey,combine=inline", null, null, null, null, true, null, null, false, null, null),
+    assertEquals(new CudaVariant("splitkernel=perkey,combine=inline", null, null, null, null, true, null, false, null, null),
         CudaVariant.parse("splitkernel=perkey,combine=inline"));
-    assertEquals(new CudaVariant("lnvec=on", null, null, null, null, null, null, null, null, true, null),
+    assertEquals(new CudaVariant("lnvec=on", null, null, null, null, null, null, null, true, null),
         CudaVariant.parse("lnvec=on"));
-    assertEquals(new CudaVariant("lttune=on", null, null, null, null, null, null, null, null, null, true),
+    assertEquals(new CudaVariant("lttune=on", null, null, null, null, null, null, null, null, true),
         CudaVariant.parse("lttune=on"));
     assertEquals(false, CudaVariant.parse("gemm=lt,lttune=off").ltTune());
   }
@@ -52,12 +51,12 @@ class CudaVariantTest {
       for (String value : kv[1].split("\\|")) {
         String v = value.equals("N rows") ? "3" : value;
         CudaVariant parsed = CudaVariant.parse(kv[0] + "=" + v);
-        CudaVariant unchanged = new CudaVariant(parsed.spec(), null, null, null, null, null, null, null, null, null, null);
+        CudaVariant unchanged = new CudaVariant(parsed.spec(), null, null, null, null, null, null, null, null, null);
         assertTrue(!parsed.equals(unchanged), setting + ": " + v + " changed nothing");
         values++;
       }
     }
-    assertEquals(26, values, "settings listed in CudaVariant.SETTINGS");
+    assertEquals(24, values, "settings listed in CudaVariant.SETTINGS");
     // and every setting the record holds is listed: one key per component besides spec
     assertEquals(CudaVariant.class.getRecordComponents().length - 1, CudaVariant.SETTINGS.split(", ").length);
   }
@@ -77,7 +76,7 @@ class CudaVariantTest {
     assertMessage("graphs=off", "unknown setting(s) [graphs]");
     assertMessage("chained=yes", "chained must be on or off");
     assertMessage("combine=fused", "combine must be inline or kernel, not 'fused'");
-    assertMessage("norm=fused", "norm must be fold or kernel, not 'fused'");
+    assertMessage("norm=fold", "unknown setting(s) [norm]"); // the folded layer norm, removed
     assertMessage("gemvsplit=3", "gemvsplit must be 1, 2, 4 or auto, not '3'");
     assertMessage("splitkernel=warp", "splitkernel must be grouped or perkey, not 'warp'");
     assertMessage("lnvec=yes", "lnvec must be on or off, not 'yes'");

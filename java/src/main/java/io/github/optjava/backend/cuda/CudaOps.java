@@ -126,11 +126,8 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit;
-  private boolean foldNorm = CudaSwitches.FOLD_NORM;
   private boolean draftGraphs = CudaSwitches.DRAFT_GRAPHS;
   private boolean batchBuckets = CudaSwitches.BATCH_BUCKETS;
-  private Pointer foldCounter; // opt_norm_linear_small's int, zero between launches
-  private long foldLaunches;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
   private final IndexUploads uploads;
@@ -185,9 +182,6 @@ public final class CudaOps implements Ops {
       checkCublas("cublasSetStream", cublasSetStream_v2(cublas, stream));
       // Our own workspace: cuBLAS must not allocate while a graph is being captured.
       cublasWorkspace = malloc(CUBLAS_WORKSPACE_BYTES, "cuBLAS workspace");
-      // opt_norm_linear_small's count (-Dopt.cuda.foldNorm): zero between launches, which leave it zero
-      foldCounter = malloc(16, "layer-norm fold counter");
-      check("cudaMemset(fold counter)", cudaMemset(foldCounter, 0, 16));
       checkCublas("cublasSetWorkspace", cublasSetWorkspace_v2(cublas, cublasWorkspace, CUBLAS_WORKSPACE_BYTES));
       lt = CudaSwitches.LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
       uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
@@ -205,9 +199,6 @@ public final class CudaOps implements Ops {
       cublasDestroy_v2(cublas);
       if (cublasWorkspace != null) {
         cudaFree(cublasWorkspace);
-      }
-      if (foldCounter != null) {
-        cudaFree(foldCounter);
       }
       cudaStreamDestroy(stream);
       throw e;
@@ -665,91 +656,6 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * With {@code opt.cuda.foldNorm} at one row through the matrix-vector kernel: the norm inside the product
-   * ({@code opt_norm_linear_small}); otherwise the two ops.
-   */
-  @Override
-  public void addBiasLayerNormLinear(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps, Mat linOut,
-      Mat w, Mat wBias, boolean relu) {
-    if (!foldsNorm(x, w)) {
-      Ops.super.addBiasLayerNormLinear(x, y, bias, out, gamma, beta, eps, linOut, w, wBias, relu);
-      return;
-    }
-    Norm nm = norm("addBiasLayerNormLinear", x, y, bias, out, gamma, beta);
-    CudaMat o = CudaMat.of(linOut);
-    CudaMat wt = CudaMat.of(w);
-    CudaMat wb = wBias == null ? null : CudaMat.of(wBias);
-    require(o.rows == 1 && o.cols == wt.rows && (wb == null || (long) wb.rows * wb.cols == wt.rows),
-        () -> "addBiasLayerNormLinear: out " + o + ", w " + wt + ", bias " + wb);
-    if (!launch("addBiasLayerNormLinear (fold)", nm.x.address(), nm.y.address(), nm.bias(), nm.out.address(),
-        nm.gamma.address(), nm.beta.address(), Float.floatToIntBits(eps), o.address(), wt.address(),
-        wb == null ? 0 : wb.address(), relu ? 1 : 0, wt.cols, wt.rows)) {
-      return;
-    }
-    IntPointer counter = new IntPointer(foldCounter);
-    int r = relu ? 1 : 0;
-    op("addBiasLayerNormLinear (fold)", switch (dtype) {
-      case F32 -> OptKernels.opt_norm_linear_small_f32(nm.x.f32(), nm.y.f32(), nm.biasMat == null ? null
-          : nm.biasMat.f32(), nm.out.f32(), nm.gamma.f32(), nm.beta.f32(), eps, counter, o.f32(), wt.f32(),
-          wb == null ? null : wb.f32(), wt.cols, wt.rows, r, stream);
-      case F16 -> OptKernels.opt_norm_linear_small_f16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
-          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, o.bits(), wt.bits(),
-          wb == null ? null : wb.bits(), wt.cols, wt.rows, r, stream);
-      case BF16 -> OptKernels.opt_norm_linear_small_bf16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
-          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, o.bits(), wt.bits(),
-          wb == null ? null : wb.bits(), wt.cols, wt.rows, r, stream);
-    });
-    gemvLaunches++;
-    foldLaunches++;
-  }
-
-  /** As {@link #addBiasLayerNormLinear}, with the q/k/v product and its cache append. */
-  @Override
-  public void addBiasLayerNormQkvProjectAppend(Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta, float eps,
-      Mat q, KvStore kv, int layer, Mat qkv, Mat w, Mat wBias, int[] slots) {
-    if (!foldsNorm(x, w) || slots.length != 1) {
-      Ops.super.addBiasLayerNormQkvProjectAppend(x, y, bias, out, gamma, beta, eps, q, kv, layer, qkv, w, wBias,
-          slots);
-      return;
-    }
-    Norm nm = norm("addBiasLayerNormQkvProjectAppend", x, y, bias, out, gamma, beta);
-    CudaKvStore s = CudaKvStore.of(kv);
-    CudaMat qm = CudaMat.of(q);
-    CudaMat wt = CudaMat.of(w);
-    CudaMat wb = wBias == null ? null : CudaMat.of(wBias);
-    int width = s.width;
-    require(wt.rows == 3 * width && qm.cols == width && qm.rows >= 1
-        && (wb == null || (long) wb.rows * wb.cols == 3L * width),
-        () -> "addBiasLayerNormQkvProjectAppend: q " + qm + ", w " + wt + ", bias " + wb + ", cache width " + width);
-    IntPointer d = ints(slots);
-    Pointer kc = s.keys[layer];
-    Pointer vc = s.values[layer];
-    if (!launch("addBiasLayerNormQkvProjectAppend (fold)", nm.x.address(), nm.y.address(), nm.bias(),
-        nm.out.address(), nm.gamma.address(), nm.beta.address(), Float.floatToIntBits(eps), qm.address(),
-        kc.address(), vc.address(), wt.address(), wb == null ? 0 : wb.address(), d.address(), wt.cols, width,
-        s.slots())) {
-      return;
-    }
-    IntPointer counter = new IntPointer(foldCounter);
-    op("addBiasLayerNormQkvProjectAppend (fold)", switch (dtype) {
-      case F32 -> OptKernels.opt_norm_linear_small_qkv_f32(nm.x.f32(), nm.y.f32(), nm.biasMat == null ? null
-          : nm.biasMat.f32(), nm.out.f32(), nm.gamma.f32(), nm.beta.f32(), eps, counter, qm.f32(),
-          new FloatPointer(kc), new FloatPointer(vc), wt.f32(), wb == null ? null : wb.f32(), d, wt.cols, width,
-          s.slots(), stream);
-      case F16 -> OptKernels.opt_norm_linear_small_qkv_f16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
-          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, qm.bits(),
-          new ShortPointer(kc), new ShortPointer(vc), wt.bits(), wb == null ? null : wb.bits(), d, wt.cols, width,
-          s.slots(), stream);
-      case BF16 -> OptKernels.opt_norm_linear_small_qkv_bf16(nm.x.bits(), nm.y.bits(), nm.biasMat == null ? null
-          : nm.biasMat.bits(), nm.out.bits(), nm.gamma.bits(), nm.beta.bits(), eps, counter, qm.bits(),
-          new ShortPointer(kc), new ShortPointer(vc), wt.bits(), wb == null ? null : wb.bits(), d, wt.cols, width,
-          s.slots(), stream);
-    });
-    gemvLaunches++;
-    foldLaunches++;
-  }
-
-  /**
    * Whether a Linear of x over the int8 weight w reads the int8 values directly: few rows, whole 16-value chunks and
    * a 16-byte aligned x (the kernel refuses anything else; such Linears dequantize instead).
    */
@@ -849,46 +755,6 @@ public final class CudaOps implements Ops {
       case BF16 -> OptKernels.opt_dequant_int8_bf16(view.bits(), w.values(), w.scales(), w.rows, w.cols, stream);
     });
     return view;
-  }
-
-  /**
-   * Whether a norm in front of a Linear over weight w runs inside it: the flag, one row of x, the matrix-vector
-   * kernel on for one row, and a row the kernel's 16-byte path and shared-memory copy take (48 KiB less the
-   * kernel's static 256 bytes; opt_norm_linear_small refuses more).
-   */
-  private boolean foldsNorm(Mat x, Mat w) {
-    if (w instanceof CudaInt8Mat) {
-      return false; // the fold's kernel reads weights in the activations' dtype
-    }
-    CudaMat in = CudaMat.of(x);
-    CudaMat wt = CudaMat.of(w);
-    int elem = dtype == DType.F32 ? 4 : 2;
-    return foldNorm && in.rows == 1 && gemvMaxRows >= 1 && wt.cols == in.cols && wt.rows >= 1
-        && in.cols % (16 / elem) == 0 && (long) in.cols * elem <= 48 * 1024 - 256;
-  }
-
-  /** The arguments of the norm part, checked as {@link #addBiasLayerNorm} checks them (one row). */
-  private record Norm(CudaMat x, CudaMat y, CudaMat biasMat, CudaMat out, CudaMat gamma, CudaMat beta) {
-    /** The bias's device address for an op signature, 0 without one. */
-    long bias() {
-      return biasMat == null ? 0 : biasMat.address();
-    }
-  }
-
-  private static Norm norm(String op, Mat x, Mat y, Mat bias, Mat out, Mat gamma, Mat beta) {
-    CudaMat a = CudaMat.of(x);
-    CudaMat b = CudaMat.of(y);
-    CudaMat bs = bias == null ? null : CudaMat.of(bias);
-    CudaMat o = CudaMat.of(out);
-    CudaMat g = CudaMat.of(gamma);
-    CudaMat be = CudaMat.of(beta);
-    if (!(a.rows == 1 && b.rows == 1 && b.cols == a.cols && o.rows == 1 && o.cols == a.cols
-        && (bs == null || (long) bs.rows * bs.cols == a.cols) && g.rows * g.cols == a.cols
-        && be.rows * be.cols == a.cols)) {
-      throw new IllegalArgumentException(op + ": x " + a + ", y " + b + ", bias " + bs + ", out " + o + ", gamma " + g
-          + ", beta " + be);
-    }
-    return new Norm(a, b, bs, o, g, be);
   }
 
   @Override
@@ -1792,18 +1658,6 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Whether a one-row residual add + layer norm runs inside the matrix-vector Linear that reads it (see
-   * {@code opt.cuda.foldNorm}). Between steps only; this instance's graphs are discarded (captured the other way).
-   */
-  public void useFoldNorm(boolean on) {
-    requireEager("useFoldNorm");
-    if (on != foldNorm) {
-      discardGraphs();
-      foldNorm = on;
-    }
-  }
-
-  /**
    * Whether steps of drafts are replayed as CUDA graphs too (see {@code opt.cuda.draftGraphs}). Between steps only.
    */
   public void useDraftGraphs(boolean on) {
@@ -1834,16 +1688,6 @@ public final class CudaOps implements Ops {
   /** Whether steps of drafts are replayed as CUDA graphs (see {@link #useDraftGraphs}). */
   public boolean usesDraftGraphs() {
     return draftGraphs;
-  }
-
-  /** Whether one-row layer norms run inside the next Linear (see {@link #useFoldNorm}). */
-  public boolean usesFoldNorm() {
-    return foldNorm;
-  }
-
-  /** How many Linears ran with the layer norm inside them so far (tests check that its path really ran). */
-  public long foldLaunches() {
-    return foldLaunches;
   }
 
   /** Whether the split-KV attention merges its splits in the kernel (see {@link #useInlineCombine}). */
@@ -2067,9 +1911,6 @@ public final class CudaOps implements Ops {
     }
     if (attentionWorkspace != null) {
       cudaFree(attentionWorkspace);
-    }
-    if (foldCounter != null) {
-      cudaFree(foldCounter);
     }
     if (int8Scratch != null) {
       int8Scratch.close();

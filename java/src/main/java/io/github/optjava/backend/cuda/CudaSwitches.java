@@ -154,14 +154,6 @@ final class CudaSwitches {
         + ")");
   }
   /**
-   * {@code -Dopt.cuda.foldNorm=true}: at one row (decode at batch 1) with the matrix-vector kernel on, a residual add
-   * + layer norm and the Linear that reads it (fc1, the next layer's q/k/v) run as one kernel, every block of the
-   * product computing the norm itself ({@code opt_norm_linear_small}, native/src/linear_small.cu): two kernels per
-   * layer fewer. Verified on an H100 in session 11, but no faster at opt-1.3b and 10 % slower at opt-6.7b (every block
-   * recomputes a 4096-wide norm), so off.
-   */
-  static final boolean FOLD_NORM = Boolean.getBoolean("opt.cuda.foldNorm");
-  /**
    * {@code -Dopt.cuda.draftGraphs=true}: steps of drafts (prompt lookup: every sequence the same number of new
    * tokens, every row's logits; {@code OptModel} declares them) are captured and replayed as CUDA graphs too, keyed
    * by their tokens per sequence, instead of running op by op (a capture that fails turns off draft graphs only).

@@ -299,64 +299,6 @@ public final class OptKernels {
       @Cast("const int8_t*") BytePointer w, @Cast("const float*") FloatPointer scales, int rows, int cols,
       CUstream_st stream);
 
-  /**
-   * The residual add and layer norm in front of a one-row product, done inside it (native/src/linear_small.cu,
-   * {@code -Dopt.cuda.foldNorm}): {@code x += y + yBias}, {@code normOut = LN(x)} as {@link #opt_add_layernorm_f32}
-   * with one row of k, then {@link #opt_linear_small_f32} with m = 1 over that norm. {@code counter}: a device int,
-   * zero before and after. float32 storage.
-   */
-  public static native int opt_norm_linear_small_f32(FloatPointer x, @Cast("const float*") FloatPointer y,
-      @Cast("const float*") FloatPointer yBias, FloatPointer normOut, @Cast("const float*") FloatPointer gamma,
-      @Cast("const float*") FloatPointer beta, float eps, IntPointer counter, FloatPointer out,
-      @Cast("const float*") FloatPointer w, @Cast("const float*") FloatPointer bias, int k, int n, int relu,
-      CUstream_st stream);
-
-  /** As {@link #opt_norm_linear_small_f32}, fp16 storage (raw 16-bit words). */
-  public static native int opt_norm_linear_small_f16(@Cast("uint16_t*") ShortPointer x,
-      @Cast("const uint16_t*") ShortPointer y, @Cast("const uint16_t*") ShortPointer yBias,
-      @Cast("uint16_t*") ShortPointer normOut, @Cast("const uint16_t*") ShortPointer gamma,
-      @Cast("const uint16_t*") ShortPointer beta, float eps, IntPointer counter, @Cast("uint16_t*") ShortPointer out,
-      @Cast("const uint16_t*") ShortPointer w, @Cast("const uint16_t*") ShortPointer bias, int k, int n, int relu,
-      CUstream_st stream);
-
-  /** As {@link #opt_norm_linear_small_f32}, bf16 storage (raw 16-bit words). */
-  public static native int opt_norm_linear_small_bf16(@Cast("uint16_t*") ShortPointer x,
-      @Cast("const uint16_t*") ShortPointer y, @Cast("const uint16_t*") ShortPointer yBias,
-      @Cast("uint16_t*") ShortPointer normOut, @Cast("const uint16_t*") ShortPointer gamma,
-      @Cast("const uint16_t*") ShortPointer beta, float eps, IntPointer counter, @Cast("uint16_t*") ShortPointer out,
-      @Cast("const uint16_t*") ShortPointer w, @Cast("const uint16_t*") ShortPointer bias, int k, int n, int relu,
-      CUstream_st stream);
-
-  /**
-   * As {@link #opt_norm_linear_small_f32} with the q/k/v product and cache append of
-   * {@link #opt_linear_small_qkv_f32} (m = 1, one slot). float32 storage.
-   */
-  public static native int opt_norm_linear_small_qkv_f32(FloatPointer x, @Cast("const float*") FloatPointer y,
-      @Cast("const float*") FloatPointer yBias, FloatPointer normOut, @Cast("const float*") FloatPointer gamma,
-      @Cast("const float*") FloatPointer beta, float eps, IntPointer counter, FloatPointer qOut, FloatPointer kCache,
-      FloatPointer vCache, @Cast("const float*") FloatPointer w, @Cast("const float*") FloatPointer bias,
-      @Cast("const int32_t*") IntPointer slots, int k, int width, int cacheSlots, CUstream_st stream);
-
-  /** As {@link #opt_norm_linear_small_qkv_f32}, fp16 storage (raw 16-bit words). */
-  public static native int opt_norm_linear_small_qkv_f16(@Cast("uint16_t*") ShortPointer x,
-      @Cast("const uint16_t*") ShortPointer y, @Cast("const uint16_t*") ShortPointer yBias,
-      @Cast("uint16_t*") ShortPointer normOut, @Cast("const uint16_t*") ShortPointer gamma,
-      @Cast("const uint16_t*") ShortPointer beta, float eps, IntPointer counter,
-      @Cast("uint16_t*") ShortPointer qOut, @Cast("uint16_t*") ShortPointer kCache,
-      @Cast("uint16_t*") ShortPointer vCache, @Cast("const uint16_t*") ShortPointer w,
-      @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int k, int width,
-      int cacheSlots, CUstream_st stream);
-
-  /** As {@link #opt_norm_linear_small_qkv_f32}, bf16 storage (raw 16-bit words). */
-  public static native int opt_norm_linear_small_qkv_bf16(@Cast("uint16_t*") ShortPointer x,
-      @Cast("const uint16_t*") ShortPointer y, @Cast("const uint16_t*") ShortPointer yBias,
-      @Cast("uint16_t*") ShortPointer normOut, @Cast("const uint16_t*") ShortPointer gamma,
-      @Cast("const uint16_t*") ShortPointer beta, float eps, IntPointer counter,
-      @Cast("uint16_t*") ShortPointer qOut, @Cast("uint16_t*") ShortPointer kCache,
-      @Cast("uint16_t*") ShortPointer vCache, @Cast("const uint16_t*") ShortPointer w,
-      @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int k, int width,
-      int cacheSlots, CUstream_st stream);
-
   // ---- gather_rows (elementwise.cu) ----
 
   /** out[i, :] = x[rows[i], :]; a row outside [0, xRows) gives a zero row. float32 storage. */

@@ -18,11 +18,11 @@ import org.junit.jupiter.api.io.TempDir;
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
  * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa}, {@code emu_split},
- * {@code emu_grouped}, {@code emu_fold}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of
- * the FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
- * kernel (a thread group per key row), the layer norm folded into the one-row Linear, the vector layer norm, and the
- * matrix-vector Linear with split rows (copies of their code, with race, bounds and visibility checks). Run by failsafe
- * ({@code mvn verify}); skipped where nvcc or g++ is missing.
+ * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
+ * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
+ * kernel (a thread group per key row), the vector layer norm, and the matrix-vector Linear with split rows (copies
+ * of their code, with race, bounds and visibility checks). Run by failsafe ({@code mvn verify}); skipped where nvcc
+ * or g++ is missing.
  */
 class NativeHostChecksIT {
 
@@ -59,11 +59,6 @@ class NativeHostChecksIT {
   @Test
   void groupedSplitAttentionEmulationPassesItsCases() throws Exception {
     emulationPasses("emu_grouped", true, "200", "3"); // fixed cases + 200 random (about 20 s on 2 cores)
-  }
-
-  @Test
-  void foldedLayerNormEmulationPassesItsCases() throws Exception {
-    emulationPasses("emu_fold", true, "0", "3"); // its fixed cases only (about 45 s on 2 cores)
   }
 
   @Test
