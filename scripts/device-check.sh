@@ -317,7 +317,7 @@ if [ "$chained_ok" = 1 ] && [ "$(cap 90)" -ge 40 ]; then
 else
   row "junit chained launches" "skip" "check_ops chained group did not pass (or no time left)"
 fi
-# The bench variants of a flagged kernel run only when its check_ops group passed (gemvsplit=...: group gemvsplit).
+# The int8 variants run only when check_ops group int8 passed (a kernel that failed its checks is not timed).
 # int8 Linear weights on CUDA (--quantize int8; verified in session 17: batch-1 decode 1.27x fp16, batch 8 0.54x),
 # when check_ops int8 passed: opt-1.3b decode at batch 1 and 8 and the 2047-token prefill (never measured: session
 # 17's budget ended before it), engine cuda:0-f16-int8 in the variants table.
@@ -329,12 +329,6 @@ int8_run() {
       --batch 1 --prompt-len 2047 --gen-len 0 --variants default ;;
   *) row "variants opt-1.3b int8" "skip" "check_ops int8 did not pass" ;;
   esac
-  return 0
-}
-passed_variant() {  # GROUP VARIANT...: prints ";VARIANT" for each when check_ops GROUP passed
-  local group=$1 v
-  shift
-  case "$passed_groups" in *" $group "*) for v in "$@"; do printf ';%s' "$v"; done ;; esac
   return 0
 }
 # The flagged decode kernels that passed check_ops, as -D options (empty: none): step 6b compares ours with them

@@ -82,15 +82,8 @@ class EngineCloseAndCancelEdgesTest {
       assertTrue(inStep.await(10, TimeUnit.SECONDS));
       AtomicInteger asked = new AtomicInteger();
       CompletableFuture<Completion> queued = engine.submit(TOKENIZER.encode("Queued"),
-          SamplingParams.greedy().toBuilder().maxTokens(3).build(), new Engine.Listener() {
-            @Override
-            public void onToken(int choice, int tokenId, String text) {}
-
-            @Override
-            public boolean cancelled() {
-              return asked.incrementAndGet() == 1; // the caller gave up once, then the flag was reset
-            }
-          });
+          SamplingParams.greedy().toBuilder().maxTokens(3).build(),
+          cancelledWhen(() -> asked.incrementAndGet() == 1)); // the caller gave up once, then the flag was reset
       model.beforeStep = () -> { };
       release.countDown();
       running.get(10, TimeUnit.SECONDS);
@@ -182,15 +175,7 @@ class EngineCloseAndCancelEdgesTest {
       assertTrue(inBeam.await(10, TimeUnit.SECONDS));
       java.util.concurrent.atomic.AtomicBoolean gaveUp = new java.util.concurrent.atomic.AtomicBoolean();
       CompletableFuture<Completion> queued = engine.submit(TOKENIZER.encode("Queued"),
-          SamplingParams.greedy().toBuilder().maxTokens(3).build(), new Engine.Listener() {
-            @Override
-            public void onToken(int choice, int tokenId, String text) {}
-
-            @Override
-            public boolean cancelled() {
-              return gaveUp.get();
-            }
-          });
+          SamplingParams.greedy().toBuilder().maxTokens(3).build(), cancelledWhen(gaveUp::get));
       Thread.sleep(100);
       long t0 = System.nanoTime();
       gaveUp.set(true);
@@ -202,5 +187,18 @@ class EngineCloseAndCancelEdgesTest {
     } finally {
       engine.close();
     }
+  }
+
+  /** A listener that ignores tokens and reports cancellation as {@code cancelled} says. */
+  private static Engine.Listener cancelledWhen(java.util.function.BooleanSupplier cancelled) {
+    return new Engine.Listener() {
+      @Override
+      public void onToken(int choice, int tokenId, String text) {}
+
+      @Override
+      public boolean cancelled() {
+        return cancelled.getAsBoolean();
+      }
+    };
   }
 }
