@@ -276,8 +276,9 @@ final class BenchCommand implements Callable<Integer> {
    * width the timed runs meet, so that no timed run pays for a capture), then runs of the full prompt and a few
    * decode steps for {@code --warm-up} seconds, so that the JIT has compiled the code the timed runs use (after a
    * single short run, decode was measured 15% slower). The prompt stays full length: with 32-token prompts here,
-   * the first variant's 128-token prefill, launched op by op from code the JIT had not yet compiled, measured about
-   * twice its later time (H100, 2026-11-27: opt-1.3b batch 1 4.9 against 2.5 ms); returns the seconds spent.
+   * the first variant's 128-token prefill (launched op by op) measured about twice its later time (H100, 2026-11-27:
+   * opt-1.3b batch 1 4.9 against 2.5 ms), most likely from code the JIT had not yet compiled; returns the seconds
+   * spent.
    */
   private double warmUp(OptModel model, KvCache cache) {
     long w0 = System.nanoTime();
