@@ -98,6 +98,13 @@ public final class EngineFeaturesMain {
       // does: graphs are keyed by the cache, so on a fresh one the timed run would also pay for captures (session 17:
       // draft graphs measured 14 % faster than eager drafts that had no such warm-up; session 11: 1.5 %).
       Result plain = lookupRun(model, tokenizer, prompt, longGreedy, 0, 1);
+      // Eager drafts first, then (below) draft graphs, the default since session 18, whatever this JVM's setting
+      io.github.optjava.backend.cuda.CudaOps cudaOps =
+          ops instanceof io.github.optjava.backend.cuda.CudaOps c ? c : null;
+      boolean draftGraphsSetting = cudaOps != null && cudaOps.usesDraftGraphs();
+      if (cudaOps != null) {
+        cudaOps.useDraftGraphs(false);
+      }
       Result drafted = lookupRun(model, tokenizer, prompt, longGreedy, o.lookup, 1);
       boolean equal = plain.tokens.equals(drafted.tokens);
       detail = String.format(Locale.ROOT, "batch 1, %d tokens: %.3f -> %.3f ms/token (%.2fx), steps %d -> %d (x2 "
@@ -106,23 +113,24 @@ public final class EngineFeaturesMain {
           drafted.stats.draftTokens(), drafted.stats.acceptedDraftTokens(), equal ? "equal" : "DIFFER");
       out.println("EngineFeaturesMain: prompt lookup " + o.lookup + ": " + detail);
       rows.add(row("engine: prompt lookup " + o.lookup, equal ? "ok" : "FAIL", detail));
-      if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda && !cuda.usesDraftGraphs()) {
+      if (cudaOps != null) {
         // the same with the steps of drafts replayed as CUDA graphs (-Dopt.cuda.draftGraphs, session 8)
-        cuda.useDraftGraphs(true);
+        cudaOps.useDraftGraphs(true);
         try {
           // one untimed run of the same request on the same cache first: its steps' graphs are then captured
-          long launchesBefore = cuda.graphLaunches();
+          long launchesBefore = cudaOps.graphLaunches();
           Result graphed = lookupRun(model, tokenizer, prompt, longGreedy, o.lookup, 1);
           boolean graphedEqual = plain.tokens.equals(graphed.tokens);
           detail = String.format(Locale.ROOT, "batch 1, %d tokens: %.3f -> %.3f ms/token (%.2fx; eager drafts "
               + "%.3f), steps %d (x2 with the warm-up), graph launches %d, graphs %d, tokens %s", o.newTokens,
               plain.sequentialMs, graphed.sequentialMs, plain.sequentialMs / graphed.sequentialMs,
-              drafted.sequentialMs, graphed.stats.steps(), cuda.graphLaunches() - launchesBefore, cuda.graphCount(),
+              drafted.sequentialMs, graphed.stats.steps(), cudaOps.graphLaunches() - launchesBefore,
+              cudaOps.graphCount(),
               graphedEqual ? "equal" : "DIFFER");
           out.println("EngineFeaturesMain: prompt lookup " + o.lookup + " with draft graphs: " + detail);
           rows.add(row("engine: prompt lookup, draft graphs", graphedEqual ? "ok" : "FAIL", detail));
         } finally {
-          cuda.useDraftGraphs(false);
+          cudaOps.useDraftGraphs(draftGraphsSetting);
         }
       }
 

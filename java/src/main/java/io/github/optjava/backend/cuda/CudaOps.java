@@ -126,7 +126,7 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit;
-  private boolean draftGraphs = CudaSwitches.DRAFT_GRAPHS;
+  private boolean draftGraphs;
   private boolean batchBuckets = CudaSwitches.BATCH_BUCKETS;
   private Pointer attentionWorkspace; // allocated on the first split-KV attention (never during a capture)
   private final ActivationPool pool = new ActivationPool();
@@ -161,6 +161,7 @@ public final class CudaOps implements Ops {
     this.gemvMaxRows = CudaSwitches.gemvRows(CudaSwitches.GEMV); // bad settings fail before anything is allocated
     this.gemvSplit = CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT);
     this.groupedSplit = CudaSwitches.groupedSplit();
+    this.draftGraphs = CudaSwitches.draftGraphs();
     boolean vectorNorm = CudaSwitches.vectorNorm();
     if (!ATTENTION_KERNELS.contains(CudaSwitches.ATTENTION)) {
       throw new IllegalArgumentException("opt.cuda.attention='" + CudaSwitches.ATTENTION + "': use one of "

@@ -154,13 +154,16 @@ final class CudaSwitches {
         + ")");
   }
   /**
-   * {@code -Dopt.cuda.draftGraphs=true}: steps of drafts (prompt lookup: every sequence the same number of new
-   * tokens, every row's logits; {@code OptModel} declares them) are captured and replayed as CUDA graphs too, keyed
-   * by their tokens per sequence, instead of running op by op (a capture that fails turns off draft graphs only).
-   * Verified on an H100 in session 11 (graph test, prompt lookup's tokens unchanged) but only 1.5 % faster: the eager
-   * draft steps were no longer host-bound, so off.
+   * {@code -Dopt.cuda.draftGraphs=false} runs steps of drafts op by op. By default, steps of drafts (prompt lookup:
+   * every sequence the same number of new tokens, every row's logits; {@code OptModel} declares them) are captured and
+   * replayed as CUDA graphs too, keyed by their tokens per sequence (a capture that fails turns off draft graphs only).
+   * Verified on an H100 in session 11 (graph test, prompt lookup's tokens unchanged; 1.5 % faster there) and made the
+   * default after session 18's H100 run (2026-11-27, 933a25b) timed it against eager drafts with the same warm-up:
+   * prompt lookup at opt-1.3b batch 1, 1.886 to 1.783 ms/token (5.8 %), tokens equal (docs/perf.md).
    */
-  static final boolean DRAFT_GRAPHS = Boolean.getBoolean("opt.cuda.draftGraphs");
+  static boolean draftGraphs() {
+    return flag("opt.cuda.draftGraphs", true);
+  }
   /**
    * {@code -Dopt.cuda.batchBuckets=true}: decode steps are padded to a few batch sizes ({@code BatchBuckets}: 1, 2, 4,
    * 8, then multiples of 8), so that under continuous batching, where the batch size changes whenever a request joins
