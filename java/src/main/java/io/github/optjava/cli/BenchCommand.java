@@ -39,8 +39,9 @@ import picocli.CommandLine.ParentCommand;
  * <p>Per batch size: one prefill step of {@code batch × prompt-len} tokens, then {@code gen-len} decode
  * steps of one token per sequence, each timed; the median of {@code --repeats} runs is reported.
  * {@code decode ms/step} is what each sequence waits per new token; {@code tokens/s} counts the tokens of
- * all sequences. Warm-up runs per batch size first let the JIT compile the kernels. {@code --gen-len 0} times
- * the prefill alone.
+ * all sequences. Warm-up runs of every batch size first let the JIT compile the kernels. {@code --gen-len 0} times
+ * the prefill alone; {@code --prefill-len N} adds a row of one N-token prompt, prefill only, from the same model
+ * (issue #5's 2048-token prefill without a second process and model build).
  *
  * <p>On CUDA the run also measures the device-to-device copy bandwidth once ({@link CopyBandwidth}) and
  * reports each decode step against that memory-bandwidth limit: {@code roofline_fraction} = (bytes a step
@@ -97,6 +98,11 @@ final class BenchCommand implements Callable<Integer> {
       description = "Decode steps (new tokens per sequence); 0 times the prefill alone. Default: ${DEFAULT-VALUE}.")
   int genLen;
 
+  @Option(names = "--prefill-len", defaultValue = "0", paramLabel = "N",
+      description = "Also time the prefill of one sequence of N prompt tokens (no decode), after the batch sizes. "
+          + "0: no such row. Default: ${DEFAULT-VALUE}.")
+  int prefillLen;
+
   @Option(names = "--batch", split = ",", defaultValue = "1", paramLabel = "B[,B...]",
       description = "Batch sizes (sequences per step), each measured in turn. Default: ${DEFAULT-VALUE}.")
   List<Integer> batches;
@@ -106,8 +112,8 @@ final class BenchCommand implements Callable<Integer> {
   int repeats;
 
   @Option(names = "--warm-up", defaultValue = "2", paramLabel = "SECONDS",
-      description = "Untimed runs per batch size first, at least one, for this long (the JIT compiles the "
-          + "kernels). Default: ${DEFAULT-VALUE}.")
+      description = "Untimed runs first, at least one per batch size, for this long per batch size (the JIT "
+          + "compiles the host code). Default: ${DEFAULT-VALUE}.")
   double warmUpSeconds;
 
   @Option(names = "--reference",
@@ -132,8 +138,15 @@ final class BenchCommand implements Callable<Integer> {
    */
   private static final boolean PROFILER_RANGE = Boolean.getBoolean("opt.cuda.profilerRange");
 
-  /** Timings of one batch size. */
-  private record Result(int batch, double prefillMs, double decodeMs) {}
+  /** What one row times: {@code batch} sequences of {@code prompt} tokens, then {@code gen} decode steps. */
+  private record RunShape(int batch, int prompt, int gen) {}
+
+  /** Timings of one row: the medians, and every timed run's prefill (a slow run shows in the JSON line). */
+  private record Result(RunShape shape, double prefillMs, double decodeMs, double[] prefillRuns) {
+    int batch() {
+      return shape.batch;
+    }
+  }
 
   @Override
   public Integer call() throws IOException {
@@ -164,10 +177,22 @@ final class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--warm-up must be a number of seconds, 0 or more (one untimed run is made "
           + "either way), not " + warmUpSeconds);
     }
+    requireAtLeast("--prefill-len", prefillLen, 0);
     OptConfig config = config();
     if (promptLen + genLen > config.maxPositionEmbeddings()) {
       throw new IllegalArgumentException("--prompt-len + --gen-len is " + (promptLen + genLen) + ", more than the "
           + config.maxPositionEmbeddings() + " positions of the model");
+    }
+    if (prefillLen > config.maxPositionEmbeddings()) {
+      throw new IllegalArgumentException("--prefill-len is " + prefillLen + ", more than the "
+          + config.maxPositionEmbeddings() + " positions of the model");
+    }
+    List<RunShape> shapes = new ArrayList<>();
+    for (int b : batches) {
+      shapes.add(new RunShape(b, promptLen, genLen));
+    }
+    if (prefillLen > 0) {
+      shapes.add(new RunShape(1, prefillLen, 0));
     }
 
     List<CudaVariant> variantList = variants == null ? java.util.Collections.singletonList(null)
@@ -196,10 +221,10 @@ final class BenchCommand implements Callable<Integer> {
         model = new OptModel(config, new OptWeights(config, ck), ops);
       }
       double buildS = seconds(t0);
-      int maxBatch = batches.stream().mapToInt(Integer::intValue).max().orElseThrow();
-      int blocksPerSeq = (promptLen + genLen + BLOCK_SIZE - 1) / BLOCK_SIZE;
-      try (model; KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), maxBatch * blocksPerSeq,
-          BLOCK_SIZE, config.hiddenSize()))) {
+      int cacheBlocks = shapes.stream()
+          .mapToInt(r -> r.batch * ((r.prompt + r.gen + BLOCK_SIZE - 1) / BLOCK_SIZE)).max().orElseThrow();
+      try (model; KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), cacheBlocks, BLOCK_SIZE,
+          config.hiddenSize()))) {
         VariantSwitch defaults = cuda ? VariantSwitch.of(ops) : null;
         for (CudaVariant variant : variantList) {
           if (variant != null) {
@@ -208,19 +233,19 @@ final class BenchCommand implements Callable<Integer> {
           }
           // The GEMM rate of each batch size's prefill shape, timed before the warm-up so that a per-op profile
           // (-Dopt.cuda.profile=true), started afresh after the warm-up, holds the timed runs only.
-          java.util.Map<Integer, Double> gemmRate = new java.util.HashMap<>();
+          java.util.Map<RunShape, Double> gemmRate = new java.util.HashMap<>();
           Tensor fc1 = null;
           if (cpuKernels != null) { // FastCpuOps: its rate depends on the weights' dtype (GemmRate.tflops)
             try (RandomCheckpoint ck = new RandomCheckpoint(config, weightType, SEED)) {
               fc1 = ck.tensor(OptWeights.layer(0, "fc1.weight"));
             }
           }
-          for (int b : batches) {
-            gemmRate.put(b, GemmRate.tflops(ops, b * promptLen, config.hiddenSize(), config.ffnDim(), fc1));
+          for (RunShape r : shapes) {
+            gemmRate.put(r, GemmRate.tflops(ops, r.batch * r.prompt, config.hiddenSize(), config.ffnDim(), fc1));
           }
           java.util.Map<String, Long> launchesAtStart =
               cuda ? io.github.optjava.backend.cuda.CudaOps.newKernelLaunches() : null;
-          double warmS = warmUp(model, cache);
+          double warmS = warmUp(model, cache, shapes);
           io.github.optjava.backend.cuda.CudaOps cudaOps =
               cuda ? (io.github.optjava.backend.cuda.CudaOps) ops : null;
           if (cudaOps != null) {
@@ -230,28 +255,30 @@ final class BenchCommand implements Callable<Integer> {
           out.printf(Locale.ROOT, "model built in %.1f s, warm-up %.1f s%n", buildS, warmS);
           out.println("batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s"
               + (cudaOps != null ? "  GPU ms/step" : ""));
-          for (int b : batches) {
+          for (RunShape shape : shapes) {
             if (cudaOps != null) {
               cudaOps.resetGraphStepTimes();
             }
-            Result r = median(model, cache, b);
+            Result r = median(model, cache, shape);
+            int b = shape.batch;
             // The GPU's share of a replayed decode step (mean over the timed runs); the rest of the wall time is
             // the host's: preparing the step, the launch, the wait for the tokens.
-            Double gpuMs = cudaOps != null && genLen > 0 && !Double.isNaN(cudaOps.graphStepGpuMillis())
+            Double gpuMs = cudaOps != null && shape.gen > 0 && !Double.isNaN(cudaOps.graphStepGpuMillis())
                 ? cudaOps.graphStepGpuMillis() : null;
-            double prefillTps = b * promptLen / (r.prefillMs / 1e3);
-            double gemmTflops = gemmRate.get(b);
-            double prefillTflops = GemmRate.prefillFlops(config, b, promptLen) / (r.prefillMs / 1e3) / 1e12;
-            // null without decode steps (--gen-len 0): there is nothing to divide by
-            Double decodeMs = genLen > 0 ? r.decodeMs / genLen : null;
-            Double decodeTps = genLen > 0 ? b * genLen / (r.decodeMs / 1e3) : null;
-            out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%s%n", b, promptLen, genLen,
+            double prefillTps = b * shape.prompt / (r.prefillMs / 1e3);
+            double gemmTflops = gemmRate.get(shape);
+            double prefillTflops = GemmRate.prefillFlops(config, b, shape.prompt) / (r.prefillMs / 1e3) / 1e12;
+            // null without decode steps (--gen-len 0, the --prefill-len row): there is nothing to divide by
+            Double decodeMs = shape.gen > 0 ? r.decodeMs / shape.gen : null;
+            Double decodeTps = shape.gen > 0 ? b * shape.gen / (r.decodeMs / 1e3) : null;
+            out.printf(Locale.ROOT, "%5d  %6d  %3d  %10.1f  %13.1f  %11.0f%%  %14s  %12s%s%n", b, shape.prompt,
+                shape.gen,
                 r.prefillMs, prefillTps, 100 * prefillTflops / gemmTflops, format(decodeMs, "%.2f"),
                 format(decodeTps, "%.2f"), cudaOps != null ? String.format(Locale.ROOT, "  %11s",
                     format(gpuMs, "%.3f")) : "");
             if (json != null) {
-              Long bytes = bandwidth != null && genLen > 0
-                  ? bytesPerDecodeStep(config, weightType, int8, b, promptLen, genLen) : null;
+              Long bytes = bandwidth != null && shape.gen > 0
+                  ? bytesPerDecodeStep(config, weightType, int8, b, shape.prompt, shape.gen) : null;
               Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
               appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps,
                   bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec(), gpuMs,
@@ -272,21 +299,24 @@ final class BenchCommand implements Callable<Integer> {
   }
 
   /**
-   * Per batch size, one run of the full lengths (on CUDA it captures the decode graphs of every block-table
-   * width the timed runs meet, so that no timed run pays for a capture), then runs of the full prompt and a few
-   * decode steps for {@code --warm-up} seconds, so that the JIT has compiled the code the timed runs use (after a
-   * single short run, decode was measured 15% slower). The prompt stays full length: with 32-token prompts here,
-   * the first variant's 128-token prefill (launched op by op) measured about twice its later time (H100, 2026-11-27:
-   * opt-1.3b batch 1 4.9 against 2.5 ms), most likely from code the JIT had not yet compiled; returns the seconds
-   * spent.
+   * First one run of each row's full lengths (on CUDA it captures the decode graphs of every block-table width the
+   * timed runs meet, so that no timed run pays for a capture), then rounds of every row in turn (the full prompt and
+   * a few decode steps) for {@code --warm-up} seconds per row, so that the JIT has compiled the host code the timed
+   * runs use (after a single short run, decode was measured 15 % slower). In turn, not one batch size after the
+   * other: when batch 1 was warmed alone first and the larger batches after it, the first timed batch-1 prefill of
+   * every process measured about three times its later time (H100, 2026-11-27: opt-1.3b 7.5 against 2.4 ms, opt-6.7b
+   * 21.6 against 7.2), most likely host code compiled for batch 1, then recompiled for the others (not shown; each
+   * run's prefill is in the JSON line's {@code prefill_ms_runs}). Returns the seconds spent.
    */
-  private double warmUp(OptModel model, KvCache cache) {
+  private double warmUp(OptModel model, KvCache cache, List<RunShape> shapes) {
     long w0 = System.nanoTime();
-    for (int b : batches) {
-      long b0 = System.nanoTime();
-      run(model, cache, b, promptLen, genLen);
-      while (seconds(b0) < warmUpSeconds) {
-        run(model, cache, b, promptLen, Math.min(genLen, 8));
+    for (RunShape r : shapes) {
+      run(model, cache, r.batch, r.prompt, r.gen);
+    }
+    long w1 = System.nanoTime();
+    while (seconds(w1) < warmUpSeconds * shapes.size()) {
+      for (RunShape r : shapes) {
+        run(model, cache, r.batch, r.prompt, Math.min(r.gen, 8));
       }
     }
     return seconds(w0);
@@ -296,16 +326,16 @@ final class BenchCommand implements Callable<Integer> {
    * The median prefill and the median decode time of {@code repeats} runs: a run disturbed by another
    * process or a garbage collection does not move it.
    */
-  private Result median(OptModel model, KvCache cache, int batch) {
+  private Result median(OptModel model, KvCache cache, RunShape shape) {
     double[] prefill = new double[repeats];
     double[] decode = new double[repeats];
     for (int i = 0; i < repeats; i++) {
       System.gc(); // garbage of earlier runs should not be collected inside this one's timings
-      Result r = run(model, cache, batch, promptLen, genLen, i == 0 && PROFILER_RANGE);
+      Result r = run(model, cache, shape.batch, shape.prompt, shape.gen, i == 0 && PROFILER_RANGE);
       prefill[i] = r.prefillMs;
       decode[i] = r.decodeMs;
     }
-    return new Result(batch, median(prefill), median(decode));
+    return new Result(shape, median(prefill), median(decode), prefill);
   }
 
   /** The median; of an even count, the mean of the middle two (as Python's statistics.median). */
@@ -351,7 +381,7 @@ final class BenchCommand implements Callable<Integer> {
       if (profilerRange && model.ops() instanceof io.github.optjava.backend.cuda.CudaOps c) {
         c.profilerRange(false);
       }
-      return new Result(batch, (t1 - t0) / 1e6, (t2 - t1) / 1e6);
+      return new Result(new RunShape(batch, prompt, steps), (t1 - t0) / 1e6, (t2 - t1) / 1e6, null);
     } finally {
       for (int s = 0; s < batch; s++) {
         cache.release(s);
@@ -528,14 +558,18 @@ final class BenchCommand implements Callable<Integer> {
     line.put("model", modelName());
     line.put("dtype", dtypeName);
     line.put("threads", usedThreads);
-    line.put("batch", r.batch);
-    line.put("prompt_len", promptLen);
-    line.put("gen_len", genLen);
+    line.put("batch", r.batch());
+    line.put("prompt_len", r.shape.prompt);
+    line.put("gen_len", r.shape.gen);
     line.put("engine", engine);
     line.put("cpu_kernels", cpuKernels);
     line.put("quantization", quantize.name().toLowerCase(Locale.ROOT)); // "int8": the decoder layers' Linears
     line.put("kv_cache_dtype", engine.startsWith("cuda") ? dtypeName : kvCacheDtype.jsonName());
     line.put("prefill_ms", round(r.prefillMs));
+    com.fasterxml.jackson.databind.node.ArrayNode runs = line.putArray("prefill_ms_runs"); // in the order run
+    for (double ms : r.prefillRuns) {
+      runs.add(round(ms));
+    }
     line.put("prefill_tokens_per_s", round(prefillTps));
     line.put("decode_ms_per_token", round(decodeMs));
     line.put("tokens_per_s", round(decodeTps));

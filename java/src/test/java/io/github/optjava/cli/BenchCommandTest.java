@@ -35,7 +35,8 @@ class BenchCommandTest {
       "prompt_len", "gen_len", "engine", "cpu_kernels", "prefill_ms", "prefill_tokens_per_s", "decode_ms_per_token",
       "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
-      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype", "new_kernel_launches");
+      "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype", "new_kernel_launches",
+      "prefill_ms_runs");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -108,6 +109,15 @@ class BenchCommandTest {
       double prefillMs = j.get("prefill_ms").asDouble();
       double prefillTps = j.get("prefill_tokens_per_s").asDouble();
       assertTrue(prefillMs > 0 && j.get("decode_ms_per_token").asDouble() > 0, j.toString());
+      // every timed run's prefill, in the order run; the reported figure is their median
+      JsonNode runs = j.get("prefill_ms_runs");
+      assertEquals(3, runs.size(), j.toString()); // --repeats' default
+      double[] each = new double[3];
+      for (int k = 0; k < 3; k++) {
+        each[k] = runs.get(k).asDouble();
+        assertTrue(each[k] > 0, j.toString());
+      }
+      assertEquals(BenchCommand.median(each), prefillMs, 0.0015, j.toString());
       // tokens/s are the batch's tokens over the measured time, not something else
       assertEquals(j.get("batch").asInt() * 20 / (prefillMs / 1e3), prefillTps, 0.01 * prefillTps + 0.01);
       double decodeMs = j.get("decode_ms_per_token").asDouble();
@@ -152,6 +162,51 @@ class BenchCommandTest {
     assertTrue(tooLong.exit() != 0 && tooLong.err().contains("128 positions"), tooLong.err());
     CliTest.Run negative = bench("--device", "cpu", "--shape", config, "--gen-len", "-1");
     assertTrue(negative.exit() != 0 && negative.err().contains("--gen-len must be at least 0, not -1"), negative.err());
+  }
+
+  /** {@code --prefill-len}: one more row, one sequence, prefill only, from the same model and process. */
+  @Test
+  void prefillLenAddsAOneSequencePrefillRow(@TempDir Path tmp) throws IOException {
+    String config = tinyConfig(tmp).toString();
+    Path json = tmp.resolve("rows.jsonl");
+    // 2 × (20 + 2) positions for the batch rows, 100 for the prefill row: the cache must hold the larger
+    CliTest.Run r = bench("--device", "cpu", "--shape", config, "--prompt-len", "20", "--gen-len", "2",
+        "--batch", "2", "--prefill-len", "100", "--threads", "2", "--warm-up", "0", "--repeats", "2",
+        "--json", json.toString());
+    assertEquals(0, r.exit(), r.err());
+    List<String> lines = r.out().lines().toList();
+    int header = lines.indexOf(HEADER);
+    assertEquals(header + 3, lines.size(), r.out());
+    assertTrue(lines.get(header + 1).trim().startsWith("2      20    2"), lines.get(header + 1));
+    String prefillRow = lines.get(header + 2);
+    assertTrue(prefillRow.trim().startsWith("1     100    0") && prefillRow.matches(".*\\d%\\s+-\\s+-"),
+        prefillRow);
+    List<String> jsonLines = Files.readAllLines(json);
+    assertEquals(2, jsonLines.size());
+    JsonNode batchRow = JSON.readTree(jsonLines.get(0));
+    JsonNode prefill = JSON.readTree(jsonLines.get(1));
+    assertEquals(FIELDS, Set.copyOf(iterable(prefill)));
+    assertEquals(2, batchRow.get("batch").asInt());
+    assertEquals(20, batchRow.get("prompt_len").asInt());
+    assertEquals(1, prefill.get("batch").asInt());
+    assertEquals(100, prefill.get("prompt_len").asInt());
+    assertEquals(0, prefill.get("gen_len").asInt());
+    assertEquals(2, prefill.get("prefill_ms_runs").size());
+    double ms = prefill.get("prefill_ms").asDouble();
+    assertEquals(100 / (ms / 1e3), prefill.get("prefill_tokens_per_s").asDouble(), 0.01 * 100 / (ms / 1e3) + 0.01);
+    assertEquals(GemmRate.prefillFlops(OptConfig.fromJson(Files.readString(Path.of(config))), 1, 100) / (ms / 1e3)
+        / 1e12, prefill.get("prefill_tflops").asDouble(), 0.002 + 0.01 * prefill.get("prefill_tflops").asDouble());
+    assertTrue(prefill.get("decode_ms_per_token").isNull() && prefill.get("roofline_fraction").isNull(),
+        prefill.toString());
+
+    CliTest.Run tooLong = bench("--device", "cpu", "--shape", config, "--prompt-len", "4", "--gen-len", "1",
+        "--prefill-len", "129");
+    assertTrue(tooLong.exit() != 0 && tooLong.err().contains("--prefill-len is 129, more than the 128 positions"),
+        tooLong.err());
+    CliTest.Run negative = bench("--device", "cpu", "--shape", config, "--prompt-len", "4", "--gen-len", "1",
+        "--prefill-len", "-1");
+    assertTrue(negative.exit() != 0 && negative.err().contains("--prefill-len must be at least 0, not -1"),
+        negative.err());
   }
 
   // Found by fuzzing: it read "--shape ...: cannot read: Input length = 1".
