@@ -63,7 +63,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 collect_logs() {
   local f g
   for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log 'ours_new_run*.log' engine_features.log hf_warpers.log \
-           copybw.log copybw.json 'bench_*.log' bench_table.txt 'profile_*.log' 'ncu_*.log' 'ncu_summary_*.txt' 'ncu_*.csv'; do
+           copybw.log copybw.json 'bench_*.log' bench_table.txt prefill_lengths.log 'profile_*.log' 'ncu_*.log' 'ncu_summary_*.txt' 'ncu_*.csv'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
       echo "===== $(basename "$g") ====="
@@ -567,6 +567,28 @@ profile_run() {  # NAME ARGS... (JVM options first in PROFILE_JAVA_OPTS; PROFILE
   bench_status "profile $name" $? "$plog"
   grep -A30 "GPU time per op" "$plog" | grep -E "GPU time per op|^ +[a-zA-Z]" | head -16 > "$W/profile_$name.txt"
 }
+# What a prompt of a new length costs over the same length again (session 18: CompareMain's 11-token prefill 13.4 ms
+# the first time, 2.8 the second; HF's 32.0 and 12.9): devicecheck.PrefillLengthsMain prefills opt-1.3b prompts of 9
+# to 40 tokens twice each. prefill_lengths LABEL [ENV=VALUE...]: run as is, then under CUDA_MODULE_LOADING=EAGER (if
+# lazy loading of the GEMM kernels a new row count selects is the cost, the first runs equal the second there).
+prefill_lengths() {
+  local label=$1
+  shift
+  if [ $(( budget - SECONDS - tail_s )) -lt 30 ]; then
+    row "prefill of new lengths ($label)" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
+    return 0
+  fi
+  rm -f "$W/prefill_lengths_rows.tsv"
+  env "$@" timeout -k 10 "$(cap 60 "$tail_s")" "$java_bin" -cp "$cp" "-Dopt.cuda.libpath=$libdirs" \
+    -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache io.github.optjava.devicecheck.PrefillLengthsMain \
+    --shape 1.3b --rows "$W/prefill_lengths_rows.tsv" --label "$label" >> "$W/prefill_lengths.log" 2>&1
+  local prc=$?
+  if [ -s "$W/prefill_lengths_rows.tsv" ]; then
+    while IFS=$'\t' read -r name status detail; do row "$name" "$status" "$detail"; done < "$W/prefill_lengths_rows.tsv"
+  else
+    row "prefill of new lengths ($label)" "FAIL" "exit $prc: $(grep -m1 -E 'Exception|Error' "$W/prefill_lengths.log" | cut -c1-90)"
+  fi
+}
 # HF's static cache + torch.compile of the decode step (issue #5's "best mode" peer) at batch 32 only: #5's target
 # against HF's best mode is at batch 32 (batch 1's is against eager), and every batch size is one more compilation.
 # hf_compiled [SHAPE] (default 1.3b); measured at 1.3b in sessions 17 and 18 (4.64, 4.59 ms/token), at 6.7b and 125m
@@ -667,6 +689,8 @@ else
   # 125m's 2047-token prefill (2.16 ms, 36 % of the GEMM rate in session 18): the GPU time per op, eager; the bench
   # line's wall time against the ops' GPU time says how much is the host's launch rate
   PROFILE_SHAPE=125m profile_run prefill-2047-125m --batch 1 --prompt-len 2047 --gen-len 0
+  prefill_lengths default CUDA_MODULE_LOADING=LAZY
+  prefill_lengths eager-modules CUDA_MODULE_LOADING=EAGER
   ncu_run decode-b1-6.7b 6.7b 1
   int8_run
   # the int8 batch-1 step averaged 0.74 TB/s in session 17 (the fp16 step 1.06): the int8 kernel's own µs and GB/s
