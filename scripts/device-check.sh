@@ -63,7 +63,7 @@ cap() { local c=$1 l=$(( budget - SECONDS - ${2:-0} )); [ "$l" -lt "$c" ] && c=$
 collect_logs() {
   local f g
   for f in libdirs.txt probe.txt cublas-missing-symbols.txt hf_make.log hf_prompts.log hf_run.log ours_run.log 'ours_new_run*.log' engine_features.log hf_warpers.log \
-           copybw.log copybw.json 'bench_*.log' bench_table.txt prefill_lengths.log 'profile_*.log' 'ncu_*.log' 'ncu_summary_*.txt' 'ncu_*.csv'; do
+           copybw.log copybw.json 'bench_*.log' bench_table.txt prefill_lengths.log 'persistent_probe*.log' 'profile_*.log' 'ncu_*.log' 'ncu_summary_*.txt' 'ncu_*.csv'; do
     for g in "$W"/$f; do
       [ -f "$g" ] || continue
       echo "===== $(basename "$g") ====="
@@ -209,6 +209,10 @@ if [ -n "$nvcc_bin" ]; then
     for p in "${pids[@]}"; do wait "$p" || brc=1; done
     [ $brc -eq 0 ] && timeout 60 "$nvcc_bin" -arch="sm_$cc" "${objs[@]}" -o target/check_ops ) > "$OUT/check_ops.log" 2>&1 &
   pid_nvcc=$!
+  # native/dev/persistent_probe.cu (session 18): a graph of kernels against one persistent kernel; run in step 8
+  rm -f target/persistent_probe
+  timeout 240 "$nvcc_bin" -O3 -arch="sm_$cc" native/dev/persistent_probe.cu -o target/persistent_probe \
+    > "$W/persistent_probe_build.log" 2>&1 &
 fi
 hf_model=target/hf-opt-1.3b
 timeout "$(cap 300 120)" python3 scripts/hf_peer.py make --out "$hf_model" --shape 1.3b --seed 0 \
@@ -684,13 +688,25 @@ else
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   20
+  # Whether a persistent decode kernel would beat the graph of kernels (docs/perf.md, "persistent decode kernel"):
+  # the same layer work as a graph of 8 kernels per layer (A) and as one cooperative kernel with grid barriers (B, C)
+  if [ -x target/persistent_probe ] && [ $(( budget - SECONDS - tail_s )) -ge 30 ]; then
+    timeout -k 5 "$(cap 60 "$tail_s")" target/persistent_probe all > "$W/persistent_probe.log" 2>&1
+    pprc=$?
+    while IFS= read -r line; do
+      row "persistent probe ${line%% *}" "$([ $pprc -eq 0 ] && echo info || echo FAIL)" "$(echo "${line#* }" | tr -s ' ' | cut -c1-230)"
+    done < <(grep -E '^(1\.3b|6\.7b) ' "$W/persistent_probe.log")
+    [ $pprc -eq 0 ] || row "persistent probe" "FAIL" "exit $pprc: $(grep -v '^persistent_probe on' "$W/persistent_probe.log" | tail -1 | cut -c1-100)"
+  else
+    row "persistent probe" "skip" "not built ($(tail -1 "$W/persistent_probe_build.log" 2>/dev/null | cut -c1-60)) or no time left"
+  fi
   speed_shape 6.7b    140   80  150  150   25
   speed_shape 125m     70   45   70   70   15
+  prefill_lengths default CUDA_MODULE_LOADING=LAZY
+  prefill_lengths eager-modules CUDA_MODULE_LOADING=EAGER
   # 125m's 2047-token prefill (2.16 ms, 36 % of the GEMM rate in session 18): the GPU time per op, eager; the bench
   # line's wall time against the ops' GPU time says how much is the host's launch rate
   PROFILE_SHAPE=125m profile_run prefill-2047-125m --batch 1 --prompt-len 2047 --gen-len 0
-  prefill_lengths default CUDA_MODULE_LOADING=LAZY
-  prefill_lengths eager-modules CUDA_MODULE_LOADING=EAGER
   ncu_run decode-b1-6.7b 6.7b 1
   int8_run
   # the int8 batch-1 step averaged 0.74 TB/s in session 17 (the fp16 step 1.06): the int8 kernel's own µs and GB/s
