@@ -694,7 +694,7 @@ else
     timeout -k 5 "$(cap 60 "$tail_s")" target/persistent_probe all > "$W/persistent_probe.log" 2>&1
     pprc=$?
     while IFS= read -r line; do
-      row "persistent probe ${line%% *}" "$([ $pprc -eq 0 ] && echo info || echo FAIL)" "$(echo "${line#* }" | tr -s ' ' | cut -c1-230)"
+      row "persistent probe ${line%% *}" "$([ $pprc -eq 0 ] && echo info || echo FAIL)" "$(echo "${line#* }" | tr -s ' ' | cut -c1-340)"
     done < <(grep -E '^(1\.3b|6\.7b) ' "$W/persistent_probe.log")
     [ $pprc -eq 0 ] || row "persistent probe" "FAIL" "exit $pprc: $(grep -v '^persistent_probe on' "$W/persistent_probe.log" | tail -1 | cut -c1-100)"
   else
