@@ -17,7 +17,8 @@ import org.junit.jupiter.api.io.TempDir;
 /**
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
- * the host against the loop it replaced, bit for bit; {@code native/dev/emu_fa}, {@code emu_split},
+ * the host against the loop it replaced, bit for bit ({@code argmax_scan_test.cu} does the same for the argmax
+ * kernel's scans); {@code native/dev/emu_fa}, {@code emu_split},
  * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
  * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
  * kernel (a thread group per key row), the vector layer norm, and the matrix-vector Linear with split rows (copies
@@ -44,6 +45,21 @@ class NativeHostChecksIT {
     Result r = run(120, exe.toString());
     assertEquals(0, r.exit, r.output);
     assertTrue(r.output.contains("PASS"), r.output);
+  }
+
+  /** sampling.cu's argmax and log-sum-exp scans (loads in rounds, session 18) against the one-at-a-time loops. */
+  @Test
+  void argmaxScansEqualTheOneAtATimeLoops() throws Exception {
+    String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
+    assumeTrue(nvcc != null, "no nvcc here");
+    Path exe = work.resolve("argmax_scan_test");
+    Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
+        "-I", "native/include", "-I", "native/src", "native/dev/argmax_scan_test.cu", "native/src/launch.cu",
+        "-o", exe.toString());
+    assertEquals(0, build.exit, build.output);
+    Result r = run(120, exe.toString());
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("PASS: 0 of"), r.output);
   }
 
   @Test
