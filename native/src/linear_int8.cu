@@ -17,6 +17,8 @@
 // The kernel and its product loop repeat linear_small.cu's split kernel with int8 chunks (a separate copy, so that
 // the source of the kernels verified on an H100 stays as it ran): once both have run on a GPU, one kernel with a
 // weight-format policy (chunk width, widening, row scale) can serve both.
+#include <cstring>
+
 #include "linear_small.cuh"
 
 namespace {
@@ -25,13 +27,30 @@ using namespace opt::gemv;
 
 constexpr int kInt8PerChunk = 16;
 
-// 16 int8 values of one 16-byte chunk, widened to float (exact).
-__device__ __forceinline__ void widen_int8(const uint4& v, float* out) {
-  const uint32_t words[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
+// float(q) for an int8 q given as its byte with the sign bit flipped (u = q + 128, 0..255), exactly, without a
+// conversion instruction: u as the low mantissa bits of 2^23 (0x4B000000) is the float 2^23 + u, and subtracting
+// 2^23 + 128 (a float: 24 significant bits) leaves q. One integer op and one add per value. The conversion it replaces
+// (cvt.rn.f32.s16 per weight) runs on sm_90's 16-per-clock conversion pipe, which at one per weight byte, plus the
+// activations' fp16 → float conversions, bounded the kernel below the copy rate (docs/perf.md: session 17's count;
+// session 18 made the change, GPU-unverified; native/dev/int8_widen_test.cu checks every byte on the CPU).
+__host__ __device__ __forceinline__ float flipped_byte_to_float(uint32_t u) {
+  const uint32_t bits = 0x4B000000u | u;
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits) - 8388736.f;
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f - 8388736.f;
+#endif
+}
+
+// 16 int8 values of one 16-byte chunk, widened to float (exact, as static_cast<float>(static_cast<int8_t>(byte))).
+__host__ __device__ __forceinline__ void widen_int8(const uint4& v, float* out) {
+  const uint32_t words[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
+OPT_UNROLL
   for (int w = 0; w < 4; ++w) {
-#pragma unroll
-    for (int b = 0; b < 4; ++b) out[4 * w + b] = static_cast<float>(static_cast<int8_t>(words[w] >> (8 * b)));
+OPT_UNROLL
+    for (int b = 0; b < 4; ++b) out[4 * w + b] = flipped_byte_to_float((words[w] >> (8 * b)) & 0xFFu);
   }
 }
 

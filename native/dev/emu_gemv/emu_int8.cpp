@@ -29,7 +29,7 @@
 #define PLANT 0
 #endif
 // Planted bugs (0: none); each must make the run FAIL:
-//   1: widen_int8 without sign extension (static_cast<uint8_t>: bytes 0x80..0xff widen to 128..255)
+//   1: widen_int8 without the sign flip (bytes 0x00..0x7f widen to -128..-1, 0x80..0xff to 0..127)
 //   2: accumulate_int8 reads x's pieces at c instead of c * kPieces
 //   3: the sum multiplied by the scale of the group's first row (scales[j0]) instead of its own (scales[j0 + r])
 //   4: each warp's partial sum multiplied by the scale before the parts are added (not the sum after)
@@ -67,14 +67,22 @@ namespace opt {
 // ---- linear_int8.cu ----
 constexpr int kInt8PerChunk = 16;
 
+// float(q) for an int8 q given as its byte with the sign bit flipped (session 18: the float bits of 2^23 + byte).
+float flipped_byte_to_float(uint32_t u) {
+  const uint32_t bits = 0x4B000000u | u;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f - 8388736.f;
+}
+
 // 16 int8 values of one 16-byte chunk, widened to float (exact).
 void widen_int8(const V16& v, float* out) {
   uint32_t words[4];  // {v.x, v.y, v.z, v.w}: the chunk's bytes as four little-endian words
   std::memcpy(words, v.b, 16);
   for (int w = 0; w < 4; ++w) {
-    for (int b = 0; b < 4; ++b)
-      out[4 * w + b] = kPlant == 1 ? static_cast<float>(static_cast<uint8_t>(words[w] >> (8 * b)))
-                                   : static_cast<float>(static_cast<int8_t>(words[w] >> (8 * b)));
+    // planted bug 1: no sign flip, so bytes 0x80..0xff widen to 0..127 and 0x00..0x7f to -128..-1
+    if (kPlant != 1) words[w] ^= 0x80808080u;
+    for (int b = 0; b < 4; ++b) out[4 * w + b] = flipped_byte_to_float((words[w] >> (8 * b)) & 0xFFu);
   }
 }
 

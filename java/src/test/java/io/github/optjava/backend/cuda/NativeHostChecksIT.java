@@ -18,7 +18,7 @@ import org.junit.jupiter.api.io.TempDir;
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
  * the host against the loop it replaced, bit for bit ({@code argmax_scan_test.cu} does the same for the argmax
- * kernel's scans); {@code native/dev/emu_fa}, {@code emu_split},
+ * kernel's scans, {@code int8_widen_test.cu} for the int8 kernels' widening of every byte); {@code native/dev/emu_fa}, {@code emu_split},
  * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
  * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
  * kernel (a thread group per key row), the vector layer norm, and the matrix-vector Linear with split rows (copies
@@ -55,6 +55,21 @@ class NativeHostChecksIT {
     Path exe = work.resolve("argmax_scan_test");
     Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
         "-I", "native/include", "-I", "native/src", "native/dev/argmax_scan_test.cu", "native/src/launch.cu",
+        "-o", exe.toString());
+    assertEquals(0, build.exit, build.output);
+    Result r = run(120, exe.toString());
+    assertEquals(0, r.exit, r.output);
+    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+  }
+
+  /** linear_int8.cu's widen_int8 (the float bits of 2^23 + byte, session 18) against a plain cast, every byte. */
+  @Test
+  void int8WideningEqualsThePlainCast() throws Exception {
+    String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
+    assumeTrue(nvcc != null, "no nvcc here");
+    Path exe = work.resolve("int8_widen_test");
+    Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
+        "-I", "native/include", "-I", "native/src", "native/dev/int8_widen_test.cu", "native/src/launch.cu",
         "-o", exe.toString());
     assertEquals(0, build.exit, build.output);
     Result r = run(120, exe.toString());
