@@ -12,10 +12,10 @@
 #   bandwidth (hf_peer.py copybw), then per shape 1.3b, 6.7b, 125m (each only if the time left covers its estimate;
 #   batch 1 alone if it covers only that): `opt bench` on CUDA (batch 1,32,128, 128 prompt + 128 new tokens, and
 #   `--prefill-len 2047`: one 2047-token prefill in the same process) and `hf_peer.py bench` (HF eager, the same)
-#   -> $OUT/bench.jsonl -> 8 diagnostics with the time left: a per-op profile of 125m's 2047-token prefill, an ncu
-#   table of a 6.7b batch-1 step, int8 (decode and prefill, ncu), per-op profiles of opt-1.3b, HF with sdpa
-#   attention, ncu of a 1.3b batch-1 step (every kernel of three replayed steps timed on its own:
-#   scripts/dev/ncu_summary.py), HF's static cache + torch.compile last. DEVICE_CHECK_VARIANTS=1 first times the
+#   -> $OUT/bench.jsonl; after 1.3b, native/dev/persistent_probe (a graph of kernels against one persistent kernel)
+#   and int8 (decode and prefill) -> 8 diagnostics with the time left: ncu of an int8 batch-1 step, per-op profiles
+#   of opt-1.3b, HF with sdpa attention, ncu of a 1.3b batch-1 step (every kernel of three replayed steps timed on
+#   its own: scripts/dev/ncu_summary.py), HF's static cache + torch.compile last. DEVICE_CHECK_VARIANTS=1 first times the
 #   default kernels against the ones they replaced (`opt bench --variants`, 1.3b and 6.7b). `hf_peer.py benchtable`
 #   prints ours vs HF (ms, tokens/s, ratios, roofline fraction), the variants' table and #5's targets.
 # $OUT holds at most 7 files (the device returns 8): host.txt, junit.log, check_ops.log, hf_compare.log,
@@ -34,9 +34,11 @@
 # DEVICE_CHECK_PEER_ONLY=1 (session 12; reordered in session 18): only the speed comparison, for a second call after
 # a full check: host facts, Java, libraries, copy bandwidth, then per shape 1.3b, 6.7b, 125m HF's static cache +
 # torch.compile at batch 32 followed by ours and HF eager at batch 32 (#5's batch-32 target, one pair per call), then
-# (time left) 1.3b at batch 1 and 128 and the 2047-token prefill against HF eager, an ncu table of a batch-32 step,
-# and the table; no JUnit, check_ops, HF logit comparison or variants. Estimate: ≈ 60-90 s per shape's batch-32
-# part (1.3b: ≈ 70 s in session 18), ≈ 350 s in all.
+# (time left) the diagnostics the full check leaves out: prompts of new lengths (PrefillLengthsMain, lazy and eager
+# module loading), a per-op profile of 125m's 2047-token prefill, an ncu table of a 6.7b batch-1 step; then 1.3b at
+# batch 1 and 128 and the 2047-token prefill against HF eager, an ncu table of a batch-32 step, and the table; no
+# JUnit, check_ops, HF logit comparison or variants. Estimate: ≈ 60-90 s per shape's batch-32 part (1.3b: ≈ 70 s in
+# session 18), ≈ 230 s for the three, ≈ 150 s for the diagnostics.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
@@ -656,6 +658,14 @@ if [ "$peer_only" = 1 ]; then
   SPEED_BATCHES=32 SPEED_ONE_BATCH=32 speed_shape 6.7b    70   70   90   90    0
   hf_compiled 125m
   SPEED_BATCHES=32 SPEED_ONE_BATCH=32 speed_shape 125m    30   30   45   45    0
+  # Diagnostics the full check leaves to this call (session 18's budget ended before them there):
+  prefill_lengths default CUDA_MODULE_LOADING=LAZY
+  prefill_lengths eager-modules CUDA_MODULE_LOADING=EAGER
+  # 125m's 2047-token prefill (2.16 ms, 36 % of the GEMM rate in session 18): the GPU time per op, eager; the bench
+  # line's wall time against the ops' GPU time says how much is the host's launch rate
+  PROFILE_SHAPE=125m profile_run prefill-2047-125m --batch 1 --prompt-len 2047 --gen-len 0
+  # what bounds 6.7b's batch-1 step (81-82 % of the bandwidth limit, target 85 %)
+  ncu_run decode-b1-6.7b 6.7b 1
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   20
   ncu_run decode-b32 1.3b 32
 elif [ "$quick" = 1 ]; then
@@ -700,17 +710,13 @@ else
   else
     row "persistent probe" "skip" "not built ($(tail -1 "$W/persistent_probe_build.log" 2>/dev/null | cut -c1-60)) or no time left"
   fi
+  # int8 (session 18 widened its weights without a conversion instruction: predicted 1.3-1.5x the fp16 default)
+  int8_run
   speed_shape 6.7b    140   80  150  150   25
   speed_shape 125m     70   45   70   70   15
-  prefill_lengths default CUDA_MODULE_LOADING=LAZY
-  prefill_lengths eager-modules CUDA_MODULE_LOADING=EAGER
-  # 125m's 2047-token prefill (2.16 ms, 36 % of the GEMM rate in session 18): the GPU time per op, eager; the bench
-  # line's wall time against the ops' GPU time says how much is the host's launch rate
-  PROFILE_SHAPE=125m profile_run prefill-2047-125m --batch 1 --prompt-len 2047 --gen-len 0
-  ncu_run decode-b1-6.7b 6.7b 1
-  int8_run
   # the int8 batch-1 step averaged 0.74 TB/s in session 17 (the fp16 step 1.06): the int8 kernel's own µs and GB/s
   case "$passed_groups" in *" int8 "*) NCU_BENCH_ARGS="--quantize int8" ncu_run decode-b1-int8 1.3b 1 ;; esac
+  # (the new-length probe, 125m's prefill profile and the 6.7b ncu table run in the peer-only call)
   profile_run prefill-2047 --batch 1 --prompt-len 2047 --gen-len 0
   # batch 32 (issue #5: ≥ 1.5× HF's best mode there); the peer-only call's ncu table covers its kernels
   profile_run decode-b32 --batch 32 --prompt-len 128 --gen-len 32
