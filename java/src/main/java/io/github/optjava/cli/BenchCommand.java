@@ -265,6 +265,8 @@ final class BenchCommand implements Callable<Integer> {
             // the host's: preparing the step, the launch, the wait for the tokens.
             Double gpuMs = cudaOps != null && shape.gen > 0 && !Double.isNaN(cudaOps.graphStepGpuMillis())
                 ? cudaOps.graphStepGpuMillis() : null;
+            // the host's part of those steps: the walk of the ops, the launch call, the wait for the tokens
+            double[] hostMs = cudaOps != null && shape.gen > 0 ? cudaOps.graphStepHostMillis() : null;
             double prefillTps = b * shape.prompt / (r.prefillMs / 1e3);
             double gemmTflops = gemmRate.get(shape);
             double prefillTflops = GemmRate.prefillFlops(config, b, shape.prompt) / (r.prefillMs / 1e3) / 1e12;
@@ -276,13 +278,17 @@ final class BenchCommand implements Callable<Integer> {
                 r.prefillMs, prefillTps, 100 * prefillTflops / gemmTflops, format(decodeMs, "%.2f"),
                 format(decodeTps, "%.2f"), cudaOps != null ? String.format(Locale.ROOT, "  %11s",
                     format(gpuMs, "%.3f")) : "");
+            if (hostMs != null) {
+              out.printf(Locale.ROOT, "       host per replayed step: ops walk %.3f ms, graph launch %.3f ms, wait for "
+                  + "the tokens %.3f ms%n", hostMs[0], hostMs[1], hostMs[2]);
+            }
             if (json != null) {
               Long bytes = bandwidth != null && shape.gen > 0
                   ? bytesPerDecodeStep(config, weightType, int8, b, shape.prompt, shape.gen) : null;
               Double roofline = bytes != null ? rooflineFraction(bytes, bandwidth.gbps(), decodeMs) : null;
               appendJson(ops.name(), dtypeName(weightType), usedThreads, r, prefillTps, decodeMs, decodeTps,
                   bandwidth, bytes, roofline, prefillTflops, gemmTflops, variant == null ? null : variant.spec(), gpuMs,
-                  launchesAtStart == null ? null : launchesSince(launchesAtStart));
+                  hostMs, launchesAtStart == null ? null : launchesSince(launchesAtStart));
             }
           }
           if (launchesAtStart != null) {
@@ -549,7 +555,7 @@ final class BenchCommand implements Callable<Integer> {
    */
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
       Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline,
-      double prefillTflops, double gemmTflops, String variant, Double decodeGpuMs,
+      double prefillTflops, double gemmTflops, String variant, Double decodeGpuMs, double[] decodeHostMs,
       java.util.Map<String, Long> newKernelLaunches) throws IOException {
     ObjectNode line = new ObjectMapper().createObjectNode();
     line.put("date", Instant.now().truncatedTo(ChronoUnit.SECONDS).toString());
@@ -583,6 +589,15 @@ final class BenchCommand implements Callable<Integer> {
     line.put("prefill_gemm_fraction", significant(prefillTflops / gemmTflops));
     // CUDA: the GPU time of a replayed decode step (graph launch to tokens read), for the host/GPU split
     line.put("decode_gpu_ms_per_step", decodeGpuMs != null ? round(decodeGpuMs) : null);
+    // CUDA: the host's ms per replayed step (GraphStepTimer): the ops' walk, the launch call, the wait for the tokens
+    if (decodeHostMs != null) {
+      ObjectNode host = line.putObject("decode_host_ms_per_step");
+      host.put("ops_walk", round(decodeHostMs[0]));
+      host.put("graph_launch", round(decodeHostMs[1]));
+      host.put("wait", round(decodeHostMs[2]));
+    } else {
+      line.putNull("decode_host_ms_per_step");
+    }
     // CUDA: launches of the counted kernels (CudaOps.newKernelLaunches) since this variant's warm-up began (eager
     // steps and captures; a replay launches none): a variant that asks for one and shows 0 measured the fallback
     if (newKernelLaunches != null) {

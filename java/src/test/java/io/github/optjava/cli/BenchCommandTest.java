@@ -36,7 +36,7 @@ class BenchCommandTest {
       "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
       "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype", "new_kernel_launches",
-      "prefill_ms_runs");
+      "prefill_ms_runs", "decode_host_ms_per_step");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -133,7 +133,7 @@ class BenchCommandTest {
           0.01 * prefillTflops / gemmTflops + 0.002);
       // no bandwidth measurement on the CPU
       for (String f : List.of("device_name", "copy_gbps", "bytes_per_step", "roofline_fraction",
-          "decode_gpu_ms_per_step", "new_kernel_launches")) {
+          "decode_gpu_ms_per_step", "decode_host_ms_per_step", "new_kernel_launches")) {
         assertTrue(j.get(f).isNull(), f + " in " + j);
       }
     }
@@ -292,7 +292,17 @@ class BenchCommandTest {
           DType.F16, false, j.get("batch").asInt(), 20, 4), bytes);
       double expected = BenchCommand.rooflineFraction(bytes, gbps, j.get("decode_ms_per_token").asDouble());
       assertEquals(expected, j.get("roofline_fraction").asDouble(), 0.01 * expected);
+      // the host's part of the replayed steps (session 18): three non-negative parts within the step's wall time
+      JsonNode host = j.get("decode_host_ms_per_step");
+      assertTrue(host != null && host.isObject(), j.toString());
+      double sum = 0;
+      for (String part : List.of("ops_walk", "graph_launch", "wait")) {
+        assertTrue(host.get(part).asDouble() >= 0, j.toString());
+        sum += host.get(part).asDouble();
+      }
+      assertTrue(sum <= 1.05 * j.get("decode_ms_per_token").asDouble() + 0.01, j.toString());
     }
+    assertTrue(r.out().contains("host per replayed step: ops walk "), r.out());
   }
 
   /** On a GPU host: each variant gets its table and JSON lines, marked with its spec, on the same model. */

@@ -1083,6 +1083,9 @@ public final class CudaOps implements Ops {
     StepGraph.Key key = new StepGraph.Key(CudaKvStore.of(kv), batch, tokensPerSequence, variant);
     StepGraph g = graphs.get(key);
     if (g != null) {
+      if (stepTimer != null) {
+        stepTimer.walkStart();
+      }
       g.begin();
       current = g;
       mode = Mode.REPLAY;
@@ -1248,6 +1251,9 @@ public final class CudaOps implements Ops {
       LOG.warn("cudaGraphLaunch failed on cuda:{} ({}): {} run without graphs", device, errorString(st),
           stopGraphs(g.key));
       throw new GraphStepFailedException("cudaGraphLaunch failed: " + errorString(st), null);
+    }
+    if (stepTimer != null) {
+      stepTimer.launched();
     }
     replays++;
     launchedUnsynchronised = true;
@@ -1521,6 +1527,18 @@ public final class CudaOps implements Ops {
   /** GPU milliseconds per replayed graph step since the timer was reset, or NaN without any (see timeGraphSteps). */
   public double graphStepGpuMillis() {
     return stepTimer == null || stepTimer.steps() == 0 ? Double.NaN : stepTimer.totalMs() / stepTimer.steps();
+  }
+
+  /**
+   * The host's milliseconds per timed replayed step since the timer was reset: {walk of the step's ops, the
+   * cudaGraphLaunch call, the wait for the tokens}, or null without any step (see {@link GraphStepTimer}).
+   */
+  public double[] graphStepHostMillis() {
+    if (stepTimer == null || stepTimer.steps() == 0) {
+      return null;
+    }
+    double n = stepTimer.steps();
+    return new double[] {stepTimer.walkMs() / n, stepTimer.launchMs() / n, stepTimer.waitMs() / n};
   }
 
   /**
