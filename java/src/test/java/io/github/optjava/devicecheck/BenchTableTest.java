@@ -102,6 +102,28 @@ class BenchTableTest {
     assertTrue(rows.get("target prefill/GEMM opt-1.3b").startsWith("info\tmet: 2047 tokens"), rows.toString());
   }
 
+  /**
+   * Session 18's opt-6.7b lines: 5× HF eager (18.2 ms/token) asks for 3.64 ms/token, less than the 4.64 ms the step's
+   * bytes take at the copy rate (roofline 0.806 of 5.76 ms); the row says so. 1.3b, missed but reachable, does not.
+   */
+  @Test
+  void aBatchOneTargetBelowTheBandwidthFloorIsCalledUnreachable(@TempDir Path tmp) throws Exception {
+    String ours67 = "{\"model\":\"opt-6.7b\",\"dtype\":\"f16\",\"batch\":1,\"prompt_len\":128,\"gen_len\":128,"
+        + "\"engine\":\"cuda:0-f16\",\"prefill_ms\":16.2,\"decode_ms_per_token\":5.76,\"roofline_fraction\":0.8055,"
+        + "\"copy_gbps\":2962,\"gemm_tflops\":600}";
+    String hf67 = "{\"model\":\"opt-6.7b\",\"batch\":1,\"prompt_len\":128,\"gen_len\":128,\"engine\":\"hf-eager\","
+        + "\"prefill_ms\":22.6,\"decode_ms_per_token\":18.2}";
+    // opt-1.3b at 2.5 ms against HF's 10 ms: 4x, missed, but 2 ms is above its floor (0.37 x 2.5 = 0.93 ms)
+    String hf13 = HF_EAGER_B1.replace("\"decode_ms_per_token\":21.9", "\"decode_ms_per_token\":10.0");
+    StringBuilder table = new StringBuilder();
+    Map<String, String> rows = rows(tmp, List.of(ours67, hf67, OURS_B1, hf13), table);
+    String big = rows.get("target b1 vs HF eager opt-6.7b");
+    assertTrue(big.startsWith("info\tmissed: 3.16x") && big.contains("unreachable: 5x needs 3.64 ms/token, below "
+        + "the 4.64 ms the step's bytes take at the copy rate"), big);
+    String small = rows.get("target b1 vs HF eager opt-1.3b");
+    assertTrue(small.startsWith("info\tmissed: 4.00x") && !small.contains("unreachable"), small);
+  }
+
   @Test
   void batch32TargetStaysOpenWithoutAUsableCompiledLine(@TempDir Path tmp) throws Exception {
     StringBuilder table = new StringBuilder();
