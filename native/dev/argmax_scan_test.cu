@@ -2,7 +2,7 @@
 // flight before they are used; session 18) against the loops they replaced (one value at a time): for every thread
 // of the block sizes the launcher picks, the same (value, index) pair and the same float sum, bit for bit, over rows
 // with ties, NaNs, infinities and signed zeros. Runs on the host; no GPU.
-//   nvcc -std=c++17 -Xcompiler=-Wall,-Wextra --Werror=all-warnings -I native/include -I native/src
+//   nvcc -O2 -std=c++17 -Xcompiler=-Wall,-Wextra --Werror=all-warnings -I native/include -I native/src
 //     native/dev/argmax_scan_test.cu native/src/launch.cu -o target/argmax_scan_test
 // (the project's warning flags, cmake/OptCuda.cmake: the kernel file must pass them on the host side too)
 //   target/argmax_scan_test          (exit 0 and "PASS" when every case matches)
@@ -64,7 +64,7 @@ int main() {
         default: for (float& v : row) v = std::round(v);           // many ties everywhere
                  break;
       }
-      for (int stride : {32, 64, 96, 256, 512}) {  // threads_for(vocab, 512) gives multiples of 32 up to 512
+      for (int stride = 32; stride <= 512; stride += 32) {  // threads_for(vocab, 512): multiples of 32 up to 512
         for (int start = 0; start < stride; ++start) {
           ++cases;
           float v1 = -inf, v2 = -inf;

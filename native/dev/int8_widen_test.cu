@@ -1,8 +1,9 @@
 // CPU check of linear_int8.cu's widen_int8 (int8 weights to float through the float bits of 2^23 + byte, session 18)
 // against static_cast<float>(static_cast<int8_t>(byte)): every byte value in every one of a chunk's 16 positions,
-// the others random, bit for bit. Runs on the host; no GPU.
+// the others random, bit for bit. Runs on the host (no GPU), where byte_perm is the host emulation of __byte_perm
+// with the kernel's selectors; check_ops group int8 checks the device path.
 //   nvcc -std=c++17 -Xcompiler=-Wall,-Wextra --Werror=all-warnings -I native/include -I native/src
-//     native/dev/int8_widen_test.cu native/src/launch.cu native/src/linear_small.cu -o target/int8_widen_test
+//     native/dev/int8_widen_test.cu native/src/launch.cu -o target/int8_widen_test
 //   target/int8_widen_test          (exit 0 and "PASS" when every value matches)
 #include <cstdint>
 #include <cstdio>

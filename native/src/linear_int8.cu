@@ -27,30 +27,44 @@ using namespace opt::gemv;
 
 constexpr int kInt8PerChunk = 16;
 
-// float(q) for an int8 q given as its byte with the sign bit flipped (u = q + 128, 0..255), exactly, without a
-// conversion instruction: u as the low mantissa bits of 2^23 (0x4B000000) is the float 2^23 + u, and subtracting
-// 2^23 + 128 (a float: 24 significant bits) leaves q. One integer op and one add per value. The conversion it replaces
-// (cvt.rn.f32.s16 per weight) runs on sm_90's 16-per-clock conversion pipe, which at one per weight byte, plus the
-// activations' fp16 → float conversions, bounded the kernel below the copy rate (docs/perf.md: session 17's count;
-// session 18 made the change, GPU-unverified; native/dev/int8_widen_test.cu checks every byte on the CPU).
-__host__ __device__ __forceinline__ float flipped_byte_to_float(uint32_t u) {
-  const uint32_t bits = 0x4B000000u | u;
+// __byte_perm on the device; the same selection of bytes on the host (native/dev/int8_widen_test.cu runs it there).
+// Result byte k = byte (s >> 4k) & 7 of {x, y} (x bytes 0-3, y bytes 4-7); selectors here stay below 8.
+__host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
 #ifdef __CUDA_ARCH__
-  return __uint_as_float(bits) - 8388736.f;
+  return __byte_perm(x, y, s);
 #else
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f - 8388736.f;
+  const uint64_t both = (static_cast<uint64_t>(y) << 32) | x;
+  uint32_t r = 0;
+  for (int k = 0; k < 4; ++k) r |= static_cast<uint32_t>((both >> (8 * ((s >> (4 * k)) & 7))) & 0xFFu) << (8 * k);
+  return r;
 #endif
 }
 
-// 16 int8 values of one 16-byte chunk, widened to float (exact, as static_cast<float>(static_cast<int8_t>(byte))).
+__host__ __device__ __forceinline__ float bits_to_float(uint32_t bits) {
+#ifdef __CUDA_ARCH__
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+#endif
+}
+
+// 16 int8 values of one 16-byte chunk, widened to float (exact, as static_cast<float>(static_cast<int8_t>(byte))),
+// without a conversion instruction: each byte with its sign bit flipped (u = q + 128, 0..255) goes into the low
+// mantissa bits of 2^23 (one byte permute: [u, 0, 0, 0x4B]), which is the float 2^23 + u, and subtracting 2^23 + 128
+// (a float: 24 significant bits, the same exponent, so exact) leaves q: one permute and one add per value, plus one
+// xor per four. The conversion it replaces (cvt.rn.f32.s16 per weight) runs on sm_90's 16-per-clock conversion pipe,
+// which at one per weight byte bounded the kernel below the copy rate by session 17's count (docs/perf.md; session 18
+// made the change, GPU-unverified; native/dev/int8_widen_test.cu checks every byte on the CPU).
 __host__ __device__ __forceinline__ void widen_int8(const uint4& v, float* out) {
   const uint32_t words[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
 OPT_UNROLL
   for (int w = 0; w < 4; ++w) {
 OPT_UNROLL
-    for (int b = 0; b < 4; ++b) out[4 * w + b] = flipped_byte_to_float((words[w] >> (8 * b)) & 0xFFu);
+    for (int b = 0; b < 4; ++b) {
+      out[4 * w + b] = bits_to_float(byte_perm(words[w], 0x4B000000u, 0x7440u | b)) - 8388736.f;
+    }
   }
 }
 

@@ -67,12 +67,18 @@ namespace opt {
 // ---- linear_int8.cu ----
 constexpr int kInt8PerChunk = 16;
 
-// float(q) for an int8 q given as its byte with the sign bit flipped (session 18: the float bits of 2^23 + byte).
-float flipped_byte_to_float(uint32_t u) {
-  const uint32_t bits = 0x4B000000u | u;
+// byte_perm / bits_to_float as linear_int8.cu's host path (session 18: the float bits of 2^23 + byte).
+uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+  const uint64_t both = (static_cast<uint64_t>(y) << 32) | x;
+  uint32_t r = 0;
+  for (int k = 0; k < 4; ++k) r |= static_cast<uint32_t>((both >> (8 * ((s >> (4 * k)) & 7))) & 0xFFu) << (8 * k);
+  return r;
+}
+
+float bits_to_float(uint32_t bits) {
   float f;
   std::memcpy(&f, &bits, sizeof f);
-  return f - 8388736.f;
+  return f;
 }
 
 // 16 int8 values of one 16-byte chunk, widened to float (exact).
@@ -82,7 +88,9 @@ void widen_int8(const V16& v, float* out) {
   for (int w = 0; w < 4; ++w) {
     // planted bug 1: no sign flip, so bytes 0x80..0xff widen to 0..127 and 0x00..0x7f to -128..-1
     if (kPlant != 1) words[w] ^= 0x80808080u;
-    for (int b = 0; b < 4; ++b) out[4 * w + b] = flipped_byte_to_float((words[w] >> (8 * b)) & 0xFFu);
+    for (int b = 0; b < 4; ++b) {
+      out[4 * w + b] = bits_to_float(byte_perm(words[w], 0x4B000000u, 0x7440u | b)) - 8388736.f;
+    }
   }
 }
 

@@ -53,7 +53,7 @@ class NativeHostChecksIT {
     String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
     assumeTrue(nvcc != null, "no nvcc here");
     Path exe = work.resolve("argmax_scan_test");
-    Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
+    Result build = run(600, nvcc, "-O2", "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
         "-I", "native/include", "-I", "native/src", "native/dev/argmax_scan_test.cu", "native/src/launch.cu",
         "-o", exe.toString());
     assertEquals(0, build.exit, build.output);
