@@ -32,49 +32,44 @@ class NativeHostChecksIT {
 
   @Test
   void splitAttentionValueLoopEqualsTheOneKeyLoop() throws Exception {
-    String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
-    assumeTrue(nvcc != null, "no nvcc here");
-    Path exe = work.resolve("split_values_test");
-    // The project's warning flags (cmake/OptCuda.cmake): host-side code of the kernel file must pass them too.
-    Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
-        "-I", "native/include", "-I", "native/src",
-        // attention_grouped.cu: the launcher of attention_split.cu calls the grouped kernel's launch functions
-        "native/dev/split_values_test.cu", "native/src/launch.cu", "native/src/attention_grouped.cu",
-        "-o", exe.toString());
-    assertEquals(0, build.exit, build.output);
-    Result r = run(120, exe.toString());
-    assertEquals(0, r.exit, r.output);
-    assertTrue(r.output.contains("PASS"), r.output);
+    // attention_grouped.cu: the launcher of attention_split.cu calls the grouped kernel's launch functions
+    hostCheckPasses("split_values_test", false, "native/src/attention_grouped.cu");
   }
 
   /** sampling.cu's argmax and log-sum-exp scans (loads in rounds, session 18) against the one-at-a-time loops. */
   @Test
   void argmaxScansEqualTheOneAtATimeLoops() throws Exception {
-    String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
-    assumeTrue(nvcc != null, "no nvcc here");
-    Path exe = work.resolve("argmax_scan_test");
-    Result build = run(600, nvcc, "-O2", "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
-        "-I", "native/include", "-I", "native/src", "native/dev/argmax_scan_test.cu", "native/src/launch.cu",
-        "-o", exe.toString());
-    assertEquals(0, build.exit, build.output);
-    Result r = run(120, exe.toString());
-    assertEquals(0, r.exit, r.output);
-    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+    hostCheckPasses("argmax_scan_test", true);
   }
 
   /** linear_int8.cu's widen_int8 (the float bits of 2^23 + byte, session 18) against a plain cast, every byte. */
   @Test
   void int8WideningEqualsThePlainCast() throws Exception {
+    hostCheckPasses("int8_widen_test", false);
+  }
+
+  /**
+   * Builds native/dev/NAME.cu (which includes a kernel file) with nvcc for the host, with launch.cu and
+   * {@code sources}, and runs it: exit 0 and "PASS" expected. The project's warning flags (cmake/OptCuda.cmake):
+   * host-side code of the kernel file must pass them too. {@code optimize}: -O2, for a check of many cases.
+   */
+  private void hostCheckPasses(String name, boolean optimize, String... sources) throws Exception {
     String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
     assumeTrue(nvcc != null, "no nvcc here");
-    Path exe = work.resolve("int8_widen_test");
-    Result build = run(600, nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra", "--Werror=all-warnings",
-        "-I", "native/include", "-I", "native/src", "native/dev/int8_widen_test.cu", "native/src/launch.cu",
-        "-o", exe.toString());
+    Path exe = work.resolve(name);
+    List<String> command = new ArrayList<>(List.of(nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra",
+        "--Werror=all-warnings", "-I", "native/include", "-I", "native/src"));
+    if (optimize) {
+      command.add("-O2");
+    }
+    command.addAll(List.of("native/dev/" + name + ".cu", "native/src/launch.cu"));
+    command.addAll(List.of(sources));
+    command.addAll(List.of("-o", exe.toString()));
+    Result build = run(600, command.toArray(String[]::new));
     assertEquals(0, build.exit, build.output);
     Result r = run(120, exe.toString());
     assertEquals(0, r.exit, r.output);
-    assertTrue(r.output.contains("PASS: 0 of"), r.output);
+    assertTrue(r.output.contains("PASS"), r.output);
   }
 
   @Test
