@@ -25,6 +25,8 @@
 //
 //   nvcc -O3 -arch=sm_90 native/dev/persistent_probe.cu -o target/persistent_probe && target/persistent_probe [1.3b|6.7b|all]
 // Exit status 0 when every variant agrees with A, 1 when one does not, 2 on a CUDA error or too small a grid.
+// Self-contained on purpose (no project headers): warp_sum, widen8 and the kernels' pieces are short copies of
+// common.cuh's and linear_small.cu's, so that the probe builds alone and changing the library cannot change it.
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>

@@ -38,45 +38,40 @@ __host__ __device__ __forceinline__ bool beats(float v, int i, float best_v, int
   return v > best_v || (v == best_v && i < best_i);
 }
 
-// (best_v, best_i) updated with row[start], row[start + stride], ... below n, in index order, kScanRound loads at a
-// time: the same pair as comparing them one at a time.
-__host__ __device__ __forceinline__ void scan_argmax(const float* row, int n, int start, int stride, float& best_v,
-                                                     int& best_i) {
+// visit(row[j], j) for j = start, start + stride, ... below n, in index order, the values loaded kScanRound at a time
+// before they are visited: the same calls, in the same order, as loading one at a time.
+template <class Visit>
+__host__ __device__ __forceinline__ void scan_rounds(const float* row, int n, int start, int stride, Visit& visit) {
   int i = start;
   for (; static_cast<long long>(i) + static_cast<long long>(kScanRound - 1) * stride < n; i += kScanRound * stride) {
     float v[kScanRound];
 OPT_UNROLL
     for (int u = 0; u < kScanRound; ++u) v[u] = row[i + u * stride];
 OPT_UNROLL
-    for (int u = 0; u < kScanRound; ++u) {
-      if (beats(v[u], i + u * stride, best_v, best_i)) {
-        best_v = v[u];
-        best_i = i + u * stride;
-      }
-    }
+    for (int u = 0; u < kScanRound; ++u) visit(v[u], i + u * stride);
   }
-  for (; i < n; i += stride) {
-    const float v = row[i];
+  for (; i < n; i += stride) visit(row[i], i);
+}
+
+// (best_v, best_i) updated with row[start], row[start + stride], ... below n: the same pair as comparing them one at
+// a time.
+__host__ __device__ __forceinline__ void scan_argmax(const float* row, int n, int start, int stride, float& best_v,
+                                                     int& best_i) {
+  auto visit = [&](float v, int i) {
     if (beats(v, i, best_v, best_i)) {
       best_v = v;
       best_i = i;
     }
-  }
+  };
+  scan_rounds(row, n, start, stride, visit);
 }
 
-// sum + the sum of expf(row[j] - m) over j = start, start + stride, ... below n, added in index order, kScanRound
-// loads at a time: the same float as adding them one at a time.
+// sum + the sum of expf(row[j] - m) over j = start, start + stride, ... below n, added in index order: the same float
+// as adding them one at a time.
 __host__ __device__ __forceinline__ float scan_exp_sum(const float* row, int n, int start, int stride, float m,
                                                        float sum) {
-  int i = start;
-  for (; static_cast<long long>(i) + static_cast<long long>(kScanRound - 1) * stride < n; i += kScanRound * stride) {
-    float v[kScanRound];
-OPT_UNROLL
-    for (int u = 0; u < kScanRound; ++u) v[u] = row[i + u * stride];
-OPT_UNROLL
-    for (int u = 0; u < kScanRound; ++u) sum += expf(v[u] - m);
-  }
-  for (; i < n; i += stride) sum += expf(row[i] - m);
+  auto visit = [&](float v, int) { sum += expf(v - m); };
+  scan_rounds(row, n, start, stride, visit);
   return sum;
 }
 

@@ -142,11 +142,7 @@ final class BenchCommand implements Callable<Integer> {
   private record RunShape(int batch, int prompt, int gen) {}
 
   /** Timings of one row: the medians, and every timed run's prefill (a slow run shows in the JSON line). */
-  private record Result(RunShape shape, double prefillMs, double decodeMs, double[] prefillRuns) {
-    int batch() {
-      return shape.batch;
-    }
-  }
+  private record Result(RunShape shape, double prefillMs, double decodeMs, double[] prefillRuns) {}
 
   @Override
   public Integer call() throws IOException {
@@ -564,7 +560,7 @@ final class BenchCommand implements Callable<Integer> {
     line.put("model", modelName());
     line.put("dtype", dtypeName);
     line.put("threads", usedThreads);
-    line.put("batch", r.batch());
+    line.put("batch", r.shape.batch);
     line.put("prompt_len", r.shape.prompt);
     line.put("gen_len", r.shape.gen);
     line.put("engine", engine);
