@@ -1,6 +1,7 @@
 package io.github.optjava.engine;
 
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.RowKernels;
 import java.util.SplittableRandom;
 import java.util.concurrent.ThreadLocalRandom;
 
@@ -17,15 +18,17 @@ import java.util.concurrent.ThreadLocalRandom;
  * Token choices cannot match Hugging Face's sampled tokens (torch's generator is a different RNG);
  * the distribution sampled from does match.
  *
- * <p><b>Arithmetic.</b> The softmax is computed in double: {@code exp(logit - max)} summed over the
- * vocabulary, then one uniform draw in {@code [0, sum)} walked through the cumulative weights in
- * token-id order. Nothing is allocated per step. An instance is not thread-safe (its RNG is the
- * sequence's); create one per sequence.
+ * <p><b>Arithmetic.</b> Each weight {@code exp(logit - max)} is a float ({@link RowKernels#exp}, the precision of
+ * torch's float32 softmax), the weights are summed in double, then one uniform draw in {@code [0, sum)} is walked
+ * through their cumulative sums in token-id order. An instance keeps its weights' buffer, so nothing is allocated
+ * per step; it is not thread-safe (its RNG is the sequence's): create one per sequence.
  */
 public final class Sampler {
 
   /** Null for greedy decoding. */
   private final SplittableRandom random;
+  /** The weights of the last draw (grown to the vocabulary on the first). */
+  private float[] weights = new float[0];
 
   private Sampler(SplittableRandom random) {
     this.random = random;
@@ -97,7 +100,13 @@ public final class Sampler {
    * @throws IllegalStateException when sampling and no token has a finite score, or a score is NaN
    */
   public int next(float[] logits) {
-    return random == null ? argmax(logits) : sample(logits, random);
+    if (random == null) {
+      return argmax(logits);
+    }
+    if (weights.length < logits.length) {
+      weights = new float[logits.length];
+    }
+    return sample(logits, random, weights);
   }
 
   /**
@@ -115,12 +124,13 @@ public final class Sampler {
    * @throws IllegalStateException when every score is -inf (every token banned) or a score is NaN
    */
   public static int sample(float[] logits, SplittableRandom random) {
-    float max = Float.NEGATIVE_INFINITY;
-    for (float v : logits) {
-      if (v != v) {
-        throw new IllegalStateException("cannot sample: a logit is NaN (the model produced invalid numbers)");
-      }
-      max = Math.max(max, v);
+    return sample(logits, random, new float[logits.length]);
+  }
+
+  private static int sample(float[] logits, SplittableRandom random, float[] weights) {
+    float max = RowKernels.max(logits, 0, logits.length);
+    if (max != max) {
+      throw new IllegalStateException("cannot sample: a logit is NaN (the model produced invalid numbers)");
     }
     if (max == Float.NEGATIVE_INFINITY) {
       throw new IllegalStateException("cannot sample: every token has probability 0 (all logits are -inf);"
@@ -129,15 +139,12 @@ public final class Sampler {
     if (max == Float.POSITIVE_INFINITY) {
       return uniformAmongMax(logits, max, random);
     }
-    double sum = 0;
-    for (float v : logits) {
-      sum += Math.exp((double) v - max);
-    }
+    double sum = RowKernels.expInto(logits, 0, logits.length, max, weights);
     double u = random.nextDouble() * sum;
     double cumulative = 0;
     int lastPositive = -1;
     for (int i = 0; i < logits.length; i++) {
-      double w = Math.exp((double) logits[i] - max);
+      float w = weights[i];
       if (w > 0) {
         cumulative += w;
         lastPositive = i;

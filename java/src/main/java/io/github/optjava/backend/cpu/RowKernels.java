@@ -1,0 +1,143 @@
+package io.github.optjava.backend.cpu;
+
+/**
+ * The passes over a whole row of logits (a vocabulary of 50,272 floats for OPT) that the host's sampling and log-prob
+ * code makes every step: the maximum, the first index of it, and the sum of {@code exp(v - max)}. With
+ * {@code Math.exp} in double the sum alone took ≈ 250 µs per row on the build machine, more than a GPU decode step's
+ * kernels at opt-125m; these take a few µs.
+ *
+ * <p><b>The exponential</b> is {@link #exp}, a float polynomial (Cody–Waite reduction by ln 2, then Cephes'
+ * {@code expf} polynomial, each step one {@code fma}), the same operations in the scalar code here and in
+ * {@link VectorRowKernels}, so one element gives the same bits on either path. It is within 2 ulp of the exact value
+ * for arguments in [-87.3, 0] (the test checks it against {@code Math.exp}), 0 below -87.3 (where the float result
+ * would be subnormal), and it is meant for the weights of a softmax, {@code x = v - max <= 0}. That is the
+ * precision torch's float32 softmax has, which Hugging Face's processors use.
+ *
+ * <p><b>The sum</b> is accumulated in double, so it is as exact as its float terms whatever the order; the order
+ * (lanes, then lanes added in order, then the tail) depends on the vector width, so its last bits may differ between
+ * machines (≈ 1e-16 relative).
+ *
+ * <p>The Vector API path runs when {@link VectorSupport} says the JVM can run the Vector API kernels; otherwise the
+ * scalar loops here.
+ */
+public final class RowKernels {
+  private RowKernels() {}
+
+  private static final boolean VECTOR = VectorSupport.AVAILABLE && VectorRowKernels.usable();
+
+  // exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts (Cody and Waite), exp(r) by Cephes' expf.
+  static final float LOG2E = 1.44269504088896341f;
+  static final float NEG_LN2_HI = -0.693359375f;
+  static final float NEG_LN2_LO = 2.12194440e-4f;
+  /** 1.5 · 2^23: adding and subtracting it rounds a float of magnitude below 2^22 to an integer (ties to even). */
+  static final float ROUND = 12582912f;
+  /**
+   * Added to the bits of {@code n + ROUND} (which are {@code 0x4B400000 + n} for |n| below 2^22) gives n's biased
+   * exponent, {@code n + 127}: 2^n without a float-to-int conversion, which Java 17's Vector API does not compile
+   * to one instruction (a vector of them took 50 times as long as the rest of the exponential).
+   */
+  static final int EXPONENT_FROM_ROUNDED = 127 - 0x4B400000;
+  /** Below this, e^x is below the smallest normal float: the result is 0. */
+  static final float LOWEST = -87.33654f;
+  /** Above this, e^x overflows a float; arguments are clamped to it (the row code never gets there). */
+  static final float HIGHEST = 88.37626f;
+  static final float P0 = 1.9875691500e-4f;
+  static final float P1 = 1.3981999507e-3f;
+  static final float P2 = 8.3334519073e-3f;
+  static final float P3 = 4.1665795894e-2f;
+  static final float P4 = 1.6666665459e-1f;
+  static final float P5 = 5.0000001201e-1f;
+
+  /** Whether the Vector API kernels run (for logs and tests). */
+  public static boolean vectorised() {
+    return VECTOR;
+  }
+
+  /**
+   * {@code e^x} as described above: 0 below -87.3, NaN for NaN; for {@code x <= 0} within 2 ulp.
+   */
+  public static float exp(float x) {
+    float c = Math.min(Math.max(x, LOWEST), HIGHEST);
+    float k = Math.fma(c, LOG2E, ROUND);
+    float n = k - ROUND;
+    float r = Math.fma(n, NEG_LN2_HI, c);
+    r = Math.fma(n, NEG_LN2_LO, r);
+    float p = Math.fma(P0, r, P1);
+    p = Math.fma(p, r, P2);
+    p = Math.fma(p, r, P3);
+    p = Math.fma(p, r, P4);
+    p = Math.fma(p, r, P5);
+    float y = Math.fma(p, r * r, r) + 1f;
+    float scale = Float.intBitsToFloat((Float.floatToRawIntBits(k) + EXPONENT_FROM_ROUNDED) << 23);
+    return x < LOWEST ? 0f : y * scale;
+  }
+
+  /** The largest of {@code v[from, to)} ({@code Math.max}: NaN when one is NaN); -inf for an empty range. */
+  public static float max(float[] v, int from, int to) {
+    if (VECTOR) {
+      return VectorRowKernels.max(v, from, to);
+    }
+    float m = Float.NEGATIVE_INFINITY;
+    for (int i = from; i < to; i++) {
+      m = Math.max(m, v[i]);
+    }
+    return m;
+  }
+
+  /**
+   * The first index of the maximum of {@code v[from, to)}, relative to {@code from}, as {@code torch.argmax}: the
+   * first NaN wins, ties (0 and -0 too) go to the smaller index, a row of -inf gives 0.
+   */
+  public static int argmax(float[] v, int from, int to) {
+    if (to <= from) {
+      return 0;
+    }
+    float m = max(v, from, to);
+    if (m != m) { // rare: the first NaN, one by one
+      for (int i = from; i < to; i++) {
+        if (v[i] != v[i]) {
+          return i - from;
+        }
+      }
+    }
+    return (VECTOR ? VectorRowKernels.firstEqual(v, from, to, m) : firstEqual(v, from, to, m)) - from;
+  }
+
+  static int firstEqual(float[] v, int from, int to, float value) {
+    for (int i = from; i < to; i++) {
+      if (v[i] == value) {
+        return i;
+      }
+    }
+    throw new IllegalArgumentException(value + " is not in the row");
+  }
+
+  /**
+   * {@code sum(exp(v[i] - max))} over {@code [from, to)}, each term by {@link #exp} of the float difference, summed in
+   * double. {@code max} must be finite (callers handle a row whose maximum is ±inf or NaN first); -inf entries add 0.
+   */
+  public static double expSum(float[] v, int from, int to, float max) {
+    return VECTOR ? VectorRowKernels.expSum(v, from, to, max, null) : expSum(v, from, to, max, null, 0);
+  }
+
+  /** As {@link #expSum}, also writing each term to {@code out[i - from]} (the unnormalised softmax weights). */
+  public static double expInto(float[] v, int from, int to, float max, float[] out) {
+    if (out.length < to - from) {
+      throw new IllegalArgumentException("out holds " + out.length + " floats, the row " + (to - from));
+    }
+    return VECTOR ? VectorRowKernels.expSum(v, from, to, max, out) : expSum(v, from, to, max, out, 0);
+  }
+
+  /** The scalar loop; {@code out} (may be null) receives the term of {@code v[i]} at {@code outAt + i - from}. */
+  static double expSum(float[] v, int from, int to, float max, float[] out, int outAt) {
+    double sum = 0;
+    for (int i = from; i < to; i++) {
+      float e = exp(v[i] - max);
+      if (out != null) {
+        out[outAt + i - from] = e;
+      }
+      sum += e;
+    }
+    return sum;
+  }
+}

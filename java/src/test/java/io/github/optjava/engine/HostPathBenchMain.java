@@ -1,0 +1,131 @@
+package io.github.optjava.engine;
+
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.model.CausalLm;
+import io.github.optjava.model.OptConfig;
+import io.github.optjava.model.OptModel;
+import java.util.List;
+import java.util.Locale;
+import java.util.Random;
+
+/**
+ * What the engine spends on the host per decode step for each kind of request, with a stand-in model whose step
+ * costs nothing (it only reserves the cache slots and hands back a fixed row of 50,272 Gaussian logits, σ = 3, a
+ * broad distribution: thousands of top-p candidates). Requests whose tokens the model picks where the logits are
+ * (greedy, plain sampling) cost a few µs; the others bring the row to the host and run Hugging Face's processors
+ * there: what a GPU decode step then pays on top of its kernels. A benchmark, not a test (docs/perf.md, session 19).
+ *
+ * <pre>
+ * java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:DEPS \
+ *     io.github.optjava.engine.HostPathBenchMain [requests per kind, default 20]
+ * </pre>
+ */
+public final class HostPathBenchMain {
+  private HostPathBenchMain() {}
+
+  /** The tiny fixture model's config (vocabulary 50,272) with a step that computes nothing. */
+  private static final class StandIn implements CausalLm {
+    private final OptModel tiny;
+    private final float[] row;
+
+    StandIn(OptModel tiny) {
+      this.tiny = tiny;
+      row = new float[tiny.config().vocabSize()];
+      Random r = new Random(1);
+      for (int i = 0; i < row.length; i++) {
+        row[i] = (float) r.nextGaussian() * 3;
+      }
+    }
+
+    @Override
+    public OptConfig config() {
+      return tiny.config();
+    }
+
+    private void reserve(List<OptModel.SeqStep> seqs, KvCache cache) {
+      for (OptModel.SeqStep q : seqs) {
+        cache.reserve(q.seqId(), cache.length(q.seqId()) + q.newTokens().length);
+      }
+    }
+
+    @Override
+    public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
+      reserve(seqs, cache);
+      float[][] out = new float[seqs.size()][];
+      for (int i = 0; i < out.length; i++) {
+        out[i] = row.clone(); // a GPU's read of the logits allocates a fresh row too
+      }
+      return out;
+    }
+
+    @Override
+    public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+      reserve(seqs, cache);
+      int[] tokens = new int[seqs.size()];
+      java.util.Arrays.fill(tokens, 100);
+      return tokens;
+    }
+
+    @Override
+    public int[] greedy(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs) {
+      return greedyRows(seqs, cache, logprobs);
+    }
+
+    @Override
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+      return greedyRows(seqs, cache, logprobs);
+    }
+
+    @Override
+    public boolean samplesOnDevice() {
+      return true;
+    }
+
+    @Override
+    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
+      tiny.copyBlocks(cache, src, dst);
+    }
+
+    @Override
+    public KvCache newCache(int blocks, int blockSize) {
+      return tiny.newCache(blocks, blockSize);
+    }
+
+    @Override
+    public void close() {
+      tiny.close();
+    }
+  }
+
+  public static void main(String[] args) {
+    int requests = args.length > 0 ? Integer.parseInt(args[0]) : 20;
+    int n = 120;
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(n).build();
+    SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.9).maxTokens(n).build();
+    String[] names = {"greedy", "greedy, min_tokens", "greedy, repetition penalty 1.2", "greedy, no_repeat_ngram 3",
+        "sampled t=0.8 top-p 0.9", "sampled t=0.8 top-p 0.9, repetition penalty 1.2"};
+    SamplingParams[] kinds = {greedy, greedy.toBuilder().minTokens(n).build(),
+        greedy.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().noRepeatNgramSize(3).build(), sampled,
+        sampled.toBuilder().repetitionPenalty(1.2).build()};
+    try (StandIn model = new StandIn(TinyOpt.model(new CpuOps()))) {
+      for (int round = 0; round < 3; round++) { // two rounds warm the JIT; the third is printed
+        for (int k = 0; k < kinds.length; k++) {
+          try (KvCache cache = model.newCache(64, 4)) {
+            Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, 1, 128, 0, false, 0);
+            long t0 = System.nanoTime();
+            int steps = 0;
+            for (int r = 0; r < requests; r++) {
+              steps += engine.submit(new int[] {2, 100, 200}, kinds[k], null).join().choices().get(0).tokenIds().size();
+            }
+            double us = (System.nanoTime() - t0) / 1e3 / steps;
+            engine.close();
+            if (round == 2) {
+              System.out.printf(Locale.ROOT, "%-50s %8.1f µs per step (%d steps)%n", names[k], us, steps);
+            }
+          }
+        }
+      }
+    }
+  }
+}
