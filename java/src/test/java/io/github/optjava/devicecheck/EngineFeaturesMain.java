@@ -33,6 +33,9 @@ import java.util.concurrent.CompletableFuture;
  *       once, with and without it: time, mean time to first token, tokens equal;</li>
  *   <li>prompt lookup decoding: one greedy request, with and without draft tokens: decode ms/token, steps,
  *       drafts accepted, tokens equal (a random-weight model repeats itself, the case drafts are for);</li>
+ *   <li>decode paths: one request each of greedy, greedy with a repetition penalty, sampled, sampled with a
+ *       repetition penalty: decode ms/token through the engine (the penalty's steps run the processors on the
+ *       host);</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
@@ -133,6 +136,24 @@ public final class EngineFeaturesMain {
           cudaOps.useDraftGraphs(draftGraphsSetting);
         }
       }
+
+      // Decode through the engine for the kinds of request a user sends (session 19): greedy and plain sampling pick
+      // their tokens where the logits are; a repetition penalty (any processor) brings the row to the host and runs
+      // the processors there. Compare the greedy row with opt bench's model loop, the others with greedy.
+      SamplingParams greedyN = SamplingParams.greedy().toBuilder().maxTokens(o.newTokens).build();
+      SamplingParams sampledN = SamplingParams.builder().temperature(0.8).topP(0.9).seed(1L).maxTokens(o.newTokens)
+          .build();
+      SamplingParams[] kinds = {greedyN, greedyN.toBuilder().repetitionPenalty(1.2).build(), sampledN,
+          sampledN.toBuilder().repetitionPenalty(1.2).build()};
+      double[] perToken = new double[kinds.length];
+      for (int k = 0; k < kinds.length; k++) {
+        perToken[k] = lookupRun(model, tokenizer, prompt, kinds[k], 0, 1).sequentialMs;
+      }
+      detail = String.format(Locale.ROOT, "batch 1, up to %d tokens, ms/token: greedy %.3f, + repetition penalty "
+          + "1.2 %.3f (host path); sampled t=0.8 top-p 0.9 %.3f, + repetition penalty 1.2 %.3f (host path)",
+          o.newTokens, perToken[0], perToken[1], perToken[2], perToken[3]);
+      out.println("EngineFeaturesMain: decode paths: " + detail);
+      rows.add(row("engine: decode paths", "info", detail));
 
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
         int[] text = randomIds(rnd, config.maxPositionEmbeddings() - 8, config.vocabSize());

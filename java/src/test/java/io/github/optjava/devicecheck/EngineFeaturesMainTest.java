@@ -26,9 +26,11 @@ class EngineFeaturesMainTest {
     System.out.print(buf.toString(StandardCharsets.UTF_8));
     assertEquals(0, rc, buf.toString(StandardCharsets.UTF_8));
     List<String> lines = Files.readAllLines(rows);
-    assertEquals(2, lines.size(), lines.toString());
+    assertEquals(3, lines.size(), lines.toString());
     assertTrue(lines.get(0).startsWith("engine: prefix caching\tok\t"), lines.get(0));
     assertTrue(lines.get(0).contains("6 of 6 token lists equal"), lines.get(0));
     assertTrue(lines.get(1).startsWith("engine: prompt lookup 3\tok\t"), lines.get(1));
+    assertTrue(lines.get(2).matches("engine: decode paths\tinfo\tbatch 1, up to 24 tokens, ms/token: greedy [0-9.]+, "
+        + "\\+ repetition penalty 1\\.2 [0-9.]+ \\(host path\\); sampled .*"), lines.get(2));
   }
 }
