@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -1576,6 +1576,54 @@ void check_attention_kernel(int kernel) {
   check_attention<D>(4, 17, kernel);  // odd head_dim: partial warps in the dot product; no 16-byte loads
 }
 
+// Logit edits (opt_edit_logits_f32, session 19): random edits of every kind over 3 rows of 50272 (special values
+// included), against the same float operations on the host (what backend/LogitEdits.applyTo does in Java): every
+// edited logit the same bits, every other logit untouched, an edit outside the logits skipped.
+void check_edit_logits() {
+  const int rows = 3, vocab = 50272;
+  std::vector<float> logits(static_cast<size_t>(rows) * vocab);
+  uint32_t seed = 12345;
+  auto next = [&seed]() { seed = seed * 1664525u + 1013904223u; return seed; };
+  for (float& v : logits) v = (static_cast<int>(next() >> 8) % 20000 - 10000) / 997.0f;
+  logits[7] = INFINITY;
+  logits[8] = -INFINITY;
+  logits[9] = NAN;
+  logits[10] = -0.0f;
+  logits[11] = 0.0f;
+  const int count = 3000;
+  std::vector<int32_t> packed(6 * count);
+  std::vector<float> want = logits;
+  for (int i = 0; i < count; ++i) {
+    const int at = i < 8 ? 4 + i : static_cast<int>(next() % static_cast<uint32_t>(rows * vocab / count)) + i * (rows * vocab / count);
+    const int flags = i < 8 ? 7 : static_cast<int>(next() % 16);
+    const float bias = (static_cast<int>(next() % 2000) - 1000) / 313.0f;
+    const float penalty = 1.0f + (next() % 100) / 57.0f;
+    const float freq = -(next() % 100) / 77.0f, presence = -(next() % 100) / 91.0f;
+    packed[i] = i == count - 1 ? rows * vocab + 5 : at;  // the last one lies outside: skipped
+    packed[count + i] = flags;
+    std::memcpy(&packed[2 * count + i], &bias, 4);
+    std::memcpy(&packed[3 * count + i], &penalty, 4);
+    std::memcpy(&packed[4 * count + i], &freq, 4);
+    std::memcpy(&packed[5 * count + i], &presence, 4);
+    if (i == count - 1) continue;
+    volatile float x = want[at];  // volatile: one rounded operation at a time, as Java and the kernel
+    if (flags & 1) x = x + bias;
+    if (flags & 2) x = x < 0.f ? x * penalty : x / penalty;
+    if (flags & 4) { x = x + freq; x = x + presence; }
+    if (flags & 8) x = -INFINITY;
+    want[at] = x;
+  }
+  DevBuf<float> d_logits(logits);
+  DevBuf<int32_t> d_packed(packed);
+  expect_ok(opt_edit_logits_f32(d_logits.ptr, d_packed.ptr, count, static_cast<long long>(rows) * vocab, g_stream),
+            "edit_logits");
+  const std::vector<float> got = d_logits.download();
+  int differ = 0;
+  for (size_t i = 0; i < got.size(); ++i) differ += std::memcmp(&got[i], &want[i], 4) != 0 && !(std::isnan(got[i]) && std::isnan(want[i]));
+  report("edit_logits (logits not the host's bits)", "f32", differ, 0.0);
+  expect_ok(opt_edit_logits_f32(d_logits.ptr, d_packed.ptr, 0, 1, g_stream), "edit_logits (nothing to edit)");
+}
+
 // One group of checks, by name (one of kGroups). A group runs in its own process when device-check
 // names them one by one, so that a kernel that faults (which poisons the CUDA context) costs only its group.
 void run_group(const std::string& group) {
@@ -1643,21 +1691,23 @@ void run_group(const std::string& group) {
     check_sample_rows();
   } else if (group == "chained") {
     check_chained();
+  } else if (group == "edits") {  // opt_edit_logits_f32 (session 19; not yet run on a GPU)
+    check_edit_logits();
   }
 }
 
 const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
-                               "sample", "chained"};
+                               "sample", "chained", "edits"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits)\n", g.c_str());
       return 2;
     }
   }

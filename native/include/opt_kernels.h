@@ -470,6 +470,18 @@ OPT_API int opt_argmax_logprob_f32(int32_t* out_index, float* out_logprob, const
 OPT_API int opt_token_logprob_f32(float* out_logprob, const float* logits, const int32_t* tokens, int rows,
                                   int vocab, cudaStream_t stream);
 
+/*
+ * Logit edits (logit_edits.cu): a sequence's logits processors applied where the logits are, before the argmax or
+ * the sampler reads them. packed holds 6 * count int32: the edited positions (row * vocab + token, each at most
+ * once), their flags (1 bias, 2 repetition penalty, 4 frequency then presence term, 8 ban), then the bias, penalty,
+ * negated frequency term and negated presence term as float32 bits, each block count long. Positions outside
+ * [0, total) are skipped. The CPU twin is backend/LogitEdits.applyTo (the same bits).
+ *   logits (total) device float32; packed (6 * count) device int32.
+ * Status: written 2026-11-28 (session 19) without a GPU; CudaOps runs it for steps whose requests have processors.
+ */
+OPT_API int opt_edit_logits_f32(float* logits, const int32_t* packed, int count, long long total,
+                                cudaStream_t stream);
+
 #ifdef __cplusplus
 }
 #endif

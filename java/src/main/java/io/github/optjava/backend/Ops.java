@@ -143,7 +143,17 @@ public interface Ops extends AutoCloseable {
    * {@code log_softmax} ({@link RowMath#logSumExp}; a GPU backend computes it on the device in float32).
    */
   default int[] argmaxRows(Mat logits, double[] logprobs) {
+    return argmaxRows(logits, logprobs, LogitEdits.NONE);
+  }
+
+  /**
+   * As {@link #argmaxRows(Mat, double[])} after {@code edits} (a sequence's logits processors, named token by token)
+   * changed the logits, where they are: the pick and its log-prob are the processed row's. The default reads the
+   * logits and edits them on the host ({@link LogitEdits#applyTo}).
+   */
+  default int[] argmaxRows(Mat logits, double[] logprobs, LogitEdits edits) {
     float[] v = read(logits);
+    edits.applyTo(v);
     int n = logits.rows();
     int cols = logits.cols();
     int[] out = new int[n];
@@ -170,7 +180,17 @@ public interface Ops extends AutoCloseable {
    */
   default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
       double[] logprobs) {
+    return sampleRows(logits, temperature, topK, topP, uniform, logprobs, LogitEdits.NONE);
+  }
+
+  /**
+   * As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} after {@code edits} changed the logits
+   * (before the temperature, as HF's processors come before its warpers). The default edits the row on the host.
+   */
+  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
+      double[] logprobs, LogitEdits edits) {
     float[] flat = read(logits);
+    edits.applyTo(flat);
     int vocab = logits.cols();
     int[] out = new int[logits.rows()];
     for (int r = 0; r < out.length; r++) {

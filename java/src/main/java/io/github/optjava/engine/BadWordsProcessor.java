@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -8,7 +9,7 @@ import java.util.List;
  * A one-token sequence is banned outright; a longer one bans its last token whenever the input ids (prompt included)
  * end with the rest of it. A bad word that is the EOS token alone is dropped, as HF drops it (EOS stays possible).
  */
-public final class BadWordsProcessor implements LogitsProcessor {
+public final class BadWordsProcessor implements SparseLogitsProcessor {
   private final int[] single;      // banned outright
   private final List<int[]> longer; // banned as their last token after the rest
 
@@ -27,6 +28,25 @@ public final class BadWordsProcessor implements LogitsProcessor {
     }
     single = one.stream().mapToInt(Integer::intValue).toArray();
     longer = List.copyOf(more);
+  }
+
+  @Override
+  public int stage() {
+    return 3;
+  }
+
+  @Override
+  public void edits(int[] inputIds, int inputLength, int promptLength, LogitEdits.Builder out) {
+    for (int token : single) {
+      out.ban(token);
+    }
+    for (int[] word : longer) {
+      int prefix = word.length - 1;
+      if (word.length <= inputLength
+          && java.util.Arrays.equals(inputIds, inputLength - prefix, inputLength, word, 0, prefix)) {
+        out.ban(word[prefix]);
+      }
+    }
   }
 
   @Override

@@ -4,6 +4,7 @@ import io.github.optjava.api.Completion;
 import io.github.optjava.api.FinishReason;
 import io.github.optjava.api.GeneratorStats;
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
@@ -67,6 +68,7 @@ public final class Engine implements AutoCloseable {
   }
 
   private final CausalLm model;
+  private LogitEdits.Builder editsBuilder; // the steps' logit edits (edits(Batch)), made at the first
   private final OptTokenizer tokenizer;
   private final KvCache cache;
   private final int maxBatch;
@@ -589,11 +591,12 @@ public final class Engine implements AutoCloseable {
   private Output runModel(Batch b) {
     int n = b.size();
     java.util.function.IntPredicate forksNow = j -> b.gives()[j] && forks.containsKey(b.seqs().get(j));
-    boolean argmaxOnly = java.util.stream.IntStream.range(0, n)
-        .allMatch(j -> b.seqs().get(j).argmaxIsEnough() && !forksNow.test(j));
+    boolean argmaxOnly = java.util.stream.IntStream.range(0, n).allMatch(j -> !forksNow.test(j)
+        && (b.seqs().get(j).argmaxIsEnough() || (b.seqs().get(j).greedyWhereLogitsAre() && b.drafted()[j] == 0)));
     if (argmaxOnly) {
       double[] logprobs = new double[b.rows()];
-      int[] tokens = b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs)
+      LogitEdits edits = edits(b);
+      int[] tokens = !edits.isEmpty() || b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs, edits)
           : model.greedy(b.steps(), cache, logprobs);
       return new Output(true, false, tokens, logprobs, null, null);
     }
@@ -628,13 +631,34 @@ public final class Engine implements AutoCloseable {
       u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
     }
     double[] logprobs = new double[n];
-    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, u), logprobs);
+    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, u), logprobs, edits(b));
     for (int j = 0; j < n; j++) {
-      if (b.gives()[j]) {
+      if (b.gives()[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
       }
     }
+    // a row with nothing left to draw (its processors banned every token) fails its own request at commit
     return new Output(false, true, tokens, logprobs, null, null);
+  }
+
+  /**
+   * The step's logit edits: each sequence that gives a token and whose processors change its row names them on its
+   * output row ({@link Sequence#edits}); none when no sequence has such processors. Only for steps whose sequences
+   * with processors check no drafts (one row each, the pick the edits are for).
+   */
+  private LogitEdits edits(Batch b) {
+    LogitEdits.Builder out = null;
+    for (int j = 0; j < b.size(); j++) {
+      Sequence s = b.seqs().get(j);
+      if (b.gives()[j] && s.hasEdits()) {
+        if (editsBuilder == null) {
+          editsBuilder = new LogitEdits.Builder(model.config().vocabSize());
+        }
+        out = editsBuilder;
+        s.edits(out.row(b.firstRow()[j]));
+      }
+    }
+    return out == null ? LogitEdits.NONE : out.build();
   }
 
   /**
@@ -667,7 +691,11 @@ public final class Engine implements AutoCloseable {
       } else if (out.argmaxOnly()) {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
       } else if (out.sampledThere()) {
-        s.acceptSampled(out.tokens()[j], out.logprobs()[j]);
+        try {
+          s.acceptSampled(out.tokens()[j], out.logprobs()[j]);
+        } catch (RuntimeException e) { // its processors banned every token: this request fails, not the batch
+          s.fail(e);
+        }
       } else {
         s.commit(picks[j]);
       }

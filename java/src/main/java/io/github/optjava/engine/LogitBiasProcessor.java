@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 import java.util.Map;
 
 /**
@@ -7,7 +8,7 @@ import java.util.Map;
  * in effect bans or forces a token). Float32 arithmetic: {@code logit + (float) bias}. Hugging Face's nearest
  * equivalent is {@code sequence_bias} with one-token sequences.
  */
-public final class LogitBiasProcessor implements LogitsProcessor {
+public final class LogitBiasProcessor implements SparseLogitsProcessor {
   private final int[] tokens;
   private final float[] biases;
 
@@ -19,6 +20,18 @@ public final class LogitBiasProcessor implements LogitsProcessor {
     for (Map.Entry<Integer, Double> e : new java.util.TreeMap<>(bias).entrySet()) {
       tokens[i] = e.getKey();
       biases[i++] = (float) (double) e.getValue();
+    }
+  }
+
+  @Override
+  public int stage() {
+    return 0;
+  }
+
+  @Override
+  public void edits(int[] inputIds, int inputLength, int promptLength, LogitEdits.Builder out) {
+    for (int i = 0; i < tokens.length; i++) {
+      out.bias(tokens[i], biases[i]);
     }
   }
 

@@ -104,6 +104,49 @@ public final class LogitsPipeline implements LogitsProcessor {
     return processors.isEmpty();
   }
 
+  /**
+   * Whether the model can run this pipeline where the logits are: its processors are {@link SparseLogitsProcessor}s
+   * in {@link io.github.optjava.backend.LogitEdits}' order ({@link #edits}), followed only by the warpers a device
+   * sampler applies itself (temperature, top-k, top-p). Min-p and typical sampling need the whole row.
+   */
+  boolean runsAsEdits() {
+    int stage = 0;
+    boolean warpers = false;
+    for (LogitsProcessor p : processors) {
+      if (p instanceof SparseLogitsProcessor sp && !warpers && sp.stage() >= stage) {
+        stage = sp.stage();
+      } else if (p instanceof TemperatureProcessor || p instanceof TopKProcessor || p instanceof TopPProcessor) {
+        warpers = true;
+      } else {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** Whether it has a processor before the warpers (then {@link #edits} names something). */
+  boolean hasEdits() {
+    return !processors.isEmpty() && processors.get(0) instanceof SparseLogitsProcessor;
+  }
+
+  /** The edits of its processors before the warpers ({@link #runsAsEdits} must hold), into {@code out}'s row. */
+  void edits(int[] inputIds, int inputLength, int promptLength, io.github.optjava.backend.LogitEdits.Builder out) {
+    for (LogitsProcessor p : processors) {
+      if (p instanceof SparseLogitsProcessor sp) {
+        sp.edits(inputIds, inputLength, promptLength, out);
+      }
+    }
+  }
+
+  /** Runs only its processors before the warpers on the host: what {@link #edits} does where the logits are. */
+  void processBeforeWarpers(int[] inputIds, int inputLength, int promptLength, float[] logits) {
+    for (LogitsProcessor p : processors) {
+      if (p instanceof SparseLogitsProcessor) {
+        p.process(inputIds, inputLength, promptLength, logits);
+      }
+    }
+  }
+
   @Override
   public void process(int[] inputIds, int inputLength, int promptLength, float[] logits) {
     for (LogitsProcessor p : processors) {

@@ -1,10 +1,11 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 /**
  * HF {@code MinNewTokensLengthLogitsProcessor}: EOS is banned (-inf) while fewer than
  * {@code minNewTokens} tokens have been generated, counting only tokens after the prompt.
  */
-public final class MinNewTokensProcessor implements LogitsProcessor {
+public final class MinNewTokensProcessor implements SparseLogitsProcessor {
 
   private final int minNewTokens;
   private final int eosTokenId;
@@ -20,6 +21,18 @@ public final class MinNewTokensProcessor implements LogitsProcessor {
     }
     this.minNewTokens = minNewTokens;
     this.eosTokenId = eosTokenId;
+  }
+
+  @Override
+  public int stage() {
+    return 3;
+  }
+
+  @Override
+  public void edits(int[] inputIds, int inputLength, int promptLength, LogitEdits.Builder out) {
+    if (inputLength - promptLength < minNewTokens) {
+      out.ban(eosTokenId);
+    }
   }
 
   @Override

@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 /**
  * HF {@code NoRepeatNGramLogitsProcessor}: bans (sets to -inf) every token that would complete an n-gram
  * already present in the input ids, prompt included.
@@ -8,7 +9,7 @@ package io.github.optjava.engine;
  * {@code n - 1} tokens instead, which bans the same set without allocating. The cost is
  * O(length × n) per step, small next to a forward pass.
  */
-public final class NoRepeatNgramProcessor implements LogitsProcessor {
+public final class NoRepeatNgramProcessor implements SparseLogitsProcessor {
 
   private final int n;
 
@@ -18,6 +19,24 @@ public final class NoRepeatNgramProcessor implements LogitsProcessor {
       throw new IllegalArgumentException("no-repeat n-gram size must be >= 1 (got " + n + ")");
     }
     this.n = n;
+  }
+
+  @Override
+  public int stage() {
+    return 3;
+  }
+
+  @Override
+  public void edits(int[] inputIds, int inputLength, int promptLength, LogitEdits.Builder out) {
+    if (inputLength + 1 < n) {
+      return;
+    }
+    int prefixStart = inputLength - (n - 1);
+    for (int i = 0; i + n <= inputLength; i++) {
+      if (matches(inputIds, i, prefixStart)) {
+        out.ban(inputIds[i + n - 1]);
+      }
+    }
   }
 
   @Override

@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 import java.util.Arrays;
 
 /**
@@ -14,7 +15,7 @@ import java.util.Arrays;
  * {@code logit - (float) (frequencyPenalty * c)}, then {@code - (float) presencePenalty}. Positive
  * penalties discourage repetition, negative ones encourage it.
  */
-public final class PresenceFrequencyPenaltyProcessor implements LogitsProcessor {
+public final class PresenceFrequencyPenaltyProcessor implements SparseLogitsProcessor {
 
   private final double presencePenalty;
   private final double frequencyPenalty;
@@ -35,7 +36,23 @@ public final class PresenceFrequencyPenaltyProcessor implements LogitsProcessor 
   }
 
   @Override
-  public void process(int[] inputIds, int inputLength, int promptLength, float[] logits) {
+  public int stage() {
+    return 2;
+  }
+
+  @Override
+  public void edits(int[] inputIds, int inputLength, int promptLength, LogitEdits.Builder out) {
+    forEachGenerated(inputIds, inputLength, promptLength, (token, count) ->
+        out.presenceFrequency(token, (float) (frequencyPenalty * count), (float) presencePenalty));
+  }
+
+  private interface TokenCount {
+    void accept(int token, int count);
+  }
+
+  /** Each distinct generated token with its count, in token order. */
+  private void forEachGenerated(int[] inputIds, int inputLength, int promptLength,
+      TokenCount action) {
     int generated = inputLength - promptLength;
     if (generated <= 0) {
       return;
@@ -45,16 +62,20 @@ public final class PresenceFrequencyPenaltyProcessor implements LogitsProcessor 
     }
     System.arraycopy(inputIds, promptLength, sorted, 0, generated);
     Arrays.sort(sorted, 0, generated);
-    float presence = (float) presencePenalty;
     int runStart = 0;
     for (int i = 1; i <= generated; i++) {
       if (i == generated || sorted[i] != sorted[runStart]) {
-        int token = sorted[runStart];
-        int count = i - runStart;
-        logits[token] = logits[token] - (float) (frequencyPenalty * count) - presence;
+        action.accept(sorted[runStart], i - runStart);
         runStart = i;
       }
     }
+  }
+
+  @Override
+  public void process(int[] inputIds, int inputLength, int promptLength, float[] logits) {
+    float presence = (float) presencePenalty;
+    forEachGenerated(inputIds, inputLength, promptLength, (token, count) ->
+        logits[token] = logits[token] - (float) (frequencyPenalty * count) - presence);
   }
 
   @Override

@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 /**
  * HF {@code RepetitionPenaltyLogitsProcessor} (the CTRL paper's penalty): every token present in the
  * input ids (prompt and generated) gets {@code s < 0 ? s * penalty : s / penalty}.
@@ -8,7 +9,7 @@ package io.github.optjava.engine;
  * is written, so a token that occurs several times is penalised once. The arithmetic is float32 with
  * the penalty cast to float32, as torch does for a Python scalar: bit-exact with HF.
  */
-public final class RepetitionPenaltyProcessor implements LogitsProcessor {
+public final class RepetitionPenaltyProcessor implements SparseLogitsProcessor {
 
   private final float penalty;
   /** The gathered scores of the input ids; grows with the sequence and is then reused. */
@@ -20,6 +21,18 @@ public final class RepetitionPenaltyProcessor implements LogitsProcessor {
       throw new IllegalArgumentException("repetition penalty must be a finite number > 0 (got " + penalty + ")");
     }
     this.penalty = (float) penalty;
+  }
+
+  @Override
+  public int stage() {
+    return 1;
+  }
+
+  @Override
+  public void edits(int[] inputIds, int inputLength, int promptLength, LogitEdits.Builder out) {
+    for (int i = 0; i < inputLength; i++) {
+      out.repetitionPenalty(inputIds[i], penalty);
+    }
   }
 
   @Override

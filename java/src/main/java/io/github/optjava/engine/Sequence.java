@@ -259,6 +259,29 @@ final class Sequence {
         && (prefilled || !request.params.echo());
   }
 
+  /**
+   * Whether this step's token is the argmax of its row after processors the model can apply where the logits are
+   * ({@link #edits}): greedy, every processor a {@link SparseLogitsProcessor} (bias, penalties, bans), no log-probs
+   * asked for, not an echo prefill. Then {@link #acceptGreedy} takes the argmax of the edited row and its
+   * log-softmax, which is what the host path ({@link #choose}) computes from the processed row.
+   */
+  boolean greedyWhereLogitsAre() {
+    return sampler.isGreedy() && pipeline.runsAsEdits() && !wantLogprobs && (prefilled || !request.params.echo());
+  }
+
+  /** Whether its processors change the row before the pick (then the step passes {@link #edits} to the model). */
+  boolean hasEdits() {
+    return pipeline.hasEdits();
+  }
+
+  /**
+   * What its processors before the warpers would do to this step's row, named token by token into {@code out}'s
+   * current row: the same as {@link #choose}'s {@code pipeline.process} on the host, with the same history.
+   */
+  void edits(io.github.optjava.backend.LogitEdits.Builder out) {
+    pipeline.edits(inputIds, length, request.promptIds.length, out);
+  }
+
   /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax (also used
    * by {@link #acceptSampled}). */
   void acceptGreedy(int token, double logprob) {
@@ -278,15 +301,13 @@ final class Sequence {
 
   /**
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
-   * plain sampling (temperature, top-k, top-p and no other processor or warper), no log-probs asked for, not an
-   * echo prefill. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's
-   * (they differ only for a token exactly at a top-p cut).
+   * sampling whose processors the model can apply there ({@link #edits}: bias, penalties, bans) and whose warpers are
+   * temperature, top-k and top-p (not min-p or typical), no log-probs asked for, not an echo prefill. Its rules then
+   * are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's (they differ only for a token
+   * exactly at a top-p cut).
    */
   boolean samplableWhereLogitsAre() {
-    io.github.optjava.api.SamplingParams p = request.params;
-    return !sampler.isGreedy() && !wantLogprobs && (prefilled || !p.echo()) && p.repetitionPenalty() == 1.0
-        && p.minP() == 0 && p.typicalP() == 1.0 && p.logitBias().isEmpty() && p.badWordsIds().isEmpty()
-        && p.presencePenalty() == 0 && p.frequencyPenalty() == 0 && p.noRepeatNgramSize() == 0 && p.minTokens() == 0;
+    return !sampler.isGreedy() && !wantLogprobs && (prefilled || !request.params.echo()) && pipeline.runsAsEdits();
   }
 
   float temperature() {
@@ -381,6 +402,8 @@ final class Sequence {
       return new Pick(-1, null, 0, FinishReason.LENGTH); // max_tokens 0: echo / scoring only
     }
     if (deviceRules && samplableWhereLogitsAre()) {
+      // the device's path on the host: its edits (the processors before the warpers), then RowSampling's draw
+      pipeline.processBeforeWarpers(inputIds, length, request.promptIds.length, last);
       double[] lp = new double[1];
       int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, temperature(), topK(),
           topP(), nextUniform(), lp, 0);

@@ -1,5 +1,6 @@
 package io.github.optjava.model;
 
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.RowMath;
 import io.github.optjava.engine.KvCache;
 import java.util.List;
@@ -67,6 +68,44 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
+   * As {@link #greedyRows(List, KvCache, double[])} after {@code edits} changed the step's output rows (the sequences'
+   * logits processors, {@link LogitEdits}, row-major over those rows): the tokens and log-probs of the processed
+   * rows. A backend may edit where the logits are; the default edits the rows on the host.
+   */
+  default int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits) {
+    if (edits.isEmpty()) {
+      return greedyRows(seqs, cache, logprobs);
+    }
+    int vocab = config().vocabSize();
+    float[] v = concat(forward(seqs, cache), false, vocab);
+    edits.applyTo(v);
+    int[] out = new int[v.length / vocab];
+    for (int k = 0; k < out.length; k++) {
+      out[k] = RowMath.argmax(v, k * vocab, (k + 1) * vocab);
+      if (logprobs != null) {
+        logprobs[k] = v[k * vocab + out[k]] - RowMath.logSumExp(v, k * vocab, (k + 1) * vocab);
+      }
+    }
+    return out;
+  }
+
+  /** The rows of {@link #forward}'s result in order, one array ({@code lastOnly}: each sequence's last row). */
+  private static float[] concat(float[][] logits, boolean lastOnly, int vocab) {
+    int total = 0;
+    for (float[] v : logits) {
+      total += lastOnly ? vocab : v.length;
+    }
+    float[] flat = new float[total];
+    int at = 0;
+    for (float[] v : logits) {
+      int n = lastOnly ? vocab : v.length;
+      System.arraycopy(v, v.length - n, flat, at, n);
+      at += n;
+    }
+    return flat;
+  }
+
+  /**
    * What {@link #forwardScored} returns: per sequence its logits as {@link #forward} gives them, except that a
    * scored sequence gets only its last row; and per scored sequence {@code scores[s][i]} =
    * {@code log_softmax(row i)[scoreTokens[s][i]]} (null for the others).
@@ -111,6 +150,26 @@ public interface CausalLm extends AutoCloseable {
       float[] v = logits[s];
       out[s] = io.github.optjava.backend.RowSampling.sample(v, v.length - config().vocabSize(), config().vocabSize(),
           spec.temperature()[s], spec.topK()[s], spec.topP()[s], spec.uniform()[s], logprobs, s);
+    }
+    return out;
+  }
+
+  /**
+   * As {@link #sample(List, KvCache, SamplingSpec, double[])} after {@code edits} changed each sequence's row (row s
+   * of the edits is sequence s), before the temperature; the default edits the rows on the host.
+   */
+  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+      LogitEdits edits) {
+    if (edits.isEmpty()) {
+      return sample(seqs, cache, spec, logprobs);
+    }
+    int vocab = config().vocabSize();
+    float[] v = concat(forward(seqs, cache), true, vocab);
+    edits.applyTo(v);
+    int[] out = new int[seqs.size()];
+    for (int s = 0; s < out.length; s++) {
+      out[s] = io.github.optjava.backend.RowSampling.sample(v, s * vocab, vocab, spec.temperature()[s],
+          spec.topK()[s], spec.topP()[s], spec.uniform()[s], logprobs, s);
     }
     return out;
   }

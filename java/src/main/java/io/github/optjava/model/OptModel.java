@@ -2,6 +2,7 @@ package io.github.optjava.model;
 
 import io.github.optjava.backend.AttentionBatch;
 import io.github.optjava.backend.GraphStepFailedException;
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.DType;
@@ -324,9 +325,15 @@ public final class OptModel implements CausalLm {
   /** As {@link #greedy}, one token per output row (every row of an {@code allLogits} sequence), on the device. */
   @Override
   public int[] greedyRows(List<SeqStep> seqs, KvCache cache, double[] logprobs) {
+    return greedyRows(seqs, cache, logprobs, LogitEdits.NONE);
+  }
+
+  /** As {@link #greedyRows(List, KvCache, double[])}, the ops editing the rows where they are. */
+  @Override
+  public int[] greedyRows(List<SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits) {
     requireWholeModel();
-    return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> ops.argmaxRows(logits, lp)), null,
-        null, null).argmax;
+    return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> ops.argmaxRows(logits, lp, edits)),
+        null, null, null).argmax;
   }
 
   /**
@@ -336,6 +343,12 @@ public final class OptModel implements CausalLm {
    */
   @Override
   public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+    return sample(seqs, cache, spec, logprobs, LogitEdits.NONE);
+  }
+
+  /** As {@link #sample(List, KvCache, SamplingSpec, double[])}, the ops editing the rows where they are. */
+  @Override
+  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs, LogitEdits edits) {
     for (SeqStep q : seqs) {
       if (q.allLogits()) {
         throw new IllegalArgumentException("sample(): sequence " + q.seqId() + " asks for the logits of all its tokens");
@@ -344,7 +357,7 @@ public final class OptModel implements CausalLm {
     requireWholeModel();
     return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> {
       SamplingSpec p = paddedTo(spec, logits.rows());
-      return ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.uniform(), lp);
+      return ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.uniform(), lp, edits);
     }), null, null, null).argmax;
   }
 

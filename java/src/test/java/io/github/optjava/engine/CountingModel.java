@@ -1,5 +1,6 @@
 package io.github.optjava.engine;
 
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
@@ -17,6 +18,7 @@ final class CountingModel implements CausalLm {
   int greedies;
   int samples;
   int maxStepTokens; // the most tokens one step fed
+  long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
 
   CountingModel(OptModel model, boolean samplesOnDevice) {
@@ -51,10 +53,27 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
+  public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits) {
+    greedies++;
+    editedLogits += edits.count();
+    count(seqs);
+    return model.greedyRows(seqs, cache, logprobs, edits);
+  }
+
+  @Override
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
     samples++;
     count(seqs);
     return model.sample(seqs, cache, spec, logprobs);
+  }
+
+  @Override
+  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+      LogitEdits edits) {
+    samples++;
+    editedLogits += edits.count();
+    count(seqs);
+    return model.sample(seqs, cache, spec, logprobs, edits);
   }
 
   private void count(List<OptModel.SeqStep> seqs) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.optjava.api.Choice;
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.tokenizer.OptTokenizer;
@@ -54,15 +55,48 @@ class EngineDeviceSamplingTest {
   }
 
   @Test
-  void otherProcessorsAndLogprobAlternativesKeepTheLogitsPath() {
+  void minPTypicalAndLogprobAlternativesKeepTheLogitsPath() {
     CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
-      engine.submit(prompt, sampled(1).toBuilder().repetitionPenalty(1.3).build(), null).join();
-      engine.submit(prompt, sampled(1).toBuilder().logprobs(2).build(), null).join();
-      assertEquals(0, drawing.samples, "a repetition penalty or log-prob alternatives need the host path");
+      engine.submit(prompt, sampled(1).toBuilder().minP(0.05).build(), null).join();
+      engine.submit(prompt, sampled(1).toBuilder().typicalP(0.9).build(), null).join();
+      engine.submit(prompt, sampled(1).toBuilder().repetitionPenalty(1.3).logprobs(2).build(), null).join();
+      assertEquals(0, drawing.samples, "min-p, typical sampling or log-prob alternatives need the host path");
       assertTrue(drawing.forwards > 0);
+    }
+  }
+
+  /**
+   * Sampling with processors the model applies where the logits are (a repetition penalty, a logit bias, a ban, the
+   * presence and frequency penalties, min_tokens, no-repeat n-grams) draws there too ({@link LogitEdits}); batched
+   * with a request that needs the logits on the host, the engine applies the same processors there before the
+   * device's draw: the tokens and scores are those it gets alone.
+   */
+  @Test
+  void samplingWithProcessorsDrawsWhereTheLogitsAreAndTheSameBatched() {
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time");
+    SamplingParams processed = sampled(7).toBuilder().maxTokens(20).repetitionPenalty(1.3).presencePenalty(0.4)
+        .frequencyPenalty(0.2).logitBias(java.util.Map.of(11, 2.5, 13, -1.0)).badWordsIds(List.of(List.of(5)))
+        .minTokens(10).noRepeatNgramSize(2).build();
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
+      Choice alone = engine.submit(prompt, processed, null).join().choices().get(0);
+      assertEquals(0, drawing.forwards, "its processors ran where the logits are");
+      assertTrue(drawing.samples >= 20 && drawing.editedLogits > 20, drawing.samples + " steps, "
+          + drawing.editedLogits + " edits");
+      assertTrue(!alone.tokenIds().contains(5), "the bad word never comes");
+      int forwards = drawing.forwards;
+      CompletableFuture<io.github.optjava.api.Completion> greedy = engine.submit(tokenizer.encode("Hello world"),
+          SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(1).build(), null);
+      CompletableFuture<io.github.optjava.api.Completion> mixed = engine.submit(prompt, processed, null);
+      Choice batched = mixed.join().choices().get(0);
+      greedy.join();
+      assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
+      assertEquals(alone.tokenIds(), batched.tokenIds());
+      assertEquals(alone.score(), batched.score(), 1e-9);
     }
   }
 

@@ -39,6 +39,7 @@ import static org.bytedeco.cuda.global.cudart.cudaSetDevice;
 import io.github.optjava.backend.AttentionBatch;
 import io.github.optjava.backend.GraphStepFailedException;
 import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.checkpoint.DType;
@@ -115,6 +116,8 @@ public final class CudaOps implements Ops {
   private AttentionBatch flattenedBatch; // the last attention batch and its padded block-table array, so
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
+  private Pointer editScratch;           // the packed LogitEdits of a step (editLogits)
+  private long editScratchBytes;
   private long argmaxScratchBytes;
   private String attentionKernel = CudaSwitches.ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
@@ -1604,21 +1607,68 @@ public final class CudaOps implements Ops {
   /** As {@link #argmaxRows(Mat)}, with each pick's log-softmax computed on the device too (float32). */
   @Override
   public int[] argmaxRows(Mat logits, double[] logprobs) {
-    if (logprobs != null && !deviceLogprobs) {
-      return Ops.super.argmaxRows(logits, logprobs); // read() + RowMath on the host
+    return argmaxRows(logits, logprobs, LogitEdits.NONE);
+  }
+
+  /** As {@link #argmaxRows(Mat, double[])} after {@code edits} changed the float32 copy of the logits. */
+  @Override
+  public int[] argmaxRows(Mat logits, double[] logprobs, LogitEdits edits) {
+    if ((logprobs != null && !deviceLogprobs) || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
+      return Ops.super.argmaxRows(logits, logprobs, edits); // read() + RowMath on the host
     }
     CudaMat s = CudaMat.of(logits);
     endStep();
+    requireEditsInside(edits, s); // after endStep: a failure leaves no capture or replay half done
     int n = s.rows;
     int vocab = s.cols;
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     Pointer scratch = argmaxScratch(f32Bytes + 8L * Math.max(n, 1)); // logits as f32, then n ints, n floats
     FloatPointer values = logitsAsFloat32(s, scratch, "argmax");
-    IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
-    FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
-    op("argmax", logprobs == null ? OptKernels.opt_argmax_f32(index, values, n, vocab, stream)
-        : OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
-    return readTokens(index, n, logprobs, "argmax");
+    try (IntPointer packed = editLogits(values, edits, (long) n * vocab)) {
+      IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
+      FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
+      op("argmax", logprobs == null ? OptKernels.opt_argmax_f32(index, values, n, vocab, stream)
+          : OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
+      // (the edits' pageable buffer outlives its copy: readTokens waits for the stream before it is freed)
+      return readTokens(index, n, logprobs, "argmax");
+    }
+  }
+
+  private static void requireEditsInside(LogitEdits edits, CudaMat logits) {
+    long total = (long) logits.rows * logits.cols;
+    for (int at : edits.index()) {
+      if (at < 0 || at >= total) {
+        throw new IllegalArgumentException("a logit edit at " + at + " lies outside the " + logits.rows + " × "
+            + logits.cols + " logits (built for another vocabulary or row count?)");
+      }
+    }
+  }
+
+  /**
+   * Applies {@code edits} to the float32 logits at {@code values} ({@code total} of them) with one kernel after
+   * one copy of the packed edits; returns that copy's host buffer (null when there is nothing to edit), which the
+   * caller frees after the step's read.
+   */
+  private IntPointer editLogits(FloatPointer values, LogitEdits edits, long total) {
+    if (edits.isEmpty()) {
+      return null;
+    }
+    int[] packed = edits.packed();
+    long bytes = 4L * packed.length;
+    if (editScratchBytes < bytes) {
+      if (editScratch != null) {
+        cudaFree(editScratch);
+        editScratch = null;
+        editScratchBytes = 0;
+      }
+      editScratch = malloc(Math.max(bytes, 4096), "logit edits");
+      editScratchBytes = Math.max(bytes, 4096);
+    }
+    IntPointer host = new IntPointer(packed);
+    check("logit edits upload", cudaMemcpyAsync(editScratch, host, bytes, cudaMemcpyHostToDevice, stream));
+    op("logit edits", OptKernels.opt_edit_logits_f32(values, new IntPointer(editScratch), edits.count(), total,
+        stream));
+    return host;
   }
 
   /** The logits as float32 for the picking kernels: themselves in f32, else converted into {@code scratch}. */
@@ -1817,11 +1867,19 @@ public final class CudaOps implements Ops {
   @Override
   public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
       double[] logprobs) {
-    if (!deviceSampling) {
-      return Ops.super.sampleRows(logits, temperature, topK, topP, uniform, logprobs);
+    return sampleRows(logits, temperature, topK, topP, uniform, logprobs, LogitEdits.NONE);
+  }
+
+  /** As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} after {@code edits}. */
+  @Override
+  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
+      double[] logprobs, LogitEdits edits) {
+    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
+      return Ops.super.sampleRows(logits, temperature, topK, topP, uniform, logprobs, edits);
     }
     CudaMat s = CudaMat.of(logits);
     endStep();
+    requireEditsInside(edits, s); // after endStep: a failure leaves no capture or replay half done
     int n = s.rows;
     int vocab = s.cols;
     if (n == 0) {
@@ -1833,7 +1891,8 @@ public final class CudaOps implements Ops {
     long uniformAt = (paramsAt + 12L * n + 7) / 8 * 8;
     Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
-    try (org.bytedeco.javacpp.BytePointer params = new org.bytedeco.javacpp.BytePointer(uniformAt - paramsAt
+    try (IntPointer edited = editLogits(values, edits, (long) n * vocab);
+        org.bytedeco.javacpp.BytePointer params = new org.bytedeco.javacpp.BytePointer(uniformAt - paramsAt
         + 8L * n)) {
       java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
       for (int r = 0; r < n; r++) {
@@ -1927,6 +1986,9 @@ public final class CudaOps implements Ops {
     workspaces.clear();
     if (argmaxScratch != null) {
       cudaFree(argmaxScratch);
+    }
+    if (editScratch != null) {
+      cudaFree(editScratch);
     }
     if (attentionWorkspace != null) {
       cudaFree(attentionWorkspace);

@@ -95,6 +95,15 @@ final class CudaSwitches {
   static final boolean DEVICE_SAMPLING =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceSampling"));
   /**
+   * Steps whose requests have logits processors that name their tokens (a repetition penalty, a logit bias, bans,
+   * min_tokens, presence and frequency penalties: {@link io.github.optjava.backend.LogitEdits}) edit the float32 copy
+   * of the logits on the device ({@code opt_edit_logits_f32}) before the argmax or the sampler, instead of copying the
+   * rows to the host. Default since session 19, <b>GPU-unverified</b> (its CPU twin and the engine's paths are
+   * tested; check_ops group {@code edits} and the tag {@code gpu-new-edits} check the kernel):
+   * {@code -Dopt.cuda.deviceEdits=false} reads the rows back and edits them on the host.
+   */
+  static final boolean DEVICE_EDITS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceEdits"));
+  /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
    * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):

@@ -540,6 +540,12 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer topK, @Cast("const float*") FloatPointer topP,
       @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, CUstream_st stream);
 
+  // ---- logit edits (logit_edits.cu) ----
+
+  /** A sequence's processors applied to float32 logits where they are (backend/LogitEdits' packed layout). */
+  public static native int opt_edit_logits_f32(FloatPointer logits, @Cast("const int32_t*") IntPointer packed,
+      int count, @Cast("long long") long total, CUstream_st stream);
+
   // ---- argmax (sampling.cu) ----
 
   /**

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.optjava.backend.AttentionBatch;
 import io.github.optjava.backend.KvStore;
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.cpu.CpuOps;
@@ -690,6 +691,68 @@ class CudaOpsParityTest {
       } finally {
         g.useDeviceSampling(before);
       }
+    }
+  }
+
+  /**
+   * Logit edits on the device (opt_edit_logits_f32, session 19) before the argmax and the sampler, against the same
+   * picks after {@link LogitEdits#applyTo} on the host over the logits as the GPU stores them: the same tokens, and
+   * log-probs within float32 (every kind of edit, a repetition penalty on dozens of tokens, a ban of the maximum).
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-edits")
+  void logitEditsBeforeThePickMatchTheHost(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    Random r = new Random(rows * 29L + cols);
+    float[] logits = random(r, rows * cols, 3, d);
+    float[] stored = g.read(act(g, logits, rows, cols));
+    LogitEdits.Builder b = new LogitEdits.Builder(cols);
+    for (int i = 0; i < rows; i++) {
+      b.row(i);
+      int best = io.github.optjava.backend.RowMath.argmax(stored, i * cols, (i + 1) * cols);
+      b.ban(best); // the maximum banned: the pick must move
+      for (int j = 0; j < Math.min(40, cols / 2); j++) {
+        b.repetitionPenalty(r.nextInt(cols), 1.3f);
+      }
+      b.bias(r.nextInt(cols), 2.5f).presenceFrequency(r.nextInt(cols), 0.4f, 0.2f);
+    }
+    LogitEdits edits = b.build();
+    float[] edited = stored.clone();
+    edits.applyTo(edited);
+    double[] want = new double[rows];
+    int[] wantIdx = new int[rows];
+    float[] t = new float[rows];
+    int[] k = new int[rows];
+    float[] p = new float[rows];
+    double[] u = new double[rows];
+    double[] wantSampled = new double[rows];
+    int[] wantTok = new int[rows];
+    for (int i = 0; i < rows; i++) {
+      wantIdx[i] = io.github.optjava.backend.RowMath.argmax(edited, i * cols, (i + 1) * cols);
+      want[i] = edited[i * cols + wantIdx[i]]
+          - io.github.optjava.backend.RowMath.logSumExp(edited, i * cols, (i + 1) * cols);
+      t[i] = 0.8f;
+      k[i] = i % 2 == 0 ? 0 : 20;
+      p[i] = 0.9f;
+      u[i] = r.nextDouble();
+      wantTok[i] = io.github.optjava.backend.RowSampling.sample(edited, i * cols, cols, t[i], k[i], p[i], u[i],
+          wantSampled, i);
+    }
+    double[] got = new double[rows];
+    org.junit.jupiter.api.Assertions.assertArrayEquals(wantIdx, g.argmaxRows(act(g, logits, rows, cols), got, edits),
+        d + " argmax");
+    for (int i = 0; i < rows; i++) {
+      assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), d + " row " + i);
+    }
+    boolean before = g.samplesOnDevice();
+    g.useDeviceSampling(true);
+    try {
+      org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, g.sampleRows(act(g, logits, rows, cols), t, k, p, u,
+          got, edits), d + " sample");
+    } finally {
+      g.useDeviceSampling(before);
     }
   }
 

@@ -1,0 +1,76 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Greedy requests with logits processors the model can apply where the logits are ({@link
+ * io.github.optjava.backend.LogitEdits}): the engine asks the model for the argmax of the edited rows (on a GPU a
+ * token per row comes back, not a vocabulary), and the tokens and scores are exactly those of the host path, which
+ * a step takes when it shares the batch with a request that needs the logits.
+ */
+class EngineLogitEditsTest {
+
+  private static final Map<String, SamplingParams> KINDS = Map.of(
+      "repetition penalty", greedy().repetitionPenalty(1.4).build(),
+      "no-repeat n-gram", greedy().noRepeatNgramSize(2).build(),
+      "min_tokens", greedy().minTokens(24).build(),
+      "logit bias", greedy().logitBias(Map.of(11, 3.0, 13, -2.0, 2, 1.5)).build(),
+      "bad words", greedy().badWordsIds(List.of(List.of(5), List.of(11, 13))).build(),
+      "presence and frequency", greedy().presencePenalty(0.7).frequencyPenalty(0.3).build(),
+      "all of them", greedy().repetitionPenalty(1.2).noRepeatNgramSize(3).minTokens(10).presencePenalty(0.2)
+          .frequencyPenalty(0.1).logitBias(Map.of(11, 1.0)).badWordsIds(List.of(List.of(7))).build());
+
+  private static SamplingParams.Builder greedy() {
+    return SamplingParams.greedy().toBuilder().maxTokens(24);
+  }
+
+  @Test
+  void greedyWithProcessorsPicksWhereTheLogitsAreWithTheHostPathsTokensAndScores() {
+    for (boolean samplesOnDevice : new boolean[] {false, true}) {
+      CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), samplesOnDevice);
+      OptTokenizer tokenizer = TinyOpt.tokenizer();
+      int[] prompt = tokenizer.encode("Once upon a time, a time upon once");
+      try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
+        for (Map.Entry<String, SamplingParams> kind : KINDS.entrySet()) {
+          int forwards = model.forwards;
+          long edits = model.editedLogits;
+          Choice alone = engine.submit(prompt, kind.getValue(), null).join().choices().get(0);
+          assertEquals(forwards, model.forwards, kind.getKey() + ": no step brought the logits to the host");
+          assertTrue(model.editedLogits > edits, kind.getKey() + ": the steps carried edits");
+
+          CompletableFuture<io.github.optjava.api.Completion> needsLogits = engine.submit(tokenizer.encode("Hello"),
+              SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(2).build(), null);
+          Choice onHost = engine.submit(prompt, kind.getValue(), null).join().choices().get(0);
+          needsLogits.join();
+          assertTrue(model.forwards > forwards, kind.getKey() + ": the shared steps took the logits path");
+          assertEquals(onHost.tokenIds(), alone.tokenIds(), kind.getKey());
+          assertEquals(onHost.score(), alone.score(), kind.getKey() + ": the same bits");
+        }
+      }
+    }
+  }
+
+  @Test
+  void theProcessorsChangeTheTokens() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time, a time upon once");
+    try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
+      List<Integer> plain = engine.submit(prompt, greedy().build(), null).join().choices().get(0).tokenIds();
+      List<Integer> penalised = engine.submit(prompt, KINDS.get("all of them"), null).join().choices().get(0)
+          .tokenIds();
+      assertTrue(!plain.equals(penalised), "the edits were applied: " + plain + " / " + penalised);
+      assertTrue(!penalised.contains(7), "a banned token never comes");
+    }
+  }
+}
