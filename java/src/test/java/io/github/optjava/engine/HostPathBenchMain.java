@@ -13,8 +13,10 @@ import java.util.Random;
  * What the engine spends on the host per decode step for each kind of request, with a stand-in model whose step
  * costs nothing (it only reserves the cache slots and hands back a fixed row of 50,272 Gaussian logits, σ = 3, a
  * broad distribution: thousands of top-p candidates). Requests whose tokens the model picks where the logits are
- * (greedy, plain sampling) cost a few µs; the others bring the row to the host and run Hugging Face's processors
- * there: what a GPU decode step then pays on top of its kernels. A benchmark, not a test (docs/perf.md, session 19).
+ * (greedy, sampling, each with processors that name their tokens: "edits") cost the engine's bookkeeping and the
+ * edits' building; the others ("host path": log-prob alternatives, min-p, typical) bring the row to the host and run
+ * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). A
+ * benchmark, not a test (docs/perf.md, session 19).
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:DEPS \
@@ -77,6 +79,19 @@ public final class HostPathBenchMain {
       return greedyRows(seqs, cache, logprobs);
     }
 
+    // Steps with logit edits: a GPU applies them where the logits are; here only their host side (building them)
+    @Override
+    public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs,
+        io.github.optjava.backend.LogitEdits edits) {
+      return greedyRows(seqs, cache, logprobs);
+    }
+
+    @Override
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+        io.github.optjava.backend.LogitEdits edits) {
+      return greedyRows(seqs, cache, logprobs);
+    }
+
     @Override
     public boolean samplesOnDevice() {
       return true;
@@ -103,11 +118,17 @@ public final class HostPathBenchMain {
     int n = 120;
     SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(n).build();
     SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.9).maxTokens(n).build();
-    String[] names = {"greedy", "greedy, min_tokens", "greedy, repetition penalty 1.2", "greedy, no_repeat_ngram 3",
-        "sampled t=0.8 top-p 0.9", "sampled t=0.8 top-p 0.9, repetition penalty 1.2"};
+    String[] names = {"greedy", "greedy, min_tokens (edits)", "greedy, repetition penalty 1.2 (edits)",
+        "greedy, no_repeat_ngram 3 (edits)", "sampled t=0.8 top-p 0.9",
+        "sampled t=0.8 top-p 0.9, repetition penalty 1.2 (edits)", "greedy, logprobs 1 (host path)",
+        "greedy, repetition penalty 1.2, logprobs 1 (host path)", "sampled t=0.8 min-p 0.05 (host path)",
+        "sampled t=0.8 top-p 0.9, logprobs 1 (host path)"};
     SamplingParams[] kinds = {greedy, greedy.toBuilder().minTokens(n).build(),
         greedy.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().noRepeatNgramSize(3).build(), sampled,
-        sampled.toBuilder().repetitionPenalty(1.2).build()};
+        sampled.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().logprobs(1).build(),
+        greedy.toBuilder().repetitionPenalty(1.2).logprobs(1).build(),
+        SamplingParams.builder().temperature(0.8).minP(0.05).maxTokens(n).build(),
+        sampled.toBuilder().logprobs(1).build()};
     try (StandIn model = new StandIn(TinyOpt.model(new CpuOps()))) {
       for (int round = 0; round < 3; round++) { // two rounds warm the JIT; the third is printed
         for (int k = 0; k < kinds.length; k++) {
@@ -121,7 +142,7 @@ public final class HostPathBenchMain {
             double us = (System.nanoTime() - t0) / 1e3 / steps;
             engine.close();
             if (round == 2) {
-              System.out.printf(Locale.ROOT, "%-50s %8.1f µs per step (%d steps)%n", names[k], us, steps);
+              System.out.printf(Locale.ROOT, "%-56s %8.1f µs per step (%d steps)%n", names[k], us, steps);
             }
           }
         }
