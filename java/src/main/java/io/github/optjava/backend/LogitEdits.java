@@ -187,8 +187,16 @@ public final class LogitEdits {
 
     /** {@code logit = -inf}. */
     public Builder ban(int token) {
-      flags[slot(token)] |= BAN;
+      int s = slot(token); // before indexing flags: slot() may grow it
+      flags[s] |= BAN;
       return this;
+    }
+
+    /** Forgets the edits so far (after a step whose edits could not all be named). */
+    public void clear() {
+      clearRow();
+      row = -1;
+      count = 0;
     }
 
     /** The edits so far (this builder is then empty again). */

@@ -176,6 +176,12 @@ public final class Engine implements AutoCloseable {
           + (total - maxSequenceLength) + "; shorten the prompt or lower max_tokens");
     }
     int vocab = model.config().vocabSize();
+    for (int i = 0; i < promptIds.length; i++) {
+      if (promptIds[i] < 0 || promptIds[i] >= vocab) {
+        throw new IllegalArgumentException("prompt token " + i + " is " + promptIds[i] + ", outside the vocabulary of "
+            + vocab + " tokens (ids 0.." + (vocab - 1) + "): encode the prompt with this model's tokenizer");
+      }
+    }
     java.util.stream.Stream.concat(params.logitBias().keySet().stream(),
         params.badWordsIds().stream().flatMap(List::stream)).filter(token -> token >= vocab).findFirst()
         .ifPresent(token -> {
@@ -648,6 +654,9 @@ public final class Engine implements AutoCloseable {
    */
   private LogitEdits edits(Batch b) {
     LogitEdits.Builder out = null;
+    if (editsBuilder != null) {
+      editsBuilder.clear(); // a step whose edits failed half-way must not leave them to the next
+    }
     for (int j = 0; j < b.size(); j++) {
       Sequence s = b.seqs().get(j);
       if (b.gives()[j] && s.hasEdits()) {

@@ -110,10 +110,11 @@ public final class LogitsPipeline implements LogitsProcessor {
    * sampler applies itself (temperature, top-k, top-p). Min-p and typical sampling need the whole row.
    */
   boolean runsAsEdits() {
-    int stage = 0;
+    int stage = -1;
     boolean warpers = false;
     for (LogitsProcessor p : processors) {
-      if (p instanceof SparseLogitsProcessor sp && !warpers && sp.stage() >= stage) {
+      // each of the stages 0-2 at most once (an edit holds one bias, one penalty, one pair of terms); bans repeat
+      if (p instanceof SparseLogitsProcessor sp && !warpers && (sp.stage() > stage || sp.stage() == 3)) {
         stage = sp.stage();
       } else if (p instanceof TemperatureProcessor || p instanceof TopKProcessor || p instanceof TopPProcessor) {
         warpers = true;

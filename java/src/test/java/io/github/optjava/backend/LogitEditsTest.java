@@ -57,6 +57,22 @@ class LogitEditsTest {
   }
 
   @Test
+  void growsPastItsFirstArraysWhateverTheKindAndClears() {
+    LogitEdits.Builder b = new LogitEdits.Builder(1000).row(0);
+    for (int t = 0; t < 200; t++) {
+      b.ban(t);
+    }
+    b.row(1).repetitionPenalty(5, 2f);
+    b.clear();
+    assertEquals(LogitEdits.NONE, b.build(), "clear() forgets a half-built step");
+    b.row(0);
+    for (int t = 0; t < 300; t++) {
+      b.bias(t, 1f);
+    }
+    assertEquals(300, b.build().count());
+  }
+
+  @Test
   void badInputIsRefused() {
     LogitEdits.Builder b = new LogitEdits.Builder(10);
     assertThrows(IllegalStateException.class, () -> b.ban(1), "no row chosen");

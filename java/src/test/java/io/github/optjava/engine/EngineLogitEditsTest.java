@@ -60,6 +60,63 @@ class EngineLogitEditsTest {
     }
   }
 
+  /**
+   * With prompt lookup on, a plain greedy request checks draft tokens (several rows in a step) while a request with
+   * processors shares the step: its edits must land on its own row; both get the tokens they get alone.
+   */
+  @Test
+  void editsLandOnTheirRowWhenAnotherSequenceChecksDrafts() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] repetitive = tokenizer.encode("one two three one two three one two three one two");
+    int[] other = tokenizer.encode("Once upon a time");
+    SamplingParams plain = SamplingParams.greedy().toBuilder().maxTokens(30).build();
+    SamplingParams processed = greedy().logitBias(Map.of(11, 1.5, 13, -1.0)).noRepeatNgramSize(2).build();
+    try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128, 0, false, 4)) {
+      List<Integer> plainAlone = engine.submit(repetitive, plain, null).join().choices().get(0).tokenIds();
+      List<Integer> processedAlone = engine.submit(other, processed, null).join().choices().get(0).tokenIds();
+      long edits = model.editedLogits;
+      CompletableFuture<io.github.optjava.api.Completion> a = engine.submit(repetitive, plain, null);
+      CompletableFuture<io.github.optjava.api.Completion> b = engine.submit(other, processed, null);
+      assertEquals(plainAlone, a.join().choices().get(0).tokenIds());
+      assertEquals(processedAlone, b.join().choices().get(0).tokenIds());
+      assertTrue(engine.stats().draftTokens() > 0, "drafts were checked");
+      assertTrue(model.editedLogits > edits, "edits went with the shared steps");
+    }
+  }
+
+  /** Many bans in one step (70 bad words: the builder grows past its first arrays) fail nothing. */
+  @Test
+  void manyBansInOneStep() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    List<List<Integer>> bad = new java.util.ArrayList<>();
+    for (int t = 100; t < 170; t++) {
+      bad.add(List.of(t));
+    }
+    int[] prompt = tokenizer.encode("Once upon a time");
+    try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
+      CompletableFuture<io.github.optjava.api.Completion> banned = engine.submit(prompt, greedy().badWordsIds(bad)
+          .build(), null);
+      CompletableFuture<io.github.optjava.api.Completion> plain = engine.submit(prompt, greedy().build(), null);
+      List<Integer> tokens = banned.join().choices().get(0).tokenIds();
+      plain.join();
+      assertTrue(tokens.stream().noneMatch(t -> t >= 100 && t < 170), tokens.toString());
+    }
+  }
+
+  /** A prompt id outside the vocabulary is refused at submit, before any step (it once failed a whole step). */
+  @Test
+  void aPromptTokenOutsideTheVocabularyIsRefused() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    try (Engine engine = new Engine(model, TinyOpt.tokenizer(), model.newCache(64, 16), 8, 128)) {
+      IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+          () -> engine.submit(new int[] {2, 5, 50275}, greedy().repetitionPenalty(1.3).build(), null));
+      assertTrue(e.getMessage().contains("prompt token 2 is 50275, outside the vocabulary of 50272"), e.getMessage());
+      assertEquals(0, model.greedies + model.forwards, "no step ran");
+    }
+  }
+
   @Test
   void theProcessorsChangeTheTokens() {
     CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);

@@ -116,8 +116,12 @@ public final class CudaOps implements Ops {
   private AttentionBatch flattenedBatch; // the last attention batch and its padded block-table array, so
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
-  private Pointer editScratch;           // the packed LogitEdits of a step (editLogits)
+  private Pointer editScratch;           // the packed LogitEdits of a step (editLogits), on the device
+  private Pointer editStaging;           // and in pinned host memory, as large
   private long editScratchBytes;
+  private Pointer sampleStaging;         // a sampled step's parameters in pinned host memory (sampleStaging)
+  private long sampleStagingBytes;
+  private boolean editCopyPending;       // a copy from a staging buffer not yet waited for (readTokens waits)
   private long argmaxScratchBytes;
   private String attentionKernel = CudaSwitches.ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
@@ -1624,14 +1628,12 @@ public final class CudaOps implements Ops {
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     Pointer scratch = argmaxScratch(f32Bytes + 8L * Math.max(n, 1)); // logits as f32, then n ints, n floats
     FloatPointer values = logitsAsFloat32(s, scratch, "argmax");
-    try (IntPointer packed = editLogits(values, edits, (long) n * vocab)) {
-      IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
-      FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
-      op("argmax", logprobs == null ? OptKernels.opt_argmax_f32(index, values, n, vocab, stream)
-          : OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
-      // (the edits' pageable buffer outlives its copy: readTokens waits for the stream before it is freed)
-      return readTokens(index, n, logprobs, "argmax");
-    }
+    editLogits(values, edits, (long) n * vocab);
+    IntPointer index = IndexUploads.at(scratch, f32Bytes / 4);
+    FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
+    op("argmax", logprobs == null ? OptKernels.opt_argmax_f32(index, values, n, vocab, stream)
+        : OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
+    return readTokens(index, n, logprobs, "argmax");
   }
 
   private static void requireEditsInside(LogitEdits edits, CudaMat logits) {
@@ -1646,29 +1648,39 @@ public final class CudaOps implements Ops {
 
   /**
    * Applies {@code edits} to the float32 logits at {@code values} ({@code total} of them) with one kernel after
-   * one copy of the packed edits; returns that copy's host buffer (null when there is nothing to edit), which the
-   * caller frees after the step's read.
+   * one copy of the packed edits from pinned memory (a copy from pageable memory would wait for the step's kernels
+   * before it starts).
    */
-  private IntPointer editLogits(FloatPointer values, LogitEdits edits, long total) {
+  private void editLogits(FloatPointer values, LogitEdits edits, long total) {
     if (edits.isEmpty()) {
-      return null;
+      return;
     }
     int[] packed = edits.packed();
     long bytes = 4L * packed.length;
+    if (editCopyPending) { // a step that failed before its read may still be copying from the staging buffer
+      check("cudaStreamSynchronize (logit edits)", cudaStreamSynchronize(stream));
+      editCopyPending = false;
+    }
     if (editScratchBytes < bytes) {
       if (editScratch != null) {
         cudaFree(editScratch);
+        cudaFreeHost(editStaging);
         editScratch = null;
+        editStaging = null;
         editScratchBytes = 0;
       }
-      editScratch = malloc(Math.max(bytes, 4096), "logit edits");
-      editScratchBytes = Math.max(bytes, 4096);
+      long size = Math.max(bytes, 4096);
+      editScratch = malloc(size, "logit edits");
+      Pointer p = new Pointer();
+      check("cudaMallocHost of " + size + " bytes (logit edits)", cudaMallocHost(p, size));
+      editStaging = p;
+      editScratchBytes = size;
     }
-    IntPointer host = new IntPointer(packed);
-    check("logit edits upload", cudaMemcpyAsync(editScratch, host, bytes, cudaMemcpyHostToDevice, stream));
+    new IntPointer(editStaging).put(packed);
+    check("logit edits upload", cudaMemcpyAsync(editScratch, editStaging, bytes, cudaMemcpyHostToDevice, stream));
+    editCopyPending = true;
     op("logit edits", OptKernels.opt_edit_logits_f32(values, new IntPointer(editScratch), edits.count(), total,
         stream));
-    return host;
   }
 
   /** The logits as float32 for the picking kernels: themselves in f32, else converted into {@code scratch}. */
@@ -1696,6 +1708,7 @@ public final class CudaOps implements Ops {
     check(what + " read (synchronise)", cudaStreamSynchronize(stream));
     stepTimerCollect();
     launchedUnsynchronised = false;
+    editCopyPending = false;
     uploads.reset();
     int[] out = new int[n];
     new IntPointer(host).get(out);
@@ -1891,28 +1904,53 @@ public final class CudaOps implements Ops {
     long uniformAt = (paramsAt + 12L * n + 7) / 8 * 8;
     Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
-    try (IntPointer edited = editLogits(values, edits, (long) n * vocab);
-        org.bytedeco.javacpp.BytePointer params = new org.bytedeco.javacpp.BytePointer(uniformAt - paramsAt
-        + 8L * n)) {
-      java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
-      for (int r = 0; r < n; r++) {
-        b.putFloat(4 * r, temperature[r]);
-        b.putInt(4 * (n + r), topK[r]);
-        b.putFloat(4 * (2 * n + r), topP[r]);
-        b.putDouble((int) (uniformAt - paramsAt) + 8 * r, uniform[r]);
-      }
-      check("sample parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt / 4), params,
-          uniformAt - paramsAt + 8L * n, cudaMemcpyHostToDevice, stream));
-      IntPointer tokens = IndexUploads.at(scratch, f32Bytes / 4);
-      FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
-      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values,
-          new FloatPointer(IndexUploads.at(scratch, paramsAt / 4)),
-          IndexUploads.at(scratch, paramsAt / 4 + n),
-          new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
-          new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
-      // (the parameters' pageable buffer outlives the copy: readTokens waits for the stream before it is freed)
-      return readTokens(tokens, n, logprobs, "sample");
+    editLogits(values, edits, (long) n * vocab);
+    long paramBytes = uniformAt - paramsAt + 8L * n;
+    // pinned: a copy from pageable memory would first wait for the step's kernels
+    org.bytedeco.javacpp.BytePointer params =
+        new org.bytedeco.javacpp.BytePointer(sampleStaging(paramBytes)).capacity(paramBytes);
+    java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
+    for (int r = 0; r < n; r++) {
+      b.putFloat(4 * r, temperature[r]);
+      b.putInt(4 * (n + r), topK[r]);
+      b.putFloat(4 * (2 * n + r), topP[r]);
+      b.putDouble((int) (uniformAt - paramsAt) + 8 * r, uniform[r]);
     }
+    check("sample parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt / 4), params, paramBytes,
+        cudaMemcpyHostToDevice, stream));
+    IntPointer tokens = IndexUploads.at(scratch, f32Bytes / 4);
+    FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
+    op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values,
+        new FloatPointer(IndexUploads.at(scratch, paramsAt / 4)),
+        IndexUploads.at(scratch, paramsAt / 4 + n),
+        new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
+        new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
+    return readTokens(tokens, n, logprobs, "sample");
+  }
+
+  /**
+   * Pinned host memory for a sampled step's parameters, at least {@code bytes}; reused by the next step, whose read
+   * waits for the copy (as for {@link #editLogits}' staging, a step that failed before its read is waited for first).
+   */
+  private Pointer sampleStaging(long bytes) {
+    if (editCopyPending) {
+      check("cudaStreamSynchronize (sample parameters)", cudaStreamSynchronize(stream));
+      editCopyPending = false;
+    }
+    if (sampleStagingBytes < bytes) {
+      if (sampleStaging != null) {
+        cudaFreeHost(sampleStaging);
+        sampleStaging = null;
+        sampleStagingBytes = 0;
+      }
+      long size = Math.max(bytes, 4096);
+      Pointer p = new Pointer();
+      check("cudaMallocHost of " + size + " bytes (sample parameters)", cudaMallocHost(p, size));
+      sampleStaging = p;
+      sampleStagingBytes = size;
+    }
+    editCopyPending = true;
+    return sampleStaging;
   }
 
   private Pointer argmaxScratch(long bytes) {
@@ -1989,6 +2027,10 @@ public final class CudaOps implements Ops {
     }
     if (editScratch != null) {
       cudaFree(editScratch);
+      cudaFreeHost(editStaging);
+    }
+    if (sampleStaging != null) {
+      cudaFreeHost(sampleStaging);
     }
     if (attentionWorkspace != null) {
       cudaFree(attentionWorkspace);
