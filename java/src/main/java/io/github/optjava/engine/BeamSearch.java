@@ -318,22 +318,23 @@ public final class BeamSearch {
 
   /**
    * torch's {@code log_softmax} over one row, in place, float32 results ({@code x - max - log(sum)}; the
-   * sum is accumulated in double, which only makes it closer to the exact value).
+   * exponentials are {@link io.github.optjava.backend.cpu.RowKernels#exp}'s, the sum is accumulated in double).
    */
   static void logSoftmaxInPlace(float[] x) {
-    float max = Float.NEGATIVE_INFINITY;
-    for (float v : x) {
-      if (Float.isNaN(v)) {
-        throw new IllegalStateException("the model produced NaN logits");
-      }
-      max = Math.max(max, v);
+    float max = io.github.optjava.backend.cpu.RowKernels.max(x, 0, x.length);
+    if (Float.isNaN(max)) {
+      throw new IllegalStateException("the model produced NaN logits");
     }
     if (max == Float.NEGATIVE_INFINITY) {
       throw new IllegalStateException("every logit is -inf: no token can be generated");
     }
     double sum = 0;
-    for (float v : x) {
-      sum += Math.exp(v - max);
+    if (max == Float.POSITIVE_INFINITY) { // +inf - +inf is NaN, as in torch
+      for (float v : x) {
+        sum += Math.exp(v - max);
+      }
+    } else { // float exponentials of the float differences (as torch's), vectorised, summed in double
+      sum = io.github.optjava.backend.cpu.RowKernels.expSum(x, 0, x.length, max);
     }
     float logSum = (float) Math.log(sum);
     for (int i = 0; i < x.length; i++) {

@@ -7,11 +7,11 @@ package io.github.optjava.backend.cpu;
  * kernels at opt-125m; these take a few µs.
  *
  * <p><b>The exponential</b> is {@link #exp}, a float polynomial (Cody–Waite reduction by ln 2, then Cephes'
- * {@code expf} polynomial, each step one {@code fma}), the same operations in the scalar code here and in
- * {@link VectorRowKernels}, so one element gives the same bits on either path. It is within 2 ulp of the exact value
- * for arguments in [-87.3, 0] (the test checks it against {@code Math.exp}), 0 below -87.3 (where the float result
- * would be subnormal), and it is meant for the weights of a softmax, {@code x = v - max <= 0}. That is the
- * precision torch's float32 softmax has, which Hugging Face's processors use.
+ * {@code expf} polynomial; the CPU attention kernel's softmax uses the same), the same operations in the scalar code
+ * here and in {@link VectorRowKernels}, so one element gives the same bits on either path. It is within 2 ulp of the
+ * exact value for arguments in [-87.3, 0] (the test checks it against {@code Math.exp}), 0 where the result would be
+ * subnormal, and it is meant for the weights of a softmax, {@code x = v - max <= 0}. That is the precision torch's
+ * float32 softmax has, which Hugging Face's processors use.
  *
  * <p><b>The sum</b> is accumulated in double, so it is as exact as its float terms whatever the order; the order
  * (lanes, then lanes added in order, then the tail) depends on the vector width, so its last bits may differ between
@@ -25,22 +25,18 @@ public final class RowKernels {
 
   private static final boolean VECTOR = VectorSupport.AVAILABLE && VectorRowKernels.usable();
 
-  // exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts (Cody and Waite), exp(r) by Cephes' expf.
-  static final float LOG2E = 1.44269504088896341f;
-  static final float NEG_LN2_HI = -0.693359375f;
-  static final float NEG_LN2_LO = 2.12194440e-4f;
-  /** 1.5 · 2^23: adding and subtracting it rounds a float of magnitude below 2^22 to an integer (ties to even). */
-  static final float ROUND = 12582912f;
+  // exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts (Cody and Waite), exp(r) by Cephes' expf
+  // polynomial: the constants of VectorRowKernels.exp, which VectorAttentionKernel's softmax uses too.
+  static final float LOG2E = 1.44269504f;
+  static final float LN2_HI = 0.693359375f; // n · LN2_HI is exact
+  static final float LN2_LO = -2.12194440e-4f;
+  /** 1.5 · 2^23: adding it rounds a float below 2^22 to an integer, which its low mantissa bits then hold. */
+  static final float ROUNDER = 0x1.8p23f;
   /**
-   * Added to the bits of {@code n + ROUND} (which are {@code 0x4B400000 + n} for |n| below 2^22) gives n's biased
-   * exponent, {@code n + 127}: 2^n without a float-to-int conversion, which Java 17's Vector API does not compile
-   * to one instruction (a vector of them took 50 times as long as the rest of the exponential).
+   * Below this e^x is under the smallest normal float (e^-87.34 is): inputs are clamped here, which keeps 2^n at or
+   * above 2^-127 (built as +0: the result is then flushed like every subnormal one).
    */
-  static final int EXPONENT_FROM_ROUNDED = 127 - 0x4B400000;
-  /** Below this, e^x is below the smallest normal float: the result is 0. */
-  static final float LOWEST = -87.33654f;
-  /** Above this, e^x overflows a float; arguments are clamped to it (the row code never gets there). */
-  static final float HIGHEST = 88.37626f;
+  static final float FLUSH_BELOW = -88f;
   static final float P0 = 1.9875691500e-4f;
   static final float P1 = 1.3981999507e-3f;
   static final float P2 = 8.3334519073e-3f;
@@ -54,22 +50,26 @@ public final class RowKernels {
   }
 
   /**
-   * {@code e^x} as described above: 0 below -87.3, NaN for NaN; for {@code x <= 0} within 2 ulp.
+   * {@code e^x} for {@code x <= 0} as described above (larger x overflow or wrap): within 2 ulp, 0 where the result
+   * would be below the smallest normal float, NaN for NaN. The same operations as each lane of
+   * {@link VectorRowKernels#exp}, so the same bits.
    */
   public static float exp(float x) {
-    float c = Math.min(Math.max(x, LOWEST), HIGHEST);
-    float k = Math.fma(c, LOG2E, ROUND);
-    float n = k - ROUND;
-    float r = Math.fma(n, NEG_LN2_HI, c);
-    r = Math.fma(n, NEG_LN2_LO, r);
-    float p = Math.fma(P0, r, P1);
+    float xc = Math.max(x, FLUSH_BELOW);
+    float t = Math.fma(xc, LOG2E, ROUNDER);
+    float n = t - ROUNDER;
+    float r = Math.fma(n, -LN2_HI, xc);
+    r = Math.fma(n, -LN2_LO, r);
+    float p = P0;
+    p = Math.fma(p, r, P1);
     p = Math.fma(p, r, P2);
     p = Math.fma(p, r, P3);
     p = Math.fma(p, r, P4);
     p = Math.fma(p, r, P5);
-    float y = Math.fma(p, r * r, r) + 1f;
-    float scale = Float.intBitsToFloat((Float.floatToRawIntBits(k) + EXPONENT_FROM_ROUNDED) << 23);
-    return x < LOWEST ? 0f : y * scale;
+    p = p * (r * r) + r + 1f;
+    int bits = Float.floatToRawIntBits(t) - Float.floatToRawIntBits(ROUNDER);
+    float e = p * Float.intBitsToFloat((bits + 127) << 23);
+    return x < FLUSH_BELOW || e < Float.MIN_NORMAL ? 0f : e;
   }
 
   /** The largest of {@code v[from, to)} ({@code Math.max}: NaN when one is NaN); -inf for an empty range. */
