@@ -251,22 +251,31 @@ final class Sequence {
 
   /**
    * Whether this step's token needs nothing but the argmax of the raw logits and its log-prob: greedy, no
-   * logits processor, no log-probs asked for, and not an echo prefill (which scores the prompt). Then the
+   * logits processor, no log-prob alternatives asked for, and not an echo prefill (which scores the prompt). Then the
    * engine takes {@link #acceptGreedy} from the model instead of copying the logits out.
    */
   boolean argmaxIsEnough() {
-    return sampler.isGreedy() && pipeline.processors().isEmpty() && !wantLogprobs
+    return sampler.isGreedy() && pipeline.processors().isEmpty() && !wantsAlternatives()
         && (prefilled || !request.params.echo());
   }
 
   /**
+   * Whether its log-probs list alternatives ({@code logprobs} above 0): those need the whole row. The chosen token's
+   * own log-prob ({@code logprobs(0)}) comes with the model's pick where the logits are.
+   */
+  private boolean wantsAlternatives() {
+    return wantLogprobs && scorer.listsAlternatives();
+  }
+
+  /**
    * Whether this step's token is the argmax of its row after processors the model can apply where the logits are
-   * ({@link #edits}): greedy, every processor a {@link SparseLogitsProcessor} (bias, penalties, bans), no log-probs
-   * asked for, not an echo prefill. Then {@link #acceptGreedy} takes the argmax of the edited row and its
+   * ({@link #edits}): greedy, every processor a {@link SparseLogitsProcessor} (bias, penalties, bans), no log-prob
+   * alternatives asked for, not an echo prefill. Then {@link #acceptGreedy} takes the argmax of the edited row and its
    * log-softmax, which is what the host path ({@link #choose}) computes from the processed row.
    */
   boolean greedyWhereLogitsAre() {
-    return sampler.isGreedy() && pipeline.runsAsEdits() && !wantLogprobs && (prefilled || !request.params.echo());
+    return sampler.isGreedy() && pipeline.runsAsEdits() && !wantsAlternatives()
+        && (prefilled || !request.params.echo());
   }
 
   /** Whether its processors change the row before the pick (then the step passes {@link #edits} to the model). */
@@ -302,12 +311,13 @@ final class Sequence {
   /**
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
    * sampling whose processors the model can apply there ({@link #edits}: bias, penalties, bans) and whose warpers are
-   * temperature, top-k and top-p (not min-p or typical), no log-probs asked for, not an echo prefill. Its rules then
+   * temperature, top-k and top-p (not min-p or typical), no log-prob alternatives asked for, not an echo prefill. Its rules then
    * are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's (they differ only for a token
    * exactly at a top-p cut).
    */
   boolean samplableWhereLogitsAre() {
-    return !sampler.isGreedy() && !wantLogprobs && (prefilled || !request.params.echo()) && pipeline.runsAsEdits();
+    return !sampler.isGreedy() && !wantsAlternatives() && (prefilled || !request.params.echo())
+        && pipeline.runsAsEdits();
   }
 
   float temperature() {
@@ -330,7 +340,15 @@ final class Sequence {
   /** The step's token when {@link #samplableWhereLogitsAre}: drawn by the model, with its log-probability. */
   void acceptSampled(int token, double logprob) {
     requireDrawn(token);
-    acceptGreedy(token, logprob); // the same bookkeeping: cancellation, length, commit
+    acceptGreedy(token, atMostZero(logprob)); // the same bookkeeping: cancellation, length, commit
+  }
+
+  /**
+   * A drawn token's log-prob as the device's rules compute it, {@code (s - m) - log(mass kept)}, where the mass kept
+   * is the total less the mass cut (in double): for a token that holds all of it that can round to 1e-13 above 0.
+   */
+  private static double atMostZero(double logprob) {
+    return logprob > 0 ? 0 : logprob;
   }
 
   /** A token {@link io.github.optjava.backend.RowSampling} could not draw, as the host sampler reports it. */
@@ -408,7 +426,7 @@ final class Sequence {
       int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, temperature(), topK(),
           topP(), nextUniform(), lp, 0);
       requireDrawn(token);
-      return new Pick(token, null, Double.NaN, null, lp[0]);
+      return new Pick(token, null, Double.NaN, null, atMostZero(lp[0]));
     }
     int promptLength = request.promptIds.length;
     pipeline.process(inputIds, length, promptLength, last);
@@ -445,8 +463,8 @@ final class Sequence {
       finish(FinishReason.EOS); // EOS is neither in the text nor in the token ids
       return;
     }
-    if (wantLogprobs) {
-      logprobs.add(scorer.of(token, last, lse));
+    if (wantLogprobs) { // without the row (picked where the logits are): the pick's own log-prob, no alternatives
+      logprobs.add(last != null ? scorer.of(token, last, lse) : scorer.chosen(token, lp));
     }
     generated.add(token);
     int before = text.length();

@@ -23,6 +23,14 @@ final class TokenLogprobs {
     return new TokenLogprob(token, text(token), LogProbs.logProb(logits, token, lse), alternatives(logits, lse));
   }
 
+  /** The entry of {@code token} picked where the logits are, with its log-prob and no alternatives ({@code top} 0). */
+  TokenLogprob chosen(int token, double logprob) {
+    if (top != 0) {
+      throw new IllegalStateException("alternatives need the row of logits");
+    }
+    return new TokenLogprob(token, text(token), logprob, Map.of());
+  }
+
   /**
    * Echo / scoring: log P(prompt[i] | prompt[&lt;i]) from the prefill's raw logits ({@code prompt.length × vocab},
    * row i-1 predicts token i); the first token has no context, so its log-prob is null. The rows are independent

@@ -105,6 +105,38 @@ class EngineLogitEditsTest {
     }
   }
 
+  /**
+   * Log-probs without alternatives ({@code logprobs(0)}) come with the pick where the logits are, greedy or sampled,
+   * with or without processors: no step brings the row to the host, and each token's log-prob is the host path's.
+   */
+  @Test
+  void theChosenTokensLogprobComesWithThePick() {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), true);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time, a time upon once");
+    SamplingParams[] kinds = {greedy().logprobs(0).build(), greedy().repetitionPenalty(1.3).logprobs(0).build(),
+        SamplingParams.builder().temperature(0.8).topP(0.9).seed(3L).maxTokens(24).logprobs(0).build()};
+    try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
+      for (SamplingParams kind : kinds) {
+        int forwards = model.forwards;
+        Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
+        assertEquals(forwards, model.forwards, kind + ": no step brought the logits to the host");
+        assertEquals(alone.tokenIds().size(), alone.logprobs().size());
+        assertTrue(alone.logprobs().stream().allMatch(t -> t.logprob() <= 0 && t.top().isEmpty()),
+            alone.logprobs().toString());
+        CompletableFuture<io.github.optjava.api.Completion> needsLogits = engine.submit(tokenizer.encode("Hello"),
+            SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(2).build(), null);
+        Choice onHost = engine.submit(prompt, kind, null).join().choices().get(0);
+        needsLogits.join();
+        assertTrue(model.forwards > forwards, "the shared steps took the logits path");
+        assertEquals(onHost.tokenIds(), alone.tokenIds());
+        for (int i = 0; i < alone.logprobs().size(); i++) {
+          assertEquals(onHost.logprobs().get(i).logprob(), alone.logprobs().get(i).logprob(), 1e-9, "token " + i);
+        }
+      }
+    }
+  }
+
   /** A prompt id outside the vocabulary is refused at submit, before any step (it once failed a whole step). */
   @Test
   void aPromptTokenOutsideTheVocabularyIsRefused() {
