@@ -9,8 +9,9 @@ import java.util.SplittableRandom;
 import org.junit.jupiter.api.Test;
 
 /**
- * {@link TopPProcessor} partitions its candidates around the cut instead of sorting them all: it must remove exactly
- * the tokens that sorting every live token and walking the cumulative sum removes (the rules in its Javadoc).
+ * {@link TopPProcessor} and {@link TypicalProcessor} partition their candidates around the cut instead of sorting
+ * them all: they must remove exactly the tokens that sorting every live token and walking the cumulative sum removes
+ * (the rules in their Javadoc).
  */
 class TopPPartitionTest {
   private static final float NEG_INF = Float.NEGATIVE_INFINITY;
@@ -33,6 +34,71 @@ class TopPPartitionTest {
       }
     }
     assertTrue(rows == 120);
+  }
+
+  @Test
+  void typicalRemovesWhatAFullSortRemovesOnManyRows() {
+    SplittableRandom r = new SplittableRandom(9);
+    for (double mass : new double[] {0.2, 0.5, 0.9, 0.95}) {
+      for (int shape = 0; shape < 6; shape++) {
+        for (int rep = 0; rep < 3; rep++) {
+          float[] logits = row(r, shape, 2000 + r.nextInt(3000));
+          float[] ours = logits.clone();
+          new TypicalProcessor(mass).process(new int[0], 0, 0, ours);
+          float[] reference = logits.clone();
+          fullSortTypical(mass, reference);
+          assertArrayEquals(reference, ours, "typical " + mass + ", shape " + shape + ", rep " + rep);
+        }
+      }
+    }
+  }
+
+  /** Locally typical sampling's rules with every live token sorted by its distance (then id). */
+  private static void fullSortTypical(double mass, float[] logits) {
+    float massF = (float) mass;
+    float max = NEG_INF;
+    for (float v : logits) {
+      max = Math.max(max, v);
+    }
+    double sum = 0;
+    for (float v : logits) {
+      sum += v > NEG_INF ? RowKernels.exp(v - max) : 0f;
+    }
+    double lse = max + Math.log(sum);
+    float[] logp = new float[logits.length];
+    float[] prob = new float[logits.length];
+    double entropy = 0;
+    for (int i = 0; i < logits.length; i++) {
+      logp[i] = logits[i] > NEG_INF ? (float) (logits[i] - lse) : NEG_INF;
+      prob[i] = RowKernels.exp(logp[i]);
+      if (logits[i] > NEG_INF) {
+        entropy -= logp[i] * (double) prob[i];
+      }
+    }
+    float h = (float) entropy;
+    long[] keys = new long[logits.length];
+    int m = 0;
+    for (int i = 0; i < logits.length; i++) {
+      if (logits[i] > NEG_INF) {
+        keys[m++] = ((long) Float.floatToIntBits(Math.abs(-logp[i] - h)) << 32) | i;
+      }
+    }
+    Arrays.sort(keys, 0, m);
+    double cumulative = 0;
+    int last = m - 1;
+    for (int j = 0; j < m; j++) {
+      cumulative += prob[(int) keys[j]];
+      if (!((float) cumulative < massF)) {
+        last = j;
+        break;
+      }
+    }
+    float cut = Float.intBitsToFloat((int) (keys[last] >>> 32));
+    for (int j = 1; j < m; j++) {
+      if (Float.intBitsToFloat((int) (keys[j] >>> 32)) > cut) {
+        logits[(int) keys[j]] = NEG_INF;
+      }
+    }
   }
 
   /** Rows from peaked to flat, with ties (16-bit logits) and banned tokens. */
