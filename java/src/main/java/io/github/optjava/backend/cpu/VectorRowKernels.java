@@ -5,7 +5,6 @@ import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -15,15 +14,14 @@ import jdk.incubator.vector.VectorSpecies;
  */
 final class VectorRowKernels {
   private static final VectorSpecies<Float> WIDE = FloatVector.SPECIES_PREFERRED;
+  /** The exponentials' species: as wide as {@link #DOUBLES}, so each vector widens to two double vectors. */
+  private static final VectorSpecies<Float> FLOATS = FloatVector.SPECIES_PREFERRED;
   private static final VectorSpecies<Double> DOUBLES = DoubleVector.SPECIES_PREFERRED;
-  /** As many floats as {@link #DOUBLES} has doubles, so that one conversion widens a whole vector. */
-  private static final VectorSpecies<Float> FLOATS =
-      VectorSpecies.of(float.class, VectorShape.forBitSize(Math.max(64, DOUBLES.vectorBitSize() / 2)));
 
   private VectorRowKernels() {}
 
   static boolean usable() {
-    return DOUBLES.length() >= 2 && FLOATS.length() == DOUBLES.length() && WIDE.length() >= 4;
+    return DOUBLES.length() >= 2 && FLOATS.vectorBitSize() == DOUBLES.vectorBitSize() && WIDE.length() >= 4;
   }
 
   static float max(float[] v, int from, int to) {
@@ -62,7 +60,7 @@ final class VectorRowKernels {
       if (out != null) {
         e.intoArray(out, i - from);
       }
-      acc = acc.add(e.convertShape(VectorOperators.F2D, DOUBLES, 0));
+      acc = acc.add(e.convertShape(VectorOperators.F2D, DOUBLES, 0)).add(e.convertShape(VectorOperators.F2D, DOUBLES, 1));
     }
     double sum = 0;
     for (double lane : acc.toArray()) { // in lane order (reduceLanes leaves its order open)
@@ -72,30 +70,38 @@ final class VectorRowKernels {
   }
 
   /**
-   * {@link RowKernels#exp} lane by lane, in any species (the attention kernel's and this class's): {@code e^x} for
-   * {@code x ≤ 0} to about 1 ulp (session 9's review checked every float in [-88, 0]: at most 0.98 ulp), results below
-   * the smallest normal float 0. {@code x = n·ln 2 + r} (Cody–Waite, ln 2 in two parts), Cephes' degree-6 polynomial
-   * for {@code e^r}, times {@code 2^n} built from the exponent bits of {@code n + 1.5·2^23} (Java 17's Vector API
-   * does not compile a float-to-int conversion to one instruction: lane by lane it took 50 times the rest).
+   * {@link RowKernels#exp} lane by lane: {@code e^x} for {@code x ≤ 0} to about 1 ulp, results below the smallest
+   * normal float 0. {@code x = n·ln 2 + r} (Cody–Waite, ln 2 in two parts), Cephes' degree-6 polynomial for
+   * {@code e^r}, times {@code 2^n} built from the exponent bits of {@code n + 1.5·2^23} (Java 17's Vector API does not
+   * compile a float-to-int conversion to one instruction: lane by lane it took 50 times the rest). The CPU attention
+   * kernel keeps its own copy ({@link VectorAttentionKernel#exp}, which says why); only {@link #expSum} calls this one,
+   * so that C2 inlines it there.
    */
   static FloatVector exp(FloatVector x) {
-    VectorSpecies<Float> s = x.species();
     VectorMask<Float> tiny = x.compare(VectorOperators.LT, RowKernels.FLUSH_BELOW);
     FloatVector xc = x.max(RowKernels.FLUSH_BELOW);
     FloatVector t = xc.fma(RowKernels.LOG2E, RowKernels.ROUNDER); // n + 1.5 · 2^23: n in the low mantissa bits
     FloatVector n = t.sub(RowKernels.ROUNDER);
-    FloatVector r = n.fma(FloatVector.broadcast(s, -RowKernels.LN2_HI), xc);
-    r = n.fma(FloatVector.broadcast(s, -RowKernels.LN2_LO), r);
-    FloatVector p = FloatVector.broadcast(s, RowKernels.P0);
-    p = p.fma(r, FloatVector.broadcast(s, RowKernels.P1));
-    p = p.fma(r, FloatVector.broadcast(s, RowKernels.P2));
-    p = p.fma(r, FloatVector.broadcast(s, RowKernels.P3));
-    p = p.fma(r, FloatVector.broadcast(s, RowKernels.P4));
-    p = p.fma(r, FloatVector.broadcast(s, RowKernels.P5));
+    FloatVector r = n.fma(NEG_LN2_HI, xc);
+    r = n.fma(NEG_LN2_LO, r);
+    FloatVector p = C0.fma(r, C1);
+    p = p.fma(r, C2);
+    p = p.fma(r, C3);
+    p = p.fma(r, C4);
+    p = p.fma(r, C5);
     p = p.mul(r.mul(r)).add(r).add(1f);
     IntVector bits = t.reinterpretAsInts().sub(Float.floatToRawIntBits(RowKernels.ROUNDER)); // n as an integer
     FloatVector twoToN = bits.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
     FloatVector e = p.mul(twoToN);
     return e.blend(0f, tiny.or(e.compare(VectorOperators.LT, Float.MIN_NORMAL)));
   }
+
+  private static final FloatVector NEG_LN2_HI = FloatVector.broadcast(FLOATS, -RowKernels.LN2_HI);
+  private static final FloatVector NEG_LN2_LO = FloatVector.broadcast(FLOATS, -RowKernels.LN2_LO);
+  private static final FloatVector C0 = FloatVector.broadcast(FLOATS, RowKernels.P0);
+  private static final FloatVector C1 = FloatVector.broadcast(FLOATS, RowKernels.P1);
+  private static final FloatVector C2 = FloatVector.broadcast(FLOATS, RowKernels.P2);
+  private static final FloatVector C3 = FloatVector.broadcast(FLOATS, RowKernels.P3);
+  private static final FloatVector C4 = FloatVector.broadcast(FLOATS, RowKernels.P4);
+  private static final FloatVector C5 = FloatVector.broadcast(FLOATS, RowKernels.P5);
 }

@@ -121,7 +121,8 @@ public final class CudaOps implements Ops {
   private long editScratchBytes;
   private Pointer sampleStaging;         // a sampled step's parameters in pinned host memory (sampleStaging)
   private long sampleStagingBytes;
-  private boolean editCopyPending;       // a copy from a staging buffer not yet waited for (readTokens waits)
+  private boolean editCopyPending;       // a copy from editStaging not yet waited for (readTokens waits)
+  private boolean sampleCopyPending;     // likewise from sampleStaging
   private long argmaxScratchBytes;
   private String attentionKernel = CudaSwitches.ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
@@ -1709,6 +1710,7 @@ public final class CudaOps implements Ops {
     stepTimerCollect();
     launchedUnsynchronised = false;
     editCopyPending = false;
+    sampleCopyPending = false;
     uploads.reset();
     int[] out = new int[n];
     new IntPointer(host).get(out);
@@ -1933,9 +1935,9 @@ public final class CudaOps implements Ops {
    * waits for the copy (as for {@link #editLogits}' staging, a step that failed before its read is waited for first).
    */
   private Pointer sampleStaging(long bytes) {
-    if (editCopyPending) {
+    if (sampleCopyPending) { // its own flag: this step's edits copy (another buffer) must not make it wait
       check("cudaStreamSynchronize (sample parameters)", cudaStreamSynchronize(stream));
-      editCopyPending = false;
+      sampleCopyPending = false;
     }
     if (sampleStagingBytes < bytes) {
       if (sampleStaging != null) {
@@ -1949,7 +1951,7 @@ public final class CudaOps implements Ops {
       sampleStaging = p;
       sampleStagingBytes = size;
     }
-    editCopyPending = true;
+    sampleCopyPending = true;
     return sampleStaging;
   }
 
