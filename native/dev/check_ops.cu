@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -1576,6 +1576,59 @@ void check_attention_kernel(int kernel) {
   check_attention<D>(4, 17, kernel);  // odd head_dim: partial warps in the dot product; no 16-byte loads
 }
 
+// Top log-probs (opt_top_logprobs_f32, session 19): rows 0, 3 and 4 of check_argmax's (finite: ties at 50, the last
+// and first index) plus a row of 16-bit-like ties and a row with only 3 finite tokens, k = 5 and 20, against a host
+// reference in the same order (value, then the lower id; -inf and NaN never listed): the same ids, log-probs within
+// float32 of a double log-softmax, -1 / NaN after the last listed; and a NaN row lists its finite tokens with NaN.
+void check_top_logprobs() {
+  const int vocab = 50272;
+  std::vector<float> base = argmax_rows(6, vocab);
+  std::vector<float> logits;
+  for (int r : {0, 3, 4, 1}) logits.insert(logits.end(), base.begin() + static_cast<size_t>(r) * vocab,
+                                           base.begin() + static_cast<size_t>(r + 1) * vocab);
+  std::vector<float> ties(vocab);
+  for (int j = 0; j < vocab; ++j) ties[j] = static_cast<float>((j * 7919) % 64) / 8.0f;  // many exact ties
+  logits.insert(logits.end(), ties.begin(), ties.end());
+  std::vector<float> few(vocab, -INFINITY);
+  few[10] = 1.f;
+  few[20] = 3.f;
+  few[30] = 1.f;
+  logits.insert(logits.end(), few.begin(), few.end());
+  const int rows = 6;  // rows 0-2 finite, 3 with NaN and +inf, 4 ties, 5 three finite tokens
+  DevBuf<float> d_logits(logits);
+  int wrong = 0;
+  double err = 0.0;
+  for (int k : {5, 20}) {
+    DevBuf<int32_t> d_ids(static_cast<size_t>(rows) * k);
+    DevBuf<float> d_lp(static_cast<size_t>(rows) * k);
+    expect_ok(opt_top_logprobs_f32(d_ids.ptr, d_lp.ptr, d_logits.ptr, rows, vocab, k, g_stream), "top_logprobs");
+    const std::vector<int32_t> ids = d_ids.download();
+    const std::vector<float> lp = d_lp.download();
+    for (int r = 0; r < rows; ++r) {
+      const float* row = logits.data() + static_cast<size_t>(r) * vocab;
+      std::vector<int> order;
+      for (int j = 0; j < vocab; ++j) if (row[j] > -INFINITY) order.push_back(j);  // NaN fails the test too
+      std::stable_sort(order.begin(), order.end(), [row](int a, int b) { return row[a] > row[b]; });
+      for (int j = 0; j < k; ++j) {
+        const int got = ids[static_cast<size_t>(r) * k + j];
+        const float got_lp = lp[static_cast<size_t>(r) * k + j];
+        if (j >= static_cast<int>(order.size())) {
+          wrong += got != -1 || !std::isnan(got_lp);
+          continue;
+        }
+        wrong += got != order[j];
+        if (r == 3) {  // a NaN in the row: every log-prob NaN
+          wrong += !std::isnan(got_lp);
+        } else {
+          err = std::max(err, std::abs(got_lp - ref_log_softmax_at(row, vocab, order[j])));
+        }
+      }
+    }
+  }
+  report("top_logprobs (wrong ids, order or -1/NaN rules)", "f32", wrong, 0.0);
+  report("top_logprobs (log-prob error)", "f32", err, 1e-4);
+}
+
 // Logit edits (opt_edit_logits_f32, session 19): random edits of every kind over 3 rows of 50272 (special values
 // included), against the same float operations on the host (what backend/LogitEdits.applyTo does in Java): every
 // edited logit the same bits, every other logit untouched, an edit outside the logits skipped.
@@ -1693,21 +1746,23 @@ void run_group(const std::string& group) {
     check_chained();
   } else if (group == "edits") {  // opt_edit_logits_f32 (session 19; not yet run on a GPU)
     check_edit_logits();
+  } else if (group == "toplp") {  // opt_top_logprobs_f32 (session 19; not yet run on a GPU)
+    check_top_logprobs();
   }
 }
 
 const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
-                               "sample", "chained", "edits"};
+                               "sample", "chained", "edits", "toplp"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp)\n", g.c_str());
       return 2;
     }
   }

@@ -471,6 +471,17 @@ OPT_API int opt_token_logprob_f32(float* out_logprob, const float* logits, const
                                   int vocab, cudaStream_t stream);
 
 /*
+ * Top log-probs (top_logprobs.cu): per row of float32 logits, the k most likely tokens, most likely first, ties to
+ * the lower id, NaN and -inf never listed: out_ids[r * k + j] (-1 after the last listed), out_lp[r * k + j] = logit
+ * - log-sum-exp of the row (NaN after the last; the log-sum-exp NaN when the row holds a NaN). A greedy request's
+ * log-prob alternatives without copying its row out. CPU twin: backend/RowMath.topK.
+ *   out_ids (rows * k) device int32, out_lp (rows * k) device float32, logits (rows, vocab) device float32.
+ * Status: written 2026-11-28 (session 19) without a GPU.
+ */
+OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* logits, int rows, int vocab, int k,
+                                 cudaStream_t stream);
+
+/*
  * Logit edits (logit_edits.cu): a sequence's logits processors applied where the logits are, before the argmax or
  * the sampler reads them. packed holds 6 * count int32: the edited positions (row * vocab + token, each at most
  * once), their flags (1 bias, 2 repetition penalty, 4 frequency then presence term, 8 ban), then the bias, penalty,

@@ -166,6 +166,22 @@ public interface Ops extends AutoCloseable {
     return out;
   }
 
+  /**
+   * As {@link #argmaxRows(Mat, double[], LogitEdits)}, and for each row its {@code k} most likely tokens after the
+   * edits with their log-probs ({@link RowMath#topK}'s order and rules): row r's in {@code topIds[r * k ..]} and
+   * {@code topLogprobs[r * k ..]}, -1 and NaN after the last listed. A greedy request's log-prob alternatives; a GPU
+   * copies back {@code k} pairs per row instead of the row. The default reads the logits.
+   */
+  default int[] argmaxRows(Mat logits, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
+    if (k == 0) {
+      return argmaxRows(logits, logprobs, edits);
+    }
+    float[] v = read(logits);
+    edits.applyTo(v);
+    return RowMath.pickRows(v, logits.rows(), logits.cols(), logprobs, k, topIds, topLogprobs);
+  }
+
   /** Whether {@link #tokenLogprobs} computes where the logits are (else a caller that also needs rows reads once). */
   default boolean scoresOnDevice() {
     return false;

@@ -34,6 +34,57 @@ public final class RowMath {
   }
 
   /**
+   * The {@code k} most likely tokens of {@code v[from, to)}, most likely first, ties to the lower id, tokens at -inf
+   * (and NaN) never listed: their ids (relative to {@code from}) into {@code ids[at ..]} and their log-probs
+   * ({@code v - lse}) into {@code lps[at ..]}; returns how many were written ({@code min(k, listable tokens)}). The
+   * order and rules of {@code opt_top_logprobs_f32}.
+   */
+  public static int topK(float[] v, int from, int to, double lse, int k, int[] ids, double[] lps, int at) {
+    // Insertion into a sorted prefix: O(V) while the k-th best is rarely beaten, which is the usual case.
+    // lps holds the raw scores until the end; a later equal score never passes an earlier (lower) id.
+    int count = 0;
+    for (int i = from; i < to && k > 0; i++) {
+      float x = v[i];
+      if (!(x > Float.NEGATIVE_INFINITY) || (count == k && x <= lps[at + k - 1])) {
+        continue;
+      }
+      int pos = count < k ? count++ : k - 1;
+      while (pos > 0 && lps[at + pos - 1] < x) {
+        lps[at + pos] = lps[at + pos - 1];
+        ids[at + pos] = ids[at + pos - 1];
+        pos--;
+      }
+      lps[at + pos] = x;
+      ids[at + pos] = i - from;
+    }
+    for (int j = 0; j < count; j++) {
+      lps[at + j] -= lse;
+    }
+    return count;
+  }
+
+  /**
+   * Each row's argmax, its log-prob into {@code logprobs} (when not null) and its {@code k} most likely tokens with
+   * their log-probs into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]} (-1 and NaN after the last listed):
+   * what {@link Ops#argmaxRows(Mat, double[], LogitEdits, int, int[], double[])} computes, over rows on the heap.
+   */
+  public static int[] pickRows(float[] v, int rows, int cols, double[] logprobs, int k, int[] topIds,
+      double[] topLogprobs) {
+    int[] out = new int[rows];
+    for (int r = 0; r < rows; r++) {
+      out[r] = argmax(v, r * cols, (r + 1) * cols);
+      double lse = logSumExp(v, r * cols, (r + 1) * cols);
+      if (logprobs != null) {
+        logprobs[r] = v[r * cols + out[r]] - lse;
+      }
+      int listed = topK(v, r * cols, (r + 1) * cols, lse, k, topIds, topLogprobs, r * k);
+      java.util.Arrays.fill(topIds, r * k + listed, (r + 1) * k, -1);
+      java.util.Arrays.fill(topLogprobs, r * k + listed, (r + 1) * k, Double.NaN);
+    }
+    return out;
+  }
+
+  /**
    * {@code log_softmax(row r)[tokens[r]]} for the rows r &lt; tokens.length of {@code v} (row-major, {@code vocab}
    * wide): an echoed prompt's scores. NaN for a token outside {@code [0, vocab)} (-1: a row nobody scores, skipped).
    * Many rows go several at a time (each is a vocabulary of exponentials); the result does not depend on the threads.

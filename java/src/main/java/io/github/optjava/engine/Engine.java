@@ -533,7 +533,12 @@ public final class Engine implements AutoCloseable {
    */
   /** {@code scores}: per sequence, its echoed prompt's scores when the model computed them (else null). */
   private record Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs,
-      float[][] logits, double[][] scores) {
+      float[][] logits, double[][] scores, int top, int[] topIds, double[] topLogprobs) {
+    Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs, float[][] logits,
+        double[][] scores) {
+      this(argmaxOnly, sampledThere, tokens, logprobs, logits, scores, 0, null, null);
+    }
+
     boolean picked() {
       return argmaxOnly || sampledThere;
     }
@@ -602,6 +607,16 @@ public final class Engine implements AutoCloseable {
     if (argmaxOnly) {
       double[] logprobs = new double[b.rows()];
       LogitEdits edits = edits(b);
+      int top = 0; // the most log-prob alternatives a sequence of the step lists
+      for (int j = 0; j < n; j++) {
+        top = Math.max(top, b.gives()[j] ? b.seqs().get(j).alternatives() : 0);
+      }
+      if (top > 0) {
+        int[] topIds = new int[b.rows() * top];
+        double[] topLogprobs = new double[b.rows() * top];
+        int[] tokens = model.greedyRows(b.steps(), cache, logprobs, edits, top, topIds, topLogprobs);
+        return new Output(true, false, tokens, logprobs, null, null, top, topIds, topLogprobs);
+      }
       int[] tokens = !edits.isEmpty() || b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs, edits)
           : model.greedy(b.steps(), cache, logprobs);
       return new Output(true, false, tokens, logprobs, null, null);
@@ -697,6 +712,8 @@ public final class Engine implements AutoCloseable {
         cache.truncate(s.id, s.length() - 1); // the rows of rejected drafts; the newest token is fed next step
       } else if (!b.gives()[j]) {
         // an earlier chunk of a prefill: no token
+      } else if (out.argmaxOnly() && out.top() > 0) {
+        s.acceptGreedy(out.tokens()[row], out.logprobs()[row], out.topIds(), out.topLogprobs(), row * out.top());
       } else if (out.argmaxOnly()) {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
       } else if (out.sampledThere()) {

@@ -52,26 +52,6 @@ public final class LogProbs {
       throw new IllegalArgumentException("k must be >= 0 and fit the output arrays (k=" + k + ", ids: "
           + ids.length + ", logProbs: " + logProbs.length + ")");
     }
-    // Insertion into a sorted prefix: O(V) while the k-th best is rarely beaten, which is the usual case.
-    // logProbs holds the raw scores until the end; a later equal score never passes an earlier (lower) id.
-    int count = 0;
-    for (int i = 0; i < logits.length && k > 0; i++) {
-      float v = logits[i];
-      if (!(v > Float.NEGATIVE_INFINITY) || (count == k && v <= logProbs[k - 1])) {
-        continue;
-      }
-      int pos = count < k ? count++ : k - 1;
-      while (pos > 0 && logProbs[pos - 1] < v) {
-        logProbs[pos] = logProbs[pos - 1];
-        ids[pos] = ids[pos - 1];
-        pos--;
-      }
-      logProbs[pos] = v;
-      ids[pos] = i;
-    }
-    for (int j = 0; j < count; j++) {
-      logProbs[j] -= logSumExp;
-    }
-    return count;
+    return io.github.optjava.backend.RowMath.topK(logits, 0, logits.length, logSumExp, k, ids, logProbs, 0);
   }
 }

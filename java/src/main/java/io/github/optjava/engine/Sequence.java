@@ -26,6 +26,10 @@ final class Sequence {
   private final IncrementalDecoder decoder;
   private final TokenLogprobs scorer;
   private final boolean wantLogprobs;
+  // The pick's alternatives while acceptGreedy commits a token picked where the logits are (null: none came)
+  private int[] alternativeIds;
+  private double[] alternativeLogprobs;
+  private int alternativesFrom;
 
   private int[] inputIds;   // HF's input_ids: BOS + prompt + generated so far
   private int length;
@@ -269,13 +273,17 @@ final class Sequence {
 
   /**
    * Whether this step's token is the argmax of its row after processors the model can apply where the logits are
-   * ({@link #edits}): greedy, every processor a {@link SparseLogitsProcessor} (bias, penalties, bans), no log-prob
-   * alternatives asked for, not an echo prefill. Then {@link #acceptGreedy} takes the argmax of the edited row and its
-   * log-softmax, which is what the host path ({@link #choose}) computes from the processed row.
+   * ({@link #edits}): greedy, every processor a {@link SparseLogitsProcessor} (bias, penalties, bans), not an echo
+   * prefill. Then {@link #acceptGreedy} takes the argmax of the edited row and its log-softmax (and the row's top
+   * {@link #alternatives} with theirs), which is what the host path ({@link #choose}) computes from the processed row.
    */
   boolean greedyWhereLogitsAre() {
-    return sampler.isGreedy() && pipeline.runsAsEdits() && !wantsAlternatives()
-        && (prefilled || !request.params.echo());
+    return sampler.isGreedy() && pipeline.runsAsEdits() && (prefilled || !request.params.echo());
+  }
+
+  /** How many log-prob alternatives its tokens list (0: none, or no log-probs asked for). */
+  int alternatives() {
+    return wantLogprobs ? scorer.top() : 0;
   }
 
   /** Whether its processors change the row before the pick (then the step passes {@link #edits} to the model). */
@@ -294,6 +302,15 @@ final class Sequence {
   /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax (also used
    * by {@link #acceptSampled}). */
   void acceptGreedy(int token, double logprob) {
+    acceptGreedy(token, logprob, null, null, 0);
+  }
+
+  /**
+   * As {@link #acceptGreedy(int, double)}, with the row's most likely tokens and their log-probs at {@code from} in
+   * {@code topIds} / {@code topLogprobs} (at least {@link #alternatives} of them, -1 after the last listed): its
+   * log-prob alternatives.
+   */
+  void acceptGreedy(int token, double logprob, int[] topIds, double[] topLogprobs, int from) {
     prefilled = true;
     recompute = false;
     if (request.cancelled()) {
@@ -305,7 +322,12 @@ final class Sequence {
       return;
     }
     request.tokenProduced();
+    alternativeIds = topIds;
+    alternativeLogprobs = topLogprobs;
+    alternativesFrom = from;
     commit(token, logprob, null, Double.NaN);
+    alternativeIds = null;
+    alternativeLogprobs = null;
   }
 
   /**
@@ -464,7 +486,8 @@ final class Sequence {
       return;
     }
     if (wantLogprobs) { // without the row (picked where the logits are): the pick's own log-prob, no alternatives
-      logprobs.add(last != null ? scorer.of(token, last, lse) : scorer.chosen(token, lp));
+      logprobs.add(last != null ? scorer.of(token, last, lse)
+          : scorer.chosen(token, lp, alternativeIds, alternativeLogprobs, alternativesFrom));
     }
     generated.add(token);
     int before = text.length();

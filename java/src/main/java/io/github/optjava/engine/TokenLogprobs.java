@@ -23,12 +23,28 @@ final class TokenLogprobs {
     return new TokenLogprob(token, text(token), LogProbs.logProb(logits, token, lse), alternatives(logits, lse));
   }
 
-  /** The entry of {@code token} picked where the logits are, with its log-prob and no alternatives ({@code top} 0). */
-  TokenLogprob chosen(int token, double logprob) {
-    if (top != 0) {
-      throw new IllegalStateException("alternatives need the row of logits");
+  /**
+   * The entry of {@code token} picked where the logits are, with its log-prob and, when alternatives are listed, those
+   * the model found: ids and log-probs at {@code from} in {@code ids} / {@code lps} (most likely first, -1 after the
+   * last; the order of {@link LogProbs#topK}).
+   */
+  TokenLogprob chosen(int token, double logprob, int[] ids, double[] lps, int from) {
+    if (top == 0) {
+      return new TokenLogprob(token, text(token), logprob, Map.of());
     }
-    return new TokenLogprob(token, text(token), logprob, Map.of());
+    if (ids == null) {
+      throw new IllegalStateException("alternatives need the row of logits or the model's top tokens");
+    }
+    Map<String, Double> out = new LinkedHashMap<>();
+    for (int i = 0; i < top && ids[from + i] >= 0; i++) {
+      out.putIfAbsent(text(ids[from + i]), lps[from + i]); // two ids can decode to the same text: keep the likelier
+    }
+    return new TokenLogprob(token, text(token), logprob, out);
+  }
+
+  /** How many alternatives each entry lists. */
+  int top() {
+    return top;
   }
 
   /**

@@ -89,6 +89,23 @@ public interface CausalLm extends AutoCloseable {
     return out;
   }
 
+  /**
+   * As {@link #greedyRows(List, KvCache, double[], LogitEdits)}, and each output row's {@code k} most likely tokens
+   * after the edits with their log-probs into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]} (-1 and NaN
+   * after the last listed; {@link RowMath#topK}'s order): a greedy request's log-prob alternatives. A backend may
+   * compute them where the logits are; the default reads the rows.
+   */
+  default int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits, int k,
+      int[] topIds, double[] topLogprobs) {
+    if (k == 0) {
+      return greedyRows(seqs, cache, logprobs, edits);
+    }
+    int vocab = config().vocabSize();
+    float[] v = concat(forward(seqs, cache), false, vocab);
+    edits.applyTo(v);
+    return RowMath.pickRows(v, v.length / vocab, vocab, logprobs, k, topIds, topLogprobs);
+  }
+
   /** The rows of {@link #forward}'s result in order, one array ({@code lastOnly}: each sequence's last row). */
   private static float[] concat(float[][] logits, boolean lastOnly, int vocab) {
     int total = 0;

@@ -336,6 +336,31 @@ public final class OptModel implements CausalLm {
         null, null, null).argmax;
   }
 
+  /** As {@link CausalLm#greedyRows(List, KvCache, double[], LogitEdits, int, int[], double[])}, where the logits are. */
+  @Override
+  public int[] greedyRows(List<SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits, int k,
+      int[] topIds, double[] topLogprobs) {
+    if (k == 0) {
+      return greedyRows(seqs, cache, logprobs, edits);
+    }
+    requireWholeModel();
+    return step(seqs, cache, logits -> {
+      int rows = logits.rows(); // a padded decode step has more rows than the caller's arrays
+      double[] lp = new double[rows];
+      int[] ids = rows * k <= topIds.length ? topIds : new int[rows * k];
+      double[] tops = rows * k <= topLogprobs.length ? topLogprobs : new double[rows * k];
+      int[] tokens = ops.argmaxRows(logits, lp, edits, k, ids, tops);
+      if (logprobs != null) {
+        System.arraycopy(lp, 0, logprobs, 0, Math.min(rows, logprobs.length));
+      }
+      if (ids != topIds) {
+        System.arraycopy(ids, 0, topIds, 0, topIds.length);
+        System.arraycopy(tops, 0, topLogprobs, 0, topLogprobs.length);
+      }
+      return tokens;
+    }, null, null, null).argmax;
+  }
+
   /**
    * As {@link #greedy}, drawing each sequence's token instead ({@link Ops#sampleRows}: temperature, top-k and
    * top-p with the given uniform numbers), where the logits are: a GPU copies back a token and a log-prob per

@@ -61,6 +61,15 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
+  public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits, int k,
+      int[] topIds, double[] topLogprobs) {
+    greedies++;
+    editedLogits += edits.count();
+    count(seqs);
+    return model.greedyRows(seqs, cache, logprobs, edits, k, topIds, topLogprobs);
+  }
+
+  @Override
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
     samples++;
     count(seqs);

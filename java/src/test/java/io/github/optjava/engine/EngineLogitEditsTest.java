@@ -30,6 +30,10 @@ class EngineLogitEditsTest {
       "all of them", greedy().repetitionPenalty(1.2).noRepeatNgramSize(3).minTokens(10).presencePenalty(0.2)
           .frequencyPenalty(0.1).logitBias(Map.of(11, 1.0)).badWordsIds(List.of(List.of(7))).build());
 
+  /** A request whose steps need the logits on the host (min-p sampling): batched with it, a step takes that path. */
+  private static final SamplingParams NEEDS_LOGITS =
+      SamplingParams.builder().temperature(0.8).minP(0.05).seed(1L).maxTokens(30).build();
+
   private static SamplingParams.Builder greedy() {
     return SamplingParams.greedy().toBuilder().maxTokens(24);
   }
@@ -49,7 +53,7 @@ class EngineLogitEditsTest {
           assertTrue(model.editedLogits > edits, kind.getKey() + ": the steps carried edits");
 
           CompletableFuture<io.github.optjava.api.Completion> needsLogits = engine.submit(tokenizer.encode("Hello"),
-              SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(2).build(), null);
+              NEEDS_LOGITS, null);
           Choice onHost = engine.submit(prompt, kind.getValue(), null).join().choices().get(0);
           needsLogits.join();
           assertTrue(model.forwards > forwards, kind.getKey() + ": the shared steps took the logits path");
@@ -106,8 +110,9 @@ class EngineLogitEditsTest {
   }
 
   /**
-   * Log-probs without alternatives ({@code logprobs(0)}) come with the pick where the logits are, greedy or sampled,
-   * with or without processors: no step brings the row to the host, and each token's log-prob is the host path's.
+   * Log-probs come with the pick where the logits are: the chosen token's ({@code logprobs(0)}) greedy or sampled, and
+   * a greedy request's alternatives too ({@code logprobs(k)}), with or without processors: no step brings the row to
+   * the host, and each token's log-prob and alternatives are the host path's.
    */
   @Test
   void theChosenTokensLogprobComesWithThePick() {
@@ -115,23 +120,26 @@ class EngineLogitEditsTest {
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("Once upon a time, a time upon once");
     SamplingParams[] kinds = {greedy().logprobs(0).build(), greedy().repetitionPenalty(1.3).logprobs(0).build(),
-        SamplingParams.builder().temperature(0.8).topP(0.9).seed(3L).maxTokens(24).logprobs(0).build()};
+        SamplingParams.builder().temperature(0.8).topP(0.9).seed(3L).maxTokens(24).logprobs(0).build(),
+        greedy().logprobs(3).build(), greedy().repetitionPenalty(1.3).noRepeatNgramSize(2).logprobs(5).build()};
     try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
       for (SamplingParams kind : kinds) {
         int forwards = model.forwards;
         Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
         assertEquals(forwards, model.forwards, kind + ": no step brought the logits to the host");
         assertEquals(alone.tokenIds().size(), alone.logprobs().size());
-        assertTrue(alone.logprobs().stream().allMatch(t -> t.logprob() <= 0 && t.top().isEmpty()),
-            alone.logprobs().toString());
+        int listed = kind.logprobs().getAsInt();
+        assertTrue(alone.logprobs().stream().allMatch(t -> t.logprob() <= 0 && t.top().size() <= listed
+            && (listed == 0 || !t.top().isEmpty())), alone.logprobs().toString());
         CompletableFuture<io.github.optjava.api.Completion> needsLogits = engine.submit(tokenizer.encode("Hello"),
-            SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(2).build(), null);
+            NEEDS_LOGITS, null);
         Choice onHost = engine.submit(prompt, kind, null).join().choices().get(0);
         needsLogits.join();
         assertTrue(model.forwards > forwards, "the shared steps took the logits path");
         assertEquals(onHost.tokenIds(), alone.tokenIds());
         for (int i = 0; i < alone.logprobs().size(); i++) {
           assertEquals(onHost.logprobs().get(i).logprob(), alone.logprobs().get(i).logprob(), 1e-9, "token " + i);
+          assertEquals(onHost.logprobs().get(i).top(), alone.logprobs().get(i).top(), "alternatives of token " + i);
         }
       }
     }

@@ -93,6 +93,16 @@ public final class HostPathBenchMain {
     }
 
     @Override
+    public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs,
+        io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+      for (int i = 0; i < topIds.length; i++) { // the top k a GPU would send back (any distinct ids will do)
+        topIds[i] = 1000 + i % k;
+        topLogprobs[i] = -1 - i % k;
+      }
+      return greedyRows(seqs, cache, logprobs);
+    }
+
+    @Override
     public boolean samplesOnDevice() {
       return true;
     }
@@ -120,8 +130,8 @@ public final class HostPathBenchMain {
     SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.9).maxTokens(n).build();
     String[] names = {"greedy", "greedy, min_tokens (edits)", "greedy, repetition penalty 1.2 (edits)",
         "greedy, no_repeat_ngram 3 (edits)", "sampled t=0.8 top-p 0.9",
-        "sampled t=0.8 top-p 0.9, repetition penalty 1.2 (edits)", "greedy, logprobs 1 (host path)",
-        "greedy, repetition penalty 1.2, logprobs 1 (host path)", "sampled t=0.8 min-p 0.05 (host path)",
+        "sampled t=0.8 top-p 0.9, repetition penalty 1.2 (edits)", "greedy, logprobs 1 (top-k)",
+        "greedy, repetition penalty 1.2, logprobs 1 (edits, top-k)", "sampled t=0.8 min-p 0.05 (host path)",
         "sampled t=0.8 top-p 0.9, logprobs 1 (host path)"};
     SamplingParams[] kinds = {greedy, greedy.toBuilder().minTokens(n).build(),
         greedy.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().noRepeatNgramSize(3).build(), sampled,

@@ -1637,6 +1637,66 @@ public final class CudaOps implements Ops {
     return readTokens(index, n, logprobs, "argmax");
   }
 
+  /**
+   * As {@link #argmaxRows(Mat, double[], LogitEdits)} with each row's {@code k} most likely tokens and their log-probs
+   * ({@code opt_top_logprobs_f32}) after the edits: one copy back of the picks, their log-probs and the k pairs.
+   */
+  @Override
+  public int[] argmaxRows(Mat logits, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
+    if (k == 0) {
+      return argmaxRows(logits, logprobs, edits);
+    }
+    if (logprobs == null || !deviceLogprobs || !CudaSwitches.DEVICE_TOP_LOGPROBS
+        || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
+      return Ops.super.argmaxRows(logits, logprobs, edits, k, topIds, topLogprobs);
+    }
+    CudaMat s = CudaMat.of(logits);
+    endStep();
+    requireEditsInside(edits, s); // after endStep: a failure leaves no capture or replay half done
+    int n = s.rows;
+    int vocab = s.cols;
+    if (n == 0) {
+      return new int[0];
+    }
+    // Scratch: [logits as f32][n picks][n log-probs][n·k ids][n·k log-probs]: the last four read back at once
+    long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
+    long readBytes = 8L * n + 8L * n * k;
+    Pointer scratch = argmaxScratch(f32Bytes + readBytes);
+    FloatPointer values = logitsAsFloat32(s, scratch, "argmax");
+    editLogits(values, edits, (long) n * vocab);
+    long at = f32Bytes / 4;
+    IntPointer index = IndexUploads.at(scratch, at);
+    FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, at + n));
+    IntPointer ids = IndexUploads.at(scratch, at + 2L * n);
+    FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, at + 2L * n + (long) n * k));
+    op("argmax", OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
+    op("top log-probs", OptKernels.opt_top_logprobs_f32(ids, topLp, values, n, vocab, k, stream));
+    Pointer host = readBuffer(readBytes);
+    check("top log-probs read", cudaMemcpyAsync(host, index, readBytes, cudaMemcpyDeviceToHost, stream));
+    stepTimerStop();
+    check("top log-probs read (synchronise)", cudaStreamSynchronize(stream));
+    stepTimerCollect();
+    launchedUnsynchronised = false;
+    editCopyPending = false;
+    sampleCopyPending = false;
+    uploads.reset();
+    int[] out = new int[n];
+    new IntPointer(host).get(out);
+    float[] f = new float[n];
+    new FloatPointer(IndexUploads.at(host, n)).get(f);
+    for (int i = 0; i < n; i++) {
+      logprobs[i] = f[i];
+    }
+    new IntPointer(IndexUploads.at(host, 2L * n)).get(topIds, 0, n * k);
+    float[] g = new float[n * k];
+    new FloatPointer(IndexUploads.at(host, 2L * n + (long) n * k)).get(g);
+    for (int i = 0; i < n * k; i++) {
+      topLogprobs[i] = g[i];
+    }
+    return out;
+  }
+
   private static void requireEditsInside(LogitEdits edits, CudaMat logits) {
     long total = (long) logits.rows * logits.cols;
     for (int at : edits.index()) {

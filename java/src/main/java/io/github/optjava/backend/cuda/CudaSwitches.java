@@ -104,6 +104,13 @@ final class CudaSwitches {
    */
   static final boolean DEVICE_EDITS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceEdits"));
   /**
+   * A greedy request's log-prob alternatives ({@code logprobs} above 0) come from {@code opt_top_logprobs_f32} on the
+   * device: k pairs per row come back instead of the row. Default since session 19, <b>GPU-unverified</b> (check_ops
+   * group {@code toplp}, tag {@code gpu-new-toplp}): {@code -Dopt.cuda.deviceTopLogprobs=false} reads the rows back.
+   */
+  static final boolean DEVICE_TOP_LOGPROBS =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceTopLogprobs"));
+  /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
    * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):

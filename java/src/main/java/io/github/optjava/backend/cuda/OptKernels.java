@@ -540,6 +540,12 @@ public final class OptKernels {
       @Cast("const int32_t*") IntPointer topK, @Cast("const float*") FloatPointer topP,
       @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, CUstream_st stream);
 
+  // ---- top log-probs (top_logprobs.cu) ----
+
+  /** The k most likely tokens of each row with their log-softmax (backend/RowMath.topK's order; -1 past the last). */
+  public static native int opt_top_logprobs_f32(@Cast("int32_t*") IntPointer outIds, FloatPointer outLp,
+      @Cast("const float*") FloatPointer logits, int rows, int vocab, int k, CUstream_st stream);
+
   // ---- logit edits (logit_edits.cu) ----
 
   /** A sequence's processors applied to float32 logits where they are (backend/LogitEdits' packed layout). */

@@ -757,6 +757,42 @@ class CudaOpsParityTest {
   }
 
   /**
+   * A greedy pick's log-prob alternatives on the device (opt_top_logprobs_f32, session 19) after edits, against the
+   * host's over the logits as the GPU stores them (RowMath.pickRows): the same picks and top ids, log-probs within
+   * float32, k = 1, 5 and 20 (more than a small row holds: -1 after the last).
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-toplp")
+  void topLogprobsMatchTheHost(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    Random r = new Random(rows * 31L + cols);
+    float[] logits = random(r, rows * cols, 3, d);
+    float[] stored = g.read(act(g, logits, rows, cols));
+    LogitEdits edits = new LogitEdits.Builder(cols).row(0).ban(r.nextInt(cols)).repetitionPenalty(r.nextInt(cols), 1.3f)
+        .build();
+    float[] edited = stored.clone();
+    edits.applyTo(edited);
+    for (int k : new int[] {1, 5, 20}) {
+      double[] want = new double[rows];
+      int[] wantIds = new int[rows * k];
+      double[] wantTop = new double[rows * k];
+      int[] wantIdx = io.github.optjava.backend.RowMath.pickRows(edited, rows, cols, want, k, wantIds, wantTop);
+      double[] got = new double[rows];
+      int[] ids = new int[rows * k];
+      double[] top = new double[rows * k];
+      org.junit.jupiter.api.Assertions.assertArrayEquals(wantIdx, g.argmaxRows(act(g, logits, rows, cols), got, edits,
+          k, ids, top), d + " k=" + k + " picks");
+      org.junit.jupiter.api.Assertions.assertArrayEquals(wantIds, ids, d + " k=" + k + " ids");
+      for (int i = 0; i < rows * k; i++) {
+        assertTrue(Double.isNaN(wantTop[i]) ? Double.isNaN(top[i])
+            : Math.abs(top[i] - wantTop[i]) <= 1e-4 * (1 + Math.abs(wantTop[i])), d + " k=" + k + " entry " + i);
+      }
+    }
+  }
+
+  /**
    * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
    * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
    */
