@@ -1620,6 +1620,7 @@ void check_top_logprobs() {
         if (r == 3) {  // a NaN in the row: every log-prob NaN
           wrong += !std::isnan(got_lp);
         } else {
+          wrong += !std::isfinite(got_lp);  // std::max would let a NaN through
           err = std::max(err, std::abs(got_lp - ref_log_softmax_at(row, vocab, order[j])));
         }
       }

@@ -325,9 +325,12 @@ final class Sequence {
     alternativeIds = topIds;
     alternativeLogprobs = topLogprobs;
     alternativesFrom = from;
-    commit(token, logprob, null, Double.NaN);
-    alternativeIds = null;
-    alternativeLogprobs = null;
+    try {
+      commit(token, logprob, null, Double.NaN);
+    } finally {
+      alternativeIds = null;
+      alternativeLogprobs = null;
+    }
   }
 
   /**

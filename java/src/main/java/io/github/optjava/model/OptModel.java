@@ -355,6 +355,8 @@ public final class OptModel implements CausalLm {
       }
       if (ids != topIds) {
         System.arraycopy(ids, 0, topIds, 0, topIds.length);
+      }
+      if (tops != topLogprobs) {
         System.arraycopy(tops, 0, topLogprobs, 0, topLogprobs.length);
       }
       return tokens;

@@ -34,8 +34,8 @@ import java.util.concurrent.CompletableFuture;
  *   <li>prompt lookup decoding: one greedy request, with and without draft tokens: decode ms/token, steps,
  *       drafts accepted, tokens equal (a random-weight model repeats itself, the case drafts are for);</li>
  *   <li>decode paths: one request each of greedy, greedy with a repetition penalty, sampled, sampled with a
- *       repetition penalty: decode ms/token through the engine (the penalty's steps run the processors on the
- *       host);</li>
+ *       repetition penalty, greedy with 5 log-prob alternatives: decode ms/token through the engine (session 19
+ *       moved the penalties and the alternatives to where the logits are);</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
@@ -137,21 +137,21 @@ public final class EngineFeaturesMain {
         }
       }
 
-      // Decode through the engine for the kinds of request a user sends (session 19): greedy and plain sampling pick
-      // their tokens where the logits are; a repetition penalty (any processor) brings the row to the host and runs
-      // the processors there. Compare the greedy row with opt bench's model loop, the others with greedy.
+      // Decode through the engine for the kinds of request a user sends (session 19): greedy and sampling pick their
+      // tokens where the logits are, a repetition penalty as logit edits there too, and a greedy request's log-prob
+      // alternatives as the top k there. Compare the greedy row with opt bench's model loop, the others with greedy.
       SamplingParams greedyN = SamplingParams.greedy().toBuilder().maxTokens(o.newTokens).build();
       SamplingParams sampledN = SamplingParams.builder().temperature(0.8).topP(0.9).seed(1L).maxTokens(o.newTokens)
           .build();
       SamplingParams[] kinds = {greedyN, greedyN.toBuilder().repetitionPenalty(1.2).build(), sampledN,
-          sampledN.toBuilder().repetitionPenalty(1.2).build()};
+          sampledN.toBuilder().repetitionPenalty(1.2).build(), greedyN.toBuilder().logprobs(5).build()};
       double[] perToken = new double[kinds.length];
       for (int k = 0; k < kinds.length; k++) {
         perToken[k] = lookupRun(model, tokenizer, prompt, kinds[k], 0, 1).sequentialMs;
       }
       detail = String.format(Locale.ROOT, "batch 1, up to %d tokens, ms/token: greedy %.3f, + repetition penalty "
-          + "1.2 %.3f (host path); sampled t=0.8 top-p 0.9 %.3f, + repetition penalty 1.2 %.3f (host path)",
-          o.newTokens, perToken[0], perToken[1], perToken[2], perToken[3]);
+          + "1.2 %.3f (edits); sampled t=0.8 top-p 0.9 %.3f, + repetition penalty 1.2 %.3f (edits); greedy, logprobs "
+          + "5 %.3f (top-k)", o.newTokens, perToken[0], perToken[1], perToken[2], perToken[3], perToken[4]);
       out.println("EngineFeaturesMain: decode paths: " + detail);
       rows.add(row("engine: decode paths", "info", detail));
 

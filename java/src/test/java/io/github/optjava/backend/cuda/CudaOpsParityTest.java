@@ -758,8 +758,8 @@ class CudaOpsParityTest {
 
   /**
    * A greedy pick's log-prob alternatives on the device (opt_top_logprobs_f32, session 19) after edits, against the
-   * host's over the logits as the GPU stores them (RowMath.pickRows): the same picks and top ids, log-probs within
-   * float32, k = 1, 5 and 20 (more than a small row holds: -1 after the last).
+   * host's over the logits as the GPU stores them (RowMath.pickRows): the same picks and top ids, the picks' and the
+   * alternatives' log-probs within float32, k = 1, 5 and 20 (row 1 keeps 3 tokens: -1 and NaN after the last).
    */
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
@@ -770,8 +770,15 @@ class CudaOpsParityTest {
     Random r = new Random(rows * 31L + cols);
     float[] logits = random(r, rows * cols, 3, d);
     float[] stored = g.read(act(g, logits, rows, cols));
-    LogitEdits edits = new LogitEdits.Builder(cols).row(0).ban(r.nextInt(cols)).repetitionPenalty(r.nextInt(cols), 1.3f)
-        .build();
+    LogitEdits.Builder builder = new LogitEdits.Builder(cols).row(0).ban(r.nextInt(cols))
+        .repetitionPenalty(r.nextInt(cols), 1.3f);
+    if (rows > 1) { // row 1: all but 3 tokens banned, fewer than k lists: -1 and NaN after the last
+      builder.row(1);
+      for (int t = 3; t < cols; t++) {
+        builder.ban(t);
+      }
+    }
+    LogitEdits edits = builder.build();
     float[] edited = stored.clone();
     edits.applyTo(edited);
     for (int k : new int[] {1, 5, 20}) {
@@ -785,6 +792,9 @@ class CudaOpsParityTest {
       org.junit.jupiter.api.Assertions.assertArrayEquals(wantIdx, g.argmaxRows(act(g, logits, rows, cols), got, edits,
           k, ids, top), d + " k=" + k + " picks");
       org.junit.jupiter.api.Assertions.assertArrayEquals(wantIds, ids, d + " k=" + k + " ids");
+      for (int i = 0; i < rows; i++) {
+        assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), d + " k=" + k + " pick " + i);
+      }
       for (int i = 0; i < rows * k; i++) {
         assertTrue(Double.isNaN(wantTop[i]) ? Double.isNaN(top[i])
             : Math.abs(top[i] - wantTop[i]) <= 1e-4 * (1 + Math.abs(wantTop[i])), d + " k=" + k + " entry " + i);
