@@ -28,6 +28,8 @@ __device__ __forceinline__ bool after(float v, int i, float pv, int pi) {
   return v > -INFINITY && (v < pv || (v == pv && i > pi));  // NaN fails the first test
 }
 
+// (sampling.cu's warp_argmax does the same with its NaN-aware order; it lives in that file's anonymous namespace,
+// and moving it into common.cuh would touch kernels already verified on a GPU, so this file has its own.)
 __device__ __forceinline__ void warp_best(float& v, int& i) {
   for (int offset = kWarp / 2; offset > 0; offset /= 2) {
     const float other_v = __shfl_xor_sync(0xffffffffu, v, offset);
