@@ -154,16 +154,7 @@ public interface Ops extends AutoCloseable {
   default int[] argmaxRows(Mat logits, double[] logprobs, LogitEdits edits) {
     float[] v = read(logits);
     edits.applyTo(v);
-    int n = logits.rows();
-    int cols = logits.cols();
-    int[] out = new int[n];
-    for (int r = 0; r < n; r++) {
-      out[r] = RowMath.argmax(v, r * cols, (r + 1) * cols);
-      if (logprobs != null) {
-        logprobs[r] = v[r * cols + out[r]] - RowMath.logSumExp(v, r * cols, (r + 1) * cols);
-      }
-    }
-    return out;
+    return RowMath.pickRows(v, logits.rows(), logits.cols(), logprobs, 0, null, null);
   }
 
   /**

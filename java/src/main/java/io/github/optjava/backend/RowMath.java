@@ -64,18 +64,25 @@ public final class RowMath {
   }
 
   /**
-   * Each row's argmax, its log-prob into {@code logprobs} (when not null) and its {@code k} most likely tokens with
-   * their log-probs into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]} (-1 and NaN after the last listed):
-   * what {@link Ops#argmaxRows(Mat, double[], LogitEdits, int, int[], double[])} computes, over rows on the heap.
+   * Each row's argmax, its log-prob into {@code logprobs} (when not null) and, for {@code k > 0}, its {@code k} most
+   * likely tokens with their log-probs into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]} (-1 and NaN after
+   * the last listed): what {@link Ops#argmaxRows(Mat, double[], LogitEdits, int, int[], double[])} computes, over rows
+   * on the heap. The log-sum-exp is computed only when a log-prob is wanted.
    */
   public static int[] pickRows(float[] v, int rows, int cols, double[] logprobs, int k, int[] topIds,
       double[] topLogprobs) {
     int[] out = new int[rows];
     for (int r = 0; r < rows; r++) {
       out[r] = argmax(v, r * cols, (r + 1) * cols);
+      if (logprobs == null && k == 0) {
+        continue;
+      }
       double lse = logSumExp(v, r * cols, (r + 1) * cols);
       if (logprobs != null) {
         logprobs[r] = v[r * cols + out[r]] - lse;
+      }
+      if (k == 0) {
+        continue;
       }
       int listed = topK(v, r * cols, (r + 1) * cols, lse, k, topIds, topLogprobs, r * k);
       java.util.Arrays.fill(topIds, r * k + listed, (r + 1) * k, -1);

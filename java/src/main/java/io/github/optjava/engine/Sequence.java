@@ -26,10 +26,6 @@ final class Sequence {
   private final IncrementalDecoder decoder;
   private final TokenLogprobs scorer;
   private final boolean wantLogprobs;
-  // The pick's alternatives while acceptGreedy commits a token picked where the logits are (null: none came)
-  private int[] alternativeIds;
-  private double[] alternativeLogprobs;
-  private int alternativesFrom;
 
   private int[] inputIds;   // HF's input_ids: BOS + prompt + generated so far
   private int length;
@@ -174,7 +170,7 @@ final class Sequence {
    * alternatives): the model may then score the rows where the logits are ({@link #promptScoreTokens}).
    */
   boolean scoresPromptWhereLogitsAre() {
-    return !prefilled && request.params.echo() && !scorer.listsAlternatives();
+    return !prefilled && request.params.echo() && scorer.top() == 0;
   }
 
   /** The token each prompt row is scored at: row i scores prompt token i + 1 (the last row scores none). */
@@ -259,16 +255,8 @@ final class Sequence {
    * engine takes {@link #acceptGreedy} from the model instead of copying the logits out.
    */
   boolean argmaxIsEnough() {
-    return sampler.isGreedy() && pipeline.processors().isEmpty() && !wantsAlternatives()
+    return sampler.isGreedy() && pipeline.processors().isEmpty() && alternatives() == 0
         && (prefilled || !request.params.echo());
-  }
-
-  /**
-   * Whether its log-probs list alternatives ({@code logprobs} above 0): those need the whole row. The chosen token's
-   * own log-prob ({@code logprobs(0)}) comes with the model's pick where the logits are.
-   */
-  private boolean wantsAlternatives() {
-    return wantLogprobs && scorer.listsAlternatives();
   }
 
   /**
@@ -281,7 +269,11 @@ final class Sequence {
     return sampler.isGreedy() && pipeline.runsAsEdits() && (prefilled || !request.params.echo());
   }
 
-  /** How many log-prob alternatives its tokens list (0: none, or no log-probs asked for). */
+  /**
+   * How many log-prob alternatives its tokens list (0: none, or no log-probs asked for). Alternatives need the row or
+   * the model's top tokens ({@link #greedyWhereLogitsAre}); the chosen token's own log-prob ({@code logprobs(0)}) comes
+   * with any pick where the logits are.
+   */
   int alternatives() {
     return wantLogprobs ? scorer.top() : 0;
   }
@@ -322,15 +314,7 @@ final class Sequence {
       return;
     }
     request.tokenProduced();
-    alternativeIds = topIds;
-    alternativeLogprobs = topLogprobs;
-    alternativesFrom = from;
-    try {
-      commit(token, logprob, null, Double.NaN);
-    } finally {
-      alternativeIds = null;
-      alternativeLogprobs = null;
-    }
+    commit(token, logprob, null, Double.NaN, topIds, topLogprobs, from);
   }
 
   /**
@@ -341,7 +325,7 @@ final class Sequence {
    * exactly at a top-p cut).
    */
   boolean samplableWhereLogitsAre() {
-    return !sampler.isGreedy() && !wantsAlternatives() && (prefilled || !request.params.echo())
+    return !sampler.isGreedy() && alternatives() == 0 && (prefilled || !request.params.echo())
         && pipeline.runsAsEdits();
   }
 
@@ -471,17 +455,19 @@ final class Sequence {
     }
     request.tokenProduced();
     if (pick.last() == null) { // drawn by the device's rules: the log-prob came with it
-      commit(pick.token(), pick.logprob(), null, Double.NaN);
+      commit(pick.token(), pick.logprob(), null, Double.NaN, null, null, 0);
       return;
     }
-    commit(pick.token(), LogProbs.logProb(pick.last(), pick.token(), pick.lse()), pick.last(), pick.lse());
+    commit(pick.token(), LogProbs.logProb(pick.last(), pick.token(), pick.lse()), pick.last(), pick.lse(), null, null,
+        0);
   }
 
   /**
-   * Appends the chosen token: score, EOS, log-probs (from {@code last} and {@code lse} when asked for), text,
-   * stop strings, length limit, streaming.
+   * Appends the chosen token: score, EOS, log-probs (from {@code last} and {@code lse} when asked for, else from
+   * {@code lp} and the model's top tokens at {@code from} in {@code topIds} / {@code topLogprobs}), text, stop strings,
+   * length limit, streaming.
    */
-  private void commit(int token, double lp, float[] last, double lse) {
+  private void commit(int token, double lp, float[] last, double lse, int[] topIds, double[] topLogprobs, int from) {
     sumLogprob += lp; // the score includes the EOS token's log-prob when the sequence ends on it
     inputIds[length++] = token;
     if (token == eos) {
@@ -490,7 +476,7 @@ final class Sequence {
     }
     if (wantLogprobs) { // without the row (picked where the logits are): the pick's own log-prob, no alternatives
       logprobs.add(last != null ? scorer.of(token, last, lse)
-          : scorer.chosen(token, lp, alternativeIds, alternativeLogprobs, alternativesFrom));
+          : scorer.chosen(token, lp, topIds, topLogprobs, from));
     }
     generated.add(token);
     int before = text.length();

@@ -42,7 +42,7 @@ final class TokenLogprobs {
     return new TokenLogprob(token, text(token), logprob, out);
   }
 
-  /** How many alternatives each entry lists. */
+  /** How many alternatives each entry lists (0: none; they need the rows or the model's top tokens). */
   int top() {
     return top;
   }
@@ -93,11 +93,6 @@ final class TokenLogprobs {
       out[i] = new TokenLogprob(prompt[i], text(prompt[i]), scores[i - 1], Map.of());
     }
     return Arrays.asList(out);
-  }
-
-  /** Whether entries list top alternatives (which need the logit rows, not only a token's score). */
-  boolean listsAlternatives() {
-    return top != 0;
   }
 
   /** Prompts longer than this are scored on several threads. */

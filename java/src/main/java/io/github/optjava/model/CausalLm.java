@@ -76,17 +76,7 @@ public interface CausalLm extends AutoCloseable {
     if (edits.isEmpty()) {
       return greedyRows(seqs, cache, logprobs);
     }
-    int vocab = config().vocabSize();
-    float[] v = concat(forward(seqs, cache), false, vocab);
-    edits.applyTo(v);
-    int[] out = new int[v.length / vocab];
-    for (int k = 0; k < out.length; k++) {
-      out[k] = RowMath.argmax(v, k * vocab, (k + 1) * vocab);
-      if (logprobs != null) {
-        logprobs[k] = v[k * vocab + out[k]] - RowMath.logSumExp(v, k * vocab, (k + 1) * vocab);
-      }
-    }
-    return out;
+    return greedyRows(seqs, cache, logprobs, edits, 0, null, null);
   }
 
   /**
@@ -97,8 +87,8 @@ public interface CausalLm extends AutoCloseable {
    */
   default int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs, LogitEdits edits, int k,
       int[] topIds, double[] topLogprobs) {
-    if (k == 0) {
-      return greedyRows(seqs, cache, logprobs, edits);
+    if (k == 0 && edits.isEmpty()) {
+      return greedyRows(seqs, cache, logprobs);
     }
     int vocab = config().vocabSize();
     float[] v = concat(forward(seqs, cache), false, vocab);

@@ -44,11 +44,6 @@ public final class RowKernels {
   static final float P4 = 1.6666665459e-1f;
   static final float P5 = 5.0000001201e-1f;
 
-  /** Whether the Vector API kernels run (for logs and tests). */
-  public static boolean vectorised() {
-    return VECTOR;
-  }
-
   /**
    * {@code e^x} for {@code x <= 0} as described above (larger x overflow or wrap): within 2 ulp, 0 where the result
    * would be below the smallest normal float, NaN for NaN. The same operations as each lane of

@@ -117,12 +117,9 @@ public final class CudaOps implements Ops {
   private int[] flattenedTables;         // every layer of a step uploads the same array object
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private Pointer editScratch;           // the packed LogitEdits of a step (editLogits), on the device
-  private Pointer editStaging;           // and in pinned host memory, as large
   private long editScratchBytes;
-  private Pointer sampleStaging;         // a sampled step's parameters in pinned host memory (sampleStaging)
-  private long sampleStagingBytes;
-  private boolean editCopyPending;       // a copy from editStaging not yet waited for (readTokens waits)
-  private boolean sampleCopyPending;     // likewise from sampleStaging
+  private final PinnedStaging editStaging = new PinnedStaging("logit edits");
+  private final PinnedStaging sampleStaging = new PinnedStaging("sample parameters");
   private long argmaxScratchBytes;
   private String attentionKernel = CudaSwitches.ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
@@ -1672,22 +1669,8 @@ public final class CudaOps implements Ops {
     FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, at + 2L * n + (long) n * k));
     op("argmax", OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
     op("top log-probs", OptKernels.opt_top_logprobs_f32(ids, topLp, values, n, vocab, k, stream));
-    Pointer host = readBuffer(readBytes);
-    check("top log-probs read", cudaMemcpyAsync(host, index, readBytes, cudaMemcpyDeviceToHost, stream));
-    stepTimerStop();
-    check("top log-probs read (synchronise)", cudaStreamSynchronize(stream));
-    stepTimerCollect();
-    launchedUnsynchronised = false;
-    editCopyPending = false;
-    sampleCopyPending = false;
-    uploads.reset();
-    int[] out = new int[n];
-    new IntPointer(host).get(out);
-    float[] f = new float[n];
-    new FloatPointer(IndexUploads.at(host, n)).get(f);
-    for (int i = 0; i < n; i++) {
-      logprobs[i] = f[i];
-    }
+    Pointer host = readBack(index, readBytes, "top log-probs");
+    int[] out = tokensAndLogprobs(host, n, logprobs);
     new IntPointer(IndexUploads.at(host, 2L * n)).get(topIds, 0, n * k);
     float[] g = new float[n * k];
     new FloatPointer(IndexUploads.at(host, 2L * n + (long) n * k)).get(g);
@@ -1718,28 +1701,18 @@ public final class CudaOps implements Ops {
     }
     int[] packed = edits.packed();
     long bytes = 4L * packed.length;
-    if (editCopyPending) { // a step that failed before its read may still be copying from the staging buffer
-      check("cudaStreamSynchronize (logit edits)", cudaStreamSynchronize(stream));
-      editCopyPending = false;
-    }
-    if (editScratchBytes < bytes) {
+    Pointer staging = editStaging.take(bytes, stream);
+    if (editScratchBytes < editStaging.bytes()) { // the device copy grows with the staging memory
       if (editScratch != null) {
         cudaFree(editScratch);
-        cudaFreeHost(editStaging);
         editScratch = null;
-        editStaging = null;
         editScratchBytes = 0;
       }
-      long size = Math.max(bytes, 4096);
-      editScratch = malloc(size, "logit edits");
-      Pointer p = new Pointer();
-      check("cudaMallocHost of " + size + " bytes (logit edits)", cudaMallocHost(p, size));
-      editStaging = p;
-      editScratchBytes = size;
+      editScratch = malloc(editStaging.bytes(), "logit edits");
+      editScratchBytes = editStaging.bytes();
     }
-    new IntPointer(editStaging).put(packed);
-    check("logit edits upload", cudaMemcpyAsync(editScratch, editStaging, bytes, cudaMemcpyHostToDevice, stream));
-    editCopyPending = true;
+    new IntPointer(staging).put(packed);
+    check("logit edits upload", cudaMemcpyAsync(editScratch, staging, bytes, cudaMemcpyHostToDevice, stream));
     op("logit edits", OptKernels.opt_edit_logits_f32(values, new IntPointer(editScratch), edits.count(), total,
         stream));
   }
@@ -1762,16 +1735,28 @@ public final class CudaOps implements Ops {
    * log-probs right after them: one copy) to the host and waits for them.
    */
   private int[] readTokens(IntPointer tokens, int n, double[] logprobs, String what) {
-    Pointer host = readBuffer(8L * Math.max(n, 1));
-    check(what + " read", cudaMemcpyAsync(host, tokens, (logprobs == null ? 4L : 8L) * n, cudaMemcpyDeviceToHost,
-        stream));
+    return tokensAndLogprobs(readBack(tokens, (logprobs == null ? 4L : 8L) * n, what), n, logprobs);
+  }
+
+  /**
+   * Ends the step: copies {@code bytes} from {@code from} to the pinned read buffer, waits for them (and so for every
+   * upload the step queued), and returns the buffer.
+   */
+  private Pointer readBack(Pointer from, long bytes, String what) {
+    Pointer host = readBuffer(Math.max(bytes, 8));
+    check(what + " read", cudaMemcpyAsync(host, from, bytes, cudaMemcpyDeviceToHost, stream));
     stepTimerStop();
     check(what + " read (synchronise)", cudaStreamSynchronize(stream));
     stepTimerCollect();
     launchedUnsynchronised = false;
-    editCopyPending = false;
-    sampleCopyPending = false;
+    editStaging.waited();
+    sampleStaging.waited();
     uploads.reset();
+    return host;
+  }
+
+  /** The n tokens at {@code host}, and when {@code logprobs} is not null the n float log-probs after them. */
+  private static int[] tokensAndLogprobs(Pointer host, int n, double[] logprobs) {
     int[] out = new int[n];
     new IntPointer(host).get(out);
     if (logprobs != null) {
@@ -1970,7 +1955,7 @@ public final class CudaOps implements Ops {
     long paramBytes = uniformAt - paramsAt + 8L * n;
     // pinned: a copy from pageable memory would first wait for the step's kernels
     org.bytedeco.javacpp.BytePointer params =
-        new org.bytedeco.javacpp.BytePointer(sampleStaging(paramBytes)).capacity(paramBytes);
+        new org.bytedeco.javacpp.BytePointer(sampleStaging.take(paramBytes, stream)).capacity(paramBytes);
     java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
     for (int r = 0; r < n; r++) {
       b.putFloat(4 * r, temperature[r]);
@@ -1988,31 +1973,6 @@ public final class CudaOps implements Ops {
         new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
         new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
     return readTokens(tokens, n, logprobs, "sample");
-  }
-
-  /**
-   * Pinned host memory for a sampled step's parameters, at least {@code bytes}; reused by the next step, whose read
-   * waits for the copy (as for {@link #editLogits}' staging, a step that failed before its read is waited for first).
-   */
-  private Pointer sampleStaging(long bytes) {
-    if (sampleCopyPending) { // its own flag: this step's edits copy (another buffer) must not make it wait
-      check("cudaStreamSynchronize (sample parameters)", cudaStreamSynchronize(stream));
-      sampleCopyPending = false;
-    }
-    if (sampleStagingBytes < bytes) {
-      if (sampleStaging != null) {
-        cudaFreeHost(sampleStaging);
-        sampleStaging = null;
-        sampleStagingBytes = 0;
-      }
-      long size = Math.max(bytes, 4096);
-      Pointer p = new Pointer();
-      check("cudaMallocHost of " + size + " bytes (sample parameters)", cudaMallocHost(p, size));
-      sampleStaging = p;
-      sampleStagingBytes = size;
-    }
-    sampleCopyPending = true;
-    return sampleStaging;
   }
 
   private Pointer argmaxScratch(long bytes) {
@@ -2089,11 +2049,9 @@ public final class CudaOps implements Ops {
     }
     if (editScratch != null) {
       cudaFree(editScratch);
-      cudaFreeHost(editStaging);
     }
-    if (sampleStaging != null) {
-      cudaFreeHost(sampleStaging);
-    }
+    editStaging.free();
+    sampleStaging.free();
     if (attentionWorkspace != null) {
       cudaFree(attentionWorkspace);
     }
