@@ -26,7 +26,8 @@ public final class RowKernels {
   private static final boolean VECTOR = VectorSupport.AVAILABLE && VectorRowKernels.usable();
 
   // exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 in two parts (Cody and Waite), exp(r) by Cephes' expf
-  // polynomial: the constants of VectorRowKernels.exp, which VectorAttentionKernel's softmax uses too.
+  // polynomial: the constants of this exp, VectorRowKernels.exp and VectorAttentionKernel.exp (each its own copy of
+  // the operations, so that C2 inlines it where it is used).
   static final float LOG2E = 1.44269504f;
   static final float LN2_HI = 0.693359375f; // n · LN2_HI is exact
   static final float LN2_LO = -2.12194440e-4f;

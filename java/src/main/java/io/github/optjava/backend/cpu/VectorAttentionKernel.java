@@ -195,15 +195,12 @@ final class VectorAttentionKernel {
     return total;
   }
 
-  private static final float LOG2E = 1.44269504f;
-  private static final float LN2_HI = 0.693359375f; // ln 2 in two parts (Cody–Waite): n · LN2_HI is exact
-  private static final float LN2_LO = -2.12194440e-4f;
-  private static final float ROUNDER = 0x1.8p23f; // adding it rounds a float below 2^22 to an integer
-  /**
-   * Below this exp is under the smallest normal float (e^-87.34 is): inputs are clamped here, which keeps
-   * {@code 2^n} at or above 2^-127 (built as +0: the result is then flushed like every subnormal one).
-   */
-  private static final float FLUSH_BELOW = -88f;
+  // The exponential's constants are RowKernels' (the same values this kernel always had).
+  private static final float LOG2E = RowKernels.LOG2E;
+  private static final float LN2_HI = RowKernels.LN2_HI;
+  private static final float LN2_LO = RowKernels.LN2_LO;
+  private static final float ROUNDER = RowKernels.ROUNDER;
+  private static final float FLUSH_BELOW = RowKernels.FLUSH_BELOW;
 
   /**
    * (The same exponential as {@link VectorRowKernels#exp} and its scalar twin {@link RowKernels#exp}, kept as a copy on
@@ -222,12 +219,12 @@ final class VectorAttentionKernel {
     FloatVector n = t.sub(ROUNDER);
     FloatVector r = n.fma(FloatVector.broadcast(FLOATS, -LN2_HI), xc);
     r = n.fma(FloatVector.broadcast(FLOATS, -LN2_LO), r);
-    FloatVector p = FloatVector.broadcast(FLOATS, 1.9875691500e-4f);
-    p = p.fma(r, FloatVector.broadcast(FLOATS, 1.3981999507e-3f));
-    p = p.fma(r, FloatVector.broadcast(FLOATS, 8.3334519073e-3f));
-    p = p.fma(r, FloatVector.broadcast(FLOATS, 4.1665795894e-2f));
-    p = p.fma(r, FloatVector.broadcast(FLOATS, 1.6666665459e-1f));
-    p = p.fma(r, FloatVector.broadcast(FLOATS, 5.0000001201e-1f));
+    FloatVector p = FloatVector.broadcast(FLOATS, RowKernels.P0);
+    p = p.fma(r, FloatVector.broadcast(FLOATS, RowKernels.P1));
+    p = p.fma(r, FloatVector.broadcast(FLOATS, RowKernels.P2));
+    p = p.fma(r, FloatVector.broadcast(FLOATS, RowKernels.P3));
+    p = p.fma(r, FloatVector.broadcast(FLOATS, RowKernels.P4));
+    p = p.fma(r, FloatVector.broadcast(FLOATS, RowKernels.P5));
     p = p.mul(r.mul(r)).add(r).add(1f);
     IntVector bits = t.reinterpretAsInts().sub(Float.floatToRawIntBits(ROUNDER)); // n as an integer
     FloatVector twoToN = bits.add(127).lanewise(VectorOperators.LSHL, 23).reinterpretAsFloats();
