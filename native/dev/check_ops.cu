@@ -1630,6 +1630,76 @@ void check_top_logprobs() {
   report("top_logprobs (log-prob error)", "f32", err, 1e-4);
 }
 
+// Beam candidates (opt_beam_topk_f32, session 20): 8 beams over 5 rows of 50272 (random with a tie, NaN and +inf,
+// all -inf, a grid of exact ties, 3 finite tokens), several beams per row with scores 0, -2.5, -7.25 and -1e9 (where
+// every candidate rounds to one of two floats: the lower id must win), k = 8 and 20, against the same float
+// operations on the host with the log-sum in double: the same ids in the same order, scores within float32, -inf
+// listed after the finite ones, and rows holding a NaN or +inf or all -inf listing nothing (-1, NaN).
+void check_beam_topk() {
+  const int vocab = 50272;
+  std::vector<float> base_rows = argmax_rows(6, vocab);
+  std::vector<float> logits;
+  for (int r : {0, 1, 2}) logits.insert(logits.end(), base_rows.begin() + static_cast<size_t>(r) * vocab,
+                                        base_rows.begin() + static_cast<size_t>(r + 1) * vocab);
+  for (int j = 0; j < vocab; ++j) logits.push_back(static_cast<float>((j * 7919) % 64) / 8.0f);
+  std::vector<float> few(vocab, -INFINITY);
+  few[10] = 1.f;
+  few[20] = 3.f;
+  few[30] = 1.f;
+  logits.insert(logits.end(), few.begin(), few.end());
+  const std::vector<int32_t> row_of = {0, 0, 3, 3, 4, 1, 2, 0};
+  const std::vector<float> base = {0.f, -1e9f, 0.f, -2.5f, -1.f, 0.f, 0.f, -7.25f};
+  const int n = static_cast<int>(row_of.size());
+  DevBuf<float> d_logits(logits);
+  DevBuf<int32_t> d_rows(row_of);
+  DevBuf<float> d_base(base);
+  int wrong = 0;
+  double err = 0.0;
+  for (int k : {8, 20}) {
+    DevBuf<int32_t> d_ids(static_cast<size_t>(n) * k);
+    DevBuf<float> d_scores(static_cast<size_t>(n) * k);
+    expect_ok(opt_beam_topk_f32(d_ids.ptr, d_scores.ptr, d_logits.ptr, d_rows.ptr, d_base.ptr, n, vocab, k,
+                                g_stream), "beam_topk");
+    const std::vector<int32_t> ids = d_ids.download();
+    const std::vector<float> scores = d_scores.download();
+    for (int b = 0; b < n; ++b) {
+      const float* row = logits.data() + static_cast<size_t>(row_of[b]) * vocab;
+      float m = -INFINITY;
+      bool nan = false;
+      for (int j = 0; j < vocab; ++j) {
+        nan |= std::isnan(row[j]);
+        m = std::max(m, row[j]);
+      }
+      const int32_t* got = ids.data() + static_cast<size_t>(b) * k;
+      const float* got_s = scores.data() + static_cast<size_t>(b) * k;
+      if (nan || !std::isfinite(m)) {
+        for (int i = 0; i < k; ++i) wrong += got[i] != -1 || !std::isnan(got_s[i]);
+        continue;
+      }
+      double sum = 0.0;
+      for (int j = 0; j < vocab; ++j) sum += std::exp(static_cast<double>(row[j] - m));
+      const float log_sum = static_cast<float>(std::log(sum));
+      std::vector<float> key(vocab);
+      for (int j = 0; j < vocab; ++j) key[j] = ((row[j] - m) - log_sum) + base[b];
+      std::vector<int> order(vocab);
+      for (int j = 0; j < vocab; ++j) order[j] = j;
+      std::stable_sort(order.begin(), order.end(), [&key](int x, int y) { return key[x] > key[y]; });
+      for (int i = 0; i < k; ++i) {
+        wrong += got[i] != order[i];
+        const float want = key[order[i]];
+        if (std::isinf(want)) {
+          wrong += got_s[i] != want;
+        } else {
+          wrong += !std::isfinite(got_s[i]);
+          err = std::max(err, std::abs(static_cast<double>(got_s[i]) - want) / (1.0 + std::abs(want)));
+        }
+      }
+    }
+  }
+  report("beam_topk (wrong ids, order or -1/NaN rules)", "f32", wrong, 0.0);
+  report("beam_topk (relative score error)", "f32", err, 1e-5);
+}
+
 // Logit edits (opt_edit_logits_f32, session 19): random edits of every kind over 3 rows of 50272 (special values
 // included), against the same float operations on the host (what backend/LogitEdits.applyTo does in Java): every
 // edited logit the same bits, every other logit untouched, an edit outside the logits skipped.
@@ -1749,21 +1819,23 @@ void run_group(const std::string& group) {
     check_edit_logits();
   } else if (group == "toplp") {  // opt_top_logprobs_f32 (session 19; not yet run on a GPU)
     check_top_logprobs();
+  } else if (group == "beams") {  // opt_beam_topk_f32 (session 20; not yet run on a GPU)
+    check_beam_topk();
   }
 }
 
 const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
-                               "sample", "chained", "edits", "toplp"};
+                               "sample", "chained", "edits", "toplp", "beams"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp beams), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp beams)\n", g.c_str());
       return 2;
     }
   }

@@ -482,6 +482,19 @@ OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* l
                                  cudaStream_t stream);
 
 /*
+ * Beam search's candidates (top_logprobs.cu): for each of n beams, logits row row_of[j] with the beam's score
+ * base[j]: the k best of float32 log_softmax(row) + base[j] ((x - max) - log(sum(exp(x - max))), then + base), best
+ * first, ties to the lower id, -inf listed too: out_ids[j * k + i] (-1 after the last listed, when k > vocab) and
+ * out_scores[j * k + i]. A row holding a NaN or +inf, or all -inf, lists nothing (every id -1, score NaN). Beam search
+ * without processors then copies back k pairs per beam instead of its row. CPU twin: backend/RowMath.beamTopK.
+ *   out_ids, out_scores (n * k) device; logits (rows, vocab) device float32; row_of (n) device int32, each in
+ *   [0, rows); base (n) device float32.
+ * Status: written 2026-11-28 (session 20) without a GPU.
+ */
+OPT_API int opt_beam_topk_f32(int32_t* out_ids, float* out_scores, const float* logits, const int32_t* row_of,
+                              const float* base, int n, int vocab, int k, cudaStream_t stream);
+
+/*
  * Logit edits (logit_edits.cu): a sequence's logits processors applied where the logits are, before the argmax or
  * the sampler reads them. packed holds 6 * count int32: the edited positions (row * vocab + token, each at most
  * once), their flags (1 bias, 2 repetition penalty, 4 frequency then presence term, 8 ban), then the bias, penalty,

@@ -1,13 +1,17 @@
-// The k most likely tokens of each row with their log-softmax: a greedy request's log-prob alternatives
-// (logprobs > 0) without copying its row of logits to the host.
-// Variant: opt_top_logprobs_f32.
-// CPU twin: backend/RowMath.topK (engine/LogProbs.topK): most likely first, ties to the lower token id, NaN and -inf
-// never listed (fewer than k when fewer are left: id -1, log-prob NaN after the last); log-prob = logit - lse, with
-// lse as RowMath.logSumExp (NaN when the row holds a NaN, the maximum when it is infinite).
+// The k best tokens of a row without copying the row to the host:
+// - opt_top_logprobs_f32: the k most likely tokens of each row with their log-softmax, a greedy request's log-prob
+//   alternatives (logprobs > 0). CPU twin: backend/RowMath.topK (engine/LogProbs.topK): most likely first, ties to
+//   the lower token id, NaN and -inf never listed (fewer than k when fewer are left: id -1, log-prob NaN after the
+//   last); log-prob = logit - lse, with lse as RowMath.logSumExp (NaN when the row holds a NaN, the maximum when it
+//   is infinite).
+// - opt_beam_topk_f32: beam search's candidates, per beam the k best of float32 log_softmax(row) + beam score (HF's
+//   next_token_scores before its topk over all beams). CPU twin: backend/RowMath.beamTopK: best first, ties to the
+//   lower id, -inf listed too; a row whose log-softmax is NaN (a NaN or +inf logit) or that is all -inf lists nothing.
 //
-// One block per row: a pass for the row's log-sum-exp (as opt_token_logprob_f32 computes it), then k rounds, each a
-// scan of the whole row for the best token after the previous round's pick in that order (the row is the previous
-// kernel's output, in L2: k ≤ 20 scans of 200 KB, a few µs each), reduced over the block with warp shuffles.
+// One block per output row: a pass for the row's maximum and sum of exponentials (as opt_token_logprob_f32 computes
+// them), then k rounds, each a scan of the whole row for the best token after the previous round's pick in that
+// order (the row is the previous kernel's output, in L2: k ≤ 20 scans of 200 KB, a few µs each), reduced over the
+// block with warp shuffles.
 #include <limits.h>
 #include <math.h>
 
@@ -23,9 +27,9 @@ __device__ __forceinline__ bool before(float v, int i, float best_v, int best_i)
   return v > best_v || (v == best_v && i < best_i);
 }
 
-// Is (v, i) after the previous pick (pv, pi) in that order, and listable (finite or +inf)?
+// Is (v, i) after the previous pick (pv, pi) in that order? (NaN never is.)
 __device__ __forceinline__ bool after(float v, int i, float pv, int pi) {
-  return v > -INFINITY && (v < pv || (v == pv && i > pi));  // NaN fails the first test
+  return v < pv || (v == pv && i > pi);
 }
 
 // (sampling.cu's warp_argmax does the same with its NaN-aware order; it lives in that file's anonymous namespace,
@@ -41,21 +45,10 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
   }
 }
 
-// grid.x = rows; out_ids / out_lp (rows, k); logits (rows, vocab); blockDim.x a multiple of 32.
-__global__ void top_logprobs_kernel(int32_t* __restrict__ out_ids, float* __restrict__ out_lp,
-                                    const float* __restrict__ logits, int vocab, int k) {
-  __shared__ float warp_v[kWarp];
-  __shared__ int warp_i[kWarp];
-  __shared__ float lse_s;
-  __shared__ float pick_v;
-  __shared__ int pick_i;
+// The row's maximum (fmaxf: NaN entries skipped) and whether it holds a NaN, for every thread of the block.
+__device__ __forceinline__ float row_max(const float* __restrict__ row, int vocab, bool& has_nan) {
+  __shared__ float warp_m[kWarp];
   __shared__ int nan_s;
-  const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
-  const int lane = threadIdx.x % kWarp;
-  const int warp = threadIdx.x / kWarp;
-  const int warps = blockDim.x / kWarp;
-
-  // The log-sum-exp (RowMath.logSumExp's rules).
   if (threadIdx.x == 0) nan_s = 0;
   __syncthreads();
   float m = -INFINITY;
@@ -65,33 +58,44 @@ __global__ void top_logprobs_kernel(int32_t* __restrict__ out_ids, float* __rest
     m = fmaxf(m, v);
   }
   for (int offset = kWarp / 2; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
-  if (lane == 0) warp_v[warp] = m;
+  const int lane = threadIdx.x % kWarp;
+  if (lane == 0) warp_m[threadIdx.x / kWarp] = m;
   __syncthreads();
-  if (threadIdx.x == 0) {
-    float all = -INFINITY;
-    for (int w = 0; w < warps; ++w) all = fmaxf(all, warp_v[w]);
-    lse_s = all;  // the maximum, for now
-  }
-  __syncthreads();
-  m = lse_s;
-  float sum = 0.f;
-  if (isfinite(m)) {
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
-  }
-  sum = block_sum(sum);
-  if (threadIdx.x == 0) lse_s = nan_s != 0 ? __int_as_float(0x7fc00000) : isfinite(m) ? m + logf(sum) : m;
-  __syncthreads();
-  const float lse = lse_s;
+  float all = -INFINITY;
+  for (int w = 0; w < static_cast<int>(blockDim.x) / kWarp; ++w) all = fmaxf(all, warp_m[w]);
+  has_nan = nan_s != 0;
+  __syncthreads();  // a second call's writes wait for this call's readers
+  return all;
+}
 
-  // k rounds, each the best token after the previous pick.
+// Writes ids -1 and values NaN to out_ids / out_val [from, k) (the threads of the block share the work).
+__device__ __forceinline__ void list_nothing(int32_t* out_ids, float* out_val, int from, int k) {
+  for (int rest = from + threadIdx.x; rest < k; rest += blockDim.x) {
+    out_ids[rest] = -1;
+    out_val[rest] = __int_as_float(0x7fc00000);
+  }
+}
+
+// k rounds, each the best (key(i), i) after the previous round's pick that is listable (kListNegInf: -inf keys too,
+// else only keys above -inf); out_ids[r] = i, out_val[r] = key - shift; -1 and NaN after the last listed.
+template <bool kListNegInf, class Key>
+__device__ void top_k_rounds(int32_t* __restrict__ out_ids, float* __restrict__ out_val, int vocab, int k,
+                             const Key& key, float shift) {
+  __shared__ float warp_v[kWarp];
+  __shared__ int warp_i[kWarp];
+  __shared__ float pick_v;
+  __shared__ int pick_i;
+  const int lane = threadIdx.x % kWarp;
+  const int warp = threadIdx.x / kWarp;
+  const int warps = blockDim.x / kWarp;
   float pv = INFINITY;
   int pi = -1;
   for (int r = 0; r < k; ++r) {
-    float best_v = -INFINITY;  // the sentinel: every listable token comes before it
+    float best_v = -INFINITY;  // the sentinel: every listable token comes before it (id INT_MAX)
     int best_i = INT_MAX;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-      const float v = row[i];
-      if (after(v, i, pv, pi) && before(v, i, best_v, best_i)) {
+      const float v = key(i);
+      if ((kListNegInf || v > -INFINITY) && after(v, i, pv, pi) && before(v, i, best_v, best_i)) {
         best_v = v;
         best_i = i;
       }
@@ -111,21 +115,58 @@ __global__ void top_logprobs_kernel(int32_t* __restrict__ out_ids, float* __rest
         pick_v = best_v;
         pick_i = best_i;
         const bool found = best_i != INT_MAX;
-        out_ids[static_cast<size_t>(blockIdx.x) * k + r] = found ? best_i : -1;
-        out_lp[static_cast<size_t>(blockIdx.x) * k + r] = found ? best_v - lse : __int_as_float(0x7fc00000);
+        out_ids[r] = found ? best_i : -1;
+        out_val[r] = found ? best_v - shift : __int_as_float(0x7fc00000);
       }
     }
     __syncthreads();
     pv = pick_v;
     pi = pick_i;
     if (pi == INT_MAX) {  // nothing left to list: the same for every thread
-      for (int rest = r + 1 + threadIdx.x; rest < k; rest += blockDim.x) {
-        out_ids[static_cast<size_t>(blockIdx.x) * k + rest] = -1;
-        out_lp[static_cast<size_t>(blockIdx.x) * k + rest] = __int_as_float(0x7fc00000);
-      }
+      list_nothing(out_ids, out_val, r + 1, k);
       return;
     }
   }
+}
+
+// grid.x = rows; out_ids / out_lp (rows, k); logits (rows, vocab); blockDim.x a multiple of 32.
+__global__ void top_logprobs_kernel(int32_t* __restrict__ out_ids, float* __restrict__ out_lp,
+                                    const float* __restrict__ logits, int vocab, int k) {
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
+  bool has_nan;
+  const float m = row_max(row, vocab, has_nan);
+  // The log-sum-exp (RowMath.logSumExp's rules).
+  float sum = 0.f;
+  if (isfinite(m)) {
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  }
+  sum = block_sum(sum);
+  const float lse = has_nan ? __int_as_float(0x7fc00000) : isfinite(m) ? m + logf(sum) : m;
+  top_k_rounds<false>(out_ids + static_cast<size_t>(blockIdx.x) * k, out_lp + static_cast<size_t>(blockIdx.x) * k,
+                      vocab, k, [row](int i) { return row[i]; }, lse);
+}
+
+// grid.x = n beams; beam j reads logits row row_of[j] with its score base[j]; out_ids / out_scores (n, k).
+__global__ void beam_topk_kernel(int32_t* __restrict__ out_ids, float* __restrict__ out_scores,
+                                 const float* __restrict__ logits, const int32_t* __restrict__ row_of,
+                                 const float* __restrict__ base, int vocab, int k) {
+  const float* row = logits + static_cast<size_t>(row_of[blockIdx.x]) * vocab;
+  int32_t* ids = out_ids + static_cast<size_t>(blockIdx.x) * k;
+  float* scores = out_scores + static_cast<size_t>(blockIdx.x) * k;
+  bool has_nan;
+  const float m = row_max(row, vocab, has_nan);
+  if (has_nan || !isfinite(m)) {  // the same for every thread: NaN, +inf (a NaN log-softmax) or all -inf
+    list_nothing(ids, scores, 0, k);
+    return;
+  }
+  float sum = 0.f;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  const float log_sum = logf(block_sum(sum));
+  const float b = base[blockIdx.x];
+  // torch's float32 log_softmax, (x - max) - log(sum), then + the beam's score: three float roundings, no fma.
+  top_k_rounds<true>(ids, scores, vocab, k,
+                     [row, m, log_sum, b](int i) { return __fadd_rn(__fsub_rn(__fsub_rn(row[i], m), log_sum), b); },
+                     0.f);
 }
 
 }  // namespace
@@ -138,6 +179,16 @@ OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* l
   if (rows == 0 || k == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   top_logprobs_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out_ids, out_lp, logits, vocab, k);
+  return launch_status();
+}
+
+OPT_API int opt_beam_topk_f32(int32_t* out_ids, float* out_scores, const float* logits, const int32_t* row_of,
+                              const float* base, int n, int vocab, int k, cudaStream_t stream) {
+  if (n < 0 || vocab < 0 || k < 0) return kInvalidValue;
+  if (n == 0 || k == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;
+  beam_topk_kernel<<<n, threads_for(vocab, kMaxThreads), 0, stream>>>(out_ids, out_scores, logits, row_of, base,
+                                                                       vocab, k);
   return launch_status();
 }
 

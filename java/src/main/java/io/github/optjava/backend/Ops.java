@@ -173,6 +173,20 @@ public interface Ops extends AutoCloseable {
     return RowMath.pickRows(v, logits.rows(), logits.cols(), logprobs, k, topIds, topLogprobs);
   }
 
+  /**
+   * Beam search's candidates where the logits are: for each {@code j}, the {@code k} best of float32
+   * {@code log_softmax(logits[rows[j], :]) + base[j]} ({@link RowMath#beamTopK}'s order and rules) into
+   * {@code ids[j * k ..]} and {@code scores[j * k ..]}, -1 and NaN after the last listed; a row whose log-softmax is
+   * NaN or that is all -inf lists nothing. Several {@code j} may read one row (the first step's beams share the
+   * prompt's). A GPU copies back {@code k} pairs per beam instead of its row. The default reads the logits.
+   *
+   * @throws IllegalArgumentException for a row outside the logits or arrays of other lengths
+   */
+  default void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores) {
+    RowMath.requireBeamLists(rows, base, k, ids, scores, logits.rows());
+    RowMath.beamTopK(read(logits), logits.cols(), rows, base, k, ids, scores);
+  }
+
   /** Whether {@link #tokenLogprobs} computes where the logits are (else a caller that also needs rows reads once). */
   default boolean scoresOnDevice() {
     return false;

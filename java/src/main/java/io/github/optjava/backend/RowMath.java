@@ -92,6 +92,78 @@ public final class RowMath {
   }
 
   /**
+   * The float32 {@code log(sum(exp(v - max)))} of torch's {@code log_softmax} over {@code v[from, to)} whose maximum
+   * {@code max} is finite: {@code log_softmax(v)[i] = (v[i] - max) - logSumShifted} in float arithmetic. The
+   * exponentials are {@link RowKernels#exp}'s, summed in double; beam search's host path and {@link #beamTopK} share
+   * it so that both give the same bits.
+   */
+  public static float logSumShifted(float[] v, int from, int to, float max) {
+    return (float) Math.log(RowKernels.expSum(v, from, to, max));
+  }
+
+  /**
+   * Beam search's candidates from one row (Hugging Face's {@code log_softmax(row) + beam_score} in float32, then
+   * {@code topk}): the {@code k} best of {@code s[i] = ((v[i] - max) - logSum) + base} ({@link #logSumShifted}),
+   * best first, equal scores to the lower id, -inf scores listed too. Their ids (relative to {@code from}) go to
+   * {@code ids[at ..]} and their scores to {@code scores[at ..]}, -1 and NaN after the last listed. Returns how many
+   * were listed: {@code min(k, to - from)}, or 0 for a row whose log-softmax is NaN (a NaN or +inf logit) or that is
+   * all -inf. The order and rules of {@code opt_beam_topk_f32}.
+   */
+  public static int beamTopK(float[] v, int from, int to, float base, int k, int[] ids, float[] scores, int at) {
+    java.util.Arrays.fill(ids, at, at + k, -1);
+    java.util.Arrays.fill(scores, at, at + k, Float.NaN);
+    float max = RowKernels.max(v, from, to);
+    if (!Float.isFinite(max)) { // NaN (a NaN logit), +inf (log_softmax is NaN) or -inf (nothing to pick)
+      return 0;
+    }
+    float logSum = logSumShifted(v, from, to, max);
+    // Insertion into a sorted prefix, as topK: a later equal score never passes an earlier (lower) id.
+    int count = 0;
+    for (int i = from; i < to && k > 0; i++) {
+      float s = ((v[i] - max) - logSum) + base;
+      if (count == k && s <= scores[at + k - 1]) {
+        continue;
+      }
+      int pos = count < k ? count++ : k - 1;
+      while (pos > 0 && scores[at + pos - 1] < s) {
+        scores[at + pos] = scores[at + pos - 1];
+        ids[at + pos] = ids[at + pos - 1];
+        pos--;
+      }
+      scores[at + pos] = s;
+      ids[at + pos] = i - from;
+    }
+    return count;
+  }
+
+  /**
+   * {@link #beamTopK} for each {@code j} over row {@code rows[j]} of {@code v} (row-major, {@code vocab} wide) with
+   * {@code base[j]}, into {@code ids[j * k ..]} / {@code scores[j * k ..]}: {@link Ops#beamTopK} over rows on the heap.
+   */
+  public static void beamTopK(float[] v, int vocab, int[] rows, float[] base, int k, int[] ids, float[] scores) {
+    for (int j = 0; j < rows.length; j++) {
+      beamTopK(v, rows[j] * vocab, (rows[j] + 1) * vocab, base[j], k, ids, scores, j * k);
+    }
+  }
+
+  /** Checks the arguments of {@link Ops#beamTopK} against logits of {@code logitRows} rows. */
+  public static void requireBeamLists(int[] rows, float[] base, int k, int[] ids, float[] scores, int logitRows) {
+    if (k < 1) {
+      throw new IllegalArgumentException("beam top-k needs k >= 1 (got " + k + ")");
+    }
+    if (base.length != rows.length || ids.length != (long) rows.length * k || scores.length != ids.length) {
+      throw new IllegalArgumentException("beam top-k over " + rows.length + " rows with k = " + k + " needs "
+          + rows.length + " bases and " + rows.length * k + " ids and scores (got " + base.length + ", "
+          + ids.length + ", " + scores.length + ")");
+    }
+    for (int r : rows) {
+      if (r < 0 || r >= logitRows) {
+        throw new IllegalArgumentException("beam top-k reads row " + r + " of logits with " + logitRows + " rows");
+      }
+    }
+  }
+
+  /**
    * {@code log_softmax(row r)[tokens[r]]} for the rows r &lt; tokens.length of {@code v} (row-major, {@code vocab}
    * wide): an echoed prompt's scores. NaN for a token outside {@code [0, vocab)} (-1: a row nobody scores, skipped).
    * Many rows go several at a time (each is a vocabulary of exponentials); the result does not depend on the threads.

@@ -1,6 +1,7 @@
 package io.github.optjava.engine;
 
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.RowMath;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.model.OptModel.SeqStep;
@@ -23,6 +24,11 @@ import java.util.function.LongSupplier;
  * Only beam 0 starts live (the others at -1e9). The search stops when HF's {@code is_done} says so
  * (see {@code BeamHypotheses}) or after {@code maxNewTokens} tokens, when the live beams become
  * hypotheses too.
+ *
+ * <p>Without processors the candidates are found where the logits are ({@link CausalLm#beamTopK}: each
+ * beam's best {@code 2 × numBeams}, which hold the best of all beams; a GPU copies those back instead of
+ * every beam's row of the vocabulary). With processors the rows come to the host. On the CPU both paths
+ * give the same bits.
  *
  * <p>KV cache: the prompt is prefilled once; beams are sequences of the shared {@link KvCache}, forked
  * by block copies when a beam has several continuations (see {@code BeamSequences}), and all live beams
@@ -111,6 +117,19 @@ public final class BeamSearch {
     /** {@link OptModel#forward}: appends each sequence's tokens to the cache, returns last-token logits. */
     float[][] forward(List<SeqStep> steps, KvCache cache);
 
+    /**
+     * {@link CausalLm#beamTopK}: the step, then for each {@code j} the {@code k} best of float32
+     * {@code log_softmax(row rows[j]) + base[j]}; the default reads {@link #forward}'s rows.
+     */
+    default void beamTopK(List<SeqStep> steps, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+        float[] scores) {
+      float[][] out = forward(steps, cache);
+      for (int j = 0; j < rows.length; j++) {
+        float[] v = out[rows[j]];
+        RowMath.beamTopK(v, v.length - vocabSize(), v.length, base[j], k, ids, scores, j * k);
+      }
+    }
+
     /** {@link CausalLm#copyBlocks}: {@code Ops.kvCopyBlocks} on the cache's store (every rank's). */
     void copyBlocks(KvCache cache, int[] src, int[] dst);
 
@@ -123,6 +142,12 @@ public final class BeamSearch {
         @Override
         public float[][] forward(List<SeqStep> steps, KvCache cache) {
           return model.forward(steps, cache);
+        }
+
+        @Override
+        public void beamTopK(List<SeqStep> steps, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+            float[] scores) {
+          model.beamTopK(steps, cache, rows, base, k, ids, scores);
         }
 
         @Override
@@ -189,19 +214,15 @@ public final class BeamSearch {
     Arrays.fill(beamScores, 1, numBeams, DEAD_BEAM_SCORE);
     // Before the first reorder every beam shares the prompt's sequence and its single logits row.
     int[] rowOf = new int[numBeams];
-    float[][] rows = model.forward(List.of(new SeqStep(seqs.start(), prompt, false)), cache);
+    List<SeqStep> batch = List.of(new SeqStep(seqs.start(), prompt, false));
     BeamHypotheses hyps = new BeamHypotheses(numBeams, config.lengthPenalty(), config.earlyStopping());
 
     for (int step = 0; ; step++) {
       int inputLength = promptLen + step;
-      for (int r = 0; r < rows.length; r++) {
-        logSoftmaxInPlace(rows[r]);
-        int beam = firstBeamOfRow(rowOf, r);
-        for (LogitsProcessor p : processors) {
-          p.process(history[beam], inputLength, promptLen, rows[r]);
-        }
-      }
-      Candidates top = Candidates.top(rows, rowOf, beamScores, 2 * numBeams);
+      Candidates top = processors.isEmpty()
+          ? Candidates.merge(model, batch, cache, rowOf, beamScores, 2 * numBeams)
+          : Candidates.processed(model, batch, cache, rowOf, beamScores, 2 * numBeams, processors, history,
+              inputLength, promptLen);
 
       int[] parent = new int[numBeams];
       int[] token = new int[numBeams];
@@ -247,12 +268,12 @@ public final class BeamSearch {
       }
 
       seqs.reorder(parent);
-      List<SeqStep> batch = new ArrayList<>(numBeams);
+      List<SeqStep> next = new ArrayList<>(numBeams);
       for (int b = 0; b < numBeams; b++) {
-        batch.add(new SeqStep(seqs.seq(b), new int[] {token[b]}, false));
+        next.add(new SeqStep(seqs.seq(b), new int[] {token[b]}, false));
         rowOf[b] = b;
       }
-      rows = model.forward(batch, cache);
+      batch = next;
     }
     return hyps.best(config.numReturnSequences());
   }
@@ -328,15 +349,9 @@ public final class BeamSearch {
     if (max == Float.NEGATIVE_INFINITY) {
       throw new IllegalStateException("every logit is -inf: no token can be generated");
     }
-    double sum = 0;
-    if (max == Float.POSITIVE_INFINITY) { // +inf - +inf is NaN, as in torch
-      for (float v : x) {
-        sum += Math.exp(v - max);
-      }
-    } else { // float exponentials of the float differences (as torch's), vectorised, summed in double
-      sum = io.github.optjava.backend.cpu.RowKernels.expSum(x, 0, x.length, max);
-    }
-    float logSum = (float) Math.log(sum);
+    // +inf - +inf is NaN, as in torch; else float exponentials of the float differences (as torch's), vectorised,
+    // summed in double (RowMath.beamTopK shares this, so the device path gives the same bits on the CPU)
+    float logSum = max == Float.POSITIVE_INFINITY ? Float.NaN : RowMath.logSumShifted(x, 0, x.length, max);
     for (int i = 0; i < x.length; i++) {
       x[i] = (x[i] - max) - logSum;
     }
@@ -364,6 +379,50 @@ public final class BeamSearch {
     }
 
     /**
+     * The step's candidates with the processors (the host path): each row's log-softmax, then the processors of
+     * the first beam reading it (HF applies them to log-probabilities, which edits on the logits would not
+     * reproduce), then {@link #top}.
+     */
+    static Candidates processed(StepModel model, List<SeqStep> batch, KvCache cache, int[] rowOf,
+        float[] beamScores, int k, List<LogitsProcessor> processors, int[][] history, int inputLength,
+        int promptLen) {
+      float[][] rows = model.forward(batch, cache);
+      for (int r = 0; r < rows.length; r++) {
+        logSoftmaxInPlace(rows[r]);
+        int beam = firstBeamOfRow(rowOf, r);
+        for (LogitsProcessor p : processors) {
+          p.process(history[beam], inputLength, promptLen, rows[r]);
+        }
+      }
+      return top(rows, rowOf, beamScores, k);
+    }
+
+    /**
+     * The step's candidates without processors, where the logits are: each beam's {@code k} best
+     * ({@link StepModel#beamTopK}, {@code k} pairs per beam instead of its row of the vocabulary), merged. The
+     * best {@code k} of all beams are among them, and the merge keeps {@link #top}'s order, so both paths agree.
+     */
+    static Candidates merge(StepModel model, List<SeqStep> batch, KvCache cache, int[] rowOf, float[] beamScores,
+        int k) {
+      int beams = rowOf.length;
+      int[] ids = new int[beams * k];
+      float[] scores = new float[beams * k];
+      model.beamTopK(batch, cache, rowOf, beamScores, k, ids, scores);
+      int vocab = model.vocabSize();
+      Candidates c = new Candidates(k, vocab);
+      for (int b = 0; b < beams; b++) {
+        if (ids[b * k] < 0) {
+          throw new IllegalStateException("the model's logits for beam " + b + " hold a NaN or +inf, or are all "
+              + "-inf: no token can be scored");
+        }
+        for (int j = b * k; j < (b + 1) * k && ids[j] >= 0; j++) {
+          c.offer(b * vocab + ids[j], scores[j]);
+        }
+      }
+      return c;
+    }
+
+    /**
      * The best {@code k} of {@code rows[rowOf[b]][t] + beamScores[b]} (float32 sums, as torch adds),
      * best first; equal scores keep flat-index order.
      */
@@ -378,24 +437,31 @@ public final class BeamSearch {
           if (Float.isNaN(s)) {
             throw new IllegalStateException("a logits processor produced NaN for token " + t);
           }
-          if (c.count < k || s > c.scores[k - 1]) {
-            c.insert(b * vocab + t, s);
-          }
+          c.offer(b * vocab + t, s);
         }
       }
       return c;
     }
 
-    private void insert(int index, float score) {
-      int p = Math.min(count, flat.length - 1);
-      while (p > 0 && score > scores[p - 1]) {
+    /** Keeps {@code (index, score)} if it is among the best {@code k}: higher score first, then lower index. */
+    private void offer(int index, float score) {
+      int k = flat.length;
+      if (count == k && !before(index, score, k - 1)) {
+        return;
+      }
+      int p = Math.min(count, k - 1);
+      while (p > 0 && before(index, score, p - 1)) {
         flat[p] = flat[p - 1];
         scores[p] = scores[p - 1];
         p--;
       }
       flat[p] = index;
       scores[p] = score;
-      count = Math.min(count + 1, flat.length);
+      count = Math.min(count + 1, k);
+    }
+
+    private boolean before(int index, float score, int rank) {
+      return score > scores[rank] || (score == scores[rank] && index < flat[rank]);
     }
   }
 }

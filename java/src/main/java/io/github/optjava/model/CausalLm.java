@@ -181,6 +181,20 @@ public interface CausalLm extends AutoCloseable {
     return out;
   }
 
+  /**
+   * A beam search step: {@link #forward} for sequences without {@code allLogits} (one output row each), then the
+   * candidates of {@link io.github.optjava.backend.Ops#beamTopK}: for each {@code j} the {@code k} best of float32
+   * {@code log_softmax(row rows[j]) + base[j]} into {@code ids[j * k ..]} / {@code scores[j * k ..]}
+   * ({@link RowMath#beamTopK}'s order and rules). A backend may compute them where the logits are; the default reads
+   * the rows.
+   */
+  default void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+      float[] scores) {
+    RowMath.requireBeamLists(rows, base, k, ids, scores, seqs.size());
+    int vocab = config().vocabSize();
+    RowMath.beamTopK(concat(forward(seqs, cache), true, vocab), vocab, rows, base, k, ids, scores);
+  }
+
   /** Whether {@link #sample} draws where the logits are (the engine then prefers it for plain sampling). */
   default boolean samplesOnDevice() {
     return false;

@@ -388,6 +388,24 @@ public final class OptModel implements CausalLm {
     }), null, null, null).argmax;
   }
 
+  /** As {@link CausalLm#beamTopK}, where the logits are ({@link Ops#beamTopK}). */
+  @Override
+  public void beamTopK(List<SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+      float[] scores) {
+    for (SeqStep q : seqs) {
+      if (q.allLogits()) {
+        throw new IllegalArgumentException("beamTopK(): sequence " + q.seqId() + " asks for the logits of all its "
+            + "tokens");
+      }
+    }
+    io.github.optjava.backend.RowMath.requireBeamLists(rows, base, k, ids, scores, seqs.size());
+    requireWholeModel();
+    step(seqs, cache, logits -> { // a padded decode step has more rows than sequences: rows[] names the real ones
+      ops.beamTopK(logits, rows, base, k, ids, scores);
+      return new int[0];
+    }, null, null, null);
+  }
+
   /**
    * {@code pick} over every row of a step's logits, which a padded decode step has more of than its caller's
    * {@code logprobs}: then the pick fills a longer array and the caller's gets its first rows.

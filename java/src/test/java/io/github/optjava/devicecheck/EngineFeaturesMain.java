@@ -36,6 +36,8 @@ import java.util.concurrent.CompletableFuture;
  *   <li>decode paths: one request each of greedy, greedy with a repetition penalty, sampled, sampled with a
  *       repetition penalty, greedy with 5 log-prob alternatives: decode ms/token through the engine (session 19
  *       moved the penalties and the alternatives to where the logits are);</li>
+ *   <li>beam search (CUDA only): 4 beams with each beam's candidates found on the host and on the device
+ *       ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
@@ -154,6 +156,29 @@ public final class EngineFeaturesMain {
           + "5 %.3f (top-k)", o.newTokens, perToken[0], perToken[1], perToken[2], perToken[3], perToken[4]);
       out.println("EngineFeaturesMain: decode paths: " + detail);
       rows.add(row("engine: decode paths", "info", detail));
+
+      if (cudaOps != null) {
+        // Beam search (4 beams, session 20): each beam's candidates where the logits are against its rows copied to
+        // the host. The two log-softmaxes differ in float rounding only, so the beams should agree.
+        SamplingParams beams = SamplingParams.builder().numBeams(4).maxTokens(o.newTokens).build();
+        boolean beamSetting = cudaOps.usesDeviceBeams();
+        Result hostBeams;
+        Result deviceBeams;
+        try {
+          cudaOps.useDeviceBeams(false);
+          hostBeams = lookupRun(model, tokenizer, prompt, beams, 0, 1);
+          cudaOps.useDeviceBeams(true);
+          deviceBeams = lookupRun(model, tokenizer, prompt, beams, 0, 1);
+        } finally {
+          cudaOps.useDeviceBeams(beamSetting);
+        }
+        boolean beamsEqual = hostBeams.tokens.equals(deviceBeams.tokens);
+        detail = String.format(Locale.ROOT, "4 beams, up to %d tokens, ms/token of the best beam (prefill "
+            + "included): candidates on the host %.3f, on the device %.3f (%.2fx), best beam %s", o.newTokens, hostBeams.sequentialMs, deviceBeams.sequentialMs,
+            hostBeams.sequentialMs / deviceBeams.sequentialMs, beamsEqual ? "equal" : "DIFFERS");
+        out.println("EngineFeaturesMain: beam search: " + detail);
+        rows.add(row("engine: beam search", beamsEqual ? "ok" : "FAIL", detail));
+      }
 
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
         int[] text = randomIds(rnd, config.maxPositionEmbeddings() - 8, config.vocabSize());
@@ -327,7 +352,9 @@ public final class EngineFeaturesMain {
       Completion c = engine.submit(prompt, params, null).join();
       engine.close();
       int n = c.choices().get(0).tokenIds().size();
-      double perToken = (c.totalMillis() - c.timeToFirstTokenMillis()) / Math.max(1, n - 1);
+      // a beam search's tokens all come at its end: its time per token of the best beam, prefill included
+      double perToken = params.numBeams() > 1 ? c.totalMillis() / Math.max(1, n)
+          : (c.totalMillis() - c.timeToFirstTokenMillis()) / Math.max(1, n - 1);
       return new Result(List.of(c.choices().get(0).tokenIds()), perToken, c.timeToFirstTokenMillis(), 0, 0,
           engine.stats());
     } finally {

@@ -53,6 +53,26 @@ class BeamSearchHfTest {
     }
   }
 
+  /**
+   * The candidates found where the logits are (no processors) and on the host (a processor that changes nothing)
+   * give the same hypotheses bit for bit on the real model: the reference backend's twin of the GPU's path.
+   */
+  @ParameterizedTest
+  @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
+  void candidatesWhereTheLogitsAreEqualTheHostPath(String name) throws Exception {
+    JsonNode ref = reference(name);
+    LogitsProcessor unchanged = (inputIds, inputLength, promptLength, scores) -> { };
+    try (OptModel model = load(name); KvCache cache = cache(model.config())) {
+      AtomicLong ids = new AtomicLong(1000);
+      for (JsonNode p : ref.get("prompts")) {
+        int[] prompt = ints(p.get("input_ids"));
+        BeamSearch.Config config = new BeamSearch.Config(3, 10, 1.0, false, 3, model.config().eosTokenId(), 1);
+        assertEquals(BeamSearch.run(model, cache, ids::getAndIncrement, prompt, config, List.of(unchanged)),
+            BeamSearch.run(model, cache, ids::getAndIncrement, prompt, config, List.of()), p.get("name").asText());
+      }
+    }
+  }
+
   @ParameterizedTest
   @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
   void eosOverrideGivesHfFinishedHypotheses(String name) throws Exception {

@@ -169,6 +169,45 @@ class BeamSearchTest {
     assertHypothesis(got.get(1), new int[] {A, A, A, D}, 1.0, false);
   }
 
+  /**
+   * Without processors the candidates come from each beam's best 2 × numBeams (the op a GPU runs where the logits
+   * are); a processor that changes nothing sends the rows to the host instead. Both give the same hypotheses, bit
+   * for bit: on this table and on one full of ties (equal tokens within a row, equal beams across rows), with BOS at
+   * -inf, and with 4 beams, whose 8 candidates per beam are more than the vocabulary of 6.
+   */
+  @ParameterizedTest
+  @CsvSource({"2, 5, true, false", "2, 5, false, false", "3, 6, false, false", "4, 6, false, false",
+      "2, 6, false, true", "3, 6, true, true", "4, 6, false, true"})
+  void bothCandidatePathsGiveTheSameBits(int numBeams, int maxNewTokens, boolean earlyStopping, boolean tied) {
+    if (tied) {
+      model.table = BeamSearchTest::tiedWeights;
+    }
+    Config config = new Config(numBeams, maxNewTokens, 1.0, earlyStopping, numBeams, EOS, 1);
+    List<Hypothesis> onDevice = run(config);
+    int steps = model.batchSizes.size();
+    assertEquals(steps, model.beamTopKCalls, "every step's candidates from the op");
+    LogitsProcessor unchanged = (inputIds, inputLength, promptLength, scores) -> { };
+    List<Hypothesis> onHost = run(config, unchanged);
+    assertEquals(steps, model.beamTopKCalls, "with a processor, no op");
+    assertEquals(onHost, onDevice);
+  }
+
+  /** A model whose logits are NaN fails the search with a message, and every block comes back. */
+  @Test
+  void nanLogitsFailClearly() {
+    int free = cache.freeBlocks();
+    model.table = gen -> new double[] {Double.NaN, 1, 1, 1, 1, 1};
+    IllegalStateException e = assertThrows(IllegalStateException.class, () -> run(new Config(2, 5, 1.0, true, 2,
+        EOS, 1)));
+    assertTrue(e.getMessage().contains("NaN"), e.getMessage());
+    assertEquals(free, cache.freeBlocks());
+  }
+
+  /** Ties everywhere: the weights depend only on the generated length, so equal beams get equal rows. */
+  private static double[] tiedWeights(int[] gen) {
+    return gen.length % 2 == 0 ? new double[] {0, 0.2, 0.3, 0.3, 0.1, 0.1} : new double[] {0, 0.1, 0.25, 0.25, 0.2, 0.2};
+  }
+
   @Test
   void everyBlockIsReleased() {
     int free = cache.freeBlocks();
@@ -264,6 +303,15 @@ class BeamSearchTest {
   private final class ScriptedModel implements BeamSearch.StepModel {
     final List<Integer> batchSizes = new ArrayList<>();
     int failOnCall = -1;
+    int beamTopKCalls;
+    java.util.function.Function<int[], double[]> table = BeamSearchTest::weights;
+
+    @Override
+    public void beamTopK(List<SeqStep> steps, KvCache kv, int[] rows, float[] base, int k, int[] ids,
+        float[] scores) {
+      beamTopKCalls++;
+      BeamSearch.StepModel.super.beamTopK(steps, kv, rows, base, k, ids, scores);
+    }
 
     @Override
     public float[][] forward(List<SeqStep> steps, KvCache kv) {
@@ -275,7 +323,7 @@ class BeamSearchTest {
       for (int s = 0; s < out.length; s++) {
         int[] history = appendAndReadBack(steps.get(s), kv);
         assertArrayEquals(PROMPT, Arrays.copyOf(history, PROMPT.length), "prompt read back from the KV cache");
-        double[] w = weights(Arrays.copyOfRange(history, PROMPT.length, history.length));
+        double[] w = table.apply(Arrays.copyOfRange(history, PROMPT.length, history.length));
         out[s] = new float[VOCAB];
         for (int t = 0; t < VOCAB; t++) {
           out[s][t] = (float) Math.log(w[t]);

@@ -15,8 +15,8 @@ import java.util.Random;
  * broad distribution: thousands of top-p candidates). Requests whose tokens the model picks where the logits are
  * (greedy, sampling, each with processors that name their tokens: "edits") cost the engine's bookkeeping and the
  * edits' building; the others ("host path": log-prob alternatives, min-p, typical) bring the row to the host and run
- * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). A
- * benchmark, not a test (docs/perf.md, session 19).
+ * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). Beam
+ * search runs both ways (session 20). A benchmark, not a test (docs/perf.md, sessions 19 and 20).
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:DEPS \
@@ -102,6 +102,28 @@ public final class HostPathBenchMain {
       return greedyRows(seqs, cache, logprobs);
     }
 
+    // Beam steps without processors: the 2·beams pairs per beam a GPU would send back (each beam's best tokens of
+    // the fixed row, scored with its own beam score)
+    private int[] bestIds;
+    private float[] bestLogprobs;
+
+    @Override
+    public void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+        float[] scores) {
+      reserve(seqs, cache);
+      if (bestIds == null || bestIds.length != k) {
+        bestIds = new int[k];
+        bestLogprobs = new float[k];
+        io.github.optjava.backend.RowMath.beamTopK(row, 0, row.length, 0f, k, bestIds, bestLogprobs, 0);
+      }
+      for (int j = 0; j < rows.length; j++) {
+        for (int i = 0; i < k; i++) {
+          ids[j * k + i] = bestIds[i];
+          scores[j * k + i] = bestLogprobs[i] + base[j];
+        }
+      }
+    }
+
     @Override
     public boolean samplesOnDevice() {
       return true;
@@ -155,6 +177,33 @@ public final class HostPathBenchMain {
               System.out.printf(Locale.ROOT, "%-56s %8.1f µs per step (%d steps)%n", names[k], us, steps);
             }
           }
+        }
+        beams(model, requests, n, round == 2);
+      }
+    }
+  }
+
+  /**
+   * Beam search with 4 beams, its candidates where the logits are (what a GPU sends back) and from the rows on the
+   * host (forced by a processor that changes nothing): host time per step of the search, all beams together.
+   */
+  private static void beams(StandIn model, int requests, int n, boolean print) {
+    LogitsProcessor unchanged = (inputIds, inputLength, promptLength, scores) -> { };
+    BeamSearch.Config config = new BeamSearch.Config(4, n, 1.0, false, 1, 2, 1);
+    String[] names = {"beam search 4 (candidates where the logits are)", "beam search 4 (rows on the host)"};
+    List<List<LogitsProcessor>> processors = List.of(List.of(), List.of(unchanged));
+    java.util.concurrent.atomic.AtomicLong ids = new java.util.concurrent.atomic.AtomicLong();
+    for (int k = 0; k < names.length; k++) {
+      try (KvCache cache = model.newCache(4 * (n / 4 + 2), 4)) { // 4 beams of up to n + 2 tokens
+        long t0 = System.nanoTime();
+        int steps = 0;
+        for (int r = 0; r < requests; r++) {
+          steps += BeamSearch.run(model, cache, ids::getAndIncrement, new int[] {2, 100, 200}, config,
+              processors.get(k)).get(0).tokens().length;
+        }
+        double us = (System.nanoTime() - t0) / 1e3 / steps;
+        if (print) {
+          System.out.printf(Locale.ROOT, "%-56s %8.1f µs per step (%d steps)%n", names[k], us, steps);
         }
       }
     }

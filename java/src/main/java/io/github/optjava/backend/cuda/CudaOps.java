@@ -42,6 +42,7 @@ import io.github.optjava.backend.KvStore;
 import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
+import io.github.optjava.backend.RowMath;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Half;
 import io.github.optjava.checkpoint.Tensor;
@@ -129,6 +130,7 @@ public final class CudaOps implements Ops {
   private boolean deviceLogprobs = CudaSwitches.DEVICE_LOGPROB;
   private boolean deviceSampling = CudaSwitches.DEVICE_SAMPLING;
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
+  private boolean deviceBeams = CudaSwitches.DEVICE_BEAMS;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit;
   private boolean draftGraphs;
@@ -1680,6 +1682,45 @@ public final class CudaOps implements Ops {
     return out;
   }
 
+  /**
+   * Beam search's candidates on the device ({@code opt_beam_topk_f32}): the row numbers and beam scores go up from
+   * pinned memory, {@code k} ids and scores per beam come back in one copy.
+   */
+  @Override
+  public void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores) {
+    if (!deviceBeams) {
+      Ops.super.beamTopK(logits, rows, base, k, ids, scores);
+      return;
+    }
+    CudaMat s = CudaMat.of(logits);
+    endStep();
+    RowMath.requireBeamLists(rows, base, k, ids, scores, s.rows); // after endStep: no capture or replay half done
+    int n = rows.length;
+    if (n == 0) {
+      return;
+    }
+    int vocab = s.cols;
+    // Scratch: [logits as f32][n·k ids][n·k scores][n rows][n bases]: the ids and scores read back at once
+    long f32Bytes = dtype == DType.F32 ? 0 : 4L * s.rows * vocab; // every row of the step (padding too)
+    long readBytes = 8L * n * k;
+    Pointer scratch = argmaxScratch(f32Bytes + readBytes + 8L * n);
+    FloatPointer values = logitsAsFloat32(s, scratch, "beam top-k");
+    long paramsAt = (f32Bytes + readBytes) / 4;
+    // pinned: a copy from pageable memory would first wait for the step's kernels
+    Pointer staging = sampleStaging.take(8L * n, stream);
+    new IntPointer(staging).put(rows);
+    new FloatPointer(IndexUploads.at(staging, n)).put(base);
+    check("beam top-k parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt), staging, 8L * n,
+        cudaMemcpyHostToDevice, stream));
+    IntPointer outIds = IndexUploads.at(scratch, f32Bytes / 4);
+    FloatPointer outScores = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + (long) n * k));
+    op("beam top-k", OptKernels.opt_beam_topk_f32(outIds, outScores, values, IndexUploads.at(scratch, paramsAt),
+        new FloatPointer(IndexUploads.at(scratch, paramsAt + n)), n, vocab, k, stream));
+    Pointer host = readBack(outIds, readBytes, "beam top-k");
+    new IntPointer(host).get(ids, 0, n * k);
+    new FloatPointer(IndexUploads.at(host, (long) n * k)).get(scores, 0, n * k);
+  }
+
   private static void requireEditsInside(LogitEdits edits, CudaMat logits) {
     long total = (long) logits.rows * logits.cols;
     for (int at : edits.index()) {
@@ -1839,6 +1880,16 @@ public final class CudaOps implements Ops {
   /** Whether the split-KV attention reads key rows with a group of threads (see {@link #useGroupedSplit}). */
   public boolean usesGroupedSplit() {
     return groupedSplit;
+  }
+
+  /** Whether beam search's candidates come from the device kernel (see {@code opt.cuda.deviceBeams}). */
+  public void useDeviceBeams(boolean onDevice) {
+    deviceBeams = onDevice;
+  }
+
+  /** Whether beam search's candidates come from the device kernel. */
+  public boolean usesDeviceBeams() {
+    return deviceBeams;
   }
 
   /** Whether echo scores come from the device kernel (tests run both; see {@code opt.cuda.deviceScores}). */

@@ -111,6 +111,12 @@ final class CudaSwitches {
   static final boolean DEVICE_TOP_LOGPROBS =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceTopLogprobs"));
   /**
+   * Beam search without processors finds each beam's candidates with {@code opt_beam_topk_f32} on the device: 2 ×
+   * numBeams pairs per beam come back instead of its row. Default since session 20, <b>GPU-unverified</b> (check_ops
+   * group {@code beams}, tag {@code gpu-new-beams}): {@code -Dopt.cuda.deviceBeams=false} reads the rows back.
+   */
+  static final boolean DEVICE_BEAMS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceBeams"));
+  /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
    * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):

@@ -546,6 +546,11 @@ public final class OptKernels {
   public static native int opt_top_logprobs_f32(@Cast("int32_t*") IntPointer outIds, FloatPointer outLp,
       @Cast("const float*") FloatPointer logits, int rows, int vocab, int k, CUstream_st stream);
 
+  /** Beam search's candidates: per beam the k best of log_softmax(row) + its score (backend/RowMath.beamTopK). */
+  public static native int opt_beam_topk_f32(@Cast("int32_t*") IntPointer outIds, FloatPointer outScores,
+      @Cast("const float*") FloatPointer logits, @Cast("const int32_t*") IntPointer rowOf,
+      @Cast("const float*") FloatPointer base, int n, int vocab, int k, CUstream_st stream);
+
   // ---- logit edits (logit_edits.cu) ----
 
   /** A sequence's processors applied to float32 logits where they are (backend/LogitEdits' packed layout). */

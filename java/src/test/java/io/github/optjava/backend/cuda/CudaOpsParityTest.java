@@ -803,6 +803,50 @@ class CudaOpsParityTest {
   }
 
   /**
+   * Beam search's candidates on the device (opt_beam_topk_f32, session 20) against the host's over the logits as the
+   * GPU stores them (RowMath.beamTopK): the same ids in the same order and scores within float32, for a beam per row
+   * (score 0) and two more reading row 0 (scores -3.5 and -1e9, where every candidate rounds to one float and the lower
+   * ids win); k = 2, 8 and more than the vocabulary (-1 and NaN after the last); a row of NaN lists nothing.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-beams")
+  void beamCandidatesMatchTheHost(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    Random r = new Random(rows * 37L + cols);
+    float[] logits = random(r, rows * cols, 3, d);
+    if (rows > 1) {
+      java.util.Arrays.fill(logits, cols, 2 * cols, Float.NaN); // row 1: nothing to list
+    }
+    int[] beamRows = new int[rows + 2];
+    float[] base = new float[rows + 2];
+    for (int b = 0; b < rows; b++) {
+      beamRows[b] = b;
+    }
+    base[rows] = -3.5f;
+    base[rows + 1] = -1e9f;
+    try (Mat m = act(g, logits, rows, cols)) {
+      float[] stored = g.read(m);
+      for (int k : new int[] {2, 8, cols + 2}) {
+        int n = beamRows.length;
+        int[] wantIds = new int[n * k];
+        float[] want = new float[n * k];
+        io.github.optjava.backend.RowMath.beamTopK(stored, cols, beamRows, base, k, wantIds, want);
+        int[] ids = new int[n * k];
+        float[] got = new float[n * k];
+        g.beamTopK(m, beamRows, base, k, ids, got);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(wantIds, ids, d + " k=" + k + " ids");
+        for (int i = 0; i < n * k; i++) {
+          assertTrue(Float.isNaN(want[i]) ? Float.isNaN(got[i]) : want[i] == Float.NEGATIVE_INFINITY
+              ? got[i] == want[i] : Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])),
+              d + " k=" + k + " entry " + i + ": " + got[i] + " vs " + want[i]);
+        }
+      }
+    }
+  }
+
+  /**
    * The fused q/k/v epilogue: q with its bias, k and v appended to the cache; the cache is checked by
    * attending over it (a prompt of 19 tokens, then one decode token), with and without a bias.
    */
