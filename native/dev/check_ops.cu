@@ -1630,8 +1630,8 @@ void check_top_logprobs() {
   report("top_logprobs (log-prob error)", "f32", err, 1e-4);
 }
 
-// Beam candidates (opt_beam_topk_f32, session 20): 8 beams over 5 rows of 50272 (random with a tie, NaN and +inf,
-// all -inf, a grid of exact ties, 3 finite tokens), several beams per row with scores 0, -2.5, -7.25 and -1e9 (where
+// Beam candidates (opt_beam_topk_f32, session 20): 9 beams over 6 rows of 50272 (random with a tie, NaN and +inf,
+// all -inf, +inf alone, a grid of exact ties, 3 finite tokens), several beams per row with scores 0, -2.5, -7.25 and -1e9 (where
 // every candidate rounds to one of two floats: the lower id must win), k = 8 and 20, against the same float
 // operations on the host with the log-sum in double: the same ids in the same order, scores within float32, -inf
 // listed after the finite ones, and rows holding a NaN or +inf or all -inf listing nothing (-1, NaN).
@@ -1639,16 +1639,17 @@ void check_beam_topk() {
   const int vocab = 50272;
   std::vector<float> base_rows = argmax_rows(6, vocab);
   std::vector<float> logits;
-  for (int r : {0, 1, 2}) logits.insert(logits.end(), base_rows.begin() + static_cast<size_t>(r) * vocab,
-                                        base_rows.begin() + static_cast<size_t>(r + 1) * vocab);
+  for (int r : {0, 1, 2, 5}) logits.insert(logits.end(), base_rows.begin() + static_cast<size_t>(r) * vocab,
+                                           base_rows.begin() + static_cast<size_t>(r + 1) * vocab);
   for (int j = 0; j < vocab; ++j) logits.push_back(static_cast<float>((j * 7919) % 64) / 8.0f);
   std::vector<float> few(vocab, -INFINITY);
   few[10] = 1.f;
   few[20] = 3.f;
   few[30] = 1.f;
   logits.insert(logits.end(), few.begin(), few.end());
-  const std::vector<int32_t> row_of = {0, 0, 3, 3, 4, 1, 2, 0};
-  const std::vector<float> base = {0.f, -1e9f, 0.f, -2.5f, -1.f, 0.f, 0.f, -7.25f};
+  // rows: 0 random with a tie, 1 NaN and +inf, 2 all -inf, 3 +inf alone, 4 the grid of ties, 5 three finite tokens
+  const std::vector<int32_t> row_of = {0, 0, 4, 4, 5, 1, 2, 0, 3};
+  const std::vector<float> base = {0.f, -1e9f, 0.f, -2.5f, -1.f, 0.f, 0.f, -7.25f, 0.f};
   const int n = static_cast<int>(row_of.size());
   DevBuf<float> d_logits(logits);
   DevBuf<int32_t> d_rows(row_of);

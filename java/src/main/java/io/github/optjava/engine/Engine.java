@@ -830,6 +830,22 @@ public final class Engine implements AutoCloseable {
 
     @Override
     public float[][] forward(List<OptModel.SeqStep> seqs, KvCache kv) {
+      beforeStep();
+      float[][] logits = model.forward(seqs, kv);
+      afterStep(seqs);
+      return logits;
+    }
+
+    /** The search's steps without processors: the model finds the candidates where the logits are. */
+    @Override
+    public void beamTopK(List<OptModel.SeqStep> seqs, KvCache kv, int[] rows, float[] base, int k, int[] ids,
+        float[] scores) {
+      beforeStep();
+      model.beamTopK(seqs, kv, rows, base, k, ids, scores);
+      afterStep(seqs);
+    }
+
+    private void beforeStep() {
       if (beamRequest != null && beamRequest.cancelled()) { // the search releases its sequences as this unwinds
         throw new java.util.concurrent.CancellationException("the beam-search request was cancelled");
       }
@@ -838,13 +854,14 @@ public final class Engine implements AutoCloseable {
       }
       incoming.drainTo(waiting); // the requests queued behind the search that their callers gave up end now
       dropGivenUp();
-      float[][] logits = model.forward(seqs, kv);
+    }
+
+    private void afterStep(List<OptModel.SeqStep> seqs) {
       forwardPasses++;
       for (OptModel.SeqStep s : seqs) {
         tokensProcessed += s.newTokens().length;
       }
       publish();
-      return logits;
     }
 
     @Override

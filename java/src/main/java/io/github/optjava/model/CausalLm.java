@@ -186,10 +186,16 @@ public interface CausalLm extends AutoCloseable {
    * candidates of {@link io.github.optjava.backend.Ops#beamTopK}: for each {@code j} the {@code k} best of float32
    * {@code log_softmax(row rows[j]) + base[j]} into {@code ids[j * k ..]} / {@code scores[j * k ..]}
    * ({@link RowMath#beamTopK}'s order and rules). A backend may compute them where the logits are; the default reads
-   * the rows.
+   * the rows (as the parallel models do). A wrapper of a model must pass this on, or beam search reads every row.
    */
   default void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
       float[] scores) {
+    for (OptModel.SeqStep q : seqs) {
+      if (q.allLogits()) {
+        throw new IllegalArgumentException("beamTopK(): sequence " + q.seqId() + " asks for the logits of all its "
+            + "tokens");
+      }
+    }
     RowMath.requireBeamLists(rows, base, k, ids, scores, seqs.size());
     int vocab = config().vocabSize();
     RowMath.beamTopK(concat(forward(seqs, cache), true, vocab), vocab, rows, base, k, ids, scores);

@@ -56,7 +56,12 @@ public final class EngineFeaturesMain {
 
   /** One configuration's run: the tokens of every request and what it took. */
   private record Result(List<List<Integer>> tokens, double sequentialMs, double sequentialTtft, double burstMs,
-      double burstTtft, GeneratorStats stats) {}
+      double burstTtft, GeneratorStats stats, double score) {
+    Result(List<List<Integer>> tokens, double sequentialMs, double sequentialTtft, double burstMs, double burstTtft,
+        GeneratorStats stats) {
+      this(tokens, sequentialMs, sequentialTtft, burstMs, burstTtft, stats, Double.NaN);
+    }
+  }
 
   private EngineFeaturesMain() {}
 
@@ -159,7 +164,8 @@ public final class EngineFeaturesMain {
 
       if (cudaOps != null) {
         // Beam search (4 beams, session 20): each beam's candidates where the logits are against its rows copied to
-        // the host. The two log-softmaxes differ in float rounding only, so the beams should agree.
+        // the host. The two log-sums differ in float rounding only, so the beams should agree; a differing beam with
+        // an equal score (within float32) is a near-tie that rounding broke apart: info, not FAIL.
         SamplingParams beams = SamplingParams.builder().numBeams(4).maxTokens(o.newTokens).build();
         boolean beamSetting = cudaOps.usesDeviceBeams();
         Result hostBeams;
@@ -173,11 +179,14 @@ public final class EngineFeaturesMain {
           cudaOps.useDeviceBeams(beamSetting);
         }
         boolean beamsEqual = hostBeams.tokens.equals(deviceBeams.tokens);
+        boolean scoresEqual = Math.abs(hostBeams.score - deviceBeams.score) <= 1e-4 * (1 + Math.abs(hostBeams.score));
         detail = String.format(Locale.ROOT, "4 beams, up to %d tokens, ms/token of the best beam (prefill "
-            + "included): candidates on the host %.3f, on the device %.3f (%.2fx), best beam %s", o.newTokens, hostBeams.sequentialMs, deviceBeams.sequentialMs,
-            hostBeams.sequentialMs / deviceBeams.sequentialMs, beamsEqual ? "equal" : "DIFFERS");
+            + "included): candidates on the host %.3f, on the device %.3f (%.2fx); best beam %s, score %.6f vs %.6f",
+            o.newTokens, hostBeams.sequentialMs, deviceBeams.sequentialMs,
+            hostBeams.sequentialMs / deviceBeams.sequentialMs, beamsEqual ? "equal" : "DIFFERS", hostBeams.score,
+            deviceBeams.score);
         out.println("EngineFeaturesMain: beam search: " + detail);
-        rows.add(row("engine: beam search", beamsEqual ? "ok" : "FAIL", detail));
+        rows.add(row("engine: beam search", beamsEqual ? "ok" : scoresEqual ? "info" : "FAIL", detail));
       }
 
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
@@ -356,7 +365,7 @@ public final class EngineFeaturesMain {
       double perToken = params.numBeams() > 1 ? c.totalMillis() / Math.max(1, n)
           : (c.totalMillis() - c.timeToFirstTokenMillis()) / Math.max(1, n - 1);
       return new Result(List.of(c.choices().get(0).tokenIds()), perToken, c.timeToFirstTokenMillis(), 0, 0,
-          engine.stats());
+          engine.stats(), c.choices().get(0).score());
     } finally {
       engine.close();
       cache.close();

@@ -8,8 +8,9 @@ import java.util.List;
 
 /**
  * A model that counts which step method the engine calls: the logits ({@link #forward}), the argmax where the
- * logits are ({@link #greedy}), or a draw where they are ({@link #sample}); {@code samplesOnDevice} says whether
- * it claims to draw on the device (then, on the CPU, it draws with the device's host twin).
+ * logits are ({@link #greedy}), a draw where they are ({@link #sample}), or beam search's candidates where they are
+ * ({@link #beamTopK}); {@code samplesOnDevice} says whether it claims to draw on the device (then, on the CPU, it
+ * draws with the device's host twin).
  */
 final class CountingModel implements CausalLm {
   final OptModel model;
@@ -17,6 +18,7 @@ final class CountingModel implements CausalLm {
   int forwards;
   int greedies;
   int samples;
+  int beamSteps; // beam search steps whose candidates the model found where the logits are
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -83,6 +85,14 @@ final class CountingModel implements CausalLm {
     editedLogits += edits.count();
     count(seqs);
     return model.sample(seqs, cache, spec, logprobs, edits);
+  }
+
+  @Override
+  public void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+      float[] scores) {
+    beamSteps++;
+    count(seqs);
+    model.beamTopK(seqs, cache, rows, base, k, ids, scores);
   }
 
   private void count(List<OptModel.SeqStep> seqs) {

@@ -108,7 +108,8 @@ class EngineCloseAndCancelEdgesTest {
     CountDownLatch inBeam = new CountDownLatch(1);
     CountDownLatch releaseBeam = new CountDownLatch(1);
     model.beforeStep = () -> {
-      boolean beamStep = model.forwards > 0; // the greedy request steps through greedy(), the beam through forward()
+      // the greedy request steps through greedy(), the beam through beamTopK() (forward() with processors)
+      boolean beamStep = model.beamSteps > 0 || model.forwards > 0;
       (beamStep ? inBeam : holding).countDown();
       boolean interrupted = false;
       while (true) {

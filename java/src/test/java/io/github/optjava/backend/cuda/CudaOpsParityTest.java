@@ -805,8 +805,9 @@ class CudaOpsParityTest {
   /**
    * Beam search's candidates on the device (opt_beam_topk_f32, session 20) against the host's over the logits as the
    * GPU stores them (RowMath.beamTopK): the same ids in the same order and scores within float32, for a beam per row
-   * (score 0) and two more reading row 0 (scores -3.5 and -1e9, where every candidate rounds to one float and the lower
-   * ids win); k = 2, 8 and more than the vocabulary (-1 and NaN after the last); a row of NaN lists nothing.
+   * (scores 0, -0.75, ...) and two more reading row 0 (scores -3.5 and -1e9, where every candidate rounds to one float
+   * and the lower ids win); k = 2, 8 and more than the vocabulary (-1 and NaN after the last); row 0 has -inf logits
+   * (listed last), and rows with a NaN, a +inf or only -inf list nothing.
    */
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
@@ -816,13 +817,23 @@ class CudaOpsParityTest {
     CudaOps g = gpu(d);
     Random r = new Random(rows * 37L + cols);
     float[] logits = random(r, rows * cols, 3, d);
+    for (int i = 0; i < cols; i += 3) {
+      logits[i] = Float.NEGATIVE_INFINITY; // row 0: a third at -inf, listed last in id order when k reaches them
+    }
     if (rows > 1) {
       java.util.Arrays.fill(logits, cols, 2 * cols, Float.NaN); // row 1: nothing to list
+    }
+    if (rows > 2) {
+      logits[2 * cols + 5] = Float.POSITIVE_INFINITY; // row 2: +inf, a NaN log-softmax: nothing to list
+    }
+    if (rows > 3) {
+      java.util.Arrays.fill(logits, 3 * cols, 4 * cols, Float.NEGATIVE_INFINITY); // row 3: all -inf: nothing
     }
     int[] beamRows = new int[rows + 2];
     float[] base = new float[rows + 2];
     for (int b = 0; b < rows; b++) {
       beamRows[b] = b;
+      base[b] = -0.75f * b; // each beam its own score
     }
     base[rows] = -3.5f;
     base[rows + 1] = -1e9f;
