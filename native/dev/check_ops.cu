@@ -1242,7 +1242,8 @@ void check_token_logprob() {
 }
 
 // backend/RowSampling.sample (the sampling kernel's CPU twin), transliterated: the token and its log-prob.
-int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, double uniform, double* lp) {
+int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, float min_p, double uniform,
+               double* lp) {
   auto ordered = [](float f) {
     uint32_t b;
     std::memcpy(&b, &f, 4);
@@ -1303,13 +1304,22 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
     }
     tau = prefix;
   }
+  const bool filter_min = min_p > 0.f;
+  for (int i = 0; i < vocab; ++i) {
+    const double x = w[i];
+    if (filter_min && x > 0 && !(filter_p && bits(static_cast<float>(x)) <= tau) && static_cast<float>(x) < min_p) {
+      removed += x;
+    }
+  }
   const double kept = total - removed;
   const double target = uniform * kept;
   double cumulative = 0;
   int last = -1;
   for (int i = 0; i < vocab; ++i) {
     const double x = w[i];
-    if (x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau)) continue;
+    if (x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau) || (filter_min && static_cast<float>(x) < min_p)) {
+      continue;
+    }
     last = i;
     cumulative += x;
     if (cumulative > target) break;
@@ -1319,40 +1329,49 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
 }
 
 // opt_sample_rows_f32 against its twin's rules: plain, top-k (gathered and, past 2048 tokens, not), top-p, both,
-// greedy-like limits, uniform 0, and the -inf / NaN rows. Random logits: ties and cut boundaries are improbable,
-// so the tokens must match exactly.
-void check_sample_rows() {
+// greedy-like limits, uniform 0, and the -inf / NaN rows; with_min_p (group minp, session 20): the same kinds of
+// rows with min-p too (alone, after top-k, after top-p, min-p 1: the top token only, a uniform near 1). Random
+// logits: ties and cut boundaries are improbable, so the tokens must match exactly.
+void check_sample_rows(bool with_min_p) {
   const int vocab = 50272;
   struct Case {
     float temperature;
     int top_k;
     float top_p;
+    float min_p;
     double uniform;
   };
-  const std::vector<Case> cases = {{1.f, 0, 1.f, 0.37}, {0.7f, 50, 1.f, 0.81}, {1.f, 0, 0.9f, 0.52},
-                                   {0.8f, 40, 0.95f, 0.13}, {1.f, 1, 1.f, 0.99}, {1.f, 0, 1e-9f, 0.5},
-                                   {1.3f, 3000, 1.f, 0.66}, {0.9f, 3000, 0.8f, 0.05}, {1.f, 20, 1.f, 0.0},
-                                   {1.f, 0, 1.f, 0.5}, {1.f, 0, 1.f, 0.5}};
+  const std::vector<Case> plain = {{1.f, 0, 1.f, 0.f, 0.37}, {0.7f, 50, 1.f, 0.f, 0.81}, {1.f, 0, 0.9f, 0.f, 0.52},
+                                   {0.8f, 40, 0.95f, 0.f, 0.13}, {1.f, 1, 1.f, 0.f, 0.99}, {1.f, 0, 1e-9f, 0.f, 0.5},
+                                   {1.3f, 3000, 1.f, 0.f, 0.66}, {0.9f, 3000, 0.8f, 0.f, 0.05},
+                                   {1.f, 20, 1.f, 0.f, 0.0}, {1.f, 0, 1.f, 0.f, 0.5}, {1.f, 0, 1.f, 0.f, 0.5}};
+  const std::vector<Case> min_p = {{1.f, 0, 1.f, 0.05f, 0.37}, {0.7f, 50, 1.f, 0.1f, 0.81},
+                                   {1.f, 0, 0.9f, 0.02f, 0.52}, {0.8f, 40, 0.95f, 0.2f, 0.13},
+                                   {1.f, 0, 1.f, 1.f, 0.99}, {3.f, 0, 1.f, 0.01f, 0.999}, {1.3f, 3000, 1.f, 0.03f, 0.66},
+                                   {0.9f, 3000, 0.8f, 0.5f, 0.05}, {2.f, 0, 1.f, 0.001f, 0.0},
+                                   {1.f, 0, 1.f, 0.1f, 0.5}, {1.f, 0, 1.f, 0.1f, 0.5}};
+  const std::vector<Case>& cases = with_min_p ? min_p : plain;
   const int rows = static_cast<int>(cases.size());
   std::normal_distribution<float> dist(0.f, 3.f);
   std::vector<float> logits(static_cast<size_t>(rows) * vocab);
   for (float& v : logits) v = dist(g_rng);
   std::fill(logits.end() - 2 * static_cast<size_t>(vocab), logits.end() - vocab, -INFINITY);  // all -inf: -1
   logits[static_cast<size_t>(rows - 1) * vocab + 1234] = NAN;                                  // a NaN: -2
-  std::vector<float> temperature, top_p;
+  std::vector<float> temperature, top_p, mins;
   std::vector<int32_t> top_k;
   std::vector<double> uniform;
   for (const Case& c : cases) {
     temperature.push_back(c.temperature);
     top_k.push_back(c.top_k);
     top_p.push_back(c.top_p);
+    mins.push_back(c.min_p);
     uniform.push_back(c.uniform);
   }
-  DevBuf<float> d_logits(logits), d_t(temperature), d_p(top_p), d_lp(rows);
+  DevBuf<float> d_logits(logits), d_t(temperature), d_p(top_p), d_min(mins), d_lp(rows);
   DevBuf<int32_t> d_k(top_k), d_tok(rows);
   DevBuf<double> d_u(uniform);
-  expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_u.ptr, rows, vocab,
-                                g_stream),
+  expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr, rows,
+                                vocab, g_stream),
             "sample_rows");
   const std::vector<int32_t> tok = d_tok.download();
   const std::vector<float> lp = d_lp.download();
@@ -1362,7 +1381,7 @@ void check_sample_rows() {
     const Case& c = cases[r];
     double want_lp = 0;
     const int want = ref_sample(&logits[static_cast<size_t>(r) * vocab], vocab, c.temperature, c.top_k, c.top_p,
-                                c.uniform, &want_lp);
+                                c.min_p, c.uniform, &want_lp);
     if (tok[r] != want) {
       std::fprintf(stderr, "sample_rows row %d: token %d, expected %d\n", r, tok[r], want);
       ++wrong;
@@ -1370,8 +1389,8 @@ void check_sample_rows() {
       err = std::max(err, std::abs(lp[r] - want_lp));
     }
   }
-  report("sample_rows (wrong tokens)", "f32", wrong, 0.0);
-  report("sample_rows (log-prob error)", "f32", err, 1e-4);
+  report(with_min_p ? "sample_rows min-p (wrong tokens)" : "sample_rows (wrong tokens)", "f32", wrong, 0.0);
+  report(with_min_p ? "sample_rows min-p (log-prob error)" : "sample_rows (log-prob error)", "f32", err, 1e-4);
 }
 
 // Chained launches (programmatic dependent launch, common.cuh): a decode-like chain of kernels, queued without a
@@ -1813,7 +1832,9 @@ void run_group(const std::string& group) {
   } else if (group == "score") {
     check_token_logprob();
   } else if (group == "sample") {
-    check_sample_rows();
+    check_sample_rows(false);
+  } else if (group == "minp") {  // opt_sample_rows_f32's min-p (session 20; not yet run on a GPU)
+    check_sample_rows(true);
   } else if (group == "chained") {
     check_chained();
   } else if (group == "edits") {  // opt_edit_logits_f32 (session 19; not yet run on a GPU)
@@ -1826,17 +1847,17 @@ void run_group(const std::string& group) {
 }
 
 const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
-                               "sample", "chained", "edits", "toplp", "beams"};
+                               "sample", "minp", "chained", "edits", "toplp", "beams"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp beams), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp chained edits toplp beams), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp beams)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp chained edits toplp beams)\n", g.c_str());
       return 2;
     }
   }

@@ -440,17 +440,19 @@ OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16
 
 /*
  * Sampling (sample.cu): per row of float32 logits (rows, vocab), a token drawn from softmax(logits / temperature[r])
- * after top-k (top_k[r] > 0) and top-p (top_p[r] < 1) filtering, with the uniform number uniform[r] in [0, 1) the
- * host drew; out_token[r] = the token (-1: every logit -inf; -2: a NaN), out_logprob[r] = its log-probability
- * under the filtered distribution. The rules are those of its CPU twin, backend/RowSampling (see sample.cu).
- *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p (rows) float32, top_k (rows) int32,
+ * after top-k (top_k[r] > 0), top-p (top_p[r] < 1) and min-p (min_p[r] > 0) filtering, with the uniform number
+ * uniform[r] in [0, 1) the host drew; out_token[r] = the token (-1: every logit -inf; -2: a NaN), out_logprob[r] =
+ * its log-probability under the filtered distribution. The rules are those of its CPU twin, backend/RowSampling
+ * (see sample.cu).
+ *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p/min_p (rows) float32, top_k (rows) int32,
  *   uniform (rows) float64: all device memory.
  * Status: passed check_ops and its parity test on an H100 (2026-11-26, session 7); CudaOps' default for sampled
- * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead).
+ * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead). min_p added 2026-11-28 (session 20) without
+ * a GPU (check_ops group minp; -Dopt.cuda.deviceMinP=false draws min-p rows on the host).
  */
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
-                                const int32_t* top_k, const float* top_p, const double* uniform, int rows, int vocab,
-                                cudaStream_t stream);
+                                const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
+                                int rows, int vocab, cudaStream_t stream);
 
 /*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax

@@ -1,5 +1,5 @@
 // Sampling on the device: one token per row of float32 logits, drawn from softmax(logits / temperature) after
-// top-k and top-p filtering, with the uniform number the host's per-sequence random stream drew. The engine's
+// top-k, top-p and min-p filtering, with the uniform number the host's per-sequence random stream drew. The engine's
 // host path (engine/Sampler + the Temperature/TopK/TopP processors) does the same with HF's exact numerics;
 // this kernel's rules are those of its CPU twin, backend/RowSampling (Ops.sampleRows' default, which the parity
 // test compares it with; the engine uses the twin for such sequences whenever the model samples on the device,
@@ -26,6 +26,9 @@
 //      tokens with w <= tau are out (HF removes the ascending prefix of cumulative probability <= 1 - p; equal
 //      weights at the cut go together here). The heaviest tokens always stay, even for a p so small that
 //      1 - p rounds to 1.
+//   4b. min-p (min_p > 0, session 20): of the tokens left, those whose float weight w is below min_p go (their
+//      probability is below min_p times the top token's, whose weight is expf(0) = 1; HF compares w / W with
+//      min_p * 1 / W in float32, the same cut but for rounding). The top tokens always stay (min_p <= 1).
 //   5. target = u W' (W' the mass kept): the first token, in token-id order, whose inclusive prefix sum of kept
 //      weights exceeds it (the host's walk through the cumulative weights); rounding past the end gives the
 //      last kept token.
@@ -56,7 +59,8 @@ using IntScan = cub::BlockScan<int, kThreads>;
 __global__ void __launch_bounds__(kThreads)
 sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
                    const float* __restrict__ temperature, const int32_t* __restrict__ top_k,
-                   const float* __restrict__ top_p, const double* __restrict__ uniform, int vocab) {
+                   const float* __restrict__ top_p, const float* __restrict__ min_p, const double* __restrict__ uniform,
+                   int vocab) {
   __shared__ typename Reduce::TempStorage reduce_tmp;
   __shared__ typename Scan::TempStorage scan_tmp;
   __shared__ double shared_double;
@@ -75,6 +79,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   const float t = temperature[row];
   const int k = top_k[row];
   const float p = top_p[row];
+  const float mp = fminf(min_p[row], 1.f);  // above 1 it is 1: the top tokens always stay (NaN: off)
 
   // 1. NaN and the maximum of s (per thread, then the block).
   int nan = 0;
@@ -223,10 +228,30 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     tau = prefix;
     // Nothing at or below the smallest weight fits: tau = 0 removes only zero weights (removed stays 0).
   }
-  auto kept = [&](int j) -> double {
+  auto after_p = [&](int j) -> double {
     const double w = weight(j);
     if (w <= 0.0) return 0.0;
     if (filter_p && __float_as_uint(static_cast<float>(w)) <= tau) return 0.0;
+    return w;
+  };
+
+  // 4b. min-p: of the tokens top-p left, those with a float weight below min_p go.
+  const bool filter_min = mp > 0.f;
+  if (filter_min) {
+    double mass = 0.0;
+    for (int j = tid; j < count; j += kThreads) {
+      const double w = after_p(j);
+      if (w > 0.0 && static_cast<float>(w) < mp) mass += w;
+    }
+    __syncthreads();  // reduce_tmp and shared_double are reused
+    mass = Reduce(reduce_tmp).Sum(mass);
+    if (tid == 0) shared_double = mass;
+    __syncthreads();
+    removed += shared_double;
+  }
+  auto kept = [&](int j) -> double {
+    const double w = after_p(j);
+    if (filter_min && static_cast<float>(w) < mp) return 0.0;
     return w;
   };
   const double kept_mass = total - removed;
@@ -266,13 +291,13 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
 extern "C" {
 
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
-                                const int32_t* top_k, const float* top_p, const double* uniform, int rows, int vocab,
-                                cudaStream_t stream) {
+                                const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
+                                int rows, int vocab, cudaStream_t stream) {
   if (rows < 0 || vocab < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   sample_rows_kernel<<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
-                                                     uniform, vocab);
+                                                     min_p, uniform, vocab);
   return launch_status();
 }
 

@@ -201,21 +201,23 @@ public interface Ops extends AutoCloseable {
    */
   default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
       double[] logprobs) {
-    return sampleRows(logits, temperature, topK, topP, uniform, logprobs, LogitEdits.NONE);
+    return sampleRows(logits, temperature, topK, topP, new float[logits.rows()], uniform, logprobs, LogitEdits.NONE);
   }
 
   /**
-   * As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} after {@code edits} changed the logits
-   * (before the temperature, as HF's processors come before its warpers). The default edits the row on the host.
+   * As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} with min-p too ({@code minP[r] > 0}, after
+   * top-p) and after {@code edits} changed the logits (before the temperature, as HF's processors come before its
+   * warpers). The default edits the row on the host.
    */
-  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
+  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
       double[] logprobs, LogitEdits edits) {
     float[] flat = read(logits);
     edits.applyTo(flat);
     int vocab = logits.cols();
     int[] out = new int[logits.rows()];
     for (int r = 0; r < out.length; r++) {
-      out[r] = RowSampling.sample(flat, r * vocab, vocab, temperature[r], topK[r], topP[r], uniform[r], logprobs, r);
+      out[r] = RowSampling.sample(flat, r * vocab, vocab, temperature[r], topK[r], topP[r], minP[r], uniform[r],
+          logprobs, r);
     }
     return out;
   }

@@ -2,14 +2,16 @@ package io.github.optjava.backend;
 
 /**
  * The device sampler's rules on the host ({@code native/src/sample.cu}, {@link Ops#sampleRows}): one token from
- * softmax(row / temperature) after top-k and top-p, with a given uniform number. The twin the GPU kernel is
+ * softmax(row / temperature) after top-k, top-p and min-p, with a given uniform number. The twin the GPU kernel is
  * tested against, what {@link Ops#sampleRows} does on backends without a kernel, and what the engine uses for a
  * plain sampled sequence on a model that samples on the device even when a step's logits come to the host (so a
  * seeded request's tokens do not depend on its batch, up to rounding: the kernel's expf and summation order can
  * move a draw within ~1e-7 of a cumulative boundary to the next token; see sample.cu). Its rules differ from the engine's HF-exact host path
- * (engine.Sampler with the Temperature/TopK/TopP processors) where a token lies exactly at a cut: top-p's equal
- * weights at the cut go together here (with 16-bit logits ties are common), and the masses are plain double
- * sums. Stateless: static methods, safe from any thread.
+ * (engine.Sampler with the Temperature/TopK/TopP/MinP processors) where a token lies exactly at a cut: top-p's equal
+ * weights at the cut go together here (with 16-bit logits ties are common), the masses are plain double sums, and
+ * min-p compares a token's float weight {@code exp(s - max)} with {@code minP} (the top token's weight is 1: the
+ * same cut as HF's {@code p < minP * max(p)} but for rounding, where HF divides both sides by the sum in float32).
+ * Stateless: static methods, safe from any thread.
  */
 public final class RowSampling {
   private RowSampling() {}
@@ -30,13 +32,15 @@ public final class RowSampling {
    *
    * @param topK      0 or at least vocab: no top-k
    * @param topP      1: no top-p
+   * @param minP      0: no min-p; else in (0, 1] (more counts as 1): the tokens left whose weight is below minP
+   *                  times the top token's go too (after top-k and top-p, as HF's order)
    * @param uniform   in [0, 1)
    * @param logprob   receives the token's log-probability under the filtered distribution at {@code at}
    *                  (NaN or -inf for {@link #NAN} / {@link #NONE}); may be null
    * @return the token (0-based in the row), or {@link #NONE} / {@link #NAN}
    */
-  public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, double uniform,
-      double[] logprob, int at) {
+  public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, float minP,
+      double uniform, double[] logprob, int at) {
     float[] s = new float[vocab];
     float m = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < vocab; i++) {
@@ -97,13 +101,27 @@ public final class RowSampling {
       }
       tau = prefix;
     }
+    // min-p over what top-k and top-p left: the top token's weight is exp(0) = 1, so p < minP * max(p) is w < minP
+    // (above 1 it is 1: the top tokens always stay, as HF's min_tokens_to_keep)
+    float mp = Math.min(minP, 1f);
+    boolean filterMin = mp > 0f;
+    if (filterMin) {
+      for (int i = 0; i < vocab; i++) {
+        double x = w[i];
+        if (x > 0 && !(filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) x), tau) <= 0)
+            && (float) x < mp) {
+          removed += x;
+        }
+      }
+    }
     double keptMass = total - removed;
     double target = uniform * keptMass;
     double cumulative = 0;
     int last = -1;
     for (int i = 0; i < vocab; i++) {
       double x = w[i];
-      if (x <= 0 || (filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) x), tau) <= 0)) {
+      if (x <= 0 || (filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) x), tau) <= 0)
+          || (filterMin && (float) x < mp)) {
         continue;
       }
       last = i;

@@ -595,7 +595,7 @@ public final class Engine implements AutoCloseable {
    * Runs the model over the step. When every sequence only needs the argmax (greedy, no processors, no log-probs),
    * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
    * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
-   * logits path). Likewise plain sampling (temperature, top-k, top-p) on a model that draws where the logits are,
+   * logits path). Likewise plain sampling (temperature, top-k, top-p, min-p) on a model that draws where the logits are,
    * for sequences without drafts. A first completion whose siblings fork in this step (its last prefill chunk)
    * needs its logits on the host.
    */
@@ -643,16 +643,18 @@ public final class Engine implements AutoCloseable {
     float[] t = new float[n];
     int[] k = new int[n];
     float[] p = new float[n];
+    float[] minP = new float[n];
     double[] u = new double[n];
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
       t[j] = s.temperature();
       k[j] = s.topK();
       p[j] = s.topP();
+      minP[j] = s.minP();
       u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
     }
     double[] logprobs = new double[n];
-    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, u), logprobs, edits(b));
+    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, minP, u), logprobs, edits(b));
     for (int j = 0; j < n; j++) {
       if (b.gives()[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing

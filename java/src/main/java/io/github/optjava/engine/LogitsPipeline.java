@@ -107,7 +107,7 @@ public final class LogitsPipeline implements LogitsProcessor {
   /**
    * Whether the model can run this pipeline where the logits are: its processors are {@link SparseLogitsProcessor}s
    * in {@link io.github.optjava.backend.LogitEdits}' order ({@link #edits}), followed only by the warpers a device
-   * sampler applies itself (temperature, top-k, top-p). Min-p and typical sampling need the whole row.
+   * sampler applies itself (temperature, top-k, top-p, min-p). Typical sampling needs the whole row.
    */
   boolean runsAsEdits() {
     int stage = -1;
@@ -116,7 +116,8 @@ public final class LogitsPipeline implements LogitsProcessor {
       // each of the stages 0-2 at most once (an edit holds one bias, one penalty, one pair of terms); bans repeat
       if (p instanceof SparseLogitsProcessor sp && !warpers && (sp.stage() > stage || sp.stage() == 3)) {
         stage = sp.stage();
-      } else if (p instanceof TemperatureProcessor || p instanceof TopKProcessor || p instanceof TopPProcessor) {
+      } else if (p instanceof TemperatureProcessor || p instanceof TopKProcessor || p instanceof TopPProcessor
+          || p instanceof MinPProcessor) {
         warpers = true;
       } else {
         return false;

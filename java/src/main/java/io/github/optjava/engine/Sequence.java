@@ -320,9 +320,9 @@ final class Sequence {
   /**
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
    * sampling whose processors the model can apply there ({@link #edits}: bias, penalties, bans) and whose warpers are
-   * temperature, top-k and top-p (not min-p or typical), no log-prob alternatives asked for, not an echo prefill. Its rules then
-   * are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's (they differ only for a token
-   * exactly at a top-p cut).
+   * temperature, top-k, top-p and min-p (not typical), no log-prob alternatives asked for, not an echo prefill. Its
+   * rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's (they differ only for
+   * a token exactly at a top-p or min-p cut).
    */
   boolean samplableWhereLogitsAre() {
     return !sampler.isGreedy() && alternatives() == 0 && (prefilled || !request.params.echo())
@@ -339,6 +339,10 @@ final class Sequence {
 
   float topP() {
     return (float) request.params.topP();
+  }
+
+  float minP() {
+    return (float) request.params.minP();
   }
 
   /** The uniform number this step's draw uses: the sequence's stream advances as the host sampler's would. */
@@ -433,7 +437,7 @@ final class Sequence {
       pipeline.processBeforeWarpers(inputIds, length, request.promptIds.length, last);
       double[] lp = new double[1];
       int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, temperature(), topK(),
-          topP(), nextUniform(), lp, 0);
+          topP(), minP(), nextUniform(), lp, 0);
       requireDrawn(token);
       return new Pick(token, null, Double.NaN, null, atMostZero(lp[0]));
     }

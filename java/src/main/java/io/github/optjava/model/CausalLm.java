@@ -142,8 +142,11 @@ public interface CausalLm extends AutoCloseable {
     return new Scored(logits, scores);
   }
 
-  /** Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, a uniform number). */
-  record SamplingSpec(float[] temperature, int[] topK, float[] topP, double[] uniform) {}
+  /**
+   * Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, min-p (0: off), a uniform
+   * number).
+   */
+  record SamplingSpec(float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform) {}
 
   /**
    * Each sequence's next token drawn by {@link io.github.optjava.backend.RowSampling}'s rules from its logits
@@ -156,7 +159,7 @@ public interface CausalLm extends AutoCloseable {
     for (int s = 0; s < logits.length; s++) {
       float[] v = logits[s];
       out[s] = io.github.optjava.backend.RowSampling.sample(v, v.length - config().vocabSize(), config().vocabSize(),
-          spec.temperature()[s], spec.topK()[s], spec.topP()[s], spec.uniform()[s], logprobs, s);
+          spec.temperature()[s], spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s);
     }
     return out;
   }
@@ -176,7 +179,7 @@ public interface CausalLm extends AutoCloseable {
     int[] out = new int[seqs.size()];
     for (int s = 0; s < out.length; s++) {
       out[s] = io.github.optjava.backend.RowSampling.sample(v, s * vocab, vocab, spec.temperature()[s],
-          spec.topK()[s], spec.topP()[s], spec.uniform()[s], logprobs, s);
+          spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s);
     }
     return out;
   }

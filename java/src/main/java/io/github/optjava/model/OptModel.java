@@ -364,8 +364,8 @@ public final class OptModel implements CausalLm {
   }
 
   /**
-   * As {@link #greedy}, drawing each sequence's token instead ({@link Ops#sampleRows}: temperature, top-k and
-   * top-p with the given uniform numbers), where the logits are: a GPU copies back a token and a log-prob per
+   * As {@link #greedy}, drawing each sequence's token instead ({@link Ops#sampleRows}: temperature, top-k, top-p and
+   * min-p with the given uniform numbers), where the logits are: a GPU copies back a token and a log-prob per
    * sequence.
    */
   @Override
@@ -384,7 +384,7 @@ public final class OptModel implements CausalLm {
     requireWholeModel();
     return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> {
       SamplingSpec p = paddedTo(spec, logits.rows());
-      return ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.uniform(), lp, edits);
+      return ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.minP(), p.uniform(), lp, edits);
     }), null, null, null).argmax;
   }
 
@@ -429,11 +429,12 @@ public final class OptModel implements CausalLm {
     float[] temperature = java.util.Arrays.copyOf(spec.temperature(), rows);
     int[] topK = java.util.Arrays.copyOf(spec.topK(), rows); // 0: no top-k
     float[] topP = java.util.Arrays.copyOf(spec.topP(), rows);
+    float[] minP = java.util.Arrays.copyOf(spec.minP(), rows); // 0: no min-p
     double[] uniform = java.util.Arrays.copyOf(spec.uniform(), rows);
     java.util.Arrays.fill(temperature, n, rows, 1f);
     java.util.Arrays.fill(topP, n, rows, 1f);
     java.util.Arrays.fill(uniform, n, rows, 0.5);
-    return new SamplingSpec(temperature, topK, topP, uniform);
+    return new SamplingSpec(temperature, topK, topP, minP, uniform);
   }
 
   @Override

@@ -12,12 +12,13 @@ import org.junit.jupiter.api.Test;
 /**
  * The device sampler's rules on the host, against a plain sort-based statement of them: top-k keeps the k largest
  * (ties at the k-th kept), top-p drops the lightest tokens while they hold at most 1 - p of the mass (equal weights
- * together), and the draw walks the kept weights in token order; plus the edge rows and the distribution itself.
+ * together), min-p drops those whose weight is below min-p times the top token's, and the draw walks the kept weights
+ * in token order; plus the edge rows and the distribution itself.
  */
 class RowSamplingTest {
 
   /** The rules, the obvious way: sort, cut, walk. */
-  private static int reference(float[] row, float t, int k, float p, double u, double[] logprob) {
+  private static int reference(float[] row, float t, int k, float p, float minP, double u, double[] logprob) {
     int n = row.length;
     float[] s = new float[n];
     float m = Float.NEGATIVE_INFINITY;
@@ -63,6 +64,11 @@ class RowSamplingTest {
       }
       total -= removed;
     }
+    keepAtLeastMinP(w, minP);
+    total = 0;
+    for (double x : w) {
+      total += x;
+    }
     double target = u * total;
     double c = 0;
     int last = -1;
@@ -78,6 +84,15 @@ class RowSamplingTest {
     }
     logprob[0] = (double) s[last] - m - Math.log(total);
     return last;
+  }
+
+  /** Min-p on weights relative to the top token's (1): those below minP go. */
+  private static void keepAtLeastMinP(double[] w, float minP) {
+    for (int i = 0; i < w.length; i++) {
+      if (minP > 0 && w[i] > 0 && (float) w[i] < minP) {
+        w[i] = 0;
+      }
+    }
   }
 
   @Test
@@ -99,9 +114,10 @@ class RowSamplingTest {
       float t = new float[] {1f, 0.7f, 1.5f}[r.nextInt(3)];
       int k = new int[] {0, 1, 5, 50, n}[r.nextInt(5)];
       float p = new float[] {1f, 0.9f, 0.5f, 0.05f}[r.nextInt(4)];
+      float minP = new float[] {0f, 0f, 0.05f, 0.3f, 1f}[r.nextInt(5)];
       double u = r.nextDouble();
-      int token = RowSampling.sample(row, 0, n, t, k, p, u, got, 0);
-      int expected = reference(row, t, k, p, u, want);
+      int token = RowSampling.sample(row, 0, n, t, k, p, minP, u, got, 0);
+      int expected = reference(row, t, k, p, minP, u, want);
       assertEquals(expected, token, "trial " + trial);
       assertEquals(want[0], got[0], 1e-9, "log-prob, trial " + trial);
       checked++;
@@ -109,27 +125,67 @@ class RowSamplingTest {
     assertEquals(400, checked);
   }
 
+  /**
+   * The min-p cut on weights ({@code (float) exp(s - max) < minP}, this class's and the kernel's rule) removes the
+   * same tokens as Hugging Face's {@code p < minP * max(p)} in float32 ({@code engine.MinPProcessor}, the host path)
+   * on random rows: they differ only for a token within rounding of the cut.
+   */
+  @Test
+  void minPCutsWhereHuggingFaceCuts() {
+    Random r = new Random(3);
+    int compared = 0;
+    for (int trial = 0; trial < 200; trial++) {
+      int n = 50 + r.nextInt(5000);
+      float t = new float[] {1f, 0.7f, 1.5f}[r.nextInt(3)];
+      float minP = new float[] {0.01f, 0.05f, 0.1f, 0.3f}[r.nextInt(4)];
+      float[] s = new float[n];
+      float m = Float.NEGATIVE_INFINITY;
+      for (int i = 0; i < n; i++) {
+        s[i] = (float) (r.nextGaussian() * 3) / t;
+        m = Math.max(m, s[i]);
+      }
+      double[] w = new double[n];
+      for (int i = 0; i < n; i++) {
+        w[i] = (float) Math.exp(s[i] - m);
+      }
+      keepAtLeastMinP(w, minP);
+      float[] hf = s.clone();
+      new io.github.optjava.engine.MinPProcessor(minP).process(new int[0], 0, 0, hf);
+      for (int i = 0; i < n; i++) {
+        assertEquals(hf[i] > Float.NEGATIVE_INFINITY, w[i] > 0, "trial " + trial + " token " + i + " weight "
+            + (float) Math.exp(s[i] - m) + " min-p " + minP);
+        compared++;
+      }
+    }
+    assertTrue(compared > 200 * 50);
+  }
+
   @Test
   void edgeRows() {
     double[] lp = new double[1];
-    assertEquals(RowSampling.NAN, RowSampling.sample(new float[] {1f, Float.NaN}, 0, 2, 1f, 0, 1f, 0.5, lp, 0));
+    assertEquals(RowSampling.NAN, RowSampling.sample(new float[] {1f, Float.NaN}, 0, 2, 1f, 0, 1f, 0f, 0.5, lp, 0));
     assertTrue(Double.isNaN(lp[0]));
     float inf = Float.NEGATIVE_INFINITY;
-    assertEquals(RowSampling.NONE, RowSampling.sample(new float[] {inf, inf}, 0, 2, 1f, 0, 1f, 0.5, lp, 0));
+    assertEquals(RowSampling.NONE, RowSampling.sample(new float[] {inf, inf}, 0, 2, 1f, 0, 1f, 0f, 0.5, lp, 0));
     // +inf (an overflowed temperature division): uniform among the +inf tokens
     float[] twoInf = {0f, Float.POSITIVE_INFINITY, 3f, Float.POSITIVE_INFINITY};
-    assertEquals(1, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.25, lp, 0));
-    assertEquals(3, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.75, lp, 0));
+    assertEquals(1, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0f, 0.25, lp, 0));
+    assertEquals(3, RowSampling.sample(twoInf, 0, 4, 1f, 0, 1f, 0.5f, 0.75, lp, 0));
     assertEquals(Math.log(0.5), lp[0], 1e-12);
     // a top-p so small that 1 - p rounds to 1: the heaviest token still stays (never an empty set)
     for (float tiny : new float[] {1e-17f, 1e-30f, Float.MIN_VALUE}) {
-      assertEquals(2, RowSampling.sample(new float[] {0f, 1f, 5f, 2f}, 0, 4, 1f, 0, tiny, 0.999, lp, 0));
+      assertEquals(2, RowSampling.sample(new float[] {0f, 1f, 5f, 2f}, 0, 4, 1f, 0, tiny, 0f, 0.999, lp, 0));
       assertEquals(0, lp[0], 1e-12);
     }
     // top-k 1 is the argmax whatever the draw; an offset into a longer array
     float[] wide = {9f, 9f, 0.1f, 2f, -1f, 0.3f};
-    assertEquals(1, RowSampling.sample(wide, 2, 4, 1f, 1, 1f, 0.99, lp, 0));
+    assertEquals(1, RowSampling.sample(wide, 2, 4, 1f, 1, 1f, 0f, 0.99, lp, 0));
     assertEquals(0, lp[0], 1e-12);
+    // min-p 1 keeps the top tokens only (here two equal ones), whatever the draw
+    float[] topTwo = {3f, 1f, 3f, 2.999f};
+    assertEquals(0, RowSampling.sample(topTwo, 0, 4, 1f, 0, 1f, 1f, 0.49, lp, 0));
+    assertEquals(2, RowSampling.sample(topTwo, 0, 4, 1f, 0, 1f, 1f, 0.51, lp, 0));
+    assertEquals(Math.log(0.5), lp[0], 1e-12);
   }
 
   @Test
@@ -143,7 +199,7 @@ class RowSamplingTest {
     int[] counts = new int[row.length];
     Random r = new Random(7);
     for (int d = 0; d < draws; d++) {
-      counts[RowSampling.sample(row, 0, row.length, t, k, p, r.nextDouble(), lp, 0)]++;
+      counts[RowSampling.sample(row, 0, row.length, t, k, p, 0f, r.nextDouble(), lp, 0)]++;
     }
     // by hand: s = row / 0.8, top-4 drops -1 (index 3); top-p 0.9 then drops the lightest while <= 10 % of mass
     double[] w = new double[row.length];
@@ -161,5 +217,27 @@ class RowSamplingTest {
     }
     assertEquals(0, counts[3]);
     assertEquals(0, counts[4]);
+  }
+
+  /**
+   * Min-p's draws by hand: {2, 1, 0.5, -1, 0} at temperature 1 weigh 1, 0.368, 0.223, 0.050, 0.135 (exp(x - 2)); min-p
+   * 0.3 keeps tokens 0 and 1 only, drawn 0.731 / 0.269; a min-p above 1 keeps the top token (as 1 does).
+   */
+  @Test
+  void minPDrawsFollowTheKeptWeights() {
+    float[] row = {2f, 1f, 0.5f, -1f, 0f};
+    double[] lp = new double[1];
+    int draws = 200_000;
+    int[] counts = new int[row.length];
+    Random r = new Random(11);
+    for (int d = 0; d < draws; d++) {
+      counts[RowSampling.sample(row, 0, row.length, 1f, 0, 1f, 0.3f, r.nextDouble(), lp, 0)]++;
+    }
+    double kept = 1 + Math.exp(-1);
+    assertEquals(1 / kept, counts[0] / (double) draws, 0.005);
+    assertEquals(Math.exp(-1) / kept, counts[1] / (double) draws, 0.005);
+    assertEquals(0, counts[2] + counts[3] + counts[4]);
+    assertEquals(0, RowSampling.sample(row, 0, row.length, 1f, 0, 1f, 1.5f, 0.99, lp, 0));
+    assertEquals(0, lp[0], 1e-12);
   }
 }

@@ -18,8 +18,8 @@ import org.junit.jupiter.api.Test;
 /**
  * Plain sampling on a model that draws where the logits are ({@link CausalLm#samplesOnDevice}: a GPU with
  * -Dopt.cuda.deviceSampling=true) takes {@link CausalLm#sample}; here a CPU model claims it and draws with the
- * host twin of the GPU's rules. A seeded request gives the same tokens alone and batched, and sampling with other
- * processors or log-prob alternatives keeps the logits path.
+ * host twin of the GPU's rules. A seeded request gives the same tokens alone and batched, and sampling with typical-p
+ * or log-prob alternatives keeps the logits path.
  */
 class EngineDeviceSamplingTest {
 
@@ -55,16 +55,49 @@ class EngineDeviceSamplingTest {
   }
 
   @Test
-  void minPTypicalAndLogprobAlternativesKeepTheLogitsPath() {
+  void typicalAndLogprobAlternativesKeepTheLogitsPath() {
     CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
-      engine.submit(prompt, sampled(1).toBuilder().minP(0.05).build(), null).join();
       engine.submit(prompt, sampled(1).toBuilder().typicalP(0.9).build(), null).join();
       engine.submit(prompt, sampled(1).toBuilder().repetitionPenalty(1.3).logprobs(2).build(), null).join();
-      assertEquals(0, drawing.samples, "min-p, typical sampling or log-prob alternatives need the host path");
+      assertEquals(0, drawing.samples, "typical sampling or log-prob alternatives need the host path");
       assertTrue(drawing.forwards > 0);
+    }
+  }
+
+  /**
+   * Min-p (session 20) draws where the logits are too, alone and after top-k, top-p and a repetition penalty; batched
+   * with a request whose step needs the logits on the host, the engine draws by the same rules there: the same
+   * tokens and scores as alone. A min-p of 1 keeps only the most likely token: the greedy tokens.
+   */
+  @Test
+  void minPDrawsWhereTheLogitsAreAndTheSameBatched() {
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time");
+    SamplingParams[] kinds = {SamplingParams.builder().temperature(1.2).minP(0.1).seed(5L).maxTokens(16).build(),
+        sampled(5).toBuilder().minP(0.2).repetitionPenalty(1.3).maxTokens(16).build()};
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
+      for (SamplingParams kind : kinds) {
+        int forwards = drawing.forwards;
+        int samples = drawing.samples;
+        Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
+        assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
+        assertTrue(drawing.samples >= samples + 16, "sampled steps: " + (drawing.samples - samples));
+        CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
+            sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
+        Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
+        typical.join();
+        assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
+        assertEquals(alone.tokenIds(), batched.tokenIds());
+        assertEquals(alone.score(), batched.score(), 1e-9);
+      }
+      List<Integer> greedy = engine.submit(prompt, SamplingParams.greedy().toBuilder().maxTokens(16).build(), null)
+          .join().choices().get(0).tokenIds();
+      assertEquals(greedy, engine.submit(prompt, SamplingParams.builder().temperature(1.0).minP(1.0).seed(9L)
+          .maxTokens(16).build(), null).join().choices().get(0).tokenIds(), "min-p 1: the top token each step");
     }
   }
 

@@ -30,9 +30,9 @@ class EngineLogitEditsTest {
       "all of them", greedy().repetitionPenalty(1.2).noRepeatNgramSize(3).minTokens(10).presencePenalty(0.2)
           .frequencyPenalty(0.1).logitBias(Map.of(11, 1.0)).badWordsIds(List.of(List.of(7))).build());
 
-  /** A request whose steps need the logits on the host (min-p sampling): batched with it, a step takes that path. */
+  /** A request whose steps need the logits on the host (typical sampling): batched with it, a step takes that path. */
   private static final SamplingParams NEEDS_LOGITS =
-      SamplingParams.builder().temperature(0.8).minP(0.05).seed(1L).maxTokens(30).build();
+      SamplingParams.builder().temperature(0.8).typicalP(0.9).seed(1L).maxTokens(30).build();
 
   private static SamplingParams.Builder greedy() {
     return SamplingParams.greedy().toBuilder().maxTokens(24);

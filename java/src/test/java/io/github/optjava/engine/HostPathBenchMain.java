@@ -14,7 +14,7 @@ import java.util.Random;
  * costs nothing (it only reserves the cache slots and hands back a fixed row of 50,272 Gaussian logits, σ = 3, a
  * broad distribution: thousands of top-p candidates). Requests whose tokens the model picks where the logits are
  * (greedy, sampling, each with processors that name their tokens: "edits") cost the engine's bookkeeping and the
- * edits' building; the others ("host path": log-prob alternatives, min-p, typical) bring the row to the host and run
+ * edits' building; the others ("host path": sampled log-prob alternatives, typical) bring the row to the host and run
  * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). Beam
  * search runs both ways (session 20). A benchmark, not a test (docs/perf.md, sessions 19 and 20).
  *
@@ -153,13 +153,14 @@ public final class HostPathBenchMain {
     String[] names = {"greedy", "greedy, min_tokens (edits)", "greedy, repetition penalty 1.2 (edits)",
         "greedy, no_repeat_ngram 3 (edits)", "sampled t=0.8 top-p 0.9",
         "sampled t=0.8 top-p 0.9, repetition penalty 1.2 (edits)", "greedy, logprobs 1 (top-k)",
-        "greedy, repetition penalty 1.2, logprobs 1 (edits, top-k)", "sampled t=0.8 min-p 0.05 (host path)",
-        "sampled t=0.8 top-p 0.9, logprobs 1 (host path)"};
+        "greedy, repetition penalty 1.2, logprobs 1 (edits, top-k)", "sampled t=0.8 min-p 0.05",
+        "sampled t=0.8 typical 0.9 (host path)", "sampled t=0.8 top-p 0.9, logprobs 1 (host path)"};
     SamplingParams[] kinds = {greedy, greedy.toBuilder().minTokens(n).build(),
         greedy.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().noRepeatNgramSize(3).build(), sampled,
         sampled.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().logprobs(1).build(),
         greedy.toBuilder().repetitionPenalty(1.2).logprobs(1).build(),
         SamplingParams.builder().temperature(0.8).minP(0.05).maxTokens(n).build(),
+        SamplingParams.builder().temperature(0.8).typicalP(0.9).maxTokens(n).build(),
         sampled.toBuilder().logprobs(1).build()};
     try (StandIn model = new StandIn(TinyOpt.model(new CpuOps()))) {
       for (int round = 0; round < 3; round++) { // two rounds warm the JIT; the third is printed

@@ -67,14 +67,16 @@ class PaddedDecodeStepsTest {
             float[] temperature = new float[n];
             int[] topK = new int[n];
             float[] topP = new float[n];
+            float[] minP = new float[n];
             double[] uniform = new double[n];
             for (int i = 0; i < n; i++) {
               temperature[i] = 0.7f + 0.2f * i;
               topK[i] = i == 0 ? 0 : 50;
               topP[i] = i == 1 ? 0.9f : 1f;
+              minP[i] = i == 2 ? 0.05f : 0f;
               uniform[i] = r.nextDouble();
             }
-            CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(temperature, topK, topP, uniform);
+            CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(temperature, topK, topP, minP, uniform);
             double[] la = new double[n];
             double[] lb = new double[n];
             int[] x = a.sample(step, ca, spec, la);

@@ -131,6 +131,7 @@ public final class CudaOps implements Ops {
   private boolean deviceSampling = CudaSwitches.DEVICE_SAMPLING;
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean deviceBeams = CudaSwitches.DEVICE_BEAMS;
+  private final boolean deviceMinP = CudaSwitches.DEVICE_MIN_P;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit;
   private boolean draftGraphs;
@@ -1978,15 +1979,15 @@ public final class CudaOps implements Ops {
   @Override
   public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
       double[] logprobs) {
-    return sampleRows(logits, temperature, topK, topP, uniform, logprobs, LogitEdits.NONE);
+    return sampleRows(logits, temperature, topK, topP, new float[logits.rows()], uniform, logprobs, LogitEdits.NONE);
   }
 
-  /** As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} after {@code edits}. */
+  /** As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} with min-p, after {@code edits}. */
   @Override
-  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
+  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
       double[] logprobs, LogitEdits edits) {
-    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
-      return Ops.super.sampleRows(logits, temperature, topK, topP, uniform, logprobs, edits);
+    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS) || (!deviceMinP && anyAbove0(minP))) {
+      return Ops.super.sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits);
     }
     CudaMat s = CudaMat.of(logits);
     endStep();
@@ -1996,10 +1997,10 @@ public final class CudaOps implements Ops {
     if (n == 0) {
       return new int[0];
     }
-    // Scratch: [logits as f32][n tokens][n log-probs][n temperatures][n top-k][n top-p][pad][n uniforms]
+    // Scratch: [logits as f32][n tokens][n log-probs][n temperatures][n top-k][n top-p][n min-p][pad][n uniforms]
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     long paramsAt = f32Bytes + 8L * n;
-    long uniformAt = (paramsAt + 12L * n + 7) / 8 * 8;
+    long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
     Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
     editLogits(values, edits, (long) n * vocab);
@@ -2012,6 +2013,7 @@ public final class CudaOps implements Ops {
       b.putFloat(4 * r, temperature[r]);
       b.putInt(4 * (n + r), topK[r]);
       b.putFloat(4 * (2 * n + r), topP[r]);
+      b.putFloat(4 * (3 * n + r), minP[r]);
       b.putDouble((int) (uniformAt - paramsAt) + 8 * r, uniform[r]);
     }
     check("sample parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt / 4), params, paramBytes,
@@ -2022,8 +2024,18 @@ public final class CudaOps implements Ops {
         new FloatPointer(IndexUploads.at(scratch, paramsAt / 4)),
         IndexUploads.at(scratch, paramsAt / 4 + n),
         new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
+        new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 3L * n)),
         new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
     return readTokens(tokens, n, logprobs, "sample");
+  }
+
+  private static boolean anyAbove0(float[] v) {
+    for (float x : v) {
+      if (x > 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private Pointer argmaxScratch(long bytes) {

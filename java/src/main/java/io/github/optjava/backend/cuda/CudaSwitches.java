@@ -117,6 +117,13 @@ final class CudaSwitches {
    */
   static final boolean DEVICE_BEAMS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceBeams"));
   /**
+   * Sampled requests with min-p draw on the device ({@code opt_sample_rows_f32}'s min-p cut after top-p) instead of
+   * copying their rows to the host. Default since session 20, <b>GPU-unverified</b> (check_ops group {@code minp},
+   * tag {@code gpu-new-minp}): {@code -Dopt.cuda.deviceMinP=false} reads back the rows of a step where a request has
+   * min-p and draws them on the host by the same rules ({@code RowSampling}, not the HF-exact processors).
+   */
+  static final boolean DEVICE_MIN_P = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMinP"));
+  /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
    * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):

@@ -534,11 +534,12 @@ public final class OptKernels {
 
   // ---- sampling (sample.cu) ----
 
-  /** One token per row drawn after temperature, top-k and top-p with the given uniforms (RowSampling's rules). */
+  /** One token per row after temperature, top-k, top-p and min-p, with the given uniforms (RowSampling's rules). */
   public static native int opt_sample_rows_f32(@Cast("int32_t*") IntPointer outToken, FloatPointer outLogprob,
       @Cast("const float*") FloatPointer logits, @Cast("const float*") FloatPointer temperature,
       @Cast("const int32_t*") IntPointer topK, @Cast("const float*") FloatPointer topP,
-      @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, CUstream_st stream);
+      @Cast("const float*") FloatPointer minP, @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform,
+      int rows, int vocab, CUstream_st stream);
 
   // ---- top log-probs (top_logprobs.cu) ----
 

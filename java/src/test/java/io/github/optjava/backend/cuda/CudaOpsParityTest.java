@@ -656,6 +656,19 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
   void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols) {
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f});
+  }
+
+  /** As {@link #sampleRowsMatchesItsCpuTwin}, with min-p on most rows (session 20: the sampler's min-p cut). */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-minp")
+  void sampleRowsWithMinPMatchesItsCpuTwin(DType d, int rows, int cols) {
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0.05f, 0f, 0.2f, 1f, 0.01f});
+  }
+
+  private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs) {
     CudaOps g = gpu(d);
     boolean before = g.samplesOnDevice();
     for (int vocab : new int[] {cols, 50272}) {
@@ -664,11 +677,13 @@ class CudaOpsParityTest {
       float[] t = new float[rows];
       int[] k = new int[rows];
       float[] p = new float[rows];
+      float[] minP = new float[rows];
       double[] u = new double[rows];
       for (int i = 0; i < rows; i++) {
         t[i] = new float[] {1f, 0.7f, 1.3f}[i % 3];
         k[i] = new int[] {0, 50, 1, vocab}[i % 4];
         p[i] = new float[] {1f, 0.9f, 0.5f}[(i / 2) % 3];
+        minP[i] = minPs[i % minPs.length];
         u[i] = r.nextDouble();
       }
       // The twin reads the logits as the GPU stores them (rounded to d), like CpuOps would after a read.
@@ -676,13 +691,13 @@ class CudaOpsParityTest {
       double[] want = new double[rows];
       int[] wantTok = new int[rows];
       for (int i = 0; i < rows; i++) {
-        wantTok[i] = io.github.optjava.backend.RowSampling.sample(stored, i * vocab, vocab, t[i], k[i], p[i], u[i],
-            want, i);
+        wantTok[i] = io.github.optjava.backend.RowSampling.sample(stored, i * vocab, vocab, t[i], k[i], p[i], minP[i],
+            u[i], want, i);
       }
       g.useDeviceSampling(true);
       try {
         double[] got = new double[rows];
-        int[] tok = g.sampleRows(act(g, logits, rows, vocab), t, k, p, u, got);
+        int[] tok = g.sampleRows(act(g, logits, rows, vocab), t, k, p, minP, u, got, LogitEdits.NONE);
         org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, tok, d + " vocab " + vocab);
         for (int i = 0; i < rows; i++) {
           assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])),
@@ -737,7 +752,7 @@ class CudaOpsParityTest {
       k[i] = i % 2 == 0 ? 0 : 20;
       p[i] = 0.9f;
       u[i] = r.nextDouble();
-      wantTok[i] = io.github.optjava.backend.RowSampling.sample(edited, i * cols, cols, t[i], k[i], p[i], u[i],
+      wantTok[i] = io.github.optjava.backend.RowSampling.sample(edited, i * cols, cols, t[i], k[i], p[i], 0f, u[i],
           wantSampled, i);
     }
     double[] got = new double[rows];
@@ -749,8 +764,8 @@ class CudaOpsParityTest {
     boolean before = g.samplesOnDevice();
     g.useDeviceSampling(true);
     try {
-      org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, g.sampleRows(act(g, logits, rows, cols), t, k, p, u,
-          got, edits), d + " sample");
+      org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, g.sampleRows(act(g, logits, rows, cols), t, k, p,
+          new float[rows], u, got, edits), d + " sample");
     } finally {
       g.useDeviceSampling(before);
     }
