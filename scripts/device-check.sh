@@ -265,10 +265,11 @@ else
   # toplp (session 19): a greedy request's log-prob alternatives on the device (opt_top_logprobs_f32; default).
   # beams (session 20): beam search's candidates on the device (opt_beam_topk_f32; default without processors).
   # minp (session 20): the sampler's min-p cut (opt_sample_rows_f32; default for sampled requests with min-p).
-  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample minp chained fa score combine edits toplp beams"
+  # sampletop (session 20): a sampled request's log-prob alternatives listed by the sampler (opt_sample_rows_top_f32).
+  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample minp sampletop chained fa score combine edits toplp beams"
   # quick: what changed since session 11's runs (gemv shares the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 split grouped combine vecnorm edits toplp beams logprob sample minp"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 split grouped combine vecnorm edits toplp beams logprob sample minp sampletop"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -294,7 +295,7 @@ new_cap=150 new_keep=200 new_min=60
 # session 13) and gpu-new-lttune (cuBLASLt's algorithms chosen by timing, session 14) have no kernel of their own:
 # they always run.
 new_excl=()
-for k in fa score combine gemvsplit int8 grouped vecnorm edits toplp beams minp; do
+for k in fa score combine gemvsplit int8 grouped vecnorm edits toplp beams minp sampletop; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then

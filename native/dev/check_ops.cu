@@ -1243,7 +1243,11 @@ void check_token_logprob() {
 
 // backend/RowSampling.sample (the sampling kernel's CPU twin), transliterated: the token and its log-prob.
 int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, float min_p, double uniform,
-               double* lp) {
+               double* lp, int list_k = 0, int32_t* ids = nullptr, double* lps = nullptr) {
+  for (int j = 0; j < list_k; ++j) {
+    ids[j] = -1;
+    lps[j] = NAN;
+  }
   auto ordered = [](float f) {
     uint32_t b;
     std::memcpy(&b, &f, 4);
@@ -1312,14 +1316,25 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
     }
   }
   const double kept = total - removed;
+  auto is_kept = [&](int i) {
+    const double x = w[i];
+    return !(x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau) || (filter_min && static_cast<float>(x) < min_p));
+  };
+  if (list_k > 0) {  // the alternatives: the kept tokens by s, then the lower id
+    std::vector<int> order;
+    for (int i = 0; i < vocab; ++i) if (is_kept(i)) order.push_back(i);
+    std::stable_sort(order.begin(), order.end(), [&s](int a, int b) { return s[a] > s[b]; });
+    for (int j = 0; j < list_k && j < static_cast<int>(order.size()); ++j) {
+      ids[j] = order[j];
+      lps[j] = (m == INFINITY ? 0 : static_cast<double>(s[order[j]]) - m) - std::log(kept);
+    }
+  }
   const double target = uniform * kept;
   double cumulative = 0;
   int last = -1;
   for (int i = 0; i < vocab; ++i) {
     const double x = w[i];
-    if (x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau) || (filter_min && static_cast<float>(x) < min_p)) {
-      continue;
-    }
+    if (!is_kept(i)) continue;
     last = i;
     cumulative += x;
     if (cumulative > target) break;
@@ -1332,7 +1347,7 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
 // greedy-like limits, uniform 0, and the -inf / NaN rows; with_min_p (group minp, session 20): the same kinds of
 // rows with min-p too (alone, after top-k, after top-p, min-p 1: the top token only, a uniform near 1). Random
 // logits: ties and cut boundaries are improbable, so the tokens must match exactly.
-void check_sample_rows(bool with_min_p) {
+void check_sample_rows(bool with_min_p, int list_k = 0) {
   const int vocab = 50272;
   struct Case {
     float temperature;
@@ -1370,27 +1385,51 @@ void check_sample_rows(bool with_min_p) {
   DevBuf<float> d_logits(logits), d_t(temperature), d_p(top_p), d_min(mins), d_lp(rows);
   DevBuf<int32_t> d_k(top_k), d_tok(rows);
   DevBuf<double> d_u(uniform);
-  expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr, rows,
-                                vocab, g_stream),
-            "sample_rows");
+  DevBuf<int32_t> d_ids(static_cast<size_t>(rows) * std::max(list_k, 1));
+  DevBuf<float> d_top(static_cast<size_t>(rows) * std::max(list_k, 1));
+  if (list_k == 0) {
+    expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr,
+                                  rows, vocab, g_stream),
+              "sample_rows");
+  } else {
+    expect_ok(opt_sample_rows_top_f32(d_tok.ptr, d_lp.ptr, d_ids.ptr, d_top.ptr, list_k, d_logits.ptr, d_t.ptr, d_k.ptr,
+                                      d_p.ptr, d_min.ptr, d_u.ptr, rows, vocab, g_stream),
+              "sample_rows_top");
+  }
   const std::vector<int32_t> tok = d_tok.download();
   const std::vector<float> lp = d_lp.download();
+  const std::vector<int32_t> ids = d_ids.download();
+  const std::vector<float> top = d_top.download();
   int wrong = 0;
   double err = 0;
   for (int r = 0; r < rows; ++r) {
     const Case& c = cases[r];
     double want_lp = 0;
+    std::vector<int32_t> want_ids(std::max(list_k, 1));
+    std::vector<double> want_top(std::max(list_k, 1));
     const int want = ref_sample(&logits[static_cast<size_t>(r) * vocab], vocab, c.temperature, c.top_k, c.top_p,
-                                c.min_p, c.uniform, &want_lp);
+                                c.min_p, c.uniform, &want_lp, list_k, want_ids.data(), want_top.data());
     if (tok[r] != want) {
       std::fprintf(stderr, "sample_rows row %d: token %d, expected %d\n", r, tok[r], want);
       ++wrong;
     } else if (want >= 0) {
       err = std::max(err, std::abs(lp[r] - want_lp));
     }
+    for (int j = 0; j < list_k; ++j) {  // the alternatives: the same ids, log-probs within float32, NaN after
+      const int32_t got_id = ids[static_cast<size_t>(r) * list_k + j];
+      const float got_lp = top[static_cast<size_t>(r) * list_k + j];
+      wrong += got_id != want_ids[j];
+      if (want_ids[j] < 0) {
+        wrong += !std::isnan(got_lp);
+      } else {
+        wrong += !std::isfinite(got_lp);
+        err = std::max(err, std::abs(got_lp - want_top[j]));
+      }
+    }
   }
-  report(with_min_p ? "sample_rows min-p (wrong tokens)" : "sample_rows (wrong tokens)", "f32", wrong, 0.0);
-  report(with_min_p ? "sample_rows min-p (log-prob error)" : "sample_rows (log-prob error)", "f32", err, 1e-4);
+  const std::string name = std::string("sample_rows") + (with_min_p ? " min-p" : "") + (list_k > 0 ? " top" : "");
+  report(name + " (wrong tokens)", "f32", wrong, 0.0);
+  report(name + " (log-prob error)", "f32", err, 1e-4);
 }
 
 // Chained launches (programmatic dependent launch, common.cuh): a decode-like chain of kernels, queued without a
@@ -1835,6 +1874,9 @@ void run_group(const std::string& group) {
     check_sample_rows(false);
   } else if (group == "minp") {  // opt_sample_rows_f32's min-p (session 20; not yet run on a GPU)
     check_sample_rows(true);
+  } else if (group == "sampletop") {  // opt_sample_rows_top_f32 (session 20; not yet run on a GPU)
+    check_sample_rows(false, 5);
+    check_sample_rows(true, 5);
   } else if (group == "chained") {
     check_chained();
   } else if (group == "edits") {  // opt_edit_logits_f32 (session 19; not yet run on a GPU)
@@ -1847,17 +1889,17 @@ void run_group(const std::string& group) {
 }
 
 const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
-                               "sample", "minp", "chained", "edits", "toplp", "beams"};
+                               "sample", "minp", "sampletop", "chained", "edits", "toplp", "beams"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp chained edits toplp beams), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp sampletop chained edits toplp beams), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp chained edits toplp beams)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp sampletop chained edits toplp beams)\n", g.c_str());
       return 2;
     }
   }

@@ -455,6 +455,19 @@ OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const fl
                                 int rows, int vocab, cudaStream_t stream);
 
 /*
+ * As opt_sample_rows_f32, and each row's k most likely tokens of the filtered distribution (the tokens the draw could
+ * pick, by logits / temperature then the lower id) with their log-probabilities under it: out_ids[r * k + j] (-1
+ * after the last: fewer than k kept, or a row with nothing to draw), out_lps[r * k + j] (NaN there). A sampled
+ * request's log-prob alternatives. CPU twin: backend/RowSampling.sample with k.
+ *   out_ids (rows * k) device int32, out_lps (rows * k) device float32; the rest as opt_sample_rows_f32.
+ * Status: written 2026-11-28 (session 20) without a GPU (check_ops group sampletop).
+ */
+OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
+                                    const float* logits, const float* temperature, const int32_t* top_k,
+                                    const float* top_p, const float* min_p, const double* uniform, int rows, int vocab,
+                                    cudaStream_t stream);
+
+/*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax
  * semantics (a NaN counts as the maximum, the first NaN wins; ties go to the smallest index).
  *   out_index (rows) device int32; logits (rows, vocab) device float32; vocab >= 1 when rows > 0.

@@ -8,7 +8,7 @@
 // cumulative boundary, or two f32 logits an ulp apart at top-p's cut, can pick another token; a CPU emulation of
 // this kernel against the Java twin (session 5) saw it only for draws placed on a boundary on purpose, and in 0 of
 // 2,000 random draws at OPT's vocabulary).
-// Variant: opt_sample_rows_f32.
+// Variants: opt_sample_rows_f32, opt_sample_rows_top_f32 (also the alternatives).
 //
 // Why: a sampled decode step otherwise copies every row of the vocabulary to the host (200 KB per sequence in
 // float32) and spends a vocabulary of host work per sequence; here 8 bytes per sequence come back.
@@ -33,6 +33,10 @@
 //      weights exceeds it (the host's walk through the cumulative weights); rounding past the end gives the
 //      last kept token.
 //   6. log-prob = (s_tok - m) - log W' (the processed distribution's, as the host's Sampler reports it).
+//   6b. opt_sample_rows_top_f32 (session 20): the k best kept tokens by s, then the lower token, with the same
+//      log-prob: a sampled request's log-prob alternatives (CPU twin: RowSampling.sample with k).
+//   6b. (opt_sample_rows_top_f32, session 20) the k best kept tokens by s, then the lower token, with the same
+//      log-prob: a sampled request's log-prob alternatives (CPU twin: RowSampling's listKept).
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <limits.h>
@@ -56,11 +60,22 @@ using Reduce = cub::BlockReduce<double, kThreads>;
 using Scan = cub::BlockScan<double, kThreads>;
 using IntScan = cub::BlockScan<int, kThreads>;
 
+// Fills row `row`'s k alternatives with -1 / NaN from `from` on (the threads of the block share the work).
+__device__ __forceinline__ void no_alternatives(int32_t* out_ids, float* out_lps, int row, int k, int from) {
+  for (int i = from + static_cast<int>(threadIdx.x); i < k; i += kThreads) {
+    out_ids[static_cast<size_t>(row) * k + i] = -1;
+    out_lps[static_cast<size_t>(row) * k + i] = __int_as_float(0x7fc00000);
+  }
+}
+
+// kList (opt_sample_rows_top_f32): also the k best kept tokens (by s, then the lower id) with the draw's log-prob,
+// into out_ids / out_lps (rows, k); the plain entry point compiles the kernel without that part.
+template <bool kList>
 __global__ void __launch_bounds__(kThreads)
 sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
                    const float* __restrict__ temperature, const int32_t* __restrict__ top_k,
                    const float* __restrict__ top_p, const float* __restrict__ min_p, const double* __restrict__ uniform,
-                   int vocab) {
+                   int vocab, int32_t* __restrict__ out_ids, float* __restrict__ out_lps, int list_k) {
   __shared__ typename Reduce::TempStorage reduce_tmp;
   __shared__ typename Scan::TempStorage scan_tmp;
   __shared__ double shared_double;
@@ -98,6 +113,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   atomicMax(&shared_uint, ordered(thread_max));
   __syncthreads();
   if (shared_int) {
+    if (kList) no_alternatives(out_ids, out_lps, row, list_k, 0);
     if (tid == 0) {
       out_token[row] = -2;
       out_logprob[row] = __int_as_float(0x7fc00000);
@@ -107,6 +123,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   const unsigned int max_key = shared_uint;
   const float m = __uint_as_float((max_key & 0x80000000u) ? (max_key & 0x7fffffffu) : ~max_key);
   if (m == -INFINITY) {
+    if (kList) no_alternatives(out_ids, out_lps, row, list_k, 0);
     if (tid == 0) {
       out_token[row] = -1;
       out_logprob[row] = -INFINITY;
@@ -284,6 +301,69 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     out_logprob[row] = static_cast<float>(
         (m == INFINITY ? 0.0 : static_cast<double>(s) - m) - log(kept_mass));
   }
+  if (!kList) return;
+
+  // 6b. The alternatives: list_k rounds, each the best kept (s, token) after the previous round's pick (larger s,
+  // then the lower token), reduced over the block with warp shuffles; every kept token has s > -inf.
+  __shared__ float warp_s[kThreads / kWarp];
+  __shared__ int warp_tok[kThreads / kWarp];
+  __shared__ float pick_s;
+  __shared__ int pick_tok;
+  const double log_mass = log(kept_mass);
+  const int lane = tid % kWarp;
+  const int warp = tid / kWarp;
+  float ps = INFINITY;
+  int pt = -1;
+  for (int r = 0; r < list_k; ++r) {
+    float best_s = -INFINITY;
+    int best_t = INT_MAX;
+    for (int j = tid; j < count; j += kThreads) {
+      if (kept(j) <= 0.0) continue;
+      const float sj = s_of(j);
+      const int tj = token_of(j);
+      const bool after = sj < ps || (sj == ps && tj > pt);
+      if (after && (sj > best_s || (sj == best_s && tj < best_t))) {
+        best_s = sj;
+        best_t = tj;
+      }
+    }
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+      const float os = __shfl_xor_sync(0xffffffffu, best_s, offset);
+      const int ot = __shfl_xor_sync(0xffffffffu, best_t, offset);
+      if (os > best_s || (os == best_s && ot < best_t)) {
+        best_s = os;
+        best_t = ot;
+      }
+    }
+    __syncthreads();  // the previous round's readers of warp_* / pick_* are done
+    if (lane == 0) {
+      warp_s[warp] = best_s;
+      warp_tok[warp] = best_t;
+    }
+    __syncthreads();
+    if (tid == 0) {
+      for (int w = 1; w < kThreads / kWarp; ++w) {
+        if (warp_s[w] > best_s || (warp_s[w] == best_s && warp_tok[w] < best_t)) {
+          best_s = warp_s[w];
+          best_t = warp_tok[w];
+        }
+      }
+      pick_s = best_s;
+      pick_tok = best_t;
+      const bool found_one = best_t != INT_MAX;
+      out_ids[static_cast<size_t>(row) * list_k + r] = found_one ? best_t : -1;
+      out_lps[static_cast<size_t>(row) * list_k + r] = found_one
+          ? static_cast<float>((m == INFINITY ? 0.0 : static_cast<double>(best_s) - m) - log_mass)
+          : __int_as_float(0x7fc00000);
+    }
+    __syncthreads();
+    ps = pick_s;
+    pt = pick_tok;
+    if (pt == INT_MAX) {  // fewer kept tokens than list_k: the same for every thread
+      no_alternatives(out_ids, out_lps, row, list_k, r + 1);
+      return;
+    }
+  }
 }
 
 }  // namespace
@@ -296,8 +376,24 @@ OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const fl
   if (rows < 0 || vocab < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
-  sample_rows_kernel<<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
-                                                     min_p, uniform, vocab);
+  sample_rows_kernel<false><<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
+                                                            min_p, uniform, vocab, nullptr, nullptr, 0);
+  return launch_status();
+}
+
+OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
+                                    const float* logits, const float* temperature, const int32_t* top_k,
+                                    const float* top_p, const float* min_p, const double* uniform, int rows, int vocab,
+                                    cudaStream_t stream) {
+  if (rows < 0 || vocab < 0 || k < 0) return kInvalidValue;
+  if (rows == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;
+  if (k == 0) {
+    return opt_sample_rows_f32(out_token, out_logprob, logits, temperature, top_k, top_p, min_p, uniform, rows, vocab,
+                               stream);
+  }
+  sample_rows_kernel<true><<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
+                                                           min_p, uniform, vocab, out_ids, out_lps, k);
   return launch_status();
 }
 

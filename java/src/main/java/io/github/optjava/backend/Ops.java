@@ -211,13 +211,24 @@ public interface Ops extends AutoCloseable {
    */
   default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
       double[] logprobs, LogitEdits edits) {
+    return sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, 0, null, null);
+  }
+
+  /**
+   * As {@link #sampleRows(Mat, float[], int[], float[], float[], double[], double[], LogitEdits)}, and each row's
+   * {@code k} most likely tokens of its filtered distribution with their log-probs ({@link RowSampling}'s listing)
+   * into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]}, -1 and NaN after the last: a sampled request's
+   * log-prob alternatives; a GPU copies back {@code k} pairs per row instead of the row. The default reads the rows.
+   */
+  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
+      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     float[] flat = read(logits);
     edits.applyTo(flat);
     int vocab = logits.cols();
     int[] out = new int[logits.rows()];
     for (int r = 0; r < out.length; r++) {
       out[r] = RowSampling.sample(flat, r * vocab, vocab, temperature[r], topK[r], topP[r], minP[r], uniform[r],
-          logprobs, r);
+          logprobs, r, k, topIds, topLogprobs, r * k);
     }
     return out;
   }

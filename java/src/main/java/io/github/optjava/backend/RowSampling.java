@@ -41,6 +41,22 @@ public final class RowSampling {
    */
   public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, float minP,
       double uniform, double[] logprob, int at) {
+    return sample(row, offset, vocab, temperature, topK, topP, minP, uniform, logprob, at, 0, null, null, 0);
+  }
+
+  /**
+   * As {@link #sample(float[], int, int, float, int, float, float, double, double[], int)}, and the {@code k} most
+   * likely tokens of the filtered distribution (the tokens the draw could have picked, by {@code row / temperature}
+   * then the lower id) with their log-probabilities under it into {@code topIds[topAt ..]} /
+   * {@code topLogprobs[topAt ..]}: a sampled request's log-prob alternatives; -1 and NaN after the last (fewer than k
+   * tokens kept, or a row with nothing to draw).
+   */
+  public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, float minP,
+      double uniform, double[] logprob, int at, int k, int[] topIds, double[] topLogprobs, int topAt) {
+    if (k > 0) {
+      java.util.Arrays.fill(topIds, topAt, topAt + k, -1);
+      java.util.Arrays.fill(topLogprobs, topAt, topAt + k, Double.NaN);
+    }
     float[] s = new float[vocab];
     float m = Float.NEGATIVE_INFINITY;
     for (int i = 0; i < vocab; i++) {
@@ -115,22 +131,55 @@ public final class RowSampling {
       }
     }
     double keptMass = total - removed;
+    // the kept tokens: drawn from, and listed as the alternatives
+    final int tauKey = tau;
+    java.util.function.IntPredicate kept = i -> w[i] > 0
+        && !(filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) w[i]), tauKey) <= 0)
+        && !(filterMin && (float) w[i] < mp);
+    double logMass = Math.log(keptMass);
+    if (k > 0) {
+      listKept(s, m, logMass, kept, k, topIds, topLogprobs, topAt);
+    }
     double target = uniform * keptMass;
     double cumulative = 0;
     int last = -1;
     for (int i = 0; i < vocab; i++) {
-      double x = w[i];
-      if (x <= 0 || (filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) x), tau) <= 0)
-          || (filterMin && (float) x < mp)) {
+      if (!kept.test(i)) {
         continue;
       }
       last = i;
-      cumulative += x;
+      cumulative += w[i];
       if (cumulative > target) {
-        return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[i] - m) - Math.log(keptMass), i);
+        return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[i] - m) - logMass, i);
       }
     }
-    return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[last] - m) - Math.log(keptMass), last);
+    return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[last] - m) - logMass, last);
+  }
+
+  /**
+   * The {@code k} best kept tokens by {@code s} then the lower id (insertion into a sorted prefix: a later equal value
+   * never passes an earlier, lower id), each with the draw's log-probability {@code (s - m) - log(kept mass)}.
+   */
+  private static void listKept(float[] s, float m, double logMass, java.util.function.IntPredicate kept, int k,
+      int[] ids, double[] lps, int at) {
+    float[] best = new float[k];
+    int count = 0;
+    for (int i = 0; i < s.length; i++) {
+      if ((count == k && s[i] <= best[k - 1]) || !kept.test(i)) {
+        continue;
+      }
+      int pos = count < k ? count++ : k - 1;
+      while (pos > 0 && best[pos - 1] < s[i]) {
+        best[pos] = best[pos - 1];
+        ids[at + pos] = ids[at + pos - 1];
+        pos--;
+      }
+      best[pos] = s[i];
+      ids[at + pos] = i;
+    }
+    for (int j = 0; j < count; j++) {
+      lps[at + j] = (m == Float.POSITIVE_INFINITY ? 0 : (double) best[j] - m) - logMass;
+    }
   }
 
   private static int report(double[] logprob, int at, double value, int token) {

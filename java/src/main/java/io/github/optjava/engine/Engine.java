@@ -595,9 +595,9 @@ public final class Engine implements AutoCloseable {
    * Runs the model over the step. When every sequence only needs the argmax (greedy, no processors, no log-probs),
    * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
    * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
-   * logits path). Likewise plain sampling (temperature, top-k, top-p, min-p) on a model that draws where the logits are,
-   * for sequences without drafts. A first completion whose siblings fork in this step (its last prefill chunk)
-   * needs its logits on the host.
+   * logits path). Likewise sampling (temperature, top-k, top-p, min-p; log-prob alternatives listed there too) on a
+   * model that draws where the logits are, for sequences without drafts. A first completion whose siblings fork in
+   * this step (its last prefill chunk) needs its logits on the host.
    */
   private Output runModel(Batch b) {
     int n = b.size();
@@ -654,14 +654,22 @@ public final class Engine implements AutoCloseable {
       u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
     }
     double[] logprobs = new double[n];
-    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, minP, u), logprobs, edits(b));
+    int top = 0; // the most log-prob alternatives a sequence of the step lists
+    for (int j = 0; j < n; j++) {
+      top = Math.max(top, b.gives()[j] ? b.seqs().get(j).alternatives() : 0);
+    }
+    int[] topIds = top > 0 ? new int[n * top] : null;
+    double[] topLogprobs = top > 0 ? new double[n * top] : null;
+    CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(t, k, p, minP, u);
+    int[] tokens = top > 0 ? model.sample(b.steps(), cache, spec, logprobs, edits(b), top, topIds, topLogprobs)
+        : model.sample(b.steps(), cache, spec, logprobs, edits(b));
     for (int j = 0; j < n; j++) {
       if (b.gives()[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
-    return new Output(false, true, tokens, logprobs, null, null);
+    return new Output(false, true, tokens, logprobs, null, null, top, topIds, topLogprobs);
   }
 
   /**
@@ -720,7 +728,7 @@ public final class Engine implements AutoCloseable {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
       } else if (out.sampledThere()) {
         try {
-          s.acceptSampled(out.tokens()[j], out.logprobs()[j]);
+          s.acceptSampled(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());
         } catch (RuntimeException e) { // its processors banned every token: this request fails, not the batch
           s.fail(e);
         }

@@ -320,13 +320,12 @@ final class Sequence {
   /**
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
    * sampling whose processors the model can apply there ({@link #edits}: bias, penalties, bans) and whose warpers are
-   * temperature, top-k, top-p and min-p (not typical), no log-prob alternatives asked for, not an echo prefill. Its
-   * rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's (they differ only for
-   * a token exactly at a top-p or min-p cut).
+   * temperature, top-k, top-p and min-p (not typical), not an echo prefill; its log-prob alternatives, if asked for,
+   * are listed there too. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host
+   * path's (they differ only for a token exactly at a top-p or min-p cut).
    */
   boolean samplableWhereLogitsAre() {
-    return !sampler.isGreedy() && alternatives() == 0 && (prefilled || !request.params.echo())
-        && pipeline.runsAsEdits();
+    return !sampler.isGreedy() && (prefilled || !request.params.echo()) && pipeline.runsAsEdits();
   }
 
   float temperature() {
@@ -352,8 +351,23 @@ final class Sequence {
 
   /** The step's token when {@link #samplableWhereLogitsAre}: drawn by the model, with its log-probability. */
   void acceptSampled(int token, double logprob) {
+    acceptSampled(token, logprob, null, null, 0);
+  }
+
+  /**
+   * As {@link #acceptSampled(int, double)}, with the filtered distribution's most likely tokens and their log-probs at
+   * {@code from} in {@code topIds} / {@code topLogprobs} (null when no alternatives were asked for).
+   */
+  void acceptSampled(int token, double logprob, int[] topIds, double[] topLogprobs, int from) {
     requireDrawn(token);
-    acceptGreedy(token, atMostZero(logprob)); // the same bookkeeping: cancellation, length, commit
+    if (topIds == null) {
+      acceptGreedy(token, atMostZero(logprob)); // the same bookkeeping: cancellation, length, commit
+      return;
+    }
+    for (int i = from; i < from + alternatives(); i++) {
+      topLogprobs[i] = atMostZero(topLogprobs[i]);
+    }
+    acceptGreedy(token, atMostZero(logprob), topIds, topLogprobs, from);
   }
 
   /**
@@ -383,9 +397,10 @@ final class Sequence {
    * What {@link #choose} decided: the token picked from the processed row {@code last} (whose log-sum-exp is
    * {@code lse}), or, with {@code finish} set, that the sequence ends without a token.
    */
-  record Pick(int token, float[] last, double lse, FinishReason finish, double logprob) {
+  record Pick(int token, float[] last, double lse, FinishReason finish, double logprob, int[] topIds,
+      double[] topLogprobs) {
     Pick(int token, float[] last, double lse, FinishReason finish) {
-      this(token, last, lse, finish, Double.NaN);
+      this(token, last, lse, finish, Double.NaN, null, null);
     }
   }
 
@@ -436,10 +451,18 @@ final class Sequence {
       // the device's path on the host: its edits (the processors before the warpers), then RowSampling's draw
       pipeline.processBeforeWarpers(inputIds, length, request.promptIds.length, last);
       double[] lp = new double[1];
+      int k = alternatives();
+      int[] topIds = k > 0 ? new int[k] : null;
+      double[] topLogprobs = k > 0 ? new double[k] : null;
       int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, temperature(), topK(),
-          topP(), minP(), nextUniform(), lp, 0);
+          topP(), minP(), nextUniform(), lp, 0, k, topIds, topLogprobs, 0);
       requireDrawn(token);
-      return new Pick(token, null, Double.NaN, null, atMostZero(lp[0]));
+      if (topLogprobs != null) {
+        for (int i = 0; i < k; i++) {
+          topLogprobs[i] = atMostZero(topLogprobs[i]);
+        }
+      }
+      return new Pick(token, null, Double.NaN, null, atMostZero(lp[0]), topIds, topLogprobs);
     }
     int promptLength = request.promptIds.length;
     pipeline.process(inputIds, length, promptLength, last);
@@ -458,8 +481,8 @@ final class Sequence {
       return;
     }
     request.tokenProduced();
-    if (pick.last() == null) { // drawn by the device's rules: the log-prob came with it
-      commit(pick.token(), pick.logprob(), null, Double.NaN, null, null, 0);
+    if (pick.last() == null) { // drawn by the device's rules: the log-prob (and alternatives) came with it
+      commit(pick.token(), pick.logprob(), null, Double.NaN, pick.topIds(), pick.topLogprobs(), 0);
       return;
     }
     commit(pick.token(), LogProbs.logProb(pick.last(), pick.token(), pick.lse()), pick.last(), pick.lse(), null, null,

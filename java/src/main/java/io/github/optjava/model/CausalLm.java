@@ -204,6 +204,29 @@ public interface CausalLm extends AutoCloseable {
     RowMath.beamTopK(concat(forward(seqs, cache), true, vocab), vocab, rows, base, k, ids, scores);
   }
 
+  /**
+   * As {@link #sample(List, KvCache, SamplingSpec, double[], LogitEdits)}, and each sequence's {@code k} most likely
+   * tokens of its filtered distribution with their log-probs ({@link io.github.optjava.backend.RowSampling}'s
+   * listing) into {@code topIds[s * k ..]} / {@code topLogprobs[s * k ..]}, -1 and NaN after the last: a sampled
+   * request's log-prob alternatives. A backend may list them where the logits are; the default reads the rows.
+   */
+  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+      LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    if (k == 0) {
+      return sample(seqs, cache, spec, logprobs, edits);
+    }
+    int vocab = config().vocabSize();
+    float[] v = concat(forward(seqs, cache), true, vocab);
+    edits.applyTo(v);
+    int[] out = new int[seqs.size()];
+    for (int s = 0; s < out.length; s++) {
+      out[s] = io.github.optjava.backend.RowSampling.sample(v, s * vocab, vocab, spec.temperature()[s],
+          spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s, k, topIds, topLogprobs,
+          s * k);
+    }
+    return out;
+  }
+
   /** Whether {@link #sample} draws where the logits are (the engine then prefers it for plain sampling). */
   default boolean samplesOnDevice() {
     return false;

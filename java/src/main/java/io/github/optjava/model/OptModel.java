@@ -406,6 +406,36 @@ public final class OptModel implements CausalLm {
     }, null, null, null);
   }
 
+  /** As {@link CausalLm#sample(List, KvCache, SamplingSpec, double[], LogitEdits, int, int[], double[])}, on the ops. */
+  @Override
+  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs, LogitEdits edits, int k,
+      int[] topIds, double[] topLogprobs) {
+    if (k == 0) {
+      return sample(seqs, cache, spec, logprobs, edits);
+    }
+    for (SeqStep q : seqs) {
+      if (q.allLogits()) {
+        throw new IllegalArgumentException("sample(): sequence " + q.seqId() + " asks for the logits of all its tokens");
+      }
+    }
+    requireWholeModel();
+    return step(seqs, cache, logits -> {
+      int rows = logits.rows(); // a padded decode step has more rows than the caller's arrays
+      double[] lp = new double[rows];
+      int[] ids = new int[rows * k];
+      double[] tops = new double[rows * k];
+      SamplingSpec p = paddedTo(spec, rows);
+      int[] tokens = ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.minP(), p.uniform(), lp, edits, k,
+          ids, tops);
+      if (logprobs != null) {
+        System.arraycopy(lp, 0, logprobs, 0, Math.min(rows, logprobs.length));
+      }
+      System.arraycopy(ids, 0, topIds, 0, Math.min(ids.length, topIds.length));
+      System.arraycopy(tops, 0, topLogprobs, 0, Math.min(tops.length, topLogprobs.length));
+      return tokens;
+    }, null, null, null).argmax;
+  }
+
   /**
    * {@code pick} over every row of a step's logits, which a padded decode step has more of than its caller's
    * {@code logprobs}: then the pick fills a longer array and the caller's gets its first rows.

@@ -19,6 +19,12 @@ class RowSamplingTest {
 
   /** The rules, the obvious way: sort, cut, walk. */
   private static int reference(float[] row, float t, int k, float p, float minP, double u, double[] logprob) {
+    return reference(row, t, k, p, minP, u, logprob, 0, null, null);
+  }
+
+  /** As above, and the {@code list} kept tokens of largest s (then the lower id) with their log-probs. */
+  private static int reference(float[] row, float t, int k, float p, float minP, double u, double[] logprob, int list,
+      int[] ids, double[] lps) {
     int n = row.length;
     float[] s = new float[n];
     float m = Float.NEGATIVE_INFINITY;
@@ -69,6 +75,17 @@ class RowSamplingTest {
     for (double x : w) {
       total += x;
     }
+    List<Integer> kept = new ArrayList<>();
+    for (int i = 0; i < n; i++) {
+      if (w[i] > 0) {
+        kept.add(i);
+      }
+    }
+    kept.sort(Comparator.comparingDouble((Integer i) -> -s[i]).thenComparingInt(i -> i));
+    for (int j = 0; j < list; j++) {
+      ids[j] = j < kept.size() ? kept.get(j) : -1;
+      lps[j] = j < kept.size() ? (double) s[kept.get(j)] - m - Math.log(total) : Double.NaN;
+    }
     double target = u * total;
     double c = 0;
     int last = -1;
@@ -116,10 +133,20 @@ class RowSamplingTest {
       float p = new float[] {1f, 0.9f, 0.5f, 0.05f}[r.nextInt(4)];
       float minP = new float[] {0f, 0f, 0.05f, 0.3f, 1f}[r.nextInt(5)];
       double u = r.nextDouble();
-      int token = RowSampling.sample(row, 0, n, t, k, p, minP, u, got, 0);
-      int expected = reference(row, t, k, p, minP, u, want);
+      int list = new int[] {0, 1, 3, 10}[r.nextInt(4)];
+      int[] ids = new int[list + 2];
+      double[] lps = new double[list + 2];
+      int[] wantIds = new int[list];
+      double[] wantLps = new double[list];
+      int token = RowSampling.sample(row, 0, n, t, k, p, minP, u, got, 0, list, ids, lps, 1);
+      int expected = reference(row, t, k, p, minP, u, want, list, wantIds, wantLps);
       assertEquals(expected, token, "trial " + trial);
       assertEquals(want[0], got[0], 1e-9, "log-prob, trial " + trial);
+      for (int j = 0; j < list; j++) {
+        assertEquals(wantIds[j], ids[1 + j], "alternative " + j + ", trial " + trial);
+        assertEquals(wantLps[j], lps[1 + j], 1e-9, "alternative " + j + ", trial " + trial);
+      }
+      assertEquals(0, ids[0] + ids[list + 1], "nothing written outside the list");
       checked++;
     }
     assertEquals(400, checked);

@@ -88,6 +88,15 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
+  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+      LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    samples++;
+    editedLogits += edits.count();
+    count(seqs);
+    return model.sample(seqs, cache, spec, logprobs, edits, k, topIds, topLogprobs);
+  }
+
+  @Override
   public void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
       float[] scores) {
     beamSteps++;

@@ -55,15 +55,68 @@ class EngineDeviceSamplingTest {
   }
 
   @Test
-  void typicalAndLogprobAlternativesKeepTheLogitsPath() {
+  void typicalSamplingKeepsTheLogitsPath() {
     CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("The capital of France is");
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
       engine.submit(prompt, sampled(1).toBuilder().typicalP(0.9).build(), null).join();
-      engine.submit(prompt, sampled(1).toBuilder().repetitionPenalty(1.3).logprobs(2).build(), null).join();
-      assertEquals(0, drawing.samples, "typical sampling or log-prob alternatives need the host path");
+      assertEquals(0, drawing.samples, "typical sampling needs the host path");
       assertTrue(drawing.forwards > 0);
+    }
+  }
+
+  /**
+   * A sampled request's log-prob alternatives (session 20) come with the draw where the logits are: the filtered
+   * distribution's most likely tokens, most likely first, the drawn token's own log-prob among them when listed; the
+   * same batched with a host-path request (device rules there too) and, up to rounding, the HF-exact host path's on a
+   * model that does not sample on the device (the same seed draws the same tokens there).
+   */
+  @Test
+  void sampledLogprobAlternativesComeWithTheDraw() {
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
+    CountingModel exact = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time");
+    SamplingParams[] kinds = {sampled(4).toBuilder().logprobs(3).maxTokens(16).build(),
+        SamplingParams.builder().temperature(1.1).minP(0.02).repetitionPenalty(1.2).seed(8L).logprobs(5)
+            .maxTokens(16).build()};
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128);
+        Engine host = new Engine(exact, tokenizer, exact.newCache(64, 16), 8, 128)) {
+      for (SamplingParams kind : kinds) {
+        int forwards = drawing.forwards;
+        Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
+        assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
+        int listed = kind.logprobs().getAsInt();
+        for (io.github.optjava.api.TokenLogprob t : alone.logprobs()) {
+          List<Double> values = new ArrayList<>(t.top().values());
+          assertTrue(!values.isEmpty() && values.size() <= listed, t.toString());
+          for (int i = 0; i < values.size(); i++) {
+            assertTrue(values.get(i) <= 0 && (i == 0 || values.get(i) <= values.get(i - 1)), t.toString());
+          }
+          Double own = t.top().get(t.text());
+          assertTrue(own == null || Math.abs(own - t.logprob()) < 1e-12, t.toString());
+        }
+        CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
+            sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
+        Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
+        typical.join();
+        assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
+        assertEquals(alone.tokenIds(), batched.tokenIds());
+        assertEquals(alone.logprobs(), batched.logprobs());
+
+        Choice hf = host.submit(prompt, kind, null).join().choices().get(0);
+        assertEquals(hf.tokenIds(), alone.tokenIds(), "the same seed, the same draws");
+        for (int i = 0; i < hf.logprobs().size(); i++) {
+          io.github.optjava.api.TokenLogprob want = hf.logprobs().get(i);
+          io.github.optjava.api.TokenLogprob got = alone.logprobs().get(i);
+          assertEquals(List.copyOf(want.top().keySet()), List.copyOf(got.top().keySet()), "alternatives of " + i);
+          for (String text : want.top().keySet()) {
+            assertEquals(want.top().get(text), got.top().get(text), 1e-5, "log-prob of " + text + " at " + i);
+          }
+          assertEquals(want.logprob(), got.logprob(), 1e-5, "token " + i);
+        }
+      }
     }
   }
 

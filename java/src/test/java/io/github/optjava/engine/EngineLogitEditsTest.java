@@ -111,7 +111,7 @@ class EngineLogitEditsTest {
 
   /**
    * Log-probs come with the pick where the logits are: the chosen token's ({@code logprobs(0)}) greedy or sampled, and
-   * a greedy request's alternatives too ({@code logprobs(k)}), with or without processors: no step brings the row to
+   * the alternatives too ({@code logprobs(k)}, greedy or sampled), with or without processors: no step brings the row to
    * the host, and each token's log-prob and alternatives are the host path's.
    */
   @Test
@@ -121,7 +121,9 @@ class EngineLogitEditsTest {
     int[] prompt = tokenizer.encode("Once upon a time, a time upon once");
     SamplingParams[] kinds = {greedy().logprobs(0).build(), greedy().repetitionPenalty(1.3).logprobs(0).build(),
         SamplingParams.builder().temperature(0.8).topP(0.9).seed(3L).maxTokens(24).logprobs(0).build(),
-        greedy().logprobs(3).build(), greedy().repetitionPenalty(1.3).noRepeatNgramSize(2).logprobs(5).build()};
+        greedy().logprobs(3).build(), greedy().repetitionPenalty(1.3).noRepeatNgramSize(2).logprobs(5).build(),
+        SamplingParams.builder().temperature(0.9).topK(30).repetitionPenalty(1.3).seed(6L).maxTokens(24).logprobs(4)
+            .build()};
     try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
       for (SamplingParams kind : kinds) {
         int forwards = model.forwards;

@@ -14,7 +14,7 @@ import java.util.Random;
  * costs nothing (it only reserves the cache slots and hands back a fixed row of 50,272 Gaussian logits, σ = 3, a
  * broad distribution: thousands of top-p candidates). Requests whose tokens the model picks where the logits are
  * (greedy, sampling, each with processors that name their tokens: "edits") cost the engine's bookkeeping and the
- * edits' building; the others ("host path": sampled log-prob alternatives, typical) bring the row to the host and run
+ * edits' building; the others ("host path": typical sampling) bring the row to the host and run
  * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). Beam
  * search runs both ways (session 20). A benchmark, not a test (docs/perf.md, sessions 19 and 20).
  *
@@ -93,6 +93,12 @@ public final class HostPathBenchMain {
     }
 
     @Override
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+        io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+      return greedyRows(seqs, cache, logprobs, edits, k, topIds, topLogprobs); // the same k pairs per row back
+    }
+
+    @Override
     public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs,
         io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
       for (int i = 0; i < topIds.length; i++) { // the top k a GPU would send back (any distinct ids will do)
@@ -154,7 +160,7 @@ public final class HostPathBenchMain {
         "greedy, no_repeat_ngram 3 (edits)", "sampled t=0.8 top-p 0.9",
         "sampled t=0.8 top-p 0.9, repetition penalty 1.2 (edits)", "greedy, logprobs 1 (top-k)",
         "greedy, repetition penalty 1.2, logprobs 1 (edits, top-k)", "sampled t=0.8 min-p 0.05",
-        "sampled t=0.8 typical 0.9 (host path)", "sampled t=0.8 top-p 0.9, logprobs 1 (host path)"};
+        "sampled t=0.8 typical 0.9 (host path)", "sampled t=0.8 top-p 0.9, logprobs 1 (top-k)"};
     SamplingParams[] kinds = {greedy, greedy.toBuilder().minTokens(n).build(),
         greedy.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().noRepeatNgramSize(3).build(), sampled,
         sampled.toBuilder().repetitionPenalty(1.2).build(), greedy.toBuilder().logprobs(1).build(),

@@ -1986,8 +1986,20 @@ public final class CudaOps implements Ops {
   @Override
   public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
       double[] logprobs, LogitEdits edits) {
-    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS) || (!deviceMinP && anyAbove0(minP))) {
-      return Ops.super.sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits);
+    return sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, 0, null, null);
+  }
+
+  /**
+   * As {@link #sampleRows(Mat, float[], int[], float[], float[], double[], double[], LogitEdits)} with each row's
+   * {@code k} alternatives ({@code opt_sample_rows_top_f32}): one copy back of the tokens, log-probs and k pairs.
+   */
+  @Override
+  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
+      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS) || (!deviceMinP && anyAbove0(minP))
+        || (k > 0 && (logprobs == null || !CudaSwitches.DEVICE_TOP_LOGPROBS))) {
+      return Ops.super.sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, k, topIds,
+          topLogprobs);
     }
     CudaMat s = CudaMat.of(logits);
     endStep();
@@ -1997,9 +2009,11 @@ public final class CudaOps implements Ops {
     if (n == 0) {
       return new int[0];
     }
-    // Scratch: [logits as f32][n tokens][n log-probs][n temperatures][n top-k][n top-p][n min-p][pad][n uniforms]
+    // Scratch: [logits as f32][n tokens][n log-probs][n·k ids][n·k log-probs] (read back at once), then the
+    // parameters: [n temperatures][n top-k][n top-p][n min-p][pad][n uniforms]
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
-    long paramsAt = f32Bytes + 8L * n;
+    long readBytes = 8L * n + 8L * n * k;
+    long paramsAt = f32Bytes + readBytes;
     long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
     Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
@@ -2020,13 +2034,29 @@ public final class CudaOps implements Ops {
         cudaMemcpyHostToDevice, stream));
     IntPointer tokens = IndexUploads.at(scratch, f32Bytes / 4);
     FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n));
-    op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values,
-        new FloatPointer(IndexUploads.at(scratch, paramsAt / 4)),
-        IndexUploads.at(scratch, paramsAt / 4 + n),
-        new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n)),
-        new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 3L * n)),
-        new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch, uniformAt / 4)), n, vocab, stream));
-    return readTokens(tokens, n, logprobs, "sample");
+    FloatPointer temps = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4));
+    IntPointer ks = IndexUploads.at(scratch, paramsAt / 4 + n);
+    FloatPointer ps = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n));
+    FloatPointer mins = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 3L * n));
+    org.bytedeco.javacpp.DoublePointer us = new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch,
+        uniformAt / 4));
+    if (k == 0) {
+      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values, temps, ks, ps, mins, us, n, vocab, stream));
+      return readTokens(tokens, n, logprobs, "sample");
+    }
+    IntPointer ids = IndexUploads.at(scratch, f32Bytes / 4 + 2L * n);
+    FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + 2L * n + (long) n * k));
+    op("sample", OptKernels.opt_sample_rows_top_f32(tokens, lp, ids, topLp, k, values, temps, ks, ps, mins, us, n,
+        vocab, stream));
+    Pointer host = readBack(tokens, readBytes, "sample");
+    int[] out = tokensAndLogprobs(host, n, logprobs);
+    new IntPointer(IndexUploads.at(host, 2L * n)).get(topIds, 0, n * k);
+    float[] g = new float[n * k];
+    new FloatPointer(IndexUploads.at(host, 2L * n + (long) n * k)).get(g);
+    for (int i = 0; i < n * k; i++) {
+      topLogprobs[i] = g[i];
+    }
+    return out;
   }
 
   private static boolean anyAbove0(float[] v) {

@@ -104,9 +104,11 @@ final class CudaSwitches {
    */
   static final boolean DEVICE_EDITS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceEdits"));
   /**
-   * A greedy request's log-prob alternatives ({@code logprobs} above 0) come from {@code opt_top_logprobs_f32} on the
-   * device: k pairs per row come back instead of the row. Default since session 19, <b>GPU-unverified</b> (check_ops
-   * group {@code toplp}, tag {@code gpu-new-toplp}): {@code -Dopt.cuda.deviceTopLogprobs=false} reads the rows back.
+   * A request's log-prob alternatives ({@code logprobs} above 0) are listed on the device: a greedy request's by
+   * {@code opt_top_logprobs_f32} (session 19; check_ops group {@code toplp}, tag {@code gpu-new-toplp}), a sampled
+   * request's by the sampler itself, {@code opt_sample_rows_top_f32} (session 20; group {@code sampletop}, tag
+   * {@code gpu-new-sampletop}): k pairs per row come back instead of the row. Default, <b>GPU-unverified</b>:
+   * {@code -Dopt.cuda.deviceTopLogprobs=false} reads the rows back.
    */
   static final boolean DEVICE_TOP_LOGPROBS =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceTopLogprobs"));

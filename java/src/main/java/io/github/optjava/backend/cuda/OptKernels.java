@@ -541,6 +541,13 @@ public final class OptKernels {
       @Cast("const float*") FloatPointer minP, @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform,
       int rows, int vocab, CUstream_st stream);
 
+  /** As opt_sample_rows_f32, and each row's k best kept tokens with their log-probs (RowSampling.sample with k). */
+  public static native int opt_sample_rows_top_f32(@Cast("int32_t*") IntPointer outToken, FloatPointer outLogprob,
+      @Cast("int32_t*") IntPointer outIds, FloatPointer outLps, int k, @Cast("const float*") FloatPointer logits,
+      @Cast("const float*") FloatPointer temperature, @Cast("const int32_t*") IntPointer topK,
+      @Cast("const float*") FloatPointer topP, @Cast("const float*") FloatPointer minP,
+      @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, CUstream_st stream);
+
   // ---- top log-probs (top_logprobs.cu) ----
 
   /** The k most likely tokens of each row with their log-softmax (backend/RowMath.topK's order; -1 past the last). */

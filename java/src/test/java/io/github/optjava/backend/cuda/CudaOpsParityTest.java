@@ -656,7 +656,19 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")
   void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols) {
-    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f});
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f}, 0);
+  }
+
+  /**
+   * As {@link #sampleRowsMatchesItsCpuTwin}, with each row's 5 alternatives of the filtered distribution (session 20,
+   * opt_sample_rows_top_f32): the same ids in the same order, log-probs within float32, -1 / NaN after the last.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-sampletop")
+  void sampleRowsWithAlternativesMatchItsCpuTwin(DType d, int rows, int cols) {
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f, 0.05f}, 5);
   }
 
   /** As {@link #sampleRowsMatchesItsCpuTwin}, with min-p on most rows (session 20: the sampler's min-p cut). */
@@ -665,10 +677,10 @@ class CudaOpsParityTest {
   @org.junit.jupiter.api.Tag(NEW_KERNEL)
   @org.junit.jupiter.api.Tag("gpu-new-minp")
   void sampleRowsWithMinPMatchesItsCpuTwin(DType d, int rows, int cols) {
-    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0.05f, 0f, 0.2f, 1f, 0.01f});
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0.05f, 0f, 0.2f, 1f, 0.01f}, 0);
   }
 
-  private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs) {
+  private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs, int listed) {
     CudaOps g = gpu(d);
     boolean before = g.samplesOnDevice();
     for (int vocab : new int[] {cols, 50272}) {
@@ -690,14 +702,24 @@ class CudaOpsParityTest {
       float[] stored = g.read(act(g, logits, rows, vocab));
       double[] want = new double[rows];
       int[] wantTok = new int[rows];
+      int[] wantIds = new int[rows * listed];
+      double[] wantTop = new double[rows * listed];
       for (int i = 0; i < rows; i++) {
         wantTok[i] = io.github.optjava.backend.RowSampling.sample(stored, i * vocab, vocab, t[i], k[i], p[i], minP[i],
-            u[i], want, i);
+            u[i], want, i, listed, wantIds, wantTop, i * listed);
       }
       g.useDeviceSampling(true);
       try {
         double[] got = new double[rows];
-        int[] tok = g.sampleRows(act(g, logits, rows, vocab), t, k, p, minP, u, got, LogitEdits.NONE);
+        int[] ids = new int[rows * listed];
+        double[] top = new double[rows * listed];
+        int[] tok = g.sampleRows(act(g, logits, rows, vocab), t, k, p, minP, u, got, LogitEdits.NONE, listed, ids,
+            top);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(wantIds, ids, d + " vocab " + vocab + " alternatives");
+        for (int i = 0; i < rows * listed; i++) {
+          assertTrue(Double.isNaN(wantTop[i]) ? Double.isNaN(top[i])
+              : Math.abs(top[i] - wantTop[i]) <= 1e-4 * (1 + Math.abs(wantTop[i])), d + " alternative " + i);
+        }
         org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, tok, d + " vocab " + vocab);
         for (int i = 0; i < rows; i++) {
           assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])),
