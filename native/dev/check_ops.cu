@@ -1320,9 +1320,12 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
     const double x = w[i];
     return !(x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau) || (filter_min && static_cast<float>(x) < min_p));
   };
-  if (list_k > 0) {  // the alternatives: the kept tokens by s, then the lower id
+  if (list_k > 0) {  // the alternatives: what no cut removed (see sample.cu, 6b) by s, then the lower id
+    const bool no_cut = !filter_p && !filter_min && m != INFINITY;
     std::vector<int> order;
-    for (int i = 0; i < vocab; ++i) if (is_kept(i)) order.push_back(i);
+    for (int i = 0; i < vocab; ++i) {
+      if (no_cut ? (s[i] > -INFINITY && ordered(s[i]) >= kth) : is_kept(i)) order.push_back(i);
+    }
     std::stable_sort(order.begin(), order.end(), [&s](int a, int b) { return s[a] > s[b]; });
     for (int j = 0; j < list_k && j < static_cast<int>(order.size()); ++j) {
       ids[j] = order[j];

@@ -33,10 +33,11 @@
 //      weights exceeds it (the host's walk through the cumulative weights); rounding past the end gives the
 //      last kept token.
 //   6. log-prob = (s_tok - m) - log W' (the processed distribution's, as the host's Sampler reports it).
-//   6b. opt_sample_rows_top_f32 (session 20): the k best kept tokens by s, then the lower token, with the same
-//      log-prob: a sampled request's log-prob alternatives (CPU twin: RowSampling.sample with k).
-//   6b. (opt_sample_rows_top_f32, session 20) the k best kept tokens by s, then the lower token, with the same
-//      log-prob: a sampled request's log-prob alternatives (CPU twin: RowSampling's listKept).
+//   6b. opt_sample_rows_top_f32 (session 20): the k best listable tokens by s, then the lower token, with the same
+//      log-prob: a sampled request's log-prob alternatives (CPU twin: RowSampling.sample with k). Listable: not
+//      removed by a cut, as HF lists what its warpers left above -inf: with top-p or min-p on, the kept tokens
+//      (those cuts remove zero weights too, as HF's do); without them, every token at or above top-k's cut, even one
+//      whose float weight underflows to 0 (at a low temperature a token 110 below the top still has a log-prob).
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 #include <limits.h>
@@ -310,6 +311,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   __shared__ float pick_s;
   __shared__ int pick_tok;
   const double log_mass = log(kept_mass);
+  const bool no_cut = !filter_p && !filter_min && m != INFINITY;  // then list by top-k's cut alone
   const int lane = tid % kWarp;
   const int warp = tid / kWarp;
   float ps = INFINITY;
@@ -318,8 +320,8 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     float best_s = -INFINITY;
     int best_t = INT_MAX;
     for (int j = tid; j < count; j += kThreads) {
-      if (kept(j) <= 0.0) continue;
       const float sj = s_of(j);
+      if (no_cut ? !(sj > -INFINITY && ordered(sj) >= kth) : kept(j) <= 0.0) continue;
       const int tj = token_of(j);
       const bool after = sj < ps || (sj == ps && tj > pt);
       if (after && (sj > best_s || (sj == best_s && tj < best_t))) {

@@ -46,8 +46,7 @@ public final class RowSampling {
 
   /**
    * As {@link #sample(float[], int, int, float, int, float, float, double, double[], int)}, and the {@code k} most
-   * likely tokens of the filtered distribution (the tokens the draw could have picked, by {@code row / temperature}
-   * then the lower id) with their log-probabilities under it into {@code topIds[topAt ..]} /
+   * likely tokens of the filtered distribution (those no cut removed, by {@code row / temperature} then the lower id) with their log-probabilities under it into {@code topIds[topAt ..]} /
    * {@code topLogprobs[topAt ..]}: a sampled request's log-prob alternatives; -1 and NaN after the last (fewer than k
    * tokens kept, or a row with nothing to draw).
    */
@@ -138,7 +137,14 @@ public final class RowSampling {
         && !(filterMin && (float) w[i] < mp);
     double logMass = Math.log(keptMass);
     if (k > 0) {
-      listKept(s, m, logMass, kept, k, topIds, topLogprobs, topAt);
+      // Listed: what no cut removed, as HF lists what its warpers left above -inf. Top-p and min-p remove zero weights
+      // too (as HF's do); without them every token at or above top-k's cut is listed, even one whose float weight
+      // underflowed to 0 (at a low temperature a token 110 below the top still has a log-prob).
+      final int kthKey = kth;
+      boolean noCut = !filterP && !filterMin && m != Float.POSITIVE_INFINITY;
+      java.util.function.IntPredicate listable = noCut
+          ? i -> s[i] > Float.NEGATIVE_INFINITY && Integer.compareUnsigned(ordered(s[i]), kthKey) >= 0 : kept;
+      listKept(s, m, logMass, listable, k, topIds, topLogprobs, topAt);
     }
     double target = uniform * keptMass;
     double cumulative = 0;
@@ -157,15 +163,15 @@ public final class RowSampling {
   }
 
   /**
-   * The {@code k} best kept tokens by {@code s} then the lower id (insertion into a sorted prefix: a later equal value
-   * never passes an earlier, lower id), each with the draw's log-probability {@code (s - m) - log(kept mass)}.
+   * The {@code k} best listable tokens by {@code s} then the lower id (insertion into a sorted prefix: a later equal
+   * value never passes an earlier, lower id), each with the draw's log-probability {@code (s - m) - log(kept mass)}.
    */
-  private static void listKept(float[] s, float m, double logMass, java.util.function.IntPredicate kept, int k,
+  private static void listKept(float[] s, float m, double logMass, java.util.function.IntPredicate listable, int k,
       int[] ids, double[] lps, int at) {
     float[] best = new float[k];
     int count = 0;
     for (int i = 0; i < s.length; i++) {
-      if ((count == k && s[i] <= best[k - 1]) || !kept.test(i)) {
+      if ((count == k && s[i] <= best[k - 1]) || !listable.test(i)) {
         continue;
       }
       int pos = count < k ? count++ : k - 1;

@@ -75,9 +75,11 @@ class RowSamplingTest {
     for (double x : w) {
       total += x;
     }
+    // listed: what no cut removed (without top-p and min-p: every token at or above top-k's cut, weight 0 or not)
+    boolean noCut = p >= 1f && minP <= 0;
     List<Integer> kept = new ArrayList<>();
     for (int i = 0; i < n; i++) {
-      if (w[i] > 0) {
+      if (noCut ? s[i] >= kth && s[i] > Float.NEGATIVE_INFINITY : w[i] > 0) {
         kept.add(i);
       }
     }
@@ -185,6 +187,36 @@ class RowSamplingTest {
       }
     }
     assertTrue(compared > 200 * 50);
+  }
+
+  /**
+   * The alternatives' edges: ties at the k-th place go to the lower ids; without top-p and min-p a token whose weight
+   * underflows to 0 is still listed (HF lists every token its warpers left above -inf), with top-p it is cut.
+   */
+  @Test
+  void alternativesAtTheirEdges() {
+    double[] lp = new double[1];
+    int[] ids = new int[5];
+    double[] lps = new double[5];
+    float[] ties = {1f, 3f, 3f, 2f, 3f};
+    RowSampling.sample(ties, 0, 5, 1f, 0, 1f, 0f, 0.5, lp, 0, 2, ids, lps, 0);
+    assertEquals(List.of(1, 2), List.of(ids[0], ids[1]), "ties at the k-th place: the lower ids");
+    RowSampling.sample(ties, 0, 5, 1f, 0, 1f, 0f, 0.5, lp, 0, 1, ids, lps, 0);
+    assertEquals(1, ids[0]);
+
+    float[] spread = {0f, -200f, -150f, Float.NEGATIVE_INFINITY, 5f};
+    double logMass = Math.log(1 + Math.exp(-5.0));
+    RowSampling.sample(spread, 0, 5, 1f, 0, 1f, 0f, 0.5, lp, 0, 5, ids, lps, 0);
+    assertEquals(List.of(4, 0, 2, 1, -1), List.of(ids[0], ids[1], ids[2], ids[3], ids[4]));
+    assertEquals(-logMass, lps[0], 1e-9);
+    assertEquals(-155 - logMass, lps[2], 1e-9);
+    assertEquals(-205 - logMass, lps[3], 1e-9);
+    assertTrue(Double.isNaN(lps[4]));
+    RowSampling.sample(spread, 0, 5, 1f, 3, 1f, 0f, 0.5, lp, 0, 5, ids, lps, 0); // top-k 3: -200 is cut
+    assertEquals(List.of(4, 0, 2, -1, -1), List.of(ids[0], ids[1], ids[2], ids[3], ids[4]));
+    RowSampling.sample(spread, 0, 5, 1f, 0, 0.99f, 0f, 0.5, lp, 0, 5, ids, lps, 0); // top-p removes the tail
+    assertEquals(List.of(4, -1), List.of(ids[0], ids[1]));
+    assertEquals(0, lps[0], 1e-12);
   }
 
   @Test

@@ -108,7 +108,8 @@ final class CudaSwitches {
    * {@code opt_top_logprobs_f32} (session 19; check_ops group {@code toplp}, tag {@code gpu-new-toplp}), a sampled
    * request's by the sampler itself, {@code opt_sample_rows_top_f32} (session 20; group {@code sampletop}, tag
    * {@code gpu-new-sampletop}): k pairs per row come back instead of the row. Default, <b>GPU-unverified</b>:
-   * {@code -Dopt.cuda.deviceTopLogprobs=false} reads the rows back.
+   * {@code -Dopt.cuda.deviceTopLogprobs=false} reads the rows back (a sampled step's rows are then drawn and listed
+   * on the host by the same rules, {@code RowSampling}).
    */
   static final boolean DEVICE_TOP_LOGPROBS =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceTopLogprobs"));
