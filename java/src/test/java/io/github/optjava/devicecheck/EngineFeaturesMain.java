@@ -34,8 +34,9 @@ import java.util.concurrent.CompletableFuture;
  *   <li>prompt lookup decoding: one greedy request, with and without draft tokens: decode ms/token, steps,
  *       drafts accepted, tokens equal (a random-weight model repeats itself, the case drafts are for);</li>
  *   <li>decode paths: one request each of greedy, greedy with a repetition penalty, sampled, sampled with a
- *       repetition penalty, greedy with 5 log-prob alternatives, sampled with min-p: decode ms/token through the
- *       engine (session 19 moved the penalties and the alternatives to where the logits are, session 20 min-p);</li>
+ *       repetition penalty, greedy with 5 log-prob alternatives, sampled with min-p, sampled with 5 alternatives:
+ *       decode ms/token through the engine (session 19 moved the penalties and the greedy alternatives to where the
+ *       logits are, session 20 min-p and the sampled alternatives);</li>
  *   <li>beam search (CUDA only): 4 beams with each beam's candidates found on the host and on the device
  *       ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
@@ -152,15 +153,16 @@ public final class EngineFeaturesMain {
           .build();
       SamplingParams[] kinds = {greedyN, greedyN.toBuilder().repetitionPenalty(1.2).build(), sampledN,
           sampledN.toBuilder().repetitionPenalty(1.2).build(), greedyN.toBuilder().logprobs(5).build(),
-          SamplingParams.builder().temperature(0.8).minP(0.05).seed(1L).maxTokens(o.newTokens).build()};
+          SamplingParams.builder().temperature(0.8).minP(0.05).seed(1L).maxTokens(o.newTokens).build(),
+          sampledN.toBuilder().logprobs(5).build()};
       double[] perToken = new double[kinds.length];
       for (int k = 0; k < kinds.length; k++) {
         perToken[k] = lookupRun(model, tokenizer, prompt, kinds[k], 0, 1).sequentialMs;
       }
       detail = String.format(Locale.ROOT, "batch 1, up to %d tokens, ms/token: greedy %.3f, + repetition penalty "
           + "1.2 %.3f (edits); sampled t=0.8 top-p 0.9 %.3f, + repetition penalty 1.2 %.3f (edits); greedy, logprobs "
-          + "5 %.3f (top-k); sampled t=0.8 min-p 0.05 %.3f", o.newTokens, perToken[0], perToken[1], perToken[2],
-          perToken[3], perToken[4], perToken[5]);
+          + "5 %.3f (top-k); sampled t=0.8 min-p 0.05 %.3f; sampled t=0.8 top-p 0.9, logprobs 5 %.3f", o.newTokens,
+          perToken[0], perToken[1], perToken[2], perToken[3], perToken[4], perToken[5], perToken[6]);
       out.println("EngineFeaturesMain: decode paths: " + detail);
       rows.add(row("engine: decode paths", "info", detail));
 

@@ -32,7 +32,7 @@ class EngineFeaturesMainTest {
     assertTrue(lines.get(1).startsWith("engine: prompt lookup 3\tok\t"), lines.get(1));
     assertTrue(lines.get(2).matches("engine: decode paths\tinfo\tbatch 1, up to 24 tokens, ms/token: greedy [0-9.]+, "
         + "\\+ repetition penalty 1\\.2 [0-9.]+ \\(edits\\); sampled .*greedy, logprobs 5 [0-9.]+ \\(top-k\\); "
-        + "sampled t=0\\.8 min-p 0\\.05 [0-9.]+"),
+        + "sampled t=0\\.8 min-p 0\\.05 [0-9.]+; sampled t=0\\.8 top-p 0\\.9, logprobs 5 [0-9.]+"),
         lines.get(2));
   }
 }
