@@ -170,18 +170,7 @@ public interface CausalLm extends AutoCloseable {
    */
   default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
       LogitEdits edits) {
-    if (edits.isEmpty()) {
-      return sample(seqs, cache, spec, logprobs);
-    }
-    int vocab = config().vocabSize();
-    float[] v = concat(forward(seqs, cache), true, vocab);
-    edits.applyTo(v);
-    int[] out = new int[seqs.size()];
-    for (int s = 0; s < out.length; s++) {
-      out[s] = io.github.optjava.backend.RowSampling.sample(v, s * vocab, vocab, spec.temperature()[s],
-          spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s);
-    }
-    return out;
+    return sample(seqs, cache, spec, logprobs, edits, 0, null, null);
   }
 
   /**
@@ -212,8 +201,8 @@ public interface CausalLm extends AutoCloseable {
    */
   default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
       LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
-    if (k == 0) {
-      return sample(seqs, cache, spec, logprobs, edits);
+    if (k == 0 && edits.isEmpty()) {
+      return sample(seqs, cache, spec, logprobs);
     }
     int vocab = config().vocabSize();
     float[] v = concat(forward(seqs, cache), true, vocab);

@@ -1673,14 +1673,18 @@ public final class CudaOps implements Ops {
     op("argmax", OptKernels.opt_argmax_logprob_f32(index, lp, values, n, vocab, stream));
     op("top log-probs", OptKernels.opt_top_logprobs_f32(ids, topLp, values, n, vocab, k, stream));
     Pointer host = readBack(index, readBytes, "top log-probs");
-    int[] out = tokensAndLogprobs(host, n, logprobs);
+    readTopPairs(host, n, k, topIds, topLogprobs);
+    return tokensAndLogprobs(host, n, logprobs);
+  }
+
+  /** The n·k ids and then n·k float log-probs that follow n tokens and n log-probs at {@code host}. */
+  private static void readTopPairs(Pointer host, int n, int k, int[] topIds, double[] topLogprobs) {
     new IntPointer(IndexUploads.at(host, 2L * n)).get(topIds, 0, n * k);
     float[] g = new float[n * k];
     new FloatPointer(IndexUploads.at(host, 2L * n + (long) n * k)).get(g);
     for (int i = 0; i < n * k; i++) {
       topLogprobs[i] = g[i];
     }
-    return out;
   }
 
   /**
@@ -2049,14 +2053,8 @@ public final class CudaOps implements Ops {
     op("sample", OptKernels.opt_sample_rows_top_f32(tokens, lp, ids, topLp, k, values, temps, ks, ps, mins, us, n,
         vocab, stream));
     Pointer host = readBack(tokens, readBytes, "sample");
-    int[] out = tokensAndLogprobs(host, n, logprobs);
-    new IntPointer(IndexUploads.at(host, 2L * n)).get(topIds, 0, n * k);
-    float[] g = new float[n * k];
-    new FloatPointer(IndexUploads.at(host, 2L * n + (long) n * k)).get(g);
-    for (int i = 0; i < n * k; i++) {
-      topLogprobs[i] = g[i];
-    }
-    return out;
+    readTopPairs(host, n, k, topIds, topLogprobs);
+    return tokensAndLogprobs(host, n, logprobs);
   }
 
   private static boolean anyAbove0(float[] v) {
