@@ -1695,7 +1695,8 @@ void check_top_logprobs() {
 // all -inf, +inf alone, a grid of exact ties, 3 finite tokens), several beams per row with scores 0, -2.5, -7.25 and -1e9 (where
 // every candidate rounds to one of two floats: the lower id must win), k = 8 and 20, against the same float
 // operations on the host with the log-sum in double: the same ids in the same order, scores within float32, -inf
-// listed after the finite ones, and rows holding a NaN or +inf or all -inf listing nothing (-1, NaN).
+// listed after the finite ones, and rows holding a NaN or +inf or all -inf listing nothing (-1, NaN); and the same
+// through opt_log_softmax_rows_f32 and log_probs = 1 (the path of beam searches with processors), bit for bit.
 void check_beam_topk() {
   const int vocab = 50272;
   std::vector<float> base_rows = argmax_rows(6, vocab);
@@ -1720,10 +1721,24 @@ void check_beam_topk() {
   for (int k : {8, 20}) {
     DevBuf<int32_t> d_ids(static_cast<size_t>(n) * k);
     DevBuf<float> d_scores(static_cast<size_t>(n) * k);
-    expect_ok(opt_beam_topk_f32(d_ids.ptr, d_scores.ptr, d_logits.ptr, d_rows.ptr, d_base.ptr, n, vocab, k,
+    expect_ok(opt_beam_topk_f32(d_ids.ptr, d_scores.ptr, d_logits.ptr, d_rows.ptr, d_base.ptr, n, vocab, k, 0,
                                 g_stream), "beam_topk");
     const std::vector<int32_t> ids = d_ids.download();
     const std::vector<float> scores = d_scores.download();
+    // The path with processors: the rows' log-softmax (opt_log_softmax_rows_f32), then the candidates of those
+    // log-probabilities (log_probs = 1): with no edits in between, the same ids and the same bits as above (one
+    // reduction order, the same three roundings).
+    const int logit_rows = static_cast<int>(logits.size() / vocab);
+    DevBuf<float> d_lp(logits.size());
+    expect_ok(opt_log_softmax_rows_f32(d_lp.ptr, d_logits.ptr, logit_rows, vocab, g_stream), "log_softmax_rows");
+    expect_ok(opt_beam_topk_f32(d_ids.ptr, d_scores.ptr, d_lp.ptr, d_rows.ptr, d_base.ptr, n, vocab, k, 1, g_stream),
+              "beam_topk (log-probs)");
+    const std::vector<int32_t> ids_lp = d_ids.download();
+    const std::vector<float> scores_lp = d_scores.download();
+    for (size_t i = 0; i < ids.size(); ++i) {
+      wrong += ids_lp[i] != ids[i];
+      wrong += std::memcmp(&scores_lp[i], &scores[i], sizeof(float)) != 0;
+    }
     for (int b = 0; b < n; ++b) {
       const float* row = logits.data() + static_cast<size_t>(row_of[b]) * vocab;
       float m = -INFINITY;

@@ -455,8 +455,8 @@ OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const fl
                                 int rows, int vocab, cudaStream_t stream);
 
 /*
- * As opt_sample_rows_f32, and each row's k most likely tokens of the filtered distribution (the tokens the draw could
- * pick, by logits / temperature then the lower id) with their log-probabilities under it: out_ids[r * k + j] (-1
+ * As opt_sample_rows_f32, and each row's k most likely tokens of the filtered distribution (those no cut removed, by
+ * logits / temperature then the lower id) with their log-probabilities under it: out_ids[r * k + j] (-1
  * after the last: fewer than k kept, or a row with nothing to draw), out_lps[r * k + j] (NaN there). A sampled
  * request's log-prob alternatives. CPU twin: backend/RowSampling.sample with k.
  *   out_ids (rows * k) device int32, out_lps (rows * k) device float32; the rest as opt_sample_rows_f32.
@@ -501,13 +501,25 @@ OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* l
  * base[j]: the k best of float32 log_softmax(row) + base[j] ((x - max) - log(sum(exp(x - max))), then + base), best
  * first, ties to the lower id, -inf listed too: out_ids[j * k + i] (-1 after the last listed, when k > vocab) and
  * out_scores[j * k + i]. A row holding a NaN or +inf, or all -inf, lists nothing (every id -1, score NaN). Beam search
- * without processors then copies back k pairs per beam instead of its row. CPU twin: backend/RowMath.beamTopK.
+ * then copies back k pairs per beam instead of its row. log_probs = 1: the rows are log-probabilities already (see
+ * opt_log_softmax_rows_f32): the keys are row + base[j], every value but NaN listed, a row with a NaN lists nothing.
+ * CPU twin: backend/RowMath.beamTopK.
  *   out_ids, out_scores (n * k) device; logits (rows, vocab) device float32; row_of (n) device int32, each in
  *   [0, rows); base (n) device float32.
  * Status: written 2026-11-28 (session 20) without a GPU.
  */
 OPT_API int opt_beam_topk_f32(int32_t* out_ids, float* out_scores, const float* logits, const int32_t* row_of,
-                              const float* base, int n, int vocab, int k, cudaStream_t stream);
+                              const float* base, int n, int vocab, int k, int log_probs, cudaStream_t stream);
+
+/*
+ * Log-softmax rows (top_logprobs.cu): out = (x - max) - log(sum(exp(x - max))) per row in float32; a row holding a
+ * NaN or +inf, or all -inf, becomes NaN. Beam search with processors: HF applies them to the log-probabilities, so
+ * the rows are made log-probabilities first, then edited (opt_edit_logits_f32), then opt_beam_topk_f32 with
+ * log_probs = 1 lists each beam's candidates. CPU twin: backend/RowMath.logSoftmaxRows.
+ *   out, logits (rows, vocab) device float32 (out may not alias logits).
+ * Status: written 2026-11-28 (session 20) without a GPU.
+ */
+OPT_API int opt_log_softmax_rows_f32(float* out, const float* logits, int rows, int vocab, cudaStream_t stream);
 
 /*
  * Logit edits (logit_edits.cu): a sequence's logits processors applied where the logits are, before the argmax or

@@ -95,7 +95,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   const float t = temperature[row];
   const int k = top_k[row];
   const float p = top_p[row];
-  const float mp = fminf(min_p[row], 1.f);  // above 1 it is 1: the top tokens always stay (NaN: off)
+  const float mp = min_p[row] > 0.f ? fminf(min_p[row], 1.f) : 0.f;  // above 1 it is 1 (the top tokens stay); NaN: off
 
   // 1. NaN and the maximum of s (per thread, then the block).
   int nan = 0;

@@ -5,7 +5,8 @@
 //   last); log-prob = logit - lse, with lse as RowMath.logSumExp (NaN when the row holds a NaN, the maximum when it
 //   is infinite).
 // - opt_beam_topk_f32: beam search's candidates, per beam the k best of float32 log_softmax(row) + beam score (HF's
-//   next_token_scores before its topk over all beams). CPU twin: backend/RowMath.beamTopK: best first, ties to the
+//   next_token_scores before its topk over all beams); with log_probs, of rows that are log-probabilities already
+//   (opt_log_softmax_rows_f32's, after a beam's processors applied as edits: HF applies them to log-probabilities). CPU twin: backend/RowMath.beamTopK: best first, ties to the
 //   lower id, -inf listed too; a row whose log-softmax is NaN (a NaN or +inf logit) or that is all -inf lists nothing.
 //
 // One block per output row: a pass for the row's maximum and sum of exponentials (as opt_token_logprob_f32 computes
@@ -147,26 +148,49 @@ __global__ void top_logprobs_kernel(int32_t* __restrict__ out_ids, float* __rest
 }
 
 // grid.x = n beams; beam j reads logits row row_of[j] with its score base[j]; out_ids / out_scores (n, k).
+// log_probs: the rows are log-probabilities already (log_softmax_rows_kernel's, then a beam's processors as edits):
+// the keys are row + base, every value but NaN is listed.
 __global__ void beam_topk_kernel(int32_t* __restrict__ out_ids, float* __restrict__ out_scores,
                                  const float* __restrict__ logits, const int32_t* __restrict__ row_of,
-                                 const float* __restrict__ base, int vocab, int k) {
+                                 const float* __restrict__ base, int vocab, int k, int log_probs) {
   const float* row = logits + static_cast<size_t>(row_of[blockIdx.x]) * vocab;
   int32_t* ids = out_ids + static_cast<size_t>(blockIdx.x) * k;
   float* scores = out_scores + static_cast<size_t>(blockIdx.x) * k;
   bool has_nan;
   const float m = row_max(row, vocab, has_nan);
-  if (has_nan || !isfinite(m)) {  // the same for every thread: NaN, +inf (a NaN log-softmax) or all -inf
+  if (has_nan || (!log_probs && !isfinite(m))) {  // the same for every thread: NaN, +inf (a NaN log-softmax), all -inf
     list_nothing(ids, scores, 0, k);
+    return;
+  }
+  const float b = base[blockIdx.x];
+  if (log_probs) {
+    top_k_rounds<true>(ids, scores, vocab, k, [row, b](int i) { return __fadd_rn(row[i], b); }, 0.f);
     return;
   }
   float sum = 0.f;
   for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
   const float log_sum = logf(block_sum(sum));
-  const float b = base[blockIdx.x];
   // torch's float32 log_softmax, (x - max) - log(sum), then + the beam's score: three float roundings, no fma.
   top_k_rounds<true>(ids, scores, vocab, k,
                      [row, m, log_sum, b](int i) { return __fadd_rn(__fsub_rn(__fsub_rn(row[i], m), log_sum), b); },
                      0.f);
+}
+
+// grid.x = rows: out = log_softmax(logits) per row in float32 ((x - max) - log(sum(exp(x - max)))); a row holding a
+// NaN or +inf, or all -inf, becomes NaN (beam search then reports it, as its host path does).
+__global__ void log_softmax_rows_kernel(float* __restrict__ out, const float* __restrict__ logits, int vocab) {
+  const float* row = logits + static_cast<size_t>(blockIdx.x) * vocab;
+  float* o = out + static_cast<size_t>(blockIdx.x) * vocab;
+  bool has_nan;
+  const float m = row_max(row, vocab, has_nan);
+  if (has_nan || !isfinite(m)) {
+    for (int i = threadIdx.x; i < vocab; i += blockDim.x) o[i] = __int_as_float(0x7fc00000);
+    return;
+  }
+  float sum = 0.f;
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  const float log_sum = logf(block_sum(sum));
+  for (int i = threadIdx.x; i < vocab; i += blockDim.x) o[i] = __fsub_rn(__fsub_rn(row[i], m), log_sum);
 }
 
 }  // namespace
@@ -183,12 +207,20 @@ OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* l
 }
 
 OPT_API int opt_beam_topk_f32(int32_t* out_ids, float* out_scores, const float* logits, const int32_t* row_of,
-                              const float* base, int n, int vocab, int k, cudaStream_t stream) {
+                              const float* base, int n, int vocab, int k, int log_probs, cudaStream_t stream) {
   if (n < 0 || vocab < 0 || k < 0) return kInvalidValue;
   if (n == 0 || k == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   beam_topk_kernel<<<n, threads_for(vocab, kMaxThreads), 0, stream>>>(out_ids, out_scores, logits, row_of, base,
-                                                                       vocab, k);
+                                                                       vocab, k, log_probs);
+  return launch_status();
+}
+
+OPT_API int opt_log_softmax_rows_f32(float* out, const float* logits, int rows, int vocab, cudaStream_t stream) {
+  if (rows < 0 || vocab < 0) return kInvalidValue;
+  if (rows == 0) return kSuccess;
+  if (vocab == 0) return kInvalidValue;
+  log_softmax_rows_kernel<<<rows, threads_for(vocab, kMaxThreads), 0, stream>>>(out, logits, vocab);
   return launch_status();
 }
 

@@ -187,6 +187,24 @@ public interface Ops extends AutoCloseable {
     RowMath.beamTopK(read(logits), logits.cols(), rows, base, k, ids, scores);
   }
 
+  /**
+   * As {@link #beamTopK(Mat, int[], float[], int, int[], float[])} with a beam's processors applied to the
+   * log-probabilities as Hugging Face applies them (after the log-softmax, not renormalised): each row's float32
+   * log-softmax ({@link RowMath#logSoftmaxRows}), then {@code edits} on it (row r of the edits is logits row r), then
+   * the k best of {@code value + base[j]} ({@link RowMath#beamTopKOfLogProbs}). The default reads the logits.
+   */
+  default void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores, LogitEdits edits) {
+    if (edits.isEmpty()) {
+      beamTopK(logits, rows, base, k, ids, scores);
+      return;
+    }
+    RowMath.requireBeamLists(rows, base, k, ids, scores, logits.rows());
+    float[] v = read(logits);
+    RowMath.logSoftmaxRows(v, logits.rows(), logits.cols());
+    edits.applyTo(v);
+    RowMath.beamTopKOfLogProbs(v, logits.cols(), rows, base, k, ids, scores);
+  }
+
   /** Whether {@link #tokenLogprobs} computes where the logits are (else a caller that also needs rows reads once). */
   default boolean scoresOnDevice() {
     return false;

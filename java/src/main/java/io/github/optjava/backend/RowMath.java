@@ -116,11 +116,31 @@ public final class RowMath {
     if (!Float.isFinite(max)) { // NaN (a NaN logit), +inf (log_softmax is NaN) or -inf (nothing to pick)
       return 0;
     }
-    float logSum = logSumShifted(v, from, to, max);
+    return listBest(v, from, to, max, logSumShifted(v, from, to, max), base, k, ids, scores, at);
+  }
+
+  /**
+   * As {@link #beamTopK(float[], int, int, float, int, int[], float[], int)} over a row of log-probabilities already
+   * ({@link #logSoftmaxRows}, then a beam's processors as edits): the keys are {@code v[i] + base}, every value but
+   * NaN listed; 0 for a row holding a NaN.
+   */
+  public static int beamTopKOfLogProbs(float[] v, int from, int to, float base, int k, int[] ids, float[] scores,
+      int at) {
+    java.util.Arrays.fill(ids, at, at + k, -1);
+    java.util.Arrays.fill(scores, at, at + k, Float.NaN);
+    if (RowKernels.max(v, from, to) != RowKernels.max(v, from, to)) { // a NaN (Math.max propagates it)
+      return 0;
+    }
+    return listBest(v, from, to, 0f, 0f, base, k, ids, scores, at); // ((v - 0) - 0) + base is v + base, bit for bit
+  }
+
+  /** The k best of {@code ((v[i] - shift) - logSum) + base} into ids / scores at {@code at}; returns how many. */
+  private static int listBest(float[] v, int from, int to, float shift, float logSum, float base, int k, int[] ids,
+      float[] scores, int at) {
     // Insertion into a sorted prefix, as topK: a later equal score never passes an earlier (lower) id.
     int count = 0;
     for (int i = from; i < to && k > 0; i++) {
-      float s = ((v[i] - max) - logSum) + base;
+      float s = ((v[i] - shift) - logSum) + base;
       if (count == k && s <= scores[at + k - 1]) {
         continue;
       }
@@ -143,6 +163,35 @@ public final class RowMath {
   public static void beamTopK(float[] v, int vocab, int[] rows, float[] base, int k, int[] ids, float[] scores) {
     for (int j = 0; j < rows.length; j++) {
       beamTopK(v, rows[j] * vocab, (rows[j] + 1) * vocab, base[j], k, ids, scores, j * k);
+    }
+  }
+
+  /** {@link #beamTopKOfLogProbs} for each {@code j} over row {@code rows[j]} of {@code v} with {@code base[j]}. */
+  public static void beamTopKOfLogProbs(float[] v, int vocab, int[] rows, float[] base, int k, int[] ids,
+      float[] scores) {
+    for (int j = 0; j < rows.length; j++) {
+      beamTopKOfLogProbs(v, rows[j] * vocab, (rows[j] + 1) * vocab, base[j], k, ids, scores, j * k);
+    }
+  }
+
+  /**
+   * Each row of {@code v} ({@code rows × vocab}) replaced by its float32 log-softmax, {@code (x - max) - logSum}
+   * ({@link #logSumShifted}: beam search's host path computes the same bits); a row holding a NaN or +inf, or all
+   * -inf, becomes NaN. The twin of {@code opt_log_softmax_rows_f32}.
+   */
+  public static void logSoftmaxRows(float[] v, int rows, int vocab) {
+    for (int r = 0; r < rows; r++) {
+      int from = r * vocab;
+      int to = from + vocab;
+      float max = RowKernels.max(v, from, to);
+      if (!Float.isFinite(max)) {
+        java.util.Arrays.fill(v, from, to, Float.NaN);
+        continue;
+      }
+      float logSum = logSumShifted(v, from, to, max);
+      for (int i = from; i < to; i++) {
+        v[i] = (v[i] - max) - logSum;
+      }
     }
   }
 

@@ -1,6 +1,7 @@
 package io.github.optjava.engine;
 
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.RowMath;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
@@ -25,10 +26,11 @@ import java.util.function.LongSupplier;
  * (see {@code BeamHypotheses}) or after {@code maxNewTokens} tokens, when the live beams become
  * hypotheses too.
  *
- * <p>Without processors the candidates are found where the logits are ({@link CausalLm#beamTopK}: each
- * beam's best {@code 2 × numBeams}, which hold the best of all beams; a GPU copies those back instead of
- * every beam's row of the vocabulary). With processors the rows come to the host. On the CPU both paths
- * give the same bits.
+ * <p>Without processors, or with processors that name their tokens ({@link SparseLogitsProcessor}: a
+ * repetition penalty, no-repeat n-grams, bans, ...; applied as edits to the log-probabilities), the candidates
+ * are found where the logits are ({@link CausalLm#beamTopK}: each beam's best {@code 2 × numBeams}, which
+ * hold the best of all beams; a GPU copies those back instead of every beam's row of the vocabulary). With
+ * other processors the rows come to the host. On the CPU both paths give the same bits.
  *
  * <p>KV cache: the prompt is prefilled once; beams are sequences of the shared {@link KvCache}, forked
  * by block copies when a beam has several continuations (see {@code BeamSequences}), and all live beams
@@ -119,15 +121,24 @@ public final class BeamSearch {
 
     /**
      * {@link CausalLm#beamTopK}: the step, then for each {@code j} the {@code k} best of float32
-     * {@code log_softmax(row rows[j]) + base[j]}; the default reads {@link #forward}'s rows.
+     * {@code log_softmax(row rows[j])} after {@code edits} (the beams' processors), {@code + base[j]}; the default
+     * reads {@link #forward}'s rows.
      */
     default void beamTopK(List<SeqStep> steps, KvCache cache, int[] rows, float[] base, int k, int[] ids,
-        float[] scores) {
+        float[] scores, LogitEdits edits) {
       float[][] out = forward(steps, cache);
-      for (int j = 0; j < rows.length; j++) {
-        float[] v = out[rows[j]];
-        RowMath.beamTopK(v, v.length - vocabSize(), v.length, base[j], k, ids, scores, j * k);
+      int vocab = vocabSize();
+      float[] v = new float[out.length * vocab];
+      for (int r = 0; r < out.length; r++) {
+        System.arraycopy(out[r], out[r].length - vocab, v, r * vocab, vocab);
       }
+      if (edits.isEmpty()) {
+        RowMath.beamTopK(v, vocab, rows, base, k, ids, scores);
+        return;
+      }
+      RowMath.logSoftmaxRows(v, out.length, vocab);
+      edits.applyTo(v);
+      RowMath.beamTopKOfLogProbs(v, vocab, rows, base, k, ids, scores);
     }
 
     /** {@link CausalLm#copyBlocks}: {@code Ops.kvCopyBlocks} on the cache's store (every rank's). */
@@ -146,8 +157,8 @@ public final class BeamSearch {
 
         @Override
         public void beamTopK(List<SeqStep> steps, KvCache cache, int[] rows, float[] base, int k, int[] ids,
-            float[] scores) {
-          model.beamTopK(steps, cache, rows, base, k, ids, scores);
+            float[] scores, LogitEdits edits) {
+          model.beamTopK(steps, cache, rows, base, k, ids, scores, edits);
         }
 
         @Override
@@ -216,11 +227,13 @@ public final class BeamSearch {
     int[] rowOf = new int[numBeams];
     List<SeqStep> batch = List.of(new SeqStep(seqs.start(), prompt, false));
     BeamHypotheses hyps = new BeamHypotheses(numBeams, config.lengthPenalty(), config.earlyStopping());
+    LogitsPipeline asEdits = asEdits(processors);
 
     for (int step = 0; ; step++) {
       int inputLength = promptLen + step;
-      Candidates top = processors.isEmpty()
-          ? Candidates.merge(model, batch, cache, rowOf, beamScores, 2 * numBeams)
+      Candidates top = asEdits != null
+          ? Candidates.merge(model, batch, cache, rowOf, beamScores, 2 * numBeams,
+              edits(asEdits, history, rowOf, batch.size(), inputLength, promptLen, model.vocabSize()))
           : Candidates.processed(model, batch, cache, rowOf, beamScores, 2 * numBeams, processors, history,
               inputLength, promptLen);
 
@@ -276,6 +289,33 @@ public final class BeamSearch {
       batch = next;
     }
     return hyps.best(config.numReturnSequences());
+  }
+
+  /**
+   * The processors as one pipeline when the model can apply them where the logits are (none, or only
+   * {@link SparseLogitsProcessor}s in {@link LogitEdits}' order: their edits on the log-probabilities are what HF's
+   * processors do to them), else null: the rows come to the host.
+   */
+  private static LogitsPipeline asEdits(List<LogitsProcessor> processors) {
+    if (!processors.stream().allMatch(p -> p instanceof SparseLogitsProcessor)) {
+      return null;
+    }
+    LogitsPipeline pipeline = LogitsPipeline.of(processors.toArray(LogitsProcessor[]::new));
+    return pipeline.runsAsEdits() ? pipeline : null;
+  }
+
+  /** The step's edits: each logits row's, from the history of the first beam reading it. */
+  private static LogitEdits edits(LogitsPipeline pipeline, int[][] history, int[] rowOf, int rows, int inputLength,
+      int promptLen, int vocab) {
+    if (pipeline.isEmpty()) {
+      return LogitEdits.NONE;
+    }
+    LogitEdits.Builder out = new LogitEdits.Builder(vocab);
+    for (int r = 0; r < rows; r++) {
+      out.row(r);
+      pipeline.edits(history[firstBeamOfRow(rowOf, r)], inputLength, promptLen, out);
+    }
+    return out.build();
   }
 
   /**
@@ -403,11 +443,11 @@ public final class BeamSearch {
      * best {@code k} of all beams are among them, and the merge keeps {@link #top}'s order, so both paths agree.
      */
     static Candidates merge(StepModel model, List<SeqStep> batch, KvCache cache, int[] rowOf, float[] beamScores,
-        int k) {
+        int k, LogitEdits edits) {
       int beams = rowOf.length;
       int[] ids = new int[beams * k];
       float[] scores = new float[beams * k];
-      model.beamTopK(batch, cache, rowOf, beamScores, k, ids, scores);
+      model.beamTopK(batch, cache, rowOf, beamScores, k, ids, scores, edits);
       int vocab = model.vocabSize();
       Candidates c = new Candidates(k, vocab);
       for (int b = 0; b < beams; b++) {

@@ -607,10 +607,7 @@ public final class Engine implements AutoCloseable {
     if (argmaxOnly) {
       double[] logprobs = new double[b.rows()];
       LogitEdits edits = edits(b);
-      int top = 0; // the most log-prob alternatives a sequence of the step lists
-      for (int j = 0; j < n; j++) {
-        top = Math.max(top, b.gives()[j] ? b.seqs().get(j).alternatives() : 0);
-      }
+      int top = alternatives(b);
       if (top > 0) {
         int[] topIds = new int[b.rows() * top];
         double[] topLogprobs = new double[b.rows() * top];
@@ -654,15 +651,11 @@ public final class Engine implements AutoCloseable {
       u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
     }
     double[] logprobs = new double[n];
-    int top = 0; // the most log-prob alternatives a sequence of the step lists
-    for (int j = 0; j < n; j++) {
-      top = Math.max(top, b.gives()[j] ? b.seqs().get(j).alternatives() : 0);
-    }
+    int top = alternatives(b);
     int[] topIds = top > 0 ? new int[n * top] : null;
     double[] topLogprobs = top > 0 ? new double[n * top] : null;
-    CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(t, k, p, minP, u);
-    int[] tokens = top > 0 ? model.sample(b.steps(), cache, spec, logprobs, edits(b), top, topIds, topLogprobs)
-        : model.sample(b.steps(), cache, spec, logprobs, edits(b));
+    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, minP, u), logprobs, edits(b),
+        top, topIds, topLogprobs);
     for (int j = 0; j < n; j++) {
       if (b.gives()[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
@@ -670,6 +663,15 @@ public final class Engine implements AutoCloseable {
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
     return new Output(false, true, tokens, logprobs, null, null, top, topIds, topLogprobs);
+  }
+
+  /** The most log-prob alternatives a sequence of the step that gives a token lists (0: none). */
+  private static int alternatives(Batch b) {
+    int top = 0;
+    for (int j = 0; j < b.size(); j++) {
+      top = Math.max(top, b.gives()[j] ? b.seqs().get(j).alternatives() : 0);
+    }
+    return top;
   }
 
   /**
@@ -846,12 +848,19 @@ public final class Engine implements AutoCloseable {
       return logits;
     }
 
-    /** The search's steps without processors: the model finds the candidates where the logits are. */
+    /** The search's steps: the model finds the candidates where the logits are. */
     @Override
     public void beamTopK(List<OptModel.SeqStep> seqs, KvCache kv, int[] rows, float[] base, int k, int[] ids,
         float[] scores) {
+      beamTopK(seqs, kv, rows, base, k, ids, scores, io.github.optjava.backend.LogitEdits.NONE);
+    }
+
+    /** As above, with the beams' processors as edits on the log-probabilities. */
+    @Override
+    public void beamTopK(List<OptModel.SeqStep> seqs, KvCache kv, int[] rows, float[] base, int k, int[] ids,
+        float[] scores, io.github.optjava.backend.LogitEdits edits) {
       beforeStep();
-      model.beamTopK(seqs, kv, rows, base, k, ids, scores);
+      model.beamTopK(seqs, kv, rows, base, k, ids, scores, edits);
       afterStep(seqs);
     }
 

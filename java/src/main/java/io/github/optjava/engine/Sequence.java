@@ -349,14 +349,10 @@ final class Sequence {
     return sampler.nextUniform();
   }
 
-  /** The step's token when {@link #samplableWhereLogitsAre}: drawn by the model, with its log-probability. */
-  void acceptSampled(int token, double logprob) {
-    acceptSampled(token, logprob, null, null, 0);
-  }
-
   /**
-   * As {@link #acceptSampled(int, double)}, with the filtered distribution's most likely tokens and their log-probs at
-   * {@code from} in {@code topIds} / {@code topLogprobs} (null when no alternatives were asked for).
+   * The step's token when {@link #samplableWhereLogitsAre}: drawn by the model, with its log-probability and, at
+   * {@code from} in {@code topIds} / {@code topLogprobs}, the filtered distribution's most likely tokens and their
+   * log-probs (null when no sequence of the step asked for alternatives).
    */
   void acceptSampled(int token, double logprob, int[] topIds, double[] topLogprobs, int from) {
     requireDrawn(token);
@@ -364,9 +360,7 @@ final class Sequence {
       acceptGreedy(token, atMostZero(logprob)); // the same bookkeeping: cancellation, length, commit
       return;
     }
-    for (int i = from; i < from + alternatives(); i++) {
-      topLogprobs[i] = atMostZero(topLogprobs[i]);
-    }
+    atMostZero(topLogprobs, from, alternatives());
     acceptGreedy(token, atMostZero(logprob), topIds, topLogprobs, from);
   }
 
@@ -376,6 +370,13 @@ final class Sequence {
    */
   private static double atMostZero(double logprob) {
     return logprob > 0 ? 0 : logprob;
+  }
+
+  /** {@link #atMostZero(double)} on {@code n} log-probs from {@code from}. */
+  private static void atMostZero(double[] logprobs, int from, int n) {
+    for (int i = from; i < from + n; i++) {
+      logprobs[i] = atMostZero(logprobs[i]);
+    }
   }
 
   /** A token {@link io.github.optjava.backend.RowSampling} could not draw, as the host sampler reports it. */
@@ -458,9 +459,7 @@ final class Sequence {
           topP(), minP(), nextUniform(), lp, 0, k, topIds, topLogprobs, 0);
       requireDrawn(token);
       if (topLogprobs != null) {
-        for (int i = 0; i < k; i++) {
-          topLogprobs[i] = atMostZero(topLogprobs[i]);
-        }
+        atMostZero(topLogprobs, 0, k);
       }
       return new Pick(token, null, Double.NaN, null, atMostZero(lp[0]), topIds, topLogprobs);
     }

@@ -146,7 +146,12 @@ public interface CausalLm extends AutoCloseable {
    * Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, min-p (0: off), a uniform
    * number).
    */
-  record SamplingSpec(float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform) {}
+  record SamplingSpec(float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform) {
+    /** Without min-p (its shape before session 20). */
+    public SamplingSpec(float[] temperature, int[] topK, float[] topP, double[] uniform) {
+      this(temperature, topK, topP, new float[temperature.length], uniform);
+    }
+  }
 
   /**
    * Each sequence's next token drawn by {@link io.github.optjava.backend.RowSampling}'s rules from its logits
@@ -191,6 +196,25 @@ public interface CausalLm extends AutoCloseable {
     RowMath.requireBeamLists(rows, base, k, ids, scores, seqs.size());
     int vocab = config().vocabSize();
     RowMath.beamTopK(concat(forward(seqs, cache), true, vocab), vocab, rows, base, k, ids, scores);
+  }
+
+  /**
+   * As {@link #beamTopK(List, KvCache, int[], float[], int, int[], float[])} with the beams' processors as
+   * {@code edits} on each output row's log-probabilities ({@link io.github.optjava.backend.Ops#beamTopK(
+   * io.github.optjava.backend.Mat, int[], float[], int, int[], float[], LogitEdits)}). The default reads the rows.
+   */
+  default void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+      float[] scores, LogitEdits edits) {
+    if (edits.isEmpty()) {
+      beamTopK(seqs, cache, rows, base, k, ids, scores);
+      return;
+    }
+    RowMath.requireBeamLists(rows, base, k, ids, scores, seqs.size());
+    int vocab = config().vocabSize();
+    float[] v = concat(forward(seqs, cache), true, vocab);
+    RowMath.logSoftmaxRows(v, seqs.size(), vocab);
+    edits.applyTo(v);
+    RowMath.beamTopKOfLogProbs(v, vocab, rows, base, k, ids, scores);
   }
 
   /**

@@ -392,6 +392,13 @@ public final class OptModel implements CausalLm {
   @Override
   public void beamTopK(List<SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
       float[] scores) {
+    beamTopK(seqs, cache, rows, base, k, ids, scores, LogitEdits.NONE);
+  }
+
+  /** As {@link CausalLm#beamTopK} with the beams' processors as edits, where the logits are. */
+  @Override
+  public void beamTopK(List<SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+      float[] scores, LogitEdits edits) {
     for (SeqStep q : seqs) {
       if (q.allLogits()) {
         throw new IllegalArgumentException("beamTopK(): sequence " + q.seqId() + " asks for the logits of all its "
@@ -401,7 +408,7 @@ public final class OptModel implements CausalLm {
     io.github.optjava.backend.RowMath.requireBeamLists(rows, base, k, ids, scores, seqs.size());
     requireWholeModel();
     step(seqs, cache, logits -> { // a padded decode step has more rows than sequences: rows[] names the real ones
-      ops.beamTopK(logits, rows, base, k, ids, scores);
+      ops.beamTopK(logits, rows, base, k, ids, scores, edits);
       return new int[0];
     }, null, null, null);
   }

@@ -69,6 +69,13 @@ class BeamSearchHfTest {
         BeamSearch.Config config = new BeamSearch.Config(3, 10, 1.0, false, 3, model.config().eosTokenId(), 1);
         assertEquals(BeamSearch.run(model, cache, ids::getAndIncrement, prompt, config, List.of(unchanged)),
             BeamSearch.run(model, cache, ids::getAndIncrement, prompt, config, List.of()), p.get("name").asText());
+        // with processors that name their tokens: edits on the log-probabilities against the processors on the host
+        List<LogitsProcessor> sparse = List.of(new RepetitionPenaltyProcessor(1.3), new NoRepeatNgramProcessor(3));
+        List<LogitsProcessor> onHost = new java.util.ArrayList<>(sparse);
+        onHost.add(unchanged);
+        assertEquals(BeamSearch.run(model, cache, ids::getAndIncrement, prompt, config, onHost),
+            BeamSearch.run(model, cache, ids::getAndIncrement, prompt, config, sparse),
+            p.get("name").asText() + " with processors");
       }
     }
   }

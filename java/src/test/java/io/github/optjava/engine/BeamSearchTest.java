@@ -176,19 +176,26 @@ class BeamSearchTest {
    * -inf, and with 4 beams, whose 8 candidates per beam are more than the vocabulary of 6.
    */
   @ParameterizedTest
-  @CsvSource({"2, 5, true, false", "2, 5, false, false", "3, 6, false, false", "4, 6, false, false",
-      "2, 6, false, true", "3, 6, true, true", "4, 6, false, true"})
-  void bothCandidatePathsGiveTheSameBits(int numBeams, int maxNewTokens, boolean earlyStopping, boolean tied) {
+  @CsvSource({"2, 5, true, false, false", "2, 5, false, false, false", "3, 6, false, false, false",
+      "4, 6, false, false, false", "2, 6, false, true, false", "3, 6, true, true, false", "4, 6, false, true, false",
+      "2, 6, false, false, true", "3, 6, true, false, true", "4, 6, false, true, true", "3, 8, false, true, true"})
+  void bothCandidatePathsGiveTheSameBits(int numBeams, int maxNewTokens, boolean earlyStopping, boolean tied,
+      boolean processed) {
     if (tied) {
       model.table = BeamSearchTest::tiedWeights;
     }
+    // processors that name their tokens go through the op as edits on the log-probabilities (session 20)
+    List<LogitsProcessor> sparse = processed ? List.of(new RepetitionPenaltyProcessor(1.4),
+        new NoRepeatNgramProcessor(2), new MinNewTokensProcessor(2, EOS)) : List.of();
     Config config = new Config(numBeams, maxNewTokens, 1.0, earlyStopping, numBeams, EOS, 1);
-    List<Hypothesis> onDevice = run(config);
+    List<Hypothesis> onDevice = BeamSearch.run(model, cache, ids::getAndIncrement, PROMPT, config, sparse);
     int steps = model.batchSizes.size();
     assertEquals(steps, model.beamTopKCalls, "every step's candidates from the op");
     LogitsProcessor unchanged = (inputIds, inputLength, promptLength, scores) -> { };
-    List<Hypothesis> onHost = run(config, unchanged);
-    assertEquals(steps, model.beamTopKCalls, "with a processor, no op");
+    List<LogitsProcessor> withHostOnly = new ArrayList<>(sparse);
+    withHostOnly.add(unchanged);
+    List<Hypothesis> onHost = BeamSearch.run(model, cache, ids::getAndIncrement, PROMPT, config, withHostOnly);
+    assertEquals(steps, model.beamTopKCalls, "with a processor that names no tokens, no op");
     assertEquals(onHost, onDevice);
   }
 
@@ -308,9 +315,9 @@ class BeamSearchTest {
 
     @Override
     public void beamTopK(List<SeqStep> steps, KvCache kv, int[] rows, float[] base, int k, int[] ids,
-        float[] scores) {
+        float[] scores, io.github.optjava.backend.LogitEdits edits) {
       beamTopKCalls++;
-      BeamSearch.StepModel.super.beamTopK(steps, kv, rows, base, k, ids, scores);
+      BeamSearch.StepModel.super.beamTopK(steps, kv, rows, base, k, ids, scores, edits);
     }
 
     @Override

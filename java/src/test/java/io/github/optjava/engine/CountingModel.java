@@ -104,6 +104,15 @@ final class CountingModel implements CausalLm {
     model.beamTopK(seqs, cache, rows, base, k, ids, scores);
   }
 
+  @Override
+  public void beamTopK(List<OptModel.SeqStep> seqs, KvCache cache, int[] rows, float[] base, int k, int[] ids,
+      float[] scores, LogitEdits edits) {
+    beamSteps++;
+    editedLogits += edits.count();
+    count(seqs);
+    model.beamTopK(seqs, cache, rows, base, k, ids, scores, edits);
+  }
+
   private void count(List<OptModel.SeqStep> seqs) {
     beforeStep.run();
     maxStepTokens = Math.max(maxStepTokens, seqs.stream().mapToInt(s -> s.newTokens().length).sum());

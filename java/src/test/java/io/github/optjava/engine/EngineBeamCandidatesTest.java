@@ -18,8 +18,9 @@ import org.junit.jupiter.api.Test;
 
 /**
  * A beam-search request through the engine finds its candidates where the logits are ({@code CausalLm.beamTopK}: on a
- * GPU, 2 × numBeams pairs per beam come back instead of every beam's row) when it has no processors, and reads the
- * rows when it has; either way its choices are those of {@link BeamSearch} on the host path. The engine's wrapper of
+ * GPU, 2 × numBeams pairs per beam come back instead of every beam's row), its processors (a repetition penalty,
+ * no-repeat n-grams, min_tokens) applied there as edits on the log-probabilities; its choices are those of
+ * {@link BeamSearch} on the host path. The engine's wrapper of
  * the model (its step counting) must pass the op on: session 20's first version did not, and every search read rows.
  */
 class EngineBeamCandidatesTest {
@@ -36,11 +37,13 @@ class EngineBeamCandidatesTest {
       assertTrue(model.beamSteps >= 2, "steps through beamTopK: " + model.beamSteps);
       assertEquals(hostPath(model, prompt, beams), tokens(got));
 
+      // processors that name their tokens (every one a beam request can ask for) go as edits (session 20)
       int steps = model.beamSteps;
-      SamplingParams penalised = beams.toBuilder().repetitionPenalty(1.3).build();
-      engine.submit(prompt, penalised, null).join();
-      assertEquals(steps, model.beamSteps, "with a processor the rows come to the host");
-      assertTrue(model.forwards > 0);
+      SamplingParams penalised = beams.toBuilder().repetitionPenalty(1.3).noRepeatNgramSize(2).minTokens(3).build();
+      List<Choice> edited = engine.submit(prompt, penalised, null).join().choices();
+      assertTrue(model.beamSteps > steps && model.editedLogits > 0, "steps through beamTopK with edits");
+      assertEquals(0, model.forwards, "no step brought rows to the host");
+      assertEquals(hostPath(model, prompt, penalised), tokens(edited));
     }
   }
 
@@ -79,13 +82,15 @@ class EngineBeamCandidatesTest {
     }
   }
 
-  /** The same search on the host path (a processor that changes nothing), as token lists. */
+  /** The same search on the host path (its processors and one that changes nothing), as token lists. */
   private static List<List<Integer>> hostPath(CountingModel model, int[] prompt, SamplingParams params) {
     LogitsProcessor unchanged = (inputIds, inputLength, promptLength, scores) -> { };
+    List<LogitsProcessor> processors = new java.util.ArrayList<>(
+        LogitsPipeline.forParams(params, model.config().eosTokenId()).processors());
+    processors.add(unchanged);
     try (KvCache cache = model.model.newCache(64, 16)) {
       List<BeamSearch.Hypothesis> hyps = BeamSearch.run(model.model, cache, new AtomicLong()::getAndIncrement, prompt,
-          BeamSearch.Config.of(params, model.config().eosTokenId(), model.config().padTokenId()),
-          List.of(unchanged));
+          BeamSearch.Config.of(params, model.config().eosTokenId(), model.config().padTokenId()), processors);
       return hyps.stream().map(h -> {
         int[] t = h.tokens();
         int n = h.finished() ? t.length - 1 : t.length; // the engine drops the EOS

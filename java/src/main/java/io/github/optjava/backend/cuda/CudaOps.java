@@ -120,7 +120,7 @@ public final class CudaOps implements Ops {
   private Pointer editScratch;           // the packed LogitEdits of a step (editLogits), on the device
   private long editScratchBytes;
   private final PinnedStaging editStaging = new PinnedStaging("logit edits");
-  private final PinnedStaging sampleStaging = new PinnedStaging("sample parameters");
+  private final PinnedStaging pickStaging = new PinnedStaging("sampling and beam parameters");
   private long argmaxScratchBytes;
   private String attentionKernel = CudaSwitches.ATTENTION; // checked in the constructor
   private AttentionBatch tiledBatch;  // the last batch's tile map (tiled / tc kernel), made once per batch object
@@ -1693,34 +1693,54 @@ public final class CudaOps implements Ops {
    */
   @Override
   public void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores) {
-    if (!deviceBeams) {
-      Ops.super.beamTopK(logits, rows, base, k, ids, scores);
+    beamTopK(logits, rows, base, k, ids, scores, LogitEdits.NONE);
+  }
+
+  /**
+   * As {@link #beamTopK(Mat, int[], float[], int, int[], float[])} with a beam's processors as {@code edits} on the
+   * log-probabilities: {@code opt_log_softmax_rows_f32} into scratch, {@code opt_edit_logits_f32} on it, then
+   * {@code opt_beam_topk_f32} over log-probabilities.
+   */
+  @Override
+  public void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores, LogitEdits edits) {
+    if (!deviceBeams || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
+      Ops.super.beamTopK(logits, rows, base, k, ids, scores, edits);
       return;
     }
     CudaMat s = CudaMat.of(logits);
     endStep();
     RowMath.requireBeamLists(rows, base, k, ids, scores, s.rows); // after endStep: no capture or replay half done
+    requireEditsInside(edits, s);
     int n = rows.length;
     if (n == 0) {
       return;
     }
     int vocab = s.cols;
-    // Scratch: [logits as f32][n·k ids][n·k scores][n rows][n bases]: the ids and scores read back at once
+    // Scratch: [logits as f32][their log-softmax, with edits][n·k ids][n·k scores][n rows][n bases]: the ids and
+    // scores read back at once
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * s.rows * vocab; // every row of the step (padding too)
+    long lpBytes = edits.isEmpty() ? 0 : 4L * s.rows * vocab;
     long readBytes = 8L * n * k;
-    Pointer scratch = argmaxScratch(f32Bytes + readBytes + 8L * n);
+    long outAt = (f32Bytes + lpBytes) / 4;
+    Pointer scratch = argmaxScratch(f32Bytes + lpBytes + readBytes + 8L * n);
     FloatPointer values = logitsAsFloat32(s, scratch, "beam top-k");
-    long paramsAt = (f32Bytes + readBytes) / 4;
+    if (!edits.isEmpty()) {
+      FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4));
+      op("log-softmax rows", OptKernels.opt_log_softmax_rows_f32(lp, values, s.rows, vocab, stream));
+      editLogits(lp, edits, (long) s.rows * vocab);
+      values = lp;
+    }
+    long paramsAt = outAt + 2L * n * k;
     // pinned: a copy from pageable memory would first wait for the step's kernels
-    Pointer staging = sampleStaging.take(8L * n, stream);
+    Pointer staging = pickStaging.take(8L * n, stream);
     new IntPointer(staging).put(rows);
     new FloatPointer(IndexUploads.at(staging, n)).put(base);
     check("beam top-k parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt), staging, 8L * n,
         cudaMemcpyHostToDevice, stream));
-    IntPointer outIds = IndexUploads.at(scratch, f32Bytes / 4);
-    FloatPointer outScores = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + (long) n * k));
+    IntPointer outIds = IndexUploads.at(scratch, outAt);
+    FloatPointer outScores = new FloatPointer(IndexUploads.at(scratch, outAt + (long) n * k));
     op("beam top-k", OptKernels.opt_beam_topk_f32(outIds, outScores, values, IndexUploads.at(scratch, paramsAt),
-        new FloatPointer(IndexUploads.at(scratch, paramsAt + n)), n, vocab, k, stream));
+        new FloatPointer(IndexUploads.at(scratch, paramsAt + n)), n, vocab, k, edits.isEmpty() ? 0 : 1, stream));
     Pointer host = readBack(outIds, readBytes, "beam top-k");
     new IntPointer(host).get(ids, 0, n * k);
     new FloatPointer(IndexUploads.at(host, (long) n * k)).get(scores, 0, n * k);
@@ -1796,7 +1816,7 @@ public final class CudaOps implements Ops {
     stepTimerCollect();
     launchedUnsynchronised = false;
     editStaging.waited();
-    sampleStaging.waited();
+    pickStaging.waited();
     uploads.reset();
     return host;
   }
@@ -1980,22 +2000,10 @@ public final class CudaOps implements Ops {
     deviceSampling = onDevice;
   }
 
-  @Override
-  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
-      double[] logprobs) {
-    return sampleRows(logits, temperature, topK, topP, new float[logits.rows()], uniform, logprobs, LogitEdits.NONE);
-  }
-
-  /** As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} with min-p, after {@code edits}. */
-  @Override
-  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
-      double[] logprobs, LogitEdits edits) {
-    return sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, 0, null, null);
-  }
-
   /**
-   * As {@link #sampleRows(Mat, float[], int[], float[], float[], double[], double[], LogitEdits)} with each row's
-   * {@code k} alternatives ({@code opt_sample_rows_top_f32}): one copy back of the tokens, log-probs and k pairs.
+   * One token per row drawn where the logits are ({@code opt_sample_rows_f32}), with each row's {@code k} alternatives
+   * when {@code k > 0} ({@code opt_sample_rows_top_f32}): one copy back of the tokens, log-probs and k pairs. (The
+   * shorter overloads are {@link Ops}' defaults, which come here.)
    */
   @Override
   public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
@@ -2025,7 +2033,7 @@ public final class CudaOps implements Ops {
     long paramBytes = uniformAt - paramsAt + 8L * n;
     // pinned: a copy from pageable memory would first wait for the step's kernels
     org.bytedeco.javacpp.BytePointer params =
-        new org.bytedeco.javacpp.BytePointer(sampleStaging.take(paramBytes, stream)).capacity(paramBytes);
+        new org.bytedeco.javacpp.BytePointer(pickStaging.take(paramBytes, stream)).capacity(paramBytes);
     java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
     for (int r = 0; r < n; r++) {
       b.putFloat(4 * r, temperature[r]);
@@ -2142,7 +2150,7 @@ public final class CudaOps implements Ops {
       cudaFree(editScratch);
     }
     editStaging.free();
-    sampleStaging.free();
+    pickStaging.free();
     if (attentionWorkspace != null) {
       cudaFree(attentionWorkspace);
     }

@@ -114,8 +114,9 @@ final class CudaSwitches {
   static final boolean DEVICE_TOP_LOGPROBS =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceTopLogprobs"));
   /**
-   * Beam search without processors finds each beam's candidates with {@code opt_beam_topk_f32} on the device: 2 ×
-   * numBeams pairs per beam come back instead of its row. Default since session 20, <b>GPU-unverified</b> (check_ops
+   * Beam search finds each beam's candidates with {@code opt_beam_topk_f32} on the device (its processors as edits on
+   * the rows' log-softmax, {@code opt_log_softmax_rows_f32}): 2 × numBeams pairs per beam come back instead of its
+   * row. Default since session 20, <b>GPU-unverified</b> (check_ops
    * group {@code beams}, tag {@code gpu-new-beams}): {@code -Dopt.cuda.deviceBeams=false} reads the rows back.
    */
   static final boolean DEVICE_BEAMS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceBeams"));

@@ -557,7 +557,11 @@ public final class OptKernels {
   /** Beam search's candidates: per beam the k best of log_softmax(row) + its score (backend/RowMath.beamTopK). */
   public static native int opt_beam_topk_f32(@Cast("int32_t*") IntPointer outIds, FloatPointer outScores,
       @Cast("const float*") FloatPointer logits, @Cast("const int32_t*") IntPointer rowOf,
-      @Cast("const float*") FloatPointer base, int n, int vocab, int k, CUstream_st stream);
+      @Cast("const float*") FloatPointer base, int n, int vocab, int k, int logProbs, CUstream_st stream);
+
+  /** Each row's float32 log-softmax (NaN for a row with a NaN or +inf, or all -inf; backend/RowMath.logSoftmaxRows). */
+  public static native int opt_log_softmax_rows_f32(FloatPointer out, @Cast("const float*") FloatPointer logits,
+      int rows, int vocab, CUstream_st stream);
 
   // ---- logit edits (logit_edits.cu) ----
 

@@ -890,6 +890,22 @@ class CudaOpsParityTest {
               ? got[i] == want[i] : Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])),
               d + " k=" + k + " entry " + i + ": " + got[i] + " vs " + want[i]);
         }
+        // With processors as edits on the log-probabilities (session 20): row 0's best token banned, a repetition
+        // penalty and a bias on others; the twin: RowMath.logSoftmaxRows, LogitEdits.applyTo, beamTopKOfLogProbs.
+        int best = io.github.optjava.backend.RowMath.argmax(stored, 0, cols);
+        LogitEdits edits = new LogitEdits.Builder(cols).row(0).ban(best).repetitionPenalty((best + 1) % cols, 1.5f)
+            .bias((best + 2) % cols, -0.5f).build();
+        float[] lp = stored.clone();
+        io.github.optjava.backend.RowMath.logSoftmaxRows(lp, rows, cols);
+        edits.applyTo(lp);
+        io.github.optjava.backend.RowMath.beamTopKOfLogProbs(lp, cols, beamRows, base, k, wantIds, want);
+        g.beamTopK(m, beamRows, base, k, ids, got, edits);
+        org.junit.jupiter.api.Assertions.assertArrayEquals(wantIds, ids, d + " k=" + k + " ids with edits");
+        for (int i = 0; i < n * k; i++) {
+          assertTrue(Float.isNaN(want[i]) ? Float.isNaN(got[i]) : want[i] == Float.NEGATIVE_INFINITY
+              ? got[i] == want[i] : Math.abs(got[i] - want[i]) <= 1e-5 * (1 + Math.abs(want[i])),
+              d + " k=" + k + " entry " + i + " with edits: " + got[i] + " vs " + want[i]);
+        }
       }
     }
   }
