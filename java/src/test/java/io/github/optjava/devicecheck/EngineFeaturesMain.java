@@ -37,8 +37,8 @@ import java.util.concurrent.CompletableFuture;
  *       repetition penalty, greedy with 5 log-prob alternatives, sampled with min-p, sampled with 5 alternatives:
  *       decode ms/token through the engine (session 19 moved the penalties and the greedy alternatives to where the
  *       logits are, session 20 min-p and the sampled alternatives);</li>
- *   <li>beam search (CUDA only): 4 beams with each beam's candidates found on the host and on the device
- *       ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
+ *   <li>beam search (CUDA only): 4 beams, without processors and with two, each beam's candidates found on the host
+ *       and on the device ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
@@ -168,29 +168,36 @@ public final class EngineFeaturesMain {
 
       if (cudaOps != null) {
         // Beam search (4 beams, session 20): each beam's candidates where the logits are against its rows copied to
-        // the host. The two log-sums differ in float rounding only, so the beams should agree; a differing beam with
-        // an equal score (within float32) is a near-tie that rounding broke apart: info, not FAIL.
-        SamplingParams beams = SamplingParams.builder().numBeams(4).maxTokens(o.newTokens).build();
-        boolean beamSetting = cudaOps.usesDeviceBeams();
-        Result hostBeams;
-        Result deviceBeams;
-        try {
-          cudaOps.useDeviceBeams(false);
-          hostBeams = lookupRun(model, tokenizer, prompt, beams, 0, 1);
-          cudaOps.useDeviceBeams(true);
-          deviceBeams = lookupRun(model, tokenizer, prompt, beams, 0, 1);
-        } finally {
-          cudaOps.useDeviceBeams(beamSetting);
+        // the host, without processors and with two (as edits on the log-probabilities there). The two log-sums
+        // differ in float rounding only, so the beams should agree; a differing beam with an equal score (within
+        // float32) is a near-tie that rounding broke apart: info, not FAIL.
+        SamplingParams plainBeams = SamplingParams.builder().numBeams(4).maxTokens(o.newTokens).build();
+        SamplingParams[] beamKinds = {plainBeams,
+            plainBeams.toBuilder().noRepeatNgramSize(3).repetitionPenalty(1.2).build()};
+        String[] beamNames = {"engine: beam search", "engine: beam search, processors"};
+        for (int b = 0; b < beamKinds.length; b++) {
+          boolean beamSetting = cudaOps.usesDeviceBeams();
+          Result hostBeams;
+          Result deviceBeams;
+          try {
+            cudaOps.useDeviceBeams(false);
+            hostBeams = lookupRun(model, tokenizer, prompt, beamKinds[b], 0, 1);
+            cudaOps.useDeviceBeams(true);
+            deviceBeams = lookupRun(model, tokenizer, prompt, beamKinds[b], 0, 1);
+          } finally {
+            cudaOps.useDeviceBeams(beamSetting);
+          }
+          boolean beamsEqual = hostBeams.tokens.equals(deviceBeams.tokens);
+          boolean scoresEqual =
+              Math.abs(hostBeams.score - deviceBeams.score) <= 1e-4 * (1 + Math.abs(hostBeams.score));
+          detail = String.format(Locale.ROOT, "4 beams%s, up to %d tokens, ms/token of the best beam (prefill "
+              + "included): candidates on the host %.3f, on the device %.3f (%.2fx); best beam %s, score %.6f vs "
+              + "%.6f", b == 0 ? "" : ", no_repeat_ngram 3, repetition penalty 1.2", o.newTokens,
+              hostBeams.sequentialMs, deviceBeams.sequentialMs, hostBeams.sequentialMs / deviceBeams.sequentialMs,
+              beamsEqual ? "equal" : "DIFFERS", hostBeams.score, deviceBeams.score);
+          out.println("EngineFeaturesMain: " + beamNames[b].substring("engine: ".length()) + ": " + detail);
+          rows.add(row(beamNames[b], beamsEqual ? "ok" : scoresEqual ? "info" : "FAIL", detail));
         }
-        boolean beamsEqual = hostBeams.tokens.equals(deviceBeams.tokens);
-        boolean scoresEqual = Math.abs(hostBeams.score - deviceBeams.score) <= 1e-4 * (1 + Math.abs(hostBeams.score));
-        detail = String.format(Locale.ROOT, "4 beams, up to %d tokens, ms/token of the best beam (prefill "
-            + "included): candidates on the host %.3f, on the device %.3f (%.2fx); best beam %s, score %.6f vs %.6f",
-            o.newTokens, hostBeams.sequentialMs, deviceBeams.sequentialMs,
-            hostBeams.sequentialMs / deviceBeams.sequentialMs, beamsEqual ? "equal" : "DIFFERS", hostBeams.score,
-            deviceBeams.score);
-        out.println("EngineFeaturesMain: beam search: " + detail);
-        rows.add(row("engine: beam search", beamsEqual ? "ok" : scoresEqual ? "info" : "FAIL", detail));
       }
 
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
