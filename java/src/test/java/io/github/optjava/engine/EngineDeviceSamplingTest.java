@@ -100,10 +100,7 @@ class EngineDeviceSamplingTest {
           Double own = t.top().get(t.text());
           assertTrue(own == null || Math.abs(own - t.logprob()) < 1e-12, t.toString());
         }
-        CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
-            sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
-        Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
-        typical.join();
+        Choice batched = batchedWithAHostPathRequest(engine, tokenizer, prompt, kind);
         assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
         assertEquals(alone.tokenIds(), batched.tokenIds());
         assertEquals(alone.logprobs(), batched.logprobs());
@@ -121,6 +118,16 @@ class EngineDeviceSamplingTest {
         }
       }
     }
+  }
+
+  /** {@code kind} on {@code prompt}, batched with a typical-sampling request, whose steps bring the rows to the host. */
+  private static Choice batchedWithAHostPathRequest(Engine engine, OptTokenizer tokenizer, int[] prompt,
+      SamplingParams kind) {
+    CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
+        sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
+    Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
+    typical.join();
+    return batched;
   }
 
   /**
@@ -180,10 +187,7 @@ class EngineDeviceSamplingTest {
         Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
         assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
         assertTrue(drawing.samples >= samples + 16, "sampled steps: " + (drawing.samples - samples));
-        CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
-            sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
-        Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
-        typical.join();
+        Choice batched = batchedWithAHostPathRequest(engine, tokenizer, prompt, kind);
         assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
         assertEquals(alone.tokenIds(), batched.tokenIds());
         assertEquals(alone.score(), batched.score(), 1e-9);

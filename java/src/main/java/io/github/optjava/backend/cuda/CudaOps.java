@@ -1621,9 +1621,7 @@ public final class CudaOps implements Ops {
     if ((logprobs != null && !deviceLogprobs) || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
       return Ops.super.argmaxRows(logits, logprobs, edits); // read() + RowMath on the host
     }
-    CudaMat s = CudaMat.of(logits);
-    endStep();
-    requireEditsInside(edits, s); // after endStep: a failure leaves no capture or replay half done
+    CudaMat s = endStepFor(logits, edits);
     int n = s.rows;
     int vocab = s.cols;
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
@@ -1651,9 +1649,7 @@ public final class CudaOps implements Ops {
         || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS)) {
       return Ops.super.argmaxRows(logits, logprobs, edits, k, topIds, topLogprobs);
     }
-    CudaMat s = CudaMat.of(logits);
-    endStep();
-    requireEditsInside(edits, s); // after endStep: a failure leaves no capture or replay half done
+    CudaMat s = endStepFor(logits, edits);
     int n = s.rows;
     int vocab = s.cols;
     if (n == 0) {
@@ -1707,10 +1703,8 @@ public final class CudaOps implements Ops {
       Ops.super.beamTopK(logits, rows, base, k, ids, scores, edits);
       return;
     }
-    CudaMat s = CudaMat.of(logits);
-    endStep();
+    CudaMat s = endStepFor(logits, edits);
     RowMath.requireBeamLists(rows, base, k, ids, scores, s.rows); // after endStep: no capture or replay half done
-    requireEditsInside(edits, s);
     int n = rows.length;
     if (n == 0) {
       return;
@@ -1744,6 +1738,17 @@ public final class CudaOps implements Ops {
     Pointer host = readBack(outIds, readBytes, "beam top-k");
     new IntPointer(host).get(ids, 0, n * k);
     new FloatPointer(IndexUploads.at(host, (long) n * k)).get(scores, 0, n * k);
+  }
+
+  /**
+   * The start of every pick op (argmax, top-k, sampling, beam candidates): ends the step (its capture or replay),
+   * then checks the edits against the logits; checked after, so that a failure leaves no capture half done.
+   */
+  private CudaMat endStepFor(Mat logits, LogitEdits edits) {
+    CudaMat s = CudaMat.of(logits);
+    endStep();
+    requireEditsInside(edits, s);
+    return s;
   }
 
   private static void requireEditsInside(LogitEdits edits, CudaMat logits) {
@@ -2013,9 +2018,7 @@ public final class CudaOps implements Ops {
       return Ops.super.sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, k, topIds,
           topLogprobs);
     }
-    CudaMat s = CudaMat.of(logits);
-    endStep();
-    requireEditsInside(edits, s); // after endStep: a failure leaves no capture or replay half done
+    CudaMat s = endStepFor(logits, edits);
     int n = s.rows;
     int vocab = s.cols;
     if (n == 0) {
