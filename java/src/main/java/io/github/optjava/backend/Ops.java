@@ -214,8 +214,10 @@ public interface Ops extends AutoCloseable {
    * One token per row of {@code logits} (rows × vocab) drawn with {@link RowSampling}'s rules: softmax(row /
    * temperature[r]) after top-k ({@code topK[r] > 0}) and top-p ({@code topP[r] < 1}), with the uniform number
    * uniform[r] in [0, 1); {@code logprobs[r]} (when not null) receives the token's log-probability under that
-   * distribution. A row with a NaN gives {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. Default:
-   * the logits read back and drawn on the host; a GPU draws where they are.
+   * distribution. A row with a NaN gives {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. A row at
+   * temperature 0 is greedy: its argmax and log-softmax exactly as {@link #argmaxRows} picks it (its top-k, top-p,
+   * min-p and uniform number are ignored), so that one step can draw some sequences and pick others. Default: the
+   * logits read back and drawn on the host; a GPU draws where they are.
    */
   default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
       double[] logprobs) {
@@ -234,7 +236,8 @@ public interface Ops extends AutoCloseable {
 
   /**
    * As {@link #sampleRows(Mat, float[], int[], float[], float[], double[], double[], LogitEdits)}, and each row's
-   * {@code k} most likely tokens of its filtered distribution with their log-probs ({@link RowSampling}'s listing)
+   * {@code k} most likely tokens of its filtered distribution (a greedy row's: of the row, as {@link #argmaxRows}
+   * lists them) with their log-probs ({@link RowSampling}'s listing)
    * into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]}, -1 and NaN after the last: a sampled request's
    * log-prob alternatives; a GPU copies back {@code k} pairs per row instead of the row. The default reads the rows.
    */

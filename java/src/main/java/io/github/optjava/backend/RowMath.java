@@ -73,22 +73,33 @@ public final class RowMath {
       double[] topLogprobs) {
     int[] out = new int[rows];
     for (int r = 0; r < rows; r++) {
-      out[r] = argmax(v, r * cols, (r + 1) * cols);
-      if (logprobs == null && k == 0) {
-        continue;
-      }
-      double lse = logSumExp(v, r * cols, (r + 1) * cols);
-      if (logprobs != null) {
-        logprobs[r] = v[r * cols + out[r]] - lse;
-      }
-      if (k == 0) {
-        continue;
-      }
-      int listed = topK(v, r * cols, (r + 1) * cols, lse, k, topIds, topLogprobs, r * k);
-      java.util.Arrays.fill(topIds, r * k + listed, (r + 1) * k, -1);
-      java.util.Arrays.fill(topLogprobs, r * k + listed, (r + 1) * k, Double.NaN);
+      out[r] = pickRow(v, r * cols, cols, logprobs, r, k, topIds, topLogprobs, r * k);
     }
     return out;
+  }
+
+  /**
+   * One row of {@link #pickRows}: the argmax of {@code v[from, from + vocab)} (relative to {@code from}), its log-prob
+   * into {@code logprobs[at]} (when not null) and, for {@code k > 0}, its {@code k} most likely tokens with their
+   * log-probs into {@code topIds[topAt ..]} / {@code topLogprobs[topAt ..]} (-1 and NaN after the last listed). Also
+   * {@link RowSampling}'s greedy rows (temperature 0), so that a greedy sequence gets the same bits in a sampled step.
+   */
+  public static int pickRow(float[] v, int from, int vocab, double[] logprobs, int at, int k, int[] topIds,
+      double[] topLogprobs, int topAt) {
+    int token = argmax(v, from, from + vocab);
+    if (logprobs == null && k == 0) {
+      return token;
+    }
+    double lse = logSumExp(v, from, from + vocab);
+    if (logprobs != null) {
+      logprobs[at] = v[from + token] - lse;
+    }
+    if (k > 0) {
+      int listed = topK(v, from, from + vocab, lse, k, topIds, topLogprobs, topAt);
+      java.util.Arrays.fill(topIds, topAt + listed, topAt + k, -1);
+      java.util.Arrays.fill(topLogprobs, topAt + listed, topAt + k, Double.NaN);
+    }
+    return token;
   }
 
   /**

@@ -30,6 +30,9 @@ public final class RowSampling {
   /**
    * Draws from {@code row[offset, offset + vocab)}.
    *
+   * @param temperature above 0; 0 marks a greedy row: the argmax of the row and its log-softmax, as
+   *                  {@link Ops#argmaxRows} picks ({@link RowMath#pickRow}; the other parameters are ignored), so that
+   *                  one step can draw some sequences and pick others greedily
    * @param topK      0 or at least vocab: no top-k
    * @param topP      1: no top-p
    * @param minP      0: no min-p; else in (0, 1] (more counts as 1): the tokens left whose weight is below minP
@@ -46,12 +49,16 @@ public final class RowSampling {
 
   /**
    * As {@link #sample(float[], int, int, float, int, float, float, double, double[], int)}, and the {@code k} most
-   * likely tokens of the filtered distribution (those no cut removed, by {@code row / temperature} then the lower id) with their log-probabilities under it into {@code topIds[topAt ..]} /
-   * {@code topLogprobs[topAt ..]}: a sampled request's log-prob alternatives; -1 and NaN after the last (fewer than k
-   * tokens kept, or a row with nothing to draw).
+   * likely tokens of the filtered distribution (those no cut removed, by {@code row / temperature} then the lower id;
+   * a greedy row lists the row's, as {@link RowMath#topK}) with their log-probabilities under it into
+   * {@code topIds[topAt ..]} / {@code topLogprobs[topAt ..]}: a sampled request's log-prob alternatives; -1 and NaN
+   * after the last (fewer than k tokens kept, or a row with nothing to draw).
    */
   public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, float minP,
       double uniform, double[] logprob, int at, int k, int[] topIds, double[] topLogprobs, int topAt) {
+    if (temperature == 0f) {
+      return RowMath.pickRow(row, offset, vocab, logprob, at, k, topIds, topLogprobs, topAt);
+    }
     if (k > 0) {
       java.util.Arrays.fill(topIds, topAt, topAt + k, -1);
       java.util.Arrays.fill(topLogprobs, topAt, topAt + k, Double.NaN);

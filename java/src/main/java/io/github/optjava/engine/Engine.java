@@ -529,14 +529,15 @@ public final class Engine implements AutoCloseable {
 
   /**
    * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
-   * or one draw per sequence) with their log-probs, or else every sequence's logits.
+   * or one per sequence from the sampler: drawn, or for the sequences {@code greedy} marks the argmax) with their
+   * log-probs, or else every sequence's logits; {@code scores}: per sequence, its echoed prompt's scores when the
+   * model computed them (else null).
    */
-  /** {@code scores}: per sequence, its echoed prompt's scores when the model computed them (else null). */
   private record Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs,
-      float[][] logits, double[][] scores, int top, int[] topIds, double[] topLogprobs) {
+      float[][] logits, double[][] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
     Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs, float[][] logits,
         double[][] scores) {
-      this(argmaxOnly, sampledThere, tokens, logprobs, logits, scores, 0, null, null);
+      this(argmaxOnly, sampledThere, tokens, logprobs, logits, scores, 0, null, null, null);
     }
 
     boolean picked() {
@@ -596,8 +597,9 @@ public final class Engine implements AutoCloseable {
    * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
    * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
    * logits path). Likewise sampling (temperature, top-k, top-p, min-p; log-prob alternatives listed there too) on a
-   * model that draws where the logits are, for sequences without drafts. A first completion whose siblings fork in
-   * this step (its last prefill chunk) needs its logits on the host.
+   * model that draws where the logits are, for sequences without drafts; greedy sequences in such a step are the
+   * sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A first completion
+   * whose siblings fork in this step (its last prefill chunk) needs its logits on the host.
    */
   private Output runModel(Batch b) {
     int n = b.size();
@@ -612,14 +614,17 @@ public final class Engine implements AutoCloseable {
         int[] topIds = new int[b.rows() * top];
         double[] topLogprobs = new double[b.rows() * top];
         int[] tokens = model.greedyRows(b.steps(), cache, logprobs, edits, top, topIds, topLogprobs);
-        return new Output(true, false, tokens, logprobs, null, null, top, topIds, topLogprobs);
+        return new Output(true, false, tokens, logprobs, null, null, top, topIds, topLogprobs, null);
       }
       int[] tokens = !edits.isEmpty() || b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs, edits)
           : model.greedy(b.steps(), cache, logprobs);
       return new Output(true, false, tokens, logprobs, null, null);
     }
+    // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
+    // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host.
     boolean sampledThere = model.samplesOnDevice() && java.util.stream.IntStream.range(0, n)
-        .allMatch(j -> b.seqs().get(j).samplableWhereLogitsAre() && !forksNow.test(j) && b.drafted()[j] == 0);
+        .allMatch(j -> !forksNow.test(j) && b.drafted()[j] == 0 && (b.seqs().get(j).samplableWhereLogitsAre()
+            || b.seqs().get(j).greedyWhereLogitsAre()));
     if (!sampledThere) {
       // An echo prefill without alternatives wants one log-prob per prompt row, not the rows: let the model score
       // them where the logits are (a GPU then copies back 8 bytes a row and the last row).
@@ -642,8 +647,14 @@ public final class Engine implements AutoCloseable {
     float[] p = new float[n];
     float[] minP = new float[n];
     double[] u = new double[n];
+    boolean[] greedy = new boolean[n];
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
+      if (s.greedyWhereLogitsAre()) { // temperature 0: the sampler's greedy row; no uniform number drawn
+        greedy[j] = true;
+        p[j] = 1;
+        continue;
+      }
       t[j] = s.temperature();
       k[j] = s.topK();
       p[j] = s.topP();
@@ -657,12 +668,12 @@ public final class Engine implements AutoCloseable {
     int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, minP, u), logprobs, edits(b),
         top, topIds, topLogprobs);
     for (int j = 0; j < n; j++) {
-      if (b.gives()[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
+      if (b.gives()[j] && !greedy[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
-    return new Output(false, true, tokens, logprobs, null, null, top, topIds, topLogprobs);
+    return new Output(false, true, tokens, logprobs, null, null, top, topIds, topLogprobs, greedy);
   }
 
   /** The most log-prob alternatives a sequence of the step that gives a token lists (0: none). */
@@ -728,6 +739,8 @@ public final class Engine implements AutoCloseable {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row], out.topIds(), out.topLogprobs(), row * out.top());
       } else if (out.argmaxOnly()) {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
+      } else if (out.sampledThere() && out.greedy()[j]) {
+        s.acceptGreedy(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());
       } else if (out.sampledThere()) {
         try {
           s.acceptSampled(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());

@@ -219,6 +219,55 @@ class RowSamplingTest {
     assertEquals(0, lps[0], 1e-12);
   }
 
+  /**
+   * Temperature 0 is a greedy row (session 21: a step that draws some sequences and picks others): the same bits as
+   * {@link RowMath#pickRows}, the greedy path's pick, whatever the other parameters say; on random rows at an offset,
+   * with ties, NaN, -inf and +inf rows, with and without alternatives.
+   */
+  @Test
+  void temperatureZeroIsTheGreedyPick() {
+    Random r = new Random(21);
+    int vocab = 300;
+    float inf = Float.POSITIVE_INFINITY;
+    java.util.List<float[]> rows = new java.util.ArrayList<>();
+    for (int i = 0; i < 30; i++) {
+      float[] row = new float[vocab];
+      for (int j = 0; j < vocab; j++) {
+        row[j] = i % 3 == 0 ? (float) Math.round(r.nextGaussian() * 2) : (float) (r.nextGaussian() * 4); // ties
+      }
+      rows.add(row);
+    }
+    float[] nan = new float[vocab];
+    nan[7] = Float.NaN;
+    float[] allMinusInf = new float[vocab];
+    java.util.Arrays.fill(allMinusInf, -inf);
+    float[] plusInf = new float[vocab];
+    plusInf[9] = inf;
+    plusInf[200] = inf;
+    rows.addAll(List.of(nan, allMinusInf, plusInf));
+    for (int k : new int[] {0, 1, 4}) {
+      for (float[] row : rows) {
+        float[] at = new float[vocab + 5]; // an offset into a longer array
+        System.arraycopy(row, 0, at, 5, vocab);
+        double[] want = new double[1];
+        int[] wantIds = new int[Math.max(k, 1)];
+        double[] wantLps = new double[Math.max(k, 1)];
+        int token = RowMath.pickRows(row, 1, vocab, want, k, wantIds, wantLps)[0];
+        double[] got = new double[2];
+        int[] ids = new int[k + 1];
+        double[] lps = new double[k + 1];
+        assertEquals(token, RowSampling.sample(at, 5, vocab, 0f, 3, 0.5f, 0.2f, 0.999, got, 1, k, ids, lps, 1));
+        assertEquals(Double.doubleToRawLongBits(want[0]), Double.doubleToRawLongBits(got[1]), "log-prob");
+        for (int j = 0; j < k; j++) {
+          assertEquals(wantIds[j], ids[1 + j], "alternative " + j);
+          assertEquals(Double.doubleToRawLongBits(wantLps[j]), Double.doubleToRawLongBits(lps[1 + j]));
+        }
+      }
+    }
+    assertEquals(7, RowSampling.sample(nan, 0, vocab, 0f, 0, 1f, 0f, 0.5, null, 0), "NaN is the largest (argmax)");
+    assertEquals(9, RowSampling.sample(plusInf, 0, vocab, 0f, 0, 1f, 0f, 0.5, null, 0), "the first +inf");
+  }
+
   @Test
   void edgeRows() {
     double[] lp = new double[1];

@@ -37,6 +37,9 @@ import java.util.concurrent.CompletableFuture;
  *       repetition penalty, greedy with 5 log-prob alternatives, sampled with min-p, sampled with 5 alternatives:
  *       decode ms/token through the engine (session 19 moved the penalties and the greedy alternatives to where the
  *       logits are, session 20 min-p and the sampled alternatives);</li>
+ *   <li>greedy and sampled in one step (CUDA only): 4 greedy and 4 sampled requests at once, picked on the device
+ *       ({@code CudaOps.useDeviceMixedPicks}) and with the step's rows copied to the host: time, and whether the
+ *       token lists are equal (FAIL when a greedy one differs);</li>
  *   <li>beam search (CUDA only): 4 beams, without processors and with two, each beam's candidates found on the host
  *       and on the device ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
@@ -198,6 +201,8 @@ public final class EngineFeaturesMain {
           out.println("EngineFeaturesMain: " + beamNames[b].substring("engine: ".length()) + ": " + detail);
           rows.add(row(beamNames[b], beamsEqual ? "ok" : scoresEqual ? "info" : "FAIL", detail));
         }
+
+        rows.add(mixedStepRow(model, tokenizer, cudaOps, o.newTokens, out));
       }
 
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
@@ -281,6 +286,54 @@ public final class EngineFeaturesMain {
     }
     Files.write(o.rows, rows);
     return 0;
+  }
+
+  /**
+   * Greedy and sampled requests in one step (session 21): the greedy rows are the sampler's temperature-0 rows and
+   * both kinds of pick come back in one copy, against the same step with its rows copied to the host. Greedy tokens
+   * must not change (the same argmax of the same logits); a sampled token may, where a draw sits on a cumulative
+   * boundary that the host twin's rounding places elsewhere (info).
+   */
+  private static String mixedStepRow(OptModel model, OptTokenizer tokenizer,
+      io.github.optjava.backend.cuda.CudaOps cudaOps, int newTokens, PrintStream out) {
+    Random rnd = new Random(21); // its own: the later rows' prompts stay those of earlier sessions
+    List<int[]> prompts = new ArrayList<>();
+    List<SamplingParams> mixedKinds = new ArrayList<>();
+    for (int r = 0; r < 8; r++) {
+      int[] p = randomIds(rnd, 32, model.config().vocabSize());
+      p[0] = 2;
+      prompts.add(p);
+      SamplingParams.Builder kind = r % 2 == 0 ? SamplingParams.greedy().toBuilder()
+          : SamplingParams.builder().temperature(0.8).topP(0.9).seed(r);
+      mixedKinds.add(kind.maxTokens(newTokens).minTokens(newTokens).build());
+    }
+    boolean mixedSetting = cudaOps.usesDeviceMixedPicks();
+    Result hostMixed;
+    Result deviceMixed;
+    try {
+      cudaOps.useDeviceMixedPicks(false);
+      batchRun(model, tokenizer, prompts, mixedKinds, 8); // warm-up
+      hostMixed = batchRun(model, tokenizer, prompts, mixedKinds, 8);
+      cudaOps.useDeviceMixedPicks(true);
+      batchRun(model, tokenizer, prompts, mixedKinds, 8);
+      deviceMixed = batchRun(model, tokenizer, prompts, mixedKinds, 8);
+    } finally {
+      cudaOps.useDeviceMixedPicks(mixedSetting);
+    }
+    int greedySame = 0;
+    int sampledSame = 0;
+    for (int r = 0; r < prompts.size(); r++) {
+      boolean same = hostMixed.tokens.get(r).equals(deviceMixed.tokens.get(r));
+      greedySame += r % 2 == 0 && same ? 1 : 0;
+      sampledSame += r % 2 == 1 && same ? 1 : 0;
+    }
+    String detail = String.format(Locale.ROOT, "4 greedy + 4 sampled requests at once, %d tokens each: rows to the "
+        + "host %.0f ms, picked on the device %.0f ms (%.2fx); token lists equal: greedy %d of 4, sampled %d of 4",
+        newTokens, hostMixed.burstMs, deviceMixed.burstMs, hostMixed.burstMs / deviceMixed.burstMs, greedySame,
+        sampledSame);
+    out.println("EngineFeaturesMain: greedy and sampled in one step: " + detail);
+    return row("engine: greedy and sampled in one step", greedySame < 4 ? "FAIL" : sampledSame < 4 ? "info"
+        : "ok", detail);
   }
 
   private static Result prefixRun(OptModel model, OptTokenizer tokenizer, int blocks, List<int[]> prompts,

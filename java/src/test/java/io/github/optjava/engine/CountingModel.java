@@ -19,6 +19,7 @@ final class CountingModel implements CausalLm {
   int greedies;
   int samples;
   int beamSteps; // beam search steps whose candidates the model found where the logits are
+  int mixedSteps; // sampled steps with greedy rows (temperature 0) and drawn ones
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -74,6 +75,7 @@ final class CountingModel implements CausalLm {
   @Override
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
     samples++;
+    countMixed(spec);
     count(seqs);
     return model.sample(seqs, cache, spec, logprobs);
   }
@@ -82,6 +84,7 @@ final class CountingModel implements CausalLm {
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
       LogitEdits edits) {
     samples++;
+    countMixed(spec);
     editedLogits += edits.count();
     count(seqs);
     return model.sample(seqs, cache, spec, logprobs, edits);
@@ -91,6 +94,7 @@ final class CountingModel implements CausalLm {
   public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
       LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     samples++;
+    countMixed(spec);
     editedLogits += edits.count();
     count(seqs);
     return model.sample(seqs, cache, spec, logprobs, edits, k, topIds, topLogprobs);
@@ -111,6 +115,14 @@ final class CountingModel implements CausalLm {
     editedLogits += edits.count();
     count(seqs);
     model.beamTopK(seqs, cache, rows, base, k, ids, scores, edits);
+  }
+
+  private void countMixed(SamplingSpec spec) {
+    int greedy = 0;
+    for (float t : spec.temperature()) {
+      greedy += t == 0f ? 1 : 0;
+    }
+    mixedSteps += greedy > 0 && greedy < spec.temperature().length ? 1 : 0;
   }
 
   private void count(List<OptModel.SeqStep> seqs) {

@@ -220,11 +220,7 @@ class EngineDeviceSamplingTest {
           + drawing.editedLogits + " edits");
       assertTrue(!alone.tokenIds().contains(5), "the bad word never comes");
       int forwards = drawing.forwards;
-      CompletableFuture<io.github.optjava.api.Completion> greedy = engine.submit(tokenizer.encode("Hello world"),
-          SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(1).build(), null);
-      CompletableFuture<io.github.optjava.api.Completion> mixed = engine.submit(prompt, processed, null);
-      Choice batched = mixed.join().choices().get(0);
-      greedy.join();
+      Choice batched = batchedWithAHostPathRequest(engine, tokenizer, prompt, processed);
       assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
       assertEquals(alone.tokenIds(), batched.tokenIds());
       assertEquals(alone.score(), batched.score(), 1e-9);
@@ -232,26 +228,72 @@ class EngineDeviceSamplingTest {
   }
 
   /**
-   * A seeded plain-sampling request draws by the device's rules even on a step whose logits come to the host (here
-   * batched with a greedy request, so the engine cannot use the model's sampler): its tokens are those it gets
-   * alone, when every step used the model's sampler.
+   * Steps that mix greedy and sampled requests (session 21) pick every token where the logits are: the greedy ones
+   * are the sampler's temperature-0 rows. Each request gets, bit for bit, the tokens, log-probs and alternatives it
+   * gets alone (where a greedy request takes the argmax path): greedy ones plain, with alternatives, with processors;
+   * sampled ones plain, with alternatives, with min-p and a penalty.
    */
   @Test
-  void aSampledRequestDrawsTheSameBatchedWithAGreedyOne() {
+  void greedyAndSampledRequestsShareAStepWhereTheLogitsAre() {
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    String[] texts = {"Once upon a time", "Hello world", "The capital of France is", "A B C D", "one two", "x y z"};
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(14).build();
+    SamplingParams[] kinds = {greedy, sampled(3),
+        greedy.toBuilder().logprobs(3).maxTokens(20).build(),
+        sampled(4).toBuilder().logprobs(2).maxTokens(9).build(),
+        greedy.toBuilder().repetitionPenalty(1.3).logitBias(java.util.Map.of(11, 1.5)).logprobs(1).maxTokens(11)
+            .build(),
+        SamplingParams.builder().temperature(1.1).minP(0.05).presencePenalty(0.3).seed(6L).maxTokens(17).build()};
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(256, 4), 8, 128)) {
+      List<Choice> alone = new ArrayList<>();
+      for (int i = 0; i < texts.length; i++) {
+        alone.add(engine.submit(tokenizer.encode(texts[i]), kinds[i], null).join().choices().get(0));
+      }
+      assertEquals(0, drawing.mixedSteps, "alone, no step mixes");
+      List<CompletableFuture<io.github.optjava.api.Completion>> together = new ArrayList<>();
+      for (int i = 0; i < texts.length; i++) {
+        together.add(engine.submit(tokenizer.encode(texts[i]), kinds[i], null));
+      }
+      for (int i = 0; i < texts.length; i++) {
+        Choice c = together.get(i).join().choices().get(0);
+        assertEquals(alone.get(i).tokenIds(), c.tokenIds(), "request " + i);
+        assertEquals(alone.get(i).logprobs(), c.logprobs(), "request " + i + "'s log-probs and alternatives");
+        assertEquals(alone.get(i).score(), c.score(), "request " + i + "'s score, bit for bit");
+      }
+      assertEquals(0, drawing.forwards, "no step brought rows to the host");
+      assertTrue(drawing.mixedSteps >= 8, "steps that drew some rows and picked others: " + drawing.mixedSteps);
+    }
+  }
+
+  /**
+   * A seeded plain-sampling request draws by the device's rules even on a step whose logits come to the host (here
+   * batched with a typical-sampling request, so the engine cannot use the model's sampler, and a greedy one, which the
+   * host path then picks): its tokens are those it gets alone, when every step used the model's sampler; the greedy
+   * request's are those it gets alone on the argmax path.
+   */
+  @Test
+  void aSampledRequestDrawsTheSameOnAHostPathStepWithAGreedyOne() {
     CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
     OptTokenizer tokenizer = TinyOpt.tokenizer();
     int[] prompt = tokenizer.encode("Once upon a time");
+    int[] greedyPrompt = tokenizer.encode("Hello world");
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(20).logprobs(1).build();
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
       Choice alone = engine.submit(prompt, sampled(5), null).join().choices().get(0);
+      Choice greedyAlone = engine.submit(greedyPrompt, greedy, null).join().choices().get(0);
       int forwards = drawing.forwards;
-      CompletableFuture<io.github.optjava.api.Completion> greedy = engine.submit(tokenizer.encode("Hello world"),
-          SamplingParams.greedy().toBuilder().maxTokens(30).logprobs(1).build(), null);
-      CompletableFuture<io.github.optjava.api.Completion> mixed = engine.submit(prompt, sampled(5), null);
-      Choice batched = mixed.join().choices().get(0);
-      greedy.join();
+      CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
+          sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
+      CompletableFuture<io.github.optjava.api.Completion> greedyBatched = engine.submit(greedyPrompt, greedy, null);
+      Choice batched = engine.submit(prompt, sampled(5), null).join().choices().get(0);
+      Choice greedyChoice = greedyBatched.join().choices().get(0);
+      typical.join();
       assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
       assertEquals(alone.tokenIds(), batched.tokenIds());
       assertEquals(alone.score(), batched.score(), 1e-9);
+      assertEquals(greedyAlone.tokenIds(), greedyChoice.tokenIds());
+      assertEquals(greedyAlone.score(), greedyChoice.score(), 1e-9);
     }
   }
 }

@@ -132,6 +132,7 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean deviceBeams = CudaSwitches.DEVICE_BEAMS;
   private final boolean deviceMinP = CudaSwitches.DEVICE_MIN_P;
+  private boolean deviceMixedPicks = CudaSwitches.DEVICE_MIXED_PICKS;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit;
   private boolean draftGraphs;
@@ -1922,6 +1923,19 @@ public final class CudaOps implements Ops {
     return deviceBeams;
   }
 
+  /**
+   * Whether a step mixing greedy and sampled rows picks both on the device ({@link #sampleRows} with temperature 0
+   * rows; tests run both; see {@code opt.cuda.deviceMixedPicks}).
+   */
+  public void useDeviceMixedPicks(boolean onDevice) {
+    deviceMixedPicks = onDevice;
+  }
+
+  /** Whether a step mixing greedy and sampled rows picks both on the device. */
+  public boolean usesDeviceMixedPicks() {
+    return deviceMixedPicks;
+  }
+
   /** Whether echo scores come from the device kernel (tests run both; see {@code opt.cuda.deviceScores}). */
   public void useDeviceScores(boolean onDevice) {
     deviceScores = onDevice;
@@ -2007,14 +2021,24 @@ public final class CudaOps implements Ops {
 
   /**
    * One token per row drawn where the logits are ({@code opt_sample_rows_f32}), with each row's {@code k} alternatives
-   * when {@code k > 0} ({@code opt_sample_rows_top_f32}): one copy back of the tokens, log-probs and k pairs. (The
-   * shorter overloads are {@link Ops}' defaults, which come here.)
+   * when {@code k > 0} ({@code opt_sample_rows_top_f32}): one copy back of the tokens, log-probs and k pairs. Rows at
+   * temperature 0 are greedy: when every row is, this is {@link #argmaxRows}; when some are, the sampler draws the
+   * others and the argmax kernels run over the same edited rows, and both results come back in one copy (the greedy
+   * rows' then replace the sampler's). (The shorter overloads are {@link Ops}' defaults, which come here.)
    */
   @Override
   public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    int greedy = 0;
+    for (float t : temperature) {
+      greedy += t == 0f ? 1 : 0;
+    }
+    if (greedy > 0 && greedy == logits.rows()) {
+      return argmaxRows(logits, logprobs, edits, k, topIds, topLogprobs);
+    }
     if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS) || (!deviceMinP && anyAbove0(minP))
-        || (k > 0 && (logprobs == null || !CudaSwitches.DEVICE_TOP_LOGPROBS))) {
+        || (k > 0 && (logprobs == null || !CudaSwitches.DEVICE_TOP_LOGPROBS))
+        || (greedy > 0 && (!deviceMixedPicks || !deviceLogprobs))) {
       return Ops.super.sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, k, topIds,
           topLogprobs);
     }
@@ -2024,10 +2048,12 @@ public final class CudaOps implements Ops {
     if (n == 0) {
       return new int[0];
     }
-    // Scratch: [logits as f32][n tokens][n log-probs][n·k ids][n·k log-probs] (read back at once), then the
-    // parameters: [n temperatures][n top-k][n top-p][n min-p][pad][n uniforms]
+    // Scratch: [logits as f32][n tokens][n log-probs][n·k ids][n·k log-probs] (the sampler's), with greedy rows the
+    // same again (the argmax's; both read back at once), then the parameters: [n temperatures][n top-k][n top-p]
+    // [n min-p][pad][n uniforms]
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
-    long readBytes = 8L * n + 8L * n * k;
+    long partBytes = 8L * n + 8L * n * k;
+    long readBytes = (greedy > 0 ? 2 : 1) * partBytes;
     long paramsAt = f32Bytes + readBytes;
     long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
     Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
@@ -2039,11 +2065,12 @@ public final class CudaOps implements Ops {
         new org.bytedeco.javacpp.BytePointer(pickStaging.take(paramBytes, stream)).capacity(paramBytes);
     java.nio.ByteBuffer b = params.asByteBuffer().order(java.nio.ByteOrder.nativeOrder());
     for (int r = 0; r < n; r++) {
-      b.putFloat(4 * r, temperature[r]);
-      b.putInt(4 * (n + r), topK[r]);
-      b.putFloat(4 * (2 * n + r), topP[r]);
-      b.putFloat(4 * (3 * n + r), minP[r]);
-      b.putDouble((int) (uniformAt - paramsAt) + 8 * r, uniform[r]);
+      boolean picked = temperature[r] == 0f; // the sampler's draw for it is dropped: make it cheap (u 0, no cuts)
+      b.putFloat(4 * r, picked ? 1f : temperature[r]);
+      b.putInt(4 * (n + r), picked ? 0 : topK[r]);
+      b.putFloat(4 * (2 * n + r), picked ? 1f : topP[r]);
+      b.putFloat(4 * (3 * n + r), picked ? 0f : minP[r]);
+      b.putDouble((int) (uniformAt - paramsAt) + 8 * r, picked ? 0.0 : uniform[r]);
     }
     check("sample parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt / 4), params, paramBytes,
         cudaMemcpyHostToDevice, stream));
@@ -2055,7 +2082,7 @@ public final class CudaOps implements Ops {
     FloatPointer mins = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 3L * n));
     org.bytedeco.javacpp.DoublePointer us = new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch,
         uniformAt / 4));
-    if (k == 0) {
+    if (k == 0 && greedy == 0) {
       op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values, temps, ks, ps, mins, us, n, vocab, stream));
       return readTokens(tokens, n, logprobs, "sample");
     }
@@ -2063,9 +2090,53 @@ public final class CudaOps implements Ops {
     FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + 2L * n + (long) n * k));
     op("sample", OptKernels.opt_sample_rows_top_f32(tokens, lp, ids, topLp, k, values, temps, ks, ps, mins, us, n,
         vocab, stream));
+    if (greedy > 0) {
+      long at = (f32Bytes + partBytes) / 4; // the argmax's part, right after the sampler's
+      IntPointer picks = IndexUploads.at(scratch, at);
+      op("argmax", OptKernels.opt_argmax_logprob_f32(picks, new FloatPointer(IndexUploads.at(scratch, at + n)), values,
+          n, vocab, stream));
+      if (k > 0) {
+        op("top log-probs", OptKernels.opt_top_logprobs_f32(IndexUploads.at(scratch, at + 2L * n),
+            new FloatPointer(IndexUploads.at(scratch, at + 2L * n + (long) n * k)), values, n, vocab, k, stream));
+      }
+    }
     Pointer host = readBack(tokens, readBytes, "sample");
-    readTopPairs(host, n, k, topIds, topLogprobs);
-    return tokensAndLogprobs(host, n, logprobs);
+    int[] out = tokensAndLogprobs(host, n, logprobs);
+    if (k > 0) {
+      readTopPairs(host, n, k, topIds, topLogprobs);
+    }
+    if (greedy > 0) {
+      takeGreedyRows(IndexUploads.at(host, partBytes / 4), temperature, n, k, out, logprobs, topIds, topLogprobs);
+    }
+    return out;
+  }
+
+  /**
+   * A mixed step's greedy rows (temperature 0): their token, log-prob and k pairs from the argmax's part of the read
+   * buffer ({@code part}: n tokens, n log-probs, n·k ids, n·k log-probs) in place of the sampler's.
+   */
+  private static void takeGreedyRows(Pointer part, float[] temperature, int n, int k, int[] tokens, double[] logprobs,
+      int[] topIds, double[] topLogprobs) {
+    double[] lp = new double[n];
+    int[] picks = tokensAndLogprobs(part, n, lp);
+    int[] ids = new int[n * k];
+    double[] tops = new double[n * k];
+    if (k > 0) {
+      readTopPairs(part, n, k, ids, tops);
+    }
+    for (int r = 0; r < n; r++) {
+      if (temperature[r] != 0f) {
+        continue;
+      }
+      tokens[r] = picks[r];
+      if (logprobs != null) {
+        logprobs[r] = lp[r];
+      }
+      if (k > 0) {
+        System.arraycopy(ids, r * k, topIds, r * k, k);
+        System.arraycopy(tops, r * k, topLogprobs, r * k, k);
+      }
+    }
   }
 
   private static boolean anyAbove0(float[] v) {

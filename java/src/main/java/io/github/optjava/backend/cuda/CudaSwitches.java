@@ -128,6 +128,16 @@ final class CudaSwitches {
    */
   static final boolean DEVICE_MIN_P = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMinP"));
   /**
+   * A step that draws some sequences and picks others greedily (temperature 0 rows of {@link CudaOps#sampleRows})
+   * runs the sampler and the argmax (and the top log-probs, with alternatives) over the step's rows and reads both
+   * results back in one copy, instead of copying the rows to the host. Default since session 21, <b>GPU-unverified</b>
+   * (no new kernel: the sampler, argmax and top log-probs kernels on one step; tag {@code gpu-new-mixed}):
+   * {@code -Dopt.cuda.deviceMixedPicks=false} reads back the rows of such a step and picks on the host by the same
+   * rules ({@code RowSampling}).
+   */
+  static final boolean DEVICE_MIXED_PICKS =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMixedPicks"));
+  /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
    * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):

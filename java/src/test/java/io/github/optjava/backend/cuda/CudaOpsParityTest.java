@@ -680,7 +680,27 @@ class CudaOpsParityTest {
     sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0.05f, 0f, 0.2f, 1f, 0.01f}, 0);
   }
 
+  /**
+   * As {@link #sampleRowsMatchesItsCpuTwin}, with greedy rows (temperature 0; session 21: a step mixing greedy and
+   * sampled sequences): the sampler, the argmax and the top log-probs kernels on one step, read back at once; one row
+   * alone is all greedy (then {@link CudaOps#argmaxRows}). With and without 3 alternatives.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-mixed")
+  void sampleRowsWithGreedyRowsMatchItsCpuTwin(DType d, int rows, int cols) {
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f, 0.05f}, 0, true);
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f}, 3, true);
+  }
+
   private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs, int listed) {
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, minPs, listed, false);
+  }
+
+  /** {@code greedyRows}: every other row (the first among them) at temperature 0, a greedy row. */
+  private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs, int listed,
+      boolean greedyRows) {
     CudaOps g = gpu(d);
     boolean before = g.samplesOnDevice();
     for (int vocab : new int[] {cols, 50272}) {
@@ -692,7 +712,7 @@ class CudaOpsParityTest {
       float[] minP = new float[rows];
       double[] u = new double[rows];
       for (int i = 0; i < rows; i++) {
-        t[i] = new float[] {1f, 0.7f, 1.3f}[i % 3];
+        t[i] = greedyRows && i % 2 == 0 ? 0f : new float[] {1f, 0.7f, 1.3f}[i % 3];
         k[i] = new int[] {0, 50, 1, vocab}[i % 4];
         p[i] = new float[] {1f, 0.9f, 0.5f}[(i / 2) % 3];
         minP[i] = minPs[i % minPs.length];
