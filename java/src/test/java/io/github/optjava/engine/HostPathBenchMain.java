@@ -16,7 +16,7 @@ import java.util.Random;
  * (greedy, sampling, each with processors that name their tokens: "edits") cost the engine's bookkeeping and the
  * edits' building; the others ("host path": typical sampling) bring the row to the host and run
  * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). Beam
- * search runs both ways (session 20). A benchmark, not a test (docs/perf.md, sessions 19 and 20).
+ * search runs both ways (session 20); a greedy and a sampled request share steps (session 21). A benchmark, not a test (docs/perf.md, sessions 19 and 20).
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:DEPS \
@@ -101,7 +101,7 @@ public final class HostPathBenchMain {
     @Override
     public int[] greedyRows(List<OptModel.SeqStep> seqs, KvCache cache, double[] logprobs,
         io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
-      for (int i = 0; i < topIds.length; i++) { // the top k a GPU would send back (any distinct ids will do)
+      for (int i = 0; i < k * seqs.size(); i++) { // none for k = 0 (then the arrays may be null) // the top k a GPU would send back (any distinct ids will do)
         topIds[i] = 1000 + i % k;
         topLogprobs[i] = -1 - i % k;
       }
@@ -186,6 +186,32 @@ public final class HostPathBenchMain {
           }
         }
         beams(model, requests, n, round == 2);
+        mixed(model, requests, greedy, sampled, round == 2);
+      }
+    }
+  }
+
+  /**
+   * A greedy and a sampled request at once (batch 2): each step mixes them (session 21: both picked where the logits
+   * are; before, the step brought both rows to the host). Host time per step.
+   */
+  private static void mixed(StandIn model, int requests, SamplingParams greedy, SamplingParams sampled,
+      boolean print) {
+    try (KvCache cache = model.newCache(128, 4)) {
+      Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, 2, 128, 0, false, 0);
+      long t0 = System.nanoTime();
+      for (int r = 0; r < requests; r++) {
+        java.util.concurrent.CompletableFuture<io.github.optjava.api.Completion> g =
+            engine.submit(new int[] {2, 100, 200}, greedy, null);
+        engine.submit(new int[] {2, 100, 200}, sampled, null).join();
+        g.join();
+      }
+      long elapsed = System.nanoTime() - t0;
+      engine.close();
+      if (print) {
+        long steps = engine.stats().steps();
+        System.out.printf(Locale.ROOT, "%-56s %8.1f µs per step (%d steps)%n", "greedy + sampled t=0.8 top-p 0.9 "
+            + "(batch 2)", elapsed / 1e3 / steps, steps);
       }
     }
   }
