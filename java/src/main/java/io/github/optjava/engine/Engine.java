@@ -76,6 +76,9 @@ public final class Engine implements AutoCloseable {
   private final int maxStepTokens; // 0: no limit; else prefills are chunked to fit (see the constructor)
   private final boolean prefixCaching;
   private final int promptLookup; // most draft tokens a decoding sequence feeds per step; 0: none
+  // Whether a step picks where the logits are for the sequences it can while the others bring their rows
+  // (CausalLm.pickSome); off: such a step brings every row (tests compare both)
+  private volatile boolean partialPicks = true;
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -530,8 +533,9 @@ public final class Engine implements AutoCloseable {
   /**
    * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
    * or one per sequence from the sampler: drawn, or for the sequences {@code greedy} marks the argmax) with their
-   * log-probs, or else every sequence's logits; {@code scores}: per sequence, its echoed prompt's scores when the
-   * model computed them (else null).
+   * log-probs, and the logits of the sequences it did not pick for (null: none; with {@code sampledThere}, null
+   * entries for the picked ones); {@code scores}: per sequence, its echoed prompt's scores when the model computed
+   * them (else null).
    */
   private record Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs,
       float[][] logits, double[][] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
@@ -540,8 +544,9 @@ public final class Engine implements AutoCloseable {
       this(argmaxOnly, sampledThere, tokens, logprobs, logits, scores, 0, null, null, null);
     }
 
-    boolean picked() {
-      return argmaxOnly || sampledThere;
+    /** Sequence j's rows of logits, when they came to the host (else null: the model picked its token). */
+    float[] rowsOf(int j) {
+      return logits == null ? null : logits[j];
     }
   }
 
@@ -583,7 +588,8 @@ public final class Engine implements AutoCloseable {
       gives[n] = !s.prefilling() || plan[i] == s.nextStepTokens();
       drafted[n] = s.prefilling() ? 0 : plan[i] - 1;
       firstRow[n] = rows;
-      rows += 1 + drafted[n];
+      OptModel.SeqStep step = steps.get(n);
+      rows += step.allLogits() ? step.newTokens().length : 1; // an echo prefill's every row, a draft step's 1 + drafts
       tokens += plan[i];
       prefixCachedTokens += s.takeCachedPrefix();
       n++;
@@ -598,8 +604,10 @@ public final class Engine implements AutoCloseable {
    * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
    * logits path). Likewise sampling (temperature, top-k, top-p, min-p; log-prob alternatives listed there too) on a
    * model that draws where the logits are, for sequences without drafts; greedy sequences in such a step are the
-   * sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A first completion
-   * whose siblings fork in this step (its last prefill chunk) needs its logits on the host.
+   * sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence whose pick
+   * needs its rows on the host (typical sampling, draft tokens, a first completion whose siblings fork in this step,
+   * an echo prefill) brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others;
+   * but a step with an echo prefill it scores where the logits are ({@link CausalLm#forwardScored}) brings every row.
    */
   private Output runModel(Batch b) {
     int n = b.size();
@@ -621,14 +629,20 @@ public final class Engine implements AutoCloseable {
       return new Output(true, false, tokens, logprobs, null, null);
     }
     // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
-    // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host.
-    boolean sampledThere = model.samplesOnDevice() && java.util.stream.IntStream.range(0, n)
-        .allMatch(j -> !forksNow.test(j) && b.drafted()[j] == 0 && (b.seqs().get(j).samplableWhereLogitsAre()
-            || b.seqs().get(j).greedyWhereLogitsAre()));
-    if (!sampledThere) {
+    // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence the
+    // model cannot pick for (typical sampling, drafts, a fork, an echo prefill) brings its own rows only.
+    boolean[] toHost = new boolean[n];
+    int hostCount = 0;
+    for (int j = 0; j < n; j++) {
+      Sequence s = b.seqs().get(j);
+      toHost[j] = forksNow.test(j) || b.drafted()[j] > 0
+          || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre());
+      hostCount += toHost[j] ? 1 : 0;
+    }
+    int[][] scoreTokens = null;
+    if (hostCount > 0) {
       // An echo prefill without alternatives wants one log-prob per prompt row, not the rows: let the model score
       // them where the logits are (a GPU then copies back 8 bytes a row and the last row).
-      int[][] scoreTokens = null;
       for (int j = 0; j < n; j++) {
         Sequence s = b.seqs().get(j);
         if (b.gives()[j] && s.scoresPromptWhereLogitsAre()) {
@@ -636,6 +650,8 @@ public final class Engine implements AutoCloseable {
           scoreTokens[j] = s.promptScoreTokens();
         }
       }
+    }
+    if (!model.samplesOnDevice() || hostCount == n || scoreTokens != null || (hostCount > 0 && !partialPicks)) {
       if (scoreTokens != null) {
         CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens);
         return new Output(false, false, null, null, scored.logits(), scored.scores());
@@ -650,9 +666,12 @@ public final class Engine implements AutoCloseable {
     boolean[] greedy = new boolean[n];
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
+      p[j] = 1;
+      if (toHost[j]) {
+        continue; // picked on the host, from its own stream
+      }
       if (s.greedyWhereLogitsAre()) { // temperature 0: the sampler's greedy row; no uniform number drawn
         greedy[j] = true;
-        p[j] = 1;
         continue;
       }
       t[j] = s.temperature();
@@ -661,26 +680,49 @@ public final class Engine implements AutoCloseable {
       minP[j] = s.minP();
       u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
     }
+    java.util.function.IntPredicate picked = j -> !toHost[j];
     double[] logprobs = new double[n];
-    int top = alternatives(b);
+    int top = alternatives(b, picked);
     int[] topIds = top > 0 ? new int[n * top] : null;
     double[] topLogprobs = top > 0 ? new double[n * top] : null;
-    int[] tokens = model.sample(b.steps(), cache, new CausalLm.SamplingSpec(t, k, p, minP, u), logprobs, edits(b),
-        top, topIds, topLogprobs);
+    CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(t, k, p, minP, u);
+    int[] tokens;
+    float[][] logits = null;
+    if (hostCount == 0) {
+      tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked), top, topIds, topLogprobs);
+    } else {
+      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, spec, logprobs, edits(b, picked), top, topIds,
+          topLogprobs);
+      tokens = picks.tokens();
+      logits = picks.logits();
+    }
     for (int j = 0; j < n; j++) {
-      if (b.gives()[j] && !greedy[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
+      if (b.gives()[j] && !toHost[j] && !greedy[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
         Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
-    return new Output(false, true, tokens, logprobs, null, null, top, topIds, topLogprobs, greedy);
+    return new Output(false, true, tokens, logprobs, logits, null, top, topIds, topLogprobs, greedy);
+  }
+
+  /**
+   * Whether a step in which some sequences need their rows on the host picks for the others where the logits are
+   * (the default) or brings every row (for tests that compare the two).
+   */
+  void usePartialPicks(boolean on) {
+    partialPicks = on;
   }
 
   /** The most log-prob alternatives a sequence of the step that gives a token lists (0: none). */
   private static int alternatives(Batch b) {
+    return alternatives(b, j -> true);
+  }
+
+  /** As {@link #alternatives(Batch)}, over the sequences {@code which} selects. */
+  private static int alternatives(Batch b, java.util.function.IntPredicate which) {
     int top = 0;
     for (int j = 0; j < b.size(); j++) {
-      top = Math.max(top, b.gives()[j] ? b.seqs().get(j).alternatives() : 0);
+      top = Math.max(top, b.gives()[j] && which.test(j) ? b.seqs().get(j).alternatives() : 0);
     }
     return top;
   }
@@ -691,13 +733,18 @@ public final class Engine implements AutoCloseable {
    * with processors check no drafts (one row each, the pick the edits are for).
    */
   private LogitEdits edits(Batch b) {
+    return edits(b, j -> true);
+  }
+
+  /** As {@link #edits(Batch)}, of the sequences {@code which} selects (those the model picks for). */
+  private LogitEdits edits(Batch b, java.util.function.IntPredicate which) {
     LogitEdits.Builder out = null;
     if (editsBuilder != null) {
       editsBuilder.clear(); // a step whose edits failed half-way must not leave them to the next
     }
     for (int j = 0; j < b.size(); j++) {
       Sequence s = b.seqs().get(j);
-      if (b.gives()[j] && s.hasEdits()) {
+      if (b.gives()[j] && which.test(j) && s.hasEdits()) {
         if (editsBuilder == null) {
           editsBuilder = new LogitEdits.Builder(model.config().vocabSize());
         }
@@ -715,10 +762,11 @@ public final class Engine implements AutoCloseable {
    */
   private void commit(Batch b, Output out) {
     int vocab = model.config().vocabSize();
-    List<Sequence> joined = out.picked() ? List.of() : forkSiblings(b.seqs(), b.gives(), out.logits(), vocab);
+    List<Sequence> joined = out.logits() == null ? List.of()
+        : forkSiblings(b.seqs(), b.gives(), out.logits(), vocab);
     RuntimeException[] failures = new RuntimeException[b.size()];
-    Sequence.Pick[] picks = out.picked() ? null : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0,
-        out.logits(), out.scores(), vocab, model.samplesOnDevice(), failures);
+    Sequence.Pick[] picks = out.logits() == null ? null : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0
+        && out.rowsOf(j) != null, out.logits(), out.scores(), vocab, model.samplesOnDevice(), failures);
     for (int j = 0; j < b.size(); j++) {
       Sequence s = b.seqs().get(j);
       int row = b.firstRow()[j];
@@ -739,16 +787,16 @@ public final class Engine implements AutoCloseable {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row], out.topIds(), out.topLogprobs(), row * out.top());
       } else if (out.argmaxOnly()) {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
-      } else if (out.sampledThere() && out.greedy()[j]) {
+      } else if (out.rowsOf(j) != null) {
+        s.commit(picks[j]); // picked on the host from its rows
+      } else if (out.greedy()[j]) { // the model's picks, one per sequence
         s.acceptGreedy(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());
-      } else if (out.sampledThere()) {
+      } else {
         try {
           s.acceptSampled(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());
         } catch (RuntimeException e) { // its processors banned every token: this request fails, not the batch
           s.fail(e);
         }
-      } else {
-        s.commit(picks[j]);
       }
       if (prefixCaching) {
         cache.publish(s.id, s.tokens()); // the blocks this step filled, for later sequences to reuse

@@ -240,6 +240,53 @@ public interface CausalLm extends AutoCloseable {
     return out;
   }
 
+  /**
+   * What {@link #pickSome} returns: per sequence its token (the model's pick; -1 for a sequence whose rows came to the
+   * host), and its rows of logits as {@link #forward} gives them (null for a picked one).
+   */
+  record Picks(int[] tokens, float[][] logits) {}
+
+  /**
+   * A step in which the model picks some sequences' tokens where the logits are, as {@link #sample} with {@code k}
+   * alternatives does (temperature 0: greedy, as {@link #greedyRows}), and brings the rows of the others
+   * ({@code toHost[s]}) to the host: a request that needs its row on the host (typical sampling, draft tokens, a fork)
+   * then costs a step its own rows, not every sequence's. A picked sequence has one output row (no
+   * {@code allLogits}); the spec's entries of the others are ignored and {@code edits} (by output row: sequence s's
+   * rows follow those of the sequences before it) name picked rows only. {@code logprobs}, {@code topIds} and
+   * {@code topLogprobs} are filled at picked sequences' places. The default runs {@link #forward} and picks on the
+   * host.
+   */
+  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
+      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    int vocab = config().vocabSize();
+    float[][] logits = forward(seqs, cache);
+    float[] flat = concat(logits, false, vocab); // the edits' row numbering; the host rows stay unedited
+    edits.applyTo(flat);
+    int[] tokens = new int[logits.length];
+    java.util.Arrays.fill(tokens, -1);
+    int row = 0;
+    for (int s = 0; s < logits.length; s++) {
+      int rows = logits[s].length / vocab;
+      if (!toHost[s]) {
+        requirePickedRow(seqs.get(s), rows);
+        tokens[s] = io.github.optjava.backend.RowSampling.sample(flat, row * vocab, vocab, spec.temperature()[s],
+            spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s, k, topIds, topLogprobs,
+            s * k);
+        logits[s] = null;
+      }
+      row += rows;
+    }
+    return new Picks(tokens, logits);
+  }
+
+  /** A sequence {@link #pickSome} picks: one output row. */
+  static void requirePickedRow(OptModel.SeqStep q, int rows) {
+    if (q.allLogits() || rows != 1) {
+      throw new IllegalArgumentException("pickSome(): sequence " + q.seqId() + " asks for the logits of all its "
+          + "tokens: bring its rows to the host");
+    }
+  }
+
   /** Whether {@link #sample} draws where the logits are (the engine then prefers it for plain sampling). */
   default boolean samplesOnDevice() {
     return false;

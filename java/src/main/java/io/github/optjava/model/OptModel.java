@@ -444,6 +444,96 @@ public final class OptModel implements CausalLm {
   }
 
   /**
+   * As {@link CausalLm#pickSome}, where the logits are: {@link Ops#sampleRows} over every output row (the rows that go
+   * to the host, and a padded step's padding rows, as greedy rows: the cheapest pick, dropped), then the host rows
+   * gathered and read (a GPU copies back the picks and only those rows).
+   */
+  @Override
+  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec, double[] logprobs,
+      LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    requireWholeModel();
+    int n = seqs.size();
+    int vocab = config.vocabSize();
+    int[] first = new int[n];
+    List<Integer> hostRows = new ArrayList<>();
+    int outRows = 0;
+    for (int s = 0; s < n; s++) {
+      SeqStep q = seqs.get(s);
+      int rows = q.allLogits() ? q.newTokens().length : 1;
+      first[s] = outRows;
+      if (toHost[s]) {
+        for (int i = 0; i < rows; i++) {
+          hostRows.add(outRows + i);
+        }
+      } else {
+        CausalLm.requirePickedRow(q, rows);
+      }
+      outRows += rows;
+    }
+    float[][] logits = new float[n][];
+    int[] tokens = step(seqs, cache, out -> {
+      int rows = out.rows(); // a padded decode step has more rows than the sequences
+      float[] t = new float[rows]; // 0: greedy, for the host rows and the padding
+      int[] topK = new int[rows];
+      float[] topP = new float[rows];
+      float[] minP = new float[rows];
+      double[] u = new double[rows];
+      java.util.Arrays.fill(topP, 1f);
+      for (int s = 0; s < n; s++) {
+        if (!toHost[s]) {
+          int r = first[s];
+          t[r] = spec.temperature()[s];
+          topK[r] = spec.topK()[s];
+          topP[r] = spec.topP()[s];
+          minP[r] = spec.minP()[s];
+          u[r] = spec.uniform()[s];
+        }
+      }
+      double[] lp = new double[rows];
+      int[] ids = new int[rows * k];
+      double[] tops = new double[rows * k];
+      int[] picked = ops.sampleRows(out, t, topK, topP, minP, u, lp, edits, k, ids, tops);
+      float[] flat = readRows(out, hostRows);
+      int[] perSequence = new int[n];
+      for (int s = 0, h = 0; s < n; s++) {
+        int r = first[s];
+        if (toHost[s]) {
+          int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
+          logits[s] = java.util.Arrays.copyOfRange(flat, h * vocab, (h + count) * vocab);
+          h += count;
+          perSequence[s] = -1;
+          continue;
+        }
+        perSequence[s] = picked[r];
+        if (logprobs != null) {
+          logprobs[s] = lp[r];
+        }
+        if (k > 0) {
+          System.arraycopy(ids, r * k, topIds, s * k, k);
+          System.arraycopy(tops, r * k, topLogprobs, s * k, k);
+        }
+      }
+      return perSequence;
+    }, null, null, null).argmax;
+    return new Picks(tokens, logits);
+  }
+
+  /** Rows {@code rows} of {@code m} read to the host in order (gathered first unless they are all of them). */
+  private float[] readRows(Mat m, List<Integer> rows) {
+    if (rows.isEmpty()) {
+      return new float[0];
+    }
+    int[] r = rows.stream().mapToInt(Integer::intValue).toArray();
+    if (isEveryRow(r, m.rows())) {
+      return ops.read(m);
+    }
+    try (Mat kept = ops.alloc(r.length, m.cols())) {
+      ops.gatherRows(kept, m, r);
+      return ops.read(kept);
+    }
+  }
+
+  /**
    * {@code pick} over every row of a step's logits, which a padded decode step has more of than its caller's
    * {@code logprobs}: then the pick fills a longer array and the caller's gets its first rows.
    */

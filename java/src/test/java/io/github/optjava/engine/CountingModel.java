@@ -8,9 +8,10 @@ import java.util.List;
 
 /**
  * A model that counts which step method the engine calls: the logits ({@link #forward}), the argmax where the
- * logits are ({@link #greedy}), a draw where they are ({@link #sample}), or beam search's candidates where they are
- * ({@link #beamTopK}); {@code samplesOnDevice} says whether it claims to draw on the device (then, on the CPU, it
- * draws with the device's host twin).
+ * logits are ({@link #greedy}), a draw where they are ({@link #sample}), picks there for some sequences and rows for
+ * the others ({@link #pickSome}), or beam search's candidates where they are ({@link #beamTopK});
+ * {@code samplesOnDevice} says whether it claims to draw on the device (then, on the CPU, it draws with the device's
+ * host twin).
  */
 final class CountingModel implements CausalLm {
   final OptModel model;
@@ -20,6 +21,7 @@ final class CountingModel implements CausalLm {
   int samples;
   int beamSteps; // beam search steps whose candidates the model found where the logits are
   int mixedSteps; // sampled steps with greedy rows (temperature 0) and drawn ones
+  int partialSteps; // steps that picked some sequences' tokens and brought the others' rows to the host
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -98,6 +100,15 @@ final class CountingModel implements CausalLm {
     editedLogits += edits.count();
     count(seqs);
     return model.sample(seqs, cache, spec, logprobs, edits, k, topIds, topLogprobs);
+  }
+
+  @Override
+  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
+      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    partialSteps++;
+    editedLogits += edits.count();
+    count(seqs);
+    return model.pickSome(seqs, cache, toHost, spec, logprobs, edits, k, topIds, topLogprobs);
   }
 
   @Override

@@ -120,14 +120,22 @@ class EngineDeviceSamplingTest {
     }
   }
 
-  /** {@code kind} on {@code prompt}, batched with a typical-sampling request, whose steps bring the rows to the host. */
+  /**
+   * {@code kind} on {@code prompt}, batched with a typical-sampling request, whose steps then bring every row to the
+   * host (partial picks off: the host path is what is compared).
+   */
   private static Choice batchedWithAHostPathRequest(Engine engine, OptTokenizer tokenizer, int[] prompt,
       SamplingParams kind) {
-    CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
-        sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
-    Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
-    typical.join();
-    return batched;
+    engine.usePartialPicks(false);
+    try {
+      CompletableFuture<io.github.optjava.api.Completion> typical = engine.submit(tokenizer.encode("Hello"),
+          sampled(2).toBuilder().typicalP(0.9).maxTokens(30).build(), null);
+      Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
+      typical.join();
+      return batched;
+    } finally {
+      engine.usePartialPicks(true);
+    }
   }
 
   /**
@@ -280,6 +288,7 @@ class EngineDeviceSamplingTest {
     int[] greedyPrompt = tokenizer.encode("Hello world");
     SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(20).logprobs(1).build();
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
+      engine.usePartialPicks(false); // the shared steps bring every row: the host path is what is compared
       Choice alone = engine.submit(prompt, sampled(5), null).join().choices().get(0);
       Choice greedyAlone = engine.submit(greedyPrompt, greedy, null).join().choices().get(0);
       int forwards = drawing.forwards;

@@ -45,6 +45,7 @@ class EngineLogitEditsTest {
       OptTokenizer tokenizer = TinyOpt.tokenizer();
       int[] prompt = tokenizer.encode("Once upon a time, a time upon once");
       try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
+        engine.usePartialPicks(false); // a shared step brings every row: the host path's picks, compared below
         for (Map.Entry<String, SamplingParams> kind : KINDS.entrySet()) {
           int forwards = model.forwards;
           long edits = model.editedLogits;
@@ -125,6 +126,7 @@ class EngineLogitEditsTest {
         SamplingParams.builder().temperature(0.9).topK(30).repetitionPenalty(1.3).seed(6L).maxTokens(24).logprobs(4)
             .build()};
     try (Engine engine = new Engine(model, tokenizer, model.newCache(64, 16), 8, 128)) {
+      engine.usePartialPicks(false); // a shared step brings every row: the host path's picks, compared below
       for (SamplingParams kind : kinds) {
         int forwards = model.forwards;
         Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);

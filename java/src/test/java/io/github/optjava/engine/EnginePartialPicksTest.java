@@ -1,0 +1,102 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+import org.junit.jupiter.api.Test;
+
+/**
+ * A step in which some sequences need their rows on the host (typical sampling, a fork for n > 1, an echo prefill
+ * with alternatives, draft tokens) picks for the others where the logits are and brings only those rows
+ * ({@link io.github.optjava.model.CausalLm#pickSome}, session 21). Every request gets, bit for bit, what it gets
+ * when such steps bring every row (on {@link CpuOps} a row does not depend on the others of its step).
+ */
+class EnginePartialPicksTest {
+  private static final OptTokenizer TOKENIZER = TinyOpt.tokenizer();
+
+  static final String[] PROMPTS = {"Once upon a time", "Hello world", "The capital of France is",
+      "the cat sat on the mat. the cat sat on the mat. the cat sat on the", "A B C D", "one two three", "x y z",
+      "It was the best of times"};
+
+  /** Host-path requests (typical, n = 2, echo with alternatives) among ones the model picks for. */
+  static List<SamplingParams> params() {
+    SamplingParams greedy = SamplingParams.greedy().toBuilder().maxTokens(16).build();
+    return List.of(
+        SamplingParams.builder().temperature(0.8).typicalP(0.9).seed(1L).maxTokens(20).build(),
+        greedy,
+        greedy.toBuilder().repetitionPenalty(1.3).logprobs(2).maxTokens(12).build(),
+        SamplingParams.builder().temperature(0.9).topK(40).seed(2L).maxTokens(18).build(),
+        SamplingParams.builder().temperature(0.9).seed(3L).n(2).maxTokens(10).build(),
+        greedy.toBuilder().echo(true).logprobs(1).maxTokens(6).build(),
+        SamplingParams.builder().temperature(1.1).minP(0.05).logprobs(3).seed(4L).maxTokens(14).build(),
+        greedy.toBuilder().noRepeatNgramSize(2).maxTokens(22).build());
+  }
+
+  record Run(List<List<Choice>> choices, CountingModel model) {}
+
+  private static Run run(boolean partialPicks, int promptLookup) {
+    return run(new CountingModel(TinyOpt.model(new CpuOps()), true), partialPicks, promptLookup);
+  }
+
+  /** {@link #PROMPTS} with {@link #params()}, all submitted before the first step, on {@code model}. */
+  static Run run(CountingModel model, boolean partialPicks, int promptLookup) {
+    try (model; KvCache cache = model.newCache(256, 4); // the engine owns neither (on a GPU: device memory)
+        Engine engine = new Engine(model, TOKENIZER, cache, 8, 128, 0, false, promptLookup)) {
+      engine.usePartialPicks(partialPicks);
+      // held until all are submitted, so that the first steps mix them all
+      java.util.concurrent.CountDownLatch submitted = new java.util.concurrent.CountDownLatch(1);
+      model.beforeStep = () -> {
+        try {
+          submitted.await();
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+        }
+      };
+      List<CompletableFuture<Completion>> futures = new ArrayList<>();
+      List<SamplingParams> params = params();
+      for (int i = 0; i < PROMPTS.length; i++) {
+        futures.add(engine.submit(TOKENIZER.encode(PROMPTS[i]), params.get(i), null));
+      }
+      submitted.countDown();
+      List<List<Choice>> out = new ArrayList<>();
+      for (CompletableFuture<Completion> f : futures) {
+        out.add(f.join().choices());
+      }
+      return new Run(out, model);
+    }
+  }
+
+  @Test
+  void onlyTheRowsTheHostNeedsComeAndEveryRequestGetsWhatItGetsWithAllRows() {
+    for (int lookup : new int[] {0, 3}) {
+      Run all = run(false, lookup);
+      Run partial = run(true, lookup);
+      assertEquals(0, all.model().partialSteps);
+      assertTrue(partial.model().partialSteps >= 10, "steps that brought some rows only: "
+          + partial.model().partialSteps);
+      assertTrue(partial.model().forwards < all.model().forwards, partial.model().forwards + " steps brought every "
+          + "row, against " + all.model().forwards);
+      for (int i = 0; i < PROMPTS.length; i++) {
+        List<Choice> want = all.choices().get(i);
+        List<Choice> got = partial.choices().get(i);
+        assertEquals(want.size(), got.size());
+        for (int c = 0; c < want.size(); c++) {
+          String what = "lookup " + lookup + ", request " + i + ", choice " + c;
+          assertEquals(want.get(c).tokenIds(), got.get(c).tokenIds(), what);
+          assertEquals(want.get(c).logprobs(), got.get(c).logprobs(), what + ": log-probs and alternatives");
+          assertEquals(Double.doubleToRawLongBits(want.get(c).score()), Double.doubleToRawLongBits(got.get(c).score()),
+              what + ": score, bit for bit");
+          assertEquals(want.get(c).text(), got.get(c).text(), what);
+        }
+      }
+    }
+  }
+}

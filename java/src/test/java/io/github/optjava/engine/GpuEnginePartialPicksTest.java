@@ -1,0 +1,50 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Choice;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cuda.CudaOps;
+import io.github.optjava.backend.cuda.GpuTest;
+import io.github.optjava.checkpoint.DType;
+import java.util.List;
+import org.junit.jupiter.api.Tag;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/**
+ * {@link EnginePartialPicksTest}'s requests on the GPU (session 21, written without one): steps in which the model
+ * picks for some sequences (the sampler with greedy rows at temperature 0, then the host rows gathered and read) give
+ * the tokens of the same steps with every row brought to the host. Greedy tokens must be equal; a sampled one could
+ * differ only where a draw sits within ~1e-7 of a cumulative boundary, which the kernel's and its host twin's
+ * rounding place differently (docs in sample.cu): a failure there names the request.
+ */
+@GpuTest
+@Tag("gpu-new")
+@Tag("gpu-new-mixed")
+class GpuEnginePartialPicksTest {
+
+  @ParameterizedTest(name = "{0}, {1} drafts")
+  @CsvSource({"F16, 0", "F32, 3"})
+  void partialStepsGiveTheTokensOfStepsWithEveryRow(DType dtype, int drafts) {
+    List<SamplingParams> params = EnginePartialPicksTest.params();
+    EnginePartialPicksTest.Run all;
+    EnginePartialPicksTest.Run partial;
+    try (CudaOps ops = new CudaOps(0, dtype)) {
+      all = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), false, drafts);
+      partial = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), true, drafts);
+    }
+    assertTrue(partial.model().partialSteps > 0, "no step picked for some sequences only");
+    for (int i = 0; i < params.size(); i++) {
+      List<Choice> want = all.choices().get(i);
+      List<Choice> got = partial.choices().get(i);
+      for (int c = 0; c < want.size(); c++) {
+        String what = dtype + ", request " + i + " (" + params.get(i) + "), choice " + c
+            + (params.get(i).isGreedy() ? "" : " (sampled: a draw on a rounding boundary?)");
+        assertEquals(want.get(c).tokenIds(), got.get(c).tokenIds(), what);
+        assertEquals(want.get(c).score(), got.get(c).score(), 1e-3 * (1 + Math.abs(want.get(c).score())), what);
+      }
+    }
+  }
+}
