@@ -108,6 +108,24 @@ public final class HostPathBenchMain {
       return greedyRows(seqs, cache, logprobs);
     }
 
+    // A step that brings some sequences' rows: those rows (fresh, as a GPU's read), the others' picks fixed
+    @Override
+    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
+        double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+      reserve(seqs, cache);
+      int[] tokens = new int[seqs.size()];
+      float[][] rows = new float[seqs.size()][];
+      for (int i = 0; i < tokens.length; i++) {
+        tokens[i] = toHost[i] ? -1 : 100;
+        rows[i] = toHost[i] ? row.clone() : null;
+      }
+      for (int i = 0; i < k * seqs.size(); i++) {
+        topIds[i] = 1000 + i % k;
+        topLogprobs[i] = -1 - i % k;
+      }
+      return new Picks(tokens, rows);
+    }
+
     // Beam steps without processors: the 2·beams pairs per beam a GPU would send back (each beam's best tokens of
     // the fixed row, scored with its own beam score)
     private int[] bestIds;
@@ -186,32 +204,41 @@ public final class HostPathBenchMain {
           }
         }
         beams(model, requests, n, round == 2);
-        mixed(model, requests, greedy, sampled, round == 2);
+        mixed(model, requests, List.of(greedy, sampled), "greedy + sampled t=0.8 top-p 0.9 (batch 2)", true,
+            round == 2);
+        List<SamplingParams> withTypical = new java.util.ArrayList<>(java.util.Collections.nCopies(7, sampled));
+        withTypical.add(SamplingParams.builder().temperature(0.8).typicalP(0.9).maxTokens(n).build());
+        for (boolean partial : new boolean[] {false, true}) {
+          mixed(model, requests, withTypical, "7 sampled + typical 0.9 (batch 8, " + (partial ? "typical's row only)"
+              : "every row)"), partial, round == 2);
+        }
       }
     }
   }
 
   /**
-   * A greedy and a sampled request at once (batch 2): each step mixes them (session 21: both picked where the logits
-   * are; before, the step brought both rows to the host). Host time per step.
+   * One request of each kind at once: each step mixes them (session 21: a greedy and a plainly sampled one are both
+   * picked where the logits are, where before the step brought both rows to the host; with a typical one, only its
+   * row comes, or with {@code partial} off every row). Host time per step.
    */
-  private static void mixed(StandIn model, int requests, SamplingParams greedy, SamplingParams sampled,
+  private static void mixed(StandIn model, int requests, List<SamplingParams> kinds, String name, boolean partial,
       boolean print) {
-    try (KvCache cache = model.newCache(128, 4)) {
-      Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, 2, 128, 0, false, 0);
+    try (KvCache cache = model.newCache(64 * kinds.size(), 4)) {
+      Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, kinds.size(), 128, 0, false, 0);
+      engine.usePartialPicks(partial);
       long t0 = System.nanoTime();
       for (int r = 0; r < requests; r++) {
-        java.util.concurrent.CompletableFuture<io.github.optjava.api.Completion> g =
-            engine.submit(new int[] {2, 100, 200}, greedy, null);
-        engine.submit(new int[] {2, 100, 200}, sampled, null).join();
-        g.join();
+        List<java.util.concurrent.CompletableFuture<io.github.optjava.api.Completion>> all = new java.util.ArrayList<>();
+        for (SamplingParams kind : kinds) {
+          all.add(engine.submit(new int[] {2, 100, 200}, kind, null));
+        }
+        all.forEach(java.util.concurrent.CompletableFuture::join);
       }
       long elapsed = System.nanoTime() - t0;
       engine.close();
       if (print) {
         long steps = engine.stats().steps();
-        System.out.printf(Locale.ROOT, "%-56s %8.1f µs per step (%d steps)%n", "greedy + sampled t=0.8 top-p 0.9 "
-            + "(batch 2)", elapsed / 1e3 / steps, steps);
+        System.out.printf(Locale.ROOT, "%-56s %8.1f µs per step (%d steps)%n", name, elapsed / 1e3 / steps, steps);
       }
     }
   }
