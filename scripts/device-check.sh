@@ -39,12 +39,18 @@
 # batch 1 and 128 and the 2047-token prefill against HF eager, an ncu table of a batch-32 step, and the table; no
 # JUnit, check_ops, HF logit comparison or variants. Estimate: ≈ 60-90 s per shape's batch-32 part (1.3b: ≈ 70 s in
 # session 18), ≈ 230 s for the three, ≈ 150 s for the diagnostics.
+# DEVICE_CHECK_RETEST=1 (session 21): a second call after a full check that found something to fix: host facts, Java,
+# libraries, then only the JUnit tests DEVICE_CHECK_RETEST_SELECT names (JUnit console selectors, e.g.
+# "--select-class io.github.optjava.engine.GpuEnginePartialPicksTest"; tag gpu-new included), the random opt-1.3b
+# and the engine features (6c), then the peer-only speed steps with the time left. No check_ops, no HF logit
+# comparison.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS=0
 budget="${DEVICE_CHECK_BUDGET_S:-450}"
 quick="${DEVICE_CHECK_QUICK:-0}"
 peer_only="${DEVICE_CHECK_PEER_ONLY:-0}"
+retest="${DEVICE_CHECK_RETEST:-0}"
 chained_ok=0 # set by check_ops' chained group (step 5)
 passed_groups=" " # check_ops groups that passed (step 5), e.g. " base split tc "
 OUT="${OUT:-target/device-out}"
@@ -193,7 +199,7 @@ nvcc_bin="$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)"
 cc="$(timeout 20 nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')"
 case "$cc" in [0-9][0-9]|[0-9][0-9][0-9]) ;; *) cc=90 ;; esac
 pid_nvcc=""
-if [ -n "$nvcc_bin" ]; then
+if [ -n "$nvcc_bin" ] && [ "$retest" != 1 ]; then
   rm -f target/check_ops
   # One nvcc per source file, in parallel, then a link: one nvcc over all of them compiles them one after the other
   # (165 s on the 2-core build machine, linear_small.cu and linear_int8.cu ~50 s each; ~55 s this way), and steps 5
@@ -227,11 +233,18 @@ pid_warpers=$!
 # The chained-launch test (tag gpu-chained) runs apart, after check_ops' chained group (step 5c); the tests of
 # kernels not yet verified on a GPU (tag gpu-new) run apart too (step 5b): a kernel that faults leaves its JVM's
 # CUDA context unusable and would fail every verified test after it.
+if [ "$retest" = 1 ]; then
+  # shellcheck disable=SC2206 # the selectors are words
+  junit_sel=(${DEVICE_CHECK_RETEST_SELECT:?DEVICE_CHECK_RETEST=1 needs DEVICE_CHECK_RETEST_SELECT})
+else
+  junit_sel=(--scan-classpath "$bundle/tests.jar" --exclude-classname '.*IT$' --exclude-tag gpu-chained
+    --exclude-tag gpu-new)
+fi
 timeout -k 10 "$(cap 300)" "$java_bin" -Dopt.requireGpu=true -Dorg.slf4j.simpleLogger.log.io.github.optjava.backend.cuda.CudaProbe=debug "-Dopt.cuda.libpath=$libdirs" \
   -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
-  -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" \
-  --exclude-classname '.*IT$' --details=summary --disable-ansi-colors ${DEVICE_CHECK_JUNIT_ARGS:-} \
-  --exclude-tag gpu-chained --exclude-tag gpu-new --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
+  -jar "$bundle/junit.jar" execute -cp "$cp" "${junit_sel[@]}" \
+  --details=summary --disable-ansi-colors ${DEVICE_CHECK_JUNIT_ARGS:-} \
+  --reports-dir="$W/junit-reports" > "$OUT/junit.log" 2>&1
 rc=$?
 grep -E "CUDA (not )?usable" "$OUT/junit.log" | head -1 | sed -E 's/.*(CudaProbe - |\[DEBUG\] )//' > "$W/probe.txt"
 summary="$(grep -E "(tests (successful|failed|skipped)|containers failed)" "$OUT/junit.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
@@ -245,7 +258,9 @@ else
 fi
 
 # 5. native/dev/check_ops: every kernel launcher against its CPU reference (f32, f16, bf16), outside Java.
-if [ -z "$pid_nvcc" ]; then
+if [ "$retest" = 1 ]; then
+  row "check_ops (kernels)" "skip" "DEVICE_CHECK_RETEST=1"
+elif [ -z "$pid_nvcc" ]; then
   row "check_ops (kernels)" "skip" "no nvcc on PATH or in /usr/local/cuda/bin"
 elif ! wait "$pid_nvcc" || [ ! -x target/check_ops ]; then
   row "check_ops (kernels)" "FAIL" "nvcc build failed: $(grep -m1 -iE 'error|timeout|terminated|killed' "$OUT/check_ops.log" | cut -c1-110)"
@@ -303,7 +318,9 @@ done
 for k in sample toplp; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag gpu-new-mixed) ;; esac
 done
-if [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
+if [ "$retest" = 1 ]; then
+  row "junit new kernels" "skip" "DEVICE_CHECK_RETEST=1: the selected tests ran in step 4"
+elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then
   echo "## JUnit, tag gpu-new" >> "$OUT/junit.log"
   timeout -k 10 "$(cap $new_cap $new_keep)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
@@ -408,6 +425,8 @@ if [ $mrc -ne 0 ]; then
   row "hf model (opt-1.3b random)" "FAIL" "hf_peer.py make exit $mrc: $(tail -1 "$W/hf_make.log" | cut -c1-100)"
 elif ! python3 scripts/hf_peer.py prompts --out "$hfc/prompts.jsonl" > "$W/hf_prompts.log" 2>&1; then
   row "hf prompts" "FAIL" "$(tail -1 "$W/hf_prompts.log" | cut -c1-110)"
+elif [ "$retest" = 1 ]; then
+  row "hf vs ours" "skip" "DEVICE_CHECK_RETEST=1"
 elif [ "$(cap 180 60)" -lt 45 ]; then
   row "hf vs ours" "skip" "time budget spent (${SECONDS}s of ${budget}s)"
 else
@@ -477,6 +496,7 @@ else
   fi
 fi
 fi  # peer-only mode: steps 4 to 6c
+[ "$retest" = 1 ] && peer_only=1 # then the peer-only call's speed steps
 
 collect_logs
 

@@ -275,6 +275,15 @@ public interface Ops extends AutoCloseable {
   }
 
   /**
+   * Whether {@link #sampleRows} picks greedy (temperature 0) rows among drawn ones where the rows are, without copying
+   * them (else it reads every row back, and a caller that wants some rows anyway should read them all once). True by
+   * default: a CPU backend's rows are on the host already.
+   */
+  default boolean picksMixedRowsOnDevice() {
+    return true;
+  }
+
+  /**
    * Declares that the ops until the next {@link #read} / {@link #argmaxRows} form a step that the caller
    * repeats op for op, with the same shapes and buffers sizes, whenever it passes the same
    * {@code (kv, batch, tokensPerSequence, variant)}; a backend may capture it once and replay it (CUDA graphs).

@@ -77,8 +77,9 @@ public final class Engine implements AutoCloseable {
   private final boolean prefixCaching;
   private final int promptLookup; // most draft tokens a decoding sequence feeds per step; 0: none
   // Whether a step picks where the logits are for the sequences it can while the others bring their rows
-  // (CausalLm.pickSome); off: such a step brings every row (tests compare both)
-  private volatile boolean partialPicks = true;
+  // (CausalLm.pickSome); off (-Dopt.engine.partialPicks=false, a way out): such a step brings every row (tests
+  // compare both)
+  private volatile boolean partialPicks = !"false".equalsIgnoreCase(System.getProperty("opt.engine.partialPicks"));
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -635,8 +636,10 @@ public final class Engine implements AutoCloseable {
     int hostCount = 0;
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
-      toHost[j] = forksNow.test(j) || b.drafted()[j] > 0
-          || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre());
+      // (an earlier chunk of a prefill gives no token: its pick, dropped, costs less than its row; it is never
+      // allLogits, which only an echo prefill, never chunked, and a draft step are)
+      toHost[j] = b.gives()[j] && (forksNow.test(j) || b.drafted()[j] > 0
+          || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre()));
       hostCount += toHost[j] ? 1 : 0;
     }
     int[][] scoreTokens = null;

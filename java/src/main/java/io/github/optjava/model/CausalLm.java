@@ -258,6 +258,11 @@ public interface CausalLm extends AutoCloseable {
    */
   default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    for (int s = 0; s < seqs.size(); s++) {
+      if (!toHost[s]) {
+        requirePickedRow(seqs.get(s), 1); // before the step appends to the cache
+      }
+    }
     int vocab = config().vocabSize();
     float[][] logits = forward(seqs, cache);
     float[] flat = concat(logits, false, vocab); // the edits' row numbering; the host rows stay unedited
@@ -268,7 +273,6 @@ public interface CausalLm extends AutoCloseable {
     for (int s = 0; s < logits.length; s++) {
       int rows = logits[s].length / vocab;
       if (!toHost[s]) {
-        requirePickedRow(seqs.get(s), rows);
         tokens[s] = io.github.optjava.backend.RowSampling.sample(flat, row * vocab, vocab, spec.temperature()[s],
             spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s, k, topIds, topLogprobs,
             s * k);

@@ -446,11 +446,15 @@ public final class OptModel implements CausalLm {
   /**
    * As {@link CausalLm#pickSome}, where the logits are: {@link Ops#sampleRows} over every output row (the rows that go
    * to the host, and a padded step's padding rows, as greedy rows: the cheapest pick, dropped), then the host rows
-   * gathered and read (a GPU copies back the picks and only those rows).
+   * gathered and read (a GPU copies back the picks and only those rows). Where the ops cannot pick greedy rows among
+   * drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}), {@link CausalLm}'s default: every row read once.
    */
   @Override
   public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec, double[] logprobs,
       LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    if (!ops.picksMixedRowsOnDevice()) { // its sampleRows would read every row: read them once, pick on the host
+      return CausalLm.super.pickSome(seqs, cache, toHost, spec, logprobs, edits, k, topIds, topLogprobs);
+    }
     requireWholeModel();
     int n = seqs.size();
     int vocab = config.vocabSize();

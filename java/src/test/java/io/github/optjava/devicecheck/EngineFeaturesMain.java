@@ -415,7 +415,8 @@ public final class EngineFeaturesMain {
    */
   private static Result lookupRun(OptModel model, OptTokenizer tokenizer, int[] prompt, SamplingParams params,
       int lookup, int warmUps) {
-    int blocks = (prompt.length + params.maxTokens() + lookup) / 16 + 2;
+    // every beam (or completion) holds its own blocks (the H200 run of session 21 found 4 beams refused)
+    int blocks = ((prompt.length + params.maxTokens() + lookup) / 16 + 2) * Math.max(params.numBeams(), params.n());
     KvCache cache = model.newCache(blocks, 16);
     Engine engine = new Engine(model, tokenizer, cache, 1, model.config().maxPositionEmbeddings(), 0, false, lookup);
     try {

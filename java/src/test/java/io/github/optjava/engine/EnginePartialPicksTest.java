@@ -36,8 +36,10 @@ class EnginePartialPicksTest {
         SamplingParams.builder().temperature(0.9).topK(40).seed(2L).maxTokens(18).build(),
         SamplingParams.builder().temperature(0.9).seed(3L).n(2).maxTokens(10).build(),
         greedy.toBuilder().echo(true).logprobs(1).maxTokens(6).build(),
-        SamplingParams.builder().temperature(1.1).minP(0.05).logprobs(3).seed(4L).maxTokens(14).build(),
-        greedy.toBuilder().noRepeatNgramSize(2).maxTokens(22).build());
+        // right after the echo prefill's rows, in its step (the first 8 sequences, n = 2 counting twice): its edits
+        // must land on its own row (a bias of 50 picks token 30000 when they do, from the first token on)
+        greedy.toBuilder().logitBias(java.util.Map.of(30000, 50.0)).noRepeatNgramSize(2).maxTokens(22).build(),
+        SamplingParams.builder().temperature(1.1).minP(0.05).logprobs(3).seed(4L).maxTokens(14).build());
   }
 
   record Run(List<List<Choice>> choices, CountingModel model) {}
@@ -51,21 +53,34 @@ class EnginePartialPicksTest {
     try (model; KvCache cache = model.newCache(256, 4); // the engine owns neither (on a GPU: device memory)
         Engine engine = new Engine(model, TOKENIZER, cache, 8, 128, 0, false, promptLookup)) {
       engine.usePartialPicks(partialPicks);
-      // held until all are submitted, so that the first steps mix them all
+      // A one-token request's step holds the engine until every request is submitted: the next step admits them all,
+      // so every run has the same steps (on a GPU a row's logits depend on the rows it is computed with).
+      java.util.concurrent.CountDownLatch entered = new java.util.concurrent.CountDownLatch(1);
       java.util.concurrent.CountDownLatch submitted = new java.util.concurrent.CountDownLatch(1);
       model.beforeStep = () -> {
-        try {
-          submitted.await();
-        } catch (InterruptedException e) {
-          Thread.currentThread().interrupt();
+        if (entered.getCount() > 0) {
+          entered.countDown();
+          try {
+            submitted.await();
+          } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+          }
         }
       };
+      CompletableFuture<Completion> gate = engine.submit(TOKENIZER.encode("gate"),
+          SamplingParams.greedy().toBuilder().maxTokens(1).build(), null);
+      try {
+        entered.await();
+      } catch (InterruptedException e) {
+        throw new IllegalStateException(e);
+      }
       List<CompletableFuture<Completion>> futures = new ArrayList<>();
       List<SamplingParams> params = params();
       for (int i = 0; i < PROMPTS.length; i++) {
         futures.add(engine.submit(TOKENIZER.encode(PROMPTS[i]), params.get(i), null));
       }
       submitted.countDown();
+      gate.join();
       List<List<Choice>> out = new ArrayList<>();
       for (CompletableFuture<Completion> f : futures) {
         out.add(f.join().choices());

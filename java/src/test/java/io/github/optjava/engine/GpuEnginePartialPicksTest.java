@@ -16,9 +16,12 @@ import org.junit.jupiter.params.provider.CsvSource;
 /**
  * {@link EnginePartialPicksTest}'s requests on the GPU (session 21, written without one): steps in which the model
  * picks for some sequences (the sampler with greedy rows at temperature 0, then the host rows gathered and read) give
- * the tokens of the same steps with every row brought to the host. Greedy tokens must be equal; a sampled one could
- * differ only where a draw sits within ~1e-7 of a cumulative boundary, which the kernel's and its host twin's
- * rounding place differently (docs in sample.cu): a failure there names the request.
+ * the tokens of the same steps with every row brought to the host (both runs have the same steps: on a GPU a row's
+ * logits depend on the rows computed with it, and the first H200 run, before the test fixed its steps, saw a greedy
+ * score differ by 1.2e-3 with equal tokens). Greedy tokens must be equal, but for a near tie that the host's
+ * processors and the device's edits round apart; a sampled one could differ only where a draw sits within ~1e-7 of a
+ * cumulative boundary, which the kernel's and its host twin's rounding place differently (docs in sample.cu): a
+ * failure names the request.
  */
 @GpuTest
 @Tag("gpu-new")
@@ -39,11 +42,13 @@ class GpuEnginePartialPicksTest {
     for (int i = 0; i < params.size(); i++) {
       List<Choice> want = all.choices().get(i);
       List<Choice> got = partial.choices().get(i);
+      assertEquals(want.size(), got.size());
       for (int c = 0; c < want.size(); c++) {
         String what = dtype + ", request " + i + " (" + params.get(i) + "), choice " + c
             + (params.get(i).isGreedy() ? "" : " (sampled: a draw on a rounding boundary?)");
         assertEquals(want.get(c).tokenIds(), got.get(c).tokenIds(), what);
-        assertEquals(want.get(c).score(), got.get(c).score(), 1e-3 * (1 + Math.abs(want.get(c).score())), what);
+        // the same logits (the same steps): the log-probs differ by the host's and the kernel's rounding only
+        assertEquals(want.get(c).score(), got.get(c).score(), 1e-4 * (1 + Math.abs(want.get(c).score())), what);
       }
     }
   }

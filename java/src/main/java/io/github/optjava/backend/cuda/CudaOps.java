@@ -1846,6 +1846,12 @@ public final class CudaOps implements Ops {
     return deviceSampling;
   }
 
+  /** Whether {@link #sampleRows} with greedy rows among drawn ones stays on the device (its fallbacks read the rows). */
+  @Override
+  public boolean picksMixedRowsOnDevice() {
+    return deviceSampling && deviceMixedPicks && deviceLogprobs;
+  }
+
   /**
    * Whether the split-KV decode attention merges its splits in the kernel itself (see {@code opt.cuda.inlineCombine})
    * instead of in a second kernel. Between steps only; this instance's graphs are discarded (captured the other way).
