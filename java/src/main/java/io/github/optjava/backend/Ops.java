@@ -194,12 +194,15 @@ public interface Ops extends AutoCloseable {
    * the k best of {@code value + base[j]} ({@link RowMath#beamTopKOfLogProbs}). The default reads the logits.
    */
   default void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores, LogitEdits edits) {
-    if (edits.isEmpty()) {
-      beamTopK(logits, rows, base, k, ids, scores);
-      return;
-    }
+    // On the host itself, never through the other overload: a backend that overrides that one to come here, and
+    // falls back to this default, would otherwise loop (the H200 run of session 21: a StackOverflowError with
+    // -Dopt.cuda.deviceBeams=false)
     RowMath.requireBeamLists(rows, base, k, ids, scores, logits.rows());
     float[] v = read(logits);
+    if (edits.isEmpty()) {
+      RowMath.beamTopK(v, logits.cols(), rows, base, k, ids, scores);
+      return;
+    }
     RowMath.logSoftmaxRows(v, logits.rows(), logits.cols());
     edits.applyTo(v);
     RowMath.beamTopKOfLogProbs(v, logits.cols(), rows, base, k, ids, scores);

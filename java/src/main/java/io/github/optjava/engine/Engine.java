@@ -892,6 +892,9 @@ public final class Engine implements AutoCloseable {
           tokenizer));
     } catch (RuntimeException e) {
       r.fail(e);
+    } catch (Error e) { // the loop logs it and goes on; this request must not wait for ever (a StackOverflowError
+      r.fail(e);        // in session 21's H200 run left its caller hanging)
+      throw e;
     } finally {
       beamRequest = null;
     }

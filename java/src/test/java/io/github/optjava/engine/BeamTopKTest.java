@@ -105,6 +105,37 @@ class BeamTopKTest {
     }
   }
 
+  /**
+   * A backend whose overload without edits comes to the one with them, and whose fallback is {@link Ops}' default
+   * (CudaOps with {@code -Dopt.cuda.deviceBeams=false}): the default computes on the host, it does not call back (it
+   * did, and looped until the stack overflowed: the H200 run of session 21).
+   */
+  @Test
+  void theDefaultWithEditsDoesNotCallBackTheOtherOverload() {
+    Ops ops = new CpuOps() {
+      @Override
+      public void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores) {
+        beamTopK(logits, rows, base, k, ids, scores, io.github.optjava.backend.LogitEdits.NONE);
+      }
+
+      @Override
+      public void beamTopK(Mat logits, int[] rows, float[] base, int k, int[] ids, float[] scores,
+          io.github.optjava.backend.LogitEdits edits) {
+        super.beamTopK(logits, rows, base, k, ids, scores, edits); // the fallback: Ops' default
+      }
+    };
+    float[] row = {0.5f, 2f, -1f, 2f, 0f};
+    int[] ids = new int[3];
+    float[] scores = new float[3];
+    try (Mat m = ops.alloc(1, row.length)) {
+      ops.write(m, row);
+      ops.beamTopK(m, new int[] {0}, new float[] {-2f}, 3, ids, scores);
+    }
+    assertArrayEquals(new int[] {1, 3, 0}, ids);
+    float[] want = hostScores(row, -2f);
+    assertArrayEquals(new float[] {want[1], want[3], want[0]}, scores);
+  }
+
   private static void assertMatchesSort(float[] row, float base, int k) {
     Integer[] order = sortedIds(row, base);
     float[] s = hostScores(row, base);

@@ -47,6 +47,32 @@ class EngineBeamCandidatesTest {
     }
   }
 
+  /**
+   * An Error in a search's step (a StackOverflowError in session 21's H200 run) fails the request instead of leaving
+   * its caller waiting for ever, and the engine serves the next request.
+   */
+  @Test
+  void anErrorInASearchFailsItsRequestAndTheEngineGoesOn() throws Exception {
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    java.util.concurrent.atomic.AtomicBoolean broken = new java.util.concurrent.atomic.AtomicBoolean(true);
+    model.beforeStep = () -> {
+      if (model.beamSteps > 0 && broken.get()) {
+        throw new StackOverflowError("planted");
+      }
+    };
+    int[] prompt = TOKENIZER.encode("Once upon a time");
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 16), 4, 128)) {
+      CompletableFuture<Completion> f = engine.submit(prompt, SamplingParams.builder().numBeams(2).maxTokens(8)
+          .build(), null);
+      java.util.concurrent.ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(
+          java.util.concurrent.ExecutionException.class, () -> f.get(30, java.util.concurrent.TimeUnit.SECONDS));
+      assertTrue(e.getCause() instanceof StackOverflowError, e.toString());
+      broken.set(false);
+      assertEquals(8, engine.submit(prompt, SamplingParams.greedy().toBuilder().maxTokens(8).minTokens(8).build(),
+          null).get(30, java.util.concurrent.TimeUnit.SECONDS).choices().get(0).tokenIds().size());
+    }
+  }
+
   /** Cancelling the request stops the search at its next step, on this path too, and every block comes back. */
   @Test
   void aCancelledSearchStopsAtItsNextStep() throws Exception {
