@@ -447,8 +447,9 @@ OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16
  *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p/min_p (rows) float32, top_k (rows) int32,
  *   uniform (rows) float64: all device memory.
  * Status: passed check_ops and its parity test on an H100 (2026-11-26, session 7); CudaOps' default for sampled
- * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead). min_p added 2026-11-28 (session 20) without
- * a GPU (check_ops group minp; -Dopt.cuda.deviceMinP=false draws min-p rows on the host).
+ * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead). min_p added in session 20 without a GPU;
+ * passed check_ops groups sample and minp and the parity tests on an H200 (2026-11-28, session 21, 7a4d127)
+ * (-Dopt.cuda.deviceMinP=false draws min-p rows on the host).
  */
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
                                 const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
@@ -460,7 +461,8 @@ OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const fl
  * after the last: fewer than k kept, or a row with nothing to draw), out_lps[r * k + j] (NaN there). A sampled
  * request's log-prob alternatives. CPU twin: backend/RowSampling.sample with k.
  *   out_ids (rows * k) device int32, out_lps (rows * k) device float32; the rest as opt_sample_rows_f32.
- * Status: written 2026-11-28 (session 20) without a GPU (check_ops group sampletop).
+ * Status: written in session 20 without a GPU; passed check_ops (group sampletop) and its parity test on an H200
+ * (2026-11-28, session 21, 7a4d127).
  */
 OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
                                     const float* logits, const float* temperature, const int32_t* top_k,
@@ -491,7 +493,8 @@ OPT_API int opt_token_logprob_f32(float* out_logprob, const float* logits, const
  * - log-sum-exp of the row (NaN after the last; the log-sum-exp NaN when the row holds a NaN). A greedy request's
  * log-prob alternatives without copying its row out. CPU twin: backend/RowMath.topK.
  *   out_ids (rows * k) device int32, out_lp (rows * k) device float32, logits (rows, vocab) device float32.
- * Status: written 2026-11-28 (session 19) without a GPU.
+ * Status: written in session 19 without a GPU; passed check_ops (group toplp) and its parity test on an H200
+ * (2026-11-28, session 21, 7a4d127).
  */
 OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* logits, int rows, int vocab, int k,
                                  cudaStream_t stream);
@@ -506,7 +509,8 @@ OPT_API int opt_top_logprobs_f32(int32_t* out_ids, float* out_lp, const float* l
  * CPU twin: backend/RowMath.beamTopK.
  *   out_ids, out_scores (n * k) device; logits (rows, vocab) device float32; row_of (n) device int32, each in
  *   [0, rows); base (n) device float32.
- * Status: written 2026-11-28 (session 20) without a GPU.
+ * Status: written in session 20 without a GPU; passed check_ops (group beams) and its parity test on an H200
+ * (2026-11-28, session 21, 7a4d127).
  */
 OPT_API int opt_beam_topk_f32(int32_t* out_ids, float* out_scores, const float* logits, const int32_t* row_of,
                               const float* base, int n, int vocab, int k, int log_probs, cudaStream_t stream);
@@ -517,7 +521,8 @@ OPT_API int opt_beam_topk_f32(int32_t* out_ids, float* out_scores, const float* 
  * the rows are made log-probabilities first, then edited (opt_edit_logits_f32), then opt_beam_topk_f32 with
  * log_probs = 1 lists each beam's candidates. CPU twin: backend/RowMath.logSoftmaxRows.
  *   out, logits (rows, vocab) device float32 (out may not alias logits).
- * Status: written 2026-11-28 (session 20) without a GPU.
+ * Status: written in session 20 without a GPU; passed check_ops (group beams) and its parity test on an H200
+ * (2026-11-28, session 21, 7a4d127).
  */
 OPT_API int opt_log_softmax_rows_f32(float* out, const float* logits, int rows, int vocab, cudaStream_t stream);
 
@@ -528,7 +533,8 @@ OPT_API int opt_log_softmax_rows_f32(float* out, const float* logits, int rows, 
  * negated frequency term and negated presence term as float32 bits, each block count long. Positions outside
  * [0, total) are skipped. The CPU twin is backend/LogitEdits.applyTo (the same bits).
  *   logits (total) device float32; packed (6 * count) device int32.
- * Status: written 2026-11-28 (session 19) without a GPU; CudaOps runs it for steps whose requests have processors.
+ * Status: written in session 19 without a GPU; passed check_ops (group edits) and its parity test on an H200
+ * (2026-11-28, session 21, 7a4d127); CudaOps runs it for steps whose requests have processors.
  */
 OPT_API int opt_edit_logits_f32(float* logits, const int32_t* packed, int count, long long total,
                                 cudaStream_t stream);

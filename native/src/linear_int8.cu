@@ -56,7 +56,8 @@ __host__ __device__ __forceinline__ float bits_to_float(uint32_t bits) {
 // (a float: 24 significant bits, the same exponent, so exact) leaves q: one permute and one add per value, plus one
 // xor per four. The conversion it replaces (cvt.rn.f32.s16 per weight) runs on sm_90's 16-per-clock conversion pipe,
 // which at one per weight byte bounded the kernel below the copy rate by session 17's count (docs/perf.md; session 18
-// made the change, GPU-unverified; native/dev/int8_widen_test.cu checks every byte on the CPU).
+// made the change; native/dev/int8_widen_test.cu checks every byte on the CPU; check_ops int8 passed on an H200 in
+// session 21, where int8 batch-1 decode was only 1.07x fp16: docs/perf.md).
 __host__ __device__ __forceinline__ void widen_int8(const uint4& v, float* out) {
   const uint32_t words[4] = {v.x ^ 0x80808080u, v.y ^ 0x80808080u, v.z ^ 0x80808080u, v.w ^ 0x80808080u};
 OPT_UNROLL

@@ -98,8 +98,9 @@ final class CudaSwitches {
    * Steps whose requests have logits processors that name their tokens (a repetition penalty, a logit bias, bans,
    * min_tokens, presence and frequency penalties: {@link io.github.optjava.backend.LogitEdits}) edit the float32 copy
    * of the logits on the device ({@code opt_edit_logits_f32}) before the argmax or the sampler, instead of copying the
-   * rows to the host. Default since session 19, <b>GPU-unverified</b> (its CPU twin and the engine's paths are
-   * tested; check_ops group {@code edits} and the tag {@code gpu-new-edits} check the kernel):
+   * rows to the host. Default since session 19; check_ops group {@code edits} and the tag {@code gpu-new-edits}
+   * passed on an H200 (2026-11-28, session 21, 7a4d127), and a greedy request with a repetition penalty cost 0.012 to
+   * 0.018 ms/token more than plain greedy there (opt-1.3b, batch 1; docs/perf.md):
    * {@code -Dopt.cuda.deviceEdits=false} reads the rows back and edits them on the host.
    */
   static final boolean DEVICE_EDITS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceEdits"));
@@ -107,7 +108,8 @@ final class CudaSwitches {
    * A request's log-prob alternatives ({@code logprobs} above 0) are listed on the device: a greedy request's by
    * {@code opt_top_logprobs_f32} (session 19; check_ops group {@code toplp}, tag {@code gpu-new-toplp}), a sampled
    * request's by the sampler itself, {@code opt_sample_rows_top_f32} (session 20; group {@code sampletop}, tag
-   * {@code gpu-new-sampletop}): k pairs per row come back instead of the row. Default, <b>GPU-unverified</b>:
+   * {@code gpu-new-sampletop}): k pairs per row come back instead of the row. Default; both passed their checks on
+   * an H200 (2026-11-28, session 21, 7a4d127):
    * {@code -Dopt.cuda.deviceTopLogprobs=false} reads the rows back (a sampled step's rows are then drawn and listed
    * on the host by the same rules, {@code RowSampling}).
    */
@@ -116,22 +118,26 @@ final class CudaSwitches {
   /**
    * Beam search finds each beam's candidates with {@code opt_beam_topk_f32} on the device (its processors as edits on
    * the rows' log-softmax, {@code opt_log_softmax_rows_f32}): 2 × numBeams pairs per beam come back instead of its
-   * row. Default since session 20, <b>GPU-unverified</b> (check_ops
-   * group {@code beams}, tag {@code gpu-new-beams}): {@code -Dopt.cuda.deviceBeams=false} reads the rows back.
+   * row. Default since session 20; check_ops group {@code beams} and the tag {@code gpu-new-beams} passed on an H200
+   * (2026-11-28, session 21, 7a4d127), the engine rows {@code engine: beam search} have not run yet:
+   * {@code -Dopt.cuda.deviceBeams=false} reads the rows back (it looped until session 21: fixed in
+   * {@code Ops.beamTopK}).
    */
   static final boolean DEVICE_BEAMS = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceBeams"));
   /**
    * Sampled requests with min-p draw on the device ({@code opt_sample_rows_f32}'s min-p cut after top-p) instead of
-   * copying their rows to the host. Default since session 20, <b>GPU-unverified</b> (check_ops group {@code minp},
-   * tag {@code gpu-new-minp}): {@code -Dopt.cuda.deviceMinP=false} reads back the rows of a step where a request has
+   * copying their rows to the host. Default since session 20; check_ops group {@code minp} and the tag
+   * {@code gpu-new-minp} passed on an H200 (2026-11-28, session 21, 7a4d127):
+   * {@code -Dopt.cuda.deviceMinP=false} reads back the rows of a step where a request has
    * min-p and draws them on the host by the same rules ({@code RowSampling}, not the HF-exact processors).
    */
   static final boolean DEVICE_MIN_P = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMinP"));
   /**
    * A step that draws some sequences and picks others greedily (temperature 0 rows of {@link CudaOps#sampleRows})
    * runs the sampler and the argmax (and the top log-probs, with alternatives) over the step's rows and reads both
-   * results back in one copy, instead of copying the rows to the host. Default since session 21, <b>GPU-unverified</b>
-   * (no new kernel: the sampler, argmax and top log-probs kernels on one step; tag {@code gpu-new-mixed}):
+   * results back in one copy, instead of copying the rows to the host. Default since session 21 (no new kernel: the
+   * sampler, argmax and top log-probs kernels on one step); the tag {@code gpu-new-mixed} passed on an H200
+   * (2026-11-28, session 21: {@code CudaOpsParityTest} at 7a4d127, {@code GpuEnginePartialPicksTest} at fffb95e):
    * {@code -Dopt.cuda.deviceMixedPicks=false} reads back the rows of such a step and picks on the host by the same
    * rules ({@code RowSampling}).
    */
