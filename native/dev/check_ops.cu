@@ -1349,7 +1349,8 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
 // opt_sample_rows_f32 against its twin's rules: plain, top-k (gathered and, past 2048 tokens, not), top-p, both,
 // greedy-like limits, uniform 0, and the -inf / NaN rows; with_min_p (group minp, session 20): the same kinds of
 // rows with min-p too (alone, after top-k, after top-p, min-p 1: the top token only, a uniform near 1). Random
-// logits: ties and cut boundaries are improbable, so the tokens must match exactly.
+// logits: ties and cut boundaries are improbable, so the tokens must match exactly. Each group runs the kernel
+// without and with its weights cache (session 21, not yet run on a GPU): the two must give the same bits.
 void check_sample_rows(bool with_min_p, int list_k = 0) {
   const int vocab = 50272;
   struct Case {
@@ -1390,20 +1391,36 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
   DevBuf<double> d_u(uniform);
   DevBuf<int32_t> d_ids(static_cast<size_t>(rows) * std::max(list_k, 1));
   DevBuf<float> d_top(static_cast<size_t>(rows) * std::max(list_k, 1));
-  if (list_k == 0) {
-    expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr,
-                                  rows, vocab, g_stream),
-              "sample_rows");
-  } else {
-    expect_ok(opt_sample_rows_top_f32(d_tok.ptr, d_lp.ptr, d_ids.ptr, d_top.ptr, list_k, d_logits.ptr, d_t.ptr, d_k.ptr,
-                                      d_p.ptr, d_min.ptr, d_u.ptr, rows, vocab, g_stream),
-              "sample_rows_top");
-  }
-  const std::vector<int32_t> tok = d_tok.download();
-  const std::vector<float> lp = d_lp.download();
-  const std::vector<int32_t> ids = d_ids.download();
-  const std::vector<float> top = d_top.download();
+  // Without and with the weights cache (session 21): the same bits, then the first against the reference.
+  DevBuf<float> d_w(static_cast<size_t>(rows) * vocab);
+  std::vector<int32_t> tok, ids;
+  std::vector<float> lp, top;
   int wrong = 0;
+  for (int cached = 0; cached < 2; ++cached) {
+    float* w = cached ? d_w.ptr : nullptr;
+    if (list_k == 0) {
+      expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr,
+                                    rows, vocab, w, g_stream),
+                "sample_rows");
+    } else {
+      expect_ok(opt_sample_rows_top_f32(d_tok.ptr, d_lp.ptr, d_ids.ptr, d_top.ptr, list_k, d_logits.ptr, d_t.ptr,
+                                        d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr, rows, vocab, w, g_stream),
+                "sample_rows_top");
+    }
+    if (!cached) {
+      tok = d_tok.download();
+      lp = d_lp.download();
+      ids = d_ids.download();
+      top = d_top.download();
+      continue;
+    }
+    if (tok != d_tok.download() || ids != d_ids.download() ||
+        std::memcmp(lp.data(), d_lp.download().data(), lp.size() * sizeof(float)) != 0 ||
+        std::memcmp(top.data(), d_top.download().data(), top.size() * sizeof(float)) != 0) {
+      std::fprintf(stderr, "sample_rows: the weights cache changed a token, log-prob or alternative\n");
+      ++wrong;
+    }
+  }
   double err = 0;
   for (int r = 0; r < rows; ++r) {
     const Case& c = cases[r];
@@ -1890,9 +1907,9 @@ void run_group(const std::string& group) {
     check_token_logprob();
   } else if (group == "sample") {
     check_sample_rows(false);
-  } else if (group == "minp") {  // opt_sample_rows_f32's min-p (session 20; not yet run on a GPU)
+  } else if (group == "minp") {  // opt_sample_rows_f32's min-p (session 20; passed on an H200 in session 21)
     check_sample_rows(true);
-  } else if (group == "sampletop") {  // opt_sample_rows_top_f32 (session 20; not yet run on a GPU)
+  } else if (group == "sampletop") {  // opt_sample_rows_top_f32 (session 20; passed on an H200 in session 21)
     check_sample_rows(false, 5);
     check_sample_rows(true, 5);
   } else if (group == "chained") {

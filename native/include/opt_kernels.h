@@ -445,7 +445,10 @@ OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16
  * its log-probability under the filtered distribution. The rules are those of its CPU twin, backend/RowSampling
  * (see sample.cu).
  *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p/min_p (rows) float32, top_k (rows) int32,
- *   uniform (rows) float64: all device memory.
+ *   uniform (rows) float64: all device memory. weights: null, or (rows * vocab) device float32 scratch where each
+ *   row's weights are computed once and read back by top-p's rounds instead of recomputed (the same bits; session
+ *   21, GPU-unverified: check_ops groups sample and minp run both ways; CudaOps passes it with
+ *   -Dopt.cuda.samplerWeights=true).
  * Status: passed check_ops and its parity test on an H100 (2026-11-26, session 7); CudaOps' default for sampled
  * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead). min_p added in session 20 without a GPU;
  * passed check_ops groups sample and minp and the parity tests on an H200 (2026-11-28, session 21, 7a4d127)
@@ -453,7 +456,7 @@ OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16
  */
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
                                 const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
-                                int rows, int vocab, cudaStream_t stream);
+                                int rows, int vocab, float* weights, cudaStream_t stream);
 
 /*
  * As opt_sample_rows_f32, and each row's k most likely tokens of the filtered distribution (those no cut removed, by
@@ -467,7 +470,7 @@ OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const fl
 OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
                                     const float* logits, const float* temperature, const int32_t* top_k,
                                     const float* top_p, const float* min_p, const double* uniform, int rows, int vocab,
-                                    cudaStream_t stream);
+                                    float* weights, cudaStream_t stream);
 
 /*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax

@@ -76,7 +76,8 @@ __global__ void __launch_bounds__(kThreads)
 sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
                    const float* __restrict__ temperature, const int32_t* __restrict__ top_k,
                    const float* __restrict__ top_p, const float* __restrict__ min_p, const double* __restrict__ uniform,
-                   int vocab, int32_t* __restrict__ out_ids, float* __restrict__ out_lps, int list_k) {
+                   int vocab, int32_t* __restrict__ out_ids, float* __restrict__ out_lps, int list_k,
+                   float* __restrict__ weights) {
   __shared__ typename Reduce::TempStorage reduce_tmp;
   __shared__ typename Scan::TempStorage scan_tmp;
   __shared__ double shared_double;
@@ -205,16 +206,28 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   auto s_of = [&](int j) -> float { return gathered ? gathered_s[j] : __fdiv_rn(z[j], t); };
 
   // 3. weights of the tokens left, and their mass W.
-  // Weights in float (expf of a value <= 0: no overflow), summed in double; recomputed by every pass rather than
-  // stored, the same value each time.
-  auto weight = [&](int j) -> double {
+  // Weights in float (expf of a value <= 0: no overflow), summed in double; recomputed by every pass, the same value
+  // each time, or (weights not null, the whole row in play: session 21) computed once into weights' row and read
+  // back: top-p's 32 rounds each pass over them, and on a whole row of 50,272 the division and expf of every round
+  // made a batch-1 top-p draw cost ~0.7 ms on an H200. Every value is a float (0, 1 or an expf), so the cache holds
+  // it exactly and the draw is the same bit for bit. Each thread reads back only the elements it wrote (every pass
+  // below strides by kThreads from tid), so no barrier is needed.
+  auto compute_weight = [&](int j) -> double {
     const float s = s_of(j);
     if (ordered(s) < kth) return 0.0;
     if (m == INFINITY) return s == INFINITY ? 1.0 : 0.0;
     return static_cast<double>(expf(s - m));
   };
+  float* const cache = weights != nullptr && !gathered ? weights + static_cast<size_t>(row) * vocab : nullptr;
+  auto weight = [&](int j) -> double {
+    return cache != nullptr ? static_cast<double>(cache[j]) : compute_weight(j);
+  };
   double part = 0.0;
-  for (int j = tid; j < count; j += kThreads) part += weight(j);
+  for (int j = tid; j < count; j += kThreads) {
+    const double w = compute_weight(j);
+    if (cache != nullptr) cache[j] = static_cast<float>(w);
+    part += w;
+  }
   double total = Reduce(reduce_tmp).Sum(part);
   if (tid == 0) shared_double = total;
   __syncthreads();
@@ -374,28 +387,28 @@ extern "C" {
 
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
                                 const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
-                                int rows, int vocab, cudaStream_t stream) {
+                                int rows, int vocab, float* weights, cudaStream_t stream) {
   if (rows < 0 || vocab < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   sample_rows_kernel<false><<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
-                                                            min_p, uniform, vocab, nullptr, nullptr, 0);
+                                                            min_p, uniform, vocab, nullptr, nullptr, 0, weights);
   return launch_status();
 }
 
 OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
                                     const float* logits, const float* temperature, const int32_t* top_k,
                                     const float* top_p, const float* min_p, const double* uniform, int rows, int vocab,
-                                    cudaStream_t stream) {
+                                    float* weights, cudaStream_t stream) {
   if (rows < 0 || vocab < 0 || k < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   if (k == 0) {
     return opt_sample_rows_f32(out_token, out_logprob, logits, temperature, top_k, top_p, min_p, uniform, rows, vocab,
-                               stream);
+                               weights, stream);
   }
   sample_rows_kernel<true><<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
-                                                           min_p, uniform, vocab, out_ids, out_lps, k);
+                                                           min_p, uniform, vocab, out_ids, out_lps, k, weights);
   return launch_status();
 }
 

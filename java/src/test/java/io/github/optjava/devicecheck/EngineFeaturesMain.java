@@ -37,6 +37,8 @@ import java.util.concurrent.CompletableFuture;
  *       repetition penalty, greedy with 5 log-prob alternatives, sampled with min-p, sampled with 5 alternatives:
  *       decode ms/token through the engine (session 19 moved the penalties and the greedy alternatives to where the
  *       logits are, session 20 min-p and the sampled alternatives);</li>
+ *   <li>sampler weights cache (CUDA only): the sampled request of the decode paths with {@code
+ *       CudaOps.useSamplerWeights} on: ms/token, and whether its tokens are equal (FAIL when not);</li>
  *   <li>greedy and sampled in one step (CUDA only): 4 greedy and 4 sampled requests at once, picked on the device
  *       ({@code CudaOps.useDeviceMixedPicks}) and with the step's rows copied to the host: time, and whether the
  *       token lists are equal (FAIL when a greedy one differs);</li>
@@ -168,6 +170,9 @@ public final class EngineFeaturesMain {
           perToken[0], perToken[1], perToken[2], perToken[3], perToken[4], perToken[5], perToken[6]);
       out.println("EngineFeaturesMain: decode paths: " + detail);
       rows.add(row("engine: decode paths", "info", detail));
+      if (cudaOps != null) {
+        rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, perToken[2], out));
+      }
 
       if (cudaOps != null) {
         // Beam search (4 beams, session 20): each beam's candidates where the logits are against its rows copied to
@@ -286,6 +291,30 @@ public final class EngineFeaturesMain {
     }
     Files.write(o.rows, rows);
     return 0;
+  }
+
+  /**
+   * The sampler's weights cache (session 21, {@code CudaOps.useSamplerWeights}): the sampled request of the decode
+   * paths again with it on; its tokens must not change (FAIL), and its ms/token against {@code without} (the same
+   * request just before, cache off) says whether top-p's rounds were what cost.
+   */
+  private static String samplerWeightsRow(OptModel model, OptTokenizer tokenizer,
+      io.github.optjava.backend.cuda.CudaOps cudaOps, int[] prompt, SamplingParams sampled, double without,
+      PrintStream out) {
+    Result off = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
+    Result on;
+    try {
+      cudaOps.useSamplerWeights(true);
+      on = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
+    } finally {
+      cudaOps.useSamplerWeights(false);
+    }
+    boolean equal = off.tokens.equals(on.tokens);
+    String detail = String.format(Locale.ROOT, "batch 1, sampled t=0.8 top-p 0.9: %.3f ms/token (before: %.3f) -> "
+        + "%.3f with the weights cache (%.2fx), tokens %s", off.sequentialMs, without, on.sequentialMs,
+        off.sequentialMs / on.sequentialMs, equal ? "equal" : "DIFFER");
+    out.println("EngineFeaturesMain: sampler weights: " + detail);
+    return row("engine: sampler weights cache", equal ? "ok" : "FAIL", detail);
   }
 
   /**

@@ -133,6 +133,7 @@ public final class CudaOps implements Ops {
   private boolean deviceBeams = CudaSwitches.DEVICE_BEAMS;
   private final boolean deviceMinP = CudaSwitches.DEVICE_MIN_P;
   private boolean deviceMixedPicks = CudaSwitches.DEVICE_MIXED_PICKS;
+  private boolean samplerWeights = CudaSwitches.SAMPLER_WEIGHTS;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
   private boolean groupedSplit;
   private boolean draftGraphs;
@@ -1937,6 +1938,14 @@ public final class CudaOps implements Ops {
     deviceMixedPicks = onDevice;
   }
 
+  /**
+   * Whether the sampler keeps each row's weights in scratch memory for top-p's rounds (tests and {@code opt bench}'s
+   * variants run both; see {@code opt.cuda.samplerWeights}).
+   */
+  public void useSamplerWeights(boolean on) {
+    samplerWeights = on;
+  }
+
   /** Whether a step mixing greedy and sampled rows picks both on the device. */
   public boolean usesDeviceMixedPicks() {
     return deviceMixedPicks;
@@ -2056,13 +2065,16 @@ public final class CudaOps implements Ops {
     }
     // Scratch: [logits as f32][n tokens][n log-probs][n·k ids][n·k log-probs] (the sampler's), with greedy rows the
     // same again (the argmax's; both read back at once), then the parameters: [n temperatures][n top-k][n top-p]
-    // [n min-p][pad][n uniforms]
+    // [n min-p][pad][n uniforms], then with the weights cache the rows' weights (n·vocab floats)
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     long partBytes = 8L * n + 8L * n * k;
     long readBytes = (greedy > 0 ? 2 : 1) * partBytes;
     long paramsAt = f32Bytes + readBytes;
     long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
-    Pointer scratch = argmaxScratch(uniformAt + 8L * Math.max(n, 1));
+    long weightsAt = uniformAt + 8L * Math.max(n, 1);
+    boolean cacheWeights = samplerWeights && anyBelow1(topP); // only top-p's rounds gain from it
+    Pointer scratch = argmaxScratch(weightsAt + (cacheWeights ? 4L * n * vocab : 0));
+    FloatPointer weights = cacheWeights ? new FloatPointer(IndexUploads.at(scratch, weightsAt / 4)) : null;
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
     editLogits(values, edits, (long) n * vocab);
     long paramBytes = uniformAt - paramsAt + 8L * n;
@@ -2089,13 +2101,14 @@ public final class CudaOps implements Ops {
     org.bytedeco.javacpp.DoublePointer us = new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch,
         uniformAt / 4));
     if (k == 0 && greedy == 0) {
-      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values, temps, ks, ps, mins, us, n, vocab, stream));
+      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values, temps, ks, ps, mins, us, n, vocab, weights,
+          stream));
       return readTokens(tokens, n, logprobs, "sample");
     }
     IntPointer ids = IndexUploads.at(scratch, f32Bytes / 4 + 2L * n);
     FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + 2L * n + (long) n * k));
     op("sample", OptKernels.opt_sample_rows_top_f32(tokens, lp, ids, topLp, k, values, temps, ks, ps, mins, us, n,
-        vocab, stream));
+        vocab, weights, stream));
     if (greedy > 0) {
       long at = (f32Bytes + partBytes) / 4; // the argmax's part, right after the sampler's
       IntPointer picks = IndexUploads.at(scratch, at);
@@ -2143,6 +2156,15 @@ public final class CudaOps implements Ops {
         System.arraycopy(tops, r * k, topLogprobs, r * k, k);
       }
     }
+  }
+
+  private static boolean anyBelow1(float[] v) {
+    for (float x : v) {
+      if (x < 1) {
+        return true;
+      }
+    }
+    return false;
   }
 
   private static boolean anyAbove0(float[] v) {

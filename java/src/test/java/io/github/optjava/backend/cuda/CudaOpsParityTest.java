@@ -694,6 +694,55 @@ class CudaOpsParityTest {
     sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f}, 3, true);
   }
 
+  /**
+   * The sampler's weights cache (session 21, {@code -Dopt.cuda.samplerWeights}): the same tokens, log-probs and
+   * alternatives, bit for bit, as without it, on rows with top-p (where it is used) and the other cuts.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-samplerweights")
+  void theSamplerWeightsCacheChangesNoBit(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    boolean before = g.samplesOnDevice();
+    for (int vocab : new int[] {cols, 50272}) {
+      Random r = new Random(rows * 31L + vocab);
+      float[] logits = random(r, rows * vocab, 4, d);
+      float[] t = new float[rows];
+      int[] k = new int[rows];
+      float[] p = new float[rows];
+      float[] minP = new float[rows];
+      double[] u = new double[rows];
+      for (int i = 0; i < rows; i++) {
+        t[i] = new float[] {1f, 0.7f, 1.3f}[i % 3];
+        k[i] = new int[] {0, 50, 0, vocab}[i % 4];
+        p[i] = new float[] {0.9f, 0.5f, 1f, 0.99f}[i % 4];
+        minP[i] = new float[] {0f, 0.05f}[i % 2];
+        u[i] = r.nextDouble();
+      }
+      int listed = 3;
+      int[][] tokens = new int[2][];
+      double[][] lps = new double[2][rows];
+      int[][] ids = new int[2][rows * listed];
+      double[][] tops = new double[2][rows * listed];
+      g.useDeviceSampling(true);
+      try {
+        for (int cached = 0; cached < 2; cached++) {
+          g.useSamplerWeights(cached == 1);
+          tokens[cached] = g.sampleRows(act(g, logits, rows, vocab), t, k, p, minP, u, lps[cached], LogitEdits.NONE,
+              listed, ids[cached], tops[cached]);
+        }
+      } finally {
+        g.useSamplerWeights(false);
+        g.useDeviceSampling(before);
+      }
+      org.junit.jupiter.api.Assertions.assertArrayEquals(tokens[0], tokens[1], d + " vocab " + vocab);
+      org.junit.jupiter.api.Assertions.assertArrayEquals(lps[0], lps[1], d + " vocab " + vocab);
+      org.junit.jupiter.api.Assertions.assertArrayEquals(ids[0], ids[1], d + " vocab " + vocab);
+      org.junit.jupiter.api.Assertions.assertArrayEquals(tops[0], tops[1], d + " vocab " + vocab);
+    }
+  }
+
   private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs, int listed) {
     sampleRowsMatchesItsCpuTwin(d, rows, cols, minPs, listed, false);
   }
