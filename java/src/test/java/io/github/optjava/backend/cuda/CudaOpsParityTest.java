@@ -708,18 +708,8 @@ class CudaOpsParityTest {
     for (int vocab : new int[] {cols, 50272}) {
       Random r = new Random(rows * 31L + vocab);
       float[] logits = random(r, rows * vocab, 4, d);
-      float[] t = new float[rows];
-      int[] k = new int[rows];
-      float[] p = new float[rows];
-      float[] minP = new float[rows];
-      double[] u = new double[rows];
-      for (int i = 0; i < rows; i++) {
-        t[i] = new float[] {1f, 0.7f, 1.3f}[i % 3];
-        k[i] = new int[] {0, 50, 0, vocab}[i % 4];
-        p[i] = new float[] {0.9f, 0.5f, 1f, 0.99f}[i % 4];
-        minP[i] = new float[] {0f, 0.05f}[i % 2];
-        u[i] = r.nextDouble();
-      }
+      Draws q = Draws.of(r, rows, i -> new float[] {1f, 0.7f, 1.3f}[i % 3], i -> new int[] {0, 50, 0, vocab}[i % 4],
+          i -> new float[] {0.9f, 0.5f, 1f, 0.99f}[i % 4], i -> new float[] {0f, 0.05f}[i % 2]);
       int listed = 3;
       int[][] tokens = new int[2][];
       double[][] lps = new double[2][rows];
@@ -729,8 +719,8 @@ class CudaOpsParityTest {
       try {
         for (int cached = 0; cached < 2; cached++) {
           g.useSamplerWeights(cached == 1);
-          tokens[cached] = g.sampleRows(act(g, logits, rows, vocab), t, k, p, minP, u, lps[cached], LogitEdits.NONE,
-              listed, ids[cached], tops[cached]);
+          tokens[cached] = g.sampleRows(act(g, logits, rows, vocab), q.t, q.k, q.p, q.minP, q.u, lps[cached],
+              LogitEdits.NONE, listed, ids[cached], tops[cached]);
         }
       } finally {
         g.useSamplerWeights(false);
@@ -740,6 +730,22 @@ class CudaOpsParityTest {
       org.junit.jupiter.api.Assertions.assertArrayEquals(lps[0], lps[1], d + " vocab " + vocab);
       org.junit.jupiter.api.Assertions.assertArrayEquals(ids[0], ids[1], d + " vocab " + vocab);
       org.junit.jupiter.api.Assertions.assertArrayEquals(tops[0], tops[1], d + " vocab " + vocab);
+    }
+  }
+
+  /** Per-row sampling parameters, the uniforms drawn from {@code r} after the logits. */
+  private record Draws(float[] t, int[] k, float[] p, float[] minP, double[] u) {
+    static Draws of(Random r, int rows, java.util.function.IntFunction<Float> t, java.util.function.IntUnaryOperator k,
+        java.util.function.IntFunction<Float> p, java.util.function.IntFunction<Float> minP) {
+      Draws q = new Draws(new float[rows], new int[rows], new float[rows], new float[rows], new double[rows]);
+      for (int i = 0; i < rows; i++) {
+        q.t[i] = t.apply(i);
+        q.k[i] = k.applyAsInt(i);
+        q.p[i] = p.apply(i);
+        q.minP[i] = minP.apply(i);
+        q.u[i] = r.nextDouble();
+      }
+      return q;
     }
   }
 
@@ -755,18 +761,14 @@ class CudaOpsParityTest {
     for (int vocab : new int[] {cols, 50272}) {
       Random r = new Random(rows * 17L + vocab);
       float[] logits = random(r, rows * vocab, 4, d);
-      float[] t = new float[rows];
-      int[] k = new int[rows];
-      float[] p = new float[rows];
-      float[] minP = new float[rows];
-      double[] u = new double[rows];
-      for (int i = 0; i < rows; i++) {
-        t[i] = greedyRows && i % 2 == 0 ? 0f : new float[] {1f, 0.7f, 1.3f}[i % 3];
-        k[i] = new int[] {0, 50, 1, vocab}[i % 4];
-        p[i] = new float[] {1f, 0.9f, 0.5f}[(i / 2) % 3];
-        minP[i] = minPs[i % minPs.length];
-        u[i] = r.nextDouble();
-      }
+      Draws q = Draws.of(r, rows, i -> greedyRows && i % 2 == 0 ? 0f : new float[] {1f, 0.7f, 1.3f}[i % 3],
+          i -> new int[] {0, 50, 1, vocab}[i % 4], i -> new float[] {1f, 0.9f, 0.5f}[(i / 2) % 3],
+          i -> minPs[i % minPs.length]);
+      float[] t = q.t;
+      int[] k = q.k;
+      float[] p = q.p;
+      float[] minP = q.minP;
+      double[] u = q.u;
       // The twin reads the logits as the GPU stores them (rounded to d), like CpuOps would after a read.
       float[] stored = g.read(act(g, logits, rows, vocab));
       double[] want = new double[rows];
