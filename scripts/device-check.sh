@@ -318,8 +318,11 @@ done
 for k in sample toplp; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag gpu-new-mixed) ;; esac
 done
-# gpu-new-samplerweights (session 21: the sampler's weights cache) runs in the sampler's kernel: it waits for sample.
-case "$passed_groups" in *" sample "*) ;; *) new_excl+=(--exclude-tag gpu-new-samplerweights) ;; esac
+# gpu-new-samplerweights (session 21: the sampler's weights cache) runs the sampler with min-p and alternatives too:
+# it waits for sample, minp and sampletop.
+for k in sample minp sampletop; do
+  case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag gpu-new-samplerweights) ;; esac
+done
 if [ "$retest" = 1 ]; then
   row "junit new kernels" "skip" "DEVICE_CHECK_RETEST=1: the selected tests ran in step 4"
 elif [ "$(cap $new_cap $new_keep)" -ge $new_min ]; then

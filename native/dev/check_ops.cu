@@ -1398,6 +1398,13 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
   int wrong = 0;
   for (int cached = 0; cached < 2; ++cached) {
     float* w = cached ? d_w.ptr : nullptr;
+    if (cached) {  // NaN everywhere first: a write the cached run skipped, or a cache element read unwritten, shows
+      cudaMemset(d_w.ptr, 0xff, static_cast<size_t>(rows) * vocab * sizeof(float));
+      cudaMemset(d_tok.ptr, 0xff, rows * sizeof(int32_t));
+      cudaMemset(d_lp.ptr, 0xff, rows * sizeof(float));
+      cudaMemset(d_ids.ptr, 0xff, static_cast<size_t>(rows) * std::max(list_k, 1) * sizeof(int32_t));
+      cudaMemset(d_top.ptr, 0xff, static_cast<size_t>(rows) * std::max(list_k, 1) * sizeof(float));
+    }
     if (list_k == 0) {
       expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr,
                                     rows, vocab, w, g_stream),

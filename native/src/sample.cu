@@ -20,7 +20,8 @@
 //      HF). The tokens left (k plus ties, when at most 2048) are then gathered in token order into shared memory,
 //      and the passes below read only them instead of the whole row.
 //   3. w_i = expf(s_i - m) for the tokens left (with m = +inf: 1 for the +inf tokens, 0 for the others; with
-//      every token at -inf: token -1, nothing to sample). W = the sum, in double.
+//      every token at -inf: token -1, nothing to sample). W = the sum, in double. With a weights buffer (session 21,
+//      -Dopt.cuda.samplerWeights), a top-p row over the whole vocabulary keeps them there for the later passes.
 //   4. top-p (p < 1): the largest weight tau whose tokens, with every lighter one, hold at most (1 - p) W of
 //      the mass, and less than all of it (a radix select over the weights' bit patterns, masses in double):
 //      tokens with w <= tau are out (HF removes the ascending prefix of cumulative probability <= 1 - p; equal
@@ -218,7 +219,8 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     if (m == INFINITY) return s == INFINITY ? 1.0 : 0.0;
     return static_cast<double>(expf(s - m));
   };
-  float* const cache = weights != nullptr && !gathered ? weights + static_cast<size_t>(row) * vocab : nullptr;
+  float* const cache =
+      weights != nullptr && !gathered && p < 1.f ? weights + static_cast<size_t>(row) * vocab : nullptr;
   auto weight = [&](int j) -> double {
     return cache != nullptr ? static_cast<double>(cache[j]) : compute_weight(j);
   };

@@ -301,13 +301,16 @@ public final class EngineFeaturesMain {
   private static String samplerWeightsRow(OptModel model, OptTokenizer tokenizer,
       io.github.optjava.backend.cuda.CudaOps cudaOps, int[] prompt, SamplingParams sampled, double without,
       PrintStream out) {
-    Result off = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
+    boolean setting = cudaOps.usesSamplerWeights();
+    Result off;
     Result on;
     try {
+      cudaOps.useSamplerWeights(false);
+      off = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
       cudaOps.useSamplerWeights(true);
       on = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
     } finally {
-      cudaOps.useSamplerWeights(false);
+      cudaOps.useSamplerWeights(setting);
     }
     boolean equal = off.tokens.equals(on.tokens);
     String detail = String.format(Locale.ROOT, "batch 1, sampled t=0.8 top-p 0.9: %.3f ms/token (before: %.3f) -> "

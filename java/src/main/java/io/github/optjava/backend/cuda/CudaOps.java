@@ -1939,11 +1939,16 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Whether the sampler keeps each row's weights in scratch memory for top-p's rounds (tests and {@code opt bench}'s
-   * variants run both; see {@code opt.cuda.samplerWeights}).
+   * Whether the sampler keeps each row's weights in scratch memory for top-p's rounds (a parity test and the device
+   * check's engine row run both; see {@code opt.cuda.samplerWeights}).
    */
   public void useSamplerWeights(boolean on) {
     samplerWeights = on;
+  }
+
+  /** Whether the sampler keeps each row's weights for top-p's rounds. */
+  public boolean usesSamplerWeights() {
+    return samplerWeights;
   }
 
   /** Whether a step mixing greedy and sampled rows picks both on the device. */
@@ -2072,7 +2077,7 @@ public final class CudaOps implements Ops {
     long paramsAt = f32Bytes + readBytes;
     long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
     long weightsAt = uniformAt + 8L * Math.max(n, 1);
-    boolean cacheWeights = samplerWeights && anyBelow1(topP); // only top-p's rounds gain from it
+    boolean cacheWeights = samplerWeights && anyDrawnBelow1(temperature, topP); // only top-p's rounds gain
     Pointer scratch = argmaxScratch(weightsAt + (cacheWeights ? 4L * n * vocab : 0));
     FloatPointer weights = cacheWeights ? new FloatPointer(IndexUploads.at(scratch, weightsAt / 4)) : null;
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
@@ -2158,9 +2163,10 @@ public final class CudaOps implements Ops {
     }
   }
 
-  private static boolean anyBelow1(float[] v) {
-    for (float x : v) {
-      if (x < 1) {
+  /** Whether a drawn row (not a greedy one: temperature 0, sent with top-p 1) has top-p. */
+  private static boolean anyDrawnBelow1(float[] temperature, float[] topP) {
+    for (int r = 0; r < topP.length; r++) {
+      if (temperature[r] != 0f && topP[r] < 1) {
         return true;
       }
     }

@@ -141,17 +141,17 @@ final class CudaSwitches {
    * {@code -Dopt.cuda.deviceMixedPicks=false} reads back the rows of such a step and picks on the host by the same
    * rules ({@code RowSampling}).
    */
+  static final boolean DEVICE_MIXED_PICKS =
+      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMixedPicks"));
   /**
    * {@code -Dopt.cuda.samplerWeights=true}: the sampler computes each row's weights once into scratch memory and its
    * top-p rounds read them back, instead of recomputing a division and an {@code expf} per token in each of 32 rounds
    * (the same bits). On the H200 (session 21) a batch-1 top-p draw cost ≈ 0.7 ms, half again an opt-1.3b step.
    * Written in session 21 without a GPU: off until check_ops groups {@code sample}, {@code minp} and
-   * {@code sampletop} (each runs both ways and compares the bits) pass and the row {@code engine: decode paths} shows
-   * the sampled request faster with it (the variant {@code samplerweights=on}).
+   * {@code sampletop} (each runs both ways and compares the bits) and the tag {@code gpu-new-samplerweights} pass and
+   * the row {@code engine: sampler weights cache} shows the sampled request faster with it.
    */
   static final boolean SAMPLER_WEIGHTS = Boolean.getBoolean("opt.cuda.samplerWeights");
-  static final boolean DEVICE_MIXED_PICKS =
-      !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMixedPicks"));
   /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on

@@ -705,6 +705,7 @@ class CudaOpsParityTest {
   void theSamplerWeightsCacheChangesNoBit(DType d, int rows, int cols) {
     CudaOps g = gpu(d);
     boolean before = g.samplesOnDevice();
+    boolean weightsBefore = g.usesSamplerWeights();
     for (int vocab : new int[] {cols, 50272}) {
       Random r = new Random(rows * 31L + vocab);
       float[] logits = random(r, rows * vocab, 4, d);
@@ -723,7 +724,7 @@ class CudaOpsParityTest {
               LogitEdits.NONE, listed, ids[cached], tops[cached]);
         }
       } finally {
-        g.useSamplerWeights(false);
+        g.useSamplerWeights(weightsBefore);
         g.useDeviceSampling(before);
       }
       org.junit.jupiter.api.Assertions.assertArrayEquals(tokens[0], tokens[1], d + " vocab " + vocab);
