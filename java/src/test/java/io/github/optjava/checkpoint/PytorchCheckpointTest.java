@@ -32,7 +32,7 @@ class PytorchCheckpointTest {
   private record Expected(DType dtype, long[] shape, byte[] data) {}
 
   @ParameterizedTest
-  @ValueSource(strings = {"tiny-opt", "tiny-opt-postln"})
+  @ValueSource(strings = {"tiny-opt-postln"}) // (tiny-opt's .bin left the repository in session 21: size)
   void everyTensorEqualsTheSafetensorsCopy(String model) throws IOException {
     Map<String, Expected> expected = readSafetensors(PytorchTestFiles.fixture(model, "model.safetensors"));
     try (Checkpoint c = PytorchCheckpoint.open(PytorchTestFiles.fixture(model, "pytorch_model.bin"))) {
@@ -53,10 +53,20 @@ class PytorchCheckpointTest {
     }
   }
 
+  /**
+   * Tied weights, as HF saves OPT's {@code lm_head.weight} and {@code embed_tokens.weight}: two tensors on one storage
+   * key, mapped once (a built file: tiny-opt's .bin, which held such a pair, left the repository in session 21).
+   */
   @Test
-  void tiedWeightsAreViewsOfOneMappedStorage() {
-    try (PytorchCheckpoint c = (PytorchCheckpoint) PytorchCheckpoint.open(
-        PytorchTestFiles.fixture("tiny-opt", "pytorch_model.bin"))) {
+  void tiedWeightsAreViewsOfOneMappedStorage() throws IOException {
+    PickleBuilder p = new PickleBuilder().proto(2).orderedDict().mark();
+    p.str("model.decoder.embed_tokens.weight").tensor("HalfStorage", "0", 12, 0, new long[] {4, 3},
+        new long[] {3, 1});
+    p.str("model.decoder.final_layer_norm.weight").tensor("HalfStorage", "1", 3, 0, new long[] {3}, new long[] {1});
+    p.str("lm_head.weight").tensor("HalfStorage", "0", 12, 0, new long[] {4, 3}, new long[] {3, 1});
+    Path file = PytorchTestFiles.torch(tmp.resolve("tied.bin"), p.setitems().stop().bytes(),
+        Map.of("0", PytorchTestFiles.bytes(24, 4), "1", PytorchTestFiles.bytes(6, 5)));
+    try (PytorchCheckpoint c = (PytorchCheckpoint) PytorchCheckpoint.open(file)) {
       assertSame(c.storageOf("lm_head.weight"), c.storageOf("model.decoder.embed_tokens.weight"));
       Tensor lm = c.tensor("lm_head.weight");
       Tensor embed = c.tensor("model.decoder.embed_tokens.weight");

@@ -140,7 +140,7 @@ class CliTest {
 
   @Test
   void inspectReadsPytorchBinToTheSameTensors(@TempDir Path tmp) throws IOException {
-    Path src = fixture("tiny-opt");
+    Path src = fixture("tiny-opt-postln"); // the fixture with a .bin
     for (String f : List.of("config.json", "pytorch_model.bin", "vocab.json", "merges.txt")) {
       Files.copy(src.resolve(f), tmp.resolve(f));
     }
