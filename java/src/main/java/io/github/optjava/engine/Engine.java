@@ -534,15 +534,13 @@ public final class Engine implements AutoCloseable {
   /**
    * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
    * or one per sequence from the sampler: drawn, or for the sequences {@code greedy} marks the argmax) with their
-   * log-probs, and the logits of the sequences it did not pick for (null: none; with {@code sampledThere}, null
-   * entries for the picked ones); {@code scores}: per sequence, its echoed prompt's scores when the model computed
-   * them (else null).
+   * log-probs, and the logits of the sequences it did not pick for (null: none; with picks, null entries for the
+   * picked ones); {@code scores}: per sequence, its echoed prompt's scores when the model computed them (else null).
    */
-  private record Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs,
-      float[][] logits, double[][] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
-    Output(boolean argmaxOnly, boolean sampledThere, int[] tokens, double[] logprobs, float[][] logits,
-        double[][] scores) {
-      this(argmaxOnly, sampledThere, tokens, logprobs, logits, scores, 0, null, null, null);
+  private record Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, double[][] scores,
+      int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
+    Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, double[][] scores) {
+      this(argmaxOnly, tokens, logprobs, logits, scores, 0, null, null, null);
     }
 
     /** Sequence j's rows of logits, when they came to the host (else null: the model picked its token). */
@@ -623,11 +621,11 @@ public final class Engine implements AutoCloseable {
         int[] topIds = new int[b.rows() * top];
         double[] topLogprobs = new double[b.rows() * top];
         int[] tokens = model.greedyRows(b.steps(), cache, logprobs, edits, top, topIds, topLogprobs);
-        return new Output(true, false, tokens, logprobs, null, null, top, topIds, topLogprobs, null);
+        return new Output(true, tokens, logprobs, null, null, top, topIds, topLogprobs, null);
       }
       int[] tokens = !edits.isEmpty() || b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs, edits)
           : model.greedy(b.steps(), cache, logprobs);
-      return new Output(true, false, tokens, logprobs, null, null);
+      return new Output(true, tokens, logprobs, null, null);
     }
     // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
     // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence the
@@ -657,9 +655,9 @@ public final class Engine implements AutoCloseable {
     if (!model.samplesOnDevice() || hostCount == n || scoreTokens != null || (hostCount > 0 && !partialPicks)) {
       if (scoreTokens != null) {
         CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens);
-        return new Output(false, false, null, null, scored.logits(), scored.scores());
+        return new Output(false, null, null, scored.logits(), scored.scores());
       }
-      return new Output(false, false, null, null, model.forward(b.steps(), cache), null);
+      return new Output(false, null, null, model.forward(b.steps(), cache), null);
     }
     float[] t = new float[n];
     int[] k = new int[n];
@@ -705,7 +703,7 @@ public final class Engine implements AutoCloseable {
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
-    return new Output(false, true, tokens, logprobs, logits, null, top, topIds, topLogprobs, greedy);
+    return new Output(false, tokens, logprobs, logits, null, top, topIds, topLogprobs, greedy);
   }
 
   /**
