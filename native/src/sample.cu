@@ -20,10 +20,11 @@
 //      HF). The tokens left (k plus ties, when at most 2048) are then gathered in token order into shared memory,
 //      and the passes below read only them instead of the whole row.
 //   3. w_i = expf(s_i - m) for the tokens left (with m = +inf: 1 for the +inf tokens, 0 for the others; with
-//      every token at -inf: token -1, nothing to sample). W = the sum, in double. With a weights buffer (session 21,
-//      -Dopt.cuda.samplerWeights), a top-p row over the whole vocabulary keeps them there for the later passes.
+//      every token at -inf: token -1, nothing to sample). W = the sum, in double. With a scratch row (sessions 21-22,
+//      -Dopt.cuda.samplerWeights), pass 1 keeps s there and this pass the weights, for the later passes.
 //   4. top-p (p < 1): the largest weight tau whose tokens, with every lighter one, hold at most (1 - p) W of
-//      the mass, and less than all of it (a radix select over the weights' bit patterns, masses in double):
+//      the mass, and less than all of it (a search over the bits of the weights' bit patterns, two bits per pass
+//      since session 22, masses in double):
 //      tokens with w <= tau are out (HF removes the ascending prefix of cumulative probability <= 1 - p; equal
 //      weights at the cut go together here). The heaviest tokens always stay, even for a p so small that
 //      1 - p rounds to 1.
@@ -56,6 +57,41 @@ constexpr int kGathered = 2048;  // tokens in play kept in shared memory after a
 __device__ __forceinline__ unsigned int ordered(float f) {
   const unsigned int b = __float_as_uint(f);
   return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Top-p's search over the bits of tau (step 4), two bits per pass: the three candidates the one-bit search could test
+// at bits b and b - 1 above prefix (the higher bit; then, taken, both bits; else the lower one). Host and device:
+// native/dev/topp_search_test.cu runs these against the one-bit search.
+struct TopPCandidates {
+  unsigned int high;
+  unsigned int low;
+  unsigned int both;
+};
+__host__ __device__ inline TopPCandidates top_p_candidates(unsigned int prefix, int b) {
+  return {prefix | (1u << b), prefix | (1u << (b - 1)), prefix | (1u << b) | (1u << (b - 1))};
+}
+// Adds weight w (its float bits: key) to the mass of each candidate it is at or below: a thread's partial masses.
+__host__ __device__ inline void add_top_p_mass(double w, unsigned int key, const TopPCandidates& c, double& high,
+                                               double& low, double& both) {
+  if (key <= c.high) high += w;
+  if (key <= c.low) low += w;
+  if (key <= c.both) both += w;
+}
+// The one-bit search's two decisions, from the three candidates' masses over the row: a candidate is taken when the
+// tokens at or below it hold at most limit of the mass, and less than all of it (the heaviest tokens stay).
+__host__ __device__ inline void take_top_p_bits(const TopPCandidates& c, double high, double low, double both,
+                                                double limit, double total, unsigned int& prefix, double& removed) {
+  if (high <= limit && high < total) {
+    prefix = c.high;
+    removed = high;
+    if (both <= limit && both < total) {
+      prefix = c.both;
+      removed = both;
+    }
+  } else if (low <= limit && low < total) {
+    prefix = c.low;
+    removed = low;
+  }
 }
 
 using Reduce = cub::BlockReduce<double, kThreads>;
@@ -98,15 +134,23 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   const int k = top_k[row];
   const float p = top_p[row];
   const float mp = min_p[row] > 0.f ? fminf(min_p[row], 1.f) : 0.f;  // above 1 it is 1 (the top tokens stay); NaN: off
+  // The scratch row (weights not null: -Dopt.cuda.samplerWeights, sessions 21-22): s_i from pass 1 until the weights
+  // pass, then (the whole row in play) the weights. Each thread reads back only the elements it wrote (every pass
+  // strides by kThreads from tid; the gather's chunks start at multiples of kThreads), so no barrier is needed, and
+  // every value is a float either way (s, or 0, 1 or an expf), so the draw is the same bit for bit.
+  float* const scratch = weights != nullptr ? weights + static_cast<size_t>(row) * vocab : nullptr;
 
   // 1. NaN and the maximum of s (per thread, then the block).
   int nan = 0;
   float thread_max = -INFINITY;
   for (int i = tid; i < vocab; i += kThreads) {
     const float s = __fdiv_rn(z[i], t);  // IEEE division whatever the compiler flags: the twin divides the same way
+    if (scratch != nullptr) scratch[i] = s;
     if (s != s) nan = 1;
     thread_max = fmaxf(thread_max, s);
   }
+  // s_i before the weights pass (step 3), from the scratch row when there is one (a division saved per pass).
+  auto s_at = [&](int i) -> float { return scratch != nullptr ? scratch[i] : __fdiv_rn(z[i], t); };
   if (tid == 0) {
     shared_int = 0;
     shared_uint = 0u;
@@ -144,7 +188,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
       for (int d = tid; d < 256; d += kThreads) hist[d] = 0;
       __syncthreads();
       for (int i = tid; i < vocab; i += kThreads) {
-        const unsigned int key = ordered(__fdiv_rn(z[i], t));
+        const unsigned int key = ordered(s_at(i));
         if ((key & mask) == prefix) atomicAdd(&hist[(key >> shift) & 0xffu], 1);
       }
       __syncthreads();
@@ -178,7 +222,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   bool gathered = false;
   if (kth != 0u) {
     int mine = 0;
-    for (int i = tid; i < vocab; i += kThreads) mine += ordered(__fdiv_rn(z[i], t)) >= kth;
+    for (int i = tid; i < vocab; i += kThreads) mine += ordered(s_at(i)) >= kth;
     if (tid == 0) shared_int = 0;
     __syncthreads();
     atomicAdd(&shared_int, mine);
@@ -188,7 +232,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
       count = 0;
       for (int base = 0; base < vocab; base += kThreads) {
         const int i = base + tid;
-        const float s = i < vocab ? __fdiv_rn(z[i], t) : -INFINITY;
+        const float s = i < vocab ? s_at(i) : -INFINITY;
         const int in = i < vocab && ordered(s) >= kth;
         int at;
         int chunk;
@@ -202,31 +246,46 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
       }
     }
   }
-  // Element j of the tokens in play: its token and its s (the whole row: token j, kept when at or above kth).
+  // Element j of the tokens in play: its token and its s (the whole row: token j, kept when at or above kth). s_of
+  // reads the scratch row, so it serves until the weights pass; s_fresh_of divides again (the alternatives, step 6b).
   auto token_of = [&](int j) -> int { return gathered ? gathered_index[j] : j; };
-  auto s_of = [&](int j) -> float { return gathered ? gathered_s[j] : __fdiv_rn(z[j], t); };
+  auto s_of = [&](int j) -> float { return gathered ? gathered_s[j] : s_at(j); };
+  auto s_fresh_of = [&](int j) -> float { return gathered ? gathered_s[j] : __fdiv_rn(z[j], t); };
 
   // 3. weights of the tokens left, and their mass W.
   // Weights in float (expf of a value <= 0: no overflow), summed in double; recomputed by every pass, the same value
-  // each time, or (weights not null, the whole row in play: session 21) computed once into weights' row and read
-  // back: top-p's 32 rounds each pass over them, and on a whole row of 50,272 the division and expf of every round
-  // made a batch-1 top-p draw cost ~0.7 ms on an H200. Every value is a float (0, 1 or an expf), so the cache holds
-  // it exactly and the draw is the same bit for bit. Each thread reads back only the elements it wrote (every pass
-  // below strides by kThreads from tid), so no barrier is needed.
+  // each time, or (the scratch row, the whole row in play) computed once into it over s and read back: top-p's
+  // rounds, min-p and the draw each pass over them, and on a whole row of 50,272 the division and expf of every
+  // pass made a batch-1 top-p draw cost ~0.7 ms on an H200 (session 21).
   auto compute_weight = [&](int j) -> double {
     const float s = s_of(j);
     if (ordered(s) < kth) return 0.0;
     if (m == INFINITY) return s == INFINITY ? 1.0 : 0.0;
     return static_cast<double>(expf(s - m));
   };
-  float* const cache =
-      weights != nullptr && !gathered && p < 1.f ? weights + static_cast<size_t>(row) * vocab : nullptr;
+  float* const cache = gathered ? nullptr : scratch;
   auto weight = [&](int j) -> double {
     return cache != nullptr ? static_cast<double>(cache[j]) : compute_weight(j);
   };
+  // f(j, w) for this thread's elements in order (j = tid, tid + kThreads, ...) with their weights: from the cache
+  // eight loads at a time (a pass is a read of 200 KB from L2 by one multiprocessor: its latency, not its bytes,
+  // would bound a loop with one load in flight), else computed.
+  auto for_weights = [&](auto&& f) {
+    int j = tid;
+    if (cache != nullptr) {
+      for (; j + 7 * kThreads < count; j += 8 * kThreads) {
+        float w8[8];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) w8[u] = cache[j + u * kThreads];
+#pragma unroll
+        for (int u = 0; u < 8; ++u) f(j + u * kThreads, static_cast<double>(w8[u]));
+      }
+    }
+    for (; j < count; j += kThreads) f(j, weight(j));
+  };
   double part = 0.0;
   for (int j = tid; j < count; j += kThreads) {
-    const double w = compute_weight(j);
+    const double w = compute_weight(j);  // (reads the scratch row's s_j, then overwrites it with w_j)
     if (cache != nullptr) cache[j] = static_cast<float>(w);
     part += w;
   }
@@ -236,46 +295,56 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   total = shared_double;
 
   // 4. top-p: the largest weight key tau with mass(w <= tau) <= (1 - p) W; tokens with w <= tau are out.
+  // A search over the bits of tau from the top, two bits per pass over the weights (session 22; one bit per pass
+  // before): a pass sums the masses of the three candidates the one-bit search could test at those two bits (the
+  // higher bit; then, taken, both; else the lower one), each per thread in the same element order and reduced by
+  // the same CUB reduction as that search did, so every mass, and so tau, has the same bits. Bits 31 and 30 are never
+  // taken (every weight is at most 1.0f, 0x3f800000: those candidates hold every weight, W itself), so the passes
+  // cover bits 29..0.
   bool filter_p = p < 1.f;
   unsigned int tau = 0u;
   double removed = 0.0;
   if (filter_p) {
     const double limit = (1.0 - static_cast<double>(p)) * total;
-    unsigned int prefix = 0u;
-    for (int b = 31; b >= 0; --b) {
-      const unsigned int candidate = prefix | (1u << b);
-      double mass = 0.0;
-      for (int j = tid; j < count; j += kThreads) {
-        const double w = weight(j);
-        if (w > 0.0 && __float_as_uint(static_cast<float>(w)) <= candidate) mass += w;
-      }
-      __syncthreads();  // reduce_tmp is reused
+    auto reduced = [&](double mass) -> double {  // the block's sum, in every thread
+      __syncthreads();  // reduce_tmp and shared_double are reused
       mass = Reduce(reduce_tmp).Sum(mass);
       if (tid == 0) shared_double = mass;
       __syncthreads();
-      if (shared_double <= limit && shared_double < total) {  // never every token: the heaviest stay
-        prefix = candidate;
-        removed = shared_double;
-      }
+      return shared_double;
+    };
+    unsigned int prefix = 0u;
+    for (int b = 29; b > 0; b -= 2) {
+      const TopPCandidates c = top_p_candidates(prefix, b);
+      double high = 0.0;
+      double low = 0.0;
+      double both = 0.0;
+      for_weights([&](int, double w) {
+        if (w > 0.0) add_top_p_mass(w, __float_as_uint(static_cast<float>(w)), c, high, low, both);
+      });
+      high = reduced(high);
+      low = reduced(low);
+      both = reduced(both);
+      take_top_p_bits(c, high, low, both, limit, total, prefix, removed);
     }
     tau = prefix;
     // Nothing at or below the smallest weight fits: tau = 0 removes only zero weights (removed stays 0).
   }
-  auto after_p = [&](int j) -> double {
-    const double w = weight(j);
+  auto cut_p = [&](double w) -> double {
     if (w <= 0.0) return 0.0;
     if (filter_p && __float_as_uint(static_cast<float>(w)) <= tau) return 0.0;
     return w;
   };
+  auto after_p = [&](int j) -> double { return cut_p(weight(j)); };
 
   // 4b. min-p: of the tokens top-p left, those with a float weight below min_p go.
   const bool filter_min = mp > 0.f;
   if (filter_min) {
     double mass = 0.0;
-    for (int j = tid; j < count; j += kThreads) {
-      const double w = after_p(j);
+    for_weights([&](int, double w0) {
+      const double w = cut_p(w0);
       if (w > 0.0 && static_cast<float>(w) < mp) mass += w;
-    }
+    });
     __syncthreads();  // reduce_tmp and shared_double are reused
     mass = Reduce(reduce_tmp).Sum(mass);
     if (tid == 0) shared_double = mass;
@@ -297,10 +366,13 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   }
   __syncthreads();
   double offset = 0.0;
+  int my_last = -1;  // this thread's last kept token (tokens rise with j): needed only if no prefix sum exceeds u W'
+  double next = tid < count ? kept(tid) : 0.0;  // each chunk's weight is loaded during the previous chunk's scan
   for (int base = 0; base < count; base += kThreads) {
     const int j = base + tid;
-    const double w = j < count ? kept(j) : 0.0;
-    if (w > 0.0) atomicMax(&last_kept, token_of(j));
+    const double w = next;
+    next = j + kThreads < count ? kept(j + kThreads) : 0.0;
+    if (w > 0.0) my_last = token_of(j);
     double inclusive;
     double chunk;
     Scan(scan_tmp).InclusiveSum(w, inclusive, chunk);
@@ -309,6 +381,10 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     __syncthreads();
     if (found != INT_MAX) break;
     offset += chunk;
+  }
+  if (found == INT_MAX) {  // (the same for every thread: read after the loop's last barrier)
+    if (my_last >= 0) atomicMax(&last_kept, my_last);
+    __syncthreads();
   }
   if (tid == 0) {
     const int token = found != INT_MAX ? found : last_kept;  // last_kept >= 0: the heaviest tokens stay
@@ -335,7 +411,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     float best_s = -INFINITY;
     int best_t = INT_MAX;
     for (int j = tid; j < count; j += kThreads) {
-      const float sj = s_of(j);
+      const float sj = s_fresh_of(j);
       if (no_cut ? !(sj > -INFINITY && ordered(sj) >= kth) : kept(j) <= 0.0) continue;
       const int tj = token_of(j);
       const bool after = sj < ps || (sj == ps && tj > pt);

@@ -171,7 +171,7 @@ public final class EngineFeaturesMain {
       out.println("EngineFeaturesMain: decode paths: " + detail);
       rows.add(row("engine: decode paths", "info", detail));
       if (cudaOps != null) {
-        rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, perToken[2], out));
+        rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, kinds[5], perToken[2], out));
       }
 
       if (cudaOps != null) {
@@ -294,28 +294,32 @@ public final class EngineFeaturesMain {
   }
 
   /**
-   * The sampler's weights cache (session 21, {@code CudaOps.useSamplerWeights}): the sampled request of the decode
-   * paths again with it on; its tokens must not change (FAIL), and its ms/token against {@code without} (the same
-   * request just before, cache off) says whether top-p's rounds were what cost.
+   * The sampler's scratch row (sessions 21-22, {@code CudaOps.useSamplerWeights}): the sampled (top-p) and min-p
+   * requests of the decode paths again, each off then on; tokens must not change (FAIL), and the ms/token says what
+   * the passes' divisions and {@code expf}s cost (top-p against {@code without}, its run just before, cache off).
    */
   private static String samplerWeightsRow(OptModel model, OptTokenizer tokenizer,
-      io.github.optjava.backend.cuda.CudaOps cudaOps, int[] prompt, SamplingParams sampled, double without,
-      PrintStream out) {
+      io.github.optjava.backend.cuda.CudaOps cudaOps, int[] prompt, SamplingParams topP, SamplingParams minP,
+      double without, PrintStream out) {
     boolean setting = cudaOps.usesSamplerWeights();
-    Result off;
-    Result on;
+    Result[] off = new Result[2];
+    Result[] on = new Result[2];
+    SamplingParams[] kinds = {topP, minP};
     try {
-      cudaOps.useSamplerWeights(false);
-      off = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
-      cudaOps.useSamplerWeights(true);
-      on = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
+      for (int k = 0; k < 2; k++) {
+        cudaOps.useSamplerWeights(false);
+        off[k] = lookupRun(model, tokenizer, prompt, kinds[k], 0, 1);
+        cudaOps.useSamplerWeights(true);
+        on[k] = lookupRun(model, tokenizer, prompt, kinds[k], 0, 1);
+      }
     } finally {
       cudaOps.useSamplerWeights(setting);
     }
-    boolean equal = off.tokens.equals(on.tokens);
+    boolean equal = off[0].tokens.equals(on[0].tokens) && off[1].tokens.equals(on[1].tokens);
     String detail = String.format(Locale.ROOT, "batch 1, sampled t=0.8 top-p 0.9: %.3f ms/token (before: %.3f) -> "
-        + "%.3f with the weights cache (%.2fx), tokens %s", off.sequentialMs, without, on.sequentialMs,
-        off.sequentialMs / on.sequentialMs, equal ? "equal" : "DIFFER");
+        + "%.3f with the scratch row (%.2fx); t=0.8 min-p 0.05: %.3f -> %.3f (%.2fx); tokens %s", off[0].sequentialMs,
+        without, on[0].sequentialMs, off[0].sequentialMs / on[0].sequentialMs, off[1].sequentialMs,
+        on[1].sequentialMs, off[1].sequentialMs / on[1].sequentialMs, equal ? "equal" : "DIFFER");
     out.println("EngineFeaturesMain: sampler weights: " + detail);
     return row("engine: sampler weights cache", equal ? "ok" : "FAIL", detail);
   }

@@ -1939,14 +1939,15 @@ public final class CudaOps implements Ops {
   }
 
   /**
-   * Whether the sampler keeps each row's weights in scratch memory for top-p's rounds (a parity test and the device
-   * check's engine row run both; see {@code opt.cuda.samplerWeights}).
+   * Whether the sampler keeps each row's s and then its weights in scratch memory, so that its passes after the
+   * first read them back instead of dividing and exponentiating again (a parity test and the device check's engine
+   * row run both; see {@code opt.cuda.samplerWeights}).
    */
   public void useSamplerWeights(boolean on) {
     samplerWeights = on;
   }
 
-  /** Whether the sampler keeps each row's weights for top-p's rounds. */
+  /** Whether the sampler keeps each row's s and weights in scratch memory. */
   public boolean usesSamplerWeights() {
     return samplerWeights;
   }
@@ -2077,7 +2078,7 @@ public final class CudaOps implements Ops {
     long paramsAt = f32Bytes + readBytes;
     long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
     long weightsAt = uniformAt + 8L * Math.max(n, 1);
-    boolean cacheWeights = samplerWeights && anyDrawnBelow1(temperature, topP); // only top-p's rounds gain
+    boolean cacheWeights = samplerWeights; // s, then the weights: each pass after the first reads them back
     Pointer scratch = argmaxScratch(weightsAt + (cacheWeights ? 4L * n * vocab : 0));
     FloatPointer weights = cacheWeights ? new FloatPointer(IndexUploads.at(scratch, weightsAt / 4)) : null;
     FloatPointer values = logitsAsFloat32(s, scratch, "sample");
@@ -2164,15 +2165,6 @@ public final class CudaOps implements Ops {
   }
 
   /** Whether a drawn row (not a greedy one: temperature 0, sent with top-p 1) has top-p. */
-  private static boolean anyDrawnBelow1(float[] temperature, float[] topP) {
-    for (int r = 0; r < topP.length; r++) {
-      if (temperature[r] != 0f && topP[r] < 1) {
-        return true;
-      }
-    }
-    return false;
-  }
-
   private static boolean anyAbove0(float[] v) {
     for (float x : v) {
       if (x > 0) {

@@ -144,12 +144,13 @@ final class CudaSwitches {
   static final boolean DEVICE_MIXED_PICKS =
       !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMixedPicks"));
   /**
-   * {@code -Dopt.cuda.samplerWeights=true}: the sampler computes each row's weights once into scratch memory and its
-   * top-p rounds read them back, instead of recomputing a division and an {@code expf} per token in each of 32 rounds
-   * (the same bits). On the H200 (session 21) a batch-1 top-p draw cost ≈ 0.7 ms, half again an opt-1.3b step.
-   * Written in session 21 without a GPU: off until check_ops groups {@code sample}, {@code minp} and
-   * {@code sampletop} (each runs both ways and compares the bits) and the tag {@code gpu-new-samplerweights} pass and
-   * the row {@code engine: sampler weights cache} shows the sampled request faster with it.
+   * {@code -Dopt.cuda.samplerWeights=true}: the sampler keeps each row's s = logit / temperature, then its weights,
+   * in scratch memory, and its later passes (top-k's, top-p's 15, min-p's, the draw's) read them back instead of
+   * recomputing a division and an {@code expf} per token in each (the same bits). On the H200 (session 21) a batch-1
+   * top-p draw cost ≈ 0.7 ms, half again an opt-1.3b step, and a min-p one ≈ 0.15 ms. Written in sessions 21 and 22
+   * without a GPU: off until check_ops groups {@code sample}, {@code minp} and {@code sampletop} (each runs both ways
+   * and compares the bits) and the tag {@code gpu-new-samplerweights} pass and the row {@code engine: sampler weights
+   * cache} shows the sampled request faster with it.
    */
   static final boolean SAMPLER_WEIGHTS = Boolean.getBoolean("opt.cuda.samplerWeights");
   /**

@@ -695,8 +695,9 @@ class CudaOpsParityTest {
   }
 
   /**
-   * The sampler's weights cache (session 21, {@code -Dopt.cuda.samplerWeights}): the same tokens, log-probs and
-   * alternatives, bit for bit, as without it, on rows with top-p (where it is used) and the other cuts.
+   * The sampler's scratch row (sessions 21-22, {@code -Dopt.cuda.samplerWeights}: s, then the weights, read back by
+   * every later pass): the same tokens, log-probs and alternatives, bit for bit, as without it, on rows with every
+   * cut (a top-k whose tokens are gathered, top-p, min-p, none).
    */
   @ParameterizedTest(name = "{0} rows={1} cols={2}")
   @MethodSource("cases")

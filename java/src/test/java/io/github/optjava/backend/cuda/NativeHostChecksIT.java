@@ -18,7 +18,8 @@ import org.junit.jupiter.api.io.TempDir;
  * The CPU-side checks of our kernels' code that need no GPU, so that CI (which has nvcc and no GPU) keeps them true:
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
  * the host against the loop it replaced, bit for bit ({@code argmax_scan_test.cu} does the same for the argmax
- * kernel's scans, {@code int8_widen_test.cu} for the int8 kernels' widening of every byte); {@code native/dev/emu_fa}, {@code emu_split},
+ * kernel's scans, {@code int8_widen_test.cu} for the int8 kernels' widening of every byte, {@code
+ * topp_search_test.cu} for the sampler's top-p search); {@code native/dev/emu_fa}, {@code emu_split},
  * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
  * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
  * kernel (a thread group per key row), the vector layer norm, and the matrix-vector Linear with split rows (copies
@@ -40,6 +41,12 @@ class NativeHostChecksIT {
   @Test
   void argmaxScansEqualTheOneAtATimeLoops() throws Exception {
     hostCheckPasses("argmax_scan_test", true);
+  }
+
+  /** sample.cu's top-p search, two bits per pass (session 22), against the one-bit search: the same cut, bits. */
+  @Test
+  void topPSearchEqualsTheOneBitSearch() throws Exception {
+    hostCheckPasses("topp_search_test", true);
   }
 
   /** linear_int8.cu's widen_int8 (the float bits of 2^23 + byte, session 18) against a plain cast, every byte. */
