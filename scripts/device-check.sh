@@ -35,7 +35,7 @@
 # a full check: host facts, Java, libraries, copy bandwidth, then per shape 1.3b, 6.7b, 125m HF's static cache +
 # torch.compile at batch 32 followed by ours and HF eager at batch 32 (#5's batch-32 target, one pair per call), then
 # (time left) the diagnostics the full check leaves out: prompts of new lengths (PrefillLengthsMain, lazy and eager
-# module loading), a per-op profile of 125m's 2047-token prefill, an ncu table of a 6.7b batch-1 step; then 1.3b at
+# module loading), a per-op profile of 125m's 2047-token prefill, ncu tables of a 6.7b batch-1 and batch-32 step; then 1.3b at
 # batch 1 and 128 and the 2047-token prefill against HF eager, an ncu table of a batch-32 step, and the table; no
 # JUnit, check_ops, HF logit comparison or variants. Estimate: ≈ 60-90 s per shape's batch-32 part (1.3b: ≈ 70 s in
 # session 18), ≈ 230 s for the three, ≈ 150 s for the diagnostics.
@@ -703,6 +703,9 @@ if [ "$peer_only" = 1 ]; then
   PROFILE_SHAPE=125m profile_run prefill-2047-125m --batch 1 --prompt-len 2047 --gen-len 0
   # what bounds 6.7b's batch-1 step (81-82 % of the bandwidth limit, target 85 %)
   ncu_run decode-b1-6.7b 6.7b 1
+  # what bounds 6.7b's batch-32 step (1.39x HF compiled on the H200, target 1.5x: the GEMMs' copy rate against the
+  # grouped attention's, whose KV bytes are ~1/5 of the step's there; never profiled at 6.7b)
+  ncu_run decode-b32-6.7b 6.7b 32
   SPEED_BATCHES=1,128 speed_shape 1.3b                    75   45  100  100   20
   ncu_run decode-b32 1.3b 32
 elif [ "$quick" = 1 ]; then
