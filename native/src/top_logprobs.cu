@@ -11,8 +11,8 @@
 //
 // One block per output row: a pass for the row's maximum and sum of exponentials (as opt_token_logprob_f32 computes
 // them), then k rounds, each a scan of the whole row for the best token after the previous round's pick in that
-// order (the row is the previous kernel's output, in L2: k ≤ 20 scans of 200 KB, a few µs each), reduced over the
-// block with warp shuffles.
+// order (the row is the previous kernel's output, in L2: k ≤ 20 scans of 200 KB, a few µs each, eight loads in
+// flight per thread since session 22), reduced over the block with warp shuffles.
 #include <limits.h>
 #include <math.h>
 
@@ -46,6 +46,23 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
   }
 }
 
+// f(i, row[i]) for this thread's elements of the row in order (i = threadIdx.x, + blockDim.x, ...), eight loads in
+// flight (session 22): one at a time, each pass over a 200 KB row waited on L2's latency ~100 times per thread. The
+// order per thread is the loop's, so sums keep their bits and picks their ties.
+template <class F>
+__device__ __forceinline__ void for_row(const float* __restrict__ row, int vocab, F&& f) {
+  const int stride = static_cast<int>(blockDim.x);
+  int i = static_cast<int>(threadIdx.x);
+  for (; i + 7 * stride < vocab; i += 8 * stride) {
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = row[i + u * stride];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) f(i + u * stride, v[u]);
+  }
+  for (; i < vocab; i += stride) f(i, row[i]);
+}
+
 // The row's maximum (fmaxf: NaN entries skipped) and whether it holds a NaN, for every thread of the block.
 __device__ __forceinline__ float row_max(const float* __restrict__ row, int vocab, bool& has_nan) {
   __shared__ float warp_m[kWarp];
@@ -53,11 +70,12 @@ __device__ __forceinline__ float row_max(const float* __restrict__ row, int voca
   if (threadIdx.x == 0) nan_s = 0;
   __syncthreads();
   float m = -INFINITY;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-    const float v = row[i];
-    if (isnan(v)) nan_s = 1;  // every writer writes 1
+  bool nan = false;
+  for_row(row, vocab, [&](int, float v) {
+    nan = nan || isnan(v);
     m = fmaxf(m, v);
-  }
+  });
+  if (nan) nan_s = 1;  // every writer writes 1
   for (int offset = kWarp / 2; offset > 0; offset /= 2) m = fmaxf(m, __shfl_xor_sync(0xffffffffu, m, offset));
   const int lane = threadIdx.x % kWarp;
   if (lane == 0) warp_m[threadIdx.x / kWarp] = m;
@@ -77,11 +95,11 @@ __device__ __forceinline__ void list_nothing(int32_t* out_ids, float* out_val, i
   }
 }
 
-// k rounds, each the best (key(i), i) after the previous round's pick that is listable (kListNegInf: -inf keys too,
-// else only keys above -inf); out_ids[r] = i, out_val[r] = key - shift; -1 and NaN after the last listed.
+// k rounds, each the best (key(row[i]), i) after the previous round's pick that is listable (kListNegInf: -inf keys
+// too, else only keys above -inf); out_ids[r] = i, out_val[r] = key - shift; -1 and NaN after the last listed.
 template <bool kListNegInf, class Key>
-__device__ void top_k_rounds(int32_t* __restrict__ out_ids, float* __restrict__ out_val, int vocab, int k,
-                             const Key& key, float shift) {
+__device__ void top_k_rounds(int32_t* __restrict__ out_ids, float* __restrict__ out_val, const float* __restrict__ row,
+                             int vocab, int k, const Key& key, float shift) {
   __shared__ float warp_v[kWarp];
   __shared__ int warp_i[kWarp];
   __shared__ float pick_v;
@@ -94,13 +112,13 @@ __device__ void top_k_rounds(int32_t* __restrict__ out_ids, float* __restrict__ 
   for (int r = 0; r < k; ++r) {
     float best_v = -INFINITY;  // the sentinel: every listable token comes before it (id INT_MAX)
     int best_i = INT_MAX;
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
-      const float v = key(i);
+    for_row(row, vocab, [&](int i, float raw) {
+      const float v = key(raw);
       if ((kListNegInf || v > -INFINITY) && after(v, i, pv, pi) && before(v, i, best_v, best_i)) {
         best_v = v;
         best_i = i;
       }
-    }
+    });
     warp_best(best_v, best_i);
     __syncthreads();  // the previous round's readers of warp_v / pick_* are done
     if (lane == 0) {
@@ -138,13 +156,11 @@ __global__ void top_logprobs_kernel(int32_t* __restrict__ out_ids, float* __rest
   const float m = row_max(row, vocab, has_nan);
   // The log-sum-exp (RowMath.logSumExp's rules).
   float sum = 0.f;
-  if (isfinite(m)) {
-    for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
-  }
+  if (isfinite(m)) for_row(row, vocab, [&](int, float v) { sum += expf(v - m); });
   sum = block_sum(sum);
   const float lse = has_nan ? __int_as_float(0x7fc00000) : isfinite(m) ? m + logf(sum) : m;
   top_k_rounds<false>(out_ids + static_cast<size_t>(blockIdx.x) * k, out_lp + static_cast<size_t>(blockIdx.x) * k,
-                      vocab, k, [row](int i) { return row[i]; }, lse);
+                      row, vocab, k, [](float v) { return v; }, lse);
 }
 
 // grid.x = n beams; beam j reads logits row row_of[j] with its score base[j]; out_ids / out_scores (n, k).
@@ -164,16 +180,15 @@ __global__ void beam_topk_kernel(int32_t* __restrict__ out_ids, float* __restric
   }
   const float b = base[blockIdx.x];
   if (log_probs) {
-    top_k_rounds<true>(ids, scores, vocab, k, [row, b](int i) { return __fadd_rn(row[i], b); }, 0.f);
+    top_k_rounds<true>(ids, scores, row, vocab, k, [b](float v) { return __fadd_rn(v, b); }, 0.f);
     return;
   }
   float sum = 0.f;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  for_row(row, vocab, [&](int, float v) { sum += expf(v - m); });
   const float log_sum = logf(block_sum(sum));
   // torch's float32 log_softmax, (x - max) - log(sum), then + the beam's score: three float roundings, no fma.
-  top_k_rounds<true>(ids, scores, vocab, k,
-                     [row, m, log_sum, b](int i) { return __fadd_rn(__fsub_rn(__fsub_rn(row[i], m), log_sum), b); },
-                     0.f);
+  top_k_rounds<true>(ids, scores, row, vocab, k,
+                     [m, log_sum, b](float v) { return __fadd_rn(__fsub_rn(__fsub_rn(v, m), log_sum), b); }, 0.f);
 }
 
 // grid.x = rows: out = log_softmax(logits) per row in float32 ((x - max) - log(sum(exp(x - max)))); a row holding a
@@ -188,7 +203,7 @@ __global__ void log_softmax_rows_kernel(float* __restrict__ out, const float* __
     return;
   }
   float sum = 0.f;
-  for (int i = threadIdx.x; i < vocab; i += blockDim.x) sum += expf(row[i] - m);
+  for_row(row, vocab, [&](int, float v) { sum += expf(v - m); });
   const float log_sum = logf(block_sum(sum));
   for (int i = threadIdx.x; i < vocab; i += blockDim.x) o[i] = __fsub_rn(__fsub_rn(row[i], m), log_sum);
 }
