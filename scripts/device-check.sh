@@ -281,10 +281,11 @@ else
   # beams (session 20): beam search's candidates on the device (opt_beam_topk_f32; default without processors).
   # minp (session 20): the sampler's min-p cut (opt_sample_rows_f32; default for sampled requests with min-p).
   # sampletop (session 20): a sampled request's log-prob alternatives listed by the sampler (opt_sample_rows_top_f32).
-  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 logprob sample minp sampletop chained fa score combine edits toplp beams"
+  # tclinear (session 22): the tensor-core Linear for 1-32 rows, 16-bit and int8 weights (-Dopt.cuda.tcLinear, off).
+  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 tclinear logprob sample minp sampletop chained fa score combine edits toplp beams"
   # quick: what changed since session 11's runs (gemv shares the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 split grouped combine vecnorm edits toplp beams logprob sample minp sampletop"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 tclinear split grouped combine vecnorm edits toplp beams logprob sample minp sampletop"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -310,7 +311,7 @@ new_cap=150 new_keep=200 new_min=60
 # session 13) and gpu-new-lttune (cuBLASLt's algorithms chosen by timing, session 14) have no kernel of their own:
 # they always run.
 new_excl=()
-for k in fa score combine gemvsplit int8 grouped vecnorm edits toplp beams minp sampletop; do
+for k in fa score combine gemvsplit int8 tclinear grouped vecnorm edits toplp beams minp sampletop; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 # gpu-new-mixed (session 21: greedy and sampled rows in one step) has no kernel of its own: it runs the sampler's
@@ -362,10 +363,20 @@ fi
 # when check_ops int8 passed: opt-1.3b decode at batch 1 and 8 and the 2047-token prefill (never measured: session
 # 17's budget ended before it), engine cuda:0-f16-int8 in the variants table.
 int8_run() {
+  local tc=""
+  # the tensor-core Linear (session 22, -Dopt.cuda.tcLinear): int8 at every batch, where batch 8 ran 0.54x fp16
+  case "$passed_groups" in *" tclinear "*) tc=";tclinear=32" ;; esac
   case "$passed_groups" in *" int8 "*)
-    variant_run "opt-1.3b int8" 60 --shape 1.3b --quantize int8 \
-      --batch 1,8 --prompt-len 128 --gen-len 128 --prefill-len 2047 --variants "default" ;;
+    variant_run "opt-1.3b int8" 70 --shape 1.3b --quantize int8 \
+      --batch 1,8,32 --prompt-len 128 --gen-len 128 --prefill-len 2047 --variants "default$tc" ;;
   *) row "variants opt-1.3b int8" "skip" "check_ops int8 did not pass" ;;
+  esac
+  # fp16 at 2-32 rows: the tensor-core kernel against cuBLASLt (batch 32 of 6.7b is #5's missed 1.5x target)
+  case "$passed_groups" in *" tclinear "*)
+    variant_run "opt-1.3b tclinear" 60 --shape 1.3b --batch 2,8,32 --prompt-len 128 --gen-len 128 \
+      --variants "default;tclinear=32"
+    variant_run "opt-6.7b tclinear" 75 --shape 6.7b --batch 32 --prompt-len 128 --gen-len 128 \
+      --variants "default;tclinear=32" ;;
   esac
   return 0
 }
@@ -376,6 +387,7 @@ int8_run() {
 #   case "$passed_groups" in *" mygroup "*) f+=" -Dopt.cuda.myKernel=true" ;; esac
 new_decode_flags() {
   local f=""
+  case "$passed_groups" in *" tclinear "*) f+=" -Dopt.cuda.tcLinear=32" ;; esac
   echo "${f# }"
 }
 # Session 17's new defaults against the kernels they replaced, in one process: the per-key split-KV attention, the
@@ -735,12 +747,16 @@ else
     variant_run "opt-6.7b decode" 75 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
       --variants "default$old_kernel_variants"
   fi
-  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
+  # (session 22: the flag is the tensor-core Linear, which takes 2-32 rows of fp16: its kernels' µs and GB/s at batch 8)
+  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b8-new 1.3b 8
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   20
   # Whether a persistent decode kernel would beat the graph of kernels (docs/perf.md, "persistent decode kernel"):
-  # the same layer work as a graph of 8 kernels per layer (A) and as one cooperative kernel with grid barriers (B, C)
-  if [ -x target/persistent_probe ] && [ $(( budget - SECONDS - tail_s )) -ge 30 ]; then
+  # the same layer work as a graph of 8 kernels per layer (A) and as one cooperative kernel with grid barriers (B, C).
+  # Settled on the H200 in session 21 (dropped: B <= 1.04x A), so it runs only with DEVICE_CHECK_PROBE=1 now.
+  if [ "${DEVICE_CHECK_PROBE:-0}" != 1 ]; then
+    row "persistent probe" "skip" "settled in session 21 (DEVICE_CHECK_PROBE=1 runs it)"
+  elif [ -x target/persistent_probe ] && [ $(( budget - SECONDS - tail_s )) -ge 30 ]; then
     timeout -k 5 "$(cap 60 "$tail_s")" target/persistent_probe all > "$W/persistent_probe.log" 2>&1
     pprc=$?
     while IFS= read -r line; do

@@ -4,7 +4,7 @@
 // and exits with status 1 when any is over its tolerance. Not shipped, not built by Maven.
 //
 //   nvcc -O2 -arch=sm_90 -I native/include native/dev/check_ops.cu native/src/*.cu -o check_ops && ./check_ops
-//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample chained edits toplp; see run_group)
+//   ./check_ops tc gemv      only these groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample chained edits toplp; see run_group)
 //
 // Error measure: max over elements of |gpu - ref| / max(1, |ref|); the reference sees the inputs exactly
 // as stored (already rounded to the storage type), so the error is the kernel's own: float32 accumulation
@@ -151,6 +151,8 @@ struct K<F16> {
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_f16;
   static constexpr auto linear_int8_small = opt_linear_int8_small_f16;
   static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_f16;
+  static constexpr auto linear_tc = opt_linear_tc_f16;
+  static constexpr auto linear_tc_qkv = opt_linear_tc_qkv_f16;
   static constexpr auto dequant_int8 = opt_dequant_int8_f16;
   static constexpr auto gather_rows = opt_gather_rows_f16;
   static constexpr auto to_f32 = opt_to_f32_f16;
@@ -176,6 +178,8 @@ struct K<BF16> {
   static constexpr auto linear_small_qkv = opt_linear_small_qkv_bf16;
   static constexpr auto linear_int8_small = opt_linear_int8_small_bf16;
   static constexpr auto linear_int8_small_qkv = opt_linear_int8_small_qkv_bf16;
+  static constexpr auto linear_tc = opt_linear_tc_bf16;
+  static constexpr auto linear_tc_qkv = opt_linear_tc_qkv_bf16;
   static constexpr auto dequant_int8 = opt_dequant_int8_bf16;
   static constexpr auto gather_rows = opt_gather_rows_bf16;
   static constexpr auto to_f32 = opt_to_f32_bf16;
@@ -612,6 +616,148 @@ void check_linear_int8_qkv(int m, int k, int width, int split) {
   report("linear_int8_small_qkv " + std::to_string(m) + "x" + std::to_string(k) + " width " + std::to_string(width) +
              " split " + std::to_string(split),
          D::name(), err, D::tol);
+}
+
+// opt_linear_tc_<dt> and opt_linear_int8_tc_f16 (session 22, not yet run on a GPU): the tensor-core Linear for 1–32
+// rows against a double reference, 16-bit weights (D) or int8 ones (fp16 activations); the output poisoned first, a
+// second launch the same bits (split > 1 adds the warps' sums in a fixed order).
+template <class D>
+void check_linear_tc(int m, int k, int n, bool int8, bool with_bias, bool relu, int split) {
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k, 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(n, 0.f, 1.f);
+  const Host<D> w = random_tensor<D>(int8 ? 1 : static_cast<size_t>(n) * k, 0.f, 1.f / std::sqrt(static_cast<float>(k)));
+  const Int8Weights w8 = random_int8(int8 ? n : 1, int8 ? k : 1);
+  DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_out(static_cast<size_t>(m) * n),
+      d_again(static_cast<size_t>(m) * n);
+  DevBuf<int8_t> d_q(w8.q);
+  DevBuf<float> d_s(w8.scales);
+  CHECK_CUDA(cudaMemsetAsync(d_out.ptr, 0xff, d_out.n * sizeof(typename D::W), g_stream));
+  for (DevBuf<typename D::W>* o : {&d_out, &d_again}) {
+    if (int8) {
+      expect_ok(opt_linear_int8_tc_f16(o->ptr, d_x.ptr, d_q.ptr, d_s.ptr, with_bias ? d_bias.ptr : nullptr, m, k, n,
+                                       relu ? 1 : 0, split, g_stream),
+                "linear_int8_tc");
+    } else {
+      expect_ok(K<D>::linear_tc(o->ptr, d_x.ptr, d_w.ptr, with_bias ? d_bias.ptr : nullptr, m, k, n, relu ? 1 : 0,
+                                split, g_stream),
+                "linear_tc");
+    }
+  }
+  std::vector<double> ref(static_cast<size_t>(m) * n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < n; ++j) {
+      double v = 0.0;
+      for (int e = 0; e < k; ++e) {
+        const size_t we = static_cast<size_t>(j) * k + e;
+        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * (int8 ? w8.q[we] : w.values[we]);
+      }
+      v = (int8 ? v * w8.scales[j] : v) + (with_bias ? bias.values[j] : 0.0);
+      ref[static_cast<size_t>(i) * n + j] = relu ? std::max(v, 0.0) : v;
+    }
+  }
+  std::string op = std::string(int8 ? "linear_int8_tc " : "linear_tc ") + std::to_string(m) + "x" +
+                   std::to_string(k) + "x" + std::to_string(n) + (with_bias ? " b" : "") + (relu ? " relu" : "") +
+                   " split " + std::to_string(split);
+  report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
+  if (d_again.download() != d_out.download()) report(op + ": two launches differ", D::name(), 1.0, 0.0);
+}
+
+// The q/k/v forms: opt_linear_small_qkv's epilogue (row m - 1 has slot -1 when m > 1; the cache's other rows keep
+// what they held).
+template <class D>
+void check_linear_tc_qkv(int m, int k, int width, bool int8, int split) {
+  const int cache_slots = 3 * m + 5;
+  const Host<D> x = random_tensor<D>(static_cast<size_t>(m) * k, 0.f, 1.f);
+  const Host<D> bias = random_tensor<D>(static_cast<size_t>(3) * width, 0.f, 1.f);
+  const Host<D> cache_k = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Host<D> cache_v = random_tensor<D>(static_cast<size_t>(cache_slots) * width, 0.f, 1.f);
+  const Host<D> w = random_tensor<D>(int8 ? 1 : static_cast<size_t>(3) * width * k, 0.f,
+                                     1.f / std::sqrt(static_cast<float>(k)));
+  const Int8Weights w8 = random_int8(int8 ? 3 * width : 1, int8 ? k : 1);
+  std::vector<int32_t> slots(m);
+  for (int i = 0; i < m; ++i) slots[i] = 3 * i + 1;
+  if (m > 1) slots[m - 1] = -1;
+  DevBuf<typename D::W> d_x(x.words), d_w(w.words), d_bias(bias.words), d_q(static_cast<size_t>(m) * width),
+      d_k(cache_k.words), d_v(cache_v.words);
+  DevBuf<int8_t> d_q8(w8.q);
+  DevBuf<float> d_s(w8.scales);
+  DevBuf<int32_t> d_slots(slots);
+  CHECK_CUDA(cudaMemsetAsync(d_q.ptr, 0xff, d_q.n * sizeof(typename D::W), g_stream));
+  if (int8) {
+    expect_ok(opt_linear_int8_tc_qkv_f16(d_q.ptr, d_k.ptr, d_v.ptr, d_x.ptr, d_q8.ptr, d_s.ptr, d_bias.ptr,
+                                         d_slots.ptr, m, k, width, cache_slots, split, g_stream),
+              "linear_int8_tc_qkv");
+  } else {
+    expect_ok(K<D>::linear_tc_qkv(d_q.ptr, d_k.ptr, d_v.ptr, d_x.ptr, d_w.ptr, d_bias.ptr, d_slots.ptr, m, k, width,
+                                  cache_slots, split, g_stream),
+              "linear_tc_qkv");
+  }
+  std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
+      ref_v(cache_v.values.begin(), cache_v.values.end());
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < 3 * width; ++j) {
+      double v = 0.0;
+      for (int e = 0; e < k; ++e) {
+        const size_t we = static_cast<size_t>(j) * k + e;
+        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * (int8 ? w8.q[we] : w.values[we]);
+      }
+      v = (int8 ? v * w8.scales[j] : v) + bias.values[j];
+      const int part = j / width, col = j % width;
+      if (part == 0) {
+        ref_q[static_cast<size_t>(i) * width + col] = v;
+      } else if (slots[i] >= 0) {
+        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
+      }
+    }
+  }
+  const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
+                               max_error(widen_all<D>(d_k.download()), ref_k),
+                               max_error(widen_all<D>(d_v.download()), ref_v)});
+  report(std::string(int8 ? "linear_int8_tc_qkv " : "linear_tc_qkv ") + std::to_string(m) + "x" + std::to_string(k) +
+             " width " + std::to_string(width) + " split " + std::to_string(split),
+         D::name(), err, D::tol);
+}
+
+// Group tclinear: row counts around the tile edges (1, 2, 8, 9, 16, 17, 31, 32), OPT-like and odd shapes (outputs not
+// a multiple of 32: the last group's tail; k of one or two steps: warps of a group with no steps), every split, then
+// the refusals (the caller takes another path on them).
+template <class D>
+void check_linear_tc_all(bool int8) {
+  const int step = int8 ? 64 : 32;
+  for (int split : {1, 2, 4, 8, 0}) {
+    check_linear_tc<D>(1, 2048, 2048, int8, true, false, split);   // opt-1.3b's out_proj at batch 1
+    check_linear_tc<D>(8, 2048, 2048, int8, true, false, split);
+    check_linear_tc<D>(32, 8192, 256, int8, true, true, split);    // fc2-like: long rows, few outputs
+    check_linear_tc<D>(17, 768, 301, int8, true, true, split);     // 301 outputs: a partial group of 32
+    check_linear_tc<D>(2, step, 48, int8, false, true, split);     // one step: most warps of a group idle
+    check_linear_tc<D>(9, 2 * step, 33, int8, true, false, split);
+    check_linear_tc_qkv<D>(1, 2048, 256, int8, split);
+    check_linear_tc_qkv<D>(5, 2 * step, 42, int8, split);
+  }
+  for (int m : {1, 2, 7, 8, 9, 15, 16, 17, 24, 31, 32}) check_linear_tc<D>(m, 1024, 160, int8, true, m % 2 == 0, 0);
+  check_linear_tc_qkv<D>(32, 1024, 128, int8, 0);
+  int wrong = 0;
+  auto refused = [&](int status, const char* what) {
+    if (status != 1) {  // cudaErrorInvalidValue
+      std::fprintf(stderr, "linear_tc refusal (%s): status %d\n", what, status);
+      ++wrong;
+    }
+  };
+  DevBuf<typename D::W> d_x(static_cast<size_t>(33) * 4 * step + 8), d_w(static_cast<size_t>(64) * 4 * step),
+      d_out(static_cast<size_t>(33) * 64);
+  DevBuf<int8_t> d_q(static_cast<size_t>(64) * 4 * step);
+  DevBuf<float> d_s(64);
+  auto run = [&](const typename D::W* x, int m, int k, int split, bool scales) {
+    return int8 ? opt_linear_int8_tc_f16(d_out.ptr, x, d_q.ptr, scales ? d_s.ptr : nullptr, nullptr, m, k, 64, 0,
+                                         split, g_stream)
+                : K<D>::linear_tc(d_out.ptr, x, d_w.ptr, nullptr, m, k, 64, 0, split, g_stream);
+  };
+  refused(run(d_x.ptr, 33, 4 * step, 0, true), "33 rows");
+  refused(run(d_x.ptr, 4, 4 * step - 16, 0, true), "k not a whole step");
+  refused(run(d_x.ptr + 1, 4, 4 * step, 0, true), "x not 16-byte aligned");
+  refused(run(d_x.ptr, 4, 4 * step, 3, true), "split 3");
+  if (int8) refused(run(d_x.ptr, 4, 4 * step, 0, false), "int8 without scales");
+  report(std::string(int8 ? "linear_int8_tc" : "linear_tc") + " refusals (wrong statuses)", D::name(), wrong, 0.0);
 }
 
 template <class D>
@@ -1904,6 +2050,10 @@ void run_group(const std::string& group) {
     check_int8_all<F32>();
     check_int8_all<F16>();
     check_int8_all<BF16>();
+  } else if (group == "tclinear") {  // opt_linear_tc_*, opt_linear_int8_tc_f16 (session 22; not yet run on a GPU)
+    check_linear_tc_all<F16>(false);
+    check_linear_tc_all<BF16>(false);
+    check_linear_tc_all<F16>(true);
   } else if (group == "gemvsplit") {  // opt_linear_small(_qkv) with split rows (session 11; not yet run on a GPU)
     check_linear_small_split_all<F32>();
     check_linear_small_split_all<F16>();
@@ -1930,18 +2080,18 @@ void run_group(const std::string& group) {
   }
 }
 
-const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "logprob", "score",
+const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "tclinear", "logprob", "score",
                                "sample", "minp", "sampletop", "chained", "edits", "toplp", "beams"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp sampletop chained edits toplp beams), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample minp sampletop chained edits toplp beams), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 logprob score sample minp sampletop chained edits toplp beams)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample minp sampletop chained edits toplp beams)\n", g.c_str());
       return 2;
     }
   }

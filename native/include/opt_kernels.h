@@ -68,6 +68,7 @@ OPT_API int opt_profiler_range(int on);
 #define OPT_COUNT_GROUPED_SPLIT 0   /* the grouped split-KV attention kernel (attention_grouped.cu) */
 #define OPT_COUNT_VECTOR_LAYERNORM 1 /* the vector layer norm (layernorm.cu, layernorm_vec_kernel) */
 #define OPT_COUNT_SPLIT_GEMV 2      /* linear_small_split_kernel (linear_small.cu; -Dopt.cuda.gemvSplit other than 1) */
+#define OPT_COUNT_TC_LINEAR 3       /* linear_tc_kernel (linear_tc.cu, session 22; -Dopt.cuda.tcLinear) */
 OPT_API long long opt_launch_count(int which);
 
 /*
@@ -212,6 +213,31 @@ OPT_API int opt_linear_int8_small_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, u
                                            const uint16_t* x, const int8_t* w, const float* scales,
                                            const uint16_t* bias, const int32_t* slots, int m, int k, int width,
                                            int cache_slots, int split, cudaStream_t stream);
+/*
+ * Linears for 1 <= m <= 32 rows on the tensor cores (linear_tc.cu; session 22, not yet run on a GPU): the products
+ * and epilogues of opt_linear_small / opt_linear_small_qkv (16-bit weights in the activations' dtype) and of
+ * opt_linear_int8_small / _qkv (int8 weights and float scales, fp16 activations only), float32 sums in the tensor
+ * cores' own order. k must be a multiple of 32 (16-bit weights) or 64 (int8), x and w 16-byte aligned, scales not
+ * NULL for int8 (cudaErrorInvalidValue otherwise: take another path). split: 0 = auto, or 1, 2, 4, 8 warps per
+ * group of 32 outputs (each takes a share of k; their sums are added in a fixed order).
+ */
+OPT_API int opt_linear_tc_f16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m, int k,
+                              int n, int relu, int split, cudaStream_t stream);
+OPT_API int opt_linear_tc_bf16(uint16_t* out, const uint16_t* x, const uint16_t* w, const uint16_t* bias, int m,
+                               int k, int n, int relu, int split, cudaStream_t stream);
+OPT_API int opt_linear_tc_qkv_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                  const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
+                                  int width, int cache_slots, int split, cudaStream_t stream);
+OPT_API int opt_linear_tc_qkv_bf16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                   const uint16_t* w, const uint16_t* bias, const int32_t* slots, int m, int k,
+                                   int width, int cache_slots, int split, cudaStream_t stream);
+OPT_API int opt_linear_int8_tc_f16(uint16_t* out, const uint16_t* x, const int8_t* w, const float* scales,
+                                   const uint16_t* bias, int m, int k, int n, int relu, int split,
+                                   cudaStream_t stream);
+OPT_API int opt_linear_int8_tc_qkv_f16(uint16_t* q_out, uint16_t* k_cache, uint16_t* v_cache, const uint16_t* x,
+                                       const int8_t* w, const float* scales, const uint16_t* bias,
+                                       const int32_t* slots, int m, int k, int width, int cache_slots, int split,
+                                       cudaStream_t stream);
 OPT_API int opt_dequant_int8_f32(float* out, const int8_t* w, const float* scales, int rows, int cols,
                                  cudaStream_t stream);
 OPT_API int opt_dequant_int8_f16(uint16_t* out, const int8_t* w, const float* scales, int rows, int cols,

@@ -8,7 +8,7 @@
 
 namespace {
 std::atomic<int> g_chained{0};
-constexpr int kLaunchCounters = 3;  // OPT_COUNT_GROUPED_SPLIT .. OPT_COUNT_SPLIT_GEMV
+constexpr int kLaunchCounters = 4;  // OPT_COUNT_GROUPED_SPLIT .. OPT_COUNT_TC_LINEAR
 std::atomic<long long> g_launch_counts[kLaunchCounters];  // zero-initialised (static storage)
 
 // Compiled like every kernel of the library: its PTX version says whether chain_wait() is real code here.

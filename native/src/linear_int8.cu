@@ -27,18 +27,7 @@ using namespace opt::gemv;
 
 constexpr int kInt8PerChunk = 16;
 
-// __byte_perm on the device; the same selection of bytes on the host (native/dev/int8_widen_test.cu runs it there).
-// Result byte k = byte (s >> 4k) & 7 of {x, y} (x bytes 0-3, y bytes 4-7); selectors here stay below 8.
-__host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
-#ifdef __CUDA_ARCH__
-  return __byte_perm(x, y, s);
-#else
-  const uint64_t both = (static_cast<uint64_t>(y) << 32) | x;
-  uint32_t r = 0;
-  for (int k = 0; k < 4; ++k) r |= static_cast<uint32_t>((both >> (8 * ((s >> (4 * k)) & 7))) & 0xFFu) << (8 * k);
-  return r;
-#endif
-}
+// (byte_perm: linear_small.cuh.)
 
 __host__ __device__ __forceinline__ float bits_to_float(uint32_t bits) {
 #ifdef __CUDA_ARCH__

@@ -64,6 +64,20 @@ struct QkvStore {
   }
 };
 
+// (linear_int8.cu's since session 18; linear_tc.cu's since session 22.)
+// __byte_perm on the device; the same selection of bytes on the host (native/dev/int8_widen_test.cu runs it there).
+// Result byte k = byte (s >> 4k) & 7 of {x, y} (x bytes 0-3, y bytes 4-7); selectors here stay below 8.
+__host__ __device__ __forceinline__ uint32_t byte_perm(uint32_t x, uint32_t y, uint32_t s) {
+#ifdef __CUDA_ARCH__
+  return __byte_perm(x, y, s);
+#else
+  const uint64_t both = (static_cast<uint64_t>(y) << 32) | x;
+  uint32_t r = 0;
+  for (int k = 0; k < 4; ++k) r |= static_cast<uint32_t>((both >> (8 * ((s >> (4 * k)) & 7))) & 0xFFu) << (8 * k);
+  return r;
+#endif
+}
+
 // The R weight rows of a warp's outputs j0 .. j0 + R - 1 as 16-byte chunks; a row past n (the last warp's tail)
 // re-reads row n - 1: its sums are never stored.
 template <typename T, int R>

@@ -90,6 +90,7 @@ public final class CudaOps implements Ops {
   private LtGemm lt; // -Dopt.cuda.gemm=lt (or useLtGemm); shares cuBLAS's workspace on the same stream
   private boolean ltTuning = CudaSwitches.LT_TUNE; // -Dopt.cuda.ltTune (or useLtTuning): LtGemm.useTuning
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
+  private int tcRows; // -Dopt.cuda.tcLinear (or useTcLinear): Linears of up to tcRows rows run linear_tc.cu's kernel
   private int gemvSplit; // -Dopt.cuda.gemvSplit (or useGemvSplit): warps per output group, 0 = auto
   private boolean int8Linears; // useInt8Linears: linearWeight quantizes to int8 (CudaInt8Mat)
   private long int8ScratchElements; // the largest int8 Linear weight: the dequantized copy's size for GEMMs
@@ -169,6 +170,7 @@ public final class CudaOps implements Ops {
     this.dtype = dtype;
     this.graphsEnabled = graphs && !CudaSwitches.SYNC && !CudaSwitches.PROFILE;
     this.gemvMaxRows = CudaSwitches.gemvRows(CudaSwitches.GEMV); // bad settings fail before anything is allocated
+    this.tcRows = CudaSwitches.tcLinearRows(CudaSwitches.TC_LINEAR);
     this.gemvSplit = CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT);
     this.groupedSplit = CudaSwitches.groupedSplit();
     this.draftGraphs = CudaSwitches.draftGraphs();
@@ -567,6 +569,10 @@ public final class CudaOps implements Ops {
     }
     require(bias == null || (long) CudaMat.of(bias).rows * CudaMat.of(bias).cols == o.cols,
         () -> "linear: bias " + (bias == null ? null : CudaMat.of(bias)) + " for out " + o);
+    if (tcLinear(in, wt.address(), false)) {
+      linearTc(o, in, wt, bias == null ? null : CudaMat.of(bias), relu);
+      return;
+    }
     boolean small = in.rows >= 1 && in.rows <= gemvMaxRows;
     String name = small ? "linear (gemv)" : "linear";
     if (!launch(name, o.address(), in.address(), wt.address(), bias == null ? 0 : CudaMat.of(bias).address(),
@@ -685,6 +691,10 @@ public final class CudaOps implements Ops {
     require(w.cols == in.cols && o.cols == w.rows && o.rows == in.rows
         && (b == null || (long) b.rows * b.cols == o.cols),
         () -> "linear (int8): x " + in + ", w " + w + ", out " + o + ", bias " + b);
+    if (tcLinear(in, w.address(), true)) {
+      linearInt8Tc(o, in, w, b, relu);
+      return;
+    }
     if (!int8Gemv(in, w)) {
       linear(out, x, dequantized(w), bias, relu);
       return;
@@ -736,6 +746,97 @@ public final class CudaOps implements Ops {
           gemvSplit, stream);
     });
     gemvLaunches++;
+  }
+
+  /**
+   * Whether a Linear of x (rows, k) goes to linear_tc.cu's tensor-core kernel ({@code -Dopt.cuda.tcLinear}, session 22,
+   * off): up to {@link #tcRows} rows, from 2 for 16-bit weights (one row keeps the matrix-vector kernel) and from 1 for
+   * int8 weights, which take fp16 activations only; k in whole steps of the kernel (32 values, or 64 of int8) and x and
+   * the weight 16-byte aligned (the kernel refuses anything else).
+   */
+  private boolean tcLinear(CudaMat in, long weightAddress, boolean int8) {
+    return in.rows >= (int8 ? 1 : 2) && in.rows <= tcRows && (int8 ? dtype == DType.F16 : dtype != DType.F32)
+        && in.cols % (int8 ? 64 : 32) == 0 && in.address() % 16 == 0 && weightAddress % 16 == 0;
+  }
+
+  /** {@link #linear} over a 16-bit weight on the tensor-core kernel ({@link #tcLinear} checked by the caller). */
+  private void linearTc(CudaMat o, CudaMat in, CudaMat wt, CudaMat b, boolean relu) {
+    String name = "linear (tc)";
+    if (!launch(name, o.address(), in.address(), wt.address(), b == null ? 0 : b.address(), relu ? 1 : 0, in.rows,
+        in.cols, o.cols)) {
+      return;
+    }
+    int r = relu ? 1 : 0;
+    ShortPointer bias = b == null ? null : b.bits();
+    op(name, dtype == DType.F16
+        ? OptKernels.opt_linear_tc_f16(o.bits(), in.bits(), wt.bits(), bias, in.rows, in.cols, o.cols, r, 0, stream)
+        : OptKernels.opt_linear_tc_bf16(o.bits(), in.bits(), wt.bits(), bias, in.rows, in.cols, o.cols, r, 0, stream));
+  }
+
+  /** {@link #linear} over an int8 weight on the tensor-core kernel ({@link #tcLinear} checked by the caller). */
+  private void linearInt8Tc(CudaMat o, CudaMat in, CudaInt8Mat w, CudaMat b, boolean relu) {
+    String name = "linear (int8 tc)";
+    if (!launch(name, o.address(), in.address(), w.address(), b == null ? 0 : b.address(), relu ? 1 : 0, in.rows,
+        in.cols, o.cols)) {
+      return;
+    }
+    op(name, OptKernels.opt_linear_int8_tc_f16(o.bits(), in.bits(), w.values(), w.scales(),
+        b == null ? null : b.bits(), in.rows, in.cols, o.cols, relu ? 1 : 0, 0, stream));
+  }
+
+  /**
+   * {@link #qkvProjectAppend} on the tensor-core kernel: the stacked weight (rows × cols) is {@code dense} (16-bit) or
+   * {@code int8} (one of them null; {@link #tcLinear} and the slot count checked by the caller).
+   */
+  private void qkvProjectAppendTc(Mat q, KvStore kv, int layer, CudaMat in, int rows, int cols, long weightAddress,
+      Mat weight, Mat bias, int[] slots) {
+    CudaKvStore s = CudaKvStore.of(kv);
+    CudaMat qm = CudaMat.of(q);
+    CudaMat bs = bias == null ? null : CudaMat.of(bias);
+    int width = s.width;
+    require(rows == 3 * width && cols == in.cols && qm.cols == width && qm.rows >= in.rows
+        && (bs == null || (long) bs.rows * bs.cols == 3L * width),
+        () -> "qkvProjectAppend (tc): q " + qm + ", x " + in + ", w " + weight + ", bias " + bs + ", width " + width);
+    IntPointer d = ints(slots);
+    Pointer kc = s.keys[layer];
+    Pointer vc = s.values[layer];
+    String name = "qkvProjectAppend (tc)";
+    if (!launch(name, qm.address(), kc.address(), vc.address(), in.address(), weightAddress,
+        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots())) {
+      return;
+    }
+    ShortPointer b = bs == null ? null : bs.bits();
+    ShortPointer k = new ShortPointer(kc);
+    ShortPointer v = new ShortPointer(vc);
+    if (weight instanceof CudaInt8Mat w8) {
+      op(name, OptKernels.opt_linear_int8_tc_qkv_f16(qm.bits(), k, v, in.bits(), w8.values(), w8.scales(), b, d,
+          in.rows, in.cols, width, s.slots(), 0, stream));
+    } else {
+      ShortPointer w = CudaMat.of(weight).bits();
+      op(name, dtype == DType.F16
+          ? OptKernels.opt_linear_tc_qkv_f16(qm.bits(), k, v, in.bits(), w, b, d, in.rows, in.cols, width, s.slots(), 0,
+              stream)
+          : OptKernels.opt_linear_tc_qkv_bf16(qm.bits(), k, v, in.bits(), w, b, d, in.rows, in.cols, width, s.slots(),
+              0, stream));
+    }
+  }
+
+  /**
+   * Sets the most rows a Linear may have to run the tensor-core kernel, 0 to 32 (0 = off; see {@code opt.cuda.tcLinear}).
+   * Tests and {@code opt bench --variants} compare it with the other paths on one instance. Between steps only.
+   */
+  public void useTcLinear(int rows) {
+    requireEager("useTcLinear");
+    int n = CudaSwitches.tcLinearRows(Integer.toString(rows));
+    if (n != tcRows) {
+      discardGraphs(); // captured with the other Linear path
+      tcRows = n;
+    }
+  }
+
+  /** The most rows a Linear may have to run the tensor-core kernel (0 = off). */
+  public int tcLinearRows() {
+    return tcRows;
   }
 
   /**
@@ -803,11 +904,18 @@ public final class CudaOps implements Ops {
   public void qkvProjectAppend(Mat q, KvStore kv, int layer, Mat qkv, Mat x, Mat w, Mat bias, int[] slots) {
     CudaMat in = CudaMat.of(x);
     if (w instanceof CudaInt8Mat q8) {
-      if (!int8Gemv(in, q8) || slots.length != in.rows) { // through linear (int8 kernel or dequantized GEMM)
+      if (slots.length == in.rows && tcLinear(in, q8.address(), true)) {
+        qkvProjectAppendTc(q, kv, layer, in, q8.rows, q8.cols, q8.address(), q8, bias, slots);
+      } else if (!int8Gemv(in, q8) || slots.length != in.rows) { // through linear (int8 kernel or dequantized GEMM)
         Ops.super.qkvProjectAppend(q, kv, layer, qkv, x, w, bias, slots);
       } else {
         qkvProjectAppendInt8(q, kv, layer, in, q8, bias, slots);
       }
+      return;
+    }
+    if (slots.length == in.rows && tcLinear(in, CudaMat.of(w).address(), false)) {
+      CudaMat wt = CudaMat.of(w);
+      qkvProjectAppendTc(q, kv, layer, in, wt.rows, wt.cols, wt.address(), wt, bias, slots);
       return;
     }
     if (in.rows < 1 || in.rows > gemvMaxRows || slots.length != in.rows) {
@@ -1495,6 +1603,7 @@ public final class CudaOps implements Ops {
     m.put("grouped_split", OptKernels.opt_launch_count(OptKernels.COUNT_GROUPED_SPLIT));
     m.put("vector_layernorm", OptKernels.opt_launch_count(OptKernels.COUNT_VECTOR_LAYERNORM));
     m.put("split_gemv", OptKernels.opt_launch_count(OptKernels.COUNT_SPLIT_GEMV));
+    m.put("tc_linear", OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR));
     return m;
   }
 

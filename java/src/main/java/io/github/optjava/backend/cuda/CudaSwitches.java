@@ -154,6 +154,17 @@ final class CudaSwitches {
    */
   static final boolean SAMPLER_WEIGHTS = Boolean.getBoolean("opt.cuda.samplerWeights");
   /**
+   * {@code -Dopt.cuda.tcLinear=N} (0 to 32, default 0 = off): Linears of up to N rows run the tensor-core kernel of
+   * native/src/linear_tc.cu: 16-bit weights from 2 rows (one row keeps the matrix-vector kernel), int8 weights with fp16
+   * activations from 1 row (instead of the int8 matrix-vector kernel at 1 row and a dequantized copy of the weight for
+   * a GEMM past it: int8 decode was 0.54x fp16 at batch 8 on an H100). Written in session 22 without a GPU: off until
+   * check_ops group {@code tclinear}, the tag {@code gpu-new-tclinear} and a speed run (the {@code tclinear} variants
+   * of {@code opt bench --variants}) pass.
+   */
+  static final String TC_LINEAR = System.getProperty("opt.cuda.tcLinear", "0"); // parsed by CudaOps: tcLinearRows
+  /** The most rows the tensor-core Linear takes (native/src/linear_tc.cu, kTcMaxRows). */
+  static final int TC_LINEAR_MAX_ROWS = 32;
+  /**
    * An echoed prompt's scores ({@link CudaOps#tokenLogprobs}) come from {@code opt_token_logprob_f32} on the device, 4
    * bytes per row back instead of the rows; {@code -Dopt.cuda.deviceScores=false} reads the rows back and scores on
    * the host. The default after check_ops group score and its parity test passed on an H100 (2026-11-27, 4d4ebc1):
@@ -247,6 +258,24 @@ final class CudaSwitches {
       default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
           + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
     }
+  }
+
+  /**
+   * Parses {@code opt.cuda.tcLinear}: a row count from 0 to {@link #TC_LINEAR_MAX_ROWS}.
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static int tcLinearRows(String text) {
+    try {
+      int n = Integer.parseInt(text.trim());
+      if (n >= 0 && n <= TC_LINEAR_MAX_ROWS) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // the message below
+    }
+    throw new IllegalArgumentException("-Dopt.cuda.tcLinear=" + text + ": give the most rows a Linear may have to "
+        + "run on the tensor-core kernel, 0 (off) to 32");
   }
 
   /**

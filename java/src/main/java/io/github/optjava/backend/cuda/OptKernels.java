@@ -187,6 +187,8 @@ public final class OptKernels {
   public static final int COUNT_VECTOR_LAYERNORM = 1;
   /** {@link #opt_launch_count}: the matrix-vector kernel with split rows (OPT_COUNT_SPLIT_GEMV). */
   public static final int COUNT_SPLIT_GEMV = 2;
+  /** {@link #opt_launch_count}: the tensor-core Linear for few rows (OPT_COUNT_TC_LINEAR, session 22). */
+  public static final int COUNT_TC_LINEAR = 3;
 
   /**
    * How many times in this process a launcher chose the kernel {@code which} (a {@code COUNT_*} constant), counted on
@@ -279,6 +281,51 @@ public final class OptKernels {
 
   /** As {@link #opt_linear_int8_small_qkv_f32}, bf16 activations (raw 16-bit words). */
   public static native int opt_linear_int8_small_qkv_bf16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias,
+      @Cast("const int32_t*") IntPointer slots, int m, int k, int width, int cacheSlots, int split,
+      CUstream_st stream);
+
+  /**
+   * A Linear for 1–32 rows on the tensor cores (linear_tc.cu, session 22, not yet run on a GPU): the product and
+   * epilogue of {@link #opt_linear_small_f32} over 16-bit weights, float32 sums in the tensor cores' order. k a multiple
+   * of 32, x and w 16-byte aligned (else cudaErrorInvalidValue); {@code split} 0 (auto), 1, 2, 4 or 8.
+   */
+  public static native int opt_linear_tc_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, int split, CUstream_st stream);
+
+  /** As {@link #opt_linear_tc_f16}, bf16. */
+  public static native int opt_linear_tc_bf16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n, int relu, int split, CUstream_st stream);
+
+  /** {@link #opt_linear_small_qkv_f16}'s product and epilogue on the tensor cores (as {@link #opt_linear_tc_f16}). */
+  public static native int opt_linear_tc_qkv_f16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
+      int cacheSlots, int split, CUstream_st stream);
+
+  /** As {@link #opt_linear_tc_qkv_f16}, bf16. */
+  public static native int opt_linear_tc_qkv_bf16(@Cast("uint16_t*") ShortPointer qOut,
+      @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const uint16_t*") ShortPointer w,
+      @Cast("const uint16_t*") ShortPointer bias, @Cast("const int32_t*") IntPointer slots, int m, int k, int width,
+      int cacheSlots, int split, CUstream_st stream);
+
+  /**
+   * {@link #opt_linear_int8_small_f16}'s product and epilogue for 1–32 rows on the tensor cores (int8 values widened to
+   * fp16 exactly; fp16 activations only). k a multiple of 64; otherwise as {@link #opt_linear_tc_f16}.
+   */
+  public static native int opt_linear_int8_tc_f16(@Cast("uint16_t*") ShortPointer out,
+      @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
+      @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias, int m, int k, int n,
+      int relu, int split, CUstream_st stream);
+
+  /** {@link #opt_linear_int8_small_qkv_f16} on the tensor cores (as {@link #opt_linear_int8_tc_f16}). */
+  public static native int opt_linear_int8_tc_qkv_f16(@Cast("uint16_t*") ShortPointer qOut,
       @Cast("uint16_t*") ShortPointer kCache, @Cast("uint16_t*") ShortPointer vCache,
       @Cast("const uint16_t*") ShortPointer x, @Cast("const int8_t*") BytePointer w,
       @Cast("const float*") FloatPointer scales, @Cast("const uint16_t*") ShortPointer bias,

@@ -1041,7 +1041,7 @@ class CudaOpsParityTest {
   @ParameterizedTest(name = "{0}")
   @EnumSource(DType.class)
   void qkvProjectAppendThroughGemv(DType d) {
-    qkvProjectAppendThroughGemv(d, 1, false);
+    qkvProjectAppendThroughGemv(d, 1, false, 0);
   }
 
   /** {@link #qkvProjectAppendThroughGemv(DType)} with 2 and 4 warps per output group (session 11, verified in s17). */
@@ -1049,7 +1049,7 @@ class CudaOpsParityTest {
   @org.junit.jupiter.params.provider.CsvSource({"F16, 2", "F16, 4", "BF16, 4", "F32, 0"})
   @org.junit.jupiter.api.Tag("gpu-new-gemvsplit")
   void qkvProjectAppendThroughSplitGemv(DType d, int split) {
-    qkvProjectAppendThroughGemv(d, split, false);
+    qkvProjectAppendThroughGemv(d, split, false, 0);
   }
 
   /**
@@ -1060,7 +1060,7 @@ class CudaOpsParityTest {
   @org.junit.jupiter.params.provider.CsvSource({"F32, 1", "F16, 1", "BF16, 1", "F16, 0"})
   @org.junit.jupiter.api.Tag("gpu-new-int8")
   void qkvProjectAppendThroughInt8(DType d, int split) {
-    qkvProjectAppendThroughGemv(d, split, true);
+    qkvProjectAppendThroughGemv(d, split, true, 0);
   }
 
   /**
@@ -1126,18 +1126,25 @@ class CudaOpsParityTest {
     }
   }
 
-  private void qkvProjectAppendThroughGemv(DType d, int split, boolean int8) {
+  /**
+   * tcRows 0: the matrix-vector kernels (1–8 rows; 19 through cuBLAS). tcRows 32: the tensor-core kernel (session 22)
+   * for the rows it takes (16-bit weights 2–32, int8 weights with fp16 activations 1–32; 33 rows through cuBLAS), x
+   * 128 wide (two int8 steps).
+   */
+  private void qkvProjectAppendThroughGemv(DType d, int split, boolean int8, int tcRows) {
     CudaOps g = gpu(d);
     CpuOps cpu = int8 ? CPU_INT8 : CPU;
     int gemvBefore = g.gemvMaxRows();
     int splitBefore = g.gemvSplit();
+    int tcBefore = g.tcLinearRows();
     g.useGemv(8);
     g.useGemvSplit(split);
+    g.useTcLinear(tcRows);
     Random r = new Random(41);
     int heads = 2;
     int headDim = 64;
     int width = heads * headDim;
-    int in = 96;
+    int in = tcRows > 0 ? 128 : 96;
     int blockSize = 16;
     float scale = (float) (1 / Math.sqrt(headDim));
     int[][] tables = {{3, 1}};
@@ -1149,8 +1156,9 @@ class CudaOpsParityTest {
       Mat cw = int8 ? cpu.linearWeight(tensor(w, 3 * width, in).to(d)) : cpu.weight(tensor(w, 3 * width, in).to(d));
       Mat gw = int8 ? int8Weight(g, tensor(w, 3 * width, in).to(d)) : g.weight(tensor(w, 3 * width, in));
       long before = g.gemvLaunches();
+      long tcLaunches = OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR);
       int past = 0;
-      for (int n : new int[] {3, 1, 19, 8}) {
+      for (int n : tcRows > 0 ? new int[] {3, 1, 19, 33, 8} : new int[] {3, 1, 19, 8}) {
         AttentionBatch batch = new AttentionBatch(new int[] {0}, new int[] {n}, new int[] {past + n}, tables);
         int[] slots = slotsOf(batch, past, n, blockSize);
         float[] x = random(r, n * in, 1, d);
@@ -1165,12 +1173,59 @@ class CudaOpsParityTest {
             scale);
         past += n;
       }
-      assertEquals(before + 3, g.gemvLaunches(), d + ": 3, 1 and 8 rows fused, 19 rows through cuBLAS");
+      if (tcRows == 0) {
+        assertEquals(before + 3, g.gemvLaunches(), d + ": 3, 1 and 8 rows fused, 19 rows through cuBLAS");
+      } else {
+        long tc = d == DType.F32 || (int8 && d != DType.F16) ? 0 : int8 ? 4 : 3; // 3, (1,) 19 and 8 rows
+        assertEquals(tcLaunches + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR),
+            d + (int8 ? " int8" : "") + ": q/k/v launches of the tensor-core kernel");
+      }
     } finally {
       gkv.close();
       g.useGemv(gemvBefore);
       g.useGemvSplit(splitBefore);
+      g.useTcLinear(tcBefore);
     }
+  }
+
+  /**
+   * The tensor-core Linear for few rows (-Dopt.cuda.tcLinear, session 22, not yet run on a GPU) against the CPU's
+   * Linear: 16-bit weights at 2–32 rows (one row keeps the matrix-vector kernel), int8 weights with fp16 activations
+   * at 1–32 rows; one row, 33 rows, widths that are not whole steps and f32 take the other paths (counted). Then the
+   * fused q/k/v projection with its cache append, 16-bit and int8.
+   */
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(DType.class)
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-tclinear")
+  void linearThroughTensorCores(DType d) {
+    CudaOps g = gpu(d);
+    int tcBefore = g.tcLinearRows();
+    g.useTcLinear(32);
+    try {
+      long before = OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR);
+      linearCase(g, d, 2, 128, 141);
+      linearCase(g, d, 9, 2048, 2048 + 13);
+      linearCase(g, d, 32, 8192, 64);
+      linearCase(g, d, 17, 96, 40); // three steps of 32
+      long tc = d == DType.F32 ? 0 : 4 * 3;
+      assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": 2–32 rows");
+      linearCase(g, d, 1, 128, 64); // the matrix-vector kernel
+      linearCase(g, d, 33, 128, 64); // cuBLAS
+      linearCase(g, d, 4, 83, 40); // not a whole step
+      assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": other paths");
+      int8Case(g, d, 1, 128, 141);
+      int8Case(g, d, 3, 2048, 2048 + 13);
+      int8Case(g, d, 32, 256, 40);
+      tc += d == DType.F16 ? 3 * 2 : 0;
+      assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": int8, 1–32 rows");
+      int8Case(g, d, 5, 96, 40); // not a whole int8 step (64): the int8 matrix-vector kernel or the GEMM
+      assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": int8, other paths");
+    } finally {
+      g.useTcLinear(tcBefore);
+    }
+    qkvProjectAppendThroughGemv(d, 0, false, 32);
+    qkvProjectAppendThroughGemv(d, 0, true, 32);
   }
 
   /** The cache slots of a sequence's positions past .. past + n - 1 (sequence 0 of the batch). */

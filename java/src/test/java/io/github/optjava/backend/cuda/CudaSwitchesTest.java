@@ -23,6 +23,21 @@ class CudaSwitchesTest {
     assertTrue(e.getMessage().contains("opt.cuda.gemv='9'") && e.getMessage().contains("0 to 8"), e.getMessage());
   }
 
+  /** -Dopt.cuda.tcLinear (session 22): 0 (off, the default) to 32 rows; anything else says what it takes. */
+  @Test
+  void tcLinearRowsTakesZeroToThirtyTwo() {
+    assertEquals(0, CudaSwitches.tcLinearRows("0"));
+    assertEquals(32, CudaSwitches.tcLinearRows(" 32 "));
+    for (String bad : new String[] {"33", "-1", "on"}) {
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaSwitches.tcLinearRows(bad));
+      assertTrue(e.getMessage().contains("opt.cuda.tcLinear=" + bad) && e.getMessage().contains("0 (off) to 32"),
+          e.getMessage());
+    }
+    if (System.getProperty("opt.cuda.tcLinear") == null) {
+      assertEquals("0", CudaSwitches.TC_LINEAR, "off unless asked for");
+    }
+  }
+
   /** Session 17's defaults (H100, 2026-11-27): the grouped split-KV attention, the vector norm, split gemv auto. */
   @Test
   void sessionSeventeensKernelsAreTheDefaults() {

@@ -19,7 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
  * the host against the loop it replaced, bit for bit ({@code argmax_scan_test.cu} does the same for the argmax
  * kernel's scans, {@code int8_widen_test.cu} for the int8 kernels' widening of every byte, {@code
- * topp_search_test.cu} for the sampler's top-p search); {@code native/dev/emu_fa}, {@code emu_split},
+ * topp_search_test.cu} for the sampler's top-p search, {@code tc_fragments_test.cu} for the tensor-core Linear's
+ * fragments); {@code native/dev/emu_fa}, {@code emu_split},
  * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
  * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
  * kernel (a thread group per key row), the vector layer norm, and the matrix-vector Linear with split rows (copies
@@ -49,6 +50,15 @@ class NativeHostChecksIT {
     hostCheckPasses("topp_search_test", true);
   }
 
+  /**
+   * linear_tc.cu's fragments (session 22): each lane's contiguous weight and x values as mma.sync A and B, through the
+   * PTX ISA's fragment layout, give the tile's dot products; the int8 bytes become fp16 exactly.
+   */
+  @Test
+  void tensorCoreLinearFragmentsGiveTheDotProducts() throws Exception {
+    hostCheckPasses("tc_fragments_test", true);
+  }
+
   /** linear_int8.cu's widen_int8 (the float bits of 2^23 + byte, session 18) against a plain cast, every byte. */
   @Test
   void int8WideningEqualsThePlainCast() throws Exception {
@@ -64,7 +74,8 @@ class NativeHostChecksIT {
     String nvcc = find("nvcc", "/usr/local/cuda/bin/nvcc");
     assumeTrue(nvcc != null, "no nvcc here");
     Path exe = work.resolve(name);
-    List<String> command = new ArrayList<>(List.of(nvcc, "-std=c++17", "-Xcompiler=-Wall,-Wextra",
+    // -arch=sm_90: the kernel files' device code must compile too, and linear_tc.cu's mma.sync needs sm_80 or later
+    List<String> command = new ArrayList<>(List.of(nvcc, "-std=c++17", "-arch=sm_90", "-Xcompiler=-Wall,-Wextra",
         "--Werror=all-warnings", "-I", "native/include", "-I", "native/src"));
     if (optimize) {
       command.add("-O2");

@@ -58,6 +58,16 @@ class OptKernelsLoadTest {
     // the matrix-vector Linear takes 1–8 rows (more: a GEMM's job) and at least one input column
     assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 9, 64, 64, 0, 1, null));
     assertEquals(1, OptKernels.opt_linear_small_f32(null, null, null, null, 1, 0, 64, 0, 1, null));
+    // the tensor-core Linear (session 22) takes 1–32 rows, whole steps of k (32 values; 64 of int8 weights), splits
+    // 0/1/2/4/8, and int8 weights only with their scales; refusals cost no launch (the caller takes another path)
+    assertEquals(1, OptKernels.opt_linear_tc_f16(null, null, null, null, 33, 64, 64, 0, 0, null));
+    assertEquals(1, OptKernels.opt_linear_tc_bf16(null, null, null, null, 4, 48, 64, 0, 0, null));
+    assertEquals(1, OptKernels.opt_linear_tc_f16(null, null, null, null, 4, 64, 64, 0, 3, null));
+    assertEquals(1, OptKernels.opt_linear_int8_tc_f16(null, null, null, null, null, 4, 96, 64, 0, 0, null));
+    assertEquals(1, OptKernels.opt_linear_int8_tc_f16(null, null, null, null, null, 4, 128, 64, 0, 0, null));
+    assertEquals(1, OptKernels.opt_linear_tc_qkv_f16(null, null, null, null, null, null, null, 2, 64, 0, 8, 0, null));
+    assertEquals(0, OptKernels.opt_linear_tc_f16(null, null, null, null, 0, 64, 64, 0, 0, null)); // nothing to do
+    assertTrue(OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR) >= 0, "a counter, not -1 (unknown)");
     assertEquals(0, OptKernels.opt_linear_small_bf16(null, null, null, null, 0, 64, 64, 0, 1, null));
     // and 1, 2 or 4 warps per output group, or 0 (auto): anything else is refused before the sizes matter
     assertEquals(1, OptKernels.opt_linear_small_f16(null, null, null, null, 0, 64, 64, 0, 3, null));
