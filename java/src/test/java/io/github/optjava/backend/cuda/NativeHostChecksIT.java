@@ -115,6 +115,12 @@ class NativeHostChecksIT {
     emulationPasses("emu_gemv", true, "60", "3"); // fixed cases + 60 random (about 15 s on 2 cores)
   }
 
+  /** linear_tc.cu's kernel and launcher, warp by warp (session 22): outputs once, tails, splits, refusals. */
+  @Test
+  void tensorCoreLinearEmulationPassesItsCases() throws Exception {
+    emulationPasses("emu_tc", false, "150", "3"); // fixed cases + 150 random (about 2 s)
+  }
+
   @Test
   void int8LinearEmulationPassesItsCases() throws Exception {
     emulationPasses("emu_gemv", "emu_int8", true, "60", "3"); // fixed cases + 60 random (about 15 s on 2 cores)
