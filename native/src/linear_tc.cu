@@ -240,7 +240,9 @@ __global__ void __launch_bounds__(kWarp* kTcWarps)
 // weight loads in flight.
 template <typename T, bool kInt8, int NT, class Store>
 int tc_auto_split(long long groups, int steps) {
-  static std::atomic<int> cached{0};  // the blocks of S = 1's kernel that fit on a multiprocessor (its registers)
+  // the blocks of S = 1's kernel that fit on a multiprocessor (its registers), read once per kernel: one GPU model per
+  // process is assumed, as linear_small.cuh's resident_blocks does (the count only tunes the split)
+  static std::atomic<int> cached{0};
   int resident = cached.load(std::memory_order_relaxed);
   if (resident <= 0) {
     if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, linear_tc_kernel<T, kInt8, NT, 1, Store>,

@@ -2273,7 +2273,7 @@ public final class CudaOps implements Ops {
     }
   }
 
-  /** Whether a drawn row (not a greedy one: temperature 0, sent with top-p 1) has top-p. */
+  /** Whether any value is above 0 (a min-p in use). */
   private static boolean anyAbove0(float[] v) {
     for (float x : v) {
       if (x > 0) {

@@ -1147,7 +1147,7 @@ class CudaOpsParityTest {
     int in = tcRows > 0 ? 128 : 96;
     int blockSize = 16;
     float scale = (float) (1 / Math.sqrt(headDim));
-    int[][] tables = {{3, 1}};
+    int[][] tables = tcRows > 0 ? new int[][] {{3, 1, 0, 2}} : new int[][] {{3, 1}}; // 64 positions: 3+1+19+33+8
     KvStore ckv = cpu.kvStore(1, 4, blockSize, width);
     KvStore gkv = g.kvStore(1, 4, blockSize, width);
     try {
@@ -1176,7 +1176,9 @@ class CudaOpsParityTest {
       if (tcRows == 0) {
         assertEquals(before + 3, g.gemvLaunches(), d + ": 3, 1 and 8 rows fused, 19 rows through cuBLAS");
       } else {
-        long tc = d == DType.F32 || (int8 && d != DType.F16) ? 0 : int8 ? 4 : 3; // 3, (1,) 19 and 8 rows
+        // 16-bit: 3, 19 and 8 rows (1 row: the matrix-vector kernel; 33: cuBLAS). int8: F16 3, 1, 19 and 8 rows;
+        // BF16's 19 rows go through the dequantized 16-bit copy, which the tensor-core kernel takes too.
+        long tc = d == DType.F32 ? 0 : !int8 ? 3 : d == DType.F16 ? 4 : 1;
         assertEquals(tcLaunches + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR),
             d + (int8 ? " int8" : "") + ": q/k/v launches of the tensor-core kernel");
       }
@@ -1191,8 +1193,9 @@ class CudaOpsParityTest {
   /**
    * The tensor-core Linear for few rows (-Dopt.cuda.tcLinear, session 22, not yet run on a GPU) against the CPU's
    * Linear: 16-bit weights at 2–32 rows (one row keeps the matrix-vector kernel), int8 weights with fp16 activations
-   * at 1–32 rows; one row, 33 rows, widths that are not whole steps and f32 take the other paths (counted). Then the
-   * fused q/k/v projection with its cache append, 16-bit and int8.
+   * at 1–32 rows (with bf16 activations an int8 weight's dequantized copy takes it past one row); one row, 33 rows,
+   * widths that are not whole steps and f32 take the other paths (counted). Then the fused q/k/v projection with its
+   * cache append, 16-bit and int8.
    */
   @ParameterizedTest(name = "{0}")
   @EnumSource(DType.class)
@@ -1217,9 +1220,11 @@ class CudaOpsParityTest {
       int8Case(g, d, 1, 128, 141);
       int8Case(g, d, 3, 2048, 2048 + 13);
       int8Case(g, d, 32, 256, 40);
-      tc += d == DType.F16 ? 3 * 2 : 0;
+      // F16: all three on the int8 kernel; BF16: 3 and 32 rows through the dequantized 16-bit copy, which the
+      // tensor-core kernel takes (its 1 row: the int8 matrix-vector kernel); F32: none
+      tc += d == DType.F16 ? 3 * 2 : d == DType.BF16 ? 2 * 2 : 0;
       assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": int8, 1–32 rows");
-      int8Case(g, d, 5, 96, 40); // not a whole int8 step (64): the int8 matrix-vector kernel or the GEMM
+      int8Case(g, d, 5, 80, 40); // 80: not a whole int8 step (64) nor a 16-bit one (32): the dequantized GEMM
       assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": int8, other paths");
     } finally {
       g.useTcLinear(tcBefore);

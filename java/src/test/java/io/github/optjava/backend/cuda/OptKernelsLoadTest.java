@@ -63,7 +63,9 @@ class OptKernelsLoadTest {
     assertEquals(1, OptKernels.opt_linear_tc_f16(null, null, null, null, 33, 64, 64, 0, 0, null));
     assertEquals(1, OptKernels.opt_linear_tc_bf16(null, null, null, null, 4, 48, 64, 0, 0, null));
     assertEquals(1, OptKernels.opt_linear_tc_f16(null, null, null, null, 4, 64, 64, 0, 3, null));
-    assertEquals(1, OptKernels.opt_linear_int8_tc_f16(null, null, null, null, null, 4, 96, 64, 0, 0, null));
+    try (FloatPointer scales = new FloatPointer(64)) { // host memory: never read, the call is refused first
+      assertEquals(1, OptKernels.opt_linear_int8_tc_f16(null, null, null, scales, null, 4, 96, 64, 0, 0, null));
+    }
     assertEquals(1, OptKernels.opt_linear_int8_tc_f16(null, null, null, null, null, 4, 128, 64, 0, 0, null));
     assertEquals(1, OptKernels.opt_linear_tc_qkv_f16(null, null, null, null, null, null, null, 2, 64, 0, 8, 0, null));
     assertEquals(0, OptKernels.opt_linear_tc_f16(null, null, null, null, 0, 64, 64, 0, 0, null)); // nothing to do
