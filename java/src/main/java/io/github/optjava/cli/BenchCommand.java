@@ -417,13 +417,14 @@ final class BenchCommand implements Callable<Integer> {
    * class of its own so that the CPU path never loads CUDA classes.
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
-      boolean inlineCombine, int gemvSplit, boolean groupedSplit, boolean vectorNorm, boolean ltTune, int tcRows) {
+      boolean inlineCombine, int gemvSplit, boolean groupedSplit, boolean vectorNorm, boolean ltTune, int tcRows,
+      int tcSplit) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
           io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.gemvSplit(),
           c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(), c.usesLtTuning(),
-          c.tcLinearRows());
+          c.tcLinearRows(), c.tcSplit());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -439,6 +440,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useVectorNorm(v.vectorNorm() != null ? v.vectorNorm() : vectorNorm);
       c.useLtTuning(v.ltTune() != null ? v.ltTune() : ltTune);
       c.useTcLinear(v.tcRows() != null ? v.tcRows() : tcRows);
+      c.useTcSplit(v.tcSplit() != null ? v.tcSplit() : tcSplit);
     }
   }
 

@@ -91,6 +91,7 @@ public final class CudaOps implements Ops {
   private boolean ltTuning = CudaSwitches.LT_TUNE; // -Dopt.cuda.ltTune (or useLtTuning): LtGemm.useTuning
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
   private int tcRows; // -Dopt.cuda.tcLinear (or useTcLinear): Linears of up to tcRows rows run linear_tc.cu's kernel
+  private int tcSplit; // -Dopt.cuda.tcSplit (or useTcSplit): its warps per group of outputs, 0 = auto
   private int gemvSplit; // -Dopt.cuda.gemvSplit (or useGemvSplit): warps per output group, 0 = auto
   private boolean int8Linears; // useInt8Linears: linearWeight quantizes to int8 (CudaInt8Mat)
   private long int8ScratchElements; // the largest int8 Linear weight: the dequantized copy's size for GEMMs
@@ -171,6 +172,7 @@ public final class CudaOps implements Ops {
     this.graphsEnabled = graphs && !CudaSwitches.SYNC && !CudaSwitches.PROFILE;
     this.gemvMaxRows = CudaSwitches.gemvRows(CudaSwitches.GEMV); // bad settings fail before anything is allocated
     this.tcRows = CudaSwitches.tcLinearRows(CudaSwitches.TC_LINEAR);
+    this.tcSplit = CudaSwitches.tcSplit(CudaSwitches.TC_SPLIT);
     this.gemvSplit = CudaSwitches.gemvSplit(CudaSwitches.GEMV_SPLIT);
     this.groupedSplit = CudaSwitches.groupedSplit();
     this.draftGraphs = CudaSwitches.draftGraphs();
@@ -763,25 +765,27 @@ public final class CudaOps implements Ops {
   private void linearTc(CudaMat o, CudaMat in, CudaMat wt, CudaMat b, boolean relu) {
     String name = "linear (tc)";
     if (!launch(name, o.address(), in.address(), wt.address(), b == null ? 0 : b.address(), relu ? 1 : 0, in.rows,
-        in.cols, o.cols)) {
+        in.cols, o.cols, tcSplit)) {
       return;
     }
     int r = relu ? 1 : 0;
     ShortPointer bias = b == null ? null : b.bits();
     op(name, dtype == DType.F16
-        ? OptKernels.opt_linear_tc_f16(o.bits(), in.bits(), wt.bits(), bias, in.rows, in.cols, o.cols, r, 0, stream)
-        : OptKernels.opt_linear_tc_bf16(o.bits(), in.bits(), wt.bits(), bias, in.rows, in.cols, o.cols, r, 0, stream));
+        ? OptKernels.opt_linear_tc_f16(o.bits(), in.bits(), wt.bits(), bias, in.rows, in.cols, o.cols, r, tcSplit,
+            stream)
+        : OptKernels.opt_linear_tc_bf16(o.bits(), in.bits(), wt.bits(), bias, in.rows, in.cols, o.cols, r, tcSplit,
+            stream));
   }
 
   /** {@link #linear} over an int8 weight on the tensor-core kernel ({@link #tcLinear} checked by the caller). */
   private void linearInt8Tc(CudaMat o, CudaMat in, CudaInt8Mat w, CudaMat b, boolean relu) {
     String name = "linear (int8 tc)";
     if (!launch(name, o.address(), in.address(), w.address(), b == null ? 0 : b.address(), relu ? 1 : 0, in.rows,
-        in.cols, o.cols)) {
+        in.cols, o.cols, tcSplit)) {
       return;
     }
     op(name, OptKernels.opt_linear_int8_tc_f16(o.bits(), in.bits(), w.values(), w.scales(),
-        b == null ? null : b.bits(), in.rows, in.cols, o.cols, relu ? 1 : 0, 0, stream));
+        b == null ? null : b.bits(), in.rows, in.cols, o.cols, relu ? 1 : 0, tcSplit, stream));
   }
 
   /**
@@ -802,7 +806,7 @@ public final class CudaOps implements Ops {
     Pointer vc = s.values[layer];
     String name = "qkvProjectAppend (tc)";
     if (!launch(name, qm.address(), kc.address(), vc.address(), in.address(), weightAddress,
-        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots())) {
+        bs == null ? 0 : bs.address(), d.address(), in.rows, in.cols, width, s.slots(), tcSplit)) {
       return;
     }
     ShortPointer b = bs == null ? null : bs.bits();
@@ -810,14 +814,14 @@ public final class CudaOps implements Ops {
     ShortPointer v = new ShortPointer(vc);
     if (weight instanceof CudaInt8Mat w8) {
       op(name, OptKernels.opt_linear_int8_tc_qkv_f16(qm.bits(), k, v, in.bits(), w8.values(), w8.scales(), b, d,
-          in.rows, in.cols, width, s.slots(), 0, stream));
+          in.rows, in.cols, width, s.slots(), tcSplit, stream));
     } else {
       ShortPointer w = CudaMat.of(weight).bits();
       op(name, dtype == DType.F16
-          ? OptKernels.opt_linear_tc_qkv_f16(qm.bits(), k, v, in.bits(), w, b, d, in.rows, in.cols, width, s.slots(), 0,
-              stream)
+          ? OptKernels.opt_linear_tc_qkv_f16(qm.bits(), k, v, in.bits(), w, b, d, in.rows, in.cols, width, s.slots(),
+              tcSplit, stream)
           : OptKernels.opt_linear_tc_qkv_bf16(qm.bits(), k, v, in.bits(), w, b, d, in.rows, in.cols, width, s.slots(),
-              0, stream));
+              tcSplit, stream));
     }
   }
 
@@ -837,6 +841,24 @@ public final class CudaOps implements Ops {
   /** The most rows a Linear may have to run the tensor-core kernel (0 = off). */
   public int tcLinearRows() {
     return tcRows;
+  }
+
+  /**
+   * Sets the tensor-core Linear's warps per group of outputs: 1, 2, 4, 8, or 0 = auto (see {@code opt.cuda.tcSplit}).
+   * Between steps only.
+   */
+  public void useTcSplit(int split) {
+    requireEager("useTcSplit");
+    int s = CudaSwitches.tcSplit(Integer.toString(split));
+    if (s != tcSplit) {
+      discardGraphs(); // captured with the other split
+      tcSplit = s;
+    }
+  }
+
+  /** The tensor-core Linear's warps per group of outputs (0 = auto). */
+  public int tcSplit() {
+    return tcSplit;
   }
 
   /**

@@ -162,6 +162,12 @@ final class CudaSwitches {
    * of {@code opt bench --variants}) pass.
    */
   static final String TC_LINEAR = System.getProperty("opt.cuda.tcLinear", "0"); // parsed by CudaOps: tcLinearRows
+  /**
+   * {@code -Dopt.cuda.tcSplit=auto|1|2|4|8}: warps per group of 32 outputs in the tensor-core Linear (each takes a
+   * share of k; their sums are added in a fixed order). auto (the default) picks per shape from the SM count, as the
+   * matrix-vector kernel's split does; the others are for a GPU run's sweep ({@code opt bench --variants}).
+   */
+  static final String TC_SPLIT = System.getProperty("opt.cuda.tcSplit", "auto"); // parsed by CudaOps: tcSplit
   /** The most rows the tensor-core Linear takes (native/src/linear_tc.cu, kTcMaxRows). */
   static final int TC_LINEAR_MAX_ROWS = 32;
   /**
@@ -257,6 +263,21 @@ final class CudaSwitches {
       case "auto", "0" -> { return 0; }
       default -> throw new IllegalArgumentException("opt.cuda.gemvSplit='" + text + "': give the warps per output "
           + "group of the matrix-vector kernel, 1, 2 or 4, or auto");
+    }
+  }
+
+  /**
+   * Parses {@code opt.cuda.tcSplit}: 1, 2, 4, 8, or auto (0).
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static int tcSplit(String text) {
+    String t = text.trim().toLowerCase(java.util.Locale.ROOT);
+    switch (t) {
+      case "1", "2", "4", "8" -> { return Integer.parseInt(t); }
+      case "auto", "0" -> { return 0; }
+      default -> throw new IllegalArgumentException("opt.cuda.tcSplit='" + text + "': give the warps per group of "
+          + "outputs of the tensor-core Linear, 1, 2, 4 or 8, or auto");
     }
   }
 

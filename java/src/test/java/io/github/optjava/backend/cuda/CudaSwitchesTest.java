@@ -38,6 +38,16 @@ class CudaSwitchesTest {
     }
   }
 
+  /** -Dopt.cuda.tcSplit (session 22): 1, 2, 4, 8 or auto (0). */
+  @Test
+  void tcSplitTakesAPowerOfTwoUpToEightOrAuto() {
+    assertEquals(0, CudaSwitches.tcSplit("auto"));
+    assertEquals(8, CudaSwitches.tcSplit(" 8 "));
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaSwitches.tcSplit("16"));
+    assertTrue(e.getMessage().contains("opt.cuda.tcSplit='16'") && e.getMessage().contains("1, 2, 4 or 8"),
+        e.getMessage());
+  }
+
   /** Session 17's defaults (H100, 2026-11-27): the grouped split-KV attention, the vector norm, split gemv auto. */
   @Test
   void sessionSeventeensKernelsAreTheDefaults() {
