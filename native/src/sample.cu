@@ -32,8 +32,8 @@
 //      probability is below min_p times the top token's, whose weight is expf(0) = 1; HF compares w / W with
 //      min_p * 1 / W in float32, the same cut but for rounding). The top tokens always stay (min_p <= 1).
 //   5. target = u W' (W' the mass kept): the first token, in token-id order, whose inclusive prefix sum of kept
-//      weights exceeds it (the host's walk through the cumulative weights); rounding past the end gives the
-//      last kept token.
+//      weights exceeds it (the host's walk through the cumulative weights; summed per warp range since session 22,
+//      see step 5 below); rounding past the end gives the last kept token.
 //   6. log-prob = (s_tok - m) - log W' (the processed distribution's, as the host's Sampler reports it).
 //   6b. opt_sample_rows_top_f32 (session 20): the k best listable tokens by s, then the lower token, with the same
 //      log-prob: a sampled request's log-prob alternatives (CPU twin: RowSampling.sample with k). Listable: not
@@ -94,8 +94,31 @@ __host__ __device__ inline void take_top_p_bits(const TopPCandidates& c, double 
   }
 }
 
+// The draw (step 5), session 22: the tokens in play are cut into kDrawWarps contiguous ranges, one per warp, each a
+// whole number of 32-element steps; the warps' totals, added in warp order, find the warp where the prefix sum crosses
+// the target. Host and device: native/dev/draw_test.cu runs them.
+constexpr int kDrawWarps = kThreads / 32;
+__host__ __device__ inline void draw_range(int count, int warp, int& lo, int& hi) {
+  const int range = ((count + kDrawWarps - 1) / kDrawWarps + 31) / 32 * 32;
+  lo = warp * range < count ? warp * range : count;
+  hi = lo + range < count ? lo + range : count;
+}
+// The first warp w whose base (the totals of warps 0 .. w - 1, added in that order) plus its own total exceeds target,
+// with that base; -1 when none does (rounding past the end).
+__host__ __device__ inline int crossing_warp(const double* totals, double target, double& base) {
+  double sum = 0.0;
+  for (int w = 0; w < kDrawWarps; ++w) {
+    if (sum + totals[w] > target) {
+      base = sum;
+      return w;
+    }
+    sum += totals[w];
+  }
+  base = sum;
+  return -1;
+}
+
 using Reduce = cub::BlockReduce<double, kThreads>;
-using Scan = cub::BlockScan<double, kThreads>;
 using IntScan = cub::BlockScan<int, kThreads>;
 
 // Fills row `row`'s k alternatives with -1 / NaN from `from` on (the threads of the block share the work).
@@ -116,7 +139,6 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
                    int vocab, int32_t* __restrict__ out_ids, float* __restrict__ out_lps, int list_k,
                    float* __restrict__ weights) {
   __shared__ typename Reduce::TempStorage reduce_tmp;
-  __shared__ typename Scan::TempStorage scan_tmp;
   __shared__ double shared_double;
   __shared__ unsigned int shared_uint;
   __shared__ int shared_int;
@@ -373,35 +395,79 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   };
   const double kept_mass = total - removed;
 
-  // 5. the first token whose inclusive prefix sum of kept weights exceeds u * W'.
+  // 5. the first token whose inclusive prefix sum of kept weights exceeds u * W' (session 22: warp ranges; before, a
+  // block-wide scan per chunk of 512 with three barriers each, up to ~100 chunks on a whole row). Each warp walks its
+  // range (draw_range) 32 elements a step: a warp scan of the step's weights, added to a running sum that starts at 0.
+  // A kept element's prefix is its warp's base plus (the running sum before its step + its scan value); a warp's
+  // total is the largest prefix of its kept elements (rounded sums need not rise element by element), and its base
+  // the totals of the warps before it, added in warp order (crossing_warp). The warp whose base + total first exceeds
+  // the target walks its range again with the same steps, so the same sums, and takes its first kept element past the
+  // target: one exists (the element of that largest prefix), and no earlier warp has one. Other orders of sums than
+  // the twin's, as before: a uniform within ~1e-16 of a boundary may pick the neighbour.
   const double target = uniform[row] * kept_mass;
-  if (tid == 0) {
-    found = INT_MAX;
-    last_kept = -1;
+  __shared__ double warp_total[kDrawWarps];
+  __shared__ int warp_last[kDrawWarps];
+  const int dlane = tid % kWarp;
+  const int dwarp = tid / kWarp;
+  int lo;
+  int hi;
+  draw_range(count, dwarp, lo, hi);
+  // The warp's walk over [lo, hi): returns this lane's largest kept prefix; with stop, the first kept element whose
+  // base + prefix exceeds the target ends it (its token in found).
+  auto walk = [&](bool stop, double base, int& last) -> double {
+    double run = 0.0;
+    double top = 0.0;
+    double next = lo + dlane < hi ? kept(lo + dlane) : 0.0;  // each step's weight loaded during the previous step
+    for (int b = lo; b < hi; b += kWarp) {
+      const int j = b + dlane;
+      const double w = next;
+      next = j + kWarp < hi ? kept(j + kWarp) : 0.0;
+      if (w > 0.0) last = token_of(j);  // tokens rise with j
+      double incl = w;
+#pragma unroll
+      for (int d = 1; d < kWarp; d *= 2) {
+        const double o = __shfl_up_sync(0xffffffffu, incl, d);
+        if (dlane >= d) incl += o;
+      }
+      const double prefix = run + incl;
+      if (w > 0.0) top = fmax(top, prefix);
+      if (stop) {
+        const unsigned int hit = __ballot_sync(0xffffffffu, w > 0.0 && base + prefix > target);
+        if (hit != 0u) {
+          if (dlane == __ffs(hit) - 1) found = token_of(j);
+          break;
+        }
+      }
+      run = __shfl_sync(0xffffffffu, prefix, kWarp - 1);
+    }
+    return top;
+  };
+  int my_last = -1;  // this lane's last kept token
+  double total_of_warp = walk(false, 0.0, my_last);
+  int warp_max = my_last;
+#pragma unroll
+  for (int d = kWarp / 2; d > 0; d /= 2) {
+    warp_max = max(warp_max, __shfl_xor_sync(0xffffffffu, warp_max, d));
+    total_of_warp = fmax(total_of_warp, __shfl_xor_sync(0xffffffffu, total_of_warp, d));
+  }
+  if (dlane == 0) {
+    warp_total[dwarp] = total_of_warp;
+    warp_last[dwarp] = warp_max;
+  }
+  if (tid == 0) found = INT_MAX;
+  __syncthreads();
+  double base = 0.0;
+  const int crossing = crossing_warp(warp_total, target, base);  // every thread, the same answer
+  if (dwarp == crossing) {
+    int unused = -1;
+    walk(true, base, unused);
   }
   __syncthreads();
-  double offset = 0.0;
-  int my_last = -1;  // this thread's last kept token (tokens rise with j): needed only if no prefix sum exceeds u W'
-  double next = tid < count ? kept(tid) : 0.0;  // each chunk's weight is loaded during the previous chunk's scan
-  for (int base = 0; base < count; base += kThreads) {
-    const int j = base + tid;
-    const double w = next;
-    next = j + kThreads < count ? kept(j + kThreads) : 0.0;
-    if (w > 0.0) my_last = token_of(j);
-    double inclusive;
-    double chunk;
-    Scan(scan_tmp).InclusiveSum(w, inclusive, chunk);
-    // elements are in token order, so the first such element (the smallest j) is the first such token
-    if (w > 0.0 && offset + inclusive > target) atomicMin(&found, token_of(j));
-    __syncthreads();
-    if (found != INT_MAX) break;
-    offset += chunk;
-  }
-  if (found == INT_MAX) {  // (the same for every thread: read after the loop's last barrier)
-    if (my_last >= 0) atomicMax(&last_kept, my_last);
-    __syncthreads();
-  }
   if (tid == 0) {
+    if (found == INT_MAX) {  // no prefix sum exceeds u W' (rounding past the end): the last kept token
+      last_kept = -1;
+      for (int w = 0; w < kDrawWarps; ++w) last_kept = max(last_kept, warp_last[w]);
+    }
     const int token = found != INT_MAX ? found : last_kept;  // last_kept >= 0: the heaviest tokens stay
     out_token[row] = token;
     const float s = token >= 0 ? __fdiv_rn(z[token], t) : m;

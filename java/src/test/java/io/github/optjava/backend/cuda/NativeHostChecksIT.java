@@ -19,7 +19,8 @@ import org.junit.jupiter.api.io.TempDir;
  * {@code native/dev/split_values_test.cu} compiles the split-KV attention file itself and runs its value loop on
  * the host against the loop it replaced, bit for bit ({@code argmax_scan_test.cu} does the same for the argmax
  * kernel's scans, {@code int8_widen_test.cu} for the int8 kernels' widening of every byte, {@code
- * topp_search_test.cu} for the sampler's top-p search, {@code tc_fragments_test.cu} for the tensor-core Linear's
+ * topp_search_test.cu} and {@code draw_test.cu} for the sampler's top-p search and draw, {@code
+ * tc_fragments_test.cu} for the tensor-core Linear's
  * fragments); {@code native/dev/emu_fa}, {@code emu_split},
  * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
  * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
@@ -42,6 +43,15 @@ class NativeHostChecksIT {
   @Test
   void argmaxScansEqualTheOneAtATimeLoops() throws Exception {
     hostCheckPasses("argmax_scan_test", true);
+  }
+
+  /**
+   * sample.cu's draw (session 22: one range per warp): a crossing warp always finds its token, the token follows the
+   * rule in the kernel's sums, and it equals the plain cumulative rule except within 1e-12 of a boundary.
+   */
+  @Test
+  void drawFindsTheFirstTokenPastTheTarget() throws Exception {
+    hostCheckPasses("draw_test", true);
   }
 
   /** sample.cu's top-p search, two bits per pass (session 22), against the one-bit search: the same cut, bits. */
