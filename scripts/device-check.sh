@@ -372,7 +372,8 @@ int8_run() {
   *) row "variants opt-1.3b int8" "skip" "check_ops int8 did not pass" ;;
   esac
   # fp16 at 2-32 rows: the tensor-core kernel against cuBLASLt (batch 32 of 6.7b is #5's missed 1.5x target); its
-  # auto split picks 8 warps per group for every opt-1.3b shape on an H100/H200 (by count), so 4 is the sweep's other
+  # auto split picks 8 warps per group for every opt-1.3b layer Linear on an H100/H200 (by count; the LM head 4 at
+  # batch 2-8, 2 at 32), so 4 is the sweep's other
   case "$passed_groups" in *" tclinear "*)
     variant_run "opt-1.3b tclinear" 70 --shape 1.3b --batch 2,8,32 --prompt-len 128 --gen-len 128 \
       --variants "default;tclinear=32;tclinear=32,tcsplit=4"

@@ -1,9 +1,11 @@
 // CPU check of sample.cu's draw (step 5, session 22): the tokens in play cut into one range per warp (draw_range),
 // each warp's walk in 32-element steps (a Hillis-Steele warp scan added to a running sum; its total the largest
 // prefix of its kept elements), the crossing warp found from the totals in warp order (crossing_warp), and that
-// warp's second walk to its first kept element past the target. The walk is written here lane by lane as the kernel
-// writes it; draw_range and crossing_warp are the kernel's own. Checks, over rows of many shapes (counts 1 to 50,272,
-// zeros, ties, one heavy token, weights spread over 60 orders of magnitude) and uniforms from 0 to 1 - 2^-53:
+// warp's second walk to its first kept element past the target. draw_range and crossing_warp are the kernel's own;
+// the walk (the kernel's `walk` lambda: shuffles, ballot, the lane-31 broadcast) is transliterated here lane by lane,
+// so only check_ops `sample` on a GPU runs the kernel's walk itself. Rows in gathered mode (tokens of a top-k cut,
+// not the indices) too. Checks, over rows of many shapes (counts 1 to 50,272, zeros, ties, one heavy token, weights
+// spread over 60 orders of magnitude) and uniforms from 0 to 1 - 2^-53:
 //   - the second walk always finds an element when a warp crosses (never the fallback by mistake), and when none
 //     crosses the token is the last kept one;
 //   - the token is the first element, in token order, whose (its warp's base + its prefix) exceeds the target;
@@ -66,7 +68,8 @@ double walk(const std::vector<double>& w, int lo, int hi, bool stop, double base
   return t;
 }
 
-// The kernel's draw over the kept weights w (tokens = indices): the chosen index.
+// The kernel's draw over the kept weights w: the chosen index (its token is token_of[index]; tokens rise with the
+// index, so the last kept index holds the largest kept token, warp_last's max).
 int draw(const std::vector<double>& w, double target, int& wrong) {
   const int count = static_cast<int>(w.size());
   double totals[kDrawWarps];
@@ -118,6 +121,16 @@ int main() {
         }
       }
       if (shape == 4) w[rng() % static_cast<size_t>(count)] = 1.0;
+      // gathered mode (a top-k cut of at most 2048 tokens): the elements' tokens are rising ids of a 50,272 vocabulary
+      std::vector<int> token_of(static_cast<size_t>(count));
+      for (int j = 0; j < count; ++j) token_of[static_cast<size_t>(j)] = j;
+      if (count <= 2048 && rep % 2 == 1) {
+        std::vector<int> ids(50272);
+        for (int i = 0; i < 50272; ++i) ids[static_cast<size_t>(i)] = i;
+        std::shuffle(ids.begin(), ids.end(), rng);
+        std::sort(ids.begin(), ids.begin() + count);
+        std::copy(ids.begin(), ids.begin() + count, token_of.begin());
+      }
       if (shape == 5) w[rng() % static_cast<size_t>(count)] = 0.5;
       double total = 0.0;  // the kept mass (the kernel's W': another order again; any order serves here)
       for (double x : w) total += x;
@@ -144,8 +157,11 @@ int main() {
           if (w[static_cast<size_t>(j)] > 0.0) last = j;
         }
         if (want < 0) want = last;
-        if (got != want) {
-          if (++wrong <= 10) std::printf("shape %d count %d u %.17g: token %d, the rule gives %d\n", shape, count, u, got, want);
+        if (token_of[static_cast<size_t>(got)] != token_of[static_cast<size_t>(want)]) {
+          if (++wrong <= 10) {
+            std::printf("shape %d count %d u %.17g: token %d, the rule gives %d\n", shape, count, u,
+                        token_of[static_cast<size_t>(got)], token_of[static_cast<size_t>(want)]);
+          }
         }
         // the plain rule: cumulative sum in token order
         double cumulative = 0.0;

@@ -132,7 +132,8 @@ __device__ __forceinline__ void no_alternatives(int32_t* out_ids, float* out_lps
 // kList (opt_sample_rows_top_f32): also the k best kept tokens (by s, then the lower id) with the draw's log-prob,
 // into out_ids / out_lps (rows, k); the plain entry point compiles the kernel without that part.
 template <bool kList>
-__global__ void __launch_bounds__(kThreads)
+// (minimum 1 block per SM: ptxas otherwise held the plain variant at 40 registers with spills, session 22)
+__global__ void __launch_bounds__(kThreads, 1)
 sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
                    const float* __restrict__ temperature, const int32_t* __restrict__ top_k,
                    const float* __restrict__ top_p, const float* __restrict__ min_p, const double* __restrict__ uniform,
@@ -403,7 +404,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   // the totals of the warps before it, added in warp order (crossing_warp). The warp whose base + total first exceeds
   // the target walks its range again with the same steps, so the same sums, and takes its first kept element past the
   // target: one exists (the element of that largest prefix), and no earlier warp has one. Other orders of sums than
-  // the twin's, as before: a uniform within ~1e-16 of a boundary may pick the neighbour.
+  // the twin's, as before: a uniform within ~1e-12 (relative) of a boundary may pick the neighbour.
   const double target = uniform[row] * kept_mass;
   __shared__ double warp_total[kDrawWarps];
   __shared__ int warp_last[kDrawWarps];
