@@ -375,10 +375,11 @@ int8_run() {
   # auto split picks 8 warps per group for every opt-1.3b layer Linear on an H100/H200 (by count; the LM head 4 at
   # batch 2-8, 2 at 32), so 4 is the sweep's other
   case "$passed_groups" in *" tclinear "*)
-    variant_run "opt-1.3b tclinear" 70 --shape 1.3b --batch 2,8,32 --prompt-len 128 --gen-len 128 \
-      --variants "default;tclinear=32;tclinear=32,tcsplit=4"
-    variant_run "opt-6.7b tclinear" 75 --shape 6.7b --batch 32 --prompt-len 128 --gen-len 128 \
-      --variants "default;tclinear=32" ;;
+    # (batch 1: tconerow=on puts 16-bit one-row Linears on it too, against the matrix-vector kernel)
+    variant_run "opt-1.3b tclinear" 80 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
+      --variants "default;tclinear=32,tconerow=on;tclinear=32,tconerow=on,tcsplit=4"
+    variant_run "opt-6.7b tclinear" 80 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
+      --variants "default;tclinear=32,tconerow=on" ;;
   esac
   return 0
 }

@@ -418,13 +418,13 @@ final class BenchCommand implements Callable<Integer> {
    */
   private record VariantSwitch(String attention, int gemvRows, boolean ltGemm, boolean chained,
       boolean inlineCombine, int gemvSplit, boolean groupedSplit, boolean vectorNorm, boolean ltTune, int tcRows,
-      int tcSplit) {
+      int tcSplit, boolean tcOneRow) {
     static VariantSwitch of(Ops ops) {
       io.github.optjava.backend.cuda.CudaOps c = (io.github.optjava.backend.cuda.CudaOps) ops;
       return new VariantSwitch(c.attentionKernel(), c.gemvMaxRows(), c.usesLtGemm(),
           io.github.optjava.backend.cuda.CudaOps.chainedLaunches(), c.usesInlineCombine(), c.gemvSplit(),
           c.usesGroupedSplit(), io.github.optjava.backend.cuda.CudaOps.vectorNorm(), c.usesLtTuning(),
-          c.tcLinearRows(), c.tcSplit());
+          c.tcLinearRows(), c.tcSplit(), c.usesTcOneRow());
     }
 
     /** Sets every choice: the variant's where it makes one, else the default (graphs of other choices go). */
@@ -441,6 +441,7 @@ final class BenchCommand implements Callable<Integer> {
       c.useLtTuning(v.ltTune() != null ? v.ltTune() : ltTune);
       c.useTcLinear(v.tcRows() != null ? v.tcRows() : tcRows);
       c.useTcSplit(v.tcSplit() != null ? v.tcSplit() : tcSplit);
+      c.useTcOneRow(v.tcOneRow() != null ? v.tcOneRow() : tcOneRow);
     }
   }
 

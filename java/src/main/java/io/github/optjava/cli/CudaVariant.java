@@ -17,12 +17,12 @@ import java.util.Map;
  * {@code gemm=cublas|lt}, {@code chained=on|off}, {@code combine=inline|kernel}, {@code gemvsplit=1|2|4|auto},
  * {@code splitkernel=grouped|perkey}, {@code lnvec=on|off}, {@code lttune=on|off}, {@code tclinear=off|N} (the
  * most rows whose Linears run the tensor-core kernel, session 22), {@code tcsplit=1|2|4|8|auto} (its warps per group
- * of outputs);
+ * of outputs), {@code tconerow=on|off} (16-bit Linears of one row on it too);
  * for example {@code attention=first,gemv=off}. The choices mean what the {@code -Dopt.cuda.attention},
  * {@code -Dopt.cuda.gemv}, {@code -Dopt.cuda.gemm}, {@code -Dopt.cuda.chained}, {@code -Dopt.cuda.inlineCombine},
  * {@code -Dopt.cuda.gemvSplit}, {@code -Dopt.cuda.groupedSplit}, {@code -Dopt.cuda.vecNorm},
- * {@code -Dopt.cuda.ltTune}, {@code -Dopt.cuda.tcLinear} and {@code -Dopt.cuda.tcSplit} properties mean (see
- * {@code CudaOps}).
+ * {@code -Dopt.cuda.ltTune}, {@code -Dopt.cuda.tcLinear}, {@code -Dopt.cuda.tcSplit} and {@code -Dopt.cuda.tcOneRow}
+ * properties mean (see {@code CudaOps}).
  *
  * @param spec the text as given (the JSON lines' {@code variant} field)
  * @param attention the attention kernel, or null for the default
@@ -37,17 +37,18 @@ import java.util.Map;
  * @param ltTune whether cuBLASLt picks the algorithms of decode-sized Linears by timing them, or null for the default
  * @param tcRows Linears of up to this many rows run the tensor-core kernel (0: none), or null for the default
  * @param tcSplit the tensor-core Linear's warps per group of outputs (1, 2, 4, 8; 0 = auto), or null for the default
+ * @param tcOneRow whether 16-bit Linears of one row run the tensor-core kernel too, or null for the default
  */
 record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGemm, Boolean chained,
     Boolean inlineCombine, Integer gemvSplit, Boolean groupedSplit, Boolean vectorNorm, Boolean ltTune,
-    Integer tcRows, Integer tcSplit) {
+    Integer tcRows, Integer tcSplit, Boolean tcOneRow) {
   /**
    * Every setting a variant may give, for the help text and the error message (a compile-time constant, so that
    * picocli's annotation can use it; {@code CudaVariantTest} checks it names every key the parser reads).
    */
   static final String SETTINGS = "attention=first|split|tiled|tc|fa, gemv=on|off|N rows, gemm=cublas|lt, "
       + "chained=on|off, combine=inline|kernel, gemvsplit=1|2|4|auto, splitkernel=grouped|perkey, lnvec=on|off, "
-      + "lttune=on|off, tclinear=off|N rows, tcsplit=1|2|4|8|auto";
+      + "lttune=on|off, tclinear=off|N rows, tcsplit=1|2|4|8|auto, tconerow=on|off";
 
   // CudaOps' list (loading the class touches no native code: its static fields are properties and constants)
   private static final List<String> ATTENTION = io.github.optjava.backend.cuda.CudaOps.ATTENTION_KERNELS;
@@ -63,7 +64,7 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
 
   static CudaVariant parse(String spec) {
     if (spec.equalsIgnoreCase("default")) {
-      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null, null);
+      return new CudaVariant("default", null, null, null, null, null, null, null, null, null, null, null, null);
     }
     Map<String, String> settings = new LinkedHashMap<>();
     for (String setting : spec.split(",", -1)) {
@@ -90,13 +91,14 @@ record CudaVariant(String spec, String attention, Integer gemvRows, Boolean ltGe
     Boolean ltTune = onOff(spec, "lttune", settings.remove("lttune"), "on", "off");
     Integer tcRows = tcRows(spec, settings.remove("tclinear"));
     Integer tcSplit = tcSplit(spec, settings.remove("tcsplit"));
+    Boolean tcOneRow = onOff(spec, "tconerow", settings.remove("tconerow"), "on", "off");
     if (!settings.isEmpty()) {
       throw bad(spec, "unknown setting(s) " + settings.keySet()
           + " (known: attention, gemv, gemm, chained, combine, gemvsplit, splitkernel, lnvec, lttune, tclinear, "
-          + "tcsplit)");
+          + "tcsplit, tconerow)");
     }
     return new CudaVariant(spec, attention, gemv, lt, chained, inlineCombine, gemvSplit, groupedSplit, vectorNorm,
-        ltTune, tcRows, tcSplit);
+        ltTune, tcRows, tcSplit, tcOneRow);
   }
 
   private static Integer tcSplit(String spec, String value) {

@@ -11,39 +11,40 @@ class CudaVariantTest {
 
   @Test
   void defaultLeavesEveryChoiceToTheProcess() {
-    assertEquals(new CudaVariant("default", null, null, null, null, null, null, null, null, null, null, null), CudaVariant.parse("default"));
-    assertEquals(new CudaVariant("DEFAULT", null, null, null, null, null, null, null, null, null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
+    assertEquals(new CudaVariant("default", null, null, null, null, null, null, null, null, null, null, null, null), CudaVariant.parse("default"));
+    assertEquals(new CudaVariant("DEFAULT", null, null, null, null, null, null, null, null, null, null, null, null).attention(), CudaVariant.parse("DEFAULT").attention());
   }
 
   @Test
   void settingsOverrideOnlyWhatTheyName() {
-    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", 8, null, null, null, null, null, null, null, null, null), CudaVariant.parse("attention=tc,gemv=on"));
-    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, 0, false, null, null, null, null, null, null, null, null),
+    assertEquals(new CudaVariant("attention=tc,gemv=on", "tc", 8, null, null, null, null, null, null, null, null, null, null), CudaVariant.parse("attention=tc,gemv=on"));
+    assertEquals(new CudaVariant("gemm=cublas, gemv=off", null, 0, false, null, null, null, null, null, null, null, null, null),
         CudaVariant.parse("gemm=cublas, gemv=off"));
-    assertEquals(new CudaVariant("GEMM=LT", null, null, true, null, null, null, null, null, null, null, null), CudaVariant.parse("GEMM=LT"));
-    assertEquals(new CudaVariant("gemv=on,chained=on", null, 8, null, true, null, null, null, null, null, null, null), CudaVariant.parse("gemv=on,chained=on"));
-    assertEquals(new CudaVariant("gemv=2", null, 2, null, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=2"));
-    assertEquals(new CudaVariant("gemv=0", null, 0, null, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=0"));
-    assertEquals(new CudaVariant("combine=inline", null, null, null, null, true, null, null, null, null, null, null), CudaVariant.parse("combine=inline"));
-    assertEquals(new CudaVariant("combine=kernel,chained=on", null, null, null, true, false, null, null, null, null, null, null),
+    assertEquals(new CudaVariant("GEMM=LT", null, null, true, null, null, null, null, null, null, null, null, null), CudaVariant.parse("GEMM=LT"));
+    assertEquals(new CudaVariant("gemv=on,chained=on", null, 8, null, true, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=on,chained=on"));
+    assertEquals(new CudaVariant("gemv=2", null, 2, null, null, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=2"));
+    assertEquals(new CudaVariant("gemv=0", null, 0, null, null, null, null, null, null, null, null, null, null), CudaVariant.parse("gemv=0"));
+    assertEquals(new CudaVariant("combine=inline", null, null, null, null, true, null, null, null, null, null, null, null), CudaVariant.parse("combine=inline"));
+    assertEquals(new CudaVariant("combine=kernel,chained=on", null, null, null, true, false, null, null, null, null, null, null, null),
         CudaVariant.parse("combine=kernel,chained=on"));
-    assertEquals(new CudaVariant("gemvsplit=auto", null, null, null, null, null, 0, null, null, null, null, null),
+    assertEquals(new CudaVariant("gemvsplit=auto", null, null, null, null, null, 0, null, null, null, null, null, null),
         CudaVariant.parse("gemvsplit=auto"));
-    assertEquals(new CudaVariant("gemvsplit=4,gemv=1", null, 1, null, null, null, 4, null, null, null, null, null),
+    assertEquals(new CudaVariant("gemvsplit=4,gemv=1", null, 1, null, null, null, 4, null, null, null, null, null, null),
         CudaVariant.parse("gemvsplit=4,gemv=1"));
-    assertEquals(new CudaVariant("splitkernel=grouped", null, null, null, null, null, null, true, null, null, null, null),
+    assertEquals(new CudaVariant("splitkernel=grouped", null, null, null, null, null, null, true, null, null, null, null, null),
         CudaVariant.parse("splitkernel=grouped"));
-    assertEquals(new CudaVariant("splitkernel=perkey,combine=inline", null, null, null, null, true, null, false, null, null, null, null),
+    assertEquals(new CudaVariant("splitkernel=perkey,combine=inline", null, null, null, null, true, null, false, null, null, null, null, null),
         CudaVariant.parse("splitkernel=perkey,combine=inline"));
-    assertEquals(new CudaVariant("lnvec=on", null, null, null, null, null, null, null, true, null, null, null),
+    assertEquals(new CudaVariant("lnvec=on", null, null, null, null, null, null, null, true, null, null, null, null),
         CudaVariant.parse("lnvec=on"));
-    assertEquals(new CudaVariant("lttune=on", null, null, null, null, null, null, null, null, true, null, null),
+    assertEquals(new CudaVariant("lttune=on", null, null, null, null, null, null, null, null, true, null, null, null),
         CudaVariant.parse("lttune=on"));
     assertEquals(false, CudaVariant.parse("gemm=lt,lttune=off").ltTune());
     assertEquals(32, CudaVariant.parse("tclinear=32").tcRows());
     assertEquals(0, CudaVariant.parse("tclinear=off,gemv=1").tcRows());
     assertEquals(8, CudaVariant.parse("tclinear=32,tcsplit=8").tcSplit());
     assertEquals(0, CudaVariant.parse("tcsplit=auto").tcSplit());
+    assertEquals(true, CudaVariant.parse("tclinear=32,tconerow=on").tcOneRow());
   }
 
   /** The help text's list of settings and the parser must not drift apart: every listed value parses. */
@@ -55,12 +56,12 @@ class CudaVariantTest {
       for (String value : kv[1].split("\\|")) {
         String v = value.equals("N rows") ? "3" : value;
         CudaVariant parsed = CudaVariant.parse(kv[0] + "=" + v);
-        CudaVariant unchanged = new CudaVariant(parsed.spec(), null, null, null, null, null, null, null, null, null, null, null);
+        CudaVariant unchanged = new CudaVariant(parsed.spec(), null, null, null, null, null, null, null, null, null, null, null, null);
         assertTrue(!parsed.equals(unchanged), setting + ": " + v + " changed nothing");
         values++;
       }
     }
-    assertEquals(31, values, "settings listed in CudaVariant.SETTINGS");
+    assertEquals(33, values, "settings listed in CudaVariant.SETTINGS");
     // and every setting the record holds is listed: one key per component besides spec
     assertEquals(CudaVariant.class.getRecordComponents().length - 1, CudaVariant.SETTINGS.split(", ").length);
   }

@@ -92,6 +92,7 @@ public final class CudaOps implements Ops {
   private int gemvMaxRows; // -Dopt.cuda.gemv (or useGemv): Linears of 1..gemvMaxRows rows run the gemv kernel
   private int tcRows; // -Dopt.cuda.tcLinear (or useTcLinear): Linears of up to tcRows rows run linear_tc.cu's kernel
   private int tcSplit; // -Dopt.cuda.tcSplit (or useTcSplit): its warps per group of outputs, 0 = auto
+  private boolean tcOneRow = CudaSwitches.TC_ONE_ROW; // -Dopt.cuda.tcOneRow (or useTcOneRow): 16-bit 1-row Linears too
   private int gemvSplit; // -Dopt.cuda.gemvSplit (or useGemvSplit): warps per output group, 0 = auto
   private boolean int8Linears; // useInt8Linears: linearWeight quantizes to int8 (CudaInt8Mat)
   private long int8ScratchElements; // the largest int8 Linear weight: the dequantized copy's size for GEMMs
@@ -752,13 +753,14 @@ public final class CudaOps implements Ops {
 
   /**
    * Whether a Linear of x (rows, k) goes to linear_tc.cu's tensor-core kernel ({@code -Dopt.cuda.tcLinear}, session 22,
-   * off): up to {@link #tcRows} rows, from 2 for 16-bit weights (one row keeps the matrix-vector kernel) and from 1 for
-   * int8 weights, which take fp16 activations only; k in whole steps of the kernel (32 values, or 64 of int8) and x and
-   * the weight 16-byte aligned (the kernel refuses anything else).
+   * off): up to {@link #tcRows} rows, from 2 for 16-bit weights (one row keeps the matrix-vector kernel unless
+   * {@link #tcOneRow}) and from 1 for int8 weights, which take fp16 activations only; k in whole steps of the kernel (32
+   * values, or 64 of int8) and x and the weight 16-byte aligned (the kernel refuses anything else).
    */
   private boolean tcLinear(CudaMat in, long weightAddress, boolean int8) {
-    return in.rows >= (int8 ? 1 : 2) && in.rows <= tcRows && (int8 ? dtype == DType.F16 : dtype != DType.F32)
-        && in.cols % (int8 ? 64 : 32) == 0 && in.address() % 16 == 0 && weightAddress % 16 == 0;
+    return in.rows >= (int8 || tcOneRow ? 1 : 2) && in.rows <= tcRows
+        && (int8 ? dtype == DType.F16 : dtype != DType.F32) && in.cols % (int8 ? 64 : 32) == 0
+        && in.address() % 16 == 0 && weightAddress % 16 == 0;
   }
 
   /** {@link #linear} over a 16-bit weight on the tensor-core kernel ({@link #tcLinear} checked by the caller). */
@@ -859,6 +861,23 @@ public final class CudaOps implements Ops {
   /** The tensor-core Linear's warps per group of outputs (0 = auto). */
   public int tcSplit() {
     return tcSplit;
+  }
+
+  /**
+   * Whether 16-bit Linears of one row run the tensor-core kernel too (with {@link #useTcLinear}; see
+   * {@code opt.cuda.tcOneRow}), instead of the matrix-vector kernel. Between steps only.
+   */
+  public void useTcOneRow(boolean on) {
+    requireEager("useTcOneRow");
+    if (on != tcOneRow) {
+      discardGraphs(); // captured with the other Linear path
+      tcOneRow = on;
+    }
+  }
+
+  /** Whether 16-bit Linears of one row run the tensor-core kernel (when it is on). */
+  public boolean usesTcOneRow() {
+    return tcOneRow;
   }
 
   /**

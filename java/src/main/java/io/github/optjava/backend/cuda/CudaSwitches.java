@@ -168,6 +168,12 @@ final class CudaSwitches {
    * matrix-vector kernel's split does; the others are for a GPU run's sweep ({@code opt bench --variants}).
    */
   static final String TC_SPLIT = System.getProperty("opt.cuda.tcSplit", "auto"); // parsed by CudaOps: tcSplit
+  /**
+   * {@code -Dopt.cuda.tcOneRow=true}: with {@code -Dopt.cuda.tcLinear}, 16-bit Linears of one row (batch-1 decode) run
+   * the tensor-core kernel too, instead of the matrix-vector kernel (52–66 % of the copy rate on the H200, session 21):
+   * for a GPU run to measure (batch-1 roofline targets of #5). Off.
+   */
+  static final boolean TC_ONE_ROW = Boolean.getBoolean("opt.cuda.tcOneRow");
   /** The most rows the tensor-core Linear takes (native/src/linear_tc.cu, kTcMaxRows). */
   static final int TC_LINEAR_MAX_ROWS = 32;
   /**

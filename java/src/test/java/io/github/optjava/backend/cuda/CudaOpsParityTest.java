@@ -1217,6 +1217,15 @@ class CudaOpsParityTest {
       linearCase(g, d, 33, 128, 64); // cuBLAS
       linearCase(g, d, 4, 83, 40); // not a whole step
       assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": other paths");
+      boolean oneRowBefore = g.usesTcOneRow();
+      g.useTcOneRow(true); // -Dopt.cuda.tcOneRow: one row of 16-bit weights on the tensor cores too
+      try {
+        linearCase(g, d, 1, 2048, 2048 + 13);
+      } finally {
+        g.useTcOneRow(oneRowBefore);
+      }
+      tc += d == DType.F32 ? 0 : 3;
+      assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": one row (tcOneRow)");
       int8Case(g, d, 1, 128, 141);
       int8Case(g, d, 3, 2048, 2048 + 13);
       int8Case(g, d, 32, 256, 40);
