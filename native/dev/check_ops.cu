@@ -481,6 +481,24 @@ void check_linear_small(int m, int k, int n, bool with_bias, bool relu, int offs
   report(op, D::name(), max_error(widen_all<D>(d_out.download()), ref), D::tol);
 }
 
+// The reference of opt_qkv_append's epilogue: value(i, j) is output j of row i (its bias added); q rows go to ref_q,
+// k and v to the cache rows of the valid slots (the other rows keep what ref_k / ref_v hold).
+template <class Value>
+void qkv_reference(int m, int width, const std::vector<int32_t>& slots, Value value, std::vector<double>& ref_q,
+                   std::vector<double>& ref_k, std::vector<double>& ref_v) {
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < 3 * width; ++j) {
+      const double v = value(i, j);
+      const int part = j / width, col = j % width;
+      if (part == 0) {
+        ref_q[static_cast<size_t>(i) * width + col] = v;
+      } else if (slots[i] >= 0) {
+        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
+      }
+    }
+  }
+}
+
 // opt_linear_small_qkv: the q/k/v product with opt_qkv_append's epilogue. With m > 1, row m - 1 has slot -1
 // (q only; at m = 1 the row is cached: batch-1 decode); the cache's other rows must keep what they held.
 template <class D>
@@ -503,20 +521,13 @@ void check_linear_small_qkv(int m, int k, int width, bool with_bias, int split =
             "linear_small_qkv");
   std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
       ref_v(cache_v.values.begin(), cache_v.values.end());
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < 3 * width; ++j) {
-      double v = with_bias ? bias.values[j] : 0.0;
-      for (int e = 0; e < k; ++e) {
-        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.values[static_cast<size_t>(j) * k + e];
-      }
-      const int part = j / width, col = j % width;
-      if (part == 0) {
-        ref_q[static_cast<size_t>(i) * width + col] = v;
-      } else if (slots[i] >= 0) {
-        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
-      }
+  qkv_reference(m, width, slots, [&](int i, int j) {
+    double v = with_bias ? bias.values[j] : 0.0;
+    for (int e = 0; e < k; ++e) {
+      v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.values[static_cast<size_t>(j) * k + e];
     }
-  }
+    return v;
+  }, ref_q, ref_k, ref_v);
   const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
                                max_error(widen_all<D>(d_k.download()), ref_k),
                                max_error(widen_all<D>(d_v.download()), ref_v)});
@@ -595,21 +606,13 @@ void check_linear_int8_qkv(int m, int k, int width, int split) {
             "linear_int8_small_qkv");
   std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
       ref_v(cache_v.values.begin(), cache_v.values.end());
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < 3 * width; ++j) {
-      double v = 0.0;
-      for (int e = 0; e < k; ++e) {
-        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.q[static_cast<size_t>(j) * k + e];
-      }
-      v = v * w.scales[j] + bias.values[j];
-      const int part = j / width, col = j % width;
-      if (part == 0) {
-        ref_q[static_cast<size_t>(i) * width + col] = v;
-      } else if (slots[i] >= 0) {
-        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
-      }
+  qkv_reference(m, width, slots, [&](int i, int j) {
+    double v = 0.0;
+    for (int e = 0; e < k; ++e) {
+      v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * w.q[static_cast<size_t>(j) * k + e];
     }
-  }
+    return v * w.scales[j] + bias.values[j];
+  }, ref_q, ref_k, ref_v);
   const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
                                max_error(widen_all<D>(d_k.download()), ref_k),
                                max_error(widen_all<D>(d_v.download()), ref_v)});
@@ -694,22 +697,14 @@ void check_linear_tc_qkv(int m, int k, int width, bool int8, int split) {
   }
   std::vector<double> ref_q(static_cast<size_t>(m) * width), ref_k(cache_k.values.begin(), cache_k.values.end()),
       ref_v(cache_v.values.begin(), cache_v.values.end());
-  for (int i = 0; i < m; ++i) {
-    for (int j = 0; j < 3 * width; ++j) {
-      double v = 0.0;
-      for (int e = 0; e < k; ++e) {
-        const size_t we = static_cast<size_t>(j) * k + e;
-        v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * (int8 ? w8.q[we] : w.values[we]);
-      }
-      v = (int8 ? v * w8.scales[j] : v) + bias.values[j];
-      const int part = j / width, col = j % width;
-      if (part == 0) {
-        ref_q[static_cast<size_t>(i) * width + col] = v;
-      } else if (slots[i] >= 0) {
-        (part == 1 ? ref_k : ref_v)[static_cast<size_t>(slots[i]) * width + col] = v;
-      }
+  qkv_reference(m, width, slots, [&](int i, int j) {
+    double v = 0.0;
+    for (int e = 0; e < k; ++e) {
+      const size_t we = static_cast<size_t>(j) * k + e;
+      v += static_cast<double>(x.values[static_cast<size_t>(i) * k + e]) * (int8 ? w8.q[we] : w.values[we]);
     }
-  }
+    return (int8 ? v * w8.scales[j] : v) + bias.values[j];
+  }, ref_q, ref_k, ref_v);
   const double err = std::max({max_error(widen_all<D>(d_q.download()), ref_q),
                                max_error(widen_all<D>(d_k.download()), ref_k),
                                max_error(widen_all<D>(d_v.download()), ref_v)});

@@ -79,6 +79,24 @@ __device__ __forceinline__ void mma16816<__nv_bfloat16>(float (&d)[4], const uin
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// ---- passes over a row --------------------------------------------------------------------------------
+
+// f(i, p[i]) for a thread's elements i = first, first + stride, ... below n, in that order, with eight loads in flight
+// (one at a time, a pass over a 200 KB row waited on L2's latency ~100 times per thread: top_logprobs.cu and
+// sample.cu, session 22). Plain loads: a thread may read what it wrote earlier in the same kernel.
+template <class F>
+__device__ __forceinline__ void for_each_strided(const float* p, int first, int stride, int n, F&& f) {
+  int i = first;
+  for (; i + 7 * stride < n; i += 8 * stride) {
+    float v[8];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) v[u] = p[i + u * stride];
+#pragma unroll
+    for (int u = 0; u < 8; ++u) f(i + u * stride, v[u]);
+  }
+  for (; i < n; i += stride) f(i, p[i]);
+}
+
 // ---- misc --------------------------------------------------------------------------------------------
 
 // The NaN the kernels write for rows that must come out NaN (bad input, a NaN score).

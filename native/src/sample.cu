@@ -177,17 +177,11 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   // f(i, s_i) for this thread's elements of the row in order (i = tid, tid + kThreads, ...): from the scratch row
   // eight loads at a time (in flight together: one at a time, a pass waits on L2's latency ~100 times), else divided.
   auto for_s = [&](auto&& f) {
-    int i = tid;
     if (scratch != nullptr) {
-      for (; i + 7 * kThreads < vocab; i += 8 * kThreads) {
-        float s8[8];
-#pragma unroll
-        for (int u = 0; u < 8; ++u) s8[u] = scratch[i + u * kThreads];
-#pragma unroll
-        for (int u = 0; u < 8; ++u) f(i + u * kThreads, s8[u]);
-      }
+      for_each_strided(scratch, tid, kThreads, vocab, f);
+    } else {
+      for (int i = tid; i < vocab; i += kThreads) f(i, __fdiv_rn(z[i], t));
     }
-    for (; i < vocab; i += kThreads) f(i, s_at(i));
   };
   if (tid == 0) {
     shared_int = 0;
@@ -309,17 +303,11 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   // eight loads at a time (a pass is a read of 200 KB from L2 by one multiprocessor: its latency, not its bytes,
   // would bound a loop with one load in flight), else computed.
   auto for_weights = [&](auto&& f) {
-    int j = tid;
     if (cache != nullptr) {
-      for (; j + 7 * kThreads < count; j += 8 * kThreads) {
-        float w8[8];
-#pragma unroll
-        for (int u = 0; u < 8; ++u) w8[u] = cache[j + u * kThreads];
-#pragma unroll
-        for (int u = 0; u < 8; ++u) f(j + u * kThreads, static_cast<double>(w8[u]));
-      }
+      for_each_strided(cache, tid, kThreads, count, [&](int j, float w) { f(j, static_cast<double>(w)); });
+    } else {
+      for (int j = tid; j < count; j += kThreads) f(j, compute_weight(j));
     }
-    for (; j < count; j += kThreads) f(j, weight(j));
   };
   double part = 0.0;
   for (int j = tid; j < count; j += kThreads) {

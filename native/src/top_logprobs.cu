@@ -47,20 +47,11 @@ __device__ __forceinline__ void warp_best(float& v, int& i) {
 }
 
 // f(i, row[i]) for this thread's elements of the row in order (i = threadIdx.x, + blockDim.x, ...), eight loads in
-// flight (session 22): one at a time, each pass over a 200 KB row waited on L2's latency ~100 times per thread. The
-// order per thread is the loop's, so sums keep their bits and picks their ties.
+// flight (common.cuh's for_each_strided, session 22). The order per thread is the loop's, so sums keep their bits and
+// picks their ties.
 template <class F>
-__device__ __forceinline__ void for_row(const float* __restrict__ row, int vocab, F&& f) {
-  const int stride = static_cast<int>(blockDim.x);
-  int i = static_cast<int>(threadIdx.x);
-  for (; i + 7 * stride < vocab; i += 8 * stride) {
-    float v[8];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) v[u] = row[i + u * stride];
-#pragma unroll
-    for (int u = 0; u < 8; ++u) f(i + u * stride, v[u]);
-  }
-  for (; i < vocab; i += stride) f(i, row[i]);
+__device__ __forceinline__ void for_row(const float* row, int vocab, F&& f) {
+  for_each_strided(row, static_cast<int>(threadIdx.x), static_cast<int>(blockDim.x), vocab, f);
 }
 
 // The row's maximum (fmaxf: NaN entries skipped) and whether it holds a NaN, for every thread of the block.
