@@ -17,7 +17,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 
 /**
- * Session 12's decode kernels (verified on an H100 in session 17; defaults since) in models whose shapes they serve:
+ * Session 12's decode kernels (verified on an H100 in session 17; defaults since) and session 22's tensor-core Linear
+ * (not yet run on a GPU) in models whose shapes they serve:
  * two layers of random weights at opt-1.3b's widths (hidden 2048, head_dim 64) and at opt-6.7b's (4096, head_dim 128),
  * fp16, decode steps replayed as CUDA graphs, against eager steps of the verified kernels. Three sequences with prompts
  * of 100, 37 and 5 tokens, then 40 greedy steps, so contexts cross the grouped attention's rounds (64 keys at head_dim
@@ -55,12 +56,43 @@ class GpuNewDecodeKernelsTest {
   }
 
   /**
-   * Steps the graphed model (new kernels on) and the eager one (verified kernels) side by side; {@code counter} (an
-   * {@link OptKernels} COUNT_*) must show that the new kernel really ran, since launchers fall back where it does not
-   * apply.
+   * The tensor-core Linear for few rows (-Dopt.cuda.tcLinear, session 22, not yet run on a GPU): every decode step's
+   * Linears (3, then 2 rows) on it, graphed, against cuBLASLt's eager steps.
    */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"1.3b", "6.7b"})
+  @Tag("gpu-new")
+  @Tag("gpu-new-tclinear")
+  void graphReplayWithTheTensorCoreLinearEqualsEagerCublasSteps(String shape) {
+    replayEqualsEager(shape, OptKernels.COUNT_TC_LINEAR, false, 5e-3f, ops -> ops.useTcLinear(32), () -> { },
+        () -> { });
+  }
+
+  /**
+   * The same with int8 Linear weights: the tensor-core kernel against the dequantized weights through cuBLASLt (which
+   * round each weight to fp16 first: hence a looser tolerance).
+   */
+  @ParameterizedTest(name = "{0}")
+  @CsvSource({"1.3b"})
+  @Tag("gpu-new")
+  @Tag("gpu-new-tclinear")
+  void graphReplayWithTheInt8TensorCoreLinearEqualsEagerDequantizedSteps(String shape) {
+    replayEqualsEager(shape, OptKernels.COUNT_TC_LINEAR, true, 2e-2f, ops -> ops.useTcLinear(32), () -> { },
+        () -> { });
+  }
+
   private static void replayEqualsEager(String shape, int counter, java.util.function.Consumer<CudaOps> newKernels,
       Runnable beforeNewStep, Runnable beforeEagerStep) {
+    replayEqualsEager(shape, counter, false, 5e-3f, newKernels, beforeNewStep, beforeEagerStep);
+  }
+
+  /**
+   * Steps the graphed model (new kernels on) and the eager one (verified kernels) side by side; {@code counter} (an
+   * {@link OptKernels} COUNT_*) must show that the new kernel really ran, since launchers fall back where it does not
+   * apply. {@code int8}: both with int8 Linear weights; {@code rel}: the tolerance's share of the largest logit.
+   */
+  private static void replayEqualsEager(String shape, int counter, boolean int8, float rel,
+      java.util.function.Consumer<CudaOps> newKernels, Runnable beforeNewStep, Runnable beforeEagerStep) {
     long launchesBefore = OptKernels.opt_launch_count(counter);
     OptConfig c = OptShapes.of(shape);
     OptConfig config = new OptConfig(c.vocabSize(), c.hiddenSize(), 2, c.numAttentionHeads(), c.ffnDim(),
@@ -68,7 +100,7 @@ class GpuNewDecodeKernelsTest {
         c.layerNormElementwiseAffine(), c.enableBias(), c.activationFunction(), c.bosTokenId(), c.eosTokenId(),
         c.padTokenId(), c.torchDtype());
     RandomCheckpoint weights = new RandomCheckpoint(config, DType.F16, 12);
-    try (CudaOps newOps = new CudaOps(0, DType.F16, true); CudaOps eagerOps = new CudaOps(0, DType.F16, false);
+    try (CudaOps newOps = int8Ops(true, int8); CudaOps eagerOps = int8Ops(false, int8);
         OptModel graphed = new OptModel(config, new OptWeights(config, weights), newOps, DType.F16);
         OptModel eager = new OptModel(config, new OptWeights(config, weights), eagerOps, DType.F16);
         KvCache gc = graphed.newCache(64, 16); KvCache ec = eager.newCache(64, 16)) {
@@ -95,7 +127,7 @@ class GpuNewDecodeKernelsTest {
             max = Math.max(max, Math.abs(v));
           }
           // fp16 activations: another order of the attention's sums moves a rounding here and there
-          float tol = Math.max(2e-2f, 5e-3f * max);
+          float tol = Math.max(2e-2f, rel * max);
           float diff = maxAbsDiff(g[i], e[i]);
           assertTrue(diff <= tol, shape + " step " + t + " sequence " + i + ": max |new kernels - verified| " + diff
               + " over " + tol);
@@ -115,5 +147,12 @@ class GpuNewDecodeKernelsTest {
       assertEquals(0, eagerOps.graphCount());
       assertTrue(OptKernels.opt_launch_count(counter) > launchesBefore, shape + ": the new kernel never ran");
     }
+  }
+
+  /** fp16 CUDA ops (graphs on or off), with int8 Linear weights when asked (set before any weight is loaded). */
+  private static CudaOps int8Ops(boolean graphs, boolean int8) {
+    CudaOps ops = new CudaOps(0, DType.F16, graphs);
+    ops.useInt8Linears(int8);
+    return ops;
   }
 }
