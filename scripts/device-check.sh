@@ -282,10 +282,11 @@ else
   # minp (session 20): the sampler's min-p cut (opt_sample_rows_f32; default for sampled requests with min-p).
   # sampletop (session 20): a sampled request's log-prob alternatives listed by the sampler (opt_sample_rows_top_f32).
   # tclinear (session 22): the tensor-core Linear for 1-32 rows, 16-bit and int8 weights (-Dopt.cuda.tcLinear, off).
-  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 tclinear logprob sample minp sampletop chained fa score combine edits toplp beams"
+  # typical (session 23): the sampler's typical cut after min-p (-Dopt.cuda.deviceTypical, off).
+  groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 tclinear logprob sample minp sampletop typical chained fa score combine edits toplp beams"
   # quick: what changed since session 11's runs (gemv shares the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 tclinear split grouped combine vecnorm edits toplp beams logprob sample minp sampletop"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 tclinear split grouped combine vecnorm edits toplp beams logprob sample minp sampletop typical"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -311,7 +312,7 @@ new_cap=150 new_keep=200 new_min=60
 # session 13) and gpu-new-lttune (cuBLASLt's algorithms chosen by timing, session 14) have no kernel of their own:
 # they always run.
 new_excl=()
-for k in fa score combine gemvsplit int8 tclinear grouped vecnorm edits toplp beams minp sampletop; do
+for k in fa score combine gemvsplit int8 tclinear grouped vecnorm edits toplp beams minp sampletop typical; do
   case "$passed_groups" in *" $k "*) ;; *) new_excl+=(--exclude-tag "gpu-new-$k") ;; esac
 done
 # gpu-new-mixed (session 21: greedy and sampled rows in one step) has no kernel of its own: it runs the sampler's

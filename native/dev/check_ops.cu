@@ -1383,8 +1383,8 @@ void check_token_logprob() {
 }
 
 // backend/RowSampling.sample (the sampling kernel's CPU twin), transliterated: the token and its log-prob.
-int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, float min_p, double uniform,
-               double* lp, int list_k = 0, int32_t* ids = nullptr, double* lps = nullptr) {
+int ref_sample(const float* row, int vocab, float temperature, int top_k, float top_p, float min_p, float typical_p,
+               double uniform, double* lp, int list_k = 0, int32_t* ids = nullptr, double* lps = nullptr) {
   for (int j = 0; j < list_k; ++j) {
     ids[j] = -1;
     lps[j] = NAN;
@@ -1456,13 +1456,47 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
       removed += x;
     }
   }
-  const double kept = total - removed;
-  auto is_kept = [&](int i) {
+  auto kept_before_typical = [&](int i) {
     const double x = w[i];
     return !(x <= 0 || (filter_p && bits(static_cast<float>(x)) <= tau) || (filter_min && static_cast<float>(x) < min_p));
   };
+  // typical (session 23): the most distant tokens from E[s - m] go while they hold at most (1 - typical_p) of the mass
+  const bool filter_typical = typical_p > 0.f && typical_p < 1.f && m != INFINITY;
+  double mean = 0;
+  uint32_t typical_tau = 0;
+  auto typical_key = [&](int i) {
+    return 0x7fffffffu - bits(static_cast<float>(std::fabs(static_cast<double>(s[i]) - m - mean)));
+  };
+  if (filter_typical) {
+    const double left = total - removed;
+    double sum = 0;
+    for (int i = 0; i < vocab; ++i) {
+      if (kept_before_typical(i)) sum += w[i] * (static_cast<double>(s[i]) - m);
+    }
+    mean = sum / left;
+    const double limit = (1.0 - typical_p) * left;
+    uint32_t prefix = 0;
+    double cut = 0;
+    for (int b = 31; b >= 0; --b) {
+      const uint32_t candidate = prefix | (1u << b);
+      double mass = 0;
+      for (int i = 0; i < vocab; ++i) {
+        if (kept_before_typical(i) && typical_key(i) <= candidate) mass += w[i];
+      }
+      if (mass <= limit && mass < left) {
+        prefix = candidate;
+        cut = mass;
+      }
+    }
+    typical_tau = prefix;
+    removed += cut;
+  }
+  const double kept = total - removed;
+  auto is_kept = [&](int i) {
+    return kept_before_typical(i) && !(filter_typical && typical_key(i) <= typical_tau);
+  };
   if (list_k > 0) {  // the alternatives: what no cut removed (see sample.cu, 6b) by s, then the lower id
-    const bool no_cut = !filter_p && !filter_min && m != INFINITY;
+    const bool no_cut = !filter_p && !filter_min && !filter_typical && m != INFINITY;
     std::vector<int> order;
     for (int i = 0; i < vocab; ++i) {
       if (no_cut ? (s[i] > -INFINITY && ordered(s[i]) >= kth) : is_kept(i)) order.push_back(i);
@@ -1477,10 +1511,9 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
   double cumulative = 0;
   int last = -1;
   for (int i = 0; i < vocab; ++i) {
-    const double x = w[i];
     if (!is_kept(i)) continue;
     last = i;
-    cumulative += x;
+    cumulative += w[i];
     if (cumulative > target) break;
   }
   *lp = (m == INFINITY ? 0 : static_cast<double>(s[last]) - m) - std::log(kept);
@@ -1488,11 +1521,14 @@ int ref_sample(const float* row, int vocab, float temperature, int top_k, float 
 }
 
 // opt_sample_rows_f32 against its twin's rules: plain, top-k (gathered and, past 2048 tokens, not), top-p, both,
-// greedy-like limits, uniform 0, and the -inf / NaN rows; with_min_p (group minp, session 20): the same kinds of
-// rows with min-p too (alone, after top-k, after top-p, min-p 1: the top token only, a uniform near 1). Random
-// logits: ties and cut boundaries are improbable, so the tokens must match exactly. Each group runs the kernel
-// without and with its weights cache (session 21, not yet run on a GPU): the two must give the same bits.
-void check_sample_rows(bool with_min_p, int list_k = 0) {
+// greedy-like limits, uniform 0, and the -inf / NaN rows; kMinP (group minp, session 20): the same kinds of rows with
+// min-p too (alone, after top-k, after top-p, min-p 1: the top token only, a uniform near 1); kTypical (group typical,
+// session 23): typical sampling alone and after each other cut (a typical-p so small that one token stays, top-k
+// gathered and not, a high temperature). Random logits: ties and cut boundaries are improbable, so the tokens must
+// match exactly. Each group runs the kernel without and with its weights cache (session 21, not yet run on a GPU): the
+// two must give the same bits.
+enum class SampleCases { kPlain, kMinP, kTypical };
+void check_sample_rows(SampleCases kind, int list_k = 0) {
   const int vocab = 50272;
   struct Case {
     float temperature;
@@ -1500,6 +1536,7 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
     float top_p;
     float min_p;
     double uniform;
+    float typical_p = 1.f;
   };
   const std::vector<Case> plain = {{1.f, 0, 1.f, 0.f, 0.37}, {0.7f, 50, 1.f, 0.f, 0.81}, {1.f, 0, 0.9f, 0.f, 0.52},
                                    {0.8f, 40, 0.95f, 0.f, 0.13}, {1.f, 1, 1.f, 0.f, 0.99}, {1.f, 0, 1e-9f, 0.f, 0.5},
@@ -1510,14 +1547,20 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
                                    {1.f, 0, 1.f, 1.f, 0.99}, {3.f, 0, 1.f, 0.01f, 0.999}, {1.3f, 3000, 1.f, 0.03f, 0.66},
                                    {0.9f, 3000, 0.8f, 0.5f, 0.05}, {2.f, 0, 1.f, 0.001f, 0.0},
                                    {1.f, 0, 1.f, 0.1f, 0.5}, {1.f, 0, 1.f, 0.1f, 0.5}};
-  const std::vector<Case>& cases = with_min_p ? min_p : plain;
+  const std::vector<Case> typical = {{1.f, 0, 1.f, 0.f, 0.37, 0.9f}, {0.7f, 50, 1.f, 0.f, 0.81, 0.5f},
+                                     {1.f, 0, 0.9f, 0.f, 0.52, 0.2f}, {0.8f, 40, 0.95f, 0.05f, 0.13, 0.95f},
+                                     {1.f, 0, 1.f, 0.f, 0.99, 1e-6f}, {3.f, 0, 1.f, 0.01f, 0.999, 0.99f},
+                                     {1.3f, 3000, 1.f, 0.f, 0.66, 0.7f}, {0.9f, 1000, 0.8f, 0.f, 0.05, 0.6f},
+                                     {2.f, 0, 1.f, 0.f, 0.0, 0.3f}, {1.f, 0, 1.f, 0.f, 0.5, 0.9f},
+                                     {1.f, 0, 1.f, 0.f, 0.5, 0.9f}};
+  const std::vector<Case>& cases = kind == SampleCases::kMinP ? min_p : kind == SampleCases::kTypical ? typical : plain;
   const int rows = static_cast<int>(cases.size());
   std::normal_distribution<float> dist(0.f, 3.f);
   std::vector<float> logits(static_cast<size_t>(rows) * vocab);
   for (float& v : logits) v = dist(g_rng);
   std::fill(logits.end() - 2 * static_cast<size_t>(vocab), logits.end() - vocab, -INFINITY);  // all -inf: -1
   logits[static_cast<size_t>(rows - 1) * vocab + 1234] = NAN;                                  // a NaN: -2
-  std::vector<float> temperature, top_p, mins;
+  std::vector<float> temperature, top_p, mins, typicals;
   std::vector<int32_t> top_k;
   std::vector<double> uniform;
   for (const Case& c : cases) {
@@ -1525,9 +1568,10 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
     top_k.push_back(c.top_k);
     top_p.push_back(c.top_p);
     mins.push_back(c.min_p);
+    typicals.push_back(c.typical_p);
     uniform.push_back(c.uniform);
   }
-  DevBuf<float> d_logits(logits), d_t(temperature), d_p(top_p), d_min(mins), d_lp(rows);
+  DevBuf<float> d_logits(logits), d_t(temperature), d_p(top_p), d_min(mins), d_typ(typicals), d_lp(rows);
   DevBuf<int32_t> d_k(top_k), d_tok(rows);
   DevBuf<double> d_u(uniform);
   DevBuf<int32_t> d_ids(static_cast<size_t>(rows) * std::max(list_k, 1));
@@ -1547,12 +1591,12 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
       cudaMemset(d_top.ptr, 0xff, static_cast<size_t>(rows) * std::max(list_k, 1) * sizeof(float));
     }
     if (list_k == 0) {
-      expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr,
-                                    rows, vocab, w, g_stream),
+      expect_ok(opt_sample_rows_f32(d_tok.ptr, d_lp.ptr, d_logits.ptr, d_t.ptr, d_k.ptr, d_p.ptr, d_min.ptr,
+                                    d_typ.ptr, d_u.ptr, rows, vocab, w, g_stream),
                 "sample_rows");
     } else {
       expect_ok(opt_sample_rows_top_f32(d_tok.ptr, d_lp.ptr, d_ids.ptr, d_top.ptr, list_k, d_logits.ptr, d_t.ptr,
-                                        d_k.ptr, d_p.ptr, d_min.ptr, d_u.ptr, rows, vocab, w, g_stream),
+                                        d_k.ptr, d_p.ptr, d_min.ptr, d_typ.ptr, d_u.ptr, rows, vocab, w, g_stream),
                 "sample_rows_top");
     }
     if (!cached) {
@@ -1576,7 +1620,7 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
     std::vector<int32_t> want_ids(std::max(list_k, 1));
     std::vector<double> want_top(std::max(list_k, 1));
     const int want = ref_sample(&logits[static_cast<size_t>(r) * vocab], vocab, c.temperature, c.top_k, c.top_p,
-                                c.min_p, c.uniform, &want_lp, list_k, want_ids.data(), want_top.data());
+                                c.min_p, c.typical_p, c.uniform, &want_lp, list_k, want_ids.data(), want_top.data());
     if (tok[r] != want) {
       std::fprintf(stderr, "sample_rows row %d: token %d, expected %d\n", r, tok[r], want);
       ++wrong;
@@ -1595,7 +1639,9 @@ void check_sample_rows(bool with_min_p, int list_k = 0) {
       }
     }
   }
-  const std::string name = std::string("sample_rows") + (with_min_p ? " min-p" : "") + (list_k > 0 ? " top" : "");
+  const std::string name = std::string("sample_rows") +
+                           (kind == SampleCases::kMinP ? " min-p" : kind == SampleCases::kTypical ? " typical" : "") +
+                           (list_k > 0 ? " top" : "");
   report(name + " (wrong tokens)", "f32", wrong, 0.0);
   report(name + " (log-prob error)", "f32", err, 1e-4);
 }
@@ -2058,12 +2104,15 @@ void run_group(const std::string& group) {
   } else if (group == "score") {
     check_token_logprob();
   } else if (group == "sample") {
-    check_sample_rows(false);
+    check_sample_rows(SampleCases::kPlain);
   } else if (group == "minp") {  // opt_sample_rows_f32's min-p (session 20; passed on an H200 in session 21)
-    check_sample_rows(true);
+    check_sample_rows(SampleCases::kMinP);
   } else if (group == "sampletop") {  // opt_sample_rows_top_f32 (session 20; passed on an H200 in session 21)
-    check_sample_rows(false, 5);
-    check_sample_rows(true, 5);
+    check_sample_rows(SampleCases::kPlain, 5);
+    check_sample_rows(SampleCases::kMinP, 5);
+  } else if (group == "typical") {  // opt_sample_rows(_top)_f32's typical cut (session 23; not yet run on a GPU)
+    check_sample_rows(SampleCases::kTypical);
+    check_sample_rows(SampleCases::kTypical, 5);
   } else if (group == "chained") {
     check_chained();
   } else if (group == "edits") {  // opt_edit_logits_f32 (session 19; not yet run on a GPU)
@@ -2076,17 +2125,17 @@ void run_group(const std::string& group) {
 }
 
 const char* const kGroups[] = {"base", "split", "combine", "grouped", "vecnorm", "tiled", "tc", "fa", "gemv", "gemvsplit", "int8", "tclinear", "logprob", "score",
-                               "sample", "minp", "sampletop", "chained", "edits", "toplp", "beams"};
+                               "sample", "minp", "sampletop", "typical", "chained", "edits", "toplp", "beams"};
 
 }  // namespace
 
-// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample minp sampletop chained edits toplp beams), all of them without arguments.
+// check_ops [GROUP...]: the named groups (base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample minp sampletop typical chained edits toplp beams), all of them without arguments.
 int main(int argc, char** argv) {
   std::vector<std::string> groups(argv + 1, argv + argc);
   if (groups.empty()) groups.assign(std::begin(kGroups), std::end(kGroups));
   for (const std::string& g : groups) {
     if (std::find(std::begin(kGroups), std::end(kGroups), g) == std::end(kGroups)) {
-      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample minp sampletop chained edits toplp beams)\n", g.c_str());
+      std::fprintf(stderr, "check_ops: unknown group '%s' (groups: base split combine grouped vecnorm tiled tc fa gemv gemvsplit int8 tclinear logprob score sample minp sampletop typical chained edits toplp beams)\n", g.c_str());
       return 2;
     }
   }

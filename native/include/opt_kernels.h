@@ -466,23 +466,25 @@ OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16
 
 /*
  * Sampling (sample.cu): per row of float32 logits (rows, vocab), a token drawn from softmax(logits / temperature[r])
- * after top-k (top_k[r] > 0), top-p (top_p[r] < 1) and min-p (min_p[r] > 0) filtering, with the uniform number
- * uniform[r] in [0, 1) the host drew; out_token[r] = the token (-1: every logit -inf; -2: a NaN), out_logprob[r] =
- * its log-probability under the filtered distribution. The rules are those of its CPU twin, backend/RowSampling
- * (see sample.cu).
- *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p/min_p (rows) float32, top_k (rows) int32,
- *   uniform (rows) float64: all device memory. weights: null, or (rows * vocab) device float32 scratch where each
+ * after top-k (top_k[r] > 0), top-p (top_p[r] < 1), min-p (min_p[r] > 0) and typical (typical_p[r] in (0, 1))
+ * filtering, with the uniform number uniform[r] in [0, 1) the host drew; out_token[r] = the token (-1: every logit
+ * -inf; -2: a NaN), out_logprob[r] = its log-probability under the filtered distribution. The rules are those of its
+ * CPU twin, backend/RowSampling (see sample.cu).
+ *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p/min_p/typical_p (rows) float32, top_k
+ *   (rows) int32, uniform (rows) float64: all device memory. weights: null, or (rows * vocab) device float32 scratch where each
  *   row with top-p (and its whole row in play) has its weights computed once there and read back by top-p's rounds
  *   instead of recomputed (the same bits; session 21, GPU-unverified: check_ops groups sample, minp and sampletop
  *   run both ways; CudaOps passes it with -Dopt.cuda.samplerWeights=true).
  * Status: passed check_ops and its parity test on an H100 (2026-11-26, session 7); CudaOps' default for sampled
  * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead). min_p added in session 20 without a GPU;
  * passed check_ops groups sample and minp and the parity tests on an H200 (2026-11-28, session 21, 7a4d127)
- * (-Dopt.cuda.deviceMinP=false draws min-p rows on the host).
+ * (-Dopt.cuda.deviceMinP=false draws min-p rows on the host). Session 22 changed top-p's search and the draw, and
+ * session 23 added typical_p (check_ops group typical; -Dopt.cuda.deviceTypical=false draws typical rows on the
+ * host), both without a GPU.
  */
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
-                                const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
-                                int rows, int vocab, float* weights, cudaStream_t stream);
+                                const int32_t* top_k, const float* top_p, const float* min_p, const float* typical_p,
+                                const double* uniform, int rows, int vocab, float* weights, cudaStream_t stream);
 
 /*
  * As opt_sample_rows_f32, and each row's k most likely tokens of the filtered distribution (those no cut removed, by
@@ -495,8 +497,8 @@ OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const fl
  */
 OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
                                     const float* logits, const float* temperature, const int32_t* top_k,
-                                    const float* top_p, const float* min_p, const double* uniform, int rows, int vocab,
-                                    float* weights, cudaStream_t stream);
+                                    const float* top_p, const float* min_p, const float* typical_p,
+                                    const double* uniform, int rows, int vocab, float* weights, cudaStream_t stream);
 
 /*
  * Greedy pick (sampling.cu): out_index[r] = the first index of the maximum of logits[r, :], torch.argmax

@@ -1,5 +1,5 @@
 // Sampling on the device: one token per row of float32 logits, drawn from softmax(logits / temperature) after
-// top-k, top-p and min-p filtering, with the uniform number the host's per-sequence random stream drew. The engine's
+// top-k, top-p, min-p and typical filtering, with the uniform number the host's per-sequence random stream drew. The engine's
 // host path (engine/Sampler + the Temperature/TopK/TopP processors) does the same with HF's exact numerics;
 // this kernel's rules are those of its CPU twin, backend/RowSampling (Ops.sampleRows' default, which the parity
 // test compares it with; the engine uses the twin for such sequences whenever the model samples on the device,
@@ -31,6 +31,11 @@
 //   4b. min-p (min_p > 0, session 20): of the tokens left, those whose float weight w is below min_p go (their
 //      probability is below min_p times the top token's, whose weight is expf(0) = 1; HF compares w / W with
 //      min_p * 1 / W in float32, the same cut but for rounding). The top tokens always stay (min_p <= 1).
+//   4c. typical (0 < typical_p < 1, session 23): over the tokens left (W' their mass), a token's distance from the
+//      typical is |-log p - H| = |(s - m) - E| with E = sum w (s - m) / W' (one pass); the most distant go, as many
+//      as hold at most (1 - typical_p) W' and never all: top-p's search (4) over keys 0x7fffffff - bits(distance)
+//      (a larger distance, a smaller key) instead of the weights' bits, 16 passes (bits 31..0). HF keeps the most
+//      typical tokens until their cumulative probability reaches typical_p: the same set but for rounding.
 //   5. target = u W' (W' the mass kept): the first token, in token-id order, whose inclusive prefix sum of kept
 //      weights exceeds it (the host's walk through the cumulative weights; summed per warp range since session 22,
 //      see step 5 below); rounding past the end gives the last kept token.
@@ -94,6 +99,12 @@ __host__ __device__ inline void take_top_p_bits(const TopPCandidates& c, double 
   }
 }
 
+// Typical sampling's key of a token (step 4c): 0x7fffffff minus the float bits of its distance |(s - m) - mean|,
+// computed in double and rounded to float as the twin does (RowSampling.typicalKey): the most distant, the smallest.
+__device__ __forceinline__ unsigned int typical_key(float s, float m, double mean) {
+  return 0x7fffffffu - __float_as_uint(static_cast<float>(fabs(static_cast<double>(s) - m - mean)));
+}
+
 // The draw (step 5), session 22: the tokens in play are cut into kDrawWarps contiguous ranges, one per warp, each a
 // whole number of 32-element steps; the warps' totals, added in warp order, find the warp where the prefix sum crosses
 // the target. Host and device: native/dev/draw_test.cu runs them.
@@ -136,8 +147,8 @@ template <bool kList>
 __global__ void __launch_bounds__(kThreads, 1)
 sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logprob, const float* __restrict__ logits,
                    const float* __restrict__ temperature, const int32_t* __restrict__ top_k,
-                   const float* __restrict__ top_p, const float* __restrict__ min_p, const double* __restrict__ uniform,
-                   int vocab, int32_t* __restrict__ out_ids, float* __restrict__ out_lps, int list_k,
+                   const float* __restrict__ top_p, const float* __restrict__ min_p,
+                   const float* __restrict__ typical_p, const double* __restrict__ uniform, int vocab, int32_t* __restrict__ out_ids, float* __restrict__ out_lps, int list_k,
                    float* __restrict__ weights) {
   __shared__ typename Reduce::TempStorage reduce_tmp;
   __shared__ double shared_double;
@@ -157,6 +168,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   const int k = top_k[row];
   const float p = top_p[row];
   const float mp = min_p[row] > 0.f ? fminf(min_p[row], 1.f) : 0.f;  // above 1 it is 1 (the top tokens stay); NaN: off
+  const float tp = typical_p[row];
   // The scratch row (weights not null: -Dopt.cuda.samplerWeights, sessions 21-22): s_i from pass 1 until the weights
   // pass, then (the whole row in play) the weights. Each thread reads back only the elements it wrote (every pass
   // strides by kThreads from tid; the gather's chunks start at multiples of kThreads), so no barrier is needed, and
@@ -327,18 +339,18 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   // the same CUB reduction as that search did, so every mass, and so tau, has the same bits. Bits 31 and 30 are never
   // taken (every weight is at most 1.0f, 0x3f800000: those candidates hold every weight, W itself), so the passes
   // cover bits 29..0.
+  auto reduced = [&](double mass) -> double {  // the block's sum, in every thread
+    __syncthreads();  // reduce_tmp and shared_double are reused
+    mass = Reduce(reduce_tmp).Sum(mass);
+    if (tid == 0) shared_double = mass;
+    __syncthreads();
+    return shared_double;
+  };
   bool filter_p = p < 1.f;
   unsigned int tau = 0u;
   double removed = 0.0;
   if (filter_p) {
     const double limit = (1.0 - static_cast<double>(p)) * total;
-    auto reduced = [&](double mass) -> double {  // the block's sum, in every thread
-      __syncthreads();  // reduce_tmp and shared_double are reused
-      mass = Reduce(reduce_tmp).Sum(mass);
-      if (tid == 0) shared_double = mass;
-      __syncthreads();
-      return shared_double;
-    };
     unsigned int prefix = 0u;
     for (int b = 29; b > 0; b -= 2) {
       const TopPCandidates c = top_p_candidates(prefix, b);
@@ -361,7 +373,6 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     if (filter_p && __float_as_uint(static_cast<float>(w)) <= tau) return 0.0;
     return w;
   };
-  auto after_p = [&](int j) -> double { return cut_p(weight(j)); };
 
   // 4b. min-p: of the tokens top-p left, those with a float weight below min_p go.
   const bool filter_min = mp > 0.f;
@@ -377,9 +388,49 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     __syncthreads();
     removed += shared_double;
   }
-  auto kept = [&](int j) -> double {
-    const double w = after_p(j);
+  auto cut_min = [&](double w0) -> double {  // a weight after top-p and min-p
+    const double w = cut_p(w0);
     if (filter_min && static_cast<float>(w) < mp) return 0.0;
+    return w;
+  };
+
+  // 4c. typical: E, then the largest key tau_t with mass(key <= tau_t) <= (1 - typical_p) W' (and < W'); tokens with
+  // key <= tau_t are out. Each pass walks the weights as top-p's do and divides again for s (the scratch row holds
+  // the weights by now).
+  const bool filter_typical = tp > 0.f && tp < 1.f && m != INFINITY;  // m = +inf: every kept token is at +inf
+  unsigned int typical_tau = 0u;
+  double mean = 0.0;
+  if (filter_typical) {
+    auto for_kept_s = [&](auto&& f) {  // f(w, s) over this thread's tokens left by the cuts before
+      for_weights([&](int j, double w0) {
+        const double w = cut_min(w0);
+        if (w > 0.0) f(w, s_fresh_of(j));
+      });
+    };
+    const double left = total - removed;
+    double sum = 0.0;
+    for_kept_s([&](double w, float s) { sum += w * (static_cast<double>(s) - m); });
+    mean = reduced(sum) / left;
+    const double limit = (1.0 - static_cast<double>(tp)) * left;
+    unsigned int prefix = 0u;
+    double cut = 0.0;
+    for (int b = 31; b > 0; b -= 2) {
+      const TopPCandidates c = top_p_candidates(prefix, b);
+      double high = 0.0;
+      double low = 0.0;
+      double both = 0.0;
+      for_kept_s([&](double w, float s) { add_top_p_mass(w, typical_key(s, m, mean), c, high, low, both); });
+      high = reduced(high);
+      low = reduced(low);
+      both = reduced(both);
+      take_top_p_bits(c, high, low, both, limit, left, prefix, cut);
+    }
+    typical_tau = prefix;
+    removed += cut;
+  }
+  auto kept = [&](int j) -> double {
+    const double w = cut_min(weight(j));
+    if (filter_typical && w > 0.0 && typical_key(s_fresh_of(j), m, mean) <= typical_tau) return 0.0;
     return w;
   };
   const double kept_mass = total - removed;
@@ -472,7 +523,7 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   __shared__ float pick_s;
   __shared__ int pick_tok;
   const double log_mass = log(kept_mass);
-  const bool no_cut = !filter_p && !filter_min && m != INFINITY;  // then list by top-k's cut alone
+  const bool no_cut = !filter_p && !filter_min && !filter_typical && m != INFINITY;  // then list by top-k's cut alone
   const int lane = tid % kWarp;
   const int warp = tid / kWarp;
   float ps = INFINITY;
@@ -534,29 +585,31 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
 extern "C" {
 
 OPT_API int opt_sample_rows_f32(int32_t* out_token, float* out_logprob, const float* logits, const float* temperature,
-                                const int32_t* top_k, const float* top_p, const float* min_p, const double* uniform,
-                                int rows, int vocab, float* weights, cudaStream_t stream) {
+                                const int32_t* top_k, const float* top_p, const float* min_p, const float* typical_p,
+                                const double* uniform, int rows, int vocab, float* weights, cudaStream_t stream) {
   if (rows < 0 || vocab < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   sample_rows_kernel<false><<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
-                                                            min_p, uniform, vocab, nullptr, nullptr, 0, weights);
+                                                            min_p, typical_p, uniform, vocab, nullptr, nullptr, 0,
+                                                            weights);
   return launch_status();
 }
 
 OPT_API int opt_sample_rows_top_f32(int32_t* out_token, float* out_logprob, int32_t* out_ids, float* out_lps, int k,
                                     const float* logits, const float* temperature, const int32_t* top_k,
-                                    const float* top_p, const float* min_p, const double* uniform, int rows, int vocab,
-                                    float* weights, cudaStream_t stream) {
+                                    const float* top_p, const float* min_p, const float* typical_p,
+                                    const double* uniform, int rows, int vocab, float* weights, cudaStream_t stream) {
   if (rows < 0 || vocab < 0 || k < 0) return kInvalidValue;
   if (rows == 0) return kSuccess;
   if (vocab == 0) return kInvalidValue;
   if (k == 0) {
-    return opt_sample_rows_f32(out_token, out_logprob, logits, temperature, top_k, top_p, min_p, uniform, rows, vocab,
-                               weights, stream);
+    return opt_sample_rows_f32(out_token, out_logprob, logits, temperature, top_k, top_p, min_p, typical_p, uniform,
+                               rows, vocab, weights, stream);
   }
   sample_rows_kernel<true><<<rows, kThreads, 0, stream>>>(out_token, out_logprob, logits, temperature, top_k, top_p,
-                                                           min_p, uniform, vocab, out_ids, out_lps, k, weights);
+                                                           min_p, typical_p, uniform, vocab, out_ids, out_lps, k,
+                                                           weights);
   return launch_status();
 }
 

@@ -4,8 +4,8 @@ import java.util.Arrays;
 
 /**
  * Changes to a few logits of a step's rows, made where the logits are before a token is picked
- * ({@link Ops#argmaxRows(Mat, double[], LogitEdits)}, {@link Ops#sampleRows(Mat, float[], int[], float[], float[],
- * double[], double[], LogitEdits)}): what Hugging Face's logits processors do to a row (a logit bias, the repetition penalty,
+ * ({@link Ops#argmaxRows(Mat, double[], LogitEdits)}, {@link Ops#sampleRows(Mat, SamplingRows, double[],
+ * LogitEdits)}): what Hugging Face's logits processors do to a row (a logit bias, the repetition penalty,
  * the presence and frequency penalties, bans by n-gram, bad words and min_tokens) touches only the tokens of the
  * sequence's history or of its request, so a GPU can apply them to its own copy and copy back a token per row instead
  * of a vocabulary (docs/perf.md, session 19: the host path cost 0.1–0.5 ms per row per step on top of the copy).

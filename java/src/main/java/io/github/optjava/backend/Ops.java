@@ -214,45 +214,44 @@ public interface Ops extends AutoCloseable {
   }
 
   /**
-   * One token per row of {@code logits} (rows × vocab) drawn with {@link RowSampling}'s rules: softmax(row /
-   * temperature[r]) after top-k ({@code topK[r] > 0}) and top-p ({@code topP[r] < 1}), with the uniform number
-   * uniform[r] in [0, 1); {@code logprobs[r]} (when not null) receives the token's log-probability under that
-   * distribution. A row with a NaN gives {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. A row at
-   * temperature 0 is greedy: its argmax and log-softmax exactly as {@link #argmaxRows} picks it (its top-k, top-p,
-   * min-p and uniform number are ignored), so that one step can draw some sequences and pick others. Default: the
-   * logits read back and drawn on the host; a GPU draws where they are.
+   * One token per row of {@code logits} (rows × vocab) drawn with {@link RowSampling}'s rules: row r by row r of
+   * {@code rows} (temperature, top-k, top-p, min-p, typical sampling, its uniform number); {@code logprobs[r]} (when
+   * not null) receives the token's log-probability under that distribution. A row with a NaN gives
+   * {@link RowSampling#NAN}, a row of -inf {@link RowSampling#NONE}. A row at temperature 0 is greedy: its argmax and
+   * log-softmax exactly as {@link #argmaxRows} picks it (its other parameters are ignored), so that one step can draw
+   * some sequences and pick others. Default: the logits read back and drawn on the host; a GPU draws where they are.
    */
-  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, double[] uniform,
-      double[] logprobs) {
-    return sampleRows(logits, temperature, topK, topP, new float[logits.rows()], uniform, logprobs, LogitEdits.NONE);
+  default int[] sampleRows(Mat logits, SamplingRows rows, double[] logprobs) {
+    return sampleRows(logits, rows, logprobs, LogitEdits.NONE);
   }
 
   /**
-   * As {@link #sampleRows(Mat, float[], int[], float[], double[], double[])} with min-p too ({@code minP[r] > 0}, after
-   * top-p) and after {@code edits} changed the logits (before the temperature, as HF's processors come before its
-   * warpers). The default edits the row on the host.
+   * As {@link #sampleRows(Mat, SamplingRows, double[])} after {@code edits} changed the logits (before the
+   * temperature, as HF's processors come before its warpers). The default edits the row on the host.
    */
-  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
-      double[] logprobs, LogitEdits edits) {
-    return sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, 0, null, null);
+  default int[] sampleRows(Mat logits, SamplingRows rows, double[] logprobs, LogitEdits edits) {
+    return sampleRows(logits, rows, logprobs, edits, 0, null, null);
   }
 
   /**
-   * As {@link #sampleRows(Mat, float[], int[], float[], float[], double[], double[], LogitEdits)}, and each row's
-   * {@code k} most likely tokens of its filtered distribution (a greedy row's: of the row, as {@link #argmaxRows}
-   * lists them) with their log-probs ({@link RowSampling}'s listing)
-   * into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]}, -1 and NaN after the last: a sampled request's
-   * log-prob alternatives; a GPU copies back {@code k} pairs per row instead of the row. The default reads the rows.
+   * As {@link #sampleRows(Mat, SamplingRows, double[], LogitEdits)}, and each row's {@code k} most likely tokens of
+   * its filtered distribution (a greedy row's: of the row, as {@link #argmaxRows} lists them) with their log-probs
+   * ({@link RowSampling}'s listing) into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]}, -1 and NaN after
+   * the last: a sampled request's log-prob alternatives; a GPU copies back {@code k} pairs per row instead of the row.
+   * The default reads the rows.
    */
-  default int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
-      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+  default int[] sampleRows(Mat logits, SamplingRows rows, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
+    if (rows.rows() != logits.rows()) {
+      throw new IllegalArgumentException("sampleRows: " + rows.rows() + " rows of parameters for " + logits.rows()
+          + " rows of logits");
+    }
     float[] flat = read(logits);
     edits.applyTo(flat);
     int vocab = logits.cols();
     int[] out = new int[logits.rows()];
     for (int r = 0; r < out.length; r++) {
-      out[r] = RowSampling.sample(flat, r * vocab, vocab, temperature[r], topK[r], topP[r], minP[r], uniform[r],
-          logprobs, r, k, topIds, topLogprobs, r * k);
+      out[r] = RowSampling.sample(flat, r * vocab, vocab, rows, r, logprobs, r, k, topIds, topLogprobs, r * k);
     }
     return out;
   }
@@ -274,6 +273,14 @@ public interface Ops extends AutoCloseable {
 
   /** Whether {@link #sampleRows} draws on the device (then the engine lets it; else it samples on the host). */
   default boolean samplesOnDevice() {
+    return false;
+  }
+
+  /**
+   * Whether {@link #sampleRows} draws rows with typical sampling on the device too (then the engine lets it; else
+   * their rows come to the host, where the HF-exact processors run). False by default.
+   */
+  default boolean samplesTypicalOnDevice() {
     return false;
   }
 

@@ -2,15 +2,17 @@ package io.github.optjava.backend;
 
 /**
  * The device sampler's rules on the host ({@code native/src/sample.cu}, {@link Ops#sampleRows}): one token from
- * softmax(row / temperature) after top-k, top-p and min-p, with a given uniform number. The twin the GPU kernel is
- * tested against, what {@link Ops#sampleRows} does on backends without a kernel, and what the engine uses for a
- * plain sampled sequence on a model that samples on the device even when a step's logits come to the host (so a
- * seeded request's tokens do not depend on its batch, up to rounding: the kernel's expf and summation order can
- * move a draw within ~1e-7 of a cumulative boundary to the next token; see sample.cu). Its rules differ from the engine's HF-exact host path
- * (engine.Sampler with the Temperature/TopK/TopP/MinP processors) where a token lies exactly at a cut: top-p's equal
- * weights at the cut go together here (with 16-bit logits ties are common), the masses are plain double sums, and
- * min-p compares a token's float weight {@code exp(s - max)} with {@code minP} (the top token's weight is 1: the
- * same cut as HF's {@code p < minP * max(p)} but for rounding, where HF divides both sides by the sum in float32).
+ * softmax(row / temperature) after top-k, top-p, min-p and typical sampling, with a given uniform number. The twin
+ * the GPU kernel is tested against, what {@link Ops#sampleRows} does on backends without a kernel, and what the
+ * engine uses for a plain sampled sequence on a model that samples on the device even when a step's logits come to
+ * the host (so a seeded request's tokens do not depend on its batch, up to rounding: the kernel's expf and summation
+ * order can move a draw within ~1e-7 of a cumulative boundary to the next token; see sample.cu). Its rules differ
+ * from the engine's HF-exact host path (engine.Sampler with the Temperature/TopK/TopP/MinP/Typical processors) where
+ * a token lies at a cut: top-p's equal weights at the cut go together here (with 16-bit logits ties are common), the
+ * masses are plain double sums, min-p compares a token's float weight {@code exp(s - max)} with {@code minP} (the top
+ * token's weight is 1: the same cut as HF's {@code p < minP * max(p)} but for rounding, where HF divides both sides by
+ * the sum in float32), and typical sampling orders the tokens by distances computed in double (HF's float32
+ * log-probs can swap two tokens whose distances differ by less than ~1e-6).
  * Stateless: static methods, safe from any thread.
  */
 public final class RowSampling {
@@ -44,18 +46,45 @@ public final class RowSampling {
    */
   public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, float minP,
       double uniform, double[] logprob, int at) {
-    return sample(row, offset, vocab, temperature, topK, topP, minP, uniform, logprob, at, 0, null, null, 0);
+    return sample(row, offset, vocab, temperature, topK, topP, minP, 1f, uniform, logprob, at, 0, null, null, 0);
   }
 
   /**
-   * As {@link #sample(float[], int, int, float, int, float, float, double, double[], int)}, and the {@code k} most
-   * likely tokens of the filtered distribution (those no cut removed, by {@code row / temperature} then the lower id;
-   * a greedy row lists the row's, as {@link RowMath#topK}) with their log-probabilities under it into
-   * {@code topIds[topAt ..]} / {@code topLogprobs[topAt ..]}: a sampled request's log-prob alternatives; -1 and NaN
-   * after the last (fewer than k tokens kept, or a row with nothing to draw).
+   * Row {@code r} of {@code rows}' parameters drawn from {@code row[offset, offset + vocab)}, with typical sampling
+   * too; {@code logprob}, {@code k}, {@code topIds}, {@code topLogprobs} and {@code topAt} as
+   * {@link #sample(float[], int, int, float, int, float, float, float, double, double[], int, int, int[], double[],
+   * int)}.
+   */
+  public static int sample(float[] row, int offset, int vocab, SamplingRows rows, int r, double[] logprob, int at,
+      int k, int[] topIds, double[] topLogprobs, int topAt) {
+    return sample(row, offset, vocab, rows.temperature()[r], rows.topK()[r], rows.topP()[r], rows.minP()[r],
+        rows.typicalP()[r], rows.uniform()[r], logprob, at, k, topIds, topLogprobs, topAt);
+  }
+
+  /** Whether a typical-p value turns typical sampling on: in (0, 1) (1 or more, 0 or less, NaN: off). */
+  public static boolean typicalOn(float typicalP) {
+    return typicalP > 0f && typicalP < 1f;
+  }
+
+  /**
+   * As {@link #sample(float[], int, int, float, int, float, float, double, double[], int)} with typical sampling after
+   * min-p ({@code typicalP} in (0, 1), HF's order; else off), and the {@code k} most likely tokens of the filtered
+   * distribution (those no cut removed, by {@code row / temperature} then the lower id; a greedy row lists the row's,
+   * as {@link RowMath#topK}) with their log-probabilities under it into {@code topIds[topAt ..]} /
+   * {@code topLogprobs[topAt ..]}: a sampled request's log-prob alternatives; -1 and NaN after the last (fewer than k
+   * tokens kept, or a row with nothing to draw).
+   *
+   * <p>Typical sampling (HF's {@code TypicalLogitsWarper} but for rounding): with p the distribution the earlier cuts
+   * left and H its entropy, a token's distance from the typical is |-log p - H| = |(s - m) - E[s - m]| (E under p).
+   * The most distant tokens go, as many as hold at most (1 - typicalP) of the mass left, never all of them: the
+   * largest key tau (key = 0x7fffffff minus the distance's float bits: a larger distance, a smaller key) whose tokens,
+   * with every smaller key's, hold at most that mass (top-p's search, on other keys). HF keeps the most typical tokens
+   * until their cumulative probability reaches typicalP: the same set, equal distances going together, but for
+   * rounding (its float32 sums, the twin's and the kernel's double sums in their orders).
    */
   public static int sample(float[] row, int offset, int vocab, float temperature, int topK, float topP, float minP,
-      double uniform, double[] logprob, int at, int k, int[] topIds, double[] topLogprobs, int topAt) {
+      float typicalP, double uniform, double[] logprob, int at, int k, int[] topIds, double[] topLogprobs,
+      int topAt) {
     if (temperature == 0f) {
       return RowMath.pickRow(row, offset, vocab, logprob, at, k, topIds, topLogprobs, topAt);
     }
@@ -136,19 +165,56 @@ public final class RowSampling {
         }
       }
     }
-    double keptMass = total - removed;
-    // the kept tokens: drawn from, and listed as the alternatives
     final int tauKey = tau;
-    java.util.function.IntPredicate kept = i -> w[i] > 0
+    java.util.function.IntPredicate keptBeforeTypical = i -> w[i] > 0
         && !(filterP && Integer.compareUnsigned(Float.floatToRawIntBits((float) w[i]), tauKey) <= 0)
         && !(filterMin && (float) w[i] < mp);
+    // typical sampling over what the cuts before it left (+inf tokens: every kept one is at +inf, all equally typical)
+    boolean filterTypical = typicalOn(typicalP) && m != Float.POSITIVE_INFINITY;
+    int typicalTau = 0;
+    double mean = 0;
+    if (filterTypical) {
+      double left = total - removed;
+      double sum = 0;
+      for (int i = 0; i < vocab; i++) {
+        if (keptBeforeTypical.test(i)) {
+          sum += w[i] * ((double) s[i] - m);
+        }
+      }
+      mean = sum / left;
+      double limit = (1.0 - typicalP) * left;
+      int prefix = 0;
+      double cut = 0;
+      for (int b = 31; b >= 0; b--) {
+        int candidate = prefix | (1 << b);
+        double mass = 0;
+        for (int i = 0; i < vocab; i++) {
+          if (keptBeforeTypical.test(i) && Integer.compareUnsigned(typicalKey(s[i], m, mean), candidate) <= 0) {
+            mass += w[i];
+          }
+        }
+        if (mass <= limit && mass < left) { // never every token: the most typical stay
+          prefix = candidate;
+          cut = mass;
+        }
+      }
+      typicalTau = prefix;
+      removed += cut;
+    }
+    double keptMass = total - removed;
+    // the kept tokens: drawn from, and listed as the alternatives
+    final int typicalCut = typicalTau;
+    final double typicalMean = mean;
+    final float max = m;
+    java.util.function.IntPredicate kept = i -> keptBeforeTypical.test(i)
+        && !(filterTypical && Integer.compareUnsigned(typicalKey(s[i], max, typicalMean), typicalCut) <= 0);
     double logMass = Math.log(keptMass);
     if (k > 0) {
       // Listed: what no cut removed, as HF lists what its warpers left above -inf. Top-p and min-p remove zero weights
       // too (as HF's do); without them every token at or above top-k's cut is listed, even one whose float weight
       // underflowed to 0 (at a low temperature a token 110 below the top still has a log-prob).
       final int kthKey = kth;
-      boolean noCut = !filterP && !filterMin && m != Float.POSITIVE_INFINITY;
+      boolean noCut = !filterP && !filterMin && !filterTypical && m != Float.POSITIVE_INFINITY;
       java.util.function.IntPredicate listable = noCut
           ? i -> s[i] > Float.NEGATIVE_INFINITY && Integer.compareUnsigned(ordered(s[i]), kthKey) >= 0 : kept;
       listKept(s, m, logMass, listable, k, topIds, topLogprobs, topAt);
@@ -167,6 +233,14 @@ public final class RowSampling {
       }
     }
     return report(logprob, at, (m == Float.POSITIVE_INFINITY ? 0 : (double) s[last] - m) - logMass, last);
+  }
+
+  /**
+   * Typical sampling's key of a token: 0x7fffffff minus the float bits of its distance |(s - m) - mean| (computed in
+   * double, then rounded to float, as the kernel does), so that the most distant tokens have the smallest keys.
+   */
+  static int typicalKey(float s, float m, double mean) {
+    return 0x7fffffff - Float.floatToRawIntBits((float) Math.abs((double) s - m - mean));
   }
 
   /**

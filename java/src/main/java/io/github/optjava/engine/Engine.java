@@ -5,6 +5,7 @@ import io.github.optjava.api.FinishReason;
 import io.github.optjava.api.GeneratorStats;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.LogitEdits;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
@@ -303,7 +304,8 @@ public final class Engine implements AutoCloseable {
         return true;
       }
       for (int i = 0; i < r.params.n(); i++) {
-        Sequence s = new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId());
+        Sequence s = new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId(),
+            model.samplesTypicalOnDevice());
         s.cancel(); // not cancelIfAsked(): a listener asked again need not say the same
         r.choiceDone(s);
       }
@@ -374,7 +376,8 @@ public final class Engine implements AutoCloseable {
       planned += need;
       List<Sequence> seqs = new ArrayList<>(n);
       for (int i = 0; i < n; i++) {
-        seqs.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId()));
+        seqs.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId(),
+            model.samplesTypicalOnDevice()));
       }
       // n completions of one prompt: the first prefills it, the others fork its KV cache afterwards (an echo
       // request scores the prompt per completion: those prefill each).
@@ -601,11 +604,11 @@ public final class Engine implements AutoCloseable {
    * Runs the model over the step. When every sequence only needs the argmax (greedy, no processors, no log-probs),
    * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
    * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
-   * logits path). Likewise sampling (temperature, top-k, top-p, min-p; log-prob alternatives listed there too) on a
-   * model that draws where the logits are, for sequences without drafts; greedy sequences in such a step are the
-   * sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence whose pick
-   * needs its rows on the host (typical sampling, draft tokens, a first completion whose siblings fork in this step,
-   * an echo prefill) brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others;
+   * logits path). Likewise sampling (temperature, top-k, top-p, min-p, typical; log-prob alternatives listed there
+   * too) on a model that draws where the logits are, for sequences without drafts; greedy sequences in such a step
+   * are the sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence
+   * whose pick needs its rows on the host (draft tokens, a first completion whose siblings fork in this step, an echo
+   * prefill) brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others;
    * but a step with an echo prefill it scores where the logits are ({@link CausalLm#forwardScored}) brings every row.
    */
   private Output runModel(Batch b) {
@@ -629,7 +632,7 @@ public final class Engine implements AutoCloseable {
     }
     // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
     // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence the
-    // model cannot pick for (typical sampling, drafts, a fork, an echo prefill) brings its own rows only.
+    // model cannot pick for (drafts, a fork, an echo prefill) brings its own rows only.
     boolean[] toHost = new boolean[n];
     int hostCount = 0;
     for (int j = 0; j < n; j++) {
@@ -659,15 +662,10 @@ public final class Engine implements AutoCloseable {
       }
       return new Output(false, null, null, model.forward(b.steps(), cache), null);
     }
-    float[] t = new float[n];
-    int[] k = new int[n];
-    float[] p = new float[n];
-    float[] minP = new float[n];
-    double[] u = new double[n];
+    SamplingRows spec = SamplingRows.greedy(n);
     boolean[] greedy = new boolean[n];
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
-      p[j] = 1;
       if (toHost[j]) {
         continue; // picked on the host, from its own stream
       }
@@ -675,18 +673,14 @@ public final class Engine implements AutoCloseable {
         greedy[j] = true;
         continue;
       }
-      t[j] = s.temperature();
-      k[j] = s.topK();
-      p[j] = s.topP();
-      minP[j] = s.minP();
-      u[j] = b.gives()[j] ? s.nextUniform() : 0.5; // an earlier chunk draws nothing from the sequence's stream
+      // an earlier chunk draws nothing from the sequence's stream
+      s.fillSamplingRow(spec, j, b.gives()[j] ? s.nextUniform() : 0.5);
     }
     java.util.function.IntPredicate picked = j -> !toHost[j];
     double[] logprobs = new double[n];
     int top = alternatives(b, picked);
     int[] topIds = top > 0 ? new int[n * top] : null;
     double[] topLogprobs = top > 0 ? new double[n * top] : null;
-    CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(t, k, p, minP, u);
     int[] tokens;
     float[][] logits = null;
     if (hostCount == 0) {

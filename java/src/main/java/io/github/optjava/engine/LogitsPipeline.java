@@ -107,9 +107,17 @@ public final class LogitsPipeline implements LogitsProcessor {
   /**
    * Whether the model can run this pipeline where the logits are: its processors are {@link SparseLogitsProcessor}s
    * in {@link io.github.optjava.backend.LogitEdits}' order ({@link #edits}), followed only by the warpers a device
-   * sampler applies itself (temperature, top-k, top-p, min-p). Typical sampling needs the whole row.
+   * sampler applies itself (temperature, top-k, top-p, min-p).
    */
   boolean runsAsEdits() {
+    return runsAsEdits(false);
+  }
+
+  /**
+   * As {@link #runsAsEdits()}, typical sampling among the warpers too when {@code typical} (a model that draws typical
+   * rows where the logits are: {@link io.github.optjava.model.CausalLm#samplesTypicalOnDevice}).
+   */
+  boolean runsAsEdits(boolean typical) {
     int stage = -1;
     boolean warpers = false;
     for (LogitsProcessor p : processors) {
@@ -117,7 +125,7 @@ public final class LogitsPipeline implements LogitsProcessor {
       if (p instanceof SparseLogitsProcessor sp && !warpers && (sp.stage() > stage || sp.stage() == 3)) {
         stage = sp.stage();
       } else if (p instanceof TemperatureProcessor || p instanceof TopKProcessor || p instanceof TopPProcessor
-          || p instanceof MinPProcessor) {
+          || p instanceof MinPProcessor || (typical && p instanceof TypicalProcessor)) {
         warpers = true;
       } else {
         return false;

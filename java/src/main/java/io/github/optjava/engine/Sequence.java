@@ -26,6 +26,7 @@ final class Sequence {
   private final IncrementalDecoder decoder;
   private final TokenLogprobs scorer;
   private final boolean wantLogprobs;
+  private final boolean typicalThere; // the model draws typical sampling's rows where the logits are
 
   private int[] inputIds;   // HF's input_ids: BOS + prompt + generated so far
   private int length;
@@ -43,6 +44,16 @@ final class Sequence {
   private FinishReason finish;
 
   Sequence(Request request, int choice, long id, OptTokenizer tokenizer, int eos) {
+    this(request, choice, id, tokenizer, eos, false);
+  }
+
+  /**
+   * @param typicalThere whether the model draws typical sampling's rows where the logits are
+   *                     ({@link io.github.optjava.model.CausalLm#samplesTypicalOnDevice}); else such a sequence brings
+   *                     its rows to the host, where the HF-exact processors run
+   */
+  Sequence(Request request, int choice, long id, OptTokenizer tokenizer, int eos, boolean typicalThere) {
+    this.typicalThere = typicalThere;
     this.request = request;
     this.choice = choice;
     this.id = id;
@@ -320,28 +331,22 @@ final class Sequence {
   /**
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
    * sampling whose processors the model can apply there ({@link #edits}: bias, penalties, bans) and whose warpers are
-   * temperature, top-k, top-p and min-p (not typical), not an echo prefill; its log-prob alternatives, if asked for,
-   * are listed there too. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host
-   * path's (they differ only for a token exactly at a top-p or min-p cut).
+   * temperature, top-k, top-p, min-p and, where the model draws it there, typical sampling, not an echo prefill; its
+   * log-prob alternatives, if asked for, are listed there too. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact
+   * host path's (they differ only for a token exactly at a top-p, min-p or typical cut).
    */
   boolean samplableWhereLogitsAre() {
-    return !sampler.isGreedy() && (prefilled || !request.params.echo()) && pipeline.runsAsEdits();
+    return !sampler.isGreedy() && (prefilled || !request.params.echo()) && pipeline.runsAsEdits(typicalThere);
   }
 
-  float temperature() {
-    return (float) request.params.temperature();
-  }
-
-  int topK() {
-    return request.params.topK();
-  }
-
-  float topP() {
-    return (float) request.params.topP();
-  }
-
-  float minP() {
-    return (float) request.params.minP();
+  /** Row r of {@code rows}: this sequence's warpers (as floats) and the given uniform number. */
+  void fillSamplingRow(io.github.optjava.backend.SamplingRows rows, int r, double uniform) {
+    rows.temperature()[r] = (float) request.params.temperature();
+    rows.topK()[r] = request.params.topK();
+    rows.topP()[r] = (float) request.params.topP();
+    rows.minP()[r] = (float) request.params.minP();
+    rows.typicalP()[r] = (float) request.params.typicalP();
+    rows.uniform()[r] = uniform;
   }
 
   /** The uniform number this step's draw uses: the sequence's stream advances as the host sampler's would. */
@@ -455,8 +460,10 @@ final class Sequence {
       int k = alternatives();
       int[] topIds = k > 0 ? new int[k] : null;
       double[] topLogprobs = k > 0 ? new double[k] : null;
-      int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, temperature(), topK(),
-          topP(), minP(), nextUniform(), lp, 0, k, topIds, topLogprobs, 0);
+      io.github.optjava.backend.SamplingRows row = io.github.optjava.backend.SamplingRows.greedy(1);
+      fillSamplingRow(row, 0, nextUniform());
+      int token = io.github.optjava.backend.RowSampling.sample(last, last.length - vocab, vocab, row, 0, lp, 0, k,
+          topIds, topLogprobs, 0);
       requireDrawn(token);
       if (topLogprobs != null) {
         atMostZero(topLogprobs, 0, k);

@@ -2,6 +2,7 @@ package io.github.optjava.model;
 
 import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.RowMath;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.engine.KvCache;
 import java.util.List;
 
@@ -143,37 +144,26 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
-   * Per sequence of a step: how {@link #sample} draws its token (temperature, top-k, top-p, min-p (0: off), a uniform
-   * number).
-   */
-  record SamplingSpec(float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform) {
-    /** Without min-p (its shape before session 20). */
-    public SamplingSpec(float[] temperature, int[] topK, float[] topP, double[] uniform) {
-      this(temperature, topK, topP, new float[temperature.length], uniform);
-    }
-  }
-
-  /**
    * Each sequence's next token drawn by {@link io.github.optjava.backend.RowSampling}'s rules from its logits
    * after its new tokens; {@code logprobs} (when not null) receives each token's log-probability under the
    * filtered distribution. A backend that {@link #samplesOnDevice} draws without copying the logits out.
    */
-  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs) {
     float[][] logits = forward(seqs, cache);
     int[] out = new int[logits.length];
     for (int s = 0; s < logits.length; s++) {
       float[] v = logits[s];
       out[s] = io.github.optjava.backend.RowSampling.sample(v, v.length - config().vocabSize(), config().vocabSize(),
-          spec.temperature()[s], spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s);
+          spec, s, logprobs, s, 0, null, null, 0);
     }
     return out;
   }
 
   /**
-   * As {@link #sample(List, KvCache, SamplingSpec, double[])} after {@code edits} changed each sequence's row (row s
+   * As {@link #sample(List, KvCache, SamplingRows, double[])} after {@code edits} changed each sequence's row (row s
    * of the edits is sequence s), before the temperature; the default edits the rows on the host.
    */
-  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs,
       LogitEdits edits) {
     return sample(seqs, cache, spec, logprobs, edits, 0, null, null);
   }
@@ -218,12 +208,12 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
-   * As {@link #sample(List, KvCache, SamplingSpec, double[], LogitEdits)}, and each sequence's {@code k} most likely
+   * As {@link #sample(List, KvCache, SamplingRows, double[], LogitEdits)}, and each sequence's {@code k} most likely
    * tokens of its filtered distribution with their log-probs ({@link io.github.optjava.backend.RowSampling}'s
    * listing) into {@code topIds[s * k ..]} / {@code topLogprobs[s * k ..]}, -1 and NaN after the last: a sampled
    * request's log-prob alternatives. A backend may list them where the logits are; the default reads the rows.
    */
-  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+  default int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs,
       LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     if (k == 0 && edits.isEmpty()) {
       return sample(seqs, cache, spec, logprobs);
@@ -233,9 +223,8 @@ public interface CausalLm extends AutoCloseable {
     edits.applyTo(v);
     int[] out = new int[seqs.size()];
     for (int s = 0; s < out.length; s++) {
-      out[s] = io.github.optjava.backend.RowSampling.sample(v, s * vocab, vocab, spec.temperature()[s],
-          spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s, k, topIds, topLogprobs,
-          s * k);
+      out[s] = io.github.optjava.backend.RowSampling.sample(v, s * vocab, vocab, spec, s, logprobs, s, k, topIds,
+          topLogprobs, s * k);
     }
     return out;
   }
@@ -249,14 +238,14 @@ public interface CausalLm extends AutoCloseable {
   /**
    * A step in which the model picks some sequences' tokens where the logits are, as {@link #sample} with {@code k}
    * alternatives does (temperature 0: greedy, as {@link #greedyRows}), and brings the rows of the others
-   * ({@code toHost[s]}) to the host: a request that needs its row on the host (typical sampling, draft tokens, a fork)
+   * ({@code toHost[s]}) to the host: a request that needs its row on the host (draft tokens, a fork, an echo prefill)
    * then costs a step its own rows, not every sequence's. A picked sequence has one output row (no
    * {@code allLogits}); the spec's entries of the others are ignored and {@code edits} (by output row: sequence s's
    * rows follow those of the sequences before it) name picked rows only. {@code logprobs}, {@code topIds} and
    * {@code topLogprobs} are filled at picked sequences' places. The default runs {@link #forward} and picks on the
    * host.
    */
-  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
+  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     for (int s = 0; s < seqs.size(); s++) {
       if (!toHost[s]) {
@@ -273,9 +262,8 @@ public interface CausalLm extends AutoCloseable {
     for (int s = 0; s < logits.length; s++) {
       int rows = logits[s].length / vocab;
       if (!toHost[s]) {
-        tokens[s] = io.github.optjava.backend.RowSampling.sample(flat, row * vocab, vocab, spec.temperature()[s],
-            spec.topK()[s], spec.topP()[s], spec.minP()[s], spec.uniform()[s], logprobs, s, k, topIds, topLogprobs,
-            s * k);
+        tokens[s] = io.github.optjava.backend.RowSampling.sample(flat, row * vocab, vocab, spec, s, logprobs, s, k,
+            topIds, topLogprobs, s * k);
         logits[s] = null;
       }
       row += rows;
@@ -289,6 +277,15 @@ public interface CausalLm extends AutoCloseable {
       throw new IllegalArgumentException("pickSome(): sequence " + q.seqId() + " asks for the logits of all its "
           + "tokens: bring its rows to the host");
     }
+  }
+
+  /**
+   * Whether {@link #sample} and {@link #pickSome} draw rows with typical sampling where the logits are, by
+   * {@link io.github.optjava.backend.RowSampling}'s rules (else the engine brings such a sequence's rows to the host,
+   * where HF's exact processors run). False by default.
+   */
+  default boolean samplesTypicalOnDevice() {
+    return false;
   }
 
   /** Whether {@link #sample} draws where the logits are (the engine then prefers it for plain sampling). */

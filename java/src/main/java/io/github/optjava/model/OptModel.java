@@ -5,6 +5,7 @@ import io.github.optjava.backend.GraphStepFailedException;
 import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.engine.KvCache;
@@ -364,18 +365,18 @@ public final class OptModel implements CausalLm {
   }
 
   /**
-   * As {@link #greedy}, drawing each sequence's token instead ({@link Ops#sampleRows}: temperature, top-k, top-p and
-   * min-p with the given uniform numbers), where the logits are: a GPU copies back a token and a log-prob per
-   * sequence.
+   * As {@link #greedy}, drawing each sequence's token instead ({@link Ops#sampleRows}: temperature, top-k, top-p,
+   * min-p and typical sampling with the given uniform numbers), where the logits are: a GPU copies back a token and a
+   * log-prob per sequence.
    */
   @Override
-  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs) {
     return sample(seqs, cache, spec, logprobs, LogitEdits.NONE);
   }
 
-  /** As {@link #sample(List, KvCache, SamplingSpec, double[])}, the ops editing the rows where they are. */
+  /** As {@link #sample(List, KvCache, SamplingRows, double[])}, the ops editing the rows where they are. */
   @Override
-  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs, LogitEdits edits) {
+  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs, LogitEdits edits) {
     for (SeqStep q : seqs) {
       if (q.allLogits()) {
         throw new IllegalArgumentException("sample(): sequence " + q.seqId() + " asks for the logits of all its tokens");
@@ -383,8 +384,7 @@ public final class OptModel implements CausalLm {
     }
     requireWholeModel();
     return step(seqs, cache, logits -> pickRows(logits.rows(), logprobs, lp -> {
-      SamplingSpec p = paddedTo(spec, logits.rows());
-      return ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.minP(), p.uniform(), lp, edits);
+      return ops.sampleRows(logits, spec.paddedTo(logits.rows()), lp, edits);
     }), null, null, null).argmax;
   }
 
@@ -413,9 +413,9 @@ public final class OptModel implements CausalLm {
     }, null, null, null);
   }
 
-  /** As {@link CausalLm#sample(List, KvCache, SamplingSpec, double[], LogitEdits, int, int[], double[])}, on the ops. */
+  /** As {@link CausalLm#sample(List, KvCache, SamplingRows, double[], LogitEdits, int, int[], double[])}, on the ops. */
   @Override
-  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs, LogitEdits edits, int k,
+  public int[] sample(List<SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs, LogitEdits edits, int k,
       int[] topIds, double[] topLogprobs) {
     if (k == 0) {
       return sample(seqs, cache, spec, logprobs, edits);
@@ -431,9 +431,7 @@ public final class OptModel implements CausalLm {
       double[] lp = new double[rows];
       int[] ids = new int[rows * k];
       double[] tops = new double[rows * k];
-      SamplingSpec p = paddedTo(spec, rows);
-      int[] tokens = ops.sampleRows(logits, p.temperature(), p.topK(), p.topP(), p.minP(), p.uniform(), lp, edits, k,
-          ids, tops);
+      int[] tokens = ops.sampleRows(logits, spec.paddedTo(rows), lp, edits, k, ids, tops);
       if (logprobs != null) {
         System.arraycopy(lp, 0, logprobs, 0, Math.min(rows, logprobs.length));
       }
@@ -450,7 +448,7 @@ public final class OptModel implements CausalLm {
    * drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}), {@link CausalLm}'s default: every row read once.
    */
   @Override
-  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec, double[] logprobs,
+  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec, double[] logprobs,
       LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     if (!ops.picksMixedRowsOnDevice()) { // its sampleRows would read every row: read them once, pick on the host
       return CausalLm.super.pickSome(seqs, cache, toHost, spec, logprobs, edits, k, topIds, topLogprobs);
@@ -477,26 +475,16 @@ public final class OptModel implements CausalLm {
     float[][] logits = new float[n][];
     int[] tokens = step(seqs, cache, out -> {
       int rows = out.rows(); // a padded decode step has more rows than the sequences
-      float[] t = new float[rows]; // 0: greedy, for the host rows and the padding
-      int[] topK = new int[rows];
-      float[] topP = new float[rows];
-      float[] minP = new float[rows];
-      double[] u = new double[rows];
-      java.util.Arrays.fill(topP, 1f);
+      SamplingRows picks = SamplingRows.greedy(rows); // greedy: the host rows and the padding
       for (int s = 0; s < n; s++) {
         if (!toHost[s]) {
-          int r = first[s];
-          t[r] = spec.temperature()[s];
-          topK[r] = spec.topK()[s];
-          topP[r] = spec.topP()[s];
-          minP[r] = spec.minP()[s];
-          u[r] = spec.uniform()[s];
+          picks.set(first[s], spec, s);
         }
       }
       double[] lp = new double[rows];
       int[] ids = new int[rows * k];
       double[] tops = new double[rows * k];
-      int[] picked = ops.sampleRows(out, t, topK, topP, minP, u, lp, edits, k, ids, tops);
+      int[] picked = ops.sampleRows(out, picks, lp, edits, k, ids, tops);
       float[] flat = readRows(out, hostRows);
       int[] perSequence = new int[n];
       for (int s = 0, h = 0; s < n; s++) {
@@ -551,26 +539,14 @@ public final class OptModel implements CausalLm {
     return tokens;
   }
 
-  /** {@code spec} for {@code rows} rows: a padded decode step's padding rows draw at temperature 1 (and are dropped). */
-  private static SamplingSpec paddedTo(SamplingSpec spec, int rows) {
-    int n = spec.temperature().length;
-    if (n >= rows) {
-      return spec;
-    }
-    float[] temperature = java.util.Arrays.copyOf(spec.temperature(), rows);
-    int[] topK = java.util.Arrays.copyOf(spec.topK(), rows); // 0: no top-k
-    float[] topP = java.util.Arrays.copyOf(spec.topP(), rows);
-    float[] minP = java.util.Arrays.copyOf(spec.minP(), rows); // 0: no min-p
-    double[] uniform = java.util.Arrays.copyOf(spec.uniform(), rows);
-    java.util.Arrays.fill(temperature, n, rows, 1f);
-    java.util.Arrays.fill(topP, n, rows, 1f);
-    java.util.Arrays.fill(uniform, n, rows, 0.5);
-    return new SamplingSpec(temperature, topK, topP, minP, uniform);
-  }
-
   @Override
   public boolean samplesOnDevice() {
     return ops.samplesOnDevice();
+  }
+
+  @Override
+  public boolean samplesTypicalOnDevice() {
+    return ops.samplesTypicalOnDevice();
   }
 
   /** What a step returns: the logits per sequence, or the argmax per sequence (mid-pipeline: nothing). */

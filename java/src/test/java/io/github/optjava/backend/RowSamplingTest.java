@@ -140,7 +140,7 @@ class RowSamplingTest {
       double[] lps = new double[list + 2];
       int[] wantIds = new int[list];
       double[] wantLps = new double[list];
-      int token = RowSampling.sample(row, 0, n, t, k, p, minP, u, got, 0, list, ids, lps, 1);
+      int token = RowSampling.sample(row, 0, n, t, k, p, minP, 1f, u, got, 0, list, ids, lps, 1);
       int expected = reference(row, t, k, p, minP, u, want, list, wantIds, wantLps);
       assertEquals(expected, token, "trial " + trial);
       assertEquals(want[0], got[0], 1e-9, "log-prob, trial " + trial);
@@ -199,22 +199,22 @@ class RowSamplingTest {
     int[] ids = new int[5];
     double[] lps = new double[5];
     float[] ties = {1f, 3f, 3f, 2f, 3f};
-    RowSampling.sample(ties, 0, 5, 1f, 0, 1f, 0f, 0.5, lp, 0, 2, ids, lps, 0);
+    RowSampling.sample(ties, 0, 5, 1f, 0, 1f, 0f, 1f, 0.5, lp, 0, 2, ids, lps, 0);
     assertEquals(List.of(1, 2), List.of(ids[0], ids[1]), "ties at the k-th place: the lower ids");
-    RowSampling.sample(ties, 0, 5, 1f, 0, 1f, 0f, 0.5, lp, 0, 1, ids, lps, 0);
+    RowSampling.sample(ties, 0, 5, 1f, 0, 1f, 0f, 1f, 0.5, lp, 0, 1, ids, lps, 0);
     assertEquals(1, ids[0]);
 
     float[] spread = {0f, -200f, -150f, Float.NEGATIVE_INFINITY, 5f};
     double logMass = Math.log(1 + Math.exp(-5.0));
-    RowSampling.sample(spread, 0, 5, 1f, 0, 1f, 0f, 0.5, lp, 0, 5, ids, lps, 0);
+    RowSampling.sample(spread, 0, 5, 1f, 0, 1f, 0f, 1f, 0.5, lp, 0, 5, ids, lps, 0);
     assertEquals(List.of(4, 0, 2, 1, -1), List.of(ids[0], ids[1], ids[2], ids[3], ids[4]));
     assertEquals(-logMass, lps[0], 1e-9);
     assertEquals(-155 - logMass, lps[2], 1e-9);
     assertEquals(-205 - logMass, lps[3], 1e-9);
     assertTrue(Double.isNaN(lps[4]));
-    RowSampling.sample(spread, 0, 5, 1f, 3, 1f, 0f, 0.5, lp, 0, 5, ids, lps, 0); // top-k 3: -200 is cut
+    RowSampling.sample(spread, 0, 5, 1f, 3, 1f, 0f, 1f, 0.5, lp, 0, 5, ids, lps, 0); // top-k 3: -200 is cut
     assertEquals(List.of(4, 0, 2, -1, -1), List.of(ids[0], ids[1], ids[2], ids[3], ids[4]));
-    RowSampling.sample(spread, 0, 5, 1f, 0, 0.99f, 0f, 0.5, lp, 0, 5, ids, lps, 0); // top-p removes the tail
+    RowSampling.sample(spread, 0, 5, 1f, 0, 0.99f, 0f, 1f, 0.5, lp, 0, 5, ids, lps, 0); // top-p removes the tail
     assertEquals(List.of(4, -1), List.of(ids[0], ids[1]));
     assertEquals(0, lps[0], 1e-12);
   }
@@ -256,7 +256,7 @@ class RowSamplingTest {
         double[] got = new double[2];
         int[] ids = new int[k + 1];
         double[] lps = new double[k + 1];
-        assertEquals(token, RowSampling.sample(at, 5, vocab, 0f, 3, 0.5f, 0.2f, 0.999, got, 1, k, ids, lps, 1));
+        assertEquals(token, RowSampling.sample(at, 5, vocab, 0f, 3, 0.5f, 0.2f, 1f, 0.999, got, 1, k, ids, lps, 1));
         assertEquals(Double.doubleToRawLongBits(want[0]), Double.doubleToRawLongBits(got[1]), "log-prob");
         for (int j = 0; j < k; j++) {
           assertEquals(wantIds[j], ids[1 + j], "alternative " + j);
@@ -347,5 +347,120 @@ class RowSamplingTest {
     assertEquals(0, counts[2] + counts[3] + counts[4]);
     assertEquals(0, RowSampling.sample(row, 0, row.length, 1f, 0, 1f, 1.5f, 0.99, lp, 0));
     assertEquals(0, lp[0], 1e-12);
+  }
+  /**
+   * Typical sampling's cut (distance keys, top-p's search; session 23) keeps the same tokens as Hugging Face's
+   * {@code TypicalLogitsWarper} ({@code engine.TypicalProcessor}, the host path) on random rows, alone and after top-k
+   * and min-p, but for tokens at the cut: HF orders the tokens by float32 distances, whose log-probs are good to about
+   * 1e-6 (an ulp of a log-prob near -8), so two tokens whose exact distances differ by less can swap places there. The
+   * test allows a different fate only to a token whose distance (in double) is within 1e-5 of the twin's cut, and at
+   * most one token in a thousand compared. The kept set is the listing of every alternative.
+   */
+  @Test
+  void typicalCutsWhereHuggingFaceCuts() {
+    Random r = new Random(5);
+    int compared = 0;
+    int atTheCut = 0;
+    for (int trial = 0; trial < 200; trial++) {
+      int n = 50 + r.nextInt(3000);
+      float typical = new float[] {0.2f, 0.5f, 0.9f, 0.95f, 0.99f}[r.nextInt(5)];
+      int topK = r.nextInt(3) == 0 ? 1 + r.nextInt(n) : 0;
+      float minP = r.nextInt(3) == 0 ? 0.01f : 0f;
+      float[] s = new float[n];
+      for (int i = 0; i < n; i++) {
+        s[i] = (float) (r.nextGaussian() * (1 + trial % 4));
+      }
+      int[] ids = new int[n];
+      double[] lps = new double[n];
+      double[] lp = new double[1];
+      RowSampling.sample(s, 0, n, 1f, topK, 1f, minP, typical, 0.5, lp, 0, n, ids, lps, 0);
+      boolean[] kept = new boolean[n];
+      for (int id : ids) {
+        if (id >= 0) {
+          kept[id] = true;
+        }
+      }
+      float[] hf = s.clone();
+      if (topK > 0) {
+        new io.github.optjava.engine.TopKProcessor(topK).process(new int[0], 0, 0, hf);
+      }
+      if (minP > 0) {
+        new io.github.optjava.engine.MinPProcessor(minP).process(new int[0], 0, 0, hf);
+      }
+      float[] left = hf.clone(); // what the cuts before typical sampling left
+      new io.github.optjava.engine.TypicalProcessor(typical).process(new int[0], 0, 0, hf);
+      double[] distance = typicalDistances(left);
+      double cut = 0; // the twin's: the largest distance it keeps
+      for (int i = 0; i < n; i++) {
+        cut = kept[i] ? Math.max(cut, distance[i]) : cut;
+      }
+      for (int i = 0; i < n; i++) {
+        if ((hf[i] > Float.NEGATIVE_INFINITY) != kept[i]) {
+          assertTrue(Math.abs(distance[i] - cut) <= 1e-5, "trial " + trial + " token " + i + " of " + n + ", typical "
+              + typical + ", top-k " + topK + ", min-p " + minP + ": distance " + distance[i] + ", cut " + cut);
+          atTheCut++;
+        }
+        compared++;
+      }
+    }
+    assertTrue(compared > 200 * 50);
+    assertTrue(atTheCut <= compared / 1000, atTheCut + " of " + compared + " at the cut");
+  }
+
+  /** |-log p - H| of every finite logit, in double (p: the softmax of the finite ones); NaN for -inf. */
+  private static double[] typicalDistances(float[] logits) {
+    double max = Double.NEGATIVE_INFINITY;
+    for (float v : logits) {
+      max = Math.max(max, v);
+    }
+    double sum = 0;
+    for (float v : logits) {
+      sum += v > Float.NEGATIVE_INFINITY ? Math.exp(v - max) : 0;
+    }
+    double entropy = 0;
+    for (float v : logits) {
+      entropy -= v > Float.NEGATIVE_INFINITY ? Math.exp(v - max) / sum * (v - max - Math.log(sum)) : 0;
+    }
+    double[] d = new double[logits.length];
+    for (int i = 0; i < d.length; i++) {
+      d[i] = logits[i] > Float.NEGATIVE_INFINITY ? Math.abs(-(logits[i] - max - Math.log(sum)) - entropy) : Double.NaN;
+    }
+    return d;
+  }
+
+  /**
+   * Typical sampling by hand: {2, 1, 0, -1, -3} has p = 0.641, 0.236, 0.087, 0.032, 0.004 and entropy H = 0.971; the
+   * distances |-log p - H| are 0.527, 0.473, 1.473, 2.473, 4.473, so the most typical token is 1, not the most likely.
+   * Typical 0.2 keeps token 1 alone (0.236 >= 0.2); 0.5 keeps 1 and 0 (0.877), drawn 0.269 / 0.731; 0.9 adds token 2
+   * (0.964); 1 is off.
+   */
+  @Test
+  void typicalByHand() {
+    float[] row = {2f, 1f, 0f, -1f, -3f};
+    double[] lp = new double[1];
+    for (double u : new double[] {0, 0.3, 0.99}) {
+      assertEquals(1, RowSampling.sample(row, 0, 5, 1f, 0, 1f, 0f, 0.2f, u, lp, 0, 0, null, null, 0));
+      assertEquals(0, lp[0], 1e-7, "the only token kept (the kept mass: the total less the cut, in double)");
+    }
+    int draws = 200_000;
+    int[] counts = new int[row.length];
+    Random r = new Random(13);
+    for (int d = 0; d < draws; d++) {
+      counts[RowSampling.sample(row, 0, 5, 1f, 0, 1f, 0f, 0.5f, r.nextDouble(), lp, 0, 0, null, null, 0)]++;
+    }
+    double kept = Math.exp(2) + Math.exp(1);
+    assertEquals(Math.exp(2) / kept, counts[0] / (double) draws, 0.005);
+    assertEquals(Math.exp(1) / kept, counts[1] / (double) draws, 0.005);
+    assertEquals(0, counts[2] + counts[3] + counts[4]);
+    int[] ids = new int[5];
+    double[] lps = new double[5];
+    RowSampling.sample(row, 0, 5, 1f, 0, 1f, 0f, 0.9f, 0.5, lp, 0, 5, ids, lps, 0);
+    assertEquals(List.of(0, 1, 2, -1, -1), List.of(ids[0], ids[1], ids[2], ids[3], ids[4]), "typical 0.9");
+    double mass = Math.exp(2) + Math.exp(1) + 1;
+    assertEquals(2 - Math.log(mass), lps[0], 1e-6, "the log-prob under the kept distribution");
+    for (float off : new float[] {1f, 0f, 1.5f, Float.NaN}) {
+      RowSampling.sample(row, 0, 5, 1f, 0, 1f, 0f, off, 0.5, lp, 0, 5, ids, lps, 0);
+      assertEquals(List.of(0, 1, 2, 3, 4), List.of(ids[0], ids[1], ids[2], ids[3], ids[4]), "typical " + off + ": off");
+    }
   }
 }

@@ -172,6 +172,8 @@ public final class EngineFeaturesMain {
       rows.add(row("engine: decode paths", "info", detail));
       if (cudaOps != null) {
         rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, kinds[5], perToken[2], out));
+        rows.add(typicalRow(model, tokenizer, cudaOps, prompt, sampledN.toBuilder().topP(1.0).typicalP(0.9).build(),
+            out));
       }
 
       if (cudaOps != null) {
@@ -322,6 +324,33 @@ public final class EngineFeaturesMain {
         on[1].sequentialMs, off[1].sequentialMs / on[1].sequentialMs, equal ? "equal" : "DIFFER");
     out.println("EngineFeaturesMain: sampler weights: " + detail);
     return row("engine: sampler weights cache", equal ? "ok" : "FAIL", detail);
+  }
+
+  /**
+   * Typical sampling where the logits are (session 23, {@code CudaOps.useDeviceTypical}): a typical request (t 0.8,
+   * typical-p 0.9) with its row brought to the host each step, where the HF-exact processors run, then drawn by the
+   * sampler. The two rules agree but for rounding at the cut, and a random-weight model's flat rows put many tokens
+   * near it, so differing tokens are information here (check_ops {@code typical} and the tag {@code gpu-new-typical}
+   * hold the kernel to its twin); the ms/token say what the device path saves.
+   */
+  private static String typicalRow(OptModel model, OptTokenizer tokenizer,
+      io.github.optjava.backend.cuda.CudaOps cudaOps, int[] prompt, SamplingParams typical, PrintStream out) {
+    boolean setting = cudaOps.samplesTypicalOnDevice();
+    Result host;
+    Result device;
+    try {
+      cudaOps.useDeviceTypical(false);
+      host = lookupRun(model, tokenizer, prompt, typical, 0, 1);
+      cudaOps.useDeviceTypical(true);
+      device = lookupRun(model, tokenizer, prompt, typical, 0, 1);
+    } finally {
+      cudaOps.useDeviceTypical(setting);
+    }
+    String detail = String.format(Locale.ROOT, "batch 1, sampled t=0.8 typical-p 0.9: %.3f ms/token with the row on "
+        + "the host -> %.3f drawn on the device (%.2fx); tokens %s", host.sequentialMs, device.sequentialMs,
+        host.sequentialMs / device.sequentialMs, host.tokens.equals(device.tokens) ? "equal" : "differ (rounding)");
+    out.println("EngineFeaturesMain: typical: " + detail);
+    return row("engine: typical sampling on device", "info", detail);
   }
 
   /**

@@ -1,6 +1,7 @@
 package io.github.optjava.engine;
 
 import io.github.optjava.backend.LogitEdits;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
@@ -11,11 +12,12 @@ import java.util.List;
  * logits are ({@link #greedy}), a draw where they are ({@link #sample}), picks there for some sequences and rows for
  * the others ({@link #pickSome}), or beam search's candidates where they are ({@link #beamTopK});
  * {@code samplesOnDevice} says whether it claims to draw on the device (then, on the CPU, it draws with the device's
- * host twin).
+ * host twin), {@code typicalOnDevice} whether typical sampling's rows too.
  */
 final class CountingModel implements CausalLm {
   final OptModel model;
   final boolean samplesOnDevice;
+  final boolean typicalOnDevice;
   int forwards;
   int greedies;
   int samples;
@@ -27,8 +29,13 @@ final class CountingModel implements CausalLm {
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
 
   CountingModel(OptModel model, boolean samplesOnDevice) {
+    this(model, samplesOnDevice, false);
+  }
+
+  CountingModel(OptModel model, boolean samplesOnDevice, boolean typicalOnDevice) {
     this.model = model;
     this.samplesOnDevice = samplesOnDevice;
+    this.typicalOnDevice = typicalOnDevice;
   }
 
   @Override
@@ -75,7 +82,7 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
-  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs) {
     samples++;
     countMixed(spec);
     count(seqs);
@@ -83,7 +90,7 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
-  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs,
       LogitEdits edits) {
     samples++;
     countMixed(spec);
@@ -93,7 +100,7 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
-  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+  public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs,
       LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     samples++;
     countMixed(spec);
@@ -103,7 +110,7 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
-  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
+  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     partialSteps++;
     editedLogits += edits.count();
@@ -128,7 +135,7 @@ final class CountingModel implements CausalLm {
     model.beamTopK(seqs, cache, rows, base, k, ids, scores, edits);
   }
 
-  private void countMixed(SamplingSpec spec) {
+  private void countMixed(SamplingRows spec) {
     int greedy = 0;
     for (float t : spec.temperature()) {
       greedy += t == 0f ? 1 : 0;
@@ -144,6 +151,11 @@ final class CountingModel implements CausalLm {
   @Override
   public boolean samplesOnDevice() {
     return samplesOnDevice;
+  }
+
+  @Override
+  public boolean samplesTypicalOnDevice() {
+    return samplesOnDevice && typicalOnDevice;
   }
 
   @Override

@@ -54,6 +54,7 @@ class EngineDeviceSamplingTest {
     }
   }
 
+  /** On a model that does not draw typical sampling's rows where the logits are (a GPU's default), its rows come. */
   @Test
   void typicalSamplingKeepsTheLogitsPath() {
     CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
@@ -63,6 +64,51 @@ class EngineDeviceSamplingTest {
       engine.submit(prompt, sampled(1).toBuilder().typicalP(0.9).build(), null).join();
       assertEquals(0, drawing.samples, "typical sampling needs the host path");
       assertTrue(drawing.forwards > 0);
+    }
+  }
+
+  /**
+   * Typical sampling (session 23) draws where the logits are on a model that can ({@link
+   * CausalLm#samplesTypicalOnDevice}: a GPU with -Dopt.cuda.deviceTypical=true), alone and after min-p and a
+   * repetition penalty, with log-prob alternatives: no step brings the logits to the host; the same tokens and scores
+   * batched with other sampled requests; and, as the device's rules give HF's typical set but for rounding, the tokens
+   * and log-probs (within 1e-5) of the HF-exact host path on a model that does not sample on the device.
+   */
+  @Test
+  void typicalSamplingDrawsWhereTheLogitsAreOnAModelThatCan() {
+    CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true, true);
+    CountingModel exact = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    OptTokenizer tokenizer = TinyOpt.tokenizer();
+    int[] prompt = tokenizer.encode("Once upon a time");
+    SamplingParams[] kinds = {sampled(3).toBuilder().typicalP(0.9).maxTokens(16).build(),
+        SamplingParams.builder().temperature(1.3).typicalP(0.5).minP(0.02).repetitionPenalty(1.2).seed(7L).logprobs(3)
+            .maxTokens(16).build(),
+        SamplingParams.builder().temperature(0.9).typicalP(0.2).seed(8L).maxTokens(16).build()};
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128);
+        Engine host = new Engine(exact, tokenizer, exact.newCache(64, 16), 8, 128)) {
+      for (SamplingParams kind : kinds) {
+        int forwards = drawing.forwards;
+        int samples = drawing.samples;
+        Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
+        assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
+        assertTrue(drawing.samples >= samples + 16, "sampled steps: " + (drawing.samples - samples));
+
+        CompletableFuture<io.github.optjava.api.Completion> other = engine.submit(tokenizer.encode("Hello"),
+            sampled(2).toBuilder().maxTokens(20).build(), null);
+        Choice batched = engine.submit(prompt, kind, null).join().choices().get(0);
+        other.join();
+        assertEquals(alone.tokenIds(), batched.tokenIds(), kind + ": batched");
+        assertEquals(alone.score(), batched.score(), 1e-9);
+
+        Choice hf = host.submit(prompt, kind, null).join().choices().get(0);
+        assertEquals(hf.tokenIds(), alone.tokenIds(), kind + ": the HF-exact path, the same seed");
+        assertEquals(hf.score(), alone.score(), 1e-4, kind + ": the HF-exact path's score");
+        for (int i = 0; i < hf.logprobs().size(); i++) {
+          assertEquals(hf.logprobs().get(i).logprob(), alone.logprobs().get(i).logprob(), 1e-5, "token " + i);
+          assertEquals(List.copyOf(hf.logprobs().get(i).top().keySet()),
+              List.copyOf(alone.logprobs().get(i).top().keySet()), "alternatives of " + i);
+        }
+      }
     }
   }
 

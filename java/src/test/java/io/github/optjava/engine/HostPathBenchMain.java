@@ -1,6 +1,7 @@
 package io.github.optjava.engine;
 
 import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptConfig;
@@ -16,7 +17,8 @@ import java.util.Random;
  * (greedy, sampling, each with processors that name their tokens: "edits") cost the engine's bookkeeping and the
  * edits' building; the others ("host path": typical sampling) bring the row to the host and run
  * Hugging Face's processors there: what a GPU decode step then pays on top of its kernels (plus the copy). Beam
- * search runs both ways (session 20); a greedy and a sampled request share steps (session 21). A benchmark, not a test (docs/perf.md, sessions 19 and 20).
+ * search runs both ways (session 20); a greedy and a sampled request share steps (session 21); typical sampling is
+ * also drawn where the logits are (session 23). A benchmark, not a test (docs/perf.md, sessions 19 to 23).
  *
  * <pre>
  * java --add-modules jdk.incubator.vector -cp target/classes:target/test-classes:DEPS \
@@ -75,7 +77,7 @@ public final class HostPathBenchMain {
     }
 
     @Override
-    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs) {
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs) {
       return greedyRows(seqs, cache, logprobs);
     }
 
@@ -87,13 +89,13 @@ public final class HostPathBenchMain {
     }
 
     @Override
-    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs,
         io.github.optjava.backend.LogitEdits edits) {
       return greedyRows(seqs, cache, logprobs);
     }
 
     @Override
-    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingSpec spec, double[] logprobs,
+    public int[] sample(List<OptModel.SeqStep> seqs, KvCache cache, SamplingRows spec, double[] logprobs,
         io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
       return greedyRows(seqs, cache, logprobs, edits, k, topIds, topLogprobs); // the same k pairs per row back
     }
@@ -110,7 +112,7 @@ public final class HostPathBenchMain {
 
     // A step that brings some sequences' rows: those rows (fresh, as a GPU's read), the others' picks fixed
     @Override
-    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingSpec spec,
+    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
         double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
       reserve(seqs, cache);
       int[] tokens = new int[seqs.size()];
@@ -151,6 +153,13 @@ public final class HostPathBenchMain {
     @Override
     public boolean samplesOnDevice() {
       return true;
+    }
+
+    boolean typicalThere; // whether it claims typical sampling's draws too (session 23)
+
+    @Override
+    public boolean samplesTypicalOnDevice() {
+      return typicalThere;
     }
 
     @Override
@@ -212,6 +221,12 @@ public final class HostPathBenchMain {
           mixed(model, requests, withTypical, "7 sampled + typical 0.9 (batch 8, " + (partial ? "typical's row only)"
               : "every row)"), partial, round == 2);
         }
+        model.typicalThere = true; // session 23: the typical request drawn where the logits are
+        mixed(model, requests, withTypical.subList(7, 8), "sampled t=0.8 typical 0.9 (drawn where the logits are)",
+            true, round == 2);
+        mixed(model, requests, withTypical, "7 sampled + typical 0.9 (batch 8, all drawn where the logits are)", true,
+            round == 2);
+        model.typicalThere = false;
       }
     }
   }

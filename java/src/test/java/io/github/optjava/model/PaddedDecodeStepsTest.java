@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.github.optjava.backend.BatchBuckets;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.engine.KvCache;
 import java.util.ArrayList;
@@ -68,15 +69,17 @@ class PaddedDecodeStepsTest {
             int[] topK = new int[n];
             float[] topP = new float[n];
             float[] minP = new float[n];
+            float[] typicalP = new float[n];
             double[] uniform = new double[n];
             for (int i = 0; i < n; i++) {
               temperature[i] = 0.7f + 0.2f * i;
               topK[i] = i == 0 ? 0 : 50;
               topP[i] = i == 1 ? 0.9f : 1f;
               minP[i] = i == 2 ? 0.05f : 0f;
+              typicalP[i] = i == 0 ? 0.9f : 1f;
               uniform[i] = r.nextDouble();
             }
-            CausalLm.SamplingSpec spec = new CausalLm.SamplingSpec(temperature, topK, topP, minP, uniform);
+            SamplingRows spec = new SamplingRows(temperature, topK, topP, minP, typicalP, uniform);
             double[] la = new double[n];
             double[] lb = new double[n];
             int[] x = a.sample(step, ca, spec, la);

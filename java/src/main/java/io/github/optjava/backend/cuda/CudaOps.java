@@ -43,6 +43,7 @@ import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.Mat;
 import io.github.optjava.backend.Ops;
 import io.github.optjava.backend.RowMath;
+import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.checkpoint.DType;
 import io.github.optjava.checkpoint.Half;
 import io.github.optjava.checkpoint.Tensor;
@@ -135,6 +136,7 @@ public final class CudaOps implements Ops {
   private boolean deviceScores = CudaSwitches.DEVICE_SCORES;
   private boolean deviceBeams = CudaSwitches.DEVICE_BEAMS;
   private final boolean deviceMinP = CudaSwitches.DEVICE_MIN_P;
+  private boolean deviceTypical = CudaSwitches.DEVICE_TYPICAL;
   private boolean deviceMixedPicks = CudaSwitches.DEVICE_MIXED_PICKS;
   private boolean samplerWeights = CudaSwitches.SAMPLER_WEIGHTS;
   private boolean inlineCombine = CudaSwitches.INLINE_COMBINE;
@@ -1997,6 +1999,19 @@ public final class CudaOps implements Ops {
     return deviceSampling;
   }
 
+  @Override
+  public boolean samplesTypicalOnDevice() {
+    return deviceSampling && deviceTypical;
+  }
+
+  /**
+   * Whether rows with typical sampling draw on the device ({@link #sampleRows}; else they are read back and drawn by
+   * the same rules on the host; see {@code opt.cuda.deviceTypical}).
+   */
+  public void useDeviceTypical(boolean onDevice) {
+    deviceTypical = onDevice;
+  }
+
   /** Whether {@link #sampleRows} with greedy rows among drawn ones stays on the device (its fallbacks read the rows). */
   @Override
   public boolean picksMixedRowsOnDevice() {
@@ -2198,8 +2213,13 @@ public final class CudaOps implements Ops {
    * rows' then replace the sampler's). (The shorter overloads are {@link Ops}' defaults, which come here.)
    */
   @Override
-  public int[] sampleRows(Mat logits, float[] temperature, int[] topK, float[] topP, float[] minP, double[] uniform,
-      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+  public int[] sampleRows(Mat logits, SamplingRows rows, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
+    if (rows.rows() != logits.rows()) {
+      throw new IllegalArgumentException("sampleRows: " + rows.rows() + " rows of parameters for " + logits.rows()
+          + " rows of logits");
+    }
+    float[] temperature = rows.temperature();
     int greedy = 0;
     for (float t : temperature) {
       greedy += t == 0f ? 1 : 0;
@@ -2207,11 +2227,11 @@ public final class CudaOps implements Ops {
     if (greedy > 0 && greedy == logits.rows()) {
       return argmaxRows(logits, logprobs, edits, k, topIds, topLogprobs);
     }
-    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS) || (!deviceMinP && anyAbove0(minP))
+    if (!deviceSampling || (!edits.isEmpty() && !CudaSwitches.DEVICE_EDITS) || (!deviceMinP && rows.anyMinP())
+        || (!deviceTypical && rows.anyTypical())
         || (k > 0 && (logprobs == null || !CudaSwitches.DEVICE_TOP_LOGPROBS))
         || (greedy > 0 && (!deviceMixedPicks || !deviceLogprobs))) {
-      return Ops.super.sampleRows(logits, temperature, topK, topP, minP, uniform, logprobs, edits, k, topIds,
-          topLogprobs);
+      return Ops.super.sampleRows(logits, rows, logprobs, edits, k, topIds, topLogprobs);
     }
     CudaMat s = endStepFor(logits, edits);
     int n = s.rows;
@@ -2221,12 +2241,12 @@ public final class CudaOps implements Ops {
     }
     // Scratch: [logits as f32][n tokens][n log-probs][n·k ids][n·k log-probs] (the sampler's), with greedy rows the
     // same again (the argmax's; both read back at once), then the parameters: [n temperatures][n top-k][n top-p]
-    // [n min-p][pad][n uniforms], then with the weights cache the rows' weights (n·vocab floats)
+    // [n min-p][n typical-p][pad][n uniforms], then with the weights cache the rows' weights (n·vocab floats)
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * n * vocab;
     long partBytes = 8L * n + 8L * n * k;
     long readBytes = (greedy > 0 ? 2 : 1) * partBytes;
     long paramsAt = f32Bytes + readBytes;
-    long uniformAt = (paramsAt + 16L * n + 7) / 8 * 8;
+    long uniformAt = (paramsAt + 20L * n + 7) / 8 * 8;
     long weightsAt = uniformAt + 8L * Math.max(n, 1);
     boolean cacheWeights = samplerWeights; // s, then the weights: each pass after the first reads them back
     Pointer scratch = argmaxScratch(weightsAt + (cacheWeights ? 4L * n * vocab : 0));
@@ -2241,10 +2261,11 @@ public final class CudaOps implements Ops {
     for (int r = 0; r < n; r++) {
       boolean picked = temperature[r] == 0f; // the sampler's draw for it is dropped: make it cheap (u 0, no cuts)
       b.putFloat(4 * r, picked ? 1f : temperature[r]);
-      b.putInt(4 * (n + r), picked ? 0 : topK[r]);
-      b.putFloat(4 * (2 * n + r), picked ? 1f : topP[r]);
-      b.putFloat(4 * (3 * n + r), picked ? 0f : minP[r]);
-      b.putDouble((int) (uniformAt - paramsAt) + 8 * r, picked ? 0.0 : uniform[r]);
+      b.putInt(4 * (n + r), picked ? 0 : rows.topK()[r]);
+      b.putFloat(4 * (2 * n + r), picked ? 1f : rows.topP()[r]);
+      b.putFloat(4 * (3 * n + r), picked ? 0f : rows.minP()[r]);
+      b.putFloat(4 * (4 * n + r), picked ? 1f : rows.typicalP()[r]);
+      b.putDouble((int) (uniformAt - paramsAt) + 8 * r, picked ? 0.0 : rows.uniform()[r]);
     }
     check("sample parameters", cudaMemcpyAsync(IndexUploads.at(scratch, paramsAt / 4), params, paramBytes,
         cudaMemcpyHostToDevice, stream));
@@ -2254,17 +2275,18 @@ public final class CudaOps implements Ops {
     IntPointer ks = IndexUploads.at(scratch, paramsAt / 4 + n);
     FloatPointer ps = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 2L * n));
     FloatPointer mins = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 3L * n));
+    FloatPointer typicals = new FloatPointer(IndexUploads.at(scratch, paramsAt / 4 + 4L * n));
     org.bytedeco.javacpp.DoublePointer us = new org.bytedeco.javacpp.DoublePointer(IndexUploads.at(scratch,
         uniformAt / 4));
     if (k == 0 && greedy == 0) {
-      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values, temps, ks, ps, mins, us, n, vocab, weights,
-          stream));
+      op("sample", OptKernels.opt_sample_rows_f32(tokens, lp, values, temps, ks, ps, mins, typicals, us, n, vocab,
+          weights, stream));
       return readTokens(tokens, n, logprobs, "sample");
     }
     IntPointer ids = IndexUploads.at(scratch, f32Bytes / 4 + 2L * n);
     FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + 2L * n + (long) n * k));
-    op("sample", OptKernels.opt_sample_rows_top_f32(tokens, lp, ids, topLp, k, values, temps, ks, ps, mins, us, n,
-        vocab, weights, stream));
+    op("sample", OptKernels.opt_sample_rows_top_f32(tokens, lp, ids, topLp, k, values, temps, ks, ps, mins, typicals,
+        us, n, vocab, weights, stream));
     if (greedy > 0) {
       long at = (f32Bytes + partBytes) / 4; // the argmax's part, right after the sampler's
       IntPointer picks = IndexUploads.at(scratch, at);
@@ -2312,16 +2334,6 @@ public final class CudaOps implements Ops {
         System.arraycopy(tops, r * k, topLogprobs, r * k, k);
       }
     }
-  }
-
-  /** Whether any value is above 0 (a min-p in use). */
-  private static boolean anyAbove0(float[] v) {
-    for (float x : v) {
-      if (x > 0) {
-        return true;
-      }
-    }
-    return false;
   }
 
   private Pointer argmaxScratch(long bytes) {

@@ -133,6 +133,14 @@ final class CudaSwitches {
    */
   static final boolean DEVICE_MIN_P = !"false".equalsIgnoreCase(System.getProperty("opt.cuda.deviceMinP"));
   /**
+   * {@code -Dopt.cuda.deviceTypical=true}: sampled requests with typical sampling draw on the device
+   * ({@code opt_sample_rows_f32}'s typical cut after min-p, {@code RowSampling}'s rules: HF's set but for rounding)
+   * instead of bringing their rows to the host, where the HF-exact processors take ≈ 0.8 ms per row and step (the
+   * partition of {@code TypicalProcessor}, on the build machine). Written in session 23 without a GPU: off until
+   * check_ops group {@code typical} and the tag {@code gpu-new-typical} pass on one.
+   */
+  static final boolean DEVICE_TYPICAL = Boolean.getBoolean("opt.cuda.deviceTypical");
+  /**
    * A step that draws some sequences and picks others greedily (temperature 0 rows of {@link CudaOps#sampleRows})
    * runs the sampler and the argmax (and the top log-probs, with alternatives) over the step's rows and reads both
    * results back in one copy, instead of copying the rows to the host. Default since session 21 (no new kernel: the

@@ -582,22 +582,24 @@ public final class OptKernels {
   // ---- sampling (sample.cu) ----
 
   /**
-   * One token per row after temperature, top-k, top-p and min-p, with the given uniforms (RowSampling's rules);
+   * One token per row after temperature, top-k, top-p, min-p and typical sampling, with the given uniforms
+   * (RowSampling's rules);
    * {@code weights}: null, or rows × vocab float32 scratch for each row's weights (computed once, the same bits).
    */
   public static native int opt_sample_rows_f32(@Cast("int32_t*") IntPointer outToken, FloatPointer outLogprob,
       @Cast("const float*") FloatPointer logits, @Cast("const float*") FloatPointer temperature,
       @Cast("const int32_t*") IntPointer topK, @Cast("const float*") FloatPointer topP,
-      @Cast("const float*") FloatPointer minP, @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform,
-      int rows, int vocab, FloatPointer weights, CUstream_st stream);
+      @Cast("const float*") FloatPointer minP, @Cast("const float*") FloatPointer typicalP,
+      @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, FloatPointer weights,
+      CUstream_st stream);
 
   /** As opt_sample_rows_f32, and each row's k best kept tokens with their log-probs (RowSampling.sample with k). */
   public static native int opt_sample_rows_top_f32(@Cast("int32_t*") IntPointer outToken, FloatPointer outLogprob,
       @Cast("int32_t*") IntPointer outIds, FloatPointer outLps, int k, @Cast("const float*") FloatPointer logits,
       @Cast("const float*") FloatPointer temperature, @Cast("const int32_t*") IntPointer topK,
       @Cast("const float*") FloatPointer topP, @Cast("const float*") FloatPointer minP,
-      @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform, int rows, int vocab, FloatPointer weights,
-      CUstream_st stream);
+      @Cast("const float*") FloatPointer typicalP, @Cast("const double*") org.bytedeco.javacpp.DoublePointer uniform,
+      int rows, int vocab, FloatPointer weights, CUstream_st stream);
 
   // ---- top log-probs (top_logprobs.cu) ----
 

@@ -681,6 +681,32 @@ class CudaOpsParityTest {
   }
 
   /**
+   * As {@link #sampleRowsMatchesItsCpuTwin}, with typical sampling on most rows (session 23: the sampler's typical cut
+   * after min-p), alone and after the other cuts, with and without alternatives; off by default
+   * ({@code -Dopt.cuda.deviceTypical}), so the test turns it on.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-typical")
+  void sampleRowsWithTypicalMatchItsCpuTwin(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    boolean weightsBefore = g.usesSamplerWeights();
+    g.useDeviceTypical(true);
+    try {
+      float[] typical = {0.9f, 0.2f, 1f, 0.5f, 0.99f};
+      for (boolean weights : new boolean[] {false, true}) { // each pass from the weights, or recomputed
+        g.useSamplerWeights(weights);
+        sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f, 0f, 0.05f}, typical, 0, false);
+        sampleRowsMatchesItsCpuTwin(d, rows, cols, new float[] {0f}, typical, 4, true);
+      }
+    } finally {
+      g.useDeviceTypical(CudaSwitches.DEVICE_TYPICAL);
+      g.useSamplerWeights(weightsBefore);
+    }
+  }
+
+  /**
    * As {@link #sampleRowsMatchesItsCpuTwin}, with greedy rows (temperature 0; session 21: a step mixing greedy and
    * sampled sequences): the sampler, the argmax and the top log-probs kernels on one step, read back at once; one row
    * alone is all greedy (then {@link CudaOps#argmaxRows}). With and without 3 alternatives.
@@ -721,8 +747,8 @@ class CudaOpsParityTest {
       try {
         for (int cached = 0; cached < 2; cached++) {
           g.useSamplerWeights(cached == 1);
-          tokens[cached] = g.sampleRows(act(g, logits, rows, vocab), q.t, q.k, q.p, q.minP, q.u, lps[cached],
-              LogitEdits.NONE, listed, ids[cached], tops[cached]);
+          tokens[cached] = g.sampleRows(act(g, logits, rows, vocab), q.rows(), lps[cached], LogitEdits.NONE, listed,
+              ids[cached], tops[cached]);
         }
       } finally {
         g.useSamplerWeights(weightsBefore);
@@ -736,18 +762,30 @@ class CudaOpsParityTest {
   }
 
   /** Per-row sampling parameters, the uniforms drawn from {@code r} after the logits. */
-  private record Draws(float[] t, int[] k, float[] p, float[] minP, double[] u) {
+  private record Draws(float[] t, int[] k, float[] p, float[] minP, float[] typicalP, double[] u) {
     static Draws of(Random r, int rows, java.util.function.IntFunction<Float> t, java.util.function.IntUnaryOperator k,
         java.util.function.IntFunction<Float> p, java.util.function.IntFunction<Float> minP) {
-      Draws q = new Draws(new float[rows], new int[rows], new float[rows], new float[rows], new double[rows]);
+      return of(r, rows, t, k, p, minP, i -> 1f);
+    }
+
+    static Draws of(Random r, int rows, java.util.function.IntFunction<Float> t, java.util.function.IntUnaryOperator k,
+        java.util.function.IntFunction<Float> p, java.util.function.IntFunction<Float> minP,
+        java.util.function.IntFunction<Float> typicalP) {
+      Draws q = new Draws(new float[rows], new int[rows], new float[rows], new float[rows], new float[rows],
+          new double[rows]);
       for (int i = 0; i < rows; i++) {
         q.t[i] = t.apply(i);
         q.k[i] = k.applyAsInt(i);
         q.p[i] = p.apply(i);
         q.minP[i] = minP.apply(i);
+        q.typicalP[i] = typicalP.apply(i);
         q.u[i] = r.nextDouble();
       }
       return q;
+    }
+
+    io.github.optjava.backend.SamplingRows rows() {
+      return new io.github.optjava.backend.SamplingRows(t, k, p, minP, typicalP, u);
     }
   }
 
@@ -755,8 +793,16 @@ class CudaOpsParityTest {
     sampleRowsMatchesItsCpuTwin(d, rows, cols, minPs, listed, false);
   }
 
-  /** {@code greedyRows}: every other row (the first among them) at temperature 0, a greedy row. */
   private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs, int listed,
+      boolean greedyRows) {
+    sampleRowsMatchesItsCpuTwin(d, rows, cols, minPs, new float[] {1f}, listed, greedyRows);
+  }
+
+  /**
+   * {@code greedyRows}: every other row (the first among them) at temperature 0, a greedy row; {@code typicalPs}: the
+   * rows' typical-p values in turn (1: off).
+   */
+  private void sampleRowsMatchesItsCpuTwin(DType d, int rows, int cols, float[] minPs, float[] typicalPs, int listed,
       boolean greedyRows) {
     CudaOps g = gpu(d);
     boolean before = g.samplesOnDevice();
@@ -765,12 +811,8 @@ class CudaOpsParityTest {
       float[] logits = random(r, rows * vocab, 4, d);
       Draws q = Draws.of(r, rows, i -> greedyRows && i % 2 == 0 ? 0f : new float[] {1f, 0.7f, 1.3f}[i % 3],
           i -> new int[] {0, 50, 1, vocab}[i % 4], i -> new float[] {1f, 0.9f, 0.5f}[(i / 2) % 3],
-          i -> minPs[i % minPs.length]);
-      float[] t = q.t;
-      int[] k = q.k;
-      float[] p = q.p;
-      float[] minP = q.minP;
-      double[] u = q.u;
+          i -> minPs[i % minPs.length], i -> typicalPs[i % typicalPs.length]);
+      io.github.optjava.backend.SamplingRows spec = q.rows();
       // The twin reads the logits as the GPU stores them (rounded to d), like CpuOps would after a read.
       float[] stored = g.read(act(g, logits, rows, vocab));
       double[] want = new double[rows];
@@ -778,16 +820,15 @@ class CudaOpsParityTest {
       int[] wantIds = new int[rows * listed];
       double[] wantTop = new double[rows * listed];
       for (int i = 0; i < rows; i++) {
-        wantTok[i] = io.github.optjava.backend.RowSampling.sample(stored, i * vocab, vocab, t[i], k[i], p[i], minP[i],
-            u[i], want, i, listed, wantIds, wantTop, i * listed);
+        wantTok[i] = io.github.optjava.backend.RowSampling.sample(stored, i * vocab, vocab, spec, i, want, i, listed,
+            wantIds, wantTop, i * listed);
       }
       g.useDeviceSampling(true);
       try {
         double[] got = new double[rows];
         int[] ids = new int[rows * listed];
         double[] top = new double[rows * listed];
-        int[] tok = g.sampleRows(act(g, logits, rows, vocab), t, k, p, minP, u, got, LogitEdits.NONE, listed, ids,
-            top);
+        int[] tok = g.sampleRows(act(g, logits, rows, vocab), spec, got, LogitEdits.NONE, listed, ids, top);
         org.junit.jupiter.api.Assertions.assertArrayEquals(wantIds, ids, d + " vocab " + vocab + " alternatives");
         for (int i = 0; i < rows * listed; i++) {
           assertTrue(Double.isNaN(wantTop[i]) ? Double.isNaN(top[i])
@@ -859,8 +900,8 @@ class CudaOpsParityTest {
     boolean before = g.samplesOnDevice();
     g.useDeviceSampling(true);
     try {
-      org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, g.sampleRows(act(g, logits, rows, cols), t, k, p,
-          new float[rows], u, got, edits), d + " sample");
+      org.junit.jupiter.api.Assertions.assertArrayEquals(wantTok, g.sampleRows(act(g, logits, rows, cols),
+          io.github.optjava.backend.SamplingRows.of(t, k, p, u), got, edits), d + " sample");
     } finally {
       g.useDeviceSampling(before);
     }
