@@ -170,9 +170,11 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
   const float mp = min_p[row] > 0.f ? fminf(min_p[row], 1.f) : 0.f;  // above 1 it is 1 (the top tokens stay); NaN: off
   const float tp = typical_p[row];
   // The scratch row (weights not null: -Dopt.cuda.samplerWeights, sessions 21-22): s_i from pass 1 until the weights
-  // pass, then (the whole row in play) the weights. Each thread reads back only the elements it wrote (every pass
-  // strides by kThreads from tid; the gather's chunks start at multiples of kThreads), so no barrier is needed, and
-  // every value is a float either way (s, or 0, 1 or an expf), so the draw is the same bit for bit.
+  // pass, then (the whole row in play) the weights. Until the draw each thread reads back only the elements it wrote
+  // (every pass strides by kThreads from tid; the gather's chunks start at multiples of kThreads), so those reads need
+  // no barrier; the draw's warp ranges (step 5) read other threads' weights, after the reductions' barriers (a
+  // __syncthreads makes a block's global stores visible to the block). Every value is a float either way (s, or 0, 1
+  // or an expf), so the draw is the same bit for bit. native/dev/emu_sample runs this kernel on an emulated GPU.
   float* const scratch = weights != nullptr ? weights + static_cast<size_t>(row) * vocab : nullptr;
 
   // 1. NaN and the maximum of s (per thread, then the block).

@@ -131,6 +131,7 @@ struct Warp {
   uint32_t xv[32];
   int off[32];
   int line[32];
+  int op[32];
   uint32_t res[32];
   int arrived = 0;
 };
@@ -183,15 +184,24 @@ void yield() {
 }
 void preempt() { yield(); }  // stays ready; the scheduler picks who runs next
 
+// Option: __syncthreads makes the thread's global stores visible (CUDA: to the threads of its block; here to every
+// thread, so it is for kernels of one block per independent row, as emu_sample's). Off: only __threadfence does, as
+// the emulations of kernels whose blocks share results need to check.
+bool g_barrier_flushes = false;
+
 void syncthreads(int line) {
   Thread* t = g_cur;
+  if (g_barrier_flushes) flush_some(t->sbuf, t->sbuf.size());
   t->state = kBarrier;
   t->line = line;
   ++t->B->at_bar;
   yield();
 }
 
-uint32_t shfl_xor_bits(unsigned mask, uint32_t v, int offset, int line) {
+// A warp-wide exchange (every lane of the warp must make the same call, from the same line): __shfl_xor_sync,
+// __shfl_up_sync, __shfl_sync with one source lane for the warp, and __ballot_sync (v: the predicate, 0 or 1).
+enum WarpOp { kXor, kUp, kIdx, kBallot };
+uint32_t warp_op_bits(WarpOp op, unsigned mask, uint32_t v, int offset, int line) {
   Thread* t = g_cur;
   Block* B = t->B;
   if (mask != 0xffffffffu) g_log.add("shuffle with mask %08x", mask);
@@ -200,16 +210,26 @@ uint32_t shfl_xor_bits(unsigned mask, uint32_t v, int offset, int line) {
   w.xv[lane] = v;
   w.off[lane] = offset;
   w.line[lane] = line;
+  w.op[lane] = op;
   t->state = kShfl;
   if (++w.arrived == 32) {
     for (int l = 0; l < 32; ++l) {
-      if (w.off[l] != w.off[0] || w.line[l] != w.line[0]) {
+      if (w.off[l] != w.off[0] || w.line[l] != w.line[0] || w.op[l] != w.op[0]) {
         g_log.add("block %ld warp %u: divergent shuffle (lines %d/%d, offsets %d/%d)", B->linear, t->tid / 32,
                   w.line[0], w.line[l], w.off[0], w.off[l]);
         break;
       }
     }
-    for (int l = 0; l < 32; ++l) w.res[l] = w.xv[(l ^ w.off[l]) & 31];
+    uint32_t ballot = 0;
+    for (int l = 0; l < 32; ++l) ballot |= (w.xv[l] != 0 ? 1u : 0u) << l;
+    for (int l = 0; l < 32; ++l) {
+      switch (w.op[l]) {
+        case kXor: w.res[l] = w.xv[(l ^ w.off[l]) & 31]; break;
+        case kUp: w.res[l] = l >= w.off[l] ? w.xv[l - w.off[l]] : w.xv[l]; break;
+        case kIdx: w.res[l] = w.xv[w.off[l] & 31]; break;
+        default: w.res[l] = ballot; break;
+      }
+    }
     w.arrived = 0;
     for (int l = 0; l < 32; ++l) {
       Thread& o = B->th[(t->tid / 32) * 32 + l];
@@ -219,6 +239,9 @@ uint32_t shfl_xor_bits(unsigned mask, uint32_t v, int offset, int line) {
   }
   yield();
   return w.res[lane];
+}
+uint32_t shfl_xor_bits(unsigned mask, uint32_t v, int offset, int line) {
+  return warp_op_bits(kXor, mask, v, offset, line);
 }
 float shfl_xor(unsigned mask, float v, int offset, int line) {
   return bitsf(shfl_xor_bits(mask, fbits(v), offset, line));
@@ -434,7 +457,8 @@ struct SArr : SBase {
     s.w_thread = me;
     s.w_epoch = B->epoch;
   }
-  E atomic_max(long long i, E x, const char* what = "atomicMax") {
+  template <class F>
+  E atomic_rmw(long long i, F f, const char* what) {  // old = a[i]; a[i] = f(old); returns old
     if (!in(i, what)) return E();
     SMeta& s = m[i];
     if (!s.init) g_log.add("%s: atomic on uninitialised %s", what, name);
@@ -442,8 +466,17 @@ struct SArr : SBase {
     if (s.r_epoch == B->epoch) g_log.add("%s: race: atomic on %s[%lld] read since the last barrier", what, name, i);
     s.a_epoch = B->epoch;
     const E old = v.get(i);
-    v.set(i, std::max(old, x));
+    v.set(i, f(old));
     return old;
+  }
+  E atomic_max(long long i, E x, const char* what = "atomicMax") {
+    return atomic_rmw(i, [x](E old) { return std::max(old, x); }, what);
+  }
+  E atomic_add(long long i, E x, const char* what = "atomicAdd") {
+    return atomic_rmw(i, [x](E old) { return static_cast<E>(old + x); }, what);
+  }
+  E atomic_or(long long i, E x, const char* what = "atomicOr") {
+    return atomic_rmw(i, [x](E old) { return static_cast<E>(old | x); }, what);
   }
 };
 

@@ -22,10 +22,11 @@ import org.junit.jupiter.api.io.TempDir;
  * topp_search_test.cu} and {@code draw_test.cu} for the sampler's top-p search and draw, {@code
  * tc_fragments_test.cu} for the tensor-core Linear's
  * fragments); {@code native/dev/emu_fa}, {@code emu_split},
- * {@code emu_grouped}, {@code emu_vecnorm} and {@code emu_gemv} are thread-by-thread emulations of the
- * FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV decode
- * kernel (a thread group per key row), the vector layer norm, and the matrix-vector Linear with split rows (copies
- * of their code, with race, bounds and visibility checks). Run by failsafe ({@code mvn verify}); skipped where nvcc
+ * {@code emu_grouped}, {@code emu_vecnorm}, {@code emu_gemv} and {@code emu_sample} are thread-by-thread emulations
+ * of the FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV
+ * decode kernel (a thread group per key row), the vector layer norm, the matrix-vector Linear with split rows and the
+ * sampler (copies of their code, with race, bounds and visibility checks); {@code emu_tc} is a warp-level one of the
+ * tensor-core Linear. Run by failsafe ({@code mvn verify}); skipped where nvcc
  * or g++ is missing.
  */
 class NativeHostChecksIT {
@@ -129,6 +130,15 @@ class NativeHostChecksIT {
   @Test
   void tensorCoreLinearEmulationPassesItsCases() throws Exception {
     emulationPasses("emu_tc", false, "150", "3"); // fixed cases + 150 random (about 2 s)
+  }
+
+  /**
+   * sample.cu's sampler on an emulated GPU (session 23): its tokens, log-probs and alternatives as ref_sample's (the
+   * twin RowSampling), with and without the scratch row, top-k / top-p / min-p / typical, no race or divergent shuffle.
+   */
+  @Test
+  void samplerEmulationPassesItsCases() throws Exception {
+    emulationPasses("emu_sample", true, "40", "3"); // fixed cases + 40 random (about 10 s on 2 cores)
   }
 
   @Test
