@@ -1387,7 +1387,7 @@ void check_token_logprob() {
 // greedy-like limits, uniform 0, and the -inf / NaN rows; kMinP (group minp, session 20): the same kinds of rows with
 // min-p too (alone, after top-k, after top-p, min-p 1: the top token only, a uniform near 1); kTypical (group typical,
 // session 23): typical sampling alone and after each other cut (a typical-p so small that one token stays, top-k
-// gathered and not, a high temperature). Random logits: ties and cut boundaries are improbable, so the tokens must
+// gathered and not, a high temperature, a typical-p of 1e-20 after top-p: the most typical token alone). Random logits: ties and cut boundaries are improbable, so the tokens must
 // match exactly. Each group runs the kernel without and with its weights cache (session 21, not yet run on a GPU): the
 // two must give the same bits.
 enum class SampleCases { kPlain, kMinP, kTypical };
@@ -1414,7 +1414,7 @@ void check_sample_rows(SampleCases kind, int list_k = 0) {
                                      {1.f, 0, 0.9f, 0.f, 0.52, 0.2f}, {0.8f, 40, 0.95f, 0.05f, 0.13, 0.95f},
                                      {1.f, 0, 1.f, 0.f, 0.99, 1e-6f}, {3.f, 0, 1.f, 0.01f, 0.999, 0.99f},
                                      {1.3f, 3000, 1.f, 0.f, 0.66, 0.7f}, {0.9f, 1000, 0.8f, 0.f, 0.05, 0.6f},
-                                     {2.f, 0, 1.f, 0.f, 0.0, 0.3f}, {1.f, 0, 1.f, 0.f, 0.5, 0.9f},
+                                     {2.f, 0, 0.9f, 0.f, 0.3, 1e-20f}, {1.f, 0, 1.f, 0.f, 0.5, 0.9f},
                                      {1.f, 0, 1.f, 0.f, 0.5, 0.9f}};
   const std::vector<Case>& cases = kind == SampleCases::kMinP ? min_p : kind == SampleCases::kTypical ? typical : plain;
   const int rows = static_cast<int>(cases.size());

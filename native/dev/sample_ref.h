@@ -96,11 +96,15 @@ inline int ref_sample(const float* row, int vocab, float temperature, int top_k,
   auto typical_key = [&](int i) {
     return 0x7fffffffu - bits(static_cast<float>(std::fabs(static_cast<double>(s[i]) - m - mean)));
   };
+  double kept = total - removed;
   if (filter_typical) {
-    const double left = total - removed;
+    double left = 0;  // summed itself, in the search's order (RowSampling)
     double sum = 0;
     for (int i = 0; i < vocab; ++i) {
-      if (kept_before_typical(i)) sum += w[i] * (static_cast<double>(s[i]) - m);
+      if (kept_before_typical(i)) {
+        left += w[i];
+        sum += w[i] * (static_cast<double>(s[i]) - m);
+      }
     }
     mean = sum / left;
     const double limit = (1.0 - typical_p) * left;
@@ -118,9 +122,8 @@ inline int ref_sample(const float* row, int vocab, float temperature, int top_k,
       }
     }
     typical_tau = prefix;
-    removed += cut;
+    kept = left - cut;
   }
-  const double kept = total - removed;
   auto is_kept = [&](int i) {
     return kept_before_typical(i) && !(filter_typical && typical_key(i) <= typical_tau);
   };

@@ -471,10 +471,10 @@ OPT_API int opt_attention_fa_bf16(uint16_t* out, const uint16_t* q, const uint16
  * -inf; -2: a NaN), out_logprob[r] = its log-probability under the filtered distribution. The rules are those of its
  * CPU twin, backend/RowSampling (see sample.cu).
  *   out_token (rows) int32, out_logprob (rows) float32, temperature/top_p/min_p/typical_p (rows) float32, top_k
- *   (rows) int32, uniform (rows) float64: all device memory. weights: null, or (rows * vocab) device float32 scratch where each
- *   row with top-p (and its whole row in play) has its weights computed once there and read back by top-p's rounds
- *   instead of recomputed (the same bits; session 21, GPU-unverified: check_ops groups sample, minp and sampletop
- *   run both ways; CudaOps passes it with -Dopt.cuda.samplerWeights=true).
+ *   (rows) int32, uniform (rows) float64: all device memory. weights: null, or (rows * vocab) device float32
+ *   scratch where each row (its whole row in play) has its weights computed once and read back by the later passes
+ *   instead of recomputed (the same bits; sessions 21-22, GPU-unverified: check_ops groups sample, minp, sampletop
+ *   and typical run both ways; CudaOps passes it with -Dopt.cuda.samplerWeights=true).
  * Status: passed check_ops and its parity test on an H100 (2026-11-26, session 7); CudaOps' default for sampled
  * steps (-Dopt.cuda.deviceSampling=false reads the logits back instead). min_p added in session 20 without a GPU;
  * passed check_ops groups sample and minp and the parity tests on an H200 (2026-11-28, session 21, 7a4d127)

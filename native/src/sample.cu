@@ -293,7 +293,8 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     }
   }
   // Element j of the tokens in play: its token and its s (the whole row: token j, kept when at or above kth). s_of
-  // reads the scratch row, so it serves until the weights pass; s_fresh_of divides again (the alternatives, step 6b).
+  // reads the scratch row, so it serves until the weights pass; s_fresh_of divides again (after it: typical's passes
+  // and cut, step 4c, the draw's kept(), the alternatives, step 6b).
   auto token_of = [&](int j) -> int { return gathered ? gathered_index[j] : j; };
   auto s_of = [&](int j) -> float { return gathered ? gathered_s[j] : s_at(j); };
   auto s_fresh_of = [&](int j) -> float { return gathered ? gathered_s[j] : __fdiv_rn(z[j], t); };
@@ -396,12 +397,15 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
     return w;
   };
 
-  // 4c. typical: E, then the largest key tau_t with mass(key <= tau_t) <= (1 - typical_p) W' (and < W'); tokens with
-  // key <= tau_t are out. Each pass walks the weights as top-p's do and divides again for s (the scratch row holds
-  // the weights by now).
+  // 4c. typical: W' and E, then the largest key tau_t with mass(key <= tau_t) <= (1 - typical_p) W' (and < W');
+  // tokens with key <= tau_t are out. Each pass walks the weights as top-p's do and takes s from the gathered set, or
+  // divides again (the scratch row holds the weights by now). W' is summed here, in the order and by the reduction of
+  // the search's masses (total - removed can differ from it by rounding): the candidate that holds every token sums to
+  // exactly W', so no typical_p, however small, removes them all.
   const bool filter_typical = tp > 0.f && tp < 1.f && m != INFINITY;  // m = +inf: every kept token is at +inf
   unsigned int typical_tau = 0u;
   double mean = 0.0;
+  double kept_mass = total - removed;
   if (filter_typical) {
     auto for_kept_s = [&](auto&& f) {  // f(w, s) over this thread's tokens left by the cuts before
       for_weights([&](int j, double w0) {
@@ -409,9 +413,13 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
         if (w > 0.0) f(w, s_fresh_of(j));
       });
     };
-    const double left = total - removed;
+    double left = 0.0;
     double sum = 0.0;
-    for_kept_s([&](double w, float s) { sum += w * (static_cast<double>(s) - m); });
+    for_kept_s([&](double w, float s) {
+      left += w;
+      sum += w * (static_cast<double>(s) - m);
+    });
+    left = reduced(left);
     mean = reduced(sum) / left;
     const double limit = (1.0 - static_cast<double>(tp)) * left;
     unsigned int prefix = 0u;
@@ -428,14 +436,13 @@ sample_rows_kernel(int32_t* __restrict__ out_token, float* __restrict__ out_logp
       take_top_p_bits(c, high, low, both, limit, left, prefix, cut);
     }
     typical_tau = prefix;
-    removed += cut;
+    kept_mass = left - cut;
   }
   auto kept = [&](int j) -> double {
     const double w = cut_min(weight(j));
     if (filter_typical && w > 0.0 && typical_key(s_fresh_of(j), m, mean) <= typical_tau) return 0.0;
     return w;
   };
-  const double kept_mass = total - removed;
 
   // 5. the first token whose inclusive prefix sum of kept weights exceeds u * W' (session 22: warp ranges; before, a
   // block-wide scan per chunk of 512 with three barriers each, up to ~100 chunks on a whole row). Each warp walks its

@@ -438,6 +438,7 @@ void sample_rows_kernel(bool kList, GPtr<int32_t> out_token, GPtr<float> out_log
   const bool filter_typical = tp > 0.f && tp < 1.f && m != INFINITY;
   unsigned int typical_tau = 0u;
   double mean = 0.0;
+  double kept_mass = total - removed;
   if (filter_typical) {
     auto for_kept_s = [&](auto&& f) {
       for_weights([&](int j, double w0) {
@@ -445,9 +446,13 @@ void sample_rows_kernel(bool kList, GPtr<int32_t> out_token, GPtr<float> out_log
         if (w > 0.0) f(w, s_fresh_of(j));
       });
     };
-    const double left = total - removed;
+    double left = 0.0;
     double sum = 0.0;
-    for_kept_s([&](double w, float s) { sum += w * (static_cast<double>(s) - m); });
+    for_kept_s([&](double w, float s) {
+      left += w;
+      sum += w * (static_cast<double>(s) - m);
+    });
+    left = reduced(left);
     mean = reduced(sum) / (kPlant == 8 ? total : left);
     const double limit = (1.0 - static_cast<double>(tp)) * left;
     unsigned int prefix = 0u;
@@ -464,14 +469,13 @@ void sample_rows_kernel(bool kList, GPtr<int32_t> out_token, GPtr<float> out_log
       take_top_p_bits(c, high, low, both, limit, left, prefix, cut);
     }
     typical_tau = prefix;
-    removed += cut;
+    kept_mass = left - cut;
   }
   auto kept = [&](int j) -> double {
     const double w = cut_min(weight(j));
     if (kPlant != 10 && filter_typical && w > 0.0 && typical_key(s_fresh_of(j), m, mean) <= typical_tau) return 0.0;
     return w;
   };
-  const double kept_mass = total - removed;
 
   // 5. the draw
   const double target = uniform.ld(row) * kept_mass;
@@ -757,7 +761,7 @@ Row random_row(std::mt19937& rng, int vocab) {
   r.top_k = rng() % 3 == 0 ? static_cast<int>(1 + rng() % std::min(vocab, 3000)) : 0;
   r.top_p = rng() % 2 == 0 ? pick({0.9f, 0.5f, 0.99f, 1e-9f}) : 1.f;
   r.min_p = rng() % 3 == 0 ? pick({0.01f, 0.05f, 0.2f, 1.f}) : 0.f;
-  r.typical_p = rng() % 2 == 0 ? pick({0.9f, 0.2f, 0.5f, 0.99f, 1e-6f}) : 1.f;
+  r.typical_p = rng() % 2 == 0 ? pick({0.9f, 0.2f, 0.5f, 0.99f, 1e-6f, 1e-20f}) : 1.f;
   r.uniform = std::uniform_real_distribution<double>(0.0, 1.0)(rng);
   if (rng() % 16 == 0) r.uniform = pick({0.f, 0.999999f});
   return r;
@@ -805,7 +809,8 @@ int main(int argc, char** argv) {
                                     R(1.f, 0, 0.9f, 0.f, 0.52, 0.2f), R(0.8f, 40, 0.95f, 0.05f, 0.13, 0.95f),
                                     R(1.f, 0, 1.f, 0.f, 0.99, 1e-6f), R(3.f, 0, 1.f, 0.01f, 0.999, 0.99f),
                                     R(1.3f, 3000, 1.f, 0.f, 0.66, 0.7f), R(0.9f, 1000, 0.8f, 0.f, 0.05, 0.6f),
-                                    R(2.f, 0, 1.f, 0.f, 0.0, 0.3f)};
+                                    R(2.f, 0, 1.f, 0.f, 0.0, 0.3f), R(1.f, 0, 0.9f, 0.f, 0.3, 1e-20f),
+                                    R(1.f, 0, 0.9f, 0.05f, 0.8, 1e-30f)};
   for (int list_k : {0, 5}) {
     one("plain", plain, 5000, list_k);
     one("min-p", minp, 5000, list_k);

@@ -173,11 +173,15 @@ public final class RowSampling {
     boolean filterTypical = typicalOn(typicalP) && m != Float.POSITIVE_INFINITY;
     int typicalTau = 0;
     double mean = 0;
+    double keptMass = total - removed;
     if (filterTypical) {
-      double left = total - removed;
+      // the mass left summed itself, in the order of the search's sums (not total - removed, which can differ by
+      // rounding): a candidate holding every token sums to exactly it, so "never every token" holds for any typicalP
+      double left = 0;
       double sum = 0;
       for (int i = 0; i < vocab; i++) {
         if (keptBeforeTypical.test(i)) {
+          left += w[i];
           sum += w[i] * ((double) s[i] - m);
         }
       }
@@ -199,9 +203,8 @@ public final class RowSampling {
         }
       }
       typicalTau = prefix;
-      removed += cut;
+      keptMass = left - cut;
     }
-    double keptMass = total - removed;
     // the kept tokens: drawn from, and listed as the alternatives
     final int typicalCut = typicalTau;
     final double typicalMean = mean;

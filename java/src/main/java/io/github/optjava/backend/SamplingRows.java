@@ -50,23 +50,34 @@ public record SamplingRows(float[] temperature, int[] topK, float[] topP, float[
   }
 
   /**
-   * These rows for {@code rows} rows: itself when it has as many or more; else padded with rows drawn at temperature
-   * 1 without cuts (a padded decode step's padding rows, whose tokens are dropped).
+   * Row {@code r} becomes a padding row: drawn at temperature 1 without cuts (the sampler's cheapest draw), for a row
+   * whose token is dropped (a padded step's padding, a prefill chunk that gives no token).
+   */
+  public void setPadding(int r) {
+    temperature[r] = 1f;
+    topK[r] = 0;
+    topP[r] = 1f;
+    minP[r] = 0f;
+    typicalP[r] = 1f;
+    uniform[r] = 0.5;
+  }
+
+  /**
+   * These rows for {@code rows} rows: itself when it has as many or more; else padded with padding rows
+   * ({@link #setPadding}).
    */
   public SamplingRows paddedTo(int rows) {
     int n = rows();
     if (n >= rows) {
       return this;
     }
-    float[] t = Arrays.copyOf(temperature, rows);
-    float[] p = Arrays.copyOf(topP, rows);
-    float[] typical = Arrays.copyOf(typicalP, rows);
-    double[] u = Arrays.copyOf(uniform, rows);
-    Arrays.fill(t, n, rows, 1f);
-    Arrays.fill(p, n, rows, 1f);
-    Arrays.fill(typical, n, rows, 1f);
-    Arrays.fill(u, n, rows, 0.5);
-    return new SamplingRows(t, Arrays.copyOf(topK, rows), p, Arrays.copyOf(minP, rows), typical, u);
+    SamplingRows padded = new SamplingRows(Arrays.copyOf(temperature, rows), Arrays.copyOf(topK, rows),
+        Arrays.copyOf(topP, rows), Arrays.copyOf(minP, rows), Arrays.copyOf(typicalP, rows),
+        Arrays.copyOf(uniform, rows));
+    for (int r = n; r < rows; r++) {
+      padded.setPadding(r);
+    }
+    return padded;
   }
 
   /** Whether a row draws (not greedy) with min-p on. */

@@ -607,8 +607,9 @@ public final class Engine implements AutoCloseable {
    * logits path). Likewise sampling (temperature, top-k, top-p, min-p, typical; log-prob alternatives listed there
    * too) on a model that draws where the logits are, for sequences without drafts; greedy sequences in such a step
    * are the sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence
-   * whose pick needs its rows on the host (draft tokens, a first completion whose siblings fork in this step, an echo
-   * prefill) brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others;
+   * whose pick needs its rows on the host (draft tokens, typical sampling unless the model draws it too
+   * ({@link CausalLm#samplesTypicalOnDevice}), a first completion whose siblings fork in this step, an echo prefill)
+   * brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others;
    * but a step with an echo prefill it scores where the logits are ({@link CausalLm#forwardScored}) brings every row.
    */
   private Output runModel(Batch b) {
@@ -632,7 +633,8 @@ public final class Engine implements AutoCloseable {
     }
     // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
     // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence the
-    // model cannot pick for (drafts, a fork, an echo prefill) brings its own rows only.
+    // model cannot pick for (drafts, typical sampling where the model does not draw it, a fork, an echo prefill)
+    // brings its own rows only.
     boolean[] toHost = new boolean[n];
     int hostCount = 0;
     for (int j = 0; j < n; j++) {
@@ -673,8 +675,11 @@ public final class Engine implements AutoCloseable {
         greedy[j] = true;
         continue;
       }
-      // an earlier chunk draws nothing from the sequence's stream
-      s.fillSamplingRow(spec, j, b.gives()[j] ? s.nextUniform() : 0.5);
+      if (b.gives()[j]) {
+        s.fillSamplingRow(spec, j, s.nextUniform());
+      } else {
+        spec.setPadding(j); // an earlier chunk: its draw is dropped and takes nothing from the sequence's stream
+      }
     }
     java.util.function.IntPredicate picked = j -> !toHost[j];
     double[] logprobs = new double[n];

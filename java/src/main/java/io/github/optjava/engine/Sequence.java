@@ -332,20 +332,27 @@ final class Sequence {
    * Whether this step's token can be drawn where the logits are ({@link io.github.optjava.model.CausalLm#sample}):
    * sampling whose processors the model can apply there ({@link #edits}: bias, penalties, bans) and whose warpers are
    * temperature, top-k, top-p, min-p and, where the model draws it there, typical sampling, not an echo prefill; its
-   * log-prob alternatives, if asked for, are listed there too. Its rules then are {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact
-   * host path's (they differ only for a token exactly at a top-p, min-p or typical cut).
+   * log-prob alternatives, if asked for, are listed there too. Its rules then are
+   * {@link io.github.optjava.backend.RowSampling}'s, not the HF-exact host path's (they differ only for a token at a
+   * cut: exactly at a top-p or min-p cut, within ~1e-6 of a typical one).
    */
   boolean samplableWhereLogitsAre() {
     return !sampler.isGreedy() && (prefilled || !request.params.echo()) && pipeline.runsAsEdits(typicalThere);
   }
 
-  /** Row r of {@code rows}: this sequence's warpers (as floats) and the given uniform number. */
+  /**
+   * Row r of {@code rows}: this sequence's warpers (as floats) and the given uniform number. A typical-p in (0, 1)
+   * stays in (0, 1) as a float (one below the smallest float is its smallest, one that rounds to 1 the largest below
+   * 1), so that rounding never turns typical sampling off.
+   */
   void fillSamplingRow(io.github.optjava.backend.SamplingRows rows, int r, double uniform) {
     rows.temperature()[r] = (float) request.params.temperature();
     rows.topK()[r] = request.params.topK();
     rows.topP()[r] = (float) request.params.topP();
     rows.minP()[r] = (float) request.params.minP();
-    rows.typicalP()[r] = (float) request.params.typicalP();
+    double typical = request.params.typicalP();
+    rows.typicalP()[r] = typical >= 1 ? 1f
+        : (float) Math.min(Math.max(typical, Float.MIN_VALUE), Math.nextDown(1f));
     rows.uniform()[r] = uniform;
   }
 

@@ -238,7 +238,8 @@ public interface CausalLm extends AutoCloseable {
   /**
    * A step in which the model picks some sequences' tokens where the logits are, as {@link #sample} with {@code k}
    * alternatives does (temperature 0: greedy, as {@link #greedyRows}), and brings the rows of the others
-   * ({@code toHost[s]}) to the host: a request that needs its row on the host (draft tokens, a fork, an echo prefill)
+   * ({@code toHost[s]}) to the host: a request that needs its row on the host (draft tokens, typical sampling where
+   * {@link #samplesTypicalOnDevice} is false, a fork, an echo prefill)
    * then costs a step its own rows, not every sequence's. A picked sequence has one output row (no
    * {@code allLogits}); the spec's entries of the others are ignored and {@code edits} (by output row: sequence s's
    * rows follow those of the sequences before it) name picked rows only. {@code logprobs}, {@code topIds} and

@@ -350,8 +350,8 @@ class RowSamplingTest {
   }
   /**
    * Typical sampling's cut (distance keys, top-p's search; session 23) keeps the same tokens as Hugging Face's
-   * {@code TypicalLogitsWarper} ({@code engine.TypicalProcessor}, the host path) on random rows, alone and after top-k
-   * and min-p, but for tokens at the cut: HF orders the tokens by float32 distances, whose log-probs are good to about
+   * {@code TypicalLogitsWarper} ({@code engine.TypicalProcessor}, the host path) on random rows, alone and after top-k,
+   * top-p and min-p, for typical-p values down to 1e-30 (the most typical token alone), but for tokens at the cut: HF orders the tokens by float32 distances, whose log-probs are good to about
    * 1e-6 (an ulp of a log-prob near -8), so two tokens whose exact distances differ by less can swap places there. The
    * test allows a different fate only to a token whose distance (in double) is within 1e-5 of the twin's cut, and at
    * most one token in a thousand compared. The kept set is the listing of every alternative.
@@ -363,8 +363,10 @@ class RowSamplingTest {
     int atTheCut = 0;
     for (int trial = 0; trial < 200; trial++) {
       int n = 50 + r.nextInt(3000);
-      float typical = new float[] {0.2f, 0.5f, 0.9f, 0.95f, 0.99f}[r.nextInt(5)];
+      // (1e-20 and 1e-30: a review found that such a typical-p after top-p could cut every token)
+      float typical = new float[] {0.2f, 0.5f, 0.9f, 0.95f, 0.99f, 1e-20f, 1e-30f}[r.nextInt(7)];
       int topK = r.nextInt(3) == 0 ? 1 + r.nextInt(n) : 0;
+      float topP = r.nextInt(3) == 0 ? 0.9f : 1f;
       float minP = r.nextInt(3) == 0 ? 0.01f : 0f;
       float[] s = new float[n];
       for (int i = 0; i < n; i++) {
@@ -373,7 +375,7 @@ class RowSamplingTest {
       int[] ids = new int[n];
       double[] lps = new double[n];
       double[] lp = new double[1];
-      RowSampling.sample(s, 0, n, 1f, topK, 1f, minP, typical, 0.5, lp, 0, n, ids, lps, 0);
+      assertTrue(RowSampling.sample(s, 0, n, 1f, topK, topP, minP, typical, 0.5, lp, 0, n, ids, lps, 0) >= 0);
       boolean[] kept = new boolean[n];
       for (int id : ids) {
         if (id >= 0) {
@@ -383,6 +385,9 @@ class RowSamplingTest {
       float[] hf = s.clone();
       if (topK > 0) {
         new io.github.optjava.engine.TopKProcessor(topK).process(new int[0], 0, 0, hf);
+      }
+      if (topP < 1) {
+        new io.github.optjava.engine.TopPProcessor(topP).process(new int[0], 0, 0, hf);
       }
       if (minP > 0) {
         new io.github.optjava.engine.MinPProcessor(minP).process(new int[0], 0, 0, hf);
@@ -397,7 +402,8 @@ class RowSamplingTest {
       for (int i = 0; i < n; i++) {
         if ((hf[i] > Float.NEGATIVE_INFINITY) != kept[i]) {
           assertTrue(Math.abs(distance[i] - cut) <= 1e-5, "trial " + trial + " token " + i + " of " + n + ", typical "
-              + typical + ", top-k " + topK + ", min-p " + minP + ": distance " + distance[i] + ", cut " + cut);
+              + typical + ", top-k " + topK + ", top-p " + topP + ", min-p " + minP + ": distance " + distance[i]
+              + ", cut " + cut);
           atTheCut++;
         }
         compared++;

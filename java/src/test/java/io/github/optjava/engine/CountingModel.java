@@ -23,6 +23,7 @@ final class CountingModel implements CausalLm {
   int samples;
   int beamSteps; // beam search steps whose candidates the model found where the logits are
   int mixedSteps; // sampled steps with greedy rows (temperature 0) and drawn ones
+  int typicalRows; // drawn rows with typical sampling handed to the model's draw (sample / pickSome)
   int partialSteps; // steps that picked some sequences' tokens and brought the others' rows to the host
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
@@ -113,6 +114,7 @@ final class CountingModel implements CausalLm {
   public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     partialSteps++;
+    countTypical(spec);
     editedLogits += edits.count();
     count(seqs);
     return model.pickSome(seqs, cache, toHost, spec, logprobs, edits, k, topIds, topLogprobs);
@@ -141,6 +143,14 @@ final class CountingModel implements CausalLm {
       greedy += t == 0f ? 1 : 0;
     }
     mixedSteps += greedy > 0 && greedy < spec.temperature().length ? 1 : 0;
+    countTypical(spec);
+  }
+
+  private void countTypical(SamplingRows spec) {
+    for (int r = 0; r < spec.rows(); r++) {
+      typicalRows += spec.temperature()[r] != 0f && io.github.optjava.backend.RowSampling.typicalOn(spec.typicalP()[r])
+          ? 1 : 0;
+    }
   }
 
   private void count(List<OptModel.SeqStep> seqs) {

@@ -54,7 +54,11 @@ class EngineDeviceSamplingTest {
     }
   }
 
-  /** On a model that does not draw typical sampling's rows where the logits are (a GPU's default), its rows come. */
+  /**
+   * On a model that does not draw typical sampling's rows where the logits are (a GPU's default), its rows come, and
+   * the model's draw never gets a typical row: not even for the earlier chunks of its prefill, whose draws are dropped
+   * (a review found them passed with the request's typical-p, which sent a GPU's whole step to the host).
+   */
   @Test
   void typicalSamplingKeepsTheLogitsPath() {
     CountingModel drawing = new CountingModel(TinyOpt.model(new CpuOps()), true);
@@ -65,12 +69,23 @@ class EngineDeviceSamplingTest {
       assertEquals(0, drawing.samples, "typical sampling needs the host path");
       assertTrue(drawing.forwards > 0);
     }
+    int[] longPrompt = tokenizer.encode("The capital of France is Paris, and the capital of Italy is Rome; the "
+        + "capital of Spain is Madrid, of Portugal Lisbon, of Germany Berlin, and of Austria Vienna. So");
+    assertTrue(longPrompt.length > 32, "a prompt of several chunks: " + longPrompt.length);
+    try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 2, 128, 16)) {
+      CompletableFuture<io.github.optjava.api.Completion> plain = engine.submit(prompt,
+          sampled(3).toBuilder().maxTokens(24).build(), null);
+      engine.submit(longPrompt, sampled(1).toBuilder().typicalP(0.9).maxTokens(4).build(), null).join();
+      plain.join();
+      assertTrue(drawing.samples + drawing.partialSteps > 0, "the plain request drew where the logits are");
+      assertEquals(0, drawing.typicalRows, "typical rows handed to the model's draw");
+    }
   }
 
   /**
    * Typical sampling (session 23) draws where the logits are on a model that can ({@link
-   * CausalLm#samplesTypicalOnDevice}: a GPU with -Dopt.cuda.deviceTypical=true), alone and after min-p and a
-   * repetition penalty, with log-prob alternatives: no step brings the logits to the host; the same tokens and scores
+   * CausalLm#samplesTypicalOnDevice}: a GPU with -Dopt.cuda.deviceTypical=true), alone, after min-p and a repetition
+   * penalty, with log-prob alternatives, and with a typical-p of 1e-60 after top-p (the most typical token alone): no step brings the logits to the host; the same tokens and scores
    * batched with other sampled requests; and, as the device's rules give HF's typical set but for rounding, the tokens
    * and log-probs (within 1e-5) of the HF-exact host path on a model that does not sample on the device.
    */
@@ -83,7 +98,9 @@ class EngineDeviceSamplingTest {
     SamplingParams[] kinds = {sampled(3).toBuilder().typicalP(0.9).maxTokens(16).build(),
         SamplingParams.builder().temperature(1.3).typicalP(0.5).minP(0.02).repetitionPenalty(1.2).seed(7L).logprobs(3)
             .maxTokens(16).build(),
-        SamplingParams.builder().temperature(0.9).typicalP(0.2).seed(8L).maxTokens(16).build()};
+        SamplingParams.builder().temperature(0.9).typicalP(0.2).seed(8L).maxTokens(16).build(),
+        // the most typical token alone, after top-p (a typical-p below the smallest float stays on: review fixes)
+        SamplingParams.builder().temperature(1.0).topP(0.9).typicalP(1e-60).seed(9L).maxTokens(16).build()};
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128);
         Engine host = new Engine(exact, tokenizer, exact.newCache(64, 16), 8, 128)) {
       for (SamplingParams kind : kinds) {
