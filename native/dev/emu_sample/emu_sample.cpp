@@ -47,8 +47,8 @@
 constexpr int kPlant = PLANT;
 
 #include "../emu_common/emu.h"
+#include "../emu_common/intrinsics.h"
 #include "../sample_ref.h"
-#define __syncthreads() emu::syncthreads(__LINE__)
 
 namespace {
 using emu::GPtr;
@@ -56,33 +56,6 @@ using emu::SArr;
 using emu::threadIdx;
 using emu::blockIdx;
 constexpr int kWarp = 32;
-
-uint32_t fbits(float f) { uint32_t b; std::memcpy(&b, &f, 4); return b; }
-float bitsf(uint32_t b) { float f; std::memcpy(&f, &b, 4); return f; }
-uint32_t __float_as_uint(float f) { return fbits(f); }
-float __uint_as_float(uint32_t b) { return bitsf(b); }
-float __int_as_float(int b) { return bitsf(static_cast<uint32_t>(b)); }
-float __fdiv_rn(float a, float b) { return a / b; }  // IEEE division (no fast math, no contraction)
-float expf(float x) { return emu::expf_(x); }
-int __ffs(unsigned x) { return x == 0 ? 0 : __builtin_ctz(x) + 1; }
-
-// Warp intrinsics over 32-bit words; a double takes two exchanges, as on the GPU.
-unsigned __ballot_sync(unsigned mask, bool p, int line) { return emu::warp_op_bits(emu::kBallot, mask, p ? 1u : 0u, 0, line); }
-template <class T>
-T warp_op(emu::WarpOp op, unsigned mask, T v, int off, int line) {
-  static_assert(sizeof(T) == 4 || sizeof(T) == 8, "4- or 8-byte values");
-  uint32_t w[2] = {0, 0};
-  std::memcpy(w, &v, sizeof(T));
-  w[0] = emu::warp_op_bits(op, mask, w[0], off, line);
-  if (sizeof(T) == 8) w[1] = emu::warp_op_bits(op, mask, w[1], off, line);
-  T out;
-  std::memcpy(&out, w, sizeof(T));
-  return out;
-}
-#define __ballot_sync(mask, p) __ballot_sync(mask, p, __LINE__)
-#define __shfl_xor_sync(mask, v, off) warp_op(emu::kXor, mask, v, off, __LINE__)
-#define __shfl_up_sync(mask, v, off) warp_op(emu::kUp, mask, v, off, __LINE__)
-#define __shfl_sync(mask, v, lane) warp_op(emu::kIdx, mask, v, lane, __LINE__)
 
 // ---- cub, emulated (see the top) ----
 struct BlockReduceSum {
@@ -121,18 +94,6 @@ struct BlockScanInt {
     for (int i = tid / kWarp * kWarp; i < tid; ++i) at += tmp.ld(i, "BlockScan lane load");
   }
 };
-
-// ---- common.cuh ----
-template <class F>
-void for_each_strided(GPtr<float> p, int first, int stride, int n, F&& f) {
-  int i = first;
-  for (; i + 7 * stride < n; i += 8 * stride) {
-    float v[8];
-    for (int u = 0; u < 8; ++u) v[u] = p.ld(i + u * stride, "for_each_strided");
-    for (int u = 0; u < 8; ++u) f(i + u * stride, v[u]);
-  }
-  for (; i < n; i += stride) f(i, p.ld(i, "for_each_strided"));
-}
 
 // ============================================================================================================
 // sample.cu, from `constexpr int kThreads` to the end of the kernel.

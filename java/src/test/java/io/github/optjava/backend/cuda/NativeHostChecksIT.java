@@ -22,10 +22,11 @@ import org.junit.jupiter.api.io.TempDir;
  * topp_search_test.cu} and {@code draw_test.cu} for the sampler's top-p search and draw, {@code
  * tc_fragments_test.cu} for the tensor-core Linear's
  * fragments); {@code native/dev/emu_fa}, {@code emu_split},
- * {@code emu_grouped}, {@code emu_vecnorm}, {@code emu_gemv} and {@code emu_sample} are thread-by-thread emulations
- * of the FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine, the grouped split-KV
- * decode kernel (a thread group per key row), the vector layer norm, the matrix-vector Linear with split rows and the
- * sampler (copies of their code, with race, bounds and visibility checks); {@code emu_tc} is a warp-level one of the
+ * {@code emu_grouped}, {@code emu_vecnorm}, {@code emu_gemv}, {@code emu_sample} and {@code emu_toplp} are
+ * thread-by-thread emulations of the FlashAttention-2-style kernel, the split-KV decode kernel with its inline combine,
+ * the grouped split-KV decode kernel (a thread group per key row), the vector layer norm, the matrix-vector Linear
+ * with split rows, the sampler and the top log-probs / beam candidates kernels (copies of their code, with race,
+ * bounds and visibility checks); {@code emu_tc} is a warp-level one of the
  * tensor-core Linear. Run by failsafe ({@code mvn verify}); skipped where nvcc
  * or g++ is missing.
  */
@@ -139,6 +140,15 @@ class NativeHostChecksIT {
   @Test
   void samplerEmulationPassesItsCases() throws Exception {
     emulationPasses("emu_sample", true, "40", "3"); // fixed cases + 40 random (about 10 s on 2 cores)
+  }
+
+  /**
+   * top_logprobs.cu's three kernels on an emulated GPU (session 23): a greedy request's alternatives (RowMath.topK's
+   * ids and rules), beam candidates in both modes (RowMath.beamTopK's, bit-equal to each other), log-softmax rows.
+   */
+  @Test
+  void topLogprobsEmulationPassesItsCases() throws Exception {
+    emulationPasses("emu_toplp", true, "60", "3"); // fixed cases + 60 random (about 4 s)
   }
 
   @Test
