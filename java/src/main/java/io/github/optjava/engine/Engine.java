@@ -609,8 +609,9 @@ public final class Engine implements AutoCloseable {
    * are the sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence
    * whose pick needs its rows on the host (draft tokens, typical sampling unless the model draws it too
    * ({@link CausalLm#samplesTypicalOnDevice}), a first completion whose siblings fork in this step, an echo prefill)
-   * brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others;
-   * but a step with an echo prefill it scores where the logits are ({@link CausalLm#forwardScored}) brings every row.
+   * brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others; an echo prefill
+   * the model scores where the logits are brings its scores and its last row only, in the same step (session 23;
+   * before, such a step brought every sequence's rows).
    */
   private Output runModel(Batch b) {
     int n = b.size();
@@ -657,7 +658,7 @@ public final class Engine implements AutoCloseable {
         }
       }
     }
-    if (!model.samplesOnDevice() || hostCount == n || scoreTokens != null || (hostCount > 0 && !partialPicks)) {
+    if (!model.samplesOnDevice() || hostCount == n || (hostCount > 0 && !partialPicks)) {
       if (scoreTokens != null) {
         CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens);
         return new Output(false, null, null, scored.logits(), scored.scores());
@@ -688,13 +689,15 @@ public final class Engine implements AutoCloseable {
     double[] topLogprobs = top > 0 ? new double[n * top] : null;
     int[] tokens;
     float[][] logits = null;
+    double[][] scores = null;
     if (hostCount == 0) {
       tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked), top, topIds, topLogprobs);
     } else {
-      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, spec, logprobs, edits(b, picked), top, topIds,
-          topLogprobs);
+      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, spec, logprobs, edits(b, picked),
+          top, topIds, topLogprobs);
       tokens = picks.tokens();
       logits = picks.logits();
+      scores = picks.scores();
     }
     for (int j = 0; j < n; j++) {
       if (b.gives()[j] && !toHost[j] && !greedy[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
@@ -702,7 +705,7 @@ public final class Engine implements AutoCloseable {
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
-    return new Output(false, tokens, logprobs, logits, null, top, topIds, topLogprobs, greedy);
+    return new Output(false, tokens, logprobs, logits, scores, top, topIds, topLogprobs, greedy);
   }
 
   /**

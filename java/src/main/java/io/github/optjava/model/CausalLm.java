@@ -231,9 +231,15 @@ public interface CausalLm extends AutoCloseable {
 
   /**
    * What {@link #pickSome} returns: per sequence its token (the model's pick; -1 for a sequence whose rows came to the
-   * host), and its rows of logits as {@link #forward} gives them (null for a picked one).
+   * host), its rows of logits as {@link #forward} gives them (null for a picked one; a scored sequence's last row
+   * only, as {@link #forwardScored} gives it), and a scored sequence's scores (null without scoring, or for the others).
    */
-  record Picks(int[] tokens, float[][] logits) {}
+  record Picks(int[] tokens, float[][] logits, double[][] scores) {
+    /** Without scores. */
+    public Picks(int[] tokens, float[][] logits) {
+      this(tokens, logits, null);
+    }
+  }
 
   /**
    * A step in which the model picks some sequences' tokens where the logits are, as {@link #sample} with {@code k}
@@ -248,17 +254,27 @@ public interface CausalLm extends AutoCloseable {
    */
   default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
-    for (int s = 0; s < seqs.size(); s++) {
-      if (!toHost[s]) {
-        requirePickedRow(seqs.get(s), 1); // before the step appends to the cache
-      }
-    }
+    return pickSome(seqs, cache, toHost, null, spec, logprobs, edits, k, topIds, topLogprobs);
+  }
+
+  /**
+   * As {@link #pickSome(List, KvCache, boolean[], SamplingRows, double[], LogitEdits, int, int[], double[])}, with
+   * some of the host sequences scored as {@link #forwardScored} scores them ({@code scoreTokens[s]} not null: an echo
+   * prefill, {@code allLogits}, {@code toHost[s]}): their scores in {@link Picks#scores} and only their last row in
+   * {@link Picks#logits}. A step with an echo prefill then costs the others their picks, not their rows
+   * ({@code scoreTokens} null: no scoring). The default runs {@link #forwardScored} (or {@link #forward}) and picks on
+   * the host; implementations override this overload.
+   */
+  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
+      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    requirePickable(seqs, toHost, scoreTokens);
     int vocab = config().vocabSize();
     float[][] logits = forward(seqs, cache);
     float[] flat = concat(logits, false, vocab); // the edits' row numbering; the host rows stay unedited
     edits.applyTo(flat);
     int[] tokens = new int[logits.length];
     java.util.Arrays.fill(tokens, -1);
+    double[][] scores = scoreTokens != null ? new double[logits.length][] : null;
     int row = 0;
     for (int s = 0; s < logits.length; s++) {
       int rows = logits[s].length / vocab;
@@ -266,10 +282,30 @@ public interface CausalLm extends AutoCloseable {
         tokens[s] = io.github.optjava.backend.RowSampling.sample(flat, row * vocab, vocab, spec, s, logprobs, s, k,
             topIds, topLogprobs, s * k);
         logits[s] = null;
+      } else if (scores != null && scoreTokens[s] != null) { // as forwardScored's default: scores, then the last row
+        float[] v = logits[s];
+        scores[s] = RowMath.tokenLogprobs(v, vocab, scoreTokens[s]);
+        logits[s] = java.util.Arrays.copyOfRange(v, v.length - vocab, v.length);
       }
       row += rows;
     }
-    return new Picks(tokens, logits);
+    return new Picks(tokens, logits, scores);
+  }
+
+  /**
+   * {@link #pickSome}'s arguments: a picked sequence has one output row; a scored one is brought to the host and has
+   * all its logits (checked before the step appends to the cache).
+   */
+  static void requirePickable(List<OptModel.SeqStep> seqs, boolean[] toHost, int[][] scoreTokens) {
+    for (int s = 0; s < seqs.size(); s++) {
+      if (!toHost[s]) {
+        requirePickedRow(seqs.get(s), 1);
+      }
+      if (scoreTokens != null && scoreTokens[s] != null && (!toHost[s] || !seqs.get(s).allLogits())) {
+        throw new IllegalArgumentException("pickSome(): sequence " + seqs.get(s).seqId() + " is scored: it needs "
+            + "allLogits and its rows on the host");
+      }
+    }
   }
 
   /** A sequence {@link #pickSome} picks: one output row. */

@@ -443,17 +443,20 @@ public final class OptModel implements CausalLm {
 
   /**
    * As {@link CausalLm#pickSome}, where the logits are: {@link Ops#sampleRows} over every output row (the rows that go
-   * to the host, and a padded step's padding rows, as greedy rows: the cheapest pick, dropped), then the host rows
-   * gathered and read (a GPU copies back the picks and only those rows). Where the ops cannot pick greedy rows among
-   * drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}), {@link CausalLm}'s default: every row read once.
+   * to the host, a scored sequence's rows and a padded step's padding rows, as greedy rows: the cheapest pick,
+   * dropped), a scored sequence's scores by {@link Ops#tokenLogprobs} before that, then the host rows gathered and read
+   * (a scored sequence's last only: a GPU copies back the picks, the scores and only those rows). Where the ops cannot
+   * pick greedy rows among drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}), {@link CausalLm}'s default:
+   * every row read once.
    */
   @Override
-  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec, double[] logprobs,
-      LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens, SamplingRows spec,
+      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     if (!ops.picksMixedRowsOnDevice()) { // its sampleRows would read every row: read them once, pick on the host
-      return CausalLm.super.pickSome(seqs, cache, toHost, spec, logprobs, edits, k, topIds, topLogprobs);
+      return CausalLm.super.pickSome(seqs, cache, toHost, scoreTokens, spec, logprobs, edits, k, topIds, topLogprobs);
     }
     requireWholeModel();
+    CausalLm.requirePickable(seqs, toHost, scoreTokens);
     int n = seqs.size();
     int vocab = config.vocabSize();
     int[] first = new int[n];
@@ -463,17 +466,39 @@ public final class OptModel implements CausalLm {
       SeqStep q = seqs.get(s);
       int rows = q.allLogits() ? q.newTokens().length : 1;
       first[s] = outRows;
-      if (toHost[s]) {
+      if (scoreTokens != null && scoreTokens[s] != null) {
+        if (scoreTokens[s].length > rows) {
+          throw new IllegalArgumentException("sequence " + s + ": " + scoreTokens[s].length + " score tokens for "
+              + rows + " rows");
+        }
+        hostRows.add(outRows + rows - 1); // a scored sequence: its last row
+      } else if (toHost[s]) {
         for (int i = 0; i < rows; i++) {
           hostRows.add(outRows + i);
         }
-      } else {
-        CausalLm.requirePickedRow(q, rows);
       }
       outRows += rows;
     }
+    int[] scoredRows = scoreTokens != null ? new int[outRows] : null; // each row's scored token; -1: none
+    if (scoredRows != null) {
+      java.util.Arrays.fill(scoredRows, -1);
+      for (int s = 0; s < n; s++) {
+        if (scoreTokens[s] != null) {
+          System.arraycopy(scoreTokens[s], 0, scoredRows, first[s], scoreTokens[s].length);
+        }
+      }
+    }
     float[][] logits = new float[n][];
+    double[][] scores = scoreTokens != null ? new double[n][] : null;
     int[] tokens = step(seqs, cache, out -> {
+      if (scoredRows != null) { // before the picks: their edits may change the logits in place
+        double[] lp = ops.tokenLogprobs(out, scoredRows); // (a scored step is never padded: one entry per row)
+        for (int s = 0; s < n; s++) {
+          if (scoreTokens[s] != null) {
+            scores[s] = java.util.Arrays.copyOfRange(lp, first[s], first[s] + scoreTokens[s].length);
+          }
+        }
+      }
       int rows = out.rows(); // a padded decode step has more rows than the sequences
       SamplingRows picks = SamplingRows.greedy(rows); // greedy: the host rows and the padding
       for (int s = 0; s < n; s++) {
@@ -490,7 +515,8 @@ public final class OptModel implements CausalLm {
       for (int s = 0, h = 0; s < n; s++) {
         int r = first[s];
         if (toHost[s]) {
-          int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
+          boolean scored = scoreTokens != null && scoreTokens[s] != null; // its last row only
+          int count = !scored && seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
           logits[s] = java.util.Arrays.copyOfRange(flat, h * vocab, (h + count) * vocab);
           h += count;
           perSequence[s] = -1;
@@ -506,8 +532,8 @@ public final class OptModel implements CausalLm {
         }
       }
       return perSequence;
-    }, null, null, null).argmax;
-    return new Picks(tokens, logits);
+    }, null, null, scoreTokens).argmax;
+    return new Picks(tokens, logits, scores);
   }
 
   /** Rows {@code rows} of {@code m} read to the host in order (gathered first unless they are all of them). */

@@ -25,6 +25,7 @@ final class CountingModel implements CausalLm {
   int mixedSteps; // sampled steps with greedy rows (temperature 0) and drawn ones
   int typicalRows; // drawn rows with typical sampling handed to the model's draw (sample / pickSome)
   int partialSteps; // steps that picked some sequences' tokens and brought the others' rows to the host
+  int scoredPartialSteps; // of those, steps that also scored an echo prefill where the logits are
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -111,13 +112,14 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
-  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
-      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
+      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     partialSteps++;
+    scoredPartialSteps += scoreTokens != null ? 1 : 0;
     countTypical(spec);
     editedLogits += edits.count();
     count(seqs);
-    return model.pickSome(seqs, cache, toHost, spec, logprobs, edits, k, topIds, topLogprobs);
+    return model.pickSome(seqs, cache, toHost, scoreTokens, spec, logprobs, edits, k, topIds, topLogprobs);
   }
 
   @Override

@@ -42,14 +42,29 @@ class EnginePartialPicksTest {
         SamplingParams.builder().temperature(1.1).minP(0.05).logprobs(3).seed(4L).maxTokens(14).build());
   }
 
+  /**
+   * {@link #params()} with the echo request scored where the logits are (no alternatives: its prompt's log-probs only,
+   * session 23): its prefill step picks for the others and scores it in one step, instead of bringing every row.
+   */
+  static List<SamplingParams> paramsWithScoredEcho() {
+    List<SamplingParams> params = new ArrayList<>(params());
+    params.set(5, SamplingParams.greedy().toBuilder().echo(true).maxTokens(6).build());
+    return params;
+  }
+
   record Run(List<List<Choice>> choices, CountingModel model) {}
 
-  private static Run run(boolean partialPicks, int promptLookup) {
-    return run(new CountingModel(TinyOpt.model(new CpuOps()), true), partialPicks, promptLookup);
+  private static Run run(boolean partialPicks, int promptLookup, List<SamplingParams> params) {
+    return run(new CountingModel(TinyOpt.model(new CpuOps()), true), partialPicks, promptLookup, params);
   }
 
   /** {@link #PROMPTS} with {@link #params()}, all submitted before the first step, on {@code model}. */
   static Run run(CountingModel model, boolean partialPicks, int promptLookup) {
+    return run(model, partialPicks, promptLookup, params());
+  }
+
+  /** {@link #PROMPTS} with {@code params}, all submitted before the first step, on {@code model}. */
+  static Run run(CountingModel model, boolean partialPicks, int promptLookup, List<SamplingParams> params) {
     try (model; KvCache cache = model.newCache(256, 4); // the engine owns neither (on a GPU: device memory)
         Engine engine = new Engine(model, TOKENIZER, cache, 8, 128, 0, false, promptLookup)) {
       engine.usePartialPicks(partialPicks);
@@ -75,7 +90,6 @@ class EnginePartialPicksTest {
         throw new IllegalStateException(e);
       }
       List<CompletableFuture<Completion>> futures = new ArrayList<>();
-      List<SamplingParams> params = params();
       for (int i = 0; i < PROMPTS.length; i++) {
         futures.add(engine.submit(TOKENIZER.encode(PROMPTS[i]), params.get(i), null));
       }
@@ -92,25 +106,44 @@ class EnginePartialPicksTest {
   @Test
   void onlyTheRowsTheHostNeedsComeAndEveryRequestGetsWhatItGetsWithAllRows() {
     for (int lookup : new int[] {0, 3}) {
-      Run all = run(false, lookup);
-      Run partial = run(true, lookup);
-      assertEquals(0, all.model().partialSteps);
-      assertTrue(partial.model().partialSteps >= 10, "steps that brought some rows only: "
-          + partial.model().partialSteps);
-      assertTrue(partial.model().forwards < all.model().forwards, partial.model().forwards + " steps brought every "
-          + "row, against " + all.model().forwards);
-      for (int i = 0; i < PROMPTS.length; i++) {
-        List<Choice> want = all.choices().get(i);
-        List<Choice> got = partial.choices().get(i);
-        assertEquals(want.size(), got.size());
-        for (int c = 0; c < want.size(); c++) {
-          String what = "lookup " + lookup + ", request " + i + ", choice " + c;
-          assertEquals(want.get(c).tokenIds(), got.get(c).tokenIds(), what);
-          assertEquals(want.get(c).logprobs(), got.get(c).logprobs(), what + ": log-probs and alternatives");
-          assertEquals(Double.doubleToRawLongBits(want.get(c).score()), Double.doubleToRawLongBits(got.get(c).score()),
-              what + ": score, bit for bit");
-          assertEquals(want.get(c).text(), got.get(c).text(), what);
-        }
+      compare(run(false, lookup, params()), run(true, lookup, params()), lookup);
+    }
+  }
+
+  /**
+   * An echo prefill scored where the logits are (session 23): its step scores it and picks for the others where the
+   * logits are (one call of the model, its last row and scores brought back), where it used to bring every
+   * sequence's rows; every request gets what it gets with every row brought.
+   */
+  @Test
+  void anEchoPrefillScoredWhereTheLogitsAreSharesItsStepWithPicks() {
+    Run all = run(false, 0, paramsWithScoredEcho());
+    Run partial = run(true, 0, paramsWithScoredEcho());
+    assertTrue(partial.model().scoredPartialSteps >= 1, "steps that scored the echo and picked for the others: "
+        + partial.model().scoredPartialSteps);
+    assertEquals(0, all.model().scoredPartialSteps);
+    compare(all, partial, 0);
+    assertTrue(partial.choices().get(5).get(0).logprobs().size() > PROMPTS[5].split(" ").length,
+        "the echo's prompt log-probs came: " + partial.choices().get(5).get(0).logprobs());
+  }
+
+  private static void compare(Run all, Run partial, int lookup) {
+    assertEquals(0, all.model().partialSteps);
+    assertTrue(partial.model().partialSteps >= 10, "steps that brought some rows only: "
+        + partial.model().partialSteps);
+    assertTrue(partial.model().forwards < all.model().forwards, partial.model().forwards + " steps brought every "
+        + "row, against " + all.model().forwards);
+    for (int i = 0; i < PROMPTS.length; i++) {
+      List<Choice> want = all.choices().get(i);
+      List<Choice> got = partial.choices().get(i);
+      assertEquals(want.size(), got.size());
+      for (int c = 0; c < want.size(); c++) {
+        String what = "lookup " + lookup + ", request " + i + ", choice " + c;
+        assertEquals(want.get(c).tokenIds(), got.get(c).tokenIds(), what);
+        assertEquals(want.get(c).logprobs(), got.get(c).logprobs(), what + ": log-probs and alternatives");
+        assertEquals(Double.doubleToRawLongBits(want.get(c).score()), Double.doubleToRawLongBits(got.get(c).score()),
+            what + ": score, bit for bit");
+        assertEquals(want.get(c).text(), got.get(c).text(), what);
       }
     }
   }

@@ -28,17 +28,21 @@ import org.junit.jupiter.params.provider.CsvSource;
 @Tag("gpu-new-mixed")
 class GpuEnginePartialPicksTest {
 
-  @ParameterizedTest(name = "{0}, {1} drafts")
-  @CsvSource({"F16, 0", "F32, 3"})
-  void partialStepsGiveTheTokensOfStepsWithEveryRow(DType dtype, int drafts) {
-    List<SamplingParams> params = EnginePartialPicksTest.params();
+  @ParameterizedTest(name = "{0}, {1} drafts, scored echo {2}")
+  @CsvSource({"F16, 0, false", "F32, 3, false", "F16, 0, true"})
+  void partialStepsGiveTheTokensOfStepsWithEveryRow(DType dtype, int drafts, boolean scoredEcho) {
+    // scoredEcho (session 23): the echo request without alternatives, scored where the logits are in a step that
+    // picks for the others (opt_token_logprob_f32, then the sampler, one step)
+    List<SamplingParams> params = scoredEcho ? EnginePartialPicksTest.paramsWithScoredEcho()
+        : EnginePartialPicksTest.params();
     EnginePartialPicksTest.Run all;
     EnginePartialPicksTest.Run partial;
     try (CudaOps ops = new CudaOps(0, dtype)) {
-      all = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), false, drafts);
-      partial = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), true, drafts);
+      all = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), false, drafts, params);
+      partial = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), true, drafts, params);
     }
     assertTrue(partial.model().partialSteps > 0, "no step picked for some sequences only");
+    assertTrue(!scoredEcho || partial.model().scoredPartialSteps > 0, "no step scored the echo among picks");
     for (int i = 0; i < params.size(); i++) {
       List<Choice> want = all.choices().get(i);
       List<Choice> got = partial.choices().get(i);

@@ -58,7 +58,17 @@ public final class HostPathBenchMain {
       reserve(seqs, cache);
       float[][] out = new float[seqs.size()][];
       for (int i = 0; i < out.length; i++) {
-        out[i] = row.clone(); // a GPU's read of the logits allocates a fresh row too
+        out[i] = rows(seqs.get(i)); // a GPU's read of the logits allocates fresh rows too
+      }
+      return out;
+    }
+
+    /** The fixed row, once per output row of the sequence (an echo prefill: one per prompt token). */
+    private float[] rows(OptModel.SeqStep q) {
+      int n = q.allLogits() ? q.newTokens().length : 1;
+      float[] out = new float[n * row.length];
+      for (int r = 0; r < n; r++) {
+        System.arraycopy(row, 0, out, r * row.length, row.length);
       }
       return out;
     }
@@ -112,20 +122,27 @@ public final class HostPathBenchMain {
 
     // A step that brings some sequences' rows: those rows (fresh, as a GPU's read), the others' picks fixed
     @Override
-    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
-        double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
+        SamplingRows spec, double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k, int[] topIds,
+        double[] topLogprobs) {
       reserve(seqs, cache);
       int[] tokens = new int[seqs.size()];
       float[][] rows = new float[seqs.size()][];
+      double[][] scores = scoreTokens != null ? new double[seqs.size()][] : null;
       for (int i = 0; i < tokens.length; i++) {
         tokens[i] = toHost[i] ? -1 : 100;
-        rows[i] = toHost[i] ? row.clone() : null;
+        boolean scored = scores != null && scoreTokens[i] != null; // its scores (any values) and last row come
+        rows[i] = !toHost[i] ? null : scored ? row.clone() : rows(seqs.get(i));
+        if (scored) {
+          scores[i] = new double[scoreTokens[i].length];
+          java.util.Arrays.fill(scores[i], -3.0);
+        }
       }
       for (int i = 0; i < k * seqs.size(); i++) {
         topIds[i] = 1000 + i % k;
         topLogprobs[i] = -1 - i % k;
       }
-      return new Picks(tokens, rows);
+      return new Picks(tokens, rows, scores);
     }
 
     // Beam steps without processors: the 2·beams pairs per beam a GPU would send back (each beam's best tokens of
@@ -220,6 +237,12 @@ public final class HostPathBenchMain {
         for (boolean partial : new boolean[] {false, true}) {
           mixed(model, requests, withTypical, "7 sampled + typical 0.9 (batch 8, " + (partial ? "typical's row only)"
               : "every row)"), partial, round == 2);
+        }
+        List<SamplingParams> withEcho = new java.util.ArrayList<>(java.util.Collections.nCopies(7, sampled));
+        withEcho.add(greedy.toBuilder().echo(true).maxTokens(4).build());
+        for (boolean partial : new boolean[] {false, true}) { // session 23: the echo prefill's step picks the others
+          mixed(model, requests, withEcho, "7 sampled + echo, prompt scored (batch 8, " + (partial
+              ? "the others picked)" : "every row)"), partial, round == 2);
         }
         model.typicalThere = true; // session 23: the typical request drawn where the logits are
         mixed(model, requests, withTypical.subList(7, 8), "sampled t=0.8 typical 0.9 (drawn where the logits are)",
