@@ -710,9 +710,10 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Whether a step in which some sequences need their rows on the host picks for the others where the logits are
-   * (the default) or brings every row (for tests that compare the two).
+   * (the default) or brings every row (as {@code -Dopt.engine.partialPicks=false}: for tests and the device check,
+   * which compare the two).
    */
-  void usePartialPicks(boolean on) {
+  public void usePartialPicks(boolean on) {
     partialPicks = on;
   }
 

@@ -44,6 +44,8 @@ import java.util.concurrent.CompletableFuture;
  *       token lists are equal (FAIL when a greedy one differs);</li>
  *   <li>beam search (CUDA only): 4 beams, without processors and with two, each beam's candidates found on the host
  *       and on the device ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
+ *   <li>echo steps among sampled: 7 sampled requests and 8 prompts to score at once, each echo prefill's
+ *       step picking for the others where the logits are and bringing every row: time (session 23);</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
@@ -170,6 +172,8 @@ public final class EngineFeaturesMain {
           perToken[0], perToken[1], perToken[2], perToken[3], perToken[4], perToken[5], perToken[6]);
       out.println("EngineFeaturesMain: decode paths: " + detail);
       rows.add(row("engine: decode paths", "info", detail));
+      // (on the CPU both runs take the host path: the model does not sample on the device; it runs there as a check)
+      rows.add(echoStepRow(model, tokenizer, o.newTokens, out));
       if (cudaOps != null) {
         rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, kinds[5], perToken[2], out));
         rows.add(typicalRow(model, tokenizer, cudaOps, prompt, sampledN.toBuilder().topP(1.0).typicalP(0.9).build(),
@@ -401,6 +405,42 @@ public final class EngineFeaturesMain {
         : "ok", detail);
   }
 
+  /**
+   * Echo prefills among sampled requests (session 23): 7 sampled requests and 8 prompts of 256 tokens to score (echo,
+   * no new token), all at once in batches of 8, so that each of the first steps holds an echo prefill. Since session
+   * 23 such a step scores the echo and picks for the others where the logits are; before (and with partial picks
+   * off) it brought every sequence's rows to the host. Time of both; the sampled token lists may differ where a draw
+   * sits on a rounding boundary (the host twin's rules), so their count is information.
+   */
+  private static String echoStepRow(OptModel model, OptTokenizer tokenizer, int newTokens, PrintStream out) {
+    Random rnd = new Random(23);
+    List<int[]> prompts = new ArrayList<>();
+    List<SamplingParams> kinds = new ArrayList<>();
+    int echoLength = Math.min(256, model.config().maxPositionEmbeddings() / 2); // (the CPU check's tiny model: 64)
+    for (int r = 0; r < 15; r++) {
+      boolean echo = r >= 7;
+      int[] p = randomIds(rnd, echo ? echoLength : 32, model.config().vocabSize());
+      p[0] = 2;
+      prompts.add(p);
+      kinds.add(echo ? SamplingParams.greedy().toBuilder().echo(true).maxTokens(0).build()
+          : SamplingParams.builder().temperature(0.8).topP(0.9).seed(r).maxTokens(newTokens).minTokens(newTokens)
+              .build());
+    }
+    batchRun(model, tokenizer, prompts, kinds, 8, false); // warm-up
+    Result every = batchRun(model, tokenizer, prompts, kinds, 8, false);
+    batchRun(model, tokenizer, prompts, kinds, 8, true);
+    Result picked = batchRun(model, tokenizer, prompts, kinds, 8, true);
+    int same = 0;
+    for (int r = 0; r < 7; r++) {
+      same += every.tokens.get(r).equals(picked.tokens.get(r)) ? 1 : 0;
+    }
+    String detail = String.format(Locale.ROOT, "7 sampled requests (%d tokens) + 8 prompts of %d scored, batches of "
+        + "8: echo steps bring every row %.0f ms, the others picked %.0f ms (%.2fx); sampled token lists equal %d of 7",
+        newTokens, echoLength, every.burstMs, picked.burstMs, every.burstMs / picked.burstMs, same);
+    out.println("EngineFeaturesMain: echo steps among sampled: " + detail);
+    return row("engine: echo steps among sampled", "info", detail);
+  }
+
   private static Result prefixRun(OptModel model, OptTokenizer tokenizer, int blocks, List<int[]> prompts,
       SamplingParams params, boolean prefixCaching, int lookup, int requests) {
     KvCache cache = model.newCache(blocks, 16);
@@ -443,12 +483,19 @@ public final class EngineFeaturesMain {
    */
   private static Result batchRun(OptModel model, OptTokenizer tokenizer, List<int[]> prompts,
       List<SamplingParams> params, int maxBatch) {
+    return batchRun(model, tokenizer, prompts, params, maxBatch, true);
+  }
+
+  /** As above; {@code partialPicks} false: a step where a sequence needs its rows brings every row (Engine). */
+  private static Result batchRun(OptModel model, OptTokenizer tokenizer, List<int[]> prompts,
+      List<SamplingParams> params, int maxBatch, boolean partialPicks) {
     int blocks = 0;
     for (int r = 0; r < prompts.size(); r++) {
       blocks += (prompts.get(r).length + params.get(r).maxTokens()) / 16 + 2;
     }
     KvCache cache = model.newCache(blocks, 16);
     Engine engine = new Engine(model, tokenizer, cache, maxBatch, model.config().maxPositionEmbeddings(), 0, false, 0);
+    engine.usePartialPicks(partialPicks);
     try {
       long t0 = System.nanoTime();
       List<CompletableFuture<Completion>> futures = new ArrayList<>();
