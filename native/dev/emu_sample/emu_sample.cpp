@@ -48,6 +48,7 @@ constexpr int kPlant = PLANT;
 
 #include "../emu_common/emu.h"
 #include "../emu_common/intrinsics.h"
+#include "../emu_common/row_harness.h"
 #include "../sample_ref.h"
 
 namespace {
@@ -572,31 +573,6 @@ void sample_rows_kernel(bool kList, GPtr<int32_t> out_token, GPtr<float> out_log
 // ============================================================================================================
 // The test: cases, buffers, the comparison with ref_sample
 // ============================================================================================================
-constexpr uintptr_t kBase = 0x7f0000000000ull;
-long long g_fail = 0;
-std::vector<std::string> g_first_fail;
-void fail(const std::string& what) {
-  ++g_fail;
-  if (g_first_fail.size() < 12) g_first_fail.push_back(what);
-}
-
-template <class T>
-struct Buf {
-  emu::GMem m;
-  size_t n = 0;
-  void init(const char* name, const std::vector<T>& v, bool writable, bool once) {
-    n = v.size();
-    m.init(name, std::max<size_t>(v.size(), 1) * sizeof(T), kBase, writable, sizeof(T));
-    if (!v.empty()) std::memcpy(m.bytes.data(), v.data(), v.size() * sizeof(T));
-    if (writable && once) m.once_from = 0;
-  }
-  GPtr<T> ptr() { return GPtr<T>{&m, 0}; }
-  std::vector<T> get() const {
-    std::vector<T> v(n);
-    if (n) std::memcpy(v.data(), m.bytes.data(), n * sizeof(T));
-    return v;
-  }
-};
 
 struct Row {
   float temperature = 1.f;
@@ -789,12 +765,5 @@ int main(int argc, char** argv) {
         rng() % 4 == 0 ? 0.3f : 3.f);
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("grids run %u\n", emu::g_launch);
-  std::printf("checker errors (races, uninitialised reads, bounds, double writes, divergent shuffles, ...): %lld\n",
-              emu::g_log.errors);
-  for (const std::string& e : emu::g_log.first) std::printf("  %s\n", e.c_str());
-  for (const std::string& e : g_first_fail) std::printf("  %s\n", e.c_str());
-  const bool pass = failed == 0 && emu::g_log.errors == 0;
-  std::printf("%s: %d of %d cases failed (%.1f s)\n", pass ? "PASS" : "FAIL", failed, ran, secs);
-  return pass ? 0 : 1;
+  return finish(failed, ran, secs);
 }

@@ -37,6 +37,7 @@ constexpr int kPlant = PLANT;
 
 #include "../emu_common/emu.h"
 #include "../emu_common/intrinsics.h"
+#include "../emu_common/row_harness.h"
 
 namespace {
 using emu::GPtr;
@@ -228,31 +229,6 @@ void log_softmax_rows_kernel(GPtr<float> out, GPtr<float> logits, int vocab) {
 // ============================================================================================================
 // The test
 // ============================================================================================================
-constexpr uintptr_t kBase = 0x7f0000000000ull;
-long long g_fail = 0;
-std::vector<std::string> g_first_fail;
-void fail(const std::string& what) {
-  ++g_fail;
-  if (g_first_fail.size() < 12) g_first_fail.push_back(what);
-}
-
-template <class T>
-struct Buf {
-  emu::GMem m;
-  size_t n = 0;
-  void init(const char* name, const std::vector<T>& v, bool writable) {
-    n = v.size();
-    m.init(name, std::max<size_t>(v.size(), 1) * sizeof(T), kBase, writable, sizeof(T));
-    if (!v.empty()) std::memcpy(m.bytes.data(), v.data(), v.size() * sizeof(T));
-    if (writable) m.once_from = 0;  // every output element written at most once per grid
-  }
-  GPtr<T> ptr() { return GPtr<T>{&m, 0}; }
-  std::vector<T> get() const {
-    std::vector<T> v(n);
-    if (n) std::memcpy(v.data(), m.bytes.data(), n * sizeof(T));
-    return v;
-  }
-};
 
 // Rows of every kind: 0 random, 1 random with a tie of its maximum, 2 a grid of exact ties, 3 few finite (the rest
 // -inf), 4 a NaN and +inf, 5 all -inf, 6 +inf alone among finite values, 7 a NaN alone among finite values
@@ -303,9 +279,9 @@ void check_top_logprobs(const std::vector<int>& kinds, int vocab, int k, std::mt
   }
   Buf<float> bl, blp;
   Buf<int32_t> bids;
-  bl.init("logits", logits, false);
-  bids.init("out_ids", std::vector<int32_t>(static_cast<size_t>(rows) * k, 0x5a5a5a5a), true);
-  blp.init("out_lp", std::vector<float>(static_cast<size_t>(rows) * k, 1234.f), true);
+  bl.init("logits", logits, false, false);
+  bids.init("out_ids", std::vector<int32_t>(static_cast<size_t>(rows) * k, 0x5a5a5a5a), true, true);
+  blp.init("out_lp", std::vector<float>(static_cast<size_t>(rows) * k, 1234.f), true, true);
   ++emu::g_op;
   emu::run_grid(emu::Dim3(rows), threads_for(vocab, kMaxThreads), 0,
                 [&] { top_logprobs_kernel(bids.ptr(), blp.ptr(), bl.ptr(), vocab, k); });
@@ -371,23 +347,23 @@ void check_beams(const std::vector<int>& kinds, int vocab, int k, std::mt19937& 
   }
   Buf<float> bl, bbase, bscore, bls, bscore2;
   Buf<int32_t> brow, bids, bids2;
-  bl.init("logits", logits, false);
-  brow.init("row_of", row_of, false);
-  bbase.init("base", base, false);
-  bids.init("out_ids", std::vector<int32_t>(static_cast<size_t>(n) * k, 0x5a5a5a5a), true);
-  bscore.init("out_scores", std::vector<float>(static_cast<size_t>(n) * k, 1234.f), true);
+  bl.init("logits", logits, false, false);
+  brow.init("row_of", row_of, false, false);
+  bbase.init("base", base, false, false);
+  bids.init("out_ids", std::vector<int32_t>(static_cast<size_t>(n) * k, 0x5a5a5a5a), true, true);
+  bscore.init("out_scores", std::vector<float>(static_cast<size_t>(n) * k, 1234.f), true, true);
   const int threads = threads_for(vocab, kMaxThreads);
   ++emu::g_op;
   emu::run_grid(emu::Dim3(n), threads, 0, [&] {
     beam_topk_kernel(bids.ptr(), bscore.ptr(), bl.ptr(), brow.ptr(), bbase.ptr(), vocab, k, 0);
   });
-  bls.init("log_softmax", std::vector<float>(logits.size(), 1234.f), true);
+  bls.init("log_softmax", std::vector<float>(logits.size(), 1234.f), true, true);
   ++emu::g_op;
   emu::run_grid(emu::Dim3(rows), threads, 0, [&] { log_softmax_rows_kernel(bls.ptr(), bl.ptr(), vocab); });
   Buf<float> bls_in;
-  bls_in.init("log_softmax (in)", bls.get(), false);
-  bids2.init("out_ids (log-probs)", std::vector<int32_t>(static_cast<size_t>(n) * k, 0x5a5a5a5a), true);
-  bscore2.init("out_scores (log-probs)", std::vector<float>(static_cast<size_t>(n) * k, 1234.f), true);
+  bls_in.init("log_softmax (in)", bls.get(), false, false);
+  bids2.init("out_ids (log-probs)", std::vector<int32_t>(static_cast<size_t>(n) * k, 0x5a5a5a5a), true, true);
+  bscore2.init("out_scores (log-probs)", std::vector<float>(static_cast<size_t>(n) * k, 1234.f), true, true);
   ++emu::g_op;
   emu::run_grid(emu::Dim3(n), threads, 0, [&] {
     beam_topk_kernel(bids2.ptr(), bscore2.ptr(), bls_in.ptr(), brow.ptr(), bbase.ptr(), vocab, k, 1);
@@ -510,12 +486,5 @@ int main(int argc, char** argv) {
   std::printf("top log-probs: %lld rows, %lld listed, max log-prob error %.2g\n", top.rows, top.listed, top.max_err);
   std::printf("beam candidates: %lld beams, %lld listed, max relative score error %.2g\n", beams.rows, beams.listed,
               beams.max_err);
-  std::printf("grids run %u\n", emu::g_launch);
-  std::printf("checker errors (races, uninitialised reads, bounds, double writes, divergent shuffles, ...): %lld\n",
-              emu::g_log.errors);
-  for (const std::string& e : emu::g_log.first) std::printf("  %s\n", e.c_str());
-  for (const std::string& e : g_first_fail) std::printf("  %s\n", e.c_str());
-  const bool pass = failed == 0 && emu::g_log.errors == 0;
-  std::printf("%s: %d of %d cases failed (%.1f s)\n", pass ? "PASS" : "FAIL", failed, ran, secs);
-  return pass ? 0 : 1;
+  return finish(failed, ran, secs);
 }

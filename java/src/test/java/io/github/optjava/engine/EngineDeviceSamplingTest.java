@@ -104,11 +104,7 @@ class EngineDeviceSamplingTest {
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128);
         Engine host = new Engine(exact, tokenizer, exact.newCache(64, 16), 8, 128)) {
       for (SamplingParams kind : kinds) {
-        int forwards = drawing.forwards;
-        int samples = drawing.samples;
-        Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
-        assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
-        assertTrue(drawing.samples >= samples + 16, "sampled steps: " + (drawing.samples - samples));
+        Choice alone = drawnAlone(engine, drawing, prompt, kind);
 
         CompletableFuture<io.github.optjava.api.Completion> other = engine.submit(tokenizer.encode("Hello"),
             sampled(2).toBuilder().maxTokens(20).build(), null);
@@ -183,6 +179,16 @@ class EngineDeviceSamplingTest {
     }
   }
 
+  /** {@code kind} on {@code prompt} alone: every step drawn where the logits are (16 tokens at least), none read. */
+  private static Choice drawnAlone(Engine engine, CountingModel drawing, int[] prompt, SamplingParams kind) {
+    int forwards = drawing.forwards;
+    int samples = drawing.samples;
+    Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
+    assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
+    assertTrue(drawing.samples >= samples + 16, "sampled steps: " + (drawing.samples - samples));
+    return alone;
+  }
+
   /**
    * {@code kind} on {@code prompt}, batched with a typical-sampling request, whose steps then bring every row to the
    * host (partial picks off: the host path is what is compared).
@@ -254,10 +260,7 @@ class EngineDeviceSamplingTest {
     try (Engine engine = new Engine(drawing, tokenizer, drawing.newCache(64, 16), 8, 128)) {
       for (SamplingParams kind : kinds) {
         int forwards = drawing.forwards;
-        int samples = drawing.samples;
-        Choice alone = engine.submit(prompt, kind, null).join().choices().get(0);
-        assertEquals(forwards, drawing.forwards, kind + ": no step brought the logits to the host");
-        assertTrue(drawing.samples >= samples + 16, "sampled steps: " + (drawing.samples - samples));
+        Choice alone = drawnAlone(engine, drawing, prompt, kind);
         Choice batched = batchedWithAHostPathRequest(engine, tokenizer, prompt, kind);
         assertTrue(drawing.forwards > forwards, "the mixed steps took the logits path");
         assertEquals(alone.tokenIds(), batched.tokenIds());
