@@ -470,9 +470,8 @@ public final class Engine implements AutoCloseable {
     }
     for (int i = 0; i < plan.length && promptLookup > 0 && left > 0; i++) {
       Sequence s = active.get(i);
-      // Not for a sequence the model would sample where the logits are: its drafts would need every row's logits on
-      // the host, and so take the whole step off the device-sampling path.
-      if (plan[i] == 1 && !s.prefilling() && !(model.samplesOnDevice() && s.samplableWhereLogitsAre())) {
+      // (a sequence the model samples where the logits are draws its draft rows there too: runModel)
+      if (plan[i] == 1 && !s.prefilling()) {
         int d = s.proposeDrafts((int) Math.min(promptLookup, left));
         plan[i] += d;
         left -= d;
@@ -605,9 +604,11 @@ public final class Engine implements AutoCloseable {
    * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
    * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
    * logits path). Likewise sampling (temperature, top-k, top-p, min-p, typical; log-prob alternatives listed there
-   * too) on a model that draws where the logits are, for sequences without drafts; greedy sequences in such a step
-   * are the sampler's temperature-0 rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence
-   * whose pick needs its rows on the host (draft tokens, typical sampling unless the model draws it too
+   * too) on a model that draws where the logits are; greedy sequences in such a step are the sampler's temperature-0
+   * rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence with drafts gets a pick per row
+   * there, each row with the edits and uniform number of the plain step it stands for (session 24; before, its rows
+   * came to the host, and a sampled one got no drafts). A sequence
+   * whose pick needs its rows on the host (typical sampling unless the model draws it too
    * ({@link CausalLm#samplesTypicalOnDevice}), a first completion whose siblings fork in this step, an echo prefill)
    * brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others; an echo prefill
    * the model scores where the logits are brings its scores and its last row only, in the same step (session 23;
@@ -617,7 +618,7 @@ public final class Engine implements AutoCloseable {
     int n = b.size();
     java.util.function.IntPredicate forksNow = j -> b.gives()[j] && forks.containsKey(b.seqs().get(j));
     boolean argmaxOnly = java.util.stream.IntStream.range(0, n).allMatch(j -> !forksNow.test(j)
-        && (b.seqs().get(j).argmaxIsEnough() || (b.seqs().get(j).greedyWhereLogitsAre() && b.drafted()[j] == 0)));
+        && (b.seqs().get(j).argmaxIsEnough() || b.seqs().get(j).greedyWhereLogitsAre()));
     if (argmaxOnly) {
       double[] logprobs = new double[b.rows()];
       LogitEdits edits = edits(b);
@@ -633,18 +634,20 @@ public final class Engine implements AutoCloseable {
       return new Output(true, tokens, logprobs, null, null);
     }
     // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
-    // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence the
-    // model cannot pick for (drafts, typical sampling where the model does not draw it, a fork, an echo prefill)
+    // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence with
+    // drafts gets a pick per row, each row drawn with the uniform number and edits of the plain step it stands for. A
+    // sequence the model cannot pick for (typical sampling where the model does not draw it, a fork, an echo prefill)
     // brings its own rows only.
     boolean[] toHost = new boolean[n];
     int hostCount = 0;
+    boolean pickedDrafts = false;
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
       // (an earlier chunk of a prefill gives no token: its pick, dropped, costs less than its row; it is never
       // allLogits, which only an echo prefill, never chunked, and a draft step are)
-      toHost[j] = b.gives()[j] && (forksNow.test(j) || b.drafted()[j] > 0
-          || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre()));
+      toHost[j] = b.gives()[j] && (forksNow.test(j) || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre()));
       hostCount += toHost[j] ? 1 : 0;
+      pickedDrafts |= !toHost[j] && b.drafted()[j] > 0;
     }
     int[][] scoreTokens = null;
     if (hostCount > 0) {
@@ -665,32 +668,34 @@ public final class Engine implements AutoCloseable {
       }
       return new Output(false, null, null, model.forward(b.steps(), cache), null);
     }
-    SamplingRows spec = SamplingRows.greedy(n);
+    SamplingRows spec = SamplingRows.greedy(b.rows()); // by output row (one per sequence unless drafts or an echo)
     boolean[] greedy = new boolean[n];
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
       if (toHost[j]) {
         continue; // picked on the host, from its own stream
       }
-      if (s.greedyWhereLogitsAre()) { // temperature 0: the sampler's greedy row; no uniform number drawn
+      if (s.greedyWhereLogitsAre()) { // temperature 0: the sampler's greedy rows; no uniform number drawn
         greedy[j] = true;
         continue;
       }
-      if (b.gives()[j]) {
-        s.fillSamplingRow(spec, j, s.nextUniform());
+      if (b.drafted()[j] > 0) {
+        s.fillDraftRows(spec, b.firstRow()[j], b.drafted()[j]); // the stream advances at commit, by the rows taken
+      } else if (b.gives()[j]) {
+        s.fillSamplingRow(spec, b.firstRow()[j], s.nextUniform());
       } else {
-        spec.setPadding(j); // an earlier chunk: its draw is dropped and takes nothing from the sequence's stream
+        spec.setPadding(b.firstRow()[j]); // an earlier chunk: its draw is dropped, takes nothing from its stream
       }
     }
     java.util.function.IntPredicate picked = j -> !toHost[j];
-    double[] logprobs = new double[n];
+    double[] logprobs = new double[b.rows()];
     int top = alternatives(b, picked);
-    int[] topIds = top > 0 ? new int[n * top] : null;
-    double[] topLogprobs = top > 0 ? new double[n * top] : null;
+    int[] topIds = top > 0 ? new int[b.rows() * top] : null;
+    double[] topLogprobs = top > 0 ? new double[b.rows() * top] : null;
     int[] tokens;
     float[][] logits = null;
     double[][] scores = null;
-    if (hostCount == 0) {
+    if (hostCount == 0 && !pickedDrafts) { // one row per sequence: rows and sequences are numbered alike
       tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked), top, topIds, topLogprobs);
     } else {
       CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, spec, logprobs, edits(b, picked),
@@ -700,8 +705,11 @@ public final class Engine implements AutoCloseable {
       scores = picks.scores();
     }
     for (int j = 0; j < n; j++) {
-      if (b.gives()[j] && !toHost[j] && !greedy[j] && tokens[j] == io.github.optjava.backend.RowSampling.NAN) {
-        Sequence.requireDrawn(tokens[j]); // before any sequence commits: a failed step changes nothing
+      for (int r = 0; r <= b.drafted()[j] && b.gives()[j] && !toHost[j] && !greedy[j]; r++) {
+        int token = tokens[b.firstRow()[j] + r];
+        if (token == io.github.optjava.backend.RowSampling.NAN) {
+          Sequence.requireDrawn(token); // before any sequence commits: a failed step changes nothing
+        }
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
@@ -732,9 +740,9 @@ public final class Engine implements AutoCloseable {
   }
 
   /**
-   * The step's logit edits: each sequence that gives a token and whose processors change its row names them on its
-   * output row ({@link Sequence#edits}); none when no sequence has such processors. Only for steps whose sequences
-   * with processors check no drafts (one row each, the pick the edits are for).
+   * The step's logit edits: each sequence that gives a token and whose processors change its rows names them on its
+   * output rows ({@link Sequence#edits}: a row per draft checked, each with the history it stands for); none when no
+   * sequence has such processors.
    */
   private LogitEdits edits(Batch b) {
     return edits(b, j -> true);
@@ -753,7 +761,7 @@ public final class Engine implements AutoCloseable {
           editsBuilder = new LogitEdits.Builder(model.config().vocabSize());
         }
         out = editsBuilder;
-        s.edits(out.row(b.firstRow()[j]));
+        s.edits(out, b.firstRow()[j], b.drafted()[j]);
       }
     }
     return out == null ? LogitEdits.NONE : out.build();
@@ -779,8 +787,10 @@ public final class Engine implements AutoCloseable {
       } else if (b.drafted()[j] > 0) {
         draftTokens += b.drafted()[j];
         try {
-          acceptedDraftTokens += out.argmaxOnly() ? s.acceptGreedyDrafts(out.tokens(), out.logprobs(), row)
-              : s.acceptDrafts(out.logits()[j], vocab, model.samplesOnDevice());
+          acceptedDraftTokens += out.rowsOf(j) != null
+              ? s.acceptDrafts(out.logits()[j], vocab, model.samplesOnDevice())
+              : s.acceptPickedDrafts(out.tokens(), out.logprobs(), out.topIds(), out.topLogprobs(), out.top(), row,
+                  !out.argmaxOnly() && !out.greedy()[j]);
         } catch (RuntimeException e) { // a pick of its own that cannot be made: this request fails, not the batch
           s.fail(e);
         }
@@ -793,11 +803,11 @@ public final class Engine implements AutoCloseable {
         s.acceptGreedy(out.tokens()[row], out.logprobs()[row]);
       } else if (out.rowsOf(j) != null) {
         s.commit(picks[j]); // picked on the host from its rows
-      } else if (out.greedy()[j]) { // the model's picks, one per sequence
-        s.acceptGreedy(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());
+      } else if (out.greedy()[j]) { // the model's picks, by output row
+        s.acceptGreedy(out.tokens()[row], out.logprobs()[row], out.topIds(), out.topLogprobs(), row * out.top());
       } else {
         try {
-          s.acceptSampled(out.tokens()[j], out.logprobs()[j], out.topIds(), out.topLogprobs(), j * out.top());
+          s.acceptSampled(out.tokens()[row], out.logprobs()[row], out.topIds(), out.topLogprobs(), row * out.top());
         } catch (RuntimeException e) { // its processors banned every token: this request fails, not the batch
           s.fail(e);
         }

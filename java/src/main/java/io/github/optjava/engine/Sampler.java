@@ -29,6 +29,10 @@ public final class Sampler {
   private final SplittableRandom random;
   /** The weights of the last draw (grown to the vocabulary on the first). */
   private float[] weights = new float[0];
+  /** Uniform numbers taken from {@link #random} by {@link #peekUniform} and not yet handed out, oldest first. */
+  private double[] ahead = new double[0];
+  private int aheadStart;
+  private int aheadCount;
 
   private Sampler(SplittableRandom random) {
     this.random = random;
@@ -85,7 +89,40 @@ public final class Sampler {
     if (random == null) {
       throw new IllegalStateException("a greedy sampler draws nothing");
     }
+    if (aheadCount > 0) {
+      aheadCount--;
+      return ahead[aheadStart++];
+    }
     return random.nextDouble();
+  }
+
+  /**
+   * The uniform number {@link #nextUniform} will return after {@code i} more calls ({@code i = 0}: the next one),
+   * without advancing the stream: a step that checks draft tokens draws each row with the number the plain step that
+   * row stands for would use, and the stream then advances by the rows taken.
+   *
+   * @throws IllegalStateException for a greedy sampler
+   */
+  public double peekUniform(int i) {
+    if (random == null) {
+      throw new IllegalStateException("a greedy sampler draws nothing");
+    }
+    if (i < 0) {
+      throw new IllegalArgumentException("i must be >= 0 (got " + i + ")");
+    }
+    if (i >= aheadCount) {
+      if (aheadStart + i + 1 > ahead.length) { // compact, then grow if still short
+        System.arraycopy(ahead, aheadStart, ahead, 0, aheadCount);
+        aheadStart = 0;
+        if (i + 1 > ahead.length) {
+          ahead = java.util.Arrays.copyOf(ahead, Math.max(8, 2 * (i + 1)));
+        }
+      }
+      while (aheadCount <= i) {
+        ahead[aheadStart + aheadCount++] = random.nextDouble();
+      }
+    }
+    return ahead[aheadStart + i];
   }
 
   /** True when this sampler always takes the argmax. */
@@ -102,6 +139,9 @@ public final class Sampler {
   public int next(float[] logits) {
     if (random == null) {
       return argmax(logits);
+    }
+    if (aheadCount > 0) { // its own draw reads the stream directly (and may take an int): never after a peek
+      throw new IllegalStateException("a sampler with peeked uniform numbers draws only through nextUniform()");
     }
     if (weights.length < logits.length) {
       weights = new float[logits.length];

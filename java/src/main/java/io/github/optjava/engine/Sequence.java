@@ -112,17 +112,40 @@ final class Sequence {
   }
 
   /**
-   * As {@link #acceptDrafts} when {@link #argmaxIsEnough}: the model took the argmax of every row already
-   * ({@code tokens} and their log-probs from {@code from} on, one per fed token). Returns the drafts accepted.
+   * As {@link #acceptDrafts} when the model picked every row of the step where the logits are: the argmax
+   * ({@link #greedyWhereLogitsAre}) or, {@code drawn}, a draw ({@link #samplableWhereLogitsAre}) of each row with the
+   * uniform number {@link #fillDraftRows} gave it and the edits {@link #edits} named. Takes rows {@code from ..} of
+   * {@code tokens} and {@code logprobs} (and their {@code top} alternatives at {@code row * top} in {@code topIds} /
+   * {@code topLogprobs}, null when none were listed) while each equals the draft the next row was computed with, and
+   * takes from its random stream one number per row taken, as that many plain steps would. Returns the drafts
+   * accepted.
    */
-  int acceptGreedyDrafts(int[] tokens, double[] logprobs, int from) {
+  int acceptPickedDrafts(int[] tokens, double[] logprobs, int[] topIds, double[] topLogprobs, int top, int from,
+      boolean drawn) {
     int[] checked = drafts;
     drafts = NO_DRAFTS;
     for (int r = 0; ; r++) {
-      acceptGreedy(tokens[from + r], logprobs[from + r]);
+      int row = from + r;
+      if (drawn) {
+        nextUniform(); // the number the row was drawn with (peeked for the step): taken now the row is
+        acceptSampled(tokens[row], logprobs[row], topIds, topLogprobs, row * top);
+      } else {
+        acceptGreedy(tokens[row], logprobs[row], topIds, topLogprobs, row * top);
+      }
       if (finished() || r == checked.length || inputIds[length - 1] != checked[r]) {
         return r;
       }
+    }
+  }
+
+  /**
+   * Rows {@code firstRow .. firstRow + drafts} of {@code rows}: the rows of a step that checks {@code drafts} of its
+   * drafts, row r drawn with the number its stream gives r draws from now (peeked: {@link #acceptPickedDrafts} takes
+   * the numbers of the rows it accepts).
+   */
+  void fillDraftRows(io.github.optjava.backend.SamplingRows rows, int firstRow, int drafts) {
+    for (int r = 0; r <= drafts; r++) {
+      fillSamplingRow(rows, firstRow + r, sampler.peekUniform(r));
     }
   }
 
@@ -295,11 +318,19 @@ final class Sequence {
   }
 
   /**
-   * What its processors before the warpers would do to this step's row, named token by token into {@code out}'s
-   * current row: the same as {@link #choose}'s {@code pipeline.process} on the host, with the same history.
+   * What its processors before the warpers would do to this step's rows {@code firstRow .. firstRow + drafts}, named
+   * token by token into {@code out}: the same as {@link #choose}'s {@code pipeline.process} on the host, with the same
+   * history. A step that checks {@code drafts} of its drafts has a row per draft: row r with the history that the
+   * step's first r drafts, once accepted, make (the row is used only then). The drafts are written after the tokens it
+   * holds, where accepting them writes them again; the processors read no further than the length they are given.
    */
-  void edits(io.github.optjava.backend.LogitEdits.Builder out) {
-    pipeline.edits(inputIds, length, request.promptIds.length, out);
+  void edits(io.github.optjava.backend.LogitEdits.Builder out, int firstRow, int drafts) {
+    for (int r = 0; r <= drafts; r++) {
+      if (r > 0) {
+        inputIds[length + r - 1] = this.drafts[r - 1];
+      }
+      pipeline.edits(inputIds, length + r, request.promptIds.length, out.row(firstRow + r));
+    }
   }
 
   /** The step's token when {@link #argmaxIsEnough}: the argmax of the raw logits and its log-softmax (also used

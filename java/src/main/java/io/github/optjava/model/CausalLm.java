@@ -230,9 +230,10 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
-   * What {@link #pickSome} returns: per sequence its token (the model's pick; -1 for a sequence whose rows came to the
-   * host), its rows of logits as {@link #forward} gives them (null for a picked one; a scored sequence's last row
-   * only, as {@link #forwardScored} gives it), and a scored sequence's scores (null without scoring, or for the others).
+   * What {@link #pickSome} returns: per output row its token (the model's pick; -1 for a row that came to the host or
+   * that was scored), per sequence its rows of logits as {@link #forward} gives them (null for a picked one; a scored
+   * sequence's last row only, as {@link #forwardScored} gives it), and a scored sequence's scores (null without
+   * scoring, or for the others).
    */
   record Picks(int[] tokens, float[][] logits, double[][] scores) {
     /** Without scores. */
@@ -244,13 +245,13 @@ public interface CausalLm extends AutoCloseable {
   /**
    * A step in which the model picks some sequences' tokens where the logits are, as {@link #sample} with {@code k}
    * alternatives does (temperature 0: greedy, as {@link #greedyRows}), and brings the rows of the others
-   * ({@code toHost[s]}) to the host: a request that needs its row on the host (draft tokens, typical sampling where
-   * {@link #samplesTypicalOnDevice} is false, a fork, an echo prefill)
-   * then costs a step its own rows, not every sequence's. A picked sequence has one output row (no
-   * {@code allLogits}); the spec's entries of the others are ignored and {@code edits} (by output row: sequence s's
-   * rows follow those of the sequences before it) name picked rows only. {@code logprobs}, {@code topIds} and
-   * {@code topLogprobs} are filled at picked sequences' places. The default runs {@link #forward} and picks on the
-   * host.
+   * ({@code toHost[s]}) to the host: a request that needs its rows on the host (typical sampling where
+   * {@link #samplesTypicalOnDevice} is false, a fork, an echo prefill with alternatives) then costs a step its own
+   * rows, not every sequence's. Everything is by output row, as in {@link #greedyRows}: sequence s's rows follow those
+   * of the sequences before it, and a picked sequence with {@code allLogits} (draft tokens to check) gets a pick per
+   * row. {@code spec} has an entry per output row (those of host rows are ignored), {@code edits} name picked rows
+   * only, and {@code logprobs}, {@code topIds} / {@code topLogprobs} (at {@code row * k}) and {@link Picks#tokens}
+   * are filled at picked rows. The default runs {@link #forward} and picks on the host.
    */
   default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
       double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
@@ -272,15 +273,17 @@ public interface CausalLm extends AutoCloseable {
     float[][] logits = forward(seqs, cache);
     float[] flat = concat(logits, false, vocab); // the edits' row numbering; the host rows stay unedited
     edits.applyTo(flat);
-    int[] tokens = new int[logits.length];
+    int[] tokens = new int[flat.length / vocab];
     java.util.Arrays.fill(tokens, -1);
     double[][] scores = scoreTokens != null ? new double[logits.length][] : null;
     int row = 0;
     for (int s = 0; s < logits.length; s++) {
       int rows = logits[s].length / vocab;
       if (!toHost[s]) {
-        tokens[s] = io.github.optjava.backend.RowSampling.sample(flat, row * vocab, vocab, spec, s, logprobs, s, k,
-            topIds, topLogprobs, s * k);
+        for (int r = row; r < row + rows; r++) {
+          tokens[r] = io.github.optjava.backend.RowSampling.sample(flat, r * vocab, vocab, spec, r, logprobs, r, k,
+              topIds, topLogprobs, r * k);
+        }
         logits[s] = null;
       } else if (scores != null && scoreTokens[s] != null) { // as forwardScored's default: scores, then the last row
         float[] v = logits[s];
@@ -293,26 +296,15 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
-   * {@link #pickSome}'s arguments: a picked sequence has one output row; a scored one is brought to the host and has
-   * all its logits (checked before the step appends to the cache).
+   * {@link #pickSome}'s arguments: a scored sequence is brought to the host and has all its logits (checked before
+   * the step appends to the cache).
    */
   static void requirePickable(List<OptModel.SeqStep> seqs, boolean[] toHost, int[][] scoreTokens) {
     for (int s = 0; s < seqs.size(); s++) {
-      if (!toHost[s]) {
-        requirePickedRow(seqs.get(s), 1);
-      }
       if (scoreTokens != null && scoreTokens[s] != null && (!toHost[s] || !seqs.get(s).allLogits())) {
         throw new IllegalArgumentException("pickSome(): sequence " + seqs.get(s).seqId() + " is scored: it needs "
             + "allLogits and its rows on the host");
       }
-    }
-  }
-
-  /** A sequence {@link #pickSome} picks: one output row. */
-  static void requirePickedRow(OptModel.SeqStep q, int rows) {
-    if (q.allLogits() || rows != 1) {
-      throw new IllegalArgumentException("pickSome(): sequence " + q.seqId() + " asks for the logits of all its "
-          + "tokens: bring its rows to the host");
     }
   }
 

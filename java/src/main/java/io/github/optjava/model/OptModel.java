@@ -442,9 +442,9 @@ public final class OptModel implements CausalLm {
   }
 
   /**
-   * As {@link CausalLm#pickSome}, where the logits are: {@link Ops#sampleRows} over every output row (the rows that go
-   * to the host, a scored sequence's rows and a padded step's padding rows, as greedy rows: the cheapest pick,
-   * dropped), a scored sequence's scores by {@link Ops#tokenLogprobs} before that, then the host rows gathered and read
+   * As {@link CausalLm#pickSome}, where the logits are: {@link Ops#sampleRows} over every output row (a picked
+   * sequence's every row; the rows that go to the host, a scored sequence's rows and a padded step's padding rows as
+   * greedy rows: the cheapest pick, dropped), a scored sequence's scores by {@link Ops#tokenLogprobs} before that, then the host rows gathered and read
    * (a scored sequence's last only: a GPU copies back the picks, the scores and only those rows). Where the ops cannot
    * pick greedy rows among drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}), {@link CausalLm}'s default:
    * every row read once.
@@ -479,6 +479,7 @@ public final class OptModel implements CausalLm {
       }
       outRows += rows;
     }
+    int stepRows = outRows;
     int[] scoredRows = scoreTokens != null ? new int[outRows] : null; // each row's scored token; -1: none
     if (scoredRows != null) {
       java.util.Arrays.fill(scoredRows, -1);
@@ -502,8 +503,9 @@ public final class OptModel implements CausalLm {
       int rows = out.rows(); // a padded decode step has more rows than the sequences
       SamplingRows picks = SamplingRows.greedy(rows); // greedy: the host rows and the padding
       for (int s = 0; s < n; s++) {
-        if (!toHost[s]) {
-          picks.set(first[s], spec, s);
+        int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
+        for (int r = first[s]; r < first[s] + count && !toHost[s]; r++) { // a picked one's every row (its drafts)
+          picks.set(r, spec, r);
         }
       }
       double[] lp = new double[rows];
@@ -511,27 +513,28 @@ public final class OptModel implements CausalLm {
       double[] tops = new double[rows * k];
       int[] picked = ops.sampleRows(out, picks, lp, edits, k, ids, tops);
       float[] flat = readRows(out, hostRows);
-      int[] perSequence = new int[n];
+      int[] perRow = new int[stepRows];
       for (int s = 0, h = 0; s < n; s++) {
-        int r = first[s];
+        int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
         if (toHost[s]) {
           boolean scored = scoreTokens != null && scoreTokens[s] != null; // its last row only
-          int count = !scored && seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
-          logits[s] = java.util.Arrays.copyOfRange(flat, h * vocab, (h + count) * vocab);
-          h += count;
-          perSequence[s] = -1;
+          int brought = scored ? 1 : count;
+          logits[s] = java.util.Arrays.copyOfRange(flat, h * vocab, (h + brought) * vocab);
+          h += brought;
+          java.util.Arrays.fill(perRow, first[s], first[s] + count, -1);
           continue;
         }
-        perSequence[s] = picked[r];
+        int r = first[s];
+        System.arraycopy(picked, r, perRow, r, count);
         if (logprobs != null) {
-          logprobs[s] = lp[r];
+          System.arraycopy(lp, r, logprobs, r, count);
         }
         if (k > 0) {
-          System.arraycopy(ids, r * k, topIds, s * k, k);
-          System.arraycopy(tops, r * k, topLogprobs, s * k, k);
+          System.arraycopy(ids, r * k, topIds, r * k, count * k);
+          System.arraycopy(tops, r * k, topLogprobs, r * k, count * k);
         }
       }
-      return perSequence;
+      return perRow;
     }, null, null, scoreTokens).argmax;
     return new Picks(tokens, logits, scores);
   }

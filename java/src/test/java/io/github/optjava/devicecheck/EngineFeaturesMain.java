@@ -46,6 +46,8 @@ import java.util.concurrent.CompletableFuture;
  *       and on the device ({@code CudaOps.useDeviceBeams}): ms/token, and whether the best beams are equal;</li>
  *   <li>echo steps among sampled: 7 sampled requests and 8 prompts to score at once, each echo prefill's
  *       step picking for the others where the logits are and bringing every row: time (session 23);</li>
+ *   <li>prompt lookup, sampled: one sampled request with and without draft tokens (drawn where the logits are on a
+ *       GPU, session 24): decode ms/token, steps, drafts accepted, tokens;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
@@ -174,6 +176,7 @@ public final class EngineFeaturesMain {
       rows.add(row("engine: decode paths", "info", detail));
       // (on the CPU both runs take the host path: the model does not sample on the device; it runs there as a check)
       rows.add(echoStepRow(model, tokenizer, o.newTokens, out));
+      rows.add(sampledLookupRow(model, tokenizer, prompt, o, cudaOps == null, out));
       if (cudaOps != null) {
         rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, kinds[5], perToken[2], out));
         rows.add(typicalRow(model, tokenizer, cudaOps, prompt, sampledN.toBuilder().topP(1.0).typicalP(0.9).build(),
@@ -519,6 +522,28 @@ public final class EngineFeaturesMain {
   private static Result lookupRun(OptModel model, OptTokenizer tokenizer, int[] prompt, SamplingParams params,
       int lookup) {
     return lookupRun(model, tokenizer, prompt, params, lookup, 0);
+  }
+
+  /**
+   * One sampled request (t 0.7, top-p 0.9) without and with {@code --lookup} drafts per step (session 24: on a model
+   * that samples where the logits are, its draft rows are drawn there; before, such a request got no drafts): decode
+   * ms/token, steps, drafts accepted, tokens. On the CPU the tokens must be equal (FAIL); on a GPU a draft step
+   * computes a row with other rows than a plain step, so a differing draw is information.
+   */
+  private static String sampledLookupRow(OptModel model, OptTokenizer tokenizer, int[] prompt, Options o,
+      boolean exactRows, PrintStream out) {
+    SamplingParams sampled = SamplingParams.builder().temperature(0.7).topP(0.9).seed(5L).maxTokens(o.newTokens)
+        .build();
+    Result plain = lookupRun(model, tokenizer, prompt, sampled, 0, 1);
+    Result drafted = lookupRun(model, tokenizer, prompt, sampled, o.lookup, 1);
+    boolean equal = plain.tokens.equals(drafted.tokens);
+    String detail = String.format(Locale.ROOT, "batch 1, sampled t=0.7 top-p 0.9, %d drafts: %.3f -> %.3f ms/token "
+        + "(%.2fx), steps %d -> %d (x2 with the warm-up), drafts %d accepted %d, tokens %s", o.lookup,
+        plain.sequentialMs, drafted.sequentialMs, plain.sequentialMs / drafted.sequentialMs, plain.stats.steps(),
+        drafted.stats.steps(), drafted.stats.draftTokens(), drafted.stats.acceptedDraftTokens(),
+        equal ? "equal" : "differ");
+    out.println("EngineFeaturesMain: prompt lookup, sampled: " + detail);
+    return row("engine: prompt lookup, sampled", equal ? "ok" : exactRows ? "FAIL" : "info", detail);
   }
 
   /**

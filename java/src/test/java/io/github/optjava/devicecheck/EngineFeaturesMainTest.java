@@ -26,7 +26,7 @@ class EngineFeaturesMainTest {
     System.out.print(buf.toString(StandardCharsets.UTF_8));
     assertEquals(0, rc, buf.toString(StandardCharsets.UTF_8));
     List<String> lines = Files.readAllLines(rows);
-    assertEquals(4, lines.size(), lines.toString());
+    assertEquals(5, lines.size(), lines.toString());
     assertTrue(lines.get(0).startsWith("engine: prefix caching\tok\t"), lines.get(0));
     assertTrue(lines.get(0).contains("6 of 6 token lists equal"), lines.get(0));
     assertTrue(lines.get(1).startsWith("engine: prompt lookup 3\tok\t"), lines.get(1));
@@ -37,5 +37,7 @@ class EngineFeaturesMainTest {
     // on the CPU both runs take the host path (the model does not sample on the device): the same tokens
     assertTrue(lines.get(3).startsWith("engine: echo steps among sampled\tinfo\t7 sampled requests (24 tokens) + 8 "
         + "prompts of 64 scored") && lines.get(3).endsWith("sampled token lists equal 7 of 7"), lines.get(3));
+    assertTrue(lines.get(4).startsWith("engine: prompt lookup, sampled\tok\tbatch 1, sampled t=0.7 top-p 0.9, 3 "
+        + "drafts: ") && lines.get(4).endsWith("tokens equal"), lines.get(4));
   }
 }

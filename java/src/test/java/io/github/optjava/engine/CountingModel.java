@@ -25,6 +25,7 @@ final class CountingModel implements CausalLm {
   int mixedSteps; // sampled steps with greedy rows (temperature 0) and drawn ones
   int typicalRows; // drawn rows with typical sampling handed to the model's draw (sample / pickSome)
   int partialSteps; // steps that picked some sequences' tokens and brought the others' rows to the host
+  int pickedDraftRows; // rows of sequences with drafts that pickSome picked where the logits are (one per fed token)
   int scoredPartialSteps; // of those, steps that also scored an echo prefill where the logits are
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
@@ -114,7 +115,12 @@ final class CountingModel implements CausalLm {
   @Override
   public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
       SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
-    partialSteps++;
+    boolean anyToHost = false;
+    for (int s = 0; s < seqs.size(); s++) {
+      anyToHost |= toHost[s];
+      pickedDraftRows += !toHost[s] && seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 0;
+    }
+    partialSteps += anyToHost ? 1 : 0;
     scoredPartialSteps += scoreTokens != null ? 1 : 0;
     countTypical(spec);
     editedLogits += edits.count();

@@ -42,7 +42,7 @@ class EngineSpeculativeTest {
         SamplingParams.builder().temperature(0.9).seed(11L).n(2).maxTokens(20).build());
   }
 
-  private record Run(List<List<Choice>> choices, GeneratorStats stats) {}
+  record Run(List<List<Choice>> choices, GeneratorStats stats) {}
 
   private static final java.util.Map<Boolean, Run> PLAIN = new java.util.concurrent.ConcurrentHashMap<>();
 
@@ -86,17 +86,41 @@ class EngineSpeculativeTest {
     }
   }
 
-  /** On a model that samples where the logits are, plain sampled sequences get no drafts: they keep that path. */
-  @Test
-  void sequencesSampledOnTheDeviceGetNoDrafts() {
-    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), true);
-    SamplingParams sampled = SamplingParams.builder().temperature(0.8).seed(1L).maxTokens(20).build();
-    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 4), 4, 128, 0, false, 4)) {
-      engine.submit(TOKENIZER.encode(PROMPTS[0]), sampled, null).join();
+  /** Requests whose draft rows a model that samples where the logits are picks there (session 24). */
+  static List<SamplingParams> pickedDraftParams() {
+    SamplingParams sampled = SamplingParams.builder().temperature(0.8).topP(0.95).seed(1L).maxTokens(30).build();
+    return List.of(sampled,
+        sampled.toBuilder().temperature(0.5).repetitionPenalty(1.1).logprobs(2).build(),
+        SamplingParams.greedy().toBuilder().maxTokens(30).repetitionPenalty(1.2).noRepeatNgramSize(5).logprobs(1)
+            .build());
+  }
+
+  /** One request on {@code model} (which the call closes) with {@code lookup} drafts per step. */
+  static Run pickedDraftRun(CountingModel model, SamplingParams p, int lookup) {
+    try (model; KvCache cache = model.newCache(64, 4);
+        Engine engine = new Engine(model, TOKENIZER, cache, 4, 128, 0, false, lookup)) {
+      List<Choice> got = engine.submit(TOKENIZER.encode(PROMPTS[0]), p, null).join().choices();
       engine.close();
-      assertEquals(0, engine.stats().draftTokens());
-      assertEquals(0, model.forwards, "every step sampled where the logits are");
-      assertTrue(model.samples >= 19, "sampled steps: " + model.samples);
+      return new Run(List.of(got), engine.stats());
+    }
+  }
+
+  /**
+   * On a model that samples where the logits are, a sampled sequence checks its drafts there too, and so does a
+   * greedy one with processors: every row is picked where the logits are (none comes to the host), each with the
+   * uniform number and edits of the plain step it stands for, and the tokens are those of the request without drafts.
+   */
+  @Test
+  void draftRowsArePickedWhereTheLogitsAre() {
+    for (SamplingParams p : pickedDraftParams()) {
+      Run plain = pickedDraftRun(new CountingModel(TinyOpt.model(new CpuOps()), true), p, 0);
+      CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), true);
+      Run drafted = pickedDraftRun(model, p, 4);
+      assertEquals(0, model.forwards, "every row picked where the logits are");
+      assertSameChoices(plain.choices(), drafted.choices(), p + " with drafts");
+      GeneratorStats s = drafted.stats();
+      assertTrue(s.draftTokens() > 0 && s.acceptedDraftTokens() > 0, "a repeating prompt accepts some drafts: " + s);
+      assertTrue(p.isGreedy() || model.pickedDraftRows > s.draftTokens(), "rows " + model.pickedDraftRows);
     }
   }
 

@@ -56,4 +56,27 @@ class GpuEnginePartialPicksTest {
       }
     }
   }
+
+  /**
+   * {@link EngineSpeculativeTest#draftRowsArePickedWhereTheLogitsAre} on the GPU (session 24, written without one):
+   * sampled and penalised greedy requests with prompt lookup pick every draft row where the logits are (a draft step,
+   * the sampler over its rows) and get the tokens of the same requests without drafts. In F32: a draft step computes
+   * a row with other rows than a plain step, so a draw could still differ where it sits within ~1e-6 of a cumulative
+   * boundary: a failure names the request.
+   */
+  @org.junit.jupiter.api.Test
+  void draftRowsPickedOnTheGpuGiveTheTokensWithoutDrafts() {
+    try (CudaOps ops = new CudaOps(0, DType.F32)) {
+      for (SamplingParams p : EngineSpeculativeTest.pickedDraftParams()) {
+        CountingModel plainModel = new CountingModel(TinyOpt.model(ops), true);
+        List<Choice> plain = EngineSpeculativeTest.pickedDraftRun(plainModel, p, 0).choices().get(0);
+        CountingModel model = new CountingModel(TinyOpt.model(ops), true);
+        var drafted = EngineSpeculativeTest.pickedDraftRun(model, p, 4);
+        assertEquals(0, model.forwards, "every row picked where the logits are");
+        assertTrue(drafted.stats().acceptedDraftTokens() > 0, drafted.stats().toString());
+        String what = p + (p.isGreedy() ? "" : " (sampled: a draw on a rounding boundary?)");
+        assertEquals(plain.get(0).tokenIds(), drafted.choices().get(0).get(0).tokenIds(), what);
+      }
+    }
+  }
 }

@@ -126,11 +126,17 @@ public final class HostPathBenchMain {
         SamplingRows spec, double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k, int[] topIds,
         double[] topLogprobs) {
       reserve(seqs, cache);
-      int[] tokens = new int[seqs.size()];
+      int outRows = 0;
+      for (OptModel.SeqStep q : seqs) {
+        outRows += q.allLogits() ? q.newTokens().length : 1;
+      }
+      int[] tokens = new int[outRows]; // by output row
       float[][] rows = new float[seqs.size()][];
       double[][] scores = scoreTokens != null ? new double[seqs.size()][] : null;
-      for (int i = 0; i < tokens.length; i++) {
-        tokens[i] = toHost[i] ? -1 : 100;
+      for (int i = 0, r = 0; i < seqs.size(); i++) {
+        int count = seqs.get(i).allLogits() ? seqs.get(i).newTokens().length : 1;
+        java.util.Arrays.fill(tokens, r, r + count, toHost[i] ? -1 : 100);
+        r += count;
         boolean scored = scores != null && scoreTokens[i] != null; // its scores (any values) and last row come
         rows[i] = !toHost[i] ? null : scored ? row.clone() : rows(seqs.get(i));
         if (scored) {
@@ -138,7 +144,7 @@ public final class HostPathBenchMain {
           java.util.Arrays.fill(scores[i], -3.0);
         }
       }
-      for (int i = 0; i < k * seqs.size(); i++) {
+      for (int i = 0; i < k * outRows; i++) {
         topIds[i] = 1000 + i % k;
         topLogprobs[i] = -1 - i % k;
       }

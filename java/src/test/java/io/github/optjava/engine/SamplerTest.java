@@ -130,4 +130,38 @@ class SamplerTest {
       assertEquals(2, s.next(logits));
     }
   }
+
+  /** A peeked number is the one the stream hands out later, and peeking does not move the stream. */
+  @Test
+  void peekedUniformNumbersComeNextInOrder() {
+    Sampler plain = Sampler.seeded(7, 0);
+    double[] expected = new double[12];
+    for (int i = 0; i < expected.length; i++) {
+      expected[i] = plain.nextUniform();
+    }
+    Sampler s = Sampler.seeded(7, 0);
+    assertEquals(expected[0], s.nextUniform());
+    assertEquals(expected[3], s.peekUniform(2)); // peeks grow the buffer out of order
+    assertEquals(expected[1], s.peekUniform(0));
+    assertEquals(expected[8], s.peekUniform(7));
+    assertEquals(expected[1], s.nextUniform());
+    assertEquals(expected[2], s.nextUniform());
+    assertEquals(expected[4], s.peekUniform(1)); // relative to what is next now
+    for (int i = 3; i < expected.length; i++) {
+      assertEquals(expected[i], s.nextUniform(), "number " + i);
+    }
+    assertThrows(IllegalStateException.class, () -> Sampler.greedy().peekUniform(0));
+    assertThrows(IllegalArgumentException.class, () -> s.peekUniform(-1));
+  }
+
+  /** Its own draw reads the stream directly: after a peek it refuses rather than drawing out of order. */
+  @Test
+  void aDrawAfterAPeekIsRefused() {
+    Sampler s = Sampler.seeded(7, 0);
+    s.peekUniform(0);
+    IllegalStateException e = assertThrows(IllegalStateException.class, () -> s.next(FLAT));
+    assertTrue(e.getMessage().contains("nextUniform"), e.getMessage());
+    s.nextUniform();
+    s.next(FLAT); // nothing peeked any more
+  }
 }
