@@ -271,6 +271,30 @@ public interface Ops extends AutoCloseable {
     return RowMath.tokenLogprobs(read(logits), vocab, tokens);
   }
 
+  /**
+   * As {@link #tokenLogprobs(Mat, int[])}, and for {@code k > 0} each row's {@code k} most likely tokens with their
+   * log-probs ({@link RowMath#topK}'s order and rules, as {@link #argmaxRows(Mat, double[], LogitEdits, int, int[],
+   * double[])} lists them) into {@code topIds[r * k ..]} / {@code topLogprobs[r * k ..]}, -1 and NaN after the last
+   * listed: an echoed prompt's scores with their log-prob alternatives. The default reads the rows once; a backend
+   * that {@link #scoresOnDevice} copies back the scores and the k pairs per row instead of the rows.
+   */
+  default double[] tokenLogprobs(Mat logits, int[] tokens, int k, int[] topIds, double[] topLogprobs) {
+    if (k == 0) {
+      return tokenLogprobs(logits, tokens);
+    }
+    int rows = logits.rows();
+    int vocab = logits.cols();
+    if (tokens.length != rows || topIds.length < (long) rows * k || topLogprobs.length < (long) rows * k) {
+      throw new IllegalArgumentException("tokenLogprobs: " + tokens.length + " tokens and room for "
+          + Math.min(topIds.length, topLogprobs.length) + " alternatives for " + rows + " rows of " + k);
+    }
+    float[] v = read(logits);
+    for (int r = 0; r < rows; r++) {
+      RowMath.pickRow(v, r * vocab, vocab, null, 0, k, topIds, topLogprobs, r * k);
+    }
+    return RowMath.tokenLogprobs(v, vocab, tokens);
+  }
+
   /** Whether {@link #sampleRows} draws on the device (then the engine lets it; else it samples on the host). */
   default boolean samplesOnDevice() {
     return false;

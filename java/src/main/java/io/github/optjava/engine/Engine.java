@@ -537,11 +537,12 @@ public final class Engine implements AutoCloseable {
    * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
    * or one per sequence from the sampler: drawn, or for the sequences {@code greedy} marks the argmax) with their
    * log-probs, and the logits of the sequences it did not pick for (null: none; with picks, null entries for the
-   * picked ones); {@code scores}: per sequence, its echoed prompt's scores when the model computed them (else null).
+   * picked ones); {@code scores}: per sequence, its echoed prompt's scores (and their alternatives) when the model
+   * computed them (else null).
    */
-  private record Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, double[][] scores,
-      int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
-    Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, double[][] scores) {
+  private record Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits,
+      Sequence.PromptScores[] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
+    Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, Sequence.PromptScores[] scores) {
       this(argmaxOnly, tokens, logprobs, logits, scores, 0, null, null, null);
     }
 
@@ -650,21 +651,24 @@ public final class Engine implements AutoCloseable {
       pickedDrafts |= !toHost[j] && b.drafted()[j] > 0;
     }
     int[][] scoreTokens = null;
+    int scoreTop = 0;
     if (hostCount > 0) {
-      // An echo prefill without alternatives wants one log-prob per prompt row, not the rows: let the model score
-      // them where the logits are (a GPU then copies back 8 bytes a row and the last row).
+      // An echo prefill wants one log-prob per prompt row (and its alternatives), not the rows: let the model score
+      // them where the logits are (a GPU then copies back 8 bytes a row, 8 per alternative, and the last row).
       for (int j = 0; j < n; j++) {
         Sequence s = b.seqs().get(j);
-        if (b.gives()[j] && s.scoresPromptWhereLogitsAre()) {
+        if (b.gives()[j] && s.scoresPromptWhereLogitsAre(model.samplesOnDevice())) {
           scoreTokens = scoreTokens == null ? new int[n][] : scoreTokens;
           scoreTokens[j] = s.promptScoreTokens();
+          scoreTop = Math.max(scoreTop, s.alternatives());
         }
       }
     }
     if (!model.samplesOnDevice() || hostCount == n || (hostCount > 0 && !partialPicks)) {
       if (scoreTokens != null) {
-        CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens);
-        return new Output(false, null, null, scored.logits(), scored.scores());
+        CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens, scoreTop);
+        return new Output(false, null, null, scored.logits(),
+            promptScores(scored.scores(), scored.topIds(), scored.topLogprobs(), scoreTop));
       }
       return new Output(false, null, null, model.forward(b.steps(), cache), null);
     }
@@ -694,15 +698,15 @@ public final class Engine implements AutoCloseable {
     double[] topLogprobs = top > 0 ? new double[b.rows() * top] : null;
     int[] tokens;
     float[][] logits = null;
-    double[][] scores = null;
+    Sequence.PromptScores[] scores = null;
     if (hostCount == 0 && !pickedDrafts) { // one row per sequence: rows and sequences are numbered alike
       tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked), top, topIds, topLogprobs);
     } else {
-      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, spec, logprobs, edits(b, picked),
-          top, topIds, topLogprobs);
+      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, scoreTop, spec, logprobs,
+          edits(b, picked), top, topIds, topLogprobs);
       tokens = picks.tokens();
       logits = picks.logits();
-      scores = picks.scores();
+      scores = promptScores(picks.scores(), picks.scoreTopIds(), picks.scoreTopLogprobs(), scoreTop);
     }
     for (int j = 0; j < n; j++) {
       for (int r = 0; r <= b.drafted()[j] && b.gives()[j] && !toHost[j] && !greedy[j]; r++) {
@@ -714,6 +718,22 @@ public final class Engine implements AutoCloseable {
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
     return new Output(false, tokens, logprobs, logits, scores, top, topIds, topLogprobs, greedy);
+  }
+
+  /** The model's prompt scores of a step as each sequence takes them (null without scoring, entries for the others). */
+  private static Sequence.PromptScores[] promptScores(double[][] scores, int[][] topIds, double[][] topLogprobs,
+      int top) {
+    if (scores == null) {
+      return null;
+    }
+    Sequence.PromptScores[] out = new Sequence.PromptScores[scores.length];
+    for (int j = 0; j < scores.length; j++) {
+      if (scores[j] != null) {
+        out[j] = new Sequence.PromptScores(scores[j], topIds == null ? null : topIds[j],
+            topLogprobs == null ? null : topLogprobs[j], topIds == null ? 0 : top);
+      }
+    }
+    return out;
   }
 
   /**
@@ -841,7 +861,7 @@ public final class Engine implements AutoCloseable {
    * request only.
    */
   private Sequence.Pick[] choose(List<Sequence> stepping, java.util.function.IntPredicate gives, float[][] logits,
-      double[][] scores, int vocab, boolean deviceRules, RuntimeException[] failures) {
+      Sequence.PromptScores[] scores, int vocab, boolean deviceRules, RuntimeException[] failures) {
     Sequence.Pick[] picks = new Sequence.Pick[stepping.size()];
     java.util.stream.IntStream rows = java.util.stream.IntStream.range(0, picks.length).filter(gives);
     if (picks.length > 1 && PARALLEL_PICKS) {

@@ -200,12 +200,20 @@ final class Sequence {
   }
 
   /**
-   * Whether this step's rows are an echo prefill that needs only each prompt token's log-prob (no top
-   * alternatives): the model may then score the rows where the logits are ({@link #promptScoreTokens}).
+   * Whether this step's rows are an echo prefill that the model may score where the logits are
+   * ({@link #promptScoreTokens}): each prompt token's log-prob, and its top alternatives when asked for and
+   * {@code alternativesThere} (a model that lists them there; elsewhere such a prefill's rows come to the host).
    */
-  boolean scoresPromptWhereLogitsAre() {
-    return !prefilled && request.params.echo() && scorer.top() == 0;
+  boolean scoresPromptWhereLogitsAre(boolean alternativesThere) {
+    return !prefilled && request.params.echo() && (scorer.top() == 0 || alternativesThere);
   }
+
+  /**
+   * An echo prefill's prompt scores as the model computed them ({@code scores[i - 1]} = log P(prompt[i] |
+   * prompt[&lt;i])) with, for {@code top > 0}, each row's {@code top} most likely tokens and their log-probs
+   * ({@code topIds[(i - 1) * top ..]}, -1 after the last listed).
+   */
+  record PromptScores(double[] scores, int[] topIds, double[] topLogprobs, int top) {}
 
   /** The token each prompt row is scored at: row i scores prompt token i + 1 (the last row scores none). */
   int[] promptScoreTokens() {
@@ -468,17 +476,19 @@ final class Sequence {
   }
 
   /**
-   * As {@link #choose(float[], int, boolean)}; {@code promptScores}: an echo prefill's prompt scores as the model
-   * computed them ({@link #promptScoreTokens}), {@code logits} then being only the last row; null: from the rows.
+   * As {@link #choose(float[], int, boolean)}; {@code promptScores}: an echo prefill's prompt scores (and their
+   * alternatives) as the model computed them ({@link #promptScoreTokens}), {@code logits} then being only the last
+   * row; null: from the rows.
    */
-  Pick choose(float[] logits, int vocab, boolean deviceRules, double[] promptScores) {
+  Pick choose(float[] logits, int vocab, boolean deviceRules, PromptScores promptScores) {
     float[] last = logits;
     recompute = false;
     if (!prefilled) {
       prefilled = true;
       if (request.params.echo()) {
         if (promptScores != null) {
-          logprobs.addAll(scorer.prompt(request.promptIds, promptScores));
+          logprobs.addAll(scorer.prompt(request.promptIds, promptScores.scores(), promptScores.topIds(),
+              promptScores.topLogprobs(), promptScores.top()));
         } else {
           logprobs.addAll(scorer.prompt(request.promptIds, logits, vocab));
           last = Arrays.copyOfRange(logits, logits.length - vocab, logits.length);

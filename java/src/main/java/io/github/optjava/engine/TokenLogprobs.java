@@ -57,7 +57,7 @@ final class TokenLogprobs {
   List<TokenLogprob> prompt(int[] prompt, float[] logits, int vocab) {
     if (top == 0) { // the scores alone: RowMath's row scorer
       return prompt(prompt, io.github.optjava.backend.RowMath.tokenLogprobs(logits, vocab,
-          Arrays.copyOfRange(prompt, 1, prompt.length)));
+          Arrays.copyOfRange(prompt, 1, prompt.length)), null, null, 0);
     }
     TokenLogprob[] out = new TokenLogprob[prompt.length];
     out[0] = new TokenLogprob(prompt[0], text(prompt[0]), null, Map.of());
@@ -80,17 +80,20 @@ final class TokenLogprobs {
 
   /**
    * Echo / scoring from scores the model computed ({@code scores[i - 1]} = log P(prompt[i] | prompt[&lt;i])), as
-   * {@link #prompt(int[], float[], int)} gives them without alternatives.
+   * {@link #prompt(int[], float[], int)} gives them, with the alternatives the model listed ({@code k} per row: row
+   * i - 1's at {@code ids[(i - 1) * k ..]} / {@code lps[(i - 1) * k ..]}, -1 after the last; at least {@link #top}
+   * of them; {@code ids} null and {@code k} 0 when this lists none).
    */
-  List<TokenLogprob> prompt(int[] prompt, double[] scores) {
-    if (top != 0 || scores.length != prompt.length - 1) {
+  List<TokenLogprob> prompt(int[] prompt, double[] scores, int[] ids, double[] lps, int k) {
+    if (scores.length != prompt.length - 1 || (top != 0 && (ids == null || k < top
+        || ids.length < scores.length * k || lps.length < scores.length * k))) {
       throw new IllegalArgumentException("prompt scores: " + scores.length + " for a prompt of " + prompt.length
-          + " tokens" + (top != 0 ? " with " + top + " alternatives asked (they need the rows)" : ""));
+          + " tokens" + (top != 0 ? ", " + k + " alternatives listed per row for " + top + " asked" : ""));
     }
     TokenLogprob[] out = new TokenLogprob[prompt.length];
     out[0] = new TokenLogprob(prompt[0], text(prompt[0]), null, Map.of());
     for (int i = 1; i < prompt.length; i++) {
-      out[i] = new TokenLogprob(prompt[i], text(prompt[i]), scores[i - 1], Map.of());
+      out[i] = chosen(prompt[i], scores[i - 1], ids, lps, (i - 1) * k);
     }
     return Arrays.asList(out);
   }

@@ -115,22 +115,38 @@ public interface CausalLm extends AutoCloseable {
 
   /**
    * What {@link #forwardScored} returns: per sequence its logits as {@link #forward} gives them, except that a
-   * scored sequence gets only its last row; and per scored sequence {@code scores[s][i]} =
-   * {@code log_softmax(row i)[scoreTokens[s][i]]} (null for the others).
+   * scored sequence gets only its last row; per scored sequence {@code scores[s][i]} =
+   * {@code log_softmax(row i)[scoreTokens[s][i]]} (null for the others); and, when alternatives were asked for
+   * ({@code top > 0}), each scored row's {@code top} most likely tokens and their log-probs in {@code topIds[s][i * top
+   * ..]} / {@code topLogprobs[s][i * top ..]} ({@link io.github.optjava.backend.Ops#tokenLogprobs(
+   * io.github.optjava.backend.Mat, int[], int, int[], double[])}' order, -1 and NaN after the last listed; null
+   * without alternatives or for the others).
    */
-  record Scored(float[][] logits, double[][] scores) {}
+  record Scored(float[][] logits, double[][] scores, int[][] topIds, double[][] topLogprobs) {
+    /** Without alternatives. */
+    public Scored(float[][] logits, double[][] scores) {
+      this(logits, scores, null, null);
+    }
+  }
+
+  /** As {@link #forwardScored(List, KvCache, int[][], int)} without alternatives. */
+  default Scored forwardScored(List<OptModel.SeqStep> seqs, KvCache cache, int[][] scoreTokens) {
+    return forwardScored(seqs, cache, scoreTokens, 0);
+  }
 
   /**
    * As {@link #forward}, for steps where some sequences ({@code scoreTokens[s]} not null, with {@code allLogits})
-   * want the log-prob of a given token at each of their rows: an echoed prompt's scores, row i scoring token i + 1.
-   * A backend may compute them where the logits are and copy back only those sequences' last rows. The default
-   * computes them on the host from {@link #forward}'s rows, several rows at a time (the result does not depend on
-   * the threads).
+   * want the log-prob of a given token at each of their rows (an echoed prompt's scores, row i scoring token i + 1)
+   * and, for {@code top > 0}, each such row's {@code top} most likely tokens with their log-probs (the prompt's log-prob
+   * alternatives). A backend may compute them where the logits are and copy back only those sequences' last rows. The
+   * default computes them on the host from {@link #forward}'s rows.
    */
-  default Scored forwardScored(List<OptModel.SeqStep> seqs, KvCache cache, int[][] scoreTokens) {
+  default Scored forwardScored(List<OptModel.SeqStep> seqs, KvCache cache, int[][] scoreTokens, int top) {
     float[][] logits = forward(seqs, cache);
     int vocab = config().vocabSize();
     double[][] scores = new double[logits.length][];
+    int[][] topIds = top > 0 ? new int[logits.length][] : null;
+    double[][] topLogprobs = top > 0 ? new double[logits.length][] : null;
     for (int s = 0; s < logits.length; s++) {
       int[] tokens = scoreTokens[s];
       if (tokens == null) {
@@ -138,9 +154,16 @@ public interface CausalLm extends AutoCloseable {
       }
       float[] v = logits[s];
       scores[s] = RowMath.tokenLogprobs(v, vocab, tokens);
+      if (top > 0) {
+        topIds[s] = new int[tokens.length * top];
+        topLogprobs[s] = new double[tokens.length * top];
+        for (int r = 0; r < tokens.length; r++) {
+          RowMath.pickRow(v, r * vocab, vocab, null, 0, top, topIds[s], topLogprobs[s], r * top);
+        }
+      }
       logits[s] = java.util.Arrays.copyOfRange(v, v.length - vocab, v.length);
     }
-    return new Scored(logits, scores);
+    return new Scored(logits, scores, topIds, topLogprobs);
   }
 
   /**
@@ -232,13 +255,18 @@ public interface CausalLm extends AutoCloseable {
   /**
    * What {@link #pickSome} returns: per output row its token (the model's pick; -1 for a row that came to the host or
    * that was scored), per sequence its rows of logits as {@link #forward} gives them (null for a picked one; a scored
-   * sequence's last row only, as {@link #forwardScored} gives it), and a scored sequence's scores (null without
-   * scoring, or for the others).
+   * sequence's last row only, as {@link #forwardScored} gives it), and a scored sequence's scores and their
+   * alternatives as {@link Scored} holds them (null without scoring or alternatives, or for the others).
    */
-  record Picks(int[] tokens, float[][] logits, double[][] scores) {
+  record Picks(int[] tokens, float[][] logits, double[][] scores, int[][] scoreTopIds, double[][] scoreTopLogprobs) {
     /** Without scores. */
     public Picks(int[] tokens, float[][] logits) {
-      this(tokens, logits, null);
+      this(tokens, logits, null, null, null);
+    }
+
+    /** Without the scores' alternatives. */
+    public Picks(int[] tokens, float[][] logits, double[][] scores) {
+      this(tokens, logits, scores, null, null);
     }
   }
 
@@ -259,15 +287,26 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
+   * As {@link #pickSome(List, KvCache, boolean[], int[][], int, SamplingRows, double[], LogitEdits, int, int[],
+   * double[])} without the scores' alternatives.
+   */
+  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
+      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    return pickSome(seqs, cache, toHost, scoreTokens, 0, spec, logprobs, edits, k, topIds, topLogprobs);
+  }
+
+  /**
    * As {@link #pickSome(List, KvCache, boolean[], SamplingRows, double[], LogitEdits, int, int[], double[])}, with
-   * some of the host sequences scored as {@link #forwardScored} scores them ({@code scoreTokens[s]} not null: an echo
-   * prefill, {@code allLogits}, {@code toHost[s]}): their scores in {@link Picks#scores} and only their last row in
+   * some of the host sequences scored as {@link #forwardScored(List, KvCache, int[][], int)} scores them
+   * ({@code scoreTokens[s]} not null: an echo prefill, {@code allLogits}, {@code toHost[s]}; {@code scoreTop}
+   * alternatives per scored row): their scores (and alternatives) in {@link Picks} and only their last row in
    * {@link Picks#logits}. A step with an echo prefill then costs the others their picks, not their rows
    * ({@code scoreTokens} null: no scoring). The default runs {@link #forwardScored} (or {@link #forward}) and picks on
    * the host; implementations override this overload.
    */
   default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+      int scoreTop, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
     requirePickable(seqs, toHost, scoreTokens);
     int vocab = config().vocabSize();
     float[][] logits = forward(seqs, cache);
@@ -276,6 +315,8 @@ public interface CausalLm extends AutoCloseable {
     int[] tokens = new int[flat.length / vocab];
     java.util.Arrays.fill(tokens, -1);
     double[][] scores = scoreTokens != null ? new double[logits.length][] : null;
+    int[][] scoreIds = scoreTokens != null && scoreTop > 0 ? new int[logits.length][] : null;
+    double[][] scoreLps = scoreIds != null ? new double[logits.length][] : null;
     int row = 0;
     for (int s = 0; s < logits.length; s++) {
       int rows = logits[s].length / vocab;
@@ -288,11 +329,18 @@ public interface CausalLm extends AutoCloseable {
       } else if (scores != null && scoreTokens[s] != null) { // as forwardScored's default: scores, then the last row
         float[] v = logits[s];
         scores[s] = RowMath.tokenLogprobs(v, vocab, scoreTokens[s]);
+        if (scoreIds != null) {
+          scoreIds[s] = new int[scoreTokens[s].length * scoreTop];
+          scoreLps[s] = new double[scoreTokens[s].length * scoreTop];
+          for (int r = 0; r < scoreTokens[s].length; r++) {
+            RowMath.pickRow(v, r * vocab, vocab, null, 0, scoreTop, scoreIds[s], scoreLps[s], r * scoreTop);
+          }
+        }
         logits[s] = java.util.Arrays.copyOfRange(v, v.length - vocab, v.length);
       }
       row += rows;
     }
-    return new Picks(tokens, logits, scores);
+    return new Picks(tokens, logits, scores, scoreIds, scoreLps);
   }
 
   /**

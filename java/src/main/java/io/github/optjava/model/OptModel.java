@@ -240,14 +240,15 @@ public final class OptModel implements CausalLm {
   }
 
   /**
-   * {@link CausalLm#forwardScored}: the scored sequences' log-probs come from {@link Ops#tokenLogprobs} where the
-   * logits are, and only their last rows are read back (on a GPU, 8 bytes per prompt row instead of a vocabulary).
+   * {@link CausalLm#forwardScored}: the scored sequences' log-probs (and their alternatives) come from
+   * {@link Ops#tokenLogprobs} where the logits are, and only their last rows are read back (on a GPU, 8 bytes per
+   * prompt row, and 8 per alternative, instead of a vocabulary).
    */
   @Override
-  public Scored forwardScored(List<SeqStep> seqs, KvCache cache, int[][] scoreTokens) {
+  public Scored forwardScored(List<SeqStep> seqs, KvCache cache, int[][] scoreTokens, int top) {
     requireWholeModel();
-    StepResult r = step(seqs, cache, null, null, null, scoreTokens);
-    return new Scored(r.logits, r.scores);
+    StepResult r = step(seqs, cache, null, null, null, scoreTokens, top);
+    return new Scored(r.logits, r.scores, r.topIds, r.topLogprobs);
   }
 
   /**
@@ -450,10 +451,11 @@ public final class OptModel implements CausalLm {
    * every row read once.
    */
   @Override
-  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens, SamplingRows spec,
-      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens, int scoreTop,
+      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
     if (!ops.picksMixedRowsOnDevice()) { // its sampleRows would read every row: read them once, pick on the host
-      return CausalLm.super.pickSome(seqs, cache, toHost, scoreTokens, spec, logprobs, edits, k, topIds, topLogprobs);
+      return CausalLm.super.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, spec, logprobs, edits, k, topIds,
+          topLogprobs);
     }
     requireWholeModel();
     CausalLm.requirePickable(seqs, toHost, scoreTokens);
@@ -491,12 +493,23 @@ public final class OptModel implements CausalLm {
     }
     float[][] logits = new float[n][];
     double[][] scores = scoreTokens != null ? new double[n][] : null;
+    int[][] scoreIds = scoreTokens != null && scoreTop > 0 ? new int[n][] : null;
+    double[][] scoreLps = scoreIds != null ? new double[n][] : null;
     int[] tokens = step(seqs, cache, out -> {
       if (scoredRows != null) { // before the picks: their edits may change the logits in place
-        double[] lp = ops.tokenLogprobs(out, scoredRows); // (a scored step is never padded: one entry per row)
+        // (a scored step is never padded: one entry per row)
+        int[] ids = scoreIds != null ? new int[stepRows * scoreTop] : null;
+        double[] lps = scoreIds != null ? new double[stepRows * scoreTop] : null;
+        double[] lp = ops.tokenLogprobs(out, scoredRows, scoreIds != null ? scoreTop : 0, ids, lps);
         for (int s = 0; s < n; s++) {
           if (scoreTokens[s] != null) {
             scores[s] = java.util.Arrays.copyOfRange(lp, first[s], first[s] + scoreTokens[s].length);
+            if (ids != null) {
+              scoreIds[s] = java.util.Arrays.copyOfRange(ids, first[s] * scoreTop,
+                  (first[s] + scoreTokens[s].length) * scoreTop);
+              scoreLps[s] = java.util.Arrays.copyOfRange(lps, first[s] * scoreTop,
+                  (first[s] + scoreTokens[s].length) * scoreTop);
+            }
           }
         }
       }
@@ -535,8 +548,8 @@ public final class OptModel implements CausalLm {
         }
       }
       return perRow;
-    }, null, null, scoreTokens).argmax;
-    return new Picks(tokens, logits, scores);
+    }, null, null, scoreTokens, scoreTop).argmax;
+    return new Picks(tokens, logits, scores, scoreIds, scoreLps);
   }
 
   /** Rows {@code rows} of {@code m} read to the host in order (gathered first unless they are all of them). */
@@ -579,7 +592,12 @@ public final class OptModel implements CausalLm {
   }
 
   /** What a step returns: the logits per sequence, or the argmax per sequence (mid-pipeline: nothing). */
-  private record StepResult(float[][] logits, int[] argmax, double[][] scores) {
+  private record StepResult(float[][] logits, int[] argmax, double[][] scores, int[][] topIds,
+      double[][] topLogprobs) {
+    StepResult(float[][] logits, int[] argmax, double[][] scores) {
+      this(logits, argmax, scores, null, null);
+    }
+
     StepResult(float[][] logits, int[] argmax) {
       this(logits, argmax, null);
     }
@@ -592,13 +610,20 @@ public final class OptModel implements CausalLm {
    */
   private StepResult step(List<SeqStep> seqs, KvCache cache, java.util.function.Function<Mat, int[]> picker,
       StageIo input, StageIo output, int[][] scoreTokens) {
+    return step(seqs, cache, picker, input, output, scoreTokens, 0);
+  }
+
+  /** As {@link #step(List, KvCache, java.util.function.Function, StageIo, StageIo, int[][])}, with {@code scoreTop}
+   * alternatives per scored row ({@link #forwardScored}). */
+  private StepResult step(List<SeqStep> seqs, KvCache cache, java.util.function.Function<Mat, int[]> picker,
+      StageIo input, StageIo output, int[][] scoreTokens, int scoreTop) {
     if (cache.store().width() != width) {
       throw new IllegalArgumentException("KV cache of width " + cache.store().width() + " for a model whose rank "
           + tp.rank() + " of " + tp.worldSize() + " keeps " + width + " (hidden / world): size it with kvWidth()");
     }
     boolean graphable = !tp.communicates() && stage.count() == 1;
     StepLayout layout = StepLayout.plan(seqs, cache, config, ops, graphable, scoreTokens != null);
-    StepInputs in = new StepInputs(seqs, layout, input, output, scoreTokens);
+    StepInputs in = new StepInputs(seqs, layout, input, output, scoreTokens, scoreTop);
     if (!layout.graphStep()) {
       return runOps(in, cache, picker);
     }
@@ -620,7 +645,8 @@ public final class OptModel implements CausalLm {
    * scores come from {@link Ops#tokenLogprobs} and only the needed rows are gathered and read; else the rows are
    * read once and scored on the host.
    */
-  private StepResult scored(Mat logits, List<SeqStep> seqs, int[] queryCount, int[][] scoreTokens, Scratch m) {
+  private StepResult scored(Mat logits, List<SeqStep> seqs, int[] queryCount, int[][] scoreTokens, int top,
+      Scratch m) {
     int n = seqs.size();
     int vocab = config.vocabSize();
     int[] rowTokens = new int[logits.rows()];
@@ -647,21 +673,28 @@ public final class OptModel implements CausalLm {
     }
     float[][] result = new float[n][];
     double[][] scores = new double[n][];
+    int[][] topIds = top > 0 ? new int[n][] : null;
+    double[][] topLogprobs = top > 0 ? new double[n][] : null;
+    int[] ids = top > 0 ? new int[logits.rows() * top] : null;
+    double[] lps = top > 0 ? new double[logits.rows() * top] : null;
     if (!ops.scoresOnDevice()) { // one read of every row, then the host
       float[] flat = ops.read(logits);
       double[] lp = io.github.optjava.backend.RowMath.tokenLogprobs(flat, vocab, rowTokens);
+      for (int r = 0; r < logits.rows() && top > 0; r++) {
+        if (rowTokens[r] >= 0) {
+          io.github.optjava.backend.RowMath.pickRow(flat, r * vocab, vocab, null, 0, top, ids, lps, r * top);
+        }
+      }
       for (int s = 0; s < n; s++) {
         int rows = seqs.get(s).allLogits() ? queryCount[s] : 1;
         int from = scoreTokens[s] != null ? first[s] + rows - 1 : first[s];
         int count = scoreTokens[s] != null ? 1 : rows;
         result[s] = java.util.Arrays.copyOfRange(flat, from * vocab, (from + count) * vocab);
-        if (scoreTokens[s] != null) {
-          scores[s] = java.util.Arrays.copyOfRange(lp, first[s], first[s] + scoreTokens[s].length);
-        }
+        scoresOf(s, scoreTokens, first, top, lp, ids, lps, scores, topIds, topLogprobs);
       }
-      return new StepResult(result, null, scores);
+      return new StepResult(result, null, scores, topIds, topLogprobs);
     }
-    double[] lp = ops.tokenLogprobs(logits, rowTokens);
+    double[] lp = ops.tokenLogprobs(logits, rowTokens, top, ids, lps);
     int[] keepRows = keep.stream().mapToInt(Integer::intValue).toArray();
     Mat kept = logits;
     if (!isEveryRow(keepRows, logits.rows())) {
@@ -673,11 +706,23 @@ public final class OptModel implements CausalLm {
       int rows = scoreTokens[s] != null ? 1 : seqs.get(s).allLogits() ? queryCount[s] : 1;
       result[s] = java.util.Arrays.copyOfRange(flat, k * vocab, (k + rows) * vocab);
       k += rows;
-      if (scoreTokens[s] != null) {
-        scores[s] = java.util.Arrays.copyOfRange(lp, first[s], first[s] + scoreTokens[s].length);
-      }
+      scoresOf(s, scoreTokens, first, top, lp, ids, lps, scores, topIds, topLogprobs);
     }
-    return new StepResult(result, null, scores);
+    return new StepResult(result, null, scores, topIds, topLogprobs);
+  }
+
+  /** Sequence {@code s}'s share of a step's row scores and alternatives (nothing when it is not scored). */
+  private static void scoresOf(int s, int[][] scoreTokens, int[] first, int top, double[] lp, int[] ids, double[] lps,
+      double[][] scores, int[][] topIds, double[][] topLogprobs) {
+    if (scoreTokens[s] == null) {
+      return;
+    }
+    int end = first[s] + scoreTokens[s].length;
+    scores[s] = java.util.Arrays.copyOfRange(lp, first[s], end);
+    if (top > 0) {
+      topIds[s] = java.util.Arrays.copyOfRange(ids, first[s] * top, end * top);
+      topLogprobs[s] = java.util.Arrays.copyOfRange(lps, first[s] * top, end * top);
+    }
   }
 
   /** Whether {@code rows} is 0, 1, …, total - 1: every row, in order. */
@@ -695,7 +740,7 @@ public final class OptModel implements CausalLm {
 
   /** What the ops of one step read, prepared by {@link #step}. */
   private record StepInputs(List<SeqStep> seqs, StepLayout layout, StageIo input, StageIo output,
-      int[][] scoreTokens) {}
+      int[][] scoreTokens, int scoreTop) {}
 
   /**
    * The ops of one step: embeddings, every layer, final norm, lm_head; then the logits or their argmax.
@@ -797,7 +842,7 @@ public final class OptModel implements CausalLm {
         return new StepResult(null, picker.apply(logits));
       }
       if (in.scoreTokens != null) {
-        return scored(logits, seqs, queryCount, in.scoreTokens, m);
+        return scored(logits, seqs, queryCount, in.scoreTokens, in.scoreTop, m);
       }
       float[] flat = ops.read(logits);
 

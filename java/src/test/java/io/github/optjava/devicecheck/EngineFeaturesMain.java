@@ -50,7 +50,8 @@ import java.util.concurrent.CompletableFuture;
  *       GPU, session 24): decode ms/token, steps, drafts accepted, tokens;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
- *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN).</li>
+ *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN); then the same with 5
+ *       alternatives per row (session 24).</li>
  * </ul>
  * Writes one tab-separated row per result (name, ok|FAIL|info, detail) to {@code --rows}: "FAIL" when a feature
  * changed a greedy token, which it must not do beyond float rounding.
@@ -222,37 +223,9 @@ public final class EngineFeaturesMain {
       if (ops instanceof io.github.optjava.backend.cuda.CudaOps cuda) {
         int[] text = randomIds(rnd, config.maxPositionEmbeddings() - 8, config.vocabSize());
         text[0] = 2;
-        SamplingParams score = SamplingParams.greedy().toBuilder().echo(true).maxTokens(0).build();
-        boolean before = cuda.usesDeviceScores();
-        double[] hostMs = new double[1];
-        double[] deviceMs = new double[1];
-        List<io.github.optjava.api.TokenLogprob> host;
-        List<io.github.optjava.api.TokenLogprob> device;
-        try {
-          cuda.useDeviceScores(false);
-          scoreRun(model, tokenizer, text, score, hostMs); // warm-up
-          host = scoreRun(model, tokenizer, text, score, hostMs);
-          cuda.useDeviceScores(true);
-          scoreRun(model, tokenizer, text, score, deviceMs);
-          device = scoreRun(model, tokenizer, text, score, deviceMs);
-        } finally {
-          cuda.useDeviceScores(before);
-        }
-        double worst = 0;
-        boolean nanMismatch = false;
-        for (int i = 1; i < host.size(); i++) {
-          double h = host.get(i).logprob();
-          double d = device.get(i).logprob();
-          nanMismatch |= Double.isNaN(h) != Double.isNaN(d);
-          if (!Double.isNaN(h) && !Double.isNaN(d)) {
-            worst = Math.max(worst, Math.abs(h - d) / (1 + Math.abs(h)));
-          }
-        }
-        detail = String.format(Locale.ROOT, "%d-token prompt scored: host %.1f ms, device %.1f ms (%.2fx); largest "
-            + "difference %.2g of the log-prob%s", text.length, hostMs[0], deviceMs[0], hostMs[0] / deviceMs[0], worst,
-            nanMismatch ? "; NaN on one side only" : "");
-        out.println("EngineFeaturesMain: echo scores: " + detail);
-        rows.add(row("engine: echo scores on device", worst <= 1e-3 && !nanMismatch ? "ok" : "FAIL", detail));
+        rows.add(echoScoresRow(model, tokenizer, cuda, text, 0, out));
+        // with 5 alternatives per prompt row (session 24: listed on the device, where the rows used to come back)
+        rows.add(echoScoresRow(model, tokenizer, cuda, text, 5, out));
         Files.write(o.rows, rows); // kept if the step's time limit ends the run below
 
         // Continuous batching with requests of different lengths, decode steps padded to batch buckets or not
@@ -572,6 +545,62 @@ public final class EngineFeaturesMain {
       engine.close();
       cache.close();
     }
+  }
+
+  /**
+   * One long prompt scored (echo, no new token; {@code top} log-prob alternatives per row) with its scores computed
+   * on the host and on the device ({@code CudaOps.useDeviceScores}): time, the largest difference between the two
+   * (FAIL above 1e-3 of the log-prob's size, or where only one is NaN) and, with alternatives, the largest difference
+   * of theirs and the rows whose listed tokens differ (a near tie in float32 can swap two: information).
+   */
+  private static String echoScoresRow(OptModel model, OptTokenizer tokenizer, io.github.optjava.backend.cuda.CudaOps
+      cuda, int[] text, int top, PrintStream out) {
+    SamplingParams score = SamplingParams.greedy().toBuilder().echo(true).maxTokens(0)
+        .logprobs(top == 0 ? null : top).build();
+    boolean before = cuda.usesDeviceScores();
+    double[] hostMs = new double[1];
+    double[] deviceMs = new double[1];
+    List<io.github.optjava.api.TokenLogprob> host;
+    List<io.github.optjava.api.TokenLogprob> device;
+    try {
+      cuda.useDeviceScores(false);
+      scoreRun(model, tokenizer, text, score, hostMs); // warm-up
+      host = scoreRun(model, tokenizer, text, score, hostMs);
+      cuda.useDeviceScores(true);
+      scoreRun(model, tokenizer, text, score, deviceMs);
+      device = scoreRun(model, tokenizer, text, score, deviceMs);
+    } finally {
+      cuda.useDeviceScores(before);
+    }
+    double worst = 0;
+    double worstTop = 0;
+    int listsDiffer = 0;
+    boolean nanMismatch = false;
+    for (int i = 1; i < host.size(); i++) {
+      double h = host.get(i).logprob();
+      double d = device.get(i).logprob();
+      nanMismatch |= Double.isNaN(h) != Double.isNaN(d);
+      if (!Double.isNaN(h) && !Double.isNaN(d)) {
+        worst = Math.max(worst, Math.abs(h - d) / (1 + Math.abs(h)));
+      }
+      java.util.Map<String, Double> ht = host.get(i).top();
+      java.util.Map<String, Double> dt = device.get(i).top();
+      listsDiffer += ht.keySet().equals(dt.keySet()) ? 0 : 1;
+      for (var e : ht.entrySet()) {
+        Double other = dt.get(e.getKey());
+        if (other != null && !Double.isNaN(e.getValue()) && !Double.isNaN(other)) {
+          worstTop = Math.max(worstTop, Math.abs(e.getValue() - other) / (1 + Math.abs(e.getValue())));
+        }
+      }
+    }
+    String detail = String.format(Locale.ROOT, "%d-token prompt scored%s: host %.1f ms, device %.1f ms (%.2fx); "
+        + "largest difference %.2g of the log-prob%s%s", text.length, top == 0 ? "" : ", " + top + " alternatives",
+        hostMs[0], deviceMs[0], hostMs[0] / deviceMs[0], worst, nanMismatch ? "; NaN on one side only" : "",
+        top == 0 ? "" : String.format(Locale.ROOT, "; alternatives: largest difference %.2g, lists differ in %d of "
+            + "%d rows", worstTop, listsDiffer, host.size() - 1));
+    out.println("EngineFeaturesMain: echo scores: " + detail);
+    boolean ok = worst <= 1e-3 && !nanMismatch && worstTop <= 1e-3 && listsDiffer <= (host.size() - 1) / 100;
+    return row("engine: echo scores on device" + (top == 0 ? "" : ", alternatives"), ok ? "ok" : "FAIL", detail);
   }
 
   /** One echo request (its prompt's log-probs, no new token); {@code ms[0]} receives its time. */

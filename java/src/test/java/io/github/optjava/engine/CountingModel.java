@@ -27,6 +27,7 @@ final class CountingModel implements CausalLm {
   int partialSteps; // steps that picked some sequences' tokens and brought the others' rows to the host
   int pickedDraftRows; // rows of sequences with drafts that pickSome picked where the logits are (one per fed token)
   int scoredPartialSteps; // of those, steps that also scored an echo prefill where the logits are
+  int scoredAlternatives; // steps whose scored echo prefill had its log-prob alternatives listed there (pickSome)
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -114,7 +115,8 @@ final class CountingModel implements CausalLm {
 
   @Override
   public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+      int scoreTop, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
     boolean anyToHost = false;
     for (int s = 0; s < seqs.size(); s++) {
       anyToHost |= toHost[s];
@@ -125,7 +127,8 @@ final class CountingModel implements CausalLm {
     countTypical(spec);
     editedLogits += edits.count();
     count(seqs);
-    return model.pickSome(seqs, cache, toHost, scoreTokens, spec, logprobs, edits, k, topIds, topLogprobs);
+    scoredAlternatives += scoreTokens != null && scoreTop > 0 ? 1 : 0;
+    return model.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, spec, logprobs, edits, k, topIds, topLogprobs);
   }
 
   @Override

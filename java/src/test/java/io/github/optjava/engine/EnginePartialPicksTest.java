@@ -127,6 +127,29 @@ class EnginePartialPicksTest {
         "the echo's prompt log-probs came: " + partial.choices().get(5).get(0).logprobs());
   }
 
+  /**
+   * An echo prefill with log-prob alternatives (session 24): on a model that picks where the logits are, its prompt's
+   * scores and alternatives are listed there too ({@code Ops.tokenLogprobs} with k), in the step that picks for the
+   * others, where its rows used to come to the host; its prompt's entries are those the host computes from the rows
+   * (a model that does not sample on the device), bit for bit on the CPU.
+   */
+  @Test
+  void anEchoPrefillWithAlternativesIsScoredWhereTheLogitsAre() {
+    List<SamplingParams> params = new ArrayList<>(params());
+    params.set(5, SamplingParams.greedy().toBuilder().echo(true).logprobs(3).maxTokens(6).build());
+    Run host = run(new CountingModel(TinyOpt.model(new CpuOps()), false), true, 0, params);
+    Run device = run(new CountingModel(TinyOpt.model(new CpuOps()), true), true, 0, params);
+    assertEquals(0, host.model().scoredAlternatives);
+    assertTrue(device.model().scoredAlternatives >= 1, "steps that listed the echo's alternatives where the logits "
+        + "are: " + device.model().scoredAlternatives);
+    int promptTokens = TOKENIZER.encode(PROMPTS[5]).length;
+    List<io.github.optjava.api.TokenLogprob> want = host.choices().get(5).get(0).logprobs();
+    List<io.github.optjava.api.TokenLogprob> got = device.choices().get(5).get(0).logprobs();
+    assertTrue(want.size() > promptTokens && want.get(promptTokens - 1).top().size() == 3, want.toString());
+    assertEquals(want.subList(0, promptTokens), got.subList(0, promptTokens), "the prompt's entries");
+    assertEquals(want, got, "and the greedy tokens after it (their alternatives listed where the logits are)");
+  }
+
   private static void compare(Run all, Run partial, int lookup) {
     assertEquals(0, all.model().partialSteps);
     assertTrue(partial.model().partialSteps >= 10, "steps that brought some rows only: "

@@ -123,8 +123,8 @@ public final class HostPathBenchMain {
     // A step that brings some sequences' rows: those rows (fresh, as a GPU's read), the others' picks fixed
     @Override
     public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-        SamplingRows spec, double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k, int[] topIds,
-        double[] topLogprobs) {
+        int scoreTop, SamplingRows spec, double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k,
+        int[] topIds, double[] topLogprobs) {
       reserve(seqs, cache);
       int outRows = 0;
       for (OptModel.SeqStep q : seqs) {
@@ -133,6 +133,8 @@ public final class HostPathBenchMain {
       int[] tokens = new int[outRows]; // by output row
       float[][] rows = new float[seqs.size()][];
       double[][] scores = scoreTokens != null ? new double[seqs.size()][] : null;
+      int[][] scoreIds = null;
+      double[][] scoreLps = null;
       for (int i = 0, r = 0; i < seqs.size(); i++) {
         int count = seqs.get(i).allLogits() ? seqs.get(i).newTokens().length : 1;
         java.util.Arrays.fill(tokens, r, r + count, toHost[i] ? -1 : 100);
@@ -142,13 +144,20 @@ public final class HostPathBenchMain {
         if (scored) {
           scores[i] = new double[scoreTokens[i].length];
           java.util.Arrays.fill(scores[i], -3.0);
+          if (scoreTop > 0) { // none listed: -1 (the bench's echo requests ask for none)
+            scoreIds = scoreIds == null ? new int[seqs.size()][] : scoreIds;
+            scoreLps = scoreLps == null ? new double[seqs.size()][] : scoreLps;
+            scoreIds[i] = new int[scoreTokens[i].length * scoreTop];
+            java.util.Arrays.fill(scoreIds[i], -1);
+            scoreLps[i] = new double[scoreIds[i].length];
+          }
         }
       }
       for (int i = 0; i < k * outRows; i++) {
         topIds[i] = 1000 + i % k;
         topLogprobs[i] = -1 - i % k;
       }
-      return new Picks(tokens, rows, scores);
+      return new Picks(tokens, rows, scores, scoreIds, scoreLps);
     }
 
     // Beam steps without processors: the 2·beams pairs per beam a GPU would send back (each beam's best tokens of

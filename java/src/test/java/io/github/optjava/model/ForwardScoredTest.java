@@ -2,7 +2,9 @@ package io.github.optjava.model;
 
 import static io.github.optjava.model.HfReference.ints;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import io.github.optjava.backend.Ops;
@@ -99,17 +101,27 @@ class ForwardScoredTest {
         @Override
         public void close() {}
       };
-      try (KvCache x = new KvCache(ops.kvStore(layers, 64, 4, width));
-          KvCache y = new KvCache(ops.kvStore(layers, 64, 4, width))) {
-        CausalLm.Scored got = model.forwardScored(steps, x, scoreTokens);
-        CausalLm.Scored want = plain.forwardScored(steps, y, scoreTokens);
-        for (int s = 0; s < steps.size(); s++) {
-          assertArrayEquals(want.logits()[s], got.logits()[s], 0f, what + ": rows of sequence " + s);
-          if (scoreTokens[s] == null) {
-            assertNull(got.scores()[s], what + ": sequence " + s + " is not scored");
-          } else {
-            assertArrayEquals(want.scores()[s], got.scores()[s], 0.0, what + ": scores of sequence " + s);
+      for (int top : new int[] {0, 3}) { // 3: each scored row's alternatives too (session 24)
+        try (KvCache x = new KvCache(ops.kvStore(layers, 64, 4, width));
+            KvCache y = new KvCache(ops.kvStore(layers, 64, 4, width))) {
+          CausalLm.Scored got = model.forwardScored(steps, x, scoreTokens, top);
+          CausalLm.Scored want = plain.forwardScored(steps, y, scoreTokens, top);
+          String w = what + ", top " + top;
+          for (int s = 0; s < steps.size(); s++) {
+            assertArrayEquals(want.logits()[s], got.logits()[s], 0f, w + ": rows of sequence " + s);
+            if (scoreTokens[s] == null) {
+              assertNull(got.scores()[s], w + ": sequence " + s + " is not scored");
+              assertTrue(top == 0 || got.topIds()[s] == null, w + ": sequence " + s + " lists nothing");
+            } else {
+              assertArrayEquals(want.scores()[s], got.scores()[s], 0.0, w + ": scores of sequence " + s);
+              if (top > 0) {
+                assertEquals(scoreTokens[s].length * top, got.topIds()[s].length, w);
+                assertArrayEquals(want.topIds()[s], got.topIds()[s], w + ": alternatives of sequence " + s);
+                assertArrayEquals(want.topLogprobs()[s], got.topLogprobs()[s], 0.0, w + ": their log-probs");
+              }
+            }
           }
+          assertTrue(top > 0 || got.topIds() == null, w + ": no alternatives asked, none listed");
         }
       }
     }

@@ -2142,8 +2142,32 @@ public final class CudaOps implements Ops {
     if (!deviceScores) {
       return Ops.super.tokenLogprobs(logits, tokens);
     }
+    return scoreRows(logits, tokens, 0, null, null);
+  }
+
+  /**
+   * With {@code k} alternatives per row: the top-k kernel of a greedy request's alternatives
+   * ({@code opt_top_logprobs_f32}) over each chunk the scores read, its pairs copied back with the scores (an echo
+   * request with {@code logprobs}: k pairs per prompt row instead of the rows).
+   */
+  @Override
+  public double[] tokenLogprobs(Mat logits, int[] tokens, int k, int[] topIds, double[] topLogprobs) {
+    if (k == 0) {
+      return tokenLogprobs(logits, tokens);
+    }
+    if (!deviceScores || !deviceLogprobs || !CudaSwitches.DEVICE_TOP_LOGPROBS) {
+      return Ops.super.tokenLogprobs(logits, tokens, k, topIds, topLogprobs);
+    }
+    return scoreRows(logits, tokens, k, topIds, topLogprobs);
+  }
+
+  /** {@link #tokenLogprobs} on the device, with {@code k} alternatives per row when {@code k > 0}. */
+  private double[] scoreRows(Mat logits, int[] tokens, int k, int[] topIds, double[] topLogprobs) {
     CudaMat s = CudaMat.of(logits);
     require(tokens.length == s.rows, () -> "tokenLogprobs: " + tokens.length + " tokens for " + s.rows + " rows");
+    require(k == 0 || (topIds.length >= (long) s.rows * k && topLogprobs.length >= (long) s.rows * k),
+        () -> "tokenLogprobs: room for " + Math.min(topIds.length, topLogprobs.length) + " alternatives, not "
+            + s.rows + " rows of " + k);
     endStep();
     int n = s.rows;
     int cols = s.cols;
@@ -2154,8 +2178,13 @@ public final class CudaOps implements Ops {
     // 412 MB: more than a device whose KV cache took the free memory has left).
     int chunkRows = (int) Math.max(1, Math.min(n, (16L << 20) / (4L * cols)));
     long f32Bytes = dtype == DType.F32 ? 0 : 4L * chunkRows * cols;
-    Pointer scratch = argmaxScratch(f32Bytes + 4L * n); // one chunk's logits as f32, then n float log-probs
+    // one chunk's logits as f32, then n float log-probs, n·k int ids and n·k float log-probs: the last three read
+    // back at once
+    long readBytes = 4L * n + 8L * n * k;
+    Pointer scratch = argmaxScratch(f32Bytes + readBytes);
     FloatPointer lp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4));
+    IntPointer ids = IndexUploads.at(scratch, f32Bytes / 4 + n);
+    FloatPointer topLp = new FloatPointer(IndexUploads.at(scratch, f32Bytes / 4 + n + (long) n * k));
     long elementBytes = dtype == DType.F32 ? 4 : 2;
     for (int r0 = 0; r0 < n; r0 += chunkRows) {
       int rows = Math.min(chunkRows, n - r0);
@@ -2173,9 +2202,13 @@ public final class CudaOps implements Ops {
       IntPointer d = ints(java.util.Arrays.copyOfRange(tokens, r0, r0 + rows));
       op("tokenLogprobs", OptKernels.opt_token_logprob_f32(new FloatPointer(IndexUploads.at(lp, r0)), values, d, rows,
           cols, stream));
+      if (k > 0) {
+        op("tokenLogprobs (top log-probs)", OptKernels.opt_top_logprobs_f32(IndexUploads.at(ids, (long) r0 * k),
+            new FloatPointer(IndexUploads.at(topLp, (long) r0 * k)), values, rows, cols, k, stream));
+      }
     }
-    Pointer host = readBuffer(4L * n);
-    check("tokenLogprobs read", cudaMemcpyAsync(host, lp, 4L * n, cudaMemcpyDeviceToHost, stream));
+    Pointer host = readBuffer(readBytes);
+    check("tokenLogprobs read", cudaMemcpyAsync(host, lp, readBytes, cudaMemcpyDeviceToHost, stream));
     stepTimerStop();
     check("tokenLogprobs read (synchronise)", cudaStreamSynchronize(stream));
     stepTimerCollect();
@@ -2186,6 +2219,14 @@ public final class CudaOps implements Ops {
     double[] out = new double[n];
     for (int i = 0; i < n; i++) {
       out[i] = f[i];
+    }
+    if (k > 0) {
+      new IntPointer(IndexUploads.at(host, n)).get(topIds, 0, n * k);
+      float[] g = new float[n * k];
+      new FloatPointer(IndexUploads.at(host, n + (long) n * k)).get(g);
+      for (int i = 0; i < n * k; i++) {
+        topLogprobs[i] = g[i];
+      }
     }
     return out;
   }

@@ -649,6 +649,72 @@ class CudaOpsParityTest {
   }
 
   /**
+   * An echoed prompt's scores with 5 alternatives per row on the device (session 24, written without a GPU:
+   * opt_token_logprob_f32 and the greedy alternatives' opt_top_logprobs_f32 over each chunk of rows) against the host
+   * (Ops' default: RowMath's top k): the same ids in the same order (ties: the lower id first) and log-probs within
+   * float32, over 100 rows of OPT's vocabulary (they cross a chunk boundary). Rows 1 and 2 (a NaN, all -inf) are
+   * checked for their scores only.
+   */
+  @ParameterizedTest(name = "{0} rows={1} cols={2}")
+  @MethodSource("cases")
+  @org.junit.jupiter.api.Tag(NEW_KERNEL)
+  @org.junit.jupiter.api.Tag("gpu-new-score")
+  @org.junit.jupiter.api.Tag("gpu-new-toplp")
+  void tokenLogprobsWithAlternativesMatchTheHost(DType d, int rows, int cols) {
+    CudaOps g = gpu(d);
+    boolean before = g.usesDeviceScores();
+    int k = 5;
+    for (int[] shape : new int[][] {{rows, cols}, {100, 50272}}) {
+      int n = shape[0];
+      int vocab = shape[1];
+      Random r = new Random(n * 31L + vocab);
+      float[] logits = random(r, n * vocab, 4, d);
+      int[] tokens = new int[n];
+      for (int i = 0; i < n; i++) {
+        tokens[i] = i % 7 == 6 ? -1 : r.nextInt(vocab); // -1: a row nobody scores (its alternatives still come)
+      }
+      if (n > 3) {
+        logits[vocab + 1] = Float.NaN;
+        java.util.Arrays.fill(logits, 2 * vocab, 3 * vocab, Float.NEGATIVE_INFINITY);
+      }
+      Mat m = act(g, logits, n, vocab);
+      int[] wantIds = new int[n * k];
+      double[] wantLps = new double[n * k];
+      int[] gotIds = new int[n * k];
+      double[] gotLps = new double[n * k];
+      g.useDeviceScores(false);
+      double[] want = g.tokenLogprobs(m, tokens, k, wantIds, wantLps);
+      g.useDeviceScores(true);
+      try {
+        double[] got = g.tokenLogprobs(m, tokens, k, gotIds, gotLps);
+        double[] alone = g.tokenLogprobs(m, tokens);
+        for (int i = 0; i < n; i++) {
+          String what = d + " " + n + "x" + vocab + " row " + i;
+          if (tokens[i] < 0) {
+            // a row nobody scores: no score to compare
+          } else if (Double.isNaN(want[i])) {
+            assertTrue(Double.isNaN(got[i]), what + ": " + got[i] + ", want NaN");
+          } else {
+            assertEquals(alone[i], got[i], 0.0, what + ": the score as without alternatives");
+            assertTrue(Math.abs(got[i] - want[i]) <= 1e-4 * (1 + Math.abs(want[i])), what + ": " + got[i] + " vs "
+                + want[i]);
+          }
+          if (n > 3 && (i == 1 || i == 2)) {
+            continue;
+          }
+          for (int j = 0; j < k; j++) {
+            assertEquals(wantIds[i * k + j], gotIds[i * k + j], what + " alternative " + j);
+            assertTrue(Math.abs(gotLps[i * k + j] - wantLps[i * k + j]) <= 1e-4 * (1 + Math.abs(wantLps[i * k + j])),
+                what + " alternative " + j + ": " + gotLps[i * k + j] + " vs " + wantLps[i * k + j]);
+          }
+        }
+      } finally {
+        g.useDeviceScores(before);
+      }
+    }
+  }
+
+  /**
    * Sampling on the device (opt_sample_rows_f32) against its host twin (RowSampling, which CpuOps uses): the same
    * tokens for the same uniforms over rows of the real vocabulary and small ones, with temperature, top-k and
    * top-p on and off, and the same log-probs; the logits in the GPU's dtype (the twin reads the same values).
