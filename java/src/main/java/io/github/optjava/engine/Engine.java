@@ -81,6 +81,10 @@ public final class Engine implements AutoCloseable {
   // (CausalLm.pickSome); off (-Dopt.engine.partialPicks=false, a way out): such a step brings every row (tests
   // compare both)
   private volatile boolean partialPicks = !"false".equalsIgnoreCase(System.getProperty("opt.engine.partialPicks"));
+  // Whether draft rows are picked where the logits are (session 24, not yet run on a GPU); off
+  // (-Dopt.engine.pickedDrafts=false, a way out): as before, a sampled sequence on a model that samples there gets no
+  // drafts and a greedy one with processors brings its draft rows to the host
+  private volatile boolean pickedDrafts = !"false".equalsIgnoreCase(System.getProperty("opt.engine.pickedDrafts"));
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -471,7 +475,8 @@ public final class Engine implements AutoCloseable {
     for (int i = 0; i < plan.length && promptLookup > 0 && left > 0; i++) {
       Sequence s = active.get(i);
       // (a sequence the model samples where the logits are draws its draft rows there too: runModel)
-      if (plan[i] == 1 && !s.prefilling()) {
+      if (plan[i] == 1 && !s.prefilling()
+          && (pickedDrafts || !(model.samplesOnDevice() && s.samplableWhereLogitsAre()))) {
         int d = s.proposeDrafts((int) Math.min(promptLookup, left));
         plan[i] += d;
         left -= d;
@@ -619,7 +624,8 @@ public final class Engine implements AutoCloseable {
     int n = b.size();
     java.util.function.IntPredicate forksNow = j -> b.gives()[j] && forks.containsKey(b.seqs().get(j));
     boolean argmaxOnly = java.util.stream.IntStream.range(0, n).allMatch(j -> !forksNow.test(j)
-        && (b.seqs().get(j).argmaxIsEnough() || b.seqs().get(j).greedyWhereLogitsAre()));
+        && (b.seqs().get(j).argmaxIsEnough()
+            || (b.seqs().get(j).greedyWhereLogitsAre() && (pickedDrafts || b.drafted()[j] == 0))));
     if (argmaxOnly) {
       double[] logprobs = new double[b.rows()];
       LogitEdits edits = edits(b);
@@ -641,14 +647,15 @@ public final class Engine implements AutoCloseable {
     // brings its own rows only.
     boolean[] toHost = new boolean[n];
     int hostCount = 0;
-    boolean pickedDrafts = false;
+    boolean anyDraftsPicked = false;
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
       // (an earlier chunk of a prefill gives no token: its pick, dropped, costs less than its row; it is never
       // allLogits, which only an echo prefill, never chunked, and a draft step are)
-      toHost[j] = b.gives()[j] && (forksNow.test(j) || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre()));
+      toHost[j] = b.gives()[j] && (forksNow.test(j) || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre())
+          || (!pickedDrafts && b.drafted()[j] > 0));
       hostCount += toHost[j] ? 1 : 0;
-      pickedDrafts |= !toHost[j] && b.drafted()[j] > 0;
+      anyDraftsPicked |= !toHost[j] && b.drafted()[j] > 0;
     }
     int[][] scoreTokens = null;
     int scoreTop = 0;
@@ -699,7 +706,7 @@ public final class Engine implements AutoCloseable {
     int[] tokens;
     float[][] logits = null;
     Sequence.PromptScores[] scores = null;
-    if (hostCount == 0 && !pickedDrafts) { // one row per sequence: rows and sequences are numbered alike
+    if (hostCount == 0 && !anyDraftsPicked) { // one row per sequence: rows and sequences are numbered alike
       tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked), top, topIds, topLogprobs);
     } else {
       CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, scoreTop, spec, logprobs,
@@ -709,10 +716,14 @@ public final class Engine implements AutoCloseable {
       scores = promptScores(picks.scores(), picks.scoreTopIds(), picks.scoreTopLogprobs(), scoreTop);
     }
     for (int j = 0; j < n; j++) {
+      int[] fed = b.steps().get(j).newTokens();
       for (int r = 0; r <= b.drafted()[j] && b.gives()[j] && !toHost[j] && !greedy[j]; r++) {
         int token = tokens[b.firstRow()[j] + r];
         if (token == io.github.optjava.backend.RowSampling.NAN) {
           Sequence.requireDrawn(token); // before any sequence commits: a failed step changes nothing
+        }
+        if (r < b.drafted()[j] && token != fed[r + 1]) {
+          break; // the rows after a rejected draft are never used (plain decoding never computes them)
         }
       }
     }
@@ -743,6 +754,15 @@ public final class Engine implements AutoCloseable {
    */
   public void usePartialPicks(boolean on) {
     partialPicks = on;
+  }
+
+  /**
+   * Whether draft rows are picked where the logits are (the default since session 24) or, as before, a sampled
+   * sequence on a model that samples there gets no drafts and a greedy one with processors brings its draft rows to
+   * the host (as {@code -Dopt.engine.pickedDrafts=false}: a way out, and for tests and the device check).
+   */
+  public void usePickedDrafts(boolean on) {
+    pickedDrafts = on;
   }
 
   /** The most log-prob alternatives a sequence of the step that gives a token lists (0: none). */

@@ -514,7 +514,8 @@ public final class EngineFeaturesMain {
         + "(%.2fx), steps %d -> %d (x2 with the warm-up), drafts %d accepted %d, tokens %s", o.lookup,
         plain.sequentialMs, drafted.sequentialMs, plain.sequentialMs / drafted.sequentialMs, plain.stats.steps(),
         drafted.stats.steps(), drafted.stats.draftTokens(), drafted.stats.acceptedDraftTokens(),
-        equal ? "equal" : "differ");
+        equal ? "equal" : "differ") + (model.samplesOnDevice() ? "" : " (host path: this model does not sample where "
+        + "the logits are)");
     out.println("EngineFeaturesMain: prompt lookup, sampled: " + detail);
     return row("engine: prompt lookup, sampled", equal ? "ok" : exactRows ? "FAIL" : "info", detail);
   }

@@ -97,8 +97,14 @@ class EngineSpeculativeTest {
 
   /** One request on {@code model} (which the call closes) with {@code lookup} drafts per step. */
   static Run pickedDraftRun(CountingModel model, SamplingParams p, int lookup) {
+    return pickedDraftRun(model, p, lookup, true);
+  }
+
+  /** As {@link #pickedDraftRun(CountingModel, SamplingParams, int)}, draft rows picked there or not. */
+  static Run pickedDraftRun(CountingModel model, SamplingParams p, int lookup, boolean pickedDrafts) {
     try (model; KvCache cache = model.newCache(64, 4);
         Engine engine = new Engine(model, TOKENIZER, cache, 4, 128, 0, false, lookup)) {
+      engine.usePickedDrafts(pickedDrafts);
       List<Choice> got = engine.submit(TOKENIZER.encode(PROMPTS[0]), p, null).join().choices();
       engine.close();
       return new Run(List.of(got), engine.stats());
@@ -112,25 +118,61 @@ class EngineSpeculativeTest {
    */
   @Test
   void draftRowsArePickedWhereTheLogitsAre() {
+    for (boolean defaultPicks : new boolean[] {false, true}) {
+      for (SamplingParams p : pickedDraftParams()) {
+        // defaultPicks: ops that would read every row to pick (a GPU with deviceMixedPicks off): CausalLm's default
+        // pickSome, by output row on the host
+        Run plain = pickedDraftRun(new CountingModel(TinyOpt.model(new CpuOps()), true), p, 0);
+        CountingModel model = new CountingModel(TinyOpt.model(defaultPicks ? new HostPickingCpuOps() : new CpuOps()),
+            true);
+        Run drafted = pickedDraftRun(model, p, 4);
+        String what = p + " with drafts" + (defaultPicks ? ", CausalLm's pickSome" : "");
+        assertEquals(0, model.forwards, what + ": every row picked where the logits are");
+        assertSameChoices(plain.choices(), drafted.choices(), what);
+        GeneratorStats s = drafted.stats();
+        assertTrue(s.draftTokens() > 0 && s.acceptedDraftTokens() > 0, "a repeating prompt accepts some drafts: " + s);
+        assertTrue(p.isGreedy() || model.pickedDraftRows > s.draftTokens(), "rows " + model.pickedDraftRows);
+      }
+    }
+  }
+
+  /** With {@link Engine#usePickedDrafts} off: as before session 24, the same tokens, no drafts for a sampled one. */
+  @Test
+  void withPickedDraftsOffASampledSequenceGetsNoDrafts() {
     for (SamplingParams p : pickedDraftParams()) {
       Run plain = pickedDraftRun(new CountingModel(TinyOpt.model(new CpuOps()), true), p, 0);
       CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), true);
-      Run drafted = pickedDraftRun(model, p, 4);
-      assertEquals(0, model.forwards, "every row picked where the logits are");
-      assertSameChoices(plain.choices(), drafted.choices(), p + " with drafts");
-      GeneratorStats s = drafted.stats();
-      assertTrue(s.draftTokens() > 0 && s.acceptedDraftTokens() > 0, "a repeating prompt accepts some drafts: " + s);
-      assertTrue(p.isGreedy() || model.pickedDraftRows > s.draftTokens(), "rows " + model.pickedDraftRows);
+      Run off = pickedDraftRun(model, p, 4, false);
+      assertSameChoices(plain.choices(), off.choices(), p + ", picked drafts off");
+      assertEquals(0, model.pickedDraftRows, p.toString());
+      if (p.isGreedy()) { // drafts, their rows on the host
+        assertTrue(off.stats().draftTokens() > 0 && model.forwards > 0, off.stats() + ", forwards " + model.forwards);
+      } else {
+        assertEquals(0, off.stats().draftTokens(), p.toString());
+      }
+    }
+  }
+
+  /** CpuOps whose picks would read every row ({@link CpuOps#picksMixedRowsOnDevice} false): OptModel falls back to
+   * CausalLm's pickSome. */
+  private static final class HostPickingCpuOps extends CpuOps {
+    @Override
+    public boolean picksMixedRowsOnDevice() {
+      return false;
     }
   }
 
   @Test
   void draftsWithABudgetPrefixCachingAndPreemption() {
-    Run plain = plain(false);
-    // a budget leaves drafts what decodes and prefills do not use; 32 blocks of 4 preempt (and drop drafts)
-    Run busy = run(false, 32, 12, true, 3);
-    assertSameChoices(plain.choices(), busy.choices(), "budget 12, 32 blocks, prefix caching, 3 drafts");
-    assertTrue(busy.stats().preemptions() > 0, "32 blocks cannot hold the batch");
-    assertTrue(busy.stats().acceptedDraftTokens() > 0, busy.stats().toString());
+    for (boolean samplesOnDevice : new boolean[] {false, true}) {
+      Run plain = plain(samplesOnDevice);
+      // a budget leaves drafts what decodes and prefills do not use; 32 blocks of 4 preempt (and drop drafts)
+      Run busy = run(samplesOnDevice, 32, 12, true, 3);
+      String what = "budget 12, 32 blocks, prefix caching, 3 drafts" + (samplesOnDevice ? ", picked where the logits "
+          + "are" : "");
+      assertSameChoices(plain.choices(), busy.choices(), what);
+      assertTrue(busy.stats().preemptions() > 0, "32 blocks cannot hold the batch");
+      assertTrue(busy.stats().acceptedDraftTokens() > 0, busy.stats().toString());
+    }
   }
 }
