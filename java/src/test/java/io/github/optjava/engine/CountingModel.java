@@ -2,8 +2,6 @@ package io.github.optjava.engine;
 
 import io.github.optjava.backend.LogitEdits;
 import io.github.optjava.backend.SamplingRows;
-import io.github.optjava.model.CausalLm;
-import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
 import java.util.List;
 
@@ -14,9 +12,7 @@ import java.util.List;
  * {@code samplesOnDevice} says whether it claims to draw on the device (then, on the CPU, it draws with the device's
  * host twin), {@code typicalOnDevice} whether typical sampling's rows too.
  */
-final class CountingModel implements CausalLm {
-  final OptModel model;
-  final boolean samplesOnDevice;
+final class CountingModel extends WrappedModel {
   final boolean typicalOnDevice;
   int forwards;
   int greedies;
@@ -37,14 +33,8 @@ final class CountingModel implements CausalLm {
   }
 
   CountingModel(OptModel model, boolean samplesOnDevice, boolean typicalOnDevice) {
-    this.model = model;
-    this.samplesOnDevice = samplesOnDevice;
+    super(model, samplesOnDevice);
     this.typicalOnDevice = typicalOnDevice;
-  }
-
-  @Override
-  public OptConfig config() {
-    return model.config();
   }
 
   @Override
@@ -170,27 +160,7 @@ final class CountingModel implements CausalLm {
   }
 
   @Override
-  public boolean samplesOnDevice() {
-    return samplesOnDevice;
-  }
-
-  @Override
   public boolean samplesTypicalOnDevice() {
     return samplesOnDevice && typicalOnDevice;
-  }
-
-  @Override
-  public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-    model.copyBlocks(cache, src, dst);
-  }
-
-  @Override
-  public KvCache newCache(int blocks, int blockSize) {
-    return model.newCache(blocks, blockSize);
-  }
-
-  @Override
-  public void close() {
-    model.close();
   }
 }

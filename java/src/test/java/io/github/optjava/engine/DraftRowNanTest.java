@@ -6,8 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.optjava.api.Choice;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.cpu.CpuOps;
-import io.github.optjava.model.CausalLm;
-import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.HashMap;
@@ -28,41 +26,14 @@ class DraftRowNanTest {
    * CpuOps' model, whose rows fed a token other than the plain run's at that position come out NaN (recording the
    * plain run's tokens when {@code plainFed} is null). Its picks are CausalLm's defaults, over its forward.
    */
-  private static final class PoisonModel implements CausalLm {
-    final OptModel model = TinyOpt.model(new CpuOps());
-    final boolean onDevice;
+  private static final class PoisonModel extends WrappedModel {
     final Map<Integer, Integer> plainFed; // position -> token; null: record into fed
     final Map<Integer, Integer> fed = new HashMap<>();
     int poisoned;
 
     PoisonModel(boolean onDevice, Map<Integer, Integer> plainFed) {
-      this.onDevice = onDevice;
+      super(TinyOpt.model(new CpuOps()), onDevice);
       this.plainFed = plainFed;
-    }
-
-    @Override
-    public OptConfig config() {
-      return model.config();
-    }
-
-    @Override
-    public boolean samplesOnDevice() {
-      return onDevice;
-    }
-
-    @Override
-    public void copyBlocks(KvCache c, int[] src, int[] dst) {
-      model.copyBlocks(c, src, dst);
-    }
-
-    @Override
-    public KvCache newCache(int blocks, int blockSize) {
-      return model.newCache(blocks, blockSize);
-    }
-
-    @Override
-    public void close() {
-      model.close();
     }
 
     @Override

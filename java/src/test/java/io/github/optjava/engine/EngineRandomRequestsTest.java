@@ -9,7 +9,6 @@ import io.github.optjava.api.GeneratorStats;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.model.CausalLm;
-import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.ArrayList;
@@ -33,18 +32,9 @@ class EngineRandomRequestsTest {
    * same with or without drafts): the tiny model hardly ever ends a sequence by itself. Only {@link #forward} is
    * the model's: greedy, greedyRows and sample are {@link CausalLm}'s defaults over it.
    */
-  private static final class EosModel implements CausalLm {
-    private final OptModel model;
-    private final boolean samplesOnDevice;
-
+  private static final class EosModel extends WrappedModel {
     EosModel(OptModel model, boolean samplesOnDevice) {
-      this.model = model;
-      this.samplesOnDevice = samplesOnDevice;
-    }
-
-    @Override
-    public OptConfig config() {
-      return model.config();
+      super(model, samplesOnDevice);
     }
 
     @Override
@@ -67,26 +57,6 @@ class EngineRandomRequestsTest {
         }
       }
       return out;
-    }
-
-    @Override
-    public boolean samplesOnDevice() {
-      return samplesOnDevice;
-    }
-
-    @Override
-    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-      model.copyBlocks(cache, src, dst);
-    }
-
-    @Override
-    public KvCache newCache(int blocks, int blockSize) {
-      return model.newCache(blocks, blockSize);
-    }
-
-    @Override
-    public void close() {
-      model.close();
     }
   }
 
