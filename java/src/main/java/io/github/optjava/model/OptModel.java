@@ -680,10 +680,8 @@ public final class OptModel implements CausalLm {
     if (!ops.scoresOnDevice()) { // one read of every row, then the host
       float[] flat = ops.read(logits);
       double[] lp = io.github.optjava.backend.RowMath.tokenLogprobs(flat, vocab, rowTokens);
-      for (int r = 0; r < logits.rows() && top > 0; r++) {
-        if (rowTokens[r] >= 0) {
-          io.github.optjava.backend.RowMath.pickRow(flat, r * vocab, vocab, null, 0, top, ids, lps, r * top);
-        }
+      for (int r = 0; r < logits.rows() && top > 0; r++) { // every row, as Ops.tokenLogprobs lists them
+        io.github.optjava.backend.RowMath.pickRow(flat, r * vocab, vocab, null, 0, top, ids, lps, r * top);
       }
       for (int s = 0; s < n; s++) {
         int rows = seqs.get(s).allLogits() ? queryCount[s] : 1;

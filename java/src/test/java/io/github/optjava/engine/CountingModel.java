@@ -24,6 +24,8 @@ final class CountingModel extends WrappedModel {
   int pickedDraftRows; // rows of sequences with drafts that pickSome picked where the logits are (one per fed token)
   int scoredPartialSteps; // of those, steps that also scored an echo prefill where the logits are
   int scoredAlternatives; // steps whose scored echo prefill had its log-prob alternatives listed there (pickSome)
+  int maxScoredInStep; // the most echo prefills one pickSome step scored
+  int maxScoreTop; // the most alternatives per scored row one pickSome step asked for
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -118,6 +120,11 @@ final class CountingModel extends WrappedModel {
     editedLogits += edits.count();
     count(seqs);
     scoredAlternatives += scoreTokens != null && scoreTop > 0 ? 1 : 0;
+    if (scoreTokens != null) {
+      maxScoredInStep = Math.max(maxScoredInStep,
+          (int) java.util.Arrays.stream(scoreTokens).filter(java.util.Objects::nonNull).count());
+      maxScoreTop = Math.max(maxScoreTop, scoreTop);
+    }
     return model.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, spec, logprobs, edits, k, topIds, topLogprobs);
   }
 

@@ -150,6 +150,31 @@ class EnginePartialPicksTest {
     assertEquals(want, got, "and the greedy tokens after it (their alternatives listed where the logits are)");
   }
 
+  /**
+   * Three echo prefills in one step with different log-prob counts (3, 1, none; found missing by session 24's review):
+   * the step lists the most any of them asks (3) and each takes its own from that stride, as the host computes them.
+   */
+  @Test
+  void echoPrefillsWithDifferentAlternativeCountsShareAStep() {
+    List<SamplingParams> params = new ArrayList<>(params());
+    params.set(5, SamplingParams.greedy().toBuilder().echo(true).logprobs(3).maxTokens(6).build());
+    params.set(3, SamplingParams.greedy().toBuilder().echo(true).logprobs(1).maxTokens(5).build());
+    params.set(2, SamplingParams.greedy().toBuilder().echo(true).maxTokens(4).build());
+    Run host = run(new CountingModel(TinyOpt.model(new CpuOps()), false), true, 0, params);
+    Run device = run(new CountingModel(TinyOpt.model(new CpuOps()), true), true, 0, params);
+    assertEquals(3, device.model().maxScoredInStep, "the three echo prefills scored in one step");
+    assertEquals(3, device.model().maxScoreTop);
+    for (int i : new int[] {3, 2, 5}) { // prompts of more than 2 tokens: rows past the first show a wrong stride
+      List<io.github.optjava.api.TokenLogprob> want = host.choices().get(i).get(0).logprobs();
+      List<io.github.optjava.api.TokenLogprob> got = device.choices().get(i).get(0).logprobs();
+      int promptTokens = TOKENIZER.encode(PROMPTS[i]).length;
+      assertTrue(promptTokens > 2, PROMPTS[i]);
+      int k = i == 5 ? 3 : i == 3 ? 1 : 0;
+      assertEquals(k, want.get(promptTokens - 1).top().size(), want.toString());
+      assertEquals(want, got, "request " + i);
+    }
+  }
+
   private static void compare(Run all, Run partial, int lookup) {
     assertEquals(0, all.model().partialSteps);
     assertTrue(partial.model().partialSteps >= 10, "steps that brought some rows only: "

@@ -22,8 +22,8 @@ import org.junit.jupiter.api.Test;
  * rows, on both of its paths: the host one (ops that do not score on the device: one read of every row) and the
  * device one ({@link Ops#tokenLogprobs}, then only the needed rows gathered and read; here CpuOps claiming to score
  * on the device, its host default doing the work). Batches put scored prompts first, in the middle and last, two at
- * once, a one-token prompt (nothing to score), fewer score tokens than rows, and unscored sequences with all rows or
- * only the last.
+ * once, a one-token prompt (nothing to score), fewer score tokens than rows, a row scoring no token (-1), and unscored
+ * sequences with all rows or only the last; without and with 3 log-prob alternatives per scored row.
  */
 class ForwardScoredTest {
 
@@ -67,6 +67,9 @@ class ForwardScoredTest {
           if (scored[s]) { // the last layout's second prompt scores fewer tokens than it has rows
             int end = l == 4 && s == 1 ? Math.max(1, ps[s].length - 3) : ps[s].length;
             scoreTokens[s] = Arrays.copyOfRange(ps[s], 1, end);
+            if (l == 3 && s == 0) {
+              scoreTokens[s][0] = -1; // a row nobody scores: its alternatives are listed all the same
+            }
           }
         }
         check(ref, backend, steps, scoreTokens, "backend " + backends.indexOf(backend) + " layout " + l);

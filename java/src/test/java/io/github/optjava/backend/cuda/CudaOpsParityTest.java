@@ -662,6 +662,8 @@ class CudaOpsParityTest {
   @org.junit.jupiter.api.Tag("gpu-new-toplp")
   void tokenLogprobsWithAlternativesMatchTheHost(DType d, int rows, int cols) {
     CudaOps g = gpu(d);
+    assertTrue(CudaSwitches.DEVICE_TOP_LOGPROBS, "-Dopt.cuda.deviceTopLogprobs=false: the device side would be the "
+        + "host's too");
     boolean before = g.usesDeviceScores();
     int k = 5;
     for (int[] shape : new int[][] {{rows, cols}, {100, 50272}}) {
