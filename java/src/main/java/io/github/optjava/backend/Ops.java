@@ -340,6 +340,13 @@ public interface Ops extends AutoCloseable {
   /** Abandons a step begun by {@link #graphStep} that failed before its result was read. A no-op by default. */
   default void graphAbort() {}
 
+  /**
+   * Ends a step begun by {@link #graphStep} before its result is read (its capture or replay launched now), so that
+   * the ops after it run op by op outside the graph: for a pick that first needs ops of its own (a gather of the rows
+   * it reads), which the step's graph must not contain. A no-op by default and outside such a step.
+   */
+  default void finishStep() {}
+
   @Override
   void close();
 }

@@ -85,6 +85,10 @@ public final class Engine implements AutoCloseable {
   // (-Dopt.engine.pickedDrafts=false, a way out): as before, a sampled sequence on a model that samples there gets no
   // drafts and a greedy one with processors brings its draft rows to the host
   private volatile boolean pickedDrafts = !"false".equalsIgnoreCase(System.getProperty("opt.engine.pickedDrafts"));
+  // Whether the other completions of an n > 1 request take their first tokens where the logits are, from the row of
+  // the completion that prefilled their prompt (session 24, not yet run on a GPU); off (-Dopt.engine.pickedForks=false,
+  // a way out): that row comes to the host and they draw there, as before
+  private volatile boolean pickedForks = !"false".equalsIgnoreCase(System.getProperty("opt.engine.pickedForks"));
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -546,9 +550,10 @@ public final class Engine implements AutoCloseable {
    * computed them (else null).
    */
   private record Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits,
-      Sequence.PromptScores[] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy) {
+      Sequence.PromptScores[] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy,
+      List<Sequence> forkPicks) {
     Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, Sequence.PromptScores[] scores) {
-      this(argmaxOnly, tokens, logprobs, logits, scores, 0, null, null, null);
+      this(argmaxOnly, tokens, logprobs, logits, scores, 0, null, null, null, List.of());
     }
 
     /** Sequence j's rows of logits, when they came to the host (else null: the model picked its token). */
@@ -634,7 +639,7 @@ public final class Engine implements AutoCloseable {
         int[] topIds = new int[b.rows() * top];
         double[] topLogprobs = new double[b.rows() * top];
         int[] tokens = model.greedyRows(b.steps(), cache, logprobs, edits, top, topIds, topLogprobs);
-        return new Output(true, tokens, logprobs, null, null, top, topIds, topLogprobs, null);
+        return new Output(true, tokens, logprobs, null, null, top, topIds, topLogprobs, null, List.of());
       }
       int[] tokens = !edits.isEmpty() || b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs, edits)
           : model.greedy(b.steps(), cache, logprobs);
@@ -652,8 +657,8 @@ public final class Engine implements AutoCloseable {
       Sequence s = b.seqs().get(j);
       // (an earlier chunk of a prefill gives no token: its pick, dropped, costs less than its row; it is never
       // allLogits, which only an echo prefill, never chunked, and a draft step are)
-      toHost[j] = b.gives()[j] && (forksNow.test(j) || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre())
-          || (!pickedDrafts && b.drafted()[j] > 0));
+      toHost[j] = b.gives()[j] && ((forksNow.test(j) && !pickedForks)
+          || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre()) || (!pickedDrafts && b.drafted()[j] > 0));
       hostCount += toHost[j] ? 1 : 0;
       anyDraftsPicked |= !toHost[j] && b.drafted()[j] > 0;
     }
@@ -679,7 +684,25 @@ public final class Engine implements AutoCloseable {
       }
       return new Output(false, null, null, model.forward(b.steps(), cache), null);
     }
-    SamplingRows spec = SamplingRows.greedy(b.rows()); // by output row (one per sequence unless drafts or an echo)
+    // The other completions of a first one picked here: extra picks after the step's rows, from the first's row
+    List<Sequence> forkPicks = new ArrayList<>();
+    List<Integer> forkFrom = new ArrayList<>();
+    for (int j = 0; j < n; j++) {
+      if (forksNow.test(j) && !toHost[j]) {
+        for (Sequence sibling : forks.get(b.seqs().get(j))) {
+          forkPicks.add(sibling);
+          forkFrom.add(b.firstRow()[j]);
+        }
+      }
+    }
+    int rows = b.rows() + forkPicks.size();
+    SamplingRows spec = SamplingRows.greedy(rows); // by output row (one per sequence unless drafts or an echo)
+    for (int e = 0; e < forkPicks.size(); e++) {
+      Sequence sibling = forkPicks.get(e);
+      if (!sibling.greedyWhereLogitsAre()) { // (a greedy one: the default greedy row)
+        sibling.fillForkRow(spec, b.rows() + e); // its number peeked: taken only if it forks
+      }
+    }
     boolean[] greedy = new boolean[n];
     for (int j = 0; j < n; j++) {
       Sequence s = b.seqs().get(j);
@@ -699,18 +722,19 @@ public final class Engine implements AutoCloseable {
       }
     }
     java.util.function.IntPredicate picked = j -> !toHost[j];
-    double[] logprobs = new double[b.rows()];
-    int top = alternatives(b, picked);
-    int[] topIds = top > 0 ? new int[b.rows() * top] : null;
-    double[] topLogprobs = top > 0 ? new double[b.rows() * top] : null;
+    double[] logprobs = new double[rows];
+    int top = alternatives(b, picked); // (the other completions ask what the first asks)
+    int[] topIds = top > 0 ? new int[rows * top] : null;
+    double[] topLogprobs = top > 0 ? new double[rows * top] : null;
     int[] tokens;
     float[][] logits = null;
     Sequence.PromptScores[] scores = null;
-    if (hostCount == 0 && !anyDraftsPicked) { // one row per sequence: rows and sequences are numbered alike
-      tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked), top, topIds, topLogprobs);
+    if (hostCount == 0 && !anyDraftsPicked && forkPicks.isEmpty()) { // one row per sequence, numbered alike
+      tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked, forkPicks), top, topIds, topLogprobs);
     } else {
-      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, scoreTop, spec, logprobs,
-          edits(b, picked), top, topIds, topLogprobs);
+      int[] extraRows = forkFrom.stream().mapToInt(Integer::intValue).toArray();
+      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, scoreTop, extraRows, spec,
+          logprobs, edits(b, picked, forkPicks), top, topIds, topLogprobs);
       tokens = picks.tokens();
       logits = picks.logits();
       scores = promptScores(picks.scores(), picks.scoreTopIds(), picks.scoreTopLogprobs(), scoreTop);
@@ -727,8 +751,13 @@ public final class Engine implements AutoCloseable {
         }
       }
     }
+    for (int e = 0; e < forkPicks.size(); e++) {
+      if (!forkPicks.get(e).greedyWhereLogitsAre() && tokens[b.rows() + e] == io.github.optjava.backend.RowSampling.NAN) {
+        Sequence.requireDrawn(tokens[b.rows() + e]);
+      }
+    }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit
-    return new Output(false, tokens, logprobs, logits, scores, top, topIds, topLogprobs, greedy);
+    return new Output(false, tokens, logprobs, logits, scores, top, topIds, topLogprobs, greedy, forkPicks);
   }
 
   /** The model's prompt scores of a step as each sequence takes them (null without scoring, entries for the others). */
@@ -754,6 +783,15 @@ public final class Engine implements AutoCloseable {
    */
   public void usePartialPicks(boolean on) {
     partialPicks = on;
+  }
+
+  /**
+   * Whether the other completions of an {@code n > 1} request take their first tokens where the logits are (the
+   * default since session 24) or from their first completion's row on the host, as before (as
+   * {@code -Dopt.engine.pickedForks=false}: a way out, and for tests).
+   */
+  public void usePickedForks(boolean on) {
+    pickedForks = on;
   }
 
   /**
@@ -785,11 +823,11 @@ public final class Engine implements AutoCloseable {
    * sequence has such processors.
    */
   private LogitEdits edits(Batch b) {
-    return edits(b, j -> true);
+    return edits(b, j -> true, List.of());
   }
 
   /** As {@link #edits(Batch)}, of the sequences {@code which} selects (those the model picks for). */
-  private LogitEdits edits(Batch b, java.util.function.IntPredicate which) {
+  private LogitEdits edits(Batch b, java.util.function.IntPredicate which, List<Sequence> forkPicks) {
     LogitEdits.Builder out = null;
     if (editsBuilder != null) {
       editsBuilder.clear(); // a step whose edits failed half-way must not leave them to the next
@@ -804,6 +842,16 @@ public final class Engine implements AutoCloseable {
         s.edits(out, b.firstRow()[j], b.drafted()[j]);
       }
     }
+    for (int e = 0; e < forkPicks.size(); e++) { // the other completions' picks after the step's rows
+      Sequence s = forkPicks.get(e);
+      if (s.hasEdits()) {
+        if (editsBuilder == null) {
+          editsBuilder = new LogitEdits.Builder(model.config().vocabSize());
+        }
+        out = editsBuilder;
+        s.edits(out, b.rows() + e, 0);
+      }
+    }
     return out == null ? LogitEdits.NONE : out.build();
   }
 
@@ -814,8 +862,7 @@ public final class Engine implements AutoCloseable {
    */
   private void commit(Batch b, Output out) {
     int vocab = model.config().vocabSize();
-    List<Sequence> joined = out.logits() == null ? List.of()
-        : forkSiblings(b.seqs(), b.gives(), out.logits(), vocab);
+    List<Sequence> joined = forkSiblings(b, out, vocab);
     RuntimeException[] failures = new RuntimeException[b.size()];
     Sequence.Pick[] picks = out.logits() == null ? null : choose(b.seqs(), j -> b.gives()[j] && b.drafted()[j] == 0
         && out.rowsOf(j) != null, out.logits(), out.scores(), vocab, model.samplesOnDevice(), failures);
@@ -900,22 +947,23 @@ public final class Engine implements AutoCloseable {
   /**
    * After a step in which the first completion of an n > 1 request prefilled its prompt: the others fork its
    * KV cache (full blocks shared, the partial last one copied) and take their first token from the same
-   * logits, each with its own sampler; before anyone appends. A sibling that cannot fork (no free block for
+   * logits, each with its own sampler (picked where the logits are when the first was, session 24: the step's extra
+   * picks; else from its row on the host); before anyone appends. A sibling that cannot fork (no free block for
    * the copy) prefills the prompt itself in the next step. Returns the siblings, which join the batch at once
    * (so that a failure from here on releases their blocks with the others').
    */
-  private List<Sequence> forkSiblings(List<Sequence> stepping, boolean[] gives, float[][] logits, int vocab) {
+  private List<Sequence> forkSiblings(Batch b, Output out, int vocab) {
     if (forks.isEmpty()) {
       return List.of();
     }
     List<Sequence> joined = new ArrayList<>();
-    for (int i = 0; i < stepping.size(); i++) {
+    for (int i = 0; i < b.size(); i++) {
       // Only once the first completion's prefill is complete (its last chunk was in this step).
-      List<Sequence> siblings = gives[i] ? forks.remove(stepping.get(i)) : null;
+      List<Sequence> siblings = b.gives()[i] ? forks.remove(b.seqs().get(i)) : null;
       if (siblings == null) {
         continue;
       }
-      Sequence first = stepping.get(i);
+      Sequence first = b.seqs().get(i);
       for (Sequence s : siblings) {
         active.add(s);
         if (cache.canFork(first.id)) {
@@ -923,10 +971,17 @@ public final class Engine implements AutoCloseable {
           if (copy.length > 0) {
             model.copyBlocks(cache, new int[] {copy[0]}, new int[] {copy[1]});
           }
-          try { // its own copy: processors change the row in place
-            s.commit(s.choose(logits[i].clone(), vocab, model.samplesOnDevice()));
-          } catch (RuntimeException e) {
-            s.fail(e); // its own pick failed: its request fails, the batch goes on
+          int e = out.forkPicks().indexOf(s);
+          try {
+            if (e >= 0) { // picked where the logits are, after the step's rows
+              int row = b.rows() + e;
+              s.acceptForkPick(out.tokens()[row], out.logprobs()[row], out.topIds(), out.topLogprobs(),
+                  row * out.top(), !s.greedyWhereLogitsAre());
+            } else { // its own copy: processors change the row in place
+              s.commit(s.choose(out.logits()[i].clone(), vocab, model.samplesOnDevice()));
+            }
+          } catch (RuntimeException ex) {
+            s.fail(ex); // its own pick failed: its request fails, the batch goes on
           }
           forked++;
         }

@@ -139,6 +139,28 @@ final class Sequence {
   }
 
   /**
+   * Row {@code r} of {@code rows}: this completion's first pick, from the row of the completion that prefilled its
+   * prompt, drawn with the next number of its stream (peeked: {@link #acceptForkPick} takes it once it forked; a
+   * completion that could not fork draws it at its own prefill, as it would have).
+   */
+  void fillForkRow(io.github.optjava.backend.SamplingRows rows, int r) {
+    fillSamplingRow(rows, r, sampler.peekUniform(0));
+  }
+
+  /**
+   * Its first token as the model picked it ({@link #fillForkRow}; {@code drawn}: a draw, else the argmax), after it
+   * forked the first completion's KV cache: with its log-prob and, at {@code from}, its alternatives.
+   */
+  void acceptForkPick(int token, double logprob, int[] topIds, double[] topLogprobs, int from, boolean drawn) {
+    if (drawn) {
+      nextUniform(); // the number peeked for the pick
+      acceptSampled(token, logprob, topIds, topLogprobs, from);
+    } else {
+      acceptGreedy(token, logprob, topIds, topLogprobs, from);
+    }
+  }
+
+  /**
    * Rows {@code firstRow .. firstRow + drafts} of {@code rows}: the rows of a step that checks {@code drafts} of its
    * drafts, row r drawn with the number its stream gives r draws from now (peeked: {@link #acceptPickedDrafts} takes
    * the numbers of the rows it accepts).

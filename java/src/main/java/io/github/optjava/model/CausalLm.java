@@ -307,13 +307,39 @@ public interface CausalLm extends AutoCloseable {
   default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
       int scoreTop, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
       double[] topLogprobs) {
+    return pickSome(seqs, cache, toHost, scoreTokens, scoreTop, null, spec, logprobs, edits, k, topIds, topLogprobs);
+  }
+
+  /**
+   * As {@link #pickSome(List, KvCache, boolean[], int[][], int, SamplingRows, double[], LogitEdits, int, int[],
+   * double[])}, with {@code extraRows.length} more picks after the step's output rows: pick {@code rows + e} reads
+   * output row {@code extraRows[e]} (a picked sequence's), with its own entry of {@code spec}, its own edits (named on
+   * row {@code rows + e}) and its own log-probs and alternatives there ({@code extraRows} null: none). The other
+   * completions of an {@code n > 1} request take their first tokens so from the row of the completion that prefilled
+   * their prompt, where the logits are. The default runs {@link #forward} and picks on the host.
+   */
+  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
+      int scoreTop, int[] extraRows, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
     requirePickable(seqs, toHost, scoreTokens);
     int vocab = config().vocabSize();
     float[][] logits = forward(seqs, cache);
     float[] flat = concat(logits, false, vocab); // the edits' row numbering; the host rows stay unedited
+    int stepRows = flat.length / vocab;
+    if (extraRows != null && extraRows.length > 0) { // copies of the rows the extra picks read, after every row
+      float[] grown = java.util.Arrays.copyOf(flat, (stepRows + extraRows.length) * vocab);
+      for (int e = 0; e < extraRows.length; e++) {
+        System.arraycopy(flat, extraRows[e] * vocab, grown, (stepRows + e) * vocab, vocab);
+      }
+      flat = grown;
+    }
     edits.applyTo(flat);
     int[] tokens = new int[flat.length / vocab];
     java.util.Arrays.fill(tokens, -1);
+    for (int r = stepRows; r < tokens.length; r++) {
+      tokens[r] = io.github.optjava.backend.RowSampling.sample(flat, r * vocab, vocab, spec, r, logprobs, r, k,
+          topIds, topLogprobs, r * k);
+    }
     double[][] scores = scoreTokens != null ? new double[logits.length][] : null;
     int[][] scoreIds = scoreTokens != null && scoreTop > 0 ? new int[logits.length][] : null;
     double[][] scoreLps = scoreIds != null ? new double[logits.length][] : null;

@@ -452,11 +452,13 @@ public final class OptModel implements CausalLm {
    */
   @Override
   public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens, int scoreTop,
-      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+      int[] extraRows, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      double[] topLogprobs) {
     if (!ops.picksMixedRowsOnDevice()) { // its sampleRows would read every row: read them once, pick on the host
-      return CausalLm.super.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, spec, logprobs, edits, k, topIds,
-          topLogprobs);
+      return CausalLm.super.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, extraRows, spec, logprobs, edits, k,
+          topIds, topLogprobs);
     }
+    int extra = extraRows == null ? 0 : extraRows.length;
     requireWholeModel();
     CausalLm.requirePickable(seqs, toHost, scoreTokens);
     int n = seqs.size();
@@ -513,7 +515,9 @@ public final class OptModel implements CausalLm {
           }
         }
       }
-      int rows = out.rows(); // a padded decode step has more rows than the sequences
+      // a padded decode step has more rows than the sequences; with extra picks, the step's rows and then the rows
+      // the extra picks read, gathered (the padding dropped)
+      int rows = extra > 0 ? stepRows + extra : out.rows();
       SamplingRows picks = SamplingRows.greedy(rows); // greedy: the host rows and the padding
       for (int s = 0; s < n; s++) {
         int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
@@ -521,12 +525,38 @@ public final class OptModel implements CausalLm {
           picks.set(r, spec, r);
         }
       }
+      for (int r = stepRows; r < stepRows + extra; r++) {
+        picks.set(r, spec, r);
+      }
       double[] lp = new double[rows];
       int[] ids = new int[rows * k];
       double[] tops = new double[rows * k];
-      int[] picked = ops.sampleRows(out, picks, lp, edits, k, ids, tops);
+      int[] picked;
+      if (extra > 0) {
+        int[] from = new int[rows];
+        for (int r = 0; r < rows; r++) {
+          from[r] = r < stepRows ? r : extraRows[r - stepRows];
+        }
+        ops.finishStep(); // the gather is not part of the step (a graph step's capture or replay ends here)
+        try (Mat all = ops.alloc(rows, vocab)) {
+          ops.gatherRows(all, out, from);
+          picked = ops.sampleRows(all, picks, lp, edits, k, ids, tops);
+        }
+      } else {
+        picked = ops.sampleRows(out, picks, lp, edits, k, ids, tops);
+      }
       float[] flat = readRows(out, hostRows);
-      int[] perRow = new int[stepRows];
+      int[] perRow = new int[stepRows + extra];
+      for (int r = stepRows; r < stepRows + extra; r++) { // the extra picks
+        perRow[r] = picked[r];
+        if (logprobs != null) {
+          logprobs[r] = lp[r];
+        }
+        if (k > 0) {
+          System.arraycopy(ids, r * k, topIds, r * k, k);
+          System.arraycopy(tops, r * k, topLogprobs, r * k, k);
+        }
+      }
       for (int s = 0, h = 0; s < n; s++) {
         int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
         if (toHost[s]) {

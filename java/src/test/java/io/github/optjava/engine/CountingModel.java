@@ -26,6 +26,7 @@ final class CountingModel extends WrappedModel {
   int scoredAlternatives; // steps whose scored echo prefill had its log-prob alternatives listed there (pickSome)
   int maxScoredInStep; // the most echo prefills one pickSome step scored
   int maxScoreTop; // the most alternatives per scored row one pickSome step asked for
+  int forkPicks; // extra picks: other completions' first tokens from their first completion's row (pickSome)
   int maxStepTokens; // the most tokens one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
@@ -107,8 +108,9 @@ final class CountingModel extends WrappedModel {
 
   @Override
   public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      int scoreTop, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
+      int scoreTop, int[] extraRows, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
       double[] topLogprobs) {
+    forkPicks += extraRows == null ? 0 : extraRows.length;
     boolean anyToHost = false;
     for (int s = 0; s < seqs.size(); s++) {
       anyToHost |= toHost[s];
@@ -125,7 +127,8 @@ final class CountingModel extends WrappedModel {
           (int) java.util.Arrays.stream(scoreTokens).filter(java.util.Objects::nonNull).count());
       maxScoreTop = Math.max(maxScoreTop, scoreTop);
     }
-    return model.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, spec, logprobs, edits, k, topIds, topLogprobs);
+    return model.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, extraRows, spec, logprobs, edits, k, topIds,
+        topLogprobs);
   }
 
   @Override

@@ -42,6 +42,7 @@ class GpuEnginePartialPicksTest {
       partial = EnginePartialPicksTest.run(new CountingModel(TinyOpt.model(ops), true), true, drafts, params);
     }
     assertTrue(partial.model().partialSteps > 0, "no step picked for some sequences only");
+    assertTrue(partial.model().forkPicks > 0, "the n = 2 request's second completion picked on the GPU (session 24)");
     assertTrue(!scoredEcho || partial.model().scoredPartialSteps > 0, "no step scored the echo among picks");
     for (int i = 0; i < params.size(); i++) {
       List<Choice> want = all.choices().get(i);
@@ -76,6 +77,31 @@ class GpuEnginePartialPicksTest {
         assertTrue(drafted.stats().acceptedDraftTokens() > 0, drafted.stats().toString());
         String what = p + (p.isGreedy() ? "" : " (sampled: a draw on a rounding boundary?)");
         assertEquals(plain.get(0).tokenIds(), drafted.choices().get(0).get(0).tokenIds(), what);
+      }
+    }
+  }
+
+  /**
+   * {@link EngineForkPicksTest} on the GPU (session 24, written without one): the other completions of n > 1 requests
+   * take their first tokens on the GPU (the step's extra picks: its logits rows gathered after the step, which a
+   * graph step ends first), and get what they get from the first completion's row on the host. Two rounds, the second
+   * from cached prompt blocks (one token fed: decode-shaped steps, replayed as graphs). F32; a sampled draw could
+   * still differ where it sits within ~1e-6 of a boundary (the two runs may batch their steps differently).
+   */
+  @org.junit.jupiter.api.Test
+  void forkPicksOnTheGpuGiveWhatTheHostRowGives() {
+    try (CudaOps ops = new CudaOps(0, DType.F32)) {
+      EngineForkPicksTest.Run host = EngineForkPicksTest.run(new CountingModel(TinyOpt.model(ops), true), false);
+      long launches = ops.graphLaunches();
+      EngineForkPicksTest.Run picked = EngineForkPicksTest.run(new CountingModel(TinyOpt.model(ops), true), true);
+      assertTrue(ops.graphLaunches() > launches, "no step replayed as a graph");
+      assertEquals(picked.forked(), picked.model().forkPicks, "every forked completion picked on the GPU");
+      assertEquals(0, picked.model().forwards, "no row brought to the host");
+      for (int i = 0; i < host.choices().size(); i++) {
+        for (int c = 0; c < host.choices().get(i).size(); c++) {
+          assertEquals(host.choices().get(i).get(c).tokenIds(), picked.choices().get(i).get(c).tokenIds(),
+              "request " + i + " choice " + c + " (sampled: a draw on a rounding boundary?)");
+        }
       }
     }
   }

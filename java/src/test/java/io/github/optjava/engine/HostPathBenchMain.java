@@ -123,14 +123,16 @@ public final class HostPathBenchMain {
     // A step that brings some sequences' rows: those rows (fresh, as a GPU's read), the others' picks fixed
     @Override
     public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-        int scoreTop, SamplingRows spec, double[] logprobs, io.github.optjava.backend.LogitEdits edits, int k,
-        int[] topIds, double[] topLogprobs) {
+        int scoreTop, int[] extraRows, SamplingRows spec, double[] logprobs,
+        io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
       reserve(seqs, cache);
       int outRows = 0;
       for (OptModel.SeqStep q : seqs) {
         outRows += q.allLogits() ? q.newTokens().length : 1;
       }
-      int[] tokens = new int[outRows]; // by output row
+      int extra = extraRows == null ? 0 : extraRows.length;
+      int[] tokens = new int[outRows + extra]; // by output row, then the extra picks
+      java.util.Arrays.fill(tokens, outRows, outRows + extra, 100);
       float[][] rows = new float[seqs.size()][];
       double[][] scores = scoreTokens != null ? new double[seqs.size()][] : null;
       int[][] scoreIds = null;
@@ -153,7 +155,7 @@ public final class HostPathBenchMain {
           }
         }
       }
-      for (int i = 0; i < k * outRows; i++) {
+      for (int i = 0; i < k * (outRows + extra); i++) {
         topIds[i] = 1000 + i % k;
         topLogprobs[i] = -1 - i % k;
       }

@@ -1352,6 +1352,11 @@ public final class CudaOps implements Ops {
     return false;
   }
 
+  @Override
+  public void finishStep() {
+    endStep();
+  }
+
   /** Finishes a graph step before its result is read: instantiates a capture, then launches the graph. */
   private void endStep() {
     if (mode == Mode.EAGER) {
