@@ -722,20 +722,26 @@ public final class Engine implements AutoCloseable {
       }
     }
     java.util.function.IntPredicate picked = j -> !toHost[j];
-    double[] logprobs = new double[rows];
     int top = alternatives(b, picked); // (the other completions ask what the first asks)
-    int[] topIds = top > 0 ? new int[rows * top] : null;
-    double[] topLogprobs = top > 0 ? new double[rows * top] : null;
     int[] tokens;
+    double[] logprobs;
+    int[] topIds;
+    double[] topLogprobs;
     float[][] logits = null;
     Sequence.PromptScores[] scores = null;
     if (hostCount == 0 && !anyDraftsPicked && forkPicks.isEmpty()) { // one row per sequence, numbered alike
+      logprobs = new double[rows];
+      topIds = top > 0 ? new int[rows * top] : null;
+      topLogprobs = top > 0 ? new double[rows * top] : null;
       tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked, forkPicks), top, topIds, topLogprobs);
     } else {
       int[] extraRows = forkFrom.stream().mapToInt(Integer::intValue).toArray();
-      CausalLm.Picks picks = model.pickSome(b.steps(), cache, toHost, scoreTokens, scoreTop, extraRows, spec,
-          logprobs, edits(b, picked, forkPicks), top, topIds, topLogprobs);
+      CausalLm.Picks picks = model.pickSome(b.steps(), cache, new CausalLm.Picking(toHost, scoreTokens, scoreTop,
+          extraRows, spec, edits(b, picked, forkPicks), top));
       tokens = picks.tokens();
+      logprobs = picks.logprobs();
+      topIds = picks.topIds();
+      topLogprobs = picks.topLogprobs();
       logits = picks.logits();
       scores = promptScores(picks.scores(), picks.scoreTopIds(), picks.scoreTopLogprobs(), scoreTop);
     }
@@ -752,8 +758,9 @@ public final class Engine implements AutoCloseable {
       }
     }
     for (int e = 0; e < forkPicks.size(); e++) {
-      if (!forkPicks.get(e).greedyWhereLogitsAre() && tokens[b.rows() + e] == io.github.optjava.backend.RowSampling.NAN) {
-        Sequence.requireDrawn(tokens[b.rows() + e]);
+      int token = tokens[b.rows() + e];
+      if (!forkPicks.get(e).greedyWhereLogitsAre() && token == io.github.optjava.backend.RowSampling.NAN) {
+        Sequence.requireDrawn(token);
       }
     }
     // a row with nothing left to draw (its processors banned every token) fails its own request at commit

@@ -137,9 +137,9 @@ public interface CausalLm extends AutoCloseable {
   /**
    * As {@link #forward}, for steps where some sequences ({@code scoreTokens[s]} not null, with {@code allLogits})
    * want the log-prob of a given token at each of their rows (an echoed prompt's scores, row i scoring token i + 1)
-   * and, for {@code top > 0}, each such row's {@code top} most likely tokens with their log-probs (the prompt's log-prob
-   * alternatives). A backend may compute them where the logits are and copy back only those sequences' last rows. The
-   * default computes them on the host from {@link #forward}'s rows.
+   * and, for {@code top > 0}, each such row's {@code top} most likely tokens with their log-probs (the prompt's
+   * log-prob alternatives). A backend may compute them where the logits are and copy back only those sequences' last
+   * rows. The default computes them on the host from {@link #forward}'s rows.
    */
   default Scored forwardScored(List<OptModel.SeqStep> seqs, KvCache cache, int[][] scoreTokens, int top) {
     float[][] logits = forward(seqs, cache);
@@ -253,102 +253,89 @@ public interface CausalLm extends AutoCloseable {
   }
 
   /**
-   * What {@link #pickSome} returns: per output row its token (the model's pick; -1 for a row that came to the host or
-   * that was scored), per sequence its rows of logits as {@link #forward} gives them (null for a picked one; a scored
-   * sequence's last row only, as {@link #forwardScored} gives it), and a scored sequence's scores and their
-   * alternatives as {@link Scored} holds them (null without scoring or alternatives, or for the others).
+   * What a {@link #pickSome} step asks, everything by output row as in {@link #greedyRows} (sequence s's rows follow
+   * those of the sequences before it), then the extra picks.
+   *
+   * @param toHost      sequences whose rows come to the host instead of a pick (a request that needs its rows there:
+   *                    typical sampling where {@link #samplesTypicalOnDevice} is false, an echo prefill the model
+   *                    does not score); a picked sequence with {@code allLogits} (draft tokens to check) gets a pick
+   *                    per row
+   * @param scoreTokens null, or per host sequence with {@code allLogits} (an echo prefill) the tokens its rows score,
+   *                    as {@link #forwardScored(List, KvCache, int[][], int)} scores them: its scores (and
+   *                    {@code scoreTop} alternatives per row) come back instead of its rows, and its last row only
+   * @param scoreTop    log-prob alternatives per scored row (0: none)
+   * @param extraRows   null, or the output row each extra pick reads (a picked sequence's): pick {@code rows + e}
+   *                    reads row {@code extraRows[e]} with its own spec entry, edits and alternatives (the other
+   *                    completions of an {@code n > 1} request take their first tokens so)
+   * @param spec        an entry per output row, then per extra pick (those of host rows are ignored)
+   * @param edits       the edits of the picked rows and extra picks, by their numbers
+   * @param k           log-prob alternatives listed per pick (0: none)
    */
-  record Picks(int[] tokens, float[][] logits, double[][] scores, int[][] scoreTopIds, double[][] scoreTopLogprobs) {
-    /** Without scores. */
-    public Picks(int[] tokens, float[][] logits) {
-      this(tokens, logits, null, null, null);
+  record Picking(boolean[] toHost, int[][] scoreTokens, int scoreTop, int[] extraRows, SamplingRows spec,
+      LogitEdits edits, int k) {
+    /** No scoring, no extra picks. */
+    public Picking(boolean[] toHost, SamplingRows spec, LogitEdits edits, int k) {
+      this(toHost, null, 0, null, spec, edits, k);
     }
 
-    /** Without the scores' alternatives. */
-    public Picks(int[] tokens, float[][] logits, double[][] scores) {
-      this(tokens, logits, scores, null, null);
+    /** How many extra picks follow the step's rows. */
+    public int extra() {
+      return extraRows == null ? 0 : extraRows.length;
     }
   }
+
+  /**
+   * What {@link #pickSome} returns. Per output row, then per extra pick: its token (the model's pick; -1 for a row
+   * that came to the host or was scored), its log-prob and, at {@code row * k} in {@code topIds} /
+   * {@code topLogprobs}, its alternatives (null for k = 0). Per sequence: its rows of logits as {@link #forward} gives
+   * them (null for a picked one; a scored sequence's last row only), and a scored sequence's scores and their
+   * alternatives as {@link Scored} holds them (null without scoring or alternatives, or for the others).
+   */
+  record Picks(int[] tokens, double[] logprobs, int[] topIds, double[] topLogprobs, float[][] logits,
+      double[][] scores, int[][] scoreTopIds, double[][] scoreTopLogprobs) {}
 
   /**
    * A step in which the model picks some sequences' tokens where the logits are, as {@link #sample} with {@code k}
-   * alternatives does (temperature 0: greedy, as {@link #greedyRows}), and brings the rows of the others
-   * ({@code toHost[s]}) to the host: a request that needs its rows on the host (typical sampling where
-   * {@link #samplesTypicalOnDevice} is false, a fork, an echo prefill with alternatives) then costs a step its own
-   * rows, not every sequence's. Everything is by output row, as in {@link #greedyRows}: sequence s's rows follow those
-   * of the sequences before it, and a picked sequence with {@code allLogits} (draft tokens to check) gets a pick per
-   * row. {@code spec} has an entry per output row (those of host rows are ignored), {@code edits} name picked rows
-   * only, and {@code logprobs}, {@code topIds} / {@code topLogprobs} (at {@code row * k}) and {@link Picks#tokens}
-   * are filled at picked rows. The default runs {@link #forward} and picks on the host.
+   * alternatives does (temperature 0: greedy, as {@link #greedyRows}), and brings the rows of the others to the host
+   * ({@link Picking}): a request that needs its rows on the host then costs a step its own rows, not every
+   * sequence's, and an echo prefill its scores. The default runs {@link #forward} and picks on the host.
    */
-  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, SamplingRows spec,
-      double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
-    return pickSome(seqs, cache, toHost, null, spec, logprobs, edits, k, topIds, topLogprobs);
-  }
-
-  /**
-   * As {@link #pickSome(List, KvCache, boolean[], int[][], int, SamplingRows, double[], LogitEdits, int, int[],
-   * double[])} without the scores' alternatives.
-   */
-  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
-    return pickSome(seqs, cache, toHost, scoreTokens, 0, spec, logprobs, edits, k, topIds, topLogprobs);
-  }
-
-  /**
-   * As {@link #pickSome(List, KvCache, boolean[], SamplingRows, double[], LogitEdits, int, int[], double[])}, with
-   * some of the host sequences scored as {@link #forwardScored(List, KvCache, int[][], int)} scores them
-   * ({@code scoreTokens[s]} not null: an echo prefill, {@code allLogits}, {@code toHost[s]}; {@code scoreTop}
-   * alternatives per scored row): their scores (and alternatives) in {@link Picks} and only their last row in
-   * {@link Picks#logits}. A step with an echo prefill then costs the others their picks, not their rows
-   * ({@code scoreTokens} null: no scoring). The default runs {@link #forwardScored} (or {@link #forward}) and picks on
-   * the host; implementations override this overload.
-   */
-  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      int scoreTop, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
-      double[] topLogprobs) {
-    return pickSome(seqs, cache, toHost, scoreTokens, scoreTop, null, spec, logprobs, edits, k, topIds, topLogprobs);
-  }
-
-  /**
-   * As {@link #pickSome(List, KvCache, boolean[], int[][], int, SamplingRows, double[], LogitEdits, int, int[],
-   * double[])}, with {@code extraRows.length} more picks after the step's output rows: pick {@code rows + e} reads
-   * output row {@code extraRows[e]} (a picked sequence's), with its own entry of {@code spec}, its own edits (named on
-   * row {@code rows + e}) and its own log-probs and alternatives there ({@code extraRows} null: none). The other
-   * completions of an {@code n > 1} request take their first tokens so from the row of the completion that prefilled
-   * their prompt, where the logits are. The default runs {@link #forward} and picks on the host.
-   */
-  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      int scoreTop, int[] extraRows, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
-      double[] topLogprobs) {
-    requirePickable(seqs, toHost, scoreTokens);
+  default Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, Picking p) {
+    requirePickable(seqs, p);
     int vocab = config().vocabSize();
+    int k = p.k();
     float[][] logits = forward(seqs, cache);
     float[] flat = concat(logits, false, vocab); // the edits' row numbering; the host rows stay unedited
     int stepRows = flat.length / vocab;
-    if (extraRows != null && extraRows.length > 0) { // copies of the rows the extra picks read, after every row
-      float[] grown = java.util.Arrays.copyOf(flat, (stepRows + extraRows.length) * vocab);
-      for (int e = 0; e < extraRows.length; e++) {
-        System.arraycopy(flat, extraRows[e] * vocab, grown, (stepRows + e) * vocab, vocab);
+    int total = stepRows + p.extra();
+    if (p.extra() > 0) { // copies of the rows the extra picks read, after every row
+      float[] grown = java.util.Arrays.copyOf(flat, total * vocab);
+      for (int e = 0; e < p.extra(); e++) {
+        System.arraycopy(flat, p.extraRows()[e] * vocab, grown, (stepRows + e) * vocab, vocab);
       }
       flat = grown;
     }
-    edits.applyTo(flat);
-    int[] tokens = new int[flat.length / vocab];
+    p.edits().applyTo(flat);
+    int[] tokens = new int[total];
     java.util.Arrays.fill(tokens, -1);
-    for (int r = stepRows; r < tokens.length; r++) {
-      tokens[r] = io.github.optjava.backend.RowSampling.sample(flat, r * vocab, vocab, spec, r, logprobs, r, k,
+    double[] logprobs = new double[total];
+    int[] topIds = k > 0 ? new int[total * k] : null;
+    double[] topLogprobs = k > 0 ? new double[total * k] : null;
+    for (int r = stepRows; r < total; r++) {
+      tokens[r] = io.github.optjava.backend.RowSampling.sample(flat, r * vocab, vocab, p.spec(), r, logprobs, r, k,
           topIds, topLogprobs, r * k);
     }
+    int[][] scoreTokens = p.scoreTokens();
+    int scoreTop = p.scoreTop();
     double[][] scores = scoreTokens != null ? new double[logits.length][] : null;
     int[][] scoreIds = scoreTokens != null && scoreTop > 0 ? new int[logits.length][] : null;
     double[][] scoreLps = scoreIds != null ? new double[logits.length][] : null;
     int row = 0;
     for (int s = 0; s < logits.length; s++) {
       int rows = logits[s].length / vocab;
-      if (!toHost[s]) {
+      if (!p.toHost()[s]) {
         for (int r = row; r < row + rows; r++) {
-          tokens[r] = io.github.optjava.backend.RowSampling.sample(flat, r * vocab, vocab, spec, r, logprobs, r, k,
+          tokens[r] = io.github.optjava.backend.RowSampling.sample(flat, r * vocab, vocab, p.spec(), r, logprobs, r, k,
               topIds, topLogprobs, r * k);
         }
         logits[s] = null;
@@ -366,16 +353,17 @@ public interface CausalLm extends AutoCloseable {
       }
       row += rows;
     }
-    return new Picks(tokens, logits, scores, scoreIds, scoreLps);
+    return new Picks(tokens, logprobs, topIds, topLogprobs, logits, scores, scoreIds, scoreLps);
   }
 
   /**
    * {@link #pickSome}'s arguments: a scored sequence is brought to the host and has all its logits (checked before
    * the step appends to the cache).
    */
-  static void requirePickable(List<OptModel.SeqStep> seqs, boolean[] toHost, int[][] scoreTokens) {
+  static void requirePickable(List<OptModel.SeqStep> seqs, Picking p) {
+    int[][] scoreTokens = p.scoreTokens();
     for (int s = 0; s < seqs.size(); s++) {
-      if (scoreTokens != null && scoreTokens[s] != null && (!toHost[s] || !seqs.get(s).allLogits())) {
+      if (scoreTokens != null && scoreTokens[s] != null && (!p.toHost()[s] || !seqs.get(s).allLogits())) {
         throw new IllegalArgumentException("pickSome(): sequence " + seqs.get(s).seqId() + " is scored: it needs "
             + "allLogits and its rows on the host");
       }

@@ -445,22 +445,24 @@ public final class OptModel implements CausalLm {
   /**
    * As {@link CausalLm#pickSome}, where the logits are: {@link Ops#sampleRows} over every output row (a picked
    * sequence's every row; the rows that go to the host, a scored sequence's rows and a padded step's padding rows as
-   * greedy rows: the cheapest pick, dropped), a scored sequence's scores by {@link Ops#tokenLogprobs} before that, then the host rows gathered and read
-   * (a scored sequence's last only: a GPU copies back the picks, the scores and only those rows). Where the ops cannot
-   * pick greedy rows among drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}), {@link CausalLm}'s default:
-   * every row read once.
+   * greedy rows: the cheapest pick, dropped; with extra picks, over the step's rows and the extra picks' rows gathered
+   * after the step), a scored sequence's scores by {@link Ops#tokenLogprobs} before that, then the host rows gathered
+   * and read (a scored sequence's last only: a GPU copies back the picks, the scores and only those rows). Where the
+   * ops cannot pick greedy rows among drawn ones on the device ({@link Ops#picksMixedRowsOnDevice}),
+   * {@link CausalLm}'s default: every row read once.
    */
   @Override
-  public Picks pickSome(List<SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens, int scoreTop,
-      int[] extraRows, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
-      double[] topLogprobs) {
+  public Picks pickSome(List<SeqStep> seqs, KvCache cache, Picking p) {
     if (!ops.picksMixedRowsOnDevice()) { // its sampleRows would read every row: read them once, pick on the host
-      return CausalLm.super.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, extraRows, spec, logprobs, edits, k,
-          topIds, topLogprobs);
+      return CausalLm.super.pickSome(seqs, cache, p);
     }
-    int extra = extraRows == null ? 0 : extraRows.length;
     requireWholeModel();
-    CausalLm.requirePickable(seqs, toHost, scoreTokens);
+    CausalLm.requirePickable(seqs, p);
+    boolean[] toHost = p.toHost();
+    int[][] scoreTokens = p.scoreTokens();
+    int scoreTop = p.scoreTop();
+    int extra = p.extra();
+    int k = p.k();
     int n = seqs.size();
     int vocab = config.vocabSize();
     int[] first = new int[n];
@@ -484,6 +486,7 @@ public final class OptModel implements CausalLm {
       outRows += rows;
     }
     int stepRows = outRows;
+    int total = stepRows + extra;
     int[] scoredRows = scoreTokens != null ? new int[outRows] : null; // each row's scored token; -1: none
     if (scoredRows != null) {
       java.util.Arrays.fill(scoredRows, -1);
@@ -497,6 +500,9 @@ public final class OptModel implements CausalLm {
     double[][] scores = scoreTokens != null ? new double[n][] : null;
     int[][] scoreIds = scoreTokens != null && scoreTop > 0 ? new int[n][] : null;
     double[][] scoreLps = scoreIds != null ? new double[n][] : null;
+    double[] logprobs = new double[total];
+    int[] topIds = k > 0 ? new int[total * k] : null;
+    double[] topLogprobs = k > 0 ? new double[total * k] : null;
     int[] tokens = step(seqs, cache, out -> {
       if (scoredRows != null) { // before the picks: their edits may change the logits in place
         // (a scored step is never padded: one entry per row)
@@ -517,16 +523,16 @@ public final class OptModel implements CausalLm {
       }
       // a padded decode step has more rows than the sequences; with extra picks, the step's rows and then the rows
       // the extra picks read, gathered (the padding dropped)
-      int rows = extra > 0 ? stepRows + extra : out.rows();
+      int rows = extra > 0 ? total : out.rows();
       SamplingRows picks = SamplingRows.greedy(rows); // greedy: the host rows and the padding
       for (int s = 0; s < n; s++) {
         int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
         for (int r = first[s]; r < first[s] + count && !toHost[s]; r++) { // a picked one's every row (its drafts)
-          picks.set(r, spec, r);
+          picks.set(r, p.spec(), r);
         }
       }
-      for (int r = stepRows; r < stepRows + extra; r++) {
-        picks.set(r, spec, r);
+      for (int r = stepRows; r < total; r++) {
+        picks.set(r, p.spec(), r);
       }
       double[] lp = new double[rows];
       int[] ids = new int[rows * k];
@@ -535,28 +541,18 @@ public final class OptModel implements CausalLm {
       if (extra > 0) {
         int[] from = new int[rows];
         for (int r = 0; r < rows; r++) {
-          from[r] = r < stepRows ? r : extraRows[r - stepRows];
+          from[r] = r < stepRows ? r : p.extraRows()[r - stepRows];
         }
         ops.finishStep(); // the gather is not part of the step (a graph step's capture or replay ends here)
         try (Mat all = ops.alloc(rows, vocab)) {
           ops.gatherRows(all, out, from);
-          picked = ops.sampleRows(all, picks, lp, edits, k, ids, tops);
+          picked = ops.sampleRows(all, picks, lp, p.edits(), k, ids, tops);
         }
       } else {
-        picked = ops.sampleRows(out, picks, lp, edits, k, ids, tops);
+        picked = ops.sampleRows(out, picks, lp, p.edits(), k, ids, tops);
       }
       float[] flat = readRows(out, hostRows);
-      int[] perRow = new int[stepRows + extra];
-      for (int r = stepRows; r < stepRows + extra; r++) { // the extra picks
-        perRow[r] = picked[r];
-        if (logprobs != null) {
-          logprobs[r] = lp[r];
-        }
-        if (k > 0) {
-          System.arraycopy(ids, r * k, topIds, r * k, k);
-          System.arraycopy(tops, r * k, topLogprobs, r * k, k);
-        }
-      }
+      int[] perRow = new int[total];
       for (int s = 0, h = 0; s < n; s++) {
         int count = seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 1;
         if (toHost[s]) {
@@ -567,19 +563,23 @@ public final class OptModel implements CausalLm {
           java.util.Arrays.fill(perRow, first[s], first[s] + count, -1);
           continue;
         }
-        int r = first[s];
-        System.arraycopy(picked, r, perRow, r, count);
-        if (logprobs != null) {
-          System.arraycopy(lp, r, logprobs, r, count);
-        }
-        if (k > 0) {
-          System.arraycopy(ids, r * k, topIds, r * k, count * k);
-          System.arraycopy(tops, r * k, topLogprobs, r * k, count * k);
-        }
+        copyPicks(picked, lp, ids, tops, k, first[s], count, perRow, logprobs, topIds, topLogprobs);
       }
+      copyPicks(picked, lp, ids, tops, k, stepRows, extra, perRow, logprobs, topIds, topLogprobs);
       return perRow;
     }, null, null, scoreTokens, scoreTop).argmax;
-    return new Picks(tokens, logits, scores, scoreIds, scoreLps);
+    return new Picks(tokens, logprobs, topIds, topLogprobs, logits, scores, scoreIds, scoreLps);
+  }
+
+  /** Picks {@code from .. from + count} of a sampleRows call (its tokens, log-probs and k alternatives each). */
+  private static void copyPicks(int[] picked, double[] lp, int[] ids, double[] tops, int k, int from, int count,
+      int[] tokens, double[] logprobs, int[] topIds, double[] topLogprobs) {
+    System.arraycopy(picked, from, tokens, from, count);
+    System.arraycopy(lp, from, logprobs, from, count);
+    if (k > 0) {
+      System.arraycopy(ids, from * k, topIds, from * k, count * k);
+      System.arraycopy(tops, from * k, topLogprobs, from * k, count * k);
+    }
   }
 
   /** Rows {@code rows} of {@code m} read to the host in order (gathered first unless they are all of them). */

@@ -107,28 +107,26 @@ final class CountingModel extends WrappedModel {
   }
 
   @Override
-  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-      int scoreTop, int[] extraRows, SamplingRows spec, double[] logprobs, LogitEdits edits, int k, int[] topIds,
-      double[] topLogprobs) {
-    forkPicks += extraRows == null ? 0 : extraRows.length;
+  public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, Picking p) {
+    forkPicks += p.extra();
     boolean anyToHost = false;
     for (int s = 0; s < seqs.size(); s++) {
-      anyToHost |= toHost[s];
-      pickedDraftRows += !toHost[s] && seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 0;
+      anyToHost |= p.toHost()[s];
+      pickedDraftRows += !p.toHost()[s] && seqs.get(s).allLogits() ? seqs.get(s).newTokens().length : 0;
     }
     partialSteps += anyToHost ? 1 : 0;
+    int[][] scoreTokens = p.scoreTokens();
     scoredPartialSteps += scoreTokens != null ? 1 : 0;
-    countTypical(spec);
-    editedLogits += edits.count();
+    countTypical(p.spec());
+    editedLogits += p.edits().count();
     count(seqs);
-    scoredAlternatives += scoreTokens != null && scoreTop > 0 ? 1 : 0;
+    scoredAlternatives += scoreTokens != null && p.scoreTop() > 0 ? 1 : 0;
     if (scoreTokens != null) {
       maxScoredInStep = Math.max(maxScoredInStep,
           (int) java.util.Arrays.stream(scoreTokens).filter(java.util.Objects::nonNull).count());
-      maxScoreTop = Math.max(maxScoreTop, scoreTop);
+      maxScoreTop = Math.max(maxScoreTop, p.scoreTop());
     }
-    return model.pickSome(seqs, cache, toHost, scoreTokens, scoreTop, extraRows, spec, logprobs, edits, k, topIds,
-        topLogprobs);
+    return model.pickSome(seqs, cache, p);
   }
 
   @Override

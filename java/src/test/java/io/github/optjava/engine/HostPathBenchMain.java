@@ -122,15 +122,17 @@ public final class HostPathBenchMain {
 
     // A step that brings some sequences' rows: those rows (fresh, as a GPU's read), the others' picks fixed
     @Override
-    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, boolean[] toHost, int[][] scoreTokens,
-        int scoreTop, int[] extraRows, SamplingRows spec, double[] logprobs,
-        io.github.optjava.backend.LogitEdits edits, int k, int[] topIds, double[] topLogprobs) {
+    public Picks pickSome(List<OptModel.SeqStep> seqs, KvCache cache, Picking p) {
       reserve(seqs, cache);
+      boolean[] toHost = p.toHost();
+      int[][] scoreTokens = p.scoreTokens();
+      int scoreTop = p.scoreTop();
+      int k = p.k();
       int outRows = 0;
       for (OptModel.SeqStep q : seqs) {
         outRows += q.allLogits() ? q.newTokens().length : 1;
       }
-      int extra = extraRows == null ? 0 : extraRows.length;
+      int extra = p.extra();
       int[] tokens = new int[outRows + extra]; // by output row, then the extra picks
       java.util.Arrays.fill(tokens, outRows, outRows + extra, 100);
       float[][] rows = new float[seqs.size()][];
@@ -155,11 +157,13 @@ public final class HostPathBenchMain {
           }
         }
       }
+      int[] topIds = k > 0 ? new int[k * (outRows + extra)] : null;
+      double[] topLogprobs = k > 0 ? new double[k * (outRows + extra)] : null;
       for (int i = 0; i < k * (outRows + extra); i++) {
         topIds[i] = 1000 + i % k;
         topLogprobs[i] = -1 - i % k;
       }
-      return new Picks(tokens, rows, scores, scoreIds, scoreLps);
+      return new Picks(tokens, new double[outRows + extra], topIds, topLogprobs, rows, scores, scoreIds, scoreLps);
     }
 
     // Beam steps without processors: the 2·beams pairs per beam a GPU would send back (each beam's best tokens of
