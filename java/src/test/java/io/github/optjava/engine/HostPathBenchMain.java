@@ -271,6 +271,37 @@ public final class HostPathBenchMain {
         mixed(model, requests, withTypical, "7 sampled + typical 0.9 (batch 8, all drawn where the logits are)", true,
             round == 2);
         model.typicalThere = false;
+        for (boolean picked : new boolean[] {false, true}) { // session 24: the other completions' first picks
+          forks(model, requests, picked, round == 2);
+        }
+      }
+    }
+  }
+
+  /**
+   * 8 sampled requests of n = 4 (t 0.8, top-p 0.9, 8 tokens each) at once: the 3 other completions of each take
+   * their first tokens from the first one's row on the host, or as extra picks where the logits are (session 24).
+   * Host time per request (its fork step is the difference: once per request, every other request waiting).
+   */
+  private static void forks(StandIn model, int requests, boolean picked, boolean print) {
+    SamplingParams n4 = SamplingParams.builder().temperature(0.8).topP(0.9).n(4).maxTokens(8).build();
+    try (KvCache cache = model.newCache(64 * 32, 4)) {
+      Engine engine = new Engine(model, TinyOpt.tokenizer(), cache, 32, 128, 0, false, 0);
+      engine.usePickedForks(picked);
+      long t0 = System.nanoTime();
+      for (int r = 0; r < requests; r++) {
+        List<java.util.concurrent.CompletableFuture<io.github.optjava.api.Completion>> all = new java.util.ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+          all.add(engine.submit(new int[] {2, 100, 200}, n4, null));
+        }
+        all.forEach(java.util.concurrent.CompletableFuture::join);
+      }
+      long elapsed = System.nanoTime() - t0;
+      engine.close();
+      if (print) {
+        System.out.printf(Locale.ROOT, "%-56s %8.1f µs per request (%d steps)%n", "8 sampled n=4, 8 tokens ("
+            + (picked ? "forks picked where the logits are)" : "forks' first picks on the host)"),
+            elapsed / 1e3 / (8.0 * requests), engine.stats().steps());
       }
     }
   }
