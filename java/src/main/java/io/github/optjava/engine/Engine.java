@@ -618,12 +618,12 @@ public final class Engine implements AutoCloseable {
    * too) on a model that draws where the logits are; greedy sequences in such a step are the sampler's temperature-0
    * rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence with drafts gets a pick per row
    * there, each row with the edits and uniform number of the plain step it stands for (session 24; before, its rows
-   * came to the host, and a sampled one got no drafts). A sequence
-   * whose pick needs its rows on the host (typical sampling unless the model draws it too
-   * ({@link CausalLm#samplesTypicalOnDevice}), a first completion whose siblings fork in this step, an echo prefill)
-   * brings only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others; an echo prefill
-   * the model scores where the logits are brings its scores and its last row only, in the same step (session 23;
-   * before, such a step brought every sequence's rows).
+   * came to the host, and a sampled one got no drafts). The other completions of an {@code n > 1} request whose
+   * first completion's prefill ends in the step take their first tokens as extra picks from its row (session 24;
+   * before, that row came to the host). A sequence whose pick needs its rows on the host (typical sampling unless the
+   * model draws it too ({@link CausalLm#samplesTypicalOnDevice}), an echo prefill the model does not score) brings
+   * only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others; an echo prefill the
+   * model scores where the logits are brings its scores (and alternatives) and its last row only, in the same step.
    */
   private Output runModel(Batch b) {
     int n = b.size();
@@ -647,9 +647,9 @@ public final class Engine implements AutoCloseable {
     }
     // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
     // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence with
-    // drafts gets a pick per row, each row drawn with the uniform number and edits of the plain step it stands for. A
-    // sequence the model cannot pick for (typical sampling where the model does not draw it, a fork, an echo prefill)
-    // brings its own rows only.
+    // drafts gets a pick per row, each row drawn with the uniform number and edits of the plain step it stands for;
+    // the other completions of a first one whose prefill ends here get extra picks from its row. A sequence the model
+    // cannot pick for (typical sampling where the model does not draw it, an echo prefill) brings its own rows only.
     boolean[] toHost = new boolean[n];
     int hostCount = 0;
     boolean anyDraftsPicked = false;

@@ -503,7 +503,8 @@ public final class OptModel implements CausalLm {
     double[] logprobs = new double[total];
     int[] topIds = k > 0 ? new int[total * k] : null;
     double[] topLogprobs = k > 0 ? new double[total * k] : null;
-    int[] tokens = step(seqs, cache, out -> {
+    int[] tokens = new int[total]; // (not step()'s result: a padded step cuts that to the sequences, extra picks too)
+    step(seqs, cache, out -> {
       if (scoredRows != null) { // before the picks: their edits may change the logits in place
         // (a scored step is never padded: one entry per row)
         int[] ids = scoreIds != null ? new int[stepRows * scoreTop] : null;
@@ -566,8 +567,9 @@ public final class OptModel implements CausalLm {
         copyPicks(picked, lp, ids, tops, k, first[s], count, perRow, logprobs, topIds, topLogprobs);
       }
       copyPicks(picked, lp, ids, tops, k, stepRows, extra, perRow, logprobs, topIds, topLogprobs);
+      System.arraycopy(perRow, 0, tokens, 0, total);
       return perRow;
-    }, null, null, scoreTokens, scoreTop).argmax;
+    }, null, null, scoreTokens, scoreTop);
     return new Picks(tokens, logprobs, topIds, topLogprobs, logits, scores, scoreIds, scoreLps);
   }
 

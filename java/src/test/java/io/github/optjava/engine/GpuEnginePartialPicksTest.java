@@ -105,4 +105,26 @@ class GpuEnginePartialPicksTest {
       }
     }
   }
+
+  /**
+   * {@link EngineForkPicksPaddedTest} on the GPU with batch buckets on: the fork picks of a decode-shaped step padded
+   * to a bucket and replayed as a graph (the step ended by finishStep before the gather). F32; a sampled draw could
+   * differ where it sits within ~1e-7 of a boundary (the sampler kernel against its host twin, same logits).
+   */
+  @org.junit.jupiter.api.Test
+  void forkPicksInAPaddedGraphStep() {
+    try (CudaOps ops = new CudaOps(0, DType.F32)) {
+      ops.useBatchBuckets(true);
+      List<List<Choice>> host = EngineForkPicksPaddedTest.run(false, new CountingModel(TinyOpt.model(ops), true));
+      CountingModel model = new CountingModel(TinyOpt.model(ops), true);
+      List<List<Choice>> picked = EngineForkPicksPaddedTest.run(true, model);
+      assertEquals(2, model.forkPicks, "the two other completions picked on the GPU");
+      for (int i = 0; i < host.size(); i++) {
+        for (int c = 0; c < host.get(i).size(); c++) {
+          assertEquals(host.get(i).get(c).tokenIds(), picked.get(i).get(c).tokenIds(),
+              "request " + i + " choice " + c + " (sampled: a draw on a rounding boundary?)");
+        }
+      }
+    }
+  }
 }

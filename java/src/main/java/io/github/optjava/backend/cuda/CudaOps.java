@@ -120,6 +120,7 @@ public final class CudaOps implements Ops {
   private final java.util.Map<StepGraph.Key, Integer> eagerRuns = new java.util.HashMap<>();
   private AttentionBatch flattenedBatch; // the last attention batch and its padded block-table array, so
   private int[] flattenedTables;         // every layer of a step uploads the same array object
+  private boolean finishedEarly;         // finishStep ended the current step before its pick (endStep: once)
   private Pointer argmaxScratch;         // float32 logits and int32 indexes for argmaxRows
   private Pointer editScratch;           // the packed LogitEdits of a step (editLogits), on the device
   private long editScratchBytes;
@@ -1355,11 +1356,16 @@ public final class CudaOps implements Ops {
   @Override
   public void finishStep() {
     endStep();
+    finishedEarly = true; // the pick's own endStep after it must not abandon the step's timing or profile again
   }
 
   /** Finishes a graph step before its result is read: instantiates a capture, then launches the graph. */
   private void endStep() {
     if (mode == Mode.EAGER) {
+      if (finishedEarly) { // finishStep ended this step already
+        finishedEarly = false;
+        return;
+      }
       if (stepTimer != null) {
         stepTimer.abandon(); // no graph launched in this step (a failed read may have left one started)
       }
@@ -1368,6 +1374,7 @@ public final class CudaOps implements Ops {
       }
       return;
     }
+    finishedEarly = false;
     Mode m = mode;
     StepGraph g = current;
     mode = Mode.EAGER;
