@@ -48,6 +48,8 @@ import java.util.concurrent.CompletableFuture;
  *       step picking for the others where the logits are and bringing every row: time (session 23);</li>
  *   <li>prompt lookup, sampled: one sampled request with and without draft tokens (drawn where the logits are on a
  *       GPU, session 24): decode ms/token, steps, drafts accepted, tokens;</li>
+ *   <li>n=4 forks: 8 sampled requests of n = 4, the other completions' first picks on the host and where the logits
+ *       are (session 24): time, completions equal;</li>
  *   <li>echo scores (CUDA only): one long prompt scored ({@code score}: echo, no new token) with its log-probs
  *       computed on the host and on the device ({@code CudaOps.useDeviceScores}): time, and the largest difference
  *       between the two (FAIL above 1e-3 of the log-prob's size, or where only one is NaN); then the same with 5
@@ -178,6 +180,7 @@ public final class EngineFeaturesMain {
       // (on the CPU both runs take the host path: the model does not sample on the device; it runs there as a check)
       rows.add(echoStepRow(model, tokenizer, o.newTokens, out));
       rows.add(sampledLookupRow(model, tokenizer, prompt, o, cudaOps == null, out));
+      rows.add(forkRow(model, tokenizer, o.newTokens, cudaOps == null, out));
       if (cudaOps != null) {
         rows.add(samplerWeightsRow(model, tokenizer, cudaOps, prompt, sampledN, kinds[5], perToken[2], out));
         rows.add(typicalRow(model, tokenizer, cudaOps, prompt, sampledN.toBuilder().topP(1.0).typicalP(0.9).build(),
@@ -495,6 +498,67 @@ public final class EngineFeaturesMain {
   private static Result lookupRun(OptModel model, OptTokenizer tokenizer, int[] prompt, SamplingParams params,
       int lookup) {
     return lookupRun(model, tokenizer, prompt, params, lookup, 0);
+  }
+
+  /**
+   * 8 sampled requests of n = 4 (t 0.8, top-p 0.9) at once, the 3 other completions of each taking their first tokens
+   * from the first one's row on the host, then as extra picks where the logits are ({@code Engine.usePickedForks},
+   * session 24): time, and whether every completion's tokens are equal (on the CPU they must be: FAIL; on a GPU the
+   * sampler kernel and its host twin may round a draw apart: information).
+   */
+  private static String forkRow(OptModel model, OptTokenizer tokenizer, int newTokens, boolean exactRows,
+      PrintStream out) {
+    Random rnd = new Random(29);
+    List<int[]> prompts = new ArrayList<>();
+    for (int r = 0; r < 8; r++) {
+      int[] p = randomIds(rnd, 64, model.config().vocabSize());
+      p[0] = 2;
+      prompts.add(p);
+    }
+    double[] ms = new double[2];
+    List<List<List<Integer>>> tokens = new ArrayList<>();
+    for (boolean picked : new boolean[] {false, true}) {
+      forkRun(model, tokenizer, prompts, newTokens, picked, null); // warm-up
+      tokens.add(forkRun(model, tokenizer, prompts, newTokens, picked, ms));
+    }
+    boolean equal = tokens.get(0).equals(tokens.get(1));
+    String detail = String.format(Locale.ROOT, "8 sampled requests of n=4 (%d tokens) at once: forks' first picks on "
+        + "the host %.0f ms, picked where the logits are %.0f ms (%.2fx); completions %s%s", newTokens, ms[0], ms[1],
+        ms[0] / ms[1], equal ? "equal" : "differ", model.samplesOnDevice() ? ""
+            : " (host path: this model does not sample where the logits are)");
+    out.println("EngineFeaturesMain: forks: " + detail);
+    return row("engine: n=4 forks", equal ? "ok" : exactRows ? "FAIL" : "info", detail);
+  }
+
+  /** {@link #forkRow}'s run: every completion's tokens; its time into {@code ms[picked ? 1 : 0]} when not null. */
+  private static List<List<Integer>> forkRun(OptModel model, OptTokenizer tokenizer, List<int[]> prompts,
+      int newTokens, boolean picked, double[] ms) {
+    int blocks = 0;
+    for (int[] p : prompts) {
+      blocks += 4 * ((p.length + newTokens) / 16 + 2);
+    }
+    KvCache cache = model.newCache(blocks, 16);
+    Engine engine = new Engine(model, tokenizer, cache, 32, model.config().maxPositionEmbeddings(), 0, false, 0);
+    engine.usePickedForks(picked);
+    try {
+      long t0 = System.nanoTime();
+      List<CompletableFuture<Completion>> futures = new ArrayList<>();
+      for (int r = 0; r < prompts.size(); r++) {
+        futures.add(engine.submit(prompts.get(r), SamplingParams.builder().temperature(0.8).topP(0.9).seed(r).n(4)
+            .maxTokens(newTokens).build(), null));
+      }
+      List<List<Integer>> tokens = new ArrayList<>();
+      for (CompletableFuture<Completion> f : futures) {
+        f.join().choices().forEach(c -> tokens.add(c.tokenIds()));
+      }
+      if (ms != null) {
+        ms[picked ? 1 : 0] = (System.nanoTime() - t0) / 1e6;
+      }
+      return tokens;
+    } finally {
+      engine.close();
+      cache.close();
+    }
   }
 
   /**

@@ -26,7 +26,7 @@ class EngineFeaturesMainTest {
     System.out.print(buf.toString(StandardCharsets.UTF_8));
     assertEquals(0, rc, buf.toString(StandardCharsets.UTF_8));
     List<String> lines = Files.readAllLines(rows);
-    assertEquals(5, lines.size(), lines.toString());
+    assertEquals(6, lines.size(), lines.toString());
     assertTrue(lines.get(0).startsWith("engine: prefix caching\tok\t"), lines.get(0));
     assertTrue(lines.get(0).contains("6 of 6 token lists equal"), lines.get(0));
     assertTrue(lines.get(1).startsWith("engine: prompt lookup 3\tok\t"), lines.get(1));
@@ -40,5 +40,8 @@ class EngineFeaturesMainTest {
     assertTrue(lines.get(4).startsWith("engine: prompt lookup, sampled\tok\tbatch 1, sampled t=0.7 top-p 0.9, 3 "
         + "drafts: ") && lines.get(4).endsWith("tokens equal (host path: this model does not sample where the logits "
         + "are)"), lines.get(4));
+    assertTrue(lines.get(5).startsWith("engine: n=4 forks\tok\t8 sampled requests of n=4 (24 tokens) at once: ")
+        && lines.get(5).endsWith("completions equal (host path: this model does not sample where the logits are)"),
+        lines.get(5));
   }
 }
