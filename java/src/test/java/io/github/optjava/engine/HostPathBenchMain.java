@@ -3,8 +3,6 @@ package io.github.optjava.engine;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.backend.cpu.CpuOps;
-import io.github.optjava.model.CausalLm;
-import io.github.optjava.model.OptConfig;
 import io.github.optjava.model.OptModel;
 import java.util.List;
 import java.util.Locale;
@@ -29,22 +27,16 @@ public final class HostPathBenchMain {
   private HostPathBenchMain() {}
 
   /** The tiny fixture model's config (vocabulary 50,272) with a step that computes nothing. */
-  private static final class StandIn implements CausalLm {
-    private final OptModel tiny;
+  private static final class StandIn extends WrappedModel {
     private final float[] row;
 
     StandIn(OptModel tiny) {
-      this.tiny = tiny;
+      super(tiny, true); // it claims to pick where the logits are
       row = new float[tiny.config().vocabSize()];
       Random r = new Random(1);
       for (int i = 0; i < row.length; i++) {
         row[i] = (float) r.nextGaussian() * 3;
       }
-    }
-
-    @Override
-    public OptConfig config() {
-      return tiny.config();
     }
 
     private void reserve(List<OptModel.SeqStep> seqs, KvCache cache) {
@@ -188,31 +180,11 @@ public final class HostPathBenchMain {
       }
     }
 
-    @Override
-    public boolean samplesOnDevice() {
-      return true;
-    }
-
     boolean typicalThere; // whether it claims typical sampling's draws too (session 23)
 
     @Override
     public boolean samplesTypicalOnDevice() {
       return typicalThere;
-    }
-
-    @Override
-    public void copyBlocks(KvCache cache, int[] src, int[] dst) {
-      tiny.copyBlocks(cache, src, dst);
-    }
-
-    @Override
-    public KvCache newCache(int blocks, int blockSize) {
-      return tiny.newCache(blocks, blockSize);
-    }
-
-    @Override
-    public void close() {
-      tiny.close();
     }
   }
 
