@@ -618,15 +618,13 @@ class CudaOpsParityTest {
       int n = shape[0];
       int vocab = shape[1];
       Random r = new Random(n * 29L + vocab);
-      float[] logits = random(r, n * vocab, 4, d);
+      float[] logits = scoredLogits(r, n, vocab, d);
       int[] tokens = new int[n];
       for (int i = 0; i < n; i++) {
         tokens[i] = r.nextInt(vocab);
       }
       if (n > 3) {
-        logits[vocab + 1] = Float.NaN;                                  // row 1: NaN
-        java.util.Arrays.fill(logits, 2 * vocab, 3 * vocab, Float.NEGATIVE_INFINITY); // row 2: all -inf
-        tokens[3] = vocab;                                              // row 3: out of range
+        tokens[3] = vocab; // row 3: out of range
       }
       Mat m = act(g, logits, n, vocab);
       g.useDeviceScores(false);
@@ -646,6 +644,17 @@ class CudaOpsParityTest {
         g.useDeviceScores(before);
       }
     }
+  }
+
+  /** Random logits in the GPU's dtype for the echo-score tests; with more than 3 rows, row 1 holds a NaN and row 2
+   * is all -inf. */
+  private static float[] scoredLogits(Random r, int n, int vocab, DType d) {
+    float[] logits = random(r, n * vocab, 4, d);
+    if (n > 3) {
+      logits[vocab + 1] = Float.NaN;
+      java.util.Arrays.fill(logits, 2 * vocab, 3 * vocab, Float.NEGATIVE_INFINITY);
+    }
+    return logits;
   }
 
   /**
@@ -670,14 +679,10 @@ class CudaOpsParityTest {
       int n = shape[0];
       int vocab = shape[1];
       Random r = new Random(n * 31L + vocab);
-      float[] logits = random(r, n * vocab, 4, d);
+      float[] logits = scoredLogits(r, n, vocab, d);
       int[] tokens = new int[n];
       for (int i = 0; i < n; i++) {
         tokens[i] = i % 7 == 6 ? -1 : r.nextInt(vocab); // -1: a row nobody scores (its alternatives still come)
-      }
-      if (n > 3) {
-        logits[vocab + 1] = Float.NaN;
-        java.util.Arrays.fill(logits, 2 * vocab, 3 * vocab, Float.NEGATIVE_INFINITY);
       }
       Mat m = act(g, logits, n, vocab);
       int[] wantIds = new int[n * k];
