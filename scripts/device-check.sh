@@ -379,8 +379,9 @@ int8_run() {
     # (batch 1: tconerow=on puts 16-bit one-row Linears on it too, against the matrix-vector kernel)
     variant_run "opt-1.3b tclinear" 80 --shape 1.3b --batch 1,8,32 --prompt-len 128 --gen-len 128 \
       --variants "default;tclinear=32,tconerow=on;tclinear=32,tconerow=on,tcsplit=4"
+    # (chained=on: session 25's launch-gap row times it at 1.3b and 125m; 6.7b here, on the model already built)
     variant_run "opt-6.7b tclinear" 80 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
-      --variants "default;tclinear=32,tconerow=on" ;;
+      --variants "default;tclinear=32,tconerow=on$([ "$chained_ok" = 1 ] && echo ';chained=on')" ;;
   esac
   return 0
 }
@@ -755,6 +756,19 @@ else
   [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b8-new 1.3b 8
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   20
+  # The launch gaps at today's defaults (session 25): session 21's probe on the H200 ran the same layer kernels 1.13x
+  # faster at 1.3b as chained launches (A2 1.128 against A 1.272 ms), but the production switch was last timed on an
+  # H100 with session 11's kernels (<= 1 %). Rule (docs/perf.md, "Session 25"): chained=on >= 3 % faster at batch 1
+  # and not slower at batch 8 -> default on sm_90+ (its correctness: check_ops chained, tag gpu-chained).
+  if [ "$chained_ok" = 1 ]; then
+    variant_run "opt-1.3b launches" 60 --shape 1.3b --batch 1,8 --prompt-len 128 --gen-len 128 \
+      --variants "default;chained=on;combine=inline;chained=on,combine=inline"
+    variant_run "opt-125m launches" 30 --shape 125m --batch 1 --prompt-len 128 --gen-len 128 \
+      --variants "default;chained=on"
+  else
+    variant_run "opt-1.3b launches" 40 --shape 1.3b --batch 1,8 --prompt-len 128 --gen-len 128 \
+      --variants "default;combine=inline"
+  fi
   # Whether a persistent decode kernel would beat the graph of kernels (docs/perf.md, "persistent decode kernel"):
   # the same layer work as a graph of 8 kernels per layer (A) and as one cooperative kernel with grid barriers (B, C).
   # Settled on the H200 in session 21 (dropped: B <= 1.04x A), so it runs only with DEVICE_CHECK_PROBE=1 now.

@@ -1079,7 +1079,9 @@ def cmd_benchtable(args):
                     ms, v = min(timed)
                     base = num((vs.get("default") or {}).get(field))
                     gain = f" ({base / ms:.2f}× default)" if base else ""
-                    best.append(f"b{k[3]} {k[1]}+{k[2]}: {v} {fms(ms)} ms{'/tok' if k[2] else ''}{gain}")
+                    tok = same_tokens(vs[v], vs.get("default") or {})
+                    tok = f", tokens {tok}" if v != "default" and tok != "-" else ""
+                    best.append(f"b{k[3]} {k[1]}+{k[2]}: {v} {fms(ms)} ms{'/tok' if k[2] else ''}{gain}{tok}")
             if best:
                 rows.append((f"variants {m}", "info", "; ".join(best)[:300]))
         rows += [(name, "info", f"{status}: {detail}"[:300]) for name, status, detail in targets]
@@ -1198,14 +1200,25 @@ def new_kernels(d):
     return ran or "."
 
 
+def same_tokens(line, default):
+    """Whether a variant's greedy tokens (bench field tokens_fingerprint, session 25) are the default variant's of
+    the same run: 'same', 'DIFF', 'runs?' (its timed runs disagreed among themselves: null), '-' (not recorded)."""
+    if "tokens_fingerprint" not in line or "tokens_fingerprint" not in default:
+        return "-"
+    mine, theirs = line["tokens_fingerprint"], default["tokens_fingerprint"]
+    if mine is None or theirs is None:
+        return "runs?"
+    return "same" if mine == theirs else "DIFF"
+
+
 def variant_table(variants, model_order, pct, gemm_pct):
     """Lines of the table of ours under `opt bench --variants`: every kernel choice per model, batch and lengths,
     and its speed-up over the 'default' variant of the same run (> 1: faster than the default kernels). GPU ms: the
     GPU time of a replayed decode step (graph launch to tokens read); the rest of the decode time is the host's.
     new: the counted kernels the run launched (new_kernels): a variant that asks for one and shows '.'
-    measured the fallback kernel."""
+    measured the fallback kernel. tokens: its greedy tokens against the default's (same_tokens)."""
     out = ["", "== ours by kernel variant (`opt bench --variants`: one process per model, the same weights) ==",
-           f"{'model':<9} {'batch':>5} {'prompt+new':>10} {'variant':<34} {'new':>4} | {'prefill ms':>10} "
+           f"{'model':<9} {'batch':>5} {'prompt+new':>10} {'variant':<34} {'new':>4} {'tokens':>6} | {'prefill ms':>10} "
            f"{'x default':>9} | {'decode ms/tok':>13} {'x default':>9} {'GPU ms':>7} | {'roofline':>8} | "
            f"{'prefill/GEMM':>12}"]
     for k in sorted(variants, key=lambda k: (model_order(k[0]), k[2] == 0, k[1], k[2], k[3])):
@@ -1215,7 +1228,7 @@ def variant_table(variants, model_order, pct, gemm_pct):
                 b, x = num(base.get(field)), num(d.get(field))
                 return f"{b / x:.2f}×" if b and x else "-"
             out.append(f"{k[0][:9]:<9} {k[3]:>5} {str(k[1]) + '+' + str(k[2]):>10} {v[:34]:<34} "
-                       f"{new_kernels(d):>4} | "
+                       f"{new_kernels(d):>4} {same_tokens(d, base):>6} | "
                        f"{fms(d.get('prefill_ms')):>10} {gain('prefill_ms'):>9} | "
                        f"{fms(d.get('decode_ms_per_token')):>13} {gain('decode_ms_per_token'):>9} "
                        f"{fms(d.get('decode_gpu_ms_per_step')):>7} | "

@@ -141,8 +141,11 @@ final class BenchCommand implements Callable<Integer> {
   /** What one row times: {@code batch} sequences of {@code prompt} tokens, then {@code gen} decode steps. */
   private record RunShape(int batch, int prompt, int gen) {}
 
-  /** Timings of one row: the medians, and every timed run's prefill (a slow run shows in the JSON line). */
-  private record Result(RunShape shape, double prefillMs, double decodeMs, double[] prefillRuns) {}
+  /**
+   * Timings of one row: the medians, and every timed run's prefill (a slow run shows in the JSON line); and the
+   * fingerprint of the greedy tokens the timed runs generated ({@link TokenFingerprint}: null when two runs differ).
+   */
+  private record Result(RunShape shape, double prefillMs, double decodeMs, double[] prefillRuns, String tokens) {}
 
   @Override
   public Integer call() throws IOException {
@@ -331,13 +334,16 @@ final class BenchCommand implements Callable<Integer> {
   private Result median(OptModel model, KvCache cache, RunShape shape) {
     double[] prefill = new double[repeats];
     double[] decode = new double[repeats];
+    java.util.Set<String> tokens = new java.util.HashSet<>();
     for (int i = 0; i < repeats; i++) {
       System.gc(); // garbage of earlier runs should not be collected inside this one's timings
       Result r = run(model, cache, shape.batch, shape.prompt, shape.gen, i == 0 && PROFILER_RANGE);
       prefill[i] = r.prefillMs;
       decode[i] = r.decodeMs;
+      tokens.add(r.tokens);
     }
-    return new Result(shape, median(prefill), median(decode), prefill);
+    return new Result(shape, median(prefill), median(decode), prefill, tokens.size() == 1 ? tokens.iterator().next()
+        : null);
   }
 
   /** The median; of an even count, the mean of the middle two (as Python's statistics.median). */
@@ -366,6 +372,7 @@ final class BenchCommand implements Callable<Integer> {
     try {
       // Greedy on the device (OptModel.greedy): a step copies back one token per sequence, as HF's generate
       // keeps its argmax on the GPU.
+      TokenFingerprint generated = new TokenFingerprint();
       long t0 = System.nanoTime();
       int[] tokens = model.greedy(step, cache);
       if (profilerRange && model.ops() instanceof io.github.optjava.backend.cuda.CudaOps c) {
@@ -377,13 +384,16 @@ final class BenchCommand implements Callable<Integer> {
         for (int s = 0; s < batch; s++) {
           next.add(new OptModel.SeqStep(s, new int[] {tokens[s]}, false));
         }
+        generated.add(tokens); // between steps: the next one needs these tokens on the host anyway
         tokens = model.greedy(next, cache);
       }
       long t2 = System.nanoTime();
+      generated.add(tokens);
       if (profilerRange && model.ops() instanceof io.github.optjava.backend.cuda.CudaOps c) {
         c.profilerRange(false);
       }
-      return new Result(new RunShape(batch, prompt, steps), (t1 - t0) / 1e6, (t2 - t1) / 1e6, null);
+      return new Result(new RunShape(batch, prompt, steps), (t1 - t0) / 1e6, (t2 - t1) / 1e6, null,
+          generated.hex());
     } finally {
       for (int s = 0; s < batch; s++) {
         cache.release(s);
@@ -610,6 +620,9 @@ final class BenchCommand implements Callable<Integer> {
     if (variant != null) {
       line.put("variant", variant); // --variants only: lines without it are the process's default kernels
     }
+    // the greedy tokens of the timed runs (null: the runs disagreed): the variants' table compares them with the
+    // default's, so that a faster kernel choice that changes the tokens shows in the same run
+    line.put("tokens_fingerprint", r.tokens);
     Files.writeString(json, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
         StandardOpenOption.APPEND);
   }

@@ -82,8 +82,9 @@ class BenchTableTest {
     String t = table.toString();
     assertTrue(t.contains("== issue #5's targets"), t);
     // the variants' table: the split gemv variant launched its kernel (s), the default none (.)
-    assertTrue(t.lines().anyMatch(l -> l.contains("gemvsplit=auto") && l.contains(" s |")), t);
-    assertTrue(t.lines().anyMatch(l -> l.contains(" default ") && l.contains(" . |")), t);
+    // (then the tokens column: '-', these lines record no tokens_fingerprint)
+    assertTrue(t.lines().anyMatch(l -> l.contains("gemvsplit=auto") && l.contains(" s      - |")), t);
+    assertTrue(t.lines().anyMatch(l -> l.contains(" default ") && l.contains(" .      - |")), t);
   }
 
   @Test
@@ -122,6 +123,30 @@ class BenchTableTest {
         + "the 4.64 ms the step's bytes take at the copy rate"), big);
     String small = rows.get("target b1 vs HF eager opt-1.3b");
     assertTrue(small.startsWith("info\tmissed: 4.00x") && !small.contains("unreachable"), small);
+  }
+
+  /** Session 25: each variant's greedy tokens against the default's of the same run (bench field tokens_fingerprint). */
+  @Test
+  void variantsWhoseTokensDifferFromTheDefaultsAreMarked(@TempDir Path tmp) throws Exception {
+    String fp = ",\"tokens_fingerprint\":";
+    String base = VARIANT_DEFAULT.replace("}}", "}" + fp + "\"00000000000000aa:129\"}");
+    String same = VARIANT_SPLIT.replace("\"gemvsplit=auto\"", "\"chained=on\"")
+        .replace("}}", "}" + fp + "\"00000000000000aa:129\"}");
+    String differs = VARIANT_SPLIT.replace("\"decode_ms_per_token\":2.0", "\"decode_ms_per_token\":1.9")
+        .replace("}}", "}" + fp + "\"00000000000000bb:129\"}");
+    String unsteady = VARIANT_SPLIT.replace("\"gemvsplit=auto\"", "\"combine=inline\"")
+        .replace("}}", "}" + fp + "null}");
+    String unrecorded = VARIANT_SPLIT.replace("\"gemvsplit=auto\"", "\"gemv=0\"");
+    StringBuilder table = new StringBuilder();
+    Map<String, String> rows = rows(tmp, List.of(base, same, differs, unsteady, unrecorded), table);
+    String t = table.toString();
+    assertTrue(t.lines().anyMatch(l -> l.contains("chained=on") && l.contains(" same |")), t);
+    assertTrue(t.lines().anyMatch(l -> l.contains("gemvsplit=auto") && l.contains(" DIFF |")), t);
+    assertTrue(t.lines().anyMatch(l -> l.contains("combine=inline") && l.contains(" runs? |")), t);
+    assertTrue(t.lines().anyMatch(l -> l.contains("gemv=0 ") && l.contains(" - |")), t);
+    // the summary row names the fastest variant and whether its tokens are the default's
+    String summary = rows.get("variants opt-1.3b");
+    assertTrue(summary.contains("gemvsplit=auto 1.90 ms/tok (1.32× default), tokens DIFF"), summary);
   }
 
   @Test
