@@ -745,25 +745,10 @@ public final class Engine implements AutoCloseable {
       logits = picks.logits();
       scores = promptScores(picks.scores(), picks.scoreTopIds(), picks.scoreTopLogprobs(), scoreTop);
     }
-    for (int j = 0; j < n; j++) {
-      int[] fed = b.steps().get(j).newTokens();
-      for (int r = 0; r <= b.drafted()[j] && b.gives()[j] && !toHost[j] && !greedy[j]; r++) {
-        int token = tokens[b.firstRow()[j] + r];
-        if (token == io.github.optjava.backend.RowSampling.NAN) {
-          Sequence.requireDrawn(token); // before any sequence commits: a failed step changes nothing
-        }
-        if (r < b.drafted()[j] && token != fed[r + 1]) {
-          break; // the rows after a rejected draft are never used (plain decoding never computes them)
-        }
-      }
-    }
-    for (int e = 0; e < forkPicks.size(); e++) {
-      int token = tokens[b.rows() + e];
-      if (!forkPicks.get(e).greedyWhereLogitsAre() && token == io.github.optjava.backend.RowSampling.NAN) {
-        Sequence.requireDrawn(token);
-      }
-    }
-    // a row with nothing left to draw (its processors banned every token) fails its own request at commit
+    // A row the sampler could not draw from (a NaN logit, or every token banned by the request's processors) fails
+    // its own request at commit (Sequence.acceptSampled), as a row picked on the host does: only rows a sequence
+    // takes are checked, so a NaN in a row plain decoding never computes (after a rejected draft, or after a draft
+    // that ends the sequence) fails nothing.
     return new Output(false, tokens, logprobs, logits, scores, top, topIds, topLogprobs, greedy, forkPicks);
   }
 
