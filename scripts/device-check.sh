@@ -26,11 +26,13 @@
 # Budget: later steps get what is left of DEVICE_CHECK_BUDGET_S (default 450 s; run it with 550 under a 600 s call)
 # and are skipped with a row saying so when too little is left.
 # DEVICE_CHECK_QUICK=1: a re-check after a first full run of the same session (a 4-5 minute call): the JUnit GPU
-# tests (and tag gpu-new; give it >= 262 s, or that step is skipped), check_ops' gemv, gemvsplit, int8, split, grouped,
-# combine and vecnorm groups only (what changed since session 11's runs; the others passed there: rerun the full
-# check after changing them), the chained-launch test, the HF comparison (and 6b), the engine features, then short
-# `opt bench` variants (1.3b batch 1,2,8; 6.7b batch 1), ncu on a batch-1 decode (and with the flagged decode
-# kernels that passed), the 1.3b speed against HF and a batch-1 decode profile.
+# tests (DEVICE_CHECK_JUNIT_ARGS defaults to "--include-tag gpu" here; and tag gpu-new; give it >= 262 s, or that
+# step is skipped), check_ops' groups of the kernels changed since session 11's runs (the list at step 5; the
+# others passed there: rerun the full check after changing them) and chained, the chained-launch test, the HF
+# comparison (and 6b), the engine features, then short `opt bench` variants (1.3b batch 1,2,8 with chained=on when
+# it passed; 6.7b batch 1), ncu on a batch-1 decode (and with the flagged decode kernels that passed), the 1.3b
+# speed against HF and a batch-1 decode profile. (Peer-only and quick calls take -D options for ours through
+# JAVA_TOOL_OPTIONS, e.g. JAVA_TOOL_OPTIONS=-Dopt.cuda.tcLinear=32.)
 # DEVICE_CHECK_PEER_ONLY=1 (session 12; reordered in session 18): only the speed comparison, for a second call after
 # a full check: host facts, Java, libraries, copy bandwidth, then per shape 1.3b, 6.7b, 125m HF's static cache +
 # torch.compile at batch 32 followed by ours and HF eager at batch 32 (#5's batch-32 target, one pair per call), then
@@ -51,6 +53,9 @@ budget="${DEVICE_CHECK_BUDGET_S:-450}"
 quick="${DEVICE_CHECK_QUICK:-0}"
 peer_only="${DEVICE_CHECK_PEER_ONLY:-0}"
 retest="${DEVICE_CHECK_RETEST:-0}"
+# A quick call is a second call (a fresh shell: call 1's exports are gone): the GPU tests only unless told otherwise,
+# not every test of the suite under step 4's cap (session 25's review).
+[ "$quick" = 1 ] && : "${DEVICE_CHECK_JUNIT_ARGS=--include-tag gpu}"
 chained_ok=0 # set by check_ops' chained group (step 5)
 passed_groups=" " # check_ops groups that passed (step 5), e.g. " base split tc "
 OUT="${OUT:-target/device-out}"
@@ -81,7 +86,7 @@ collect_logs() {
       esac
       echo
     done
-  done > "$OUT/logs.txt" 2>/dev/null
+  done 2>/dev/null | head -c 12000000 > "$OUT/logs.txt" # the device returns no file over 16 MiB
   # the rows so far, last: kept even when the call's time limit kills the script before its summary
   { echo "===== summary rows so far (${SECONDS}s) ====="; printf '%s\n' ${rows[@]+"${rows[@]}"}; } >> "$OUT/logs.txt"
   return 0
@@ -286,7 +291,7 @@ else
   groups="base split grouped vecnorm tiled tc gemv gemvsplit int8 tclinear logprob sample minp sampletop typical chained fa score combine edits toplp beams"
   # quick: what changed since session 11's runs (gemv shares the product loop that gemvsplit generalised;
   # split and combine share the launcher that picks the grouped kernel)
-  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 tclinear split grouped combine vecnorm edits toplp beams logprob sample minp sampletop typical"
+  [ "$quick" = 1 ] && groups="gemv gemvsplit int8 tclinear split grouped combine vecnorm edits toplp beams logprob sample minp sampletop typical chained"
   for group in $groups; do
     echo "## check_ops $group" >> "$OUT/check_ops.log"
     timeout -k 5 "$(cap 40)" target/check_ops "$group" >> "$OUT/check_ops.log" 2>&1
@@ -351,11 +356,12 @@ if [ "$chained_ok" = 1 ] && [ "$(cap 90)" -ge 40 ]; then
   timeout -k 10 "$(cap 90)" "$java_bin" -Dopt.requireGpu=true "-Dopt.cuda.libpath=$libdirs" \
     -Dorg.bytedeco.javacpp.cachedir=target/javacpp-cache \
     -jar "$bundle/junit.jar" execute -cp "$cp" --scan-classpath "$bundle/tests.jar" --include-tag gpu-chained \
-    --details=summary --disable-ansi-colors --reports-dir="$W/junit-reports-chained" >> "$OUT/junit.log" 2>&1
+    --details=summary --disable-ansi-colors --reports-dir="$W/junit-reports-chained" > "$W/junit_chained.log" 2>&1
   jrc=$?
+  cat "$W/junit_chained.log" >> "$OUT/junit.log"
   [ $jrc -eq 0 ] || chained_ok=0
   row "junit chained launches" "$([ $jrc -eq 0 ] && echo ok || echo FAIL)" \
-    "$(tail -40 "$OUT/junit.log" | grep -E "tests (successful|failed)" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
+    "$(grep -E "tests (successful|failed)" "$W/junit_chained.log" | tr -d '[]' | tr -s ' ' | paste -sd, -)"
 else
   row "junit chained launches" "skip" "check_ops chained group did not pass (or no time left)"
 fi
@@ -382,6 +388,13 @@ int8_run() {
     # (chained=on: session 25's launch-gap row times it at 1.3b and 125m; 6.7b here, on the model already built)
     variant_run "opt-6.7b tclinear" 80 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
       --variants "default;tclinear=32,tconerow=on$([ "$chained_ok" = 1 ] && echo ';chained=on')" ;;
+  *)
+    row "variants opt-1.3b tclinear" "skip" "check_ops tclinear did not pass"
+    # session 25's rule for chained launches needs 6.7b too (session 11 found them slower there)
+    if [ "$chained_ok" = 1 ]; then
+      variant_run "opt-6.7b launches" 70 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
+        --variants "default;chained=on"
+    fi ;;
   esac
   return 0
 }
@@ -574,8 +587,8 @@ speed_shape() {
     return 0
   fi
   if [ "$left" -lt "$full" ]; then
-    batches=$one
     row "speed $tag" "info" "batch $one only: ${left}s left, ~${full}s needed for batch $batches"
+    batches=$one
   fi
   local prefill_len=2047
   [ "$6" -eq 0 ] && prefill_len=0 # PREFILL_CAP 0: no 2047-token prefill row
@@ -727,11 +740,14 @@ if [ "$peer_only" = 1 ]; then
   ncu_run decode-b32 1.3b 32
 elif [ "$quick" = 1 ]; then
   # (caps: session 11 timed ~10 s per variant at 5 batch sizes, ~2 s per batch size; the lists now hold 4)
+  # (chained=on: session 25's launch gaps, when check_ops chained and its JUnit test passed in this call)
   variant_run "opt-1.3b decode" 70 --shape 1.3b --batch 1,2,8 --prompt-len 128 --gen-len 128 \
-    --variants "default$old_kernel_variants"
+    --variants "default$old_kernel_variants$([ "$chained_ok" = 1 ] && echo ';chained=on')"
   ncu_run decode-b1 1.3b 1
   # the same with the flagged decode kernels that passed their checks (none since session 17): their µs per call
-  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b1-new 1.3b 1
+  # (tcOneRow: the tensor-core Linear takes 16-bit one-row Linears only with it; without, this would profile the
+  # same kernels as decode-b1)
+  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags) -Dopt.cuda.tcOneRow=true" ncu_run decode-b1-new 1.3b 1
   variant_run "opt-6.7b decode" 70 --shape 6.7b --batch 1 --prompt-len 128 --gen-len 128 \
     --variants "default$old_kernel_variants"
   int8_run
@@ -752,8 +768,6 @@ else
     variant_run "opt-6.7b decode" 75 --shape 6.7b --batch 1,32 --prompt-len 128 --gen-len 128 \
       --variants "default$old_kernel_variants"
   fi
-  # (session 22: the flag is the tensor-core Linear, which takes 2-32 rows of fp16: its kernels' µs and GB/s at batch 8)
-  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b8-new 1.3b 8
   #           shape  full  b1  ours  HF  prefill
   speed_shape 1.3b     90   55  100  100   20
   # The launch gaps at today's defaults (session 25): session 21's probe on the H200 ran the same layer kernels 1.13x
@@ -767,7 +781,7 @@ else
     variant_run "opt-125m launches" 30 --shape 125m --batch 1 --prompt-len 128 --gen-len 128 \
       --variants "default;chained=on"
   else
-    row "variants opt-1.3b launches" "skip" "check_ops chained or the gpu-chained test did not pass"
+    row "variants launches (1.3b, 125m)" "skip" "check_ops chained or the gpu-chained test did not pass"
   fi
   # Whether a persistent decode kernel would beat the graph of kernels (docs/perf.md, "persistent decode kernel"):
   # the same layer work as a graph of 8 kernels per layer (A) and as one cooperative kernel with grid barriers (B, C).
@@ -786,6 +800,9 @@ else
   fi
   # int8 (session 18 widened its weights without a conversion instruction: predicted 1.3-1.5x the fp16 default)
   int8_run
+  # (session 22: the flag is the tensor-core Linear, which takes 2-32 rows of fp16: its kernels' µs and GB/s at batch
+  # 8; after its speed rows since session 25, so that a short budget cuts the profile, not the measurements)
+  [ -n "$(new_decode_flags)" ] && NCU_JAVA_OPTS="$(new_decode_flags)" ncu_run decode-b8-new 1.3b 8
   speed_shape 6.7b    140   80  150  150   25
   speed_shape 125m     70   45   70   70   15
   # the int8 batch-1 step averaged 0.74 TB/s in session 17 (the fp16 step 1.06): the int8 kernel's own µs and GB/s

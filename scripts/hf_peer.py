@@ -925,7 +925,7 @@ def cmd_benchtable(args):
         return str(d.get("engine", "")).startswith("hf")
 
     ours, hf, devices = {}, {}, []
-    variants = {}  # key -> {variant spec: line}: ours under `opt bench --variants` (kernel choices, one process)
+    variants = {}  # key -> {variant label: line}: ours under `opt bench --variants` (kernel choices, one process)
     for d in lines:
         try:
             key = (str(d["model"]), int(d["prompt_len"]), int(d["gen_len"]), int(d["batch"]))
@@ -933,9 +933,15 @@ def cmd_benchtable(args):
             bad += 1
             continue
         if not is_hf(d) and d.get("variant") is not None:
-            q = d.get("quantization")  # int8 weights: their own rows, against the same key's fp16 default
+            q = d.get("quantization")  # int8 weights: their own rows, against their own run's default
             spec = str(d["variant"]) + ("" if q in (None, "none") else f" [{q}]")
-            variants.setdefault(key, {})[spec] = d
+            vs = variants.setdefault(key, {})
+            label, n = spec, 2
+            # the same choice from another `opt bench` process (run_id, session 25): a row of its own, not a
+            # replacement (two runs of one shape each have a 'default'; each variant is compared with its own)
+            while label in vs and vs[label].get("run_id") != d.get("run_id"):
+                label, n = f"{spec} (run {n})", n + 1
+            vs[label] = d
             continue
         if is_hf(d):
             hf.setdefault(key, {})[str(d["engine"])] = d  # the last line of a key wins
@@ -1077,10 +1083,11 @@ def cmd_benchtable(args):
                 timed = [(num(d.get(field)), v) for v, d in vs.items() if num(d.get(field))]
                 if timed:
                     ms, v = min(timed)
-                    base = num((vs.get("default") or {}).get(field))
+                    mine = own_default(vs, vs[v])
+                    base = num(mine.get(field))
                     gain = f" ({base / ms:.2f}× default)" if base else ""
-                    tok = same_tokens(vs[v], vs.get("default") or {})
-                    tok = f", tokens {tok}" if v != "default" and tok != "-" else ""
+                    tok = same_tokens(vs[v], mine)
+                    tok = f", tokens {tok}" if vs[v] is not mine and tok != "-" else ""
                     best.append(f"b{k[3]} {k[1]}+{k[2]}: {v} {fms(ms)} ms{'/tok' if k[2] else ''}{gain}{tok}")
             if best:
                 rows.append((f"variants {m}", "info", "; ".join(best)[:300]))
@@ -1115,7 +1122,7 @@ def issue5_targets(ours, hf, variants, roof, gemm_frac):
 
     def best_variant(key, score):
         """(variant, score) of the best-scoring variant line of key other than 'default', or None."""
-        scored = [(score(d), v) for v, d in (variants.get(key) or {}).items() if v != "default"]
+        scored = [(score(d), v) for v, d in (variants.get(key) or {}).items() if d.get("variant") != "default"]
         scored = [(x, v) for x, v in scored if x is not None]
         return max(scored) if scored else None
 
@@ -1200,6 +1207,17 @@ def new_kernels(d):
     return ran or "."
 
 
+def own_default(vs, line):
+    """The 'default' variant line of `line`'s own `opt bench` process among the lines vs of one key (same run_id and
+    quantization); for lines without run_id (before session 25), the key's 'default' of the same quantization."""
+    q = line.get("quantization")
+    for d in vs.values():
+        if (d.get("variant") == "default" and d.get("run_id") == line.get("run_id")
+                and d.get("quantization") == q):
+            return d
+    return {}
+
+
 def same_tokens(line, default):
     """Whether a variant's greedy tokens (bench field tokens_fingerprint, session 25) are the default variant's of
     the same run: 'same', 'DIFF', 'runs?' (its timed runs disagreed among themselves: null), '-' (not recorded)."""
@@ -1222,8 +1240,8 @@ def variant_table(variants, model_order, pct, gemm_pct):
            f"{'x default':>9} | {'decode ms/tok':>13} {'x default':>9} {'GPU ms':>7} | {'roofline':>8} | "
            f"{'prefill/GEMM':>12}"]
     for k in sorted(variants, key=lambda k: (model_order(k[0]), k[2] == 0, k[1], k[2], k[3])):
-        base = variants[k].get("default") or {}
         for v, d in variants[k].items():
+            base = own_default(variants[k], d)
             def gain(field):
                 b, x = num(base.get(field)), num(d.get(field))
                 return f"{b / x:.2f}×" if b and x else "-"

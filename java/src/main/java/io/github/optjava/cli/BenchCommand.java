@@ -147,6 +147,9 @@ final class BenchCommand implements Callable<Integer> {
    */
   private record Result(RunShape shape, double prefillMs, double decodeMs, double[] prefillRuns, String tokens) {}
 
+  /** Names this run's JSON lines apart from another run's in the same file (its start time and process id). */
+  private final String runId = Long.toHexString(System.currentTimeMillis()) + "-" + ProcessHandle.current().pid();
+
   @Override
   public Integer call() throws IOException {
     PrintStream out = parent != null ? parent.out : System.out; // usable without Main (tests, tools)
@@ -623,6 +626,9 @@ final class BenchCommand implements Callable<Integer> {
     // the greedy tokens of the timed runs (null: the runs disagreed): the variants' table compares them with the
     // default's, so that a faster kernel choice that changes the tokens shows in the same run
     line.put("tokens_fingerprint", r.tokens);
+    // this process: the variants' table compares each variant with the default of its own run (two runs of one
+    // shape in one results file each have a 'default')
+    line.put("run_id", runId);
     Files.writeString(json, line + "\n", StandardCharsets.UTF_8, StandardOpenOption.CREATE,
         StandardOpenOption.APPEND);
   }

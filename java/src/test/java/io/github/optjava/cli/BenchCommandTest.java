@@ -36,7 +36,7 @@ class BenchCommandTest {
       "tokens_per_s",
       "device_name", "copy_gbps", "bytes_per_step", "roofline_fraction", "prefill_tflops", "gemm_tflops",
       "prefill_gemm_fraction", "decode_gpu_ms_per_step", "quantization", "kv_cache_dtype", "new_kernel_launches",
-      "prefill_ms_runs", "decode_host_ms_per_step", "tokens_fingerprint");
+      "prefill_ms_runs", "decode_host_ms_per_step", "tokens_fingerprint", "run_id");
   private static final String HEADER =
       "batch  prompt  new  prefill ms  prefill tok/s  prefill/GEMM  decode ms/step  decode tok/s";
 
@@ -121,6 +121,9 @@ class BenchCommandTest {
       // the greedy tokens of the timed runs (all three the same): the prefill's and 2 decode steps' per sequence
       assertTrue(j.get("tokens_fingerprint").asText().matches("[0-9a-f]{16}:" + 3 * j.get("batch").asInt()),
           j.toString());
+      // one run: the same run_id on every line of it
+      assertEquals(JSON.readTree(jsonLines.get(1)).get("run_id").asText(), j.get("run_id").asText());
+      assertTrue(j.get("run_id").asText().matches("[0-9a-f]+-\\d+"), j.toString());
       // tokens/s are the batch's tokens over the measured time, not something else
       assertEquals(j.get("batch").asInt() * 20 / (prefillMs / 1e3), prefillTps, 0.01 * prefillTps + 0.01);
       double decodeMs = j.get("decode_ms_per_token").asDouble();

@@ -149,6 +149,42 @@ class BenchTableTest {
     assertTrue(summary.contains("gemvsplit=auto 1.90 ms/tok (1.32× default), tokens DIFF"), summary);
   }
 
+  /**
+   * Session 25's review: two `opt bench --variants` runs of one shape in one file (the launch-gap row and the tclinear
+   * row) each have a 'default'; each variant is compared with the default of its own run (run_id), and int8 lines with
+   * their own run's int8 default, not with whichever default came last.
+   */
+  @Test
+  void eachVariantIsComparedWithTheDefaultOfItsOwnRun(@TempDir Path tmp) throws Exception {
+    java.util.function.BiFunction<String, String, String> line = (variant, rest) -> "{\"model\":\"opt-1.3b\","
+        + "\"batch\":1,\"prompt_len\":128,\"gen_len\":128,\"engine\":\"cuda:0-f16\",\"variant\":\"" + variant + "\","
+        + rest + "}";
+    List<String> lines = List.of(
+        line.apply("default", "\"decode_ms_per_token\":1.50,\"run_id\":\"a-1\",\"tokens_fingerprint\":\"aa:129\""),
+        line.apply("chained=on", "\"decode_ms_per_token\":1.25,\"run_id\":\"a-1\",\"tokens_fingerprint\":\"aa:129\""),
+        line.apply("default", "\"decode_ms_per_token\":1.40,\"run_id\":\"b-2\",\"tokens_fingerprint\":\"aa:129\""),
+        line.apply("tclinear=32", "\"decode_ms_per_token\":1.30,\"run_id\":\"b-2\",\"tokens_fingerprint\":\"bb:129\""),
+        line.apply("default", "\"decode_ms_per_token\":1.20,\"run_id\":\"c-3\",\"quantization\":\"int8\","
+            + "\"tokens_fingerprint\":\"cc:129\""),
+        line.apply("tclinear=32", "\"decode_ms_per_token\":1.00,\"run_id\":\"c-3\",\"quantization\":\"int8\","
+            + "\"tokens_fingerprint\":\"cc:129\""));
+    StringBuilder table = new StringBuilder();
+    Map<String, String> rows = rows(tmp, lines, table);
+    String t = table.toString();
+    // chained=on: 1.50 / 1.25 = 1.20x its own run's default (not 1.12x against the second run's 1.40)
+    assertTrue(t.lines().anyMatch(l -> l.contains(" chained=on ") && l.contains("1.20×") && l.contains(" same |")), t);
+    // the second run's default is its own row, and its tclinear compares with it: 1.40 / 1.30 = 1.08x, tokens DIFF
+    assertTrue(t.lines().anyMatch(l -> l.contains("default (run 2)") && l.contains("1.00×")), t);
+    assertTrue(t.lines().anyMatch(l -> l.contains(" tclinear=32 ") && !l.contains("[int8]") && l.contains("1.08×")
+        && l.contains(" DIFF |")), t);
+    // int8 against the int8 default of its run: 1.20 / 1.00 = 1.20x, tokens the same
+    assertTrue(t.lines().anyMatch(l -> l.contains("tclinear=32 [int8]") && l.contains("1.20×") && l.contains(" same |")),
+        t);
+    // the summary names the fastest (int8 tclinear, 1.00 ms) against its own default
+    String summary = rows.get("variants opt-1.3b");
+    assertTrue(summary.contains("tclinear=32 [int8] 1.00 ms/tok (1.20× default), tokens same"), summary);
+  }
+
   @Test
   void batch32TargetStaysOpenWithoutAUsableCompiledLine(@TempDir Path tmp) throws Exception {
     StringBuilder table = new StringBuilder();
