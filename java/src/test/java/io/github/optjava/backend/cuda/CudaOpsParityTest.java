@@ -1229,6 +1229,24 @@ class CudaOpsParityTest {
     }
   }
 
+  /** As {@link #int8Case}, without a bias (an int8 Linear's other epilogue), no ReLU. */
+  private void int8NoBiasCase(CudaOps g, DType d, int tokens, int in, int out) {
+    Random r = new Random(tokens * 7L + in + 9);
+    float[] x = random(r, tokens * in, 1, d);
+    float[] w = random(r, out * in, 0.2, d);
+    Mat cw = CPU_INT8.linearWeight(tensor(w, out, in).to(d));
+    Mat gw = int8Weight(g, tensor(w, out, in).to(d));
+    try {
+      Mat co = CPU_INT8.alloc(tokens, out);
+      CPU_INT8.linear(co, act(CPU_INT8, x, tokens, in), cw, null, false);
+      Mat go = poisoned(g, tokens, out);
+      g.linear(go, act(g, x, tokens, in), gw, null, false);
+      assertClose("linear int8 " + tokens + "x" + in + "x" + out + " no bias", d, CPU_INT8.read(co), g.read(go));
+    } finally {
+      gw.close();
+    }
+  }
+
   /** t stored by g as an int8 Linear weight (g's int8 switch on for this upload only). */
   private static Mat int8Weight(CudaOps g, Tensor t) {
     boolean before = g.int8Linears();
@@ -1349,6 +1367,21 @@ class CudaOpsParityTest {
       assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": int8, 1–32 rows");
       int8Case(g, d, 5, 80, 40); // 80: not a whole int8 step (64) nor a 16-bit one (32): the dequantized GEMM
       assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": int8, other paths");
+      // Every split the Java side can ask for (auto picks 1 or 8 for the shapes above), at 9–16 rows, int8 with and
+      // without a bias (session 25's review of the Java-to-CUDA calls: none of these had a case)
+      int splitBefore = g.tcSplit();
+      try {
+        for (int split : new int[] {1, 2, 4, 8}) {
+          g.useTcSplit(split);
+          linearCase(g, d, 12, 512, 72);
+          int8Case(g, d, 12, 512, 40);
+          int8NoBiasCase(g, d, 12, 512, 40);
+          tc += d == DType.F32 ? 0 : 3 + 2 + 1;
+          assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": split " + split);
+        }
+      } finally {
+        g.useTcSplit(splitBefore);
+      }
     } finally {
       g.useTcLinear(tcBefore);
     }
