@@ -47,10 +47,7 @@ class DraftRowAfterFinishNanTest {
 
     @Override
     public float[][] forward(List<OptModel.SeqStep> seqs, KvCache cache) {
-      int[] past = new int[seqs.size()];
-      for (int s = 0; s < seqs.size(); s++) {
-        past[s] = cache.length(seqs.get(s).seqId());
-      }
+      int[] past = pastLengths(seqs, cache);
       float[][] out = model.forward(seqs, cache);
       int vocab = config().vocabSize();
       for (int s = 0; s < seqs.size(); s++) {

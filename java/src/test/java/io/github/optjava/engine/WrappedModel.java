@@ -19,6 +19,15 @@ abstract class WrappedModel implements CausalLm {
     this.samplesOnDevice = samplesOnDevice;
   }
 
+  /** Each sequence's KV-cache length before the step: the position of its first new token. */
+  static int[] pastLengths(java.util.List<OptModel.SeqStep> seqs, KvCache cache) {
+    int[] past = new int[seqs.size()];
+    for (int s = 0; s < seqs.size(); s++) {
+      past[s] = cache.length(seqs.get(s).seqId());
+    }
+    return past;
+  }
+
   @Override
   public OptConfig config() {
     return model.config();
