@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The one prepared command for a GPU host (Linux, NVIDIA GPU, no internet, Python with PyTorch and
-# transformers, perhaps no JDK). Build its input first, on the build machine:
+# transformers, perhaps no JDK). After changing it, run scripts/dev/device-check-dryrun.sh on the build machine (every
+# mode end to end with stand-ins: bash errors, skipped steps; CI runs it too). Build its input first, on the build
+# machine:
 #     scripts/gpu-bundle.sh            -> target/gpu-bundle (carry it to the host)
 # then on the host, from the repository root:
 #     bash scripts/device-check.sh     (results under $OUT, default target/device-out; a table is printed last)
