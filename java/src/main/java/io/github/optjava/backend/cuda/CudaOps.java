@@ -185,10 +185,13 @@ public final class CudaOps implements Ops {
       throw new IllegalArgumentException("opt.cuda.attention='" + CudaSwitches.ATTENTION + "': use one of "
           + ATTENTION_KERNELS);
     }
+    CudaSwitches.Chained chainedMode = CudaSwitches.chained(CudaSwitches.CHAINED);
     check("cudaSetDevice(" + device + ")", cudaSetDevice(device));
-    if (CudaSwitches.CHAINED) {
+    if (chainedMode == CudaSwitches.Chained.ON) {
       requireChainedSupported(); // before anything is allocated: a refusal leaks nothing
     }
+    boolean chained = chainedMode == CudaSwitches.Chained.ON
+        || (chainedMode == CudaSwitches.Chained.AUTO && OptKernels.opt_chained_launch_supported() != 0);
     // A created stream (graphs cannot capture the legacy default stream), blocking: the legacy stream's
     // synchronous copies and frees and NCCL still order themselves with it.
     check("cudaStreamCreate", cudaStreamCreate(stream));
@@ -205,7 +208,7 @@ public final class CudaOps implements Ops {
       lt = CudaSwitches.LT_GEMM ? new LtGemm(cublasWorkspace, CUBLAS_WORKSPACE_BYTES) : null;
       uploads = new IndexUploads(this::malloc, stream, 1 << 20); // the last that can fail
       profile = CudaSwitches.PROFILE ? new OpProfile(stream) : null;
-      if (CudaSwitches.CHAINED) {
+      if (chained) {
         OptKernels.opt_set_chained_launch(1); // checked supported before anything was allocated
       }
       if (vectorNorm) {

@@ -55,14 +55,39 @@ final class CudaSwitches {
    * (docs/perf.md).
    */
   static final String GEMV_SPLIT = System.getProperty("opt.cuda.gemvSplit", "auto");
+  /** The default of {@code opt.cuda.chained} (see {@link #CHAINED}): "false"; if ever on, "auto". */
+  static final String CHAINED_DEFAULT = "false";
   /**
    * {@code -Dopt.cuda.chained=true}: the kernels of a decode step (matrix-vector Linears, split-KV attention, the
    * fused residual + layer norm) are launched as programmatic dependent launches on sm_90+, so each starts while
    * the one before it ends (native/src/common.cuh, "programmatic dependent launch"). Process-wide (a switch of
    * the kernel library). Passed check_ops, GpuGraphTest and the comparison with HF transformers on an H100 (sessions 7
-   * and 11): at most 1 % faster at opt-1.3b, slower at opt-6.7b (docs/perf.md), so off.
+   * and 11): at most 1 % faster at opt-1.3b, slower at opt-6.7b (docs/perf.md), so off. {@code auto}: on where the
+   * GPU and the kernel build support it (sm_90+), off elsewhere; {@code true} refuses a GPU without it.
+   * Session 25 prepared {@code auto} for the default (the device check times the switch again at today's
+   * defaults; session 21's probe ran the same kernels 1.13× faster chained on an H200): if the rule in docs/perf.md,
+   * "Session 25", says so, {@link #CHAINED_DEFAULT} becomes {@code "auto"}, never {@code "true"}, which would refuse
+   * every GPU before sm_90.
    */
-  static final boolean CHAINED = Boolean.getBoolean("opt.cuda.chained");
+  static final String CHAINED = System.getProperty("opt.cuda.chained", CHAINED_DEFAULT); // parsed by chained()
+
+  /** {@code opt.cuda.chained}: off, on where supported, or on (a GPU without it refused). */
+  enum Chained { OFF, AUTO, ON }
+
+  /**
+   * Parses {@code opt.cuda.chained}: true, false or auto.
+   *
+   * @throws IllegalArgumentException for anything else, saying what it takes
+   */
+  static Chained chained(String text) {
+    return switch (text.trim().toLowerCase(java.util.Locale.ROOT)) {
+      case "true", "on" -> Chained.ON;
+      case "false", "off" -> Chained.OFF;
+      case "auto" -> Chained.AUTO;
+      default -> throw new IllegalArgumentException("opt.cuda.chained='" + text + "': give true (refused below "
+          + "compute capability 9.0), false, or auto (on where the GPU supports it)");
+    };
+  }
   /** The most rows {@code opt_linear_small} takes (its kMaxRows). */
   static final int GEMV_MAX_ROWS = 8;
   /**

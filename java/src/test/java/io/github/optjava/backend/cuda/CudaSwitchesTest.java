@@ -23,6 +23,24 @@ class CudaSwitchesTest {
     assertTrue(e.getMessage().contains("opt.cuda.gemv='9'") && e.getMessage().contains("0 to 8"), e.getMessage());
   }
 
+  /**
+   * -Dopt.cuda.chained (session 25): true, false or auto; off by default; a default that turns it on must be auto, so
+   * that a GPU before sm_90 runs without it instead of being refused.
+   */
+  @Test
+  void chainedTakesTrueFalseOrAuto() {
+    assertEquals(CudaSwitches.Chained.ON, CudaSwitches.chained("true"));
+    assertEquals(CudaSwitches.Chained.OFF, CudaSwitches.chained(" FALSE "));
+    assertEquals(CudaSwitches.Chained.AUTO, CudaSwitches.chained("auto"));
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> CudaSwitches.chained("yes"));
+    assertTrue(e.getMessage().contains("opt.cuda.chained='yes'") && e.getMessage().contains("auto"), e.getMessage());
+    assertTrue(CudaSwitches.chained(CudaSwitches.CHAINED_DEFAULT) != CudaSwitches.Chained.ON,
+        "the default is off or auto, never a refusal of GPUs before sm_90");
+    if (System.getProperty("opt.cuda.chained") == null) {
+      assertEquals(CudaSwitches.CHAINED_DEFAULT, CudaSwitches.CHAINED);
+    }
+  }
+
   /** -Dopt.cuda.tcLinear (session 22): 0 (off, the default) to 32 rows; anything else says what it takes. */
   @Test
   void tcLinearRowsTakesZeroToThirtyTwo() {
