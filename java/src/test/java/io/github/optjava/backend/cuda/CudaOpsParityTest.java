@@ -1209,39 +1209,29 @@ class CudaOpsParityTest {
   }
 
   private void int8Case(CudaOps g, DType d, int tokens, int in, int out) {
-    Random r = new Random(tokens * 7L + in + 5);
+    int8Case(g, d, tokens, in, out, true);
+  }
+
+  /**
+   * An int8 Linear of {@code tokens} rows against {@link #CPU_INT8}: with a bias, without and with ReLU; without one
+   * ({@code bias} false: the epilogue's other form), once, no ReLU.
+   */
+  private void int8Case(CudaOps g, DType d, int tokens, int in, int out, boolean bias) {
+    Random r = new Random(tokens * 7L + in + (bias ? 5 : 9));
     float[] x = random(r, tokens * in, 1, d);
     float[] w = random(r, out * in, 0.2, d);
     float[] b = random(r, out, 0.1, d);
     Mat cw = CPU_INT8.linearWeight(tensor(w, out, in).to(d));
     Mat gw = int8Weight(g, tensor(w, out, in).to(d));
     try {
-      for (boolean relu : new boolean[] {false, true}) {
+      for (boolean relu : bias ? new boolean[] {false, true} : new boolean[] {false}) {
         Mat co = CPU_INT8.alloc(tokens, out);
-        CPU_INT8.linear(co, act(CPU_INT8, x, tokens, in), cw, act(CPU_INT8, b, 1, out), relu);
+        CPU_INT8.linear(co, act(CPU_INT8, x, tokens, in), cw, bias ? act(CPU_INT8, b, 1, out) : null, relu);
         Mat go = poisoned(g, tokens, out);
-        g.linear(go, act(g, x, tokens, in), gw, act(g, b, 1, out), relu);
-        assertClose("linear int8 " + tokens + "x" + in + "x" + out + " relu=" + relu, d, CPU_INT8.read(co),
-            g.read(go));
+        g.linear(go, act(g, x, tokens, in), gw, bias ? act(g, b, 1, out) : null, relu);
+        assertClose("linear int8 " + tokens + "x" + in + "x" + out + (bias ? " relu=" + relu : " no bias"), d,
+            CPU_INT8.read(co), g.read(go));
       }
-    } finally {
-      gw.close();
-    }
-  }
-
-  /** As {@link #int8Case}, without a bias (an int8 Linear's other epilogue), no ReLU. */
-  private void int8NoBiasCase(CudaOps g, DType d, int tokens, int in, int out) {
-    Random r = new Random(tokens * 7L + in + 9);
-    float[] x = random(r, tokens * in, 1, d);
-    float[] w = random(r, out * in, 0.2, d);
-    Mat cw = CPU_INT8.linearWeight(tensor(w, out, in).to(d));
-    Mat gw = int8Weight(g, tensor(w, out, in).to(d));
-    try {
-      Mat co = CPU_INT8.alloc(tokens, out);
-      CPU_INT8.linear(co, act(CPU_INT8, x, tokens, in), cw, null, false);
-      Mat go = poisoned(g, tokens, out);
-      g.linear(go, act(g, x, tokens, in), gw, null, false);
-      assertClose("linear int8 " + tokens + "x" + in + "x" + out + " no bias", d, CPU_INT8.read(co), g.read(go));
     } finally {
       gw.close();
     }
@@ -1375,7 +1365,7 @@ class CudaOpsParityTest {
           g.useTcSplit(split);
           linearCase(g, d, 12, 512, 72);
           int8Case(g, d, 12, 512, 40);
-          int8NoBiasCase(g, d, 12, 512, 40);
+          int8Case(g, d, 12, 512, 40, false);
           tc += d == DType.F32 ? 0 : 3 + 2 + 1;
           assertEquals(before + tc, OptKernels.opt_launch_count(OptKernels.COUNT_TC_LINEAR), d + ": split " + split);
         }
