@@ -5,7 +5,6 @@ import io.github.optjava.api.FinishReason;
 import io.github.optjava.api.GeneratorStats;
 import io.github.optjava.api.SamplingParams;
 import io.github.optjava.backend.LogitEdits;
-import io.github.optjava.backend.SamplingRows;
 import io.github.optjava.model.CausalLm;
 import io.github.optjava.model.OptModel;
 import io.github.optjava.tokenizer.OptTokenizer;
@@ -69,7 +68,6 @@ public final class Engine implements AutoCloseable {
   }
 
   private final CausalLm model;
-  private LogitEdits.Builder editsBuilder; // the steps' logit edits (edits(Batch)), made at the first
   private final OptTokenizer tokenizer;
   private final KvCache cache;
   private final int maxBatch;
@@ -77,18 +75,6 @@ public final class Engine implements AutoCloseable {
   private final int maxStepTokens; // 0: no limit; else prefills are chunked to fit (see the constructor)
   private final boolean prefixCaching;
   private final int promptLookup; // most draft tokens a decoding sequence feeds per step; 0: none
-  // Whether a step picks where the logits are for the sequences it can while the others bring their rows
-  // (CausalLm.pickSome); off (-Dopt.engine.partialPicks=false, a way out): such a step brings every row (tests
-  // compare both)
-  private volatile boolean partialPicks = !"false".equalsIgnoreCase(System.getProperty("opt.engine.partialPicks"));
-  // Whether draft rows are picked where the logits are (session 24, not yet run on a GPU); off
-  // (-Dopt.engine.pickedDrafts=false, a way out): as before, a sampled sequence on a model that samples there gets no
-  // drafts and a greedy one with processors brings its draft rows to the host
-  private volatile boolean pickedDrafts = !"false".equalsIgnoreCase(System.getProperty("opt.engine.pickedDrafts"));
-  // Whether the other completions of an n > 1 request take their first tokens where the logits are, from the row of
-  // the completion that prefilled their prompt (session 24, not yet run on a GPU); off (-Dopt.engine.pickedForks=false,
-  // a way out): that row comes to the host and they draw there, as before
-  private volatile boolean pickedForks = !"false".equalsIgnoreCase(System.getProperty("opt.engine.pickedForks"));
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
   private final ArrayDeque<Request> waiting = new ArrayDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
@@ -98,6 +84,8 @@ public final class Engine implements AutoCloseable {
   private final ArrayDeque<Sequence> preempted = new ArrayDeque<>(); // resumed before any new request
   /** The other completions of an n > 1 request, waiting for the first one's prompt prefill to fork from. */
   private final Map<Sequence, List<Sequence>> forks = new HashMap<>();
+  /** The step through the model and its picks (where the logits are, when it can). */
+  private final ModelStep modelStep;
   private volatile long forked;
   /** Tests turn prompt sharing off to compare with n separate prefills. */
   boolean sharePrompts = true;
@@ -157,6 +145,7 @@ public final class Engine implements AutoCloseable {
     this.model = model;
     this.tokenizer = tokenizer;
     this.cache = cache;
+    this.modelStep = new ModelStep(model, cache, forks);
     this.maxBatch = maxBatch;
     this.maxSequenceLength = maxSequenceLength;
     publish();
@@ -480,7 +469,7 @@ public final class Engine implements AutoCloseable {
       Sequence s = active.get(i);
       // (a sequence the model samples where the logits are draws its draft rows there too: runModel)
       if (plan[i] == 1 && !s.prefilling()
-          && (pickedDrafts || !(model.samplesOnDevice() && s.samplableWhereLogitsAre()))) {
+          && (modelStep.pickedDrafts() || !(model.samplesOnDevice() && s.samplableWhereLogitsAre()))) {
         int d = s.proposeDrafts((int) Math.min(promptLookup, left));
         plan[i] += d;
         left -= d;
@@ -529,49 +518,16 @@ public final class Engine implements AutoCloseable {
     return java.util.Arrays.copyOf(plan, active.size());
   }
 
-  /**
-   * One step's inputs: the sequences in it, what each feeds, whether the step gives each its next token (a decode
-   * step or the last chunk of a prefill; an earlier chunk only fills the KV cache, and its logits are not used),
-   * the draft tokens each decoding sequence feeds to be checked, and each one's first output row (a sequence with
-   * drafts has one per fed token).
-   */
-  private record Batch(List<Sequence> seqs, List<OptModel.SeqStep> steps, boolean[] gives, int[] drafted,
-      int[] firstRow, int rows, int tokens) {
-    int size() {
-      return seqs.size();
-    }
-  }
-
-  /**
-   * What the model returned for a step: the tokens it picked where the logits are (the argmax of every output row,
-   * or one per sequence from the sampler: drawn, or for the sequences {@code greedy} marks the argmax) with their
-   * log-probs, and the logits of the sequences it did not pick for (null: none; with picks, null entries for the
-   * picked ones); {@code scores}: per sequence, its echoed prompt's scores (and their alternatives) when the model
-   * computed them (else null).
-   */
-  private record Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits,
-      Sequence.PromptScores[] scores, int top, int[] topIds, double[] topLogprobs, boolean[] greedy,
-      List<Sequence> forkPicks) {
-    Output(boolean argmaxOnly, int[] tokens, double[] logprobs, float[][] logits, Sequence.PromptScores[] scores) {
-      this(argmaxOnly, tokens, logprobs, logits, scores, 0, null, null, null, List.of());
-    }
-
-    /** Sequence j's rows of logits, when they came to the host (else null: the model picked its token). */
-    float[] rowsOf(int j) {
-      return logits == null ? null : logits[j];
-    }
-  }
-
   private void step() {
     retireCancelled();
     if (active.isEmpty()) {
       return;
     }
-    Batch b = batch(makeRoom(planStep()));
+    StepBatch b = batch(makeRoom(planStep()));
     if (b.size() == 0) {
       return; // the sequences planned in were preempted: plan again with the room they left
     }
-    Output out = runModel(b);
+    StepOutput out = modelStep.run(b);
     forwardPasses++;
     tokensProcessed += b.tokens();
     for (int j = 0; j < b.size(); j++) {
@@ -581,7 +537,7 @@ public final class Engine implements AutoCloseable {
   }
 
   /** The step that {@code plan} (tokens per active sequence, 0: sits it out) describes. */
-  private Batch batch(int[] plan) {
+  private StepBatch batch(int[] plan) {
     List<Sequence> seqs = new ArrayList<>(plan.length);
     List<OptModel.SeqStep> steps = new ArrayList<>(plan.length);
     boolean[] gives = new boolean[plan.length];
@@ -606,166 +562,8 @@ public final class Engine implements AutoCloseable {
       prefixCachedTokens += s.takeCachedPrefix();
       n++;
     }
-    return new Batch(seqs, steps, java.util.Arrays.copyOf(gives, n), java.util.Arrays.copyOf(drafted, n),
+    return new StepBatch(seqs, steps, java.util.Arrays.copyOf(gives, n), java.util.Arrays.copyOf(drafted, n),
         java.util.Arrays.copyOf(firstRow, n), rows, tokens);
-  }
-
-  /**
-   * Runs the model over the step. When every sequence only needs the argmax (greedy, no processors, no log-probs),
-   * the model picks the tokens where the logits are: a GPU copies back a token and a log-prob per output row, not
-   * the vocabulary (that log-prob is float32 on a GPU, so a choice's score can differ in its last bits from the
-   * logits path). Likewise sampling (temperature, top-k, top-p, min-p, typical; log-prob alternatives listed there
-   * too) on a model that draws where the logits are; greedy sequences in such a step are the sampler's temperature-0
-   * rows (their argmax and log-prob as the greedy path's, bit for bit). A sequence with drafts gets a pick per row
-   * there, each row with the edits and uniform number of the plain step it stands for (session 24; before, its rows
-   * came to the host, and a sampled one got no drafts). The other completions of an {@code n > 1} request whose
-   * first completion's prefill ends in the step take their first tokens as extra picks from its row (session 24;
-   * before, that row came to the host). A sequence whose pick needs its rows on the host (typical sampling unless the
-   * model draws it too ({@link CausalLm#samplesTypicalOnDevice}), an echo prefill the model does not score) brings
-   * only its own rows there ({@link CausalLm#pickSome}) while the model picks for the others; an echo prefill the
-   * model scores where the logits are brings its scores (and alternatives) and its last row only, in the same step.
-   */
-  private Output runModel(Batch b) {
-    int n = b.size();
-    java.util.function.IntPredicate forksNow = j -> b.gives()[j] && forks.containsKey(b.seqs().get(j));
-    boolean argmaxOnly = java.util.stream.IntStream.range(0, n).allMatch(j -> !forksNow.test(j)
-        && (b.seqs().get(j).argmaxIsEnough()
-            || (b.seqs().get(j).greedyWhereLogitsAre() && (pickedDrafts || b.drafted()[j] == 0))));
-    if (argmaxOnly) {
-      double[] logprobs = new double[b.rows()];
-      LogitEdits edits = edits(b);
-      int top = alternatives(b);
-      if (top > 0) {
-        int[] topIds = new int[b.rows() * top];
-        double[] topLogprobs = new double[b.rows() * top];
-        int[] tokens = model.greedyRows(b.steps(), cache, logprobs, edits, top, topIds, topLogprobs);
-        return new Output(true, tokens, logprobs, null, null, top, topIds, topLogprobs, null, List.of());
-      }
-      int[] tokens = !edits.isEmpty() || b.rows() > n ? model.greedyRows(b.steps(), cache, logprobs, edits)
-          : model.greedy(b.steps(), cache, logprobs);
-      return new Output(true, tokens, logprobs, null, null);
-    }
-    // Sampling where the logits are; a greedy sequence in such a step is a temperature-0 row of the sampler (its
-    // argmax, as the greedy path's), so that a step mixing both does not bring the rows to the host. A sequence with
-    // drafts gets a pick per row, each row drawn with the uniform number and edits of the plain step it stands for;
-    // the other completions of a first one whose prefill ends here get extra picks from its row. A sequence the model
-    // cannot pick for (typical sampling where the model does not draw it, an echo prefill) brings its own rows only.
-    boolean[] toHost = new boolean[n];
-    int hostCount = 0;
-    boolean anyDraftsPicked = false;
-    for (int j = 0; j < n; j++) {
-      Sequence s = b.seqs().get(j);
-      // (an earlier chunk of a prefill gives no token: its pick, dropped, costs less than its row; it is never
-      // allLogits, which only an echo prefill, never chunked, and a draft step are)
-      toHost[j] = b.gives()[j] && ((forksNow.test(j) && !pickedForks)
-          || !(s.samplableWhereLogitsAre() || s.greedyWhereLogitsAre()) || (!pickedDrafts && b.drafted()[j] > 0));
-      hostCount += toHost[j] ? 1 : 0;
-      anyDraftsPicked |= !toHost[j] && b.drafted()[j] > 0;
-    }
-    int[][] scoreTokens = null;
-    int scoreTop = 0;
-    if (hostCount > 0) {
-      // An echo prefill wants one log-prob per prompt row (and its alternatives), not the rows: let the model score
-      // them where the logits are (a GPU then copies back 8 bytes a row, 8 per alternative, and the last row).
-      for (int j = 0; j < n; j++) {
-        Sequence s = b.seqs().get(j);
-        if (b.gives()[j] && s.scoresPromptWhereLogitsAre(model.samplesOnDevice())) {
-          scoreTokens = scoreTokens == null ? new int[n][] : scoreTokens;
-          scoreTokens[j] = s.promptScoreTokens();
-          scoreTop = Math.max(scoreTop, s.alternatives());
-        }
-      }
-    }
-    if (!model.samplesOnDevice() || hostCount == n || (hostCount > 0 && !partialPicks)) {
-      if (scoreTokens != null) {
-        CausalLm.Scored scored = model.forwardScored(b.steps(), cache, scoreTokens, scoreTop);
-        return new Output(false, null, null, scored.logits(),
-            promptScores(scored.scores(), scored.topIds(), scored.topLogprobs(), scoreTop));
-      }
-      return new Output(false, null, null, model.forward(b.steps(), cache), null);
-    }
-    // The other completions of a first one picked here: extra picks after the step's rows, from the first's row
-    List<Sequence> forkPicks = new ArrayList<>();
-    List<Integer> forkFrom = new ArrayList<>();
-    for (int j = 0; j < n; j++) {
-      if (forksNow.test(j) && !toHost[j]) {
-        for (Sequence sibling : forks.get(b.seqs().get(j))) {
-          forkPicks.add(sibling);
-          forkFrom.add(b.firstRow()[j]);
-        }
-      }
-    }
-    int rows = b.rows() + forkPicks.size();
-    SamplingRows spec = SamplingRows.greedy(rows); // by output row (one per sequence unless drafts or an echo)
-    for (int e = 0; e < forkPicks.size(); e++) {
-      Sequence sibling = forkPicks.get(e);
-      if (!sibling.greedyWhereLogitsAre()) { // (a greedy one: the default greedy row)
-        sibling.fillForkRow(spec, b.rows() + e); // its number peeked: taken only if it forks
-      }
-    }
-    boolean[] greedy = new boolean[n];
-    for (int j = 0; j < n; j++) {
-      Sequence s = b.seqs().get(j);
-      if (toHost[j]) {
-        continue; // picked on the host, from its own stream
-      }
-      if (s.greedyWhereLogitsAre()) { // temperature 0: the sampler's greedy rows; no uniform number drawn
-        greedy[j] = true;
-        continue;
-      }
-      if (b.drafted()[j] > 0) {
-        s.fillDraftRows(spec, b.firstRow()[j], b.drafted()[j]); // the stream advances at commit, by the rows taken
-      } else if (b.gives()[j]) {
-        s.fillSamplingRow(spec, b.firstRow()[j], s.nextUniform());
-      } else {
-        spec.setPadding(b.firstRow()[j]); // an earlier chunk: its draw is dropped, takes nothing from its stream
-      }
-    }
-    java.util.function.IntPredicate picked = j -> !toHost[j];
-    int top = alternatives(b, picked); // (the other completions ask what the first asks)
-    int[] tokens;
-    double[] logprobs;
-    int[] topIds;
-    double[] topLogprobs;
-    float[][] logits = null;
-    Sequence.PromptScores[] scores = null;
-    if (hostCount == 0 && !anyDraftsPicked && forkPicks.isEmpty()) { // one row per sequence, numbered alike
-      logprobs = new double[rows];
-      topIds = top > 0 ? new int[rows * top] : null;
-      topLogprobs = top > 0 ? new double[rows * top] : null;
-      tokens = model.sample(b.steps(), cache, spec, logprobs, edits(b, picked, forkPicks), top, topIds, topLogprobs);
-    } else {
-      int[] extraRows = forkFrom.stream().mapToInt(Integer::intValue).toArray();
-      CausalLm.Picks picks = model.pickSome(b.steps(), cache, new CausalLm.Picking(toHost, scoreTokens, scoreTop,
-          extraRows, spec, edits(b, picked, forkPicks), top));
-      tokens = picks.tokens();
-      logprobs = picks.logprobs();
-      topIds = picks.topIds();
-      topLogprobs = picks.topLogprobs();
-      logits = picks.logits();
-      scores = promptScores(picks.scores(), picks.scoreTopIds(), picks.scoreTopLogprobs(), scoreTop);
-    }
-    // A row the sampler could not draw from (a NaN logit, or every token banned by the request's processors) fails
-    // its own request at commit (Sequence.acceptSampled), as a row picked on the host does: only rows a sequence
-    // takes are checked, so a NaN in a row plain decoding never computes (after a rejected draft, or after a draft
-    // that ends the sequence) fails nothing.
-    return new Output(false, tokens, logprobs, logits, scores, top, topIds, topLogprobs, greedy, forkPicks);
-  }
-
-  /** The model's prompt scores of a step as each sequence takes them (null without scoring, entries for the others). */
-  private static Sequence.PromptScores[] promptScores(double[][] scores, int[][] topIds, double[][] topLogprobs,
-      int top) {
-    if (scores == null) {
-      return null;
-    }
-    Sequence.PromptScores[] out = new Sequence.PromptScores[scores.length];
-    for (int j = 0; j < scores.length; j++) {
-      if (scores[j] != null) {
-        out[j] = new Sequence.PromptScores(scores[j], topIds == null ? null : topIds[j],
-            topLogprobs == null ? null : topLogprobs[j], topIds == null ? 0 : top);
-      }
-    }
-    return out;
   }
 
   /**
@@ -774,7 +572,7 @@ public final class Engine implements AutoCloseable {
    * which compare the two).
    */
   public void usePartialPicks(boolean on) {
-    partialPicks = on;
+    modelStep.usePartialPicks(on);
   }
 
   /**
@@ -783,7 +581,7 @@ public final class Engine implements AutoCloseable {
    * {@code -Dopt.engine.pickedForks=false}: a way out, and for tests).
    */
   public void usePickedForks(boolean on) {
-    pickedForks = on;
+    modelStep.usePickedForks(on);
   }
 
   /**
@@ -792,59 +590,7 @@ public final class Engine implements AutoCloseable {
    * the host (as {@code -Dopt.engine.pickedDrafts=false}: a way out, and for tests and the device check).
    */
   public void usePickedDrafts(boolean on) {
-    pickedDrafts = on;
-  }
-
-  /** The most log-prob alternatives a sequence of the step that gives a token lists (0: none). */
-  private static int alternatives(Batch b) {
-    return alternatives(b, j -> true);
-  }
-
-  /** As {@link #alternatives(Batch)}, over the sequences {@code which} selects. */
-  private static int alternatives(Batch b, java.util.function.IntPredicate which) {
-    int top = 0;
-    for (int j = 0; j < b.size(); j++) {
-      top = Math.max(top, b.gives()[j] && which.test(j) ? b.seqs().get(j).alternatives() : 0);
-    }
-    return top;
-  }
-
-  /**
-   * The step's logit edits: each sequence that gives a token and whose processors change its rows names them on its
-   * output rows ({@link Sequence#edits}: a row per draft checked, each with the history it stands for); none when no
-   * sequence has such processors.
-   */
-  private LogitEdits edits(Batch b) {
-    return edits(b, j -> true, List.of());
-  }
-
-  /** As {@link #edits(Batch)}, of the sequences {@code which} selects (those the model picks for). */
-  private LogitEdits edits(Batch b, java.util.function.IntPredicate which, List<Sequence> forkPicks) {
-    LogitEdits.Builder out = null;
-    if (editsBuilder != null) {
-      editsBuilder.clear(); // a step whose edits failed half-way must not leave them to the next
-    }
-    for (int j = 0; j < b.size(); j++) {
-      Sequence s = b.seqs().get(j);
-      if (b.gives()[j] && which.test(j) && s.hasEdits()) {
-        if (editsBuilder == null) {
-          editsBuilder = new LogitEdits.Builder(model.config().vocabSize());
-        }
-        out = editsBuilder;
-        s.edits(out, b.firstRow()[j], b.drafted()[j]);
-      }
-    }
-    for (int e = 0; e < forkPicks.size(); e++) { // the other completions' picks after the step's rows
-      Sequence s = forkPicks.get(e);
-      if (s.hasEdits()) {
-        if (editsBuilder == null) {
-          editsBuilder = new LogitEdits.Builder(model.config().vocabSize());
-        }
-        out = editsBuilder;
-        s.edits(out, b.rows() + e, 0);
-      }
-    }
-    return out == null ? LogitEdits.NONE : out.build();
+    modelStep.usePickedDrafts(on);
   }
 
   /**
@@ -852,7 +598,7 @@ public final class Engine implements AutoCloseable {
    * checks draft tokens (truncating the rows of rejected ones), publishes the filled blocks for prefix caching, and
    * retires the sequences that finished.
    */
-  private void commit(Batch b, Output out) {
+  private void commit(StepBatch b, StepOutput out) {
     int vocab = model.config().vocabSize();
     List<Sequence> joined = forkSiblings(b, out, vocab);
     RuntimeException[] failures = new RuntimeException[b.size()];
@@ -944,7 +690,7 @@ public final class Engine implements AutoCloseable {
    * the copy) prefills the prompt itself in the next step. Returns the siblings, which join the batch at once
    * (so that a failure from here on releases their blocks with the others').
    */
-  private List<Sequence> forkSiblings(Batch b, Output out, int vocab) {
+  private List<Sequence> forkSiblings(StepBatch b, StepOutput out, int vocab) {
     if (forks.isEmpty()) {
       return List.of();
     }
@@ -1017,13 +763,13 @@ public final class Engine implements AutoCloseable {
     @Override
     public void beamTopK(List<OptModel.SeqStep> seqs, KvCache kv, int[] rows, float[] base, int k, int[] ids,
         float[] scores) {
-      beamTopK(seqs, kv, rows, base, k, ids, scores, io.github.optjava.backend.LogitEdits.NONE);
+      beamTopK(seqs, kv, rows, base, k, ids, scores, LogitEdits.NONE);
     }
 
     /** As above, with the beams' processors as edits on the log-probabilities. */
     @Override
     public void beamTopK(List<OptModel.SeqStep> seqs, KvCache kv, int[] rows, float[] base, int k, int[] ids,
-        float[] scores, io.github.optjava.backend.LogitEdits edits) {
+        float[] scores, LogitEdits edits) {
       beforeStep();
       model.beamTopK(seqs, kv, rows, base, k, ids, scores, edits);
       afterStep(seqs);
