@@ -467,7 +467,7 @@ public final class Engine implements AutoCloseable {
     }
     for (int i = 0; i < plan.length && promptLookup > 0 && left > 0; i++) {
       Sequence s = active.get(i);
-      // (a sequence the model samples where the logits are draws its draft rows there too: runModel)
+      // (a sequence the model samples where the logits are draws its draft rows there too: ModelStep.run)
       if (plan[i] == 1 && !s.prefilling()
           && (modelStep.pickedDrafts() || !(model.samplesOnDevice() && s.samplableWhereLogitsAre()))) {
         int d = s.proposeDrafts((int) Math.min(promptLookup, left));

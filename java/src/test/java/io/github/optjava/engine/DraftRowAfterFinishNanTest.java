@@ -20,8 +20,9 @@ import org.junit.jupiter.api.Test;
 /**
  * A NaN in a row that a draft step computes after an accepted draft that ENDS the sequence (a stop string, or EOS)
  * must fail nothing: plain decoding never computes that row, and the host path ({@link Sequence#acceptDrafts}) stops
- * at the finish. (Found by session 25's review: {@code Engine.runModel} checked the picked rows for NaN up to the
- * first rejected draft, and a NaN there failed every request of the batch, an unrelated one included. The check now
+ * at the finish. (Found by session 25's review: {@code Engine.runModel}, now {@code ModelStep.run}, checked the
+ * picked rows for NaN up to the first rejected draft, and a NaN there failed every request of the batch, an unrelated
+ * one included. The check now
  * happens where a sequence takes a row, and fails only its own request, as on the host path.) And a NaN in a row a
  * sampled sequence does take fails that request alone.
  *
