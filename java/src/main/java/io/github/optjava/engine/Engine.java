@@ -166,7 +166,7 @@ public final class Engine implements AutoCloseable {
     if (promptIds.length == 0) {
       throw new IllegalArgumentException("the prompt is empty: it needs at least one token (BOS, id 2)");
     }
-    int total = promptIds.length + params.maxTokens();
+    long total = (long) promptIds.length + params.maxTokens(); // long: max_tokens near 2^31 must not wrap around
     if (total > maxSequenceLength && params.maxTokens() == 0 && params.echo()) { // score(): nothing generated
       throw new IllegalArgumentException("the text has " + promptIds.length + " tokens (with BOS), more than the "
           + maxSequenceLength + " this model reads at once; score it in parts of at most " + maxSequenceLength
@@ -191,7 +191,7 @@ public final class Engine implements AutoCloseable {
               + "vocabulary of " + vocab + " tokens (ids 0.." + (vocab - 1) + ")");
         });
     int seqs = params.isBeamSearch() ? params.numBeams() : params.n();
-    int blocks = seqs * cache.blocksFor(total);
+    long blocks = (long) seqs * cache.blocksFor((int) total); // (total fits an int now; n × blocks may not)
     if (blocks > cache.store().blocks()) {
       throw new IllegalArgumentException("the request needs " + blocks + " KV-cache blocks (" + seqs + " sequences × "
           + total + " tokens) but the cache has " + cache.store().blocks() + "; raise kvCacheTokens or lower "
@@ -370,12 +370,18 @@ public final class Engine implements AutoCloseable {
         return;
       }
       waiting.poll();
-      planned += need;
       List<Sequence> seqs = new ArrayList<>(n);
-      for (int i = 0; i < n; i++) {
-        seqs.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId(),
-            model.samplesTypicalOnDevice()));
+      try {
+        for (int i = 0; i < n; i++) {
+          seqs.add(new Sequence(r, i, ids.incrementAndGet(), tokenizer, model.config().eosTokenId(),
+              model.samplesTypicalOnDevice()));
+        }
+      } catch (RuntimeException | OutOfMemoryError e) {
+        // Out of the queue and not yet in the batch: failActive would not reach it, and its caller would wait for ever.
+        r.fail(e);
+        continue;
       }
+      planned += need;
       // n completions of one prompt: the first prefills it, the others fork its KV cache afterwards (an echo
       // request scores the prompt per completion: those prefill each).
       if (n > 1 && !r.params.echo() && sharePrompts) {

@@ -1,0 +1,53 @@
+package io.github.optjava.engine;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.api.Completion;
+import io.github.optjava.api.SamplingParams;
+import io.github.optjava.backend.cpu.CpuOps;
+import io.github.optjava.tokenizer.OptTokenizer;
+import java.util.concurrent.TimeUnit;
+import org.junit.jupiter.api.Test;
+
+/**
+ * Requests whose sizes overflow an int in {@link Engine#submit}'s checks are refused there, with the usual message.
+ * (Found by session 26's new-user review: {@code max_tokens} 2^31 − 1 wrapped the prompt-plus-max-tokens sum to a
+ * negative number, which passed the length check; the sequence's token array then failed to allocate on the engine
+ * thread after its request had left the queue, so nothing failed its future: the caller, and a CLI batch behind it,
+ * waited for ever. A huge {@code n} did the same through the KV-block count.)
+ */
+class EngineSubmitLimitsTest {
+  private static final OptTokenizer TOKENIZER = TinyOpt.tokenizer();
+
+  @Test
+  void maxTokensNearIntMaxIsRefusedAndTheEngineGoesOn() throws Exception {
+    try (Engine engine = new Engine(TinyOpt.model(new CpuOps()), TOKENIZER,
+        TinyOpt.model(new CpuOps()).newCache(32, 4), 4, 128)) {
+      int[] prompt = TOKENIZER.encode("A prompt");
+      for (int maxTokens : new int[] {Integer.MAX_VALUE, Integer.MAX_VALUE - prompt.length + 1, 1 << 30}) {
+        SamplingParams p = SamplingParams.greedy().toBuilder().maxTokens(maxTokens).build();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(prompt, p, null));
+        assertTrue(e.getMessage().contains("exceed the limit of 128"), e.getMessage());
+        assertTrue(e.getMessage().contains("max_tokens is " + maxTokens), e.getMessage());
+      }
+      Completion c = engine.submit(prompt, SamplingParams.greedy().toBuilder().maxTokens(3).build(), null)
+          .get(30, TimeUnit.SECONDS);
+      assertEquals(3, c.choices().get(0).tokenIds().size());
+    }
+  }
+
+  @Test
+  void nTimesBlocksBeyondIntMaxIsRefused() {
+    try (Engine engine = new Engine(TinyOpt.model(new CpuOps()), TOKENIZER,
+        TinyOpt.model(new CpuOps()).newCache(32, 4), 4, 128)) {
+      SamplingParams p = SamplingParams.builder().temperature(1).n(1_500_000_000).maxTokens(16).build();
+      int[] prompt = TOKENIZER.encode("x");
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(prompt, p, null));
+      long blocks = 1_500_000_000L * ((prompt.length + 16 + 3) / 4); // past an int's range
+      assertTrue(blocks > Integer.MAX_VALUE);
+      assertTrue(e.getMessage().contains("needs " + blocks + " KV-cache blocks"), e.getMessage());
+    }
+  }
+}
