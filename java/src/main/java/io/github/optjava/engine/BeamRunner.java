@@ -39,6 +39,7 @@ final class BeamRunner {
       if (at >= 0) {
         text = text.substring(0, at);
         reason = FinishReason.STOP;
+        n = tokensThroughStop(tokens, n, stops, tokenizer); // the ids (and log-probs) end where sampling's would
       }
       List<Integer> tokenIds = new ArrayList<>();
       if (params.echo()) {
@@ -60,6 +61,20 @@ final class BeamRunner {
       choices.add(new Choice(i, text, List.copyOf(tokenIds), reason, List.copyOf(lps), h.score()));
     }
     return choices;
+  }
+
+  /**
+   * How many of the first {@code n} tokens it takes for their text to hold a stop string: the ids end with the token
+   * that completed it, as a sampled or greedy choice's do (the search itself ran on, as Hugging Face's does: a beam
+   * is ranked by its whole hypothesis, so the choice's score is that of the hypothesis as searched).
+   */
+  private static int tokensThroughStop(int[] tokens, int n, StopMatcher stops, OptTokenizer tokenizer) {
+    for (int k = 1; k < n; k++) {
+      if (stops.find(tokenizer.decode(java.util.Arrays.copyOf(tokens, k), true, false), 0) >= 0) {
+        return k;
+      }
+    }
+    return n;
   }
 
   /** Log-probs of every token of {@code tokens} given its prefix (the first: null), one prefill. */
