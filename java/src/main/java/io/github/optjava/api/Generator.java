@@ -412,7 +412,10 @@ public final class Generator implements AutoCloseable {
   /**
    * Queues one prompt and returns at once. Completing the returned future yourself ({@code cancel(true)}, or a
    * timeout through {@code orTimeout}) stops the request: before it starts it never runs, and while it runs it ends
-   * at the next step and frees its batch slot and KV cache.
+   * at the next step and frees its batch slot and KV cache. The generator's thread completes the future, so
+   * dependents added with {@code thenApply} and the like run on it: keep them short, and never call a blocking
+   * method of this generator there ({@code generate}, {@code score}: they throw IllegalStateException, as waiting
+   * would hang every request); {@code thenCompose} with {@code generateAsync} chains requests.
    */
   public CompletableFuture<Completion> generateAsync(String prompt, SamplingParams params) {
     return engine.submit(encode(prompt), checked(params), null);
@@ -479,7 +482,14 @@ public final class Generator implements AutoCloseable {
    * running: their results could not be had, so they should not hold batch slots. {@code CompletableFuture.join}
    * would ignore the interrupt, and a pool's {@code shutdownNow} would wait for every queued generation.
    */
-  private static List<Completion> await(List<CompletableFuture<Completion>> futures) {
+  private List<Completion> await(List<CompletableFuture<Completion>> futures) {
+    if (engine.onLoopThread()) {
+      // The generator's own thread would wait for itself: every request, this one and any other caller's, would hang.
+      futures.forEach(f -> f.cancel(false));
+      throw new IllegalStateException("a blocking call (generate or score) on the generator's own thread would wait "
+          + "for ever: it runs the dependents of the futures it completes and the token callbacks. Compose with "
+          + "generateAsync (thenCompose), or run the dependent elsewhere (thenApplyAsync, thenComposeAsync)");
+    }
     List<Completion> out = new ArrayList<>(futures.size());
     try {
       for (CompletableFuture<Completion> f : futures) {
