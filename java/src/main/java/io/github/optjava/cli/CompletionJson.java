@@ -33,7 +33,7 @@ final class CompletionJson {
       } else {
         o.putNull("logprobs");
       }
-      o.put("score", ch.score());
+      put(o, "score", ch.score());
     }
     return root;
   }
@@ -48,12 +48,34 @@ final class CompletionJson {
         top.addNull();
         continue;
       }
-      tokenLogprobs.add(t.logprob());
+      add(tokenLogprobs, t.logprob());
       ObjectNode alternatives = top.addObject();
       for (Map.Entry<String, Double> e : t.top().entrySet()) {
-        alternatives.put(e.getKey(), e.getValue());
+        put(alternatives, e.getKey(), e.getValue());
       }
     }
     return o;
+  }
+
+  /**
+   * {@code v}, or null where it is not finite: JSON has no number for NaN (a model that produced invalid numbers,
+   * whose greedy picks go on as torch's argmax does) or infinities, and Jackson would write the strings "NaN" and
+   * "-Infinity", which a reader takes for text.
+   */
+  static void put(ObjectNode o, String key, double v) {
+    if (Double.isFinite(v)) {
+      o.put(key, v);
+    } else {
+      o.putNull(key);
+    }
+  }
+
+  /** As {@link #put}, appended to an array. */
+  static void add(ArrayNode a, double v) {
+    if (Double.isFinite(v)) {
+      a.add(v);
+    } else {
+      a.addNull();
+    }
   }
 }

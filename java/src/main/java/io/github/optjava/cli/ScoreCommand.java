@@ -56,16 +56,12 @@ final class ScoreCommand implements Callable<Integer> {
             if (t.logprob() == null) {
               lps.addNull();
             } else {
-              lps.add(t.logprob());
+              CompletionJson.add(lps, t.logprob());
             }
           }
-          out.put("total_logprob", s.totalLogprob());
-          // No token scored (an empty text): NaN, which JSON has no number for; null, not Jackson's "NaN" string.
-          if (Double.isNaN(s.perplexity())) {
-            out.putNull("perplexity");
-          } else {
-            out.put("perplexity", s.perplexity());
-          }
+          // Null where not finite: no token scored (an empty text), or a model that produced NaN
+          CompletionJson.put(out, "total_logprob", s.totalLogprob());
+          CompletionJson.put(out, "perplexity", s.perplexity());
         } catch (IllegalArgumentException e) {
           failed++;
           out.removeAll().put("error", "line " + lineNo + ": " + e.getMessage());
