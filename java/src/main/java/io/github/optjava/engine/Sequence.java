@@ -278,7 +278,7 @@ final class Sequence {
   /** Finishes as CANCELLED if the caller gave up (while it waited, preempted); whether it did. */
   boolean cancelIfAsked() {
     if (request.cancelled()) {
-      finish = FinishReason.CANCELLED;
+      finish(FinishReason.CANCELLED);
       return true;
     }
     return false;
@@ -286,7 +286,7 @@ final class Sequence {
 
   /** Finishes as CANCELLED: its request was found cancelled (another completion of it, or the queue, saw it). */
   void cancel() {
-    finish = FinishReason.CANCELLED;
+    finish(FinishReason.CANCELLED);
   }
 
   /**
@@ -378,7 +378,7 @@ final class Sequence {
     prefilled = true;
     recompute = false;
     if (request.cancelled()) {
-      finish = FinishReason.CANCELLED;
+      finish(FinishReason.CANCELLED);
       return;
     }
     if (generated.size() >= request.params.maxTokens()) {
@@ -548,10 +548,6 @@ final class Sequence {
 
   /** The second half of {@link #accept}, on the engine's thread: records {@code pick} (streams, finishes). */
   void commit(Pick pick) {
-    if (pick.finish() == FinishReason.CANCELLED) {
-      finish = FinishReason.CANCELLED;
-      return;
-    }
     if (pick.finish() != null) {
       finish(pick.finish());
       return;
@@ -600,9 +596,18 @@ final class Sequence {
     emit(token, safe);
   }
 
+  /**
+   * Ends the sequence: the decoder's held bytes and the text held back for a possible stop string are final now, and
+   * are streamed (so the chunks, joined, are the choice's text whatever the reason; a cancelled stream that is read
+   * to its end gets them too).
+   */
   private void finish(FinishReason reason) {
-    // On EOS the last generated token was streamed with its own step: what is left is the final flush (token -1).
-    boolean lastTokenStreamed = reason == FinishReason.EOS;
+    if (finish != null) {
+      return; // once (a cancelled sequence can be told again by another path)
+    }
+    // On EOS, and on a cancellation, the last generated token was streamed with its own step: what is left is the
+    // final flush (token -1).
+    boolean lastTokenStreamed = reason == FinishReason.EOS || reason == FinishReason.CANCELLED;
     if (reason != FinishReason.STOP) {
       int before = text.length();
       text.append(decoder.finish());
@@ -610,7 +615,7 @@ final class Sequence {
         int at = stops.find(text, before);
         if (at >= 0) {
           text.setLength(at);
-          reason = FinishReason.STOP;
+          reason = reason == FinishReason.CANCELLED ? reason : FinishReason.STOP; // (never a stop string in the text)
         }
       }
     }
