@@ -22,7 +22,8 @@ import picocli.CommandLine.ParentCommand;
  * line per request on stdout in input order. Requests run batched together; a bad request gets
  * {@code {"error": "..."}} on its line and the others still run; the exit status is 1 if any failed.
  */
-@Command(name = "batch", mixinStandardHelpOptions = true, description = {
+@Command(name = "batch", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Run JSON Lines requests from stdin ({\"prompt\": \"...\", \"max_tokens\": 16, ...}), batched; one JSON "
         + "line per request on stdout, in input order. A bad request yields {\"error\": \"...\"}; the exit status "
         + "is 1 if any failed."})
@@ -190,7 +191,7 @@ final class BatchCommand implements Callable<Integer> {
       boolean lp = r.params().logprobs().isPresent();
       return new Pending(lineNo, lp, gen.generateAsync(r.prompt(), r.params()), null);
     } catch (IllegalArgumentException e) {
-      return new Pending(lineNo, false, null, e.getMessage());
+      return new Pending(lineNo, false, null, ParamNames.json(e.getMessage())); // ("raise --kv-cache-tokens")
     }
   }
 

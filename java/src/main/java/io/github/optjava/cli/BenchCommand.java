@@ -51,7 +51,8 @@ import picocli.CommandLine.ParentCommand;
  * count ({@link GemmRate}) and reports the prefill against it: {@code prefill_gemm_fraction} = (prefill FLOPs
  * ÷ prefill time) ÷ that GEMM rate, 1 being a prefill as fast as pure GEMM work.
  */
-@Command(name = "bench", mixinStandardHelpOptions = true, description = {
+@Command(name = "bench", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Measure prefill and decode speed on a random-weight model of a real OPT shape.",
     "Prints a table; --json appends one JSON line per batch size."})
 final class BenchCommand implements Callable<Integer> {

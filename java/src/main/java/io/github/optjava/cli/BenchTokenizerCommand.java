@@ -9,7 +9,8 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /** {@code opt bench-tokenizer --model MODEL}: tokenizer throughput on English text (a benchmark, not a test). */
-@Command(name = "bench-tokenizer", mixinStandardHelpOptions = true, description = "Measure tokenizer throughput (MB/s, tokens/s) on English text.")
+@Command(name = "bench-tokenizer", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = "Measure tokenizer throughput (MB/s, tokens/s) on English text.")
 final class BenchTokenizerCommand implements Callable<Integer> {
 
   @ParentCommand

@@ -22,7 +22,8 @@ import picocli.CommandLine.ParentCommand;
  * other command opens; see docs/metaseq.md. The work is {@link MetaseqConverter}'s; this checks the result
  * loads as an OPT model and prints what was written.
  */
-@Command(name = "convert-metaseq", mixinStandardHelpOptions = true, description = {
+@Command(name = "convert-metaseq", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Convert a metaseq OPT checkpoint (reshard-model_part-K.pt files, or reshard.pt) into a Hugging Face "
         + "model directory (config.json, sharded safetensors, model.safetensors.index.json).",
     "Streams one tensor at a time: memory use stays small whatever the model size. Tokenizer files are not "

@@ -13,9 +13,9 @@ import picocli.CommandLine.Option;
 /** Options shared by the commands that run the model: which device, how many threads, batch and cache sizes. */
 final class EngineOptions {
 
-  @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
+  @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto", converter = DeviceValue.class,
       description = "Where to run. Default: ${DEFAULT-VALUE} (CUDA when usable, else the CPU).")
-  String device;
+  Device device;
 
   @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0 = all cores). Default: ${DEFAULT-VALUE}.")
   int threads;
@@ -102,14 +102,7 @@ final class EngineOptions {
       throw new IllegalArgumentException("--max-step-tokens must be 0 (no limit) or at least --max-batch (" + maxBatch
           + "), got " + maxStepTokens);
     }
-    Device d = switch (device.toLowerCase(Locale.ROOT)) {
-      case "cpu" -> Device.CPU;
-      case "cuda" -> Device.CUDA;
-      case "auto" -> Device.AUTO;
-      default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, got '" + device + "'");
-    };
-
-    GeneratorOptions opts = GeneratorOptions.defaults().withDevice(d).withThreads(threads)
+    GeneratorOptions opts = GeneratorOptions.defaults().withDevice(device).withThreads(threads)
         .withMaxBatchSize(maxBatch).withKvCacheTokens(kvCacheTokens).withKvBlockSize(kvBlockSize)
         .withRevision(model.revision)
         .withTensorParallel(tensorParallel)
@@ -175,6 +168,19 @@ final class EngineOptions {
   }
 
   /** picocli's converter of --quantize: a bad value is a command-line error (exit 2, usage). */
+  /** {@code cpu}, {@code cuda} or {@code auto} (any case); anything else is a usage error (exit 2), as --quantize's. */
+  static final class DeviceValue implements CommandLine.ITypeConverter<Device> {
+    @Override
+    public Device convert(String s) {
+      return switch (s.toLowerCase(Locale.ROOT)) {
+        case "cpu" -> Device.CPU;
+        case "cuda" -> Device.CUDA;
+        case "auto" -> Device.AUTO;
+        default -> throw new CommandLine.TypeConversionException("--device must be cpu, cuda or auto, got '" + s + "'");
+      };
+    }
+  }
+
   static final class QuantizationValue implements CommandLine.ITypeConverter<Quantization> {
     @Override
     public Quantization convert(String value) {

@@ -11,7 +11,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
 
 /** {@code opt generate --model M --prompt TEXT}: streams one completion to the terminal, then its speed. */
-@Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate a completion of --prompt, streamed as it is produced.")
+@Command(name = "generate", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = "Generate a completion of --prompt, streamed as it is produced.")
 final class GenerateCommand implements Callable<Integer> {
 
   @ParentCommand

@@ -6,7 +6,8 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.ParentCommand;
 
 /** {@code opt info}: what this machine offers (Java, CPU cores, whether and why not CUDA). */
-@Command(name = "info", mixinStandardHelpOptions = true, description = "Show the Java runtime, CPU and CUDA status of this machine.")
+@Command(name = "info", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = "Show the Java runtime, CPU and CUDA status of this machine.")
 final class InfoCommand implements Callable<Integer> {
 
   @ParentCommand

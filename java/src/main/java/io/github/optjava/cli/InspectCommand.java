@@ -27,7 +27,8 @@ import picocli.CommandLine.Mixin;
  * {@code {"format": "safetensors|pytorch", "config": {...as read...}, "tensors": [{"name", "dtype", "shape"}]}}
  * with tensors sorted by name.
  */
-@Command(name = "inspect", mixinStandardHelpOptions = true, description = {
+@Command(name = "inspect", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Validate a checkpoint completely (without running it) and print its format, config and tensors as JSON."})
 final class InspectCommand implements Callable<Integer> {
 

@@ -126,7 +126,13 @@ final class JsonLines {
 
   /** The string field "text" of a {@code {"text": "..."}} line (tokenize, score). */
   static String text(byte[] line) {
-    JsonNode text = object(line, "{\"text\": \"...\"}").get("text");
+    JsonNode node = object(line, "{\"text\": \"...\"}");
+    node.fieldNames().forEachRemaining(f -> {
+      if (!f.equals("text")) { // as batch refuses a field it does not know: a misspelt one must not pass unseen
+        throw new IllegalArgumentException("unknown field " + Untrusted.jsonString(f) + "; the only field is \"text\"");
+      }
+    });
+    JsonNode text = node.get("text");
     if (text == null || !text.isTextual()) {
       throw new IllegalArgumentException(text == null ? "missing string field \"text\""
           : "field \"text\" must be a string, not " + kind(text) + " (one text per line)");

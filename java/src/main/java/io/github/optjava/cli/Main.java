@@ -52,7 +52,8 @@ public final class Main {
     cl.setErr(new PrintWriter(new OutputStreamWriter(err, StandardCharsets.UTF_8), true));
     cl.setExecutionExceptionHandler((e, cmd, parsed) -> {
       PrintWriter w = cmd.getErr();
-      w.println("opt: error: " + describe(e));
+      // A command's own failure names what the user can change as options (--max-tokens, not max_tokens)
+      w.println("opt: error: " + (e instanceof IllegalArgumentException ? ParamNames.cli(describe(e)) : describe(e)));
       if (main.debug) {
         e.printStackTrace(w);
       }

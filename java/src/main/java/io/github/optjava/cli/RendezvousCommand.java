@@ -16,7 +16,8 @@ import picocli.CommandLine.ParentCommand;
  * rank 0, prints one line per rank. Run it with the same launcher line as the real job
  * ({@code scripts/launch/}).
  */
-@Command(name = "rendezvous", mixinStandardHelpOptions = true, description = {
+@Command(name = "rendezvous", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Check that the processes of a multi-process job meet (torchrun, Open MPI or Slurm variables plus "
         + "MASTER_ADDR and MASTER_PORT).",
     "Prints this process's rank, world size, local rank and rank 0's token."})

@@ -18,7 +18,8 @@ import picocli.CommandLine.ParentCommand;
  * every token given its prefix: {@code {"token_ids", "token_logprobs" (first null), "total_logprob",
  * "perplexity"}}. Bad lines get {@code {"error"}}; the exit status is 1 if any failed.
  */
-@Command(name = "score", mixinStandardHelpOptions = true, description = {
+@Command(name = "score", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Score JSON Lines {\"text\": \"...\"}: per-token log-probs, total and perplexity.",
     "A bad line yields {\"error\": \"...\"}; the exit status is 1 if any line failed."})
 final class ScoreCommand implements Callable<Integer> {

@@ -17,7 +17,8 @@ import picocli.CommandLine.Mixin;
  * {@code {"ids": [...]}} line per input line on stdout, in order (ids without special tokens). A bad
  * line gets {@code {"error": "..."}} and processing goes on; the exit status is 1 if any line failed.
  */
-@Command(name = "tokenize", mixinStandardHelpOptions = true, description = {
+@Command(name = "tokenize", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
+    description = {
     "Tokenize JSON Lines from stdin: {\"text\": \"...\"} -> {\"ids\": [...]} (no special tokens).",
     "A malformed line yields {\"error\": \"...\"}; the exit status is 1 if any line failed."})
 final class TokenizeCommand implements Callable<Integer> {

@@ -115,7 +115,7 @@ class CliGenerationTest {
     assertEquals(HF_TEXT + "\n", r.out(), "draft tokens checked by the model");
     CliTest.Run bad = cli("", "generate", "--model", model(), "--prompt", PROMPT, "--prompt-lookup", "-1");
     assertEquals(1, bad.exit(), bad.err());
-    assertTrue(bad.err().contains("promptLookup must be >= 0"), bad.err());
+    assertTrue(bad.err().contains("--prompt-lookup must be >= 0"), bad.err());
   }
 
   @Test

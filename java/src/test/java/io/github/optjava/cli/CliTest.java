@@ -56,6 +56,24 @@ class CliTest {
   }
 
   @Test
+  void tokenizeAndScoreRefuseUnknownFieldsAsBatchDoes() {
+    Run r = cli("{\"text\": \"a\", \"foo\": 1}\n{\"text\": \"a\"}\n", "tokenize", "--model", fixture("tiny-opt").toString());
+    assertEquals(1, r.exit, r.err);
+    List<String> lines = r.out.lines().toList();
+    assertEquals("{\"error\":\"line 1: unknown field \\\"foo\\\"; the only field is \\\"text\\\"\"}", lines.get(0));
+    assertTrue(lines.get(1).startsWith("{\"ids\":["), "the next line goes on: " + lines);
+  }
+
+  @Test
+  void everyCommandPrintsTheVersion() {
+    for (String command : new String[] {"generate", "score", "batch", "bench", "info"}) {
+      Run r = cli("", command, "--version");
+      assertEquals(0, r.exit, r.err);
+      assertTrue(r.out.startsWith("opt-java "), command + ": " + r.out);
+    }
+  }
+
+  @Test
   void tokenizeReportsEachBadLineAndGoesOn() throws IOException {
     ByteArrayOutputStream in = new ByteArrayOutputStream();
     in.write("{\"text\": \"a\"}\nnot json\n{\"txt\": \"a\"}\n[1]\n\n{\"text\": 5}\n{\"text\": \"a\"} trailing\n"
@@ -75,7 +93,7 @@ class CliTest {
       assertTrue(lines.get(i).get("error").asText().startsWith("line " + (i + 1) + ": "), lines.get(i).toString());
     }
     assertTrue(lines.get(1).get("error").asText().contains("not valid JSON"));
-    assertTrue(lines.get(2).get("error").asText().contains("missing string field \"text\""));
+    assertTrue(lines.get(2).get("error").asText().contains("unknown field \"txt\""), lines.get(2).toString());
     assertTrue(lines.get(5).get("error").asText().endsWith("field \"text\" must be a string, not a number (one text "
         + "per line)"), lines.get(5).toString());
     assertTrue(lines.get(7).get("error").asText().contains("UTF-8"));

@@ -15,10 +15,16 @@ class ParamNamesTest {
     String m = "minTokens (20) must not exceed maxTokens (5); badWordsIds has token id -1; temperature stays";
     assertEquals("min_tokens (20) must not exceed max_tokens (5); bad_words_ids has token id -1; temperature stays",
         ParamNames.json(m));
-    assertEquals("--min-tokens (20) must not exceed --max-tokens (5); --bad-words-ids has token id -1; temperature "
+    assertEquals("--min-tokens (20) must not exceed --max-tokens (5); --bad-word-ids has token id -1; temperature "
         + "stays", ParamNames.cli(m));
-    assertEquals("kvCacheTokens and topPx are not SamplingParams'", ParamNames.json("kvCacheTokens and topPx are not "
-        + "SamplingParams'"));
+    // The engine's messages: JSON names of a request's fields, GeneratorOptions' names of the generator's
+    String engine = "max_tokens is 1000 and num_beams 2; raise kvCacheTokens or lower max_tokens; maxBatchSize 0";
+    assertEquals("--max-tokens is 1000 and --num-beams 2; raise --kv-cache-tokens or lower --max-tokens; --max-batch 0",
+        ParamNames.cli(engine));
+    assertEquals("max_tokens is 1000 and num_beams 2; raise --kv-cache-tokens or lower max_tokens; --max-batch 0",
+        ParamNames.json(engine));
+    assertEquals("kvCacheTokensX and topPx are not SamplingParams'", ParamNames.json("kvCacheTokensX and topPx are "
+        + "not SamplingParams'"));
   }
 
   @Test
@@ -30,5 +36,15 @@ class ParamNamesTest {
     CliTest.Run generate = cli("", "generate", "--model", model, "--device", "cpu", "--prompt", "a", "--top-p", "1.5");
     assertEquals(1, generate.exit());
     assertTrue(generate.err().contains("opt: error: --top-p must be in (0, 1]"), generate.err());
+    CliTest.Run tooLong = cli("", "generate", "--model", model, "--device", "cpu", "--prompt", "a", "--max-tokens",
+        "100000");
+    assertEquals(1, tooLong.exit());
+    assertTrue(tooLong.err().contains("--max-tokens is 100000"), tooLong.err());
+    CliTest.Run badWord = cli("", "generate", "--model", model, "--device", "cpu", "--prompt", "a", "--bad-word-ids",
+        "-5");
+    assertTrue(badWord.err().contains("opt: error: --bad-word-ids has token id -5"), badWord.err());
+    CliTest.Run device = cli("", "generate", "--model", model, "--device", "gpu", "--prompt", "a");
+    assertEquals(2, device.exit(), "a malformed value is a usage error, as --quantize int4's");
+    assertTrue(device.err().contains("--device must be cpu, cuda or auto, got 'gpu'"), device.err());
   }
 }
