@@ -60,7 +60,17 @@ public final class Main {
       w.flush();
       return 1;
     });
-    return cl.execute(args);
+    try {
+      return cl.execute(args);
+    } catch (OutOfMemoryError e) { // (an Error passes picocli's handler): one line, as for every other failure
+      err.println("opt: error: out of Java heap (" + Runtime.getRuntime().maxMemory() / (1 << 20) + " MiB at most: "
+          + e.getMessage() + "); give the JVM a larger heap: OPT_JAVA_OPTS=-Xmx8g scripts/opt ...");
+      if (main.debug) {
+        e.printStackTrace(err);
+      }
+      err.flush();
+      return 1;
+    }
   }
 
   /**

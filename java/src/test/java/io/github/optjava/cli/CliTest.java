@@ -64,6 +64,19 @@ class CliTest {
     assertTrue(lines.get(1).startsWith("{\"ids\":["), "the next line goes on: " + lines);
   }
 
+  /** A heap too small for the model's files: one error line and exit 1, not a JVM stack trace (session 26's review). */
+  @Test
+  void aHeapTooSmallIsOneErrorLine() throws Exception {
+    Process p = new ProcessBuilder(Path.of(System.getProperty("java.home"), "bin", "java").toString(), "-Xmx12m",
+        "-cp", System.getProperty("java.class.path"), Main.class.getName(), "generate", "--model",
+        fixture("tiny-opt").toString(), "--device", "cpu", "--prompt", "Hello").redirectErrorStream(true).start();
+    String out = new String(p.getInputStream().readAllBytes(), java.nio.charset.StandardCharsets.UTF_8);
+    assertTrue(p.waitFor(120, java.util.concurrent.TimeUnit.SECONDS));
+    assertEquals(1, p.exitValue(), out);
+    assertTrue(out.contains("opt: error: "), out);
+    assertFalse(out.contains("Exception in thread"), out);
+  }
+
   @Test
   void everyCommandPrintsTheVersion() {
     for (String command : new String[] {"generate", "score", "batch", "bench", "info"}) {
