@@ -20,7 +20,8 @@ final class EngineOptions {
   @Option(names = "--threads", defaultValue = "0", description = "CPU threads (0 = all cores). Default: ${DEFAULT-VALUE}.")
   int threads;
 
-  @Option(names = "--max-batch", defaultValue = "16", description = "Most sequences decoded together. Default: ${DEFAULT-VALUE}.")
+  @Option(names = "--max-batch", defaultValue = "16", description = "Most sequences decoded together. Default: "
+      + "${DEFAULT-VALUE} (generate: its one request's sequences, --num-beams or 1).")
   int maxBatch;
 
   @Option(names = "--kv-cache-tokens", defaultValue = "0",

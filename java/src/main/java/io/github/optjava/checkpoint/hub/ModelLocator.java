@@ -88,7 +88,17 @@ public final class ModelLocator {
                         "Model directory '" + modelDirOrId + "' does not exist, and it is not a "
                             + "Hugging Face model id either: an id looks like '" + RepoId.EXAMPLE
                             + "' (organisation/name, using letters, digits, '-', '_' and '.')."));
-    return new SnapshotResolver(settings, symlinks).resolve(repo, checkRevision(revision));
+    try {
+      return new SnapshotResolver(settings, symlinks).resolve(repo, checkRevision(revision));
+    } catch (CheckpointException e) {
+      // "models/opt-125m" with a typo reads as a hub id: say that it was no local directory either
+      Path parent = Path.of(modelDirOrId).getParent();
+      if (parent != null && Files.isDirectory(parent)) {
+        throw new CheckpointException(e.getMessage() + " (read as a Hugging Face id: there is no local directory '"
+            + modelDirOrId + "', though '" + parent + "' exists; check the path's spelling)", e);
+      }
+      throw e;
+    }
   }
 
   private static Optional<Path> existingDirectory(String modelDirOrId) {

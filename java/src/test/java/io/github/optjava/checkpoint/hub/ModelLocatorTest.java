@@ -56,6 +56,22 @@ class ModelLocatorTest extends FakeHubTestBase {
     assertEquals(List.of(), hub.requests());
   }
 
+  /** A mistyped local path that reads as an id: the hub's answer, and that it was no local directory either. */
+  @Test
+  void aMistypedLocalPathSaysItIsNoLocalDirectory() throws Exception {
+    Path parent = Files.createDirectories(Path.of("target-locator-test"));
+    try {
+      String typo = parent + "/opt-125n";
+      CheckpointException e = assertThrows(CheckpointException.class,
+          () -> ModelLocator.resolve(typo, settings(), "main"));
+      assertTrue(e.getMessage().contains("there is no local directory '" + typo + "', though '" + parent
+          + "' exists"), e.getMessage());
+      assertTrue(hub.requests().size() > 0, "asked the hub first");
+    } finally {
+      Files.delete(parent);
+    }
+  }
+
   @Test
   void aBlankNameIsRejected() {
     assertThrows(CheckpointException.class, () -> ModelLocator.resolve(" ", settings(), "main"));
