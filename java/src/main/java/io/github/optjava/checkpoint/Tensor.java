@@ -70,6 +70,31 @@ public final class Tensor {
     return out;
   }
 
+  /** How many values are NaN or infinite (exponent bits all ones, in the stored dtype); the bytes read once. */
+  public long nonFiniteCount() {
+    ByteBuffer b = data();
+    long n = info.numel();
+    long count = 0;
+    switch (info.dtype()) {
+      case F32 -> {
+        for (long i = 0; i < n; i++) {
+          count += (b.getInt((int) (4 * i)) & 0x7f800000) == 0x7f800000 ? 1 : 0;
+        }
+      }
+      case F16 -> {
+        for (long i = 0; i < n; i++) {
+          count += (b.getShort((int) (2 * i)) & 0x7c00) == 0x7c00 ? 1 : 0;
+        }
+      }
+      case BF16 -> {
+        for (long i = 0; i < n; i++) {
+          count += (b.getShort((int) (2 * i)) & 0x7f80) == 0x7f80 ? 1 : 0;
+        }
+      }
+    }
+    return count;
+  }
+
   /**
    * This tensor in another storage dtype (a heap copy; this one if it already is). Narrowing rounds to
    * nearest even, as PyTorch's {@code .half()} / {@code .bfloat16()} do.

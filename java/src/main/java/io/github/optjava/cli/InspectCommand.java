@@ -23,7 +23,7 @@ import picocli.CommandLine.Mixin;
 /**
  * {@code opt inspect --model MODEL}: reads and validates the whole checkpoint without running a model
  * (config, every tensor's header and data span, for .bin the whole pickle, every tensor's shape against
- * the config) and prints one JSON object:
+ * the config, every value finite) and prints one JSON object:
  * {@code {"format": "safetensors|pytorch", "config": {...as read...}, "tensors": [{"name", "dtype", "shape"}]}}
  * with tensors sorted by name.
  */
@@ -52,6 +52,18 @@ final class InspectCommand implements Callable<Integer> {
       result.put("format", checkpoint.format());
       result.set("config", configAsRead);
       ArrayNode tensors = result.putArray("tensors");
+      java.util.List<String> nonFinite = new java.util.ArrayList<>();
+      for (TensorInfo t : checkpoint.tensors()) {
+        long bad = checkpoint.tensor(t.name()).nonFiniteCount(); // loads fine, then every step is NaN: say so now
+        if (bad > 0) {
+          nonFinite.add(io.github.optjava.checkpoint.Untrusted.quote(t.name()) + " (" + bad + " of " + t.numel() + ")");
+        }
+      }
+      if (!nonFinite.isEmpty()) {
+        throw new CheckpointException("NaN or infinite values in " + String.join(", ", nonFinite) + ": the checkpoint "
+            + "is damaged, or overflowed when it was converted (fp16 holds at most 65504); a model with them computes "
+            + "NaN logits");
+      }
       for (TensorInfo t : checkpoint.tensors()) {
         ObjectNode o = tensors.addObject();
         o.put("name", t.name());

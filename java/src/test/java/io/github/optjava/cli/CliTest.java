@@ -169,6 +169,30 @@ class CliTest {
     }
   }
 
+  /** A checkpoint that loads but holds a NaN: inspect says which tensor (session 26's review: it exited 0). */
+  @Test
+  void inspectRefusesNaNWeights(@TempDir Path tmp) throws IOException {
+    Path src = fixture("tiny-opt");
+    try (var files = Files.list(src)) {
+      for (Path f : files.toList()) {
+        Files.copy(f, tmp.resolve(f.getFileName().toString())); // (follows the tokenizer files' links)
+      }
+    }
+    Path weights = tmp.resolve("model.safetensors");
+    byte[] bytes = Files.readAllBytes(weights);
+    java.nio.ByteBuffer b = java.nio.ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    int headerLength = (int) b.getLong(0);
+    JsonNode header = JSON.readTree(new String(bytes, 8, headerLength, java.nio.charset.StandardCharsets.UTF_8));
+    String name = "model.decoder.layers.0.fc1.weight";
+    assertEquals("F16", header.get(name).get("dtype").asText());
+    int at = 8 + headerLength + header.get(name).get("data_offsets").get(0).asInt() + 2 * 5; // its 6th value
+    b.putShort(at, (short) 0x7e00); // fp16 NaN
+    Files.write(weights, bytes);
+    Run r = cli("", "inspect", "--model", tmp.toString());
+    assertEquals(1, r.exit, r.out);
+    assertTrue(r.err.contains("NaN or infinite values in '" + name + "' (1 of 16384)"), r.err);
+  }
+
   @Test
   void inspectReadsPytorchBinToTheSameTensors(@TempDir Path tmp) throws IOException {
     Path src = fixture("tiny-opt-postln"); // the fixture with a .bin
