@@ -80,7 +80,9 @@ final class GenerateCommand implements Callable<Integer> {
         try {
           ids.add(Integer.parseInt(id.trim()));
         } catch (NumberFormatException e) {
-          throw new IllegalArgumentException("--bad-word-ids takes comma-separated token ids, got '" + word + "'");
+          // a malformed value: a usage error (exit 2), as picocli's own conversions give
+          throw new picocli.CommandLine.ParameterException(spec.commandLine(),
+              "--bad-word-ids takes comma-separated token ids, got '" + word + "'");
         }
       }
       out.add(ids);

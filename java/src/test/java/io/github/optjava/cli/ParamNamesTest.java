@@ -43,6 +43,10 @@ class ParamNamesTest {
     CliTest.Run badWord = cli("", "generate", "--model", model, "--device", "cpu", "--prompt", "a", "--bad-word-ids",
         "-5");
     assertTrue(badWord.err().contains("opt: error: --bad-word-ids has token id -5"), badWord.err());
+    CliTest.Run words = cli("", "generate", "--model", model, "--device", "cpu", "--prompt", "a", "--bad-word-ids",
+        "1,,2");
+    assertEquals(2, words.exit(), words.err());
+    assertTrue(words.err().contains("--bad-word-ids takes comma-separated token ids, got '1,,2'"), words.err());
     CliTest.Run device = cli("", "generate", "--model", model, "--device", "gpu", "--prompt", "a");
     assertEquals(2, device.exit(), "a malformed value is a usage error, as --quantize int4's");
     assertTrue(device.err().contains("--device must be cpu, cuda or auto, got 'gpu'"), device.err());
