@@ -117,9 +117,14 @@ final class EngineOptions {
     if (rendezvousTimeout < 1) {
       throw new IllegalArgumentException("--rendezvous-timeout must be at least 1 second, got " + rendezvousTimeout);
     }
-    return Generator.openMultiProcess(model.model, opts,
-        io.github.optjava.parallel.Rendezvous.Placement.fromEnvironment(System.getenv()),
-        java.time.Duration.ofSeconds(rendezvousTimeout));
+    io.github.optjava.parallel.Rendezvous.Placement placement =
+        io.github.optjava.parallel.Rendezvous.Placement.fromEnvironment(System.getenv());
+    if (placement.masterAddr() == null && placement.source().equals("single process")) {
+      org.slf4j.LoggerFactory.getLogger(EngineOptions.class).warn("--multi-process without a launcher's variables "
+          + "(torchrun's RANK/WORLD_SIZE, mpirun's OMPI_COMM_WORLD_*, srun's SLURM_*): a job of this one process; "
+          + "start it through a launcher (scripts/launch/) to spread the model over several");
+    }
+    return Generator.openMultiProcess(model.model, opts, placement, java.time.Duration.ofSeconds(rendezvousTimeout));
   }
 
   /**

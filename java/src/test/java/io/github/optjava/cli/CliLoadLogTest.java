@@ -44,6 +44,17 @@ class CliLoadLogTest {
     return fixture("tiny-opt").toString();
   }
 
+  /** --multi-process with no launcher's variables says it runs a job of one process (session 26's review). */
+  @Test
+  void multiProcessWithoutALauncherSaysSo() {
+    assumeFalse(System.getenv().containsKey("RANK") || System.getenv().containsKey("WORLD_SIZE")
+        || System.getenv().containsKey("OMPI_COMM_WORLD_SIZE") || System.getenv().containsKey("SLURM_NTASKS"));
+    Logged l = logged(() -> cli("", "generate", "--model", model(), "--device", "cpu", "--prompt", "Hello",
+        "--max-tokens", "2", "--multi-process"));
+    assertEquals(0, l.run().exit(), l.run().err());
+    assertTrue(line(l, "--multi-process without a launcher").contains("a job of this one process"));
+  }
+
   /** generate runs one prompt: its KV cache holds its sequences (the beams), not the shared default of 16. */
   @Test
   void generateSizesTheKvCacheForItsOwnSequences() {
