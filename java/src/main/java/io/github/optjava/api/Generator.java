@@ -414,8 +414,9 @@ public final class Generator implements AutoCloseable {
    * timeout through {@code orTimeout}) stops the request: before it starts it never runs, and while it runs it ends
    * at the next step and frees its batch slot and KV cache. The generator's thread completes the future, so
    * dependents added with {@code thenApply} and the like run on it: keep them short, and never call a blocking
-   * method of this generator there ({@code generate}, {@code score}: they throw IllegalStateException, as waiting
-   * would hang every request); {@code thenCompose} with {@code generateAsync} chains requests.
+   * method of this generator there ({@code generate}, {@code score}, reading a {@link TokenStream}: they throw
+   * IllegalStateException, as waiting would hang every request); {@code thenCompose} with {@code generateAsync}
+   * chains requests.
    */
   public CompletableFuture<Completion> generateAsync(String prompt, SamplingParams params) {
     return engine.submit(encode(prompt), checked(params), null);
@@ -450,7 +451,7 @@ public final class Generator implements AutoCloseable {
       public boolean cancelled() {
         return stream.isCancelled();
       }
-    }), params.isBeamSearch());
+    }), params.isBeamSearch(), engine::onLoopThread);
     return stream;
   }
 

@@ -36,6 +36,8 @@ public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoClose
   private final LinkedBlockingQueue<Object> queue = new LinkedBlockingQueue<>();
   private volatile boolean cancelled;
   private CompletableFuture<Completion> completion;
+  /** Whether the caller is the generator's own thread, which must never wait for a chunk it would produce itself. */
+  private java.util.function.BooleanSupplier onGeneratorThread = () -> false;
 
   TokenStream() {}
 
@@ -43,9 +45,14 @@ public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoClose
     queue.add(c);
   }
 
-  /** @param finalChoices beam search: the beams are known only at the end, each one's text comes as one chunk */
-  void attach(CompletableFuture<Completion> f, boolean finalChoices) {
+  /**
+   * @param finalChoices beam search: the beams are known only at the end, each one's text comes as one chunk
+   * @param onGeneratorThread whether the calling thread is the generator's own (iterating there would wait for ever)
+   */
+  void attach(CompletableFuture<Completion> f, boolean finalChoices,
+      java.util.function.BooleanSupplier onGeneratorThread) {
     this.completion = f;
+    this.onGeneratorThread = onGeneratorThread;
     f.whenComplete((c, e) -> {
       if (finalChoices && c != null) {
         c.choices().forEach(choice -> queue.add(new Chunk(choice.index(), -1, choice.text())));
@@ -75,6 +82,15 @@ public final class TokenStream implements Iterable<TokenStream.Chunk>, AutoClose
 
       @Override
       public boolean hasNext() {
+        if (next == null) {
+          next = queue.poll();
+        }
+        if (next == null && onGeneratorThread.getAsBoolean()) {
+          cancel(); // nobody can read this stream: its request stops at the next step
+          throw new IllegalStateException("a TokenStream read on the generator's own thread (a dependent of a future it "
+              + "completed, or a token callback) would wait for ever for the chunks that thread produces; read it on "
+              + "another thread, or use generateAsync");
+        }
         if (next == null) {
           try {
             next = queue.take();

@@ -61,8 +61,9 @@ final class BenchCommand implements Callable<Integer> {
   Main parent;
 
   @Option(names = "--device", defaultValue = "auto", paramLabel = "cpu|cuda|auto",
+      converter = EngineOptions.DeviceValue.class,
       description = "Where to run. Default: ${DEFAULT-VALUE} (CUDA when usable, else the CPU).")
-  String device;
+  io.github.optjava.api.Device device;
 
   @Option(names = "--shape", defaultValue = "125m", paramLabel = "SIZE|CONFIG",
       description = "An OPT size (125m, 350m, 1.3b, 2.7b, 6.7b, 13b, 30b, 66b, 175b) or a config.json file. "
@@ -407,23 +408,15 @@ final class BenchCommand implements Callable<Integer> {
 
   /** Whether to run on the GPU: cuda (required), auto (when usable), cpu (never). */
   private boolean useCuda() {
-    switch (device.toLowerCase(Locale.ROOT)) {
-      case "cpu" -> {
-        return false;
-      }
-      case "auto", "cuda" -> {
-        if (reference) {
-          return false; // the reference ops are the CPU oracle
-        }
-        io.github.optjava.backend.cuda.CudaProbe.Result probe = io.github.optjava.backend.cuda.CudaProbe.probe();
-        if (!probe.usable() && device.equalsIgnoreCase("cuda")) {
-          throw new IllegalArgumentException("--device cuda: CUDA is not usable here (" + probe.reason()
-              + "); use --device cpu");
-        }
-        return probe.usable();
-      }
-      default -> throw new IllegalArgumentException("--device must be cpu, cuda or auto, not '" + device + "'");
+    if (device == io.github.optjava.api.Device.CPU || reference) {
+      return false; // (the reference ops are the CPU oracle)
     }
+    io.github.optjava.backend.cuda.CudaProbe.Result probe = io.github.optjava.backend.cuda.CudaProbe.probe();
+    if (!probe.usable() && device == io.github.optjava.api.Device.CUDA) {
+      throw new IllegalArgumentException("--device cuda: CUDA is not usable here (" + probe.reason()
+          + "); use --device cpu");
+    }
+    return probe.usable();
   }
 
   /**

@@ -173,7 +173,6 @@ final class EngineOptions {
     }
   }
 
-  /** picocli's converter of --quantize: a bad value is a command-line error (exit 2, usage). */
   /** {@code cpu}, {@code cuda} or {@code auto} (any case); anything else is a usage error (exit 2), as --quantize's. */
   static final class DeviceValue implements CommandLine.ITypeConverter<Device> {
     @Override
@@ -187,6 +186,7 @@ final class EngineOptions {
     }
   }
 
+  /** picocli's converter of --quantize: a bad value is a command-line error (exit 2, usage). */
   static final class QuantizationValue implements CommandLine.ITypeConverter<Quantization> {
     @Override
     public Quantization convert(String value) {

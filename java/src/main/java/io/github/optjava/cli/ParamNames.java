@@ -11,24 +11,33 @@ import java.util.regex.Pattern;
  */
 final class ParamNames {
   /** The camel-case properties of SamplingParams (one-word ones such as temperature read the same everywhere). */
-  private static final Pattern NAMES = Pattern.compile("\\b(maxTokens|topK|topP|minP|typicalP|numBeams|lengthPenalty"
+  private static final Pattern NAMES = word("(maxTokens|topK|topP|minP|typicalP|numBeams|lengthPenalty"
       + "|earlyStopping|repetitionPenalty|presencePenalty|frequencyPenalty|noRepeatNgramSize|minTokens|logitBias"
-      + "|badWordsIds)\\b");
+      + "|badWordsIds)");
 
   /** GeneratorOptions' camel-case properties that are command-line options of every command that runs a model. */
-  private static final Pattern OPTIONS = Pattern.compile("\\b(kvCacheTokens|kvBlockSize|maxBatchSize|maxStepTokens"
-      + "|tensorParallel|pipelineParallel|promptLookup)\\b");
+  private static final Pattern OPTIONS = word("(kvCacheTokens|kvBlockSize|maxBatchSize|maxStepTokens"
+      + "|tensorParallel|pipelineParallel|promptLookup)");
 
   /** The JSON names of SamplingParams' camel-case properties, as the engine's messages write them. */
-  private static final Pattern JSON_NAMES = Pattern.compile("\\b(max_tokens|top_k|top_p|min_p|typical_p|num_beams"
+  private static final Pattern JSON_NAMES = word("(max_tokens|top_k|top_p|min_p|typical_p|num_beams"
       + "|length_penalty|early_stopping|repetition_penalty|presence_penalty|frequency_penalty|no_repeat_ngram_size"
-      + "|min_tokens|logit_bias|bad_words_ids)\\b");
+      + "|min_tokens|logit_bias|bad_words_ids)");
 
   /** Options whose names are not their property's in kebab case. */
   private static final java.util.Map<String, String> CLI_EXCEPTIONS = java.util.Map.of(
       "--bad-words-ids", "--bad-word-ids", "--max-batch-size", "--max-batch");
 
   private ParamNames() {}
+
+  /**
+   * {@code names} as a word of a sentence: after the start, a space or "(", before the end, a space, one of "),:;=["
+   * or a full stop that ends a sentence. Never inside a path or a file name a message quotes
+   * ({@code /data/max_tokens/config.json}), which a plain word boundary would rewrite.
+   */
+  private static Pattern word(String names) {
+    return Pattern.compile("(?<![^\\s(])" + names + "(?=$|[\\s),:;=\\[]|\\.(?:\\s|$))");
+  }
 
   /** {@code topP must be in (0, 1]} → {@code top_p must be in (0, 1]}; {@code kvCacheTokens} → {@code --kv-cache-tokens}. */
   static String json(String message) {

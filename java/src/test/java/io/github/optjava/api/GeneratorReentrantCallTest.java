@@ -48,6 +48,35 @@ class GeneratorReentrantCallTest {
     }
   }
 
+  /** Reading a stream there would wait for chunks only that thread makes (found by the review of the fix above). */
+  @Test
+  void readingAStreamFromADependentFails() throws Exception {
+    try (Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(),
+        GeneratorCloseAndCancelTest.small())) {
+      CompletableFuture<String> read = g.generateAsync("first", THREE).thenApply(c -> {
+        StringBuilder text = new StringBuilder();
+        try (TokenStream s = g.stream("second", THREE)) {
+          for (TokenStream.Chunk chunk : s) {
+            text.append(chunk.text());
+          }
+        }
+        return text.toString();
+      });
+      ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
+          () -> read.get(60, TimeUnit.SECONDS));
+      assertInstanceOf(IllegalStateException.class, e.getCause());
+      assertTrue(e.getCause().getMessage().contains("TokenStream read on the generator's own thread"),
+          e.getCause().getMessage());
+      StringBuilder text = new StringBuilder(); // read on this thread: fine
+      try (TokenStream s = g.stream("second", THREE)) {
+        for (TokenStream.Chunk chunk : s) {
+          text.append(chunk.text());
+        }
+        assertEquals(s.completion().get(60, TimeUnit.SECONDS).text(), text.toString());
+      }
+    }
+  }
+
   @Test
   void aBlockingCallFromATokenCallbackFails() {
     try (Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(),

@@ -25,6 +25,11 @@ class ParamNamesTest {
         ParamNames.json(engine));
     assertEquals("kvCacheTokensX and topPx are not SamplingParams'", ParamNames.json("kvCacheTokensX and topPx are "
         + "not SamplingParams'"));
+    // Names inside a path or file name a message quotes stay as they are (session 26's review: a path was rewritten)
+    String path = "--shape /data/max_tokens/config.json: no such file; see /x/topP and topP.json, not topP.";
+    assertEquals("--shape /data/max_tokens/config.json: no such file; see /x/topP and topP.json, not --top-p.",
+        ParamNames.cli(path));
+    assertEquals("--logit-bias[5] must be in", ParamNames.cli("logitBias[5] must be in"));
   }
 
   @Test
@@ -50,5 +55,7 @@ class ParamNamesTest {
     CliTest.Run device = cli("", "generate", "--model", model, "--device", "gpu", "--prompt", "a");
     assertEquals(2, device.exit(), "a malformed value is a usage error, as --quantize int4's");
     assertTrue(device.err().contains("--device must be cpu, cuda or auto, got 'gpu'"), device.err());
+    CliTest.Run bench = cli("", "bench", "--device", "gpu");
+    assertEquals(2, bench.exit(), "bench's --device too: " + bench.err());
   }
 }
