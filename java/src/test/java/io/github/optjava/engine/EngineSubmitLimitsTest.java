@@ -38,6 +38,39 @@ class EngineSubmitLimitsTest {
     }
   }
 
+  /**
+   * A request whose admission throws (here: the model's answer while its sequences are made) fails alone; it was out
+   * of the queue and not yet in the batch, so the loop's failure handling never reached it and its caller hung.
+   */
+  @Test
+  void aRequestWhoseAdmissionThrowsFailsAloneAndTheEngineGoesOn() throws Exception {
+    java.util.concurrent.atomic.AtomicBoolean armed = new java.util.concurrent.atomic.AtomicBoolean();
+    WrappedModel model = new WrappedModel(TinyOpt.model(new CpuOps()), false) {
+      @Override
+      public float[][] forward(java.util.List<io.github.optjava.model.OptModel.SeqStep> seqs, KvCache kv) {
+        return this.model.forward(seqs, kv);
+      }
+
+      @Override
+      public boolean samplesTypicalOnDevice() {
+        if (armed.getAndSet(false)) {
+          throw new OutOfMemoryError("planted: admission fails");
+        }
+        return false;
+      }
+    };
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(32, 4), 4, 128)) {
+      int[] prompt = TOKENIZER.encode("A prompt");
+      SamplingParams p = SamplingParams.greedy().toBuilder().maxTokens(3).build();
+      armed.set(true);
+      java.util.concurrent.ExecutionException e = assertThrows(java.util.concurrent.ExecutionException.class,
+          () -> engine.submit(prompt, p, null).get(30, TimeUnit.SECONDS));
+      assertTrue(e.getCause() instanceof OutOfMemoryError && e.getCause().getMessage().contains("planted"),
+          String.valueOf(e.getCause()));
+      assertEquals(3, engine.submit(prompt, p, null).get(30, TimeUnit.SECONDS).choices().get(0).tokenIds().size());
+    }
+  }
+
   @Test
   void nTimesBlocksBeyondIntMaxIsRefused() {
     try (Engine engine = new Engine(TinyOpt.model(new CpuOps()), TOKENIZER,
