@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import io.github.optjava.api.Choice;
 import io.github.optjava.api.FinishReason;
 import io.github.optjava.api.SamplingParams;
-import io.github.optjava.backend.cpu.CpuOps;
 import io.github.optjava.tokenizer.OptTokenizer;
 import java.util.List;
 import java.util.concurrent.TimeUnit;
@@ -23,8 +22,7 @@ class BeamStopTokensTest {
 
   @Test
   void tokenIdsAndLogprobsEndWithTheTokenThatCompletedTheStop() throws Exception {
-    try (Engine engine = new Engine(TinyOpt.model(new CpuOps()), TOKENIZER,
-        TinyOpt.model(new CpuOps()).newCache(64, 4), 4, 128)) {
+    try (Engine engine = TinyOpt.engine(64)) {
       int[] prompt = TOKENIZER.encode("Hello world");
       SamplingParams.Builder beams = SamplingParams.builder().numBeams(2).maxTokens(8).logprobs(0);
       Choice whole = engine.submit(prompt, beams.build(), null).get(60, TimeUnit.SECONDS).choices().get(0);

@@ -23,8 +23,7 @@ class EngineSubmitLimitsTest {
 
   @Test
   void maxTokensNearIntMaxIsRefusedAndTheEngineGoesOn() throws Exception {
-    try (Engine engine = new Engine(TinyOpt.model(new CpuOps()), TOKENIZER,
-        TinyOpt.model(new CpuOps()).newCache(32, 4), 4, 128)) {
+    try (Engine engine = TinyOpt.engine(32)) {
       int[] prompt = TOKENIZER.encode("A prompt");
       for (int maxTokens : new int[] {Integer.MAX_VALUE, Integer.MAX_VALUE - prompt.length + 1, 1 << 30}) {
         SamplingParams p = SamplingParams.greedy().toBuilder().maxTokens(maxTokens).build();
@@ -73,8 +72,7 @@ class EngineSubmitLimitsTest {
 
   @Test
   void nTimesBlocksBeyondIntMaxIsRefused() {
-    try (Engine engine = new Engine(TinyOpt.model(new CpuOps()), TOKENIZER,
-        TinyOpt.model(new CpuOps()).newCache(32, 4), 4, 128)) {
+    try (Engine engine = TinyOpt.engine(32)) {
       SamplingParams p = SamplingParams.builder().temperature(1).n(1_500_000_000).maxTokens(16).build();
       int[] prompt = TOKENIZER.encode("x");
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(prompt, p, null));

@@ -41,4 +41,10 @@ final class TinyOpt {
   static OptTokenizer tokenizer() {
     return OptTokenizer.load(dir());
   }
+
+  /** An engine over the model on CpuOps: a KV cache of {@code blocks} blocks of 4 tokens, batch 4, 128 positions. */
+  static Engine engine(int blocks) {
+    OptModel m = model(new io.github.optjava.backend.cpu.CpuOps());
+    return new Engine(m, tokenizer(), m.newCache(blocks, 4), 4, 128);
+  }
 }
