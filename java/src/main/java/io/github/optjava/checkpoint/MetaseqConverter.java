@@ -174,24 +174,37 @@ public final class MetaseqConverter {
   static long[] mergedShape(MetaseqLayout.Planned p, TensorInfo slice, int parts) {
     long[] s = slice.shape();
     String what = "weight " + Untrusted.quote(slice.name()) + " of shape " + Arrays.toString(s);
+    for (long d : s) {
+      if (d < 1) { // (a zero-size weight passes the data checks, and its merge would loop over 2^40 empty rows)
+        throw new CheckpointException(what + " has an empty dimension: no OPT weight does");
+      }
+    }
+    try {
+      return merged(p, s, parts, what);
+    } catch (ArithmeticException e) {
+      throw new CheckpointException(what + " over " + parts + " parts overflows a shape", e);
+    }
+  }
+
+  private static long[] merged(MetaseqLayout.Planned p, long[] s, int parts, String what) {
     switch (p.merge()) {
       case REPLICATED -> {
         return s;
       }
       case ROWS -> {
         requireDims(what, s, 1, 2);
-        s[0] *= parts;
+        s[0] = Math.multiplyExact(s[0], parts);
       }
       case COLUMNS -> {
         requireDims(what, s, 2, 2);
-        s[1] *= parts;
+        s[1] = Math.multiplyExact(s[1], parts);
       }
       case KEY, VALUE, QUERY -> {
         requireDims(what, s, 1, 2);
         if (s[0] % 3 != 0) {
           throw new CheckpointException(what + " cannot be split into K, V and Q thirds");
         }
-        s[0] = s[0] / 3 * parts;
+        s[0] = Math.multiplyExact(s[0] / 3, parts);
       }
     }
     return s;
@@ -338,11 +351,11 @@ public final class MetaseqConverter {
           slices.add(part.tensor(p.source()));
         }
         long rows = slices.get(0).shape()[0];
-        for (int r = 0; r < rows; r++) {
+        for (long r = 0; r < rows; r++) { // (rows ≥ 1 and each row's bytes fit a buffer: mergedShape, the data checks)
           for (Tensor t : slices) {
             ByteBuffer data = t.data();
             int rowBytes = (int) (data.remaining() / rows);
-            w.write(data.slice(r * rowBytes, rowBytes), t.dtype());
+            w.write(data.slice((int) (r * rowBytes), rowBytes), t.dtype());
           }
         }
       }

@@ -37,7 +37,12 @@ final class MetaseqParts {
         String name = f.getFileName().toString();
         Matcher m = PART.matcher(name);
         if (m.matches()) {
-          parts.put(Integer.parseInt(m.group(1)), f);
+          int k = Integer.parseInt(m.group(1));
+          Path other = parts.put(k, f);
+          if (other != null) { // reshard-model_part-0.pt and -00.pt: which one is part 0 would depend on listing order
+            throw new CheckpointException(dir + " holds two files for part " + k + " ("
+                + other.getFileName() + ", " + name + "): ambiguous; keep one file per part");
+          }
         } else if (name.equals(SINGLE)) {
           single = true;
         } else if (RAW_SHARD.matcher(name).matches()) {

@@ -69,6 +69,12 @@ public final class OptWeights {
     this.config = config;
     this.checkpoint = checkpoint;
     this.prefix = detectPrefix(checkpoint);
+    long layerTensors = 16L * config.numHiddenLayers();
+    if (checkpoint.tensors().size() < layerTensors) { // before 16 names per layer of a config that may say 2^31 - 1
+      throw new CheckpointException(checkpoint + ": config.json says num_hidden_layers " + config.numHiddenLayers()
+          + " (" + layerTensors + " layer tensors), but the checkpoint holds " + checkpoint.tensors().size()
+          + " tensors in all; the config and the weights belong to different models");
+    }
     this.shapes = expectedShapes(config);
     Map<String, TensorInfo> infos = new HashMap<>();
     for (TensorInfo t : checkpoint.tensors()) {

@@ -120,9 +120,24 @@ final class BpeFiles {
     }
   }
 
+  /**
+   * The most bytes a tokenizer file may have, 64 MiB: OPT's vocab.json is 0.9 MB and merges.txt 0.5 MB. Without a cap
+   * a link to /dev/zero fills the heap.
+   */
+  static final long MAX_FILE_BYTES = 64L << 20;
+
   private static String readUtf8(Path file, String what) {
     byte[] bytes;
     try {
+      // A regular file of a sane size: a FIFO would block for ever, a device or a huge file would exhaust the heap
+      if (Files.exists(file) && !Files.isRegularFile(file)) {
+        throw new CheckpointException(what + " at " + file + " is not a regular file (a device, a pipe or a "
+            + "directory): a model directory holds the tokenizer's files themselves");
+      }
+      if (Files.exists(file) && Files.size(file) > MAX_FILE_BYTES) {
+        throw new CheckpointException(what + " at " + file + " has " + Files.size(file) + " bytes, more than the "
+            + (MAX_FILE_BYTES >> 20) + " MiB a tokenizer file can have (OPT's are about 1 MB): it is not one");
+      }
       bytes = Files.readAllBytes(file);
     } catch (NoSuchFileException e) {
       throw new CheckpointException(what + " not found at " + file + ": a Hugging Face OPT model directory"

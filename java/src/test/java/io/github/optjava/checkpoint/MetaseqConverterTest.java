@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import com.fasterxml.jackson.databind.JsonNode;
@@ -184,6 +185,39 @@ class MetaseqConverterTest {
     for (String p : parts) {
       assertTrue(message.contains(p), "expected '" + p + "' in: " + message);
     }
+  }
+
+  /** Two files that both name part 0 are refused, not one kept by listing order (session 26's fuzz). */
+  @Test
+  void twoFilesForOnePartAreRefused() throws IOException {
+    Path in = metaseq("in", MetaseqTestFiles.reference(MetaseqTestFiles.TINY, 7), 1, false);
+    Files.write(in.resolve("reshard-model_part-00.pt"), new byte[] {1, 2, 3});
+    assertContains(refused(in, heads(4)), "two files for part 0 (", "ambiguous");
+  }
+
+  /**
+   * A weight with an empty dimension is refused (session 26's fuzz: [2^40, 0] passed the data checks, and the
+   * row-parallel merge looped over 2^40 empty rows with an int counter that never reached them), and a merged shape
+   * that overflows is refused rather than wrapped.
+   */
+  @Test
+  void emptyOrOverflowingWeightShapesAreRefused() throws IOException {
+    Map<String, Ref> ref = MetaseqTestFiles.reference(MetaseqTestFiles.TINY, 7);
+    List<MetaseqTestFiles.Stored> part = new java.util.ArrayList<>();
+    for (MetaseqTestFiles.Stored s : MetaseqTestFiles.part(ref, 0, 1, false)) {
+      part.add(!s.name().equals("decoder.layers.0.self_attn.out_proj.weight") ? s
+          : new MetaseqTestFiles.Stored(s.name(), DType.F16, new long[] {1L << 40, 0}, new byte[0]));
+    }
+    Path in = Files.createDirectories(tmp.resolve("in"));
+    MetaseqTestFiles.writePart(in.resolve("reshard-model_part-0.pt"), part, new MetaseqTestFiles.Extra());
+    assertTimeoutPreemptively(java.time.Duration.ofSeconds(60),
+        () -> assertContains(refused(in, heads(4)), "out_proj.weight", "has an empty dimension"));
+
+    MetaseqLayout.Planned rows = new MetaseqLayout.Planned("model.decoder.embed_tokens.weight",
+        "decoder.embed_tokens.weight", MetaseqLayout.Merge.ROWS);
+    CheckpointException e = assertThrows(CheckpointException.class, () -> MetaseqConverter.mergedShape(rows,
+        new TensorInfo("decoder.embed_tokens.weight", DType.F16, new long[] {1L << 62, 8}), 2));
+    assertContains(e.getMessage(), "over 2 parts overflows");
   }
 
   @Test

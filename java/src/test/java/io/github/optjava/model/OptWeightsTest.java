@@ -151,6 +151,22 @@ class OptWeightsTest {
     }
   }
 
+  /**
+   * A layer count far beyond the weights is refused before 16 names per layer are built (session 26's fuzz: 2^31 - 1
+   * layers ran out of heap, or took minutes, before any tensor was looked at).
+   */
+  @Test
+  void aLayerCountBeyondTheWeightsIsRefusedAtOnce() throws IOException {
+    OptConfig config = configWith("tiny-opt", j -> j.put("num_hidden_layers", Integer.MAX_VALUE));
+    try (Checkpoint c = openFixture("tiny-opt")) {
+      long t0 = System.nanoTime();
+      CheckpointException e = assertThrows(CheckpointException.class, () -> new OptWeights(config, c));
+      assertTrue(e.getMessage().contains("num_hidden_layers 2147483647 (34359738352 layer tensors), but the checkpoint "
+          + "holds 37 tensors"), e.getMessage());
+      assertTrue(System.nanoTime() - t0 < 5_000_000_000L, "refused before building the names");
+    }
+  }
+
   @Test
   void shapeThatDisagreesWithTheConfigIsNamed() throws IOException {
     OptConfig config = configWith("tiny-opt", j -> j.put("ffn_dim", 128));

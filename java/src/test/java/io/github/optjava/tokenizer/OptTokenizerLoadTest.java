@@ -55,6 +55,31 @@ class OptTokenizerLoadTest {
     }
   }
 
+  /**
+   * Tokenizer files that are no regular files, or far too big, are refused before they are read (session 26's fuzz:
+   * vocab.json linked to /dev/zero filled the heap, merges.txt as a FIFO hung the load).
+   */
+  @Test
+  void devicesPipesAndHugeFilesAreRefusedUnread() throws Exception {
+    copyOptFiles();
+    Files.delete(dir.resolve("vocab.json"));
+    Files.createSymbolicLink(dir.resolve("vocab.json"), Path.of("/dev/zero"));
+    assertMentions(loadFails(), "vocab.json", "is not a regular file");
+
+    Files.delete(dir.resolve("vocab.json"));
+    Files.copy(TokenizerFixtures.tokenizerDir().resolve("vocab.json"), dir.resolve("vocab.json"));
+    Files.delete(dir.resolve("merges.txt"));
+    Process fifo = new ProcessBuilder("mkfifo", dir.resolve("merges.txt").toString()).start();
+    assertEquals(0, fifo.waitFor());
+    assertMentions(loadFails(), "merges.txt", "is not a regular file");
+
+    Files.delete(dir.resolve("merges.txt"));
+    try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(dir.resolve("merges.txt").toFile(), "rw")) {
+      f.setLength(BpeFiles.MAX_FILE_BYTES + 1); // sparse: no disk used
+    }
+    assertMentions(loadFails(), "merges.txt", "more than the 64 MiB");
+  }
+
   @Test
   void tinyTokenizerWorks() throws IOException {
     writeTinyTokenizer("Ġ a\na b\n");
