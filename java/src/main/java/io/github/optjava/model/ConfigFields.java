@@ -61,6 +61,7 @@ final class ConfigFields {
   }
 
   private CheckpointException wrongType(String field, String expected, JsonNode found) {
-    return new CheckpointException(source + ": field '" + field + "' must be " + expected + ", found " + found);
+    return new CheckpointException(source + ": field '" + field + "' must be " + expected + ", found "
+        + io.github.optjava.checkpoint.Untrusted.json(found)); // (cut: a 5 MB value must not become the message)
   }
 }

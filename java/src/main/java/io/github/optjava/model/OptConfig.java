@@ -96,8 +96,8 @@ public record OptConfig(
     requireTokenId("eos_token_id", eosTokenId, vocabSize);
     requireTokenId("pad_token_id", padTokenId, vocabSize);
     if (!activationFunction.equals("relu")) {
-      throw new CheckpointException("activation_function '" + activationFunction
-          + "' is not supported: OPT models use relu");
+      throw new CheckpointException("activation_function " + Untrusted.quote(activationFunction)
+          + " is not supported: OPT models use relu");
     }
     if (!enableBias) {
       throw new CheckpointException("enable_bias false is not supported yet: every released OPT model has "
@@ -209,7 +209,7 @@ public record OptConfig(
     ConfigFields f = new ConfigFields(json, source);
     String modelType = f.string("model_type", null);
     if (modelType != null && !modelType.equals("opt")) {
-      throw new CheckpointException(source + ": model_type is '" + modelType + "', not 'opt': this library runs "
+      throw new CheckpointException(source + ": model_type is " + Untrusted.quote(modelType) + ", not 'opt': this library runs "
           + "only OPT models");
     }
     int hidden = f.requiredInt("hidden_size");

@@ -201,11 +201,16 @@ public final class OptWeights {
     return ignored;
   }
 
+  /** The first {@link #LISTED} names, each as a file's text may be shown: cut, control characters replaced. */
   private static String list(List<String> names) {
-    if (names.size() <= LISTED) {
-      return String.join(", ", names);
-    }
-    return String.join(", ", names.subList(0, LISTED)) + " and " + (names.size() - LISTED) + " more";
+    List<String> shown = names.stream().limit(LISTED).map(OptWeights::shown).toList();
+    return String.join(", ", shown) + (names.size() <= LISTED ? "" : " and " + (names.size() - LISTED) + " more");
+  }
+
+  /** A tensor name from the checkpoint (any length, any characters: a newline would forge a log line), made safe. */
+  private static String shown(String name) {
+    String q = io.github.optjava.checkpoint.Untrusted.quote(name);
+    return q.substring(1, q.length() - 1); // (its cut and replacement, without the quotes)
   }
 
   /**

@@ -243,6 +243,34 @@ class OptWeightsTest {
     }
   }
 
+  /** A hostile tensor name shows cut and without its control characters (session 26's fuzz: 40k characters, a \n). */
+  @Test
+  void hostileTensorNamesAreShownSafely() {
+    OptConfig config = OptConfig.load(fixture("tiny-opt-postln"));
+    String name = "decoder.layers.9." + "x".repeat(40_000) + "\nFORGED LOG LINE";
+    try (Checkpoint c = edited("tiny-opt-postln", List.of(), List.of(Entry.f32(name, new long[] {1}, 0f)))) {
+      CheckpointException e = assertThrows(CheckpointException.class, () -> new OptWeights(config, c));
+      assertTrue(e.getMessage().contains("decoder.layers.9.xxx"), e.getMessage());
+      assertFalse(e.getMessage().contains("\n"), "no raw newline");
+      assertTrue(e.getMessage().length() < 2_000, "cut: " + e.getMessage().length() + " characters");
+    }
+  }
+
+  /** config.json's own text in messages: cut and quoted (the same fuzz: a 5 MB value, a newline in model_type). */
+  @Test
+  void hostileConfigValuesAreShownSafely() {
+    CheckpointException big = assertThrows(CheckpointException.class,
+        () -> configWith("tiny-opt", j -> j.put("hidden_size", "9".repeat(5_000_000))));
+    assertTrue(big.getMessage().contains("field 'hidden_size' must be"), big.getMessage());
+    assertTrue(big.getMessage().length() < 2_000, "cut: " + big.getMessage().length() + " characters");
+    CheckpointException type = assertThrows(CheckpointException.class,
+        () -> configWith("tiny-opt", j -> j.put("model_type", "gpt2\nFORGED LOG LINE")));
+    assertFalse(type.getMessage().contains("\n"), type.getMessage());
+    CheckpointException act = assertThrows(CheckpointException.class,
+        () -> configWith("tiny-opt", j -> j.put("activation_function", "gelu\nFORGED")));
+    assertFalse(act.getMessage().contains("\n"), act.getMessage());
+  }
+
   @Test
   void checkpointWithoutEmbeddingIsNotOpt() {
     OptConfig config = OptConfig.load(fixture("tiny-opt-postln"));
