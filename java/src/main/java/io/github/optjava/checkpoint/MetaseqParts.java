@@ -71,7 +71,11 @@ final class MetaseqParts {
       }
     }
     if (!missing.isEmpty()) {
-      throw new CheckpointException(dir + " holds model parts " + parts.keySet() + " but not " + missing
+      String notThere = missing.size() <= 20 ? String.valueOf(missing) // (a lone part 9999 misses 9999)
+          : missing.subList(0, 20).toString().replace("]", ", … " + missing.size() + " in all]");
+      String there = parts.size() <= 20 ? String.valueOf(parts.keySet())
+          : new ArrayList<>(parts.keySet()).subList(0, 20).toString().replace("]", ", … " + parts.size() + " in all]");
+      throw new CheckpointException(dir + " holds model parts " + there + " but not " + notThere
           + ": every part reshard-model_part-0.pt .. reshard-model_part-" + parts.lastKey()
           + ".pt is needed (each holds a slice of every layer); download the missing ones");
     }

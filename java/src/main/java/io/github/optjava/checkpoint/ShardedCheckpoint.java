@@ -87,6 +87,7 @@ public final class ShardedCheckpoint implements Checkpoint {
 
   private static Map<String, String> readWeightMap(Path indexJson) {
     JsonNode root;
+    Untrusted.requireSmallFile(indexJson, "the weights index");
     try {
       root = SafetensorsHeader.JSON.readTree(Files.readString(indexJson));
     } catch (NoSuchFileException e) {

@@ -31,9 +31,35 @@ public final class Untrusted {
 
   private Untrusted() {}
 
+  /**
+   * The most bytes a small file of a model directory (config.json, a weights index, the tokenizer's files) may have,
+   * 64 MiB: OPT's largest, vocab.json, has 0.9 MB. Read whole, a bigger one would only exhaust the heap.
+   */
+  public static final long MAX_SMALL_FILE_BYTES = 64L << 20;
+
+  /** Control characters, ASCII's and Unicode's (C1, NEL), and line and paragraph separators: each can end a line. */
+  private static final java.util.regex.Pattern LINE_BREAKING = java.util.regex.Pattern.compile(
+      "[\\p{Cntrl}\\u0080-\\u009f\\u2028\\u2029]");
+
   /** A name from a file in single quotes, cut to 100 characters, control characters replaced by '?'. */
   public static String quote(String s) {
-    return "'" + cut(s, MAX_SHOWN).replaceAll("\\p{Cntrl}", "?") + "'";
+    return "'" + LINE_BREAKING.matcher(cut(s, MAX_SHOWN)).replaceAll("?") + "'";
+  }
+
+  /**
+   * Refuses {@code file} (a small file of a model directory, read whole next) when it is larger than
+   * {@link #MAX_SMALL_FILE_BYTES}; a missing file passes (its reader says so in its own words).
+   */
+  public static void requireSmallFile(java.nio.file.Path file, String what) {
+    try {
+      long size = java.nio.file.Files.exists(file) ? java.nio.file.Files.size(file) : 0;
+      if (size > MAX_SMALL_FILE_BYTES) {
+        throw new CheckpointException(what + " at " + file + " has " + size + " bytes, more than the "
+            + (MAX_SMALL_FILE_BYTES >> 20) + " MiB such a file can have: it is not one");
+      }
+    } catch (java.io.IOException e) {
+      throw new CheckpointException("cannot read " + what + " at " + file + ": " + e.getMessage(), e);
+    }
   }
 
   /**

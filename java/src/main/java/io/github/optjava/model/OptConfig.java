@@ -145,6 +145,7 @@ public record OptConfig(
       throw new CheckpointException("model directory " + modelDir + " has no config.json: it is not a Hugging Face "
           + "model directory, or the download is incomplete");
     }
+    Untrusted.requireSmallFile(file, "config.json");
     String text;
     try {
       text = Files.readString(file);

@@ -120,12 +120,6 @@ final class BpeFiles {
     }
   }
 
-  /**
-   * The most bytes a tokenizer file may have, 64 MiB: OPT's vocab.json is 0.9 MB and merges.txt 0.5 MB. Without a cap
-   * a link to /dev/zero fills the heap.
-   */
-  static final long MAX_FILE_BYTES = 64L << 20;
-
   private static String readUtf8(Path file, String what) {
     byte[] bytes;
     try {
@@ -134,10 +128,7 @@ final class BpeFiles {
         throw new CheckpointException(what + " at " + file + " is not a regular file (a device, a pipe or a "
             + "directory): a model directory holds the tokenizer's files themselves");
       }
-      if (Files.exists(file) && Files.size(file) > MAX_FILE_BYTES) {
-        throw new CheckpointException(what + " at " + file + " has " + Files.size(file) + " bytes, more than the "
-            + (MAX_FILE_BYTES >> 20) + " MiB a tokenizer file can have (OPT's are about 1 MB): it is not one");
-      }
+      Untrusted.requireSmallFile(file, what); // (OPT's are about 1 MB)
       bytes = Files.readAllBytes(file);
     } catch (NoSuchFileException e) {
       throw new CheckpointException(what + " not found at " + file + ": a Hugging Face OPT model directory"

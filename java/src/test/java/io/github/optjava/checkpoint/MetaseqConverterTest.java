@@ -220,6 +220,18 @@ class MetaseqConverterTest {
     assertContains(e.getMessage(), "over 2 parts overflows");
   }
 
+  /** A lone part 9999: the missing ones are counted, not all listed (a 59,088-character message before). */
+  @Test
+  void manyMissingPartsAreCounted() throws IOException {
+    Map<String, Ref> ref = MetaseqTestFiles.reference(MetaseqTestFiles.TINY, 1);
+    Path in = Files.createDirectories(tmp.resolve("in"));
+    MetaseqTestFiles.writePart(in.resolve("reshard-model_part-9999.pt"), MetaseqTestFiles.part(ref, 0, 4, false),
+        new MetaseqTestFiles.Extra());
+    String msg = refused(in, heads(4));
+    assertContains(msg, "holds model parts [9999] but not [0, 1, 2,", "… 9999 in all]");
+    assertTrue(msg.length() < 1_000, msg.length() + " characters");
+  }
+
   @Test
   void missingPartIsNamed() throws IOException {
     Map<String, Ref> ref = MetaseqTestFiles.reference(MetaseqTestFiles.TINY, 1);

@@ -75,7 +75,7 @@ class OptTokenizerLoadTest {
 
     Files.delete(dir.resolve("merges.txt"));
     try (java.io.RandomAccessFile f = new java.io.RandomAccessFile(dir.resolve("merges.txt").toFile(), "rw")) {
-      f.setLength(BpeFiles.MAX_FILE_BYTES + 1); // sparse: no disk used
+      f.setLength(io.github.optjava.checkpoint.Untrusted.MAX_SMALL_FILE_BYTES + 1); // sparse: no disk used
     }
     assertMentions(loadFails(), "merges.txt", "more than the 64 MiB");
   }
