@@ -73,24 +73,17 @@ public final class Tensor {
   /** How many values are NaN or infinite (exponent bits all ones, in the stored dtype); the bytes read once. */
   public long nonFiniteCount() {
     ByteBuffer b = data();
+    boolean wide = info.dtype() == DType.F32;
+    int exponent = switch (info.dtype()) {
+      case F32 -> 0x7f800000;
+      case F16 -> 0x7c00;
+      case BF16 -> 0x7f80;
+    };
     long n = info.numel();
     long count = 0;
-    switch (info.dtype()) {
-      case F32 -> {
-        for (long i = 0; i < n; i++) {
-          count += (b.getInt((int) (4 * i)) & 0x7f800000) == 0x7f800000 ? 1 : 0;
-        }
-      }
-      case F16 -> {
-        for (long i = 0; i < n; i++) {
-          count += (b.getShort((int) (2 * i)) & 0x7c00) == 0x7c00 ? 1 : 0;
-        }
-      }
-      case BF16 -> {
-        for (long i = 0; i < n; i++) {
-          count += (b.getShort((int) (2 * i)) & 0x7f80) == 0x7f80 ? 1 : 0;
-        }
-      }
+    for (long i = 0; i < n; i++) { // (a tensor's buffer holds at most 2 GiB: the int offsets cannot overflow)
+      int bits = wide ? b.getInt((int) (4 * i)) : b.getShort((int) (2 * i));
+      count += (bits & exponent) == exponent ? 1 : 0;
     }
     return count;
   }

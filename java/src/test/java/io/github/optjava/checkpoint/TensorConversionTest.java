@@ -30,4 +30,14 @@ class TensorConversionTest {
     Tensor b = f32(1f + 0x1p-8f, 1f + 3 * 0x1p-8f, -0f).to(DType.BF16);
     assertArrayEquals(new float[] {1f, 1f + 0x1p-6f, -0f}, b.toFloatArray());
   }
+
+  /** NaN and ±inf in every stored dtype; 3e38 is finite in f32 and bf16, infinite once rounded to fp16. */
+  @Test
+  void nonFiniteValuesAreCountedInEveryDtype() {
+    Tensor t = f32(1f, Float.NaN, Float.POSITIVE_INFINITY, Float.NEGATIVE_INFINITY, 3e38f, -65504f, 0f);
+    assertEquals(3, t.nonFiniteCount());
+    assertEquals(4, t.to(DType.F16).nonFiniteCount());
+    assertEquals(3, t.to(DType.BF16).nonFiniteCount());
+    assertEquals(0, f32(1f, -2f, Float.MIN_VALUE, Float.MAX_VALUE).nonFiniteCount());
+  }
 }
