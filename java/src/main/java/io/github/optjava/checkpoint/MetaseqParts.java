@@ -71,15 +71,19 @@ final class MetaseqParts {
       }
     }
     if (!missing.isEmpty()) {
-      String notThere = missing.size() <= 20 ? String.valueOf(missing) // (a lone part 9999 misses 9999)
-          : missing.subList(0, 20).toString().replace("]", ", … " + missing.size() + " in all]");
-      String there = parts.size() <= 20 ? String.valueOf(parts.keySet())
-          : new ArrayList<>(parts.keySet()).subList(0, 20).toString().replace("]", ", … " + parts.size() + " in all]");
-      throw new CheckpointException(dir + " holds model parts " + there + " but not " + notThere
+      throw new CheckpointException(dir + " holds model parts " + firstOf(parts.keySet()) + " but not "
+          + firstOf(missing)
           + ": every part reshard-model_part-0.pt .. reshard-model_part-" + parts.lastKey()
           + ".pt is needed (each holds a slice of every layer); download the missing ones");
     }
     return List.copyOf(parts.values());
+  }
+
+  /** {@code [0, 1, 2]}, or the first 20 and a count: a lone part 9999 misses 9999 parts. */
+  private static String firstOf(java.util.Collection<Integer> parts) {
+    List<Integer> all = new ArrayList<>(parts);
+    return all.size() <= 20 ? all.toString()
+        : all.subList(0, 20).toString().replace("]", ", … " + all.size() + " in all]");
   }
 
   /** Opens one part and keeps the tensors of its {@code "model"} entry. */

@@ -43,7 +43,12 @@ public final class Untrusted {
 
   /** A name from a file in single quotes, cut to 100 characters, control characters replaced by '?'. */
   public static String quote(String s) {
-    return "'" + LINE_BREAKING.matcher(cut(s, MAX_SHOWN)).replaceAll("?") + "'";
+    return "'" + shown(s) + "'";
+  }
+
+  /** As {@link #quote}, without the quotes: for a list of names that reads better bare. */
+  public static String shown(String s) {
+    return LINE_BREAKING.matcher(cut(s, MAX_SHOWN)).replaceAll("?");
   }
 
   /**

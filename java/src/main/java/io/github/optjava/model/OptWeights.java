@@ -4,6 +4,7 @@ import io.github.optjava.checkpoint.Checkpoint;
 import io.github.optjava.checkpoint.CheckpointException;
 import io.github.optjava.checkpoint.Tensor;
 import io.github.optjava.checkpoint.TensorInfo;
+import io.github.optjava.checkpoint.Untrusted;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -201,17 +202,12 @@ public final class OptWeights {
     return ignored;
   }
 
-  /** The first {@link #LISTED} names, each as a file's text may be shown: cut, control characters replaced. */
+  /** The first {@link #LISTED} names, each cut and without control characters (a checkpoint's names may be hostile). */
   private static String list(List<String> names) {
-    List<String> shown = names.stream().limit(LISTED).map(OptWeights::shown).toList();
+    List<String> shown = names.stream().limit(LISTED).map(Untrusted::shown).toList();
     return String.join(", ", shown) + (names.size() <= LISTED ? "" : " and " + (names.size() - LISTED) + " more");
   }
 
-  /** A tensor name from the checkpoint (any length, any characters: a newline would forge a log line), made safe. */
-  private static String shown(String name) {
-    String q = io.github.optjava.checkpoint.Untrusted.quote(name);
-    return q.substring(1, q.length() - 1); // (its cut and replacement, without the quotes)
-  }
 
   /**
    * The tensor of a canonical name (for {@link #LM_HEAD} possibly the token embedding, see
