@@ -260,10 +260,10 @@ public final class SamplingParams {
    * processors and warpers (penalties, bias, bans, temperature, top-k, top-p, min-p, typical; as vLLM's processed
    * log-probs). So when sampling with {@code topK(1)} every chosen token has log-prob 0, and a high temperature
    * flattens them. Greedy decoding (which applies no warper) without processors gives the model's own. Alternatives
-   * the warpers cut (probability 0) are not listed,
-   * so fewer than {@code k} may come; the chosen token is not added to them. An echoed prompt's tokens,
-   * {@link Generator#score} and beam search (its beams rescored once at the end) give the model's raw log-softmax.
-   * {@link TokenLogprob#top} is keyed by text: two alternatives that decode to the same text show as one, the likelier.
+   * the warpers cut (probability 0) are not listed, so fewer than {@code k} may come; the chosen token is not added
+   * to them. An echoed prompt's tokens, {@link Generator#score} and beam search (its beams rescored once at the end)
+   * give the model's raw log-softmax. {@link TokenLogprob#top} is keyed by text: two alternatives that decode to the
+   * same text show as one, the likelier.
    */
   public OptionalInt logprobs() {
     return logprobs == null ? OptionalInt.empty() : OptionalInt.of(logprobs);

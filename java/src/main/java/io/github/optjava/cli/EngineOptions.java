@@ -119,7 +119,7 @@ final class EngineOptions {
     }
     io.github.optjava.parallel.Rendezvous.Placement placement =
         io.github.optjava.parallel.Rendezvous.Placement.fromEnvironment(System.getenv());
-    if (placement.masterAddr() == null && placement.source().equals("single process")) {
+    if (placement.source().equals(io.github.optjava.parallel.Rendezvous.Placement.single().source())) {
       org.slf4j.LoggerFactory.getLogger(EngineOptions.class).warn("--multi-process without a launcher's variables "
           + "(torchrun's RANK/WORLD_SIZE, mpirun's OMPI_COMM_WORLD_*, srun's SLURM_*): a job of this one process; "
           + "start it through a launcher (scripts/launch/) to spread the model over several");

@@ -2,6 +2,7 @@ package io.github.optjava.api;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
@@ -26,15 +27,14 @@ class GeneratorReentrantCallTest {
     try (Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(),
         GeneratorCloseAndCancelTest.small())) {
       CompletableFuture<Completion> inner = g.generateAsync("first", THREE).thenApply(c -> g.generate("second", THREE));
-      ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
+      ExecutionException e = assertThrows(ExecutionException.class,
           () -> inner.get(60, TimeUnit.SECONDS));
       assertInstanceOf(IllegalStateException.class, e.getCause());
       assertTrue(e.getCause().getMessage().contains("generator's own thread"), e.getCause().getMessage());
       CompletableFuture<Float> scored = g.generateAsync("first", THREE).thenApply(c -> g.score("x").logprobs()
           .isEmpty() ? 0f : 1f);
       assertInstanceOf(IllegalStateException.class,
-          org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
-              () -> scored.get(60, TimeUnit.SECONDS)).getCause());
+          assertThrows(ExecutionException.class, () -> scored.get(60, TimeUnit.SECONDS)).getCause());
       // Chaining without blocking works, and the generator still serves everyone.
       Completion chained = g.generateAsync("first", THREE).thenCompose(c -> g.generateAsync("second", THREE))
           .get(60, TimeUnit.SECONDS);
@@ -62,7 +62,7 @@ class GeneratorReentrantCallTest {
         }
         return text.toString();
       });
-      ExecutionException e = org.junit.jupiter.api.Assertions.assertThrows(ExecutionException.class,
+      ExecutionException e = assertThrows(ExecutionException.class,
           () -> read.get(60, TimeUnit.SECONDS));
       assertInstanceOf(IllegalStateException.class, e.getCause());
       assertTrue(e.getCause().getMessage().contains("TokenStream read on the generator's own thread"),
