@@ -1,13 +1,18 @@
 package io.github.optjava.checkpoint;
 
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
 import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
-import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -16,22 +21,30 @@ import java.util.Collections;
 import java.util.Comparator;
 import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 
 /**
  * The validated JSON header of one safetensors file. Everything a reader could trip over later is checked
  * here, before any tensor byte is touched: types, shapes, spans inside the data section, span sizes that
  * match shape × dtype, and spans that do not overlap.
+ *
+ * <p>The header is read as a stream of JSON tokens, never as a tree, and its counts are capped: a tree of a
+ * 100 MB header made of tiny tensors, or of one long shape array, took over 1 GB of heap (session 26's fuzz).
+ * Now the heap holds the header's bytes and what the tensors' descriptions need, at most {@link #MAX_TENSORS}
+ * of them.
  */
 final class SafetensorsHeader {
 
   /** The JSON header may not be larger than this (safetensors' own reader uses the same 100 MB cap). */
   static final long MAX_HEADER_BYTES = 100L * 1000 * 1000;
 
+  /** Tensors one file may describe. OPT-175B has 1,550 in all its files; a sharded file holds fewer. */
+  static final int MAX_TENSORS = 100_000;
+
+  /** {@code __metadata__} entries one file may have (the files of transformers write one: format). */
+  static final int MAX_METADATA_ENTRIES = 10_000;
+
   private static final String METADATA_KEY = "__metadata__";
-  private static final Set<String> ENTRY_FIELDS = Set.of("dtype", "shape", "data_offsets");
 
   /** Duplicate keys are an error (a later duplicate would silently replace the first). */
   static final ObjectMapper JSON = JsonMapper.builder()
@@ -72,81 +85,115 @@ final class SafetensorsHeader {
    * @param dataSize bytes after the header (the data section)
    */
   static SafetensorsHeader parse(String file, byte[] json, long dataSize) {
-    JsonNode root = parseJson(file, json);
-    if (!root.isObject()) {
-      throw fail(file, "the header is JSON " + root.getNodeType().toString().toLowerCase(Locale.ROOT)
-          + ", not an object of tensors");
-    }
+    requireUtf8(file, json);
     Map<String, String> metadata = new LinkedHashMap<>();
     List<Entry> entries = new ArrayList<>();
-    for (Map.Entry<String, JsonNode> field : root.properties()) {
-      if (field.getKey().equals(METADATA_KEY)) {
-        readMetadata(file, field.getValue(), metadata);
-      } else {
-        entries.add(readEntry(file, field.getKey(), field.getValue(), dataSize));
+    try (JsonParser p = JSON.createParser(json)) {
+      JsonToken first = p.nextToken();
+      if (first == null) {
+        throw fail(file, "the header is empty: not a safetensors file");
       }
+      if (first != JsonToken.START_OBJECT) {
+        throw fail(file, "the header is JSON " + kind(first) + ", not an object of tensors");
+      }
+      while (p.nextToken() == JsonToken.FIELD_NAME) {
+        String name = p.currentName();
+        p.nextToken();
+        if (name.equals(METADATA_KEY)) {
+          readMetadata(file, p, metadata);
+        } else if (entries.size() == MAX_TENSORS) {
+          throw fail(file, "the header describes more than " + MAX_TENSORS + " tensors (an OPT checkpoint file has"
+              + " at most a few thousand): not an OPT checkpoint, or a corrupted one");
+        } else {
+          entries.add(readEntry(file, name, p, dataSize));
+        }
+      }
+      if (p.nextToken() != null) {
+        throw fail(file, "the header is not valid JSON (more follows its object): the file is corrupted");
+      }
+    } catch (JsonProcessingException e) {
+      throw new CheckpointException(file + ": the header is not valid JSON (" + Untrusted.parserMessage(e)
+          + "): not a safetensors file, or it is corrupted", e);
+    } catch (IOException e) {
+      // The parser reads a byte array: only its own parse errors (above) can be thrown.
+      throw new UncheckedIOException(e);
     }
     entries.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
     checkNoOverlap(file, entries);
     return new SafetensorsHeader(metadata, entries);
   }
 
-  private static JsonNode parseJson(String file, byte[] json) {
-    String text;
-    try {
-      // A strict decoder: malformed UTF-8 is an error rather than silently becoming U+FFFD in a name.
-      text = StandardCharsets.UTF_8.newDecoder()
-          .onMalformedInput(CodingErrorAction.REPORT)
-          .onUnmappableCharacter(CodingErrorAction.REPORT)
-          .decode(ByteBuffer.wrap(json))
-          .toString();
-    } catch (CharacterCodingException e) {
+  /**
+   * A strict check in small pieces: malformed UTF-8 is an error rather than silently becoming U+FFFD in a name,
+   * and no copy of the header as text is made.
+   */
+  private static void requireUtf8(String file, byte[] json) {
+    CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPORT)
+        .onUnmappableCharacter(CodingErrorAction.REPORT);
+    ByteBuffer in = ByteBuffer.wrap(json);
+    CharBuffer out = CharBuffer.allocate(8192);
+    while (true) {
+      CoderResult r = decoder.decode(in, out, true);
+      if (r.isError()) {
+        throw fail(file, "the header is not valid UTF-8: not a safetensors file, or it is corrupted");
+      }
+      out.clear();
+      if (r.isUnderflow()) {
+        break;
+      }
+    }
+    if (decoder.flush(out).isError()) {
       throw fail(file, "the header is not valid UTF-8: not a safetensors file, or it is corrupted");
     }
-    try {
-      JsonNode root = JSON.readTree(text);
-      if (root == null || root.isMissingNode()) {
-        throw fail(file, "the header is empty: not a safetensors file");
+  }
+
+  private static void readMetadata(String file, JsonParser p, Map<String, String> out) throws IOException {
+    if (p.currentToken() != JsonToken.START_OBJECT) {
+      throw fail(file, "__metadata__ must be an object of strings, found " + kind(p.currentToken()));
+    }
+    while (p.nextToken() == JsonToken.FIELD_NAME) {
+      String key = p.currentName();
+      if (p.nextToken() != JsonToken.VALUE_STRING) {
+        throw fail(file, "__metadata__ entry " + Untrusted.quote(key) + " must be a string, found "
+            + Untrusted.json(p));
       }
-      return root;
-    } catch (JsonProcessingException e) {
-      throw new CheckpointException(file + ": the header is not valid JSON (" + Untrusted.parserMessage(e)
-          + "): not a safetensors file, or it is corrupted", e);
+      if (out.size() == MAX_METADATA_ENTRIES) {
+        throw fail(file, "__metadata__ has more than " + MAX_METADATA_ENTRIES + " entries: the header is corrupted");
+      }
+      out.put(key, p.getText());
     }
   }
 
-  private static void readMetadata(String file, JsonNode node, Map<String, String> out) {
-    if (!node.isObject()) {
-      throw fail(file, "__metadata__ must be an object of strings, found " + node.getNodeType());
-    }
-    for (Map.Entry<String, JsonNode> e : node.properties()) {
-      if (!e.getValue().isTextual()) {
-        throw fail(file, "__metadata__ entry " + Untrusted.quote(e.getKey()) + " must be a string, found "
-            + Untrusted.json(e.getValue()));
-      }
-      out.put(e.getKey(), e.getValue().textValue());
-    }
-  }
-
-  private static Entry readEntry(String file, String name, JsonNode node, long dataSize) {
+  private static Entry readEntry(String file, String name, JsonParser p, long dataSize) throws IOException {
     String where = file + ": tensor " + Untrusted.quote(name);
     if (name.isEmpty()) {
       throw new CheckpointException(file + ": a tensor has an empty name");
     }
-    if (!node.isObject()) {
+    if (p.currentToken() != JsonToken.START_OBJECT) {
       throw new CheckpointException(where + ": expected an object with dtype, shape and data_offsets, found "
-          + node.getNodeType());
+          + kind(p.currentToken()));
     }
-    for (Map.Entry<String, JsonNode> field : node.properties()) {
-      String f = field.getKey();
-      if (!ENTRY_FIELDS.contains(f)) {
-        throw new CheckpointException(where + ": unknown field " + Untrusted.quote(f)
+    DType dtype = null;
+    long[] shape = null;
+    long[] offsets = null;
+    while (p.nextToken() == JsonToken.FIELD_NAME) {
+      String field = p.currentName();
+      p.nextToken();
+      switch (field) {
+        case "dtype" -> dtype = readDtype(where, p);
+        case "shape" -> shape = readLongs(where, "shape", p, -1);
+        case "data_offsets" -> offsets = readLongs(where, "data_offsets", p, 2);
+        default -> throw new CheckpointException(where + ": unknown field " + Untrusted.quote(field)
             + " (a safetensors tensor has only dtype, shape and data_offsets)");
       }
     }
-    DType dtype = readDtype(where, node.get("dtype"));
-    long[] shape = readLongs(where, "shape", node.get("shape"), -1);
-    long[] offsets = readLongs(where, "data_offsets", node.get("data_offsets"), 2);
+    for (String missing : new String[] {dtype == null ? "dtype" : null, shape == null ? "shape" : null,
+        offsets == null ? "data_offsets" : null}) {
+      if (missing != null) {
+        throw new CheckpointException(where + ": " + missing + " is missing");
+      }
+    }
     long begin = offsets[0];
     long end = offsets[1];
     if (begin > end) {
@@ -172,41 +219,59 @@ final class SafetensorsHeader {
     return new Entry(info, begin, end);
   }
 
-  private static DType readDtype(String where, JsonNode node) {
-    if (node == null || !node.isTextual()) {
-      throw new CheckpointException(where + ": dtype is "
-          + (node == null ? "missing" : "not a string: " + Untrusted.json(node)));
+  private static DType readDtype(String where, JsonParser p) throws IOException {
+    if (p.currentToken() != JsonToken.VALUE_STRING) {
+      throw new CheckpointException(where + ": dtype is not a string: " + Untrusted.json(p));
     }
     try {
-      return DType.fromSafetensors(node.textValue());
+      return DType.fromSafetensors(p.getText());
     } catch (CheckpointException e) {
       throw new CheckpointException(where + ": " + e.getMessage(), e);
     }
   }
 
-  /** Reads an array of non-negative integers; {@code length} -1 means any length. */
-  private static long[] readLongs(String where, String field, JsonNode node, int length) {
-    if (node == null) {
-      throw new CheckpointException(where + ": " + field + " is missing");
+  /**
+   * Reads an array of non-negative integers; {@code length} -1 means any length up to
+   * {@link PytorchTensorRef#MAX_DIMS}. A longer array is counted to the end, never stored.
+   */
+  private static long[] readLongs(String where, String field, JsonParser p, int length) throws IOException {
+    String wanted = field + " must be an array of " + (length >= 0 ? length + " " : "") + "non-negative integers";
+    if (p.currentToken() != JsonToken.START_ARRAY) {
+      throw new CheckpointException(where + ": " + wanted + ", found " + Untrusted.json(p));
     }
-    if (!node.isArray() || (length >= 0 && node.size() != length)) {
-      throw new CheckpointException(where + ": " + field + " must be an array of "
-          + (length >= 0 ? length + " " : "") + "non-negative integers, found " + Untrusted.json(node));
+    long[] values = new long[PytorchTensorRef.MAX_DIMS];
+    long count = 0;
+    for (JsonToken t = p.nextToken(); t != JsonToken.END_ARRAY; t = p.nextToken(), count++) {
+      boolean isLong = t == JsonToken.VALUE_NUMBER_INT && p.getNumberType() != JsonParser.NumberType.BIG_INTEGER;
+      if (!isLong || p.getLongValue() < 0) {
+        throw new CheckpointException(where + ": " + field + " must hold non-negative integers, found "
+            + Untrusted.json(p));
+      }
+      if (count < values.length) {
+        values[(int) count] = p.getLongValue();
+      }
     }
-    if (node.size() > PytorchTensorRef.MAX_DIMS) {
-      throw new CheckpointException(where + ": " + field + " has " + node.size() + " entries; a tensor has at most "
+    if (length >= 0 && count != length) {
+      throw new CheckpointException(where + ": " + wanted + ", found " + count + " of them");
+    }
+    if (count > PytorchTensorRef.MAX_DIMS) {
+      throw new CheckpointException(where + ": " + field + " has " + count + " entries; a tensor has at most "
           + PytorchTensorRef.MAX_DIMS + " dimensions: the header is corrupted");
     }
-    long[] out = new long[node.size()];
-    for (int i = 0; i < out.length; i++) {
-      JsonNode v = node.get(i);
-      if (!v.isIntegralNumber() || !v.canConvertToLong() || v.longValue() < 0) {
-        throw new CheckpointException(where + ": " + field + " must hold non-negative integers, found "
-            + Untrusted.json(node));
-      }
-      out[i] = v.longValue();
-    }
-    return out;
+    return Arrays.copyOf(values, (int) count);
+  }
+
+  /** What a JSON value is, in words, from its first token. */
+  private static String kind(JsonToken t) {
+    return switch (t) {
+      case START_OBJECT -> "an object";
+      case START_ARRAY -> "an array";
+      case VALUE_STRING -> "a string";
+      case VALUE_NUMBER_INT, VALUE_NUMBER_FLOAT -> "a number";
+      case VALUE_TRUE, VALUE_FALSE -> "a boolean";
+      case VALUE_NULL -> "null";
+      default -> t.toString();
+    };
   }
 
   /** Entries are sorted by begin; empty spans hold no bytes, so they cannot collide with anything. */

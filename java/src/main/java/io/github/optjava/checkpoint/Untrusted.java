@@ -1,11 +1,15 @@
 package io.github.optjava.checkpoint;
 
+import com.fasterxml.jackson.core.JsonGenerator;
+import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
 import com.fasterxml.jackson.databind.node.TextNode;
+import java.io.IOException;
+import java.io.Writer;
 
 /**
  * Text from an untrusted file or input line made safe for an exception message: cut short, and with no raw
@@ -78,6 +82,30 @@ public final class Untrusted {
   /** A JSON value from a file, cut to 100 characters (JSON escaping already keeps control characters out). */
   public static String json(JsonNode node) {
     return cut(String.valueOf(node), MAX_SHOWN);
+  }
+
+  /**
+   * The JSON value at a parser's current token, cut to 100 characters; the parser is left on the value's last
+   * token. The value is walked whole but never held: a value of a 100 MB header costs its reading, not its size.
+   */
+  public static String json(JsonParser parser) throws IOException {
+    StringBuilder shown = new StringBuilder();
+    Writer bounded = new Writer() {
+      @Override
+      public void write(char[] chars, int offset, int length) {
+        shown.append(chars, offset, Math.max(0, Math.min(length, MAX_SHOWN + 1 - shown.length())));
+      }
+
+      @Override
+      public void flush() {}
+
+      @Override
+      public void close() {}
+    };
+    try (JsonGenerator generator = JSON.getFactory().createGenerator(bounded)) {
+      generator.copyCurrentStructure(parser);
+    }
+    return cut(shown.toString(), MAX_SHOWN);
   }
 
   /**

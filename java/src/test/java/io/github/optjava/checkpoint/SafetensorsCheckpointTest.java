@@ -11,6 +11,7 @@ import java.io.IOException;
 import java.io.RandomAccessFile;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -195,7 +196,10 @@ class SafetensorsCheckpointTest {
   void rejectsHeadersThatAreNotJsonObjects() {
     assertRejected(rawFile("this is not json", 0), "not valid JSON");
     assertRejected(rawFile("[1, 2]", 0), "not an object");
-    assertRejected(rawFile("{\"a\": 1} trailing", 0), "not valid JSON");
+    assertRejected(rawFile("{} trailing", 0), "not valid JSON");
+    assertRejected(rawFile("{} {}", 0), "not valid JSON", "more follows");
+    assertRejected(rawFile("{\"a\": 1}", 0), "tensor 'a'", "expected an object", "found a number");
+    assertRejected(rawFile("   ", 0), "the header is empty");
     Path file = tmp.resolve("bad.safetensors");
     SafetensorsTestFiles.writeRaw(file, new byte[] {'{', '"', (byte) 0xc3, '"', '}'}, new byte[0]);
     assertRejected(file, "not valid UTF-8");
@@ -263,6 +267,39 @@ class SafetensorsCheckpointTest {
         .length(), e.getMessage().length() + " characters: " + e.getMessage().substring(0, Math.min(300, e.getMessage().length())));
     assertRejected(rawFile("{\"w\": {\"dtype\": \"F32\", \"shape\": [" + "1, ".repeat(64) + "1], \"data_offsets\": [0, 4]}}",
         4), "tensor 'w'", "shape has 65 entries", "at most 64 dimensions");
+  }
+
+  @Test
+  void countsAreCappedSoAHeaderCannotFillTheHeap() {
+    StringBuilder many = new StringBuilder("{");
+    for (int i = 0; i <= SafetensorsHeader.MAX_TENSORS; i++) {
+      many.append(i == 0 ? "" : ",").append("\"t").append(i).append("\":{\"dtype\":\"F32\",\"shape\":[0],"
+          + "\"data_offsets\":[0,0]}");
+    }
+    assertRejected(rawFile(many.append("}").toString(), 0), "more than 100000 tensors");
+    StringBuilder meta = new StringBuilder("{\"__metadata__\":{");
+    for (int i = 0; i <= SafetensorsHeader.MAX_METADATA_ENTRIES; i++) {
+      meta.append(i == 0 ? "" : ",").append("\"k").append(i).append("\":\"v\"");
+    }
+    assertRejected(rawFile(meta.append("}}").toString(), 0), "__metadata__ has more than 10000 entries");
+  }
+
+  @Test
+  void aLongArrayInTheHeaderIsCountedNotHeld() {
+    // Session 26's fuzz: the header was parsed as a tree, so 100 MB of JSON could take over 1 GB of heap. A
+    // streamed parse allocates a small fraction of the header's size however long an array is.
+    StringBuilder shape = new StringBuilder("{\"w\": {\"dtype\": \"F32\", \"shape\": [");
+    for (int i = 0; i < 2_000_000; i++) {
+      shape.append(i == 0 ? "" : ",").append(1000 + i % 1000);
+    }
+    byte[] json = shape.append("], \"data_offsets\": [0, 4]}}").toString().getBytes(StandardCharsets.UTF_8);
+    com.sun.management.ThreadMXBean threads =
+        (com.sun.management.ThreadMXBean) java.lang.management.ManagementFactory.getThreadMXBean();
+    long before = threads.getCurrentThreadAllocatedBytes();
+    CheckpointException e = assertThrows(CheckpointException.class, () -> SafetensorsHeader.parse("f", json, 4));
+    long allocated = threads.getCurrentThreadAllocatedBytes() - before;
+    assertTrue(e.getMessage().contains("shape has 2000000 entries"), e.getMessage());
+    assertTrue(allocated < json.length / 8, allocated + " bytes allocated to parse a " + json.length + "-byte header");
   }
 
   @Test
