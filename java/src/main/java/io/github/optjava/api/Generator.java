@@ -64,6 +64,7 @@ public final class Generator implements AutoCloseable {
   private final Engine engine;
   private final Device device;
   private final java.util.concurrent.atomic.AtomicBoolean freed = new java.util.concurrent.atomic.AtomicBoolean();
+  private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
 
   private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, CausalLm model, KvCache cache,
       GeneratorOptions options, Device device, int maxLen) {
@@ -111,9 +112,12 @@ public final class Generator implements AutoCloseable {
       int kvLayers = config.numHiddenLayers(); // per device
       int kvWidth = config.hiddenSize();
       int total = options.threads() == 0 ? Runtime.getRuntime().availableProcessors() : options.threads();
-      int perPart = Math.max(1, total / (tp * pp));
+      int perPart = (int) Math.max(1, total / ((long) tp * pp)); // long: huge degrees fail their checks below, not here
       try (Checkpoint checkpoint = LoadProgress.wrap(Checkpoints.open(dir), "loading " + dir.getFileName(), tp)) {
         OptWeights weights = new OptWeights(config, checkpoint);
+        // The degrees' own checks first: a degree of a million got the heap check's "-Xmx15005g" instead.
+        io.github.optjava.parallel.Shard.requireDegree(tp, config.numAttentionHeads(), config.ffnDim());
+        io.github.optjava.model.OptModel.Stage.of(0, pp, config);
         if (device != Device.CUDA && (pp > 1 || tp > 1)) { // the parts share one heap: check them all first
           try (Ops probe = new io.github.optjava.backend.cpu.CpuOps(options.quantization() == Quantization.INT8)) {
             WeightFootprint.requireRoomForAllParts(config, weights, probe, options.dtype(), pp, tp);
@@ -524,6 +528,9 @@ public final class Generator implements AutoCloseable {
    */
   @Override
   public void close() {
+    if (!closing.compareAndSet(false, true)) {
+      return; // the first close waited for the step (or left the freeing to it): a second would wait again
+    }
     engine.close();
     Runnable free = () -> {
       if (!freed.compareAndSet(false, true)) {

@@ -12,17 +12,19 @@ import io.github.optjava.checkpoint.DType;
  * @param dtype             storage type of the weights (and, on CUDA, activations): F16, BF16 or F32; null
  *                          keeps the checkpoint's on the CPU and means F16 on CUDA. Accumulation is
  *                          float32 either way. Default null.
- * @param maxBatchSize      most sequences decoded together in one step (requests beyond wait). Default 16.
+ * @param maxBatchSize      most sequences decoded together in one step (requests beyond wait; the completions of
+ *                          a request with a larger n take turns). A beam search steps all its beams at once, so
+ *                          num_beams above it is refused. Default 16.
  * @param maxSequenceLength most tokens (prompt + completion) of one sequence; 0 = the model's
  *                          max_position_embeddings. Default 0.
  * @param kvCacheTokens     token slots in the KV-cache pool, shared by all sequences in flight (2 × layers ×
  *                          hidden elements per slot, in kvCacheDtype: fp32 by default on the CPU, the dtype on
  *                          CUDA); 0 = sized from the memory left after loading the weights (90% of free GPU
  *                          memory; half of the free Java heap), capped at maxBatchSize × maxSequenceLength.
- *                          Default 0.
+ *                          Rounded up to whole blocks. Default 0.
  * @param kvBlockSize       token slots per KV-cache block: the unit of allocation, and of reuse with prefix caching
  *                          (only whole blocks of a shared prefix are reused). Default 16.
- * @param threads           CPU worker threads; 0 = all available processors. Default 0. The CPU kernels are
+ * @param threads           CPU worker threads; 0 = all available processors; at most 4,096. Default 0. The CPU kernels are
  *                          about twice as fast when the JVM runs with {@code --add-modules jdk.incubator.vector}
  *                          (the JDK's Vector API); without it scalar kernels run (one log line says which).
  * @param revision          Hugging Face Hub revision when the model is named by id. Default "main".
@@ -100,8 +102,8 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
       throw new IllegalArgumentException("kvCacheTokens (" + kvCacheTokens + ") must be 0 (auto) or hold at least "
           + "one block of " + kvBlockSize + " tokens, and kvBlockSize must be at least 1");
     }
-    if (threads < 0) {
-      throw new IllegalArgumentException("threads must be >= 0 (0 = all processors), got " + threads);
+    if (threads < 0 || threads > MAX_THREADS) {
+      throw new IllegalArgumentException("threads must be 0 (all processors) to " + MAX_THREADS + ", got " + threads);
     }
     if (revision == null || revision.isBlank()) {
       throw new IllegalArgumentException("revision must not be empty: use \"main\" for the default branch");
@@ -122,6 +124,9 @@ public record GeneratorOptions(Device device, DType dtype, int maxBatchSize, int
           + maxBatchSize + ") so that every running sequence's next token fits a step, got " + maxStepTokens);
     }
   }
+
+  /** The most CPU worker threads: more only costs memory and switching (each is a thread of its own). */
+  static final int MAX_THREADS = 4096;
 
   /** The defaults listed above. */
   public static GeneratorOptions defaults() {

@@ -22,7 +22,9 @@ record KvCacheSize(int blocks, int blockSize, String why) {
       int layers, int width, int maxLen) {
     int blockSize = options.kvBlockSize();
     if (options.kvCacheTokens() > 0) {
-      return new KvCacheSize(options.kvCacheTokens() / blockSize, blockSize, "as set by " + OPTION);
+      // Rounded up: the pool holds at least the tokens asked for (a request of that many must fit).
+      long blocks = ((long) options.kvCacheTokens() + blockSize - 1) / blockSize;
+      return new KvCacheSize((int) Math.min(Integer.MAX_VALUE / 2, blocks), blockSize, "as set by " + OPTION);
     }
     long bytesPerToken = 2L * layers * width * elementBytes; // on each device
     // The GPU holds little else once the weights are in; the heap also holds activations and logits.
@@ -33,11 +35,16 @@ record KvCacheSize(int blocks, int blockSize, String why) {
     long arrayCap = (Integer.MAX_VALUE - 8L) / width;
     long tokens = Math.min(Math.min(affordable, wanted), arrayCap);
     if (affordable < minimum) {
+      // The cache may take only a share of what is free (the rest is for activations and logits): say how much
+      // more memory that share needs, not the sequence's size, which would leave the user short again.
+      double missing = Math.max(1, (minimum * bytesPerToken / share - free) / 1048576.0);
       throw new IllegalStateException(String.format(Locale.ROOT, "not enough memory for the KV cache: one sequence "
-          + "of %d tokens needs %.1f MiB%s, about %.1f MiB are free after the weights; lower maxSequenceLength, use a "
-          + "16-bit dtype (on the CPU also for the cache: kvCacheDtype F16, --kv-cache-dtype f16), or give the JVM / "
-          + "GPU more memory", maxLen, minimum * bytesPerToken / 1048576.0, perDevice ? " per device" : "",
-          affordable * bytesPerToken / 1048576.0));
+          + "of %d tokens needs %.1f MiB%s, and the cache may take %d %% of the %s free after the weights "
+          + "(%.1f MiB of %.1f MiB); lower maxSequenceLength, use a 16-bit dtype (on the CPU also for the cache: "
+          + "kvCacheDtype F16, --kv-cache-dtype f16), or give %s at least %.0f MiB more", maxLen,
+          minimum * bytesPerToken / 1048576.0, perDevice ? " per device" : "", Math.round(share * 100),
+          device == Device.CUDA ? "GPU memory" : "Java heap", affordable * bytesPerToken / 1048576.0,
+          free / 1048576.0, device == Device.CUDA ? "the GPU" : "the JVM (-Xmx)", Math.ceil(missing)));
     }
     if (arrayCap < minimum) {
       throw new IllegalStateException("one sequence of " + maxLen + " tokens in blocks of " + blockSize + " needs "

@@ -14,6 +14,7 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -76,7 +77,8 @@ public final class Engine implements AutoCloseable {
   private final boolean prefixCaching;
   private final int promptLookup; // most draft tokens a decoding sequence feeds per step; 0: none
   private final LinkedBlockingQueue<Request> incoming = new LinkedBlockingQueue<>();
-  private final ArrayDeque<Request> waiting = new ArrayDeque<>();
+  // Concurrent: close() fails what waits here when a step outlasts its wait; otherwise only the loop touches it.
+  private final ConcurrentLinkedDeque<Request> waiting = new ConcurrentLinkedDeque<>();
   private final List<Sequence> active = new ArrayList<>();     // in admission order
   /** {@code -Dopt.engine.parallelPicks=false} processes the step's rows one after another (to compare). */
   private static final boolean PARALLEL_PICKS =
@@ -191,6 +193,11 @@ public final class Engine implements AutoCloseable {
               + "vocabulary of " + vocab + " tokens (ids 0.." + (vocab - 1) + ")");
         });
     int seqs = params.isBeamSearch() ? params.numBeams() : params.n();
+    if (params.isBeamSearch() && seqs > maxBatch) { // its beams decode together: n > maxBatch takes turns instead
+      throw new IllegalArgumentException("num_beams " + seqs + " is more than maxBatchSize (" + maxBatch + "), the "
+          + "most sequences one step decodes, and a beam search steps all its beams at once; raise maxBatchSize or "
+          + "lower num_beams");
+    }
     long blocks = (long) seqs * cache.blocksFor((int) total); // (total fits an int now; n × blocks may not)
     if (blocks > cache.store().blocks()) {
       throw new IllegalArgumentException("the request needs " + blocks + " KV-cache blocks (" + seqs + " sequences × "
@@ -232,7 +239,10 @@ public final class Engine implements AutoCloseable {
       } catch (InterruptedException e) {
         break;
       } catch (RuntimeException | Error e) {
-        LOG.error("generation step failed; failing the requests in flight", e);
+        // One line: every request in flight gets the exception itself, stack trace and all (the CLI shows one line
+        // per failure; a worker's death printed three stack traces). The trace is here at DEBUG.
+        LOG.error("generation step failed; failing the requests in flight: {}", e.toString());
+        LOG.debug("the failed step's exception", e);
         failActive(e);
         publish();
       }
@@ -453,22 +463,27 @@ public final class Engine implements AutoCloseable {
   private int[] planStep() {
     int[] plan = new int[active.size()];
     long left = maxStepTokens > 0 ? maxStepTokens : Long.MAX_VALUE;
+    // At most maxBatch sequences per step, as GeneratorOptions promises: more are running only when one request has
+    // more completions than that (admitted alone), and they take turns (session 27's review: 12 rows at a max of 2).
+    int rows = 0;
     int start = plan.length == 0 ? 0 : (int) (forwardPasses % plan.length); // turns, when decodes exceed the budget
     for (int j = 0; j < plan.length; j++) {
       int i = (start + j) % plan.length;
       Sequence s = active.get(i);
       s.dropDrafts();
-      if (!s.prefilling() && left > 0) {
+      if (!s.prefilling() && left > 0 && rows < maxBatch) {
         plan[i] = 1;
         left--;
+        rows++;
       }
     }
     for (int i = 0; i < plan.length; i++) {
       Sequence s = active.get(i);
-      if (s.prefilling()) {
+      if (s.prefilling() && rows < maxBatch) {
         int rest = s.nextStepTokens();
         plan[i] = s.chunkable() ? (int) Math.min(rest, Math.max(left, 0)) : rest;
         left -= plan[i];
+        rows += plan[i] > 0 ? 1 : 0;
       }
     }
     for (int i = 0; i < plan.length && promptLookup > 0 && left > 0; i++) {
@@ -829,7 +844,8 @@ public final class Engine implements AutoCloseable {
 
   /**
    * Stops the loop; requests still queued or running fail with IllegalStateException. Waits up to 10 s for a step
-   * in progress ({@link #stopped} says whether it ended); called on the loop's own thread (from a listener or a
+   * in progress ({@link #stopped} says whether it ended); if it runs longer, the queued requests fail as this
+   * returns and the running ones as the step ends; called on the loop's own thread (from a listener or a
    * future's callback) it does not wait: the loop ends as that step returns to it.
    */
   @Override
@@ -863,6 +879,15 @@ public final class Engine implements AutoCloseable {
     }
     if (interrupted) {
       Thread.currentThread().interrupt();
+    }
+    if (loop.isAlive()) {
+      // A step outlasted the wait (a long prefill, a stuck peer): what has not started fails now, not when that
+      // step ends, since close() has returned and promised so. The loop fails them again as it ends (a no-op).
+      RuntimeException closedError = new IllegalStateException("the generator was closed");
+      for (Request r = incoming.poll(); r != null; r = incoming.poll()) {
+        r.fail(closedError);
+      }
+      waiting.forEach(r -> r.fail(closedError));
     }
   }
 

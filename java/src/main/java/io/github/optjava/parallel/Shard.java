@@ -82,7 +82,6 @@ public final class Shard {
     return new Tensor(new TensorInfo(t.name(), t.dtype(), new long[] {rows, part}), out.flip());
   }
 
-  /** The tensor-parallel degrees that split both {@code a} and {@code b} evenly, ascending. */
   /**
    * Refuses a tensor-parallel degree that does not split the attention heads and the FFN width evenly,
    * naming the degrees that do.
@@ -94,6 +93,7 @@ public final class Shard {
     }
   }
 
+  /** The tensor-parallel degrees that split both {@code a} and {@code b} evenly, ascending. */
   public static List<Integer> degreesDividing(int a, int b) {
     List<Integer> out = new ArrayList<>();
     for (int d = 1; d <= Math.min(a, b); d++) {

@@ -89,4 +89,49 @@ class GeneratorCloseEdgesTest {
     assertTrue(done.await(30, TimeUnit.SECONDS));
     assertTrue(nanos.get() < 1_000_000_000L, "close() in a completion callback took " + nanos.get() / 1e9 + " s");
   }
+
+  /**
+   * Javadoc: "Closing again does nothing". Session 27's review: while a step outlasted the first close's wait, a second
+   * close() (another thread, or try-with-resources after an explicit close) waited another 10 s.
+   */
+  @Test
+  void aSecondCloseReturnsAtOnceWhileTheFirstWaitsForAStep() throws Exception {
+    Generator g = Generator.open(GeneratorStressTest.dir("tiny-opt").toString(), GeneratorCloseAndCancelTest.small());
+    CountDownLatch inStep = new CountDownLatch(1);
+    CountDownLatch release = new CountDownLatch(1);
+    // A chunk callback runs on the engine's thread, inside the step's commit: holding it holds the step.
+    Thread caller = new Thread(() -> {
+      try {
+        g.generate("Hello", SamplingParams.greedy().toBuilder().maxTokens(3).build(), chunk -> {
+          inStep.countDown();
+          boolean interrupted = false;
+          while (true) { // close()'s interrupts do not end it, as a long native call would not end
+            try {
+              release.await();
+              break;
+            } catch (InterruptedException e) {
+              interrupted = true;
+            }
+          }
+          if (interrupted) {
+            Thread.currentThread().interrupt();
+          }
+        });
+      } catch (RuntimeException expected) {
+        // the generator was closed
+      }
+    });
+    caller.start();
+    assertTrue(inStep.await(30, TimeUnit.SECONDS));
+    Thread first = new Thread(g::close);
+    first.start();
+    Thread.sleep(300); // the first close() is waiting for the step
+    long t0 = System.nanoTime();
+    g.close();
+    long second = System.nanoTime() - t0;
+    release.countDown();
+    first.join(30_000);
+    caller.join(30_000);
+    assertTrue(second < 1_000_000_000L, "the second close() took " + second / 1e9 + " s");
+  }
 }

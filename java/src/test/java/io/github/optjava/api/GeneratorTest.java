@@ -251,6 +251,29 @@ class GeneratorTest {
     assertThrows(IllegalArgumentException.class, () -> GeneratorOptions.defaults().withKvCacheTokens(-1));
   }
 
+  /**
+   * Session 27's review: threads = Integer.MAX_VALUE ran out of memory making the pool's thread array (an Error, no
+   * message), and degrees whose product overflows an int divided by zero before their own checks ran.
+   */
+  @Test
+  void sizesThatOverflowAreRefusedNamingTheOption() throws URISyntaxException {
+    IllegalArgumentException threads = assertThrows(IllegalArgumentException.class,
+        () -> GeneratorOptions.defaults().withThreads(Integer.MAX_VALUE));
+    assertTrue(threads.getMessage().startsWith("threads must be 0 (all processors) to 4096"), threads.getMessage());
+    GeneratorOptions.defaults().withThreads(4096);
+    String dir = Path.of(GeneratorTest.class.getResource("/fixtures/models/tiny-opt").toURI()).toString();
+    IllegalArgumentException degrees = assertThrows(IllegalArgumentException.class, () -> Generator.open(dir,
+        GeneratorOptions.defaults().withDevice(Device.CPU).withTensorParallel(65536).withPipelineParallel(65536)));
+    assertTrue(degrees.getMessage().contains("65536"), degrees.getMessage());
+    // A huge degree: its own check, not the heap check that came first ("-Xmx15005g").
+    IllegalArgumentException million = assertThrows(IllegalArgumentException.class, () -> Generator.open(dir,
+        GeneratorOptions.defaults().withDevice(Device.CPU).withTensorParallel(1_000_000)));
+    assertTrue(million.getMessage().startsWith("tensor-parallel degree 1000000 does not divide"), million.getMessage());
+    IllegalArgumentException stages = assertThrows(IllegalArgumentException.class, () -> Generator.open(dir,
+        GeneratorOptions.defaults().withDevice(Device.CPU).withPipelineParallel(1_000_000)));
+    assertTrue(stages.getMessage().startsWith("a pipeline of 1000000 stages"), stages.getMessage());
+  }
+
   @Test
   void batchedPromptsEqualOneAtATime() {
     List<String> prompts = new ArrayList<>();

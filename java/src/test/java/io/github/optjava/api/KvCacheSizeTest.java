@@ -74,5 +74,22 @@ class KvCacheSizeTest {
         () -> size(GeneratorOptions.defaults(), 64L << 20, Device.CPU));
     assertTrue(e.getMessage().startsWith("not enough memory for the KV cache: one sequence of 2048 tokens needs 72.0 MiB"),
         e.getMessage());
+    // Session 27's review: the message called the cache's share "free", and a user who added what it seemed to lack
+    // (72 − 32 MiB) still failed. The share of 64 MiB is 32 MiB; 72 MiB needs 144 MiB free: 80 MiB more.
+    assertTrue(e.getMessage().contains("the cache may take 50 % of the Java heap free after the weights (32.0 MiB of "
+        + "64.0 MiB)"), e.getMessage());
+    assertTrue(e.getMessage().endsWith("give the JVM (-Xmx) at least 80 MiB more"), e.getMessage());
+    assertTrue(assertThrows(IllegalStateException.class, () -> size(GeneratorOptions.defaults(), (144L << 20) - 1,
+        Device.CPU)).getMessage().endsWith("at least 1 MiB more"));
+    size(GeneratorOptions.defaults(), 144L << 20, Device.CPU); // what the message asked for is enough
+  }
+
+  /** A size that is not a whole number of blocks is rounded up: the pool holds at least what was asked for. */
+  @Test
+  void aSetSizeIsRoundedUpToWholeBlocks() {
+    assertEquals(2, size(GeneratorOptions.defaults().withKvCacheTokens(17), 64 * GIB, Device.CPU).blocks());
+    assertEquals(1, size(GeneratorOptions.defaults().withKvCacheTokens(16), 64 * GIB, Device.CPU).blocks());
+    assertEquals(Integer.MAX_VALUE / 16 + 1,
+        size(GeneratorOptions.defaults().withKvCacheTokens(Integer.MAX_VALUE), 64 * GIB, Device.CPU).blocks());
   }
 }

@@ -28,6 +28,7 @@ final class CountingModel extends WrappedModel {
   int maxScoreTop; // the most alternatives per scored row one pickSome step asked for
   int forkPicks; // extra picks: other completions' first tokens from their first completion's row (pickSome)
   int maxStepTokens; // the most tokens one step fed
+  int maxStepSequences; // the most sequences one step fed
   long editedLogits; // logit edits the engine passed with its greedy and sampled steps
   volatile Runnable beforeStep = () -> { }; // tests hold a step with it
 
@@ -165,6 +166,7 @@ final class CountingModel extends WrappedModel {
   private void count(List<OptModel.SeqStep> seqs) {
     beforeStep.run();
     maxStepTokens = Math.max(maxStepTokens, seqs.stream().mapToInt(s -> s.newTokens().length).sum());
+    maxStepSequences = Math.max(maxStepSequences, seqs.size());
   }
 
   @Override

@@ -29,18 +29,7 @@ class EngineCloseWaitTest {
     CountDownLatch release = new CountDownLatch(1);
     model.beforeStep = () -> {
       inStep.countDown();
-      boolean interrupted = false;
-      while (true) { // close()'s interrupt does not end it: the step holds on, as a long native call would
-        try {
-          release.await();
-          break;
-        } catch (InterruptedException e) {
-          interrupted = true;
-        }
-      }
-      if (interrupted) {
-        Thread.currentThread().interrupt();
-      }
+      awaitUninterruptibly(release);
     };
     Engine engine = new Engine(model, TOKENIZER, model.newCache(32, 4), 4, 128);
     CompletableFuture<Completion> running = engine.submit(TOKENIZER.encode("A prompt"),
@@ -62,5 +51,55 @@ class EngineCloseWaitTest {
     assertThrows(Exception.class, () -> running.get(10, TimeUnit.SECONDS), "the request failed: closed");
     engine.whenStopped(freed::incrementAndGet); // after the end: at once
     assertTrue(freed.get() == 2);
+  }
+
+  @Test
+  void queuedRequestsFailWhenCloseReturnsNotWhenTheLongStepEnds() throws Exception {
+    // Session 27's review: with a step of a minute, close() returned after its wait but the queued requests' callers
+    // stayed blocked until the step ended, although close() promises that pending requests fail.
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    AtomicInteger steps = new AtomicInteger();
+    CountDownLatch firstStep = new CountDownLatch(1);
+    CountDownLatch secondStep = new CountDownLatch(1);
+    CountDownLatch releaseFirst = new CountDownLatch(1);
+    CountDownLatch holdSecond = new CountDownLatch(1);
+    model.beforeStep = () -> {
+      int step = steps.incrementAndGet();
+      if (step <= 2) {
+        (step == 1 ? firstStep : secondStep).countDown();
+        awaitUninterruptibly(step == 1 ? releaseFirst : holdSecond);
+      }
+    };
+    Engine engine = new Engine(model, TOKENIZER, model.newCache(32, 4), 1, 128); // max batch 1: the second waits
+    SamplingParams params = SamplingParams.greedy().toBuilder().maxTokens(4).build();
+    CompletableFuture<Completion> running = engine.submit(TOKENIZER.encode("A prompt"), params, null);
+    assertTrue(firstStep.await(10, TimeUnit.SECONDS));
+    CompletableFuture<Completion> waiting = engine.submit(TOKENIZER.encode("Another"), params, null);
+    releaseFirst.countDown(); // the loop moves the second request into its waiting list, then blocks in step 2
+    assertTrue(secondStep.await(10, TimeUnit.SECONDS));
+    CompletableFuture<Completion> queued = engine.submit(TOKENIZER.encode("A third"), params, null);
+    engine.close(200_000_000L);
+    assertFalse(engine.stopped(), "the step outlasted close()'s wait");
+    for (CompletableFuture<Completion> f : java.util.List.of(waiting, queued)) {
+      assertTrue(f.isCompletedExceptionally(), "a request that had not started is failed when close() returns");
+    }
+    assertFalse(running.isDone(), "the running request ends with its step");
+    holdSecond.countDown();
+    assertThrows(Exception.class, () -> running.get(10, TimeUnit.SECONDS), "the request failed: closed");
+  }
+
+  private static void awaitUninterruptibly(CountDownLatch latch) {
+    boolean interrupted = false;
+    while (true) { // close()'s interrupt does not end it: the step holds on, as a long native call would
+      try {
+        latch.await();
+        break;
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
   }
 }

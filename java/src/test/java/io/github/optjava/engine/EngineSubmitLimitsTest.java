@@ -72,13 +72,39 @@ class EngineSubmitLimitsTest {
 
   @Test
   void nTimesBlocksBeyondIntMaxIsRefused() {
-    try (Engine engine = TinyOpt.engine(32)) {
+    io.github.optjava.model.OptModel m = TinyOpt.model(new CpuOps());
+    try (Engine engine = new Engine(m, TOKENIZER, m.newCache(32, 4), Integer.MAX_VALUE, 128)) {
       SamplingParams p = SamplingParams.builder().temperature(1).n(1_500_000_000).maxTokens(16).build();
       int[] prompt = TOKENIZER.encode("x");
       IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(prompt, p, null));
       long blocks = 1_500_000_000L * ((prompt.length + 16 + 3) / 4); // past an int's range
       assertTrue(blocks > Integer.MAX_VALUE);
       assertTrue(e.getMessage().contains("needs " + blocks + " KV-cache blocks"), e.getMessage());
+    }
+  }
+
+  /**
+   * At most maxBatchSize sequences per step (session 27's review: a request with n = 12 decoded 12 rows per step at a
+   * max batch of 2): a larger n takes turns, with the tokens it gets without the cap; more beams than that are refused,
+   * since a beam search steps all its beams at once.
+   */
+  @Test
+  void noStepHasMoreSequencesThanTheMaxBatch() throws Exception {
+    int[] prompt = TOKENIZER.encode("A prompt");
+    SamplingParams six = SamplingParams.builder().temperature(1).seed(1).n(6).maxTokens(5).build();
+    CountingModel model = new CountingModel(TinyOpt.model(new CpuOps()), false);
+    java.util.List<io.github.optjava.api.Choice> wide;
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 4), 8, 128)) {
+      wide = engine.submit(prompt, six, null).get(30, TimeUnit.SECONDS).choices();
+    }
+    model.maxStepSequences = 0;
+    try (Engine engine = new Engine(model, TOKENIZER, model.newCache(64, 4), 4, 128)) {
+      Completion c = engine.submit(prompt, six, null).get(30, TimeUnit.SECONDS);
+      assertEquals(wide, c.choices(), "n = 6 taking turns at a max batch of 4");
+      assertEquals(4, model.maxStepSequences, "the most sequences in one step");
+      SamplingParams beams = SamplingParams.builder().numBeams(5).maxTokens(3).build();
+      IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> engine.submit(prompt, beams, null));
+      assertTrue(e.getMessage().startsWith("num_beams 5 is more than maxBatchSize (4)"), e.getMessage());
     }
   }
 }
