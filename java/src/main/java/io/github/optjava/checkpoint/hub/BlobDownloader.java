@@ -14,9 +14,10 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Downloads one file into its blob in the cache, all or nothing: the bytes go to a uniquely named
- * temporary file next to the blob, are checked (size, and sha256 for LFS files), flushed to disk,
- * then renamed atomically. On any failure the temporary file is deleted, so the cache never holds a
- * partial file, and two processes fetching the same blob cannot corrupt each other's copy.
+ * temporary file next to the blob, are checked (size, and the hash the ETag names: sha256 for LFS files, the git blob
+ * sha1 for the others), flushed to disk, then renamed atomically. On any failure the temporary file is deleted, so the
+ * cache never holds a partial file. One process at a time downloads a blob ({@link BlobLock}); the one that holds the
+ * lock first deletes temporary files of that blob left by a process that was killed mid-download.
  */
 final class BlobDownloader {
 
@@ -37,8 +38,12 @@ final class BlobDownloader {
       return blob;
     }
     Path temp = HubCache.uniqueTemp(blob);
-    try {
+    try (BlobLock lock = BlobLock.acquire(cache.lockPath(meta.etag()), "'" + file + "' of " + repo)) {
+      if (isComplete(blob, meta.size())) {
+        return blob; // the download we waited for stored it
+      }
       Files.createDirectories(blob.getParent());
+      deleteLeftovers(blob);
       warnIfLowOnSpace(blob.getParent(), meta.size());
       download(temp, repo, file, meta);
       try {
@@ -51,21 +56,41 @@ final class BlobDownloader {
         }
       }
       return blob;
+    } catch (java.io.InterruptedIOException e) {
+      throw new CheckpointException("Interrupted while waiting to download '" + file + "' of " + repo + ".", e);
     } catch (IOException e) {
-      throw new CheckpointException(
+      throw new HubCache.CacheWriteException(
           "Cannot store '" + file + "' of " + repo + " in " + blob.getParent() + ": " + e, e);
     } finally {
       deleteQuietly(temp);
     }
   }
 
+  /**
+   * Deletes the temporary files of {@code blob} that a killed process left (it had no chance to delete them); under
+   * the blob's lock no other download of it writes one. Without this each interrupted download of a large model
+   * left its partial copy in the cache for good.
+   */
+  private static void deleteLeftovers(Path blob) throws IOException {
+    String prefix = blob.getFileName() + ".";
+    try (java.util.stream.Stream<Path> siblings = Files.list(blob.getParent())) {
+      for (Path p : (Iterable<Path>) siblings::iterator) {
+        String name = p.getFileName().toString();
+        if (name.startsWith(prefix) && name.endsWith(HubCache.INCOMPLETE_SUFFIX) && Files.isRegularFile(p)) {
+          LOG.info("Deleting {} ({} bytes), left by an interrupted download.", p, Files.size(p));
+          Files.deleteIfExists(p);
+        }
+      }
+    }
+  }
+
   private void download(Path temp, RepoId repo, String file, HubClient.FileMetadata meta)
       throws IOException {
     LOG.info("Downloading {} of {} ({} bytes)", file, repo, meta.size());
-    MessageDigest sha256 = meta.etagIsSha256() ? newSha256() : null;
+    MessageDigest digest = newDigest(meta);
     try (FileChannel out = FileChannel.open(temp, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE);
         DownloadProgress progress = DownloadProgress.start(settings.progressBar(), file, meta.size())) {
-      FileSink sink = new FileSink(out, sha256, progress, meta.size());
+      FileSink sink = new FileSink(out, digest, progress, meta.size());
       try {
         client.download(repo, meta.commit(), file, meta.location(), sink);
       } catch (CheckpointException e) {
@@ -80,8 +105,8 @@ final class BlobDownloader {
       if (sink.received() != meta.size()) {
         throw failed(repo, file, sink.received(), meta.size(), "the connection closed early.", null);
       }
-      if (sha256 != null) {
-        verify(sha256, meta.etag(), repo, file);
+      if (digest != null) {
+        verify(digest, meta.etag(), repo, file);
       }
       // Durable before the rename: after a crash the blob's name must never hold missing data.
       out.force(true);
@@ -90,15 +115,39 @@ final class BlobDownloader {
 
   private static CheckpointException failed(
       RepoId repo, String file, long received, long expected, String why, Throwable cause) {
+    String said = why.endsWith(".") ? why : why + ".";
     return new CheckpointException("The download of '" + file + "' of " + repo + " failed after "
-        + received + " of " + expected + " bytes: " + why + " Nothing was stored; run again.", cause);
+        + received + " of " + expected + " bytes: " + said + " Nothing was stored; "
+        + (said.contains("No space left") ? "free some disk space and run again." : "run again."), cause);
   }
 
-  private static void verify(MessageDigest sha256, String expected, RepoId repo, String file) {
-    String actual = HexFormat.of().formatHex(sha256.digest());
+  /**
+   * The hash the ETag names, primed: sha256 of the bytes for an LFS file; for a regular file git's blob sha1, of a
+   * "blob SIZE\0" header and the bytes (so a config or tokenizer file corrupted on the way is refused too, rather
+   * than kept in the cache for good). No hash for an ETag of another shape (a proxy's own).
+   */
+  private static MessageDigest newDigest(HubClient.FileMetadata meta) {
+    try {
+      if (meta.etagIsSha256()) {
+        return MessageDigest.getInstance("SHA-256");
+      }
+      if (meta.etagIsGitSha1()) {
+        MessageDigest sha1 = MessageDigest.getInstance("SHA-1");
+        sha1.update(("blob " + meta.size() + "\0").getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+        return sha1;
+      }
+      return null;
+    } catch (NoSuchAlgorithmException e) {
+      throw new IllegalStateException("every Java runtime has SHA-256 and SHA-1", e);
+    }
+  }
+
+  private static void verify(MessageDigest digest, String expected, RepoId repo, String file) {
+    String actual = HexFormat.of().formatHex(digest.digest());
     if (!actual.equals(expected)) {
+      String hash = digest.getAlgorithm().equals("SHA-1") ? "git blob sha1" : "sha256";
       throw new CheckpointException("The download of '" + file + "' of " + repo + " is corrupt: its "
-          + "sha256 is " + actual + " but the hub says " + expected + "; nothing was stored. "
+          + hash + " is " + actual + " but the hub says " + expected + "; nothing was stored. "
           + "Run again; if it persists, a proxy may be altering downloads.");
     }
   }
@@ -126,14 +175,6 @@ final class BlobDownloader {
       }
     } catch (IOException e) {
       // Only a courtesy check: the write itself reports a full disk.
-    }
-  }
-
-  private static MessageDigest newSha256() {
-    try {
-      return MessageDigest.getInstance("SHA-256");
-    } catch (NoSuchAlgorithmException e) {
-      throw new IllegalStateException("every Java runtime has SHA-256", e);
     }
   }
 

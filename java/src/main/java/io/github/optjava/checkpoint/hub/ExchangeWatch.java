@@ -28,12 +28,24 @@ import java.util.concurrent.TimeoutException;
 final class ExchangeWatch {
 
   private final long readTimeoutNanos;
+  private final long deadline; // System.nanoTime() by which the whole exchange must end, or Long.MAX_VALUE
+  private final Duration total;
   private volatile long lastActivity;
   private volatile boolean answered;
   private volatile Flow.Subscription subscription;
 
   ExchangeWatch(Duration connectTimeout, Duration readTimeout) {
+    this(connectTimeout, readTimeout, null);
+  }
+
+  /**
+   * @param total the longest the whole exchange may take however steadily data trickles in (a small answer sent
+   *     a byte at a time would otherwise hold the caller for hours), or {@code null} for no limit (a download)
+   */
+  ExchangeWatch(Duration connectTimeout, Duration readTimeout, Duration total) {
     this.readTimeoutNanos = readTimeout.toNanos();
+    this.total = total;
+    this.deadline = total == null ? Long.MAX_VALUE : System.nanoTime() + total.toNanos();
     // Until the first answer, connecting may take its own timeout on top of the read timeout.
     this.lastActivity = System.nanoTime() + connectTimeout.toNanos();
   }
@@ -62,8 +74,15 @@ final class ExchangeWatch {
   <T> HttpResponse<T> await(CompletableFuture<HttpResponse<T>> response)
       throws IOException, InterruptedException {
     while (true) {
-      long left = lastActivity + readTimeoutNanos - System.nanoTime();
-      if (left <= 0) {
+      long now = System.nanoTime();
+      if (now - deadline >= 0) {
+        abort(response);
+        throw new HttpTimeoutException(String.format(Locale.ROOT,
+            "the answer took more than %.1f s, the most a request for metadata may take (4 read timeouts; "
+                + "HF_HUB_DOWNLOAD_TIMEOUT sets the read timeout)", total.toMillis() / 1e3));
+      }
+      long left = Math.min(lastActivity + readTimeoutNanos - now, deadline - now);
+      if (lastActivity + readTimeoutNanos - now <= 0) {
         abort(response);
         throw new HttpTimeoutException(String.format(Locale.ROOT,
             "no data for %.1f s (the read timeout; HF_HUB_DOWNLOAD_TIMEOUT sets it)",

@@ -34,6 +34,17 @@ final class HubCache {
   private static final Logger LOG = LoggerFactory.getLogger(HubCache.class);
   /** Suffix of in-progress downloads; huggingface_hub uses the same one. */
   static final String INCOMPLETE_SUFFIX = ".incomplete";
+
+  /**
+   * The cache could not be written (read-only, full, no permission): a complete snapshot it already holds may still
+   * serve, as when the hub is unreachable.
+   */
+  static final class CacheWriteException extends CheckpointException {
+    CacheWriteException(String message, Throwable cause) {
+      super(message + (message.endsWith(".") ? "" : ".") + " Is the cache read-only or full? HF_HUB_CACHE (or HF_HOME)"
+          + " moves it; HF_HUB_OFFLINE=1 uses what it holds.", cause);
+    }
+  }
   private static final Pattern COMMIT_SHA = Pattern.compile("[0-9a-f]{40}");
   // Etags and commit shas become file names: allow nothing that could escape the folder, and no
   // more than a file name can hold (255), which also keeps them short in URLs and messages.
@@ -65,6 +76,12 @@ final class HubCache {
 
   Path blobPath(String etag) {
     return repoDir.resolve("blobs").resolve(requireSafeName(etag, "ETag"));
+  }
+
+  /** Where a blob's download lock lives: huggingface_hub's place, {@code .locks/<repo folder>/<etag>.lock}. */
+  Path lockPath(String etag) {
+    return repoDir.resolveSibling(".locks").resolve(repoDir.getFileName().toString())
+        .resolve(requireSafeName(etag, "ETag") + ".lock");
   }
 
   static boolean isCommitSha(String revision) {
@@ -112,7 +129,7 @@ final class HubCache {
         Files.deleteIfExists(temp);
       }
     } catch (IOException e) {
-      throw new CheckpointException("Cannot write the cached ref " + ref + ": " + e.getMessage(), e);
+      throw new CacheWriteException("Cannot write the cached ref " + ref + ": " + e.getMessage(), e);
     }
   }
 
@@ -163,7 +180,7 @@ final class HubCache {
       }
       return pointer;
     } catch (IOException e) {
-      throw new CheckpointException(
+      throw new CacheWriteException(
           "Cannot create " + pointer + " in the Hugging Face cache: " + e.getMessage(), e);
     }
   }

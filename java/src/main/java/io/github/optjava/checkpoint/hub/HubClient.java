@@ -16,6 +16,7 @@ import java.net.http.HttpResponse.BodySubscriber;
 import java.net.http.HttpResponse.BodySubscribers;
 import java.net.http.HttpTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.LinkedHashSet;
 import java.util.Locale;
 import java.util.Objects;
@@ -49,9 +50,24 @@ final class HubClient {
     boolean etagIsSha256() {
       return etag.matches("[0-9a-f]{64}");
     }
+
+    /** Whether the ETag is a git blob sha1 (a regular file: config, tokenizer), so the content can be verified. */
+    boolean etagIsGitSha1() {
+      return etag.matches("[0-9a-f]{40}");
+    }
   }
 
   private static final int MAX_REDIRECTS = 10;
+
+  /**
+   * How many read timeouts a request for metadata (the listing, a file's HEAD) may take in all (2 min by default): a
+   * server that trickles its answer a byte at a time never trips the read timeout, and held the caller for hours
+   * (session 27's review).
+   */
+  static final int METADATA_DEADLINE_READ_TIMEOUTS = 4;
+
+  /** The largest listing accepted; read whole. OPT's has a few dozen files (the cap of a model's small files). */
+  static final long MAX_LISTING_BYTES = Untrusted.MAX_SMALL_FILE_BYTES;
   private static final String USER_AGENT =
       "opt-java; java/" + Runtime.version().feature();
 
@@ -59,12 +75,18 @@ final class HubClient {
   private final HttpClient http;
 
   HubClient(HubSettings settings) {
+    this(settings, HubProxy.selector(System.getenv()));
+  }
+
+  /** With the proxies that {@code proxies} chooses (tests: an environment of their own). */
+  HubClient(HubSettings settings, java.net.ProxySelector proxies) {
     this.settings = settings;
     // Redirects are followed by hand: HttpClient would forward the Authorization header to a CDN.
     this.http =
         HttpClient.newBuilder()
             .connectTimeout(settings.connectTimeout())
             .followRedirects(HttpClient.Redirect.NEVER)
+            .proxy(proxies)
             .build();
   }
 
@@ -72,7 +94,8 @@ final class HubClient {
   RepoInfo repoInfo(RepoId repo, String revision) {
     URI uri = endpointUri("api/models/" + repo + "/revision/" + encode(revision, false));
     HubHttpErrors.Context context = context(repo, revision, null);
-    HttpResponse<byte[]> response = send(uri, "GET", BodyHandlers.ofByteArray(), true, context);
+    HttpResponse<byte[]> response =
+        send(uri, "GET", info -> new BoundedBody(MAX_LISTING_BYTES), true, context, metadataDeadline());
     requireSuccess(response, context);
     JsonNode root;
     try {
@@ -101,7 +124,8 @@ final class HubClient {
   FileMetadata fileMetadata(RepoId repo, String commit, String file) {
     URI uri = resolveUri(repo, commit, file);
     HubHttpErrors.Context context = context(repo, commit, file);
-    HttpResponse<Void> response = send(uri, "HEAD", BodyHandlers.discarding(), false, context);
+    HttpResponse<Void> response =
+        send(uri, "HEAD", BodyHandlers.discarding(), false, context, metadataDeadline());
     int status = response.statusCode();
     Optional<String> location = response.headers().firstValue("Location");
     boolean redirect = isRedirect(status) && location.isPresent();
@@ -138,21 +162,32 @@ final class HubClient {
       RepoId repo, String commit, String file, URI location, BodySubscriber<Long> sink) {
     HubHttpErrors.Context context = context(repo, commit, file);
     BodyHandler<Long> onlyOk = info -> info.statusCode() == 200 ? sink : BodySubscribers.replacing(null);
-    HttpResponse<Long> response = send(location, "GET", onlyOk, true, context);
+    HttpResponse<Long> response = send(location, "GET", onlyOk, true, context, null);
     if (response.statusCode() / 100 == 2 && response.statusCode() != 200) {
       // 206 or 204 would need handling we do not do; say so rather than store a wrong file.
       throw new CheckpointException("Unexpected HTTP " + response.statusCode() + " while "
           + "downloading '" + file + "' from " + HubHttpErrors.withoutQuery(response.uri()));
     }
+    if (response.statusCode() / 100 != 2 && !sameOrigin(settings.endpoint(), response.uri())) {
+      // The hub granted access and sent us to its file server: a refusal there is not about the repository.
+      throw HubHttpErrors.forFileServer(response, context);
+    }
     requireSuccess(response, context);
     return response;
   }
 
+  private Duration metadataDeadline() {
+    return settings.readTimeout().multipliedBy(METADATA_DEADLINE_READ_TIMEOUTS);
+  }
+
   /** Whether a request to this URI carries the token: only the endpoint's own scheme, host and port. */
   boolean sendsTokenTo(URI uri) {
-    URI endpoint = settings.endpoint();
-    return settings.token() != null
-        && endpoint.getScheme().equalsIgnoreCase(uri.getScheme())
+    return settings.token() != null && sameOrigin(settings.endpoint(), uri);
+  }
+
+  /** Whether {@code uri} has the endpoint's scheme, host and port. */
+  private static boolean sameOrigin(URI endpoint, URI uri) {
+    return endpoint.getScheme().equalsIgnoreCase(uri.getScheme())
         && endpoint.getHost().equalsIgnoreCase(Objects.toString(uri.getHost(), ""))
         && effectivePort(endpoint) == effectivePort(uri);
   }
@@ -166,8 +201,8 @@ final class HubClient {
    * relative ones (a renamed repository), leaving an absolute one (a CDN) for the caller. Bodies of
    * non-2xx answers are discarded, so the handler only sees successful content.
    */
-  private <T> HttpResponse<T> send(
-      URI uri, String method, BodyHandler<T> handler, boolean followAll, HubHttpErrors.Context c) {
+  private <T> HttpResponse<T> send(URI uri, String method, BodyHandler<T> handler, boolean followAll,
+      HubHttpErrors.Context c, Duration deadline) {
     BodyHandler<T> onlySuccess =
         info -> info.statusCode() / 100 == 2 ? handler.apply(info) : BodySubscribers.replacing(null);
     URI current = uri;
@@ -181,7 +216,7 @@ final class HubClient {
       if (sendsTokenTo(current)) {
         request.header("Authorization", "Bearer " + settings.token());
       }
-      HttpResponse<T> response = sendOnce(request.build(), onlySuccess, c);
+      HttpResponse<T> response = sendOnce(request.build(), onlySuccess, c, deadline);
       Optional<String> location = response.headers().firstValue("Location");
       if (!isRedirect(response.statusCode()) || location.isEmpty()) {
         return response;
@@ -200,8 +235,8 @@ final class HubClient {
   }
 
   private <T> HttpResponse<T> sendOnce(
-      HttpRequest request, BodyHandler<T> handler, HubHttpErrors.Context c) {
-    ExchangeWatch watch = new ExchangeWatch(settings.connectTimeout(), settings.readTimeout());
+      HttpRequest request, BodyHandler<T> handler, HubHttpErrors.Context c, Duration deadline) {
+    ExchangeWatch watch = new ExchangeWatch(settings.connectTimeout(), settings.readTimeout(), deadline);
     String url = HubHttpErrors.withoutQuery(request.uri());
     try {
       return watch.await(http.sendAsync(request, watch.track(handler)));
@@ -209,6 +244,8 @@ final class HubClient {
       Thread.currentThread().interrupt();
       throw new CheckpointException("Interrupted while " + (watch.answered() ? "receiving " : "requesting ")
           + url + ".", e);
+    } catch (BoundedBody.TooLargeException e) {
+      throw notAHub(request.uri(), e.getMessage(), e);
     } catch (IOException e) {
       // The JDK's message may hold the server's own text (an invalid status line, whole): quoted.
       if (watch.answered()) {

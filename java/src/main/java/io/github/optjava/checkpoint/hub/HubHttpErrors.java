@@ -57,13 +57,30 @@ final class HubHttpErrors {
       return new CheckpointException(notFoundMessage(code, c, where) + serverMessage);
     }
     String url = withoutQuery(response.uri());
-    if (status >= 500) {
+    if (status >= 500 || status == 429) {
+      // 429: rate limited. Like a server error, a cached copy serves (as huggingface_hub falls back too).
       return new HubUnavailableException(
-          "The hub answered HTTP " + status + " for " + url + "; it may be down or overloaded, "
-              + "try again later." + serverMessage);
+          "The hub answered HTTP " + status + " for " + url + (status == 429 ? "; it limits how often it is asked, "
+              : "; it may be down or overloaded, ") + "try again later." + serverMessage);
     }
     return new CheckpointException(
         "Unexpected HTTP " + status + " for " + url + " (" + where + ")." + serverMessage);
+  }
+
+  /**
+   * A refusal by the server the hub sent a download to (its CDN): the hub had granted access, so this is not about
+   * the repository's access rights or existence, which is what {@link #forStatus} would say.
+   */
+  static CheckpointException forFileServer(HttpResponse<?> response, Context c) {
+    int status = response.statusCode();
+    String server = response.uri().getScheme() + "://" + response.uri().getAuthority();
+    String what = "The download of " + Untrusted.quote(c.file()) + " of " + c.repo() + " from " + server
+        + ", where the hub sent it, failed with HTTP " + status;
+    if (status >= 500 || status == 429) {
+      return new HubUnavailableException(what + "; the file server may be overloaded: try again later.");
+    }
+    return new CheckpointException(what + " although the hub granted access: its signed link may have expired "
+        + "(run again), or a proxy or firewall blocks " + response.uri().getHost() + ".");
   }
 
   private static String notFoundMessage(String code, Context c, String where) {

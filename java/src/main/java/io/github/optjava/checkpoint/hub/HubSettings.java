@@ -176,6 +176,11 @@ public record HubSettings(
       throw new CheckpointException(
           what + " must be an http(s) base URL such as https://huggingface.co, got " + Untrusted.quote(text));
     }
+    if (uri.getRawUserInfo() != null) {
+      // Not shown: it may hold a password. It would not be sent (requests carry HF_TOKEN), and messages show the URL.
+      throw new CheckpointException(what + " must not hold a user name or password (" + scheme + "://" + uri.getHost()
+          + (uri.getPort() < 0 ? "" : ":" + uri.getPort()) + " has one): give the access token in HF_TOKEN instead");
+    }
     return uri;
   }
 
@@ -185,6 +190,16 @@ public record HubSettings(
       return null;
     }
     String cleaned = token.replace("\r", "").replace("\n", "").trim();
+    for (int i = 0; i < cleaned.length(); i++) {
+      char ch = cleaned.charAt(i);
+      if (ch < 0x20 || ch == 0x7f || ch > 0x7e) {
+        // The token itself is never shown: it is a secret, and its characters could drive a terminal.
+        throw new CheckpointException("The Hugging Face access token (HF_TOKEN, HUGGING_FACE_HUB_TOKEN or the token "
+            + "file) has a character that cannot be sent in an HTTP header at position " + (i + 1) + " of "
+            + cleaned.length() + " (code " + (int) ch + "); copy the token again from "
+            + "https://huggingface.co/settings/tokens");
+      }
+    }
     return cleaned.isEmpty() ? null : cleaned;
   }
 

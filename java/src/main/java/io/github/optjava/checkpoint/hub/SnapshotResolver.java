@@ -51,20 +51,40 @@ final class SnapshotResolver {
     }
     String sha = info.sha();
     Path snapshot = cache.snapshotDir(sha); // validates the sha before it names anything
-    cache.writeRef(revision, sha);
 
     BlobDownloader downloader = new BlobDownloader(client, settings);
     ModelFiles.Plan plan = ModelFiles.plan(repo, revision, info.files());
-    for (String file : plan.files()) {
-      fetch(client, downloader, cache, repo, sha, file);
-    }
-    if (plan.weightIndex() != null) {
-      Path index = snapshot.resolve(plan.weightIndex());
-      for (String shard : ModelFiles.shards(index, info.files())) {
-        fetch(client, downloader, cache, repo, sha, shard);
+    try {
+      for (String file : plan.files()) {
+        fetch(client, downloader, cache, repo, sha, file);
       }
+      if (plan.weightIndex() != null) {
+        Path index = snapshot.resolve(plan.weightIndex());
+        for (String shard : ModelFiles.shards(index, info.files())) {
+          fetch(client, downloader, cache, repo, sha, shard);
+        }
+      }
+      // Only now: a ref written first named a snapshot that a failed download left incomplete, and then the complete
+      // snapshot before it could serve neither offline nor as the fallback (session 27's review).
+      cache.writeRef(revision, sha);
+    } catch (HubUnavailableException e) {
+      return fallbackSnapshot(cache, repo, revision, e);
+    } catch (HubCache.CacheWriteException e) {
+      return readOnlyFallback(cache, repo, revision, sha, e);
     }
     return snapshot;
+  }
+
+  /** The cache cannot be written (read-only, full): a complete snapshot of the revision it holds serves. */
+  private Path readOnlyFallback(HubCache cache, RepoId repo, String revision, String sha,
+      HubCache.CacheWriteException e) {
+    Optional<String> cached = cache.commitFor(revision);
+    if (cached.isPresent() && ModelFiles.missingIn(cache.snapshotDir(cached.get())).isEmpty()) {
+      LOG.warn("{} Using the cached snapshot {} of {} instead of the hub's newer commit {}.", e.getMessage(),
+          cached.get(), repo, sha);
+      return cache.snapshotDir(cached.get());
+    }
+    throw e;
   }
 
   private static void fetch(

@@ -44,7 +44,7 @@ final class FakeHub implements AutoCloseable {
   /** One request as the server saw it. */
   record Request(String method, String path, String host, String authorization) {}
 
-  private enum Fault { TRUNCATE, WRONG_SHA256, STALL }
+  private enum Fault { TRUNCATE, WRONG_SHA256, STALL, CORRUPT, SLOW }
 
   private final HttpServer server;
   private final ExecutorService executor;
@@ -57,6 +57,9 @@ final class FakeHub implements AutoCloseable {
   private final Set<String> hanging = ConcurrentHashMap.newKeySet();
   private final List<Request> requests = new CopyOnWriteArrayList<>();
   private volatile String requiredToken;
+  private volatile String commit = SHA;
+  private volatile long listingPadding;
+  private volatile long trickleMillis;
 
   /**
    * Serves the files of {@code modelDir} (read through symlinks), all listed, and a {@code pytorch_model.bin} where it
@@ -133,6 +136,36 @@ final class FakeHub implements AutoCloseable {
   /** Announces a sha256 (X-Linked-Etag) that does not match the bytes served. */
   void announceWrongSha256(String file) {
     faults.put(file, Fault.WRONG_SHA256);
+  }
+
+  /** Serves that file with its last byte changed: the right size and headers, the wrong content. */
+  void corrupt(String file) {
+    faults.put(file, Fault.CORRUPT);
+  }
+
+  /** Waits 300 ms before sending that file's bytes, so that concurrent downloads of it overlap. */
+  void slow(String file) {
+    faults.put(file, Fault.SLOW);
+  }
+
+  /** Clears the fault of a file. */
+  void heal(String file) {
+    faults.remove(file);
+  }
+
+  /** The commit the revisions point to from now on (a new commit pushed). */
+  void setCommit(String sha) {
+    commit = sha;
+  }
+
+  /** Pads the listing's JSON with this many bytes of spaces (a huge answer). */
+  void padListing(long bytes) {
+    listingPadding = bytes;
+  }
+
+  /** Sends the listing one byte every this many milliseconds (a server that trickles its answer). */
+  void trickleListing(long millis) {
+    trickleMillis = millis;
   }
 
   /** Sends headers and a few bytes of that file, then nothing until closed. */
@@ -259,7 +292,7 @@ final class FakeHub implements AutoCloseable {
       exchange.sendResponseHeaders(404, -1);
       return;
     }
-    StringBuilder json = new StringBuilder("{\"id\":\"" + REPO + "\",\"sha\":\"" + SHA + "\",\"siblings\":[");
+    StringBuilder json = new StringBuilder("{\"id\":\"" + REPO + "\",\"sha\":\"" + commit + "\",\"siblings\":[");
     List<String> names = new ArrayList<>(new LinkedHashSet<>(listing));
     for (int i = 0; i < names.size(); i++) {
       json.append(i == 0 ? "" : ",").append("{\"rfilename\":\"").append(names.get(i)).append("\"}");
@@ -267,13 +300,42 @@ final class FakeHub implements AutoCloseable {
     json.append("]}");
     byte[] body = json.toString().getBytes(StandardCharsets.UTF_8);
     exchange.getResponseHeaders().set("Content-Type", "application/json");
+    if (listingPadding > 0) {
+      exchange.sendResponseHeaders(200, 0); // chunked
+      OutputStream out = exchange.getResponseBody();
+      out.write(body);
+      byte[] spaces = new byte[1 << 16];
+      java.util.Arrays.fill(spaces, (byte) ' ');
+      for (long left = listingPadding; left > 0; left -= spaces.length) {
+        out.write(spaces, 0, (int) Math.min(spaces.length, left));
+      }
+      return;
+    }
+    if (trickleMillis > 0) {
+      exchange.sendResponseHeaders(200, body.length);
+      OutputStream out = exchange.getResponseBody();
+      for (byte b : body) {
+        out.write(b);
+        out.flush();
+        try {
+          Thread.sleep(trickleMillis);
+        } catch (InterruptedException e) {
+          Thread.currentThread().interrupt();
+          return;
+        }
+        if (closing.getCount() == 0) {
+          return;
+        }
+      }
+      return;
+    }
     send(exchange, body, body.length);
   }
 
   private void serveResolve(HttpExchange exchange, String revision, String file) throws IOException {
     byte[] content = files.get(file);
     Headers out = exchange.getResponseHeaders();
-    out.set("X-Repo-Commit", SHA);
+    out.set("X-Repo-Commit", commit);
     if (!isKnownRevision(revision)) {
       out.set("X-Error-Code", "RevisionNotFound");
       exchange.sendResponseHeaders(404, -1);
@@ -317,6 +379,19 @@ final class FakeHub implements AutoCloseable {
       return;
     }
     Fault fault = faults.get(file);
+    if (fault == Fault.CORRUPT && content.length > 0) {
+      byte[] changed = content.clone();
+      changed[changed.length - 1] ^= 1;
+      send(exchange, changed, changed.length);
+      return;
+    }
+    if (fault == Fault.SLOW) {
+      try {
+        Thread.sleep(300);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+    }
     if (fault == Fault.TRUNCATE) {
       exchange.sendResponseHeaders(200, content.length);
       OutputStream body = exchange.getResponseBody();
@@ -352,7 +427,7 @@ final class FakeHub implements AutoCloseable {
   }
 
   // Raw path segments: a pull-request ref arrives with its slashes percent-encoded.
-  private static boolean isKnownRevision(String revision) {
-    return revision.equals("main") || revision.equals("refs%2Fpr%2F1") || revision.equals(SHA);
+  private boolean isKnownRevision(String revision) {
+    return revision.equals("main") || revision.equals("refs%2Fpr%2F1") || revision.equals(commit);
   }
 }

@@ -130,4 +130,26 @@ class HubSettingsTest {
     assertFalse(text.contains("hf_secret"), text);
     assertTrue(text.contains("token=***"), text);
   }
+
+  /** Session 27's review: such a token reached the user whole in the JDK's "invalid header value" message. */
+  @Test
+  void aTokenWithAControlCharacterIsRefusedWithoutShowingIt() {
+    for (String token : new String[] {"hf_SECRET\u0001tok", "hf_SECRET\u001b[2Jtok", "hf_SECRET\u00e9tok"}) {
+      io.github.optjava.checkpoint.CheckpointException e = assertThrows(
+          io.github.optjava.checkpoint.CheckpointException.class, () -> fromEnv(Map.of("HF_TOKEN", token)));
+      assertTrue(e.getMessage().contains("position 10 of " + token.length()), e.getMessage());
+      assertFalse(e.getMessage().contains("SECRET"), e.getMessage());
+    }
+  }
+
+  /** Session 27's review: the password was printed in every message that named the endpoint, and never sent. */
+  @Test
+  void anEndpointWithAPasswordIsRefusedWithoutShowingIt() {
+    io.github.optjava.checkpoint.CheckpointException e = assertThrows(
+        io.github.optjava.checkpoint.CheckpointException.class,
+        () -> fromEnv(Map.of("HF_ENDPOINT", "http://user:s3cretpw@127.0.0.1:8765")));
+    assertTrue(e.getMessage().contains("must not hold a user name or password (http://127.0.0.1:8765 has one)"),
+        e.getMessage());
+    assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
+  }
 }

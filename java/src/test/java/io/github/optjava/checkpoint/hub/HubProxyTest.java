@@ -1,0 +1,59 @@
+package io.github.optjava.checkpoint.hub;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.github.optjava.checkpoint.CheckpointException;
+import java.net.InetSocketAddress;
+import java.net.Proxy;
+import java.net.ProxySelector;
+import java.net.URI;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+
+/**
+ * HTTPS_PROXY, HTTP_PROXY and NO_PROXY as Python's requests reads them (session 27's review: they were ignored, so a
+ * user behind a proxy could not download while huggingface_hub could).
+ */
+class HubProxyTest extends FakeHubTestBase {
+
+  private static Proxy only(ProxySelector s, String url) {
+    return s.select(URI.create(url)).get(0);
+  }
+
+  @Test
+  void theVariablesChooseTheProxyPerSchemeExceptForNoProxyHosts() {
+    ProxySelector s = HubProxy.selector(Map.of("HTTPS_PROXY", "http://secure.proxy:3128", "http_proxy",
+        "plain.proxy:8080", "NO_PROXY", "localhost, .internal.example,cdn.example:443"));
+    assertEquals(new InetSocketAddress("secure.proxy", 3128), only(s, "https://huggingface.co/api").address());
+    assertEquals(new InetSocketAddress("plain.proxy", 8080), only(s, "http://mirror.example/x").address());
+    for (String direct : new String[] {"http://localhost:8765/x", "https://hub.internal.example/x",
+        "https://internal.example/x", "https://cdn.example/blob"}) {
+      assertEquals(Proxy.NO_PROXY, only(s, direct), direct);
+    }
+    assertEquals(Proxy.NO_PROXY, only(HubProxy.selector(Map.of("HTTPS_PROXY", "http://p:1", "NO_PROXY", "*")),
+        "https://huggingface.co/"));
+    assertEquals(Proxy.NO_PROXY, only(HubProxy.selector(Map.of()), "https://huggingface.co/"));
+  }
+
+  @Test
+  void aProxyWithAPasswordOrAnotherSchemeIsRefusedWithoutShowingThePassword() {
+    CheckpointException e = assertThrows(CheckpointException.class,
+        () -> HubProxy.selector(Map.of("HTTPS_PROXY", "http://me:s3cret@proxy:3128")));
+    assertTrue(e.getMessage().startsWith("HTTPS_PROXY holds a user name or password"), e.getMessage());
+    assertFalse(e.getMessage().contains("s3cret"), e.getMessage());
+    assertThrows(CheckpointException.class, () -> HubProxy.selector(Map.of("HTTPS_PROXY", "socks5://proxy:1080")));
+  }
+
+  /** The fake hub as the proxy of an endpoint that does not resolve: every request goes through it. */
+  @Test
+  void requestsGoThroughTheProxy() {
+    HubSettings settings = HubSettings.of(cache, URI.create("http://hub.example.invalid"));
+    HubClient client = new HubClient(settings, HubProxy.selector(Map.of("HTTP_PROXY", hub.endpoint().toString())));
+    HubClient.RepoInfo info = client.repoInfo(new RepoId("facebook", "opt-tiny"), "main");
+    assertEquals(FakeHub.SHA, info.sha());
+    assertEquals("hub.example.invalid", hub.requests().get(0).host());
+  }
+}
