@@ -191,12 +191,20 @@ final class BenchCommand implements Callable<Integer> {
       throw new IllegalArgumentException("--prefill-len is " + prefillLen + ", more than the "
           + config.maxPositionEmbeddings() + " positions of the model");
     }
+    requireWritableJson();
     List<RunShape> shapes = new ArrayList<>();
     for (int b : batches) {
       shapes.add(new RunShape(b, promptLen, genLen));
     }
     if (prefillLen > 0) {
       shapes.add(new RunShape(1, prefillLen, 0));
+    }
+    long mostBlocks = shapes.stream()
+        .mapToLong(r -> (long) r.batch * ((r.prompt + r.gen + BLOCK_SIZE - 1) / BLOCK_SIZE)).max().orElseThrow();
+    if (mostBlocks > Integer.MAX_VALUE / 2) {
+      throw new IllegalArgumentException("--batch " + batches.stream().mapToInt(Integer::intValue).max().orElseThrow()
+          + " × (--prompt-len + --gen-len) needs " + mostBlocks + " KV-cache blocks of " + BLOCK_SIZE
+          + " tokens, more than one cache can index: lower --batch or the lengths");
     }
 
     List<CudaVariant> variantList = variants == null ? java.util.Collections.singletonList(null)
@@ -225,8 +233,7 @@ final class BenchCommand implements Callable<Integer> {
         model = new OptModel(config, new OptWeights(config, ck), ops);
       }
       double buildS = seconds(t0);
-      int cacheBlocks = shapes.stream()
-          .mapToInt(r -> r.batch * ((r.prompt + r.gen + BLOCK_SIZE - 1) / BLOCK_SIZE)).max().orElseThrow();
+      int cacheBlocks = (int) mostBlocks;
       try (model; KvCache cache = new KvCache(ops.kvStore(config.numHiddenLayers(), cacheBlocks, BLOCK_SIZE,
           config.hiddenSize()))) {
         VariantSwitch defaults = cuda ? VariantSwitch.of(ops) : null;
@@ -561,6 +568,20 @@ final class BenchCommand implements Callable<Integer> {
    * One JSON line; every line has the same fields (readers need not guess), null where a value does not
    * apply: the decode fields with {@code --gen-len 0}, the bandwidth fields off CUDA.
    */
+  /** Before the run, which can take minutes: a --json file that cannot be written fails it only at its end. */
+  private void requireWritableJson() {
+    if (json == null) {
+      return;
+    }
+    Path dir = json.toAbsolutePath().getParent();
+    if (!Files.isDirectory(dir)) {
+      throw new IllegalArgumentException("--json " + json + ": the directory " + dir + " does not exist");
+    }
+    if (Files.isDirectory(json) || (Files.exists(json) ? !Files.isWritable(json) : !Files.isWritable(dir))) {
+      throw new IllegalArgumentException("--json " + json + ": cannot write there");
+    }
+  }
+
   private void appendJson(String engine, String dtypeName, int usedThreads, Result r, double prefillTps,
       Double decodeMs, Double decodeTps, CopyBandwidth.Result bandwidth, Long bytesPerStep, Double roofline,
       double prefillTflops, double gemmTflops, String variant, Double decodeGpuMs, double[] decodeHostMs,

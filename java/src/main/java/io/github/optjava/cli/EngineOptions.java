@@ -68,7 +68,8 @@ final class EngineOptions {
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8", converter = QuantizationValue.class,
       description = "Store the decoder layers' Linear weights as int8 per output row (int8), or as loaded (none): "
           + "half the memory of fp16 weights and faster decoding with the Vector API kernels, for a small change in "
-          + "the logits. On CUDA one GPU only; there batch-1 decode gains, larger batches run slower than fp16. "
+          + "the logits. On CUDA one GPU only; there batch-1 decode gains, larger batches run slower than fp16. With "
+          + "--tensor-parallel each rank scales its own slice, so tokens can differ from one device's int8. "
           + "Default: ${DEFAULT-VALUE}.")
   Quantization quantize;
 

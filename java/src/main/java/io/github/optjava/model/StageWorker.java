@@ -125,7 +125,8 @@ public final class StageWorker {
                 + "every process must run the same opt-java version");
           }
         } catch (RuntimeException | Error e) {
-          LOG.error("rank {} failed", mesh.rank(), e);
+          LOG.error("rank {} failed: {}", mesh.rank(), e.toString()); // one line; the driver gets the message
+          LOG.debug("rank {}'s failure", mesh.rank(), e);
           part.group().abort();
           part.transport().abort();
           try {

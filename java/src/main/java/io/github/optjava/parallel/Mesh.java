@@ -1,5 +1,6 @@
 package io.github.optjava.parallel;
 
+import io.github.optjava.checkpoint.Untrusted;
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -377,23 +378,47 @@ public final class Mesh implements AutoCloseable {
       }
       // The peer closed its heartbeat link: it is exiting, or (the driver) gave up on the job.
       if (peer == 0 && rank != 0) {
-        // Time to read a CLOSE sent just before (the command thread then stops watching and this ends quietly).
-        long until = System.nanoTime() + (silence.isZero() ? 10_000 : Math.min(10_000, silence.toMillis())) * 1_000_000;
-        while (System.nanoTime() < until) {
-          if (state.get() != WATCHING || closed) {
-            return;
-          }
-          Thread.sleep(50);
-        }
-        giveUp("rank 0 closed its links without ending the job: it failed or gave up on another rank; see its log");
+        giveUpUnlessEnded(silence, "rank 0 closed its links without ending the job: it failed or gave up on another "
+            + "rank; see its log");
+      } else if (rank == 0) {
+        // A worker ends only after the driver ended the job (and stopped watching): one that closed its heartbeat link
+        // before exited, failed or was killed. Noticed here even when nothing waits on it (an idle `opt batch`, which
+        // then ended with exit 0 as if the job had been sound: session 27's review).
+        giveUpUnlessEnded(silence, "rank " + peer + " closed its heartbeat link while the job ran: its process exited "
+            + "or was killed; see its log");
       }
     } catch (SocketTimeoutException e) {
       giveUp("rank " + peer + " sent no heartbeat for " + (silence.toMillis() % 1000 == 0 ? silence.toSeconds() + " s"
           : silence.toMillis() + " ms") + ": its process is stopped or hung, or its machine is unreachable ("
           + "-D" + HEARTBEAT_PROPERTY + " sets this wait)");
-    } catch (IOException | InterruptedException e) {
+    } catch (IOException e) {
+      // Closed here (the job ended or failed already), or reset by the peer: a killed process whose socket still held
+      // unread heartbeats resets the link instead of closing it.
+      try {
+        giveUpUnlessEnded(silence, "rank " + peer + "'s heartbeat link broke while the job ran ("
+            + Untrusted.shown(String.valueOf(e.getMessage())) + "): its process exited or was killed; see its log");
+      } catch (InterruptedException stopped) {
+        // closed here
+      }
+    } catch (InterruptedException e) {
       // closed here: the job ended or failed already
     }
+  }
+
+  /**
+   * Gives up unless the job ends (or stops being watched) within a short wait (the silence, at most 10 s): time for
+   * this process to read what the peer sent just before its link closed (a CLOSE from the driver, a worker's own
+   * failure on its CONTROL link), which ends the job with that message instead.
+   */
+  private void giveUpUnlessEnded(Duration silence, String why) throws InterruptedException {
+    long until = System.nanoTime() + (silence.isZero() ? 10_000 : Math.min(10_000, silence.toMillis())) * 1_000_000;
+    while (System.nanoTime() < until) {
+      if (state.get() != WATCHING || closed) {
+        return;
+      }
+      Thread.sleep(50);
+    }
+    giveUp(why);
   }
 
   private void giveUp(String why) {

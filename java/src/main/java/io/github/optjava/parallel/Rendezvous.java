@@ -462,11 +462,11 @@ public final class Rendezvous {
           magic = in.readInt();
           version = in.readInt();
         } catch (SocketTimeoutException e) {
-          if (leftMs < greetingMs) {
-            throw e; // the rendezvous's own timeout, reported as such below
-          }
+          // Rank 0 greets as it accepts: no greeting means something else listens there. With a rendezvous timeout
+          // shorter than the greeting's wait, this was reported as rank 0 waiting for another rank (review, session 27).
           throw new RendezvousException("rank " + p.rank() + " reached " + where + " but what listens there did "
-              + "not greet it as an opt-java rank 0 within " + seconds(Duration.ofMillis(greetingMs))
+              + "not greet it as an opt-java rank 0 within " + seconds(Duration.ofMillis(Math.min(greetingMs, leftMs)))
+              + (leftMs < greetingMs ? " (the rest of the rendezvous timeout)" : "")
               + ": another program may use that port (torchrun's store listens on MASTER_PORT; see "
               + "OPT_RENDEZVOUS_PORT): choose a free MASTER_PORT for rank 0");
         }

@@ -441,6 +441,15 @@ class BenchCommandTest {
     assertTrue(cpuVariants.exit() != 0 && cpuVariants.err().contains("use it with --device cuda"), cpuVariants.err());
     CliTest.Run badVariant = bench("--shape", config, "--prompt-len", "4", "--variants", "attention=fast");
     assertTrue(badVariant.exit() != 0 && badVariant.err().contains("attention must be one of"), badVariant.err());
+    // Session 27's review: a --json file in a missing folder failed only after the whole run (minutes at 6.7b), and a
+    // huge batch overflowed the KV-cache block count into a negative number.
+    CliTest.Run noDir = bench("--shape", config, "--prompt-len", "4", "--gen-len", "2", "--json",
+        tmp.resolve("nodir/x.json").toString());
+    assertTrue(noDir.exit() != 0 && noDir.err().contains("nodir does not exist") && !noDir.out().contains("batch "),
+        noDir.err() + noDir.out());
+    CliTest.Run huge = bench("--shape", config, "--gen-len", "0", "--prompt-len", "100", "--batch", "2000000000");
+    assertTrue(huge.exit() != 0 && huge.err().contains("KV-cache blocks of 16 tokens, more than one cache can index: "
+        + "lower --batch or the lengths"), huge.err());
   }
 
   @Test

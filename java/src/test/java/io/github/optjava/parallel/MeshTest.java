@@ -165,6 +165,32 @@ class MeshTest {
     }
   }
 
+  /**
+   * A worker whose process ends while the driver waits on nothing (an idle `opt batch`): the driver gives up at once,
+   * naming it, and its give-up hook runs (the CLI exits 1 there). Before, nothing noticed until a request came, and
+   * an idle batch then ended with exit 0 (session 27's review).
+   */
+  @Test
+  void aWorkerThatExitsWhileTheDriverIsIdleIsGivenUpOn() throws Exception {
+    Mesh[] mesh = meshes(2);
+    try {
+      CompletableFuture<Void> a = CompletableFuture.runAsync(() -> mesh[0].open(List.of(new int[] {1, 0})));
+      mesh[1].open(List.of(new int[] {0, 0}));
+      a.get(20, TimeUnit.SECONDS);
+      java.util.concurrent.CountDownLatch gaveUp = new java.util.concurrent.CountDownLatch(1);
+      mesh[0].onGiveUp(gaveUp::countDown);
+      watchAll(mesh, Duration.ofSeconds(2)); // the wait for a last message after a closed link: the silence, 2 s
+      mesh[1].close(); // its process exits without the job having ended
+      long t0 = System.nanoTime();
+      org.junit.jupiter.api.Assertions.assertTrue(gaveUp.await(10, TimeUnit.SECONDS));
+      org.junit.jupiter.api.Assertions.assertTrue(mesh[0].lost().startsWith("rank 1 closed its heartbeat link")
+          || mesh[0].lost().startsWith("rank 1's heartbeat link broke"), mesh[0].lost());
+      org.junit.jupiter.api.Assertions.assertTrue((System.nanoTime() - t0) / 1e9 < 5, "after the 2 s wait");
+    } finally {
+      closeAll(mesh);
+    }
+  }
+
   /** A job that ends normally (stopWatching, a last message, close) leaves no side giving up. */
   @Test
   void aJobThatEndsNormallyGivesUpOnNobody() throws Exception {

@@ -204,6 +204,12 @@ class RendezvousTest {
         String silent = assertThrows(Rendezvous.RendezvousException.class, () -> Rendezvous.allGather(
             rank(1, 2, other.getLocalPort()), new byte[0], Duration.ofSeconds(60), 1500)).getMessage();
         assertTrue(silent.contains("did not greet it as an opt-java rank 0 within 1500 ms"), silent);
+        // A rendezvous timeout shorter than the greeting's wait: still named, not blamed on the other ranks (review,
+        // session 27: "reached rank 0 ... but got no answer: some other rank did not join").
+        String shortWait = assertThrows(Rendezvous.RendezvousException.class, () -> Rendezvous.allGather(
+            rank(1, 2, other.getLocalPort()), new byte[0], Duration.ofMillis(1500), 30_000)).getMessage();
+        assertTrue(shortWait.contains("did not greet it as an opt-java rank 0 within")
+            && shortWait.contains("(the rest of the rendezvous timeout)"), shortWait);
         assertTrue((System.nanoTime() - t0) / 1e9 < 20, "named in seconds, not at the 60 s timeout");
       } finally {
         pool.shutdownNow();
