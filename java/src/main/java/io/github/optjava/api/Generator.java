@@ -65,6 +65,7 @@ public final class Generator implements AutoCloseable {
   private final Device device;
   private final java.util.concurrent.atomic.AtomicBoolean freed = new java.util.concurrent.atomic.AtomicBoolean();
   private final java.util.concurrent.atomic.AtomicBoolean closing = new java.util.concurrent.atomic.AtomicBoolean();
+  private final java.util.concurrent.CountDownLatch closed = new java.util.concurrent.CountDownLatch(1);
 
   private Generator(OptConfig config, OptTokenizer tokenizer, Ops ops, CausalLm model, KvCache cache,
       GeneratorOptions options, Device device, int maxLen) {
@@ -524,13 +525,42 @@ public final class Generator implements AutoCloseable {
    * Stops generation (pending requests fail) and frees the model and the KV cache. Waits up to 10 s for a step in
    * progress; one that runs longer (a long prefill on the CPU, a stuck peer) is left to end, and frees them then.
    * Called from a callback on the generator's thread (a chunk callback, a dependent of a completion's future), it
-   * returns at once and they are freed as that step ends. Closing again does nothing.
+   * returns at once and they are freed as that step ends. Closing again does nothing; a close called while another
+   * thread's is under way returns when that one does.
    */
   @Override
   public void close() {
     if (!closing.compareAndSet(false, true)) {
-      return; // the first close waited for the step (or left the freeing to it): a second would wait again
+      // Closed already, or closing on another thread: return when that close does (what it promises holds then),
+      // without a wait of its own for the step (session 27's review: a second close waited another 10 s).
+      if (!engine.onLoopThread()) {
+        awaitUninterruptibly(closed);
+      }
+      return;
     }
+    try {
+      closeOnce();
+    } finally {
+      closed.countDown();
+    }
+  }
+
+  private static void awaitUninterruptibly(java.util.concurrent.CountDownLatch latch) {
+    boolean interrupted = false;
+    while (true) {
+      try {
+        latch.await();
+        break;
+      } catch (InterruptedException e) {
+        interrupted = true;
+      }
+    }
+    if (interrupted) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private void closeOnce() {
     engine.close();
     Runnable free = () -> {
       if (!freed.compareAndSet(false, true)) {

@@ -7,12 +7,12 @@ import com.fasterxml.jackson.core.StreamReadFeature;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.json.JsonMapper;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
+import java.io.InputStreamReader;
 import java.io.UncheckedIOException;
-import java.nio.ByteBuffer;
-import java.nio.CharBuffer;
+import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CoderResult;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
@@ -85,16 +85,21 @@ final class SafetensorsHeader {
    * @param dataSize bytes after the header (the data section)
    */
   static SafetensorsHeader parse(String file, byte[] json, long dataSize) {
-    requireUtf8(file, json);
     Map<String, String> metadata = new LinkedHashMap<>();
     List<Entry> entries = new ArrayList<>();
-    try (JsonParser p = JSON.createParser(json)) {
+    // Through a strict UTF-8 reader: malformed bytes are an error rather than U+FFFD in a name, and UTF-16 or a byte
+    // order mark, which Jackson would detect and accept from bytes, is refused as safetensors' own reader refuses it.
+    // The reader decodes in small pieces: no copy of the header as text is made.
+    CharsetDecoder utf8 = StandardCharsets.UTF_8.newDecoder()
+        .onMalformedInput(CodingErrorAction.REPORT)
+        .onUnmappableCharacter(CodingErrorAction.REPORT);
+    try (JsonParser p = JSON.createParser(new InputStreamReader(new ByteArrayInputStream(json), utf8))) {
       JsonToken first = p.nextToken();
       if (first == null) {
         throw fail(file, "the header is empty: not a safetensors file");
       }
       if (first != JsonToken.START_OBJECT) {
-        throw fail(file, "the header is JSON " + kind(first) + ", not an object of tensors");
+        throw fail(file, "the header's JSON is " + kind(first) + ", not an object of tensors");
       }
       while (p.nextToken() == JsonToken.FIELD_NAME) {
         String name = p.currentName();
@@ -114,38 +119,15 @@ final class SafetensorsHeader {
     } catch (JsonProcessingException e) {
       throw new CheckpointException(file + ": the header is not valid JSON (" + Untrusted.parserMessage(e)
           + "): not a safetensors file, or it is corrupted", e);
+    } catch (CharacterCodingException e) {
+      throw fail(file, "the header is not valid UTF-8: not a safetensors file, or it is corrupted");
     } catch (IOException e) {
-      // The parser reads a byte array: only its own parse errors (above) can be thrown.
+      // The reader reads a byte array: only its decoding and the parser's own errors (above) can be thrown.
       throw new UncheckedIOException(e);
     }
     entries.sort(Comparator.comparingLong(Entry::begin).thenComparingLong(Entry::end));
     checkNoOverlap(file, entries);
     return new SafetensorsHeader(metadata, entries);
-  }
-
-  /**
-   * A strict check in small pieces: malformed UTF-8 is an error rather than silently becoming U+FFFD in a name,
-   * and no copy of the header as text is made.
-   */
-  private static void requireUtf8(String file, byte[] json) {
-    CharsetDecoder decoder = StandardCharsets.UTF_8.newDecoder()
-        .onMalformedInput(CodingErrorAction.REPORT)
-        .onUnmappableCharacter(CodingErrorAction.REPORT);
-    ByteBuffer in = ByteBuffer.wrap(json);
-    CharBuffer out = CharBuffer.allocate(8192);
-    while (true) {
-      CoderResult r = decoder.decode(in, out, true);
-      if (r.isError()) {
-        throw fail(file, "the header is not valid UTF-8: not a safetensors file, or it is corrupted");
-      }
-      out.clear();
-      if (r.isUnderflow()) {
-        break;
-      }
-    }
-    if (decoder.flush(out).isError()) {
-      throw fail(file, "the header is not valid UTF-8: not a safetensors file, or it is corrupted");
-    }
   }
 
   private static void readMetadata(String file, JsonParser p, Map<String, String> out) throws IOException {

@@ -183,8 +183,8 @@ final class BenchCommand implements Callable<Integer> {
     }
     requireAtLeast("--prefill-len", prefillLen, 0);
     OptConfig config = config();
-    if (promptLen + genLen > config.maxPositionEmbeddings()) {
-      throw new IllegalArgumentException("--prompt-len + --gen-len is " + (promptLen + genLen) + ", more than the "
+    if ((long) promptLen + genLen > config.maxPositionEmbeddings()) { // long: near 2^31 the int sum wraps negative
+      throw new IllegalArgumentException("--prompt-len + --gen-len is " + ((long) promptLen + genLen) + ", more than the "
           + config.maxPositionEmbeddings() + " positions of the model");
     }
     if (prefillLen > config.maxPositionEmbeddings()) {
@@ -200,7 +200,7 @@ final class BenchCommand implements Callable<Integer> {
       shapes.add(new RunShape(1, prefillLen, 0));
     }
     long mostBlocks = shapes.stream()
-        .mapToLong(r -> (long) r.batch * ((r.prompt + r.gen + BLOCK_SIZE - 1) / BLOCK_SIZE)).max().orElseThrow();
+        .mapToLong(r -> r.batch * (((long) r.prompt + r.gen + BLOCK_SIZE - 1) / BLOCK_SIZE)).max().orElseThrow();
     if (mostBlocks > Integer.MAX_VALUE / 2) {
       throw new IllegalArgumentException("--batch " + batches.stream().mapToInt(Integer::intValue).max().orElseThrow()
           + " × (--prompt-len + --gen-len) needs " + mostBlocks + " KV-cache blocks of " + BLOCK_SIZE
@@ -574,10 +574,13 @@ final class BenchCommand implements Callable<Integer> {
       return;
     }
     Path dir = json.toAbsolutePath().getParent();
+    if (dir == null || Files.isDirectory(json)) {
+      throw new IllegalArgumentException("--json " + json + ": a folder, not a file to append to");
+    }
     if (!Files.isDirectory(dir)) {
       throw new IllegalArgumentException("--json " + json + ": the directory " + dir + " does not exist");
     }
-    if (Files.isDirectory(json) || (Files.exists(json) ? !Files.isWritable(json) : !Files.isWritable(dir))) {
+    if (Files.exists(json) ? !Files.isWritable(json) || !Files.isRegularFile(json) : !Files.isWritable(dir)) {
       throw new IllegalArgumentException("--json " + json + ": cannot write there");
     }
   }

@@ -203,6 +203,20 @@ class SafetensorsCheckpointTest {
     Path file = tmp.resolve("bad.safetensors");
     SafetensorsTestFiles.writeRaw(file, new byte[] {'{', '"', (byte) 0xc3, '"', '}'}, new byte[0]);
     assertRejected(file, "not valid UTF-8");
+    // Not UTF-8 but read as JSON from bytes (Jackson detects UTF-16 and skips a byte-order mark): refused, as
+    // safetensors' own reader refuses them (session 27's review of the streamed parse).
+    String header = "{\"w\": {\"dtype\": \"F32\", \"shape\": [1], \"data_offsets\": [0, 4]}}";
+    byte[] utf8 = header.getBytes(StandardCharsets.UTF_8);
+    byte[] bom = new byte[utf8.length + 3];
+    bom[0] = (byte) 0xef;
+    bom[1] = (byte) 0xbb;
+    bom[2] = (byte) 0xbf;
+    System.arraycopy(utf8, 0, bom, 3, utf8.length);
+    for (byte[] h : new byte[][] {bom, header.getBytes(StandardCharsets.UTF_16BE),
+        header.getBytes(StandardCharsets.UTF_16LE)}) {
+      SafetensorsTestFiles.writeRaw(file, h, new byte[4]);
+      assertRejected(file, "not valid JSON");
+    }
   }
 
   @Test

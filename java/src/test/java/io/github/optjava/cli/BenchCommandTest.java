@@ -447,6 +447,12 @@ class BenchCommandTest {
         tmp.resolve("nodir/x.json").toString());
     assertTrue(noDir.exit() != 0 && noDir.err().contains("nodir does not exist") && !noDir.out().contains("batch "),
         noDir.err() + noDir.out());
+    for (String[] lengths : new String[][] {{"1", "2147483647"}, {"2147483647", "1"}}) {
+      CliTest.Run wraps = bench("--shape", config, "--prompt-len", lengths[0], "--gen-len", lengths[1]);
+      assertTrue(wraps.exit() != 0 && wraps.err().contains("is 2147483648, more than the 128 positions"), wraps.err());
+    }
+    CliTest.Run root = bench("--shape", config, "--prompt-len", "4", "--gen-len", "2", "--json", "/");
+    assertTrue(root.exit() != 0 && root.err().contains("a folder, not a file"), root.err());
     CliTest.Run huge = bench("--shape", config, "--gen-len", "0", "--prompt-len", "100", "--batch", "2000000000");
     assertTrue(huge.exit() != 0 && huge.err().contains("KV-cache blocks of 16 tokens, more than one cache can index: "
         + "lower --batch or the lengths"), huge.err());

@@ -16,8 +16,8 @@ import org.slf4j.LoggerFactory;
  * Downloads one file into its blob in the cache, all or nothing: the bytes go to a uniquely named
  * temporary file next to the blob, are checked (size, and the hash the ETag names: sha256 for LFS files, the git blob
  * sha1 for the others), flushed to disk, then renamed atomically. On any failure the temporary file is deleted, so the
- * cache never holds a partial file. One process at a time downloads a blob ({@link BlobLock}); the one that holds the
- * lock first deletes temporary files of that blob left by a process that was killed mid-download.
+ * cache never holds a partial file. One opt-java process at a time downloads a blob ({@link BlobLock}); the one that
+ * holds the lock first deletes temporary files of that blob that a killed opt-java process left.
  */
 final class BlobDownloader {
 
@@ -67,22 +67,30 @@ final class BlobDownloader {
   }
 
   /**
-   * Deletes the temporary files of {@code blob} that a killed process left (it had no chance to delete them); under
-   * the blob's lock no other download of it writes one. Without this each interrupted download of a large model
-   * left its partial copy in the cache for good.
+   * Deletes the temporary files of {@code blob} that a killed opt-java process left (it had no chance to delete them):
+   * only this project's names ({@code <etag>.<uuid>.incomplete}; huggingface_hub's {@code <etag>.incomplete} is
+   * Python's to resume), and only those untouched for {@link #LEFTOVER_AGE}: a live download writes all the time (a
+   * stalled one fails within its read timeout), and the lock does not exclude huggingface_hub or an opt-java before
+   * session 27. Without this each interrupted download of a large model left its partial copy in the cache for good.
    */
   private static void deleteLeftovers(Path blob) throws IOException {
-    String prefix = blob.getFileName() + ".";
+    java.util.regex.Pattern ours = java.util.regex.Pattern.compile(java.util.regex.Pattern.quote(
+        blob.getFileName() + ".") + "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        + java.util.regex.Pattern.quote(HubCache.INCOMPLETE_SUFFIX));
+    long before = System.currentTimeMillis() - LEFTOVER_AGE.toMillis();
     try (java.util.stream.Stream<Path> siblings = Files.list(blob.getParent())) {
       for (Path p : (Iterable<Path>) siblings::iterator) {
-        String name = p.getFileName().toString();
-        if (name.startsWith(prefix) && name.endsWith(HubCache.INCOMPLETE_SUFFIX) && Files.isRegularFile(p)) {
+        if (ours.matcher(p.getFileName().toString()).matches() && Files.isRegularFile(p)
+            && Files.getLastModifiedTime(p).toMillis() < before) {
           LOG.info("Deleting {} ({} bytes), left by an interrupted download.", p, Files.size(p));
           Files.deleteIfExists(p);
         }
       }
     }
   }
+
+  /** How long a temporary file must have been untouched to count as a killed download's. */
+  static final java.time.Duration LEFTOVER_AGE = java.time.Duration.ofMinutes(10);
 
   private void download(Path temp, RepoId repo, String file, HubClient.FileMetadata meta)
       throws IOException {

@@ -13,10 +13,12 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One download of a blob at a time, across the threads of this JVM and across processes (each rank of a multi-process
- * job resolves the model): the others wait, then find the blob complete. Without it every process fetched every file
- * at once, each into its own temporary file (session 27's review). A file lock is per process, so threads of this JVM
- * first take a lock of their own per lock file.
+ * One download of a blob at a time, across the threads of this JVM and across opt-java processes (each rank of a
+ * multi-process job resolves the model): the others wait, then find the blob complete. Without it every process
+ * fetched every file at once, each into its own temporary file (session 27's review). A file lock is per process, so
+ * threads of this JVM first take a lock of their own per lock file. The lock file is huggingface_hub's, but Java's
+ * lock (fcntl) and Python's filelock (flock) do not exclude each other on Linux: a Python download of the same file at
+ * the same time is not kept out (each writes its own temporary file; both results are whole).
  */
 final class BlobLock implements AutoCloseable {
 

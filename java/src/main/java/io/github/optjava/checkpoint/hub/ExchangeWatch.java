@@ -78,8 +78,8 @@ final class ExchangeWatch {
       if (now - deadline >= 0) {
         abort(response);
         throw new HttpTimeoutException(String.format(Locale.ROOT,
-            "the answer took more than %.1f s, the most a request for metadata may take (4 read timeouts; "
-                + "HF_HUB_DOWNLOAD_TIMEOUT sets the read timeout)", total.toMillis() / 1e3));
+            "the answer took more than %.1f s, the most a request for metadata may take (4 read timeouts "
+                + "after the connect timeout; HF_HUB_DOWNLOAD_TIMEOUT sets the read timeout)", total.toMillis() / 1e3));
       }
       long left = Math.min(lastActivity + readTimeoutNanos - now, deadline - now);
       if (lastActivity + readTimeoutNanos - now <= 0) {

@@ -60,9 +60,9 @@ final class HubClient {
   private static final int MAX_REDIRECTS = 10;
 
   /**
-   * How many read timeouts a request for metadata (the listing, a file's HEAD) may take in all (2 min by default): a
-   * server that trickles its answer a byte at a time never trips the read timeout, and held the caller for hours
-   * (session 27's review).
+   * How many read timeouts a request for metadata (the listing, a file's HEAD) may take in all, after the connect
+   * timeout (2 min 10 s by default): a server that trickles its answer a byte at a time never trips the read timeout,
+   * and held the caller for hours (session 27's review).
    */
   static final int METADATA_DEADLINE_READ_TIMEOUTS = 4;
 
@@ -177,7 +177,8 @@ final class HubClient {
   }
 
   private Duration metadataDeadline() {
-    return settings.readTimeout().multipliedBy(METADATA_DEADLINE_READ_TIMEOUTS);
+    // Counted from before the connection: the connect timeout on top (a slow proxy's connect is not the answer's).
+    return settings.readTimeout().multipliedBy(METADATA_DEADLINE_READ_TIMEOUTS).plus(settings.connectTimeout());
   }
 
   /** Whether a request to this URI carries the token: only the endpoint's own scheme, host and port. */

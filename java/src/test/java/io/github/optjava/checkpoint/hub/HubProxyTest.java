@@ -38,6 +38,20 @@ class HubProxyTest extends FakeHubTestBase {
     assertEquals(Proxy.NO_PROXY, only(HubProxy.selector(Map.of()), "https://huggingface.co/"));
   }
 
+  /** Session 27's review of the first version: each of these was read otherwise than by requests. */
+  @Test
+  void namesWithUnderscoresNetworksPortsIpv6AndLowercaseFirst() {
+    ProxySelector s = HubProxy.selector(Map.of("HTTPS_PROXY", "http://UPPER:1", "https_proxy", "http://squid_proxy:3128",
+        "NO_PROXY", "10.0.0.0/8,::1,hub.local:8443"));
+    assertEquals(new InetSocketAddress("squid_proxy", 3128), only(s, "https://huggingface.co/").address());
+    assertEquals(Proxy.NO_PROXY, only(s, "https://10.1.2.3/x"));
+    assertEquals(Proxy.NO_PROXY, only(s, "https://[::1]:8080/x"));
+    assertEquals(Proxy.NO_PROXY, only(s, "https://hub.local:8443/x"));
+    assertEquals(new InetSocketAddress("squid_proxy", 3128), only(s, "https://hub.local/x").address(), "another port");
+    assertEquals(new InetSocketAddress("squid_proxy", 3128), only(s, "https://11.1.2.3/x").address());
+    assertFalse(HubProxy.bypasses("example.com", "badexample.com", 443), "a suffix only at a dot");
+  }
+
   @Test
   void aProxyWithAPasswordOrAnotherSchemeIsRefusedWithoutShowingThePassword() {
     CheckpointException e = assertThrows(CheckpointException.class,
