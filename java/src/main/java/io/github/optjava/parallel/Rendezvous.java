@@ -40,10 +40,10 @@ import org.slf4j.LoggerFactory;
  */
 public final class Rendezvous {
   private static final Logger LOG = LoggerFactory.getLogger(Rendezvous.class);
-  private static final int MAGIC = 0x4f505452; // "OPTR"
-  private static final int VERSION = 3;
+  static final int MAGIC = 0x4f505452; // "OPTR"
+  static final int VERSION = 3;
   private static final int MAX_PAYLOAD = 1 << 20;
-  private static final int JOIN = 0;
+  static final int JOIN = 0;
   private static final int FAILED = 1;
   /** Longest failure message passed on (a stack of causes can be long; the failing process logs it whole). */
   private static final int MAX_MESSAGE = 2000;
@@ -299,6 +299,9 @@ public final class Rendezvous {
         long leftMs = left / 1_000_000;
         greeters.execute(() -> greetAndHear(s, leftMs, hellos, unheard));
       }
+      if (error == null) {
+        refuseLateArrivals(p, hellos, unheard);
+      }
     } catch (IOException e) {
       if (error == null) {
         error = "rank 0 could not listen on port " + p.masterPort() + " (" + e.getMessage() + "): choose a free "
@@ -313,6 +316,31 @@ public final class Rendezvous {
       throw new RendezvousException(error);
     }
     return List.of(members);
+  }
+
+  /**
+   * Once every rank joined: a process that connected meanwhile (greeted, its hello on the way) is told why it is not
+   * part of the job, instead of a closed connection that read as rank 0's failure (session 27's review: two processes
+   * given RANK=1, or another job's rank on the same MASTER_PORT). Waits at most 300 ms, and only when there is one.
+   */
+  private static void refuseLateArrivals(Placement p, java.util.concurrent.BlockingQueue<Hello> hellos,
+      java.util.Set<Socket> unheard) {
+    long until = System.nanoTime() + 300_000_000L;
+    while (!(hellos.isEmpty() && unheard.isEmpty()) && System.nanoTime() < until) {
+      Hello h;
+      try {
+        h = hellos.poll(20, java.util.concurrent.TimeUnit.MILLISECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+      if (h != null) {
+        unheard.remove(h.socket());
+        refuse(h.socket(), "the job's " + p.worldSize() + " ranks had all joined rank 0 at " + p.masterAddr() + ":"
+            + p.masterPort() + " when this process came as rank " + h.rank() + ": two processes were given RANK="
+            + h.rank() + ", or this one belongs to another job that uses the same MASTER_ADDR and MASTER_PORT");
+      }
+    }
   }
 
   /**

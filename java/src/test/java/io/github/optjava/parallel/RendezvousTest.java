@@ -222,6 +222,48 @@ class RendezvousTest {
         + "no-such-host.invalid does not resolve)"), e);
   }
 
+  /**
+   * Two processes given RANK=1 of a job of two: one joins; the other is told the job was complete, naming the
+   * duplicate RANK (session 27's review: it was told that rank 0 "closed the connection: it may have failed").
+   * The stray one is a raw connection, greeted before the real rank 1 starts, so that it is surely heard.
+   */
+  @Test
+  void aSecondProcessWithTheSameRankIsToldTheJobWasComplete() throws Exception {
+    int port = freePort();
+    ExecutorService pool = Executors.newFixedThreadPool(2);
+    try {
+      Future<List<Rendezvous.Member>> driver = pool.submit(() -> Rendezvous.allGather(rank(0, 2, port), new byte[0],
+          Duration.ofSeconds(30)));
+      try (java.net.Socket stray = connectWhenListening(port)) {
+        java.io.DataInputStream in = new java.io.DataInputStream(stray.getInputStream());
+        assertEquals(Rendezvous.MAGIC, in.readInt()); // greeted: rank 0 hears it before it ends
+        in.readInt();
+        Future<List<Rendezvous.Member>> real = pool.submit(() -> Rendezvous.allGather(rank(1, 2, port), new byte[0],
+            Duration.ofSeconds(30)));
+        java.io.DataOutputStream out = new java.io.DataOutputStream(stray.getOutputStream());
+        for (int v : new int[] {Rendezvous.MAGIC, Rendezvous.VERSION, 1, 2, Rendezvous.JOIN, 0}) {
+          out.writeInt(v);
+        }
+        out.flush();
+        stray.setSoTimeout(20_000);
+        int status = in.readInt(); // 1: refused with a reason; 0: it joined, and the real rank 1 is the late one
+        String told;
+        if (status == 1) {
+          told = in.readUTF();
+          assertEquals(2, real.get(20, TimeUnit.SECONDS).size());
+        } else {
+          told = assertThrows(java.util.concurrent.ExecutionException.class, () -> real.get(20, TimeUnit.SECONDS))
+              .getCause().getMessage();
+        }
+        assertTrue(told.contains("the job's 2 ranks had all joined") && told.contains("two processes were given "
+            + "RANK=1"), told);
+        assertEquals(2, driver.get(20, TimeUnit.SECONDS).size(), "the job itself went on");
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+  }
+
   private static java.net.Socket connectWhenListening(int port) throws InterruptedException {
     for (int tries = 0; tries < 200; tries++) {
       try {
