@@ -161,8 +161,23 @@ final class HubClient {
   HttpResponse<Long> download(
       RepoId repo, String commit, String file, URI location, BodySubscriber<Long> sink) {
     HubHttpErrors.Context context = context(repo, commit, file);
-    BodyHandler<Long> onlyOk = info -> info.statusCode() == 200 ? sink : BodySubscribers.replacing(null);
+    // The bytes as stored were asked for (Accept-Encoding: identity); a body encoded anyway (a proxy's gzip) is not
+    // fed to the file, and is named below rather than failing as a connection that "closed early".
+    java.util.concurrent.atomic.AtomicReference<String> encoded = new java.util.concurrent.atomic.AtomicReference<>();
+    BodyHandler<Long> onlyOk = info -> {
+      String encoding = info.headers().firstValue("Content-Encoding").orElse("identity").trim();
+      if (info.statusCode() == 200 && !encoding.equalsIgnoreCase("identity")) {
+        encoded.set(encoding);
+        return BodySubscribers.replacing(null);
+      }
+      return info.statusCode() == 200 ? sink : BodySubscribers.replacing(null);
+    };
     HttpResponse<Long> response = send(location, "GET", onlyOk, true, context, null);
+    if (encoded.get() != null) {
+      throw new CheckpointException("The download of '" + file + "' from " + HubHttpErrors.withoutQuery(response.uri())
+          + " came encoded (Content-Encoding: " + Untrusted.shown(encoded.get()) + ") though asked for as stored: "
+          + "a proxy may be rewriting downloads. Nothing was stored.");
+    }
     if (response.statusCode() / 100 == 2 && response.statusCode() != 200) {
       // 206 or 204 would need handling we do not do; say so rather than store a wrong file.
       throw new CheckpointException("Unexpected HTTP " + response.statusCode() + " while "

@@ -44,7 +44,7 @@ final class FakeHub implements AutoCloseable {
   /** One request as the server saw it. */
   record Request(String method, String path, String host, String authorization) {}
 
-  private enum Fault { TRUNCATE, WRONG_SHA256, STALL, CORRUPT, SLOW }
+  private enum Fault { TRUNCATE, WRONG_SHA256, STALL, CORRUPT, SLOW, GZIP }
 
   private final HttpServer server;
   private final ExecutorService executor;
@@ -141,6 +141,11 @@ final class FakeHub implements AutoCloseable {
   /** Serves that file with its last byte changed: the right size and headers, the wrong content. */
   void corrupt(String file) {
     faults.put(file, Fault.CORRUPT);
+  }
+
+  /** Sends that file gzip-compressed with Content-Encoding: gzip, although asked for it as stored (a proxy's doing). */
+  void gzip(String file) {
+    faults.put(file, Fault.GZIP);
   }
 
   /** Waits 300 ms before sending that file's bytes, so that concurrent downloads of it overlap. */
@@ -383,6 +388,15 @@ final class FakeHub implements AutoCloseable {
       byte[] changed = content.clone();
       changed[changed.length - 1] ^= 1;
       send(exchange, changed, changed.length);
+      return;
+    }
+    if (fault == Fault.GZIP) {
+      java.io.ByteArrayOutputStream packed = new java.io.ByteArrayOutputStream();
+      try (java.util.zip.GZIPOutputStream z = new java.util.zip.GZIPOutputStream(packed)) {
+        z.write(content);
+      }
+      exchange.getResponseHeaders().set("Content-Encoding", "gzip");
+      send(exchange, packed.toByteArray(), packed.size());
       return;
     }
     if (fault == Fault.SLOW) {

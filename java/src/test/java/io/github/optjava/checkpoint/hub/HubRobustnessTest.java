@@ -154,4 +154,13 @@ class HubRobustnessTest extends FakeHubTestBase {
     assertEquals(complete, resolve(settings()));
     assertEquals(FakeHub.SHA, Files.readString(refMain()));
   }
+
+  /** Session 27's review: a proxy's gzip failed as "the connection closed early" after part of the bytes. */
+  @Test
+  void anEncodedDownloadIsNamedAndNothingIsStored() throws IOException {
+    hub.gzip("merges.txt");
+    CheckpointException e = assertThrows(CheckpointException.class, () -> resolve(settings()));
+    assertTrue(e.getMessage().contains("came encoded (Content-Encoding: gzip)"), e.getMessage());
+    assertNoPartialFiles();
+  }
 }
