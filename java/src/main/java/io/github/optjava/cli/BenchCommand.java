@@ -28,6 +28,7 @@ import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
 import java.util.concurrent.TimeUnit;
+import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.ParentCommand;
@@ -70,9 +71,22 @@ final class BenchCommand implements Callable<Integer> {
           + "Default: ${DEFAULT-VALUE}.")
   String shape;
 
-  @Option(names = "--dtype", defaultValue = "f16", paramLabel = "f16|bf16|f32",
+  @Option(names = "--dtype", defaultValue = "f16", paramLabel = "f16|bf16|f32", converter = DtypeValue.class,
       description = "Weight dtype. Default: ${DEFAULT-VALUE}.")
   String dtype;
+
+  /** A bad --dtype is a command-line error (exit 2, usage), as a bad --device or --quantize is. */
+  static final class DtypeValue implements CommandLine.ITypeConverter<String> {
+    @Override
+    public String convert(String value) {
+      try {
+        weightType(value);
+        return value;
+      } catch (IllegalArgumentException e) {
+        throw new CommandLine.TypeConversionException(e.getMessage());
+      }
+    }
+  }
 
   @Option(names = "--quantize", defaultValue = "none", paramLabel = "none|int8",
       converter = EngineOptions.QuantizationValue.class,
@@ -505,6 +519,10 @@ final class BenchCommand implements Callable<Integer> {
   }
 
   private DType weightType() {
+    return weightType(dtype);
+  }
+
+  private static DType weightType(String dtype) {
     return switch (dtype.toLowerCase(Locale.ROOT)) {
       case "f16", "fp16", "float16" -> DType.F16;
       case "bf16", "bfloat16" -> DType.BF16;

@@ -415,7 +415,7 @@ class BenchCommandTest {
       assertTrue(cuda.err().contains("CUDA is not usable here"), cuda.err());
     }
     CliTest.Run dtype = bench("--dtype", "int8", "--shape", config);
-    assertTrue(dtype.exit() != 0 && dtype.err().contains("--dtype must be f16, bf16 or f32"), dtype.err());
+    assertTrue(dtype.exit() == 2 && dtype.err().contains("--dtype must be f16, bf16 or f32"), dtype.err());
     CliTest.Run size = bench("--shape", "7b");
     assertTrue(size.exit() != 0 && size.err().contains("unknown OPT size '7b'"), size.err());
     CliTest.Run tooLong = bench("--shape", config, "--prompt-len", "120", "--gen-len", "9");
