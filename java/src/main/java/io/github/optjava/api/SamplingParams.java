@@ -23,9 +23,12 @@ import java.util.OptionalLong;
  * <p><b>Decoding strategy</b> follows from three fields:
  *
  * <ul>
- *   <li>{@code numBeams > 1}: deterministic Hugging Face beam search ({@code do_sample=False}). Beam
- *       sampling is not supported, so {@code temperature} must be 0 or 1 (both mean "no warping" here),
- *       {@code topK}/{@code topP} must be off and no seed may be given.
+ *   <li>{@code numBeams > 1}: deterministic Hugging Face beam search ({@code do_sample=False}), as transformers
+ *       4.36 to 4.49 run it (the golden data's version is 4.36.2). From 4.50 transformers stops a search with
+ *       {@code early_stopping=False} by another heuristic and ends beams at a stop string, so such searches can
+ *       return other beams there; with {@code earlyStopping(true)} every version agrees. Beam sampling is not
+ *       supported, so {@code temperature} must be 0 or 1 (both mean "no warping" here), {@code topK}/{@code topP}
+ *       must be off and no seed may be given.
  *   <li>{@code temperature == 0}: greedy decoding (argmax). {@code topK}/{@code topP}/{@code minP}/{@code typicalP}
  *       would have no effect and are rejected, as are a seed and {@code n > 1} (every completion would be the same;
  *       Hugging Face rejects {@code num_return_sequences > 1} for greedy search too).
@@ -41,6 +44,9 @@ public final class SamplingParams {
 
   /** OpenAI's cap on {@code logprobs} for completions. */
   public static final int MAX_LOGPROBS = 20;
+
+  /** The smallest temperature above 0 (greedy): logits divided by a smaller one can overflow float32. */
+  public static final double MIN_TEMPERATURE = 1e-30;
 
   /** OpenAI's cap on the number of stop sequences. */
   public static final int MAX_STOP_SEQUENCES = 4;
@@ -198,7 +204,9 @@ public final class SamplingParams {
 
   /**
    * Beam search: stop as soon as {@code numBeams} finished hypotheses exist (HF {@code True}). With
-   * {@code false} HF's heuristic stop applies. HF's third value {@code "never"} is not offered.
+   * {@code false} HF's heuristic stop applies, as transformers 4.36 to 4.49 compute it: done when the step's best
+   * candidate, normalised by the current length, cannot beat the worst kept hypothesis (4.50 and later compare the
+   * best beam still running instead, and may stop earlier). HF's third value {@code "never"} is not offered.
    */
   public boolean earlyStopping() {
     return earlyStopping;
@@ -229,7 +237,12 @@ public final class SamplingParams {
     return minTokens;
   }
 
-  /** Stop sequences: generation ends before the first occurrence of any of them; never null. */
+  /**
+   * Stop sequences: generation ends before the first occurrence of any of them in the generated text (OpenAI's
+   * meaning: the text excludes the stop string; Hugging Face's {@code stop_strings} keep it). Beam search runs to its
+   * end and then cuts each returned beam at its first stop string (transformers 4.50 and later end a beam there
+   * while searching); never null.
+   */
   public List<String> stop() {
     return stop;
   }
@@ -298,6 +311,10 @@ public final class SamplingParams {
     require(maxTokens >= 0, "maxTokens must be >= 0 (got " + maxTokens + ")");
     require(Double.isFinite(temperature) && temperature >= 0,
         "temperature must be a finite number >= 0 (got " + temperature + "); use 0 for greedy decoding");
+    // Below this, logits divided by the temperature overflow float32 to infinity and the draw becomes uniform among
+    // every overflowed token (session 27's review: random text at 1e-39), where the limit is greedy decoding.
+    require(temperature == 0 || temperature >= MIN_TEMPERATURE, "temperature " + temperature + " is below "
+        + MIN_TEMPERATURE + ", where logits divided by it overflow float32; use 0 for greedy decoding");
     require(topK >= 0, "topK must be >= 0 (got " + topK + "); use 0 to turn top-k off");
     require(topP > 0 && topP <= 1,
         "topP must be in (0, 1] (got " + topP + "); use 1.0 to turn top-p off");

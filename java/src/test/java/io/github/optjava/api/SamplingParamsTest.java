@@ -57,6 +57,19 @@ class SamplingParamsTest {
     assertEquals(SamplingParams.defaults().toBuilder().temperature(0).build(), g);
   }
 
+  /**
+   * Session 27's review: at 1e-39 logits divided by the temperature overflowed to infinity, and the draw was uniform
+   * among thousands of tokens (random text where the limit is greedy decoding).
+   */
+  @Test
+  void aTemperatureWhoseDivisionOverflowsIsRefused() {
+    IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        () -> SamplingParams.builder().temperature(1e-39).build());
+    assertTrue(e.getMessage().contains("overflow float32; use 0 for greedy decoding"), e.getMessage());
+    assertEquals(SamplingParams.MIN_TEMPERATURE, SamplingParams.builder().temperature(1e-30).build().temperature());
+    assertTrue((float) (1000 / SamplingParams.MIN_TEMPERATURE) < Float.POSITIVE_INFINITY, "logits up to 1e3 stay finite");
+  }
+
   @Test
   void toBuilderRoundTripsEveryField() {
     SamplingParams p = SamplingParams.builder().maxTokens(40).temperature(0.8).topK(10).topP(0.95).seed(7L)
