@@ -545,7 +545,8 @@ public final class Generator implements AutoCloseable {
     }
   }
 
-  private static void awaitUninterruptibly(java.util.concurrent.CountDownLatch latch) {
+  /** Waits for {@code latch} through interrupts, keeping the interrupt flag (also the tests' way to hold a step). */
+  static void awaitUninterruptibly(java.util.concurrent.CountDownLatch latch) {
     boolean interrupted = false;
     while (true) {
       try {

@@ -106,18 +106,7 @@ class GeneratorCloseEdgesTest {
       try {
         g.generate("Hello", SamplingParams.greedy().toBuilder().maxTokens(3).build(), chunk -> {
           inStep.countDown();
-          boolean interrupted = false;
-          while (true) { // close()'s interrupts do not end it, as a long native call would not end
-            try {
-              release.await();
-              break;
-            } catch (InterruptedException e) {
-              interrupted = true;
-            }
-          }
-          if (interrupted) {
-            Thread.currentThread().interrupt();
-          }
+          Generator.awaitUninterruptibly(release); // as a long native call, close()'s interrupts do not end it
         });
       } catch (RuntimeException expected) {
         // the generator was closed
