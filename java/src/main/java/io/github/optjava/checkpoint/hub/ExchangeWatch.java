@@ -28,7 +28,7 @@ import java.util.concurrent.TimeoutException;
 final class ExchangeWatch {
 
   private final long readTimeoutNanos;
-  private final long deadline; // System.nanoTime() by which the whole exchange must end, or Long.MAX_VALUE
+  private final long deadline; // System.nanoTime() by which the whole exchange must end (when total is not null)
   private final Duration total;
   private volatile long lastActivity;
   private volatile boolean answered;
@@ -45,7 +45,7 @@ final class ExchangeWatch {
   ExchangeWatch(Duration connectTimeout, Duration readTimeout, Duration total) {
     this.readTimeoutNanos = readTimeout.toNanos();
     this.total = total;
-    this.deadline = total == null ? Long.MAX_VALUE : System.nanoTime() + total.toNanos();
+    this.deadline = total == null ? 0 : System.nanoTime() + total.toNanos();
     // Until the first answer, connecting may take its own timeout on top of the read timeout.
     this.lastActivity = System.nanoTime() + connectTimeout.toNanos();
   }
@@ -75,13 +75,15 @@ final class ExchangeWatch {
       throws IOException, InterruptedException {
     while (true) {
       long now = System.nanoTime();
-      if (now - deadline >= 0) {
+      // (nanoTime may be negative: compared by differences only, and no sentinel value that a difference overflows)
+      if (total != null && now - deadline >= 0) {
         abort(response);
         throw new HttpTimeoutException(String.format(Locale.ROOT,
             "the answer took more than %.1f s, the most a request for metadata may take (4 read timeouts "
                 + "after the connect timeout; HF_HUB_DOWNLOAD_TIMEOUT sets the read timeout)", total.toMillis() / 1e3));
       }
-      long left = Math.min(lastActivity + readTimeoutNanos - now, deadline - now);
+      long left = total == null ? lastActivity + readTimeoutNanos - now
+          : Math.min(lastActivity + readTimeoutNanos - now, deadline - now);
       if (lastActivity + readTimeoutNanos - now <= 0) {
         abort(response);
         throw new HttpTimeoutException(String.format(Locale.ROOT,
